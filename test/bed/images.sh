@@ -1,0 +1,2 @@
+#!/usr/bin/env bash
+echo "[bed] images.sh: TODO"
