@@ -1,0 +1,106 @@
+// The standby is the leader's own container with only the image changed. What `docker inspect`
+// reports is the operator's settings merged with the old image's defaults; copying those
+// defaults verbatim would pin the old image's ENV, CMD, labels and healthcheck onto the new
+// image, so values equal to the old image's defaults are left for the new image to supply.
+import type Docker from 'dockerode'
+
+export type PortBindings = Record<string, Array<{ HostIp?: string; HostPort?: string }> | null>
+
+export interface CloneOptions {
+  name: string
+  image: string
+  /** replacement host port bindings (published ports remapped); undefined keeps the leader's */
+  portBindings?: PortBindings
+  /** the old image's config, so its defaults are not copied as if they were the operator's */
+  oldImageConfig?: { Env?: string[] | null; Cmd?: string[] | null; Entrypoint?: string[] | string | null; Labels?: Record<string, string> | null; Healthcheck?: unknown; WorkingDir?: string; User?: string; ExposedPorts?: Record<string, unknown> | null; StopSignal?: string }
+  /** labels added to mark the container as ours (role, run id) */
+  extraLabels?: Record<string, string>
+  /** overrides the command (e.g. `node db rollback N`) */
+  cmd?: string[]
+}
+
+const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null)
+
+export function cloneSpec(info: Docker.ContainerInspectInfo, opts: CloneOptions): Docker.ContainerCreateOptions {
+  const c = info.Config
+  const img = opts.oldImageConfig ?? {}
+  const imageEnv = new Set(img.Env ?? [])
+  const env = (c.Env ?? []).filter((e) => !imageEnv.has(e))
+  const labels: Record<string, string> = {}
+  for (const [k, v] of Object.entries(c.Labels ?? {})) {
+    if (img.Labels?.[k] !== v) labels[k] = v
+  }
+  Object.assign(labels, opts.extraLabels ?? {})
+  const exposed: Record<string, object> = {}
+  for (const p of Object.keys(c.ExposedPorts ?? {})) if (!img.ExposedPorts || !(p in img.ExposedPorts)) exposed[p] = {}
+
+  const hostConfig: Docker.HostConfig = { ...info.HostConfig }
+  if (opts.portBindings) hostConfig.PortBindings = opts.portBindings
+  // A container joined to another's network namespace keeps that; everything else is recreated.
+  const networkMode = hostConfig.NetworkMode ?? 'default'
+
+  const endpoints: Record<string, Docker.EndpointSettings> = {}
+  const shortId = info.Id.slice(0, 12)
+  for (const [net, ep] of Object.entries(info.NetworkSettings?.Networks ?? {})) {
+    if (['bridge', 'host', 'none', 'default'].includes(net) || net !== networkMode) continue
+    const aliases = (ep.Aliases ?? []).filter((a: string) => a !== shortId && a !== info.Id && a !== info.Name.replace(/^\//, ''))
+    endpoints[net] = { Aliases: aliases.length ? aliases : undefined } as Docker.EndpointSettings
+  }
+
+  const spec: Docker.ContainerCreateOptions = {
+    name: opts.name,
+    Image: opts.image,
+    Env: env,
+    Labels: labels,
+    Tty: c.Tty,
+    OpenStdin: c.OpenStdin,
+    StdinOnce: c.StdinOnce,
+    AttachStdin: false,
+    AttachStdout: false,
+    AttachStderr: false,
+    HostConfig: hostConfig,
+    NetworkingConfig: Object.keys(endpoints).length ? { EndpointsConfig: endpoints } : undefined
+  }
+  if (Object.keys(exposed).length) spec.ExposedPorts = exposed
+  if (opts.cmd) spec.Cmd = opts.cmd
+  else if (!same(c.Cmd, img.Cmd)) spec.Cmd = c.Cmd as string[]
+  if (!same(c.Entrypoint, img.Entrypoint)) spec.Entrypoint = c.Entrypoint as string[]
+  if (c.Healthcheck && !same(c.Healthcheck, img.Healthcheck)) spec.Healthcheck = c.Healthcheck
+  if (c.WorkingDir && c.WorkingDir !== img.WorkingDir) spec.WorkingDir = c.WorkingDir
+  if (c.User && c.User !== img.User) spec.User = c.User
+  if (c.StopSignal && c.StopSignal !== img.StopSignal) spec.StopSignal = c.StopSignal
+  if (c.StopTimeout !== undefined) spec.StopTimeout = c.StopTimeout
+  // The auto-generated hostname is the old container's id; a set one is the operator's.
+  if (c.Hostname && c.Hostname !== shortId && !['host'].includes(networkMode)) spec.Hostname = c.Hostname
+  if (c.Domainname) spec.Domainname = c.Domainname
+  return spec
+}
+
+/** Published host ports of a container: container port -> bindings. Empty for host networking. */
+export function publishedPorts(info: Docker.ContainerInspectInfo): PortBindings {
+  if (info.HostConfig.NetworkMode === 'host') return {}
+  const out: PortBindings = {}
+  for (const [port, binds] of Object.entries((info.HostConfig.PortBindings ?? {}) as PortBindings)) {
+    if (binds && binds.length) out[port] = binds
+  }
+  return out
+}
+
+/**
+ * Remaps every published binding to a free host port on the same host address, so a UI the
+ * operator bound to 127.0.0.1 never appears on 0.0.0.0. `freePort(hostIp)` finds one.
+ */
+export async function remapPorts(bindings: PortBindings, freePort: (hostIp: string, avoid: Set<number>) => Promise<number>): Promise<PortBindings> {
+  const out: PortBindings = {}
+  const taken = new Set<number>()
+  for (const [port, binds] of Object.entries(bindings)) {
+    const list = []
+    for (const b of binds ?? []) {
+      const p = await freePort(b.HostIp ?? '', taken)
+      taken.add(p)
+      list.push({ HostIp: b.HostIp ?? '', HostPort: String(p) })
+    }
+    out[port] = list
+  }
+  return out
+}

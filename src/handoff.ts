@@ -1,0 +1,222 @@
+// The lock handoff, step by step (design.md steps 2-6): start a standby from the leader's own
+// config, prove it waits for the lock, stop the leader gracefully, prove the standby took the
+// lock and nobody else holds it, and hold it to the health gate. Each step proves itself.
+import type { Context } from './context.js'
+import { OperationError, sleep } from './context.js'
+import type { Database, NodeSession } from './database.js'
+import { cloneSpec, publishedPorts, remapPorts, type PortBindings } from './container-spec.js'
+import { containerIps, containerName, freePort, type ContainerInfo } from './docker.js'
+import { formatMs } from './duration.js'
+import { isReady, probe } from './health.js'
+import { readLockState } from './lock.js'
+import type { NodeConfig, LockMode } from './node-config.js'
+import { healthBase } from './node.js'
+import { ReadinessWatcher } from './watch.js'
+
+export const LABEL_RUN = 'io.chainlink-rollout.run'
+export const LABEL_ROLE = 'io.chainlink-rollout.role'
+
+/** What a handoff needs to know about the node and its database. */
+export interface NodeLink {
+  db: Database
+  config: NodeConfig
+  mode: LockMode
+}
+
+export interface Member {
+  id: string
+  name: string
+  info: ContainerInfo
+  appId?: string
+}
+
+export class GateError extends OperationError {
+  constructor(
+    readonly gate: string,
+    message: string,
+    readonly containerId?: string
+  ) {
+    super(message)
+  }
+}
+
+export interface Timeouts {
+  stopS: number
+  standbyMs: number
+  readyMs: number
+  stableMs: number
+  lockMs: number
+}
+
+/** Timeouts from the inputs, else derived from the node's own lease and grace settings. */
+export function timeouts(ctx: Context, cfg: NodeConfig, leader?: ContainerInfo): Timeouts {
+  const i = ctx.inputs
+  const containerStop = leader?.Config.StopTimeout
+  const stopMs = i.stopTimeoutMs ?? Math.max((containerStop ?? 10) * 1000, cfg.shutdownGraceMs + 5000)
+  return {
+    stopS: Math.ceil(stopMs / 1000),
+    standbyMs: i.standbyTimeoutMs ?? 30_000 + 3 * cfg.leaseRefreshMs,
+    readyMs: i.readyTimeoutMs,
+    stableMs: i.stableForMs,
+    // a killed leader's lease runs out one duration after its last refresh; the standby sees
+    // it at its next poll (+10% jitter)
+    lockMs: cfg.leaseDurationMs + 2 * Math.max(cfg.leaseRefreshMs, cfg.advisoryCheckMs) + 2000
+  }
+}
+
+/** Creates and starts a container from `from`'s config with another image (and maybe ports). */
+export async function startClone(ctx: Context, from: ContainerInfo, opts: { image: string; name: string; ports: 'remap' | 'keep'; runId: string; role: string }): Promise<Member> {
+  const { docker } = ctx
+  const oldImage = await docker.imageInfo(from.Image)
+  let portBindings: PortBindings | undefined
+  if (opts.ports === 'remap') {
+    const published = publishedPorts(from)
+    if (Object.keys(published).length) portBindings = await remapPorts(published, freePort)
+  }
+  const spec = cloneSpec(from, { name: opts.name, image: opts.image, portBindings, oldImageConfig: oldImage?.config, extraLabels: { [LABEL_RUN]: opts.runId, [LABEL_ROLE]: opts.role } })
+  const id = await docker.create(spec)
+  await docker.start(id)
+  const info = (await docker.inspect(id))!
+  return { id, name: opts.name, info }
+}
+
+export function describePorts(info: ContainerInfo): string {
+  const pb = publishedPorts(info)
+  const parts = Object.entries(pb).flatMap(([p, binds]) => (binds ?? []).map((b) => `${b.HostIp || '0.0.0.0'}:${b.HostPort}->${p}`))
+  return parts.length ? parts.join(', ') : info.HostConfig.NetworkMode === 'host' ? 'host network' : 'no published ports'
+}
+
+/**
+ * Standby-ready gate: the container is running (not restarting, not exited), it has a DB
+ * session of its own, and the lock is still the leader's: it is waiting for the lock.
+ */
+export async function standbyReady(ctx: Context, link: NodeLink, standby: Member, leaderAppId: string, knownAppIds: Set<string>, timeoutMs: number): Promise<NodeSession> {
+  const end = Date.now() + timeoutMs
+  let lastWhy = 'no DB session yet'
+  while (Date.now() < end) {
+    const info = await ctx.docker.inspect(standby.id)
+    if (!info) throw new GateError('standby-ready', `standby '${standby.name}' disappeared`, standby.id)
+    if (!info.State.Running || info.State.Restarting) throw new GateError('standby-ready', `standby '${standby.name}' is not running (${info.State.Status}, exit code ${info.State.ExitCode}) before taking the lock`, standby.id)
+    if (info.RestartCount > 0) throw new GateError('standby-ready', `standby '${standby.name}' restarted ${info.RestartCount} time(s)`, standby.id)
+    const lock = await readLockState(link.db, link.mode, link.config.advisoryLockId)
+    const ips = containerIps(info)
+    const mine = lock.sessions.filter((s) => !knownAppIds.has(s.appId) && (ips.length === 0 || (s.clientAddr !== null && ips.includes(s.clientAddr))))
+    if (lock.holder && lock.holder !== leaderAppId) throw new GateError('standby-ready', `the lock moved to app ${lock.holder} before the handoff`, standby.id)
+    if (mine.length) {
+      if (lock.holder === leaderAppId) {
+        standby.appId = mine[0].appId
+        ctx.report.gate('standby-ready', true, `'${standby.name}' running, DB session of version ${mine[0].version} (app ${mine[0].appId}), waiting: the lock is still the leader's`)
+        return mine[0]
+      }
+      lastWhy = lock.problem ?? 'lock state unclear'
+    }
+    await sleep(200, ctx.signal)
+  }
+  throw new GateError('standby-ready', `standby '${standby.name}' did not open a DB session and wait for the lock within ${formatMs(timeoutMs)} (${lastWhy})`, standby.id)
+}
+
+export interface HandoffResult {
+  stop: 'graceful' | 'killed' | 'already stopped'
+  lockTakenMs: number
+  gapMs?: number
+  stopMs: number
+}
+
+/**
+ * Stops `from` gracefully (SIGTERM, then SIGKILL after the stop timeout), then proves `to`
+ * holds the lock alone and passes the health gate. Returns the measured leader gap.
+ */
+export async function handoff(ctx: Context, link: NodeLink, from: Member, to: Member, t: Timeouts): Promise<HandoffResult> {
+  const { docker, report } = ctx
+  const fromUrl = healthBase(from.info, link.config.httpPort, from.name === ctx.inputs.container ? ctx.inputs.healthUrl : undefined)
+  const toInfo = (await docker.inspect(to.id))!
+  const toUrl = healthBase(toInfo, link.config.httpPort)
+  if (!toUrl) throw new GateError('health', `cannot address '${to.name}' from the host (no IP address)`, to.id)
+  const oldWatch = fromUrl ? new ReadinessWatcher(fromUrl).start() : undefined
+  const newWatch = new ReadinessWatcher(toUrl).start()
+  try {
+    report.step(`handoff ${from.name} -> ${to.name}`, `docker stop with ${t.stopS} s timeout`)
+    const t0 = Date.now()
+    await docker.stop(from.id, t.stopS)
+    const stopMs = Date.now() - t0
+    const after = await docker.inspect(from.id)
+    // docker stop SIGKILLs after the timeout: exit 137 without OOM means the node ignored SIGTERM.
+    const killed = after?.State.ExitCode === 137 && !after.State.OOMKilled
+    report.step(`${from.name} stopped`, `${killed ? 'killed after ignoring SIGTERM for' : 'exited gracefully in'} ${formatMs(stopMs)} (exit ${after?.State.ExitCode})`)
+    if (killed) report.note(`'${from.name}' ignored SIGTERM for ${t.stopS} s and was killed; its lease was not released, so '${to.name}' waited for it to expire.`)
+    const lockMs = await lockTaken(ctx, link, from, to, t.lockMs, t0 + stopMs)
+    await oldWatch?.stop()
+    await healthGate(ctx, link, to, t, newWatch)
+    const gapMs = newWatch.firstReadyAt !== undefined && oldWatch?.lastReadyAt !== undefined ? newWatch.firstReadyAt - oldWatch.lastReadyAt : undefined
+    const res: HandoffResult = { stop: killed ? 'killed' : 'graceful', lockTakenMs: lockMs, gapMs, stopMs }
+    report.handoffs.push({ from: from.name, to: to.name, stop: res.stop, lockTakenMs: lockMs, gapMs })
+    return res
+  } finally {
+    await oldWatch?.stop()
+    await newWatch.stop()
+  }
+}
+
+/** Lock-handoff check: the lock belongs to `to`'s app id and nobody else; `from`'s session is gone. */
+async function lockTaken(ctx: Context, link: NodeLink, from: Member, to: Member, timeoutMs: number, stoppedAt: number): Promise<number> {
+  const end = stoppedAt + timeoutMs
+  let last = ''
+  while (Date.now() < end) {
+    const lock = await readLockState(link.db, link.mode, link.config.advisoryLockId)
+    const fromLeft = !from.appId || !lock.sessions.some((s) => s.appId === from.appId)
+    if (lock.holder === to.appId && fromLeft) {
+      const ms = Date.now() - stoppedAt
+      ctx.report.gate('lock-handoff', true, `lock (${link.mode}) held by '${to.name}' (app ${to.appId}) ${formatMs(ms)} after '${from.name}' stopped; its sessions are gone`)
+      return ms
+    }
+    const info = await ctx.docker.inspect(to.id)
+    if (!info?.State.Running) throw new GateError('lock-handoff', `'${to.name}' exited (code ${info?.State.ExitCode}) before taking the lock`, to.id)
+    last = lock.holder ? `held by app ${lock.holder}` : (lock.problem ?? 'free')
+    if (!fromLeft) last += `; '${from.name}' still has a DB session`
+    await sleep(100, ctx.signal)
+  }
+  throw new GateError('lock-handoff', `'${to.name}' did not take the lock within ${formatMs(timeoutMs)} of the stop (${last})`, to.id)
+}
+
+/**
+ * Health gate: /readyz 200, no failing /health check and a healthy Docker HEALTHCHECK when the
+ * container has one, held for `stable-for` with no restart and the lock still its own.
+ */
+export async function healthGate(ctx: Context, link: NodeLink, to: Member, t: Timeouts, watch?: ReadinessWatcher): Promise<void> {
+  const { docker } = ctx
+  const start = Date.now()
+  const end = start + t.readyMs
+  const info0 = (await docker.inspect(to.id))!
+  const url = healthBase(info0, link.config.httpPort)!
+  const restarts0 = info0.RestartCount
+  const hasHealthcheck = !!info0.State.Health
+  let stableSince: number | undefined
+  let last = 'not answering yet'
+  while (Date.now() < end) {
+    const info = await docker.inspect(to.id)
+    if (!info?.State.Running) throw new GateError('health', `'${to.name}' exited (code ${info?.State.ExitCode}) ${stableSince ? 'while holding ready' : 'before becoming ready'}; last: ${last}`, to.id)
+    if (info.RestartCount !== restarts0) throw new GateError('health', `'${to.name}' restarted during the health gate`, to.id)
+    const p = await probe(url, 1000)
+    const dockerHealth = info.State.Health?.Status
+    const lock = await readLockState(link.db, link.mode, link.config.advisoryLockId)
+    if (lock.holder !== to.appId) throw new GateError('health', `'${to.name}' lost the lock (${lock.holder ? `now held by app ${lock.holder}` : lock.problem})`, to.id)
+    const ok = isReady(p) && (!hasHealthcheck || dockerHealth === 'healthy')
+    last = p.readyz !== undefined ? `/readyz ${p.readyz}, /health ${p.health}${p.failing.length ? ` failing ${p.failing.join(', ')}` : ''}${hasHealthcheck ? `, docker health ${dockerHealth}` : ''}` : `not answering (${p.error})`
+    if (ok) {
+      stableSince ??= Date.now()
+      if (Date.now() - stableSince >= t.stableMs) {
+        ctx.report.gate('health', true, `'${to.name}': ${last}, held ${formatMs(Date.now() - stableSince)} without a restart (ready ${formatMs(stableSince - start)} after the gate opened)`)
+        return
+      }
+    } else if (stableSince !== undefined) {
+      throw new GateError('health', `'${to.name}' was ready, then not (${last}) within the stable-for window`, to.id)
+    }
+    void watch
+    await sleep(250, ctx.signal)
+  }
+  throw new GateError('health', `'${to.name}' not ready within ready-timeout ${formatMs(t.readyMs)} (${last})`, to.id)
+}
+
+export function memberOf(info: ContainerInfo, appId?: string): Member {
+  return { id: info.Id, name: containerName(info), info, appId }
+}

@@ -1,0 +1,180 @@
+// Typed, validated inputs. Every error names the input and what was wrong; nothing on the host
+// is touched before all inputs are valid. Secrets (and values derived from them, like the
+// password inside a DB URL) are masked before anything can log them.
+import { parseDuration } from './duration.js'
+import { parseImageRef, type ImageRef } from './image-ref.js'
+import { maskDatabaseUrl } from './secrets.js'
+
+export const OPERATIONS = ['upgrade', 'handoff', 'restart', 'status', 'backup', 'restore', 'repair'] as const
+export type Operation = (typeof OPERATIONS)[number]
+export const LOCK_MODES = ['auto', 'lease', 'advisorylock', 'dual'] as const
+export type LockModeInput = (typeof LOCK_MODES)[number]
+export const DB_ROLLBACKS = ['migrate-down', 'restore'] as const
+export type DbRollback = (typeof DB_ROLLBACKS)[number]
+
+export interface Inputs {
+  operation: Operation
+  container: string
+  standby?: string
+  image?: ImageRef
+  imageFile?: string
+  databaseUrl?: string
+  lockMode: LockModeInput
+  healthUrl?: string
+  /** undefined: derived from the container's own stop timeout and the node's grace period */
+  stopTimeoutMs?: number
+  /** undefined: derived from the lease settings */
+  standbyTimeoutMs?: number
+  readyTimeoutMs: number
+  stableForMs: number
+  rollback: boolean
+  dbRollback: DbRollback
+  preferPrimary: boolean
+  backup: boolean
+  backupDir: string
+  backupKeep: number
+  backupRecipient?: string
+  backupFile?: string
+  stopNode: boolean
+  dryRun: boolean
+  stateDir: string
+  dockerHost?: string
+  lockTimeoutMs: number
+}
+
+export class InputError extends Error {
+  constructor(
+    readonly input: string,
+    message: string
+  ) {
+    super(`Input '${input}' ${message}`)
+  }
+}
+
+export type InputGetter = (name: string) => string
+
+const CONTAINER_NAME = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/
+
+function oneOf<T extends string>(get: InputGetter, name: string, allowed: readonly T[], dflt: T): T {
+  const v = get(name).trim()
+  if (!v) return dflt
+  if (!(allowed as readonly string[]).includes(v)) throw new InputError(name, `must be one of ${allowed.join(', ')}; got '${v}'`)
+  return v as T
+}
+
+function bool(get: InputGetter, name: string, dflt: boolean): boolean {
+  const v = get(name).trim()
+  if (!v) return dflt
+  if (/^(true|yes|on|1)$/i.test(v)) return true
+  if (/^(false|no|off|0)$/i.test(v)) return false
+  throw new InputError(name, `must be true or false; got '${v}'`)
+}
+
+function duration(get: InputGetter, name: string, dflt?: string, min = 0): number | undefined {
+  const v = get(name).trim() || dflt
+  if (!v) return undefined
+  const ms = parseDuration(v)
+  if (ms === undefined) throw new InputError(name, `must be a duration like 1500ms, 30s, 5m or a number of seconds; got '${v}'`)
+  if (ms < min) throw new InputError(name, `must be at least ${min} ms; got '${v}'`)
+  return ms
+}
+
+function containerName(get: InputGetter, name: string, dflt?: string): string | undefined {
+  const v = get(name).trim() || dflt
+  if (!v) return undefined
+  if (!CONTAINER_NAME.test(v)) throw new InputError(name, `is not a valid container name: '${v}'`)
+  return v.replace(/^\//, '')
+}
+
+function absPath(get: InputGetter, name: string, dflt?: string): string | undefined {
+  const v = get(name).trim() || dflt
+  if (!v) return undefined
+  if (v.includes('\0')) throw new InputError(name, 'contains a NUL byte')
+  return v
+}
+
+/**
+ * Reads and validates every input. `mask` is called for each secret before this returns, so the
+ * caller can register it with the runner (core.setSecret) before anything is logged.
+ */
+export function readInputs(get: InputGetter, mask: (secret: string) => void): Inputs {
+  const operation = oneOf(get, 'operation', OPERATIONS, 'upgrade')
+
+  // The DB URL is masked first of all: even a malformed URL must not be echoed.
+  const databaseUrl = get('database-url').trim() || undefined
+  if (databaseUrl) {
+    maskDatabaseUrl(databaseUrl, mask)
+    if (!/^postgres(ql)?:\/\//.test(databaseUrl)) throw new InputError('database-url', 'must be a postgres:// or postgresql:// URL')
+    try {
+      new URL(databaseUrl)
+    } catch {
+      throw new InputError('database-url', 'is not a valid URL')
+    }
+  }
+
+  const container = containerName(get, 'container', 'chainlink')!
+  const standby = containerName(get, 'standby')
+  if (standby && standby === container) throw new InputError('standby', `must name a different container than 'container' (${container})`)
+
+  let image: ImageRef | undefined
+  const imageText = get('image').trim()
+  if (imageText) {
+    try {
+      image = parseImageRef(imageText)
+    } catch (e) {
+      throw new InputError('image', `is not a valid image reference: ${(e as Error).message}`)
+    }
+  }
+  const imageFile = absPath(get, 'image-file')
+  if (image && imageFile) throw new InputError('image-file', "cannot be combined with 'image': give one of them")
+  if (operation === 'upgrade' && !image && !imageFile) throw new InputError('image', "is required for operation 'upgrade' (or give 'image-file')")
+
+  let healthUrl = get('health-url').trim() || undefined
+  if (healthUrl) {
+    let u: URL
+    try {
+      u = new URL(healthUrl)
+    } catch {
+      throw new InputError('health-url', `is not a valid URL: '${healthUrl}'`)
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new InputError('health-url', `must be http or https; got '${u.protocol}'`)
+    healthUrl = healthUrl.replace(/\/+$/, '')
+  }
+
+  const backupKeepText = get('backup-keep').trim() || '7'
+  if (!/^\d+$/.test(backupKeepText) || Number(backupKeepText) < 1) throw new InputError('backup-keep', `must be a whole number of at least 1; got '${backupKeepText}'`)
+
+  const recipient = get('backup-recipient').trim() || undefined
+  if (recipient && !/^age1[02-9ac-hj-np-z]{58}$/.test(recipient)) throw new InputError('backup-recipient', 'must be an age public key (age1...)')
+
+  const dockerHost = get('docker-host').trim() || undefined
+  if (dockerHost && !/^(unix|tcp|http|https):\/\/./.test(dockerHost)) throw new InputError('docker-host', `must look like unix:///var/run/docker.sock or tcp://host:2376; got '${dockerHost}'`)
+
+  return {
+    operation,
+    container,
+    standby,
+    image,
+    imageFile,
+    databaseUrl,
+    lockMode: oneOf(get, 'lock-mode', LOCK_MODES, 'auto'),
+    healthUrl,
+    stopTimeoutMs: duration(get, 'stop-timeout', undefined, 1000),
+    standbyTimeoutMs: duration(get, 'standby-timeout', undefined, 1000),
+    readyTimeoutMs: duration(get, 'ready-timeout', '10m', 1000)!,
+    stableForMs: duration(get, 'stable-for', '10s')!,
+    rollback: bool(get, 'rollback', true),
+    dbRollback: oneOf(get, 'db-rollback', DB_ROLLBACKS, 'migrate-down'),
+    preferPrimary: bool(get, 'prefer-primary', false),
+    backup: bool(get, 'backup', true),
+    backupDir: absPath(get, 'backup-dir', '/var/lib/chainlink-rollout/backups')!,
+    backupKeep: Number(backupKeepText),
+    backupRecipient: recipient,
+    backupFile: absPath(get, 'backup-file'),
+    stopNode: bool(get, 'stop-node', false),
+    dryRun: bool(get, 'dry-run', false),
+    stateDir: absPath(get, 'state-dir', '/var/lib/chainlink-rollout')!,
+    dockerHost,
+    lockTimeoutMs: duration(get, 'lock-timeout', '15m')!
+  }
+}

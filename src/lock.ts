@@ -1,0 +1,96 @@
+// Who holds the node's DB lock, proven from the database and tied to a container:
+// lock row / advisory lock -> app UUID -> DB session (application_name) -> container.
+import type { AdvisoryHolder, Database, LeaseRow, NodeSession } from './database.js'
+import type { LockMode } from './node-config.js'
+
+export interface LockState {
+  mode: LockMode
+  lease?: LeaseRow
+  advisory: AdvisoryHolder[]
+  sessions: NodeSession[]
+  /** app id of the holder, when exactly one holds the lock */
+  holder?: string
+  /** why nobody (or more than one) holds it */
+  problem?: string
+}
+
+export async function readLockState(db: Database, mode: LockMode, advisoryLockId: bigint): Promise<LockState> {
+  const sessions = await db.nodeSessions()
+  const state: LockState = { mode, advisory: [], sessions }
+  if (mode === 'lease' || mode === 'dual') {
+    if (!(await db.tableExists('lease_lock'))) {
+      state.problem = `the database has no lease_lock table, so no node holds a lease (lock mode ${mode}); is this a Chainlink node database, and is the node running?`
+      return state
+    }
+    state.lease = await db.lease()
+  }
+  if (mode === 'advisorylock' || mode === 'dual') state.advisory = await db.advisoryHolders(advisoryLockId)
+  return decideHolder(state)
+}
+
+/** Pure: picks the single holder from what was read, or says what is wrong. */
+export function decideHolder(state: LockState): LockState {
+  const live = new Set(state.sessions.map((s) => s.appId))
+  const leaseHolder = state.lease && !state.lease.expired ? state.lease.clientId : undefined
+  const advisoryIds = [...new Set(state.advisory.map((a) => a.appId ?? `pid ${a.pid}`))]
+  const out = { ...state, holder: undefined as string | undefined, problem: undefined as string | undefined }
+  if (state.mode === 'none') {
+    out.problem = "the node runs with lock mode 'none': it takes no DB lock, so no zero-downtime handoff is possible"
+    return out
+  }
+  if (state.mode === 'lease' || state.mode === 'dual') {
+    if (!leaseHolder) {
+      out.problem = state.lease ? `the lease expired at ${state.lease.expiresAt.toISOString()} and nobody renewed it: no node holds the lock` : 'the lease_lock table is empty: no node holds the lock'
+      return out
+    }
+    if (!live.has(leaseHolder)) {
+      out.problem = `the lease is held by app ${leaseHolder}, which has no DB session (a node that exited uncleanly; the lease expires at ${state.lease!.expiresAt.toISOString()})`
+      return out
+    }
+  }
+  if (state.mode === 'advisorylock' || state.mode === 'dual') {
+    if (advisoryIds.length === 0) {
+      out.problem = state.mode === 'dual' ? `app ${leaseHolder} holds the lease but nobody holds the advisory lock (a node still starting, or lost its lock connection)` : 'nobody holds the advisory lock: no node is leader'
+      if (state.mode === 'advisorylock') return out
+      return out
+    }
+    if (advisoryIds.length > 1) {
+      out.problem = `two sessions hold the advisory lock (${advisoryIds.join(', ')})`
+      return out
+    }
+    if (state.mode === 'dual' && advisoryIds[0] !== leaseHolder) {
+      out.problem = `two leaders: app ${leaseHolder} holds the lease while ${advisoryIds[0]} holds the advisory lock`
+      return out
+    }
+  }
+  out.holder = leaseHolder ?? advisoryIds[0]
+  return out
+}
+
+export interface Candidate {
+  name: string
+  id: string
+  running: boolean
+  /** addresses on its networks; empty with host networking */
+  ips: string[]
+}
+
+/**
+ * Ties a node session to a container: by the session's client address on a container network,
+ * else by the app UUID in the container's own log (the node logs its appID at boot).
+ */
+export async function containerOfSession(session: NodeSession, candidates: Candidate[], logsOf: (c: Candidate) => Promise<string>): Promise<Candidate | undefined> {
+  if (session.clientAddr) {
+    const byIp = candidates.filter((c) => c.ips.includes(session.clientAddr!))
+    if (byIp.length === 1) return byIp[0]
+  }
+  const running = candidates.filter((c) => c.running)
+  for (const c of running) {
+    if ((await logsOf(c)).includes(session.appId)) return c
+  }
+  return undefined
+}
+
+export function sessionsOf(state: LockState, appId: string): NodeSession[] {
+  return state.sessions.filter((s) => s.appId === appId)
+}

@@ -1,0 +1,169 @@
+// What the action needs to know about a node, read from its container the way the node itself
+// reads it (chainlink-node.md §1, §8): v1 env vars, or v2 TOML from `-config`/`-secrets` files
+// and CL_CONFIG; the DB URL from CL_DATABASE_URL/DATABASE_URL or the secrets TOML.
+import { parse as parseToml } from 'smol-toml'
+import { parseGoDuration } from './duration.js'
+
+export type LockMode = 'lease' | 'advisorylock' | 'dual' | 'none'
+
+export interface NodeConfig {
+  databaseUrl?: string
+  /** where the DB URL came from, for the report (never the URL itself) */
+  databaseUrlSource?: string
+  /** lock mode as configured; undefined when the node's default applies (depends on its version) */
+  lockMode?: LockMode
+  lockModeSource: string
+  leaseDurationMs: number
+  leaseRefreshMs: number
+  advisoryLockId: bigint
+  advisoryCheckMs: number
+  httpPort: number
+  shutdownGraceMs: number
+  /** v2 TOML config in use (v2 nodes only support lease) */
+  toml: boolean
+  configFiles: string[]
+  secretsFiles: string[]
+}
+
+export const DEFAULT_ADVISORY_LOCK_ID = 1027321974924625846n
+
+/** Splits the node's argv into its -config and -secrets file paths. */
+export function configFilesFromArgs(args: string[]): { config: string[]; secrets: string[] } {
+  const config: string[] = []
+  const secrets: string[] = []
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]
+    const m = /^--?(config|c|secrets|s)(?:=(.*))?$/.exec(a)
+    if (!m) continue
+    const value = m[2] ?? args[++i]
+    if (value === undefined) continue
+    ;(m[1] === 'config' || m[1] === 'c' ? config : secrets).push(value)
+  }
+  return { config, secrets }
+}
+
+type Toml = Record<string, unknown>
+function get(obj: Toml | undefined, ...path: string[]): unknown {
+  let cur: unknown = obj
+  for (const p of path) {
+    if (!cur || typeof cur !== 'object') return undefined
+    cur = (cur as Toml)[p]
+  }
+  return cur
+}
+
+function mergeToml(into: Toml, from: Toml): Toml {
+  for (const [k, v] of Object.entries(from)) {
+    if (v && typeof v === 'object' && !Array.isArray(v) && into[k] && typeof into[k] === 'object') mergeToml(into[k] as Toml, v as Toml)
+    else into[k] = v
+  }
+  return into
+}
+
+function durationSetting(value: unknown, name: string, dflt: number): number {
+  if (value === undefined || value === '') return dflt
+  const ms = parseGoDuration(String(value))
+  if (ms === undefined) throw new Error(`the node's ${name} '${String(value)}' is not a duration`)
+  return ms
+}
+
+/**
+ * Derives the node's settings. `readFile` reads a path inside the container (undefined when it
+ * does not exist); the files named by -config/-secrets are parsed as TOML.
+ */
+export async function readNodeConfig(env: Map<string, string>, args: string[], readFile: (path: string) => Promise<string | undefined>): Promise<NodeConfig> {
+  const { config: configFiles, secrets: secretsFiles } = configFilesFromArgs(args)
+  const toml: Toml = {}
+  for (const f of configFiles) {
+    const text = await readFile(f)
+    if (text === undefined) throw new Error(`the node's config file ${f} (from its -config flag) cannot be read from the container`)
+    try {
+      mergeToml(toml, parseToml(text) as Toml)
+    } catch (e) {
+      throw new Error(`the node's config file ${f} is not valid TOML: ${(e as Error).message.split('\n')[0]}`)
+    }
+  }
+  const inline = env.get('CL_CONFIG')
+  if (inline) mergeToml(toml, parseToml(inline) as Toml)
+  const isToml = configFiles.length > 0 || !!inline
+
+  let databaseUrl: string | undefined
+  let databaseUrlSource: string | undefined
+  for (const key of ['CL_DATABASE_URL', 'DATABASE_URL']) {
+    if (env.get(key)) {
+      databaseUrl = env.get(key)
+      databaseUrlSource = `container env ${key}`
+      break
+    }
+  }
+  if (!databaseUrl) {
+    for (const f of secretsFiles) {
+      const text = await readFile(f)
+      if (text === undefined) continue
+      let url: unknown
+      try {
+        url = get(parseToml(text) as Toml, 'Database', 'URL')
+      } catch {
+        // Never echo the parser's message: it quotes the secrets file.
+        throw new Error(`the node's secrets file ${f} is not valid TOML`)
+      }
+      if (typeof url === 'string' && url) {
+        databaseUrl = url
+        databaseUrlSource = `secrets file ${f}`
+      }
+    }
+  }
+
+  let lockMode: LockMode | undefined
+  let lockModeSource = 'node default for its version'
+  let leaseDurationMs = 10_000
+  let leaseRefreshMs = 1_000
+  if (isToml) {
+    const enabled = get(toml, 'Database', 'Lock', 'Enabled')
+    lockMode = enabled === false ? 'none' : 'lease'
+    lockModeSource = enabled === undefined ? 'v2 TOML default ([Database.Lock] Enabled = true)' : 'v2 TOML [Database.Lock] Enabled'
+    // An early TOML beta still knew Mode = 'dual'/'advisorylock' (chainlink-node.md §1).
+    const mode = get(toml, 'Database', 'Lock', 'Mode')
+    if (typeof mode === 'string' && ['dual', 'advisorylock', 'lease', 'none'].includes(mode)) {
+      lockMode = mode as LockMode
+      lockModeSource = 'TOML [Database.Lock] Mode'
+    }
+    leaseDurationMs = durationSetting(get(toml, 'Database', 'Lock', 'LeaseDuration'), 'Database.Lock.LeaseDuration', leaseDurationMs)
+    leaseRefreshMs = durationSetting(get(toml, 'Database', 'Lock', 'LeaseRefreshInterval'), 'Database.Lock.LeaseRefreshInterval', leaseRefreshMs)
+  } else {
+    const m = env.get('DATABASE_LOCKING_MODE')
+    if (m) {
+      if (!['lease', 'advisorylock', 'dual', 'none'].includes(m)) throw new Error(`the node's DATABASE_LOCKING_MODE '${m}' is not one the node accepts (lease, advisorylock, dual, none)`)
+      lockMode = m as LockMode
+      lockModeSource = 'container env DATABASE_LOCKING_MODE'
+    }
+    leaseDurationMs = durationSetting(env.get('LEASE_LOCK_DURATION'), 'LEASE_LOCK_DURATION', leaseDurationMs)
+    leaseRefreshMs = durationSetting(env.get('LEASE_LOCK_REFRESH_INTERVAL'), 'LEASE_LOCK_REFRESH_INTERVAL', leaseRefreshMs)
+  }
+  const advisoryId = env.get('ADVISORY_LOCK_ID') ?? (get(toml, 'Database', 'Lock', 'AdvisoryID') as string | undefined)
+  const port = get(toml, 'WebServer', 'HTTPPort') ?? env.get('CHAINLINK_PORT')
+  return {
+    databaseUrl,
+    databaseUrlSource,
+    lockMode,
+    lockModeSource,
+    leaseDurationMs,
+    leaseRefreshMs,
+    advisoryLockId: advisoryId !== undefined ? BigInt(String(advisoryId)) : DEFAULT_ADVISORY_LOCK_ID,
+    advisoryCheckMs: durationSetting(env.get('ADVISORY_LOCK_CHECK_INTERVAL') ?? get(toml, 'Database', 'Lock', 'AdvisoryCheckInterval'), 'ADVISORY_LOCK_CHECK_INTERVAL', 1000),
+    httpPort: port !== undefined ? Number(port) : 6688,
+    shutdownGraceMs: durationSetting(get(toml, 'ShutdownGracePeriod') ?? env.get('SHUTDOWN_GRACE_PERIOD'), 'ShutdownGracePeriod', 5000),
+    toml: isToml,
+    configFiles,
+    secretsFiles
+  }
+}
+
+/** The node's default lock mode for its version when none is configured (chainlink-node.md §1). */
+export function defaultLockMode(version: string | undefined, toml: boolean): LockMode {
+  if (toml || !version) return 'lease'
+  const [maj, min] = version.split('.').map((x) => parseInt(x, 10))
+  if (maj >= 2) return 'lease'
+  if (maj === 1 && min < 3) return 'advisorylock'
+  return 'dual'
+}

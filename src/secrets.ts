@@ -1,0 +1,40 @@
+// Masking of secrets and of everything derived from them. A Postgres URL is masked whole, and
+// its password both raw and percent-encoded, since either form can end up in an error message.
+
+export function maskDatabaseUrl(url: string, mask: (s: string) => void): void {
+  mask(url)
+  const m = /^[a-z]+:\/\/[^:/@]*:([^@]*)@/i.exec(url)
+  if (m && m[1]) {
+    mask(m[1])
+    try {
+      const decoded = decodeURIComponent(m[1])
+      if (decoded !== m[1]) mask(decoded)
+    } catch {
+      /* a malformed escape: the raw form is masked already */
+    }
+  }
+  try {
+    const u = new URL(url)
+    const pw = u.searchParams.get('password')
+    if (pw) mask(pw)
+  } catch {
+    /* not a URL; masked whole above */
+  }
+}
+
+/** A DB URL safe to print: the password replaced. */
+export function redactDatabaseUrl(url: string): string {
+  try {
+    const u = new URL(url)
+    if (u.password) u.password = '***'
+    if (u.searchParams.has('password')) u.searchParams.set('password', '***')
+    return u.toString()
+  } catch {
+    return '<unparseable database URL>'
+  }
+}
+
+/** Env keys of a node container whose values are secrets (DB URLs, keystore and API passwords). */
+export function isSecretEnvKey(key: string): boolean {
+  return /PASSWORD|SECRET|TOKEN|DATABASE_URL|_KEY$|PRIVATE|CREDENTIAL/i.test(key)
+}

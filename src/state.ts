@@ -1,0 +1,177 @@
+// The journal and the host lock, both files in `state-dir` on the node's host, so that the post
+// step, a re-run or `operation: repair` (even from another workflow) sees what was in flight.
+// No secret is ever written here: containers are named by id, the DB by nothing at all.
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync, utimesSync } from 'node:fs'
+import { hostname } from 'node:os'
+import { join } from 'node:path'
+import { sleep } from './context.js'
+
+/** Keys of the runner state shared by main and post (strings only). */
+export enum StateKey {
+  StateDir = 'state-dir',
+  Container = 'container'
+}
+
+export interface JournalStep {
+  step: string
+  at: string
+  data?: Record<string, unknown>
+}
+
+export interface Journal {
+  runId: string
+  operation: string
+  container: string
+  pid: number
+  host: string
+  startedAt: string
+  /** in-progress until the operation reached a consistent end (done) */
+  phase: 'in-progress' | 'done'
+  result?: string
+  /** facts recorded in preflight that repair needs: ids, names, images, DB version */
+  plan: Record<string, unknown>
+  steps: JournalStep[]
+}
+
+function safeName(container: string): string {
+  return container.replace(/[^a-zA-Z0-9_.-]/g, '_')
+}
+
+export function journalPath(stateDir: string, container: string): string {
+  return join(stateDir, `${safeName(container)}.journal.json`)
+}
+
+/** Writes a file durably: temp file, fsync, rename. */
+export function writeDurable(path: string, text: string): void {
+  const tmp = `${path}.tmp-${process.pid}`
+  const fd = openSync(tmp, 'w', 0o600)
+  try {
+    writeSync(fd, text)
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+  renameSync(tmp, path)
+}
+
+export class JournalWriter {
+  readonly journal: Journal
+  constructor(
+    readonly path: string,
+    init: Omit<Journal, 'steps' | 'phase' | 'pid' | 'host' | 'startedAt'>
+  ) {
+    this.journal = { ...init, pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), phase: 'in-progress', steps: [] }
+    this.flush()
+  }
+
+  /** Records a step before it is taken. */
+  step(step: string, data?: Record<string, unknown>): void {
+    this.journal.steps.push({ step, at: new Date().toISOString(), data })
+    this.flush()
+  }
+
+  plan(facts: Record<string, unknown>): void {
+    Object.assign(this.journal.plan, facts)
+    this.flush()
+  }
+
+  done(result: string): void {
+    this.journal.phase = 'done'
+    this.journal.result = result
+    this.flush()
+  }
+
+  private flush(): void {
+    writeDurable(this.path, JSON.stringify(this.journal, null, 2))
+  }
+}
+
+export function readJournal(stateDir: string, container: string): Journal | undefined {
+  try {
+    return JSON.parse(readFileSync(journalPath(stateDir, container), 'utf8')) as Journal
+  } catch {
+    return undefined
+  }
+}
+
+export function hasStep(j: Journal, step: string): boolean {
+  return j.steps.some((s) => s.step === step)
+}
+
+/**
+ * One operation per node at a time, across workflows: an exclusive lock file holding the
+ * owner's pid. A lock whose process is gone (runner killed) is stale and taken over.
+ */
+export class HostLock {
+  private timer?: NodeJS.Timeout
+  private constructor(readonly path: string) {}
+
+  static async acquire(stateDir: string, container: string, timeoutMs: number, signal?: AbortSignal, onWait?: (owner: string) => void): Promise<HostLock> {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 })
+    const path = join(stateDir, `${safeName(container)}.lock`)
+    const end = Date.now() + timeoutMs
+    let told = false
+    for (;;) {
+      try {
+        const fd = openSync(path, 'wx', 0o600)
+        writeSync(fd, JSON.stringify({ pid: process.pid, host: hostname(), at: new Date().toISOString() }))
+        closeSync(fd)
+        const lock = new HostLock(path)
+        // Refresh the mtime so a lock held by a live run on another pid namespace is not stale.
+        lock.timer = setInterval(() => {
+          try {
+            const now = new Date()
+            utimesSync(path, now, now)
+          } catch {
+            /* removed under us: nothing to refresh */
+          }
+        }, 5000)
+        lock.timer.unref()
+        return lock
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
+      }
+      const owner = readOwner(path)
+      if (owner && isStale(path, owner)) {
+        rmSync(path, { force: true })
+        continue
+      }
+      if (!told) {
+        onWait?.(owner ? `pid ${owner.pid} on ${owner.host} since ${owner.at}` : 'unknown owner')
+        told = true
+      }
+      if (Date.now() >= end) throw new Error(`another chainlink-rollout operation holds the host lock ${path} (${owner ? `pid ${owner.pid} since ${owner.at}` : 'unknown owner'}); waited ${Math.round(timeoutMs / 1000)} s (input 'lock-timeout')`)
+      await sleep(500, signal)
+    }
+  }
+
+  release(): void {
+    if (this.timer) clearInterval(this.timer)
+    rmSync(this.path, { force: true })
+  }
+}
+
+function readOwner(path: string): { pid: number; host: string; at: string } | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'))
+  } catch {
+    return undefined
+  }
+}
+
+function isStale(path: string, owner: { pid: number; host: string }): boolean {
+  if (owner.host === hostname()) {
+    try {
+      process.kill(owner.pid, 0)
+      return false
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'ESRCH'
+    }
+  }
+  // Another host name (a runner in a container): stale when not refreshed for a minute.
+  try {
+    return Date.now() - statSync(path).mtimeMs > 60_000
+  } catch {
+    return true
+  }
+}
