@@ -1,0 +1,149 @@
+// End-to-end, part 1: the real Renovate CLI, offline, with the preset shipped in renovate/,
+// against the bed's registry. A fixture repo pins the node to 2.18.0 in the two forms the preset
+// covers (dotenv with a digest, compose without); the registry also holds newer unstable and fault
+// tags. Renovate must propose 2.20.0 with its digest and nothing else, and the bumped file must
+// read back (readDesiredImage) as the new reference and digest.
+// Part 2 (feed the bumped file to the action, the node ends on the new image) builds on
+// bumpDesiredStateWithRenovate() in test/renovate/renovate.ts.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { loadBed } from '../support/bed.js'
+import { readDesiredImage } from '../../src/image-file.js'
+import {
+  applyRenovateUpdate,
+  bumpDesiredStateWithRenovate,
+  depsOf,
+  ensureRenovate,
+  ensureTestImages,
+  git,
+  repoRoot,
+  runRenovateLookup,
+  testRepository,
+  userConfig,
+  type RenovateReport
+} from '../renovate/renovate.js'
+
+const STABLE = ['1.13.0', '2.18.0', '2.19.0', '2.20.0']
+// Newer than 2.20.0 or beside it, and never to be proposed to a stable node.
+const UNSTABLE = ['2.20.0-never-ready', '2.20.0-root', '2.21.0-beta0', '2.21.0-rc1', '2.21.0-root']
+
+describe('Renovate with the chainlink-rollout preset, offline against the bed registry', () => {
+  const bed = loadBed()
+  const repo = testRepository(bed)
+  let renovate: string
+  let digests: Record<string, string>
+  let dir: string
+  let report: RenovateReport
+
+  beforeAll(async () => {
+    renovate = ensureRenovate()
+    digests = await ensureTestImages([...STABLE, ...UNSTABLE], bed)
+    dir = mkdtempSync(join(tmpdir(), 'renovate-fixture-'))
+    const work = join(dir, 'work')
+    const r = join(dir, 'repo')
+    execFileSync('mkdir', ['-p', r, work])
+    writeFileSync(
+      join(r, 'chainlink.env'),
+      ['# Desired state of node-1: Renovate bumps it, upgrade.yml rolls the node onto it', 'POSTGRES_IMAGE=postgres:15',
+        `export CHAINLINK_IMAGE="${repo}:2.18.0@${digests['2.18.0']}"  # pinned`, 'CL_DEV=false', ''].join('\n')
+    )
+    writeFileSync(join(r, 'docker-compose.yml'), ['services:', '  chainlink:', `    image: ${repo}:2.18.0`, '    restart: always', ''].join('\n'))
+    writeFileSync(join(r, 'renovate.json'), JSON.stringify(userConfig(bed.registry.split(':')[0]), null, 2))
+    git(r, 'init', '-q', '-b', 'main')
+    git(r, 'add', '-A')
+    git(r, 'commit', '-q', '-m', 'fixture')
+    dir = r
+    report = await runRenovateLookup(dir, { renovate, bed, workDir: work })
+  }, 600000)
+
+  afterAll(() => {
+    if (dir && !process.env.KEEP_RENOVATE_FIXTURE) rmSync(join(dir, '..'), { recursive: true, force: true })
+  })
+
+  it('the shipped presets pass renovate-config-validator --strict', () => {
+    const validator = join(renovate, '..', 'config-validator.js')
+    const out = execFileSync(bed.node24, [validator, '--strict', 'renovate/chainlink.json', 'renovate/insecure-registry.json'], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH, HOME: tmpdir(), LOG_LEVEL: 'info' }
+    })
+    expect(out).toMatch(/Config validated successfully against 2 file\(s\)/)
+  })
+
+  it('finds the pinned dotenv reference, across the registry port, and proposes 2.20.0 with its digest', () => {
+    const deps = depsOf(report, 'chainlink.env')
+    expect(deps).toHaveLength(1)
+    const dep = deps[0]
+    expect(dep).toMatchObject({ manager: 'regex', depName: repo, currentValue: '2.18.0', currentDigest: digests['2.18.0'], registryUrl: `http://${bed.registry}` })
+    expect(dep.updates).toEqual([expect.objectContaining({ newValue: '2.20.0', newDigest: digests['2.20.0'], updateType: 'minor' })])
+  })
+
+  it('finds the compose image, proposes 2.20.0 with its digest and pins the current tag', () => {
+    const deps = depsOf(report, 'docker-compose.yml').filter((d) => d.depName === repo)
+    expect(deps).toHaveLength(1)
+    expect(deps[0].manager).toBe('docker-compose')
+    const byType = Object.fromEntries(deps[0].updates.map((u) => [u.updateType, u]))
+    expect(byType.minor).toMatchObject({ newValue: '2.20.0', newDigest: digests['2.20.0'] })
+    expect(byType.pinDigest).toMatchObject({ newValue: '2.18.0', newDigest: digests['2.18.0'] })
+    expect(deps[0].updates).toHaveLength(2)
+  })
+
+  it('never proposes an unstable, -root or fault tag to a stable node', () => {
+    const proposed = Object.values(report.packageFiles).flatMap((files) => files.flatMap((f) => f.deps.flatMap((d) => d.updates.map((u) => u.newValue))))
+    expect(proposed.length).toBeGreaterThan(0)
+    for (const v of proposed) expect(v).toMatch(/^\d+\.\d+\.\d+$/)
+  })
+
+  it('keeps a node on a -root image on -root images (a separate run: its own fixture)', async () => {
+    const r = join(dir, '..', 'root-repo')
+    execFileSync('mkdir', ['-p', r])
+    writeFileSync(join(r, 'node.env'), `CHAINLINK_IMAGE=${repo}:2.20.0-root@${digests['2.20.0-root']}\n`)
+    writeFileSync(join(r, 'renovate.json'), JSON.stringify(userConfig(bed.registry.split(':')[0]), null, 2))
+    git(r, 'init', '-q', '-b', 'main')
+    git(r, 'add', '-A')
+    git(r, 'commit', '-q', '-m', 'fixture')
+    const rootReport = await runRenovateLookup(r, { renovate, bed, workDir: join(dir, '..', 'root-work') })
+    const deps = depsOf(rootReport, 'node.env')
+    expect(deps).toHaveLength(1)
+    expect(deps[0].updates).toEqual([expect.objectContaining({ newValue: '2.21.0-root', newDigest: digests['2.21.0-root'] })])
+  })
+
+  it('titles and labels the PR', () => {
+    const bump = report.branches.find((b) => b.branchName.endsWith('-2.x'))
+    expect(bump).toBeDefined()
+    expect(bump!.prTitle).toBe('Update Chainlink node image to v2.20.0')
+    expect(bump!.labels).toContain('chainlink-upgrade')
+    const pin = report.branches.find((b) => b.branchName === 'renovate/pin-dependencies')
+    expect(pin?.labels).toContain('chainlink-upgrade')
+  })
+
+  it('talks to the plain-HTTP registry without warnings (insecure-registry preset, internal host allowed)', () => {
+    expect(report.warnings).toEqual([])
+    expect(report.ms).toBeLessThan(60000)
+  })
+
+  it('the compose file, bumped as the PR would, reads back as the new reference and digest', () => {
+    const dep = depsOf(report, 'docker-compose.yml').find((d) => d.depName === repo)!
+    const update = dep.updates.find((u) => u.updateType === 'minor')!
+    const after = applyRenovateUpdate(readFileSync(join(dir, 'docker-compose.yml'), 'utf8'), dep, update, renovate)
+    expect(after).toContain(`    image: ${repo}:2.20.0@${digests['2.20.0']}\n`)
+    expect(readDesiredImage(after, 'docker-compose.yml')).toEqual({
+      reference: `${repo}:2.20.0@${digests['2.20.0']}`,
+      repository: repo,
+      tag: '2.20.0',
+      digest: digests['2.20.0'],
+      line: 3
+    })
+  })
+
+  it('the dotenv file, bumped and committed as the merged PR would, reads back as the new reference and digest', async () => {
+    const bump = await bumpDesiredStateWithRenovate(dir, 'chainlink.env', { report })
+    expect(bump.after).toBe(bump.before.replace(`${repo}:2.18.0@${digests['2.18.0']}`, `${repo}:2.20.0@${digests['2.20.0']}`))
+    expect(bump.after).toContain(`export CHAINLINK_IMAGE="${repo}:2.20.0@${digests['2.20.0']}"  # pinned\n`)
+    expect(bump.desired).toEqual({ reference: `${repo}:2.20.0@${digests['2.20.0']}`, repository: repo, tag: '2.20.0', digest: digests['2.20.0'], line: 3 })
+    expect(git(dir, 'log', '--format=%s', '-1').trim()).toBe('Update Chainlink node image to v2.20.0')
+  })
+})
