@@ -1,0 +1,108 @@
+#!/usr/bin/env node
+'use strict'
+// The simulator's `chainlink` binary (see README.md and /work/shared/chainlink-node.md).
+// CLI shapes accepted, as core/cmd/app.go does (§7, §8): `node` has the alias `local`, `start`
+// has the aliases `node` and `n`; -config/-c and -secrets/-s are repeatable, -p/-a are accepted
+// and ignored (the sim has no keystore or API users).
+const { createLogger } = require('./log')
+const { ConfigError, bakedVersion, activeFault, loadConfig, simKnobs } = require('./config')
+const { createDb } = require('./db')
+const { dbVersion, rollback, migrateUp } = require('./migrations')
+const { healthProbe } = require('./http')
+const { runNode } = require('./node')
+const { randomUUID, createHash } = require('node:crypto')
+
+const VALUE_FLAGS = {
+  config: 'config', c: 'config',
+  secrets: 'secrets', s: 'secrets',
+  password: 'ignored', p: 'ignored', api: 'ignored', a: 'ignored', vrfpassword: 'ignored', vp: 'ignored'
+}
+
+function parseCli(argv) {
+  const flags = { config: [], secrets: [], version: false }
+  const words = []
+  for (let i = 0; i < argv.length; i++) {
+    const m = /^--?([A-Za-z-]+)(?:=(.*))?$/.exec(argv[i])
+    if (!m) {
+      words.push(argv[i])
+      continue
+    }
+    const name = m[1]
+    if (name === 'version' || name === 'v') {
+      flags.version = true
+      continue
+    }
+    if (name === 'help' || name === 'h') {
+      flags.help = true
+      continue
+    }
+    const kind = VALUE_FLAGS[name]
+    if (!kind) throw new ConfigError(`flag provided but not defined: -${name}`)
+    const value = m[2] ?? argv[++i]
+    if (kind !== 'ignored') flags[kind].push(value)
+  }
+  return { flags, words }
+}
+
+const USAGE = `usage: chainlink [-config file] [-secrets file] node start|db version|db rollback [N]|db migrate
+       chainlink health-probe | chainlink --version`
+
+async function dbCommand(cfg, words) {
+  // The db commands open a plain connection and take NO lock (§7): only validateDB runs before.
+  const log = createLogger(cfg.logLevel)
+  const db = createDb({ url: cfg.databaseURL, version: cfg.version, appID: randomUUID(), log })
+  try {
+    const [cmd, arg] = words
+    if (cmd === 'version') {
+      log.info(`Database version: ${await dbVersion(db.pool)}`)
+    } else if (cmd === 'rollback') {
+      if (arg !== undefined && !/^\d+$/.test(arg)) throw new Error(`invalid rollback version: ${arg}`)
+      await rollback(db.pool, cfg.version, arg === undefined ? undefined : Number(arg), log)
+      log.info(`Database version: ${await dbVersion(db.pool)}`)
+    } else if (cmd === 'migrate') {
+      await migrateUp(db.pool, cfg.version, { log })
+    } else {
+      throw new ConfigError(`unknown db command: ${cmd ?? ''}\n${USAGE}`)
+    }
+    return 0
+  } catch (e) {
+    log.error(e.message)
+    return 1
+  } finally {
+    await db.close()
+  }
+}
+
+async function main(argv) {
+  const { flags, words } = parseCli(argv)
+  if (words[0] === 'health-probe') return healthProbe(Number(process.env.CHAINLINK_PORT || 6688))
+  const version = bakedVersion()
+  if (flags.version) {
+    process.stdout.write(`chainlink version ${version}@${createHash('sha1').update(`chainlink-sim-${version}`).digest('hex')}\n`)
+    return 0
+  }
+  const [group, sub, ...rest] = words
+  if (flags.help || !['node', 'local'].includes(group)) {
+    process.stdout.write(`${USAGE}\n`)
+    return flags.help ? 0 : 1
+  }
+  const cfg = loadConfig(version, flags)
+  if (['start', 'node', 'n'].includes(sub)) {
+    await runNode({ cfg, fault: activeFault(), knobs: simKnobs() })
+    return undefined // runs until a signal or a fault ends the process
+  }
+  if (sub === 'db') return dbCommand(cfg, rest)
+  process.stdout.write(`${USAGE}\n`)
+  return 1
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== undefined) process.exit(code)
+  },
+  (e) => {
+    // Invalid configuration fails validation and the CLI exits 1 with the message.
+    process.stdout.write(`${new Date().toISOString()} [ERROR] ${e.message}\n`)
+    process.exit(1)
+  }
+)
