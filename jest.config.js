@@ -14,7 +14,7 @@ export default {
       ...common,
       displayName: 'integration',
       testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
-      testTimeout: 240000,
+      setupFilesAfterEnv: ['<rootDir>/test/support/timeout.ts'],
       slowTestThreshold: 60
     }
   ]

@@ -22,7 +22,7 @@ export interface CloneOptions {
 const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null)
 
 export function cloneSpec(info: Docker.ContainerInspectInfo, opts: CloneOptions): Docker.ContainerCreateOptions {
-  const c = info.Config
+  const c = info.Config as Docker.ContainerInspectInfo['Config'] & { StopSignal?: string; StopTimeout?: number }
   const img = opts.oldImageConfig ?? {}
   const imageEnv = new Set(img.Env ?? [])
   const env = (c.Env ?? []).filter((e) => !imageEnv.has(e))

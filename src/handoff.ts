@@ -19,6 +19,8 @@ export const LABEL_ROLE = 'io.chainlink-rollout.role'
 /** What a handoff needs to know about the node and its database. */
 export interface NodeLink {
   db: Database
+  /** for a restore during rollback */
+  databaseUrl?: string
   config: NodeConfig
   mode: LockMode
 }
@@ -51,7 +53,7 @@ export interface Timeouts {
 /** Timeouts from the inputs, else derived from the node's own lease and grace settings. */
 export function timeouts(ctx: Context, cfg: NodeConfig, leader?: ContainerInfo): Timeouts {
   const i = ctx.inputs
-  const containerStop = leader?.Config.StopTimeout
+  const containerStop = (leader?.Config as { StopTimeout?: number } | undefined)?.StopTimeout
   const stopMs = i.stopTimeoutMs ?? Math.max((containerStop ?? 10) * 1000, cfg.shutdownGraceMs + 5000)
   return {
     stopS: Math.ceil(stopMs / 1000),

@@ -1,0 +1,91 @@
+// restoreBackup: replaces the database's contents with a backup, atomically. The caller must
+// make sure no node is using the database (see lockHolderPresent).
+//
+// `pg_restore --clean --if-exists` only drops objects that are in the dump: tables a newer node
+// version's migrations created would survive and break the old version's next migration. So the
+// restore is one psql transaction: drop every user schema (and recreate an empty public), then
+// the archive's SQL (pg_restore -f -). Any error rolls the whole thing back; the database is
+// either the backup or untouched.
+import { dirname, join, basename } from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import { keystoreCounts } from './db.js'
+import { manifestPathFor, readManifest } from './manifest.js'
+import { BackupError, parseConn, pgClient, redact, run, type Log, type PgDumpDocker } from './pgtools.js'
+import { checkSha256, feed, openArchive, restoreRunner } from './verify.js'
+
+export interface RestoreOptions {
+  databaseUrl: string
+  /** the dump file (or its manifest) */
+  file: string
+  identity?: string
+  pgDumpDocker?: PgDumpDocker
+  /** max wait for the locks of the drop (default 60 s): fails instead of hanging behind a live session */
+  lockTimeoutMs?: number
+  log: Log
+  signal?: AbortSignal
+}
+
+export interface RestoreResult {
+  file: string
+  database: string
+  backupCreatedAt: string
+  kind: string
+  durationMs: number
+  /** schema -> table count after the restore */
+  tables: Record<string, number>
+  keystore: Record<string, number>
+  warnings: string[]
+}
+
+export const CLEAN_SQL = (lockTimeoutMs: number) => `
+SET lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))};
+DO $clr$ DECLARE s text; BEGIN
+  FOR s IN SELECT nspname FROM pg_namespace
+           WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname NOT LIKE 'pg\\_%'
+  LOOP EXECUTE format('DROP SCHEMA %I CASCADE', s); END LOOP;
+END $clr$;
+CREATE SCHEMA public;
+GRANT USAGE ON SCHEMA public TO PUBLIC;
+`
+
+export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult> {
+  const t0 = Date.now()
+  const log = opts.log
+  const conn = parseConn(opts.databaseUrl)
+  const manifestFile = manifestPathFor(opts.file)
+  const m = await readManifest(manifestFile)
+  const dumpFile = join(dirname(manifestFile), m.dump.file)
+  await checkSha256(dumpFile, m.dump, 'the dump')
+  const warnings: string[] = []
+  if (m.database.name !== conn.database) {
+    warnings.push(`the backup is of database ${m.database.name}, restoring into ${conn.database}`)
+    log(`warning: ${warnings.at(-1)}`)
+  }
+  log(`restoring ${basename(dumpFile)} (${m.kind}, taken ${m.createdAt}) into ${conn.database}: every change since then is lost`)
+  const runner = await restoreRunner(m.pgDump.version, opts.pgDumpDocker)
+  const src = await openArchive(dumpFile, m, opts.identity)
+  const toSql = run(runner, 'pg_restore', ['-f', '-'], undefined, { stdin: true, signal: opts.signal, what: 'read the archive' })
+  const psql = run(runner, 'psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-w', '-d', conn.safeUrl, '-f', '-'], conn, { stdin: true, signal: opts.signal, what: `restore into ${conn.database}` })
+  psql.stdout.resume()
+  try {
+    psql.stdin!.write(CLEAN_SQL(opts.lockTimeoutMs ?? 60000))
+    const sql = pipeline(toSql.stdout, psql.stdin!)
+    const rs = await Promise.allSettled([feed(src, toSql), sql, psql.done])
+    // the root cause first: a corrupt archive, then psql's own error
+    for (const r of [rs[0], rs[2], rs[1]]) if (r.status === 'rejected') throw r.reason
+  } catch (e) {
+    throw new BackupError(`restore of ${basename(dumpFile)} failed, the database was left as it was (one transaction): ${redact((e as Error).message, conn.password)}`)
+  }
+  const c = await pgClient(conn)
+  try {
+    const { rows } = await c.query<{ s: string; n: string }>("SELECT schemaname AS s, count(*) AS n FROM pg_tables WHERE schemaname NOT IN ('pg_catalog','information_schema') GROUP BY 1 ORDER BY 1")
+    const tables = Object.fromEntries(rows.map((r) => [r.s, Number(r.n)]))
+    const keystore = await keystoreCounts(c)
+    const durationMs = Date.now() - t0
+    log(`restored ${Object.values(tables).reduce((a, b) => a + b, 0)} tables (${rows.map((r) => `${r.s} ${r.n}`).join(', ')}) in ${durationMs} ms; keystore: ${Object.keys(keystore).length ? Object.entries(keystore).map(([k, n]) => `${k}=${n}`).join(', ') : 'no keystore tables'}`)
+    return { file: dumpFile, database: conn.database, backupCreatedAt: m.createdAt, kind: m.kind, durationMs, tables, keystore, warnings }
+  } finally {
+    await c.end().catch(() => undefined)
+  }
+}
+

@@ -1,0 +1,69 @@
+// Retention over our own backup sets only (names with our prefix and pattern; nothing else in
+// the directory is ever touched): the newest `keep` verified scheduled backups and, separately,
+// the newest `keepPreUpgrade` verified pre-upgrade backups are kept; the newest verified backup
+// of all is never deleted whatever the counts say; unverified sets (failed or never verified)
+// are deleted once a newer verified set of the same kind exists, and kept otherwise (the latest
+// failure stays for diagnosis).
+import { unlink } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
+import { listBackups, type BackupEntry, type Kind } from './manifest.js'
+import type { Log } from './pgtools.js'
+
+export interface PruneOptions {
+  keep: number
+  keepPreUpgrade: number
+  log: Log
+  /** plan only */
+  dryRun?: boolean
+}
+
+export interface PruneResult {
+  kept: string[]
+  deleted: string[]
+}
+
+/** Pure: which entries (newest first) to delete. */
+export function planPrune(entries: BackupEntry[], keep: number, keepPreUpgrade: number): { keep: BackupEntry[]; del: BackupEntry[] } {
+  const limits: Record<Kind, number> = { scheduled: Math.max(0, keep), 'pre-upgrade': Math.max(0, keepPreUpgrade) }
+  const newestVerified = entries.find((e) => e.verified)
+  const seen: Record<Kind, number> = { scheduled: 0, 'pre-upgrade': 0 }
+  const newerVerified: Record<Kind, boolean> = { scheduled: false, 'pre-upgrade': false }
+  const out = { keep: [] as BackupEntry[], del: [] as BackupEntry[] }
+  for (const e of entries) {
+    let k: boolean
+    if (e === newestVerified) k = true
+    else if (e.verified) k = seen[e.kind] < limits[e.kind]
+    else k = !newerVerified[e.kind]
+    if (e.verified) {
+      seen[e.kind]++
+      newerVerified[e.kind] = true
+    }
+    ;(k ? out.keep : out.del).push(e)
+  }
+  return out
+}
+
+function setFiles(e: BackupEntry): string[] {
+  const dir = dirname(e.file)
+  const fs = [e.file]
+  if (e.manifest?.files) fs.push(join(dir, basename(e.manifest.files.file)))
+  else fs.push(join(dir, `${e.name.base}.files.tar`), join(dir, `${e.name.base}.files.tar.age`))
+  fs.push(e.manifestFile) // last: a half-deleted set still has its manifest
+  return fs
+}
+
+export async function pruneBackups(dir: string, opts: PruneOptions): Promise<PruneResult> {
+  const entries = await listBackups(dir)
+  const plan = planPrune(entries, opts.keep, opts.keepPreUpgrade)
+  for (const e of plan.del) {
+    opts.log(`${opts.dryRun ? 'would delete' : 'deleting'} ${basename(e.file)} (${e.kind}, ${e.verified ? 'verified' : 'not verified'}, ${e.createdAt})`)
+    if (opts.dryRun) continue
+    for (const f of setFiles(e)) {
+      await unlink(f).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err
+      })
+    }
+  }
+  opts.log(`retention: kept ${plan.keep.length}, ${opts.dryRun ? 'would delete' : 'deleted'} ${plan.del.length} (keep ${opts.keep} scheduled, ${opts.keepPreUpgrade} pre-upgrade)`)
+  return { kept: plan.keep.map((e) => e.file), deleted: plan.del.map((e) => e.file) }
+}

@@ -1,0 +1,174 @@
+// Verification of a backup set: checksums against the manifest, a full read of the archive
+// (pg_restore of all data to /dev/null: `pg_restore -l` only reads the table of contents), and
+// optionally a trial restore into a scratch database with a keystore check.
+import { randomBytes } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { stat } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
+import type { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { chain, decryptStream, Hasher, zstdDecompress } from './codec.js'
+import { ident, keystoreCounts } from './db.js'
+import { isVerified, manifestPathFor, readManifest, writeManifest, type Manifest, type Verification } from './manifest.js'
+import { BackupError, hostRunner, dockerRunner, parseConn, parseToolVersion, pgClient, redact, run, toolVersion, type Conn, type Log, type PgDumpDocker, type ToolRunner } from './pgtools.js'
+
+export interface VerifyOptions {
+  mode: 'archive' | 'restore'
+  /** age secret key (AGE-SECRET-KEY-1...) for encrypted backups */
+  identity?: string
+  /** server for the trial restore's scratch database (mode 'restore') */
+  databaseUrl?: string
+  pgDumpDocker?: PgDumpDocker
+  log: Log
+  signal?: AbortSignal
+  /** record the result in the manifest (default true) */
+  record?: boolean
+}
+
+/** Streams a file through a sha256 and compares size and digest with the manifest. */
+export async function checkSha256(path: string, expected: { bytes: number; sha256: string }, what: string): Promise<void> {
+  let st
+  try {
+    st = await stat(path)
+  } catch {
+    throw new BackupError(`${what} is missing: ${path}`)
+  }
+  if (st.size !== expected.bytes) {
+    throw new BackupError(`${what} is ${st.size} bytes but the manifest says ${expected.bytes}: the file is ${st.size < expected.bytes ? 'truncated' : 'longer than written'} (${basename(path)})`)
+  }
+  const h = new Hasher()
+  await pipeline(createReadStream(path), h, async function* (src) {
+    for await (const _ of src) void _
+  })
+  const got = h.digest()
+  if (got !== expected.sha256) throw new BackupError(`${what} does not match its manifest checksum (sha256 ${got.slice(0, 16)}… ≠ ${expected.sha256.slice(0, 16)}…): the file was altered or corrupted (${basename(path)})`)
+}
+
+/** The plaintext custom-format archive of a backup file, as a stream. */
+export async function openArchive(file: string, m: Manifest, identity: string | undefined): Promise<Readable> {
+  let s: Readable = createReadStream(file)
+  if (m.encrypted) {
+    if (!identity) throw new BackupError(`${basename(file)} is encrypted to ${m.recipient ?? 'an age recipient'}; an identity (age secret key) is needed to read it`)
+    s = await decryptStream(s, identity)
+  }
+  if (m.compression === 'zstd') s = chain(s, zstdDecompress())
+  return s
+}
+
+/** Feeds a stream into a tool's stdin; reports the root cause (corrupt input before tool errors). */
+export async function feed(src: Readable, r: ReturnType<typeof run>): Promise<string> {
+  const [p, d] = await Promise.allSettled([pipeline(src, r.stdin!), r.done])
+  if (p.status === 'rejected') {
+    const e = p.reason as NodeJS.ErrnoException
+    const benign = e.code === 'EPIPE' || e.code === 'ERR_STREAM_PREMATURE_CLOSE' || e.code === 'ERR_STREAM_DESTROYED'
+    if (!benign || d.status === 'fulfilled') throw new BackupError(e.message)
+  }
+  if (d.status === 'rejected') throw d.reason
+  return d.value
+}
+
+/** The runner whose pg_restore can read an archive written by pg_dump `dumpVersion`. */
+export async function restoreRunner(dumpVersion: string, docker: PgDumpDocker | undefined): Promise<ToolRunner> {
+  const need = parseToolVersion(`(PostgreSQL) ${dumpVersion}`)?.major ?? 0
+  const host = hostRunner()
+  const hv = await toolVersion(host, 'pg_restore')
+  if (hv && hv.major >= need) return host
+  if (docker) return dockerRunner(docker)
+  throw new BackupError(`the backup was written by pg_dump ${dumpVersion}; ${hv ? `pg_restore ${hv.version} on this host is older` : 'pg_restore is not installed on this host'}: install postgresql-client-${need} or set a pg_dump container image`)
+}
+
+export async function verifyBackup(file: string, opts: VerifyOptions): Promise<Verification> {
+  const log = opts.log
+  const manifestFile = manifestPathFor(file)
+  const m = await readManifest(manifestFile)
+  const dumpFile = join(dirname(manifestFile), m.dump.file)
+  const v: Verification = { at: new Date().toISOString(), mode: opts.mode, ok: false, checks: [], warnings: [] }
+  const conn = opts.databaseUrl ? parseConn(opts.databaseUrl) : undefined
+  try {
+    await checkSha256(dumpFile, m.dump, 'the dump')
+    if (m.files) await checkSha256(join(dirname(manifestFile), m.files.file), m.files, 'the root-dir files archive')
+    v.checks.push('sha256')
+    log(`checksums match the manifest (${m.dump.file}${m.files ? ` and ${m.files.file}` : ''})`)
+    if (m.encrypted && !opts.identity) {
+      if (opts.mode === 'restore') throw new BackupError(`a trial restore of an encrypted backup needs the identity (age secret key)`)
+      v.warnings!.push('encrypted and no identity given: only the checksums were verified (the archive was read in full when it was written)')
+      log(`warning: ${v.warnings!.at(-1)}`)
+    } else if (opts.mode === 'archive') {
+      const runner = await restoreRunner(m.pgDump.version, opts.pgDumpDocker)
+      const t0 = Date.now()
+      const r = run(runner, 'pg_restore', ['-f', '/dev/null'], undefined, { stdin: true, signal: opts.signal, what: `read the archive ${m.dump.file}` })
+      await feed(await openArchive(dumpFile, m, opts.identity), r)
+      v.checks.push('archive-read')
+      log(`archive read in full by pg_restore in ${Date.now() - t0} ms`)
+    } else {
+      if (!conn) throw new BackupError('a trial restore needs the database URL (a scratch database is created on that server)')
+      const runner = await restoreRunner(m.pgDump.version, opts.pgDumpDocker)
+      const res = await trialRestore(dumpFile, m, conn, runner, opts)
+      v.checks.push('archive-read', 'trial-restore', ...(res.keystoreChecked ? ['keystore'] : []))
+      v.keystore = res.keystore
+      v.warnings!.push(...res.warnings)
+    }
+    v.ok = true
+  } catch (e) {
+    v.error = redact((e as Error).message, conn?.password)
+  }
+  if (!v.warnings!.length) delete v.warnings
+  if (opts.record !== false) {
+    try {
+      const fresh = await readManifest(manifestFile)
+      fresh.verifications.push(v)
+      await writeManifest(manifestFile, fresh)
+    } catch (e) {
+      log(`warning: could not record the verification in ${basename(manifestFile)}: ${(e as Error).message}`)
+    }
+  }
+  if (!v.ok) throw new BackupError(`verification of ${basename(dumpFile)} failed: ${v.error}`)
+  return v
+}
+
+/** Restores the archive into a scratch database on the same server, checks it, drops it. */
+async function trialRestore(dumpFile: string, m: Manifest, conn: Conn, runner: ToolRunner, opts: VerifyOptions): Promise<{ keystore: Record<string, number>; keystoreChecked: boolean; warnings: string[] }> {
+  const log = opts.log
+  const scratchName = `clr_verify_${randomBytes(4).toString('hex')}`
+  const admin = await pgClient(conn)
+  const warnings: string[] = []
+  const t0 = Date.now()
+  try {
+    await admin.query(`CREATE DATABASE ${ident(scratchName)}`)
+    log(`trial restore into scratch database ${scratchName}`)
+    const scratch = conn.withDatabase(scratchName)
+    const r = run(runner, 'pg_restore', ['--no-owner', '--no-acl', '--exit-on-error', '-w', '-d', scratch.safeUrl], scratch, { stdin: true, signal: opts.signal, what: 'trial restore' })
+    await feed(await openArchive(dumpFile, m, opts.identity), r)
+    const c = await pgClient(scratch)
+    let keystore: Record<string, number>
+    let tables: number
+    try {
+      keystore = await keystoreCounts(c)
+      tables = Number((await c.query("SELECT count(*) AS n FROM pg_tables WHERE schemaname NOT IN ('pg_catalog','information_schema')")).rows[0].n)
+    } finally {
+      await c.end().catch(() => undefined)
+    }
+    log(`trial restore done in ${Date.now() - t0} ms: ${tables} tables`)
+    let keystoreChecked = false
+    if (!('encrypted_key_rings' in keystore)) {
+      warnings.push('no encrypted_key_rings table: not a Chainlink node database (or never started), keystore not checked')
+      log(`warning: ${warnings.at(-1)}`)
+    } else {
+      log(`keystore: ${Object.entries(keystore).map(([k, n]) => `${k}=${n}`).join(', ')}`)
+      const expected = m.database.keystore ?? {}
+      const diff = Object.keys({ ...expected, ...keystore }).filter((k) => expected[k] !== keystore[k])
+      if (diff.length) throw new BackupError(`keystore in the restored copy differs from the source at backup time: ${diff.map((k) => `${k} ${keystore[k] ?? 'missing'} (source ${expected[k] ?? 'missing'})`).join(', ')}`)
+      if (keystore.encrypted_key_rings === 0) {
+        warnings.push('encrypted_key_rings is empty: the node has no keys yet')
+        log(`warning: ${warnings.at(-1)}`)
+      }
+      keystoreChecked = true
+    }
+    return { keystore, keystoreChecked, warnings }
+  } finally {
+    await admin.query(`DROP DATABASE IF EXISTS ${ident(scratchName)} WITH (FORCE)`).catch((e: Error) => log(`warning: could not drop scratch database ${scratchName}: ${redact(e.message, conn.password)}`))
+    await admin.end().catch(() => undefined)
+  }
+}
+
+export { isVerified }

@@ -1,0 +1,29 @@
+// The post step runs after main, also after a failure or a cancellation. When the journal says
+// an operation is still in flight (main was cancelled or the runner died), it repairs: finish
+// or undo, so the node ends in one consistent state.
+import * as core from '@actions/core'
+import { DockerClient } from './docker.js'
+import { readInputs } from './inputs.js'
+import { actionLog, publish } from './main.js'
+import { repair } from './operations/repair.js'
+import { Report } from './report.js'
+import { StateKey, readJournal } from './state.js'
+
+export async function run(): Promise<void> {
+  const stateDir = core.getState(StateKey.StateDir)
+  const container = core.getState(StateKey.Container)
+  if (!stateDir || !container) return
+  const j = readJournal(stateDir, container)
+  if (!j || j.phase === 'done') return
+  core.warning(`The ${j.operation} of '${container}' (run ${j.runId}) did not finish; repairing`)
+  try {
+    const inputs = readInputs((n) => core.getInput(n), (s) => core.setSecret(s))
+    const report = new Report((line) => core.info(line))
+    const result = await repair({ inputs, docker: new DockerClient(inputs.dockerHost), log: actionLog(), report, signal: new AbortController().signal })
+    publish(result, report)
+    if (!result.ok) core.setFailed(result.message ?? `repair ended with ${result.result}`)
+  } catch (e) {
+    core.setFailed(`repair after an interrupted ${j.operation} failed: ${(e as Error).message}`)
+  }
+  setTimeout(() => process.exit(), 100).unref()
+}

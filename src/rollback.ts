@@ -1,0 +1,107 @@
+// Rollback (design.md "Rollback"): stop every container this run started, bring the DB back to
+// what the old binary accepts when the new one migrated it, start the previous container and
+// hold it to the same lock check and health gate.
+import type { Context } from './context.js'
+import { OperationError, sleep } from './context.js'
+import { cloneSpec } from './container-spec.js'
+import type { DbVersion } from './database.js'
+import { formatMs } from './duration.js'
+import { GateError, healthGate, type Member, type NodeLink, type Timeouts } from './handoff.js'
+import { containerIps } from './docker.js'
+import { readLockState } from './lock.js'
+import { dbCommand } from './node-cli.js'
+import { restoreForRollback } from './backup-step.js'
+
+export interface RollbackPlan {
+  /** name the node container must end with */
+  name: string
+  previous: Member
+  /** containers this run created, any state */
+  created: Member[]
+  /** the image whose binary can undo its own migrations */
+  newImage: string
+  dbBefore: DbVersion
+  backupFile?: string
+}
+
+export async function rollback(ctx: Context, link: NodeLink, plan: RollbackPlan, t: Timeouts, reason: string): Promise<Member> {
+  const { docker, report, inputs } = ctx
+  report.step('rollback', reason)
+  // Every instance must be down before the DB moves: `db rollback` takes no lock.
+  for (const m of plan.created) {
+    const info = await docker.inspect(m.id)
+    if (info?.State.Running) {
+      report.step(`stop ${m.name}`, 'graceful')
+      await docker.stop(m.id, t.stopS)
+    }
+  }
+  const now = await link.db.version()
+  const moved = now.goose !== plan.dbBefore.goose || now.nodeVersion !== plan.dbBefore.nodeVersion
+  if (moved) {
+    report.step('database moved', `goose ${plan.dbBefore.goose} -> ${now.goose}, node_versions ${plan.dbBefore.nodeVersion ?? '-'} -> ${now.nodeVersion ?? '-'}`)
+    if (inputs.dbRollback === 'migrate-down' && plan.dbBefore.goose !== undefined) await migrateDown(ctx, link, plan)
+    else {
+      if (!plan.backupFile) throw new OperationError(`the new version changed the database (goose ${plan.dbBefore.goose} -> ${now.goose}) and no pre-upgrade backup exists to restore; the previous container '${plan.previous.name}' is stopped and cannot run on this database: run the new image's 'node db rollback ${plan.dbBefore.goose}' and reset node_versions, then start it`)
+      await restoreForRollback(ctx, link, plan.backupFile)
+      report.note(`The database was restored from the pre-upgrade backup ${plan.backupFile}: every write since that backup was taken is lost.`)
+    }
+  }
+  // The previous container gets its name back; a new one that took the name goes.
+  for (const m of plan.created) {
+    const info = await docker.inspect(m.id)
+    if (info && info.Name.replace(/^\//, '') === plan.name) await docker.remove(m.id)
+  }
+  const prev = await docker.inspect(plan.previous.id)
+  if (!prev) throw new OperationError(`the previous container '${plan.previous.name}' (${plan.previous.id.slice(0, 12)}) is gone; nothing to roll back to`)
+  if (prev.Name.replace(/^\//, '') !== plan.name) await docker.rename(prev.Id, plan.name)
+  const restored = await takeOver(ctx, link, { ...plan.previous, name: plan.name }, t)
+  for (const m of plan.created) await docker.remove(m.id)
+  report.step('rolled back', `'${plan.name}' leads again on ${prev.Config.Image}`)
+  return restored
+}
+
+async function migrateDown(ctx: Context, link: NodeLink, plan: RollbackPlan): Promise<void> {
+  const { docker, report } = ctx
+  const prev = (await docker.inspect(plan.previous.id))!
+  const cmd = dbCommand(prev.Config.Cmd, ['rollback', String(plan.dbBefore.goose)])
+  const spec = cloneSpec(prev, { name: `${plan.name}-db-rollback-${Date.now().toString(36)}`, image: plan.newImage, cmd, portBindings: {} })
+  spec.HostConfig = { ...spec.HostConfig, RestartPolicy: { Name: 'no' } }
+  spec.Healthcheck = { Test: ['NONE'] }
+  report.step('db rollback', `${plan.newImage} ${cmd.join(' ')}`)
+  const r = await docker.runOnce(spec, 10 * 60_000)
+  if (r.exitCode !== 0) throw new OperationError(`'node db rollback ${plan.dbBefore.goose}' with the new image failed (exit ${r.exitCode}): ${r.output.trim().split('\n').slice(-3).join(' | ')}`)
+  await link.db.resetNodeVersion(plan.dbBefore.nodeVersion)
+  const after = await link.db.version()
+  if (after.goose !== plan.dbBefore.goose) throw new OperationError(`after 'db rollback' the database is at goose ${after.goose}, not ${plan.dbBefore.goose}`)
+  report.step('database rolled back', `goose ${after.goose}, node_versions ${after.nodeVersion ?? '(empty)'}: no writes lost`)
+}
+
+/**
+ * Starts a stopped container and proves it becomes the leader: a new DB session from it, the
+ * lock its own within one lease, then the health gate.
+ */
+export async function takeOver(ctx: Context, link: NodeLink, m: Member, t: Timeouts): Promise<Member> {
+  const { docker, report } = ctx
+  const before = new Set((await link.db.nodeSessions()).map((s) => s.appId))
+  await docker.start(m.id)
+  const info = (await docker.inspect(m.id))!
+  const end = Date.now() + t.standbyMs + t.lockMs
+  let last = 'no DB session yet'
+  while (Date.now() < end) {
+    const cur = await docker.inspect(m.id)
+    if (!cur?.State.Running) throw new GateError('lock-handoff', `'${m.name}' exited (code ${cur?.State.ExitCode}) before taking the lock`, m.id)
+    const lock = await readLockState(link.db, link.mode, link.config.advisoryLockId)
+    const ips = containerIps(cur)
+    const mine = lock.sessions.filter((s) => !before.has(s.appId) && (ips.length === 0 || (s.clientAddr !== null && ips.includes(s.clientAddr))))
+    const holder = mine.find((s) => s.appId === lock.holder)
+    if (holder) {
+      report.gate('lock-handoff', true, `'${m.name}' holds the lock (app ${holder.appId})`)
+      const member = { ...m, info, appId: holder.appId }
+      await healthGate(ctx, link, member, t)
+      return member
+    }
+    last = lock.holder ? `held by app ${lock.holder}` : (lock.problem ?? 'free')
+    await sleep(150, ctx.signal)
+  }
+  throw new GateError('lock-handoff', `'${m.name}' did not take the lock within ${formatMs(t.standbyMs + t.lockMs)} (${last})`, m.id)
+}

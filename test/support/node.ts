@@ -1,0 +1,136 @@
+// Simulated Chainlink nodes for the action's tests, in the layouts operators use: the docs'
+// layout (bridge network, 6688 published on a host port), host networking, or bridge only.
+import type Docker from 'dockerode'
+import { docker, loadBed, simImage, waitFor, type TestDb } from './bed.js'
+import { freePort } from '../../src/docker.js'
+
+export type Layout = 'ports' | 'host' | 'bridge'
+
+export interface SimNode {
+  name: string
+  id: string
+  /** host port of 6688 (ports layout) or the node's own port (host layout) */
+  port?: number
+}
+
+export interface StartOptions {
+  name: string
+  tag: string
+  db: TestDb
+  layout?: Layout
+  env?: Record<string, string>
+  /** fast lease settings keep the suite quick; the defaults are what the node ships */
+  lease?: { duration: string; refresh: string }
+  labels?: Record<string, string>
+  restart?: string
+  cmd?: string[]
+  binds?: string[]
+  hostIp?: string
+  /** do not wait for it to lead */
+  noWait?: boolean
+}
+
+export async function startNode(o: StartOptions): Promise<SimNode> {
+  const layout = o.layout ?? 'ports'
+  const lease = o.lease ?? { duration: '3s', refresh: '500ms' }
+  const env: Record<string, string> = {
+    CL_DATABASE_URL: layout === 'host' ? o.db.url : o.db.bridgeUrl,
+    LEASE_LOCK_DURATION: lease.duration,
+    LEASE_LOCK_REFRESH_INTERVAL: lease.refresh,
+    ...(o.env ?? {})
+  }
+  let port: number | undefined
+  const hostConfig: Docker.HostConfig = { RestartPolicy: { Name: o.restart ?? 'unless-stopped' }, Binds: o.binds }
+  if (layout === 'host') {
+    port = await freePort('127.0.0.1')
+    env.CHAINLINK_PORT = String(port)
+    hostConfig.NetworkMode = 'host'
+  } else if (layout === 'ports') {
+    port = await freePort(o.hostIp ?? '127.0.0.1')
+    hostConfig.PortBindings = { '6688/tcp': [{ HostIp: o.hostIp ?? '127.0.0.1', HostPort: String(port) }] }
+  }
+  const c = await docker.createContainer({
+    name: o.name,
+    Image: simImage(o.tag, loadBed()),
+    Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    Labels: { 'test.chainlink-rollout': 'yes', ...(o.labels ?? {}) },
+    Cmd: o.cmd,
+    ExposedPorts: layout === 'ports' ? { '6688/tcp': {} } : undefined,
+    HostConfig: hostConfig
+  })
+  await c.start()
+  const node = { name: o.name, id: c.id, port }
+  if (!o.noWait) await waitReady(node)
+  return node
+}
+
+/** Base URL of a node container from the host. */
+export async function nodeUrl(name: string): Promise<string | undefined> {
+  const info = await docker.getContainer(name).inspect()
+  if (info.HostConfig.NetworkMode === 'host') {
+    const p = (info.Config.Env ?? []).find((e) => e.startsWith('CHAINLINK_PORT='))?.split('=')[1] ?? '6688'
+    return `http://127.0.0.1:${p}`
+  }
+  const ip = Object.values(info.NetworkSettings.Networks)[0]?.IPAddress
+  return ip ? `http://${ip}:6688` : undefined
+}
+
+export async function readyz(url: string): Promise<number | undefined> {
+  try {
+    const r = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) })
+    return r.status
+  } catch {
+    return undefined
+  }
+}
+
+export async function waitReady(node: { name: string }, timeoutMs = 30000): Promise<void> {
+  await waitFor(`${node.name} /readyz 200`, async () => {
+    const url = await nodeUrl(node.name)
+    return url ? (await readyz(url)) === 200 : false
+  }, timeoutMs, 100)
+}
+
+export interface WriterCheck {
+  /** app ids in the order they led */
+  writers: string[]
+  /** true when some app wrote, another wrote, then the first again: two writers at once */
+  interleaved: boolean
+  /** longest gap between consecutive heartbeats, ms */
+  maxGapMs: number
+  versions: string[]
+}
+
+/** Reads the simulator's heartbeats: who wrote, in what order, and the longest pause. */
+export async function writers(db: TestDb): Promise<WriterCheck> {
+  const c = await db.client()
+  try {
+    const rows = (await c.query<{ app_id: string; version: string; ms: string }>(`SELECT app_id::text, version, (extract(epoch from at) * 1000)::text AS ms FROM sim_heartbeats ORDER BY at, id`)).rows
+    const order: string[] = []
+    const versions: string[] = []
+    let interleaved = false
+    let maxGap = 0
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]
+      if (order.at(-1) !== r.app_id) {
+        if (order.includes(r.app_id)) interleaved = true
+        order.push(r.app_id)
+        versions.push(r.version)
+      }
+      if (i > 0) maxGap = Math.max(maxGap, Number(r.ms) - Number(rows[i - 1].ms))
+    }
+    return { writers: order, interleaved, maxGapMs: Math.round(maxGap), versions }
+  } finally {
+    await c.end()
+  }
+}
+
+/** The image (Config.Image) and running state of a container, or undefined if gone. */
+export async function containerState(name: string): Promise<{ image: string; running: boolean; id: string } | undefined> {
+  try {
+    const i = await docker.getContainer(name).inspect()
+    return { image: i.Config.Image, running: i.State.Running, id: i.Id }
+  } catch {
+    return undefined
+  }
+}
