@@ -1,6 +1,6 @@
 // operation: status against a real simulated node, run as the runner runs the action.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createDb, removeContainers, uniqueName, type TestDb } from '../support/bed.js'
@@ -38,9 +38,11 @@ describe('status', () => {
   test('derives the DB URL from a mounted v2 secrets TOML', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'clr-toml-'))
     writeFileSync(join(dir, 'config.toml'), "[Database.Lock]\nLeaseDuration = '4s'\nLeaseRefreshInterval = '500ms'\n")
-    writeFileSync(join(dir, 'secrets.toml'), `[Database]\nURL = '${db.bridgeUrl}'\n`)
     const db2 = await createDb('status2')
     writeFileSync(join(dir, 'secrets.toml'), `[Database]\nURL = '${db2.bridgeUrl}'\n`)
+    // the node runs as its own user (uid 14933 in release images), as the real one does
+    chmodSync(dir, 0o755)
+    for (const f of ['config.toml', 'secrets.toml']) chmodSync(join(dir, f), 0o644)
     try {
       await startNode({ name: `${prefix}-toml`, tag: '2.20.0', db: db2, env: { CL_DATABASE_URL: '' }, binds: [`${dir}:/chainlink`], cmd: ['node', '-config', '/chainlink/config.toml', '-secrets', '/chainlink/secrets.toml', 'start'] })
       const r = await runAction({ operation: 'status', container: `${prefix}-toml`, 'state-dir': stateDir })

@@ -85,10 +85,15 @@ export async function readyz(url: string): Promise<number | undefined> {
 }
 
 export async function waitReady(node: { name: string }, timeoutMs = 30000): Promise<void> {
-  await waitFor(`${node.name} /readyz 200`, async () => {
-    const url = await nodeUrl(node.name)
-    return url ? (await readyz(url)) === 200 : false
-  }, timeoutMs, 100)
+  try {
+    await waitFor(`${node.name} /readyz 200`, async () => {
+      const url = await nodeUrl(node.name)
+      return url ? (await readyz(url)) === 200 : false
+    }, timeoutMs, 100)
+  } catch (e) {
+    const logs = await docker.getContainer(node.name).logs({ stdout: true, stderr: true, tail: 15 }).catch(() => '')
+    throw new Error(`${(e as Error).message}\n${String(logs)}`)
+  }
 }
 
 export interface WriterCheck {
