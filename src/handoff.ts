@@ -148,8 +148,14 @@ export async function handoff(ctx: Context, link: NodeLink, from: Member, to: Me
     if (killed) report.note(`'${from.name}' ignored SIGTERM for ${t.stopS} s and was killed; its lease was not released, so '${to.name}' waited for it to expire.`)
     const lockMs = await lockTaken(ctx, link, from, to, t.lockMs, t0 + stopMs)
     await oldWatch?.stop()
-    await healthGate(ctx, link, to, t, newWatch)
-    const gapMs = newWatch.firstReadyAt !== undefined && oldWatch?.lastReadyAt !== undefined ? newWatch.firstReadyAt - oldWatch.lastReadyAt : undefined
+    await healthGate(ctx, link, to, t)
+    // With host networking both nodes answer on one URL: a ready answer before the old node
+    // exited is the old one's, after it the new one's.
+    const stoppedAt = t0 + stopMs
+    const sameUrl = fromUrl === toUrl
+    const lastOld = oldWatch?.lastReadyBefore(sameUrl ? stoppedAt : Infinity)
+    const firstNew = newWatch.firstReadyAfter(sameUrl ? stoppedAt : 0)
+    const gapMs = firstNew !== undefined && lastOld !== undefined ? firstNew - lastOld : undefined
     const res: HandoffResult = { stop: killed ? 'killed' : 'graceful', lockTakenMs: lockMs, gapMs, stopMs }
     report.handoffs.push({ from: from.name, to: to.name, stop: res.stop, lockTakenMs: lockMs, gapMs })
     return res
@@ -184,7 +190,7 @@ async function lockTaken(ctx: Context, link: NodeLink, from: Member, to: Member,
  * Health gate: /readyz 200, no failing /health check and a healthy Docker HEALTHCHECK when the
  * container has one, held for `stable-for` with no restart and the lock still its own.
  */
-export async function healthGate(ctx: Context, link: NodeLink, to: Member, t: Timeouts, watch?: ReadinessWatcher): Promise<void> {
+export async function healthGate(ctx: Context, link: NodeLink, to: Member, t: Timeouts): Promise<void> {
   const { docker } = ctx
   const start = Date.now()
   const end = start + t.readyMs
@@ -213,7 +219,6 @@ export async function healthGate(ctx: Context, link: NodeLink, to: Member, t: Ti
     } else if (stableSince !== undefined) {
       throw new GateError('health', `'${to.name}' was ready, then not (${last}) within the stable-for window`, to.id)
     }
-    void watch
     await sleep(250, ctx.signal)
   }
   throw new GateError('health', `'${to.name}' not ready within ready-timeout ${formatMs(t.readyMs)} (${last})`, to.id)

@@ -4,8 +4,8 @@
 import { probe } from './health.js'
 
 export class ReadinessWatcher {
-  firstReadyAt?: number
-  lastReadyAt?: number
+  /** start times of every probe answered 200 (20 a second at most) */
+  readonly readyAt: number[] = []
   lastStatus?: number | string
   private stopped = false
   private loop?: Promise<void>
@@ -21,15 +21,22 @@ export class ReadinessWatcher {
         const t0 = Date.now()
         const p = await probe(this.url, 400, false)
         this.lastStatus = p.readyz ?? p.error
-        if (p.readyz === 200) {
-          this.firstReadyAt ??= t0
-          this.lastReadyAt = Date.now()
-        }
+        if (p.readyz === 200) this.readyAt.push(t0)
         const wait = this.everyMs - (Date.now() - t0)
         if (wait > 0) await new Promise((r) => setTimeout(r, wait))
       }
     })()
     return this
+  }
+
+  /** last ready answer at or before `t` */
+  lastReadyBefore(t = Infinity): number | undefined {
+    return this.readyAt.filter((x) => x <= t).at(-1)
+  }
+
+  /** first ready answer at or after `t` */
+  firstReadyAfter(t = 0): number | undefined {
+    return this.readyAt.find((x) => x >= t)
   }
 
   async stop(): Promise<void> {

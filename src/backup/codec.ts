@@ -16,7 +16,7 @@
 // which is exactly the CPU-bound shape we avoid, so we do not use it. With neither available we
 // fall back to pg_dump's own `-Z1` gzip (a plain .dump file).
 // Node zlib's ZSTD_c_nbWorkers crashed in Node 24.21 (ERR_STREAM_PUSH_AFTER_EOF), so it is not set.
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { Duplex, Readable, Transform, type TransformCallback } from 'node:stream'
 import * as zlib from 'node:zlib'
@@ -46,16 +46,38 @@ export function zstdImpl(): 'node-zlib' | 'zstd-cli' | undefined {
   return hasZstdCli() ? 'zstd-cli' : undefined
 }
 
-function cliDuplex(args: string[], what: string): Duplex {
-  const child = spawn('zstd', args, { stdio: ['pipe', 'pipe', 'pipe'] })
-  let err = ''
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d))
-  const d = Duplex.from({ writable: child.stdin, readable: child.stdout })
-  child.on('close', (code) => {
-    if (code !== 0) d.destroy(new Error(`${what} failed (zstd exited with ${code}): ${err.trim()}`))
-  })
-  d.on('close', () => child.kill())
-  return d
+/** A zstd CLI process as a Duplex with backpressure both ways; a non-zero exit is an error. */
+class CliDuplex extends Duplex {
+  private child: ChildProcess
+  constructor(args: string[], what: string) {
+    super()
+    const child = (this.child = spawn('zstd', args, { stdio: ['pipe', 'pipe', 'pipe'] }))
+    let err = ''
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d))
+    child.stdin!.on('error', () => undefined)
+    child.stdout!.on('data', (d: Buffer) => {
+      if (!this.push(d)) child.stdout!.pause()
+    })
+    child.on('error', (e) => this.destroy(new Error(`${what} failed: ${e.message}`)))
+    child.on('close', (code, sig) => {
+      if (code === 0) this.push(null)
+      else if (!this.destroyed) this.destroy(new Error(`${what} failed (zstd ${sig ? `killed by ${sig}` : `exited with ${code}`}): ${err.trim()}`))
+    })
+  }
+  _read() {
+    this.child.stdout!.resume()
+  }
+  _write(chunk: Buffer, _e: BufferEncoding, cb: (e?: Error | null) => void) {
+    if (this.child.stdin!.write(chunk)) cb()
+    else this.child.stdin!.once('drain', () => cb())
+  }
+  _final(cb: (e?: Error | null) => void) {
+    this.child.stdin!.end(cb)
+  }
+  _destroy(e: Error | null, cb: (e?: Error | null) => void) {
+    if (this.child.exitCode === null) this.child.kill()
+    cb(e)
+  }
 }
 
 export function zstdCompress(level = 1): Duplex {
@@ -63,7 +85,7 @@ export function zstdCompress(level = 1): Duplex {
     const c = z.constants
     return z.createZstdCompress!({ params: { [c.ZSTD_c_compressionLevel]: level, [c.ZSTD_c_checksumFlag]: 1 } })
   }
-  return cliDuplex([`-${level}`, '-q', '-c', '-T0'], 'zstd compression')
+  return new CliDuplex([`-${level}`, '-q', '-c', '-T0'], 'zstd compression')
 }
 
 export function zstdDecompress(): Duplex {
@@ -72,7 +94,7 @@ export function zstdDecompress(): Duplex {
     // zlib's messages are terse ("Unknown frame descriptor"); say what failed
     return d.on('error', (e: Error) => (e.message = `zstd decompression failed: ${e.message} (the file is corrupt or truncated)`))
   }
-  return cliDuplex(['-d', '-q', '-c'], 'zstd decompression')
+  return new CliDuplex(['-d', '-q', '-c'], 'zstd decompression')
 }
 
 /** Passes bytes through, computing sha256 and the byte count. */

@@ -25,6 +25,9 @@ export interface CreateBackupOptions {
   pgDumpDocker?: { image: string; network?: string }
   /** default 'archive' (checksum + full read); 'restore' adds a trial restore + keystore check */
   verify?: 'archive' | 'restore'
+  /** pg_dump gives up when a table lock is not granted within this (default 120 s), rather than
+   * queueing behind (and blocking everything queued behind) e.g. a migration's exclusive lock */
+  lockWaitTimeoutMs?: number
   log: Log
   signal?: AbortSignal
   /** for tests: the timestamp in the name */
@@ -80,7 +83,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
   const { runner, version: pgDumpVersion } = await chooseRunner(info.major, opts.pgDumpDocker, log)
   const impl = zstdImpl()
   const compression: Compression = impl ? 'zstd' : 'gzip'
-  const dumpArgs = ['-Fc', compression === 'zstd' ? '-Z0' : '-Z1']
+  const dumpArgs = ['-Fc', compression === 'zstd' ? '-Z0' : '-Z1', `--lock-wait-timeout=${Math.max(1, Math.floor(opts.lockWaitTimeoutMs ?? 120000))}`]
 
   // 2. names: sortable by time, our own prefix
   await mkdir(opts.dir, { recursive: true, mode: 0o700 })

@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises'
 import { keystoreCounts } from './db.js'
 import { manifestPathFor, readManifest } from './manifest.js'
 import { BackupError, parseConn, pgClient, redact, run, type Log, type PgDumpDocker } from './pgtools.js'
-import { checkSha256, feed, openArchive, restoreRunner } from './verify.js'
+import { checkSha256, openArchive, restoreRunner } from './verify.js'
 
 export interface RestoreOptions {
   databaseUrl: string
@@ -69,10 +69,14 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
   psql.stdout.resume()
   try {
     psql.stdin!.write(CLEAN_SQL(opts.lockTimeoutMs ?? 60000))
-    const sql = pipeline(toSql.stdout, psql.stdin!)
-    const rs = await Promise.allSettled([feed(src, toSql), sql, psql.done])
-    // the root cause first: a corrupt archive, then psql's own error
-    for (const r of [rs[0], rs[2], rs[1]]) if (r.status === 'rejected') throw r.reason
+    const rs = await Promise.allSettled([pipeline(src, toSql.stdin!), toSql.done, pipeline(toSql.stdout, psql.stdin!), psql.done])
+    // the root cause first: an unreadable backup (decryption, decompression), then psql's own
+    // error (a lock timeout, a failing statement), then pg_restore's (EPIPE after psql stopped)
+    const benign = (e: NodeJS.ErrnoException) => ['EPIPE', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED'].includes(e.code ?? '')
+    if (rs[0].status === 'rejected' && !benign(rs[0].reason)) throw rs[0].reason
+    if (rs[3].status === 'rejected') throw rs[3].reason
+    if (rs[1].status === 'rejected') throw rs[1].reason
+    for (const r of rs) if (r.status === 'rejected') throw r.reason
   } catch (e) {
     throw new BackupError(`restore of ${basename(dumpFile)} failed, the database was left as it was (one transaction): ${redact((e as Error).message, conn.password)}`)
   }
