@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# All tests: brings up the bed (installs what is missing, starts dockerd, Postgres, the
+# registry, builds the simulator images), then unit and integration tests on Node 24, the
+# runtime of the action. Integration tests drive the committed dist/ as the runner does, so
+# the bundle is rebuilt first when the source is newer.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+bash test/bed/up.sh
+source test/bed/env.sh
+jest=("$BED_NODE24" --experimental-vm-modules node_modules/jest/bin/jest.js --forceExit)
+export NODE_NO_WARNINGS=1
+if [ ! -f dist/index.js ] || [ -n "$(find src -newer dist/index.js -name '*.ts' | head -1)" ]; then
+  echo "[test] src/ is newer than dist/: rebuilding the bundle"
+  npm run bundle >/dev/null
+fi
+"${jest[@]}" --selectProjects unit
+"${jest[@]}" --selectProjects integration --runInBand "$@"
