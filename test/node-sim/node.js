@@ -155,7 +155,7 @@ async function runNode({ cfg, fault, knobs }) {
     }, cfg.shutdownGracePeriod)
     // app.Stop() and the HTTP server's Shutdown run together
     const appStop = async () => {
-      clearInterval(loseDb)
+      clearTimeout(loseDb)
       await heartbeats?.stop()
       await sleep(knobs.stopMs)
     }
@@ -182,10 +182,16 @@ async function runNode({ cfg, fault, knobs }) {
   log.info(`Listening and serving HTTP on 0.0.0.0:${cfg.httpPort}`)
   heartbeats = startHeartbeats({ pool: db.pool, appID, version, everyMs: knobs.heartbeatMs, log })
   if (fault === 'lose-db') {
-    loseDb = setInterval(() => {
-      log.warn('simulated fault lose-db: dropping every DB connection', { outageMs: knobs.loseDbOutageMs })
-      db.dropAll(knobs.loseDbOutageMs)
-    }, knobs.loseDbEveryMs)
+    // Up for SIM_LOSE_DB_EVERY_MS, then every socket dies and the DB is unreachable for
+    // SIM_LOSE_DB_OUTAGE_MS; repeat. The node only logs and keeps running (§3, §9).
+    const dropLater = (ms) => {
+      loseDb = setTimeout(() => {
+        log.warn('simulated fault lose-db: dropping every DB connection', { outageMs: knobs.loseDbOutageMs })
+        db.dropAll(knobs.loseDbOutageMs)
+        dropLater(knobs.loseDbOutageMs + knobs.loseDbEveryMs)
+      }, ms)
+    }
+    dropLater(knobs.loseDbEveryMs)
   }
 }
 
