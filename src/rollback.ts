@@ -6,7 +6,7 @@ import { OperationError, sleep } from './context.js'
 import { cloneSpec } from './container-spec.js'
 import type { DbVersion } from './database.js'
 import { formatMs } from './duration.js'
-import { GateError, healthGate, type Member, type NodeLink, type Timeouts } from './handoff.js'
+import { GateError, healthGate, standbyReady, type Member, type NodeLink, type Timeouts } from './handoff.js'
 import { containerIps } from './docker.js'
 import { readLockState } from './lock.js'
 import { dbCommand } from './node-cli.js'
@@ -16,6 +16,8 @@ export interface RollbackPlan {
   /** name the node container must end with */
   name: string
   previous: Member
+  /** other original containers (a pair's standby), restored to their names and restarted as waiting standbys */
+  others?: Array<{ member: Member; name: string }>
   /** containers this run created, any state */
   created: Member[]
   /** the image whose binary can undo its own migrations */
@@ -28,7 +30,7 @@ export async function rollback(ctx: Context, link: NodeLink, plan: RollbackPlan,
   const { docker, report, inputs } = ctx
   report.step('rollback', reason)
   // Every instance must be down before the DB moves: `db rollback` takes no lock.
-  for (const m of plan.created) {
+  for (const m of [...plan.created, ...(plan.others ?? []).map((o) => o.member), plan.previous]) {
     const info = await docker.inspect(m.id)
     if (info?.State.Running) {
       report.step(`stop ${m.name}`, 'graceful')
@@ -46,15 +48,25 @@ export async function rollback(ctx: Context, link: NodeLink, plan: RollbackPlan,
       report.note(`The database was restored from the pre-upgrade backup ${plan.backupFile}: every write since that backup was taken is lost.`)
     }
   }
-  // The previous container gets its name back; a new one that took the name goes.
+  // The previous containers get their names back; new ones that took a name go.
+  const names = new Set([plan.name, ...(plan.others ?? []).map((o) => o.name)])
   for (const m of plan.created) {
     const info = await docker.inspect(m.id)
-    if (info && info.Name.replace(/^\//, '') === plan.name) await docker.remove(m.id)
+    if (info && names.has(info.Name.replace(/^\//, ''))) await docker.remove(m.id)
   }
   const prev = await docker.inspect(plan.previous.id)
   if (!prev) throw new OperationError(`the previous container '${plan.previous.name}' (${plan.previous.id.slice(0, 12)}) is gone; nothing to roll back to`)
   if (prev.Name.replace(/^\//, '') !== plan.name) await docker.rename(prev.Id, plan.name)
   const restored = await takeOver(ctx, link, { ...plan.previous, name: plan.name }, t)
+  for (const o of plan.others ?? []) {
+    const info = await docker.inspect(o.member.id)
+    if (!info) continue
+    if (info.Name.replace(/^\//, '') !== o.name) await docker.rename(info.Id, o.name)
+    if (info.State.Running) continue
+    const known = new Set((await link.db.nodeSessions()).map((s) => s.appId))
+    await docker.start(info.Id)
+    await standbyReady(ctx, link, { ...o.member, name: o.name }, restored.appId!, known, t.standbyMs)
+  }
   for (const m of plan.created) await docker.remove(m.id)
   report.step('rolled back', `'${plan.name}' leads again on ${prev.Config.Image}`)
   return restored

@@ -2,6 +2,7 @@ import type { Context, OperationResult } from '../context.js'
 import { status } from './status.js'
 import { upgrade } from './upgrade.js'
 import { repair } from './repair.js'
+import { handoffOrRestart } from './handoff.js'
 
 export async function runOperation(ctx: Context): Promise<OperationResult> {
   switch (ctx.inputs.operation) {
@@ -9,6 +10,9 @@ export async function runOperation(ctx: Context): Promise<OperationResult> {
       return status(ctx)
     case 'upgrade':
       return upgrade(ctx)
+    case 'handoff':
+    case 'restart':
+      return handoffOrRestart(ctx)
     case 'repair':
       return repair(ctx)
     default:

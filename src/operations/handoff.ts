@@ -1,0 +1,36 @@
+// operation: handoff (leadership to the other container of a pair, or, for a single node, to a
+// temporary standby on the same image) and operation: restart (a rolling restart on the same
+// image through handoffs). Same lock check and health gate as an upgrade; no image changes.
+import type { Context, OperationResult } from '../context.js'
+import { planText, rollPair, rollSingle, withNode, type Change } from '../rollout.js'
+import { anyDigest } from '../docker.js'
+import { memberOf, standbyReady } from '../handoff.js'
+
+export async function handoffOrRestart(ctx: Context): Promise<OperationResult> {
+  const { inputs, docker, report } = ctx
+  const operation = inputs.operation as 'handoff' | 'restart'
+  report.title = `chainlink-rollout ${operation} of ${inputs.container}${inputs.standby ? ` / ${inputs.standby}` : ''}`
+  return withNode(ctx, async (p) => {
+    // The same image the leader runs, by id, so a moved tag cannot sneak in a new version.
+    const img = await docker.imageInfo(p.leader.info.Image)
+    const digest = img ? anyDigest(img) : undefined
+    const display = `${p.leader.image.replace(/@sha256:[a-f0-9]{64}$/, '')}${digest ? `@${digest}` : ''}`
+    const byName = await docker.imageInfo(p.leader.image)
+    const ch: Change = { operation, createRef: byName && byName.id === img?.id ? p.leader.image : p.leader.info.Image, display, backup: false }
+    // A pair's restart recreates neither container: both get a fresh process through handoffs.
+    const plan = planText(p, operation === 'restart' && p.other ? { ...ch, operation: 'handoff' } : ch, inputs.preferPrimary)
+    report.fact('Plan', plan)
+    if (inputs.dryRun) return { result: 'planned', ok: true, message: `dry run: would ${plan}`, outputs: { leader: p.leader.name, image: display } }
+    if (!p.other) return rollSingle(ctx, p, ch)
+    if (operation === 'restart') {
+      // The waiting standby restarts first (it serves nothing), then leadership moves to it.
+      const known = new Set(p.view.lock.sessions.map((s) => s.appId))
+      report.step(`restart ${p.other.name}`, 'waiting standby')
+      await docker.api.getContainer(p.other.info.Id).restart({ t: p.t.stopS })
+      const m = memberOf(p.other.info)
+      await standbyReady(ctx, p.link, m, p.view.lock.holder!, known, p.t.standbyMs)
+      p.other.session = (await p.link.db.nodeSessions()).find((s) => s.appId === m.appId)
+    }
+    return rollPair(ctx, p, { ...ch, operation: 'handoff' })
+  })
+}

@@ -1,0 +1,295 @@
+// The rollouts every operation is made of: a single node moved through a temporary standby
+// (one or two handoffs by layout), or a failover pair moved through its own standby. Each
+// step is journaled before it is taken; any failure after the first handoff rolls back.
+import type { Context, OperationResult } from './context.js'
+import { OperationError } from './context.js'
+import { publishedPorts } from './container-spec.js'
+import { describePorts, GateError, handoff, memberOf, standbyReady, startClone, timeouts, type Member, type NodeLink, type Timeouts } from './handoff.js'
+import { formatMs } from './duration.js'
+import { inspectNode, requireLeader, type NodeContainer, type NodeView } from './node.js'
+import { rollback } from './rollback.js'
+import { HostLock, JournalWriter, journalPath, readJournal } from './state.js'
+import { backupBeforeUpgrade } from './backup-step.js'
+
+export const SUFFIX_NEXT = '-rollout-next'
+export const SUFFIX_PREVIOUS = '-rollout-previous'
+
+/** What is being rolled out: a new image (upgrade) or the same one (handoff, restart). */
+export interface Change {
+  operation: 'upgrade' | 'handoff' | 'restart'
+  /** reference to create containers from */
+  createRef: string
+  /** digest-qualified, for outputs */
+  display: string
+  /** take the pre-upgrade backup (upgrade only) */
+  backup: boolean
+}
+
+export interface Prepared {
+  view: NodeView
+  leader: NodeContainer
+  /** the pair's other container, proven waiting for the lock */
+  other?: NodeContainer
+  link: NodeLink
+  t: Timeouts
+}
+
+/**
+ * Host lock, interrupted-run check, node inspection and leader proof; then `fn`. Everything
+ * before `fn` only reads.
+ */
+export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<OperationResult>): Promise<OperationResult> {
+  const { inputs, docker, report, log } = ctx
+  await docker.ping()
+  const hostLock = await HostLock.acquire(inputs.stateDir, inputs.container, inputs.lockTimeoutMs, ctx.signal, (o) => log.info(`Waiting for the host lock (held by ${o})`))
+  try {
+    const prior = readJournal(inputs.stateDir, inputs.container)
+    if (prior && prior.phase === 'in-progress') throw new OperationError(`An interrupted ${prior.operation} (run ${prior.runId}, started ${prior.startedAt}) is recorded in ${journalPath(inputs.stateDir, inputs.container)}; run operation 'repair' first`)
+    const names = [inputs.container, ...(inputs.standby ? [inputs.standby] : [])]
+    for (const n of names) {
+      for (const suffix of [SUFFIX_NEXT, SUFFIX_PREVIOUS]) {
+        if (await docker.inspect(n + suffix)) throw new OperationError(`A container '${n + suffix}' from an earlier run exists; run operation 'repair' first`)
+      }
+    }
+    const view = await inspectNode(ctx, names)
+    try {
+      const leader = requireLeader(view)
+      if (view.mode === 'none') throw new OperationError(`'${leader.name}' runs with lock mode 'none': without a DB lock no zero-downtime handoff is possible; enable [Database.Lock] (v2) or DATABASE_LOCKING_MODE=lease`)
+      if (!inputs.standby && leader.name !== inputs.container) throw new OperationError(`Container '${inputs.container}' is not the leader`)
+      let other: NodeContainer | undefined
+      if (inputs.standby) {
+        other = view.containers.find((c) => c !== leader)!
+        // The pair's standby must be alive and waiting before anything changes.
+        if (!other.info.State.Running) throw new OperationError(`Input 'standby': '${other.name}' is ${other.info.State.Status} (exit code ${other.info.State.ExitCode}), not waiting for the lock; start it (or fix it) first`)
+        if (!other.session) throw new OperationError(`Input 'standby': '${other.name}' is running but has no DB session on the node's database: it is not waiting for the lock`)
+      }
+      report.fact('Node', view.containers.map((c) => `${c.name}${c === leader ? ' (leader)' : ' (standby)'}: ${c.image}${c.digest ? ` (${c.digest})` : ''}`).join('; ') + `, version ${view.version ?? '?'}`)
+      report.fact('Lock', `${view.mode} (${view.config.lockModeSource}); lease ${formatMs(view.config.leaseDurationMs)}, refresh ${formatMs(view.config.leaseRefreshMs)}`)
+      report.fact('Database', `goose ${view.dbVersion.goose ?? '-'}, node_versions ${view.dbVersion.nodeVersion ?? '-'}`)
+      const link: NodeLink = { db: view.db, config: view.config, mode: view.mode, databaseUrl: view.databaseUrl }
+      return await fn({ view, leader, other, link, t: timeouts(ctx, view.config, leader.info) })
+    } finally {
+      await view.db.close()
+    }
+  } finally {
+    hostLock.release()
+  }
+}
+
+export function planText(p: Prepared, ch: Change, preferPrimary: boolean): string {
+  const { leader, other } = p
+  if (other) {
+    const steps = ch.operation === 'handoff' ? [`hand off from '${leader.name}' to the waiting '${other.name}'`, `restart '${leader.name}' as the standby`] : [`recreate the waiting '${other.name}' on ${ch.createRef}`, `hand off to it`, `recreate '${leader.name}' on ${ch.createRef} as the standby`]
+    if (preferPrimary && leader.name === p.view.containers[0].name) steps.push(`hand back to '${leader.name}'`)
+    return steps.join(', then ')
+  }
+  const twoHandoffs = leader.info.HostConfig.NetworkMode !== 'host' && Object.keys(publishedPorts(leader.info)).length > 0
+  return twoHandoffs
+    ? `start '${leader.name}${SUFFIX_NEXT}' on ${ch.createRef} with ports remapped, hand off to it, then start '${leader.name}' on the original ports (${describePorts(leader.info)}) and hand off again`
+    : `start '${leader.name}${SUFFIX_NEXT}' on ${ch.createRef} (${describePorts(leader.info)}), hand off to it, then give it the name '${leader.name}'`
+}
+
+function openJournal(ctx: Context, p: Prepared, ch: Change): JournalWriter {
+  return new JournalWriter(journalPath(ctx.inputs.stateDir, ctx.inputs.container), {
+    runId: Date.now().toString(36),
+    operation: ch.operation,
+    container: ctx.inputs.container,
+    plan: { leaderId: p.leader.info.Id, leaderName: p.leader.name, otherId: p.other?.info.Id, otherName: p.other?.name, leaderImage: p.leader.image, target: ch.createRef, dbBefore: p.view.dbVersion, mode: p.view.mode }
+  })
+}
+
+export function gapsOut(gaps: number[]): string | undefined {
+  const g = gaps.filter((x) => Number.isFinite(x))
+  return g.length ? String(Math.max(...g)) : undefined
+}
+
+export async function failedContainerLogs(ctx: Context, m: Member, e?: unknown): Promise<void> {
+  if (e instanceof GateError && e.containerId && e.containerId !== m.id) return
+  const text = await ctx.docker.logs(m.id, 40)
+  if (text.trim()) ctx.report.logs.push({ container: m.name, text })
+}
+
+const done = (ch: Change) => (ch.operation === 'upgrade' ? 'upgraded' : 'ok') as 'upgraded' | 'ok'
+
+/** Rolls back after a failure past the first handoff, or says exactly where the node is. */
+async function recover(ctx: Context, p: Prepared, ch: Change, journal: JournalWriter, e: unknown, created: Member[], previous: Member, others: Array<{ member: Member; name: string }>, backupFile: string | undefined, gaps: number[]): Promise<OperationResult> {
+  if (ctx.signal.aborted) throw e // cancelled: the post step repairs from the journal
+  const reason = e instanceof Error ? e.message : String(e)
+  for (const m of created) await failedContainerLogs(ctx, m, e)
+  if (!ctx.inputs.rollback) {
+    journal.done('failed')
+    throw new OperationError(`${reason}. Rollback is off (input 'rollback: false'): the node is left as it is; the previous container is kept stopped as '${previous.name}'`)
+  }
+  journal.step('rollback', { reason })
+  try {
+    await rollback(ctx, p.link, { name: p.leader.name, previous, others, created, newImage: ch.createRef, dbBefore: p.view.dbVersion, backupFile }, p.t, reason)
+  } catch (re) {
+    journal.step('rollback-failed', { reason: (re as Error).message })
+    throw new OperationError(`${ch.operation} failed (${reason}) and the rollback failed too: ${(re as Error).message}. Run operation 'repair' after fixing the cause; the journal is ${journal.path}`)
+  }
+  journal.done('rolled-back')
+  return { result: 'rolled-back', ok: false, message: `${ch.operation} to ${ch.display} failed (${reason}); rolled back: '${p.leader.name}' leads on ${p.leader.image}`, outputs: { 'previous-image': p.leader.image, image: p.leader.image, leader: p.leader.name, 'leader-gap-ms': gapsOut(gaps) } }
+}
+
+/** A single node: temporary standby, handoff, then (docs layout) a second handoff onto the original name and ports. */
+export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise<OperationResult> {
+  const { docker, report, inputs } = ctx
+  const { leader, link, t, view } = p
+  const name = leader.name
+  const journal = openJournal(ctx, p, ch)
+  const runId = journal.journal.runId
+  const twoHandoffs = leader.info.HostConfig.NetworkMode !== 'host' && Object.keys(publishedPorts(leader.info)).length > 0
+  const knownApps = new Set(view.lock.sessions.map((s) => s.appId))
+  const previous: Member = memberOf(leader.info, view.lock.holder)
+  const created: Member[] = []
+  let backupFile: string | undefined
+  if (ch.backup && inputs.backup) {
+    journal.step('backup')
+    backupFile = await backupBeforeUpgrade(ctx, view, leader)
+    journal.plan({ backupFile })
+  }
+  // Standby: fail here and the leader was never touched.
+  journal.step('standby-create', { name: name + SUFFIX_NEXT })
+  const standby = await startClone(ctx, leader.info, { image: ch.createRef, name: name + SUFFIX_NEXT, ports: 'remap', runId, role: 'next' })
+  created.push(standby)
+  journal.step('standby-started', { id: standby.id })
+  report.step('standby started', `'${standby.name}' (${describePorts(standby.info)})`)
+  try {
+    await standbyReady(ctx, link, standby, view.lock.holder!, knownApps, t.standbyMs)
+  } catch (e) {
+    if (ctx.signal.aborted) throw e
+    await failedContainerLogs(ctx, standby)
+    await docker.remove(standby.id)
+    journal.done('failed')
+    report.step('standby removed', `'${name}' was never touched (gap 0)`)
+    throw e
+  }
+  knownApps.add(standby.appId!)
+  const gaps: number[] = []
+  try {
+    journal.step('handoff', { from: leader.info.Id, to: standby.id })
+    gaps.push((await handoff(ctx, link, previous, standby, t)).gapMs ?? NaN)
+    journal.step('rename-previous', { id: leader.info.Id, name: name + SUFFIX_PREVIOUS })
+    await docker.rename(leader.info.Id, name + SUFFIX_PREVIOUS)
+    previous.name = name + SUFFIX_PREVIOUS
+    if (twoHandoffs) {
+      journal.step('final-create', { name })
+      const final = await startClone(ctx, leader.info, { image: ch.createRef, name, ports: 'keep', runId, role: 'final' })
+      created.push(final)
+      journal.step('final-started', { id: final.id })
+      report.step('final container started', `'${final.name}' on the original ports (${describePorts(final.info)})`)
+      await standbyReady(ctx, link, final, standby.appId!, knownApps, t.standbyMs)
+      journal.step('handoff-2', { from: standby.id, to: final.id })
+      gaps.push((await handoff(ctx, link, standby, final, t)).gapMs ?? NaN)
+      journal.step('remove-interim', { id: standby.id })
+      await docker.remove(standby.id)
+    } else {
+      journal.step('rename-standby', { id: standby.id, name })
+      await docker.rename(standby.id, name)
+    }
+  } catch (e) {
+    return recover(ctx, p, ch, journal, e, created, previous, [], backupFile, gaps)
+  }
+  journal.step('remove-previous', { id: leader.info.Id })
+  await docker.remove(leader.info.Id)
+  journal.done(done(ch))
+  report.step('done', `'${name}' leads on ${ch.display}`)
+  return { result: done(ch), ok: true, message: `'${name}' ${ch.operation === 'upgrade' ? `upgraded from ${leader.image} to` : 'now runs a fresh process of'} ${ch.display}`, outputs: { 'previous-image': leader.image, image: ch.display, leader: name, 'leader-gap-ms': gapsOut(gaps), ...(backupFile ? { 'backup-file': backupFile } : {}) } }
+}
+
+/**
+ * A failover pair (the docs' primary and secondary on one DB): the waiting standby is moved
+ * first, leadership is handed to it, then the old leader is moved and becomes the standby.
+ * `handoff` moves no image: it only hands over and restarts the old leader as the standby.
+ */
+export async function rollPair(ctx: Context, p: Prepared, ch: Change): Promise<OperationResult> {
+  const { docker, report, inputs } = ctx
+  const { leader, link, t, view } = p
+  const other = p.other!
+  const journal = openJournal(ctx, p, ch)
+  const runId = journal.journal.runId
+  const knownApps = new Set(view.lock.sessions.map((s) => s.appId))
+  const previous: Member = memberOf(leader.info, view.lock.holder)
+  const oldStandby: Member = memberOf(other.info, other.session?.appId)
+  const created: Member[] = []
+  const others = [{ member: oldStandby, name: other.name }]
+  const gaps: number[] = []
+  let backupFile: string | undefined
+  if (ch.backup && inputs.backup) {
+    journal.step('backup')
+    backupFile = await backupBeforeUpgrade(ctx, view, leader)
+    journal.plan({ backupFile })
+  }
+  const replaceImage = ch.operation !== 'handoff'
+  let next: Member = oldStandby
+  // 1. The waiting standby gets the new image (or a fresh process): the leader is untouched.
+  if (replaceImage) {
+    journal.step('standby-stop', { id: other.info.Id })
+    report.step(`stop ${other.name}`, 'waiting standby (it exits 1 "failed to take initial lease: stopped", as the node does)')
+    await docker.stop(other.info.Id, t.stopS)
+    journal.step('rename-standby-previous', { id: other.info.Id, name: other.name + SUFFIX_PREVIOUS })
+    await docker.rename(other.info.Id, other.name + SUFFIX_PREVIOUS)
+    oldStandby.name = other.name + SUFFIX_PREVIOUS
+    journal.step('standby-create', { name: other.name })
+    next = await startClone(ctx, other.info, { image: ch.createRef, name: other.name, ports: 'keep', runId, role: 'standby' })
+    created.push(next)
+    journal.step('standby-started', { id: next.id })
+    report.step('standby started', `'${next.name}' on ${ch.createRef} (${describePorts(next.info)})`)
+    try {
+      await standbyReady(ctx, link, next, view.lock.holder!, knownApps, t.standbyMs)
+    } catch (e) {
+      if (ctx.signal.aborted) throw e
+      // The leader was never touched: put the old standby back.
+      await failedContainerLogs(ctx, next)
+      await docker.remove(next.id)
+      await docker.rename(other.info.Id, other.name)
+      await docker.start(other.info.Id)
+      journal.done('failed')
+      report.step('standby restored', `'${other.name}' back on ${other.image}; '${leader.name}' was never touched (gap 0)`)
+      throw e
+    }
+    knownApps.add(next.appId!)
+  }
+  try {
+    // 2. Hand off to it.
+    journal.step('handoff', { from: leader.info.Id, to: next.id })
+    gaps.push((await handoff(ctx, link, previous, next, t)).gapMs ?? NaN)
+    // 3. The old leader becomes the standby (recreated on the new image, or restarted).
+    let newStandby: Member
+    const known = new Set((await link.db.nodeSessions()).map((s) => s.appId))
+    if (replaceImage) {
+      journal.step('rename-previous', { id: leader.info.Id, name: leader.name + SUFFIX_PREVIOUS })
+      await docker.rename(leader.info.Id, leader.name + SUFFIX_PREVIOUS)
+      previous.name = leader.name + SUFFIX_PREVIOUS
+      journal.step('final-create', { name: leader.name })
+      newStandby = await startClone(ctx, leader.info, { image: ch.createRef, name: leader.name, ports: 'keep', runId, role: 'final' })
+      created.push(newStandby)
+    } else {
+      journal.step('restart-previous', { id: leader.info.Id })
+      await docker.start(leader.info.Id)
+      newStandby = memberOf(leader.info)
+    }
+    report.step('standby started', `'${leader.name}' waits for the lock`)
+    await standbyReady(ctx, link, newStandby, next.appId!, known, t.standbyMs)
+    let finalLeader = next
+    // 4. Hand back to the primary when asked.
+    if (inputs.preferPrimary && leader.name === inputs.container) {
+      journal.step('handoff-back', { from: next.id, to: newStandby.id })
+      gaps.push((await handoff(ctx, link, next, newStandby, t)).gapMs ?? NaN)
+      const known2 = new Set((await link.db.nodeSessions()).map((s) => s.appId))
+      await docker.start(next.id)
+      await standbyReady(ctx, link, next, newStandby.appId!, known2, t.standbyMs)
+      finalLeader = newStandby
+    }
+    if (replaceImage) {
+      journal.step('remove-previous', { ids: [leader.info.Id, other.info.Id] })
+      await docker.remove(leader.info.Id)
+      await docker.remove(other.info.Id)
+    }
+    journal.done(done(ch))
+    report.step('done', `'${finalLeader.name}' leads on ${ch.display}; '${finalLeader === next ? leader.name : other.name}' waits as the standby`)
+    return { result: done(ch), ok: true, message: `'${finalLeader.name}' leads on ${ch.display}`, outputs: { 'previous-image': leader.image, image: ch.display, leader: finalLeader.name, 'leader-gap-ms': gapsOut(gaps), ...(backupFile ? { 'backup-file': backupFile } : {}) } }
+  } catch (e) {
+    return recover(ctx, p, ch, journal, e, created, previous, others, backupFile, gaps)
+  }
+}
