@@ -30,6 +30,18 @@ export interface Member {
   name: string
   info: ContainerInfo
   appId?: string
+  /** node version from its DB session */
+  version?: string
+}
+
+/**
+ * The lock a node of `version` takes: v2 knows only the lease (a v1 `dual` or `advisorylock`
+ * setting maps to lease there), so a v1 -> v2 upgrade changes what the new leader holds.
+ */
+export function modeOf(link: NodeLink, m: Member): LockMode {
+  const major = m.version ? parseInt(m.version, 10) : NaN
+  if (major >= 2 && (link.mode === 'dual' || link.mode === 'advisorylock')) return 'lease'
+  return link.mode
 }
 
 export class GateError extends OperationError {
@@ -107,6 +119,7 @@ export async function standbyReady(ctx: Context, link: NodeLink, standby: Member
     if (mine.length) {
       if (lock.holder === leaderAppId) {
         standby.appId = mine[0].appId
+        standby.version = mine[0].version
         ctx.report.gate('standby-ready', true, `'${standby.name}' running, DB session of version ${mine[0].version} (app ${mine[0].appId}), waiting: the lock is still the leader's`)
         return mine[0]
       }
@@ -169,12 +182,13 @@ export async function handoff(ctx: Context, link: NodeLink, from: Member, to: Me
 async function lockTaken(ctx: Context, link: NodeLink, from: Member, to: Member, timeoutMs: number, stoppedAt: number): Promise<number> {
   const end = stoppedAt + timeoutMs
   let last = ''
+  const mode = modeOf(link, to)
   while (Date.now() < end) {
-    const lock = await readLockState(link.db, link.mode, link.config.advisoryLockId)
+    const lock = await readLockState(link.db, mode, link.config.advisoryLockId)
     const fromLeft = !from.appId || !lock.sessions.some((s) => s.appId === from.appId)
     if (lock.holder === to.appId && fromLeft) {
       const ms = Date.now() - stoppedAt
-      ctx.report.gate('lock-handoff', true, `lock (${link.mode}) held by '${to.name}' (app ${to.appId}) ${formatMs(ms)} after '${from.name}' stopped; its sessions are gone`)
+      ctx.report.gate('lock-handoff', true, `lock (${mode}) held by '${to.name}' (app ${to.appId}) ${formatMs(ms)} after '${from.name}' stopped; its sessions are gone`)
       return ms
     }
     const info = await ctx.docker.inspect(to.id)
@@ -206,7 +220,7 @@ export async function healthGate(ctx: Context, link: NodeLink, to: Member, t: Ti
     if (info.RestartCount !== restarts0) throw new GateError('health', `'${to.name}' restarted during the health gate`, to.id)
     const p = await probe(url, 1000)
     const dockerHealth = info.State.Health?.Status
-    const lock = await readLockState(link.db, link.mode, link.config.advisoryLockId)
+    const lock = await readLockState(link.db, modeOf(link, to), link.config.advisoryLockId)
     if (lock.holder !== to.appId) throw new GateError('health', `'${to.name}' lost the lock (${lock.holder ? `now held by app ${lock.holder}` : lock.problem})`, to.id)
     const ok = isReady(p) && (!hasHealthcheck || dockerHealth === 'healthy')
     last = p.readyz !== undefined ? `/readyz ${p.readyz}, /health ${p.health}${p.failing.length ? ` failing ${p.failing.join(', ')}` : ''}${hasHealthcheck ? `, docker health ${dockerHealth}` : ''}` : `not answering (${p.error})`
