@@ -130,6 +130,69 @@ export async function standbyReady(ctx: Context, link: NodeLink, standby: Member
   throw new GateError('standby-ready', `standby '${standby.name}' did not open a DB session and wait for the lock within ${formatMs(timeoutMs)} (${lastWhy})`, standby.id)
 }
 
+/**
+ * How long after SIGTERM the last leader released the lease, as measured: the estimate for
+ * aiming the next stop (the first one assumes a prompt release).
+ */
+let aimDeltaMs = 100
+
+/**
+ * A waiting standby polls the lock every refresh interval (+/-10% jitter); a release that lands
+ * just after a poll waits out almost a whole interval. Its polls are visible as its lock
+ * session's query_start, so wait for one and send the stop to land before the earliest next
+ * poll. Bounded to two intervals; skipped when the standby's polls cannot be seen.
+ */
+async function aimStop(ctx: Context, link: NodeLink, to: Member, deltaMs: number): Promise<{ waitedMs: number } | undefined> {
+  if (link.mode === 'advisorylock' || !to.appId) return undefined
+  const interval = link.config.leaseRefreshMs
+  const pollsOf = async () => {
+    const rows = await link.db.query<{ qs: Date | null }>(
+      `SELECT max(query_start) AS qs FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE $1 AND (query ILIKE '%lease_lock%' OR query IN ('COMMIT', 'ROLLBACK'))`,
+      [`%|App|${to.appId}%`]
+    )
+    return rows[0]?.qs?.getTime()
+  }
+  const first = await pollsOf()
+  if (first === undefined) return undefined
+  const start = Date.now()
+  while (Date.now() - start < 2 * interval) {
+    await sleep(10, ctx.signal)
+    const cur = await pollsOf()
+    if (cur !== undefined && cur !== first) {
+      // seen within ~10 ms of the poll; the next one comes at 0.9-1.1 intervals from it
+      const target = Date.now() + Math.max(0, 0.9 * interval - deltaMs - 40)
+      await sleep(target - Date.now(), ctx.signal)
+      return { waitedMs: Date.now() - start }
+    }
+  }
+  return undefined
+}
+
+/** Notes when the leader's lease release lands (expires_at no longer in the future). */
+function watchRelease(link: NodeLink, from: Member, elapsed: () => number): { done: () => Promise<number | undefined> } {
+  if (link.mode === 'advisorylock' || !from.appId) return { done: async () => undefined }
+  let stop = false
+  let at: number | undefined
+  const loop = (async () => {
+    while (!stop && at === undefined) {
+      try {
+        const r = await link.db.query<{ released: boolean }>(`SELECT expires_at <= NOW() AS released FROM lease_lock WHERE client_id = $1`, [from.appId])
+        if (!r.length || r[0].released) at = elapsed()
+      } catch {
+        return
+      }
+      await new Promise((res) => setTimeout(res, 10))
+    }
+  })()
+  return {
+    done: async () => {
+      stop = true
+      await loop
+      return at
+    }
+  }
+}
+
 export interface HandoffResult {
   stop: 'graceful' | 'killed' | 'already stopped'
   lockTakenMs: number
@@ -150,14 +213,18 @@ export async function handoff(ctx: Context, link: NodeLink, from: Member, to: Me
   const oldWatch = fromUrl ? new ReadinessWatcher(fromUrl).start() : undefined
   const newWatch = new ReadinessWatcher(toUrl).start()
   try {
-    report.step(`handoff ${from.name} -> ${to.name}`, `docker stop with ${t.stopS} s timeout`)
+    const aim = await aimStop(ctx, link, to, aimDeltaMs)
+    report.step(`handoff ${from.name} -> ${to.name}`, `docker stop with ${t.stopS} s timeout${aim ? `, held ${aim.waitedMs} ms to land the release just before the standby's next lock poll` : ''}`)
     const t0 = Date.now()
+    const release = watchRelease(link, from, () => Date.now() - t0)
     await docker.stop(from.id, t.stopS)
     const stopMs = Date.now() - t0
+    const releasedMs = await release.done()
+    if (releasedMs !== undefined) aimDeltaMs = releasedMs
     const after = await docker.inspect(from.id)
     // docker stop SIGKILLs after the timeout: exit 137 without OOM means the node ignored SIGTERM.
     const killed = after?.State.ExitCode === 137 && !after.State.OOMKilled
-    report.step(`${from.name} stopped`, `${killed ? 'killed after ignoring SIGTERM for' : 'exited gracefully in'} ${formatMs(stopMs)} (exit ${after?.State.ExitCode})`)
+    report.step(`${from.name} stopped`, `${killed ? 'killed after ignoring SIGTERM for' : 'exited gracefully in'} ${formatMs(stopMs)} (exit ${after?.State.ExitCode})${releasedMs !== undefined ? `; lease released ${formatMs(releasedMs)} after the stop signal` : ''}`)
     if (killed) report.note(`'${from.name}' ignored SIGTERM for ${t.stopS} s and was killed; its lease was not released, so '${to.name}' waited for it to expire.`)
     const lockMs = await lockTaken(ctx, link, from, to, t.lockMs, t0 + stopMs)
     await oldWatch?.stop()
