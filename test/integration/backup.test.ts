@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals'
 import { copyFile, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile, open } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
+import { execFileSync } from 'node:child_process'
 import { basename, join } from 'node:path'
 import { generateIdentity, identityToRecipient, Decrypter } from 'age-encryption'
 import { createBackup, listBackups, lockHolderPresent, pruneBackups, readManifest, restoreBackup, verifyBackup, type BackupResult } from '../../src/backup.js'
@@ -112,6 +113,10 @@ describe('createBackup + verifyBackup', () => {
     const tar = tarUnpack(await readFile(join(dir, m.files!.file)))
     expect(tar.find((e) => e.name === 'secrets.toml')!.data.toString()).toContain(SECRET)
     expect(tar.find((e) => e.name === 'secrets.toml')!.mode).toBe(0o600)
+    const x = await mkdtemp(join(tmpdir(), 'clr-untar-'))
+    cleanup.push(() => rm(x, { recursive: true, force: true }))
+    execFileSync('tar', ['-xf', join(dir, m.files!.file), '-C', x])
+    expect(await readFile(join(x, 'config.toml'), 'utf8')).toBe('[Log]\nLevel = "info"\n')
     // no temp files left behind
     expect((await readdir(dir)).filter((f) => f.endsWith('.tmp'))).toEqual([])
     const list = await listBackups(dir)
