@@ -36,13 +36,14 @@ export function cloneSpec(info: Docker.ContainerInspectInfo, opts: CloneOptions)
 
   const hostConfig: Docker.HostConfig = { ...info.HostConfig }
   if (opts.portBindings) hostConfig.PortBindings = opts.portBindings
-  // A container joined to another's network namespace keeps that; everything else is recreated.
+  // Every user network is recreated with its aliases (the container-id alias is Docker's own).
+  // Engines before API 1.44 accept one endpoint at create: startClone connects the rest.
   const networkMode = hostConfig.NetworkMode ?? 'default'
 
   const endpoints: Record<string, Docker.EndpointSettings> = {}
   const shortId = info.Id.slice(0, 12)
   for (const [net, ep] of Object.entries(info.NetworkSettings?.Networks ?? {})) {
-    if (['bridge', 'host', 'none', 'default'].includes(net) || net !== networkMode) continue
+    if (['bridge', 'host', 'none', 'default'].includes(net) || networkMode === 'host' || networkMode.startsWith('container:')) continue
     const aliases = (ep.Aliases ?? []).filter((a: string) => a !== shortId && a !== info.Id && a !== info.Name.replace(/^\//, ''))
     endpoints[net] = { Aliases: aliases.length ? aliases : undefined } as Docker.EndpointSettings
   }
@@ -62,9 +63,12 @@ export function cloneSpec(info: Docker.ContainerInspectInfo, opts: CloneOptions)
     NetworkingConfig: Object.keys(endpoints).length ? { EndpointsConfig: endpoints } : undefined
   }
   if (Object.keys(exposed).length) spec.ExposedPorts = exposed
+  const ownEntrypoint = !same(c.Entrypoint, img.Entrypoint)
+  if (ownEntrypoint) spec.Entrypoint = c.Entrypoint as string[]
+  // Docker falls back to the image's CMD only when the request sets no Entrypoint: with the
+  // operator's own entrypoint the command must be passed even when it equals the image's.
   if (opts.cmd) spec.Cmd = opts.cmd
-  else if (!same(c.Cmd, img.Cmd)) spec.Cmd = c.Cmd as string[]
-  if (!same(c.Entrypoint, img.Entrypoint)) spec.Entrypoint = c.Entrypoint as string[]
+  else if (ownEntrypoint || !same(c.Cmd, img.Cmd)) spec.Cmd = c.Cmd as string[]
   if (c.Healthcheck && !same(c.Healthcheck, img.Healthcheck)) spec.Healthcheck = c.Healthcheck
   if (c.WorkingDir && c.WorkingDir !== img.WorkingDir) spec.WorkingDir = c.WorkingDir
   if (c.User && c.User !== img.User) spec.User = c.User

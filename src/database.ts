@@ -35,11 +35,12 @@ export interface DbVersion {
   nodeVersionsTable: boolean
 }
 
-const APP_NAME = /^Chainlink (\S*) \|App\|([0-9a-f-]+)$/
+// `Chainlink <version> |App|<uuid>`; a build without a version names itself `Chainlink |App|<uuid>`
+const APP_NAME = /^Chainlink (?:(\S+) )?\|App\|([0-9a-f-]+)$/
 
 export function parseApplicationName(name: string): { version: string; appId: string } | undefined {
   const m = APP_NAME.exec(name)
-  return m ? { version: m[1], appId: m[2] } : undefined
+  return m ? { version: m[1] ?? '', appId: m[2] } : undefined
 }
 
 export class Database {

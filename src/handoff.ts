@@ -8,7 +8,7 @@ import { cloneSpec, publishedPorts, remapPorts, type PortBindings } from './cont
 import { containerIps, containerName, freePort, type ContainerInfo } from './docker.js'
 import { formatMs } from './duration.js'
 import { isReady, probe } from './health.js'
-import { readLockState } from './lock.js'
+import { readLockState, sameApp } from './lock.js'
 import type { NodeConfig, LockMode } from './node-config.js'
 import { healthBase } from './node.js'
 import { ReadinessWatcher } from './watch.js'
@@ -88,7 +88,13 @@ export async function startClone(ctx: Context, from: ContainerInfo, opts: { imag
     if (Object.keys(published).length) portBindings = await remapPorts(published, freePort)
   }
   const spec = cloneSpec(from, { name: opts.name, image: opts.image, portBindings, oldImageConfig: oldImage?.config, extraLabels: { [LABEL_RUN]: opts.runId, [LABEL_ROLE]: opts.role } })
+  // Engines before API 1.44 take one endpoint at create: the rest are connected before start.
+  const endpoints = spec.NetworkingConfig?.EndpointsConfig ?? {}
+  const primaryNet = from.HostConfig.NetworkMode ?? 'default'
+  const later = Object.entries(endpoints).filter(([n]) => n !== primaryNet && Object.keys(endpoints).length > 1)
+  if (later.length) spec.NetworkingConfig = { EndpointsConfig: Object.fromEntries(Object.entries(endpoints).filter(([n]) => !later.some(([l]) => l === n))) }
   const id = await docker.create(spec)
+  for (const [net, ep] of later) await docker.api.getNetwork(net).connect({ Container: id, EndpointConfig: ep })
   await docker.start(id)
   const info = (await docker.inspect(id))!
   return { id, name: opts.name, info }
@@ -115,9 +121,9 @@ export async function standbyReady(ctx: Context, link: NodeLink, standby: Member
     const lock = await readLockState(link.db, link.mode, link.config.advisoryLockId)
     const ips = containerIps(info)
     const mine = lock.sessions.filter((s) => !knownAppIds.has(s.appId) && (ips.length === 0 || (s.clientAddr !== null && ips.includes(s.clientAddr))))
-    if (lock.holder && lock.holder !== leaderAppId) throw new GateError('standby-ready', `the lock moved to app ${lock.holder} before the handoff`, standby.id)
+    if (lock.holder && !sameApp(lock.holder, leaderAppId)) throw new GateError('standby-ready', `the lock moved to app ${lock.holder} before the handoff`, standby.id)
     if (mine.length) {
-      if (lock.holder === leaderAppId) {
+      if (sameApp(lock.holder, leaderAppId)) {
         standby.appId = mine[0].appId
         standby.version = mine[0].version
         ctx.report.gate('standby-ready', true, `'${standby.name}' running, DB session of version ${mine[0].version} (app ${mine[0].appId}), waiting: the lock is still the leader's`)
@@ -252,8 +258,8 @@ async function lockTaken(ctx: Context, link: NodeLink, from: Member, to: Member,
   const mode = modeOf(link, to)
   while (Date.now() < end) {
     const lock = await readLockState(link.db, mode, link.config.advisoryLockId)
-    const fromLeft = !from.appId || !lock.sessions.some((s) => s.appId === from.appId)
-    if (lock.holder === to.appId && fromLeft) {
+    const fromLeft = !from.appId || !lock.sessions.some((s) => sameApp(s.appId, from.appId))
+    if (sameApp(lock.holder, to.appId) && fromLeft) {
       const ms = Date.now() - stoppedAt
       ctx.report.gate('lock-handoff', true, `lock (${mode}) held by '${to.name}' (app ${to.appId}) ${formatMs(ms)} after '${from.name}' stopped; its sessions are gone`)
       return ms
@@ -288,7 +294,7 @@ export async function healthGate(ctx: Context, link: NodeLink, to: Member, t: Ti
     const p = await probe(url, 1000)
     const dockerHealth = info.State.Health?.Status
     const lock = await readLockState(link.db, modeOf(link, to), link.config.advisoryLockId)
-    if (lock.holder !== to.appId) throw new GateError('health', `'${to.name}' lost the lock (${lock.holder ? `now held by app ${lock.holder}` : lock.problem})`, to.id)
+    if (!sameApp(lock.holder, to.appId)) throw new GateError('health', `'${to.name}' lost the lock (${lock.holder ? `now held by app ${lock.holder}` : lock.problem})`, to.id)
     const ok = isReady(p) && (!hasHealthcheck || dockerHealth === 'healthy')
     last = p.readyz !== undefined ? `/readyz ${p.readyz}, /health ${p.health}${p.failing.length ? ` failing ${p.failing.join(', ')}` : ''}${hasHealthcheck ? `, docker health ${dockerHealth}` : ''}` : `not answering (${p.error})`
     if (ok) {

@@ -68,7 +68,9 @@ export function formatRef(ref: ImageRef): string {
 
 /** Docker Hub names are stored in RepoDigests as `docker.io/library/x` or `x`; normalise to compare. */
 export function normaliseRepository(repo: string): string {
-  let r = repo
-  if (!/^[^/]+[.:][^/]*\//.test(r) && !r.startsWith('localhost/')) r = `docker.io/${r.includes('/') ? r : 'library/' + r}`
+  let r = repo.replace(/^(index\.docker\.io|registry-1\.docker\.io)\//, 'docker.io/')
+  if (!/^[^/]+[.:][^/]*\//.test(r) && !r.startsWith('localhost/')) r = `docker.io/${r}`
+  // official images live under library/ (docker.io/postgres is docker.io/library/postgres)
+  if (/^docker\.io\/[^/]+$/.test(r)) r = r.replace(/^docker\.io\//, 'docker.io/library/')
   return r
 }

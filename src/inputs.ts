@@ -35,6 +35,10 @@ export interface Inputs {
   backupKeep: number
   backupRecipient?: string
   backupFile?: string
+  /** archive: checksum + full read; restore: also a trial restore into a scratch DB */
+  backupVerify: 'archive' | 'restore'
+  /** age secret key to read encrypted backups (verify, restore) */
+  backupIdentity?: string
   stopNode: boolean
   dryRun: boolean
   stateDir: string
@@ -86,10 +90,13 @@ function containerName(get: InputGetter, name: string, dflt?: string): string | 
   return v.replace(/^\//, '')
 }
 
-function absPath(get: InputGetter, name: string, dflt?: string): string | undefined {
+function absPath(get: InputGetter, name: string, dflt?: string, absolute = true): string | undefined {
   const v = get(name).trim() || dflt
   if (!v) return undefined
   if (v.includes('\0')) throw new InputError(name, 'contains a NUL byte')
+  // Relative paths would land in each workflow's workspace: the journal, the host lock and the
+  // backups must be shared by every workflow of the node.
+  if (absolute && !v.startsWith('/')) throw new InputError(name, `must be an absolute path on the host; got '${v}'`)
   return v
 }
 
@@ -98,12 +105,14 @@ function absPath(get: InputGetter, name: string, dflt?: string): string | undefi
  * caller can register it with the runner (core.setSecret) before anything is logged.
  */
 export function readInputs(get: InputGetter, mask: (secret: string) => void): Inputs {
-  const operation = oneOf(get, 'operation', OPERATIONS, 'upgrade')
-
-  // The DB URL is masked first of all: even a malformed URL must not be echoed.
+  // Secrets are masked first of all: any later error, even a malformed URL, must not echo them.
   const databaseUrl = get('database-url').trim() || undefined
+  if (databaseUrl) maskDatabaseUrl(databaseUrl, mask)
+  const identity = get('backup-identity').trim() || undefined
+  if (identity) mask(identity)
+
+  const operation = oneOf(get, 'operation', OPERATIONS, 'upgrade')
   if (databaseUrl) {
-    maskDatabaseUrl(databaseUrl, mask)
     if (!/^postgres(ql)?:\/\//.test(databaseUrl)) throw new InputError('database-url', 'must be a postgres:// or postgresql:// URL')
     try {
       new URL(databaseUrl)
@@ -125,7 +134,7 @@ export function readInputs(get: InputGetter, mask: (secret: string) => void): In
       throw new InputError('image', `is not a valid image reference: ${(e as Error).message}`)
     }
   }
-  const imageFile = absPath(get, 'image-file')
+  const imageFile = absPath(get, 'image-file', undefined, false)
   if (image && imageFile) throw new InputError('image-file', "cannot be combined with 'image': give one of them")
   if (operation === 'upgrade' && !image && !imageFile) throw new InputError('image', "is required for operation 'upgrade' (or give 'image-file')")
 
@@ -146,6 +155,10 @@ export function readInputs(get: InputGetter, mask: (secret: string) => void): In
 
   const recipient = get('backup-recipient').trim() || undefined
   if (recipient && !/^age1[02-9ac-hj-np-z]{58}$/.test(recipient)) throw new InputError('backup-recipient', 'must be an age public key (age1...)')
+
+  if (identity) {
+    if (!/^AGE-SECRET-KEY-1[0-9A-Z]{58}$/.test(identity)) throw new InputError('backup-identity', 'must be an age secret key (AGE-SECRET-KEY-1...)')
+  }
 
   const dockerHost = get('docker-host').trim() || undefined
   if (dockerHost && !/^(unix|tcp|http|https):\/\/./.test(dockerHost)) throw new InputError('docker-host', `must look like unix:///var/run/docker.sock or tcp://host:2376; got '${dockerHost}'`)
@@ -171,6 +184,8 @@ export function readInputs(get: InputGetter, mask: (secret: string) => void): In
     backupKeep: Number(backupKeepText),
     backupRecipient: recipient,
     backupFile: absPath(get, 'backup-file'),
+    backupVerify: oneOf(get, 'backup-verify', ['archive', 'restore'] as const, 'archive'),
+    backupIdentity: identity,
     stopNode: bool(get, 'stop-node', false),
     dryRun: bool(get, 'dry-run', false),
     stateDir: absPath(get, 'state-dir', '/var/lib/chainlink-rollout')!,

@@ -29,10 +29,23 @@ export async function readLockState(db: Database, mode: LockMode, advisoryLockId
 }
 
 /** Pure: picks the single holder from what was read, or says what is wrong. */
+/**
+ * The node truncates application_name to 63 characters, so with a long version string the
+ * UUID in a session is cut short: a session belongs to an app when its id is a prefix.
+ */
+export function sameApp(a: string | undefined, b: string | undefined): boolean {
+  if (!a || !b) return false
+  if (a === b) return true
+  const [short, long] = a.length <= b.length ? [a, b] : [b, a]
+  return short.length >= 8 && long.startsWith(short)
+}
+
 export function decideHolder(state: LockState): LockState {
-  const live = new Set(state.sessions.map((s) => s.appId))
+  const live = { has: (id: string) => state.sessions.some((s) => sameApp(s.appId, id)) }
   const leaseHolder = state.lease && !state.lease.expired ? state.lease.clientId : undefined
-  const advisoryIds = [...new Set(state.advisory.map((a) => a.appId ?? `pid ${a.pid}`))]
+  // an advisory holder's app id comes from a (possibly truncated) application_name
+  const full = (id: string) => (leaseHolder && sameApp(id, leaseHolder) ? leaseHolder : id)
+  const advisoryIds = [...new Set(state.advisory.map((a) => (a.appId ? full(a.appId) : `pid ${a.pid}`)))]
   const out = { ...state, holder: undefined as string | undefined, problem: undefined as string | undefined }
   if (state.mode === 'none') {
     out.problem = "the node runs with lock mode 'none': it takes no DB lock, so no zero-downtime handoff is possible"
@@ -92,5 +105,5 @@ export async function containerOfSession(session: NodeSession, candidates: Candi
 }
 
 export function sessionsOf(state: LockState, appId: string): NodeSession[] {
-  return state.sessions.filter((s) => s.appId === appId)
+  return state.sessions.filter((s) => sameApp(s.appId, appId))
 }

@@ -84,7 +84,13 @@ export async function readNodeConfig(env: Map<string, string>, args: string[], r
     }
   }
   const inline = env.get('CL_CONFIG')
-  if (inline) mergeToml(toml, parseToml(inline) as Toml)
+  if (inline) {
+    try {
+      mergeToml(toml, parseToml(inline) as Toml)
+    } catch (e) {
+      throw new Error(`the node's CL_CONFIG env is not valid TOML: ${(e as Error).message.split('\n')[0]}`)
+    }
+  }
   const isToml = configFiles.length > 0 || !!inline
 
   let databaseUrl: string | undefined

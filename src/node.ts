@@ -4,9 +4,9 @@ import type { Context } from './context.js'
 import { OperationError } from './context.js'
 import { Database, type DbVersion, type NodeSession } from './database.js'
 import { anyDigest, containerIps, containerName, envMap, type ContainerInfo, type DockerClient } from './docker.js'
-import { containerOfSession, readLockState, type Candidate, type LockState } from './lock.js'
+import { containerOfSession, readLockState, sameApp, type Candidate, type LockState } from './lock.js'
 import { defaultLockMode, readNodeConfig, type LockMode, type NodeConfig } from './node-config.js'
-import { maskDatabaseUrl, isSecretEnvKey } from './secrets.js'
+import { isDatabaseUrlKey, isSecretEnvKey, maskDatabaseUrl } from './secrets.js'
 import { probe, type HealthProbe } from './health.js'
 import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
@@ -57,7 +57,7 @@ export async function requireContainer(docker: DockerClient, name: string, input
 export function maskContainerSecrets(info: ContainerInfo, mask: (s: string) => void): void {
   for (const [k, v] of envMap(info)) {
     if (!v || !isSecretEnvKey(k)) continue
-    if (/DATABASE_URL/i.test(k)) maskDatabaseUrl(v, mask)
+    if (isDatabaseUrlKey(k)) maskDatabaseUrl(v, mask)
     else mask(v)
   }
 }
@@ -113,13 +113,13 @@ export async function inspectNode(ctx: Context, names: string[]): Promise<NodeVi
       const owner = await containerOfSession(s, containers.map((c) => c.candidate), logsOf)
       const nc = owner && containers.find((c) => c.candidate.id === owner.id)
       // The lock connection is one of several sessions per node; keep the lock holder's.
-      if (nc && (!nc.session || s.appId === lock.holder)) nc.session = s
+      if (nc && (!nc.session || sameApp(s.appId, lock.holder))) nc.session = s
     }
     for (const c of containers) {
       const base = c.info.State.Running ? healthBase(c.info, config.httpPort, c === containers[0] ? inputs.healthUrl : undefined) : undefined
       if (base) c.health = await probe(base)
     }
-    const leader = lock.holder ? containers.find((c) => c.session?.appId === lock.holder) : undefined
+    const leader = lock.holder ? containers.find((c) => sameApp(c.session?.appId, lock.holder)) : undefined
     return { config, mode, databaseUrl, db, lock, dbVersion, containers, leader, version: leader?.session?.version ?? version }
   } catch (e) {
     await db.close()
@@ -169,7 +169,7 @@ export function requireLeader(view: NodeView, expected?: string): NodeContainer 
   const ready = view.containers.filter((c) => c.health?.readyz === 200)
   if (ready.length > 1) throw new OperationError(`Two leaders: ${ready.map((c) => c.name).join(' and ')} both answer /readyz 200`)
   if (!view.leader) {
-    const holderSessions = view.lock.sessions.filter((s) => s.appId === view.lock.holder)
+    const holderSessions = view.lock.sessions.filter((s) => sameApp(s.appId, view.lock.holder))
     throw new OperationError(`The lock is held by app ${view.lock.holder} (${holderSessions.map((s) => s.clientAddr ?? 'local').join(', ') || 'no session'}), which is none of the containers ${view.containers.map((c) => `'${c.name}'`).join(', ')}: another node on this database leads`)
   }
   if (expected && view.leader.name !== expected) throw new OperationError(`Container '${expected}' is not the leader: '${view.leader.name}' holds the lock`)

@@ -8,7 +8,7 @@ import type { DbVersion } from './database.js'
 import { formatMs } from './duration.js'
 import { GateError, healthGate, standbyReady, type Member, type NodeLink, type Timeouts } from './handoff.js'
 import { containerIps } from './docker.js'
-import { readLockState } from './lock.js'
+import { readLockState, sameApp } from './lock.js'
 import { dbCommand } from './node-cli.js'
 import { restoreForRollback } from './backup-step.js'
 
@@ -105,7 +105,7 @@ export async function takeOver(ctx: Context, link: NodeLink, m: Member, t: Timeo
     const lock = await readLockState(link.db, link.mode, link.config.advisoryLockId)
     const ips = containerIps(cur)
     const mine = lock.sessions.filter((s) => !before.has(s.appId) && (ips.length === 0 || (s.clientAddr !== null && ips.includes(s.clientAddr))))
-    const holder = mine.find((s) => s.appId === lock.holder)
+    const holder = mine.find((s) => sameApp(s.appId, lock.holder))
     if (holder) {
       report.gate('lock-handoff', true, `'${m.name}' holds the lock (app ${holder.appId})`)
       const member = { ...m, info, appId: holder.appId }

@@ -3,7 +3,9 @@
 
 export function maskDatabaseUrl(url: string, mask: (s: string) => void): void {
   mask(url)
-  const m = /^[a-z]+:\/\/[^:/@]*:([^@]*)@/i.exec(url)
+  // The password runs to the LAST '@' before the host, as pg's URL parser and Go read it.
+  // (also when it holds an unencoded '/'); masking too much is safe, too little is not.
+  const m = /^[a-z]+:\/\/[^:/@]*:(.*)@[^@]*$/i.exec(url)
   if (m && m[1]) {
     mask(m[1])
     try {
@@ -36,5 +38,10 @@ export function redactDatabaseUrl(url: string): string {
 
 /** Env keys of a node container whose values are secrets (DB URLs, keystore and API passwords). */
 export function isSecretEnvKey(key: string): boolean {
-  return /PASSWORD|SECRET|TOKEN|DATABASE_URL|_KEY$|PRIVATE|CREDENTIAL/i.test(key)
+  return /PASSWORD|SECRET|TOKEN|DATABASE_URL|DATABASE_BACKUP_URL|_KEY$|KEY_SHARE|PRIVATE|CREDENTIAL/i.test(key)
+}
+
+/** Env keys whose value is a DB URL (the password inside must be masked on its own too). */
+export function isDatabaseUrlKey(key: string): boolean {
+  return /DATABASE(_BACKUP)?_URL/i.test(key)
 }

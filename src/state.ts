@@ -115,6 +115,7 @@ export class HostLock {
       try {
         const fd = openSync(path, 'wx', 0o600)
         writeSync(fd, JSON.stringify({ pid: process.pid, host: hostname(), at: new Date().toISOString() }))
+        fsyncSync(fd)
         closeSync(fd)
         const lock = new HostLock(path)
         // Refresh the mtime so a lock held by a live run on another pid namespace is not stale.
@@ -132,7 +133,8 @@ export class HostLock {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
       }
       const owner = readOwner(path)
-      if (owner && isStale(path, owner)) {
+      // An empty or torn file (a crash between create and write) is stale once a minute old.
+      if (owner ? isStale(path, owner) : olderThan(path, 60_000)) {
         rmSync(path, { force: true })
         continue
       }
@@ -169,8 +171,12 @@ function isStale(path: string, owner: { pid: number; host: string }): boolean {
     }
   }
   // Another host name (a runner in a container): stale when not refreshed for a minute.
+  return olderThan(path, 60_000)
+}
+
+function olderThan(path: string, ms: number): boolean {
   try {
-    return Date.now() - statSync(path).mtimeMs > 60_000
+    return Date.now() - statSync(path).mtimeMs > ms
   } catch {
     return true
   }

@@ -3,6 +3,7 @@ import { status } from './status.js'
 import { upgrade } from './upgrade.js'
 import { repair } from './repair.js'
 import { handoffOrRestart } from './handoff.js'
+import { backup, restore } from './backup.js'
 
 export async function runOperation(ctx: Context): Promise<OperationResult> {
   switch (ctx.inputs.operation) {
@@ -13,9 +14,11 @@ export async function runOperation(ctx: Context): Promise<OperationResult> {
     case 'handoff':
     case 'restart':
       return handoffOrRestart(ctx)
+    case 'backup':
+      return backup(ctx)
+    case 'restore':
+      return restore(ctx)
     case 'repair':
       return repair(ctx)
-    default:
-      throw new Error(`operation '${ctx.inputs.operation}' is not available in this build`)
   }
 }

@@ -6,7 +6,7 @@ import { OperationError } from '../context.js'
 import { Database } from '../database.js'
 import { containerName, envMap, type ContainerInfo } from '../docker.js'
 import { healthGate, LABEL_RUN, memberOf, timeouts, type Member, type NodeLink } from '../handoff.js'
-import { containerOfSession, readLockState } from '../lock.js'
+import { containerOfSession, readLockState, sameApp } from '../lock.js'
 import { defaultLockMode, readNodeConfig } from '../node-config.js'
 import { asCandidate, maskContainerSecrets } from '../node.js'
 import { rollback } from '../rollback.js'
@@ -57,7 +57,7 @@ export async function repair(ctx: Context): Promise<OperationResult> {
       const t = timeouts(ctx, config, previousInfo)
       const lock = await readLockState(db, mode, config.advisoryLockId)
       const all = [previousInfo, ...createdInfos]
-      const holderInfo = lock.holder ? await holderContainer(ctx, all, lock.sessions.filter((s) => s.appId === lock.holder)) : undefined
+      const holderInfo = lock.holder ? await holderContainer(ctx, all, lock.sessions.filter((s) => sameApp(s.appId, lock.holder))) : undefined
       report.fact('Found', all.map((c) => `${containerName(c)} (${c.Config.Image}, ${c.State.Status}${c === holderInfo ? ', holds the lock' : ''})`).join('; '))
 
       // Finished but for the clean-up: the container named as before leads, on the new image.

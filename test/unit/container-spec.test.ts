@@ -67,12 +67,12 @@ describe('cloneSpec: only the image changes', () => {
     expect(clone(info).Entrypoint).toEqual(['/usr/bin/tini', '--', 'chainlink'])
   })
 
-  // BUG: Docker takes the image's CMD only when the create request names no Entrypoint
+  // Regression (was a bug, fixed): Docker takes the image's CMD only when the create request names no Entrypoint
   // (daemon merge(): `if len(userConf.Entrypoint) == 0 { ... userConf.Cmd = imageConf.Cmd }`).
   // With an operator entrypoint (a wrapper script) and a command equal to the image's default
   // (`node start`), cloneSpec sends the Entrypoint without the Cmd, so the new container runs
   // the wrapper with no arguments instead of `node start`.
-  test.failing("an operator Entrypoint keeps its command even when it equals the image's CMD", () => {
+  test("an operator Entrypoint keeps its command even when it equals the image's CMD", () => {
     const info = bridgeLeader()
     info.Config.Entrypoint = ['/scripts/entry.sh']
     info.Config.Cmd = ['node', 'start']
@@ -161,11 +161,11 @@ describe('cloneSpec: networks and hostname', () => {
     expect(clone(info).NetworkingConfig).toEqual({ EndpointsConfig: { ops_backend: { Aliases: undefined } } })
   })
 
-  // BUG: a container on two user networks (compose `networks: [backend, frontend]`, or a later
+  // Regression (was a bug, fixed): a container on two user networks (compose `networks: [backend, frontend]`, or a later
   // `docker network connect`) is cloned onto the first one only: cloneSpec skips every network
   // other than HostConfig.NetworkMode and nothing connects the others afterwards, so the new
   // node silently loses e.g. its proxy or its database network.
-  test.failing('a second user network is kept, with its aliases', () => {
+  test('a second user network is kept, with its aliases', () => {
     const info = composeLeader()
     info.NetworkSettings.Networks.ops_frontend = { ...info.NetworkSettings.Networks.ops_backend, NetworkID: 'n3', Aliases: ['chainlink-ui', SHORT_ID], IPAddress: '172.21.0.5' }
     const eps = clone(info).NetworkingConfig?.EndpointsConfig ?? {}

@@ -23,11 +23,11 @@ describe('parseApplicationName', () => {
     ['leading junk', `xChainlink 2.19.0 |App|${UUID}`]
   ])('not a node session: %s', (_, name) => expect(parseApplicationName(name)).toBeUndefined())
 
-  // BUG (minor): a node built without a version (static.Version 'unset', e.g. built from source
+  // Regression (was a bug, fixed): a node built without a version (static.Version 'unset', e.g. built from source
   // without ldflags) names itself 'Chainlink |App|<uuid>' (buildPrettyVersion returns ' '). The
   // SQL filter LIKE 'Chainlink %|App|%' selects it, but parseApplicationName rejects it, so the
   // node is invisible to the action.
-  test.failing('a node with an unset version', () => {
+  test('a node with an unset version', () => {
     expect(parseApplicationName(`Chainlink |App|${UUID}`)?.appId).toBe(UUID)
   })
 })

@@ -105,11 +105,11 @@ describe('normaliseRepository: Docker Hub names compare equal however they are w
     expect(normaliseRepository('registry.example.com/smartcontract/chainlink')).not.toBe(normaliseRepository('smartcontract/chainlink'))
   })
 
-  // BUG: Docker normalises `docker.io/postgres` to `docker.io/library/postgres` (and
+  // Regression (was a bug, fixed): Docker normalises `docker.io/postgres` to `docker.io/library/postgres` (and
   // `index.docker.io` to `docker.io`), so all of these name the same repository, but
   // normaliseRepository leaves `docker.io/postgres` and `index.docker.io/...` as written: an
   // official image given as `docker.io/postgres:15` would not match its own RepoDigests.
-  test.failing.each([['docker.io/postgres'], ['index.docker.io/library/postgres'], ['index.docker.io/postgres']])('%s is the same repository as postgres', (repo) => {
+  test.each([['docker.io/postgres'], ['index.docker.io/library/postgres'], ['index.docker.io/postgres']])('%s is the same repository as postgres', (repo) => {
     expect(normaliseRepository(repo)).toBe(normaliseRepository('postgres'))
   })
 })

@@ -299,10 +299,10 @@ describe('readInputs: database-url is masked before anything can throw', () => {
     expect(calls).toEqual(expect.arrayContaining([URL1, 's3cr@t/pw']))
   })
 
-  // BUG: readInputs validates 'operation' before it masks 'database-url', so a malformed
+  // Regression (was a bug, fixed): readInputs validates 'operation' before it masks 'database-url', so a malformed
   // operation throws with the URL and its password never registered as secrets. The code's own
   // comment says "The DB URL is masked first of all".
-  test.failing('masked even when operation is malformed', () => {
+  test('masked even when operation is malformed', () => {
     const { calls, error } = masked({ image: IMAGE, 'database-url': URL1, operation: 'deploy' })
     expect((error as InputError).input).toBe('operation')
     expect(calls).toEqual(expect.arrayContaining([URL1, 's3cr@t/pw']))

@@ -73,12 +73,12 @@ describe('decideHolder', () => {
     expect(decideHolder({ ...state('lease', { lease: lease(OLD), sessions: [session(OLD, 101)] }), problem: 'old' }).problem).toBeUndefined()
   })
 
-  // BUG: the node truncates application_name to 63 characters (static.SetConsumerName; the
+  // Regression (was a bug, fixed): the node truncates application_name to 63 characters (static.SetConsumerName; the
   // simulator does the same), so with a version string longer than 11 characters, e.g. the CCIP
   // node's '2.17.0-ccip1.5.16', the app UUID in pg_stat_activity is cut short. decideHolder
   // compares it with the full UUID in lease_lock and reports the live leader as "no DB session",
   // so preflight refuses every such node.
-  test.failing('a leader whose application_name was truncated to 63 characters is still the holder', () => {
+  test('a leader whose application_name was truncated to 63 characters is still the holder', () => {
     const version = '2.17.0-ccip1.5.16'
     const applicationName = `Chainlink ${version} |App|${OLD}`.slice(0, 63)
     const parsed = parseApplicationName(applicationName)!

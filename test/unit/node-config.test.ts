@@ -122,10 +122,10 @@ describe('readNodeConfig: v2 TOML', () => {
     await expect(readNodeConfig(env(), ['-config', '/c.toml'], files({ '/c.toml': `[Database.Lock]\n${line}\n` }))).rejects.toThrow(`Database.Lock.${name}`)
   })
 
-  // BUG (minor): a malformed CL_CONFIG surfaces as smol-toml's raw multi-line error ("Invalid
+  // Regression (was a bug, fixed): a malformed CL_CONFIG surfaces as smol-toml's raw multi-line error ("Invalid
   // TOML document: ...", with the document quoted), never saying it came from CL_CONFIG, unlike
   // a malformed -config file.
-  test.failing('a malformed CL_CONFIG is an error naming CL_CONFIG, on one line', async () => {
+  test('a malformed CL_CONFIG is an error naming CL_CONFIG, on one line', async () => {
     const err = await readNodeConfig(env({ CL_CONFIG: '[Database.Lock\nEnabled = false' }), ['node', 'start'], files()).catch((e: Error) => e)
     expect((err as Error).message).toContain('CL_CONFIG')
     expect((err as Error).message).not.toContain('\n')

@@ -33,10 +33,10 @@ describe('maskDatabaseUrl', () => {
     for (const s of masks('postgres://chainlink:hunter2@db:5432/chainlink?sslmode=disable')) expect(s.length).toBeGreaterThanOrEqual('hunter2'.length)
   })
 
-  // BUG: a password with a raw '@' (`p@ss`) is what the node and pg both read as the password
+  // Regression (was a bug, fixed): a password with a raw '@' (`p@ss`) is what the node and pg both read as the password
   // (the userinfo ends at the LAST '@'), but maskDatabaseUrl's regex stops at the first '@' and
   // masks only 'p'. The real password is never registered as a secret on its own.
-  test.failing('a raw @ in the password: the whole password is masked', () => {
+  test('a raw @ in the password: the whole password is masked', () => {
     const url = 'postgres://chainlink:p@ss@db:5432/chainlink'
     expect(new URL(url).password).toBe('p%40ss') // what pg and the node use, decoded: p@ss
     expect(masks(url)).toEqual(expect.arrayContaining(['p@ss']))
@@ -82,9 +82,9 @@ describe('isSecretEnvKey', () => {
     'GOOGLE_APPLICATION_CREDENTIALS'
   ])('%s is a secret', (k) => expect(isSecretEnvKey(k)).toBe(true))
 
-  // BUG: two of the node's own env secrets are not recognised, so maskContainerSecrets (node.ts)
+  // Regression (was a bug, fixed): two of the node's own env secrets are not recognised, so maskContainerSecrets (node.ts)
   // never masks them: the backup DB URL (with its password) and the threshold key share.
-  test.failing.each(['CL_DATABASE_BACKUP_URL', 'DATABASE_BACKUP_URL', 'CL_THRESHOLD_KEY_SHARE'])('%s is a secret', (k) => expect(isSecretEnvKey(k)).toBe(true))
+  test.each(['CL_DATABASE_BACKUP_URL', 'DATABASE_BACKUP_URL', 'CL_THRESHOLD_KEY_SHARE'])('%s is a secret', (k) => expect(isSecretEnvKey(k)).toBe(true))
 
   test.each(['CL_CONFIG', 'DATABASE_LOCKING_MODE', 'LEASE_LOCK_DURATION', 'ADVISORY_LOCK_ID', 'CHAINLINK_PORT', 'PATH', 'HOME', 'ROOT', 'LOG_LEVEL', 'ETH_CHAIN_ID', 'CHAINLINK_TLS_PORT', 'KEY_FILE_DIR'])('%s is not a secret', (k) => {
     expect(isSecretEnvKey(k)).toBe(false)

@@ -166,11 +166,11 @@ describe('HostLock', () => {
     first.release()
   })
 
-  // BUG (robustness): the lock file is created, then its owner written, with no fsync. A crash
+  // Regression (was a bug, fixed): the lock file is created, then its owner written, with no fsync. A crash
   // or power loss in between leaves an empty (or torn) lock file; readOwner() cannot parse it,
   // so it is never considered stale, and every later operation on the node waits 'lock-timeout'
   // and fails with "unknown owner" until someone deletes the file by hand.
-  test.failing('an empty lock file left by a crash long ago is taken over', async () => {
+  test('an empty lock file left by a crash long ago is taken over', async () => {
     writeFileSync(lockFile(), '')
     const old = new Date(Date.now() - 10 * 60_000)
     utimesSync(lockFile(), old, old)

@@ -1,0 +1,110 @@
+// operation: backup (scheduled or manual) and operation: restore. Both use the backup module;
+// restore refuses while a node holds the lock unless told to stop the node containers first.
+import type { Context, OperationResult } from '../context.js'
+import { OperationError } from '../context.js'
+import { createBackup } from '../backup/create.js'
+import { lockHolderPresent } from '../backup/db.js'
+import { isVerified, listBackups } from '../backup/manifest.js'
+import { restoreBackup } from '../backup/restore.js'
+import { pruneBackups } from '../backup/retention.js'
+import { Database } from '../database.js'
+import { formatMs } from '../duration.js'
+import { memberOf, timeouts } from '../handoff.js'
+import { inspectNode, type NodeView } from '../node.js'
+import { takeOver } from '../rollback.js'
+import { nodeFiles } from '../backup-step.js'
+import { HostLock } from '../state.js'
+
+async function underHostLock<T>(ctx: Context, fn: () => Promise<T>): Promise<T> {
+  const { inputs, log } = ctx
+  await ctx.docker.ping()
+  const lock = await HostLock.acquire(inputs.stateDir, inputs.container, inputs.lockTimeoutMs, ctx.signal, (o) => log.info(`Waiting for the host lock (held by ${o})`))
+  try {
+    return await fn()
+  } finally {
+    lock.release()
+  }
+}
+
+/** The node as inspectNode sees it; a node that is down is fine for a backup (no leader needed). */
+async function viewOf(ctx: Context): Promise<NodeView> {
+  return inspectNode(ctx, [ctx.inputs.container, ...(ctx.inputs.standby ? [ctx.inputs.standby] : [])])
+}
+
+export async function backup(ctx: Context): Promise<OperationResult> {
+  const { inputs, report, log } = ctx
+  report.title = `chainlink-rollout backup of ${inputs.container}`
+  return underHostLock(ctx, async () => {
+    const view = await viewOf(ctx)
+    try {
+      const source = view.leader ?? view.containers[0]
+      const r = await createBackup({
+        databaseUrl: view.databaseUrl,
+        dir: inputs.backupDir,
+        kind: 'scheduled',
+        recipient: inputs.backupRecipient,
+        files: nodeFiles(view, source.info),
+        node: { version: view.version, image: source.image, digest: source.digest },
+        verify: inputs.backupVerify,
+        log: (l) => log.info(l),
+        signal: ctx.signal
+      })
+      report.fact('Backup', r.file)
+      report.fact('Size', `${(r.bytes / 1e6).toFixed(2)} MB in ${formatMs(r.durationMs)}`)
+      report.fact('Verified', r.verified.join(', '))
+      report.fact('Encrypted', inputs.backupRecipient ? `yes, to ${inputs.backupRecipient}` : 'no')
+      const pruned = await pruneBackups(inputs.backupDir, { keep: inputs.backupKeep, keepPreUpgrade: inputs.backupKeep, log: (l) => log.info(l) })
+      report.fact('Retention', `kept ${pruned.kept.length}, deleted ${pruned.deleted.length} (backup-keep ${inputs.backupKeep} per kind; the newest verified is never deleted)`)
+      return { result: 'ok', ok: true, message: `backup written and verified: ${r.file}`, outputs: { 'backup-file': r.file, leader: view.leader?.name } }
+    } finally {
+      await view.db.close()
+    }
+  })
+}
+
+export async function restore(ctx: Context): Promise<OperationResult> {
+  const { inputs, report, log, docker } = ctx
+  report.title = `chainlink-rollout restore of ${inputs.container}`
+  return underHostLock(ctx, async () => {
+    const view = await viewOf(ctx)
+    await view.db.close()
+    let file = inputs.backupFile
+    if (!file) {
+      const newest = (await listBackups(inputs.backupDir)).find((b) => isVerified(b.manifest))
+      if (!newest) throw new OperationError(`Input 'backup-file' not given and ${inputs.backupDir} holds no verified backup`)
+      file = newest.file
+    }
+    report.fact('Backup', file)
+    const held = await lockHolderPresent(view.databaseUrl, view.config.advisoryLockId)
+    const running = view.containers.filter((c) => c.info.State.Running)
+    if (held.held || running.length) {
+      if (!inputs.stopNode) throw new OperationError(`Refusing to restore while the node is up (${held.held ? held.detail : `running: ${running.map((c) => c.name).join(', ')}`}); stop it first, or set 'stop-node: true' to have the action stop and restart it`)
+    }
+    const t = timeouts(ctx, view.config, view.leader?.info)
+    // The leader last, so its standby never grabs the lock in between.
+    const order = [...running].sort((a, b) => (a === view.leader ? 1 : 0) - (b === view.leader ? 1 : 0))
+    for (const c of order) {
+      report.step(`stop ${c.name}`, 'graceful, for the restore')
+      await docker.stop(c.info.Id, t.stopS)
+    }
+    const r = await restoreBackup({ databaseUrl: view.databaseUrl, file, identity: inputs.backupIdentity, log: (l) => log.info(l), signal: ctx.signal })
+    report.step('restored', `${file} (taken ${r.backupCreatedAt}, ${r.kind}) in ${formatMs(r.durationMs)}`)
+    report.fact('Keystore', Object.entries(r.keystore).map(([k, v]) => `${k}: ${v}`).join(', ') || 'no keystore tables')
+    for (const w of r.warnings) report.note(w)
+    let leader: string | undefined
+    if (order.length) {
+      // Start the previous leader first and prove it leads again; then the others wait.
+      const db = await Database.connect(view.databaseUrl)
+      try {
+        const link = { db, config: view.config, mode: view.mode, databaseUrl: view.databaseUrl }
+        const first = view.leader ?? order[order.length - 1]
+        await takeOver(ctx, link, memberOf(first.info), t)
+        leader = first.name
+        for (const c of order) if (c !== first) await docker.start(c.info.Id)
+      } finally {
+        await db.close()
+      }
+    }
+    return { result: 'ok', ok: true, message: `restored ${file}${leader ? `; '${leader}' leads again` : ''}`, outputs: { 'backup-file': file, leader } }
+  })
+}
