@@ -4,7 +4,7 @@ import type { Context, OperationResult } from '../context.js'
 import { OperationError } from '../context.js'
 import { createBackup } from '../backup/create.js'
 import { lockHolderPresent } from '../backup/db.js'
-import { isVerified, listBackups } from '../backup/manifest.js'
+import { isVerified, listBackups, manifestPathFor, readManifest } from '../backup/manifest.js'
 import { restoreBackup } from '../backup/restore.js'
 import { pruneBackups } from '../backup/retention.js'
 import { Database } from '../database.js'
@@ -75,6 +75,14 @@ export async function restore(ctx: Context): Promise<OperationResult> {
       file = newest.file
     }
     report.fact('Backup', file)
+    // Everything that can be checked without touching the node is checked before it is stopped.
+    let manifest
+    try {
+      manifest = await readManifest(manifestPathFor(file))
+    } catch (e) {
+      throw new OperationError(`Input 'backup-file': ${file} has no readable manifest beside it (${(e as Error).message.split('\n')[0]})`)
+    }
+    if (manifest.encrypted && !inputs.backupIdentity) throw new OperationError(`Input 'backup-identity' is required: ${file} is encrypted to ${manifest.recipient ?? 'an age recipient'}`)
     const held = await lockHolderPresent(view.databaseUrl, view.config.advisoryLockId)
     const running = view.containers.filter((c) => c.info.State.Running)
     if (held.held || running.length) {
@@ -87,7 +95,14 @@ export async function restore(ctx: Context): Promise<OperationResult> {
       report.step(`stop ${c.name}`, 'graceful, for the restore')
       await docker.stop(c.info.Id, t.stopS)
     }
-    const r = await restoreBackup({ databaseUrl: view.databaseUrl, file, identity: inputs.backupIdentity, log: (l) => log.info(l), signal: ctx.signal })
+    let r
+    try {
+      r = await restoreBackup({ databaseUrl: view.databaseUrl, file, identity: inputs.backupIdentity, log: (l) => log.info(l), signal: ctx.signal })
+    } catch (e) {
+      // The restore runs in one transaction: the DB is as it was, so the node goes back up.
+      for (const c of [...order].reverse()) await docker.start(c.info.Id).catch(() => undefined)
+      throw new OperationError(`restore of ${file} failed, the database is unchanged and the node was started again: ${(e as Error).message}`)
+    }
     report.step('restored', `${file} (taken ${r.backupCreatedAt}, ${r.kind}) in ${formatMs(r.durationMs)}`)
     report.fact('Keystore', Object.entries(r.keystore).map(([k, v]) => `${k}: ${v}`).join(', ') || 'no keystore tables')
     for (const w of r.warnings) report.note(w)
