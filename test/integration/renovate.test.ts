@@ -3,14 +3,16 @@
 // covers (dotenv with a digest, compose without); the registry also holds newer unstable and fault
 // tags. Renovate must propose 2.20.0 with its digest and nothing else, and the bumped file must
 // read back (readDesiredImage) as the new reference and digest.
-// Part 2 (feed the bumped file to the action, the node ends on the new image) builds on
-// bumpDesiredStateWithRenovate() in test/renovate/renovate.ts.
+// Part 2, the last test: the committed bump is fed to the action as `image-file` and the
+// simulated node ends on the new image; a re-run on the same file is `unchanged`.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { loadBed } from '../support/bed.js'
+import { createDb, loadBed, removeContainers, uniqueName } from '../support/bed.js'
+import { runAction } from '../support/action.js'
+import { containerState, nodeUrl, readyz, startNode, writers } from '../support/node.js'
 import { readDesiredImage } from '../../src/image-file.js'
 import {
   applyRenovateUpdate,
@@ -145,5 +147,34 @@ describe('Renovate with the chainlink-rollout preset, offline against the bed re
     expect(bump.after).toContain(`export CHAINLINK_IMAGE="${repo}:2.20.0@${digests['2.20.0']}"  # pinned\n`)
     expect(bump.desired).toEqual({ reference: `${repo}:2.20.0@${digests['2.20.0']}`, repository: repo, tag: '2.20.0', digest: digests['2.20.0'], line: 3 })
     expect(git(dir, 'log', '--format=%s', '-1').trim()).toBe('Update Chainlink node image to v2.20.0')
+  })
+
+  it('end to end: the merged bump is fed to the action as image-file, the node follows; a re-run is unchanged', async () => {
+    // the node runs the 2.18.0 the dotenv file pinned (the bump above has been committed)
+    const db = await createDb('renovate')
+    const name = uniqueName('clr-renovate')
+    const stateDir = mkdtempSync(join(tmpdir(), 'clr-state-'))
+    try {
+      await startNode({ name, tag: '2.18.0', image: `${repo}:2.18.0`, db, layout: 'ports' })
+      const desired = readDesiredImage(readFileSync(join(dir, 'chainlink.env'), 'utf8'), 'chainlink.env')
+      expect(desired.tag).toBe('2.20.0')
+      const inputs = { operation: 'upgrade', container: name, 'image-file': join(dir, 'chainlink.env'), 'state-dir': stateDir, 'backup-dir': join(stateDir, 'backups'), 'stable-for': '2s' }
+      const r = await runAction(inputs)
+      expect(r.outputs.result).toBe('upgraded')
+      expect(r.exitCode).toBe(0)
+      expect(r.outputs.image).toBe(desired.reference)
+      const st = await containerState(name)
+      expect(st?.running).toBe(true)
+      expect(await readyz((await nodeUrl(name))!)).toBe(200)
+      expect((await writers(db)).versions.at(-1)).toBe('2.20.0')
+      // a re-run on the same file (or an unrelated commit) restarts nothing
+      const again = await runAction(inputs)
+      expect(again.outputs.result).toBe('unchanged')
+      expect(again.exitCode).toBe(0)
+      expect(await containerState(name)).toEqual(st)
+    } finally {
+      await removeContainers(name)
+      await db.drop()
+    }
   })
 })

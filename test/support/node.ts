@@ -16,6 +16,8 @@ export interface SimNode {
 export interface StartOptions {
   name: string
   tag: string
+  /** a full image reference instead of the bed's simulator repository */
+  image?: string
   db: TestDb
   layout?: Layout
   env?: Record<string, string>
@@ -51,7 +53,7 @@ export async function startNode(o: StartOptions): Promise<SimNode> {
   }
   const c = await docker.createContainer({
     name: o.name,
-    Image: simImage(o.tag, loadBed()),
+    Image: o.image ?? simImage(o.tag, loadBed()),
     Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
     Labels: { 'test.chainlink-rollout': 'yes', ...(o.labels ?? {}) },
     Cmd: o.cmd,
