@@ -17,6 +17,13 @@ export interface CloneOptions {
   extraLabels?: Record<string, string>
   /** overrides the command (e.g. `node db rollback N`) */
   cmd?: string[]
+  /** overrides the entrypoint */
+  entrypoint?: string[]
+  /**
+   * keep static addresses (IPAMConfig): only for a container that replaces a stopped one, whose
+   * address is free again; a standby beside a running leader cannot share it
+   */
+  keepAddress?: boolean
 }
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null)
@@ -45,7 +52,7 @@ export function cloneSpec(info: Docker.ContainerInspectInfo, opts: CloneOptions)
   for (const [net, ep] of Object.entries(info.NetworkSettings?.Networks ?? {})) {
     if (['bridge', 'host', 'none', 'default'].includes(net) || networkMode === 'host' || networkMode.startsWith('container:')) continue
     const aliases = (ep.Aliases ?? []).filter((a: string) => a !== shortId && a !== info.Id && a !== info.Name.replace(/^\//, ''))
-    endpoints[net] = { Aliases: aliases.length ? aliases : undefined } as Docker.EndpointSettings
+    endpoints[net] = { Aliases: aliases.length ? aliases : undefined, ...(opts.keepAddress && ep.IPAMConfig ? { IPAMConfig: ep.IPAMConfig } : {}) } as Docker.EndpointSettings
   }
 
   const spec: Docker.ContainerCreateOptions = {
@@ -64,7 +71,8 @@ export function cloneSpec(info: Docker.ContainerInspectInfo, opts: CloneOptions)
   }
   if (Object.keys(exposed).length) spec.ExposedPorts = exposed
   const ownEntrypoint = !same(c.Entrypoint, img.Entrypoint)
-  if (ownEntrypoint) spec.Entrypoint = c.Entrypoint as string[]
+  if (opts.entrypoint) spec.Entrypoint = opts.entrypoint
+  else if (ownEntrypoint) spec.Entrypoint = c.Entrypoint as string[]
   // Docker falls back to the image's CMD only when the request sets no Entrypoint: with the
   // operator's own entrypoint the command must be passed even when it equals the image's.
   if (opts.cmd) spec.Cmd = opts.cmd

@@ -87,7 +87,7 @@ export async function startClone(ctx: Context, from: ContainerInfo, opts: { imag
     const published = publishedPorts(from)
     if (Object.keys(published).length) portBindings = await remapPorts(published, freePort)
   }
-  const spec = cloneSpec(from, { name: opts.name, image: opts.image, portBindings, oldImageConfig: oldImage?.config, extraLabels: { [LABEL_RUN]: opts.runId, [LABEL_ROLE]: opts.role } })
+  const spec = cloneSpec(from, { name: opts.name, image: opts.image, portBindings, oldImageConfig: oldImage?.config, extraLabels: { [LABEL_RUN]: opts.runId, [LABEL_ROLE]: opts.role }, keepAddress: opts.ports === 'keep' })
   // Engines before API 1.44 take one endpoint at create: the rest are connected before start.
   const endpoints = spec.NetworkingConfig?.EndpointsConfig ?? {}
   const primaryNet = from.HostConfig.NetworkMode ?? 'default'

@@ -9,7 +9,7 @@ import { formatMs } from './duration.js'
 import { GateError, healthGate, standbyReady, type Member, type NodeLink, type Timeouts } from './handoff.js'
 import { containerIps } from './docker.js'
 import { readLockState, sameApp } from './lock.js'
-import { dbCommand } from './node-cli.js'
+import { dbInvocation } from './node-cli.js'
 import { restoreForRollback } from './backup-step.js'
 
 export interface RollbackPlan {
@@ -75,8 +75,9 @@ export async function rollback(ctx: Context, link: NodeLink, plan: RollbackPlan,
 async function migrateDown(ctx: Context, link: NodeLink, plan: RollbackPlan): Promise<void> {
   const { docker, report } = ctx
   const prev = (await docker.inspect(plan.previous.id))!
-  const cmd = dbCommand(prev.Config.Cmd, ['rollback', String(plan.dbBefore.goose)])
-  const spec = cloneSpec(prev, { name: `${plan.name}-db-rollback-${Date.now().toString(36)}`, image: plan.newImage, cmd, portBindings: {} })
+  const inv = dbInvocation(prev.Config.Entrypoint, prev.Config.Cmd, ['rollback', String(plan.dbBefore.goose)])
+  const cmd = inv.cmd
+  const spec = cloneSpec(prev, { name: `${plan.name}-db-rollback-${Date.now().toString(36)}`, image: plan.newImage, cmd, entrypoint: inv.entrypoint, portBindings: {} })
   spec.HostConfig = { ...spec.HostConfig, RestartPolicy: { Name: 'no' } }
   spec.Healthcheck = { Test: ['NONE'] }
   report.step('db rollback', `${plan.newImage} ${cmd.join(' ')}`)

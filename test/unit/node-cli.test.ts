@@ -1,5 +1,5 @@
 import { describe, expect, test } from '@jest/globals'
-import { dbCommand } from '../../src/node-cli.js'
+import { dbCommand, dbInvocation } from '../../src/node-cli.js'
 
 describe('dbCommand: the node start command turned into a db subcommand with the same global flags', () => {
   const SUB = ['rollback', '142']
@@ -26,5 +26,16 @@ describe('dbCommand: the node start command turned into a db subcommand with the
     const cmd = ['node', '-config', 'a', 'start']
     dbCommand(cmd, ['version'])
     expect(cmd).toEqual(['node', '-config', 'a', 'start'])
+  })
+})
+
+describe('dbInvocation: the db subcommand as the container runs the node', () => {
+  test.each([
+    ['image entrypoint, operator command', null, ['node', '-config', '/c.toml', 'start'], { cmd: ['node', '-config', '/c.toml', 'db', 'rollback', '7'] }],
+    ['entrypoint is the binary with the start command', ['chainlink', 'node', 'start'], null, { entrypoint: ['chainlink'], cmd: ['node', 'db', 'rollback', '7'] }],
+    ['absolute binary, flags in the entrypoint', ['/usr/local/bin/chainlink', 'node', '-secrets', '/s.toml'], ['start'], { entrypoint: ['/usr/local/bin/chainlink'], cmd: ['node', '-secrets', '/s.toml', 'db', 'rollback', '7'] }],
+    ['a wrapper script keeps its entrypoint', ['/scripts/entry.sh'], ['local', 'node'], { cmd: ['local', 'db', 'rollback', '7'] }]
+  ])('%s', (_what, ep, cmd, want) => {
+    expect(dbInvocation(ep as string[] | null, cmd as string[] | null, ['rollback', '7'])).toEqual(want)
   })
 })
