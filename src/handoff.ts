@@ -79,7 +79,7 @@ export function timeouts(ctx: Context, cfg: NodeConfig, leader?: ContainerInfo):
 }
 
 /** Creates and starts a container from `from`'s config with another image (and maybe ports). */
-export async function startClone(ctx: Context, from: ContainerInfo, opts: { image: string; name: string; ports: 'remap' | 'keep'; runId: string; role: string }): Promise<Member> {
+export async function startClone(ctx: Context, from: ContainerInfo, opts: { image: string; name: string; ports: 'remap' | 'keep'; runId: string; role: string; start?: boolean }): Promise<Member> {
   const { docker } = ctx
   const oldImage = await docker.imageInfo(from.Image)
   let portBindings: PortBindings | undefined
@@ -95,7 +95,7 @@ export async function startClone(ctx: Context, from: ContainerInfo, opts: { imag
   if (later.length) spec.NetworkingConfig = { EndpointsConfig: Object.fromEntries(Object.entries(endpoints).filter(([n]) => !later.some(([l]) => l === n))) }
   const id = await docker.create(spec)
   for (const [net, ep] of later) await docker.api.getNetwork(net).connect({ Container: id, EndpointConfig: ep })
-  await docker.start(id)
+  if (opts.start !== false) await docker.start(id)
   const info = (await docker.inspect(id))!
   return { id, name: opts.name, info }
 }
@@ -210,17 +210,46 @@ export interface HandoffResult {
  * Stops `from` gracefully (SIGTERM, then SIGKILL after the stop timeout), then proves `to`
  * holds the lock alone and passes the health gate. Returns the measured leader gap.
  */
-export async function handoff(ctx: Context, link: NodeLink, from: Member, to: Member, t: Timeouts): Promise<HandoffResult> {
+/** Waits for a DB session of a container's node process that is not among `known`. */
+export async function awaitSession(ctx: Context, link: NodeLink, m: Member, known: Set<string>, timeoutMs: number): Promise<NodeSession> {
+  const end = Date.now() + timeoutMs
+  while (Date.now() < end) {
+    const cur = await ctx.docker.inspect(m.id)
+    if (!cur?.State.Running) throw new GateError('lock-handoff', `'${m.name}' exited (code ${cur?.State.ExitCode}) before opening its DB session`, m.id)
+    const ips = containerIps(cur)
+    const s = (await link.db.nodeSessions()).find((x) => !known.has(x.appId) && (ips.length === 0 || (x.clientAddr !== null && ips.includes(x.clientAddr))))
+    if (s) {
+      m.appId = s.appId
+      m.version = s.version
+      m.info = cur
+      return s
+    }
+    await sleep(50, ctx.signal)
+  }
+  throw new GateError('lock-handoff', `'${m.name}' opened no DB session within ${formatMs(timeoutMs)}`, m.id)
+}
+
+/**
+ * Stops `from` gracefully (SIGTERM, then SIGKILL after the stop timeout), then proves `to`
+ * holds the lock alone and passes the health gate. Returns the measured leader gap.
+ * `swap`: `to` is created but not started (it needs `from`'s ports): after the stop,
+ * `swap.prepare()` runs (renames), then `to` starts and takes the lock at once.
+ */
+export async function handoff(ctx: Context, link: NodeLink, from: Member, to: Member, t: Timeouts, swap?: { prepare: () => Promise<void> }): Promise<HandoffResult> {
   const { docker, report } = ctx
   const fromUrl = healthBase(from.info, link.config.httpPort, from.name === ctx.inputs.container ? ctx.inputs.healthUrl : undefined)
-  const toInfo = (await docker.inspect(to.id))!
-  const toUrl = healthBase(toInfo, link.config.httpPort)
-  if (!toUrl) throw new GateError('health', `cannot address '${to.name}' from the host (no IP address)`, to.id)
   const oldWatch = fromUrl ? new ReadinessWatcher(fromUrl).start() : undefined
-  const newWatch = new ReadinessWatcher(toUrl).start()
+  let newWatch: ReadinessWatcher | undefined
+  let toUrl: string | undefined
+  const watchNew = async () => {
+    toUrl = healthBase((await docker.inspect(to.id))!, link.config.httpPort)
+    if (!toUrl) throw new GateError('health', `cannot address '${to.name}' from the host (no IP address)`, to.id)
+    newWatch = new ReadinessWatcher(toUrl).start()
+  }
   try {
-    const aim = await aimStop(ctx, link, to, aimDeltaMs)
-    report.step(`handoff ${from.name} -> ${to.name}`, `docker stop with ${t.stopS} s timeout${aim ? `, held ${aim.waitedMs} ms to land the release just before the standby's next lock poll` : ''}`)
+    if (!swap) await watchNew()
+    const aim = swap ? undefined : await aimStop(ctx, link, to, aimDeltaMs)
+    report.step(`handoff ${from.name} -> ${to.name}`, `docker stop with ${t.stopS} s timeout${aim ? `, held ${aim.waitedMs} ms to land the release just before the standby's next lock poll` : ''}${swap ? `, then start '${to.name}' on its ports` : ''}`)
     const t0 = Date.now()
     const release = watchRelease(link, from, () => Date.now() - t0)
     await docker.stop(from.id, t.stopS)
@@ -232,6 +261,13 @@ export async function handoff(ctx: Context, link: NodeLink, from: Member, to: Me
     const killed = after?.State.ExitCode === 137 && !after.State.OOMKilled
     report.step(`${from.name} stopped`, `${killed ? 'killed after ignoring SIGTERM for' : 'exited gracefully in'} ${formatMs(stopMs)} (exit ${after?.State.ExitCode})${releasedMs !== undefined ? `; lease released ${formatMs(releasedMs)} after the stop signal` : ''}`)
     if (killed) report.note(`'${from.name}' ignored SIGTERM for ${t.stopS} s and was killed; its lease was not released, so '${to.name}' waited for it to expire.`)
+    if (swap) {
+      await swap.prepare()
+      const known = new Set((await link.db.nodeSessions()).map((x) => x.appId))
+      await docker.start(to.id)
+      await watchNew()
+      await awaitSession(ctx, link, to, known, t.standbyMs)
+    }
     const lockMs = await lockTaken(ctx, link, from, to, t.lockMs, t0 + stopMs)
     await oldWatch?.stop()
     await healthGate(ctx, link, to, t)
@@ -240,14 +276,14 @@ export async function handoff(ctx: Context, link: NodeLink, from: Member, to: Me
     const stoppedAt = t0 + stopMs
     const sameUrl = fromUrl === toUrl
     const lastOld = oldWatch?.lastReadyBefore(sameUrl ? stoppedAt : Infinity)
-    const firstNew = newWatch.firstReadyAfter(sameUrl ? stoppedAt : 0)
+    const firstNew = newWatch?.firstReadyAfter(sameUrl ? stoppedAt : 0)
     const gapMs = firstNew !== undefined && lastOld !== undefined ? firstNew - lastOld : undefined
     const res: HandoffResult = { stop: killed ? 'killed' : 'graceful', lockTakenMs: lockMs, gapMs, stopMs }
     report.handoffs.push({ from: from.name, to: to.name, stop: res.stop, lockTakenMs: lockMs, gapMs })
     return res
   } finally {
     await oldWatch?.stop()
-    await newWatch.stop()
+    await newWatch?.stop()
   }
 }
 

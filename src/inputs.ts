@@ -30,6 +30,8 @@ export interface Inputs {
   rollback: boolean
   dbRollback: DbRollback
   preferPrimary: boolean
+  /** docs layout (published ports): how the new container gets back onto the original ports */
+  finish: 'swap' | 'second-handoff'
   backup: boolean
   backupDir: string
   backupKeep: number
@@ -179,6 +181,7 @@ export function readInputs(get: InputGetter, mask: (secret: string) => void): In
     rollback: bool(get, 'rollback', true),
     dbRollback: oneOf(get, 'db-rollback', DB_ROLLBACKS, 'migrate-down'),
     preferPrimary: bool(get, 'prefer-primary', false),
+    finish: oneOf(get, 'finish', ['swap', 'second-handoff'] as const, 'swap'),
     backup: bool(get, 'backup', true),
     backupDir: absPath(get, 'backup-dir', '/var/lib/chainlink-rollout/backups')!,
     backupKeep: Number(backupKeepText),

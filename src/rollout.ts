@@ -76,7 +76,7 @@ export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<Operat
   }
 }
 
-export function planText(p: Prepared, ch: Change, preferPrimary: boolean): string {
+export function planText(p: Prepared, ch: Change, preferPrimary: boolean, finish: 'swap' | 'second-handoff' = 'swap'): string {
   const { leader, other } = p
   if (other) {
     const steps = ch.operation === 'handoff' ? [`hand off from '${leader.name}' to the waiting '${other.name}'`, `restart '${leader.name}' as the standby`] : [`recreate the waiting '${other.name}' on ${ch.createRef}`, `hand off to it`, `recreate '${leader.name}' on ${ch.createRef} as the standby`]
@@ -84,6 +84,7 @@ export function planText(p: Prepared, ch: Change, preferPrimary: boolean): strin
     return steps.join(', then ')
   }
   const twoHandoffs = leader.info.HostConfig.NetworkMode !== 'host' && Object.keys(publishedPorts(leader.info)).length > 0
+  if (twoHandoffs && finish === 'swap') return `verify ${ch.createRef} as a waiting standby '${leader.name}${SUFFIX_NEXT}' on spare ports, remove it, then stop '${leader.name}' and start the new container in its place on the original ports (${describePorts(leader.info)})`
   return twoHandoffs
     ? `start '${leader.name}${SUFFIX_NEXT}' on ${ch.createRef} with ports remapped, hand off to it, then start '${leader.name}' on the original ports (${describePorts(leader.info)}) and hand off again`
     : `start '${leader.name}${SUFFIX_NEXT}' on ${ch.createRef} (${describePorts(leader.info)}), hand off to it, then give it the name '${leader.name}'`
@@ -166,13 +167,39 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise
   }
   knownApps.add(standby.appId!)
   const gaps: number[] = []
+  const swap = twoHandoffs && inputs.finish === 'swap'
   try {
-    journal.step('handoff', { from: leader.info.Id, to: standby.id })
-    gaps.push((await handoff(ctx, link, previous, standby, t)).gapMs ?? NaN)
-    journal.step('rename-previous', { id: leader.info.Id, name: name + SUFFIX_PREVIOUS })
-    await docker.rename(leader.info.Id, name + SUFFIX_PREVIOUS)
-    previous.name = name + SUFFIX_PREVIOUS
-    if (twoHandoffs) {
+    if (!swap) {
+      journal.step('handoff', { from: leader.info.Id, to: standby.id })
+      gaps.push((await handoff(ctx, link, previous, standby, t)).gapMs ?? NaN)
+      journal.step('rename-previous', { id: leader.info.Id, name: name + SUFFIX_PREVIOUS })
+      await docker.rename(leader.info.Id, name + SUFFIX_PREVIOUS)
+      previous.name = name + SUFFIX_PREVIOUS
+    }
+    if (swap) {
+      // verify-then-swap (the default, on the bench's numbers): the new image proved it opens
+      // its DB session and waits; now one prepared stop -> start on the original ports.
+      journal.step('standby-verified', { id: standby.id })
+      await docker.stop(standby.id, t.stopS)
+      await docker.remove(standby.id)
+      report.step('standby verified and removed', `'${standby.name}' waited for the lock on ${ch.createRef}; the swap follows`)
+      journal.step('final-create', { name: name + SUFFIX_NEXT })
+      const final = await startClone(ctx, leader.info, { image: ch.createRef, name: name + SUFFIX_NEXT, ports: 'keep', runId, role: 'final', start: false })
+      created.push(final)
+      journal.step('swap', { from: leader.info.Id, to: final.id })
+      gaps.push(
+        (
+          await handoff(ctx, link, previous, final, t, {
+            prepare: async () => {
+              await docker.rename(leader.info.Id, name + SUFFIX_PREVIOUS)
+              previous.name = name + SUFFIX_PREVIOUS
+              await docker.rename(final.id, name)
+              final.name = name
+            }
+          })
+        ).gapMs ?? NaN
+      )
+    } else if (twoHandoffs) {
       journal.step('final-create', { name })
       const final = await startClone(ctx, leader.info, { image: ch.createRef, name, ports: 'keep', runId, role: 'final' })
       created.push(final)

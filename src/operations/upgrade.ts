@@ -67,7 +67,7 @@ export async function upgrade(ctx: Context): Promise<OperationResult> {
       return { result: 'unchanged', ok: true, message: `'${p.leader.name}' already runs ${display}; nothing was restarted`, outputs }
     }
     const ch: Change = { operation: 'upgrade', createRef: target.createRef, display, backup: true }
-    const plan = planText(p, ch, inputs.preferPrimary)
+    const plan = planText(p, ch, inputs.preferPrimary, inputs.finish)
     report.fact('Plan', plan)
     if (inputs.dryRun) {
       report.step('dry-run', 'nothing changed')
