@@ -5,6 +5,7 @@
 //              repository contains `chainlink`); `${VAR:-default}` reads the default, as Renovate does
 //   - bare:    a file holding just the reference (comments and blank lines allowed)
 // Plain values in, plain values out; every error names the file and says what was wrong.
+import { parseImageRef, repository } from './image-ref.js'
 import { LineCounter, parseDocument, isMap, isScalar, isPair, type Node as YamlNode, type Document } from 'yaml'
 
 export interface ImageReference {
@@ -44,16 +45,6 @@ export class ImageReferenceError extends Error {
   }
 }
 
-// Distribution's reference grammar (github.com/distribution/reference), written out.
-const DOMAIN_COMPONENT = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])'
-const DOMAIN = `(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[0-9a-fA-F:.]+\\])(?::[0-9]+)?`
-const PATH_COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*'
-const DOMAIN_RE = new RegExp(`^${DOMAIN}$`)
-const PATH_COMPONENT_RE = new RegExp(`^${PATH_COMPONENT}$`)
-const TAG_RE = /^[\w][\w.-]{0,127}$/
-const DIGEST_RE = /^sha256:[a-f0-9]{64}$/
-const ANY_DIGEST_RE = /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/
-
 /** The repository's name without the registry, e.g. `smartcontract/chainlink`. */
 export function repositoryPath(repository: string): string {
   const slash = repository.indexOf('/')
@@ -67,56 +58,24 @@ function isDomain(first: string): boolean {
 }
 
 /**
- * Parses and validates an image reference. A reference must name a tag or a digest (a desired
- * state of "whatever latest is today" cannot be reconciled). Throws ImageReferenceError.
+ * Parses and validates an image reference (the grammar is image-ref.ts's, shared with the
+ * `image` input). A desired state must name a tag or a digest: "whatever latest is today"
+ * cannot be reconciled. Throws ImageReferenceError.
  */
 export function parseImageReference(input: string): ImageReference {
   const reference = input.trim()
   const bad = (why: string) => new ImageReferenceError(`malformed image reference "${reference}": ${why}`)
-  if (reference === '') throw bad('it is empty')
-  if (/\s/.test(reference)) throw bad('it contains whitespace')
   if (reference.includes('$')) throw bad('it contains a variable ($...), which is not resolved here')
-  if (reference.length > 255 + 200) throw bad('it is too long')
-
-  let rest = reference
-  let digest: string | undefined
-  const at = rest.indexOf('@')
-  if (at >= 0) {
-    digest = rest.slice(at + 1)
-    rest = rest.slice(0, at)
-    if (!DIGEST_RE.test(digest)) {
-      if (ANY_DIGEST_RE.test(digest) && !digest.startsWith('sha256:')) throw bad(`digest "${digest}" is not a sha256 digest`)
-      throw bad(`digest "${digest}" is not sha256:<64 lowercase hex digits>`)
-    }
+  let ref
+  try {
+    ref = parseImageRef(reference, { defaultTag: false })
+  } catch (e) {
+    throw bad((e as Error).message.replace(/^'[^']*' /, ''))
   }
-  let tag: string | undefined
-  const lastSlash = rest.lastIndexOf('/')
-  const colon = rest.lastIndexOf(':')
-  if (colon > lastSlash) {
-    tag = rest.slice(colon + 1)
-    rest = rest.slice(0, colon)
-    if (!TAG_RE.test(tag)) throw bad(`tag "${tag}" is not a valid tag (letters, digits, '_', '.', '-'; at most 128)`)
-  }
-  const repository = rest
-  if (repository === '') throw bad('the repository name is missing')
-  const parts = repository.split('/')
-  let pathParts = parts
-  if (parts.length > 1 && isDomain(parts[0])) {
-    if (!DOMAIN_RE.test(parts[0])) throw bad(`registry "${parts[0]}" is not a valid host[:port]`)
-    pathParts = parts.slice(1)
-  }
-  for (const p of pathParts) {
-    if (!PATH_COMPONENT_RE.test(p)) {
-      if (p === '') throw bad('the repository has an empty path component')
-      if (/[A-Z]/.test(p)) throw bad(`repository component "${p}" must be lowercase`)
-      throw bad(`repository component "${p}" is not valid`)
-    }
-  }
-  if (repository.length > 255) throw bad('the repository name is longer than 255 characters')
-  if (tag === undefined && digest === undefined) {
+  if (ref.tag === undefined && ref.digest === undefined) {
     throw bad('it names neither a tag nor a digest; pin a version, e.g. smartcontract/chainlink:2.19.0@sha256:...')
   }
-  return { reference, repository, ...(tag !== undefined ? { tag } : {}), ...(digest !== undefined ? { digest } : {}) }
+  return { reference, repository: repository(ref), ...(ref.tag !== undefined ? { tag: ref.tag } : {}), ...(ref.digest !== undefined ? { digest: ref.digest } : {}) }
 }
 
 interface Candidate {

@@ -16,7 +16,7 @@ const TAG = /^[\w][\w.-]{0,127}$/
 const DIGEST = /^sha256:[a-f0-9]{64}$/
 const HOST = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::\d+)?$|^\[[0-9a-fA-F:]+\](?::\d+)?$/
 
-export function parseImageRef(text: string): ImageRef {
+export function parseImageRef(text: string, opts: { defaultTag?: boolean } = {}): ImageRef {
   const s = text.trim()
   if (!s) throw new Error('is empty')
   if (/\s/.test(s)) throw new Error(`'${s}' contains whitespace`)
@@ -49,7 +49,8 @@ export function parseImageRef(text: string): ImageRef {
   for (const c of rest.split('/')) {
     if (!COMPONENT.test(c)) throw new Error(`'${s}' has a malformed repository component '${c}' (lowercase letters, digits and separators only)`)
   }
-  if (!tag && !digest) tag = 'latest'
+  if (!tag && !digest && opts.defaultTag !== false) tag = 'latest'
+  if (s.length > 255 + 200) throw new Error(`'${s.slice(0, 40)}...' is too long`)
   return { registry, path: rest, tag, digest }
 }
 

@@ -110,6 +110,15 @@ export async function failedContainerLogs(ctx: Context, m: Member, e?: unknown):
   if (text.trim()) ctx.report.logs.push({ container: m.name, text })
 }
 
+/** The verified pre-upgrade backup (journaled), when the change and the inputs ask for one. */
+async function preUpgradeBackup(ctx: Context, p: Prepared, ch: Change, journal: JournalWriter): Promise<string | undefined> {
+  if (!ch.backup || !ctx.inputs.backup) return undefined
+  journal.step('backup')
+  const backupFile = await backupBeforeUpgrade(ctx, p.view, p.leader)
+  journal.plan({ backupFile })
+  return backupFile
+}
+
 const done = (ch: Change) => (ch.operation === 'upgrade' ? 'upgraded' : 'ok') as 'upgraded' | 'ok'
 
 /** Rolls back after a failure past the first handoff, or says exactly where the node is. */
@@ -143,12 +152,7 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise
   const knownApps = new Set(view.lock.sessions.map((s) => s.appId))
   const previous: Member = memberOf(leader.info, view.lock.holder)
   const created: Member[] = []
-  let backupFile: string | undefined
-  if (ch.backup && inputs.backup) {
-    journal.step('backup')
-    backupFile = await backupBeforeUpgrade(ctx, view, leader)
-    journal.plan({ backupFile })
-  }
+  const backupFile = await preUpgradeBackup(ctx, p, ch, journal)
   // Standby: fail here and the leader was never touched.
   journal.step('standby-create', { name: name + SUFFIX_NEXT })
   const standby = await startClone(ctx, leader.info, { image: ch.createRef, name: name + SUFFIX_NEXT, ports: 'remap', runId, role: 'next' })
@@ -241,12 +245,7 @@ export async function rollPair(ctx: Context, p: Prepared, ch: Change): Promise<O
   const created: Member[] = []
   const others = [{ member: oldStandby, name: other.name }]
   const gaps: number[] = []
-  let backupFile: string | undefined
-  if (ch.backup && inputs.backup) {
-    journal.step('backup')
-    backupFile = await backupBeforeUpgrade(ctx, view, leader)
-    journal.plan({ backupFile })
-  }
+  const backupFile = await preUpgradeBackup(ctx, p, ch, journal)
   const replaceImage = ch.operation !== 'handoff'
   let next: Member = oldStandby
   // 1. The waiting standby gets the new image (or a fresh process): the leader is untouched.
