@@ -249,7 +249,9 @@ export async function handoff(ctx: Context, link: NodeLink, from: Member, to: Me
   try {
     if (!swap) await watchNew()
     const aim = swap ? undefined : await aimStop(ctx, link, to, aimDeltaMs)
-    report.step(`handoff ${from.name} -> ${to.name}`, `docker stop with ${t.stopS} s timeout${aim ? `, held ${aim.waitedMs} ms to land the release just before the standby's next lock poll` : ''}${swap ? `, then start '${to.name}' on its ports` : ''}`)
+    // names as they are now: a swap renames both containers after the stop
+    const fromName = from.name
+    report.step(swap ? `swap ${fromName} -> its replacement on the same ports` : `handoff ${fromName} -> ${to.name}`, `docker stop with ${t.stopS} s timeout${aim ? `, held ${aim.waitedMs} ms to land the release just before the standby's next lock poll` : ''}`)
     const t0 = Date.now()
     const release = watchRelease(link, from, () => Date.now() - t0)
     await docker.stop(from.id, t.stopS)
@@ -259,8 +261,8 @@ export async function handoff(ctx: Context, link: NodeLink, from: Member, to: Me
     const after = await docker.inspect(from.id)
     // docker stop SIGKILLs after the timeout: exit 137 without OOM means the node ignored SIGTERM.
     const killed = after?.State.ExitCode === 137 && !after.State.OOMKilled
-    report.step(`${from.name} stopped`, `${killed ? 'killed after ignoring SIGTERM for' : 'exited gracefully in'} ${formatMs(stopMs)} (exit ${after?.State.ExitCode})${releasedMs !== undefined ? `; lease released ${formatMs(releasedMs)} after the stop signal` : ''}`)
-    if (killed) report.note(`'${from.name}' ignored SIGTERM for ${t.stopS} s and was killed; its lease was not released, so '${to.name}' waited for it to expire.`)
+    report.step(`${fromName} stopped`, `${killed ? 'killed after ignoring SIGTERM for' : 'exited gracefully in'} ${formatMs(stopMs)} (exit ${after?.State.ExitCode})${releasedMs !== undefined ? `; lease released ${formatMs(releasedMs)} after the stop signal` : ''}`)
+    if (killed) report.note(`'${fromName}' ignored SIGTERM for ${t.stopS} s and was killed; its lease was not released, so '${to.name}' waited for it to expire.`)
     if (swap) {
       await swap.prepare()
       const known = new Set((await link.db.nodeSessions()).map((x) => x.appId))
@@ -279,7 +281,7 @@ export async function handoff(ctx: Context, link: NodeLink, from: Member, to: Me
     const firstNew = newWatch?.firstReadyAfter(sameUrl ? stoppedAt : 0)
     const gapMs = firstNew !== undefined && lastOld !== undefined ? firstNew - lastOld : undefined
     const res: HandoffResult = { stop: killed ? 'killed' : 'graceful', lockTakenMs: lockMs, gapMs, stopMs }
-    report.handoffs.push({ from: from.name, to: to.name, stop: res.stop, lockTakenMs: lockMs, gapMs })
+    report.handoffs.push({ from: fromName, to: swap ? `${to.name} (new container)` : to.name, stop: res.stop, lockTakenMs: lockMs, gapMs })
     return res
   } finally {
     await oldWatch?.stop()

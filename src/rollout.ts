@@ -6,6 +6,8 @@ import { OperationError } from './context.js'
 import { publishedPorts } from './container-spec.js'
 import { describePorts, GateError, handoff, memberOf, standbyReady, startClone, timeouts, type Member, type NodeLink, type Timeouts } from './handoff.js'
 import { formatMs } from './duration.js'
+import { ReadinessWatcher } from './watch.js'
+import type { ContainerInfo } from './docker.js'
 import { inspectNode, requireLeader, type NodeContainer, type NodeView } from './node.js'
 import { rollback } from './rollback.js'
 import { HostLock, JournalWriter, journalPath, readJournal } from './state.js'
@@ -99,6 +101,14 @@ function openJournal(ctx: Context, p: Prepared, ch: Change): JournalWriter {
   })
 }
 
+/** The node's HTTP port as published on the host (0.0.0.0 probed on 127.0.0.1). */
+export function publishedUrl(info: ContainerInfo, httpPort: number): string | undefined {
+  const b = publishedPorts(info)[`${httpPort}/tcp`]?.[0]
+  if (!b?.HostPort) return undefined
+  const ip = !b.HostIp || b.HostIp === '0.0.0.0' ? '127.0.0.1' : b.HostIp === '::' ? '[::1]' : b.HostIp.includes(':') ? `[${b.HostIp}]` : b.HostIp
+  return `http://${ip}:${b.HostPort}`
+}
+
 export function gapsOut(gaps: number[]): string | undefined {
   const g = gaps.filter((x) => Number.isFinite(x))
   return g.length ? String(Math.max(...g)) : undefined
@@ -172,6 +182,15 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise
   knownApps.add(standby.appId!)
   const gaps: number[] = []
   const swap = twoHandoffs && inputs.finish === 'swap'
+  // In the docs' layout clients use the published port, which a second handoff leaves dark
+  // from the first handoff to the second: measure it as they see it.
+  const portUrl = twoHandoffs ? publishedUrl(leader.info, link.config.httpPort) : undefined
+  const portWatch = portUrl ? new ReadinessWatcher(portUrl).start() : undefined
+  const reportPort = async () => {
+    await portWatch?.stop()
+    const g = portWatch?.longestGap()
+    if (g !== undefined) report.fact('Published port', `${portUrl}: longest time without a ready answer ${formatMs(g)} (probed every 50 ms)`)
+  }
   try {
     if (!swap) {
       journal.step('handoff', { from: leader.info.Id, to: standby.id })
@@ -219,8 +238,10 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise
       await docker.rename(standby.id, name)
     }
   } catch (e) {
+    await reportPort()
     return recover(ctx, p, ch, journal, e, created, previous, [], backupFile, gaps)
   }
+  await reportPort()
   journal.step('remove-previous', { id: leader.info.Id })
   await docker.remove(leader.info.Id)
   journal.done(done(ch))

@@ -39,6 +39,13 @@ export class ReadinessWatcher {
     return this.readyAt.find((x) => x >= t)
   }
 
+  /** longest time between two consecutive ready answers: the outage seen from outside */
+  longestGap(): number | undefined {
+    let gap: number | undefined
+    for (let i = 1; i < this.readyAt.length; i++) gap = Math.max(gap ?? 0, this.readyAt[i] - this.readyAt[i - 1])
+    return gap
+  }
+
   async stop(): Promise<void> {
     this.stopped = true
     await this.loop

@@ -74,6 +74,8 @@ describe('upgrade, happy path', () => {
     expect(r.summary).toMatch(/### Handoffs/)
     expect(r.summary).toMatch(/lock-handoff \| passed/)
     if (layout === 'ports') {
+      // the outage clients of the published port saw is measured and reported
+      expect(r.summary).toMatch(/Published port \| http:\/\/127\.0\.0\.1:\d+: longest time without a ready answer/)
       // the original host port still serves the node
       const info = await docker.getContainer(name).inspect()
       expect(info.HostConfig.PortBindings?.['6688/tcp']?.[0]).toMatchObject({ HostIp: '127.0.0.1' })
