@@ -23,30 +23,34 @@ export async function repair(ctx: Context): Promise<OperationResult> {
   const hostLock = await HostLock.acquire(inputs.stateDir, name, inputs.lockTimeoutMs, ctx.signal, (o) => log.info(`Waiting for the host lock (held by ${o})`))
   try {
     const j = readJournal(inputs.stateDir, name)
-    const leftovers = (await Promise.all([name + SUFFIX_NEXT, name + SUFFIX_PREVIOUS].map((n) => docker.inspect(n)))).filter((x): x is ContainerInfo => !!x)
+    const names = [name, ...(inputs.standby ? [inputs.standby] : [])]
+    const leftovers = (await Promise.all(names.flatMap((n) => [n + SUFFIX_NEXT, n + SUFFIX_PREVIOUS]).map((n) => docker.inspect(n)))).filter((x): x is ContainerInfo => !!x)
     if ((!j || j.phase === 'done') && leftovers.length === 0) {
       report.step('nothing to repair', j ? `last operation ${j.operation} ended ${j.result}` : 'no journal')
       return { result: 'ok', ok: true, message: 'nothing was in flight', outputs: { leader: name } }
     }
-    const plan = (j?.plan ?? {}) as { leaderId?: string; target?: string; dbBefore?: DbVersion; backupFile?: string }
+    const plan = (j?.plan ?? {}) as { leaderId?: string; leaderName?: string; otherId?: string; otherName?: string; target?: string; dbBefore?: DbVersion; backupFile?: string }
     const runId = j?.runId
     report.fact('Interrupted', j ? `${j.operation} run ${j.runId} started ${j.startedAt}; last step ${j.steps.at(-1)?.step ?? '(none)'}` : 'no journal; leftover containers found')
 
     // The original leader: by id from the journal, else the one named -rollout-previous, else `name`.
-    const previousInfo = (plan.leaderId && (await docker.inspect(plan.leaderId))) || (await docker.inspect(name + SUFFIX_PREVIOUS)) || (await docker.inspect(name))
-    if (!previousInfo) throw new OperationError(`cannot find the original container of '${name}' (id ${plan.leaderId ?? '?'}): nothing to repair from`)
-    maskContainerSecrets(previousInfo, log.mask)
+    const leaderName = plan.leaderName ?? name
+    const previousInfo = (plan.leaderId && (await docker.inspect(plan.leaderId))) || (await docker.inspect(leaderName + SUFFIX_PREVIOUS)) || (await docker.inspect(leaderName))
+    if (!previousInfo) throw new OperationError(`cannot find the original container of '${leaderName}' (id ${plan.leaderId ?? '?'}): nothing to repair from`)
+    // a failover pair's other original container
+    const otherInfo = plan.otherId ? await docker.inspect(plan.otherId) : undefined
+    const originals = [previousInfo, ...(otherInfo ? [otherInfo] : [])]
+    for (const o of originals) maskContainerSecrets(o, log.mask)
     const ours = runId ? await docker.listByLabel(`${LABEL_RUN}=${runId}`) : []
     const createdInfos: ContainerInfo[] = []
-    for (const c of ours) {
-      const info = await docker.inspect(c.Id)
-      if (info && info.Id !== previousInfo.Id) createdInfos.push(info)
+    for (const c of [...ours.map((x) => x.Id), ...leftovers.map((x) => x.Id)]) {
+      const info = await docker.inspect(c)
+      if (info && !originals.some((o) => o.Id === info.Id) && !createdInfos.some((x) => x.Id === info.Id)) createdInfos.push(info)
     }
-    for (const l of leftovers) if (l.Id !== previousInfo.Id && !createdInfos.some((c) => c.Id === l.Id)) createdInfos.push(l)
 
     const config = await readNodeConfig(envMap(previousInfo), [...(previousInfo.Config.Entrypoint ?? []), ...(previousInfo.Config.Cmd ?? [])], async (p) => (await docker.readFile(previousInfo.Id, p))?.toString('utf8'))
     const url = inputs.databaseUrl ?? config.databaseUrl
-    if (!url) throw new OperationError(`cannot find the database URL of '${name}'; set the input 'database-url'`)
+    if (!url) throw new OperationError(`cannot find the database URL of '${leaderName}'; set the input 'database-url'`)
     maskDatabaseUrl(url, log.mask)
     const db = await Database.connect(url)
     const journal = j && j.phase === 'in-progress' ? reopen(inputs.stateDir, name, j) : undefined
@@ -56,36 +60,45 @@ export async function repair(ctx: Context): Promise<OperationResult> {
       const link: NodeLink = { db, config, mode, databaseUrl: url }
       const t = timeouts(ctx, config, previousInfo)
       const lock = await readLockState(db, mode, config.advisoryLockId)
-      const all = [previousInfo, ...createdInfos]
+      const all = [...originals, ...createdInfos]
       const holderInfo = lock.holder ? await holderContainer(ctx, all, lock.sessions.filter((s) => sameApp(s.appId, lock.holder))) : undefined
       report.fact('Found', all.map((c) => `${containerName(c)} (${c.Config.Image}, ${c.State.Status}${c === holderInfo ? ', holds the lock' : ''})`).join('; '))
+      const wanted = [leaderName, ...(plan.otherName ? [plan.otherName] : [])]
+      const byName = await Promise.all(wanted.map((n) => docker.inspect(n)))
 
-      // Finished but for the clean-up: the container named as before leads, on the new image.
-      if (holderInfo && holderInfo.Id !== previousInfo.Id && containerName(holderInfo) === name && holderInfo.State.Running) {
-        const m: Member = memberOf(holderInfo, lock.holder)
-        await healthGate(ctx, link, m, t)
-        for (const c of all) if (c.Id !== holderInfo.Id) await docker.remove(c.Id)
-        journal?.done('upgraded')
-        report.step('finished', `'${name}' leads on ${holderInfo.Config.Image}; removed the previous and temporary containers`)
-        return { result: 'upgraded', ok: true, message: `finished the interrupted ${j?.operation ?? 'operation'}: '${name}' leads on ${holderInfo.Config.Image}`, outputs: { leader: name, image: holderInfo.Config.Image, 'previous-image': previousInfo.Config.Image } }
+      // Finished but for the clean-up: every name is held by a running container of this run
+      // (or, for a plain pair handoff, by the originals), and one of them leads.
+      const complete = holderInfo && byName.every((c) => c?.State.Running) && byName.some((c) => c?.Id === holderInfo.Id) && (createdInfos.length === 0 ? j?.operation === 'handoff' : byName.every((c) => createdInfos.some((x) => x.Id === c!.Id)))
+      if (complete && holderInfo) {
+        await healthGate(ctx, link, memberOf(holderInfo, lock.holder), t)
+        for (const c of all) if (!byName.some((b) => b!.Id === c.Id)) await docker.remove(c.Id)
+        const result = createdInfos.length ? (j?.operation === 'upgrade' ? 'upgraded' : 'ok') : 'ok'
+        journal?.done(result)
+        report.step('finished', `'${containerName(holderInfo)}' leads on ${holderInfo.Config.Image}; removed the previous and temporary containers`)
+        return { result, ok: true, message: `finished the interrupted ${j?.operation ?? 'operation'}: '${containerName(holderInfo)}' leads on ${holderInfo.Config.Image}`, outputs: { leader: containerName(holderInfo), image: holderInfo.Config.Image, 'previous-image': previousInfo.Config.Image } }
       }
-      // The original leader still leads: only the standby was started. Remove what we made.
+      // The original leader still leads: the run never handed off. Remove what it made and put
+      // the pair's other container back as the waiting standby.
       if (holderInfo && holderInfo.Id === previousInfo.Id && previousInfo.State.Running) {
         for (const c of createdInfos) await docker.remove(c.Id)
-        if (containerName(previousInfo) !== name) await docker.rename(previousInfo.Id, name)
+        if (containerName(previousInfo) !== leaderName) await docker.rename(previousInfo.Id, leaderName)
         const m: Member = memberOf(previousInfo, lock.holder)
-        await healthGate(ctx, link, { ...m, name }, t)
+        await healthGate(ctx, link, { ...m, name: leaderName }, t)
+        if (otherInfo && plan.otherName) {
+          if (containerName(otherInfo) !== plan.otherName) await docker.rename(otherInfo.Id, plan.otherName)
+          if (!otherInfo.State.Running) await docker.start(otherInfo.Id)
+        }
         journal?.done('failed')
-        report.step('undone', `'${name}' never stopped leading; removed ${createdInfos.length} container(s) this run had started`)
-        return { result: 'ok', ok: true, message: `undid the interrupted ${j?.operation ?? 'operation'} before its handoff: '${name}' leads on ${previousInfo.Config.Image}`, outputs: { leader: name, image: previousInfo.Config.Image } }
+        report.step('undone', `'${leaderName}' never stopped leading; removed ${createdInfos.length} container(s) this run had started`)
+        return { result: 'ok', ok: true, message: `undid the interrupted ${j?.operation ?? 'operation'} before its handoff: '${leaderName}' leads on ${previousInfo.Config.Image}`, outputs: { leader: leaderName, image: previousInfo.Config.Image } }
       }
-      // Anything else (the interim leads, or nobody): roll back to the original container.
-      const newImage = plan.target ?? createdInfos[0]?.Config.Image
-      if (!newImage) throw new OperationError('the journal names no target image and no container of the run is left; start the original container by hand')
+      // Anything else (the interim leads, or nobody): roll back to the original containers.
+      const newImage = plan.target ?? createdInfos[0]?.Config.Image ?? previousInfo.Config.Image
       journal?.step('rollback', { reason: 'repair' })
-      await rollback(ctx, link, { name, previous: memberOf(previousInfo), created: createdInfos.map((c) => memberOf(c)), newImage, dbBefore: plan.dbBefore ?? (await db.version()), backupFile: plan.backupFile }, t, 'repair of an interrupted operation')
+      const others = otherInfo && plan.otherName ? [{ member: memberOf(otherInfo), name: plan.otherName }] : []
+      await rollback(ctx, link, { name: leaderName, previous: memberOf(previousInfo), others, created: createdInfos.map((c) => memberOf(c)), newImage, dbBefore: plan.dbBefore ?? (await db.version()), backupFile: plan.backupFile }, t, 'repair of an interrupted operation')
       journal?.done('rolled-back')
-      return { result: 'rolled-back', ok: true, message: `rolled back the interrupted ${j?.operation ?? 'operation'}: '${name}' leads on ${previousInfo.Config.Image}`, outputs: { leader: name, image: previousInfo.Config.Image } }
+      return { result: 'rolled-back', ok: true, message: `rolled back the interrupted ${j?.operation ?? 'operation'}: '${leaderName}' leads on ${previousInfo.Config.Image}`, outputs: { leader: leaderName, image: previousInfo.Config.Image } }
     } finally {
       await db.close()
     }

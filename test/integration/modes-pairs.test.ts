@@ -140,6 +140,24 @@ describe('failover pairs', () => {
     await expectPair([primary, secondary], secondary, '2.19.0')
   })
 
+  test('a pair upgrade cancelled mid-way: the post step leaves one leader and a waiting standby', async () => {
+    const { primary, secondary } = await pair()
+    const r = await runAction(
+      { operation: 'upgrade', container: primary, standby: secondary, image: simImage('2.19.0'), 'state-dir': stateDir, 'backup-dir': join(stateDir, 'backups'), 'stable-for': '2s' },
+      { cancelWhen: (out: string) => /stopped[^\n]*exited gracefully/.test(out) }
+    )
+    expect(r.stdout).toMatch(/SIGINT received/)
+    expect(r.stdout).toMatch(/--- post ---[\s\S]*(finished|undid|rolled back)/)
+    const images = new Set<string>()
+    for (const n of [primary, secondary]) images.add((await containerState(n))!.image)
+    expect(images.size).toBe(1)
+    const tag = [...images][0].endsWith('2.19.0') ? '2.19.0' : '2.18.0'
+    const ready = []
+    for (const n of [primary, secondary]) if ((await readyz((await nodeUrl(n))!)) === 200) ready.push(n)
+    expect(ready.length).toBe(1)
+    await expectPair([primary, secondary], ready[0], tag)
+  })
+
   test('a pair whose standby is dead is refused in preflight, nothing changed', async () => {
     const { primary, secondary } = await pair()
     const { docker } = await import('../support/bed.js')
