@@ -98,7 +98,7 @@ const repairInputs = (r: RowCtx) => {
 }
 
 const REPAIR_FINISHES_A_ROLLBACK =
-  "repair (and the post step) sees the container named as before holding the lock on the new image and takes the 'finished but for the clean-up' path (src/operations/repair.ts) although the new image had failed its gate: the health gate fails again, nothing rolls back, the node is left on the broken image with no ready leader and the journal in progress"
+  "repair (and the post step) sees the container named as before (the swap gave the new container the name) holding the lock on the new image and takes the 'finished but for the clean-up' path (src/operations/repair.ts), even when the journal already says rollback: the health gate fails, nothing rolls back, and the node stays on the broken image with no ready leader; no repair ever fixes it"
 
 // Steps as main prints them (src/report.ts: `step: detail`, `gate name: passed (...)`).
 const STANDBY_STARTED = atLine('standby started')
@@ -133,7 +133,7 @@ const ROWS: Row[] = [
     ends: 'old',
     result: 'rolled-back',
     failing:
-      "the health gate must reach ready AND hold stable-for inside ready-timeout (src/handoff.ts healthGate), so ready-timeout <= stable-for never passes; the rollback reuses the gate, fails with 'the rollback failed too' while the old node serves, leaves the new container behind, and repair fails the same way"
+      "the health gate must reach ready AND hold stable-for inside ready-timeout (src/handoff.ts healthGate), so ready-timeout <= stable-for can never pass; the rollback reuses the gate and reports 'the rollback failed too' (result failed) while the old node is back and serving, the journal stays in progress, and repair with the same inputs fails the same way, so every later run refuses"
   },
   { name: 'bridge layout: new image migrates slowly within ready-timeout: upgraded', to: '2.20.0-slow-migrations', layout: 'bridge', ends: 'new', result: 'upgraded' },
   { name: 'new image migrates then crashes: rolled back with migrate-down', to: '2.20.0-migrate-then-crash', ends: 'old', result: 'rolled-back' },
@@ -155,7 +155,7 @@ const ROWS: Row[] = [
     do: (r) => dropDbSessions(r.db, 'all', 3000).then(() => undefined),
     ends: 'either',
     failing:
-      "the action's DB session is one pg.Client that never reconnects: the dropped session fails the health gate, the rollback stops the healthy new leader and only then fails on the dead client, leaving no container running; the post step's repair tries once to connect, while the DB is still down, and gives up"
+      "the action's DB session is one pg.Client that never reconnects (src/database.ts): the dropped session fails the health gate of a healthy new leader, the rollback stops it and only then fails on the dead client, leaving no container running; the post step's repair connects once, while the DB is still down, and gives up: the node stays down until someone runs repair"
   },
   { name: 'Postgres restart (pg_ctl restart)', to: '2.19.0', ends: 'either', skip: "the bed's Postgres is shared with other engineers' tests; emulated per database by the row above" },
 
@@ -176,6 +176,7 @@ const ROWS: Row[] = [
     ends: 'old',
     failing: REPAIR_FINISHES_A_ROLLBACK
   },
+  { name: 'runner killed during the DB rollback (the new image\'s db rollback container running)', to: '2.20.0-never-ready', inputs: { 'ready-timeout': '5s' }, at: DB_ROLLBACK, do: 'sigkill', ends: 'old' },
   { name: 'host layout: runner killed during the health gate', layout: 'host', to: '2.19.0', at: HEALTH_GATE_1, do: 'sigkill', ends: 'either' },
 
   // ---- the Docker daemon restarts -----------------------------------------------------------------
@@ -401,8 +402,8 @@ async function runRow(row: Row) {
       await row.check?.(runs[0][1], r)
     } catch (e) {
       const st = await containerState(r.name)
-      process.stderr.write(`[fm] FAILED ${row.name} | ${r.name}: ${st ? `${st.image} running=${st.running}` : 'gone'} | ${((Date.now() - t0) / 1000).toFixed(1)} s\n`)
-      for (const [label, x] of runs) process.stderr.write(`--- ${row.name}: ${label} ---\n${describeRun(x)}\n`)
+      process.stderr.write(`[fm] FAILED${row.failing ? ' (known action bug)' : ''} ${row.name} | ${r.name}: ${st ? `${st.image} running=${st.running}` : 'gone'} | ${((Date.now() - t0) / 1000).toFixed(1)} s | ${(e as Error).message.split('\n')[0]}\n`)
+      if (!row.failing) for (const [label, x] of runs) process.stderr.write(`--- ${row.name}: ${label} ---\n${describeRun(x)}\n`)
       throw e
     }
   } finally {
