@@ -19,6 +19,8 @@ export interface Context {
   report: Report
   /** aborted on SIGINT/SIGTERM (job cancellation): in-flight waits end quickly */
   signal: AbortSignal
+  /** told the id of the journal this run opens, so its post step repairs only its own run */
+  onJournal?: (runId: string) => void
 }
 
 export type ResultName = 'upgraded' | 'unchanged' | 'rolled-back' | 'failed' | 'planned' | 'ok'

@@ -43,10 +43,18 @@ export function parseApplicationName(name: string): { version: string; appId: st
   return m ? { version: m[1] ?? '', appId: m[2] } : undefined
 }
 
-export class Database {
-  private constructor(private readonly client: pg.Client) {}
+/** How long a query waits for a lost connection to come back (a DB restart, dropped sessions). */
+const RECONNECT_FOR_MS = 30_000
 
-  static async connect(url: string, timeoutMs = 10_000): Promise<Database> {
+export class Database {
+  private closed = false
+  private constructor(
+    private client: pg.Client,
+    private readonly url: string,
+    private readonly timeoutMs: number
+  ) {}
+
+  private static async open(url: string, timeoutMs: number): Promise<pg.Client> {
     const client = new pg.Client({ connectionString: url, application_name: 'chainlink-rollout', connectionTimeoutMillis: timeoutMs, statement_timeout: timeoutMs })
     // A dropped connection must surface as a query error, not an unhandled 'error' event.
     client.on('error', () => undefined)
@@ -54,17 +62,53 @@ export class Database {
       await client.connect()
     } catch (e) {
       await client.end().catch(() => undefined)
-      throw new Error(`cannot connect to the node's database: ${describePgError(e)}`)
+      throw e
     }
-    return new Database(client)
+    return client
+  }
+
+  /**
+   * Connects to the node's database. `retryForMs` keeps trying that long (the post step and
+   * repair run right after an interruption, when the DB may be restarting).
+   */
+  static async connect(url: string, timeoutMs = 10_000, retryForMs = 0): Promise<Database> {
+    const end = Date.now() + retryForMs
+    for (;;) {
+      try {
+        return new Database(await Database.open(url, timeoutMs), url, timeoutMs)
+      } catch (e) {
+        if (Date.now() >= end || !isConnectionError(e)) throw new Error(`cannot connect to the node's database: ${describePgError(e)}`)
+        await new Promise((r) => setTimeout(r, 500))
+      }
+    }
   }
 
   async close(): Promise<void> {
+    this.closed = true
     await this.client.end().catch(() => undefined)
   }
 
+  /**
+   * Runs a query. A lost connection (a DB restart, an operator's pg_terminate_backend) is
+   * reopened and the query retried, for up to 30 s: a blip in the DB must not read as a
+   * failed gate and roll back a healthy node.
+   */
   async query<R extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<R[]> {
-    return (await this.client.query<R>(sql, params)).rows
+    const end = Date.now() + RECONNECT_FOR_MS
+    for (;;) {
+      try {
+        return (await this.client.query<R>(sql, params)).rows
+      } catch (e) {
+        if (this.closed || !isConnectionError(e) || Date.now() >= end) throw e
+        await this.client.end().catch(() => undefined)
+        await new Promise((r) => setTimeout(r, 250))
+        try {
+          this.client = await Database.open(this.url, this.timeoutMs)
+        } catch {
+          /* still down: the loop tries again until the deadline */
+        }
+      }
+    }
   }
 
   async tableExists(name: string): Promise<boolean> {
@@ -127,6 +171,14 @@ export class Database {
   async serverVersion(): Promise<string> {
     return (await this.query<{ v: string }>(`SHOW server_version`))[0].v
   }
+}
+
+/** Errors that mean the connection is gone, not that the query was wrong. */
+export function isConnectionError(e: unknown): boolean {
+  const err = e as { code?: string; message?: string }
+  if (err.code && /^(08|57P0[1-3])/.test(err.code)) return true
+  if (err.code && ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH'].includes(err.code)) return true
+  return /Connection terminated|not queryable|connection error|Client was closed|timeout exceeded when trying to connect|database .* is not currently accepting connections/i.test(err.message ?? '')
 }
 
 /** A pg error without anything from the connection string. */

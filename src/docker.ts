@@ -16,7 +16,7 @@ export interface ImageInfo {
 
 export class DockerClient {
   readonly api: Docker
-  constructor(host?: string) {
+  constructor(private readonly host?: string) {
     this.api = dockerFor(host)
   }
 
@@ -24,7 +24,8 @@ export class DockerClient {
     try {
       await this.api.ping()
     } catch (e) {
-      throw new Error(`cannot reach the Docker Engine: ${(e as Error).message}`)
+      const where = this.host ? `${this.host} (input 'docker-host')` : (process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock')
+      throw new Error(`cannot reach the Docker Engine at ${where}: ${(e as Error).message}`)
     }
   }
 

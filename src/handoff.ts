@@ -325,7 +325,8 @@ export async function healthGate(ctx: Context, link: NodeLink, to: Member, t: Ti
   const hasHealthcheck = !!info0.State.Health
   let stableSince: number | undefined
   let last = 'not answering yet'
-  while (Date.now() < end) {
+  // ready-timeout bounds the first ready answer; stable-for is then held on top of it
+  while (stableSince !== undefined || Date.now() < end) {
     const info = await docker.inspect(to.id)
     if (!info?.State.Running) throw new GateError('health', `'${to.name}' exited (code ${info?.State.ExitCode}) ${stableSince ? 'while holding ready' : 'before becoming ready'}; last: ${last}`, to.id)
     if (info.RestartCount !== restarts0) throw new GateError('health', `'${to.name}' restarted during the health gate`, to.id)

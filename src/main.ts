@@ -37,7 +37,7 @@ export async function run(): Promise<void> {
   process.once('SIGTERM', () => onSignal('SIGTERM'))
 
   const report = new Report((line) => core.info(line))
-  const ctx: Context = { inputs, docker: new DockerClient(inputs.dockerHost), log: actionLog(), report, signal: abort.signal }
+  const ctx: Context = { inputs, docker: new DockerClient(inputs.dockerHost), log: actionLog(), report, signal: abort.signal, onJournal: (id) => core.saveState(StateKey.RunId, id) }
   core.saveState(StateKey.StateDir, inputs.stateDir)
   core.saveState(StateKey.Container, inputs.container)
   let result: OperationResult

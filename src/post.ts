@@ -15,6 +15,9 @@ export async function run(): Promise<void> {
   if (!stateDir || !container) return
   const j = readJournal(stateDir, container)
   if (!j || j.phase === 'done') return
+  // Another job's operation in flight (this one waited for its host lock and gave up) is that
+  // job's to finish; only the run this job opened is repaired here.
+  if (core.getState(StateKey.RunId) !== j.runId) return
   core.warning(`The ${j.operation} of '${container}' (run ${j.runId}) did not finish; repairing`)
   try {
     const inputs = readInputs((n) => core.getInput(n), (s) => core.setSecret(s))

@@ -6,11 +6,14 @@ import { OperationError, sleep } from './context.js'
 import { cloneSpec } from './container-spec.js'
 import type { DbVersion } from './database.js'
 import { formatMs } from './duration.js'
-import { GateError, healthGate, standbyReady, type Member, type NodeLink, type Timeouts } from './handoff.js'
+import { GateError, healthGate, LABEL_ROLE, standbyReady, type Member, type NodeLink, type Timeouts } from './handoff.js'
 import { containerIps } from './docker.js'
 import { readLockState, sameApp } from './lock.js'
 import { dbInvocation } from './node-cli.js'
 import { restoreForRollback } from './backup-step.js'
+
+/** one-off `node db rollback` containers are named `<node>-db-rollback-<id>` */
+export const SUFFIX_DB_ROLLBACK = '-db-rollback-'
 
 export interface RollbackPlan {
   /** name the node container must end with */
@@ -26,9 +29,20 @@ export interface RollbackPlan {
   backupFile?: string
 }
 
-export async function rollback(ctx: Context, link: NodeLink, plan: RollbackPlan, t: Timeouts, reason: string): Promise<Member> {
+export async function rollback(ctx: Context, link: NodeLink, plan: RollbackPlan, tNew: Timeouts, reason: string): Promise<Member> {
   const { docker, report, inputs } = ctx
+  // ready-timeout was chosen for the new image (its migrations); the previous container has run
+  // on this DB before and is held to its own, generous bound, so a tight ready-timeout can
+  // never make a good rollback look failed.
+  const t: Timeouts = { ...tNew, readyMs: Math.max(tNew.readyMs, 120_000) }
   report.step('rollback', reason)
+  // Nothing is stopped unless the DB answers: without it neither the DB state nor the lock can
+  // be proven, and a healthy new leader would be stopped for nothing.
+  try {
+    await link.db.version()
+  } catch (e) {
+    throw new OperationError(`the node's database does not answer (${(e as Error).message}); nothing was stopped: the node is as the failed step left it`)
+  }
   // Every instance must be down before the DB moves: `db rollback` takes no lock.
   for (const m of [...plan.created, ...(plan.others ?? []).map((o) => o.member), plan.previous]) {
     const info = await docker.inspect(m.id)
@@ -77,7 +91,7 @@ async function migrateDown(ctx: Context, link: NodeLink, plan: RollbackPlan): Pr
   const prev = (await docker.inspect(plan.previous.id))!
   const inv = dbInvocation(prev.Config.Entrypoint, prev.Config.Cmd, ['rollback', String(plan.dbBefore.goose)])
   const cmd = inv.cmd
-  const spec = cloneSpec(prev, { name: `${plan.name}-db-rollback-${Date.now().toString(36)}`, image: plan.newImage, cmd, entrypoint: inv.entrypoint, portBindings: {} })
+  const spec = cloneSpec(prev, { name: `${plan.name}${SUFFIX_DB_ROLLBACK}${Date.now().toString(36)}`, image: plan.newImage, cmd, entrypoint: inv.entrypoint, portBindings: {}, extraLabels: { [LABEL_ROLE]: 'db-rollback' } })
   spec.HostConfig = { ...spec.HostConfig, RestartPolicy: { Name: 'no' } }
   spec.Healthcheck = { Test: ['NONE'] }
   report.step('db rollback', `${plan.newImage} ${cmd.join(' ')}`)

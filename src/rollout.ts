@@ -58,6 +58,8 @@ export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<Operat
       const leader = requireLeader(view)
       if (view.mode === 'none') throw new OperationError(`'${leader.name}' runs with lock mode 'none': without a DB lock no zero-downtime handoff is possible; enable [Database.Lock] (v2) or DATABASE_LOCKING_MODE=lease`)
       if (!inputs.standby && leader.name !== inputs.container) throw new OperationError(`Container '${inputs.container}' is not the leader`)
+      // A health URL that does not answer would leave every readiness measurement blind.
+      if (inputs.healthUrl && leader.name === inputs.container && leader.health?.readyz === undefined) throw new OperationError(`Input 'health-url': ${inputs.healthUrl} does not answer (${leader.health?.error ?? 'no answer'}); it must reach the leader's node HTTP server from this runner`)
       let other: NodeContainer | undefined
       if (inputs.standby) {
         other = view.containers.find((c) => c !== leader)!
@@ -93,12 +95,14 @@ export function planText(p: Prepared, ch: Change, preferPrimary: boolean, finish
 }
 
 function openJournal(ctx: Context, p: Prepared, ch: Change): JournalWriter {
-  return new JournalWriter(journalPath(ctx.inputs.stateDir, ctx.inputs.container), {
+  const j = new JournalWriter(journalPath(ctx.inputs.stateDir, ctx.inputs.container), {
     runId: Date.now().toString(36),
     operation: ch.operation,
     container: ctx.inputs.container,
     plan: { leaderId: p.leader.info.Id, leaderName: p.leader.name, otherId: p.other?.info.Id, otherName: p.other?.name, leaderImage: p.leader.image, target: ch.createRef, dbBefore: p.view.dbVersion, mode: p.view.mode }
   })
+  ctx.onJournal?.(j.journal.runId)
+  return j
 }
 
 /** The node's HTTP port as published on the host (0.0.0.0 probed on 127.0.0.1). */

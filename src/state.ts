@@ -9,7 +9,9 @@ import { sleep } from './context.js'
 /** Keys of the runner state shared by main and post (strings only). */
 export enum StateKey {
   StateDir = 'state-dir',
-  Container = 'container'
+  Container = 'container',
+  /** the journal run this job opened: its post step repairs that run only */
+  RunId = 'run-id'
 }
 
 export interface JournalStep {

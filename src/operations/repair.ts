@@ -5,11 +5,11 @@ import type { Context, OperationResult } from '../context.js'
 import { OperationError } from '../context.js'
 import { Database } from '../database.js'
 import { containerName, envMap, type ContainerInfo } from '../docker.js'
-import { healthGate, LABEL_RUN, memberOf, timeouts, type Member, type NodeLink } from '../handoff.js'
+import { GateError, healthGate, LABEL_ROLE, LABEL_RUN, memberOf, timeouts, type Member, type NodeLink } from '../handoff.js'
 import { containerOfSession, readLockState, sameApp } from '../lock.js'
 import { defaultLockMode, readNodeConfig } from '../node-config.js'
 import { asCandidate, maskContainerSecrets } from '../node.js'
-import { rollback } from '../rollback.js'
+import { rollback, SUFFIX_DB_ROLLBACK } from '../rollback.js'
 import { HostLock, JournalWriter, journalPath, readJournal } from '../state.js'
 import { SUFFIX_NEXT, SUFFIX_PREVIOUS } from './upgrade.js'
 import type { DbVersion, NodeSession } from '../database.js'
@@ -41,6 +41,14 @@ export async function repair(ctx: Context): Promise<OperationResult> {
     const otherInfo = plan.otherId ? await docker.inspect(plan.otherId) : undefined
     const originals = [previousInfo, ...(otherInfo ? [otherInfo] : [])]
     for (const o of originals) maskContainerSecrets(o, log.mask)
+    // A one-off `db rollback` container a killed run left behind goes first: it must not run
+    // beside a node, and it is nobody's to keep.
+    for (const c of await docker.listByLabel(`${LABEL_ROLE}=db-rollback`)) {
+      if (c.Names.some((n) => n.replace(/^\//, '').startsWith(leaderName + SUFFIX_DB_ROLLBACK))) {
+        report.step('remove', `${c.Names[0].replace(/^\//, '')} (a db rollback container left by the interrupted run)`)
+        await docker.remove(c.Id)
+      }
+    }
     const ours = runId ? await docker.listByLabel(`${LABEL_RUN}=${runId}`) : []
     const createdInfos: ContainerInfo[] = []
     for (const c of [...ours.map((x) => x.Id), ...leftovers.map((x) => x.Id)]) {
@@ -52,7 +60,8 @@ export async function repair(ctx: Context): Promise<OperationResult> {
     const url = inputs.databaseUrl ?? config.databaseUrl
     if (!url) throw new OperationError(`cannot find the database URL of '${leaderName}'; set the input 'database-url'`)
     maskDatabaseUrl(url, log.mask)
-    const db = await Database.connect(url)
+    // right after an interruption the DB may be restarting: keep trying for a minute
+    const db = await Database.connect(url, 10_000, 60_000)
     const journal = j && j.phase === 'in-progress' ? reopen(inputs.stateDir, name, j) : undefined
     try {
       const sessions = await db.nodeSessions()
@@ -68,9 +77,20 @@ export async function repair(ctx: Context): Promise<OperationResult> {
 
       // Finished but for the clean-up: every name is held by a running container of this run
       // (or, for a plain pair handoff, by the originals), and one of them leads.
-      const complete = holderInfo && byName.every((c) => c?.State.Running) && byName.some((c) => c?.Id === holderInfo.Id) && (createdInfos.length === 0 ? j?.operation === 'handoff' : byName.every((c) => createdInfos.some((x) => x.Id === c!.Id)))
-      if (complete && holderInfo) {
-        await healthGate(ctx, link, memberOf(holderInfo, lock.holder), t)
+      // A run that had decided to roll back is rolled back, whatever leads now.
+      const rollingBack = !!j?.steps.some((x) => x.step === 'rollback')
+      const complete = !rollingBack && holderInfo && byName.every((c) => c?.State.Running) && byName.some((c) => c?.Id === holderInfo.Id) && (createdInfos.length === 0 ? j?.operation === 'handoff' : byName.every((c) => createdInfos.some((x) => x.Id === c!.Id)))
+      let finishable = !!(complete && holderInfo)
+      if (finishable) {
+        try {
+          await healthGate(ctx, link, memberOf(holderInfo!, lock.holder), t)
+        } catch (e) {
+          if (!(e instanceof GateError)) throw e
+          report.step('cannot finish', `${e.message}: rolling back instead`)
+          finishable = false
+        }
+      }
+      if (finishable && holderInfo) {
         for (const c of all) if (!byName.some((b) => b!.Id === c.Id)) await docker.remove(c.Id)
         const result = createdInfos.length ? (j?.operation === 'upgrade' ? 'upgraded' : 'ok') : 'ok'
         journal?.done(result)
@@ -98,7 +118,8 @@ export async function repair(ctx: Context): Promise<OperationResult> {
       const others = otherInfo && plan.otherName ? [{ member: memberOf(otherInfo), name: plan.otherName }] : []
       await rollback(ctx, link, { name: leaderName, previous: memberOf(previousInfo), others, created: createdInfos.map((c) => memberOf(c)), newImage, dbBefore: plan.dbBefore ?? (await db.version()), backupFile: plan.backupFile }, t, 'repair of an interrupted operation')
       journal?.done('rolled-back')
-      return { result: 'rolled-back', ok: true, message: `rolled back the interrupted ${j?.operation ?? 'operation'}: '${leaderName}' leads on ${previousInfo.Config.Image}`, outputs: { leader: leaderName, image: previousInfo.Config.Image } }
+      // Consistent again, but not where the interrupted operation asked: the job fails, as any rollback does.
+      return { result: 'rolled-back', ok: false, message: `rolled back the interrupted ${j?.operation ?? 'operation'}: the node is consistent, '${leaderName}' leads on ${previousInfo.Config.Image}; run the ${j?.operation ?? 'operation'} again`, outputs: { leader: leaderName, image: previousInfo.Config.Image } }
     } finally {
       await db.close()
     }
