@@ -14,5 +14,15 @@ if [ ! -f dist/index.js ] || [ -n "$(find src -newer dist/index.js -name '*.ts' 
   echo "[test] src/ is newer than dist/: rebuilding the bundle"
   npm run bundle >/dev/null
 fi
-"${jest[@]}" --selectProjects unit
-"${jest[@]}" --selectProjects integration --runInBand "$@"
+mkdir -p build
+status=0
+"${jest[@]}" --selectProjects unit --json --outputFile=build/jest-unit.json || status=1
+"${jest[@]}" --selectProjects integration --runInBand --json --outputFile=build/jest-integration.json "$@" || status=1
+# one closing line for both runs, in the plain form CI reads
+"$BED_NODE24" -e '
+  let p = 0, f = 0, s = 0
+  for (const file of process.argv.slice(1)) {
+    try { const r = JSON.parse(require("fs").readFileSync(file, "utf8")); p += r.numPassedTests; f += r.numFailedTests; s += r.numPendingTests } catch { f += 1 }
+  }
+  console.log(`tests: ${p} passed, ${f} failed` + (s ? `, ${s} skipped` : ""))' build/jest-unit.json build/jest-integration.json
+exit $status

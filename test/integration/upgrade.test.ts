@@ -194,7 +194,7 @@ describe('upgrade, interruptions', () => {
   test('runner killed mid-run: operation repair brings the node to one state', async () => {
     await fresh('ports')
     // no post step: the runner died with main
-    await upgrade('2.19.0', {}, { post: false, cancelWhen: (out: string) => out.includes('handoff ') })
+    await upgrade('2.19.0', {}, { post: false, cancelSignal: 'SIGKILL', cancelWhen: (out: string) => /^(handoff|swap) \S+ -> /m.test(out) })
     const again = await upgrade('2.19.0')
     expect(again.exitCode).toBe(1)
     expect(visible(again.stdout)).toMatch(/run operation 'repair' first/)

@@ -43,6 +43,8 @@ export interface RunOptions {
   cancelAfterMs?: number
   /** called with main's output so far while it runs; a truthy return cancels the job then */
   cancelWhen?: (stdout: string) => boolean
+  /** 'SIGKILL': the runner dies with main instead of cancelling it (no 7.5 s grace) */
+  cancelSignal?: 'SIGINT' | 'SIGKILL'
   dir?: string
   env?: Record<string, string>
 }
@@ -56,6 +58,7 @@ function runStep(env: Record<string, string>, opts: RunOptions, cancellable: boo
     const cancel = () => {
       if (cancelled) return
       cancelled = true
+      if (opts.cancelSignal === 'SIGKILL') return void child.kill('SIGKILL')
       child.kill('SIGINT')
       setTimeout(() => child.kill('SIGTERM'), 7500).unref()
       setTimeout(() => child.kill('SIGKILL'), 10000).unref()
