@@ -4,7 +4,7 @@ import Docker from 'dockerode'
 import { createServer } from 'node:net'
 import { readFileSync } from 'node:fs'
 import { homedir } from 'node:os'
-import { normaliseRepository, parseImageRef, repository, repoTag, type ImageRef } from './image-ref.js'
+import { normaliseRepository, repository, repoTag, type ImageRef } from './image-ref.js'
 
 export type ContainerInfo = Docker.ContainerInspectInfo
 
@@ -259,4 +259,3 @@ export function untarFirstFile(tar: Buffer): Buffer | undefined {
   return undefined
 }
 
-export { parseImageRef }

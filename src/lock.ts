@@ -103,7 +103,3 @@ export async function containerOfSession(session: NodeSession, candidates: Candi
   }
   return undefined
 }
-
-export function sessionsOf(state: LockState, appId: string): NodeSession[] {
-  return state.sessions.filter((s) => sameApp(s.appId, appId))
-}

@@ -157,17 +157,6 @@ export async function encryptBytes(data: Uint8Array, recipient: string): Promise
   return e.encrypt(data)
 }
 
-export async function decryptBytes(data: Uint8Array, identity: string): Promise<Uint8Array> {
-  const { Decrypter } = await age()
-  const d = new Decrypter()
-  d.addIdentity(identity.trim())
-  try {
-    return await d.decrypt(data)
-  } catch (e) {
-    throw new Error(`cannot decrypt the backup files with this identity: ${(e as Error).message}`)
-  }
-}
-
 // --- ustar ---------------------------------------------------------------------------------
 
 export interface TarEntry {

@@ -1,6 +1,6 @@
 import { describe, expect, it, test } from '@jest/globals'
 import { parseApplicationName, type AdvisoryHolder, type LeaseRow, type NodeSession } from '../../src/database.js'
-import { containerOfSession, decideHolder, sessionsOf, type Candidate, type LockState } from '../../src/lock.js'
+import { containerOfSession, decideHolder, type Candidate, type LockState } from '../../src/lock.js'
 import type { LockMode } from '../../src/node-config.js'
 
 const OLD = '6f1c2d3e-4a5b-4c6d-8e7f-8091a2b3c4d5'
@@ -134,13 +134,5 @@ describe('containerOfSession', () => {
   it('none: no IP match and the app id in no log', async () => {
     const l = logs({ aaa: boot(OLD), bbb: boot(NEW) })
     expect(await containerOfSession(session(GHOST, 303, '192.168.1.50'), [a, b], l.fn)).toBeUndefined()
-  })
-})
-
-describe('sessionsOf', () => {
-  it('every session of one app, and only those', () => {
-    const s = state('lease', { sessions: [session(OLD, 1), session(NEW, 2), session(OLD, 3)] })
-    expect(sessionsOf(s, OLD).map((x) => x.pid)).toEqual([1, 3])
-    expect(sessionsOf(s, GHOST)).toEqual([])
   })
 })
