@@ -92,8 +92,10 @@ CONF
   curl -fsS "http://$BED_REGISTRY/v2/" >/dev/null || { cat "$BED_DIR/registry.log" >&2; exit 1; }
 fi
 
-# 6. npm packages of the project (no install scripts: keeps native addons out of dist/)
-[ -d "$root/node_modules/@actions/core" ] || (cd "$root" && npm ci --ignore-scripts --no-audit --no-fund >/dev/null)
+# 6. npm packages of the project, the locked versions (no install scripts: keeps native addons
+#    out of dist/). Not `npm ci`: npm 11 writes only this platform's optional bindings of
+#    unrs-resolver (a jest dependency) into the lock, then `npm ci` refuses the lock it wrote.
+[ -d "$root/node_modules/@actions/core" ] || (cd "$root" && npm install --ignore-scripts --no-audit --no-fund >/dev/null)
 
 # 7. Simulator images
 "$here/images.sh"
