@@ -72,7 +72,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
     const rs = await Promise.allSettled([pipeline(src, toSql.stdin!), toSql.done, pipeline(toSql.stdout, psql.stdin!), psql.done])
     // the root cause first: an unreadable backup (decryption, decompression), then psql's own
     // error (a lock timeout, a failing statement), then pg_restore's (EPIPE after psql stopped)
-    const benign = (e: NodeJS.ErrnoException) => ['EPIPE', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED'].includes(e.code ?? '')
+    const benign = (e: NodeJS.ErrnoException) => ['EPIPE', 'ECANCELED', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED'].includes(e.code ?? '') || /\bECANCELED\b|\bEPIPE\b/.test(e.message ?? '')
     if (rs[0].status === 'rejected' && !benign(rs[0].reason)) throw rs[0].reason
     if (rs[3].status === 'rejected') throw rs[3].reason
     if (rs[1].status === 'rejected') throw rs[1].reason
