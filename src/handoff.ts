@@ -107,6 +107,15 @@ export function describePorts(info: ContainerInfo): string {
 }
 
 /**
+ * The node sessions a container opened that are not among `known`: by its addresses on its
+ * networks, or any new one with host networking (every client then comes from the host).
+ */
+export function newSessionsOf(info: ContainerInfo, sessions: NodeSession[], known: Set<string>): NodeSession[] {
+  const ips = containerIps(info)
+  return sessions.filter((s) => !known.has(s.appId) && (ips.length === 0 || (s.clientAddr !== null && ips.includes(s.clientAddr))))
+}
+
+/**
  * Standby-ready gate: the container is running (not restarting, not exited), it has a DB
  * session of its own, and the lock is still the leader's: it is waiting for the lock.
  */
@@ -119,8 +128,7 @@ export async function standbyReady(ctx: Context, link: NodeLink, standby: Member
     if (!info.State.Running || info.State.Restarting) throw new GateError('standby-ready', `standby '${standby.name}' is not running (${info.State.Status}, exit code ${info.State.ExitCode}) before taking the lock`, standby.id)
     if (info.RestartCount > 0) throw new GateError('standby-ready', `standby '${standby.name}' restarted ${info.RestartCount} time(s)`, standby.id)
     const lock = await readLockState(link.db, link.mode, link.config.advisoryLockId)
-    const ips = containerIps(info)
-    const mine = lock.sessions.filter((s) => !knownAppIds.has(s.appId) && (ips.length === 0 || (s.clientAddr !== null && ips.includes(s.clientAddr))))
+    const mine = newSessionsOf(info, lock.sessions, knownAppIds)
     if (lock.holder && !sameApp(lock.holder, leaderAppId)) throw new GateError('standby-ready', `the lock moved to app ${lock.holder} before the handoff`, standby.id)
     if (mine.length) {
       if (sameApp(lock.holder, leaderAppId)) {
@@ -206,18 +214,13 @@ export interface HandoffResult {
   stopMs: number
 }
 
-/**
- * Stops `from` gracefully (SIGTERM, then SIGKILL after the stop timeout), then proves `to`
- * holds the lock alone and passes the health gate. Returns the measured leader gap.
- */
 /** Waits for a DB session of a container's node process that is not among `known`. */
 export async function awaitSession(ctx: Context, link: NodeLink, m: Member, known: Set<string>, timeoutMs: number): Promise<NodeSession> {
   const end = Date.now() + timeoutMs
   while (Date.now() < end) {
     const cur = await ctx.docker.inspect(m.id)
     if (!cur?.State.Running) throw new GateError('lock-handoff', `'${m.name}' exited (code ${cur?.State.ExitCode}) before opening its DB session`, m.id)
-    const ips = containerIps(cur)
-    const s = (await link.db.nodeSessions()).find((x) => !known.has(x.appId) && (ips.length === 0 || (x.clientAddr !== null && ips.includes(x.clientAddr))))
+    const s = newSessionsOf(cur, await link.db.nodeSessions(), known)[0]
     if (s) {
       m.appId = s.appId
       m.version = s.version
@@ -289,26 +292,29 @@ export async function handoff(ctx: Context, link: NodeLink, from: Member, to: Me
   }
 }
 
-/** Lock-handoff check: the lock belongs to `to`'s app id and nobody else; `from`'s session is gone. */
-async function lockTaken(ctx: Context, link: NodeLink, from: Member, to: Member, timeoutMs: number, stoppedAt: number): Promise<number> {
+/**
+ * Lock-handoff check: the lock belongs to `to`'s app id and nobody else; `from`'s session is
+ * gone. Without `from` (a stopped container started again) it times from `stoppedAt` = now.
+ */
+async function lockTaken(ctx: Context, link: NodeLink, from: Member | undefined, to: Member, timeoutMs: number, stoppedAt: number): Promise<number> {
   const end = stoppedAt + timeoutMs
   let last = ''
   const mode = modeOf(link, to)
   while (Date.now() < end) {
     const lock = await readLockState(link.db, mode, link.config.advisoryLockId)
-    const fromLeft = !from.appId || !lock.sessions.some((s) => sameApp(s.appId, from.appId))
+    const fromLeft = !from?.appId || !lock.sessions.some((s) => sameApp(s.appId, from.appId))
     if (sameApp(lock.holder, to.appId) && fromLeft) {
       const ms = Date.now() - stoppedAt
-      ctx.report.gate('lock-handoff', true, `lock (${mode}) held by '${to.name}' (app ${to.appId}) ${formatMs(ms)} after '${from.name}' stopped; its sessions are gone`)
+      ctx.report.gate('lock-handoff', true, `lock (${mode}) held by '${to.name}' (app ${to.appId}) ${formatMs(ms)} after ${from ? `'${from.name}' stopped; its sessions are gone` : 'its DB session opened'}`)
       return ms
     }
     const info = await ctx.docker.inspect(to.id)
     if (!info?.State.Running) throw new GateError('lock-handoff', `'${to.name}' exited (code ${info?.State.ExitCode}) before taking the lock`, to.id)
     last = lock.holder ? `held by app ${lock.holder}` : (lock.problem ?? 'free')
-    if (!fromLeft) last += `; '${from.name}' still has a DB session`
+    if (!fromLeft) last += `; '${from!.name}' still has a DB session`
     await sleep(100, ctx.signal)
   }
-  throw new GateError('lock-handoff', `'${to.name}' did not take the lock within ${formatMs(timeoutMs)} of the stop (${last})`, to.id)
+  throw new GateError('lock-handoff', `'${to.name}' did not take the lock within ${formatMs(timeoutMs)} of ${from ? 'the stop' : 'its start'} (${last})`, to.id)
 }
 
 /**
@@ -352,4 +358,18 @@ export async function healthGate(ctx: Context, link: NodeLink, to: Member, t: Ti
 
 export function memberOf(info: ContainerInfo, appId?: string): Member {
   return { id: info.Id, name: containerName(info), info, appId }
+}
+
+/**
+ * Starts a stopped container and proves it becomes the leader with the same gates as a
+ * handoff: a new DB session from it, the lock its own (lock-handoff), then the health gate.
+ */
+export async function takeOver(ctx: Context, link: NodeLink, m: Member, t: Timeouts): Promise<Member> {
+  const before = new Set((await link.db.nodeSessions()).map((s) => s.appId))
+  await ctx.docker.start(m.id)
+  const member: Member = { ...m }
+  await awaitSession(ctx, link, member, before, t.standbyMs)
+  await lockTaken(ctx, link, undefined, member, t.lockMs, Date.now())
+  await healthGate(ctx, link, member, t)
+  return member
 }

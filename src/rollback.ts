@@ -2,13 +2,10 @@
 // what the old binary accepts when the new one migrated it, start the previous container and
 // hold it to the same lock check and health gate.
 import type { Context } from './context.js'
-import { OperationError, sleep } from './context.js'
+import { OperationError } from './context.js'
 import { cloneSpec } from './container-spec.js'
 import type { DbVersion } from './database.js'
-import { formatMs } from './duration.js'
-import { GateError, healthGate, LABEL_ROLE, standbyReady, type Member, type NodeLink, type Timeouts } from './handoff.js'
-import { containerIps } from './docker.js'
-import { readLockState, sameApp } from './lock.js'
+import { LABEL_ROLE, standbyReady, takeOver, type Member, type NodeLink, type Timeouts } from './handoff.js'
 import { dbInvocation } from './node-cli.js'
 import { restoreForRollback } from './backup-step.js'
 
@@ -101,34 +98,4 @@ async function migrateDown(ctx: Context, link: NodeLink, plan: RollbackPlan): Pr
   const after = await link.db.version()
   if (after.goose !== plan.dbBefore.goose) throw new OperationError(`after 'db rollback' the database is at goose ${after.goose}, not ${plan.dbBefore.goose}`)
   report.step('database rolled back', `goose ${after.goose}, node_versions ${after.nodeVersion ?? '(empty)'}: no writes lost`)
-}
-
-/**
- * Starts a stopped container and proves it becomes the leader: a new DB session from it, the
- * lock its own within one lease, then the health gate.
- */
-export async function takeOver(ctx: Context, link: NodeLink, m: Member, t: Timeouts): Promise<Member> {
-  const { docker, report } = ctx
-  const before = new Set((await link.db.nodeSessions()).map((s) => s.appId))
-  await docker.start(m.id)
-  const info = (await docker.inspect(m.id))!
-  const end = Date.now() + t.standbyMs + t.lockMs
-  let last = 'no DB session yet'
-  while (Date.now() < end) {
-    const cur = await docker.inspect(m.id)
-    if (!cur?.State.Running) throw new GateError('lock-handoff', `'${m.name}' exited (code ${cur?.State.ExitCode}) before taking the lock`, m.id)
-    const lock = await readLockState(link.db, link.mode, link.config.advisoryLockId)
-    const ips = containerIps(cur)
-    const mine = lock.sessions.filter((s) => !before.has(s.appId) && (ips.length === 0 || (s.clientAddr !== null && ips.includes(s.clientAddr))))
-    const holder = mine.find((s) => sameApp(s.appId, lock.holder))
-    if (holder) {
-      report.gate('lock-handoff', true, `'${m.name}' holds the lock (app ${holder.appId})`)
-      const member = { ...m, info, appId: holder.appId }
-      await healthGate(ctx, link, member, t)
-      return member
-    }
-    last = lock.holder ? `held by app ${lock.holder}` : (lock.problem ?? 'free')
-    await sleep(150, ctx.signal)
-  }
-  throw new GateError('lock-handoff', `'${m.name}' did not take the lock within ${formatMs(t.standbyMs + t.lockMs)} (${last})`, m.id)
 }

@@ -124,6 +124,23 @@ export async function failedContainerLogs(ctx: Context, m: Member, e?: unknown):
   if (text.trim()) ctx.report.logs.push({ container: m.name, text })
 }
 
+/**
+ * The standby-ready gate of a new container before any handoff: on failure its logs go to the
+ * report, `undo` puts things back as they were (the leader was never touched) and the run ends.
+ */
+async function standbyOrUndo(ctx: Context, p: Prepared, journal: JournalWriter, m: Member, knownApps: Set<string>, undo: () => Promise<void>): Promise<void> {
+  try {
+    await standbyReady(ctx, p.link, m, p.view.lock.holder!, knownApps, p.t.standbyMs)
+  } catch (e) {
+    if (ctx.signal.aborted) throw e // cancelled: the post step repairs from the journal
+    await failedContainerLogs(ctx, m)
+    await undo()
+    journal.done('failed')
+    throw e
+  }
+  knownApps.add(m.appId!)
+}
+
 /** The verified pre-upgrade backup (journaled), when the change and the inputs ask for one. */
 async function preUpgradeBackup(ctx: Context, p: Prepared, ch: Change, journal: JournalWriter): Promise<string | undefined> {
   if (!ch.backup || !ctx.inputs.backup) return undefined
@@ -173,17 +190,10 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise
   created.push(standby)
   journal.step('standby-started', { id: standby.id })
   report.step('standby started', `'${standby.name}' (${describePorts(standby.info)})`)
-  try {
-    await standbyReady(ctx, link, standby, view.lock.holder!, knownApps, t.standbyMs)
-  } catch (e) {
-    if (ctx.signal.aborted) throw e
-    await failedContainerLogs(ctx, standby)
+  await standbyOrUndo(ctx, p, journal, standby, knownApps, async () => {
     await docker.remove(standby.id)
-    journal.done('failed')
     report.step('standby removed', `'${name}' was never touched (gap 0)`)
-    throw e
-  }
-  knownApps.add(standby.appId!)
+  })
   const gaps: number[] = []
   const swap = twoHandoffs && inputs.finish === 'swap'
   // In the docs' layout clients use the published port, which a second handoff leaves dark
@@ -286,20 +296,14 @@ export async function rollPair(ctx: Context, p: Prepared, ch: Change): Promise<O
     created.push(next)
     journal.step('standby-started', { id: next.id })
     report.step('standby started', `'${next.name}' on ${ch.createRef} (${describePorts(next.info)})`)
-    try {
-      await standbyReady(ctx, link, next, view.lock.holder!, knownApps, t.standbyMs)
-    } catch (e) {
-      if (ctx.signal.aborted) throw e
-      // The leader was never touched: put the old standby back.
-      await failedContainerLogs(ctx, next)
-      await docker.remove(next.id)
+    const fresh = next
+    await standbyOrUndo(ctx, p, journal, fresh, knownApps, async () => {
+      // the leader was never touched: put the old standby back
+      await docker.remove(fresh.id)
       await docker.rename(other.info.Id, other.name)
       await docker.start(other.info.Id)
-      journal.done('failed')
       report.step('standby restored', `'${other.name}' back on ${other.image}; '${leader.name}' was never touched (gap 0)`)
-      throw e
-    }
-    knownApps.add(next.appId!)
+    })
   }
   try {
     // 2. Hand off to it.
