@@ -14,7 +14,8 @@ import { formatMs } from './duration.js'
 export function hostPathOf(info: ContainerInfo, path: string): string | undefined {
   const mounts = [...(info.Mounts ?? [])].sort((a, b) => b.Destination.length - a.Destination.length)
   for (const m of mounts) {
-    if (path === m.Destination || path.startsWith(m.Destination.replace(/\/$/, '') + '/')) return m.Source + path.slice(m.Destination.length)
+    if (path === m.Destination || path.startsWith(m.Destination.replace(/\/$/, '') + '/'))
+      return m.Source + path.slice(m.Destination.length)
   }
   return undefined
 }
@@ -42,19 +43,33 @@ export async function backupBeforeUpgrade(ctx: Context, view: NodeView, leader: 
     log: (l) => log.info(l),
     signal: ctx.signal
   })
-  report.fact('Backup', `${r.file} (${(r.bytes / 1e6).toFixed(1)} MB in ${formatMs(r.durationMs)}; verified: ${r.verified.join(', ')})`)
+  report.fact(
+    'Backup',
+    `${r.file} (${(r.bytes / 1e6).toFixed(1)} MB in ${formatMs(r.durationMs)}; verified: ${r.verified.join(', ')})`
+  )
   try {
-    await pruneBackups(inputs.backupDir, { keep: inputs.backupKeep, keepPreUpgrade: inputs.backupKeep, log: (l) => log.info(l) })
+    await pruneBackups(inputs.backupDir, {
+      keep: inputs.backupKeep,
+      keepPreUpgrade: inputs.backupKeep,
+      log: (l) => log.info(l)
+    })
   } catch (e) {
     log.warning(`backup retention: ${(e as Error).message}`)
   }
   return r.file
 }
 
-export async function restoreForRollback(ctx: Context, link: NodeLink & { databaseUrl?: string }, file: string): Promise<void> {
+export async function restoreForRollback(
+  ctx: Context,
+  link: NodeLink & { databaseUrl?: string },
+  file: string
+): Promise<void> {
   const url = link.databaseUrl
   if (!url) throw new OperationError('cannot restore: the database URL is unknown')
-  if (ctx.inputs.backupRecipient) throw new OperationError(`the pre-upgrade backup ${file} is encrypted to the backup recipient and this host holds no identity to decrypt it; restore it with the key, then start the previous container`)
+  if (ctx.inputs.backupRecipient)
+    throw new OperationError(
+      `the pre-upgrade backup ${file} is encrypted to the backup recipient and this host holds no identity to decrypt it; restore it with the key, then start the previous container`
+    )
   ctx.report.step('restore', file)
   const r = await restoreBackup({ databaseUrl: url, file, log: (l) => ctx.log.info(l), signal: ctx.signal })
   ctx.report.step('database restored', `${file} (taken ${r.backupCreatedAt}) in ${formatMs(r.durationMs)}`)

@@ -5,6 +5,16 @@ export { createBackup, type BackupResult, type CreateBackupOptions } from './bac
 export { verifyBackup, type VerifyOptions } from './backup/verify.js'
 export { restoreBackup, type RestoreOptions, type RestoreResult } from './backup/restore.js'
 export { pruneBackups, planPrune, type PruneOptions, type PruneResult } from './backup/retention.js'
-export { listBackups, parseDumpName, readManifest, isVerified, PREFIX as BACKUP_PREFIX, type BackupEntry, type Manifest, type Verification, type Kind as BackupKind } from './backup/manifest.js'
+export {
+  listBackups,
+  parseDumpName,
+  readManifest,
+  isVerified,
+  PREFIX as BACKUP_PREFIX,
+  type BackupEntry,
+  type Manifest,
+  type Verification,
+  type Kind as BackupKind
+} from './backup/manifest.js'
 export { lockHolderPresent, type LockHolder } from './backup/db.js'
 export { BackupError, redact, type PgDumpDocker } from './backup/pgtools.js'

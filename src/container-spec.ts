@@ -12,7 +12,17 @@ export interface CloneOptions {
   /** replacement host port bindings (published ports remapped); undefined keeps the leader's */
   portBindings?: PortBindings
   /** the old image's config, so its defaults are not copied as if they were the operator's */
-  oldImageConfig?: { Env?: string[] | null; Cmd?: string[] | null; Entrypoint?: string[] | string | null; Labels?: Record<string, string> | null; Healthcheck?: unknown; WorkingDir?: string; User?: string; ExposedPorts?: Record<string, unknown> | null; StopSignal?: string }
+  oldImageConfig?: {
+    Env?: string[] | null
+    Cmd?: string[] | null
+    Entrypoint?: string[] | string | null
+    Labels?: Record<string, string> | null
+    Healthcheck?: unknown
+    WorkingDir?: string
+    User?: string
+    ExposedPorts?: Record<string, unknown> | null
+    StopSignal?: string
+  }
   /** labels added to mark the container as ours (role, run id) */
   extraLabels?: Record<string, string>
   /** overrides the command (e.g. `node db rollback N`) */
@@ -50,9 +60,19 @@ export function cloneSpec(info: Docker.ContainerInspectInfo, opts: CloneOptions)
   const endpoints: Record<string, Docker.EndpointSettings> = {}
   const shortId = info.Id.slice(0, 12)
   for (const [net, ep] of Object.entries(info.NetworkSettings?.Networks ?? {})) {
-    if (['bridge', 'host', 'none', 'default'].includes(net) || networkMode === 'host' || networkMode.startsWith('container:')) continue
-    const aliases = (ep.Aliases ?? []).filter((a: string) => a !== shortId && a !== info.Id && a !== info.Name.replace(/^\//, ''))
-    endpoints[net] = { Aliases: aliases.length ? aliases : undefined, ...(opts.keepAddress && ep.IPAMConfig ? { IPAMConfig: ep.IPAMConfig } : {}) } as Docker.EndpointSettings
+    if (
+      ['bridge', 'host', 'none', 'default'].includes(net) ||
+      networkMode === 'host' ||
+      networkMode.startsWith('container:')
+    )
+      continue
+    const aliases = (ep.Aliases ?? []).filter(
+      (a: string) => a !== shortId && a !== info.Id && a !== info.Name.replace(/^\//, '')
+    )
+    endpoints[net] = {
+      Aliases: aliases.length ? aliases : undefined,
+      ...(opts.keepAddress && ep.IPAMConfig ? { IPAMConfig: ep.IPAMConfig } : {})
+    } as Docker.EndpointSettings
   }
 
   const spec: Docker.ContainerCreateOptions = {
@@ -102,7 +122,10 @@ export function publishedPorts(info: Docker.ContainerInspectInfo): PortBindings 
  * Remaps every published binding to a free host port on the same host address, so a UI the
  * operator bound to 127.0.0.1 never appears on 0.0.0.0. `freePort(hostIp)` finds one.
  */
-export async function remapPorts(bindings: PortBindings, freePort: (hostIp: string, avoid: Set<number>) => Promise<number>): Promise<PortBindings> {
+export async function remapPorts(
+  bindings: PortBindings,
+  freePort: (hostIp: string, avoid: Set<number>) => Promise<number>
+): Promise<PortBindings> {
   const out: PortBindings = {}
   const taken = new Set<number>()
   for (const [port, binds] of Object.entries(bindings)) {

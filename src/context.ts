@@ -30,7 +30,13 @@ export interface OperationResult {
   /** false whenever the node did not end where it was asked to be: the job fails */
   ok: boolean
   message?: string
-  outputs: { 'previous-image'?: string; image?: string; leader?: string; 'leader-gap-ms'?: string; 'backup-file'?: string }
+  outputs: {
+    'previous-image'?: string
+    image?: string
+    leader?: string
+    'leader-gap-ms'?: string
+    'backup-file'?: string
+  }
 }
 
 /** An error for the operator: a plain sentence, no stack. */

@@ -55,7 +55,12 @@ export class Database {
   ) {}
 
   private static async open(url: string, timeoutMs: number): Promise<pg.Client> {
-    const client = new pg.Client({ connectionString: url, application_name: 'chainlink-rollout', connectionTimeoutMillis: timeoutMs, statement_timeout: timeoutMs })
+    const client = new pg.Client({
+      connectionString: url,
+      application_name: 'chainlink-rollout',
+      connectionTimeoutMillis: timeoutMs,
+      statement_timeout: timeoutMs
+    })
     // A dropped connection must surface as a query error, not an unhandled 'error' event.
     client.on('error', () => undefined)
     try {
@@ -77,7 +82,8 @@ export class Database {
       try {
         return new Database(await Database.open(url, timeoutMs), url, timeoutMs)
       } catch (e) {
-        if (Date.now() >= end || !isConnectionError(e)) throw new Error(`cannot connect to the node's database: ${describePgError(e)}`)
+        if (Date.now() >= end || !isConnectionError(e))
+          throw new Error(`cannot connect to the node's database: ${describePgError(e)}`)
         await new Promise((r) => setTimeout(r, 500))
       }
     }
@@ -118,7 +124,16 @@ export class Database {
 
   /** Every node process connected to this database, oldest first. */
   async nodeSessions(): Promise<NodeSession[]> {
-    const rows = await this.query<{ pid: number; application_name: string; client_addr: string | null; client_port: number | null; backend_start: Date; query_start: Date | null; state: string | null; query: string }>(
+    const rows = await this.query<{
+      pid: number
+      application_name: string
+      client_addr: string | null
+      client_port: number | null
+      backend_start: Date
+      query_start: Date | null
+      state: string | null
+      query: string
+    }>(
       `SELECT pid, application_name, host(client_addr) AS client_addr, client_port, backend_start, query_start, state, query
          FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'Chainlink %|App|%' ORDER BY backend_start`
     )
@@ -126,14 +141,27 @@ export class Database {
     for (const r of rows) {
       const p = parseApplicationName(r.application_name)
       if (!p) continue
-      out.push({ pid: r.pid, appId: p.appId, version: p.version, applicationName: r.application_name, clientAddr: r.client_addr, clientPort: r.client_port, backendStart: r.backend_start, queryStart: r.query_start, state: r.state, query: r.query })
+      out.push({
+        pid: r.pid,
+        appId: p.appId,
+        version: p.version,
+        applicationName: r.application_name,
+        clientAddr: r.client_addr,
+        clientPort: r.client_port,
+        backendStart: r.backend_start,
+        queryStart: r.query_start,
+        state: r.state,
+        query: r.query
+      })
     }
     return out
   }
 
   /** The lease row (chainlink-node.md §3); undefined when the table is empty. */
   async lease(): Promise<LeaseRow | undefined> {
-    const r = await this.query<{ client_id: string; expires_at: Date; expired: boolean }>(`SELECT client_id::text, expires_at, expires_at < NOW() AS expired FROM lease_lock`)
+    const r = await this.query<{ client_id: string; expires_at: Date; expired: boolean }>(
+      `SELECT client_id::text, expires_at, expires_at < NOW() AS expired FROM lease_lock`
+    )
     if (r.length > 1) throw new Error(`lease_lock has ${r.length} rows; the node keeps exactly one`)
     return r[0] ? { clientId: r[0].client_id, expiresAt: r[0].expires_at, expired: r[0].expired } : undefined
   }
@@ -145,18 +173,25 @@ export class Database {
         WHERE l.locktype = 'advisory' AND l.granted AND ((l.classid::bigint << 32) | l.objid::bigint) = $1::bigint`,
       [lockId.toString()]
     )
-    return r.map((x) => ({ pid: x.pid, appId: x.application_name ? parseApplicationName(x.application_name)?.appId : undefined }))
+    return r.map((x) => ({
+      pid: x.pid,
+      appId: x.application_name ? parseApplicationName(x.application_name)?.appId : undefined
+    }))
   }
 
   async version(): Promise<DbVersion> {
     const out: DbVersion = { nodeVersionsTable: false }
     if (await this.tableExists('goose_migrations')) {
-      const r = await this.query<{ v: string | null }>(`SELECT max(version_id)::text AS v FROM goose_migrations WHERE is_applied`)
+      const r = await this.query<{ v: string | null }>(
+        `SELECT max(version_id)::text AS v FROM goose_migrations WHERE is_applied`
+      )
       if (r[0].v !== null) out.goose = Number(r[0].v)
     }
     if (await this.tableExists('node_versions')) {
       out.nodeVersionsTable = true
-      const r = await this.query<{ version: string }>(`SELECT version FROM node_versions ORDER BY created_at DESC LIMIT 1`)
+      const r = await this.query<{ version: string }>(
+        `SELECT version FROM node_versions ORDER BY created_at DESC LIMIT 1`
+      )
       out.nodeVersion = r[0]?.version
     }
     return out
@@ -177,8 +212,14 @@ export class Database {
 export function isConnectionError(e: unknown): boolean {
   const err = e as { code?: string; message?: string }
   if (err.code && /^(08|57P0[1-3])/.test(err.code)) return true
-  if (err.code && ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH'].includes(err.code)) return true
-  return /Connection terminated|not queryable|connection error|Client was closed|timeout exceeded when trying to connect|database .* is not currently accepting connections/i.test(err.message ?? '')
+  if (
+    err.code &&
+    ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH'].includes(err.code)
+  )
+    return true
+  return /Connection terminated|not queryable|connection error|Client was closed|timeout exceeded when trying to connect|database .* is not currently accepting connections/i.test(
+    err.message ?? ''
+  )
 }
 
 /** A pg error without anything from the connection string. */

@@ -24,7 +24,9 @@ export class DockerClient {
     try {
       await this.api.ping()
     } catch (e) {
-      const where = this.host ? `${this.host} (input 'docker-host')` : (process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock')
+      const where = this.host
+        ? `${this.host} (input 'docker-host')`
+        : (process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock')
       throw new Error(`cannot reach the Docker Engine at ${where}: ${(e as Error).message}`)
     }
   }
@@ -128,7 +130,9 @@ export class DockerClient {
   /** The last `tail` lines of a container's output (stdout and stderr). */
   async logs(id: string, tail = 50, since?: number): Promise<string> {
     try {
-      const buf = (await this.api.getContainer(id).logs({ stdout: true, stderr: true, tail, since, follow: false })) as unknown as Buffer
+      const buf = (await this.api
+        .getContainer(id)
+        .logs({ stdout: true, stderr: true, tail, since, follow: false })) as unknown as Buffer
       return demux(buf)
     } catch {
       return ''
@@ -152,7 +156,15 @@ export class DockerClient {
     const id = await this.create(spec)
     try {
       await this.start(id)
-      const exit = await Promise.race([this.wait(id), new Promise<number>((_, rej) => setTimeout(() => rej(new Error(`${spec.name ?? 'one-off container'} did not finish within ${timeoutMs} ms`)), timeoutMs).unref())])
+      const exit = await Promise.race([
+        this.wait(id),
+        new Promise<number>((_, rej) =>
+          setTimeout(
+            () => rej(new Error(`${spec.name ?? 'one-off container'} did not finish within ${timeoutMs} ms`)),
+            timeoutMs
+          ).unref()
+        )
+      ])
       return { exitCode: exit, output: await this.logs(id, 200) }
     } finally {
       await this.remove(id)
@@ -162,9 +174,14 @@ export class DockerClient {
 
 export function dockerFor(host?: string): Docker {
   const h = host ?? process.env.DOCKER_HOST
-  if (!h || h.startsWith('unix://')) return new Docker({ socketPath: h ? h.slice('unix://'.length) : '/var/run/docker.sock' })
+  if (!h || h.startsWith('unix://'))
+    return new Docker({ socketPath: h ? h.slice('unix://'.length) : '/var/run/docker.sock' })
   const u = new URL(h.replace(/^tcp:/, 'http:'))
-  return new Docker({ host: u.hostname, port: Number(u.port || 2375), protocol: u.protocol === 'https:' ? 'https' : 'http' })
+  return new Docker({
+    host: u.hostname,
+    port: Number(u.port || 2375),
+    protocol: u.protocol === 'https:' ? 'https' : 'http'
+  })
 }
 
 /** The digest of `ref`'s repository among an image's RepoDigests. */
@@ -219,7 +236,9 @@ export function freePort(hostIp: string, avoid: Set<number> = new Set()): Promis
 
 function registryAuth(registry?: string): Record<string, string> | undefined {
   try {
-    const cfg = JSON.parse(readFileSync(`${process.env.DOCKER_CONFIG ?? homedir() + '/.docker'}/config.json`, 'utf8')) as { auths?: Record<string, { auth?: string }> }
+    const cfg = JSON.parse(
+      readFileSync(`${process.env.DOCKER_CONFIG ?? homedir() + '/.docker'}/config.json`, 'utf8')
+    ) as { auths?: Record<string, { auth?: string }> }
     const key = registry ?? 'https://index.docker.io/v1/'
     const entry = cfg.auths?.[key] ?? cfg.auths?.[`https://${key}`]
     if (!entry?.auth) return undefined
@@ -258,4 +277,3 @@ export function untarFirstFile(tar: Buffer): Buffer | undefined {
   }
   return undefined
 }
-

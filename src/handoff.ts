@@ -79,7 +79,11 @@ export function timeouts(ctx: Context, cfg: NodeConfig, leader?: ContainerInfo):
 }
 
 /** Creates and starts a container from `from`'s config with another image (and maybe ports). */
-export async function startClone(ctx: Context, from: ContainerInfo, opts: { image: string; name: string; ports: 'remap' | 'keep'; runId: string; role: string; start?: boolean }): Promise<Member> {
+export async function startClone(
+  ctx: Context,
+  from: ContainerInfo,
+  opts: { image: string; name: string; ports: 'remap' | 'keep'; runId: string; role: string; start?: boolean }
+): Promise<Member> {
   const { docker } = ctx
   const oldImage = await docker.imageInfo(from.Image)
   let portBindings: PortBindings | undefined
@@ -87,12 +91,22 @@ export async function startClone(ctx: Context, from: ContainerInfo, opts: { imag
     const published = publishedPorts(from)
     if (Object.keys(published).length) portBindings = await remapPorts(published, freePort)
   }
-  const spec = cloneSpec(from, { name: opts.name, image: opts.image, portBindings, oldImageConfig: oldImage?.config, extraLabels: { [LABEL_RUN]: opts.runId, [LABEL_ROLE]: opts.role }, keepAddress: opts.ports === 'keep' })
+  const spec = cloneSpec(from, {
+    name: opts.name,
+    image: opts.image,
+    portBindings,
+    oldImageConfig: oldImage?.config,
+    extraLabels: { [LABEL_RUN]: opts.runId, [LABEL_ROLE]: opts.role },
+    keepAddress: opts.ports === 'keep'
+  })
   // Engines before API 1.44 take one endpoint at create: the rest are connected before start.
   const endpoints = spec.NetworkingConfig?.EndpointsConfig ?? {}
   const primaryNet = from.HostConfig.NetworkMode ?? 'default'
   const later = Object.entries(endpoints).filter(([n]) => n !== primaryNet && Object.keys(endpoints).length > 1)
-  if (later.length) spec.NetworkingConfig = { EndpointsConfig: Object.fromEntries(Object.entries(endpoints).filter(([n]) => !later.some(([l]) => l === n))) }
+  if (later.length)
+    spec.NetworkingConfig = {
+      EndpointsConfig: Object.fromEntries(Object.entries(endpoints).filter(([n]) => !later.some(([l]) => l === n)))
+    }
   const id = await docker.create(spec)
   for (const [net, ep] of later) await docker.api.getNetwork(net).connect({ Container: id, EndpointConfig: ep })
   if (opts.start !== false) await docker.start(id)
@@ -102,8 +116,14 @@ export async function startClone(ctx: Context, from: ContainerInfo, opts: { imag
 
 export function describePorts(info: ContainerInfo): string {
   const pb = publishedPorts(info)
-  const parts = Object.entries(pb).flatMap(([p, binds]) => (binds ?? []).map((b) => `${b.HostIp || '0.0.0.0'}:${b.HostPort}->${p}`))
-  return parts.length ? parts.join(', ') : info.HostConfig.NetworkMode === 'host' ? 'host network' : 'no published ports'
+  const parts = Object.entries(pb).flatMap(([p, binds]) =>
+    (binds ?? []).map((b) => `${b.HostIp || '0.0.0.0'}:${b.HostPort}->${p}`)
+  )
+  return parts.length
+    ? parts.join(', ')
+    : info.HostConfig.NetworkMode === 'host'
+      ? 'host network'
+      : 'no published ports'
 }
 
 /**
@@ -112,36 +132,64 @@ export function describePorts(info: ContainerInfo): string {
  */
 export function newSessionsOf(info: ContainerInfo, sessions: NodeSession[], known: Set<string>): NodeSession[] {
   const ips = containerIps(info)
-  return sessions.filter((s) => !known.has(s.appId) && (ips.length === 0 || (s.clientAddr !== null && ips.includes(s.clientAddr))))
+  return sessions.filter(
+    (s) => !known.has(s.appId) && (ips.length === 0 || (s.clientAddr !== null && ips.includes(s.clientAddr)))
+  )
 }
 
 /**
  * Standby-ready gate: the container is running (not restarting, not exited), it has a DB
  * session of its own, and the lock is still the leader's: it is waiting for the lock.
  */
-export async function standbyReady(ctx: Context, link: NodeLink, standby: Member, leaderAppId: string, knownAppIds: Set<string>, timeoutMs: number): Promise<NodeSession> {
+export async function standbyReady(
+  ctx: Context,
+  link: NodeLink,
+  standby: Member,
+  leaderAppId: string,
+  knownAppIds: Set<string>,
+  timeoutMs: number
+): Promise<NodeSession> {
   const end = Date.now() + timeoutMs
   let lastWhy = 'no DB session yet'
   while (Date.now() < end) {
     const info = await ctx.docker.inspect(standby.id)
     if (!info) throw new GateError('standby-ready', `standby '${standby.name}' disappeared`, standby.id)
-    if (!info.State.Running || info.State.Restarting) throw new GateError('standby-ready', `standby '${standby.name}' is not running (${info.State.Status}, exit code ${info.State.ExitCode}) before taking the lock`, standby.id)
-    if (info.RestartCount > 0) throw new GateError('standby-ready', `standby '${standby.name}' restarted ${info.RestartCount} time(s)`, standby.id)
+    if (!info.State.Running || info.State.Restarting)
+      throw new GateError(
+        'standby-ready',
+        `standby '${standby.name}' is not running (${info.State.Status}, exit code ${info.State.ExitCode}) before taking the lock`,
+        standby.id
+      )
+    if (info.RestartCount > 0)
+      throw new GateError(
+        'standby-ready',
+        `standby '${standby.name}' restarted ${info.RestartCount} time(s)`,
+        standby.id
+      )
     const lock = await readLockState(link.db, link.mode, link.config.advisoryLockId)
     const mine = newSessionsOf(info, lock.sessions, knownAppIds)
-    if (lock.holder && !sameApp(lock.holder, leaderAppId)) throw new GateError('standby-ready', `the lock moved to app ${lock.holder} before the handoff`, standby.id)
+    if (lock.holder && !sameApp(lock.holder, leaderAppId))
+      throw new GateError('standby-ready', `the lock moved to app ${lock.holder} before the handoff`, standby.id)
     if (mine.length) {
       if (sameApp(lock.holder, leaderAppId)) {
         standby.appId = mine[0].appId
         standby.version = mine[0].version
-        ctx.report.gate('standby-ready', true, `'${standby.name}' running, DB session of version ${mine[0].version} (app ${mine[0].appId}), waiting: the lock is still the leader's`)
+        ctx.report.gate(
+          'standby-ready',
+          true,
+          `'${standby.name}' running, DB session of version ${mine[0].version} (app ${mine[0].appId}), waiting: the lock is still the leader's`
+        )
         return mine[0]
       }
       lastWhy = lock.problem ?? 'lock state unclear'
     }
     await sleep(200, ctx.signal)
   }
-  throw new GateError('standby-ready', `standby '${standby.name}' did not open a DB session and wait for the lock within ${formatMs(timeoutMs)} (${lastWhy})`, standby.id)
+  throw new GateError(
+    'standby-ready',
+    `standby '${standby.name}' did not open a DB session and wait for the lock within ${formatMs(timeoutMs)} (${lastWhy})`,
+    standby.id
+  )
 }
 
 /**
@@ -156,7 +204,12 @@ let aimDeltaMs = 100
  * session's query_start, so wait for one and send the stop to land before the earliest next
  * poll. Bounded to two intervals; skipped when the standby's polls cannot be seen.
  */
-async function aimStop(ctx: Context, link: NodeLink, to: Member, deltaMs: number): Promise<{ waitedMs: number } | undefined> {
+async function aimStop(
+  ctx: Context,
+  link: NodeLink,
+  to: Member,
+  deltaMs: number
+): Promise<{ waitedMs: number } | undefined> {
   if (link.mode === 'advisorylock' || !to.appId) return undefined
   const interval = link.config.leaseRefreshMs
   const pollsOf = async () => {
@@ -183,14 +236,21 @@ async function aimStop(ctx: Context, link: NodeLink, to: Member, deltaMs: number
 }
 
 /** Notes when the leader's lease release lands (expires_at no longer in the future). */
-function watchRelease(link: NodeLink, from: Member, elapsed: () => number): { done: () => Promise<number | undefined> } {
+function watchRelease(
+  link: NodeLink,
+  from: Member,
+  elapsed: () => number
+): { done: () => Promise<number | undefined> } {
   if (link.mode === 'advisorylock' || !from.appId) return { done: async () => undefined }
   let stop = false
   let at: number | undefined
   const loop = (async () => {
     while (!stop && at === undefined) {
       try {
-        const r = await link.db.query<{ released: boolean }>(`SELECT expires_at <= NOW() AS released FROM lease_lock WHERE client_id = $1`, [from.appId])
+        const r = await link.db.query<{ released: boolean }>(
+          `SELECT expires_at <= NOW() AS released FROM lease_lock WHERE client_id = $1`,
+          [from.appId]
+        )
         if (!r.length || r[0].released) at = elapsed()
       } catch {
         return
@@ -215,11 +275,22 @@ export interface HandoffResult {
 }
 
 /** Waits for a DB session of a container's node process that is not among `known`. */
-export async function awaitSession(ctx: Context, link: NodeLink, m: Member, known: Set<string>, timeoutMs: number): Promise<NodeSession> {
+export async function awaitSession(
+  ctx: Context,
+  link: NodeLink,
+  m: Member,
+  known: Set<string>,
+  timeoutMs: number
+): Promise<NodeSession> {
   const end = Date.now() + timeoutMs
   while (Date.now() < end) {
     const cur = await ctx.docker.inspect(m.id)
-    if (!cur?.State.Running) throw new GateError('lock-handoff', `'${m.name}' exited (code ${cur?.State.ExitCode}) before opening its DB session`, m.id)
+    if (!cur?.State.Running)
+      throw new GateError(
+        'lock-handoff',
+        `'${m.name}' exited (code ${cur?.State.ExitCode}) before opening its DB session`,
+        m.id
+      )
     const s = newSessionsOf(cur, await link.db.nodeSessions(), known)[0]
     if (s) {
       m.appId = s.appId
@@ -238,9 +309,20 @@ export async function awaitSession(ctx: Context, link: NodeLink, m: Member, know
  * `swap`: `to` is created but not started (it needs `from`'s ports): after the stop,
  * `swap.prepare()` runs (renames), then `to` starts and takes the lock at once.
  */
-export async function handoff(ctx: Context, link: NodeLink, from: Member, to: Member, t: Timeouts, swap?: { prepare: () => Promise<void> }): Promise<HandoffResult> {
+export async function handoff(
+  ctx: Context,
+  link: NodeLink,
+  from: Member,
+  to: Member,
+  t: Timeouts,
+  swap?: { prepare: () => Promise<void> }
+): Promise<HandoffResult> {
   const { docker, report } = ctx
-  const fromUrl = healthBase(from.info, link.config.httpPort, from.name === ctx.inputs.container ? ctx.inputs.healthUrl : undefined)
+  const fromUrl = healthBase(
+    from.info,
+    link.config.httpPort,
+    from.name === ctx.inputs.container ? ctx.inputs.healthUrl : undefined
+  )
   const oldWatch = fromUrl ? new ReadinessWatcher(fromUrl).start() : undefined
   let newWatch: ReadinessWatcher | undefined
   let toUrl: string | undefined
@@ -254,7 +336,10 @@ export async function handoff(ctx: Context, link: NodeLink, from: Member, to: Me
     const aim = swap ? undefined : await aimStop(ctx, link, to, aimDeltaMs)
     // names as they are now: a swap renames both containers after the stop
     const fromName = from.name
-    report.step(swap ? `swap ${fromName} -> its replacement on the same ports` : `handoff ${fromName} -> ${to.name}`, `docker stop with ${t.stopS} s timeout${aim ? `, held ${aim.waitedMs} ms to land the release just before the standby's next lock poll` : ''}`)
+    report.step(
+      swap ? `swap ${fromName} -> its replacement on the same ports` : `handoff ${fromName} -> ${to.name}`,
+      `docker stop with ${t.stopS} s timeout${aim ? `, held ${aim.waitedMs} ms to land the release just before the standby's next lock poll` : ''}`
+    )
     const t0 = Date.now()
     const release = watchRelease(link, from, () => Date.now() - t0)
     await docker.stop(from.id, t.stopS)
@@ -264,8 +349,14 @@ export async function handoff(ctx: Context, link: NodeLink, from: Member, to: Me
     const after = await docker.inspect(from.id)
     // docker stop SIGKILLs after the timeout: exit 137 without OOM means the node ignored SIGTERM.
     const killed = after?.State.ExitCode === 137 && !after.State.OOMKilled
-    report.step(`${fromName} stopped`, `${killed ? 'killed after ignoring SIGTERM for' : 'exited gracefully in'} ${formatMs(stopMs)} (exit ${after?.State.ExitCode})${releasedMs !== undefined ? `; lease released ${formatMs(releasedMs)} after the stop signal` : ''}`)
-    if (killed) report.note(`'${fromName}' ignored SIGTERM for ${t.stopS} s and was killed; its lease was not released, so '${to.name}' waited for it to expire.`)
+    report.step(
+      `${fromName} stopped`,
+      `${killed ? 'killed after ignoring SIGTERM for' : 'exited gracefully in'} ${formatMs(stopMs)} (exit ${after?.State.ExitCode})${releasedMs !== undefined ? `; lease released ${formatMs(releasedMs)} after the stop signal` : ''}`
+    )
+    if (killed)
+      report.note(
+        `'${fromName}' ignored SIGTERM for ${t.stopS} s and was killed; its lease was not released, so '${to.name}' waited for it to expire.`
+      )
     if (swap) {
       await swap.prepare()
       const known = new Set((await link.db.nodeSessions()).map((x) => x.appId))
@@ -284,7 +375,13 @@ export async function handoff(ctx: Context, link: NodeLink, from: Member, to: Me
     const firstNew = newWatch?.firstReadyAfter(sameUrl ? stoppedAt : 0)
     const gapMs = firstNew !== undefined && lastOld !== undefined ? firstNew - lastOld : undefined
     const res: HandoffResult = { stop: killed ? 'killed' : 'graceful', lockTakenMs: lockMs, gapMs, stopMs }
-    report.handoffs.push({ from: fromName, to: swap ? `${to.name} (new container)` : to.name, stop: res.stop, lockTakenMs: lockMs, gapMs })
+    report.handoffs.push({
+      from: fromName,
+      to: swap ? `${to.name} (new container)` : to.name,
+      stop: res.stop,
+      lockTakenMs: lockMs,
+      gapMs
+    })
     return res
   } finally {
     await oldWatch?.stop()
@@ -296,7 +393,14 @@ export async function handoff(ctx: Context, link: NodeLink, from: Member, to: Me
  * Lock-handoff check: the lock belongs to `to`'s app id and nobody else; `from`'s session is
  * gone. Without `from` (a stopped container started again) it times from `stoppedAt` = now.
  */
-async function lockTaken(ctx: Context, link: NodeLink, from: Member | undefined, to: Member, timeoutMs: number, stoppedAt: number): Promise<number> {
+async function lockTaken(
+  ctx: Context,
+  link: NodeLink,
+  from: Member | undefined,
+  to: Member,
+  timeoutMs: number,
+  stoppedAt: number
+): Promise<number> {
   const end = stoppedAt + timeoutMs
   let last = ''
   const mode = modeOf(link, to)
@@ -305,16 +409,29 @@ async function lockTaken(ctx: Context, link: NodeLink, from: Member | undefined,
     const fromLeft = !from?.appId || !lock.sessions.some((s) => sameApp(s.appId, from.appId))
     if (sameApp(lock.holder, to.appId) && fromLeft) {
       const ms = Date.now() - stoppedAt
-      ctx.report.gate('lock-handoff', true, `lock (${mode}) held by '${to.name}' (app ${to.appId}) ${formatMs(ms)} after ${from ? `'${from.name}' stopped; its sessions are gone` : 'its DB session opened'}`)
+      ctx.report.gate(
+        'lock-handoff',
+        true,
+        `lock (${mode}) held by '${to.name}' (app ${to.appId}) ${formatMs(ms)} after ${from ? `'${from.name}' stopped; its sessions are gone` : 'its DB session opened'}`
+      )
       return ms
     }
     const info = await ctx.docker.inspect(to.id)
-    if (!info?.State.Running) throw new GateError('lock-handoff', `'${to.name}' exited (code ${info?.State.ExitCode}) before taking the lock`, to.id)
+    if (!info?.State.Running)
+      throw new GateError(
+        'lock-handoff',
+        `'${to.name}' exited (code ${info?.State.ExitCode}) before taking the lock`,
+        to.id
+      )
     last = lock.holder ? `held by app ${lock.holder}` : (lock.problem ?? 'free')
     if (!fromLeft) last += `; '${from!.name}' still has a DB session`
     await sleep(100, ctx.signal)
   }
-  throw new GateError('lock-handoff', `'${to.name}' did not take the lock within ${formatMs(timeoutMs)} of ${from ? 'the stop' : 'its start'} (${last})`, to.id)
+  throw new GateError(
+    'lock-handoff',
+    `'${to.name}' did not take the lock within ${formatMs(timeoutMs)} of ${from ? 'the stop' : 'its start'} (${last})`,
+    to.id
+  )
 }
 
 /**
@@ -334,18 +451,36 @@ export async function healthGate(ctx: Context, link: NodeLink, to: Member, t: Ti
   // ready-timeout bounds the first ready answer; stable-for is then held on top of it
   while (stableSince !== undefined || Date.now() < end) {
     const info = await docker.inspect(to.id)
-    if (!info?.State.Running) throw new GateError('health', `'${to.name}' exited (code ${info?.State.ExitCode}) ${stableSince ? 'while holding ready' : 'before becoming ready'}; last: ${last}`, to.id)
-    if (info.RestartCount !== restarts0) throw new GateError('health', `'${to.name}' restarted during the health gate`, to.id)
+    if (!info?.State.Running)
+      throw new GateError(
+        'health',
+        `'${to.name}' exited (code ${info?.State.ExitCode}) ${stableSince ? 'while holding ready' : 'before becoming ready'}; last: ${last}`,
+        to.id
+      )
+    if (info.RestartCount !== restarts0)
+      throw new GateError('health', `'${to.name}' restarted during the health gate`, to.id)
     const p = await probe(url, 1000)
     const dockerHealth = info.State.Health?.Status
     const lock = await readLockState(link.db, modeOf(link, to), link.config.advisoryLockId)
-    if (!sameApp(lock.holder, to.appId)) throw new GateError('health', `'${to.name}' lost the lock (${lock.holder ? `now held by app ${lock.holder}` : lock.problem})`, to.id)
+    if (!sameApp(lock.holder, to.appId))
+      throw new GateError(
+        'health',
+        `'${to.name}' lost the lock (${lock.holder ? `now held by app ${lock.holder}` : lock.problem})`,
+        to.id
+      )
     const ok = isReady(p) && (!hasHealthcheck || dockerHealth === 'healthy')
-    last = p.readyz !== undefined ? `/readyz ${p.readyz}, /health ${p.health}${p.failing.length ? ` failing ${p.failing.join(', ')}` : ''}${hasHealthcheck ? `, docker health ${dockerHealth}` : ''}` : `not answering (${p.error})`
+    last =
+      p.readyz !== undefined
+        ? `/readyz ${p.readyz}, /health ${p.health}${p.failing.length ? ` failing ${p.failing.join(', ')}` : ''}${hasHealthcheck ? `, docker health ${dockerHealth}` : ''}`
+        : `not answering (${p.error})`
     if (ok) {
       stableSince ??= Date.now()
       if (Date.now() - stableSince >= t.stableMs) {
-        ctx.report.gate('health', true, `'${to.name}': ${last}, held ${formatMs(Date.now() - stableSince)} without a restart (ready ${formatMs(stableSince - start)} after the gate opened)`)
+        ctx.report.gate(
+          'health',
+          true,
+          `'${to.name}': ${last}, held ${formatMs(Date.now() - stableSince)} without a restart (ready ${formatMs(stableSince - start)} after the gate opened)`
+        )
         return
       }
     } else if (stableSince !== undefined) {

@@ -24,7 +24,10 @@ export async function probe(baseUrl: string, timeoutMs = 1000, withHealth = true
   }
   if (withHealth) {
     try {
-      const r = await fetch(`${baseUrl}/health?failing`, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'application/json' } })
+      const r = await fetch(`${baseUrl}/health?failing`, {
+        signal: AbortSignal.timeout(timeoutMs),
+        headers: { accept: 'application/json' }
+      })
       out.health = r.status
       const text = await r.text()
       out.failing = failingChecks(text)

@@ -54,7 +54,9 @@ export function repositoryPath(repository: string): string {
 }
 
 function isDomain(first: string): boolean {
-  return first.includes('.') || first.includes(':') || first === 'localhost' || /[A-Z]/.test(first) || first.startsWith('[')
+  return (
+    first.includes('.') || first.includes(':') || first === 'localhost' || /[A-Z]/.test(first) || first.startsWith('[')
+  )
 }
 
 /**
@@ -75,7 +77,12 @@ export function parseImageReference(input: string): ImageReference {
   if (ref.tag === undefined && ref.digest === undefined) {
     throw bad('it names neither a tag nor a digest; pin a version, e.g. smartcontract/chainlink:2.19.0@sha256:...')
   }
-  return { reference, repository: repository(ref), ...(ref.tag !== undefined ? { tag: ref.tag } : {}), ...(ref.digest !== undefined ? { digest: ref.digest } : {}) }
+  return {
+    reference,
+    repository: repository(ref),
+    ...(ref.tag !== undefined ? { tag: ref.tag } : {}),
+    ...(ref.digest !== undefined ? { digest: ref.digest } : {})
+  }
 }
 
 interface Candidate {
@@ -117,12 +124,19 @@ function describe(cs: Candidate[]): string {
 export function readDesiredImage(text: string, fileName: string, opts: ReadDesiredImageOptions = {}): DesiredImage {
   const content = text.replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n')
   const lines = content.split('\n')
-  const meaningful = lines.map((l, i) => ({ text: l.trim(), line: i + 1 })).filter((l) => l.text !== '' && !l.text.startsWith('#'))
+  const meaningful = lines
+    .map((l, i) => ({ text: l.trim(), line: i + 1 }))
+    .filter((l) => l.text !== '' && !l.text.startsWith('#'))
   if (meaningful.length === 0) fail(fileName, 'no image reference found: the file is empty or holds only comments')
 
   // A bare file: one token on one line (not KEY=value, not a YAML key).
   const dotenvLine = /^(?:export\s+)?[A-Za-z_][A-Za-z0-9_.-]*\s*=/
-  if (meaningful.length === 1 && !/\s/.test(meaningful[0].text) && !dotenvLine.test(meaningful[0].text) && !/^[\w.-]+:$/.test(meaningful[0].text)) {
+  if (
+    meaningful.length === 1 &&
+    !/\s/.test(meaningful[0].text) &&
+    !dotenvLine.test(meaningful[0].text) &&
+    !/^[\w.-]+:$/.test(meaningful[0].text)
+  ) {
     const only = meaningful[0]
     if (opts.key) fail(fileName, `key "${opts.key}" was given, but the file holds a bare reference, not named entries`)
     return toDesired(fileName, { label: 'the reference', value: only.text, line: only.line })
@@ -160,10 +174,12 @@ function readDotenv(lines: string[], fileName: string, opts: ReadDesiredImageOpt
     if (rest.startsWith('"') || rest.startsWith("'")) {
       quote = rest[0] as '"' | "'"
       const end = rest.indexOf(quote, 1)
-      if (end < 0) fail(fileName, `line ${line}: ${key}: the value opens a ${quote} quote that is not closed on the same line`)
+      if (end < 0)
+        fail(fileName, `line ${line}: ${key}: the value opens a ${quote} quote that is not closed on the same line`)
       value = rest.slice(1, end)
       rest = rest.slice(end + 1).trim()
-      if (rest !== '' && !rest.startsWith('#')) fail(fileName, `line ${line}: ${key}: unexpected text after the closing quote: "${rest}"`)
+      if (rest !== '' && !rest.startsWith('#'))
+        fail(fileName, `line ${line}: ${key}: unexpected text after the closing quote: "${rest}"`)
     } else {
       // an unquoted value ends at whitespace followed by '#' (an inline comment)
       value = rest.replace(/\s+#.*$/, '').trim()
@@ -176,7 +192,10 @@ function readDotenv(lines: string[], fileName: string, opts: ReadDesiredImageOpt
     chosen = assignments.filter((a) => a.key === opts.key)
     if (chosen.length === 0) {
       const known = assignments.map((a) => a.key)
-      fail(fileName, `no variable ${opts.key} in the file${known.length ? ` (it sets ${[...new Set(known)].join(', ')})` : ''}`)
+      fail(
+        fileName,
+        `no variable ${opts.key} in the file${known.length ? ` (it sets ${[...new Set(known)].join(', ')})` : ''}`
+      )
     }
   } else {
     chosen = assignments.filter((a) => a.key === 'CHAINLINK_IMAGE')
@@ -184,18 +203,30 @@ function readDotenv(lines: string[], fileName: string, opts: ReadDesiredImageOpt
     if (chosen.length === 0) {
       const interpolated = assignments.find((a) => a.value.includes('$') && a.value.toLowerCase().includes('chainlink'))
       if (interpolated) {
-        fail(fileName, `line ${interpolated.line}: ${interpolated.key} uses a variable (${interpolated.value}), which is not resolved here; write the full reference in the file`)
+        fail(
+          fileName,
+          `line ${interpolated.line}: ${interpolated.key} uses a variable (${interpolated.value}), which is not resolved here; write the full reference in the file`
+        )
       }
-      fail(fileName, 'no image reference found: no CHAINLINK_IMAGE variable and no variable whose value is a chainlink image reference (set key: to the variable name)')
+      fail(
+        fileName,
+        'no image reference found: no CHAINLINK_IMAGE variable and no variable whose value is a chainlink image reference (set key: to the variable name)'
+      )
     }
   }
   if (chosen.length > 1) {
-    fail(fileName, `two candidates for the image reference: ${describe(chosen)}; keep one, or name the variable with key:`)
+    fail(
+      fileName,
+      `two candidates for the image reference: ${describe(chosen)}; keep one, or name the variable with key:`
+    )
   }
   const a = chosen[0]
   if (a.value === '') fail(fileName, `line ${a.line}: ${a.key} is empty`)
   if (a.quote !== "'" && /\$\{?\w/.test(a.value)) {
-    fail(fileName, `line ${a.line}: ${a.key} uses a variable (${a.value}), which is not resolved here; write the full reference in the file`)
+    fail(
+      fileName,
+      `line ${a.line}: ${a.key} uses a variable (${a.value}), which is not resolved here; write the full reference in the file`
+    )
   }
   return toDesired(fileName, a)
 }
@@ -228,13 +259,20 @@ function readYaml(content: string, fileName: string, opts: ReadDesiredImageOptio
       if (!isScalar(image) || typeof image.value !== 'string') {
         fail(fileName, `line ${lineOf(image as YamlNode)}: the image of service "${name}" is not a string`)
       }
-      candidates.push({ service: name, label: `service "${name}"`, raw: image.value, value: image.value, line: lineOf(image) })
+      candidates.push({
+        service: name,
+        label: `service "${name}"`,
+        raw: image.value,
+        value: image.value,
+        line: lineOf(image)
+      })
     }
   } else {
     // Not a compose file: a YAML file with a top-level image: key (e.g. deploy/chainlink-node.yml).
     const image = root.get('image', true)
     if (image !== undefined) {
-      if (!isScalar(image) || typeof image.value !== 'string') fail(fileName, `line ${lineOf(image as YamlNode)}: "image" is not a string`)
+      if (!isScalar(image) || typeof image.value !== 'string')
+        fail(fileName, `line ${lineOf(image as YamlNode)}: "image" is not a string`)
       candidates.push({ service: '', label: '"image"', raw: image.value, value: image.value, line: lineOf(image) })
     }
   }
@@ -255,14 +293,23 @@ function readYaml(content: string, fileName: string, opts: ReadDesiredImageOptio
   if (opts.key) {
     chosen = candidates.filter((c) => c.service === opts.key)
     if (chosen.length === 0) {
-      fail(fileName, `no service "${opts.key}" with an image (services with an image: ${candidates.map((c) => c.service || 'image').join(', ')})`)
+      fail(
+        fileName,
+        `no service "${opts.key}" with an image (services with an image: ${candidates.map((c) => c.service || 'image').join(', ')})`
+      )
     }
   } else {
     chosen = candidates.filter((c) => c.service === 'chainlink')
-    if (chosen.length === 0) chosen = candidates.filter((c) => c.value.toLowerCase().includes('chainlink') && (unresolved(c) || looksLikeChainlink(c.value)))
+    if (chosen.length === 0)
+      chosen = candidates.filter(
+        (c) => c.value.toLowerCase().includes('chainlink') && (unresolved(c) || looksLikeChainlink(c.value))
+      )
     if (chosen.length === 0 && candidates.length === 1 && candidates[0].service === '') chosen = candidates
     if (chosen.length === 0) {
-      fail(fileName, `no image reference found: no service named "chainlink" and no service whose image is a chainlink image (images: ${describe(candidates)}); set key: to the service name`)
+      fail(
+        fileName,
+        `no image reference found: no service named "chainlink" and no service whose image is a chainlink image (images: ${describe(candidates)}); set key: to the service name`
+      )
     }
   }
   if (chosen.length > 1) {

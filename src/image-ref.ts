@@ -14,7 +14,8 @@ export interface ImageRef {
 const COMPONENT = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/
 const TAG = /^[\w][\w.-]{0,127}$/
 const DIGEST = /^sha256:[a-f0-9]{64}$/
-const HOST = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::\d+)?$|^\[[0-9a-fA-F:]+\](?::\d+)?$/
+const HOST =
+  /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::\d+)?$|^\[[0-9a-fA-F:]+\](?::\d+)?$/
 
 export function parseImageRef(text: string, opts: { defaultTag?: boolean } = {}): ImageRef {
   const s = text.trim()
@@ -26,7 +27,8 @@ export function parseImageRef(text: string, opts: { defaultTag?: boolean } = {})
   if (at >= 0) {
     digest = rest.slice(at + 1)
     rest = rest.slice(0, at)
-    if (!DIGEST.test(digest)) throw new Error(`'${s}' has a malformed digest '${digest}' (expected sha256:<64 lowercase hex>)`)
+    if (!DIGEST.test(digest))
+      throw new Error(`'${s}' has a malformed digest '${digest}' (expected sha256:<64 lowercase hex>)`)
   }
   let registry: string | undefined
   const slash = rest.indexOf('/')
@@ -47,7 +49,10 @@ export function parseImageRef(text: string, opts: { defaultTag?: boolean } = {})
   }
   if (!rest) throw new Error(`'${s}' has no repository name`)
   for (const c of rest.split('/')) {
-    if (!COMPONENT.test(c)) throw new Error(`'${s}' has a malformed repository component '${c}' (lowercase letters, digits and separators only)`)
+    if (!COMPONENT.test(c))
+      throw new Error(
+        `'${s}' has a malformed repository component '${c}' (lowercase letters, digits and separators only)`
+      )
   }
   if (!tag && !digest && opts.defaultTag !== false) tag = 'latest'
   if (s.length > 255 + 200) throw new Error(`'${s.slice(0, 40)}...' is too long`)

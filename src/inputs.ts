@@ -64,7 +64,8 @@ const CONTAINER_NAME = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/
 function oneOf<T extends string>(get: InputGetter, name: string, allowed: readonly T[], dflt: T): T {
   const v = get(name).trim()
   if (!v) return dflt
-  if (!(allowed as readonly string[]).includes(v)) throw new InputError(name, `must be one of ${allowed.join(', ')}; got '${v}'`)
+  if (!(allowed as readonly string[]).includes(v))
+    throw new InputError(name, `must be one of ${allowed.join(', ')}; got '${v}'`)
   return v as T
 }
 
@@ -80,7 +81,8 @@ function duration(get: InputGetter, name: string, dflt?: string, min = 0): numbe
   const v = get(name).trim() || dflt
   if (!v) return undefined
   const ms = parseDuration(v)
-  if (ms === undefined) throw new InputError(name, `must be a duration like 1500ms, 30s, 5m or a number of seconds; got '${v}'`)
+  if (ms === undefined)
+    throw new InputError(name, `must be a duration like 1500ms, 30s, 5m or a number of seconds; got '${v}'`)
   if (ms < min) throw new InputError(name, `must be at least ${min} ms; got '${v}'`)
   return ms
 }
@@ -115,7 +117,8 @@ export function readInputs(get: InputGetter, mask: (secret: string) => void): In
 
   const operation = oneOf(get, 'operation', OPERATIONS, 'upgrade')
   if (databaseUrl) {
-    if (!/^postgres(ql)?:\/\//.test(databaseUrl)) throw new InputError('database-url', 'must be a postgres:// or postgresql:// URL')
+    if (!/^postgres(ql)?:\/\//.test(databaseUrl))
+      throw new InputError('database-url', 'must be a postgres:// or postgresql:// URL')
     try {
       new URL(databaseUrl)
     } catch {
@@ -125,7 +128,8 @@ export function readInputs(get: InputGetter, mask: (secret: string) => void): In
 
   const container = containerName(get, 'container', 'chainlink')!
   const standby = containerName(get, 'standby')
-  if (standby && standby === container) throw new InputError('standby', `must name a different container than 'container' (${container})`)
+  if (standby && standby === container)
+    throw new InputError('standby', `must name a different container than 'container' (${container})`)
 
   let image: ImageRef | undefined
   const imageText = get('image').trim()
@@ -138,7 +142,8 @@ export function readInputs(get: InputGetter, mask: (secret: string) => void): In
   }
   const imageFile = absPath(get, 'image-file', undefined, false)
   if (image && imageFile) throw new InputError('image-file', "cannot be combined with 'image': give one of them")
-  if (operation === 'upgrade' && !image && !imageFile) throw new InputError('image', "is required for operation 'upgrade' (or give 'image-file')")
+  if (operation === 'upgrade' && !image && !imageFile)
+    throw new InputError('image', "is required for operation 'upgrade' (or give 'image-file')")
 
   let healthUrl = get('health-url').trim() || undefined
   if (healthUrl) {
@@ -148,22 +153,30 @@ export function readInputs(get: InputGetter, mask: (secret: string) => void): In
     } catch {
       throw new InputError('health-url', `is not a valid URL: '${healthUrl}'`)
     }
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new InputError('health-url', `must be http or https; got '${u.protocol}'`)
+    if (u.protocol !== 'http:' && u.protocol !== 'https:')
+      throw new InputError('health-url', `must be http or https; got '${u.protocol}'`)
     healthUrl = healthUrl.replace(/\/+$/, '')
   }
 
   const backupKeepText = get('backup-keep').trim() || '7'
-  if (!/^\d+$/.test(backupKeepText) || Number(backupKeepText) < 1) throw new InputError('backup-keep', `must be a whole number of at least 1; got '${backupKeepText}'`)
+  if (!/^\d+$/.test(backupKeepText) || Number(backupKeepText) < 1)
+    throw new InputError('backup-keep', `must be a whole number of at least 1; got '${backupKeepText}'`)
 
   const recipient = get('backup-recipient').trim() || undefined
-  if (recipient && !/^age1[02-9ac-hj-np-z]{58}$/.test(recipient)) throw new InputError('backup-recipient', 'must be an age public key (age1...)')
+  if (recipient && !/^age1[02-9ac-hj-np-z]{58}$/.test(recipient))
+    throw new InputError('backup-recipient', 'must be an age public key (age1...)')
 
   if (identity) {
-    if (!/^AGE-SECRET-KEY-1[0-9A-Z]{58}$/.test(identity)) throw new InputError('backup-identity', 'must be an age secret key (AGE-SECRET-KEY-1...)')
+    if (!/^AGE-SECRET-KEY-1[0-9A-Z]{58}$/.test(identity))
+      throw new InputError('backup-identity', 'must be an age secret key (AGE-SECRET-KEY-1...)')
   }
 
   const dockerHost = get('docker-host').trim() || undefined
-  if (dockerHost && !/^(unix|tcp|http|https):\/\/./.test(dockerHost)) throw new InputError('docker-host', `must look like unix:///var/run/docker.sock or tcp://host:2376; got '${dockerHost}'`)
+  if (dockerHost && !/^(unix|tcp|http|https):\/\/./.test(dockerHost))
+    throw new InputError(
+      'docker-host',
+      `must look like unix:///var/run/docker.sock or tcp://host:2376; got '${dockerHost}'`
+    )
 
   return {
     operation,

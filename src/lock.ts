@@ -53,7 +53,9 @@ export function decideHolder(state: LockState): LockState {
   }
   if (state.mode === 'lease' || state.mode === 'dual') {
     if (!leaseHolder) {
-      out.problem = state.lease ? `the lease expired at ${state.lease.expiresAt.toISOString()} and nobody renewed it: no node holds the lock` : 'the lease_lock table is empty: no node holds the lock'
+      out.problem = state.lease
+        ? `the lease expired at ${state.lease.expiresAt.toISOString()} and nobody renewed it: no node holds the lock`
+        : 'the lease_lock table is empty: no node holds the lock'
       return out
     }
     if (!live.has(leaseHolder)) {
@@ -63,7 +65,10 @@ export function decideHolder(state: LockState): LockState {
   }
   if (state.mode === 'advisorylock' || state.mode === 'dual') {
     if (advisoryIds.length === 0) {
-      out.problem = state.mode === 'dual' ? `app ${leaseHolder} holds the lease but nobody holds the advisory lock (a node still starting, or lost its lock connection)` : 'nobody holds the advisory lock: no node is leader'
+      out.problem =
+        state.mode === 'dual'
+          ? `app ${leaseHolder} holds the lease but nobody holds the advisory lock (a node still starting, or lost its lock connection)`
+          : 'nobody holds the advisory lock: no node is leader'
       if (state.mode === 'advisorylock') return out
       return out
     }
@@ -92,7 +97,11 @@ export interface Candidate {
  * Ties a node session to a container: by the session's client address on a container network,
  * else by the app UUID in the container's own log (the node logs its appID at boot).
  */
-export async function containerOfSession(session: NodeSession, candidates: Candidate[], logsOf: (c: Candidate) => Promise<string>): Promise<Candidate | undefined> {
+export async function containerOfSession(
+  session: NodeSession,
+  candidates: Candidate[],
+  logsOf: (c: Candidate) => Promise<string>
+): Promise<Candidate | undefined> {
   if (session.clientAddr) {
     const byIp = candidates.filter((c) => c.ips.includes(session.clientAddr!))
     if (byIp.length === 1) return byIp[0]

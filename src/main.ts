@@ -21,7 +21,10 @@ export function actionLog(): Log {
 export async function run(): Promise<void> {
   let inputs: Inputs
   try {
-    inputs = readInputs((n) => core.getInput(n), (s) => core.setSecret(s))
+    inputs = readInputs(
+      (n) => core.getInput(n),
+      (s) => core.setSecret(s)
+    )
   } catch (e) {
     core.setFailed(e instanceof InputError ? e.message : `Invalid input: ${(e as Error).message}`)
     return
@@ -37,15 +40,28 @@ export async function run(): Promise<void> {
   process.once('SIGTERM', () => onSignal('SIGTERM'))
 
   const report = new Report((line) => core.info(line))
-  const ctx: Context = { inputs, docker: new DockerClient(inputs.dockerHost), log: actionLog(), report, signal: abort.signal, onJournal: (id) => core.saveState(StateKey.RunId, id) }
+  const ctx: Context = {
+    inputs,
+    docker: new DockerClient(inputs.dockerHost),
+    log: actionLog(),
+    report,
+    signal: abort.signal,
+    onJournal: (id) => core.saveState(StateKey.RunId, id)
+  }
   core.saveState(StateKey.StateDir, inputs.stateDir)
   core.saveState(StateKey.Container, inputs.container)
   let result: OperationResult
   try {
     result = await runOperation(ctx)
   } catch (e) {
-    const msg = e instanceof AbortedError ? 'cancelled' : e instanceof OperationError || e instanceof InputError ? e.message : `${(e as Error).message}`
-    if (!(e instanceof OperationError) && !(e instanceof InputError) && !(e instanceof AbortedError)) core.debug((e as Error).stack ?? String(e))
+    const msg =
+      e instanceof AbortedError
+        ? 'cancelled'
+        : e instanceof OperationError || e instanceof InputError
+          ? e.message
+          : `${(e as Error).message}`
+    if (!(e instanceof OperationError) && !(e instanceof InputError) && !(e instanceof AbortedError))
+      core.debug((e as Error).stack ?? String(e))
     result = { result: 'failed', ok: false, message: msg, outputs: {} }
   }
   publish(result, report)

@@ -35,8 +35,13 @@ export function dbCommand(cmd: string[] | null | undefined, sub: string[]): stri
  * them. An entrypoint that is the chainlink binary with arguments (`chainlink node start`)
  * keeps only the binary; a wrapper script keeps its entrypoint and gets the rewritten command.
  */
-export function dbInvocation(entrypoint: string[] | string | null | undefined, cmd: string[] | null | undefined, sub: string[]): { entrypoint?: string[]; cmd: string[] } {
+export function dbInvocation(
+  entrypoint: string[] | string | null | undefined,
+  cmd: string[] | null | undefined,
+  sub: string[]
+): { entrypoint?: string[]; cmd: string[] } {
   const ep = typeof entrypoint === 'string' ? [entrypoint] : (entrypoint ?? [])
-  if (ep.length > 1 && /(^|\/)chainlink$/.test(ep[0])) return { entrypoint: [ep[0]], cmd: dbCommand([...ep.slice(1), ...(cmd ?? [])], sub) }
+  if (ep.length > 1 && /(^|\/)chainlink$/.test(ep[0]))
+    return { entrypoint: [ep[0]], cmd: dbCommand([...ep.slice(1), ...(cmd ?? [])], sub) }
   return { cmd: dbCommand(cmd, sub) }
 }

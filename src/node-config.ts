@@ -54,7 +54,8 @@ function get(obj: Toml | undefined, ...path: string[]): unknown {
 
 function mergeToml(into: Toml, from: Toml): Toml {
   for (const [k, v] of Object.entries(from)) {
-    if (v && typeof v === 'object' && !Array.isArray(v) && into[k] && typeof into[k] === 'object') mergeToml(into[k] as Toml, v as Toml)
+    if (v && typeof v === 'object' && !Array.isArray(v) && into[k] && typeof into[k] === 'object')
+      mergeToml(into[k] as Toml, v as Toml)
     else into[k] = v
   }
   return into
@@ -71,12 +72,17 @@ function durationSetting(value: unknown, name: string, dflt: number): number {
  * Derives the node's settings. `readFile` reads a path inside the container (undefined when it
  * does not exist); the files named by -config/-secrets are parsed as TOML.
  */
-export async function readNodeConfig(env: Map<string, string>, args: string[], readFile: (path: string) => Promise<string | undefined>): Promise<NodeConfig> {
+export async function readNodeConfig(
+  env: Map<string, string>,
+  args: string[],
+  readFile: (path: string) => Promise<string | undefined>
+): Promise<NodeConfig> {
   const { config: configFiles, secrets: secretsFiles } = configFilesFromArgs(args)
   const toml: Toml = {}
   for (const f of configFiles) {
     const text = await readFile(f)
-    if (text === undefined) throw new Error(`the node's config file ${f} (from its -config flag) cannot be read from the container`)
+    if (text === undefined)
+      throw new Error(`the node's config file ${f} (from its -config flag) cannot be read from the container`)
     try {
       mergeToml(toml, parseToml(text) as Toml)
     } catch (e) {
@@ -127,24 +133,40 @@ export async function readNodeConfig(env: Map<string, string>, args: string[], r
   if (isToml) {
     const enabled = get(toml, 'Database', 'Lock', 'Enabled')
     lockMode = enabled === false ? 'none' : 'lease'
-    lockModeSource = enabled === undefined ? 'v2 TOML default ([Database.Lock] Enabled = true)' : 'v2 TOML [Database.Lock] Enabled'
+    lockModeSource =
+      enabled === undefined ? 'v2 TOML default ([Database.Lock] Enabled = true)' : 'v2 TOML [Database.Lock] Enabled'
     // An early TOML beta still knew Mode = 'dual'/'advisorylock' (chainlink-node.md §1).
     const mode = get(toml, 'Database', 'Lock', 'Mode')
     if (typeof mode === 'string' && ['dual', 'advisorylock', 'lease', 'none'].includes(mode)) {
       lockMode = mode as LockMode
       lockModeSource = 'TOML [Database.Lock] Mode'
     }
-    leaseDurationMs = durationSetting(get(toml, 'Database', 'Lock', 'LeaseDuration'), 'Database.Lock.LeaseDuration', leaseDurationMs)
-    leaseRefreshMs = durationSetting(get(toml, 'Database', 'Lock', 'LeaseRefreshInterval'), 'Database.Lock.LeaseRefreshInterval', leaseRefreshMs)
+    leaseDurationMs = durationSetting(
+      get(toml, 'Database', 'Lock', 'LeaseDuration'),
+      'Database.Lock.LeaseDuration',
+      leaseDurationMs
+    )
+    leaseRefreshMs = durationSetting(
+      get(toml, 'Database', 'Lock', 'LeaseRefreshInterval'),
+      'Database.Lock.LeaseRefreshInterval',
+      leaseRefreshMs
+    )
   } else {
     const m = env.get('DATABASE_LOCKING_MODE')
     if (m) {
-      if (!['lease', 'advisorylock', 'dual', 'none'].includes(m)) throw new Error(`the node's DATABASE_LOCKING_MODE '${m}' is not one the node accepts (lease, advisorylock, dual, none)`)
+      if (!['lease', 'advisorylock', 'dual', 'none'].includes(m))
+        throw new Error(
+          `the node's DATABASE_LOCKING_MODE '${m}' is not one the node accepts (lease, advisorylock, dual, none)`
+        )
       lockMode = m as LockMode
       lockModeSource = 'container env DATABASE_LOCKING_MODE'
     }
     leaseDurationMs = durationSetting(env.get('LEASE_LOCK_DURATION'), 'LEASE_LOCK_DURATION', leaseDurationMs)
-    leaseRefreshMs = durationSetting(env.get('LEASE_LOCK_REFRESH_INTERVAL'), 'LEASE_LOCK_REFRESH_INTERVAL', leaseRefreshMs)
+    leaseRefreshMs = durationSetting(
+      env.get('LEASE_LOCK_REFRESH_INTERVAL'),
+      'LEASE_LOCK_REFRESH_INTERVAL',
+      leaseRefreshMs
+    )
   }
   const advisoryId = env.get('ADVISORY_LOCK_ID') ?? (get(toml, 'Database', 'Lock', 'AdvisoryID') as string | undefined)
   const port = get(toml, 'WebServer', 'HTTPPort') ?? env.get('CHAINLINK_PORT')
@@ -156,9 +178,17 @@ export async function readNodeConfig(env: Map<string, string>, args: string[], r
     leaseDurationMs,
     leaseRefreshMs,
     advisoryLockId: advisoryId !== undefined ? BigInt(String(advisoryId)) : DEFAULT_ADVISORY_LOCK_ID,
-    advisoryCheckMs: durationSetting(env.get('ADVISORY_LOCK_CHECK_INTERVAL') ?? get(toml, 'Database', 'Lock', 'AdvisoryCheckInterval'), 'ADVISORY_LOCK_CHECK_INTERVAL', 1000),
+    advisoryCheckMs: durationSetting(
+      env.get('ADVISORY_LOCK_CHECK_INTERVAL') ?? get(toml, 'Database', 'Lock', 'AdvisoryCheckInterval'),
+      'ADVISORY_LOCK_CHECK_INTERVAL',
+      1000
+    ),
     httpPort: port !== undefined ? Number(port) : 6688,
-    shutdownGraceMs: durationSetting(get(toml, 'ShutdownGracePeriod') ?? env.get('SHUTDOWN_GRACE_PERIOD'), 'ShutdownGracePeriod', 5000),
+    shutdownGraceMs: durationSetting(
+      get(toml, 'ShutdownGracePeriod') ?? env.get('SHUTDOWN_GRACE_PERIOD'),
+      'ShutdownGracePeriod',
+      5000
+    ),
     toml: isToml,
     configFiles,
     secretsFiles

@@ -80,12 +80,19 @@ export async function inspectNode(ctx: Context, names: string[]): Promise<NodeVi
   const readFile = async (path: string) => (await docker.readFile(primary.Id, path))?.toString('utf8')
   let config: NodeConfig
   try {
-    config = await readNodeConfig(envMap(primary), [...(primary.Config.Entrypoint ?? []), ...(primary.Config.Cmd ?? [])], readFile)
+    config = await readNodeConfig(
+      envMap(primary),
+      [...(primary.Config.Entrypoint ?? []), ...(primary.Config.Cmd ?? [])],
+      readFile
+    )
   } catch (e) {
     throw new OperationError(`Container '${names[0]}': ${(e as Error).message}`)
   }
   const databaseUrl = await rewriteDbHost(docker, inputs.databaseUrl ?? config.databaseUrl, primary)
-  if (!databaseUrl) throw new OperationError(`Cannot find the node's database URL: container '${names[0]}' has no CL_DATABASE_URL or DATABASE_URL and no [Database] URL in a -secrets file; set the input 'database-url'`)
+  if (!databaseUrl)
+    throw new OperationError(
+      `Cannot find the node's database URL: container '${names[0]}' has no CL_DATABASE_URL or DATABASE_URL and no [Database] URL in a -secrets file; set the input 'database-url'`
+    )
   maskDatabaseUrl(databaseUrl, log.mask)
   if (config.databaseUrl && !inputs.databaseUrl) log.info(`database URL from ${config.databaseUrlSource}`)
 
@@ -93,7 +100,9 @@ export async function inspectNode(ctx: Context, names: string[]): Promise<NodeVi
   try {
     db = await Database.connect(databaseUrl)
   } catch (e) {
-    throw new OperationError(`${(e as Error).message} (from ${inputs.databaseUrl ? "input 'database-url'" : config.databaseUrlSource})`)
+    throw new OperationError(
+      `${(e as Error).message} (from ${inputs.databaseUrl ? "input 'database-url'" : config.databaseUrlSource})`
+    )
   }
   try {
     const sessions = await db.nodeSessions()
@@ -106,21 +115,43 @@ export async function inspectNode(ctx: Context, names: string[]): Promise<NodeVi
     const containers: NodeContainer[] = []
     for (const info of infos) {
       const img = await docker.imageInfo(info.Image)
-      containers.push({ info, name: containerName(info), image: info.Config.Image, digest: img ? anyDigest(img) : undefined, candidate: asCandidate(info) })
+      containers.push({
+        info,
+        name: containerName(info),
+        image: info.Config.Image,
+        digest: img ? anyDigest(img) : undefined,
+        candidate: asCandidate(info)
+      })
     }
     const logsOf = (c: Candidate) => docker.logs(c.id, 2000)
     for (const s of lock.sessions) {
-      const owner = await containerOfSession(s, containers.map((c) => c.candidate), logsOf)
+      const owner = await containerOfSession(
+        s,
+        containers.map((c) => c.candidate),
+        logsOf
+      )
       const nc = owner && containers.find((c) => c.candidate.id === owner.id)
       // The lock connection is one of several sessions per node; keep the lock holder's.
       if (nc && (!nc.session || sameApp(s.appId, lock.holder))) nc.session = s
     }
     for (const c of containers) {
-      const base = c.info.State.Running ? healthBase(c.info, config.httpPort, c === containers[0] ? inputs.healthUrl : undefined) : undefined
+      const base = c.info.State.Running
+        ? healthBase(c.info, config.httpPort, c === containers[0] ? inputs.healthUrl : undefined)
+        : undefined
       if (base) c.health = await probe(base)
     }
     const leader = lock.holder ? containers.find((c) => sameApp(c.session?.appId, lock.holder)) : undefined
-    return { config, mode, databaseUrl, db, lock, dbVersion, containers, leader, version: leader?.session?.version ?? version }
+    return {
+      config,
+      mode,
+      databaseUrl,
+      db,
+      lock,
+      dbVersion,
+      containers,
+      leader,
+      version: leader?.session?.version ?? version
+    }
   } catch (e) {
     await db.close()
     throw e
@@ -131,7 +162,11 @@ export async function inspectNode(ctx: Context, names: string[]): Promise<NodeVi
  * The DB URL is written as the container sees it. A host name that is another container on the
  * node's network (a compose `postgres` service) does not resolve on the host: use its address.
  */
-async function rewriteDbHost(docker: DockerClient, url: string | undefined, node: ContainerInfo): Promise<string | undefined> {
+async function rewriteDbHost(
+  docker: DockerClient,
+  url: string | undefined,
+  node: ContainerInfo
+): Promise<string | undefined> {
   if (!url) return url
   let u: URL
   try {
@@ -149,7 +184,10 @@ async function rewriteDbHost(docker: DockerClient, url: string | undefined, node
   }
   for (const [netName, ep] of Object.entries(node.NetworkSettings?.Networks ?? {})) {
     void ep
-    const net = await docker.api.getNetwork(netName).inspect().catch(() => undefined)
+    const net = await docker.api
+      .getNetwork(netName)
+      .inspect()
+      .catch(() => undefined)
     for (const id of Object.keys(net?.Containers ?? {})) {
       const other = await docker.inspect(id)
       const onNet = other?.NetworkSettings?.Networks?.[netName]
@@ -167,11 +205,15 @@ async function rewriteDbHost(docker: DockerClient, url: string | undefined, node
 export function requireLeader(view: NodeView, expected?: string): NodeContainer {
   if (view.lock.problem) throw new OperationError(`No single leader: ${view.lock.problem}`)
   const ready = view.containers.filter((c) => c.health?.readyz === 200)
-  if (ready.length > 1) throw new OperationError(`Two leaders: ${ready.map((c) => c.name).join(' and ')} both answer /readyz 200`)
+  if (ready.length > 1)
+    throw new OperationError(`Two leaders: ${ready.map((c) => c.name).join(' and ')} both answer /readyz 200`)
   if (!view.leader) {
     const holderSessions = view.lock.sessions.filter((s) => sameApp(s.appId, view.lock.holder))
-    throw new OperationError(`The lock is held by app ${view.lock.holder} (${holderSessions.map((s) => s.clientAddr ?? 'local').join(', ') || 'no session'}), which is none of the containers ${view.containers.map((c) => `'${c.name}'`).join(', ')}: another node on this database leads`)
+    throw new OperationError(
+      `The lock is held by app ${view.lock.holder} (${holderSessions.map((s) => s.clientAddr ?? 'local').join(', ') || 'no session'}), which is none of the containers ${view.containers.map((c) => `'${c.name}'`).join(', ')}: another node on this database leads`
+    )
   }
-  if (expected && view.leader.name !== expected) throw new OperationError(`Container '${expected}' is not the leader: '${view.leader.name}' holds the lock`)
+  if (expected && view.leader.name !== expected)
+    throw new OperationError(`Container '${expected}' is not the leader: '${view.leader.name}' holds the lock`)
   return view.leader
 }

@@ -20,9 +20,18 @@ export async function run(): Promise<void> {
   if (core.getState(StateKey.RunId) !== j.runId) return
   core.warning(`The ${j.operation} of '${container}' (run ${j.runId}) did not finish; repairing`)
   try {
-    const inputs = readInputs((n) => core.getInput(n), (s) => core.setSecret(s))
+    const inputs = readInputs(
+      (n) => core.getInput(n),
+      (s) => core.setSecret(s)
+    )
     const report = new Report((line) => core.info(line))
-    const result = await repair({ inputs, docker: new DockerClient(inputs.dockerHost), log: actionLog(), report, signal: new AbortController().signal })
+    const result = await repair({
+      inputs,
+      docker: new DockerClient(inputs.dockerHost),
+      log: actionLog(),
+      report,
+      signal: new AbortController().signal
+    })
     publish(result, report)
     if (!result.ok) core.setFailed(result.message ?? `repair ended with ${result.result}`)
   } catch (e) {

@@ -64,23 +64,50 @@ export class Report {
       out.push('| | |', '|---|---|', ...this.facts.map(([k, v]) => `| ${esc(k)} | ${esc(v)} |`), '')
     }
     for (const t of this.tables) {
-      out.push(`### ${t.heading}`, '', `| ${t.header.join(' | ')} |`, `|${t.header.map(() => '---').join('|')}|`, ...t.rows.map((r) => `| ${r.map(esc).join(' | ')} |`), '')
+      out.push(
+        `### ${t.heading}`,
+        '',
+        `| ${t.header.join(' | ')} |`,
+        `|${t.header.map(() => '---').join('|')}|`,
+        ...t.rows.map((r) => `| ${r.map(esc).join(' | ')} |`),
+        ''
+      )
     }
     if (this.handoffs.length) {
       out.push('### Handoffs', '', '| from | to | stop | lock taken after | leader gap |', '|---|---|---|---|---|')
-      for (const h of this.handoffs) out.push(`| ${h.from} | ${h.to} | ${h.stop} | ${h.lockTakenMs !== undefined ? formatMs(h.lockTakenMs) : '-'} | ${h.gapMs !== undefined ? formatMs(h.gapMs) : '-'} |`)
+      for (const h of this.handoffs)
+        out.push(
+          `| ${h.from} | ${h.to} | ${h.stop} | ${h.lockTakenMs !== undefined ? formatMs(h.lockTakenMs) : '-'} | ${h.gapMs !== undefined ? formatMs(h.gapMs) : '-'} |`
+        )
       out.push('')
     }
     if (this.gates.length) {
-      out.push('### Gates', '', '| gate | result | evidence |', '|---|---|---|', ...this.gates.map((g) => `| ${esc(g.name)} | ${g.passed ? 'passed' : '**failed**'} | ${esc(g.detail)} |`), '')
+      out.push(
+        '### Gates',
+        '',
+        '| gate | result | evidence |',
+        '|---|---|---|',
+        ...this.gates.map((g) => `| ${esc(g.name)} | ${g.passed ? 'passed' : '**failed**'} | ${esc(g.detail)} |`),
+        ''
+      )
     }
     if (this.timeline.length) {
       out.push('### Timeline', '', '| t | step | detail |', '|---|---|---|')
-      for (const e of this.timeline) out.push(`| +${((e.at - this.started) / 1000).toFixed(2)} s | ${esc(e.step)} | ${esc(e.detail ?? '')} |`)
+      for (const e of this.timeline)
+        out.push(`| +${((e.at - this.started) / 1000).toFixed(2)} s | ${esc(e.step)} | ${esc(e.detail ?? '')} |`)
       out.push('')
     }
     if (this.notes.length) out.push(...this.notes.map((n) => `> ${n}`), '')
-    for (const l of this.logs) out.push(`<details><summary>Last log lines of ${l.container}</summary>`, '', '```', l.text.trimEnd(), '```', '</details>', '')
+    for (const l of this.logs)
+      out.push(
+        `<details><summary>Last log lines of ${l.container}</summary>`,
+        '',
+        '```',
+        l.text.trimEnd(),
+        '```',
+        '</details>',
+        ''
+      )
     return out.join('\n')
   }
 }

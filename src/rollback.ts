@@ -26,7 +26,13 @@ export interface RollbackPlan {
   backupFile?: string
 }
 
-export async function rollback(ctx: Context, link: NodeLink, plan: RollbackPlan, tNew: Timeouts, reason: string): Promise<Member> {
+export async function rollback(
+  ctx: Context,
+  link: NodeLink,
+  plan: RollbackPlan,
+  tNew: Timeouts,
+  reason: string
+): Promise<Member> {
   const { docker, report, inputs } = ctx
   // ready-timeout was chosen for the new image (its migrations); the previous container has run
   // on this DB before and is held to its own, generous bound, so a tight ready-timeout can
@@ -38,7 +44,9 @@ export async function rollback(ctx: Context, link: NodeLink, plan: RollbackPlan,
   try {
     await link.db.version()
   } catch (e) {
-    throw new OperationError(`the node's database does not answer (${(e as Error).message}); nothing was stopped: the node is as the failed step left it`)
+    throw new OperationError(
+      `the node's database does not answer (${(e as Error).message}); nothing was stopped: the node is as the failed step left it`
+    )
   }
   // Every instance must be down before the DB moves: `db rollback` takes no lock.
   for (const m of [...plan.created, ...(plan.others ?? []).map((o) => o.member), plan.previous]) {
@@ -51,12 +59,20 @@ export async function rollback(ctx: Context, link: NodeLink, plan: RollbackPlan,
   const now = await link.db.version()
   const moved = now.goose !== plan.dbBefore.goose || now.nodeVersion !== plan.dbBefore.nodeVersion
   if (moved) {
-    report.step('database moved', `goose ${plan.dbBefore.goose} -> ${now.goose}, node_versions ${plan.dbBefore.nodeVersion ?? '-'} -> ${now.nodeVersion ?? '-'}`)
+    report.step(
+      'database moved',
+      `goose ${plan.dbBefore.goose} -> ${now.goose}, node_versions ${plan.dbBefore.nodeVersion ?? '-'} -> ${now.nodeVersion ?? '-'}`
+    )
     if (inputs.dbRollback === 'migrate-down' && plan.dbBefore.goose !== undefined) await migrateDown(ctx, link, plan)
     else {
-      if (!plan.backupFile) throw new OperationError(`the new version changed the database (goose ${plan.dbBefore.goose} -> ${now.goose}) and no pre-upgrade backup exists to restore; the previous container '${plan.previous.name}' is stopped and cannot run on this database: run the new image's 'node db rollback ${plan.dbBefore.goose}' and reset node_versions, then start it`)
+      if (!plan.backupFile)
+        throw new OperationError(
+          `the new version changed the database (goose ${plan.dbBefore.goose} -> ${now.goose}) and no pre-upgrade backup exists to restore; the previous container '${plan.previous.name}' is stopped and cannot run on this database: run the new image's 'node db rollback ${plan.dbBefore.goose}' and reset node_versions, then start it`
+        )
       await restoreForRollback(ctx, link, plan.backupFile)
-      report.note(`The database was restored from the pre-upgrade backup ${plan.backupFile}: every write since that backup was taken is lost.`)
+      report.note(
+        `The database was restored from the pre-upgrade backup ${plan.backupFile}: every write since that backup was taken is lost.`
+      )
     }
   }
   // The previous containers get their names back; new ones that took a name go.
@@ -66,7 +82,10 @@ export async function rollback(ctx: Context, link: NodeLink, plan: RollbackPlan,
     if (info && names.has(info.Name.replace(/^\//, ''))) await docker.remove(m.id)
   }
   const prev = await docker.inspect(plan.previous.id)
-  if (!prev) throw new OperationError(`the previous container '${plan.previous.name}' (${plan.previous.id.slice(0, 12)}) is gone; nothing to roll back to`)
+  if (!prev)
+    throw new OperationError(
+      `the previous container '${plan.previous.name}' (${plan.previous.id.slice(0, 12)}) is gone; nothing to roll back to`
+    )
   if (prev.Name.replace(/^\//, '') !== plan.name) await docker.rename(prev.Id, plan.name)
   const restored = await takeOver(ctx, link, { ...plan.previous, name: plan.name }, t)
   for (const o of plan.others ?? []) {
@@ -88,14 +107,28 @@ async function migrateDown(ctx: Context, link: NodeLink, plan: RollbackPlan): Pr
   const prev = (await docker.inspect(plan.previous.id))!
   const inv = dbInvocation(prev.Config.Entrypoint, prev.Config.Cmd, ['rollback', String(plan.dbBefore.goose)])
   const cmd = inv.cmd
-  const spec = cloneSpec(prev, { name: `${plan.name}${SUFFIX_DB_ROLLBACK}${Date.now().toString(36)}`, image: plan.newImage, cmd, entrypoint: inv.entrypoint, portBindings: {}, extraLabels: { [LABEL_ROLE]: 'db-rollback' } })
+  const spec = cloneSpec(prev, {
+    name: `${plan.name}${SUFFIX_DB_ROLLBACK}${Date.now().toString(36)}`,
+    image: plan.newImage,
+    cmd,
+    entrypoint: inv.entrypoint,
+    portBindings: {},
+    extraLabels: { [LABEL_ROLE]: 'db-rollback' }
+  })
   spec.HostConfig = { ...spec.HostConfig, RestartPolicy: { Name: 'no' } }
   spec.Healthcheck = { Test: ['NONE'] }
   report.step('db rollback', `${plan.newImage} ${cmd.join(' ')}`)
   const r = await docker.runOnce(spec, 10 * 60_000)
-  if (r.exitCode !== 0) throw new OperationError(`'node db rollback ${plan.dbBefore.goose}' with the new image failed (exit ${r.exitCode}): ${r.output.trim().split('\n').slice(-3).join(' | ')}`)
+  if (r.exitCode !== 0)
+    throw new OperationError(
+      `'node db rollback ${plan.dbBefore.goose}' with the new image failed (exit ${r.exitCode}): ${r.output.trim().split('\n').slice(-3).join(' | ')}`
+    )
   await link.db.resetNodeVersion(plan.dbBefore.nodeVersion)
   const after = await link.db.version()
-  if (after.goose !== plan.dbBefore.goose) throw new OperationError(`after 'db rollback' the database is at goose ${after.goose}, not ${plan.dbBefore.goose}`)
-  report.step('database rolled back', `goose ${after.goose}, node_versions ${after.nodeVersion ?? '(empty)'}: no writes lost`)
+  if (after.goose !== plan.dbBefore.goose)
+    throw new OperationError(`after 'db rollback' the database is at goose ${after.goose}, not ${plan.dbBefore.goose}`)
+  report.step(
+    'database rolled back',
+    `goose ${after.goose}, node_versions ${after.nodeVersion ?? '(empty)'}: no writes lost`
+  )
 }

@@ -4,7 +4,18 @@
 import type { Context, OperationResult } from './context.js'
 import { OperationError } from './context.js'
 import { publishedPorts } from './container-spec.js'
-import { describePorts, GateError, handoff, memberOf, standbyReady, startClone, timeouts, type Member, type NodeLink, type Timeouts } from './handoff.js'
+import {
+  describePorts,
+  GateError,
+  handoff,
+  memberOf,
+  standbyReady,
+  startClone,
+  timeouts,
+  type Member,
+  type NodeLink,
+  type Timeouts
+} from './handoff.js'
 import { formatMs } from './duration.js'
 import { ReadinessWatcher } from './watch.js'
 import type { ContainerInfo } from './docker.js'
@@ -43,33 +54,68 @@ export interface Prepared {
 export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<OperationResult>): Promise<OperationResult> {
   const { inputs, docker, report, log } = ctx
   await docker.ping()
-  const hostLock = await HostLock.acquire(inputs.stateDir, inputs.container, inputs.lockTimeoutMs, ctx.signal, (o) => log.info(`Waiting for the host lock (held by ${o})`))
+  const hostLock = await HostLock.acquire(inputs.stateDir, inputs.container, inputs.lockTimeoutMs, ctx.signal, (o) =>
+    log.info(`Waiting for the host lock (held by ${o})`)
+  )
   try {
     const prior = readJournal(inputs.stateDir, inputs.container)
-    if (prior && prior.phase === 'in-progress') throw new OperationError(`An interrupted ${prior.operation} (run ${prior.runId}, started ${prior.startedAt}) is recorded in ${journalPath(inputs.stateDir, inputs.container)}; run operation 'repair' first`)
+    if (prior && prior.phase === 'in-progress')
+      throw new OperationError(
+        `An interrupted ${prior.operation} (run ${prior.runId}, started ${prior.startedAt}) is recorded in ${journalPath(inputs.stateDir, inputs.container)}; run operation 'repair' first`
+      )
     const names = [inputs.container, ...(inputs.standby ? [inputs.standby] : [])]
     for (const n of names) {
       for (const suffix of [SUFFIX_NEXT, SUFFIX_PREVIOUS]) {
-        if (await docker.inspect(n + suffix)) throw new OperationError(`A container '${n + suffix}' from an earlier run exists; run operation 'repair' first`)
+        if (await docker.inspect(n + suffix))
+          throw new OperationError(
+            `A container '${n + suffix}' from an earlier run exists; run operation 'repair' first`
+          )
       }
     }
     const view = await inspectNode(ctx, names)
     try {
       const leader = requireLeader(view)
-      if (view.mode === 'none') throw new OperationError(`'${leader.name}' runs with lock mode 'none': without a DB lock no zero-downtime handoff is possible; enable [Database.Lock] (v2) or DATABASE_LOCKING_MODE=lease`)
-      if (!inputs.standby && leader.name !== inputs.container) throw new OperationError(`Container '${inputs.container}' is not the leader`)
+      if (view.mode === 'none')
+        throw new OperationError(
+          `'${leader.name}' runs with lock mode 'none': without a DB lock no zero-downtime handoff is possible; enable [Database.Lock] (v2) or DATABASE_LOCKING_MODE=lease`
+        )
+      if (!inputs.standby && leader.name !== inputs.container)
+        throw new OperationError(`Container '${inputs.container}' is not the leader`)
       // A health URL that does not answer would leave every readiness measurement blind.
-      if (inputs.healthUrl && leader.name === inputs.container && leader.health?.readyz === undefined) throw new OperationError(`Input 'health-url': ${inputs.healthUrl} does not answer (${leader.health?.error ?? 'no answer'}); it must reach the leader's node HTTP server from this runner`)
+      if (inputs.healthUrl && leader.name === inputs.container && leader.health?.readyz === undefined)
+        throw new OperationError(
+          `Input 'health-url': ${inputs.healthUrl} does not answer (${leader.health?.error ?? 'no answer'}); it must reach the leader's node HTTP server from this runner`
+        )
       let other: NodeContainer | undefined
       if (inputs.standby) {
         other = view.containers.find((c) => c !== leader)!
         // The pair's standby must be alive and waiting before anything changes.
-        if (!other.info.State.Running) throw new OperationError(`Input 'standby': '${other.name}' is ${other.info.State.Status} (exit code ${other.info.State.ExitCode}), not waiting for the lock; start it (or fix it) first`)
-        if (!other.session) throw new OperationError(`Input 'standby': '${other.name}' is running but has no DB session on the node's database: it is not waiting for the lock`)
+        if (!other.info.State.Running)
+          throw new OperationError(
+            `Input 'standby': '${other.name}' is ${other.info.State.Status} (exit code ${other.info.State.ExitCode}), not waiting for the lock; start it (or fix it) first`
+          )
+        if (!other.session)
+          throw new OperationError(
+            `Input 'standby': '${other.name}' is running but has no DB session on the node's database: it is not waiting for the lock`
+          )
       }
-      report.fact('Node', view.containers.map((c) => `${c.name}${c === leader ? ' (leader)' : ' (standby)'}: ${c.image}${c.digest ? ` (${c.digest})` : ''}`).join('; ') + `, version ${view.version ?? '?'}`)
-      report.fact('Lock', `${view.mode} (${view.config.lockModeSource}); lease ${formatMs(view.config.leaseDurationMs)}, refresh ${formatMs(view.config.leaseRefreshMs)}`)
-      report.fact('Database', `goose ${view.dbVersion.goose ?? '-'}, node_versions ${view.dbVersion.nodeVersion ?? '-'}`)
+      report.fact(
+        'Node',
+        view.containers
+          .map(
+            (c) =>
+              `${c.name}${c === leader ? ' (leader)' : ' (standby)'}: ${c.image}${c.digest ? ` (${c.digest})` : ''}`
+          )
+          .join('; ') + `, version ${view.version ?? '?'}`
+      )
+      report.fact(
+        'Lock',
+        `${view.mode} (${view.config.lockModeSource}); lease ${formatMs(view.config.leaseDurationMs)}, refresh ${formatMs(view.config.leaseRefreshMs)}`
+      )
+      report.fact(
+        'Database',
+        `goose ${view.dbVersion.goose ?? '-'}, node_versions ${view.dbVersion.nodeVersion ?? '-'}`
+      )
       const link: NodeLink = { db: view.db, config: view.config, mode: view.mode, databaseUrl: view.databaseUrl }
       return await fn({ view, leader, other, link, t: timeouts(ctx, view.config, leader.info) })
     } finally {
@@ -80,15 +126,29 @@ export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<Operat
   }
 }
 
-export function planText(p: Prepared, ch: Change, preferPrimary: boolean, finish: 'swap' | 'second-handoff' = 'swap'): string {
+export function planText(
+  p: Prepared,
+  ch: Change,
+  preferPrimary: boolean,
+  finish: 'swap' | 'second-handoff' = 'swap'
+): string {
   const { leader, other } = p
   if (other) {
-    const steps = ch.operation === 'handoff' ? [`hand off from '${leader.name}' to the waiting '${other.name}'`, `restart '${leader.name}' as the standby`] : [`recreate the waiting '${other.name}' on ${ch.createRef}`, `hand off to it`, `recreate '${leader.name}' on ${ch.createRef} as the standby`]
+    const steps =
+      ch.operation === 'handoff'
+        ? [`hand off from '${leader.name}' to the waiting '${other.name}'`, `restart '${leader.name}' as the standby`]
+        : [
+            `recreate the waiting '${other.name}' on ${ch.createRef}`,
+            `hand off to it`,
+            `recreate '${leader.name}' on ${ch.createRef} as the standby`
+          ]
     if (preferPrimary && leader.name === p.view.containers[0].name) steps.push(`hand back to '${leader.name}'`)
     return steps.join(', then ')
   }
-  const twoHandoffs = leader.info.HostConfig.NetworkMode !== 'host' && Object.keys(publishedPorts(leader.info)).length > 0
-  if (twoHandoffs && finish === 'swap') return `verify ${ch.createRef} as a waiting standby '${leader.name}${SUFFIX_NEXT}' on spare ports, remove it, then stop '${leader.name}' and start the new container in its place on the original ports (${describePorts(leader.info)})`
+  const twoHandoffs =
+    leader.info.HostConfig.NetworkMode !== 'host' && Object.keys(publishedPorts(leader.info)).length > 0
+  if (twoHandoffs && finish === 'swap')
+    return `verify ${ch.createRef} as a waiting standby '${leader.name}${SUFFIX_NEXT}' on spare ports, remove it, then stop '${leader.name}' and start the new container in its place on the original ports (${describePorts(leader.info)})`
   return twoHandoffs
     ? `start '${leader.name}${SUFFIX_NEXT}' on ${ch.createRef} with ports remapped, hand off to it, then start '${leader.name}' on the original ports (${describePorts(leader.info)}) and hand off again`
     : `start '${leader.name}${SUFFIX_NEXT}' on ${ch.createRef} (${describePorts(leader.info)}), hand off to it, then give it the name '${leader.name}'`
@@ -99,7 +159,16 @@ function openJournal(ctx: Context, p: Prepared, ch: Change): JournalWriter {
     runId: Date.now().toString(36),
     operation: ch.operation,
     container: ctx.inputs.container,
-    plan: { leaderId: p.leader.info.Id, leaderName: p.leader.name, otherId: p.other?.info.Id, otherName: p.other?.name, leaderImage: p.leader.image, target: ch.createRef, dbBefore: p.view.dbVersion, mode: p.view.mode }
+    plan: {
+      leaderId: p.leader.info.Id,
+      leaderName: p.leader.name,
+      otherId: p.other?.info.Id,
+      otherName: p.other?.name,
+      leaderImage: p.leader.image,
+      target: ch.createRef,
+      dbBefore: p.view.dbVersion,
+      mode: p.view.mode
+    }
   })
   ctx.onJournal?.(j.journal.runId)
   return j
@@ -109,7 +178,14 @@ function openJournal(ctx: Context, p: Prepared, ch: Change): JournalWriter {
 export function publishedUrl(info: ContainerInfo, httpPort: number): string | undefined {
   const b = publishedPorts(info)[`${httpPort}/tcp`]?.[0]
   if (!b?.HostPort) return undefined
-  const ip = !b.HostIp || b.HostIp === '0.0.0.0' ? '127.0.0.1' : b.HostIp === '::' ? '[::1]' : b.HostIp.includes(':') ? `[${b.HostIp}]` : b.HostIp
+  const ip =
+    !b.HostIp || b.HostIp === '0.0.0.0'
+      ? '127.0.0.1'
+      : b.HostIp === '::'
+        ? '[::1]'
+        : b.HostIp.includes(':')
+          ? `[${b.HostIp}]`
+          : b.HostIp
   return `http://${ip}:${b.HostPort}`
 }
 
@@ -128,7 +204,14 @@ export async function failedContainerLogs(ctx: Context, m: Member, e?: unknown):
  * The standby-ready gate of a new container before any handoff: on failure its logs go to the
  * report, `undo` puts things back as they were (the leader was never touched) and the run ends.
  */
-async function standbyOrUndo(ctx: Context, p: Prepared, journal: JournalWriter, m: Member, knownApps: Set<string>, undo: () => Promise<void>): Promise<void> {
+async function standbyOrUndo(
+  ctx: Context,
+  p: Prepared,
+  journal: JournalWriter,
+  m: Member,
+  knownApps: Set<string>,
+  undo: () => Promise<void>
+): Promise<void> {
   try {
     await standbyReady(ctx, p.link, m, p.view.lock.holder!, knownApps, p.t.standbyMs)
   } catch (e) {
@@ -142,7 +225,12 @@ async function standbyOrUndo(ctx: Context, p: Prepared, journal: JournalWriter, 
 }
 
 /** The verified pre-upgrade backup (journaled), when the change and the inputs ask for one. */
-async function preUpgradeBackup(ctx: Context, p: Prepared, ch: Change, journal: JournalWriter): Promise<string | undefined> {
+async function preUpgradeBackup(
+  ctx: Context,
+  p: Prepared,
+  ch: Change,
+  journal: JournalWriter
+): Promise<string | undefined> {
   if (!ch.backup || !ctx.inputs.backup) return undefined
   journal.step('backup')
   const backupFile = await backupBeforeUpgrade(ctx, p.view, p.leader)
@@ -153,23 +241,62 @@ async function preUpgradeBackup(ctx: Context, p: Prepared, ch: Change, journal: 
 const done = (ch: Change) => (ch.operation === 'upgrade' ? 'upgraded' : 'ok') as 'upgraded' | 'ok'
 
 /** Rolls back after a failure past the first handoff, or says exactly where the node is. */
-async function recover(ctx: Context, p: Prepared, ch: Change, journal: JournalWriter, e: unknown, created: Member[], previous: Member, others: Array<{ member: Member; name: string }>, backupFile: string | undefined, gaps: number[]): Promise<OperationResult> {
+async function recover(
+  ctx: Context,
+  p: Prepared,
+  ch: Change,
+  journal: JournalWriter,
+  e: unknown,
+  created: Member[],
+  previous: Member,
+  others: Array<{ member: Member; name: string }>,
+  backupFile: string | undefined,
+  gaps: number[]
+): Promise<OperationResult> {
   if (ctx.signal.aborted) throw e // cancelled: the post step repairs from the journal
   const reason = e instanceof Error ? e.message : String(e)
   for (const m of created) await failedContainerLogs(ctx, m, e)
   if (!ctx.inputs.rollback) {
     journal.done('failed')
-    throw new OperationError(`${reason}. Rollback is off (input 'rollback: false'): the node is left as it is; the previous container is kept stopped as '${previous.name}'`)
+    throw new OperationError(
+      `${reason}. Rollback is off (input 'rollback: false'): the node is left as it is; the previous container is kept stopped as '${previous.name}'`
+    )
   }
   journal.step('rollback', { reason })
   try {
-    await rollback(ctx, p.link, { name: p.leader.name, previous, others, created, newImage: ch.createRef, dbBefore: p.view.dbVersion, backupFile }, p.t, reason)
+    await rollback(
+      ctx,
+      p.link,
+      {
+        name: p.leader.name,
+        previous,
+        others,
+        created,
+        newImage: ch.createRef,
+        dbBefore: p.view.dbVersion,
+        backupFile
+      },
+      p.t,
+      reason
+    )
   } catch (re) {
     journal.step('rollback-failed', { reason: (re as Error).message })
-    throw new OperationError(`${ch.operation} failed (${reason}) and the rollback failed too: ${(re as Error).message}. Run operation 'repair' after fixing the cause; the journal is ${journal.path}`)
+    throw new OperationError(
+      `${ch.operation} failed (${reason}) and the rollback failed too: ${(re as Error).message}. Run operation 'repair' after fixing the cause; the journal is ${journal.path}`
+    )
   }
   journal.done('rolled-back')
-  return { result: 'rolled-back', ok: false, message: `${ch.operation} to ${ch.display} failed (${reason}); rolled back: '${p.leader.name}' leads on ${p.leader.image}`, outputs: { 'previous-image': p.leader.image, image: p.leader.image, leader: p.leader.name, 'leader-gap-ms': gapsOut(gaps) } }
+  return {
+    result: 'rolled-back',
+    ok: false,
+    message: `${ch.operation} to ${ch.display} failed (${reason}); rolled back: '${p.leader.name}' leads on ${p.leader.image}`,
+    outputs: {
+      'previous-image': p.leader.image,
+      image: p.leader.image,
+      leader: p.leader.name,
+      'leader-gap-ms': gapsOut(gaps)
+    }
+  }
 }
 
 /** A single node: temporary standby, handoff, then (docs layout) a second handoff onto the original name and ports. */
@@ -179,14 +306,21 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise
   const name = leader.name
   const journal = openJournal(ctx, p, ch)
   const runId = journal.journal.runId
-  const twoHandoffs = leader.info.HostConfig.NetworkMode !== 'host' && Object.keys(publishedPorts(leader.info)).length > 0
+  const twoHandoffs =
+    leader.info.HostConfig.NetworkMode !== 'host' && Object.keys(publishedPorts(leader.info)).length > 0
   const knownApps = new Set(view.lock.sessions.map((s) => s.appId))
   const previous: Member = memberOf(leader.info, view.lock.holder)
   const created: Member[] = []
   const backupFile = await preUpgradeBackup(ctx, p, ch, journal)
   // Standby: fail here and the leader was never touched.
   journal.step('standby-create', { name: name + SUFFIX_NEXT })
-  const standby = await startClone(ctx, leader.info, { image: ch.createRef, name: name + SUFFIX_NEXT, ports: 'remap', runId, role: 'next' })
+  const standby = await startClone(ctx, leader.info, {
+    image: ch.createRef,
+    name: name + SUFFIX_NEXT,
+    ports: 'remap',
+    runId,
+    role: 'next'
+  })
   created.push(standby)
   journal.step('standby-started', { id: standby.id })
   report.step('standby started', `'${standby.name}' (${describePorts(standby.info)})`)
@@ -203,7 +337,11 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise
   const reportPort = async () => {
     await portWatch?.stop()
     const g = portWatch?.longestGap()
-    if (g !== undefined) report.fact('Published port', `${portUrl}: longest time without a ready answer ${formatMs(g)} (probed every 50 ms)`)
+    if (g !== undefined)
+      report.fact(
+        'Published port',
+        `${portUrl}: longest time without a ready answer ${formatMs(g)} (probed every 50 ms)`
+      )
   }
   try {
     if (!swap) {
@@ -219,9 +357,19 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise
       journal.step('standby-verified', { id: standby.id })
       await docker.stop(standby.id, t.stopS)
       await docker.remove(standby.id)
-      report.step('standby verified and removed', `'${standby.name}' waited for the lock on ${ch.createRef}; the swap follows`)
+      report.step(
+        'standby verified and removed',
+        `'${standby.name}' waited for the lock on ${ch.createRef}; the swap follows`
+      )
       journal.step('final-create', { name: name + SUFFIX_NEXT })
-      const final = await startClone(ctx, leader.info, { image: ch.createRef, name: name + SUFFIX_NEXT, ports: 'keep', runId, role: 'final', start: false })
+      const final = await startClone(ctx, leader.info, {
+        image: ch.createRef,
+        name: name + SUFFIX_NEXT,
+        ports: 'keep',
+        runId,
+        role: 'final',
+        start: false
+      })
       created.push(final)
       journal.step('swap', { from: leader.info.Id, to: final.id })
       gaps.push(
@@ -238,7 +386,13 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise
       )
     } else if (twoHandoffs) {
       journal.step('final-create', { name })
-      const final = await startClone(ctx, leader.info, { image: ch.createRef, name, ports: 'keep', runId, role: 'final' })
+      const final = await startClone(ctx, leader.info, {
+        image: ch.createRef,
+        name,
+        ports: 'keep',
+        runId,
+        role: 'final'
+      })
       created.push(final)
       journal.step('final-started', { id: final.id })
       report.step('final container started', `'${final.name}' on the original ports (${describePorts(final.info)})`)
@@ -260,7 +414,18 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise
   await docker.remove(leader.info.Id)
   journal.done(done(ch))
   report.step('done', `'${name}' leads on ${ch.display}`)
-  return { result: done(ch), ok: true, message: `'${name}' ${ch.operation === 'upgrade' ? `upgraded from ${leader.image} to` : 'now runs a fresh process of'} ${ch.display}`, outputs: { 'previous-image': leader.image, image: ch.display, leader: name, 'leader-gap-ms': gapsOut(gaps), ...(backupFile ? { 'backup-file': backupFile } : {}) } }
+  return {
+    result: done(ch),
+    ok: true,
+    message: `'${name}' ${ch.operation === 'upgrade' ? `upgraded from ${leader.image} to` : 'now runs a fresh process of'} ${ch.display}`,
+    outputs: {
+      'previous-image': leader.image,
+      image: ch.display,
+      leader: name,
+      'leader-gap-ms': gapsOut(gaps),
+      ...(backupFile ? { 'backup-file': backupFile } : {})
+    }
+  }
 }
 
 /**
@@ -286,13 +451,22 @@ export async function rollPair(ctx: Context, p: Prepared, ch: Change): Promise<O
   // 1. The waiting standby gets the new image (or a fresh process): the leader is untouched.
   if (replaceImage) {
     journal.step('standby-stop', { id: other.info.Id })
-    report.step(`stop ${other.name}`, 'waiting standby (it exits 1 "failed to take initial lease: stopped", as the node does)')
+    report.step(
+      `stop ${other.name}`,
+      'waiting standby (it exits 1 "failed to take initial lease: stopped", as the node does)'
+    )
     await docker.stop(other.info.Id, t.stopS)
     journal.step('rename-standby-previous', { id: other.info.Id, name: other.name + SUFFIX_PREVIOUS })
     await docker.rename(other.info.Id, other.name + SUFFIX_PREVIOUS)
     oldStandby.name = other.name + SUFFIX_PREVIOUS
     journal.step('standby-create', { name: other.name })
-    next = await startClone(ctx, other.info, { image: ch.createRef, name: other.name, ports: 'keep', runId, role: 'standby' })
+    next = await startClone(ctx, other.info, {
+      image: ch.createRef,
+      name: other.name,
+      ports: 'keep',
+      runId,
+      role: 'standby'
+    })
     created.push(next)
     journal.step('standby-started', { id: next.id })
     report.step('standby started', `'${next.name}' on ${ch.createRef} (${describePorts(next.info)})`)
@@ -302,7 +476,10 @@ export async function rollPair(ctx: Context, p: Prepared, ch: Change): Promise<O
       await docker.remove(fresh.id)
       await docker.rename(other.info.Id, other.name)
       await docker.start(other.info.Id)
-      report.step('standby restored', `'${other.name}' back on ${other.image}; '${leader.name}' was never touched (gap 0)`)
+      report.step(
+        'standby restored',
+        `'${other.name}' back on ${other.image}; '${leader.name}' was never touched (gap 0)`
+      )
     })
   }
   try {
@@ -317,7 +494,13 @@ export async function rollPair(ctx: Context, p: Prepared, ch: Change): Promise<O
       await docker.rename(leader.info.Id, leader.name + SUFFIX_PREVIOUS)
       previous.name = leader.name + SUFFIX_PREVIOUS
       journal.step('final-create', { name: leader.name })
-      newStandby = await startClone(ctx, leader.info, { image: ch.createRef, name: leader.name, ports: 'keep', runId, role: 'final' })
+      newStandby = await startClone(ctx, leader.info, {
+        image: ch.createRef,
+        name: leader.name,
+        ports: 'keep',
+        runId,
+        role: 'final'
+      })
       created.push(newStandby)
     } else {
       journal.step('restart-previous', { id: leader.info.Id })
@@ -342,8 +525,22 @@ export async function rollPair(ctx: Context, p: Prepared, ch: Change): Promise<O
       await docker.remove(other.info.Id)
     }
     journal.done(done(ch))
-    report.step('done', `'${finalLeader.name}' leads on ${ch.display}; '${finalLeader === next ? leader.name : other.name}' waits as the standby`)
-    return { result: done(ch), ok: true, message: `'${finalLeader.name}' leads on ${ch.display}`, outputs: { 'previous-image': leader.image, image: ch.display, leader: finalLeader.name, 'leader-gap-ms': gapsOut(gaps), ...(backupFile ? { 'backup-file': backupFile } : {}) } }
+    report.step(
+      'done',
+      `'${finalLeader.name}' leads on ${ch.display}; '${finalLeader === next ? leader.name : other.name}' waits as the standby`
+    )
+    return {
+      result: done(ch),
+      ok: true,
+      message: `'${finalLeader.name}' leads on ${ch.display}`,
+      outputs: {
+        'previous-image': leader.image,
+        image: ch.display,
+        leader: finalLeader.name,
+        'leader-gap-ms': gapsOut(gaps),
+        ...(backupFile ? { 'backup-file': backupFile } : {})
+      }
+    }
   } catch (e) {
     return recover(ctx, p, ch, journal, e, created, previous, others, backupFile, gaps)
   }

@@ -1,7 +1,18 @@
 // The journal and the host lock, both files in `state-dir` on the node's host, so that the post
 // step, a re-run or `operation: repair` (even from another workflow) sees what was in flight.
 // No secret is ever written here: containers are named by id, the DB by nothing at all.
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync, utimesSync } from 'node:fs'
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+  utimesSync
+} from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { sleep } from './context.js'
@@ -62,7 +73,14 @@ export class JournalWriter {
     readonly path: string,
     init: Omit<Journal, 'steps' | 'phase' | 'pid' | 'host' | 'startedAt'>
   ) {
-    this.journal = { ...init, pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), phase: 'in-progress', steps: [] }
+    this.journal = {
+      ...init,
+      pid: process.pid,
+      host: hostname(),
+      startedAt: new Date().toISOString(),
+      phase: 'in-progress',
+      steps: []
+    }
     this.flush()
   }
 
@@ -108,7 +126,13 @@ export class HostLock {
   private timer?: NodeJS.Timeout
   private constructor(readonly path: string) {}
 
-  static async acquire(stateDir: string, container: string, timeoutMs: number, signal?: AbortSignal, onWait?: (owner: string) => void): Promise<HostLock> {
+  static async acquire(
+    stateDir: string,
+    container: string,
+    timeoutMs: number,
+    signal?: AbortSignal,
+    onWait?: (owner: string) => void
+  ): Promise<HostLock> {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 })
     const path = join(stateDir, `${safeName(container)}.lock`)
     const end = Date.now() + timeoutMs
@@ -144,7 +168,10 @@ export class HostLock {
         onWait?.(owner ? `pid ${owner.pid} on ${owner.host} since ${owner.at}` : 'unknown owner')
         told = true
       }
-      if (Date.now() >= end) throw new Error(`another chainlink-rollout operation holds the host lock ${path} (${owner ? `pid ${owner.pid} since ${owner.at}` : 'unknown owner'}); waited ${Math.round(timeoutMs / 1000)} s (input 'lock-timeout')`)
+      if (Date.now() >= end)
+        throw new Error(
+          `another chainlink-rollout operation holds the host lock ${path} (${owner ? `pid ${owner.pid} since ${owner.at}` : 'unknown owner'}); waited ${Math.round(timeoutMs / 1000)} s (input 'lock-timeout')`
+        )
       await sleep(500, signal)
     }
   }

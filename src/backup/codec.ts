@@ -61,7 +61,10 @@ class CliDuplex extends Duplex {
     child.on('error', (e) => this.destroy(new Error(`${what} failed: ${e.message}`)))
     child.on('close', (code, sig) => {
       if (code === 0) this.push(null)
-      else if (!this.destroyed) this.destroy(new Error(`${what} failed (zstd ${sig ? `killed by ${sig}` : `exited with ${code}`}): ${err.trim()}`))
+      else if (!this.destroyed)
+        this.destroy(
+          new Error(`${what} failed (zstd ${sig ? `killed by ${sig}` : `exited with ${code}`}): ${err.trim()}`)
+        )
     })
   }
   _read() {
@@ -92,7 +95,10 @@ export function zstdDecompress(): Duplex {
   if (zstdImpl() === 'node-zlib') {
     const d = z.createZstdDecompress!()
     // zlib's messages are terse ("Unknown frame descriptor"); say what failed
-    return d.on('error', (e: Error) => (e.message = `zstd decompression failed: ${e.message} (the file is corrupt or truncated)`))
+    return d.on(
+      'error',
+      (e: Error) => (e.message = `zstd decompression failed: ${e.message} (the file is corrupt or truncated)`)
+    )
   }
   return new CliDuplex(['-d', '-q', '-c'], 'zstd decompression')
 }
@@ -205,7 +211,8 @@ export function tarUnpack(buf: Uint8Array): TarEntry[] {
     if (h.every((x) => x === 0)) break
     let sum = 0
     for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : h[i]
-    if (sum !== parseInt(h.toString('ascii', 148, 156).replace(/\0.*$/, '').trim(), 8)) throw new Error(`corrupt archive header at byte ${off}`)
+    if (sum !== parseInt(h.toString('ascii', 148, 156).replace(/\0.*$/, '').trim(), 8))
+      throw new Error(`corrupt archive header at byte ${off}`)
     const name = h.toString('utf8', 0, 100).replace(/\0.*$/s, '')
     const size = parseInt(h.toString('ascii', 124, 136).replace(/\0.*$/, '').trim(), 8)
     const mode = parseInt(h.toString('ascii', 100, 108).replace(/\0.*$/, '').trim(), 8)
@@ -215,7 +222,6 @@ export function tarUnpack(buf: Uint8Array): TarEntry[] {
   }
   return out
 }
-
 
 /** src piped into t, with src's errors passed on to t (so one pipeline sees them). */
 export function chain(src: Readable, t: Duplex): Readable {

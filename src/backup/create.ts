@@ -5,9 +5,32 @@ import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { PassThrough, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { chain, checkRecipient, encryptBytes, encryptStream, Hasher, tarPack, zstdCompress, zstdDecompress, zstdImpl, type TarEntry } from './codec.js'
+import {
+  chain,
+  checkRecipient,
+  encryptBytes,
+  encryptStream,
+  Hasher,
+  tarPack,
+  zstdCompress,
+  zstdDecompress,
+  zstdImpl,
+  type TarEntry
+} from './codec.js'
 import { keystoreCounts, serverInfo } from './db.js'
-import { backupBase, dumpName, filesName, fsyncDir, manifestName, writeFileAtomic, writeManifest, type Compression, type Kind, type Manifest, type Verification } from './manifest.js'
+import {
+  backupBase,
+  dumpName,
+  filesName,
+  fsyncDir,
+  manifestName,
+  writeFileAtomic,
+  writeManifest,
+  type Compression,
+  type Kind,
+  type Manifest,
+  type Verification
+} from './manifest.js'
 import { BackupError, chooseRunner, parseConn, pgClient, redact, run, type Log } from './pgtools.js'
 import { feed, restoreRunner, verifyBackup } from './verify.js'
 import { createHash } from 'node:crypto'
@@ -56,7 +79,11 @@ async function fsyncFile(path: string): Promise<void> {
 }
 
 function fileEntryName(name: string, used: Set<string>): string {
-  let n = name.replace(/^.*[\\/]/, '').replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+$/, '_') || 'file'
+  let n =
+    name
+      .replace(/^.*[\\/]/, '')
+      .replace(/[^A-Za-z0-9._-]/g, '_')
+      .replace(/^\.+$/, '_') || 'file'
   n = n.slice(0, 90)
   let k = n
   for (let i = 2; used.has(k); i++) k = `${n}.${i}`
@@ -83,7 +110,11 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
   const { runner, version: pgDumpVersion } = await chooseRunner(info.major, opts.pgDumpDocker, log)
   const impl = zstdImpl()
   const compression: Compression = impl ? 'zstd' : 'gzip'
-  const dumpArgs = ['-Fc', compression === 'zstd' ? '-Z0' : '-Z1', `--lock-wait-timeout=${Math.max(1, Math.floor(opts.lockWaitTimeoutMs ?? 120000))}`]
+  const dumpArgs = [
+    '-Fc',
+    compression === 'zstd' ? '-Z0' : '-Z1',
+    `--lock-wait-timeout=${Math.max(1, Math.floor(opts.lockWaitTimeoutMs ?? 120000))}`
+  ]
 
   // 2. names: sortable by time, our own prefix
   await mkdir(opts.dir, { recursive: true, mode: 0o700 })
@@ -99,7 +130,10 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
   // 3. the dump, streamed to a temp file
   const hasher = new Hasher()
   const checks: string[] = []
-  const dump = run(runner, 'pg_dump', [...dumpArgs, '-w', '-d', conn.safeUrl], conn, { signal: opts.signal, what: `pg_dump of ${info.database}` })
+  const dump = run(runner, 'pg_dump', [...dumpArgs, '-w', '-d', conn.safeUrl], conn, {
+    signal: opts.signal,
+    what: `pg_dump of ${info.database}`
+  })
   try {
     const out = createWriteStream(tmp, { mode: 0o600, flags: 'wx' })
     const archive: Readable = compression === 'zstd' ? chain(dump.stdout, zstdCompress(1)) : dump.stdout
@@ -117,7 +151,11 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
       archive.pipe(toFile)
       archive.pipe(toCheck)
       const rr = await restoreRunner(pgDumpVersion, opts.pgDumpDocker)
-      const check = run(rr, 'pg_restore', ['-f', '/dev/null'], undefined, { stdin: true, signal: opts.signal, what: 'read the archive while writing it' })
+      const check = run(rr, 'pg_restore', ['-f', '/dev/null'], undefined, {
+        stdin: true,
+        signal: opts.signal,
+        what: 'read the archive while writing it'
+      })
       const plain: Readable = compression === 'zstd' ? chain(toCheck, zstdDecompress()) : toCheck
       const enc = await encryptStream(toFile, opts.recipient!)
       await settle([dump.done, pipeline(enc, hasher, out), feed(plain, check)])
@@ -132,7 +170,9 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
   }
   const dumpBytes = (await stat(final)).size
   const dumpMs = Date.now() - t0
-  log(`dump written: ${(dumpBytes / 1048576).toFixed(1)} MB in ${dumpMs} ms (${(info.bytes / 1048576 / (dumpMs / 1000)).toFixed(1)} MB/s of database)`)
+  log(
+    `dump written: ${(dumpBytes / 1048576).toFixed(1)} MB in ${dumpMs} ms (${(info.bytes / 1048576 / (dumpMs / 1000)).toFixed(1)} MB/s of database)`
+  )
 
   // 4. root-dir files: one tar in the same set (encrypted like the dump)
   let files: Manifest['files']
@@ -146,7 +186,9 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
         data = await readFile(f.path)
         mode = (await stat(f.path)).mode & 0o777
       } catch (e) {
-        throw new BackupError(`cannot read root-dir file ${f.name} (${f.path}): ${(e as NodeJS.ErrnoException).code ?? String(e)}`)
+        throw new BackupError(
+          `cannot read root-dir file ${f.name} (${f.path}): ${(e as NodeJS.ErrnoException).code ?? String(e)}`
+        )
       }
       entries.push({ name: fileEntryName(f.name, used), data, mode })
     }
@@ -154,7 +196,12 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
     if (encrypted) tar = await encryptBytes(tar, opts.recipient!)
     const fname = filesName(base, encrypted)
     await writeFileAtomic(join(opts.dir, fname), tar, 0o600)
-    files = { file: fname, bytes: tar.length, sha256: createHash('sha256').update(tar).digest('hex'), entries: entries.map((e) => ({ name: e.name, bytes: e.data.length })) }
+    files = {
+      file: fname,
+      bytes: tar.length,
+      sha256: createHash('sha256').update(tar).digest('hex'),
+      entries: entries.map((e) => ({ name: e.name, bytes: e.data.length }))
+    }
     log(`root-dir files stored (${entries.length}): ${entries.map((e) => e.name).join(', ')}`)
   }
 
@@ -187,11 +234,20 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
     v = await verifyBackup(final, { mode: 'archive', log, record: false })
     v.checks.push(...checks)
     v.warnings = undefined
-    if (mode === 'restore') log('warning: encrypted backup: a trial restore needs the identity; run verifyBackup with it (mode restore) elsewhere')
+    if (mode === 'restore')
+      log(
+        'warning: encrypted backup: a trial restore needs the identity; run verifyBackup with it (mode restore) elsewhere'
+      )
     manifest.verifications.push(v)
     await writeManifest(manifestFile, manifest)
   } else {
-    v = await verifyBackup(final, { mode, log, databaseUrl: opts.databaseUrl, pgDumpDocker: opts.pgDumpDocker, signal: opts.signal })
+    v = await verifyBackup(final, {
+      mode,
+      log,
+      databaseUrl: opts.databaseUrl,
+      pgDumpDocker: opts.pgDumpDocker,
+      signal: opts.signal
+    })
     manifest.verifications.push(v)
   }
   const bytes = dumpBytes + (files?.bytes ?? 0)
@@ -204,4 +260,3 @@ async function settle(ps: Promise<unknown>[]): Promise<void> {
   const rs = await Promise.allSettled(ps)
   for (const r of rs) if (r.status === 'rejected') throw r.reason
 }
-

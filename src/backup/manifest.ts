@@ -52,7 +52,14 @@ export interface ParsedName {
 export function parseDumpName(file: string): ParsedName | undefined {
   const m = NAME_RE.exec(file)
   if (!m) return undefined
-  return { base: file.replace(/\.dump(\.zst)?(\.age)?$/, ''), db: m[1], stamp: m[2], kind: m[3] as Kind, compression: m[4] ? 'zstd' : 'gzip', encrypted: !!m[5] }
+  return {
+    base: file.replace(/\.dump(\.zst)?(\.age)?$/, ''),
+    db: m[1],
+    stamp: m[2],
+    kind: m[3] as Kind,
+    compression: m[4] ? 'zstd' : 'gzip',
+    encrypted: !!m[5]
+  }
 }
 
 export function stamp(d: Date): string {
@@ -121,7 +128,8 @@ export async function fsyncDir(path: string): Promise<void> {
   await d.close()
 }
 
-export const writeManifest = (path: string, m: Manifest) => writeFileAtomic(path, JSON.stringify(m, null, 2) + '\n', 0o644)
+export const writeManifest = (path: string, m: Manifest) =>
+  writeFileAtomic(path, JSON.stringify(m, null, 2) + '\n', 0o644)
 
 /** A backup is verified when its latest verification passed. */
 export function isVerified(m: Manifest | undefined): boolean {
@@ -162,7 +170,18 @@ export async function listBackups(dir: string): Promise<BackupEntry[]> {
     } catch (e) {
       manifestError = (e as Error).message
     }
-    out.push({ file: join(dir, n), manifestFile, name: p, createdAt: stampToIso(p.stamp), kind: p.kind, manifest, manifestError, verified: isVerified(manifest) })
+    out.push({
+      file: join(dir, n),
+      manifestFile,
+      name: p,
+      createdAt: stampToIso(p.stamp),
+      kind: p.kind,
+      manifest,
+      manifestError,
+      verified: isVerified(manifest)
+    })
   }
-  return out.sort((a, b) => (a.name.stamp < b.name.stamp ? 1 : a.name.stamp > b.name.stamp ? -1 : a.file < b.file ? 1 : -1))
+  return out.sort((a, b) =>
+    a.name.stamp < b.name.stamp ? 1 : a.name.stamp > b.name.stamp ? -1 : a.file < b.file ? 1 : -1
+  )
 }

@@ -32,7 +32,8 @@ export function parseConn(databaseUrl: string): Conn {
   } catch {
     throw new Error('the database URL is not a valid URL (postgres://user:password@host:port/db)')
   }
-  if (!/^postgres(ql)?:$/.test(u.protocol)) throw new Error(`the database URL must start with postgres:// or postgresql://, not ${u.protocol}//`)
+  if (!/^postgres(ql)?:$/.test(u.protocol))
+    throw new Error(`the database URL must start with postgres:// or postgresql://, not ${u.protocol}//`)
   const password = decodeURIComponent(u.password)
   const database = decodeURIComponent(u.pathname.replace(/^\//, '')) || decodeURIComponent(u.username) || 'postgres'
   const full = new URL(u.toString())
@@ -71,7 +72,9 @@ export async function pgClient(conn: Conn): Promise<pg.Client> {
     await c.connect()
   } catch (e) {
     await c.end().catch(() => undefined)
-    throw new BackupError(`cannot connect to database ${conn.database}: ${redact(String((e as Error).message ?? e), conn.password)}`)
+    throw new BackupError(
+      `cannot connect to database ${conn.database}: ${redact(String((e as Error).message ?? e), conn.password)}`
+    )
   }
   return c
 }
@@ -122,7 +125,13 @@ export interface Running {
 }
 
 /** Starts a tool; `done` collects stderr and turns a failure into a clear, redacted error. */
-export function run(runner: ToolRunner, tool: Tool, args: string[], conn: Conn | undefined, opts: { stdin?: boolean; signal?: AbortSignal; what: string }): Running {
+export function run(
+  runner: ToolRunner,
+  tool: Tool,
+  args: string[],
+  conn: Conn | undefined,
+  opts: { stdin?: boolean; signal?: AbortSignal; what: string }
+): Running {
   const child = runner.spawn(tool, args, conn, { stdin: !!opts.stdin })
   let stderr = ''
   child.stderr!.setEncoding('utf8')
@@ -134,14 +143,24 @@ export function run(runner: ToolRunner, tool: Tool, args: string[], conn: Conn |
   child.stdin?.on('error', () => undefined) // EPIPE when the tool exits early: reported via exit code
   const done = new Promise<string>((resolve, reject) => {
     child.on('error', (e: NodeJS.ErrnoException) => {
-      reject(new BackupError(e.code === 'ENOENT' ? `${runner.via === 'host' ? tool : 'docker'} is not installed on this host (needed to ${opts.what})` : `${opts.what}: ${redact(e.message, conn?.password)}`))
+      reject(
+        new BackupError(
+          e.code === 'ENOENT'
+            ? `${runner.via === 'host' ? tool : 'docker'} is not installed on this host (needed to ${opts.what})`
+            : `${opts.what}: ${redact(e.message, conn?.password)}`
+        )
+      )
     })
     child.on('close', (code, sig) => {
       opts.signal?.removeEventListener('abort', onAbort)
       const err = redact(stderr.trim(), conn?.password)
       if (code === 0) return resolve(err)
       if (opts.signal?.aborted) return reject(new BackupError(`${opts.what}: cancelled`))
-      reject(new BackupError(`${opts.what}: ${tool} ${sig ? `was killed by ${sig}` : `exited with ${code}`}${err ? `: ${lastLines(err, 6)}` : ''}`))
+      reject(
+        new BackupError(
+          `${opts.what}: ${tool} ${sig ? `was killed by ${sig}` : `exited with ${code}`}${err ? `: ${lastLines(err, 6)}` : ''}`
+        )
+      )
     })
   })
   return { child, stdin: child.stdin, stdout: child.stdout!, done }
@@ -152,7 +171,14 @@ function lastLines(s: string, n: number): string {
 }
 
 /** Runs a tool to completion and returns its stdout. */
-export async function capture(runner: ToolRunner, tool: Tool, args: string[], conn: Conn | undefined, what: string, signal?: AbortSignal): Promise<string> {
+export async function capture(
+  runner: ToolRunner,
+  tool: Tool,
+  args: string[],
+  conn: Conn | undefined,
+  what: string,
+  signal?: AbortSignal
+): Promise<string> {
   const r = run(runner, tool, args, conn, { what, signal })
   let out = ''
   r.stdout.setEncoding('utf8')
@@ -168,7 +194,10 @@ export function parseToolVersion(s: string): { version: string; major: number } 
   return { version: m[2] ? `${m[1]}.${m[2]}` : m[1], major: Number(m[1]) }
 }
 
-export async function toolVersion(runner: ToolRunner, tool: Tool): Promise<{ version: string; major: number } | undefined> {
+export async function toolVersion(
+  runner: ToolRunner,
+  tool: Tool
+): Promise<{ version: string; major: number } | undefined> {
   try {
     return parseToolVersion(await capture(runner, tool, ['--version'], undefined, `read the ${tool} version`))
   } catch {
@@ -180,16 +209,28 @@ export async function toolVersion(runner: ToolRunner, tool: Tool): Promise<{ ver
  * The runner whose pg tools can handle this server: the host's when its major version is not
  * older than the server's, else the docker image when one is given, else a clear error.
  */
-export async function chooseRunner(serverMajor: number, docker: PgDumpDocker | undefined, log: Log): Promise<{ runner: ToolRunner; version: string }> {
+export async function chooseRunner(
+  serverMajor: number,
+  docker: PgDumpDocker | undefined,
+  log: Log
+): Promise<{ runner: ToolRunner; version: string }> {
   const host = hostRunner()
   const hv = await toolVersion(host, 'pg_dump')
   if (hv && hv.major >= serverMajor) return { runner: host, version: hv.version }
   if (docker) {
     const d = dockerRunner(docker)
     const dv = await toolVersion(d, 'pg_dump')
-    if (!dv) throw new BackupError(`cannot run pg_dump in image ${docker.image} (is the image present and does it contain pg_dump?)`)
-    if (dv.major < serverMajor) throw new BackupError(`pg_dump ${dv.version} in image ${docker.image} is older than the server (major ${serverMajor}); use postgres:${serverMajor} or newer`)
-    log(`host pg_dump ${hv ? hv.version : 'not installed'} is older than the server (major ${serverMajor}): using ${docker.image}`)
+    if (!dv)
+      throw new BackupError(
+        `cannot run pg_dump in image ${docker.image} (is the image present and does it contain pg_dump?)`
+      )
+    if (dv.major < serverMajor)
+      throw new BackupError(
+        `pg_dump ${dv.version} in image ${docker.image} is older than the server (major ${serverMajor}); use postgres:${serverMajor} or newer`
+      )
+    log(
+      `host pg_dump ${hv ? hv.version : 'not installed'} is older than the server (major ${serverMajor}): using ${docker.image}`
+    )
     return { runner: d, version: dv.version }
   }
   throw new BackupError(

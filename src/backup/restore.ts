@@ -61,35 +61,74 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
     warnings.push(`the backup is of database ${m.database.name}, restoring into ${conn.database}`)
     log(`warning: ${warnings.at(-1)}`)
   }
-  log(`restoring ${basename(dumpFile)} (${m.kind}, taken ${m.createdAt}) into ${conn.database}: every change since then is lost`)
+  log(
+    `restoring ${basename(dumpFile)} (${m.kind}, taken ${m.createdAt}) into ${conn.database}: every change since then is lost`
+  )
   const runner = await restoreRunner(m.pgDump.version, opts.pgDumpDocker)
   const src = await openArchive(dumpFile, m, opts.identity)
-  const toSql = run(runner, 'pg_restore', ['-f', '-'], undefined, { stdin: true, signal: opts.signal, what: 'read the archive' })
-  const psql = run(runner, 'psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-w', '-d', conn.safeUrl, '-f', '-'], conn, { stdin: true, signal: opts.signal, what: `restore into ${conn.database}` })
+  const toSql = run(runner, 'pg_restore', ['-f', '-'], undefined, {
+    stdin: true,
+    signal: opts.signal,
+    what: 'read the archive'
+  })
+  const psql = run(
+    runner,
+    'psql',
+    ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-w', '-d', conn.safeUrl, '-f', '-'],
+    conn,
+    { stdin: true, signal: opts.signal, what: `restore into ${conn.database}` }
+  )
   psql.stdout.resume()
   try {
     psql.stdin!.write(CLEAN_SQL(opts.lockTimeoutMs ?? 60000))
-    const rs = await Promise.allSettled([pipeline(src, toSql.stdin!), toSql.done, pipeline(toSql.stdout, psql.stdin!), psql.done])
+    const rs = await Promise.allSettled([
+      pipeline(src, toSql.stdin!),
+      toSql.done,
+      pipeline(toSql.stdout, psql.stdin!),
+      psql.done
+    ])
     // the root cause first: an unreadable backup (decryption, decompression), then psql's own
     // error (a lock timeout, a failing statement), then pg_restore's (EPIPE after psql stopped)
-    const benign = (e: NodeJS.ErrnoException) => ['EPIPE', 'ECANCELED', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED'].includes(e.code ?? '') || /\bECANCELED\b|\bEPIPE\b/.test(e.message ?? '')
+    const benign = (e: NodeJS.ErrnoException) =>
+      ['EPIPE', 'ECANCELED', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED'].includes(e.code ?? '') ||
+      /\bECANCELED\b|\bEPIPE\b/.test(e.message ?? '')
     if (rs[0].status === 'rejected' && !benign(rs[0].reason)) throw rs[0].reason
     if (rs[3].status === 'rejected') throw rs[3].reason
     if (rs[1].status === 'rejected') throw rs[1].reason
     for (const r of rs) if (r.status === 'rejected') throw r.reason
   } catch (e) {
-    throw new BackupError(`restore of ${basename(dumpFile)} failed, the database was left as it was (one transaction): ${redact((e as Error).message, conn.password)}`)
+    throw new BackupError(
+      `restore of ${basename(dumpFile)} failed, the database was left as it was (one transaction): ${redact((e as Error).message, conn.password)}`
+    )
   }
   const c = await pgClient(conn)
   try {
-    const { rows } = await c.query<{ s: string; n: string }>("SELECT schemaname AS s, count(*) AS n FROM pg_tables WHERE schemaname NOT IN ('pg_catalog','information_schema') GROUP BY 1 ORDER BY 1")
+    const { rows } = await c.query<{ s: string; n: string }>(
+      "SELECT schemaname AS s, count(*) AS n FROM pg_tables WHERE schemaname NOT IN ('pg_catalog','information_schema') GROUP BY 1 ORDER BY 1"
+    )
     const tables = Object.fromEntries(rows.map((r) => [r.s, Number(r.n)]))
     const keystore = await keystoreCounts(c)
     const durationMs = Date.now() - t0
-    log(`restored ${Object.values(tables).reduce((a, b) => a + b, 0)} tables (${rows.map((r) => `${r.s} ${r.n}`).join(', ')}) in ${durationMs} ms; keystore: ${Object.keys(keystore).length ? Object.entries(keystore).map(([k, n]) => `${k}=${n}`).join(', ') : 'no keystore tables'}`)
-    return { file: dumpFile, database: conn.database, backupCreatedAt: m.createdAt, kind: m.kind, durationMs, tables, keystore, warnings }
+    log(
+      `restored ${Object.values(tables).reduce((a, b) => a + b, 0)} tables (${rows.map((r) => `${r.s} ${r.n}`).join(', ')}) in ${durationMs} ms; keystore: ${
+        Object.keys(keystore).length
+          ? Object.entries(keystore)
+              .map(([k, n]) => `${k}=${n}`)
+              .join(', ')
+          : 'no keystore tables'
+      }`
+    )
+    return {
+      file: dumpFile,
+      database: conn.database,
+      backupCreatedAt: m.createdAt,
+      kind: m.kind,
+      durationMs,
+      tables,
+      keystore,
+      warnings
+    }
   } finally {
     await c.end().catch(() => undefined)
   }
 }
-

@@ -23,7 +23,11 @@ export interface PruneResult {
 }
 
 /** Pure: which entries (newest first) to delete. */
-export function planPrune(entries: BackupEntry[], keep: number, keepPreUpgrade: number): { keep: BackupEntry[]; del: BackupEntry[] } {
+export function planPrune(
+  entries: BackupEntry[],
+  keep: number,
+  keepPreUpgrade: number
+): { keep: BackupEntry[]; del: BackupEntry[] } {
   const limits: Record<Kind, number> = { scheduled: Math.max(0, keep), 'pre-upgrade': Math.max(0, keepPreUpgrade) }
   const newestVerified = entries.find((e) => e.verified)
   const seen: Record<Kind, number> = { scheduled: 0, 'pre-upgrade': 0 }
@@ -56,7 +60,9 @@ export async function pruneBackups(dir: string, opts: PruneOptions): Promise<Pru
   const entries = await listBackups(dir)
   const plan = planPrune(entries, opts.keep, opts.keepPreUpgrade)
   for (const e of plan.del) {
-    opts.log(`${opts.dryRun ? 'would delete' : 'deleting'} ${basename(e.file)} (${e.kind}, ${e.verified ? 'verified' : 'not verified'}, ${e.createdAt})`)
+    opts.log(
+      `${opts.dryRun ? 'would delete' : 'deleting'} ${basename(e.file)} (${e.kind}, ${e.verified ? 'verified' : 'not verified'}, ${e.createdAt})`
+    )
     if (opts.dryRun) continue
     for (const f of setFiles(e)) {
       await unlink(f).catch((err: NodeJS.ErrnoException) => {
@@ -64,6 +70,8 @@ export async function pruneBackups(dir: string, opts: PruneOptions): Promise<Pru
       })
     }
   }
-  opts.log(`retention: kept ${plan.keep.length}, ${opts.dryRun ? 'would delete' : 'deleted'} ${plan.del.length} (keep ${opts.keep} scheduled, ${opts.keepPreUpgrade} pre-upgrade)`)
+  opts.log(
+    `retention: kept ${plan.keep.length}, ${opts.dryRun ? 'would delete' : 'deleted'} ${plan.del.length} (keep ${opts.keep} scheduled, ${opts.keepPreUpgrade} pre-upgrade)`
+  )
   return { kept: plan.keep.map((e) => e.file), deleted: plan.del.map((e) => e.file) }
 }

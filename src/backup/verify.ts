@@ -9,8 +9,29 @@ import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { chain, decryptStream, Hasher, zstdDecompress } from './codec.js'
 import { ident, keystoreCounts } from './db.js'
-import { isVerified, manifestPathFor, readManifest, writeManifest, type Manifest, type Verification } from './manifest.js'
-import { BackupError, hostRunner, dockerRunner, parseConn, parseToolVersion, pgClient, redact, run, toolVersion, type Conn, type Log, type PgDumpDocker, type ToolRunner } from './pgtools.js'
+import {
+  isVerified,
+  manifestPathFor,
+  readManifest,
+  writeManifest,
+  type Manifest,
+  type Verification
+} from './manifest.js'
+import {
+  BackupError,
+  hostRunner,
+  dockerRunner,
+  parseConn,
+  parseToolVersion,
+  pgClient,
+  redact,
+  run,
+  toolVersion,
+  type Conn,
+  type Log,
+  type PgDumpDocker,
+  type ToolRunner
+} from './pgtools.js'
 
 export interface VerifyOptions {
   mode: 'archive' | 'restore'
@@ -26,7 +47,11 @@ export interface VerifyOptions {
 }
 
 /** Streams a file through a sha256 and compares size and digest with the manifest. */
-export async function checkSha256(path: string, expected: { bytes: number; sha256: string }, what: string): Promise<void> {
+export async function checkSha256(
+  path: string,
+  expected: { bytes: number; sha256: string },
+  what: string
+): Promise<void> {
   let st
   try {
     st = await stat(path)
@@ -34,21 +59,29 @@ export async function checkSha256(path: string, expected: { bytes: number; sha25
     throw new BackupError(`${what} is missing: ${path}`)
   }
   if (st.size !== expected.bytes) {
-    throw new BackupError(`${what} is ${st.size} bytes but the manifest says ${expected.bytes}: the file is ${st.size < expected.bytes ? 'truncated' : 'longer than written'} (${basename(path)})`)
+    throw new BackupError(
+      `${what} is ${st.size} bytes but the manifest says ${expected.bytes}: the file is ${st.size < expected.bytes ? 'truncated' : 'longer than written'} (${basename(path)})`
+    )
   }
   const h = new Hasher()
   await pipeline(createReadStream(path), h, async function* (src) {
     for await (const _ of src) void _
   })
   const got = h.digest()
-  if (got !== expected.sha256) throw new BackupError(`${what} does not match its manifest checksum (sha256 ${got.slice(0, 16)}… ≠ ${expected.sha256.slice(0, 16)}…): the file was altered or corrupted (${basename(path)})`)
+  if (got !== expected.sha256)
+    throw new BackupError(
+      `${what} does not match its manifest checksum (sha256 ${got.slice(0, 16)}… ≠ ${expected.sha256.slice(0, 16)}…): the file was altered or corrupted (${basename(path)})`
+    )
 }
 
 /** The plaintext custom-format archive of a backup file, as a stream. */
 export async function openArchive(file: string, m: Manifest, identity: string | undefined): Promise<Readable> {
   let s: Readable = createReadStream(file)
   if (m.encrypted) {
-    if (!identity) throw new BackupError(`${basename(file)} is encrypted to ${m.recipient ?? 'an age recipient'}; an identity (age secret key) is needed to read it`)
+    if (!identity)
+      throw new BackupError(
+        `${basename(file)} is encrypted to ${m.recipient ?? 'an age recipient'}; an identity (age secret key) is needed to read it`
+      )
     s = await decryptStream(s, identity)
   }
   if (m.compression === 'zstd') s = chain(s, zstdDecompress())
@@ -76,7 +109,9 @@ export async function restoreRunner(dumpVersion: string, docker: PgDumpDocker | 
   const hv = await toolVersion(host, 'pg_restore')
   if (hv && hv.major >= need) return host
   if (docker) return dockerRunner(docker)
-  throw new BackupError(`the backup was written by pg_dump ${dumpVersion}; ${hv ? `pg_restore ${hv.version} on this host is older` : 'pg_restore is not installed on this host'}: install postgresql-client-${need} or set a pg_dump container image`)
+  throw new BackupError(
+    `the backup was written by pg_dump ${dumpVersion}; ${hv ? `pg_restore ${hv.version} on this host is older` : 'pg_restore is not installed on this host'}: install postgresql-client-${need} or set a pg_dump container image`
+  )
 }
 
 export async function verifyBackup(file: string, opts: VerifyOptions): Promise<Verification> {
@@ -92,18 +127,26 @@ export async function verifyBackup(file: string, opts: VerifyOptions): Promise<V
     v.checks.push('sha256')
     log(`checksums match the manifest (${m.dump.file}${m.files ? ` and ${m.files.file}` : ''})`)
     if (m.encrypted && !opts.identity) {
-      if (opts.mode === 'restore') throw new BackupError(`a trial restore of an encrypted backup needs the identity (age secret key)`)
-      v.warnings!.push('encrypted and no identity given: only the checksums were verified (the archive was read in full when it was written)')
+      if (opts.mode === 'restore')
+        throw new BackupError(`a trial restore of an encrypted backup needs the identity (age secret key)`)
+      v.warnings!.push(
+        'encrypted and no identity given: only the checksums were verified (the archive was read in full when it was written)'
+      )
       log(`warning: ${v.warnings!.at(-1)}`)
     } else if (opts.mode === 'archive') {
       const runner = await restoreRunner(m.pgDump.version, opts.pgDumpDocker)
       const t0 = Date.now()
-      const r = run(runner, 'pg_restore', ['-f', '/dev/null'], undefined, { stdin: true, signal: opts.signal, what: `read the archive ${m.dump.file}` })
+      const r = run(runner, 'pg_restore', ['-f', '/dev/null'], undefined, {
+        stdin: true,
+        signal: opts.signal,
+        what: `read the archive ${m.dump.file}`
+      })
       await feed(await openArchive(dumpFile, m, opts.identity), r)
       v.checks.push('archive-read')
       log(`archive read in full by pg_restore in ${Date.now() - t0} ms`)
     } else {
-      if (!conn) throw new BackupError('a trial restore needs the database URL (a scratch database is created on that server)')
+      if (!conn)
+        throw new BackupError('a trial restore needs the database URL (a scratch database is created on that server)')
       const runner = await restoreRunner(m.pgDump.version, opts.pgDumpDocker)
       const res = await trialRestore(dumpFile, m, conn, runner, opts)
       v.checks.push('archive-read', 'trial-restore', ...(res.keystoreChecked ? ['keystore'] : []))
@@ -129,7 +172,13 @@ export async function verifyBackup(file: string, opts: VerifyOptions): Promise<V
 }
 
 /** Restores the archive into a scratch database on the same server, checks it, drops it. */
-async function trialRestore(dumpFile: string, m: Manifest, conn: Conn, runner: ToolRunner, opts: VerifyOptions): Promise<{ keystore: Record<string, number>; keystoreChecked: boolean; warnings: string[] }> {
+async function trialRestore(
+  dumpFile: string,
+  m: Manifest,
+  conn: Conn,
+  runner: ToolRunner,
+  opts: VerifyOptions
+): Promise<{ keystore: Record<string, number>; keystoreChecked: boolean; warnings: string[] }> {
   const log = opts.log
   const scratchName = `clr_verify_${randomBytes(4).toString('hex')}`
   const admin = await pgClient(conn)
@@ -139,27 +188,48 @@ async function trialRestore(dumpFile: string, m: Manifest, conn: Conn, runner: T
     await admin.query(`CREATE DATABASE ${ident(scratchName)}`)
     log(`trial restore into scratch database ${scratchName}`)
     const scratch = conn.withDatabase(scratchName)
-    const r = run(runner, 'pg_restore', ['--no-owner', '--no-acl', '--exit-on-error', '-w', '-d', scratch.safeUrl], scratch, { stdin: true, signal: opts.signal, what: 'trial restore' })
+    const r = run(
+      runner,
+      'pg_restore',
+      ['--no-owner', '--no-acl', '--exit-on-error', '-w', '-d', scratch.safeUrl],
+      scratch,
+      { stdin: true, signal: opts.signal, what: 'trial restore' }
+    )
     await feed(await openArchive(dumpFile, m, opts.identity), r)
     const c = await pgClient(scratch)
     let keystore: Record<string, number>
     let tables: number
     try {
       keystore = await keystoreCounts(c)
-      tables = Number((await c.query("SELECT count(*) AS n FROM pg_tables WHERE schemaname NOT IN ('pg_catalog','information_schema')")).rows[0].n)
+      tables = Number(
+        (
+          await c.query(
+            "SELECT count(*) AS n FROM pg_tables WHERE schemaname NOT IN ('pg_catalog','information_schema')"
+          )
+        ).rows[0].n
+      )
     } finally {
       await c.end().catch(() => undefined)
     }
     log(`trial restore done in ${Date.now() - t0} ms: ${tables} tables`)
     let keystoreChecked = false
     if (!('encrypted_key_rings' in keystore)) {
-      warnings.push('no encrypted_key_rings table: not a Chainlink node database (or never started), keystore not checked')
+      warnings.push(
+        'no encrypted_key_rings table: not a Chainlink node database (or never started), keystore not checked'
+      )
       log(`warning: ${warnings.at(-1)}`)
     } else {
-      log(`keystore: ${Object.entries(keystore).map(([k, n]) => `${k}=${n}`).join(', ')}`)
+      log(
+        `keystore: ${Object.entries(keystore)
+          .map(([k, n]) => `${k}=${n}`)
+          .join(', ')}`
+      )
       const expected = m.database.keystore ?? {}
       const diff = Object.keys({ ...expected, ...keystore }).filter((k) => expected[k] !== keystore[k])
-      if (diff.length) throw new BackupError(`keystore in the restored copy differs from the source at backup time: ${diff.map((k) => `${k} ${keystore[k] ?? 'missing'} (source ${expected[k] ?? 'missing'})`).join(', ')}`)
+      if (diff.length)
+        throw new BackupError(
+          `keystore in the restored copy differs from the source at backup time: ${diff.map((k) => `${k} ${keystore[k] ?? 'missing'} (source ${expected[k] ?? 'missing'})`).join(', ')}`
+        )
       if (keystore.encrypted_key_rings === 0) {
         warnings.push('encrypted_key_rings is empty: the node has no keys yet')
         log(`warning: ${warnings.at(-1)}`)
@@ -168,7 +238,11 @@ async function trialRestore(dumpFile: string, m: Manifest, conn: Conn, runner: T
     }
     return { keystore, keystoreChecked, warnings }
   } finally {
-    await admin.query(`DROP DATABASE IF EXISTS ${ident(scratchName)} WITH (FORCE)`).catch((e: Error) => log(`warning: could not drop scratch database ${scratchName}: ${redact(e.message, conn.password)}`))
+    await admin
+      .query(`DROP DATABASE IF EXISTS ${ident(scratchName)} WITH (FORCE)`)
+      .catch((e: Error) =>
+        log(`warning: could not drop scratch database ${scratchName}: ${redact(e.message, conn.password)}`)
+      )
     await admin.end().catch(() => undefined)
   }
 }

@@ -17,7 +17,9 @@ import { HostLock } from '../state.js'
 async function underHostLock<T>(ctx: Context, fn: () => Promise<T>): Promise<T> {
   const { inputs, log } = ctx
   await ctx.docker.ping()
-  const lock = await HostLock.acquire(inputs.stateDir, inputs.container, inputs.lockTimeoutMs, ctx.signal, (o) => log.info(`Waiting for the host lock (held by ${o})`))
+  const lock = await HostLock.acquire(inputs.stateDir, inputs.container, inputs.lockTimeoutMs, ctx.signal, (o) =>
+    log.info(`Waiting for the host lock (held by ${o})`)
+  )
   try {
     return await fn()
   } finally {
@@ -52,9 +54,21 @@ export async function backup(ctx: Context): Promise<OperationResult> {
       report.fact('Size', `${(r.bytes / 1e6).toFixed(2)} MB in ${formatMs(r.durationMs)}`)
       report.fact('Verified', r.verified.join(', '))
       report.fact('Encrypted', inputs.backupRecipient ? `yes, to ${inputs.backupRecipient}` : 'no')
-      const pruned = await pruneBackups(inputs.backupDir, { keep: inputs.backupKeep, keepPreUpgrade: inputs.backupKeep, log: (l) => log.info(l) })
-      report.fact('Retention', `kept ${pruned.kept.length}, deleted ${pruned.deleted.length} (backup-keep ${inputs.backupKeep} per kind; the newest verified is never deleted)`)
-      return { result: 'ok', ok: true, message: `backup written and verified: ${r.file}`, outputs: { 'backup-file': r.file, leader: view.leader?.name } }
+      const pruned = await pruneBackups(inputs.backupDir, {
+        keep: inputs.backupKeep,
+        keepPreUpgrade: inputs.backupKeep,
+        log: (l) => log.info(l)
+      })
+      report.fact(
+        'Retention',
+        `kept ${pruned.kept.length}, deleted ${pruned.deleted.length} (backup-keep ${inputs.backupKeep} per kind; the newest verified is never deleted)`
+      )
+      return {
+        result: 'ok',
+        ok: true,
+        message: `backup written and verified: ${r.file}`,
+        outputs: { 'backup-file': r.file, leader: view.leader?.name }
+      }
     } finally {
       await view.db.close()
     }
@@ -70,7 +84,8 @@ export async function restore(ctx: Context): Promise<OperationResult> {
     let file = inputs.backupFile
     if (!file) {
       const newest = (await listBackups(inputs.backupDir)).find((b) => isVerified(b.manifest))
-      if (!newest) throw new OperationError(`Input 'backup-file' not given and ${inputs.backupDir} holds no verified backup`)
+      if (!newest)
+        throw new OperationError(`Input 'backup-file' not given and ${inputs.backupDir} holds no verified backup`)
       file = newest.file
     }
     report.fact('Backup', file)
@@ -79,13 +94,21 @@ export async function restore(ctx: Context): Promise<OperationResult> {
     try {
       manifest = await readManifest(manifestPathFor(file))
     } catch (e) {
-      throw new OperationError(`Input 'backup-file': ${file} has no readable manifest beside it (${(e as Error).message.split('\n')[0]})`)
+      throw new OperationError(
+        `Input 'backup-file': ${file} has no readable manifest beside it (${(e as Error).message.split('\n')[0]})`
+      )
     }
-    if (manifest.encrypted && !inputs.backupIdentity) throw new OperationError(`Input 'backup-identity' is required: ${file} is encrypted to ${manifest.recipient ?? 'an age recipient'}`)
+    if (manifest.encrypted && !inputs.backupIdentity)
+      throw new OperationError(
+        `Input 'backup-identity' is required: ${file} is encrypted to ${manifest.recipient ?? 'an age recipient'}`
+      )
     const held = await lockHolderPresent(view.databaseUrl, view.config.advisoryLockId)
     const running = view.containers.filter((c) => c.info.State.Running)
     if (held.held || running.length) {
-      if (!inputs.stopNode) throw new OperationError(`Refusing to restore while the node is up (${held.held ? held.detail : `running: ${running.map((c) => c.name).join(', ')}`}); stop it first, or set 'stop-node: true' to have the action stop and restart it`)
+      if (!inputs.stopNode)
+        throw new OperationError(
+          `Refusing to restore while the node is up (${held.held ? held.detail : `running: ${running.map((c) => c.name).join(', ')}`}); stop it first, or set 'stop-node: true' to have the action stop and restart it`
+        )
     }
     const t = timeouts(ctx, view.config, view.leader?.info)
     // The leader last, so its standby never grabs the lock in between.
@@ -96,14 +119,27 @@ export async function restore(ctx: Context): Promise<OperationResult> {
     }
     let r
     try {
-      r = await restoreBackup({ databaseUrl: view.databaseUrl, file, identity: inputs.backupIdentity, log: (l) => log.info(l), signal: ctx.signal })
+      r = await restoreBackup({
+        databaseUrl: view.databaseUrl,
+        file,
+        identity: inputs.backupIdentity,
+        log: (l) => log.info(l),
+        signal: ctx.signal
+      })
     } catch (e) {
       // The restore runs in one transaction: the DB is as it was, so the node goes back up.
       for (const c of [...order].reverse()) await docker.start(c.info.Id).catch(() => undefined)
-      throw new OperationError(`restore of ${file} failed, the database is unchanged and the node was started again: ${(e as Error).message}`)
+      throw new OperationError(
+        `restore of ${file} failed, the database is unchanged and the node was started again: ${(e as Error).message}`
+      )
     }
     report.step('restored', `${file} (taken ${r.backupCreatedAt}, ${r.kind}) in ${formatMs(r.durationMs)}`)
-    report.fact('Keystore', Object.entries(r.keystore).map(([k, v]) => `${k}: ${v}`).join(', ') || 'no keystore tables')
+    report.fact(
+      'Keystore',
+      Object.entries(r.keystore)
+        .map(([k, v]) => `${k}: ${v}`)
+        .join(', ') || 'no keystore tables'
+    )
     for (const w of r.warnings) report.note(w)
     let leader: string | undefined
     if (order.length) {
@@ -119,6 +155,11 @@ export async function restore(ctx: Context): Promise<OperationResult> {
         await db.close()
       }
     }
-    return { result: 'ok', ok: true, message: `restored ${file}${leader ? `; '${leader}' leads again` : ''}`, outputs: { 'backup-file': file, leader } }
+    return {
+      result: 'ok',
+      ok: true,
+      message: `restored ${file}${leader ? `; '${leader}' leads again` : ''}`,
+      outputs: { 'backup-file': file, leader }
+    }
   })
 }

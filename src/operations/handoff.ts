@@ -16,11 +16,27 @@ export async function handoffOrRestart(ctx: Context): Promise<OperationResult> {
     const digest = img ? anyDigest(img) : undefined
     const display = `${p.leader.image.replace(/@sha256:[a-f0-9]{64}$/, '')}${digest ? `@${digest}` : ''}`
     const byName = await docker.imageInfo(p.leader.image)
-    const ch: Change = { operation, createRef: byName && byName.id === img?.id ? p.leader.image : p.leader.info.Image, display, backup: false }
+    const ch: Change = {
+      operation,
+      createRef: byName && byName.id === img?.id ? p.leader.image : p.leader.info.Image,
+      display,
+      backup: false
+    }
     // A pair's restart recreates neither container: both get a fresh process through handoffs.
-    const plan = planText(p, operation === 'restart' && p.other ? { ...ch, operation: 'handoff' } : ch, inputs.preferPrimary, inputs.finish)
+    const plan = planText(
+      p,
+      operation === 'restart' && p.other ? { ...ch, operation: 'handoff' } : ch,
+      inputs.preferPrimary,
+      inputs.finish
+    )
     report.fact('Plan', plan)
-    if (inputs.dryRun) return { result: 'planned', ok: true, message: `dry run: would ${plan}`, outputs: { leader: p.leader.name, image: display } }
+    if (inputs.dryRun)
+      return {
+        result: 'planned',
+        ok: true,
+        message: `dry run: would ${plan}`,
+        outputs: { leader: p.leader.name, image: display }
+      }
     if (!p.other) return rollSingle(ctx, p, ch)
     if (operation === 'restart') {
       // The waiting standby restarts first (it serves nothing), then leadership moves to it.

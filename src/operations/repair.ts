@@ -5,7 +5,16 @@ import type { Context, OperationResult } from '../context.js'
 import { OperationError } from '../context.js'
 import { Database } from '../database.js'
 import { containerName, envMap, type ContainerInfo } from '../docker.js'
-import { GateError, healthGate, LABEL_ROLE, LABEL_RUN, memberOf, timeouts, type Member, type NodeLink } from '../handoff.js'
+import {
+  GateError,
+  healthGate,
+  LABEL_ROLE,
+  LABEL_RUN,
+  memberOf,
+  timeouts,
+  type Member,
+  type NodeLink
+} from '../handoff.js'
 import { containerOfSession, readLockState, sameApp } from '../lock.js'
 import { defaultLockMode, readNodeConfig } from '../node-config.js'
 import { asCandidate, maskContainerSecrets } from '../node.js'
@@ -20,23 +29,46 @@ export async function repair(ctx: Context): Promise<OperationResult> {
   const name = inputs.container
   report.title = `chainlink-rollout repair of ${name}`
   await docker.ping()
-  const hostLock = await HostLock.acquire(inputs.stateDir, name, inputs.lockTimeoutMs, ctx.signal, (o) => log.info(`Waiting for the host lock (held by ${o})`))
+  const hostLock = await HostLock.acquire(inputs.stateDir, name, inputs.lockTimeoutMs, ctx.signal, (o) =>
+    log.info(`Waiting for the host lock (held by ${o})`)
+  )
   try {
     const j = readJournal(inputs.stateDir, name)
     const names = [name, ...(inputs.standby ? [inputs.standby] : [])]
-    const leftovers = (await Promise.all(names.flatMap((n) => [n + SUFFIX_NEXT, n + SUFFIX_PREVIOUS]).map((n) => docker.inspect(n)))).filter((x): x is ContainerInfo => !!x)
+    const leftovers = (
+      await Promise.all(names.flatMap((n) => [n + SUFFIX_NEXT, n + SUFFIX_PREVIOUS]).map((n) => docker.inspect(n)))
+    ).filter((x): x is ContainerInfo => !!x)
     if ((!j || j.phase === 'done') && leftovers.length === 0) {
       report.step('nothing to repair', j ? `last operation ${j.operation} ended ${j.result}` : 'no journal')
       return { result: 'ok', ok: true, message: 'nothing was in flight', outputs: { leader: name } }
     }
-    const plan = (j?.plan ?? {}) as { leaderId?: string; leaderName?: string; otherId?: string; otherName?: string; target?: string; dbBefore?: DbVersion; backupFile?: string }
+    const plan = (j?.plan ?? {}) as {
+      leaderId?: string
+      leaderName?: string
+      otherId?: string
+      otherName?: string
+      target?: string
+      dbBefore?: DbVersion
+      backupFile?: string
+    }
     const runId = j?.runId
-    report.fact('Interrupted', j ? `${j.operation} run ${j.runId} started ${j.startedAt}; last step ${j.steps.at(-1)?.step ?? '(none)'}` : 'no journal; leftover containers found')
+    report.fact(
+      'Interrupted',
+      j
+        ? `${j.operation} run ${j.runId} started ${j.startedAt}; last step ${j.steps.at(-1)?.step ?? '(none)'}`
+        : 'no journal; leftover containers found'
+    )
 
     // The original leader: by id from the journal, else the one named -rollout-previous, else `name`.
     const leaderName = plan.leaderName ?? name
-    const previousInfo = (plan.leaderId && (await docker.inspect(plan.leaderId))) || (await docker.inspect(leaderName + SUFFIX_PREVIOUS)) || (await docker.inspect(leaderName))
-    if (!previousInfo) throw new OperationError(`cannot find the original container of '${leaderName}' (id ${plan.leaderId ?? '?'}): nothing to repair from`)
+    const previousInfo =
+      (plan.leaderId && (await docker.inspect(plan.leaderId))) ||
+      (await docker.inspect(leaderName + SUFFIX_PREVIOUS)) ||
+      (await docker.inspect(leaderName))
+    if (!previousInfo)
+      throw new OperationError(
+        `cannot find the original container of '${leaderName}' (id ${plan.leaderId ?? '?'}): nothing to repair from`
+      )
     // a failover pair's other original container
     const otherInfo = plan.otherId ? await docker.inspect(plan.otherId) : undefined
     const originals = [previousInfo, ...(otherInfo ? [otherInfo] : [])]
@@ -53,10 +85,15 @@ export async function repair(ctx: Context): Promise<OperationResult> {
     const createdInfos: ContainerInfo[] = []
     for (const c of [...ours.map((x) => x.Id), ...leftovers.map((x) => x.Id)]) {
       const info = await docker.inspect(c)
-      if (info && !originals.some((o) => o.Id === info.Id) && !createdInfos.some((x) => x.Id === info.Id)) createdInfos.push(info)
+      if (info && !originals.some((o) => o.Id === info.Id) && !createdInfos.some((x) => x.Id === info.Id))
+        createdInfos.push(info)
     }
 
-    const config = await readNodeConfig(envMap(previousInfo), [...(previousInfo.Config.Entrypoint ?? []), ...(previousInfo.Config.Cmd ?? [])], async (p) => (await docker.readFile(previousInfo.Id, p))?.toString('utf8'))
+    const config = await readNodeConfig(
+      envMap(previousInfo),
+      [...(previousInfo.Config.Entrypoint ?? []), ...(previousInfo.Config.Cmd ?? [])],
+      async (p) => (await docker.readFile(previousInfo.Id, p))?.toString('utf8')
+    )
     const url = inputs.databaseUrl ?? config.databaseUrl
     if (!url) throw new OperationError(`cannot find the database URL of '${leaderName}'; set the input 'database-url'`)
     maskDatabaseUrl(url, log.mask)
@@ -65,13 +102,30 @@ export async function repair(ctx: Context): Promise<OperationResult> {
     const journal = j && j.phase === 'in-progress' ? reopen(inputs.stateDir, name, j) : undefined
     try {
       const sessions = await db.nodeSessions()
-      const mode = inputs.lockMode !== 'auto' ? inputs.lockMode : (config.lockMode ?? defaultLockMode(sessions[0]?.version, config.toml))
+      const mode =
+        inputs.lockMode !== 'auto'
+          ? inputs.lockMode
+          : (config.lockMode ?? defaultLockMode(sessions[0]?.version, config.toml))
       const link: NodeLink = { db, config, mode, databaseUrl: url }
       const t = timeouts(ctx, config, previousInfo)
       const lock = await readLockState(db, mode, config.advisoryLockId)
       const all = [...originals, ...createdInfos]
-      const holderInfo = lock.holder ? await holderContainer(ctx, all, lock.sessions.filter((s) => sameApp(s.appId, lock.holder))) : undefined
-      report.fact('Found', all.map((c) => `${containerName(c)} (${c.Config.Image}, ${c.State.Status}${c === holderInfo ? ', holds the lock' : ''})`).join('; '))
+      const holderInfo = lock.holder
+        ? await holderContainer(
+            ctx,
+            all,
+            lock.sessions.filter((s) => sameApp(s.appId, lock.holder))
+          )
+        : undefined
+      report.fact(
+        'Found',
+        all
+          .map(
+            (c) =>
+              `${containerName(c)} (${c.Config.Image}, ${c.State.Status}${c === holderInfo ? ', holds the lock' : ''})`
+          )
+          .join('; ')
+      )
       const wanted = [leaderName, ...(plan.otherName ? [plan.otherName] : [])]
       const byName = await Promise.all(wanted.map((n) => docker.inspect(n)))
 
@@ -79,7 +133,14 @@ export async function repair(ctx: Context): Promise<OperationResult> {
       // (or, for a plain pair handoff, by the originals), and one of them leads.
       // A run that had decided to roll back is rolled back, whatever leads now.
       const rollingBack = !!j?.steps.some((x) => x.step === 'rollback')
-      const complete = !rollingBack && holderInfo && byName.every((c) => c?.State.Running) && byName.some((c) => c?.Id === holderInfo.Id) && (createdInfos.length === 0 ? j?.operation === 'handoff' : byName.every((c) => createdInfos.some((x) => x.Id === c!.Id)))
+      const complete =
+        !rollingBack &&
+        holderInfo &&
+        byName.every((c) => c?.State.Running) &&
+        byName.some((c) => c?.Id === holderInfo.Id) &&
+        (createdInfos.length === 0
+          ? j?.operation === 'handoff'
+          : byName.every((c) => createdInfos.some((x) => x.Id === c!.Id)))
       let finishable = !!(complete && holderInfo)
       if (finishable) {
         try {
@@ -94,8 +155,20 @@ export async function repair(ctx: Context): Promise<OperationResult> {
         for (const c of all) if (!byName.some((b) => b!.Id === c.Id)) await docker.remove(c.Id)
         const result = createdInfos.length ? (j?.operation === 'upgrade' ? 'upgraded' : 'ok') : 'ok'
         journal?.done(result)
-        report.step('finished', `'${containerName(holderInfo)}' leads on ${holderInfo.Config.Image}; removed the previous and temporary containers`)
-        return { result, ok: true, message: `finished the interrupted ${j?.operation ?? 'operation'}: '${containerName(holderInfo)}' leads on ${holderInfo.Config.Image}`, outputs: { leader: containerName(holderInfo), image: holderInfo.Config.Image, 'previous-image': previousInfo.Config.Image } }
+        report.step(
+          'finished',
+          `'${containerName(holderInfo)}' leads on ${holderInfo.Config.Image}; removed the previous and temporary containers`
+        )
+        return {
+          result,
+          ok: true,
+          message: `finished the interrupted ${j?.operation ?? 'operation'}: '${containerName(holderInfo)}' leads on ${holderInfo.Config.Image}`,
+          outputs: {
+            leader: containerName(holderInfo),
+            image: holderInfo.Config.Image,
+            'previous-image': previousInfo.Config.Image
+          }
+        }
       }
       // The original leader still leads: the run never handed off. Remove what it made and put
       // the pair's other container back as the waiting standby.
@@ -109,17 +182,44 @@ export async function repair(ctx: Context): Promise<OperationResult> {
           if (!otherInfo.State.Running) await docker.start(otherInfo.Id)
         }
         journal?.done('failed')
-        report.step('undone', `'${leaderName}' never stopped leading; removed ${createdInfos.length} container(s) this run had started`)
-        return { result: 'ok', ok: true, message: `undid the interrupted ${j?.operation ?? 'operation'} before its handoff: '${leaderName}' leads on ${previousInfo.Config.Image}`, outputs: { leader: leaderName, image: previousInfo.Config.Image } }
+        report.step(
+          'undone',
+          `'${leaderName}' never stopped leading; removed ${createdInfos.length} container(s) this run had started`
+        )
+        return {
+          result: 'ok',
+          ok: true,
+          message: `undid the interrupted ${j?.operation ?? 'operation'} before its handoff: '${leaderName}' leads on ${previousInfo.Config.Image}`,
+          outputs: { leader: leaderName, image: previousInfo.Config.Image }
+        }
       }
       // Anything else (the interim leads, or nobody): roll back to the original containers.
       const newImage = plan.target ?? createdInfos[0]?.Config.Image ?? previousInfo.Config.Image
       journal?.step('rollback', { reason: 'repair' })
       const others = otherInfo && plan.otherName ? [{ member: memberOf(otherInfo), name: plan.otherName }] : []
-      await rollback(ctx, link, { name: leaderName, previous: memberOf(previousInfo), others, created: createdInfos.map((c) => memberOf(c)), newImage, dbBefore: plan.dbBefore ?? (await db.version()), backupFile: plan.backupFile }, t, 'repair of an interrupted operation')
+      await rollback(
+        ctx,
+        link,
+        {
+          name: leaderName,
+          previous: memberOf(previousInfo),
+          others,
+          created: createdInfos.map((c) => memberOf(c)),
+          newImage,
+          dbBefore: plan.dbBefore ?? (await db.version()),
+          backupFile: plan.backupFile
+        },
+        t,
+        'repair of an interrupted operation'
+      )
       journal?.done('rolled-back')
       // Consistent again, but not where the interrupted operation asked: the job fails, as any rollback does.
-      return { result: 'rolled-back', ok: false, message: `rolled back the interrupted ${j?.operation ?? 'operation'}: the node is consistent, '${leaderName}' leads on ${previousInfo.Config.Image}; run the ${j?.operation ?? 'operation'} again`, outputs: { leader: leaderName, image: previousInfo.Config.Image } }
+      return {
+        result: 'rolled-back',
+        ok: false,
+        message: `rolled back the interrupted ${j?.operation ?? 'operation'}: the node is consistent, '${leaderName}' leads on ${previousInfo.Config.Image}; run the ${j?.operation ?? 'operation'} again`,
+        outputs: { leader: leaderName, image: previousInfo.Config.Image }
+      }
     } finally {
       await db.close()
     }
@@ -129,13 +229,22 @@ export async function repair(ctx: Context): Promise<OperationResult> {
 }
 
 function reopen(stateDir: string, name: string, j: NonNullable<ReturnType<typeof readJournal>>): JournalWriter {
-  const w = new JournalWriter(journalPath(stateDir, name), { runId: j.runId, operation: j.operation, container: j.container, plan: j.plan })
+  const w = new JournalWriter(journalPath(stateDir, name), {
+    runId: j.runId,
+    operation: j.operation,
+    container: j.container,
+    plan: j.plan
+  })
   w.journal.steps.push(...j.steps)
   w.step('repair')
   return w
 }
 
-async function holderContainer(ctx: Context, infos: ContainerInfo[], sessions: { appId: string; clientAddr: string | null }[]): Promise<ContainerInfo | undefined> {
+async function holderContainer(
+  ctx: Context,
+  infos: ContainerInfo[],
+  sessions: { appId: string; clientAddr: string | null }[]
+): Promise<ContainerInfo | undefined> {
   for (const s of sessions) {
     const c = await containerOfSession(s as NodeSession, infos.map(asCandidate), (x) => ctx.docker.logs(x.id, 2000))
     if (c) return infos.find((i) => i.Id === c.id)

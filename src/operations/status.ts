@@ -6,18 +6,34 @@ import { inspectNode, requireLeader, type NodeView } from '../node.js'
 export function describeContainers(view: NodeView): string[][] {
   return view.containers.map((c) => [
     c.name,
-    c === view.leader ? 'leader' : c.info.State.Running ? (c.session ? 'standby (waiting for the lock)' : 'running, no DB session') : `${c.info.State.Status}`,
+    c === view.leader
+      ? 'leader'
+      : c.info.State.Running
+        ? c.session
+          ? 'standby (waiting for the lock)'
+          : 'running, no DB session'
+        : `${c.info.State.Status}`,
     c.image,
     c.digest ?? '-',
     c.session ? `${c.session.version} (app ${c.session.appId})` : '-',
-    c.health ? (c.health.readyz !== undefined ? `/readyz ${c.health.readyz}${c.health.failing.length ? `, failing: ${c.health.failing.join(', ')}` : ''}` : `not answering (${c.health.error})`) : '-'
+    c.health
+      ? c.health.readyz !== undefined
+        ? `/readyz ${c.health.readyz}${c.health.failing.length ? `, failing: ${c.health.failing.join(', ')}` : ''}`
+        : `not answering (${c.health.error})`
+      : '-'
   ])
 }
 
 export function lockSummary(view: NodeView): string {
   const parts = [`mode ${view.mode} (${view.config.lockModeSource})`]
-  if (view.lock.lease) parts.push(`lease held by ${view.lock.lease.clientId} until ${view.lock.lease.expiresAt.toISOString()}${view.lock.lease.expired ? ' (expired)' : ''}`)
-  if (view.mode === 'advisorylock' || view.mode === 'dual') parts.push(`advisory lock ${view.config.advisoryLockId}: ${view.lock.advisory.length ? view.lock.advisory.map((a) => a.appId ?? `pid ${a.pid}`).join(', ') : 'free'}`)
+  if (view.lock.lease)
+    parts.push(
+      `lease held by ${view.lock.lease.clientId} until ${view.lock.lease.expiresAt.toISOString()}${view.lock.lease.expired ? ' (expired)' : ''}`
+    )
+  if (view.mode === 'advisorylock' || view.mode === 'dual')
+    parts.push(
+      `advisory lock ${view.config.advisoryLockId}: ${view.lock.advisory.length ? view.lock.advisory.map((a) => a.appId ?? `pid ${a.pid}`).join(', ') : 'free'}`
+    )
   return parts.join('; ')
 }
 
@@ -26,17 +42,30 @@ export async function status(ctx: Context): Promise<OperationResult> {
   report.title = `chainlink-rollout status of ${inputs.container}`
   const view = await inspectNode(ctx, [inputs.container, ...(inputs.standby ? [inputs.standby] : [])])
   try {
-    report.tables.push({ heading: 'Containers', header: ['container', 'role', 'image', 'digest', 'node version', 'health'], rows: describeContainers(view) })
+    report.tables.push({
+      heading: 'Containers',
+      header: ['container', 'role', 'image', 'digest', 'node version', 'health'],
+      rows: describeContainers(view)
+    })
     report.fact('Lock', lockSummary(view))
-    report.fact('DB version', `goose ${view.dbVersion.goose ?? '-'}, node_versions ${view.dbVersion.nodeVersion ?? '-'}`)
+    report.fact(
+      'DB version',
+      `goose ${view.dbVersion.goose ?? '-'}, node_versions ${view.dbVersion.nodeVersion ?? '-'}`
+    )
     report.fact('Lease timing', `duration ${view.config.leaseDurationMs} ms, refresh ${view.config.leaseRefreshMs} ms`)
     const leader = requireLeader(view)
     report.fact('Leader', `${leader.name} (${leader.image})`)
-    if (leader.health?.readyz !== 200) report.note(`The leader '${leader.name}' holds the lock but /readyz answers ${leader.health?.readyz ?? leader.health?.error ?? 'nothing'}: it is still starting, or unhealthy.`)
+    if (leader.health?.readyz !== 200)
+      report.note(
+        `The leader '${leader.name}' holds the lock but /readyz answers ${leader.health?.readyz ?? leader.health?.error ?? 'nothing'}: it is still starting, or unhealthy.`
+      )
     return {
       result: 'ok',
       ok: true,
-      outputs: { leader: leader.name, image: leader.digest ? `${leader.image.replace(/@sha256:[a-f0-9]{64}$/, '')}@${leader.digest}` : leader.image }
+      outputs: {
+        leader: leader.name,
+        image: leader.digest ? `${leader.image.replace(/@sha256:[a-f0-9]{64}$/, '')}@${leader.digest}` : leader.image
+      }
     }
   } finally {
     await view.db.close()

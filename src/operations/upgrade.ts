@@ -18,7 +18,9 @@ export function targetRef(ctx: Context): ImageRef {
   try {
     text = readFileSync(inputs.imageFile!, 'utf8')
   } catch (e) {
-    throw new OperationError(`Input 'image-file': cannot read ${inputs.imageFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
+    throw new OperationError(
+      `Input 'image-file': cannot read ${inputs.imageFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`
+    )
   }
   try {
     return parseImageRef(readDesiredImage(text, inputs.imageFile!).reference)
@@ -28,7 +30,10 @@ export function targetRef(ctx: Context): ImageRef {
 }
 
 /** Pulls the target and checks its digest; returns the image and the reference to create from. */
-export async function resolveTarget(ctx: Context, ref: ImageRef): Promise<{ image: ImageInfo; createRef: string; digest?: string }> {
+export async function resolveTarget(
+  ctx: Context,
+  ref: ImageRef
+): Promise<{ image: ImageInfo; createRef: string; digest?: string }> {
   const { docker, report } = ctx
   report.step('pull', formatRef(ref))
   try {
@@ -36,13 +41,19 @@ export async function resolveTarget(ctx: Context, ref: ImageRef): Promise<{ imag
   } catch (e) {
     // A pull can fail while the image is present locally (an air-gapped host); use it only then.
     const local = await docker.imageInfo(ref.digest ? `${repository(ref)}@${ref.digest}` : repoTag(ref))
-    if (!local) throw new OperationError(`Input 'image': cannot pull ${formatRef(ref)}: ${(e as Error).message.split('\n')[0]}`)
-    report.note(`Pull of ${formatRef(ref)} failed (${(e as Error).message.split('\n')[0]}); using the copy already on this host.`)
+    if (!local)
+      throw new OperationError(`Input 'image': cannot pull ${formatRef(ref)}: ${(e as Error).message.split('\n')[0]}`)
+    report.note(
+      `Pull of ${formatRef(ref)} failed (${(e as Error).message.split('\n')[0]}); using the copy already on this host.`
+    )
   }
   const image = await docker.imageInfo(ref.digest ? `${repository(ref)}@${ref.digest}` : repoTag(ref))
   if (!image) throw new OperationError(`Input 'image': ${formatRef(ref)} is not on this host after the pull`)
   const digest = digestFor(image, ref)
-  if (ref.digest && digest !== ref.digest) throw new OperationError(`Input 'image': digest mismatch for ${formatRef(ref)}: the registry serves ${digest ?? 'an image without a digest'}`)
+  if (ref.digest && digest !== ref.digest)
+    throw new OperationError(
+      `Input 'image': digest mismatch for ${formatRef(ref)}: the registry serves ${digest ?? 'an image without a digest'}`
+    )
   // Create from the tag when it still names the pulled image (readable in `docker ps`).
   let createRef = ref.digest ? `${repository(ref)}@${ref.digest}` : repoTag(ref)
   if (ref.tag) {
@@ -64,7 +75,12 @@ export async function upgrade(ctx: Context): Promise<OperationResult> {
     const onTarget = async (info: { Image: string }) => (await docker.imageInfo(info.Image))?.id === target.image.id
     if ((await onTarget(p.leader.info)) && (!p.other || (await onTarget(p.other.info)))) {
       report.step('unchanged', `'${p.leader.name}' already runs ${display}`)
-      return { result: 'unchanged', ok: true, message: `'${p.leader.name}' already runs ${display}; nothing was restarted`, outputs }
+      return {
+        result: 'unchanged',
+        ok: true,
+        message: `'${p.leader.name}' already runs ${display}; nothing was restarted`,
+        outputs
+      }
     }
     const ch: Change = { operation: 'upgrade', createRef: target.createRef, display, backup: true }
     const plan = planText(p, ch, inputs.preferPrimary, inputs.finish)

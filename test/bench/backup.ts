@@ -42,8 +42,14 @@ async function fill(db: TestDb): Promise<number> {
        FROM generate_series(1, $1::int) g`,
       [LOGS]
     )
-    await c.query(`INSERT INTO evm.heads (hash, number, parent_hash, timestamp, evm_chain_id) SELECT decode(md5(g::text) || md5(g::text || 'p'), 'hex'), g, decode(md5((g - 1)::text) || md5((g - 1)::text || 'p'), 'hex'), now(), 1 FROM generate_series(1, $1::int / 20) g`, [LOGS])
-    await c.query(`INSERT INTO pipeline_runs (pipeline_spec_id, meta, inputs, outputs, finished_at, state) SELECT 1, jsonb_build_object('jobRun', jsonb_build_object('requestID', md5(g::text), 'blockNumber', g)), jsonb_build_object('ds1', (random() * 1000)::text), jsonb_build_array(random() * 3000), now(), 'completed' FROM generate_series(1, $1::int / 5) g`, [LOGS])
+    await c.query(
+      `INSERT INTO evm.heads (hash, number, parent_hash, timestamp, evm_chain_id) SELECT decode(md5(g::text) || md5(g::text || 'p'), 'hex'), g, decode(md5((g - 1)::text) || md5((g - 1)::text || 'p'), 'hex'), now(), 1 FROM generate_series(1, $1::int / 20) g`,
+      [LOGS]
+    )
+    await c.query(
+      `INSERT INTO pipeline_runs (pipeline_spec_id, meta, inputs, outputs, finished_at, state) SELECT 1, jsonb_build_object('jobRun', jsonb_build_object('requestID', md5(g::text), 'blockNumber', g)), jsonb_build_object('ds1', (random() * 1000)::text), jsonb_build_array(random() * 3000), now(), 'completed' FROM generate_series(1, $1::int / 5) g`,
+      [LOGS]
+    )
     await c.query('CREATE INDEX evm_logs_idx ON evm.logs (evm_chain_id, block_number, address, event_sig)')
     await c.query('VACUUM ANALYZE')
     return Number((await c.query('SELECT pg_database_size(current_database()) AS b')).rows[0].b)
@@ -74,7 +80,11 @@ async function main(): Promise<void> {
       'pg_dump -Fc (raw, default gzip)': async () => {
         const out = join(dir, 'raw.dump')
         const t0 = Date.now()
-        const r = spawnSync('pg_dump', ['-Fc', '-w', '-f', out, '-h', bed.pg.host, '-p', String(bed.pg.port), '-U', bed.pg.user, db.name], { env: { ...process.env, PGPASSWORD: bed.pg.password }, encoding: 'utf8' })
+        const r = spawnSync(
+          'pg_dump',
+          ['-Fc', '-w', '-f', out, '-h', bed.pg.host, '-p', String(bed.pg.port), '-U', bed.pg.user, db.name],
+          { env: { ...process.env, PGPASSWORD: bed.pg.password }, encoding: 'utf8' }
+        )
         if (r.status !== 0) throw new Error(`pg_dump failed: ${r.stderr}`)
         const ms = Date.now() - t0
         const bytes = (await stat(out)).size
@@ -102,7 +112,9 @@ async function main(): Promise<void> {
       for (const [name, fn] of Object.entries(ways)) {
         const s = await fn()
         samples[name].push(s)
-        progress(`run ${i + 1}/${RUNS} ${name}: ${s.ms} ms${s.dumpMs ? ` (dump+write ${s.dumpMs} ms)` : ''}, ${(s.bytes / 1048576).toFixed(1)} MB`)
+        progress(
+          `run ${i + 1}/${RUNS} ${name}: ${s.ms} ms${s.dumpMs ? ` (dump+write ${s.dumpMs} ms)` : ''}, ${(s.bytes / 1048576).toFixed(1)} MB`
+        )
       }
     }
     // restore of the last plain backup into a fresh database
@@ -125,7 +137,16 @@ async function main(): Promise<void> {
     const nodeVer = process.version
     console.log(`## Backup throughput
 
-Database: ${mb.toFixed(1)} MB (pg_database_size; ${LOGS} evm.logs rows of bytea, heads, pipeline_runs), Postgres 15 on the bed, host pg_dump ${spawnSync('pg_dump', ['--version'], { encoding: 'utf8' }).stdout.trim().replace(/^pg_dump \(PostgreSQL\) /, '')}, Node ${nodeVer}, median of ${RUNS} runs. MB/s = database size / wall time.
+Database: ${mb.toFixed(1)} MB (pg_database_size; ${LOGS} evm.logs rows of bytea, heads, pipeline_runs), Postgres 15 on the bed, host pg_dump ${spawnSync(
+      'pg_dump',
+      ['--version'],
+      { encoding: 'utf8' }
+    )
+      .stdout.trim()
+      .replace(
+        /^pg_dump \(PostgreSQL\) /,
+        ''
+      )}, Node ${nodeVer}, median of ${RUNS} runs. MB/s = database size / wall time.
 
 | way | wall | MB/s | dump + write (before verification) | MB/s | output |
 |---|---|---|---|---|---|

@@ -63,15 +63,41 @@ const PID_LABEL = 'io.chainlink-rollout.bench-pid'
 // someone else while the bench runs, and one report must measure one bundle.
 const DIST = join(ROOT, 'build', `bench-dist-${process.pid}`)
 
-type Way = 'action-ports' | 'action-ports-2h' | 'action-host' | 'action-bridge' | 'verify-swap' | 'docs-manual' | 'watchtower' | 'action-ports-hc30'
-const WAYS: Way[] = ['action-ports', 'action-ports-2h', 'action-host', 'action-bridge', 'verify-swap', 'docs-manual', 'watchtower']
+type Way =
+  | 'action-ports'
+  | 'action-ports-2h'
+  | 'action-host'
+  | 'action-bridge'
+  | 'verify-swap'
+  | 'docs-manual'
+  | 'watchtower'
+  | 'action-ports-hc30'
+const WAYS: Way[] = [
+  'action-ports',
+  'action-ports-2h',
+  'action-host',
+  'action-bridge',
+  'verify-swap',
+  'docs-manual',
+  'watchtower'
+]
 /** Opt-in (BENCH_ONLY) ways, too slow for the default run. */
 const EXTRA_WAYS: Way[] = ['action-ports-hc30']
-const WAY_LAYOUT: Record<Way, Layout> = { 'action-ports': 'ports', 'action-ports-2h': 'ports', 'action-host': 'host', 'action-bridge': 'bridge', 'verify-swap': 'ports', 'docs-manual': 'ports', watchtower: 'ports', 'action-ports-hc30': 'ports' }
+const WAY_LAYOUT: Record<Way, Layout> = {
+  'action-ports': 'ports',
+  'action-ports-2h': 'ports',
+  'action-host': 'host',
+  'action-bridge': 'bridge',
+  'verify-swap': 'ports',
+  'docs-manual': 'ports',
+  watchtower: 'ports',
+  'action-ports-hc30': 'ports'
+}
 const WAY_TITLE: Record<Way, string> = {
   'action-ports': 'chainlink-rollout, docs layout (6688 published), `finish: swap` (default)',
   'action-ports-2h': 'chainlink-rollout, docs layout, `finish: second-handoff`',
-  'action-ports-hc30': "chainlink-rollout, docs layout, `finish: second-handoff`, with the real image's HEALTHCHECK timing (Docker's default 30 s interval; the simulator image uses 2 s)",
+  'action-ports-hc30':
+    "chainlink-rollout, docs layout, `finish: second-handoff`, with the real image's HEALTHCHECK timing (Docker's default 30 s interval; the simulator image uses 2 s)",
   'action-host': 'chainlink-rollout, host networking',
   'action-bridge': 'chainlink-rollout, bridge, no published ports',
   'verify-swap': 'verify-then-swap by hand, docs layout (scripted: the bare docker/pg steps, no gates after the swap)',
@@ -84,10 +110,14 @@ const WAY_TITLE: Record<Way, string> = {
 
 function probeOnce(base: string, timeoutMs = 400): Promise<boolean> {
   return new Promise((res) => {
-    const req = http.get(`${base}/readyz`, { agent: false, timeout: timeoutMs, headers: { connection: 'close' } }, (r) => {
-      r.resume()
-      res(r.statusCode === 200)
-    })
+    const req = http.get(
+      `${base}/readyz`,
+      { agent: false, timeout: timeoutMs, headers: { connection: 'close' } },
+      (r) => {
+        r.resume()
+        res(r.statusCode === 200)
+      }
+    )
     req.on('timeout', () => req.destroy(new Error('timeout')))
     req.on('error', () => res(false))
   })
@@ -132,7 +162,8 @@ class Prober {
 
   /** true once `pred` held in a sample taken at or after `since` */
   seen(pred: (s: Sample) => boolean, since = 0): boolean {
-    for (let i = this.samples.length - 1; i >= 0 && this.samples[i].t >= since; i--) if (pred(this.samples[i])) return true
+    for (let i = this.samples.length - 1; i >= 0 && this.samples[i].t >= since; i--)
+      if (pred(this.samples[i])) return true
     return false
   }
 
@@ -221,7 +252,9 @@ class LogWatch {
     const log: NodeLog = { id, name, waiting: false, lines: [] }
     this.logs.set(id, log)
     try {
-      const stream = (await docker.getContainer(id).logs({ follow: true, stdout: true, stderr: true })) as NodeJS.ReadableStream
+      const stream = (await docker
+        .getContainer(id)
+        .logs({ follow: true, stdout: true, stderr: true })) as NodeJS.ReadableStream
       this.streams.push(stream)
       const out = new PassThrough()
       docker.modem.demuxStream(stream, out, out)
@@ -288,7 +321,11 @@ interface Writes {
 async function readWrites(db: TestDb): Promise<Writes> {
   const c = await db.client()
   try {
-    const rows = (await c.query<{ app_id: string; version: string; ms: string }>(`SELECT app_id::text, version, (extract(epoch from at) * 1000)::text AS ms FROM sim_heartbeats ORDER BY at, id`)).rows
+    const rows = (
+      await c.query<{ app_id: string; version: string; ms: string }>(
+        `SELECT app_id::text, version, (extract(epoch from at) * 1000)::text AS ms FROM sim_heartbeats ORDER BY at, id`
+      )
+    ).rows
     const w: Writes = { maxGapMs: 0, transitions: [], writers: [], versions: [], interleaved: false }
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i]
@@ -301,7 +338,8 @@ async function readWrites(db: TestDb): Promise<Writes> {
       const p = rows[i - 1]
       const gap = Number(r.ms) - Number(p.ms)
       w.maxGapMs = Math.max(w.maxGapMs, gap)
-      if (p.app_id !== r.app_id) w.transitions.push({ from: p.app_id, to: r.app_id, fromVersion: p.version, toVersion: r.version, gapMs: gap })
+      if (p.app_id !== r.app_id)
+        w.transitions.push({ from: p.app_id, to: r.app_id, fromVersion: p.version, toVersion: r.version, gapMs: gap })
     }
     return w
   } finally {
@@ -328,7 +366,10 @@ function parseFileCommands(text: string): Record<string, string> {
 
 function runStep(env: Record<string, string>): Promise<{ code: number | null; stdout: string }> {
   return new Promise((res) => {
-    const child = spawn(loadBed().node24, [join(DIST, 'index.js')], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(loadBed().node24, [join(DIST, 'index.js')], {
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ...env },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
     let stdout = ''
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
     child.stderr.on('data', (d: Buffer) => (stdout += d.toString()))
@@ -346,7 +387,11 @@ interface ActionRun {
 }
 
 async function runAction(inputs: Record<string, string>, dir: string): Promise<ActionRun> {
-  const files = { GITHUB_OUTPUT: join(dir, 'output'), GITHUB_STATE: join(dir, 'state'), GITHUB_STEP_SUMMARY: join(dir, 'summary') }
+  const files = {
+    GITHUB_OUTPUT: join(dir, 'output'),
+    GITHUB_STATE: join(dir, 'state'),
+    GITHUB_STEP_SUMMARY: join(dir, 'summary')
+  }
   for (const f of Object.values(files)) writeFileSync(f, '')
   const env: Record<string, string> = { ...files, RUNNER_TEMP: dir }
   for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v
@@ -359,18 +404,43 @@ async function runAction(inputs: Record<string, string>, dir: string): Promise<A
   const post = await runStep(postEnv)
   const totalMs = Date.now() - t0
   const code = main.code !== 0 ? main.code : post.code
-  return { code, outputs: parseFileCommands(readFileSync(files.GITHUB_OUTPUT, 'utf8')), summary: readFileSync(files.GITHUB_STEP_SUMMARY, 'utf8'), stdout: `${main.stdout}\n--- post ---\n${post.stdout}`, mainMs, totalMs }
+  return {
+    code,
+    outputs: parseFileCommands(readFileSync(files.GITHUB_OUTPUT, 'utf8')),
+    summary: readFileSync(files.GITHUB_STEP_SUMMARY, 'utf8'),
+    stdout: `${main.stdout}\n--- post ---\n${post.stdout}`,
+    mainMs,
+    totalMs
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Docker helpers for the scripted ways
 
 /** The old container's config with another image, name and (maybe) host port: `docker run` as the operator would retype it. */
-async function sameConfig(id: string, image: string, name: string, hostPort?: number): Promise<Docker.ContainerCreateOptions> {
+async function sameConfig(
+  id: string,
+  image: string,
+  name: string,
+  hostPort?: number
+): Promise<Docker.ContainerCreateOptions> {
   const i = await docker.getContainer(id).inspect()
-  const hc: Docker.HostConfig = { RestartPolicy: i.HostConfig.RestartPolicy, NetworkMode: i.HostConfig.NetworkMode, PortBindings: i.HostConfig.PortBindings, Binds: i.HostConfig.Binds ?? undefined }
+  const hc: Docker.HostConfig = {
+    RestartPolicy: i.HostConfig.RestartPolicy,
+    NetworkMode: i.HostConfig.NetworkMode,
+    PortBindings: i.HostConfig.PortBindings,
+    Binds: i.HostConfig.Binds ?? undefined
+  }
   if (hostPort !== undefined) hc.PortBindings = { '6688/tcp': [{ HostIp: '127.0.0.1', HostPort: String(hostPort) }] }
-  return { name, Image: image, Env: i.Config.Env, Labels: i.Config.Labels, Cmd: i.Config.Cmd ?? undefined, ExposedPorts: i.Config.ExposedPorts, HostConfig: hc }
+  return {
+    name,
+    Image: image,
+    Env: i.Config.Env,
+    Labels: i.Config.Labels,
+    Cmd: i.Config.Cmd ?? undefined,
+    ExposedPorts: i.Config.ExposedPorts,
+    HostConfig: hc
+  }
 }
 
 async function leaseHolder(c: pg.Client): Promise<string | undefined> {
@@ -380,12 +450,20 @@ async function leaseHolder(c: pg.Client): Promise<string | undefined> {
 
 /** The standby-ready gate, scripted: running, a DB session of the new version, the lock still the old app's. */
 async function provenWaiting(c: pg.Client, id: string, version: string, oldApp: string): Promise<void> {
-  await waitFor(`standby ${id.slice(0, 12)} waiting for the lock`, async () => {
-    const info = await docker.getContainer(id).inspect()
-    if (!info.State.Running) throw new Error(`standby exited (${info.State.ExitCode})`)
-    const s = await c.query<{ n: string }>(`SELECT count(*)::text AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE $1`, [`Chainlink ${version} |App|%`])
-    return Number(s.rows[0].n) > 0 && (await leaseHolder(c)) === oldApp
-  }, 30_000, 50)
+  await waitFor(
+    `standby ${id.slice(0, 12)} waiting for the lock`,
+    async () => {
+      const info = await docker.getContainer(id).inspect()
+      if (!info.State.Running) throw new Error(`standby exited (${info.State.ExitCode})`)
+      const s = await c.query<{ n: string }>(
+        `SELECT count(*)::text AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE $1`,
+        [`Chainlink ${version} |App|%`]
+      )
+      return Number(s.rows[0].n) > 0 && (await leaseHolder(c)) === oldApp
+    },
+    30_000,
+    50
+  )
 }
 
 async function waitUp(url: string, timeoutMs = 60_000): Promise<number> {
@@ -397,21 +475,42 @@ async function waitUp(url: string, timeoutMs = 60_000): Promise<number> {
  * The docs' layout as startNode makes it, with the HEALTHCHECK timing of the real image
  * (`HEALTHCHECK CMD curl -f http://localhost:6688/health`, Docker's defaults: 30 s interval).
  */
-async function startWithHealthcheck(name: string, db: TestDb, intervalMs: number): Promise<{ id: string; port: number }> {
+async function startWithHealthcheck(
+  name: string,
+  db: TestDb,
+  intervalMs: number
+): Promise<{ id: string; port: number }> {
   const port = await freePort('127.0.0.1')
   const c = await docker.createContainer({
     name,
     Image: simImage(FROM),
-    Env: [`CL_DATABASE_URL=${db.bridgeUrl}`, `LEASE_LOCK_DURATION=${LEASE.duration}`, `LEASE_LOCK_REFRESH_INTERVAL=${LEASE.refresh}`],
+    Env: [
+      `CL_DATABASE_URL=${db.bridgeUrl}`,
+      `LEASE_LOCK_DURATION=${LEASE.duration}`,
+      `LEASE_LOCK_REFRESH_INTERVAL=${LEASE.refresh}`
+    ],
     Labels: { 'test.chainlink-rollout': 'yes', [PID_LABEL]: String(process.pid) },
     ExposedPorts: { '6688/tcp': {} },
-    Healthcheck: { Test: ['CMD', 'chainlink', 'health-probe'], Interval: intervalMs * 1e6, Timeout: intervalMs * 1e6, Retries: 3 },
-    HostConfig: { RestartPolicy: { Name: 'unless-stopped' }, PortBindings: { '6688/tcp': [{ HostIp: '127.0.0.1', HostPort: String(port) }] } }
+    Healthcheck: {
+      Test: ['CMD', 'chainlink', 'health-probe'],
+      Interval: intervalMs * 1e6,
+      Timeout: intervalMs * 1e6,
+      Retries: 3
+    },
+    HostConfig: {
+      RestartPolicy: { Name: 'unless-stopped' },
+      PortBindings: { '6688/tcp': [{ HostIp: '127.0.0.1', HostPort: String(port) }] }
+    }
   })
   await c.start()
   await waitUp(`http://127.0.0.1:${port}`)
   // the action gates on Docker's health too: start from a node Docker already calls healthy
-  await waitFor(`${name} healthy`, async () => (await c.inspect()).State.Health?.Status === 'healthy', 2 * intervalMs + 10_000, 250)
+  await waitFor(
+    `${name} healthy`,
+    async () => (await c.inspect()).State.Health?.Status === 'healthy',
+    2 * intervalMs + 10_000,
+    250
+  )
   return { id: c.id, port }
 }
 
@@ -444,7 +543,11 @@ interface RunResult {
 async function cleanupRun(prefix: string, db?: TestDb): Promise<void> {
   const list = await docker.listContainers({ all: true })
   for (const c of list) {
-    if (c.Names.some((n) => n.replace(/^\//, '').startsWith(prefix))) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)
+    if (c.Names.some((n) => n.replace(/^\//, '').startsWith(prefix)))
+      await docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined)
   }
   await db?.drop().catch(() => undefined)
 }
@@ -453,7 +556,16 @@ let current: { prefix: string; db?: TestDb } | undefined
 
 async function runOnce(way: Way, rep: number): Promise<RunResult> {
   const layout = WAY_LAYOUT[way]
-  const short = { 'action-ports': 'ap', 'action-ports-2h': 'a2', 'action-host': 'ah', 'action-bridge': 'ab', 'verify-swap': 'vs', 'docs-manual': 'dm', watchtower: 'wt', 'action-ports-hc30': 'hc' }[way]
+  const short = {
+    'action-ports': 'ap',
+    'action-ports-2h': 'a2',
+    'action-host': 'ah',
+    'action-bridge': 'ab',
+    'verify-swap': 'vs',
+    'docs-manual': 'dm',
+    watchtower: 'wt',
+    'action-ports-hc30': 'hc'
+  }[way]
   const name = `${TAG}-${short}${rep}`
   const res: RunResult = { way, rep, ok: false, boots: [], handoffOverheads: [], transitions: [] }
   const logs = new LogWatch(name)
@@ -467,7 +579,10 @@ async function runOnce(way: Way, rep: number): Promise<RunResult> {
     db = await createDb(DB_PREFIX)
     current.db = db
     await logs.start()
-    const old = way === 'action-ports-hc30' ? await startWithHealthcheck(name, db, 30_000) : await startNode({ name, tag: FROM, db, layout, lease: LEASE, labels: { [PID_LABEL]: String(process.pid) } })
+    const old =
+      way === 'action-ports-hc30'
+        ? await startWithHealthcheck(name, db, 30_000)
+        : await startNode({ name, tag: FROM, db, layout, lease: LEASE, labels: { [PID_LABEL]: String(process.pid) } })
     pgc = await db.client()
     const oldApp = await waitFor('old lease holder', () => leaseHolder(pgc!), 10_000, 50)
 
@@ -480,7 +595,12 @@ async function runOnce(way: Way, rep: number): Promise<RunResult> {
     if (layout === 'bridge') {
       const refresh = async () => {
         const cs = await docker.listContainers({ filters: { name: [name] } }).catch(() => [])
-        bridgeUrls = cs.flatMap((c) => Object.values(c.NetworkSettings?.Networks ?? {}).map((n) => n.IPAddress).filter(Boolean).map((ip) => `http://${ip}:6688`))
+        bridgeUrls = cs.flatMap((c) =>
+          Object.values(c.NetworkSettings?.Networks ?? {})
+            .map((n) => n.IPAddress)
+            .filter(Boolean)
+            .map((ip) => `http://${ip}:6688`)
+        )
       }
       await refresh()
       bridgeTimer = setInterval(() => void refresh(), 200)
@@ -493,14 +613,24 @@ async function runOnce(way: Way, rep: number): Promise<RunResult> {
     let endAt: number
 
     if (way.startsWith('action-')) {
-      const inputs: Record<string, string> = { operation: 'upgrade', container: name, image, 'stable-for': STABLE_FOR, backup: 'false', 'state-dir': join(dir, 'state-dir') }
+      const inputs: Record<string, string> = {
+        operation: 'upgrade',
+        container: name,
+        image,
+        'stable-for': STABLE_FOR,
+        backup: 'false',
+        'state-dir': join(dir, 'state-dir')
+      }
       if (way === 'action-ports-2h' || way === 'action-ports-hc30') inputs.finish = 'second-handoff'
       const r = await runAction(inputs, dir)
       endAt = Date.now()
       res.actionMainMs = r.mainMs
       res.actionSummary = r.summary
       res.wallMs = r.totalMs
-      if (r.code !== 0 || r.outputs.result !== 'upgraded') throw new Error(`action exit ${r.code}, result ${r.outputs.result}:\n${r.stdout.split('\n').slice(-25).join('\n')}`)
+      if (r.code !== 0 || r.outputs.result !== 'upgraded')
+        throw new Error(
+          `action exit ${r.code}, result ${r.outputs.result}:\n${r.stdout.split('\n').slice(-25).join('\n')}`
+        )
       if (r.outputs['leader-gap-ms']) res.actionGapOutput = Number(r.outputs['leader-gap-ms'])
     } else if (way === 'verify-swap') {
       // 1. the new image as a standby on a spare port, proven waiting, then removed
@@ -557,7 +687,8 @@ async function runOnce(way: Way, rep: number): Promise<RunResult> {
       const shutdownMs = from?.shutdownMs ?? (way === 'docs-manual' ? 0 : undefined)
       res.transitions.push({ ...tr, gapMs: Math.round(tr.gapMs), bootMs, shutdownMs })
       if (bootMs !== undefined) res.boots.push(bootMs)
-      if (bootMs !== undefined && shutdownMs !== undefined) res.handoffOverheads.push(Math.round(tr.gapMs - shutdownMs - bootMs))
+      if (bootMs !== undefined && shutdownMs !== undefined)
+        res.handoffOverheads.push(Math.round(tr.gapMs - shutdownMs - bootMs))
     }
     if (way.startsWith('action-') && res.boots.length === res.transitions.length) {
       res.actionOverheadMs = res.wallMs! - res.transitions.length * STABLE_FOR_MS - res.boots.reduce((a, b) => a + b, 0)
@@ -594,16 +725,29 @@ function alive(pid: number): boolean {
 async function removeStale(): Promise<void> {
   for (const c of await docker.listContainers({ all: true, filters: { label: [PID_LABEL] } })) {
     const pid = Number(c.Labels[PID_LABEL])
-    if (pid && pid !== process.pid && !alive(pid)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)
+    if (pid && pid !== process.pid && !alive(pid))
+      await docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined)
   }
   const bed = loadBed()
-  const admin = new pg.Client({ host: bed.pg.host, port: bed.pg.port, user: bed.pg.user, password: bed.pg.password, database: 'postgres' })
+  const admin = new pg.Client({
+    host: bed.pg.host,
+    port: bed.pg.port,
+    user: bed.pg.user,
+    password: bed.pg.password,
+    database: 'postgres'
+  })
   await admin.connect()
   try {
-    const dbs = (await admin.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE 'clr\\_bench\\_%'`)).rows
+    const dbs = (
+      await admin.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE 'clr\\_bench\\_%'`)
+    ).rows
     for (const { datname } of dbs) {
       const pid = Number(/^clr_bench_(\d+)_/.exec(datname)?.[1])
-      if (pid && pid !== process.pid && !alive(pid)) await admin.query(`DROP DATABASE IF EXISTS ${datname} WITH (FORCE)`)
+      if (pid && pid !== process.pid && !alive(pid))
+        await admin.query(`DROP DATABASE IF EXISTS ${datname} WITH (FORCE)`)
     }
   } finally {
     await admin.end()
@@ -625,11 +769,18 @@ const ratio = (ms: number | undefined, lb: number) => (ms === undefined ? '' : `
 /** Copies dist/ and names what was copied: its hash, its last commit, whether it differed from that commit. */
 function snapshotBundle(): string {
   cpSync(join(ROOT, 'dist'), DIST, { recursive: true })
-  const sha = createHash('sha256').update(readFileSync(join(DIST, 'index.js'))).digest('hex').slice(0, 12)
+  const sha = createHash('sha256')
+    .update(readFileSync(join(DIST, 'index.js')))
+    .digest('hex')
+    .slice(0, 12)
   let git = ''
   try {
-    const commit = execFileSync('git', ['-C', ROOT, 'log', '-1', '--format=%h', '--', 'dist/index.js'], { encoding: 'utf8' }).trim()
-    const dirty = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--', 'dist/index.js'], { encoding: 'utf8' }).trim()
+    const commit = execFileSync('git', ['-C', ROOT, 'log', '-1', '--format=%h', '--', 'dist/index.js'], {
+      encoding: 'utf8'
+    }).trim()
+    const dirty = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--', 'dist/index.js'], {
+      encoding: 'utf8'
+    }).trim()
     git = `, commit ${commit}${dirty ? ' + uncommitted changes' : ''}`
   } catch {
     /* not a git checkout */
@@ -643,19 +794,40 @@ function report(results: RunResult[], ways: Way[], startedAt: Date, elapsedMs: n
   const boot = median(allBoots) ?? NaN
   const lb = REFRESH_MS + boot
   const by = (w: Way) => ok.filter((r) => r.way === w)
-  const med = (w: Way, f: (r: RunResult) => number | undefined) => median(by(w).map(f).filter((x): x is number => x !== undefined))
+  const med = (w: Way, f: (r: RunResult) => number | undefined) =>
+    median(
+      by(w)
+        .map(f)
+        .filter((x): x is number => x !== undefined)
+    )
   const L: string[] = []
   L.push(`## Downtime of one upgrade, ${FROM} -> ${TO} of the simulated node`)
   L.push('')
-  L.push(`\`npm run bench\` on ${startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC, ${cpus().length} cores, ${RUNS} run(s) of each way, rounds interleaved, medians shown; took ${(elapsedMs / 60000).toFixed(1)} min.`)
-  L.push(`Bundle measured: ${bundle} (copied at the start; every run used the copy). Simulator boot (SIM_BOOT_MS) at its default.`)
-  L.push(`Node lease settings: the defaults, ${LEASE.duration} lease, ${LEASE.refresh} refresh. The action runs with \`stable-for: ${STABLE_FOR}\` and \`backup: false\`, so the figures measure the handoff, not a backup.`)
+  L.push(
+    `\`npm run bench\` on ${startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC, ${cpus().length} cores, ${RUNS} run(s) of each way, rounds interleaved, medians shown; took ${(elapsedMs / 60000).toFixed(1)} min.`
+  )
+  L.push(
+    `Bundle measured: ${bundle} (copied at the start; every run used the copy). Simulator boot (SIM_BOOT_MS) at its default.`
+  )
+  L.push(
+    `Node lease settings: the defaults, ${LEASE.duration} lease, ${LEASE.refresh} refresh. The action runs with \`stable-for: ${STABLE_FOR}\` and \`backup: false\`, so the figures measure the handoff, not a backup.`
+  )
   L.push('')
-  L.push(`**Lower bound** = lease refresh interval + the node's own boot after the lock = ${sec(REFRESH_MS)} + ${sec(boot)} = **${sec(lb)}** (boot: median of ${allBoots.length} boots in this run, from the node's log line after it took the lease, "Starting StartUpHealthReport", to "Listening and serving HTTP"). (×) is each figure divided by it.`)
-  const floor = median(ok.flatMap((r) => r.transitions.filter((t) => t.shutdownMs && t.bootMs !== undefined).map((t) => t.shutdownMs! + t.bootMs!)))
-  L.push(`A ratio below 1 is possible: a node started after the old one released the lease takes it at its first try, with no poll to wait for. The physical floor of a graceful leader change is the old node's shutdown + the new node's boot after the lock: ${sec(floor)} here (median).`)
+  L.push(
+    `**Lower bound** = lease refresh interval + the node's own boot after the lock = ${sec(REFRESH_MS)} + ${sec(boot)} = **${sec(lb)}** (boot: median of ${allBoots.length} boots in this run, from the node's log line after it took the lease, "Starting StartUpHealthReport", to "Listening and serving HTTP"). (×) is each figure divided by it.`
+  )
+  const floor = median(
+    ok.flatMap((r) =>
+      r.transitions.filter((t) => t.shutdownMs && t.bootMs !== undefined).map((t) => t.shutdownMs! + t.bootMs!)
+    )
+  )
+  L.push(
+    `A ratio below 1 is possible: a node started after the old one released the lease takes it at its first try, with no poll to wait for. The physical floor of a graceful leader change is the old node's shutdown + the new node's boot after the lock: ${sec(floor)} here (median).`
+  )
   L.push('')
-  L.push('| way | /readyz down on the node\'s port | leader\'s writes paused | wall time | action overhead | action `leader-gap-ms` | handoff overhead | runs ok |')
+  L.push(
+    "| way | /readyz down on the node's port | leader's writes paused | wall time | action overhead | action `leader-gap-ms` | handoff overhead | runs ok |"
+  )
   L.push('|---|---|---|---|---|---|---|---|')
   for (const w of ways) {
     const rs = by(w)
@@ -679,46 +851,80 @@ function report(results: RunResult[], ways: Way[], startedAt: Date, elapsedMs: n
     const ov = isAction ? med(w, (r) => r.actionOverheadMs) : undefined
     const gapOut = isAction ? med(w, (r) => r.actionGapOutput) : undefined
     const ho = median(rs.flatMap((r) => r.handoffOverheads))
-    L.push(`| ${WAY_TITLE[w]} | ${port} | ${sec(wg)}${ratio(wg, lb)} | ${sec(wall)}${ratio(wall, lb)} | ${isAction ? `${sec(ov)}${ratio(ov, lb)}` : '–'} | ${isAction ? sec(gapOut) : '–'} | ${sec(ho)} | ${n} |`)
+    L.push(
+      `| ${WAY_TITLE[w]} | ${port} | ${sec(wg)}${ratio(wg, lb)} | ${sec(wall)}${ratio(wall, lb)} | ${isAction ? `${sec(ov)}${ratio(ov, lb)}` : '–'} | ${isAction ? sec(gapOut) : '–'} | ${sec(ho)} | ${n} |`
+    )
   }
   L.push('')
   L.push('How each figure is taken:')
-  L.push('- **/readyz down**: an external prober asks `/readyz` every 50 ms over a new connection (400 ms timeout); the longest window from the last 200 before a failure to the first 200 after it (resolution 50 ms). Docs layout: the published host port on 127.0.0.1; host networking: the node\'s port; bridge without published ports: the bridge IP of whichever container of the node answers.')
-  L.push('- **writes paused**: the longest gap between consecutive heartbeat rows the leader writes every 150 ms (`sim_heartbeats`), i.e. how long the node did no work.')
-  L.push('- **wall time**: the action: main + post step as the runner runs them, including its checks and the `stable-for` hold after each handoff. Scripted ways: from the first docker call to the new node\'s first `/readyz` 200 (no checks after that).')
-  L.push(`- **action overhead** = wall time − (stable-for ${STABLE_FOR} + the new node's boot after the lock) for each leader change it made (2 with \`finish: second-handoff\`, 1 otherwise): preflight, pull check, standby start and gate, the stop, the wait for the standby's next lease poll, lock and health checks, renames and removals.`)
-  L.push('- **handoff overhead** (median over all leader changes) = writes paused − the old node\'s graceful shutdown (its "Graceful shutdown time"; 0 when killed) − the new node\'s boot after the lock: what a handoff costs beyond the two nodes\' own work (waiting for the next lease poll, container start, or the lease expiry after `docker kill`).')
+  L.push(
+    "- **/readyz down**: an external prober asks `/readyz` every 50 ms over a new connection (400 ms timeout); the longest window from the last 200 before a failure to the first 200 after it (resolution 50 ms). Docs layout: the published host port on 127.0.0.1; host networking: the node's port; bridge without published ports: the bridge IP of whichever container of the node answers."
+  )
+  L.push(
+    '- **writes paused**: the longest gap between consecutive heartbeat rows the leader writes every 150 ms (`sim_heartbeats`), i.e. how long the node did no work.'
+  )
+  L.push(
+    "- **wall time**: the action: main + post step as the runner runs them, including its checks and the `stable-for` hold after each handoff. Scripted ways: from the first docker call to the new node's first `/readyz` 200 (no checks after that)."
+  )
+  L.push(
+    `- **action overhead** = wall time − (stable-for ${STABLE_FOR} + the new node's boot after the lock) for each leader change it made (2 with \`finish: second-handoff\`, 1 otherwise): preflight, pull check, standby start and gate, the stop, the wait for the standby's next lease poll, lock and health checks, renames and removals.`
+  )
+  L.push(
+    "- **handoff overhead** (median over all leader changes) = writes paused − the old node's graceful shutdown (its \"Graceful shutdown time\"; 0 when killed) − the new node's boot after the lock: what a handoff costs beyond the two nodes' own work (waiting for the next lease poll, container start, or the lease expiry after `docker kill`)."
+  )
   L.push('')
 
   // docs layout: the two ways of finishing (input `finish`), and the swap by hand for reference
   if (by('action-ports').length && by('action-ports-2h').length) {
-    const fig = (w: Way) => ({ work: med(w, (r) => r.writeGapMs), port: med(w, (r) => r.portGap?.ms), wall: med(w, (r) => r.wallMs) })
+    const fig = (w: Way) => ({
+      work: med(w, (r) => r.writeGapMs),
+      port: med(w, (r) => r.portGap?.ms),
+      wall: med(w, (r) => r.wallMs)
+    })
     const two = fig('action-ports-2h')
     const swap = fig('action-ports')
     const hand = by('verify-swap').length ? fig('verify-swap') : undefined
-    const better = (x?: number, y?: number) => (x === undefined || y === undefined ? '?' : x < y ? '`second-handoff`' : x > y ? '`swap`' : 'tie')
+    const better = (x?: number, y?: number) =>
+      x === undefined || y === undefined ? '?' : x < y ? '`second-handoff`' : x > y ? '`swap`' : 'tie'
     L.push('### Docs layout: the two ways of finishing (input `finish`)')
     L.push('')
     L.push(`| figure | \`second-handoff\` | \`swap\` (default) | better |${hand ? ' swap by hand (reference) |' : ''}`)
     L.push(`|---|---|---|---|${hand ? '---|' : ''}`)
-    L.push(`| leader's writes paused (work gap) | ${sec(two.work)} | ${sec(swap.work)} | ${better(two.work, swap.work)} |${hand ? ` ${sec(hand.work)} |` : ''}`)
-    L.push(`| /readyz down on the published port (6688 gap) | ${sec(two.port)} | ${sec(swap.port)} | ${better(two.port, swap.port)} |${hand ? ` ${sec(hand.port)} |` : ''}`)
-    L.push(`| wall time | ${sec(two.wall)} | ${sec(swap.wall)} | ${better(two.wall, swap.wall)} |${hand ? ` ${sec(hand.wall)} (no gates) |` : ''}`)
+    L.push(
+      `| leader's writes paused (work gap) | ${sec(two.work)} | ${sec(swap.work)} | ${better(two.work, swap.work)} |${hand ? ` ${sec(hand.work)} |` : ''}`
+    )
+    L.push(
+      `| /readyz down on the published port (6688 gap) | ${sec(two.port)} | ${sec(swap.port)} | ${better(two.port, swap.port)} |${hand ? ` ${sec(hand.port)} |` : ''}`
+    )
+    L.push(
+      `| wall time | ${sec(two.wall)} | ${sec(swap.wall)} | ${better(two.wall, swap.wall)} |${hand ? ` ${sec(hand.wall)} (no gates) |` : ''}`
+    )
     if (by('action-ports-hc30').length) {
       const h = fig('action-ports-hc30')
-      L.push(`| 6688 gap with the real image's HEALTHCHECK timing (30 s interval: the interim's health gate waits for Docker's next check), ${by('action-ports-hc30').length} run(s) | ${sec(h.port)} | ${sec(swap.port)} (the outage ends when the node serves; the gate after it keeps no port dark) | \`swap\` |${hand ? ' |' : ''}`)
+      L.push(
+        `| 6688 gap with the real image's HEALTHCHECK timing (30 s interval: the interim's health gate waits for Docker's next check), ${by('action-ports-hc30').length} run(s) | ${sec(h.port)} | ${sec(swap.port)} (the outage ends when the node serves; the gate after it keeps no port dark) | \`swap\` |${hand ? ' |' : ''}`
+      )
     }
     L.push('')
   }
 
   L.push('### Every run')
   L.push('')
-  L.push('| way | run | /readyz down | writes paused | wall | boot(s) after lock | leader changes: gap / old shutdown / new boot | action leader-gap-ms | result |')
+  L.push(
+    '| way | run | /readyz down | writes paused | wall | boot(s) after lock | leader changes: gap / old shutdown / new boot | action leader-gap-ms | result |'
+  )
   L.push('|---|---|---|---|---|---|---|---|---|')
   for (const r of [...results].sort((x, y) => ways.indexOf(x.way) - ways.indexOf(y.way) || x.rep - y.rep)) {
-    const port = r.way === 'docs-manual' ? `${r.portGap && !r.portGap.recovered ? 'never' : sec(r.portGap?.ms)}; any port ${sec(r.anyPortGap?.ms)}` : `${sec(r.portGap?.ms)}${r.portGap && !r.portGap.recovered ? ' (open)' : ''}`
-    const tr = r.transitions.map((t) => `${t.fromVersion}->${t.toVersion} ${t.gapMs} / ${t.shutdownMs ?? '?'} / ${t.bootMs ?? '?'} ms`).join('; ')
-    L.push(`| ${r.way} | ${r.rep} | ${port} | ${sec(r.writeGapMs)} | ${sec(r.wallMs)} | ${r.boots.join(', ') || '–'} ms | ${tr || '–'} | ${r.actionGapOutput ?? '–'} | ${r.ok ? 'ok' : `FAILED: ${(r.error ?? '').split('\n')[0].replace(/\|/g, '/')}`} |`)
+    const port =
+      r.way === 'docs-manual'
+        ? `${r.portGap && !r.portGap.recovered ? 'never' : sec(r.portGap?.ms)}; any port ${sec(r.anyPortGap?.ms)}`
+        : `${sec(r.portGap?.ms)}${r.portGap && !r.portGap.recovered ? ' (open)' : ''}`
+    const tr = r.transitions
+      .map((t) => `${t.fromVersion}->${t.toVersion} ${t.gapMs} / ${t.shutdownMs ?? '?'} / ${t.bootMs ?? '?'} ms`)
+      .join('; ')
+    L.push(
+      `| ${r.way} | ${r.rep} | ${port} | ${sec(r.writeGapMs)} | ${sec(r.wallMs)} | ${r.boots.join(', ') || '–'} ms | ${tr || '–'} | ${r.actionGapOutput ?? '–'} | ${r.ok ? 'ok' : `FAILED: ${(r.error ?? '').split('\n')[0].replace(/\|/g, '/')}`} |`
+    )
   }
   L.push('')
   return L.join('\n')
@@ -727,14 +933,19 @@ function report(results: RunResult[], ways: Way[], startedAt: Date, elapsedMs: n
 // ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
-  const only = (process.env.BENCH_ONLY ?? '').split(',').map((s) => s.trim()).filter(Boolean)
+  const only = (process.env.BENCH_ONLY ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
   const ways = only.length ? [...WAYS, ...EXTRA_WAYS].filter((w) => only.includes(w)) : WAYS
   if (!ways.length) throw new Error(`BENCH_ONLY names no known way (${[...WAYS, ...EXTRA_WAYS].join(', ')})`)
   await removeStale()
   // every way starts with both images on the host (the action still checks the registry)
   for (const tag of [FROM, TO]) {
     await new Promise<void>((res, rej) => {
-      docker.pull(simImage(tag), (err: Error | null, stream: NodeJS.ReadableStream) => (err ? rej(err) : docker.modem.followProgress(stream, (e: Error | null) => (e ? rej(e) : res()))))
+      docker.pull(simImage(tag), (err: Error | null, stream: NodeJS.ReadableStream) =>
+        err ? rej(err) : docker.modem.followProgress(stream, (e: Error | null) => (e ? rej(e) : res()))
+      )
     })
   }
   const bundle = snapshotBundle()
@@ -746,7 +957,9 @@ async function main(): Promise<void> {
       const t = Date.now()
       const r = await runOnce(way, rep)
       results.push(r)
-      process.stderr.write(`[bench] ${way} #${rep}: ${r.ok ? `port ${sec(r.portGap?.ms)}${r.anyPortGap ? ` (any ${sec(r.anyPortGap.ms)})` : ''}, writes ${sec(r.writeGapMs)}, wall ${sec(r.wallMs)}${r.actionGapOutput !== undefined ? `, leader-gap-ms ${r.actionGapOutput}` : ''}` : `FAILED ${r.error}`} [${sec(Date.now() - t)}]\n`)
+      process.stderr.write(
+        `[bench] ${way} #${rep}: ${r.ok ? `port ${sec(r.portGap?.ms)}${r.anyPortGap ? ` (any ${sec(r.anyPortGap.ms)})` : ''}, writes ${sec(r.writeGapMs)}, wall ${sec(r.wallMs)}${r.actionGapOutput !== undefined ? `, leader-gap-ms ${r.actionGapOutput}` : ''}` : `FAILED ${r.error}`} [${sec(Date.now() - t)}]\n`
+      )
     }
   }
   rmSync(DIST, { recursive: true, force: true })

@@ -29,7 +29,8 @@ afterAll(async () => {
   await db.drop()
 })
 
-const act = (inputs: Record<string, string>) => runAction({ container: name, 'state-dir': stateDir, 'backup-dir': join(stateDir, 'backups'), ...inputs })
+const act = (inputs: Record<string, string>) =>
+  runAction({ container: name, 'state-dir': stateDir, 'backup-dir': join(stateDir, 'backups'), ...inputs })
 
 describe('backup and restore operations', () => {
   let file: string
@@ -81,7 +82,12 @@ describe('backup and restore operations', () => {
     expect(withoutKey.exitCode).toBe(1)
     expect(visible(withoutKey.stdout)).toMatch(/Input 'backup-identity' is required/)
     expect(await containerState(name)).toEqual(before)
-    const r = await act({ operation: 'restore', 'backup-file': b.outputs['backup-file'], 'stop-node': 'true', 'backup-identity': identity })
+    const r = await act({
+      operation: 'restore',
+      'backup-file': b.outputs['backup-file'],
+      'stop-node': 'true',
+      'backup-identity': identity
+    })
     expect(r.exitCode).toBe(0)
     expect(visible(r.stdout) + r.summary).not.toContain(identity)
     expect(await readyz((await nodeUrl(name))!)).toBe(200)

@@ -6,7 +6,16 @@ import { tmpdir } from 'node:os'
 import { execFileSync } from 'node:child_process'
 import { basename, join } from 'node:path'
 import { generateIdentity, identityToRecipient, Decrypter } from 'age-encryption'
-import { createBackup, listBackups, lockHolderPresent, pruneBackups, readManifest, restoreBackup, verifyBackup, type BackupResult } from '../../src/backup.js'
+import {
+  createBackup,
+  listBackups,
+  lockHolderPresent,
+  pruneBackups,
+  readManifest,
+  restoreBackup,
+  verifyBackup,
+  type BackupResult
+} from '../../src/backup.js'
 import { tarUnpack } from '../../src/backup/codec.js'
 import { createDb, loadBed, type TestDb } from '../support/bed.js'
 
@@ -36,7 +45,10 @@ async function fillChainlinkLike(db: TestDb, logs: number): Promise<void> {
        FROM generate_series(1, $1::int) g`,
       [logs]
     )
-    await c.query(`INSERT INTO pipeline_runs (pipeline_spec_id, inputs, outputs, state) SELECT 1, jsonb_build_object('ds1', random()), jsonb_build_array(random() * 3000), 'completed' FROM generate_series(1, $1::int / 5)`, [logs])
+    await c.query(
+      `INSERT INTO pipeline_runs (pipeline_spec_id, inputs, outputs, state) SELECT 1, jsonb_build_object('ds1', random()), jsonb_build_array(random() * 3000), 'completed' FROM generate_series(1, $1::int / 5)`,
+      [logs]
+    )
     await c.query('CREATE INDEX evm_logs_block ON evm.logs (evm_chain_id, block_number)')
   } finally {
     await c.end()
@@ -66,7 +78,10 @@ beforeAll(async () => {
   cleanup.push(() => db.drop())
   dir = await mkdtemp(join(tmpdir(), 'clr-backup-'))
   rootDir = await mkdtemp(join(tmpdir(), 'clr-root-'))
-  cleanup.push(() => rm(dir, { recursive: true, force: true }), () => rm(rootDir, { recursive: true, force: true }))
+  cleanup.push(
+    () => rm(dir, { recursive: true, force: true }),
+    () => rm(rootDir, { recursive: true, force: true })
+  )
   await fillChainlinkLike(db, 40000)
   await writeFile(join(rootDir, 'config.toml'), '[Log]\nLevel = "info"\n')
   await writeFile(join(rootDir, 'secrets.toml'), `[Password]\nKeystore = "${SECRET}"\n`, { mode: 0o600 })
@@ -93,7 +108,9 @@ describe('createBackup + verifyBackup', () => {
       node: { version: '2.20.0', image: 'smartcontract/chainlink:2.20.0', digest: 'sha256:' + 'a'.repeat(64) },
       log
     })
-    expect(basename(first.file)).toMatch(new RegExp(`^chainlink-rollout-${db.name}-\\d{8}T\\d{9}Z-scheduled\\.dump\\.(zst)$|\\.dump$`))
+    expect(basename(first.file)).toMatch(
+      new RegExp(`^chainlink-rollout-${db.name}-\\d{8}T\\d{9}Z-scheduled\\.dump\\.(zst)$|\\.dump$`)
+    )
     expect(first.verified).toEqual(['sha256', 'archive-read'])
     const m = await readManifest(first.manifestFile)
     expect(m).toMatchObject({
@@ -152,14 +169,17 @@ describe('tampering is caught', () => {
   async function copySet(tag: string): Promise<string> {
     const d = await mkdtemp(join(tmpdir(), `clr-tamper-${tag}-`))
     cleanup.push(() => rm(d, { recursive: true, force: true }))
-    for (const f of await readdir(dir)) if (f.startsWith(basename(first.manifestFile, '.json'))) await copyFile(join(dir, f), join(d, f))
+    for (const f of await readdir(dir))
+      if (f.startsWith(basename(first.manifestFile, '.json'))) await copyFile(join(dir, f), join(d, f))
     return join(d, basename(first.file))
   }
 
   test('a truncated dump fails with a clear message and is no longer listed as verified', async () => {
     const f = await copySet('trunc')
     await truncate(f, Math.floor((await stat(f)).size / 2))
-    await expect(verifyBackup(f, { mode: 'archive', log })).rejects.toThrow(/is \d+ bytes but the manifest says \d+: the file is truncated/)
+    await expect(verifyBackup(f, { mode: 'archive', log })).rejects.toThrow(
+      /is \d+ bytes but the manifest says \d+: the file is truncated/
+    )
     expect((await listBackups(join(f, '..')))[0].verified).toBe(false)
   })
 
@@ -172,7 +192,9 @@ describe('tampering is caught', () => {
     b[0] ^= 0x20
     await fh.write(b, 0, 1, pos)
     await fh.close()
-    await expect(verifyBackup(f, { mode: 'archive', log })).rejects.toThrow(/does not match its manifest checksum .* altered or corrupted/)
+    await expect(verifyBackup(f, { mode: 'archive', log })).rejects.toThrow(
+      /does not match its manifest checksum .* altered or corrupted/
+    )
   })
 
   test('corruption that the manifest agrees with is still caught by the full read', async () => {
@@ -185,7 +207,9 @@ describe('tampering is caught', () => {
     const m = JSON.parse(await readFile(mf, 'utf8'))
     m.dump.sha256 = (await import('node:crypto')).createHash('sha256').update(data).digest('hex')
     await writeFile(mf, JSON.stringify(m))
-    await expect(verifyBackup(f, { mode: 'archive', log })).rejects.toThrow(/verification of .* failed: .*(zstd|pg_restore|uncompress|input file)/i)
+    await expect(verifyBackup(f, { mode: 'archive', log })).rejects.toThrow(
+      /verification of .* failed: .*(zstd|pg_restore|uncompress|input file)/i
+    )
   })
 })
 
@@ -193,7 +217,7 @@ describe('restoreBackup', () => {
   test('brings back the old rows and removes what was created since (a migration)', async () => {
     const before = await count(db, 'evm.logs')
     const c = await db.client()
-    await c.query("INSERT INTO evm.logs (evm_chain_id, block_number) SELECT 1, g FROM generate_series(1, 5000) g")
+    await c.query('INSERT INTO evm.logs (evm_chain_id, block_number) SELECT 1, g FROM generate_series(1, 5000) g')
     await c.query('DELETE FROM encrypted_key_rings')
     await c.query('CREATE TABLE evm.new_migration_table (x int); CREATE SCHEMA extra')
     await c.end()
@@ -204,7 +228,9 @@ describe('restoreBackup', () => {
     expect(r.keystore).toEqual({ encrypted_key_rings: 1, 'evm.key_states': 2 })
     expect(r.tables).toEqual({ evm: 2, public: 2 })
     const c2 = await db.client()
-    const t = await c2.query("SELECT to_regclass('evm.new_migration_table') AS t, (SELECT count(*) FROM pg_namespace WHERE nspname = 'extra') AS s")
+    const t = await c2.query(
+      "SELECT to_regclass('evm.new_migration_table') AS t, (SELECT count(*) FROM pg_namespace WHERE nspname = 'extra') AS s"
+    )
     await c2.end()
     expect(t.rows[0]).toEqual({ t: null, s: '0' })
   })
@@ -214,7 +240,9 @@ describe('restoreBackup', () => {
     const c = await db.client()
     // a session holding a lock the restore needs: the restore must time out, not hang, and roll back
     await c.query('BEGIN; LOCK TABLE evm.logs IN ACCESS SHARE MODE')
-    const err = await restoreBackup({ databaseUrl: db.url, file: first.file, log, lockTimeoutMs: 500 }).catch((e: Error) => e)
+    const err = await restoreBackup({ databaseUrl: db.url, file: first.file, log, lockTimeoutMs: 500 }).catch(
+      (e: Error) => e
+    )
     await c.query('ROLLBACK')
     await c.end()
     expect((err as Error).message).toMatch(/left as it was.*lock timeout/s)
@@ -228,7 +256,14 @@ describe('encryption', () => {
     const recipient = await identityToRecipient(identity)
     const d = await mkdtemp(join(tmpdir(), 'clr-backup-age-'))
     cleanup.push(() => rm(d, { recursive: true, force: true }))
-    const r = await createBackup({ databaseUrl: db.url, dir: d, kind: 'pre-upgrade', recipient, files: [{ name: 'secrets.toml', path: join(rootDir, 'secrets.toml') }], log })
+    const r = await createBackup({
+      databaseUrl: db.url,
+      dir: d,
+      kind: 'pre-upgrade',
+      recipient,
+      files: [{ name: 'secrets.toml', path: join(rootDir, 'secrets.toml') }],
+      log
+    })
     expect(r.file).toMatch(/-pre-upgrade\.dump(\.zst)?\.age$/)
     expect(r.verified).toEqual(['sha256', 'archive-read'])
     expect(r.manifest).toMatchObject({ encrypted: true, recipient })
@@ -244,9 +279,13 @@ describe('encryption', () => {
     // without the identity: checksum only, with a warning; a trial restore needs the identity
     const v0 = await verifyBackup(r.file, { mode: 'archive', log })
     expect(v0.checks).toEqual(['sha256'])
-    await expect(verifyBackup(r.file, { mode: 'restore', databaseUrl: db.url, log })).rejects.toThrow(/needs the identity/)
+    await expect(verifyBackup(r.file, { mode: 'restore', databaseUrl: db.url, log })).rejects.toThrow(
+      /needs the identity/
+    )
     // a wrong identity is refused clearly
-    await expect(verifyBackup(r.file, { mode: 'archive', identity: await generateIdentity(), log })).rejects.toThrow(/cannot decrypt/)
+    await expect(verifyBackup(r.file, { mode: 'archive', identity: await generateIdentity(), log })).rejects.toThrow(
+      /cannot decrypt/
+    )
     const v = await verifyBackup(r.file, { mode: 'restore', identity, databaseUrl: db.url, log })
     expect(v.keystore).toEqual({ encrypted_key_rings: 1, 'evm.key_states': 2 })
 
@@ -263,16 +302,38 @@ describe('retention', () => {
     const small = await createDb('bkret')
     cleanup.push(() => small.drop())
     const c = await small.client()
-    await c.query('CREATE TABLE encrypted_key_rings (encrypted_keys jsonb); INSERT INTO encrypted_key_rings VALUES (\'{}\')')
+    await c.query(
+      "CREATE TABLE encrypted_key_rings (encrypted_keys jsonb); INSERT INTO encrypted_key_rings VALUES ('{}')"
+    )
     await c.end()
     const d = await mkdtemp(join(tmpdir(), 'clr-backup-ret-'))
     cleanup.push(() => rm(d, { recursive: true, force: true }))
-    const foreign = ['cl_backup_2.20.0.dump', 'chainlink-rollout-notes.txt', 'backup-2026-01-01.dump', 'chainlink-rollout-x-20260101T000000000Z-scheduled.dump.zst.partial']
+    const foreign = [
+      'cl_backup_2.20.0.dump',
+      'chainlink-rollout-notes.txt',
+      'backup-2026-01-01.dump',
+      'chainlink-rollout-x-20260101T000000000Z-scheduled.dump.zst.partial'
+    ]
     for (const f of foreign) await writeFile(join(d, f), 'not ours')
-    const kinds = ['scheduled', 'scheduled', 'pre-upgrade', 'scheduled', 'scheduled', 'pre-upgrade', 'scheduled', 'scheduled', 'pre-upgrade', 'scheduled', 'scheduled', 'pre-upgrade', 'scheduled'] as const
+    const kinds = [
+      'scheduled',
+      'scheduled',
+      'pre-upgrade',
+      'scheduled',
+      'scheduled',
+      'pre-upgrade',
+      'scheduled',
+      'scheduled',
+      'pre-upgrade',
+      'scheduled',
+      'scheduled',
+      'pre-upgrade',
+      'scheduled'
+    ] as const
     const made: BackupResult[] = []
     const t0 = Date.UTC(2026, 0, 1)
-    for (const [i, kind] of kinds.entries()) made.push(await createBackup({ databaseUrl: small.url, dir: d, kind, now: new Date(t0 + i * 3600_000), log }))
+    for (const [i, kind] of kinds.entries())
+      made.push(await createBackup({ databaseUrl: small.url, dir: d, kind, now: new Date(t0 + i * 3600_000), log }))
     // the newest backup (scheduled) failed verification; #10 (scheduled) too
     for (const i of [12, 9]) {
       const m = JSON.parse(await readFile(made[i].manifestFile, 'utf8'))
@@ -317,7 +378,13 @@ describe('secrets and the lock', () => {
     const c = await db.client()
     // a lock pg_dump cannot get within its lock wait: it fails instead of queueing forever
     await c.query('BEGIN; LOCK TABLE pipeline_runs IN ACCESS EXCLUSIVE MODE')
-    const err = await createBackup({ databaseUrl: db.url, dir: d, kind: 'scheduled', lockWaitTimeoutMs: 300, log }).catch((e: Error) => e)
+    const err = await createBackup({
+      databaseUrl: db.url,
+      dir: d,
+      kind: 'scheduled',
+      lockWaitTimeoutMs: 300,
+      log
+    }).catch((e: Error) => e)
     await c.query('ROLLBACK')
     await c.end()
     expect((err as Error).message).toMatch(/pg_dump of .* exited with 1: .*LOCK TABLE public.pipeline_runs/)
@@ -328,8 +395,13 @@ describe('secrets and the lock', () => {
     expect(await lockHolderPresent(db.url)).toEqual({ held: false })
     const c = await db.client()
     await c.query('CREATE TABLE lease_lock (client_id uuid NOT NULL, expires_at timestamptz NOT NULL)')
-    await c.query("INSERT INTO lease_lock VALUES ('11111111-2222-3333-4444-555555555555', now() + interval '10 seconds')")
-    expect(await lockHolderPresent(db.url)).toMatchObject({ held: true, detail: expect.stringContaining('11111111-2222-3333-4444-555555555555') })
+    await c.query(
+      "INSERT INTO lease_lock VALUES ('11111111-2222-3333-4444-555555555555', now() + interval '10 seconds')"
+    )
+    expect(await lockHolderPresent(db.url)).toMatchObject({
+      held: true,
+      detail: expect.stringContaining('11111111-2222-3333-4444-555555555555')
+    })
     await c.query("UPDATE lease_lock SET expires_at = now() - interval '1 second'")
     expect((await lockHolderPresent(db.url)).held).toBe(false)
     await c.query('SELECT pg_advisory_lock(1027321974924625846)')
@@ -338,4 +410,3 @@ describe('secrets and the lock', () => {
     await c.end()
   })
 })
-

@@ -51,7 +51,13 @@ const ROWS: BadRow[] = [
   { input: 'operation', value: 'upgrade; status', error: named('operation') },
   { input: 'lock-mode', value: 'lease-lock', error: named('lock-mode') },
   { input: 'lock-mode', value: 'none', error: named('lock-mode'), why: 'a node without a lock cannot be handed off' },
-  { input: 'lock-mode', value: 'advisorylock', error: /^::error::No single leader: nobody holds the advisory lock/, preflight: true, why: 'the node runs in lease mode' },
+  {
+    input: 'lock-mode',
+    value: 'advisorylock',
+    error: /^::error::No single leader: nobody holds the advisory lock/,
+    preflight: true,
+    why: 'the node runs in lease mode'
+  },
   { input: 'db-rollback', value: 'down', error: named('db-rollback') },
   { input: 'backup-verify', value: 'checksum', error: named('backup-verify') },
   { input: 'finish', value: 'sideways', error: named('finish') },
@@ -60,29 +66,91 @@ const ROWS: BadRow[] = [
   { input: 'container', value: '-leading-dash', error: named('container') },
   { input: 'container', value: 'a/b', error: named('container') },
   { input: 'container', value: 'two\nlines', error: named('container') },
-  { input: 'container', value: 'clr-fm-no-such-node', error: /^::error::Input 'container': no container named 'clr-fm-no-such-node'/, preflight: true },
+  {
+    input: 'container',
+    value: 'clr-fm-no-such-node',
+    error: /^::error::Input 'container': no container named 'clr-fm-no-such-node'/,
+    preflight: true
+  },
   { input: 'standby', value: 'bad name!', error: named('standby') },
   { input: 'standby', value: () => name, error: /^::error::Input 'standby' must name a different container/ },
-  { input: 'standby', value: 'clr-fm-no-such-standby', error: /^::error::Input 'standby': no container named 'clr-fm-no-such-standby'/, preflight: true },
+  {
+    input: 'standby',
+    value: 'clr-fm-no-such-standby',
+    error: /^::error::Input 'standby': no container named 'clr-fm-no-such-standby'/,
+    preflight: true
+  },
   // references
   { input: 'image', value: 'Bad Image::x', error: named('image') },
   { input: 'image', value: 'smartcontract/Chainlink:2.19.0', error: named('image'), why: 'uppercase repository' },
   { input: 'image', value: 'smartcontract/chainlink:', error: named('image'), why: 'empty tag' },
   { input: 'image', value: 'smartcontract/chainlink:-2.19.0', error: named('image') },
   { input: 'image', value: 'smartcontract/chainlink@sha256:abc', error: named('image'), why: 'short digest' },
-  { input: 'image', value: `smartcontract/chainlink@sha256:${'A'.repeat(64)}`, error: named('image'), why: 'uppercase digest' },
+  {
+    input: 'image',
+    value: `smartcontract/chainlink@sha256:${'A'.repeat(64)}`,
+    error: named('image'),
+    why: 'uppercase digest'
+  },
   { input: 'image', value: 'bad_host:5000/x:1', error: named('image') },
   { input: 'image', value: '   ', error: /^::error::Input 'image' is required/ },
-  { input: 'image', value: () => simImage('9.9.9'), error: /^::error::Input 'image': cannot pull/, preflight: true, why: 'tag missing from the registry' },
-  { input: 'image', value: () => `${simImage('2.19.0')}@sha256:${'0'.repeat(64)}`, error: /^::error::Input 'image': (cannot pull|digest mismatch)/, preflight: true },
-  { input: 'image-file', value: '/nonexistent/chainlink.env', with: { image: '' }, error: /^::error::Input 'image-file': cannot read/, preflight: true },
-  { input: 'image-file', value: () => join(tmp, 'garbage.env'), with: { image: '' }, error: named('image-file'), preflight: true, why: 'no reference in the file' },
-  { input: 'image-file', value: () => join(tmp, 'bad-ref.env'), with: { image: '' }, error: named('image-file'), preflight: true, why: 'a malformed reference in the file' },
-  { input: 'image-file', value: '/tmp', with: { image: '' }, error: /^::error::Input 'image-file': cannot read \/tmp: EISDIR/, preflight: true, why: 'a directory' },
-  { input: 'image-file', value: () => join(tmp, 'good.env'), error: /^::error::Input 'image-file' cannot be combined with 'image'/ },
+  {
+    input: 'image',
+    value: () => simImage('9.9.9'),
+    error: /^::error::Input 'image': cannot pull/,
+    preflight: true,
+    why: 'tag missing from the registry'
+  },
+  {
+    input: 'image',
+    value: () => `${simImage('2.19.0')}@sha256:${'0'.repeat(64)}`,
+    error: /^::error::Input 'image': (cannot pull|digest mismatch)/,
+    preflight: true
+  },
+  {
+    input: 'image-file',
+    value: '/nonexistent/chainlink.env',
+    with: { image: '' },
+    error: /^::error::Input 'image-file': cannot read/,
+    preflight: true
+  },
+  {
+    input: 'image-file',
+    value: () => join(tmp, 'garbage.env'),
+    with: { image: '' },
+    error: named('image-file'),
+    preflight: true,
+    why: 'no reference in the file'
+  },
+  {
+    input: 'image-file',
+    value: () => join(tmp, 'bad-ref.env'),
+    with: { image: '' },
+    error: named('image-file'),
+    preflight: true,
+    why: 'a malformed reference in the file'
+  },
+  {
+    input: 'image-file',
+    value: '/tmp',
+    with: { image: '' },
+    error: /^::error::Input 'image-file': cannot read \/tmp: EISDIR/,
+    preflight: true,
+    why: 'a directory'
+  },
+  {
+    input: 'image-file',
+    value: () => join(tmp, 'good.env'),
+    error: /^::error::Input 'image-file' cannot be combined with 'image'/
+  },
   // URLs
   { input: 'database-url', value: 'mysql://bed:pw@127.0.0.1/x', error: named('database-url') },
-  { input: 'database-url', value: `postgres://bed:${WRONG_PASSWORD}@[not-a-host/x`, error: named('database-url'), secret: WRONG_PASSWORD },
+  {
+    input: 'database-url',
+    value: `postgres://bed:${WRONG_PASSWORD}@[not-a-host/x`,
+    error: named('database-url'),
+    secret: WRONG_PASSWORD
+  },
   { input: 'database-url', value: 'not a url', error: named('database-url') },
   {
     input: 'database-url',
@@ -94,18 +162,32 @@ const ROWS: BadRow[] = [
   },
   {
     input: 'database-url',
-    value: () => `postgres://bed:${encodeURIComponent(loadBed().pg.password)}@127.0.0.1:${loadBed().pg.port}/clr_fm_no_such_db?sslmode=disable`,
-    error: /^::error::cannot connect to the node's database: database "clr_fm_no_such_db" does not exist.*input 'database-url'/,
+    value: () =>
+      `postgres://bed:${encodeURIComponent(loadBed().pg.password)}@127.0.0.1:${loadBed().pg.port}/clr_fm_no_such_db?sslmode=disable`,
+    error:
+      /^::error::cannot connect to the node's database: database "clr_fm_no_such_db" does not exist.*input 'database-url'/,
     preflight: true,
     why: 'no such database'
   },
-  { input: 'database-url', value: 'postgres://bed:x@127.0.0.1:1/x', error: /^::error::.*(database-url|database).*(ECONNREFUSED|connect)/, preflight: true, why: 'nothing listens' },
+  {
+    input: 'database-url',
+    value: 'postgres://bed:x@127.0.0.1:1/x',
+    error: /^::error::.*(database-url|database).*(ECONNREFUSED|connect)/,
+    preflight: true,
+    why: 'nothing listens'
+  },
   { input: 'health-url', value: 'not a url', error: named('health-url') },
   { input: 'health-url', value: 'ftp://127.0.0.1/', error: named('health-url') },
   { input: 'health-url', value: 'http//127.0.0.1:6688', error: named('health-url') },
   { input: 'docker-host', value: '/var/run/docker.sock', error: named('docker-host'), why: 'no scheme' },
   { input: 'docker-host', value: 'docker.sock', error: named('docker-host') },
-  { input: 'docker-host', value: 'tcp://127.0.0.1:1', error: /^::error::.*(docker-host|Docker Engine).*(ECONNREFUSED|127\.0\.0\.1:1)/, preflight: true, why: 'nothing listens' },
+  {
+    input: 'docker-host',
+    value: 'tcp://127.0.0.1:1',
+    error: /^::error::.*(docker-host|Docker Engine).*(ECONNREFUSED|127\.0\.0\.1:1)/,
+    preflight: true,
+    why: 'nothing listens'
+  },
   // durations
   { input: 'stop-timeout', value: '10 parsecs', error: named('stop-timeout') },
   { input: 'stop-timeout', value: '-1s', error: named('stop-timeout') },
@@ -144,7 +226,9 @@ const ROWS: BadRow[] = [
 /** Inputs of action.yml the committed bundle reads at all (an input added to action.yml but not yet bundled is skipped). */
 const bundle = readFileSync(join(root, 'dist/index.js'), 'utf8')
 const bundleReads = (input: string) => bundle.includes(`'${input}'`) || bundle.includes(`"${input}"`)
-const declared = Object.keys((parseYaml(readFileSync(join(root, 'action.yml'), 'utf8')) as { inputs: Record<string, unknown> }).inputs)
+const declared = Object.keys(
+  (parseYaml(readFileSync(join(root, 'action.yml'), 'utf8')) as { inputs: Record<string, unknown> }).inputs
+)
 
 beforeAll(async () => {
   db = await createDb('fmbad')
@@ -206,7 +290,8 @@ describe('bad inputs: one clear error naming the input, exit 1, nothing touched'
   for (const row of ROWS) {
     const label = `${row.input}: ${JSON.stringify(typeof row.value === 'function' ? `(${row.why ?? 'computed'})` : row.value)}${row.why && typeof row.value !== 'function' ? ` (${row.why})` : ''}${row.preflight ? ' [preflight]' : ''}`
     if (!bundleReads(row.input)) {
-      test.skip(`${label} (skipped: dist/index.js does not read '${row.input}' yet; rebuild the bundle)`, () => undefined)
+      test.skip(`${label} (skipped: dist/index.js does not read '${row.input}' yet; rebuild the bundle)`, () =>
+        undefined)
       continue
     }
     test(label, async () => {
@@ -224,7 +309,9 @@ describe('bad inputs: one clear error naming the input, exit 1, nothing touched'
         // nothing touched on the host
         const st = await containerState(name)
         expect(st).toEqual(before)
-        const ours = (await docker.listContainers({ all: true })).filter((c) => c.Names.some((x) => x.startsWith(`/${name}-`)))
+        const ours = (await docker.listContainers({ all: true })).filter((c) =>
+          c.Names.some((x) => x.startsWith(`/${name}-`))
+        )
         expect(ours.map((c) => c.Names[0])).toEqual([])
         if (row.preflight) {
           if (existsSync(stateDir)) expect(readdirSync(stateDir)).toEqual([])
@@ -234,7 +321,9 @@ describe('bad inputs: one clear error naming the input, exit 1, nothing touched'
         expect(existsSync(backupDir) ? readdirSync(backupDir) : []).toEqual([])
         expect(out).not.toMatch(/--- post ---[\s\S]*repair/)
       } catch (e) {
-        process.stderr.write(`--- ${label} ---\nexit ${run.exitCode}, outputs ${JSON.stringify(run.outputs)}\n${out.split('\n').slice(-25).join('\n')}\n`)
+        process.stderr.write(
+          `--- ${label} ---\nexit ${run.exitCode}, outputs ${JSON.stringify(run.outputs)}\n${out.split('\n').slice(-25).join('\n')}\n`
+        )
         throw e
       }
     })

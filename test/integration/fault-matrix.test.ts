@@ -21,7 +21,16 @@ import { join } from 'node:path'
 import { createDb, docker, removeContainers, simImage, uniqueName, waitFor, type TestDb } from '../support/bed.js'
 import { visible, type ActionRun } from '../support/action.js'
 import { containerState, nodeUrl, readyz, startNode, writers, type Layout } from '../support/node.js'
-import { atLine, dbState, dropDbSessions, lastHeartbeat, restartContainers, runFaulted, type FaultRun, type Hook } from '../support/fault.js'
+import {
+  atLine,
+  dbState,
+  dropDbSessions,
+  lastHeartbeat,
+  restartContainers,
+  runFaulted,
+  type FaultRun,
+  type Hook
+} from '../support/fault.js'
 
 const prefix = uniqueName('clr-fm')
 let seq = 0
@@ -119,10 +128,33 @@ const SWAP_VERIFIED = atLine('standby verified and removed')
 
 const ROWS: Row[] = [
   // ---- the new container misbehaves -------------------------------------------------------------
-  { name: 'new image crashes before the lock: standby removed, leader never touched', to: '2.20.0-crash-before-lock', ends: 'old', result: 'failed', untouched: true },
-  { name: 'new image exits right after taking the lock (lease not released): rolled back', to: '2.20.0-exit-after-lock', ends: 'old', result: 'rolled-back' },
-  { name: 'new image never ready: rolled back, DB migrated down', to: '2.20.0-never-ready', inputs: { 'ready-timeout': '6s' }, ends: 'old', result: 'rolled-back' },
-  { name: 'new image migrates slowly, past ready-timeout: rolled back mid-migration', to: '2.20.0-slow-migrations', inputs: { 'ready-timeout': '6s' }, ends: 'old', result: 'rolled-back' },
+  {
+    name: 'new image crashes before the lock: standby removed, leader never touched',
+    to: '2.20.0-crash-before-lock',
+    ends: 'old',
+    result: 'failed',
+    untouched: true
+  },
+  {
+    name: 'new image exits right after taking the lock (lease not released): rolled back',
+    to: '2.20.0-exit-after-lock',
+    ends: 'old',
+    result: 'rolled-back'
+  },
+  {
+    name: 'new image never ready: rolled back, DB migrated down',
+    to: '2.20.0-never-ready',
+    inputs: { 'ready-timeout': '6s' },
+    ends: 'old',
+    result: 'rolled-back'
+  },
+  {
+    name: 'new image migrates slowly, past ready-timeout: rolled back mid-migration',
+    to: '2.20.0-slow-migrations',
+    inputs: { 'ready-timeout': '6s' },
+    ends: 'old',
+    result: 'rolled-back'
+  },
   {
     name: 'new image migrates slowly, ready-timeout no longer than stable-for: rolled back',
     to: '2.20.0-slow-migrations',
@@ -130,19 +162,74 @@ const ROWS: Row[] = [
     ends: 'old',
     result: 'rolled-back'
   },
-  { name: 'bridge layout: new image migrates slowly within ready-timeout: upgraded', to: '2.20.0-slow-migrations', layout: 'bridge', ends: 'new', result: 'upgraded' },
-  { name: 'new image migrates then crashes: rolled back with migrate-down', to: '2.20.0-migrate-then-crash', ends: 'old', result: 'rolled-back' },
-  { name: 'host layout: new image migrates then crashes: rolled back by restoring the backup', layout: 'host', to: '2.20.0-migrate-then-crash', inputs: { 'db-rollback': 'restore' }, ends: 'old', result: 'rolled-back' },
-  { name: 'second-handoff finish: the new image ignores SIGTERM when the interim hands over: killed, upgraded', to: '2.20.0-ignore-sigterm', inputs: { 'stop-timeout': '2s', ...SECOND_HANDOFF }, ends: 'new', result: 'upgraded' },
-  { name: 'new image drops its DB connections periodically (lose-db): ends consistent', to: '2.20.0-lose-db', ends: 'either' },
+  {
+    name: 'bridge layout: new image migrates slowly within ready-timeout: upgraded',
+    to: '2.20.0-slow-migrations',
+    layout: 'bridge',
+    ends: 'new',
+    result: 'upgraded'
+  },
+  {
+    name: 'new image migrates then crashes: rolled back with migrate-down',
+    to: '2.20.0-migrate-then-crash',
+    ends: 'old',
+    result: 'rolled-back'
+  },
+  {
+    name: 'host layout: new image migrates then crashes: rolled back by restoring the backup',
+    layout: 'host',
+    to: '2.20.0-migrate-then-crash',
+    inputs: { 'db-rollback': 'restore' },
+    ends: 'old',
+    result: 'rolled-back'
+  },
+  {
+    name: 'second-handoff finish: the new image ignores SIGTERM when the interim hands over: killed, upgraded',
+    to: '2.20.0-ignore-sigterm',
+    inputs: { 'stop-timeout': '2s', ...SECOND_HANDOFF },
+    ends: 'new',
+    result: 'upgraded'
+  },
+  {
+    name: 'new image drops its DB connections periodically (lose-db): ends consistent',
+    to: '2.20.0-lose-db',
+    ends: 'either'
+  },
 
   // ---- the old leader ignores SIGTERM -----------------------------------------------------------
-  { name: 'old leader ignores SIGTERM: killed after stop-timeout, lease expires, upgraded', leaderEnv: { SIM_FAULT: 'ignore-sigterm' }, to: '2.19.0', inputs: { 'stop-timeout': '2s' }, ends: 'new', result: 'upgraded' },
-  { name: 'host layout: old leader ignores SIGTERM (still bound to the port): upgraded', layout: 'host', leaderEnv: { SIM_FAULT: 'ignore-sigterm' }, to: '2.19.0', inputs: { 'stop-timeout': '2s' }, ends: 'new', result: 'upgraded' },
+  {
+    name: 'old leader ignores SIGTERM: killed after stop-timeout, lease expires, upgraded',
+    leaderEnv: { SIM_FAULT: 'ignore-sigterm' },
+    to: '2.19.0',
+    inputs: { 'stop-timeout': '2s' },
+    ends: 'new',
+    result: 'upgraded'
+  },
+  {
+    name: 'host layout: old leader ignores SIGTERM (still bound to the port): upgraded',
+    layout: 'host',
+    leaderEnv: { SIM_FAULT: 'ignore-sigterm' },
+    to: '2.19.0',
+    inputs: { 'stop-timeout': '2s' },
+    ends: 'new',
+    result: 'upgraded'
+  },
 
   // ---- the DB drops connections / restarts mid-handoff -----------------------------------------
-  { name: "DB drops the nodes' connections at the handoff", to: '2.19.0', at: HANDOFF_1, do: (r) => dropDbSessions(r.db, 'node').then(() => undefined), ends: 'either' },
-  { name: "DB drops every connection (the action's too) at the handoff", to: '2.19.0', at: HANDOFF_1, do: (r) => dropDbSessions(r.db, 'all').then(() => undefined), ends: 'either' },
+  {
+    name: "DB drops the nodes' connections at the handoff",
+    to: '2.19.0',
+    at: HANDOFF_1,
+    do: (r) => dropDbSessions(r.db, 'node').then(() => undefined),
+    ends: 'either'
+  },
+  {
+    name: "DB drops every connection (the action's too) at the handoff",
+    to: '2.19.0',
+    at: HANDOFF_1,
+    do: (r) => dropDbSessions(r.db, 'all').then(() => undefined),
+    ends: 'either'
+  },
   {
     name: 'DB restart emulated (all sessions dropped, connections refused 3 s) during the health gate',
     to: '2.19.0',
@@ -150,16 +237,41 @@ const ROWS: Row[] = [
     do: (r) => dropDbSessions(r.db, 'all', 3000).then(() => undefined),
     ends: 'either'
   },
-  { name: 'Postgres restart (pg_ctl restart)', to: '2.19.0', ends: 'either', skip: "the bed's Postgres is shared with other engineers' tests; emulated per database by the row above" },
+  {
+    name: 'Postgres restart (pg_ctl restart)',
+    to: '2.19.0',
+    ends: 'either',
+    skip: "the bed's Postgres is shared with other engineers' tests; emulated per database by the row above"
+  },
 
   // ---- the runner is killed (SIGKILL, no post), the job re-run, then repair ------------------------
   { name: 'runner killed after the standby started', to: '2.19.0', at: STANDBY_STARTED, do: 'sigkill', ends: 'old' },
   { name: 'runner killed as the handoff begins', to: '2.19.0', at: HANDOFF_1, do: 'sigkill', ends: 'either' },
-  { name: 'runner killed during the stop of the old leader', to: '2.19.0', at: HANDOFF_1, delayMs: 100, do: 'sigkill', ends: 'either' },
+  {
+    name: 'runner killed during the stop of the old leader',
+    to: '2.19.0',
+    at: HANDOFF_1,
+    delayMs: 100,
+    do: 'sigkill',
+    ends: 'either'
+  },
   { name: 'runner killed during the lock-handoff check', to: '2.19.0', at: OLD_STOPPED, do: 'sigkill', ends: 'either' },
   { name: 'runner killed during the health gate', to: '2.19.0', at: HEALTH_GATE_1, do: 'sigkill', ends: 'either' },
-  { name: 'swap finish: runner killed once the standby was verified and removed', to: '2.19.0', at: SWAP_VERIFIED, do: 'sigkill', ends: 'either' },
-  { name: 'second-handoff finish: runner killed during the second handoff', to: '2.19.0', inputs: SECOND_HANDOFF, at: HANDOFF_2, do: 'sigkill', ends: 'either' },
+  {
+    name: 'swap finish: runner killed once the standby was verified and removed',
+    to: '2.19.0',
+    at: SWAP_VERIFIED,
+    do: 'sigkill',
+    ends: 'either'
+  },
+  {
+    name: 'second-handoff finish: runner killed during the second handoff',
+    to: '2.19.0',
+    inputs: SECOND_HANDOFF,
+    at: HANDOFF_2,
+    do: 'sigkill',
+    ends: 'either'
+  },
   {
     name: 'runner killed during the rollback',
     to: '2.20.0-never-ready',
@@ -168,8 +280,22 @@ const ROWS: Row[] = [
     do: 'sigkill',
     ends: 'old'
   },
-  { name: 'runner killed during the DB rollback (the new image\'s db rollback container running)', to: '2.20.0-never-ready', inputs: { 'ready-timeout': '5s' }, at: DB_ROLLBACK, do: 'sigkill', ends: 'old' },
-  { name: 'host layout: runner killed during the health gate', layout: 'host', to: '2.19.0', at: HEALTH_GATE_1, do: 'sigkill', ends: 'either' },
+  {
+    name: "runner killed during the DB rollback (the new image's db rollback container running)",
+    to: '2.20.0-never-ready',
+    inputs: { 'ready-timeout': '5s' },
+    at: DB_ROLLBACK,
+    do: 'sigkill',
+    ends: 'old'
+  },
+  {
+    name: 'host layout: runner killed during the health gate',
+    layout: 'host',
+    to: '2.19.0',
+    at: HEALTH_GATE_1,
+    do: 'sigkill',
+    ends: 'either'
+  },
 
   // ---- the Docker daemon restarts -----------------------------------------------------------------
   {
@@ -179,7 +305,12 @@ const ROWS: Row[] = [
     do: (r) => restartContainers(r.name).then(() => undefined),
     ends: 'either'
   },
-  { name: 'Docker daemon restart (dockerd)', to: '2.19.0', ends: 'either', skip: 'the dockerd is shared with other tests; emulated by `docker restart` of the node containers in the row above' },
+  {
+    name: 'Docker daemon restart (dockerd)',
+    to: '2.19.0',
+    ends: 'either',
+    skip: 'the dockerd is shared with other tests; emulated by `docker restart` of the node containers in the row above'
+  },
 
   // ---- two runs race ------------------------------------------------------------------------------
   {
@@ -208,7 +339,11 @@ const ROWS: Row[] = [
     check: (run, r) => {
       expect(run.exitCode).toBe(0)
       const b = extraRun(r, 'second run')
-      expect({ exit: b.exitCode, result: b.outputs.result, previous: b.outputs['previous-image'] }).toEqual({ exit: 0, result: 'upgraded', previous: simImage('2.19.0') })
+      expect({ exit: b.exitCode, result: b.outputs.result, previous: b.outputs['previous-image'] }).toEqual({
+        exit: 0,
+        result: 'upgraded',
+        previous: simImage('2.19.0')
+      })
     }
   },
   {
@@ -253,14 +388,69 @@ const ROWS: Row[] = [
     do: 'sigint',
     ends: 'old'
   },
-  { name: 'swap finish: cancelled once the standby was verified and removed', to: '2.19.0', at: SWAP_VERIFIED, do: 'sigint', ends: 'either' },
-  { name: 'second-handoff finish: cancelled after the final container started', to: '2.19.0', inputs: SECOND_HANDOFF, at: FINAL_STARTED, do: 'sigint', ends: 'either' },
-  { name: 'second-handoff finish: cancelled during the second handoff', to: '2.19.0', inputs: SECOND_HANDOFF, at: HANDOFF_2, do: 'sigint', ends: 'either' },
-  { name: 'second-handoff finish: cancelled during the second health gate', to: '2.19.0', inputs: SECOND_HANDOFF, at: HEALTH_GATE_2, do: 'sigint', ends: 'either' },
-  { name: 'cancelled during the rollback', to: '2.20.0-never-ready', inputs: { 'ready-timeout': '5s' }, at: ROLLBACK, do: 'sigint', ends: 'old' },
-  { name: 'cancelled during the DB rollback', to: '2.20.0-never-ready', inputs: { 'ready-timeout': '5s' }, at: DB_ROLLBACK, do: 'sigint', ends: 'old' },
-  { name: 'host layout: cancelled during the handoff', layout: 'host', to: '2.19.0', at: HANDOFF_1, do: 'sigint', ends: 'either' },
-  { name: 'bridge layout: cancelled during the health gate', layout: 'bridge', to: '2.19.0', at: HEALTH_GATE_1, do: 'sigint', ends: 'either' }
+  {
+    name: 'swap finish: cancelled once the standby was verified and removed',
+    to: '2.19.0',
+    at: SWAP_VERIFIED,
+    do: 'sigint',
+    ends: 'either'
+  },
+  {
+    name: 'second-handoff finish: cancelled after the final container started',
+    to: '2.19.0',
+    inputs: SECOND_HANDOFF,
+    at: FINAL_STARTED,
+    do: 'sigint',
+    ends: 'either'
+  },
+  {
+    name: 'second-handoff finish: cancelled during the second handoff',
+    to: '2.19.0',
+    inputs: SECOND_HANDOFF,
+    at: HANDOFF_2,
+    do: 'sigint',
+    ends: 'either'
+  },
+  {
+    name: 'second-handoff finish: cancelled during the second health gate',
+    to: '2.19.0',
+    inputs: SECOND_HANDOFF,
+    at: HEALTH_GATE_2,
+    do: 'sigint',
+    ends: 'either'
+  },
+  {
+    name: 'cancelled during the rollback',
+    to: '2.20.0-never-ready',
+    inputs: { 'ready-timeout': '5s' },
+    at: ROLLBACK,
+    do: 'sigint',
+    ends: 'old'
+  },
+  {
+    name: 'cancelled during the DB rollback',
+    to: '2.20.0-never-ready',
+    inputs: { 'ready-timeout': '5s' },
+    at: DB_ROLLBACK,
+    do: 'sigint',
+    ends: 'old'
+  },
+  {
+    name: 'host layout: cancelled during the handoff',
+    layout: 'host',
+    to: '2.19.0',
+    at: HANDOFF_1,
+    do: 'sigint',
+    ends: 'either'
+  },
+  {
+    name: 'bridge layout: cancelled during the health gate',
+    layout: 'bridge',
+    to: '2.19.0',
+    at: HEALTH_GATE_1,
+    do: 'sigint',
+    ends: 'either'
+  }
 ]
 
 /** Rows run side by side, this many at once (each has its own DB, containers and state-dir). */
@@ -284,7 +474,13 @@ async function setup(row: Row): Promise<RowCtx> {
   const name = `${prefix}-${String(++seq).padStart(2, '0')}`
   const stateDir = mkdtempSync(join(tmpdir(), 'clr-fm-state-'))
   try {
-    const node = await startNode({ name, tag: row.from ?? '2.18.0', db, layout: row.layout ?? 'ports', env: row.leaderEnv })
+    const node = await startNode({
+      name,
+      tag: row.from ?? '2.18.0',
+      db,
+      layout: row.layout ?? 'ports',
+      env: row.leaderEnv
+    })
     return { row, db, name, stateDir, port: node.port, extra: [] }
   } catch (e) {
     await removeContainers(name)
@@ -297,7 +493,13 @@ const where = (image: string | undefined, r: RowCtx): 'old' | 'new' | 'other' =>
   image === simImage(r.row.from ?? '2.18.0') ? 'old' : image === simImage(r.row.finalTo ?? r.row.to) ? 'new' : 'other'
 
 /** Where a result output says the node is. */
-const RESULT_MEANS: Record<string, Where> = { upgraded: 'new', 'rolled-back': 'old', failed: 'old', unchanged: 'new', ok: 'either' }
+const RESULT_MEANS: Record<string, Where> = {
+  upgraded: 'new',
+  'rolled-back': 'old',
+  failed: 'old',
+  unchanged: 'new',
+  ok: 'either'
+}
 
 function describeRun(run: ActionRun): string {
   return `exit ${run.exitCode}, outputs ${JSON.stringify(run.outputs)}${(run as FaultRun).hung ? `, HUNG: ${(run as FaultRun).hung}` : ''}\n${visible(run.stdout).split('\n').slice(-60).join('\n')}`
@@ -317,18 +519,28 @@ async function expectConsistent(r: RowCtx, before: { id: string }): Promise<'old
     expect({ readyzOnOriginalPort: await readyz(`http://127.0.0.1:${r.port}`) }).toEqual({ readyzOnOriginalPort: 200 })
   }
   // nothing of the run left over
-  const others = (await docker.listContainers({ all: true })).filter((c) => c.Names.some((x) => x.startsWith(`/${r.name}-`)))
+  const others = (await docker.listContainers({ all: true })).filter((c) =>
+    c.Names.some((x) => x.startsWith(`/${r.name}-`))
+  )
   expect({ leftovers: others.map((c) => c.Names[0]) }).toEqual({ leftovers: [] })
   // exactly one leader: one node process on the DB, holding the lease, and it is the one writing
-  const s = await waitFor('one node process on the DB holding the lease', async () => {
-    const d = await dbState(r.db)
-    return d.apps.length === 1 && d.holder === d.apps[0] ? d : undefined
-  }, 8000).catch(async () => dbState(r.db))
+  const s = await waitFor(
+    'one node process on the DB holding the lease',
+    async () => {
+      const d = await dbState(r.db)
+      return d.apps.length === 1 && d.holder === d.apps[0] ? d : undefined
+    },
+    8000
+  ).catch(async () => dbState(r.db))
   expect({ nodeProcesses: s.apps.length, holder: s.holder }).toEqual({ nodeProcesses: 1, holder: s.apps[0] })
-  const hb = await waitFor('a fresh heartbeat from the leader', async () => {
-    const h = await lastHeartbeat(r.db)
-    return h && h.app === s.holder && h.agoMs < 1000 ? h : undefined
-  }, 5000).catch(() => lastHeartbeat(r.db))
+  const hb = await waitFor(
+    'a fresh heartbeat from the leader',
+    async () => {
+      const h = await lastHeartbeat(r.db)
+      return h && h.app === s.holder && h.agoMs < 1000 ? h : undefined
+    },
+    5000
+  ).catch(() => lastHeartbeat(r.db))
   const version = versionOf(at === 'old' ? (r.row.from ?? '2.18.0') : (r.row.finalTo ?? r.row.to))
   expect({ lastWriter: hb?.app, version: hb?.version }).toEqual({ lastWriter: s.holder, version })
   // never two writers
@@ -336,12 +548,19 @@ async function expectConsistent(r: RowCtx, before: { id: string }): Promise<'old
   expect({ interleaved: w.interleaved, writers: w.versions }).toEqual({ interleaved: false, writers: w.versions })
   // the DB is one the running version accepts
   expect(s.nodeVersion).toBeDefined()
-  expect({ nodeVersions: s.nodeVersion, newerThanRunning: cmpVersion(s.nodeVersion!, version) > 0 }).toEqual({ nodeVersions: s.nodeVersion, newerThanRunning: false })
-  expect({ goose: s.goose, newerThanRunning: (s.goose ?? Infinity) > GOOSE_MAX[version] }).toEqual({ goose: s.goose, newerThanRunning: false })
+  expect({ nodeVersions: s.nodeVersion, newerThanRunning: cmpVersion(s.nodeVersion!, version) > 0 }).toEqual({
+    nodeVersions: s.nodeVersion,
+    newerThanRunning: false
+  })
+  expect({ goose: s.goose, newerThanRunning: (s.goose ?? Infinity) > GOOSE_MAX[version] }).toEqual({
+    goose: s.goose,
+    newerThanRunning: false
+  })
   if (r.row.untouched) expect({ id: st!.id, writers: w.writers.length }).toEqual({ id: before.id, writers: 1 })
   // the journal says the operation ended, and no host lock is left behind
   const jf = join(r.stateDir, `${r.name}.journal.json`)
-  if (existsSync(jf)) expect({ journal: (JSON.parse(readFileSync(jf, 'utf8')) as { phase: string }).phase }).toEqual({ journal: 'done' })
+  if (existsSync(jf))
+    expect({ journal: (JSON.parse(readFileSync(jf, 'utf8')) as { phase: string }).phase }).toEqual({ journal: 'done' })
   expect({ locks: readdirSync(r.stateDir).filter((f) => f.endsWith('.lock')) }).toEqual({ locks: [] })
   return at as 'old' | 'new'
 }
@@ -363,7 +582,22 @@ async function runRow(row: Row) {
   const runs: [string, FaultRun][] = []
   try {
     try {
-      const hooks: Hook[] = row.at && row.do ? [{ when: row.at, delayMs: row.delayMs, do: typeof row.do === 'function' ? ((fn) => () => fn(r))(row.do) : row.do }] : []
+      const hooks: Hook[] =
+        row.at && row.do
+          ? [
+              {
+                when: row.at,
+                delayMs: row.delayMs,
+                do:
+                  typeof row.do === 'function'
+                    ? (
+                        (fn) => () =>
+                          fn(r)
+                      )(row.do)
+                    : row.do
+              }
+            ]
+          : []
       const run = await runFaulted(baseInputs(r), hooks)
       runs.push(['run', run])
       await run.faultsDone
@@ -379,27 +613,38 @@ async function runRow(row: Row) {
         runs.push(['repair', rep])
         // repair brings the node to one consistent state; a rollback still fails the job (the
         // upgrade did not happen), a finish or an undo before the handoff does not
-        expect({ repairExit: rep.exitCode, result: rep.outputs.result }).toEqual({ repairExit: rep.outputs.result === 'rolled-back' ? 1 : 0, result: rep.outputs.result })
+        expect({ repairExit: rep.exitCode, result: rep.outputs.result }).toEqual({
+          repairExit: rep.outputs.result === 'rolled-back' ? 1 : 0,
+          result: rep.outputs.result
+        })
       } else if (row.do === 'sigint') {
         expect(run.stdout).toMatch(/SIGINT received/)
         // the job was cancelled: main must not claim success unless it finished first
         if (run.mainExitCode === 0) expect(run.mainResult).toBe('upgraded')
       } else if (row.result) {
-        expect({ result: run.mainResult }).toEqual({ result: Array.isArray(row.result) && row.result.includes(run.mainResult!) ? run.mainResult : row.result })
+        expect({ result: run.mainResult }).toEqual({
+          result: Array.isArray(row.result) && row.result.includes(run.mainResult!) ? run.mainResult : row.result
+        })
       }
       for (const [label, x] of runs) expect({ label, hung: x.hung }).toEqual({ label, hung: undefined })
       const at = await expectConsistent(r, before)
-      process.stderr.write(`[fm] ${row.name} | ends ${at} | ${runs.map(([l, x]) => `${l}: ${x.killed ? 'SIGKILLed' : `exit ${x.mainExitCode}/${x.exitCode} result ${x.mainResult}/${x.outputs.result}`}`).join('; ')} | ${((Date.now() - t0) / 1000).toFixed(1)} s\n`)
+      process.stderr.write(
+        `[fm] ${row.name} | ends ${at} | ${runs.map(([l, x]) => `${l}: ${x.killed ? 'SIGKILLed' : `exit ${x.mainExitCode}/${x.exitCode} result ${x.mainResult}/${x.outputs.result}`}`).join('; ')} | ${((Date.now() - t0) / 1000).toFixed(1)} s\n`
+      )
       if (row.ends !== 'either') expect({ ends: at }).toEqual({ ends: row.ends })
       // a re-run refused in preflight ("run operation 'repair' first") changed nothing: its
       // 'failed' speaks of that run, not of where the later repair leaves the node
       const refused = (x: ActionRun) => /run operation 'repair' first/.test(visible(x.stdout))
-      for (const [label, x] of runs) if (!row.notFinal?.includes(label) && !(label === 're-run' && refused(x))) expectTruthful(x, at, label)
+      for (const [label, x] of runs)
+        if (!row.notFinal?.includes(label) && !(label === 're-run' && refused(x))) expectTruthful(x, at, label)
       await row.check?.(runs[0][1], r)
     } catch (e) {
       const st = await containerState(r.name)
-      process.stderr.write(`[fm] FAILED${row.failing ? ' (known action bug)' : ''} ${row.name} | ${r.name}: ${st ? `${st.image} running=${st.running}` : 'gone'} | ${((Date.now() - t0) / 1000).toFixed(1)} s | ${(e as Error).message.split('\n')[0]}\n`)
-      if (!row.failing) for (const [label, x] of runs) process.stderr.write(`--- ${row.name}: ${label} ---\n${describeRun(x)}\n`)
+      process.stderr.write(
+        `[fm] FAILED${row.failing ? ' (known action bug)' : ''} ${row.name} | ${r.name}: ${st ? `${st.image} running=${st.running}` : 'gone'} | ${((Date.now() - t0) / 1000).toFixed(1)} s | ${(e as Error).message.split('\n')[0]}\n`
+      )
+      if (!row.failing)
+        for (const [label, x] of runs) process.stderr.write(`--- ${row.name}: ${label} ---\n${describeRun(x)}\n`)
       throw e
     }
   } finally {
@@ -417,7 +662,8 @@ const ROW_TIMEOUT_MS = 400_000 // queueing for a slot included; each action step
 describe('fault matrix: operation upgrade', () => {
   for (const row of ROWS) {
     if (row.skip) test.skip(`${row.name} (skipped: ${row.skip})`, () => undefined)
-    else if (row.failing) test.concurrent.failing(`${row.name} [action bug: ${row.failing}]`, () => slot(() => runRow(row)), ROW_TIMEOUT_MS)
+    else if (row.failing)
+      test.concurrent.failing(`${row.name} [action bug: ${row.failing}]`, () => slot(() => runRow(row)), ROW_TIMEOUT_MS)
     else test.concurrent(row.name, () => slot(() => runRow(row)), ROW_TIMEOUT_MS)
   }
 })

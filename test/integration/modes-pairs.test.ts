@@ -46,7 +46,13 @@ describe('lock modes', () => {
   test('v1 advisorylock: upgrade 1.2.0 -> 1.13.0, the advisory lock proven before and after', async () => {
     const d = await setup()
     const name = `${prefix}-adv`
-    await startNode({ name, tag: '1.2.0', db: d, layout: 'bridge', env: { DATABASE_LOCKING_MODE: 'advisorylock', ADVISORY_LOCK_CHECK_INTERVAL: '500ms' } })
+    await startNode({
+      name,
+      tag: '1.2.0',
+      db: d,
+      layout: 'bridge',
+      env: { DATABASE_LOCKING_MODE: 'advisorylock', ADVISORY_LOCK_CHECK_INTERVAL: '500ms' }
+    })
     const r = await act({ operation: 'upgrade', container: name, image: simImage('1.13.0') })
     expect(r.outputs.result).toBe('upgraded')
     expect(r.summary).toMatch(/lock \(advisorylock\) held by/)
@@ -82,12 +88,22 @@ describe('lock modes', () => {
   test('v2 node configured by TOML on a mounted volume: upgraded, settings read from the TOML', async () => {
     const d = await setup()
     const dir = mkdtempSync(join(tmpdir(), 'clr-toml-'))
-    writeFileSync(join(dir, 'config.toml'), "[Database.Lock]\nLeaseDuration = '4s'\nLeaseRefreshInterval = '400ms'\n[WebServer]\nHTTPPort = 6688\n")
+    writeFileSync(
+      join(dir, 'config.toml'),
+      "[Database.Lock]\nLeaseDuration = '4s'\nLeaseRefreshInterval = '400ms'\n[WebServer]\nHTTPPort = 6688\n"
+    )
     writeFileSync(join(dir, 'secrets.toml'), `[Database]\nURL = '${d.bridgeUrl}'\n`)
     chmodSync(dir, 0o755)
     for (const f of ['config.toml', 'secrets.toml']) chmodSync(join(dir, f), 0o644)
     const name = `${prefix}-toml`
-    await startNode({ name, tag: '2.19.0', db: d, env: { CL_DATABASE_URL: '', LEASE_LOCK_DURATION: '', LEASE_LOCK_REFRESH_INTERVAL: '' }, binds: [`${dir}:/chainlink`], cmd: ['node', '-config', '/chainlink/config.toml', '-secrets', '/chainlink/secrets.toml', 'start'] })
+    await startNode({
+      name,
+      tag: '2.19.0',
+      db: d,
+      env: { CL_DATABASE_URL: '', LEASE_LOCK_DURATION: '', LEASE_LOCK_REFRESH_INTERVAL: '' },
+      binds: [`${dir}:/chainlink`],
+      cmd: ['node', '-config', '/chainlink/config.toml', '-secrets', '/chainlink/secrets.toml', 'start']
+    })
     const r = await act({ operation: 'upgrade', container: name, image: simImage('2.20.0') })
     expect(r.outputs.result).toBe('upgraded')
     expect(r.summary).toMatch(/lease 4\.00 s, refresh 400 ms/)
@@ -118,7 +134,13 @@ describe('failover pairs', () => {
 
   test('upgrade with prefer-primary: handed back, the primary leads on the new image', async () => {
     const { primary, secondary } = await pair()
-    const r = await act({ operation: 'upgrade', container: primary, standby: secondary, image: simImage('2.19.0'), 'prefer-primary': 'true' })
+    const r = await act({
+      operation: 'upgrade',
+      container: primary,
+      standby: secondary,
+      image: simImage('2.19.0'),
+      'prefer-primary': 'true'
+    })
     expect(r.outputs.result).toBe('upgraded')
     expect(r.outputs.leader).toBe(primary)
     expect(r.summary.match(/\| [^|]+ \| [^|]+ \| graceful \|/g)?.length).toBe(2)
@@ -143,7 +165,15 @@ describe('failover pairs', () => {
   test('a pair upgrade cancelled mid-way: the post step leaves one leader and a waiting standby', async () => {
     const { primary, secondary } = await pair()
     const r = await runAction(
-      { operation: 'upgrade', container: primary, standby: secondary, image: simImage('2.19.0'), 'state-dir': stateDir, 'backup-dir': join(stateDir, 'backups'), 'stable-for': '2s' },
+      {
+        operation: 'upgrade',
+        container: primary,
+        standby: secondary,
+        image: simImage('2.19.0'),
+        'state-dir': stateDir,
+        'backup-dir': join(stateDir, 'backups'),
+        'stable-for': '2s'
+      },
       { cancelWhen: (out: string) => /stopped[^\n]*exited gracefully/.test(out) }
     )
     expect(r.stdout).toMatch(/SIGINT received/)

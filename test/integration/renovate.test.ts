@@ -49,10 +49,18 @@ describe('Renovate with the chainlink-rollout preset, offline against the bed re
     execFileSync('mkdir', ['-p', r, work])
     writeFileSync(
       join(r, 'chainlink.env'),
-      ['# Desired state of node-1: Renovate bumps it, upgrade.yml rolls the node onto it', 'POSTGRES_IMAGE=postgres:15',
-        `export CHAINLINK_IMAGE="${repo}:2.18.0@${digests['2.18.0']}"  # pinned`, 'CL_DEV=false', ''].join('\n')
+      [
+        '# Desired state of node-1: Renovate bumps it, upgrade.yml rolls the node onto it',
+        'POSTGRES_IMAGE=postgres:15',
+        `export CHAINLINK_IMAGE="${repo}:2.18.0@${digests['2.18.0']}"  # pinned`,
+        'CL_DEV=false',
+        ''
+      ].join('\n')
     )
-    writeFileSync(join(r, 'docker-compose.yml'), ['services:', '  chainlink:', `    image: ${repo}:2.18.0`, '    restart: always', ''].join('\n'))
+    writeFileSync(
+      join(r, 'docker-compose.yml'),
+      ['services:', '  chainlink:', `    image: ${repo}:2.18.0`, '    restart: always', ''].join('\n')
+    )
     writeFileSync(join(r, 'renovate.json'), JSON.stringify(userConfig(bed.registry.split(':')[0]), null, 2))
     git(r, 'init', '-q', '-b', 'main')
     git(r, 'add', '-A')
@@ -67,11 +75,15 @@ describe('Renovate with the chainlink-rollout preset, offline against the bed re
 
   it('the shipped presets pass renovate-config-validator --strict', () => {
     const validator = join(renovate, '..', 'config-validator.js')
-    const out = execFileSync(bed.node24, [validator, '--strict', 'renovate/chainlink.json', 'renovate/insecure-registry.json'], {
-      cwd: repoRoot,
-      encoding: 'utf8',
-      env: { PATH: process.env.PATH, HOME: tmpdir(), LOG_LEVEL: 'info' }
-    })
+    const out = execFileSync(
+      bed.node24,
+      [validator, '--strict', 'renovate/chainlink.json', 'renovate/insecure-registry.json'],
+      {
+        cwd: repoRoot,
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH, HOME: tmpdir(), LOG_LEVEL: 'info' }
+      }
+    )
     expect(out).toMatch(/Config validated successfully against 2 file\(s\)/)
   })
 
@@ -79,8 +91,16 @@ describe('Renovate with the chainlink-rollout preset, offline against the bed re
     const deps = depsOf(report, 'chainlink.env')
     expect(deps).toHaveLength(1)
     const dep = deps[0]
-    expect(dep).toMatchObject({ manager: 'regex', depName: repo, currentValue: '2.18.0', currentDigest: digests['2.18.0'], registryUrl: `http://${bed.registry}` })
-    expect(dep.updates).toEqual([expect.objectContaining({ newValue: '2.20.0', newDigest: digests['2.20.0'], updateType: 'minor' })])
+    expect(dep).toMatchObject({
+      manager: 'regex',
+      depName: repo,
+      currentValue: '2.18.0',
+      currentDigest: digests['2.18.0'],
+      registryUrl: `http://${bed.registry}`
+    })
+    expect(dep.updates).toEqual([
+      expect.objectContaining({ newValue: '2.20.0', newDigest: digests['2.20.0'], updateType: 'minor' })
+    ])
   })
 
   it('finds the compose image, proposes 2.20.0 with its digest and pins the current tag', () => {
@@ -94,7 +114,9 @@ describe('Renovate with the chainlink-rollout preset, offline against the bed re
   })
 
   it('never proposes an unstable, -root or fault tag to a stable node', () => {
-    const proposed = Object.values(report.packageFiles).flatMap((files) => files.flatMap((f) => f.deps.flatMap((d) => d.updates.map((u) => u.newValue))))
+    const proposed = Object.values(report.packageFiles).flatMap((files) =>
+      files.flatMap((f) => f.deps.flatMap((d) => d.updates.map((u) => u.newValue)))
+    )
     expect(proposed.length).toBeGreaterThan(0)
     for (const v of proposed) expect(v).toMatch(/^\d+\.\d+\.\d+$/)
   })
@@ -110,7 +132,9 @@ describe('Renovate with the chainlink-rollout preset, offline against the bed re
     const rootReport = await runRenovateLookup(r, { renovate, bed, workDir: join(dir, '..', 'root-work') })
     const deps = depsOf(rootReport, 'node.env')
     expect(deps).toHaveLength(1)
-    expect(deps[0].updates).toEqual([expect.objectContaining({ newValue: '2.21.0-root', newDigest: digests['2.21.0-root'] })])
+    expect(deps[0].updates).toEqual([
+      expect.objectContaining({ newValue: '2.21.0-root', newDigest: digests['2.21.0-root'] })
+    ])
   })
 
   it('titles and labels the PR', () => {
@@ -143,9 +167,17 @@ describe('Renovate with the chainlink-rollout preset, offline against the bed re
 
   it('the dotenv file, bumped and committed as the merged PR would, reads back as the new reference and digest', async () => {
     const bump = await bumpDesiredStateWithRenovate(dir, 'chainlink.env', { report })
-    expect(bump.after).toBe(bump.before.replace(`${repo}:2.18.0@${digests['2.18.0']}`, `${repo}:2.20.0@${digests['2.20.0']}`))
+    expect(bump.after).toBe(
+      bump.before.replace(`${repo}:2.18.0@${digests['2.18.0']}`, `${repo}:2.20.0@${digests['2.20.0']}`)
+    )
     expect(bump.after).toContain(`export CHAINLINK_IMAGE="${repo}:2.20.0@${digests['2.20.0']}"  # pinned\n`)
-    expect(bump.desired).toEqual({ reference: `${repo}:2.20.0@${digests['2.20.0']}`, repository: repo, tag: '2.20.0', digest: digests['2.20.0'], line: 3 })
+    expect(bump.desired).toEqual({
+      reference: `${repo}:2.20.0@${digests['2.20.0']}`,
+      repository: repo,
+      tag: '2.20.0',
+      digest: digests['2.20.0'],
+      line: 3
+    })
     expect(git(dir, 'log', '--format=%s', '-1').trim()).toBe('Update Chainlink node image to v2.20.0')
   })
 
@@ -158,7 +190,14 @@ describe('Renovate with the chainlink-rollout preset, offline against the bed re
       await startNode({ name, tag: '2.18.0', image: `${repo}:2.18.0`, db, layout: 'ports' })
       const desired = readDesiredImage(readFileSync(join(dir, 'chainlink.env'), 'utf8'), 'chainlink.env')
       expect(desired.tag).toBe('2.20.0')
-      const inputs = { operation: 'upgrade', container: name, 'image-file': join(dir, 'chainlink.env'), 'state-dir': stateDir, 'backup-dir': join(stateDir, 'backups'), 'stable-for': '2s' }
+      const inputs = {
+        operation: 'upgrade',
+        container: name,
+        'image-file': join(dir, 'chainlink.env'),
+        'state-dir': stateDir,
+        'backup-dir': join(stateDir, 'backups'),
+        'stable-for': '2s'
+      }
       const r = await runAction(inputs)
       expect(r.outputs.result).toBe('upgraded')
       expect(r.exitCode).toBe(0)

@@ -39,7 +39,10 @@ afterAll(async () => {
 })
 
 async function leaseRow(db: TestDb) {
-  const rows = await query<{ client_id: string; live: boolean }>(db, 'SELECT client_id, expires_at > now() AS live FROM lease_lock')
+  const rows = await query<{ client_id: string; live: boolean }>(
+    db,
+    'SELECT client_id, expires_at > now() AS live FROM lease_lock'
+  )
   return rows[0]
 }
 
@@ -65,12 +68,19 @@ describe('lease lock (v2)', () => {
 
     // Postgres: the lease row and the connections carry the leader's app id
     expect(await leaseRow(db)).toEqual({ client_id: aId, live: true })
-    const names = await query<{ application_name: string }>(db, 'SELECT application_name FROM pg_stat_activity WHERE datname = current_database()')
+    const names = await query<{ application_name: string }>(
+      db,
+      'SELECT application_name FROM pg_stat_activity WHERE datname = current_database()'
+    )
     expect(names.map((n) => n.application_name)).toContain(`Chainlink 2.20.0 |App|${aId}`)
 
     // Docker's HEALTHCHECK (curl -f /health): the leader is healthy, a waiting standby is not
     await waitFor('leader healthy', async () => (await a.container.inspect()).State.Health?.Status === 'healthy', 15000)
-    await waitFor('standby unhealthy', async () => (await b.container.inspect()).State.Health?.Status === 'unhealthy', 15000)
+    await waitFor(
+      'standby unhealthy',
+      async () => (await b.container.inspect()).State.Health?.Status === 'unhealthy',
+      15000
+    )
 
     await a.container.stop({ t: 10 })
     expect(await a.exitCode()).toBe(0)
@@ -108,17 +118,21 @@ describe('lease lock (v2)', () => {
     expect(await a.exitCode()).toBe(137)
     expect((await leaseRow(db)).live).toBe(true) // not released
     const bId = await b.appId(15000)
-    const runs = writerRuns(await waitFor('standby writes', async () => {
-      const rows = await heartbeats(db)
-      return rows.some((h) => h.app_id === bId) && rows
-    }))
+    const runs = writerRuns(
+      await waitFor('standby writes', async () => {
+        const rows = await heartbeats(db)
+        return rows.some((h) => h.app_id === bId) && rows
+      })
+    )
     expect(runs.map((r) => r.appId)).toEqual([aId, bId])
     // lease 3s, last refresh at most 0.5s before the kill, boot 0.3s
     const gap = gapMs(runs[0].last, runs[1].first)
     expect(gap).toBeGreaterThan(2500)
     expect(gap).toBeLessThan(5000)
     // the waiting line follows the node's schedule: 0, 1, 2, 4 (powers of two), never 3
-    const tries = [...(await b.logs()).matchAll(/waiting for lease to expire\.\.\. logger=LeaseLock tryCount=(\d+)/g)].map((m) => Number(m[1]))
+    const tries = [
+      ...(await b.logs()).matchAll(/waiting for lease to expire\.\.\. logger=LeaseLock tryCount=(\d+)/g)
+    ].map((m) => Number(m[1]))
     expect(tries.slice(0, 4)).toEqual([0, 1, 2, 4])
     expect(tries).not.toContain(3)
   })
@@ -145,7 +159,12 @@ describe('version gate and db commands', () => {
 
     const ver = await runSim({ name: name('ver'), tag: '2.20.0', db, cmd: ['node', 'db', 'version'] })
     expect(ver).toMatchObject({ code: 0, out: expect.stringContaining('Database version: 256') })
-    const oldRollback = await runSim({ name: name('rb-old'), tag: '2.19.0', db, cmd: ['node', 'db', 'rollback', '250'] })
+    const oldRollback = await runSim({
+      name: name('rb-old'),
+      tag: '2.19.0',
+      db,
+      cmd: ['node', 'db', 'rollback', '250']
+    })
     expect(oldRollback.code).toBe(1)
     expect(oldRollback.out).toContain('migration 256 is not known to this binary')
     const rollback = await runSim({ name: name('rb'), tag: '2.20.0', db, cmd: ['local', 'db', 'rollback', '250'] })
@@ -222,12 +241,36 @@ describe('configuration', () => {
   test('invalid lock settings fail start-up with the node messages', async () => {
     const db = await freshDb()
     const [mode, refresh, v2advisory] = await Promise.all([
-      runSim({ name: name('mode'), tag: '1.13.0', db, cmd: ['local', 'node'], env: { DATABASE_LOCKING_MODE: 'bogus' } }),
-      runSim({ name: name('refresh'), tag: '2.20.0', db, cmd: ['node', 'start'], env: { LEASE_LOCK_DURATION: '2s', LEASE_LOCK_REFRESH_INTERVAL: '1500ms' } }),
-      runSim({ name: name('v2adv'), tag: '2.20.0', db, cmd: ['node', 'start'], env: { DATABASE_LOCKING_MODE: 'advisorylock' } })
+      runSim({
+        name: name('mode'),
+        tag: '1.13.0',
+        db,
+        cmd: ['local', 'node'],
+        env: { DATABASE_LOCKING_MODE: 'bogus' }
+      }),
+      runSim({
+        name: name('refresh'),
+        tag: '2.20.0',
+        db,
+        cmd: ['node', 'start'],
+        env: { LEASE_LOCK_DURATION: '2s', LEASE_LOCK_REFRESH_INTERVAL: '1500ms' }
+      }),
+      runSim({
+        name: name('v2adv'),
+        tag: '2.20.0',
+        db,
+        cmd: ['node', 'start'],
+        env: { DATABASE_LOCKING_MODE: 'advisorylock' }
+      })
     ])
-    expect(mode).toMatchObject({ code: 1, out: expect.stringContaining('unrecognised value for DATABASE_LOCKING_MODE: bogus') })
-    expect(refresh).toMatchObject({ code: 1, out: expect.stringContaining('refresh interval must be <= half the lease duration') })
+    expect(mode).toMatchObject({
+      code: 1,
+      out: expect.stringContaining('unrecognised value for DATABASE_LOCKING_MODE: bogus')
+    })
+    expect(refresh).toMatchObject({
+      code: 1,
+      out: expect.stringContaining('refresh interval must be <= half the lease duration')
+    })
     expect(v2advisory).toMatchObject({ code: 1, out: expect.stringContaining("must use 'lease' or 'none'") })
     expect(await query(db, "SELECT to_regclass('lease_lock') AS t")).toEqual([{ t: null }]) // none got as far as the lock
   })
@@ -237,7 +280,11 @@ describe('configuration', () => {
     const dir = mkdtempSync(join(tmpdir(), 'simcfg-'))
     tmpDirs.push(dir)
     chmodSync(dir, 0o755)
-    writeFileSync(join(dir, 'config.toml'), "[Database.Lock]\nEnabled = true\nLeaseDuration = '4s'\nLeaseRefreshInterval = '1s'\n[WebServer]\nHTTPPort = 7788\n", { mode: 0o644 })
+    writeFileSync(
+      join(dir, 'config.toml'),
+      "[Database.Lock]\nEnabled = true\nLeaseDuration = '4s'\nLeaseRefreshInterval = '1s'\n[WebServer]\nHTTPPort = 7788\n",
+      { mode: 0o644 }
+    )
     writeFileSync(join(dir, 'secrets.toml'), `[Database]\nURL = '${db.bridgeUrl}'\n`, { mode: 0o644 })
     const a = await startSim({
       name: name('toml'),
@@ -245,13 +292,27 @@ describe('configuration', () => {
       db,
       env: { CL_DATABASE_URL: '', SIM_BOOT_MS: '300' },
       binds: [`${dir}:/chainlink:ro`],
-      cmd: ['node', '-config', '/chainlink/config.toml', '-secrets', '/chainlink/secrets.toml', 'start', '-p', '/chainlink/pw', '-a', '/chainlink/api']
+      cmd: [
+        'node',
+        '-config',
+        '/chainlink/config.toml',
+        '-secrets',
+        '/chainlink/secrets.toml',
+        'start',
+        '-p',
+        '/chainlink/pw',
+        '-a',
+        '/chainlink/api'
+      ]
     })
     const aId = await a.appId()
     await a.waitLog(/Listening and serving HTTP on 0\.0\.0\.0:7788/)
     expect(await a.http('/readyz', 7788)).toBe(200)
     expect(await a.http('/readyz', 6688)).toBe('refused')
-    const [row] = await query<{ client_id: string; left: number }>(db, 'SELECT client_id, extract(epoch FROM expires_at - now())::float AS left FROM lease_lock')
+    const [row] = await query<{ client_id: string; left: number }>(
+      db,
+      'SELECT client_id, extract(epoch FROM expires_at - now())::float AS left FROM lease_lock'
+    )
     expect(row.client_id).toBe(aId)
     expect(row.left).toBeGreaterThan(2.5) // LeaseDuration 4s refreshed every 1s, not the env's or the 10s default
     expect(row.left).toBeLessThanOrEqual(4.1)
@@ -261,17 +322,34 @@ describe('configuration', () => {
 describe('fault images', () => {
   test('exit-after-lock exits 2 holding the lease; crash-before-lock exits 1 before touching the DB', async () => {
     const db = await freshDb()
-    const crash = await runSim({ name: name('crash'), tag: '2.20.0-crash-before-lock', db, cmd: ['local', 'node'], env: FAST_LEASE })
+    const crash = await runSim({
+      name: name('crash'),
+      tag: '2.20.0-crash-before-lock',
+      db,
+      cmd: ['local', 'node'],
+      env: FAST_LEASE
+    })
     expect(crash.code).toBe(1)
     expect(await query(db, "SELECT to_regclass('lease_lock') AS t")).toEqual([{ t: null }])
-    const exit = await runSim({ name: name('exit'), tag: '2.20.0-exit-after-lock', db, cmd: ['local', 'node'], env: FAST_LEASE })
+    const exit = await runSim({
+      name: name('exit'),
+      tag: '2.20.0-exit-after-lock',
+      db,
+      cmd: ['local', 'node'],
+      env: FAST_LEASE
+    })
     expect(exit.code).toBe(2)
     expect((await leaseRow(db)).live).toBe(true)
   })
 
   test('slow-migrations: during migrations only the StartUpHealthReport answers (/health 204, /readyz 503)', async () => {
     const db = await freshDb()
-    const a = await startSim({ name: name('slow'), tag: '2.20.0-slow-migrations', db, env: { ...FAST_LEASE, SIM_SLOW_MIGRATION_MS: '400' } })
+    const a = await startSim({
+      name: name('slow'),
+      tag: '2.20.0-slow-migrations',
+      db,
+      env: { ...FAST_LEASE, SIM_SLOW_MIGRATION_MS: '400' }
+    })
     await a.waitLog(/Starting StartUpHealthReport/)
     expect(await a.http('/health')).toBe(204)
     expect(await a.http('/readyz')).toBe(503)
@@ -281,7 +359,14 @@ describe('fault images', () => {
     await a.waitLog(/Listening and serving HTTP/)
     expect(await a.http('/readyz')).toBe(200)
     const logs = await a.logs()
-    const order = ['Starting StartUpHealthReport', 'goose: OK   0256', 'StartUpHealthReport shutdown complete', 'Starting Chainlink Node 2.20.0 at commit', 'Chainlink booted in', 'Listening and serving HTTP'].map((l) => logs.indexOf(l))
+    const order = [
+      'Starting StartUpHealthReport',
+      'goose: OK   0256',
+      'StartUpHealthReport shutdown complete',
+      'Starting Chainlink Node 2.20.0 at commit',
+      'Chainlink booted in',
+      'Listening and serving HTTP'
+    ].map((l) => logs.indexOf(l))
     expect(order.every((i) => i >= 0)).toBe(true)
     expect(order).toEqual([...order].sort((x, y) => x - y))
   })
@@ -294,7 +379,9 @@ describe('fault images', () => {
     expect(await a.http('/readyz')).toBe(503)
     const res = await fetch(`http://${await a.ip()}:6688/health?failing`)
     expect(res.status).toBe(207)
-    expect(((await res.json()) as { data: { attributes: { status: string } }[] }).data.map((c) => c.attributes.status)).toEqual(['failing'])
+    expect(
+      ((await res.json()) as { data: { attributes: { status: string } }[] }).data.map((c) => c.attributes.status)
+    ).toEqual(['failing'])
     await waitFor('healthy', async () => (await a.container.inspect()).State.Health?.Status === 'healthy', 15000)
   })
 
@@ -316,7 +403,12 @@ describe('fault images', () => {
     expect(await stubborn.logs()).not.toContain('Shutting down')
 
     const db2 = await freshDb()
-    const slow = await startSim({ name: name('grace'), tag: '2.20.0', db: db2, env: { ...FAST_LEASE, SIM_STOP_MS: '3000', SHUTDOWN_GRACE_PERIOD: '1s' } })
+    const slow = await startSim({
+      name: name('grace'),
+      tag: '2.20.0',
+      db: db2,
+      env: { ...FAST_LEASE, SIM_STOP_MS: '3000', SHUTDOWN_GRACE_PERIOD: '1s' }
+    })
     await slow.appId()
     await slow.container.stop({ t: 10 })
     expect(await slow.exitCode()).toBe(255)

@@ -23,7 +23,12 @@ describe('status', () => {
   test('names the leader of a node and its waiting standby, with lock, versions and health', async () => {
     await startNode({ name: `${prefix}-a`, tag: '2.19.0', db })
     await startNode({ name: `${prefix}-b`, tag: '2.19.0', db, noWait: true })
-    const r = await runAction({ operation: 'status', container: `${prefix}-b`, standby: `${prefix}-a`, 'state-dir': stateDir })
+    const r = await runAction({
+      operation: 'status',
+      container: `${prefix}-b`,
+      standby: `${prefix}-a`,
+      'state-dir': stateDir
+    })
     expect(r.exitCode).toBe(0)
     expect(r.outputs.result).toBe('ok')
     expect(r.outputs.leader).toBe(`${prefix}-a`)
@@ -44,7 +49,14 @@ describe('status', () => {
     chmodSync(dir, 0o755)
     for (const f of ['config.toml', 'secrets.toml']) chmodSync(join(dir, f), 0o644)
     try {
-      await startNode({ name: `${prefix}-toml`, tag: '2.20.0', db: db2, env: { CL_DATABASE_URL: '' }, binds: [`${dir}:/chainlink`], cmd: ['node', '-config', '/chainlink/config.toml', '-secrets', '/chainlink/secrets.toml', 'start'] })
+      await startNode({
+        name: `${prefix}-toml`,
+        tag: '2.20.0',
+        db: db2,
+        env: { CL_DATABASE_URL: '' },
+        binds: [`${dir}:/chainlink`],
+        cmd: ['node', '-config', '/chainlink/config.toml', '-secrets', '/chainlink/secrets.toml', 'start']
+      })
       const r = await runAction({ operation: 'status', container: `${prefix}-toml`, 'state-dir': stateDir })
       expect(r.exitCode).toBe(0)
       expect(r.outputs.leader).toBe(`${prefix}-toml`)
@@ -57,7 +69,11 @@ describe('status', () => {
 
   test.each([
     ['an unknown container', { container: 'clr-no-such-container' }, /no container named 'clr-no-such-container'/],
-    ['an unreachable database', { 'database-url': 'postgres://u:pw-unreachable@127.0.0.1:1/x' }, /cannot connect to the node's database/]
+    [
+      'an unreachable database',
+      { 'database-url': 'postgres://u:pw-unreachable@127.0.0.1:1/x' },
+      /cannot connect to the node's database/
+    ]
   ])('fails clearly on %s', async (_what, inputs, message) => {
     const r = await runAction({ operation: 'status', container: `${prefix}-a`, 'state-dir': stateDir, ...inputs })
     expect(r.exitCode).toBe(1)
@@ -69,7 +85,12 @@ describe('status', () => {
   test('a database with no lock table is an error', async () => {
     const empty = await createDb('nolock')
     try {
-      const r = await runAction({ operation: 'status', container: `${prefix}-a`, 'database-url': empty.url, 'state-dir': stateDir })
+      const r = await runAction({
+        operation: 'status',
+        container: `${prefix}-a`,
+        'database-url': empty.url,
+        'state-dir': stateDir
+      })
       expect(r.exitCode).toBe(1)
       expect(r.stdout).toMatch(/no lease_lock table/)
     } finally {

@@ -33,7 +33,18 @@ afterEach(async () => {
 })
 
 function upgrade(tag: string, extra: Record<string, string> = {}, runOpts = {}): Promise<ActionRun> {
-  return runAction({ operation: 'upgrade', container: name, image: simImage(tag), 'state-dir': stateDir, 'backup-dir': join(stateDir, 'backups'), 'stable-for': '2s', ...extra }, runOpts)
+  return runAction(
+    {
+      operation: 'upgrade',
+      container: name,
+      image: simImage(tag),
+      'state-dir': stateDir,
+      'backup-dir': join(stateDir, 'backups'),
+      'stable-for': '2s',
+      ...extra
+    },
+    runOpts
+  )
 }
 
 /** The node ended with one leader, named as before, serving on `tag`, and nothing else of ours left. */
@@ -42,7 +53,9 @@ async function expectSingleLeader(tag: string) {
   expect(st?.running).toBe(true)
   expect(st?.image).toBe(simImage(tag))
   expect(await readyz((await nodeUrl(name))!)).toBe(200)
-  const others = (await docker.listContainers({ all: true })).filter((c) => c.Names.some((x) => x.startsWith(`/${name}-`)))
+  const others = (await docker.listContainers({ all: true })).filter((c) =>
+    c.Names.some((x) => x.startsWith(`/${name}-`))
+  )
   expect(others.map((c) => c.Names[0])).toEqual([])
   const w = await writers(db)
   expect(w.interleaved).toBe(false)
@@ -125,7 +138,8 @@ describe('upgrade, faults', () => {
   test('new image never becomes ready: rolled back, DB brought back, old version serves', async () => {
     await fresh('bridge')
     const c = await db.client()
-    const dbBefore = (await c.query(`SELECT max(version_id)::int AS v FROM goose_migrations WHERE is_applied`)).rows[0].v
+    const dbBefore = (await c.query(`SELECT max(version_id)::int AS v FROM goose_migrations WHERE is_applied`)).rows[0]
+      .v
     await c.end()
     const r = await upgrade('2.20.0-never-ready', { 'ready-timeout': '8s' })
     expect(r.outputs.result).toBe('rolled-back')
@@ -164,18 +178,31 @@ describe('upgrade, faults', () => {
 
   test.each([
     ['a tag missing from the registry', { image: simImage('9.9.9') }, /cannot pull/],
-    ['a digest the registry does not serve', { image: `${simImage('2.19.0')}@sha256:${'0'.repeat(64)}` }, /cannot pull|digest mismatch/],
+    [
+      'a digest the registry does not serve',
+      { image: `${simImage('2.19.0')}@sha256:${'0'.repeat(64)}` },
+      /cannot pull|digest mismatch/
+    ],
     ['a malformed reference', { image: 'Bad Image::x' }, /Input 'image'/],
     ['a malformed duration', { 'stable-for': '10 parsecs' }, /Input 'stable-for'/],
     ['an unknown container', { container: 'clr-nope' }, /no container named 'clr-nope'/]
   ])('refused in preflight, nothing changed: %s', async (_what, inputs, message) => {
     await fresh('bridge')
     const before = await containerState(name)
-    const r = await runAction({ operation: 'upgrade', container: name, image: simImage('2.19.0'), 'state-dir': stateDir, 'backup-dir': join(stateDir, 'backups'), ...inputs })
+    const r = await runAction({
+      operation: 'upgrade',
+      container: name,
+      image: simImage('2.19.0'),
+      'state-dir': stateDir,
+      'backup-dir': join(stateDir, 'backups'),
+      ...inputs
+    })
     expect(r.exitCode).toBe(1)
     expect(visible(r.stdout)).toMatch(message)
     expect(await containerState(name)).toEqual(before)
-    expect((await docker.listContainers({ all: true })).filter((c) => c.Names.some((x) => x.startsWith(`/${name}-`)))).toEqual([])
+    expect(
+      (await docker.listContainers({ all: true })).filter((c) => c.Names.some((x) => x.startsWith(`/${name}-`)))
+    ).toEqual([])
   })
 })
 
@@ -194,7 +221,11 @@ describe('upgrade, interruptions', () => {
   test('runner killed mid-run: operation repair brings the node to one state', async () => {
     await fresh('ports')
     // no post step: the runner died with main
-    await upgrade('2.19.0', {}, { post: false, cancelSignal: 'SIGKILL', cancelWhen: (out: string) => /^(handoff|swap) \S+ -> /m.test(out) })
+    await upgrade(
+      '2.19.0',
+      {},
+      { post: false, cancelSignal: 'SIGKILL', cancelWhen: (out: string) => /^(handoff|swap) \S+ -> /m.test(out) }
+    )
     const again = await upgrade('2.19.0')
     expect(again.exitCode).toBe(1)
     expect(visible(again.stdout)).toMatch(/run operation 'repair' first/)
@@ -208,7 +239,10 @@ describe('upgrade, interruptions', () => {
 
   test('two runs at once: the second waits for the host lock, then finds nothing to do', async () => {
     await fresh('bridge')
-    const [a, b] = await Promise.all([upgrade('2.19.0'), new Promise((r) => setTimeout(r, 300)).then(() => upgrade('2.19.0'))])
+    const [a, b] = await Promise.all([
+      upgrade('2.19.0'),
+      new Promise((r) => setTimeout(r, 300)).then(() => upgrade('2.19.0'))
+    ])
     const results = [a.outputs.result, b.outputs.result].sort()
     expect(results).toEqual(['unchanged', 'upgraded'])
     expect(b.stdout + a.stdout).toMatch(/Waiting for the host lock/)

@@ -40,7 +40,8 @@ class AdvisoryLock {
         throw new Error(`failed to take advisory lock on database: ${e.message}`)
       }
       if (got) break
-      if (shouldLogRetry(tryCount)) this.log.info('Another application holds the advisory lock, waiting...', { tryCount })
+      if (shouldLogRetry(tryCount))
+        this.log.info('Another application holds the advisory lock, waiting...', { tryCount })
       try {
         await sleepCtx(jitter(this.cfg.advisoryCheckInterval), ctx)
       } catch {

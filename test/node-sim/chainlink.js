@@ -13,9 +13,16 @@ const { runNode } = require('./node')
 const { randomUUID, createHash } = require('node:crypto')
 
 const VALUE_FLAGS = {
-  config: 'config', c: 'config',
-  secrets: 'secrets', s: 'secrets',
-  password: 'ignored', p: 'ignored', api: 'ignored', a: 'ignored', vrfpassword: 'ignored', vp: 'ignored'
+  config: 'config',
+  c: 'config',
+  secrets: 'secrets',
+  s: 'secrets',
+  password: 'ignored',
+  p: 'ignored',
+  api: 'ignored',
+  a: 'ignored',
+  vrfpassword: 'ignored',
+  vp: 'ignored'
 }
 
 function parseCli(argv) {
@@ -78,7 +85,9 @@ async function main(argv) {
   if (words[0] === 'health-probe') return healthProbe(Number(process.env.CHAINLINK_PORT || 6688))
   const version = bakedVersion()
   if (flags.version) {
-    process.stdout.write(`chainlink version ${version}@${createHash('sha1').update(`chainlink-sim-${version}`).digest('hex')}\n`)
+    process.stdout.write(
+      `chainlink version ${version}@${createHash('sha1').update(`chainlink-sim-${version}`).digest('hex')}\n`
+    )
     return 0
   }
   const [group, sub, ...rest] = words

@@ -10,7 +10,7 @@ const MODES = ['lease', 'advisorylock', 'dual', 'none']
 
 class ConfigError extends Error {}
 
-const UNITS = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60000, h: 3600000 }
+const UNITS = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60000, h: 3600000 }
 
 /** Go's time.ParseDuration ("10s", "500ms", "1m30s", "1.5s", "0") -> milliseconds. */
 function parseDuration(value, name) {
@@ -117,14 +117,16 @@ function loadConfig(version, flags = { config: [], secrets: [] }) {
     const lock = doc.Database?.Lock
     if (lock) {
       if (lock.Enabled !== undefined) cfg.lockMode = lock.Enabled ? 'lease' : 'none' // Mode(): lease or none
-      if (lock.LeaseDuration !== undefined) cfg.leaseDuration = parseDuration(lock.LeaseDuration, 'Database.Lock.LeaseDuration')
+      if (lock.LeaseDuration !== undefined)
+        cfg.leaseDuration = parseDuration(lock.LeaseDuration, 'Database.Lock.LeaseDuration')
       if (lock.LeaseRefreshInterval !== undefined) {
         cfg.leaseRefreshInterval = parseDuration(lock.LeaseRefreshInterval, 'Database.Lock.LeaseRefreshInterval')
       }
     }
     if (doc.Database?.MigrateOnStartup !== undefined) cfg.migrate = Boolean(doc.Database.MigrateOnStartup)
     if (doc.WebServer?.HTTPPort !== undefined) cfg.httpPort = Number(doc.WebServer.HTTPPort)
-    if (doc.ShutdownGracePeriod !== undefined) cfg.shutdownGracePeriod = parseDuration(doc.ShutdownGracePeriod, 'ShutdownGracePeriod')
+    if (doc.ShutdownGracePeriod !== undefined)
+      cfg.shutdownGracePeriod = parseDuration(doc.ShutdownGracePeriod, 'ShutdownGracePeriod')
     if (doc.Log?.Level !== undefined) cfg.logLevel = String(doc.Log.Level)
   }
   for (const f of flags.secrets) {
@@ -136,10 +138,13 @@ function loadConfig(version, flags = { config: [], secrets: [] }) {
   if (semver.gte(version, '2.0.0')) {
     if (cfg.lockMode === 'dual') cfg.lockMode = 'lease'
     if (cfg.lockMode === 'advisorylock') {
-      throw new ConfigError("invalid configuration: Database.Lock.Mode: invalid value (advisorylock): must use 'lease' or 'none'")
+      throw new ConfigError(
+        "invalid configuration: Database.Lock.Mode: invalid value (advisorylock): must use 'lease' or 'none'"
+      )
     }
   }
-  if (!cfg.databaseURL) throw new ConfigError('invalid configuration: Database.URL: missing: must be provided and non-empty')
+  if (!cfg.databaseURL)
+    throw new ConfigError('invalid configuration: Database.URL: missing: must be provided and non-empty')
   return cfg
 }
 

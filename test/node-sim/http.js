@@ -67,7 +67,11 @@ async function startServer({ port, failing = [], v1 = false }) {
       const data = CHECKS.map((name) => ({
         type: 'checks',
         id: name,
-        attributes: { name, status: failing.includes(name) ? 'failing' : 'passing', output: failing.includes(name) ? 'service is not ready' : '' }
+        attributes: {
+          name,
+          status: failing.includes(name) ? 'failing' : 'passing',
+          output: failing.includes(name) ? 'service is not ready' : ''
+        }
       })).filter((c) => !url.searchParams.has('failing') || c.attributes.status === 'failing')
       res.writeHead(failing.length && !v1 ? 207 : 200, { 'Content-Type': 'application/vnd.api+json' })
       return res.end(JSON.stringify({ data }))

@@ -68,11 +68,14 @@ class LeaseLock {
         if (n > 1) throw new Error('expected only one row in lease_lock')
         const r =
           n === 0
-            ? await c.query('INSERT INTO lease_lock (client_id, expires_at) VALUES ($1, NOW()+$2::interval)', [this.appID, this.seconds])
-            : await c.query('UPDATE lease_lock SET client_id=$1, expires_at=NOW()+$2::interval WHERE client_id=$1 OR expires_at<NOW()', [
+            ? await c.query('INSERT INTO lease_lock (client_id, expires_at) VALUES ($1, NOW()+$2::interval)', [
                 this.appID,
                 this.seconds
               ])
+            : await c.query(
+                'UPDATE lease_lock SET client_id=$1, expires_at=NOW()+$2::interval WHERE client_id=$1 OR expires_at<NOW()',
+                [this.appID, this.seconds]
+              )
         affected = r.rowCount
       } else {
         affected = (await c.query(UPSERT_SQL, [this.appID, this.seconds])).rowCount
@@ -101,9 +104,14 @@ class LeaseLock {
       if (got) break
       isInitial = false
       if (shouldLogRetry(tryCount)) {
-        this.log.info(this.legacy && semver.lt(this.cfg.version, '1.2.0') ? 'Another application holds the database lease, waiting...' : WAITING_MSG, {
-          tryCount
-        })
+        this.log.info(
+          this.legacy && semver.lt(this.cfg.version, '1.2.0')
+            ? 'Another application holds the database lease, waiting...'
+            : WAITING_MSG,
+          {
+            tryCount
+          }
+        )
       }
       try {
         await sleepCtx(jitter(this.cfg.leaseRefreshInterval), ctx)
@@ -150,7 +158,10 @@ class LeaseLock {
         if (!this.conn) await this.checkout()
         await this.conn.query(RELEASE_SQL, [this.appID])
       } catch (e) {
-        this.log.error(this.legacy ? 'Error trying to release lease on shutdown' : 'Error trying to release lease on cancelled ctx', { err: e.message })
+        this.log.error(
+          this.legacy ? 'Error trying to release lease on shutdown' : 'Error trying to release lease on cancelled ctx',
+          { err: e.message }
+        )
       }
     }
     this.dropConn()

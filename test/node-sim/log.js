@@ -14,7 +14,9 @@ function createLogger(level = 'info', fields = {}) {
   const write = (lvl, msg, extra) => {
     if (LEVELS[lvl] < min) return
     const all = { ...fields, ...extra }
-    const kv = Object.entries(all).map(([k, v]) => ` ${k}=${fmtValue(v)}`).join('')
+    const kv = Object.entries(all)
+      .map(([k, v]) => ` ${k}=${fmtValue(v)}`)
+      .join('')
     // stdout is a pipe under Docker: writes are synchronous on Linux, so a following exit loses nothing
     process.stdout.write(`${new Date().toISOString()} [${lvl.toUpperCase()}] ${msg}${kv}\n`)
   }
@@ -37,7 +39,9 @@ function createLogger(level = 'info', fields = {}) {
 function stdlog(msg) {
   const d = new Date()
   const p = (n) => String(n).padStart(2, '0')
-  process.stdout.write(`${d.getFullYear()}/${p(d.getMonth() + 1)}/${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())} ${msg}\n`)
+  process.stdout.write(
+    `${d.getFullYear()}/${p(d.getMonth() + 1)}/${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())} ${msg}\n`
+  )
 }
 
 module.exports = { createLogger, stdlog }

@@ -107,7 +107,10 @@ async function migrateUp(pool, version, { delayMs = 0, ctx, log }) {
   const applied = new Set(rows.map((r) => Number(r.version_id)))
   const known = migrationsFor(version)
   const missing = known.filter((m) => m.id < current && !applied.has(m.id))
-  if (missing.length) throw new Error(`detected ${missing.length} missing (out-of-order) migrations lower than database version ${current}`)
+  if (missing.length)
+    throw new Error(
+      `detected ${missing.length} missing (out-of-order) migrations lower than database version ${current}`
+    )
   const pending = known.filter((m) => m.id > current)
   if (!pending.length) log.info(`goose: no migrations to run. current version: ${current}`)
   for (const m of pending) {
@@ -131,13 +134,17 @@ async function rollback(pool, version, target, log) {
   const byId = new Map(migrationsFor(version).map((m) => [m.id, m]))
   let current = await dbVersion(pool)
   if (target === undefined) {
-    const { rows } = await pool.query('SELECT COALESCE(max(version_id), 0) AS v FROM goose_migrations WHERE is_applied AND version_id < $1', [current])
+    const { rows } = await pool.query(
+      'SELECT COALESCE(max(version_id), 0) AS v FROM goose_migrations WHERE is_applied AND version_id < $1',
+      [current]
+    )
     target = Number(rows[0].v)
   }
   if (current <= target) log.info(`goose: no migrations to roll back. current version: ${current}`)
   while (current > target) {
     const m = byId.get(current)
-    if (!m) throw new Error(`failed to rollback: migration ${current} is not known to this binary (Chainlink ${version})`)
+    if (!m)
+      throw new Error(`failed to rollback: migration ${current} is not known to this binary (Chainlink ${version})`)
     await inTx(pool, async (c) => {
       for (const q of m.down) await c.query(q)
       await c.query('DELETE FROM goose_migrations WHERE version_id = $1', [m.id])
@@ -160,7 +167,9 @@ async function checkVersion(pool, appVersion) {
     dbv = rows[0]?.version
   })
   if (dbv && semver.valid(dbv) && semver.lt(appVersion, dbv)) {
-    throw new Error(`Application version (${appVersion}) is lower than database version (${dbv}). Only Chainlink ${dbv} or higher can be run on this database`)
+    throw new Error(
+      `Application version (${appVersion}) is lower than database version (${dbv}). Only Chainlink ${dbv} or higher can be run on this database`
+    )
   }
   return dbv
 }
@@ -172,4 +181,13 @@ async function upsertNodeVersion(pool, version) {
   )
 }
 
-module.exports = { MIGRATIONS, migrationsFor, dbVersion, migrateUp, rollback, checkVersion, upsertNodeVersion, ensureGooseTable }
+module.exports = {
+  MIGRATIONS,
+  migrationsFor,
+  dbVersion,
+  migrateUp,
+  rollback,
+  checkVersion,
+  upsertNodeVersion,
+  ensureGooseTable
+}

@@ -80,8 +80,10 @@ async function runNode({ cfg, fault, knobs }) {
 
   const db = createDb({ url: cfg.databaseURL, version, appID, log })
   const onLost = async (msg) => log.fatal(msg) // zap Fatal: exit 1 at once, nothing released (§2, §3)
-  const lease = cfg.lockMode === 'lease' || cfg.lockMode === 'dual' ? new LeaseLock({ cfg, db, appID, log, onLost }) : null
-  const advisory = cfg.lockMode === 'advisorylock' || cfg.lockMode === 'dual' ? new AdvisoryLock({ cfg, db, log, onLost }) : null
+  const lease =
+    cfg.lockMode === 'lease' || cfg.lockMode === 'dual' ? new LeaseLock({ cfg, db, appID, log, onLost }) : null
+  const advisory =
+    cfg.lockMode === 'advisorylock' || cfg.lockMode === 'dual' ? new AdvisoryLock({ cfg, db, log, onLost }) : null
 
   /** LDB.Close(): release the locks, close the pool. v1 dual never expired the lease (§6). */
   const closeDb = async ({ expireLease = true } = {}) => {
@@ -148,7 +150,9 @@ async function runNode({ cfg, fault, knobs }) {
     log.info(`Shutting down due to ${sigName} signal received...`)
     ctx.cancel()
     setTimeout(async () => {
-      log.critical(`Shutdown grace period of ${formatDuration(cfg.shutdownGracePeriod)} exceeded, closing DB and exiting...`)
+      log.critical(
+        `Shutdown grace period of ${formatDuration(cfg.shutdownGracePeriod)} exceeded, closing DB and exiting...`
+      )
       // v2 afterNode still releases the lease; v1 only closed the DB (§6)
       await closeDb({ expireLease: !v1 }).catch(() => undefined)
       process.exit(255) // os.Exit(-1)
@@ -171,7 +175,7 @@ async function runNode({ cfg, fault, knobs }) {
   } catch {
     return // shutdown is under way
   }
-  log.info(`Chainlink booted in ${(process.uptime()).toFixed(2)}s`, { appID })
+  log.info(`Chainlink booted in ${process.uptime().toFixed(2)}s`, { appID })
   const failing = fault === 'never-ready' ? ['EVM.1337.HeadTracker'] : []
   try {
     server = await startServer({ port: cfg.httpPort, failing, v1 })

@@ -19,7 +19,11 @@ export const repoRoot = resolve(here, '../..')
 
 /** Installs Renovate once (test/renovate/install.sh); returns the path of dist/renovate.js. */
 export function ensureRenovate(): string {
-  const out = execFileSync('bash', [join(here, 'install.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 600000 })
+  const out = execFileSync('bash', [join(here, 'install.sh')], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    timeout: 600000
+  })
   return out.trim().split('\n').pop()!
 }
 
@@ -58,7 +62,8 @@ export async function registryTags(repository: string): Promise<string[]> {
   return body.tags ?? []
 }
 
-const docker = (...args: string[]) => execFileSync('docker', args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] })
+const docker = (...args: string[]) =>
+  execFileSync('docker', args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] })
 
 /**
  * Makes `tags` exist in testRepository(). A tag the simulator images provide
@@ -163,7 +168,10 @@ interface LogLine {
  * Runs `renovate --platform=local` in repoDir (a git repository whose renovate.json is the user
  * config), offline against the bed's registry, and returns what it would propose.
  */
-export async function runRenovateLookup(repoDir: string, opts: { renovate?: string; bed?: Bed; workDir?: string } = {}): Promise<RenovateReport> {
+export async function runRenovateLookup(
+  repoDir: string,
+  opts: { renovate?: string; bed?: Bed; workDir?: string } = {}
+): Promise<RenovateReport> {
   const bed = opts.bed ?? loadBed()
   const renovate = opts.renovate ?? ensureRenovate()
   const work = opts.workDir ?? mkdtempSync(join(tmpdir(), 'renovate-run-'))
@@ -194,7 +202,11 @@ export async function runRenovateLookup(repoDir: string, opts: { renovate?: stri
   const started = Date.now()
   const code = await new Promise<number>((resolveRun, reject) => {
     const out: Buffer[] = []
-    const child = spawn(bed.node24, [renovate, '--platform=local'], { cwd: repoDir, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(bed.node24, [renovate, '--platform=local'], {
+      cwd: repoDir,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
     child.stdout.on('data', (b: Buffer) => out.push(b))
     child.stderr.on('data', (b: Buffer) => out.push(b))
     const timer = setTimeout(() => child.kill('SIGTERM'), 120000)
@@ -218,7 +230,11 @@ export async function runRenovateLookup(repoDir: string, opts: { renovate?: stri
   const br = lines.filter((l) => Array.isArray(l.branches)).pop()
   return {
     packageFiles: (pf?.config ?? {}) as RenovateReport['packageFiles'],
-    branches: (br?.branches ?? []).map((b) => ({ branchName: b.branchName, prTitle: b.prTitle, labels: b.labels ?? [] })),
+    branches: (br?.branches ?? []).map((b) => ({
+      branchName: b.branchName,
+      prTitle: b.prTitle,
+      labels: b.labels ?? []
+    })),
     warnings: lines.filter((l) => l.level === 40 && !/re2/i.test(l.msg)).map((l) => l.msg),
     logFile,
     ms
@@ -226,12 +242,16 @@ export async function runRenovateLookup(repoDir: string, opts: { renovate?: stri
 }
 
 /** All deps of a package file in a report, with the manager that found them. */
-export function depsOf(report: RenovateReport, packageFile: string): (RenovateDep & { manager: string; template?: string })[] {
+export function depsOf(
+  report: RenovateReport,
+  packageFile: string
+): (RenovateDep & { manager: string; template?: string })[] {
   const out: (RenovateDep & { manager: string; template?: string })[] = []
   for (const [manager, files] of Object.entries(report.packageFiles)) {
     for (const f of files) {
       if (f.packageFile !== packageFile) continue
-      for (const d of f.deps) out.push({ ...d, manager, template: d.autoReplaceStringTemplate ?? f.autoReplaceStringTemplate })
+      for (const d of f.deps)
+        out.push({ ...d, manager, template: d.autoReplaceStringTemplate ?? f.autoReplaceStringTemplate })
     }
   }
   return out
@@ -242,7 +262,12 @@ export function depsOf(report: RenovateReport, packageFile: string): (RenovateDe
  * occurrence of the dep's replaceString becomes the rendered autoReplaceStringTemplate (or, with no
  * template, replaceString with currentValue/currentDigest swapped for the new ones).
  */
-export function applyRenovateUpdate(text: string, dep: RenovateDep & { template?: string }, update: RenovateUpdate, renovate = ensureRenovate()): string {
+export function applyRenovateUpdate(
+  text: string,
+  dep: RenovateDep & { template?: string },
+  update: RenovateUpdate,
+  renovate = ensureRenovate()
+): string {
   const replaceString = dep.replaceString
   if (!replaceString) throw new Error(`${dep.depName}: the report has no replaceString`)
   const at = text.indexOf(replaceString)
@@ -262,7 +287,11 @@ export function applyRenovateUpdate(text: string, dep: RenovateDep & { template?
 }
 
 export function git(cwd: string, ...args: string[]): string {
-  return execFileSync('git', ['-c', 'user.email=renovate-e2e@example.invalid', '-c', 'user.name=renovate-e2e', ...args], { cwd, encoding: 'utf8' })
+  return execFileSync(
+    'git',
+    ['-c', 'user.email=renovate-e2e@example.invalid', '-c', 'user.name=renovate-e2e', ...args],
+    { cwd, encoding: 'utf8' }
+  )
 }
 
 export interface RenovateBump {
@@ -286,13 +315,21 @@ export interface RenovateBump {
  * returns the bumped file, its path and readDesiredImage() of it. Feed `path` to the action as
  * `image-file` (operation upgrade) and check the node ends on `desired.reference`.
  */
-export async function bumpDesiredStateWithRenovate(repoDir: string, file: string, opts: { key?: string; report?: RenovateReport } = {}): Promise<RenovateBump> {
+export async function bumpDesiredStateWithRenovate(
+  repoDir: string,
+  file: string,
+  opts: { key?: string; report?: RenovateReport } = {}
+): Promise<RenovateBump> {
   const report = opts.report ?? (await runRenovateLookup(repoDir))
   const deps = depsOf(report, file).filter((d) => d.updates.some((u) => !u.isPinDigest && u.updateType !== 'pinDigest'))
-  if (deps.length !== 1) throw new Error(`${file}: expected one dependency with a version update, Renovate reported ${deps.length} (log ${report.logFile})`)
+  if (deps.length !== 1)
+    throw new Error(
+      `${file}: expected one dependency with a version update, Renovate reported ${deps.length} (log ${report.logFile})`
+    )
   const dep = deps[0]
   const updates = dep.updates.filter((u) => !u.isPinDigest && u.updateType !== 'pinDigest')
-  if (updates.length !== 1) throw new Error(`${file}: expected one version update, got ${updates.map((u) => u.newValue).join(', ')}`)
+  if (updates.length !== 1)
+    throw new Error(`${file}: expected one version update, got ${updates.map((u) => u.newValue).join(', ')}`)
   const update = updates[0]
   const path = join(repoDir, file)
   const before = readFileSync(path, 'utf8')

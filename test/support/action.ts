@@ -49,10 +49,17 @@ export interface RunOptions {
   env?: Record<string, string>
 }
 
-function runStep(env: Record<string, string>, opts: RunOptions, cancellable: boolean): Promise<{ code: number | null; stdout: string }> {
+function runStep(
+  env: Record<string, string>,
+  opts: RunOptions,
+  cancellable: boolean
+): Promise<{ code: number | null; stdout: string }> {
   const node = loadBed().node24
   return new Promise((res) => {
-    const child = spawn(node, [join(root, 'dist/index.js')], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(node, [join(root, 'dist/index.js')], {
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ...env },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
     let stdout = ''
     let cancelled = false
     const cancel = () => {
@@ -76,7 +83,11 @@ function runStep(env: Record<string, string>, opts: RunOptions, cancellable: boo
 
 export async function runAction(inputs: Record<string, string>, opts: RunOptions = {}): Promise<ActionRun> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'clr-action-'))
-  const files = { GITHUB_OUTPUT: join(dir, 'output'), GITHUB_STATE: join(dir, 'state'), GITHUB_STEP_SUMMARY: join(dir, 'summary') }
+  const files = {
+    GITHUB_OUTPUT: join(dir, 'output'),
+    GITHUB_STATE: join(dir, 'state'),
+    GITHUB_STEP_SUMMARY: join(dir, 'summary')
+  }
   for (const f of Object.values(files)) writeFileSync(f, '')
   const env: Record<string, string> = { ...files, RUNNER_TEMP: dir, ...(opts.env ?? {}) }
   for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v
@@ -90,7 +101,14 @@ export async function runAction(inputs: Record<string, string>, opts: RunOptions
     stdout += `\n--- post ---\n${post.stdout}`
     if (post.code !== 0 && main.code === 0) main.code = post.code
   }
-  return { exitCode: main.code, stdout, outputs: parseFileCommands(readFileSync(files.GITHUB_OUTPUT, 'utf8')), summary: readFileSync(files.GITHUB_STEP_SUMMARY, 'utf8'), state, dir }
+  return {
+    exitCode: main.code,
+    stdout,
+    outputs: parseFileCommands(readFileSync(files.GITHUB_OUTPUT, 'utf8')),
+    summary: readFileSync(files.GITHUB_STEP_SUMMARY, 'utf8'),
+    state,
+    dir
+  }
 }
 
 /** What the runner shows of a step's output: `::add-mask::` commands are consumed, not printed. */

@@ -77,7 +77,10 @@ export async function removeContainers(prefix: string): Promise<void> {
   const list = await docker.listContainers({ all: true })
   for (const c of list) {
     if (c.Names.some((n) => n.replace(/^\//, '').startsWith(prefix))) {
-      await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)
+      await docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined)
     }
   }
 }
@@ -89,7 +92,12 @@ export function dockerCli(...args: string[]): string {
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** Polls fn until it returns a truthy value or the deadline passes. */
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30000, everyMs = 100): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 30000,
+  everyMs = 100
+): Promise<T> {
   const end = Date.now() + timeoutMs
   let last: unknown
   while (Date.now() < end) {

@@ -40,14 +40,26 @@ export interface FaultRun extends ActionRun {
 
 /** n-th occurrence of a line starting with `prefix` in main's output */
 export function atLine(prefix: string | RegExp, nth = 1): (stdout: string) => boolean {
-  const re = typeof prefix === 'string' ? new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`, 'gm') : new RegExp(prefix.source, 'gm')
+  const re =
+    typeof prefix === 'string'
+      ? new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`, 'gm')
+      : new RegExp(prefix.source, 'gm')
   return (out) => (out.match(re)?.length ?? 0) >= nth
 }
 
-function runStep(env: Record<string, string>, hooks: Hook[], fired: boolean[], pending: Promise<void>[], deadlineMs: number): Promise<{ code: number | null; stdout: string; killed: boolean; hung: boolean }> {
+function runStep(
+  env: Record<string, string>,
+  hooks: Hook[],
+  fired: boolean[],
+  pending: Promise<void>[],
+  deadlineMs: number
+): Promise<{ code: number | null; stdout: string; killed: boolean; hung: boolean }> {
   const node = loadBed().node24
   return new Promise((res) => {
-    const child = spawn(node, [join(root, 'dist/index.js')], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(node, [join(root, 'dist/index.js')], {
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ...env },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
     let stdout = ''
     let killed = false
     let cancelled = false
@@ -91,10 +103,18 @@ function runStep(env: Record<string, string>, hooks: Hook[], fired: boolean[], p
 }
 
 /** runAction with faults: as the runner runs main, then the post step unless main was SIGKILLed. */
-export async function runFaulted(inputs: Record<string, string>, hooks: Hook[] = [], opts: { post?: boolean; env?: Record<string, string>; deadlineMs?: number } = {}): Promise<FaultRun> {
+export async function runFaulted(
+  inputs: Record<string, string>,
+  hooks: Hook[] = [],
+  opts: { post?: boolean; env?: Record<string, string>; deadlineMs?: number } = {}
+): Promise<FaultRun> {
   const deadlineMs = opts.deadlineMs ?? 120_000
   const dir = mkdtempSync(join(tmpdir(), 'clr-fm-action-'))
-  const files = { GITHUB_OUTPUT: join(dir, 'output'), GITHUB_STATE: join(dir, 'state'), GITHUB_STEP_SUMMARY: join(dir, 'summary') }
+  const files = {
+    GITHUB_OUTPUT: join(dir, 'output'),
+    GITHUB_STATE: join(dir, 'state'),
+    GITHUB_STEP_SUMMARY: join(dir, 'summary')
+  }
   for (const f of Object.values(files)) writeFileSync(f, '')
   const env: Record<string, string> = { ...files, RUNNER_TEMP: dir, ...(opts.env ?? {}) }
   for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v
@@ -155,7 +175,12 @@ async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
 export async function dropDbSessions(db: TestDb, who: 'node' | 'all', downMs = 0): Promise<number> {
   const filter = who === 'node' ? `AND application_name LIKE 'Chainlink %'` : ''
   const kill = (c: pg.Client) =>
-    c.query(`SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() ${filter}`, [db.name]).then((r) => r.rows[0].n as number)
+    c
+      .query(
+        `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() ${filter}`,
+        [db.name]
+      )
+      .then((r) => r.rows[0].n as number)
   return admin(async (c) => {
     if (!downMs) return kill(c)
     await c.query(`ALTER DATABASE ${db.name} ALLOW_CONNECTIONS false`)
@@ -182,7 +207,14 @@ export async function dropDbSessions(db: TestDb, who: 'node' | 'all', downMs = 0
 export async function restartContainers(prefix: string): Promise<string[]> {
   const list = await docker.listContainers()
   const mine = list.filter((c) => c.Names.some((n) => n.replace(/^\//, '').startsWith(prefix)))
-  await Promise.all(mine.map((c) => docker.getContainer(c.Id).restart({ t: 10 }).catch(() => undefined)))
+  await Promise.all(
+    mine.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .restart({ t: 10 })
+        .catch(() => undefined)
+    )
+  )
   return mine.map((c) => c.Names[0].replace(/^\//, ''))
 }
 
@@ -200,16 +232,27 @@ export interface DbState {
 export async function dbState(db: TestDb): Promise<DbState> {
   const c = await db.client()
   try {
-    const reg = async (t: string) => (await c.query(`SELECT to_regclass($1) IS NOT NULL AS ok`, [t])).rows[0].ok as boolean
+    const reg = async (t: string) =>
+      (await c.query(`SELECT to_regclass($1) IS NOT NULL AS ok`, [t])).rows[0].ok as boolean
     const out: DbState = { apps: [] }
     if (await reg('goose_migrations')) {
       const v = (await c.query(`SELECT max(version_id)::int AS v FROM goose_migrations WHERE is_applied`)).rows[0].v
       out.goose = v ?? undefined
     }
-    if (await reg('node_versions')) out.nodeVersion = (await c.query(`SELECT version FROM node_versions ORDER BY created_at DESC LIMIT 1`)).rows[0]?.version
-    if (await reg('lease_lock')) out.holder = (await c.query(`SELECT client_id::text AS id FROM lease_lock WHERE expires_at > now()`)).rows[0]?.id
-    const apps = (await c.query(`SELECT DISTINCT substring(application_name from '\\|App\\|([0-9a-f-]+)') AS app FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'Chainlink %'`)).rows
-    out.apps = apps.map((r) => r.app).filter(Boolean).sort()
+    if (await reg('node_versions'))
+      out.nodeVersion = (await c.query(`SELECT version FROM node_versions ORDER BY created_at DESC LIMIT 1`)).rows[0]
+        ?.version
+    if (await reg('lease_lock'))
+      out.holder = (await c.query(`SELECT client_id::text AS id FROM lease_lock WHERE expires_at > now()`)).rows[0]?.id
+    const apps = (
+      await c.query(
+        `SELECT DISTINCT substring(application_name from '\\|App\\|([0-9a-f-]+)') AS app FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'Chainlink %'`
+      )
+    ).rows
+    out.apps = apps
+      .map((r) => r.app)
+      .filter(Boolean)
+      .sort()
     return out
   } finally {
     await c.end()
@@ -220,7 +263,9 @@ export async function dbState(db: TestDb): Promise<DbState> {
 export async function lastHeartbeat(db: TestDb): Promise<{ app: string; version: string; agoMs: number } | undefined> {
   const c = await db.client()
   try {
-    const r = await c.query(`SELECT app_id::text AS app, version, (extract(epoch from now() - at) * 1000)::int AS ago FROM sim_heartbeats ORDER BY at DESC, id DESC LIMIT 1`)
+    const r = await c.query(
+      `SELECT app_id::text AS app, version, (extract(epoch from now() - at) * 1000)::int AS ago FROM sim_heartbeats ORDER BY at DESC, id DESC LIMIT 1`
+    )
     return r.rows[0] ? { app: r.rows[0].app, version: r.rows[0].version, agoMs: r.rows[0].ago } : undefined
   } catch {
     return undefined

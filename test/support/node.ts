@@ -88,12 +88,20 @@ export async function readyz(url: string): Promise<number | undefined> {
 
 export async function waitReady(node: { name: string }, timeoutMs = 30000): Promise<void> {
   try {
-    await waitFor(`${node.name} /readyz 200`, async () => {
-      const url = await nodeUrl(node.name)
-      return url ? (await readyz(url)) === 200 : false
-    }, timeoutMs, 100)
+    await waitFor(
+      `${node.name} /readyz 200`,
+      async () => {
+        const url = await nodeUrl(node.name)
+        return url ? (await readyz(url)) === 200 : false
+      },
+      timeoutMs,
+      100
+    )
   } catch (e) {
-    const logs = await docker.getContainer(node.name).logs({ stdout: true, stderr: true, tail: 15 }).catch(() => '')
+    const logs = await docker
+      .getContainer(node.name)
+      .logs({ stdout: true, stderr: true, tail: 15 })
+      .catch(() => '')
     throw new Error(`${(e as Error).message}\n${String(logs)}`)
   }
 }
@@ -112,7 +120,11 @@ export interface WriterCheck {
 export async function writers(db: TestDb): Promise<WriterCheck> {
   const c = await db.client()
   try {
-    const rows = (await c.query<{ app_id: string; version: string; ms: string }>(`SELECT app_id::text, version, (extract(epoch from at) * 1000)::text AS ms FROM sim_heartbeats ORDER BY at, id`)).rows
+    const rows = (
+      await c.query<{ app_id: string; version: string; ms: string }>(
+        `SELECT app_id::text, version, (extract(epoch from at) * 1000)::text AS ms FROM sim_heartbeats ORDER BY at, id`
+      )
+    ).rows
     const order: string[] = []
     const versions: string[] = []
     let interleaved = false
@@ -133,7 +145,9 @@ export async function writers(db: TestDb): Promise<WriterCheck> {
 }
 
 /** The image (Config.Image) and running state of a container, or undefined if gone. */
-export async function containerState(name: string): Promise<{ image: string; running: boolean; id: string } | undefined> {
+export async function containerState(
+  name: string
+): Promise<{ image: string; running: boolean; id: string } | undefined> {
   try {
     const i = await docker.getContainer(name).inspect()
     return { image: i.Config.Image, running: i.State.Running, id: i.Id }

@@ -26,7 +26,7 @@ export interface Sim {
 /** Splits Docker's multiplexed (non-TTY) log stream into text. */
 function demux(buf: Buffer): string {
   let out = ''
-  for (let i = 0; i + 8 <= buf.length; ) {
+  for (let i = 0; i + 8 <= buf.length;) {
     const size = buf.readUInt32BE(i + 4)
     out += buf.subarray(i + 8, i + 8 + size).toString('utf8')
     i += 8 + size
@@ -57,8 +57,10 @@ export async function startSim(o: SimOptions): Promise<Sim> {
     name: o.name,
     container,
     logs: async () => demux((await container.logs({ stdout: true, stderr: true, follow: false })) as Buffer),
-    waitLog: (re, timeoutMs = 20000) => waitFor(`${o.name} log ${re}`, async () => (await sim.logs()).match(re) ?? undefined, timeoutMs, 100),
-    appId: async (timeoutMs) => (await sim.waitLog(/Chainlink booted in \d+\.\d\ds appID=([0-9a-f-]{36})/, timeoutMs))[1],
+    waitLog: (re, timeoutMs = 20000) =>
+      waitFor(`${o.name} log ${re}`, async () => (await sim.logs()).match(re) ?? undefined, timeoutMs, 100),
+    appId: async (timeoutMs) =>
+      (await sim.waitLog(/Chainlink booted in \d+\.\d\ds appID=([0-9a-f-]{36})/, timeoutMs))[1],
     ip: async () => (await container.inspect()).NetworkSettings.Networks.bridge.IPAddress,
     http: async (path, port = 6688) => {
       try {
@@ -119,7 +121,11 @@ export function writerRuns(rows: Heartbeat[]): { appId: string; first: Date; las
   return runs
 }
 
-export async function query<T extends Record<string, unknown>>(db: TestDb, sql: string, params: unknown[] = []): Promise<T[]> {
+export async function query<T extends Record<string, unknown>>(
+  db: TestDb,
+  sql: string,
+  params: unknown[] = []
+): Promise<T[]> {
   const c = await db.client()
   try {
     return (await c.query<T>(sql, params)).rows

@@ -1,6 +1,14 @@
 import { describe, expect, test } from '@jest/globals'
 import { tarPack, tarUnpack } from '../../src/backup/codec.js'
-import { backupBase, dumpName, manifestPathFor, parseDumpName, stampToIso, type BackupEntry, type Kind } from '../../src/backup/manifest.js'
+import {
+  backupBase,
+  dumpName,
+  manifestPathFor,
+  parseDumpName,
+  stampToIso,
+  type BackupEntry,
+  type Kind
+} from '../../src/backup/manifest.js'
 import { parseConn, parseToolVersion, redact } from '../../src/backup/pgtools.js'
 import { planPrune } from '../../src/backup/retention.js'
 
@@ -10,7 +18,14 @@ describe('backup names', () => {
     expect(base).toBe('chainlink-rollout-cl_node_db-20261121T090507042Z-pre-upgrade')
     const f = dumpName(base, 'zstd', true)
     expect(f).toBe(base + '.dump.zst.age')
-    expect(parseDumpName(f)).toEqual({ base, db: 'cl_node_db', stamp: '20261121T090507042Z', kind: 'pre-upgrade', compression: 'zstd', encrypted: true })
+    expect(parseDumpName(f)).toEqual({
+      base,
+      db: 'cl_node_db',
+      stamp: '20261121T090507042Z',
+      kind: 'pre-upgrade',
+      compression: 'zstd',
+      encrypted: true
+    })
     expect(stampToIso('20261121T090507042Z')).toBe('2026-11-21T09:05:07.042Z')
     expect(manifestPathFor(`/b/${f}`)).toBe(`/b/${base}.json`)
     expect(parseDumpName(dumpName(base, 'gzip', false))).toMatchObject({ compression: 'gzip', encrypted: false })
@@ -20,7 +35,13 @@ describe('backup names', () => {
   })
 
   test('other files are not ours', () => {
-    for (const n of ['cl_backup_2.20.0.dump', 'chainlink-rollout-notes.txt', 'chainlink-rollout-db-20260101T000000000Z-scheduled.dump.zst.123.tmp', 'chainlink-rollout-db-20260101T000000000Z-weekly.dump', 'chainlink-rollout-db-20260101T000000000Z-scheduled.json'])
+    for (const n of [
+      'cl_backup_2.20.0.dump',
+      'chainlink-rollout-notes.txt',
+      'chainlink-rollout-db-20260101T000000000Z-scheduled.dump.zst.123.tmp',
+      'chainlink-rollout-db-20260101T000000000Z-weekly.dump',
+      'chainlink-rollout-db-20260101T000000000Z-scheduled.json'
+    ])
       expect(parseDumpName(n)).toBeUndefined()
   })
 })
@@ -38,7 +59,17 @@ describe('planPrune', () => {
 
   test('keeps N verified per kind, drops superseded unverified ones', () => {
     // newest first
-    const es = [mk(9, 'scheduled', false), mk(8, 'scheduled', true), mk(7, 'pre-upgrade', true), mk(6, 'scheduled', true), mk(5, 'scheduled', false), mk(4, 'pre-upgrade', true), mk(3, 'scheduled', true), mk(2, 'pre-upgrade', true), mk(1, 'scheduled', true)]
+    const es = [
+      mk(9, 'scheduled', false),
+      mk(8, 'scheduled', true),
+      mk(7, 'pre-upgrade', true),
+      mk(6, 'scheduled', true),
+      mk(5, 'scheduled', false),
+      mk(4, 'pre-upgrade', true),
+      mk(3, 'scheduled', true),
+      mk(2, 'pre-upgrade', true),
+      mk(1, 'scheduled', true)
+    ]
     const p = planPrune(es, 2, 1)
     expect(ids(p.keep)).toEqual([9, 8, 7, 6])
     expect(ids(p.del)).toEqual([5, 4, 3, 2, 1])
@@ -86,7 +117,10 @@ describe('secrets', () => {
   })
 
   test('tool versions', () => {
-    expect(parseToolVersion('pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)')).toEqual({ version: '15.18', major: 15 })
+    expect(parseToolVersion('pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)')).toEqual({
+      version: '15.18',
+      major: 15
+    })
     expect(parseToolVersion('pg_restore (PostgreSQL) 17.2')).toEqual({ version: '17.2', major: 17 })
     expect(parseToolVersion('garbage')).toBeUndefined()
   })

@@ -16,7 +16,10 @@ describe('cloneSpec: only the image changes', () => {
 
   it("copies the operator's env, not the old image's ENV defaults", () => {
     const spec = clone(bridgeLeader())
-    expect(spec.Env).toEqual(['CL_DATABASE_URL=postgres://chainlink:hunter2@172.17.0.1:5432/chainlink', 'CL_PASSWORD_KEYSTORE=keystorepw12345'])
+    expect(spec.Env).toEqual([
+      'CL_DATABASE_URL=postgres://chainlink:hunter2@172.17.0.1:5432/chainlink',
+      'CL_PASSWORD_KEYSTORE=keystorepw12345'
+    ])
   })
 
   it('an operator override of an image default is copied', () => {
@@ -36,8 +39,14 @@ describe('cloneSpec: only the image changes', () => {
   })
 
   it("copies the operator's labels, not the old image's, and adds ours", () => {
-    const spec = clone(bridgeLeader(), { extraLabels: { 'chainlink-rollout.role': 'standby', 'chainlink-rollout.run': '42' } })
-    expect(spec.Labels).toEqual({ 'com.example.owner': 'ops', 'chainlink-rollout.role': 'standby', 'chainlink-rollout.run': '42' })
+    const spec = clone(bridgeLeader(), {
+      extraLabels: { 'chainlink-rollout.role': 'standby', 'chainlink-rollout.run': '42' }
+    })
+    expect(spec.Labels).toEqual({
+      'com.example.owner': 'ops',
+      'chainlink-rollout.role': 'standby',
+      'chainlink-rollout.run': '42'
+    })
   })
 
   it('an image label the operator overrode is copied', () => {
@@ -48,7 +57,29 @@ describe('cloneSpec: only the image changes', () => {
   })
 
   test.each([
-    ['the operator command', ['node', '-config', '/chainlink/config.toml', '-secrets', '/chainlink/secrets.toml', 'start', '-a', '/chainlink/.api'], ['node', '-config', '/chainlink/config.toml', '-secrets', '/chainlink/secrets.toml', 'start', '-a', '/chainlink/.api']],
+    [
+      'the operator command',
+      [
+        'node',
+        '-config',
+        '/chainlink/config.toml',
+        '-secrets',
+        '/chainlink/secrets.toml',
+        'start',
+        '-a',
+        '/chainlink/.api'
+      ],
+      [
+        'node',
+        '-config',
+        '/chainlink/config.toml',
+        '-secrets',
+        '/chainlink/secrets.toml',
+        'start',
+        '-a',
+        '/chainlink/.api'
+      ]
+    ],
     ["the image's own command: left to the new image", ['node', 'start'], undefined]
   ])('Cmd: %s', (_, cmd, want) => {
     const info = bridgeLeader()
@@ -57,7 +88,12 @@ describe('cloneSpec: only the image changes', () => {
   })
 
   it('an explicit cmd replaces the command', () => {
-    expect(clone(bridgeLeader(), { cmd: ['node', 'db', 'rollback', '42'] }).Cmd).toEqual(['node', 'db', 'rollback', '42'])
+    expect(clone(bridgeLeader(), { cmd: ['node', 'db', 'rollback', '42'] }).Cmd).toEqual([
+      'node',
+      'db',
+      'rollback',
+      '42'
+    ])
   })
 
   it("Entrypoint: the image's is left to the new image, the operator's is copied", () => {
@@ -146,7 +182,9 @@ describe('cloneSpec: networks and hostname', () => {
   it("user network: the operator's aliases are kept, the container-id and container-name aliases are not", () => {
     const spec = clone(composeLeader())
     expect(spec.HostConfig!.NetworkMode).toBe('ops_backend')
-    expect(spec.NetworkingConfig).toEqual({ EndpointsConfig: { ops_backend: { Aliases: ['chainlink', 'node.internal'] } } })
+    expect(spec.NetworkingConfig).toEqual({
+      EndpointsConfig: { ops_backend: { Aliases: ['chainlink', 'node.internal'] } }
+    })
   })
 
   it('the full container id as an alias is dropped too', () => {
@@ -167,7 +205,12 @@ describe('cloneSpec: networks and hostname', () => {
   // node silently loses e.g. its proxy or its database network.
   test('a second user network is kept, with its aliases', () => {
     const info = composeLeader()
-    info.NetworkSettings.Networks.ops_frontend = { ...info.NetworkSettings.Networks.ops_backend, NetworkID: 'n3', Aliases: ['chainlink-ui', SHORT_ID], IPAddress: '172.21.0.5' }
+    info.NetworkSettings.Networks.ops_frontend = {
+      ...info.NetworkSettings.Networks.ops_backend,
+      NetworkID: 'n3',
+      Aliases: ['chainlink-ui', SHORT_ID],
+      IPAddress: '172.21.0.5'
+    }
     const eps = clone(info).NetworkingConfig?.EndpointsConfig ?? {}
     expect(Object.keys(eps).sort()).toEqual(['ops_backend', 'ops_frontend'])
     expect(eps.ops_frontend.Aliases).toEqual(['chainlink-ui'])
@@ -192,7 +235,7 @@ describe('cloneSpec: networks and hostname', () => {
     expect(spec.Hostname).toBeUndefined()
   })
 
-  it("container:<id> network mode is kept and gets no endpoints", () => {
+  it('container:<id> network mode is kept and gets no endpoints', () => {
     const info = bridgeLeader()
     info.HostConfig.NetworkMode = 'container:vpn'
     info.NetworkSettings.Networks = {} as Docker.ContainerInspectInfo['NetworkSettings']['Networks']
@@ -205,7 +248,11 @@ describe('cloneSpec: networks and hostname', () => {
 describe('publishedPorts', () => {
   test.each([
     ['docs layout on the bridge', bridgeLeader, { '6688/tcp': [{ HostIp: '127.0.0.1', HostPort: '6688' }] }],
-    ['compose, two ports', composeLeader, { '6688/tcp': [{ HostIp: '127.0.0.1', HostPort: '6688' }], '6689/tcp': [{ HostIp: '', HostPort: '6689' }] }],
+    [
+      'compose, two ports',
+      composeLeader,
+      { '6688/tcp': [{ HostIp: '127.0.0.1', HostPort: '6688' }], '6689/tcp': [{ HostIp: '', HostPort: '6689' }] }
+    ],
     ['host network: none, whatever PortBindings says', hostLeader, {}]
   ])('%s', (_, make, want) => expect(publishedPorts(make())).toEqual(want))
 

@@ -9,7 +9,10 @@ describe('parseApplicationName', () => {
     [`Chainlink 1.13.3 |App|${UUID}`, { version: '1.13.3', appId: UUID }],
     [`Chainlink 2.20.0-rc.1 |App|${UUID}`, { version: '2.20.0-rc.1', appId: UUID }],
     // as the node writes it for a long version: cut at 63 characters
-    [`Chainlink 2.17.0-ccip1.5.16 |App|${UUID}`.slice(0, 63), { version: '2.17.0-ccip1.5.16', appId: UUID.slice(0, 63 - 'Chainlink 2.17.0-ccip1.5.16 |App|'.length) }]
+    [
+      `Chainlink 2.17.0-ccip1.5.16 |App|${UUID}`.slice(0, 63),
+      { version: '2.17.0-ccip1.5.16', appId: UUID.slice(0, 63 - 'Chainlink 2.17.0-ccip1.5.16 |App|'.length) }
+    ]
   ])('%s', (name, want) => expect(parseApplicationName(name)).toEqual(want))
 
   test.each([
@@ -33,14 +36,23 @@ describe('parseApplicationName', () => {
 })
 
 describe('describePgError: never a postgres:// URL', () => {
-  const URLS = ['postgres://chainlink:hunter2@db:5432/chainlink?sslmode=require', 'postgresql://chainlink:p%40ss@10.0.0.5/chainlink']
+  const URLS = [
+    'postgres://chainlink:hunter2@db:5432/chainlink?sslmode=require',
+    'postgresql://chainlink:p%40ss@10.0.0.5/chainlink'
+  ]
   test.each([
     ['a message that ends with the URL', (u: string) => new Error(`connect ECONNREFUSED for ${u}`)],
-    ['a message with the URL in the middle', (u: string) => new Error(`invalid connection string ${u} (check the host)`)],
+    [
+      'a message with the URL in the middle',
+      (u: string) => new Error(`invalid connection string ${u} (check the host)`)
+    ],
     ['a quoted URL', (u: string) => new Error(`could not parse '${u}'`)],
     ['the URL twice', (u: string) => new Error(`${u} -> ${u}`)],
     ['a thrown string', (u: string) => `failed: ${u}`],
-    ['a pg error with a code', (u: string) => Object.assign(new Error(`password authentication failed (${u})`), { code: '28P01' })]
+    [
+      'a pg error with a code',
+      (u: string) => Object.assign(new Error(`password authentication failed (${u})`), { code: '28P01' })
+    ]
   ])('%s', (_, make) => {
     for (const u of URLS) {
       const text = describePgError(make(u))
@@ -52,9 +64,15 @@ describe('describePgError: never a postgres:// URL', () => {
   })
 
   test.each([
-    [Object.assign(new Error('password authentication failed for user "chainlink"'), { code: '28P01' }), 'password authentication failed for user "chainlink" (28P01)'],
+    [
+      Object.assign(new Error('password authentication failed for user "chainlink"'), { code: '28P01' }),
+      'password authentication failed for user "chainlink" (28P01)'
+    ],
     [new Error('connect ECONNREFUSED 127.0.0.1:5432'), 'connect ECONNREFUSED 127.0.0.1:5432'],
-    [Object.assign(new Error('database "chainlink" does not exist'), { code: '3D000' }), 'database "chainlink" does not exist (3D000)'],
+    [
+      Object.assign(new Error('database "chainlink" does not exist'), { code: '3D000' }),
+      'database "chainlink" does not exist (3D000)'
+    ],
     ['timeout expired', 'timeout expired']
   ])('keeps what helps: %s', (e, want) => expect(describePgError(e)).toBe(want))
 })

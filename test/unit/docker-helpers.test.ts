@@ -14,7 +14,11 @@ function frame(stream: 1 | 2, payload: string | Buffer): Buffer {
 
 describe('demux', () => {
   it('stdout and stderr frames, in order', () => {
-    const buf = Buffer.concat([frame(1, 'Starting Chainlink Node 2.19.0\n'), frame(2, 'warn: x\n'), frame(1, 'Chainlink booted in 3.2s\n')])
+    const buf = Buffer.concat([
+      frame(1, 'Starting Chainlink Node 2.19.0\n'),
+      frame(2, 'warn: x\n'),
+      frame(1, 'Chainlink booted in 3.2s\n')
+    ])
     expect(demux(buf)).toBe('Starting Chainlink Node 2.19.0\nwarn: x\nChainlink booted in 3.2s\n')
   })
 
@@ -25,7 +29,14 @@ describe('demux', () => {
 
   it('a UTF-8 character split across two frames', () => {
     const euro = Buffer.from('€', 'utf8') // 3 bytes
-    expect(demux(Buffer.concat([frame(1, Buffer.concat([Buffer.from('price '), euro.subarray(0, 1)])), frame(1, euro.subarray(1))]))).toBe('price €')
+    expect(
+      demux(
+        Buffer.concat([
+          frame(1, Buffer.concat([Buffer.from('price '), euro.subarray(0, 1)])),
+          frame(1, euro.subarray(1))
+        ])
+      )
+    ).toBe('price €')
   })
 
   it('a truncated last frame keeps what arrived', () => {
@@ -79,7 +90,13 @@ describe('untarFirstFile', () => {
 
   it('skips a directory, a PAX header and a GNU long name to the first regular file', () => {
     const pax = '30 path=/chainlink/config.toml\n'
-    const tar = Buffer.concat([tarEntry('chainlink/', '', '5'), tarEntry('PaxHeaders/config.toml', pax, 'x'), tarEntry('././@LongLink', 'x'.repeat(600), 'L'), tarEntry('config.toml', '[WebServer]\nHTTPPort = 6688\n'), END])
+    const tar = Buffer.concat([
+      tarEntry('chainlink/', '', '5'),
+      tarEntry('PaxHeaders/config.toml', pax, 'x'),
+      tarEntry('././@LongLink', 'x'.repeat(600), 'L'),
+      tarEntry('config.toml', '[WebServer]\nHTTPPort = 6688\n'),
+      END
+    ])
     expect(untarFirstFile(tar)?.toString()).toBe('[WebServer]\nHTTPPort = 6688\n')
   })
 
@@ -102,8 +119,16 @@ describe('digestFor: the digest of the reference repository among RepoDigests', 
   const LOCAL = 'sha256:' + '2'.repeat(64)
   const ECR = 'sha256:' + '3'.repeat(64)
   const PG = 'sha256:' + '4'.repeat(64)
-  const image = (...repoDigests: string[]): ImageInfo => ({ id: 'sha256:' + 'f'.repeat(64), repoDigests, config: {} as ImageInfo['config'] })
-  const multi = image(`localhost:5000/smartcontract/chainlink@${LOCAL}`, `smartcontract/chainlink@${DH}`, `public.ecr.aws/chainlink/chainlink@${ECR}`)
+  const image = (...repoDigests: string[]): ImageInfo => ({
+    id: 'sha256:' + 'f'.repeat(64),
+    repoDigests,
+    config: {} as ImageInfo['config']
+  })
+  const multi = image(
+    `localhost:5000/smartcontract/chainlink@${LOCAL}`,
+    `smartcontract/chainlink@${DH}`,
+    `public.ecr.aws/chainlink/chainlink@${ECR}`
+  )
 
   test.each([
     ['smartcontract/chainlink:2.19.0', multi, DH],

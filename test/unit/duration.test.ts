@@ -17,7 +17,27 @@ describe('parseDuration (action inputs)', () => {
     ['0.0004', 0]
   ])('%j -> %d ms', (text, ms) => expect(parseDuration(text)).toBe(ms))
 
-  test.each(['', ' ', 'ms', 's', '-1', '-5s', '+5s', '1,5s', '.5', '5.', '5d', '10S', '5 min', '1m30s', '1e3', 'NaN', 'Infinity', '0x10', '30s extra'])('%j is not a duration', (text) => {
+  test.each([
+    '',
+    ' ',
+    'ms',
+    's',
+    '-1',
+    '-5s',
+    '+5s',
+    '1,5s',
+    '.5',
+    '5.',
+    '5d',
+    '10S',
+    '5 min',
+    '1m30s',
+    '1e3',
+    'NaN',
+    'Infinity',
+    '0x10',
+    '30s extra'
+  ])('%j is not a duration', (text) => {
     expect(parseDuration(text)).toBeUndefined()
   })
 })
@@ -38,9 +58,12 @@ describe('parseGoDuration (the node own settings)', () => {
     ['45', 45_000]
   ])('%j -> %d ms', (text, ms) => expect(parseGoDuration(text)).toBe(ms))
 
-  test.each(['', '   ', 'ten seconds', '10x', '1m30', 's10', '10s5', 'x10s', '10s 5m', '-10s', '10 s5m'])('%j is not a duration', (text) => {
-    expect(parseGoDuration(text)).toBeUndefined()
-  })
+  test.each(['', '   ', 'ten seconds', '10x', '1m30', 's10', '10s5', 'x10s', '10s 5m', '-10s', '10 s5m'])(
+    '%j is not a duration',
+    (text) => {
+      expect(parseGoDuration(text)).toBeUndefined()
+    }
+  )
 })
 
 describe('formatMs', () => {

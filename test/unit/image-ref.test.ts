@@ -1,5 +1,12 @@
 import { describe, expect, test } from '@jest/globals'
-import { formatRef, normaliseRepository, parseImageRef, repoTag, repository, type ImageRef } from '../../src/image-ref.js'
+import {
+  formatRef,
+  normaliseRepository,
+  parseImageRef,
+  repoTag,
+  repository,
+  type ImageRef
+} from '../../src/image-ref.js'
 
 const D = 'sha256:' + '0123456789abcdef'.repeat(4)
 
@@ -11,13 +18,28 @@ describe('parseImageRef: good references', () => {
     ['postgres:15', { path: 'postgres', tag: '15' }],
     [`smartcontract/chainlink@${D}`, { path: 'smartcontract/chainlink', digest: D }],
     [`smartcontract/chainlink:2.19.0@${D}`, { path: 'smartcontract/chainlink', tag: '2.19.0', digest: D }],
-    ['localhost:5000/smartcontract/chainlink:2.19.0', { registry: 'localhost:5000', path: 'smartcontract/chainlink', tag: '2.19.0' }],
-    ['127.0.0.1:41234/smartcontract/chainlink:2.19.0', { registry: '127.0.0.1:41234', path: 'smartcontract/chainlink', tag: '2.19.0' }],
+    [
+      'localhost:5000/smartcontract/chainlink:2.19.0',
+      { registry: 'localhost:5000', path: 'smartcontract/chainlink', tag: '2.19.0' }
+    ],
+    [
+      '127.0.0.1:41234/smartcontract/chainlink:2.19.0',
+      { registry: '127.0.0.1:41234', path: 'smartcontract/chainlink', tag: '2.19.0' }
+    ],
     ['localhost/chainlink:dev', { registry: 'localhost', path: 'chainlink', tag: 'dev' }],
     ['localhost:5000/chainlink', { registry: 'localhost:5000', path: 'chainlink', tag: 'latest' }],
-    [`registry.example.com:443/ops/nodes/chainlink:2.19.0-rc.1@${D}`, { registry: 'registry.example.com:443', path: 'ops/nodes/chainlink', tag: '2.19.0-rc.1', digest: D }],
-    ['public.ecr.aws/chainlink/chainlink:2.19.0', { registry: 'public.ecr.aws', path: 'chainlink/chainlink', tag: '2.19.0' }],
-    ['docker.io/smartcontract/chainlink:2.19.0', { registry: 'docker.io', path: 'smartcontract/chainlink', tag: '2.19.0' }],
+    [
+      `registry.example.com:443/ops/nodes/chainlink:2.19.0-rc.1@${D}`,
+      { registry: 'registry.example.com:443', path: 'ops/nodes/chainlink', tag: '2.19.0-rc.1', digest: D }
+    ],
+    [
+      'public.ecr.aws/chainlink/chainlink:2.19.0',
+      { registry: 'public.ecr.aws', path: 'chainlink/chainlink', tag: '2.19.0' }
+    ],
+    [
+      'docker.io/smartcontract/chainlink:2.19.0',
+      { registry: 'docker.io', path: 'smartcontract/chainlink', tag: '2.19.0' }
+    ],
     ['[::1]:5000/chainlink:1', { registry: '[::1]:5000', path: 'chainlink', tag: '1' }],
     ['a__b/c-d--e/f.g:T_1.x-Y', { path: 'a__b/c-d--e/f.g', tag: 'T_1.x-Y' }],
     ['  smartcontract/chainlink:2.19.0\n', { path: 'smartcontract/chainlink', tag: '2.19.0' }],
@@ -71,10 +93,30 @@ describe('parseImageRef: malformed references are refused with a reason', () => 
 describe('formatRef, repoTag, repository', () => {
   test.each([
     // text, formatRef, repoTag, repository
-    ['smartcontract/chainlink:2.19.0', 'smartcontract/chainlink:2.19.0', 'smartcontract/chainlink:2.19.0', 'smartcontract/chainlink'],
-    ['smartcontract/chainlink', 'smartcontract/chainlink:latest', 'smartcontract/chainlink:latest', 'smartcontract/chainlink'],
-    [`smartcontract/chainlink@${D}`, `smartcontract/chainlink@${D}`, 'smartcontract/chainlink', 'smartcontract/chainlink'],
-    [`localhost:5000/smartcontract/chainlink:2.19.0@${D}`, `localhost:5000/smartcontract/chainlink:2.19.0@${D}`, 'localhost:5000/smartcontract/chainlink:2.19.0', 'localhost:5000/smartcontract/chainlink'],
+    [
+      'smartcontract/chainlink:2.19.0',
+      'smartcontract/chainlink:2.19.0',
+      'smartcontract/chainlink:2.19.0',
+      'smartcontract/chainlink'
+    ],
+    [
+      'smartcontract/chainlink',
+      'smartcontract/chainlink:latest',
+      'smartcontract/chainlink:latest',
+      'smartcontract/chainlink'
+    ],
+    [
+      `smartcontract/chainlink@${D}`,
+      `smartcontract/chainlink@${D}`,
+      'smartcontract/chainlink',
+      'smartcontract/chainlink'
+    ],
+    [
+      `localhost:5000/smartcontract/chainlink:2.19.0@${D}`,
+      `localhost:5000/smartcontract/chainlink:2.19.0@${D}`,
+      'localhost:5000/smartcontract/chainlink:2.19.0',
+      'localhost:5000/smartcontract/chainlink'
+    ],
     ['[::1]:5000/chainlink:1', '[::1]:5000/chainlink:1', '[::1]:5000/chainlink:1', '[::1]:5000/chainlink']
   ])('%s', (text, formatted, rt, repo) => {
     const ref = parseImageRef(text)
@@ -101,15 +143,22 @@ describe('normaliseRepository: Docker Hub names compare equal however they are w
   ])('%s -> %s', (repo, want) => expect(normaliseRepository(repo)).toBe(want))
 
   test('a private registry is never confused with Docker Hub', () => {
-    expect(normaliseRepository('localhost:5000/smartcontract/chainlink')).not.toBe(normaliseRepository('smartcontract/chainlink'))
-    expect(normaliseRepository('registry.example.com/smartcontract/chainlink')).not.toBe(normaliseRepository('smartcontract/chainlink'))
+    expect(normaliseRepository('localhost:5000/smartcontract/chainlink')).not.toBe(
+      normaliseRepository('smartcontract/chainlink')
+    )
+    expect(normaliseRepository('registry.example.com/smartcontract/chainlink')).not.toBe(
+      normaliseRepository('smartcontract/chainlink')
+    )
   })
 
   // Regression (was a bug, fixed): Docker normalises `docker.io/postgres` to `docker.io/library/postgres` (and
   // `index.docker.io` to `docker.io`), so all of these name the same repository, but
   // normaliseRepository leaves `docker.io/postgres` and `index.docker.io/...` as written: an
   // official image given as `docker.io/postgres:15` would not match its own RepoDigests.
-  test.each([['docker.io/postgres'], ['index.docker.io/library/postgres'], ['index.docker.io/postgres']])('%s is the same repository as postgres', (repo) => {
-    expect(normaliseRepository(repo)).toBe(normaliseRepository('postgres'))
-  })
+  test.each([['docker.io/postgres'], ['index.docker.io/library/postgres'], ['index.docker.io/postgres']])(
+    '%s is the same repository as postgres',
+    (repo) => {
+      expect(normaliseRepository(repo)).toBe(normaliseRepository('postgres'))
+    }
+  )
 })

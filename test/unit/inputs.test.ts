@@ -47,13 +47,25 @@ describe('readInputs: defaults', () => {
     })
     expect(i.image).toEqual({ registry: undefined, path: 'smartcontract/chainlink', tag: '2.19.0', digest: undefined })
     // unset: derived later from the container and the node's lease settings
-    for (const k of ['standby', 'imageFile', 'databaseUrl', 'healthUrl', 'stopTimeoutMs', 'standbyTimeoutMs', 'backupRecipient', 'backupFile', 'dockerHost'] as const) {
+    for (const k of [
+      'standby',
+      'imageFile',
+      'databaseUrl',
+      'healthUrl',
+      'stopTimeoutMs',
+      'standbyTimeoutMs',
+      'backupRecipient',
+      'backupFile',
+      'dockerHost'
+    ] as const) {
       expect(i[k]).toBeUndefined()
     }
   })
 
   it("action.yml's defaults, as the runner passes them, read the same as empty inputs", () => {
-    const yml = parseYaml(readFileSync(new URL('../../action.yml', import.meta.url), 'utf8')) as { inputs: Record<string, { default?: string }> }
+    const yml = parseYaml(readFileSync(new URL('../../action.yml', import.meta.url), 'utf8')) as {
+      inputs: Record<string, { default?: string }>
+    }
     const fromYml: Vals = {}
     for (const [k, v] of Object.entries(yml.inputs)) fromYml[k] = String(v.default ?? '')
     expect(read({ ...fromYml, image: IMAGE })).toEqual(read({ image: IMAGE }))
@@ -73,11 +85,19 @@ describe('readInputs: defaults', () => {
 
 describe('readInputs: enums', () => {
   const cases: Array<[input: string, good: string[], bad: string[]]> = [
-    ['operation', ['upgrade', 'handoff', 'restart', 'status', 'backup', 'restore', 'repair'], ['Upgrade', 'deploy', 'upgrade,status']],
+    [
+      'operation',
+      ['upgrade', 'handoff', 'restart', 'status', 'backup', 'restore', 'repair'],
+      ['Upgrade', 'deploy', 'upgrade,status']
+    ],
     ['lock-mode', ['auto', 'lease', 'advisorylock', 'dual'], ['none', 'advisory', 'LEASE']],
     ['db-rollback', ['migrate-down', 'restore'], ['rollback', 'migrate_down']]
   ]
-  const key: Record<string, keyof Inputs> = { operation: 'operation', 'lock-mode': 'lockMode', 'db-rollback': 'dbRollback' }
+  const key: Record<string, keyof Inputs> = {
+    operation: 'operation',
+    'lock-mode': 'lockMode',
+    'db-rollback': 'dbRollback'
+  }
   for (const [input, good, bad] of cases) {
     test.each(good)(`${input} accepts %s`, (v) => {
       expect(read({ image: IMAGE, [input]: v })[key[input]]).toBe(v)
@@ -133,11 +153,15 @@ describe('readInputs: durations', () => {
     test.each(good)(`${input}=%s is %d ms`, (v, ms) => expect(read({ image: IMAGE, [input]: v })[key]).toBe(ms))
     test.each(['fast', '-5s', '5 min', '1m30s', '10S', 's'])(`${input}=%s is refused with the accepted forms`, (v) => {
       const e = inputError({ image: IMAGE, [input]: v })
-      expect(e.message).toBe(`Input '${input}' must be a duration like 1500ms, 30s, 5m or a number of seconds; got '${v}'`)
+      expect(e.message).toBe(
+        `Input '${input}' must be a duration like 1500ms, 30s, 5m or a number of seconds; got '${v}'`
+      )
     })
     if (min > 0) {
       it(`${input} below its minimum of ${min} ms is refused`, () => {
-        expect(inputError({ image: IMAGE, [input]: '999ms' }).message).toMatch(new RegExp(`^Input '${input}' must be at least ${min} ms`))
+        expect(inputError({ image: IMAGE, [input]: '999ms' }).message).toMatch(
+          new RegExp(`^Input '${input}' must be at least ${min} ms`)
+        )
         expect(read({ image: IMAGE, [input]: `${min}ms` })[key]).toBe(min)
       })
     } else {
@@ -153,14 +177,18 @@ describe('readInputs: numbers, URLs, names, keys', () => {
     ['30', 30]
   ])('backup-keep=%s', (v, n) => expect(read({ image: IMAGE, 'backup-keep': v }).backupKeep).toBe(n))
   test.each(['0', '-1', '1.5', 'seven', '3 3'])('backup-keep=%s is refused', (v) => {
-    expect(inputError({ image: IMAGE, 'backup-keep': v }).message).toMatch(/^Input 'backup-keep' must be a whole number of at least 1/)
+    expect(inputError({ image: IMAGE, 'backup-keep': v }).message).toMatch(
+      /^Input 'backup-keep' must be a whole number of at least 1/
+    )
   })
 
   test.each([
     ['http://127.0.0.1:6688', 'http://127.0.0.1:6688'],
     ['https://node.example.com/', 'https://node.example.com'],
     ['http://10.0.0.5:6688//', 'http://10.0.0.5:6688']
-  ])('health-url=%s (trailing slashes dropped)', (v, want) => expect(read({ image: IMAGE, 'health-url': v }).healthUrl).toBe(want))
+  ])('health-url=%s (trailing slashes dropped)', (v, want) =>
+    expect(read({ image: IMAGE, 'health-url': v }).healthUrl).toBe(want)
+  )
   test.each([
     ['localhost:6688', /^Input 'health-url' (is not a valid URL|must be http or https)/],
     ['not a url', /^Input 'health-url' is not a valid URL: 'not a url'/],
@@ -168,11 +196,16 @@ describe('readInputs: numbers, URLs, names, keys', () => {
     ['unix:///run/node.sock', /^Input 'health-url' must be http or https/]
   ])('health-url=%s is refused', (v, re) => expect(inputError({ image: IMAGE, 'health-url': v }).message).toMatch(re))
 
-  test.each(['unix:///var/run/docker.sock', 'tcp://10.0.0.2:2376', 'https://docker.example.com:2376'])('docker-host=%s', (v) => {
-    expect(read({ image: IMAGE, 'docker-host': v }).dockerHost).toBe(v)
-  })
+  test.each(['unix:///var/run/docker.sock', 'tcp://10.0.0.2:2376', 'https://docker.example.com:2376'])(
+    'docker-host=%s',
+    (v) => {
+      expect(read({ image: IMAGE, 'docker-host': v }).dockerHost).toBe(v)
+    }
+  )
   test.each(['/var/run/docker.sock', 'ssh://host', 'tcp://'])('docker-host=%s is refused', (v) => {
-    expect(inputError({ image: IMAGE, 'docker-host': v }).message).toMatch(/^Input 'docker-host' must look like unix:\/\/\/var\/run\/docker.sock/)
+    expect(inputError({ image: IMAGE, 'docker-host': v }).message).toMatch(
+      /^Input 'docker-host' must look like unix:\/\/\/var\/run\/docker.sock/
+    )
   })
 
   it('backup-recipient accepts an age public key', () => {
@@ -202,7 +235,10 @@ describe('readInputs: numbers, URLs, names, keys', () => {
     })
   }
   it('standby names another container', () => {
-    expect(read({ image: IMAGE, container: 'cl-a', standby: 'cl-b' })).toMatchObject({ container: 'cl-a', standby: 'cl-b' })
+    expect(read({ image: IMAGE, container: 'cl-a', standby: 'cl-b' })).toMatchObject({
+      container: 'cl-a',
+      standby: 'cl-b'
+    })
   })
   test.each([
     [{ standby: 'chainlink' }],
@@ -224,9 +260,17 @@ describe('readInputs: image and image-file', () => {
   const D = 'sha256:' + 'ab'.repeat(32)
   test.each([
     [`smartcontract/chainlink:2.19.0@${D}`, { path: 'smartcontract/chainlink', tag: '2.19.0', digest: D }],
-    ['localhost:5000/smartcontract/chainlink:2.19.0', { registry: 'localhost:5000', path: 'smartcontract/chainlink', tag: '2.19.0' }]
+    [
+      'localhost:5000/smartcontract/chainlink:2.19.0',
+      { registry: 'localhost:5000', path: 'smartcontract/chainlink', tag: '2.19.0' }
+    ]
   ])('image=%s', (v, want) => expect(read({ image: v }).image).toMatchObject(want))
-  test.each(['SmartContract/chainlink:2.19.0', 'smartcontract/chainlink:2.19.0@sha256:abc', 'smartcontract/chainlink 2.19.0', 'smartcontract/chainlink:'])('image=%s is refused', (v) => {
+  test.each([
+    'SmartContract/chainlink:2.19.0',
+    'smartcontract/chainlink:2.19.0@sha256:abc',
+    'smartcontract/chainlink 2.19.0',
+    'smartcontract/chainlink:'
+  ])('image=%s is refused', (v) => {
     const e = inputError({ image: v })
     expect(e.input).toBe('image')
     expect(e.message).toMatch(/^Input 'image' is not a valid image reference: /)
@@ -273,8 +317,18 @@ describe('readInputs: database-url is masked before anything can throw', () => {
   })
 
   test.each([
-    ['a mysql URL', 'mysql://root:hunter2@db/chainlink', 'hunter2', /^Input 'database-url' must be a postgres:\/\/ or postgresql:\/\/ URL$/],
-    ['a URL with an unencoded / in the password', 'postgresql://u:hun/ter2@db/chainlink', 'hun/ter2', /^Input 'database-url' is not a valid URL$/],
+    [
+      'a mysql URL',
+      'mysql://root:hunter2@db/chainlink',
+      'hunter2',
+      /^Input 'database-url' must be a postgres:\/\/ or postgresql:\/\/ URL$/
+    ],
+    [
+      'a URL with an unencoded / in the password',
+      'postgresql://u:hun/ter2@db/chainlink',
+      'hun/ter2',
+      /^Input 'database-url' is not a valid URL$/
+    ],
     ['a key/value DSN', 'host=db user=u password=hunter2', undefined, /^Input 'database-url' must be a postgres/]
   ])('%s: masked, then refused without echoing it', (_, url, password, re) => {
     const { calls, error } = masked({ image: IMAGE, 'database-url': url })

@@ -25,7 +25,10 @@ function session(appId: string, pid: number, clientAddr: string | null = null, v
 const lease = (clientId: string, expired = false): LeaseRow => ({ clientId, expiresAt: EXPIRES, expired })
 const adv = (pid: number, appId?: string): AdvisoryHolder => ({ pid, appId })
 
-function state(mode: LockMode, parts: { lease?: LeaseRow; advisory?: AdvisoryHolder[]; sessions?: NodeSession[] }): LockState {
+function state(
+  mode: LockMode,
+  parts: { lease?: LeaseRow; advisory?: AdvisoryHolder[]; sessions?: NodeSession[] }
+): LockState {
   return { mode, lease: parts.lease, advisory: parts.advisory ?? [], sessions: parts.sessions ?? [] }
 }
 
@@ -36,24 +39,79 @@ describe('decideHolder', () => {
     // lease
     ['lease held by a live node', state('lease', { lease: lease(OLD), sessions: both }), OLD, undefined],
     ['lease held, a standby waiting', state('lease', { lease: lease(NEW), sessions: both }), NEW, undefined],
-    ['lease expired', state('lease', { lease: lease(OLD, true), sessions: both }), undefined, /expired at 2025-06-01T12:00:10.000Z.*no node holds the lock/],
+    [
+      'lease expired',
+      state('lease', { lease: lease(OLD, true), sessions: both }),
+      undefined,
+      /expired at 2025-06-01T12:00:10.000Z.*no node holds the lock/
+    ],
     ['lease table empty', state('lease', { sessions: both }), undefined, /lease_lock table is empty/],
-    ['lease held by an app without a DB session (killed node)', state('lease', { lease: lease(GHOST), sessions: both }), undefined, new RegExp(`held by app ${GHOST}, which has no DB session.*expires at 2025-06-01T12:00:10.000Z`)],
-    ['lease held, no node connected at all', state('lease', { lease: lease(OLD), sessions: [] }), undefined, /no DB session/],
+    [
+      'lease held by an app without a DB session (killed node)',
+      state('lease', { lease: lease(GHOST), sessions: both }),
+      undefined,
+      new RegExp(`held by app ${GHOST}, which has no DB session.*expires at 2025-06-01T12:00:10.000Z`)
+    ],
+    [
+      'lease held, no node connected at all',
+      state('lease', { lease: lease(OLD), sessions: [] }),
+      undefined,
+      /no DB session/
+    ],
     // advisory
     ['advisory: nobody', state('advisorylock', { sessions: both }), undefined, /nobody holds the advisory lock/],
     ['advisory: one node', state('advisorylock', { advisory: [adv(101, OLD)], sessions: both }), OLD, undefined],
-    ['advisory: the same app twice is one holder', state('advisorylock', { advisory: [adv(101, OLD), adv(101, OLD)], sessions: both }), OLD, undefined],
-    ['advisory: two nodes', state('advisorylock', { advisory: [adv(101, OLD), adv(202, NEW)], sessions: both }), undefined, new RegExp(`two sessions hold the advisory lock \\(${OLD}, ${NEW}\\)`)],
-    ['advisory: a node and a foreign session', state('advisorylock', { advisory: [adv(101, OLD), adv(303)], sessions: both }), undefined, /two sessions hold the advisory lock \(.*pid 303\)/],
+    [
+      'advisory: the same app twice is one holder',
+      state('advisorylock', { advisory: [adv(101, OLD), adv(101, OLD)], sessions: both }),
+      OLD,
+      undefined
+    ],
+    [
+      'advisory: two nodes',
+      state('advisorylock', { advisory: [adv(101, OLD), adv(202, NEW)], sessions: both }),
+      undefined,
+      new RegExp(`two sessions hold the advisory lock \\(${OLD}, ${NEW}\\)`)
+    ],
+    [
+      'advisory: a node and a foreign session',
+      state('advisorylock', { advisory: [adv(101, OLD), adv(303)], sessions: both }),
+      undefined,
+      /two sessions hold the advisory lock \(.*pid 303\)/
+    ],
     // dual: lease first, then advisory; both must name the same app
     ['dual: agreeing', state('dual', { lease: lease(OLD), advisory: [adv(101, OLD)], sessions: both }), OLD, undefined],
-    ['dual: disagreeing', state('dual', { lease: lease(OLD), advisory: [adv(202, NEW)], sessions: both }), undefined, new RegExp(`two leaders: app ${OLD} holds the lease while ${NEW} holds the advisory lock`)],
-    ['dual: advisory missing', state('dual', { lease: lease(OLD), sessions: both }), undefined, new RegExp(`app ${OLD} holds the lease but nobody holds the advisory lock`)],
-    ['dual: advisory held, lease expired', state('dual', { lease: lease(OLD, true), advisory: [adv(101, OLD)], sessions: both }), undefined, /lease expired/],
-    ['dual: advisory held twice', state('dual', { lease: lease(OLD), advisory: [adv(101, OLD), adv(202, NEW)], sessions: both }), undefined, /two sessions hold the advisory lock/],
+    [
+      'dual: disagreeing',
+      state('dual', { lease: lease(OLD), advisory: [adv(202, NEW)], sessions: both }),
+      undefined,
+      new RegExp(`two leaders: app ${OLD} holds the lease while ${NEW} holds the advisory lock`)
+    ],
+    [
+      'dual: advisory missing',
+      state('dual', { lease: lease(OLD), sessions: both }),
+      undefined,
+      new RegExp(`app ${OLD} holds the lease but nobody holds the advisory lock`)
+    ],
+    [
+      'dual: advisory held, lease expired',
+      state('dual', { lease: lease(OLD, true), advisory: [adv(101, OLD)], sessions: both }),
+      undefined,
+      /lease expired/
+    ],
+    [
+      'dual: advisory held twice',
+      state('dual', { lease: lease(OLD), advisory: [adv(101, OLD), adv(202, NEW)], sessions: both }),
+      undefined,
+      /two sessions hold the advisory lock/
+    ],
     // none
-    ['mode none', state('none', { lease: lease(OLD), advisory: [adv(101, OLD)], sessions: both }), undefined, /lock mode 'none'.*no zero-downtime handoff/]
+    [
+      'mode none',
+      state('none', { lease: lease(OLD), advisory: [adv(101, OLD)], sessions: both }),
+      undefined,
+      /lock mode 'none'.*no zero-downtime handoff/
+    ]
   ]
   test.each(cases)('%s', (_, s, holder, problem) => {
     const out = decideHolder(s)
@@ -70,7 +128,9 @@ describe('decideHolder', () => {
     expect(out.holder).toBeUndefined()
     expect(out.sessions).toBe(s.sessions)
     expect(out.lease).toBe(s.lease)
-    expect(decideHolder({ ...state('lease', { lease: lease(OLD), sessions: [session(OLD, 101)] }), problem: 'old' }).problem).toBeUndefined()
+    expect(
+      decideHolder({ ...state('lease', { lease: lease(OLD), sessions: [session(OLD, 101)] }), problem: 'old' }).problem
+    ).toBeUndefined()
   })
 
   // Regression (was a bug, fixed): the node truncates application_name to 63 characters (static.SetConsumerName; the
@@ -116,7 +176,10 @@ describe('containerOfSession', () => {
 
   it('an IP shared by several candidates does not decide; the logs do', async () => {
     const l = logs({ aaa: 'nothing', bbb: boot(NEW) })
-    const shared = [{ ...a, ips: ['10.0.0.2'] }, { ...b, ips: ['10.0.0.2'] }]
+    const shared = [
+      { ...a, ips: ['10.0.0.2'] },
+      { ...b, ips: ['10.0.0.2'] }
+    ]
     expect(await containerOfSession(session(NEW, 202, '10.0.0.2'), shared, l.fn)).toBe(shared[1])
   })
 

@@ -8,7 +8,17 @@ const files =
   async (path: string) =>
     fs[path]
 
-const V2_ARGS = ['chainlink', 'node', '-config', '/chainlink/config.toml', '-secrets', '/chainlink/secrets.toml', 'start', '-a', '/chainlink/.api']
+const V2_ARGS = [
+  'chainlink',
+  'node',
+  '-config',
+  '/chainlink/config.toml',
+  '-secrets',
+  '/chainlink/secrets.toml',
+  'start',
+  '-a',
+  '/chainlink/.api'
+]
 
 describe('readNodeConfig: v1 env', () => {
   it('nothing configured: the node defaults, lock mode left to the version', async () => {
@@ -33,17 +43,36 @@ describe('readNodeConfig: v1 env', () => {
     expect(c.lockModeSource).toContain('DATABASE_LOCKING_MODE')
   })
 
-  test.each(['Lease', 'advisory', 'both', 'LEASE'])('DATABASE_LOCKING_MODE=%j is one the node refuses: an error', async (m) => {
-    await expect(readNodeConfig(env({ DATABASE_LOCKING_MODE: m }), [], files())).rejects.toThrow(`DATABASE_LOCKING_MODE '${m}'`)
-  })
+  test.each(['Lease', 'advisory', 'both', 'LEASE'])(
+    'DATABASE_LOCKING_MODE=%j is one the node refuses: an error',
+    async (m) => {
+      await expect(readNodeConfig(env({ DATABASE_LOCKING_MODE: m }), [], files())).rejects.toThrow(
+        `DATABASE_LOCKING_MODE '${m}'`
+      )
+    }
+  )
 
   it('lease, advisory, grace and port settings', async () => {
     const c = await readNodeConfig(
-      env({ LEASE_LOCK_DURATION: '30s', LEASE_LOCK_REFRESH_INTERVAL: '2.5s', ADVISORY_LOCK_ID: '9223372036854775807', ADVISORY_LOCK_CHECK_INTERVAL: '500ms', CHAINLINK_PORT: '6699', SHUTDOWN_GRACE_PERIOD: '1m30s' }),
+      env({
+        LEASE_LOCK_DURATION: '30s',
+        LEASE_LOCK_REFRESH_INTERVAL: '2.5s',
+        ADVISORY_LOCK_ID: '9223372036854775807',
+        ADVISORY_LOCK_CHECK_INTERVAL: '500ms',
+        CHAINLINK_PORT: '6699',
+        SHUTDOWN_GRACE_PERIOD: '1m30s'
+      }),
       [],
       files()
     )
-    expect(c).toMatchObject({ leaseDurationMs: 30_000, leaseRefreshMs: 2_500, advisoryLockId: 9223372036854775807n, advisoryCheckMs: 500, httpPort: 6699, shutdownGraceMs: 90_000 })
+    expect(c).toMatchObject({
+      leaseDurationMs: 30_000,
+      leaseRefreshMs: 2_500,
+      advisoryLockId: 9223372036854775807n,
+      advisoryCheckMs: 500,
+      httpPort: 6699,
+      shutdownGraceMs: 90_000
+    })
   })
 
   test.each([
@@ -51,7 +80,9 @@ describe('readNodeConfig: v1 env', () => {
     ['LEASE_LOCK_REFRESH_INTERVAL', '1x'],
     ['ADVISORY_LOCK_CHECK_INTERVAL', 'often']
   ])('%s=%j is not a duration: an error naming the setting', async (k, v) => {
-    await expect(readNodeConfig(env({ [k]: v }), [], files())).rejects.toThrow(new RegExp(`${k}.*'${v}' is not a duration`))
+    await expect(readNodeConfig(env({ [k]: v }), [], files())).rejects.toThrow(
+      new RegExp(`${k}.*'${v}' is not a duration`)
+    )
   })
 })
 
@@ -59,8 +90,19 @@ describe('readNodeConfig: v2 TOML', () => {
   const SECRETS = `[Database]\nURL = 'postgresql://chainlink:hunter2@db:5432/chainlink'\n[Password]\nKeystore = 'keystorepw12345'\n`
 
   it('TOML in use: lease by default, with the v2 defaults', async () => {
-    const c = await readNodeConfig(env(), V2_ARGS, files({ '/chainlink/config.toml': '[Log]\nLevel = "info"\n', '/chainlink/secrets.toml': SECRETS }))
-    expect(c).toMatchObject({ toml: true, lockMode: 'lease', leaseDurationMs: 10_000, leaseRefreshMs: 1_000, httpPort: 6688, shutdownGraceMs: 5_000 })
+    const c = await readNodeConfig(
+      env(),
+      V2_ARGS,
+      files({ '/chainlink/config.toml': '[Log]\nLevel = "info"\n', '/chainlink/secrets.toml': SECRETS })
+    )
+    expect(c).toMatchObject({
+      toml: true,
+      lockMode: 'lease',
+      leaseDurationMs: 10_000,
+      leaseRefreshMs: 1_000,
+      httpPort: 6688,
+      shutdownGraceMs: 5_000
+    })
     expect(c.configFiles).toEqual(['/chainlink/config.toml'])
     expect(c.secretsFiles).toEqual(['/chainlink/secrets.toml'])
   })
@@ -71,7 +113,11 @@ describe('readNodeConfig: v2 TOML', () => {
     ["Enabled = true\nMode = 'dual'", 'dual'],
     ["Mode = 'advisorylock'", 'advisorylock']
   ])('[Database.Lock] %s -> %s', async (block, mode) => {
-    const c = await readNodeConfig(env(), ['-config', '/c.toml', 'node', 'start'], files({ '/c.toml': `[Database.Lock]\n${block}\n` }))
+    const c = await readNodeConfig(
+      env(),
+      ['-config', '/c.toml', 'node', 'start'],
+      files({ '/c.toml': `[Database.Lock]\n${block}\n` })
+    )
     expect(c.lockMode).toBe(mode)
   })
 
@@ -87,29 +133,52 @@ describe('readNodeConfig: v2 TOML', () => {
       '/b.toml': `[Database.Lock]\nLeaseDuration = '30s'\n`
     })
     const both = await readNodeConfig(env(), ['node', '-config', '/a.toml', '--config=/b.toml', 'start'], fs)
-    expect(both).toMatchObject({ leaseDurationMs: 30_000, leaseRefreshMs: 2_000, httpPort: 7000, shutdownGraceMs: 7_000 })
+    expect(both).toMatchObject({
+      leaseDurationMs: 30_000,
+      leaseRefreshMs: 2_000,
+      httpPort: 7000,
+      shutdownGraceMs: 7_000
+    })
     const reversed = await readNodeConfig(env(), ['node', '-c', '/b.toml', '-c', '/a.toml', 'start'], fs)
     expect(reversed.leaseDurationMs).toBe(20_000)
-    const inline = await readNodeConfig(env({ CL_CONFIG: `[Database.Lock]\nLeaseRefreshInterval = '3s'\nEnabled = false\n` }), ['node', '-config', '/a.toml', '-config', '/b.toml', 'start'], fs)
+    const inline = await readNodeConfig(
+      env({ CL_CONFIG: `[Database.Lock]\nLeaseRefreshInterval = '3s'\nEnabled = false\n` }),
+      ['node', '-config', '/a.toml', '-config', '/b.toml', 'start'],
+      fs
+    )
     expect(inline).toMatchObject({ leaseDurationMs: 30_000, leaseRefreshMs: 3_000, lockMode: 'none', httpPort: 7000 })
   })
 
   it('CL_CONFIG alone makes it a TOML node', async () => {
-    const c = await readNodeConfig(env({ CL_CONFIG: `[Database.Lock]\nLeaseDuration = '15s'\n` }), ['node', 'start'], files())
+    const c = await readNodeConfig(
+      env({ CL_CONFIG: `[Database.Lock]\nLeaseDuration = '15s'\n` }),
+      ['node', 'start'],
+      files()
+    )
     expect(c).toMatchObject({ toml: true, lockMode: 'lease', leaseDurationMs: 15_000 })
   })
 
   it('v1 lock env vars do not apply to a TOML node', async () => {
-    const c = await readNodeConfig(env({ DATABASE_LOCKING_MODE: 'advisorylock', LEASE_LOCK_DURATION: '99s' }), ['-config', '/c.toml', 'node', 'start'], files({ '/c.toml': '' }))
+    const c = await readNodeConfig(
+      env({ DATABASE_LOCKING_MODE: 'advisorylock', LEASE_LOCK_DURATION: '99s' }),
+      ['-config', '/c.toml', 'node', 'start'],
+      files({ '/c.toml': '' })
+    )
     expect(c).toMatchObject({ lockMode: 'lease', leaseDurationMs: 10_000 })
   })
 
   it('an unreadable config file is an error naming it', async () => {
-    await expect(readNodeConfig(env(), ['node', '-config', '/missing.toml', 'start'], files())).rejects.toThrow(/config file \/missing\.toml .*cannot be read/)
+    await expect(readNodeConfig(env(), ['node', '-config', '/missing.toml', 'start'], files())).rejects.toThrow(
+      /config file \/missing\.toml .*cannot be read/
+    )
   })
 
   it('a malformed config file is an error naming it, on one line', async () => {
-    const err = await readNodeConfig(env(), ['node', '-config', '/c.toml', 'start'], files({ '/c.toml': '[Database.Lock\nEnabled = false\n' })).catch((e: Error) => e)
+    const err = await readNodeConfig(
+      env(),
+      ['node', '-config', '/c.toml', 'start'],
+      files({ '/c.toml': '[Database.Lock\nEnabled = false\n' })
+    ).catch((e: Error) => e)
     expect(err).toBeInstanceOf(Error)
     expect((err as Error).message).toMatch(/config file \/c\.toml is not valid TOML/)
     expect((err as Error).message).not.toContain('\n')
@@ -119,14 +188,20 @@ describe('readNodeConfig: v2 TOML', () => {
     ['LeaseDuration', "LeaseDuration = 'long'"],
     ['LeaseRefreshInterval', "LeaseRefreshInterval = '1 second'"]
   ])('[Database.Lock] %s that is not a duration is an error naming it', async (name, line) => {
-    await expect(readNodeConfig(env(), ['-config', '/c.toml'], files({ '/c.toml': `[Database.Lock]\n${line}\n` }))).rejects.toThrow(`Database.Lock.${name}`)
+    await expect(
+      readNodeConfig(env(), ['-config', '/c.toml'], files({ '/c.toml': `[Database.Lock]\n${line}\n` }))
+    ).rejects.toThrow(`Database.Lock.${name}`)
   })
 
   // Regression (was a bug, fixed): a malformed CL_CONFIG surfaces as smol-toml's raw multi-line error ("Invalid
   // TOML document: ...", with the document quoted), never saying it came from CL_CONFIG, unlike
   // a malformed -config file.
   test('a malformed CL_CONFIG is an error naming CL_CONFIG, on one line', async () => {
-    const err = await readNodeConfig(env({ CL_CONFIG: '[Database.Lock\nEnabled = false' }), ['node', 'start'], files()).catch((e: Error) => e)
+    const err = await readNodeConfig(
+      env({ CL_CONFIG: '[Database.Lock\nEnabled = false' }),
+      ['node', 'start'],
+      files()
+    ).catch((e: Error) => e)
     expect((err as Error).message).toContain('CL_CONFIG')
     expect((err as Error).message).not.toContain('\n')
   })
@@ -137,9 +212,24 @@ describe('readNodeConfig: the database URL', () => {
   const SECRETS = `[Database]\nURL = '${FILE_URL}'\n`
   const fs = files({ '/chainlink/secrets.toml': SECRETS, '/chainlink/config.toml': '' })
   test.each([
-    ['CL_DATABASE_URL beats DATABASE_URL and the secrets file', { CL_DATABASE_URL: 'postgres://a:1@h/cl', DATABASE_URL: 'postgres://b:2@h/cl' }, 'postgres://a:1@h/cl', 'container env CL_DATABASE_URL'],
-    ['DATABASE_URL beats the secrets file', { DATABASE_URL: 'postgres://b:2@h/cl' }, 'postgres://b:2@h/cl', 'container env DATABASE_URL'],
-    ['an empty CL_DATABASE_URL does not count', { CL_DATABASE_URL: '', DATABASE_URL: 'postgres://b:2@h/cl' }, 'postgres://b:2@h/cl', 'container env DATABASE_URL'],
+    [
+      'CL_DATABASE_URL beats DATABASE_URL and the secrets file',
+      { CL_DATABASE_URL: 'postgres://a:1@h/cl', DATABASE_URL: 'postgres://b:2@h/cl' },
+      'postgres://a:1@h/cl',
+      'container env CL_DATABASE_URL'
+    ],
+    [
+      'DATABASE_URL beats the secrets file',
+      { DATABASE_URL: 'postgres://b:2@h/cl' },
+      'postgres://b:2@h/cl',
+      'container env DATABASE_URL'
+    ],
+    [
+      'an empty CL_DATABASE_URL does not count',
+      { CL_DATABASE_URL: '', DATABASE_URL: 'postgres://b:2@h/cl' },
+      'postgres://b:2@h/cl',
+      'container env DATABASE_URL'
+    ],
     ['the secrets TOML [Database] URL', {}, FILE_URL, 'secrets file /chainlink/secrets.toml']
   ])('%s', async (_, e, url, source) => {
     const c = await readNodeConfig(env(e), V2_ARGS, fs)
@@ -155,24 +245,43 @@ describe('readNodeConfig: the database URL', () => {
   })
 
   it('a secrets file without [Database] URL gives no URL', async () => {
-    const c = await readNodeConfig(env(), ['node', '-secrets', '/s.toml', 'start'], files({ '/s.toml': "[Password]\nKeystore = 'x'\n" }))
+    const c = await readNodeConfig(
+      env(),
+      ['node', '-secrets', '/s.toml', 'start'],
+      files({ '/s.toml': "[Password]\nKeystore = 'x'\n" })
+    )
     expect(c.databaseUrl).toBeUndefined()
   })
 
   test.each([
-    ['an unterminated string', `[Database]\nURL = 'postgresql://chainlink:hunter2@db/chainlink\n[Password]\nKeystore = 'keystorepw12345'\n`],
-    ['a bad table header', `[Database\nURL = 'postgresql://chainlink:hunter2@db/chainlink'\n[Password]\nKeystore = 'keystorepw12345'\n`],
+    [
+      'an unterminated string',
+      `[Database]\nURL = 'postgresql://chainlink:hunter2@db/chainlink\n[Password]\nKeystore = 'keystorepw12345'\n`
+    ],
+    [
+      'a bad table header',
+      `[Database\nURL = 'postgresql://chainlink:hunter2@db/chainlink'\n[Password]\nKeystore = 'keystorepw12345'\n`
+    ],
     ['a bare value', `[Database]\nURL = postgresql://chainlink:hunter2@db/chainlink\nKeystore = keystorepw12345\n`]
   ])('a malformed secrets file (%s) is an error that quotes none of it', async (_, text) => {
-    const err = await readNodeConfig(env(), ['node', '-secrets', '/chainlink/secrets.toml', 'start'], files({ '/chainlink/secrets.toml': text })).catch((e: Error) => e)
+    const err = await readNodeConfig(
+      env(),
+      ['node', '-secrets', '/chainlink/secrets.toml', 'start'],
+      files({ '/chainlink/secrets.toml': text })
+    ).catch((e: Error) => e)
     expect(err).toBeInstanceOf(Error)
     const msg = (err as Error).message
     expect(msg).toContain('/chainlink/secrets.toml')
-    for (const secret of ['hunter2', 'keystorepw12345', 'postgresql://', 'Keystore', 'URL =']) expect(msg).not.toContain(secret)
+    for (const secret of ['hunter2', 'keystorepw12345', 'postgresql://', 'Keystore', 'URL ='])
+      expect(msg).not.toContain(secret)
   })
 
   it('a malformed secrets file is not read when the env already gives the URL', async () => {
-    const c = await readNodeConfig(env({ CL_DATABASE_URL: 'postgres://a:1@h/cl' }), ['node', '-secrets', '/s.toml', 'start'], files({ '/s.toml': '[[[' }))
+    const c = await readNodeConfig(
+      env({ CL_DATABASE_URL: 'postgres://a:1@h/cl' }),
+      ['node', '-secrets', '/s.toml', 'start'],
+      files({ '/s.toml': '[[[' })
+    )
     expect(c.databaseUrl).toBe('postgres://a:1@h/cl')
   })
 })
@@ -180,7 +289,11 @@ describe('readNodeConfig: the database URL', () => {
 describe('configFilesFromArgs', () => {
   test.each<[string[], string[], string[]]>([
     [['node', '-config', 'a.toml', '-secrets', 'b.toml', 'start'], ['a.toml'], ['b.toml']],
-    [['-config', '/chainlink/config.toml', '-secrets', '/chainlink/secrets.toml', 'node', 'start'], ['/chainlink/config.toml'], ['/chainlink/secrets.toml']],
+    [
+      ['-config', '/chainlink/config.toml', '-secrets', '/chainlink/secrets.toml', 'node', 'start'],
+      ['/chainlink/config.toml'],
+      ['/chainlink/secrets.toml']
+    ],
     [['node', '--config=a.toml', '--secrets=b.toml', 'start'], ['a.toml'], ['b.toml']],
     [['node', '-c', 'a.toml', '-c', 'b.toml', '-s', 's.toml', 'start'], ['a.toml', 'b.toml'], ['s.toml']],
     [['node', '--config', 'a.toml', '--secrets', 's.toml'], ['a.toml'], ['s.toml']],

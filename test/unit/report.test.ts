@@ -25,7 +25,12 @@ function factsTable(md: string): string[][] {
   const rows: string[][] = []
   for (const l of lines.slice(i + 2)) {
     if (!l.startsWith('|')) break
-    rows.push(l.slice(1, -1).split(/(?<!\\)\|/).map((c) => c.trim()))
+    rows.push(
+      l
+        .slice(1, -1)
+        .split(/(?<!\\)\|/)
+        .map((c) => c.trim())
+    )
   }
   return rows
 }
@@ -100,11 +105,16 @@ describe('Report.markdown', () => {
 
   it('logs of containers go in collapsed details, fenced', () => {
     const r = new Report()
-    r.logs.push({ container: 'chainlink-next', text: '[INFO] Another application is currently holding the database lease\n[CRIT] exiting\n\n' })
+    r.logs.push({
+      container: 'chainlink-next',
+      text: '[INFO] Another application is currently holding the database lease\n[CRIT] exiting\n\n'
+    })
     const md = r.markdown('rolled-back')
     const i = md.indexOf('<details><summary>Last log lines of chainlink-next</summary>')
     expect(i).toBeGreaterThan(0)
-    expect(md.slice(i)).toContain('```\n[INFO] Another application is currently holding the database lease\n[CRIT] exiting\n```\n</details>')
+    expect(md.slice(i)).toContain(
+      '```\n[INFO] Another application is currently holding the database lease\n[CRIT] exiting\n```\n</details>'
+    )
   })
 
   it('notes are quoted', () => {

@@ -25,12 +25,18 @@ describe('maskDatabaseUrl', () => {
     expect(got).toEqual(expect.arrayContaining(secrets))
   })
 
-  test.each(['postgres://chainlink@db/chainlink', 'postgres://db:5432/chainlink', 'postgres:///chainlink?host=/run/postgresql', 'not a url at all'])('%s: no password, only the URL is masked', (url) => {
+  test.each([
+    'postgres://chainlink@db/chainlink',
+    'postgres://db:5432/chainlink',
+    'postgres:///chainlink?host=/run/postgresql',
+    'not a url at all'
+  ])('%s: no password, only the URL is masked', (url) => {
     expect(masks(url)).toEqual([url])
   })
 
   test('nothing shorter than the password is registered (a mask of "p" would blank every p in the log)', () => {
-    for (const s of masks('postgres://chainlink:hunter2@db:5432/chainlink?sslmode=disable')) expect(s.length).toBeGreaterThanOrEqual('hunter2'.length)
+    for (const s of masks('postgres://chainlink:hunter2@db:5432/chainlink?sslmode=disable'))
+      expect(s.length).toBeGreaterThanOrEqual('hunter2'.length)
   })
 
   // Regression (was a bug, fixed): a password with a raw '@' (`p@ss`) is what the node and pg both read as the password
@@ -46,8 +52,16 @@ describe('maskDatabaseUrl', () => {
 describe('redactDatabaseUrl', () => {
   test.each([
     ['postgres://chainlink:hunter2@db:5432/chainlink', 'postgres://chainlink:***@db:5432/chainlink', 'hunter2'],
-    ['postgresql://chainlink:p%40ss@db/chainlink?sslmode=require', 'postgresql://chainlink:***@db/chainlink?sslmode=require', 'p%40ss'],
-    ['postgres://chainlink@db/chainlink?password=hunter2&sslmode=disable', 'postgres://chainlink@db/chainlink?password=***&sslmode=disable', 'hunter2'],
+    [
+      'postgresql://chainlink:p%40ss@db/chainlink?sslmode=require',
+      'postgresql://chainlink:***@db/chainlink?sslmode=require',
+      'p%40ss'
+    ],
+    [
+      'postgres://chainlink@db/chainlink?password=hunter2&sslmode=disable',
+      'postgres://chainlink@db/chainlink?password=***&sslmode=disable',
+      'hunter2'
+    ],
     ['postgres://chainlink@db/chainlink', 'postgres://chainlink@db/chainlink', undefined]
   ])('%s', (url, want, secret) => {
     const got = redactDatabaseUrl(url)
@@ -55,10 +69,13 @@ describe('redactDatabaseUrl', () => {
     if (secret) expect(got).not.toContain(secret)
   })
 
-  test.each(['host=db user=chainlink password=hunter2', 'postgres://chainlink:hunter2@db:notaport/chainlink', ''])('%j cannot be parsed: nothing of it is printed', (url) => {
-    const got = redactDatabaseUrl(url)
-    expect(got).toBe('<unparseable database URL>')
-  })
+  test.each(['host=db user=chainlink password=hunter2', 'postgres://chainlink:hunter2@db:notaport/chainlink', ''])(
+    '%j cannot be parsed: nothing of it is printed',
+    (url) => {
+      const got = redactDatabaseUrl(url)
+      expect(got).toBe('<unparseable database URL>')
+    }
+  )
 })
 
 describe('isSecretEnvKey', () => {
@@ -84,9 +101,24 @@ describe('isSecretEnvKey', () => {
 
   // Regression (was a bug, fixed): two of the node's own env secrets are not recognised, so maskContainerSecrets (node.ts)
   // never masks them: the backup DB URL (with its password) and the threshold key share.
-  test.each(['CL_DATABASE_BACKUP_URL', 'DATABASE_BACKUP_URL', 'CL_THRESHOLD_KEY_SHARE'])('%s is a secret', (k) => expect(isSecretEnvKey(k)).toBe(true))
+  test.each(['CL_DATABASE_BACKUP_URL', 'DATABASE_BACKUP_URL', 'CL_THRESHOLD_KEY_SHARE'])('%s is a secret', (k) =>
+    expect(isSecretEnvKey(k)).toBe(true)
+  )
 
-  test.each(['CL_CONFIG', 'DATABASE_LOCKING_MODE', 'LEASE_LOCK_DURATION', 'ADVISORY_LOCK_ID', 'CHAINLINK_PORT', 'PATH', 'HOME', 'ROOT', 'LOG_LEVEL', 'ETH_CHAIN_ID', 'CHAINLINK_TLS_PORT', 'KEY_FILE_DIR'])('%s is not a secret', (k) => {
+  test.each([
+    'CL_CONFIG',
+    'DATABASE_LOCKING_MODE',
+    'LEASE_LOCK_DURATION',
+    'ADVISORY_LOCK_ID',
+    'CHAINLINK_PORT',
+    'PATH',
+    'HOME',
+    'ROOT',
+    'LOG_LEVEL',
+    'ETH_CHAIN_ID',
+    'CHAINLINK_TLS_PORT',
+    'KEY_FILE_DIR'
+  ])('%s is not a secret', (k) => {
     expect(isSecretEnvKey(k)).toBe(false)
   })
 })

@@ -1,6 +1,15 @@
 import { afterEach, beforeEach, describe, expect, it, test } from '@jest/globals'
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync
+} from 'node:fs'
 import { hostname, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { HostLock, JournalWriter, hasStep, journalPath, readJournal } from '../../src/state.js'
@@ -20,13 +29,27 @@ describe('JournalWriter / readJournal', () => {
     const path = journalPath(dir, 'chainlink')
     new JournalWriter(path, { runId: '42-1', operation: 'upgrade', container: 'chainlink', plan: { leaderId: 'abc' } })
     const j = onDisk(path)
-    expect(j).toMatchObject({ runId: '42-1', operation: 'upgrade', container: 'chainlink', phase: 'in-progress', pid: process.pid, host: hostname(), plan: { leaderId: 'abc' }, steps: [] })
+    expect(j).toMatchObject({
+      runId: '42-1',
+      operation: 'upgrade',
+      container: 'chainlink',
+      phase: 'in-progress',
+      pid: process.pid,
+      host: hostname(),
+      plan: { leaderId: 'abc' },
+      steps: []
+    })
     expect(Number.isNaN(Date.parse(j.startedAt))).toBe(false)
     expect(readJournal(dir, 'chainlink')).toEqual(j)
   })
 
   it('appends each step, merges plan facts, and ends done', () => {
-    const w = new JournalWriter(journalPath(dir, 'chainlink'), { runId: 'r', operation: 'upgrade', container: 'chainlink', plan: {} })
+    const w = new JournalWriter(journalPath(dir, 'chainlink'), {
+      runId: 'r',
+      operation: 'upgrade',
+      container: 'chainlink',
+      plan: {}
+    })
     w.step('standby-created', { id: 'c0ffee', name: 'chainlink-next' })
     expect(readJournal(dir, 'chainlink')!.steps.map((s) => s.step)).toEqual(['standby-created'])
     w.plan({ previousImage: 'smartcontract/chainlink:2.18.0' })
@@ -44,7 +67,12 @@ describe('JournalWriter / readJournal', () => {
   })
 
   it('is written durably: no temp file left behind, readable by its owner only', () => {
-    const w = new JournalWriter(journalPath(dir, 'chainlink'), { runId: 'r', operation: 'restart', container: 'chainlink', plan: {} })
+    const w = new JournalWriter(journalPath(dir, 'chainlink'), {
+      runId: 'r',
+      operation: 'restart',
+      container: 'chainlink',
+      plan: {}
+    })
     for (let i = 0; i < 5; i++) w.step(`s${i}`)
     expect(readdirSync(dir)).toEqual(['chainlink.journal.json'])
     expect(statSync(journalPath(dir, 'chainlink')).mode & 0o777).toBe(0o600)
@@ -57,9 +85,12 @@ describe('JournalWriter / readJournal', () => {
     expect(readJournal(dir, 'cl-b')!.runId).toBe('b')
   })
 
-  test.each(['../../etc/passwd', 'a/b', 'x y'])('a container name %j cannot put the journal outside state-dir', (name) => {
-    expect(dirname(journalPath(dir, name))).toBe(dir)
-  })
+  test.each(['../../etc/passwd', 'a/b', 'x y'])(
+    'a container name %j cannot put the journal outside state-dir',
+    (name) => {
+      expect(dirname(journalPath(dir, name))).toBe(dir)
+    }
+  )
 
   it('none, or unreadable: undefined', () => {
     expect(readJournal(dir, 'chainlink')).toBeUndefined()
