@@ -14,7 +14,7 @@ source "$here/env.sh"
 log() { printf '[bed] images: %s\n' "$*" >&2; }
 t0=$(date +%s%N)
 
-repo=smartcontract/chainlink
+repo=${BED_SIM_REPO:-smartcontract/chainlink}   # another repo keeps a simulator under development apart from the main bed
 label=org.chainlink-rollout.sim-hash
 sim_node=${BED_SIM_NODE:-/usr/bin/node}   # the node binary inside the images (any glibc build works)
 # tag version fault

@@ -24,7 +24,7 @@ export const docker = new Docker({ socketPath: '/var/run/docker.sock' })
 
 /** Image reference of a simulator version (or fault tag) in the bed's registry. */
 export function simImage(tag: string, bed = loadBed()): string {
-  return `${bed.registry}/smartcontract/chainlink:${tag}`
+  return `${bed.registry}/${process.env.BED_SIM_REPO ?? 'smartcontract/chainlink'}:${tag}`
 }
 
 export function uniqueName(prefix: string): string {
