@@ -563,7 +563,8 @@ describe('what every real node does (chainlink-node.md §11)', () => {
     await old.container.stop({ t: 10 })
     expect(await old.exitCode()).toBe(0)
 
-    const bad = await startSim({ name: name('mf'), tag: '2.20.0-migration-fails', db, env: FAST_LEASE })
+    // the default 10 s lease, so the next node surely finds it still held
+    const bad = await startSim({ name: name('mf'), tag: '2.20.0-migration-fails', db, env: { SIM_BOOT_MS: '300' } })
     expect(await bad.exitCode()).toBe(1)
     const badLogs = await bad.logs()
     expect(badLogs).toContain('goose: OK   0255_sim_m0255.sql')
