@@ -1,7 +1,7 @@
 // The backup module as the upgrade uses it: a verified pre-upgrade dump (with the node's
 // config and secrets files in the same set), and the restore a rollback may choose.
 import type { Context } from './context.js'
-import { OperationError } from './context.js'
+import { OperationError } from './errors.js'
 import type { ContainerInfo } from './docker.js'
 import type { NodeLink } from './handoff.js'
 import type { NodeContainer, NodeView } from './node.js'

@@ -7,6 +7,7 @@
 // Plain values in, plain values out; every error names the file and says what was wrong.
 import { parseImageRef, repository } from './image-ref.js'
 import { LineCounter, parseDocument, isMap, isScalar, isPair, type Node as YamlNode, type Document } from 'yaml'
+import { ActionError } from './errors.js'
 
 export interface ImageReference {
   /** The reference as written (registry/repository[:tag][@digest]). */
@@ -31,19 +32,9 @@ export interface ReadDesiredImageOptions {
   key?: string
 }
 
-export class ImageFileError extends Error {
-  constructor(message: string) {
-    super(message)
-    this.name = 'ImageFileError'
-  }
-}
+export class ImageFileError extends ActionError {}
 
-export class ImageReferenceError extends Error {
-  constructor(message: string) {
-    super(message)
-    this.name = 'ImageReferenceError'
-  }
-}
+export class ImageReferenceError extends ActionError {}
 
 /** The repository's name without the registry, e.g. `smartcontract/chainlink`. */
 export function repositoryPath(repository: string): string {

@@ -4,6 +4,7 @@
 import { parseDuration } from './duration.js'
 import { parseImageRef, type ImageRef } from './image-ref.js'
 import { maskDatabaseUrl } from './secrets.js'
+import { ActionError } from './errors.js'
 
 export const OPERATIONS = ['upgrade', 'handoff', 'restart', 'status', 'backup', 'restore', 'repair'] as const
 export type Operation = (typeof OPERATIONS)[number]
@@ -48,12 +49,11 @@ export interface Inputs {
   lockTimeoutMs: number
 }
 
-export class InputError extends Error {
-  constructor(
-    readonly input: string,
-    message: string
-  ) {
-    super(`Input '${input}' ${message}`)
+/** A bad input: the message starts with the input's name. */
+export class InputError extends ActionError {
+  declare readonly input: string
+  constructor(input: string, message: string) {
+    super(`Input '${input}' ${message}`, input)
   }
 }
 

@@ -17,14 +17,6 @@ import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { sleep } from './context.js'
 
-/** Keys of the runner state shared by main and post (strings only). */
-export enum StateKey {
-  StateDir = 'state-dir',
-  Container = 'container',
-  /** the journal run this job opened: its post step repairs that run only */
-  RunId = 'run-id'
-}
-
 export interface JournalStep {
   step: string
   at: string

@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import type { Readable, Writable } from 'node:stream'
 import pg from 'pg'
+import { ActionError } from '../errors.js'
 
 export type Log = (line: string) => void
 
@@ -62,7 +63,7 @@ export function redact(message: string, ...secrets: (string | undefined)[]): str
   return out
 }
 
-export class BackupError extends Error {}
+export class BackupError extends ActionError {}
 
 /** A node-postgres client on the URL; connection errors come back redacted. */
 export async function pgClient(conn: Conn): Promise<pg.Client> {

@@ -1,7 +1,7 @@
 // operation: backup (scheduled or manual) and operation: restore. Both use the backup module;
 // restore refuses while a node holds the lock unless told to stop the node containers first.
 import type { Context, OperationResult } from '../context.js'
-import { OperationError } from '../context.js'
+import { OperationError } from '../errors.js'
 import { createBackup } from '../backup/create.js'
 import { lockHolderPresent } from '../backup/db.js'
 import { isVerified, listBackups, manifestPathFor, readManifest } from '../backup/manifest.js'

@@ -2,7 +2,7 @@
 // `unchanged`; then a single node or a failover pair is rolled onto the target image.
 import { readFileSync } from 'node:fs'
 import type { Context, OperationResult } from '../context.js'
-import { OperationError } from '../context.js'
+import { OperationError } from '../errors.js'
 import { digestFor, type ImageInfo } from '../docker.js'
 import { readDesiredImage } from '../image-file.js'
 import { formatRef, parseImageRef, repository, repoTag, type ImageRef } from '../image-ref.js'
