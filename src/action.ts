@@ -15,7 +15,7 @@ export interface Outcome {
   report: Report
 }
 
-export type Step = () => Promise<Outcome | undefined>
+type Step = () => Promise<Outcome | undefined>
 
 export async function run(main: Step, post: Step): Promise<void> {
   const isPost = core.getState(State.IsPost) === 'true'

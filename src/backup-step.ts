@@ -11,7 +11,7 @@ import { pruneBackups } from './backup/retention.js'
 import { formatMs } from './duration.js'
 
 /** Host path of a file inside a container, through its bind mounts (undefined when not mounted). */
-export function hostPathOf(info: ContainerInfo, path: string): string | undefined {
+function hostPathOf(info: ContainerInfo, path: string): string | undefined {
   const mounts = [...(info.Mounts ?? [])].sort((a, b) => b.Destination.length - a.Destination.length)
   for (const m of mounts) {
     if (path === m.Destination || path.startsWith(m.Destination.replace(/\/$/, '') + '/'))

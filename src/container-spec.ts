@@ -6,7 +6,7 @@ import type Docker from 'dockerode'
 
 export type PortBindings = Record<string, Array<{ HostIp?: string; HostPort?: string }> | null>
 
-export interface CloneOptions {
+interface CloneOptions {
   name: string
   image: string
   /** replacement host port bindings (published ports remapped); undefined keeps the leader's */

@@ -209,7 +209,7 @@ export class Database {
 }
 
 /** Errors that mean the connection is gone, not that the query was wrong. */
-export function isConnectionError(e: unknown): boolean {
+function isConnectionError(e: unknown): boolean {
   const err = e as { code?: string; message?: string }
   if (err.code && /^(08|57P0[1-3])/.test(err.code)) return true
   if (

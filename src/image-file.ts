@@ -9,7 +9,7 @@ import { parseImageRef, repository } from './image-ref.js'
 import { LineCounter, parseDocument, isMap, isScalar, isPair, type Node as YamlNode, type Document } from 'yaml'
 import { ActionError } from './errors.js'
 
-export interface ImageReference {
+interface ImageReference {
   /** The reference as written (registry/repository[:tag][@digest]). */
   reference: string
   /** Registry host (with port) and path, as written: `127.0.0.1:5555/smartcontract/chainlink`. */
@@ -24,7 +24,7 @@ export interface DesiredImage extends ImageReference {
   line: number
 }
 
-export interface ReadDesiredImageOptions {
+interface ReadDesiredImageOptions {
   /**
    * Which entry holds the reference: a variable name for dotenv files (`CHAINLINK_IMAGE`), a
    * service name for compose files (`chainlink`). Without it, the default rules pick one.

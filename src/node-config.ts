@@ -25,7 +25,7 @@ export interface NodeConfig {
   secretsFiles: string[]
 }
 
-export const DEFAULT_ADVISORY_LOCK_ID = 1027321974924625846n
+const DEFAULT_ADVISORY_LOCK_ID = 1027321974924625846n
 
 /** Splits the node's argv into its -config and -secrets file paths. */
 export function configFilesFromArgs(args: string[]): { config: string[]; secrets: string[] } {

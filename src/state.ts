@@ -23,7 +23,7 @@ import type { LockMode } from './node-config.js'
  * The steps a journal records, each before it is taken, grouped by the steps of the algorithm
  * (README, docs/algorithm.md). Preflight (1) changes nothing and the report (8) is not journaled.
  */
-export type Step =
+type Step =
   // 2. backup
   | 'backup'
   // 3. standby: started beside the leader (a pair first stops and retires its waiting standby)
@@ -52,7 +52,7 @@ export type Step =
   // a later run took over the interrupted one (post step or operation: repair)
   | 'repair'
 
-export interface JournalStep {
+interface JournalStep {
   step: Step
   at: string
   data?: Record<string, unknown>
@@ -79,7 +79,7 @@ export interface JournalPlan {
   backupFile?: string
 }
 
-export interface Journal {
+interface Journal {
   runId: string
   operation: string
   container: string
@@ -102,7 +102,7 @@ export function journalPath(stateDir: string, container: string): string {
 }
 
 /** Writes a file durably: temp file, fsync, rename. */
-export function writeDurable(path: string, text: string): void {
+function writeDurable(path: string, text: string): void {
   const tmp = `${path}.tmp-${process.pid}`
   const fd = openSync(tmp, 'w', 0o600)
   try {

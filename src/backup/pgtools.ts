@@ -80,7 +80,7 @@ export async function pgClient(conn: Conn): Promise<pg.Client> {
   return c
 }
 
-export type Tool = 'pg_dump' | 'pg_restore' | 'psql'
+type Tool = 'pg_dump' | 'pg_restore' | 'psql'
 
 export interface ToolRunner {
   /** 'host' or 'docker:<image>' */
@@ -117,7 +117,7 @@ export function dockerRunner(d: PgDumpDocker): ToolRunner {
   }
 }
 
-export interface Running {
+interface Running {
   child: ChildProcess
   stdin: Writable | null
   stdout: Readable
@@ -172,7 +172,7 @@ function lastLines(s: string, n: number): string {
 }
 
 /** Runs a tool to completion and returns its stdout. */
-export async function capture(
+async function capture(
   runner: ToolRunner,
   tool: Tool,
   args: string[],

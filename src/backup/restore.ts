@@ -37,7 +37,7 @@ export interface RestoreResult {
   warnings: string[]
 }
 
-export const CLEAN_SQL = (lockTimeoutMs: number) => `
+const CLEAN_SQL = (lockTimeoutMs: number) => `
 SET lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))};
 DO $clr$ DECLARE s text; BEGIN
   FOR s IN SELECT nspname FROM pg_namespace
