@@ -1,4 +1,4 @@
-// operation: upgrade (design.md steps 0-8): preflight changes nothing; same digest is
+// operation: upgrade (docs/algorithm.md steps 1-8): preflight changes nothing; same digest is
 // `unchanged`; then a single node or a failover pair is rolled onto the target image.
 import { readFileSync } from 'node:fs'
 import type { Context, OperationResult } from '../context.js'

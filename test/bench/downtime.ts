@@ -5,7 +5,7 @@
 //
 // Ways:
 //   action-ports     this action, docs' layout (bridge, 6688 published on 127.0.0.1), with its
-//                    default `finish: swap` (design.md "The docs' layout has a cost")
+//                    default `finish: swap` (docs/decisions.md, "`finish: swap` is the default")
 //   action-ports-2h  the same with `finish: second-handoff`
 //   action-host      this action, host networking: one handoff
 //   action-bridge    this action, bridge network without published ports: one handoff
@@ -49,7 +49,7 @@ const ROOT = resolve(process.env.BENCH_ROOT ?? process.cwd())
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 5) || 5)
 const FROM = '2.18.0'
 const TO = '2.19.0'
-// The node's defaults (chainlink-node.md §3), what operators run; set explicitly so the bench
+// The node's defaults (docs/node-facts.md §3), what operators run; set explicitly so the bench
 // does not depend on the test helpers' fast settings.
 const LEASE = { duration: '10s', refresh: '1s' }
 const REFRESH_MS = 1000

@@ -1,4 +1,4 @@
-// The fault matrix (issue 8): one row per fault at one step of `operation: upgrade`, run against
+// The fault matrix: one row per fault at one step of `operation: upgrade`, run against
 // the real bed as the runner runs the action. A new fault is one row in ROWS.
 //
 // After every row, whatever the fault:

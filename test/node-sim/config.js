@@ -1,5 +1,5 @@
 'use strict'
-// Configuration as the node reads it (chainlink-node.md §1, §8): v1 env vars, which the sim
+// Configuration as the node reads it (docs/node-facts.md §1, §8): v1 env vars, which the sim
 // honours in every version because tests configure containers that way, then v2 TOML from
 // `-config` files and CL_CONFIG (applied last), and the DB URL from `-secrets` or the env.
 const fs = require('node:fs')
