@@ -40,7 +40,7 @@ export async function backupBeforeUpgrade(ctx: Context, view: NodeView, leader: 
     recipient: inputs.backupRecipient,
     files: nodeFiles(view, leader.info),
     node: { version: view.version, image: leader.image, digest: leader.digest },
-    log: (l) => log.info(l),
+    log,
     signal: ctx.signal
   })
   report.fact(
@@ -51,7 +51,7 @@ export async function backupBeforeUpgrade(ctx: Context, view: NodeView, leader: 
     await pruneBackups(inputs.backupDir, {
       keep: inputs.backupKeep,
       keepPreUpgrade: inputs.backupKeep,
-      log: (l) => log.info(l)
+      log
     })
   } catch (e) {
     log.warning(`backup retention: ${(e as Error).message}`)
@@ -71,6 +71,6 @@ export async function restoreForRollback(
       `the pre-upgrade backup ${file} is encrypted to the backup recipient and this host holds no identity to decrypt it; restore it with the key, then start the previous container`
     )
   ctx.report.step('restore', file)
-  const r = await restoreBackup({ databaseUrl: url, file, log: (l) => ctx.log.info(l), signal: ctx.signal })
+  const r = await restoreBackup({ databaseUrl: url, file, log: ctx.log, signal: ctx.signal })
   ctx.report.step('database restored', `${file} (taken ${r.backupCreatedAt}) in ${formatMs(r.durationMs)}`)
 }

@@ -6,7 +6,7 @@ import type { Readable, Writable } from 'node:stream'
 import pg from 'pg'
 import { ActionError } from '../errors.js'
 
-export type Log = (line: string) => void
+import type { Log } from '../context.js'
 
 export interface PgDumpDocker {
   /** an image with pg_dump/pg_restore/psql of at least the server's major version, e.g. postgres:16 */
@@ -229,7 +229,7 @@ export async function chooseRunner(
       throw new BackupError(
         `pg_dump ${dv.version} in image ${docker.image} is older than the server (major ${serverMajor}); use postgres:${serverMajor} or newer`
       )
-    log(
+    log.info(
       `host pg_dump ${hv ? hv.version : 'not installed'} is older than the server (major ${serverMajor}): using ${docker.image}`
     )
     return { runner: d, version: dv.version }

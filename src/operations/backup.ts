@@ -47,7 +47,7 @@ export async function backup(ctx: Context): Promise<OperationResult> {
         files: nodeFiles(view, source.info),
         node: { version: view.version, image: source.image, digest: source.digest },
         verify: inputs.backupVerify,
-        log: (l) => log.info(l),
+        log,
         signal: ctx.signal
       })
       report.fact('Backup', r.file)
@@ -57,7 +57,7 @@ export async function backup(ctx: Context): Promise<OperationResult> {
       const pruned = await pruneBackups(inputs.backupDir, {
         keep: inputs.backupKeep,
         keepPreUpgrade: inputs.backupKeep,
-        log: (l) => log.info(l)
+        log
       })
       report.fact(
         'Retention',
@@ -123,7 +123,7 @@ export async function restore(ctx: Context): Promise<OperationResult> {
         databaseUrl: view.databaseUrl,
         file,
         identity: inputs.backupIdentity,
-        log: (l) => log.info(l),
+        log,
         signal: ctx.signal
       })
     } catch (e) {
