@@ -1,6 +1,8 @@
 // Regenerates the inputs/outputs tables of README.md from action.yml (between the markers), so
-// the two never drift. `node scripts/readme-io.mjs --check` exits 1 when the README is stale.
-import { readFileSync, writeFileSync } from 'node:fs'
+// the two never drift. `node scripts/readme-io.mjs --check` exits 1 when the README is stale:
+// the tables differ from action.yml, or its Layout section misses a file of src/ or names one
+// that is gone.
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { parse } from 'yaml'
 
 const root = new URL('..', import.meta.url)
@@ -36,6 +38,19 @@ const next = readme.replace(/<!-- io:start[\s\S]*?<!-- io:end -->/, block)
 if (process.argv.includes('--check')) {
   if (next !== readme) {
     console.error('README.md inputs/outputs are out of date with action.yml: run node scripts/readme-io.mjs')
+    process.exit(1)
+  }
+  const layout = readme.slice(readme.indexOf('## Layout'), readme.indexOf('\n## ', readme.indexOf('## Layout') + 1))
+  const files = readdirSync(new URL('src', root), { recursive: true })
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => `src/${f}`)
+  // a file is named by its path, or by its name in a list that follows its folder (`src/backup/` (`create.ts`, ...))
+  const named = (f) => layout.includes(`\`${f}\``) || layout.includes(`\`${f.split('/').at(-1)}\``)
+  const missing = files.filter((f) => !named(f))
+  const gone = [...layout.matchAll(/`(src\/[^`]+\.ts)`/g)].map((m) => m[1]).filter((f) => !files.includes(f))
+  if (missing.length || gone.length) {
+    if (missing.length) console.error(`README.md Layout does not name: ${missing.join(', ')}`)
+    if (gone.length) console.error(`README.md Layout names files that are gone: ${gone.join(', ')}`)
     process.exit(1)
   }
 } else writeFileSync(path, next)

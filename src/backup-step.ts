@@ -1,7 +1,7 @@
 // The backup module as the upgrade uses it: a verified pre-upgrade dump (with the node's
 // config and secrets files in the same set), and the restore a rollback may choose.
 import type { Context } from './context.js'
-import { OperationError } from './context.js'
+import { OperationError } from './errors.js'
 import type { ContainerInfo } from './docker.js'
 import type { NodeLink } from './handoff.js'
 import type { NodeContainer, NodeView } from './node.js'
@@ -11,7 +11,7 @@ import { pruneBackups } from './backup/retention.js'
 import { formatMs } from './duration.js'
 
 /** Host path of a file inside a container, through its bind mounts (undefined when not mounted). */
-export function hostPathOf(info: ContainerInfo, path: string): string | undefined {
+function hostPathOf(info: ContainerInfo, path: string): string | undefined {
   const mounts = [...(info.Mounts ?? [])].sort((a, b) => b.Destination.length - a.Destination.length)
   for (const m of mounts) {
     if (path === m.Destination || path.startsWith(m.Destination.replace(/\/$/, '') + '/'))
@@ -40,7 +40,7 @@ export async function backupBeforeUpgrade(ctx: Context, view: NodeView, leader: 
     recipient: inputs.backupRecipient,
     files: nodeFiles(view, leader.info),
     node: { version: view.version, image: leader.image, digest: leader.digest },
-    log: (l) => log.info(l),
+    log,
     signal: ctx.signal
   })
   report.fact(
@@ -51,7 +51,7 @@ export async function backupBeforeUpgrade(ctx: Context, view: NodeView, leader: 
     await pruneBackups(inputs.backupDir, {
       keep: inputs.backupKeep,
       keepPreUpgrade: inputs.backupKeep,
-      log: (l) => log.info(l)
+      log
     })
   } catch (e) {
     log.warning(`backup retention: ${(e as Error).message}`)
@@ -71,6 +71,6 @@ export async function restoreForRollback(
       `the pre-upgrade backup ${file} is encrypted to the backup recipient and this host holds no identity to decrypt it; restore it with the key, then start the previous container`
     )
   ctx.report.step('restore', file)
-  const r = await restoreBackup({ databaseUrl: url, file, log: (l) => ctx.log.info(l), signal: ctx.signal })
+  const r = await restoreBackup({ databaseUrl: url, file, log: ctx.log, signal: ctx.signal })
   ctx.report.step('database restored', `${file} (taken ${r.backupCreatedAt}) in ${formatMs(r.durationMs)}`)
 }

@@ -1,4 +1,4 @@
-// The backup module (issue 6): plain-value library code for the `backup` and `restore`
+// The backup module: plain-value library code for the `backup` and `restore`
 // operations and the upgrade's preflight backup and rollback. No @actions/core here: callers
 // pass a log callback. The DB password never reaches argv, logs or error messages.
 export { createBackup, type BackupResult, type CreateBackupOptions } from './backup/create.js'

@@ -3,10 +3,11 @@
 // defaults verbatim would pin the old image's ENV, CMD, labels and healthcheck onto the new
 // image, so values equal to the old image's defaults are left for the new image to supply.
 import type Docker from 'dockerode'
+import { containerName } from './docker.js'
 
 export type PortBindings = Record<string, Array<{ HostIp?: string; HostPort?: string }> | null>
 
-export interface CloneOptions {
+interface CloneOptions {
   name: string
   image: string
   /** replacement host port bindings (published ports remapped); undefined keeps the leader's */
@@ -67,7 +68,7 @@ export function cloneSpec(info: Docker.ContainerInspectInfo, opts: CloneOptions)
     )
       continue
     const aliases = (ep.Aliases ?? []).filter(
-      (a: string) => a !== shortId && a !== info.Id && a !== info.Name.replace(/^\//, '')
+      (a: string) => a !== shortId && a !== info.Id && a !== containerName(info)
     )
     endpoints[net] = {
       Aliases: aliases.length ? aliases : undefined,

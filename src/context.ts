@@ -1,8 +1,10 @@
 // What every operation is handed: validated inputs, the Docker client, a logger and the report.
-// Operations never call @actions/core; main.ts maps their results to outputs and exit codes.
+// Operations never call @actions/core; action.ts maps their results to outputs and exit codes.
+import type { Outputs } from './constants.js'
 import type { DockerClient } from './docker.js'
 import type { Inputs } from './inputs.js'
 import type { Report } from './report.js'
+import { AbortedError } from './errors.js'
 
 export interface Log {
   info(message: string): void
@@ -23,24 +25,19 @@ export interface Context {
   onJournal?: (runId: string) => void
 }
 
-export type ResultName = 'upgraded' | 'unchanged' | 'rolled-back' | 'failed' | 'planned' | 'ok'
+type ResultName = 'upgraded' | 'unchanged' | 'rolled-back' | 'failed' | 'planned' | 'ok'
 
 export interface OperationResult {
   result: ResultName
   /** false whenever the node did not end where it was asked to be: the job fails */
   ok: boolean
   message?: string
-  outputs: {
-    'previous-image'?: string
-    image?: string
-    leader?: string
-    'leader-gap-ms'?: string
-    'backup-file'?: string
-  }
+  /** every output of action.yml but `result`, which is the field above */
+  outputs: Partial<Record<Exclude<Outputs, Outputs.Result>, string>>
 }
 
-/** An error for the operator: a plain sentence, no stack. */
-export class OperationError extends Error {}
+// The operator's errors live in errors.ts; re-exported for the modules that take them from here.
+export { AbortedError, OperationError } from './errors.js'
 
 export const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
@@ -55,9 +52,3 @@ export const sleep = (ms: number, signal?: AbortSignal) =>
     }
     signal?.addEventListener('abort', onAbort, { once: true })
   })
-
-export class AbortedError extends Error {
-  constructor() {
-    super('cancelled')
-  }
-}

@@ -157,7 +157,7 @@ export class Database {
     return out
   }
 
-  /** The lease row (chainlink-node.md §3); undefined when the table is empty. */
+  /** The lease row (docs/node-facts.md §3); undefined when the table is empty. */
   async lease(): Promise<LeaseRow | undefined> {
     const r = await this.query<{ client_id: string; expires_at: Date; expired: boolean }>(
       `SELECT client_id::text, expires_at, expires_at < NOW() AS expired FROM lease_lock`
@@ -166,7 +166,7 @@ export class Database {
     return r[0] ? { clientId: r[0].client_id, expiresAt: r[0].expires_at, expired: r[0].expired } : undefined
   }
 
-  /** Backends holding the node's advisory lock (chainlink-node.md §2), with their app id. */
+  /** Backends holding the node's advisory lock (docs/node-facts.md §2), with their app id. */
   async advisoryHolders(lockId: bigint): Promise<AdvisoryHolder[]> {
     const r = await this.query<{ pid: number; application_name: string | null }>(
       `SELECT l.pid, a.application_name FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
@@ -209,7 +209,7 @@ export class Database {
 }
 
 /** Errors that mean the connection is gone, not that the query was wrong. */
-export function isConnectionError(e: unknown): boolean {
+function isConnectionError(e: unknown): boolean {
   const err = e as { code?: string; message?: string }
   if (err.code && /^(08|57P0[1-3])/.test(err.code)) return true
   if (

@@ -172,7 +172,7 @@ export class DockerClient {
   }
 }
 
-export function dockerFor(host?: string): Docker {
+function dockerFor(host?: string): Docker {
   const h = host ?? process.env.DOCKER_HOST
   if (!h || h.startsWith('unix://'))
     return new Docker({ socketPath: h ? h.slice('unix://'.length) : '/var/run/docker.sock' })

@@ -1,4 +1,4 @@
-// The lock handoff, step by step (design.md steps 2-6): start a standby from the leader's own
+// The lock handoff, step by step (docs/algorithm.md steps 3-6): start a standby from the leader's own
 // config, prove it waits for the lock, stop the leader gracefully, prove the standby took the
 // lock and nobody else holds it, and hold it to the health gate. Each step proves itself.
 import type { Context } from './context.js'

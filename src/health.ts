@@ -1,4 +1,4 @@
-// The node's HTTP health (chainlink-node.md §5): /readyz 200 means every service is ready;
+// The node's HTTP health (docs/node-facts.md §5): /readyz 200 means every service is ready;
 // /health 204 comes from the start-up reporter during migrations and is NOT ready.
 
 export interface HealthProbe {

@@ -7,8 +7,9 @@
 // Plain values in, plain values out; every error names the file and says what was wrong.
 import { parseImageRef, repository } from './image-ref.js'
 import { LineCounter, parseDocument, isMap, isScalar, isPair, type Node as YamlNode, type Document } from 'yaml'
+import { ActionError } from './errors.js'
 
-export interface ImageReference {
+interface ImageReference {
   /** The reference as written (registry/repository[:tag][@digest]). */
   reference: string
   /** Registry host (with port) and path, as written: `127.0.0.1:5555/smartcontract/chainlink`. */
@@ -23,7 +24,7 @@ export interface DesiredImage extends ImageReference {
   line: number
 }
 
-export interface ReadDesiredImageOptions {
+interface ReadDesiredImageOptions {
   /**
    * Which entry holds the reference: a variable name for dotenv files (`CHAINLINK_IMAGE`), a
    * service name for compose files (`chainlink`). Without it, the default rules pick one.
@@ -31,19 +32,9 @@ export interface ReadDesiredImageOptions {
   key?: string
 }
 
-export class ImageFileError extends Error {
-  constructor(message: string) {
-    super(message)
-    this.name = 'ImageFileError'
-  }
-}
+export class ImageFileError extends ActionError {}
 
-export class ImageReferenceError extends Error {
-  constructor(message: string) {
-    super(message)
-    this.name = 'ImageReferenceError'
-  }
-}
+export class ImageReferenceError extends ActionError {}
 
 /** The repository's name without the registry, e.g. `smartcontract/chainlink`. */
 export function repositoryPath(repository: string): string {

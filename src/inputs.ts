@@ -4,13 +4,14 @@
 import { parseDuration } from './duration.js'
 import { parseImageRef, type ImageRef } from './image-ref.js'
 import { maskDatabaseUrl } from './secrets.js'
+import { ActionError } from './errors.js'
 
-export const OPERATIONS = ['upgrade', 'handoff', 'restart', 'status', 'backup', 'restore', 'repair'] as const
-export type Operation = (typeof OPERATIONS)[number]
-export const LOCK_MODES = ['auto', 'lease', 'advisorylock', 'dual'] as const
-export type LockModeInput = (typeof LOCK_MODES)[number]
-export const DB_ROLLBACKS = ['migrate-down', 'restore'] as const
-export type DbRollback = (typeof DB_ROLLBACKS)[number]
+const OPERATIONS = ['upgrade', 'handoff', 'restart', 'status', 'backup', 'restore', 'repair'] as const
+type Operation = (typeof OPERATIONS)[number]
+const LOCK_MODES = ['auto', 'lease', 'advisorylock', 'dual'] as const
+type LockModeInput = (typeof LOCK_MODES)[number]
+const DB_ROLLBACKS = ['migrate-down', 'restore'] as const
+type DbRollback = (typeof DB_ROLLBACKS)[number]
 
 export interface Inputs {
   operation: Operation
@@ -48,16 +49,15 @@ export interface Inputs {
   lockTimeoutMs: number
 }
 
-export class InputError extends Error {
-  constructor(
-    readonly input: string,
-    message: string
-  ) {
-    super(`Input '${input}' ${message}`)
+/** A bad input: the message starts with the input's name. */
+export class InputError extends ActionError {
+  declare readonly input: string
+  constructor(input: string, message: string) {
+    super(`Input '${input}' ${message}`, input)
   }
 }
 
-export type InputGetter = (name: string) => string
+type InputGetter = (name: string) => string
 
 const CONTAINER_NAME = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/
 

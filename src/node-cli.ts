@@ -1,5 +1,5 @@
 // The node's own CLI, for `db version` / `db rollback` run in a one-off container from the
-// node's config (chainlink-node.md §7, §10). These commands take no lock.
+// node's config (docs/node-facts.md §7, §10). These commands take no lock.
 
 const VALUE_FLAGS = new Set(['-config', '--config', '-c', '-secrets', '--secrets', '-s'])
 

@@ -1,5 +1,5 @@
 // What the action needs to know about a node, read from its container the way the node itself
-// reads it (chainlink-node.md §1, §8): v1 env vars, or v2 TOML from `-config`/`-secrets` files
+// reads it (docs/node-facts.md §1, §8): v1 env vars, or v2 TOML from `-config`/`-secrets` files
 // and CL_CONFIG; the DB URL from CL_DATABASE_URL/DATABASE_URL or the secrets TOML.
 import { parse as parseToml } from 'smol-toml'
 import { parseGoDuration } from './duration.js'
@@ -25,7 +25,7 @@ export interface NodeConfig {
   secretsFiles: string[]
 }
 
-export const DEFAULT_ADVISORY_LOCK_ID = 1027321974924625846n
+const DEFAULT_ADVISORY_LOCK_ID = 1027321974924625846n
 
 /** Splits the node's argv into its -config and -secrets file paths. */
 export function configFilesFromArgs(args: string[]): { config: string[]; secrets: string[] } {
@@ -135,7 +135,7 @@ export async function readNodeConfig(
     lockMode = enabled === false ? 'none' : 'lease'
     lockModeSource =
       enabled === undefined ? 'v2 TOML default ([Database.Lock] Enabled = true)' : 'v2 TOML [Database.Lock] Enabled'
-    // An early TOML beta still knew Mode = 'dual'/'advisorylock' (chainlink-node.md §1).
+    // An early TOML beta still knew Mode = 'dual'/'advisorylock' (docs/node-facts.md §1).
     const mode = get(toml, 'Database', 'Lock', 'Mode')
     if (typeof mode === 'string' && ['dual', 'advisorylock', 'lease', 'none'].includes(mode)) {
       lockMode = mode as LockMode
@@ -195,7 +195,7 @@ export async function readNodeConfig(
   }
 }
 
-/** The node's default lock mode for its version when none is configured (chainlink-node.md §1). */
+/** The node's default lock mode for its version when none is configured (docs/node-facts.md §1). */
 export function defaultLockMode(version: string | undefined, toml: boolean): LockMode {
   if (toml || !version) return 'lease'
   const [maj, min] = version.split('.').map((x) => parseInt(x, 10))

@@ -2,29 +2,26 @@
 // an operation is still in flight (main was cancelled or the runner died), it repairs: finish
 // or undo, so the node ends in one consistent state.
 import * as core from '@actions/core'
+import { actionInputs, actionLog, actionReport, failure, type Outcome } from './action.js'
+import { State } from './constants.js'
 import { DockerClient } from './docker.js'
-import { readInputs } from './inputs.js'
-import { actionLog, publish } from './main.js'
+import { ActionError } from './errors.js'
 import { repair } from './operations/repair.js'
-import { Report } from './report.js'
-import { StateKey, readJournal } from './state.js'
+import { readJournal } from './state.js'
 
-export async function run(): Promise<void> {
-  const stateDir = core.getState(StateKey.StateDir)
-  const container = core.getState(StateKey.Container)
-  if (!stateDir || !container) return
+export async function post(): Promise<Outcome | undefined> {
+  const stateDir = core.getState(State.StateDir)
+  const container = core.getState(State.Container)
+  if (!stateDir || !container) return undefined
   const j = readJournal(stateDir, container)
-  if (!j || j.phase === 'done') return
+  if (!j || j.phase === 'done') return undefined
   // Another job's operation in flight (this one waited for its host lock and gave up) is that
   // job's to finish; only the run this job opened is repaired here.
-  if (core.getState(StateKey.RunId) !== j.runId) return
+  if (core.getState(State.RunId) !== j.runId) return undefined
   core.warning(`The ${j.operation} of '${container}' (run ${j.runId}) did not finish; repairing`)
   try {
-    const inputs = readInputs(
-      (n) => core.getInput(n),
-      (s) => core.setSecret(s)
-    )
-    const report = new Report((line) => core.info(line))
+    const inputs = actionInputs()
+    const report = actionReport()
     const result = await repair({
       inputs,
       docker: new DockerClient(inputs.dockerHost),
@@ -32,10 +29,8 @@ export async function run(): Promise<void> {
       report,
       signal: new AbortController().signal
     })
-    publish(result, report)
-    if (!result.ok) core.setFailed(result.message ?? `repair ended with ${result.result}`)
+    return { result, report }
   } catch (e) {
-    core.setFailed(`repair after an interrupted ${j.operation} failed: ${(e as Error).message}`)
+    throw new ActionError(`repair after an interrupted ${j.operation} failed: ${failure(e)}`)
   }
-  setTimeout(() => process.exit(), 100).unref()
 }

@@ -2,19 +2,19 @@
 // run, rendered once at the end (also after a failure) as Markdown.
 import { formatMs } from './duration.js'
 
-export interface TimelineEntry {
+interface TimelineEntry {
   at: number
   step: string
   detail?: string
 }
 
-export interface Gate {
+interface Gate {
   name: string
   passed: boolean
   detail: string
 }
 
-export interface Handoff {
+interface Handoff {
   from: string
   to: string
   gapMs?: number

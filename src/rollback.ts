@@ -1,4 +1,4 @@
-// Rollback (design.md "Rollback"): stop every container this run started, bring the DB back to
+// Rollback (docs/algorithm.md, "Or roll back"): stop every container this run started, bring the DB back to
 // what the old binary accepts when the new one migrated it, start the previous container and
 // hold it to the same lock check and health gate.
 import type { Context } from './context.js'

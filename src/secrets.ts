@@ -24,18 +24,6 @@ export function maskDatabaseUrl(url: string, mask: (s: string) => void): void {
   }
 }
 
-/** A DB URL safe to print: the password replaced. */
-export function redactDatabaseUrl(url: string): string {
-  try {
-    const u = new URL(url)
-    if (u.password) u.password = '***'
-    if (u.searchParams.has('password')) u.searchParams.set('password', '***')
-    return u.toString()
-  } catch {
-    return '<unparseable database URL>'
-  }
-}
-
 /** Env keys of a node container whose values are secrets (DB URLs, keystore and API passwords). */
 export function isSecretEnvKey(key: string): boolean {
   return /PASSWORD|SECRET|TOKEN|DATABASE_URL|DATABASE_BACKUP_URL|_KEY$|KEY_SHARE|PRIVATE|CREDENTIAL/i.test(key)

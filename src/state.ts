@@ -16,22 +16,70 @@ import {
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { sleep } from './context.js'
+import type { DbVersion } from './database.js'
+import type { LockMode } from './node-config.js'
 
-/** Keys of the runner state shared by main and post (strings only). */
-export enum StateKey {
-  StateDir = 'state-dir',
-  Container = 'container',
-  /** the journal run this job opened: its post step repairs that run only */
-  RunId = 'run-id'
-}
+/**
+ * The steps a journal records, each before it is taken, grouped by the steps of the algorithm
+ * (README, docs/algorithm.md). Preflight (1) changes nothing and the report (8) is not journaled.
+ */
+type Step =
+  // 2. backup
+  | 'backup'
+  // 3. standby: started beside the leader (a pair first stops and retires its waiting standby)
+  | 'standby-create'
+  | 'standby-started'
+  | 'standby-stop'
+  | 'rename-standby-previous'
+  // 4. standby-ready gate passed (the swap's verified standby)
+  | 'standby-verified'
+  // 5. handoff: the leader's stop, and the later handoffs of a second-handoff finish or a pair
+  | 'handoff'
+  | 'handoff-2'
+  | 'handoff-back'
+  // 7. finalize: rename, swap or second handoff; a pair restarts its old leader as the standby
+  | 'rename-previous'
+  | 'final-create'
+  | 'final-started'
+  | 'swap'
+  | 'remove-interim'
+  | 'rename-standby'
+  | 'restart-previous'
+  | 'remove-previous'
+  // or roll back, through the same gates
+  | 'rollback'
+  | 'rollback-failed'
+  // a later run took over the interrupted one (post step or operation: repair)
+  | 'repair'
 
-export interface JournalStep {
-  step: string
+interface JournalStep {
+  step: Step
   at: string
   data?: Record<string, unknown>
 }
 
-export interface Journal {
+/**
+ * The facts a rollout records in preflight, before it changes anything, and repair reads back to
+ * find the node as it was: containers by id, images, the DB's version. Never a secret.
+ */
+export interface JournalPlan {
+  /** the container that held the lock in preflight, and its name */
+  leaderId: string
+  leaderName: string
+  /** a failover pair's other (waiting) container */
+  otherId?: string
+  otherName?: string
+  leaderImage: string
+  /** the image the run creates containers from */
+  target: string
+  /** the DB's migration version before the run, for the DB part of a rollback */
+  dbBefore: DbVersion
+  mode: LockMode
+  /** the pre-upgrade backup, once taken */
+  backupFile?: string
+}
+
+interface Journal {
   runId: string
   operation: string
   container: string
@@ -41,8 +89,7 @@ export interface Journal {
   /** in-progress until the operation reached a consistent end (done) */
   phase: 'in-progress' | 'done'
   result?: string
-  /** facts recorded in preflight that repair needs: ids, names, images, DB version */
-  plan: Record<string, unknown>
+  plan: JournalPlan
   steps: JournalStep[]
 }
 
@@ -55,7 +102,7 @@ export function journalPath(stateDir: string, container: string): string {
 }
 
 /** Writes a file durably: temp file, fsync, rename. */
-export function writeDurable(path: string, text: string): void {
+function writeDurable(path: string, text: string): void {
   const tmp = `${path}.tmp-${process.pid}`
   const fd = openSync(tmp, 'w', 0o600)
   try {
@@ -85,12 +132,12 @@ export class JournalWriter {
   }
 
   /** Records a step before it is taken. */
-  step(step: string, data?: Record<string, unknown>): void {
+  step(step: Step, data?: Record<string, unknown>): void {
     this.journal.steps.push({ step, at: new Date().toISOString(), data })
     this.flush()
   }
 
-  plan(facts: Record<string, unknown>): void {
+  plan(facts: Partial<JournalPlan>): void {
     Object.assign(this.journal.plan, facts)
     this.flush()
   }
@@ -112,10 +159,6 @@ export function readJournal(stateDir: string, container: string): Journal | unde
   } catch {
     return undefined
   }
-}
-
-export function hasStep(j: Journal, step: string): boolean {
-  return j.steps.some((s) => s.step === step)
 }
 
 /**

@@ -31,7 +31,8 @@ import {
   type Manifest,
   type Verification
 } from './manifest.js'
-import { BackupError, chooseRunner, parseConn, pgClient, redact, run, type Log } from './pgtools.js'
+import type { Log } from '../context.js'
+import { BackupError, chooseRunner, parseConn, pgClient, redact, run } from './pgtools.js'
 import { feed, restoreRunner, verifyBackup } from './verify.js'
 import { createHash } from 'node:crypto'
 
@@ -122,7 +123,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
   const base = backupBase(info.database, at, opts.kind)
   const final = join(opts.dir, dumpName(base, compression, encrypted))
   const tmp = `${final}.${process.pid}.tmp`
-  log(
+  log.info(
     `backup of ${info.database} (Postgres ${info.version}, ${(info.bytes / 1048576).toFixed(1)} MB) with pg_dump ${pgDumpVersion} (${runner.via}), ` +
       `${compression === 'zstd' ? `zstd-1 (${impl})` : 'gzip-1 in pg_dump (no zstd available)'}${encrypted ? `, encrypted to ${opts.recipient}` : ''} -> ${basename(final)}`
   )
@@ -170,7 +171,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
   }
   const dumpBytes = (await stat(final)).size
   const dumpMs = Date.now() - t0
-  log(
+  log.info(
     `dump written: ${(dumpBytes / 1048576).toFixed(1)} MB in ${dumpMs} ms (${(info.bytes / 1048576 / (dumpMs / 1000)).toFixed(1)} MB/s of database)`
   )
 
@@ -202,7 +203,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
       sha256: createHash('sha256').update(tar).digest('hex'),
       entries: entries.map((e) => ({ name: e.name, bytes: e.data.length }))
     }
-    log(`root-dir files stored (${entries.length}): ${entries.map((e) => e.name).join(', ')}`)
+    log.info(`root-dir files stored (${entries.length}): ${entries.map((e) => e.name).join(', ')}`)
   }
 
   // 5. the manifest
@@ -235,7 +236,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
     v.checks.push(...checks)
     v.warnings = undefined
     if (mode === 'restore')
-      log(
+      log.info(
         'warning: encrypted backup: a trial restore needs the identity; run verifyBackup with it (mode restore) elsewhere'
       )
     manifest.verifications.push(v)
@@ -251,7 +252,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
     manifest.verifications.push(v)
   }
   const bytes = dumpBytes + (files?.bytes ?? 0)
-  log(`backup ${basename(final)} verified (${v.checks.join(', ')}) in ${Date.now() - t0} ms total`)
+  log.info(`backup ${basename(final)} verified (${v.checks.join(', ')}) in ${Date.now() - t0} ms total`)
   return { file: final, manifestFile, manifest, bytes, durationMs: Date.now() - t0, verified: v.checks }
 }
 

@@ -4,7 +4,7 @@ import type pg from 'pg'
 import { parseConn, pgClient } from './pgtools.js'
 
 /** Chainlink keystore tables, counted when present. encrypted_key_rings holds every key (v1.x+). */
-export const KEYSTORE_TABLES = [
+const KEYSTORE_TABLES = [
   'public.encrypted_key_rings',
   'evm.key_states',
   'public.eth_key_states',

@@ -40,7 +40,7 @@ export interface Manifest {
 
 const NAME_RE = /^chainlink-rollout-(.+)-(\d{8}T\d{9}Z)-(scheduled|pre-upgrade)\.dump(\.zst)?(\.age)?$/
 
-export interface ParsedName {
+interface ParsedName {
   base: string
   db: string
   stamp: string
@@ -62,7 +62,7 @@ export function parseDumpName(file: string): ParsedName | undefined {
   }
 }
 
-export function stamp(d: Date): string {
+function stamp(d: Date): string {
   return d.toISOString().replace(/[-:.]/g, '')
 }
 

@@ -4,8 +4,9 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import type { Readable, Writable } from 'node:stream'
 import pg from 'pg'
+import { ActionError } from '../errors.js'
 
-export type Log = (line: string) => void
+import type { Log } from '../context.js'
 
 export interface PgDumpDocker {
   /** an image with pg_dump/pg_restore/psql of at least the server's major version, e.g. postgres:16 */
@@ -62,7 +63,7 @@ export function redact(message: string, ...secrets: (string | undefined)[]): str
   return out
 }
 
-export class BackupError extends Error {}
+export class BackupError extends ActionError {}
 
 /** A node-postgres client on the URL; connection errors come back redacted. */
 export async function pgClient(conn: Conn): Promise<pg.Client> {
@@ -79,7 +80,7 @@ export async function pgClient(conn: Conn): Promise<pg.Client> {
   return c
 }
 
-export type Tool = 'pg_dump' | 'pg_restore' | 'psql'
+type Tool = 'pg_dump' | 'pg_restore' | 'psql'
 
 export interface ToolRunner {
   /** 'host' or 'docker:<image>' */
@@ -116,7 +117,7 @@ export function dockerRunner(d: PgDumpDocker): ToolRunner {
   }
 }
 
-export interface Running {
+interface Running {
   child: ChildProcess
   stdin: Writable | null
   stdout: Readable
@@ -171,7 +172,7 @@ function lastLines(s: string, n: number): string {
 }
 
 /** Runs a tool to completion and returns its stdout. */
-export async function capture(
+async function capture(
   runner: ToolRunner,
   tool: Tool,
   args: string[],
@@ -228,7 +229,7 @@ export async function chooseRunner(
       throw new BackupError(
         `pg_dump ${dv.version} in image ${docker.image} is older than the server (major ${serverMajor}); use postgres:${serverMajor} or newer`
       )
-    log(
+    log.info(
       `host pg_dump ${hv ? hv.version : 'not installed'} is older than the server (major ${serverMajor}): using ${docker.image}`
     )
     return { runner: d, version: dv.version }

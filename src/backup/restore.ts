@@ -10,7 +10,8 @@ import { dirname, join, basename } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { keystoreCounts } from './db.js'
 import { manifestPathFor, readManifest } from './manifest.js'
-import { BackupError, parseConn, pgClient, redact, run, type Log, type PgDumpDocker } from './pgtools.js'
+import type { Log } from '../context.js'
+import { BackupError, parseConn, pgClient, redact, run, type PgDumpDocker } from './pgtools.js'
 import { checkSha256, openArchive, restoreRunner } from './verify.js'
 
 export interface RestoreOptions {
@@ -37,7 +38,7 @@ export interface RestoreResult {
   warnings: string[]
 }
 
-export const CLEAN_SQL = (lockTimeoutMs: number) => `
+const CLEAN_SQL = (lockTimeoutMs: number) => `
 SET lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))};
 DO $clr$ DECLARE s text; BEGIN
   FOR s IN SELECT nspname FROM pg_namespace
@@ -59,9 +60,9 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
   const warnings: string[] = []
   if (m.database.name !== conn.database) {
     warnings.push(`the backup is of database ${m.database.name}, restoring into ${conn.database}`)
-    log(`warning: ${warnings.at(-1)}`)
+    log.warning(`${warnings.at(-1)}`)
   }
-  log(
+  log.info(
     `restoring ${basename(dumpFile)} (${m.kind}, taken ${m.createdAt}) into ${conn.database}: every change since then is lost`
   )
   const runner = await restoreRunner(m.pgDump.version, opts.pgDumpDocker)
@@ -109,7 +110,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
     const tables = Object.fromEntries(rows.map((r) => [r.s, Number(r.n)]))
     const keystore = await keystoreCounts(c)
     const durationMs = Date.now() - t0
-    log(
+    log.info(
       `restored ${Object.values(tables).reduce((a, b) => a + b, 0)} tables (${rows.map((r) => `${r.s} ${r.n}`).join(', ')}) in ${durationMs} ms; keystore: ${
         Object.keys(keystore).length
           ? Object.entries(keystore)

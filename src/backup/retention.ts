@@ -7,7 +7,7 @@
 import { unlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { listBackups, type BackupEntry, type Kind } from './manifest.js'
-import type { Log } from './pgtools.js'
+import type { Log } from '../context.js'
 
 export interface PruneOptions {
   keep: number
@@ -60,7 +60,7 @@ export async function pruneBackups(dir: string, opts: PruneOptions): Promise<Pru
   const entries = await listBackups(dir)
   const plan = planPrune(entries, opts.keep, opts.keepPreUpgrade)
   for (const e of plan.del) {
-    opts.log(
+    opts.log.info(
       `${opts.dryRun ? 'would delete' : 'deleting'} ${basename(e.file)} (${e.kind}, ${e.verified ? 'verified' : 'not verified'}, ${e.createdAt})`
     )
     if (opts.dryRun) continue
@@ -70,7 +70,7 @@ export async function pruneBackups(dir: string, opts: PruneOptions): Promise<Pru
       })
     }
   }
-  opts.log(
+  opts.log.info(
     `retention: kept ${plan.keep.length}, ${opts.dryRun ? 'would delete' : 'deleted'} ${plan.del.length} (keep ${opts.keep} scheduled, ${opts.keepPreUpgrade} pre-upgrade)`
   )
   return { kept: plan.keep.map((e) => e.file), deleted: plan.del.map((e) => e.file) }

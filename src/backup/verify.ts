@@ -17,6 +17,7 @@ import {
   type Manifest,
   type Verification
 } from './manifest.js'
+import type { Log } from '../context.js'
 import {
   BackupError,
   hostRunner,
@@ -28,7 +29,6 @@ import {
   run,
   toolVersion,
   type Conn,
-  type Log,
   type PgDumpDocker,
   type ToolRunner
 } from './pgtools.js'
@@ -125,14 +125,14 @@ export async function verifyBackup(file: string, opts: VerifyOptions): Promise<V
     await checkSha256(dumpFile, m.dump, 'the dump')
     if (m.files) await checkSha256(join(dirname(manifestFile), m.files.file), m.files, 'the root-dir files archive')
     v.checks.push('sha256')
-    log(`checksums match the manifest (${m.dump.file}${m.files ? ` and ${m.files.file}` : ''})`)
+    log.info(`checksums match the manifest (${m.dump.file}${m.files ? ` and ${m.files.file}` : ''})`)
     if (m.encrypted && !opts.identity) {
       if (opts.mode === 'restore')
         throw new BackupError(`a trial restore of an encrypted backup needs the identity (age secret key)`)
       v.warnings!.push(
         'encrypted and no identity given: only the checksums were verified (the archive was read in full when it was written)'
       )
-      log(`warning: ${v.warnings!.at(-1)}`)
+      log.warning(`${v.warnings!.at(-1)}`)
     } else if (opts.mode === 'archive') {
       const runner = await restoreRunner(m.pgDump.version, opts.pgDumpDocker)
       const t0 = Date.now()
@@ -143,7 +143,7 @@ export async function verifyBackup(file: string, opts: VerifyOptions): Promise<V
       })
       await feed(await openArchive(dumpFile, m, opts.identity), r)
       v.checks.push('archive-read')
-      log(`archive read in full by pg_restore in ${Date.now() - t0} ms`)
+      log.info(`archive read in full by pg_restore in ${Date.now() - t0} ms`)
     } else {
       if (!conn)
         throw new BackupError('a trial restore needs the database URL (a scratch database is created on that server)')
@@ -164,7 +164,7 @@ export async function verifyBackup(file: string, opts: VerifyOptions): Promise<V
       fresh.verifications.push(v)
       await writeManifest(manifestFile, fresh)
     } catch (e) {
-      log(`warning: could not record the verification in ${basename(manifestFile)}: ${(e as Error).message}`)
+      log.warning(`could not record the verification in ${basename(manifestFile)}: ${(e as Error).message}`)
     }
   }
   if (!v.ok) throw new BackupError(`verification of ${basename(dumpFile)} failed: ${v.error}`)
@@ -186,7 +186,7 @@ async function trialRestore(
   const t0 = Date.now()
   try {
     await admin.query(`CREATE DATABASE ${ident(scratchName)}`)
-    log(`trial restore into scratch database ${scratchName}`)
+    log.info(`trial restore into scratch database ${scratchName}`)
     const scratch = conn.withDatabase(scratchName)
     const r = run(
       runner,
@@ -211,15 +211,15 @@ async function trialRestore(
     } finally {
       await c.end().catch(() => undefined)
     }
-    log(`trial restore done in ${Date.now() - t0} ms: ${tables} tables`)
+    log.info(`trial restore done in ${Date.now() - t0} ms: ${tables} tables`)
     let keystoreChecked = false
     if (!('encrypted_key_rings' in keystore)) {
       warnings.push(
         'no encrypted_key_rings table: not a Chainlink node database (or never started), keystore not checked'
       )
-      log(`warning: ${warnings.at(-1)}`)
+      log.warning(`${warnings.at(-1)}`)
     } else {
-      log(
+      log.info(
         `keystore: ${Object.entries(keystore)
           .map(([k, n]) => `${k}=${n}`)
           .join(', ')}`
@@ -232,7 +232,7 @@ async function trialRestore(
         )
       if (keystore.encrypted_key_rings === 0) {
         warnings.push('encrypted_key_rings is empty: the node has no keys yet')
-        log(`warning: ${warnings.at(-1)}`)
+        log.warning(`${warnings.at(-1)}`)
       }
       keystoreChecked = true
     }
@@ -241,7 +241,7 @@ async function trialRestore(
     await admin
       .query(`DROP DATABASE IF EXISTS ${ident(scratchName)} WITH (FORCE)`)
       .catch((e: Error) =>
-        log(`warning: could not drop scratch database ${scratchName}: ${redact(e.message, conn.password)}`)
+        log.warning(`could not drop scratch database ${scratchName}: ${redact(e.message, conn.password)}`)
       )
     await admin.end().catch(() => undefined)
   }

@@ -1,7 +1,7 @@
 // operation: backup (scheduled or manual) and operation: restore. Both use the backup module;
 // restore refuses while a node holds the lock unless told to stop the node containers first.
 import type { Context, OperationResult } from '../context.js'
-import { OperationError } from '../context.js'
+import { OperationError } from '../errors.js'
 import { createBackup } from '../backup/create.js'
 import { lockHolderPresent } from '../backup/db.js'
 import { isVerified, listBackups, manifestPathFor, readManifest } from '../backup/manifest.js'
@@ -47,7 +47,7 @@ export async function backup(ctx: Context): Promise<OperationResult> {
         files: nodeFiles(view, source.info),
         node: { version: view.version, image: source.image, digest: source.digest },
         verify: inputs.backupVerify,
-        log: (l) => log.info(l),
+        log,
         signal: ctx.signal
       })
       report.fact('Backup', r.file)
@@ -57,7 +57,7 @@ export async function backup(ctx: Context): Promise<OperationResult> {
       const pruned = await pruneBackups(inputs.backupDir, {
         keep: inputs.backupKeep,
         keepPreUpgrade: inputs.backupKeep,
-        log: (l) => log.info(l)
+        log
       })
       report.fact(
         'Retention',
@@ -123,7 +123,7 @@ export async function restore(ctx: Context): Promise<OperationResult> {
         databaseUrl: view.databaseUrl,
         file,
         identity: inputs.backupIdentity,
-        log: (l) => log.info(l),
+        log,
         signal: ctx.signal
       })
     } catch (e) {

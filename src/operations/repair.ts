@@ -19,9 +19,9 @@ import { containerOfSession, readLockState, sameApp } from '../lock.js'
 import { defaultLockMode, readNodeConfig } from '../node-config.js'
 import { asCandidate, maskContainerSecrets } from '../node.js'
 import { rollback, SUFFIX_DB_ROLLBACK } from '../rollback.js'
-import { HostLock, JournalWriter, journalPath, readJournal } from '../state.js'
+import { HostLock, JournalWriter, journalPath, readJournal, type JournalPlan } from '../state.js'
 import { SUFFIX_NEXT, SUFFIX_PREVIOUS } from './upgrade.js'
-import type { DbVersion, NodeSession } from '../database.js'
+import type { NodeSession } from '../database.js'
 import { maskDatabaseUrl } from '../secrets.js'
 
 export async function repair(ctx: Context): Promise<OperationResult> {
@@ -42,15 +42,7 @@ export async function repair(ctx: Context): Promise<OperationResult> {
       report.step('nothing to repair', j ? `last operation ${j.operation} ended ${j.result}` : 'no journal')
       return { result: 'ok', ok: true, message: 'nothing was in flight', outputs: { leader: name } }
     }
-    const plan = (j?.plan ?? {}) as {
-      leaderId?: string
-      leaderName?: string
-      otherId?: string
-      otherName?: string
-      target?: string
-      dbBefore?: DbVersion
-      backupFile?: string
-    }
+    const plan: Partial<JournalPlan> = j?.plan ?? {}
     const runId = j?.runId
     report.fact(
       'Interrupted',

@@ -3,7 +3,7 @@
 import type { Context, OperationResult } from '../context.js'
 import { inspectNode, requireLeader, type NodeView } from '../node.js'
 
-export function describeContainers(view: NodeView): string[][] {
+function describeContainers(view: NodeView): string[][] {
   return view.containers.map((c) => [
     c.name,
     c === view.leader
@@ -24,7 +24,7 @@ export function describeContainers(view: NodeView): string[][] {
   ])
 }
 
-export function lockSummary(view: NodeView): string {
+function lockSummary(view: NodeView): string {
   const parts = [`mode ${view.mode} (${view.config.lockModeSource})`]
   if (view.lock.lease)
     parts.push(

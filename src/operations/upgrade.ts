@@ -1,8 +1,8 @@
-// operation: upgrade (design.md steps 0-8): preflight changes nothing; same digest is
+// operation: upgrade (docs/algorithm.md steps 1-8): preflight changes nothing; same digest is
 // `unchanged`; then a single node or a failover pair is rolled onto the target image.
 import { readFileSync } from 'node:fs'
 import type { Context, OperationResult } from '../context.js'
-import { OperationError } from '../context.js'
+import { OperationError } from '../errors.js'
 import { digestFor, type ImageInfo } from '../docker.js'
 import { readDesiredImage } from '../image-file.js'
 import { formatRef, parseImageRef, repository, repoTag, type ImageRef } from '../image-ref.js'
@@ -11,7 +11,7 @@ import { planText, rollPair, rollSingle, withNode, type Change } from '../rollou
 export { SUFFIX_NEXT, SUFFIX_PREVIOUS } from '../rollout.js'
 
 /** The target from `image`, or from the desired-state file in the operator's repo. */
-export function targetRef(ctx: Context): ImageRef {
+function targetRef(ctx: Context): ImageRef {
   const { inputs } = ctx
   if (inputs.image) return inputs.image
   let text: string
@@ -30,7 +30,7 @@ export function targetRef(ctx: Context): ImageRef {
 }
 
 /** Pulls the target and checks its digest; returns the image and the reference to create from. */
-export async function resolveTarget(
+async function resolveTarget(
   ctx: Context,
   ref: ImageRef
 ): Promise<{ image: ImageInfo; createRef: string; digest?: string }> {

@@ -75,7 +75,7 @@ if [ -n "$stale" ]; then
     for lib in $(ldd "$sim_node" | grep -o '/[^ ]*'); do cp -L --parents "$lib" "$rootfs"; done
     { echo '#!/usr/local/bin/node'; sed '1{/^#!/d}' "$work/bundle/index.js"; } >"$rootfs/usr/local/bin/chainlink"
     chmod 755 "$rootfs/usr/local/bin/chainlink"
-    # Release images run as user chainlink, uid 14933, in /home/chainlink (chainlink-node.md §8)
+    # Release images run as user chainlink, uid 14933, in /home/chainlink (docs/node-facts.md §8)
     printf 'root:x:0:0:root:/root:/sbin/nologin\nchainlink:x:14933:14933::/home/chainlink:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n' >"$rootfs/etc/passwd"
     printf 'root:x:0:\nchainlink:x:14933:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
     printf '127.0.0.1 localhost\n::1 localhost\n' >"$rootfs/etc/hosts"

@@ -16,6 +16,7 @@ import { join } from 'node:path'
 import { generateIdentity, identityToRecipient } from 'age-encryption'
 import { createBackup, restoreBackup } from '../../src/backup.js'
 import { createDb, loadBed, type TestDb } from '../support/bed.js'
+import { linesLog } from '../support/log.js'
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3)
 const LOGS = Number(process.env.BENCH_BACKUP_LOGS ?? 150000)
@@ -70,7 +71,7 @@ async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'clr-bench-backup-'))
   const identity = await generateIdentity()
   const recipient = await identityToRecipient(identity)
-  const log = () => undefined
+  const log = linesLog()
   try {
     progress(`generating the database (${LOGS} evm.logs rows)`)
     const dbBytes = await fill(db)

@@ -3,9 +3,9 @@
 // side by side in one run, median of BENCH_RUNS runs (default 5), rounds interleaved so that
 // noise from other work on the machine spreads over every way alike.
 //
-// Ways:
+// Ways (the table in ways.ts, one function each):
 //   action-ports     this action, docs' layout (bridge, 6688 published on 127.0.0.1), with its
-//                    default `finish: swap` (design.md "The docs' layout has a cost")
+//                    default `finish: swap` (docs/decisions.md, "`finish: swap` is the default")
 //   action-ports-2h  the same with `finish: second-handoff`
 //   action-host      this action, host networking: one handoff
 //   action-bridge    this action, bridge network without published ports: one handoff
@@ -32,167 +32,27 @@
 // BENCH_ONLY (comma list of ways; it may also name action-ports-hc30, the docs layout with the
 // real image's 30 s HEALTHCHECK interval, over a minute a run, so not in the default set).
 import '../../src/cjs-shim.js'
-import { execFileSync, spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import http from 'node:http'
 import { PassThrough } from 'node:stream'
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import type Docker from 'dockerode'
 import pg from 'pg'
+import { parseGoDuration } from '../../src/duration.js'
 import { createDb, docker, loadBed, simImage, sleep, waitFor, type TestDb } from '../support/bed.js'
-import { startNode, type Layout } from '../support/node.js'
-import { freePort } from '../../src/docker.js'
+import { startNode } from '../support/node.js'
+import { anyOk, okAt, Prober, type Window } from './probe.js'
+import { FROM, LEASE, leaseHolder, PID_LABEL, STABLE_FOR, STABLE_FOR_MS, TO, WAYS, type Way } from './ways.js'
 
 const ROOT = resolve(process.env.BENCH_ROOT ?? process.cwd())
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 5) || 5)
-const FROM = '2.18.0'
-const TO = '2.19.0'
-// The node's defaults (chainlink-node.md §3), what operators run; set explicitly so the bench
-// does not depend on the test helpers' fast settings.
-const LEASE = { duration: '10s', refresh: '1s' }
-const REFRESH_MS = 1000
-const STABLE_FOR = '2s'
-const STABLE_FOR_MS = 2000
-const PROBE_EVERY_MS = 50
+const REFRESH_MS = parseGoDuration(LEASE.refresh)!
 const TAG = `clr-bench-${process.pid.toString(36)}`
 const DB_PREFIX = `clr_bench_${process.pid}`
-const PID_LABEL = 'io.chainlink-rollout.bench-pid'
 // The bundle is copied once at the start and every run uses the copy: dist/ may be rebuilt by
 // someone else while the bench runs, and one report must measure one bundle.
 const DIST = join(ROOT, 'build', `bench-dist-${process.pid}`)
-
-type Way =
-  | 'action-ports'
-  | 'action-ports-2h'
-  | 'action-host'
-  | 'action-bridge'
-  | 'verify-swap'
-  | 'docs-manual'
-  | 'watchtower'
-  | 'action-ports-hc30'
-const WAYS: Way[] = [
-  'action-ports',
-  'action-ports-2h',
-  'action-host',
-  'action-bridge',
-  'verify-swap',
-  'docs-manual',
-  'watchtower'
-]
-/** Opt-in (BENCH_ONLY) ways, too slow for the default run. */
-const EXTRA_WAYS: Way[] = ['action-ports-hc30']
-const WAY_LAYOUT: Record<Way, Layout> = {
-  'action-ports': 'ports',
-  'action-ports-2h': 'ports',
-  'action-host': 'host',
-  'action-bridge': 'bridge',
-  'verify-swap': 'ports',
-  'docs-manual': 'ports',
-  watchtower: 'ports',
-  'action-ports-hc30': 'ports'
-}
-const WAY_TITLE: Record<Way, string> = {
-  'action-ports': 'chainlink-rollout, docs layout (6688 published), `finish: swap` (default)',
-  'action-ports-2h': 'chainlink-rollout, docs layout, `finish: second-handoff`',
-  'action-ports-hc30':
-    "chainlink-rollout, docs layout, `finish: second-handoff`, with the real image's HEALTHCHECK timing (Docker's default 30 s interval; the simulator image uses 2 s)",
-  'action-host': 'chainlink-rollout, host networking',
-  'action-bridge': 'chainlink-rollout, bridge, no published ports',
-  'verify-swap': 'verify-then-swap by hand, docs layout (scripted: the bare docker/pg steps, no gates after the swap)',
-  'docs-manual': "Chainlink docs' manual procedure (2nd container on a spare port, `docker kill` the 1st)",
-  watchtower: 'stop / rm / run, as Watchtower does (image pulled first), docs layout'
-}
-
-// ---------------------------------------------------------------------------------------------
-// Probing /readyz from outside, every 50 ms, a new connection each time (as curl would)
-
-function probeOnce(base: string, timeoutMs = 400): Promise<boolean> {
-  return new Promise((res) => {
-    const req = http.get(
-      `${base}/readyz`,
-      { agent: false, timeout: timeoutMs, headers: { connection: 'close' } },
-      (r) => {
-        r.resume()
-        res(r.statusCode === 200)
-      }
-    )
-    req.on('timeout', () => req.destroy(new Error('timeout')))
-    req.on('error', () => res(false))
-  })
-}
-
-interface Sample {
-  t: number
-  ok: Record<string, boolean>
-}
-
-interface Window {
-  ms: number
-  recovered: boolean
-}
-
-class Prober {
-  readonly samples: Sample[] = []
-  private stopped = false
-  private loop?: Promise<void>
-  constructor(private readonly targets: () => string[]) {}
-
-  start(): this {
-    this.loop = (async () => {
-      while (!this.stopped) {
-        const t = Date.now()
-        const urls = this.targets()
-        const res = await Promise.all(urls.map((u) => probeOnce(u)))
-        const ok: Record<string, boolean> = {}
-        urls.forEach((u, i) => (ok[u] = res[i]))
-        this.samples.push({ t, ok })
-        const wait = PROBE_EVERY_MS - (Date.now() - t)
-        if (wait > 0) await sleep(wait)
-      }
-    })()
-    return this
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true
-    await this.loop
-  }
-
-  /** true once `pred` held in a sample taken at or after `since` */
-  seen(pred: (s: Sample) => boolean, since = 0): boolean {
-    for (let i = this.samples.length - 1; i >= 0 && this.samples[i].t >= since; i--)
-      if (pred(this.samples[i])) return true
-    return false
-  }
-
-  /**
-   * Longest failed window: from the last ready sample before a run of failed samples to the
-   * first ready one after it (0 when no sample failed). A window still open at the end is
-   * returned as not recovered, measured to the last sample.
-   */
-  longestGap(pred: (s: Sample) => boolean): Window {
-    let lastOk: number | undefined
-    let failing = false
-    let best: Window = { ms: 0, recovered: true }
-    for (const s of this.samples) {
-      if (pred(s)) {
-        if (failing && lastOk !== undefined && s.t - lastOk > best.ms) best = { ms: s.t - lastOk, recovered: true }
-        failing = false
-        lastOk = s.t
-      } else if (lastOk !== undefined) failing = true
-    }
-    if (failing && lastOk !== undefined) {
-      const open = this.samples.at(-1)!.t - lastOk
-      if (open >= best.ms) best = { ms: open, recovered: false }
-    }
-    return best
-  }
-}
-
-const anyOk = (s: Sample) => Object.values(s.ok).some(Boolean)
-const okAt = (url: string) => (s: Sample) => s.ok[url] === true
 
 // ---------------------------------------------------------------------------------------------
 // The nodes' own logs, followed from each container's start (the action removes containers
@@ -210,13 +70,6 @@ interface NodeLog {
   shutdownMs?: number
   waiting: boolean
   lines: string[]
-}
-
-function goDurationMs(s: string): number {
-  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60000, h: 3600000 }
-  let total = 0
-  for (const m of s.matchAll(/(\d+(?:\.\d*)?)(ns|us|µs|ms|s|m|h)/g)) total += Number(m[1]) * units[m[2]]
-  return total
 }
 
 class LogWatch {
@@ -287,7 +140,7 @@ class LogWatch {
       if (app) log.appId = app[1]
     }
     const g = /Graceful shutdown time: (\S+)/.exec(line)
-    if (g) log.shutdownMs = goDurationMs(g[1])
+    if (g) log.shutdownMs = parseGoDuration(g[1]) ?? 0
   }
 
   byApp(appId: string): NodeLog | undefined {
@@ -348,172 +201,6 @@ async function readWrites(db: TestDb): Promise<Writes> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The action, run as the runner runs it: Node 24, INPUT_* env, file commands, then the post step
-
-function parseFileCommands(text: string): Record<string, string> {
-  const out: Record<string, string> = {}
-  const lines = text.split('\n')
-  for (let i = 0; i < lines.length; i++) {
-    const m = /^([^<=]+)<<(.+)$/.exec(lines[i])
-    if (m) {
-      const val: string[] = []
-      for (i++; i < lines.length && lines[i] !== m[2]; i++) val.push(lines[i])
-      out[m[1]] = val.join('\n')
-    }
-  }
-  return out
-}
-
-function runStep(env: Record<string, string>): Promise<{ code: number | null; stdout: string }> {
-  return new Promise((res) => {
-    const child = spawn(loadBed().node24, [join(DIST, 'index.js')], {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ...env },
-      stdio: ['ignore', 'pipe', 'pipe']
-    })
-    let stdout = ''
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (stdout += d.toString()))
-    child.on('exit', (code) => res({ code, stdout }))
-  })
-}
-
-interface ActionRun {
-  code: number | null
-  outputs: Record<string, string>
-  summary: string
-  stdout: string
-  mainMs: number
-  totalMs: number
-}
-
-async function runAction(inputs: Record<string, string>, dir: string): Promise<ActionRun> {
-  const files = {
-    GITHUB_OUTPUT: join(dir, 'output'),
-    GITHUB_STATE: join(dir, 'state'),
-    GITHUB_STEP_SUMMARY: join(dir, 'summary')
-  }
-  for (const f of Object.values(files)) writeFileSync(f, '')
-  const env: Record<string, string> = { ...files, RUNNER_TEMP: dir }
-  for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v
-  const t0 = Date.now()
-  const main = await runStep(env)
-  const mainMs = Date.now() - t0
-  const state = parseFileCommands(readFileSync(files.GITHUB_STATE, 'utf8'))
-  const postEnv = { ...env }
-  for (const [k, v] of Object.entries(state)) postEnv[`STATE_${k}`] = v
-  const post = await runStep(postEnv)
-  const totalMs = Date.now() - t0
-  const code = main.code !== 0 ? main.code : post.code
-  return {
-    code,
-    outputs: parseFileCommands(readFileSync(files.GITHUB_OUTPUT, 'utf8')),
-    summary: readFileSync(files.GITHUB_STEP_SUMMARY, 'utf8'),
-    stdout: `${main.stdout}\n--- post ---\n${post.stdout}`,
-    mainMs,
-    totalMs
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Docker helpers for the scripted ways
-
-/** The old container's config with another image, name and (maybe) host port: `docker run` as the operator would retype it. */
-async function sameConfig(
-  id: string,
-  image: string,
-  name: string,
-  hostPort?: number
-): Promise<Docker.ContainerCreateOptions> {
-  const i = await docker.getContainer(id).inspect()
-  const hc: Docker.HostConfig = {
-    RestartPolicy: i.HostConfig.RestartPolicy,
-    NetworkMode: i.HostConfig.NetworkMode,
-    PortBindings: i.HostConfig.PortBindings,
-    Binds: i.HostConfig.Binds ?? undefined
-  }
-  if (hostPort !== undefined) hc.PortBindings = { '6688/tcp': [{ HostIp: '127.0.0.1', HostPort: String(hostPort) }] }
-  return {
-    name,
-    Image: image,
-    Env: i.Config.Env,
-    Labels: i.Config.Labels,
-    Cmd: i.Config.Cmd ?? undefined,
-    ExposedPorts: i.Config.ExposedPorts,
-    HostConfig: hc
-  }
-}
-
-async function leaseHolder(c: pg.Client): Promise<string | undefined> {
-  const r = await c.query<{ client_id: string }>('SELECT client_id::text FROM lease_lock WHERE expires_at > now()')
-  return r.rows[0]?.client_id
-}
-
-/** The standby-ready gate, scripted: running, a DB session of the new version, the lock still the old app's. */
-async function provenWaiting(c: pg.Client, id: string, version: string, oldApp: string): Promise<void> {
-  await waitFor(
-    `standby ${id.slice(0, 12)} waiting for the lock`,
-    async () => {
-      const info = await docker.getContainer(id).inspect()
-      if (!info.State.Running) throw new Error(`standby exited (${info.State.ExitCode})`)
-      const s = await c.query<{ n: string }>(
-        `SELECT count(*)::text AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE $1`,
-        [`Chainlink ${version} |App|%`]
-      )
-      return Number(s.rows[0].n) > 0 && (await leaseHolder(c)) === oldApp
-    },
-    30_000,
-    50
-  )
-}
-
-async function waitUp(url: string, timeoutMs = 60_000): Promise<number> {
-  await waitFor(`${url}/readyz 200`, () => probeOnce(url), timeoutMs, 25)
-  return Date.now()
-}
-
-/**
- * The docs' layout as startNode makes it, with the HEALTHCHECK timing of the real image
- * (`HEALTHCHECK CMD curl -f http://localhost:6688/health`, Docker's defaults: 30 s interval).
- */
-async function startWithHealthcheck(
-  name: string,
-  db: TestDb,
-  intervalMs: number
-): Promise<{ id: string; port: number }> {
-  const port = await freePort('127.0.0.1')
-  const c = await docker.createContainer({
-    name,
-    Image: simImage(FROM),
-    Env: [
-      `CL_DATABASE_URL=${db.bridgeUrl}`,
-      `LEASE_LOCK_DURATION=${LEASE.duration}`,
-      `LEASE_LOCK_REFRESH_INTERVAL=${LEASE.refresh}`
-    ],
-    Labels: { 'test.chainlink-rollout': 'yes', [PID_LABEL]: String(process.pid) },
-    ExposedPorts: { '6688/tcp': {} },
-    Healthcheck: {
-      Test: ['CMD', 'chainlink', 'health-probe'],
-      Interval: intervalMs * 1e6,
-      Timeout: intervalMs * 1e6,
-      Retries: 3
-    },
-    HostConfig: {
-      RestartPolicy: { Name: 'unless-stopped' },
-      PortBindings: { '6688/tcp': [{ HostIp: '127.0.0.1', HostPort: String(port) }] }
-    }
-  })
-  await c.start()
-  await waitUp(`http://127.0.0.1:${port}`)
-  // the action gates on Docker's health too: start from a node Docker already calls healthy
-  await waitFor(
-    `${name} healthy`,
-    async () => (await c.inspect()).State.Health?.Status === 'healthy',
-    2 * intervalMs + 10_000,
-    250
-  )
-  return { id: c.id, port }
-}
-
 // ---------------------------------------------------------------------------------------------
 // One run of one way
 
@@ -555,18 +242,9 @@ async function cleanupRun(prefix: string, db?: TestDb): Promise<void> {
 let current: { prefix: string; db?: TestDb } | undefined
 
 async function runOnce(way: Way, rep: number): Promise<RunResult> {
-  const layout = WAY_LAYOUT[way]
-  const short = {
-    'action-ports': 'ap',
-    'action-ports-2h': 'a2',
-    'action-host': 'ah',
-    'action-bridge': 'ab',
-    'verify-swap': 'vs',
-    'docs-manual': 'dm',
-    watchtower: 'wt',
-    'action-ports-hc30': 'hc'
-  }[way]
-  const name = `${TAG}-${short}${rep}`
+  const spec = WAYS[way]
+  const layout = spec.layout
+  const name = `${TAG}-${spec.short}${rep}`
   const res: RunResult = { way, rep, ok: false, boots: [], handoffOverheads: [], transitions: [] }
   const logs = new LogWatch(name)
   let prober: Prober | undefined
@@ -579,10 +257,9 @@ async function runOnce(way: Way, rep: number): Promise<RunResult> {
     db = await createDb(DB_PREFIX)
     current.db = db
     await logs.start()
-    const old =
-      way === 'action-ports-hc30'
-        ? await startWithHealthcheck(name, db, 30_000)
-        : await startNode({ name, tag: FROM, db, layout, lease: LEASE, labels: { [PID_LABEL]: String(process.pid) } })
+    const old = spec.start
+      ? await spec.start(name, db)
+      : await startNode({ name, tag: FROM, db, layout, lease: LEASE, labels: { [PID_LABEL]: String(process.pid) } })
     pgc = await db.client()
     const oldApp = await waitFor('old lease holder', () => leaseHolder(pgc!), 10_000, 50)
 
@@ -608,64 +285,24 @@ async function runOnce(way: Way, rep: number): Promise<RunResult> {
     prober = new Prober(() => (layout === 'bridge' ? bridgeUrls : [mainUrl!, ...(spareUrl ? [spareUrl] : [])])).start()
     // a steady baseline: the old leader serving and writing
     await sleep(1000)
-    const image = simImage(TO)
-    const t0 = Date.now()
-    let endAt: number
-
-    if (way.startsWith('action-')) {
-      const inputs: Record<string, string> = {
-        operation: 'upgrade',
-        container: name,
-        image,
-        'stable-for': STABLE_FOR,
-        backup: 'false',
-        'state-dir': join(dir, 'state-dir')
-      }
-      if (way === 'action-ports-2h' || way === 'action-ports-hc30') inputs.finish = 'second-handoff'
-      const r = await runAction(inputs, dir)
-      endAt = Date.now()
-      res.actionMainMs = r.mainMs
-      res.actionSummary = r.summary
-      res.wallMs = r.totalMs
-      if (r.code !== 0 || r.outputs.result !== 'upgraded')
-        throw new Error(
-          `action exit ${r.code}, result ${r.outputs.result}:\n${r.stdout.split('\n').slice(-25).join('\n')}`
-        )
-      if (r.outputs['leader-gap-ms']) res.actionGapOutput = Number(r.outputs['leader-gap-ms'])
-    } else if (way === 'verify-swap') {
-      // 1. the new image as a standby on a spare port, proven waiting, then removed
-      const spare = await freePort('127.0.0.1')
-      const sb = await docker.createContainer(await sameConfig(old.id, image, `${name}-verify`, spare))
-      await sb.start()
-      await provenWaiting(pgc, sb.id, TO, oldApp)
-      await sb.remove({ force: true })
-      // 2. prepared: the final container exists before the stop; stop -> start on the original ports
-      const next = await docker.createContainer(await sameConfig(old.id, image, `${name}-next`))
-      await docker.getContainer(old.id).stop({ t: 10 })
-      await next.start()
-      endAt = await waitUp(mainUrl!)
-      await docker.getContainer(old.id).remove({ force: true })
-      await next.rename({ name })
-      res.wallMs = Date.now() - t0
-    } else if (way === 'docs-manual') {
-      const spare = await freePort('127.0.0.1')
-      spareUrl = `http://127.0.0.1:${spare}`
-      const second = await docker.createContainer(await sameConfig(old.id, image, `${name}-second`, spare))
-      await second.start()
-      await provenWaiting(pgc, second.id, TO, oldApp) // the docs: "it is waiting for the database lock"
-      await docker.getContainer(old.id).kill() // SIGKILL
-      endAt = await waitUp(spareUrl)
-      res.wallMs = endAt - t0
-    } else {
-      // watchtower: image already pulled; stop (SIGTERM, 10 s timeout), remove, create + start
-      const spec = await sameConfig(old.id, image, name)
-      await docker.getContainer(old.id).stop({ t: 10 })
-      await docker.getContainer(old.id).remove()
-      const c = await docker.createContainer(spec)
-      await c.start()
-      endAt = await waitUp(mainUrl!)
-      res.wallMs = endAt - t0
-    }
+    const end = await spec.run({
+      name,
+      db,
+      pgc,
+      old,
+      oldApp,
+      image: simImage(TO),
+      mainUrl,
+      t0: Date.now(),
+      dir,
+      bundle: join(DIST, 'index.js'),
+      watchSpare: (url) => (spareUrl = url)
+    })
+    const { endAt } = end
+    res.wallMs = end.wallMs
+    res.actionMainMs = end.action?.mainMs
+    res.actionSummary = end.action?.summary
+    res.actionGapOutput = end.action?.gapMs
 
     // let the final leader serve and write for a while, then read everything
     const upPred = layout === 'bridge' ? anyOk : way === 'docs-manual' ? okAt(spareUrl!) : okAt(mainUrl!)
@@ -833,7 +470,7 @@ function report(results: RunResult[], ways: Way[], startedAt: Date, elapsedMs: n
     const rs = by(w)
     const n = `${rs.length}/${results.filter((r) => r.way === w).length}`
     if (!rs.length) {
-      L.push(`| ${WAY_TITLE[w]} | – | – | – | – | – | – | ${n} |`)
+      L.push(`| ${WAYS[w].title} | – | – | – | – | – | – | ${n} |`)
       continue
     }
     let port: string
@@ -852,7 +489,7 @@ function report(results: RunResult[], ways: Way[], startedAt: Date, elapsedMs: n
     const gapOut = isAction ? med(w, (r) => r.actionGapOutput) : undefined
     const ho = median(rs.flatMap((r) => r.handoffOverheads))
     L.push(
-      `| ${WAY_TITLE[w]} | ${port} | ${sec(wg)}${ratio(wg, lb)} | ${sec(wall)}${ratio(wall, lb)} | ${isAction ? `${sec(ov)}${ratio(ov, lb)}` : '–'} | ${isAction ? sec(gapOut) : '–'} | ${sec(ho)} | ${n} |`
+      `| ${WAYS[w].title} | ${port} | ${sec(wg)}${ratio(wg, lb)} | ${sec(wall)}${ratio(wall, lb)} | ${isAction ? `${sec(ov)}${ratio(ov, lb)}` : '–'} | ${isAction ? sec(gapOut) : '–'} | ${sec(ho)} | ${n} |`
     )
   }
   L.push('')
@@ -937,8 +574,9 @@ async function main(): Promise<void> {
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean)
-  const ways = only.length ? [...WAYS, ...EXTRA_WAYS].filter((w) => only.includes(w)) : WAYS
-  if (!ways.length) throw new Error(`BENCH_ONLY names no known way (${[...WAYS, ...EXTRA_WAYS].join(', ')})`)
+  const all = Object.keys(WAYS) as Way[]
+  const ways = only.length ? all.filter((w) => only.includes(w)) : all.filter((w) => !WAYS[w].extra)
+  if (!ways.length) throw new Error(`BENCH_ONLY names no known way (${all.join(', ')})`)
   await removeStale()
   // every way starts with both images on the host (the action still checks the registry)
   for (const tag of [FROM, TO]) {

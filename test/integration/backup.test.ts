@@ -18,6 +18,7 @@ import {
 } from '../../src/backup.js'
 import { tarUnpack } from '../../src/backup/codec.js'
 import { createDb, loadBed, type TestDb } from '../support/bed.js'
+import { linesLog } from '../support/log.js'
 
 jest.setTimeout(120000)
 const PASSWORD = loadBed().pg.password
@@ -65,7 +66,7 @@ async function count(db: TestDb, table: string): Promise<number> {
 }
 
 const lines: string[] = []
-const log = (l: string) => lines.push(l)
+const log = linesLog(lines)
 
 let db: TestDb
 let dir: string

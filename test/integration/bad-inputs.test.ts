@@ -1,4 +1,4 @@
-// Bad-input sweep (issue 8): every input of action.yml with malformed values, each run through
+// Bad-input sweep: every input of action.yml with malformed values, each run through
 // the committed bundle as the runner runs it (main, then post). Each must fail with one clear
 // `::error::` naming the input, exit 1, and touch nothing: the node container keeps its id and
 // keeps running and writing, no container of a run appears, no journal or host lock is left (for a

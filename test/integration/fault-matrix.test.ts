@@ -1,4 +1,4 @@
-// The fault matrix (issue 8): one row per fault at one step of `operation: upgrade`, run against
+// The fault matrix: one row per fault at one step of `operation: upgrade`, run against
 // the real bed as the runner runs the action. A new fault is one row in ROWS.
 //
 // After every row, whatever the fault:
@@ -19,18 +19,9 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createDb, docker, removeContainers, simImage, uniqueName, waitFor, type TestDb } from '../support/bed.js'
-import { visible, type ActionRun } from '../support/action.js'
+import { atLine, visible, type ActionRun, type Hook } from '../support/action.js'
 import { containerState, nodeUrl, readyz, startNode, writers, type Layout } from '../support/node.js'
-import {
-  atLine,
-  dbState,
-  dropDbSessions,
-  lastHeartbeat,
-  restartContainers,
-  runFaulted,
-  type FaultRun,
-  type Hook
-} from '../support/fault.js'
+import { dbState, dropDbSessions, lastHeartbeat, restartContainers, runFaulted } from '../support/fault.js'
 
 const prefix = uniqueName('clr-fm')
 let seq = 0
@@ -72,7 +63,7 @@ interface Row {
   /** the leader was never stopped: same container, its writes never paused by a handoff */
   untouched?: boolean
   /** extra checks on the run */
-  check?: (run: FaultRun, r: RowCtx) => Promise<void> | void
+  check?: (run: ActionRun, r: RowCtx) => Promise<void> | void
   /** not run, with the reason */
   skip?: string
   /** a known action bug: the row is kept and expected to fail until the action is fixed */
@@ -86,7 +77,7 @@ interface RowCtx {
   stateDir: string
   port?: number
   /** more runs a fault started (a racing run, a repair) */
-  extra: [string, FaultRun][]
+  extra: [string, ActionRun][]
 }
 
 const baseInputs = (r: RowCtx, to = r.row.to) => ({
@@ -502,7 +493,7 @@ const RESULT_MEANS: Record<string, Where> = {
 }
 
 function describeRun(run: ActionRun): string {
-  return `exit ${run.exitCode}, outputs ${JSON.stringify(run.outputs)}${(run as FaultRun).hung ? `, HUNG: ${(run as FaultRun).hung}` : ''}\n${visible(run.stdout).split('\n').slice(-60).join('\n')}`
+  return `exit ${run.exitCode}, outputs ${JSON.stringify(run.outputs)}${run.hung ? `, HUNG: ${run.hung}` : ''}\n${visible(run.stdout).split('\n').slice(-60).join('\n')}`
 }
 
 /** The invariants every row ends with. Returns where the node ended. */
@@ -579,7 +570,7 @@ async function runRow(row: Row) {
   const t0 = Date.now()
   const r = await setup(row)
   const before = (await containerState(r.name))!
-  const runs: [string, FaultRun][] = []
+  const runs: [string, ActionRun][] = []
   try {
     try {
       const hooks: Hook[] =

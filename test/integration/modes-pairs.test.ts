@@ -1,4 +1,4 @@
-// Every lock mode and topology operators run (issue 5): v1 advisorylock and dual, v2 TOML,
+// Every lock mode and topology operators run: v1 advisorylock and dual, v2 TOML,
 // failover pairs with and without hand-back, handoff and rolling restart. After each: one
 // leader serving, no second writer ever, the measured gap per handoff in the summary.
 import { afterEach, describe, expect, test } from '@jest/globals'

@@ -1,5 +1,5 @@
 // The node simulator (test/node-sim) against the real bed: Postgres, Docker Engine, the registry's
-// images. Each test proves one behaviour of chainlink-node.md that the action relies on, the way
+// images. Each test proves one behaviour of docs/node-facts.md that the action relies on, the way
 // an operator would check it: what listens, what the logs say, exit codes, and what Postgres shows.
 import { afterAll, afterEach, describe, expect, test } from '@jest/globals'
 import { mkdtempSync, writeFileSync, chmodSync, rmSync } from 'node:fs'

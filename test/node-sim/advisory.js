@@ -1,5 +1,5 @@
 'use strict'
-// The v1 advisory lock, chainlink-node.md §2 (core/services/pg/advisory_lock.go @10c2e5b7): a
+// The v1 advisory lock, docs/node-facts.md §2 (core/services/pg/advisory_lock.go @10c2e5b7): a
 // session-level pg_try_advisory_lock on a dedicated connection, checked in pg_locks while held.
 const { sleepCtx, jitter, shouldLogRetry } = require('./util')
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 'use strict'
-// The simulator's `chainlink` binary (see README.md and /work/shared/chainlink-node.md).
+// The simulator's `chainlink` binary (see README.md and docs/node-facts.md).
 // CLI shapes accepted, as core/cmd/app.go does (§7, §8): `node` has the alias `local`, `start`
 // has the aliases `node` and `n`; -config/-c and -secrets/-s are repeatable, -p/-a are accepted
 // and ignored (the sim has no keystore or API users).

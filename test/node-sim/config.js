@@ -1,5 +1,5 @@
 'use strict'
-// Configuration as the node reads it (chainlink-node.md §1, §8, §11.9): v1 env vars on 1.x only;
+// Configuration as the node reads it (docs/node-facts.md §1, §8, §11.9): v1 env vars on 1.x only;
 // TOML from `-config` files and CL_CONFIG (applied last), and the DB URL from CL_DATABASE_URL or
 // `-secrets`. (The sim also reads TOML on 1.x, which real 1.x nodes cannot.)
 const fs = require('node:fs')

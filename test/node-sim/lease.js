@@ -1,5 +1,5 @@
 'use strict'
-// The lease lock, chainlink-node.md §3 (core/services/pg/lease_lock.go @02e2a691): one row in
+// The lease lock, docs/node-facts.md §3 (core/services/pg/lease_lock.go @02e2a691): one row in
 // lease_lock, taken and refreshed with DB time on a dedicated connection.
 const semver = require('semver')
 const { sleepCtx, jitter, shouldLogRetry } = require('./util')

@@ -1,7 +1,7 @@
 'use strict'
 // A console logger shaped like the node's zap console output: `<ISO time> [LEVEL] <msg> key=value...`.
 // The default level is info, as on a real node, so Debug lines ("Got exclusive lease on database",
-// "Closed DB") only show with LOG_LEVEL=debug (chainlink-node.md §3: at Info nothing marks acquisition).
+// "Closed DB") only show with LOG_LEVEL=debug (docs/node-facts.md §3: at Info nothing marks acquisition).
 const LEVELS = { debug: 0, info: 1, warn: 2, error: 3, crit: 4, fatal: 5 }
 
 function fmtValue(v) {

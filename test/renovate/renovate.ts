@@ -1,4 +1,4 @@
-// The real Renovate CLI, offline, against the bed's registry (docs: shared research renovate.md §2).
+// The real Renovate CLI, offline, against the bed's registry (docs/renovate.md).
 // Renovate's local platform (`--platform=local`) stops at the lookup stage: it extracts the
 // dependencies and looks up their updates, but writes no branch. At LOG_LEVEL=trace with JSON logs
 // it prints everything a PR would carry ("packageFiles with updates", the branch list with titles

@@ -1,153 +1,18 @@
-// Fault injection for the fault matrix (test/integration/fault-matrix.test.ts): run the bundle as
-// the runner does, but fire a fault when main's output shows a given step (SIGINT as a job
-// cancellation, SIGKILL as a dead runner, or any async action such as dropping the node's DB
-// sessions or restarting its containers), and read back the state of the node and its DB.
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+// Fault injection for the fault matrix (test/integration/fault-matrix.test.ts): the bundle run as
+// the runner does (support/action.ts) with faults fired when main's output shows a given step
+// (SIGINT as a job cancellation, SIGKILL as a dead runner, or any async action such as dropping
+// the node's DB sessions or restarting its containers), and the state of the node and its DB read back.
 import pg from 'pg'
 import { docker, loadBed, sleep, type TestDb } from './bed.js'
-import { parseFileCommands, type ActionRun } from './action.js'
+import { runAction, type ActionRun, type Hook } from './action.js'
 
-const root = resolve(import.meta.dirname, '../..')
-
-/** What to do when a step is reached: the runner's cancellation, a dead runner, or anything else. */
-export type FaultAction = 'sigint' | 'sigkill' | ((child: ChildProcess) => Promise<void> | void)
-
-export interface Hook {
-  /** fires once, the first time this returns true for main's output so far */
-  when: (stdout: string) => boolean
-  do: FaultAction
-  /** fire this long after the step was reached (e.g. once a request is on its way) */
-  delayMs?: number
-}
-
-export interface FaultRun extends ActionRun {
-  /** main's own exit code (the post step's is folded into exitCode as the runner does) */
-  mainExitCode: number | null
-  /** main's result output, before the post step could add its own */
-  mainResult?: string
-  /** which hooks fired */
-  fired: boolean[]
-  /** main was SIGKILLed: no post step ran */
-  killed: boolean
-  /** every async fault action settled (errors rethrown to the test) */
-  faultsDone: Promise<void>
-  /** a step outlived the deadline and was SIGKILLed by the test */
-  hung?: string
-}
-
-/** n-th occurrence of a line starting with `prefix` in main's output */
-export function atLine(prefix: string | RegExp, nth = 1): (stdout: string) => boolean {
-  const re =
-    typeof prefix === 'string'
-      ? new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`, 'gm')
-      : new RegExp(prefix.source, 'gm')
-  return (out) => (out.match(re)?.length ?? 0) >= nth
-}
-
-function runStep(
-  env: Record<string, string>,
-  hooks: Hook[],
-  fired: boolean[],
-  pending: Promise<void>[],
-  deadlineMs: number
-): Promise<{ code: number | null; stdout: string; killed: boolean; hung: boolean }> {
-  const node = loadBed().node24
-  return new Promise((res) => {
-    const child = spawn(node, [join(root, 'dist/index.js')], {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ...env },
-      stdio: ['ignore', 'pipe', 'pipe']
-    })
-    let stdout = ''
-    let killed = false
-    let cancelled = false
-    let hung = false
-    const deadline = setTimeout(() => {
-      hung = true
-      child.kill('SIGKILL')
-    }, deadlineMs)
-    const fire = (a: FaultAction) => {
-      if (a === 'sigkill') {
-        killed = true
-        child.kill('SIGKILL')
-      } else if (a === 'sigint') {
-        if (cancelled) return
-        cancelled = true
-        // as the runner cancels a job: SIGINT, SIGTERM 7.5 s later, then it gives up
-        child.kill('SIGINT')
-        setTimeout(() => child.kill('SIGTERM'), 7500).unref()
-        setTimeout(() => child.kill('SIGKILL'), 10000).unref()
-      } else {
-        pending.push(Promise.resolve().then(() => a(child)))
-      }
-    }
-    const onData = (d: Buffer) => {
-      stdout += d.toString()
-      hooks.forEach((h, i) => {
-        if (!fired[i] && h.when(stdout)) {
-          fired[i] = true
-          if (h.delayMs) setTimeout(() => fire(h.do), h.delayMs)
-          else fire(h.do)
-        }
-      })
-    }
-    child.stdout.on('data', onData)
-    child.stderr.on('data', onData)
-    child.on('exit', (code) => {
-      clearTimeout(deadline)
-      res({ code, stdout, killed: killed && !hung, hung })
-    })
-  })
-}
-
-/** runAction with faults: as the runner runs main, then the post step unless main was SIGKILLed. */
-export async function runFaulted(
+/** runAction with faults at lines of main's output, each step SIGKILLed as hung after `deadlineMs` (120 s). */
+export function runFaulted(
   inputs: Record<string, string>,
   hooks: Hook[] = [],
   opts: { post?: boolean; env?: Record<string, string>; deadlineMs?: number } = {}
-): Promise<FaultRun> {
-  const deadlineMs = opts.deadlineMs ?? 120_000
-  const dir = mkdtempSync(join(tmpdir(), 'clr-fm-action-'))
-  const files = {
-    GITHUB_OUTPUT: join(dir, 'output'),
-    GITHUB_STATE: join(dir, 'state'),
-    GITHUB_STEP_SUMMARY: join(dir, 'summary')
-  }
-  for (const f of Object.values(files)) writeFileSync(f, '')
-  const env: Record<string, string> = { ...files, RUNNER_TEMP: dir, ...(opts.env ?? {}) }
-  for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v
-  const fired = hooks.map(() => false)
-  const pending: Promise<void>[] = []
-  const main = await runStep(env, hooks, fired, pending, deadlineMs)
-  let hung = main.hung ? `main ran over ${deadlineMs} ms` : undefined
-  const mainOutputs = parseFileCommands(readFileSync(files.GITHUB_OUTPUT, 'utf8'))
-  let stdout = main.stdout
-  let exitCode = main.code
-  const state = parseFileCommands(readFileSync(files.GITHUB_STATE, 'utf8'))
-  if (opts.post !== false && !main.killed) {
-    const postEnv = { ...env }
-    for (const [k, v] of Object.entries(state)) postEnv[`STATE_${k}`] = v
-    const post = await runStep(postEnv, [], [], [], deadlineMs)
-    if (post.hung) hung = `the post step ran over ${deadlineMs} ms`
-    stdout += `\n--- post ---\n${post.stdout}`
-    if (post.code !== 0 && exitCode === 0) exitCode = post.code
-  }
-  return {
-    exitCode,
-    mainExitCode: main.code,
-    mainResult: mainOutputs.result,
-    stdout,
-    outputs: parseFileCommands(readFileSync(files.GITHUB_OUTPUT, 'utf8')),
-    summary: readFileSync(files.GITHUB_STEP_SUMMARY, 'utf8'),
-    state,
-    dir,
-    fired,
-    killed: main.killed,
-    faultsDone: Promise.all(pending).then(() => undefined),
-    hung
-  }
+): Promise<ActionRun> {
+  return runAction(inputs, { ...opts, hooks, deadlineMs: opts.deadlineMs ?? 120_000 })
 }
 
 function adminUrl(): string {

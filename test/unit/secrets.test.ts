@@ -1,5 +1,5 @@
 import { describe, expect, test } from '@jest/globals'
-import { isSecretEnvKey, maskDatabaseUrl, redactDatabaseUrl } from '../../src/secrets.js'
+import { isSecretEnvKey, maskDatabaseUrl } from '../../src/secrets.js'
 
 function masks(url: string): string[] {
   const out: string[] = []
@@ -47,35 +47,6 @@ describe('maskDatabaseUrl', () => {
     expect(new URL(url).password).toBe('p%40ss') // what pg and the node use, decoded: p@ss
     expect(masks(url)).toEqual(expect.arrayContaining(['p@ss']))
   })
-})
-
-describe('redactDatabaseUrl', () => {
-  test.each([
-    ['postgres://chainlink:hunter2@db:5432/chainlink', 'postgres://chainlink:***@db:5432/chainlink', 'hunter2'],
-    [
-      'postgresql://chainlink:p%40ss@db/chainlink?sslmode=require',
-      'postgresql://chainlink:***@db/chainlink?sslmode=require',
-      'p%40ss'
-    ],
-    [
-      'postgres://chainlink@db/chainlink?password=hunter2&sslmode=disable',
-      'postgres://chainlink@db/chainlink?password=***&sslmode=disable',
-      'hunter2'
-    ],
-    ['postgres://chainlink@db/chainlink', 'postgres://chainlink@db/chainlink', undefined]
-  ])('%s', (url, want, secret) => {
-    const got = redactDatabaseUrl(url)
-    expect(decodeURIComponent(got)).toBe(want)
-    if (secret) expect(got).not.toContain(secret)
-  })
-
-  test.each(['host=db user=chainlink password=hunter2', 'postgres://chainlink:hunter2@db:notaport/chainlink', ''])(
-    '%j cannot be parsed: nothing of it is printed',
-    (url) => {
-      const got = redactDatabaseUrl(url)
-      expect(got).toBe('<unparseable database URL>')
-    }
-  )
 })
 
 describe('isSecretEnvKey', () => {

@@ -12,7 +12,7 @@ import {
 } from 'node:fs'
 import { hostname, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { HostLock, JournalWriter, hasStep, journalPath, readJournal } from '../../src/state.js'
+import { HostLock, JournalWriter, journalPath, readJournal, type JournalPlan } from '../../src/state.js'
 
 let dir: string
 beforeEach(() => {
@@ -24,10 +24,20 @@ afterEach(() => {
 
 const onDisk = (path: string) => JSON.parse(readFileSync(path, 'utf8'))
 
+/** what a rollout records in preflight */
+const plan: JournalPlan = {
+  leaderId: 'abc',
+  leaderName: 'chainlink',
+  leaderImage: 'smartcontract/chainlink:2.18.0',
+  target: 'smartcontract/chainlink:2.19.0',
+  dbBefore: { goose: 241, nodeVersion: '2.18.0', nodeVersionsTable: true },
+  mode: 'lease'
+}
+
 describe('JournalWriter / readJournal', () => {
   it('is on disk from the start, before any step is taken', () => {
     const path = journalPath(dir, 'chainlink')
-    new JournalWriter(path, { runId: '42-1', operation: 'upgrade', container: 'chainlink', plan: { leaderId: 'abc' } })
+    new JournalWriter(path, { runId: '42-1', operation: 'upgrade', container: 'chainlink', plan })
     const j = onDisk(path)
     expect(j).toMatchObject({
       runId: '42-1',
@@ -36,7 +46,7 @@ describe('JournalWriter / readJournal', () => {
       phase: 'in-progress',
       pid: process.pid,
       host: hostname(),
-      plan: { leaderId: 'abc' },
+      plan,
       steps: []
     })
     expect(Number.isNaN(Date.parse(j.startedAt))).toBe(false)
@@ -48,20 +58,17 @@ describe('JournalWriter / readJournal', () => {
       runId: 'r',
       operation: 'upgrade',
       container: 'chainlink',
-      plan: {}
+      plan
     })
-    w.step('standby-created', { id: 'c0ffee', name: 'chainlink-next' })
-    expect(readJournal(dir, 'chainlink')!.steps.map((s) => s.step)).toEqual(['standby-created'])
-    w.plan({ previousImage: 'smartcontract/chainlink:2.18.0' })
-    w.step('leader-stopping')
-    w.plan({ dbBefore: { goose: 241 } })
+    w.step('standby-create', { name: 'chainlink-rollout-next' })
+    expect(readJournal(dir, 'chainlink')!.steps.map((s) => s.step)).toEqual(['standby-create'])
+    w.plan({ backupFile: '/var/backups/chainlink-pre-upgrade.dump' })
+    w.step('standby-started', { id: 'c0ffee' })
     const j = readJournal(dir, 'chainlink')!
-    expect(j.steps.map((s) => s.step)).toEqual(['standby-created', 'leader-stopping'])
-    expect(j.steps[0].data).toEqual({ id: 'c0ffee', name: 'chainlink-next' })
-    expect(j.plan).toEqual({ previousImage: 'smartcontract/chainlink:2.18.0', dbBefore: { goose: 241 } })
+    expect(j.steps.map((s) => s.step)).toEqual(['standby-create', 'standby-started'])
+    expect(j.steps[1].data).toEqual({ id: 'c0ffee' })
+    expect(j.plan).toEqual({ ...plan, backupFile: '/var/backups/chainlink-pre-upgrade.dump' })
     expect(j.phase).toBe('in-progress')
-    expect(hasStep(j, 'leader-stopping')).toBe(true)
-    expect(hasStep(j, 'handoff-done')).toBe(false)
     w.done('upgraded')
     expect(readJournal(dir, 'chainlink')).toMatchObject({ phase: 'done', result: 'upgraded' })
   })
@@ -71,16 +78,16 @@ describe('JournalWriter / readJournal', () => {
       runId: 'r',
       operation: 'restart',
       container: 'chainlink',
-      plan: {}
+      plan
     })
-    for (let i = 0; i < 5; i++) w.step(`s${i}`)
+    for (const step of ['backup', 'standby-create', 'standby-started', 'handoff', 'swap'] as const) w.step(step)
     expect(readdirSync(dir)).toEqual(['chainlink.journal.json'])
     expect(statSync(journalPath(dir, 'chainlink')).mode & 0o777).toBe(0o600)
   })
 
   it('one journal per container', () => {
-    new JournalWriter(journalPath(dir, 'cl-a'), { runId: 'a', operation: 'upgrade', container: 'cl-a', plan: {} })
-    new JournalWriter(journalPath(dir, 'cl-b'), { runId: 'b', operation: 'backup', container: 'cl-b', plan: {} })
+    new JournalWriter(journalPath(dir, 'cl-a'), { runId: 'a', operation: 'upgrade', container: 'cl-a', plan })
+    new JournalWriter(journalPath(dir, 'cl-b'), { runId: 'b', operation: 'backup', container: 'cl-b', plan })
     expect(readJournal(dir, 'cl-a')!.runId).toBe('a')
     expect(readJournal(dir, 'cl-b')!.runId).toBe('b')
   })
