@@ -205,7 +205,17 @@ export async function healthGate(
       async () => {
         const container = containerObs(await ctx.docker.inspect(to.id))
         const lock = await lockObs(link, mode)
-        const o: HealthObs = { at: Date.now(), container, lock, ready: observer.latest, checks: observer.checks }
+        // only answers given since the gate opened: with host networking the URL answered for
+        // the old node before it stopped
+        const r = observer.latest
+        const k = observer.checks
+        const o: HealthObs = {
+          at: Date.now(),
+          container,
+          lock,
+          ready: r && r.at >= start ? r : undefined,
+          checks: k && k.at >= start ? k : undefined
+        }
         if (o.ready?.kind === 'ready') opts.onReady?.()
         return o
       },
