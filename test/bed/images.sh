@@ -4,7 +4,8 @@
 # internet, so the root filesystem is assembled here (the host's node binary, the shared libraries
 # ldd lists, the ncc bundle as /usr/local/bin/chainlink, a minimal /etc) and loaded with
 # `docker import`; a classic `docker build` FROM that base adds /sim/version, /sim/fault and the
-# HEALTHCHECK, which docker import cannot set. Idempotent: every image carries a label with a
+# HEALTHCHECK, which docker import cannot set. The HEALTHCHECK keeps Docker's defaults (interval
+# 30 s, timeout 30 s, retries 3, no start period), as core/chainlink.Dockerfile's does. Idempotent: every image carries a label with a
 # hash of the simulator's sources, and a tag whose registry copy has the same hash is skipped.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,7 +26,8 @@ tags=(
   "2.19.0 2.19.0 -"
   "2.20.0 2.20.0 -"
 )
-for f in crash-before-lock never-ready migrate-then-crash slow-migrations ignore-sigterm exit-after-lock lose-db; do
+for f in crash-before-lock never-ready migrate-then-crash slow-migrations ignore-sigterm exit-after-lock lose-db \
+  new-check-fails migration-fails; do
   tags+=("2.20.0-$f 2.20.0 $f")
 done
 
@@ -101,7 +103,7 @@ if [ -n "$stale" ]; then
 FROM $base
 COPY sim/ /sim/
 LABEL $label=$hash org.opencontainers.image.version=$version org.chainlink-rollout.sim-fault=${fault#-}
-HEALTHCHECK --interval=2s --timeout=2s --retries=3 CMD ["chainlink","health-probe"]
+HEALTHCHECK CMD ["chainlink","health-probe"]
 DOCKERFILE
       # The legacy builder needs no BuildKit and pulls nothing: FROM is the local base image.
       DOCKER_BUILDKIT=0 docker build -q -t "$ref" "$ctx" >"$work/build.log" 2>&1 ||

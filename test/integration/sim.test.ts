@@ -5,9 +5,11 @@ import { afterAll, afterEach, describe, expect, test } from '@jest/globals'
 import { mkdtempSync, writeFileSync, chmodSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createDb, removeContainers, uniqueName, waitFor, type TestDb } from '../support/bed.js'
+import { createDb, docker, removeContainers, simImage, uniqueName, waitFor, type TestDb } from '../support/bed.js'
 import {
   FAST_LEASE,
+  FAST_LEASE_V1,
+  FAST_TOML,
   WAITING_ADVISORY,
   WAITING_LEASE,
   advisoryHolders,
@@ -73,14 +75,6 @@ describe('lease lock (v2)', () => {
       'SELECT application_name FROM pg_stat_activity WHERE datname = current_database()'
     )
     expect(names.map((n) => n.application_name)).toContain(`Chainlink 2.20.0 |App|${aId}`)
-
-    // Docker's HEALTHCHECK (curl -f /health): the leader is healthy, a waiting standby is not
-    await waitFor('leader healthy', async () => (await a.container.inspect()).State.Health?.Status === 'healthy', 15000)
-    await waitFor(
-      'standby unhealthy',
-      async () => (await b.container.inspect()).State.Health?.Status === 'unhealthy',
-      15000
-    )
 
     await a.container.stop({ t: 10 })
     expect(await a.exitCode()).toBe(0)
@@ -152,9 +146,11 @@ describe('version gate and db commands', () => {
     expect(oldLogs).toContain(
       'Application version (2.19.0) is lower than database version (2.20.0). Only Chainlink 2.20.0 or higher can be run on this database'
     )
-    // it took the lease first (StartUpHealthReport runs after the lock), then let it go
+    // it took the lease first (StartUpHealthReport runs after the lock) and exited without releasing it
     expect(oldLogs.indexOf('Starting StartUpHealthReport')).toBeLessThan(oldLogs.indexOf('Application version'))
-    expect((await leaseRow(db)).live).toBe(false)
+    const kept = await leaseRow(db)
+    expect(kept.live).toBe(true)
+    expect(kept.client_id).not.toBe(await a.appId())
     expect(await query(db, 'SELECT version FROM node_versions')).toEqual([{ version: '2.20.0' }])
 
     const ver = await runSim({ name: name('ver'), tag: '2.20.0', db, cmd: ['node', 'db', 'version'] })
@@ -189,7 +185,7 @@ describe('version gate and db commands', () => {
 })
 
 describe('v1 locking modes', () => {
-  const advisoryFast = { ...FAST_LEASE, ADVISORY_LOCK_CHECK_INTERVAL: '500ms' }
+  const advisoryFast = { ...FAST_LEASE_V1, ADVISORY_LOCK_CHECK_INTERVAL: '500ms' }
 
   test('advisorylock (1.2.0 default): pg_locks shows the lock on the leader backend; SIGTERM unlocks it', async () => {
     const db = await freshDb()
@@ -240,7 +236,7 @@ describe('v1 locking modes', () => {
 describe('configuration', () => {
   test('invalid lock settings fail start-up with the node messages', async () => {
     const db = await freshDb()
-    const [mode, refresh, v2advisory] = await Promise.all([
+    const [mode, refresh] = await Promise.all([
       runSim({
         name: name('mode'),
         tag: '1.13.0',
@@ -253,14 +249,7 @@ describe('configuration', () => {
         tag: '2.20.0',
         db,
         cmd: ['node', 'start'],
-        env: { LEASE_LOCK_DURATION: '2s', LEASE_LOCK_REFRESH_INTERVAL: '1500ms' }
-      }),
-      runSim({
-        name: name('v2adv'),
-        tag: '2.20.0',
-        db,
-        cmd: ['node', 'start'],
-        env: { DATABASE_LOCKING_MODE: 'advisorylock' }
+        env: { CL_CONFIG: "[Database.Lock]\nLeaseDuration = '2s'\nLeaseRefreshInterval = '1500ms'\n" }
       })
     ])
     expect(mode).toMatchObject({
@@ -271,7 +260,6 @@ describe('configuration', () => {
       code: 1,
       out: expect.stringContaining('refresh interval must be <= half the lease duration')
     })
-    expect(v2advisory).toMatchObject({ code: 1, out: expect.stringContaining("must use 'lease' or 'none'") })
     expect(await query(db, "SELECT to_regclass('lease_lock') AS t")).toEqual([{ t: null }]) // none got as far as the lock
   })
 
@@ -371,7 +359,7 @@ describe('fault images', () => {
     expect(order).toEqual([...order].sort((x, y) => x - y))
   })
 
-  test('never-ready: /readyz 503 and /health 207 with a failing check, yet Docker calls it healthy', async () => {
+  test('never-ready: /readyz 503 and /health 207 with a failing check', async () => {
     const db = await freshDb()
     const a = await startSim({ name: name('nr'), tag: '2.20.0-never-ready', db, env: FAST_LEASE })
     await a.appId()
@@ -382,7 +370,6 @@ describe('fault images', () => {
     expect(
       ((await res.json()) as { data: { attributes: { status: string } }[] }).data.map((c) => c.attributes.status)
     ).toEqual(['failing'])
-    await waitFor('healthy', async () => (await a.container.inspect()).State.Health?.Status === 'healthy', 15000)
   })
 
   test('migrate-then-crash leaves a migrated DB and node_versions behind and never serves', async () => {
@@ -407,7 +394,7 @@ describe('fault images', () => {
       name: name('grace'),
       tag: '2.20.0',
       db: db2,
-      env: { ...FAST_LEASE, SIM_STOP_MS: '3000', SHUTDOWN_GRACE_PERIOD: '1s' }
+      env: { ...FAST_LEASE, SIM_STOP_MS: '3000', CL_CONFIG: `ShutdownGracePeriod = '1s'\n${FAST_TOML}` }
     })
     await slow.appId()
     await slow.container.stop({ t: 10 })
@@ -435,4 +422,260 @@ describe('fault images', () => {
     expect(await leaseRow(db)).toEqual({ client_id: bId, live: true })
     expect(aId).not.toBe(bId)
   })
+})
+
+describe('what every real node does (chainlink-node.md §11)', () => {
+  interface Check {
+    id: string
+    attributes: { name: string; status: string; output: string }
+  }
+  const checksOf = async (res: Response) => ((await res.json()) as { data: Check[] }).data
+  const failingOf = (checks: Check[]) =>
+    checks.filter((c) => c.attributes.status === 'failing').map((c) => c.attributes.name)
+
+  test('rate limit: 1000 requests a minute per client address on every route, health routes included; the 1001st is 429', async () => {
+    const db = await freshDb()
+    const a = await startSim({ name: name('rl'), tag: '2.20.0', db, env: FAST_LEASE })
+    await a.waitLog(/Listening and serving HTTP/)
+    const base = `http://${await a.ip()}:6688`
+    const paths = ['/readyz', '/health', '/public-readyz', '/health.txt', '/readyz?full', '/v2/jobs']
+    const statuses: number[] = []
+    for (let i = 0; i < 1000; i++) statuses.push((await fetch(`${base}${paths[i % paths.length]}`)).status)
+    expect(statuses.filter((s) => s === 429)).toEqual([])
+    for (const p of ['/readyz', '/health', '/public-readyz', '/health.txt']) {
+      const res = await fetch(`${base}${p}`)
+      expect({ p, status: res.status, body: await res.text() }).toEqual({ p, status: 429, body: 'Limit exceeded' })
+    }
+    // the sim's own count, read outside the limit: every request of this address in one window
+    const counts = await a.requests()
+    // (127.0.0.1 would be the HEALTHCHECK's probe from inside the container)
+    const mine = Object.entries(counts.clients).filter(([addr]) => addr !== '127.0.0.1')
+    expect(mine).toHaveLength(1)
+    expect(mine[0][1]).toMatchObject({ total: 1004, rejected: 4, max60s: 1004 })
+    expect(counts.windowMs).toBe(60000)
+  })
+
+  test('rate limit: a fixed window from the first request ([WebServer.RateLimit] from TOML)', async () => {
+    const db = await freshDb()
+    const a = await startSim({
+      name: name('rlw'),
+      tag: '2.20.0',
+      db,
+      env: {
+        ...FAST_LEASE,
+        CL_CONFIG: `${FAST_TOML}[WebServer.RateLimit]\nAuthenticated = 5\nAuthenticatedPeriod = '2s'\n`
+      }
+    })
+    await a.waitLog(/Listening and serving HTTP/)
+    const got: (number | 'refused')[] = []
+    for (let i = 0; i < 6; i++) got.push(await a.http('/readyz'))
+    expect(got).toEqual([200, 200, 200, 200, 200, 429])
+    await waitFor('the window to end', async () => (await a.http('/health')) === 200, 5000, 250)
+  })
+
+  test('degraded (SIM_FAILING_CHECK): /readyz 200, /health 207 naming the check, on the old and the new version', async () => {
+    for (const tag of ['2.19.0', '2.20.0']) {
+      const db = await freshDb()
+      const a = await startSim({
+        name: name(`deg-${tag}`),
+        tag,
+        db,
+        env: { ...FAST_LEASE, SIM_FAILING_CHECK: 'EVM.1337.HeadTracker' }
+      })
+      await a.waitLog(/Listening and serving HTTP/)
+      const base = `http://${await a.ip()}:6688`
+      expect(await a.http('/readyz')).toBe(200)
+      const res = await fetch(`${base}/health`)
+      expect(res.status).toBe(207)
+      const checks = await checksOf(res)
+      expect(failingOf(checks)).toEqual(['EVM.1337.HeadTracker'])
+      expect(checks.find((c) => c.id === 'EVM.1337.HeadTracker')?.attributes.output).toMatch(/no new heads/)
+      expect(checks.length).toBeGreaterThan(5)
+    }
+  })
+
+  test('new-check-fails: /health 200 at first, then 207 with the new check failing; /readyz stays 200', async () => {
+    const db = await freshDb()
+    const a = await startSim({
+      name: name('ncf'),
+      tag: '2.20.0-new-check-fails',
+      db,
+      env: { ...FAST_LEASE, SIM_NEW_CHECK_AFTER_MS: '3000' }
+    })
+    await a.waitLog(/Listening and serving HTTP/)
+    expect(await a.http('/health')).toBe(200)
+    await waitFor('the check to fail', async () => (await a.http('/health')) === 207, 10000, 250)
+    expect(failingOf(await checksOf(await fetch(`http://${await a.ip()}:6688/health?failing`)))).toEqual([
+      'EVM.1337.LogPoller'
+    ])
+    expect(await a.http('/readyz')).toBe(200)
+  })
+
+  test('/readyz lagging the boot (SIM_READYZ_LAG_MS): 503 while /readyz?full answers 200, then 200', async () => {
+    const db = await freshDb()
+    const a = await startSim({
+      name: name('lag'),
+      tag: '2.20.0',
+      db,
+      env: { ...FAST_LEASE, SIM_READYZ_LAG_MS: '4000' }
+    })
+    await a.waitLog(/Listening and serving HTTP/)
+    expect(await a.http('/readyz')).toBe(503)
+    expect(await a.http('/public-readyz')).toBe(503)
+    expect(await a.http('/readyz?full')).toBe(200) // the node's bug: never read the status of ?full
+    await waitFor('ready', async () => (await a.http('/readyz')) === 200, 10000, 250)
+  })
+
+  test('the lock session speaks pgx: transaction control in lower case, pg_stat_activity reads `commit` between polls', async () => {
+    const db = await freshDb()
+    const a = await startSim({ name: name('pgx'), tag: '2.20.0', db, env: FAST_LEASE })
+    const aId = await a.appId()
+    const b = await startSim({ name: name('pgx-b'), tag: '2.20.0', db, env: FAST_LEASE })
+    await b.waitLog(/tryCount=1\b/)
+    const seen = new Set<string>()
+    await waitFor(
+      'both lock sessions idle after commit',
+      async () => {
+        const rows = await query<{ application_name: string; query: string }>(
+          db,
+          "SELECT application_name, query FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'Chainlink %'"
+        )
+        for (const r of rows) seen.add(r.query)
+        const leader = `Chainlink 2.20.0 |App|${aId}`
+        // the standby has one session, its lock session; the leader's lease session is one of its own
+        const standby = rows.filter((r) => r.application_name !== leader)
+        return (
+          standby.length === 1 &&
+          standby[0].query === 'commit' &&
+          rows.some((r) => r.application_name === leader && r.query === 'commit')
+        )
+      },
+      10000,
+      50
+    )
+    expect([...seen].filter((q) => /^(BEGIN|COMMIT)$/.test(q))).toEqual([])
+  })
+
+  test('a start-up that fails after taking the lease exits 1 holding it; migrations are one transaction each and node_versions waits for all', async () => {
+    const db = await freshDb()
+    const old = await startSim({ name: name('old'), tag: '2.19.0', db, env: FAST_LEASE })
+    const oldId = await old.appId()
+    await old.container.stop({ t: 10 })
+    expect(await old.exitCode()).toBe(0)
+
+    const bad = await startSim({ name: name('mf'), tag: '2.20.0-migration-fails', db, env: FAST_LEASE })
+    expect(await bad.exitCode()).toBe(1)
+    const badLogs = await bad.logs()
+    expect(badLogs).toContain('goose: OK   0255_sim_m0255.sql')
+    expect(badLogs).toMatch(/failed to migrate: ERROR 0256_sim_m0256\.sql/)
+    expect(badLogs).not.toContain('Chainlink booted')
+    // 255 stayed applied, 256 rolled back with its own transaction; node_versions still says 2.19.0
+    expect(await query(db, 'SELECT max(version_id)::int AS v FROM goose_migrations WHERE is_applied')).toEqual([
+      { v: 255 }
+    ])
+    expect(await query(db, "SELECT to_regclass('sim_m0256')::text AS t")).toEqual([{ t: null }])
+    expect(await query(db, 'SELECT version FROM node_versions')).toEqual([{ version: '2.19.0' }])
+    // the lease is still held by the failed node, so the old version waits for it to run out
+    const kept = await leaseRow(db)
+    expect(kept.live).toBe(true)
+    expect(kept.client_id).not.toBe(oldId)
+    const again = await startSim({ name: name('old2'), tag: '2.19.0', db, env: FAST_LEASE })
+    await again.waitLog(new RegExp(`${esc(WAITING_LEASE)} logger=LeaseLock tryCount=0`))
+    await again.appId() // the version gate passes: it runs on a partly newer schema
+    expect(await again.http('/readyz')).toBe(200)
+  })
+
+  test('2.x ignores v1 variables: DATABASE_URL alone is no DB URL; DATABASE_LOCKING_MODE, LEASE_LOCK_*, CHAINLINK_PORT change nothing', async () => {
+    const db = await freshDb()
+    const noUrl = await runSim({
+      name: name('v1url'),
+      tag: '2.20.0',
+      db,
+      cmd: ['node', 'start'],
+      env: { CL_DATABASE_URL: '', DATABASE_URL: db.bridgeUrl }
+    })
+    expect(noUrl).toMatchObject({ code: 1, out: expect.stringContaining('Database.URL: missing') })
+    const a = await startSim({
+      name: name('v1vars'),
+      tag: '2.20.0',
+      db,
+      env: {
+        DATABASE_LOCKING_MODE: 'advisorylock', // invalid on v2 if it were read
+        LEASE_LOCK_DURATION: '2s',
+        LEASE_LOCK_REFRESH_INTERVAL: '1500ms', // a panic if it were read
+        CHAINLINK_PORT: '7000',
+        SIM_BOOT_MS: '300'
+      }
+    })
+    const aId = await a.appId()
+    await a.waitLog(/Listening and serving HTTP on 0\.0\.0\.0:6688/)
+    expect(await a.http('/readyz')).toBe(200)
+    expect(await a.http('/readyz', 7000)).toBe('refused')
+    const [row] = await query<{ client_id: string; left: number }>(
+      db,
+      'SELECT client_id, extract(epoch FROM expires_at - now())::float AS left FROM lease_lock'
+    )
+    expect(row.client_id).toBe(aId)
+    expect(row.left).toBeGreaterThan(8) // the 10s default lease, not LEASE_LOCK_DURATION
+    expect(await advisoryHolders(db)).toEqual([])
+  })
+
+  test('[WebServer] ListenIP = 127.0.0.1: nothing answers on the container address; the in-container probe passes', async () => {
+    const db = await freshDb()
+    const a = await startSim({
+      name: name('lip'),
+      tag: '2.20.0',
+      db,
+      env: { ...FAST_LEASE, CL_CONFIG: `${FAST_TOML}[WebServer]\nListenIP = '127.0.0.1'\n` }
+    })
+    await a.waitLog(/Listening and serving HTTP on 127\.0\.0\.1:6688/)
+    expect(await a.http('/readyz')).toBe('refused')
+    const exec = await a.container.exec({ Cmd: ['chainlink', 'health-probe'], AttachStdout: true, AttachStderr: true })
+    const stream = await exec.start({})
+    await new Promise((r) => stream.on('end', r).resume())
+    expect((await exec.inspect()).ExitCode).toBe(0)
+  })
+
+  test("the image's HEALTHCHECK keeps Docker's defaults (30 s interval): healthy on 207 only after the first interval, a standby is never healthy", async () => {
+    const image = await docker.getImage(simImage('2.20.0')).inspect()
+    const hc = image.Config.Healthcheck as
+      { Test?: string[]; Interval?: number; Timeout?: number; Retries?: number; StartPeriod?: number } | undefined
+    expect(hc?.Test).toEqual(['CMD', 'chainlink', 'health-probe'])
+    // unset means Docker's defaults: interval 30s, timeout 30s, retries 3, no start period
+    expect(hc?.Interval || 30e9).toBe(30e9)
+    expect(hc?.Timeout || 30e9).toBe(30e9)
+    expect(hc?.Retries || 3).toBe(3)
+    expect(hc?.StartPeriod ?? 0).toBe(0)
+
+    const db = await freshDb()
+    const a = await startSim({
+      name: name('hc'),
+      tag: '2.20.0',
+      db,
+      env: { ...FAST_LEASE, SIM_FAILING_CHECK: 'EVM.1337.HeadTracker' }
+    })
+    await a.appId()
+    const b = await startSim({ name: name('hc-b'), tag: '2.20.0', db, env: FAST_LEASE })
+    await b.waitLog(/tryCount=0/)
+    expect(await a.http('/health')).toBe(207)
+    expect((await a.container.inspect()).State.Health?.Status).toBe('starting')
+    // curl -f passes on 207: the degraded leader turns healthy at the first probe, 30 s after start
+    await waitFor(
+      'leader healthy',
+      async () => (await a.container.inspect()).State.Health?.Status === 'healthy',
+      45000,
+      500
+    )
+    // the waiting standby fails its first probe and stays 'starting' (unhealthy after 3 failures, ~90 s)
+    const standby = await waitFor(
+      'standby probed',
+      async () => {
+        const h = (await b.container.inspect()).State.Health
+        return (h?.FailingStreak ?? 0) >= 1 && h
+      },
+      45000,
+      500
+    )
+    expect(standby.Status).toBe('starting')
+  }, 90000)
 })

@@ -5,7 +5,7 @@
 // has the aliases `node` and `n`; -config/-c and -secrets/-s are repeatable, -p/-a are accepted
 // and ignored (the sim has no keystore or API users).
 const { createLogger } = require('./log')
-const { ConfigError, bakedVersion, activeFault, loadConfig, simKnobs } = require('./config')
+const { ConfigError, bakedVersion, activeFault, loadConfig, simKnobs, probePort } = require('./config')
 const { createDb } = require('./db')
 const { dbVersion, rollback, migrateUp } = require('./migrations')
 const { healthProbe } = require('./http')
@@ -82,7 +82,7 @@ async function dbCommand(cfg, words) {
 
 async function main(argv) {
   const { flags, words } = parseCli(argv)
-  if (words[0] === 'health-probe') return healthProbe(Number(process.env.CHAINLINK_PORT || 6688))
+  if (words[0] === 'health-probe') return healthProbe(probePort())
   const version = bakedVersion()
   if (flags.version) {
     process.stdout.write(

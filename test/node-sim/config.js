@@ -1,7 +1,7 @@
 'use strict'
-// Configuration as the node reads it (chainlink-node.md §1, §8): v1 env vars, which the sim
-// honours in every version because tests configure containers that way, then v2 TOML from
-// `-config` files and CL_CONFIG (applied last), and the DB URL from `-secrets` or the env.
+// Configuration as the node reads it (chainlink-node.md §1, §8, §11.9): v1 env vars on 1.x only;
+// TOML from `-config` files and CL_CONFIG (applied last), and the DB URL from CL_DATABASE_URL or
+// `-secrets`. (The sim also reads TOML on 1.x, which real 1.x nodes cannot.)
 const fs = require('node:fs')
 const TOML = require('smol-toml')
 const semver = require('semver')
@@ -81,17 +81,21 @@ function readToml(file, what) {
   }
 }
 
-const intEnv = (name, dflt) => {
-  const v = process.env[name]
+const intEnv = (env, name, dflt) => {
+  const v = env[name]
   return v === undefined || v === '' ? dflt : Number(v)
 }
 
 /**
  * Resolves the node's settings. flags: { config: string[], secrets: string[] } from the CLI.
  * Throws ConfigError for invalid values (the node fails config validation and exits 1).
+ * v1 reads its env variables; v2 (2.0.0 and later) reads TOML only, plus CL_DATABASE_URL (the
+ * secrets override) and CL_CONFIG: DATABASE_URL, DATABASE_LOCKING_MODE, LEASE_LOCK_*,
+ * CHAINLINK_PORT and the other v1 variables are ignored (core/config/env/env.go lists what v2 reads).
  */
-function loadConfig(version, flags = { config: [], secrets: [] }) {
-  const env = process.env
+function loadConfig(version, flags = { config: [], secrets: [] }, { needDb = true } = {}) {
+  const v2 = semver.gte(version, '2.0.0')
+  const env = v2 ? { CL_DATABASE_URL: process.env.CL_DATABASE_URL, CL_CONFIG: process.env.CL_CONFIG } : process.env
   const cfg = {
     version,
     databaseURL: env.CL_DATABASE_URL || env.DATABASE_URL || '',
@@ -101,7 +105,10 @@ function loadConfig(version, flags = { config: [], secrets: [] }) {
     advisoryLockID: env.ADVISORY_LOCK_ID || '1027321974924625846',
     advisoryCheckInterval: parseDuration(env.ADVISORY_LOCK_CHECK_INTERVAL || '1s', 'ADVISORY_LOCK_CHECK_INTERVAL'),
     shutdownGracePeriod: parseDuration(env.SHUTDOWN_GRACE_PERIOD || '5s', 'SHUTDOWN_GRACE_PERIOD'),
-    httpPort: intEnv('CHAINLINK_PORT', 6688),
+    httpPort: intEnv(env, 'CHAINLINK_PORT', 6688),
+    listenIP: undefined, // all interfaces
+    rateLimit: intEnv(env, 'AUTHENTICATED_RATE_LIMIT', 1000),
+    rateLimitPeriod: parseDuration(env.AUTHENTICATED_RATE_LIMIT_PERIOD || '1m', 'AUTHENTICATED_RATE_LIMIT_PERIOD'),
     migrate: (env.MIGRATE_DATABASE || 'true') !== 'false',
     logLevel: env.LOG_LEVEL || 'info'
   }
@@ -124,7 +131,13 @@ function loadConfig(version, flags = { config: [], secrets: [] }) {
       }
     }
     if (doc.Database?.MigrateOnStartup !== undefined) cfg.migrate = Boolean(doc.Database.MigrateOnStartup)
-    if (doc.WebServer?.HTTPPort !== undefined) cfg.httpPort = Number(doc.WebServer.HTTPPort)
+    const web = doc.WebServer
+    if (web?.HTTPPort !== undefined) cfg.httpPort = Number(web.HTTPPort)
+    if (web?.ListenIP !== undefined) cfg.listenIP = String(web.ListenIP)
+    if (web?.RateLimit?.Authenticated !== undefined) cfg.rateLimit = Number(web.RateLimit.Authenticated)
+    if (web?.RateLimit?.AuthenticatedPeriod !== undefined) {
+      cfg.rateLimitPeriod = parseDuration(web.RateLimit.AuthenticatedPeriod, 'WebServer.RateLimit.AuthenticatedPeriod')
+    }
     if (doc.ShutdownGracePeriod !== undefined)
       cfg.shutdownGracePeriod = parseDuration(doc.ShutdownGracePeriod, 'ShutdownGracePeriod')
     if (doc.Log?.Level !== undefined) cfg.logLevel = String(doc.Log.Level)
@@ -133,9 +146,14 @@ function loadConfig(version, flags = { config: [], secrets: [] }) {
     const url = readToml(f).Database?.URL
     if (url && !env.CL_DATABASE_URL) cfg.databaseURL = url
   }
+  if (!(cfg.rateLimit > 0) || !(cfg.rateLimitPeriod > 0)) {
+    throw new ConfigError(
+      'invalid configuration: WebServer.RateLimit: Authenticated and AuthenticatedPeriod must be > 0'
+    )
+  }
 
   // v2 has no advisory lock (§1): `dual` maps to lease, `advisorylock` is invalid config.
-  if (semver.gte(version, '2.0.0')) {
+  if (v2) {
     if (cfg.lockMode === 'dual') cfg.lockMode = 'lease'
     if (cfg.lockMode === 'advisorylock') {
       throw new ConfigError(
@@ -143,7 +161,7 @@ function loadConfig(version, flags = { config: [], secrets: [] }) {
       )
     }
   }
-  if (!cfg.databaseURL)
+  if (!cfg.databaseURL && needDb)
     throw new ConfigError('invalid configuration: Database.URL: missing: must be provided and non-empty')
   return cfg
 }
@@ -158,18 +176,46 @@ function checkLeaseIntervals(cfg) {
 /** Simulator knobs (milliseconds), see README.md. */
 function simKnobs() {
   return {
-    bootMs: intEnv('SIM_BOOT_MS', 800),
-    migrationMs: intEnv('SIM_MIGRATION_MS', 20),
-    slowMigrationMs: intEnv('SIM_SLOW_MIGRATION_MS', 3000),
-    stopMs: intEnv('SIM_STOP_MS', 100),
-    heartbeatMs: intEnv('SIM_HEARTBEAT_MS', 150),
-    crashMs: intEnv('SIM_CRASH_MS', 300),
-    loseDbEveryMs: intEnv('SIM_LOSE_DB_EVERY_MS', 4000),
-    loseDbOutageMs: intEnv('SIM_LOSE_DB_OUTAGE_MS', 1500)
+    bootMs: intEnv(process.env, 'SIM_BOOT_MS', 800),
+    migrationMs: intEnv(process.env, 'SIM_MIGRATION_MS', 20),
+    slowMigrationMs: intEnv(process.env, 'SIM_SLOW_MIGRATION_MS', 3000),
+    stopMs: intEnv(process.env, 'SIM_STOP_MS', 100),
+    heartbeatMs: intEnv(process.env, 'SIM_HEARTBEAT_MS', 150),
+    crashMs: intEnv(process.env, 'SIM_CRASH_MS', 300),
+    loseDbEveryMs: intEnv(process.env, 'SIM_LOSE_DB_EVERY_MS', 4000),
+    loseDbOutageMs: intEnv(process.env, 'SIM_LOSE_DB_OUTAGE_MS', 1500),
+    // where real nodes differ (README "Knobs"): checks failing for good, a check that starts
+    // failing later (fault new-check-fails), /readyz lagging the boot, a migration that fails
+    failingChecks: process.env.SIM_FAILING_CHECK ?? '',
+    newCheck: process.env.SIM_NEW_CHECK || 'EVM.1337.LogPoller',
+    newCheckAfterMs: intEnv(process.env, 'SIM_NEW_CHECK_AFTER_MS', 10000),
+    readyzLagMs: intEnv(process.env, 'SIM_READYZ_LAG_MS', 0),
+    failMigration: intEnv(process.env, 'SIM_FAIL_MIGRATION', 0)
+  }
+}
+
+/**
+ * The port the image's HEALTHCHECK probes. The real one is `curl -f http://localhost:6688/health`
+ * with 6688 fixed; the sim probes the port the node was configured with (CL_CONFIG, the -config
+ * files on PID 1's command line, v1 CHAINLINK_PORT) so host-networked test nodes on other ports
+ * stay healthy. Never throws: any doubt is 6688.
+ */
+function probePort() {
+  try {
+    const argv = fs.readFileSync('/proc/1/cmdline', 'utf8').split('\0')
+    const files = []
+    for (let i = 0; i < argv.length; i++) {
+      const m = /^--?(config|c)(?:=(.*))?$/.exec(argv[i])
+      if (m) files.push(m[2] ?? argv[++i])
+    }
+    return loadConfig(bakedVersion(), { config: files, secrets: [] }, { needDb: false }).httpPort
+  } catch {
+    return 6688
   }
 }
 
 module.exports = {
+  probePort,
   ConfigError,
   parseDuration,
   formatDuration,

@@ -1,14 +1,16 @@
 'use strict'
-// What answers on the HTTP port and when (§4, §5): the StartUpHealthReport during versioning and
-// migrations, then the real server with /health and /readyz. Nothing listens in between.
+// What answers on the HTTP port and when (§4, §5, §11): the StartUpHealthReport during versioning
+// and migrations, then the node's web server with its health routes behind the rate limit.
+// Nothing listens in between.
 const http = require('node:http')
+const { applyRateLimit, serveRequestLog } = require('./requests')
 
-function listen(handler, port) {
+function listen(handler, port, host) {
   return new Promise((resolve, reject) => {
     const server = http.createServer(handler)
     server.once('error', reject)
-    // ":<port>", all interfaces, as the Go server listens
-    server.listen(port, () => resolve(server))
+    // ":<port>" (all interfaces) unless [WebServer] ListenIP names one
+    server.listen(port, host, () => resolve(server))
   })
 }
 
@@ -19,13 +21,26 @@ function close(server) {
   })
 }
 
-/** core/services/health.go: /health -> 204, anything else -> 503. */
-async function startStartUpHealthReport(port, log) {
+/** Counts the request after the handler answered (handlers answer synchronously). */
+const counted = (requests, handler) => (req, res) => {
+  if (serveRequestLog(requests, req, res)) return
+  handler(req, res)
+  requests.record(req, res.statusCode)
+}
+
+/**
+ * core/services/health.go (@09064c6c): a plain ServeMux on ":<HTTPPort>" whose "/" handler
+ * answers /health 204 and every other path 503. No rate limit: it is not the gin router.
+ */
+async function startStartUpHealthReport(port, log, requests) {
   log.info('Starting StartUpHealthReport', { port })
-  const server = await listen((req, res) => {
-    res.writeHead(new URL(req.url, 'http://x').pathname === '/health' ? 204 : 503)
-    res.end()
-  }, port)
+  const server = await listen(
+    counted(requests, (req, res) => {
+      res.writeHead(new URL(req.url, 'http://x').pathname === '/health' ? 204 : 503)
+      res.end()
+    }),
+    port
+  )
   return {
     async stop() {
       await close(server)
@@ -34,58 +49,67 @@ async function startStartUpHealthReport(port, log) {
   }
 }
 
-const CHECKS = [
-  'EVM.1337',
-  'EVM.1337.BalanceMonitor',
-  'EVM.1337.HeadBroadcaster',
-  'EVM.1337.HeadTracker',
-  'EVM.1337.LogBroadcaster',
-  'EVM.1337.Txm',
-  'JobSpawner',
-  'PipelineORM',
-  'PipelineRunner',
-  'PromReporter'
-]
+const jsonApi = (checks) =>
+  JSON.stringify({ data: checks.map((c) => ({ type: 'checks', id: c.name, attributes: { ...c } })) })
 
 /**
- * The node's web server: /readyz (200 empty, 503 when a service is not ready) and /health
- * (JSON:API list of checks sorted by name; 207 when one fails, or 200 on v1 where the status
- * was overwritten by jsonAPIResponse, §5 UNCONFIRMED). ?failing omits passing checks.
+ * The node's web server (core/web/router.go, health_controller.go). Every request goes through
+ * the rate limiter first. /readyz and /public-readyz: 200 or 503, empty body; /readyz?full: the
+ * checks with status 200 even when not ready (the controller sets 503, then jsonAPIResponse writes
+ * 200). /health: JSON:API checks sorted by name, 207 when one fails (v1: 200, §5); ?failing omits
+ * passing ones. /health.txt: the same as text. Anything else 404.
  */
-async function startServer({ port, failing = [], v1 = false }) {
-  const server = await listen((req, res) => {
-    const url = new URL(req.url, 'http://x')
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405)
-      return res.end()
-    }
-    if (url.pathname === '/readyz') {
-      res.writeHead(failing.length ? 503 : 200)
-      return res.end()
-    }
-    if (url.pathname === '/health') {
-      const data = CHECKS.map((name) => ({
-        type: 'checks',
-        id: name,
-        attributes: {
-          name,
-          status: failing.includes(name) ? 'failing' : 'passing',
-          output: failing.includes(name) ? 'service is not ready' : ''
+async function startServer({ port, host, health, limiter, requests, v1 = false }) {
+  const server = await listen(
+    counted(requests, (req, res) => {
+      if (applyRateLimit(limiter, req, res)) return
+      const url = new URL(req.url, 'http://x')
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.writeHead(404)
+        return res.end()
+      }
+      const p = url.pathname
+      if (p === '/readyz' || p === '/public-readyz') {
+        const ready = health.ready()
+        if (p === '/readyz' && url.searchParams.has('full')) {
+          res.writeHead(200, { 'Content-Type': 'application/vnd.api+json' })
+          return res.end(jsonApi(health.checks()))
         }
-      })).filter((c) => !url.searchParams.has('failing') || c.attributes.status === 'failing')
-      res.writeHead(failing.length && !v1 ? 207 : 200, { 'Content-Type': 'application/vnd.api+json' })
-      return res.end(JSON.stringify({ data }))
-    }
-    res.writeHead(404, { 'Content-Type': 'application/json' })
-    res.end(JSON.stringify({ errors: [{ detail: 'not found' }] }))
-  }, port)
+        res.writeHead(ready ? 200 : 503)
+        return res.end()
+      }
+      if (p === '/health' || p === '/health.txt') {
+        const all = health.checks()
+        const failing = all.some((c) => c.status === 'failing')
+        const shown = url.searchParams.has('failing') ? all.filter((c) => c.status === 'failing') : all
+        const status = failing && !v1 ? 207 : 200
+        if (p === '/health.txt') {
+          res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8' })
+          return res.end(
+            shown
+              .map((c) => `${c.status === 'passing' ? 'ok' : '!'} ${c.name}${c.output ? `\n\t${c.output}` : ''}\n`)
+              .join('')
+          )
+        }
+        res.writeHead(status, { 'Content-Type': 'application/vnd.api+json' })
+        return res.end(jsonApi(shown))
+      }
+      res.writeHead(404, { 'Content-Type': 'application/json' })
+      res.end(JSON.stringify({ errors: [{ detail: 'not found' }] }))
+    }),
+    port,
+    host
+  )
   return { stop: () => close(server) }
 }
 
-/** The image HEALTHCHECK: `curl -f http://localhost:<port>/health` -> exit 0 below 400, else 1. */
+/**
+ * The image HEALTHCHECK: `curl -f http://localhost:6688/health` -> exit 0 below 400, else 1. curl
+ * has no timeout of its own; Docker's 30 s default applies.
+ */
 function healthProbe(port) {
   return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/health', timeout: 2000 }, (res) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/health', timeout: 30000 }, (res) => {
       res.resume()
       resolve(res.statusCode < 400 ? 0 : 1)
     })
@@ -94,4 +118,4 @@ function healthProbe(port) {
   })
 }
 
-module.exports = { startStartUpHealthReport, startServer, healthProbe, CHECKS }
+module.exports = { startStartUpHealthReport, startServer, healthProbe }

@@ -57,7 +57,7 @@ class LeaseLock {
   async getLease(isInitial) {
     if (!this.conn) await this.checkout()
     const c = this.conn
-    await c.query('BEGIN')
+    await c.query('begin') // pgx sends transaction control in lower case (§11.6)
     try {
       if (isInitial) for (const q of INITIAL_SQL) await c.query(q)
       let affected
@@ -80,10 +80,10 @@ class LeaseLock {
       } else {
         affected = (await c.query(UPSERT_SQL, [this.appID, this.seconds])).rowCount
       }
-      await c.query('COMMIT')
+      await c.query('commit')
       return affected > 0
     } catch (e) {
-      await c.query('ROLLBACK').catch(() => undefined)
+      await c.query('rollback').catch(() => undefined)
       throw e
     }
   }

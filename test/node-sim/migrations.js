@@ -61,14 +61,14 @@ async function ensureGooseTable(pool) {
   if (rows[0].t) return
   const c = await pool.connect()
   try {
-    await c.query('BEGIN')
+    await c.query('begin')
     await c.query(
       'CREATE TABLE goose_migrations (id serial NOT NULL, version_id bigint NOT NULL, is_applied boolean NOT NULL, tstamp timestamp NULL default now(), PRIMARY KEY(id))'
     )
     await c.query('INSERT INTO goose_migrations (version_id, is_applied) VALUES (0, true)')
-    await c.query('COMMIT')
+    await c.query('commit')
   } catch (e) {
-    await c.query('ROLLBACK').catch(() => undefined)
+    await c.query('rollback').catch(() => undefined)
     throw e
   } finally {
     c.release()
@@ -85,11 +85,11 @@ async function dbVersion(pool) {
 async function inTx(pool, fn) {
   const c = await pool.connect()
   try {
-    await c.query('BEGIN')
+    await c.query('begin')
     await fn(c)
-    await c.query('COMMIT')
+    await c.query('commit')
   } catch (e) {
-    await c.query('ROLLBACK').catch(() => undefined)
+    await c.query('rollback').catch(() => undefined)
     throw e
   } finally {
     c.release()
@@ -101,7 +101,7 @@ async function inTx(pool, fn) {
  * (a slow migration holds its transaction open, like a real long ALTER). ctx cancellation stops
  * between migrations with "context canceled".
  */
-async function migrateUp(pool, version, { delayMs = 0, ctx, log }) {
+async function migrateUp(pool, version, { delayMs = 0, ctx, log, failAt = 0 }) {
   const current = await dbVersion(pool)
   const { rows } = await pool.query('SELECT version_id FROM goose_migrations WHERE is_applied')
   const applied = new Set(rows.map((r) => Number(r.version_id)))
@@ -116,11 +116,17 @@ async function migrateUp(pool, version, { delayMs = 0, ctx, log }) {
   for (const m of pending) {
     if (ctx?.cancelled) throw new Error(`failed to migrate: ${m.name}: context canceled`)
     const t0 = Date.now()
-    await inTx(pool, async (c) => {
-      if (delayMs) await sleep(delayMs)
-      for (const q of m.up) await c.query(q)
-      await c.query('INSERT INTO goose_migrations (version_id, is_applied) VALUES ($1, true)', [m.id])
-    })
+    try {
+      await inTx(pool, async (c) => {
+        if (delayMs) await sleep(delayMs)
+        for (const q of m.up) await c.query(q)
+        // SIM_FAIL_MIGRATION / fault migration-fails: this one fails inside its own transaction
+        if (m.id === failAt) await c.query('ALTER TABLE sim_missing_table ADD COLUMN x int')
+        await c.query('INSERT INTO goose_migrations (version_id, is_applied) VALUES ($1, true)', [m.id])
+      })
+    } catch (e) {
+      throw new Error(`failed to migrate: ERROR ${m.name}: failed to run SQL migration: ${e.message}`)
+    }
     log.info(`goose: OK   ${m.name} (${Date.now() - t0}ms)`)
   }
   if (pending.length) log.info(`goose: successfully migrated database to version: ${pending[pending.length - 1].id}`)

@@ -7,8 +7,10 @@ const { formatDuration, checkLeaseIntervals } = require('./config')
 const { createDb } = require('./db')
 const { LeaseLock } = require('./lease')
 const { AdvisoryLock } = require('./advisory')
-const { migrateUp, checkVersion, upsertNodeVersion } = require('./migrations')
+const { migrateUp, checkVersion, upsertNodeVersion, migrationsFor } = require('./migrations')
 const { startStartUpHealthReport, startServer } = require('./http')
+const { createHealth, names } = require('./health')
+const { createRateLimiter, createRequestLog } = require('./requests')
 const { createContext, sleep, sleepCtx } = require('./util')
 
 const SIGNAL_NAMES = { SIGTERM: 'terminated', SIGINT: 'interrupt' } // Go's os.Signal.String()
@@ -92,12 +94,14 @@ async function runNode({ cfg, fault, knobs }) {
     await db.close()
     log.debug('Closed DB')
   }
-  // A start-up error returns from BeforeNode; the After hook still closes the DB (releasing the lock).
-  const fail = async (msg) => {
+  // A start-up error after the lock (version gate, migrations, keystore) returns from BeforeNode
+  // through urfave/cli's exit path: AfterNode, which releases the lease, never runs
+  // (core/cmd/shell_local.go, §11.7). The lease stays until it expires; the sockets just close.
+  const fail = (msg) => {
     if (msg) log.error(msg)
-    await closeDb().catch(() => undefined)
     process.exit(1)
   }
+  const requests = createRequestLog({ appID })
 
   // 1. BeforeNode: lock wait, nothing listens on the HTTP port (§4). Dual: lease first (§1).
   log.debug(`Using database locking mode: ${cfg.lockMode}`)
@@ -116,11 +120,13 @@ async function runNode({ cfg, fault, knobs }) {
   phase = 'startup'
   let report
   try {
-    report = await startStartUpHealthReport(cfg.httpPort, log)
+    report = await startStartUpHealthReport(cfg.httpPort, log, requests)
     await checkVersion(db.pool, version)
     if (cfg.migrate) {
       const delayMs = fault === 'slow-migrations' ? knobs.slowMigrationMs : knobs.migrationMs
-      await migrateUp(db.pool, version, { delayMs, ctx, log })
+      const known = migrationsFor(version)
+      const failAt = knobs.failMigration || (fault === 'migration-fails' ? known[known.length - 1].id : 0)
+      await migrateUp(db.pool, version, { delayMs, ctx, log, failAt })
     }
     await upsertNodeVersion(db.pool, version)
     if (ctx.cancelled) throw new Error('context canceled')
@@ -176,14 +182,21 @@ async function runNode({ cfg, fault, knobs }) {
     return // shutdown is under way
   }
   log.info(`Chainlink booted in ${process.uptime().toFixed(2)}s`, { appID })
-  const failing = fault === 'never-ready' ? ['EVM.1337.HeadTracker'] : []
+  const health = createHealth({
+    failing: names(knobs.failingChecks),
+    never: fault === 'never-ready' ? ['EVM.1337.HeadTracker'] : [],
+    later: fault === 'new-check-fails' ? { name: knobs.newCheck, afterMs: knobs.newCheckAfterMs } : undefined,
+    lagMs: knobs.readyzLagMs
+  })
+  const limiter = createRateLimiter({ limit: cfg.rateLimit, periodMs: cfg.rateLimitPeriod })
   try {
-    server = await startServer({ port: cfg.httpPort, failing, v1 })
+    server = await startServer({ port: cfg.httpPort, host: cfg.listenIP, health, limiter, requests, v1 })
+    health.start()
   } catch (e) {
     log.critical(`Error starting server: ${e.message}`)
   }
   if (shuttingDown) return server?.stop()
-  log.info(`Listening and serving HTTP on 0.0.0.0:${cfg.httpPort}`)
+  log.info(`Listening and serving HTTP on ${cfg.listenIP ?? '0.0.0.0'}:${cfg.httpPort}`)
   heartbeats = startHeartbeats({ pool: db.pool, appID, version, everyMs: knobs.heartbeatMs, log })
   if (fault === 'lose-db') {
     // Up for SIM_LOSE_DB_EVERY_MS, then every socket dies and the DB is unreachable for

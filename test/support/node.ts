@@ -41,16 +41,24 @@ export async function startNode(o: StartOptions): Promise<SimNode> {
     LEASE_LOCK_REFRESH_INTERVAL: lease.refresh,
     ...(o.env ?? {})
   }
+  // A 2.x node reads TOML only (chainlink-node.md §11.9): the same settings go in CL_CONFIG,
+  // unless the caller brings its own CL_CONFIG or blanks the lease variables (config files).
+  const v2 = !/^1\./.test(o.tag)
+  const toml: string[] = []
+  if (v2 && env.LEASE_LOCK_DURATION && env.LEASE_LOCK_REFRESH_INTERVAL)
+    toml.push(`[Database.Lock]\nLeaseDuration = '${lease.duration}'\nLeaseRefreshInterval = '${lease.refresh}'`)
   let port: number | undefined
   const hostConfig: Docker.HostConfig = { RestartPolicy: { Name: o.restart ?? 'unless-stopped' }, Binds: o.binds }
   if (layout === 'host') {
     port = await freePort('127.0.0.1')
     env.CHAINLINK_PORT = String(port)
+    if (v2) toml.push(`[WebServer]\nHTTPPort = ${port}`)
     hostConfig.NetworkMode = 'host'
   } else if (layout === 'ports') {
     port = await freePort(o.hostIp ?? '127.0.0.1')
     hostConfig.PortBindings = { '6688/tcp': [{ HostIp: o.hostIp ?? '127.0.0.1', HostPort: String(port) }] }
   }
+  if (toml.length && env.CL_CONFIG === undefined) env.CL_CONFIG = `${toml.join('\n')}\n`
   const c = await docker.createContainer({
     name: o.name,
     Image: o.image ?? simImage(o.tag, loadBed()),
@@ -70,7 +78,8 @@ export async function startNode(o: StartOptions): Promise<SimNode> {
 export async function nodeUrl(name: string): Promise<string | undefined> {
   const info = await docker.getContainer(name).inspect()
   if (info.HostConfig.NetworkMode === 'host') {
-    const p = (info.Config.Env ?? []).find((e) => e.startsWith('CHAINLINK_PORT='))?.split('=')[1] ?? '6688'
+    const envOf = (k: string) => (info.Config.Env ?? []).find((e) => e.startsWith(`${k}=`))?.slice(k.length + 1)
+    const p = /HTTPPort\s*=\s*(\d+)/.exec(envOf('CL_CONFIG') ?? '')?.[1] ?? envOf('CHAINLINK_PORT') ?? '6688'
     return `http://127.0.0.1:${p}`
   }
   const ip = Object.values(info.NetworkSettings.Networks)[0]?.IPAddress

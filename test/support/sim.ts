@@ -7,7 +7,11 @@ import { docker, simImage, waitFor, type TestDb } from './bed.js'
 export const WAITING_LEASE =
   'Another application is currently holding the database lease (or a previous instance exited uncleanly), waiting for lease to expire...'
 export const WAITING_ADVISORY = 'Another application holds the advisory lock, waiting...'
-export const FAST_LEASE = { LEASE_LOCK_DURATION: '3s', LEASE_LOCK_REFRESH_INTERVAL: '500ms', SIM_BOOT_MS: '300' }
+/** Fast lease settings in TOML: a v2 node reads no v1 variables (chainlink-node.md §11.9). */
+export const FAST_TOML = "[Database.Lock]\nLeaseDuration = '3s'\nLeaseRefreshInterval = '500ms'\n"
+export const FAST_LEASE = { CL_CONFIG: FAST_TOML, SIM_BOOT_MS: '300' }
+/** The same for 1.x images, which read env variables. */
+export const FAST_LEASE_V1 = { LEASE_LOCK_DURATION: '3s', LEASE_LOCK_REFRESH_INTERVAL: '500ms', SIM_BOOT_MS: '300' }
 
 export interface Sim {
   name: string
@@ -21,6 +25,14 @@ export interface Sim {
   /** HTTP status of a path on 6688, or 'refused' when nothing listens */
   http(path: string, port?: number): Promise<number | 'refused'>
   exitCode(timeoutMs?: number): Promise<number>
+  /** the simulator's per-client request counts (GET /sim/requests, outside the rate limit) */
+  requests(): Promise<RequestCounts>
+}
+
+export interface RequestCounts {
+  appID: string
+  windowMs: number
+  clients: Record<string, { total: number; rejected: number; max60s: number; perSecond: [number, number][] }>
 }
 
 /** Splits Docker's multiplexed (non-TTY) log stream into text. */
@@ -79,7 +91,8 @@ export async function startSim(o: SimOptions): Promise<Sim> {
           return s.Running ? undefined : { code: s.ExitCode }
         },
         timeoutMs
-      ).then((r) => r.code)
+      ).then((r) => r.code),
+    requests: async () => (await (await fetch(`http://${await sim.ip()}:6688/sim/requests`)).json()) as RequestCounts
   }
   return sim
 }
