@@ -26,11 +26,16 @@ afterEach(async () => {
   await db?.drop()
 })
 
-async function fresh(layout: Layout, tag: string, env?: Record<string, string>) {
+async function fresh(
+  layout: Layout,
+  tag: string,
+  env?: Record<string, string>,
+  lease?: { duration: string; refresh: string }
+) {
   db = await createDb('gates')
   name = `${prefix}-${++n}`
   stateDir = mkdtempSync(join(tmpdir(), 'clr-state-'))
-  await startNode({ name, tag, db, layout, env })
+  await startNode({ name, tag, db, layout, env, lease })
 }
 
 function upgrade(tag: string, extra: Record<string, string> = {}): Promise<ActionRun> {
@@ -75,6 +80,8 @@ describe('a long stable-for within the node rate limit', () => {
       await expectLeader('2.19.0')
       expect(r.summary).toMatch(/health \| passed \| .*held 6\d\.\d s/)
       expect(maxWindow(r.summary)).toBeLessThanOrEqual(300)
+      // the simulator's lock session ends its polls with a lower-case `commit`, as pgx does
+      if (layout === 'host') expect(r.summary).toMatch(/\| aimed \(held \d+ ms\) \|/)
     },
     6 * MIN
   )
@@ -106,5 +113,20 @@ describe('/health is evidence, not a veto', () => {
       await expectLeader('2.19.0')
     },
     6 * MIN
+  )
+})
+
+describe('a failed start keeps its lease', () => {
+  test(
+    'the new node exits holding the lease: rolled back once the lease runs out, and the summary says so',
+    async () => {
+      // a lease long enough that it is still held when the rollback starts the previous node
+      await fresh('host', '2.19.0', undefined, { duration: '20s', refresh: '1s' })
+      const r = await upgrade('2.20.0-exit-after-lock', { 'stable-for': '2s' })
+      expect(r.outputs.result).toBe('rolled-back')
+      expect(r.summary).toMatch(/exited without releasing it/)
+      await expectLeader('2.19.0')
+    },
+    5 * MIN
   )
 })
