@@ -21,6 +21,8 @@ interface Handoff {
   /** how the old leader went: graceful, killed */
   stop: string
   lockTakenMs?: number
+  /** whether the stop was aimed at the standby's lock poll (and why not), or what the wait was */
+  note?: string
 }
 
 export class Report {
@@ -74,10 +76,15 @@ export class Report {
       )
     }
     if (this.handoffs.length) {
-      out.push('### Handoffs', '', '| from | to | stop | lock taken after | leader gap |', '|---|---|---|---|---|')
+      out.push(
+        '### Handoffs',
+        '',
+        '| from | to | stop | lock taken after | leader gap | note |',
+        '|---|---|---|---|---|---|'
+      )
       for (const h of this.handoffs)
         out.push(
-          `| ${h.from} | ${h.to} | ${h.stop} | ${h.lockTakenMs !== undefined ? formatMs(h.lockTakenMs) : '-'} | ${h.gapMs !== undefined ? formatMs(h.gapMs) : '-'} |`
+          `| ${esc(h.from)} | ${esc(h.to)} | ${h.stop} | ${h.lockTakenMs !== undefined ? formatMs(h.lockTakenMs) : '-'} | ${h.gapMs !== undefined ? formatMs(h.gapMs) : '-'} | ${esc(h.note ?? '')} |`
         )
       out.push('')
     }

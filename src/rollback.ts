@@ -95,7 +95,7 @@ export async function rollback(
     if (info.State.Running) continue
     const known = new Set((await link.db.nodeSessions()).map((s) => s.appId))
     await docker.start(info.Id)
-    await standbyReady(ctx, link, { ...o.member, name: o.name }, restored.appId!, known, t.standbyMs)
+    await standbyReady(ctx, link, { ...o.member, name: o.name }, restored.appId, known, t.standbyMs)
   }
   for (const m of plan.created) await docker.remove(m.id)
   report.step('rolled back', `'${plan.name}' leads again on ${prev.Config.Image}`)

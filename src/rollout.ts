@@ -9,6 +9,8 @@ import {
   GateError,
   handoff,
   memberOf,
+  newRun,
+  runOf,
   standbyReady,
   startClone,
   timeouts,
@@ -17,6 +19,8 @@ import {
   type Timeouts
 } from './handoff.js'
 import { formatMs } from './duration.js'
+import type { Proven } from './gates.js'
+import { describeChecks } from './health.js'
 import { ReadinessWatcher } from './watch.js'
 import type { ContainerInfo } from './docker.js'
 import { inspectNode, requireLeader, type NodeContainer, type NodeView } from './node.js'
@@ -116,8 +120,33 @@ export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<Operat
         'Database',
         `goose ${view.dbVersion.goose ?? '-'}, node_versions ${view.dbVersion.nodeVersion ?? '-'}`
       )
-      const link: NodeLink = { db: view.db, config: view.config, mode: view.mode, databaseUrl: view.databaseUrl }
-      return await fn({ view, leader, other, link, t: timeouts(ctx, view.config, leader.info) })
+      // /health is evidence, not a veto: what already fails on the leader may still fail after
+      const failingBefore = leader.health?.checks
+      report.fact(
+        'Health before',
+        failingBefore === undefined
+          ? `/health of '${leader.name}' not read (${leader.health?.health ?? leader.health?.error ?? 'no answer'}): failing checks are not compared`
+          : failingBefore.length
+            ? `failing on '${leader.name}' before the change (allowed to fail after it): ${describeChecks(failingBefore)}`
+            : `no check failing on '${leader.name}'`
+      )
+      const link: NodeLink = {
+        db: view.db,
+        config: view.config,
+        mode: view.mode,
+        databaseUrl: view.databaseUrl,
+        run: newRun(failingBefore)
+      }
+      try {
+        return await fn({ view, leader, other, link, t: timeouts(ctx, view.config, leader.info) })
+      } finally {
+        const b = runOf(link).observers.budget
+        if (b.total)
+          report.fact(
+            'HTTP requests',
+            `${b.total} to the node's HTTP server, at most ${b.maxInWindow()} in any 60 s window (budget ${b.limit}; the node allows 1000 a minute per client address)`
+          )
+      }
     } finally {
       await view.db.close()
     }
@@ -167,7 +196,8 @@ function openJournal(ctx: Context, p: Prepared, ch: Change): JournalWriter {
       leaderImage: p.leader.image,
       target: ch.createRef,
       dbBefore: p.view.dbVersion,
-      mode: p.view.mode
+      mode: p.view.mode,
+      failingBefore: p.link.run?.failingBefore
     }
   })
   ctx.onJournal?.(j.journal.runId)
@@ -211,9 +241,11 @@ async function standbyOrUndo(
   m: Member,
   knownApps: Set<string>,
   undo: () => Promise<void>
-): Promise<void> {
+): Promise<Member & Proven> {
+  let proven: Proven
   try {
-    await standbyReady(ctx, p.link, m, p.view.lock.holder!, knownApps, p.t.standbyMs)
+    if (!p.view.lock.holder) throw new OperationError('no lock holder was proven in preflight')
+    proven = await standbyReady(ctx, p.link, m, p.view.lock.holder, knownApps, p.t.standbyMs)
   } catch (e) {
     if (ctx.signal.aborted) throw e // cancelled: the post step repairs from the journal
     await failedContainerLogs(ctx, m)
@@ -221,7 +253,8 @@ async function standbyOrUndo(
     journal.done('failed')
     throw e
   }
-  knownApps.add(m.appId!)
+  knownApps.add(proven.appId)
+  return { ...m, ...proven }
 }
 
 /** The verified pre-upgrade backup (journaled), when the change and the inputs ask for one. */
@@ -324,7 +357,7 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise
   created.push(standby)
   journal.step('standby-started', { id: standby.id })
   report.step('standby started', `'${standby.name}' (${describePorts(standby.info)})`)
-  await standbyOrUndo(ctx, p, journal, standby, knownApps, async () => {
+  const waiting = await standbyOrUndo(ctx, p, journal, standby, knownApps, async () => {
     await docker.remove(standby.id)
     report.step('standby removed', `'${name}' was never touched (gap 0)`)
   })
@@ -333,20 +366,20 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise
   // In the docs' layout clients use the published port, which a second handoff leaves dark
   // from the first handoff to the second: measure it as they see it.
   const portUrl = twoHandoffs ? publishedUrl(leader.info, link.config.httpPort) : undefined
-  const portWatch = portUrl ? new ReadinessWatcher(portUrl).start() : undefined
+  const portWatch = portUrl ? new ReadinessWatcher(runOf(link).observers.of(portUrl)).start() : undefined
   const reportPort = async () => {
     await portWatch?.stop()
     const g = portWatch?.longestGap()
     if (g !== undefined)
       report.fact(
         'Published port',
-        `${portUrl}: longest time without a ready answer ${formatMs(g)} (probed every 50 ms)`
+        `${portUrl}: longest time without a ready answer ${formatMs(g)} (probed fast around each handoff, slowly between)`
       )
   }
   try {
     if (!swap) {
       journal.step('handoff', { from: leader.info.Id, to: standby.id })
-      gaps.push((await handoff(ctx, link, previous, standby, t)).gapMs ?? NaN)
+      gaps.push((await handoff(ctx, link, previous, waiting, t)).gapMs ?? NaN)
       journal.step('rename-previous', { id: leader.info.Id, name: name + SUFFIX_PREVIOUS })
       await docker.rename(leader.info.Id, name + SUFFIX_PREVIOUS)
       previous.name = name + SUFFIX_PREVIOUS
@@ -396,9 +429,12 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise
       created.push(final)
       journal.step('final-started', { id: final.id })
       report.step('final container started', `'${final.name}' on the original ports (${describePorts(final.info)})`)
-      await standbyReady(ctx, link, final, standby.appId!, knownApps, t.standbyMs)
+      const finalWaiting = {
+        ...final,
+        ...(await standbyReady(ctx, link, final, waiting.appId, knownApps, t.standbyMs))
+      }
       journal.step('handoff-2', { from: standby.id, to: final.id })
-      gaps.push((await handoff(ctx, link, standby, final, t)).gapMs ?? NaN)
+      gaps.push((await handoff(ctx, link, waiting, finalWaiting, t)).gapMs ?? NaN)
       journal.step('remove-interim', { id: standby.id })
       await docker.remove(standby.id)
     } else {
@@ -471,7 +507,7 @@ export async function rollPair(ctx: Context, p: Prepared, ch: Change): Promise<O
     journal.step('standby-started', { id: next.id })
     report.step('standby started', `'${next.name}' on ${ch.createRef} (${describePorts(next.info)})`)
     const fresh = next
-    await standbyOrUndo(ctx, p, journal, fresh, knownApps, async () => {
+    next = await standbyOrUndo(ctx, p, journal, fresh, knownApps, async () => {
       // the leader was never touched: put the old standby back
       await docker.remove(fresh.id)
       await docker.rename(other.info.Id, other.name)
@@ -485,7 +521,9 @@ export async function rollPair(ctx: Context, p: Prepared, ch: Change): Promise<O
   try {
     // 2. Hand off to it.
     journal.step('handoff', { from: leader.info.Id, to: next.id })
-    gaps.push((await handoff(ctx, link, previous, next, t)).gapMs ?? NaN)
+    const first = await handoff(ctx, link, previous, next, t)
+    gaps.push(first.gapMs ?? NaN)
+    const nextLeader = first.leader
     // 3. The old leader becomes the standby (recreated on the new image, or restarted).
     let newStandby: Member
     const known = new Set((await link.db.nodeSessions()).map((s) => s.appId))
@@ -508,16 +546,20 @@ export async function rollPair(ctx: Context, p: Prepared, ch: Change): Promise<O
       newStandby = memberOf(leader.info)
     }
     report.step('standby started', `'${leader.name}' waits for the lock`)
-    await standbyReady(ctx, link, newStandby, next.appId!, known, t.standbyMs)
-    let finalLeader = next
+    const standbyWaiting = {
+      ...newStandby,
+      ...(await standbyReady(ctx, link, newStandby, nextLeader.appId, known, t.standbyMs))
+    }
+    let finalLeader: Member = nextLeader
     // 4. Hand back to the primary when asked.
     if (inputs.preferPrimary && leader.name === inputs.container) {
       journal.step('handoff-back', { from: next.id, to: newStandby.id })
-      gaps.push((await handoff(ctx, link, next, newStandby, t)).gapMs ?? NaN)
+      const back = await handoff(ctx, link, nextLeader, standbyWaiting, t)
+      gaps.push(back.gapMs ?? NaN)
       const known2 = new Set((await link.db.nodeSessions()).map((s) => s.appId))
       await docker.start(next.id)
-      await standbyReady(ctx, link, next, newStandby.appId!, known2, t.standbyMs)
-      finalLeader = newStandby
+      await standbyReady(ctx, link, next, back.leader.appId, known2, t.standbyMs)
+      finalLeader = back.leader
     }
     if (replaceImage) {
       journal.step('remove-previous', { ids: [leader.info.Id, other.info.Id] })
@@ -527,7 +569,7 @@ export async function rollPair(ctx: Context, p: Prepared, ch: Change): Promise<O
     journal.done(done(ch))
     report.step(
       'done',
-      `'${finalLeader.name}' leads on ${ch.display}; '${finalLeader === next ? leader.name : other.name}' waits as the standby`
+      `'${finalLeader.name}' leads on ${ch.display}; '${finalLeader === nextLeader ? leader.name : other.name}' waits as the standby`
     )
     return {
       result: done(ch),

@@ -16,6 +16,7 @@ import {
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { sleep } from './context.js'
+import type { Check } from './health.js'
 import type { DbVersion } from './database.js'
 import type { LockMode } from './node-config.js'
 
@@ -77,6 +78,8 @@ export interface JournalPlan {
   mode: LockMode
   /** the pre-upgrade backup, once taken */
   backupFile?: string
+  /** /health checks already failing on the leader in preflight: allowed to fail after the change */
+  failingBefore?: Check[]
 }
 
 interface Journal {

@@ -1,53 +1,43 @@
-// Readiness seen from outside, every 50 ms: when a node last answered ready (the old leader,
-// polled while it stops, since a node that ignores SIGTERM is still serving) and when the new
-// one first did. The leader gap is measured from these, not assumed.
-import { probe } from './health.js'
+// Readiness seen from outside: when a node last answered ready (the old leader, watched while
+// it stops, since a node that ignores SIGTERM is still serving) and when the new one first
+// did. The leader gap is measured from these, not assumed. A watcher sends nothing itself: it
+// reads the run's observer of its URL, which polls within the run's request budget (fast only
+// while a handoff's gap is measured).
+import type { Observer } from './observer.js'
 
 export class ReadinessWatcher {
-  /** start times of every probe answered 200 (20 a second at most) */
-  readonly readyAt: number[] = []
-  lastStatus?: number | string
-  private stopped = false
-  private loop?: Promise<void>
+  private unwatch?: () => Promise<void>
+  private since = 0
 
-  constructor(
-    readonly url: string,
-    readonly everyMs = 50
-  ) {}
+  constructor(readonly observer: Observer) {}
+
+  get url(): string {
+    return this.observer.url
+  }
 
   start(): this {
-    this.loop = (async () => {
-      while (!this.stopped) {
-        const t0 = Date.now()
-        const p = await probe(this.url, 400, false)
-        this.lastStatus = p.readyz ?? p.error
-        if (p.readyz === 200) this.readyAt.push(t0)
-        const wait = this.everyMs - (Date.now() - t0)
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait))
-      }
-    })()
+    this.since = Date.now()
+    this.unwatch = this.observer.watch()
     return this
   }
 
-  /** last ready answer at or before `t` */
+  /** last ready answer at or before `t` (since this watcher started) */
   lastReadyBefore(t = Infinity): number | undefined {
-    return this.readyAt.filter((x) => x <= t).at(-1)
+    const at = this.observer.lastReadyBefore(t)
+    return at !== undefined && at >= this.since ? at : undefined
   }
 
-  /** first ready answer at or after `t` */
+  /** first ready answer at or after `t` (since this watcher started) */
   firstReadyAfter(t = 0): number | undefined {
-    return this.readyAt.find((x) => x >= t)
+    return this.observer.firstReadyAfter(Math.max(t, this.since))
   }
 
-  /** longest time between two consecutive ready answers: the outage seen from outside */
+  /** longest time between two consecutive ready answers since the start: the outage seen from outside */
   longestGap(): number | undefined {
-    let gap: number | undefined
-    for (let i = 1; i < this.readyAt.length; i++) gap = Math.max(gap ?? 0, this.readyAt[i] - this.readyAt[i - 1])
-    return gap
+    return this.observer.longestGap(this.since)
   }
 
   async stop(): Promise<void> {
-    this.stopped = true
-    await this.loop
+    await this.unwatch?.()
   }
 }

@@ -9,7 +9,7 @@ import { restoreBackup } from '../backup/restore.js'
 import { pruneBackups } from '../backup/retention.js'
 import { Database } from '../database.js'
 import { formatMs } from '../duration.js'
-import { memberOf, takeOver, timeouts } from '../handoff.js'
+import { memberOf, newRun, takeOver, timeouts } from '../handoff.js'
 import { inspectNode, type NodeView } from '../node.js'
 import { nodeFiles } from '../backup-step.js'
 import { HostLock } from '../state.js'
@@ -146,7 +146,13 @@ export async function restore(ctx: Context): Promise<OperationResult> {
       // Start the previous leader first and prove it leads again; then the others wait.
       const db = await Database.connect(view.databaseUrl)
       try {
-        const link = { db, config: view.config, mode: view.mode, databaseUrl: view.databaseUrl }
+        const link = {
+          db,
+          config: view.config,
+          mode: view.mode,
+          databaseUrl: view.databaseUrl,
+          run: newRun(view.leader?.health?.checks)
+        }
         const first = view.leader ?? order[order.length - 1]
         await takeOver(ctx, link, memberOf(first.info), t)
         leader = first.name

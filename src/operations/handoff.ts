@@ -44,8 +44,8 @@ export async function handoffOrRestart(ctx: Context): Promise<OperationResult> {
       report.step(`restart ${p.other.name}`, 'waiting standby')
       await docker.api.getContainer(p.other.info.Id).restart({ t: p.t.stopS })
       const m = memberOf(p.other.info)
-      await standbyReady(ctx, p.link, m, p.view.lock.holder!, known, p.t.standbyMs)
-      p.other.session = (await p.link.db.nodeSessions()).find((s) => s.appId === m.appId)
+      const proven = await standbyReady(ctx, p.link, m, p.view.lock.holder!, known, p.t.standbyMs)
+      p.other.session = (await p.link.db.nodeSessions()).find((s) => s.appId === proven.appId)
     }
     return rollPair(ctx, p, { ...ch, operation: 'handoff' })
   })

@@ -11,6 +11,7 @@ import {
   LABEL_ROLE,
   LABEL_RUN,
   memberOf,
+  newRun,
   timeouts,
   type Member,
   type NodeLink
@@ -98,7 +99,9 @@ export async function repair(ctx: Context): Promise<OperationResult> {
         inputs.lockMode !== 'auto'
           ? inputs.lockMode
           : (config.lockMode ?? defaultLockMode(sessions[0]?.version, config.toml))
-      const link: NodeLink = { db, config, mode, databaseUrl: url }
+      // the checks failing on the leader before the run, as its preflight recorded them
+      const failingBefore = j?.plan.failingBefore
+      const link: NodeLink = { db, config, mode, databaseUrl: url, run: newRun(failingBefore) }
       const t = timeouts(ctx, config, previousInfo)
       const lock = await readLockState(db, mode, config.advisoryLockId)
       const all = [...originals, ...createdInfos]

@@ -424,7 +424,7 @@ describe('fault images', () => {
   })
 })
 
-describe('what every real node does (chainlink-node.md §11)', () => {
+describe('what every real node does (docs/node-facts.md §11)', () => {
   interface Check {
     id: string
     attributes: { name: string; status: string; output: string }

@@ -41,7 +41,7 @@ export async function startNode(o: StartOptions): Promise<SimNode> {
     LEASE_LOCK_REFRESH_INTERVAL: lease.refresh,
     ...(o.env ?? {})
   }
-  // A 2.x node reads TOML only (chainlink-node.md §11.9): the same settings go in CL_CONFIG,
+  // A 2.x node reads TOML only (docs/node-facts.md §11.9): the same settings go in CL_CONFIG,
   // unless the caller brings its own CL_CONFIG or blanks the lease variables (config files).
   const v2 = !/^1\./.test(o.tag)
   const toml: string[] = []

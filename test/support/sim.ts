@@ -7,7 +7,7 @@ import { docker, simImage, waitFor, type TestDb } from './bed.js'
 export const WAITING_LEASE =
   'Another application is currently holding the database lease (or a previous instance exited uncleanly), waiting for lease to expire...'
 export const WAITING_ADVISORY = 'Another application holds the advisory lock, waiting...'
-/** Fast lease settings in TOML: a v2 node reads no v1 variables (chainlink-node.md §11.9). */
+/** Fast lease settings in TOML: a v2 node reads no v1 variables (docs/node-facts.md §11.9). */
 export const FAST_TOML = "[Database.Lock]\nLeaseDuration = '3s'\nLeaseRefreshInterval = '500ms'\n"
 export const FAST_LEASE = { CL_CONFIG: FAST_TOML, SIM_BOOT_MS: '300' }
 /** The same for 1.x images, which read env variables. */

@@ -52,13 +52,20 @@ describe('Report.markdown', () => {
     ])
   })
 
-  it('handoffs with lock time and leader gap', () => {
+  it('handoffs with lock time, leader gap and whether the stop was aimed', () => {
     const r = new Report()
-    r.handoffs.push({ from: 'chainlink', to: 'chainlink-next', stop: 'graceful', lockTakenMs: 412, gapMs: 2345 })
-    r.handoffs.push({ from: 'chainlink-next', to: 'chainlink', stop: 'killed' })
+    r.handoffs.push({
+      from: 'chainlink',
+      to: 'chainlink-next',
+      stop: 'graceful',
+      lockTakenMs: 412,
+      gapMs: 2345,
+      note: 'aimed (held 812 ms)'
+    })
+    r.handoffs.push({ from: 'chainlink-next', to: 'chainlink', stop: 'killed', note: 'not aimed: swap' })
     expect(table(r.markdown(), 'Handoffs')).toEqual([
-      ['chainlink', 'chainlink-next', 'graceful', '412 ms', '2.35 s'],
-      ['chainlink-next', 'chainlink', 'killed', '-', '-']
+      ['chainlink', 'chainlink-next', 'graceful', '412 ms', '2.35 s', 'aimed (held 812 ms)'],
+      ['chainlink-next', 'chainlink', 'killed', '-', '-', 'not aimed: swap']
     ])
   })
 
