@@ -5,12 +5,14 @@ import type { Context } from './context.js'
 import { OperationError, sleep } from './context.js'
 import type { Database, NodeSession } from './database.js'
 import { cloneSpec, publishedPorts, remapPorts, type PortBindings } from './container-spec.js'
-import { containerIps, containerName, freePort, type ContainerInfo } from './docker.js'
+import { containerName, freePort, type ContainerInfo } from './docker.js'
 import { formatMs } from './duration.js'
 import { isReady, probe } from './health.js'
 import { readLockState, sameApp } from './lock.js'
 import type { NodeConfig, LockMode } from './node-config.js'
 import { healthBase } from './node.js'
+import { dbClockAheadMs, sessionContainerOf } from './node-db.js'
+import { newSessionsOf as sessionsOfNew } from './sessions.js'
 import { ReadinessWatcher } from './watch.js'
 
 export const LABEL_RUN = 'io.chainlink-rollout.run'
@@ -127,13 +129,23 @@ export function describePorts(info: ContainerInfo): string {
 }
 
 /**
- * The node sessions a container opened that are not among `known`: by its addresses on its
- * networks, or any new one with host networking (every client then comes from the host).
+ * The node sessions a container opened that are not among `known` (read before it started):
+ * by app id and start time, never requiring an address (src/sessions.ts).
  */
-export function newSessionsOf(info: ContainerInfo, sessions: NodeSession[], known: Set<string>): NodeSession[] {
-  const ips = containerIps(info)
-  return sessions.filter(
-    (s) => !known.has(s.appId) && (ips.length === 0 || (s.clientAddr !== null && ips.includes(s.clientAddr)))
+export function newSessionsOf(
+  info: ContainerInfo,
+  sessions: NodeSession[],
+  known: Set<string>,
+  db?: Database
+): NodeSession[] {
+  const ahead = db && dbClockAheadMs(db)
+  // without a measured clock offset the start time cannot be compared: `known` alone decides
+  return sessionsOfNew(
+    sessionContainerOf(info),
+    sessions,
+    known,
+    ahead ?? 0,
+    ahead === undefined ? Infinity : undefined
   )
 }
 
@@ -167,7 +179,7 @@ export async function standbyReady(
         standby.id
       )
     const lock = await readLockState(link.db, link.mode, link.config.advisoryLockId)
-    const mine = newSessionsOf(info, lock.sessions, knownAppIds)
+    const mine = newSessionsOf(info, lock.sessions, knownAppIds, link.db)
     if (lock.holder && !sameApp(lock.holder, leaderAppId))
       throw new GateError('standby-ready', `the lock moved to app ${lock.holder} before the handoff`, standby.id)
     if (mine.length) {
@@ -291,7 +303,7 @@ export async function awaitSession(
         `'${m.name}' exited (code ${cur?.State.ExitCode}) before opening its DB session`,
         m.id
       )
-    const s = newSessionsOf(cur, await link.db.nodeSessions(), known)[0]
+    const s = newSessionsOf(cur, await link.db.nodeSessions(), known, link.db)[0]
     if (s) {
       m.appId = s.appId
       m.version = s.version
@@ -318,16 +330,12 @@ export async function handoff(
   swap?: { prepare: () => Promise<void> }
 ): Promise<HandoffResult> {
   const { docker, report } = ctx
-  const fromUrl = healthBase(
-    from.info,
-    link.config.httpPort,
-    from.name === ctx.inputs.container ? ctx.inputs.healthUrl : undefined
-  )
+  const fromUrl = healthBase(from.info, link.config.httpPort, ctx.inputs.healthUrl)
   const oldWatch = fromUrl ? new ReadinessWatcher(fromUrl).start() : undefined
   let newWatch: ReadinessWatcher | undefined
   let toUrl: string | undefined
   const watchNew = async () => {
-    toUrl = healthBase((await docker.inspect(to.id))!, link.config.httpPort)
+    toUrl = healthBase((await docker.inspect(to.id))!, link.config.httpPort, ctx.inputs.healthUrl)
     if (!toUrl) throw new GateError('health', `cannot address '${to.name}' from the host (no IP address)`, to.id)
     newWatch = new ReadinessWatcher(toUrl).start()
   }
@@ -443,7 +451,7 @@ export async function healthGate(ctx: Context, link: NodeLink, to: Member, t: Ti
   const start = Date.now()
   const end = start + t.readyMs
   const info0 = (await docker.inspect(to.id))!
-  const url = healthBase(info0, link.config.httpPort)!
+  const url = healthBase(info0, link.config.httpPort, ctx.inputs.healthUrl)!
   const restarts0 = info0.RestartCount
   const hasHealthcheck = !!info0.State.Health
   let stableSince: number | undefined

@@ -15,7 +15,7 @@ import {
 } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
-import { sleep } from './context.js'
+import { sleep, type Context } from './context.js'
 
 /** Keys of the runner state shared by main and post (strings only). */
 export enum StateKey {
@@ -179,6 +179,23 @@ export class HostLock {
   release(): void {
     if (this.timer) clearInterval(this.timer)
     rmSync(this.path, { force: true })
+  }
+}
+
+/**
+ * Runs `fn` holding the host lock of the node named by input `container`, after checking that
+ * Docker answers; waits up to input `lock-timeout` for another operation to finish.
+ */
+export async function withHostLock<T>(ctx: Context, fn: () => Promise<T>): Promise<T> {
+  const { inputs, log } = ctx
+  await ctx.docker.ping()
+  const lock = await HostLock.acquire(inputs.stateDir, inputs.container, inputs.lockTimeoutMs, ctx.signal, (o) =>
+    log.info(`Waiting for the host lock (held by ${o})`)
+  )
+  try {
+    return await fn()
+  } finally {
+    lock.release()
   }
 }
 
