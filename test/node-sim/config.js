@@ -102,6 +102,7 @@ function loadConfig(version, flags = { config: [], secrets: [] }) {
     advisoryCheckInterval: parseDuration(env.ADVISORY_LOCK_CHECK_INTERVAL || '1s', 'ADVISORY_LOCK_CHECK_INTERVAL'),
     shutdownGracePeriod: parseDuration(env.SHUTDOWN_GRACE_PERIOD || '5s', 'SHUTDOWN_GRACE_PERIOD'),
     httpPort: intEnv('CHAINLINK_PORT', 6688),
+    listenIP: undefined, // all interfaces
     migrate: (env.MIGRATE_DATABASE || 'true') !== 'false',
     logLevel: env.LOG_LEVEL || 'info'
   }
@@ -125,6 +126,7 @@ function loadConfig(version, flags = { config: [], secrets: [] }) {
     }
     if (doc.Database?.MigrateOnStartup !== undefined) cfg.migrate = Boolean(doc.Database.MigrateOnStartup)
     if (doc.WebServer?.HTTPPort !== undefined) cfg.httpPort = Number(doc.WebServer.HTTPPort)
+    if (doc.WebServer?.ListenIP !== undefined) cfg.listenIP = String(doc.WebServer.ListenIP)
     if (doc.ShutdownGracePeriod !== undefined)
       cfg.shutdownGracePeriod = parseDuration(doc.ShutdownGracePeriod, 'ShutdownGracePeriod')
     if (doc.Log?.Level !== undefined) cfg.logLevel = String(doc.Log.Level)

@@ -3,12 +3,12 @@
 // migrations, then the real server with /health and /readyz. Nothing listens in between.
 const http = require('node:http')
 
-function listen(handler, port) {
+function listen(handler, port, host) {
   return new Promise((resolve, reject) => {
     const server = http.createServer(handler)
     server.once('error', reject)
-    // ":<port>", all interfaces, as the Go server listens
-    server.listen(port, () => resolve(server))
+    // ":<port>" (all interfaces) unless [WebServer] ListenIP names one
+    server.listen(port, host, () => resolve(server))
   })
 }
 
@@ -52,33 +52,37 @@ const CHECKS = [
  * (JSON:API list of checks sorted by name; 207 when one fails, or 200 on v1 where the status
  * was overwritten by jsonAPIResponse, §5 UNCONFIRMED). ?failing omits passing checks.
  */
-async function startServer({ port, failing = [], v1 = false }) {
-  const server = await listen((req, res) => {
-    const url = new URL(req.url, 'http://x')
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405)
-      return res.end()
-    }
-    if (url.pathname === '/readyz') {
-      res.writeHead(failing.length ? 503 : 200)
-      return res.end()
-    }
-    if (url.pathname === '/health') {
-      const data = CHECKS.map((name) => ({
-        type: 'checks',
-        id: name,
-        attributes: {
-          name,
-          status: failing.includes(name) ? 'failing' : 'passing',
-          output: failing.includes(name) ? 'service is not ready' : ''
-        }
-      })).filter((c) => !url.searchParams.has('failing') || c.attributes.status === 'failing')
-      res.writeHead(failing.length && !v1 ? 207 : 200, { 'Content-Type': 'application/vnd.api+json' })
-      return res.end(JSON.stringify({ data }))
-    }
-    res.writeHead(404, { 'Content-Type': 'application/json' })
-    res.end(JSON.stringify({ errors: [{ detail: 'not found' }] }))
-  }, port)
+async function startServer({ port, host, failing = [], v1 = false }) {
+  const server = await listen(
+    (req, res) => {
+      const url = new URL(req.url, 'http://x')
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.writeHead(405)
+        return res.end()
+      }
+      if (url.pathname === '/readyz') {
+        res.writeHead(failing.length ? 503 : 200)
+        return res.end()
+      }
+      if (url.pathname === '/health') {
+        const data = CHECKS.map((name) => ({
+          type: 'checks',
+          id: name,
+          attributes: {
+            name,
+            status: failing.includes(name) ? 'failing' : 'passing',
+            output: failing.includes(name) ? 'service is not ready' : ''
+          }
+        })).filter((c) => !url.searchParams.has('failing') || c.attributes.status === 'failing')
+        res.writeHead(failing.length && !v1 ? 207 : 200, { 'Content-Type': 'application/vnd.api+json' })
+        return res.end(JSON.stringify({ data }))
+      }
+      res.writeHead(404, { 'Content-Type': 'application/json' })
+      res.end(JSON.stringify({ errors: [{ detail: 'not found' }] }))
+    },
+    port,
+    host
+  )
   return { stop: () => close(server) }
 }
 

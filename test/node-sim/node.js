@@ -178,12 +178,12 @@ async function runNode({ cfg, fault, knobs }) {
   log.info(`Chainlink booted in ${process.uptime().toFixed(2)}s`, { appID })
   const failing = fault === 'never-ready' ? ['EVM.1337.HeadTracker'] : []
   try {
-    server = await startServer({ port: cfg.httpPort, failing, v1 })
+    server = await startServer({ port: cfg.httpPort, host: cfg.listenIP, failing, v1 })
   } catch (e) {
     log.critical(`Error starting server: ${e.message}`)
   }
   if (shuttingDown) return server?.stop()
-  log.info(`Listening and serving HTTP on 0.0.0.0:${cfg.httpPort}`)
+  log.info(`Listening and serving HTTP on ${cfg.listenIP ?? '0.0.0.0'}:${cfg.httpPort}`)
   heartbeats = startHeartbeats({ pool: db.pool, appID, version, everyMs: knobs.heartbeatMs, log })
   if (fault === 'lose-db') {
     // Up for SIM_LOSE_DB_EVERY_MS, then every socket dies and the DB is unreachable for
