@@ -144,12 +144,13 @@ export async function resolveDbHost(
   const mapped = extraHost(node.HostConfig?.ExtraHosts, host)
   if (mapped && mapped !== 'host-gateway' && isIP(mapped)) return use(mapped, '--add-host')
   if (mapped === 'host-gateway') {
-    const bridge = await docker.api
-      .getNetwork('bridge')
-      .inspect()
-      .catch(() => undefined)
-    const gw = (bridge?.IPAM?.Config as { Gateway?: string }[] | undefined)?.find((c) => c.Gateway && isIP(c.Gateway))
-    if (gw?.Gateway) return use(gw.Gateway, '--add-host ...:host-gateway, the default bridge gateway')
+    // Docker writes the address it chose into the container's /etc/hosts; else the default
+    // bridge's gateway, which is the daemon's default host-gateway address.
+    const hosts = (await docker.readFile(node.Id, '/etc/hosts'))?.toString('utf8')
+    const fromHosts = hosts && hostsEntry(hosts, host)
+    if (fromHosts) return use(fromHosts, '--add-host ...:host-gateway, from its /etc/hosts')
+    const gw = await bridgeGateway(docker)
+    if (gw) return use(gw, '--add-host ...:host-gateway, the default bridge gateway')
   }
   for (const netName of Object.keys(node.NetworkSettings?.Networks ?? {})) {
     // the default bridge has no DNS for container names
@@ -171,4 +172,27 @@ export async function resolveDbHost(
     }
   }
   return { url }
+}
+
+/** The address /etc/hosts text gives a name (first match). */
+export function hostsEntry(hosts: string, name: string): string | undefined {
+  for (const line of hosts.split('\n')) {
+    const [ip, ...names] = line.replace(/#.*/, '').trim().split(/\s+/)
+    if (ip && isIP(ip) && names.some((n) => n.toLowerCase() === name.toLowerCase())) return ip
+  }
+  return undefined
+}
+
+/** The default bridge's gateway: as configured, else the first address of its subnet (Docker's choice). */
+async function bridgeGateway(docker: DockerClient): Promise<string | undefined> {
+  const bridge = await docker.api
+    .getNetwork('bridge')
+    .inspect()
+    .catch(() => undefined)
+  const cfg = ((bridge?.IPAM?.Config ?? []) as { Gateway?: string; Subnet?: string }[]).find(
+    (c) => isIP(c.Gateway ?? '') === 4 || isIP((c.Subnet ?? '').split('/')[0]) === 4
+  )
+  if (cfg?.Gateway) return cfg.Gateway
+  const base = cfg?.Subnet?.split('/')[0].split('.').map(Number)
+  return base ? [base[0], base[1], base[2], base[3] + 1].join('.') : undefined
 }

@@ -1,5 +1,5 @@
 import { describe, expect, test } from '@jest/globals'
-import { extraHost, nodeNames, sessionContainerOf } from '../../src/node-db.js'
+import { extraHost, hostsEntry, nodeNames, sessionContainerOf } from '../../src/node-db.js'
 import { bridgeLeader, hostLeader } from './fixtures/containers.js'
 
 describe('extraHost: the --add-host entries the container resolves first', () => {
@@ -30,4 +30,20 @@ describe('sessionContainerOf', () => {
     })
     expect(sessionContainerOf(hostLeader()).ips).toEqual([])
   })
+})
+
+describe('hostsEntry: the address a container /etc/hosts gives a name', () => {
+  const hosts = [
+    '127.0.0.1\tlocalhost',
+    '::1\tlocalhost ip6-localhost ip6-loopback',
+    '172.17.0.1\thost.docker.internal',
+    '# 10.0.0.9 db',
+    '172.17.0.2\t3f9c1a2b4d5e'
+  ].join('\n')
+  test.each<[string, string | undefined]>([
+    ['host.docker.internal', '172.17.0.1'],
+    ['HOST.docker.internal', '172.17.0.1'],
+    ['db', undefined],
+    ['3f9c1a2b4d5e', '172.17.0.2']
+  ])('%s', (name, want) => expect(hostsEntry(hosts, name)).toBe(want))
 })
