@@ -4,8 +4,8 @@
 // HTTP requests, within the run's budget.
 import type { Context } from './context.js'
 import { sleep } from './context.js'
-import type { NodeSession } from './database.js'
-import { containerIps, type ContainerInfo } from './docker.js'
+import type { Database, NodeSession } from './database.js'
+import type { ContainerInfo } from './docker.js'
 import { formatMs } from './duration.js'
 import {
   judgeHealth,
@@ -23,6 +23,8 @@ import { GateError, modeOf, runOf, type Member, type NodeLink, type Timeouts } f
 import { describeChecks } from './health.js'
 import { readLockState } from './lock.js'
 import { healthBase } from './node.js'
+import { dbClockAheadMs, sessionContainerOf } from './node-db.js'
+import { newSessionsOf as sessionsOfNew } from './sessions.js'
 
 /** A container as the gates see it. */
 export function containerObs(info: ContainerInfo | undefined): ContainerObs | undefined {
@@ -47,13 +49,23 @@ export function containerObs(info: ContainerInfo | undefined): ContainerObs | un
 }
 
 /**
- * The node sessions a container opened that are not among `known`: by its addresses on its
- * networks, or any new one with host networking (every client then comes from the host).
+ * The node sessions a container opened that are not among `known` (read before it started):
+ * by app id and start time, never requiring an address (src/sessions.ts).
  */
-export function newSessionsOf(info: ContainerInfo, sessions: NodeSession[], known: Set<string>): NodeSession[] {
-  const ips = containerIps(info)
-  return sessions.filter(
-    (s) => !known.has(s.appId) && (ips.length === 0 || (s.clientAddr !== null && ips.includes(s.clientAddr)))
+export function newSessionsOf(
+  info: ContainerInfo,
+  sessions: NodeSession[],
+  known: Set<string>,
+  db?: Database
+): NodeSession[] {
+  const ahead = db && dbClockAheadMs(db)
+  // without a measured clock offset the start time cannot be compared: `known` alone decides
+  return sessionsOfNew(
+    sessionContainerOf(info),
+    sessions,
+    known,
+    ahead ?? 0,
+    ahead === undefined ? Infinity : undefined
   )
 }
 
@@ -106,7 +118,7 @@ export async function standbyReady(
         at: Date.now(),
         container: containerObs(info),
         lock,
-        mine: info ? newSessionsOf(info, lock.sessions, knownAppIds) : []
+        mine: info ? newSessionsOf(info, lock.sessions, knownAppIds, link.db) : []
       }
     },
     (obs) => judgeStandby(obs, { name: standby.name, leaderAppId, deadline, within: `within ${formatMs(timeoutMs)}` }),
@@ -131,7 +143,7 @@ export async function awaitSession(
     m.id,
     async () => {
       const info = await ctx.docker.inspect(m.id)
-      const mine = info?.State.Running ? newSessionsOf(info, await link.db.nodeSessions(), known) : []
+      const mine = info?.State.Running ? newSessionsOf(info, await link.db.nodeSessions(), known, link.db) : []
       return { at: Date.now(), container: containerObs(info), mine }
     },
     (obs) => judgeSession(obs, { name: m.name, deadline }),
@@ -191,7 +203,7 @@ export async function healthGate(
   const start = Date.now()
   const info0 = await ctx.docker.inspect(to.id)
   if (!info0) throw new GateError('health', `'${to.name}' is gone`, to.id)
-  const url = healthBase(info0, link.config.httpPort)
+  const url = healthBase(info0, link.config.httpPort, ctx.inputs.healthUrl)
   if (!url) throw new GateError('health', `cannot address '${to.name}' from the host (no IP address)`, to.id)
   if (!to.appId) throw new GateError('health', `'${to.name}' has no known DB session`, to.id)
   const observer = run.observers.of(url)

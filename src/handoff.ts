@@ -128,11 +128,7 @@ export async function handoff(
 ): Promise<HandoffResult> {
   const { docker, report } = ctx
   const run = runOf(link)
-  const fromUrl = healthBase(
-    from.info,
-    link.config.httpPort,
-    from.name === ctx.inputs.container ? ctx.inputs.healthUrl : undefined
-  )
+  const fromUrl = healthBase(from.info, link.config.httpPort, ctx.inputs.healthUrl)
   // The gap is measured from the old node's last ready answer to the new one's first: poll
   // fast from here to the new node's first ready answer, slowly before and after.
   const endFast = run.observers.fast()
@@ -140,7 +136,7 @@ export async function handoff(
   let newWatch: ReadinessWatcher | undefined
   let toUrl: string | undefined
   const watchNew = async () => {
-    toUrl = healthBase((await docker.inspect(to.id))!, link.config.httpPort)
+    toUrl = healthBase((await docker.inspect(to.id))!, link.config.httpPort, ctx.inputs.healthUrl)
     if (!toUrl) throw new GateError('health', `cannot address '${to.name}' from the host (no IP address)`, to.id)
     newWatch = new ReadinessWatcher(run.observers.of(toUrl)).start()
   }

@@ -1,6 +1,7 @@
 // Typed, validated inputs. Every error names the input and what was wrong; nothing on the host
 // is touched before all inputs are valid. Secrets (and values derived from them, like the
 // password inside a DB URL) are masked before anything can log them.
+import { unknownPlaceholders } from './health-url.js'
 import { parseDuration } from './duration.js'
 import { parseImageRef, type ImageRef } from './image-ref.js'
 import { maskDatabaseUrl } from './secrets.js'
@@ -147,9 +148,21 @@ export function readInputs(get: InputGetter, mask: (secret: string) => void): In
 
   let healthUrl = get('health-url').trim() || undefined
   if (healthUrl) {
+    // a form for every container of the node: {address}, {port} and {name} are filled in per container
+    const unknown = unknownPlaceholders(healthUrl)
+    if (unknown.length)
+      throw new InputError(
+        'health-url',
+        `has an unknown placeholder {${unknown[0]}} in '${healthUrl}'; the placeholders are {address}, {port} and {name}`
+      )
     let u: URL
     try {
-      u = new URL(healthUrl)
+      u = new URL(
+        healthUrl
+          .replace(/\{address\}/g, '127.0.0.1')
+          .replace(/\{port\}/g, '6688')
+          .replace(/\{name\}/g, 'node')
+      )
     } catch {
       throw new InputError('health-url', `is not a valid URL: '${healthUrl}'`)
     }

@@ -1,5 +1,6 @@
 // Who holds the node's DB lock, proven from the database and tied to a container:
-// lock row / advisory lock -> app UUID -> DB session (application_name) -> container.
+// lock row / advisory lock -> app UUID -> DB session (application_name); src/sessions.ts ties
+// the app to a container.
 import type { AdvisoryHolder, Database, LeaseRow, NodeSession } from './database.js'
 import type { LockMode } from './node-config.js'
 
@@ -83,32 +84,4 @@ export function decideHolder(state: LockState): LockState {
   }
   out.holder = leaseHolder ?? advisoryIds[0]
   return out
-}
-
-export interface Candidate {
-  name: string
-  id: string
-  running: boolean
-  /** addresses on its networks; empty with host networking */
-  ips: string[]
-}
-
-/**
- * Ties a node session to a container: by the session's client address on a container network,
- * else by the app UUID in the container's own log (the node logs its appID at boot).
- */
-export async function containerOfSession(
-  session: NodeSession,
-  candidates: Candidate[],
-  logsOf: (c: Candidate) => Promise<string>
-): Promise<Candidate | undefined> {
-  if (session.clientAddr) {
-    const byIp = candidates.filter((c) => c.ips.includes(session.clientAddr!))
-    if (byIp.length === 1) return byIp[0]
-  }
-  const running = candidates.filter((c) => c.running)
-  for (const c of running) {
-    if ((await logsOf(c)).includes(session.appId)) return c
-  }
-  return undefined
 }

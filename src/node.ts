@@ -2,14 +2,25 @@
 // Everything here only reads; it is the preflight of every operation.
 import type { Context } from './context.js'
 import { OperationError } from './context.js'
-import { Database, type DbVersion, type NodeSession } from './database.js'
-import { anyDigest, containerIps, containerName, envMap, type ContainerInfo, type DockerClient } from './docker.js'
-import { containerOfSession, readLockState, sameApp, type Candidate, type LockState } from './lock.js'
-import { defaultLockMode, readNodeConfig, type LockMode, type NodeConfig } from './node-config.js'
-import { isDatabaseUrlKey, isSecretEnvKey, maskDatabaseUrl } from './secrets.js'
+import type { Database, DbVersion, NodeSession } from './database.js'
+import { anyDigest, containerIps, containerName, type ContainerInfo, type DockerClient } from './docker.js'
+import { readLockState, sameApp, type LockState } from './lock.js'
+import type { LockMode, NodeConfig } from './node-config.js'
+import { connectNode, dbClockAheadMs, maskContainerSecrets, sessionContainerOf } from './node-db.js'
+import { appsOf, describeApps, tieApps, type App, type SessionContainer, type Tie } from './sessions.js'
 import { probe, type HealthProbe } from './health.js'
-import { lookup } from 'node:dns/promises'
-import { isIP } from 'node:net'
+import { hasPlaceholder, healthBase } from './health-url.js'
+
+export { healthBase } from './health-url.js'
+export { maskContainerSecrets } from './node-db.js'
+
+export interface Candidate {
+  name: string
+  id: string
+  running: boolean
+  /** addresses on its networks; empty with host networking */
+  ips: string[]
+}
 
 export interface NodeContainer {
   info: ContainerInfo
@@ -19,6 +30,8 @@ export interface NodeContainer {
   candidate: Candidate
   /** the DB session of this container's node process, when it has one */
   session?: NodeSession
+  /** the base URL the gates use for it (input `health-url` filled in, or derived) */
+  healthUrl?: string
   health?: HealthProbe
 }
 
@@ -33,18 +46,13 @@ export interface NodeView {
   leader?: NodeContainer
   /** app version from the leader's session */
   version?: string
+  /** the node processes on the DB and which container each was proven to be */
+  apps: App[]
+  ties: Tie[]
 }
 
 export function asCandidate(info: ContainerInfo): Candidate {
   return { name: containerName(info), id: info.Id, running: info.State.Running, ips: containerIps(info) }
-}
-
-/** Base URL of a container's node HTTP server, as reachable from this host. */
-export function healthBase(info: ContainerInfo, httpPort: number, override?: string): string | undefined {
-  if (override) return override
-  if (info.HostConfig.NetworkMode === 'host') return `http://127.0.0.1:${httpPort}`
-  const ip = containerIps(info)[0]
-  return ip ? `http://${ip}:${httpPort}` : undefined
 }
 
 export async function requireContainer(docker: DockerClient, name: string, input: string): Promise<ContainerInfo> {
@@ -53,19 +61,28 @@ export async function requireContainer(docker: DockerClient, name: string, input
   return info
 }
 
-/** Masks every secret a container carries (DB URL, keystore/API passwords) before any logging. */
-export function maskContainerSecrets(info: ContainerInfo, mask: (s: string) => void): void {
-  for (const [k, v] of envMap(info)) {
-    if (!v || !isSecretEnvKey(k)) continue
-    if (isDatabaseUrlKey(k)) maskDatabaseUrl(v, mask)
-    else mask(v)
-  }
+/** Lines of the container's own log that may name its app id: the boot line, recent lines. */
+async function logOf(ctx: Context, info: ContainerInfo): Promise<string> {
+  return ctx.docker.logs(info.Id, 2000)
 }
 
-export interface InspectOptions {
-  names: string[]
-  /** containers that may be stopped (a stopped standby is reported, not refused) */
-  requireRunning?: boolean
+/**
+ * Which container each node process on the DB belongs to (src/sessions.ts): by app id, by
+ * when it connected against when the container started, and by the container's log naming its
+ * app id; the client address is only a hint.
+ */
+export async function tieSessions(
+  ctx: Context,
+  db: Database,
+  infos: ContainerInfo[],
+  sessions: NodeSession[]
+): Promise<{ apps: App[]; ties: Tie[]; containers: SessionContainer[] }> {
+  const containers = infos.map(sessionContainerOf)
+  const apps = appsOf(sessions, dbClockAheadMs(db) ?? 0)
+  const logs = new Map<string, string>()
+  for (const i of infos) if (i.State.Running && apps.length) logs.set(i.Id, await logOf(ctx, i))
+  const ties = tieApps(containers, apps, { logNames: (id, appId) => !!logs.get(id)?.includes(appId) })
+  return { apps, ties, containers }
 }
 
 export async function inspectNode(ctx: Context, names: string[]): Promise<NodeView> {
@@ -76,40 +93,8 @@ export async function inspectNode(ctx: Context, names: string[]): Promise<NodeVi
     maskContainerSecrets(info, log.mask)
     infos.push(info)
   }
-  const primary = infos[0]
-  const readFile = async (path: string) => (await docker.readFile(primary.Id, path))?.toString('utf8')
-  let config: NodeConfig
+  const { config, databaseUrl, db, mode } = await connectNode(ctx, infos[0])
   try {
-    config = await readNodeConfig(
-      envMap(primary),
-      [...(primary.Config.Entrypoint ?? []), ...(primary.Config.Cmd ?? [])],
-      readFile
-    )
-  } catch (e) {
-    throw new OperationError(`Container '${names[0]}': ${(e as Error).message}`)
-  }
-  const databaseUrl = await rewriteDbHost(docker, inputs.databaseUrl ?? config.databaseUrl, primary)
-  if (!databaseUrl)
-    throw new OperationError(
-      `Cannot find the node's database URL: container '${names[0]}' has no CL_DATABASE_URL or DATABASE_URL and no [Database] URL in a -secrets file; set the input 'database-url'`
-    )
-  maskDatabaseUrl(databaseUrl, log.mask)
-  if (config.databaseUrl && !inputs.databaseUrl) log.info(`database URL from ${config.databaseUrlSource}`)
-
-  let db: Database
-  try {
-    db = await Database.connect(databaseUrl)
-  } catch (e) {
-    throw new OperationError(
-      `${(e as Error).message} (from ${inputs.databaseUrl ? "input 'database-url'" : config.databaseUrlSource})`
-    )
-  }
-  try {
-    const sessions = await db.nodeSessions()
-    const version = sessions[0]?.version
-    let mode: LockMode
-    if (inputs.lockMode !== 'auto') mode = inputs.lockMode
-    else mode = config.lockMode ?? defaultLockMode(version, config.toml)
     const lock = await readLockState(db, mode, config.advisoryLockId)
     const dbVersion = await db.version()
     const containers: NodeContainer[] = []
@@ -123,22 +108,15 @@ export async function inspectNode(ctx: Context, names: string[]): Promise<NodeVi
         candidate: asCandidate(info)
       })
     }
-    const logsOf = (c: Candidate) => docker.logs(c.id, 2000)
-    for (const s of lock.sessions) {
-      const owner = await containerOfSession(
-        s,
-        containers.map((c) => c.candidate),
-        logsOf
-      )
-      const nc = owner && containers.find((c) => c.candidate.id === owner.id)
+    const { apps, ties } = await tieSessions(ctx, db, infos, lock.sessions)
+    for (const c of containers) {
+      const app = apps.find((a) => ties.find((t) => t.appId === a.appId)?.container === c.info.Id)
       // The lock connection is one of several sessions per node; keep the lock holder's.
-      if (nc && (!nc.session || sameApp(s.appId, lock.holder))) nc.session = s
+      c.session = app && (app.sessions.find((s) => sameApp(s.appId, lock.holder)) ?? app.sessions[0])
     }
     for (const c of containers) {
-      const base = c.info.State.Running
-        ? healthBase(c.info, config.httpPort, c === containers[0] ? inputs.healthUrl : undefined)
-        : undefined
-      if (base) c.health = await probe(base)
+      c.healthUrl = healthBase(c.info, config.httpPort, inputs.healthUrl)
+      if (c.info.State.Running && c.healthUrl) c.health = await probe(c.healthUrl)
     }
     const leader = lock.holder ? containers.find((c) => sameApp(c.session?.appId, lock.holder)) : undefined
     return {
@@ -150,55 +128,14 @@ export async function inspectNode(ctx: Context, names: string[]): Promise<NodeVi
       dbVersion,
       containers,
       leader,
-      version: leader?.session?.version ?? version
+      version: leader?.session?.version ?? lock.sessions[0]?.version,
+      apps,
+      ties
     }
   } catch (e) {
     await db.close()
     throw e
   }
-}
-
-/**
- * The DB URL is written as the container sees it. A host name that is another container on the
- * node's network (a compose `postgres` service) does not resolve on the host: use its address.
- */
-async function rewriteDbHost(
-  docker: DockerClient,
-  url: string | undefined,
-  node: ContainerInfo
-): Promise<string | undefined> {
-  if (!url) return url
-  let u: URL
-  try {
-    u = new URL(url)
-  } catch {
-    return url
-  }
-  const host = u.hostname
-  if (!host || isIP(host.replace(/^\[|\]$/g, '')) || host === 'localhost') return url
-  try {
-    await lookup(host)
-    return url
-  } catch {
-    /* not resolvable here: look for a container of that name or alias on the node's networks */
-  }
-  for (const [netName, ep] of Object.entries(node.NetworkSettings?.Networks ?? {})) {
-    void ep
-    const net = await docker.api
-      .getNetwork(netName)
-      .inspect()
-      .catch(() => undefined)
-    for (const id of Object.keys(net?.Containers ?? {})) {
-      const other = await docker.inspect(id)
-      const onNet = other?.NetworkSettings?.Networks?.[netName]
-      if (!other || !onNet?.IPAddress) continue
-      if (containerName(other) === host || (onNet.Aliases ?? []).includes(host)) {
-        u.hostname = onNet.IPAddress
-        return u.toString()
-      }
-    }
-  }
-  return url
 }
 
 /** Fails preflight unless exactly one of the given containers is the proven leader. */
@@ -208,12 +145,49 @@ export function requireLeader(view: NodeView, expected?: string): NodeContainer 
   if (ready.length > 1)
     throw new OperationError(`Two leaders: ${ready.map((c) => c.name).join(' and ')} both answer /readyz 200`)
   if (!view.leader) {
-    const holderSessions = view.lock.sessions.filter((s) => sameApp(s.appId, view.lock.holder))
+    const holder = view.ties.find((t) => sameApp(t.appId, view.lock.holder))
+    const seen = describeApps(
+      view.apps,
+      view.ties,
+      view.containers.map((c) => sessionContainerOf(c.info))
+    )
+    if (holder?.possible.length)
+      throw new OperationError(
+        `Cannot prove which container holds the lock: it is held by app ${view.lock.holder}, which ${holder.why}. Nothing was changed. Seen: ${seen}`
+      )
     throw new OperationError(
-      `The lock is held by app ${view.lock.holder} (${holderSessions.map((s) => s.clientAddr ?? 'local').join(', ') || 'no session'}), which is none of the containers ${view.containers.map((c) => `'${c.name}'`).join(', ')}: another node on this database leads`
+      `The lock is held by app ${view.lock.holder}, which is none of the containers ${view.containers.map((c) => `'${c.name}'`).join(', ')}: another node on this database leads. Seen: ${seen}`
     )
   }
   if (expected && view.leader.name !== expected)
     throw new OperationError(`Container '${expected}' is not the leader: '${view.leader.name}' holds the lock`)
   return view.leader
+}
+
+/**
+ * The gates judge every container by its health URL: prove the form on the leader before
+ * anything changes (a TLS redirect, ListenIP 127.0.0.1, macvlan or a runner in a container
+ * break a derived container-IP URL). Uses the one probe preflight already made.
+ */
+export function requireHealthUrl(view: NodeView, leader: NodeContainer, form: string | undefined): void {
+  const example = view.containers.some((c) => Object.keys(c.info.HostConfig.PortBindings ?? {}).length)
+    ? 'http://127.0.0.1:{port}'
+    : 'http://{address}:6688'
+  const how = `set input 'health-url' to a form that reaches every container of the node from this runner, e.g. ${example} ({address}, {port} and {name} are filled in per container)`
+  if (form && !hasPlaceholder(form)) {
+    const notHost = view.containers.filter((c) => c.info.HostConfig.NetworkMode !== 'host')
+    if (notHost.length)
+      throw new OperationError(
+        `Input 'health-url': ${form} names one address, but '${notHost[0].name}' is not on host networking, so the rollout's containers answer at different addresses; ${how}`
+      )
+  }
+  const url = leader.healthUrl
+  const what = form ? `input 'health-url' (${form})` : `the derived health URL (no 'health-url' given)`
+  if (!url) throw new OperationError(`Cannot reach '${leader.name}' over HTTP: ${what} gives no address for it; ${how}`)
+  const p = leader.health
+  if (p?.readyz === 200) return
+  const got = p?.readyz !== undefined ? `answered ${p.readyz}` : `did not answer (${p?.error ?? 'no request made'})`
+  throw new OperationError(
+    `Input 'health-url': ${url}/readyz of the leader '${leader.name}' ${got}; the gates would judge every container there, so nothing was changed. The URL is ${what}; ${how}`
+  )
 }

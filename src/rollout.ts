@@ -23,9 +23,10 @@ import type { Proven } from './gates.js'
 import { describeChecks } from './health.js'
 import { ReadinessWatcher } from './watch.js'
 import type { ContainerInfo } from './docker.js'
-import { inspectNode, requireLeader, type NodeContainer, type NodeView } from './node.js'
+import { inspectNode, requireHealthUrl, requireLeader, type NodeContainer, type NodeView } from './node.js'
+import { nodeNames } from './node-db.js'
 import { rollback } from './rollback.js'
-import { HostLock, JournalWriter, journalPath, readJournal } from './state.js'
+import { JournalWriter, journalPath, readJournal, withHostLock } from './state.js'
 import { backupBeforeUpgrade } from './backup-step.js'
 
 export const SUFFIX_NEXT = '-rollout-next'
@@ -56,18 +57,14 @@ export interface Prepared {
  * before `fn` only reads.
  */
 export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<OperationResult>): Promise<OperationResult> {
-  const { inputs, docker, report, log } = ctx
-  await docker.ping()
-  const hostLock = await HostLock.acquire(inputs.stateDir, inputs.container, inputs.lockTimeoutMs, ctx.signal, (o) =>
-    log.info(`Waiting for the host lock (held by ${o})`)
-  )
-  try {
+  const { inputs, docker, report } = ctx
+  return withHostLock(ctx, async () => {
     const prior = readJournal(inputs.stateDir, inputs.container)
     if (prior && prior.phase === 'in-progress')
       throw new OperationError(
         `An interrupted ${prior.operation} (run ${prior.runId}, started ${prior.startedAt}) is recorded in ${journalPath(inputs.stateDir, inputs.container)}; run operation 'repair' first`
       )
-    const names = [inputs.container, ...(inputs.standby ? [inputs.standby] : [])]
+    const names = nodeNames(inputs)
     for (const n of names) {
       for (const suffix of [SUFFIX_NEXT, SUFFIX_PREVIOUS]) {
         if (await docker.inspect(n + suffix))
@@ -85,11 +82,8 @@ export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<Operat
         )
       if (!inputs.standby && leader.name !== inputs.container)
         throw new OperationError(`Container '${inputs.container}' is not the leader`)
-      // A health URL that does not answer would leave every readiness measurement blind.
-      if (inputs.healthUrl && leader.name === inputs.container && leader.health?.readyz === undefined)
-        throw new OperationError(
-          `Input 'health-url': ${inputs.healthUrl} does not answer (${leader.health?.error ?? 'no answer'}); it must reach the leader's node HTTP server from this runner`
-        )
+      // A health URL that does not reach the node would leave every gate blind.
+      requireHealthUrl(view, leader, inputs.healthUrl)
       let other: NodeContainer | undefined
       if (inputs.standby) {
         other = view.containers.find((c) => c !== leader)!
@@ -150,9 +144,7 @@ export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<Operat
     } finally {
       await view.db.close()
     }
-  } finally {
-    hostLock.release()
-  }
+  })
 }
 
 export function planText(

@@ -15,7 +15,7 @@ import {
 } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
-import { sleep } from './context.js'
+import { sleep, type Context } from './context.js'
 import type { Check } from './health.js'
 import type { DbVersion } from './database.js'
 import type { LockMode } from './node-config.js'
@@ -225,6 +225,23 @@ export class HostLock {
   release(): void {
     if (this.timer) clearInterval(this.timer)
     rmSync(this.path, { force: true })
+  }
+}
+
+/**
+ * Runs `fn` holding the host lock of the node named by input `container`, after checking that
+ * Docker answers; waits up to input `lock-timeout` for another operation to finish.
+ */
+export async function withHostLock<T>(ctx: Context, fn: () => Promise<T>): Promise<T> {
+  const { inputs, log } = ctx
+  await ctx.docker.ping()
+  const lock = await HostLock.acquire(inputs.stateDir, inputs.container, inputs.lockTimeoutMs, ctx.signal, (o) =>
+    log.info(`Waiting for the host lock (held by ${o})`)
+  )
+  try {
+    return await fn()
+  } finally {
+    lock.release()
   }
 }
 

@@ -12,30 +12,18 @@ import { formatMs } from '../duration.js'
 import { memberOf, newRun, takeOver, timeouts } from '../handoff.js'
 import { inspectNode, type NodeView } from '../node.js'
 import { nodeFiles } from '../backup-step.js'
-import { HostLock } from '../state.js'
-
-async function underHostLock<T>(ctx: Context, fn: () => Promise<T>): Promise<T> {
-  const { inputs, log } = ctx
-  await ctx.docker.ping()
-  const lock = await HostLock.acquire(inputs.stateDir, inputs.container, inputs.lockTimeoutMs, ctx.signal, (o) =>
-    log.info(`Waiting for the host lock (held by ${o})`)
-  )
-  try {
-    return await fn()
-  } finally {
-    lock.release()
-  }
-}
+import { withHostLock } from '../state.js'
+import { nodeNames } from '../node-db.js'
 
 /** The node as inspectNode sees it; a node that is down is fine for a backup (no leader needed). */
 async function viewOf(ctx: Context): Promise<NodeView> {
-  return inspectNode(ctx, [ctx.inputs.container, ...(ctx.inputs.standby ? [ctx.inputs.standby] : [])])
+  return inspectNode(ctx, nodeNames(ctx.inputs))
 }
 
 export async function backup(ctx: Context): Promise<OperationResult> {
   const { inputs, report, log } = ctx
   report.title = `chainlink-rollout backup of ${inputs.container}`
-  return underHostLock(ctx, async () => {
+  return withHostLock(ctx, async () => {
     const view = await viewOf(ctx)
     try {
       const source = view.leader ?? view.containers[0]
@@ -78,7 +66,7 @@ export async function backup(ctx: Context): Promise<OperationResult> {
 export async function restore(ctx: Context): Promise<OperationResult> {
   const { inputs, report, log, docker } = ctx
   report.title = `chainlink-rollout restore of ${inputs.container}`
-  return underHostLock(ctx, async () => {
+  return withHostLock(ctx, async () => {
     const view = await viewOf(ctx)
     await view.db.close()
     let file = inputs.backupFile

@@ -3,8 +3,8 @@
 // node ends with one leader, serving, named as before.
 import type { Context, OperationResult } from '../context.js'
 import { OperationError } from '../context.js'
-import { Database } from '../database.js'
-import { containerName, envMap, type ContainerInfo } from '../docker.js'
+import type { Database } from '../database.js'
+import { containerName, type ContainerInfo } from '../docker.js'
 import {
   GateError,
   healthGate,
@@ -16,26 +16,20 @@ import {
   type Member,
   type NodeLink
 } from '../handoff.js'
-import { containerOfSession, readLockState, sameApp } from '../lock.js'
-import { defaultLockMode, readNodeConfig } from '../node-config.js'
-import { asCandidate, maskContainerSecrets } from '../node.js'
+import { readLockState, sameApp, type LockState } from '../lock.js'
+import { maskContainerSecrets, tieSessions } from '../node.js'
+import { connectNode, nodeNames } from '../node-db.js'
 import { rollback, SUFFIX_DB_ROLLBACK } from '../rollback.js'
-import { HostLock, JournalWriter, journalPath, readJournal, type JournalPlan } from '../state.js'
+import { JournalWriter, journalPath, readJournal, withHostLock, type JournalPlan } from '../state.js'
 import { SUFFIX_NEXT, SUFFIX_PREVIOUS } from './upgrade.js'
-import type { NodeSession } from '../database.js'
-import { maskDatabaseUrl } from '../secrets.js'
 
 export async function repair(ctx: Context): Promise<OperationResult> {
   const { inputs, docker, report, log } = ctx
   const name = inputs.container
   report.title = `chainlink-rollout repair of ${name}`
-  await docker.ping()
-  const hostLock = await HostLock.acquire(inputs.stateDir, name, inputs.lockTimeoutMs, ctx.signal, (o) =>
-    log.info(`Waiting for the host lock (held by ${o})`)
-  )
-  try {
+  return withHostLock(ctx, async () => {
     const j = readJournal(inputs.stateDir, name)
-    const names = [name, ...(inputs.standby ? [inputs.standby] : [])]
+    const names = nodeNames(inputs)
     const leftovers = (
       await Promise.all(names.flatMap((n) => [n + SUFFIX_NEXT, n + SUFFIX_PREVIOUS]).map((n) => docker.inspect(n)))
     ).filter((x): x is ContainerInfo => !!x)
@@ -82,36 +76,17 @@ export async function repair(ctx: Context): Promise<OperationResult> {
         createdInfos.push(info)
     }
 
-    const config = await readNodeConfig(
-      envMap(previousInfo),
-      [...(previousInfo.Config.Entrypoint ?? []), ...(previousInfo.Config.Cmd ?? [])],
-      async (p) => (await docker.readFile(previousInfo.Id, p))?.toString('utf8')
-    )
-    const url = inputs.databaseUrl ?? config.databaseUrl
-    if (!url) throw new OperationError(`cannot find the database URL of '${leaderName}'; set the input 'database-url'`)
-    maskDatabaseUrl(url, log.mask)
     // right after an interruption the DB may be restarting: keep trying for a minute
-    const db = await Database.connect(url, 10_000, 60_000)
+    const { db, config, mode, databaseUrl } = await connectNode(ctx, previousInfo, { retryForMs: 60_000 })
     const journal = j && j.phase === 'in-progress' ? reopen(inputs.stateDir, name, j) : undefined
     try {
-      const sessions = await db.nodeSessions()
-      const mode =
-        inputs.lockMode !== 'auto'
-          ? inputs.lockMode
-          : (config.lockMode ?? defaultLockMode(sessions[0]?.version, config.toml))
       // the checks failing on the leader before the run, as its preflight recorded them
       const failingBefore = j?.plan.failingBefore
-      const link: NodeLink = { db, config, mode, databaseUrl: url, run: newRun(failingBefore) }
+      const link: NodeLink = { db, config, mode, databaseUrl, run: newRun(failingBefore) }
       const t = timeouts(ctx, config, previousInfo)
       const lock = await readLockState(db, mode, config.advisoryLockId)
       const all = [...originals, ...createdInfos]
-      const holderInfo = lock.holder
-        ? await holderContainer(
-            ctx,
-            all,
-            lock.sessions.filter((s) => sameApp(s.appId, lock.holder))
-          )
-        : undefined
+      const holderInfo = lock.holder ? await holderContainer(ctx, db, all, lock) : undefined
       report.fact(
         'Found',
         all
@@ -218,9 +193,7 @@ export async function repair(ctx: Context): Promise<OperationResult> {
     } finally {
       await db.close()
     }
-  } finally {
-    hostLock.release()
-  }
+  })
 }
 
 function reopen(stateDir: string, name: string, j: NonNullable<ReturnType<typeof readJournal>>): JournalWriter {
@@ -235,14 +208,14 @@ function reopen(stateDir: string, name: string, j: NonNullable<ReturnType<typeof
   return w
 }
 
+/** The container the lock holder runs in, when proven (by app id and start times, not by address). */
 async function holderContainer(
   ctx: Context,
+  db: Database,
   infos: ContainerInfo[],
-  sessions: { appId: string; clientAddr: string | null }[]
+  lock: LockState
 ): Promise<ContainerInfo | undefined> {
-  for (const s of sessions) {
-    const c = await containerOfSession(s as NodeSession, infos.map(asCandidate), (x) => ctx.docker.logs(x.id, 2000))
-    if (c) return infos.find((i) => i.Id === c.id)
-  }
-  return undefined
+  const { ties } = await tieSessions(ctx, db, infos, lock.sessions)
+  const id = ties.find((t) => sameApp(t.appId, lock.holder))?.container
+  return infos.find((i) => i.Id === id)
 }

@@ -2,6 +2,7 @@
 // changes nothing. Two leaders, no lock table or an unreachable DB are errors.
 import type { Context, OperationResult } from '../context.js'
 import { inspectNode, requireLeader, type NodeView } from '../node.js'
+import { nodeNames } from '../node-db.js'
 
 function describeContainers(view: NodeView): string[][] {
   return view.containers.map((c) => [
@@ -40,7 +41,7 @@ function lockSummary(view: NodeView): string {
 export async function status(ctx: Context): Promise<OperationResult> {
   const { inputs, report } = ctx
   report.title = `chainlink-rollout status of ${inputs.container}`
-  const view = await inspectNode(ctx, [inputs.container, ...(inputs.standby ? [inputs.standby] : [])])
+  const view = await inspectNode(ctx, nodeNames(inputs))
   try {
     report.tables.push({
       heading: 'Containers',

@@ -185,7 +185,10 @@ describe('readInputs: numbers, URLs, names, keys', () => {
   test.each([
     ['http://127.0.0.1:6688', 'http://127.0.0.1:6688'],
     ['https://node.example.com/', 'https://node.example.com'],
-    ['http://10.0.0.5:6688//', 'http://10.0.0.5:6688']
+    ['http://10.0.0.5:6688//', 'http://10.0.0.5:6688'],
+    ['http://127.0.0.1:{port}', 'http://127.0.0.1:{port}'],
+    ['http://{address}:6688/', 'http://{address}:6688'],
+    ['https://{name}:6689', 'https://{name}:6689']
   ])('health-url=%s (trailing slashes dropped)', (v, want) =>
     expect(read({ image: IMAGE, 'health-url': v }).healthUrl).toBe(want)
   )
@@ -193,7 +196,9 @@ describe('readInputs: numbers, URLs, names, keys', () => {
     ['localhost:6688', /^Input 'health-url' (is not a valid URL|must be http or https)/],
     ['not a url', /^Input 'health-url' is not a valid URL: 'not a url'/],
     ['ftp://node/', /^Input 'health-url' must be http or https; got 'ftp:'/],
-    ['unix:///run/node.sock', /^Input 'health-url' must be http or https/]
+    ['unix:///run/node.sock', /^Input 'health-url' must be http or https/],
+    ['http://{ip}:6688', /^Input 'health-url' has an unknown placeholder \{ip\}.*\{address\}, \{port\} and \{name\}/],
+    ['http://127.0.0.1:{port', /^Input 'health-url' is not a valid URL/]
   ])('health-url=%s is refused', (v, re) => expect(inputError({ image: IMAGE, 'health-url': v }).message).toMatch(re))
 
   test.each(['unix:///var/run/docker.sock', 'tcp://10.0.0.2:2376', 'https://docker.example.com:2376'])(

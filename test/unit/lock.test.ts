@@ -1,6 +1,6 @@
 import { describe, expect, it, test } from '@jest/globals'
 import { parseApplicationName, type AdvisoryHolder, type LeaseRow, type NodeSession } from '../../src/database.js'
-import { containerOfSession, decideHolder, type Candidate, type LockState } from '../../src/lock.js'
+import { decideHolder, type LockState } from '../../src/lock.js'
 import type { LockMode } from '../../src/node-config.js'
 
 const OLD = '6f1c2d3e-4a5b-4c6d-8e7f-8091a2b3c4d5'
@@ -147,55 +147,5 @@ describe('decideHolder', () => {
     const out = decideHolder(state('lease', { lease: lease(OLD), sessions: [{ ...s, applicationName }] }))
     expect(out.problem).toBeUndefined()
     expect(out.holder).toBe(OLD)
-  })
-})
-
-describe('containerOfSession', () => {
-  const a: Candidate = { name: 'chainlink', id: 'aaa', running: true, ips: ['172.20.0.5'] }
-  const b: Candidate = { name: 'chainlink-next', id: 'bbb', running: true, ips: ['172.20.0.6'] }
-  const hostA: Candidate = { name: 'chainlink', id: 'aaa', running: true, ips: [] }
-  const hostB: Candidate = { name: 'chainlink-next', id: 'bbb', running: true, ips: [] }
-  const stoppedB: Candidate = { ...hostB, running: false }
-
-  function logs(map: Record<string, string>) {
-    const asked: string[] = []
-    return { asked, fn: async (c: Candidate) => (asked.push(c.name), map[c.id] ?? '') }
-  }
-  const boot = (appId: string) => `[INFO] Chainlink booted in 3.21s appID=${appId}\n`
-
-  it('by client IP on a container network, without reading logs', async () => {
-    const l = logs({})
-    expect(await containerOfSession(session(NEW, 202, '172.20.0.6'), [a, b], l.fn)).toBe(b)
-    expect(l.asked).toEqual([])
-  })
-
-  it('host networking (every session from 127.0.0.1): by the app id in the logs', async () => {
-    const l = logs({ aaa: boot(OLD), bbb: 'Another application is currently holding the database lease...\n' })
-    expect(await containerOfSession(session(OLD, 101, '127.0.0.1'), [hostA, hostB], l.fn)).toBe(hostA)
-  })
-
-  it('an IP shared by several candidates does not decide; the logs do', async () => {
-    const l = logs({ aaa: 'nothing', bbb: boot(NEW) })
-    const shared = [
-      { ...a, ips: ['10.0.0.2'] },
-      { ...b, ips: ['10.0.0.2'] }
-    ]
-    expect(await containerOfSession(session(NEW, 202, '10.0.0.2'), shared, l.fn)).toBe(shared[1])
-  })
-
-  it('a unix-socket session (no client address) is found by its logs', async () => {
-    const l = logs({ bbb: boot(NEW) })
-    expect(await containerOfSession(session(NEW, 202, null), [a, b], l.fn)).toBe(b)
-  })
-
-  it('stopped containers are not asked for their logs', async () => {
-    const l = logs({ bbb: boot(NEW) })
-    expect(await containerOfSession(session(NEW, 202, '127.0.0.1'), [hostA, stoppedB], l.fn)).toBeUndefined()
-    expect(l.asked).toEqual(['chainlink'])
-  })
-
-  it('none: no IP match and the app id in no log', async () => {
-    const l = logs({ aaa: boot(OLD), bbb: boot(NEW) })
-    expect(await containerOfSession(session(GHOST, 303, '192.168.1.50'), [a, b], l.fn)).toBeUndefined()
   })
 })

@@ -1,0 +1,198 @@
+// The one way to the node's database, from a container's config: its settings, the DB URL
+// resolved as the container resolves it, masked, connected, and the lock mode. Preflight, repair,
+// backup and restore all come through here.
+import type { Context } from './context.js'
+import { OperationError } from './context.js'
+import { Database } from './database.js'
+import { containerIps, containerName, envMap, type ContainerInfo, type DockerClient } from './docker.js'
+import type { Inputs } from './inputs.js'
+import { defaultLockMode, readNodeConfig, type LockMode, type NodeConfig } from './node-config.js'
+import { isDatabaseUrlKey, isSecretEnvKey, maskDatabaseUrl } from './secrets.js'
+import type { SessionContainer } from './sessions.js'
+import { isIP } from 'node:net'
+
+/** The node's containers named by the inputs: `container`, then the pair's `standby`. */
+export function nodeNames(inputs: Pick<Inputs, 'container' | 'standby'>): string[] {
+  return [inputs.container, ...(inputs.standby ? [inputs.standby] : [])]
+}
+
+export interface NodeDb {
+  config: NodeConfig
+  /** as this host reaches the DB: the container's host names resolved as the container resolves them */
+  databaseUrl: string
+  /** where the URL came from, for messages */
+  source: string
+  db: Database
+  mode: LockMode
+}
+
+/** Masks every secret a container carries (DB URL, keystore/API passwords) before any logging. */
+export function maskContainerSecrets(info: ContainerInfo, mask: (s: string) => void): void {
+  for (const [k, v] of envMap(info)) {
+    if (!v || !isSecretEnvKey(k)) continue
+    if (isDatabaseUrlKey(k)) maskDatabaseUrl(v, mask)
+    else mask(v)
+  }
+}
+
+/** The node's settings as its container gives them (env, -config/-secrets files in it). */
+export async function nodeConfigOf(ctx: Context, info: ContainerInfo): Promise<NodeConfig> {
+  const readFile = async (path: string) => (await ctx.docker.readFile(info.Id, path))?.toString('utf8')
+  try {
+    return await readNodeConfig(envMap(info), [...(info.Config.Entrypoint ?? []), ...(info.Config.Cmd ?? [])], readFile)
+  } catch (e) {
+    throw new OperationError(`Container '${containerName(info)}': ${(e as Error).message}`)
+  }
+}
+
+const clockAhead = new WeakMap<Database, number>()
+
+/** How far the DB's clock runs ahead of this host's, as measured at connect; undefined when not measured. */
+export function dbClockAheadMs(db: Database): number | undefined {
+  return clockAhead.get(db)
+}
+
+/**
+ * From a node container to its database: config, URL (input `database-url` wins), host name
+ * resolved as in the container, masked, connected (`retryForMs` keeps trying while the DB
+ * restarts), and the lock mode (input `lock-mode`, else the config, else by the node's version).
+ */
+export async function connectNode(
+  ctx: Context,
+  info: ContainerInfo,
+  opts: { retryForMs?: number } = {}
+): Promise<NodeDb> {
+  const { inputs, log, docker } = ctx
+  maskContainerSecrets(info, log.mask)
+  const config = await nodeConfigOf(ctx, info)
+  const written = inputs.databaseUrl ?? config.databaseUrl
+  const source = inputs.databaseUrl ? "input 'database-url'" : (config.databaseUrlSource ?? 'the node config')
+  if (!written)
+    throw new OperationError(
+      `Cannot find the node's database URL: container '${containerName(info)}' has no CL_DATABASE_URL or DATABASE_URL and no [Database] URL in a -secrets file; set the input 'database-url'`
+    )
+  maskDatabaseUrl(written, log.mask)
+  const resolved = await resolveDbHost(docker, written, info)
+  const databaseUrl = resolved.url
+  maskDatabaseUrl(databaseUrl, log.mask)
+  if (!inputs.databaseUrl) log.info(`database URL from ${source}`)
+  if (resolved.how) log.info(`database host ${resolved.how}`)
+  let db: Database
+  try {
+    db = await Database.connect(databaseUrl, 10_000, opts.retryForMs ?? 0)
+  } catch (e) {
+    throw new OperationError(`${(e as Error).message} (from ${source}${resolved.how ? `; ${resolved.how}` : ''})`)
+  }
+  try {
+    const t0 = Date.now()
+    const r = await db.query<{ now: Date }>(`SELECT clock_timestamp() AS now`)
+    clockAhead.set(db, r[0].now.getTime() - (t0 + Date.now()) / 2)
+    let mode: LockMode
+    if (inputs.lockMode !== 'auto') mode = inputs.lockMode
+    else mode = config.lockMode ?? defaultLockMode((await db.nodeSessions())[0]?.version, config.toml)
+    return { config, databaseUrl, source, db, mode }
+  } catch (e) {
+    await db.close()
+    throw e
+  }
+}
+
+/** A container as the session matching sees it. */
+export function sessionContainerOf(info: ContainerInfo): SessionContainer {
+  const started = Date.parse(info.State.StartedAt)
+  return {
+    id: info.Id,
+    name: containerName(info),
+    running: info.State.Running,
+    ips: containerIps(info),
+    startedAt: Number.isFinite(started) ? started : 0
+  }
+}
+
+/** `name:ip` or `name=ip` entries of `--add-host` (HostConfig.ExtraHosts). */
+export function extraHost(extraHosts: string[] | null | undefined, host: string): string | undefined {
+  for (const e of extraHosts ?? []) {
+    const i = e.search(/[:=]/)
+    if (i > 0 && e.slice(0, i).toLowerCase() === host.toLowerCase()) return e.slice(i + 1).replace(/^\[|\]$/g, '')
+  }
+  return undefined
+}
+
+/**
+ * The DB URL is written as the container sees it. Its host name is resolved in the container's
+ * order: its /etc/hosts entries from `--add-host` (`host-gateway` is the default bridge's gateway,
+ * the daemon's default host-gateway address), then Docker's DNS on its user networks (a compose
+ * service, a container name or alias), then this host's resolver.
+ */
+export async function resolveDbHost(
+  docker: DockerClient,
+  url: string,
+  node: ContainerInfo
+): Promise<{ url: string; how?: string }> {
+  let u: URL
+  try {
+    u = new URL(url)
+  } catch {
+    return { url }
+  }
+  const host = u.hostname
+  if (!host || isIP(host.replace(/^\[|\]$/g, '')) || host === 'localhost') return { url }
+  const use = (ip: string, how: string) => {
+    u.hostname = isIP(ip) === 6 ? `[${ip}]` : ip
+    return { url: u.toString(), how: `'${host}' is ${ip} in the container (${how})` }
+  }
+  const mapped = extraHost(node.HostConfig?.ExtraHosts, host)
+  if (mapped && mapped !== 'host-gateway' && isIP(mapped)) return use(mapped, '--add-host')
+  if (mapped === 'host-gateway') {
+    // Docker writes the address it chose into the container's /etc/hosts; else the default
+    // bridge's gateway, which is the daemon's default host-gateway address.
+    const hosts = (await docker.readFile(node.Id, '/etc/hosts'))?.toString('utf8')
+    const fromHosts = hosts && hostsEntry(hosts, host)
+    if (fromHosts) return use(fromHosts, '--add-host ...:host-gateway, from its /etc/hosts')
+    const gw = await bridgeGateway(docker)
+    if (gw) return use(gw, '--add-host ...:host-gateway, the default bridge gateway')
+  }
+  for (const netName of Object.keys(node.NetworkSettings?.Networks ?? {})) {
+    // the default bridge has no DNS for container names
+    if (['bridge', 'host', 'none'].includes(netName)) continue
+    const net = await docker.api
+      .getNetwork(netName)
+      .inspect()
+      .catch(() => undefined)
+    for (const id of Object.keys(net?.Containers ?? {})) {
+      const other = await docker.inspect(id)
+      const onNet = other?.NetworkSettings?.Networks?.[netName]
+      if (!other || !onNet?.IPAddress) continue
+      if (
+        containerName(other) === host ||
+        (onNet.Aliases ?? []).includes(host) ||
+        ((onNet as { DNSNames?: string[] }).DNSNames ?? []).includes(host)
+      )
+        return use(onNet.IPAddress, `a container on network ${netName}`)
+    }
+  }
+  return { url }
+}
+
+/** The address /etc/hosts text gives a name (first match). */
+export function hostsEntry(hosts: string, name: string): string | undefined {
+  for (const line of hosts.split('\n')) {
+    const [ip, ...names] = line.replace(/#.*/, '').trim().split(/\s+/)
+    if (ip && isIP(ip) && names.some((n) => n.toLowerCase() === name.toLowerCase())) return ip
+  }
+  return undefined
+}
+
+/** The default bridge's gateway: as configured, else the first address of its subnet (Docker's choice). */
+async function bridgeGateway(docker: DockerClient): Promise<string | undefined> {
+  const bridge = await docker.api
+    .getNetwork('bridge')
+    .inspect()
+    .catch(() => undefined)
+  const cfg = ((bridge?.IPAM?.Config ?? []) as { Gateway?: string; Subnet?: string }[]).find(
+    (c) => isIP(c.Gateway ?? '') === 4 || isIP((c.Subnet ?? '').split('/')[0]) === 4
+  )
+  if (cfg?.Gateway) return cfg.Gateway
+  const base = cfg?.Subnet?.split('/')[0].split('.').map(Number)
+  return base ? [base[0], base[1], base[2], base[3] + 1].join('.') : undefined
+}
