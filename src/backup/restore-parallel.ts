@@ -21,7 +21,8 @@ export function parallelJobs(): number {
 
 const lit = (s: string) => `'${s.replace(/'/g, "''")}'`
 
-/** Whether this user can restore by swap: create databases, and own (or be superuser over) the target. */
+/** Whether a restore by swap is possible: the user may create databases and owns the target (or is
+ * superuser), and no other session uses the target. */
 export async function canSwap(conn: Conn): Promise<{ ok: boolean; why?: string }> {
   const admin = await pgClient(conn.withDatabase('postgres'))
   try {
@@ -34,6 +35,15 @@ export async function canSwap(conn: Conn): Promise<{ ok: boolean; why?: string }
     const r = rows[0]
     if (!r.su && !r.cdb) return { ok: false, why: 'the database user may not create databases (CREATEDB)' }
     if (!r.su && !r.owner) return { ok: false, why: 'the database user does not own the database' }
+    const s = await admin.query<{ n: string }>(
+      'SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+      [conn.database]
+    )
+    if (Number(s.rows[0].n) > 0)
+      return {
+        ok: false,
+        why: `${s.rows[0].n} other session(s) on ${conn.database} (a database is only swapped while nobody uses it)`
+      }
     return { ok: true }
   } finally {
     await admin.end().catch(() => undefined)
