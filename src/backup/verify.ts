@@ -164,7 +164,20 @@ export async function verifyBackup(file: string, opts: VerifyOptions): Promise<V
         signal: opts.signal,
         what: `read the archive ${m.dump.file}`
       })
-      await feed(await openArchive(dumpFile, m, opts.identity), r)
+      const src = await openArchive(dumpFile, m, opts.identity)
+      let read = 0
+      src.on('data', (c: Buffer) => (read += c.length))
+      const p = new Progress({
+        what: `reading ${m.dump.file}`,
+        log,
+        bytes: () => read,
+        totalBytes: m.dump.rawBytes
+      })
+      try {
+        await feed(src, r)
+      } finally {
+        p.stop()
+      }
       v.checks.push('archive-read')
       log(`archive read in full by pg_restore in ${Date.now() - t0} ms`)
     } else {
