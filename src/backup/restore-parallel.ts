@@ -35,10 +35,16 @@ export async function canSwap(conn: Conn): Promise<{ ok: boolean; why?: string }
     const r = rows[0]
     if (!r.su && !r.cdb) return { ok: false, why: 'the database user may not create databases (CREATEDB)' }
     if (!r.su && !r.owner) return { ok: false, why: 'the database user does not own the database' }
-    const s = await admin.query<{ n: string }>(
-      'SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
-      [conn.database]
-    )
+    // a session closed just before (the caller's own) can linger for a moment: wait up to 2 s
+    let s = { rows: [{ n: '0' }] }
+    for (let i = 0; i < 20; i++) {
+      s = await admin.query<{ n: string }>(
+        'SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+        [conn.database]
+      )
+      if (Number(s.rows[0].n) === 0) break
+      await new Promise((r) => setTimeout(r, 100))
+    }
     if (Number(s.rows[0].n) > 0)
       return {
         ok: false,
