@@ -88,13 +88,14 @@ class Counter extends Transform {
   }
 }
 
-/** Tables with data and their total size: the denominator of the progress lines. */
-async function tableStats(c: import('pg').Client): Promise<{ tables: number; bytes: number }> {
-  const { rows } = await c.query<{ n: string; b: string }>(
-    `SELECT count(*) AS n, coalesce(sum(pg_table_size(c.oid)), 0) AS b FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+/** Tables with data: the denominator of the progress lines. From the catalog only: a size
+ * function would wait behind a lock that pg_dump itself gives up on (lock-wait-timeout). */
+async function tableStats(c: import('pg').Client): Promise<{ tables: number }> {
+  const { rows } = await c.query<{ n: string }>(
+    `SELECT count(*) AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'`
   )
-  return { tables: Number(rows[0].n), bytes: Number(rows[0].b) }
+  return { tables: Number(rows[0].n) }
 }
 
 /** Where the server keeps its data, when that is a directory of this host (else undefined). */
