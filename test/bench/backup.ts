@@ -1,13 +1,13 @@
 // `npm run bench -- backup` (test/bench/run.sh bundles this file with ncc and runs it on Node 24).
 //
 // Backups and restores at node-like sizes: for each size (BENCH_BACKUP_SIZES, MiB, default
-// 128,512,2048) a node-shaped database is generated (test/bench/lib/gen-db.ts, seeded), then
+// 64,256,2048) a node-shaped database is generated (test/bench/lib/gen-db.ts, seeded), then
 // side by side: the action's backup (createBackup, its default layout and verification), raw
 // `pg_dump -Fc` (default gzip) and raw `pg_dump -Fd -j N` (default gzip), each with its size on
 // disk and the time of a full read (pg_restore -f /dev/null for the raw ones, the action's own
 // verification for it); then restores into an empty database: pg_restore of the -Fc dump with
 // one job (and with -j N when BENCH_BACKUP_FC_JOBS is set), pg_restore -j N of the -Fd dump,
-// and the action's restoreBackup. About 15 min on 2 cores, most of it the 2 GiB database's
+// and the action's restoreBackup. About 20 min on 2 cores, most of it the 2 GiB database's
 // generation and its raw pg_dump -Fc with default gzip.
 // Each database is dropped after its size. Output: Markdown on stdout, progress on stderr.
 // MB/s = database size (pg_database_size) / wall time; s/GB = wall time per GiB of database.
@@ -20,7 +20,7 @@ import { createBackup, restoreBackup } from '../../src/backup.js'
 import { createDb, loadBed, type TestDb } from '../support/bed.js'
 import { generateNodeDb } from './lib/gen-db.js'
 
-const SIZES = (process.env.BENCH_BACKUP_SIZES ?? '128,512,2048').split(',').map(Number)
+const SIZES = (process.env.BENCH_BACKUP_SIZES ?? '64,256,2048').split(',').map(Number)
 const JOBS = Math.max(1, Math.min(8, cpus().length))
 const SEED = Number(process.env.BENCH_SEED ?? 1)
 const progress = (s: string) => process.stderr.write(`[bench backup] ${new Date().toISOString().slice(11, 19)} ${s}\n`)
