@@ -8,6 +8,7 @@ import type { NodeContainer, NodeView } from './node.js'
 import { createBackup } from './backup/create.js'
 import { restoreBackup } from './backup/restore.js'
 import { pruneBackups } from './backup/retention.js'
+import { Database } from './database.js'
 import { formatMs } from './duration.js'
 
 /** Host path of a file inside a container, through its bind mounts (undefined when not mounted). */
@@ -71,6 +72,15 @@ export async function restoreForRollback(
       `the pre-upgrade backup ${file} is encrypted to the backup recipient and this host holds no identity to decrypt it; restore it with the key, then start the previous container`
     )
   ctx.report.step('restore', file)
-  const r = await restoreBackup({ databaseUrl: url, file, log: ctx.log, signal: ctx.signal })
+  // A directory-layout backup is restored into a copy swapped in by rename, which needs the
+  // database free of sessions, this action's own included: closed here, reopened after.
+  const swap = /\.dump\.d\/?$/.test(file)
+  if (swap) await link.db.close()
+  let r
+  try {
+    r = await restoreBackup({ databaseUrl: url, file, log: ctx.log, signal: ctx.signal })
+  } finally {
+    if (swap) link.db = await Database.connect(url)
+  }
   ctx.report.step('database restored', `${file} (taken ${r.backupCreatedAt}) in ${formatMs(r.durationMs)}`)
 }

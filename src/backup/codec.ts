@@ -29,7 +29,7 @@ type ZstdZlib = {
 const z = zlib as unknown as ZstdZlib
 
 let zstdCli: boolean | undefined
-function hasZstdCli(): boolean {
+export function hasZstdCli(): boolean {
   if (zstdCli === undefined) {
     try {
       zstdCli = spawnSync('zstd', ['--version'], { stdio: 'ignore' }).status === 0

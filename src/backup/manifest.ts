@@ -1,5 +1,7 @@
 // Backup set names, the JSON manifest beside each dump, and reading a backup directory.
-// A set is <base>.dump[.zst][.age] + <base>.files.tar[.age] (optional) + <base>.json, where
+// A set is <base>.dump[.zst][.age] (one file) or <base>.dump.d/ (directory format: pg_dump -Fd
+// with each data file zstd-compressed, checksummed one by one in the manifest)
+// + <base>.files.tar[.age] (optional) + <base>.json, where
 // base = chainlink-rollout-<db>-<UTC yyyymmddThhmmssSSSZ>-<kind>: sortable by time, and only
 // names matching this pattern are ever listed, verified or pruned.
 import { open, readdir, readFile, rename, unlink } from 'node:fs/promises'
@@ -8,6 +10,7 @@ import { join } from 'node:path'
 export const PREFIX = 'chainlink-rollout-'
 export type Kind = 'scheduled' | 'pre-upgrade'
 export type Compression = 'zstd' | 'gzip'
+export type Layout = 'file' | 'directory'
 
 export interface Verification {
   at: string
@@ -33,12 +36,23 @@ export interface Manifest {
   encrypted: boolean
   recipient?: string
   node?: { version?: string; image?: string; digest?: string }
-  dump: { file: string; bytes: number; sha256: string }
+  /** 'file' (absent in older manifests) or 'directory' */
+  layout?: Layout
+  dump: {
+    file: string
+    bytes: number
+    /** of the file; for a directory, of its sha256sum-style listing of `files` */
+    sha256: string
+    /** the uncompressed archive's size (what a restore's staging copy needs) */
+    rawBytes?: number
+    /** directory layout: every file in it, with its own checksum */
+    files?: { name: string; bytes: number; sha256: string }[]
+  }
   files?: { file: string; bytes: number; sha256: string; entries: { name: string; bytes: number }[] }
   verifications: Verification[]
 }
 
-const NAME_RE = /^chainlink-rollout-(.+)-(\d{8}T\d{9}Z)-(scheduled|pre-upgrade)\.dump(\.zst)?(\.age)?$/
+const NAME_RE = /^chainlink-rollout-(.+)-(\d{8}T\d{9}Z)-(scheduled|pre-upgrade)\.dump(\.zst|\.d)?(\.age)?$/
 
 interface ParsedName {
   base: string
@@ -47,18 +61,20 @@ interface ParsedName {
   kind: Kind
   compression: Compression
   encrypted: boolean
+  layout: Layout
 }
 
 export function parseDumpName(file: string): ParsedName | undefined {
   const m = NAME_RE.exec(file)
   if (!m) return undefined
   return {
-    base: file.replace(/\.dump(\.zst)?(\.age)?$/, ''),
+    base: file.replace(/\.dump(\.zst|\.d)?(\.age)?$/, ''),
     db: m[1],
     stamp: m[2],
     kind: m[3] as Kind,
     compression: m[4] ? 'zstd' : 'gzip',
-    encrypted: !!m[5]
+    encrypted: !!m[5],
+    layout: m[4] === '.d' ? 'directory' : 'file'
   }
 }
 
@@ -75,7 +91,8 @@ export function backupBase(db: string, at: Date, kind: Kind): string {
   return `${PREFIX}${safe}-${stamp(at)}-${kind}`
 }
 
-export function dumpName(base: string, compression: Compression, encrypted: boolean): string {
+export function dumpName(base: string, compression: Compression, encrypted: boolean, layout: Layout = 'file'): string {
+  if (layout === 'directory') return `${base}.dump.d`
   return `${base}.dump${compression === 'zstd' ? '.zst' : ''}${encrypted ? '.age' : ''}`
 }
 
@@ -85,7 +102,7 @@ export const filesName = (base: string, encrypted: boolean) => `${base}.files.ta
 /** The manifest path for a dump path (or a manifest path given directly). */
 export function manifestPathFor(file: string): string {
   if (file.endsWith('.json')) return file
-  return file.replace(/\.dump(\.zst)?(\.age)?$/, '') + '.json'
+  return file.replace(/\/+$/, '').replace(/\.dump(\.zst|\.d)?(\.age)?$/, '') + '.json'
 }
 
 export async function readManifest(path: string): Promise<Manifest> {

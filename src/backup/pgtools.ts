@@ -131,13 +131,29 @@ export function run(
   tool: Tool,
   args: string[],
   conn: Conn | undefined,
-  opts: { stdin?: boolean; signal?: AbortSignal; what: string }
+  opts: {
+    stdin?: boolean
+    signal?: AbortSignal
+    what: string
+    /** each stderr line (e.g. --verbose progress); true = consumed, not part of an error message */
+    onLine?: (line: string) => boolean
+  }
 ): Running {
   const child = runner.spawn(tool, args, conn, { stdin: !!opts.stdin })
   let stderr = ''
+  let partial = ''
   child.stderr!.setEncoding('utf8')
   child.stderr!.on('data', (d: string) => {
-    if (stderr.length < 64 * 1024) stderr += d
+    if (!opts.onLine) {
+      if (stderr.length < 64 * 1024) stderr += d
+      return
+    }
+    const lines = (partial + d).split('\n')
+    partial = lines.pop()!
+    for (const l of lines) if (!opts.onLine(l)) stderr = (stderr + l + '\n').slice(-64 * 1024)
+  })
+  child.stderr!.on('end', () => {
+    if (partial && !opts.onLine?.(partial)) stderr += partial
   })
   const onAbort = () => child.kill('SIGTERM')
   opts.signal?.addEventListener('abort', onAbort, { once: true })

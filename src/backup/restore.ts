@@ -6,6 +6,10 @@
 // restore is one psql transaction: drop every user schema (and recreate an empty public), then
 // the archive's SQL (pg_restore -f -). Any error rolls the whole thing back; the database is
 // either the backup or untouched.
+//
+// A directory-format backup is restored in parallel (pg_restore -j N) into a new database that
+// is then swapped in (restore-parallel.ts), when the user may create databases; otherwise in
+// the one transaction above, from an uncompressed staged copy.
 import { dirname, join, basename } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { keystoreCounts } from './db.js'
@@ -13,6 +17,9 @@ import { manifestPathFor, readManifest } from './manifest.js'
 import type { Log } from '../context.js'
 import { BackupError, parseConn, pgClient, redact, run, type PgDumpDocker } from './pgtools.js'
 import { checkSha256, openArchive, restoreRunner } from './verify.js'
+import { checkDirectory } from './dirformat.js'
+import { Progress } from './progress.js'
+import { canSwap, restoreBySwap, withStagedDirectory } from './restore-parallel.js'
 
 export interface RestoreOptions {
   databaseUrl: string
@@ -56,7 +63,8 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
   const manifestFile = manifestPathFor(opts.file)
   const m = await readManifest(manifestFile)
   const dumpFile = join(dirname(manifestFile), m.dump.file)
-  await checkSha256(dumpFile, m.dump, 'the dump')
+  if (m.layout === 'directory') await checkDirectory(dumpFile, m.dump.files ?? [], `the dump ${m.dump.file}`)
+  else await checkSha256(dumpFile, m.dump, 'the dump')
   const warnings: string[] = []
   if (m.database.name !== conn.database) {
     warnings.push(`the backup is of database ${m.database.name}, restoring into ${conn.database}`)
@@ -66,11 +74,56 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
     `restoring ${basename(dumpFile)} (${m.kind}, taken ${m.createdAt}) into ${conn.database}: every change since then is lost`
   )
   const runner = await restoreRunner(m.pgDump.version, opts.pgDumpDocker)
-  const src = await openArchive(dumpFile, m, opts.identity)
-  const toSql = run(runner, 'pg_restore', ['-f', '-'], undefined, {
-    stdin: true,
+  if (m.layout === 'directory') {
+    const swap = await canSwap(conn)
+    if (swap.ok) {
+      try {
+        await restoreBySwap({
+          conn,
+          dumpDir: dumpFile,
+          m,
+          runner,
+          lockTimeoutMs: opts.lockTimeoutMs ?? 60000,
+          log,
+          signal: opts.signal
+        })
+      } catch (e) {
+        throw new BackupError(
+          `restore of ${basename(dumpFile)} failed, the database was left as it was (restored into a copy, never swapped in): ${redact((e as Error).message, conn.password)}`
+        )
+      }
+    } else {
+      log.info(`restoring in one transaction, not in parallel: ${swap.why}`)
+      await withStagedDirectory(dumpFile, m, log, (staged) =>
+        restoreInOneTransaction(opts, conn, runner, dumpFile, m, staged)
+      )
+    }
+  } else await restoreInOneTransaction(opts, conn, runner, dumpFile, m)
+  return summarize(conn, dumpFile, m, t0, warnings, log)
+}
+
+/** pg_restore's SQL (from the archive stream, or from a staged directory) through psql in one transaction. */
+async function restoreInOneTransaction(
+  opts: RestoreOptions,
+  conn: ReturnType<typeof parseConn>,
+  runner: Awaited<ReturnType<typeof restoreRunner>>,
+  dumpFile: string,
+  m: Awaited<ReturnType<typeof readManifest>>,
+  staged?: string
+): Promise<void> {
+  const src = staged ? undefined : await openArchive(dumpFile, m, opts.identity)
+  let fed = 0
+  src?.on('data', (c: Buffer) => (fed += c.length))
+  const progress = new Progress({
+    what: `restore of ${basename(dumpFile)}`,
+    log: opts.log,
+    ...(src ? { bytes: () => fed, totalBytes: m.dump.rawBytes } : {})
+  })
+  const toSql = run(runner, 'pg_restore', ['-f', '-', '--verbose', ...(staged ? [staged] : [])], undefined, {
+    stdin: !staged,
     signal: opts.signal,
-    what: 'read the archive'
+    what: 'read the archive',
+    onLine: progress.onLine
   })
   const psql = run(
     runner,
@@ -83,7 +136,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
   try {
     psql.stdin!.write(CLEAN_SQL(opts.lockTimeoutMs ?? 60000))
     const rs = await Promise.allSettled([
-      pipeline(src, toSql.stdin!),
+      src ? pipeline(src, toSql.stdin!) : Promise.resolve(),
       toSql.done,
       pipeline(toSql.stdout, psql.stdin!),
       psql.done
@@ -101,7 +154,19 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
     throw new BackupError(
       `restore of ${basename(dumpFile)} failed, the database was left as it was (one transaction): ${redact((e as Error).message, conn.password)}`
     )
+  } finally {
+    progress.stop()
   }
+}
+
+async function summarize(
+  conn: ReturnType<typeof parseConn>,
+  dumpFile: string,
+  m: Awaited<ReturnType<typeof readManifest>>,
+  t0: number,
+  warnings: string[],
+  log: Log
+): Promise<RestoreResult> {
   const c = await pgClient(conn)
   try {
     const { rows } = await c.query<{ s: string; n: string }>(

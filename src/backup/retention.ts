@@ -4,7 +4,7 @@
 // of all is never deleted whatever the counts say; unverified sets (failed or never verified)
 // are deleted once a newer verified set of the same kind exists, and kept otherwise (the latest
 // failure stays for diagnosis).
-import { unlink } from 'node:fs/promises'
+import { rm, unlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { listBackups, type BackupEntry, type Kind } from './manifest.js'
 import type { Log } from '../context.js'
@@ -65,6 +65,11 @@ export async function pruneBackups(dir: string, opts: PruneOptions): Promise<Pru
     )
     if (opts.dryRun) continue
     for (const f of setFiles(e)) {
+      // a directory-format dump: the whole directory (its name matched our own pattern)
+      if (f === e.file && e.name.layout === 'directory') {
+        await rm(f, { recursive: true, force: true })
+        continue
+      }
       await unlink(f).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'ENOENT') throw err
       })

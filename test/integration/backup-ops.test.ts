@@ -2,7 +2,8 @@
 // runs the action: a verified (optionally encrypted) backup, a restore refused while the node
 // leads, and a restore with stop-node that brings the old rows back and the node up again.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals'
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateIdentity, identityToRecipient } from 'age-encryption'
@@ -45,6 +46,24 @@ describe('backup and restore operations', () => {
     expect(manifest.node.version).toBe('2.19.0')
     expect(r.summary).toMatch(/Verified \| .*trial-restore/)
     expect(visible(r.stdout) + r.summary).not.toContain('bed-test-password')
+  })
+
+  test('backup refused for lack of space in backup-dir, before any work, nothing written', async () => {
+    const mnt = mkdtempSync(join(tmpdir(), 'clr-tmpfs-'))
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt])
+    try {
+      const r = await act({ operation: 'backup', 'backup-dir': mnt })
+      expect(r.exitCode).toBe(1)
+      expect(visible(r.stdout)).toMatch(
+        new RegExp(
+          `::error::.*not enough free space in backup-dir ${mnt}: the backup of .* needs about \\d+ MB .* free; nothing was written`
+        )
+      )
+      expect(readdirSync(mnt)).toEqual([])
+    } finally {
+      execFileSync('umount', [mnt])
+      rmSync(mnt, { recursive: true, force: true })
+    }
   })
 
   test('restore is refused while the node holds the lock; nothing changed', async () => {

@@ -411,3 +411,130 @@ describe('secrets and the lock', () => {
     await c.end()
   })
 })
+
+describe('directory layout', () => {
+  let d2: TestDb
+  let dd: string
+  let set: BackupResult
+  beforeAll(async () => {
+    d2 = await createDb('bkdir')
+    cleanup.push(() => d2.drop())
+    await fillChainlinkLike(d2, 20000)
+    dd = await mkdtemp(join(tmpdir(), 'clr-backup-dir-'))
+    cleanup.push(() => rm(dd, { recursive: true, force: true }))
+    set = await createBackup({ databaseUrl: d2.url, dir: dd, kind: 'pre-upgrade', format: 'directory', log })
+  })
+
+  test('a directory-format backup: one checksum per file in the manifest, verified in full', async () => {
+    expect(basename(set.file)).toMatch(/-pre-upgrade\.dump\.d$/)
+    expect(set.verified).toEqual(['sha256', 'archive-read'])
+    const m = await readManifest(set.manifestFile)
+    expect(m.layout).toBe('directory')
+    const names = (await readdir(set.file)).sort()
+    expect(m.dump.files!.map((f) => f.name)).toEqual(names)
+    expect(names).toContain('toc.dat')
+    expect(names.filter((n) => n.endsWith('.dat.zst')).length).toBeGreaterThanOrEqual(4)
+    for (const f of m.dump.files!) expect(f.sha256).toMatch(/^[0-9a-f]{64}$/)
+    expect(m.dump.rawBytes).toBeGreaterThan(m.dump.bytes)
+    expect((await stat(set.file)).mode & 0o777).toBe(0o700)
+    // the set is listed like any other and a trial restore (pg_restore -j) checks the keystore
+    expect((await listBackups(dd))[0]).toMatchObject({ file: set.file, verified: true })
+    const v = await verifyBackup(set.file, { mode: 'restore', databaseUrl: d2.url, log })
+    expect(v.checks).toEqual(['sha256', 'archive-read', 'trial-restore', 'keystore'])
+  })
+
+  test('restored in parallel into the database: old rows back, later changes gone, nothing left over', async () => {
+    const before = await count(d2, 'evm.logs')
+    const c = await d2.client()
+    await c.query('INSERT INTO evm.logs (evm_chain_id, block_number) SELECT 1, g FROM generate_series(1, 100) g')
+    await c.query('CREATE TABLE evm.new_migration_table (x int)')
+    await c.end()
+    const r = await restoreBackup({ databaseUrl: d2.url, file: set.file, log })
+    expect(await count(d2, 'evm.logs')).toBe(before)
+    expect(r.keystore).toEqual({ encrypted_key_rings: 1, 'evm.key_states': 2 })
+    expect(r.tables).toEqual({ evm: 2, public: 2 })
+    const admin = await d2.client()
+    const left = await admin.query("SELECT datname FROM pg_database WHERE datname LIKE $1 || '\\_clr\\_%'", [d2.name])
+    await admin.end()
+    expect(left.rows).toEqual([])
+    expect(lines.join('\n')).toMatch(/parallel restore into new database/)
+    // no staging directory left beside the backup
+    expect((await readdir(dd)).filter((f) => f.startsWith('.clr-'))).toEqual([])
+  })
+
+  test('tampered with: a changed, a removed or an added file is refused on verify and restore, database untouched', async () => {
+    const m = await readManifest(set.manifestFile)
+    const big = [...m.dump.files!].sort((a, b) => b.bytes - a.bytes)[0].name
+    const c = await d2.client()
+    await c.query('INSERT INTO evm.logs (evm_chain_id, block_number) VALUES (1, 424242)')
+    await c.end()
+    const marker = await count(d2, 'evm.logs')
+    const copy = async (tag: string) => {
+      const t = await mkdtemp(join(tmpdir(), `clr-dir-${tag}-`))
+      cleanup.push(() => rm(t, { recursive: true, force: true }))
+      execFileSync('cp', ['-a', set.file, set.manifestFile, t])
+      return join(t, basename(set.file))
+    }
+    const flipped = await copy('flip')
+    const fh = await open(join(flipped, big), 'r+')
+    const b = Buffer.alloc(1)
+    await fh.read(b, 0, 1, 100)
+    b[0] ^= 0x01
+    await fh.write(b, 0, 1, 100)
+    await fh.close()
+    await expect(verifyBackup(flipped, { mode: 'archive', log })).rejects.toThrow(
+      new RegExp(`${big} does not match its manifest checksum .* altered or corrupted`)
+    )
+    await expect(restoreBackup({ databaseUrl: d2.url, file: flipped, log })).rejects.toThrow(
+      new RegExp(`${big} does not match its manifest checksum`)
+    )
+    const removed = await copy('rm')
+    await rm(join(removed, big))
+    await expect(restoreBackup({ databaseUrl: d2.url, file: removed, log })).rejects.toThrow(
+      new RegExp(`missing files its manifest lists: ${big}`)
+    )
+    const added = await copy('add')
+    await writeFile(join(added, '9999.dat'), 'COPY injected\n')
+    await expect(restoreBackup({ databaseUrl: d2.url, file: added, log })).rejects.toThrow(
+      /holds files its manifest does not list: 9999\.dat/
+    )
+    expect(await count(d2, 'evm.logs')).toBe(marker)
+  })
+
+  test('with another session on the database: no swap, restored in one transaction from the directory', async () => {
+    const before = await count(d2, 'evm.logs')
+    const c = await d2.client()
+    await c.query('DELETE FROM encrypted_key_rings')
+    const n = lines.length
+    try {
+      await restoreBackup({ databaseUrl: d2.url, file: set.file, log })
+    } finally {
+      await c.end()
+    }
+    expect(lines.slice(n).join('\n')).toMatch(/restoring in one transaction, not in parallel: 1 other session\(s\)/)
+    expect(await count(d2, 'encrypted_key_rings')).toBe(1)
+    expect(await count(d2, 'evm.logs')).toBe(before - 1)
+  })
+})
+
+describe('free space', () => {
+  test('a backup refused for lack of space in backup-dir, naming it, with nothing written', async () => {
+    const mnt = await mkdtemp(join(tmpdir(), 'clr-tmpfs-'))
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt])
+    try {
+      const err = await createBackup({ databaseUrl: db.url, dir: join(mnt, 'backups'), kind: 'scheduled', log }).catch(
+        (e: Error) => e
+      )
+      expect(err).toBeInstanceOf(Error)
+      expect((err as Error).message).toMatch(
+        new RegExp(
+          `not enough free space in backup-dir ${join(mnt, 'backups')}: the backup of ${db.name} .* needs about \\d+ MB .*, [01] MB free; nothing was written`
+        )
+      )
+      expect(await readdir(mnt)).toEqual([])
+    } finally {
+      execFileSync('umount', [mnt])
+      await rm(mnt, { recursive: true, force: true })
+    }
+  })
+})

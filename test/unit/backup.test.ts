@@ -24,7 +24,8 @@ describe('backup names', () => {
       stamp: '20261121T090507042Z',
       kind: 'pre-upgrade',
       compression: 'zstd',
-      encrypted: true
+      encrypted: true,
+      layout: 'file'
     })
     expect(stampToIso('20261121T090507042Z')).toBe('2026-11-21T09:05:07.042Z')
     expect(manifestPathFor(`/b/${f}`)).toBe(`/b/${base}.json`)
@@ -50,7 +51,7 @@ describe('planPrune', () => {
   const mk = (i: number, kind: Kind, verified: boolean): BackupEntry => ({
     file: `f${i}`,
     manifestFile: `f${i}.json`,
-    name: { base: `f${i}`, db: 'db', stamp: String(i), kind, compression: 'zstd', encrypted: false },
+    name: { base: `f${i}`, db: 'db', stamp: String(i), kind, compression: 'zstd', encrypted: false, layout: 'file' },
     createdAt: '',
     kind,
     verified
