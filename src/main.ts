@@ -8,25 +8,36 @@ import { InputError, readInputs, type Inputs } from './inputs.js'
 import { Report } from './report.js'
 import { runOperation } from './operations/index.js'
 import { StateKey } from './state.js'
+import { knownSecrets } from './secrets.js'
+
+/** Registers a secret: `::add-mask::` for each new form, and the redaction of what we write ourselves. */
+export function maskSecret(secret: string): void {
+  for (const form of knownSecrets.add(secret)) core.setSecret(form)
+}
+
+/** Text we print or write (log lines, quoted container logs, outputs, the summary) without any known secret. */
+export const redact = (text: string): string => knownSecrets.redact(text)
 
 export function actionLog(): Log {
   return {
-    info: (m) => core.info(m),
-    warning: (m) => core.warning(m),
-    debug: (m) => core.debug(m),
-    mask: (s) => core.setSecret(s)
+    info: (m) => core.info(redact(m)),
+    warning: (m) => core.warning(redact(m)),
+    debug: (m) => core.debug(redact(m)),
+    mask: maskSecret
   }
+}
+
+/** core.setFailed with the message redacted. */
+export function fail(message: string): void {
+  core.setFailed(redact(message))
 }
 
 export async function run(): Promise<void> {
   let inputs: Inputs
   try {
-    inputs = readInputs(
-      (n) => core.getInput(n),
-      (s) => core.setSecret(s)
-    )
+    inputs = readInputs((n) => core.getInput(n), maskSecret)
   } catch (e) {
-    core.setFailed(e instanceof InputError ? e.message : `Invalid input: ${(e as Error).message}`)
+    fail(e instanceof InputError ? e.message : `Invalid input: ${(e as Error).message}`)
     return
   }
   // Cancellation: the runner sends SIGINT, then SIGTERM 7.5 s later. Abort in-flight waits so
@@ -39,7 +50,7 @@ export async function run(): Promise<void> {
   process.once('SIGINT', () => onSignal('SIGINT'))
   process.once('SIGTERM', () => onSignal('SIGTERM'))
 
-  const report = new Report((line) => core.info(line))
+  const report = new Report((line) => core.info(redact(line)))
   const ctx: Context = {
     inputs,
     docker: new DockerClient(inputs.dockerHost),
@@ -61,25 +72,26 @@ export async function run(): Promise<void> {
           ? e.message
           : `${(e as Error).message}`
     if (!(e instanceof OperationError) && !(e instanceof InputError) && !(e instanceof AbortedError))
-      core.debug((e as Error).stack ?? String(e))
+      core.debug(redact((e as Error).stack ?? String(e)))
     result = { result: 'failed', ok: false, message: msg, outputs: {} }
   }
   publish(result, report)
-  if (!result.ok) core.setFailed(result.message ?? `the operation ended with result ${result.result}`)
-  else if (result.message) core.info(result.message)
+  if (!result.ok) fail(result.message ?? `the operation ended with result ${result.result}`)
+  else if (result.message) core.info(redact(result.message))
   // Open sockets (pg, docker keep-alive) must not hold the step open.
   setTimeout(() => process.exit(), 100).unref()
 }
 
 export function publish(result: OperationResult, report: Report): void {
   core.setOutput('result', result.result)
-  for (const [k, v] of Object.entries(result.outputs)) if (v !== undefined) core.setOutput(k, v)
+  for (const [k, v] of Object.entries(result.outputs)) if (v !== undefined) core.setOutput(k, redact(v))
   if (result.message) report.fact('Result', `${result.result}: ${result.message}`)
   else report.fact('Result', result.result)
-  const md = report.markdown(result.result)
+  // Container log lines quoted in the summary pass through the same redaction as the log.
+  const md = redact(report.markdown(result.result))
   if (process.env.GITHUB_STEP_SUMMARY) {
     core.summary.addRaw(md, true)
-    core.summary.write().catch((e: Error) => core.warning(`could not write the job summary: ${e.message}`))
+    core.summary.write().catch((e: Error) => core.warning(redact(`could not write the job summary: ${e.message}`)))
   } else {
     core.info(md)
   }

@@ -5,8 +5,8 @@ import { OperationError } from './context.js'
 import { Database, type DbVersion, type NodeSession } from './database.js'
 import { anyDigest, containerIps, containerName, envMap, type ContainerInfo, type DockerClient } from './docker.js'
 import { containerOfSession, readLockState, sameApp, type Candidate, type LockState } from './lock.js'
-import { defaultLockMode, readNodeConfig, type LockMode, type NodeConfig } from './node-config.js'
-import { isDatabaseUrlKey, isSecretEnvKey, maskDatabaseUrl } from './secrets.js'
+import { defaultLockMode, nodeSecrets, readNodeConfig, type LockMode, type NodeConfig } from './node-config.js'
+import { maskDatabaseUrl } from './secrets.js'
 import { probe, type HealthProbe } from './health.js'
 import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
@@ -53,13 +53,23 @@ export async function requireContainer(docker: DockerClient, name: string, input
   return info
 }
 
-/** Masks every secret a container carries (DB URL, keystore/API passwords) before any logging. */
-export function maskContainerSecrets(info: ContainerInfo, mask: (s: string) => void): void {
-  for (const [k, v] of envMap(info)) {
-    if (!v || !isSecretEnvKey(k)) continue
-    if (isDatabaseUrlKey(k)) maskDatabaseUrl(v, mask)
-    else mask(v)
-  }
+/**
+ * Masks everything secret a node container holds, its files included (secrets TOML, config
+ * TOML URLs, API and password files), before anything read from the node is printed.
+ */
+export async function maskNodeSecrets(
+  docker: DockerClient,
+  info: ContainerInfo,
+  mask: (s: string) => void
+): Promise<void> {
+  // A relative path is read against the container's working directory, as the node does.
+  const dir = info.Config.WorkingDir || '/'
+  const read = async (path: string) =>
+    (await docker.readFile(info.Id, path.startsWith('/') ? path : `${dir.replace(/\/$/, '')}/${path}`))?.toString(
+      'utf8'
+    )
+  const args = [...(info.Config.Entrypoint ?? []), ...(info.Config.Cmd ?? [])]
+  for (const s of await nodeSecrets(envMap(info), args, read)) mask(s)
 }
 
 export interface InspectOptions {
@@ -73,7 +83,7 @@ export async function inspectNode(ctx: Context, names: string[]): Promise<NodeVi
   const infos: ContainerInfo[] = []
   for (const [i, n] of names.entries()) {
     const info = await requireContainer(docker, n, i === 0 ? 'container' : 'standby')
-    maskContainerSecrets(info, log.mask)
+    await maskNodeSecrets(docker, info, log.mask)
     infos.push(info)
   }
   const primary = infos[0]

@@ -4,7 +4,7 @@
 import * as core from '@actions/core'
 import { DockerClient } from './docker.js'
 import { readInputs } from './inputs.js'
-import { actionLog, publish } from './main.js'
+import { actionLog, fail, maskSecret, publish, redact } from './main.js'
 import { repair } from './operations/repair.js'
 import { Report } from './report.js'
 import { StateKey, readJournal } from './state.js'
@@ -20,11 +20,8 @@ export async function run(): Promise<void> {
   if (core.getState(StateKey.RunId) !== j.runId) return
   core.warning(`The ${j.operation} of '${container}' (run ${j.runId}) did not finish; repairing`)
   try {
-    const inputs = readInputs(
-      (n) => core.getInput(n),
-      (s) => core.setSecret(s)
-    )
-    const report = new Report((line) => core.info(line))
+    const inputs = readInputs((n) => core.getInput(n), maskSecret)
+    const report = new Report((line) => core.info(redact(line)))
     const result = await repair({
       inputs,
       docker: new DockerClient(inputs.dockerHost),
@@ -33,9 +30,9 @@ export async function run(): Promise<void> {
       signal: new AbortController().signal
     })
     publish(result, report)
-    if (!result.ok) core.setFailed(result.message ?? `repair ended with ${result.result}`)
+    if (!result.ok) fail(result.message ?? `repair ended with ${result.result}`)
   } catch (e) {
-    core.setFailed(`repair after an interrupted ${j.operation} failed: ${(e as Error).message}`)
+    fail(`repair after an interrupted ${j.operation} failed: ${(e as Error).message}`)
   }
   setTimeout(() => process.exit(), 100).unref()
 }

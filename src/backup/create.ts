@@ -1,7 +1,7 @@
 // createBackup: pg_dump (custom format, uncompressed) -> zstd -> [age] -> sha256 -> temp file,
 // fsync, rename; root-dir files in a tar beside it; a JSON manifest; then verification.
 import { createWriteStream } from 'node:fs'
-import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises'
+import { open, readFile, rename, stat, unlink } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { PassThrough, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -24,6 +24,7 @@ import {
   filesName,
   fsyncDir,
   manifestName,
+  privateDir,
   writeFileAtomic,
   writeManifest,
   type Compression,
@@ -117,7 +118,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
   ]
 
   // 2. names: sortable by time, our own prefix
-  await mkdir(opts.dir, { recursive: true, mode: 0o700 })
+  await privateDir(opts.dir)
   const at = opts.now ?? new Date()
   const base = backupBase(info.database, at, opts.kind)
   const final = join(opts.dir, dumpName(base, compression, encrypted))

@@ -17,7 +17,7 @@ import {
 } from '../handoff.js'
 import { containerOfSession, readLockState, sameApp } from '../lock.js'
 import { defaultLockMode, readNodeConfig } from '../node-config.js'
-import { asCandidate, maskContainerSecrets } from '../node.js'
+import { asCandidate, maskNodeSecrets } from '../node.js'
 import { rollback, SUFFIX_DB_ROLLBACK } from '../rollback.js'
 import { HostLock, JournalWriter, journalPath, readJournal } from '../state.js'
 import { SUFFIX_NEXT, SUFFIX_PREVIOUS } from './upgrade.js'
@@ -72,7 +72,7 @@ export async function repair(ctx: Context): Promise<OperationResult> {
     // a failover pair's other original container
     const otherInfo = plan.otherId ? await docker.inspect(plan.otherId) : undefined
     const originals = [previousInfo, ...(otherInfo ? [otherInfo] : [])]
-    for (const o of originals) maskContainerSecrets(o, log.mask)
+    for (const o of originals) await maskNodeSecrets(docker, o, log.mask)
     // A one-off `db rollback` container a killed run left behind goes first: it must not run
     // beside a node, and it is nobody's to keep.
     for (const c of await docker.listByLabel(`${LABEL_ROLE}=db-rollback`)) {
