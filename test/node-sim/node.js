@@ -177,6 +177,9 @@ async function runNode({ cfg, fault, knobs }) {
   }
   log.info(`Chainlink booted in ${process.uptime().toFixed(2)}s`, { appID })
   const failing = fault === 'never-ready' ? ['EVM.1337.HeadTracker'] : []
+  // never-ready: the chain's RPC is unreachable, and the node says so with the URL it dialled
+  if (fault === 'never-ready' && cfg.rpcUrl)
+    log.error('Dial failed: EVM Node is unreachable', { nodeName: cfg.rpcUrl.name, url: cfg.rpcUrl.url })
   try {
     server = await startServer({ port: cfg.httpPort, failing, v1 })
   } catch (e) {
