@@ -78,7 +78,7 @@ export async function backupBeforeUpgrade(ctx: Context, view: NodeView, leader: 
   const { inputs, report, log } = ctx
   report.step('backup', `pg_dump to ${inputs.backupDir}`)
   const stored = backupFiles(nodeFiles(view, leader.info), !!inputs.backupRecipient, inputs.backupSecretsPlain)
-  report.fact('Backup secrets', stored.note)
+  report.fact('Secrets files', stored.note)
   const r = await createBackup({
     databaseUrl: view.databaseUrl,
     dir: inputs.backupDir,

@@ -72,7 +72,7 @@ describe('no secret leaks into any artefact', () => {
     expect(runs[0].outputs.result).toBe('rolled-back')
     // the new container printed the RPC URL with its key; the summary quotes that line, redacted
     expect(runs[0].summary).toMatch(/Dial failed: EVM Node is unreachable.*apikey=\*\*\*/)
-    expect(runs[0].summary).toMatch(/Backup secrets.*not stored/)
+    expect(runs[0].summary).toMatch(/Secrets files.*not stored/)
     runs.push(await runAction({ ...common, operation: 'backup' }))
     expect(runs[1].outputs.result).toBe('ok')
     runs.push(await runAction({ ...common, operation: 'status' }))
