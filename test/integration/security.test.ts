@@ -217,8 +217,16 @@ describe('remote Docker is encrypted', () => {
     await d?.stop()
   }, 60_000)
   const status = (env: Record<string, string>, more: Record<string, string> = {}) =>
+    // backup pings the Engine first, then looks for the container
     runAction(
-      { operation: 'status', container: 'clr-sec-nowhere', 'docker-host': d.host, ...more },
+      {
+        operation: 'backup',
+        container: 'clr-sec-nowhere',
+        'docker-host': d.host,
+        'state-dir': join(base, 'tls-state'),
+        'backup-dir': join(base, 'tls-backups'),
+        ...more
+      },
       { env, post: false }
     )
 
