@@ -1,7 +1,8 @@
 // A dedicated Docker Engine that only speaks TLS with client certificates (--tlsverify) on
 // 127.0.0.1, for the tests of `docker-host: tcp://` with DOCKER_TLS_VERIFY/DOCKER_CERT_PATH.
-// It has its own data root, exec root, pidfile and containerd namespace, no bridge and no
-// iptables rules, so it never touches the bed's dockerd; it is stopped by its pid.
+// It has its own data root, exec root, pidfile and containerd namespace, no iptables rules, and
+// a bridge of its own: `--bridge=none` is NOT used, because dockerd started with it deletes the
+// host's docker0 interface (the bed's dockerd's bridge). It is stopped by its pid.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { request } from 'node:https'
@@ -115,6 +116,9 @@ export async function startTlsDockerd(): Promise<TlsDockerd> {
   makeCerts(strangerCertPath)
   const port = await freePort('127.0.0.1')
   const exec = mkdtempSync('/tmp/clr-x-') // exec-root: a short path (unix socket names are short)
+  const bridge = `clr-tls-${port}`
+  execFileSync('ip', ['link', 'add', bridge, 'type', 'bridge'])
+  execFileSync('ip', ['addr', 'add', '10.231.77.1/24', 'dev', bridge])
   const child: ChildProcess = spawn(
     'dockerd',
     [
@@ -126,7 +130,7 @@ export async function startTlsDockerd(): Promise<TlsDockerd> {
       `--data-root=${join(root, 'data')}`,
       `--exec-root=${exec}`,
       `--pidfile=${join(root, 'dockerd.pid')}`,
-      '--bridge=none',
+      `--bridge=${bridge}`,
       '--iptables=false',
       '--ip-masq=false',
       '--storage-driver=vfs',
@@ -144,6 +148,7 @@ export async function startTlsDockerd(): Promise<TlsDockerd> {
     if (child.exitCode === null && child.pid) process.kill(child.pid, 'SIGKILL')
     rmSync(root, { recursive: true, force: true })
     rmSync(exec, { recursive: true, force: true })
+    execFileSync('ip', ['link', 'del', bridge])
   }
   for (let i = 0; i < 150; i++) {
     if (child.exitCode !== null) break
