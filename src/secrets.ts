@@ -100,8 +100,11 @@ export function urlCredentials(text: string): string[] {
         if (value && SECRET_NAME.test(name)) out.push(value)
       }
     }
-    const path = url.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '').replace(/[?#].*$/, '')
-    for (const seg of path.split('/')) if (KEY_LIKE_SEGMENT.test(seg)) out.push(seg)
+    // RPC providers only (a database URL's path is its database name)
+    if (/^(https?|wss?):/i.test(url)) {
+      const path = url.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '').replace(/[?#].*$/, '')
+      for (const seg of path.split('/')) if (KEY_LIKE_SEGMENT.test(seg)) out.push(seg)
+    }
   }
   return out
 }

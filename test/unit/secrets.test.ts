@@ -151,6 +151,7 @@ describe('urlCredentials: what a URL in the node config carries', () => {
   test.each([
     'https://rpc.example.com/v3/?chain=1&network=mainnet',
     'http://127.0.0.1:6688/readyz',
+    'postgres://cl@db/chainlink_production_database_2024',
     'https://user@host/',
     'no url here'
   ])('%s: nothing secret', (text) => expect(urlCredentials(text)).toEqual([]))
