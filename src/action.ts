@@ -8,6 +8,7 @@ import type { Log, OperationResult } from './context.js'
 import { ActionError } from './errors.js'
 import { readInputs, type Inputs } from './inputs.js'
 import { Report } from './report.js'
+import { knownSecrets } from './secrets.js'
 
 /** What a step ended with: the result to publish and the report it wrote; nothing when it had nothing to do. */
 export interface Outcome {
@@ -25,11 +26,11 @@ export async function run(main: Step, post: Step): Promise<void> {
     if (outcome) {
       publish(outcome.result, outcome.report)
       const { result } = outcome
-      if (!result.ok) core.setFailed(result.message ?? `the operation ended with result ${result.result}`)
-      else if (result.message) core.info(result.message)
+      if (!result.ok) core.setFailed(redact(result.message ?? `the operation ended with result ${result.result}`))
+      else if (result.message) core.info(redact(result.message))
     }
   } catch (e) {
-    core.setFailed(failure(e))
+    core.setFailed(redact(failure(e)))
   }
   // Open sockets (pg, docker keep-alive) must not hold the step open.
   setTimeout(() => process.exit(), 100).unref()
@@ -38,26 +39,31 @@ export async function run(main: Step, post: Step): Promise<void> {
 /** The operator's sentence for an error; the stack of anything unexpected goes to the debug log. */
 export function failure(e: unknown): string {
   if (e instanceof ActionError) return e.message
-  core.debug((e as Error).stack ?? String(e))
+  core.debug(redact((e as Error).stack ?? String(e)))
   return (e as Error).message ?? String(e)
 }
 
+/** Registers a secret: `::add-mask::` for each new form, and the redaction of what we write ourselves. */
+export function maskSecret(secret: string): void {
+  for (const form of knownSecrets.add(secret)) core.setSecret(form)
+}
+
+/** Text we print or write (log lines, quoted container logs, outputs, the summary) without any known secret. */
+export const redact = (text: string): string => knownSecrets.redact(text)
+
 export function actionLog(): Log {
   return {
-    info: (m) => core.info(m),
-    warning: (m) => core.warning(m),
-    debug: (m) => core.debug(m),
-    mask: (s) => core.setSecret(s)
+    info: (m) => core.info(redact(m)),
+    warning: (m) => core.warning(redact(m)),
+    debug: (m) => core.debug(redact(m)),
+    mask: maskSecret
   }
 }
 
 /** The inputs, validated and their secrets masked; shared by main and post. */
 export function actionInputs(): Inputs {
   try {
-    return readInputs(
-      (n) => core.getInput(n),
-      (s) => core.setSecret(s)
-    )
+    return readInputs((n) => core.getInput(n), maskSecret)
   } catch (e) {
     if (e instanceof ActionError) throw e
     throw new ActionError(`Invalid input: ${(e as Error).message}`)
@@ -66,18 +72,19 @@ export function actionInputs(): Inputs {
 
 /** A report that prints each step to the runner's log as it happens. */
 export function actionReport(): Report {
-  return new Report((line) => core.info(line))
+  return new Report((line) => core.info(redact(line)))
 }
 
 function publish(result: OperationResult, report: Report): void {
   core.setOutput(Outputs.Result, result.result)
-  for (const [k, v] of Object.entries(result.outputs)) if (v !== undefined) core.setOutput(k, v)
+  for (const [k, v] of Object.entries(result.outputs)) if (v !== undefined) core.setOutput(k, redact(v))
   if (result.message) report.fact('Result', `${result.result}: ${result.message}`)
   else report.fact('Result', result.result)
-  const md = report.markdown(result.result)
+  // Container log lines quoted in the summary pass through the same redaction as the log.
+  const md = redact(report.markdown(result.result))
   if (process.env.GITHUB_STEP_SUMMARY) {
     core.summary.addRaw(md, true)
-    core.summary.write().catch((e: Error) => core.warning(`could not write the job summary: ${e.message}`))
+    core.summary.write().catch((e: Error) => core.warning(redact(`could not write the job summary: ${e.message}`)))
   } else {
     core.info(md)
   }

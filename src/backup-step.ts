@@ -10,6 +10,9 @@ import { restoreBackup } from './backup/restore.js'
 import { pruneBackups } from './backup/retention.js'
 import { Database } from './database.js'
 import { formatMs } from './duration.js'
+import { readFileSync } from 'node:fs'
+import { parse as parseToml } from 'smol-toml'
+import { configTomlSecrets } from './secrets.js'
 
 /** Host path of a file inside a container, through its bind mounts (undefined when not mounted). */
 function hostPathOf(info: ContainerInfo, path: string): string | undefined {
@@ -21,25 +24,68 @@ function hostPathOf(info: ContainerInfo, path: string): string | undefined {
   return undefined
 }
 
-/** The node's root-dir files that matter for a restore: its -config and -secrets files. */
-export function nodeFiles(view: NodeView, info: ContainerInfo): { name: string; path: string }[] {
-  const out: { name: string; path: string }[] = []
-  for (const f of [...view.config.configFiles, ...view.config.secretsFiles]) {
-    const p = hostPathOf(info, f)
-    if (p) out.push({ name: f, path: p })
+export interface NodeFile {
+  /** the path inside the container */
+  name: string
+  /** the path on the host */
+  path: string
+  /** a secrets TOML, an API credentials or password file, or a config whose URLs hold credentials */
+  secret: boolean
+}
+
+function holdsCredentials(hostPath: string): boolean {
+  try {
+    return configTomlSecrets(readFileSync(hostPath, 'utf8'), (t) => parseToml(t)).length > 0
+  } catch {
+    return true // unreadable here: treat it as the secret it may be
   }
+}
+
+/** The node's root-dir files that matter for a restore: -config, -secrets, and the API and password files. */
+export function nodeFiles(view: NodeView, info: ContainerInfo): NodeFile[] {
+  const dir = (info.Config.WorkingDir || '/').replace(/\/$/, '')
+  const abs = (f: string) => (f.startsWith('/') ? f : `${dir}/${f}`)
+  const out: NodeFile[] = []
+  const add = (f: string, secret: (p: string) => boolean) => {
+    const p = hostPathOf(info, abs(f))
+    if (p && !out.some((o) => o.path === p)) out.push({ name: f, path: p, secret: secret(p) })
+  }
+  for (const f of view.config.configFiles) add(f, holdsCredentials)
+  for (const f of [...view.config.secretsFiles, ...(view.config.credentialFiles ?? [])]) add(f, () => true)
   return out
+}
+
+/**
+ * The files a backup stores: the node's secrets go in only encrypted to `backup-recipient`, or
+ * in plain when `backup-secrets-plain` asks for it. `note` says which, for the summary.
+ */
+export function backupFiles(
+  files: NodeFile[],
+  encrypted: boolean,
+  plain: boolean
+): { files: NodeFile[]; note: string } {
+  const secret = files.filter((f) => f.secret)
+  const names = secret.map((f) => f.name).join(', ')
+  if (!secret.length) return { files, note: 'no secrets files found in the node container' }
+  if (encrypted) return { files, note: `${names} stored, encrypted to backup-recipient` }
+  if (plain) return { files, note: `${names} stored UNENCRYPTED (backup-secrets-plain: true)` }
+  return {
+    files: files.filter((f) => !f.secret),
+    note: `${names} not stored: a backup keeps the node's secrets only encrypted (set backup-recipient, or backup-secrets-plain: true to store them in plain)`
+  }
 }
 
 export async function backupBeforeUpgrade(ctx: Context, view: NodeView, leader: NodeContainer): Promise<string> {
   const { inputs, report, log } = ctx
   report.step('backup', `pg_dump to ${inputs.backupDir}`)
+  const stored = backupFiles(nodeFiles(view, leader.info), !!inputs.backupRecipient, inputs.backupSecretsPlain)
+  report.fact('Secrets files', stored.note)
   const r = await createBackup({
     databaseUrl: view.databaseUrl,
     dir: inputs.backupDir,
     kind: 'pre-upgrade',
     recipient: inputs.backupRecipient,
-    files: nodeFiles(view, leader.info),
+    files: stored.files,
     node: { version: view.version, image: leader.image, digest: leader.digest },
     log,
     signal: ctx.signal

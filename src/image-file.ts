@@ -87,12 +87,19 @@ function fail(fileName: string, message: string): never {
   throw new ImageFileError(`${fileName}: ${message}`)
 }
 
-function toDesired(fileName: string, c: Candidate): DesiredImage {
+function toDesired(fileName: string, c: Candidate, quote = true): DesiredImage {
   try {
     return { ...parseImageReference(c.value), line: c.line }
   } catch (e) {
-    if (e instanceof ImageReferenceError) fail(fileName, `line ${c.line}: ${c.label}: ${e.message}`)
-    throw e
+    if (!(e instanceof ImageReferenceError)) throw e
+    // A file of one token that is no image reference may be something else entirely (a
+    // password file): its text is never repeated.
+    if (!quote)
+      fail(
+        fileName,
+        `line ${c.line}: ${c.label}: the file's only token is not a valid image reference (its text is not repeated here)`
+      )
+    fail(fileName, `line ${c.line}: ${c.label}: ${e.message}`)
   }
 }
 
@@ -130,7 +137,7 @@ export function readDesiredImage(text: string, fileName: string, opts: ReadDesir
   ) {
     const only = meaningful[0]
     if (opts.key) fail(fileName, `key "${opts.key}" was given, but the file holds a bare reference, not named entries`)
-    return toDesired(fileName, { label: 'the reference', value: only.text, line: only.line })
+    return toDesired(fileName, { label: 'the reference', value: only.text, line: only.line }, false)
   }
 
   const isYamlName = /\.ya?ml$/i.test(fileName)
@@ -170,7 +177,7 @@ function readDotenv(lines: string[], fileName: string, opts: ReadDesiredImageOpt
       value = rest.slice(1, end)
       rest = rest.slice(end + 1).trim()
       if (rest !== '' && !rest.startsWith('#'))
-        fail(fileName, `line ${line}: ${key}: unexpected text after the closing quote: "${rest}"`)
+        fail(fileName, `line ${line}: ${key}: unexpected text after the closing quote`)
     } else {
       // an unquoted value ends at whitespace followed by '#' (an inline comment)
       value = rest.replace(/\s+#.*$/, '').trim()
@@ -228,11 +235,15 @@ function readYaml(content: string, fileName: string, opts: ReadDesiredImageOptio
   const lineCounter = new LineCounter()
   let doc: Document
   try {
-    doc = parseDocument(content, { lineCounter, uniqueKeys: true, prettyErrors: true })
+    // prettyErrors off: its messages quote the offending line of the file
+    doc = parseDocument(content, { lineCounter, uniqueKeys: true, prettyErrors: false })
   } catch (e) {
-    fail(fileName, `not valid YAML: ${(e as Error).message}`)
+    fail(fileName, `not valid YAML: ${(e as Error).message.split('\n')[0]}`)
   }
-  if (doc.errors.length > 0) fail(fileName, `not valid YAML: ${doc.errors[0].message.split('\n')[0]}`)
+  if (doc.errors.length > 0) {
+    const err = doc.errors[0]
+    fail(fileName, `not valid YAML (line ${lineCounter.linePos(err.pos[0]).line}: ${err.code})`)
+  }
   const lineOf = (n: YamlNode | null | undefined) => (n?.range ? lineCounter.linePos(n.range[0]).line : 0)
 
   const root = doc.contents

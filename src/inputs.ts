@@ -6,6 +6,10 @@ import { parseDuration } from './duration.js'
 import { parseImageRef, type ImageRef } from './image-ref.js'
 import { maskDatabaseUrl } from './secrets.js'
 import { ActionError } from './errors.js'
+import { existsSync } from 'node:fs'
+import { pathInside } from './paths.js'
+import { checkRepositoryPattern } from './repository-trust.js'
+import { dockerTls, isLoopbackDockerHost } from './docker.js'
 
 const OPERATIONS = ['upgrade', 'handoff', 'restart', 'status', 'backup', 'restore', 'repair'] as const
 type Operation = (typeof OPERATIONS)[number]
@@ -48,6 +52,13 @@ export interface Inputs {
   stateDir: string
   dockerHost?: string
   lockTimeoutMs: number
+  // Trust boundary (docs/security.md)
+  /** repositories (globs) a target may come from besides the one the node runs */
+  allowedRepositories: string[]
+  /** store the node's secrets files in an unencrypted backup */
+  backupSecretsPlain: boolean
+  /** accept plain TCP to a remote Docker Engine */
+  dockerInsecureTcp: boolean
 }
 
 /** A bad input: the message starts with the input's name. */
@@ -109,7 +120,11 @@ function absPath(get: InputGetter, name: string, dflt?: string, absolute = true)
  * Reads and validates every input. `mask` is called for each secret before this returns, so the
  * caller can register it with the runner (core.setSecret) before anything is logged.
  */
-export function readInputs(get: InputGetter, mask: (secret: string) => void): Inputs {
+export function readInputs(
+  get: InputGetter,
+  mask: (secret: string) => void,
+  env: Record<string, string | undefined> = process.env
+): Inputs {
   // Secrets are masked first of all: any later error, even a malformed URL, must not echo them.
   const databaseUrl = get('database-url').trim() || undefined
   if (databaseUrl) maskDatabaseUrl(databaseUrl, mask)
@@ -141,7 +156,7 @@ export function readInputs(get: InputGetter, mask: (secret: string) => void): In
       throw new InputError('image', `is not a valid image reference: ${(e as Error).message}`)
     }
   }
-  const imageFile = absPath(get, 'image-file', undefined, false)
+  const imageFile = confined(get, 'image-file', env.GITHUB_WORKSPACE || process.cwd(), 'the workspace')
   if (image && imageFile) throw new InputError('image-file', "cannot be combined with 'image': give one of them")
   if (operation === 'upgrade' && !image && !imageFile)
     throw new InputError('image', "is required for operation 'upgrade' (or give 'image-file')")
@@ -191,6 +206,9 @@ export function readInputs(get: InputGetter, mask: (secret: string) => void): In
       `must look like unix:///var/run/docker.sock or tcp://host:2376; got '${dockerHost}'`
     )
 
+  const security = securityInputs(get, env, dockerHost)
+  const backupDir = absPath(get, 'backup-dir', '/var/lib/chainlink-rollout/backups')!
+
   return {
     operation,
     container,
@@ -209,16 +227,62 @@ export function readInputs(get: InputGetter, mask: (secret: string) => void): In
     preferPrimary: bool(get, 'prefer-primary', false),
     finish: oneOf(get, 'finish', ['swap', 'second-handoff'] as const, 'swap'),
     backup: bool(get, 'backup', true),
-    backupDir: absPath(get, 'backup-dir', '/var/lib/chainlink-rollout/backups')!,
+    backupDir,
     backupKeep: Number(backupKeepText),
     backupRecipient: recipient,
-    backupFile: absPath(get, 'backup-file'),
+    backupFile: confined(get, 'backup-file', backupDir, "'backup-dir'"),
     backupVerify: oneOf(get, 'backup-verify', ['archive', 'restore'] as const, 'archive'),
     backupIdentity: identity,
     stopNode: bool(get, 'stop-node', false),
     dryRun: bool(get, 'dry-run', false),
     stateDir: absPath(get, 'state-dir', '/var/lib/chainlink-rollout')!,
     dockerHost,
-    lockTimeoutMs: duration(get, 'lock-timeout', '15m')!
+    lockTimeoutMs: duration(get, 'lock-timeout', '15m')!,
+    ...security
   }
+}
+
+/** A path input that must stay inside `base` (relative paths are read against it). */
+function confined(get: InputGetter, name: string, base: string, what: string): string | undefined {
+  const v = get(name).trim()
+  if (!v) return undefined
+  if (v.includes('\0')) throw new InputError(name, 'contains a NUL byte')
+  const r = pathInside(base, v)
+  if ('problem' in r) throw new InputError(name, `${r.problem.replace(base, `${what} (${base})`)}`)
+  return r.path
+}
+
+/** The inputs of the trust boundary: allowed repositories, secrets in plain backups, plain TCP. */
+function securityInputs(
+  get: InputGetter,
+  env: Record<string, string | undefined>,
+  dockerHost: string | undefined
+): Pick<Inputs, 'allowedRepositories' | 'backupSecretsPlain' | 'dockerInsecureTcp'> {
+  const allowedRepositories = get('allowed-repositories')
+    .split(/[,\n]/)
+    .map((s) => s.trim())
+    .filter((s) => s)
+  for (const p of allowedRepositories) {
+    const problem = checkRepositoryPattern(p)
+    if (problem) throw new InputError('allowed-repositories', problem)
+  }
+  const dockerInsecureTcp = bool(get, 'docker-insecure-tcp', false)
+  const host = dockerHost ?? env.DOCKER_HOST
+  if (host && /^(tcp|http):\/\//.test(host)) {
+    const tls = dockerTls(host, env)
+    if (tls) {
+      for (const f of [tls.ca, tls.cert, tls.key])
+        if (!existsSync(f))
+          throw new InputError(
+            'docker-host',
+            `${host} with DOCKER_TLS_VERIFY needs ${f} (DOCKER_CERT_PATH holds ca.pem, cert.pem and key.pem)`
+          )
+    } else if (!isLoopbackDockerHost(host) && !dockerInsecureTcp) {
+      throw new InputError(
+        'docker-host',
+        `${host}${dockerHost ? '' : ' (from DOCKER_HOST)'} is plain TCP to a remote Docker Engine: whoever is on the path controls the node's host. Use TLS (DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH with ca.pem, cert.pem, key.pem), or set 'docker-insecure-tcp: true' to accept it`
+      )
+    }
+  }
+  return { allowedRepositories, backupSecretsPlain: bool(get, 'backup-secrets-plain', false), dockerInsecureTcp }
 }

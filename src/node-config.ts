@@ -3,6 +3,7 @@
 // and CL_CONFIG; the DB URL from CL_DATABASE_URL/DATABASE_URL or the secrets TOML.
 import { parse as parseToml } from 'smol-toml'
 import { parseGoDuration } from './duration.js'
+import { configTomlSecrets, credentialFileSecrets, envSecrets, secretsTomlSecrets } from './secrets.js'
 
 export type LockMode = 'lease' | 'advisorylock' | 'dual' | 'none'
 
@@ -23,6 +24,8 @@ export interface NodeConfig {
   toml: boolean
   configFiles: string[]
   secretsFiles: string[]
+  /** the API credentials and password files of `node start` (-a, -p, --vrfpassword) */
+  credentialFiles?: string[]
 }
 
 const DEFAULT_ADVISORY_LOCK_ID = 1027321974924625846n
@@ -40,6 +43,51 @@ export function configFilesFromArgs(args: string[]): { config: string[]; secrets
     ;(m[1] === 'config' || m[1] === 'c' ? config : secrets).push(value)
   }
   return { config, secrets }
+}
+
+/**
+ * The files `node start` reads credentials from: `-a/--api` (API email and password) and
+ * `-p/--password`, `--vrfpassword` (keystore and VRF passwords), as in the docs'
+ * `node start -a /chainlink/.api -p /chainlink/.password` (chainlink-node.md §8).
+ */
+export function credentialFilesFromArgs(args: string[]): string[] {
+  const out: string[] = []
+  for (let i = 0; i < args.length; i++) {
+    const m = /^--?(a|api|p|password|vp|vrfpassword)(?:=(.*))?$/.exec(args[i])
+    if (!m) continue
+    const value = m[2] ?? args[++i]
+    if (value !== undefined && value !== '') out.push(value)
+  }
+  return out
+}
+
+/**
+ * Every secret a node container holds, read the way the node reads its configuration: env
+ * (CL_* secrets, CL_SECRETS, CL_CONFIG, URLs), the -secrets TOML files (every string), the
+ * -config files (URL credentials, secret-looking keys) and the API/password files. Files that
+ * cannot be read are skipped: what cannot be read cannot be printed either.
+ */
+export async function nodeSecrets(
+  env: Map<string, string>,
+  args: string[],
+  readFile: (path: string) => Promise<string | undefined>
+): Promise<string[]> {
+  const parse = (t: string) => parseToml(t)
+  const out = envSecrets(env, parse)
+  const { config, secrets } = configFilesFromArgs(args)
+  for (const f of secrets) {
+    const text = await readFile(f)
+    if (text !== undefined) out.push(...secretsTomlSecrets(text, parse))
+  }
+  for (const f of config) {
+    const text = await readFile(f)
+    if (text !== undefined) out.push(...configTomlSecrets(text, parse))
+  }
+  for (const f of credentialFilesFromArgs(args)) {
+    const text = await readFile(f)
+    if (text !== undefined) out.push(...credentialFileSecrets(text))
+  }
+  return out
 }
 
 type Toml = Record<string, unknown>
@@ -191,7 +239,8 @@ export async function readNodeConfig(
     ),
     toml: isToml,
     configFiles,
-    secretsFiles
+    secretsFiles,
+    credentialFiles: credentialFilesFromArgs(args)
   }
 }
 

@@ -3,10 +3,10 @@
 import type { Context } from './context.js'
 import { OperationError } from './context.js'
 import type { Database, DbVersion, NodeSession } from './database.js'
-import { anyDigest, containerIps, containerName, type ContainerInfo, type DockerClient } from './docker.js'
+import { anyDigest, containerIps, containerName, envMap, type ContainerInfo, type DockerClient } from './docker.js'
 import { readLockState, sameApp, type LockState } from './lock.js'
-import type { LockMode, NodeConfig } from './node-config.js'
-import { connectNode, dbClockAheadMs, maskContainerSecrets, sessionContainerOf } from './node-db.js'
+import { nodeSecrets, type LockMode, type NodeConfig } from './node-config.js'
+import { connectNode, dbClockAheadMs, sessionContainerOf } from './node-db.js'
 import { appsOf, describeApps, tieApps, type App, type SessionContainer, type Tie } from './sessions.js'
 import { probe, type HealthProbe } from './health.js'
 import { hasPlaceholder, healthBase } from './health-url.js'
@@ -67,6 +67,25 @@ async function logOf(ctx: Context, info: ContainerInfo): Promise<string> {
 }
 
 /**
+ * Masks everything secret a node container holds, its files included (secrets TOML, config
+ * TOML URLs, API and password files), before anything read from the node is printed.
+ */
+export async function maskNodeSecrets(
+  docker: DockerClient,
+  info: ContainerInfo,
+  mask: (s: string) => void
+): Promise<void> {
+  // A relative path is read against the container's working directory, as the node does.
+  const dir = info.Config.WorkingDir || '/'
+  const read = async (path: string) =>
+    (await docker.readFile(info.Id, path.startsWith('/') ? path : `${dir.replace(/\/$/, '')}/${path}`))?.toString(
+      'utf8'
+    )
+  const args = [...(info.Config.Entrypoint ?? []), ...(info.Config.Cmd ?? [])]
+  for (const s of await nodeSecrets(envMap(info), args, read)) mask(s)
+}
+
+/**
  * Which container each node process on the DB belongs to (src/sessions.ts): by app id, by
  * when it connected against when the container started, and by the container's log naming its
  * app id; the client address is only a hint.
@@ -90,7 +109,7 @@ export async function inspectNode(ctx: Context, names: string[]): Promise<NodeVi
   const infos: ContainerInfo[] = []
   for (const [i, n] of names.entries()) {
     const info = await requireContainer(docker, n, i === 0 ? 'container' : 'standby')
-    maskContainerSecrets(info, log.mask)
+    await maskNodeSecrets(docker, info, log.mask)
     infos.push(info)
   }
   const { config, databaseUrl, db, mode } = await connectNode(ctx, infos[0])

@@ -2,6 +2,7 @@
 // step, a re-run or `operation: repair` (even from another workflow) sees what was in flight.
 // No secret is ever written here: containers are named by id, the DB by nothing at all.
 import {
+  chmodSync,
   closeSync,
   fsyncSync,
   mkdirSync,
@@ -19,6 +20,7 @@ import { sleep, type Context } from './context.js'
 import type { Check } from './health.js'
 import type { DbVersion } from './database.js'
 import type { LockMode } from './node-config.js'
+import { knownSecrets } from './secrets.js'
 
 /**
  * The steps a journal records, each before it is taken, grouped by the steps of the algorithm
@@ -104,6 +106,12 @@ export function journalPath(stateDir: string, container: string): string {
   return join(stateDir, `${safeName(container)}.journal.json`)
 }
 
+/** The state dir is its owner's only (0700): an existing one with wider modes is narrowed. */
+export function privateDirSync(path: string): void {
+  mkdirSync(path, { recursive: true, mode: 0o700 })
+  if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o700)
+}
+
 /** Writes a file durably: temp file, fsync, rename. */
 function writeDurable(path: string, text: string): void {
   const tmp = `${path}.tmp-${process.pid}`
@@ -134,8 +142,12 @@ export class JournalWriter {
     this.flush()
   }
 
-  /** Records a step before it is taken. */
+  /** Records a step before it is taken. Free text in it (a rollback's reason) is redacted. */
   step(step: Step, data?: Record<string, unknown>): void {
+    if (data)
+      data = Object.fromEntries(
+        Object.entries(data).map(([k, v]) => [k, typeof v === 'string' ? knownSecrets.redact(v) : v])
+      )
     this.journal.steps.push({ step, at: new Date().toISOString(), data })
     this.flush()
   }
@@ -179,7 +191,7 @@ export class HostLock {
     signal?: AbortSignal,
     onWait?: (owner: string) => void
   ): Promise<HostLock> {
-    mkdirSync(stateDir, { recursive: true, mode: 0o700 })
+    privateDirSync(stateDir)
     const path = join(stateDir, `${safeName(container)}.lock`)
     const end = Date.now() + timeoutMs
     let told = false

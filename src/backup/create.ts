@@ -9,7 +9,7 @@
 // workers costs more than it saves; the directory layout above it, where pg_dump -j N and
 // pg_restore -j N win on dump and even more on restore.
 import { createWriteStream } from 'node:fs'
-import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises'
+import { open, readFile, rename, stat, unlink } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { Transform } from 'node:stream'
 import { dumpDirectory, hashDirectory, listingDigest, removeDir } from './dirformat.js'
@@ -38,6 +38,7 @@ import {
   filesName,
   fsyncDir,
   manifestName,
+  privateDir,
   writeFileAtomic,
   writeManifest,
   type Compression,
@@ -215,7 +216,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
       : ['-Fc', compression === 'zstd' ? '-Z0' : '-Z1', lockWait]
 
   // 3. names: sortable by time, our own prefix
-  await mkdir(opts.dir, { recursive: true, mode: 0o700 })
+  await privateDir(opts.dir)
   const at = opts.now ?? new Date()
   const base = backupBase(info.database, at, opts.kind)
   const final = join(opts.dir, dumpName(base, compression, encrypted, layout))

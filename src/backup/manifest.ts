@@ -4,7 +4,7 @@
 // + <base>.files.tar[.age] (optional) + <base>.json, where
 // base = chainlink-rollout-<db>-<UTC yyyymmddThhmmssSSSZ>-<kind>: sortable by time, and only
 // names matching this pattern are ever listed, verified or pruned.
-import { open, readdir, readFile, rename, unlink } from 'node:fs/promises'
+import { chmod, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 
 export const PREFIX = 'chainlink-rollout-'
@@ -145,8 +145,18 @@ export async function fsyncDir(path: string): Promise<void> {
   await d.close()
 }
 
+// 0600 like the dump: the manifest names the database, its size and the node's image.
 export const writeManifest = (path: string, m: Manifest) =>
-  writeFileAtomic(path, JSON.stringify(m, null, 2) + '\n', 0o644)
+  writeFileAtomic(path, JSON.stringify(m, null, 2) + '\n', 0o600)
+
+/**
+ * Creates a directory only its owner can enter (0700), and narrows an existing one: a backup
+ * holds the encrypted keystore, and the state dir the journal of what runs on the node.
+ */
+export async function privateDir(path: string): Promise<void> {
+  await mkdir(path, { recursive: true, mode: 0o700 })
+  if (((await stat(path)).mode & 0o077) !== 0) await chmod(path, 0o700)
+}
 
 /** A backup is verified when its latest verification passed. */
 export function isVerified(m: Manifest | undefined): boolean {

@@ -11,7 +11,7 @@ import { Database } from '../database.js'
 import { formatMs } from '../duration.js'
 import { memberOf, newRun, takeOver, timeouts } from '../handoff.js'
 import { inspectNode, type NodeView } from '../node.js'
-import { nodeFiles } from '../backup-step.js'
+import { backupFiles, nodeFiles } from '../backup-step.js'
 import { withHostLock } from '../state.js'
 import { nodeNames } from '../node-db.js'
 
@@ -27,12 +27,13 @@ export async function backup(ctx: Context): Promise<OperationResult> {
     const view = await viewOf(ctx)
     try {
       const source = view.leader ?? view.containers[0]
+      const stored = backupFiles(nodeFiles(view, source.info), !!inputs.backupRecipient, inputs.backupSecretsPlain)
       const r = await createBackup({
         databaseUrl: view.databaseUrl,
         dir: inputs.backupDir,
         kind: 'scheduled',
         recipient: inputs.backupRecipient,
-        files: nodeFiles(view, source.info),
+        files: stored.files,
         node: { version: view.version, image: source.image, digest: source.digest },
         verify: inputs.backupVerify,
         log,
@@ -42,6 +43,7 @@ export async function backup(ctx: Context): Promise<OperationResult> {
       report.fact('Size', `${(r.bytes / 1e6).toFixed(2)} MB in ${formatMs(r.durationMs)}`)
       report.fact('Verified', r.verified.join(', '))
       report.fact('Encrypted', inputs.backupRecipient ? `yes, to ${inputs.backupRecipient}` : 'no')
+      report.fact('Secrets files', stored.note)
       const pruned = await pruneBackups(inputs.backupDir, {
         keep: inputs.backupKeep,
         keepPreUpgrade: inputs.backupKeep,

@@ -17,7 +17,7 @@ import {
   type NodeLink
 } from '../handoff.js'
 import { readLockState, sameApp, type LockState } from '../lock.js'
-import { maskContainerSecrets, tieSessions } from '../node.js'
+import { maskNodeSecrets, tieSessions } from '../node.js'
 import { connectNode, nodeNames } from '../node-db.js'
 import { rollback, SUFFIX_DB_ROLLBACK } from '../rollback.js'
 import { JournalWriter, journalPath, readJournal, withHostLock, type JournalPlan } from '../state.js'
@@ -59,7 +59,7 @@ export async function repair(ctx: Context): Promise<OperationResult> {
     // a failover pair's other original container
     const otherInfo = plan.otherId ? await docker.inspect(plan.otherId) : undefined
     const originals = [previousInfo, ...(otherInfo ? [otherInfo] : [])]
-    for (const o of originals) maskContainerSecrets(o, log.mask)
+    for (const o of originals) await maskNodeSecrets(docker, o, log.mask)
     // A one-off `db rollback` container a killed run left behind goes first: it must not run
     // beside a node, and it is nobody's to keep.
     for (const c of await docker.listByLabel(`${LABEL_ROLE}=db-rollback`)) {

@@ -6,6 +6,7 @@ import { OperationError } from '../errors.js'
 import { digestFor, type ImageInfo } from '../docker.js'
 import { readDesiredImage } from '../image-file.js'
 import { formatRef, parseImageRef, repository, repoTag, type ImageRef } from '../image-ref.js'
+import { untrustedTarget } from '../repository-trust.js'
 import { planText, rollPair, rollSingle, withNode, type Change } from '../rollout.js'
 
 export { SUFFIX_NEXT, SUFFIX_PREVIOUS } from '../rollout.js'
@@ -68,6 +69,13 @@ export async function upgrade(ctx: Context): Promise<OperationResult> {
   report.title = `chainlink-rollout upgrade of ${inputs.container}`
   const ref = targetRef(ctx)
   return withNode(ctx, async (p) => {
+    // Before the pull: an untrusted image is neither fetched nor given the node's secrets.
+    const untrusted = untrustedTarget(
+      ref,
+      [p.leader.image, ...(p.other ? [p.other.image] : [])],
+      inputs.allowedRepositories
+    )
+    if (untrusted) throw new OperationError(`Input 'allowed-repositories': ${untrusted}`)
     const target = await resolveTarget(ctx, ref)
     const display = `${repoTag(ref)}@${target.digest ?? target.image.id}`
     report.fact('Target', display)

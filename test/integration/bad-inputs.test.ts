@@ -111,6 +111,14 @@ const ROWS: BadRow[] = [
     input: 'image-file',
     value: '/nonexistent/chainlink.env',
     with: { image: '' },
+    error: /^::error::Input 'image-file' must be inside the workspace/,
+    why: 'outside the workspace'
+  },
+  { input: 'image-file', value: '../chainlink.env', with: { image: '' }, error: named('image-file') },
+  {
+    input: 'image-file',
+    value: 'missing/chainlink.env',
+    with: { image: '' },
     error: /^::error::Input 'image-file': cannot read/,
     preflight: true
   },
@@ -132,9 +140,9 @@ const ROWS: BadRow[] = [
   },
   {
     input: 'image-file',
-    value: '/tmp',
+    value: () => tmp,
     with: { image: '' },
-    error: /^::error::Input 'image-file': cannot read \/tmp: EISDIR/,
+    error: /^::error::Input 'image-file': cannot read .*: EISDIR/,
     preflight: true,
     why: 'a directory'
   },
@@ -183,6 +191,23 @@ const ROWS: BadRow[] = [
   { input: 'docker-host', value: 'docker.sock', error: named('docker-host') },
   {
     input: 'docker-host',
+    value: 'tcp://10.255.255.1:2375',
+    error: /^::error::Input 'docker-host' .*plain TCP to a remote Docker Engine/,
+    why: 'plain TCP to a remote host without docker-insecure-tcp'
+  },
+  { input: 'docker-insecure-tcp', value: 'maybe', error: named('docker-insecure-tcp') },
+  { input: 'allowed-repositories', value: 'smartcontract/chainlink:2.19.0', error: named('allowed-repositories') },
+  {
+    input: 'allowed-repositories',
+    value: 'ghcr.io/acme/*',
+    with: { image: 'evil.example.com/chainlink:2.19.0' },
+    error: /^::error::Input 'allowed-repositories': the target evil\.example\.com\/chainlink is not the repository/,
+    preflight: true,
+    why: 'a target from another repository than the one listed or run'
+  },
+  { input: 'backup-secrets-plain', value: 'maybe', error: named('backup-secrets-plain') },
+  {
+    input: 'docker-host',
     value: 'tcp://127.0.0.1:1',
     error: /^::error::.*(docker-host|Docker Engine).*(ECONNREFUSED|127\.0\.0\.1:1)/,
     preflight: true,
@@ -219,7 +244,8 @@ const ROWS: BadRow[] = [
   { input: 'backup-identity', value: BAD_IDENTITY, error: named('backup-identity'), secret: BAD_IDENTITY },
   // paths
   { input: 'backup-dir', value: 'relative/backups', error: named('backup-dir') },
-  { input: 'backup-file', value: 'relative.dump', error: named('backup-file') },
+  { input: 'backup-file', value: '../outside.dump', error: named('backup-file') },
+  { input: 'backup-file', value: '/etc/passwd', error: named('backup-file'), why: 'outside backup-dir' },
   { input: 'state-dir', value: 'relative/state', error: named('state-dir') }
 ]
 
@@ -277,7 +303,7 @@ async function runBad(row: BadRow): Promise<{ run: ActionRun; stateDir: string; 
     ...(row.with ?? {}),
     [row.input]: value
   }
-  const run = await runAction(inputs)
+  const run = await runAction(inputs, { env: { GITHUB_WORKSPACE: tmp } })
   return { run, stateDir, backupDir }
 }
 

@@ -198,7 +198,7 @@ describe('Renovate with the chainlink-rollout preset, offline against the bed re
         'backup-dir': join(stateDir, 'backups'),
         'stable-for': '2s'
       }
-      const r = await runAction(inputs)
+      const r = await runAction(inputs, { env: { GITHUB_WORKSPACE: dir } })
       expect(r.outputs.result).toBe('upgraded')
       expect(r.exitCode).toBe(0)
       expect(r.outputs.image).toBe(desired.reference)
@@ -207,7 +207,7 @@ describe('Renovate with the chainlink-rollout preset, offline against the bed re
       expect(await readyz((await nodeUrl(name))!)).toBe(200)
       expect((await writers(db)).versions.at(-1)).toBe('2.20.0')
       // a re-run on the same file (or an unrelated commit) restarts nothing
-      const again = await runAction(inputs)
+      const again = await runAction(inputs, { env: { GITHUB_WORKSPACE: dir } })
       expect(again.outputs.result).toBe('unchanged')
       expect(again.exitCode).toBe(0)
       expect(await containerState(name)).toEqual(st)

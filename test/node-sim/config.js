@@ -141,6 +141,9 @@ function loadConfig(version, flags = { config: [], secrets: [] }, { needDb = tru
     if (doc.ShutdownGracePeriod !== undefined)
       cfg.shutdownGracePeriod = parseDuration(doc.ShutdownGracePeriod, 'ShutdownGracePeriod')
     if (doc.Log?.Level !== undefined) cfg.logLevel = String(doc.Log.Level)
+    // the first EVM node's RPC URL, which a real node quotes when it cannot dial it
+    const rpc = doc.EVM?.[0]?.Nodes?.[0]
+    if (rpc && (rpc.WSURL || rpc.HTTPURL)) cfg.rpcUrl = { name: rpc.Name, url: rpc.WSURL || rpc.HTTPURL }
   }
   for (const f of flags.secrets) {
     const url = readToml(f).Database?.URL

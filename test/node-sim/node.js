@@ -189,6 +189,9 @@ async function runNode({ cfg, fault, knobs }) {
     lagMs: knobs.readyzLagMs
   })
   const limiter = createRateLimiter({ limit: cfg.rateLimit, periodMs: cfg.rateLimitPeriod })
+  // never-ready: the chain's RPC is unreachable, and the node says so with the URL it dialled
+  if (fault === 'never-ready' && cfg.rpcUrl)
+    log.error('Dial failed: EVM Node is unreachable', { nodeName: cfg.rpcUrl.name, url: cfg.rpcUrl.url })
   try {
     server = await startServer({ port: cfg.httpPort, host: cfg.listenIP, health, limiter, requests, v1 })
     health.start()

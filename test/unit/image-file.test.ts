@@ -307,7 +307,7 @@ const bad: Bad[] = [
     name: 'bare file with a malformed reference',
     file: 'IMAGE',
     text: 'smartcontract/chainlink:\n',
-    error: /^IMAGE: line 1: the reference: malformed image reference/
+    error: /^IMAGE: line 1: the reference: the file's only token is not a valid image reference/
   },
   {
     name: 'bare file and a key',
@@ -328,6 +328,24 @@ describe('readDesiredImage: clear errors naming the file', () => {
     }
     expect(thrown).toBeInstanceOf(ImageFileError)
     expect((thrown as Error).message).toMatch(error)
+  })
+})
+
+describe('readDesiredImage: an error never echoes the file', () => {
+  it.each([
+    ['a one-line password file', '.password', 'Hunter2-Keystore-Password!\n'],
+    ['an API credentials file', '.api', 'admin@example.com\nHunter2-Api-Password\n'],
+    ['a dotenv line with text after the quote', 'x.env', 'CHAINLINK_IMAGE="a" Hunter2-Trailing\n'],
+    ['broken YAML', 'x.yml', 'services:\n  chainlink: {image: "Hunter2-Yaml\n']
+  ])('%s', (_what, file, text) => {
+    let thrown: unknown
+    try {
+      readDesiredImage(text, file)
+    } catch (e) {
+      thrown = e
+    }
+    expect(thrown).toBeInstanceOf(ImageFileError)
+    expect((thrown as Error).message).not.toMatch(/Hunter2/)
   })
 })
 

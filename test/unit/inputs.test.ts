@@ -1,5 +1,7 @@
 import { describe, expect, it, test } from '@jest/globals'
-import { readFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import { InputError, readInputs, type Inputs } from '../../src/inputs.js'
 
@@ -11,13 +13,21 @@ const getter = (vals: Vals) => (name: string) => vals[name] ?? ''
 const IMAGE = 'smartcontract/chainlink:2.19.0'
 const AGE_RECIPIENT = 'age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p'
 
-function read(vals: Vals, mask: (s: string) => void = () => undefined): Inputs {
-  return readInputs(getter(vals), mask)
+/** The runner's env: a workspace (image-file lives in it), no Docker TLS settings. */
+const WS = mkdtempSync(join(tmpdir(), 'clr-inputs-ws-'))
+const ENV = { GITHUB_WORKSPACE: WS }
+
+function read(
+  vals: Vals,
+  mask: (s: string) => void = () => undefined,
+  env: Record<string, string | undefined> = ENV
+): Inputs {
+  return readInputs(getter(vals), mask, env)
 }
 
-function inputError(vals: Vals): InputError {
+function inputError(vals: Vals, env: Record<string, string | undefined> = ENV): InputError {
   try {
-    read(vals)
+    read(vals, undefined, env)
   } catch (e) {
     expect(e).toBeInstanceOf(InputError)
     return e as InputError
@@ -60,6 +70,7 @@ describe('readInputs: defaults', () => {
     ] as const) {
       expect(i[k]).toBeUndefined()
     }
+    expect(i).toMatchObject({ allowedRepositories: [], backupSecretsPlain: false, dockerInsecureTcp: false })
   })
 
   it("action.yml's defaults, as the runner passes them, read the same as empty inputs", () => {
@@ -201,7 +212,7 @@ describe('readInputs: numbers, URLs, names, keys', () => {
     ['http://127.0.0.1:{port', /^Input 'health-url' is not a valid URL/]
   ])('health-url=%s is refused', (v, re) => expect(inputError({ image: IMAGE, 'health-url': v }).message).toMatch(re))
 
-  test.each(['unix:///var/run/docker.sock', 'tcp://10.0.0.2:2376', 'https://docker.example.com:2376'])(
+  test.each(['unix:///var/run/docker.sock', 'tcp://127.0.0.1:2375', 'https://docker.example.com:2376'])(
     'docker-host=%s',
     (v) => {
       expect(read({ image: IMAGE, 'docker-host': v }).dockerHost).toBe(v)
@@ -288,7 +299,7 @@ describe('readInputs: image and image-file', () => {
   })
   it('upgrade with image-file only is accepted', () => {
     const i = read({ 'image-file': 'deploy/node.env' })
-    expect(i.imageFile).toBe('deploy/node.env')
+    expect(i.imageFile).toBe(join(WS, 'deploy/node.env'))
     expect(i.image).toBeUndefined()
   })
   it('image and image-file together are refused', () => {
@@ -365,5 +376,111 @@ describe('readInputs: database-url is masked before anything can throw', () => {
     const { calls, error } = masked({ image: IMAGE, 'database-url': URL1, operation: 'deploy' })
     expect((error as InputError).input).toBe('operation')
     expect(calls).toEqual(expect.arrayContaining([URL1, 's3cr@t/pw']))
+  })
+})
+
+describe('readInputs: paths stay where they belong', () => {
+  const backupDir = mkdtempSync(join(tmpdir(), 'clr-inputs-backups-'))
+  const outside = mkdtempSync(join(tmpdir(), 'clr-inputs-outside-'))
+  writeFileSync(join(outside, '.password'), 'keystore-password-not-to-print\n')
+  mkdirSync(join(WS, 'deploy'), { recursive: true })
+  writeFileSync(join(WS, 'deploy', 'node.env'), 'CHAINLINK_IMAGE=smartcontract/chainlink:2.19.0\n')
+  symlinkSync(join(outside, '.password'), join(WS, 'deploy', 'link.env'))
+  symlinkSync(outside, join(WS, 'out'))
+  symlinkSync(outside, join(backupDir, 'elsewhere'))
+
+  it('image-file: relative to the workspace, or absolute inside it', () => {
+    expect(read({ 'image-file': 'deploy/node.env' }).imageFile).toBe(join(WS, 'deploy/node.env'))
+    expect(read({ 'image-file': join(WS, 'deploy/node.env') }).imageFile).toBe(join(WS, 'deploy/node.env'))
+  })
+  test.each([
+    ['../outside.env', /^Input 'image-file' must not contain '\.\.'/],
+    ['deploy/../../etc/passwd', /^Input 'image-file' must not contain '\.\.'/],
+    ['/etc/passwd', /^Input 'image-file' must be inside the workspace/],
+    ['deploy/link.env', /^Input 'image-file' leads outside the workspace .* through a symbolic link/],
+    ['out/.password', /^Input 'image-file' leads outside the workspace .* through a symbolic link/]
+  ])('image-file=%s is refused', (v, re) => {
+    const e = inputError({ 'image-file': v })
+    expect(e.message).toMatch(re)
+    expect(e.message).not.toContain('keystore-password-not-to-print')
+  })
+  it('without GITHUB_WORKSPACE the working directory is the workspace', () => {
+    expect(inputError({ 'image-file': '/etc/passwd' }, {}).message).toContain(process.cwd())
+  })
+
+  it('backup-file: relative to backup-dir, or absolute inside it', () => {
+    const vals = { operation: 'restore', 'backup-dir': backupDir }
+    expect(read({ ...vals, 'backup-file': 'a.dump' }).backupFile).toBe(join(backupDir, 'a.dump'))
+    expect(read({ ...vals, 'backup-file': join(backupDir, 'a.dump') }).backupFile).toBe(join(backupDir, 'a.dump'))
+  })
+  test.each([
+    ['../x.dump', /^Input 'backup-file' must not contain '\.\.'/],
+    ['/etc/shadow', /^Input 'backup-file' must be inside 'backup-dir'/],
+    ['elsewhere/x.dump', /^Input 'backup-file' leads outside 'backup-dir' .* through a symbolic link/]
+  ])('backup-file=%s is refused', (v, re) => {
+    expect(inputError({ operation: 'restore', 'backup-dir': backupDir, 'backup-file': v }).message).toMatch(re)
+  })
+})
+
+describe('readInputs: allowed-repositories', () => {
+  it('a comma or newline separated list', () => {
+    expect(
+      read({ image: IMAGE, 'allowed-repositories': 'ghcr.io/acme/*,\n public.ecr.aws/chainlink/chainlink\n\n' })
+        .allowedRepositories
+    ).toEqual(['ghcr.io/acme/*', 'public.ecr.aws/chainlink/chainlink'])
+  })
+  test.each([
+    ['smartcontract/chainlink:2.19.0', /names a tag/],
+    [`smartcontract/chainlink@sha256:${'a'.repeat(64)}`, /names a digest/],
+    ['smart contract/chainlink', /is not a repository/]
+  ])('%s is refused', (v, re) => {
+    const e = inputError({ image: IMAGE, 'allowed-repositories': v })
+    expect(e.input).toBe('allowed-repositories')
+    expect(e.message).toMatch(re)
+  })
+})
+
+describe('readInputs: backup-secrets-plain and docker-insecure-tcp are booleans', () => {
+  test.each(['backup-secrets-plain', 'docker-insecure-tcp'])('%s', (input) => {
+    expect(inputError({ image: IMAGE, [input]: 'maybe' }).input).toBe(input)
+  })
+  it('backup-secrets-plain: true', () =>
+    expect(read({ image: IMAGE, 'backup-secrets-plain': 'true' }).backupSecretsPlain).toBe(true))
+})
+
+describe('readInputs: remote Docker is encrypted', () => {
+  const certs = mkdtempSync(join(tmpdir(), 'clr-inputs-certs-'))
+  for (const f of ['ca.pem', 'cert.pem', 'key.pem']) writeFileSync(join(certs, f), 'x')
+
+  test.each(['tcp://10.0.0.2:2375', 'http://docker.example.com:2375', 'tcp://[fd00::2]:2375'])(
+    'plain TCP to %s is refused without docker-insecure-tcp',
+    (v) => {
+      const e = inputError({ image: IMAGE, 'docker-host': v })
+      expect(e.input).toBe('docker-host')
+      expect(e.message).toMatch(/plain TCP to a remote Docker Engine.*DOCKER_TLS_VERIFY.*docker-insecure-tcp: true/)
+    }
+  )
+  it('DOCKER_HOST from the env is held to the same rule', () => {
+    const e = inputError({ image: IMAGE }, { ...ENV, DOCKER_HOST: 'tcp://10.0.0.2:2375' })
+    expect(e.message).toMatch(/\(from DOCKER_HOST\) is plain TCP/)
+  })
+  test.each(['tcp://127.0.0.1:2375', 'tcp://localhost:2375', 'tcp://[::1]:2375'])('loopback %s is fine', (v) =>
+    expect(read({ image: IMAGE, 'docker-host': v }).dockerHost).toBe(v)
+  )
+  it('docker-insecure-tcp: true accepts plain TCP', () =>
+    expect(read({ image: IMAGE, 'docker-host': 'tcp://10.0.0.2:2375', 'docker-insecure-tcp': 'true' }).dockerHost).toBe(
+      'tcp://10.0.0.2:2375'
+    ))
+  it('DOCKER_TLS_VERIFY with the three files in DOCKER_CERT_PATH', () => {
+    const env = { ...ENV, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: certs }
+    expect(read({ image: IMAGE, 'docker-host': 'tcp://10.0.0.2:2376' }, undefined, env).dockerHost).toBe(
+      'tcp://10.0.0.2:2376'
+    )
+  })
+  it('DOCKER_TLS_VERIFY without the files names the missing one', () => {
+    const env = { ...ENV, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: join(certs, 'none') }
+    const e = inputError({ image: IMAGE, 'docker-host': 'tcp://10.0.0.2:2376' }, env)
+    expect(e.input).toBe('docker-host')
+    expect(e.message).toContain(join(certs, 'none', 'ca.pem'))
   })
 })

@@ -1,5 +1,11 @@
 import { describe, expect, it, test } from '@jest/globals'
-import { configFilesFromArgs, defaultLockMode, readNodeConfig } from '../../src/node-config.js'
+import {
+  configFilesFromArgs,
+  credentialFilesFromArgs,
+  defaultLockMode,
+  nodeSecrets,
+  readNodeConfig
+} from '../../src/node-config.js'
 
 const env = (o: Record<string, string> = {}) => new Map(Object.entries(o))
 /** The container's filesystem as the action reads it: undefined for a missing file. */
@@ -322,4 +328,58 @@ describe('defaultLockMode', () => {
     ['1.13.0', true, 'lease'],
     [undefined, false, 'lease']
   ])('version %s, toml %s -> %s', (version, toml, mode) => expect(defaultLockMode(version, toml)).toBe(mode))
+})
+
+describe('credentialFilesFromArgs: the API and password files of node start', () => {
+  test.each([
+    [
+      ['node', 'start', '-a', '/chainlink/.api', '-p', '/chainlink/.password'],
+      ['/chainlink/.api', '/chainlink/.password']
+    ],
+    [
+      ['local', 'n', '--api=/c/.api', '--password', '/c/.pw', '--vrfpassword', '/c/.vrf'],
+      ['/c/.api', '/c/.pw', '/c/.vrf']
+    ],
+    [['node', '-config', '/c/config.toml', 'start'], []]
+  ])('%j', (args, want) => expect(credentialFilesFromArgs(args)).toEqual(want))
+})
+
+describe('nodeSecrets: everything secret a node container holds', () => {
+  const files: Record<string, string> = {
+    '/chainlink/config.toml': "[[EVM.Nodes]]\nWSURL = 'wss://rpc.example.com/ws?apikey=cfg-api-key-1'\n",
+    '/chainlink/secrets.toml': "[Password]\nKeystore = 'file-keystore-pass-2'\n",
+    '/chainlink/.api': 'admin@example.com\nfile-api-pass-3\n',
+    '/chainlink/.password': 'file-password-4\n'
+  }
+  test('env, -config, -secrets, -a and -p files', async () => {
+    const got = await nodeSecrets(
+      new Map([['CL_PASSWORD_VRF', 'env-vrf-pass-5']]),
+      [
+        'chainlink',
+        'node',
+        '-config',
+        '/chainlink/config.toml',
+        '-secrets',
+        '/chainlink/secrets.toml',
+        'start',
+        '-a',
+        '/chainlink/.api',
+        '-p',
+        '/chainlink/.password',
+        '--vrfpassword',
+        '/chainlink/missing'
+      ],
+      async (p) => files[p]
+    )
+    expect(got).toEqual(
+      expect.arrayContaining([
+        'cfg-api-key-1',
+        'file-keystore-pass-2',
+        'admin@example.com',
+        'file-api-pass-3',
+        'file-password-4',
+        'env-vrf-pass-5'
+      ])
+    )
+  })
 })

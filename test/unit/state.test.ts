@@ -12,7 +12,9 @@ import {
 } from 'node:fs'
 import { hostname, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { HostLock, JournalWriter, journalPath, readJournal, type JournalPlan } from '../../src/state.js'
+import { HostLock, JournalWriter, journalPath, privateDirSync, readJournal, type JournalPlan } from '../../src/state.js'
+import { knownSecrets } from '../../src/secrets.js'
+import { chmodSync, mkdirSync } from 'node:fs'
 
 let dir: string
 beforeEach(() => {
@@ -214,5 +216,31 @@ describe('HostLock', () => {
     utimesSync(lockFile(), old, old)
     const lock = await HostLock.acquire(dir, 'chainlink', 700)
     lock.release()
+  })
+})
+
+describe('the state dir keeps secrets out and strangers out', () => {
+  it("a step's free text is redacted of every secret learned so far", () => {
+    knownSecrets.add('journal-secret-7c1d')
+    const path = journalPath(dir, 'chainlink')
+    const j = new JournalWriter(path, { runId: 'r', operation: 'upgrade', container: 'chainlink', plan })
+    j.step('rollback', { reason: 'node said: wss://x/ws?apikey=journal-secret-7c1d failed', id: 'abc' })
+    const text = readFileSync(path, 'utf8')
+    expect(text).not.toContain('journal-secret-7c1d')
+    expect(readJournal(dir, 'chainlink')!.steps[0].data).toEqual({
+      reason: 'node said: wss://x/ws?apikey=*** failed',
+      id: 'abc'
+    })
+    expect(statSync(path).mode & 0o777).toBe(0o600)
+  })
+  it('privateDirSync creates 0700 and narrows an existing, wider directory', () => {
+    const fresh = join(dir, 'a', 'b')
+    privateDirSync(fresh)
+    expect(statSync(fresh).mode & 0o777).toBe(0o700)
+    const wide = join(dir, 'wide')
+    mkdirSync(wide)
+    chmodSync(wide, 0o755)
+    privateDirSync(wide)
+    expect(statSync(wide).mode & 0o777).toBe(0o700)
   })
 })
