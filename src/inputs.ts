@@ -46,6 +46,9 @@ export interface Inputs {
   stateDir: string
   dockerHost?: string
   lockTimeoutMs: number
+  // Operator safeguards (quarantine, upgrade window, migration rehearsal)
+  /** try a digest again although an earlier upgrade to it rolled back */
+  retryQuarantined: boolean
 }
 
 export class InputError extends Error {
@@ -206,6 +209,8 @@ export function readInputs(get: InputGetter, mask: (secret: string) => void): In
     dryRun: bool(get, 'dry-run', false),
     stateDir: absPath(get, 'state-dir', '/var/lib/chainlink-rollout')!,
     dockerHost,
-    lockTimeoutMs: duration(get, 'lock-timeout', '15m')!
+    lockTimeoutMs: duration(get, 'lock-timeout', '15m')!,
+    // Operator safeguards (quarantine, upgrade window, migration rehearsal)
+    retryQuarantined: bool(get, 'retry-quarantined', false)
   }
 }

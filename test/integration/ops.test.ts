@@ -1,0 +1,95 @@
+// Operator safeguards end to end on the bed, run as the runner runs the action: the quarantine
+// of a rolled-back image, the upgrade window and the migration rehearsal.
+import { afterAll, afterEach, describe, expect, test } from '@jest/globals'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createDb, docker, removeContainers, simImage, uniqueName, type TestDb } from '../support/bed.js'
+import { runAction, type ActionRun } from '../support/action.js'
+import { containerState, startNode } from '../support/node.js'
+
+const prefix = uniqueName('clr-ops')
+let n = 0
+let db: TestDb | undefined
+let name: string
+let stateDir: string
+
+afterAll(async () => {
+  await removeContainers(prefix)
+})
+afterEach(async () => {
+  await removeContainers(name)
+  await db?.drop()
+  db = undefined
+})
+
+async function fresh(tag = '2.19.0') {
+  db = await createDb('ops')
+  name = `${prefix}-${++n}`
+  stateDir = mkdtempSync(join(tmpdir(), 'clr-state-'))
+  await startNode({ name, tag, db })
+}
+
+function upgrade(tag: string, extra: Record<string, string> = {}): Promise<ActionRun> {
+  return runAction({
+    operation: 'upgrade',
+    container: name,
+    image: simImage(tag),
+    'state-dir': stateDir,
+    'backup-dir': join(stateDir, 'backups'),
+    'stable-for': '2s',
+    ...extra
+  })
+}
+
+/** What the operator would compare: the container's id, start time and image. */
+async function fingerprint() {
+  const info = await docker.getContainer(name).inspect()
+  const ours = (await docker.listContainers({ all: true })).filter((c) =>
+    c.Names.some((x) => x.startsWith(`/${name}-`))
+  )
+  return { id: info.Id, startedAt: info.State.StartedAt, image: info.Config.Image, others: ours.map((c) => c.Names[0]) }
+}
+
+describe('quarantine of a rolled-back image', () => {
+  test('an upgrade to a digest that just rolled back is refused at once; the retry input tries it again', async () => {
+    await fresh('2.19.0')
+    const bad = await upgrade('2.20.0-never-ready', { 'ready-timeout': '6s' })
+    expect(bad.outputs.result).toBe('rolled-back')
+    expect(bad.exitCode).toBe(1)
+    expect(bad.summary).toMatch(/is quarantined/)
+
+    const status = await runAction({ operation: 'status', container: name, 'state-dir': stateDir })
+    expect(status.exitCode).toBe(0)
+    expect(status.summary).toMatch(/### Quarantine/)
+    expect(status.summary).toMatch(/chainlink:2\.20\.0-never-ready@sha256:[0-9a-f]{64} \| quarantined \|/)
+
+    const before = await fingerprint()
+    const t0 = Date.now()
+    const again = await upgrade('2.20.0-never-ready', { 'ready-timeout': '6s' })
+    const ms = Date.now() - t0
+    expect(again.outputs.result).toBe('failed')
+    expect(again.exitCode).toBe(1)
+    // names the earlier run and its reason
+    const runId = /run ([0-9a-z]+)/.exec(status.summary.split('### Quarantine')[1])![1]
+    expect(again.stdout).toMatch(
+      new RegExp(`::error::.*is quarantined: .*run ${runId} .*not ready within ready-timeout`)
+    )
+    expect(again.stdout).toMatch(/retry-quarantined: true/)
+    // the issue's bound for "at once": the new image was never started
+    expect(ms).toBeLessThan(5000)
+    expect(await fingerprint()).toEqual(before)
+
+    const retry = await upgrade('2.20.0-never-ready', { 'ready-timeout': '6s', 'retry-quarantined': 'true' })
+    expect(retry.stdout).not.toMatch(/::error::.*is quarantined/)
+    expect(retry.outputs.result).toBe('rolled-back') // tried again, and the bad image rolls back again
+
+    // a good release goes out; the quarantine stays as history and blocks nothing
+    const good = await upgrade('2.20.0')
+    expect(good.outputs.result).toBe('upgraded')
+    expect((await containerState(name))?.image).toBe(simImage('2.20.0'))
+    const after = await runAction({ operation: 'status', container: name, 'state-dir': stateDir })
+    expect(after.summary).toMatch(/no quarantined digest/)
+    expect(after.summary).toMatch(/2\.20\.0-never-ready@sha256:[0-9a-f]{64} \| history: cleared /)
+  })
+})
