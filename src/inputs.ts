@@ -4,6 +4,7 @@
 import { parseDuration } from './duration.js'
 import { parseImageRef, type ImageRef } from './image-ref.js'
 import { maskDatabaseUrl } from './secrets.js'
+import { parseWindows, type Window } from './window.js'
 
 export const OPERATIONS = ['upgrade', 'handoff', 'restart', 'status', 'backup', 'restore', 'repair'] as const
 export type Operation = (typeof OPERATIONS)[number]
@@ -49,6 +50,8 @@ export interface Inputs {
   // Operator safeguards (quarantine, upgrade window, migration rehearsal)
   /** try a digest again although an earlier upgrade to it rolled back */
   retryQuarantined: boolean
+  /** upgrade only inside these windows (none: any time) */
+  window: Window[]
 }
 
 export class InputError extends Error {
@@ -105,6 +108,14 @@ function absPath(get: InputGetter, name: string, dflt?: string, absolute = true)
   // backups must be shared by every workflow of the node.
   if (absolute && !v.startsWith('/')) throw new InputError(name, `must be an absolute path on the host; got '${v}'`)
   return v
+}
+
+function windows(get: InputGetter, name: string): Window[] {
+  try {
+    return parseWindows(get(name))
+  } catch (e) {
+    throw new InputError(name, (e as Error).message)
+  }
 }
 
 /**
@@ -211,6 +222,7 @@ export function readInputs(get: InputGetter, mask: (secret: string) => void): In
     dockerHost,
     lockTimeoutMs: duration(get, 'lock-timeout', '15m')!,
     // Operator safeguards (quarantine, upgrade window, migration rehearsal)
-    retryQuarantined: bool(get, 'retry-quarantined', false)
+    retryQuarantined: bool(get, 'retry-quarantined', false),
+    window: windows(get, 'window')
   }
 }

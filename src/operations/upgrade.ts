@@ -17,6 +17,7 @@ import {
   recordQuarantine
 } from '../quarantine.js'
 import { hasStep, readJournal } from '../state.js'
+import { describeOpening, isOpen, nextOpening } from '../window.js'
 
 export { SUFFIX_NEXT, SUFFIX_PREVIOUS } from '../rollout.js'
 
@@ -77,6 +78,21 @@ export async function upgrade(ctx: Context): Promise<OperationResult> {
   const { inputs, docker, report } = ctx
   report.title = `chainlink-rollout upgrade of ${inputs.container}`
   const ref = targetRef(ctx)
+  // Outside its window an upgrade touches nothing (not even the host lock): a scheduled run
+  // inside the window takes it up.
+  const now = new Date()
+  if (!isOpen(inputs.window, now)) {
+    const next = nextOpening(inputs.window, now)
+    const when = next ? `the window opens ${describeOpening(next, now)}` : 'no window ever opens'
+    report.fact('Window', inputs.window.map((w) => w.text).join(', '))
+    report.step('deferred', when)
+    return {
+      result: 'deferred',
+      ok: true,
+      message: `${formatRef(ref)} deferred: outside the upgrade window (${inputs.window.map((w) => w.text).join(', ')}); ${when}. Nothing was changed.`,
+      outputs: {}
+    }
+  }
   return withNode(ctx, async (p) => {
     const target = await resolveTarget(ctx, ref)
     const display = `${repoTag(ref)}@${target.digest ?? target.image.id}`

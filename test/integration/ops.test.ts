@@ -1,7 +1,7 @@
 // Operator safeguards end to end on the bed, run as the runner runs the action: the quarantine
 // of a rolled-back image, the upgrade window and the migration rehearsal.
 import { afterAll, afterEach, describe, expect, test } from '@jest/globals'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, readdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createDb, docker, removeContainers, simImage, uniqueName, type TestDb } from '../support/bed.js'
@@ -91,5 +91,31 @@ describe('quarantine of a rolled-back image', () => {
     const after = await runAction({ operation: 'status', container: name, 'state-dir': stateDir })
     expect(after.summary).toMatch(/no quarantined digest/)
     expect(after.summary).toMatch(/2\.20\.0-never-ready@sha256:[0-9a-f]{64} \| history: cleared /)
+  })
+})
+
+describe('upgrade window', () => {
+  test('a run outside its window ends deferred, exit 0, with nothing touched and the next opening named', async () => {
+    await fresh('2.19.0')
+    // a one-hour window that closed an hour ago today (UTC): the run is outside it whenever it runs
+    const h = (new Date().getUTCHours() + 22) % 24
+    const p = (x: number) => String(x).padStart(2, '0')
+    const window = `daily ${p(h)}:00-${p((h + 1) % 24)}:00 UTC`
+    const before = await fingerprint()
+    const r = await upgrade('2.20.0', { window })
+    expect(r.exitCode).toBe(0)
+    expect(r.outputs.result).toBe('deferred')
+    expect(r.summary).toMatch(new RegExp(`window opens ... ${p(h)}:00 UTC \\(\\d{4}-\\d\\d-\\d\\dT${p(h)}:00:00Z, in `))
+    expect(await fingerprint()).toEqual(before)
+    // nothing on the host either: no journal, no host lock, no backup
+    expect(readdirSync(stateDir)).toEqual([])
+  })
+
+  test('a malformed window is refused naming the input, before anything is touched', async () => {
+    name = `${prefix}-none`
+    stateDir = mkdtempSync(join(tmpdir(), 'clr-state-'))
+    const r = await upgrade('2.20.0', { window: 'Mon-Fri 08:00-18:00 Europe/Berlln' })
+    expect(r.exitCode).toBe(1)
+    expect(r.stdout).toMatch(/::error::Input 'window' unknown time zone 'Europe\/Berlln'/)
   })
 })
