@@ -52,6 +52,8 @@ export interface Inputs {
   retryQuarantined: boolean
   /** upgrade only inside these windows (none: any time) */
   window: Window[]
+  /** restore the pre-upgrade backup into a scratch DB and run the new image's `db migrate` on it first */
+  rehearseMigration: boolean
 }
 
 export class InputError extends Error {
@@ -192,6 +194,14 @@ export function readInputs(get: InputGetter, mask: (secret: string) => void): In
       `must look like unix:///var/run/docker.sock or tcp://host:2376; got '${dockerHost}'`
     )
 
+  // Operator safeguards (quarantine, upgrade window, migration rehearsal)
+  const rehearseMigration = bool(get, 'rehearse-migration', false)
+  if (rehearseMigration && !bool(get, 'backup', true))
+    throw new InputError(
+      'rehearse-migration',
+      "needs 'backup: true': the rehearsal migrates a copy of the pre-upgrade backup"
+    )
+
   return {
     operation,
     container,
@@ -223,6 +233,7 @@ export function readInputs(get: InputGetter, mask: (secret: string) => void): In
     lockTimeoutMs: duration(get, 'lock-timeout', '15m')!,
     // Operator safeguards (quarantine, upgrade window, migration rehearsal)
     retryQuarantined: bool(get, 'retry-quarantined', false),
-    window: windows(get, 'window')
+    window: windows(get, 'window'),
+    rehearseMigration
   }
 }

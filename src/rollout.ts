@@ -23,6 +23,7 @@ import { inspectNode, requireLeader, type NodeContainer, type NodeView } from '.
 import { rollback } from './rollback.js'
 import { HostLock, JournalWriter, journalPath, readJournal } from './state.js'
 import { backupBeforeUpgrade } from './backup-step.js'
+import { rehearseMigration } from './rehearsal.js'
 
 export const SUFFIX_NEXT = '-rollout-next'
 export const SUFFIX_PREVIOUS = '-rollout-previous'
@@ -235,6 +236,16 @@ async function preUpgradeBackup(
   journal.step('backup')
   const backupFile = await backupBeforeUpgrade(ctx, p.view, p.leader)
   journal.plan({ backupFile })
+  if (ctx.inputs.rehearseMigration && ch.operation === 'upgrade') {
+    // on a copy of the database, before anything of the node is touched
+    journal.step('rehearsal')
+    try {
+      await rehearseMigration(ctx, p.view, p.leader, backupFile, ch.createRef)
+    } catch (e) {
+      if (!ctx.signal.aborted) journal.done('failed')
+      throw e
+    }
+  }
   return backupFile
 }
 

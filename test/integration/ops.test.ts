@@ -119,3 +119,47 @@ describe('upgrade window', () => {
     expect(r.stdout).toMatch(/::error::Input 'window' unknown time zone 'Europe\/Berlln'/)
   })
 })
+
+describe('migration rehearsal', () => {
+  async function scratchDatabases(): Promise<string[]> {
+    const c = await db!.client()
+    try {
+      const r = await c.query("SELECT datname FROM pg_database WHERE datname LIKE 'clr_rehearsal_%'")
+      return r.rows.map((x: { datname: string }) => x.datname)
+    } finally {
+      await c.end()
+    }
+  }
+
+  test('a migration that fails on the copy refuses the upgrade: leader untouched, scratch database gone', async () => {
+    await fresh('2.19.0')
+    // a database the new binary cannot migrate: goose reports out-of-order (missing) migrations
+    const c = await db!.client()
+    await c.query('INSERT INTO goose_migrations (version_id, is_applied) VALUES (999999, true)')
+    await c.end()
+    const before = await fingerprint()
+    const r = await upgrade('2.20.0', { 'rehearse-migration': 'true' })
+    expect(r.outputs.result).toBe('failed')
+    expect(r.exitCode).toBe(1)
+    expect(r.stdout).toMatch(/::error::migration rehearsal failed: .*chainlink:2\.20\.0 'node db migrate' .*exited 1/)
+    expect(r.stdout).toMatch(/missing \(out-of-order\) migrations/)
+    expect(await fingerprint()).toEqual(before)
+    expect(await scratchDatabases()).toEqual([])
+    // the run ended cleanly: the next operation needs no repair
+    const s = await runAction({ operation: 'status', container: name, 'state-dir': stateDir })
+    expect(s.exitCode).toBe(0)
+  })
+
+  test('a good rehearsal reports its duration as the expected start-up time, then the upgrade goes through', async () => {
+    await fresh('2.19.0')
+    const r = await upgrade('2.20.0', { 'rehearse-migration': 'true' })
+    expect(r.outputs.result).toBe('upgraded')
+    expect(r.exitCode).toBe(0)
+    expect(r.summary).toMatch(
+      /\| Migration rehearsal \| .*chainlink:2\.20\.0 migrated a copy of the database in [\d.]+ (ms|s): expect about that long before the new node's StartUpHealthReport/
+    )
+    expect(r.summary).toMatch(/node db migrate/)
+    expect(await scratchDatabases()).toEqual([])
+    expect((await containerState(name))?.image).toBe(simImage('2.20.0'))
+  })
+})
