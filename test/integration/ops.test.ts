@@ -27,7 +27,8 @@ async function fresh(tag = '2.19.0') {
   db = await createDb('ops')
   name = `${prefix}-${++n}`
   stateDir = mkdtempSync(join(tmpdir(), 'clr-state-'))
-  await startNode({ name, tag, db })
+  // host networking: the layout-independent logic under test needs no bridge network
+  await startNode({ name, tag, db, layout: 'host' })
 }
 
 function upgrade(tag: string, extra: Record<string, string> = {}): Promise<ActionRun> {
