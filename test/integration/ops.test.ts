@@ -72,7 +72,7 @@ describe('quarantine of a rolled-back image', () => {
     expect(again.outputs.result).toBe('failed')
     expect(again.exitCode).toBe(1)
     // names the earlier run and its reason
-    const runId = /run ([0-9a-z]+)/.exec(status.summary.split('### Quarantine')[1])![1]
+    const runId = /\| quarantined \| ([0-9a-z]+) \|/.exec(status.summary)![1]
     expect(again.stdout).toMatch(
       new RegExp(`::error::.*is quarantined: .*run ${runId} .*not ready within ready-timeout`)
     )
