@@ -159,7 +159,7 @@ describe('migration rehearsal', () => {
     expect(r.summary).toMatch(
       /\| Migration rehearsal \| .*chainlink:2\.20\.0 migrated a copy of the database in [\d.]+ (ms|s): expect about that long before the new node's StartUpHealthReport/
     )
-    expect(r.summary).toMatch(/node db migrate/)
+    expect(r.summary).toMatch(/ db migrate against clr_rehearsal_/)
     expect(await scratchDatabases()).toEqual([])
     expect((await containerState(name))?.image).toBe(simImage('2.20.0'))
   })
