@@ -41,8 +41,8 @@ const commonInputs = { 'state-dir': stateDir, 'backup-dir': join(stateDir, 'back
 
 beforeAll(async () => {
   db = await createDb('cli')
-  await startNode({ name: a, tag: '2.19.0', db, layout: 'host' })
-  await startNode({ name: b, tag: '2.19.0', db, layout: 'host', noWait: true })
+  await startNode({ name: a, tag: '2.19.0', db })
+  await startNode({ name: b, tag: '2.19.0', db, noWait: true })
 })
 afterAll(async () => {
   await removeContainers(prefix)
