@@ -58,8 +58,8 @@ describe('the command line', () => {
     const r = await runAction({ operation: 'status', container: a, standby: b, ...commonInputs })
     expect(r.outputs.result).toBe(c.json.result)
     expect({ leader: r.outputs.leader, image: r.outputs.image }).toEqual(c.json.outputs)
-    // progress is readable on stderr; the DB password is never printed
-    expect(c.stderr).toMatch(/\| Leader \|/)
+    // with --json, stdout is the JSON alone and progress goes to stderr; the DB password is never printed
+    expect(c.stderr).toMatch(/database URL from container env CL_DATABASE_URL/)
     expect(c.stderr).not.toContain('bed-test-password')
   })
 
