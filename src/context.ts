@@ -25,7 +25,7 @@ export interface Context {
   onJournal?: (runId: string) => void
 }
 
-type ResultName = 'upgraded' | 'unchanged' | 'rolled-back' | 'failed' | 'planned' | 'ok'
+export type ResultName = 'upgraded' | 'unchanged' | 'rolled-back' | 'failed' | 'planned' | 'ok' | 'deferred'
 
 export interface OperationResult {
   result: ResultName

@@ -10,8 +10,9 @@ import { existsSync } from 'node:fs'
 import { pathInside } from './paths.js'
 import { checkRepositoryPattern } from './repository-trust.js'
 import { dockerTls, isLoopbackDockerHost } from './docker.js'
+import { parseWindows, type Window } from './window.js'
 
-const OPERATIONS = ['upgrade', 'handoff', 'restart', 'status', 'backup', 'restore', 'repair'] as const
+export const OPERATIONS = ['upgrade', 'handoff', 'restart', 'status', 'backup', 'restore', 'repair'] as const
 type Operation = (typeof OPERATIONS)[number]
 const LOCK_MODES = ['auto', 'lease', 'advisorylock', 'dual'] as const
 type LockModeInput = (typeof LOCK_MODES)[number]
@@ -59,6 +60,13 @@ export interface Inputs {
   backupSecretsPlain: boolean
   /** accept plain TCP to a remote Docker Engine */
   dockerInsecureTcp: boolean
+  // Operator safeguards (quarantine, upgrade window, migration rehearsal)
+  /** try a digest again although an earlier upgrade to it rolled back */
+  retryQuarantined: boolean
+  /** upgrade only inside these windows (none: any time) */
+  window: Window[]
+  /** restore the pre-upgrade backup into a scratch DB and run the new image's `db migrate` on it first */
+  rehearseMigration: boolean
 }
 
 /** A bad input: the message starts with the input's name. */
@@ -114,6 +122,14 @@ function absPath(get: InputGetter, name: string, dflt?: string, absolute = true)
   // backups must be shared by every workflow of the node.
   if (absolute && !v.startsWith('/')) throw new InputError(name, `must be an absolute path on the host; got '${v}'`)
   return v
+}
+
+function windows(get: InputGetter, name: string): Window[] {
+  try {
+    return parseWindows(get(name))
+  } catch (e) {
+    throw new InputError(name, (e as Error).message)
+  }
 }
 
 /**
@@ -208,6 +224,13 @@ export function readInputs(
 
   const security = securityInputs(get, env, dockerHost)
   const backupDir = absPath(get, 'backup-dir', '/var/lib/chainlink-rollout/backups')!
+  // Operator safeguards (quarantine, upgrade window, migration rehearsal)
+  const rehearseMigration = bool(get, 'rehearse-migration', false)
+  if (rehearseMigration && !bool(get, 'backup', true))
+    throw new InputError(
+      'rehearse-migration',
+      "needs 'backup: true': the rehearsal migrates a copy of the pre-upgrade backup"
+    )
 
   return {
     operation,
@@ -238,7 +261,11 @@ export function readInputs(
     stateDir: absPath(get, 'state-dir', '/var/lib/chainlink-rollout')!,
     dockerHost,
     lockTimeoutMs: duration(get, 'lock-timeout', '15m')!,
-    ...security
+    ...security,
+    // Operator safeguards (quarantine, upgrade window, migration rehearsal)
+    retryQuarantined: bool(get, 'retry-quarantined', false),
+    window: windows(get, 'window'),
+    rehearseMigration
   }
 }
 

@@ -28,6 +28,7 @@ import { nodeNames } from './node-db.js'
 import { rollback } from './rollback.js'
 import { JournalWriter, journalPath, readJournal, withHostLock } from './state.js'
 import { backupBeforeUpgrade } from './backup-step.js'
+import { rehearseMigration } from './rehearsal.js'
 
 export const SUFFIX_NEXT = '-rollout-next'
 export const SUFFIX_PREVIOUS = '-rollout-previous'
@@ -260,6 +261,16 @@ async function preUpgradeBackup(
   journal.step('backup')
   const backupFile = await backupBeforeUpgrade(ctx, p.view, p.leader)
   journal.plan({ backupFile })
+  if (ctx.inputs.rehearseMigration && ch.operation === 'upgrade') {
+    // on a copy of the database, before anything of the node is touched
+    journal.step('rehearsal')
+    try {
+      await rehearseMigration(ctx, p.view, p.leader, backupFile, ch.createRef)
+    } catch (e) {
+      if (!ctx.signal.aborted) journal.done('failed')
+      throw e
+    }
+  }
   return backupFile
 }
 

@@ -27,8 +27,9 @@ import { knownSecrets } from './secrets.js'
  * (README, docs/algorithm.md). Preflight (1) changes nothing and the report (8) is not journaled.
  */
 type Step =
-  // 2. backup
+  // 2. backup, and the rehearsal of the new image's migrations on a scratch copy of it
   | 'backup'
+  | 'rehearsal'
   // 3. standby: started beside the leader (a pair first stops and retires its waiting standby)
   | 'standby-create'
   | 'standby-started'
@@ -113,7 +114,7 @@ export function privateDirSync(path: string): void {
 }
 
 /** Writes a file durably: temp file, fsync, rename. */
-function writeDurable(path: string, text: string): void {
+export function writeDurable(path: string, text: string): void {
   const tmp = `${path}.tmp-${process.pid}`
   const fd = openSync(tmp, 'w', 0o600)
   try {

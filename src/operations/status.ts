@@ -3,6 +3,7 @@
 import type { Context, OperationResult } from '../context.js'
 import { inspectNode, requireLeader, type NodeView } from '../node.js'
 import { nodeNames } from '../node-db.js'
+import { active, history, readQuarantine, type QuarantineEntry } from '../quarantine.js'
 
 function describeContainers(view: NodeView): string[][] {
   return view.containers.map((c) => [
@@ -54,6 +55,7 @@ export async function status(ctx: Context): Promise<OperationResult> {
       `goose ${view.dbVersion.goose ?? '-'}, node_versions ${view.dbVersion.nodeVersion ?? '-'}`
     )
     report.fact('Lease timing', `duration ${view.config.leaseDurationMs} ms, refresh ${view.config.leaseRefreshMs} ms`)
+    quarantineTable(ctx)
     const leader = requireLeader(view)
     report.fact('Leader', `${leader.name} (${leader.image})`)
     if (leader.health?.readyz !== 200)
@@ -71,4 +73,30 @@ export async function status(ctx: Context): Promise<OperationResult> {
   } finally {
     await view.db.close()
   }
+}
+
+/** Quarantined digests (refused by upgrade) and the history of earlier ones. */
+function quarantineTable(ctx: Context): void {
+  const f = readQuarantine(ctx.inputs.stateDir, ctx.inputs.container)
+  const row = (e: QuarantineEntry, state: string) => [
+    e.image,
+    state,
+    `${e.runId}${e.ciRun ? ` (${e.ciRun})` : ''}`,
+    e.at,
+    e.reason
+  ]
+  const rows = [
+    ...active(f).map((e) => row(e, 'quarantined')),
+    ...history(f).map((e) => row(e, `history: cleared ${e.clearedAt} by ${e.clearedBy}`))
+  ]
+  ctx.report.fact(
+    'Quarantine',
+    active(f).length
+      ? active(f)
+          .map((e) => e.digest)
+          .join(', ')
+      : 'no quarantined digest'
+  )
+  if (rows.length)
+    ctx.report.tables.push({ heading: 'Quarantine', header: ['image', 'state', 'run', 'at', 'reason'], rows })
 }

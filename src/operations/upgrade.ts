@@ -8,6 +8,17 @@ import { readDesiredImage } from '../image-file.js'
 import { formatRef, parseImageRef, repository, repoTag, type ImageRef } from '../image-ref.js'
 import { untrustedTarget } from '../repository-trust.js'
 import { planText, rollPair, rollSingle, withNode, type Change } from '../rollout.js'
+import {
+  ciRunLabel,
+  clearQuarantine,
+  describeEntry,
+  quarantined,
+  quarantinePath,
+  readQuarantine,
+  recordQuarantine
+} from '../quarantine.js'
+import { readJournal } from '../state.js'
+import { describeOpening, isOpen, nextOpening } from '../window.js'
 
 export { SUFFIX_NEXT, SUFFIX_PREVIOUS } from '../rollout.js'
 
@@ -68,6 +79,21 @@ export async function upgrade(ctx: Context): Promise<OperationResult> {
   const { inputs, docker, report } = ctx
   report.title = `chainlink-rollout upgrade of ${inputs.container}`
   const ref = targetRef(ctx)
+  // Outside its window an upgrade touches nothing (not even the host lock): a scheduled run
+  // inside the window takes it up.
+  const now = new Date()
+  if (!isOpen(inputs.window, now)) {
+    const next = nextOpening(inputs.window, now)
+    const when = next ? `the window opens ${describeOpening(next, now)}` : 'no window ever opens'
+    report.fact('Window', inputs.window.map((w) => w.text).join(', '))
+    report.step('deferred', when)
+    return {
+      result: 'deferred',
+      ok: true,
+      message: `${formatRef(ref)} deferred: outside the upgrade window (${inputs.window.map((w) => w.text).join(', ')}); ${when}. Nothing was changed.`,
+      outputs: {}
+    }
+  }
   return withNode(ctx, async (p) => {
     // Before the pull: an untrusted image is neither fetched nor given the node's secrets.
     const untrusted = untrustedTarget(
@@ -79,6 +105,12 @@ export async function upgrade(ctx: Context): Promise<OperationResult> {
     const target = await resolveTarget(ctx, ref)
     const display = `${repoTag(ref)}@${target.digest ?? target.image.id}`
     report.fact('Target', display)
+    const q = quarantined(readQuarantine(inputs.stateDir, inputs.container), target.digest ?? target.image.id)
+    if (q && !inputs.retryQuarantined)
+      throw new OperationError(
+        `${display} is quarantined: an earlier upgrade to it was undone (${describeEntry(q)}). Nothing was changed; set 'retry-quarantined: true' to try it again (${quarantinePath(inputs.stateDir, inputs.container)})`
+      )
+    if (q) report.note(`${display} was quarantined (${describeEntry(q)}); tried again as 'retry-quarantined' asks.`)
     const outputs = { 'previous-image': p.leader.image, image: display, leader: p.leader.name }
     const onTarget = async (info: { Image: string }) => (await docker.imageInfo(info.Image))?.id === target.image.id
     if ((await onTarget(p.leader.info)) && (!p.other || (await onTarget(p.other.info)))) {
@@ -97,6 +129,50 @@ export async function upgrade(ctx: Context): Promise<OperationResult> {
       report.step('dry-run', 'nothing changed')
       return { result: 'planned', ok: true, message: `dry run: would ${plan}`, outputs }
     }
-    return p.other ? rollPair(ctx, p, ch) : rollSingle(ctx, p, ch)
+    return quarantineOutcome(ctx, target.digest ?? target.image.id, display, () =>
+      p.other ? rollPair(ctx, p, ch) : rollSingle(ctx, p, ch)
+    )
   })
+}
+
+/**
+ * Records the target in quarantine when the new image was run and the upgrade had to be undone
+ * (rolled back, or refused at the standby gate); a success moves earlier entries to history.
+ */
+async function quarantineOutcome(
+  ctx: Context,
+  digest: string,
+  display: string,
+  roll: () => Promise<OperationResult>
+): Promise<OperationResult> {
+  const { inputs, report } = ctx
+  const record = (reason: string) => {
+    const j = readJournal(inputs.stateDir, inputs.container)
+    if (!j || j.phase !== 'done' || !j.steps.some((s) => s.step === 'standby-started')) return
+    recordQuarantine(inputs.stateDir, inputs.container, {
+      digest,
+      image: display,
+      runId: j.runId,
+      ciRun: ciRunLabel(),
+      at: new Date().toISOString(),
+      reason: reason.length > 400 ? `${reason.slice(0, 400)}...` : reason
+    })
+    report.note(
+      `${display} is quarantined: the next upgrade to it refuses unless 'retry-quarantined: true' (${quarantinePath(inputs.stateDir, inputs.container)}).`
+    )
+  }
+  let r: OperationResult
+  try {
+    r = await roll()
+  } catch (e) {
+    if (!ctx.signal.aborted) record((e as Error).message)
+    throw e
+  }
+  if (r.result === 'rolled-back') record(r.message ?? 'rolled back')
+  else if (r.ok) {
+    const j = readJournal(inputs.stateDir, inputs.container)
+    const n = clearQuarantine(inputs.stateDir, inputs.container, `run ${j?.runId ?? '?'} upgraded to ${display}`)
+    if (n) report.note(`${n} quarantined digest(s) moved to history: the node now runs ${display}.`)
+  }
+  return r
 }

@@ -103,6 +103,44 @@ describe('Renovate with the chainlink-rollout preset, offline against the bed re
     ])
   })
 
+  it('holds the new release for minimumReleaseAge: no PR until it is old enough (or forced from the dashboard)', () => {
+    // The bed's registry, like any registry but Docker Hub, gives Renovate no release date: the
+    // release cannot be proven old enough and stays held (minimumReleaseAgeBehaviour timestamp-required).
+    const dep = depsOf(report, 'chainlink.env')[0]
+    expect(dep.updates[0]).toMatchObject({ newValue: '2.20.0', pendingChecks: true })
+    const bump = report.branches.find((b) => b.branchName.endsWith('-2.x'))!
+    expect(bump.pendingChecks).toBe(true)
+    expect(bump.dependencyDashboardApproval).toBe(false)
+    const log = readFileSync(report.logFile, 'utf8')
+    expect(log).toMatch(
+      /as pending, as they do not have a releaseTimestamp and we're running with minimumReleaseAgeBehaviour=timestamp-required/
+    )
+  })
+
+  it('puts a major version behind approval on the dependency dashboard (a separate run: its own registry repository)', async () => {
+    const majorRepo = `${bed.registry}/renovate-e2e-major/smartcontract/chainlink`
+    const d = await ensureTestImages(['2.20.0', '3.0.0'], bed, majorRepo)
+    const r = join(dir, '..', 'major-repo')
+    execFileSync('mkdir', ['-p', r])
+    writeFileSync(join(r, 'node.env'), `CHAINLINK_IMAGE=${majorRepo}:2.20.0@${d['2.20.0']}\n`)
+    writeFileSync(join(r, 'renovate.json'), JSON.stringify(userConfig(bed.registry.split(':')[0]), null, 2))
+    git(r, 'init', '-q', '-b', 'main')
+    git(r, 'add', '-A')
+    git(r, 'commit', '-q', '-m', 'fixture')
+    const majorReport = await runRenovateLookup(r, { renovate, bed, workDir: join(dir, '..', 'major-work') })
+    const deps = depsOf(majorReport, 'node.env')
+    expect(deps).toHaveLength(1)
+    expect(deps[0].updates).toEqual([
+      expect.objectContaining({ newValue: '3.0.0', newDigest: d['3.0.0'], updateType: 'major' })
+    ])
+    const major = majorReport.branches.find((b) => b.branchName.endsWith('-3.x'))
+    expect(major).toBeDefined()
+    expect(major!.dependencyDashboardApproval).toBe(true)
+    expect(major!.prTitle).toBe('Update Chainlink node image to v3')
+    // the minor bumps of the main fixture need no approval
+    expect(report.branches.find((b) => b.branchName.endsWith('-2.x'))!.dependencyDashboardApproval).toBe(false)
+  })
+
   it('finds the compose image, proposes 2.20.0 with its digest and pins the current tag', () => {
     const deps = depsOf(report, 'docker-compose.yml').filter((d) => d.depName === repo)
     expect(deps).toHaveLength(1)

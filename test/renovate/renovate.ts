@@ -72,8 +72,11 @@ const docker = (...args: string[]) =>
  * before the simulator images exist) is a tiny image of its own whose content names the tag.
  * Idempotent. Returns tag -> digest.
  */
-export async function ensureTestImages(tags: string[], bed: Bed = loadBed()): Promise<Record<string, string>> {
-  const repo = testRepository(bed)
+export async function ensureTestImages(
+  tags: string[],
+  bed: Bed = loadBed(),
+  repo = testRepository(bed)
+): Promise<Record<string, string>> {
   const simRepo = `${bed.registry}/smartcontract/chainlink`
   const digests: Record<string, string> = {}
   for (const tag of tags) {
@@ -132,6 +135,8 @@ export interface RenovateUpdate {
   updateType: string
   branchName: string
   isPinDigest?: boolean
+  /** held by an internal check (minimumReleaseAge): no branch until it passes or is approved */
+  pendingChecks?: boolean
 }
 export interface RenovateDep {
   depName: string
@@ -147,6 +152,10 @@ export interface RenovateBranch {
   branchName: string
   prTitle: string
   labels: string[]
+  /** created only once ticked on the dependency dashboard */
+  dependencyDashboardApproval: boolean
+  /** every update of the branch is held by minimumReleaseAge */
+  pendingChecks: boolean
 }
 export interface RenovateReport {
   /** manager -> package files with their deps */
@@ -161,7 +170,13 @@ interface LogLine {
   level: number
   msg: string
   config?: unknown
-  branches?: { branchName: string; prTitle: string; labels?: string[] }[]
+  branches?: {
+    branchName: string
+    prTitle: string
+    labels?: string[]
+    dependencyDashboardApproval?: boolean
+    upgrades?: { pendingChecks?: boolean }[]
+  }[]
 }
 
 /**
@@ -233,7 +248,9 @@ export async function runRenovateLookup(
     branches: (br?.branches ?? []).map((b) => ({
       branchName: b.branchName,
       prTitle: b.prTitle,
-      labels: b.labels ?? []
+      labels: b.labels ?? [],
+      dependencyDashboardApproval: b.dependencyDashboardApproval === true,
+      pendingChecks: (b.upgrades ?? []).length > 0 && (b.upgrades ?? []).every((u) => u.pendingChecks === true)
     })),
     warnings: lines.filter((l) => l.level === 40 && !/re2/i.test(l.msg)).map((l) => l.msg),
     logFile,

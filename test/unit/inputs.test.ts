@@ -484,3 +484,24 @@ describe('readInputs: remote Docker is encrypted', () => {
     expect(e.message).toContain(join(certs, 'none', 'ca.pem'))
   })
 })
+describe('readInputs: operator safeguards', () => {
+  it('are off by default', () => {
+    const i = read({ image: IMAGE })
+    expect(i.retryQuarantined).toBe(false)
+    expect(i.window).toEqual([])
+  })
+
+  it('reads a window and the retry of a quarantined digest', () => {
+    const i = read({ image: IMAGE, window: 'Mon-Fri 08:00-18:00 Europe/Berlin', 'retry-quarantined': 'true' })
+    expect(i.retryQuarantined).toBe(true)
+    expect(i.window.map((w) => w.zone)).toEqual(['Europe/Berlin'])
+  })
+
+  test.each([
+    [{ window: 'Mon-Fri 08:00-18:00 Nowhere/City' }, /^Input 'window' unknown time zone 'Nowhere\/City'/],
+    [{ window: 'weekdays 8-18' }, /^Input 'window' unknown day 'weekdays'/],
+    [{ 'retry-quarantined': 'maybe' }, /^Input 'retry-quarantined' must be true or false/]
+  ])('refuses %p naming the input', (vals, message) => {
+    expect(inputError({ image: IMAGE, ...vals }).message).toMatch(message)
+  })
+})

@@ -1,0 +1,166 @@
+// Operator safeguards end to end on the bed, run as the runner runs the action: the quarantine
+// of a rolled-back image, the upgrade window and the migration rehearsal.
+import { afterAll, afterEach, describe, expect, test } from '@jest/globals'
+import { mkdtempSync, readdirSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createDb, docker, removeContainers, simImage, uniqueName, type TestDb } from '../support/bed.js'
+import { runAction, type ActionRun } from '../support/action.js'
+import { containerState, startNode } from '../support/node.js'
+
+const prefix = uniqueName('clr-ops')
+let n = 0
+let db: TestDb | undefined
+let name: string
+let stateDir: string
+
+afterAll(async () => {
+  await removeContainers(prefix)
+})
+afterEach(async () => {
+  await removeContainers(name)
+  await db?.drop()
+  db = undefined
+})
+
+async function fresh(tag = '2.19.0') {
+  db = await createDb('ops')
+  name = `${prefix}-${++n}`
+  stateDir = mkdtempSync(join(tmpdir(), 'clr-state-'))
+  // host networking: the layout-independent logic under test needs no bridge network
+  await startNode({ name, tag, db, layout: 'host' })
+}
+
+function upgrade(tag: string, extra: Record<string, string> = {}): Promise<ActionRun> {
+  return runAction({
+    operation: 'upgrade',
+    container: name,
+    image: simImage(tag),
+    'state-dir': stateDir,
+    'backup-dir': join(stateDir, 'backups'),
+    'stable-for': '2s',
+    ...extra
+  })
+}
+
+/** What the operator would compare: the container's id, start time and image. */
+async function fingerprint() {
+  const info = await docker.getContainer(name).inspect()
+  const ours = (await docker.listContainers({ all: true })).filter((c) =>
+    c.Names.some((x) => x.startsWith(`/${name}-`))
+  )
+  return { id: info.Id, startedAt: info.State.StartedAt, image: info.Config.Image, others: ours.map((c) => c.Names[0]) }
+}
+
+describe('quarantine of a rolled-back image', () => {
+  test('an upgrade to a digest that just rolled back is refused at once; the retry input tries it again', async () => {
+    await fresh('2.19.0')
+    const bad = await upgrade('2.20.0-never-ready', { 'ready-timeout': '6s' })
+    expect(bad.outputs.result).toBe('rolled-back')
+    expect(bad.exitCode).toBe(1)
+    expect(bad.summary).toMatch(/is quarantined/)
+
+    const status = await runAction({ operation: 'status', container: name, 'state-dir': stateDir })
+    expect(status.exitCode).toBe(0)
+    expect(status.summary).toMatch(/### Quarantine/)
+    expect(status.summary).toMatch(/chainlink:2\.20\.0-never-ready@sha256:[0-9a-f]{64} \| quarantined \|/)
+
+    const before = await fingerprint()
+    const t0 = Date.now()
+    const again = await upgrade('2.20.0-never-ready', { 'ready-timeout': '6s' })
+    const ms = Date.now() - t0
+    expect(again.outputs.result).toBe('failed')
+    expect(again.exitCode).toBe(1)
+    // names the earlier run and its reason
+    const runId = /\| quarantined \| ([0-9a-z]+) \|/.exec(status.summary)![1]
+    expect(again.stdout).toMatch(
+      new RegExp(`::error::.*is quarantined: .*run ${runId} .*not ready within ready-timeout`)
+    )
+    expect(again.stdout).toMatch(/retry-quarantined: true/)
+    // the issue's bound for "at once": the new image was never started
+    expect(ms).toBeLessThan(5000)
+    expect(await fingerprint()).toEqual(before)
+
+    const retry = await upgrade('2.20.0-never-ready', { 'ready-timeout': '6s', 'retry-quarantined': 'true' })
+    expect(retry.stdout).not.toMatch(/::error::.*is quarantined/)
+    expect(retry.outputs.result).toBe('rolled-back') // tried again, and the bad image rolls back again
+
+    // a good release goes out; the quarantine stays as history and blocks nothing
+    const good = await upgrade('2.20.0')
+    expect(good.outputs.result).toBe('upgraded')
+    expect((await containerState(name))?.image).toBe(simImage('2.20.0'))
+    const after = await runAction({ operation: 'status', container: name, 'state-dir': stateDir })
+    expect(after.summary).toMatch(/no quarantined digest/)
+    expect(after.summary).toMatch(/2\.20\.0-never-ready@sha256:[0-9a-f]{64} \| history: cleared /)
+  })
+})
+
+describe('upgrade window', () => {
+  test('a run outside its window ends deferred, exit 0, with nothing touched and the next opening named', async () => {
+    await fresh('2.19.0')
+    // a one-hour window that closed an hour ago today (UTC): the run is outside it whenever it runs
+    const h = (new Date().getUTCHours() + 22) % 24
+    const p = (x: number) => String(x).padStart(2, '0')
+    const window = `daily ${p(h)}:00-${p((h + 1) % 24)}:00 UTC`
+    const before = await fingerprint()
+    const r = await upgrade('2.20.0', { window })
+    expect(r.exitCode).toBe(0)
+    expect(r.outputs.result).toBe('deferred')
+    expect(r.summary).toMatch(new RegExp(`window opens ... ${p(h)}:00 UTC \\(\\d{4}-\\d\\d-\\d\\dT${p(h)}:00:00Z, in `))
+    expect(await fingerprint()).toEqual(before)
+    // nothing on the host either: no journal, no host lock, no backup
+    expect(readdirSync(stateDir)).toEqual([])
+  })
+
+  test('a malformed window is refused naming the input, before anything is touched', async () => {
+    name = `${prefix}-none`
+    stateDir = mkdtempSync(join(tmpdir(), 'clr-state-'))
+    const r = await upgrade('2.20.0', { window: 'Mon-Fri 08:00-18:00 Europe/Berlln' })
+    expect(r.exitCode).toBe(1)
+    expect(r.stdout).toMatch(/::error::Input 'window' unknown time zone 'Europe\/Berlln'/)
+  })
+})
+
+describe('migration rehearsal', () => {
+  async function scratchDatabases(): Promise<string[]> {
+    const c = await db!.client()
+    try {
+      const r = await c.query("SELECT datname FROM pg_database WHERE datname LIKE 'clr_rehearsal_%'")
+      return r.rows.map((x: { datname: string }) => x.datname)
+    } finally {
+      await c.end()
+    }
+  }
+
+  test('a migration that fails on the copy refuses the upgrade: leader untouched, scratch database gone', async () => {
+    await fresh('2.19.0')
+    // a database the new binary cannot migrate: goose reports out-of-order (missing) migrations
+    const c = await db!.client()
+    await c.query('INSERT INTO goose_migrations (version_id, is_applied) VALUES (999999, true)')
+    await c.end()
+    const before = await fingerprint()
+    const r = await upgrade('2.20.0', { 'rehearse-migration': 'true' })
+    expect(r.outputs.result).toBe('failed')
+    expect(r.exitCode).toBe(1)
+    expect(r.stdout).toMatch(/::error::migration rehearsal failed: .*chainlink:2\.20\.0 'node db migrate' .*exited 1/)
+    expect(r.stdout).toMatch(/missing \(out-of-order\) migrations/)
+    expect(await fingerprint()).toEqual(before)
+    expect(await scratchDatabases()).toEqual([])
+    // the run ended cleanly: the next operation needs no repair
+    const s = await runAction({ operation: 'status', container: name, 'state-dir': stateDir })
+    expect(s.exitCode).toBe(0)
+  })
+
+  test('a good rehearsal reports its duration as the expected start-up time, then the upgrade goes through', async () => {
+    await fresh('2.19.0')
+    const r = await upgrade('2.20.0', { 'rehearse-migration': 'true' })
+    expect(r.outputs.result).toBe('upgraded')
+    expect(r.exitCode).toBe(0)
+    expect(r.summary).toMatch(
+      /\| Migration rehearsal \| .*chainlink:2\.20\.0 migrated a copy of the database in [\d.]+ (ms|s): expect about that long before the new node's StartUpHealthReport/
+    )
+    expect(r.summary).toMatch(/ db migrate against clr_rehearsal_/)
+    expect(await scratchDatabases()).toEqual([])
+    expect((await containerState(name))?.image).toBe(simImage('2.20.0'))
+  })
+})
