@@ -66,11 +66,13 @@ export async function restoreForRollback(
 ): Promise<void> {
   const url = link.databaseUrl
   if (!url) throw new OperationError('cannot restore: the database URL is unknown')
-  if (ctx.inputs.backupRecipient)
-    throw new OperationError(
-      `the pre-upgrade backup ${file} is encrypted to the backup recipient and this host holds no identity to decrypt it; restore it with the key, then start the previous container`
-    )
   ctx.report.step('restore', file)
-  const r = await restoreBackup({ databaseUrl: url, file, log: (l) => ctx.log.info(l), signal: ctx.signal })
+  const r = await restoreBackup({
+    databaseUrl: url,
+    file,
+    identity: ctx.inputs.backupIdentity,
+    log: (l) => ctx.log.info(l),
+    signal: ctx.signal
+  })
   ctx.report.step('database restored', `${file} (taken ${r.backupCreatedAt}) in ${formatMs(r.durationMs)}`)
 }

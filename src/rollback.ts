@@ -2,12 +2,16 @@
 // what the old binary accepts when the new one migrated it, start the previous container and
 // hold it to the same lock check and health gate.
 import type { Context } from './context.js'
-import { OperationError } from './context.js'
+import { OperationError, sleep } from './context.js'
 import { cloneSpec } from './container-spec.js'
 import type { DbVersion } from './database.js'
 import { LABEL_ROLE, standbyReady, takeOver, type Member, type NodeLink, type Timeouts } from './handoff.js'
 import { dbInvocation } from './node-cli.js'
 import { restoreForRollback } from './backup-step.js'
+import { manifestPathFor, readManifest } from './backup/manifest.js'
+import type { Database, NodeSession } from './database.js'
+import type { DbRollback, Inputs } from './inputs.js'
+import { formatMs } from './duration.js'
 
 /** one-off `node db rollback` containers are named `<node>-db-rollback-<id>` */
 export const SUFFIX_DB_ROLLBACK = '-db-rollback-'
@@ -24,6 +28,87 @@ export interface RollbackPlan {
   newImage: string
   dbBefore: DbVersion
   backupFile?: string
+}
+
+/** How a rollback brings the DB back for the old binary, decided before anything is stopped. */
+export type DbPlan = { method: 'migrate-down' } | { method: 'restore'; file: string } | { method: 'none'; why: string }
+
+/**
+ * Pure: the DB plan from the inputs and what preflight recorded. `backupReadable` says whether
+ * the backup's manifest could be read (and, when encrypted, an identity was given).
+ */
+export function chooseDbPlan(o: {
+  dbRollback: DbRollback
+  dbBefore: DbVersion
+  backupFile?: string
+  backupReadable: boolean
+}): DbPlan {
+  if (o.dbRollback === 'migrate-down' && o.dbBefore.goose !== undefined) return { method: 'migrate-down' }
+  if (o.backupFile && o.backupReadable) return { method: 'restore', file: o.backupFile }
+  if (o.dbRollback === 'migrate-down')
+    return { method: 'none', why: 'the database had no goose version before the upgrade and no readable backup exists' }
+  return {
+    method: 'none',
+    why: o.backupFile ? `the pre-upgrade backup ${o.backupFile} cannot be read here` : 'no pre-upgrade backup was taken'
+  }
+}
+
+async function backupReadable(file: string | undefined, identity: string | undefined): Promise<boolean> {
+  if (!file) return false
+  try {
+    const m = await readManifest(manifestPathFor(file))
+    return !m.encrypted || !!identity
+  } catch {
+    return false
+  }
+}
+
+export function describeSessions(sessions: NodeSession[]): string {
+  return sessions.map((s) => `app ${s.appId} from ${s.clientAddr ?? 'a local socket'}`).join(', ')
+}
+
+/**
+ * Waits until no node session of any container remains on the DB and no lease is live: the
+ * only state in which the DB may be rewritten (restore, `db rollback`). A node this run does
+ * not know (a standby on another host) keeps its session: refused, naming it.
+ */
+export async function requireQuietDb(
+  db: Database,
+  timeoutMs: number,
+  what: string,
+  signal?: AbortSignal
+): Promise<void> {
+  const end = Date.now() + timeoutMs
+  for (;;) {
+    const sessions = await db.nodeSessions()
+    const lease = (await db.tableExists('lease_lock')) ? await db.lease() : undefined
+    const live = lease && !lease.expired
+    if (!sessions.length && !live) return
+    if (Date.now() >= end)
+      throw new OperationError(
+        `refusing to ${what}: ${sessions.length ? `node sessions remain on the database (${describeSessions(sessions)})` : ''}${sessions.length && live ? '; ' : ''}${live ? `the lease of app ${lease!.clientId} runs until ${lease!.expiresAt.toISOString()}` : ''} after waiting ${formatMs(timeoutMs)}; a node this action does not manage (another host?) still uses the database: stop it first`
+      )
+    await sleep(250, signal)
+  }
+}
+
+/**
+ * Preflight of a rollback's DB plan that needs more than the inputs' syntax: the identity that
+ * would decrypt the pre-upgrade backup must belong to the recipient it is encrypted to.
+ */
+export async function checkDbRollbackInputs(inputs: Inputs): Promise<void> {
+  if (!inputs.rollback || inputs.dbRollback !== 'restore' || !inputs.backupRecipient || !inputs.backupIdentity) return
+  const { identityToRecipient } = await import('age-encryption')
+  let derived: string | undefined
+  try {
+    derived = await identityToRecipient(inputs.backupIdentity)
+  } catch {
+    derived = undefined
+  }
+  if (derived !== inputs.backupRecipient)
+    throw new OperationError(
+      "Input 'backup-identity' is not the secret key of 'backup-recipient': with 'db-rollback: restore' a rollback could not decrypt the pre-upgrade backup"
+    )
 }
 
 export async function rollback(
@@ -48,6 +133,25 @@ export async function rollback(
       `the node's database does not answer (${(e as Error).message}); nothing was stopped: the node is as the failed step left it`
     )
   }
+  // The DB plan is decided before anything is stopped: a DB that already moved with no way
+  // back keeps every container as it is rather than leaving the node down.
+  const dbPlan = chooseDbPlan({
+    dbRollback: inputs.dbRollback,
+    dbBefore: plan.dbBefore,
+    backupFile: plan.backupFile,
+    backupReadable: await backupReadable(plan.backupFile, inputs.backupIdentity)
+  })
+  const movedNow = moved(await link.db.version(), plan.dbBefore)
+  if (movedNow && dbPlan.method === 'none')
+    throw new OperationError(
+      `the new version changed the database and it cannot be brought back (${dbPlan.why}); nothing was stopped: the node is as the failed step left it`
+    )
+  report.step(
+    'rollback plan',
+    dbPlan.method === 'none'
+      ? 'restart the previous container (the database has not moved)'
+      : `if the database moved: ${dbPlan.method === 'restore' ? `restore ${dbPlan.file}` : "the new image's node db rollback"}`
+  )
   // Every instance must be down before the DB moves: `db rollback` takes no lock.
   for (const m of [...plan.created, ...(plan.others ?? []).map((o) => o.member), plan.previous]) {
     const info = await docker.inspect(m.id)
@@ -57,21 +161,27 @@ export async function rollback(
     }
   }
   const now = await link.db.version()
-  const moved = now.goose !== plan.dbBefore.goose || now.nodeVersion !== plan.dbBefore.nodeVersion
-  if (moved) {
+  if (moved(now, plan.dbBefore)) {
     report.step(
       'database moved',
       `goose ${plan.dbBefore.goose} -> ${now.goose}, node_versions ${plan.dbBefore.nodeVersion ?? '-'} -> ${now.nodeVersion ?? '-'}`
     )
-    if (inputs.dbRollback === 'migrate-down' && plan.dbBefore.goose !== undefined) await migrateDown(ctx, link, plan)
+    if (dbPlan.method === 'none')
+      throw new OperationError(
+        `the new version changed the database (goose ${plan.dbBefore.goose} -> ${now.goose}) and it cannot be brought back (${dbPlan.why}); the previous container '${plan.previous.name}' is stopped and cannot run on this database: run the new image's 'node db rollback ${plan.dbBefore.goose}' and reset node_versions, then start it`
+      )
+    // Nothing rewrites the DB under a live node, whoever runs it.
+    await requireQuietDb(
+      link.db,
+      t.lockMs,
+      dbPlan.method === 'restore' ? 'restore the backup' : "run 'db rollback'",
+      ctx.signal
+    )
+    if (dbPlan.method === 'migrate-down') await migrateDown(ctx, link, plan)
     else {
-      if (!plan.backupFile)
-        throw new OperationError(
-          `the new version changed the database (goose ${plan.dbBefore.goose} -> ${now.goose}) and no pre-upgrade backup exists to restore; the previous container '${plan.previous.name}' is stopped and cannot run on this database: run the new image's 'node db rollback ${plan.dbBefore.goose}' and reset node_versions, then start it`
-        )
-      await restoreForRollback(ctx, link, plan.backupFile)
+      await restoreForRollback(ctx, link, dbPlan.file)
       report.note(
-        `The database was restored from the pre-upgrade backup ${plan.backupFile}: every write since that backup was taken is lost.`
+        `The database was restored from the pre-upgrade backup ${dbPlan.file}: every write since that backup was taken is lost.`
       )
     }
   }
@@ -131,4 +241,8 @@ async function migrateDown(ctx: Context, link: NodeLink, plan: RollbackPlan): Pr
     'database rolled back',
     `goose ${after.goose}, node_versions ${after.nodeVersion ?? '(empty)'}: no writes lost`
   )
+}
+
+function moved(now: DbVersion, before: DbVersion): boolean {
+  return now.goose !== before.goose || now.nodeVersion !== before.nodeVersion
 }

@@ -7,6 +7,7 @@ import { digestFor, type ImageInfo } from '../docker.js'
 import { readDesiredImage } from '../image-file.js'
 import { formatRef, parseImageRef, repository, repoTag, type ImageRef } from '../image-ref.js'
 import { planText, rollPair, rollSingle, withNode, type Change } from '../rollout.js'
+import { checkDbRollbackInputs } from '../rollback.js'
 
 export { SUFFIX_NEXT, SUFFIX_PREVIOUS } from '../rollout.js'
 
@@ -67,6 +68,7 @@ export async function upgrade(ctx: Context): Promise<OperationResult> {
   const { inputs, docker, report } = ctx
   report.title = `chainlink-rollout upgrade of ${inputs.container}`
   const ref = targetRef(ctx)
+  await checkDbRollbackInputs(inputs)
   return withNode(ctx, async (p) => {
     const target = await resolveTarget(ctx, ref)
     const display = `${repoTag(ref)}@${target.digest ?? target.image.id}`
