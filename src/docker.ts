@@ -117,6 +117,21 @@ export class DockerClient {
     }
   }
 
+  /** Sets a container's restart policy (docker update --restart). */
+  async setRestartPolicy(id: string, policy: { Name: string; MaximumRetryCount?: number }): Promise<void> {
+    await this.api.getContainer(id).update({ RestartPolicy: policy })
+  }
+
+  /** Waits until a container is gone (a `--rm` container after its stop); false when it is still there. */
+  async waitGone(id: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    const end = Date.now() + timeoutMs
+    for (;;) {
+      if (!(await this.inspect(id))) return true
+      if (Date.now() >= end || signal?.aborted) return false
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+
   async rename(id: string, name: string): Promise<void> {
     await this.api.getContainer(id).rename({ name })
   }

@@ -18,10 +18,10 @@ import {
 } from './handoff.js'
 import { formatMs } from './duration.js'
 import { ReadinessWatcher } from './watch.js'
-import type { ContainerInfo } from './docker.js'
+import { containerName, type ContainerInfo } from './docker.js'
 import { inspectNode, requireLeader, type NodeContainer, type NodeView } from './node.js'
 import { rollback } from './rollback.js'
-import { HostLock, JournalWriter, journalPath, readJournal } from './state.js'
+import { HostLock, JournalWriter, journalPath, nodeKey, readJournal } from './state.js'
 import { backupBeforeUpgrade } from './backup-step.js'
 
 export const SUFFIX_NEXT = '-rollout-next'
@@ -54,14 +54,15 @@ export interface Prepared {
 export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<OperationResult>): Promise<OperationResult> {
   const { inputs, docker, report, log } = ctx
   await docker.ping()
-  const hostLock = await HostLock.acquire(inputs.stateDir, inputs.container, inputs.lockTimeoutMs, ctx.signal, (o) =>
+  const key = nodeKey(inputs)
+  const hostLock = await HostLock.acquire(inputs.stateDir, key, inputs.lockTimeoutMs, ctx.signal, (o) =>
     log.info(`Waiting for the host lock (held by ${o})`)
   )
   try {
-    const prior = readJournal(inputs.stateDir, inputs.container)
+    const prior = readJournal(inputs.stateDir, key)
     if (prior && prior.phase === 'in-progress')
       throw new OperationError(
-        `An interrupted ${prior.operation} (run ${prior.runId}, started ${prior.startedAt}) is recorded in ${journalPath(inputs.stateDir, inputs.container)}; run operation 'repair' first`
+        `An interrupted ${prior.operation} (run ${prior.runId}, started ${prior.startedAt}) is recorded in ${journalPath(inputs.stateDir, key)}; run operation 'repair' first`
       )
     const names = [inputs.container, ...(inputs.standby ? [inputs.standby] : [])]
     for (const n of names) {
@@ -155,7 +156,7 @@ export function planText(
 }
 
 function openJournal(ctx: Context, p: Prepared, ch: Change): JournalWriter {
-  const j = new JournalWriter(journalPath(ctx.inputs.stateDir, ctx.inputs.container), {
+  const j = new JournalWriter(journalPath(ctx.inputs.stateDir, nodeKey(ctx.inputs)), {
     runId: Date.now().toString(36),
     operation: ch.operation,
     container: ctx.inputs.container,
@@ -299,6 +300,66 @@ async function recover(
   }
 }
 
+/**
+ * The containers a run created, each journaled and listed the moment it exists: one whose
+ * start fails is still removed by a rollback or repair, and never holds a name they need.
+ */
+function tracked(journal: JournalWriter): {
+  created: Member[]
+  made: (m: Member) => void
+  replaceCreated: (m: Member) => void
+} {
+  const created: Member[] = []
+  return {
+    created,
+    made: (m) => {
+      created.push(m)
+      journal.step('created', { id: m.id, name: m.name })
+    },
+    // the started container's fuller view replaces the one recorded at create
+    replaceCreated: (m) => {
+      const i = created.findIndex((c) => c.id === m.id)
+      if (i >= 0) created[i] = m
+      else created.push(m)
+    }
+  }
+}
+
+/**
+ * A stopped copy of a `--rm` leader on its own image (journaled before it is made), with restart
+ * policy `no`: it must neither vanish nor be started by a daemon restart while it is the
+ * rollback copy.
+ */
+async function keepCopy(ctx: Context, info: ContainerInfo, journal: JournalWriter): Promise<Member> {
+  const { docker, report } = ctx
+  const name = containerName(info) + SUFFIX_PREVIOUS
+  // the reference it was created from, when that still names the image it runs
+  const image = (await docker.imageInfo(info.Config.Image))?.id === info.Image ? info.Config.Image : info.Image
+  journal.step('keep-previous', { name })
+  const kept = await startClone(ctx, info, {
+    image,
+    name,
+    ports: 'keep',
+    runId: journal.journal.runId,
+    role: 'previous',
+    start: false
+  })
+  await docker.setRestartPolicy(kept.id, { Name: 'no' })
+  journal.step('kept-previous', { id: kept.id })
+  report.step(
+    'previous kept',
+    `'${containerName(info)}' runs with --rm and is deleted when it stops: '${name}', a stopped copy of it, is what a rollback would start`
+  )
+  return { ...kept, appId: undefined }
+}
+
+/** Once the `--rm` leader is gone (its name free again), its kept copy is the previous container. */
+async function previousIsKept(ctx: Context, leader: ContainerInfo, kept: Member): Promise<Member> {
+  if (!(await ctx.docker.waitGone(leader.Id, 30_000, ctx.signal)))
+    throw new OperationError(`'${containerName(leader)}' runs with --rm but was not removed after its stop`)
+  return kept
+}
+
 /** A single node: temporary standby, handoff, then (docs layout) a second handoff onto the original name and ports. */
 export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise<OperationResult> {
   const { docker, report, inputs } = ctx
@@ -309,9 +370,12 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise
   const twoHandoffs =
     leader.info.HostConfig.NetworkMode !== 'host' && Object.keys(publishedPorts(leader.info)).length > 0
   const knownApps = new Set(view.lock.sessions.map((s) => s.appId))
-  const previous: Member = memberOf(leader.info, view.lock.holder)
-  const created: Member[] = []
+  let previous: Member = memberOf(leader.info, view.lock.holder)
+  const { created, made, replaceCreated } = tracked(journal)
   const backupFile = await preUpgradeBackup(ctx, p, ch, journal)
+  // A `docker run --rm` leader is deleted by its own stop: a stopped copy of it, made while it
+  // still leads, is the previous container a rollback starts.
+  const kept = leader.info.HostConfig.AutoRemove ? await keepCopy(ctx, leader.info, journal) : undefined
   // Standby: fail here and the leader was never touched.
   journal.step('standby-create', { name: name + SUFFIX_NEXT })
   const standby = await startClone(ctx, leader.info, {
@@ -319,13 +383,15 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise
     name: name + SUFFIX_NEXT,
     ports: 'remap',
     runId,
-    role: 'next'
+    role: 'next',
+    onCreated: made
   })
-  created.push(standby)
+  replaceCreated(standby)
   journal.step('standby-started', { id: standby.id })
   report.step('standby started', `'${standby.name}' (${describePorts(standby.info)})`)
   await standbyOrUndo(ctx, p, journal, standby, knownApps, async () => {
     await docker.remove(standby.id)
+    if (kept) await docker.remove(kept.id)
     report.step('standby removed', `'${name}' was never touched (gap 0)`)
   })
   const gaps: number[] = []
@@ -347,9 +413,12 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise
     if (!swap) {
       journal.step('handoff', { from: leader.info.Id, to: standby.id })
       gaps.push((await handoff(ctx, link, previous, standby, t)).gapMs ?? NaN)
-      journal.step('rename-previous', { id: leader.info.Id, name: name + SUFFIX_PREVIOUS })
-      await docker.rename(leader.info.Id, name + SUFFIX_PREVIOUS)
-      previous.name = name + SUFFIX_PREVIOUS
+      if (kept) previous = await previousIsKept(ctx, leader.info, kept)
+      else {
+        journal.step('rename-previous', { id: leader.info.Id, name: name + SUFFIX_PREVIOUS })
+        await docker.rename(leader.info.Id, name + SUFFIX_PREVIOUS)
+        previous.name = name + SUFFIX_PREVIOUS
+      }
     }
     if (swap) {
       // verify-then-swap (the default, on the bench's numbers): the new image proved it opens
@@ -368,16 +437,20 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise
         ports: 'keep',
         runId,
         role: 'final',
-        start: false
+        start: false,
+        onCreated: made
       })
-      created.push(final)
+      replaceCreated(final)
       journal.step('swap', { from: leader.info.Id, to: final.id })
       gaps.push(
         (
           await handoff(ctx, link, previous, final, t, {
             prepare: async () => {
-              await docker.rename(leader.info.Id, name + SUFFIX_PREVIOUS)
-              previous.name = name + SUFFIX_PREVIOUS
+              if (kept) previous = await previousIsKept(ctx, leader.info, kept)
+              else {
+                await docker.rename(leader.info.Id, name + SUFFIX_PREVIOUS)
+                previous.name = name + SUFFIX_PREVIOUS
+              }
               await docker.rename(final.id, name)
               final.name = name
             }
@@ -391,9 +464,10 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise
         name,
         ports: 'keep',
         runId,
-        role: 'final'
+        role: 'final',
+        onCreated: made
       })
-      created.push(final)
+      replaceCreated(final)
       journal.step('final-started', { id: final.id })
       report.step('final container started', `'${final.name}' on the original ports (${describePorts(final.info)})`)
       await standbyReady(ctx, link, final, standby.appId!, knownApps, t.standbyMs)
@@ -407,11 +481,21 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise
     }
   } catch (e) {
     await reportPort()
-    return recover(ctx, p, ch, journal, e, created, previous, [], backupFile, gaps)
+    if (kept && previous !== kept && !(await docker.inspect(leader.info.Id))?.State.Running)
+      previous = await previousIsKept(ctx, leader.info, kept)
+    // a kept copy that is not the previous container (the leader never stopped) goes with the rest
+    const withKept = kept && previous !== kept ? [...created, kept] : created
+    return recover(ctx, p, ch, journal, e, withKept, previous, [], backupFile, gaps)
   }
   await reportPort()
-  journal.step('remove-previous', { id: leader.info.Id })
+  journal.step('remove-previous', { id: leader.info.Id, ...(kept ? { kept: kept.id } : {}) })
   await docker.remove(leader.info.Id)
+  if (kept) {
+    await docker.remove(kept.id)
+    report.note(
+      `'${name}' ran with --rm; its replacement does not (Docker cannot set it on an existing container, and a stopped node must stay for a rollback).`
+    )
+  }
   journal.done(done(ch))
   report.step('done', `'${name}' leads on ${ch.display}`)
   return {
@@ -437,12 +521,17 @@ export async function rollPair(ctx: Context, p: Prepared, ch: Change): Promise<O
   const { docker, report, inputs } = ctx
   const { leader, link, t, view } = p
   const other = p.other!
+  for (const c of [leader, other])
+    if (c.info.HostConfig.AutoRemove)
+      throw new OperationError(
+        `'${c.name}' runs with --rm: Docker deletes it when it stops, so a pair cannot keep it for a rollback; recreate it without --rm first`
+      )
   const journal = openJournal(ctx, p, ch)
   const runId = journal.journal.runId
   const knownApps = new Set(view.lock.sessions.map((s) => s.appId))
   const previous: Member = memberOf(leader.info, view.lock.holder)
   const oldStandby: Member = memberOf(other.info, other.session?.appId)
-  const created: Member[] = []
+  const { created, made, replaceCreated } = tracked(journal)
   const others = [{ member: oldStandby, name: other.name }]
   const gaps: number[] = []
   const backupFile = await preUpgradeBackup(ctx, p, ch, journal)
@@ -465,9 +554,10 @@ export async function rollPair(ctx: Context, p: Prepared, ch: Change): Promise<O
       name: other.name,
       ports: 'keep',
       runId,
-      role: 'standby'
+      role: 'standby',
+      onCreated: made
     })
-    created.push(next)
+    replaceCreated(next)
     journal.step('standby-started', { id: next.id })
     report.step('standby started', `'${next.name}' on ${ch.createRef} (${describePorts(next.info)})`)
     const fresh = next
@@ -499,9 +589,10 @@ export async function rollPair(ctx: Context, p: Prepared, ch: Change): Promise<O
         name: leader.name,
         ports: 'keep',
         runId,
-        role: 'final'
+        role: 'final',
+        onCreated: made
       })
-      created.push(newStandby)
+      replaceCreated(newStandby)
     } else {
       journal.step('restart-previous', { id: leader.info.Id })
       await docker.start(leader.info.Id)

@@ -1,0 +1,225 @@
+// Safety of the node's data and uptime under settings and layouts that used to end with the node
+// down or its DB rewritten under a live node, run as the runner runs the action against the
+// real bed. Each block is one defect; its tests fail without the fix.
+import { afterAll, afterEach, describe, expect, test } from '@jest/globals'
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createServer, type Server } from 'node:net'
+import { generateIdentity, identityToRecipient } from 'age-encryption'
+import { createDb, docker, removeContainers, simImage, uniqueName, type TestDb } from '../support/bed.js'
+import { runAction, visible, type ActionRun } from '../support/action.js'
+import { atLine, runFaulted } from '../support/fault.js'
+import { containerState, nodeUrl, readyz, startNode, writers, type Layout, type StartOptions } from '../support/node.js'
+
+const prefix = uniqueName('clr-safe')
+let n = 0
+let db: TestDb | undefined
+let name: string
+let stateDir: string
+
+afterAll(async () => {
+  await removeContainers(prefix)
+})
+
+afterEach(async () => {
+  await removeContainers(name)
+  await db?.drop()
+  db = undefined
+})
+
+async function fresh(layout: Layout, tag = '2.18.0', opts: Partial<StartOptions> = {}) {
+  db = await createDb('safe')
+  name = `${prefix}-${++n}`
+  stateDir = mkdtempSync(join(tmpdir(), 'clr-state-'))
+  await startNode({ name, tag, db, layout, ...opts })
+}
+
+function upgrade(tag: string, extra: Record<string, string> = {}, runOpts = {}): Promise<ActionRun> {
+  return runAction(
+    {
+      operation: 'upgrade',
+      container: name,
+      image: simImage(tag),
+      'state-dir': stateDir,
+      'backup-dir': join(stateDir, 'backups'),
+      'stable-for': '2s',
+      ...extra
+    },
+    runOpts
+  )
+}
+
+/** Containers of ours beside the node (name-prefixed), by name. */
+async function leftovers(): Promise<string[]> {
+  return (await docker.listContainers({ all: true }))
+    .flatMap((c) => c.Names.map((x) => x.replace(/^\//, '')))
+    .filter((x) => x.startsWith(`${name}-`))
+}
+
+/** One leader, named as before, serving on `tag`, nothing of the run left, never two writers. */
+async function expectSingleLeader(tag: string) {
+  const st = await containerState(name)
+  expect(st?.running).toBe(true)
+  expect(st?.image).toBe(simImage(tag))
+  expect(await readyz((await nodeUrl(name))!)).toBe(200)
+  expect(await leftovers()).toEqual([])
+  const w = await writers(db!)
+  expect(w.interleaved).toBe(false)
+  return w
+}
+
+const errorLines = (r: ActionRun) =>
+  visible(r.stdout)
+    .split('\n')
+    .filter((l) => l.startsWith('::error::'))
+
+describe('impossible rollback settings are refused before anything changes', () => {
+  async function refused(extra: Record<string, string>, message: RegExp) {
+    await fresh('bridge')
+    const before = await containerState(name)
+    const r = await upgrade('2.20.0-migrate-then-crash', { 'db-rollback': 'restore', ...extra })
+    expect(r.exitCode).toBe(1)
+    expect(errorLines(r)[0]).toMatch(message)
+    // nothing changed: same container running, no run containers, no journal, no backup
+    expect(await containerState(name)).toEqual(before)
+    expect(await leftovers()).toEqual([])
+    expect(readdirSync(stateDir).filter((f) => f.endsWith('.journal.json'))).toEqual([])
+    expect(existsSync(join(stateDir, 'backups'))).toBe(false)
+    expect((await writers(db!)).writers.length).toBe(1)
+  }
+
+  test('db-rollback: restore with backup: false names both inputs', async () => {
+    await refused({ backup: 'false' }, /^::error::Input 'db-rollback'.*'backup' is false/)
+  })
+
+  test('db-rollback: restore with encrypted backups and no identity names backup-identity', async () => {
+    const recipient = await identityToRecipient(await generateIdentity())
+    await refused({ 'backup-recipient': recipient }, /^::error::Input 'backup-identity' is required/)
+  })
+
+  test("db-rollback: restore with an identity that is not the recipient's key", async () => {
+    const recipient = await identityToRecipient(await generateIdentity())
+    const other = await generateIdentity()
+    await refused(
+      { 'backup-recipient': recipient, 'backup-identity': other },
+      /^::error::Input 'backup-identity' is not the secret key of 'backup-recipient'/
+    )
+  })
+
+  test('db-rollback: restore with encrypted backups and the identity: a failed upgrade is rolled back', async () => {
+    await fresh('bridge')
+    const identity = await generateIdentity()
+    const r = await upgrade('2.20.0-migrate-then-crash', {
+      'db-rollback': 'restore',
+      'backup-recipient': await identityToRecipient(identity),
+      'backup-identity': identity
+    })
+    expect(r.outputs.result).toBe('rolled-back')
+    expect(r.exitCode).toBe(1)
+    expect(r.summary).toMatch(/restored from the pre-upgrade backup/)
+    await expectSingleLeader('2.18.0')
+  })
+})
+
+describe('a `docker run --rm` leader', () => {
+  const rm = { restart: 'no', hostConfig: { AutoRemove: true } }
+
+  test.each<[Layout, string]>([
+    ['ports', 'swap'],
+    ['bridge', 'swap']
+  ])('%s layout: a good upgrade ends upgraded, one leader on the new image', async (layout, finish) => {
+    await fresh(layout, '2.18.0', rm)
+    const r = await upgrade('2.19.0', { finish })
+    expect(r.outputs.result).toBe('upgraded')
+    expect(r.exitCode).toBe(0)
+    await expectSingleLeader('2.19.0')
+  })
+
+  test('a bad upgrade ends rolled-back: the previous container leads again, named as before', async () => {
+    await fresh('bridge', '2.18.0', rm)
+    const r = await upgrade('2.20.0-never-ready', { 'ready-timeout': '8s' })
+    expect(r.outputs.result).toBe('rolled-back')
+    expect(r.exitCode).toBe(1)
+    const w = await expectSingleLeader('2.18.0')
+    expect(w.versions.at(-1)).toBe('2.18.0')
+  })
+})
+
+describe('a clone that was created but failed to start', () => {
+  test('second handoff: the final container cannot bind the original port; rolled back, nothing left', async () => {
+    await fresh('ports')
+    const port = (await docker.getContainer(name).inspect()).HostConfig.PortBindings['6688/tcp'][0].HostPort
+    let squatter: Server | undefined
+    // once the leader stopped (its port free), take the port; give it back when the rollback starts
+    const r = await runFaulted(
+      {
+        operation: 'upgrade',
+        container: name,
+        image: simImage('2.19.0'),
+        finish: 'second-handoff',
+        'state-dir': stateDir,
+        'backup-dir': join(stateDir, 'backups'),
+        'stable-for': '2s'
+      },
+      [
+        {
+          when: atLine(`${name} stopped`),
+          do: async () => {
+            squatter = await occupy(Number(port))
+          }
+        },
+        { when: atLine('rollback'), do: () => new Promise<void>((res) => squatter?.close(() => res())) }
+      ]
+    )
+    await r.faultsDone
+    expect(r.outputs.result).toBe('rolled-back')
+    expect(r.exitCode).toBe(1)
+    await expectSingleLeader('2.18.0')
+    expect(await readyz(`http://127.0.0.1:${port}`)).toBe(200)
+  })
+})
+
+/** Listens on 127.0.0.1:port as soon as it is free (within 20 s). */
+async function occupy(port: number): Promise<Server> {
+  const end = Date.now() + 20_000
+  for (;;) {
+    try {
+      return await new Promise<Server>((res, rej) => {
+        const s = createServer()
+        s.once('error', rej)
+        s.listen({ host: '127.0.0.1', port }, () => res(s))
+      })
+    } catch (e) {
+      if (Date.now() > end) throw e
+      await new Promise((r) => setTimeout(r, 20))
+    }
+  }
+}
+
+describe('the host lock and the journal belong to the node', () => {
+  test('container a, standby b and container b, standby a at once: one waits, then finds nothing to do', async () => {
+    db = await createDb('safe')
+    name = `${prefix}-${++n}`
+    stateDir = mkdtempSync(join(tmpdir(), 'clr-state-'))
+    const a = `${name}-a`
+    const b = `${name}-b`
+    await startNode({ name: a, tag: '2.18.0', db, layout: 'bridge' })
+    await startNode({ name: b, tag: '2.18.0', db, layout: 'bridge', noWait: true })
+    const run = (container: string, standby: string) =>
+      runAction({
+        operation: 'upgrade',
+        container,
+        standby,
+        image: simImage('2.19.0'),
+        'state-dir': stateDir,
+        'backup-dir': join(stateDir, 'backups'),
+        'stable-for': '2s'
+      })
+    const [x, y] = await Promise.all([run(a, b), new Promise((r) => setTimeout(r, 300)).then(() => run(b, a))])
+    expect([x.outputs.result, y.outputs.result].sort()).toEqual(['unchanged', 'upgraded'])
+    expect(x.stdout + y.stdout).toMatch(/Waiting for the host lock/)
+    for (const c of [a, b]) expect((await containerState(c))?.image).toBe(simImage('2.19.0'))
+    expect((await writers(db)).interleaved).toBe(false)
+  })
+})
