@@ -7,7 +7,7 @@ import { DockerClient } from './docker.js'
 import { InputError, readInputs, type Inputs } from './inputs.js'
 import { Report } from './report.js'
 import { runOperation } from './operations/index.js'
-import { StateKey } from './state.js'
+import { StateKey, nodeKey } from './state.js'
 
 export function actionLog(): Log {
   return {
@@ -49,7 +49,8 @@ export async function run(): Promise<void> {
     onJournal: (id) => core.saveState(StateKey.RunId, id)
   }
   core.saveState(StateKey.StateDir, inputs.stateDir)
-  core.saveState(StateKey.Container, inputs.container)
+  // the node's key: its journal and host lock are named by it
+  core.saveState(StateKey.Container, nodeKey(inputs))
   let result: OperationResult
   try {
     result = await runOperation(ctx)

@@ -12,12 +12,12 @@ import { formatMs } from '../duration.js'
 import { memberOf, takeOver, timeouts } from '../handoff.js'
 import { inspectNode, type NodeView } from '../node.js'
 import { nodeFiles } from '../backup-step.js'
-import { HostLock } from '../state.js'
+import { HostLock, nodeKey } from '../state.js'
 
 async function underHostLock<T>(ctx: Context, fn: () => Promise<T>): Promise<T> {
   const { inputs, log } = ctx
   await ctx.docker.ping()
-  const lock = await HostLock.acquire(inputs.stateDir, inputs.container, inputs.lockTimeoutMs, ctx.signal, (o) =>
+  const lock = await HostLock.acquire(inputs.stateDir, nodeKey(inputs), inputs.lockTimeoutMs, ctx.signal, (o) =>
     log.info(`Waiting for the host lock (held by ${o})`)
   )
   try {

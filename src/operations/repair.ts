@@ -19,7 +19,7 @@ import { containerOfSession, readLockState, sameApp } from '../lock.js'
 import { defaultLockMode, readNodeConfig } from '../node-config.js'
 import { asCandidate, maskContainerSecrets } from '../node.js'
 import { rollback, SUFFIX_DB_ROLLBACK } from '../rollback.js'
-import { HostLock, JournalWriter, journalPath, readJournal } from '../state.js'
+import { HostLock, JournalWriter, journalPath, nodeKey, readJournal } from '../state.js'
 import { SUFFIX_NEXT, SUFFIX_PREVIOUS } from './upgrade.js'
 import type { DbVersion, NodeSession } from '../database.js'
 import { maskDatabaseUrl } from '../secrets.js'
@@ -29,11 +29,12 @@ export async function repair(ctx: Context): Promise<OperationResult> {
   const name = inputs.container
   report.title = `chainlink-rollout repair of ${name}`
   await docker.ping()
-  const hostLock = await HostLock.acquire(inputs.stateDir, name, inputs.lockTimeoutMs, ctx.signal, (o) =>
+  const key = nodeKey(inputs)
+  const hostLock = await HostLock.acquire(inputs.stateDir, key, inputs.lockTimeoutMs, ctx.signal, (o) =>
     log.info(`Waiting for the host lock (held by ${o})`)
   )
   try {
-    const j = readJournal(inputs.stateDir, name)
+    const j = readJournal(inputs.stateDir, key)
     const names = [name, ...(inputs.standby ? [inputs.standby] : [])]
     const leftovers = (
       await Promise.all(names.flatMap((n) => [n + SUFFIX_NEXT, n + SUFFIX_PREVIOUS]).map((n) => docker.inspect(n)))
@@ -99,7 +100,7 @@ export async function repair(ctx: Context): Promise<OperationResult> {
     maskDatabaseUrl(url, log.mask)
     // right after an interruption the DB may be restarting: keep trying for a minute
     const db = await Database.connect(url, 10_000, 60_000)
-    const journal = j && j.phase === 'in-progress' ? reopen(inputs.stateDir, name, j) : undefined
+    const journal = j && j.phase === 'in-progress' ? reopen(inputs.stateDir, key, j) : undefined
     try {
       const sessions = await db.nodeSessions()
       const mode =
