@@ -20,7 +20,8 @@ import { formatMs } from './duration.js'
 import { ReadinessWatcher } from './watch.js'
 import { containerName, type ContainerInfo } from './docker.js'
 import { inspectNode, requireLeader, type NodeContainer, type NodeView } from './node.js'
-import { rollback } from './rollback.js'
+import { describeSessions, rollback } from './rollback.js'
+import { foreignSessions } from './foreign-sessions.js'
 import { HostLock, JournalWriter, journalPath, nodeKey, readJournal } from './state.js'
 import { backupBeforeUpgrade } from './backup-step.js'
 
@@ -109,6 +110,13 @@ export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<Operat
           )
           .join('; ') + `, version ${view.version ?? '?'}`
       )
+      // A node of this DB on another host can win a handoff's release (or take the lease
+      // during a DB rollback); it is not refused here, as a remote standby is a valid layout.
+      const foreign = await foreignSessions(ctx, view)
+      if (foreign.length)
+        report.note(
+          `Node sessions on the database belong to no container on this host (${describeSessions(foreign)}): a node on another host may take the lock during a handoff, and a DB rollback waits for it to stop.`
+        )
       report.fact(
         'Lock',
         `${view.mode} (${view.config.lockModeSource}); lease ${formatMs(view.config.leaseDurationMs)}, refresh ${formatMs(view.config.leaseRefreshMs)}`

@@ -223,3 +223,41 @@ describe('the host lock and the journal belong to the node', () => {
     expect((await writers(db)).interleaved).toBe(false)
   })
 })
+
+describe('nothing rewrites the DB under a live node', () => {
+  test('restore with stop-node while a node the inputs do not name leads: refused, naming its session', async () => {
+    await fresh('bridge')
+    const b = await runAction({
+      operation: 'backup',
+      container: name,
+      'state-dir': stateDir,
+      'backup-dir': join(stateDir, 'backups')
+    })
+    expect(b.exitCode).toBe(0)
+    await docker.getContainer(name).stop({ t: 10 })
+    const other = `${name}-other`
+    await startNode({ name: other, tag: '2.18.0', db: db!, layout: 'bridge' })
+    const count = async () => {
+      const c = await db!.client()
+      try {
+        return Number((await c.query(`SELECT count(*) AS n FROM sim_heartbeats`)).rows[0].n)
+      } finally {
+        await c.end()
+      }
+    }
+    const before = await count()
+    const r = await runAction({
+      operation: 'restore',
+      container: name,
+      'stop-node': 'true',
+      'state-dir': stateDir,
+      'backup-dir': join(stateDir, 'backups')
+    })
+    expect(r.exitCode).toBe(1)
+    expect(errorLines(r)[0]).toMatch(/Refusing to restore: node sessions .* app [0-9a-f-]{8,}/)
+    // the other node kept leading on the DB as it was: its writes are all there and continue
+    expect((await containerState(other))?.running).toBe(true)
+    expect(await count()).toBeGreaterThan(before)
+    expect((await containerState(name))?.running).toBe(false)
+  })
+})
