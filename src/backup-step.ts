@@ -41,7 +41,7 @@ export async function backupBeforeUpgrade(ctx: Context, view: NodeView, leader: 
     files: nodeFiles(view, leader.info),
     node: { version: view.version, image: leader.image, digest: leader.digest },
     log: (l) => log.info(l),
-    signal: ctx.signal
+    signal: backupSignal(ctx.signal)
   })
   report.fact(
     'Backup',
@@ -75,4 +75,15 @@ export async function restoreForRollback(
     signal: ctx.signal
   })
   ctx.report.step('database restored', `${file} (taken ${r.backupCreatedAt}) in ${formatMs(r.durationMs)}`)
+}
+
+/**
+ * pg_dump has no overall bound of its own (only its lock wait): a hung dump would hold the job
+ * and the host lock until the job's timeout. The dump ends with the run's cancellation or after
+ * this long, whichever comes first.
+ */
+export const BACKUP_BOUND_MS = 2 * 3600_000
+
+export function backupSignal(signal: AbortSignal): AbortSignal {
+  return AbortSignal.any([signal, AbortSignal.timeout(BACKUP_BOUND_MS)])
 }

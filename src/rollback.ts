@@ -197,11 +197,13 @@ export async function rollback(
       `the previous container '${plan.previous.name}' (${plan.previous.id.slice(0, 12)}) is gone; nothing to roll back to`
     )
   if (prev.Name.replace(/^\//, '') !== plan.name) await docker.rename(prev.Id, plan.name)
+  await restoreRestartPolicy(ctx, prev.Id, plan.previous.info)
   const restored = await takeOver(ctx, link, { ...plan.previous, name: plan.name }, t)
   for (const o of plan.others ?? []) {
     const info = await docker.inspect(o.member.id)
     if (!info) continue
     if (info.Name.replace(/^\//, '') !== o.name) await docker.rename(info.Id, o.name)
+    await restoreRestartPolicy(ctx, info.Id, o.member.info)
     if (info.State.Running) continue
     const known = new Set((await link.db.nodeSessions()).map((s) => s.appId))
     await docker.start(info.Id)
@@ -228,7 +230,9 @@ async function migrateDown(ctx: Context, link: NodeLink, plan: RollbackPlan): Pr
   spec.HostConfig = { ...spec.HostConfig, RestartPolicy: { Name: 'no' } }
   spec.Healthcheck = { Test: ['NONE'] }
   report.step('db rollback', `${plan.newImage} ${cmd.join(' ')}`)
-  const r = await docker.runOnce(spec, 10 * 60_000)
+  // bounded (long down migrations get at least ready-timeout) and ended by a cancellation: each
+  // goose migration is its own transaction, so a stopped run leaves the DB at a version boundary
+  const r = await docker.runOnce(spec, Math.max(10 * 60_000, ctx.inputs.readyTimeoutMs), ctx.signal)
   if (r.exitCode !== 0)
     throw new OperationError(
       `'node db rollback ${plan.dbBefore.goose}' with the new image failed (exit ${r.exitCode}): ${r.output.trim().split('\n').slice(-3).join(' | ')}`
@@ -245,4 +249,14 @@ async function migrateDown(ctx: Context, link: NodeLink, plan: RollbackPlan): Pr
 
 function moved(now: DbVersion, before: DbVersion): boolean {
   return now.goose !== before.goose || now.nodeVersion !== before.nodeVersion
+}
+
+/** The operator's restart policy (as inspected before the run) back on a container that leads or waits again. */
+export async function restoreRestartPolicy(ctx: Context, id: string, operator: Member['info']): Promise<void> {
+  const policy = operator.HostConfig.RestartPolicy
+  if (!policy?.Name || policy.Name === 'no') return
+  await ctx.docker.setRestartPolicy(id, {
+    Name: policy.Name,
+    ...(policy.Name === 'on-failure' ? { MaximumRetryCount: policy.MaximumRetryCount ?? 0 } : {})
+  })
 }

@@ -20,7 +20,7 @@ import { formatMs } from './duration.js'
 import { ReadinessWatcher } from './watch.js'
 import { containerName, type ContainerInfo } from './docker.js'
 import { inspectNode, requireLeader, type NodeContainer, type NodeView } from './node.js'
-import { describeSessions, rollback } from './rollback.js'
+import { describeSessions, restoreRestartPolicy, rollback } from './rollback.js'
 import { foreignSessions } from './foreign-sessions.js'
 import { HostLock, JournalWriter, journalPath, nodeKey, readJournal } from './state.js'
 import { backupBeforeUpgrade } from './backup-step.js'
@@ -368,6 +368,18 @@ async function previousIsKept(ctx: Context, leader: ContainerInfo, kept: Member)
   return kept
 }
 
+/**
+ * A container this run stops is the rollback copy while it is stopped: with restart policy
+ * `always` a daemon restart or a reboot would start it (an old binary on a migrated DB). Its
+ * policy is `no` from just before its stop; a rollback gives the operator's back.
+ */
+async function noRestart(ctx: Context, journal: JournalWriter, info: ContainerInfo): Promise<void> {
+  const policy = info.HostConfig.RestartPolicy
+  if (!policy?.Name || policy.Name === 'no') return
+  journal.step('restart-policy-no', { id: info.Id, policy })
+  await ctx.docker.setRestartPolicy(info.Id, { Name: 'no' })
+}
+
 /** A single node: temporary standby, handoff, then (docs layout) a second handoff onto the original name and ports. */
 export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise<OperationResult> {
   const { docker, report, inputs } = ctx
@@ -418,6 +430,7 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise
       )
   }
   try {
+    await noRestart(ctx, journal, leader.info)
     if (!swap) {
       journal.step('handoff', { from: leader.info.Id, to: standby.id })
       gaps.push((await handoff(ctx, link, previous, standby, t)).gapMs ?? NaN)
@@ -547,6 +560,7 @@ export async function rollPair(ctx: Context, p: Prepared, ch: Change): Promise<O
   let next: Member = oldStandby
   // 1. The waiting standby gets the new image (or a fresh process): the leader is untouched.
   if (replaceImage) {
+    await noRestart(ctx, journal, other.info)
     journal.step('standby-stop', { id: other.info.Id })
     report.step(
       `stop ${other.name}`,
@@ -573,6 +587,7 @@ export async function rollPair(ctx: Context, p: Prepared, ch: Change): Promise<O
       // the leader was never touched: put the old standby back
       await docker.remove(fresh.id)
       await docker.rename(other.info.Id, other.name)
+      await restoreRestartPolicy(ctx, other.info.Id, other.info)
       await docker.start(other.info.Id)
       report.step(
         'standby restored',
@@ -582,6 +597,7 @@ export async function rollPair(ctx: Context, p: Prepared, ch: Change): Promise<O
   }
   try {
     // 2. Hand off to it.
+    await noRestart(ctx, journal, leader.info)
     journal.step('handoff', { from: leader.info.Id, to: next.id })
     gaps.push((await handoff(ctx, link, previous, next, t)).gapMs ?? NaN)
     // 3. The old leader becomes the standby (recreated on the new image, or restarted).
@@ -603,6 +619,7 @@ export async function rollPair(ctx: Context, p: Prepared, ch: Change): Promise<O
       replaceCreated(newStandby)
     } else {
       journal.step('restart-previous', { id: leader.info.Id })
+      await restoreRestartPolicy(ctx, leader.info.Id, leader.info)
       await docker.start(leader.info.Id)
       newStandby = memberOf(leader.info)
     }

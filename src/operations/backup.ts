@@ -11,7 +11,7 @@ import { Database } from '../database.js'
 import { formatMs } from '../duration.js'
 import { memberOf, takeOver, timeouts } from '../handoff.js'
 import { inspectNode, type NodeView } from '../node.js'
-import { nodeFiles } from '../backup-step.js'
+import { backupSignal, nodeFiles } from '../backup-step.js'
 import { HostLock, nodeKey } from '../state.js'
 import { foreignSessions } from '../foreign-sessions.js'
 import { sameApp } from '../lock.js'
@@ -51,7 +51,7 @@ export async function backup(ctx: Context): Promise<OperationResult> {
         node: { version: view.version, image: source.image, digest: source.digest },
         verify: inputs.backupVerify,
         log: (l) => log.info(l),
-        signal: ctx.signal
+        signal: backupSignal(ctx.signal)
       })
       report.fact('Backup', r.file)
       report.fact('Size', `${(r.bytes / 1e6).toFixed(2)} MB in ${formatMs(r.durationMs)}`)

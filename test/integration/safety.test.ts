@@ -169,7 +169,7 @@ describe('a clone that was created but failed to start', () => {
             squatter = await occupy(Number(port))
           }
         },
-        { when: atLine('rollback'), do: () => new Promise<void>((res) => squatter?.close(() => res())) }
+        { when: atLine('rollback'), do: () => void squatter?.close() }
       ]
     )
     await r.faultsDone
@@ -186,7 +186,8 @@ async function occupy(port: number): Promise<Server> {
   for (;;) {
     try {
       return await new Promise<Server>((res, rej) => {
-        const s = createServer()
+        // the action's port watcher connects here: never answer, never keep a connection
+        const s = createServer((sock) => sock.destroy())
         s.once('error', rej)
         s.listen({ host: '127.0.0.1', port }, () => res(s))
       })
@@ -259,5 +260,45 @@ describe('nothing rewrites the DB under a live node', () => {
     expect((await containerState(other))?.running).toBe(true)
     expect(await count()).toBeGreaterThan(before)
     expect((await containerState(name))?.running).toBe(false)
+  })
+})
+
+describe('the kept previous container never comes back by itself', () => {
+  test("restart policy always: 'no' while it is the stopped rollback copy, the operator's back on the leader", async () => {
+    await fresh('bridge', '2.18.0', { restart: 'always' })
+    const originalId = (await containerState(name))!.id
+    let whileStopped: string | undefined
+    const r = await runFaulted(
+      {
+        operation: 'upgrade',
+        container: name,
+        image: simImage('2.20.0-never-ready'),
+        'ready-timeout': '8s',
+        'state-dir': stateDir,
+        'backup-dir': join(stateDir, 'backups'),
+        'stable-for': '2s'
+      },
+      [
+        {
+          when: atLine(`${name} stopped`),
+          do: async () => {
+            whileStopped = (await docker.getContainer(originalId).inspect()).HostConfig.RestartPolicy?.Name
+          }
+        }
+      ]
+    )
+    await r.faultsDone
+    expect(whileStopped).toBe('no')
+    expect(r.outputs.result).toBe('rolled-back')
+    await expectSingleLeader('2.18.0')
+    expect((await docker.getContainer(name).inspect()).HostConfig.RestartPolicy?.Name).toBe('always')
+  })
+
+  test('a good upgrade: the new leader has the restart policy always', async () => {
+    await fresh('bridge', '2.18.0', { restart: 'always' })
+    const r = await upgrade('2.19.0')
+    expect(r.outputs.result).toBe('upgraded')
+    await expectSingleLeader('2.19.0')
+    expect((await docker.getContainer(name).inspect()).HostConfig.RestartPolicy?.Name).toBe('always')
   })
 })
