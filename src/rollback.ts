@@ -179,9 +179,11 @@ export async function rollback(
     )
     if (dbPlan.method === 'migrate-down') await migrateDown(ctx, link, plan)
     else {
+      const taken = (await readManifest(manifestPathFor(dbPlan.file)).catch(() => undefined))?.createdAt
+      const age = taken ? ` (taken ${taken}, ${formatMs(Date.now() - Date.parse(taken))} before this restore)` : ''
       await restoreForRollback(ctx, link, dbPlan.file)
       report.note(
-        `The database was restored from the pre-upgrade backup ${dbPlan.file}: every write since that backup was taken is lost.`
+        `The database was restored from the pre-upgrade backup ${dbPlan.file}${age}: every write since that backup was taken is discarded.`
       )
     }
   }

@@ -302,3 +302,33 @@ describe('the kept previous container never comes back by itself', () => {
     expect((await docker.getContainer(name).inspect()).HostConfig.RestartPolicy?.Name).toBe('always')
   })
 })
+
+describe('repair decides from evidence', () => {
+  test('host network, runner killed during the gate; the new container serves: repair (db-rollback: restore) finishes, no write lost', async () => {
+    await fresh('host')
+    await upgrade(
+      '2.19.0',
+      { 'db-rollback': 'restore', 'stable-for': '20s' },
+      { post: false, cancelSignal: 'SIGKILL', cancelWhen: (out: string) => out.includes(`${name} stopped`) }
+    )
+    // the new container leads and writes for a while
+    await new Promise((r) => setTimeout(r, 5000))
+    const newWriter = (await writers(db!)).writers.at(-1)
+    const st = await runAction({ operation: 'status', container: name, 'state-dir': stateDir })
+    expect(st.summary).toMatch(/Open journal/)
+    const r = await runAction({
+      operation: 'repair',
+      container: name,
+      'db-rollback': 'restore',
+      'state-dir': stateDir,
+      'backup-dir': join(stateDir, 'backups')
+    })
+    expect(r.outputs.result).toBe('upgraded')
+    expect(r.exitCode).toBe(0)
+    const w = await expectSingleLeader('2.19.0')
+    // the new leader's writes are still there: no restore happened
+    expect(w.writers).toContain(newWriter)
+    expect(w.writers.at(-1)).toBe(newWriter)
+    expect(r.summary).not.toMatch(/restored from the pre-upgrade backup/)
+  })
+})
