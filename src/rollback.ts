@@ -262,3 +262,22 @@ export async function restoreRestartPolicy(ctx: Context, id: string, operator: M
     ...(policy.Name === 'on-failure' ? { MaximumRetryCount: policy.MaximumRetryCount ?? 0 } : {})
   })
 }
+
+/**
+ * Schemas a restore must drop that the DB role cannot: a restore as the DB owner without
+ * superuser fails where `public` belongs to the bootstrap superuser (Postgres 14 and older).
+ */
+export async function schemasNotDroppable(db: Database): Promise<string[]> {
+  const rows = await db.query<{ nspname: string }>(
+    `SELECT nspname FROM pg_namespace
+      WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname NOT LIKE 'pg\\_%'
+        AND NOT pg_has_role(current_user, nspowner, 'USAGE')
+        AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+      ORDER BY 1`
+  )
+  return rows.map((r) => r.nspname)
+}
+
+export function notDroppableMessage(role: string, schemas: string[]): string {
+  return `the database role ${role} does not own schema ${schemas.join(', ')} (on Postgres 14 and older 'public' belongs to the bootstrap superuser), so a restore cannot replace it: run 'ALTER SCHEMA ${schemas[0]} OWNER TO ${role}' as a superuser, or restore as one`
+}

@@ -20,7 +20,13 @@ import { formatMs } from './duration.js'
 import { ReadinessWatcher } from './watch.js'
 import { containerName, type ContainerInfo } from './docker.js'
 import { inspectNode, requireLeader, type NodeContainer, type NodeView } from './node.js'
-import { describeSessions, restoreRestartPolicy, rollback } from './rollback.js'
+import {
+  describeSessions,
+  notDroppableMessage,
+  restoreRestartPolicy,
+  rollback,
+  schemasNotDroppable
+} from './rollback.js'
 import { foreignSessions } from './foreign-sessions.js'
 import { HostLock, JournalWriter, journalPath, nodeKey, readJournal } from './state.js'
 import { backupBeforeUpgrade } from './backup-step.js'
@@ -110,6 +116,14 @@ export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<Operat
           )
           .join('; ') + `, version ${view.version ?? '?'}`
       )
+      // A rollback that restores must be able to replace every schema: checked before anything changes.
+      if (inputs.operation === 'upgrade' && inputs.rollback && inputs.dbRollback === 'restore') {
+        const blocked = await schemasNotDroppable(view.db)
+        if (blocked.length)
+          throw new OperationError(
+            `Input 'db-rollback': 'restore' cannot work: ${notDroppableMessage((await view.db.query<{ u: string }>('SELECT current_user AS u'))[0].u, blocked)}`
+          )
+      }
       // A node of this DB on another host can win a handoff's release (or take the lease
       // during a DB rollback); it is not refused here, as a remote standby is a valid layout.
       const foreign = await foreignSessions(ctx, view)

@@ -15,7 +15,7 @@ import { backupSignal, nodeFiles } from '../backup-step.js'
 import { HostLock, nodeKey } from '../state.js'
 import { foreignSessions } from '../foreign-sessions.js'
 import { sameApp } from '../lock.js'
-import { requireQuietDb } from '../rollback.js'
+import { notDroppableMessage, requireQuietDb, schemasNotDroppable } from '../rollback.js'
 
 async function underHostLock<T>(ctx: Context, fn: () => Promise<T>): Promise<T> {
   const { inputs, log } = ctx
@@ -115,6 +115,9 @@ export async function restore(ctx: Context): Promise<OperationResult> {
           `Refusing to restore: node sessions on the database belong to none of ${view.containers.map((c) => `'${c.name}'`).join(', ')} (${unnamed.map((s) => `app ${s.appId} from ${s.clientAddr ?? 'a local socket'}${foreign.has(s.pid) ? ', no container on this host' : ''}`).join('; ')}); stop that node first, or name it in 'container'/'standby'`
         )
       }
+      const blocked = await schemasNotDroppable(view.db)
+      if (blocked.length)
+        throw new OperationError(`Refusing to restore: ${notDroppableMessage(await currentRole(view.db), blocked)}`)
       const held = await lockHolderPresent(view.databaseUrl, view.config.advisoryLockId)
       const running = view.containers.filter((c) => c.info.State.Running)
       if (held.held || running.length) {
@@ -184,4 +187,8 @@ export async function restore(ctx: Context): Promise<OperationResult> {
       await view.db.close()
     }
   })
+}
+
+async function currentRole(db: Database): Promise<string> {
+  return (await db.query<{ u: string }>('SELECT current_user AS u'))[0].u
 }

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createServer, type Server } from 'node:net'
 import { generateIdentity, identityToRecipient } from 'age-encryption'
-import { createDb, docker, removeContainers, simImage, uniqueName, type TestDb } from '../support/bed.js'
+import pg from 'pg'
+import { createDb, docker, loadBed, removeContainers, simImage, uniqueName, type TestDb } from '../support/bed.js'
 import { runAction, visible, type ActionRun } from '../support/action.js'
 import { atLine, runFaulted } from '../support/fault.js'
 import { containerState, nodeUrl, readyz, startNode, writers, type Layout, type StartOptions } from '../support/node.js'
@@ -330,5 +331,58 @@ describe('repair decides from evidence', () => {
     expect(w.writers).toContain(newWriter)
     expect(w.writers.at(-1)).toBe(newWriter)
     expect(r.summary).not.toMatch(/restored from the pre-upgrade backup/)
+  })
+})
+
+describe('restore as the DB owner without superuser', () => {
+  test("'public' belongs to the bootstrap superuser: refused in preflight, the node never stopped", async () => {
+    await fresh('bridge')
+    const b = await runAction({
+      operation: 'backup',
+      container: name,
+      'state-dir': stateDir,
+      'backup-dir': join(stateDir, 'backups')
+    })
+    expect(b.exitCode).toBe(0)
+    const bed = loadBed()
+    const role = `clr_owner_${n}_${Date.now().toString(36)}`
+    const admin = await db!.client()
+    try {
+      await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD 'owner-pw-1'`)
+      await admin.query(`ALTER DATABASE ${db!.name} OWNER TO ${role}`)
+      // it reads what the action reads (the node's tables were created by the node's own role)
+      await admin.query(`GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${role}`)
+      // as on Postgres 14 and older: public belongs to the bootstrap superuser
+      await admin.query(`ALTER SCHEMA public OWNER TO ${bed.pg.user}`)
+    } finally {
+      await admin.end()
+    }
+    const started = (await docker.getContainer(name).inspect()).State.StartedAt
+    try {
+      const r = await runAction({
+        operation: 'restore',
+        container: name,
+        'stop-node': 'true',
+        'database-url': `postgres://${role}:owner-pw-1@${bed.pg.host}:${bed.pg.port}/${db!.name}?sslmode=disable`,
+        'state-dir': stateDir,
+        'backup-dir': join(stateDir, 'backups')
+      })
+      expect(r.exitCode).toBe(1)
+      expect(errorLines(r)[0]).toMatch(
+        /^::error::Refusing to restore: the database role \S+ does not own schema public/
+      )
+      const info = await docker.getContainer(name).inspect()
+      expect(info.State.Running).toBe(true)
+      expect(info.State.StartedAt).toBe(started)
+    } finally {
+      await db!.drop()
+      db = undefined
+      const c = new pg.Client({
+        connectionString: `postgres://${bed.pg.user}:${encodeURIComponent(bed.pg.password)}@${bed.pg.host}:${bed.pg.port}/postgres?sslmode=disable`
+      })
+      await c.connect()
+      await c.query(`DROP ROLE IF EXISTS ${role}`)
+      await c.end()
+    }
   })
 })
