@@ -19,7 +19,7 @@ import {
 import { containerOfSession, readLockState, sameApp } from '../lock.js'
 import { defaultLockMode, readNodeConfig } from '../node-config.js'
 import { asCandidate, maskContainerSecrets } from '../node.js'
-import { rollback, SUFFIX_DB_ROLLBACK } from '../rollback.js'
+import { restoreRestartPolicy, rollback, SUFFIX_DB_ROLLBACK } from '../rollback.js'
 import { HostLock, JournalWriter, journalPath, nodeKey, readJournal } from '../state.js'
 import { SUFFIX_NEXT, SUFFIX_PREVIOUS } from './upgrade.js'
 import type { DbVersion, NodeSession } from '../database.js'
@@ -128,6 +128,17 @@ export async function repair(ctx: Context): Promise<OperationResult> {
           )
           .join('; ')
       )
+      // the operator's restart policies, as the run journaled them before setting `no`
+      const policies = new Map<string, unknown>()
+      for (const st of j?.steps ?? [])
+        if (st.step === 'restart-policy-no' && st.data) policies.set(String(st.data.id), st.data.policy)
+      const asOperator = (info: ContainerInfo): ContainerInfo =>
+        policies.has(info.Id)
+          ? ({
+              ...info,
+              HostConfig: { ...info.HostConfig, RestartPolicy: policies.get(info.Id) }
+            } as ContainerInfo)
+          : info
       const wanted = [leaderName, ...(plan.otherName ? [plan.otherName] : [])]
       const byName = await Promise.all(wanted.map((n) => docker.inspect(n)))
 
@@ -207,6 +218,8 @@ export async function repair(ctx: Context): Promise<OperationResult> {
       if (holderInfo && holderInfo.Id === previousInfo.Id && previousInfo.State.Running) {
         for (const c of createdInfos) await docker.remove(c.Id)
         if (containerName(previousInfo) !== leaderName) await docker.rename(previousInfo.Id, leaderName)
+        await restoreRestartPolicy(ctx, previousInfo.Id, asOperator(previousInfo))
+        if (otherInfo) await restoreRestartPolicy(ctx, otherInfo.Id, asOperator(otherInfo))
         const m: Member = memberOf(previousInfo, lock.holder)
         await healthGate(ctx, link, { ...m, name: leaderName }, t)
         if (otherInfo && plan.otherName) {
@@ -228,13 +241,14 @@ export async function repair(ctx: Context): Promise<OperationResult> {
       // Anything else (the interim leads, or nobody): roll back to the original containers.
       const newImage = plan.target ?? createdInfos[0]?.Config.Image ?? previousInfo.Config.Image
       journal?.step('rollback', { reason: 'repair' })
-      const others = otherInfo && plan.otherName ? [{ member: memberOf(otherInfo), name: plan.otherName }] : []
+      const others =
+        otherInfo && plan.otherName ? [{ member: memberOf(asOperator(otherInfo)), name: plan.otherName }] : []
       await rollback(
         ctx,
         link,
         {
           name: leaderName,
-          previous: memberOf(previousInfo),
+          previous: memberOf(asOperator(previousInfo)),
           others,
           created: createdInfos.map((c) => memberOf(c)),
           newImage,
