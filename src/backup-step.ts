@@ -88,7 +88,7 @@ export async function backupBeforeUpgrade(ctx: Context, view: NodeView, leader: 
     files: stored.files,
     node: { version: view.version, image: leader.image, digest: leader.digest },
     log,
-    signal: ctx.signal
+    signal: backupSignal(ctx.signal)
   })
   report.fact(
     'Backup',
@@ -113,10 +113,6 @@ export async function restoreForRollback(
 ): Promise<void> {
   const url = link.databaseUrl
   if (!url) throw new OperationError('cannot restore: the database URL is unknown')
-  if (ctx.inputs.backupRecipient)
-    throw new OperationError(
-      `the pre-upgrade backup ${file} is encrypted to the backup recipient and this host holds no identity to decrypt it; restore it with the key, then start the previous container`
-    )
   ctx.report.step('restore', file)
   // A directory-layout backup is restored into a copy swapped in by rename, which needs the
   // database free of sessions, this action's own included: closed here, reopened after.
@@ -124,9 +120,26 @@ export async function restoreForRollback(
   if (swap) await link.db.close()
   let r
   try {
-    r = await restoreBackup({ databaseUrl: url, file, log: ctx.log, signal: ctx.signal })
+    r = await restoreBackup({
+      databaseUrl: url,
+      file,
+      identity: ctx.inputs.backupIdentity,
+      log: ctx.log,
+      signal: ctx.signal
+    })
   } finally {
     if (swap) link.db = await Database.connect(url)
   }
   ctx.report.step('database restored', `${file} (taken ${r.backupCreatedAt}) in ${formatMs(r.durationMs)}`)
+}
+
+/**
+ * pg_dump has no overall bound of its own (only its lock wait): a hung dump would hold the job
+ * and the host lock until the job's timeout. The dump ends with the run's cancellation or after
+ * this long, whichever comes first.
+ */
+export const BACKUP_BOUND_MS = 2 * 3600_000
+
+export function backupSignal(signal: AbortSignal): AbortSignal {
+  return AbortSignal.any([signal, AbortSignal.timeout(BACKUP_BOUND_MS)])
 }

@@ -12,7 +12,7 @@ import { InputError, OPERATIONS, readInputs, type Inputs } from './inputs.js'
 import { repair } from './operations/repair.js'
 import { runOperation } from './operations/index.js'
 import { Report } from './report.js'
-import { readJournal } from './state.js'
+import { nodeKey, readJournal } from './state.js'
 
 /** Every input of action.yml (a unit test keeps this list equal to action.yml's). */
 export const INPUT_NAMES = [
@@ -44,6 +44,9 @@ export const INPUT_NAMES = [
   'state-dir',
   'lock-timeout',
   'docker-host',
+  'docker-insecure-tcp',
+  'allowed-repositories',
+  'backup-secrets-plain',
   'retry-quarantined',
   'window',
   'rehearse-migration'
@@ -57,7 +60,9 @@ const BOOLEAN = new Set([
   'stop-node',
   'dry-run',
   'retry-quarantined',
-  'rehearse-migration'
+  'rehearse-migration',
+  'docker-insecure-tcp',
+  'backup-secrets-plain'
 ])
 
 export const USAGE = `usage: chainlink-rollout <operation> [--input value ...] [--json]
@@ -215,7 +220,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): P
     process.removeListener('SIGTERM', onTerm)
   }
   // What the action's post step does: a run this process opened and left in flight is repaired.
-  const j = readJournal(inputs.stateDir, inputs.container)
+  const j = readJournal(inputs.stateDir, nodeKey(inputs))
   if (runId && j && j.phase !== 'done' && j.runId === runId) {
     log.warning(`The ${j.operation} of '${inputs.container}' (run ${j.runId}) did not finish; repairing`)
     try {

@@ -12,7 +12,16 @@ export const LABEL_ROLE = 'io.chainlink-rollout.role'
 export async function startClone(
   ctx: Context,
   from: ContainerInfo,
-  opts: { image: string; name: string; ports: 'remap' | 'keep'; runId: string; role: string; start?: boolean }
+  opts: {
+    image: string
+    name: string
+    ports: 'remap' | 'keep'
+    runId: string
+    role: string
+    start?: boolean
+    /** told the container as soon as it exists, before it starts (a failed start leaves it) */
+    onCreated?: (m: Member) => void
+  }
 ): Promise<Member> {
   const { docker } = ctx
   const oldImage = await docker.imageInfo(from.Image)
@@ -38,6 +47,7 @@ export async function startClone(
       EndpointsConfig: Object.fromEntries(Object.entries(endpoints).filter(([n]) => !later.some(([l]) => l === n)))
     }
   const id = await docker.create(spec)
+  opts.onCreated?.({ id, name: opts.name, info: (await docker.inspect(id))! })
   for (const [net, ep] of later) await docker.api.getNetwork(net).connect({ Container: id, EndpointConfig: ep })
   if (opts.start !== false) await docker.start(id)
   const info = (await docker.inspect(id))!

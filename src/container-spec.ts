@@ -53,6 +53,9 @@ export function cloneSpec(info: Docker.ContainerInspectInfo, opts: CloneOptions)
   for (const p of Object.keys(c.ExposedPorts ?? {})) if (!img.ExposedPorts || !(p in img.ExposedPorts)) exposed[p] = {}
 
   const hostConfig: Docker.HostConfig = { ...info.HostConfig }
+  // A clone must outlive its stop (`docker run --rm` would delete it): a stopped clone may be
+  // the container a rollback starts again.
+  hostConfig.AutoRemove = false
   if (opts.portBindings) hostConfig.PortBindings = opts.portBindings
   // Every user network is recreated with its aliases (the container-id alias is Docker's own).
   // Engines before API 1.44 accept one endpoint at create: startClone connects the rest.

@@ -56,27 +56,49 @@ export class DockerClient {
     }
   }
 
-  /** Pulls a reference (by digest when it has one, else by tag), with registry auth from the host's docker config. */
-  async pull(ref: ImageRef, signal?: AbortSignal): Promise<void> {
+  /**
+   * Pulls a reference (by digest when it has one, else by tag), with registry auth from the
+   * host's docker config. A pull with no progress for `stallMs` (a stalled registry) fails.
+   */
+  async pull(ref: ImageRef, signal?: AbortSignal, stallMs = PULL_STALL_MS): Promise<void> {
     const name = ref.digest ? `${repository(ref)}@${ref.digest}` : repoTag(ref)
     const authconfig = registryAuth(ref.registry)
-    const stream = await this.api.pull(name, authconfig ? { authconfig } : {})
+    const stream = await bounded(
+      this.api.pull(name, authconfig ? { authconfig } : {}),
+      stallMs,
+      `pull of ${name}`,
+      signal
+    )
     await new Promise<void>((resolve, reject) => {
-      const onAbort = () => {
-        ;(stream as unknown as { destroy?: () => void }).destroy?.()
-        reject(new Error('aborted'))
+      let stall: NodeJS.Timeout | undefined
+      const end = (e?: Error) => {
+        clearTimeout(stall)
+        signal?.removeEventListener('abort', onAbort)
+        if (e) {
+          ;(stream as unknown as { destroy?: () => void }).destroy?.()
+          reject(e)
+        } else resolve()
       }
+      const arm = () => {
+        clearTimeout(stall)
+        stall = setTimeout(
+          () => end(new Error(`pull of ${name} made no progress for ${Math.round(stallMs / 1000)} s`)),
+          stallMs
+        )
+        stall.unref()
+      }
+      const onAbort = () => end(new Error('aborted'))
       signal?.addEventListener('abort', onAbort, { once: true })
+      arm()
       this.api.modem.followProgress(
         stream,
         (err: Error | null, out: Array<{ error?: string }>) => {
-          signal?.removeEventListener('abort', onAbort)
           const failed = out?.find((o) => o.error)
-          if (err) reject(err)
-          else if (failed) reject(new Error(failed.error))
-          else resolve()
+          if (err) end(err)
+          else if (failed) end(new Error(failed.error))
+          else end()
         },
-        () => undefined
+        arm
       )
     })
     // A digest pull leaves the image untagged; tag it so the container shows a readable name.
@@ -95,7 +117,13 @@ export class DockerClient {
   /** docker stop: the container's stop signal, then SIGKILL after `timeoutS`. Resolves when it has exited. */
   async stop(id: string, timeoutS: number): Promise<void> {
     try {
-      await this.api.getContainer(id).stop({ t: timeoutS })
+      // the Engine kills after timeoutS; a daemon that still does not answer (a D-state process)
+      // must not hold the job and the host lock until the job's own timeout
+      await bounded(
+        this.api.getContainer(id).stop({ t: timeoutS }),
+        (timeoutS + STOP_GRACE_S) * 1000,
+        `docker stop of ${id.slice(0, 12)}`
+      )
     } catch (e) {
       if ((e as { statusCode?: number }).statusCode !== 304) throw e
     }
@@ -115,6 +143,21 @@ export class DockerClient {
       await this.api.getContainer(id).remove({ force: true, v: false })
     } catch (e) {
       if ((e as { statusCode?: number }).statusCode !== 404) throw e
+    }
+  }
+
+  /** Sets a container's restart policy (docker update --restart). */
+  async setRestartPolicy(id: string, policy: { Name: string; MaximumRetryCount?: number }): Promise<void> {
+    await this.api.getContainer(id).update({ RestartPolicy: policy })
+  }
+
+  /** Waits until a container is gone (a `--rm` container after its stop); false when it is still there. */
+  async waitGone(id: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    const end = Date.now() + timeoutMs
+    for (;;) {
+      if (!(await this.inspect(id))) return true
+      if (Date.now() >= end || signal?.aborted) return false
+      await new Promise((r) => setTimeout(r, 100))
     }
   }
 
@@ -152,20 +195,19 @@ export class DockerClient {
     }
   }
 
-  /** Runs a one-off container to completion and returns its exit code and output. */
-  async runOnce(spec: Docker.ContainerCreateOptions, timeoutMs: number): Promise<{ exitCode: number; output: string }> {
+  /**
+   * Runs a one-off container to completion and returns its exit code and output. Bounded by
+   * `timeoutMs` and ended by `signal` (the container is removed either way).
+   */
+  async runOnce(
+    spec: Docker.ContainerCreateOptions,
+    timeoutMs: number,
+    signal?: AbortSignal
+  ): Promise<{ exitCode: number; output: string }> {
     const id = await this.create(spec)
     try {
       await this.start(id)
-      const exit = await Promise.race([
-        this.wait(id),
-        new Promise<number>((_, rej) =>
-          setTimeout(
-            () => rej(new Error(`${spec.name ?? 'one-off container'} did not finish within ${timeoutMs} ms`)),
-            timeoutMs
-          ).unref()
-        )
-      ])
+      const exit = await bounded(this.wait(id), timeoutMs, spec.name ?? 'one-off container', signal)
       return { exitCode: exit, output: await this.logs(id, 200) }
     } finally {
       await this.remove(id)
@@ -196,6 +238,32 @@ export function isLoopbackDockerHost(host: string): boolean {
     return false
   }
   return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h)
+}
+
+/** A pull fails after this long without any progress message. */
+const PULL_STALL_MS = 5 * 60_000
+/** How long past its own stop timeout a `docker stop` may take to answer. */
+const STOP_GRACE_S = 60
+
+/** `p`, or an error once `ms` passed or `signal` aborted (the underlying request is left to end). */
+export function bounded<T>(p: Promise<T>, ms: number, what: string, signal?: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    if (signal?.aborted) return reject(new Error(`${what}: cancelled`))
+    const timer = setTimeout(() => done(new Error(`${what} did not finish within ${Math.round(ms / 1000)} s`)), ms)
+    timer.unref()
+    const onAbort = () => done(new Error(`${what}: cancelled`))
+    signal?.addEventListener('abort', onAbort, { once: true })
+    const done = (e: Error | undefined, v?: T) => {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+      if (e) reject(e)
+      else resolve(v as T)
+    }
+    p.then(
+      (v) => done(undefined, v),
+      (e: Error) => done(e)
+    )
+  })
 }
 
 export function dockerFor(host?: string): Docker {

@@ -17,7 +17,7 @@ type Operation = (typeof OPERATIONS)[number]
 const LOCK_MODES = ['auto', 'lease', 'advisorylock', 'dual'] as const
 type LockModeInput = (typeof LOCK_MODES)[number]
 const DB_ROLLBACKS = ['migrate-down', 'restore'] as const
-type DbRollback = (typeof DB_ROLLBACKS)[number]
+export type DbRollback = (typeof DB_ROLLBACKS)[number]
 
 export interface Inputs {
   operation: Operation
@@ -222,6 +222,23 @@ export function readInputs(
       `must look like unix:///var/run/docker.sock or tcp://host:2376; got '${dockerHost}'`
     )
 
+  const rollback = bool(get, 'rollback', true)
+  const dbRollback = oneOf(get, 'db-rollback', DB_ROLLBACKS, 'migrate-down')
+  const backup = bool(get, 'backup', true)
+  // Settings that could only fail once the leader has stopped are refused now, before anything
+  // changes: a rollback that restores needs the pre-upgrade backup, and a way to read it.
+  if (operation === 'upgrade' && rollback && dbRollback === 'restore') {
+    if (!backup)
+      throw new InputError(
+        'db-rollback',
+        "is 'restore', which needs the pre-upgrade backup, but input 'backup' is false: set 'backup: true', or 'db-rollback: migrate-down'"
+      )
+    if (recipient && !identity)
+      throw new InputError(
+        'backup-identity',
+        "is required with 'db-rollback: restore' and 'backup-recipient': the pre-upgrade backup is encrypted and a rollback could not read it; give the identity, or use 'db-rollback: migrate-down'"
+      )
+  }
   const security = securityInputs(get, env, dockerHost)
   const backupDir = absPath(get, 'backup-dir', '/var/lib/chainlink-rollout/backups')!
   // Operator safeguards (quarantine, upgrade window, migration rehearsal)
@@ -245,11 +262,11 @@ export function readInputs(
     standbyTimeoutMs: duration(get, 'standby-timeout', undefined, 1000),
     readyTimeoutMs: duration(get, 'ready-timeout', '10m', 1000)!,
     stableForMs: duration(get, 'stable-for', '10s')!,
-    rollback: bool(get, 'rollback', true),
-    dbRollback: oneOf(get, 'db-rollback', DB_ROLLBACKS, 'migrate-down'),
+    rollback,
+    dbRollback,
     preferPrimary: bool(get, 'prefer-primary', false),
     finish: oneOf(get, 'finish', ['swap', 'second-handoff'] as const, 'swap'),
-    backup: bool(get, 'backup', true),
+    backup,
     backupDir,
     backupKeep: Number(backupKeepText),
     backupRecipient: recipient,

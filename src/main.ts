@@ -5,6 +5,7 @@ import { State } from './constants.js'
 import type { Context, OperationResult } from './context.js'
 import { DockerClient } from './docker.js'
 import { runOperation } from './operations/index.js'
+import { nodeKey } from './state.js'
 
 export async function main(): Promise<Outcome> {
   const inputs = actionInputs()
@@ -28,7 +29,8 @@ export async function main(): Promise<Outcome> {
     onJournal: (id) => core.saveState(State.RunId, id)
   }
   core.saveState(State.StateDir, inputs.stateDir)
-  core.saveState(State.Container, inputs.container)
+  // the node's key: its journal and host lock are named by it
+  core.saveState(State.Container, nodeKey(inputs))
   let result: OperationResult
   try {
     result = await runOperation(ctx)

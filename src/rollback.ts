@@ -2,12 +2,16 @@
 // what the old binary accepts when the new one migrated it, start the previous container and
 // hold it to the same lock check and health gate.
 import type { Context } from './context.js'
-import { OperationError } from './context.js'
+import { OperationError, sleep } from './context.js'
 import { cloneSpec } from './container-spec.js'
 import type { DbVersion } from './database.js'
 import { LABEL_ROLE, standbyReady, takeOver, type Member, type NodeLink, type Timeouts } from './handoff.js'
 import { dbInvocation } from './node-cli.js'
 import { restoreForRollback } from './backup-step.js'
+import { manifestPathFor, readManifest } from './backup/manifest.js'
+import type { Database, NodeSession } from './database.js'
+import type { DbRollback, Inputs } from './inputs.js'
+import { formatMs } from './duration.js'
 
 /** one-off `node db rollback` containers are named `<node>-db-rollback-<id>` */
 export const SUFFIX_DB_ROLLBACK = '-db-rollback-'
@@ -24,6 +28,87 @@ export interface RollbackPlan {
   newImage: string
   dbBefore: DbVersion
   backupFile?: string
+}
+
+/** How a rollback brings the DB back for the old binary, decided before anything is stopped. */
+export type DbPlan = { method: 'migrate-down' } | { method: 'restore'; file: string } | { method: 'none'; why: string }
+
+/**
+ * Pure: the DB plan from the inputs and what preflight recorded. `backupReadable` says whether
+ * the backup's manifest could be read (and, when encrypted, an identity was given).
+ */
+export function chooseDbPlan(o: {
+  dbRollback: DbRollback
+  dbBefore: DbVersion
+  backupFile?: string
+  backupReadable: boolean
+}): DbPlan {
+  if (o.dbRollback === 'migrate-down' && o.dbBefore.goose !== undefined) return { method: 'migrate-down' }
+  if (o.backupFile && o.backupReadable) return { method: 'restore', file: o.backupFile }
+  if (o.dbRollback === 'migrate-down')
+    return { method: 'none', why: 'the database had no goose version before the upgrade and no readable backup exists' }
+  return {
+    method: 'none',
+    why: o.backupFile ? `the pre-upgrade backup ${o.backupFile} cannot be read here` : 'no pre-upgrade backup was taken'
+  }
+}
+
+async function backupReadable(file: string | undefined, identity: string | undefined): Promise<boolean> {
+  if (!file) return false
+  try {
+    const m = await readManifest(manifestPathFor(file))
+    return !m.encrypted || !!identity
+  } catch {
+    return false
+  }
+}
+
+export function describeSessions(sessions: NodeSession[]): string {
+  return sessions.map((s) => `app ${s.appId} from ${s.clientAddr ?? 'a local socket'}`).join(', ')
+}
+
+/**
+ * Waits until no node session of any container remains on the DB and no lease is live: the
+ * only state in which the DB may be rewritten (restore, `db rollback`). A node this run does
+ * not know (a standby on another host) keeps its session: refused, naming it.
+ */
+export async function requireQuietDb(
+  db: Database,
+  timeoutMs: number,
+  what: string,
+  signal?: AbortSignal
+): Promise<void> {
+  const end = Date.now() + timeoutMs
+  for (;;) {
+    const sessions = await db.nodeSessions()
+    const lease = (await db.tableExists('lease_lock')) ? await db.lease() : undefined
+    const live = lease && !lease.expired
+    if (!sessions.length && !live) return
+    if (Date.now() >= end)
+      throw new OperationError(
+        `refusing to ${what}: ${sessions.length ? `node sessions remain on the database (${describeSessions(sessions)})` : ''}${sessions.length && live ? '; ' : ''}${live ? `the lease of app ${lease!.clientId} runs until ${lease!.expiresAt.toISOString()}` : ''} after waiting ${formatMs(timeoutMs)}; a node this action does not manage (another host?) still uses the database: stop it first`
+      )
+    await sleep(250, signal)
+  }
+}
+
+/**
+ * Preflight of a rollback's DB plan that needs more than the inputs' syntax: the identity that
+ * would decrypt the pre-upgrade backup must belong to the recipient it is encrypted to.
+ */
+export async function checkDbRollbackInputs(inputs: Inputs): Promise<void> {
+  if (!inputs.rollback || inputs.dbRollback !== 'restore' || !inputs.backupRecipient || !inputs.backupIdentity) return
+  const { identityToRecipient } = await import('age-encryption')
+  let derived: string | undefined
+  try {
+    derived = await identityToRecipient(inputs.backupIdentity)
+  } catch {
+    derived = undefined
+  }
+  if (derived !== inputs.backupRecipient)
+    throw new OperationError(
+      "Input 'backup-identity' is not the secret key of 'backup-recipient': with 'db-rollback: restore' a rollback could not decrypt the pre-upgrade backup"
+    )
 }
 
 export async function rollback(
@@ -48,6 +133,25 @@ export async function rollback(
       `the node's database does not answer (${(e as Error).message}); nothing was stopped: the node is as the failed step left it`
     )
   }
+  // The DB plan is decided before anything is stopped: a DB that already moved with no way
+  // back keeps every container as it is rather than leaving the node down.
+  const dbPlan = chooseDbPlan({
+    dbRollback: inputs.dbRollback,
+    dbBefore: plan.dbBefore,
+    backupFile: plan.backupFile,
+    backupReadable: await backupReadable(plan.backupFile, inputs.backupIdentity)
+  })
+  const movedNow = moved(await link.db.version(), plan.dbBefore)
+  if (movedNow && dbPlan.method === 'none')
+    throw new OperationError(
+      `the new version changed the database and it cannot be brought back (${dbPlan.why}); nothing was stopped: the node is as the failed step left it`
+    )
+  report.step(
+    'rollback plan',
+    dbPlan.method === 'none'
+      ? 'restart the previous container (the database has not moved)'
+      : `if the database moved: ${dbPlan.method === 'restore' ? `restore ${dbPlan.file}` : "the new image's node db rollback"}`
+  )
   // Every instance must be down before the DB moves: `db rollback` takes no lock.
   for (const m of [...plan.created, ...(plan.others ?? []).map((o) => o.member), plan.previous]) {
     const info = await docker.inspect(m.id)
@@ -57,21 +161,29 @@ export async function rollback(
     }
   }
   const now = await link.db.version()
-  const moved = now.goose !== plan.dbBefore.goose || now.nodeVersion !== plan.dbBefore.nodeVersion
-  if (moved) {
+  if (moved(now, plan.dbBefore)) {
     report.step(
       'database moved',
       `goose ${plan.dbBefore.goose} -> ${now.goose}, node_versions ${plan.dbBefore.nodeVersion ?? '-'} -> ${now.nodeVersion ?? '-'}`
     )
-    if (inputs.dbRollback === 'migrate-down' && plan.dbBefore.goose !== undefined) await migrateDown(ctx, link, plan)
+    if (dbPlan.method === 'none')
+      throw new OperationError(
+        `the new version changed the database (goose ${plan.dbBefore.goose} -> ${now.goose}) and it cannot be brought back (${dbPlan.why}); the previous container '${plan.previous.name}' is stopped and cannot run on this database: run the new image's 'node db rollback ${plan.dbBefore.goose}' and reset node_versions, then start it`
+      )
+    // Nothing rewrites the DB under a live node, whoever runs it.
+    await requireQuietDb(
+      link.db,
+      t.lockMs,
+      dbPlan.method === 'restore' ? 'restore the backup' : "run 'db rollback'",
+      ctx.signal
+    )
+    if (dbPlan.method === 'migrate-down') await migrateDown(ctx, link, plan)
     else {
-      if (!plan.backupFile)
-        throw new OperationError(
-          `the new version changed the database (goose ${plan.dbBefore.goose} -> ${now.goose}) and no pre-upgrade backup exists to restore; the previous container '${plan.previous.name}' is stopped and cannot run on this database: run the new image's 'node db rollback ${plan.dbBefore.goose}' and reset node_versions, then start it`
-        )
-      await restoreForRollback(ctx, link, plan.backupFile)
+      const taken = (await readManifest(manifestPathFor(dbPlan.file)).catch(() => undefined))?.createdAt
+      const age = taken ? ` (taken ${taken}, ${formatMs(Date.now() - Date.parse(taken))} before this restore)` : ''
+      await restoreForRollback(ctx, link, dbPlan.file)
       report.note(
-        `The database was restored from the pre-upgrade backup ${plan.backupFile}: every write since that backup was taken is lost.`
+        `The database was restored from the pre-upgrade backup ${dbPlan.file}${age}: every write since that backup was taken is discarded.`
       )
     }
   }
@@ -87,11 +199,13 @@ export async function rollback(
       `the previous container '${plan.previous.name}' (${plan.previous.id.slice(0, 12)}) is gone; nothing to roll back to`
     )
   if (prev.Name.replace(/^\//, '') !== plan.name) await docker.rename(prev.Id, plan.name)
+  await restoreRestartPolicy(ctx, prev.Id, plan.previous.info)
   const restored = await takeOver(ctx, link, { ...plan.previous, name: plan.name }, t)
   for (const o of plan.others ?? []) {
     const info = await docker.inspect(o.member.id)
     if (!info) continue
     if (info.Name.replace(/^\//, '') !== o.name) await docker.rename(info.Id, o.name)
+    await restoreRestartPolicy(ctx, info.Id, o.member.info)
     if (info.State.Running) continue
     const known = new Set((await link.db.nodeSessions()).map((s) => s.appId))
     await docker.start(info.Id)
@@ -118,7 +232,9 @@ async function migrateDown(ctx: Context, link: NodeLink, plan: RollbackPlan): Pr
   spec.HostConfig = { ...spec.HostConfig, RestartPolicy: { Name: 'no' } }
   spec.Healthcheck = { Test: ['NONE'] }
   report.step('db rollback', `${plan.newImage} ${cmd.join(' ')}`)
-  const r = await docker.runOnce(spec, 10 * 60_000)
+  // bounded (long down migrations get at least ready-timeout) and ended by a cancellation: each
+  // goose migration is its own transaction, so a stopped run leaves the DB at a version boundary
+  const r = await docker.runOnce(spec, Math.max(10 * 60_000, ctx.inputs.readyTimeoutMs), ctx.signal)
   if (r.exitCode !== 0)
     throw new OperationError(
       `'node db rollback ${plan.dbBefore.goose}' with the new image failed (exit ${r.exitCode}): ${r.output.trim().split('\n').slice(-3).join(' | ')}`
@@ -131,4 +247,37 @@ async function migrateDown(ctx: Context, link: NodeLink, plan: RollbackPlan): Pr
     'database rolled back',
     `goose ${after.goose}, node_versions ${after.nodeVersion ?? '(empty)'}: no writes lost`
   )
+}
+
+function moved(now: DbVersion, before: DbVersion): boolean {
+  return now.goose !== before.goose || now.nodeVersion !== before.nodeVersion
+}
+
+/** The operator's restart policy (as inspected before the run) back on a container that leads or waits again. */
+export async function restoreRestartPolicy(ctx: Context, id: string, operator: Member['info']): Promise<void> {
+  const policy = operator.HostConfig.RestartPolicy
+  if (!policy?.Name || policy.Name === 'no') return
+  await ctx.docker.setRestartPolicy(id, {
+    Name: policy.Name,
+    ...(policy.Name === 'on-failure' ? { MaximumRetryCount: policy.MaximumRetryCount ?? 0 } : {})
+  })
+}
+
+/**
+ * Schemas a restore must drop that the DB role cannot: a restore as the DB owner without
+ * superuser fails where `public` belongs to the bootstrap superuser (Postgres 14 and older).
+ */
+export async function schemasNotDroppable(db: Database): Promise<string[]> {
+  const rows = await db.query<{ nspname: string }>(
+    `SELECT nspname FROM pg_namespace
+      WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname NOT LIKE 'pg\\_%'
+        AND NOT pg_has_role(current_user, nspowner, 'USAGE')
+        AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+      ORDER BY 1`
+  )
+  return rows.map((r) => r.nspname)
+}
+
+export function notDroppableMessage(role: string, schemas: string[]): string {
+  return `the database role ${role} does not own schema ${schemas.join(', ')} (on Postgres 14 and older 'public' belongs to the bootstrap superuser), so a restore cannot replace it: run 'ALTER SCHEMA ${schemas[0]} OWNER TO ${role}' as a superuser, or restore as one`
 }

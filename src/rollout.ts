@@ -22,11 +22,18 @@ import { formatMs } from './duration.js'
 import type { Proven } from './gates.js'
 import { describeChecks } from './health.js'
 import { ReadinessWatcher } from './watch.js'
-import type { ContainerInfo } from './docker.js'
+import { containerName, type ContainerInfo } from './docker.js'
 import { inspectNode, requireHealthUrl, requireLeader, type NodeContainer, type NodeView } from './node.js'
 import { nodeNames } from './node-db.js'
-import { rollback } from './rollback.js'
-import { JournalWriter, journalPath, readJournal, withHostLock } from './state.js'
+import {
+  describeSessions,
+  notDroppableMessage,
+  restoreRestartPolicy,
+  rollback,
+  schemasNotDroppable
+} from './rollback.js'
+import { foreignSessions } from './foreign-sessions.js'
+import { JournalWriter, journalPath, nodeKey, readJournal, withHostLock } from './state.js'
 import { backupBeforeUpgrade } from './backup-step.js'
 import { rehearseMigration } from './rehearsal.js'
 
@@ -60,10 +67,11 @@ export interface Prepared {
 export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<OperationResult>): Promise<OperationResult> {
   const { inputs, docker, report } = ctx
   return withHostLock(ctx, async () => {
-    const prior = readJournal(inputs.stateDir, inputs.container)
+    const key = nodeKey(inputs)
+    const prior = readJournal(inputs.stateDir, key)
     if (prior && prior.phase === 'in-progress')
       throw new OperationError(
-        `An interrupted ${prior.operation} (run ${prior.runId}, started ${prior.startedAt}) is recorded in ${journalPath(inputs.stateDir, inputs.container)}; run operation 'repair' first`
+        `An interrupted ${prior.operation} (run ${prior.runId}, started ${prior.startedAt}) is recorded in ${journalPath(inputs.stateDir, key)}; run operation 'repair' first`
       )
     const names = nodeNames(inputs)
     for (const n of names) {
@@ -107,6 +115,21 @@ export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<Operat
           )
           .join('; ') + `, version ${view.version ?? '?'}`
       )
+      // A rollback that restores must be able to replace every schema: checked before anything changes.
+      if (inputs.operation === 'upgrade' && inputs.rollback && inputs.dbRollback === 'restore') {
+        const blocked = await schemasNotDroppable(view.db)
+        if (blocked.length)
+          throw new OperationError(
+            `Input 'db-rollback': 'restore' cannot work: ${notDroppableMessage((await view.db.query<{ u: string }>('SELECT current_user AS u'))[0].u, blocked)}`
+          )
+      }
+      // A node of this DB on another host can win a handoff's release (or take the lease
+      // during a DB rollback); it is not refused here, as a remote standby is a valid layout.
+      const foreign = await foreignSessions(ctx, view)
+      if (foreign.length)
+        report.note(
+          `Node sessions on the database belong to no container on this host (${describeSessions(foreign)}): a node on another host may take the lock during a handoff, and a DB rollback waits for it to stop.`
+        )
       report.fact(
         'Lock',
         `${view.mode} (${view.config.lockModeSource}); lease ${formatMs(view.config.leaseDurationMs)}, refresh ${formatMs(view.config.leaseRefreshMs)}`
@@ -177,7 +200,7 @@ export function planText(
 }
 
 function openJournal(ctx: Context, p: Prepared, ch: Change): JournalWriter {
-  const j = new JournalWriter(journalPath(ctx.inputs.stateDir, ctx.inputs.container), {
+  const j = new JournalWriter(journalPath(ctx.inputs.stateDir, nodeKey(ctx.inputs)), {
     runId: Date.now().toString(36),
     operation: ch.operation,
     container: ctx.inputs.container,
@@ -335,6 +358,78 @@ async function recover(
   }
 }
 
+/**
+ * The containers a run created, each journaled and listed the moment it exists: one whose
+ * start fails is still removed by a rollback or repair, and never holds a name they need.
+ */
+function tracked(journal: JournalWriter): {
+  created: Member[]
+  made: (m: Member) => void
+  replaceCreated: (m: Member) => void
+} {
+  const created: Member[] = []
+  return {
+    created,
+    made: (m) => {
+      created.push(m)
+      journal.step('created', { id: m.id, name: m.name })
+    },
+    // the started container's fuller view replaces the one recorded at create
+    replaceCreated: (m) => {
+      const i = created.findIndex((c) => c.id === m.id)
+      if (i >= 0) created[i] = m
+      else created.push(m)
+    }
+  }
+}
+
+/**
+ * A stopped copy of a `--rm` leader on its own image (journaled before it is made), with restart
+ * policy `no`: it must neither vanish nor be started by a daemon restart while it is the
+ * rollback copy.
+ */
+async function keepCopy(ctx: Context, info: ContainerInfo, journal: JournalWriter): Promise<Member> {
+  const { docker, report } = ctx
+  const name = containerName(info) + SUFFIX_PREVIOUS
+  // the reference it was created from, when that still names the image it runs
+  const image = (await docker.imageInfo(info.Config.Image))?.id === info.Image ? info.Config.Image : info.Image
+  journal.step('keep-previous', { name })
+  const kept = await startClone(ctx, info, {
+    image,
+    name,
+    ports: 'keep',
+    runId: journal.journal.runId,
+    role: 'previous',
+    start: false
+  })
+  await docker.setRestartPolicy(kept.id, { Name: 'no' })
+  journal.step('kept-previous', { id: kept.id })
+  report.step(
+    'previous kept',
+    `'${containerName(info)}' runs with --rm and is deleted when it stops: '${name}', a stopped copy of it, is what a rollback would start`
+  )
+  return { ...kept, appId: undefined }
+}
+
+/** Once the `--rm` leader is gone (its name free again), its kept copy is the previous container. */
+async function previousIsKept(ctx: Context, leader: ContainerInfo, kept: Member): Promise<Member> {
+  if (!(await ctx.docker.waitGone(leader.Id, 30_000, ctx.signal)))
+    throw new OperationError(`'${containerName(leader)}' runs with --rm but was not removed after its stop`)
+  return kept
+}
+
+/**
+ * A container this run stops is the rollback copy while it is stopped: with restart policy
+ * `always` a daemon restart or a reboot would start it (an old binary on a migrated DB). Its
+ * policy is `no` from just before its stop; a rollback gives the operator's back.
+ */
+async function noRestart(ctx: Context, journal: JournalWriter, info: ContainerInfo): Promise<void> {
+  const policy = info.HostConfig.RestartPolicy
+  if (!policy?.Name || policy.Name === 'no') return
+  journal.step('restart-policy-no', { id: info.Id, policy })
+  await ctx.docker.setRestartPolicy(info.Id, { Name: 'no' })
+}
+
 /** A single node: temporary standby, handoff, then (docs layout) a second handoff onto the original name and ports. */
 export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise<OperationResult> {
   const { docker, report, inputs } = ctx
@@ -345,9 +440,12 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise
   const twoHandoffs =
     leader.info.HostConfig.NetworkMode !== 'host' && Object.keys(publishedPorts(leader.info)).length > 0
   const knownApps = new Set(view.lock.sessions.map((s) => s.appId))
-  const previous: Member = memberOf(leader.info, view.lock.holder)
-  const created: Member[] = []
+  let previous: Member = memberOf(leader.info, view.lock.holder)
+  const { created, made, replaceCreated } = tracked(journal)
   const backupFile = await preUpgradeBackup(ctx, p, ch, journal)
+  // A `docker run --rm` leader is deleted by its own stop: a stopped copy of it, made while it
+  // still leads, is the previous container a rollback starts.
+  const kept = leader.info.HostConfig.AutoRemove ? await keepCopy(ctx, leader.info, journal) : undefined
   // Standby: fail here and the leader was never touched.
   journal.step('standby-create', { name: name + SUFFIX_NEXT })
   const standby = await startClone(ctx, leader.info, {
@@ -355,13 +453,15 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise
     name: name + SUFFIX_NEXT,
     ports: 'remap',
     runId,
-    role: 'next'
+    role: 'next',
+    onCreated: made
   })
-  created.push(standby)
+  replaceCreated(standby)
   journal.step('standby-started', { id: standby.id })
   report.step('standby started', `'${standby.name}' (${describePorts(standby.info)})`)
   const waiting = await standbyOrUndo(ctx, p, journal, standby, knownApps, async () => {
     await docker.remove(standby.id)
+    if (kept) await docker.remove(kept.id)
     report.step('standby removed', `'${name}' was never touched (gap 0)`)
   })
   const gaps: number[] = []
@@ -380,12 +480,16 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise
       )
   }
   try {
+    await noRestart(ctx, journal, leader.info)
     if (!swap) {
       journal.step('handoff', { from: leader.info.Id, to: standby.id })
       gaps.push((await handoff(ctx, link, previous, waiting, t)).gapMs ?? NaN)
-      journal.step('rename-previous', { id: leader.info.Id, name: name + SUFFIX_PREVIOUS })
-      await docker.rename(leader.info.Id, name + SUFFIX_PREVIOUS)
-      previous.name = name + SUFFIX_PREVIOUS
+      if (kept) previous = await previousIsKept(ctx, leader.info, kept)
+      else {
+        journal.step('rename-previous', { id: leader.info.Id, name: name + SUFFIX_PREVIOUS })
+        await docker.rename(leader.info.Id, name + SUFFIX_PREVIOUS)
+        previous.name = name + SUFFIX_PREVIOUS
+      }
     }
     if (swap) {
       // verify-then-swap (the default, on the bench's numbers): the new image proved it opens
@@ -404,16 +508,20 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise
         ports: 'keep',
         runId,
         role: 'final',
-        start: false
+        start: false,
+        onCreated: made
       })
-      created.push(final)
+      replaceCreated(final)
       journal.step('swap', { from: leader.info.Id, to: final.id })
       gaps.push(
         (
           await handoff(ctx, link, previous, final, t, {
             prepare: async () => {
-              await docker.rename(leader.info.Id, name + SUFFIX_PREVIOUS)
-              previous.name = name + SUFFIX_PREVIOUS
+              if (kept) previous = await previousIsKept(ctx, leader.info, kept)
+              else {
+                await docker.rename(leader.info.Id, name + SUFFIX_PREVIOUS)
+                previous.name = name + SUFFIX_PREVIOUS
+              }
               await docker.rename(final.id, name)
               final.name = name
             }
@@ -427,9 +535,10 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise
         name,
         ports: 'keep',
         runId,
-        role: 'final'
+        role: 'final',
+        onCreated: made
       })
-      created.push(final)
+      replaceCreated(final)
       journal.step('final-started', { id: final.id })
       report.step('final container started', `'${final.name}' on the original ports (${describePorts(final.info)})`)
       const finalWaiting = {
@@ -446,11 +555,21 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise
     }
   } catch (e) {
     await reportPort()
-    return recover(ctx, p, ch, journal, e, created, previous, [], backupFile, gaps)
+    if (kept && previous !== kept && !(await docker.inspect(leader.info.Id))?.State.Running)
+      previous = await previousIsKept(ctx, leader.info, kept)
+    // a kept copy that is not the previous container (the leader never stopped) goes with the rest
+    const withKept = kept && previous !== kept ? [...created, kept] : created
+    return recover(ctx, p, ch, journal, e, withKept, previous, [], backupFile, gaps)
   }
   await reportPort()
-  journal.step('remove-previous', { id: leader.info.Id })
+  journal.step('remove-previous', { id: leader.info.Id, ...(kept ? { kept: kept.id } : {}) })
   await docker.remove(leader.info.Id)
+  if (kept) {
+    await docker.remove(kept.id)
+    report.note(
+      `'${name}' ran with --rm; its replacement does not (Docker cannot set it on an existing container, and a stopped node must stay for a rollback).`
+    )
+  }
   journal.done(done(ch))
   report.step('done', `'${name}' leads on ${ch.display}`)
   return {
@@ -476,12 +595,17 @@ export async function rollPair(ctx: Context, p: Prepared, ch: Change): Promise<O
   const { docker, report, inputs } = ctx
   const { leader, link, t, view } = p
   const other = p.other!
+  for (const c of [leader, other])
+    if (c.info.HostConfig.AutoRemove)
+      throw new OperationError(
+        `'${c.name}' runs with --rm: Docker deletes it when it stops, so a pair cannot keep it for a rollback; recreate it without --rm first`
+      )
   const journal = openJournal(ctx, p, ch)
   const runId = journal.journal.runId
   const knownApps = new Set(view.lock.sessions.map((s) => s.appId))
   const previous: Member = memberOf(leader.info, view.lock.holder)
   const oldStandby: Member = memberOf(other.info, other.session?.appId)
-  const created: Member[] = []
+  const { created, made, replaceCreated } = tracked(journal)
   const others = [{ member: oldStandby, name: other.name }]
   const gaps: number[] = []
   const backupFile = await preUpgradeBackup(ctx, p, ch, journal)
@@ -489,6 +613,7 @@ export async function rollPair(ctx: Context, p: Prepared, ch: Change): Promise<O
   let next: Member = oldStandby
   // 1. The waiting standby gets the new image (or a fresh process): the leader is untouched.
   if (replaceImage) {
+    await noRestart(ctx, journal, other.info)
     journal.step('standby-stop', { id: other.info.Id })
     report.step(
       `stop ${other.name}`,
@@ -504,9 +629,10 @@ export async function rollPair(ctx: Context, p: Prepared, ch: Change): Promise<O
       name: other.name,
       ports: 'keep',
       runId,
-      role: 'standby'
+      role: 'standby',
+      onCreated: made
     })
-    created.push(next)
+    replaceCreated(next)
     journal.step('standby-started', { id: next.id })
     report.step('standby started', `'${next.name}' on ${ch.createRef} (${describePorts(next.info)})`)
     const fresh = next
@@ -514,6 +640,7 @@ export async function rollPair(ctx: Context, p: Prepared, ch: Change): Promise<O
       // the leader was never touched: put the old standby back
       await docker.remove(fresh.id)
       await docker.rename(other.info.Id, other.name)
+      await restoreRestartPolicy(ctx, other.info.Id, other.info)
       await docker.start(other.info.Id)
       report.step(
         'standby restored',
@@ -523,6 +650,7 @@ export async function rollPair(ctx: Context, p: Prepared, ch: Change): Promise<O
   }
   try {
     // 2. Hand off to it.
+    await noRestart(ctx, journal, leader.info)
     journal.step('handoff', { from: leader.info.Id, to: next.id })
     const first = await handoff(ctx, link, previous, next, t)
     gaps.push(first.gapMs ?? NaN)
@@ -540,11 +668,13 @@ export async function rollPair(ctx: Context, p: Prepared, ch: Change): Promise<O
         name: leader.name,
         ports: 'keep',
         runId,
-        role: 'final'
+        role: 'final',
+        onCreated: made
       })
-      created.push(newStandby)
+      replaceCreated(newStandby)
     } else {
       journal.step('restart-previous', { id: leader.info.Id })
+      await restoreRestartPolicy(ctx, leader.info.Id, leader.info)
       await docker.start(leader.info.Id)
       newStandby = memberOf(leader.info)
     }

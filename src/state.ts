@@ -15,7 +15,7 @@ import {
   utimesSync
 } from 'node:fs'
 import { hostname } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { sleep, type Context } from './context.js'
 import type { Check } from './health.js'
 import type { DbVersion } from './database.js'
@@ -33,6 +33,13 @@ type Step =
   // 3. standby: started beside the leader (a pair first stops and retires its waiting standby)
   | 'standby-create'
   | 'standby-started'
+  // every container the run creates, the moment it exists (a failed start leaves it behind)
+  | 'created'
+  // a --rm leader's stopped copy, kept as the rollback (Docker deletes the leader at its stop)
+  | 'keep-previous'
+  | 'kept-previous'
+  // a container the run stops gets restart policy no first (the operator's is journaled)
+  | 'restart-policy-no'
   | 'standby-stop'
   | 'rename-standby-previous'
   // 4. standby-ready gate passed (the swap's verified standby)
@@ -100,7 +107,16 @@ interface Journal {
 }
 
 function safeName(container: string): string {
-  return container.replace(/[^a-zA-Z0-9_.-]/g, '_')
+  return container.replace(/[^a-zA-Z0-9_.+-]/g, '_')
+}
+
+/**
+ * The key of the node's journal and host lock: its container names, sorted, so that
+ * `container: a, standby: b` and `container: b, standby: a` are one node (a container name never
+ * holds '+'). A single container keeps its own name, as before.
+ */
+export function nodeKey(inputs: { container: string; standby?: string }): string {
+  return [inputs.container, ...(inputs.standby ? [inputs.standby] : [])].sort().join('+')
 }
 
 export function journalPath(stateDir: string, container: string): string {
@@ -113,7 +129,7 @@ export function privateDirSync(path: string): void {
   if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o700)
 }
 
-/** Writes a file durably: temp file, fsync, rename. */
+/** Writes a file durably: temp file, fsync, rename, then fsync of the directory (the rename itself). */
 export function writeDurable(path: string, text: string): void {
   const tmp = `${path}.tmp-${process.pid}`
   const fd = openSync(tmp, 'w', 0o600)
@@ -124,6 +140,19 @@ export function writeDurable(path: string, text: string): void {
     closeSync(fd)
   }
   renameSync(tmp, path)
+  fsyncDir(dirname(path))
+}
+
+function fsyncDir(dir: string): void {
+  let fd: number | undefined
+  try {
+    fd = openSync(dir, 'r')
+    fsyncSync(fd)
+  } catch {
+    /* a file system that cannot sync a directory: the file itself is synced */
+  } finally {
+    if (fd !== undefined) closeSync(fd)
+  }
 }
 
 export class JournalWriter {
@@ -199,9 +228,17 @@ export class HostLock {
     for (;;) {
       try {
         const fd = openSync(path, 'wx', 0o600)
-        writeSync(fd, JSON.stringify({ pid: process.pid, host: hostname(), at: new Date().toISOString() }))
+        const owner: Owner = {
+          pid: process.pid,
+          host: hostname(),
+          at: new Date().toISOString(),
+          bootId: bootId(),
+          startTime: processStart(process.pid)
+        }
+        writeSync(fd, JSON.stringify(owner))
         fsyncSync(fd)
         closeSync(fd)
+        fsyncDir(stateDir)
         const lock = new HostLock(path)
         // Refresh the mtime so a lock held by a live run on another pid namespace is not stale.
         lock.timer = setInterval(() => {
@@ -242,13 +279,13 @@ export class HostLock {
 }
 
 /**
- * Runs `fn` holding the host lock of the node named by input `container`, after checking that
+ * Runs `fn` holding the host lock of the node (its sorted container names, `nodeKey`), after checking that
  * Docker answers; waits up to input `lock-timeout` for another operation to finish.
  */
 export async function withHostLock<T>(ctx: Context, fn: () => Promise<T>): Promise<T> {
   const { inputs, log } = ctx
   await ctx.docker.ping()
-  const lock = await HostLock.acquire(inputs.stateDir, inputs.container, inputs.lockTimeoutMs, ctx.signal, (o) =>
+  const lock = await HostLock.acquire(inputs.stateDir, nodeKey(inputs), inputs.lockTimeoutMs, ctx.signal, (o) =>
     log.info(`Waiting for the host lock (held by ${o})`)
   )
   try {
@@ -258,7 +295,17 @@ export async function withHostLock<T>(ctx: Context, fn: () => Promise<T>): Promi
   }
 }
 
-function readOwner(path: string): { pid: number; host: string; at: string } | undefined {
+interface Owner {
+  pid: number
+  host: string
+  at: string
+  /** the kernel's boot id: a lock from before a reboot is stale whatever its pid */
+  bootId?: string
+  /** the owner's start time (clock ticks since boot): a reused pid is another process */
+  startTime?: string
+}
+
+function readOwner(path: string): Owner | undefined {
   try {
     return JSON.parse(readFileSync(path, 'utf8'))
   } catch {
@@ -266,17 +313,44 @@ function readOwner(path: string): { pid: number; host: string; at: string } | un
   }
 }
 
-function isStale(path: string, owner: { pid: number; host: string }): boolean {
-  if (owner.host === hostname()) {
-    try {
-      process.kill(owner.pid, 0)
-      return false
-    } catch (e) {
-      return (e as NodeJS.ErrnoException).code === 'ESRCH'
-    }
+function bootId(): string | undefined {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || undefined
+  } catch {
+    return undefined
   }
-  // Another host name (a runner in a container): stale when not refreshed for a minute.
-  return olderThan(path, 60_000)
+}
+
+/** Field 22 of /proc/<pid>/stat (after the command in parentheses, which may hold spaces). */
+export function processStart(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Whether a lock's owner is gone. On this host: another boot, a dead pid, or a pid now held by
+ * a process that started at another time (a reboot or a killed runner, its pid reused). A lock
+ * without boot id and start time (an older version) is stale once not refreshed for a minute.
+ * Another host name (a runner in a container): stale when not refreshed for a minute.
+ */
+export function isStale(path: string, owner: Owner): boolean {
+  if (owner.host !== hostname()) return olderThan(path, 60_000)
+  const boot = bootId()
+  if (owner.bootId && boot && owner.bootId !== boot) return true
+  try {
+    process.kill(owner.pid, 0)
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ESRCH') return true
+  }
+  if (owner.startTime) {
+    const now = processStart(owner.pid)
+    return now !== undefined && now !== owner.startTime
+  }
+  return !owner.bootId && olderThan(path, 60_000)
 }
 
 function olderThan(path: string, ms: number): boolean {

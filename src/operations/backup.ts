@@ -11,7 +11,10 @@ import { Database } from '../database.js'
 import { formatMs } from '../duration.js'
 import { memberOf, newRun, takeOver, timeouts } from '../handoff.js'
 import { inspectNode, type NodeView } from '../node.js'
-import { backupFiles, nodeFiles } from '../backup-step.js'
+import { backupFiles, backupSignal, nodeFiles } from '../backup-step.js'
+import { foreignSessions } from '../foreign-sessions.js'
+import { sameApp } from '../lock.js'
+import { notDroppableMessage, requireQuietDb, schemasNotDroppable } from '../rollback.js'
 import { withHostLock } from '../state.js'
 import { nodeNames } from '../node-db.js'
 
@@ -37,7 +40,7 @@ export async function backup(ctx: Context): Promise<OperationResult> {
         node: { version: view.version, image: source.image, digest: source.digest },
         verify: inputs.backupVerify,
         log,
-        signal: ctx.signal
+        signal: backupSignal(ctx.signal)
       })
       report.fact('Backup', r.file)
       report.fact('Size', `${(r.bytes / 1e6).toFixed(2)} MB in ${formatMs(r.durationMs)}`)
@@ -70,92 +73,118 @@ export async function restore(ctx: Context): Promise<OperationResult> {
   report.title = `chainlink-rollout restore of ${inputs.container}`
   return withHostLock(ctx, async () => {
     const view = await viewOf(ctx)
-    await view.db.close()
-    let file = inputs.backupFile
-    if (!file) {
-      const newest = (await listBackups(inputs.backupDir)).find((b) => isVerified(b.manifest))
-      if (!newest)
-        throw new OperationError(`Input 'backup-file' not given and ${inputs.backupDir} holds no verified backup`)
-      file = newest.file
-    }
-    report.fact('Backup', file)
-    // Everything that can be checked without touching the node is checked before it is stopped.
-    let manifest
     try {
-      manifest = await readManifest(manifestPathFor(file))
-    } catch (e) {
-      throw new OperationError(
-        `Input 'backup-file': ${file} has no readable manifest beside it (${(e as Error).message.split('\n')[0]})`
-      )
-    }
-    if (manifest.encrypted && !inputs.backupIdentity)
-      throw new OperationError(
-        `Input 'backup-identity' is required: ${file} is encrypted to ${manifest.recipient ?? 'an age recipient'}`
-      )
-    const held = await lockHolderPresent(view.databaseUrl, view.config.advisoryLockId)
-    const running = view.containers.filter((c) => c.info.State.Running)
-    if (held.held || running.length) {
-      if (!inputs.stopNode)
-        throw new OperationError(
-          `Refusing to restore while the node is up (${held.held ? held.detail : `running: ${running.map((c) => c.name).join(', ')}`}); stop it first, or set 'stop-node: true' to have the action stop and restart it`
-        )
-    }
-    const t = timeouts(ctx, view.config, view.leader?.info)
-    // The leader last, so its standby never grabs the lock in between.
-    const order = [...running].sort((a, b) => (a === view.leader ? 1 : 0) - (b === view.leader ? 1 : 0))
-    for (const c of order) {
-      report.step(`stop ${c.name}`, 'graceful, for the restore')
-      await docker.stop(c.info.Id, t.stopS)
-    }
-    let r
-    try {
-      r = await restoreBackup({
-        databaseUrl: view.databaseUrl,
-        file,
-        identity: inputs.backupIdentity,
-        log,
-        signal: ctx.signal
-      })
-    } catch (e) {
-      // The restore runs in one transaction: the DB is as it was, so the node goes back up.
-      for (const c of [...order].reverse()) await docker.start(c.info.Id).catch(() => undefined)
-      throw new OperationError(
-        `restore of ${file} failed, the database is unchanged and the node was started again: ${(e as Error).message}`
-      )
-    }
-    report.step('restored', `${file} (taken ${r.backupCreatedAt}, ${r.kind}) in ${formatMs(r.durationMs)}`)
-    report.fact(
-      'Keystore',
-      Object.entries(r.keystore)
-        .map(([k, v]) => `${k}: ${v}`)
-        .join(', ') || 'no keystore tables'
-    )
-    for (const w of r.warnings) report.note(w)
-    let leader: string | undefined
-    if (order.length) {
-      // Start the previous leader first and prove it leads again; then the others wait.
-      const db = await Database.connect(view.databaseUrl)
-      try {
-        const link = {
-          db,
-          config: view.config,
-          mode: view.mode,
-          databaseUrl: view.databaseUrl,
-          run: newRun(view.leader?.health?.checks)
-        }
-        const first = view.leader ?? order[order.length - 1]
-        await takeOver(ctx, link, memberOf(first.info), t)
-        leader = first.name
-        for (const c of order) if (c !== first) await docker.start(c.info.Id)
-      } finally {
-        await db.close()
+      let file = inputs.backupFile
+      if (!file) {
+        const newest = (await listBackups(inputs.backupDir)).find((b) => isVerified(b.manifest))
+        if (!newest)
+          throw new OperationError(`Input 'backup-file' not given and ${inputs.backupDir} holds no verified backup`)
+        file = newest.file
       }
-    }
-    return {
-      result: 'ok',
-      ok: true,
-      message: `restored ${file}${leader ? `; '${leader}' leads again` : ''}`,
-      outputs: { 'backup-file': file, leader }
+      report.fact('Backup', file)
+      // Everything that can be checked without touching the node is checked before it is stopped.
+      let manifest
+      try {
+        manifest = await readManifest(manifestPathFor(file))
+      } catch (e) {
+        throw new OperationError(
+          `Input 'backup-file': ${file} has no readable manifest beside it (${(e as Error).message.split('\n')[0]})`
+        )
+      }
+      if (manifest.encrypted && !inputs.backupIdentity)
+        throw new OperationError(
+          `Input 'backup-identity' is required: ${file} is encrypted to ${manifest.recipient ?? 'an age recipient'}`
+        )
+      // Node sessions of no named container (another node on this DB, maybe on another host) would
+      // keep running on the rewritten DB, or take the lease during the restore: refused now.
+      const known = view.containers.map((c) => c.session?.appId).filter((x): x is string => !!x)
+      const unnamed = view.lock.sessions.filter((s) => !known.some((k) => sameApp(k, s.appId)))
+      if (unnamed.length) {
+        const foreign = new Set((await foreignSessions(ctx, view)).map((s) => s.pid))
+        throw new OperationError(
+          `Refusing to restore: node sessions on the database belong to none of ${view.containers.map((c) => `'${c.name}'`).join(', ')} (${unnamed.map((s) => `app ${s.appId} from ${s.clientAddr ?? 'a local socket'}${foreign.has(s.pid) ? ', no container on this host' : ''}`).join('; ')}); stop that node first, or name it in 'container'/'standby'`
+        )
+      }
+      const blocked = await schemasNotDroppable(view.db)
+      if (blocked.length)
+        throw new OperationError(`Refusing to restore: ${notDroppableMessage(await currentRole(view.db), blocked)}`)
+      const held = await lockHolderPresent(view.databaseUrl, view.config.advisoryLockId)
+      const running = view.containers.filter((c) => c.info.State.Running)
+      if (held.held || running.length) {
+        if (!inputs.stopNode)
+          throw new OperationError(
+            `Refusing to restore while the node is up (${held.held ? held.detail : `running: ${running.map((c) => c.name).join(', ')}`}); stop it first, or set 'stop-node: true' to have the action stop and restart it`
+          )
+      }
+      const t = timeouts(ctx, view.config, view.leader?.info)
+      // The leader last, so its standby never grabs the lock in between.
+      const order = [...running].sort((a, b) => (a === view.leader ? 1 : 0) - (b === view.leader ? 1 : 0))
+      for (const c of order) {
+        report.step(`stop ${c.name}`, 'graceful, for the restore')
+        await docker.stop(c.info.Id, t.stopS)
+      }
+      let r
+      try {
+        // Nothing rewrites the DB under a live node: every node session gone, the lease run out.
+        try {
+          await requireQuietDb(view.db, t.lockMs, 'restore', ctx.signal)
+        } finally {
+          await view.db.close()
+        }
+        r = await restoreBackup({
+          databaseUrl: view.databaseUrl,
+          file,
+          identity: inputs.backupIdentity,
+          log,
+          signal: ctx.signal
+        })
+      } catch (e) {
+        // The restore runs in one transaction: the DB is as it was, so the node goes back up.
+        for (const c of [...order].reverse()) await docker.start(c.info.Id).catch(() => undefined)
+        throw new OperationError(
+          `restore of ${file} failed, the database is unchanged and the node was started again: ${(e as Error).message}`
+        )
+      }
+      report.step('restored', `${file} (taken ${r.backupCreatedAt}, ${r.kind}) in ${formatMs(r.durationMs)}`)
+      report.fact(
+        'Keystore',
+        Object.entries(r.keystore)
+          .map(([k, v]) => `${k}: ${v}`)
+          .join(', ') || 'no keystore tables'
+      )
+      for (const w of r.warnings) report.note(w)
+      let leader: string | undefined
+      if (order.length) {
+        // Start the previous leader first and prove it leads again; then the others wait.
+        const db = await Database.connect(view.databaseUrl)
+        try {
+          const link = {
+            db,
+            config: view.config,
+            mode: view.mode,
+            databaseUrl: view.databaseUrl,
+            run: newRun(view.leader?.health?.checks)
+          }
+          const first = view.leader ?? order[order.length - 1]
+          await takeOver(ctx, link, memberOf(first.info), t)
+          leader = first.name
+          for (const c of order) if (c !== first) await docker.start(c.info.Id)
+        } finally {
+          await db.close()
+        }
+      }
+      return {
+        result: 'ok',
+        ok: true,
+        message: `restored ${file}${leader ? `; '${leader}' leads again` : ''}`,
+        outputs: { 'backup-file': file, leader }
+      }
+    } finally {
+      await view.db.close()
     }
   })
+}
+
+async function currentRole(db: Database): Promise<string> {
+  return (await db.query<{ u: string }>('SELECT current_user AS u'))[0].u
 }

@@ -5,6 +5,7 @@ import type { Context, OperationResult } from '../context.js'
 import { OperationError } from '../context.js'
 import type { Database } from '../database.js'
 import { containerName, type ContainerInfo } from '../docker.js'
+import { publishedPorts } from '../container-spec.js'
 import {
   GateError,
   healthGate,
@@ -19,8 +20,8 @@ import {
 import { readLockState, sameApp, type LockState } from '../lock.js'
 import { maskNodeSecrets, tieSessions } from '../node.js'
 import { connectNode, nodeNames } from '../node-db.js'
-import { rollback, SUFFIX_DB_ROLLBACK } from '../rollback.js'
-import { JournalWriter, journalPath, readJournal, withHostLock, type JournalPlan } from '../state.js'
+import { restoreRestartPolicy, rollback, SUFFIX_DB_ROLLBACK } from '../rollback.js'
+import { JournalWriter, journalPath, nodeKey, readJournal, withHostLock, type JournalPlan } from '../state.js'
 import { SUFFIX_NEXT, SUFFIX_PREVIOUS } from './upgrade.js'
 
 export async function repair(ctx: Context): Promise<OperationResult> {
@@ -28,7 +29,8 @@ export async function repair(ctx: Context): Promise<OperationResult> {
   const name = inputs.container
   report.title = `chainlink-rollout repair of ${name}`
   return withHostLock(ctx, async () => {
-    const j = readJournal(inputs.stateDir, name)
+    const key = nodeKey(inputs)
+    const j = readJournal(inputs.stateDir, key)
     const names = nodeNames(inputs)
     const leftovers = (
       await Promise.all(names.flatMap((n) => [n + SUFFIX_NEXT, n + SUFFIX_PREVIOUS]).map((n) => docker.inspect(n)))
@@ -78,7 +80,7 @@ export async function repair(ctx: Context): Promise<OperationResult> {
 
     // right after an interruption the DB may be restarting: keep trying for a minute
     const { db, config, mode, databaseUrl } = await connectNode(ctx, previousInfo, { retryForMs: 60_000 })
-    const journal = j && j.phase === 'in-progress' ? reopen(inputs.stateDir, name, j) : undefined
+    const journal = j && j.phase === 'in-progress' ? reopen(inputs.stateDir, key, j) : undefined
     try {
       // the checks failing on the leader before the run, as its preflight recorded them
       const failingBefore = j?.plan.failingBefore
@@ -96,6 +98,17 @@ export async function repair(ctx: Context): Promise<OperationResult> {
           )
           .join('; ')
       )
+      // the operator's restart policies, as the run journaled them before setting `no`
+      const policies = new Map<string, unknown>()
+      for (const st of j?.steps ?? [])
+        if (st.step === 'restart-policy-no' && st.data) policies.set(String(st.data.id), st.data.policy)
+      const asOperator = (info: ContainerInfo): ContainerInfo =>
+        policies.has(info.Id)
+          ? ({
+              ...info,
+              HostConfig: { ...info.HostConfig, RestartPolicy: policies.get(info.Id) }
+            } as ContainerInfo)
+          : info
       const wanted = [leaderName, ...(plan.otherName ? [plan.otherName] : [])]
       const byName = await Promise.all(wanted.map((n) => docker.inspect(n)))
 
@@ -104,23 +117,53 @@ export async function repair(ctx: Context): Promise<OperationResult> {
       // A run that had decided to roll back is rolled back, whatever leads now.
       const rollingBack = !!j?.steps.some((x) => x.step === 'rollback')
       const complete =
-        !rollingBack &&
-        holderInfo &&
+        !!holderInfo &&
         byName.every((c) => c?.State.Running) &&
         byName.some((c) => c?.Id === holderInfo.Id) &&
         (createdInfos.length === 0
           ? j?.operation === 'handoff'
           : byName.every((c) => createdInfos.some((x) => x.Id === c!.Id)))
-      let finishable = !!(complete && holderInfo)
-      if (finishable) {
+      const createdHolder = !!holderInfo && createdInfos.some((c) => c.Id === holderInfo.Id)
+      // a created leader can stand in for the node only where the node was: on its ports
+      const samePorts =
+        !!holderInfo && JSON.stringify(publishedPorts(holderInfo)) === JSON.stringify(publishedPorts(previousInfo))
+      // the gate is evidence only for a container that could be finished
+      let gatePassed = false
+      if (!rollingBack && holderInfo && (complete || (createdHolder && !otherInfo && samePorts))) {
         try {
-          await healthGate(ctx, link, memberOf(holderInfo!, lock.holder), t)
+          await healthGate(ctx, link, memberOf(holderInfo, lock.holder), t)
+          gatePassed = true
         } catch (e) {
           if (!(e instanceof GateError)) throw e
-          report.step('cannot finish', `${e.message}: rolling back instead`)
-          finishable = false
+          report.step('cannot finish', `${e.message}`)
         }
       }
+      const decision = decideRepair({
+        rollingBack,
+        complete,
+        createdHolder,
+        samePorts,
+        pair: !!otherInfo,
+        gatePassed,
+        previousLeads: !!holderInfo && holderInfo.Id === previousInfo.Id && previousInfo.State.Running
+      })
+      report.fact('Decision', decision)
+      if (decision === 'finish-as-node' && holderInfo) {
+        // The interrupted run's new container leads and passes the gate: it is the node now.
+        // Rolling it back would stop a serving leader (and with a restore, discard its writes).
+        for (const c of all) if (c.Id !== holderInfo.Id) await docker.remove(c.Id)
+        if (containerName(holderInfo) !== leaderName) await docker.rename(holderInfo.Id, leaderName)
+        const result = j?.operation === 'upgrade' ? 'upgraded' : 'ok'
+        journal?.done(result)
+        report.step('finished', `'${leaderName}' (the run's new container) leads on ${holderInfo.Config.Image}`)
+        return {
+          result,
+          ok: true,
+          message: `finished the interrupted ${j?.operation ?? 'operation'}: '${leaderName}' leads on ${holderInfo.Config.Image}`,
+          outputs: { leader: leaderName, image: holderInfo.Config.Image, 'previous-image': previousInfo.Config.Image }
+        }
+      }
+      const finishable = decision === 'finish'
       if (finishable && holderInfo) {
         for (const c of all) if (!byName.some((b) => b!.Id === c.Id)) await docker.remove(c.Id)
         const result = createdInfos.length ? (j?.operation === 'upgrade' ? 'upgraded' : 'ok') : 'ok'
@@ -145,6 +188,8 @@ export async function repair(ctx: Context): Promise<OperationResult> {
       if (holderInfo && holderInfo.Id === previousInfo.Id && previousInfo.State.Running) {
         for (const c of createdInfos) await docker.remove(c.Id)
         if (containerName(previousInfo) !== leaderName) await docker.rename(previousInfo.Id, leaderName)
+        await restoreRestartPolicy(ctx, previousInfo.Id, asOperator(previousInfo))
+        if (otherInfo) await restoreRestartPolicy(ctx, otherInfo.Id, asOperator(otherInfo))
         const m: Member = memberOf(previousInfo, lock.holder)
         await healthGate(ctx, link, { ...m, name: leaderName }, t)
         if (otherInfo && plan.otherName) {
@@ -166,18 +211,21 @@ export async function repair(ctx: Context): Promise<OperationResult> {
       // Anything else (the interim leads, or nobody): roll back to the original containers.
       const newImage = plan.target ?? createdInfos[0]?.Config.Image ?? previousInfo.Config.Image
       journal?.step('rollback', { reason: 'repair' })
-      const others = otherInfo && plan.otherName ? [{ member: memberOf(otherInfo), name: plan.otherName }] : []
+      const others =
+        otherInfo && plan.otherName ? [{ member: memberOf(asOperator(otherInfo)), name: plan.otherName }] : []
       await rollback(
         ctx,
         link,
         {
           name: leaderName,
-          previous: memberOf(previousInfo),
+          previous: memberOf(asOperator(previousInfo)),
           others,
           created: createdInfos.map((c) => memberOf(c)),
           newImage,
           dbBefore: plan.dbBefore ?? (await db.version()),
-          backupFile: plan.backupFile
+          // a backup is restored by a repair only when this repair names it: the node may have
+          // served on the new version since, and a restore discards every write since the backup
+          backupFile: inputs.backupFile
         },
         t,
         'repair of an interrupted operation'
@@ -218,4 +266,32 @@ async function holderContainer(
   const { ties } = await tieSessions(ctx, db, infos, lock.sessions)
   const id = ties.find((t) => sameApp(t.appId, lock.holder))?.container
   return infos.find((i) => i.Id === id)
+}
+
+export type RepairDecision = 'finish' | 'finish-as-node' | 'undo' | 'rollback'
+
+/**
+ * Pure: what a repair does, from the journal and what it observed. A run that had decided to
+ * roll back is rolled back. A new container that holds the lock and passed the gate is kept:
+ * finished when every name is already in place, or named as the node (a single node on its
+ * own ports). The original leader still leading is an undo; anything else is rolled back.
+ */
+export function decideRepair(o: {
+  rollingBack: boolean
+  /** every name held by a running container of the run (or the originals after a handoff), one of them the holder */
+  complete: boolean
+  /** the lock holder is a container the run created */
+  createdHolder: boolean
+  /** the holder publishes the ports the original leader published */
+  samePorts: boolean
+  pair: boolean
+  gatePassed: boolean
+  /** the original leader runs and holds the lock */
+  previousLeads: boolean
+}): RepairDecision {
+  if (o.rollingBack) return 'rollback'
+  if (o.complete && o.gatePassed) return 'finish'
+  if (o.createdHolder && o.gatePassed && !o.pair && o.samePorts) return 'finish-as-node'
+  if (o.previousLeads) return 'undo'
+  return 'rollback'
 }

@@ -4,6 +4,10 @@ import type { Context, OperationResult } from '../context.js'
 import { inspectNode, requireLeader, type NodeView } from '../node.js'
 import { nodeNames } from '../node-db.js'
 import { active, history, readQuarantine, type QuarantineEntry } from '../quarantine.js'
+import { containerName } from '../docker.js'
+import { LABEL_ROLE, LABEL_RUN } from '../handoff.js'
+import { SUFFIX_NEXT, SUFFIX_PREVIOUS } from '../rollout.js'
+import { journalPath, nodeKey, readJournal } from '../state.js'
 
 function describeContainers(view: NodeView): string[][] {
   return view.containers.map((c) => [
@@ -42,6 +46,7 @@ function lockSummary(view: NodeView): string {
 export async function status(ctx: Context): Promise<OperationResult> {
   const { inputs, report } = ctx
   report.title = `chainlink-rollout status of ${inputs.container}`
+  await openJournal(ctx)
   const view = await inspectNode(ctx, nodeNames(inputs))
   try {
     report.tables.push({
@@ -77,7 +82,7 @@ export async function status(ctx: Context): Promise<OperationResult> {
 
 /** Quarantined digests (refused by upgrade) and the history of earlier ones. */
 function quarantineTable(ctx: Context): void {
-  const f = readQuarantine(ctx.inputs.stateDir, ctx.inputs.container)
+  const f = readQuarantine(ctx.inputs.stateDir, nodeKey(ctx.inputs))
   const row = (e: QuarantineEntry, state: string) => [
     e.image,
     state,
@@ -99,4 +104,46 @@ function quarantineTable(ctx: Context): void {
   )
   if (rows.length)
     ctx.report.tables.push({ heading: 'Quarantine', header: ['image', 'state', 'run', 'at', 'reason'], rows })
+}
+
+/**
+ * An interrupted operation (a killed run, a failed repair) is shown first, with where each of
+ * its containers is, so the way forward is visible even when the node cannot be inspected.
+ */
+async function openJournal(ctx: Context): Promise<void> {
+  const { inputs, report, docker } = ctx
+  const key = nodeKey(inputs)
+  const j = readJournal(inputs.stateDir, key)
+  if (!j || j.phase !== 'in-progress') return
+  const last = j.steps.at(-1)
+  report.fact(
+    'Open journal',
+    `${j.operation} run ${j.runId} started ${j.startedAt} by pid ${j.pid} on ${j.host}, last step '${last?.step ?? '(none)'}'${last ? ` at ${last.at}` : ''} (${journalPath(inputs.stateDir, key)})`
+  )
+  const names = [inputs.container, ...(inputs.standby ? [inputs.standby] : [])]
+  const ids = new Set<string>()
+  for (const c of await docker.listByLabel(`${LABEL_RUN}=${j.runId}`)) ids.add(c.Id)
+  for (const n of names.flatMap((x) => [x, x + SUFFIX_NEXT, x + SUFFIX_PREVIOUS])) {
+    const info = await docker.inspect(n)
+    if (info) ids.add(info.Id)
+  }
+  const rows: string[][] = []
+  for (const id of ids) {
+    const info = await docker.inspect(id)
+    if (!info) continue
+    rows.push([
+      containerName(info),
+      info.Config.Labels?.[LABEL_ROLE] ?? 'original',
+      info.Config.Image,
+      `${info.State.Status}${info.State.Running ? '' : ` (exit ${info.State.ExitCode})`}`
+    ])
+  }
+  report.tables.push({
+    heading: 'Containers of the interrupted run',
+    header: ['container', 'role', 'image', 'state'],
+    rows
+  })
+  report.note(
+    "An operation is still open: run operation 'repair' (again, once the cause is fixed); the README's Reliability section says how to abandon a journal safely."
+  )
 }

@@ -17,8 +17,9 @@ import {
   readQuarantine,
   recordQuarantine
 } from '../quarantine.js'
-import { readJournal } from '../state.js'
+import { nodeKey, readJournal } from '../state.js'
 import { describeOpening, isOpen, nextOpening } from '../window.js'
+import { checkDbRollbackInputs } from '../rollback.js'
 
 export { SUFFIX_NEXT, SUFFIX_PREVIOUS } from '../rollout.js'
 
@@ -94,6 +95,7 @@ export async function upgrade(ctx: Context): Promise<OperationResult> {
       outputs: {}
     }
   }
+  await checkDbRollbackInputs(inputs)
   return withNode(ctx, async (p) => {
     // Before the pull: an untrusted image is neither fetched nor given the node's secrets.
     const untrusted = untrustedTarget(
@@ -105,10 +107,10 @@ export async function upgrade(ctx: Context): Promise<OperationResult> {
     const target = await resolveTarget(ctx, ref)
     const display = `${repoTag(ref)}@${target.digest ?? target.image.id}`
     report.fact('Target', display)
-    const q = quarantined(readQuarantine(inputs.stateDir, inputs.container), target.digest ?? target.image.id)
+    const q = quarantined(readQuarantine(inputs.stateDir, nodeKey(inputs)), target.digest ?? target.image.id)
     if (q && !inputs.retryQuarantined)
       throw new OperationError(
-        `${display} is quarantined: an earlier upgrade to it was undone (${describeEntry(q)}). Nothing was changed; set 'retry-quarantined: true' to try it again (${quarantinePath(inputs.stateDir, inputs.container)})`
+        `${display} is quarantined: an earlier upgrade to it was undone (${describeEntry(q)}). Nothing was changed; set 'retry-quarantined: true' to try it again (${quarantinePath(inputs.stateDir, nodeKey(inputs))})`
       )
     if (q) report.note(`${display} was quarantined (${describeEntry(q)}); tried again as 'retry-quarantined' asks.`)
     const outputs = { 'previous-image': p.leader.image, image: display, leader: p.leader.name }
@@ -147,9 +149,9 @@ async function quarantineOutcome(
 ): Promise<OperationResult> {
   const { inputs, report } = ctx
   const record = (reason: string) => {
-    const j = readJournal(inputs.stateDir, inputs.container)
+    const j = readJournal(inputs.stateDir, nodeKey(inputs))
     if (!j || j.phase !== 'done' || !j.steps.some((s) => s.step === 'standby-started')) return
-    recordQuarantine(inputs.stateDir, inputs.container, {
+    recordQuarantine(inputs.stateDir, nodeKey(inputs), {
       digest,
       image: display,
       runId: j.runId,
@@ -158,7 +160,7 @@ async function quarantineOutcome(
       reason: reason.length > 400 ? `${reason.slice(0, 400)}...` : reason
     })
     report.note(
-      `${display} is quarantined: the next upgrade to it refuses unless 'retry-quarantined: true' (${quarantinePath(inputs.stateDir, inputs.container)}).`
+      `${display} is quarantined: the next upgrade to it refuses unless 'retry-quarantined: true' (${quarantinePath(inputs.stateDir, nodeKey(inputs))}).`
     )
   }
   let r: OperationResult
@@ -170,8 +172,8 @@ async function quarantineOutcome(
   }
   if (r.result === 'rolled-back') record(r.message ?? 'rolled back')
   else if (r.ok) {
-    const j = readJournal(inputs.stateDir, inputs.container)
-    const n = clearQuarantine(inputs.stateDir, inputs.container, `run ${j?.runId ?? '?'} upgraded to ${display}`)
+    const j = readJournal(inputs.stateDir, nodeKey(inputs))
+    const n = clearQuarantine(inputs.stateDir, nodeKey(inputs), `run ${j?.runId ?? '?'} upgraded to ${display}`)
     if (n) report.note(`${n} quarantined digest(s) moved to history: the node now runs ${display}.`)
   }
   return r

@@ -30,6 +30,8 @@ export interface StartOptions {
   hostIp?: string
   /** do not wait for it to lead */
   noWait?: boolean
+  /** more HostConfig (e.g. AutoRemove for a `docker run --rm` node) */
+  hostConfig?: Partial<Docker.HostConfig>
 }
 
 export async function startNode(o: StartOptions): Promise<SimNode> {
@@ -66,7 +68,7 @@ export async function startNode(o: StartOptions): Promise<SimNode> {
     Labels: { 'test.chainlink-rollout': 'yes', ...(o.labels ?? {}) },
     Cmd: o.cmd,
     ExposedPorts: layout === 'ports' ? { '6688/tcp': {} } : undefined,
-    HostConfig: hostConfig
+    HostConfig: { ...hostConfig, ...(o.hostConfig ?? {}) }
   })
   await c.start()
   const node = { name: o.name, id: c.id, port }

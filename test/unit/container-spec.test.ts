@@ -321,3 +321,11 @@ describe('remapPorts', () => {
     expect(calls).toEqual([])
   })
 })
+
+describe('cloneSpec: a --rm leader', () => {
+  it('the clone does not remove itself when stopped: it may be what a rollback starts', () => {
+    const info = bridgeLeader()
+    info.HostConfig.AutoRemove = true
+    expect(clone(info).HostConfig?.AutoRemove).toBe(false)
+  })
+})
