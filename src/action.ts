@@ -44,12 +44,12 @@ export function failure(e: unknown): string {
 }
 
 /** Registers a secret: `::add-mask::` for each new form, and the redaction of what we write ourselves. */
-export function maskSecret(secret: string): void {
+function maskSecret(secret: string): void {
   for (const form of knownSecrets.add(secret)) core.setSecret(form)
 }
 
 /** Text we print or write (log lines, quoted container logs, outputs, the summary) without any known secret. */
-export const redact = (text: string): string => knownSecrets.redact(text)
+const redact = (text: string): string => knownSecrets.redact(text)
 
 export function actionLog(): Log {
   return {

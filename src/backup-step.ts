@@ -138,7 +138,7 @@ export async function restoreForRollback(
  * and the host lock until the job's timeout. The dump ends with the run's cancellation or after
  * this long, whichever comes first.
  */
-export const BACKUP_BOUND_MS = 2 * 3600_000
+const BACKUP_BOUND_MS = 2 * 3600_000
 
 export function backupSignal(signal: AbortSignal): AbortSignal {
   return AbortSignal.any([signal, AbortSignal.timeout(BACKUP_BOUND_MS)])

@@ -65,7 +65,7 @@ const BOOLEAN = new Set([
   'backup-secrets-plain'
 ])
 
-export const USAGE = `usage: chainlink-rollout <operation> [--input value ...] [--json]
+const USAGE = `usage: chainlink-rollout <operation> [--input value ...] [--json]
 
 operations: ${OPERATIONS.join(', ')}
 every input of the action is a flag of the same name, e.g.
@@ -79,7 +79,7 @@ exit code 0: the node ended where it was asked to be; 1: it did not, or an input
 
 export class UsageError extends Error {}
 
-export interface CliArgs {
+interface CliArgs {
   values: Record<string, string>
   json: boolean
   help: boolean
@@ -132,7 +132,7 @@ export class Masker {
   }
 }
 
-export interface CliIo {
+interface CliIo {
   out: (text: string) => void
   err: (text: string) => void
   tty: boolean
@@ -239,7 +239,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): P
 }
 
 /** Entry point of dist/cli.js. */
-export async function cli(): Promise<void> {
+async function cli(): Promise<void> {
   const code = await main(process.argv.slice(2), process.env, {
     out: (t) => process.stdout.write(`${t}\n`),
     err: (t) => process.stderr.write(`${t}\n`),

@@ -25,7 +25,7 @@ export interface Context {
   onJournal?: (runId: string) => void
 }
 
-export type ResultName = 'upgraded' | 'unchanged' | 'rolled-back' | 'failed' | 'planned' | 'ok' | 'deferred'
+type ResultName = 'upgraded' | 'unchanged' | 'rolled-back' | 'failed' | 'planned' | 'ok' | 'deferred'
 
 export interface OperationResult {
   result: ResultName

@@ -266,7 +266,7 @@ export function bounded<T>(p: Promise<T>, ms: number, what: string, signal?: Abo
   })
 }
 
-export function dockerFor(host?: string): Docker {
+function dockerFor(host?: string): Docker {
   const h = host ?? process.env.DOCKER_HOST
   if (!h || h.startsWith('unix://'))
     return new Docker({ socketPath: h ? h.slice('unix://'.length) : '/var/run/docker.sock', host: undefined })

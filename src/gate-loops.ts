@@ -27,7 +27,7 @@ import { dbClockAheadMs, sessionContainerOf } from './node-db.js'
 import { newSessionsOf as sessionsOfNew } from './sessions.js'
 
 /** A container as the gates see it. */
-export function containerObs(info: ContainerInfo | undefined): ContainerObs | undefined {
+function containerObs(info: ContainerInfo | undefined): ContainerObs | undefined {
   if (!info) return undefined
   const h = info.State.Health as { Status?: string; Log?: Array<{ Start?: string; Output?: string }> } | undefined
   const lastLog = h?.Log?.at(-1)

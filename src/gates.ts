@@ -85,7 +85,7 @@ export function judgeStandby(
 // ---------------------------------------------------------------------------------------------
 // session: a started container's node process opened a DB session
 
-export interface SessionObs {
+interface SessionObs {
   at: number
   container?: ContainerObs
   mine: NodeSession[]

@@ -26,9 +26,9 @@ export {
 } from './handoff-types.js'
 
 /** Whether the stop was aimed at the standby's next lock poll, and when not, why. */
-export type Aim = { engaged: true; waitedMs: number } | { engaged: false; why: string }
+type Aim = { engaged: true; waitedMs: number } | { engaged: false; why: string }
 
-export function describeAim(a: Aim): string {
+function describeAim(a: Aim): string {
   return a.engaged ? `aimed (held ${a.waitedMs} ms)` : `not aimed: ${a.why}`
 }
 
@@ -102,7 +102,7 @@ function watchRelease(
   }
 }
 
-export interface HandoffResult {
+interface HandoffResult {
   stop: 'graceful' | 'killed' | 'already stopped'
   lockTakenMs: number
   gapMs?: number

@@ -22,7 +22,7 @@ export interface HealthProbe {
   error?: string
 }
 
-export interface Answer {
+interface Answer {
   status?: number
   headers?: Headers
   error?: string

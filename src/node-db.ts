@@ -16,7 +16,7 @@ export function nodeNames(inputs: Pick<Inputs, 'container' | 'standby'>): string
   return [inputs.container, ...(inputs.standby ? [inputs.standby] : [])]
 }
 
-export interface NodeDb {
+interface NodeDb {
   config: NodeConfig
   /** as this host reaches the DB: the container's host names resolved as the container resolves them */
   databaseUrl: string
@@ -36,7 +36,7 @@ export function maskContainerSecrets(info: ContainerInfo, mask: (s: string) => v
 }
 
 /** The node's settings as its container gives them (env, -config/-secrets files in it). */
-export async function nodeConfigOf(ctx: Context, info: ContainerInfo): Promise<NodeConfig> {
+async function nodeConfigOf(ctx: Context, info: ContainerInfo): Promise<NodeConfig> {
   const readFile = async (path: string) => (await ctx.docker.readFile(info.Id, path))?.toString('utf8')
   try {
     return await readNodeConfig(envMap(info), [...(info.Config.Entrypoint ?? []), ...(info.Config.Cmd ?? [])], readFile)
@@ -124,7 +124,7 @@ export function extraHost(extraHosts: string[] | null | undefined, host: string)
  * the daemon's default host-gateway address), then Docker's DNS on its user networks (a compose
  * service, a container name or alias), then this host's resolver.
  */
-export async function resolveDbHost(
+async function resolveDbHost(
   docker: DockerClient,
   url: string,
   node: ContainerInfo

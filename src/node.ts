@@ -14,7 +14,7 @@ import { hasPlaceholder, healthBase } from './health-url.js'
 export { healthBase } from './health-url.js'
 export { maskContainerSecrets } from './node-db.js'
 
-export interface Candidate {
+interface Candidate {
   name: string
   id: string
   running: boolean
@@ -55,7 +55,7 @@ export function asCandidate(info: ContainerInfo): Candidate {
   return { name: containerName(info), id: info.Id, running: info.State.Running, ips: containerIps(info) }
 }
 
-export async function requireContainer(docker: DockerClient, name: string, input: string): Promise<ContainerInfo> {
+async function requireContainer(docker: DockerClient, name: string, input: string): Promise<ContainerInfo> {
   const info = await docker.inspect(name)
   if (!info) throw new OperationError(`Input '${input}': no container named '${name}' on this Docker host`)
   return info

@@ -26,9 +26,9 @@ export interface ChecksObs {
   error?: string
 }
 
-export const FAST_MS = 100
-export const SLOW_MS = 2000
-export const HEALTH_EVERY_MS = 5000
+const FAST_MS = 100
+const SLOW_MS = 2000
+const HEALTH_EVERY_MS = 5000
 
 /**
  * Requests of a run, in any 60 s window, at most `limit` (a third of the node's default 1000,

@@ -5,7 +5,7 @@ import { realpathSync } from 'node:fs'
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path'
 
 /** The real path of `path`, through its deepest existing ancestor when it does not exist (yet). */
-export function realPath(path: string): string {
+function realPath(path: string): string {
   try {
     return realpathSync(path)
   } catch {

@@ -21,7 +21,7 @@ export interface QuarantineEntry {
   clearedBy?: string
 }
 
-export interface QuarantineFile {
+interface QuarantineFile {
   entries: QuarantineEntry[]
 }
 
@@ -53,12 +53,12 @@ export function quarantined(f: QuarantineFile, digest: string | undefined): Quar
 }
 
 /** Pure: the file with a new active entry (an older active entry for the digest is replaced). */
-export function withEntry(f: QuarantineFile, e: QuarantineEntry): QuarantineFile {
+function withEntry(f: QuarantineFile, e: QuarantineEntry): QuarantineFile {
   return { entries: [...f.entries.filter((x) => x.clearedAt || x.digest !== e.digest), e] }
 }
 
 /** Pure: every active entry moved to history by the successful run `by`. */
-export function cleared(f: QuarantineFile, by: string, at: string): QuarantineFile {
+function cleared(f: QuarantineFile, by: string, at: string): QuarantineFile {
   return { entries: f.entries.map((e) => (e.clearedAt ? e : { ...e, clearedAt: at, clearedBy: by })) }
 }
 

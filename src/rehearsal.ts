@@ -19,8 +19,8 @@ import { manifestPathFor, readManifest } from './backup/manifest.js'
 import { parseConn, pgClient, redact, run } from './backup/pgtools.js'
 
 /** one-off rehearsal containers are named `<node>-rehearsal-<id>`, scratch databases clr_rehearsal_<hex> */
-export const SUFFIX_REHEARSAL = '-rehearsal-'
-export const SCRATCH_PREFIX = 'clr_rehearsal_'
+const SUFFIX_REHEARSAL = '-rehearsal-'
+const SCRATCH_PREFIX = 'clr_rehearsal_'
 
 /** The node's DB URL as its container sees it, pointing at another database on the same server. */
 export function scratchUrl(containerUrl: string, db: string): string {

@@ -16,7 +16,7 @@ import { formatMs } from './duration.js'
 /** one-off `node db rollback` containers are named `<node>-db-rollback-<id>` */
 export const SUFFIX_DB_ROLLBACK = '-db-rollback-'
 
-export interface RollbackPlan {
+interface RollbackPlan {
   /** name the node container must end with */
   name: string
   previous: Member
@@ -31,7 +31,7 @@ export interface RollbackPlan {
 }
 
 /** How a rollback brings the DB back for the old binary, decided before anything is stopped. */
-export type DbPlan = { method: 'migrate-down' } | { method: 'restore'; file: string } | { method: 'none'; why: string }
+type DbPlan = { method: 'migrate-down' } | { method: 'restore'; file: string } | { method: 'none'; why: string }
 
 /**
  * Pure: the DB plan from the inputs and what preflight recorded. `backupReadable` says whether

@@ -51,7 +51,7 @@ export interface Change {
   backup: boolean
 }
 
-export interface Prepared {
+interface Prepared {
   view: NodeView
   leader: NodeContainer
   /** the pair's other container, proven waiting for the lock */
@@ -221,7 +221,7 @@ function openJournal(ctx: Context, p: Prepared, ch: Change): JournalWriter {
 }
 
 /** The node's HTTP port as published on the host (0.0.0.0 probed on 127.0.0.1). */
-export function publishedUrl(info: ContainerInfo, httpPort: number): string | undefined {
+function publishedUrl(info: ContainerInfo, httpPort: number): string | undefined {
   const b = publishedPorts(info)[`${httpPort}/tcp`]?.[0]
   if (!b?.HostPort) return undefined
   const ip =
@@ -235,12 +235,12 @@ export function publishedUrl(info: ContainerInfo, httpPort: number): string | un
   return `http://${ip}:${b.HostPort}`
 }
 
-export function gapsOut(gaps: number[]): string | undefined {
+function gapsOut(gaps: number[]): string | undefined {
   const g = gaps.filter((x) => Number.isFinite(x))
   return g.length ? String(Math.max(...g)) : undefined
 }
 
-export async function failedContainerLogs(ctx: Context, m: Member, e?: unknown): Promise<void> {
+async function failedContainerLogs(ctx: Context, m: Member, e?: unknown): Promise<void> {
   if (e instanceof GateError && e.containerId && e.containerId !== m.id) return
   const text = await ctx.docker.logs(m.id, 40)
   if (text.trim()) ctx.report.logs.push({ container: m.name, text })

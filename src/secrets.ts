@@ -41,7 +41,7 @@ export function isDatabaseUrlKey(key: string): boolean {
 // caller registers them (Log.mask) before anything derived from the node is printed.
 
 /** Shorter strings would blank ordinary words in every later line; the node's own passwords are far longer. */
-export const MIN_SECRET_LENGTH = 4
+const MIN_SECRET_LENGTH = 4
 
 /** Query parameters and TOML keys whose value is a credential (apikey, key, token, secret, password, auth...). */
 const SECRET_NAME = /key|token|secret|pass|pwd|auth|sig|cred|jwt|bearer|private/i
@@ -187,7 +187,7 @@ export function credentialFileSecrets(text: string): string[] {
 }
 
 /** The forms a secret can be printed in: raw, percent-encoded, percent-decoded, JSON-escaped. */
-export function secretForms(secret: string): string[] {
+function secretForms(secret: string): string[] {
   const forms = new Set<string>()
   const add = (s: string | undefined) => {
     if (s && s.length >= MIN_SECRET_LENGTH) forms.add(s)

@@ -32,7 +32,7 @@ export interface App {
  * How far a process's first session may seem to precede its container's start: the DB's clock is
  * corrected by the measured offset, so this only covers the measurement's error.
  */
-export const START_TOLERANCE_MS = 1000
+const START_TOLERANCE_MS = 1000
 
 /**
  * Groups sessions by app UUID. `dbClockAheadMs`: how far the DB's clock runs ahead of this
@@ -70,7 +70,7 @@ export interface Tie {
   why: string
 }
 
-export interface TieOptions {
+interface TieOptions {
   /** true when the container's own log names the app (the node logs its appID at boot) */
   logNames?: (containerId: string, appId: string) => boolean
   toleranceMs?: number

@@ -337,7 +337,7 @@ export function processStart(pid: number): string | undefined {
  * without boot id and start time (an older version) is stale once not refreshed for a minute.
  * Another host name (a runner in a container): stale when not refreshed for a minute.
  */
-export function isStale(path: string, owner: Owner): boolean {
+function isStale(path: string, owner: Owner): boolean {
   if (owner.host !== hostname()) return olderThan(path, 60_000)
   const boot = bootId()
   if (owner.bootId && boot && owner.bootId !== boot) return true

@@ -81,7 +81,7 @@ export function parseWindows(text: string): Window[] {
 const formatters = new Map<string, Intl.DateTimeFormat>()
 
 /** Weekday (0 = Monday) and minute of the day of an instant in a zone. */
-export function localTime(at: Date, zone: string): { weekday: number; minute: number } {
+function localTime(at: Date, zone: string): { weekday: number; minute: number } {
   let f = formatters.get(zone)
   if (!f) {
     f = new Intl.DateTimeFormat('en-US', {
@@ -100,7 +100,7 @@ export function localTime(at: Date, zone: string): { weekday: number; minute: nu
   }
 }
 
-export function inWindow(w: Window, at: Date): boolean {
+function inWindow(w: Window, at: Date): boolean {
   const { weekday, minute } = localTime(at, w.zone)
   if (w.start < w.end) return w.days.has(weekday) && minute >= w.start && minute < w.end
   // past midnight: the evening of a listed day, or the morning after one

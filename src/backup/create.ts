@@ -79,7 +79,7 @@ export interface CreateBackupOptions {
 }
 
 /** From this database size on, the directory layout is faster (docs/backups.md). */
-export const DIRECTORY_MIN_BYTES = 256 * 1048576
+const DIRECTORY_MIN_BYTES = 256 * 1048576
 
 /** Counts the bytes passing through (the uncompressed archive's size). */
 class Counter extends Transform {

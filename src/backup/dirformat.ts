@@ -16,7 +16,7 @@ import { hasZstdCli, Hasher, zstdCompress, zstdDecompress } from './codec.js'
 import { BackupError, run, type Conn, type ToolRunner } from './pgtools.js'
 import type { Progress } from './progress.js'
 
-export interface DirFile {
+interface DirFile {
   name: string
   bytes: number
   sha256: string
@@ -242,7 +242,7 @@ async function testDirectory(dir: string): Promise<void> {
   )
 }
 
-export interface Streamed {
+interface Streamed {
   /** resolves when every data file was decompressed in full to its reader; rejects naming a failed one */
   done: Promise<void>
   /** ends the writers a failed pg_restore never read */

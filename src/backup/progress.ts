@@ -11,7 +11,7 @@ const DATA_START = [/^pg_dump: dumping contents of table /, /^pg_restore: proces
 const INDEX = /^pg_restore: (?:creating|finished item \d+) (?:INDEX|CONSTRAINT) /
 const VERBOSE = /^(pg_dump|pg_restore): (?!error|warning|fatal|detail|hint)/
 
-export interface ProgressOptions {
+interface ProgressOptions {
   what: string
   log: Log
   /** tables with data (the denominator of "tables done") */

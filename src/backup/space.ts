@@ -10,7 +10,7 @@ import type { BackupEntry } from './manifest.js'
  * database compresses to about 0.22 (docs/backups.md); real data with less repetition may not. */
 export const DEFAULT_RATIO = 0.5
 /** Uncompressed archive / database size (COPY text of the tables, without their indexes). */
-export const DEFAULT_RAW_RATIO = 1.0
+const DEFAULT_RAW_RATIO = 1.0
 /** Headroom on top of the estimate: databases grow between backups, ratios vary. */
 export const MARGIN = 1.25
 
@@ -32,7 +32,7 @@ export async function freeBytes(path: string): Promise<{ free: number; at: strin
   }
 }
 
-export interface Ratios {
+interface Ratios {
   /** compressed bytes / database bytes */
   ratio: number
   /** uncompressed archive bytes / database bytes */
