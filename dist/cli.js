@@ -1,0 +1,3 @@
+#!/usr/bin/env node
+// the command line (src/cli.ts): node dist/cli.js <operation> --container ... --image ...
+import './cli/index.js'
