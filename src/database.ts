@@ -9,7 +9,8 @@ export interface NodeSession {
   applicationName: string
   clientAddr: string | null
   clientPort: number | null
-  backendStart: Date
+  /** NULL for another role's session when this role lacks pg_read_all_stats */
+  backendStart: Date | null
   queryStart: Date | null
   state: string | null
   query: string
@@ -129,7 +130,7 @@ export class Database {
       application_name: string
       client_addr: string | null
       client_port: number | null
-      backend_start: Date
+      backend_start: Date | null
       query_start: Date | null
       state: string | null
       query: string

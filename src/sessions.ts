@@ -41,7 +41,9 @@ const START_TOLERANCE_MS = 1000
 export function appsOf(sessions: NodeSession[], dbClockAheadMs = 0): App[] {
   const byId = new Map<string, App>()
   for (const s of sessions) {
-    const at = s.backendStart.getTime() - dbClockAheadMs
+    // A role without pg_read_all_stats reads NULL for other roles' backend_start: the start is
+    // unknown, so only `known` (the apps seen before a container started) tells it apart.
+    const at = s.backendStart ? s.backendStart.getTime() - dbClockAheadMs : Number.POSITIVE_INFINITY
     const app = byId.get(s.appId)
     if (!app) {
       byId.set(s.appId, {
@@ -136,7 +138,7 @@ export function describeApps(apps: App[], ties: Tie[], containers: SessionContai
     .map((c) => `'${c.name}' started ${new Date(c.startedAt).toISOString()}`)
   const lines = apps.map((a) => {
     const t = ties.find((x) => x.appId === a.appId)
-    return `app ${a.appId} (${a.version || '?'}, ${a.sessions.length} session(s) from ${a.addrs.join(', ')}, first at ${new Date(a.firstSeen).toISOString()}): ${t?.why ?? '?'}`
+    return `app ${a.appId} (${a.version || '?'}, ${a.sessions.length} session(s) from ${a.addrs.join(', ')}, first at ${Number.isFinite(a.firstSeen) ? new Date(a.firstSeen).toISOString() : 'unknown (NULL backend_start)'}): ${t?.why ?? '?'}`
   })
   return [...starts, ...lines].join('; ')
 }

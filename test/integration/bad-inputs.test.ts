@@ -227,6 +227,17 @@ const ROWS: BadRow[] = [
   { input: 'stable-for', value: '2s\n3s', error: named('stable-for') },
   { input: 'lock-timeout', value: 'soon', error: named('lock-timeout') },
   { input: 'lock-timeout', value: '1e3', error: named('lock-timeout') },
+  { input: 'retry-quarantined', value: 'maybe', error: named('retry-quarantined') },
+  { input: 'window', value: 'weekdays 8-18', error: named('window'), why: 'unknown day' },
+  { input: 'window', value: 'Mon-Fri 08:00-18:00 Nowhere/City', error: named('window'), why: 'unknown time zone' },
+  { input: 'rehearse-migration', value: 'maybe', error: named('rehearse-migration') },
+  {
+    input: 'rehearse-migration',
+    value: 'true',
+    with: { backup: 'false' },
+    error: named('rehearse-migration'),
+    why: 'needs the pre-upgrade backup'
+  },
   // booleans
   { input: 'rollback', value: 'maybe', error: named('rollback') },
   { input: 'prefer-primary', value: 'sometimes', error: named('prefer-primary') },

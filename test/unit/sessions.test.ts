@@ -217,3 +217,19 @@ describe('newSessionsOf (a container just started)', () => {
     expect([...new Set(got.map((x) => x.appId))]).toEqual(want ? [want] : [])
   })
 })
+
+describe('a role that cannot read other roles’ session details (NULL backend_start)', () => {
+  const hidden = (appId: string): NodeSession => ({ ...session(appId, 0, null), backendStart: null })
+
+  test('an app whose start is unknown is grouped, and described without a date', () => {
+    const apps = appsOf([hidden('app-x'), hidden('app-x')])
+    expect(apps.map((a) => [a.appId, a.sessions.length])).toEqual([['app-x', 2]])
+    expect(describeApps(apps, [], [])).toContain('unknown (NULL backend_start)')
+  })
+
+  test('the standby gate still finds a new app by the apps known before the start', () => {
+    const standby = box('standby', s(100), ['172.17.0.3'])
+    const found = newSessionsOf(standby, [...proc('leader', s(1), null), hidden('new-app')], new Set(['leader']))
+    expect(found.map((x) => x.appId)).toEqual(['new-app'])
+  })
+})
