@@ -53,7 +53,8 @@ describe('status', () => {
         name: `${prefix}-toml`,
         tag: '2.20.0',
         db: db2,
-        env: { CL_DATABASE_URL: '' },
+        // the lease settings come from config.toml alone (blank variables: no CL_CONFIG added)
+        env: { CL_DATABASE_URL: '', LEASE_LOCK_DURATION: '', LEASE_LOCK_REFRESH_INTERVAL: '' },
         binds: [`${dir}:/chainlink`],
         cmd: ['node', '-config', '/chainlink/config.toml', '-secrets', '/chainlink/secrets.toml', 'start']
       })
