@@ -48,7 +48,7 @@ export function configFilesFromArgs(args: string[]): { config: string[]; secrets
 /**
  * The files `node start` reads credentials from: `-a/--api` (API email and password) and
  * `-p/--password`, `--vrfpassword` (keystore and VRF passwords), as in the docs'
- * `node start -a /chainlink/.api -p /chainlink/.password` (chainlink-node.md §8).
+ * `node start -a /chainlink/.api -p /chainlink/.password` (docs/node-facts.md §8).
  */
 export function credentialFilesFromArgs(args: string[]): string[] {
   const out: string[] = []

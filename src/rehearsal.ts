@@ -1,9 +1,9 @@
 // Migration rehearsal: before the live handoff, the pre-upgrade backup is restored into a scratch
 // database on the node's own server and the NEW image's `node db migrate` runs against it in a
 // throwaway container (the node's own `db` subcommand: it takes no lock and starts no node, so no
-// second process with the node's keys ever runs; docs/design.md "Rollback" explains why only the
+// second process with the node's keys ever runs; docs/node-facts.md §10 explains why only the
 // new binary knows its migrations). Its duration is what the new node will spend migrating before
-// it serves (chainlink-node.md: the HTTP port stays closed until migrations are done). The
+// it serves (docs/node-facts.md §4: the HTTP port stays closed until migrations are done). The
 // scratch database is dropped whatever happens.
 import { randomBytes } from 'node:crypto'
 import type { Context } from './context.js'

@@ -3,7 +3,7 @@
 // zstd-compressed, see dirformat.ts); root-dir files in a tar beside it; a JSON manifest; then
 // verification. Free space is checked before anything is written.
 //
-// Layout choice (measured on the bed, 2 vCPU, the node-shaped bench database, docs/backups.md):
+// Layout choice (measured on the bed, 2 vCPU, the node-shaped bench database, README.md, "Backups and restores at node sizes"):
 // one file when encrypted (age to one file), when pg_dump runs in a container (it cannot write
 // into the host's backup-dir), and below DIRECTORY_MIN_BYTES, where the start-up of parallel
 // workers costs more than it saves; the directory layout above it, where pg_dump -j N and
@@ -78,7 +78,7 @@ export interface CreateBackupOptions {
   directoryMinBytes?: number
 }
 
-/** From this database size on, the directory layout is faster (docs/backups.md). */
+/** From this database size on, the directory layout is faster (README.md, "Backups and restores at node sizes"). */
 const DIRECTORY_MIN_BYTES = 256 * 1048576
 
 /** Counts the bytes passing through (the uncompressed archive's size). */

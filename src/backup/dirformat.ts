@@ -2,7 +2,7 @@
 // written by N workers in parallel), each data file zstd-1-compressed by us as soon as pg_dump
 // reports it finished (so compression overlaps the dump), then every file checksummed into the
 // manifest. pg_restore 15 cannot read zstd data files and gzip-1 in pg_dump is slower and larger
-// than zstd-1 (measured in docs/backups.md), so a restore or a full check first stages an
+// than zstd-1 (measured in README.md, "Backups and restores at node sizes"), so a restore or a full check first stages an
 // uncompressed copy (zstd's frame checksums verify every byte on the way) and pg_restore -j
 // reads that.
 import { createHash } from 'node:crypto'
