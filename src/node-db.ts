@@ -6,8 +6,8 @@ import { OperationError } from './context.js'
 import { Database } from './database.js'
 import { containerIps, containerName, envMap, type ContainerInfo, type DockerClient } from './docker.js'
 import type { Inputs } from './inputs.js'
-import { defaultLockMode, readNodeConfig, type LockMode, type NodeConfig } from './node-config.js'
-import { isDatabaseUrlKey, isSecretEnvKey, maskDatabaseUrl } from './secrets.js'
+import { defaultLockMode, nodeSecrets, readNodeConfig, type LockMode, type NodeConfig } from './node-config.js'
+import { maskDatabaseUrl } from './secrets.js'
 import type { SessionContainer } from './sessions.js'
 import { isIP } from 'node:net'
 
@@ -26,13 +26,24 @@ interface NodeDb {
   mode: LockMode
 }
 
-/** Masks every secret a container carries (DB URL, keystore/API passwords) before any logging. */
-export function maskContainerSecrets(info: ContainerInfo, mask: (s: string) => void): void {
-  for (const [k, v] of envMap(info)) {
-    if (!v || !isSecretEnvKey(k)) continue
-    if (isDatabaseUrlKey(k)) maskDatabaseUrl(v, mask)
-    else mask(v)
-  }
+/**
+ * Masks everything secret a node container holds, its files included (secrets TOML, config
+ * TOML URLs, API and password files), before anything read from the node is printed. Every
+ * caller masks each container of the node this way before it connects (connectNode).
+ */
+export async function maskNodeSecrets(
+  docker: DockerClient,
+  info: ContainerInfo,
+  mask: (s: string) => void
+): Promise<void> {
+  // A relative path is read against the container's working directory, as the node does.
+  const dir = info.Config.WorkingDir || '/'
+  const read = async (path: string) =>
+    (await docker.readFile(info.Id, path.startsWith('/') ? path : `${dir.replace(/\/$/, '')}/${path}`))?.toString(
+      'utf8'
+    )
+  const args = [...(info.Config.Entrypoint ?? []), ...(info.Config.Cmd ?? [])]
+  for (const s of await nodeSecrets(envMap(info), args, read)) mask(s)
 }
 
 /** The node's settings as its container gives them (env, -config/-secrets files in it). */
@@ -63,7 +74,6 @@ export async function connectNode(
   opts: { retryForMs?: number } = {}
 ): Promise<NodeDb> {
   const { inputs, log, docker } = ctx
-  maskContainerSecrets(info, log.mask)
   const config = await nodeConfigOf(ctx, info)
   const written = inputs.databaseUrl ?? config.databaseUrl
   const source = inputs.databaseUrl ? "input 'database-url'" : (config.databaseUrlSource ?? 'the node config')

@@ -3,16 +3,15 @@
 import type { Context } from './context.js'
 import { OperationError } from './context.js'
 import type { Database, DbVersion, NodeSession } from './database.js'
-import { anyDigest, containerIps, containerName, envMap, type ContainerInfo, type DockerClient } from './docker.js'
+import { anyDigest, containerIps, containerName, type ContainerInfo, type DockerClient } from './docker.js'
 import { readLockState, sameApp, type LockState } from './lock.js'
-import { nodeSecrets, type LockMode, type NodeConfig } from './node-config.js'
-import { connectNode, dbClockAheadMs, sessionContainerOf } from './node-db.js'
+import type { LockMode, NodeConfig } from './node-config.js'
+import { connectNode, dbClockAheadMs, maskNodeSecrets, sessionContainerOf } from './node-db.js'
 import { appsOf, describeApps, tieApps, type App, type SessionContainer, type Tie } from './sessions.js'
 import { probe, type HealthProbe } from './health.js'
 import { hasPlaceholder, healthBase } from './health-url.js'
 
 export { healthBase } from './health-url.js'
-export { maskContainerSecrets } from './node-db.js'
 
 interface Candidate {
   name: string
@@ -64,25 +63,6 @@ async function requireContainer(docker: DockerClient, name: string, input: strin
 /** Lines of the container's own log that may name its app id: the boot line, recent lines. */
 async function logOf(ctx: Context, info: ContainerInfo): Promise<string> {
   return ctx.docker.logs(info.Id, 2000)
-}
-
-/**
- * Masks everything secret a node container holds, its files included (secrets TOML, config
- * TOML URLs, API and password files), before anything read from the node is printed.
- */
-export async function maskNodeSecrets(
-  docker: DockerClient,
-  info: ContainerInfo,
-  mask: (s: string) => void
-): Promise<void> {
-  // A relative path is read against the container's working directory, as the node does.
-  const dir = info.Config.WorkingDir || '/'
-  const read = async (path: string) =>
-    (await docker.readFile(info.Id, path.startsWith('/') ? path : `${dir.replace(/\/$/, '')}/${path}`))?.toString(
-      'utf8'
-    )
-  const args = [...(info.Config.Entrypoint ?? []), ...(info.Config.Cmd ?? [])]
-  for (const s of await nodeSecrets(envMap(info), args, read)) mask(s)
 }
 
 /**

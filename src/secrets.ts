@@ -30,7 +30,7 @@ export function isSecretEnvKey(key: string): boolean {
 }
 
 /** Env keys whose value is a DB URL (the password inside must be masked on its own too). */
-export function isDatabaseUrlKey(key: string): boolean {
+function isDatabaseUrlKey(key: string): boolean {
   return /DATABASE(_BACKUP)?_URL/i.test(key)
 }
 

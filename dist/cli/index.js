@@ -74164,7 +74164,7 @@ function chain(src, t) {
 // zstd-compressed, see dirformat.ts); root-dir files in a tar beside it; a JSON manifest; then
 // verification. Free space is checked before anything is written.
 //
-// Layout choice (measured on the bed, 2 vCPU, the node-shaped bench database, docs/backups.md):
+// Layout choice (measured on the bed, 2 vCPU, the node-shaped bench database, README.md, "Backups and restores at node sizes"):
 // one file when encrypted (age to one file), when pg_dump runs in a container (it cannot write
 // into the host's backup-dir), and below DIRECTORY_MIN_BYTES, where the start-up of parallel
 // workers costs more than it saves; the directory layout above it, where pg_dump -j N and
@@ -74185,7 +74185,7 @@ function chain(src, t) {
 
 
 
-/** From this database size on, the directory layout is faster (docs/backups.md). */
+/** From this database size on, the directory layout is faster (README.md, "Backups and restores at node sizes"). */
 const DIRECTORY_MIN_BYTES = 256 * 1048576;
 /** Counts the bytes passing through (the uncompressed archive's size). */
 class Counter extends node_stream__WEBPACK_IMPORTED_MODULE_3__.Transform {
@@ -74595,7 +74595,7 @@ async function lockHolderPresent(databaseUrl, advisoryLockId = 10273219749246258
 // written by N workers in parallel), each data file zstd-1-compressed by us as soon as pg_dump
 // reports it finished (so compression overlaps the dump), then every file checksummed into the
 // manifest. pg_restore 15 cannot read zstd data files and gzip-1 in pg_dump is slower and larger
-// than zstd-1 (measured in docs/backups.md), so a restore or a full check first stages an
+// than zstd-1 (measured in README.md, "Backups and restores at node sizes"), so a restore or a full check first stages an
 // uncompressed copy (zstd's frame checksums verify every byte on the way) and pg_restore -j
 // reads that.
 
@@ -75820,7 +75820,7 @@ async function pruneBackups(dir, opts) {
 
 
 /** Compressed dump / database size when no earlier backup says otherwise. The node-shaped bench
- * database compresses to about 0.22 (docs/backups.md); real data with less repetition may not. */
+ * database compresses to about 0.22 (README.md, "Backups and restores at node sizes"); real data with less repetition may not. */
 const DEFAULT_RATIO = 0.5;
 /** Uncompressed archive / database size (COPY text of the tables, without their indexes). */
 const DEFAULT_RAW_RATIO = 1.0;
@@ -77813,8 +77813,8 @@ function timeouts(ctx, cfg, leader) {
 
 // EXTERNAL MODULE: ./src/node.ts
 var node = __nccwpck_require__(5783);
-// EXTERNAL MODULE: ./src/node-db.ts
-var node_db = __nccwpck_require__(4438);
+// EXTERNAL MODULE: ./src/node-db.ts + 1 modules
+var node_db = __nccwpck_require__(5187);
 // EXTERNAL MODULE: ./src/sessions.ts
 var src_sessions = __nccwpck_require__(454);
 ;// CONCATENATED MODULE: ./src/gate-loops.ts
@@ -78929,18 +78929,34 @@ function dbInvocation(entrypoint, cmd, sub) {
 
 /***/ }),
 
-/***/ 8914:
+/***/ 5187:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   JN: () => (/* binding */ readNodeConfig),
-/* harmony export */   id: () => (/* binding */ nodeSecrets),
-/* harmony export */   uT: () => (/* binding */ defaultLockMode)
-/* harmony export */ });
-/* unused harmony exports configFilesFromArgs, credentialFilesFromArgs */
-/* harmony import */ var smol_toml__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3292);
-/* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7607);
-/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7194);
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  jh: () => (/* binding */ connectNode),
+  w$: () => (/* binding */ dbClockAheadMs),
+  Uu: () => (/* binding */ maskNodeSecrets),
+  tJ: () => (/* binding */ nodeNames),
+  jq: () => (/* binding */ sessionContainerOf)
+});
+
+// UNUSED EXPORTS: extraHost, hostsEntry
+
+// EXTERNAL MODULE: ./src/context.ts
+var context = __nccwpck_require__(788);
+// EXTERNAL MODULE: ./src/database.ts
+var database = __nccwpck_require__(8918);
+// EXTERNAL MODULE: ./src/docker.ts
+var src_docker = __nccwpck_require__(3871);
+// EXTERNAL MODULE: ./node_modules/smol-toml/dist/index.js + 8 modules
+var dist = __nccwpck_require__(3292);
+// EXTERNAL MODULE: ./src/duration.ts
+var duration = __nccwpck_require__(7607);
+// EXTERNAL MODULE: ./src/secrets.ts
+var src_secrets = __nccwpck_require__(7194);
+;// CONCATENATED MODULE: ./src/node-config.ts
 // What the action needs to know about a node, read from its container the way the node itself
 // reads it (docs/node-facts.md §1, §8): v1 env vars, or v2 TOML from `-config`/`-secrets` files
 // and CL_CONFIG; the DB URL from CL_DATABASE_URL/DATABASE_URL or the secrets TOML.
@@ -78967,7 +78983,7 @@ function configFilesFromArgs(args) {
 /**
  * The files `node start` reads credentials from: `-a/--api` (API email and password) and
  * `-p/--password`, `--vrfpassword` (keystore and VRF passwords), as in the docs'
- * `node start -a /chainlink/.api -p /chainlink/.password` (chainlink-node.md §8).
+ * `node start -a /chainlink/.api -p /chainlink/.password` (docs/node-facts.md §8).
  */
 function credentialFilesFromArgs(args) {
     const out = [];
@@ -78988,23 +79004,23 @@ function credentialFilesFromArgs(args) {
  * cannot be read are skipped: what cannot be read cannot be printed either.
  */
 async function nodeSecrets(env, args, readFile) {
-    const parse = (t) => (0,smol_toml__WEBPACK_IMPORTED_MODULE_0__/* .parse */ .qg)(t);
-    const out = (0,_secrets_js__WEBPACK_IMPORTED_MODULE_1__/* .envSecrets */ .vn)(env, parse);
+    const parse = (t) => (0,dist/* parse */.qg)(t);
+    const out = (0,src_secrets/* envSecrets */.vn)(env, parse);
     const { config, secrets } = configFilesFromArgs(args);
     for (const f of secrets) {
         const text = await readFile(f);
         if (text !== undefined)
-            out.push(...(0,_secrets_js__WEBPACK_IMPORTED_MODULE_1__/* .secretsTomlSecrets */ .tL)(text, parse));
+            out.push(...(0,src_secrets/* secretsTomlSecrets */.tL)(text, parse));
     }
     for (const f of config) {
         const text = await readFile(f);
         if (text !== undefined)
-            out.push(...(0,_secrets_js__WEBPACK_IMPORTED_MODULE_1__/* .configTomlSecrets */ .IL)(text, parse));
+            out.push(...(0,src_secrets/* configTomlSecrets */.IL)(text, parse));
     }
     for (const f of credentialFilesFromArgs(args)) {
         const text = await readFile(f);
         if (text !== undefined)
-            out.push(...(0,_secrets_js__WEBPACK_IMPORTED_MODULE_1__/* .credentialFileSecrets */ .n)(text));
+            out.push(...(0,src_secrets/* credentialFileSecrets */.n)(text));
     }
     return out;
 }
@@ -79029,7 +79045,7 @@ function mergeToml(into, from) {
 function durationSetting(value, name, dflt) {
     if (value === undefined || value === '')
         return dflt;
-    const ms = (0,_duration_js__WEBPACK_IMPORTED_MODULE_2__/* .parseGoDuration */ .Qu)(String(value));
+    const ms = (0,duration/* parseGoDuration */.Qu)(String(value));
     if (ms === undefined)
         throw new Error(`the node's ${name} '${String(value)}' is not a duration`);
     return ms;
@@ -79046,7 +79062,7 @@ async function readNodeConfig(env, args, readFile) {
         if (text === undefined)
             throw new Error(`the node's config file ${f} (from its -config flag) cannot be read from the container`);
         try {
-            mergeToml(toml, (0,smol_toml__WEBPACK_IMPORTED_MODULE_0__/* .parse */ .qg)(text));
+            mergeToml(toml, (0,dist/* parse */.qg)(text));
         }
         catch (e) {
             throw new Error(`the node's config file ${f} is not valid TOML: ${e.message.split('\n')[0]}`);
@@ -79055,7 +79071,7 @@ async function readNodeConfig(env, args, readFile) {
     const inline = env.get('CL_CONFIG');
     if (inline) {
         try {
-            mergeToml(toml, (0,smol_toml__WEBPACK_IMPORTED_MODULE_0__/* .parse */ .qg)(inline));
+            mergeToml(toml, (0,dist/* parse */.qg)(inline));
         }
         catch (e) {
             throw new Error(`the node's CL_CONFIG env is not valid TOML: ${e.message.split('\n')[0]}`);
@@ -79078,7 +79094,7 @@ async function readNodeConfig(env, args, readFile) {
                 continue;
             let url;
             try {
-                url = get((0,smol_toml__WEBPACK_IMPORTED_MODULE_0__/* .parse */ .qg)(text), 'Database', 'URL');
+                url = get((0,dist/* parse */.qg)(text), 'Database', 'URL');
             }
             catch {
                 // Never echo the parser's message: it quotes the secrets file.
@@ -79150,26 +79166,9 @@ function defaultLockMode(version, toml) {
     return 'dual';
 }
 
-
-/***/ }),
-
-/***/ 4438:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   jh: () => (/* binding */ connectNode),
-/* harmony export */   jq: () => (/* binding */ sessionContainerOf),
-/* harmony export */   tJ: () => (/* binding */ nodeNames),
-/* harmony export */   w$: () => (/* binding */ dbClockAheadMs)
-/* harmony export */ });
-/* unused harmony exports maskContainerSecrets, extraHost, hostsEntry */
-/* harmony import */ var _context_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(788);
-/* harmony import */ var _database_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8918);
-/* harmony import */ var _docker_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3871);
-/* harmony import */ var _node_config_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(8914);
-/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7194);
-/* harmony import */ var node_net__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(7030);
-/* harmony import */ var node_net__WEBPACK_IMPORTED_MODULE_5___default = /*#__PURE__*/__nccwpck_require__.n(node_net__WEBPACK_IMPORTED_MODULE_5__);
+// EXTERNAL MODULE: external "node:net"
+var external_node_net_ = __nccwpck_require__(7030);
+;// CONCATENATED MODULE: ./src/node-db.ts
 
 
 
@@ -79180,25 +79179,27 @@ function defaultLockMode(version, toml) {
 function nodeNames(inputs) {
     return [inputs.container, ...(inputs.standby ? [inputs.standby] : [])];
 }
-/** Masks every secret a container carries (DB URL, keystore/API passwords) before any logging. */
-function maskContainerSecrets(info, mask) {
-    for (const [k, v] of (0,_docker_js__WEBPACK_IMPORTED_MODULE_2__/* .envMap */ .ib)(info)) {
-        if (!v || !(0,_secrets_js__WEBPACK_IMPORTED_MODULE_4__/* .isSecretEnvKey */ .pT)(k))
-            continue;
-        if ((0,_secrets_js__WEBPACK_IMPORTED_MODULE_4__/* .isDatabaseUrlKey */ ._s)(k))
-            (0,_secrets_js__WEBPACK_IMPORTED_MODULE_4__/* .maskDatabaseUrl */ .jf)(v, mask);
-        else
-            mask(v);
-    }
+/**
+ * Masks everything secret a node container holds, its files included (secrets TOML, config
+ * TOML URLs, API and password files), before anything read from the node is printed. Every
+ * caller masks each container of the node this way before it connects (connectNode).
+ */
+async function maskNodeSecrets(docker, info, mask) {
+    // A relative path is read against the container's working directory, as the node does.
+    const dir = info.Config.WorkingDir || '/';
+    const read = async (path) => (await docker.readFile(info.Id, path.startsWith('/') ? path : `${dir.replace(/\/$/, '')}/${path}`))?.toString('utf8');
+    const args = [...(info.Config.Entrypoint ?? []), ...(info.Config.Cmd ?? [])];
+    for (const s of await nodeSecrets((0,src_docker/* envMap */.ib)(info), args, read))
+        mask(s);
 }
 /** The node's settings as its container gives them (env, -config/-secrets files in it). */
 async function nodeConfigOf(ctx, info) {
     const readFile = async (path) => (await ctx.docker.readFile(info.Id, path))?.toString('utf8');
     try {
-        return await (0,_node_config_js__WEBPACK_IMPORTED_MODULE_3__/* .readNodeConfig */ .JN)((0,_docker_js__WEBPACK_IMPORTED_MODULE_2__/* .envMap */ .ib)(info), [...(info.Config.Entrypoint ?? []), ...(info.Config.Cmd ?? [])], readFile);
+        return await readNodeConfig((0,src_docker/* envMap */.ib)(info), [...(info.Config.Entrypoint ?? []), ...(info.Config.Cmd ?? [])], readFile);
     }
     catch (e) {
-        throw new _context_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Container '${(0,_docker_js__WEBPACK_IMPORTED_MODULE_2__/* .containerName */ .xN)(info)}': ${e.message}`);
+        throw new context/* OperationError */.OK(`Container '${(0,src_docker/* containerName */.xN)(info)}': ${e.message}`);
     }
 }
 const clockAhead = new WeakMap();
@@ -79213,26 +79214,25 @@ function dbClockAheadMs(db) {
  */
 async function connectNode(ctx, info, opts = {}) {
     const { inputs, log, docker } = ctx;
-    maskContainerSecrets(info, log.mask);
     const config = await nodeConfigOf(ctx, info);
     const written = inputs.databaseUrl ?? config.databaseUrl;
     const source = inputs.databaseUrl ? "input 'database-url'" : (config.databaseUrlSource ?? 'the node config');
     if (!written)
-        throw new _context_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Cannot find the node's database URL: container '${(0,_docker_js__WEBPACK_IMPORTED_MODULE_2__/* .containerName */ .xN)(info)}' has no CL_DATABASE_URL or DATABASE_URL and no [Database] URL in a -secrets file; set the input 'database-url'`);
-    (0,_secrets_js__WEBPACK_IMPORTED_MODULE_4__/* .maskDatabaseUrl */ .jf)(written, log.mask);
+        throw new context/* OperationError */.OK(`Cannot find the node's database URL: container '${(0,src_docker/* containerName */.xN)(info)}' has no CL_DATABASE_URL or DATABASE_URL and no [Database] URL in a -secrets file; set the input 'database-url'`);
+    (0,src_secrets/* maskDatabaseUrl */.jf)(written, log.mask);
     const resolved = await resolveDbHost(docker, written, info);
     const databaseUrl = resolved.url;
-    (0,_secrets_js__WEBPACK_IMPORTED_MODULE_4__/* .maskDatabaseUrl */ .jf)(databaseUrl, log.mask);
+    (0,src_secrets/* maskDatabaseUrl */.jf)(databaseUrl, log.mask);
     if (!inputs.databaseUrl)
         log.info(`database URL from ${source}`);
     if (resolved.how)
         log.info(`database host ${resolved.how}`);
     let db;
     try {
-        db = await _database_js__WEBPACK_IMPORTED_MODULE_1__/* .Database */ .Wm.connect(databaseUrl, 10_000, opts.retryForMs ?? 0);
+        db = await database/* Database */.Wm.connect(databaseUrl, 10_000, opts.retryForMs ?? 0);
     }
     catch (e) {
-        throw new _context_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`${e.message} (from ${source}${resolved.how ? `; ${resolved.how}` : ''})`);
+        throw new context/* OperationError */.OK(`${e.message} (from ${source}${resolved.how ? `; ${resolved.how}` : ''})`);
     }
     try {
         const t0 = Date.now();
@@ -79242,7 +79242,7 @@ async function connectNode(ctx, info, opts = {}) {
         if (inputs.lockMode !== 'auto')
             mode = inputs.lockMode;
         else
-            mode = config.lockMode ?? (0,_node_config_js__WEBPACK_IMPORTED_MODULE_3__/* .defaultLockMode */ .uT)((await db.nodeSessions())[0]?.version, config.toml);
+            mode = config.lockMode ?? defaultLockMode((await db.nodeSessions())[0]?.version, config.toml);
         return { config, databaseUrl, source, db, mode };
     }
     catch (e) {
@@ -79255,9 +79255,9 @@ function sessionContainerOf(info) {
     const started = Date.parse(info.State.StartedAt);
     return {
         id: info.Id,
-        name: (0,_docker_js__WEBPACK_IMPORTED_MODULE_2__/* .containerName */ .xN)(info),
+        name: (0,src_docker/* containerName */.xN)(info),
         running: info.State.Running,
-        ips: (0,_docker_js__WEBPACK_IMPORTED_MODULE_2__/* .containerIps */ .iB)(info),
+        ips: (0,src_docker/* containerIps */.iB)(info),
         startedAt: Number.isFinite(started) ? started : 0
     };
 }
@@ -79285,14 +79285,14 @@ async function resolveDbHost(docker, url, node) {
         return { url };
     }
     const host = u.hostname;
-    if (!host || (0,node_net__WEBPACK_IMPORTED_MODULE_5__.isIP)(host.replace(/^\[|\]$/g, '')) || host === 'localhost')
+    if (!host || (0,external_node_net_.isIP)(host.replace(/^\[|\]$/g, '')) || host === 'localhost')
         return { url };
     const use = (ip, how) => {
-        u.hostname = (0,node_net__WEBPACK_IMPORTED_MODULE_5__.isIP)(ip) === 6 ? `[${ip}]` : ip;
+        u.hostname = (0,external_node_net_.isIP)(ip) === 6 ? `[${ip}]` : ip;
         return { url: u.toString(), how: `'${host}' is ${ip} in the container (${how})` };
     };
     const mapped = extraHost(node.HostConfig?.ExtraHosts, host);
-    if (mapped && mapped !== 'host-gateway' && (0,node_net__WEBPACK_IMPORTED_MODULE_5__.isIP)(mapped))
+    if (mapped && mapped !== 'host-gateway' && (0,external_node_net_.isIP)(mapped))
         return use(mapped, '--add-host');
     if (mapped === 'host-gateway') {
         // Docker writes the address it chose into the container's /etc/hosts; else the default
@@ -79318,7 +79318,7 @@ async function resolveDbHost(docker, url, node) {
             const onNet = other?.NetworkSettings?.Networks?.[netName];
             if (!other || !onNet?.IPAddress)
                 continue;
-            if ((0,_docker_js__WEBPACK_IMPORTED_MODULE_2__/* .containerName */ .xN)(other) === host ||
+            if ((0,src_docker/* containerName */.xN)(other) === host ||
                 (onNet.Aliases ?? []).includes(host) ||
                 (onNet.DNSNames ?? []).includes(host))
                 return use(onNet.IPAddress, `a container on network ${netName}`);
@@ -79330,7 +79330,7 @@ async function resolveDbHost(docker, url, node) {
 function hostsEntry(hosts, name) {
     for (const line of hosts.split('\n')) {
         const [ip, ...names] = line.replace(/#.*/, '').trim().split(/\s+/);
-        if (ip && (0,node_net__WEBPACK_IMPORTED_MODULE_5__.isIP)(ip) && names.some((n) => n.toLowerCase() === name.toLowerCase()))
+        if (ip && (0,external_node_net_.isIP)(ip) && names.some((n) => n.toLowerCase() === name.toLowerCase()))
             return ip;
     }
     return undefined;
@@ -79341,7 +79341,7 @@ async function bridgeGateway(docker) {
         .getNetwork('bridge')
         .inspect()
         .catch(() => undefined);
-    const cfg = (bridge?.IPAM?.Config ?? []).find((c) => (0,node_net__WEBPACK_IMPORTED_MODULE_5__.isIP)(c.Gateway ?? '') === 4 || (0,node_net__WEBPACK_IMPORTED_MODULE_5__.isIP)((c.Subnet ?? '').split('/')[0]) === 4);
+    const cfg = (bridge?.IPAM?.Config ?? []).find((c) => (0,external_node_net_.isIP)(c.Gateway ?? '') === 4 || (0,external_node_net_.isIP)((c.Subnet ?? '').split('/')[0]) === 4);
     if (cfg?.Gateway)
         return cfg.Gateway;
     const base = cfg?.Subnet?.split('/')[0].split('.').map(Number);
@@ -79356,8 +79356,7 @@ async function bridgeGateway(docker) {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   DZ: () => (/* binding */ requireLeader),
-/* harmony export */   GP: () => (/* reexport safe */ _health_url_js__WEBPACK_IMPORTED_MODULE_4__.GP),
-/* harmony export */   Uu: () => (/* binding */ maskNodeSecrets),
+/* harmony export */   GP: () => (/* reexport safe */ _health_url_js__WEBPACK_IMPORTED_MODULE_3__.GP),
 /* harmony export */   hn: () => (/* binding */ inspectNode),
 /* harmony export */   qi: () => (/* binding */ tieSessions),
 /* harmony export */   xx: () => (/* binding */ requireHealthUrl)
@@ -79365,14 +79364,11 @@ async function bridgeGateway(docker) {
 /* unused harmony export asCandidate */
 /* harmony import */ var _context_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(788);
 /* harmony import */ var _docker_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3871);
-/* harmony import */ var _lock_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(9188);
-/* harmony import */ var _node_config_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(8914);
-/* harmony import */ var _node_db_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4438);
-/* harmony import */ var _sessions_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(454);
-/* harmony import */ var _health_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(5769);
-/* harmony import */ var _health_url_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(4297);
-
-
+/* harmony import */ var _lock_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(9188);
+/* harmony import */ var _node_db_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5187);
+/* harmony import */ var _sessions_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(454);
+/* harmony import */ var _health_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(5769);
+/* harmony import */ var _health_url_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4297);
 
 
 
@@ -79395,30 +79391,18 @@ async function logOf(ctx, info) {
     return ctx.docker.logs(info.Id, 2000);
 }
 /**
- * Masks everything secret a node container holds, its files included (secrets TOML, config
- * TOML URLs, API and password files), before anything read from the node is printed.
- */
-async function maskNodeSecrets(docker, info, mask) {
-    // A relative path is read against the container's working directory, as the node does.
-    const dir = info.Config.WorkingDir || '/';
-    const read = async (path) => (await docker.readFile(info.Id, path.startsWith('/') ? path : `${dir.replace(/\/$/, '')}/${path}`))?.toString('utf8');
-    const args = [...(info.Config.Entrypoint ?? []), ...(info.Config.Cmd ?? [])];
-    for (const s of await (0,_node_config_js__WEBPACK_IMPORTED_MODULE_2__/* .nodeSecrets */ .id)((0,_docker_js__WEBPACK_IMPORTED_MODULE_1__/* .envMap */ .ib)(info), args, read))
-        mask(s);
-}
-/**
  * Which container each node process on the DB belongs to (src/sessions.ts): by app id, by
  * when it connected against when the container started, and by the container's log naming its
  * app id; the client address is only a hint.
  */
 async function tieSessions(ctx, db, infos, sessions) {
-    const containers = infos.map(_node_db_js__WEBPACK_IMPORTED_MODULE_3__/* .sessionContainerOf */ .jq);
-    const apps = (0,_sessions_js__WEBPACK_IMPORTED_MODULE_5__/* .appsOf */ .OC)(sessions, (0,_node_db_js__WEBPACK_IMPORTED_MODULE_3__/* .dbClockAheadMs */ .w$)(db) ?? 0);
+    const containers = infos.map(_node_db_js__WEBPACK_IMPORTED_MODULE_2__/* .sessionContainerOf */ .jq);
+    const apps = (0,_sessions_js__WEBPACK_IMPORTED_MODULE_4__/* .appsOf */ .OC)(sessions, (0,_node_db_js__WEBPACK_IMPORTED_MODULE_2__/* .dbClockAheadMs */ .w$)(db) ?? 0);
     const logs = new Map();
     for (const i of infos)
         if (i.State.Running && apps.length)
             logs.set(i.Id, await logOf(ctx, i));
-    const ties = (0,_sessions_js__WEBPACK_IMPORTED_MODULE_5__/* .tieApps */ .hE)(containers, apps, { logNames: (id, appId) => !!logs.get(id)?.includes(appId) });
+    const ties = (0,_sessions_js__WEBPACK_IMPORTED_MODULE_4__/* .tieApps */ .hE)(containers, apps, { logNames: (id, appId) => !!logs.get(id)?.includes(appId) });
     return { apps, ties, containers };
 }
 async function inspectNode(ctx, names) {
@@ -79426,12 +79410,12 @@ async function inspectNode(ctx, names) {
     const infos = [];
     for (const [i, n] of names.entries()) {
         const info = await requireContainer(docker, n, i === 0 ? 'container' : 'standby');
-        await maskNodeSecrets(docker, info, log.mask);
+        await (0,_node_db_js__WEBPACK_IMPORTED_MODULE_2__/* .maskNodeSecrets */ .Uu)(docker, info, log.mask);
         infos.push(info);
     }
-    const { config, databaseUrl, db, mode } = await (0,_node_db_js__WEBPACK_IMPORTED_MODULE_3__/* .connectNode */ .jh)(ctx, infos[0]);
+    const { config, databaseUrl, db, mode } = await (0,_node_db_js__WEBPACK_IMPORTED_MODULE_2__/* .connectNode */ .jh)(ctx, infos[0]);
     try {
-        const lock = await (0,_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .readLockState */ .T8)(db, mode, config.advisoryLockId);
+        const lock = await (0,_lock_js__WEBPACK_IMPORTED_MODULE_5__/* .readLockState */ .T8)(db, mode, config.advisoryLockId);
         const dbVersion = await db.version();
         const containers = [];
         for (const info of infos) {
@@ -79448,14 +79432,14 @@ async function inspectNode(ctx, names) {
         for (const c of containers) {
             const app = apps.find((a) => ties.find((t) => t.appId === a.appId)?.container === c.info.Id);
             // The lock connection is one of several sessions per node; keep the lock holder's.
-            c.session = app && (app.sessions.find((s) => (0,_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .sameApp */ .oQ)(s.appId, lock.holder)) ?? app.sessions[0]);
+            c.session = app && (app.sessions.find((s) => (0,_lock_js__WEBPACK_IMPORTED_MODULE_5__/* .sameApp */ .oQ)(s.appId, lock.holder)) ?? app.sessions[0]);
         }
         for (const c of containers) {
-            c.healthUrl = (0,_health_url_js__WEBPACK_IMPORTED_MODULE_4__/* .healthBase */ .GP)(c.info, config.httpPort, inputs.healthUrl);
+            c.healthUrl = (0,_health_url_js__WEBPACK_IMPORTED_MODULE_3__/* .healthBase */ .GP)(c.info, config.httpPort, inputs.healthUrl);
             if (c.info.State.Running && c.healthUrl)
-                c.health = await (0,_health_js__WEBPACK_IMPORTED_MODULE_7__/* .probe */ .dy)(c.healthUrl);
+                c.health = await (0,_health_js__WEBPACK_IMPORTED_MODULE_6__/* .probe */ .dy)(c.healthUrl);
         }
-        const leader = lock.holder ? containers.find((c) => (0,_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .sameApp */ .oQ)(c.session?.appId, lock.holder)) : undefined;
+        const leader = lock.holder ? containers.find((c) => (0,_lock_js__WEBPACK_IMPORTED_MODULE_5__/* .sameApp */ .oQ)(c.session?.appId, lock.holder)) : undefined;
         return {
             config,
             mode,
@@ -79483,8 +79467,8 @@ function requireLeader(view, expected) {
     if (ready.length > 1)
         throw new _context_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Two leaders: ${ready.map((c) => c.name).join(' and ')} both answer /readyz 200`);
     if (!view.leader) {
-        const holder = view.ties.find((t) => (0,_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .sameApp */ .oQ)(t.appId, view.lock.holder));
-        const seen = (0,_sessions_js__WEBPACK_IMPORTED_MODULE_5__/* .describeApps */ .cD)(view.apps, view.ties, view.containers.map((c) => (0,_node_db_js__WEBPACK_IMPORTED_MODULE_3__/* .sessionContainerOf */ .jq)(c.info)));
+        const holder = view.ties.find((t) => (0,_lock_js__WEBPACK_IMPORTED_MODULE_5__/* .sameApp */ .oQ)(t.appId, view.lock.holder));
+        const seen = (0,_sessions_js__WEBPACK_IMPORTED_MODULE_4__/* .describeApps */ .cD)(view.apps, view.ties, view.containers.map((c) => (0,_node_db_js__WEBPACK_IMPORTED_MODULE_2__/* .sessionContainerOf */ .jq)(c.info)));
         if (holder?.possible.length)
             throw new _context_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Cannot prove which container holds the lock: it is held by app ${view.lock.holder}, which ${holder.why}. Nothing was changed. Seen: ${seen}`);
         throw new _context_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`The lock is held by app ${view.lock.holder}, which is none of the containers ${view.containers.map((c) => `'${c.name}'`).join(', ')}: another node on this database leads. Seen: ${seen}`);
@@ -79503,7 +79487,7 @@ function requireHealthUrl(view, leader, form) {
         ? 'http://127.0.0.1:{port}'
         : 'http://{address}:6688';
     const how = `set input 'health-url' to a form that reaches every container of the node from this runner, e.g. ${example} ({address}, {port} and {name} are filled in per container)`;
-    if (form && !(0,_health_url_js__WEBPACK_IMPORTED_MODULE_4__/* .hasPlaceholder */ .Kc)(form)) {
+    if (form && !(0,_health_url_js__WEBPACK_IMPORTED_MODULE_3__/* .hasPlaceholder */ .Kc)(form)) {
         const notHost = view.containers.filter((c) => c.info.HostConfig.NetworkMode !== 'host');
         if (notHost.length)
             throw new _context_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Input 'health-url': ${form} names one address, but '${notHost[0].name}' is not on host networking, so the rollout's containers answer at different addresses; ${how}`);
@@ -79533,8 +79517,8 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 // EXTERNAL MODULE: ./src/node.ts
 var node = __nccwpck_require__(5783);
-// EXTERNAL MODULE: ./src/node-db.ts
-var node_db = __nccwpck_require__(4438);
+// EXTERNAL MODULE: ./src/node-db.ts + 1 modules
+var node_db = __nccwpck_require__(5187);
 // EXTERNAL MODULE: ./src/quarantine.ts
 var quarantine = __nccwpck_require__(8535);
 // EXTERNAL MODULE: ./src/docker.ts
@@ -79968,7 +79952,7 @@ async function runOperation(ctx) {
 /* harmony import */ var _handoff_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4421);
 /* harmony import */ var _lock_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(9188);
 /* harmony import */ var _node_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(5783);
-/* harmony import */ var _node_db_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(4438);
+/* harmony import */ var _node_db_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(5187);
 /* harmony import */ var _rollback_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(3123);
 /* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(2462);
 /* harmony import */ var _upgrade_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(1756);
@@ -80011,7 +79995,7 @@ async function repair(ctx) {
         const otherInfo = plan.otherId ? await docker.inspect(plan.otherId) : undefined;
         const originals = [previousInfo, ...(otherInfo ? [otherInfo] : [])];
         for (const o of originals)
-            await (0,_node_js__WEBPACK_IMPORTED_MODULE_4__/* .maskNodeSecrets */ .Uu)(docker, o, log.mask);
+            await (0,_node_db_js__WEBPACK_IMPORTED_MODULE_5__/* .maskNodeSecrets */ .Uu)(docker, o, log.mask);
         // A one-off `db rollback` container a killed run left behind goes first: it must not run
         // beside a node, and it is nobody's to keep.
         for (const c of await docker.listByLabel(`${_handoff_js__WEBPACK_IMPORTED_MODULE_3__/* .LABEL_ROLE */ .os}=db-rollback`)) {
@@ -81181,8 +81165,8 @@ var watch = __nccwpck_require__(1344);
 var src_docker = __nccwpck_require__(3871);
 // EXTERNAL MODULE: ./src/node.ts
 var node = __nccwpck_require__(5783);
-// EXTERNAL MODULE: ./src/node-db.ts
-var node_db = __nccwpck_require__(4438);
+// EXTERNAL MODULE: ./src/node-db.ts + 1 modules
+var node_db = __nccwpck_require__(5187);
 // EXTERNAL MODULE: ./src/rollback.ts
 var rollback = __nccwpck_require__(3123);
 // EXTERNAL MODULE: ./src/foreign-sessions.ts
@@ -81207,9 +81191,9 @@ var pgtools = __nccwpck_require__(5126);
 // Migration rehearsal: before the live handoff, the pre-upgrade backup is restored into a scratch
 // database on the node's own server and the NEW image's `node db migrate` runs against it in a
 // throwaway container (the node's own `db` subcommand: it takes no lock and starts no node, so no
-// second process with the node's keys ever runs; docs/design.md "Rollback" explains why only the
+// second process with the node's keys ever runs; docs/node-facts.md §10 explains why only the
 // new binary knows its migrations). Its duration is what the new node will spend migrating before
-// it serves (chainlink-node.md: the HTTP port stays closed until migrations are done). The
+// it serves (docs/node-facts.md §4: the HTTP port stays closed until migrations are done). The
 // scratch database is dropped whatever happens.
 
 
@@ -81884,15 +81868,13 @@ async function rollPair(ctx, p, ch) {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   IL: () => (/* binding */ configTomlSecrets),
-/* harmony export */   _s: () => (/* binding */ isDatabaseUrlKey),
 /* harmony export */   jf: () => (/* binding */ maskDatabaseUrl),
 /* harmony export */   n: () => (/* binding */ credentialFileSecrets),
-/* harmony export */   pT: () => (/* binding */ isSecretEnvKey),
 /* harmony export */   tL: () => (/* binding */ secretsTomlSecrets),
 /* harmony export */   vn: () => (/* binding */ envSecrets),
 /* harmony export */   xU: () => (/* binding */ knownSecrets)
 /* harmony export */ });
-/* unused harmony exports urlCredentials, redactUrlCredentials, Redactor */
+/* unused harmony exports isSecretEnvKey, urlCredentials, redactUrlCredentials, Redactor */
 // Masking of secrets and of everything derived from them. A Postgres URL is masked whole, and
 // its password both raw and percent-encoded, since either form can end up in an error message.
 function maskDatabaseUrl(url, mask) {

@@ -18,8 +18,8 @@ import {
   type NodeLink
 } from '../handoff.js'
 import { readLockState, sameApp, type LockState } from '../lock.js'
-import { maskNodeSecrets, tieSessions } from '../node.js'
-import { connectNode, nodeNames } from '../node-db.js'
+import { tieSessions } from '../node.js'
+import { connectNode, maskNodeSecrets, nodeNames } from '../node-db.js'
 import { restoreRestartPolicy, rollback, SUFFIX_DB_ROLLBACK } from '../rollback.js'
 import { JournalWriter, journalPath, nodeKey, readJournal, withHostLock, type JournalPlan } from '../state.js'
 import { SUFFIX_NEXT, SUFFIX_PREVIOUS } from './upgrade.js'
