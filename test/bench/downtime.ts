@@ -3,28 +3,28 @@
 // side by side in one run, median of BENCH_RUNS runs (default 5), rounds interleaved so that
 // noise from other work on the machine spreads over every way alike.
 //
-// Ways (the table in ways.ts, one function each):
-//   action-ports     this action, docs' layout (bridge, 6688 published on 127.0.0.1), with its
-//                    default `finish: swap` (docs/decisions.md, "`finish: swap` is the default")
-//   action-ports-2h  the same with `finish: second-handoff`
-//   action-host      this action, host networking: one handoff
-//   action-bridge    this action, bridge network without published ports: one handoff
-//   verify-swap      the swap by hand, for reference: standby on a spare port proven waiting,
-//                    removed, then a prepared `docker stop` old -> `docker start` new on the
-//                    original ports; no gates after it
-//   docs-manual      the Chainlink docs' procedure: second container on a spare port, proven
-//                    waiting, then `docker kill` (SIGKILL) of the first
-//   watchtower       stop / remove / create + start with the same config (image pulled first)
+// Ways (the table in ways.ts, one function each), by layout:
+//   host networking   action-host (this action: one handoff), watchtower-host
+//   bridge            action-bridge (this action, no published ports: one handoff), watchtower-bridge
+//   docs layout       action-ports (6688 published on 127.0.0.1, default `finish: swap`,
+//                     docs/decisions.md), action-ports-2h (`finish: second-handoff`), verify-swap
+//                     (the swap by hand: standby proven waiting, removed, then `docker stop` old ->
+//                     `docker start` new; no gates), docs-manual (the Chainlink docs' procedure: a
+//                     second container on a spare port proven waiting, then `docker kill` of the
+//                     first), watchtower (stop / rm / create + start, image pulled first)
 //
-// Figures per run:
-//   port gap    longest window in which /readyz on the node's port failed, seen by an external
-//               prober every 50 ms: from the last 200 before the failure to the first 200 after
+// Figures per run (the bench sends the node no request while it measures: see probe.ts):
+//   port gap    longest time no container served HTTP on the node's port, from the containers'
+//               own log timestamps (ms)
 //   write gap   longest gap between consecutive heartbeat rows of the leader(s) (sim_heartbeats)
 //   wall        from the first change to the end (the action: main + post step)
 //   boot        the node's own boot after the lock, from its log: "Starting StartUpHealthReport"
 //               (the first line after the lease is taken) to "Listening and serving HTTP"
-//   handoff overhead (per leader change)  write gap - old node's graceful shutdown (its
-//               "Graceful shutdown time"; 0 when killed) - new node's boot after the lock
+//   handoff overhead (per leader change)  the old node's end (the stop signal's log line + its
+//               "Graceful shutdown time", or its `die` when killed) to the new node's lease
+//   stop -> lock taken, aim engaged   the action's own account of each handoff (its job summary)
+//   requests    the most requests one client address sent the node's containers in any 60 s
+//               window of the upgrade, from the simulator's own counts (lib/requests.ts)
 //   action overhead  wall - (stable-for + boot) for each handoff the action made
 //
 // Output: a Markdown report on stdout (run.sh keeps it in build/bench.md); every run's raw
@@ -35,14 +35,16 @@ import '../../src/cjs-shim.js'
 import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { PassThrough } from 'node:stream'
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import pg from 'pg'
 import { parseGoDuration } from '../../src/duration.js'
 import { createDb, docker, loadBed, simImage, sleep, waitFor, type TestDb } from '../support/bed.js'
 import { startNode } from '../support/node.js'
-import { anyOk, okAt, Prober, type Window } from './probe.js'
+import { busiest, REQUESTS_MOUNT, type Busiest } from './lib/requests.js'
+import { summaryHandoffs, type SummaryHandoff } from './lib/summary.js'
+import { longestGap, servingAt, type Span, type Window } from './probe.js'
 import { FROM, LEASE, leaseHolder, PID_LABEL, STABLE_FOR, STABLE_FOR_MS, TO, WAYS, type Way } from './ways.js'
 
 const ROOT = resolve(process.env.BENCH_ROOT ?? process.cwd())
@@ -66,6 +68,14 @@ interface NodeLog {
   lockAt?: number
   /** "Listening and serving HTTP" */
   servingAt?: number
+  /** where its web server serves, as a client reaches it: the host port (docs layout, host networking) */
+  hostPort?: string
+  /** its web server stopped: "Shutting down due to" or Docker's `die` event, whichever came first */
+  stoppedAt?: number
+  /** "Shutting down due to <signal>": the stop signal reached the node */
+  signalAt?: number
+  /** Docker's `die` event */
+  dieAt?: number
   /** "Graceful shutdown time: <d>" */
   shutdownMs?: number
   waiting: boolean
@@ -79,7 +89,9 @@ class LogWatch {
   constructor(private readonly prefix: string) {}
 
   async start(): Promise<void> {
-    const ev = (await docker.getEvents({ filters: { type: ['container'], event: ['start'] } })) as NodeJS.ReadableStream
+    const ev = (await docker.getEvents({
+      filters: { type: ['container'], event: ['start', 'die'] }
+    })) as NodeJS.ReadableStream
     this.events = ev
     let buf = ''
     ev.on('data', (d: Buffer) => {
@@ -89,9 +101,23 @@ class LogWatch {
         const line = buf.slice(0, i)
         buf = buf.slice(i + 1)
         try {
-          const e = JSON.parse(line) as { id: string; Actor?: { Attributes?: { name?: string } } }
+          const e = JSON.parse(line) as {
+            id: string
+            status?: string
+            Action?: string
+            timeNano?: number
+            Actor?: { Attributes?: { name?: string } }
+          }
           const name = e.Actor?.Attributes?.name
-          if (name?.startsWith(this.prefix)) void this.attach(e.id, name)
+          if (!name?.startsWith(this.prefix)) continue
+          if ((e.Action ?? e.status) === 'die') {
+            const log = this.logs.get(e.id)
+            const at = Math.floor((e.timeNano ?? Date.now() * 1e6) / 1e6)
+            if (log) {
+              log.dieAt = at
+              log.stoppedAt = Math.min(log.stoppedAt ?? Infinity, at)
+            }
+          } else void this.attach(e.id, name)
         } catch {
           /* not a whole event */
         }
@@ -104,6 +130,14 @@ class LogWatch {
     if (this.logs.has(id)) return
     const log: NodeLog = { id, name, waiting: false, lines: [] }
     this.logs.set(id, log)
+    void docker
+      .getContainer(id)
+      .inspect()
+      .then((i) => {
+        const hp = i.HostConfig.PortBindings?.['6688/tcp']?.[0]?.HostPort
+        if (hp) log.hostPort = hp
+      })
+      .catch(() => undefined)
     try {
       const stream = (await docker
         .getContainer(id)
@@ -134,8 +168,15 @@ class LogWatch {
       const at = Date.parse(m[1])
       const msg = m[2]
       if (msg.startsWith('Starting StartUpHealthReport')) log.lockAt ??= at
-      else if (msg.startsWith('Listening and serving HTTP')) log.servingAt ??= at
-      else if (msg.startsWith('Another application is currently holding the database lease')) log.waiting = true
+      else if (msg.startsWith('Listening and serving HTTP')) {
+        log.servingAt ??= at
+        // host networking: the node's own port is the host's
+        const port = / on [^ ]*:(\d+)$/.exec(msg)?.[1]
+        if (port && !log.hostPort) log.hostPort = `own:${port}`
+      } else if (msg.startsWith('Shutting down due to')) {
+        log.signalAt ??= at
+        log.stoppedAt = Math.min(log.stoppedAt ?? Infinity, at)
+      } else if (msg.startsWith('Another application is currently holding the database lease')) log.waiting = true
       const app = /Chainlink booted in .*appID=([0-9a-f-]{36})/.exec(msg)
       if (app) log.appId = app[1]
     }
@@ -145,6 +186,27 @@ class LogWatch {
 
   byApp(appId: string): NodeLog | undefined {
     return [...this.logs.values()].find((l) => l.appId === appId)
+  }
+
+  /** Each container's time serving HTTP; `where` picks the containers (all when not given). */
+  spans(where?: (l: NodeLog) => boolean): Span[] {
+    return [...this.logs.values()]
+      .filter((l) => l.servingAt !== undefined && (!where || where(l)))
+      .map((l) => ({ from: l.servingAt!, to: l.stoppedAt }))
+  }
+
+  /** Waits for container `id`'s "Listening and serving HTTP"; its time. */
+  async served(id: string, timeoutMs = 60_000): Promise<number> {
+    const log = await waitFor(
+      `${id.slice(0, 12)} serving HTTP`,
+      async () => {
+        const l = this.logs.get(id)
+        return l?.servingAt !== undefined ? l : undefined
+      },
+      timeoutMs,
+      20
+    )
+    return log.servingAt!
   }
 
   stop(): void {
@@ -216,10 +278,14 @@ interface RunResult {
   wallMs?: number
   boots: number[]
   handoffOverheads: number[]
-  transitions: Array<Transition & { shutdownMs?: number; bootMs?: number }>
+  transitions: Array<Transition & { shutdownMs?: number; bootMs?: number; overheadMs?: number }>
   actionOverheadMs?: number
   actionGapOutput?: number
   actionMainMs?: number
+  /** the action's own account of each handoff: stop -> lock taken, and whether the stop was aimed */
+  actionHandoffs?: SummaryHandoff[]
+  /** the most requests one client address sent the node in any 60 s window of the upgrade */
+  requests?: Busiest
   /** the action's job summary (in build/bench-downtime.json) */
   actionSummary?: string
   writers?: string[]
@@ -247,44 +313,42 @@ async function runOnce(way: Way, rep: number): Promise<RunResult> {
   const name = `${TAG}-${spec.short}${rep}`
   const res: RunResult = { way, rep, ok: false, boots: [], handoffOverheads: [], transitions: [] }
   const logs = new LogWatch(name)
-  let prober: Prober | undefined
   let db: TestDb | undefined
   let pgc: pg.Client | undefined
-  let bridgeTimer: NodeJS.Timeout | undefined
   const dir = mkdtempSync(join(tmpdir(), 'clr-bench-'))
+  // every container of the node writes its request counts here (the image runs as a non-root user)
+  const reqDir = join(dir, 'requests')
+  mkdirSync(reqDir)
+  chmodSync(reqDir, 0o777)
+  const extras = { env: { SIM_REQUESTS_DIR: REQUESTS_MOUNT }, binds: [`${reqDir}:${REQUESTS_MOUNT}`] }
   current = { prefix: name }
   try {
     db = await createDb(DB_PREFIX)
     current.db = db
     await logs.start()
     const old = spec.start
-      ? await spec.start(name, db)
-      : await startNode({ name, tag: FROM, db, layout, lease: LEASE, labels: { [PID_LABEL]: String(process.pid) } })
+      ? await spec.start(name, db, extras)
+      : await startNode({
+          name,
+          tag: FROM,
+          db,
+          layout,
+          lease: LEASE,
+          labels: { [PID_LABEL]: String(process.pid) },
+          env: extras.env,
+          binds: extras.binds
+        })
     pgc = await db.client()
     const oldApp = await waitFor('old lease holder', () => leaseHolder(pgc!), 10_000, 50)
 
-    // What the prober watches: the node's port (docs layout: the published host port; host
-    // networking: the node's port; bridge: the bridge IP of whichever container of the node is
-    // up, as a client resolving the container by name would reach it).
-    const mainUrl = layout === 'bridge' ? undefined : `http://127.0.0.1:${old.port}`
-    let spareUrl: string | undefined
-    let bridgeUrls: string[] = []
-    if (layout === 'bridge') {
-      const refresh = async () => {
-        const cs = await docker.listContainers({ filters: { name: [name] } }).catch(() => [])
-        bridgeUrls = cs.flatMap((c) =>
-          Object.values(c.NetworkSettings?.Networks ?? {})
-            .map((n) => n.IPAddress)
-            .filter(Boolean)
-            .map((ip) => `http://${ip}:6688`)
-        )
-      }
-      await refresh()
-      bridgeTimer = setInterval(() => void refresh(), 200)
-    }
-    prober = new Prober(() => (layout === 'bridge' ? bridgeUrls : [mainUrl!, ...(spareUrl ? [spareUrl] : [])])).start()
+    // The node's port: docs layout the published host port, host networking the node's own
+    // port, bridge without published ports whichever container of the node serves (as a client
+    // resolving the container by name reaches it).
+    const onPort = (l: NodeLog) =>
+      layout === 'bridge' || l.hostPort === (layout === 'host' ? `own:${old.port}` : String(old.port))
     // a steady baseline: the old leader serving and writing
     await sleep(1000)
+    const t0 = Date.now()
     const end = await spec.run({
       name,
       db,
@@ -292,26 +356,27 @@ async function runOnce(way: Way, rep: number): Promise<RunResult> {
       old,
       oldApp,
       image: simImage(TO),
-      mainUrl,
-      t0: Date.now(),
+      t0,
       dir,
       bundle: join(DIST, 'index.js'),
-      watchSpare: (url) => (spareUrl = url)
+      served: (id) => logs.served(id)
     })
     const { endAt } = end
     res.wallMs = end.wallMs
     res.actionMainMs = end.action?.mainMs
     res.actionSummary = end.action?.summary
     res.actionGapOutput = end.action?.gapMs
+    if (end.action) res.actionHandoffs = summaryHandoffs(end.action.summary)
 
-    // let the final leader serve and write for a while, then read everything
-    const upPred = layout === 'bridge' ? anyOk : way === 'docs-manual' ? okAt(spareUrl!) : okAt(mainUrl!)
-    await waitFor('final leader serving', async () => prober!.seen(upPred, endAt), 30_000, 50)
-    await sleep(1000)
-    await prober.stop()
-    clearInterval(bridgeTimer)
-    res.portGap = prober.longestGap(layout === 'bridge' ? anyOk : okAt(mainUrl!))
-    if (way === 'docs-manual') res.anyPortGap = prober.longestGap(anyOk)
+    // let the final leader serve and write for a while (and write its request counts, at most
+    // once a second), then read everything
+    const onMain = way === 'docs-manual' ? undefined : onPort
+    await waitFor('final leader serving', async () => servingAt(logs.spans(onMain), Date.now()), 30_000, 50)
+    await sleep(1500)
+    const measuredTo = Date.now()
+    res.portGap = longestGap(logs.spans(onPort), t0, measuredTo)
+    if (way === 'docs-manual') res.anyPortGap = longestGap(logs.spans(), t0, measuredTo)
+    res.requests = busiest(reqDir, t0, endAt)
     const w = await readWrites(db)
     res.writeGapMs = Math.round(w.maxGapMs)
     res.writers = w.writers
@@ -322,10 +387,14 @@ async function runOnce(way: Way, rep: number): Promise<RunResult> {
       const to = logs.byApp(tr.to)
       const bootMs = to?.lockAt !== undefined && to.servingAt !== undefined ? to.servingAt - to.lockAt : undefined
       const shutdownMs = from?.shutdownMs ?? (way === 'docs-manual' ? 0 : undefined)
-      res.transitions.push({ ...tr, gapMs: Math.round(tr.gapMs), bootMs, shutdownMs })
+      // The old node is done when its graceful shutdown ends (the lease released) or when it died
+      // (killed: nothing released); the new node's lease is taken at its next log line.
+      const doneAt =
+        from?.signalAt !== undefined && from.shutdownMs !== undefined ? from.signalAt + from.shutdownMs : from?.dieAt
+      const overheadMs = to?.lockAt !== undefined && doneAt !== undefined ? to.lockAt - doneAt : undefined
+      res.transitions.push({ ...tr, gapMs: Math.round(tr.gapMs), bootMs, shutdownMs, overheadMs })
       if (bootMs !== undefined) res.boots.push(bootMs)
-      if (bootMs !== undefined && shutdownMs !== undefined)
-        res.handoffOverheads.push(Math.round(tr.gapMs - shutdownMs - bootMs))
+      if (overheadMs !== undefined) res.handoffOverheads.push(overheadMs)
     }
     if (way.startsWith('action-') && res.boots.length === res.transitions.length) {
       res.actionOverheadMs = res.wallMs! - res.transitions.length * STABLE_FOR_MS - res.boots.reduce((a, b) => a + b, 0)
@@ -336,8 +405,6 @@ async function runOnce(way: Way, rep: number): Promise<RunResult> {
   } catch (e) {
     res.error = (e as Error).message
   } finally {
-    clearInterval(bridgeTimer)
-    await prober?.stop()
     logs.stop()
     await pgc?.end().catch(() => undefined)
     await cleanupRun(name, db)
@@ -400,6 +467,12 @@ const median = (xs: number[]): number | undefined => {
   const m = s.length >> 1
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
 }
+/** nearest-rank percentile */
+const pct = (xs: number[], p: number): number | undefined => {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
+  return s.length ? s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] : undefined
+}
+const msf = (ms?: number) => (ms === undefined ? '–' : `${Math.round(ms)} ms`)
 const sec = (ms?: number) => (ms === undefined ? '–' : `${(ms / 1000).toFixed(2)} s`)
 const ratio = (ms: number | undefined, lb: number) => (ms === undefined ? '' : ` (${(ms / lb).toFixed(1)}×)`)
 
@@ -462,40 +535,68 @@ function report(results: RunResult[], ways: Way[], startedAt: Date, elapsedMs: n
     `A ratio below 1 is possible: a node started after the old one released the lease takes it at its first try, with no poll to wait for. The physical floor of a graceful leader change is the old node's shutdown + the new node's boot after the lock: ${sec(floor)} here (median).`
   )
   L.push('')
+  const LAYOUT = { host: 'host networking', bridge: 'bridge', ports: 'docs layout (published port)' }
   L.push(
-    "| way | /readyz down on the node's port | leader's writes paused | wall time | action overhead | action `leader-gap-ms` | handoff overhead | runs ok |"
+    "| layout | way | handoff overhead, median / p90 | stop -> lock taken (the action's own figure), median | aim engaged | most requests in a 60 s window from one address (429s) | /readyz down on the node's port | leader's writes paused | wall time | action overhead | runs ok |"
   )
-  L.push('|---|---|---|---|---|---|---|---|')
-  for (const w of ways) {
-    const rs = by(w)
-    const n = `${rs.length}/${results.filter((r) => r.way === w).length}`
-    if (!rs.length) {
-      L.push(`| ${WAYS[w].title} | – | – | – | – | – | – | ${n} |`)
-      continue
+  L.push('|---|---|---|---|---|---|---|---|---|---|---|')
+  for (const layout of ['host', 'bridge', 'ports'] as const)
+    for (const w of ways.filter((x) => WAYS[x].layout === layout)) {
+      const rs = by(w)
+      const n = `${rs.length}/${results.filter((r) => r.way === w).length}`
+      const head = `| ${LAYOUT[layout]} | ${WAYS[w].title} |`
+      if (!rs.length) {
+        L.push(`${head} – | – | – | – | – | – | – | – | ${n} |`)
+        continue
+      }
+      let port: string
+      if (w === 'docs-manual') {
+        const any = med(w, (r) => r.anyPortGap?.ms)
+        port = `never back on the original port (the node moved to the spare one); ${sec(any)}${ratio(any, lb)} old port -> spare port`
+      } else {
+        const p = med(w, (r) => r.portGap?.ms)
+        const open = rs.some((r) => !r.portGap?.recovered)
+        port = `${sec(p)}${ratio(p, lb)}${open ? ' (not back in some runs)' : ''}`
+      }
+      const wg = med(w, (r) => r.writeGapMs)
+      const wall = med(w, (r) => r.wallMs)
+      const isAction = w.startsWith('action-')
+      const ov = isAction ? med(w, (r) => r.actionOverheadMs) : undefined
+      const hos = rs.flatMap((r) => r.handoffOverheads)
+      const hs = rs.flatMap((r) => r.actionHandoffs ?? [])
+      const aimable = hs.filter((h) => !h.swap)
+      const swaps = hs.length - aimable.length
+      const aim = isAction
+        ? `${aimable.filter((h) => h.aimed).length}/${aimable.length}${swaps ? ` (+${swaps} swap${swaps > 1 ? 's' : ''}: nothing to aim at)` : ''}`
+        : '–'
+      const lockTaken = isAction
+        ? msf(median(aimable.flatMap((h) => (h.lockTakenMs === undefined ? [] : [h.lockTakenMs]))))
+        : '–'
+      const req = Math.max(...rs.map((r) => r.requests?.max60s ?? 0))
+      const rej = rs.reduce((a, r) => a + (r.requests?.rejected ?? 0), 0)
+      const addr = [...new Set(rs.map((r) => r.requests?.address).filter(Boolean))].join(', ')
+      L.push(
+        `${head} ${msf(median(hos))} / ${msf(pct(hos, 90))} | ${lockTaken} | ${aim} | ${req}${addr ? ` (${addr})` : ''}, ${rej} × 429 | ${port} | ${sec(wg)}${ratio(wg, lb)} | ${sec(wall)}${ratio(wall, lb)} | ${isAction ? `${sec(ov)}${ratio(ov, lb)}` : '–'} | ${n} |`
+      )
     }
-    let port: string
-    if (w === 'docs-manual') {
-      const any = med(w, (r) => r.anyPortGap?.ms)
-      port = `never back on the original port (the node moved to the spare one); ${sec(any)}${ratio(any, lb)} old port -> spare port`
-    } else {
-      const p = med(w, (r) => r.portGap?.ms)
-      const open = rs.some((r) => !r.portGap?.recovered)
-      port = `${sec(p)}${ratio(p, lb)}${open ? ' (not back in some runs)' : ''}`
-    }
-    const wg = med(w, (r) => r.writeGapMs)
-    const wall = med(w, (r) => r.wallMs)
-    const isAction = w.startsWith('action-')
-    const ov = isAction ? med(w, (r) => r.actionOverheadMs) : undefined
-    const gapOut = isAction ? med(w, (r) => r.actionGapOutput) : undefined
-    const ho = median(rs.flatMap((r) => r.handoffOverheads))
-    L.push(
-      `| ${WAYS[w].title} | ${port} | ${sec(wg)}${ratio(wg, lb)} | ${sec(wall)}${ratio(wall, lb)} | ${isAction ? `${sec(ov)}${ratio(ov, lb)}` : '–'} | ${isAction ? sec(gapOut) : '–'} | ${sec(ho)} | ${n} |`
-    )
-  }
+  const notAimed = [
+    ...new Set(ok.flatMap((r) => (r.actionHandoffs ?? []).filter((h) => !h.aimed && !h.swap).map((h) => h.note)))
+  ]
+  if (notAimed.length)
+    L.push('', `Stops not aimed, as the action reported them: ${notAimed.map((x) => `"${x}"`).join('; ')}.`)
   L.push('')
   L.push('How each figure is taken:')
   L.push(
-    "- **/readyz down**: an external prober asks `/readyz` every 50 ms over a new connection (400 ms timeout); the longest window from the last 200 before a failure to the first 200 after it (resolution 50 ms). Docs layout: the published host port on 127.0.0.1; host networking: the node's port; bridge without published ports: the bridge IP of whichever container of the node answers."
+    "- **/readyz down**: no prober (it would spend the node's request budget, and share the action's client address with host networking): each container's own log says when its web server started serving (\"Listening and serving HTTP\", ms timestamps) and when it stopped (\"Shutting down due to\", or Docker's `die` event when killed); the longest time no container served on the node's port. Docs layout: the published host port; host networking: the node's port; bridge: any container of the node."
+  )
+  L.push(
+    "- **handoff overhead** (median and 90th percentile over every leader change): from the old node's end (its \"Shutting down due to\" line + its \"Graceful shutdown time\", i.e. the lease released; when killed, Docker's `die` event) to the new node taking the lease (its next log line, \"Starting StartUpHealthReport\"), both from the nodes' own ms timestamps: what a handoff costs beyond the two nodes' own work (waiting for the standby's next lease poll, creating and starting a container, or the lease expiry after a kill). The leader's writes paused = the old node's shutdown + this + the new node's boot after the lock, up to the 150 ms heartbeat spacing."
+  )
+  L.push(
+    '- **stop -> lock taken**: the action\'s own figure (the "lock taken after" column of its job summary), handoffs to a running standby only. **aim engaged**: handoffs whose stop the action aimed at the standby\'s next lease poll (its summary\'s note "aimed (held N ms)"), of the handoffs to a running standby; a swap starts the new node after the stop, so there is nothing to aim at.'
+  )
+  L.push(
+    `- **most requests in a 60 s window**: the simulator's own count of every request (429s included) per client address, all the node's containers together, in whole seconds, from the way's first step to its end (the action: main + post step); the node's limit is 1000, the action's budget 300. The bench itself sends the node nothing during the upgrade.`
   )
   L.push(
     '- **writes paused**: the longest gap between consecutive heartbeat rows the leader writes every 150 ms (`sim_heartbeats`), i.e. how long the node did no work.'
@@ -505,9 +606,6 @@ function report(results: RunResult[], ways: Way[], startedAt: Date, elapsedMs: n
   )
   L.push(
     `- **action overhead** = wall time − (stable-for ${STABLE_FOR} + the new node's boot after the lock) for each leader change it made (2 with \`finish: second-handoff\`, 1 otherwise): preflight, pull check, standby start and gate, the stop, the wait for the standby's next lease poll, lock and health checks, renames and removals.`
-  )
-  L.push(
-    "- **handoff overhead** (median over all leader changes) = writes paused − the old node's graceful shutdown (its \"Graceful shutdown time\"; 0 when killed) − the new node's boot after the lock: what a handoff costs beyond the two nodes' own work (waiting for the next lease poll, container start, or the lease expiry after `docker kill`)."
   )
   L.push('')
 
@@ -548,19 +646,25 @@ function report(results: RunResult[], ways: Way[], startedAt: Date, elapsedMs: n
   L.push('### Every run')
   L.push('')
   L.push(
-    '| way | run | /readyz down | writes paused | wall | boot(s) after lock | leader changes: gap / old shutdown / new boot | action leader-gap-ms | result |'
+    '| way | run | /readyz down | writes paused | wall | boot(s) after lock | leader changes: writes paused / old shutdown / new boot after lock / handoff overhead | action: stop -> lock taken, aim | most requests / 60 s | result |'
   )
-  L.push('|---|---|---|---|---|---|---|---|---|')
+  L.push('|---|---|---|---|---|---|---|---|---|---|')
   for (const r of [...results].sort((x, y) => ways.indexOf(x.way) - ways.indexOf(y.way) || x.rep - y.rep)) {
     const port =
       r.way === 'docs-manual'
         ? `${r.portGap && !r.portGap.recovered ? 'never' : sec(r.portGap?.ms)}; any port ${sec(r.anyPortGap?.ms)}`
         : `${sec(r.portGap?.ms)}${r.portGap && !r.portGap.recovered ? ' (open)' : ''}`
     const tr = r.transitions
-      .map((t) => `${t.fromVersion}->${t.toVersion} ${t.gapMs} / ${t.shutdownMs ?? '?'} / ${t.bootMs ?? '?'} ms`)
+      .map(
+        (t) =>
+          `${t.fromVersion}->${t.toVersion} ${t.gapMs} / ${t.shutdownMs ?? '?'} / ${t.bootMs ?? '?'} / ${t.overheadMs ?? '?'} ms`
+      )
+      .join('; ')
+    const hs = (r.actionHandoffs ?? [])
+      .map((h) => `${msf(h.lockTakenMs)}, ${h.aimed ? 'aimed' : h.swap ? 'swap' : 'not aimed'}`)
       .join('; ')
     L.push(
-      `| ${r.way} | ${r.rep} | ${port} | ${sec(r.writeGapMs)} | ${sec(r.wallMs)} | ${r.boots.join(', ') || '–'} ms | ${tr || '–'} | ${r.actionGapOutput ?? '–'} | ${r.ok ? 'ok' : `FAILED: ${(r.error ?? '').split('\n')[0].replace(/\|/g, '/')}`} |`
+      `| ${r.way} | ${r.rep} | ${port} | ${sec(r.writeGapMs)} | ${sec(r.wallMs)} | ${r.boots.join(', ') || '–'} ms | ${tr || '–'} | ${hs || '–'} | ${r.requests ? `${r.requests.max60s} (${r.requests.address ?? '–'})` : '–'} | ${r.ok ? 'ok' : `FAILED: ${(r.error ?? '').split('\n')[0].replace(/\|/g, '/')}`} |`
     )
   }
   L.push('')
@@ -596,7 +700,7 @@ async function main(): Promise<void> {
       const r = await runOnce(way, rep)
       results.push(r)
       process.stderr.write(
-        `[bench] ${way} #${rep}: ${r.ok ? `port ${sec(r.portGap?.ms)}${r.anyPortGap ? ` (any ${sec(r.anyPortGap.ms)})` : ''}, writes ${sec(r.writeGapMs)}, wall ${sec(r.wallMs)}${r.actionGapOutput !== undefined ? `, leader-gap-ms ${r.actionGapOutput}` : ''}` : `FAILED ${r.error}`} [${sec(Date.now() - t)}]\n`
+        `[bench] ${way} #${rep}: ${r.ok ? `overhead ${r.handoffOverheads.join('/')} ms, aim ${(r.actionHandoffs ?? []).map((h) => (h.aimed ? 'yes' : h.swap ? 'swap' : 'no')).join('/') || '–'}, req ${r.requests?.max60s ?? '?'}, port ${sec(r.portGap?.ms)}${r.anyPortGap ? ` (any ${sec(r.anyPortGap.ms)})` : ''}, writes ${sec(r.writeGapMs)}, wall ${sec(r.wallMs)}${r.actionGapOutput !== undefined ? `, leader-gap-ms ${r.actionGapOutput}` : ''}` : `FAILED ${r.error}`} [${sec(Date.now() - t)}]\n`
       )
     }
   }

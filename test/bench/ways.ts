@@ -7,8 +7,7 @@ import { freePort } from '../../src/docker.js'
 import { parseDuration } from '../../src/duration.js'
 import { runAction } from '../support/action.js'
 import { docker, simImage, waitFor, type TestDb } from '../support/bed.js'
-import type { Layout } from '../support/node.js'
-import { waitUp } from './probe.js'
+import { waitReady, type Layout } from '../support/node.js'
 
 export const FROM = '2.18.0'
 export const TO = '2.19.0'
@@ -30,16 +29,20 @@ export interface WayRun {
   /** the app id that holds the lease before */
   oldApp: string
   image: string
-  /** the node's port as the prober sees it (all layouts but bridge) */
-  mainUrl?: string
   /** when the way started */
   t0: number
   /** a scratch directory of this run */
   dir: string
   /** the action's bundle (index.js) */
   bundle: string
-  /** tells the prober about a spare port the new node serves on */
-  watchSpare: (url: string) => void
+  /** when container `id` started serving HTTP, from its own log (waits for it) */
+  served: (id: string) => Promise<number>
+}
+
+/** What every container of the node carries so the bench can read its request counts. */
+export interface NodeExtras {
+  env: Record<string, string>
+  binds: string[]
 }
 
 /** When the new node first served, the way's wall time, and what the action said of itself. */
@@ -57,7 +60,7 @@ export interface WaySpec {
   /** opt-in (BENCH_ONLY) only: too slow for the default run */
   extra?: boolean
   /** the node before, when not as startNode makes it */
-  start?: (name: string, db: TestDb) => Promise<{ id: string; port: number }>
+  start?: (name: string, db: TestDb, extras: NodeExtras) => Promise<{ id: string; port: number }>
   run: (w: WayRun) => Promise<WayEnd>
 }
 
@@ -69,6 +72,8 @@ export type Way =
   | 'verify-swap'
   | 'docs-manual'
   | 'watchtower'
+  | 'watchtower-host'
+  | 'watchtower-bridge'
   | 'action-ports-hc30'
 
 export const WAYS: Record<Way, WaySpec> = {
@@ -85,11 +90,23 @@ export const WAYS: Record<Way, WaySpec> = {
     run: (w) => action(w, 'second-handoff')
   },
   'action-host': { title: 'chainlink-rollout, host networking', layout: 'host', short: 'ah', run: (w) => action(w) },
+  'watchtower-host': {
+    title: 'stop / rm / run, as Watchtower does, host networking',
+    layout: 'host',
+    short: 'wh',
+    run: watchtower
+  },
   'action-bridge': {
     title: 'chainlink-rollout, bridge, no published ports',
     layout: 'bridge',
     short: 'ab',
     run: (w) => action(w)
+  },
+  'watchtower-bridge': {
+    title: 'stop / rm / run, as Watchtower does, bridge',
+    layout: 'bridge',
+    short: 'wb',
+    run: watchtower
   },
   'verify-swap': {
     title: 'verify-then-swap by hand, docs layout (scripted: the bare docker/pg steps, no gates after the swap)',
@@ -115,7 +132,7 @@ export const WAYS: Record<Way, WaySpec> = {
     layout: 'ports',
     short: 'hc',
     extra: true,
-    start: (name, db) => startWithHealthcheck(name, db, 30_000),
+    start: (name, db, extras) => startWithHealthcheck(name, db, extras, 30_000),
     run: (w) => action(w, 'second-handoff')
   }
 }
@@ -158,7 +175,7 @@ async function verifySwap(w: WayRun): Promise<WayEnd> {
   const next = await docker.createContainer(await sameConfig(w.old.id, w.image, `${w.name}-next`))
   await docker.getContainer(w.old.id).stop({ t: 10 })
   await next.start()
-  const endAt = await waitUp(w.mainUrl!)
+  const endAt = await w.served(next.id)
   await docker.getContainer(w.old.id).remove({ force: true })
   await next.rename({ name: w.name })
   return { endAt, wallMs: Date.now() - w.t0 }
@@ -167,13 +184,11 @@ async function verifySwap(w: WayRun): Promise<WayEnd> {
 /** The Chainlink docs' procedure: a second container on a spare port, proven waiting, then `docker kill` of the first. */
 async function docsManual(w: WayRun): Promise<WayEnd> {
   const spare = await freePort('127.0.0.1')
-  const spareUrl = `http://127.0.0.1:${spare}`
-  w.watchSpare(spareUrl)
   const second = await docker.createContainer(await sameConfig(w.old.id, w.image, `${w.name}-second`, spare))
   await second.start()
   await provenWaiting(w.pgc, second.id, TO, w.oldApp) // the docs: "it is waiting for the database lock"
   await docker.getContainer(w.old.id).kill() // SIGKILL
-  const endAt = await waitUp(spareUrl)
+  const endAt = await w.served(second.id)
   return { endAt, wallMs: endAt - w.t0 }
 }
 
@@ -184,7 +199,7 @@ async function watchtower(w: WayRun): Promise<WayEnd> {
   await docker.getContainer(w.old.id).remove()
   const c = await docker.createContainer(spec)
   await c.start()
-  const endAt = await waitUp(w.mainUrl!)
+  const endAt = await w.served(c.id)
   return { endAt, wallMs: endAt - w.t0 }
 }
 
@@ -244,6 +259,7 @@ async function provenWaiting(c: pg.Client, id: string, version: string, oldApp: 
 async function startWithHealthcheck(
   name: string,
   db: TestDb,
+  extras: NodeExtras,
   intervalMs: number
 ): Promise<{ id: string; port: number }> {
   const port = await freePort('127.0.0.1')
@@ -253,7 +269,9 @@ async function startWithHealthcheck(
     Env: [
       `CL_DATABASE_URL=${db.bridgeUrl}`,
       `LEASE_LOCK_DURATION=${LEASE.duration}`,
-      `LEASE_LOCK_REFRESH_INTERVAL=${LEASE.refresh}`
+      `LEASE_LOCK_REFRESH_INTERVAL=${LEASE.refresh}`,
+      `CL_CONFIG=[Database.Lock]\nLeaseDuration = '${LEASE.duration}'\nLeaseRefreshInterval = '${LEASE.refresh}'\n`,
+      ...Object.entries(extras.env).map(([k, v]) => `${k}=${v}`)
     ],
     Labels: { 'test.chainlink-rollout': 'yes', [PID_LABEL]: String(process.pid) },
     ExposedPorts: { '6688/tcp': {} },
@@ -265,11 +283,12 @@ async function startWithHealthcheck(
     },
     HostConfig: {
       RestartPolicy: { Name: 'unless-stopped' },
+      Binds: extras.binds,
       PortBindings: { '6688/tcp': [{ HostIp: '127.0.0.1', HostPort: String(port) }] }
     }
   })
   await c.start()
-  await waitUp(`http://127.0.0.1:${port}`)
+  await waitReady({ name })
   // the action gates on Docker's health too: start from a node Docker already calls healthy
   await waitFor(
     `${name} healthy`,
