@@ -693,6 +693,8 @@ async function main(): Promise<void> {
   const bundle = snapshotBundle()
   const startedAt = new Date()
   const results: RunResult[] = []
+  // stopped part-way (a timeout, ^C): the report of the runs done so far
+  partial = () => report(results, ways, startedAt, Date.now() - startedAt.getTime(), bundle)
   process.stderr.write(`[bench] downtime: ${ways.length} ways x ${RUNS} runs, interleaved\n`)
   for (let rep = 1; rep <= RUNS; rep++) {
     for (const way of ways) {
@@ -712,10 +714,13 @@ async function main(): Promise<void> {
   if (results.some((r) => !r.ok)) process.exitCode = 1
 }
 
+let partial: (() => string) | undefined
+
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => {
     const c = current
     process.stderr.write(`[bench] ${sig}: removing ${c?.prefix ?? 'nothing'}\n`)
+    if (partial) process.stdout.write(`${partial()}\n(stopped by ${sig} part-way: the runs done so far)\n`)
     rmSync(DIST, { recursive: true, force: true })
     void (c ? cleanupRun(c.prefix, c.db) : Promise.resolve()).finally(() => process.exit(130))
   })
