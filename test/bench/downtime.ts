@@ -602,7 +602,7 @@ function report(results: RunResult[], ways: Way[], startedAt: Date, elapsedMs: n
     '- **writes paused**: the longest gap between consecutive heartbeat rows the leader writes every 150 ms (`sim_heartbeats`), i.e. how long the node did no work.'
   )
   L.push(
-    "- **wall time**: the action: main + post step as the runner runs them, including its checks and the `stable-for` hold after each handoff. Scripted ways: from the first docker call to the new node's first `/readyz` 200 (no checks after that)."
+    '- **wall time**: the action: main + post step as the runner runs them, including its checks and the `stable-for` hold after each handoff. Scripted ways: from the first docker call to the new node serving HTTP (its "Listening and serving HTTP" line; no checks after that).'
   )
   L.push(
     `- **action overhead** = wall time − (stable-for ${STABLE_FOR} + the new node's boot after the lock) for each leader change it made (2 with \`finish: second-handoff\`, 1 otherwise): preflight, pull check, standby start and gate, the stop, the wait for the standby's next lease poll, lock and health checks, renames and removals.`
