@@ -29,8 +29,8 @@
 //
 // Output: a Markdown report on stdout (run.sh keeps it in build/bench.md); every run's raw
 // figures, with the action's job summary, in build/bench-downtime.json. Env: BENCH_RUNS (5),
-// BENCH_ONLY (comma list of ways; it may also name action-ports-hc30, the docs layout with the
-// real image's 30 s HEALTHCHECK interval, over a minute a run, so not in the default set).
+// BENCH_ONLY (comma list of ways). The simulator image carries the real image's HEALTHCHECK
+// (Docker's 30 s interval), so every way runs with the real image's timing.
 import '../../src/cjs-shim.js'
 import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
@@ -326,18 +326,16 @@ async function runOnce(way: Way, rep: number): Promise<RunResult> {
     db = await createDb(DB_PREFIX)
     current.db = db
     await logs.start()
-    const old = spec.start
-      ? await spec.start(name, db, extras)
-      : await startNode({
-          name,
-          tag: FROM,
-          db,
-          layout,
-          lease: LEASE,
-          labels: { [PID_LABEL]: String(process.pid) },
-          env: extras.env,
-          binds: extras.binds
-        })
+    const old = await startNode({
+      name,
+      tag: FROM,
+      db,
+      layout,
+      lease: LEASE,
+      labels: { [PID_LABEL]: String(process.pid) },
+      env: extras.env,
+      binds: extras.binds
+    })
     pgc = await db.client()
     const oldApp = await waitFor('old lease holder', () => leaseHolder(pgc!), 10_000, 50)
 
@@ -634,12 +632,6 @@ function report(results: RunResult[], ways: Way[], startedAt: Date, elapsedMs: n
     L.push(
       `| wall time | ${sec(two.wall)} | ${sec(swap.wall)} | ${better(two.wall, swap.wall)} |${hand ? ` ${sec(hand.wall)} (no gates) |` : ''}`
     )
-    if (by('action-ports-hc30').length) {
-      const h = fig('action-ports-hc30')
-      L.push(
-        `| 6688 gap with the real image's HEALTHCHECK timing (30 s interval: the interim's health gate waits for Docker's next check), ${by('action-ports-hc30').length} run(s) | ${sec(h.port)} | ${sec(swap.port)} (the outage ends when the node serves; the gate after it keeps no port dark) | \`swap\` |${hand ? ' |' : ''}`
-      )
-    }
     L.push('')
   }
 
@@ -679,7 +671,7 @@ async function main(): Promise<void> {
     .map((s) => s.trim())
     .filter(Boolean)
   const all = Object.keys(WAYS) as Way[]
-  const ways = only.length ? all.filter((w) => only.includes(w)) : all.filter((w) => !WAYS[w].extra)
+  const ways = only.length ? all.filter((w) => only.includes(w)) : all
   if (!ways.length) throw new Error(`BENCH_ONLY names no known way (${all.join(', ')})`)
   await removeStale()
   // every way starts with both images on the host (the action still checks the registry)

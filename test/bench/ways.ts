@@ -6,8 +6,8 @@ import type pg from 'pg'
 import { freePort } from '../../src/docker.js'
 import { parseDuration } from '../../src/duration.js'
 import { runAction } from '../support/action.js'
-import { docker, simImage, waitFor, type TestDb } from '../support/bed.js'
-import { waitReady, type Layout } from '../support/node.js'
+import { docker, waitFor, type TestDb } from '../support/bed.js'
+import type { Layout } from '../support/node.js'
 
 export const FROM = '2.18.0'
 export const TO = '2.19.0'
@@ -39,12 +39,6 @@ export interface WayRun {
   served: (id: string) => Promise<number>
 }
 
-/** What every container of the node carries so the bench can read its request counts. */
-export interface NodeExtras {
-  env: Record<string, string>
-  binds: string[]
-}
-
 /** When the new node first served, the way's wall time, and what the action said of itself. */
 export interface WayEnd {
   endAt: number
@@ -57,10 +51,6 @@ export interface WaySpec {
   layout: Layout
   /** in container names */
   short: string
-  /** opt-in (BENCH_ONLY) only: too slow for the default run */
-  extra?: boolean
-  /** the node before, when not as startNode makes it */
-  start?: (name: string, db: TestDb, extras: NodeExtras) => Promise<{ id: string; port: number }>
   run: (w: WayRun) => Promise<WayEnd>
 }
 
@@ -74,7 +64,6 @@ export type Way =
   | 'watchtower'
   | 'watchtower-host'
   | 'watchtower-bridge'
-  | 'action-ports-hc30'
 
 export const WAYS: Record<Way, WaySpec> = {
   'action-ports': {
@@ -125,15 +114,6 @@ export const WAYS: Record<Way, WaySpec> = {
     layout: 'ports',
     short: 'wt',
     run: watchtower
-  },
-  'action-ports-hc30': {
-    title:
-      "chainlink-rollout, docs layout, `finish: second-handoff`, with the real image's HEALTHCHECK timing (Docker's default 30 s interval; the simulator image uses 2 s)",
-    layout: 'ports',
-    short: 'hc',
-    extra: true,
-    start: (name, db, extras) => startWithHealthcheck(name, db, extras, 30_000),
-    run: (w) => action(w, 'second-handoff')
   }
 }
 
@@ -250,51 +230,4 @@ async function provenWaiting(c: pg.Client, id: string, version: string, oldApp: 
     30_000,
     50
   )
-}
-
-/**
- * The docs' layout as startNode makes it, with the HEALTHCHECK timing of the real image
- * (`HEALTHCHECK CMD curl -f http://localhost:6688/health`, Docker's defaults: 30 s interval).
- */
-async function startWithHealthcheck(
-  name: string,
-  db: TestDb,
-  extras: NodeExtras,
-  intervalMs: number
-): Promise<{ id: string; port: number }> {
-  const port = await freePort('127.0.0.1')
-  const c = await docker.createContainer({
-    name,
-    Image: simImage(FROM),
-    Env: [
-      `CL_DATABASE_URL=${db.bridgeUrl}`,
-      `LEASE_LOCK_DURATION=${LEASE.duration}`,
-      `LEASE_LOCK_REFRESH_INTERVAL=${LEASE.refresh}`,
-      `CL_CONFIG=[Database.Lock]\nLeaseDuration = '${LEASE.duration}'\nLeaseRefreshInterval = '${LEASE.refresh}'\n`,
-      ...Object.entries(extras.env).map(([k, v]) => `${k}=${v}`)
-    ],
-    Labels: { 'test.chainlink-rollout': 'yes', [PID_LABEL]: String(process.pid) },
-    ExposedPorts: { '6688/tcp': {} },
-    Healthcheck: {
-      Test: ['CMD', 'chainlink', 'health-probe'],
-      Interval: intervalMs * 1e6,
-      Timeout: intervalMs * 1e6,
-      Retries: 3
-    },
-    HostConfig: {
-      RestartPolicy: { Name: 'unless-stopped' },
-      Binds: extras.binds,
-      PortBindings: { '6688/tcp': [{ HostIp: '127.0.0.1', HostPort: String(port) }] }
-    }
-  })
-  await c.start()
-  await waitReady({ name })
-  // the action gates on Docker's health too: start from a node Docker already calls healthy
-  await waitFor(
-    `${name} healthy`,
-    async () => (await c.inspect()).State.Health?.Status === 'healthy',
-    2 * intervalMs + 10_000,
-    250
-  )
-  return { id: c.id, port }
 }
