@@ -574,7 +574,7 @@ function report(results: RunResult[], ways: Way[], startedAt: Date, elapsedMs: n
       const rej = rs.reduce((a, r) => a + (r.requests?.rejected ?? 0), 0)
       const addr = [...new Set(rs.map((r) => r.requests?.address).filter(Boolean))].join(', ')
       L.push(
-        `${head} ${msf(median(hos))} / ${msf(pct(hos, 90))} | ${lockTaken} | ${aim} | ${req}${addr ? ` (${addr})` : ''}, ${rej} × 429 | ${port} | ${sec(wg)}${ratio(wg, lb)} | ${sec(wall)}${ratio(wall, lb)} | ${isAction ? `${sec(ov)}${ratio(ov, lb)}` : '–'} | ${n} |`
+        `${head} ${msf(median(hos))} / ${msf(pct(hos, 90))} | ${lockTaken} | ${aim} | ${req}${addr ? ` (${addr})` : ''}${req > 300 ? ' **over the 300 budget**' : ''}, ${rej} × 429 | ${port} | ${sec(wg)}${ratio(wg, lb)} | ${sec(wall)}${ratio(wall, lb)} | ${isAction ? `${sec(ov)}${ratio(ov, lb)}` : '–'} | ${n} |`
       )
     }
   const notAimed = [
