@@ -3,8 +3,9 @@
 // (the fault matrix, the 60 s stable-for gates) start at once and the short ones fill the other
 // workers around them; a long file started last would be the whole run's tail.
 // The durations come from the last run's report (build/jest-*.json, written by test/run-tests.sh),
-// else from SECONDS below (a fresh checkout, as in CI), else jest's own order (its cache, file size).
-// A new integration file that takes over a minute belongs in SECONDS.
+// else from SECONDS below (a fresh checkout, as in CI). A file in neither (a new one) starts
+// before all of them: a short one costs nothing there, a long one started last would. A new
+// integration file that takes over a minute belongs in SECONDS.
 const { readFileSync } = require('node:fs')
 const { basename, join } = require('node:path')
 const Sequencer = require('@jest/test-sequencer').default
@@ -43,7 +44,7 @@ class LongestFirst extends Sequencer {
     const sorted = super.sort(tests)
     const root = sorted[0]?.context.config.rootDir ?? process.cwd()
     const last = lastRun(root)
-    const seconds = (t) => last[t.path] ?? SECONDS[basename(t.path)] ?? 0
+    const seconds = (t) => last[t.path] ?? SECONDS[basename(t.path)] ?? 1e9
     return [...sorted].sort((a, b) => seconds(b) - seconds(a))
   }
 }
