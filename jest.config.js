@@ -1,5 +1,8 @@
 // Two projects: fast unit tests on plain values (test/unit), and integration tests that
-// drive the real bed: Docker Engine, Postgres, registry (test/integration, run in band).
+// drive the real bed: Docker Engine, Postgres, registry (test/integration). test/run-tests.sh
+// runs the integration files side by side on several workers (most of their time is waiting on
+// boots, leases and health gates); each test owns its containers, databases and directories
+// (test/support/bed.ts), and the longest files start first (test/support/sequencer.cjs).
 const common = {
   preset: 'ts-jest',
   testEnvironment: 'node',
@@ -8,6 +11,7 @@ const common = {
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.test.json', useESM: true }] }
 }
 export default {
+  testSequencer: '<rootDir>/test/support/sequencer.cjs',
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
     {

@@ -3,6 +3,18 @@
 # registry, builds the simulator images), then unit and integration tests on Node 24, the
 # runtime of the action. Integration tests drive the committed dist/ as the runner does, so
 # the bundle is rebuilt first when the source is newer.
+#
+# The integration files run side by side, ITG_WORKERS jest workers (default 4) even on 2 cores:
+# their time is mostly waiting (boots, lease expiries, health gates, stable-for), not CPU. The
+# fault matrix also runs FM_CONCURRENCY rows at once (default 2). The longest files start first
+# (test/support/sequencer.cjs). This holds only while every test is isolated, the rule for every
+# new test file (test/support/bed.ts):
+#   - names from uniqueName(): containers, databases, image tags, networks, volumes; cleanup and
+#     "nothing left / nothing changed" checks filter by that prefix (or a label), never the
+#     whole host's `docker ps`, volumes or databases, which other files change meanwhile;
+#   - its own state-dir, backup-dir and temp dirs (mkdtemp), host ports from freePort();
+#   - nothing host-wide restarted or reconfigured (dockerd, Postgres, the registry, images).
+# ITG_WORKERS=1 runs them in band, one at a time, as before.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -15,9 +27,15 @@ if [ ! -f dist/index.js ] || [ -n "$(find src -newer dist/index.js -name '*.ts' 
   npm run bundle >/dev/null
 fi
 mkdir -p build
+workers=${ITG_WORKERS:-4}
+export FM_CONCURRENCY=${FM_CONCURRENCY:-2}
 status=0
-"${jest[@]}" --selectProjects unit --json --outputFile=build/jest-unit.json || status=1
-"${jest[@]}" --selectProjects integration --runInBand --json --outputFile=build/jest-integration.json "$@" || status=1
+t0=$SECONDS
+"${jest[@]}" --selectProjects unit --maxWorkers=2 --json --outputFile=build/jest-unit.json || status=1
+t1=$SECONDS
+"${jest[@]}" --selectProjects integration --maxWorkers="$workers" --json --outputFile=build/jest-integration.json "$@" ||
+  status=1
+echo "[test] unit $((t1 - t0)) s, integration $((SECONDS - t1)) s on $workers workers"
 # one closing line for both runs, in the plain form CI reads
 "$BED_NODE24" -e '
   let p = 0, f = 0, s = 0

@@ -44,6 +44,13 @@ fi
 # IPAM.Gateway empty, so read the interface itself).
 gateway=$(ip -4 -o addr show docker0 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | head -1)
 [ -n "$gateway" ] || { log "no docker0 address"; exit 1; }
+# A Linux bridge whose address was never set takes the lowest MAC of its ports: docker0's changes
+# each time a container starts or stops, the other containers' ARP entries for the gateway then
+# name a MAC nobody answers, and their connections to the bed's Postgres stall for seconds (a
+# standby's lock poll times out, a stopped node's session lingers). An address set once stays.
+if [ "$(cat /sys/class/net/docker0/addr_assign_type 2>/dev/null)" != 3 ]; then
+  ip link set dev docker0 address "$(printf '02:42:%02x:%02x:%02x:%02x' ${gateway//./ })"
+fi
 
 # 4. A private Postgres cluster on 127.0.0.1 and the docker0 gateway (bridge containers reach it there)
 pgbin=/usr/lib/postgresql/$BED_PG_MAJOR/bin

@@ -66,9 +66,7 @@ describe('quarantine of a rolled-back image', () => {
     expect(status.summary).toMatch(/chainlink:2\.20\.0-never-ready@sha256:[0-9a-f]{64} \| quarantined \|/)
 
     const before = await fingerprint()
-    const t0 = Date.now()
     const again = await upgrade('2.20.0-never-ready', { 'ready-timeout': '6s' })
-    const ms = Date.now() - t0
     expect(again.outputs.result).toBe('failed')
     expect(again.exitCode).toBe(1)
     // names the earlier run and its reason
@@ -77,8 +75,10 @@ describe('quarantine of a rolled-back image', () => {
       new RegExp(`::error::.*is quarantined: .*run ${runId} .*not ready within ready-timeout`)
     )
     expect(again.stdout).toMatch(/retry-quarantined: true/)
-    // the issue's bound for "at once": the new image was never started
-    expect(ms).toBeLessThan(5000)
+    // the issue's bound for "at once": the new image was never started. The upgrade step's own
+    // time: the post step after it, and two Node start-ups on a machine busy with the other test
+    // files running side by side, are not the refusal
+    expect(again.mainMs).toBeLessThan(5000)
     expect(await fingerprint()).toEqual(before)
 
     const retry = await upgrade('2.20.0-never-ready', { 'ready-timeout': '6s', 'retry-quarantined': 'true' })

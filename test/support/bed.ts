@@ -1,6 +1,11 @@
 // Access to the real test bed started by test/bed/up.sh: its Postgres, Docker Engine and registry.
 // Every integration test creates its own database and its own containers (named with a
 // per-test prefix) and removes them afterwards, so tests never see each other's state.
+// The integration files run side by side (test/run-tests.sh), so this is a rule for every test:
+// name what it creates (containers, databases, image tags, volumes, networks) from uniqueName(),
+// filter cleanup and "nothing left / nothing changed" checks by that prefix, never by the whole
+// host's lists; own state, backup and temp dirs (mkdtemp); host ports from freePort(); nothing
+// host-wide restarted or reconfigured.
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'

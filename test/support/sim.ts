@@ -70,7 +70,25 @@ export async function startSim(o: SimOptions): Promise<Sim> {
     container,
     logs: async () => demux((await container.logs({ stdout: true, stderr: true, follow: false })) as Buffer),
     waitLog: (re, timeoutMs = 20000) =>
-      waitFor(`${o.name} log ${re}`, async () => (await sim.logs()).match(re) ?? undefined, timeoutMs, 100),
+      waitFor(`${o.name} log ${re}`, async () => (await sim.logs()).match(re) ?? undefined, timeoutMs, 100).catch(
+        async (e: Error) => {
+          // the container's last lines and state say why (exited, stuck waiting, no DB)
+          const tail = (await sim.logs().catch(() => '')).split('\n').slice(-12).join('\n')
+          const st = await container.inspect().then(
+            (i) => `${i.State.Status} exit ${i.State.ExitCode}`,
+            () => 'gone'
+          )
+          const sessions = await query<Record<string, string>>(
+            o.db,
+            `SELECT application_name AS app, state, wait_event_type || ':' || wait_event AS wait, left(query, 80) AS query
+             FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`
+          ).then(
+            (rows) => rows.map((r) => `${r.app} ${r.state} ${r.wait ?? ''} ${r.query}`).join('\n'),
+            (err: Error) => String(err.message)
+          )
+          throw new Error(`${e.message}\n${o.name} (${st}), last lines:\n${tail}\nDB sessions:\n${sessions}`)
+        }
+      ),
     appId: async (timeoutMs) =>
       (await sim.waitLog(/Chainlink booted in \d+\.\d\ds appID=([0-9a-f-]{36})/, timeoutMs))[1],
     ip: async () => (await container.inspect()).NetworkSettings.Networks.bridge.IPAddress,
