@@ -257,6 +257,9 @@ async function runRow(row: Row) {
     const end = await expectConsistent(r)
     for (const [label, x] of runs) expectTruthful(x, end.at, label)
     if (row.ends) expect({ ends: end.at }).toEqual({ ends: row.ends })
+    if (process.env.FR_VERBOSE)
+      for (const [label, x] of runs)
+        process.stderr.write(`--- ${row.fault} at ${row.step}: ${label} ---\n${describeRun(x)}\n`)
     table.push({
       fault: row.fault,
       step: row.step,
