@@ -5,7 +5,7 @@
 // bed's dockerd's bridge). It can be killed with SIGKILL and started again on the same roots (a
 // real daemon crash: its containerd and the containers' shims live on), and is stopped by pid.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Docker from 'dockerode'
@@ -49,6 +49,44 @@ const alive = (pid: number) => {
     return true
   } catch {
     return false
+  }
+}
+
+function cmdline(pid: string): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
+  } catch {
+    return []
+  }
+}
+
+/** The pids of containerd shims of one containerd namespace. */
+function shimsOf(namespace: string): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      const a = cmdline(d)
+      return a[0]?.includes('containerd-shim') && a[a.indexOf('-namespace') + 1] === namespace
+    })
+    .map(Number)
+}
+
+/** Children of a process, from every one of its threads (a Go program forks from any). */
+function childrenOf(pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).flatMap((t) =>
+      readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)
+    )
+  } catch {
+    return []
+  }
+}
+
+function killPid(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL')
+  } catch {
+    // gone
   }
 }
 
@@ -152,6 +190,12 @@ export async function startDedicatedDockerd(o: DockerdOptions = {}): Promise<Ded
       process.kill(cpid, 'SIGTERM')
       for (let i = 0; i < 50 && alive(cpid); i++) await new Promise((r) => setTimeout(r, 200))
       if (alive(cpid)) process.kill(cpid, 'SIGKILL')
+    }
+    // shims of containers a crash left behind (the restarted daemon lost track of them) outlive
+    // containerd: each, with the container it runs, goes by pid (its namespace is this daemon's)
+    for (const pid of shimsOf(`clr-test-${n}`)) {
+      for (const c of childrenOf(pid)) killPid(c)
+      killPid(pid)
     }
     // overlay mounts of containers a crash left behind go before the roots
     const mounts = readFileSync('/proc/mounts', 'utf8')
