@@ -265,6 +265,9 @@ async function standbyOrUndo(
   } catch (e) {
     if (ctx.signal.aborted) throw e // cancelled: the post step repairs from the journal
     await failedContainerLogs(ctx, m)
+    // the leader stopped as well (a Docker daemon restart stops every container and may start
+    // none): not a standby to undo but a rollback, run from the journal by the post step or repair
+    if (!(await ctx.docker.inspect(p.leader.info.Id))?.State.Running) throw e
     await undo()
     journal.done('failed')
     throw e

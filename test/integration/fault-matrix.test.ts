@@ -11,6 +11,9 @@
 // - the action told the truth: exit 0 only when the node ended on the target, and the result
 //   output names where it ended (upgraded: new image; rolled-back / failed: old image).
 //
+// Real Docker daemon and Postgres restarts are in fault-real.test.ts (a dockerd and a cluster of
+// the test's own); the rows here drop DB sessions of the shared Postgres per database.
+//
 // Runner killed (SIGKILL, no post step): the job is re-run (it must refuse with "run operation
 // 'repair' first" or finish consistently), then `operation: repair` must bring the node to one
 // state. A cancelled run (SIGINT, then SIGTERM 7.5 s later, as the runner does) gets its post step.
@@ -21,7 +24,7 @@ import { join } from 'node:path'
 import { createDb, docker, removeContainers, simImage, uniqueName, waitFor, type TestDb } from '../support/bed.js'
 import { atLine, visible, type ActionRun, type Hook } from '../support/action.js'
 import { containerState, nodeUrl, readyz, startNode, writers, type Layout } from '../support/node.js'
-import { dbState, dropDbSessions, lastHeartbeat, restartContainers, runFaulted } from '../support/fault.js'
+import { dbState, dropDbSessions, lastHeartbeat, runFaulted } from '../support/fault.js'
 
 const prefix = uniqueName('clr-fm')
 let seq = 0
@@ -221,19 +224,8 @@ const ROWS: Row[] = [
     do: (r) => dropDbSessions(r.db, 'all').then(() => undefined),
     ends: 'either'
   },
-  {
-    name: 'DB restart emulated (all sessions dropped, connections refused 3 s) during the health gate',
-    to: '2.19.0',
-    at: HEALTH_GATE_1,
-    do: (r) => dropDbSessions(r.db, 'all', 3000).then(() => undefined),
-    ends: 'either'
-  },
-  {
-    name: 'Postgres restart (pg_ctl restart)',
-    to: '2.19.0',
-    ends: 'either',
-    skip: "the bed's Postgres is shared with other engineers' tests; emulated per database by the row above"
-  },
+  // a real Postgres restart (pg_ctl restart -m fast / -m immediate of a cluster of the test's
+  // own) at the handoff, the swap and the health gate: fault-real.test.ts
 
   // ---- the runner is killed (SIGKILL, no post), the job re-run, then repair ------------------------
   { name: 'runner killed after the standby started', to: '2.19.0', at: STANDBY_STARTED, do: 'sigkill', ends: 'old' },
@@ -288,20 +280,8 @@ const ROWS: Row[] = [
     ends: 'either'
   },
 
-  // ---- the Docker daemon restarts -----------------------------------------------------------------
-  {
-    name: "Docker daemon restart emulated: the row's running containers restarted (docker restart) during the health gate",
-    to: '2.19.0',
-    at: HEALTH_GATE_1,
-    do: (r) => restartContainers(r.name).then(() => undefined),
-    ends: 'either'
-  },
-  {
-    name: 'Docker daemon restart (dockerd)',
-    to: '2.19.0',
-    ends: 'either',
-    skip: 'the dockerd is shared with other tests; emulated by `docker restart` of the node containers in the row above'
-  },
+  // ---- the Docker daemon restarts: a real one (a dockerd of the test's own SIGKILLed and started
+  // again) at each step, in fault-real.test.ts ---------------------------------------------------
 
   // ---- two runs race ------------------------------------------------------------------------------
   {
@@ -619,6 +599,15 @@ async function runRow(row: Row) {
       }
       for (const [label, x] of runs) expect({ label, hung: x.hung }).toEqual({ label, hung: undefined })
       const at = await expectConsistent(r, before)
+      const w = await writers(r.db)
+      table.push({
+        row: row.name,
+        end: `one leader, ${at} image`,
+        writers: `${w.writers.length} in turn, never two`,
+        result: runs
+          .map(([l, x]) => `${l}: ${x.killed ? 'SIGKILLed' : `exit ${x.exitCode} ${x.outputs.result ?? ''}`.trim()}`)
+          .join('; ')
+      })
       process.stderr.write(
         `[fm] ${row.name} | ends ${at} | ${runs.map(([l, x]) => `${l}: ${x.killed ? 'SIGKILLed' : `exit ${x.mainExitCode}/${x.exitCode} result ${x.mainResult}/${x.outputs.result}`}`).join('; ')} | ${((Date.now() - t0) / 1000).toFixed(1)} s\n`
       )
@@ -631,6 +620,12 @@ async function runRow(row: Row) {
       await row.check?.(runs[0][1], r)
     } catch (e) {
       const st = await containerState(r.name)
+      table.push({
+        row: row.name,
+        end: `FAILED${row.failing ? ' (known action bug)' : ''}: ${st ? `${st.image} running=${st.running}` : 'gone'}`,
+        writers: '-',
+        result: (e as Error).message.split('\n')[0]
+      })
       process.stderr.write(
         `[fm] FAILED${row.failing ? ' (known action bug)' : ''} ${row.name} | ${r.name}: ${st ? `${st.image} running=${st.running}` : 'gone'} | ${((Date.now() - t0) / 1000).toFixed(1)} s | ${(e as Error).message.split('\n')[0]}\n`
       )
@@ -644,8 +639,21 @@ async function runRow(row: Row) {
   }
 }
 
+/** One line of the printed table per row (a retried row prints once per try). */
+const table: { row: string; end: string; writers: string; result: string }[] = []
+
 afterAll(async () => {
   await removeContainers(prefix)
+  const line = (x: (typeof table)[number]) => `| ${x.row} | ${x.end} | ${x.writers} | ${x.result} |`
+  process.stderr.write(
+    [
+      '',
+      'Fault matrix (test/integration/fault-matrix.test.ts): fault at step -> end state, writers, result',
+      line({ row: 'fault at step', end: 'end state', writers: 'writers', result: 'runs (exit, result output)' }),
+      ...table.map(line),
+      ''
+    ].join('\n')
+  )
 })
 
 const ROW_TIMEOUT_MS = 400_000 // queueing for a slot included; each action step is SIGKILLed after 120 s

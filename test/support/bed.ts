@@ -78,11 +78,11 @@ export async function createDb(prefix = 'cl'): Promise<TestDb> {
 }
 
 /** Removes every container whose name starts with prefix (test teardown). */
-export async function removeContainers(prefix: string): Promise<void> {
-  const list = await docker.listContainers({ all: true })
+export async function removeContainers(prefix: string, api: Docker = docker): Promise<void> {
+  const list = await api.listContainers({ all: true })
   for (const c of list) {
     if (c.Names.some((n) => n.replace(/^\//, '').startsWith(prefix))) {
-      await docker
+      await api
         .getContainer(c.Id)
         .remove({ force: true })
         .catch(() => undefined)

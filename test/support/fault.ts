@@ -1,9 +1,9 @@
 // Fault injection for the fault matrix (test/integration/fault-matrix.test.ts): the bundle run as
 // the runner does (support/action.ts) with faults fired when main's output shows a given step
 // (SIGINT as a job cancellation, SIGKILL as a dead runner, or any async action such as dropping
-// the node's DB sessions or restarting its containers), and the state of the node and its DB read back.
+// the node's DB sessions), and the state of the node and its DB read back.
 import pg from 'pg'
-import { docker, loadBed, sleep, type TestDb } from './bed.js'
+import { loadBed, sleep, type TestDb } from './bed.js'
 import { runAction, type ActionRun, type Hook } from './action.js'
 
 /** runAction with faults at lines of main's output, each step SIGKILLed as hung after `deadlineMs` (120 s). */
@@ -61,26 +61,6 @@ export async function dropDbSessions(db: TestDb, who: 'node' | 'all', downMs = 0
     }
     return n
   })
-}
-
-/**
- * Emulates a Docker daemon restart for the row's containers without touching the shared dockerd:
- * every running container whose name starts with `prefix` is restarted (SIGTERM with its stop
- * timeout, then started again), all at once, as dockerd does on shutdown and start-up with
- * restart policy unless-stopped. The Engine API outage itself is not emulated.
- */
-export async function restartContainers(prefix: string): Promise<string[]> {
-  const list = await docker.listContainers()
-  const mine = list.filter((c) => c.Names.some((n) => n.replace(/^\//, '').startsWith(prefix)))
-  await Promise.all(
-    mine.map((c) =>
-      docker
-        .getContainer(c.Id)
-        .restart({ t: 10 })
-        .catch(() => undefined)
-    )
-  )
-  return mine.map((c) => c.Names[0].replace(/^\//, ''))
 }
 
 export interface DbState {

@@ -32,6 +32,8 @@ export interface StartOptions {
   noWait?: boolean
   /** more HostConfig (e.g. AutoRemove for a `docker run --rm` node) */
   hostConfig?: Partial<Docker.HostConfig>
+  /** another Docker Engine than the bed's (a dedicated daemon) */
+  api?: Docker
 }
 
 export async function startNode(o: StartOptions): Promise<SimNode> {
@@ -61,7 +63,8 @@ export async function startNode(o: StartOptions): Promise<SimNode> {
     hostConfig.PortBindings = { '6688/tcp': [{ HostIp: o.hostIp ?? '127.0.0.1', HostPort: String(port) }] }
   }
   if (toml.length && env.CL_CONFIG === undefined) env.CL_CONFIG = `${toml.join('\n')}\n`
-  const c = await docker.createContainer({
+  const api = o.api ?? docker
+  const c = await api.createContainer({
     name: o.name,
     Image: o.image ?? simImage(o.tag, loadBed()),
     Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
@@ -72,13 +75,13 @@ export async function startNode(o: StartOptions): Promise<SimNode> {
   })
   await c.start()
   const node = { name: o.name, id: c.id, port }
-  if (!o.noWait) await waitReady(node)
+  if (!o.noWait) await waitReady(node, 30000, api)
   return node
 }
 
 /** Base URL of a node container from the host. */
-export async function nodeUrl(name: string): Promise<string | undefined> {
-  const info = await docker.getContainer(name).inspect()
+export async function nodeUrl(name: string, api: Docker = docker): Promise<string | undefined> {
+  const info = await api.getContainer(name).inspect()
   if (info.HostConfig.NetworkMode === 'host') {
     const envOf = (k: string) => (info.Config.Env ?? []).find((e) => e.startsWith(`${k}=`))?.slice(k.length + 1)
     const p = /HTTPPort\s*=\s*(\d+)/.exec(envOf('CL_CONFIG') ?? '')?.[1] ?? envOf('CHAINLINK_PORT') ?? '6688'
@@ -97,19 +100,19 @@ export async function readyz(url: string): Promise<number | undefined> {
   }
 }
 
-export async function waitReady(node: { name: string }, timeoutMs = 30000): Promise<void> {
+export async function waitReady(node: { name: string }, timeoutMs = 30000, api: Docker = docker): Promise<void> {
   try {
     await waitFor(
       `${node.name} /readyz 200`,
       async () => {
-        const url = await nodeUrl(node.name)
+        const url = await nodeUrl(node.name, api)
         return url ? (await readyz(url)) === 200 : false
       },
       timeoutMs,
       100
     )
   } catch (e) {
-    const logs = await docker
+    const logs = await api
       .getContainer(node.name)
       .logs({ stdout: true, stderr: true, tail: 15 })
       .catch(() => '')
@@ -157,10 +160,11 @@ export async function writers(db: TestDb): Promise<WriterCheck> {
 
 /** The image (Config.Image) and running state of a container, or undefined if gone. */
 export async function containerState(
-  name: string
+  name: string,
+  api: Docker = docker
 ): Promise<{ image: string; running: boolean; id: string } | undefined> {
   try {
-    const i = await docker.getContainer(name).inspect()
+    const i = await api.getContainer(name).inspect()
     return { image: i.Config.Image, running: i.State.Running, id: i.Id }
   } catch {
     return undefined

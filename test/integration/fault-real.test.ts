@@ -1,0 +1,352 @@
+// Real faults at each step of `operation: upgrade`, not emulations: a Docker daemon of the test's
+// own (support/dedicated-dockerd.ts) killed with SIGKILL and started again, and a Postgres
+// cluster of the test's own (support/pg-cluster.ts) restarted with `pg_ctl restart -m fast` and
+// `-m immediate`. The action runs as the runner runs it (support/action.ts), against that daemon
+// through DOCKER_HOST. The runner killed with no post step, then `repair`, is in fault-matrix.test.ts.
+//
+// After every row, whatever the fault (and, when the run did not end the operation, after the
+// `repair` an operator runs next):
+// - exactly one leader serving: the container named as before runs and answers /readyz 200, and
+//   is the only node process on the DB, holding the lease and writing; nothing of the run is left;
+// - never two writers: the simulator's heartbeats never go back to an earlier writer;
+// - the DB accepted by the version running (node_versions and goose no newer than it knows);
+// - the action told the truth: exit 0 only when the node ended on the target, and the result
+//   output names where it ended.
+// The rows print as a table at the end (fault x step -> end state, writers, result).
+import { afterAll, describe, expect, test } from '@jest/globals'
+import type Docker from 'dockerode'
+import type { ChildProcess } from 'node:child_process'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createDb, docker, removeContainers, simImage, uniqueName, waitFor, type TestDb } from '../support/bed.js'
+import { atLine, visible, type ActionRun, type Hook } from '../support/action.js'
+import { containerState, nodeUrl, readyz, startNode, writers, type Layout } from '../support/node.js'
+import { dbState, lastHeartbeat, runFaulted } from '../support/fault.js'
+import { startDedicatedDockerd, type DedicatedDockerd } from '../support/dedicated-dockerd.js'
+import { startPgCluster, type PgCluster } from '../support/pg-cluster.js'
+
+const prefix = uniqueName('clr-fr')
+let seq = 0
+
+/** Highest goose migration each simulator version knows (test/node-sim/migrations.js). */
+const GOOSE_MAX: Record<string, number> = { '2.18.0': 241, '2.19.0': 250, '2.20.0': 256 }
+const versionOf = (tag: string) => tag.split('-')[0]
+const cmpVersion = (a: string, b: string) => {
+  const pa = a.split('.').map(Number)
+  const pb = b.split('.').map(Number)
+  for (let i = 0; i < 3; i++) if (pa[i] !== pb[i]) return pa[i] - pb[i]
+  return 0
+}
+
+type Fault = 'dockerd SIGKILL + start' | 'postgres restart -m fast' | 'postgres restart -m immediate'
+
+interface Row {
+  fault: Fault
+  /** the step the fault hits, as the table names it */
+  step: string
+  at: (stdout: string) => boolean
+  layout?: Layout
+  to: string
+  inputs?: Record<string, string>
+  /** where the node must end, when only one is right */
+  ends?: 'old' | 'new'
+  /** the action is paused (SIGSTOP) while the daemon restarts and resumed once it answers: the
+   *  restart falls between two of its Docker calls, which then meet the daemon's aftermath */
+  paused?: boolean
+}
+
+// Steps as main prints them (src/report.ts: `step: detail`, `gate name: passed (...)`).
+const STANDBY_STARTED = atLine('standby started')
+const HANDOFF = atLine(/^handoff \S+ -> /) // bridge layout: the old leader's stop is being sent
+const SWAP = atLine(/^swap \S+ -> /) // docs' layout: the leader's stop, then the final container on its ports
+const HEALTH_GATE = atLine('gate lock-handoff: passed') // the lock moved: the health gate runs
+const ROLLBACK = atLine('rollback: ')
+
+const NEVER_READY = { to: '2.20.0-never-ready', inputs: { 'ready-timeout': '5s' }, ends: 'old' as const }
+
+const DOCKERD: Fault = 'dockerd SIGKILL + start'
+const ROWS: Row[] = [
+  { fault: DOCKERD, step: 'standby started', at: STANDBY_STARTED, to: '2.19.0' },
+  // Docker 20.10 started after a crash stops every container it finds running and starts none
+  // again, whatever its restart policy: the leader is down too, not only the standby
+  {
+    fault: DOCKERD,
+    step: 'standby started, between two calls',
+    at: STANDBY_STARTED,
+    to: '2.19.0',
+    paused: true,
+    ends: 'old'
+  },
+  {
+    fault: DOCKERD,
+    step: 'health gate, between two calls',
+    at: HEALTH_GATE,
+    to: '2.19.0',
+    paused: true
+  },
+  { fault: DOCKERD, step: 'handoff (bridge layout)', at: HANDOFF, layout: 'bridge', to: '2.19.0' },
+  { fault: DOCKERD, step: 'swap (finish)', at: SWAP, to: '2.19.0' },
+  { fault: DOCKERD, step: 'health gate', at: HEALTH_GATE, to: '2.19.0' },
+  { fault: DOCKERD, step: 'rollback', at: ROLLBACK, ...NEVER_READY },
+  ...(['postgres restart -m fast', 'postgres restart -m immediate'] as const).flatMap((fault) => [
+    { fault, step: 'handoff (bridge layout)', at: HANDOFF, layout: 'bridge' as const, to: '2.19.0' },
+    { fault, step: 'swap (finish)', at: SWAP, to: '2.19.0' },
+    { fault, step: 'health gate', at: HEALTH_GATE, to: '2.19.0' }
+  ])
+]
+
+interface RowCtx {
+  row: Row
+  api: Docker
+  db: TestDb
+  name: string
+  stateDir: string
+  env: Record<string, string>
+}
+
+const baseInputs = (r: RowCtx) => ({
+  operation: 'upgrade',
+  container: r.name,
+  image: simImage(r.row.to),
+  'state-dir': r.stateDir,
+  'backup-dir': join(r.stateDir, 'backups'),
+  'stable-for': '2s',
+  'ready-timeout': '45s',
+  ...(r.row.inputs ?? {})
+})
+
+const repairInputs = (r: RowCtx) => {
+  const { image: _image, ...rest } = baseInputs(r)
+  return { ...rest, operation: 'repair' }
+}
+
+/** Where a result output says the node is. */
+const RESULT_MEANS: Record<string, 'old' | 'new' | 'either'> = {
+  upgraded: 'new',
+  'rolled-back': 'old',
+  failed: 'old',
+  unchanged: 'new',
+  ok: 'either'
+}
+
+/** One line of the printed table per row. */
+const table: { fault: string; step: string; end: string; writers: string; result: string }[] = []
+
+let dockerd: DedicatedDockerd | undefined
+let dockerdUp: Promise<DedicatedDockerd> | undefined
+/** The dedicated daemon, started by the first row that needs it (concurrent tests may start
+ *  before a beforeAll has finished), with the rows' simulator images pulled from the bed's registry. */
+const dedicated = () =>
+  (dockerdUp ??= startDedicatedDockerd().then((d) => {
+    dockerd = d
+    for (const tag of new Set(['2.18.0', ...ROWS.map((x) => x.to)])) d.cli('pull', '-q', simImage(tag))
+    return d
+  }))
+
+/** Rows on the dedicated daemon run one at a time (a kill hits every container of it); Postgres
+ *  rows (a cluster each, on the bed's daemon) run beside them, one at a time too (2 cores). */
+const lanes = new Map<string, Promise<unknown>>()
+function inLane<T>(lane: string, fn: () => Promise<T>): Promise<T> {
+  const prev = lanes.get(lane) ?? Promise.resolve()
+  const next = prev.then(fn, fn)
+  lanes.set(
+    lane,
+    next.catch(() => undefined)
+  )
+  return next
+}
+
+function describeRun(run: ActionRun): string {
+  return `exit ${run.exitCode}, outputs ${JSON.stringify(run.outputs)}${run.hung ? `, HUNG: ${run.hung}` : ''}\n${visible(run.stdout).split('\n').slice(-60).join('\n')}`
+}
+
+const summarise = (runs: [string, ActionRun][]) =>
+  runs
+    .map(
+      ([l, x]) => `${l}: exit ${x.exitCode}${x.outputs.result ? ` ${x.outputs.result}` : ''}${x.hung ? ' HUNG' : ''}`
+    )
+    .join('; ')
+
+/** The end state every row must reach. Returns where the node ended and the writers seen. */
+async function expectConsistent(r: RowCtx): Promise<{ at: 'old' | 'new'; writers: string[] }> {
+  const st = await containerState(r.name, r.api)
+  expect({ container: r.name, running: st?.running }).toEqual({ container: r.name, running: true })
+  const at = st?.image === simImage('2.18.0') ? 'old' : st?.image === simImage(r.row.to) ? 'new' : 'other'
+  expect({ image: st?.image, at }).toEqual({ image: st?.image, at: expect.stringMatching(/^(old|new)$/) })
+  const ready = await waitFor(
+    `${r.name} /readyz 200`,
+    async () => ((await readyz((await nodeUrl(r.name, r.api))!)) === 200 ? 200 : undefined),
+    10000
+  ).catch(() => undefined)
+  expect({ readyz: ready }).toEqual({ readyz: 200 })
+  const others = (await r.api.listContainers({ all: true })).filter((c) =>
+    c.Names.some((x) => x.startsWith(`/${r.name}-`))
+  )
+  expect({ leftovers: others.map((c) => c.Names[0]) }).toEqual({ leftovers: [] })
+  // exactly one leader: one node process on the DB, holding the lease, and it is the one writing
+  const s = await waitFor(
+    'one node process on the DB holding the lease',
+    async () => {
+      const d = await dbState(r.db)
+      return d.apps.length === 1 && d.holder === d.apps[0] ? d : undefined
+    },
+    10000
+  ).catch(async () => dbState(r.db))
+  expect({ nodeProcesses: s.apps.length, holder: s.holder }).toEqual({ nodeProcesses: 1, holder: s.apps[0] })
+  const version = versionOf(at === 'old' ? '2.18.0' : r.row.to)
+  const hb = await waitFor(
+    'a fresh heartbeat from the leader',
+    async () => {
+      const h = await lastHeartbeat(r.db)
+      return h && h.app === s.holder && h.agoMs < 1000 ? h : undefined
+    },
+    5000
+  ).catch(() => lastHeartbeat(r.db))
+  expect({ lastWriter: hb?.app, version: hb?.version }).toEqual({ lastWriter: s.holder, version })
+  // never two writers: no writer comes back after another wrote
+  const w = await writers(r.db)
+  expect({ interleaved: w.interleaved, writers: w.versions }).toEqual({ interleaved: false, writers: w.versions })
+  // the DB is one the running version accepts
+  expect({ nodeVersions: s.nodeVersion, newerThanRunning: cmpVersion(s.nodeVersion ?? '0.0.0', version) > 0 }).toEqual({
+    nodeVersions: s.nodeVersion,
+    newerThanRunning: false
+  })
+  expect({ goose: s.goose, newerThanRunning: (s.goose ?? Infinity) > GOOSE_MAX[version] }).toEqual({
+    goose: s.goose,
+    newerThanRunning: false
+  })
+  // the journal says the operation ended, and no host lock is left behind
+  const jf = join(r.stateDir, `${r.name}.journal.json`)
+  if (existsSync(jf))
+    expect({ journal: (JSON.parse(readFileSync(jf, 'utf8')) as { phase: string }).phase }).toEqual({ journal: 'done' })
+  expect({ locks: readdirSync(r.stateDir).filter((f) => f.endsWith('.lock')) }).toEqual({ locks: [] })
+  return { at: at as 'old' | 'new', writers: w.versions }
+}
+
+/** A run's outputs and exit code say where the node is. */
+function expectTruthful(run: ActionRun, at: 'old' | 'new', label: string) {
+  const result = run.outputs.result
+  if (result !== undefined) {
+    const means = RESULT_MEANS[result]
+    expect({ label, result, means: means === 'either' ? at : means }).toEqual({ label, result, means: at })
+  }
+  if (run.exitCode === 0 && result !== 'ok') expect({ label, exit: 0, at }).toEqual({ label, exit: 0, at: 'new' })
+}
+
+const journalOpen = (r: RowCtx) => {
+  const jf = join(r.stateDir, `${r.name}.journal.json`)
+  return existsSync(jf) && (JSON.parse(readFileSync(jf, 'utf8')) as { phase: string }).phase !== 'done'
+}
+
+async function runRow(row: Row) {
+  const t0 = Date.now()
+  const onDockerd = row.fault === DOCKERD
+  let cluster: PgCluster | undefined
+  let db: TestDb
+  if (onDockerd) db = await createDb('fr')
+  else {
+    cluster = await startPgCluster()
+    db = cluster.db
+  }
+  const d = onDockerd ? await dedicated() : undefined
+  await d?.start() // up again if a failed try of a row left it down
+  const api = d?.api ?? docker
+  const name = `${prefix}-${String(++seq).padStart(2, '0')}`
+  const stateDir = mkdtempSync(join(tmpdir(), 'clr-fr-state-'))
+  const r: RowCtx = { row, api, db, name, stateDir, env: d ? { DOCKER_HOST: d.host } : {} }
+  const runs: [string, ActionRun][] = []
+  try {
+    await startNode({ name, tag: '2.18.0', db, layout: row.layout ?? 'ports', api })
+    const fault = async (child: ChildProcess) => {
+      if (d) {
+        if (row.paused) child.kill('SIGSTOP')
+        try {
+          await d.kill()
+          await d.start()
+        } finally {
+          if (row.paused) child.kill('SIGCONT')
+        }
+      } else await cluster!.restart(row.fault === 'postgres restart -m fast' ? 'fast' : 'immediate')
+    }
+    const hooks: Hook[] = [{ when: row.at, do: (child) => fault(child) }]
+    const run = await runFaulted(baseInputs(r), hooks, { env: r.env })
+    runs.push(['run', run])
+    await run.faultsDone
+    expect({ fired: run.fired[0] }).toEqual({ fired: true })
+    // a run that did not end the operation: the operator's next run is `repair`
+    if (run.exitCode !== 0 || journalOpen(r)) {
+      const rep = await runFaulted(repairInputs(r), [], { env: r.env })
+      runs.push(['repair', rep])
+    }
+    for (const [label, x] of runs) expect({ label, hung: x.hung }).toEqual({ label, hung: undefined })
+    const end = await expectConsistent(r)
+    for (const [label, x] of runs) expectTruthful(x, end.at, label)
+    if (row.ends) expect({ ends: end.at }).toEqual({ ends: row.ends })
+    if (process.env.FR_VERBOSE)
+      for (const [label, x] of runs)
+        process.stderr.write(`--- ${row.fault} at ${row.step}: ${label} ---\n${describeRun(x)}\n`)
+    table.push({
+      fault: row.fault,
+      step: row.step,
+      end: `one leader, ${end.at} image`,
+      writers: `${end.writers.length} in turn (${end.writers.join(' -> ')}), never two`,
+      result: summarise(runs)
+    })
+  } catch (e) {
+    const st = await containerState(name, api).catch(() => undefined)
+    table.push({
+      fault: row.fault,
+      step: row.step,
+      end: `FAILED: ${st ? `${st.image} running=${st.running}` : 'gone'}`,
+      writers: '-',
+      result: `${summarise(runs)} | ${(e as Error).message.split('\n')[0]}`
+    })
+    for (const [label, x] of runs)
+      process.stderr.write(`--- ${row.fault} at ${row.step}: ${label} ---\n${describeRun(x)}\n`)
+    throw e
+  } finally {
+    process.stderr.write(`[fr] ${row.fault} at ${row.step}: ${((Date.now() - t0) / 1000).toFixed(1)} s\n`)
+    await removeContainers(name, api).catch(() => undefined)
+    if (cluster) await cluster.stop()
+    else await db.drop()
+    rmSync(stateDir, { recursive: true, force: true })
+  }
+}
+
+afterAll(async () => {
+  await removeContainers(prefix).catch(() => undefined)
+  if (dockerd) {
+    await removeContainers(prefix, dockerd.api).catch(() => undefined)
+    await dockerd.stop()
+  }
+  const w = { fault: 30, step: 24, end: 20, writers: 40 }
+  const line = (x: (typeof table)[number]) =>
+    `| ${x.fault.padEnd(w.fault)} | ${x.step.padEnd(w.step)} | ${x.end.padEnd(w.end)} | ${x.writers.padEnd(w.writers)} | ${x.result} |`
+  process.stderr.write(
+    [
+      '',
+      'Real faults (test/integration/fault-real.test.ts): fault x step -> end state, writers, result',
+      line({
+        fault: 'fault',
+        step: 'step',
+        end: 'end state',
+        writers: 'writers',
+        result: 'result (exit, result output)'
+      }),
+      ...table.map(line),
+      ''
+    ].join('\n')
+  )
+}, 120_000)
+
+const ROW_TIMEOUT_MS = 600_000 // queueing in its lane included; each action step is SIGKILLed after 120 s
+
+describe('real faults: operation upgrade', () => {
+  for (const row of ROWS)
+    test.concurrent(
+      `${row.fault} at ${row.step}`,
+      () => inLane(row.fault === DOCKERD ? 'dockerd' : 'postgres', () => runRow(row)),
+      ROW_TIMEOUT_MS
+    )
+})
