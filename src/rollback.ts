@@ -228,7 +228,8 @@ async function migrateDown(ctx: Context, link: NodeLink, plan: RollbackPlan): Pr
     cmd,
     entrypoint: inv.entrypoint,
     portBindings: {},
-    extraLabels: { [LABEL_ROLE]: 'db-rollback' }
+    extraLabels: { [LABEL_ROLE]: 'db-rollback' },
+    asService: false
   })
   spec.HostConfig = { ...spec.HostConfig, RestartPolicy: { Name: 'no' } }
   spec.Healthcheck = { Test: ['NONE'] }
