@@ -19,6 +19,8 @@ export async function startClone(
     runId: string
     role: string
     start?: boolean
+    /** false for a container that never takes the node's name: no compose labels (docs/compose.md) */
+    asService?: boolean
     /** told the container as soon as it exists, before it starts (a failed start leaves it) */
     onCreated?: (m: Member) => void
   }
@@ -36,7 +38,8 @@ export async function startClone(
     portBindings,
     oldImageConfig: oldImage?.config,
     extraLabels: { [LABEL_RUN]: opts.runId, [LABEL_ROLE]: opts.role },
-    keepAddress: opts.ports === 'keep'
+    keepAddress: opts.ports === 'keep',
+    asService: opts.asService
   })
   // Engines before API 1.44 take one endpoint at create: the rest are connected before start.
   const endpoints = spec.NetworkingConfig?.EndpointsConfig ?? {}

@@ -26,6 +26,12 @@ interface CloneOptions {
   }
   /** labels added to mark the container as ours (role, run id) */
   extraLabels?: Record<string, string>
+  /**
+   * false for a container that never takes the node's name (an interim standby, a one-off `db
+   * rollback`): it carries none of compose's labels, so `docker compose` never counts it as a
+   * replica of the node's service (docs/compose.md)
+   */
+  asService?: boolean
   /** overrides the command (e.g. `node db rollback N`) */
   cmd?: string[]
   /** overrides the entrypoint */
@@ -37,6 +43,9 @@ interface CloneOptions {
   keepAddress?: boolean
 }
 
+/** compose finds a service's containers by these labels (project, service, oneoff; docs/compose.md) */
+export const COMPOSE_LABEL_PREFIX = 'com.docker.compose.'
+
 const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null)
 
 export function cloneSpec(info: Docker.ContainerInspectInfo, opts: CloneOptions): Docker.ContainerCreateOptions {
@@ -46,6 +55,7 @@ export function cloneSpec(info: Docker.ContainerInspectInfo, opts: CloneOptions)
   const env = (c.Env ?? []).filter((e) => !imageEnv.has(e))
   const labels: Record<string, string> = {}
   for (const [k, v] of Object.entries(c.Labels ?? {})) {
+    if (opts.asService === false && k.startsWith(COMPOSE_LABEL_PREFIX)) continue
     if (img.Labels?.[k] !== v) labels[k] = v
   }
   Object.assign(labels, opts.extraLabels ?? {})

@@ -77,7 +77,8 @@ export async function rehearseMigration(
       cmd: inv.cmd,
       entrypoint: inv.entrypoint,
       portBindings: {},
-      extraLabels: { [LABEL_ROLE]: 'rehearsal' }
+      extraLabels: { [LABEL_ROLE]: 'rehearsal' },
+      asService: false
     })
     // No published port, no restart, no health check: a one-off `db migrate` on the node's own
     // network (the DB is reached as the node reaches it) that ends when the migrations do.

@@ -9,6 +9,7 @@ import { LABEL_ROLE, standbyReady, takeOver, type Member, type NodeLink, type Ti
 import { dbInvocation } from './node-cli.js'
 import { restoreForRollback } from './backup-step.js'
 import { manifestPathFor, readManifest } from './backup/manifest.js'
+import { cannotRestoreMessage, restorePlan } from './backup/restore.js'
 import type { Database, NodeSession } from './database.js'
 import type { DbRollback, Inputs } from './inputs.js'
 import { formatMs } from './duration.js'
@@ -227,7 +228,8 @@ async function migrateDown(ctx: Context, link: NodeLink, plan: RollbackPlan): Pr
     cmd,
     entrypoint: inv.entrypoint,
     portBindings: {},
-    extraLabels: { [LABEL_ROLE]: 'db-rollback' }
+    extraLabels: { [LABEL_ROLE]: 'db-rollback' },
+    asService: false
   })
   spec.HostConfig = { ...spec.HostConfig, RestartPolicy: { Name: 'no' } }
   spec.Healthcheck = { Test: ['NONE'] }
@@ -264,20 +266,14 @@ export async function restoreRestartPolicy(ctx: Context, id: string, operator: M
 }
 
 /**
- * Schemas a restore must drop that the DB role cannot: a restore as the DB owner without
- * superuser fails where `public` belongs to the bootstrap superuser (Postgres 14 and older).
+ * What a restore as the DB role cannot replace (empty when it can): a restore as the DB owner
+ * without superuser keeps a `public` of the bootstrap superuser (Postgres 14 and older) and
+ * replaces only the role's objects in it; see restorePlan.
  */
 export async function schemasNotDroppable(db: Database): Promise<string[]> {
-  const rows = await db.query<{ nspname: string }>(
-    `SELECT nspname FROM pg_namespace
-      WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname NOT LIKE 'pg\\_%'
-        AND NOT pg_has_role(current_user, nspowner, 'USAGE')
-        AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
-      ORDER BY 1`
-  )
-  return rows.map((r) => r.nspname)
+  return (await restorePlan((sql) => db.query(sql))).blockers
 }
 
-export function notDroppableMessage(role: string, schemas: string[]): string {
-  return `the database role ${role} does not own schema ${schemas.join(', ')} (on Postgres 14 and older 'public' belongs to the bootstrap superuser), so a restore cannot replace it: run 'ALTER SCHEMA ${schemas[0]} OWNER TO ${role}' as a superuser, or restore as one`
+export function notDroppableMessage(role: string, blockers: string[]): string {
+  return cannotRestoreMessage({ role, blockers })
 }

@@ -457,6 +457,8 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise
     ports: 'remap',
     runId,
     role: 'next',
+    // it takes the node's name only when there is no second container after it (docs/compose.md)
+    asService: !twoHandoffs,
     onCreated: made
   })
   replaceCreated(standby)

@@ -336,7 +336,7 @@ describe('repair decides from evidence', () => {
 })
 
 describe('restore as the DB owner without superuser', () => {
-  test("'public' belongs to the bootstrap superuser: refused in preflight, the node never stopped", async () => {
+  test("the node's tables belong to the superuser in its 'public': refused in preflight, naming them, the node never stopped", async () => {
     await fresh('bridge')
     const b = await runAction({
       operation: 'backup',
@@ -370,7 +370,7 @@ describe('restore as the DB owner without superuser', () => {
       })
       expect(r.exitCode).toBe(1)
       expect(errorLines(r)[0]).toMatch(
-        /^::error::Refusing to restore: the database role \S+ does not own schema public/
+        /^::error::Refusing to restore: the database role \S+ cannot restore over what it may not drop: .*table public\.\w+ \(owned by bed\)/
       )
       const info = await docker.getContainer(name).inspect()
       expect(info.State.Running).toBe(true)

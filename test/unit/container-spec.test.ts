@@ -329,3 +329,26 @@ describe('cloneSpec: a --rm leader', () => {
     expect(clone(info).HostConfig?.AutoRemove).toBe(false)
   })
 })
+
+describe("cloneSpec: compose's labels", () => {
+  const compose = (k: string) => k.startsWith('com.docker.compose.')
+
+  it('a container that takes the node’s name keeps them: compose finds the node as its service', () => {
+    const labels = clone(composeLeader()).Labels ?? {}
+    expect(labels['com.docker.compose.project']).toBe('ops')
+    expect(labels['com.docker.compose.service']).toBe('chainlink')
+  })
+
+  it('one that never does (interim standby, db rollback) carries none: it is no replica of the service', () => {
+    const info = composeLeader()
+    const labels = clone(info, { asService: false, extraLabels: { 'io.chainlink-rollout.role': 'next' } }).Labels ?? {}
+    expect(Object.keys(labels).filter(compose)).toEqual([])
+    // the operator's other labels stay, and ours are added
+    const imageLabels: Record<string, string> = oldImageConfig().Labels ?? {}
+    const others = Object.keys(info.Config.Labels ?? {}).filter(
+      (k) => !compose(k) && imageLabels[k] !== info.Config.Labels?.[k]
+    )
+    for (const k of others) expect(labels[k]).toBe(info.Config.Labels?.[k])
+    expect(labels['io.chainlink-rollout.role']).toBe('next')
+  })
+})
