@@ -114,6 +114,23 @@ export async function withStagedDirectory<T>(
   }
 }
 
+/**
+ * Settings of pg_restore -j's sessions, all per session (no server change):
+ * - max_parallel_maintenance_workers=0: with -j as many as the cores, pg_restore already builds
+ *   that many indexes at once; the server's own parallel index workers then only contend for the
+ *   same cores (measured on the bed: -j 2 restore of a 768 MiB node database 14.7 s with them,
+ *   11.1 s without).
+ * - maintenance_work_mem=256MB: index sorts of the large tables in memory, not in temp files.
+ * - synchronous_commit=off: each of pg_restore's many small commits (one per table, index,
+ *   constraint) no longer waits for its WAL flush. Safe here because these commits only fill a
+ *   new database nobody uses; it becomes the target only by the swap, whose transaction commits
+ *   from another session with the server's own synchronous_commit. WAL is flushed in order, so
+ *   the swap's flushed commit carries every record of the restore before it: after a crash the
+ *   server has either the whole restored copy swapped in, or the old database (and a leftover
+ *   copy under its _clr_new_ name).
+ */
+const RESTORE_SESSION = '-c max_parallel_maintenance_workers=0 -c maintenance_work_mem=256MB -c synchronous_commit=off'
+
 /** pg_restore -j of a staged directory into database `into` (progress from --verbose). */
 export async function pgRestoreParallel(o: {
   runner: ToolRunner
@@ -127,13 +144,11 @@ export async function pgRestoreParallel(o: {
   what: string
 }): Promise<void> {
   const p = new Progress({ what: o.what, log: o.log, tables: o.tables })
-  // With -j as many as the cores, pg_restore already builds that many indexes at once; the
-  // server's own parallel index workers then only contend for the same cores (measured on the
-  // bed: -j 2 restore of a 768 MiB node database 14.7 s with them, 11.1 s without).
+  // Session settings of pg_restore's connections (RESTORE_SESSION).
   const url = new URL(o.into.safeUrl)
   url.searchParams.delete('options')
   // encodeURIComponent, not searchParams: libpq does not read '+' as a space
-  url.search = `${url.search ? `${url.search}&` : '?'}options=${encodeURIComponent('-c max_parallel_maintenance_workers=0 -c maintenance_work_mem=256MB')}`
+  url.search = `${url.search ? `${url.search}&` : '?'}options=${encodeURIComponent(RESTORE_SESSION)}`
   try {
     const r = run(
       o.runner,

@@ -1,14 +1,16 @@
 // `npm run bench -- backup` (test/bench/run.sh bundles this file with ncc and runs it on Node 24).
 //
 // Backups and restores at node-like sizes: for each size (BENCH_BACKUP_SIZES, MiB, default
-// 64,256,2048) a node-shaped database is generated (test/bench/lib/gen-db.ts, seeded), then
+// 128,512,2048) a node-shaped database is generated (test/bench/lib/gen-db.ts, seeded), then
 // side by side: the action's backup (createBackup, its default layout and verification), raw
 // `pg_dump -Fc` (default gzip) and raw `pg_dump -Fd -j N` (default gzip), each with its size on
 // disk and the time of a full read (pg_restore -f /dev/null for the raw ones, the action's own
-// verification for it); then restores into an empty database: pg_restore of the -Fc dump with
-// one job (and with -j N when BENCH_BACKUP_FC_JOBS is set), pg_restore -j N of the -Fd dump,
-// and the action's restoreBackup. About 20 min on 2 cores, most of it the 2 GiB database's
-// generation and its raw pg_dump -Fc with default gzip.
+// verification for it); up to BENCH_BACKUP_BOTH_MAX_MIB (default 1024) also the action's backup
+// in its other layout, forced, so the layout thresholds can be read off the table. Then
+// restores into an empty database: pg_restore of the -Fc dump with one job (and with -j N when
+// BENCH_BACKUP_FC_JOBS is set), pg_restore -j N of the -Fd dump, and the action's restoreBackup
+// of each layout taken. About 10 min on 2 cores, most of it the 2 GiB database's generation,
+// its raw pg_dump -Fc with default gzip and the restores.
 // Each database is dropped after its size. Output: Markdown on stdout, progress on stderr.
 // MB/s = database size (pg_database_size) / wall time; s/GB = wall time per GiB of database.
 import { linesLog } from '../support/log.js'
@@ -18,12 +20,14 @@ import { mkdtemp, readdir, rm, stat } from 'node:fs/promises'
 import { cpus, totalmem, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createBackup, restoreBackup } from '../../src/backup.js'
+import type { Layout } from '../../src/backup/manifest.js'
 import { createDb, loadBed, type TestDb } from '../support/bed.js'
 import { generateNodeDb } from './lib/gen-db.js'
 
-const SIZES = (process.env.BENCH_BACKUP_SIZES ?? '64,256,2048').split(',').map(Number)
+const SIZES = (process.env.BENCH_BACKUP_SIZES ?? '128,512,2048').split(',').map(Number)
 const JOBS = Math.max(1, Math.min(8, cpus().length))
 const SEED = Number(process.env.BENCH_SEED ?? 1)
+const BOTH_MAX_MIB = Number(process.env.BENCH_BACKUP_BOTH_MAX_MIB ?? 1024)
 const progress = (s: string) => process.stderr.write(`[bench backup] ${new Date().toISOString().slice(11, 19)} ${s}\n`)
 const bed = loadBed()
 const pgEnv = { ...process.env, PGPASSWORD: bed.pg.password }
@@ -102,6 +106,28 @@ async function benchSize(mib: number): Promise<Result> {
       verifyMs: total - r.manifest.durationMs
     })
     progress(`  action backup: ${(total / 1000).toFixed(1)} s (${layout})`)
+    // below BOTH_MAX_MIB the other layout too, forced: the thresholds are chosen from these rows
+    const other: Layout = layout === 'directory' ? 'file' : 'directory'
+    let otherFile: string | undefined
+    if (mib <= BOTH_MAX_MIB) {
+      const t1 = Date.now()
+      const o = await createBackup({
+        databaseUrl: db.url,
+        dir: join(dir, 'other'),
+        kind: 'scheduled',
+        log: linesLog(),
+        format: other
+      })
+      const ms = Date.now() - t1
+      otherFile = o.file
+      backups.push({
+        way: `action backup, forced ${other === 'directory' ? `directory, -j ${JOBS}` : 'one file'}`,
+        ms,
+        bytes: o.manifest.dump.bytes,
+        verifyMs: ms - o.manifest.durationMs
+      })
+      progress(`  action backup (${other}): ${(ms / 1000).toFixed(1)} s`)
+    }
     const fc = join(dir, 'raw.dump')
     const fcMs = tool('pg_dump', [...conn, '-Fc', '-f', fc, db.name])
     const fcVerify = tool('pg_restore', ['-f', '/dev/null', fc])
@@ -140,6 +166,12 @@ async function benchSize(mib: number): Promise<Result> {
         await restoreBackup({ databaseUrl: t.url, file: r.file, log: linesLog() })
       })
     )
+    if (otherFile)
+      restores.push(
+        await restoreInto(`action restore, forced ${other}`, async (t) => {
+          await restoreBackup({ databaseUrl: t.url, file: otherFile, log: linesLog() })
+        })
+      )
     return { mib, dbBytes, genMs: gen.ms, backups, restores, layout }
   } finally {
     await db.drop().catch(() => undefined)
