@@ -1,6 +1,7 @@
 // The lock handoff, step by step (docs/algorithm.md steps 3-6): start a standby from the leader's own
 // config, prove it waits for the lock, stop the leader gracefully, prove the standby took the
 // lock and nobody else holds it, and hold it to the health gate. Each step proves itself.
+import { aimDelay, LEASE_POLL_JITTER } from './aim.js'
 import type { Context } from './context.js'
 import { sleep } from './context.js'
 import { formatMs } from './duration.js'
@@ -35,37 +36,50 @@ function describeAim(a: Aim): string {
 /**
  * A waiting standby polls the lock every refresh interval (+/-10% jitter); a release that lands
  * just after a poll waits out almost a whole interval. Its polls are visible as its lock
- * session's query_start, so wait for one and send the stop to land before the earliest next
- * poll. Between polls the session's last query is the transaction's end, which the node's
- * driver sends in lower case (`commit`): matched in any case. Bounded to two intervals.
+ * session's query_start, so send the stop to land before the earliest next poll, timed from the
+ * poll itself: the query also returns how long ago it ran by the DB server's own clock (the
+ * runner's clock is never compared with the server's). Between polls the session's last query
+ * is the transaction's end, which the node's driver sends in lower case (`commit`): matched in
+ * any case. A poll already too old to aim at is let pass for the next. Bounded to two intervals.
  */
 async function aimStop(ctx: Context, link: NodeLink, to: Member, deltaMs: number): Promise<Aim> {
   if (link.mode === 'advisorylock') return { engaged: false, why: 'advisory lock mode: no lease polls to aim at' }
   if (!to.appId) return { engaged: false, why: "the standby's app id is not known" }
   const interval = link.config.leaseRefreshMs
-  const pollsOf = async () => {
-    const rows = await link.db.query<{ qs: Date | null }>(
-      `SELECT max(query_start) AS qs FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE $1 AND (query ILIKE '%lease_lock%' OR lower(btrim(query, E' \\t\\n;')) IN ('commit', 'rollback', 'end'))`,
+  const delayAt = (age: number) =>
+    aimDelay({ pollAgeMs: age, intervalMs: interval, jitter: LEASE_POLL_JITTER, stopLatencyMs: deltaMs })
+  /** The age of the standby's last poll as of now, or undefined when none is visible. */
+  const pollAge = async () => {
+    const sent = Date.now()
+    const rows = await link.db.query<{ age_ms: number | null }>(
+      `SELECT (EXTRACT(EPOCH FROM clock_timestamp() - max(query_start)) * 1000)::float8 AS age_ms FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE $1 AND (query ILIKE '%lease_lock%' OR lower(btrim(query, E' \\t\\n;')) IN ('commit', 'rollback', 'end'))`,
       [`%|App|${to.appId}%`]
     )
-    return rows[0]?.qs?.getTime()
+    const age = rows[0]?.age_ms
+    // measured from the send: the age reads a little old, so the stop goes a little early
+    return age === null || age === undefined ? undefined : age + (Date.now() - sent)
   }
-  const first = await pollsOf()
+  const first = await pollAge()
   if (first === undefined)
     return {
       engaged: false,
       why: "no lease poll of the standby visible in pg_stat_activity (a role that cannot read other sessions' queries?)"
     }
+  if (delayAt(0) === undefined)
+    return {
+      engaged: false,
+      why: `the last release took ${formatMs(deltaMs)}, too long to land between polls ${formatMs(interval)} apart`
+    }
   const start = Date.now()
+  let age: number | undefined = first
   while (Date.now() - start < 2 * interval) {
-    await sleep(10, ctx.signal)
-    const cur = await pollsOf()
-    if (cur !== undefined && cur !== first) {
-      // seen within ~10 ms of the poll; the next one comes at 0.9-1.1 intervals from it
-      const target = Date.now() + Math.max(0, 0.9 * interval - deltaMs - 40)
-      await sleep(target - Date.now(), ctx.signal)
+    const delay = age === undefined ? undefined : delayAt(age)
+    if (delay !== undefined) {
+      await sleep(delay, ctx.signal)
       return { engaged: true, waitedMs: Date.now() - start }
     }
+    await sleep(10, ctx.signal)
+    age = await pollAge()
   }
   return { engaged: false, why: `the standby's lease poll did not move within ${formatMs(2 * interval)}` }
 }
