@@ -2,7 +2,10 @@
 // temporary standby on the same image) and operation: restart (a rolling restart on the same
 // image through handoffs). Same lock check and health gate as an upgrade; no image changes.
 import type { Context, OperationResult } from '../context.js'
-import { planText, rollPair, rollSingle, withNode, type Change } from '../rollout.js'
+import { planText, type Change } from '../rollout/plan.js'
+import { rollPair } from '../rollout/pair.js'
+import { withNode } from '../rollout/prepare.js'
+import { rollSingle } from '../rollout/single.js'
 import { anyDigest } from '../docker.js'
 import { memberOf, standbyReady } from '../handoff.js'
 

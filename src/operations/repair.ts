@@ -22,7 +22,7 @@ import { tieSessions } from '../node.js'
 import { connectNode, maskNodeSecrets, nodeNames } from '../node-db.js'
 import { restoreRestartPolicy, rollback, SUFFIX_DB_ROLLBACK } from '../rollback.js'
 import { JournalWriter, journalPath, nodeKey, readJournal, withHostLock, type JournalPlan } from '../state.js'
-import { SUFFIX_NEXT, SUFFIX_PREVIOUS } from './upgrade.js'
+import { SUFFIX_NEXT, SUFFIX_PREVIOUS } from '../rollout/plan.js'
 
 export async function repair(ctx: Context): Promise<OperationResult> {
   const { inputs, docker, report, log } = ctx
