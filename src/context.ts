@@ -36,9 +36,6 @@ export interface OperationResult {
   outputs: Partial<Record<Exclude<Outputs, Outputs.Result>, string>>
 }
 
-// The operator's errors live in errors.ts; re-exported for the modules that take them from here.
-export { AbortedError, OperationError } from './errors.js'
-
 export const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
     if (signal?.aborted) return reject(new AbortedError())

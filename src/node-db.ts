@@ -2,7 +2,7 @@
 // resolved as the container resolves it, masked, connected, and the lock mode. Preflight, repair,
 // backup and restore all come through here.
 import type { Context } from './context.js'
-import { OperationError } from './context.js'
+import { OperationError } from './errors.js'
 import { Database } from './database.js'
 import { containerIps, containerName, envMap, type ContainerInfo, type DockerClient } from './docker.js'
 import type { Inputs } from './inputs.js'

@@ -1,7 +1,7 @@
 // Finds the node: its container(s), its settings, its database and which container leads.
 // Everything here only reads; it is the preflight of every operation.
 import type { Context } from './context.js'
-import { OperationError } from './context.js'
+import { OperationError } from './errors.js'
 import type { Database, DbVersion, NodeSession } from './database.js'
 import { anyDigest, containerIps, containerName, type ContainerInfo, type DockerClient } from './docker.js'
 import { readLockState, sameApp, type LockState } from './lock.js'
@@ -10,8 +10,6 @@ import { connectNode, dbClockAheadMs, maskNodeSecrets, sessionContainerOf } from
 import { appsOf, describeApps, tieApps, type App, type SessionContainer, type Tie } from './sessions.js'
 import { probe, type HealthProbe } from './health.js'
 import { hasPlaceholder, healthBase } from './health-url.js'
-
-export { healthBase } from './health-url.js'
 
 interface Candidate {
   name: string

@@ -2,10 +2,14 @@
 // what the old binary accepts when the new one migrated it, start the previous container and
 // hold it to the same lock check and health gate.
 import type { Context } from './context.js'
-import { OperationError, sleep } from './context.js'
+import { sleep } from './context.js'
+import { OperationError } from './errors.js'
 import { cloneSpec } from './container-spec.js'
 import type { DbVersion } from './database.js'
-import { LABEL_ROLE, standbyReady, takeOver, type Member, type NodeLink, type Timeouts } from './handoff.js'
+import { LABEL_ROLE } from './clone.js'
+import { standbyReady } from './gate-loops.js'
+import { takeOver } from './handoff.js'
+import type { Member, NodeLink, Timeouts } from './handoff-types.js'
 import { dbInvocation } from './node-cli.js'
 import { restoreForRollback } from './backup-step.js'
 import { manifestPathFor, readManifest } from './backup/manifest.js'

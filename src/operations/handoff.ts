@@ -7,7 +7,8 @@ import { rollPair } from '../rollout/pair.js'
 import { withNode } from '../rollout/prepare.js'
 import { rollSingle } from '../rollout/single.js'
 import { anyDigest } from '../docker.js'
-import { memberOf, standbyReady } from '../handoff.js'
+import { memberOf } from '../handoff-types.js'
+import { standbyReady } from '../gate-loops.js'
 
 export async function handoffOrRestart(ctx: Context): Promise<OperationResult> {
   const { inputs, docker, report } = ctx

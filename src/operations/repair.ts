@@ -2,21 +2,13 @@
 // journal and the node as it is now, then finishes or undoes the interrupted operation so the
 // node ends with one leader, serving, named as before.
 import type { Context, OperationResult } from '../context.js'
-import { OperationError } from '../context.js'
+import { OperationError } from '../errors.js'
 import type { Database } from '../database.js'
 import { containerName, type ContainerInfo } from '../docker.js'
 import { publishedPorts } from '../container-spec.js'
-import {
-  GateError,
-  healthGate,
-  LABEL_ROLE,
-  LABEL_RUN,
-  memberOf,
-  newRun,
-  timeouts,
-  type Member,
-  type NodeLink
-} from '../handoff.js'
+import { GateError, memberOf, newRun, timeouts, type Member, type NodeLink } from '../handoff-types.js'
+import { healthGate } from '../gate-loops.js'
+import { LABEL_ROLE, LABEL_RUN } from '../clone.js'
 import { readLockState, sameApp, type LockState } from '../lock.js'
 import { tieSessions } from '../node.js'
 import { connectNode, maskNodeSecrets, nodeNames } from '../node-db.js'
