@@ -53,15 +53,3 @@ export async function startClone(
   const info = (await docker.inspect(id))!
   return { id, name: opts.name, info }
 }
-
-export function describePorts(info: ContainerInfo): string {
-  const pb = publishedPorts(info)
-  const parts = Object.entries(pb).flatMap(([p, binds]) =>
-    (binds ?? []).map((b) => `${b.HostIp || '0.0.0.0'}:${b.HostPort}->${p}`)
-  )
-  return parts.length
-    ? parts.join(', ')
-    : info.HostConfig.NetworkMode === 'host'
-      ? 'host network'
-      : 'no published ports'
-}

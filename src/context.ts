@@ -3,16 +3,8 @@
 import type { Outputs } from './constants.js'
 import type { DockerClient } from './docker.js'
 import type { Inputs } from './inputs.js'
+import type { Log } from './log.js'
 import type { Report } from './report.js'
-import { AbortedError } from './errors.js'
-
-export interface Log {
-  info(message: string): void
-  warning(message: string): void
-  debug(message: string): void
-  /** registers a secret with the runner so it is masked in everything printed after */
-  mask(secret: string): void
-}
 
 export interface Context {
   inputs: Inputs
@@ -35,17 +27,3 @@ export interface OperationResult {
   /** every output of action.yml but `result`, which is the field above */
   outputs: Partial<Record<Exclude<Outputs, Outputs.Result>, string>>
 }
-
-export const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    if (signal?.aborted) return reject(new AbortedError())
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      resolve()
-    }, ms)
-    const onAbort = () => {
-      clearTimeout(t)
-      reject(new AbortedError())
-    }
-    signal?.addEventListener('abort', onAbort, { once: true })
-  })

@@ -3,7 +3,7 @@
 // ends on pass (returning what was proven) or fail (a GateError). Only the observer sends
 // HTTP requests, within the run's budget.
 import type { Context } from './context.js'
-import { sleep } from './context.js'
+import { sleep } from './sleep.js'
 import type { Database, NodeSession } from './database.js'
 import type { ContainerInfo } from './docker.js'
 import { formatMs } from './duration.js'

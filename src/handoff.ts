@@ -2,7 +2,7 @@
 // config, prove it waits for the lock, stop the leader gracefully, prove the standby took the
 // lock and nobody else holds it, and hold it to the health gate. Each step proves itself.
 import type { Context } from './context.js'
-import { sleep } from './context.js'
+import { sleep } from './sleep.js'
 import { formatMs } from './duration.js'
 import { awaitSession, healthGate, lockTaken } from './gate-loops.js'
 import { GateError, runOf, type Member, type NodeLink, type Timeouts } from './handoff-types.js'

@@ -2,7 +2,7 @@
 // what the old binary accepts when the new one migrated it, start the previous container and
 // hold it to the same lock check and health gate.
 import type { Context } from './context.js'
-import { sleep } from './context.js'
+import { sleep } from './sleep.js'
 import { OperationError } from './errors.js'
 import { cloneSpec } from './container-spec.js'
 import type { DbVersion } from './database.js'

@@ -34,7 +34,7 @@ import {
   type Manifest,
   type Verification
 } from './manifest.js'
-import type { Log } from '../context.js'
+import type { Log } from '../log.js'
 import { BackupError, chooseRunner, parseConn, pgClient, redact, run } from './pgtools.js'
 import { feed, restoreRunner, verifyBackup } from './verify.js'
 import { storeRootFiles } from './root-files.js'

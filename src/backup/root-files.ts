@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto'
 import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { Log } from '../context.js'
+import type { Log } from '../log.js'
 import { encryptBytes, tarPack, type TarEntry } from './codec.js'
 import { filesName, writeFileAtomic, type Manifest } from './manifest.js'
 import { BackupError } from './pgtools.js'

@@ -2,7 +2,8 @@
 // (chosen once by finishOf, see plan.ts). Each leaves the new container leading under the node's
 // name, or throws for the rollout to roll back.
 import type { Context } from '../context.js'
-import { describePorts, startClone } from '../clone.js'
+import { startClone } from '../clone.js'
+import { describePorts } from '../container-spec.js'
 import { standbyReady } from '../gate-loops.js'
 import type { Proven } from '../gates.js'
 import { handoff } from '../handoff.js'

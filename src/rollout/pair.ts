@@ -3,7 +3,8 @@
 // `handoff` moves no image: it only hands over and restarts the old leader as the standby.
 import type { Context, OperationResult } from '../context.js'
 import { OperationError } from '../errors.js'
-import { describePorts, startClone } from '../clone.js'
+import { startClone } from '../clone.js'
+import { describePorts } from '../container-spec.js'
 import { standbyReady } from '../gate-loops.js'
 import { handoff } from '../handoff.js'
 import { memberOf, type Member } from '../handoff-types.js'

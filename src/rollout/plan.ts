@@ -1,8 +1,7 @@
 // What a rollout is asked to do and how it will finish: the change, the prepared node, the names
 // a run gives its containers, and the one choice of a single node's finish (rename, swap or a
 // second handoff), which the plan's text and the rollout both read.
-import { publishedPorts } from '../container-spec.js'
-import { describePorts } from '../clone.js'
+import { describePorts, publishedPorts } from '../container-spec.js'
 import type { ContainerInfo } from '../docker.js'
 import type { NodeLink, Timeouts } from '../handoff-types.js'
 import type { NodeContainer, NodeView } from '../node.js'

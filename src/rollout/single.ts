@@ -2,8 +2,8 @@
 // untouched until then), then one of the three finishes (finish.ts) puts it in the leader's
 // place; any failure after the first handoff rolls back. Each step is journaled before it is taken.
 import type { Context, OperationResult } from '../context.js'
-import { describePorts, startClone } from '../clone.js'
-import { publishedPorts } from '../container-spec.js'
+import { startClone } from '../clone.js'
+import { describePorts, publishedPorts } from '../container-spec.js'
 import type { ContainerInfo } from '../docker.js'
 import { formatMs } from '../duration.js'
 import { memberOf, runOf } from '../handoff-types.js'
