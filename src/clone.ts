@@ -48,7 +48,7 @@ export async function startClone(
     }
   const id = await docker.create(spec)
   opts.onCreated?.({ id, name: opts.name, info: (await docker.inspect(id))! })
-  for (const [net, ep] of later) await docker.api.getNetwork(net).connect({ Container: id, EndpointConfig: ep })
+  for (const [net, ep] of later) await docker.connectNetwork(net, id, ep)
   if (opts.start !== false) await docker.start(id)
   const info = (await docker.inspect(id))!
   return { id, name: opts.name, info }

@@ -1,14 +1,14 @@
 // What every operation is handed: validated inputs, the Docker client, a logger and the report.
 // Operations never call @actions/core; action.ts maps their results to outputs and exit codes.
 import type { Outputs } from './constants.js'
-import type { DockerClient } from './docker.js'
+import type { DockerApi } from './docker.js'
 import type { Inputs } from './inputs.js'
 import type { Log } from './log.js'
 import type { Report } from './report.js'
 
 export interface Context {
   inputs: Inputs
-  docker: DockerClient
+  docker: DockerApi
   log: Log
   report: Report
   /** aborted on SIGINT/SIGTERM (job cancellation): in-flight waits end quickly */

@@ -15,7 +15,44 @@ export interface ImageInfo {
   config: Docker.ImageInspectInfo['Config']
 }
 
-export class DockerClient {
+/**
+ * What the action asks of Docker, in front of the Engine API as actions/checkout puts
+ * IGitCommandManager in front of git: DockerClient is the real one; unit tests give fakes that
+ * record what was done to which container.
+ */
+export interface DockerApi {
+  ping(): Promise<void>
+  /** a container by name or id; undefined when there is none */
+  inspect(nameOrId: string): Promise<ContainerInfo | undefined>
+  listByLabel(label: string): Promise<Docker.ContainerInfo[]>
+  /** the running containers */
+  listRunning(): Promise<Docker.ContainerInfo[]>
+  imageInfo(ref: string): Promise<ImageInfo | undefined>
+  pull(ref: ImageRef, signal?: AbortSignal, stallMs?: number): Promise<void>
+  /** creates a container; its id */
+  create(spec: Docker.ContainerCreateOptions): Promise<string>
+  start(id: string): Promise<void>
+  stop(id: string, timeoutS: number): Promise<void>
+  restart(id: string, timeoutS: number): Promise<void>
+  signal(id: string, signal: string): Promise<void>
+  remove(id: string): Promise<void>
+  setRestartPolicy(id: string, policy: { Name: string; MaximumRetryCount?: number }): Promise<void>
+  waitGone(id: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean>
+  rename(id: string, name: string): Promise<void>
+  wait(id: string): Promise<number>
+  logs(id: string, tail?: number, since?: number): Promise<string>
+  readFile(id: string, path: string): Promise<Buffer | undefined>
+  runOnce(
+    spec: Docker.ContainerCreateOptions,
+    timeoutMs: number,
+    signal?: AbortSignal
+  ): Promise<{ exitCode: number; output: string }>
+  /** a network's inspection; undefined when there is none */
+  inspectNetwork(name: string): Promise<Docker.NetworkInspectInfo | undefined>
+  connectNetwork(network: string, id: string, endpoint: Docker.EndpointSettings): Promise<void>
+}
+
+export class DockerClient implements DockerApi {
   readonly api: Docker
   constructor(private readonly host?: string) {
     this.api = dockerFor(host)
@@ -44,6 +81,25 @@ export class DockerClient {
 
   async listByLabel(label: string): Promise<Docker.ContainerInfo[]> {
     return this.api.listContainers({ all: true, filters: { label: [label] } })
+  }
+
+  async listRunning(): Promise<Docker.ContainerInfo[]> {
+    return this.api.listContainers()
+  }
+
+  async inspectNetwork(name: string): Promise<Docker.NetworkInspectInfo | undefined> {
+    return this.api
+      .getNetwork(name)
+      .inspect()
+      .catch(() => undefined)
+  }
+
+  async connectNetwork(network: string, id: string, endpoint: Docker.EndpointSettings): Promise<void> {
+    await this.api.getNetwork(network).connect({ Container: id, EndpointConfig: endpoint })
+  }
+
+  async restart(id: string, timeoutS: number): Promise<void> {
+    await this.api.getContainer(id).restart({ t: timeoutS })
   }
 
   async imageInfo(ref: string): Promise<ImageInfo | undefined> {

@@ -4,7 +4,7 @@
 // HTTP requests, within the run's budget.
 import type { Context } from './context.js'
 import { sleep } from './sleep.js'
-import type { Database, NodeSession } from './database.js'
+import type { DbApi, NodeSession } from './database.js'
 import type { ContainerInfo } from './docker.js'
 import { formatMs } from './duration.js'
 import {
@@ -52,7 +52,7 @@ function containerObs(info: ContainerInfo | undefined): ContainerObs | undefined
  * The node sessions a container opened that are not among `known` (read before it started):
  * by app id and start time, never requiring an address (src/sessions.ts).
  */
-function newSessionsOf(info: ContainerInfo, sessions: NodeSession[], known: Set<string>, db?: Database): NodeSession[] {
+function newSessionsOf(info: ContainerInfo, sessions: NodeSession[], known: Set<string>, db?: DbApi): NodeSession[] {
   const ahead = db && dbClockAheadMs(db)
   // without a measured clock offset the start time cannot be compared: `known` alone decides
   return sessionsOfNew(

@@ -2,7 +2,7 @@
 // mode and the run's own state), a member container, the timeouts and the gate error.
 import type { Context } from './context.js'
 import { OperationError } from './errors.js'
-import type { Database } from './database.js'
+import type { DbApi } from './database.js'
 import type { ContainerInfo } from './docker.js'
 import { containerName } from './docker.js'
 import type { Check } from './health.js'
@@ -23,7 +23,7 @@ interface Run {
 
 /** What a handoff needs to know about the node and its database. */
 export interface NodeLink {
-  db: Database
+  db: DbApi
   /** for a restore during rollback */
   databaseUrl?: string
   config: NodeConfig

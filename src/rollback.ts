@@ -13,7 +13,7 @@ import type { Member, NodeLink, Timeouts } from './handoff-types.js'
 import { dbInvocation } from './node-cli.js'
 import { restoreForRollback } from './backup-step.js'
 import { manifestPathFor, readManifest } from './backup/manifest.js'
-import type { Database, NodeSession } from './database.js'
+import type { DbApi, NodeSession } from './database.js'
 import type { DbRollback, Inputs } from './inputs.js'
 import { formatMs } from './duration.js'
 
@@ -76,12 +76,7 @@ export function describeSessions(sessions: NodeSession[]): string {
  * only state in which the DB may be rewritten (restore, `db rollback`). A node this run does
  * not know (a standby on another host) keeps its session: refused, naming it.
  */
-export async function requireQuietDb(
-  db: Database,
-  timeoutMs: number,
-  what: string,
-  signal?: AbortSignal
-): Promise<void> {
+export async function requireQuietDb(db: DbApi, timeoutMs: number, what: string, signal?: AbortSignal): Promise<void> {
   const end = Date.now() + timeoutMs
   for (;;) {
     const sessions = await db.nodeSessions()
@@ -271,7 +266,7 @@ export async function restoreRestartPolicy(ctx: Context, id: string, operator: M
  * Schemas a restore must drop that the DB role cannot: a restore as the DB owner without
  * superuser fails where `public` belongs to the bootstrap superuser (Postgres 14 and older).
  */
-export async function schemasNotDroppable(db: Database): Promise<string[]> {
+export async function schemasNotDroppable(db: DbApi): Promise<string[]> {
   const rows = await db.query<{ nspname: string }>(
     `SELECT nspname FROM pg_namespace
       WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname NOT LIKE 'pg\\_%'

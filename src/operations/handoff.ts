@@ -46,7 +46,7 @@ export async function handoffOrRestart(ctx: Context): Promise<OperationResult> {
       // The waiting standby restarts first (it serves nothing), then leadership moves to it.
       const known = new Set(p.view.lock.sessions.map((s) => s.appId))
       report.step(`restart ${p.other.name}`, 'waiting standby')
-      await docker.api.getContainer(p.other.info.Id).restart({ t: p.t.stopS })
+      await docker.restart(p.other.info.Id, p.t.stopS)
       const m = memberOf(p.other.info)
       const proven = await standbyReady(ctx, p.link, m, p.view.lock.holder!, known, p.t.standbyMs)
       p.other.session = (await p.link.db.nodeSessions()).find((s) => s.appId === proven.appId)

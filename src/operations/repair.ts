@@ -3,7 +3,7 @@
 // node ends with one leader, serving, named as before.
 import type { Context, OperationResult } from '../context.js'
 import { OperationError } from '../errors.js'
-import type { Database } from '../database.js'
+import type { DbApi } from '../database.js'
 import { containerName, type ContainerInfo } from '../docker.js'
 import { publishedPorts } from '../container-spec.js'
 import { GateError, memberOf, newRun, timeouts, type Member, type NodeLink } from '../handoff-types.js'
@@ -251,7 +251,7 @@ function reopen(stateDir: string, name: string, j: NonNullable<ReturnType<typeof
 /** The container the lock holder runs in, when proven (by app id and start times, not by address). */
 async function holderContainer(
   ctx: Context,
-  db: Database,
+  db: DbApi,
   infos: ContainerInfo[],
   lock: LockState
 ): Promise<ContainerInfo | undefined> {
