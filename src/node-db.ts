@@ -6,7 +6,14 @@ import { OperationError } from './errors.js'
 import { Database, type DbApi } from './database.js'
 import { containerIps, containerName, envMap, type ContainerInfo, type DockerApi } from './docker.js'
 import type { Inputs } from './inputs.js'
-import { defaultLockMode, nodeSecrets, readNodeConfig, type LockMode, type NodeConfig } from './node-config.js'
+import {
+  defaultLockMode,
+  nodeSecrets,
+  nodeVersionOf,
+  readNodeConfig,
+  type LockMode,
+  type NodeConfig
+} from './node-config.js'
 import { maskDatabaseUrl } from './secrets.js'
 import type { SessionContainer } from './sessions.js'
 import { isIP } from 'node:net'
@@ -50,7 +57,12 @@ export async function maskNodeSecrets(
 async function nodeConfigOf(ctx: Context, info: ContainerInfo): Promise<NodeConfig> {
   const readFile = async (path: string) => (await ctx.docker.readFile(info.Id, path))?.toString('utf8')
   try {
-    return await readNodeConfig(envMap(info), [...(info.Config.Entrypoint ?? []), ...(info.Config.Cmd ?? [])], readFile)
+    return await readNodeConfig(
+      envMap(info),
+      [...(info.Config.Entrypoint ?? []), ...(info.Config.Cmd ?? [])],
+      readFile,
+      nodeVersionOf(info.Config)
+    )
   } catch (e) {
     throw new OperationError(`Container '${containerName(info)}': ${(e as Error).message}`)
   }
