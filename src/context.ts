@@ -1,6 +1,7 @@
 // What every operation is handed: validated inputs, the Docker client, a logger and the report.
 // Operations never call @actions/core; action.ts maps their results to outputs and exit codes.
 import type { Outputs } from './constants.js'
+import type { DbApi } from './database.js'
 import type { DockerApi } from './docker.js'
 import type { Inputs } from './inputs.js'
 import type { Log } from './log.js'
@@ -13,6 +14,11 @@ export interface Context {
   report: Report
   /** aborted on SIGINT/SIGTERM (job cancellation): in-flight waits end quickly */
   signal: AbortSignal
+  /**
+   * Opens the node's database (Database.connect when absent): the factory in front of Postgres,
+   * as `docker` is the client in front of Docker; unit tests give a fake.
+   */
+  openDb?: (url: string, retryForMs: number) => Promise<DbApi>
   /** told the id of the journal this run opens, so its post step repairs only its own run */
   onJournal?: (runId: string) => void
 }

@@ -29,7 +29,7 @@ interface NodeDb {
   databaseUrl: string
   /** where the URL came from, for messages */
   source: string
-  db: Database
+  db: DbApi
   mode: LockMode
 }
 
@@ -99,9 +99,11 @@ export async function connectNode(
   maskDatabaseUrl(databaseUrl, log.mask)
   if (!inputs.databaseUrl) log.info(`database URL from ${source}`)
   if (resolved.how) log.info(`database host ${resolved.how}`)
-  let db: Database
+  let db: DbApi
   try {
-    db = await Database.connect(databaseUrl, 10_000, opts.retryForMs ?? 0)
+    db = ctx.openDb
+      ? await ctx.openDb(databaseUrl, opts.retryForMs ?? 0)
+      : await Database.connect(databaseUrl, 10_000, opts.retryForMs ?? 0)
   } catch (e) {
     throw new OperationError(`${(e as Error).message} (from ${source}${resolved.how ? `; ${resolved.how}` : ''})`)
   }

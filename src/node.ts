@@ -2,7 +2,7 @@
 // Everything here only reads; it is the preflight of every operation.
 import type { Context } from './context.js'
 import { OperationError } from './errors.js'
-import type { Database, DbApi, DbVersion, NodeSession } from './database.js'
+import type { DbApi, DbVersion, NodeSession } from './database.js'
 import { anyDigest, containerIps, containerName, type ContainerInfo, type DockerApi } from './docker.js'
 import { readLockState, sameApp, type LockState } from './lock.js'
 import type { LockMode, NodeConfig } from './node-config.js'
@@ -36,7 +36,7 @@ export interface NodeView {
   config: NodeConfig
   mode: LockMode
   databaseUrl: string
-  db: Database
+  db: DbApi
   lock: LockState
   dbVersion: DbVersion
   containers: NodeContainer[]

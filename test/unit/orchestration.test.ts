@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, jest, test } from '@jest/globa
 import type { Context } from '../../src/context.js'
 import { GateError, memberOf } from '../../src/handoff-types.js'
 import type { NodeContainer, NodeView } from '../../src/node.js'
+import { repair } from '../../src/operations/repair.js'
 import { rollback } from '../../src/rollback.js'
 import { rollPair } from '../../src/rollout/pair.js'
 import type { Change, Prepared } from '../../src/rollout/plan.js'
@@ -17,7 +18,7 @@ const NEW = 'smartcontract/chainlink:2.19.0'
 const upgrade: Change = { operation: 'upgrade', createRef: NEW, display: NEW, backup: false }
 
 // the health gate holds a ready node for stable-for, seen by an observer that polls every 2 s
-jest.setTimeout(20_000)
+jest.setTimeout(40_000)
 
 let w: FakeNode
 beforeEach(async () => {
@@ -231,5 +232,64 @@ describe('rollback on its own', () => {
       'start chainlink',
       'remove chainlink-rollout-next'
     ])
+  })
+})
+
+describe('repair after a run interrupted at each step (single node, host network: the rename finish)', () => {
+  // the repair's gates take their bounds from the inputs
+  const REPAIR = {
+    operation: 'repair',
+    'database-url': 'postgres://chainlink:pw@127.0.0.1:5432/chainlink',
+    'stable-for': '300ms',
+    'ready-timeout': '8s'
+  }
+  test.each<[string, string, string, RegExp, string]>([
+    ['before the standby starts', 'start chainlink-rollout-next', 'ok', /^undid/, OLD],
+    ['before the leader is stopped', 'stop chainlink', 'ok', /^undid/, OLD],
+    [
+      'after the handoff, before the old leader leaves its name',
+      'rename chainlink -> chainlink-rollout-previous',
+      'upgraded',
+      /^finished/,
+      NEW
+    ],
+    [
+      'with every name in place, before the old container is removed',
+      'remove chainlink-rollout-previous',
+      'upgraded',
+      /^finished/,
+      NEW
+    ]
+  ])('%s: %s -> %s', async (_, at, result, message, image) => {
+    const ctx = w.context()
+    w.interruptAt = at
+    // time for the observer's /health look within the stable window (see above)
+    await expect(rollSingle(ctx, await prepared(undefined, { ...FAST, readyMs: 8000 }), upgrade)).rejects.toThrow(
+      /cancel/i
+    )
+    expect(journalOf(ctx)?.phase).toBe('in-progress')
+    const r = await repair(w.context({ ...REPAIR, 'state-dir': ctx.inputs.stateDir }))
+    expect(r).toMatchObject({ result, ok: true, outputs: { leader: 'chainlink' } })
+    expect(r.message).toMatch(message)
+    // one container of the node, named as before, leading and serving
+    expect([...w.boxes.values()].map((b) => b.info.Name)).toEqual(['/chainlink'])
+    expect(w.byName('chainlink')?.info.State.Running).toBe(true)
+    expect(w.byName('chainlink')?.info.Config.Image).toBe(image)
+    expect(w.holder).toBe(w.byName('chainlink')?.appId)
+    expect(journalOf(ctx)?.phase).toBe('done')
+  })
+
+  test('interrupted during its own rollback: the repair rolls back again', async () => {
+    w.images.set(NEW, { migratesTo: 200, neverReady: true })
+    const ctx = w.context()
+    w.interruptAt = 'start chainlink'
+    await expect(rollSingle(ctx, await prepared(), upgrade)).rejects.toThrow(/cancel/i)
+    expect(journalOf(ctx)?.steps.map((s) => s.step)).toContain('rollback')
+    const r = await repair(w.context({ ...REPAIR, 'state-dir': ctx.inputs.stateDir }))
+    expect(r).toMatchObject({ result: 'rolled-back', ok: false, outputs: { leader: 'chainlink', image: OLD } })
+    expect(w.db.goose).toBe(100)
+    expect([...w.boxes.values()].map((b) => b.info.Name)).toEqual(['/chainlink'])
+    expect(w.byName('chainlink')?.info.State.Running).toBe(true)
+    expect(journalOf(ctx)).toMatchObject({ phase: 'done', result: 'rolled-back' })
   })
 })
