@@ -1,14 +1,15 @@
 // Measures the house from its entries (src/index.ts, src/cli.ts): the longest chain of imports
-// down to a leaf, in files, and any import cycle. Every import of a file of src/ counts, type-only
-// ones too: a reader follows them all. Exits 1 when a chain is longer than MAX_DEPTH files or a
+// down to a leaf, in files, and any import cycle; and every file of src/ against MAX_LINES (400).
+// Every import of a file of src/ counts, type-only ones too: a reader follows them all. Exits 1 when a chain is longer than MAX_DEPTH files or a
 // cycle exists, so `npm run lint` (and CI) catch it; prints the longest chain of each entry.
 // The goal is MAX_DEPTH (8); `npm run lint` passes `--max` with the depth reached so far, a
 // ratchet that only goes down. `--runtime` leaves out type-only imports (what the bundle loads).
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { dirname, relative, resolve } from 'node:path'
 import ts from 'typescript'
 
 const MAX_DEPTH = Number(process.argv[process.argv.indexOf('--max') + 1]) || 8
+const MAX_LINES = 400
 const RUNTIME = process.argv.includes('--runtime')
 const root = resolve(dirname(new URL(import.meta.url).pathname), '..')
 const entries = ['src/index.ts', 'src/cli.ts']
@@ -84,4 +85,12 @@ for (const e of entries) {
 }
 for (const c of cycles) console.log(`import cycle: ${c.map(rel).join(' -> ')}`)
 if (cycles.length) failed = true
+// and no room too big: CI checks the formatting, so a file's lines are its formatted size
+for (const f of readdirSync(resolve(root, 'src'), { recursive: true }).filter((x) => x.endsWith('.ts'))) {
+  const lines = readFileSync(resolve(root, 'src', f), 'utf8').split('\n').length - 1
+  if (lines > MAX_LINES) {
+    console.log(`src/${f}: ${lines} lines (at most ${MAX_LINES})`)
+    failed = true
+  }
+}
 process.exit(failed ? 1 : 0)
