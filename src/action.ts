@@ -4,7 +4,8 @@
 // failure into the step's error, and the exit that keeps open sockets from holding the step.
 import * as core from '@actions/core'
 import { Outputs, State } from './constants.js'
-import type { Log, OperationResult } from './context.js'
+import type { OperationResult } from './context.js'
+import type { Log } from './log.js'
 import { ActionError } from './errors.js'
 import { readInputs, type Inputs } from './inputs.js'
 import { Report } from './report.js'

@@ -8,7 +8,7 @@ export const LEASE_POLL_JITTER = 0.1
 /** Kept between the release and the earliest next poll: the release delay varies from stop to stop. */
 export const AIM_MARGIN_MS = 40
 
-export interface AimInput {
+interface AimInput {
   /** how long ago the standby's last lease poll started, as of now */
   pollAgeMs: number
   /** the lease refresh interval, which is also the standby's poll interval */

@@ -3,7 +3,7 @@
 import type { Context } from './context.js'
 import { OperationError } from './errors.js'
 import type { ContainerInfo } from './docker.js'
-import type { NodeLink } from './handoff.js'
+import type { NodeLink } from './handoff-types.js'
 import type { NodeContainer, NodeView } from './node.js'
 import { createBackup } from './backup/create.js'
 import { restoreBackup } from './backup/restore.js'

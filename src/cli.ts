@@ -5,8 +5,9 @@
 // result and outputs as one JSON object on stdout for scripts. Secrets can come from the
 // environment (CHAINLINK_ROLLOUT_DATABASE_URL, ...) so that they never appear in `ps`.
 import './cjs-shim.js'
-import type { Context, Log, OperationResult } from './context.js'
-import { AbortedError, OperationError } from './context.js'
+import type { Context, OperationResult } from './context.js'
+import type { Log } from './log.js'
+import { AbortedError, OperationError } from './errors.js'
 import { DockerClient } from './docker.js'
 import { InputError, OPERATIONS, readInputs, type Inputs } from './inputs.js'
 import { repair } from './operations/repair.js'

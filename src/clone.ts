@@ -51,20 +51,8 @@ export async function startClone(
     }
   const id = await docker.create(spec)
   opts.onCreated?.({ id, name: opts.name, info: (await docker.inspect(id))! })
-  for (const [net, ep] of later) await docker.api.getNetwork(net).connect({ Container: id, EndpointConfig: ep })
+  for (const [net, ep] of later) await docker.connectNetwork(net, id, ep)
   if (opts.start !== false) await docker.start(id)
   const info = (await docker.inspect(id))!
   return { id, name: opts.name, info }
-}
-
-export function describePorts(info: ContainerInfo): string {
-  const pb = publishedPorts(info)
-  const parts = Object.entries(pb).flatMap(([p, binds]) =>
-    (binds ?? []).map((b) => `${b.HostIp || '0.0.0.0'}:${b.HostPort}->${p}`)
-  )
-  return parts.length
-    ? parts.join(', ')
-    : info.HostConfig.NetworkMode === 'host'
-      ? 'host network'
-      : 'no published ports'
 }

@@ -3,7 +3,7 @@
 // defaults verbatim would pin the old image's ENV, CMD, labels and healthcheck onto the new
 // image, so values equal to the old image's defaults are left for the new image to supply.
 import type Docker from 'dockerode'
-import { containerName } from './docker.js'
+import { containerName, type ContainerInfo } from './docker.js'
 
 export type PortBindings = Record<string, Array<{ HostIp?: string; HostPort?: string }> | null>
 
@@ -44,7 +44,7 @@ interface CloneOptions {
 }
 
 /** compose finds a service's containers by these labels (project, service, oneoff; docs/compose.md) */
-export const COMPOSE_LABEL_PREFIX = 'com.docker.compose.'
+const COMPOSE_LABEL_PREFIX = 'com.docker.compose.'
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null)
 
@@ -152,4 +152,17 @@ export async function remapPorts(
     out[port] = list
   }
   return out
+}
+
+/** The published ports as `host-ip:port->port/proto`, for the report. */
+export function describePorts(info: ContainerInfo): string {
+  const pb = publishedPorts(info)
+  const parts = Object.entries(pb).flatMap(([p, binds]) =>
+    (binds ?? []).map((b) => `${b.HostIp || '0.0.0.0'}:${b.HostPort}->${p}`)
+  )
+  return parts.length
+    ? parts.join(', ')
+    : info.HostConfig.NetworkMode === 'host'
+      ? 'host network'
+      : 'no published ports'
 }

@@ -1,26 +1,24 @@
 // What every operation is handed: validated inputs, the Docker client, a logger and the report.
 // Operations never call @actions/core; action.ts maps their results to outputs and exit codes.
 import type { Outputs } from './constants.js'
-import type { DockerClient } from './docker.js'
+import type { DbApi } from './database.js'
+import type { DockerApi } from './docker.js'
 import type { Inputs } from './inputs.js'
+import type { Log } from './log.js'
 import type { Report } from './report.js'
-import { AbortedError } from './errors.js'
-
-export interface Log {
-  info(message: string): void
-  warning(message: string): void
-  debug(message: string): void
-  /** registers a secret with the runner so it is masked in everything printed after */
-  mask(secret: string): void
-}
 
 export interface Context {
   inputs: Inputs
-  docker: DockerClient
+  docker: DockerApi
   log: Log
   report: Report
   /** aborted on SIGINT/SIGTERM (job cancellation): in-flight waits end quickly */
   signal: AbortSignal
+  /**
+   * Opens the node's database (Database.connect when absent): the factory in front of Postgres,
+   * as `docker` is the client in front of Docker; unit tests give a fake.
+   */
+  openDb?: (url: string, retryForMs: number) => Promise<DbApi>
   /** told the id of the journal this run opens, so its post step repairs only its own run */
   onJournal?: (runId: string) => void
 }
@@ -35,20 +33,3 @@ export interface OperationResult {
   /** every output of action.yml but `result`, which is the field above */
   outputs: Partial<Record<Exclude<Outputs, Outputs.Result>, string>>
 }
-
-// The operator's errors live in errors.ts; re-exported for the modules that take them from here.
-export { AbortedError, OperationError } from './errors.js'
-
-export const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    if (signal?.aborted) return reject(new AbortedError())
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      resolve()
-    }, ms)
-    const onAbort = () => {
-      clearTimeout(t)
-      reject(new AbortedError())
-    }
-    signal?.addEventListener('abort', onAbort, { once: true })
-  })

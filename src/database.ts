@@ -44,10 +44,28 @@ export function parseApplicationName(name: string): { version: string; appId: st
   return m ? { version: m[1] ?? '', appId: m[2] } : undefined
 }
 
+/**
+ * What the rollout, its gates, the rollback and repair ask of the node's Postgres (Database is
+ * the real one; unit tests give fakes that play the node's sessions and lock).
+ */
+export interface DbApi {
+  query<R extends pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<R[]>
+  close(): Promise<void>
+  tableExists(name: string): Promise<boolean>
+  /** the node processes' sessions (application_name `Chainlink <version> |App|<uuid>`) */
+  nodeSessions(): Promise<NodeSession[]>
+  /** the lease_lock row; undefined when empty */
+  lease(): Promise<LeaseRow | undefined>
+  advisoryHolders(lockId: bigint): Promise<AdvisoryHolder[]>
+  /** goose and node_versions */
+  version(): Promise<DbVersion>
+  resetNodeVersion(version: string | undefined): Promise<void>
+}
+
 /** How long a query waits for a lost connection to come back (a DB restart, dropped sessions). */
 const RECONNECT_FOR_MS = 30_000
 
-export class Database {
+export class Database implements DbApi {
   private closed = false
   private constructor(
     private client: pg.Client,

@@ -4,7 +4,7 @@ import Docker from 'dockerode'
 import { createServer } from 'node:net'
 import { readFileSync } from 'node:fs'
 import { homedir } from 'node:os'
-import { join } from 'node:path'
+import { dockerFor } from './docker-host.js'
 import { normaliseRepository, repository, repoTag, type ImageRef } from './image-ref.js'
 
 export type ContainerInfo = Docker.ContainerInspectInfo
@@ -15,7 +15,44 @@ export interface ImageInfo {
   config: Docker.ImageInspectInfo['Config']
 }
 
-export class DockerClient {
+/**
+ * What the action asks of Docker, in front of the Engine API as actions/checkout puts
+ * IGitCommandManager in front of git: DockerClient is the real one; unit tests give fakes that
+ * record what was done to which container.
+ */
+export interface DockerApi {
+  ping(): Promise<void>
+  /** a container by name or id; undefined when there is none */
+  inspect(nameOrId: string): Promise<ContainerInfo | undefined>
+  listByLabel(label: string): Promise<Docker.ContainerInfo[]>
+  /** the running containers */
+  listRunning(): Promise<Docker.ContainerInfo[]>
+  imageInfo(ref: string): Promise<ImageInfo | undefined>
+  pull(ref: ImageRef, signal?: AbortSignal, stallMs?: number): Promise<void>
+  /** creates a container; its id */
+  create(spec: Docker.ContainerCreateOptions): Promise<string>
+  start(id: string): Promise<void>
+  stop(id: string, timeoutS: number): Promise<void>
+  restart(id: string, timeoutS: number): Promise<void>
+  signal(id: string, signal: string): Promise<void>
+  remove(id: string): Promise<void>
+  setRestartPolicy(id: string, policy: { Name: string; MaximumRetryCount?: number }): Promise<void>
+  waitGone(id: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean>
+  rename(id: string, name: string): Promise<void>
+  wait(id: string): Promise<number>
+  logs(id: string, tail?: number, since?: number): Promise<string>
+  readFile(id: string, path: string): Promise<Buffer | undefined>
+  runOnce(
+    spec: Docker.ContainerCreateOptions,
+    timeoutMs: number,
+    signal?: AbortSignal
+  ): Promise<{ exitCode: number; output: string }>
+  /** a network's inspection; undefined when there is none */
+  inspectNetwork(name: string): Promise<Docker.NetworkInspectInfo | undefined>
+  connectNetwork(network: string, id: string, endpoint: Docker.EndpointSettings): Promise<void>
+}
+
+export class DockerClient implements DockerApi {
   readonly api: Docker
   constructor(private readonly host?: string) {
     this.api = dockerFor(host)
@@ -44,6 +81,25 @@ export class DockerClient {
 
   async listByLabel(label: string): Promise<Docker.ContainerInfo[]> {
     return this.api.listContainers({ all: true, filters: { label: [label] } })
+  }
+
+  async listRunning(): Promise<Docker.ContainerInfo[]> {
+    return this.api.listContainers()
+  }
+
+  async inspectNetwork(name: string): Promise<Docker.NetworkInspectInfo | undefined> {
+    return this.api
+      .getNetwork(name)
+      .inspect()
+      .catch(() => undefined)
+  }
+
+  async connectNetwork(network: string, id: string, endpoint: Docker.EndpointSettings): Promise<void> {
+    await this.api.getNetwork(network).connect({ Container: id, EndpointConfig: endpoint })
+  }
+
+  async restart(id: string, timeoutS: number): Promise<void> {
+    await this.api.getContainer(id).restart({ t: timeoutS })
   }
 
   async imageInfo(ref: string): Promise<ImageInfo | undefined> {
@@ -215,31 +271,6 @@ export class DockerClient {
   }
 }
 
-/**
- * The client certificate files for a tcp:// Docker host, by the Docker CLI's conventions:
- * DOCKER_TLS_VERIFY set (to anything) asks for TLS with the server verified against
- * DOCKER_CERT_PATH/ca.pem (default ~/.docker) and the client's cert.pem and key.pem.
- */
-export function dockerTls(
-  host: string,
-  env: Record<string, string | undefined> = process.env
-): { ca: string; cert: string; key: string } | undefined {
-  if (host.startsWith('unix://') || !env.DOCKER_TLS_VERIFY) return undefined
-  const dir = env.DOCKER_CERT_PATH || join(homedir(), '.docker')
-  return { ca: join(dir, 'ca.pem'), cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') }
-}
-
-/** A Docker host on this machine (127.0.0.0/8, ::1, localhost): plain TCP there never leaves the host. */
-export function isLoopbackDockerHost(host: string): boolean {
-  let h: string
-  try {
-    h = new URL(host.replace(/^tcp:/, 'http:')).hostname.replace(/^\[|\]$/g, '')
-  } catch {
-    return false
-  }
-  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h)
-}
-
 /** A pull fails after this long without any progress message. */
 const PULL_STALL_MS = 5 * 60_000
 /** How long past its own stop timeout a `docker stop` may take to answer. */
@@ -263,21 +294,6 @@ export function bounded<T>(p: Promise<T>, ms: number, what: string, signal?: Abo
       (v) => done(undefined, v),
       (e: Error) => done(e)
     )
-  })
-}
-
-function dockerFor(host?: string): Docker {
-  const h = host ?? process.env.DOCKER_HOST
-  if (!h || h.startsWith('unix://'))
-    return new Docker({ socketPath: h ? h.slice('unix://'.length) : '/var/run/docker.sock', host: undefined })
-  const u = new URL(h.replace(/^tcp:/, 'http:'))
-  const tls = dockerTls(h)
-  // TLS by DOCKER_TLS_VERIFY (verified against its ca.pem, the host name checked) or by https://.
-  return new Docker({
-    host: u.hostname.replace(/^\[|\]$/g, ''),
-    port: Number(u.port || (tls || u.protocol === 'https:' ? 2376 : 2375)),
-    protocol: tls || u.protocol === 'https:' ? 'https' : 'http',
-    ...(tls ? { ca: readFileSync(tls.ca), cert: readFileSync(tls.cert), key: readFileSync(tls.key) } : {})
   })
 }
 

@@ -14,7 +14,7 @@ export async function foreignSessions(ctx: Context, view: NodeView): Promise<Nod
   // any container of this host, by its addresses (a node the inputs do not name is still local)
   const local = new Set<string>()
   let hostNetwork = false
-  for (const c of await ctx.docker.api.listContainers()) {
+  for (const c of await ctx.docker.listRunning()) {
     const info = await ctx.docker.inspect(c.Id)
     if (!info) continue
     if (info.HostConfig.NetworkMode === 'host') hostNetwork = true

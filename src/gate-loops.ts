@@ -3,8 +3,8 @@
 // ends on pass (returning what was proven) or fail (a GateError). Only the observer sends
 // HTTP requests, within the run's budget.
 import type { Context } from './context.js'
-import { sleep } from './context.js'
-import type { Database, NodeSession } from './database.js'
+import { sleep } from './sleep.js'
+import type { DbApi, NodeSession } from './database.js'
 import type { ContainerInfo } from './docker.js'
 import { formatMs } from './duration.js'
 import {
@@ -22,7 +22,7 @@ import {
 import { GateError, modeOf, runOf, type Member, type NodeLink, type Timeouts } from './handoff-types.js'
 import { describeChecks } from './health.js'
 import { readLockState } from './lock.js'
-import { healthBase } from './node.js'
+import { healthBase } from './health-url.js'
 import { dbClockAheadMs, sessionContainerOf } from './node-db.js'
 import { newSessionsOf as sessionsOfNew } from './sessions.js'
 
@@ -52,12 +52,7 @@ function containerObs(info: ContainerInfo | undefined): ContainerObs | undefined
  * The node sessions a container opened that are not among `known` (read before it started):
  * by app id and start time, never requiring an address (src/sessions.ts).
  */
-export function newSessionsOf(
-  info: ContainerInfo,
-  sessions: NodeSession[],
-  known: Set<string>,
-  db?: Database
-): NodeSession[] {
+function newSessionsOf(info: ContainerInfo, sessions: NodeSession[], known: Set<string>, db?: DbApi): NodeSession[] {
   const ahead = db && dbClockAheadMs(db)
   // without a measured clock offset the start time cannot be compared: `known` alone decides
   return sessionsOfNew(

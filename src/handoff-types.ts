@@ -1,8 +1,8 @@
 // What the handoff, its gates and the rollouts share: the node's link (its DB, config, lock
 // mode and the run's own state), a member container, the timeouts and the gate error.
 import type { Context } from './context.js'
-import { OperationError } from './context.js'
-import type { Database } from './database.js'
+import { OperationError } from './errors.js'
+import type { DbApi } from './database.js'
 import type { ContainerInfo } from './docker.js'
 import { containerName } from './docker.js'
 import type { Check } from './health.js'
@@ -10,7 +10,7 @@ import type { NodeConfig, LockMode } from './node-config.js'
 import { Observers } from './observer.js'
 
 /** State of one run (one operation): its HTTP observers and budget, the aim estimate, the health baseline. */
-export interface Run {
+interface Run {
   observers: Observers
   /**
    * How long after SIGTERM the last leader released the lease, as measured: the estimate for
@@ -23,7 +23,7 @@ export interface Run {
 
 /** What a handoff needs to know about the node and its database. */
 export interface NodeLink {
-  db: Database
+  db: DbApi
   /** for a restore during rollback */
   databaseUrl?: string
   config: NodeConfig

@@ -3,28 +3,13 @@
 // lock and nobody else holds it, and hold it to the health gate. Each step proves itself.
 import { aimDelay, LEASE_POLL_JITTER } from './aim.js'
 import type { Context } from './context.js'
-import { sleep } from './context.js'
+import { sleep } from './sleep.js'
 import { formatMs } from './duration.js'
 import { awaitSession, healthGate, lockTaken } from './gate-loops.js'
 import { GateError, runOf, type Member, type NodeLink, type Timeouts } from './handoff-types.js'
 import { readLockState } from './lock.js'
-import { healthBase } from './node.js'
+import { healthBase } from './health-url.js'
 import { ReadinessWatcher } from './watch.js'
-
-export { LABEL_ROLE, LABEL_RUN, describePorts, startClone } from './clone.js'
-export { awaitSession, healthGate, lockTaken, newSessionsOf, standbyReady } from './gate-loops.js'
-export {
-  GateError,
-  memberOf,
-  modeOf,
-  newRun,
-  runOf,
-  timeouts,
-  type Member,
-  type NodeLink,
-  type Run,
-  type Timeouts
-} from './handoff-types.js'
 
 /** Whether the stop was aimed at the standby's next lock poll, and when not, why. */
 type Aim = { engaged: true; waitedMs: number } | { engaged: false; why: string }

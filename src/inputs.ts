@@ -9,7 +9,7 @@ import { ActionError } from './errors.js'
 import { existsSync } from 'node:fs'
 import { pathInside } from './paths.js'
 import { checkRepositoryPattern } from './repository-trust.js'
-import { dockerTls, isLoopbackDockerHost } from './docker.js'
+import { dockerTls, isLoopbackDockerHost } from './docker-host.js'
 import { parseWindows, type Window } from './window.js'
 
 export const OPERATIONS = ['upgrade', 'handoff', 'restart', 'status', 'backup', 'restore', 'repair'] as const

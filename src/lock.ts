@@ -1,7 +1,7 @@
 // Who holds the node's DB lock, proven from the database and tied to a container:
 // lock row / advisory lock -> app UUID -> DB session (application_name); src/sessions.ts ties
 // the app to a container.
-import type { AdvisoryHolder, Database, LeaseRow, NodeSession } from './database.js'
+import type { AdvisoryHolder, LeaseRow, DbApi, NodeSession } from './database.js'
 import type { LockMode } from './node-config.js'
 
 export interface LockState {
@@ -15,7 +15,7 @@ export interface LockState {
   problem?: string
 }
 
-export async function readLockState(db: Database, mode: LockMode, advisoryLockId: bigint): Promise<LockState> {
+export async function readLockState(db: DbApi, mode: LockMode, advisoryLockId: bigint): Promise<LockState> {
   const sessions = await db.nodeSessions()
   const state: LockState = { mode, advisory: [], sessions }
   if (mode === 'lease' || mode === 'dual') {

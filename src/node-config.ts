@@ -117,14 +117,38 @@ function durationSetting(value: unknown, name: string, dflt: number): number {
 }
 
 /**
+ * The node version an image says it is: its OCI version label, else the CHAINLINK_VERSION its
+ * Dockerfile sets, else a version-shaped tag; undefined when none tells.
+ */
+export function nodeVersionOf(config: {
+  Labels?: Record<string, string> | null
+  Env?: string[] | null
+  Image?: string
+}): string | undefined {
+  const label = config.Labels?.['org.opencontainers.image.version']
+  if (label && /^v?\d+\.\d+/.test(label)) return label.replace(/^v/, '')
+  const env = (config.Env ?? []).find((e) => e.startsWith('CHAINLINK_VERSION='))?.slice('CHAINLINK_VERSION='.length)
+  if (env && /^v?\d+\.\d+/.test(env)) return env.replace(/^v/, '')
+  const tag = /:v?(\d+\.\d+[^:@/]*)(@|$)/.exec(config.Image ?? '')?.[1]
+  return tag
+}
+
+/**
  * Derives the node's settings. `readFile` reads a path inside the container (undefined when it
- * does not exist); the files named by -config/-secrets are parsed as TOML.
+ * does not exist); the files named by -config/-secrets are parsed as TOML. `version` is the
+ * node's (nodeVersionOf): a 2.x node reads TOML only, so its v1 variables (DATABASE_URL,
+ * DATABASE_LOCKING_MODE, LEASE_LOCK_*, ...) are ignored and the TOML defaults apply without a
+ * config (docs/node-facts.md §11.9). Without a version, TOML config or none tells which it reads.
  */
 export async function readNodeConfig(
   env: Map<string, string>,
   args: string[],
-  readFile: (path: string) => Promise<string | undefined>
+  readFile: (path: string) => Promise<string | undefined>,
+  version?: string
 ): Promise<NodeConfig> {
+  const major = version ? parseInt(version, 10) : NaN
+  // what a 2.x node still reads from its env: the DB URL override and inline TOML
+  if (major >= 2) env = new Map([...env].filter(([k]) => k === 'CL_DATABASE_URL' || k === 'CL_CONFIG'))
   const { config: configFiles, secrets: secretsFiles } = configFilesFromArgs(args)
   const toml: Toml = {}
   for (const f of configFiles) {
@@ -145,7 +169,7 @@ export async function readNodeConfig(
       throw new Error(`the node's CL_CONFIG env is not valid TOML: ${(e as Error).message.split('\n')[0]}`)
     }
   }
-  const isToml = configFiles.length > 0 || !!inline
+  const isToml = major >= 2 || configFiles.length > 0 || !!inline
 
   let databaseUrl: string | undefined
   let databaseUrlSource: string | undefined

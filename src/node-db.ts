@@ -2,11 +2,18 @@
 // resolved as the container resolves it, masked, connected, and the lock mode. Preflight, repair,
 // backup and restore all come through here.
 import type { Context } from './context.js'
-import { OperationError } from './context.js'
-import { Database } from './database.js'
-import { containerIps, containerName, envMap, type ContainerInfo, type DockerClient } from './docker.js'
+import { OperationError } from './errors.js'
+import { Database, type DbApi } from './database.js'
+import { containerIps, containerName, envMap, type ContainerInfo, type DockerApi } from './docker.js'
 import type { Inputs } from './inputs.js'
-import { defaultLockMode, nodeSecrets, readNodeConfig, type LockMode, type NodeConfig } from './node-config.js'
+import {
+  defaultLockMode,
+  nodeSecrets,
+  nodeVersionOf,
+  readNodeConfig,
+  type LockMode,
+  type NodeConfig
+} from './node-config.js'
 import { maskDatabaseUrl } from './secrets.js'
 import type { SessionContainer } from './sessions.js'
 import { isIP } from 'node:net'
@@ -22,7 +29,7 @@ interface NodeDb {
   databaseUrl: string
   /** where the URL came from, for messages */
   source: string
-  db: Database
+  db: DbApi
   mode: LockMode
 }
 
@@ -32,7 +39,7 @@ interface NodeDb {
  * caller masks each container of the node this way before it connects (connectNode).
  */
 export async function maskNodeSecrets(
-  docker: DockerClient,
+  docker: DockerApi,
   info: ContainerInfo,
   mask: (s: string) => void
 ): Promise<void> {
@@ -50,16 +57,21 @@ export async function maskNodeSecrets(
 async function nodeConfigOf(ctx: Context, info: ContainerInfo): Promise<NodeConfig> {
   const readFile = async (path: string) => (await ctx.docker.readFile(info.Id, path))?.toString('utf8')
   try {
-    return await readNodeConfig(envMap(info), [...(info.Config.Entrypoint ?? []), ...(info.Config.Cmd ?? [])], readFile)
+    return await readNodeConfig(
+      envMap(info),
+      [...(info.Config.Entrypoint ?? []), ...(info.Config.Cmd ?? [])],
+      readFile,
+      nodeVersionOf(info.Config)
+    )
   } catch (e) {
     throw new OperationError(`Container '${containerName(info)}': ${(e as Error).message}`)
   }
 }
 
-const clockAhead = new WeakMap<Database, number>()
+const clockAhead = new WeakMap<DbApi, number>()
 
 /** How far the DB's clock runs ahead of this host's, as measured at connect; undefined when not measured. */
-export function dbClockAheadMs(db: Database): number | undefined {
+export function dbClockAheadMs(db: DbApi): number | undefined {
   return clockAhead.get(db)
 }
 
@@ -87,9 +99,11 @@ export async function connectNode(
   maskDatabaseUrl(databaseUrl, log.mask)
   if (!inputs.databaseUrl) log.info(`database URL from ${source}`)
   if (resolved.how) log.info(`database host ${resolved.how}`)
-  let db: Database
+  let db: DbApi
   try {
-    db = await Database.connect(databaseUrl, 10_000, opts.retryForMs ?? 0)
+    db = ctx.openDb
+      ? await ctx.openDb(databaseUrl, opts.retryForMs ?? 0)
+      : await Database.connect(databaseUrl, 10_000, opts.retryForMs ?? 0)
   } catch (e) {
     throw new OperationError(`${(e as Error).message} (from ${source}${resolved.how ? `; ${resolved.how}` : ''})`)
   }
@@ -135,7 +149,7 @@ export function extraHost(extraHosts: string[] | null | undefined, host: string)
  * service, a container name or alias), then this host's resolver.
  */
 async function resolveDbHost(
-  docker: DockerClient,
+  docker: DockerApi,
   url: string,
   node: ContainerInfo
 ): Promise<{ url: string; how?: string }> {
@@ -165,10 +179,7 @@ async function resolveDbHost(
   for (const netName of Object.keys(node.NetworkSettings?.Networks ?? {})) {
     // the default bridge has no DNS for container names
     if (['bridge', 'host', 'none'].includes(netName)) continue
-    const net = await docker.api
-      .getNetwork(netName)
-      .inspect()
-      .catch(() => undefined)
+    const net = await docker.inspectNetwork(netName)
     for (const id of Object.keys(net?.Containers ?? {})) {
       const other = await docker.inspect(id)
       const onNet = other?.NetworkSettings?.Networks?.[netName]
@@ -194,11 +205,8 @@ export function hostsEntry(hosts: string, name: string): string | undefined {
 }
 
 /** The default bridge's gateway: as configured, else the first address of its subnet (Docker's choice). */
-async function bridgeGateway(docker: DockerClient): Promise<string | undefined> {
-  const bridge = await docker.api
-    .getNetwork('bridge')
-    .inspect()
-    .catch(() => undefined)
+async function bridgeGateway(docker: DockerApi): Promise<string | undefined> {
+  const bridge = await docker.inspectNetwork('bridge')
   const cfg = ((bridge?.IPAM?.Config ?? []) as { Gateway?: string; Subnet?: string }[]).find(
     (c) => isIP(c.Gateway ?? '') === 4 || isIP((c.Subnet ?? '').split('/')[0]) === 4
   )

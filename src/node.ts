@@ -1,17 +1,15 @@
 // Finds the node: its container(s), its settings, its database and which container leads.
 // Everything here only reads; it is the preflight of every operation.
 import type { Context } from './context.js'
-import { OperationError } from './context.js'
-import type { Database, DbVersion, NodeSession } from './database.js'
-import { anyDigest, containerIps, containerName, type ContainerInfo, type DockerClient } from './docker.js'
+import { OperationError } from './errors.js'
+import type { DbApi, DbVersion, NodeSession } from './database.js'
+import { anyDigest, containerIps, containerName, type ContainerInfo, type DockerApi } from './docker.js'
 import { readLockState, sameApp, type LockState } from './lock.js'
 import type { LockMode, NodeConfig } from './node-config.js'
 import { connectNode, dbClockAheadMs, maskNodeSecrets, sessionContainerOf } from './node-db.js'
 import { appsOf, describeApps, tieApps, type App, type SessionContainer, type Tie } from './sessions.js'
 import { probe, type HealthProbe } from './health.js'
 import { hasPlaceholder, healthBase } from './health-url.js'
-
-export { healthBase } from './health-url.js'
 
 interface Candidate {
   name: string
@@ -38,7 +36,7 @@ export interface NodeView {
   config: NodeConfig
   mode: LockMode
   databaseUrl: string
-  db: Database
+  db: DbApi
   lock: LockState
   dbVersion: DbVersion
   containers: NodeContainer[]
@@ -54,7 +52,7 @@ export function asCandidate(info: ContainerInfo): Candidate {
   return { name: containerName(info), id: info.Id, running: info.State.Running, ips: containerIps(info) }
 }
 
-async function requireContainer(docker: DockerClient, name: string, input: string): Promise<ContainerInfo> {
+async function requireContainer(docker: DockerApi, name: string, input: string): Promise<ContainerInfo> {
   const info = await docker.inspect(name)
   if (!info) throw new OperationError(`Input '${input}': no container named '${name}' on this Docker host`)
   return info
@@ -72,7 +70,7 @@ async function logOf(ctx: Context, info: ContainerInfo): Promise<string> {
  */
 export async function tieSessions(
   ctx: Context,
-  db: Database,
+  db: DbApi,
   infos: ContainerInfo[],
   sessions: NodeSession[]
 ): Promise<{ apps: App[]; ties: Tie[]; containers: SessionContainer[] }> {

@@ -6,7 +6,7 @@
 // budget: never more than `limit` requests in any 60 s window, whatever URL they go to (the
 // published port and the container address reach the same process). A 429 is no evidence:
 // the observation is "unknown" and the observer waits for the limiter's reset.
-import { sleep } from './context.js'
+import { sleep } from './sleep.js'
 import { probeHealth, probeReady, type Check } from './health.js'
 
 /** one /readyz answer: `unknown` says nothing about readiness (429, a timeout) */

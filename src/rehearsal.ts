@@ -7,10 +7,10 @@
 // scratch database is dropped whatever happens.
 import { randomBytes } from 'node:crypto'
 import type { Context } from './context.js'
-import { OperationError } from './context.js'
+import { OperationError } from './errors.js'
 import { cloneSpec } from './container-spec.js'
 import { formatMs } from './duration.js'
-import { LABEL_ROLE } from './handoff.js'
+import { LABEL_ROLE } from './clone.js'
 import { dbInvocation } from './node-cli.js'
 import type { NodeContainer, NodeView } from './node.js'
 import { ident } from './backup/db.js'

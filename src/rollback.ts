@@ -2,15 +2,19 @@
 // what the old binary accepts when the new one migrated it, start the previous container and
 // hold it to the same lock check and health gate.
 import type { Context } from './context.js'
-import { OperationError, sleep } from './context.js'
+import { sleep } from './sleep.js'
+import { OperationError } from './errors.js'
 import { cloneSpec } from './container-spec.js'
 import type { DbVersion } from './database.js'
-import { LABEL_ROLE, standbyReady, takeOver, type Member, type NodeLink, type Timeouts } from './handoff.js'
+import { LABEL_ROLE } from './clone.js'
+import { standbyReady } from './gate-loops.js'
+import { takeOver } from './handoff.js'
+import type { Member, NodeLink, Timeouts } from './handoff-types.js'
 import { dbInvocation } from './node-cli.js'
 import { restoreForRollback } from './backup-step.js'
 import { manifestPathFor, readManifest } from './backup/manifest.js'
 import { cannotRestoreMessage, restorePlan } from './backup/restore.js'
-import type { Database, NodeSession } from './database.js'
+import type { DbApi, NodeSession } from './database.js'
 import type { DbRollback, Inputs } from './inputs.js'
 import { formatMs } from './duration.js'
 
@@ -73,12 +77,7 @@ export function describeSessions(sessions: NodeSession[]): string {
  * only state in which the DB may be rewritten (restore, `db rollback`). A node this run does
  * not know (a standby on another host) keeps its session: refused, naming it.
  */
-export async function requireQuietDb(
-  db: Database,
-  timeoutMs: number,
-  what: string,
-  signal?: AbortSignal
-): Promise<void> {
+export async function requireQuietDb(db: DbApi, timeoutMs: number, what: string, signal?: AbortSignal): Promise<void> {
   const end = Date.now() + timeoutMs
   for (;;) {
     const sessions = await db.nodeSessions()
@@ -270,7 +269,7 @@ export async function restoreRestartPolicy(ctx: Context, id: string, operator: M
  * without superuser keeps a `public` of the bootstrap superuser (Postgres 14 and older) and
  * replaces only the role's objects in it; see restorePlan.
  */
-export async function schemasNotDroppable(db: Database): Promise<string[]> {
+export async function schemasNotDroppable(db: DbApi): Promise<string[]> {
   return (await restorePlan((sql) => db.query(sql))).blockers
 }
 

@@ -9,7 +9,7 @@
 // workers costs more than it saves; the directory layout above it, where pg_dump -j N and
 // pg_restore -j N win on dump and even more on restore.
 import { createWriteStream } from 'node:fs'
-import { open, readFile, rename, stat, unlink } from 'node:fs/promises'
+import { open, rename, stat, unlink } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { Transform } from 'node:stream'
 import { dumpDirectory, listingDigest, removeDir } from './dirformat.js'
@@ -21,26 +21,21 @@ import { pipeline } from 'node:stream/promises'
 import {
   chain,
   checkRecipient,
-  encryptBytes,
   encryptStream,
   Hasher,
-  tarPack,
   zstdCompress,
   zstdDecompress,
   zstdImpl,
-  hasZstdCli,
-  type TarEntry
+  hasZstdCli
 } from './codec.js'
 import { keystoreCounts, serverInfo } from './db.js'
 import {
   backupBase,
   dumpName,
   listBackups,
-  filesName,
   fsyncDir,
   manifestName,
   privateDir,
-  writeFileAtomic,
   writeManifest,
   type Compression,
   type Kind,
@@ -48,10 +43,10 @@ import {
   type Manifest,
   type Verification
 } from './manifest.js'
-import type { Log } from '../context.js'
+import type { Log } from '../log.js'
 import { BackupError, chooseRunner, parseConn, pgClient, redact, run } from './pgtools.js'
 import { feed, restoreRunner, verifyBackup } from './verify.js'
-import { createHash } from 'node:crypto'
+import { storeRootFiles } from './root-files.js'
 
 export interface CreateBackupOptions {
   databaseUrl: string
@@ -135,19 +130,6 @@ async function fsyncFile(path: string): Promise<void> {
   } finally {
     await fh.close()
   }
-}
-
-function fileEntryName(name: string, used: Set<string>): string {
-  let n =
-    name
-      .replace(/^.*[\\/]/, '')
-      .replace(/[^A-Za-z0-9._-]/g, '_')
-      .replace(/^\.+$/, '_') || 'file'
-  n = n.slice(0, 90)
-  let k = n
-  for (let i = 2; used.has(k); i++) k = `${n}.${i}`
-  used.add(k)
-  return k
 }
 
 export async function createBackup(opts: CreateBackupOptions): Promise<BackupResult> {
@@ -331,35 +313,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
   )
 
   // 4. root-dir files: one tar in the same set (encrypted like the dump)
-  let files: Manifest['files']
-  if (opts.files?.length) {
-    const used = new Set<string>()
-    const entries: TarEntry[] = []
-    for (const f of opts.files) {
-      let data: Buffer
-      let mode: number
-      try {
-        data = await readFile(f.path)
-        mode = (await stat(f.path)).mode & 0o777
-      } catch (e) {
-        throw new BackupError(
-          `cannot read root-dir file ${f.name} (${f.path}): ${(e as NodeJS.ErrnoException).code ?? String(e)}`
-        )
-      }
-      entries.push({ name: fileEntryName(f.name, used), data, mode })
-    }
-    let tar: Uint8Array = tarPack(entries)
-    if (encrypted) tar = await encryptBytes(tar, opts.recipient!)
-    const fname = filesName(base, encrypted)
-    await writeFileAtomic(join(opts.dir, fname), tar, 0o600)
-    files = {
-      file: fname,
-      bytes: tar.length,
-      sha256: createHash('sha256').update(tar).digest('hex'),
-      entries: entries.map((e) => ({ name: e.name, bytes: e.data.length }))
-    }
-    log.info(`root-dir files stored (${entries.length}): ${entries.map((e) => e.name).join(', ')}`)
-  }
+  const files = opts.files?.length ? await storeRootFiles(opts.files, opts.dir, base, opts.recipient, log) : undefined
 
   // 5. the manifest
   const manifest: Manifest = {

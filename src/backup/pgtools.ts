@@ -6,7 +6,7 @@ import type { Readable, Writable } from 'node:stream'
 import pg from 'pg'
 import { ActionError } from '../errors.js'
 
-import type { Log } from '../context.js'
+import type { Log } from '../log.js'
 
 export interface PgDumpDocker {
   /** an image with pg_dump/pg_restore/psql of at least the server's major version, e.g. postgres:16 */

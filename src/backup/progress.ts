@@ -1,7 +1,7 @@
 // Progress of long dumps and restores: pg_dump/pg_restore --verbose lines give the tables (and
 // indexes) done, a byte counter gives the volume; every `everyMs` one log line says how far the
 // work is, at what rate, and about how long is left. Silent for work shorter than that.
-import type { Log } from '../context.js'
+import type { Log } from '../log.js'
 
 const DATA_DONE = [
   /^pg_dump: finished item \d+ TABLE DATA /, // -Fd -j: a worker finished a table

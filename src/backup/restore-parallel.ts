@@ -11,7 +11,7 @@ import { ident, keystoreCounts } from './db.js'
 import { expandDirectory, removeDir, streamDirectory } from './dirformat.js'
 import type { Manifest } from './manifest.js'
 import { Progress } from './progress.js'
-import type { Log } from '../context.js'
+import type { Log } from '../log.js'
 import { BackupError, pgClient, redact, run, type Conn, type ToolRunner } from './pgtools.js'
 import { ensureSpace, MARGIN } from './space.js'
 

@@ -15,7 +15,7 @@ import type pg from 'pg'
 import { pipeline } from 'node:stream/promises'
 import { keystoreCounts } from './db.js'
 import { manifestPathFor, readManifest } from './manifest.js'
-import type { Log } from '../context.js'
+import type { Log } from '../log.js'
 import { BackupError, parseConn, pgClient, redact, run, type PgDumpDocker } from './pgtools.js'
 import { checkSha256, openArchive, restoreRunner } from './verify.js'
 import { checkDirectory } from './dirformat.js'
@@ -111,7 +111,7 @@ export function cannotRestoreMessage(plan: Pick<RestorePlan, 'role' | 'blockers'
 }
 
 /** What a restore as this role needs to know before it starts. */
-export interface RestorePlan {
+interface RestorePlan {
   superuser: boolean
   role: string
   /** user schemas the role may not drop (kept, only the role's objects in them are replaced) */

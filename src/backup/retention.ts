@@ -7,7 +7,7 @@
 import { rm, unlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { listBackups, type BackupEntry, type Kind } from './manifest.js'
-import type { Log } from '../context.js'
+import type { Log } from '../log.js'
 
 export interface PruneOptions {
   keep: number

@@ -20,7 +20,7 @@ import {
   type Manifest,
   type Verification
 } from './manifest.js'
-import type { Log } from '../context.js'
+import type { Log } from '../log.js'
 import {
   BackupError,
   hostRunner,

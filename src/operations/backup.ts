@@ -7,9 +7,10 @@ import { lockHolderPresent } from '../backup/db.js'
 import { isVerified, listBackups, manifestPathFor, readManifest } from '../backup/manifest.js'
 import { restoreBackup } from '../backup/restore.js'
 import { pruneBackups } from '../backup/retention.js'
-import { Database } from '../database.js'
+import { Database, type DbApi } from '../database.js'
 import { formatMs } from '../duration.js'
-import { memberOf, newRun, takeOver, timeouts } from '../handoff.js'
+import { memberOf, newRun, timeouts } from '../handoff-types.js'
+import { takeOver } from '../handoff.js'
 import { inspectNode, type NodeView } from '../node.js'
 import { backupFiles, backupSignal, nodeFiles } from '../backup-step.js'
 import { foreignSessions } from '../foreign-sessions.js'
@@ -185,6 +186,6 @@ export async function restore(ctx: Context): Promise<OperationResult> {
   })
 }
 
-async function currentRole(db: Database): Promise<string> {
+async function currentRole(db: DbApi): Promise<string> {
   return (await db.query<{ u: string }>('SELECT current_user AS u'))[0].u
 }

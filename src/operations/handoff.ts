@@ -2,9 +2,13 @@
 // temporary standby on the same image) and operation: restart (a rolling restart on the same
 // image through handoffs). Same lock check and health gate as an upgrade; no image changes.
 import type { Context, OperationResult } from '../context.js'
-import { planText, rollPair, rollSingle, withNode, type Change } from '../rollout.js'
+import { planText, type Change } from '../rollout/plan.js'
+import { rollPair } from '../rollout/pair.js'
+import { withNode } from '../rollout/prepare.js'
+import { rollSingle } from '../rollout/single.js'
 import { anyDigest } from '../docker.js'
-import { memberOf, standbyReady } from '../handoff.js'
+import { memberOf } from '../handoff-types.js'
+import { standbyReady } from '../gate-loops.js'
 
 export async function handoffOrRestart(ctx: Context): Promise<OperationResult> {
   const { inputs, docker, report } = ctx
@@ -42,7 +46,7 @@ export async function handoffOrRestart(ctx: Context): Promise<OperationResult> {
       // The waiting standby restarts first (it serves nothing), then leadership moves to it.
       const known = new Set(p.view.lock.sessions.map((s) => s.appId))
       report.step(`restart ${p.other.name}`, 'waiting standby')
-      await docker.api.getContainer(p.other.info.Id).restart({ t: p.t.stopS })
+      await docker.restart(p.other.info.Id, p.t.stopS)
       const m = memberOf(p.other.info)
       const proven = await standbyReady(ctx, p.link, m, p.view.lock.holder!, known, p.t.standbyMs)
       p.other.session = (await p.link.db.nodeSessions()).find((s) => s.appId === proven.appId)

@@ -2,27 +2,19 @@
 // journal and the node as it is now, then finishes or undoes the interrupted operation so the
 // node ends with one leader, serving, named as before.
 import type { Context, OperationResult } from '../context.js'
-import { OperationError } from '../context.js'
-import type { Database } from '../database.js'
+import { OperationError } from '../errors.js'
+import type { DbApi } from '../database.js'
 import { containerName, type ContainerInfo } from '../docker.js'
 import { publishedPorts } from '../container-spec.js'
-import {
-  GateError,
-  healthGate,
-  LABEL_ROLE,
-  LABEL_RUN,
-  memberOf,
-  newRun,
-  timeouts,
-  type Member,
-  type NodeLink
-} from '../handoff.js'
+import { GateError, memberOf, newRun, timeouts, type Member, type NodeLink } from '../handoff-types.js'
+import { healthGate } from '../gate-loops.js'
+import { LABEL_ROLE, LABEL_RUN } from '../clone.js'
 import { readLockState, sameApp, type LockState } from '../lock.js'
 import { tieSessions } from '../node.js'
 import { connectNode, maskNodeSecrets, nodeNames } from '../node-db.js'
 import { restoreRestartPolicy, rollback, SUFFIX_DB_ROLLBACK } from '../rollback.js'
 import { JournalWriter, journalPath, nodeKey, readJournal, withHostLock, type JournalPlan } from '../state.js'
-import { SUFFIX_NEXT, SUFFIX_PREVIOUS } from './upgrade.js'
+import { SUFFIX_NEXT, SUFFIX_PREVIOUS } from '../rollout/plan.js'
 
 export async function repair(ctx: Context): Promise<OperationResult> {
   const { inputs, docker, report, log } = ctx
@@ -259,7 +251,7 @@ function reopen(stateDir: string, name: string, j: NonNullable<ReturnType<typeof
 /** The container the lock holder runs in, when proven (by app id and start times, not by address). */
 async function holderContainer(
   ctx: Context,
-  db: Database,
+  db: DbApi,
   infos: ContainerInfo[],
   lock: LockState
 ): Promise<ContainerInfo | undefined> {

@@ -5,8 +5,8 @@ import { inspectNode, requireLeader, type NodeView } from '../node.js'
 import { nodeNames } from '../node-db.js'
 import { active, history, readQuarantine, type QuarantineEntry } from '../quarantine.js'
 import { containerName } from '../docker.js'
-import { LABEL_ROLE, LABEL_RUN } from '../handoff.js'
-import { SUFFIX_NEXT, SUFFIX_PREVIOUS } from '../rollout.js'
+import { LABEL_ROLE, LABEL_RUN } from '../clone.js'
+import { SUFFIX_NEXT, SUFFIX_PREVIOUS } from '../rollout/plan.js'
 import { journalPath, nodeKey, readJournal } from '../state.js'
 
 function describeContainers(view: NodeView): string[][] {

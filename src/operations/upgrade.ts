@@ -7,7 +7,10 @@ import { digestFor, type ImageInfo } from '../docker.js'
 import { readDesiredImage } from '../image-file.js'
 import { formatRef, parseImageRef, repository, repoTag, type ImageRef } from '../image-ref.js'
 import { untrustedTarget } from '../repository-trust.js'
-import { planText, rollPair, rollSingle, withNode, type Change } from '../rollout.js'
+import { planText, type Change } from '../rollout/plan.js'
+import { rollPair } from '../rollout/pair.js'
+import { withNode } from '../rollout/prepare.js'
+import { rollSingle } from '../rollout/single.js'
 import {
   ciRunLabel,
   clearQuarantine,
@@ -20,8 +23,6 @@ import {
 import { nodeKey, readJournal } from '../state.js'
 import { describeOpening, isOpen, nextOpening } from '../window.js'
 import { checkDbRollbackInputs } from '../rollback.js'
-
-export { SUFFIX_NEXT, SUFFIX_PREVIOUS } from '../rollout.js'
 
 /** The target from `image`, or from the desired-state file in the operator's repo. */
 function targetRef(ctx: Context): ImageRef {

@@ -1,4 +1,4 @@
-import type { Log } from '../../src/context.js'
+import type { Log } from '../../src/log.js'
 
 /** A Log that keeps what it is told, warnings prefixed, for a test to read back. */
 export function linesLog(lines: string[] = []): Log {

@@ -4,6 +4,7 @@ import {
   credentialFilesFromArgs,
   defaultLockMode,
   nodeSecrets,
+  nodeVersionOf,
   readNodeConfig
 } from '../../src/node-config.js'
 
@@ -381,5 +382,78 @@ describe('nodeSecrets: everything secret a node container holds', () => {
         'env-vrf-pass-5'
       ])
     )
+  })
+})
+
+describe('readNodeConfig: a 2.x node reads TOML only (docs/node-facts.md §11.9)', () => {
+  const V1_ENV = {
+    DATABASE_URL: 'postgres://u:p@db/v1',
+    DATABASE_LOCKING_MODE: 'dual',
+    LEASE_LOCK_DURATION: '30s',
+    LEASE_LOCK_REFRESH_INTERVAL: '3s',
+    ADVISORY_LOCK_ID: '42',
+    ADVISORY_LOCK_CHECK_INTERVAL: '7s',
+    CHAINLINK_PORT: '7777',
+    SHUTDOWN_GRACE_PERIOD: '9s'
+  }
+
+  it('2.x without TOML config: the v1 variables are ignored, the TOML defaults apply', async () => {
+    const c = await readNodeConfig(env(V1_ENV), ['chainlink', 'node', 'start'], files(), '2.19.0')
+    expect(c).toMatchObject({
+      databaseUrl: undefined,
+      lockMode: 'lease',
+      leaseDurationMs: 10_000,
+      leaseRefreshMs: 1_000,
+      advisoryLockId: 1027321974924625846n,
+      advisoryCheckMs: 1_000,
+      httpPort: 6688,
+      shutdownGraceMs: 5_000,
+      toml: true
+    })
+    expect(c.lockModeSource).toMatch(/v2 TOML default/)
+  })
+
+  it('2.x: CL_DATABASE_URL is read, DATABASE_URL is not', async () => {
+    const c = await readNodeConfig(env({ ...V1_ENV, CL_DATABASE_URL: 'postgres://u:p@db/v2' }), [], files(), '2.0.0')
+    expect(c.databaseUrl).toBe('postgres://u:p@db/v2')
+    expect(c.databaseUrlSource).toBe('container env CL_DATABASE_URL')
+  })
+
+  it('2.x with TOML: its settings, whatever the v1 variables say', async () => {
+    const toml = `[Database.Lock]\nLeaseDuration = '20s'\nLeaseRefreshInterval = '2s'\n[WebServer]\nHTTPPort = 6689\n`
+    const c = await readNodeConfig(
+      env(V1_ENV),
+      ['node', '-config', '/c.toml', 'start'],
+      files({ '/c.toml': toml }),
+      '2.19.0'
+    )
+    expect(c).toMatchObject({ leaseDurationMs: 20_000, leaseRefreshMs: 2_000, httpPort: 6689, lockMode: 'lease' })
+  })
+
+  it('1.x: the v1 variables apply', async () => {
+    const c = await readNodeConfig(env(V1_ENV), ['chainlink', 'local', 'node'], files(), '1.13.3')
+    expect(c).toMatchObject({
+      databaseUrl: 'postgres://u:p@db/v1',
+      lockMode: 'dual',
+      leaseDurationMs: 30_000,
+      leaseRefreshMs: 3_000,
+      advisoryLockId: 42n,
+      advisoryCheckMs: 7_000,
+      httpPort: 7777,
+      shutdownGraceMs: 9_000,
+      toml: false
+    })
+  })
+})
+
+describe('nodeVersionOf: the version an image says it is', () => {
+  test.each<[string, Record<string, string>, string[], string, string | undefined]>([
+    ['the OCI label', { 'org.opencontainers.image.version': '2.19.0' }, [], 'x/chainlink:latest', '2.19.0'],
+    ['CHAINLINK_VERSION of the image', {}, ['CHAINLINK_VERSION=1.13.3'], 'x/chainlink:latest', '1.13.3'],
+    ['the tag', {}, [], 'smartcontract/chainlink:2.18.0-beta1', '2.18.0-beta1'],
+    ['a v-prefixed tag', {}, [], 'registry:5000/smartcontract/chainlink:v2.7.1@sha256:' + 'a'.repeat(64), '2.7.1'],
+    ['nothing to tell', {}, [], 'x/chainlink:latest', undefined]
+  ])('%s', (_, labels, envList, image, want) => {
+    expect(nodeVersionOf({ Labels: labels, Env: envList, Image: image })).toBe(want)
   })
 })

@@ -1,7 +1,7 @@
 import { describe, expect, test } from '@jest/globals'
 import { parseImageRef } from '../../src/image-ref.js'
 import { repositoryMatches, repositoryOfImage, untrustedTarget } from '../../src/repository-trust.js'
-import { dockerTls, isLoopbackDockerHost } from '../../src/docker.js'
+import { dockerTls, isLoopbackDockerHost } from '../../src/docker-host.js'
 import { backupFiles, type NodeFile } from '../../src/backup-step.js'
 
 describe('untrustedTarget: only the repository the node runs, or one listed', () => {

@@ -1,0 +1,88 @@
+// How a rollout ends, as the operator reads it: the result and outputs of a success, or, after a
+// failure past the first handoff, the rollback (or exactly where the node was left).
+import type { Context, OperationResult } from '../context.js'
+import { OperationError } from '../errors.js'
+import { rollback } from '../rollback.js'
+import type { Change, Prepared } from './plan.js'
+import type { RolloutRecord } from './record.js'
+import { failedContainerLogs } from './steps.js'
+
+/** The longest measured gap, for the `leader-gap-ms` output. */
+function gapsOut(gaps: number[]): string | undefined {
+  const g = gaps.filter((x) => Number.isFinite(x))
+  return g.length ? String(Math.max(...g)) : undefined
+}
+
+const done = (ch: Change) => (ch.operation === 'upgrade' ? 'upgraded' : 'ok') as 'upgraded' | 'ok'
+
+/** Journals the end and returns the success: `leader` leads on the change's image. */
+export function succeeded(p: Prepared, ch: Change, r: RolloutRecord, leader: string, message: string): OperationResult {
+  r.journal.done(done(ch))
+  return {
+    result: done(ch),
+    ok: true,
+    message,
+    outputs: {
+      'previous-image': p.leader.image,
+      image: ch.display,
+      leader,
+      'leader-gap-ms': gapsOut(r.gaps),
+      ...(r.backupFile ? { 'backup-file': r.backupFile } : {})
+    }
+  }
+}
+
+/** Rolls back after a failure past the first handoff, or says exactly where the node is. */
+export async function recover(
+  ctx: Context,
+  p: Prepared,
+  ch: Change,
+  r: RolloutRecord,
+  e: unknown
+): Promise<OperationResult> {
+  if (ctx.signal.aborted) throw e // cancelled: the post step repairs from the journal
+  const { journal, previous } = r
+  const reason = e instanceof Error ? e.message : String(e)
+  for (const m of r.created) await failedContainerLogs(ctx, m, e)
+  if (!ctx.inputs.rollback) {
+    journal.done('failed')
+    throw new OperationError(
+      `${reason}. Rollback is off (input 'rollback: false'): the node is left as it is; the previous container is kept stopped as '${previous.name}'`
+    )
+  }
+  journal.step('rollback', { reason })
+  try {
+    await rollback(
+      ctx,
+      p.link,
+      {
+        name: p.leader.name,
+        previous,
+        others: r.others,
+        created: r.created,
+        newImage: ch.createRef,
+        dbBefore: p.view.dbVersion,
+        backupFile: r.backupFile
+      },
+      p.t,
+      reason
+    )
+  } catch (re) {
+    journal.step('rollback-failed', { reason: (re as Error).message })
+    throw new OperationError(
+      `${ch.operation} failed (${reason}) and the rollback failed too: ${(re as Error).message}. Run operation 'repair' after fixing the cause; the journal is ${journal.path}`
+    )
+  }
+  journal.done('rolled-back')
+  return {
+    result: 'rolled-back',
+    ok: false,
+    message: `${ch.operation} to ${ch.display} failed (${reason}); rolled back: '${p.leader.name}' leads on ${p.leader.image}`,
+    outputs: {
+      'previous-image': p.leader.image,
+      image: p.leader.image,
+      leader: p.leader.name,
+      'leader-gap-ms': gapsOut(r.gaps)
+    }
+  }
+}

@@ -1,0 +1,125 @@
+// Before a rollout changes anything: the host lock, no interrupted run, no leftover containers,
+// the node inspected and its leader proven, the pair's standby proven waiting, and the facts the
+// report opens with. Everything here only reads.
+import type { Context, OperationResult } from '../context.js'
+import { OperationError } from '../errors.js'
+import { formatMs } from '../duration.js'
+import { newRun, runOf, timeouts, type NodeLink } from '../handoff-types.js'
+import { describeChecks } from '../health.js'
+import { inspectNode, requireHealthUrl, requireLeader, type NodeContainer } from '../node.js'
+import { nodeNames } from '../node-db.js'
+import { describeSessions, notDroppableMessage, schemasNotDroppable } from '../rollback.js'
+import { foreignSessions } from '../foreign-sessions.js'
+import { journalPath, nodeKey, readJournal, withHostLock } from '../state.js'
+import { SUFFIX_NEXT, SUFFIX_PREVIOUS, type Prepared } from './plan.js'
+
+/**
+ * Host lock, interrupted-run check, node inspection and leader proof; then `fn`. Everything
+ * before `fn` only reads.
+ */
+export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<OperationResult>): Promise<OperationResult> {
+  const { inputs, docker, report } = ctx
+  return withHostLock(ctx, async () => {
+    const key = nodeKey(inputs)
+    const prior = readJournal(inputs.stateDir, key)
+    if (prior && prior.phase === 'in-progress')
+      throw new OperationError(
+        `An interrupted ${prior.operation} (run ${prior.runId}, started ${prior.startedAt}) is recorded in ${journalPath(inputs.stateDir, key)}; run operation 'repair' first`
+      )
+    const names = nodeNames(inputs)
+    for (const n of names) {
+      for (const suffix of [SUFFIX_NEXT, SUFFIX_PREVIOUS]) {
+        if (await docker.inspect(n + suffix))
+          throw new OperationError(
+            `A container '${n + suffix}' from an earlier run exists; run operation 'repair' first`
+          )
+      }
+    }
+    const view = await inspectNode(ctx, names)
+    try {
+      const leader = requireLeader(view)
+      if (view.mode === 'none')
+        throw new OperationError(
+          `'${leader.name}' runs with lock mode 'none': without a DB lock no zero-downtime handoff is possible; enable [Database.Lock] (v2) or DATABASE_LOCKING_MODE=lease`
+        )
+      if (!inputs.standby && leader.name !== inputs.container)
+        throw new OperationError(`Container '${inputs.container}' is not the leader`)
+      // A health URL that does not reach the node would leave every gate blind.
+      requireHealthUrl(view, leader, inputs.healthUrl)
+      let other: NodeContainer | undefined
+      if (inputs.standby) {
+        other = view.containers.find((c) => c !== leader)!
+        // The pair's standby must be alive and waiting before anything changes.
+        if (!other.info.State.Running)
+          throw new OperationError(
+            `Input 'standby': '${other.name}' is ${other.info.State.Status} (exit code ${other.info.State.ExitCode}), not waiting for the lock; start it (or fix it) first`
+          )
+        if (!other.session)
+          throw new OperationError(
+            `Input 'standby': '${other.name}' is running but has no DB session on the node's database: it is not waiting for the lock`
+          )
+      }
+      report.fact(
+        'Node',
+        view.containers
+          .map(
+            (c) =>
+              `${c.name}${c === leader ? ' (leader)' : ' (standby)'}: ${c.image}${c.digest ? ` (${c.digest})` : ''}`
+          )
+          .join('; ') + `, version ${view.version ?? '?'}`
+      )
+      // A rollback that restores must be able to replace every schema: checked before anything changes.
+      if (inputs.operation === 'upgrade' && inputs.rollback && inputs.dbRollback === 'restore') {
+        const blocked = await schemasNotDroppable(view.db)
+        if (blocked.length)
+          throw new OperationError(
+            `Input 'db-rollback': 'restore' cannot work: ${notDroppableMessage((await view.db.query<{ u: string }>('SELECT current_user AS u'))[0].u, blocked)}`
+          )
+      }
+      // A node of this DB on another host can win a handoff's release (or take the lease
+      // during a DB rollback); it is not refused here, as a remote standby is a valid layout.
+      const foreign = await foreignSessions(ctx, view)
+      if (foreign.length)
+        report.note(
+          `Node sessions on the database belong to no container on this host (${describeSessions(foreign)}): a node on another host may take the lock during a handoff, and a DB rollback waits for it to stop.`
+        )
+      report.fact(
+        'Lock',
+        `${view.mode} (${view.config.lockModeSource}); lease ${formatMs(view.config.leaseDurationMs)}, refresh ${formatMs(view.config.leaseRefreshMs)}`
+      )
+      report.fact(
+        'Database',
+        `goose ${view.dbVersion.goose ?? '-'}, node_versions ${view.dbVersion.nodeVersion ?? '-'}`
+      )
+      // /health is evidence, not a veto: what already fails on the leader may still fail after
+      const failingBefore = leader.health?.checks
+      report.fact(
+        'Health before',
+        failingBefore === undefined
+          ? `/health of '${leader.name}' not read (${leader.health?.health ?? leader.health?.error ?? 'no answer'}): failing checks are not compared`
+          : failingBefore.length
+            ? `failing on '${leader.name}' before the change (allowed to fail after it): ${describeChecks(failingBefore)}`
+            : `no check failing on '${leader.name}'`
+      )
+      const link: NodeLink = {
+        db: view.db,
+        config: view.config,
+        mode: view.mode,
+        databaseUrl: view.databaseUrl,
+        run: newRun(failingBefore)
+      }
+      try {
+        return await fn({ view, leader, other, link, t: timeouts(ctx, view.config, leader.info) })
+      } finally {
+        const b = runOf(link).observers.budget
+        if (b.total)
+          report.fact(
+            'HTTP requests',
+            `${b.total} to the node's HTTP server, at most ${b.maxInWindow()} in any 60 s window (budget ${b.limit}; the node allows 1000 a minute per client address)`
+          )
+      }
+    } finally {
+      await view.db.close()
+    }
+  })
+}

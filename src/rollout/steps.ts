@@ -1,0 +1,118 @@
+// The steps the single-node and the pair rollouts share: the backup (and rehearsal) before
+// anything changes, the new container's standby gate with its undo, and what keeps a stopped
+// previous container safe for a rollback (a kept copy of a `--rm` leader, restart policy `no`).
+import type { Context } from '../context.js'
+import { OperationError } from '../errors.js'
+import { backupBeforeUpgrade } from '../backup-step.js'
+import { startClone } from '../clone.js'
+import { containerName, type ContainerInfo } from '../docker.js'
+import { standbyReady } from '../gate-loops.js'
+import type { Proven } from '../gates.js'
+import { GateError, type Member } from '../handoff-types.js'
+import { rehearseMigration } from '../rehearsal.js'
+import type { JournalWriter } from '../state.js'
+import { SUFFIX_PREVIOUS, type Change, type Prepared } from './plan.js'
+import type { RolloutRecord } from './record.js'
+
+/** The last lines of a container that failed a gate go to the report (not of the one a gate named as someone else). */
+export async function failedContainerLogs(ctx: Context, m: Member, e?: unknown): Promise<void> {
+  if (e instanceof GateError && e.containerId && e.containerId !== m.id) return
+  const text = await ctx.docker.logs(m.id, 40)
+  if (text.trim()) ctx.report.logs.push({ container: m.name, text })
+}
+
+/**
+ * The standby-ready gate of a new container before any handoff: on failure its logs go to the
+ * report, `undo` puts things back as they were (the leader was never touched) and the run ends.
+ */
+export async function standbyOrUndo(
+  ctx: Context,
+  p: Prepared,
+  r: RolloutRecord,
+  m: Member,
+  undo: () => Promise<void>
+): Promise<Member & Proven> {
+  let proven: Proven
+  try {
+    if (!p.view.lock.holder) throw new OperationError('no lock holder was proven in preflight')
+    proven = await standbyReady(ctx, p.link, m, p.view.lock.holder, r.knownApps, p.t.standbyMs)
+  } catch (e) {
+    if (ctx.signal.aborted) throw e // cancelled: the post step repairs from the journal
+    await failedContainerLogs(ctx, m)
+    // the leader stopped as well (a Docker daemon restart stops every container and may start
+    // none): not a standby to undo but a rollback, run from the journal by the post step or repair
+    if (!(await ctx.docker.inspect(p.leader.info.Id))?.State.Running) throw e
+    await undo()
+    r.journal.done('failed')
+    throw e
+  }
+  r.knownApps.add(proven.appId)
+  return { ...m, ...proven }
+}
+
+/** The verified pre-upgrade backup (journaled), when the change and the inputs ask for one. */
+export async function preUpgradeBackup(ctx: Context, p: Prepared, ch: Change, r: RolloutRecord): Promise<void> {
+  if (!ch.backup || !ctx.inputs.backup) return
+  const { journal } = r
+  journal.step('backup')
+  const backupFile = await backupBeforeUpgrade(ctx, p.view, p.leader)
+  r.backupFile = backupFile
+  journal.plan({ backupFile })
+  if (ctx.inputs.rehearseMigration && ch.operation === 'upgrade') {
+    // on a copy of the database, before anything of the node is touched
+    journal.step('rehearsal')
+    try {
+      await rehearseMigration(ctx, p.view, p.leader, backupFile, ch.createRef)
+    } catch (e) {
+      if (!ctx.signal.aborted) journal.done('failed')
+      throw e
+    }
+  }
+}
+
+/**
+ * A stopped copy of a `--rm` leader on its own image (journaled before it is made), with restart
+ * policy `no`: it must neither vanish nor be started by a daemon restart while it is the
+ * rollback copy.
+ */
+export async function keepCopy(ctx: Context, info: ContainerInfo, journal: JournalWriter): Promise<Member> {
+  const { docker, report } = ctx
+  const name = containerName(info) + SUFFIX_PREVIOUS
+  // the reference it was created from, when that still names the image it runs
+  const image = (await docker.imageInfo(info.Config.Image))?.id === info.Image ? info.Config.Image : info.Image
+  journal.step('keep-previous', { name })
+  const kept = await startClone(ctx, info, {
+    image,
+    name,
+    ports: 'keep',
+    runId: journal.journal.runId,
+    role: 'previous',
+    start: false
+  })
+  await docker.setRestartPolicy(kept.id, { Name: 'no' })
+  journal.step('kept-previous', { id: kept.id })
+  report.step(
+    'previous kept',
+    `'${containerName(info)}' runs with --rm and is deleted when it stops: '${name}', a stopped copy of it, is what a rollback would start`
+  )
+  return { ...kept, appId: undefined }
+}
+
+/** Once the `--rm` leader is gone (its name free again), its kept copy is the previous container. */
+export async function previousIsKept(ctx: Context, leader: ContainerInfo, kept: Member): Promise<Member> {
+  if (!(await ctx.docker.waitGone(leader.Id, 30_000, ctx.signal)))
+    throw new OperationError(`'${containerName(leader)}' runs with --rm but was not removed after its stop`)
+  return kept
+}
+
+/**
+ * A container this run stops is the rollback copy while it is stopped: with restart policy
+ * `always` a daemon restart or a reboot would start it (an old binary on a migrated DB). Its
+ * policy is `no` from just before its stop; a rollback gives the operator's back.
+ */
+export async function noRestart(ctx: Context, journal: JournalWriter, info: ContainerInfo): Promise<void> {
+  const policy = info.HostConfig.RestartPolicy
+  if (!policy?.Name || policy.Name === 'no') return
+  journal.step('restart-policy-no', { id: info.Id, policy })
+  await ctx.docker.setRestartPolicy(info.Id, { Name: 'no' })
+}
