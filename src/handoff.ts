@@ -141,6 +141,9 @@ export async function handoff(
   }
   try {
     if (!swap) await watchNew()
+    // the gap starts at the old node's last ready answer: have one before the stop (bounded; the
+    // old node still serves meanwhile)
+    await oldWatch?.readySeen(2000)
     const aim: Aim = swap
       ? { engaged: false, why: 'swap: the new node starts after the stop' }
       : await aimStop(ctx, link, to, run.aimDeltaMs)

@@ -4,6 +4,7 @@
 // reads the run's observer of its URL, which polls within the run's request budget (fast only
 // while a handoff's gap is measured).
 import type { Observer } from './observer.js'
+import { sleep } from './sleep.js'
 
 export class ReadinessWatcher {
   private unwatch?: () => Promise<void>
@@ -25,6 +26,20 @@ export class ReadinessWatcher {
   lastReadyBefore(t = Infinity): number | undefined {
     const at = this.observer.lastReadyBefore(t)
     return at !== undefined && at >= this.since ? at : undefined
+  }
+
+  /**
+   * Waits, at most `ms`, for one ready answer since the start: a stop sent before the first
+   * answer came back leaves the gap without its start (a busy host, or a swap's stop at once).
+   */
+  async readySeen(ms: number): Promise<boolean> {
+    const end = Date.now() + ms
+    while (this.lastReadyBefore() === undefined) {
+      if (Date.now() >= end) return false
+      this.observer.poke()
+      await sleep(20)
+    }
+    return true
   }
 
   /** first ready answer at or after `t` (since this watcher started) */

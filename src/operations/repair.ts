@@ -29,6 +29,15 @@ export async function repair(ctx: Context): Promise<OperationResult> {
     ).filter((x): x is ContainerInfo => !!x)
     if ((!j || j.phase === 'done') && leftovers.length === 0) {
       report.step('nothing to repair', j ? `last operation ${j.operation} ended ${j.result}` : 'no journal')
+      // Nothing of ours to finish or undo, but "ok" would hide a node that is down (a Docker
+      // daemon restarted after a crash starts none of its containers): name it. Starting it is
+      // the operator's call: the stop may be theirs.
+      const down = await nodeDown(ctx, names)
+      if (down.length) {
+        const message = `nothing was in flight, but ${down.join('; ')}`
+        report.note(message)
+        return { result: 'failed', ok: false, message, outputs: { leader: name } }
+      }
       return { result: 'ok', ok: true, message: 'nothing was in flight', outputs: { leader: name } }
     }
     const plan: Partial<JournalPlan> = j?.plan ?? {}
@@ -286,4 +295,18 @@ export function decideRepair(o: {
   if (o.createdHolder && o.gatePassed && !o.pair && o.samePorts) return 'finish-as-node'
   if (o.previousLeads) return 'undo'
   return 'rollback'
+}
+
+/** The node's containers that are not running, each with how to start it. */
+async function nodeDown(ctx: Context, names: string[]): Promise<string[]> {
+  const out: string[] = []
+  for (const n of names) {
+    const c = await ctx.docker.inspect(n)
+    if (!c) out.push(`'${n}' does not exist`)
+    else if (!c.State.Running)
+      out.push(
+        `'${n}' is not running (${c.State.Status}, exit ${c.State.ExitCode} at ${c.State.FinishedAt}): start it with 'docker start ${n}'`
+      )
+  }
+  return out
 }

@@ -88,3 +88,20 @@ describe('a failed repair leaves a way forward', () => {
     expect(next.exitCode).toBe(0)
   })
 })
+
+describe('repair with nothing in flight tells the truth about the node', () => {
+  test('the node container stopped (a daemon restart starts none): exit 1, the container named and how to start it; nothing started behind the operator', async () => {
+    db = await createDb('rpd')
+    name = `${prefix}-2`
+    stateDir = mkdtempSync(join(tmpdir(), 'clr-state-'))
+    await startNode({ name, tag: '2.18.0', db, layout: 'ports' })
+    await docker.getContainer(name).stop({ t: 10 })
+    const r = await runAction({ container: name, 'state-dir': stateDir, operation: 'repair' })
+    expect(r.exitCode).toBe(1)
+    expect(r.outputs.result).toBe('failed')
+    expect(visible(r.stdout)).toMatch(new RegExp(`::error::.*'${name}' is not running.*docker start ${name}`))
+    expect(r.summary).toContain(`'${name}' is not running`)
+    // the operator's stop is theirs: repair starts nothing it did not stop
+    expect((await containerState(name))?.running).toBe(false)
+  })
+})
