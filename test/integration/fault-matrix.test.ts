@@ -18,26 +18,17 @@
 // 'repair' first" or finish consistently), then `operation: repair` must bring the node to one
 // state. A cancelled run (SIGINT, then SIGTERM 7.5 s later, as the runner does) gets its post step.
 import { afterAll, describe, expect, test } from '@jest/globals'
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs'
+import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createDb, docker, removeContainers, simImage, uniqueName, waitFor, type TestDb } from '../support/bed.js'
+import { createDb, docker, removeContainers, simImage, uniqueName, type TestDb } from '../support/bed.js'
 import { atLine, visible, type ActionRun, type Hook } from '../support/action.js'
-import { containerState, nodeUrl, readyz, startNode, writers, type Layout } from '../support/node.js'
-import { dbState, dropDbSessions, lastHeartbeat, runFaulted } from '../support/fault.js'
+import { containerState, readyz, startNode, writers, type Layout } from '../support/node.js'
+import { dropDbSessions, runFaulted } from '../support/fault.js'
+import { expectOneLeader, expectTruthful } from '../support/end-state.js'
 
 const prefix = uniqueName('clr-fm')
 let seq = 0
-
-/** Highest goose migration each simulator version knows (test/node-sim/migrations.js). */
-const GOOSE_MAX: Record<string, number> = { '2.18.0': 241, '2.19.0': 250, '2.20.0': 256 }
-const versionOf = (tag: string) => tag.split('-')[0]
-const cmpVersion = (a: string, b: string) => {
-  const pa = a.split('.').map(Number)
-  const pb = b.split('.').map(Number)
-  for (let i = 0; i < 3; i++) if (pa[i] !== pb[i]) return pa[i] - pb[i]
-  return 0
-}
 
 type Where = 'old' | 'new' | 'either'
 
@@ -460,90 +451,23 @@ async function setup(row: Row): Promise<RowCtx> {
   }
 }
 
-const where = (image: string | undefined, r: RowCtx): 'old' | 'new' | 'other' =>
-  image === simImage(r.row.from ?? '2.18.0') ? 'old' : image === simImage(r.row.finalTo ?? r.row.to) ? 'new' : 'other'
-
-/** Where a result output says the node is. */
-const RESULT_MEANS: Record<string, Where> = {
-  upgraded: 'new',
-  'rolled-back': 'old',
-  failed: 'old',
-  unchanged: 'new',
-  ok: 'either'
-}
-
 function describeRun(run: ActionRun): string {
   return `exit ${run.exitCode}, outputs ${JSON.stringify(run.outputs)}${run.hung ? `, HUNG: ${run.hung}` : ''}\n${visible(run.stdout).split('\n').slice(-60).join('\n')}`
 }
 
-/** The invariants every row ends with. Returns where the node ended. */
+/** The invariants every row ends with (support/end-state.ts), and the docs' layout's port. Returns where the node ended. */
 async function expectConsistent(r: RowCtx, before: { id: string }): Promise<'old' | 'new'> {
-  const st = await containerState(r.name)
-  expect({ container: r.name, running: st?.running }).toEqual({ container: r.name, running: true })
-  const at = where(st?.image, r)
-  expect({ image: st?.image, at }).toEqual({ image: st?.image, at: expect.stringMatching(/^(old|new)$/) })
-  // serving: /readyz 200 on the container named as before, on the original host port in the docs' layout
-  expect({ readyz: await readyz((await nodeUrl(r.name))!) }).toEqual({ readyz: 200 })
+  const [oldTag, newTag] = [r.row.from ?? '2.18.0', r.row.finalTo ?? r.row.to]
+  const images = { oldImage: simImage(oldTag), newImage: simImage(newTag), oldTag, newTag }
+  const end = await expectOneLeader({ name: r.name, db: r.db, stateDir: r.stateDir, ...images })
+  // serving on the original host port in the docs' layout
   if ((r.row.layout ?? 'ports') === 'ports') {
     const info = await docker.getContainer(r.name).inspect()
     expect(info.HostConfig.PortBindings?.['6688/tcp']?.[0]).toEqual({ HostIp: '127.0.0.1', HostPort: String(r.port) })
     expect({ readyzOnOriginalPort: await readyz(`http://127.0.0.1:${r.port}`) }).toEqual({ readyzOnOriginalPort: 200 })
   }
-  // nothing of the run left over
-  const others = (await docker.listContainers({ all: true })).filter((c) =>
-    c.Names.some((x) => x.startsWith(`/${r.name}-`))
-  )
-  expect({ leftovers: others.map((c) => c.Names[0]) }).toEqual({ leftovers: [] })
-  // exactly one leader: one node process on the DB, holding the lease, and it is the one writing
-  const s = await waitFor(
-    'one node process on the DB holding the lease',
-    async () => {
-      const d = await dbState(r.db)
-      return d.apps.length === 1 && d.holder === d.apps[0] ? d : undefined
-    },
-    8000
-  ).catch(async () => dbState(r.db))
-  expect({ nodeProcesses: s.apps.length, holder: s.holder }).toEqual({ nodeProcesses: 1, holder: s.apps[0] })
-  const hb = await waitFor(
-    'a fresh heartbeat from the leader',
-    async () => {
-      const h = await lastHeartbeat(r.db)
-      return h && h.app === s.holder && h.agoMs < 1000 ? h : undefined
-    },
-    5000
-  ).catch(() => lastHeartbeat(r.db))
-  const version = versionOf(at === 'old' ? (r.row.from ?? '2.18.0') : (r.row.finalTo ?? r.row.to))
-  expect({ lastWriter: hb?.app, version: hb?.version }).toEqual({ lastWriter: s.holder, version })
-  // never two writers
-  const w = await writers(r.db)
-  expect({ interleaved: w.interleaved, writers: w.versions }).toEqual({ interleaved: false, writers: w.versions })
-  // the DB is one the running version accepts
-  expect(s.nodeVersion).toBeDefined()
-  expect({ nodeVersions: s.nodeVersion, newerThanRunning: cmpVersion(s.nodeVersion!, version) > 0 }).toEqual({
-    nodeVersions: s.nodeVersion,
-    newerThanRunning: false
-  })
-  expect({ goose: s.goose, newerThanRunning: (s.goose ?? Infinity) > GOOSE_MAX[version] }).toEqual({
-    goose: s.goose,
-    newerThanRunning: false
-  })
-  if (r.row.untouched) expect({ id: st!.id, writers: w.writers.length }).toEqual({ id: before.id, writers: 1 })
-  // the journal says the operation ended, and no host lock is left behind
-  const jf = join(r.stateDir, `${r.name}.journal.json`)
-  if (existsSync(jf))
-    expect({ journal: (JSON.parse(readFileSync(jf, 'utf8')) as { phase: string }).phase }).toEqual({ journal: 'done' })
-  expect({ locks: readdirSync(r.stateDir).filter((f) => f.endsWith('.lock')) }).toEqual({ locks: [] })
-  return at as 'old' | 'new'
-}
-
-/** A run's outputs and exit code say where the node is. */
-function expectTruthful(run: ActionRun, at: 'old' | 'new', label: string) {
-  const result = run.outputs.result
-  if (result !== undefined) {
-    const means = RESULT_MEANS[result]
-    expect({ label, result, means: means === 'either' ? at : means }).toEqual({ label, result, means: at })
-  }
-  if (run.exitCode === 0 && result !== 'ok') expect({ label, exit: 0, at }).toEqual({ label, exit: 0, at: 'new' })
+  if (r.row.untouched) expect({ id: end.id, writers: end.writerCount }).toEqual({ id: before.id, writers: 1 })
+  return end.at
 }
 
 async function runRow(row: Row) {

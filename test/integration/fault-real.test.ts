@@ -16,28 +16,19 @@
 import { afterAll, describe, expect, test } from '@jest/globals'
 import type Docker from 'dockerode'
 import type { ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createDb, docker, removeContainers, simImage, uniqueName, waitFor, type TestDb } from '../support/bed.js'
+import { createDb, docker, removeContainers, simImage, uniqueName, type TestDb } from '../support/bed.js'
 import { atLine, visible, type ActionRun, type Hook } from '../support/action.js'
-import { containerState, nodeUrl, readyz, startNode, writers, type Layout } from '../support/node.js'
-import { dbState, lastHeartbeat, runFaulted } from '../support/fault.js'
+import { containerState, startNode, type Layout } from '../support/node.js'
+import { runFaulted } from '../support/fault.js'
+import { expectOneLeader, expectTruthful, type End } from '../support/end-state.js'
 import { startDedicatedDockerd, type DedicatedDockerd } from '../support/dedicated-dockerd.js'
 import { startPgCluster, type PgCluster } from '../support/pg-cluster.js'
 
 const prefix = uniqueName('clr-fr')
 let seq = 0
-
-/** Highest goose migration each simulator version knows (test/node-sim/migrations.js). */
-const GOOSE_MAX: Record<string, number> = { '2.18.0': 241, '2.19.0': 250, '2.20.0': 256 }
-const versionOf = (tag: string) => tag.split('-')[0]
-const cmpVersion = (a: string, b: string) => {
-  const pa = a.split('.').map(Number)
-  const pb = b.split('.').map(Number)
-  for (let i = 0; i < 3; i++) if (pa[i] !== pb[i]) return pa[i] - pb[i]
-  return 0
-}
 
 type Fault = 'dockerd SIGKILL + start' | 'postgres restart -m fast' | 'postgres restart -m immediate'
 
@@ -121,15 +112,6 @@ const repairInputs = (r: RowCtx) => {
   return { ...rest, operation: 'repair' }
 }
 
-/** Where a result output says the node is. */
-const RESULT_MEANS: Record<string, 'old' | 'new' | 'either'> = {
-  upgraded: 'new',
-  'rolled-back': 'old',
-  failed: 'old',
-  unchanged: 'new',
-  ok: 'either'
-}
-
 /** One line of the printed table per row. */
 const table: { fault: string; step: string; end: string; writers: string; result: string }[] = []
 
@@ -168,70 +150,11 @@ const summarise = (runs: [string, ActionRun][]) =>
     )
     .join('; ')
 
-/** The end state every row must reach. Returns where the node ended and the writers seen. */
-async function expectConsistent(r: RowCtx): Promise<{ at: 'old' | 'new'; writers: string[] }> {
-  const st = await containerState(r.name, r.api)
-  expect({ container: r.name, running: st?.running }).toEqual({ container: r.name, running: true })
-  const at = st?.image === simImage('2.18.0') ? 'old' : st?.image === simImage(r.row.to) ? 'new' : 'other'
-  expect({ image: st?.image, at }).toEqual({ image: st?.image, at: expect.stringMatching(/^(old|new)$/) })
-  const ready = await waitFor(
-    `${r.name} /readyz 200`,
-    async () => ((await readyz((await nodeUrl(r.name, r.api))!)) === 200 ? 200 : undefined),
-    10000
-  ).catch(() => undefined)
-  expect({ readyz: ready }).toEqual({ readyz: 200 })
-  const others = (await r.api.listContainers({ all: true })).filter((c) =>
-    c.Names.some((x) => x.startsWith(`/${r.name}-`))
-  )
-  expect({ leftovers: others.map((c) => c.Names[0]) }).toEqual({ leftovers: [] })
-  // exactly one leader: one node process on the DB, holding the lease, and it is the one writing
-  const s = await waitFor(
-    'one node process on the DB holding the lease',
-    async () => {
-      const d = await dbState(r.db)
-      return d.apps.length === 1 && d.holder === d.apps[0] ? d : undefined
-    },
-    10000
-  ).catch(async () => dbState(r.db))
-  expect({ nodeProcesses: s.apps.length, holder: s.holder }).toEqual({ nodeProcesses: 1, holder: s.apps[0] })
-  const version = versionOf(at === 'old' ? '2.18.0' : r.row.to)
-  const hb = await waitFor(
-    'a fresh heartbeat from the leader',
-    async () => {
-      const h = await lastHeartbeat(r.db)
-      return h && h.app === s.holder && h.agoMs < 1000 ? h : undefined
-    },
-    5000
-  ).catch(() => lastHeartbeat(r.db))
-  expect({ lastWriter: hb?.app, version: hb?.version }).toEqual({ lastWriter: s.holder, version })
-  // never two writers: no writer comes back after another wrote
-  const w = await writers(r.db)
-  expect({ interleaved: w.interleaved, writers: w.versions }).toEqual({ interleaved: false, writers: w.versions })
-  // the DB is one the running version accepts
-  expect({ nodeVersions: s.nodeVersion, newerThanRunning: cmpVersion(s.nodeVersion ?? '0.0.0', version) > 0 }).toEqual({
-    nodeVersions: s.nodeVersion,
-    newerThanRunning: false
-  })
-  expect({ goose: s.goose, newerThanRunning: (s.goose ?? Infinity) > GOOSE_MAX[version] }).toEqual({
-    goose: s.goose,
-    newerThanRunning: false
-  })
-  // the journal says the operation ended, and no host lock is left behind
-  const jf = join(r.stateDir, `${r.name}.journal.json`)
-  if (existsSync(jf))
-    expect({ journal: (JSON.parse(readFileSync(jf, 'utf8')) as { phase: string }).phase }).toEqual({ journal: 'done' })
-  expect({ locks: readdirSync(r.stateDir).filter((f) => f.endsWith('.lock')) }).toEqual({ locks: [] })
-  return { at: at as 'old' | 'new', writers: w.versions }
-}
-
-/** A run's outputs and exit code say where the node is. */
-function expectTruthful(run: ActionRun, at: 'old' | 'new', label: string) {
-  const result = run.outputs.result
-  if (result !== undefined) {
-    const means = RESULT_MEANS[result]
-    expect({ label, result, means: means === 'either' ? at : means }).toEqual({ label, result, means: at })
-  }
-  if (run.exitCode === 0 && result !== 'ok') expect({ label, exit: 0, at }).toEqual({ label, exit: 0, at: 'new' })
+/** The end state every row must reach (support/end-state.ts): where the node ended and the writers seen. */
+function expectConsistent(r: RowCtx): Promise<End> {
+  const [oldTag, newTag] = ['2.18.0', r.row.to]
+  const images = { oldImage: simImage(oldTag), newImage: simImage(newTag), oldTag, newTag }
+  return expectOneLeader({ name: r.name, db: r.db, stateDir: r.stateDir, api: r.api, ...images })
 }
 
 const journalOpen = (r: RowCtx) => {
