@@ -78395,6 +78395,9 @@ async function handoff(ctx, link, from, to, t, swap) {
     try {
         if (!swap)
             await watchNew();
+        // the gap starts at the old node's last ready answer: have one before the stop (bounded; the
+        // old node still serves meanwhile)
+        await oldWatch?.readySeen(2000);
         const aim = swap
             ? { engaged: false, why: 'swap: the new node starts after the stop' }
             : await aimStop(ctx, link, to, run.aimDeltaMs);
@@ -81512,6 +81515,15 @@ async function repair(ctx) {
         const leftovers = (await Promise.all(names.flatMap((n) => [n + _rollout_plan_js__WEBPACK_IMPORTED_MODULE_10__/* .SUFFIX_NEXT */ .K8, n + _rollout_plan_js__WEBPACK_IMPORTED_MODULE_10__/* .SUFFIX_PREVIOUS */ .Q$]).map((n) => docker.inspect(n)))).filter((x) => !!x);
         if ((!j || j.phase === 'done') && leftovers.length === 0) {
             report.step('nothing to repair', j ? `last operation ${j.operation} ended ${j.result}` : 'no journal');
+            // Nothing of ours to finish or undo, but "ok" would hide a node that is down (a Docker
+            // daemon restarted after a crash starts none of its containers): name it. Starting it is
+            // the operator's call: the stop may be theirs.
+            const down = await nodeDown(ctx, names);
+            if (down.length) {
+                const message = `nothing was in flight, but ${down.join('; ')}`;
+                report.note(message);
+                return { result: 'failed', ok: false, message, outputs: { leader: name } };
+            }
             return { result: 'ok', ok: true, message: 'nothing was in flight', outputs: { leader: name } };
         }
         const plan = j?.plan ?? {};
@@ -81735,6 +81747,18 @@ function decideRepair(o) {
     if (o.previousLeads)
         return 'undo';
     return 'rollback';
+}
+/** The node's containers that are not running, each with how to start it. */
+async function nodeDown(ctx, names) {
+    const out = [];
+    for (const n of names) {
+        const c = await ctx.docker.inspect(n);
+        if (!c)
+            out.push(`'${n}' does not exist`);
+        else if (!c.State.Running)
+            out.push(`'${n}' is not running (${c.State.Status}, exit ${c.State.ExitCode} at ${c.State.FinishedAt}): start it with 'docker start ${n}'`);
+    }
+    return out;
 }
 
 
@@ -82848,6 +82872,8 @@ function olderThan(path, ms) {
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   j: () => (/* binding */ ReadinessWatcher)
 /* harmony export */ });
+/* harmony import */ var _sleep_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6972);
+
 class ReadinessWatcher {
     observer;
     unwatch;
@@ -82867,6 +82893,20 @@ class ReadinessWatcher {
     lastReadyBefore(t = Infinity) {
         const at = this.observer.lastReadyBefore(t);
         return at !== undefined && at >= this.since ? at : undefined;
+    }
+    /**
+     * Waits, at most `ms`, for one ready answer since the start: a stop sent before the first
+     * answer came back leaves the gap without its start (a busy host, or a swap's stop at once).
+     */
+    async readySeen(ms) {
+        const end = Date.now() + ms;
+        while (this.lastReadyBefore() === undefined) {
+            if (Date.now() >= end)
+                return false;
+            this.observer.poke();
+            await (0,_sleep_js__WEBPACK_IMPORTED_MODULE_0__/* .sleep */ .y)(20);
+        }
+        return true;
     }
     /** first ready answer at or after `t` (since this watcher started) */
     firstReadyAfter(t = 0) {
