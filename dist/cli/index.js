@@ -75116,7 +75116,8 @@ async function listBackups(dir) {
 /* harmony export */   hj: () => (/* binding */ BackupError),
 /* harmony export */   mR: () => (/* binding */ parseToolVersion),
 /* harmony export */   s_: () => (/* binding */ parseConn),
-/* harmony export */   wm: () => (/* binding */ chooseRunner)
+/* harmony export */   wm: () => (/* binding */ chooseRunner),
+/* harmony export */   xx: () => (/* binding */ readerStopped)
 /* harmony export */ });
 /* harmony import */ var node_child_process__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1421);
 /* harmony import */ var node_child_process__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_child_process__WEBPACK_IMPORTED_MODULE_0__);
@@ -75302,6 +75303,15 @@ async function chooseRunner(serverMajor, docker, log) {
     throw new BackupError(hv
         ? `pg_dump ${hv.version} on this host is older than the server (major ${serverMajor}) and cannot dump it; install postgresql-client-${serverMajor} or set a pg_dump container image`
         : `pg_dump is not installed on this host; install postgresql-client-${serverMajor} or set a pg_dump container image`);
+}
+/**
+ * A write into a tool that stopped reading: pg_restore may exit (0) without reading an archive's
+ * last bytes, and the feed then ends with EPIPE or a premature close. Not an error by itself:
+ * the tool's own exit says whether it read what it needed.
+ */
+function readerStopped(e) {
+    return (['EPIPE', 'ECANCELED', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED'].includes(e.code ?? '') ||
+        /\bECANCELED\b|\bEPIPE\b/.test(e.message ?? ''));
 }
 
 
@@ -75636,6 +75646,7 @@ async function restoreBySwap(o) {
 /* harmony export */   dH: () => (/* binding */ restoreBackup),
 /* harmony export */   n8: () => (/* binding */ cannotRestoreMessage)
 /* harmony export */ });
+/* unused harmony export restoreFailure */
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6760);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var node_stream_promises__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6466);
@@ -75840,6 +75851,25 @@ async function restoreBackup(opts) {
         await restoreInOneTransaction(opts, conn, runner, dumpFile, m, noOwner);
     return summarize(conn, dumpFile, m, t0, warnings, log);
 }
+/**
+ * What a one-transaction restore failed of, from its four parts (the archive fed to pg_restore,
+ * pg_restore, its SQL piped to psql, psql), root cause first: an unreadable backup (decryption,
+ * decompression), then psql's own error (a lock timeout, a failing statement), then pg_restore's
+ * (EPIPE after psql stopped). The feed ending because pg_restore stopped reading is no failure
+ * when pg_restore and psql both succeeded.
+ */
+function restoreFailure(rs) {
+    const [feed, toSql, pipe, psql] = rs;
+    if (feed.status === 'rejected' && !(0,_pgtools_js__WEBPACK_IMPORTED_MODULE_4__/* .readerStopped */ .xx)(feed.reason))
+        return feed;
+    if (psql.status === 'rejected')
+        return psql;
+    if (toSql.status === 'rejected')
+        return toSql;
+    if (pipe.status === 'rejected')
+        return pipe;
+    return undefined;
+}
 /** pg_restore's SQL (from the archive stream, or from a staged directory) through psql in one transaction. */
 async function restoreInOneTransaction(opts, conn, runner, dumpFile, m, noOwner, staged) {
     const src = staged ? undefined : await (0,_verify_js__WEBPACK_IMPORTED_MODULE_5__/* .openArchive */ .p_)(dumpFile, m, opts.identity);
@@ -75866,19 +75896,9 @@ async function restoreInOneTransaction(opts, conn, runner, dumpFile, m, noOwner,
             (0,node_stream_promises__WEBPACK_IMPORTED_MODULE_1__.pipeline)(toSql.stdout, psql.stdin),
             psql.done
         ]);
-        // the root cause first: an unreadable backup (decryption, decompression), then psql's own
-        // error (a lock timeout, a failing statement), then pg_restore's (EPIPE after psql stopped)
-        const benign = (e) => ['EPIPE', 'ECANCELED', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED'].includes(e.code ?? '') ||
-            /\bECANCELED\b|\bEPIPE\b/.test(e.message ?? '');
-        if (rs[0].status === 'rejected' && !benign(rs[0].reason))
-            throw rs[0].reason;
-        if (rs[3].status === 'rejected')
-            throw rs[3].reason;
-        if (rs[1].status === 'rejected')
-            throw rs[1].reason;
-        for (const r of rs)
-            if (r.status === 'rejected')
-                throw r.reason;
+        const failure = restoreFailure(rs);
+        if (failure)
+            throw failure.reason;
     }
     catch (e) {
         throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_4__/* .BackupError */ .hj(`restore of ${(0,node_path__WEBPACK_IMPORTED_MODULE_0__.basename)(dumpFile)} failed, the database was left as it was (one transaction): ${(0,_pgtools_js__WEBPACK_IMPORTED_MODULE_4__/* .redact */ .E$)(e.message, conn.password)}`);
@@ -76150,10 +76170,8 @@ async function feed(src, r) {
     const [p, d] = await Promise.allSettled([(0,node_stream_promises__WEBPACK_IMPORTED_MODULE_4__.pipeline)(src, r.stdin), r.done]);
     if (p.status === 'rejected') {
         const e = p.reason;
-        const benign = e.code === 'EPIPE' || e.code === 'ERR_STREAM_PREMATURE_CLOSE' || e.code === 'ERR_STREAM_DESTROYED';
-        // pg_restore may exit (0) without reading the archive's last bytes: our write then hits
-        // EPIPE. That is fine when the tool succeeded (all data was read); otherwise its error counts.
-        if (!benign)
+        // fine when the tool succeeded (it read all it needed); otherwise its error counts
+        if (!(0,_pgtools_js__WEBPACK_IMPORTED_MODULE_10__/* .readerStopped */ .xx)(e))
             throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_10__/* .BackupError */ .hj(e.message);
     }
     if (d.status === 'rejected')

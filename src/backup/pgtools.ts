@@ -256,3 +256,15 @@ export async function chooseRunner(
       : `pg_dump is not installed on this host; install postgresql-client-${serverMajor} or set a pg_dump container image`
   )
 }
+
+/**
+ * A write into a tool that stopped reading: pg_restore may exit (0) without reading an archive's
+ * last bytes, and the feed then ends with EPIPE or a premature close. Not an error by itself:
+ * the tool's own exit says whether it read what it needed.
+ */
+export function readerStopped(e: NodeJS.ErrnoException): boolean {
+  return (
+    ['EPIPE', 'ECANCELED', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED'].includes(e.code ?? '') ||
+    /\bECANCELED\b|\bEPIPE\b/.test(e.message ?? '')
+  )
+}

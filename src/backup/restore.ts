@@ -16,7 +16,7 @@ import { pipeline } from 'node:stream/promises'
 import { keystoreCounts } from './db.js'
 import { manifestPathFor, readManifest } from './manifest.js'
 import type { Log } from '../log.js'
-import { BackupError, parseConn, pgClient, redact, run, type PgDumpDocker } from './pgtools.js'
+import { BackupError, parseConn, pgClient, readerStopped, redact, run, type PgDumpDocker } from './pgtools.js'
 import { checkSha256, openArchive, restoreRunner } from './verify.js'
 import { checkDirectory } from './dirformat.js'
 import { Progress } from './progress.js'
@@ -238,6 +238,22 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
   return summarize(conn, dumpFile, m, t0, warnings, log)
 }
 
+/**
+ * What a one-transaction restore failed of, from its four parts (the archive fed to pg_restore,
+ * pg_restore, its SQL piped to psql, psql), root cause first: an unreadable backup (decryption,
+ * decompression), then psql's own error (a lock timeout, a failing statement), then pg_restore's
+ * (EPIPE after psql stopped). The feed ending because pg_restore stopped reading is no failure
+ * when pg_restore and psql both succeeded.
+ */
+export function restoreFailure(rs: PromiseSettledResult<unknown>[]): { reason: unknown } | undefined {
+  const [feed, toSql, pipe, psql] = rs
+  if (feed.status === 'rejected' && !readerStopped(feed.reason as NodeJS.ErrnoException)) return feed
+  if (psql.status === 'rejected') return psql
+  if (toSql.status === 'rejected') return toSql
+  if (pipe.status === 'rejected') return pipe
+  return undefined
+}
+
 /** pg_restore's SQL (from the archive stream, or from a staged directory) through psql in one transaction. */
 async function restoreInOneTransaction(
   opts: RestoreOptions,
@@ -284,15 +300,8 @@ async function restoreInOneTransaction(
       pipeline(toSql.stdout, psql.stdin!),
       psql.done
     ])
-    // the root cause first: an unreadable backup (decryption, decompression), then psql's own
-    // error (a lock timeout, a failing statement), then pg_restore's (EPIPE after psql stopped)
-    const benign = (e: NodeJS.ErrnoException) =>
-      ['EPIPE', 'ECANCELED', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED'].includes(e.code ?? '') ||
-      /\bECANCELED\b|\bEPIPE\b/.test(e.message ?? '')
-    if (rs[0].status === 'rejected' && !benign(rs[0].reason)) throw rs[0].reason
-    if (rs[3].status === 'rejected') throw rs[3].reason
-    if (rs[1].status === 'rejected') throw rs[1].reason
-    for (const r of rs) if (r.status === 'rejected') throw r.reason
+    const failure = restoreFailure(rs)
+    if (failure) throw failure.reason
   } catch (e) {
     throw new BackupError(
       `restore of ${basename(dumpFile)} failed, the database was left as it was (one transaction): ${redact((e as Error).message, conn.password)}`

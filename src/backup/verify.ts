@@ -28,6 +28,7 @@ import {
   parseConn,
   parseToolVersion,
   pgClient,
+  readerStopped,
   redact,
   run,
   toolVersion,
@@ -96,10 +97,8 @@ export async function feed(src: Readable, r: ReturnType<typeof run>): Promise<st
   const [p, d] = await Promise.allSettled([pipeline(src, r.stdin!), r.done])
   if (p.status === 'rejected') {
     const e = p.reason as NodeJS.ErrnoException
-    const benign = e.code === 'EPIPE' || e.code === 'ERR_STREAM_PREMATURE_CLOSE' || e.code === 'ERR_STREAM_DESTROYED'
-    // pg_restore may exit (0) without reading the archive's last bytes: our write then hits
-    // EPIPE. That is fine when the tool succeeded (all data was read); otherwise its error counts.
-    if (!benign) throw new BackupError(e.message)
+    // fine when the tool succeeded (it read all it needed); otherwise its error counts
+    if (!readerStopped(e)) throw new BackupError(e.message)
   }
   if (d.status === 'rejected') throw d.reason
   return d.value
