@@ -24,7 +24,7 @@ import { join } from 'node:path'
 import { createDb, docker, removeContainers, simImage, uniqueName, type TestDb } from '../support/bed.js'
 import { atLine, visible, type ActionRun, type Hook } from '../support/action.js'
 import { containerState, readyz, startNode, writers, type Layout } from '../support/node.js'
-import { dropDbSessions, runFaulted } from '../support/fault.js'
+import { dropDbSessions, repairOf, rowUpgradeInputs, runFaulted } from '../support/fault.js'
 import { expectOneLeader, expectTruthful } from '../support/end-state.js'
 
 const prefix = uniqueName('clr-fm')
@@ -74,22 +74,9 @@ interface RowCtx {
   extra: [string, ActionRun][]
 }
 
-const baseInputs = (r: RowCtx, to = r.row.to) => ({
-  operation: 'upgrade',
-  container: r.name,
-  image: simImage(to),
-  'state-dir': r.stateDir,
-  'backup-dir': join(r.stateDir, 'backups'),
-  'stable-for': '2s',
-  'ready-timeout': '45s',
-  ...(r.row.inputs ?? {})
-})
+const baseInputs = (r: RowCtx, to = r.row.to) => rowUpgradeInputs(r.name, r.stateDir, simImage(to), r.row.inputs)
 
-/** `operation: repair` as an operator runs it: the same workflow, same tuning inputs. */
-const repairInputs = (r: RowCtx) => {
-  const { image: _image, ...rest } = baseInputs(r)
-  return { ...rest, operation: 'repair' }
-}
+const repairInputs = (r: RowCtx) => repairOf(baseInputs(r))
 
 // Steps as main prints them (src/report.ts: `step: detail`, `gate name: passed (...)`).
 const STANDBY_STARTED = atLine('standby started')

@@ -22,7 +22,7 @@ import { join } from 'node:path'
 import { createDb, docker, removeContainers, simImage, uniqueName, type TestDb } from '../support/bed.js'
 import { atLine, visible, type ActionRun, type Hook } from '../support/action.js'
 import { containerState, startNode, type Layout } from '../support/node.js'
-import { runFaulted } from '../support/fault.js'
+import { repairOf, rowUpgradeInputs, runFaulted } from '../support/fault.js'
 import { expectOneLeader, expectTruthful, type End } from '../support/end-state.js'
 import { startDedicatedDockerd, type DedicatedDockerd } from '../support/dedicated-dockerd.js'
 import { startPgCluster, type PgCluster } from '../support/pg-cluster.js'
@@ -96,21 +96,9 @@ interface RowCtx {
   env: Record<string, string>
 }
 
-const baseInputs = (r: RowCtx) => ({
-  operation: 'upgrade',
-  container: r.name,
-  image: simImage(r.row.to),
-  'state-dir': r.stateDir,
-  'backup-dir': join(r.stateDir, 'backups'),
-  'stable-for': '2s',
-  'ready-timeout': '45s',
-  ...(r.row.inputs ?? {})
-})
+const baseInputs = (r: RowCtx) => rowUpgradeInputs(r.name, r.stateDir, simImage(r.row.to), r.row.inputs)
 
-const repairInputs = (r: RowCtx) => {
-  const { image: _image, ...rest } = baseInputs(r)
-  return { ...rest, operation: 'repair' }
-}
+const repairInputs = (r: RowCtx) => repairOf(baseInputs(r))
 
 /** One line of the printed table per row. */
 const table: { fault: string; step: string; end: string; writers: string; result: string }[] = []

@@ -5,6 +5,7 @@
 import pg from 'pg'
 import { loadBed, sleep, type TestDb } from './bed.js'
 import { runAction, type ActionRun, type Hook } from './action.js'
+import { join } from 'node:path'
 
 /** runAction with faults at lines of main's output, each step SIGKILLed as hung after `deadlineMs` (120 s). */
 export function runFaulted(
@@ -117,4 +118,29 @@ export async function lastHeartbeat(db: TestDb): Promise<{ app: string; version:
   } finally {
     await c.end()
   }
+}
+
+/** A fault row's upgrade, as its workflow gives it: the node, its state dir, the row's tuning inputs. */
+export function rowUpgradeInputs(
+  name: string,
+  stateDir: string,
+  image: string,
+  extra: Record<string, string> = {}
+): Record<string, string> {
+  return {
+    operation: 'upgrade',
+    container: name,
+    image,
+    'state-dir': stateDir,
+    'backup-dir': join(stateDir, 'backups'),
+    'stable-for': '2s',
+    'ready-timeout': '45s',
+    ...extra
+  }
+}
+
+/** `operation: repair` as an operator runs it: the same workflow, same tuning inputs. */
+export function repairOf(upgrade: Record<string, string>): Record<string, string> {
+  const { image: _image, ...rest } = upgrade
+  return { ...rest, operation: 'repair' }
 }
