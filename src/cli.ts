@@ -9,11 +9,26 @@ import type { Context, OperationResult } from './context.js'
 import type { Log } from './log.js'
 import { AbortedError, OperationError } from './errors.js'
 import { DockerClient } from './docker.js'
-import { InputError, OPERATIONS, readInputs, type Inputs } from './inputs.js'
+import { InputError, OPERATIONS, readInputs } from './inputs.js'
+import type { Inputs, Operation } from './types/inputs.js'
+import { backup, restore } from './operations/backup.js'
+import { handoffOrRestart } from './operations/handoff.js'
 import { repair } from './operations/repair.js'
-import { runOperation } from './operations/index.js'
+import { status } from './operations/status.js'
+import { upgrade } from './operations/upgrade.js'
 import { Report } from './report.js'
 import { nodeKey, readJournal } from './state.js'
+
+/** Each operation of input `operation`, as in the action (src/main.ts). */
+const operations: Record<Operation, (ctx: Context) => Promise<OperationResult>> = {
+  upgrade,
+  handoff: handoffOrRestart,
+  restart: handoffOrRestart,
+  status,
+  backup,
+  restore,
+  repair
+}
 
 /** Every input of action.yml (a unit test keeps this list equal to action.yml's). */
 export const INPUT_NAMES = [
@@ -205,7 +220,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): P
   }
   let result: OperationResult
   try {
-    result = await runOperation(ctx)
+    result = await operations[inputs.operation](ctx)
   } catch (e) {
     const msg =
       e instanceof AbortedError

@@ -3,7 +3,7 @@
 import type { Outputs } from './constants.js'
 import type { DbApi } from './database.js'
 import type { DockerApi } from './docker.js'
-import type { Inputs } from './inputs.js'
+import type { Inputs } from './types/inputs.js'
 import type { Log } from './log.js'
 import type { Report } from './report.js'
 

@@ -4,6 +4,7 @@
 import { unknownPlaceholders } from './health-url.js'
 import { parseDuration } from './duration.js'
 import { parseImageRef, type ImageRef } from './image-ref.js'
+import type { DbRollback, Inputs, LockModeInput, Operation } from './types/inputs.js'
 import { maskDatabaseUrl } from './secrets.js'
 import { ActionError } from './errors.js'
 import { existsSync } from 'node:fs'
@@ -12,62 +13,17 @@ import { checkRepositoryPattern } from './repository-trust.js'
 import { dockerTls, isLoopbackDockerHost } from './docker-host.js'
 import { parseWindows, type Window } from './window.js'
 
-export const OPERATIONS = ['upgrade', 'handoff', 'restart', 'status', 'backup', 'restore', 'repair'] as const
-type Operation = (typeof OPERATIONS)[number]
-const LOCK_MODES = ['auto', 'lease', 'advisorylock', 'dual'] as const
-type LockModeInput = (typeof LOCK_MODES)[number]
-const DB_ROLLBACKS = ['migrate-down', 'restore'] as const
-export type DbRollback = (typeof DB_ROLLBACKS)[number]
-
-export interface Inputs {
-  operation: Operation
-  container: string
-  standby?: string
-  image?: ImageRef
-  imageFile?: string
-  databaseUrl?: string
-  lockMode: LockModeInput
-  healthUrl?: string
-  /** undefined: derived from the container's own stop timeout and the node's grace period */
-  stopTimeoutMs?: number
-  /** undefined: derived from the lease settings */
-  standbyTimeoutMs?: number
-  readyTimeoutMs: number
-  stableForMs: number
-  rollback: boolean
-  dbRollback: DbRollback
-  preferPrimary: boolean
-  /** docs layout (published ports): how the new container gets back onto the original ports */
-  finish: 'swap' | 'second-handoff'
-  backup: boolean
-  backupDir: string
-  backupKeep: number
-  backupRecipient?: string
-  backupFile?: string
-  /** archive: checksum + full read; restore: also a trial restore into a scratch DB */
-  backupVerify: 'archive' | 'restore'
-  /** age secret key to read encrypted backups (verify, restore) */
-  backupIdentity?: string
-  stopNode: boolean
-  dryRun: boolean
-  stateDir: string
-  dockerHost?: string
-  lockTimeoutMs: number
-  // Trust boundary (docs/security.md)
-  /** repositories (globs) a target may come from besides the one the node runs */
-  allowedRepositories: string[]
-  /** store the node's secrets files in an unencrypted backup */
-  backupSecretsPlain: boolean
-  /** accept plain TCP to a remote Docker Engine */
-  dockerInsecureTcp: boolean
-  // Operator safeguards (quarantine, upgrade window, migration rehearsal)
-  /** try a digest again although an earlier upgrade to it rolled back */
-  retryQuarantined: boolean
-  /** upgrade only inside these windows (none: any time) */
-  window: Window[]
-  /** restore the pre-upgrade backup into a scratch DB and run the new image's `db migrate` on it first */
-  rehearseMigration: boolean
-}
+export const OPERATIONS = [
+  'upgrade',
+  'handoff',
+  'restart',
+  'status',
+  'backup',
+  'restore',
+  'repair'
+] as const satisfies readonly Operation[]
+const LOCK_MODES = ['auto', 'lease', 'advisorylock', 'dual'] as const satisfies readonly LockModeInput[]
+const DB_ROLLBACKS = ['migrate-down', 'restore'] as const satisfies readonly DbRollback[]
 
 /** A bad input: the message starts with the input's name. */
 export class InputError extends ActionError {

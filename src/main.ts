@@ -4,8 +4,24 @@ import { actionInputs, actionLog, actionReport, failure, type Outcome } from './
 import { State } from './constants.js'
 import type { Context, OperationResult } from './context.js'
 import { DockerClient } from './docker.js'
-import { runOperation } from './operations/index.js'
+import { backup, restore } from './operations/backup.js'
+import { handoffOrRestart } from './operations/handoff.js'
+import { repair } from './operations/repair.js'
+import { status } from './operations/status.js'
+import { upgrade } from './operations/upgrade.js'
 import { nodeKey } from './state.js'
+import type { Operation } from './types/inputs.js'
+
+/** Each operation of input `operation`, one module each (src/operations/). */
+const operations: Record<Operation, (ctx: Context) => Promise<OperationResult>> = {
+  upgrade,
+  handoff: handoffOrRestart,
+  restart: handoffOrRestart,
+  status,
+  backup,
+  restore,
+  repair
+}
 
 export async function main(): Promise<Outcome> {
   const inputs = actionInputs()
@@ -33,7 +49,7 @@ export async function main(): Promise<Outcome> {
   core.saveState(State.Container, nodeKey(inputs))
   let result: OperationResult
   try {
-    result = await runOperation(ctx)
+    result = await operations[inputs.operation](ctx)
   } catch (e) {
     // The report is published after a failure too: its timeline says how far the run got.
     result = { result: 'failed', ok: false, message: failure(e), outputs: {} }

@@ -5,7 +5,7 @@ import type { Context } from './context.js'
 import { OperationError } from './errors.js'
 import { Database, type DbApi } from './database.js'
 import { containerIps, containerName, envMap, type ContainerInfo, type DockerApi } from './docker.js'
-import type { Inputs } from './inputs.js'
+import type { Inputs } from './types/inputs.js'
 import {
   defaultLockMode,
   nodeSecrets,

@@ -15,7 +15,7 @@ import { restoreForRollback } from './backup-step.js'
 import { manifestPathFor, readManifest } from './backup/manifest.js'
 import { cannotRestoreMessage, restorePlan } from './backup/restore.js'
 import type { DbApi, NodeSession } from './database.js'
-import type { DbRollback, Inputs } from './inputs.js'
+import type { DbRollback, Inputs } from './types/inputs.js'
 import { formatMs } from './duration.js'
 
 /** one-off `node db rollback` containers are named `<node>-db-rollback-<id>` */

@@ -3,7 +3,8 @@ import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parse as parseYaml } from 'yaml'
-import { InputError, readInputs, type Inputs } from '../../src/inputs.js'
+import { InputError, readInputs } from '../../src/inputs.js'
+import type { Inputs } from '../../src/types/inputs.js'
 
 type Vals = Record<string, string>
 
