@@ -248,3 +248,10 @@ export async function healthGate(
     await unwatch()
   }
 }
+
+/** The last lines of a container that failed a gate go to the report (not of the one a gate named as someone else). */
+export async function failedContainerLogs(ctx: Context, m: Member, e?: unknown): Promise<void> {
+  if (e instanceof GateError && e.containerId && e.containerId !== m.id) return
+  const text = await ctx.docker.logs(m.id, 40)
+  if (text.trim()) ctx.report.logs.push({ container: m.name, text })
+}

@@ -2,51 +2,14 @@
 // Everything here only reads; it is the preflight of every operation.
 import type { Context } from './context.js'
 import { OperationError } from './errors.js'
-import type { DbApi, DbVersion, NodeSession } from './database.js'
+import type { DbApi, NodeSession } from './database.js'
 import { anyDigest, containerIps, containerName, type ContainerInfo, type DockerApi } from './docker.js'
-import { readLockState, sameApp, type LockState } from './lock.js'
-import type { LockMode, NodeConfig } from './node-config.js'
+import { readLockState, sameApp } from './lock.js'
 import { connectNode, dbClockAheadMs, maskNodeSecrets, sessionContainerOf } from './node-db.js'
 import { appsOf, describeApps, tieApps, type App, type SessionContainer, type Tie } from './sessions.js'
-import { probe, type HealthProbe } from './health.js'
+import { probe } from './health.js'
+import type { Candidate, NodeContainer, NodeView } from './types/node.js'
 import { hasPlaceholder, healthBase } from './health-url.js'
-
-interface Candidate {
-  name: string
-  id: string
-  running: boolean
-  /** addresses on its networks; empty with host networking */
-  ips: string[]
-}
-
-export interface NodeContainer {
-  info: ContainerInfo
-  name: string
-  image: string
-  digest?: string
-  candidate: Candidate
-  /** the DB session of this container's node process, when it has one */
-  session?: NodeSession
-  /** the base URL the gates use for it (input `health-url` filled in, or derived) */
-  healthUrl?: string
-  health?: HealthProbe
-}
-
-export interface NodeView {
-  config: NodeConfig
-  mode: LockMode
-  databaseUrl: string
-  db: DbApi
-  lock: LockState
-  dbVersion: DbVersion
-  containers: NodeContainer[]
-  leader?: NodeContainer
-  /** app version from the leader's session */
-  version?: string
-  /** the node processes on the DB and which container each was proven to be */
-  apps: App[]
-  ties: Tie[]
-}
 
 export function asCandidate(info: ContainerInfo): Candidate {
   return { name: containerName(info), id: info.Id, running: info.State.Running, ips: containerIps(info) }

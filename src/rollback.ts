@@ -2,38 +2,23 @@
 // what the old binary accepts when the new one migrated it, start the previous container and
 // hold it to the same lock check and health gate.
 import type { Context } from './context.js'
-import { sleep } from './sleep.js'
 import { OperationError } from './errors.js'
 import { cloneSpec } from './container-spec.js'
 import type { DbVersion } from './database.js'
 import { LABEL_ROLE } from './clone.js'
+import { requireQuietDb } from './foreign-sessions.js'
 import { standbyReady } from './gate-loops.js'
 import { takeOver } from './handoff.js'
 import type { Member, NodeLink, Timeouts } from './handoff-types.js'
 import { dbInvocation } from './node-cli.js'
-import { restoreForRollback } from './backup-step.js'
 import { manifestPathFor, readManifest } from './backup/manifest.js'
-import { cannotRestoreMessage, restorePlan } from './backup/restore.js'
-import type { DbApi, NodeSession } from './database.js'
+import type { RollbackPlan } from './rollout/plan.js'
+import { restoreRestartPolicy } from './rollout/steps.js'
 import type { DbRollback, Inputs } from './types/inputs.js'
 import { formatMs } from './duration.js'
 
 /** one-off `node db rollback` containers are named `<node>-db-rollback-<id>` */
 export const SUFFIX_DB_ROLLBACK = '-db-rollback-'
-
-interface RollbackPlan {
-  /** name the node container must end with */
-  name: string
-  previous: Member
-  /** other original containers (a pair's standby), restored to their names and restarted as waiting standbys */
-  others?: Array<{ member: Member; name: string }>
-  /** containers this run created, any state */
-  created: Member[]
-  /** the image whose binary can undo its own migrations */
-  newImage: string
-  dbBefore: DbVersion
-  backupFile?: string
-}
 
 /** How a rollback brings the DB back for the old binary, decided before anything is stopped. */
 type DbPlan = { method: 'migrate-down' } | { method: 'restore'; file: string } | { method: 'none'; why: string }
@@ -68,30 +53,6 @@ async function backupReadable(file: string | undefined, identity: string | undef
   }
 }
 
-export function describeSessions(sessions: NodeSession[]): string {
-  return sessions.map((s) => `app ${s.appId} from ${s.clientAddr ?? 'a local socket'}`).join(', ')
-}
-
-/**
- * Waits until no node session of any container remains on the DB and no lease is live: the
- * only state in which the DB may be rewritten (restore, `db rollback`). A node this run does
- * not know (a standby on another host) keeps its session: refused, naming it.
- */
-export async function requireQuietDb(db: DbApi, timeoutMs: number, what: string, signal?: AbortSignal): Promise<void> {
-  const end = Date.now() + timeoutMs
-  for (;;) {
-    const sessions = await db.nodeSessions()
-    const lease = (await db.tableExists('lease_lock')) ? await db.lease() : undefined
-    const live = lease && !lease.expired
-    if (!sessions.length && !live) return
-    if (Date.now() >= end)
-      throw new OperationError(
-        `refusing to ${what}: ${sessions.length ? `node sessions remain on the database (${describeSessions(sessions)})` : ''}${sessions.length && live ? '; ' : ''}${live ? `the lease of app ${lease!.clientId} runs until ${lease!.expiresAt.toISOString()}` : ''} after waiting ${formatMs(timeoutMs)}; a node this action does not manage (another host?) still uses the database: stop it first`
-      )
-    await sleep(250, signal)
-  }
-}
-
 /**
  * Preflight of a rollback's DB plan that needs more than the inputs' syntax: the identity that
  * would decrypt the pre-upgrade backup must belong to the recipient it is encrypted to.
@@ -111,12 +72,18 @@ export async function checkDbRollbackInputs(inputs: Inputs): Promise<void> {
     )
 }
 
+/**
+ * Puts the previous containers back. `restore` brings the DB back from the pre-upgrade backup
+ * when the plan says so; the caller passes it in (src/backup-step.ts), as the backup library sits
+ * beside the rollout, not below it.
+ */
 export async function rollback(
   ctx: Context,
   link: NodeLink,
   plan: RollbackPlan,
   tNew: Timeouts,
-  reason: string
+  reason: string,
+  restore: (ctx: Context, link: NodeLink, file: string) => Promise<void>
 ): Promise<Member> {
   const { docker, report, inputs } = ctx
   // ready-timeout was chosen for the new image (its migrations); the previous container has run
@@ -181,7 +148,7 @@ export async function rollback(
     else {
       const taken = (await readManifest(manifestPathFor(dbPlan.file)).catch(() => undefined))?.createdAt
       const age = taken ? ` (taken ${taken}, ${formatMs(Date.now() - Date.parse(taken))} before this restore)` : ''
-      await restoreForRollback(ctx, link, dbPlan.file)
+      await restore(ctx, link, dbPlan.file)
       report.note(
         `The database was restored from the pre-upgrade backup ${dbPlan.file}${age}: every write since that backup was taken is discarded.`
       )
@@ -252,27 +219,4 @@ async function migrateDown(ctx: Context, link: NodeLink, plan: RollbackPlan): Pr
 
 function moved(now: DbVersion, before: DbVersion): boolean {
   return now.goose !== before.goose || now.nodeVersion !== before.nodeVersion
-}
-
-/** The operator's restart policy (as inspected before the run) back on a container that leads or waits again. */
-export async function restoreRestartPolicy(ctx: Context, id: string, operator: Member['info']): Promise<void> {
-  const policy = operator.HostConfig.RestartPolicy
-  if (!policy?.Name || policy.Name === 'no') return
-  await ctx.docker.setRestartPolicy(id, {
-    Name: policy.Name,
-    ...(policy.Name === 'on-failure' ? { MaximumRetryCount: policy.MaximumRetryCount ?? 0 } : {})
-  })
-}
-
-/**
- * What a restore as the DB role cannot replace (empty when it can): a restore as the DB owner
- * without superuser keeps a `public` of the bootstrap superuser (Postgres 14 and older) and
- * replaces only the role's objects in it; see restorePlan.
- */
-export async function schemasNotDroppable(db: DbApi): Promise<string[]> {
-  return (await restorePlan((sql) => db.query(sql))).blockers
-}
-
-export function notDroppableMessage(role: string, blockers: string[]): string {
-  return cannotRestoreMessage({ role, blockers })
 }

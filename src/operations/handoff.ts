@@ -2,13 +2,21 @@
 // temporary standby on the same image) and operation: restart (a rolling restart on the same
 // image through handoffs). Same lock check and health gate as an upgrade; no image changes.
 import type { Context, OperationResult } from '../context.js'
-import { planText, type Change } from '../rollout/plan.js'
+import { planText, type Change, type RolloutDeps } from '../rollout/plan.js'
 import { rollPair } from '../rollout/pair.js'
 import { withNode } from '../rollout/prepare.js'
 import { rollSingle } from '../rollout/single.js'
 import { anyDigest } from '../docker.js'
 import { memberOf } from '../handoff-types.js'
 import { standbyReady } from '../gate-loops.js'
+import { preUpgradeBackup, restoreForRollback } from '../backup-step.js'
+import { rollback } from '../rollback.js'
+
+/** The backup step (it takes none for a change of no image) and the rollback after a failure. */
+const deps: RolloutDeps = {
+  backup: preUpgradeBackup,
+  rollback: (ctx, link, plan, t, reason) => rollback(ctx, link, plan, t, reason, restoreForRollback)
+}
 
 export async function handoffOrRestart(ctx: Context): Promise<OperationResult> {
   const { inputs, docker, report } = ctx
@@ -41,7 +49,7 @@ export async function handoffOrRestart(ctx: Context): Promise<OperationResult> {
         message: `dry run: would ${plan}`,
         outputs: { leader: p.leader.name, image: display }
       }
-    if (!p.other) return rollSingle(ctx, p, ch)
+    if (!p.other) return rollSingle(ctx, p, ch, deps)
     if (operation === 'restart') {
       // The waiting standby restarts first (it serves nothing), then leadership moves to it.
       const known = new Set(p.view.lock.sessions.map((s) => s.appId))
@@ -51,6 +59,6 @@ export async function handoffOrRestart(ctx: Context): Promise<OperationResult> {
       const proven = await standbyReady(ctx, p.link, m, p.view.lock.holder!, known, p.t.standbyMs)
       p.other.session = (await p.link.db.nodeSessions()).find((s) => s.appId === proven.appId)
     }
-    return rollPair(ctx, p, { ...ch, operation: 'handoff' })
+    return rollPair(ctx, p, { ...ch, operation: 'handoff' }, deps)
   })
 }

@@ -12,7 +12,9 @@ import { LABEL_ROLE, LABEL_RUN } from '../clone.js'
 import { readLockState, sameApp, type LockState } from '../lock.js'
 import { tieSessions } from '../node.js'
 import { connectNode, maskNodeSecrets, nodeNames } from '../node-db.js'
-import { restoreRestartPolicy, rollback, SUFFIX_DB_ROLLBACK } from '../rollback.js'
+import { restoreForRollback } from '../backup-step.js'
+import { rollback, SUFFIX_DB_ROLLBACK } from '../rollback.js'
+import { restoreRestartPolicy } from '../rollout/steps.js'
 import { JournalWriter, journalPath, nodeKey, readJournal, withHostLock, type JournalPlan } from '../state.js'
 import { SUFFIX_NEXT, SUFFIX_PREVIOUS } from '../rollout/plan.js'
 
@@ -229,7 +231,8 @@ export async function repair(ctx: Context): Promise<OperationResult> {
           backupFile: inputs.backupFile
         },
         t,
-        'repair of an interrupted operation'
+        'repair of an interrupted operation',
+        restoreForRollback
       )
       journal?.done('rolled-back')
       // Consistent again, but not where the interrupted operation asked: the job fails, as any rollback does.

@@ -1,7 +1,8 @@
 // operation: status. Reports leader, images and digests, lock state, health and DB version;
 // changes nothing. Two leaders, no lock table or an unreachable DB are errors.
 import type { Context, OperationResult } from '../context.js'
-import { inspectNode, requireLeader, type NodeView } from '../node.js'
+import { inspectNode, requireLeader } from '../node.js'
+import type { NodeView } from '../types/node.js'
 import { nodeNames } from '../node-db.js'
 import { active, history, readQuarantine, type QuarantineEntry } from '../quarantine.js'
 import { containerName } from '../docker.js'

@@ -7,7 +7,7 @@ import { digestFor, type ImageInfo } from '../docker.js'
 import { readDesiredImage } from '../image-file.js'
 import { formatRef, parseImageRef, repository, repoTag, type ImageRef } from '../image-ref.js'
 import { untrustedTarget } from '../repository-trust.js'
-import { planText, type Change } from '../rollout/plan.js'
+import { planText, type Change, type RolloutDeps } from '../rollout/plan.js'
 import { rollPair } from '../rollout/pair.js'
 import { withNode } from '../rollout/prepare.js'
 import { rollSingle } from '../rollout/single.js'
@@ -22,7 +22,14 @@ import {
 } from '../quarantine.js'
 import { nodeKey, readJournal } from '../state.js'
 import { describeOpening, isOpen, nextOpening } from '../window.js'
-import { checkDbRollbackInputs } from '../rollback.js'
+import { checkDbRollbackInputs, rollback } from '../rollback.js'
+import { preUpgradeBackup, restoreForRollback } from '../backup-step.js'
+
+/** The backup before the rollout and the rollback (with its restore) after a failure. */
+const deps: RolloutDeps = {
+  backup: preUpgradeBackup,
+  rollback: (ctx, link, plan, t, reason) => rollback(ctx, link, plan, t, reason, restoreForRollback)
+}
 
 /** The target from `image`, or from the desired-state file in the operator's repo. */
 function targetRef(ctx: Context): ImageRef {
@@ -133,7 +140,7 @@ export async function upgrade(ctx: Context): Promise<OperationResult> {
       return { result: 'planned', ok: true, message: `dry run: would ${plan}`, outputs }
     }
     return quarantineOutcome(ctx, target.digest ?? target.image.id, display, () =>
-      p.other ? rollPair(ctx, p, ch) : rollSingle(ctx, p, ch)
+      p.other ? rollPair(ctx, p, ch, deps) : rollSingle(ctx, p, ch, deps)
     )
   })
 }

@@ -2,10 +2,8 @@
 // failure past the first handoff, the rollback (or exactly where the node was left).
 import type { Context, OperationResult } from '../context.js'
 import { OperationError } from '../errors.js'
-import { rollback } from '../rollback.js'
-import type { Change, Prepared } from './plan.js'
-import type { RolloutRecord } from './record.js'
-import { failedContainerLogs } from './steps.js'
+import { failedContainerLogs } from '../gate-loops.js'
+import type { Change, Prepared, RolloutDeps, RolloutRecord } from './plan.js'
 
 /** The longest measured gap, for the `leader-gap-ms` output. */
 function gapsOut(gaps: number[]): string | undefined {
@@ -32,13 +30,14 @@ export function succeeded(p: Prepared, ch: Change, r: RolloutRecord, leader: str
   }
 }
 
-/** Rolls back after a failure past the first handoff, or says exactly where the node is. */
+/** Rolls back (`rollback`, from the operation) after a failure past the first handoff, or says exactly where the node is. */
 export async function recover(
   ctx: Context,
   p: Prepared,
   ch: Change,
   r: RolloutRecord,
-  e: unknown
+  e: unknown,
+  rollback: RolloutDeps['rollback']
 ): Promise<OperationResult> {
   if (ctx.signal.aborted) throw e // cancelled: the post step repairs from the journal
   const { journal, previous } = r

@@ -8,13 +8,20 @@ import { describePorts } from '../container-spec.js'
 import { standbyReady } from '../gate-loops.js'
 import { handoff } from '../handoff.js'
 import { memberOf, type Member } from '../handoff-types.js'
-import { restoreRestartPolicy } from '../rollback.js'
 import { recover, succeeded } from './outcome.js'
-import { SUFFIX_PREVIOUS, type Change, type Prepared } from './plan.js'
-import { made, openRecord, replaceCreated } from './record.js'
-import { noRestart, preUpgradeBackup, standbyOrUndo } from './steps.js'
+import {
+  made,
+  openRecord,
+  replaceCreated,
+  SUFFIX_PREVIOUS,
+  type Change,
+  type Prepared,
+  type RolloutDeps
+} from './plan.js'
+import { noRestart, restoreRestartPolicy, standbyOrUndo } from './steps.js'
 
-export async function rollPair(ctx: Context, p: Prepared, ch: Change): Promise<OperationResult> {
+/** The rollout of a failover pair; `deps` are the backup before it and the rollback after a failure. */
+export async function rollPair(ctx: Context, p: Prepared, ch: Change, deps: RolloutDeps): Promise<OperationResult> {
   const { docker, report, inputs } = ctx
   const { leader, link, t, view } = p
   const other = p.other!
@@ -27,7 +34,7 @@ export async function rollPair(ctx: Context, p: Prepared, ch: Change): Promise<O
   const oldStandby: Member = memberOf(other.info, other.session?.appId)
   const r = openRecord(ctx, p, ch, previous, [{ member: oldStandby, name: other.name }])
   const { journal, runId, gaps } = r
-  await preUpgradeBackup(ctx, p, ch, r)
+  await deps.backup(ctx, p, ch, r)
   const replaceImage = ch.operation !== 'handoff'
   let next: Member = oldStandby
   // 1. The waiting standby gets the new image (or a fresh process): the leader is untouched.
@@ -124,6 +131,6 @@ export async function rollPair(ctx: Context, p: Prepared, ch: Change): Promise<O
     )
     return succeeded(p, ch, r, finalLeader.name, `'${finalLeader.name}' leads on ${ch.display}`)
   } catch (e) {
-    return recover(ctx, p, ch, r, e)
+    return recover(ctx, p, ch, r, e, deps.rollback)
   }
 }

@@ -1,10 +1,16 @@
 // What a rollout is asked to do and how it will finish: the change, the prepared node, the names
 // a run gives its containers, and the one choice of a single node's finish (rename, swap or a
-// second handoff), which the plan's text and the rollout both read.
+// second handoff), which the plan's text and the rollout both read. Then the one record of a
+// run: its journal (opened with the plan repair reads), the containers it created, the previous
+// container, the pair's other, the backup and the gaps measured. The rollouts keep it up to date
+// step by step; a rollback reads it whole.
+import type { Context } from '../context.js'
 import { describePorts, publishedPorts } from '../container-spec.js'
+import type { DbVersion } from '../database.js'
 import type { ContainerInfo } from '../docker.js'
-import type { NodeLink, Timeouts } from '../handoff-types.js'
-import type { NodeContainer, NodeView } from '../node.js'
+import type { Member, NodeLink, Timeouts } from '../handoff-types.js'
+import { JournalWriter, journalPath, nodeKey } from '../state.js'
+import type { NodeContainer, NodeView } from '../types/node.js'
 
 export const SUFFIX_NEXT = '-rollout-next'
 export const SUFFIX_PREVIOUS = '-rollout-previous'
@@ -71,4 +77,99 @@ export function planText(p: Prepared, ch: Change, preferPrimary: boolean, asked:
     case 'rename':
       return `start ${next} on ${ch.createRef} (${describePorts(leader.info)}), hand off to it, then give it the name '${leader.name}'`
   }
+}
+
+export interface RolloutRecord {
+  journal: JournalWriter
+  runId: string
+  /** every container this run created, listed the moment it exists */
+  created: Member[]
+  /** the container that led before the run (renamed or kept while the run goes on) */
+  previous: Member
+  /** a pair's other container, as it was before the run, and its name */
+  others: Array<{ member: Member; name: string }>
+  backupFile?: string
+  /** leader gaps measured, one per handoff (NaN: not measured) */
+  gaps: number[]
+  /** app ids of the node sessions known so far: a new one is a new container's */
+  knownApps: Set<string>
+}
+
+/** Opens the run's journal with its plan, and its record. */
+export function openRecord(
+  ctx: Context,
+  p: Prepared,
+  ch: Change,
+  previous: Member,
+  others: RolloutRecord['others'] = []
+): RolloutRecord {
+  const journal = new JournalWriter(journalPath(ctx.inputs.stateDir, nodeKey(ctx.inputs)), {
+    runId: Date.now().toString(36),
+    operation: ch.operation,
+    container: ctx.inputs.container,
+    plan: {
+      leaderId: p.leader.info.Id,
+      leaderName: p.leader.name,
+      otherId: p.other?.info.Id,
+      otherName: p.other?.name,
+      leaderImage: p.leader.image,
+      target: ch.createRef,
+      dbBefore: p.view.dbVersion,
+      mode: p.view.mode,
+      failingBefore: p.link.run?.failingBefore
+    }
+  })
+  ctx.onJournal?.(journal.journal.runId)
+  return {
+    journal,
+    runId: journal.journal.runId,
+    created: [],
+    previous,
+    others,
+    gaps: [],
+    knownApps: new Set(p.view.lock.sessions.map((s) => s.appId))
+  }
+}
+
+/**
+ * A container the run created, journaled and listed the moment it exists: one whose start fails
+ * is still removed by a rollback or repair, and never holds a name they need.
+ */
+export function made(r: RolloutRecord, m: Member): void {
+  r.created.push(m)
+  r.journal.step('created', { id: m.id, name: m.name })
+}
+
+/** The started container's fuller view replaces the one recorded at create. */
+export function replaceCreated(r: RolloutRecord, m: Member): void {
+  const i = r.created.findIndex((c) => c.id === m.id)
+  if (i >= 0) r.created[i] = m
+  else r.created.push(m)
+}
+
+/** What a rollback puts back: the record of the run as the rollback reads it (src/rollback.ts). */
+export interface RollbackPlan {
+  /** name the node container must end with */
+  name: string
+  previous: Member
+  /** other original containers (a pair's standby), restored to their names and restarted as waiting standbys */
+  others?: Array<{ member: Member; name: string }>
+  /** containers this run created, any state */
+  created: Member[]
+  /** the image whose binary can undo its own migrations */
+  newImage: string
+  dbBefore: DbVersion
+  backupFile?: string
+}
+
+/**
+ * What a rollout is handed by its operation: the steps that reach further than the rollout
+ * itself (the backup library, the rollback with its restore), so the rollout stays one floor
+ * above the handoff and these stay beside it.
+ */
+export interface RolloutDeps {
+  /** the verified pre-upgrade backup (and the migration rehearsal), when the change asks for it */
+  backup(ctx: Context, p: Prepared, ch: Change, r: RolloutRecord): Promise<void>
+  /** puts the previous containers back after a failure past the first handoff */
+  rollback(ctx: Context, link: NodeLink, plan: RollbackPlan, t: Timeouts, reason: string): Promise<Member>
 }

@@ -6,10 +6,12 @@ import { OperationError } from '../errors.js'
 import { formatMs } from '../duration.js'
 import { newRun, runOf, timeouts, type NodeLink } from '../handoff-types.js'
 import { describeChecks } from '../health.js'
-import { inspectNode, requireHealthUrl, requireLeader, type NodeContainer } from '../node.js'
+import { inspectNode, requireHealthUrl, requireLeader } from '../node.js'
+import type { NodeContainer } from '../types/node.js'
 import { nodeNames } from '../node-db.js'
-import { describeSessions, notDroppableMessage, schemasNotDroppable } from '../rollback.js'
-import { foreignSessions } from '../foreign-sessions.js'
+import { cannotRestoreMessage, restorePlan } from '../backup/restore.js'
+import type { DbApi } from '../database.js'
+import { describeSessions, foreignSessions } from '../foreign-sessions.js'
 import { journalPath, nodeKey, readJournal, withHostLock } from '../state.js'
 import { SUFFIX_NEXT, SUFFIX_PREVIOUS, type Prepared } from './plan.js'
 
@@ -122,4 +124,17 @@ export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<Operat
       await view.db.close()
     }
   })
+}
+
+/**
+ * What a restore as the DB role cannot replace (empty when it can): a restore as the DB owner
+ * without superuser keeps a `public` of the bootstrap superuser (Postgres 14 and older) and
+ * replaces only the role's objects in it; see restorePlan.
+ */
+export async function schemasNotDroppable(db: DbApi): Promise<string[]> {
+  return (await restorePlan((sql) => db.query(sql))).blockers
+}
+
+export function notDroppableMessage(role: string, blockers: string[]): string {
+  return cannotRestoreMessage({ role, blockers })
 }

@@ -1,18 +1,32 @@
 // A single node: a temporary standby on the new image proves it waits for the lock (the leader
-// untouched until then), then one of the three finishes (finish.ts) puts it in the leader's
-// place; any failure after the first handoff rolls back. Each step is journaled before it is taken.
+// untouched until then), then one of the three finishes (chosen once by finishOf, see plan.ts)
+// puts it in the leader's place, under the node's name; any failure after the first handoff
+// rolls back. Each step is journaled before it is taken.
 import type { Context, OperationResult } from '../context.js'
 import { startClone } from '../clone.js'
 import { describePorts, publishedPorts } from '../container-spec.js'
 import type { ContainerInfo } from '../docker.js'
 import { formatMs } from '../duration.js'
-import { memberOf, runOf } from '../handoff-types.js'
+import { standbyReady } from '../gate-loops.js'
+import type { Proven } from '../gates.js'
+import { handoff } from '../handoff.js'
+import { memberOf, runOf, type Member } from '../handoff-types.js'
 import { ReadinessWatcher } from '../watch.js'
-import { FINISHES } from './finish.js'
 import { recover, succeeded } from './outcome.js'
-import { finishOf, SUFFIX_NEXT, type Change, type Prepared } from './plan.js'
-import { made, openRecord, replaceCreated } from './record.js'
-import { keepCopy, noRestart, preUpgradeBackup, previousIsKept, standbyOrUndo } from './steps.js'
+import {
+  finishOf,
+  made,
+  openRecord,
+  replaceCreated,
+  SUFFIX_NEXT,
+  SUFFIX_PREVIOUS,
+  type Change,
+  type Finish,
+  type Prepared,
+  type RolloutDeps,
+  type RolloutRecord
+} from './plan.js'
+import { keepCopy, noRestart, previousIsKept, standbyOrUndo } from './steps.js'
 
 /** The node's HTTP port as published on the host (0.0.0.0 probed on 127.0.0.1). */
 function publishedUrl(info: ContainerInfo, httpPort: number): string | undefined {
@@ -29,13 +43,14 @@ function publishedUrl(info: ContainerInfo, httpPort: number): string | undefined
   return `http://${ip}:${b.HostPort}`
 }
 
-export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise<OperationResult> {
+/** The rollout of a single node; `deps` are the backup before it and the rollback after a failure. */
+export async function rollSingle(ctx: Context, p: Prepared, ch: Change, deps: RolloutDeps): Promise<OperationResult> {
   const { docker, report, inputs } = ctx
   const { leader, link, view } = p
   const name = leader.name
   const finish = finishOf(leader.info, inputs.finish)
   const r = openRecord(ctx, p, ch, memberOf(leader.info, view.lock.holder))
-  await preUpgradeBackup(ctx, p, ch, r)
+  await deps.backup(ctx, p, ch, r)
   // A `docker run --rm` leader is deleted by its own stop: a stopped copy of it, made while it
   // still leads, is the previous container a rollback starts.
   const kept = leader.info.HostConfig.AutoRemove ? await keepCopy(ctx, leader.info, r.journal) : undefined
@@ -81,7 +96,7 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise
       r.previous = await previousIsKept(ctx, leader.info, kept)
     // a kept copy that is not the previous container (the leader never stopped) goes with the rest
     const created = kept && r.previous !== kept ? [...r.created, kept] : r.created
-    return recover(ctx, p, ch, { ...r, created }, e)
+    return recover(ctx, p, ch, { ...r, created }, e, deps.rollback)
   }
   await reportPort()
   r.journal.step('remove-previous', { id: leader.info.Id, ...(kept ? { kept: kept.id } : {}) })
@@ -100,4 +115,115 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change): Promise
     name,
     `'${name}' ${ch.operation === 'upgrade' ? `upgraded from ${leader.image} to` : 'now runs a fresh process of'} ${ch.display}`
   )
+}
+
+/** A single node's run from the moment its standby waits for the lock. */
+interface SingleRun {
+  ctx: Context
+  p: Prepared
+  ch: Change
+  r: RolloutRecord
+  /** the new container on spare ports (or on the leader's own, for `rename`) */
+  standby: Member
+  /** the same, proven waiting for the lock */
+  waiting: Member & Proven
+  /** the stopped copy of a `--rm` leader */
+  kept?: Member
+}
+
+/** The old leader leaves the node's name: its kept copy once it is gone (`--rm`), else renamed. */
+async function retirePrevious(s: SingleRun, journaled: boolean): Promise<void> {
+  const { ctx, p, r, kept } = s
+  const leader = p.leader.info
+  if (kept) {
+    r.previous = await previousIsKept(ctx, leader, kept)
+    return
+  }
+  const name = p.leader.name + SUFFIX_PREVIOUS
+  if (journaled) r.journal.step('rename-previous', { id: leader.Id, name })
+  await ctx.docker.rename(leader.Id, name)
+  r.previous.name = name
+}
+
+/** The handoff from the leader to the waiting standby, then the leader leaves its name. */
+async function firstHandoff(s: SingleRun): Promise<void> {
+  const { ctx, p, r } = s
+  r.journal.step('handoff', { from: p.leader.info.Id, to: s.standby.id })
+  r.gaps.push((await handoff(ctx, p.link, r.previous, s.waiting, p.t)).gapMs ?? NaN)
+  await retirePrevious(s, true)
+}
+
+/** The standby already serves on the leader's ports: it takes the name. */
+async function rename(s: SingleRun): Promise<void> {
+  await firstHandoff(s)
+  s.r.journal.step('rename-standby', { id: s.standby.id, name: s.p.leader.name })
+  await s.ctx.docker.rename(s.standby.id, s.p.leader.name)
+}
+
+/**
+ * Verify-then-swap (the default, on the bench's numbers): the new image proved it opens its DB
+ * session and waits; the standby goes, and one prepared stop -> start puts the new container on
+ * the original ports.
+ */
+async function swap(s: SingleRun): Promise<void> {
+  const { ctx, p, ch, r, standby } = s
+  const { docker, report } = ctx
+  const name = p.leader.name
+  r.journal.step('standby-verified', { id: standby.id })
+  await docker.stop(standby.id, p.t.stopS)
+  await docker.remove(standby.id)
+  report.step(
+    'standby verified and removed',
+    `'${standby.name}' waited for the lock on ${ch.createRef}; the swap follows`
+  )
+  r.journal.step('final-create', { name: name + SUFFIX_NEXT })
+  const final = await startClone(ctx, p.leader.info, {
+    image: ch.createRef,
+    name: name + SUFFIX_NEXT,
+    ports: 'keep',
+    runId: r.runId,
+    role: 'final',
+    start: false,
+    onCreated: (m) => made(r, m)
+  })
+  replaceCreated(r, final)
+  r.journal.step('swap', { from: p.leader.info.Id, to: final.id })
+  const prepare = async () => {
+    await retirePrevious(s, false)
+    await docker.rename(final.id, name)
+    final.name = name
+  }
+  r.gaps.push((await handoff(ctx, p.link, r.previous, final, p.t, { prepare })).gapMs ?? NaN)
+}
+
+/** A second handoff, from the standby on spare ports to a new container on the original ports. */
+async function secondHandoff(s: SingleRun): Promise<void> {
+  const { ctx, p, ch, r, standby, waiting } = s
+  await firstHandoff(s)
+  r.journal.step('final-create', { name: p.leader.name })
+  const final = await startClone(ctx, p.leader.info, {
+    image: ch.createRef,
+    name: p.leader.name,
+    ports: 'keep',
+    runId: r.runId,
+    role: 'final',
+    onCreated: (m) => made(r, m)
+  })
+  replaceCreated(r, final)
+  r.journal.step('final-started', { id: final.id })
+  ctx.report.step('final container started', `'${final.name}' on the original ports (${describePorts(final.info)})`)
+  const finalWaiting = {
+    ...final,
+    ...(await standbyReady(ctx, p.link, final, waiting.appId, r.knownApps, p.t.standbyMs))
+  }
+  r.journal.step('handoff-2', { from: standby.id, to: final.id })
+  r.gaps.push((await handoff(ctx, p.link, waiting, finalWaiting, p.t)).gapMs ?? NaN)
+  r.journal.step('remove-interim', { id: standby.id })
+  await ctx.docker.remove(standby.id)
+}
+
+const FINISHES: Record<Finish, (s: SingleRun) => Promise<void>> = {
+  rename,
+  swap,
+  'second-handoff': secondHandoff
 }

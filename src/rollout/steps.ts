@@ -1,25 +1,15 @@
-// The steps the single-node and the pair rollouts share: the backup (and rehearsal) before
-// anything changes, the new container's standby gate with its undo, and what keeps a stopped
-// previous container safe for a rollback (a kept copy of a `--rm` leader, restart policy `no`).
+// The steps the single-node and the pair rollouts share: the new container's standby gate with
+// its undo, and what keeps a stopped previous container safe for a rollback (a kept copy of a
+// `--rm` leader, restart policy `no`, and the operator's policy given back).
 import type { Context } from '../context.js'
 import { OperationError } from '../errors.js'
-import { backupBeforeUpgrade } from '../backup-step.js'
 import { startClone } from '../clone.js'
 import { containerName, type ContainerInfo } from '../docker.js'
-import { standbyReady } from '../gate-loops.js'
+import { failedContainerLogs, standbyReady } from '../gate-loops.js'
 import type { Proven } from '../gates.js'
-import { GateError, type Member } from '../handoff-types.js'
-import { rehearseMigration } from '../rehearsal.js'
+import type { Member } from '../handoff-types.js'
 import type { JournalWriter } from '../state.js'
-import { SUFFIX_PREVIOUS, type Change, type Prepared } from './plan.js'
-import type { RolloutRecord } from './record.js'
-
-/** The last lines of a container that failed a gate go to the report (not of the one a gate named as someone else). */
-export async function failedContainerLogs(ctx: Context, m: Member, e?: unknown): Promise<void> {
-  if (e instanceof GateError && e.containerId && e.containerId !== m.id) return
-  const text = await ctx.docker.logs(m.id, 40)
-  if (text.trim()) ctx.report.logs.push({ container: m.name, text })
-}
+import { SUFFIX_PREVIOUS, type Prepared, type RolloutRecord } from './plan.js'
 
 /**
  * The standby-ready gate of a new container before any handoff: on failure its logs go to the
@@ -48,26 +38,6 @@ export async function standbyOrUndo(
   }
   r.knownApps.add(proven.appId)
   return { ...m, ...proven }
-}
-
-/** The verified pre-upgrade backup (journaled), when the change and the inputs ask for one. */
-export async function preUpgradeBackup(ctx: Context, p: Prepared, ch: Change, r: RolloutRecord): Promise<void> {
-  if (!ch.backup || !ctx.inputs.backup) return
-  const { journal } = r
-  journal.step('backup')
-  const backupFile = await backupBeforeUpgrade(ctx, p.view, p.leader)
-  r.backupFile = backupFile
-  journal.plan({ backupFile })
-  if (ctx.inputs.rehearseMigration && ch.operation === 'upgrade') {
-    // on a copy of the database, before anything of the node is touched
-    journal.step('rehearsal')
-    try {
-      await rehearseMigration(ctx, p.view, p.leader, backupFile, ch.createRef)
-    } catch (e) {
-      if (!ctx.signal.aborted) journal.done('failed')
-      throw e
-    }
-  }
 }
 
 /**
@@ -115,4 +85,14 @@ export async function noRestart(ctx: Context, journal: JournalWriter, info: Cont
   if (!policy?.Name || policy.Name === 'no') return
   journal.step('restart-policy-no', { id: info.Id, policy })
   await ctx.docker.setRestartPolicy(info.Id, { Name: 'no' })
+}
+
+/** The operator's restart policy (as inspected before the run) back on a container that leads or waits again. */
+export async function restoreRestartPolicy(ctx: Context, id: string, operator: Member['info']): Promise<void> {
+  const policy = operator.HostConfig.RestartPolicy
+  if (!policy?.Name || policy.Name === 'no') return
+  await ctx.docker.setRestartPolicy(id, {
+    Name: policy.Name,
+    ...(policy.Name === 'on-failure' ? { MaximumRetryCount: policy.MaximumRetryCount ?? 0 } : {})
+  })
 }

@@ -4,11 +4,12 @@
 import { afterEach, beforeEach, describe, expect, jest, test } from '@jest/globals'
 import type { Context } from '../../src/context.js'
 import { GateError, memberOf } from '../../src/handoff-types.js'
-import type { NodeContainer, NodeView } from '../../src/node.js'
+import type { NodeContainer, NodeView } from '../../src/types/node.js'
 import { repair } from '../../src/operations/repair.js'
 import { rollback } from '../../src/rollback.js'
+import { preUpgradeBackup, restoreForRollback } from '../../src/backup-step.js'
 import { rollPair } from '../../src/rollout/pair.js'
-import type { Change, Prepared } from '../../src/rollout/plan.js'
+import type { Change, Prepared, RolloutDeps } from '../../src/rollout/plan.js'
 import { rollSingle } from '../../src/rollout/single.js'
 import { nodeKey, readJournal } from '../../src/state.js'
 import { expectInOrder, FakeNode, FAST } from './fixtures/fake-node.js'
@@ -16,6 +17,11 @@ import { expectInOrder, FakeNode, FAST } from './fixtures/fake-node.js'
 const OLD = 'smartcontract/chainlink:2.18.0'
 const NEW = 'smartcontract/chainlink:2.19.0'
 const upgrade: Change = { operation: 'upgrade', createRef: NEW, display: NEW, backup: false }
+/** What the operations hand a rollout (src/operations/upgrade.ts): the backup step and the rollback. */
+const deps: RolloutDeps = {
+  backup: preUpgradeBackup,
+  rollback: (ctx, link, plan, t, reason) => rollback(ctx, link, plan, t, reason, restoreForRollback)
+}
 
 // the health gate holds a ready node for stable-for, seen by an observer that polls every 2 s
 jest.setTimeout(40_000)
@@ -60,7 +66,7 @@ describe('single node: the standby gate before any handoff', () => {
     w.images.set(NEW, { exitsWith: 1 })
     const ctx = w.context()
     const p = await prepared()
-    await expect(rollSingle(ctx, p, upgrade)).rejects.toThrow(GateError)
+    await expect(rollSingle(ctx, p, upgrade, deps)).rejects.toThrow(GateError)
     expect(w.events).toContain('remove chainlink-rollout-next')
     expect(w.events.filter(touches('chainlink'))).toEqual([])
     expect(w.leader.info.State.Running).toBe(true)
@@ -73,7 +79,7 @@ describe('single node: the standby gate before any handoff', () => {
   test('the standby waits and the new leader passes: renamed into place, the old container removed', async () => {
     const ctx = w.context()
     // time for the observer's /health look (every few seconds) within the stable window
-    const r = await rollSingle(ctx, await prepared(undefined, { ...FAST, readyMs: 8000 }), upgrade)
+    const r = await rollSingle(ctx, await prepared(undefined, { ...FAST, readyMs: 8000 }), upgrade, deps)
     expect(r).toMatchObject({ result: 'upgraded', ok: true, outputs: { leader: 'chainlink', image: NEW } })
     expectInOrder(w.events, [
       'create chainlink-rollout-next ' + NEW,
@@ -93,7 +99,7 @@ describe('single node: the new leader fails its health gate', () => {
   test('rolled back: plan chosen before the first stop, DB migrated down by the new image, old container leads again', async () => {
     w.images.set(NEW, { migratesTo: 200, neverReady: true })
     const ctx = w.context()
-    const r = await rollSingle(ctx, await prepared(), upgrade)
+    const r = await rollSingle(ctx, await prepared(), upgrade, deps)
     expect(r).toMatchObject({ result: 'rolled-back', ok: false, outputs: { leader: 'chainlink', image: OLD } })
     expect(r.message).toMatch(/failed \(.*ready.*\); rolled back/)
     const from = w.events.indexOf('report: rollback')
@@ -119,7 +125,7 @@ describe('single node: the new leader fails its health gate', () => {
   test("with input 'rollback: false' the node is left as it is and the run fails naming the previous container", async () => {
     w.images.set(NEW, { neverReady: true })
     const ctx = w.context({ rollback: 'false' })
-    await expect(rollSingle(ctx, await prepared(), upgrade)).rejects.toThrow(
+    await expect(rollSingle(ctx, await prepared(), upgrade, deps)).rejects.toThrow(
       /Rollback is off.*kept stopped as 'chainlink'/
     )
     expect(w.events).not.toContain('report: rollback')
@@ -133,7 +139,9 @@ describe('pair: the recreated standby fails its gate', () => {
     const b = w.addStandby('chainlink-b')
     w.images.set(NEW, { exitsWith: 1 })
     const ctx = w.context({ standby: 'chainlink-b' })
-    await expect(rollPair(ctx, await prepared(nodeContainer(b.info, b.appId)), upgrade)).rejects.toThrow(GateError)
+    await expect(rollPair(ctx, await prepared(nodeContainer(b.info, b.appId)), upgrade, deps)).rejects.toThrow(
+      GateError
+    )
     expectInOrder(w.events, [
       'stop chainlink-b',
       'rename chainlink-b -> chainlink-b-rollout-previous',
@@ -168,7 +176,7 @@ describe('rollback on its own', () => {
   test('the DB does not answer: nothing is stopped', async () => {
     const { ctx, p, plan } = await afterFailedHandoff(false)
     w.dbDown = true
-    await expect(rollback(ctx, p.link, plan, FAST, 'health gate failed')).rejects.toThrow(
+    await expect(rollback(ctx, p.link, plan, FAST, 'health gate failed', restoreForRollback)).rejects.toThrow(
       /does not answer.*nothing was stopped/
     )
     expect(w.events.filter((e) => e.startsWith('stop '))).toEqual([])
@@ -177,7 +185,7 @@ describe('rollback on its own', () => {
   test('the DB moved and cannot be brought back (restore without a backup): nothing is stopped', async () => {
     const { ctx, p, plan } = await afterFailedHandoff(true)
     ctx.inputs.dbRollback = 'restore'
-    await expect(rollback(ctx, p.link, plan, FAST, 'health gate failed')).rejects.toThrow(
+    await expect(rollback(ctx, p.link, plan, FAST, 'health gate failed', restoreForRollback)).rejects.toThrow(
       /cannot be brought back \(no pre-upgrade backup was taken\); nothing was stopped/
     )
     expect(w.events.filter((e) => e.startsWith('stop '))).toEqual([])
@@ -186,7 +194,7 @@ describe('rollback on its own', () => {
 
   test('the DB did not move: no DB step, the previous container restarted and proven leading', async () => {
     const { ctx, p, plan } = await afterFailedHandoff(false)
-    const restored = await rollback(ctx, p.link, plan, FAST, 'health gate failed')
+    const restored = await rollback(ctx, p.link, plan, FAST, 'health gate failed', restoreForRollback)
     expect(restored.name).toBe('chainlink')
     expect(restored.appId).toBe(w.holder)
     expect(w.events.some((e) => e.startsWith('run-once') || e.startsWith('reset'))).toBe(false)
@@ -228,7 +236,7 @@ describe('repair after a run interrupted at each step (single node, host network
     const ctx = w.context()
     w.interruptAt = at
     // time for the observer's /health look within the stable window (see above)
-    await expect(rollSingle(ctx, await prepared(undefined, { ...FAST, readyMs: 8000 }), upgrade)).rejects.toThrow(
+    await expect(rollSingle(ctx, await prepared(undefined, { ...FAST, readyMs: 8000 }), upgrade, deps)).rejects.toThrow(
       /cancel/i
     )
     expect(journalOf(ctx)?.phase).toBe('in-progress')
@@ -247,7 +255,7 @@ describe('repair after a run interrupted at each step (single node, host network
     w.images.set(NEW, { migratesTo: 200, neverReady: true })
     const ctx = w.context()
     w.interruptAt = 'start chainlink'
-    await expect(rollSingle(ctx, await prepared(), upgrade)).rejects.toThrow(/cancel/i)
+    await expect(rollSingle(ctx, await prepared(), upgrade, deps)).rejects.toThrow(/cancel/i)
     expect(journalOf(ctx)?.steps.map((s) => s.step)).toContain('rollback')
     const r = await repair(w.context({ ...REPAIR, 'state-dir': ctx.inputs.stateDir }))
     expect(r).toMatchObject({ result: 'rolled-back', ok: false, outputs: { leader: 'chainlink', image: OLD } })
