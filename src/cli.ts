@@ -5,12 +5,12 @@
 // result and outputs as one JSON object on stdout for scripts. Secrets can come from the
 // environment (CHAINLINK_ROLLOUT_DATABASE_URL, ...) so that they never appear in `ps`.
 import './cjs-shim.js'
-import type { Context, OperationResult } from './context.js'
+import type { Context, OperationResult, Operations } from './context.js'
 import type { Log } from './log.js'
 import { AbortedError, OperationError } from './errors.js'
 import { DockerClient } from './docker.js'
 import { InputError, OPERATIONS, readInputs } from './inputs.js'
-import type { Inputs, Operation } from './types/inputs.js'
+import type { Inputs } from './types/inputs.js'
 import { backup, restore } from './operations/backup.js'
 import { handoffOrRestart } from './operations/handoff.js'
 import { repair } from './operations/repair.js'
@@ -20,7 +20,7 @@ import { Report } from './report.js'
 import { nodeKey, readJournal } from './state.js'
 
 /** Each operation of input `operation`, as in the action (src/main.ts). */
-const operations: Record<Operation, (ctx: Context) => Promise<OperationResult>> = {
+const operations: Operations = {
   upgrade,
   handoff: handoffOrRestart,
   restart: handoffOrRestart,

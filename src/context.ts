@@ -3,7 +3,7 @@
 import type { Outputs } from './constants.js'
 import type { DbApi } from './database.js'
 import type { DockerApi } from './docker.js'
-import type { Inputs } from './types/inputs.js'
+import type { Inputs, Operation } from './types/inputs.js'
 import type { Log } from './log.js'
 import type { Report } from './report.js'
 
@@ -33,3 +33,6 @@ export interface OperationResult {
   /** every output of action.yml but `result`, which is the field above */
   outputs: Partial<Record<Exclude<Outputs, Outputs.Result>, string>>
 }
+
+/** Each operation of input `operation`, one module each (src/operations/): the entries' table. */
+export type Operations = Record<Operation, (ctx: Context) => Promise<OperationResult>>

@@ -1,6 +1,27 @@
+// The action's entry, and where it is put together: the runner's edge (action.ts) runs the main
+// or the post step, each handed the operations (one module each, src/operations/).
 import './cjs-shim.js'
 import { run } from './action.js'
+import type { Operations } from './context.js'
 import { main } from './main.js'
+import { backup, restore } from './operations/backup.js'
+import { handoffOrRestart } from './operations/handoff.js'
+import { repair } from './operations/repair.js'
+import { status } from './operations/status.js'
+import { upgrade } from './operations/upgrade.js'
 import { post } from './post.js'
 
-await run(main, post)
+const operations: Operations = {
+  upgrade,
+  handoff: handoffOrRestart,
+  restart: handoffOrRestart,
+  status,
+  backup,
+  restore,
+  repair
+}
+
+await run(
+  () => main(operations),
+  () => post(repair)
+)

@@ -1,29 +1,13 @@
-// The main step: read inputs, run the operation, hand its result to action.ts to publish.
+// The main step: read inputs, run the operation (from the table index.ts hands it), hand its
+// result to action.ts to publish.
 import * as core from '@actions/core'
 import { actionInputs, actionLog, actionReport, failure, type Outcome } from './action.js'
 import { State } from './constants.js'
-import type { Context, OperationResult } from './context.js'
+import type { Context, OperationResult, Operations } from './context.js'
 import { DockerClient } from './docker.js'
-import { backup, restore } from './operations/backup.js'
-import { handoffOrRestart } from './operations/handoff.js'
-import { repair } from './operations/repair.js'
-import { status } from './operations/status.js'
-import { upgrade } from './operations/upgrade.js'
 import { nodeKey } from './state.js'
-import type { Operation } from './types/inputs.js'
 
-/** Each operation of input `operation`, one module each (src/operations/). */
-const operations: Record<Operation, (ctx: Context) => Promise<OperationResult>> = {
-  upgrade,
-  handoff: handoffOrRestart,
-  restart: handoffOrRestart,
-  status,
-  backup,
-  restore,
-  repair
-}
-
-export async function main(): Promise<Outcome> {
+export async function main(operations: Operations): Promise<Outcome> {
   const inputs = actionInputs()
   // Cancellation: the runner sends SIGINT, then SIGTERM 7.5 s later. Abort in-flight waits so
   // main ends quickly; the post step reads the journal and finishes or undoes the operation.

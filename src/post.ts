@@ -5,11 +5,12 @@ import * as core from '@actions/core'
 import { actionInputs, actionLog, actionReport, failure, type Outcome } from './action.js'
 import { State } from './constants.js'
 import { DockerClient } from './docker.js'
+import type { Context, OperationResult } from './context.js'
 import { ActionError } from './errors.js'
-import { repair } from './operations/repair.js'
 import { readJournal } from './state.js'
 
-export async function post(): Promise<Outcome | undefined> {
+/** `repair` is the repair operation (src/operations/repair.ts), handed in by index.ts. */
+export async function post(repair: (ctx: Context) => Promise<OperationResult>): Promise<Outcome | undefined> {
   const stateDir = core.getState(State.StateDir)
   const container = core.getState(State.Container)
   if (!stateDir || !container) return undefined
