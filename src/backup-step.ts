@@ -1,21 +1,17 @@
-// The backup module as the upgrade uses it: a verified pre-upgrade dump (with the node's
-// config and secrets files in the same set, and the migration rehearsal on a copy), and the
-// restore a rollback may choose. The operations hand these to the rollout and the rollback.
+// The backup module as the operations use it: the node's config and secrets files a backup set
+// holds, the bound on a dump, and the restore a rollback may choose (handed to it by the
+// operation). The pre-upgrade backup itself is the upgrade's (src/operations/upgrade.ts).
 import type { Context } from './context.js'
 import { OperationError } from './errors.js'
 import type { ContainerInfo } from './docker.js'
 import type { NodeLink } from './handoff-types.js'
-import type { NodeContainer, NodeView } from './types/node.js'
-import { createBackup } from './backup/create.js'
+import type { NodeView } from './types/node.js'
 import { restoreBackup } from './backup/restore.js'
-import { pruneBackups } from './backup/retention.js'
 import { Database } from './database.js'
 import { formatMs } from './duration.js'
 import { readFileSync } from 'node:fs'
 import { parse as parseToml } from 'smol-toml'
 import { configTomlSecrets } from './secrets.js'
-import { rehearseMigration } from './rehearsal.js'
-import type { Change, Prepared, RolloutRecord } from './rollout/plan.js'
 
 /** Host path of a file inside a container, through its bind mounts (undefined when not mounted). */
 function hostPathOf(info: ContainerInfo, path: string): string | undefined {
@@ -78,37 +74,6 @@ export function backupFiles(
   }
 }
 
-async function backupBeforeUpgrade(ctx: Context, view: NodeView, leader: NodeContainer): Promise<string> {
-  const { inputs, report, log } = ctx
-  report.step('backup', `pg_dump to ${inputs.backupDir}`)
-  const stored = backupFiles(nodeFiles(view, leader.info), !!inputs.backupRecipient, inputs.backupSecretsPlain)
-  report.fact('Secrets files', stored.note)
-  const r = await createBackup({
-    databaseUrl: view.databaseUrl,
-    dir: inputs.backupDir,
-    kind: 'pre-upgrade',
-    recipient: inputs.backupRecipient,
-    files: stored.files,
-    node: { version: view.version, image: leader.image, digest: leader.digest },
-    log,
-    signal: backupSignal(ctx.signal)
-  })
-  report.fact(
-    'Backup',
-    `${r.file} (${(r.bytes / 1e6).toFixed(1)} MB in ${formatMs(r.durationMs)}; verified: ${r.verified.join(', ')})`
-  )
-  try {
-    await pruneBackups(inputs.backupDir, {
-      keep: inputs.backupKeep,
-      keepPreUpgrade: inputs.backupKeep,
-      log
-    })
-  } catch (e) {
-    log.warning(`backup retention: ${(e as Error).message}`)
-  }
-  return r.file
-}
-
 export async function restoreForRollback(
   ctx: Context,
   link: NodeLink & { databaseUrl?: string },
@@ -145,24 +110,4 @@ const BACKUP_BOUND_MS = 2 * 3600_000
 
 export function backupSignal(signal: AbortSignal): AbortSignal {
   return AbortSignal.any([signal, AbortSignal.timeout(BACKUP_BOUND_MS)])
-}
-
-/** The verified pre-upgrade backup (journaled), when the change and the inputs ask for one. */
-export async function preUpgradeBackup(ctx: Context, p: Prepared, ch: Change, r: RolloutRecord): Promise<void> {
-  if (!ch.backup || !ctx.inputs.backup) return
-  const { journal } = r
-  journal.step('backup')
-  const backupFile = await backupBeforeUpgrade(ctx, p.view, p.leader)
-  r.backupFile = backupFile
-  journal.plan({ backupFile })
-  if (ctx.inputs.rehearseMigration && ch.operation === 'upgrade') {
-    // on a copy of the database, before anything of the node is touched
-    journal.step('rehearsal')
-    try {
-      await rehearseMigration(ctx, p.view, p.leader, backupFile, ch.createRef)
-    } catch (e) {
-      if (!ctx.signal.aborted) journal.done('failed')
-      throw e
-    }
-  }
 }

@@ -23,7 +23,7 @@ import { GateError, modeOf, runOf, type Member, type NodeLink, type Timeouts } f
 import { describeChecks } from './health.js'
 import { readLockState } from './lock.js'
 import { healthBase } from './health-url.js'
-import { dbClockAheadMs, sessionContainerOf } from './node-db.js'
+import { dbClockAheadMs, sessionContainerOf } from './session-container.js'
 import { newSessionsOf as sessionsOfNew } from './sessions.js'
 
 /** A container as the gates see it. */

@@ -1,12 +1,12 @@
 // What the handoff, its gates and the rollouts share: the node's link (its DB, config, lock
 // mode and the run's own state), a member container, the timeouts and the gate error.
-import type { Context } from './context.js'
 import { OperationError } from './errors.js'
 import type { DbApi } from './database.js'
 import type { ContainerInfo } from './docker.js'
 import { containerName } from './docker.js'
 import type { Check } from './health.js'
-import type { NodeConfig, LockMode } from './node-config.js'
+import type { Inputs } from './types/inputs.js'
+import type { NodeConfig, LockMode } from './types/node-config.js'
 import { Observers } from './observer.js'
 
 /** State of one run (one operation): its HTTP observers and budget, the aim estimate, the health baseline. */
@@ -83,8 +83,11 @@ export interface Timeouts {
 }
 
 /** Timeouts from the inputs, else derived from the node's own lease and grace settings. */
-export function timeouts(ctx: Context, cfg: NodeConfig, leader?: ContainerInfo): Timeouts {
-  const i = ctx.inputs
+export function timeouts(
+  i: Pick<Inputs, 'stopTimeoutMs' | 'standbyTimeoutMs' | 'readyTimeoutMs' | 'stableForMs'>,
+  cfg: NodeConfig,
+  leader?: ContainerInfo
+): Timeouts {
   const containerStop = (leader?.Config as { StopTimeout?: number } | undefined)?.StopTimeout
   const stopMs = i.stopTimeoutMs ?? Math.max((containerStop ?? 10) * 1000, cfg.shutdownGraceMs + 5000)
   return {

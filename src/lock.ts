@@ -2,7 +2,7 @@
 // lock row / advisory lock -> app UUID -> DB session (application_name); src/sessions.ts ties
 // the app to a container.
 import type { AdvisoryHolder, LeaseRow, DbApi, NodeSession } from './database.js'
-import type { LockMode } from './node-config.js'
+import type { LockMode } from './types/node-config.js'
 
 export interface LockState {
   mode: LockMode

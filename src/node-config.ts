@@ -4,29 +4,7 @@
 import { parse as parseToml } from 'smol-toml'
 import { parseGoDuration } from './duration.js'
 import { configTomlSecrets, credentialFileSecrets, envSecrets, secretsTomlSecrets } from './secrets.js'
-
-export type LockMode = 'lease' | 'advisorylock' | 'dual' | 'none'
-
-export interface NodeConfig {
-  databaseUrl?: string
-  /** where the DB URL came from, for the report (never the URL itself) */
-  databaseUrlSource?: string
-  /** lock mode as configured; undefined when the node's default applies (depends on its version) */
-  lockMode?: LockMode
-  lockModeSource: string
-  leaseDurationMs: number
-  leaseRefreshMs: number
-  advisoryLockId: bigint
-  advisoryCheckMs: number
-  httpPort: number
-  shutdownGraceMs: number
-  /** v2 TOML config in use (v2 nodes only support lease) */
-  toml: boolean
-  configFiles: string[]
-  secretsFiles: string[]
-  /** the API credentials and password files of `node start` (-a, -p, --vrfpassword) */
-  credentialFiles?: string[]
-}
+import type { LockMode, NodeConfig } from './types/node-config.js'
 
 const DEFAULT_ADVISORY_LOCK_ID = 1027321974924625846n
 

@@ -4,18 +4,12 @@
 import type { Context } from './context.js'
 import { OperationError } from './errors.js'
 import { Database, type DbApi } from './database.js'
-import { containerIps, containerName, envMap, type ContainerInfo, type DockerApi } from './docker.js'
+import { containerName, envMap, type ContainerInfo, type DockerApi } from './docker.js'
 import type { Inputs } from './types/inputs.js'
-import {
-  defaultLockMode,
-  nodeSecrets,
-  nodeVersionOf,
-  readNodeConfig,
-  type LockMode,
-  type NodeConfig
-} from './node-config.js'
+import { defaultLockMode, nodeSecrets, nodeVersionOf, readNodeConfig } from './node-config.js'
+import type { LockMode, NodeConfig } from './types/node-config.js'
 import { maskDatabaseUrl } from './secrets.js'
-import type { SessionContainer } from './sessions.js'
+import { noteDbClockAhead } from './session-container.js'
 import { isIP } from 'node:net'
 
 /** The node's containers named by the inputs: `container`, then the pair's `standby`. */
@@ -68,13 +62,6 @@ async function nodeConfigOf(ctx: Context, info: ContainerInfo): Promise<NodeConf
   }
 }
 
-const clockAhead = new WeakMap<DbApi, number>()
-
-/** How far the DB's clock runs ahead of this host's, as measured at connect; undefined when not measured. */
-export function dbClockAheadMs(db: DbApi): number | undefined {
-  return clockAhead.get(db)
-}
-
 /**
  * From a node container to its database: config, URL (input `database-url` wins), host name
  * resolved as in the container, masked, connected (`retryForMs` keeps trying while the DB
@@ -110,7 +97,7 @@ export async function connectNode(
   try {
     const t0 = Date.now()
     const r = await db.query<{ now: Date }>(`SELECT clock_timestamp() AS now`)
-    clockAhead.set(db, r[0].now.getTime() - (t0 + Date.now()) / 2)
+    noteDbClockAhead(db, r[0].now.getTime() - (t0 + Date.now()) / 2)
     let mode: LockMode
     if (inputs.lockMode !== 'auto') mode = inputs.lockMode
     else mode = config.lockMode ?? defaultLockMode((await db.nodeSessions())[0]?.version, config.toml)
@@ -118,18 +105,6 @@ export async function connectNode(
   } catch (e) {
     await db.close()
     throw e
-  }
-}
-
-/** A container as the session matching sees it. */
-export function sessionContainerOf(info: ContainerInfo): SessionContainer {
-  const started = Date.parse(info.State.StartedAt)
-  return {
-    id: info.Id,
-    name: containerName(info),
-    running: info.State.Running,
-    ips: containerIps(info),
-    startedAt: Number.isFinite(started) ? started : 0
   }
 }
 

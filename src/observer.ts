@@ -6,7 +6,6 @@
 // budget: never more than `limit` requests in any 60 s window, whatever URL they go to (the
 // published port and the container address reach the same process). A 429 is no evidence:
 // the observation is "unknown" and the observer waits for the limiter's reset.
-import { sleep } from './sleep.js'
 import { probeHealth, probeReady, type Check } from './health.js'
 
 /** one /readyz answer: `unknown` says nothing about readiness (429, a timeout) */
@@ -170,7 +169,7 @@ export class Observer {
 
   private async run(): Promise<void> {
     // let the creator finish subscribing before the first request
-    await sleep(0)
+    await new Promise((resolve) => setTimeout(resolve, 0))
     while (this.readers > 0) {
       const t0 = Date.now()
       if (t0 < this.pausedUntil) {

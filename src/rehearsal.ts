@@ -14,7 +14,7 @@ import { LABEL_ROLE } from './clone.js'
 import { dbInvocation } from './node-cli.js'
 import type { NodeContainer, NodeView } from './types/node.js'
 import { ident } from './backup/db.js'
-import { feed, openArchive, restoreRunner } from './backup/verify.js'
+import { feed, openArchive, restoreRunner } from './backup/archive.js'
 import { manifestPathFor, readManifest } from './backup/manifest.js'
 import { parseConn, pgClient, redact, run } from './backup/pgtools.js'
 

@@ -45,7 +45,8 @@ import {
 } from './manifest.js'
 import type { Log } from '../log.js'
 import { BackupError, chooseRunner, parseConn, pgClient, redact, run } from './pgtools.js'
-import { feed, restoreRunner, verifyBackup } from './verify.js'
+import { feed, restoreRunner } from './archive.js'
+import { verifyBackup } from './verify.js'
 import { storeRootFiles } from './root-files.js'
 
 export interface CreateBackupOptions {

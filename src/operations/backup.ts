@@ -17,7 +17,7 @@ import { backupFiles, backupSignal, nodeFiles } from '../backup-step.js'
 import { sameApp } from '../lock.js'
 import { foreignSessions, requireQuietDb } from '../foreign-sessions.js'
 import { notDroppableMessage, schemasNotDroppable } from '../rollout/prepare.js'
-import { withHostLock } from '../state.js'
+import { withHostLock } from '../host-lock.js'
 import { nodeNames } from '../node-db.js'
 
 /** The node as inspectNode sees it; a node that is down is fine for a backup (no leader needed). */
@@ -118,7 +118,7 @@ export async function restore(ctx: Context): Promise<OperationResult> {
             `Refusing to restore while the node is up (${held.held ? held.detail : `running: ${running.map((c) => c.name).join(', ')}`}); stop it first, or set 'stop-node: true' to have the action stop and restart it`
           )
       }
-      const t = timeouts(ctx, view.config, view.leader?.info)
+      const t = timeouts(ctx.inputs, view.config, view.leader?.info)
       // The leader last, so its standby never grabs the lock in between.
       const order = [...running].sort((a, b) => (a === view.leader ? 1 : 0) - (b === view.leader ? 1 : 0))
       for (const c of order) {

@@ -9,12 +9,12 @@ import { rollSingle } from '../rollout/single.js'
 import { anyDigest } from '../docker.js'
 import { memberOf } from '../handoff-types.js'
 import { standbyReady } from '../gate-loops.js'
-import { preUpgradeBackup, restoreForRollback } from '../backup-step.js'
+import { restoreForRollback } from '../backup-step.js'
 import { rollback } from '../rollback.js'
 
-/** The backup step (it takes none for a change of no image) and the rollback after a failure. */
+/** No backup (the image does not change) and the rollback after a failure. */
 const deps: RolloutDeps = {
-  backup: preUpgradeBackup,
+  backup: async () => undefined,
   rollback: (ctx, link, plan, t, reason) => rollback(ctx, link, plan, t, reason, restoreForRollback)
 }
 

@@ -15,7 +15,8 @@ import { connectNode, maskNodeSecrets, nodeNames } from '../node-db.js'
 import { restoreForRollback } from '../backup-step.js'
 import { rollback, SUFFIX_DB_ROLLBACK } from '../rollback.js'
 import { restoreRestartPolicy } from '../rollout/steps.js'
-import { JournalWriter, journalPath, nodeKey, readJournal, withHostLock, type JournalPlan } from '../state.js'
+import { withHostLock } from '../host-lock.js'
+import { JournalWriter, journalPath, nodeKey, readJournal, type JournalPlan } from '../state.js'
 import { SUFFIX_NEXT, SUFFIX_PREVIOUS } from '../rollout/plan.js'
 
 export async function repair(ctx: Context): Promise<OperationResult> {
@@ -88,7 +89,7 @@ export async function repair(ctx: Context): Promise<OperationResult> {
       // the checks failing on the leader before the run, as its preflight recorded them
       const failingBefore = j?.plan.failingBefore
       const link: NodeLink = { db, config, mode, databaseUrl, run: newRun(failingBefore) }
-      const t = timeouts(ctx, config, previousInfo)
+      const t = timeouts(inputs, config, previousInfo)
       const lock = await readLockState(db, mode, config.advisoryLockId)
       const all = [...originals, ...createdInfos]
       const holderInfo = lock.holder ? await holderContainer(ctx, db, all, lock) : undefined

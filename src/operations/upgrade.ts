@@ -1,5 +1,6 @@
 // operation: upgrade (docs/algorithm.md steps 1-8): preflight changes nothing; same digest is
-// `unchanged`; then a single node or a failover pair is rolled onto the target image.
+// `unchanged`; then a single node or a failover pair is rolled onto the target image, after the
+// verified pre-upgrade backup (and the migration rehearsal) this module hands the rollout.
 import { readFileSync } from 'node:fs'
 import type { Context, OperationResult } from '../context.js'
 import { OperationError } from '../errors.js'
@@ -7,7 +8,7 @@ import { digestFor, type ImageInfo } from '../docker.js'
 import { readDesiredImage } from '../image-file.js'
 import { formatRef, parseImageRef, repository, repoTag, type ImageRef } from '../image-ref.js'
 import { untrustedTarget } from '../repository-trust.js'
-import { planText, type Change, type RolloutDeps } from '../rollout/plan.js'
+import { planText, type Change, type Prepared, type RolloutDeps, type RolloutRecord } from '../rollout/plan.js'
 import { rollPair } from '../rollout/pair.js'
 import { withNode } from '../rollout/prepare.js'
 import { rollSingle } from '../rollout/single.js'
@@ -23,7 +24,12 @@ import {
 import { nodeKey, readJournal } from '../state.js'
 import { describeOpening, isOpen, nextOpening } from '../window.js'
 import { checkDbRollbackInputs, rollback } from '../rollback.js'
-import { preUpgradeBackup, restoreForRollback } from '../backup-step.js'
+import { backupFiles, backupSignal, nodeFiles, restoreForRollback } from '../backup-step.js'
+import { createBackup } from '../backup/create.js'
+import { pruneBackups } from '../backup/retention.js'
+import { formatMs } from '../duration.js'
+import { rehearseMigration } from '../rehearsal.js'
+import type { NodeContainer, NodeView } from '../types/node.js'
 
 /** The backup before the rollout and the rollback (with its restore) after a failure. */
 const deps: RolloutDeps = {
@@ -185,4 +191,56 @@ async function quarantineOutcome(
     if (n) report.note(`${n} quarantined digest(s) moved to history: the node now runs ${display}.`)
   }
   return r
+}
+
+/** The verified pre-upgrade backup, the node's files in the same set; its path. */
+async function backupBeforeUpgrade(ctx: Context, view: NodeView, leader: NodeContainer): Promise<string> {
+  const { inputs, report, log } = ctx
+  report.step('backup', `pg_dump to ${inputs.backupDir}`)
+  const stored = backupFiles(nodeFiles(view, leader.info), !!inputs.backupRecipient, inputs.backupSecretsPlain)
+  report.fact('Secrets files', stored.note)
+  const r = await createBackup({
+    databaseUrl: view.databaseUrl,
+    dir: inputs.backupDir,
+    kind: 'pre-upgrade',
+    recipient: inputs.backupRecipient,
+    files: stored.files,
+    node: { version: view.version, image: leader.image, digest: leader.digest },
+    log,
+    signal: backupSignal(ctx.signal)
+  })
+  report.fact(
+    'Backup',
+    `${r.file} (${(r.bytes / 1e6).toFixed(1)} MB in ${formatMs(r.durationMs)}; verified: ${r.verified.join(', ')})`
+  )
+  try {
+    await pruneBackups(inputs.backupDir, {
+      keep: inputs.backupKeep,
+      keepPreUpgrade: inputs.backupKeep,
+      log
+    })
+  } catch (e) {
+    log.warning(`backup retention: ${(e as Error).message}`)
+  }
+  return r.file
+}
+
+/** The verified pre-upgrade backup (journaled), when the change and the inputs ask for one. */
+export async function preUpgradeBackup(ctx: Context, p: Prepared, ch: Change, r: RolloutRecord): Promise<void> {
+  if (!ch.backup || !ctx.inputs.backup) return
+  const { journal } = r
+  journal.step('backup')
+  const backupFile = await backupBeforeUpgrade(ctx, p.view, p.leader)
+  r.backupFile = backupFile
+  journal.plan({ backupFile })
+  if (ctx.inputs.rehearseMigration && ch.operation === 'upgrade') {
+    // on a copy of the database, before anything of the node is touched
+    journal.step('rehearsal')
+    try {
+      await rehearseMigration(ctx, p.view, p.leader, backupFile, ch.createRef)
+    } catch (e) {
+      if (!ctx.signal.aborted) journal.done('failed')
+      throw e
+    }
+  }
 }

@@ -12,7 +12,8 @@ import { nodeNames } from '../node-db.js'
 import { cannotRestoreMessage, restorePlan } from '../backup/restore.js'
 import type { DbApi } from '../database.js'
 import { describeSessions, foreignSessions } from '../foreign-sessions.js'
-import { journalPath, nodeKey, readJournal, withHostLock } from '../state.js'
+import { withHostLock } from '../host-lock.js'
+import { journalPath, nodeKey, readJournal } from '../state.js'
 import { SUFFIX_NEXT, SUFFIX_PREVIOUS, type Prepared } from './plan.js'
 
 /**
@@ -111,7 +112,7 @@ export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<Operat
         run: newRun(failingBefore)
       }
       try {
-        return await fn({ view, leader, other, link, t: timeouts(ctx, view.config, leader.info) })
+        return await fn({ view, leader, other, link, t: timeouts(inputs, view.config, leader.info) })
       } finally {
         const b = runOf(link).observers.budget
         if (b.total)

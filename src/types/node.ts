@@ -4,7 +4,7 @@ import type { DbApi, DbVersion, NodeSession } from '../database.js'
 import type { ContainerInfo } from '../docker.js'
 import type { HealthProbe } from '../health.js'
 import type { LockState } from '../lock.js'
-import type { LockMode, NodeConfig } from '../node-config.js'
+import type { LockMode, NodeConfig } from './node-config.js'
 import type { App, Tie } from '../sessions.js'
 
 export interface Candidate {

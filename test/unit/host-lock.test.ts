@@ -3,7 +3,8 @@ import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { HostLock, JournalWriter, journalPath, nodeKey, processStart, readJournal } from '../../src/state.js'
+import { HostLock, processStart } from '../../src/host-lock.js'
+import { JournalWriter, journalPath, nodeKey, readJournal } from '../../src/state.js'
 import type { JournalPlan } from '../../src/state.js'
 
 let dir: string

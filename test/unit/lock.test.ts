@@ -1,7 +1,7 @@
 import { describe, expect, it, test } from '@jest/globals'
 import { parseApplicationName, type AdvisoryHolder, type LeaseRow, type NodeSession } from '../../src/database.js'
 import { decideHolder, type LockState } from '../../src/lock.js'
-import type { LockMode } from '../../src/node-config.js'
+import type { LockMode } from '../../src/types/node-config.js'
 
 const OLD = '6f1c2d3e-4a5b-4c6d-8e7f-8091a2b3c4d5'
 const NEW = 'a0b1c2d3-e4f5-4a6b-9c8d-7e6f5a4b3c2d'

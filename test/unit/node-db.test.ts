@@ -1,5 +1,6 @@
 import { describe, expect, test } from '@jest/globals'
-import { extraHost, hostsEntry, nodeNames, sessionContainerOf } from '../../src/node-db.js'
+import { extraHost, hostsEntry, nodeNames } from '../../src/node-db.js'
+import { sessionContainerOf } from '../../src/session-container.js'
 import { bridgeLeader, hostLeader } from './fixtures/containers.js'
 
 describe('extraHost: the --add-host entries the container resolves first', () => {

@@ -4,7 +4,7 @@ import type { Database, NodeSession } from '../../src/database.js'
 import { asCandidate, requireHealthUrl, requireLeader } from '../../src/node.js'
 import type { NodeContainer, NodeView } from '../../src/types/node.js'
 import { appsOf, tieApps } from '../../src/sessions.js'
-import { sessionContainerOf } from '../../src/node-db.js'
+import { sessionContainerOf } from '../../src/session-container.js'
 import { bridgeLeader, hostLeader } from './fixtures/containers.js'
 
 const APP = '6f1c2d3e-4a5b-4c6d-8e7f-8091a2b3c4d5'

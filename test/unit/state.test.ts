@@ -12,7 +12,8 @@ import {
 } from 'node:fs'
 import { hostname, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { HostLock, JournalWriter, journalPath, privateDirSync, readJournal, type JournalPlan } from '../../src/state.js'
+import { HostLock } from '../../src/host-lock.js'
+import { JournalWriter, journalPath, privateDirSync, readJournal, type JournalPlan } from '../../src/state.js'
 import { knownSecrets } from '../../src/secrets.js'
 import { chmodSync, mkdirSync } from 'node:fs'
 
