@@ -74605,7 +74605,9 @@ async function lockHolderPresent(databaseUrl, advisoryLockId = 10273219749246258
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   CY: () => (/* binding */ streamDirectory),
 /* harmony export */   G2: () => (/* binding */ expandDirectory),
+/* harmony export */   H7: () => (/* binding */ checkDirectoryFiles),
 /* harmony export */   M1: () => (/* binding */ removeDir),
+/* harmony export */   QI: () => (/* binding */ checkDirectoryHashes),
 /* harmony export */   W3: () => (/* binding */ checkDirectory),
 /* harmony export */   cm: () => (/* binding */ dumpDirectory),
 /* harmony export */   pL: () => (/* binding */ listingDigest)
@@ -74787,6 +74789,11 @@ function sink() {
 }
 /** Compares the directory with the manifest's list: no file missing, none added, none altered. */
 async function checkDirectory(dir, expected, what) {
+    await checkDirectoryFiles(dir, expected, what);
+    await checkDirectoryHashes(dir, expected, what);
+}
+/** The cheap half of checkDirectory: the names and sizes of the files against the manifest's list. */
+async function checkDirectoryFiles(dir, expected, what) {
     let names;
     try {
         names = (await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.readdir)(dir)).sort();
@@ -74806,6 +74813,9 @@ async function checkDirectory(dir, expected, what) {
         if (size !== f.bytes)
             throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_8__/* .BackupError */ .hj(`${what}: ${f.name} is ${size} bytes but the manifest says ${f.bytes}: the file is ${size < f.bytes ? 'truncated' : 'longer than written'}`);
     }
+}
+/** The costly half of checkDirectory: every file's sha256 against the manifest's. */
+async function checkDirectoryHashes(dir, expected, what) {
     // two files hashed at once: sha256 is one core's work per file
     const q = queue(2);
     for (const f of expected)
@@ -75586,17 +75596,25 @@ async function restoreBySwap(o) {
         log.info(`parallel restore into new database ${staging}; ${target} stays untouched until the swap`);
         const into = conn.withDatabase(staging);
         const tables = (o.m.dump.files ?? []).filter((f) => /^\d+\.dat/.test(f.name)).length;
-        await withStagedDirectory(o.dumpDir, o.m, log, (staged) => pgRestoreParallel({
-            runner: o.runner,
-            staged,
-            into,
-            jobs: parallelJobs(),
-            tables,
-            args: [],
-            log,
-            signal: o.signal,
-            what: `restore of ${(0,node_path__WEBPACK_IMPORTED_MODULE_2__.basename)(o.dumpDir)}`
-        }));
+        try {
+            await withStagedDirectory(o.dumpDir, o.m, log, (staged) => pgRestoreParallel({
+                runner: o.runner,
+                staged,
+                into,
+                jobs: parallelJobs(),
+                tables,
+                args: [],
+                log,
+                signal: o.signal,
+                what: `restore of ${(0,node_path__WEBPACK_IMPORTED_MODULE_2__.basename)(o.dumpDir)}`
+            }));
+        }
+        catch (e) {
+            // an altered file is the cause, whatever pg_restore or zstd made of it
+            await o.checksums;
+            throw e;
+        }
+        await o.checksums;
         const c = await (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_5__/* .pgClient */ .Te)(into);
         try {
             const ks = await (0,_db_js__WEBPACK_IMPORTED_MODULE_3__/* .keystoreCounts */ .TF)(c);
@@ -75799,15 +75817,31 @@ async function restorePlan(query) {
 }
 async function restoreBackup(opts) {
     const t0 = Date.now();
-    const log = opts.log;
     const conn = (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_4__/* .parseConn */ .s_)(opts.databaseUrl);
     const manifestFile = (0,_manifest_js__WEBPACK_IMPORTED_MODULE_3__/* .manifestPathFor */ .ev)(opts.file);
     const m = await (0,_manifest_js__WEBPACK_IMPORTED_MODULE_3__/* .readManifest */ .WI)(manifestFile);
     const dumpFile = (0,node_path__WEBPACK_IMPORTED_MODULE_0__.join)((0,node_path__WEBPACK_IMPORTED_MODULE_0__.dirname)(manifestFile), m.dump.file);
-    if (m.layout === 'directory')
-        await (0,_dirformat_js__WEBPACK_IMPORTED_MODULE_6__/* .checkDirectory */ .W3)(dumpFile, m.dump.files ?? [], `the dump ${m.dump.file}`);
+    // A directory's checksums are read beside its parallel restore: that restore fills a copy, swapped
+    // in only once they match (restoreBySwap awaits them first), so reading them before would only add
+    // their time to the restore's (the rollback's downtime). Every other way awaits them before
+    // touching the database.
+    let checksums;
+    if (m.layout === 'directory') {
+        await (0,_dirformat_js__WEBPACK_IMPORTED_MODULE_6__/* .checkDirectoryFiles */ .H7)(dumpFile, m.dump.files ?? [], `the dump ${m.dump.file}`);
+        checksums = (0,_dirformat_js__WEBPACK_IMPORTED_MODULE_6__/* .checkDirectoryHashes */ .QI)(dumpFile, m.dump.files ?? [], `the dump ${m.dump.file}`);
+        checksums.catch(() => undefined);
+    }
     else
         await (0,_verify_js__WEBPACK_IMPORTED_MODULE_5__/* .checkSha256 */ .Q9)(dumpFile, m.dump, 'the dump');
+    try {
+        return await restoreChecked(opts, conn, dumpFile, m, t0, checksums);
+    }
+    finally {
+        await checksums?.catch(() => undefined);
+    }
+}
+async function restoreChecked(opts, conn, dumpFile, m, t0, checksums) {
+    const log = opts.log;
     const warnings = [];
     if (m.database.name !== conn.database) {
         warnings.push(`the backup is of database ${m.database.name}, restoring into ${conn.database}`);
@@ -75835,7 +75869,8 @@ async function restoreBackup(opts) {
                     runner,
                     lockTimeoutMs: opts.lockTimeoutMs ?? 60000,
                     log,
-                    signal: opts.signal
+                    signal: opts.signal,
+                    checksums
                 });
             }
             catch (e) {
@@ -75844,6 +75879,7 @@ async function restoreBackup(opts) {
         }
         else {
             log.info(`restoring in one transaction, not in parallel: ${swap.why}`);
+            await checksums;
             await (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_7__/* .withStagedDirectory */ .aJ)(dumpFile, m, log, (staged) => restoreInOneTransaction(opts, conn, runner, dumpFile, m, noOwner, staged));
         }
     }

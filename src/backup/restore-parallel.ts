@@ -176,6 +176,8 @@ export async function restoreBySwap(o: {
   lockTimeoutMs: number
   log: Log
   signal?: AbortSignal
+  /** the backup's checksums, read meanwhile: awaited before the swap, and first when the restore fails */
+  checksums?: Promise<void>
 }): Promise<void> {
   const { conn, log } = o
   const target = conn.database
@@ -231,19 +233,26 @@ export async function restoreBySwap(o: {
     log.info(`parallel restore into new database ${staging}; ${target} stays untouched until the swap`)
     const into = conn.withDatabase(staging)
     const tables = (o.m.dump.files ?? []).filter((f) => /^\d+\.dat/.test(f.name)).length
-    await withStagedDirectory(o.dumpDir, o.m, log, (staged) =>
-      pgRestoreParallel({
-        runner: o.runner,
-        staged,
-        into,
-        jobs: parallelJobs(),
-        tables,
-        args: [],
-        log,
-        signal: o.signal,
-        what: `restore of ${basename(o.dumpDir)}`
-      })
-    )
+    try {
+      await withStagedDirectory(o.dumpDir, o.m, log, (staged) =>
+        pgRestoreParallel({
+          runner: o.runner,
+          staged,
+          into,
+          jobs: parallelJobs(),
+          tables,
+          args: [],
+          log,
+          signal: o.signal,
+          what: `restore of ${basename(o.dumpDir)}`
+        })
+      )
+    } catch (e) {
+      // an altered file is the cause, whatever pg_restore or zstd made of it
+      await o.checksums
+      throw e
+    }
+    await o.checksums
     const c = await pgClient(into)
     try {
       const ks = await keystoreCounts(c)

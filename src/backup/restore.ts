@@ -14,11 +14,11 @@ import { dirname, join, basename } from 'node:path'
 import type pg from 'pg'
 import { pipeline } from 'node:stream/promises'
 import { keystoreCounts } from './db.js'
-import { manifestPathFor, readManifest } from './manifest.js'
+import { manifestPathFor, readManifest, type Manifest } from './manifest.js'
 import type { Log } from '../log.js'
 import { BackupError, parseConn, pgClient, readerStopped, redact, run, type PgDumpDocker } from './pgtools.js'
 import { checkSha256, openArchive, restoreRunner } from './archive.js'
-import { checkDirectory } from './dirformat.js'
+import { checkDirectoryFiles, checkDirectoryHashes } from './dirformat.js'
 import { Progress } from './progress.js'
 import { canSwap, restoreBySwap, withStagedDirectory } from './restore-parallel.js'
 
@@ -184,13 +184,36 @@ export async function restorePlan(query: Query): Promise<RestorePlan> {
 
 export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult> {
   const t0 = Date.now()
-  const log = opts.log
   const conn = parseConn(opts.databaseUrl)
   const manifestFile = manifestPathFor(opts.file)
   const m = await readManifest(manifestFile)
   const dumpFile = join(dirname(manifestFile), m.dump.file)
-  if (m.layout === 'directory') await checkDirectory(dumpFile, m.dump.files ?? [], `the dump ${m.dump.file}`)
-  else await checkSha256(dumpFile, m.dump, 'the dump')
+  // A directory's checksums are read beside its parallel restore: that restore fills a copy, swapped
+  // in only once they match (restoreBySwap awaits them first), so reading them before would only add
+  // their time to the restore's (the rollback's downtime). Every other way awaits them before
+  // touching the database.
+  let checksums: Promise<void> | undefined
+  if (m.layout === 'directory') {
+    await checkDirectoryFiles(dumpFile, m.dump.files ?? [], `the dump ${m.dump.file}`)
+    checksums = checkDirectoryHashes(dumpFile, m.dump.files ?? [], `the dump ${m.dump.file}`)
+    checksums.catch(() => undefined)
+  } else await checkSha256(dumpFile, m.dump, 'the dump')
+  try {
+    return await restoreChecked(opts, conn, dumpFile, m, t0, checksums)
+  } finally {
+    await checksums?.catch(() => undefined)
+  }
+}
+
+async function restoreChecked(
+  opts: RestoreOptions,
+  conn: ReturnType<typeof parseConn>,
+  dumpFile: string,
+  m: Manifest,
+  t0: number,
+  checksums: Promise<void> | undefined
+): Promise<RestoreResult> {
+  const log = opts.log
   const warnings: string[] = []
   if (m.database.name !== conn.database) {
     warnings.push(`the backup is of database ${m.database.name}, restoring into ${conn.database}`)
@@ -221,7 +244,8 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
           runner,
           lockTimeoutMs: opts.lockTimeoutMs ?? 60000,
           log,
-          signal: opts.signal
+          signal: opts.signal,
+          checksums
         })
       } catch (e) {
         throw new BackupError(
@@ -230,6 +254,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
       }
     } else {
       log.info(`restoring in one transaction, not in parallel: ${swap.why}`)
+      await checksums
       await withStagedDirectory(dumpFile, m, log, (staged) =>
         restoreInOneTransaction(opts, conn, runner, dumpFile, m, noOwner, staged)
       )

@@ -501,6 +501,47 @@ describe('directory layout', () => {
     expect(await count(d2, 'evm.logs')).toBe(marker)
   })
 
+  test('a file that still restores but is not the one written is refused before the swap, database untouched', async () => {
+    // The checksums are read beside the parallel restore. A data file with half its rows, compressed
+    // again and padded to its old size with a zstd skippable frame, is a valid archive file that
+    // restores into the copy: it must still never be swapped in.
+    const m = await readManifest(set.manifestFile)
+    const big = [...m.dump.files!].filter((f) => f.name.endsWith('.zst')).sort((a, b) => b.bytes - a.bytes)[0]
+    const t = await mkdtemp(join(tmpdir(), 'clr-dir-rezst-'))
+    cleanup.push(() => rm(t, { recursive: true, force: true }))
+    execFileSync('cp', ['-a', set.file, set.manifestFile, t])
+    const f = join(t, basename(set.file), big.name)
+    const rows = execFileSync('zstd', ['-d', '-q', '-c', f], { maxBuffer: 1 << 28 })
+      .toString('utf8')
+      .split('\n')
+    const again = execFileSync('zstd', ['-3', '-q', '-c'], {
+      input: rows.slice(rows.length >> 1).join('\n'),
+      maxBuffer: 1 << 28
+    })
+    const skippable = Buffer.alloc(big.bytes - again.length)
+    expect(skippable.length).toBeGreaterThanOrEqual(8)
+    skippable.writeUInt32LE(0x184d2a50, 0)
+    skippable.writeUInt32LE(skippable.length - 8, 4)
+    await writeFile(f, Buffer.concat([again, skippable]))
+    const c = await d2.client()
+    await c.query('INSERT INTO evm.logs (evm_chain_id, block_number) VALUES (1, 434343)')
+    await c.end()
+    const marker = await count(d2, 'evm.logs')
+    const n = lines.length
+    await expect(restoreBackup({ databaseUrl: d2.url, file: join(t, basename(set.file)), log })).rejects.toThrow(
+      new RegExp(`the database was left as it was .*${big.name} does not match its manifest checksum`)
+    )
+    // it did restore into the copy first: the refusal is the checksum's, not pg_restore's
+    expect(lines.slice(n).join('\n')).toMatch(/parallel restore into new database/)
+    expect(await count(d2, 'evm.logs')).toBe(marker)
+    const admin = await d2.client()
+    const left = await admin.query("SELECT datname FROM pg_database WHERE datname LIKE $1 || '\\_clr\\_%'", [d2.name])
+    // the next test counts on the rows as the test before left them
+    await admin.query('DELETE FROM evm.logs WHERE block_number = 434343')
+    await admin.end()
+    expect(left.rows).toEqual([])
+  })
+
   test('with another session on the database: no swap, restored in one transaction from the directory', async () => {
     const before = await count(d2, 'evm.logs')
     const c = await d2.client()
