@@ -73746,24 +73746,19 @@ function extend(target) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   C: () => (/* binding */ backupBeforeUpgrade),
 /* harmony export */   MN: () => (/* binding */ restoreForRollback),
 /* harmony export */   U_: () => (/* binding */ backupFiles),
 /* harmony export */   jQ: () => (/* binding */ backupSignal),
 /* harmony export */   kT: () => (/* binding */ nodeFiles)
 /* harmony export */ });
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
-/* harmony import */ var _backup_create_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5574);
-/* harmony import */ var _backup_restore_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7020);
-/* harmony import */ var _backup_retention_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(5668);
-/* harmony import */ var _database_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(8918);
-/* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(7607);
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(3024);
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_5___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_5__);
-/* harmony import */ var smol_toml__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(3292);
-/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(7194);
-
-
+/* harmony import */ var _backup_restore_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7020);
+/* harmony import */ var _database_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(8918);
+/* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(7607);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_3___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_3__);
+/* harmony import */ var smol_toml__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(3292);
+/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(7194);
 
 
 
@@ -73782,7 +73777,7 @@ function hostPathOf(info, path) {
 }
 function holdsCredentials(hostPath) {
     try {
-        return (0,_secrets_js__WEBPACK_IMPORTED_MODULE_7__/* .configTomlSecrets */ .IL)((0,node_fs__WEBPACK_IMPORTED_MODULE_5__.readFileSync)(hostPath, 'utf8'), (t) => (0,smol_toml__WEBPACK_IMPORTED_MODULE_6__/* .parse */ .qg)(t)).length > 0;
+        return (0,_secrets_js__WEBPACK_IMPORTED_MODULE_5__/* .configTomlSecrets */ .IL)((0,node_fs__WEBPACK_IMPORTED_MODULE_3__.readFileSync)(hostPath, 'utf8'), (t) => (0,smol_toml__WEBPACK_IMPORTED_MODULE_4__/* .parse */ .qg)(t)).length > 0;
     }
     catch {
         return true; // unreadable here: treat it as the secret it may be
@@ -73822,34 +73817,6 @@ function backupFiles(files, encrypted, plain) {
         note: `${names} not stored: a backup keeps the node's secrets only encrypted (set backup-recipient, or backup-secrets-plain: true to store them in plain)`
     };
 }
-async function backupBeforeUpgrade(ctx, view, leader) {
-    const { inputs, report, log } = ctx;
-    report.step('backup', `pg_dump to ${inputs.backupDir}`);
-    const stored = backupFiles(nodeFiles(view, leader.info), !!inputs.backupRecipient, inputs.backupSecretsPlain);
-    report.fact('Secrets files', stored.note);
-    const r = await (0,_backup_create_js__WEBPACK_IMPORTED_MODULE_1__/* .createBackup */ .d)({
-        databaseUrl: view.databaseUrl,
-        dir: inputs.backupDir,
-        kind: 'pre-upgrade',
-        recipient: inputs.backupRecipient,
-        files: stored.files,
-        node: { version: view.version, image: leader.image, digest: leader.digest },
-        log,
-        signal: backupSignal(ctx.signal)
-    });
-    report.fact('Backup', `${r.file} (${(r.bytes / 1e6).toFixed(1)} MB in ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_8__/* .formatMs */ ._V)(r.durationMs)}; verified: ${r.verified.join(', ')})`);
-    try {
-        await (0,_backup_retention_js__WEBPACK_IMPORTED_MODULE_3__/* .pruneBackups */ .A)(inputs.backupDir, {
-            keep: inputs.backupKeep,
-            keepPreUpgrade: inputs.backupKeep,
-            log
-        });
-    }
-    catch (e) {
-        log.warning(`backup retention: ${e.message}`);
-    }
-    return r.file;
-}
 async function restoreForRollback(ctx, link, file) {
     const url = link.databaseUrl;
     if (!url)
@@ -73862,7 +73829,7 @@ async function restoreForRollback(ctx, link, file) {
         await link.db.close();
     let r;
     try {
-        r = await (0,_backup_restore_js__WEBPACK_IMPORTED_MODULE_2__/* .restoreBackup */ .dH)({
+        r = await (0,_backup_restore_js__WEBPACK_IMPORTED_MODULE_1__/* .restoreBackup */ .dH)({
             databaseUrl: url,
             file,
             identity: ctx.inputs.backupIdentity,
@@ -73872,9 +73839,9 @@ async function restoreForRollback(ctx, link, file) {
     }
     finally {
         if (swap)
-            link.db = await _database_js__WEBPACK_IMPORTED_MODULE_4__/* .Database */ .Wm.connect(url);
+            link.db = await _database_js__WEBPACK_IMPORTED_MODULE_2__/* .Database */ .Wm.connect(url);
     }
-    ctx.report.step('database restored', `${file} (taken ${r.backupCreatedAt}) in ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_8__/* .formatMs */ ._V)(r.durationMs)}`);
+    ctx.report.step('database restored', `${file} (taken ${r.backupCreatedAt}) in ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_6__/* .formatMs */ ._V)(r.durationMs)}`);
 }
 /**
  * pg_dump has no overall bound of its own (only its lock wait): a hung dump would hold the job
@@ -73884,6 +73851,95 @@ async function restoreForRollback(ctx, link, file) {
 const BACKUP_BOUND_MS = 2 * 3600_000;
 function backupSignal(signal) {
     return AbortSignal.any([signal, AbortSignal.timeout(BACKUP_BOUND_MS)]);
+}
+
+
+/***/ }),
+
+/***/ 9696:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Q9: () => (/* binding */ checkSha256),
+/* harmony export */   TC: () => (/* binding */ restoreRunner),
+/* harmony export */   hm: () => (/* binding */ feed),
+/* harmony export */   p_: () => (/* binding */ openArchive)
+/* harmony export */ });
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1455);
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var node_stream_promises__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6466);
+/* harmony import */ var node_stream_promises__WEBPACK_IMPORTED_MODULE_3___default = /*#__PURE__*/__nccwpck_require__.n(node_stream_promises__WEBPACK_IMPORTED_MODULE_3__);
+/* harmony import */ var _codec_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(8788);
+/* harmony import */ var _pgtools_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(5126);
+// Reading a backup's archive: its checksum against the manifest, its plaintext stream (decrypted,
+// decompressed), feeding it to a tool, and the pg_restore that can read it. Verify, restore,
+// create (the full read of an encrypted archive while it is written) and the rehearsal share these.
+
+
+
+
+
+
+/** Streams a file through a sha256 and compares size and digest with the manifest. */
+async function checkSha256(path, expected, what) {
+    let st;
+    try {
+        st = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.stat)(path);
+    }
+    catch {
+        throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_5__/* .BackupError */ .hj(`${what} is missing: ${path}`);
+    }
+    if (st.size !== expected.bytes) {
+        throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_5__/* .BackupError */ .hj(`${what} is ${st.size} bytes but the manifest says ${expected.bytes}: the file is ${st.size < expected.bytes ? 'truncated' : 'longer than written'} (${(0,node_path__WEBPACK_IMPORTED_MODULE_2__.basename)(path)})`);
+    }
+    const h = new _codec_js__WEBPACK_IMPORTED_MODULE_4__/* .Hasher */ .OP();
+    await (0,node_stream_promises__WEBPACK_IMPORTED_MODULE_3__.pipeline)((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.createReadStream)(path), h, async function* (src) {
+        for await (const _ of src)
+            void _;
+    });
+    const got = h.digest();
+    if (got !== expected.sha256)
+        throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_5__/* .BackupError */ .hj(`${what} does not match its manifest checksum (sha256 ${got.slice(0, 16)}… ≠ ${expected.sha256.slice(0, 16)}…): the file was altered or corrupted (${(0,node_path__WEBPACK_IMPORTED_MODULE_2__.basename)(path)})`);
+}
+/** The plaintext custom-format archive of a backup file, as a stream. */
+async function openArchive(file, m, identity) {
+    let s = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.createReadStream)(file);
+    if (m.encrypted) {
+        if (!identity)
+            throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_5__/* .BackupError */ .hj(`${(0,node_path__WEBPACK_IMPORTED_MODULE_2__.basename)(file)} is encrypted to ${m.recipient ?? 'an age recipient'}; an identity (age secret key) is needed to read it`);
+        s = await (0,_codec_js__WEBPACK_IMPORTED_MODULE_4__/* .decryptStream */ .UC)(s, identity);
+    }
+    if (m.compression === 'zstd')
+        s = (0,_codec_js__WEBPACK_IMPORTED_MODULE_4__/* .chain */ .cy)(s, (0,_codec_js__WEBPACK_IMPORTED_MODULE_4__/* .zstdDecompress */ .v3)());
+    return s;
+}
+/** Feeds a stream into a tool's stdin; reports the root cause (corrupt input before tool errors). */
+async function feed(src, r) {
+    const [p, d] = await Promise.allSettled([(0,node_stream_promises__WEBPACK_IMPORTED_MODULE_3__.pipeline)(src, r.stdin), r.done]);
+    if (p.status === 'rejected') {
+        const e = p.reason;
+        // fine when the tool succeeded (it read all it needed); otherwise its error counts
+        if (!(0,_pgtools_js__WEBPACK_IMPORTED_MODULE_5__/* .readerStopped */ .xx)(e))
+            throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_5__/* .BackupError */ .hj(e.message);
+    }
+    if (d.status === 'rejected')
+        throw d.reason;
+    return d.value;
+}
+/** The runner whose pg_restore can read an archive written by pg_dump `dumpVersion`. */
+async function restoreRunner(dumpVersion, docker) {
+    const need = (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_5__/* .parseToolVersion */ .mR)(`(PostgreSQL) ${dumpVersion}`)?.major ?? 0;
+    const host = (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_5__/* .hostRunner */ .Jc)();
+    const hv = await (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_5__/* .toolVersion */ .fX)(host, 'pg_restore');
+    if (hv && hv.major >= need)
+        return host;
+    if (docker)
+        return (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_5__/* .dockerRunner */ .DI)(docker);
+    throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_5__/* .BackupError */ .hj(`the backup was written by pg_dump ${dumpVersion}; ${hv ? `pg_restore ${hv.version} on this host is older` : 'pg_restore is not installed on this host'}: install postgresql-client-${need} or set a pg_dump container image`);
 }
 
 
@@ -74132,7 +74188,7 @@ function chain(src, t) {
 
 /***/ }),
 
-/***/ 5574:
+/***/ 9246:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -74167,10 +74223,191 @@ var db = __nccwpck_require__(7150);
 var backup_manifest = __nccwpck_require__(8726);
 // EXTERNAL MODULE: ./src/backup/pgtools.ts
 var pgtools = __nccwpck_require__(5126);
-// EXTERNAL MODULE: ./src/backup/verify.ts
-var verify = __nccwpck_require__(3257);
+// EXTERNAL MODULE: ./src/backup/archive.ts
+var backup_archive = __nccwpck_require__(9696);
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
+;// CONCATENATED MODULE: ./src/backup/verify.ts
+// Verification of a backup set: checksums against the manifest, a full read of the archive
+// (pg_restore of all data to /dev/null: `pg_restore -l` only reads the table of contents), and
+// optionally a trial restore into a scratch database with a keystore check.
+
+
+
+
+
+
+
+
+
+async function verifyBackup(file, opts) {
+    const log = opts.log;
+    const manifestFile = (0,backup_manifest/* manifestPathFor */.ev)(file);
+    const m = await (0,backup_manifest/* readManifest */.WI)(manifestFile);
+    const dumpFile = (0,external_node_path_.join)((0,external_node_path_.dirname)(manifestFile), m.dump.file);
+    const v = { at: new Date().toISOString(), mode: opts.mode, ok: false, checks: [], warnings: [] };
+    const conn = opts.databaseUrl ? (0,pgtools/* parseConn */.s_)(opts.databaseUrl) : undefined;
+    try {
+        if (m.layout === 'directory')
+            await (0,dirformat/* checkDirectory */.W3)(dumpFile, m.dump.files ?? [], `the dump ${m.dump.file}`);
+        else
+            await (0,backup_archive/* checkSha256 */.Q9)(dumpFile, m.dump, 'the dump');
+        if (m.files)
+            await (0,backup_archive/* checkSha256 */.Q9)((0,external_node_path_.join)((0,external_node_path_.dirname)(manifestFile), m.files.file), m.files, 'the root-dir files archive');
+        v.checks.push('sha256');
+        log.info(`checksums match the manifest (${m.dump.file}${m.files ? ` and ${m.files.file}` : ''})`);
+        if (m.encrypted && !opts.identity) {
+            if (opts.mode === 'restore')
+                throw new pgtools/* BackupError */.hj(`a trial restore of an encrypted backup needs the identity (age secret key)`);
+            v.warnings.push('encrypted and no identity given: only the checksums were verified (the archive was read in full when it was written)');
+            log.warning(`${v.warnings.at(-1)}`);
+        }
+        else if (opts.mode === 'archive' && m.layout === 'directory') {
+            // every file decompressed in full (zstd frame checksums), and the table of contents read
+            const runner = await (0,backup_archive/* restoreRunner */.TC)(m.pgDump.version, opts.pgDumpDocker);
+            const t0 = Date.now();
+            let read = 0;
+            const p = new backup_progress/* Progress */.k({ what: `reading ${m.dump.file}`, log, bytes: () => read, totalBytes: m.dump.bytes });
+            try {
+                await (0,dirformat/* expandDirectory */.G2)(dumpFile, undefined, (n) => (read += n));
+            }
+            finally {
+                p.stop();
+            }
+            const r = (0,pgtools/* run */.eF)(runner, 'pg_restore', ['-l', dumpFile], undefined, {
+                signal: opts.signal,
+                what: `read the table of contents of ${m.dump.file}`
+            });
+            r.stdout.resume();
+            await r.done;
+            v.checks.push('archive-read');
+            log.info(`archive read in full (every file decompressed, table of contents read) in ${Date.now() - t0} ms`);
+        }
+        else if (opts.mode === 'archive') {
+            const runner = await (0,backup_archive/* restoreRunner */.TC)(m.pgDump.version, opts.pgDumpDocker);
+            const t0 = Date.now();
+            const r = (0,pgtools/* run */.eF)(runner, 'pg_restore', ['-f', '/dev/null'], undefined, {
+                stdin: true,
+                signal: opts.signal,
+                what: `read the archive ${m.dump.file}`
+            });
+            const src = await (0,backup_archive/* openArchive */.p_)(dumpFile, m, opts.identity);
+            let read = 0;
+            src.on('data', (c) => (read += c.length));
+            const p = new backup_progress/* Progress */.k({
+                what: `reading ${m.dump.file}`,
+                log,
+                bytes: () => read,
+                totalBytes: m.dump.rawBytes
+            });
+            try {
+                await (0,backup_archive/* feed */.hm)(src, r);
+            }
+            finally {
+                p.stop();
+            }
+            v.checks.push('archive-read');
+            log.info(`archive read in full by pg_restore in ${Date.now() - t0} ms`);
+        }
+        else {
+            if (!conn)
+                throw new pgtools/* BackupError */.hj('a trial restore needs the database URL (a scratch database is created on that server)');
+            const runner = await (0,backup_archive/* restoreRunner */.TC)(m.pgDump.version, opts.pgDumpDocker);
+            const res = await trialRestore(dumpFile, m, conn, runner, opts);
+            v.checks.push('archive-read', 'trial-restore', ...(res.keystoreChecked ? ['keystore'] : []));
+            v.keystore = res.keystore;
+            v.warnings.push(...res.warnings);
+        }
+        v.ok = true;
+    }
+    catch (e) {
+        v.error = (0,pgtools/* redact */.E$)(e.message, conn?.password);
+    }
+    if (!v.warnings.length)
+        delete v.warnings;
+    if (opts.record !== false) {
+        try {
+            const fresh = await (0,backup_manifest/* readManifest */.WI)(manifestFile);
+            fresh.verifications.push(v);
+            await (0,backup_manifest/* writeManifest */.HN)(manifestFile, fresh);
+        }
+        catch (e) {
+            log.warning(`could not record the verification in ${(0,external_node_path_.basename)(manifestFile)}: ${e.message}`);
+        }
+    }
+    if (!v.ok)
+        throw new pgtools/* BackupError */.hj(`verification of ${(0,external_node_path_.basename)(dumpFile)} failed: ${v.error}`);
+    return v;
+}
+/** Restores the archive into a scratch database on the same server, checks it, drops it. */
+async function trialRestore(dumpFile, m, conn, runner, opts) {
+    const log = opts.log;
+    const scratchName = `clr_verify_${(0,external_node_crypto_.randomBytes)(4).toString('hex')}`;
+    const admin = await (0,pgtools/* pgClient */.Te)(conn);
+    const warnings = [];
+    const t0 = Date.now();
+    try {
+        await admin.query(`CREATE DATABASE ${(0,db/* ident */.bD)(scratchName)}`);
+        log.info(`trial restore into scratch database ${scratchName}`);
+        const scratch = conn.withDatabase(scratchName);
+        if (m.layout === 'directory') {
+            await (0,restore_parallel/* withStagedDirectory */.aJ)(dumpFile, m, log, (staged) => (0,restore_parallel/* pgRestoreParallel */.HT)({
+                runner,
+                staged,
+                into: scratch,
+                jobs: (0,restore_parallel/* parallelJobs */.GH)(),
+                tables: (m.dump.files ?? []).filter((f) => /^\d+\.dat/.test(f.name)).length,
+                args: ['--no-owner', '--no-acl'],
+                log,
+                signal: opts.signal,
+                what: 'trial restore'
+            }));
+        }
+        else {
+            const r = (0,pgtools/* run */.eF)(runner, 'pg_restore', ['--no-owner', '--no-acl', '--exit-on-error', '-w', '-d', scratch.safeUrl], scratch, { stdin: true, signal: opts.signal, what: 'trial restore' });
+            await (0,backup_archive/* feed */.hm)(await (0,backup_archive/* openArchive */.p_)(dumpFile, m, opts.identity), r);
+        }
+        const c = await (0,pgtools/* pgClient */.Te)(scratch);
+        let keystore;
+        let tables;
+        try {
+            keystore = await (0,db/* keystoreCounts */.TF)(c);
+            tables = Number((await c.query("SELECT count(*) AS n FROM pg_tables WHERE schemaname NOT IN ('pg_catalog','information_schema')")).rows[0].n);
+        }
+        finally {
+            await c.end().catch(() => undefined);
+        }
+        log.info(`trial restore done in ${Date.now() - t0} ms: ${tables} tables`);
+        let keystoreChecked = false;
+        if (!('encrypted_key_rings' in keystore)) {
+            warnings.push('no encrypted_key_rings table: not a Chainlink node database (or never started), keystore not checked');
+            log.warning(`${warnings.at(-1)}`);
+        }
+        else {
+            log.info(`keystore: ${Object.entries(keystore)
+                .map(([k, n]) => `${k}=${n}`)
+                .join(', ')}`);
+            const expected = m.database.keystore ?? {};
+            const diff = Object.keys({ ...expected, ...keystore }).filter((k) => expected[k] !== keystore[k]);
+            if (diff.length)
+                throw new pgtools/* BackupError */.hj(`keystore in the restored copy differs from the source at backup time: ${diff.map((k) => `${k} ${keystore[k] ?? 'missing'} (source ${expected[k] ?? 'missing'})`).join(', ')}`);
+            if (keystore.encrypted_key_rings === 0) {
+                warnings.push('encrypted_key_rings is empty: the node has no keys yet');
+                log.warning(`${warnings.at(-1)}`);
+            }
+            keystoreChecked = true;
+        }
+        return { keystore, keystoreChecked, warnings };
+    }
+    finally {
+        await admin
+            .query(`DROP DATABASE IF EXISTS ${(0,db/* ident */.bD)(scratchName)} WITH (FORCE)`)
+            .catch((e) => log.warning(`could not drop scratch database ${scratchName}: ${(0,pgtools/* redact */.E$)(e.message, conn.password)}`));
+        await admin.end().catch(() => undefined);
+    }
+}
+
+
 ;// CONCATENATED MODULE: ./src/backup/root-files.ts
 // The node's root-dir files (config, secrets, TLS) of a backup set: one tar beside the dump,
 // encrypted like it, named in the manifest. Never printed: only their names are logged.
@@ -74235,6 +74472,7 @@ async function storeRootFiles(files, dir, base, recipient, log) {
 // into the host's backup-dir), and below DIRECTORY_MIN_BYTES, where the start-up of parallel
 // workers costs more than it saves; the directory layout above it, where pg_dump -j N and
 // pg_restore -j N win on dump and even more on restore.
+
 
 
 
@@ -74430,7 +74668,7 @@ async function createBackup(opts) {
                 });
                 archive.pipe(toFile);
                 archive.pipe(toCheck);
-                const rr = await (0,verify/* restoreRunner */.TC)(pgDumpVersion, opts.pgDumpDocker);
+                const rr = await (0,backup_archive/* restoreRunner */.TC)(pgDumpVersion, opts.pgDumpDocker);
                 const check = (0,pgtools/* run */.eF)(rr, 'pg_restore', ['-f', '/dev/null'], undefined, {
                     stdin: true,
                     signal: opts.signal,
@@ -74438,7 +74676,7 @@ async function createBackup(opts) {
                 });
                 const plain = compression === 'zstd' ? (0,codec/* chain */.cy)(toCheck, (0,codec/* zstdDecompress */.v3)()) : toCheck;
                 const enc = await (0,codec/* encryptStream */.UO)(toFile, opts.recipient);
-                await settle([dump.done, (0,external_node_stream_promises_.pipeline)(enc, hasher, out), (0,verify/* feed */.hm)(plain, check)]);
+                await settle([dump.done, (0,external_node_stream_promises_.pipeline)(enc, hasher, out), (0,backup_archive/* feed */.hm)(plain, check)]);
                 checks.push('archive-read');
             }
             await fsyncFile(tmp);
@@ -74494,7 +74732,7 @@ async function createBackup(opts) {
     let v;
     if (encrypted) {
         // checksum of what is on disk; the archive was read in full above
-        v = await (0,verify/* verifyBackup */.gu)(final, { mode: 'archive', log, record: false });
+        v = await verifyBackup(final, { mode: 'archive', log, record: false });
         v.checks.push(...checks);
         v.warnings = undefined;
         if (mode === 'restore')
@@ -74503,7 +74741,7 @@ async function createBackup(opts) {
         await (0,backup_manifest/* writeManifest */.HN)(manifestFile, manifest);
     }
     else {
-        v = await (0,verify/* verifyBackup */.gu)(final, {
+        v = await verifyBackup(final, {
             mode,
             log,
             databaseUrl: opts.databaseUrl,
@@ -75672,7 +75910,7 @@ async function restoreBySwap(o) {
 /* harmony import */ var _db_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7150);
 /* harmony import */ var _manifest_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(8726);
 /* harmony import */ var _pgtools_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(5126);
-/* harmony import */ var _verify_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(3257);
+/* harmony import */ var _archive_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(9696);
 /* harmony import */ var _dirformat_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(1242);
 /* harmony import */ var _progress_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(355);
 /* harmony import */ var _restore_parallel_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(4398);
@@ -75832,7 +76070,7 @@ async function restoreBackup(opts) {
         checksums.catch(() => undefined);
     }
     else
-        await (0,_verify_js__WEBPACK_IMPORTED_MODULE_5__/* .checkSha256 */ .Q9)(dumpFile, m.dump, 'the dump');
+        await (0,_archive_js__WEBPACK_IMPORTED_MODULE_5__/* .checkSha256 */ .Q9)(dumpFile, m.dump, 'the dump');
     try {
         return await restoreChecked(opts, conn, dumpFile, m, t0, checksums);
     }
@@ -75848,7 +76086,7 @@ async function restoreChecked(opts, conn, dumpFile, m, t0, checksums) {
         log.warning(`${warnings.at(-1)}`);
     }
     log.info(`restoring ${(0,node_path__WEBPACK_IMPORTED_MODULE_0__.basename)(dumpFile)} (${m.kind}, taken ${m.createdAt}) into ${conn.database}: every change since then is lost`);
-    const runner = await (0,_verify_js__WEBPACK_IMPORTED_MODULE_5__/* .restoreRunner */ .TC)(m.pgDump.version, opts.pgDumpDocker);
+    const runner = await (0,_archive_js__WEBPACK_IMPORTED_MODULE_5__/* .restoreRunner */ .TC)(m.pgDump.version, opts.pgDumpDocker);
     const plan = await withClient(conn, (c) => restorePlan(async (sql) => (await c.query(sql)).rows));
     if (plan.blockers.length)
         throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_4__/* .BackupError */ .hj(cannotRestoreMessage(plan));
@@ -75908,7 +76146,7 @@ function restoreFailure(rs) {
 }
 /** pg_restore's SQL (from the archive stream, or from a staged directory) through psql in one transaction. */
 async function restoreInOneTransaction(opts, conn, runner, dumpFile, m, noOwner, staged) {
-    const src = staged ? undefined : await (0,_verify_js__WEBPACK_IMPORTED_MODULE_5__/* .openArchive */ .p_)(dumpFile, m, opts.identity);
+    const src = staged ? undefined : await (0,_archive_js__WEBPACK_IMPORTED_MODULE_5__/* .openArchive */ .p_)(dumpFile, m, opts.identity);
     let fed = 0;
     src?.on('data', (c) => (fed += c.length));
     const progress = new _progress_js__WEBPACK_IMPORTED_MODULE_8__/* .Progress */ .k({
@@ -76126,276 +76364,6 @@ async function ensureSpace(dir, need, what, input = 'backup-dir') {
 
 /***/ }),
 
-/***/ 3257:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Q9: () => (/* binding */ checkSha256),
-/* harmony export */   TC: () => (/* binding */ restoreRunner),
-/* harmony export */   gu: () => (/* binding */ verifyBackup),
-/* harmony export */   hm: () => (/* binding */ feed),
-/* harmony export */   p_: () => (/* binding */ openArchive)
-/* harmony export */ });
-/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7598);
-/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3024);
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(1455);
-/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_2__);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6760);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_3___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_3__);
-/* harmony import */ var node_stream_promises__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(6466);
-/* harmony import */ var node_stream_promises__WEBPACK_IMPORTED_MODULE_4___default = /*#__PURE__*/__nccwpck_require__.n(node_stream_promises__WEBPACK_IMPORTED_MODULE_4__);
-/* harmony import */ var _codec_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(8788);
-/* harmony import */ var _dirformat_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(1242);
-/* harmony import */ var _progress_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(355);
-/* harmony import */ var _restore_parallel_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(4398);
-/* harmony import */ var _db_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(7150);
-/* harmony import */ var _manifest_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(8726);
-/* harmony import */ var _pgtools_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(5126);
-// Verification of a backup set: checksums against the manifest, a full read of the archive
-// (pg_restore of all data to /dev/null: `pg_restore -l` only reads the table of contents), and
-// optionally a trial restore into a scratch database with a keystore check.
-
-
-
-
-
-
-
-
-
-
-
-
-/** Streams a file through a sha256 and compares size and digest with the manifest. */
-async function checkSha256(path, expected, what) {
-    let st;
-    try {
-        st = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_2__.stat)(path);
-    }
-    catch {
-        throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_10__/* .BackupError */ .hj(`${what} is missing: ${path}`);
-    }
-    if (st.size !== expected.bytes) {
-        throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_10__/* .BackupError */ .hj(`${what} is ${st.size} bytes but the manifest says ${expected.bytes}: the file is ${st.size < expected.bytes ? 'truncated' : 'longer than written'} (${(0,node_path__WEBPACK_IMPORTED_MODULE_3__.basename)(path)})`);
-    }
-    const h = new _codec_js__WEBPACK_IMPORTED_MODULE_5__/* .Hasher */ .OP();
-    await (0,node_stream_promises__WEBPACK_IMPORTED_MODULE_4__.pipeline)((0,node_fs__WEBPACK_IMPORTED_MODULE_1__.createReadStream)(path), h, async function* (src) {
-        for await (const _ of src)
-            void _;
-    });
-    const got = h.digest();
-    if (got !== expected.sha256)
-        throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_10__/* .BackupError */ .hj(`${what} does not match its manifest checksum (sha256 ${got.slice(0, 16)}… ≠ ${expected.sha256.slice(0, 16)}…): the file was altered or corrupted (${(0,node_path__WEBPACK_IMPORTED_MODULE_3__.basename)(path)})`);
-}
-/** The plaintext custom-format archive of a backup file, as a stream. */
-async function openArchive(file, m, identity) {
-    let s = (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.createReadStream)(file);
-    if (m.encrypted) {
-        if (!identity)
-            throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_10__/* .BackupError */ .hj(`${(0,node_path__WEBPACK_IMPORTED_MODULE_3__.basename)(file)} is encrypted to ${m.recipient ?? 'an age recipient'}; an identity (age secret key) is needed to read it`);
-        s = await (0,_codec_js__WEBPACK_IMPORTED_MODULE_5__/* .decryptStream */ .UC)(s, identity);
-    }
-    if (m.compression === 'zstd')
-        s = (0,_codec_js__WEBPACK_IMPORTED_MODULE_5__/* .chain */ .cy)(s, (0,_codec_js__WEBPACK_IMPORTED_MODULE_5__/* .zstdDecompress */ .v3)());
-    return s;
-}
-/** Feeds a stream into a tool's stdin; reports the root cause (corrupt input before tool errors). */
-async function feed(src, r) {
-    const [p, d] = await Promise.allSettled([(0,node_stream_promises__WEBPACK_IMPORTED_MODULE_4__.pipeline)(src, r.stdin), r.done]);
-    if (p.status === 'rejected') {
-        const e = p.reason;
-        // fine when the tool succeeded (it read all it needed); otherwise its error counts
-        if (!(0,_pgtools_js__WEBPACK_IMPORTED_MODULE_10__/* .readerStopped */ .xx)(e))
-            throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_10__/* .BackupError */ .hj(e.message);
-    }
-    if (d.status === 'rejected')
-        throw d.reason;
-    return d.value;
-}
-/** The runner whose pg_restore can read an archive written by pg_dump `dumpVersion`. */
-async function restoreRunner(dumpVersion, docker) {
-    const need = (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_10__/* .parseToolVersion */ .mR)(`(PostgreSQL) ${dumpVersion}`)?.major ?? 0;
-    const host = (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_10__/* .hostRunner */ .Jc)();
-    const hv = await (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_10__/* .toolVersion */ .fX)(host, 'pg_restore');
-    if (hv && hv.major >= need)
-        return host;
-    if (docker)
-        return (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_10__/* .dockerRunner */ .DI)(docker);
-    throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_10__/* .BackupError */ .hj(`the backup was written by pg_dump ${dumpVersion}; ${hv ? `pg_restore ${hv.version} on this host is older` : 'pg_restore is not installed on this host'}: install postgresql-client-${need} or set a pg_dump container image`);
-}
-async function verifyBackup(file, opts) {
-    const log = opts.log;
-    const manifestFile = (0,_manifest_js__WEBPACK_IMPORTED_MODULE_9__/* .manifestPathFor */ .ev)(file);
-    const m = await (0,_manifest_js__WEBPACK_IMPORTED_MODULE_9__/* .readManifest */ .WI)(manifestFile);
-    const dumpFile = (0,node_path__WEBPACK_IMPORTED_MODULE_3__.join)((0,node_path__WEBPACK_IMPORTED_MODULE_3__.dirname)(manifestFile), m.dump.file);
-    const v = { at: new Date().toISOString(), mode: opts.mode, ok: false, checks: [], warnings: [] };
-    const conn = opts.databaseUrl ? (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_10__/* .parseConn */ .s_)(opts.databaseUrl) : undefined;
-    try {
-        if (m.layout === 'directory')
-            await (0,_dirformat_js__WEBPACK_IMPORTED_MODULE_6__/* .checkDirectory */ .W3)(dumpFile, m.dump.files ?? [], `the dump ${m.dump.file}`);
-        else
-            await checkSha256(dumpFile, m.dump, 'the dump');
-        if (m.files)
-            await checkSha256((0,node_path__WEBPACK_IMPORTED_MODULE_3__.join)((0,node_path__WEBPACK_IMPORTED_MODULE_3__.dirname)(manifestFile), m.files.file), m.files, 'the root-dir files archive');
-        v.checks.push('sha256');
-        log.info(`checksums match the manifest (${m.dump.file}${m.files ? ` and ${m.files.file}` : ''})`);
-        if (m.encrypted && !opts.identity) {
-            if (opts.mode === 'restore')
-                throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_10__/* .BackupError */ .hj(`a trial restore of an encrypted backup needs the identity (age secret key)`);
-            v.warnings.push('encrypted and no identity given: only the checksums were verified (the archive was read in full when it was written)');
-            log.warning(`${v.warnings.at(-1)}`);
-        }
-        else if (opts.mode === 'archive' && m.layout === 'directory') {
-            // every file decompressed in full (zstd frame checksums), and the table of contents read
-            const runner = await restoreRunner(m.pgDump.version, opts.pgDumpDocker);
-            const t0 = Date.now();
-            let read = 0;
-            const p = new _progress_js__WEBPACK_IMPORTED_MODULE_11__/* .Progress */ .k({ what: `reading ${m.dump.file}`, log, bytes: () => read, totalBytes: m.dump.bytes });
-            try {
-                await (0,_dirformat_js__WEBPACK_IMPORTED_MODULE_6__/* .expandDirectory */ .G2)(dumpFile, undefined, (n) => (read += n));
-            }
-            finally {
-                p.stop();
-            }
-            const r = (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_10__/* .run */ .eF)(runner, 'pg_restore', ['-l', dumpFile], undefined, {
-                signal: opts.signal,
-                what: `read the table of contents of ${m.dump.file}`
-            });
-            r.stdout.resume();
-            await r.done;
-            v.checks.push('archive-read');
-            log.info(`archive read in full (every file decompressed, table of contents read) in ${Date.now() - t0} ms`);
-        }
-        else if (opts.mode === 'archive') {
-            const runner = await restoreRunner(m.pgDump.version, opts.pgDumpDocker);
-            const t0 = Date.now();
-            const r = (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_10__/* .run */ .eF)(runner, 'pg_restore', ['-f', '/dev/null'], undefined, {
-                stdin: true,
-                signal: opts.signal,
-                what: `read the archive ${m.dump.file}`
-            });
-            const src = await openArchive(dumpFile, m, opts.identity);
-            let read = 0;
-            src.on('data', (c) => (read += c.length));
-            const p = new _progress_js__WEBPACK_IMPORTED_MODULE_11__/* .Progress */ .k({
-                what: `reading ${m.dump.file}`,
-                log,
-                bytes: () => read,
-                totalBytes: m.dump.rawBytes
-            });
-            try {
-                await feed(src, r);
-            }
-            finally {
-                p.stop();
-            }
-            v.checks.push('archive-read');
-            log.info(`archive read in full by pg_restore in ${Date.now() - t0} ms`);
-        }
-        else {
-            if (!conn)
-                throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_10__/* .BackupError */ .hj('a trial restore needs the database URL (a scratch database is created on that server)');
-            const runner = await restoreRunner(m.pgDump.version, opts.pgDumpDocker);
-            const res = await trialRestore(dumpFile, m, conn, runner, opts);
-            v.checks.push('archive-read', 'trial-restore', ...(res.keystoreChecked ? ['keystore'] : []));
-            v.keystore = res.keystore;
-            v.warnings.push(...res.warnings);
-        }
-        v.ok = true;
-    }
-    catch (e) {
-        v.error = (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_10__/* .redact */ .E$)(e.message, conn?.password);
-    }
-    if (!v.warnings.length)
-        delete v.warnings;
-    if (opts.record !== false) {
-        try {
-            const fresh = await (0,_manifest_js__WEBPACK_IMPORTED_MODULE_9__/* .readManifest */ .WI)(manifestFile);
-            fresh.verifications.push(v);
-            await (0,_manifest_js__WEBPACK_IMPORTED_MODULE_9__/* .writeManifest */ .HN)(manifestFile, fresh);
-        }
-        catch (e) {
-            log.warning(`could not record the verification in ${(0,node_path__WEBPACK_IMPORTED_MODULE_3__.basename)(manifestFile)}: ${e.message}`);
-        }
-    }
-    if (!v.ok)
-        throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_10__/* .BackupError */ .hj(`verification of ${(0,node_path__WEBPACK_IMPORTED_MODULE_3__.basename)(dumpFile)} failed: ${v.error}`);
-    return v;
-}
-/** Restores the archive into a scratch database on the same server, checks it, drops it. */
-async function trialRestore(dumpFile, m, conn, runner, opts) {
-    const log = opts.log;
-    const scratchName = `clr_verify_${(0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.randomBytes)(4).toString('hex')}`;
-    const admin = await (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_10__/* .pgClient */ .Te)(conn);
-    const warnings = [];
-    const t0 = Date.now();
-    try {
-        await admin.query(`CREATE DATABASE ${(0,_db_js__WEBPACK_IMPORTED_MODULE_8__/* .ident */ .bD)(scratchName)}`);
-        log.info(`trial restore into scratch database ${scratchName}`);
-        const scratch = conn.withDatabase(scratchName);
-        if (m.layout === 'directory') {
-            await (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_7__/* .withStagedDirectory */ .aJ)(dumpFile, m, log, (staged) => (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_7__/* .pgRestoreParallel */ .HT)({
-                runner,
-                staged,
-                into: scratch,
-                jobs: (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_7__/* .parallelJobs */ .GH)(),
-                tables: (m.dump.files ?? []).filter((f) => /^\d+\.dat/.test(f.name)).length,
-                args: ['--no-owner', '--no-acl'],
-                log,
-                signal: opts.signal,
-                what: 'trial restore'
-            }));
-        }
-        else {
-            const r = (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_10__/* .run */ .eF)(runner, 'pg_restore', ['--no-owner', '--no-acl', '--exit-on-error', '-w', '-d', scratch.safeUrl], scratch, { stdin: true, signal: opts.signal, what: 'trial restore' });
-            await feed(await openArchive(dumpFile, m, opts.identity), r);
-        }
-        const c = await (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_10__/* .pgClient */ .Te)(scratch);
-        let keystore;
-        let tables;
-        try {
-            keystore = await (0,_db_js__WEBPACK_IMPORTED_MODULE_8__/* .keystoreCounts */ .TF)(c);
-            tables = Number((await c.query("SELECT count(*) AS n FROM pg_tables WHERE schemaname NOT IN ('pg_catalog','information_schema')")).rows[0].n);
-        }
-        finally {
-            await c.end().catch(() => undefined);
-        }
-        log.info(`trial restore done in ${Date.now() - t0} ms: ${tables} tables`);
-        let keystoreChecked = false;
-        if (!('encrypted_key_rings' in keystore)) {
-            warnings.push('no encrypted_key_rings table: not a Chainlink node database (or never started), keystore not checked');
-            log.warning(`${warnings.at(-1)}`);
-        }
-        else {
-            log.info(`keystore: ${Object.entries(keystore)
-                .map(([k, n]) => `${k}=${n}`)
-                .join(', ')}`);
-            const expected = m.database.keystore ?? {};
-            const diff = Object.keys({ ...expected, ...keystore }).filter((k) => expected[k] !== keystore[k]);
-            if (diff.length)
-                throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_10__/* .BackupError */ .hj(`keystore in the restored copy differs from the source at backup time: ${diff.map((k) => `${k} ${keystore[k] ?? 'missing'} (source ${expected[k] ?? 'missing'})`).join(', ')}`);
-            if (keystore.encrypted_key_rings === 0) {
-                warnings.push('encrypted_key_rings is empty: the node has no keys yet');
-                log.warning(`${warnings.at(-1)}`);
-            }
-            keystoreChecked = true;
-        }
-        return { keystore, keystoreChecked, warnings };
-    }
-    finally {
-        await admin
-            .query(`DROP DATABASE IF EXISTS ${(0,_db_js__WEBPACK_IMPORTED_MODULE_8__/* .ident */ .bD)(scratchName)} WITH (FORCE)`)
-            .catch((e) => log.warning(`could not drop scratch database ${scratchName}: ${(0,_pgtools_js__WEBPACK_IMPORTED_MODULE_10__/* .redact */ .E$)(e.message, conn.password)}`));
-        await admin.end().catch(() => undefined);
-    }
-}
-
-
-
-/***/ }),
-
 /***/ 5283:
 /***/ ((__unused_webpack_module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
@@ -76432,10 +76400,13 @@ __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __we
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3916);
 /* harmony import */ var _docker_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3871);
 /* harmony import */ var _inputs_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7017);
-/* harmony import */ var _operations_repair_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(8737);
-/* harmony import */ var _operations_index_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(5048);
-/* harmony import */ var _report_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(665);
-/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(2462);
+/* harmony import */ var _operations_backup_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(2674);
+/* harmony import */ var _operations_handoff_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(2416);
+/* harmony import */ var _operations_repair_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(8737);
+/* harmony import */ var _operations_status_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(9986);
+/* harmony import */ var _operations_upgrade_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(1006);
+/* harmony import */ var _report_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(665);
+/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(2462);
 // The command line: the action's engine for other CI systems, a cron or systemd timer and the
 // manual maintenance of the node's docs. `chainlink-rollout <operation> --container ... --image ...`
 // takes every input of action.yml as a flag (same defaults, validation and exit codes: 0 when the
@@ -76450,6 +76421,19 @@ __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __we
 
 
 
+
+
+
+/** Each operation of input `operation`, as in the action (src/main.ts). */
+const operations = {
+    upgrade: _operations_upgrade_js__WEBPACK_IMPORTED_MODULE_8__/* .upgrade */ .f,
+    handoff: _operations_handoff_js__WEBPACK_IMPORTED_MODULE_5__/* .handoffOrRestart */ .F,
+    restart: _operations_handoff_js__WEBPACK_IMPORTED_MODULE_5__/* .handoffOrRestart */ .F,
+    status: _operations_status_js__WEBPACK_IMPORTED_MODULE_7__/* .status */ .h,
+    backup: _operations_backup_js__WEBPACK_IMPORTED_MODULE_4__/* .backup */ .R,
+    restore: _operations_backup_js__WEBPACK_IMPORTED_MODULE_4__/* .restore */ .P,
+    repair: _operations_repair_js__WEBPACK_IMPORTED_MODULE_6__/* .repair */ .I
+};
 /** Every input of action.yml (a unit test keeps this list equal to action.yml's). */
 const INPUT_NAMES = [
     'operation',
@@ -76621,7 +76605,7 @@ async function main(argv, env, io) {
     const onTerm = () => onSignal('SIGTERM');
     process.once('SIGINT', onInt);
     process.once('SIGTERM', onTerm);
-    const report = new _report_js__WEBPACK_IMPORTED_MODULE_7__/* .Report */ .p((line) => log.info(line));
+    const report = new _report_js__WEBPACK_IMPORTED_MODULE_10__/* .Report */ .p((line) => log.info(line));
     let runId;
     const ctx = {
         inputs,
@@ -76633,7 +76617,7 @@ async function main(argv, env, io) {
     };
     let result;
     try {
-        result = await (0,_operations_index_js__WEBPACK_IMPORTED_MODULE_5__/* .runOperation */ .x)(ctx);
+        result = await operations[inputs.operation](ctx);
     }
     catch (e) {
         const msg = e instanceof _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .AbortedError */ .oM
@@ -76650,11 +76634,11 @@ async function main(argv, env, io) {
         process.removeListener('SIGTERM', onTerm);
     }
     // What the action's post step does: a run this process opened and left in flight is repaired.
-    const j = (0,_state_js__WEBPACK_IMPORTED_MODULE_6__/* .readJournal */ .a0)(inputs.stateDir, (0,_state_js__WEBPACK_IMPORTED_MODULE_6__/* .nodeKey */ .u8)(inputs));
+    const j = (0,_state_js__WEBPACK_IMPORTED_MODULE_9__/* .readJournal */ .a0)(inputs.stateDir, (0,_state_js__WEBPACK_IMPORTED_MODULE_9__/* .nodeKey */ .u8)(inputs));
     if (runId && j && j.phase !== 'done' && j.runId === runId) {
         log.warning(`The ${j.operation} of '${inputs.container}' (run ${j.runId}) did not finish; repairing`);
         try {
-            const r = await (0,_operations_repair_js__WEBPACK_IMPORTED_MODULE_4__/* .repair */ .I)({ ...ctx, signal: new AbortController().signal });
+            const r = await (0,_operations_repair_js__WEBPACK_IMPORTED_MODULE_6__/* .repair */ .I)({ ...ctx, signal: new AbortController().signal });
             if (!r.ok)
                 result = r;
         }
@@ -77557,6 +77541,75 @@ class AbortedError extends ActionError {
 
 /***/ }),
 
+/***/ 6677:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Pj: () => (/* binding */ describeSessions),
+/* harmony export */   aL: () => (/* binding */ foreignSessions),
+/* harmony export */   c8: () => (/* binding */ requireQuietDb)
+/* harmony export */ });
+/* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7607);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
+/* harmony import */ var _sleep_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6972);
+/* harmony import */ var _docker_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3871);
+/* harmony import */ var _lock_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(9188);
+
+
+
+
+
+async function foreignSessions(ctx, view) {
+    const known = view.containers.map((c) => c.session?.appId).filter((x) => !!x);
+    const left = view.lock.sessions.filter((s) => !known.some((k) => (0,_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .sameApp */ .oQ)(k, s.appId)));
+    if (!left.length)
+        return [];
+    // any container of this host, by its addresses (a node the inputs do not name is still local)
+    const local = new Set();
+    let hostNetwork = false;
+    for (const c of await ctx.docker.listRunning()) {
+        const info = await ctx.docker.inspect(c.Id);
+        if (!info)
+            continue;
+        if (info.HostConfig.NetworkMode === 'host')
+            hostNetwork = true;
+        for (const ip of (0,_docker_js__WEBPACK_IMPORTED_MODULE_2__/* .containerIps */ .iB)(info))
+            local.add(ip);
+    }
+    return left.filter((s) => {
+        if (s.clientAddr && local.has(s.clientAddr))
+            return false;
+        // a host-network container's sessions come from the host's own addresses
+        if (hostNetwork && (s.clientAddr === null || /^(127\.|::1$)/.test(s.clientAddr)))
+            return false;
+        return true;
+    });
+}
+function describeSessions(sessions) {
+    return sessions.map((s) => `app ${s.appId} from ${s.clientAddr ?? 'a local socket'}`).join(', ');
+}
+/**
+ * Waits until no node session of any container remains on the DB and no lease is live: the
+ * only state in which the DB may be rewritten (restore, `db rollback`). A node this run does
+ * not know (a standby on another host) keeps its session: refused, naming it.
+ */
+async function requireQuietDb(db, timeoutMs, what, signal) {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+        const sessions = await db.nodeSessions();
+        const lease = (await db.tableExists('lease_lock')) ? await db.lease() : undefined;
+        const live = lease && !lease.expired;
+        if (!sessions.length && !live)
+            return;
+        if (Date.now() >= end)
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`refusing to ${what}: ${sessions.length ? `node sessions remain on the database (${describeSessions(sessions)})` : ''}${sessions.length && live ? '; ' : ''}${live ? `the lease of app ${lease.clientId} runs until ${lease.expiresAt.toISOString()}` : ''} after waiting ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_4__/* .formatMs */ ._V)(timeoutMs)}; a node this action does not manage (another host?) still uses the database: stop it first`);
+        await (0,_sleep_js__WEBPACK_IMPORTED_MODULE_1__/* .sleep */ .y)(250, signal);
+    }
+}
+
+
+/***/ }),
+
 /***/ 5366:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -77564,6 +77617,7 @@ class AbortedError extends ActionError {
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
   Bt: () => (/* binding */ awaitSession),
+  _U: () => (/* binding */ failedContainerLogs),
   Yr: () => (/* binding */ healthGate),
   zb: () => (/* binding */ lockTaken),
   $Z: () => (/* binding */ standbyReady)
@@ -77768,8 +77822,8 @@ function judgeHealth(obs, p) {
 var handoff_types = __nccwpck_require__(4341);
 // EXTERNAL MODULE: ./src/health-url.ts
 var health_url = __nccwpck_require__(4297);
-// EXTERNAL MODULE: ./src/node-db.ts + 1 modules
-var node_db = __nccwpck_require__(5187);
+// EXTERNAL MODULE: ./src/session-container.ts
+var session_container = __nccwpck_require__(7477);
 // EXTERNAL MODULE: ./src/sessions.ts
 var src_sessions = __nccwpck_require__(454);
 ;// CONCATENATED MODULE: ./src/gate-loops.ts
@@ -77809,9 +77863,9 @@ function containerObs(info) {
  * by app id and start time, never requiring an address (src/sessions.ts).
  */
 function newSessionsOf(info, sessions, known, db) {
-    const ahead = db && (0,node_db/* dbClockAheadMs */.w$)(db);
+    const ahead = db && (0,session_container/* dbClockAheadMs */.w$)(db);
     // without a measured clock offset the start time cannot be compared: `known` alone decides
-    return (0,src_sessions/* newSessionsOf */.nH)((0,node_db/* sessionContainerOf */.jq)(info), sessions, known, ahead ?? 0, ahead === undefined ? Infinity : undefined);
+    return (0,src_sessions/* newSessionsOf */.nH)((0,session_container/* sessionContainerOf */.jq)(info), sessions, known, ahead ?? 0, ahead === undefined ? Infinity : undefined);
 }
 async function lockObs(link, mode = link.mode) {
     const l = await (0,lock/* readLockState */.T8)(link.db, mode, link.config.advisoryLockId);
@@ -77934,6 +77988,14 @@ async function healthGate(ctx, link, to, t, opts = {}) {
         await unwatch();
     }
 }
+/** The last lines of a container that failed a gate go to the report (not of the one a gate named as someone else). */
+async function failedContainerLogs(ctx, m, e) {
+    if (e instanceof handoff_types/* GateError */.ue && e.containerId && e.containerId !== m.id)
+        return;
+    const text = await ctx.docker.logs(m.id, 40);
+    if (text.trim())
+        ctx.report.logs.push({ container: m.name, text });
+}
 
 
 /***/ }),
@@ -77956,8 +78018,6 @@ __nccwpck_require__.d(__webpack_exports__, {
 var errors = __nccwpck_require__(3916);
 // EXTERNAL MODULE: ./src/docker.ts
 var docker = __nccwpck_require__(3871);
-// EXTERNAL MODULE: ./src/sleep.ts
-var sleep = __nccwpck_require__(6972);
 // EXTERNAL MODULE: ./src/health.ts
 var health = __nccwpck_require__(5769);
 ;// CONCATENATED MODULE: ./src/observer.ts
@@ -77969,7 +78029,6 @@ var health = __nccwpck_require__(5769);
 // budget: never more than `limit` requests in any 60 s window, whatever URL they go to (the
 // published port and the container address reach the same process). A 429 is no evidence:
 // the observation is "unknown" and the observer waits for the limiter's reset.
-
 
 const FAST_MS = 100;
 const SLOW_MS = 2000;
@@ -78115,7 +78174,7 @@ class Observer {
     }
     async run() {
         // let the creator finish subscribing before the first request
-        await (0,sleep/* sleep */.y)(0);
+        await new Promise((resolve) => setTimeout(resolve, 0));
         while (this.readers > 0) {
             const t0 = Date.now();
             if (t0 < this.pausedUntil) {
@@ -78234,6 +78293,8 @@ function urlKey(url) {
 }
 
 ;// CONCATENATED MODULE: ./src/handoff-types.ts
+// What the handoff, its gates and the rollouts share: the node's link (its DB, config, lock
+// mode and the run's own state), a member container, the timeouts and the gate error.
 
 
 
@@ -78268,8 +78329,7 @@ class GateError extends errors/* OperationError */.OK {
     }
 }
 /** Timeouts from the inputs, else derived from the node's own lease and grace settings. */
-function timeouts(ctx, cfg, leader) {
-    const i = ctx.inputs;
+function timeouts(i, cfg, leader) {
     const containerStop = leader?.Config?.StopTimeout;
     const stopMs = i.stopTimeoutMs ?? Math.max((containerStop ?? 10) * 1000, cfg.shutdownGraceMs + 5000);
     return {
@@ -78705,6 +78765,174 @@ function errorText(e) {
 
 /***/ }),
 
+/***/ 8301:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   cR: () => (/* binding */ withHostLock)
+/* harmony export */ });
+/* unused harmony exports HostLock, processStart */
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8161);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_os__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var _sleep_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6972);
+/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(2462);
+// The host lock, a file in `state-dir` beside the journal (src/state.ts): one operation per node
+// at a time, across workflows and runners of the host.
+
+
+
+
+
+/**
+ * One operation per node at a time, across workflows: an exclusive lock file holding the
+ * owner's pid. A lock whose process is gone (runner killed) is stale and taken over.
+ */
+class HostLock {
+    path;
+    timer;
+    constructor(path) {
+        this.path = path;
+    }
+    static async acquire(stateDir, container, timeoutMs, signal, onWait) {
+        (0,_state_js__WEBPACK_IMPORTED_MODULE_4__/* .privateDirSync */ .SW)(stateDir);
+        const path = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(stateDir, `${(0,_state_js__WEBPACK_IMPORTED_MODULE_4__/* .safeName */ .jC)(container)}.lock`);
+        const end = Date.now() + timeoutMs;
+        let told = false;
+        for (;;) {
+            try {
+                const fd = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.openSync)(path, 'wx', 0o600);
+                const owner = {
+                    pid: process.pid,
+                    host: (0,node_os__WEBPACK_IMPORTED_MODULE_1__.hostname)(),
+                    at: new Date().toISOString(),
+                    bootId: bootId(),
+                    startTime: processStart(process.pid)
+                };
+                (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.writeSync)(fd, JSON.stringify(owner));
+                (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.fsyncSync)(fd);
+                (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.closeSync)(fd);
+                (0,_state_js__WEBPACK_IMPORTED_MODULE_4__/* .fsyncDir */ .t_)(stateDir);
+                const lock = new HostLock(path);
+                // Refresh the mtime so a lock held by a live run on another pid namespace is not stale.
+                lock.timer = setInterval(() => {
+                    try {
+                        const now = new Date();
+                        (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.utimesSync)(path, now, now);
+                    }
+                    catch {
+                        /* removed under us: nothing to refresh */
+                    }
+                }, 5000);
+                lock.timer.unref();
+                return lock;
+            }
+            catch (e) {
+                if (e.code !== 'EEXIST')
+                    throw e;
+            }
+            const owner = readOwner(path);
+            // An empty or torn file (a crash between create and write) is stale once a minute old.
+            if (owner ? isStale(path, owner) : olderThan(path, 60_000)) {
+                (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.rmSync)(path, { force: true });
+                continue;
+            }
+            if (!told) {
+                onWait?.(owner ? `pid ${owner.pid} on ${owner.host} since ${owner.at}` : 'unknown owner');
+                told = true;
+            }
+            if (Date.now() >= end)
+                throw new Error(`another chainlink-rollout operation holds the host lock ${path} (${owner ? `pid ${owner.pid} since ${owner.at}` : 'unknown owner'}); waited ${Math.round(timeoutMs / 1000)} s (input 'lock-timeout')`);
+            await (0,_sleep_js__WEBPACK_IMPORTED_MODULE_3__/* .sleep */ .y)(500, signal);
+        }
+    }
+    release() {
+        if (this.timer)
+            clearInterval(this.timer);
+        (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.rmSync)(this.path, { force: true });
+    }
+}
+/**
+ * Runs `fn` holding the host lock of the node (its sorted container names, `nodeKey`), after checking that
+ * Docker answers; waits up to input `lock-timeout` for another operation to finish.
+ */
+async function withHostLock(ctx, fn) {
+    const { inputs, log } = ctx;
+    await ctx.docker.ping();
+    const lock = await HostLock.acquire(inputs.stateDir, (0,_state_js__WEBPACK_IMPORTED_MODULE_4__/* .nodeKey */ .u8)(inputs), inputs.lockTimeoutMs, ctx.signal, (o) => log.info(`Waiting for the host lock (held by ${o})`));
+    try {
+        return await fn();
+    }
+    finally {
+        lock.release();
+    }
+}
+function readOwner(path) {
+    try {
+        return JSON.parse((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)(path, 'utf8'));
+    }
+    catch {
+        return undefined;
+    }
+}
+function bootId() {
+    try {
+        return (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)('/proc/sys/kernel/random/boot_id', 'utf8').trim() || undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+/** Field 22 of /proc/<pid>/stat (after the command in parentheses, which may hold spaces). */
+function processStart(pid) {
+    try {
+        const stat = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)(`/proc/${pid}/stat`, 'utf8');
+        return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    }
+    catch {
+        return undefined;
+    }
+}
+/**
+ * Whether a lock's owner is gone. On this host: another boot, a dead pid, or a pid now held by
+ * a process that started at another time (a reboot or a killed runner, its pid reused). A lock
+ * without boot id and start time (an older version) is stale once not refreshed for a minute.
+ * Another host name (a runner in a container): stale when not refreshed for a minute.
+ */
+function isStale(path, owner) {
+    if (owner.host !== (0,node_os__WEBPACK_IMPORTED_MODULE_1__.hostname)())
+        return olderThan(path, 60_000);
+    const boot = bootId();
+    if (owner.bootId && boot && owner.bootId !== boot)
+        return true;
+    try {
+        process.kill(owner.pid, 0);
+    }
+    catch (e) {
+        if (e.code === 'ESRCH')
+            return true;
+    }
+    if (owner.startTime) {
+        const now = processStart(owner.pid);
+        return now !== undefined && now !== owner.startTime;
+    }
+    return !owner.bootId && olderThan(path, 60_000);
+}
+function olderThan(path, ms) {
+    try {
+        return Date.now() - (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.statSync)(path).mtimeMs > ms;
+    }
+    catch {
+        return true;
+    }
+}
+
+
+/***/ }),
+
 /***/ 7206:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -78871,7 +79099,15 @@ var src_window = __nccwpck_require__(8759);
 
 
 
-const OPERATIONS = ['upgrade', 'handoff', 'restart', 'status', 'backup', 'restore', 'repair'];
+const OPERATIONS = [
+    'upgrade',
+    'handoff',
+    'restart',
+    'status',
+    'backup',
+    'restore',
+    'repair'
+];
 const LOCK_MODES = ['auto', 'lease', 'advisorylock', 'dual'];
 const DB_ROLLBACKS = ['migrate-down', 'restore'];
 /** A bad input: the message starts with the input's name. */
@@ -79252,10 +79488,8 @@ function dbInvocation(entrypoint, cmd, sub) {
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
   jh: () => (/* binding */ connectNode),
-  w$: () => (/* binding */ dbClockAheadMs),
   Uu: () => (/* binding */ maskNodeSecrets),
-  tJ: () => (/* binding */ nodeNames),
-  jq: () => (/* binding */ sessionContainerOf)
+  tJ: () => (/* binding */ nodeNames)
 });
 
 // UNUSED EXPORTS: extraHost, hostsEntry
@@ -79503,9 +79737,12 @@ function defaultLockMode(version, toml) {
     return 'dual';
 }
 
+// EXTERNAL MODULE: ./src/session-container.ts
+var session_container = __nccwpck_require__(7477);
 // EXTERNAL MODULE: external "node:net"
 var external_node_net_ = __nccwpck_require__(7030);
 ;// CONCATENATED MODULE: ./src/node-db.ts
+
 
 
 
@@ -79539,11 +79776,6 @@ async function nodeConfigOf(ctx, info) {
         throw new errors/* OperationError */.OK(`Container '${(0,src_docker/* containerName */.xN)(info)}': ${e.message}`);
     }
 }
-const clockAhead = new WeakMap();
-/** How far the DB's clock runs ahead of this host's, as measured at connect; undefined when not measured. */
-function dbClockAheadMs(db) {
-    return clockAhead.get(db);
-}
 /**
  * From a node container to its database: config, URL (input `database-url` wins), host name
  * resolved as in the container, masked, connected (`retryForMs` keeps trying while the DB
@@ -79576,7 +79808,7 @@ async function connectNode(ctx, info, opts = {}) {
     try {
         const t0 = Date.now();
         const r = await db.query(`SELECT clock_timestamp() AS now`);
-        clockAhead.set(db, r[0].now.getTime() - (t0 + Date.now()) / 2);
+        (0,session_container/* noteDbClockAhead */.eC)(db, r[0].now.getTime() - (t0 + Date.now()) / 2);
         let mode;
         if (inputs.lockMode !== 'auto')
             mode = inputs.lockMode;
@@ -79588,17 +79820,6 @@ async function connectNode(ctx, info, opts = {}) {
         await db.close();
         throw e;
     }
-}
-/** A container as the session matching sees it. */
-function sessionContainerOf(info) {
-    const started = Date.parse(info.State.StartedAt);
-    return {
-        id: info.Id,
-        name: (0,src_docker/* containerName */.xN)(info),
-        running: info.State.Running,
-        ips: (0,src_docker/* containerIps */.iB)(info),
-        startedAt: Number.isFinite(started) ? started : 0
-    };
 }
 /** `name:ip` or `name=ip` entries of `--add-host` (HostConfig.ExtraHosts). */
 function extraHost(extraHosts, host) {
@@ -79696,11 +79917,13 @@ async function bridgeGateway(docker) {
 /* unused harmony export asCandidate */
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
 /* harmony import */ var _docker_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3871);
-/* harmony import */ var _lock_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(9188);
+/* harmony import */ var _lock_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(9188);
 /* harmony import */ var _node_db_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5187);
-/* harmony import */ var _sessions_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(454);
-/* harmony import */ var _health_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(5769);
-/* harmony import */ var _health_url_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4297);
+/* harmony import */ var _session_container_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7477);
+/* harmony import */ var _sessions_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(454);
+/* harmony import */ var _health_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(5769);
+/* harmony import */ var _health_url_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(4297);
+
 
 
 
@@ -79727,13 +79950,13 @@ async function logOf(ctx, info) {
  * app id; the client address is only a hint.
  */
 async function tieSessions(ctx, db, infos, sessions) {
-    const containers = infos.map(_node_db_js__WEBPACK_IMPORTED_MODULE_2__/* .sessionContainerOf */ .jq);
-    const apps = (0,_sessions_js__WEBPACK_IMPORTED_MODULE_4__/* .appsOf */ .OC)(sessions, (0,_node_db_js__WEBPACK_IMPORTED_MODULE_2__/* .dbClockAheadMs */ .w$)(db) ?? 0);
+    const containers = infos.map(_session_container_js__WEBPACK_IMPORTED_MODULE_3__/* .sessionContainerOf */ .jq);
+    const apps = (0,_sessions_js__WEBPACK_IMPORTED_MODULE_5__/* .appsOf */ .OC)(sessions, (0,_session_container_js__WEBPACK_IMPORTED_MODULE_3__/* .dbClockAheadMs */ .w$)(db) ?? 0);
     const logs = new Map();
     for (const i of infos)
         if (i.State.Running && apps.length)
             logs.set(i.Id, await logOf(ctx, i));
-    const ties = (0,_sessions_js__WEBPACK_IMPORTED_MODULE_4__/* .tieApps */ .hE)(containers, apps, { logNames: (id, appId) => !!logs.get(id)?.includes(appId) });
+    const ties = (0,_sessions_js__WEBPACK_IMPORTED_MODULE_5__/* .tieApps */ .hE)(containers, apps, { logNames: (id, appId) => !!logs.get(id)?.includes(appId) });
     return { apps, ties, containers };
 }
 async function inspectNode(ctx, names) {
@@ -79746,7 +79969,7 @@ async function inspectNode(ctx, names) {
     }
     const { config, databaseUrl, db, mode } = await (0,_node_db_js__WEBPACK_IMPORTED_MODULE_2__/* .connectNode */ .jh)(ctx, infos[0]);
     try {
-        const lock = await (0,_lock_js__WEBPACK_IMPORTED_MODULE_5__/* .readLockState */ .T8)(db, mode, config.advisoryLockId);
+        const lock = await (0,_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .readLockState */ .T8)(db, mode, config.advisoryLockId);
         const dbVersion = await db.version();
         const containers = [];
         for (const info of infos) {
@@ -79763,14 +79986,14 @@ async function inspectNode(ctx, names) {
         for (const c of containers) {
             const app = apps.find((a) => ties.find((t) => t.appId === a.appId)?.container === c.info.Id);
             // The lock connection is one of several sessions per node; keep the lock holder's.
-            c.session = app && (app.sessions.find((s) => (0,_lock_js__WEBPACK_IMPORTED_MODULE_5__/* .sameApp */ .oQ)(s.appId, lock.holder)) ?? app.sessions[0]);
+            c.session = app && (app.sessions.find((s) => (0,_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .sameApp */ .oQ)(s.appId, lock.holder)) ?? app.sessions[0]);
         }
         for (const c of containers) {
-            c.healthUrl = (0,_health_url_js__WEBPACK_IMPORTED_MODULE_3__/* .healthBase */ .GP)(c.info, config.httpPort, inputs.healthUrl);
+            c.healthUrl = (0,_health_url_js__WEBPACK_IMPORTED_MODULE_4__/* .healthBase */ .GP)(c.info, config.httpPort, inputs.healthUrl);
             if (c.info.State.Running && c.healthUrl)
-                c.health = await (0,_health_js__WEBPACK_IMPORTED_MODULE_6__/* .probe */ .dy)(c.healthUrl);
+                c.health = await (0,_health_js__WEBPACK_IMPORTED_MODULE_7__/* .probe */ .dy)(c.healthUrl);
         }
-        const leader = lock.holder ? containers.find((c) => (0,_lock_js__WEBPACK_IMPORTED_MODULE_5__/* .sameApp */ .oQ)(c.session?.appId, lock.holder)) : undefined;
+        const leader = lock.holder ? containers.find((c) => (0,_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .sameApp */ .oQ)(c.session?.appId, lock.holder)) : undefined;
         return {
             config,
             mode,
@@ -79798,8 +80021,8 @@ function requireLeader(view, expected) {
     if (ready.length > 1)
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Two leaders: ${ready.map((c) => c.name).join(' and ')} both answer /readyz 200`);
     if (!view.leader) {
-        const holder = view.ties.find((t) => (0,_lock_js__WEBPACK_IMPORTED_MODULE_5__/* .sameApp */ .oQ)(t.appId, view.lock.holder));
-        const seen = (0,_sessions_js__WEBPACK_IMPORTED_MODULE_4__/* .describeApps */ .cD)(view.apps, view.ties, view.containers.map((c) => (0,_node_db_js__WEBPACK_IMPORTED_MODULE_2__/* .sessionContainerOf */ .jq)(c.info)));
+        const holder = view.ties.find((t) => (0,_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .sameApp */ .oQ)(t.appId, view.lock.holder));
+        const seen = (0,_sessions_js__WEBPACK_IMPORTED_MODULE_5__/* .describeApps */ .cD)(view.apps, view.ties, view.containers.map((c) => (0,_session_container_js__WEBPACK_IMPORTED_MODULE_3__/* .sessionContainerOf */ .jq)(c.info)));
         if (holder?.possible.length)
             throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Cannot prove which container holds the lock: it is held by app ${view.lock.holder}, which ${holder.why}. Nothing was changed. Seen: ${seen}`);
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`The lock is held by app ${view.lock.holder}, which is none of the containers ${view.containers.map((c) => `'${c.name}'`).join(', ')}: another node on this database leads. Seen: ${seen}`);
@@ -79818,7 +80041,7 @@ function requireHealthUrl(view, leader, form) {
         ? 'http://127.0.0.1:{port}'
         : 'http://{address}:6688';
     const how = `set input 'health-url' to a form that reaches every container of the node from this runner, e.g. ${example} ({address}, {port} and {name} are filled in per container)`;
-    if (form && !(0,_health_url_js__WEBPACK_IMPORTED_MODULE_3__/* .hasPlaceholder */ .Kc)(form)) {
+    if (form && !(0,_health_url_js__WEBPACK_IMPORTED_MODULE_4__/* .hasPlaceholder */ .Kc)(form)) {
         const notHost = view.containers.filter((c) => c.info.HostConfig.NetworkMode !== 'host');
         if (notHost.length)
             throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Input 'health-url': ${form} names one address, but '${notHost[0].name}' is not on host networking, so the rollout's containers answer at different addresses; ${how}`);
@@ -79837,93 +80060,595 @@ function requireHealthUrl(view, leader, form) {
 
 /***/ }),
 
-/***/ 5048:
+/***/ 2674:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   P: () => (/* binding */ restore),
+/* harmony export */   R: () => (/* binding */ backup)
+/* harmony export */ });
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
+/* harmony import */ var _backup_create_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(9246);
+/* harmony import */ var _backup_db_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7150);
+/* harmony import */ var _backup_manifest_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(8726);
+/* harmony import */ var _backup_restore_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7020);
+/* harmony import */ var _backup_retention_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(5668);
+/* harmony import */ var _database_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(8918);
+/* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_15__ = __nccwpck_require__(7607);
+/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(4341);
+/* harmony import */ var _handoff_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(4443);
+/* harmony import */ var _node_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(5783);
+/* harmony import */ var _backup_step_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(6704);
+/* harmony import */ var _lock_js__WEBPACK_IMPORTED_MODULE_16__ = __nccwpck_require__(9188);
+/* harmony import */ var _foreign_sessions_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(6677);
+/* harmony import */ var _rollout_prepare_js__WEBPACK_IMPORTED_MODULE_12__ = __nccwpck_require__(690);
+/* harmony import */ var _host_lock_js__WEBPACK_IMPORTED_MODULE_13__ = __nccwpck_require__(8301);
+/* harmony import */ var _node_db_js__WEBPACK_IMPORTED_MODULE_14__ = __nccwpck_require__(5187);
 
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  x: () => (/* binding */ runOperation)
-});
-
-// EXTERNAL MODULE: ./src/node.ts
-var node = __nccwpck_require__(5783);
-// EXTERNAL MODULE: ./src/node-db.ts + 1 modules
-var node_db = __nccwpck_require__(5187);
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(3024);
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
-// EXTERNAL MODULE: ./src/state.ts
-var state = __nccwpck_require__(2462);
-;// CONCATENATED MODULE: ./src/quarantine.ts
-// Quarantine of rolled-back images: a target digest whose upgrade rolled back is recorded in
-// `state-dir` beside the journal, so the next upgrade to it (a retry, a re-run, another workflow)
-// refuses at once instead of taking the node through the same outage again. A successful
-// upgrade moves every entry to history; nothing is ever deleted, so `status` can show both.
 
 
 
-function quarantinePath(stateDir, container) {
-    return (0,external_node_path_.join)(stateDir, `${container.replace(/[^a-zA-Z0-9_.-]/g, '_')}.quarantine.json`);
+
+
+
+
+
+
+
+
+
+
+
+
+
+/** The node as inspectNode sees it; a node that is down is fine for a backup (no leader needed). */
+async function viewOf(ctx) {
+    return (0,_node_js__WEBPACK_IMPORTED_MODULE_9__/* .inspectNode */ .hn)(ctx, (0,_node_db_js__WEBPACK_IMPORTED_MODULE_14__/* .nodeNames */ .tJ)(ctx.inputs));
 }
-function readQuarantine(stateDir, container) {
-    try {
-        const f = JSON.parse((0,external_node_fs_.readFileSync)(quarantinePath(stateDir, container), 'utf8'));
-        return Array.isArray(f.entries) ? f : { entries: [] };
+async function backup(ctx) {
+    const { inputs, report, log } = ctx;
+    report.title = `chainlink-rollout backup of ${inputs.container}`;
+    return (0,_host_lock_js__WEBPACK_IMPORTED_MODULE_13__/* .withHostLock */ .cR)(ctx, async () => {
+        const view = await viewOf(ctx);
+        try {
+            const source = view.leader ?? view.containers[0];
+            const stored = (0,_backup_step_js__WEBPACK_IMPORTED_MODULE_10__/* .backupFiles */ .U_)((0,_backup_step_js__WEBPACK_IMPORTED_MODULE_10__/* .nodeFiles */ .kT)(view, source.info), !!inputs.backupRecipient, inputs.backupSecretsPlain);
+            const r = await (0,_backup_create_js__WEBPACK_IMPORTED_MODULE_1__/* .createBackup */ .d)({
+                databaseUrl: view.databaseUrl,
+                dir: inputs.backupDir,
+                kind: 'scheduled',
+                recipient: inputs.backupRecipient,
+                files: stored.files,
+                node: { version: view.version, image: source.image, digest: source.digest },
+                verify: inputs.backupVerify,
+                log,
+                signal: (0,_backup_step_js__WEBPACK_IMPORTED_MODULE_10__/* .backupSignal */ .jQ)(ctx.signal)
+            });
+            report.fact('Backup', r.file);
+            report.fact('Size', `${(r.bytes / 1e6).toFixed(2)} MB in ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_15__/* .formatMs */ ._V)(r.durationMs)}`);
+            report.fact('Verified', r.verified.join(', '));
+            report.fact('Encrypted', inputs.backupRecipient ? `yes, to ${inputs.backupRecipient}` : 'no');
+            report.fact('Secrets files', stored.note);
+            const pruned = await (0,_backup_retention_js__WEBPACK_IMPORTED_MODULE_5__/* .pruneBackups */ .A)(inputs.backupDir, {
+                keep: inputs.backupKeep,
+                keepPreUpgrade: inputs.backupKeep,
+                log
+            });
+            report.fact('Retention', `kept ${pruned.kept.length}, deleted ${pruned.deleted.length} (backup-keep ${inputs.backupKeep} per kind; the newest verified is never deleted)`);
+            return {
+                result: 'ok',
+                ok: true,
+                message: `backup written and verified: ${r.file}`,
+                outputs: { 'backup-file': r.file, leader: view.leader?.name }
+            };
+        }
+        finally {
+            await view.db.close();
+        }
+    });
+}
+async function restore(ctx) {
+    const { inputs, report, log, docker } = ctx;
+    report.title = `chainlink-rollout restore of ${inputs.container}`;
+    return (0,_host_lock_js__WEBPACK_IMPORTED_MODULE_13__/* .withHostLock */ .cR)(ctx, async () => {
+        const view = await viewOf(ctx);
+        try {
+            let file = inputs.backupFile;
+            if (!file) {
+                const newest = (await (0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_3__/* .listBackups */ .Cw)(inputs.backupDir)).find((b) => (0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_3__/* .isVerified */ .p4)(b.manifest));
+                if (!newest)
+                    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Input 'backup-file' not given and ${inputs.backupDir} holds no verified backup`);
+                file = newest.file;
+            }
+            report.fact('Backup', file);
+            // Everything that can be checked without touching the node is checked before it is stopped.
+            let manifest;
+            try {
+                manifest = await (0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_3__/* .readManifest */ .WI)((0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_3__/* .manifestPathFor */ .ev)(file));
+            }
+            catch (e) {
+                throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Input 'backup-file': ${file} has no readable manifest beside it (${e.message.split('\n')[0]})`);
+            }
+            if (manifest.encrypted && !inputs.backupIdentity)
+                throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Input 'backup-identity' is required: ${file} is encrypted to ${manifest.recipient ?? 'an age recipient'}`);
+            // Node sessions of no named container (another node on this DB, maybe on another host) would
+            // keep running on the rewritten DB, or take the lease during the restore: refused now.
+            const known = view.containers.map((c) => c.session?.appId).filter((x) => !!x);
+            const unnamed = view.lock.sessions.filter((s) => !known.some((k) => (0,_lock_js__WEBPACK_IMPORTED_MODULE_16__/* .sameApp */ .oQ)(k, s.appId)));
+            if (unnamed.length) {
+                const foreign = new Set((await (0,_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_11__/* .foreignSessions */ .aL)(ctx, view)).map((s) => s.pid));
+                throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Refusing to restore: node sessions on the database belong to none of ${view.containers.map((c) => `'${c.name}'`).join(', ')} (${unnamed.map((s) => `app ${s.appId} from ${s.clientAddr ?? 'a local socket'}${foreign.has(s.pid) ? ', no container on this host' : ''}`).join('; ')}); stop that node first, or name it in 'container'/'standby'`);
+            }
+            const blocked = await (0,_rollout_prepare_js__WEBPACK_IMPORTED_MODULE_12__/* .schemasNotDroppable */ .t5)(view.db);
+            if (blocked.length)
+                throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Refusing to restore: ${(0,_rollout_prepare_js__WEBPACK_IMPORTED_MODULE_12__/* .notDroppableMessage */ .kV)(await currentRole(view.db), blocked)}`);
+            const held = await (0,_backup_db_js__WEBPACK_IMPORTED_MODULE_2__/* .lockHolderPresent */ .Rn)(view.databaseUrl, view.config.advisoryLockId);
+            const running = view.containers.filter((c) => c.info.State.Running);
+            if (held.held || running.length) {
+                if (!inputs.stopNode)
+                    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Refusing to restore while the node is up (${held.held ? held.detail : `running: ${running.map((c) => c.name).join(', ')}`}); stop it first, or set 'stop-node: true' to have the action stop and restart it`);
+            }
+            const t = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_7__/* .timeouts */ .Fw)(ctx.inputs, view.config, view.leader?.info);
+            // The leader last, so its standby never grabs the lock in between.
+            const order = [...running].sort((a, b) => (a === view.leader ? 1 : 0) - (b === view.leader ? 1 : 0));
+            for (const c of order) {
+                report.step(`stop ${c.name}`, 'graceful, for the restore');
+                await docker.stop(c.info.Id, t.stopS);
+            }
+            let r;
+            try {
+                // Nothing rewrites the DB under a live node: every node session gone, the lease run out.
+                try {
+                    await (0,_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_11__/* .requireQuietDb */ .c8)(view.db, t.lockMs, 'restore', ctx.signal);
+                }
+                finally {
+                    await view.db.close();
+                }
+                r = await (0,_backup_restore_js__WEBPACK_IMPORTED_MODULE_4__/* .restoreBackup */ .dH)({
+                    databaseUrl: view.databaseUrl,
+                    file,
+                    identity: inputs.backupIdentity,
+                    log,
+                    signal: ctx.signal
+                });
+            }
+            catch (e) {
+                // The restore runs in one transaction: the DB is as it was, so the node goes back up.
+                for (const c of [...order].reverse())
+                    await docker.start(c.info.Id).catch(() => undefined);
+                throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`restore of ${file} failed, the database is unchanged and the node was started again: ${e.message}`);
+            }
+            report.step('restored', `${file} (taken ${r.backupCreatedAt}, ${r.kind}) in ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_15__/* .formatMs */ ._V)(r.durationMs)}`);
+            report.fact('Keystore', Object.entries(r.keystore)
+                .map(([k, v]) => `${k}: ${v}`)
+                .join(', ') || 'no keystore tables');
+            for (const w of r.warnings)
+                report.note(w);
+            let leader;
+            if (order.length) {
+                // Start the previous leader first and prove it leads again; then the others wait.
+                const db = await _database_js__WEBPACK_IMPORTED_MODULE_6__/* .Database */ .Wm.connect(view.databaseUrl);
+                try {
+                    const link = {
+                        db,
+                        config: view.config,
+                        mode: view.mode,
+                        databaseUrl: view.databaseUrl,
+                        run: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_7__/* .newRun */ .uH)(view.leader?.health?.checks)
+                    };
+                    const first = view.leader ?? order[order.length - 1];
+                    await (0,_handoff_js__WEBPACK_IMPORTED_MODULE_8__/* .takeOver */ .w)(ctx, link, (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_7__/* .memberOf */ .C5)(first.info), t);
+                    leader = first.name;
+                    for (const c of order)
+                        if (c !== first)
+                            await docker.start(c.info.Id);
+                }
+                finally {
+                    await db.close();
+                }
+            }
+            return {
+                result: 'ok',
+                ok: true,
+                message: `restored ${file}${leader ? `; '${leader}' leads again` : ''}`,
+                outputs: { 'backup-file': file, leader }
+            };
+        }
+        finally {
+            await view.db.close();
+        }
+    });
+}
+async function currentRole(db) {
+    return (await db.query('SELECT current_user AS u'))[0].u;
+}
+
+
+/***/ }),
+
+/***/ 2416:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   F: () => (/* binding */ handoffOrRestart)
+/* harmony export */ });
+/* harmony import */ var _rollout_plan_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(5762);
+/* harmony import */ var _rollout_pair_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4509);
+/* harmony import */ var _rollout_prepare_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(690);
+/* harmony import */ var _rollout_single_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3829);
+/* harmony import */ var _docker_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(3871);
+/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(4341);
+/* harmony import */ var _gate_loops_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(5366);
+/* harmony import */ var _backup_step_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(6704);
+/* harmony import */ var _rollback_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(3123);
+
+
+
+
+
+
+
+
+
+/** No backup (the image does not change) and the rollback after a failure. */
+const deps = {
+    backup: async () => undefined,
+    rollback: (ctx, link, plan, t, reason) => (0,_rollback_js__WEBPACK_IMPORTED_MODULE_8__/* .rollback */ .dU)(ctx, link, plan, t, reason, _backup_step_js__WEBPACK_IMPORTED_MODULE_7__/* .restoreForRollback */ .MN)
+};
+async function handoffOrRestart(ctx) {
+    const { inputs, docker, report } = ctx;
+    const operation = inputs.operation;
+    report.title = `chainlink-rollout ${operation} of ${inputs.container}${inputs.standby ? ` / ${inputs.standby}` : ''}`;
+    return (0,_rollout_prepare_js__WEBPACK_IMPORTED_MODULE_2__/* .withNode */ .rJ)(ctx, async (p) => {
+        // The same image the leader runs, by id, so a moved tag cannot sneak in a new version.
+        const img = await docker.imageInfo(p.leader.info.Image);
+        const digest = img ? (0,_docker_js__WEBPACK_IMPORTED_MODULE_4__/* .anyDigest */ .l_)(img) : undefined;
+        const display = `${p.leader.image.replace(/@sha256:[a-f0-9]{64}$/, '')}${digest ? `@${digest}` : ''}`;
+        const byName = await docker.imageInfo(p.leader.image);
+        const ch = {
+            operation,
+            createRef: byName && byName.id === img?.id ? p.leader.image : p.leader.info.Image,
+            display,
+            backup: false
+        };
+        // A pair's restart recreates neither container: both get a fresh process through handoffs.
+        const plan = (0,_rollout_plan_js__WEBPACK_IMPORTED_MODULE_0__/* .planText */ .Pt)(p, operation === 'restart' && p.other ? { ...ch, operation: 'handoff' } : ch, inputs.preferPrimary, inputs.finish);
+        report.fact('Plan', plan);
+        if (inputs.dryRun)
+            return {
+                result: 'planned',
+                ok: true,
+                message: `dry run: would ${plan}`,
+                outputs: { leader: p.leader.name, image: display }
+            };
+        if (!p.other)
+            return (0,_rollout_single_js__WEBPACK_IMPORTED_MODULE_3__/* .rollSingle */ .G)(ctx, p, ch, deps);
+        if (operation === 'restart') {
+            // The waiting standby restarts first (it serves nothing), then leadership moves to it.
+            const known = new Set(p.view.lock.sessions.map((s) => s.appId));
+            report.step(`restart ${p.other.name}`, 'waiting standby');
+            await docker.restart(p.other.info.Id, p.t.stopS);
+            const m = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_5__/* .memberOf */ .C5)(p.other.info);
+            const proven = await (0,_gate_loops_js__WEBPACK_IMPORTED_MODULE_6__/* .standbyReady */ .$Z)(ctx, p.link, m, p.view.lock.holder, known, p.t.standbyMs);
+            p.other.session = (await p.link.db.nodeSessions()).find((s) => s.appId === proven.appId);
+        }
+        return (0,_rollout_pair_js__WEBPACK_IMPORTED_MODULE_1__/* .rollPair */ .w)(ctx, p, { ...ch, operation: 'handoff' }, deps);
+    });
+}
+
+
+/***/ }),
+
+/***/ 8737:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   I: () => (/* binding */ repair)
+/* harmony export */ });
+/* unused harmony export decideRepair */
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
+/* harmony import */ var _docker_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3871);
+/* harmony import */ var _container_spec_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9566);
+/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4341);
+/* harmony import */ var _gate_loops_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(5366);
+/* harmony import */ var _clone_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(3214);
+/* harmony import */ var _lock_js__WEBPACK_IMPORTED_MODULE_14__ = __nccwpck_require__(9188);
+/* harmony import */ var _node_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(5783);
+/* harmony import */ var _node_db_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(5187);
+/* harmony import */ var _backup_step_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(6704);
+/* harmony import */ var _rollback_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(3123);
+/* harmony import */ var _rollout_steps_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(1218);
+/* harmony import */ var _host_lock_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(8301);
+/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_12__ = __nccwpck_require__(2462);
+/* harmony import */ var _rollout_plan_js__WEBPACK_IMPORTED_MODULE_13__ = __nccwpck_require__(5762);
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+async function repair(ctx) {
+    const { inputs, docker, report, log } = ctx;
+    const name = inputs.container;
+    report.title = `chainlink-rollout repair of ${name}`;
+    return (0,_host_lock_js__WEBPACK_IMPORTED_MODULE_11__/* .withHostLock */ .cR)(ctx, async () => {
+        const key = (0,_state_js__WEBPACK_IMPORTED_MODULE_12__/* .nodeKey */ .u8)(inputs);
+        const j = (0,_state_js__WEBPACK_IMPORTED_MODULE_12__/* .readJournal */ .a0)(inputs.stateDir, key);
+        const names = (0,_node_db_js__WEBPACK_IMPORTED_MODULE_7__/* .nodeNames */ .tJ)(inputs);
+        const leftovers = (await Promise.all(names.flatMap((n) => [n + _rollout_plan_js__WEBPACK_IMPORTED_MODULE_13__/* .SUFFIX_NEXT */ .K8, n + _rollout_plan_js__WEBPACK_IMPORTED_MODULE_13__/* .SUFFIX_PREVIOUS */ .Q$]).map((n) => docker.inspect(n)))).filter((x) => !!x);
+        if ((!j || j.phase === 'done') && leftovers.length === 0) {
+            report.step('nothing to repair', j ? `last operation ${j.operation} ended ${j.result}` : 'no journal');
+            // Nothing of ours to finish or undo, but "ok" would hide a node that is down (a Docker
+            // daemon restarted after a crash starts none of its containers): name it. Starting it is
+            // the operator's call: the stop may be theirs.
+            const down = await nodeDown(ctx, names);
+            if (down.length) {
+                const message = `nothing was in flight, but ${down.join('; ')}`;
+                report.note(message);
+                return { result: 'failed', ok: false, message, outputs: { leader: name } };
+            }
+            return { result: 'ok', ok: true, message: 'nothing was in flight', outputs: { leader: name } };
+        }
+        const plan = j?.plan ?? {};
+        const runId = j?.runId;
+        report.fact('Interrupted', j
+            ? `${j.operation} run ${j.runId} started ${j.startedAt}; last step ${j.steps.at(-1)?.step ?? '(none)'}`
+            : 'no journal; leftover containers found');
+        // The original leader: by id from the journal, else the one named -rollout-previous, else `name`.
+        const leaderName = plan.leaderName ?? name;
+        const previousInfo = (plan.leaderId && (await docker.inspect(plan.leaderId))) ||
+            (await docker.inspect(leaderName + _rollout_plan_js__WEBPACK_IMPORTED_MODULE_13__/* .SUFFIX_PREVIOUS */ .Q$)) ||
+            (await docker.inspect(leaderName));
+        if (!previousInfo)
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`cannot find the original container of '${leaderName}' (id ${plan.leaderId ?? '?'}): nothing to repair from`);
+        // a failover pair's other original container
+        const otherInfo = plan.otherId ? await docker.inspect(plan.otherId) : undefined;
+        const originals = [previousInfo, ...(otherInfo ? [otherInfo] : [])];
+        for (const o of originals)
+            await (0,_node_db_js__WEBPACK_IMPORTED_MODULE_7__/* .maskNodeSecrets */ .Uu)(docker, o, log.mask);
+        // A one-off `db rollback` container a killed run left behind goes first: it must not run
+        // beside a node, and it is nobody's to keep.
+        for (const c of await docker.listByLabel(`${_clone_js__WEBPACK_IMPORTED_MODULE_5__/* .LABEL_ROLE */ .os}=db-rollback`)) {
+            if (c.Names.some((n) => n.replace(/^\//, '').startsWith(leaderName + _rollback_js__WEBPACK_IMPORTED_MODULE_9__/* .SUFFIX_DB_ROLLBACK */ .kR))) {
+                report.step('remove', `${c.Names[0].replace(/^\//, '')} (a db rollback container left by the interrupted run)`);
+                await docker.remove(c.Id);
+            }
+        }
+        const ours = runId ? await docker.listByLabel(`${_clone_js__WEBPACK_IMPORTED_MODULE_5__/* .LABEL_RUN */ .Bt}=${runId}`) : [];
+        const createdInfos = [];
+        for (const c of [...ours.map((x) => x.Id), ...leftovers.map((x) => x.Id)]) {
+            const info = await docker.inspect(c);
+            if (info && !originals.some((o) => o.Id === info.Id) && !createdInfos.some((x) => x.Id === info.Id))
+                createdInfos.push(info);
+        }
+        // right after an interruption the DB may be restarting: keep trying for a minute
+        const { db, config, mode, databaseUrl } = await (0,_node_db_js__WEBPACK_IMPORTED_MODULE_7__/* .connectNode */ .jh)(ctx, previousInfo, { retryForMs: 60_000 });
+        const journal = j && j.phase === 'in-progress' ? reopen(inputs.stateDir, key, j) : undefined;
+        try {
+            // the checks failing on the leader before the run, as its preflight recorded them
+            const failingBefore = j?.plan.failingBefore;
+            const link = { db, config, mode, databaseUrl, run: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .newRun */ .uH)(failingBefore) };
+            const t = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .timeouts */ .Fw)(inputs, config, previousInfo);
+            const lock = await (0,_lock_js__WEBPACK_IMPORTED_MODULE_14__/* .readLockState */ .T8)(db, mode, config.advisoryLockId);
+            const all = [...originals, ...createdInfos];
+            const holderInfo = lock.holder ? await holderContainer(ctx, db, all, lock) : undefined;
+            report.fact('Found', all
+                .map((c) => `${(0,_docker_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(c)} (${c.Config.Image}, ${c.State.Status}${c === holderInfo ? ', holds the lock' : ''})`)
+                .join('; '));
+            // the operator's restart policies, as the run journaled them before setting `no`
+            const policies = new Map();
+            for (const st of j?.steps ?? [])
+                if (st.step === 'restart-policy-no' && st.data)
+                    policies.set(String(st.data.id), st.data.policy);
+            const asOperator = (info) => policies.has(info.Id)
+                ? {
+                    ...info,
+                    HostConfig: { ...info.HostConfig, RestartPolicy: policies.get(info.Id) }
+                }
+                : info;
+            const wanted = [leaderName, ...(plan.otherName ? [plan.otherName] : [])];
+            const byName = await Promise.all(wanted.map((n) => docker.inspect(n)));
+            // Finished but for the clean-up: every name is held by a running container of this run
+            // (or, for a plain pair handoff, by the originals), and one of them leads.
+            // A run that had decided to roll back is rolled back, whatever leads now.
+            const rollingBack = !!j?.steps.some((x) => x.step === 'rollback');
+            const complete = !!holderInfo &&
+                byName.every((c) => c?.State.Running) &&
+                byName.some((c) => c?.Id === holderInfo.Id) &&
+                (createdInfos.length === 0
+                    ? j?.operation === 'handoff'
+                    : byName.every((c) => createdInfos.some((x) => x.Id === c.Id)));
+            const createdHolder = !!holderInfo && createdInfos.some((c) => c.Id === holderInfo.Id);
+            // a created leader can stand in for the node only where the node was: on its ports
+            const samePorts = !!holderInfo && JSON.stringify((0,_container_spec_js__WEBPACK_IMPORTED_MODULE_2__/* .publishedPorts */ .LQ)(holderInfo)) === JSON.stringify((0,_container_spec_js__WEBPACK_IMPORTED_MODULE_2__/* .publishedPorts */ .LQ)(previousInfo));
+            // the gate is evidence only for a container that could be finished
+            let gatePassed = false;
+            if (!rollingBack && holderInfo && (complete || (createdHolder && !otherInfo && samePorts))) {
+                try {
+                    await (0,_gate_loops_js__WEBPACK_IMPORTED_MODULE_4__/* .healthGate */ .Yr)(ctx, link, (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .memberOf */ .C5)(holderInfo, lock.holder), t);
+                    gatePassed = true;
+                }
+                catch (e) {
+                    if (!(e instanceof _handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .GateError */ .ue))
+                        throw e;
+                    report.step('cannot finish', `${e.message}`);
+                }
+            }
+            const decision = decideRepair({
+                rollingBack,
+                complete,
+                createdHolder,
+                samePorts,
+                pair: !!otherInfo,
+                gatePassed,
+                previousLeads: !!holderInfo && holderInfo.Id === previousInfo.Id && previousInfo.State.Running
+            });
+            report.fact('Decision', decision);
+            if (decision === 'finish-as-node' && holderInfo) {
+                // The interrupted run's new container leads and passes the gate: it is the node now.
+                // Rolling it back would stop a serving leader (and with a restore, discard its writes).
+                for (const c of all)
+                    if (c.Id !== holderInfo.Id)
+                        await docker.remove(c.Id);
+                if ((0,_docker_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(holderInfo) !== leaderName)
+                    await docker.rename(holderInfo.Id, leaderName);
+                const result = j?.operation === 'upgrade' ? 'upgraded' : 'ok';
+                journal?.done(result);
+                report.step('finished', `'${leaderName}' (the run's new container) leads on ${holderInfo.Config.Image}`);
+                return {
+                    result,
+                    ok: true,
+                    message: `finished the interrupted ${j?.operation ?? 'operation'}: '${leaderName}' leads on ${holderInfo.Config.Image}`,
+                    outputs: { leader: leaderName, image: holderInfo.Config.Image, 'previous-image': previousInfo.Config.Image }
+                };
+            }
+            const finishable = decision === 'finish';
+            if (finishable && holderInfo) {
+                for (const c of all)
+                    if (!byName.some((b) => b.Id === c.Id))
+                        await docker.remove(c.Id);
+                const result = createdInfos.length ? (j?.operation === 'upgrade' ? 'upgraded' : 'ok') : 'ok';
+                journal?.done(result);
+                report.step('finished', `'${(0,_docker_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(holderInfo)}' leads on ${holderInfo.Config.Image}; removed the previous and temporary containers`);
+                return {
+                    result,
+                    ok: true,
+                    message: `finished the interrupted ${j?.operation ?? 'operation'}: '${(0,_docker_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(holderInfo)}' leads on ${holderInfo.Config.Image}`,
+                    outputs: {
+                        leader: (0,_docker_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(holderInfo),
+                        image: holderInfo.Config.Image,
+                        'previous-image': previousInfo.Config.Image
+                    }
+                };
+            }
+            // The original leader still leads: the run never handed off. Remove what it made and put
+            // the pair's other container back as the waiting standby.
+            if (holderInfo && holderInfo.Id === previousInfo.Id && previousInfo.State.Running) {
+                for (const c of createdInfos)
+                    await docker.remove(c.Id);
+                if ((0,_docker_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(previousInfo) !== leaderName)
+                    await docker.rename(previousInfo.Id, leaderName);
+                await (0,_rollout_steps_js__WEBPACK_IMPORTED_MODULE_10__/* .restoreRestartPolicy */ .o8)(ctx, previousInfo.Id, asOperator(previousInfo));
+                if (otherInfo)
+                    await (0,_rollout_steps_js__WEBPACK_IMPORTED_MODULE_10__/* .restoreRestartPolicy */ .o8)(ctx, otherInfo.Id, asOperator(otherInfo));
+                const m = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .memberOf */ .C5)(previousInfo, lock.holder);
+                await (0,_gate_loops_js__WEBPACK_IMPORTED_MODULE_4__/* .healthGate */ .Yr)(ctx, link, { ...m, name: leaderName }, t);
+                if (otherInfo && plan.otherName) {
+                    if ((0,_docker_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(otherInfo) !== plan.otherName)
+                        await docker.rename(otherInfo.Id, plan.otherName);
+                    if (!otherInfo.State.Running)
+                        await docker.start(otherInfo.Id);
+                }
+                journal?.done('failed');
+                report.step('undone', `'${leaderName}' never stopped leading; removed ${createdInfos.length} container(s) this run had started`);
+                return {
+                    result: 'ok',
+                    ok: true,
+                    message: `undid the interrupted ${j?.operation ?? 'operation'} before its handoff: '${leaderName}' leads on ${previousInfo.Config.Image}`,
+                    outputs: { leader: leaderName, image: previousInfo.Config.Image }
+                };
+            }
+            // Anything else (the interim leads, or nobody): roll back to the original containers.
+            const newImage = plan.target ?? createdInfos[0]?.Config.Image ?? previousInfo.Config.Image;
+            journal?.step('rollback', { reason: 'repair' });
+            const others = otherInfo && plan.otherName ? [{ member: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .memberOf */ .C5)(asOperator(otherInfo)), name: plan.otherName }] : [];
+            await (0,_rollback_js__WEBPACK_IMPORTED_MODULE_9__/* .rollback */ .dU)(ctx, link, {
+                name: leaderName,
+                previous: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .memberOf */ .C5)(asOperator(previousInfo)),
+                others,
+                created: createdInfos.map((c) => (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .memberOf */ .C5)(c)),
+                newImage,
+                dbBefore: plan.dbBefore ?? (await db.version()),
+                // a backup is restored by a repair only when this repair names it: the node may have
+                // served on the new version since, and a restore discards every write since the backup
+                backupFile: inputs.backupFile
+            }, t, 'repair of an interrupted operation', _backup_step_js__WEBPACK_IMPORTED_MODULE_8__/* .restoreForRollback */ .MN);
+            journal?.done('rolled-back');
+            // Consistent again, but not where the interrupted operation asked: the job fails, as any rollback does.
+            return {
+                result: 'rolled-back',
+                ok: false,
+                message: `rolled back the interrupted ${j?.operation ?? 'operation'}: the node is consistent, '${leaderName}' leads on ${previousInfo.Config.Image}; run the ${j?.operation ?? 'operation'} again`,
+                outputs: { leader: leaderName, image: previousInfo.Config.Image }
+            };
+        }
+        finally {
+            await db.close();
+        }
+    });
+}
+function reopen(stateDir, name, j) {
+    const w = new _state_js__WEBPACK_IMPORTED_MODULE_12__/* .JournalWriter */ .Zx((0,_state_js__WEBPACK_IMPORTED_MODULE_12__/* .journalPath */ .HY)(stateDir, name), {
+        runId: j.runId,
+        operation: j.operation,
+        container: j.container,
+        plan: j.plan
+    });
+    w.journal.steps.push(...j.steps);
+    w.step('repair');
+    return w;
+}
+/** The container the lock holder runs in, when proven (by app id and start times, not by address). */
+async function holderContainer(ctx, db, infos, lock) {
+    const { ties } = await (0,_node_js__WEBPACK_IMPORTED_MODULE_6__/* .tieSessions */ .qi)(ctx, db, infos, lock.sessions);
+    const id = ties.find((t) => (0,_lock_js__WEBPACK_IMPORTED_MODULE_14__/* .sameApp */ .oQ)(t.appId, lock.holder))?.container;
+    return infos.find((i) => i.Id === id);
+}
+/**
+ * Pure: what a repair does, from the journal and what it observed. A run that had decided to
+ * roll back is rolled back. A new container that holds the lock and passed the gate is kept:
+ * finished when every name is already in place, or named as the node (a single node on its
+ * own ports). The original leader still leading is an undo; anything else is rolled back.
+ */
+function decideRepair(o) {
+    if (o.rollingBack)
+        return 'rollback';
+    if (o.complete && o.gatePassed)
+        return 'finish';
+    if (o.createdHolder && o.gatePassed && !o.pair && o.samePorts)
+        return 'finish-as-node';
+    if (o.previousLeads)
+        return 'undo';
+    return 'rollback';
+}
+/** The node's containers that are not running, each with how to start it. */
+async function nodeDown(ctx, names) {
+    const out = [];
+    for (const n of names) {
+        const c = await ctx.docker.inspect(n);
+        if (!c)
+            out.push(`'${n}' does not exist`);
+        else if (!c.State.Running)
+            out.push(`'${n}' is not running (${c.State.Status}, exit ${c.State.ExitCode} at ${c.State.FinishedAt}): start it with 'docker start ${n}'`);
     }
-    catch {
-        return { entries: [] };
-    }
-}
-function write(stateDir, container, f) {
-    (0,external_node_fs_.mkdirSync)(stateDir, { recursive: true, mode: 0o700 });
-    (0,state/* writeDurable */.vQ)(quarantinePath(stateDir, container), JSON.stringify(f, null, 2));
-}
-const active = (f) => f.entries.filter((e) => !e.clearedAt);
-const quarantine_history = (f) => f.entries.filter((e) => e.clearedAt);
-/** The active entry for a digest, if any. */
-function quarantined(f, digest) {
-    if (!digest)
-        return undefined;
-    return active(f).find((e) => e.digest === digest);
-}
-/** Pure: the file with a new active entry (an older active entry for the digest is replaced). */
-function withEntry(f, e) {
-    return { entries: [...f.entries.filter((x) => x.clearedAt || x.digest !== e.digest), e] };
-}
-/** Pure: every active entry moved to history by the successful run `by`. */
-function cleared(f, by, at) {
-    return { entries: f.entries.map((e) => (e.clearedAt ? e : { ...e, clearedAt: at, clearedBy: by })) };
-}
-function recordQuarantine(stateDir, container, e) {
-    write(stateDir, container, withEntry(readQuarantine(stateDir, container), e));
-}
-/** After a successful upgrade: active entries become history. No file is created when none exists. */
-function clearQuarantine(stateDir, container, by) {
-    const f = readQuarantine(stateDir, container);
-    const n = active(f).length;
-    if (n)
-        write(stateDir, container, cleared(f, by, new Date().toISOString()));
-    return n;
-}
-/** "owner/repo run 123 (workflow)" from the runner's environment, when there is one. */
-function ciRunLabel(env = process.env) {
-    if (!env.GITHUB_RUN_ID)
-        return undefined;
-    return `${env.GITHUB_REPOSITORY ?? '?'} run ${env.GITHUB_RUN_ID}${env.GITHUB_WORKFLOW ? ` (${env.GITHUB_WORKFLOW})` : ''}`;
-}
-function describeEntry(e) {
-    return `run ${e.runId}${e.ciRun ? ` (${e.ciRun})` : ''} at ${e.at}: ${e.reason}`;
+    return out;
 }
 
-// EXTERNAL MODULE: ./src/docker.ts
-var src_docker = __nccwpck_require__(3871);
-// EXTERNAL MODULE: ./src/clone.ts
-var clone = __nccwpck_require__(3214);
-// EXTERNAL MODULE: ./src/rollout/plan.ts
-var rollout_plan = __nccwpck_require__(5762);
-;// CONCATENATED MODULE: ./src/operations/status.ts
+
+/***/ }),
+
+/***/ 9986:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   h: () => (/* binding */ status)
+/* harmony export */ });
+/* harmony import */ var _node_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(5783);
+/* harmony import */ var _node_db_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5187);
+/* harmony import */ var _quarantine_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(8535);
+/* harmony import */ var _docker_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3871);
+/* harmony import */ var _clone_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(3214);
+/* harmony import */ var _rollout_plan_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(5762);
+/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(2462);
 
 
 
@@ -79959,11 +80684,11 @@ function lockSummary(view) {
         parts.push(`advisory lock ${view.config.advisoryLockId}: ${view.lock.advisory.length ? view.lock.advisory.map((a) => a.appId ?? `pid ${a.pid}`).join(', ') : 'free'}`);
     return parts.join('; ');
 }
-async function status_status(ctx) {
+async function status(ctx) {
     const { inputs, report } = ctx;
     report.title = `chainlink-rollout status of ${inputs.container}`;
     await openJournal(ctx);
-    const view = await (0,node/* inspectNode */.hn)(ctx, (0,node_db/* nodeNames */.tJ)(inputs));
+    const view = await (0,_node_js__WEBPACK_IMPORTED_MODULE_0__/* .inspectNode */ .hn)(ctx, (0,_node_db_js__WEBPACK_IMPORTED_MODULE_1__/* .nodeNames */ .tJ)(inputs));
     try {
         report.tables.push({
             heading: 'Containers',
@@ -79974,7 +80699,7 @@ async function status_status(ctx) {
         report.fact('DB version', `goose ${view.dbVersion.goose ?? '-'}, node_versions ${view.dbVersion.nodeVersion ?? '-'}`);
         report.fact('Lease timing', `duration ${view.config.leaseDurationMs} ms, refresh ${view.config.leaseRefreshMs} ms`);
         quarantineTable(ctx);
-        const leader = (0,node/* requireLeader */.DZ)(view);
+        const leader = (0,_node_js__WEBPACK_IMPORTED_MODULE_0__/* .requireLeader */ .DZ)(view);
         report.fact('Leader', `${leader.name} (${leader.image})`);
         if (leader.health?.readyz !== 200)
             report.note(`The leader '${leader.name}' holds the lock but /readyz answers ${leader.health?.readyz ?? leader.health?.error ?? 'nothing'}: it is still starting, or unhealthy.`);
@@ -79993,7 +80718,7 @@ async function status_status(ctx) {
 }
 /** Quarantined digests (refused by upgrade) and the history of earlier ones. */
 function quarantineTable(ctx) {
-    const f = readQuarantine(ctx.inputs.stateDir, (0,state/* nodeKey */.u8)(ctx.inputs));
+    const f = (0,_quarantine_js__WEBPACK_IMPORTED_MODULE_2__/* .readQuarantine */ .Db)(ctx.inputs.stateDir, (0,_state_js__WEBPACK_IMPORTED_MODULE_6__/* .nodeKey */ .u8)(ctx.inputs));
     const row = (e, state) => [
         e.image,
         state,
@@ -80002,11 +80727,11 @@ function quarantineTable(ctx) {
         e.reason
     ];
     const rows = [
-        ...active(f).map((e) => row(e, 'quarantined')),
-        ...quarantine_history(f).map((e) => row(e, `history: cleared ${e.clearedAt} by ${e.clearedBy}`))
+        ...(0,_quarantine_js__WEBPACK_IMPORTED_MODULE_2__/* .active */ .vu)(f).map((e) => row(e, 'quarantined')),
+        ...(0,_quarantine_js__WEBPACK_IMPORTED_MODULE_2__/* .history */ .b6)(f).map((e) => row(e, `history: cleared ${e.clearedAt} by ${e.clearedBy}`))
     ];
-    ctx.report.fact('Quarantine', active(f).length
-        ? active(f)
+    ctx.report.fact('Quarantine', (0,_quarantine_js__WEBPACK_IMPORTED_MODULE_2__/* .active */ .vu)(f).length
+        ? (0,_quarantine_js__WEBPACK_IMPORTED_MODULE_2__/* .active */ .vu)(f)
             .map((e) => e.digest)
             .join(', ')
         : 'no quarantined digest');
@@ -80019,17 +80744,17 @@ function quarantineTable(ctx) {
  */
 async function openJournal(ctx) {
     const { inputs, report, docker } = ctx;
-    const key = (0,state/* nodeKey */.u8)(inputs);
-    const j = (0,state/* readJournal */.a0)(inputs.stateDir, key);
+    const key = (0,_state_js__WEBPACK_IMPORTED_MODULE_6__/* .nodeKey */ .u8)(inputs);
+    const j = (0,_state_js__WEBPACK_IMPORTED_MODULE_6__/* .readJournal */ .a0)(inputs.stateDir, key);
     if (!j || j.phase !== 'in-progress')
         return;
     const last = j.steps.at(-1);
-    report.fact('Open journal', `${j.operation} run ${j.runId} started ${j.startedAt} by pid ${j.pid} on ${j.host}, last step '${last?.step ?? '(none)'}'${last ? ` at ${last.at}` : ''} (${(0,state/* journalPath */.HY)(inputs.stateDir, key)})`);
+    report.fact('Open journal', `${j.operation} run ${j.runId} started ${j.startedAt} by pid ${j.pid} on ${j.host}, last step '${last?.step ?? '(none)'}'${last ? ` at ${last.at}` : ''} (${(0,_state_js__WEBPACK_IMPORTED_MODULE_6__/* .journalPath */ .HY)(inputs.stateDir, key)})`);
     const names = [inputs.container, ...(inputs.standby ? [inputs.standby] : [])];
     const ids = new Set();
-    for (const c of await docker.listByLabel(`${clone/* LABEL_RUN */.Bt}=${j.runId}`))
+    for (const c of await docker.listByLabel(`${_clone_js__WEBPACK_IMPORTED_MODULE_4__/* .LABEL_RUN */ .Bt}=${j.runId}`))
         ids.add(c.Id);
-    for (const n of names.flatMap((x) => [x, x + rollout_plan/* SUFFIX_NEXT */.K8, x + rollout_plan/* SUFFIX_PREVIOUS */.Q$])) {
+    for (const n of names.flatMap((x) => [x, x + _rollout_plan_js__WEBPACK_IMPORTED_MODULE_5__/* .SUFFIX_NEXT */ .K8, x + _rollout_plan_js__WEBPACK_IMPORTED_MODULE_5__/* .SUFFIX_PREVIOUS */ .Q$])) {
         const info = await docker.inspect(n);
         if (info)
             ids.add(info.Id);
@@ -80040,8 +80765,8 @@ async function openJournal(ctx) {
         if (!info)
             continue;
         rows.push([
-            (0,src_docker/* containerName */.xN)(info),
-            info.Config.Labels?.[clone/* LABEL_ROLE */.os] ?? 'original',
+            (0,_docker_js__WEBPACK_IMPORTED_MODULE_3__/* .containerName */ .xN)(info),
+            info.Config.Labels?.[_clone_js__WEBPACK_IMPORTED_MODULE_4__/* .LABEL_ROLE */ .os] ?? 'original',
             info.Config.Image,
             `${info.State.Status}${info.State.Running ? '' : ` (exit ${info.State.ExitCode})`}`
         ]);
@@ -80054,8 +80779,26 @@ async function openJournal(ctx) {
     report.note("An operation is still open: run operation 'repair' (again, once the cause is fixed); the README's Reliability section says how to abandon a journal safely.");
 }
 
+
+/***/ }),
+
+/***/ 1006:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  f: () => (/* binding */ upgrade)
+});
+
+// UNUSED EXPORTS: preUpgradeBackup
+
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __nccwpck_require__(3916);
+// EXTERNAL MODULE: ./src/docker.ts
+var src_docker = __nccwpck_require__(3871);
 // EXTERNAL MODULE: ./src/image-ref.ts
 var image_ref = __nccwpck_require__(7206);
 // EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
@@ -80329,30 +81072,44 @@ function readYaml(content, fileName, opts) {
 
 // EXTERNAL MODULE: ./src/repository-trust.ts
 var repository_trust = __nccwpck_require__(9828);
-// EXTERNAL MODULE: ./src/container-spec.ts
-var container_spec = __nccwpck_require__(9566);
-// EXTERNAL MODULE: ./src/gate-loops.ts + 1 modules
-var gate_loops = __nccwpck_require__(5366);
-// EXTERNAL MODULE: ./src/handoff.ts + 1 modules
-var handoff = __nccwpck_require__(4443);
-// EXTERNAL MODULE: ./src/handoff-types.ts + 1 modules
-var handoff_types = __nccwpck_require__(4341);
+// EXTERNAL MODULE: ./src/rollout/plan.ts
+var rollout_plan = __nccwpck_require__(5762);
+// EXTERNAL MODULE: ./src/rollout/pair.ts
+var pair = __nccwpck_require__(4509);
+// EXTERNAL MODULE: ./src/rollout/prepare.ts
+var prepare = __nccwpck_require__(690);
+// EXTERNAL MODULE: ./src/rollout/single.ts
+var single = __nccwpck_require__(3829);
+// EXTERNAL MODULE: ./src/quarantine.ts
+var quarantine = __nccwpck_require__(8535);
+// EXTERNAL MODULE: ./src/state.ts
+var state = __nccwpck_require__(2462);
+// EXTERNAL MODULE: ./src/window.ts
+var src_window = __nccwpck_require__(8759);
 // EXTERNAL MODULE: ./src/rollback.ts
 var rollback = __nccwpck_require__(3123);
 // EXTERNAL MODULE: ./src/backup-step.ts
 var backup_step = __nccwpck_require__(6704);
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(7598);
+// EXTERNAL MODULE: ./src/backup/create.ts + 2 modules
+var create = __nccwpck_require__(9246);
+// EXTERNAL MODULE: ./src/backup/retention.ts
+var retention = __nccwpck_require__(5668);
 // EXTERNAL MODULE: ./src/duration.ts
 var duration = __nccwpck_require__(7607);
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __nccwpck_require__(7598);
+// EXTERNAL MODULE: ./src/container-spec.ts
+var container_spec = __nccwpck_require__(9566);
+// EXTERNAL MODULE: ./src/clone.ts
+var clone = __nccwpck_require__(3214);
 // EXTERNAL MODULE: ./src/node-cli.ts
 var node_cli = __nccwpck_require__(7828);
 // EXTERNAL MODULE: ./src/backup/db.ts
 var db = __nccwpck_require__(7150);
-// EXTERNAL MODULE: ./src/backup/verify.ts
-var verify = __nccwpck_require__(3257);
+// EXTERNAL MODULE: ./src/backup/archive.ts
+var archive = __nccwpck_require__(9696);
 // EXTERNAL MODULE: ./src/backup/manifest.ts
-var backup_manifest = __nccwpck_require__(8726);
+var manifest = __nccwpck_require__(8726);
 // EXTERNAL MODULE: ./src/backup/pgtools.ts
 var pgtools = __nccwpck_require__(5126);
 ;// CONCATENATED MODULE: ./src/rehearsal.ts
@@ -80395,7 +81152,7 @@ function rehearsalEnv(env, url) {
 async function rehearseMigration(ctx, view, leader, backupFile, newImage) {
     const { docker, report, log, inputs } = ctx;
     const containerUrl = view.config.databaseUrl ?? view.databaseUrl;
-    const m = await (0,backup_manifest/* readManifest */.WI)((0,backup_manifest/* manifestPathFor */.ev)(backupFile));
+    const m = await (0,manifest/* readManifest */.WI)((0,manifest/* manifestPathFor */.ev)(backupFile));
     if (m.encrypted && !inputs.backupIdentity)
         throw new errors/* OperationError */.OK(`Input 'rehearse-migration': the pre-upgrade backup is encrypted; the rehearsal needs 'backup-identity' to restore it`);
     const conn = (0,pgtools/* parseConn */.s_)(view.databaseUrl);
@@ -80405,9 +81162,9 @@ async function rehearseMigration(ctx, view, leader, backupFile, newImage) {
     try {
         await admin.query(`CREATE DATABASE ${(0,db/* ident */.bD)(name)}`);
         const scratch = conn.withDatabase(name);
-        const runner = await (0,verify/* restoreRunner */.TC)(m.pgDump.version, undefined);
+        const runner = await (0,archive/* restoreRunner */.TC)(m.pgDump.version, undefined);
         const r = (0,pgtools/* run */.eF)(runner, 'pg_restore', ['--no-owner', '--no-acl', '--exit-on-error', '-w', '-d', scratch.safeUrl], scratch, { stdin: true, signal: ctx.signal, what: 'rehearsal restore' });
-        await (0,verify/* feed */.hm)(await (0,verify/* openArchive */.p_)(backupFile, m, inputs.backupIdentity), r);
+        await (0,archive/* feed */.hm)(await (0,archive/* openArchive */.p_)(backupFile, m, inputs.backupIdentity), r);
         const info = leader.info;
         const inv = (0,node_cli/* dbInvocation */.j)(info.Config.Entrypoint, info.Config.Cmd, ['migrate']);
         const spec = (0,container_spec/* cloneSpec */.hm)(info, {
@@ -80444,667 +81201,10 @@ async function rehearseMigration(ctx, view, leader, backupFile, newImage) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/rollout/steps.ts
-
-
-
-
-
-
-
-
-/** The last lines of a container that failed a gate go to the report (not of the one a gate named as someone else). */
-async function failedContainerLogs(ctx, m, e) {
-    if (e instanceof handoff_types/* GateError */.ue && e.containerId && e.containerId !== m.id)
-        return;
-    const text = await ctx.docker.logs(m.id, 40);
-    if (text.trim())
-        ctx.report.logs.push({ container: m.name, text });
-}
-/**
- * The standby-ready gate of a new container before any handoff: on failure its logs go to the
- * report, `undo` puts things back as they were (the leader was never touched) and the run ends.
- */
-async function standbyOrUndo(ctx, p, r, m, undo) {
-    let proven;
-    try {
-        if (!p.view.lock.holder)
-            throw new errors/* OperationError */.OK('no lock holder was proven in preflight');
-        proven = await (0,gate_loops/* standbyReady */.$Z)(ctx, p.link, m, p.view.lock.holder, r.knownApps, p.t.standbyMs);
-    }
-    catch (e) {
-        if (ctx.signal.aborted)
-            throw e; // cancelled: the post step repairs from the journal
-        await failedContainerLogs(ctx, m);
-        // the leader stopped as well (a Docker daemon restart stops every container and may start
-        // none): not a standby to undo but a rollback, run from the journal by the post step or repair
-        if (!(await ctx.docker.inspect(p.leader.info.Id))?.State.Running)
-            throw e;
-        await undo();
-        r.journal.done('failed');
-        throw e;
-    }
-    r.knownApps.add(proven.appId);
-    return { ...m, ...proven };
-}
-/** The verified pre-upgrade backup (journaled), when the change and the inputs ask for one. */
-async function preUpgradeBackup(ctx, p, ch, r) {
-    if (!ch.backup || !ctx.inputs.backup)
-        return;
-    const { journal } = r;
-    journal.step('backup');
-    const backupFile = await (0,backup_step/* backupBeforeUpgrade */.C)(ctx, p.view, p.leader);
-    r.backupFile = backupFile;
-    journal.plan({ backupFile });
-    if (ctx.inputs.rehearseMigration && ch.operation === 'upgrade') {
-        // on a copy of the database, before anything of the node is touched
-        journal.step('rehearsal');
-        try {
-            await rehearseMigration(ctx, p.view, p.leader, backupFile, ch.createRef);
-        }
-        catch (e) {
-            if (!ctx.signal.aborted)
-                journal.done('failed');
-            throw e;
-        }
-    }
-}
-/**
- * A stopped copy of a `--rm` leader on its own image (journaled before it is made), with restart
- * policy `no`: it must neither vanish nor be started by a daemon restart while it is the
- * rollback copy.
- */
-async function keepCopy(ctx, info, journal) {
-    const { docker, report } = ctx;
-    const name = (0,src_docker/* containerName */.xN)(info) + rollout_plan/* SUFFIX_PREVIOUS */.Q$;
-    // the reference it was created from, when that still names the image it runs
-    const image = (await docker.imageInfo(info.Config.Image))?.id === info.Image ? info.Config.Image : info.Image;
-    journal.step('keep-previous', { name });
-    const kept = await (0,clone/* startClone */.MT)(ctx, info, {
-        image,
-        name,
-        ports: 'keep',
-        runId: journal.journal.runId,
-        role: 'previous',
-        start: false
-    });
-    await docker.setRestartPolicy(kept.id, { Name: 'no' });
-    journal.step('kept-previous', { id: kept.id });
-    report.step('previous kept', `'${(0,src_docker/* containerName */.xN)(info)}' runs with --rm and is deleted when it stops: '${name}', a stopped copy of it, is what a rollback would start`);
-    return { ...kept, appId: undefined };
-}
-/** Once the `--rm` leader is gone (its name free again), its kept copy is the previous container. */
-async function previousIsKept(ctx, leader, kept) {
-    if (!(await ctx.docker.waitGone(leader.Id, 30_000, ctx.signal)))
-        throw new errors/* OperationError */.OK(`'${(0,src_docker/* containerName */.xN)(leader)}' runs with --rm but was not removed after its stop`);
-    return kept;
-}
-/**
- * A container this run stops is the rollback copy while it is stopped: with restart policy
- * `always` a daemon restart or a reboot would start it (an old binary on a migrated DB). Its
- * policy is `no` from just before its stop; a rollback gives the operator's back.
- */
-async function noRestart(ctx, journal, info) {
-    const policy = info.HostConfig.RestartPolicy;
-    if (!policy?.Name || policy.Name === 'no')
-        return;
-    journal.step('restart-policy-no', { id: info.Id, policy });
-    await ctx.docker.setRestartPolicy(info.Id, { Name: 'no' });
-}
-
-;// CONCATENATED MODULE: ./src/rollout/outcome.ts
-
-
-
-/** The longest measured gap, for the `leader-gap-ms` output. */
-function gapsOut(gaps) {
-    const g = gaps.filter((x) => Number.isFinite(x));
-    return g.length ? String(Math.max(...g)) : undefined;
-}
-const done = (ch) => (ch.operation === 'upgrade' ? 'upgraded' : 'ok');
-/** Journals the end and returns the success: `leader` leads on the change's image. */
-function succeeded(p, ch, r, leader, message) {
-    r.journal.done(done(ch));
-    return {
-        result: done(ch),
-        ok: true,
-        message,
-        outputs: {
-            'previous-image': p.leader.image,
-            image: ch.display,
-            leader,
-            'leader-gap-ms': gapsOut(r.gaps),
-            ...(r.backupFile ? { 'backup-file': r.backupFile } : {})
-        }
-    };
-}
-/** Rolls back after a failure past the first handoff, or says exactly where the node is. */
-async function recover(ctx, p, ch, r, e) {
-    if (ctx.signal.aborted)
-        throw e; // cancelled: the post step repairs from the journal
-    const { journal, previous } = r;
-    const reason = e instanceof Error ? e.message : String(e);
-    for (const m of r.created)
-        await failedContainerLogs(ctx, m, e);
-    if (!ctx.inputs.rollback) {
-        journal.done('failed');
-        throw new errors/* OperationError */.OK(`${reason}. Rollback is off (input 'rollback: false'): the node is left as it is; the previous container is kept stopped as '${previous.name}'`);
-    }
-    journal.step('rollback', { reason });
-    try {
-        await (0,rollback/* rollback */.dU)(ctx, p.link, {
-            name: p.leader.name,
-            previous,
-            others: r.others,
-            created: r.created,
-            newImage: ch.createRef,
-            dbBefore: p.view.dbVersion,
-            backupFile: r.backupFile
-        }, p.t, reason);
-    }
-    catch (re) {
-        journal.step('rollback-failed', { reason: re.message });
-        throw new errors/* OperationError */.OK(`${ch.operation} failed (${reason}) and the rollback failed too: ${re.message}. Run operation 'repair' after fixing the cause; the journal is ${journal.path}`);
-    }
-    journal.done('rolled-back');
-    return {
-        result: 'rolled-back',
-        ok: false,
-        message: `${ch.operation} to ${ch.display} failed (${reason}); rolled back: '${p.leader.name}' leads on ${p.leader.image}`,
-        outputs: {
-            'previous-image': p.leader.image,
-            image: p.leader.image,
-            leader: p.leader.name,
-            'leader-gap-ms': gapsOut(r.gaps)
-        }
-    };
-}
-
-;// CONCATENATED MODULE: ./src/rollout/record.ts
-
-/** Opens the run's journal with its plan, and its record. */
-function openRecord(ctx, p, ch, previous, others = []) {
-    const journal = new state/* JournalWriter */.Zx((0,state/* journalPath */.HY)(ctx.inputs.stateDir, (0,state/* nodeKey */.u8)(ctx.inputs)), {
-        runId: Date.now().toString(36),
-        operation: ch.operation,
-        container: ctx.inputs.container,
-        plan: {
-            leaderId: p.leader.info.Id,
-            leaderName: p.leader.name,
-            otherId: p.other?.info.Id,
-            otherName: p.other?.name,
-            leaderImage: p.leader.image,
-            target: ch.createRef,
-            dbBefore: p.view.dbVersion,
-            mode: p.view.mode,
-            failingBefore: p.link.run?.failingBefore
-        }
-    });
-    ctx.onJournal?.(journal.journal.runId);
-    return {
-        journal,
-        runId: journal.journal.runId,
-        created: [],
-        previous,
-        others,
-        gaps: [],
-        knownApps: new Set(p.view.lock.sessions.map((s) => s.appId))
-    };
-}
-/**
- * A container the run created, journaled and listed the moment it exists: one whose start fails
- * is still removed by a rollback or repair, and never holds a name they need.
- */
-function made(r, m) {
-    r.created.push(m);
-    r.journal.step('created', { id: m.id, name: m.name });
-}
-/** The started container's fuller view replaces the one recorded at create. */
-function replaceCreated(r, m) {
-    const i = r.created.findIndex((c) => c.id === m.id);
-    if (i >= 0)
-        r.created[i] = m;
-    else
-        r.created.push(m);
-}
-
-;// CONCATENATED MODULE: ./src/rollout/pair.ts
-
-
-
-
-
-
-
-
-
-
-
-async function rollPair(ctx, p, ch) {
-    const { docker, report, inputs } = ctx;
-    const { leader, link, t, view } = p;
-    const other = p.other;
-    for (const c of [leader, other])
-        if (c.info.HostConfig.AutoRemove)
-            throw new errors/* OperationError */.OK(`'${c.name}' runs with --rm: Docker deletes it when it stops, so a pair cannot keep it for a rollback; recreate it without --rm first`);
-    const previous = (0,handoff_types/* memberOf */.C5)(leader.info, view.lock.holder);
-    const oldStandby = (0,handoff_types/* memberOf */.C5)(other.info, other.session?.appId);
-    const r = openRecord(ctx, p, ch, previous, [{ member: oldStandby, name: other.name }]);
-    const { journal, runId, gaps } = r;
-    await preUpgradeBackup(ctx, p, ch, r);
-    const replaceImage = ch.operation !== 'handoff';
-    let next = oldStandby;
-    // 1. The waiting standby gets the new image (or a fresh process): the leader is untouched.
-    if (replaceImage) {
-        await noRestart(ctx, journal, other.info);
-        journal.step('standby-stop', { id: other.info.Id });
-        report.step(`stop ${other.name}`, 'waiting standby (it exits 1 "failed to take initial lease: stopped", as the node does)');
-        await docker.stop(other.info.Id, t.stopS);
-        journal.step('rename-standby-previous', { id: other.info.Id, name: other.name + rollout_plan/* SUFFIX_PREVIOUS */.Q$ });
-        await docker.rename(other.info.Id, other.name + rollout_plan/* SUFFIX_PREVIOUS */.Q$);
-        oldStandby.name = other.name + rollout_plan/* SUFFIX_PREVIOUS */.Q$;
-        journal.step('standby-create', { name: other.name });
-        next = await (0,clone/* startClone */.MT)(ctx, other.info, {
-            image: ch.createRef,
-            name: other.name,
-            ports: 'keep',
-            runId,
-            role: 'standby',
-            onCreated: (m) => made(r, m)
-        });
-        replaceCreated(r, next);
-        journal.step('standby-started', { id: next.id });
-        report.step('standby started', `'${next.name}' on ${ch.createRef} (${(0,container_spec/* describePorts */.QP)(next.info)})`);
-        const fresh = next;
-        next = await standbyOrUndo(ctx, p, r, fresh, async () => {
-            // the leader was never touched: put the old standby back
-            await docker.remove(fresh.id);
-            await docker.rename(other.info.Id, other.name);
-            await (0,rollback/* restoreRestartPolicy */.o8)(ctx, other.info.Id, other.info);
-            await docker.start(other.info.Id);
-            report.step('standby restored', `'${other.name}' back on ${other.image}; '${leader.name}' was never touched (gap 0)`);
-        });
-    }
-    try {
-        // 2. Hand off to it.
-        await noRestart(ctx, journal, leader.info);
-        journal.step('handoff', { from: leader.info.Id, to: next.id });
-        const first = await (0,handoff/* handoff */.N)(ctx, link, previous, next, t);
-        gaps.push(first.gapMs ?? NaN);
-        const nextLeader = first.leader;
-        // 3. The old leader becomes the standby (recreated on the new image, or restarted).
-        let newStandby;
-        const known = new Set((await link.db.nodeSessions()).map((s) => s.appId));
-        if (replaceImage) {
-            journal.step('rename-previous', { id: leader.info.Id, name: leader.name + rollout_plan/* SUFFIX_PREVIOUS */.Q$ });
-            await docker.rename(leader.info.Id, leader.name + rollout_plan/* SUFFIX_PREVIOUS */.Q$);
-            previous.name = leader.name + rollout_plan/* SUFFIX_PREVIOUS */.Q$;
-            journal.step('final-create', { name: leader.name });
-            newStandby = await (0,clone/* startClone */.MT)(ctx, leader.info, {
-                image: ch.createRef,
-                name: leader.name,
-                ports: 'keep',
-                runId,
-                role: 'final',
-                onCreated: (m) => made(r, m)
-            });
-            replaceCreated(r, newStandby);
-        }
-        else {
-            journal.step('restart-previous', { id: leader.info.Id });
-            await (0,rollback/* restoreRestartPolicy */.o8)(ctx, leader.info.Id, leader.info);
-            await docker.start(leader.info.Id);
-            newStandby = (0,handoff_types/* memberOf */.C5)(leader.info);
-        }
-        report.step('standby started', `'${leader.name}' waits for the lock`);
-        const standbyWaiting = {
-            ...newStandby,
-            ...(await (0,gate_loops/* standbyReady */.$Z)(ctx, link, newStandby, nextLeader.appId, known, t.standbyMs))
-        };
-        let finalLeader = nextLeader;
-        // 4. Hand back to the primary when asked.
-        if (inputs.preferPrimary && leader.name === inputs.container) {
-            journal.step('handoff-back', { from: next.id, to: newStandby.id });
-            const back = await (0,handoff/* handoff */.N)(ctx, link, nextLeader, standbyWaiting, t);
-            gaps.push(back.gapMs ?? NaN);
-            const known2 = new Set((await link.db.nodeSessions()).map((s) => s.appId));
-            await docker.start(next.id);
-            await (0,gate_loops/* standbyReady */.$Z)(ctx, link, next, back.leader.appId, known2, t.standbyMs);
-            finalLeader = back.leader;
-        }
-        if (replaceImage) {
-            journal.step('remove-previous', { ids: [leader.info.Id, other.info.Id] });
-            await docker.remove(leader.info.Id);
-            await docker.remove(other.info.Id);
-        }
-        report.step('done', `'${finalLeader.name}' leads on ${ch.display}; '${finalLeader === nextLeader ? leader.name : other.name}' waits as the standby`);
-        return succeeded(p, ch, r, finalLeader.name, `'${finalLeader.name}' leads on ${ch.display}`);
-    }
-    catch (e) {
-        return recover(ctx, p, ch, r, e);
-    }
-}
-
-// EXTERNAL MODULE: ./src/health.ts
-var health = __nccwpck_require__(5769);
-// EXTERNAL MODULE: ./src/lock.ts
-var lock = __nccwpck_require__(9188);
-;// CONCATENATED MODULE: ./src/foreign-sessions.ts
-
-
-async function foreignSessions(ctx, view) {
-    const known = view.containers.map((c) => c.session?.appId).filter((x) => !!x);
-    const left = view.lock.sessions.filter((s) => !known.some((k) => (0,lock/* sameApp */.oQ)(k, s.appId)));
-    if (!left.length)
-        return [];
-    // any container of this host, by its addresses (a node the inputs do not name is still local)
-    const local = new Set();
-    let hostNetwork = false;
-    for (const c of await ctx.docker.listRunning()) {
-        const info = await ctx.docker.inspect(c.Id);
-        if (!info)
-            continue;
-        if (info.HostConfig.NetworkMode === 'host')
-            hostNetwork = true;
-        for (const ip of (0,src_docker/* containerIps */.iB)(info))
-            local.add(ip);
-    }
-    return left.filter((s) => {
-        if (s.clientAddr && local.has(s.clientAddr))
-            return false;
-        // a host-network container's sessions come from the host's own addresses
-        if (hostNetwork && (s.clientAddr === null || /^(127\.|::1$)/.test(s.clientAddr)))
-            return false;
-        return true;
-    });
-}
-
-;// CONCATENATED MODULE: ./src/rollout/prepare.ts
-
-
-
-
-
-
-
-
-
-
-/**
- * Host lock, interrupted-run check, node inspection and leader proof; then `fn`. Everything
- * before `fn` only reads.
- */
-async function withNode(ctx, fn) {
-    const { inputs, docker, report } = ctx;
-    return (0,state/* withHostLock */.cR)(ctx, async () => {
-        const key = (0,state/* nodeKey */.u8)(inputs);
-        const prior = (0,state/* readJournal */.a0)(inputs.stateDir, key);
-        if (prior && prior.phase === 'in-progress')
-            throw new errors/* OperationError */.OK(`An interrupted ${prior.operation} (run ${prior.runId}, started ${prior.startedAt}) is recorded in ${(0,state/* journalPath */.HY)(inputs.stateDir, key)}; run operation 'repair' first`);
-        const names = (0,node_db/* nodeNames */.tJ)(inputs);
-        for (const n of names) {
-            for (const suffix of [rollout_plan/* SUFFIX_NEXT */.K8, rollout_plan/* SUFFIX_PREVIOUS */.Q$]) {
-                if (await docker.inspect(n + suffix))
-                    throw new errors/* OperationError */.OK(`A container '${n + suffix}' from an earlier run exists; run operation 'repair' first`);
-            }
-        }
-        const view = await (0,node/* inspectNode */.hn)(ctx, names);
-        try {
-            const leader = (0,node/* requireLeader */.DZ)(view);
-            if (view.mode === 'none')
-                throw new errors/* OperationError */.OK(`'${leader.name}' runs with lock mode 'none': without a DB lock no zero-downtime handoff is possible; enable [Database.Lock] (v2) or DATABASE_LOCKING_MODE=lease`);
-            if (!inputs.standby && leader.name !== inputs.container)
-                throw new errors/* OperationError */.OK(`Container '${inputs.container}' is not the leader`);
-            // A health URL that does not reach the node would leave every gate blind.
-            (0,node/* requireHealthUrl */.xx)(view, leader, inputs.healthUrl);
-            let other;
-            if (inputs.standby) {
-                other = view.containers.find((c) => c !== leader);
-                // The pair's standby must be alive and waiting before anything changes.
-                if (!other.info.State.Running)
-                    throw new errors/* OperationError */.OK(`Input 'standby': '${other.name}' is ${other.info.State.Status} (exit code ${other.info.State.ExitCode}), not waiting for the lock; start it (or fix it) first`);
-                if (!other.session)
-                    throw new errors/* OperationError */.OK(`Input 'standby': '${other.name}' is running but has no DB session on the node's database: it is not waiting for the lock`);
-            }
-            report.fact('Node', view.containers
-                .map((c) => `${c.name}${c === leader ? ' (leader)' : ' (standby)'}: ${c.image}${c.digest ? ` (${c.digest})` : ''}`)
-                .join('; ') + `, version ${view.version ?? '?'}`);
-            // A rollback that restores must be able to replace every schema: checked before anything changes.
-            if (inputs.operation === 'upgrade' && inputs.rollback && inputs.dbRollback === 'restore') {
-                const blocked = await (0,rollback/* schemasNotDroppable */.t5)(view.db);
-                if (blocked.length)
-                    throw new errors/* OperationError */.OK(`Input 'db-rollback': 'restore' cannot work: ${(0,rollback/* notDroppableMessage */.kV)((await view.db.query('SELECT current_user AS u'))[0].u, blocked)}`);
-            }
-            // A node of this DB on another host can win a handoff's release (or take the lease
-            // during a DB rollback); it is not refused here, as a remote standby is a valid layout.
-            const foreign = await foreignSessions(ctx, view);
-            if (foreign.length)
-                report.note(`Node sessions on the database belong to no container on this host (${(0,rollback/* describeSessions */.Pj)(foreign)}): a node on another host may take the lock during a handoff, and a DB rollback waits for it to stop.`);
-            report.fact('Lock', `${view.mode} (${view.config.lockModeSource}); lease ${(0,duration/* formatMs */._V)(view.config.leaseDurationMs)}, refresh ${(0,duration/* formatMs */._V)(view.config.leaseRefreshMs)}`);
-            report.fact('Database', `goose ${view.dbVersion.goose ?? '-'}, node_versions ${view.dbVersion.nodeVersion ?? '-'}`);
-            // /health is evidence, not a veto: what already fails on the leader may still fail after
-            const failingBefore = leader.health?.checks;
-            report.fact('Health before', failingBefore === undefined
-                ? `/health of '${leader.name}' not read (${leader.health?.health ?? leader.health?.error ?? 'no answer'}): failing checks are not compared`
-                : failingBefore.length
-                    ? `failing on '${leader.name}' before the change (allowed to fail after it): ${(0,health/* describeChecks */.Pt)(failingBefore)}`
-                    : `no check failing on '${leader.name}'`);
-            const link = {
-                db: view.db,
-                config: view.config,
-                mode: view.mode,
-                databaseUrl: view.databaseUrl,
-                run: (0,handoff_types/* newRun */.uH)(failingBefore)
-            };
-            try {
-                return await fn({ view, leader, other, link, t: (0,handoff_types/* timeouts */.Fw)(ctx, view.config, leader.info) });
-            }
-            finally {
-                const b = (0,handoff_types/* runOf */.ng)(link).observers.budget;
-                if (b.total)
-                    report.fact('HTTP requests', `${b.total} to the node's HTTP server, at most ${b.maxInWindow()} in any 60 s window (budget ${b.limit}; the node allows 1000 a minute per client address)`);
-            }
-        }
-        finally {
-            await view.db.close();
-        }
-    });
-}
-
-// EXTERNAL MODULE: ./src/watch.ts
-var watch = __nccwpck_require__(1344);
-;// CONCATENATED MODULE: ./src/rollout/finish.ts
-
-
-
-
-
-
-
-/** The old leader leaves the node's name: its kept copy once it is gone (`--rm`), else renamed. */
-async function retirePrevious(s, journaled) {
-    const { ctx, p, r, kept } = s;
-    const leader = p.leader.info;
-    if (kept) {
-        r.previous = await previousIsKept(ctx, leader, kept);
-        return;
-    }
-    const name = p.leader.name + rollout_plan/* SUFFIX_PREVIOUS */.Q$;
-    if (journaled)
-        r.journal.step('rename-previous', { id: leader.Id, name });
-    await ctx.docker.rename(leader.Id, name);
-    r.previous.name = name;
-}
-/** The handoff from the leader to the waiting standby, then the leader leaves its name. */
-async function firstHandoff(s) {
-    const { ctx, p, r } = s;
-    r.journal.step('handoff', { from: p.leader.info.Id, to: s.standby.id });
-    r.gaps.push((await (0,handoff/* handoff */.N)(ctx, p.link, r.previous, s.waiting, p.t)).gapMs ?? NaN);
-    await retirePrevious(s, true);
-}
-/** The standby already serves on the leader's ports: it takes the name. */
-async function rename(s) {
-    await firstHandoff(s);
-    s.r.journal.step('rename-standby', { id: s.standby.id, name: s.p.leader.name });
-    await s.ctx.docker.rename(s.standby.id, s.p.leader.name);
-}
-/**
- * Verify-then-swap (the default, on the bench's numbers): the new image proved it opens its DB
- * session and waits; the standby goes, and one prepared stop -> start puts the new container on
- * the original ports.
- */
-async function swap(s) {
-    const { ctx, p, ch, r, standby } = s;
-    const { docker, report } = ctx;
-    const name = p.leader.name;
-    r.journal.step('standby-verified', { id: standby.id });
-    await docker.stop(standby.id, p.t.stopS);
-    await docker.remove(standby.id);
-    report.step('standby verified and removed', `'${standby.name}' waited for the lock on ${ch.createRef}; the swap follows`);
-    r.journal.step('final-create', { name: name + rollout_plan/* SUFFIX_NEXT */.K8 });
-    const final = await (0,clone/* startClone */.MT)(ctx, p.leader.info, {
-        image: ch.createRef,
-        name: name + rollout_plan/* SUFFIX_NEXT */.K8,
-        ports: 'keep',
-        runId: r.runId,
-        role: 'final',
-        start: false,
-        onCreated: (m) => made(r, m)
-    });
-    replaceCreated(r, final);
-    r.journal.step('swap', { from: p.leader.info.Id, to: final.id });
-    const prepare = async () => {
-        await retirePrevious(s, false);
-        await docker.rename(final.id, name);
-        final.name = name;
-    };
-    r.gaps.push((await (0,handoff/* handoff */.N)(ctx, p.link, r.previous, final, p.t, { prepare })).gapMs ?? NaN);
-}
-/** A second handoff, from the standby on spare ports to a new container on the original ports. */
-async function secondHandoff(s) {
-    const { ctx, p, ch, r, standby, waiting } = s;
-    await firstHandoff(s);
-    r.journal.step('final-create', { name: p.leader.name });
-    const final = await (0,clone/* startClone */.MT)(ctx, p.leader.info, {
-        image: ch.createRef,
-        name: p.leader.name,
-        ports: 'keep',
-        runId: r.runId,
-        role: 'final',
-        onCreated: (m) => made(r, m)
-    });
-    replaceCreated(r, final);
-    r.journal.step('final-started', { id: final.id });
-    ctx.report.step('final container started', `'${final.name}' on the original ports (${(0,container_spec/* describePorts */.QP)(final.info)})`);
-    const finalWaiting = {
-        ...final,
-        ...(await (0,gate_loops/* standbyReady */.$Z)(ctx, p.link, final, waiting.appId, r.knownApps, p.t.standbyMs))
-    };
-    r.journal.step('handoff-2', { from: standby.id, to: final.id });
-    r.gaps.push((await (0,handoff/* handoff */.N)(ctx, p.link, waiting, finalWaiting, p.t)).gapMs ?? NaN);
-    r.journal.step('remove-interim', { id: standby.id });
-    await ctx.docker.remove(standby.id);
-}
-const FINISHES = {
-    rename,
-    swap,
-    'second-handoff': secondHandoff
-};
-
-;// CONCATENATED MODULE: ./src/rollout/single.ts
-
-
-
-
-
-
-
-
-
-
-/** The node's HTTP port as published on the host (0.0.0.0 probed on 127.0.0.1). */
-function publishedUrl(info, httpPort) {
-    const b = (0,container_spec/* publishedPorts */.LQ)(info)[`${httpPort}/tcp`]?.[0];
-    if (!b?.HostPort)
-        return undefined;
-    const ip = !b.HostIp || b.HostIp === '0.0.0.0'
-        ? '127.0.0.1'
-        : b.HostIp === '::'
-            ? '[::1]'
-            : b.HostIp.includes(':')
-                ? `[${b.HostIp}]`
-                : b.HostIp;
-    return `http://${ip}:${b.HostPort}`;
-}
-async function rollSingle(ctx, p, ch) {
-    const { docker, report, inputs } = ctx;
-    const { leader, link, view } = p;
-    const name = leader.name;
-    const finish = (0,rollout_plan/* finishOf */.hR)(leader.info, inputs.finish);
-    const r = openRecord(ctx, p, ch, (0,handoff_types/* memberOf */.C5)(leader.info, view.lock.holder));
-    await preUpgradeBackup(ctx, p, ch, r);
-    // A `docker run --rm` leader is deleted by its own stop: a stopped copy of it, made while it
-    // still leads, is the previous container a rollback starts.
-    const kept = leader.info.HostConfig.AutoRemove ? await keepCopy(ctx, leader.info, r.journal) : undefined;
-    // Standby: fail here and the leader was never touched.
-    r.journal.step('standby-create', { name: name + rollout_plan/* SUFFIX_NEXT */.K8 });
-    const standby = await (0,clone/* startClone */.MT)(ctx, leader.info, {
-        image: ch.createRef,
-        name: name + rollout_plan/* SUFFIX_NEXT */.K8,
-        ports: 'remap',
-        runId: r.runId,
-        role: 'next',
-        // it takes the node's name only when there is no second container after it (docs/compose.md)
-        asService: finish === 'rename',
-        onCreated: (m) => made(r, m)
-    });
-    replaceCreated(r, standby);
-    r.journal.step('standby-started', { id: standby.id });
-    report.step('standby started', `'${standby.name}' (${(0,container_spec/* describePorts */.QP)(standby.info)})`);
-    const waiting = await standbyOrUndo(ctx, p, r, standby, async () => {
-        await docker.remove(standby.id);
-        if (kept)
-            await docker.remove(kept.id);
-        report.step('standby removed', `'${name}' was never touched (gap 0)`);
-    });
-    // In the docs' layout clients use the published port, which a second handoff leaves dark
-    // from the first handoff to the second: measure it as they see it.
-    const portUrl = finish !== 'rename' ? publishedUrl(leader.info, link.config.httpPort) : undefined;
-    const portWatch = portUrl ? new watch/* ReadinessWatcher */.j((0,handoff_types/* runOf */.ng)(link).observers.of(portUrl)).start() : undefined;
-    const reportPort = async () => {
-        await portWatch?.stop();
-        const g = portWatch?.longestGap();
-        if (g !== undefined)
-            report.fact('Published port', `${portUrl}: longest time without a ready answer ${(0,duration/* formatMs */._V)(g)} (probed fast around each handoff, slowly between)`);
-    };
-    try {
-        await noRestart(ctx, r.journal, leader.info);
-        await FINISHES[finish]({ ctx, p, ch, r, standby, waiting, kept });
-    }
-    catch (e) {
-        await reportPort();
-        if (kept && r.previous !== kept && !(await docker.inspect(leader.info.Id))?.State.Running)
-            r.previous = await previousIsKept(ctx, leader.info, kept);
-        // a kept copy that is not the previous container (the leader never stopped) goes with the rest
-        const created = kept && r.previous !== kept ? [...r.created, kept] : r.created;
-        return recover(ctx, p, ch, { ...r, created }, e);
-    }
-    await reportPort();
-    r.journal.step('remove-previous', { id: leader.info.Id, ...(kept ? { kept: kept.id } : {}) });
-    await docker.remove(leader.info.Id);
-    if (kept) {
-        await docker.remove(kept.id);
-        report.note(`'${name}' ran with --rm; its replacement does not (Docker cannot set it on an existing container, and a stopped node must stay for a rollback).`);
-    }
-    report.step('done', `'${name}' leads on ${ch.display}`);
-    return succeeded(p, ch, r, name, `'${name}' ${ch.operation === 'upgrade' ? `upgraded from ${leader.image} to` : 'now runs a fresh process of'} ${ch.display}`);
-}
-
-// EXTERNAL MODULE: ./src/window.ts
-var src_window = __nccwpck_require__(8759);
 ;// CONCATENATED MODULE: ./src/operations/upgrade.ts
 // operation: upgrade (docs/algorithm.md steps 1-8): preflight changes nothing; same digest is
-// `unchanged`; then a single node or a failover pair is rolled onto the target image.
+// `unchanged`; then a single node or a failover pair is rolled onto the target image, after the
+// verified pre-upgrade backup (and the migration rehearsal) this module hands the rollout.
 
 
 
@@ -81119,6 +81219,16 @@ var src_window = __nccwpck_require__(8759);
 
 
 
+
+
+
+
+
+/** The backup before the rollout and the rollback (with its restore) after a failure. */
+const deps = {
+    backup: preUpgradeBackup,
+    rollback: (ctx, link, plan, t, reason) => (0,rollback/* rollback */.dU)(ctx, link, plan, t, reason, backup_step/* restoreForRollback */.MN)
+};
 /** The target from `image`, or from the desired-state file in the operator's repo. */
 function targetRef(ctx) {
     const { inputs } = ctx;
@@ -81187,7 +81297,7 @@ async function upgrade(ctx) {
         };
     }
     await (0,rollback/* checkDbRollbackInputs */._G)(inputs);
-    return withNode(ctx, async (p) => {
+    return (0,prepare/* withNode */.rJ)(ctx, async (p) => {
         // Before the pull: an untrusted image is neither fetched nor given the node's secrets.
         const untrusted = (0,repository_trust/* untrustedTarget */.wn)(ref, [p.leader.image, ...(p.other ? [p.other.image] : [])], inputs.allowedRepositories);
         if (untrusted)
@@ -81195,11 +81305,11 @@ async function upgrade(ctx) {
         const target = await resolveTarget(ctx, ref);
         const display = `${(0,image_ref/* repoTag */.nw)(ref)}@${target.digest ?? target.image.id}`;
         report.fact('Target', display);
-        const q = quarantined(readQuarantine(inputs.stateDir, (0,state/* nodeKey */.u8)(inputs)), target.digest ?? target.image.id);
+        const q = (0,quarantine/* quarantined */.bY)((0,quarantine/* readQuarantine */.Db)(inputs.stateDir, (0,state/* nodeKey */.u8)(inputs)), target.digest ?? target.image.id);
         if (q && !inputs.retryQuarantined)
-            throw new errors/* OperationError */.OK(`${display} is quarantined: an earlier upgrade to it was undone (${describeEntry(q)}). Nothing was changed; set 'retry-quarantined: true' to try it again (${quarantinePath(inputs.stateDir, (0,state/* nodeKey */.u8)(inputs))})`);
+            throw new errors/* OperationError */.OK(`${display} is quarantined: an earlier upgrade to it was undone (${(0,quarantine/* describeEntry */.OY)(q)}). Nothing was changed; set 'retry-quarantined: true' to try it again (${(0,quarantine/* quarantinePath */.Q2)(inputs.stateDir, (0,state/* nodeKey */.u8)(inputs))})`);
         if (q)
-            report.note(`${display} was quarantined (${describeEntry(q)}); tried again as 'retry-quarantined' asks.`);
+            report.note(`${display} was quarantined (${(0,quarantine/* describeEntry */.OY)(q)}); tried again as 'retry-quarantined' asks.`);
         const outputs = { 'previous-image': p.leader.image, image: display, leader: p.leader.name };
         const onTarget = async (info) => (await docker.imageInfo(info.Image))?.id === target.image.id;
         if ((await onTarget(p.leader.info)) && (!p.other || (await onTarget(p.other.info)))) {
@@ -81218,7 +81328,7 @@ async function upgrade(ctx) {
             report.step('dry-run', 'nothing changed');
             return { result: 'planned', ok: true, message: `dry run: would ${plan}`, outputs };
         }
-        return quarantineOutcome(ctx, target.digest ?? target.image.id, display, () => p.other ? rollPair(ctx, p, ch) : rollSingle(ctx, p, ch));
+        return quarantineOutcome(ctx, target.digest ?? target.image.id, display, () => p.other ? (0,pair/* rollPair */.w)(ctx, p, ch, deps) : (0,single/* rollSingle */.G)(ctx, p, ch, deps));
     });
 }
 /**
@@ -81231,15 +81341,15 @@ async function quarantineOutcome(ctx, digest, display, roll) {
         const j = (0,state/* readJournal */.a0)(inputs.stateDir, (0,state/* nodeKey */.u8)(inputs));
         if (!j || j.phase !== 'done' || !j.steps.some((s) => s.step === 'standby-started'))
             return;
-        recordQuarantine(inputs.stateDir, (0,state/* nodeKey */.u8)(inputs), {
+        (0,quarantine/* recordQuarantine */.Ow)(inputs.stateDir, (0,state/* nodeKey */.u8)(inputs), {
             digest,
             image: display,
             runId: j.runId,
-            ciRun: ciRunLabel(),
+            ciRun: (0,quarantine/* ciRunLabel */.Mr)(),
             at: new Date().toISOString(),
             reason: reason.length > 400 ? `${reason.slice(0, 400)}...` : reason
         });
-        report.note(`${display} is quarantined: the next upgrade to it refuses unless 'retry-quarantined: true' (${quarantinePath(inputs.stateDir, (0,state/* nodeKey */.u8)(inputs))}).`);
+        report.note(`${display} is quarantined: the next upgrade to it refuses unless 'retry-quarantined: true' (${(0,quarantine/* quarantinePath */.Q2)(inputs.stateDir, (0,state/* nodeKey */.u8)(inputs))}).`);
     };
     let r;
     try {
@@ -81254,565 +81364,144 @@ async function quarantineOutcome(ctx, digest, display, roll) {
         record(r.message ?? 'rolled back');
     else if (r.ok) {
         const j = (0,state/* readJournal */.a0)(inputs.stateDir, (0,state/* nodeKey */.u8)(inputs));
-        const n = clearQuarantine(inputs.stateDir, (0,state/* nodeKey */.u8)(inputs), `run ${j?.runId ?? '?'} upgraded to ${display}`);
+        const n = (0,quarantine/* clearQuarantine */.Aq)(inputs.stateDir, (0,state/* nodeKey */.u8)(inputs), `run ${j?.runId ?? '?'} upgraded to ${display}`);
         if (n)
             report.note(`${n} quarantined digest(s) moved to history: the node now runs ${display}.`);
     }
     return r;
 }
-
-// EXTERNAL MODULE: ./src/operations/repair.ts
-var repair = __nccwpck_require__(8737);
-;// CONCATENATED MODULE: ./src/operations/handoff.ts
-
-
-
-
-
-
-
-async function handoffOrRestart(ctx) {
-    const { inputs, docker, report } = ctx;
-    const operation = inputs.operation;
-    report.title = `chainlink-rollout ${operation} of ${inputs.container}${inputs.standby ? ` / ${inputs.standby}` : ''}`;
-    return withNode(ctx, async (p) => {
-        // The same image the leader runs, by id, so a moved tag cannot sneak in a new version.
-        const img = await docker.imageInfo(p.leader.info.Image);
-        const digest = img ? (0,src_docker/* anyDigest */.l_)(img) : undefined;
-        const display = `${p.leader.image.replace(/@sha256:[a-f0-9]{64}$/, '')}${digest ? `@${digest}` : ''}`;
-        const byName = await docker.imageInfo(p.leader.image);
-        const ch = {
-            operation,
-            createRef: byName && byName.id === img?.id ? p.leader.image : p.leader.info.Image,
-            display,
-            backup: false
-        };
-        // A pair's restart recreates neither container: both get a fresh process through handoffs.
-        const plan = (0,rollout_plan/* planText */.Pt)(p, operation === 'restart' && p.other ? { ...ch, operation: 'handoff' } : ch, inputs.preferPrimary, inputs.finish);
-        report.fact('Plan', plan);
-        if (inputs.dryRun)
-            return {
-                result: 'planned',
-                ok: true,
-                message: `dry run: would ${plan}`,
-                outputs: { leader: p.leader.name, image: display }
-            };
-        if (!p.other)
-            return rollSingle(ctx, p, ch);
-        if (operation === 'restart') {
-            // The waiting standby restarts first (it serves nothing), then leadership moves to it.
-            const known = new Set(p.view.lock.sessions.map((s) => s.appId));
-            report.step(`restart ${p.other.name}`, 'waiting standby');
-            await docker.restart(p.other.info.Id, p.t.stopS);
-            const m = (0,handoff_types/* memberOf */.C5)(p.other.info);
-            const proven = await (0,gate_loops/* standbyReady */.$Z)(ctx, p.link, m, p.view.lock.holder, known, p.t.standbyMs);
-            p.other.session = (await p.link.db.nodeSessions()).find((s) => s.appId === proven.appId);
-        }
-        return rollPair(ctx, p, { ...ch, operation: 'handoff' });
-    });
-}
-
-// EXTERNAL MODULE: ./src/backup/create.ts + 1 modules
-var create = __nccwpck_require__(5574);
-// EXTERNAL MODULE: ./src/backup/restore.ts
-var restore = __nccwpck_require__(7020);
-// EXTERNAL MODULE: ./src/backup/retention.ts
-var retention = __nccwpck_require__(5668);
-// EXTERNAL MODULE: ./src/database.ts
-var database = __nccwpck_require__(8918);
-;// CONCATENATED MODULE: ./src/operations/backup.ts
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-/** The node as inspectNode sees it; a node that is down is fine for a backup (no leader needed). */
-async function viewOf(ctx) {
-    return (0,node/* inspectNode */.hn)(ctx, (0,node_db/* nodeNames */.tJ)(ctx.inputs));
-}
-async function backup(ctx) {
+/** The verified pre-upgrade backup, the node's files in the same set; its path. */
+async function backupBeforeUpgrade(ctx, view, leader) {
     const { inputs, report, log } = ctx;
-    report.title = `chainlink-rollout backup of ${inputs.container}`;
-    return (0,state/* withHostLock */.cR)(ctx, async () => {
-        const view = await viewOf(ctx);
-        try {
-            const source = view.leader ?? view.containers[0];
-            const stored = (0,backup_step/* backupFiles */.U_)((0,backup_step/* nodeFiles */.kT)(view, source.info), !!inputs.backupRecipient, inputs.backupSecretsPlain);
-            const r = await (0,create/* createBackup */.d)({
-                databaseUrl: view.databaseUrl,
-                dir: inputs.backupDir,
-                kind: 'scheduled',
-                recipient: inputs.backupRecipient,
-                files: stored.files,
-                node: { version: view.version, image: source.image, digest: source.digest },
-                verify: inputs.backupVerify,
-                log,
-                signal: (0,backup_step/* backupSignal */.jQ)(ctx.signal)
-            });
-            report.fact('Backup', r.file);
-            report.fact('Size', `${(r.bytes / 1e6).toFixed(2)} MB in ${(0,duration/* formatMs */._V)(r.durationMs)}`);
-            report.fact('Verified', r.verified.join(', '));
-            report.fact('Encrypted', inputs.backupRecipient ? `yes, to ${inputs.backupRecipient}` : 'no');
-            report.fact('Secrets files', stored.note);
-            const pruned = await (0,retention/* pruneBackups */.A)(inputs.backupDir, {
-                keep: inputs.backupKeep,
-                keepPreUpgrade: inputs.backupKeep,
-                log
-            });
-            report.fact('Retention', `kept ${pruned.kept.length}, deleted ${pruned.deleted.length} (backup-keep ${inputs.backupKeep} per kind; the newest verified is never deleted)`);
-            return {
-                result: 'ok',
-                ok: true,
-                message: `backup written and verified: ${r.file}`,
-                outputs: { 'backup-file': r.file, leader: view.leader?.name }
-            };
-        }
-        finally {
-            await view.db.close();
-        }
+    report.step('backup', `pg_dump to ${inputs.backupDir}`);
+    const stored = (0,backup_step/* backupFiles */.U_)((0,backup_step/* nodeFiles */.kT)(view, leader.info), !!inputs.backupRecipient, inputs.backupSecretsPlain);
+    report.fact('Secrets files', stored.note);
+    const r = await (0,create/* createBackup */.d)({
+        databaseUrl: view.databaseUrl,
+        dir: inputs.backupDir,
+        kind: 'pre-upgrade',
+        recipient: inputs.backupRecipient,
+        files: stored.files,
+        node: { version: view.version, image: leader.image, digest: leader.digest },
+        log,
+        signal: (0,backup_step/* backupSignal */.jQ)(ctx.signal)
     });
+    report.fact('Backup', `${r.file} (${(r.bytes / 1e6).toFixed(1)} MB in ${(0,duration/* formatMs */._V)(r.durationMs)}; verified: ${r.verified.join(', ')})`);
+    try {
+        await (0,retention/* pruneBackups */.A)(inputs.backupDir, {
+            keep: inputs.backupKeep,
+            keepPreUpgrade: inputs.backupKeep,
+            log
+        });
+    }
+    catch (e) {
+        log.warning(`backup retention: ${e.message}`);
+    }
+    return r.file;
 }
-async function backup_restore(ctx) {
-    const { inputs, report, log, docker } = ctx;
-    report.title = `chainlink-rollout restore of ${inputs.container}`;
-    return (0,state/* withHostLock */.cR)(ctx, async () => {
-        const view = await viewOf(ctx);
+/** The verified pre-upgrade backup (journaled), when the change and the inputs ask for one. */
+async function preUpgradeBackup(ctx, p, ch, r) {
+    if (!ch.backup || !ctx.inputs.backup)
+        return;
+    const { journal } = r;
+    journal.step('backup');
+    const backupFile = await backupBeforeUpgrade(ctx, p.view, p.leader);
+    r.backupFile = backupFile;
+    journal.plan({ backupFile });
+    if (ctx.inputs.rehearseMigration && ch.operation === 'upgrade') {
+        // on a copy of the database, before anything of the node is touched
+        journal.step('rehearsal');
         try {
-            let file = inputs.backupFile;
-            if (!file) {
-                const newest = (await (0,backup_manifest/* listBackups */.Cw)(inputs.backupDir)).find((b) => (0,backup_manifest/* isVerified */.p4)(b.manifest));
-                if (!newest)
-                    throw new errors/* OperationError */.OK(`Input 'backup-file' not given and ${inputs.backupDir} holds no verified backup`);
-                file = newest.file;
-            }
-            report.fact('Backup', file);
-            // Everything that can be checked without touching the node is checked before it is stopped.
-            let manifest;
-            try {
-                manifest = await (0,backup_manifest/* readManifest */.WI)((0,backup_manifest/* manifestPathFor */.ev)(file));
-            }
-            catch (e) {
-                throw new errors/* OperationError */.OK(`Input 'backup-file': ${file} has no readable manifest beside it (${e.message.split('\n')[0]})`);
-            }
-            if (manifest.encrypted && !inputs.backupIdentity)
-                throw new errors/* OperationError */.OK(`Input 'backup-identity' is required: ${file} is encrypted to ${manifest.recipient ?? 'an age recipient'}`);
-            // Node sessions of no named container (another node on this DB, maybe on another host) would
-            // keep running on the rewritten DB, or take the lease during the restore: refused now.
-            const known = view.containers.map((c) => c.session?.appId).filter((x) => !!x);
-            const unnamed = view.lock.sessions.filter((s) => !known.some((k) => (0,lock/* sameApp */.oQ)(k, s.appId)));
-            if (unnamed.length) {
-                const foreign = new Set((await foreignSessions(ctx, view)).map((s) => s.pid));
-                throw new errors/* OperationError */.OK(`Refusing to restore: node sessions on the database belong to none of ${view.containers.map((c) => `'${c.name}'`).join(', ')} (${unnamed.map((s) => `app ${s.appId} from ${s.clientAddr ?? 'a local socket'}${foreign.has(s.pid) ? ', no container on this host' : ''}`).join('; ')}); stop that node first, or name it in 'container'/'standby'`);
-            }
-            const blocked = await (0,rollback/* schemasNotDroppable */.t5)(view.db);
-            if (blocked.length)
-                throw new errors/* OperationError */.OK(`Refusing to restore: ${(0,rollback/* notDroppableMessage */.kV)(await currentRole(view.db), blocked)}`);
-            const held = await (0,db/* lockHolderPresent */.Rn)(view.databaseUrl, view.config.advisoryLockId);
-            const running = view.containers.filter((c) => c.info.State.Running);
-            if (held.held || running.length) {
-                if (!inputs.stopNode)
-                    throw new errors/* OperationError */.OK(`Refusing to restore while the node is up (${held.held ? held.detail : `running: ${running.map((c) => c.name).join(', ')}`}); stop it first, or set 'stop-node: true' to have the action stop and restart it`);
-            }
-            const t = (0,handoff_types/* timeouts */.Fw)(ctx, view.config, view.leader?.info);
-            // The leader last, so its standby never grabs the lock in between.
-            const order = [...running].sort((a, b) => (a === view.leader ? 1 : 0) - (b === view.leader ? 1 : 0));
-            for (const c of order) {
-                report.step(`stop ${c.name}`, 'graceful, for the restore');
-                await docker.stop(c.info.Id, t.stopS);
-            }
-            let r;
-            try {
-                // Nothing rewrites the DB under a live node: every node session gone, the lease run out.
-                try {
-                    await (0,rollback/* requireQuietDb */.c8)(view.db, t.lockMs, 'restore', ctx.signal);
-                }
-                finally {
-                    await view.db.close();
-                }
-                r = await (0,restore/* restoreBackup */.dH)({
-                    databaseUrl: view.databaseUrl,
-                    file,
-                    identity: inputs.backupIdentity,
-                    log,
-                    signal: ctx.signal
-                });
-            }
-            catch (e) {
-                // The restore runs in one transaction: the DB is as it was, so the node goes back up.
-                for (const c of [...order].reverse())
-                    await docker.start(c.info.Id).catch(() => undefined);
-                throw new errors/* OperationError */.OK(`restore of ${file} failed, the database is unchanged and the node was started again: ${e.message}`);
-            }
-            report.step('restored', `${file} (taken ${r.backupCreatedAt}, ${r.kind}) in ${(0,duration/* formatMs */._V)(r.durationMs)}`);
-            report.fact('Keystore', Object.entries(r.keystore)
-                .map(([k, v]) => `${k}: ${v}`)
-                .join(', ') || 'no keystore tables');
-            for (const w of r.warnings)
-                report.note(w);
-            let leader;
-            if (order.length) {
-                // Start the previous leader first and prove it leads again; then the others wait.
-                const db = await database/* Database */.Wm.connect(view.databaseUrl);
-                try {
-                    const link = {
-                        db,
-                        config: view.config,
-                        mode: view.mode,
-                        databaseUrl: view.databaseUrl,
-                        run: (0,handoff_types/* newRun */.uH)(view.leader?.health?.checks)
-                    };
-                    const first = view.leader ?? order[order.length - 1];
-                    await (0,handoff/* takeOver */.w)(ctx, link, (0,handoff_types/* memberOf */.C5)(first.info), t);
-                    leader = first.name;
-                    for (const c of order)
-                        if (c !== first)
-                            await docker.start(c.info.Id);
-                }
-                finally {
-                    await db.close();
-                }
-            }
-            return {
-                result: 'ok',
-                ok: true,
-                message: `restored ${file}${leader ? `; '${leader}' leads again` : ''}`,
-                outputs: { 'backup-file': file, leader }
-            };
+            await rehearseMigration(ctx, p.view, p.leader, backupFile, ch.createRef);
         }
-        finally {
-            await view.db.close();
+        catch (e) {
+            if (!ctx.signal.aborted)
+                journal.done('failed');
+            throw e;
         }
-    });
-}
-async function currentRole(db) {
-    return (await db.query('SELECT current_user AS u'))[0].u;
-}
-
-;// CONCATENATED MODULE: ./src/operations/index.ts
-
-
-
-
-
-async function runOperation(ctx) {
-    switch (ctx.inputs.operation) {
-        case 'status':
-            return status_status(ctx);
-        case 'upgrade':
-            return upgrade(ctx);
-        case 'handoff':
-        case 'restart':
-            return handoffOrRestart(ctx);
-        case 'backup':
-            return backup(ctx);
-        case 'restore':
-            return backup_restore(ctx);
-        case 'repair':
-            return (0,repair/* repair */.I)(ctx);
     }
 }
 
 
 /***/ }),
 
-/***/ 8737:
+/***/ 8535:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   I: () => (/* binding */ repair)
+/* harmony export */   Aq: () => (/* binding */ clearQuarantine),
+/* harmony export */   Db: () => (/* binding */ readQuarantine),
+/* harmony export */   Mr: () => (/* binding */ ciRunLabel),
+/* harmony export */   OY: () => (/* binding */ describeEntry),
+/* harmony export */   Ow: () => (/* binding */ recordQuarantine),
+/* harmony export */   Q2: () => (/* binding */ quarantinePath),
+/* harmony export */   b6: () => (/* binding */ history),
+/* harmony export */   bY: () => (/* binding */ quarantined),
+/* harmony export */   vu: () => (/* binding */ active)
 /* harmony export */ });
-/* unused harmony export decideRepair */
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
-/* harmony import */ var _docker_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3871);
-/* harmony import */ var _container_spec_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9566);
-/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4341);
-/* harmony import */ var _gate_loops_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(5366);
-/* harmony import */ var _clone_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(3214);
-/* harmony import */ var _lock_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(9188);
-/* harmony import */ var _node_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(5783);
-/* harmony import */ var _node_db_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(5187);
-/* harmony import */ var _rollback_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(3123);
-/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(2462);
-/* harmony import */ var _rollout_plan_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(5762);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2462);
+// Quarantine of rolled-back images: a target digest whose upgrade rolled back is recorded in
+// `state-dir` beside the journal, so the next upgrade to it (a retry, a re-run, another workflow)
+// refuses at once instead of taking the node through the same outage again. A successful
+// upgrade moves every entry to history; nothing is ever deleted, so `status` can show both.
 
 
 
-
-
-
-
-
-
-
-
-
-async function repair(ctx) {
-    const { inputs, docker, report, log } = ctx;
-    const name = inputs.container;
-    report.title = `chainlink-rollout repair of ${name}`;
-    return (0,_state_js__WEBPACK_IMPORTED_MODULE_9__/* .withHostLock */ .cR)(ctx, async () => {
-        const key = (0,_state_js__WEBPACK_IMPORTED_MODULE_9__/* .nodeKey */ .u8)(inputs);
-        const j = (0,_state_js__WEBPACK_IMPORTED_MODULE_9__/* .readJournal */ .a0)(inputs.stateDir, key);
-        const names = (0,_node_db_js__WEBPACK_IMPORTED_MODULE_7__/* .nodeNames */ .tJ)(inputs);
-        const leftovers = (await Promise.all(names.flatMap((n) => [n + _rollout_plan_js__WEBPACK_IMPORTED_MODULE_10__/* .SUFFIX_NEXT */ .K8, n + _rollout_plan_js__WEBPACK_IMPORTED_MODULE_10__/* .SUFFIX_PREVIOUS */ .Q$]).map((n) => docker.inspect(n)))).filter((x) => !!x);
-        if ((!j || j.phase === 'done') && leftovers.length === 0) {
-            report.step('nothing to repair', j ? `last operation ${j.operation} ended ${j.result}` : 'no journal');
-            // Nothing of ours to finish or undo, but "ok" would hide a node that is down (a Docker
-            // daemon restarted after a crash starts none of its containers): name it. Starting it is
-            // the operator's call: the stop may be theirs.
-            const down = await nodeDown(ctx, names);
-            if (down.length) {
-                const message = `nothing was in flight, but ${down.join('; ')}`;
-                report.note(message);
-                return { result: 'failed', ok: false, message, outputs: { leader: name } };
-            }
-            return { result: 'ok', ok: true, message: 'nothing was in flight', outputs: { leader: name } };
-        }
-        const plan = j?.plan ?? {};
-        const runId = j?.runId;
-        report.fact('Interrupted', j
-            ? `${j.operation} run ${j.runId} started ${j.startedAt}; last step ${j.steps.at(-1)?.step ?? '(none)'}`
-            : 'no journal; leftover containers found');
-        // The original leader: by id from the journal, else the one named -rollout-previous, else `name`.
-        const leaderName = plan.leaderName ?? name;
-        const previousInfo = (plan.leaderId && (await docker.inspect(plan.leaderId))) ||
-            (await docker.inspect(leaderName + _rollout_plan_js__WEBPACK_IMPORTED_MODULE_10__/* .SUFFIX_PREVIOUS */ .Q$)) ||
-            (await docker.inspect(leaderName));
-        if (!previousInfo)
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`cannot find the original container of '${leaderName}' (id ${plan.leaderId ?? '?'}): nothing to repair from`);
-        // a failover pair's other original container
-        const otherInfo = plan.otherId ? await docker.inspect(plan.otherId) : undefined;
-        const originals = [previousInfo, ...(otherInfo ? [otherInfo] : [])];
-        for (const o of originals)
-            await (0,_node_db_js__WEBPACK_IMPORTED_MODULE_7__/* .maskNodeSecrets */ .Uu)(docker, o, log.mask);
-        // A one-off `db rollback` container a killed run left behind goes first: it must not run
-        // beside a node, and it is nobody's to keep.
-        for (const c of await docker.listByLabel(`${_clone_js__WEBPACK_IMPORTED_MODULE_5__/* .LABEL_ROLE */ .os}=db-rollback`)) {
-            if (c.Names.some((n) => n.replace(/^\//, '').startsWith(leaderName + _rollback_js__WEBPACK_IMPORTED_MODULE_8__/* .SUFFIX_DB_ROLLBACK */ .kR))) {
-                report.step('remove', `${c.Names[0].replace(/^\//, '')} (a db rollback container left by the interrupted run)`);
-                await docker.remove(c.Id);
-            }
-        }
-        const ours = runId ? await docker.listByLabel(`${_clone_js__WEBPACK_IMPORTED_MODULE_5__/* .LABEL_RUN */ .Bt}=${runId}`) : [];
-        const createdInfos = [];
-        for (const c of [...ours.map((x) => x.Id), ...leftovers.map((x) => x.Id)]) {
-            const info = await docker.inspect(c);
-            if (info && !originals.some((o) => o.Id === info.Id) && !createdInfos.some((x) => x.Id === info.Id))
-                createdInfos.push(info);
-        }
-        // right after an interruption the DB may be restarting: keep trying for a minute
-        const { db, config, mode, databaseUrl } = await (0,_node_db_js__WEBPACK_IMPORTED_MODULE_7__/* .connectNode */ .jh)(ctx, previousInfo, { retryForMs: 60_000 });
-        const journal = j && j.phase === 'in-progress' ? reopen(inputs.stateDir, key, j) : undefined;
-        try {
-            // the checks failing on the leader before the run, as its preflight recorded them
-            const failingBefore = j?.plan.failingBefore;
-            const link = { db, config, mode, databaseUrl, run: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .newRun */ .uH)(failingBefore) };
-            const t = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .timeouts */ .Fw)(ctx, config, previousInfo);
-            const lock = await (0,_lock_js__WEBPACK_IMPORTED_MODULE_11__/* .readLockState */ .T8)(db, mode, config.advisoryLockId);
-            const all = [...originals, ...createdInfos];
-            const holderInfo = lock.holder ? await holderContainer(ctx, db, all, lock) : undefined;
-            report.fact('Found', all
-                .map((c) => `${(0,_docker_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(c)} (${c.Config.Image}, ${c.State.Status}${c === holderInfo ? ', holds the lock' : ''})`)
-                .join('; '));
-            // the operator's restart policies, as the run journaled them before setting `no`
-            const policies = new Map();
-            for (const st of j?.steps ?? [])
-                if (st.step === 'restart-policy-no' && st.data)
-                    policies.set(String(st.data.id), st.data.policy);
-            const asOperator = (info) => policies.has(info.Id)
-                ? {
-                    ...info,
-                    HostConfig: { ...info.HostConfig, RestartPolicy: policies.get(info.Id) }
-                }
-                : info;
-            const wanted = [leaderName, ...(plan.otherName ? [plan.otherName] : [])];
-            const byName = await Promise.all(wanted.map((n) => docker.inspect(n)));
-            // Finished but for the clean-up: every name is held by a running container of this run
-            // (or, for a plain pair handoff, by the originals), and one of them leads.
-            // A run that had decided to roll back is rolled back, whatever leads now.
-            const rollingBack = !!j?.steps.some((x) => x.step === 'rollback');
-            const complete = !!holderInfo &&
-                byName.every((c) => c?.State.Running) &&
-                byName.some((c) => c?.Id === holderInfo.Id) &&
-                (createdInfos.length === 0
-                    ? j?.operation === 'handoff'
-                    : byName.every((c) => createdInfos.some((x) => x.Id === c.Id)));
-            const createdHolder = !!holderInfo && createdInfos.some((c) => c.Id === holderInfo.Id);
-            // a created leader can stand in for the node only where the node was: on its ports
-            const samePorts = !!holderInfo && JSON.stringify((0,_container_spec_js__WEBPACK_IMPORTED_MODULE_2__/* .publishedPorts */ .LQ)(holderInfo)) === JSON.stringify((0,_container_spec_js__WEBPACK_IMPORTED_MODULE_2__/* .publishedPorts */ .LQ)(previousInfo));
-            // the gate is evidence only for a container that could be finished
-            let gatePassed = false;
-            if (!rollingBack && holderInfo && (complete || (createdHolder && !otherInfo && samePorts))) {
-                try {
-                    await (0,_gate_loops_js__WEBPACK_IMPORTED_MODULE_4__/* .healthGate */ .Yr)(ctx, link, (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .memberOf */ .C5)(holderInfo, lock.holder), t);
-                    gatePassed = true;
-                }
-                catch (e) {
-                    if (!(e instanceof _handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .GateError */ .ue))
-                        throw e;
-                    report.step('cannot finish', `${e.message}`);
-                }
-            }
-            const decision = decideRepair({
-                rollingBack,
-                complete,
-                createdHolder,
-                samePorts,
-                pair: !!otherInfo,
-                gatePassed,
-                previousLeads: !!holderInfo && holderInfo.Id === previousInfo.Id && previousInfo.State.Running
-            });
-            report.fact('Decision', decision);
-            if (decision === 'finish-as-node' && holderInfo) {
-                // The interrupted run's new container leads and passes the gate: it is the node now.
-                // Rolling it back would stop a serving leader (and with a restore, discard its writes).
-                for (const c of all)
-                    if (c.Id !== holderInfo.Id)
-                        await docker.remove(c.Id);
-                if ((0,_docker_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(holderInfo) !== leaderName)
-                    await docker.rename(holderInfo.Id, leaderName);
-                const result = j?.operation === 'upgrade' ? 'upgraded' : 'ok';
-                journal?.done(result);
-                report.step('finished', `'${leaderName}' (the run's new container) leads on ${holderInfo.Config.Image}`);
-                return {
-                    result,
-                    ok: true,
-                    message: `finished the interrupted ${j?.operation ?? 'operation'}: '${leaderName}' leads on ${holderInfo.Config.Image}`,
-                    outputs: { leader: leaderName, image: holderInfo.Config.Image, 'previous-image': previousInfo.Config.Image }
-                };
-            }
-            const finishable = decision === 'finish';
-            if (finishable && holderInfo) {
-                for (const c of all)
-                    if (!byName.some((b) => b.Id === c.Id))
-                        await docker.remove(c.Id);
-                const result = createdInfos.length ? (j?.operation === 'upgrade' ? 'upgraded' : 'ok') : 'ok';
-                journal?.done(result);
-                report.step('finished', `'${(0,_docker_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(holderInfo)}' leads on ${holderInfo.Config.Image}; removed the previous and temporary containers`);
-                return {
-                    result,
-                    ok: true,
-                    message: `finished the interrupted ${j?.operation ?? 'operation'}: '${(0,_docker_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(holderInfo)}' leads on ${holderInfo.Config.Image}`,
-                    outputs: {
-                        leader: (0,_docker_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(holderInfo),
-                        image: holderInfo.Config.Image,
-                        'previous-image': previousInfo.Config.Image
-                    }
-                };
-            }
-            // The original leader still leads: the run never handed off. Remove what it made and put
-            // the pair's other container back as the waiting standby.
-            if (holderInfo && holderInfo.Id === previousInfo.Id && previousInfo.State.Running) {
-                for (const c of createdInfos)
-                    await docker.remove(c.Id);
-                if ((0,_docker_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(previousInfo) !== leaderName)
-                    await docker.rename(previousInfo.Id, leaderName);
-                await (0,_rollback_js__WEBPACK_IMPORTED_MODULE_8__/* .restoreRestartPolicy */ .o8)(ctx, previousInfo.Id, asOperator(previousInfo));
-                if (otherInfo)
-                    await (0,_rollback_js__WEBPACK_IMPORTED_MODULE_8__/* .restoreRestartPolicy */ .o8)(ctx, otherInfo.Id, asOperator(otherInfo));
-                const m = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .memberOf */ .C5)(previousInfo, lock.holder);
-                await (0,_gate_loops_js__WEBPACK_IMPORTED_MODULE_4__/* .healthGate */ .Yr)(ctx, link, { ...m, name: leaderName }, t);
-                if (otherInfo && plan.otherName) {
-                    if ((0,_docker_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(otherInfo) !== plan.otherName)
-                        await docker.rename(otherInfo.Id, plan.otherName);
-                    if (!otherInfo.State.Running)
-                        await docker.start(otherInfo.Id);
-                }
-                journal?.done('failed');
-                report.step('undone', `'${leaderName}' never stopped leading; removed ${createdInfos.length} container(s) this run had started`);
-                return {
-                    result: 'ok',
-                    ok: true,
-                    message: `undid the interrupted ${j?.operation ?? 'operation'} before its handoff: '${leaderName}' leads on ${previousInfo.Config.Image}`,
-                    outputs: { leader: leaderName, image: previousInfo.Config.Image }
-                };
-            }
-            // Anything else (the interim leads, or nobody): roll back to the original containers.
-            const newImage = plan.target ?? createdInfos[0]?.Config.Image ?? previousInfo.Config.Image;
-            journal?.step('rollback', { reason: 'repair' });
-            const others = otherInfo && plan.otherName ? [{ member: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .memberOf */ .C5)(asOperator(otherInfo)), name: plan.otherName }] : [];
-            await (0,_rollback_js__WEBPACK_IMPORTED_MODULE_8__/* .rollback */ .dU)(ctx, link, {
-                name: leaderName,
-                previous: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .memberOf */ .C5)(asOperator(previousInfo)),
-                others,
-                created: createdInfos.map((c) => (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .memberOf */ .C5)(c)),
-                newImage,
-                dbBefore: plan.dbBefore ?? (await db.version()),
-                // a backup is restored by a repair only when this repair names it: the node may have
-                // served on the new version since, and a restore discards every write since the backup
-                backupFile: inputs.backupFile
-            }, t, 'repair of an interrupted operation');
-            journal?.done('rolled-back');
-            // Consistent again, but not where the interrupted operation asked: the job fails, as any rollback does.
-            return {
-                result: 'rolled-back',
-                ok: false,
-                message: `rolled back the interrupted ${j?.operation ?? 'operation'}: the node is consistent, '${leaderName}' leads on ${previousInfo.Config.Image}; run the ${j?.operation ?? 'operation'} again`,
-                outputs: { leader: leaderName, image: previousInfo.Config.Image }
-            };
-        }
-        finally {
-            await db.close();
-        }
-    });
+function quarantinePath(stateDir, container) {
+    return (0,node_path__WEBPACK_IMPORTED_MODULE_1__.join)(stateDir, `${container.replace(/[^a-zA-Z0-9_.-]/g, '_')}.quarantine.json`);
 }
-function reopen(stateDir, name, j) {
-    const w = new _state_js__WEBPACK_IMPORTED_MODULE_9__/* .JournalWriter */ .Zx((0,_state_js__WEBPACK_IMPORTED_MODULE_9__/* .journalPath */ .HY)(stateDir, name), {
-        runId: j.runId,
-        operation: j.operation,
-        container: j.container,
-        plan: j.plan
-    });
-    w.journal.steps.push(...j.steps);
-    w.step('repair');
-    return w;
-}
-/** The container the lock holder runs in, when proven (by app id and start times, not by address). */
-async function holderContainer(ctx, db, infos, lock) {
-    const { ties } = await (0,_node_js__WEBPACK_IMPORTED_MODULE_6__/* .tieSessions */ .qi)(ctx, db, infos, lock.sessions);
-    const id = ties.find((t) => (0,_lock_js__WEBPACK_IMPORTED_MODULE_11__/* .sameApp */ .oQ)(t.appId, lock.holder))?.container;
-    return infos.find((i) => i.Id === id);
-}
-/**
- * Pure: what a repair does, from the journal and what it observed. A run that had decided to
- * roll back is rolled back. A new container that holds the lock and passed the gate is kept:
- * finished when every name is already in place, or named as the node (a single node on its
- * own ports). The original leader still leading is an undo; anything else is rolled back.
- */
-function decideRepair(o) {
-    if (o.rollingBack)
-        return 'rollback';
-    if (o.complete && o.gatePassed)
-        return 'finish';
-    if (o.createdHolder && o.gatePassed && !o.pair && o.samePorts)
-        return 'finish-as-node';
-    if (o.previousLeads)
-        return 'undo';
-    return 'rollback';
-}
-/** The node's containers that are not running, each with how to start it. */
-async function nodeDown(ctx, names) {
-    const out = [];
-    for (const n of names) {
-        const c = await ctx.docker.inspect(n);
-        if (!c)
-            out.push(`'${n}' does not exist`);
-        else if (!c.State.Running)
-            out.push(`'${n}' is not running (${c.State.Status}, exit ${c.State.ExitCode} at ${c.State.FinishedAt}): start it with 'docker start ${n}'`);
+function readQuarantine(stateDir, container) {
+    try {
+        const f = JSON.parse((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)(quarantinePath(stateDir, container), 'utf8'));
+        return Array.isArray(f.entries) ? f : { entries: [] };
     }
-    return out;
+    catch {
+        return { entries: [] };
+    }
+}
+function write(stateDir, container, f) {
+    (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.mkdirSync)(stateDir, { recursive: true, mode: 0o700 });
+    (0,_state_js__WEBPACK_IMPORTED_MODULE_2__/* .writeDurable */ .vQ)(quarantinePath(stateDir, container), JSON.stringify(f, null, 2));
+}
+const active = (f) => f.entries.filter((e) => !e.clearedAt);
+const history = (f) => f.entries.filter((e) => e.clearedAt);
+/** The active entry for a digest, if any. */
+function quarantined(f, digest) {
+    if (!digest)
+        return undefined;
+    return active(f).find((e) => e.digest === digest);
+}
+/** Pure: the file with a new active entry (an older active entry for the digest is replaced). */
+function withEntry(f, e) {
+    return { entries: [...f.entries.filter((x) => x.clearedAt || x.digest !== e.digest), e] };
+}
+/** Pure: every active entry moved to history by the successful run `by`. */
+function cleared(f, by, at) {
+    return { entries: f.entries.map((e) => (e.clearedAt ? e : { ...e, clearedAt: at, clearedBy: by })) };
+}
+function recordQuarantine(stateDir, container, e) {
+    write(stateDir, container, withEntry(readQuarantine(stateDir, container), e));
+}
+/** After a successful upgrade: active entries become history. No file is created when none exists. */
+function clearQuarantine(stateDir, container, by) {
+    const f = readQuarantine(stateDir, container);
+    const n = active(f).length;
+    if (n)
+        write(stateDir, container, cleared(f, by, new Date().toISOString()));
+    return n;
+}
+/** "owner/repo run 123 (workflow)" from the runner's environment, when there is one. */
+function ciRunLabel(env = process.env) {
+    if (!env.GITHUB_RUN_ID)
+        return undefined;
+    return `${env.GITHUB_REPOSITORY ?? '?'} run ${env.GITHUB_RUN_ID}${env.GITHUB_WORKFLOW ? ` (${env.GITHUB_WORKFLOW})` : ''}`;
+}
+function describeEntry(e) {
+    return `run ${e.runId}${e.ciRun ? ` (${e.ciRun})` : ''} at ${e.at}: ${e.reason}`;
 }
 
 
@@ -81970,28 +81659,21 @@ function untrustedTarget(target, current, allowed) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Pj: () => (/* binding */ describeSessions),
 /* harmony export */   _G: () => (/* binding */ checkDbRollbackInputs),
-/* harmony export */   c8: () => (/* binding */ requireQuietDb),
 /* harmony export */   dU: () => (/* binding */ rollback),
-/* harmony export */   kR: () => (/* binding */ SUFFIX_DB_ROLLBACK),
-/* harmony export */   kV: () => (/* binding */ notDroppableMessage),
-/* harmony export */   o8: () => (/* binding */ restoreRestartPolicy),
-/* harmony export */   t5: () => (/* binding */ schemasNotDroppable)
+/* harmony export */   kR: () => (/* binding */ SUFFIX_DB_ROLLBACK)
 /* harmony export */ });
 /* unused harmony export chooseDbPlan */
-/* harmony import */ var _sleep_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6972);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3916);
-/* harmony import */ var _container_spec_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9566);
-/* harmony import */ var _clone_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3214);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
+/* harmony import */ var _container_spec_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(9566);
+/* harmony import */ var _clone_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3214);
+/* harmony import */ var _foreign_sessions_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6677);
 /* harmony import */ var _gate_loops_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(5366);
 /* harmony import */ var _handoff_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(4443);
 /* harmony import */ var _node_cli_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(7828);
-/* harmony import */ var _backup_step_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(6704);
-/* harmony import */ var _backup_manifest_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(8726);
-/* harmony import */ var _backup_restore_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(7020);
-/* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(7607);
-
+/* harmony import */ var _backup_manifest_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(8726);
+/* harmony import */ var _rollout_steps_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(1218);
+/* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(7607);
 
 
 
@@ -82024,32 +81706,11 @@ async function backupReadable(file, identity) {
     if (!file)
         return false;
     try {
-        const m = await (0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_8__/* .readManifest */ .WI)((0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_8__/* .manifestPathFor */ .ev)(file));
+        const m = await (0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_7__/* .readManifest */ .WI)((0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_7__/* .manifestPathFor */ .ev)(file));
         return !m.encrypted || !!identity;
     }
     catch {
         return false;
-    }
-}
-function describeSessions(sessions) {
-    return sessions.map((s) => `app ${s.appId} from ${s.clientAddr ?? 'a local socket'}`).join(', ');
-}
-/**
- * Waits until no node session of any container remains on the DB and no lease is live: the
- * only state in which the DB may be rewritten (restore, `db rollback`). A node this run does
- * not know (a standby on another host) keeps its session: refused, naming it.
- */
-async function requireQuietDb(db, timeoutMs, what, signal) {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-        const sessions = await db.nodeSessions();
-        const lease = (await db.tableExists('lease_lock')) ? await db.lease() : undefined;
-        const live = lease && !lease.expired;
-        if (!sessions.length && !live)
-            return;
-        if (Date.now() >= end)
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .OperationError */ .OK(`refusing to ${what}: ${sessions.length ? `node sessions remain on the database (${describeSessions(sessions)})` : ''}${sessions.length && live ? '; ' : ''}${live ? `the lease of app ${lease.clientId} runs until ${lease.expiresAt.toISOString()}` : ''} after waiting ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_10__/* .formatMs */ ._V)(timeoutMs)}; a node this action does not manage (another host?) still uses the database: stop it first`);
-        await (0,_sleep_js__WEBPACK_IMPORTED_MODULE_0__/* .sleep */ .y)(250, signal);
     }
 }
 /**
@@ -82068,9 +81729,14 @@ async function checkDbRollbackInputs(inputs) {
         derived = undefined;
     }
     if (derived !== inputs.backupRecipient)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .OperationError */ .OK("Input 'backup-identity' is not the secret key of 'backup-recipient': with 'db-rollback: restore' a rollback could not decrypt the pre-upgrade backup");
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK("Input 'backup-identity' is not the secret key of 'backup-recipient': with 'db-rollback: restore' a rollback could not decrypt the pre-upgrade backup");
 }
-async function rollback(ctx, link, plan, tNew, reason) {
+/**
+ * Puts the previous containers back. `restore` brings the DB back from the pre-upgrade backup
+ * when the plan says so; the caller passes it in (src/backup-step.ts), as the backup library sits
+ * beside the rollout, not below it.
+ */
+async function rollback(ctx, link, plan, tNew, reason, restore) {
     const { docker, report, inputs } = ctx;
     // ready-timeout was chosen for the new image (its migrations); the previous container has run
     // on this DB before and is held to its own, generous bound, so a tight ready-timeout can
@@ -82083,7 +81749,7 @@ async function rollback(ctx, link, plan, tNew, reason) {
         await link.db.version();
     }
     catch (e) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .OperationError */ .OK(`the node's database does not answer (${e.message}); nothing was stopped: the node is as the failed step left it`);
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`the node's database does not answer (${e.message}); nothing was stopped: the node is as the failed step left it`);
     }
     // The DB plan is decided before anything is stopped: a DB that already moved with no way
     // back keeps every container as it is rather than leaving the node down.
@@ -82095,7 +81761,7 @@ async function rollback(ctx, link, plan, tNew, reason) {
     });
     const movedNow = moved(await link.db.version(), plan.dbBefore);
     if (movedNow && dbPlan.method === 'none')
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .OperationError */ .OK(`the new version changed the database and it cannot be brought back (${dbPlan.why}); nothing was stopped: the node is as the failed step left it`);
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`the new version changed the database and it cannot be brought back (${dbPlan.why}); nothing was stopped: the node is as the failed step left it`);
     report.step('rollback plan', dbPlan.method === 'none'
         ? 'restart the previous container (the database has not moved)'
         : `if the database moved: ${dbPlan.method === 'restore' ? `restore ${dbPlan.file}` : "the new image's node db rollback"}`);
@@ -82111,15 +81777,15 @@ async function rollback(ctx, link, plan, tNew, reason) {
     if (moved(now, plan.dbBefore)) {
         report.step('database moved', `goose ${plan.dbBefore.goose} -> ${now.goose}, node_versions ${plan.dbBefore.nodeVersion ?? '-'} -> ${now.nodeVersion ?? '-'}`);
         if (dbPlan.method === 'none')
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .OperationError */ .OK(`the new version changed the database (goose ${plan.dbBefore.goose} -> ${now.goose}) and it cannot be brought back (${dbPlan.why}); the previous container '${plan.previous.name}' is stopped and cannot run on this database: run the new image's 'node db rollback ${plan.dbBefore.goose}' and reset node_versions, then start it`);
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`the new version changed the database (goose ${plan.dbBefore.goose} -> ${now.goose}) and it cannot be brought back (${dbPlan.why}); the previous container '${plan.previous.name}' is stopped and cannot run on this database: run the new image's 'node db rollback ${plan.dbBefore.goose}' and reset node_versions, then start it`);
         // Nothing rewrites the DB under a live node, whoever runs it.
-        await requireQuietDb(link.db, t.lockMs, dbPlan.method === 'restore' ? 'restore the backup' : "run 'db rollback'", ctx.signal);
+        await (0,_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_3__/* .requireQuietDb */ .c8)(link.db, t.lockMs, dbPlan.method === 'restore' ? 'restore the backup' : "run 'db rollback'", ctx.signal);
         if (dbPlan.method === 'migrate-down')
             await migrateDown(ctx, link, plan);
         else {
-            const taken = (await (0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_8__/* .readManifest */ .WI)((0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_8__/* .manifestPathFor */ .ev)(dbPlan.file)).catch(() => undefined))?.createdAt;
-            const age = taken ? ` (taken ${taken}, ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_10__/* .formatMs */ ._V)(Date.now() - Date.parse(taken))} before this restore)` : '';
-            await (0,_backup_step_js__WEBPACK_IMPORTED_MODULE_7__/* .restoreForRollback */ .MN)(ctx, link, dbPlan.file);
+            const taken = (await (0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_7__/* .readManifest */ .WI)((0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_7__/* .manifestPathFor */ .ev)(dbPlan.file)).catch(() => undefined))?.createdAt;
+            const age = taken ? ` (taken ${taken}, ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_9__/* .formatMs */ ._V)(Date.now() - Date.parse(taken))} before this restore)` : '';
+            await restore(ctx, link, dbPlan.file);
             report.note(`The database was restored from the pre-upgrade backup ${dbPlan.file}${age}: every write since that backup was taken is discarded.`);
         }
     }
@@ -82132,10 +81798,10 @@ async function rollback(ctx, link, plan, tNew, reason) {
     }
     const prev = await docker.inspect(plan.previous.id);
     if (!prev)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .OperationError */ .OK(`the previous container '${plan.previous.name}' (${plan.previous.id.slice(0, 12)}) is gone; nothing to roll back to`);
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`the previous container '${plan.previous.name}' (${plan.previous.id.slice(0, 12)}) is gone; nothing to roll back to`);
     if (prev.Name.replace(/^\//, '') !== plan.name)
         await docker.rename(prev.Id, plan.name);
-    await restoreRestartPolicy(ctx, prev.Id, plan.previous.info);
+    await (0,_rollout_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .restoreRestartPolicy */ .o8)(ctx, prev.Id, plan.previous.info);
     const restored = await (0,_handoff_js__WEBPACK_IMPORTED_MODULE_5__/* .takeOver */ .w)(ctx, link, { ...plan.previous, name: plan.name }, t);
     for (const o of plan.others ?? []) {
         const info = await docker.inspect(o.member.id);
@@ -82143,7 +81809,7 @@ async function rollback(ctx, link, plan, tNew, reason) {
             continue;
         if (info.Name.replace(/^\//, '') !== o.name)
             await docker.rename(info.Id, o.name);
-        await restoreRestartPolicy(ctx, info.Id, o.member.info);
+        await (0,_rollout_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .restoreRestartPolicy */ .o8)(ctx, info.Id, o.member.info);
         if (info.State.Running)
             continue;
         const known = new Set((await link.db.nodeSessions()).map((s) => s.appId));
@@ -82160,13 +81826,13 @@ async function migrateDown(ctx, link, plan) {
     const prev = (await docker.inspect(plan.previous.id));
     const inv = (0,_node_cli_js__WEBPACK_IMPORTED_MODULE_6__/* .dbInvocation */ .j)(prev.Config.Entrypoint, prev.Config.Cmd, ['rollback', String(plan.dbBefore.goose)]);
     const cmd = inv.cmd;
-    const spec = (0,_container_spec_js__WEBPACK_IMPORTED_MODULE_2__/* .cloneSpec */ .hm)(prev, {
+    const spec = (0,_container_spec_js__WEBPACK_IMPORTED_MODULE_1__/* .cloneSpec */ .hm)(prev, {
         name: `${plan.name}${SUFFIX_DB_ROLLBACK}${Date.now().toString(36)}`,
         image: plan.newImage,
         cmd,
         entrypoint: inv.entrypoint,
         portBindings: {},
-        extraLabels: { [_clone_js__WEBPACK_IMPORTED_MODULE_3__/* .LABEL_ROLE */ .os]: 'db-rollback' },
+        extraLabels: { [_clone_js__WEBPACK_IMPORTED_MODULE_2__/* .LABEL_ROLE */ .os]: 'db-rollback' },
         asService: false
     });
     spec.HostConfig = { ...spec.HostConfig, RestartPolicy: { Name: 'no' } };
@@ -82176,36 +81842,226 @@ async function migrateDown(ctx, link, plan) {
     // goose migration is its own transaction, so a stopped run leaves the DB at a version boundary
     const r = await docker.runOnce(spec, Math.max(10 * 60_000, ctx.inputs.readyTimeoutMs), ctx.signal);
     if (r.exitCode !== 0)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .OperationError */ .OK(`'node db rollback ${plan.dbBefore.goose}' with the new image failed (exit ${r.exitCode}): ${r.output.trim().split('\n').slice(-3).join(' | ')}`);
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`'node db rollback ${plan.dbBefore.goose}' with the new image failed (exit ${r.exitCode}): ${r.output.trim().split('\n').slice(-3).join(' | ')}`);
     await link.db.resetNodeVersion(plan.dbBefore.nodeVersion);
     const after = await link.db.version();
     if (after.goose !== plan.dbBefore.goose)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .OperationError */ .OK(`after 'db rollback' the database is at goose ${after.goose}, not ${plan.dbBefore.goose}`);
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`after 'db rollback' the database is at goose ${after.goose}, not ${plan.dbBefore.goose}`);
     report.step('database rolled back', `goose ${after.goose}, node_versions ${after.nodeVersion ?? '(empty)'}: no writes lost`);
 }
 function moved(now, before) {
     return now.goose !== before.goose || now.nodeVersion !== before.nodeVersion;
 }
-/** The operator's restart policy (as inspected before the run) back on a container that leads or waits again. */
-async function restoreRestartPolicy(ctx, id, operator) {
-    const policy = operator.HostConfig.RestartPolicy;
-    if (!policy?.Name || policy.Name === 'no')
-        return;
-    await ctx.docker.setRestartPolicy(id, {
-        Name: policy.Name,
-        ...(policy.Name === 'on-failure' ? { MaximumRetryCount: policy.MaximumRetryCount ?? 0 } : {})
-    });
+
+
+/***/ }),
+
+/***/ 9613:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   g: () => (/* binding */ succeeded),
+/* harmony export */   l: () => (/* binding */ recover)
+/* harmony export */ });
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
+/* harmony import */ var _gate_loops_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5366);
+
+
+/** The longest measured gap, for the `leader-gap-ms` output. */
+function gapsOut(gaps) {
+    const g = gaps.filter((x) => Number.isFinite(x));
+    return g.length ? String(Math.max(...g)) : undefined;
 }
-/**
- * What a restore as the DB role cannot replace (empty when it can): a restore as the DB owner
- * without superuser keeps a `public` of the bootstrap superuser (Postgres 14 and older) and
- * replaces only the role's objects in it; see restorePlan.
- */
-async function schemasNotDroppable(db) {
-    return (await (0,_backup_restore_js__WEBPACK_IMPORTED_MODULE_9__/* .restorePlan */ .Cv)((sql) => db.query(sql))).blockers;
+const done = (ch) => (ch.operation === 'upgrade' ? 'upgraded' : 'ok');
+/** Journals the end and returns the success: `leader` leads on the change's image. */
+function succeeded(p, ch, r, leader, message) {
+    r.journal.done(done(ch));
+    return {
+        result: done(ch),
+        ok: true,
+        message,
+        outputs: {
+            'previous-image': p.leader.image,
+            image: ch.display,
+            leader,
+            'leader-gap-ms': gapsOut(r.gaps),
+            ...(r.backupFile ? { 'backup-file': r.backupFile } : {})
+        }
+    };
 }
-function notDroppableMessage(role, blockers) {
-    return (0,_backup_restore_js__WEBPACK_IMPORTED_MODULE_9__/* .cannotRestoreMessage */ .n8)({ role, blockers });
+/** Rolls back (`rollback`, from the operation) after a failure past the first handoff, or says exactly where the node is. */
+async function recover(ctx, p, ch, r, e, rollback) {
+    if (ctx.signal.aborted)
+        throw e; // cancelled: the post step repairs from the journal
+    const { journal, previous } = r;
+    const reason = e instanceof Error ? e.message : String(e);
+    for (const m of r.created)
+        await (0,_gate_loops_js__WEBPACK_IMPORTED_MODULE_1__/* .failedContainerLogs */ ._U)(ctx, m, e);
+    if (!ctx.inputs.rollback) {
+        journal.done('failed');
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`${reason}. Rollback is off (input 'rollback: false'): the node is left as it is; the previous container is kept stopped as '${previous.name}'`);
+    }
+    journal.step('rollback', { reason });
+    try {
+        await rollback(ctx, p.link, {
+            name: p.leader.name,
+            previous,
+            others: r.others,
+            created: r.created,
+            newImage: ch.createRef,
+            dbBefore: p.view.dbVersion,
+            backupFile: r.backupFile
+        }, p.t, reason);
+    }
+    catch (re) {
+        journal.step('rollback-failed', { reason: re.message });
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`${ch.operation} failed (${reason}) and the rollback failed too: ${re.message}. Run operation 'repair' after fixing the cause; the journal is ${journal.path}`);
+    }
+    journal.done('rolled-back');
+    return {
+        result: 'rolled-back',
+        ok: false,
+        message: `${ch.operation} to ${ch.display} failed (${reason}); rolled back: '${p.leader.name}' leads on ${p.leader.image}`,
+        outputs: {
+            'previous-image': p.leader.image,
+            image: p.leader.image,
+            leader: p.leader.name,
+            'leader-gap-ms': gapsOut(r.gaps)
+        }
+    };
+}
+
+
+/***/ }),
+
+/***/ 4509:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   w: () => (/* binding */ rollPair)
+/* harmony export */ });
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
+/* harmony import */ var _clone_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3214);
+/* harmony import */ var _container_spec_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9566);
+/* harmony import */ var _gate_loops_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(5366);
+/* harmony import */ var _handoff_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(4443);
+/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(4341);
+/* harmony import */ var _outcome_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(9613);
+/* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(5762);
+/* harmony import */ var _steps_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(1218);
+
+
+
+
+
+
+
+
+
+/** The rollout of a failover pair; `deps` are the backup before it and the rollback after a failure. */
+async function rollPair(ctx, p, ch, deps) {
+    const { docker, report, inputs } = ctx;
+    const { leader, link, t, view } = p;
+    const other = p.other;
+    for (const c of [leader, other])
+        if (c.info.HostConfig.AutoRemove)
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`'${c.name}' runs with --rm: Docker deletes it when it stops, so a pair cannot keep it for a rollback; recreate it without --rm first`);
+    const previous = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_5__/* .memberOf */ .C5)(leader.info, view.lock.holder);
+    const oldStandby = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_5__/* .memberOf */ .C5)(other.info, other.session?.appId);
+    const r = (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .openRecord */ .C6)(ctx, p, ch, previous, [{ member: oldStandby, name: other.name }]);
+    const { journal, runId, gaps } = r;
+    await deps.backup(ctx, p, ch, r);
+    const replaceImage = ch.operation !== 'handoff';
+    let next = oldStandby;
+    // 1. The waiting standby gets the new image (or a fresh process): the leader is untouched.
+    if (replaceImage) {
+        await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .noRestart */ .Ld)(ctx, journal, other.info);
+        journal.step('standby-stop', { id: other.info.Id });
+        report.step(`stop ${other.name}`, 'waiting standby (it exits 1 "failed to take initial lease: stopped", as the node does)');
+        await docker.stop(other.info.Id, t.stopS);
+        journal.step('rename-standby-previous', { id: other.info.Id, name: other.name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_PREVIOUS */ .Q$ });
+        await docker.rename(other.info.Id, other.name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_PREVIOUS */ .Q$);
+        oldStandby.name = other.name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_PREVIOUS */ .Q$;
+        journal.step('standby-create', { name: other.name });
+        next = await (0,_clone_js__WEBPACK_IMPORTED_MODULE_1__/* .startClone */ .MT)(ctx, other.info, {
+            image: ch.createRef,
+            name: other.name,
+            ports: 'keep',
+            runId,
+            role: 'standby',
+            onCreated: (m) => (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .made */ .mI)(r, m)
+        });
+        (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .replaceCreated */ .xm)(r, next);
+        journal.step('standby-started', { id: next.id });
+        report.step('standby started', `'${next.name}' on ${ch.createRef} (${(0,_container_spec_js__WEBPACK_IMPORTED_MODULE_2__/* .describePorts */ .QP)(next.info)})`);
+        const fresh = next;
+        next = await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .standbyOrUndo */ .Pv)(ctx, p, r, fresh, async () => {
+            // the leader was never touched: put the old standby back
+            await docker.remove(fresh.id);
+            await docker.rename(other.info.Id, other.name);
+            await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .restoreRestartPolicy */ .o8)(ctx, other.info.Id, other.info);
+            await docker.start(other.info.Id);
+            report.step('standby restored', `'${other.name}' back on ${other.image}; '${leader.name}' was never touched (gap 0)`);
+        });
+    }
+    try {
+        // 2. Hand off to it.
+        await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .noRestart */ .Ld)(ctx, journal, leader.info);
+        journal.step('handoff', { from: leader.info.Id, to: next.id });
+        const first = await (0,_handoff_js__WEBPACK_IMPORTED_MODULE_4__/* .handoff */ .N)(ctx, link, previous, next, t);
+        gaps.push(first.gapMs ?? NaN);
+        const nextLeader = first.leader;
+        // 3. The old leader becomes the standby (recreated on the new image, or restarted).
+        let newStandby;
+        const known = new Set((await link.db.nodeSessions()).map((s) => s.appId));
+        if (replaceImage) {
+            journal.step('rename-previous', { id: leader.info.Id, name: leader.name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_PREVIOUS */ .Q$ });
+            await docker.rename(leader.info.Id, leader.name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_PREVIOUS */ .Q$);
+            previous.name = leader.name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_PREVIOUS */ .Q$;
+            journal.step('final-create', { name: leader.name });
+            newStandby = await (0,_clone_js__WEBPACK_IMPORTED_MODULE_1__/* .startClone */ .MT)(ctx, leader.info, {
+                image: ch.createRef,
+                name: leader.name,
+                ports: 'keep',
+                runId,
+                role: 'final',
+                onCreated: (m) => (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .made */ .mI)(r, m)
+            });
+            (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .replaceCreated */ .xm)(r, newStandby);
+        }
+        else {
+            journal.step('restart-previous', { id: leader.info.Id });
+            await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .restoreRestartPolicy */ .o8)(ctx, leader.info.Id, leader.info);
+            await docker.start(leader.info.Id);
+            newStandby = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_5__/* .memberOf */ .C5)(leader.info);
+        }
+        report.step('standby started', `'${leader.name}' waits for the lock`);
+        const standbyWaiting = {
+            ...newStandby,
+            ...(await (0,_gate_loops_js__WEBPACK_IMPORTED_MODULE_3__/* .standbyReady */ .$Z)(ctx, link, newStandby, nextLeader.appId, known, t.standbyMs))
+        };
+        let finalLeader = nextLeader;
+        // 4. Hand back to the primary when asked.
+        if (inputs.preferPrimary && leader.name === inputs.container) {
+            journal.step('handoff-back', { from: next.id, to: newStandby.id });
+            const back = await (0,_handoff_js__WEBPACK_IMPORTED_MODULE_4__/* .handoff */ .N)(ctx, link, nextLeader, standbyWaiting, t);
+            gaps.push(back.gapMs ?? NaN);
+            const known2 = new Set((await link.db.nodeSessions()).map((s) => s.appId));
+            await docker.start(next.id);
+            await (0,_gate_loops_js__WEBPACK_IMPORTED_MODULE_3__/* .standbyReady */ .$Z)(ctx, link, next, back.leader.appId, known2, t.standbyMs);
+            finalLeader = back.leader;
+        }
+        if (replaceImage) {
+            journal.step('remove-previous', { ids: [leader.info.Id, other.info.Id] });
+            await docker.remove(leader.info.Id);
+            await docker.remove(other.info.Id);
+        }
+        report.step('done', `'${finalLeader.name}' leads on ${ch.display}; '${finalLeader === nextLeader ? leader.name : other.name}' waits as the standby`);
+        return (0,_outcome_js__WEBPACK_IMPORTED_MODULE_6__/* .succeeded */ .g)(p, ch, r, finalLeader.name, `'${finalLeader.name}' leads on ${ch.display}`);
+    }
+    catch (e) {
+        return (0,_outcome_js__WEBPACK_IMPORTED_MODULE_6__/* .recover */ .l)(ctx, p, ch, r, e, deps.rollback);
+    }
 }
 
 
@@ -82215,15 +82071,17 @@ function notDroppableMessage(role, blockers) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   C6: () => (/* binding */ openRecord),
 /* harmony export */   K8: () => (/* binding */ SUFFIX_NEXT),
 /* harmony export */   Pt: () => (/* binding */ planText),
 /* harmony export */   Q$: () => (/* binding */ SUFFIX_PREVIOUS),
-/* harmony export */   hR: () => (/* binding */ finishOf)
+/* harmony export */   hR: () => (/* binding */ finishOf),
+/* harmony export */   mI: () => (/* binding */ made),
+/* harmony export */   xm: () => (/* binding */ replaceCreated)
 /* harmony export */ });
 /* harmony import */ var _container_spec_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9566);
-// What a rollout is asked to do and how it will finish: the change, the prepared node, the names
-// a run gives its containers, and the one choice of a single node's finish (rename, swap or a
-// second handoff), which the plan's text and the rollout both read.
+/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2462);
+
 
 const SUFFIX_NEXT = '-rollout-next';
 const SUFFIX_PREVIOUS = '-rollout-previous';
@@ -82256,6 +82114,475 @@ function planText(p, ch, preferPrimary, asked) {
         case 'rename':
             return `start ${next} on ${ch.createRef} (${(0,_container_spec_js__WEBPACK_IMPORTED_MODULE_0__/* .describePorts */ .QP)(leader.info)}), hand off to it, then give it the name '${leader.name}'`;
     }
+}
+/** Opens the run's journal with its plan, and its record. */
+function openRecord(ctx, p, ch, previous, others = []) {
+    const journal = new _state_js__WEBPACK_IMPORTED_MODULE_1__/* .JournalWriter */ .Zx((0,_state_js__WEBPACK_IMPORTED_MODULE_1__/* .journalPath */ .HY)(ctx.inputs.stateDir, (0,_state_js__WEBPACK_IMPORTED_MODULE_1__/* .nodeKey */ .u8)(ctx.inputs)), {
+        runId: Date.now().toString(36),
+        operation: ch.operation,
+        container: ctx.inputs.container,
+        plan: {
+            leaderId: p.leader.info.Id,
+            leaderName: p.leader.name,
+            otherId: p.other?.info.Id,
+            otherName: p.other?.name,
+            leaderImage: p.leader.image,
+            target: ch.createRef,
+            dbBefore: p.view.dbVersion,
+            mode: p.view.mode,
+            failingBefore: p.link.run?.failingBefore
+        }
+    });
+    ctx.onJournal?.(journal.journal.runId);
+    return {
+        journal,
+        runId: journal.journal.runId,
+        created: [],
+        previous,
+        others,
+        gaps: [],
+        knownApps: new Set(p.view.lock.sessions.map((s) => s.appId))
+    };
+}
+/**
+ * A container the run created, journaled and listed the moment it exists: one whose start fails
+ * is still removed by a rollback or repair, and never holds a name they need.
+ */
+function made(r, m) {
+    r.created.push(m);
+    r.journal.step('created', { id: m.id, name: m.name });
+}
+/** The started container's fuller view replaces the one recorded at create. */
+function replaceCreated(r, m) {
+    const i = r.created.findIndex((c) => c.id === m.id);
+    if (i >= 0)
+        r.created[i] = m;
+    else
+        r.created.push(m);
+}
+
+
+/***/ }),
+
+/***/ 690:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   kV: () => (/* binding */ notDroppableMessage),
+/* harmony export */   rJ: () => (/* binding */ withNode),
+/* harmony export */   t5: () => (/* binding */ schemasNotDroppable)
+/* harmony export */ });
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
+/* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(7607);
+/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4341);
+/* harmony import */ var _health_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(5769);
+/* harmony import */ var _node_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5783);
+/* harmony import */ var _node_db_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(5187);
+/* harmony import */ var _backup_restore_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7020);
+/* harmony import */ var _foreign_sessions_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(6677);
+/* harmony import */ var _host_lock_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(8301);
+/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(2462);
+/* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(5762);
+
+
+
+
+
+
+
+
+
+
+
+/**
+ * Host lock, interrupted-run check, node inspection and leader proof; then `fn`. Everything
+ * before `fn` only reads.
+ */
+async function withNode(ctx, fn) {
+    const { inputs, docker, report } = ctx;
+    return (0,_host_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .withHostLock */ .cR)(ctx, async () => {
+        const key = (0,_state_js__WEBPACK_IMPORTED_MODULE_7__/* .nodeKey */ .u8)(inputs);
+        const prior = (0,_state_js__WEBPACK_IMPORTED_MODULE_7__/* .readJournal */ .a0)(inputs.stateDir, key);
+        if (prior && prior.phase === 'in-progress')
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`An interrupted ${prior.operation} (run ${prior.runId}, started ${prior.startedAt}) is recorded in ${(0,_state_js__WEBPACK_IMPORTED_MODULE_7__/* .journalPath */ .HY)(inputs.stateDir, key)}; run operation 'repair' first`);
+        const names = (0,_node_db_js__WEBPACK_IMPORTED_MODULE_3__/* .nodeNames */ .tJ)(inputs);
+        for (const n of names) {
+            for (const suffix of [_plan_js__WEBPACK_IMPORTED_MODULE_8__/* .SUFFIX_NEXT */ .K8, _plan_js__WEBPACK_IMPORTED_MODULE_8__/* .SUFFIX_PREVIOUS */ .Q$]) {
+                if (await docker.inspect(n + suffix))
+                    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`A container '${n + suffix}' from an earlier run exists; run operation 'repair' first`);
+            }
+        }
+        const view = await (0,_node_js__WEBPACK_IMPORTED_MODULE_2__/* .inspectNode */ .hn)(ctx, names);
+        try {
+            const leader = (0,_node_js__WEBPACK_IMPORTED_MODULE_2__/* .requireLeader */ .DZ)(view);
+            if (view.mode === 'none')
+                throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`'${leader.name}' runs with lock mode 'none': without a DB lock no zero-downtime handoff is possible; enable [Database.Lock] (v2) or DATABASE_LOCKING_MODE=lease`);
+            if (!inputs.standby && leader.name !== inputs.container)
+                throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Container '${inputs.container}' is not the leader`);
+            // A health URL that does not reach the node would leave every gate blind.
+            (0,_node_js__WEBPACK_IMPORTED_MODULE_2__/* .requireHealthUrl */ .xx)(view, leader, inputs.healthUrl);
+            let other;
+            if (inputs.standby) {
+                other = view.containers.find((c) => c !== leader);
+                // The pair's standby must be alive and waiting before anything changes.
+                if (!other.info.State.Running)
+                    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Input 'standby': '${other.name}' is ${other.info.State.Status} (exit code ${other.info.State.ExitCode}), not waiting for the lock; start it (or fix it) first`);
+                if (!other.session)
+                    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Input 'standby': '${other.name}' is running but has no DB session on the node's database: it is not waiting for the lock`);
+            }
+            report.fact('Node', view.containers
+                .map((c) => `${c.name}${c === leader ? ' (leader)' : ' (standby)'}: ${c.image}${c.digest ? ` (${c.digest})` : ''}`)
+                .join('; ') + `, version ${view.version ?? '?'}`);
+            // A rollback that restores must be able to replace every schema: checked before anything changes.
+            if (inputs.operation === 'upgrade' && inputs.rollback && inputs.dbRollback === 'restore') {
+                const blocked = await schemasNotDroppable(view.db);
+                if (blocked.length)
+                    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Input 'db-rollback': 'restore' cannot work: ${notDroppableMessage((await view.db.query('SELECT current_user AS u'))[0].u, blocked)}`);
+            }
+            // A node of this DB on another host can win a handoff's release (or take the lease
+            // during a DB rollback); it is not refused here, as a remote standby is a valid layout.
+            const foreign = await (0,_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_5__/* .foreignSessions */ .aL)(ctx, view);
+            if (foreign.length)
+                report.note(`Node sessions on the database belong to no container on this host (${(0,_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_5__/* .describeSessions */ .Pj)(foreign)}): a node on another host may take the lock during a handoff, and a DB rollback waits for it to stop.`);
+            report.fact('Lock', `${view.mode} (${view.config.lockModeSource}); lease ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_9__/* .formatMs */ ._V)(view.config.leaseDurationMs)}, refresh ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_9__/* .formatMs */ ._V)(view.config.leaseRefreshMs)}`);
+            report.fact('Database', `goose ${view.dbVersion.goose ?? '-'}, node_versions ${view.dbVersion.nodeVersion ?? '-'}`);
+            // /health is evidence, not a veto: what already fails on the leader may still fail after
+            const failingBefore = leader.health?.checks;
+            report.fact('Health before', failingBefore === undefined
+                ? `/health of '${leader.name}' not read (${leader.health?.health ?? leader.health?.error ?? 'no answer'}): failing checks are not compared`
+                : failingBefore.length
+                    ? `failing on '${leader.name}' before the change (allowed to fail after it): ${(0,_health_js__WEBPACK_IMPORTED_MODULE_10__/* .describeChecks */ .Pt)(failingBefore)}`
+                    : `no check failing on '${leader.name}'`);
+            const link = {
+                db: view.db,
+                config: view.config,
+                mode: view.mode,
+                databaseUrl: view.databaseUrl,
+                run: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_1__/* .newRun */ .uH)(failingBefore)
+            };
+            try {
+                return await fn({ view, leader, other, link, t: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_1__/* .timeouts */ .Fw)(inputs, view.config, leader.info) });
+            }
+            finally {
+                const b = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_1__/* .runOf */ .ng)(link).observers.budget;
+                if (b.total)
+                    report.fact('HTTP requests', `${b.total} to the node's HTTP server, at most ${b.maxInWindow()} in any 60 s window (budget ${b.limit}; the node allows 1000 a minute per client address)`);
+            }
+        }
+        finally {
+            await view.db.close();
+        }
+    });
+}
+/**
+ * What a restore as the DB role cannot replace (empty when it can): a restore as the DB owner
+ * without superuser keeps a `public` of the bootstrap superuser (Postgres 14 and older) and
+ * replaces only the role's objects in it; see restorePlan.
+ */
+async function schemasNotDroppable(db) {
+    return (await (0,_backup_restore_js__WEBPACK_IMPORTED_MODULE_4__/* .restorePlan */ .Cv)((sql) => db.query(sql))).blockers;
+}
+function notDroppableMessage(role, blockers) {
+    return (0,_backup_restore_js__WEBPACK_IMPORTED_MODULE_4__/* .cannotRestoreMessage */ .n8)({ role, blockers });
+}
+
+
+/***/ }),
+
+/***/ 3829:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   G: () => (/* binding */ rollSingle)
+/* harmony export */ });
+/* harmony import */ var _clone_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3214);
+/* harmony import */ var _container_spec_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(9566);
+/* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(7607);
+/* harmony import */ var _gate_loops_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5366);
+/* harmony import */ var _handoff_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4443);
+/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(4341);
+/* harmony import */ var _watch_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(1344);
+/* harmony import */ var _outcome_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(9613);
+/* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(5762);
+/* harmony import */ var _steps_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(1218);
+
+
+
+
+
+
+
+
+
+
+/** The node's HTTP port as published on the host (0.0.0.0 probed on 127.0.0.1). */
+function publishedUrl(info, httpPort) {
+    const b = (0,_container_spec_js__WEBPACK_IMPORTED_MODULE_1__/* .publishedPorts */ .LQ)(info)[`${httpPort}/tcp`]?.[0];
+    if (!b?.HostPort)
+        return undefined;
+    const ip = !b.HostIp || b.HostIp === '0.0.0.0'
+        ? '127.0.0.1'
+        : b.HostIp === '::'
+            ? '[::1]'
+            : b.HostIp.includes(':')
+                ? `[${b.HostIp}]`
+                : b.HostIp;
+    return `http://${ip}:${b.HostPort}`;
+}
+/** The rollout of a single node; `deps` are the backup before it and the rollback after a failure. */
+async function rollSingle(ctx, p, ch, deps) {
+    const { docker, report, inputs } = ctx;
+    const { leader, link, view } = p;
+    const name = leader.name;
+    const finish = (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .finishOf */ .hR)(leader.info, inputs.finish);
+    const r = (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .openRecord */ .C6)(ctx, p, ch, (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_4__/* .memberOf */ .C5)(leader.info, view.lock.holder));
+    await deps.backup(ctx, p, ch, r);
+    // A `docker run --rm` leader is deleted by its own stop: a stopped copy of it, made while it
+    // still leads, is the previous container a rollback starts.
+    const kept = leader.info.HostConfig.AutoRemove ? await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .keepCopy */ .xu)(ctx, leader.info, r.journal) : undefined;
+    // Standby: fail here and the leader was never touched.
+    r.journal.step('standby-create', { name: name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_NEXT */ .K8 });
+    const standby = await (0,_clone_js__WEBPACK_IMPORTED_MODULE_0__/* .startClone */ .MT)(ctx, leader.info, {
+        image: ch.createRef,
+        name: name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_NEXT */ .K8,
+        ports: 'remap',
+        runId: r.runId,
+        role: 'next',
+        // it takes the node's name only when there is no second container after it (docs/compose.md)
+        asService: finish === 'rename',
+        onCreated: (m) => (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .made */ .mI)(r, m)
+    });
+    (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .replaceCreated */ .xm)(r, standby);
+    r.journal.step('standby-started', { id: standby.id });
+    report.step('standby started', `'${standby.name}' (${(0,_container_spec_js__WEBPACK_IMPORTED_MODULE_1__/* .describePorts */ .QP)(standby.info)})`);
+    const waiting = await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .standbyOrUndo */ .Pv)(ctx, p, r, standby, async () => {
+        await docker.remove(standby.id);
+        if (kept)
+            await docker.remove(kept.id);
+        report.step('standby removed', `'${name}' was never touched (gap 0)`);
+    });
+    // In the docs' layout clients use the published port, which a second handoff leaves dark
+    // from the first handoff to the second: measure it as they see it.
+    const portUrl = finish !== 'rename' ? publishedUrl(leader.info, link.config.httpPort) : undefined;
+    const portWatch = portUrl ? new _watch_js__WEBPACK_IMPORTED_MODULE_5__/* .ReadinessWatcher */ .j((0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_4__/* .runOf */ .ng)(link).observers.of(portUrl)).start() : undefined;
+    const reportPort = async () => {
+        await portWatch?.stop();
+        const g = portWatch?.longestGap();
+        if (g !== undefined)
+            report.fact('Published port', `${portUrl}: longest time without a ready answer ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_9__/* .formatMs */ ._V)(g)} (probed fast around each handoff, slowly between)`);
+    };
+    try {
+        await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .noRestart */ .Ld)(ctx, r.journal, leader.info);
+        await FINISHES[finish]({ ctx, p, ch, r, standby, waiting, kept });
+    }
+    catch (e) {
+        await reportPort();
+        if (kept && r.previous !== kept && !(await docker.inspect(leader.info.Id))?.State.Running)
+            r.previous = await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .previousIsKept */ .aq)(ctx, leader.info, kept);
+        // a kept copy that is not the previous container (the leader never stopped) goes with the rest
+        const created = kept && r.previous !== kept ? [...r.created, kept] : r.created;
+        return (0,_outcome_js__WEBPACK_IMPORTED_MODULE_6__/* .recover */ .l)(ctx, p, ch, { ...r, created }, e, deps.rollback);
+    }
+    await reportPort();
+    r.journal.step('remove-previous', { id: leader.info.Id, ...(kept ? { kept: kept.id } : {}) });
+    await docker.remove(leader.info.Id);
+    if (kept) {
+        await docker.remove(kept.id);
+        report.note(`'${name}' ran with --rm; its replacement does not (Docker cannot set it on an existing container, and a stopped node must stay for a rollback).`);
+    }
+    report.step('done', `'${name}' leads on ${ch.display}`);
+    return (0,_outcome_js__WEBPACK_IMPORTED_MODULE_6__/* .succeeded */ .g)(p, ch, r, name, `'${name}' ${ch.operation === 'upgrade' ? `upgraded from ${leader.image} to` : 'now runs a fresh process of'} ${ch.display}`);
+}
+/** The old leader leaves the node's name: its kept copy once it is gone (`--rm`), else renamed. */
+async function retirePrevious(s, journaled) {
+    const { ctx, p, r, kept } = s;
+    const leader = p.leader.info;
+    if (kept) {
+        r.previous = await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .previousIsKept */ .aq)(ctx, leader, kept);
+        return;
+    }
+    const name = p.leader.name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_PREVIOUS */ .Q$;
+    if (journaled)
+        r.journal.step('rename-previous', { id: leader.Id, name });
+    await ctx.docker.rename(leader.Id, name);
+    r.previous.name = name;
+}
+/** The handoff from the leader to the waiting standby, then the leader leaves its name. */
+async function firstHandoff(s) {
+    const { ctx, p, r } = s;
+    r.journal.step('handoff', { from: p.leader.info.Id, to: s.standby.id });
+    r.gaps.push((await (0,_handoff_js__WEBPACK_IMPORTED_MODULE_3__/* .handoff */ .N)(ctx, p.link, r.previous, s.waiting, p.t)).gapMs ?? NaN);
+    await retirePrevious(s, true);
+}
+/** The standby already serves on the leader's ports: it takes the name. */
+async function rename(s) {
+    await firstHandoff(s);
+    s.r.journal.step('rename-standby', { id: s.standby.id, name: s.p.leader.name });
+    await s.ctx.docker.rename(s.standby.id, s.p.leader.name);
+}
+/**
+ * Verify-then-swap (the default, on the bench's numbers): the new image proved it opens its DB
+ * session and waits; the standby goes, and one prepared stop -> start puts the new container on
+ * the original ports.
+ */
+async function swap(s) {
+    const { ctx, p, ch, r, standby } = s;
+    const { docker, report } = ctx;
+    const name = p.leader.name;
+    r.journal.step('standby-verified', { id: standby.id });
+    await docker.stop(standby.id, p.t.stopS);
+    await docker.remove(standby.id);
+    report.step('standby verified and removed', `'${standby.name}' waited for the lock on ${ch.createRef}; the swap follows`);
+    r.journal.step('final-create', { name: name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_NEXT */ .K8 });
+    const final = await (0,_clone_js__WEBPACK_IMPORTED_MODULE_0__/* .startClone */ .MT)(ctx, p.leader.info, {
+        image: ch.createRef,
+        name: name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_NEXT */ .K8,
+        ports: 'keep',
+        runId: r.runId,
+        role: 'final',
+        start: false,
+        onCreated: (m) => (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .made */ .mI)(r, m)
+    });
+    (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .replaceCreated */ .xm)(r, final);
+    r.journal.step('swap', { from: p.leader.info.Id, to: final.id });
+    const prepare = async () => {
+        await retirePrevious(s, false);
+        await docker.rename(final.id, name);
+        final.name = name;
+    };
+    r.gaps.push((await (0,_handoff_js__WEBPACK_IMPORTED_MODULE_3__/* .handoff */ .N)(ctx, p.link, r.previous, final, p.t, { prepare })).gapMs ?? NaN);
+}
+/** A second handoff, from the standby on spare ports to a new container on the original ports. */
+async function secondHandoff(s) {
+    const { ctx, p, ch, r, standby, waiting } = s;
+    await firstHandoff(s);
+    r.journal.step('final-create', { name: p.leader.name });
+    const final = await (0,_clone_js__WEBPACK_IMPORTED_MODULE_0__/* .startClone */ .MT)(ctx, p.leader.info, {
+        image: ch.createRef,
+        name: p.leader.name,
+        ports: 'keep',
+        runId: r.runId,
+        role: 'final',
+        onCreated: (m) => (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .made */ .mI)(r, m)
+    });
+    (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .replaceCreated */ .xm)(r, final);
+    r.journal.step('final-started', { id: final.id });
+    ctx.report.step('final container started', `'${final.name}' on the original ports (${(0,_container_spec_js__WEBPACK_IMPORTED_MODULE_1__/* .describePorts */ .QP)(final.info)})`);
+    const finalWaiting = {
+        ...final,
+        ...(await (0,_gate_loops_js__WEBPACK_IMPORTED_MODULE_2__/* .standbyReady */ .$Z)(ctx, p.link, final, waiting.appId, r.knownApps, p.t.standbyMs))
+    };
+    r.journal.step('handoff-2', { from: standby.id, to: final.id });
+    r.gaps.push((await (0,_handoff_js__WEBPACK_IMPORTED_MODULE_3__/* .handoff */ .N)(ctx, p.link, waiting, finalWaiting, p.t)).gapMs ?? NaN);
+    r.journal.step('remove-interim', { id: standby.id });
+    await ctx.docker.remove(standby.id);
+}
+const FINISHES = {
+    rename,
+    swap,
+    'second-handoff': secondHandoff
+};
+
+
+/***/ }),
+
+/***/ 1218:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Ld: () => (/* binding */ noRestart),
+/* harmony export */   Pv: () => (/* binding */ standbyOrUndo),
+/* harmony export */   aq: () => (/* binding */ previousIsKept),
+/* harmony export */   o8: () => (/* binding */ restoreRestartPolicy),
+/* harmony export */   xu: () => (/* binding */ keepCopy)
+/* harmony export */ });
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
+/* harmony import */ var _clone_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3214);
+/* harmony import */ var _docker_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3871);
+/* harmony import */ var _gate_loops_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(5366);
+/* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(5762);
+
+
+
+
+
+/**
+ * The standby-ready gate of a new container before any handoff: on failure its logs go to the
+ * report, `undo` puts things back as they were (the leader was never touched) and the run ends.
+ */
+async function standbyOrUndo(ctx, p, r, m, undo) {
+    let proven;
+    try {
+        if (!p.view.lock.holder)
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK('no lock holder was proven in preflight');
+        proven = await (0,_gate_loops_js__WEBPACK_IMPORTED_MODULE_3__/* .standbyReady */ .$Z)(ctx, p.link, m, p.view.lock.holder, r.knownApps, p.t.standbyMs);
+    }
+    catch (e) {
+        if (ctx.signal.aborted)
+            throw e; // cancelled: the post step repairs from the journal
+        await (0,_gate_loops_js__WEBPACK_IMPORTED_MODULE_3__/* .failedContainerLogs */ ._U)(ctx, m);
+        // the leader stopped as well (a Docker daemon restart stops every container and may start
+        // none): not a standby to undo but a rollback, run from the journal by the post step or repair
+        if (!(await ctx.docker.inspect(p.leader.info.Id))?.State.Running)
+            throw e;
+        await undo();
+        r.journal.done('failed');
+        throw e;
+    }
+    r.knownApps.add(proven.appId);
+    return { ...m, ...proven };
+}
+/**
+ * A stopped copy of a `--rm` leader on its own image (journaled before it is made), with restart
+ * policy `no`: it must neither vanish nor be started by a daemon restart while it is the
+ * rollback copy.
+ */
+async function keepCopy(ctx, info, journal) {
+    const { docker, report } = ctx;
+    const name = (0,_docker_js__WEBPACK_IMPORTED_MODULE_2__/* .containerName */ .xN)(info) + _plan_js__WEBPACK_IMPORTED_MODULE_4__/* .SUFFIX_PREVIOUS */ .Q$;
+    // the reference it was created from, when that still names the image it runs
+    const image = (await docker.imageInfo(info.Config.Image))?.id === info.Image ? info.Config.Image : info.Image;
+    journal.step('keep-previous', { name });
+    const kept = await (0,_clone_js__WEBPACK_IMPORTED_MODULE_1__/* .startClone */ .MT)(ctx, info, {
+        image,
+        name,
+        ports: 'keep',
+        runId: journal.journal.runId,
+        role: 'previous',
+        start: false
+    });
+    await docker.setRestartPolicy(kept.id, { Name: 'no' });
+    journal.step('kept-previous', { id: kept.id });
+    report.step('previous kept', `'${(0,_docker_js__WEBPACK_IMPORTED_MODULE_2__/* .containerName */ .xN)(info)}' runs with --rm and is deleted when it stops: '${name}', a stopped copy of it, is what a rollback would start`);
+    return { ...kept, appId: undefined };
+}
+/** Once the `--rm` leader is gone (its name free again), its kept copy is the previous container. */
+async function previousIsKept(ctx, leader, kept) {
+    if (!(await ctx.docker.waitGone(leader.Id, 30_000, ctx.signal)))
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`'${(0,_docker_js__WEBPACK_IMPORTED_MODULE_2__/* .containerName */ .xN)(leader)}' runs with --rm but was not removed after its stop`);
+    return kept;
+}
+/**
+ * A container this run stops is the rollback copy while it is stopped: with restart policy
+ * `always` a daemon restart or a reboot would start it (an old binary on a migrated DB). Its
+ * policy is `no` from just before its stop; a rollback gives the operator's back.
+ */
+async function noRestart(ctx, journal, info) {
+    const policy = info.HostConfig.RestartPolicy;
+    if (!policy?.Name || policy.Name === 'no')
+        return;
+    journal.step('restart-policy-no', { id: info.Id, policy });
+    await ctx.docker.setRestartPolicy(info.Id, { Name: 'no' });
+}
+/** The operator's restart policy (as inspected before the run) back on a container that leads or waits again. */
+async function restoreRestartPolicy(ctx, id, operator) {
+    const policy = operator.HostConfig.RestartPolicy;
+    if (!policy?.Name || policy.Name === 'no')
+        return;
+    await ctx.docker.setRestartPolicy(id, {
+        Name: policy.Name,
+        ...(policy.Name === 'on-failure' ? { MaximumRetryCount: policy.MaximumRetryCount ?? 0 } : {})
+    });
 }
 
 
@@ -82506,6 +82833,40 @@ const knownSecrets = new Redactor();
 
 /***/ }),
 
+/***/ 7477:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   eC: () => (/* binding */ noteDbClockAhead),
+/* harmony export */   jq: () => (/* binding */ sessionContainerOf),
+/* harmony export */   w$: () => (/* binding */ dbClockAheadMs)
+/* harmony export */ });
+/* harmony import */ var _docker_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3871);
+
+const clockAhead = new WeakMap();
+/** How far the DB's clock runs ahead of this host's, as measured at connect; undefined when not measured. */
+function dbClockAheadMs(db) {
+    return clockAhead.get(db);
+}
+/** Records the offset measured at connect. */
+function noteDbClockAhead(db, ms) {
+    clockAhead.set(db, ms);
+}
+/** A container as the session matching sees it. */
+function sessionContainerOf(info) {
+    const started = Date.parse(info.State.StartedAt);
+    return {
+        id: info.Id,
+        name: (0,_docker_js__WEBPACK_IMPORTED_MODULE_0__/* .containerName */ .xN)(info),
+        running: info.State.Running,
+        ips: (0,_docker_js__WEBPACK_IMPORTED_MODULE_0__/* .containerIps */ .iB)(info),
+        startedAt: Number.isFinite(started) ? started : 0
+    };
+}
+
+
+/***/ }),
+
 /***/ 454:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -82660,25 +83021,25 @@ const sleep = (ms, signal) => new Promise((resolve, reject) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   HY: () => (/* binding */ journalPath),
+/* harmony export */   SW: () => (/* binding */ privateDirSync),
 /* harmony export */   Zx: () => (/* binding */ JournalWriter),
 /* harmony export */   a0: () => (/* binding */ readJournal),
-/* harmony export */   cR: () => (/* binding */ withHostLock),
+/* harmony export */   jC: () => (/* binding */ safeName),
+/* harmony export */   t_: () => (/* binding */ fsyncDir),
 /* harmony export */   u8: () => (/* binding */ nodeKey),
 /* harmony export */   vQ: () => (/* binding */ writeDurable)
 /* harmony export */ });
-/* unused harmony exports privateDirSync, HostLock, processStart */
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8161);
 /* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_os__WEBPACK_IMPORTED_MODULE_1__);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
-/* harmony import */ var _sleep_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6972);
-/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7194);
-// The journal and the host lock, both files in `state-dir` on the node's host, so that the post
-// step, a re-run or `operation: repair` (even from another workflow) sees what was in flight.
+/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7194);
+// The journal, a file in `state-dir` on the node's host (beside the host lock, src/host-lock.ts),
+// so that the post step, a re-run or `operation: repair` (even from another workflow) sees what
+// was in flight.
 // No secret is ever written here: containers are named by id, the DB by nothing at all.
-
 
 
 
@@ -82749,7 +83110,7 @@ class JournalWriter {
     /** Records a step before it is taken. Free text in it (a rollback's reason) is redacted. */
     step(step, data) {
         if (data)
-            data = Object.fromEntries(Object.entries(data).map(([k, v]) => [k, typeof v === 'string' ? _secrets_js__WEBPACK_IMPORTED_MODULE_4__/* .knownSecrets */ .xU.redact(v) : v]));
+            data = Object.fromEntries(Object.entries(data).map(([k, v]) => [k, typeof v === 'string' ? _secrets_js__WEBPACK_IMPORTED_MODULE_3__/* .knownSecrets */ .xU.redact(v) : v]));
         this.journal.steps.push({ step, at: new Date().toISOString(), data });
         this.flush();
     }
@@ -82772,148 +83133,6 @@ function readJournal(stateDir, container) {
     }
     catch {
         return undefined;
-    }
-}
-/**
- * One operation per node at a time, across workflows: an exclusive lock file holding the
- * owner's pid. A lock whose process is gone (runner killed) is stale and taken over.
- */
-class HostLock {
-    path;
-    timer;
-    constructor(path) {
-        this.path = path;
-    }
-    static async acquire(stateDir, container, timeoutMs, signal, onWait) {
-        privateDirSync(stateDir);
-        const path = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(stateDir, `${safeName(container)}.lock`);
-        const end = Date.now() + timeoutMs;
-        let told = false;
-        for (;;) {
-            try {
-                const fd = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.openSync)(path, 'wx', 0o600);
-                const owner = {
-                    pid: process.pid,
-                    host: (0,node_os__WEBPACK_IMPORTED_MODULE_1__.hostname)(),
-                    at: new Date().toISOString(),
-                    bootId: bootId(),
-                    startTime: processStart(process.pid)
-                };
-                (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.writeSync)(fd, JSON.stringify(owner));
-                (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.fsyncSync)(fd);
-                (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.closeSync)(fd);
-                fsyncDir(stateDir);
-                const lock = new HostLock(path);
-                // Refresh the mtime so a lock held by a live run on another pid namespace is not stale.
-                lock.timer = setInterval(() => {
-                    try {
-                        const now = new Date();
-                        (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.utimesSync)(path, now, now);
-                    }
-                    catch {
-                        /* removed under us: nothing to refresh */
-                    }
-                }, 5000);
-                lock.timer.unref();
-                return lock;
-            }
-            catch (e) {
-                if (e.code !== 'EEXIST')
-                    throw e;
-            }
-            const owner = readOwner(path);
-            // An empty or torn file (a crash between create and write) is stale once a minute old.
-            if (owner ? isStale(path, owner) : olderThan(path, 60_000)) {
-                (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.rmSync)(path, { force: true });
-                continue;
-            }
-            if (!told) {
-                onWait?.(owner ? `pid ${owner.pid} on ${owner.host} since ${owner.at}` : 'unknown owner');
-                told = true;
-            }
-            if (Date.now() >= end)
-                throw new Error(`another chainlink-rollout operation holds the host lock ${path} (${owner ? `pid ${owner.pid} since ${owner.at}` : 'unknown owner'}); waited ${Math.round(timeoutMs / 1000)} s (input 'lock-timeout')`);
-            await (0,_sleep_js__WEBPACK_IMPORTED_MODULE_3__/* .sleep */ .y)(500, signal);
-        }
-    }
-    release() {
-        if (this.timer)
-            clearInterval(this.timer);
-        (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.rmSync)(this.path, { force: true });
-    }
-}
-/**
- * Runs `fn` holding the host lock of the node (its sorted container names, `nodeKey`), after checking that
- * Docker answers; waits up to input `lock-timeout` for another operation to finish.
- */
-async function withHostLock(ctx, fn) {
-    const { inputs, log } = ctx;
-    await ctx.docker.ping();
-    const lock = await HostLock.acquire(inputs.stateDir, nodeKey(inputs), inputs.lockTimeoutMs, ctx.signal, (o) => log.info(`Waiting for the host lock (held by ${o})`));
-    try {
-        return await fn();
-    }
-    finally {
-        lock.release();
-    }
-}
-function readOwner(path) {
-    try {
-        return JSON.parse((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)(path, 'utf8'));
-    }
-    catch {
-        return undefined;
-    }
-}
-function bootId() {
-    try {
-        return (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)('/proc/sys/kernel/random/boot_id', 'utf8').trim() || undefined;
-    }
-    catch {
-        return undefined;
-    }
-}
-/** Field 22 of /proc/<pid>/stat (after the command in parentheses, which may hold spaces). */
-function processStart(pid) {
-    try {
-        const stat = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)(`/proc/${pid}/stat`, 'utf8');
-        return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-    }
-    catch {
-        return undefined;
-    }
-}
-/**
- * Whether a lock's owner is gone. On this host: another boot, a dead pid, or a pid now held by
- * a process that started at another time (a reboot or a killed runner, its pid reused). A lock
- * without boot id and start time (an older version) is stale once not refreshed for a minute.
- * Another host name (a runner in a container): stale when not refreshed for a minute.
- */
-function isStale(path, owner) {
-    if (owner.host !== (0,node_os__WEBPACK_IMPORTED_MODULE_1__.hostname)())
-        return olderThan(path, 60_000);
-    const boot = bootId();
-    if (owner.bootId && boot && owner.bootId !== boot)
-        return true;
-    try {
-        process.kill(owner.pid, 0);
-    }
-    catch (e) {
-        if (e.code === 'ESRCH')
-            return true;
-    }
-    if (owner.startTime) {
-        const now = processStart(owner.pid);
-        return now !== undefined && now !== owner.startTime;
-    }
-    return !owner.bootId && olderThan(path, 60_000);
-}
-function olderThan(path, ms) {
-    try {
-        return Date.now() - (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.statSync)(path).mtimeMs > ms;
-    }
-    catch {
-        return true;
     }
 }
 
