@@ -74,11 +74,16 @@ export function backupFiles(
   }
 }
 
+/**
+ * The rollback's restore. Returns what is left to do once the node is back: a restore by swap
+ * keeps the previous contents until then, as dropping them makes the server write out the whole
+ * restored database first (restore-parallel.ts), time the node would otherwise spend down.
+ */
 export async function restoreForRollback(
   ctx: Context,
   link: NodeLink & { databaseUrl?: string },
   file: string
-): Promise<void> {
+): Promise<(() => Promise<void>) | undefined> {
   const url = link.databaseUrl
   if (!url) throw new OperationError('cannot restore: the database URL is unknown')
   ctx.report.step('restore', file)
@@ -93,12 +98,24 @@ export async function restoreForRollback(
       file,
       identity: ctx.inputs.backupIdentity,
       log: ctx.log,
-      signal: ctx.signal
+      signal: ctx.signal,
+      keepPrevious: true
     })
   } finally {
     if (swap) link.db = await Database.connect(url)
   }
   ctx.report.step('database restored', `${file} (taken ${r.backupCreatedAt}) in ${formatMs(r.durationMs)}`)
+  const previous = r.previous
+  return previous && (() => dropPreviousContents(ctx, previous))
+}
+
+/** Drops the contents a restore by swap kept aside and says so, or says where they stay. */
+export async function dropPreviousContents(ctx: Context, previous: { database: string; drop: () => Promise<boolean> }) {
+  if (await previous.drop()) ctx.report.step('previous contents dropped', previous.database)
+  else
+    ctx.report.note(
+      `The database's contents before the restore stay as database ${previous.database}: drop it once it is no longer needed.`
+    )
 }
 
 /**

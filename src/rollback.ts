@@ -75,9 +75,33 @@ export async function checkDbRollbackInputs(inputs: Inputs): Promise<void> {
 /**
  * Puts the previous containers back. `restore` brings the DB back from the pre-upgrade backup
  * when the plan says so; the caller passes it in (src/backup-step.ts), as the backup library sits
- * beside the rollout, not below it.
+ * beside the rollout, not below it. What it returns runs once the node is back (or the rollback
+ * has failed): the drop of the DB's previous contents, kept aside so its cost is not downtime.
  */
 export async function rollback(
+  ctx: Context,
+  link: NodeLink,
+  plan: RollbackPlan,
+  tNew: Timeouts,
+  reason: string,
+  restore: (ctx: Context, link: NodeLink, file: string) => Promise<(() => Promise<void>) | undefined>
+): Promise<Member> {
+  let afterRestore: (() => Promise<void>) | undefined
+  try {
+    return await rollbackSteps(
+      ctx,
+      link,
+      plan,
+      tNew,
+      reason,
+      async (c, l, f) => void (afterRestore = await restore(c, l, f))
+    )
+  } finally {
+    await afterRestore?.()
+  }
+}
+
+async function rollbackSteps(
   ctx: Context,
   link: NodeLink,
   plan: RollbackPlan,

@@ -73746,6 +73746,7 @@ function extend(target) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Bl: () => (/* binding */ dropPreviousContents),
 /* harmony export */   MN: () => (/* binding */ restoreForRollback),
 /* harmony export */   U_: () => (/* binding */ backupFiles),
 /* harmony export */   jQ: () => (/* binding */ backupSignal),
@@ -73817,6 +73818,11 @@ function backupFiles(files, encrypted, plain) {
         note: `${names} not stored: a backup keeps the node's secrets only encrypted (set backup-recipient, or backup-secrets-plain: true to store them in plain)`
     };
 }
+/**
+ * The rollback's restore. Returns what is left to do once the node is back: a restore by swap
+ * keeps the previous contents until then, as dropping them makes the server write out the whole
+ * restored database first (restore-parallel.ts), time the node would otherwise spend down.
+ */
 async function restoreForRollback(ctx, link, file) {
     const url = link.databaseUrl;
     if (!url)
@@ -73834,7 +73840,8 @@ async function restoreForRollback(ctx, link, file) {
             file,
             identity: ctx.inputs.backupIdentity,
             log: ctx.log,
-            signal: ctx.signal
+            signal: ctx.signal,
+            keepPrevious: true
         });
     }
     finally {
@@ -73842,6 +73849,15 @@ async function restoreForRollback(ctx, link, file) {
             link.db = await _database_js__WEBPACK_IMPORTED_MODULE_2__/* .Database */ .Wm.connect(url);
     }
     ctx.report.step('database restored', `${file} (taken ${r.backupCreatedAt}) in ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_6__/* .formatMs */ ._V)(r.durationMs)}`);
+    const previous = r.previous;
+    return previous && (() => dropPreviousContents(ctx, previous));
+}
+/** Drops the contents a restore by swap kept aside and says so, or says where they stay. */
+async function dropPreviousContents(ctx, previous) {
+    if (await previous.drop())
+        ctx.report.step('previous contents dropped', previous.database);
+    else
+        ctx.report.note(`The database's contents before the restore stay as database ${previous.database}: drop it once it is no longer needed.`);
 }
 /**
  * pg_dump has no overall bound of its own (only its lock wait): a hung dump would hold the job
@@ -75649,6 +75665,7 @@ class Progress {
 /* harmony export */   Fx: () => (/* binding */ restoreBySwap),
 /* harmony export */   GH: () => (/* binding */ parallelJobs),
 /* harmony export */   HT: () => (/* binding */ pgRestoreParallel),
+/* harmony export */   Zi: () => (/* binding */ dropDatabase),
 /* harmony export */   aJ: () => (/* binding */ withStagedDirectory)
 /* harmony export */ });
 /* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7598);
@@ -75798,8 +75815,33 @@ async function pgRestoreParallel(o) {
     }
 }
 /**
- * Restores a directory-format backup into conn's database by swap. Returns the keystore counts
- * of the restored database. Refuses before any work while other sessions use the database.
+ * Drops a database the swap set aside, with a warning instead of an error: the restore is done.
+ * DROP DATABASE makes the server take an immediate checkpoint and wait for it, which after a
+ * large restore writes out all of the restored data: that is why a rollback drops the previous
+ * contents only once the node is back (keepPrevious), not while the node is down.
+ */
+async function dropDatabase(conn, name, log) {
+    const warn = (e) => log.warning(`could not drop the previous database, now named ${name}: ${(0,_pgtools_js__WEBPACK_IMPORTED_MODULE_5__/* .redact */ .E$)(e.message, conn.password)}`);
+    const admin = await (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_5__/* .pgClient */ .Te)(conn.withDatabase('postgres')).catch((e) => e);
+    if (admin instanceof Error) {
+        warn(admin);
+        return false;
+    }
+    try {
+        await admin.query(`DROP DATABASE IF EXISTS ${(0,_db_js__WEBPACK_IMPORTED_MODULE_3__/* .ident */ .bD)(name)}`);
+        return true;
+    }
+    catch (e) {
+        warn(e);
+        return false;
+    }
+    finally {
+        await admin.end().catch(() => undefined);
+    }
+}
+/**
+ * Restores a directory-format backup into conn's database by swap. Returns the name the previous
+ * contents were kept under (keepPrevious), else nothing. Refuses before any work while other sessions use the database.
  */
 async function restoreBySwap(o) {
     const { conn, log } = o;
@@ -75877,10 +75919,13 @@ async function restoreBySwap(o) {
             throw e;
         }
         created = false;
+        if (o.keepPrevious) {
+            log.info(`swapped: ${target} is now the restored copy; the previous contents stay as ${old} until the node is back`);
+            return old;
+        }
         log.info(`swapped: ${target} is now the restored copy; dropping the previous contents (${old})`);
-        await admin
-            .query(`DROP DATABASE ${(0,_db_js__WEBPACK_IMPORTED_MODULE_3__/* .ident */ .bD)(old)}`)
-            .catch((e) => log.warning(`could not drop the previous database, now named ${old}: ${(0,_pgtools_js__WEBPACK_IMPORTED_MODULE_5__/* .redact */ .E$)(e.message, conn.password)}`));
+        await dropDatabase(conn, old, log);
+        return undefined;
     }
     finally {
         if (created)
@@ -76094,13 +76139,14 @@ async function restoreChecked(opts, conn, dumpFile, m, t0, checksums) {
     const noOwner = plan.keptSchemas.length > 0;
     if (noOwner)
         log.info(`schema ${plan.keptSchemas.join(', ')} belongs to another role: kept, with only the objects of ${plan.role} in it replaced`);
+    let previous;
     if (m.layout === 'directory') {
         const swap = noOwner
             ? { ok: false, why: `a copy made by ${plan.role} cannot keep schema ${plan.keptSchemas.join(', ')} of its owner` }
             : await (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_7__/* .canSwap */ .E6)(conn);
         if (swap.ok) {
             try {
-                await (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_7__/* .restoreBySwap */ .Fx)({
+                previous = await (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_7__/* .restoreBySwap */ .Fx)({
                     conn,
                     dumpDir: dumpFile,
                     m,
@@ -76108,7 +76154,8 @@ async function restoreChecked(opts, conn, dumpFile, m, t0, checksums) {
                     lockTimeoutMs: opts.lockTimeoutMs ?? 60000,
                     log,
                     signal: opts.signal,
-                    checksums
+                    checksums,
+                    keepPrevious: opts.keepPrevious
                 });
             }
             catch (e) {
@@ -76123,7 +76170,12 @@ async function restoreChecked(opts, conn, dumpFile, m, t0, checksums) {
     }
     else
         await restoreInOneTransaction(opts, conn, runner, dumpFile, m, noOwner);
-    return summarize(conn, dumpFile, m, t0, warnings, log);
+    const r = await summarize(conn, dumpFile, m, t0, warnings, log);
+    if (previous) {
+        const database = previous;
+        r.previous = { database, drop: () => (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_7__/* .dropDatabase */ .Zi)(conn, database, log) };
+    }
+    return r;
 }
 /**
  * What a one-transaction restore failed of, from its four parts (the archive fed to pg_restore,
@@ -80209,7 +80261,9 @@ async function restore(ctx) {
                     file,
                     identity: inputs.backupIdentity,
                     log,
-                    signal: ctx.signal
+                    signal: ctx.signal,
+                    // dropped once the node is back: the drop's checkpoint is then not downtime
+                    keepPrevious: order.length > 0
                 });
             }
             catch (e) {
@@ -80225,27 +80279,33 @@ async function restore(ctx) {
             for (const w of r.warnings)
                 report.note(w);
             let leader;
-            if (order.length) {
-                // Start the previous leader first and prove it leads again; then the others wait.
-                const db = await _database_js__WEBPACK_IMPORTED_MODULE_6__/* .Database */ .Wm.connect(view.databaseUrl);
-                try {
-                    const link = {
-                        db,
-                        config: view.config,
-                        mode: view.mode,
-                        databaseUrl: view.databaseUrl,
-                        run: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_7__/* .newRun */ .uH)(view.leader?.health?.checks)
-                    };
-                    const first = view.leader ?? order[order.length - 1];
-                    await (0,_handoff_js__WEBPACK_IMPORTED_MODULE_8__/* .takeOver */ .w)(ctx, link, (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_7__/* .memberOf */ .C5)(first.info), t);
-                    leader = first.name;
-                    for (const c of order)
-                        if (c !== first)
-                            await docker.start(c.info.Id);
+            try {
+                if (order.length) {
+                    // Start the previous leader first and prove it leads again; then the others wait.
+                    const db = await _database_js__WEBPACK_IMPORTED_MODULE_6__/* .Database */ .Wm.connect(view.databaseUrl);
+                    try {
+                        const link = {
+                            db,
+                            config: view.config,
+                            mode: view.mode,
+                            databaseUrl: view.databaseUrl,
+                            run: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_7__/* .newRun */ .uH)(view.leader?.health?.checks)
+                        };
+                        const first = view.leader ?? order[order.length - 1];
+                        await (0,_handoff_js__WEBPACK_IMPORTED_MODULE_8__/* .takeOver */ .w)(ctx, link, (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_7__/* .memberOf */ .C5)(first.info), t);
+                        leader = first.name;
+                        for (const c of order)
+                            if (c !== first)
+                                await docker.start(c.info.Id);
+                    }
+                    finally {
+                        await db.close();
+                    }
                 }
-                finally {
-                    await db.close();
-                }
+            }
+            finally {
+                if (r.previous)
+                    await (0,_backup_step_js__WEBPACK_IMPORTED_MODULE_10__/* .dropPreviousContents */ .Bl)(ctx, r.previous);
             }
             return {
                 result: 'ok',
@@ -81734,9 +81794,19 @@ async function checkDbRollbackInputs(inputs) {
 /**
  * Puts the previous containers back. `restore` brings the DB back from the pre-upgrade backup
  * when the plan says so; the caller passes it in (src/backup-step.ts), as the backup library sits
- * beside the rollout, not below it.
+ * beside the rollout, not below it. What it returns runs once the node is back (or the rollback
+ * has failed): the drop of the DB's previous contents, kept aside so its cost is not downtime.
  */
 async function rollback(ctx, link, plan, tNew, reason, restore) {
+    let afterRestore;
+    try {
+        return await rollbackSteps(ctx, link, plan, tNew, reason, async (c, l, f) => void (afterRestore = await restore(c, l, f)));
+    }
+    finally {
+        await afterRestore?.();
+    }
+}
+async function rollbackSteps(ctx, link, plan, tNew, reason, restore) {
     const { docker, report, inputs } = ctx;
     // ready-timeout was chosen for the new image (its migrations); the previous container has run
     // on this DB before and is held to its own, generous bound, so a tight ready-timeout can

@@ -165,8 +165,33 @@ export async function pgRestoreParallel(o: {
 }
 
 /**
- * Restores a directory-format backup into conn's database by swap. Returns the keystore counts
- * of the restored database. Refuses before any work while other sessions use the database.
+ * Drops a database the swap set aside, with a warning instead of an error: the restore is done.
+ * DROP DATABASE makes the server take an immediate checkpoint and wait for it, which after a
+ * large restore writes out all of the restored data: that is why a rollback drops the previous
+ * contents only once the node is back (keepPrevious), not while the node is down.
+ */
+export async function dropDatabase(conn: Conn, name: string, log: Log): Promise<boolean> {
+  const warn = (e: Error) =>
+    log.warning(`could not drop the previous database, now named ${name}: ${redact(e.message, conn.password)}`)
+  const admin = await pgClient(conn.withDatabase('postgres')).catch((e: Error) => e)
+  if (admin instanceof Error) {
+    warn(admin)
+    return false
+  }
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS ${ident(name)}`)
+    return true
+  } catch (e) {
+    warn(e as Error)
+    return false
+  } finally {
+    await admin.end().catch(() => undefined)
+  }
+}
+
+/**
+ * Restores a directory-format backup into conn's database by swap. Returns the name the previous
+ * contents were kept under (keepPrevious), else nothing. Refuses before any work while other sessions use the database.
  */
 export async function restoreBySwap(o: {
   conn: Conn
@@ -178,7 +203,9 @@ export async function restoreBySwap(o: {
   signal?: AbortSignal
   /** the backup's checksums, read meanwhile: awaited before the swap, and first when the restore fails */
   checksums?: Promise<void>
-}): Promise<void> {
+  /** keep the previous contents (under the name returned) for the caller to drop with dropDatabase */
+  keepPrevious?: boolean
+}): Promise<string | undefined> {
   const { conn, log } = o
   const target = conn.database
   const staging = `${target.slice(0, 40)}_clr_new_${randomBytes(3).toString('hex')}`
@@ -277,12 +304,15 @@ export async function restoreBySwap(o: {
       throw e
     }
     created = false
-    log.info(`swapped: ${target} is now the restored copy; dropping the previous contents (${old})`)
-    await admin
-      .query(`DROP DATABASE ${ident(old)}`)
-      .catch((e: Error) =>
-        log.warning(`could not drop the previous database, now named ${old}: ${redact(e.message, conn.password)}`)
+    if (o.keepPrevious) {
+      log.info(
+        `swapped: ${target} is now the restored copy; the previous contents stay as ${old} until the node is back`
       )
+      return old
+    }
+    log.info(`swapped: ${target} is now the restored copy; dropping the previous contents (${old})`)
+    await dropDatabase(conn, old, log)
+    return undefined
   } finally {
     if (created)
       await admin

@@ -20,7 +20,7 @@ import { BackupError, parseConn, pgClient, readerStopped, redact, run, type PgDu
 import { checkSha256, openArchive, restoreRunner } from './archive.js'
 import { checkDirectoryFiles, checkDirectoryHashes } from './dirformat.js'
 import { Progress } from './progress.js'
-import { canSwap, restoreBySwap, withStagedDirectory } from './restore-parallel.js'
+import { canSwap, dropDatabase, restoreBySwap, withStagedDirectory } from './restore-parallel.js'
 
 export interface RestoreOptions {
   databaseUrl: string
@@ -30,6 +30,12 @@ export interface RestoreOptions {
   pgDumpDocker?: PgDumpDocker
   /** max wait for the locks of the drop (default 60 s): fails instead of hanging behind a live session */
   lockTimeoutMs?: number
+  /**
+   * A restore by swap keeps the previous contents as another database instead of dropping them at
+   * once; `dropPrevious` of the result drops them. For a caller whose node is down during the
+   * restore: the drop's checkpoint then runs once the node is back (restore-parallel.ts).
+   */
+  keepPrevious?: boolean
   log: Log
   signal?: AbortSignal
 }
@@ -44,6 +50,8 @@ export interface RestoreResult {
   tables: Record<string, number>
   keystore: Record<string, number>
   warnings: string[]
+  /** with keepPrevious, after a restore by swap: the previous contents, and their drop (never throws) */
+  previous?: { database: string; drop: () => Promise<boolean> }
 }
 
 // Every schema the role may drop goes with all it holds. A schema of another role (on Postgres 14
@@ -231,13 +239,14 @@ async function restoreChecked(
     log.info(
       `schema ${plan.keptSchemas.join(', ')} belongs to another role: kept, with only the objects of ${plan.role} in it replaced`
     )
+  let previous: string | undefined
   if (m.layout === 'directory') {
     const swap = noOwner
       ? { ok: false, why: `a copy made by ${plan.role} cannot keep schema ${plan.keptSchemas.join(', ')} of its owner` }
       : await canSwap(conn)
     if (swap.ok) {
       try {
-        await restoreBySwap({
+        previous = await restoreBySwap({
           conn,
           dumpDir: dumpFile,
           m,
@@ -245,7 +254,8 @@ async function restoreChecked(
           lockTimeoutMs: opts.lockTimeoutMs ?? 60000,
           log,
           signal: opts.signal,
-          checksums
+          checksums,
+          keepPrevious: opts.keepPrevious
         })
       } catch (e) {
         throw new BackupError(
@@ -260,7 +270,12 @@ async function restoreChecked(
       )
     }
   } else await restoreInOneTransaction(opts, conn, runner, dumpFile, m, noOwner)
-  return summarize(conn, dumpFile, m, t0, warnings, log)
+  const r = await summarize(conn, dumpFile, m, t0, warnings, log)
+  if (previous) {
+    const database = previous
+    r.previous = { database, drop: () => dropDatabase(conn, database, log) }
+  }
+  return r
 }
 
 /**

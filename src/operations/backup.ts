@@ -13,7 +13,7 @@ import { memberOf, newRun, timeouts } from '../handoff-types.js'
 import { takeOver } from '../handoff.js'
 import { inspectNode } from '../node.js'
 import type { NodeView } from '../types/node.js'
-import { backupFiles, backupSignal, nodeFiles } from '../backup-step.js'
+import { backupFiles, backupSignal, dropPreviousContents, nodeFiles } from '../backup-step.js'
 import { sameApp } from '../lock.js'
 import { foreignSessions, requireQuietDb } from '../foreign-sessions.js'
 import { notDroppableMessage, schemasNotDroppable } from '../rollout/prepare.js'
@@ -138,7 +138,9 @@ export async function restore(ctx: Context): Promise<OperationResult> {
           file,
           identity: inputs.backupIdentity,
           log,
-          signal: ctx.signal
+          signal: ctx.signal,
+          // dropped once the node is back: the drop's checkpoint is then not downtime
+          keepPrevious: order.length > 0
         })
       } catch (e) {
         // The restore runs in one transaction: the DB is as it was, so the node goes back up.
@@ -156,24 +158,28 @@ export async function restore(ctx: Context): Promise<OperationResult> {
       )
       for (const w of r.warnings) report.note(w)
       let leader: string | undefined
-      if (order.length) {
-        // Start the previous leader first and prove it leads again; then the others wait.
-        const db = await Database.connect(view.databaseUrl)
-        try {
-          const link = {
-            db,
-            config: view.config,
-            mode: view.mode,
-            databaseUrl: view.databaseUrl,
-            run: newRun(view.leader?.health?.checks)
+      try {
+        if (order.length) {
+          // Start the previous leader first and prove it leads again; then the others wait.
+          const db = await Database.connect(view.databaseUrl)
+          try {
+            const link = {
+              db,
+              config: view.config,
+              mode: view.mode,
+              databaseUrl: view.databaseUrl,
+              run: newRun(view.leader?.health?.checks)
+            }
+            const first = view.leader ?? order[order.length - 1]
+            await takeOver(ctx, link, memberOf(first.info), t)
+            leader = first.name
+            for (const c of order) if (c !== first) await docker.start(c.info.Id)
+          } finally {
+            await db.close()
           }
-          const first = view.leader ?? order[order.length - 1]
-          await takeOver(ctx, link, memberOf(first.info), t)
-          leader = first.name
-          for (const c of order) if (c !== first) await docker.start(c.info.Id)
-        } finally {
-          await db.close()
         }
+      } finally {
+        if (r.previous) await dropPreviousContents(ctx, r.previous)
       }
       return {
         result: 'ok',

@@ -9,6 +9,8 @@ import { join } from 'node:path'
 import { generateIdentity, identityToRecipient } from 'age-encryption'
 import { createDb, removeContainers, uniqueName, type TestDb } from '../support/bed.js'
 import { runAction, visible } from '../support/action.js'
+import { linesLog } from '../support/log.js'
+import { createBackup } from '../../src/backup/create.js'
 import { containerState, nodeUrl, readyz, startNode, writers } from '../support/node.js'
 
 const prefix = uniqueName('clr-bk')
@@ -87,6 +89,38 @@ describe('backup and restore operations', () => {
     await c2.end()
     expect(rows).toEqual(['v'])
     expect(r.summary).toMatch(/encrypted_key_rings: 1/)
+    expect((await writers(db)).interleaved).toBe(false)
+  })
+
+  test('restore with stop-node of a directory backup: swapped in, the contents it replaced dropped once the node leads', async () => {
+    // Dropping a database makes the server take an immediate checkpoint, which after a large
+    // restore writes out the whole restored database: done before the node starts, downtime.
+    const set = await createBackup({
+      databaseUrl: db.url,
+      dir: join(stateDir, 'backups'),
+      kind: 'scheduled',
+      format: 'directory',
+      log: linesLog()
+    })
+    const r = await act({ operation: 'restore', 'backup-file': set.file, 'stop-node': 'true' })
+    expect(r.exitCode).toBe(0)
+    expect(r.outputs.leader).toBe(name)
+    expect(await readyz((await nodeUrl(name))!)).toBe(200)
+    const out = visible(r.stdout)
+    expect(out).toMatch(new RegExp(`the previous contents stay as ${db.name}_clr_old_\\w+ until the node is back`))
+    // the drop comes after the node's takeover gates, and is the run's last step
+    const lastGate = out.lastIndexOf('gate ')
+    expect(lastGate).toBeGreaterThan(0)
+    expect(out.indexOf('previous contents dropped')).toBeGreaterThan(lastGate)
+    const steps = r.summary
+      .split('### Timeline')[1]
+      .split('\n')
+      .filter((l) => l.startsWith('| +'))
+    expect(steps.at(-1)).toMatch(new RegExp(`\\| previous contents dropped \\| ${db.name}_clr_old_`))
+    const c = await db.client()
+    const left = await c.query("SELECT datname FROM pg_database WHERE datname LIKE $1 || '\\_clr\\_%'", [db.name])
+    await c.end()
+    expect(left.rows).toEqual([])
     expect((await writers(db)).interleaved).toBe(false)
   })
 

@@ -2,6 +2,9 @@
 // which containers are stopped, renamed, started and removed, in which order, and what the DB
 // plan does, for the outcomes the integration tests reach only with a real node and real time.
 import { afterEach, beforeEach, describe, expect, jest, test } from '@jest/globals'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { basename, join } from 'node:path'
 import type { Context } from '../../src/context.js'
 import { GateError, memberOf } from '../../src/handoff-types.js'
 import type { NodeContainer, NodeView } from '../../src/types/node.js'
@@ -191,6 +194,33 @@ describe('rollback on its own', () => {
     )
     expect(w.events.filter((e) => e.startsWith('stop '))).toEqual([])
     expect(w.byName('chainlink-rollout-next')?.info.State.Running).toBe(true)
+  })
+
+  test('the DB moved and is restored: the contents it replaced are dropped only once the previous container leads', async () => {
+    // dropping them makes the server write out the whole restored database first (a checkpoint):
+    // done while the node is down, that would be downtime
+    const { ctx, p, plan } = await afterFailedHandoff(true)
+    ctx.inputs.dbRollback = 'restore'
+    const dir = mkdtempSync(join(tmpdir(), 'orch-backup-'))
+    const file = join(dir, 'pre.dump.d')
+    writeFileSync(
+      join(dir, 'pre.json'),
+      JSON.stringify({ format: 'chainlink-rollout-backup', createdAt: new Date().toISOString() })
+    )
+    const restore = async (_c: Context, _l: unknown, f: string) => {
+      w.events.push(`restore ${basename(f)}`)
+      w.db = { ...w.db, goose: p.view.dbVersion.goose }
+      return async () => void w.events.push('drop previous contents')
+    }
+    const restored = await rollback(ctx, p.link, { ...plan, backupFile: file }, FAST, 'health gate failed', restore)
+    expect(restored.name).toBe('chainlink')
+    expectInOrder(w.events, [
+      'stop chainlink-rollout-next',
+      'restore pre.dump.d',
+      'start chainlink',
+      'report: rolled back',
+      'drop previous contents'
+    ])
   })
 
   test('the DB did not move: no DB step, the previous container restarted and proven leading', async () => {
