@@ -552,7 +552,8 @@ describe('directory layout', () => {
     } finally {
       await c.end()
     }
-    expect(lines.slice(n).join('\n')).toMatch(/restoring in one transaction, not in parallel: 1 other session\(s\)/)
+    // this test's session at least; one just closed by a test before may still be counted on a busy host
+    expect(lines.slice(n).join('\n')).toMatch(/restoring in one transaction, not in parallel: \d+ other session\(s\)/)
     expect(await count(d2, 'encrypted_key_rings')).toBe(1)
     expect(await count(d2, 'evm.logs')).toBe(before - 1)
   })
