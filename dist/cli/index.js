@@ -75841,7 +75841,8 @@ async function dropDatabase(conn, name, log) {
 }
 /**
  * Restores a directory-format backup into conn's database by swap. Returns the name the previous
- * contents were kept under (keepPrevious), else nothing. Refuses before any work while other sessions use the database.
+ * contents were kept under (keepPrevious), else nothing. Refuses before any work while other
+ * sessions use the database.
  */
 async function restoreBySwap(o) {
     const { conn, log } = o;

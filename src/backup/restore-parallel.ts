@@ -191,7 +191,8 @@ export async function dropDatabase(conn: Conn, name: string, log: Log): Promise<
 
 /**
  * Restores a directory-format backup into conn's database by swap. Returns the name the previous
- * contents were kept under (keepPrevious), else nothing. Refuses before any work while other sessions use the database.
+ * contents were kept under (keepPrevious), else nothing. Refuses before any work while other
+ * sessions use the database.
  */
 export async function restoreBySwap(o: {
   conn: Conn

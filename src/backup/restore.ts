@@ -32,7 +32,7 @@ export interface RestoreOptions {
   lockTimeoutMs?: number
   /**
    * A restore by swap keeps the previous contents as another database instead of dropping them at
-   * once; `dropPrevious` of the result drops them. For a caller whose node is down during the
+   * once; `previous.drop` of the result drops them. For a caller whose node is down during the
    * restore: the drop's checkpoint then runs once the node is back (restore-parallel.ts).
    */
   keepPrevious?: boolean
