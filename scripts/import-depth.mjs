@@ -1,4 +1,5 @@
 // Measures the house from its entries (src/index.ts, src/cli.ts): the longest chain of imports
+// and which folder imports which (BELOW, below),
 // down to a leaf, in files, and any import cycle; and every file of src/ against MAX_LINES (400).
 // Every import of a file of src/ counts, type-only ones too: a reader follows them all. Exits 1 when a chain is longer than MAX_DEPTH files or a
 // cycle exists, so `npm run lint` (and CI) catch it; prints the longest chain of each entry.
@@ -85,6 +86,72 @@ for (const e of entries) {
 }
 for (const c of cycles) console.log(`import cycle: ${c.map(rel).join(' -> ')}`)
 if (cycles.length) failed = true
+// Which folder may import which (docs/layout in README.md): each floor imports only the floors below
+// it, so a reader climbing down from an operation never meets a room that leads back up. The top
+// files are plain values every floor uses (errors, log, duration, sleep, report, context); the two
+// entries (index.ts, cli.ts) put the action together and may import anything.
+const BELOW = {
+  image: [],
+  trust: ['image'],
+  postgres: ['trust'],
+  docker: ['image', 'trust'],
+  backup: ['postgres', 'trust'],
+  node: ['docker', 'postgres', 'trust', 'image'],
+  journal: ['node', 'docker', 'postgres', 'trust'],
+  handoff: ['node', 'docker', 'postgres', 'trust', 'image'],
+  safeguards: ['backup', 'handoff', 'journal', 'node', 'docker', 'postgres', 'trust', 'image'],
+  inputs: ['safeguards', 'backup', 'node', 'docker', 'postgres', 'trust', 'image'],
+  rollout: ['inputs', 'safeguards', 'backup', 'handoff', 'journal', 'node', 'docker', 'postgres', 'trust', 'image'],
+  operations: [
+    'rollout',
+    'inputs',
+    'safeguards',
+    'backup',
+    'handoff',
+    'journal',
+    'node',
+    'docker',
+    'postgres',
+    'trust',
+    'image'
+  ],
+  edge: ['inputs', 'journal', 'docker', 'trust', 'image']
+}
+// The inputs are read at the door (operations/, the rollout's preflight, the entries and the edge);
+// below it a function gets what it needs as a parameter. The files still reading them below the
+// door are listed here, and the list only shrinks (issue: ctx carries the run's services only).
+const READS_INPUTS = new Set([
+  'src/context.ts',
+  'src/cli.ts',
+  'src/rollout/prepare.ts',
+  'src/node/connect.ts',
+  'src/handoff/types.ts',
+  'src/rollout/rollback.ts'
+])
+const folderOf = (f) => {
+  const parts = rel(f).split('/')
+  return parts.length > 2 ? parts[1] : ''
+}
+const TOP_ENTRIES = new Set(['src/index.ts', 'src/cli.ts', 'src/context.ts'])
+for (const f of readdirSync(resolve(root, 'src'), { recursive: true }).filter((x) => x.endsWith('.ts'))) {
+  const file = resolve(root, 'src', f)
+  const from = folderOf(file)
+  for (const g of edges(file)) {
+    const to = folderOf(g)
+    if (to === from || to === '') continue
+    if (to === 'inputs' && READS_INPUTS.has(rel(file))) continue
+    if (to === 'inputs' && !['operations', 'edge'].includes(from)) {
+      console.log(`wrong-way import: ${rel(file)} -> ${rel(g)} (below the door, settings arrive as parameters)`)
+      failed = true
+      continue
+    }
+    const ok = from === '' ? TOP_ENTRIES.has(rel(file)) : (BELOW[from] ?? []).includes(to)
+    if (!ok) {
+      console.log(`wrong-way import: ${rel(file)} -> ${rel(g)} (${from || 'top'}/ may not import ${to}/)`)
+      failed = true
+    }
+  }
+}
 // and no room too big: CI checks the formatting, so a file's lines are its formatted size
 for (const f of readdirSync(resolve(root, 'src'), { recursive: true }).filter((x) => x.endsWith('.ts'))) {
   const lines = readFileSync(resolve(root, 'src', f), 'utf8').split('\n').length - 1

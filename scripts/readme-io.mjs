@@ -47,6 +47,15 @@ if (process.argv.includes('--check')) {
   // a file is named by its path, or by its name in a list that follows its folder (`src/backup/` (`create.ts`, ...))
   const named = (f) => layout.includes(`\`${f}\``) || layout.includes(`\`${f.split('/').at(-1)}\``)
   const missing = files.filter((f) => !named(f))
+  // one line per folder: `- \`src/<folder>/\`` opens it, and each file of the folder is named on that line
+  const lines = layout.split('\n')
+  for (const dir of new Set(files.map((f) => f.split('/').slice(0, -1).join('/') + '/'))) {
+    const line = lines.find((l) => l.startsWith(`- \`${dir}\``) || (dir === 'src/' && l.startsWith('- `src/` (top)')))
+    if (!line) missing.push(`${dir} (no line of its own)`)
+    else
+      for (const f of files.filter((x) => x.startsWith(dir) && !x.slice(dir.length).includes('/')))
+        if (!line.includes(`\`${f.slice(dir.length)}\``)) missing.push(`${f} (not on ${dir}'s line)`)
+  }
   const gone = [...layout.matchAll(/`(src\/[^`]+\.ts)`/g)].map((m) => m[1]).filter((f) => !files.includes(f))
   if (missing.length || gone.length) {
     if (missing.length) console.error(`README.md Layout does not name: ${missing.join(', ')}`)

@@ -8,18 +8,18 @@ import './cjs-shim.js'
 import type { Context, OperationResult, Operations } from './context.js'
 import type { Log } from './log.js'
 import { AbortedError, OperationError } from './errors.js'
-import { DockerClient } from './docker.js'
-import { InputError, OPERATIONS, readInputs } from './inputs.js'
-import type { Inputs } from './types/inputs.js'
+import { DockerClient } from './docker/client.js'
+import { InputError, OPERATIONS, readInputs } from './inputs/read.js'
+import type { Inputs } from './inputs/types.js'
 import { backup, restore } from './operations/backup.js'
 import { handoffOrRestart } from './operations/handoff.js'
 import { repair } from './operations/repair.js'
 import { status } from './operations/status.js'
 import { upgrade } from './operations/upgrade.js'
 import { Report } from './report.js'
-import { nodeKey, readJournal } from './state.js'
+import { nodeKey, readJournal } from './journal/journal.js'
 
-/** Each operation of input `operation`, as in the action (src/main.ts). */
+/** Each operation of input `operation`, as in the action (src/edge/main.ts). */
 const operations: Operations = {
   upgrade,
   handoff: handoffOrRestart,

@@ -1,9 +1,8 @@
 // What every operation is handed: validated inputs, the Docker client, a logger and the report.
 // Operations never call @actions/core; action.ts maps their results to outputs and exit codes.
-import type { Outputs } from './constants.js'
-import type { DbApi } from './database.js'
-import type { DockerApi } from './docker.js'
-import type { Inputs, Operation } from './types/inputs.js'
+import type { DbApi } from './postgres/database.js'
+import type { DockerApi } from './docker/client.js'
+import type { Inputs, Operation } from './inputs/types.js'
 import type { Log } from './log.js'
 import type { Report } from './report.js'
 
@@ -36,3 +35,13 @@ export interface OperationResult {
 
 /** Each operation of input `operation`, one module each (src/operations/): the entries' table. */
 export type Operations = Record<Operation, (ctx: Context) => Promise<OperationResult>>
+
+/** The outputs of action.yml. */
+export enum Outputs {
+  Result = 'result',
+  PreviousImage = 'previous-image',
+  Image = 'image',
+  Leader = 'leader',
+  LeaderGapMs = 'leader-gap-ms',
+  BackupFile = 'backup-file'
+}

@@ -1,15 +1,15 @@
 // The action's entry, and where it is put together: the runner's edge (action.ts) runs the main
 // or the post step, each handed the operations (one module each, src/operations/).
 import './cjs-shim.js'
-import { run } from './action.js'
+import { run } from './edge/action.js'
 import type { Operations } from './context.js'
-import { main } from './main.js'
+import { main } from './edge/main.js'
 import { backup, restore } from './operations/backup.js'
 import { handoffOrRestart } from './operations/handoff.js'
 import { repair } from './operations/repair.js'
 import { status } from './operations/status.js'
 import { upgrade } from './operations/upgrade.js'
-import { post } from './post.js'
+import { post } from './edge/post.js'
 
 const operations: Operations = {
   upgrade,

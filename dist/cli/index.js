@@ -73742,136 +73742,6 @@ function extend(target) {
 
 /***/ }),
 
-/***/ 6704:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Bl: () => (/* binding */ dropPreviousContents),
-/* harmony export */   MN: () => (/* binding */ restoreForRollback),
-/* harmony export */   U_: () => (/* binding */ backupFiles),
-/* harmony export */   jQ: () => (/* binding */ backupSignal),
-/* harmony export */   kT: () => (/* binding */ nodeFiles)
-/* harmony export */ });
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
-/* harmony import */ var _backup_restore_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7020);
-/* harmony import */ var _database_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(8918);
-/* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(7607);
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3024);
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_3___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_3__);
-/* harmony import */ var smol_toml__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(3292);
-/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(7194);
-
-
-
-
-
-
-
-/** Host path of a file inside a container, through its bind mounts (undefined when not mounted). */
-function hostPathOf(info, path) {
-    const mounts = [...(info.Mounts ?? [])].sort((a, b) => b.Destination.length - a.Destination.length);
-    for (const m of mounts) {
-        if (path === m.Destination || path.startsWith(m.Destination.replace(/\/$/, '') + '/'))
-            return m.Source + path.slice(m.Destination.length);
-    }
-    return undefined;
-}
-function holdsCredentials(hostPath) {
-    try {
-        return (0,_secrets_js__WEBPACK_IMPORTED_MODULE_5__/* .configTomlSecrets */ .IL)((0,node_fs__WEBPACK_IMPORTED_MODULE_3__.readFileSync)(hostPath, 'utf8'), (t) => (0,smol_toml__WEBPACK_IMPORTED_MODULE_4__/* .parse */ .qg)(t)).length > 0;
-    }
-    catch {
-        return true; // unreadable here: treat it as the secret it may be
-    }
-}
-/** The node's root-dir files that matter for a restore: -config, -secrets, and the API and password files. */
-function nodeFiles(view, info) {
-    const dir = (info.Config.WorkingDir || '/').replace(/\/$/, '');
-    const abs = (f) => (f.startsWith('/') ? f : `${dir}/${f}`);
-    const out = [];
-    const add = (f, secret) => {
-        const p = hostPathOf(info, abs(f));
-        if (p && !out.some((o) => o.path === p))
-            out.push({ name: f, path: p, secret: secret(p) });
-    };
-    for (const f of view.config.configFiles)
-        add(f, holdsCredentials);
-    for (const f of [...view.config.secretsFiles, ...(view.config.credentialFiles ?? [])])
-        add(f, () => true);
-    return out;
-}
-/**
- * The files a backup stores: the node's secrets go in only encrypted to `backup-recipient`, or
- * in plain when `backup-secrets-plain` asks for it. `note` says which, for the summary.
- */
-function backupFiles(files, encrypted, plain) {
-    const secret = files.filter((f) => f.secret);
-    const names = secret.map((f) => f.name).join(', ');
-    if (!secret.length)
-        return { files, note: 'no secrets files found in the node container' };
-    if (encrypted)
-        return { files, note: `${names} stored, encrypted to backup-recipient` };
-    if (plain)
-        return { files, note: `${names} stored UNENCRYPTED (backup-secrets-plain: true)` };
-    return {
-        files: files.filter((f) => !f.secret),
-        note: `${names} not stored: a backup keeps the node's secrets only encrypted (set backup-recipient, or backup-secrets-plain: true to store them in plain)`
-    };
-}
-/**
- * The rollback's restore. Returns what is left to do once the node is back: a restore by swap
- * keeps the previous contents until then, as dropping them makes the server write out the whole
- * restored database first (restore-parallel.ts), time the node would otherwise spend down.
- */
-async function restoreForRollback(ctx, link, file) {
-    const url = link.databaseUrl;
-    if (!url)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK('cannot restore: the database URL is unknown');
-    ctx.report.step('restore', file);
-    // A directory-layout backup is restored into a copy swapped in by rename, which needs the
-    // database free of sessions, this action's own included: closed here, reopened after.
-    const swap = /\.dump\.d\/?$/.test(file);
-    if (swap)
-        await link.db.close();
-    let r;
-    try {
-        r = await (0,_backup_restore_js__WEBPACK_IMPORTED_MODULE_1__/* .restoreBackup */ .dH)({
-            databaseUrl: url,
-            file,
-            identity: ctx.inputs.backupIdentity,
-            log: ctx.log,
-            signal: ctx.signal,
-            keepPrevious: true
-        });
-    }
-    finally {
-        if (swap)
-            link.db = await _database_js__WEBPACK_IMPORTED_MODULE_2__/* .Database */ .Wm.connect(url);
-    }
-    ctx.report.step('database restored', `${file} (taken ${r.backupCreatedAt}) in ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_6__/* .formatMs */ ._V)(r.durationMs)}`);
-    const previous = r.previous;
-    return previous && (() => dropPreviousContents(ctx, previous));
-}
-/** Drops the contents a restore by swap kept aside and says so, or says where they stay. */
-async function dropPreviousContents(ctx, previous) {
-    if (await previous.drop())
-        ctx.report.step('previous contents dropped', previous.database);
-    else
-        ctx.report.note(`The database's contents before the restore stay as database ${previous.database}: drop it once it is no longer needed.`);
-}
-/**
- * pg_dump has no overall bound of its own (only its lock wait): a hung dump would hold the job
- * and the host lock until the job's timeout. The dump ends with the run's cancellation or after
- * this long, whichever comes first.
- */
-const BACKUP_BOUND_MS = 2 * 3600_000;
-function backupSignal(signal) {
-    return AbortSignal.any([signal, AbortSignal.timeout(BACKUP_BOUND_MS)]);
-}
-
-
-/***/ }),
-
 /***/ 9696:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -76451,15 +76321,15 @@ __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __we
 /* harmony export */ });
 /* harmony import */ var _cjs_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(5283);
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3916);
-/* harmony import */ var _docker_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3871);
-/* harmony import */ var _inputs_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7017);
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9949);
+/* harmony import */ var _inputs_read_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3119);
 /* harmony import */ var _operations_backup_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(2674);
 /* harmony import */ var _operations_handoff_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(2416);
 /* harmony import */ var _operations_repair_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(8737);
 /* harmony import */ var _operations_status_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(9986);
-/* harmony import */ var _operations_upgrade_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(1006);
+/* harmony import */ var _operations_upgrade_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(2307);
 /* harmony import */ var _report_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(665);
-/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(2462);
+/* harmony import */ var _journal_journal_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(4896);
 // The command line: the action's engine for other CI systems, a cron or systemd timer and the
 // manual maintenance of the node's docs. `chainlink-rollout <operation> --container ... --image ...`
 // takes every input of action.yml as a flag (same defaults, validation and exit codes: 0 when the
@@ -76477,7 +76347,7 @@ __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __we
 
 
 
-/** Each operation of input `operation`, as in the action (src/main.ts). */
+/** Each operation of input `operation`, as in the action (src/edge/main.ts). */
 const operations = {
     upgrade: _operations_upgrade_js__WEBPACK_IMPORTED_MODULE_8__/* .upgrade */ .f,
     handoff: _operations_handoff_js__WEBPACK_IMPORTED_MODULE_5__/* .handoffOrRestart */ .F,
@@ -76538,7 +76408,7 @@ const BOOLEAN = new Set([
 ]);
 const USAGE = `usage: chainlink-rollout <operation> [--input value ...] [--json]
 
-operations: ${_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .OPERATIONS */ .xb.join(', ')}
+operations: ${_inputs_read_js__WEBPACK_IMPORTED_MODULE_3__/* .OPERATIONS */ .xb.join(', ')}
 every input of the action is a flag of the same name, e.g.
   chainlink-rollout upgrade --container chainlink --image smartcontract/chainlink:2.20.0
   chainlink-rollout handoff --container chainlink-a --standby chainlink-b
@@ -76633,10 +76503,10 @@ async function main(argv, env, io) {
     };
     let inputs;
     try {
-        inputs = (0,_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .readInputs */ .Ko)((n) => args.values[n] ?? '', (s) => masker.add(s));
+        inputs = (0,_inputs_read_js__WEBPACK_IMPORTED_MODULE_3__/* .readInputs */ .Ko)((n) => args.values[n] ?? '', (s) => masker.add(s));
     }
     catch (e) {
-        const message = e instanceof _inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .InputError */ .dz ? e.message : `Invalid input: ${e.message}`;
+        const message = e instanceof _inputs_read_js__WEBPACK_IMPORTED_MODULE_3__/* .InputError */ .dz ? e.message : `Invalid input: ${e.message}`;
         return finish({ result: 'failed', ok: false, message, outputs: {} });
     }
     const stamp = () => (io.tty ? `${new Date().toISOString().slice(11, 19)} ` : '');
@@ -76662,7 +76532,7 @@ async function main(argv, env, io) {
     let runId;
     const ctx = {
         inputs,
-        docker: new _docker_js__WEBPACK_IMPORTED_MODULE_2__/* .DockerClient */ .al(inputs.dockerHost),
+        docker: new _docker_client_js__WEBPACK_IMPORTED_MODULE_2__/* .DockerClient */ .al(inputs.dockerHost),
         log,
         report,
         signal: abort.signal,
@@ -76675,10 +76545,10 @@ async function main(argv, env, io) {
     catch (e) {
         const msg = e instanceof _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .AbortedError */ .oM
             ? 'cancelled'
-            : e instanceof _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .OperationError */ .OK || e instanceof _inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .InputError */ .dz
+            : e instanceof _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .OperationError */ .OK || e instanceof _inputs_read_js__WEBPACK_IMPORTED_MODULE_3__/* .InputError */ .dz
                 ? e.message
                 : e.message;
-        if (!(e instanceof _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .OperationError */ .OK) && !(e instanceof _inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .InputError */ .dz) && !(e instanceof _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .AbortedError */ .oM))
+        if (!(e instanceof _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .OperationError */ .OK) && !(e instanceof _inputs_read_js__WEBPACK_IMPORTED_MODULE_3__/* .InputError */ .dz) && !(e instanceof _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .AbortedError */ .oM))
             log.debug(e.stack ?? String(e));
         result = { result: 'failed', ok: false, message: msg, outputs: {} };
     }
@@ -76687,7 +76557,7 @@ async function main(argv, env, io) {
         process.removeListener('SIGTERM', onTerm);
     }
     // What the action's post step does: a run this process opened and left in flight is repaired.
-    const j = (0,_state_js__WEBPACK_IMPORTED_MODULE_9__/* .readJournal */ .a0)(inputs.stateDir, (0,_state_js__WEBPACK_IMPORTED_MODULE_9__/* .nodeKey */ .u8)(inputs));
+    const j = (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_9__/* .readJournal */ .a0)(inputs.stateDir, (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_9__/* .nodeKey */ .u8)(inputs));
     if (runId && j && j.phase !== 'done' && j.runId === runId) {
         log.warning(`The ${j.operation} of '${inputs.container}' (run ${j.runId}) did not finish; repairing`);
         try {
@@ -76727,446 +76597,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 3214:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Bt: () => (/* binding */ LABEL_RUN),
-/* harmony export */   MT: () => (/* binding */ startClone),
-/* harmony export */   os: () => (/* binding */ LABEL_ROLE)
-/* harmony export */ });
-/* harmony import */ var _container_spec_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9566);
-/* harmony import */ var _docker_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3871);
-
-
-const LABEL_RUN = 'io.chainlink-rollout.run';
-const LABEL_ROLE = 'io.chainlink-rollout.role';
-/** Creates and starts a container from `from`'s config with another image (and maybe ports). */
-async function startClone(ctx, from, opts) {
-    const { docker } = ctx;
-    const oldImage = await docker.imageInfo(from.Image);
-    let portBindings;
-    if (opts.ports === 'remap') {
-        const published = (0,_container_spec_js__WEBPACK_IMPORTED_MODULE_0__/* .publishedPorts */ .LQ)(from);
-        if (Object.keys(published).length)
-            portBindings = await (0,_container_spec_js__WEBPACK_IMPORTED_MODULE_0__/* .remapPorts */ .mr)(published, _docker_js__WEBPACK_IMPORTED_MODULE_1__/* .freePort */ .ov);
-    }
-    const spec = (0,_container_spec_js__WEBPACK_IMPORTED_MODULE_0__/* .cloneSpec */ .hm)(from, {
-        name: opts.name,
-        image: opts.image,
-        portBindings,
-        oldImageConfig: oldImage?.config,
-        extraLabels: { [LABEL_RUN]: opts.runId, [LABEL_ROLE]: opts.role },
-        keepAddress: opts.ports === 'keep',
-        asService: opts.asService
-    });
-    // Engines before API 1.44 take one endpoint at create: the rest are connected before start.
-    const endpoints = spec.NetworkingConfig?.EndpointsConfig ?? {};
-    const primaryNet = from.HostConfig.NetworkMode ?? 'default';
-    const later = Object.entries(endpoints).filter(([n]) => n !== primaryNet && Object.keys(endpoints).length > 1);
-    if (later.length)
-        spec.NetworkingConfig = {
-            EndpointsConfig: Object.fromEntries(Object.entries(endpoints).filter(([n]) => !later.some(([l]) => l === n)))
-        };
-    const id = await docker.create(spec);
-    opts.onCreated?.({ id, name: opts.name, info: (await docker.inspect(id)) });
-    for (const [net, ep] of later)
-        await docker.connectNetwork(net, id, ep);
-    if (opts.start !== false)
-        await docker.start(id);
-    const info = (await docker.inspect(id));
-    return { id, name: opts.name, info };
-}
-
-
-/***/ }),
-
-/***/ 9566:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   LQ: () => (/* binding */ publishedPorts),
-/* harmony export */   QP: () => (/* binding */ describePorts),
-/* harmony export */   hm: () => (/* binding */ cloneSpec),
-/* harmony export */   mr: () => (/* binding */ remapPorts)
-/* harmony export */ });
-/* harmony import */ var _docker_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3871);
-
-/** compose finds a service's containers by these labels (project, service, oneoff; docs/compose.md) */
-const COMPOSE_LABEL_PREFIX = 'com.docker.compose.';
-const same = (a, b) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
-function cloneSpec(info, opts) {
-    const c = info.Config;
-    const img = opts.oldImageConfig ?? {};
-    const imageEnv = new Set(img.Env ?? []);
-    const env = (c.Env ?? []).filter((e) => !imageEnv.has(e));
-    const labels = {};
-    for (const [k, v] of Object.entries(c.Labels ?? {})) {
-        if (opts.asService === false && k.startsWith(COMPOSE_LABEL_PREFIX))
-            continue;
-        if (img.Labels?.[k] !== v)
-            labels[k] = v;
-    }
-    Object.assign(labels, opts.extraLabels ?? {});
-    const exposed = {};
-    for (const p of Object.keys(c.ExposedPorts ?? {}))
-        if (!img.ExposedPorts || !(p in img.ExposedPorts))
-            exposed[p] = {};
-    const hostConfig = { ...info.HostConfig };
-    // A clone must outlive its stop (`docker run --rm` would delete it): a stopped clone may be
-    // the container a rollback starts again.
-    hostConfig.AutoRemove = false;
-    if (opts.portBindings)
-        hostConfig.PortBindings = opts.portBindings;
-    // Every user network is recreated with its aliases (the container-id alias is Docker's own).
-    // Engines before API 1.44 accept one endpoint at create: startClone connects the rest.
-    const networkMode = hostConfig.NetworkMode ?? 'default';
-    const endpoints = {};
-    const shortId = info.Id.slice(0, 12);
-    for (const [net, ep] of Object.entries(info.NetworkSettings?.Networks ?? {})) {
-        if (['bridge', 'host', 'none', 'default'].includes(net) ||
-            networkMode === 'host' ||
-            networkMode.startsWith('container:'))
-            continue;
-        const aliases = (ep.Aliases ?? []).filter((a) => a !== shortId && a !== info.Id && a !== (0,_docker_js__WEBPACK_IMPORTED_MODULE_0__/* .containerName */ .xN)(info));
-        endpoints[net] = {
-            Aliases: aliases.length ? aliases : undefined,
-            ...(opts.keepAddress && ep.IPAMConfig ? { IPAMConfig: ep.IPAMConfig } : {})
-        };
-    }
-    const spec = {
-        name: opts.name,
-        Image: opts.image,
-        Env: env,
-        Labels: labels,
-        Tty: c.Tty,
-        OpenStdin: c.OpenStdin,
-        StdinOnce: c.StdinOnce,
-        AttachStdin: false,
-        AttachStdout: false,
-        AttachStderr: false,
-        HostConfig: hostConfig,
-        NetworkingConfig: Object.keys(endpoints).length ? { EndpointsConfig: endpoints } : undefined
-    };
-    if (Object.keys(exposed).length)
-        spec.ExposedPorts = exposed;
-    const ownEntrypoint = !same(c.Entrypoint, img.Entrypoint);
-    if (opts.entrypoint)
-        spec.Entrypoint = opts.entrypoint;
-    else if (ownEntrypoint)
-        spec.Entrypoint = c.Entrypoint;
-    // Docker falls back to the image's CMD only when the request sets no Entrypoint: with the
-    // operator's own entrypoint the command must be passed even when it equals the image's.
-    if (opts.cmd)
-        spec.Cmd = opts.cmd;
-    else if (ownEntrypoint || !same(c.Cmd, img.Cmd))
-        spec.Cmd = c.Cmd;
-    if (c.Healthcheck && !same(c.Healthcheck, img.Healthcheck))
-        spec.Healthcheck = c.Healthcheck;
-    if (c.WorkingDir && c.WorkingDir !== img.WorkingDir)
-        spec.WorkingDir = c.WorkingDir;
-    if (c.User && c.User !== img.User)
-        spec.User = c.User;
-    if (c.StopSignal && c.StopSignal !== img.StopSignal)
-        spec.StopSignal = c.StopSignal;
-    if (c.StopTimeout !== undefined)
-        spec.StopTimeout = c.StopTimeout;
-    // The auto-generated hostname is the old container's id; a set one is the operator's.
-    if (c.Hostname && c.Hostname !== shortId && !['host'].includes(networkMode))
-        spec.Hostname = c.Hostname;
-    if (c.Domainname)
-        spec.Domainname = c.Domainname;
-    return spec;
-}
-/** Published host ports of a container: container port -> bindings. Empty for host networking. */
-function publishedPorts(info) {
-    if (info.HostConfig.NetworkMode === 'host')
-        return {};
-    const out = {};
-    for (const [port, binds] of Object.entries((info.HostConfig.PortBindings ?? {}))) {
-        if (binds && binds.length)
-            out[port] = binds;
-    }
-    return out;
-}
-/**
- * Remaps every published binding to a free host port on the same host address, so a UI the
- * operator bound to 127.0.0.1 never appears on 0.0.0.0. `freePort(hostIp)` finds one.
- */
-async function remapPorts(bindings, freePort) {
-    const out = {};
-    const taken = new Set();
-    for (const [port, binds] of Object.entries(bindings)) {
-        const list = [];
-        for (const b of binds ?? []) {
-            const p = await freePort(b.HostIp ?? '', taken);
-            taken.add(p);
-            list.push({ HostIp: b.HostIp ?? '', HostPort: String(p) });
-        }
-        out[port] = list;
-    }
-    return out;
-}
-/** The published ports as `host-ip:port->port/proto`, for the report. */
-function describePorts(info) {
-    const pb = publishedPorts(info);
-    const parts = Object.entries(pb).flatMap(([p, binds]) => (binds ?? []).map((b) => `${b.HostIp || '0.0.0.0'}:${b.HostPort}->${p}`));
-    return parts.length
-        ? parts.join(', ')
-        : info.HostConfig.NetworkMode === 'host'
-            ? 'host network'
-            : 'no published ports';
-}
-
-
-/***/ }),
-
-/***/ 8918:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Wm: () => (/* binding */ Database)
-/* harmony export */ });
-/* unused harmony exports parseApplicationName, describePgError */
-/* harmony import */ var pg__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6230);
-// The node's Postgres, read-only except where a rollback must reset node_versions. The action
-// connects under its own application_name so its session is never mistaken for a node's.
-
-// `Chainlink <version> |App|<uuid>`; a build without a version names itself `Chainlink |App|<uuid>`
-const APP_NAME = /^Chainlink (?:(\S+) )?\|App\|([0-9a-f-]+)$/;
-function parseApplicationName(name) {
-    const m = APP_NAME.exec(name);
-    return m ? { version: m[1] ?? '', appId: m[2] } : undefined;
-}
-/** How long a query waits for a lost connection to come back (a DB restart, dropped sessions). */
-const RECONNECT_FOR_MS = 30_000;
-class Database {
-    client;
-    url;
-    timeoutMs;
-    closed = false;
-    constructor(client, url, timeoutMs) {
-        this.client = client;
-        this.url = url;
-        this.timeoutMs = timeoutMs;
-    }
-    static async open(url, timeoutMs) {
-        const client = new pg__WEBPACK_IMPORTED_MODULE_0__/* ["default"].Client */ .Ay.Client({
-            connectionString: url,
-            application_name: 'chainlink-rollout',
-            connectionTimeoutMillis: timeoutMs,
-            statement_timeout: timeoutMs
-        });
-        // A dropped connection must surface as a query error, not an unhandled 'error' event.
-        client.on('error', () => undefined);
-        try {
-            await client.connect();
-        }
-        catch (e) {
-            await client.end().catch(() => undefined);
-            throw e;
-        }
-        return client;
-    }
-    /**
-     * Connects to the node's database. `retryForMs` keeps trying that long (the post step and
-     * repair run right after an interruption, when the DB may be restarting).
-     */
-    static async connect(url, timeoutMs = 10_000, retryForMs = 0) {
-        const end = Date.now() + retryForMs;
-        for (;;) {
-            try {
-                return new Database(await Database.open(url, timeoutMs), url, timeoutMs);
-            }
-            catch (e) {
-                if (Date.now() >= end || !isConnectionError(e))
-                    throw new Error(`cannot connect to the node's database: ${describePgError(e)}`);
-                await new Promise((r) => setTimeout(r, 500));
-            }
-        }
-    }
-    async close() {
-        this.closed = true;
-        await this.client.end().catch(() => undefined);
-    }
-    /**
-     * Runs a query. A lost connection (a DB restart, an operator's pg_terminate_backend) is
-     * reopened and the query retried, for up to 30 s: a blip in the DB must not read as a
-     * failed gate and roll back a healthy node.
-     */
-    async query(sql, params = []) {
-        const end = Date.now() + RECONNECT_FOR_MS;
-        for (;;) {
-            try {
-                return (await this.client.query(sql, params)).rows;
-            }
-            catch (e) {
-                if (this.closed || !isConnectionError(e) || Date.now() >= end)
-                    throw e;
-                await this.client.end().catch(() => undefined);
-                await new Promise((r) => setTimeout(r, 250));
-                try {
-                    this.client = await Database.open(this.url, this.timeoutMs);
-                }
-                catch {
-                    /* still down: the loop tries again until the deadline */
-                }
-            }
-        }
-    }
-    async tableExists(name) {
-        const r = await this.query(`SELECT to_regclass($1) IS NOT NULL AS ok`, [name]);
-        return r[0].ok;
-    }
-    /** Every node process connected to this database, oldest first. */
-    async nodeSessions() {
-        const rows = await this.query(`SELECT pid, application_name, host(client_addr) AS client_addr, client_port, backend_start, query_start, state, query
-         FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'Chainlink %|App|%' ORDER BY backend_start`);
-        const out = [];
-        for (const r of rows) {
-            const p = parseApplicationName(r.application_name);
-            if (!p)
-                continue;
-            out.push({
-                pid: r.pid,
-                appId: p.appId,
-                version: p.version,
-                applicationName: r.application_name,
-                clientAddr: r.client_addr,
-                clientPort: r.client_port,
-                backendStart: r.backend_start,
-                queryStart: r.query_start,
-                state: r.state,
-                query: r.query
-            });
-        }
-        return out;
-    }
-    /** The lease row (docs/node-facts.md §3); undefined when the table is empty. */
-    async lease() {
-        const r = await this.query(`SELECT client_id::text, expires_at, expires_at < NOW() AS expired FROM lease_lock`);
-        if (r.length > 1)
-            throw new Error(`lease_lock has ${r.length} rows; the node keeps exactly one`);
-        return r[0] ? { clientId: r[0].client_id, expiresAt: r[0].expires_at, expired: r[0].expired } : undefined;
-    }
-    /** Backends holding the node's advisory lock (docs/node-facts.md §2), with their app id. */
-    async advisoryHolders(lockId) {
-        const r = await this.query(`SELECT l.pid, a.application_name FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
-        WHERE l.locktype = 'advisory' AND l.granted AND ((l.classid::bigint << 32) | l.objid::bigint) = $1::bigint`, [lockId.toString()]);
-        return r.map((x) => ({
-            pid: x.pid,
-            appId: x.application_name ? parseApplicationName(x.application_name)?.appId : undefined
-        }));
-    }
-    async version() {
-        const out = { nodeVersionsTable: false };
-        if (await this.tableExists('goose_migrations')) {
-            const r = await this.query(`SELECT max(version_id)::text AS v FROM goose_migrations WHERE is_applied`);
-            if (r[0].v !== null)
-                out.goose = Number(r[0].v);
-        }
-        if (await this.tableExists('node_versions')) {
-            out.nodeVersionsTable = true;
-            const r = await this.query(`SELECT version FROM node_versions ORDER BY created_at DESC LIMIT 1`);
-            out.nodeVersion = r[0]?.version;
-        }
-        return out;
-    }
-    /** Puts node_versions back to what preflight recorded (`db rollback` never touches it). */
-    async resetNodeVersion(version) {
-        if (version === undefined)
-            await this.query(`DELETE FROM node_versions`);
-        else
-            await this.query(`UPDATE node_versions SET version = $1`, [version]);
-    }
-    async serverVersion() {
-        return (await this.query(`SHOW server_version`))[0].v;
-    }
-}
-/** Errors that mean the connection is gone, not that the query was wrong. */
-function isConnectionError(e) {
-    const err = e;
-    if (err.code && /^(08|57P0[1-3])/.test(err.code))
-        return true;
-    if (err.code &&
-        ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH'].includes(err.code))
-        return true;
-    return /Connection terminated|not queryable|connection error|Client was closed|timeout exceeded when trying to connect|database .* is not currently accepting connections/i.test(err.message ?? '');
-}
-/** A pg error without anything from the connection string. */
-function describePgError(e) {
-    const err = e;
-    const msg = (err.message ?? String(e)).replace(/postgres(ql)?:\/\/\S+/g, '<database-url>');
-    return err.code ? `${msg} (${err.code})` : msg;
-}
-
-
-/***/ }),
-
-/***/ 1490:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Um: () => (/* binding */ isLoopbackDockerHost),
-/* harmony export */   _2: () => (/* binding */ dockerFor),
-/* harmony export */   iT: () => (/* binding */ dockerTls)
-/* harmony export */ });
-/* harmony import */ var dockerode__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9040);
-/* harmony import */ var dockerode__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(dockerode__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3024);
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(8161);
-/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_os__WEBPACK_IMPORTED_MODULE_2__);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6760);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_3___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_3__);
-// How the action reaches the Docker Engine: DOCKER_HOST (input 'docker-host'), a unix socket by
-// default, TCP with TLS by the Docker CLI's conventions (DOCKER_TLS_VERIFY, DOCKER_CERT_PATH).
-
-
-
-
-/**
- * The client certificate files for a tcp:// Docker host, by the Docker CLI's conventions:
- * DOCKER_TLS_VERIFY set (to anything) asks for TLS with the server verified against
- * DOCKER_CERT_PATH/ca.pem (default ~/.docker) and the client's cert.pem and key.pem.
- */
-function dockerTls(host, env = process.env) {
-    if (host.startsWith('unix://') || !env.DOCKER_TLS_VERIFY)
-        return undefined;
-    const dir = env.DOCKER_CERT_PATH || (0,node_path__WEBPACK_IMPORTED_MODULE_3__.join)((0,node_os__WEBPACK_IMPORTED_MODULE_2__.homedir)(), '.docker');
-    return { ca: (0,node_path__WEBPACK_IMPORTED_MODULE_3__.join)(dir, 'ca.pem'), cert: (0,node_path__WEBPACK_IMPORTED_MODULE_3__.join)(dir, 'cert.pem'), key: (0,node_path__WEBPACK_IMPORTED_MODULE_3__.join)(dir, 'key.pem') };
-}
-/** A Docker host on this machine (127.0.0.0/8, ::1, localhost): plain TCP there never leaves the host. */
-function isLoopbackDockerHost(host) {
-    let h;
-    try {
-        h = new URL(host.replace(/^tcp:/, 'http:')).hostname.replace(/^\[|\]$/g, '');
-    }
-    catch {
-        return false;
-    }
-    return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
-}
-/** A dockerode client for `host` (else DOCKER_HOST, else the default socket). */
-function dockerFor(host) {
-    const h = host ?? process.env.DOCKER_HOST;
-    if (!h || h.startsWith('unix://'))
-        return new (dockerode__WEBPACK_IMPORTED_MODULE_0___default())({ socketPath: h ? h.slice('unix://'.length) : '/var/run/docker.sock', host: undefined });
-    const u = new URL(h.replace(/^tcp:/, 'http:'));
-    const tls = dockerTls(h);
-    // TLS by DOCKER_TLS_VERIFY (verified against its ca.pem, the host name checked) or by https://.
-    return new (dockerode__WEBPACK_IMPORTED_MODULE_0___default())({
-        host: u.hostname.replace(/^\[|\]$/g, ''),
-        port: Number(u.port || (tls || u.protocol === 'https:' ? 2376 : 2375)),
-        protocol: tls || u.protocol === 'https:' ? 'https' : 'http',
-        ...(tls ? { ca: (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.readFileSync)(tls.ca), cert: (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.readFileSync)(tls.cert), key: (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.readFileSync)(tls.key) } : {})
-    });
-}
-
-
-/***/ }),
-
-/***/ 3871:
+/***/ 9949:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -77185,8 +76616,8 @@ function dockerFor(host) {
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_1__);
 /* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(8161);
 /* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_os__WEBPACK_IMPORTED_MODULE_2__);
-/* harmony import */ var _docker_host_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(1490);
-/* harmony import */ var _image_ref_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7206);
+/* harmony import */ var _host_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(5900);
+/* harmony import */ var _image_ref_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(2812);
 
 
 
@@ -77197,7 +76628,7 @@ class DockerClient {
     api;
     constructor(host) {
         this.host = host;
-        this.api = (0,_docker_host_js__WEBPACK_IMPORTED_MODULE_3__/* .dockerFor */ ._2)(host);
+        this.api = (0,_host_js__WEBPACK_IMPORTED_MODULE_3__/* .dockerFor */ ._2)(host);
     }
     async ping() {
         try {
@@ -77515,6 +76946,69 @@ function untarFirstFile(tar) {
 
 /***/ }),
 
+/***/ 5900:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Um: () => (/* binding */ isLoopbackDockerHost),
+/* harmony export */   _2: () => (/* binding */ dockerFor),
+/* harmony export */   iT: () => (/* binding */ dockerTls)
+/* harmony export */ });
+/* harmony import */ var dockerode__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9040);
+/* harmony import */ var dockerode__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(dockerode__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(8161);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_os__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_3___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_3__);
+// How the action reaches the Docker Engine: DOCKER_HOST (input 'docker-host'), a unix socket by
+// default, TCP with TLS by the Docker CLI's conventions (DOCKER_TLS_VERIFY, DOCKER_CERT_PATH).
+
+
+
+
+/**
+ * The client certificate files for a tcp:// Docker host, by the Docker CLI's conventions:
+ * DOCKER_TLS_VERIFY set (to anything) asks for TLS with the server verified against
+ * DOCKER_CERT_PATH/ca.pem (default ~/.docker) and the client's cert.pem and key.pem.
+ */
+function dockerTls(host, env = process.env) {
+    if (host.startsWith('unix://') || !env.DOCKER_TLS_VERIFY)
+        return undefined;
+    const dir = env.DOCKER_CERT_PATH || (0,node_path__WEBPACK_IMPORTED_MODULE_3__.join)((0,node_os__WEBPACK_IMPORTED_MODULE_2__.homedir)(), '.docker');
+    return { ca: (0,node_path__WEBPACK_IMPORTED_MODULE_3__.join)(dir, 'ca.pem'), cert: (0,node_path__WEBPACK_IMPORTED_MODULE_3__.join)(dir, 'cert.pem'), key: (0,node_path__WEBPACK_IMPORTED_MODULE_3__.join)(dir, 'key.pem') };
+}
+/** A Docker host on this machine (127.0.0.0/8, ::1, localhost): plain TCP there never leaves the host. */
+function isLoopbackDockerHost(host) {
+    let h;
+    try {
+        h = new URL(host.replace(/^tcp:/, 'http:')).hostname.replace(/^\[|\]$/g, '');
+    }
+    catch {
+        return false;
+    }
+    return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+/** A dockerode client for `host` (else DOCKER_HOST, else the default socket). */
+function dockerFor(host) {
+    const h = host ?? process.env.DOCKER_HOST;
+    if (!h || h.startsWith('unix://'))
+        return new (dockerode__WEBPACK_IMPORTED_MODULE_0___default())({ socketPath: h ? h.slice('unix://'.length) : '/var/run/docker.sock', host: undefined });
+    const u = new URL(h.replace(/^tcp:/, 'http:'));
+    const tls = dockerTls(h);
+    // TLS by DOCKER_TLS_VERIFY (verified against its ca.pem, the host name checked) or by https://.
+    return new (dockerode__WEBPACK_IMPORTED_MODULE_0___default())({
+        host: u.hostname.replace(/^\[|\]$/g, ''),
+        port: Number(u.port || (tls || u.protocol === 'https:' ? 2376 : 2375)),
+        protocol: tls || u.protocol === 'https:' ? 'https' : 'http',
+        ...(tls ? { ca: (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.readFileSync)(tls.ca), cert: (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.readFileSync)(tls.cert), key: (0,node_fs__WEBPACK_IMPORTED_MODULE_1__.readFileSync)(tls.key) } : {})
+    });
+}
+
+
+/***/ }),
+
 /***/ 7607:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -77594,76 +77088,201 @@ class AbortedError extends ActionError {
 
 /***/ }),
 
-/***/ 6677:
+/***/ 9196:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Pj: () => (/* binding */ describeSessions),
-/* harmony export */   aL: () => (/* binding */ foreignSessions),
-/* harmony export */   c8: () => (/* binding */ requireQuietDb)
+/* harmony export */   Bt: () => (/* binding */ LABEL_RUN),
+/* harmony export */   MT: () => (/* binding */ startClone),
+/* harmony export */   os: () => (/* binding */ LABEL_ROLE)
 /* harmony export */ });
-/* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7607);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
-/* harmony import */ var _sleep_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6972);
-/* harmony import */ var _docker_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3871);
-/* harmony import */ var _lock_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(9188);
+/* harmony import */ var _container_spec_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1229);
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(9949);
 
 
-
-
-
-async function foreignSessions(ctx, view) {
-    const known = view.containers.map((c) => c.session?.appId).filter((x) => !!x);
-    const left = view.lock.sessions.filter((s) => !known.some((k) => (0,_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .sameApp */ .oQ)(k, s.appId)));
-    if (!left.length)
-        return [];
-    // any container of this host, by its addresses (a node the inputs do not name is still local)
-    const local = new Set();
-    let hostNetwork = false;
-    for (const c of await ctx.docker.listRunning()) {
-        const info = await ctx.docker.inspect(c.Id);
-        if (!info)
-            continue;
-        if (info.HostConfig.NetworkMode === 'host')
-            hostNetwork = true;
-        for (const ip of (0,_docker_js__WEBPACK_IMPORTED_MODULE_2__/* .containerIps */ .iB)(info))
-            local.add(ip);
+const LABEL_RUN = 'io.chainlink-rollout.run';
+const LABEL_ROLE = 'io.chainlink-rollout.role';
+/** Creates and starts a container from `from`'s config with another image (and maybe ports). */
+async function startClone(ctx, from, opts) {
+    const { docker } = ctx;
+    const oldImage = await docker.imageInfo(from.Image);
+    let portBindings;
+    if (opts.ports === 'remap') {
+        const published = (0,_container_spec_js__WEBPACK_IMPORTED_MODULE_0__/* .publishedPorts */ .LQ)(from);
+        if (Object.keys(published).length)
+            portBindings = await (0,_container_spec_js__WEBPACK_IMPORTED_MODULE_0__/* .remapPorts */ .mr)(published, _docker_client_js__WEBPACK_IMPORTED_MODULE_1__/* .freePort */ .ov);
     }
-    return left.filter((s) => {
-        if (s.clientAddr && local.has(s.clientAddr))
-            return false;
-        // a host-network container's sessions come from the host's own addresses
-        if (hostNetwork && (s.clientAddr === null || /^(127\.|::1$)/.test(s.clientAddr)))
-            return false;
-        return true;
+    const spec = (0,_container_spec_js__WEBPACK_IMPORTED_MODULE_0__/* .cloneSpec */ .hm)(from, {
+        name: opts.name,
+        image: opts.image,
+        portBindings,
+        oldImageConfig: oldImage?.config,
+        extraLabels: { [LABEL_RUN]: opts.runId, [LABEL_ROLE]: opts.role },
+        keepAddress: opts.ports === 'keep',
+        asService: opts.asService
     });
-}
-function describeSessions(sessions) {
-    return sessions.map((s) => `app ${s.appId} from ${s.clientAddr ?? 'a local socket'}`).join(', ');
-}
-/**
- * Waits until no node session of any container remains on the DB and no lease is live: the
- * only state in which the DB may be rewritten (restore, `db rollback`). A node this run does
- * not know (a standby on another host) keeps its session: refused, naming it.
- */
-async function requireQuietDb(db, timeoutMs, what, signal) {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-        const sessions = await db.nodeSessions();
-        const lease = (await db.tableExists('lease_lock')) ? await db.lease() : undefined;
-        const live = lease && !lease.expired;
-        if (!sessions.length && !live)
-            return;
-        if (Date.now() >= end)
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`refusing to ${what}: ${sessions.length ? `node sessions remain on the database (${describeSessions(sessions)})` : ''}${sessions.length && live ? '; ' : ''}${live ? `the lease of app ${lease.clientId} runs until ${lease.expiresAt.toISOString()}` : ''} after waiting ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_4__/* .formatMs */ ._V)(timeoutMs)}; a node this action does not manage (another host?) still uses the database: stop it first`);
-        await (0,_sleep_js__WEBPACK_IMPORTED_MODULE_1__/* .sleep */ .y)(250, signal);
-    }
+    // Engines before API 1.44 take one endpoint at create: the rest are connected before start.
+    const endpoints = spec.NetworkingConfig?.EndpointsConfig ?? {};
+    const primaryNet = from.HostConfig.NetworkMode ?? 'default';
+    const later = Object.entries(endpoints).filter(([n]) => n !== primaryNet && Object.keys(endpoints).length > 1);
+    if (later.length)
+        spec.NetworkingConfig = {
+            EndpointsConfig: Object.fromEntries(Object.entries(endpoints).filter(([n]) => !later.some(([l]) => l === n)))
+        };
+    const id = await docker.create(spec);
+    opts.onCreated?.({ id, name: opts.name, info: (await docker.inspect(id)) });
+    for (const [net, ep] of later)
+        await docker.connectNetwork(net, id, ep);
+    if (opts.start !== false)
+        await docker.start(id);
+    const info = (await docker.inspect(id));
+    return { id, name: opts.name, info };
 }
 
 
 /***/ }),
 
-/***/ 5366:
+/***/ 1229:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   LQ: () => (/* binding */ publishedPorts),
+/* harmony export */   QP: () => (/* binding */ describePorts),
+/* harmony export */   hm: () => (/* binding */ cloneSpec),
+/* harmony export */   mr: () => (/* binding */ remapPorts)
+/* harmony export */ });
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9949);
+
+/** compose finds a service's containers by these labels (project, service, oneoff; docs/compose.md) */
+const COMPOSE_LABEL_PREFIX = 'com.docker.compose.';
+const same = (a, b) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+function cloneSpec(info, opts) {
+    const c = info.Config;
+    const img = opts.oldImageConfig ?? {};
+    const imageEnv = new Set(img.Env ?? []);
+    const env = (c.Env ?? []).filter((e) => !imageEnv.has(e));
+    const labels = {};
+    for (const [k, v] of Object.entries(c.Labels ?? {})) {
+        if (opts.asService === false && k.startsWith(COMPOSE_LABEL_PREFIX))
+            continue;
+        if (img.Labels?.[k] !== v)
+            labels[k] = v;
+    }
+    Object.assign(labels, opts.extraLabels ?? {});
+    const exposed = {};
+    for (const p of Object.keys(c.ExposedPorts ?? {}))
+        if (!img.ExposedPorts || !(p in img.ExposedPorts))
+            exposed[p] = {};
+    const hostConfig = { ...info.HostConfig };
+    // A clone must outlive its stop (`docker run --rm` would delete it): a stopped clone may be
+    // the container a rollback starts again.
+    hostConfig.AutoRemove = false;
+    if (opts.portBindings)
+        hostConfig.PortBindings = opts.portBindings;
+    // Every user network is recreated with its aliases (the container-id alias is Docker's own).
+    // Engines before API 1.44 accept one endpoint at create: startClone connects the rest.
+    const networkMode = hostConfig.NetworkMode ?? 'default';
+    const endpoints = {};
+    const shortId = info.Id.slice(0, 12);
+    for (const [net, ep] of Object.entries(info.NetworkSettings?.Networks ?? {})) {
+        if (['bridge', 'host', 'none', 'default'].includes(net) ||
+            networkMode === 'host' ||
+            networkMode.startsWith('container:'))
+            continue;
+        const aliases = (ep.Aliases ?? []).filter((a) => a !== shortId && a !== info.Id && a !== (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_0__/* .containerName */ .xN)(info));
+        endpoints[net] = {
+            Aliases: aliases.length ? aliases : undefined,
+            ...(opts.keepAddress && ep.IPAMConfig ? { IPAMConfig: ep.IPAMConfig } : {})
+        };
+    }
+    const spec = {
+        name: opts.name,
+        Image: opts.image,
+        Env: env,
+        Labels: labels,
+        Tty: c.Tty,
+        OpenStdin: c.OpenStdin,
+        StdinOnce: c.StdinOnce,
+        AttachStdin: false,
+        AttachStdout: false,
+        AttachStderr: false,
+        HostConfig: hostConfig,
+        NetworkingConfig: Object.keys(endpoints).length ? { EndpointsConfig: endpoints } : undefined
+    };
+    if (Object.keys(exposed).length)
+        spec.ExposedPorts = exposed;
+    const ownEntrypoint = !same(c.Entrypoint, img.Entrypoint);
+    if (opts.entrypoint)
+        spec.Entrypoint = opts.entrypoint;
+    else if (ownEntrypoint)
+        spec.Entrypoint = c.Entrypoint;
+    // Docker falls back to the image's CMD only when the request sets no Entrypoint: with the
+    // operator's own entrypoint the command must be passed even when it equals the image's.
+    if (opts.cmd)
+        spec.Cmd = opts.cmd;
+    else if (ownEntrypoint || !same(c.Cmd, img.Cmd))
+        spec.Cmd = c.Cmd;
+    if (c.Healthcheck && !same(c.Healthcheck, img.Healthcheck))
+        spec.Healthcheck = c.Healthcheck;
+    if (c.WorkingDir && c.WorkingDir !== img.WorkingDir)
+        spec.WorkingDir = c.WorkingDir;
+    if (c.User && c.User !== img.User)
+        spec.User = c.User;
+    if (c.StopSignal && c.StopSignal !== img.StopSignal)
+        spec.StopSignal = c.StopSignal;
+    if (c.StopTimeout !== undefined)
+        spec.StopTimeout = c.StopTimeout;
+    // The auto-generated hostname is the old container's id; a set one is the operator's.
+    if (c.Hostname && c.Hostname !== shortId && !['host'].includes(networkMode))
+        spec.Hostname = c.Hostname;
+    if (c.Domainname)
+        spec.Domainname = c.Domainname;
+    return spec;
+}
+/** Published host ports of a container: container port -> bindings. Empty for host networking. */
+function publishedPorts(info) {
+    if (info.HostConfig.NetworkMode === 'host')
+        return {};
+    const out = {};
+    for (const [port, binds] of Object.entries((info.HostConfig.PortBindings ?? {}))) {
+        if (binds && binds.length)
+            out[port] = binds;
+    }
+    return out;
+}
+/**
+ * Remaps every published binding to a free host port on the same host address, so a UI the
+ * operator bound to 127.0.0.1 never appears on 0.0.0.0. `freePort(hostIp)` finds one.
+ */
+async function remapPorts(bindings, freePort) {
+    const out = {};
+    const taken = new Set();
+    for (const [port, binds] of Object.entries(bindings)) {
+        const list = [];
+        for (const b of binds ?? []) {
+            const p = await freePort(b.HostIp ?? '', taken);
+            taken.add(p);
+            list.push({ HostIp: b.HostIp ?? '', HostPort: String(p) });
+        }
+        out[port] = list;
+    }
+    return out;
+}
+/** The published ports as `host-ip:port->port/proto`, for the report. */
+function describePorts(info) {
+    const pb = publishedPorts(info);
+    const parts = Object.entries(pb).flatMap(([p, binds]) => (binds ?? []).map((b) => `${b.HostIp || '0.0.0.0'}:${b.HostPort}->${p}`));
+    return parts.length
+        ? parts.join(', ')
+        : info.HostConfig.NetworkMode === 'host'
+            ? 'host network'
+            : 'no published ports';
+}
+
+
+/***/ }),
+
+/***/ 8507:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -77680,11 +77299,11 @@ __nccwpck_require__.d(__webpack_exports__, {
 var sleep = __nccwpck_require__(6972);
 // EXTERNAL MODULE: ./src/duration.ts
 var duration = __nccwpck_require__(7607);
-// EXTERNAL MODULE: ./src/health.ts
-var health = __nccwpck_require__(5769);
-// EXTERNAL MODULE: ./src/lock.ts
-var lock = __nccwpck_require__(9188);
-;// CONCATENATED MODULE: ./src/gates.ts
+// EXTERNAL MODULE: ./src/node/health.ts
+var health = __nccwpck_require__(6780);
+// EXTERNAL MODULE: ./src/node/lock.ts
+var lock = __nccwpck_require__(4349);
+;// CONCATENATED MODULE: ./src/handoff/gates.ts
 
 
 const fmt = (ms) => (ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`);
@@ -77871,15 +77490,15 @@ function judgeHealth(obs, p) {
     return { kind: 'wait', why: last };
 }
 
-// EXTERNAL MODULE: ./src/handoff-types.ts + 1 modules
-var handoff_types = __nccwpck_require__(4341);
-// EXTERNAL MODULE: ./src/health-url.ts
-var health_url = __nccwpck_require__(4297);
-// EXTERNAL MODULE: ./src/session-container.ts
-var session_container = __nccwpck_require__(7477);
-// EXTERNAL MODULE: ./src/sessions.ts
-var src_sessions = __nccwpck_require__(454);
-;// CONCATENATED MODULE: ./src/gate-loops.ts
+// EXTERNAL MODULE: ./src/handoff/types.ts + 1 modules
+var types = __nccwpck_require__(1348);
+// EXTERNAL MODULE: ./src/node/health-url.ts
+var health_url = __nccwpck_require__(320);
+// EXTERNAL MODULE: ./src/node/session-container.ts
+var session_container = __nccwpck_require__(8606);
+// EXTERNAL MODULE: ./src/node/sessions.ts
+var node_sessions = __nccwpck_require__(4515);
+;// CONCATENATED MODULE: ./src/handoff/gate-loops.ts
 
 
 
@@ -77913,12 +77532,12 @@ function containerObs(info) {
 }
 /**
  * The node sessions a container opened that are not among `known` (read before it started):
- * by app id and start time, never requiring an address (src/sessions.ts).
+ * by app id and start time, never requiring an address (src/node/sessions.ts).
  */
 function newSessionsOf(info, sessions, known, db) {
     const ahead = db && (0,session_container/* dbClockAheadMs */.w$)(db);
     // without a measured clock offset the start time cannot be compared: `known` alone decides
-    return (0,src_sessions/* newSessionsOf */.nH)((0,session_container/* sessionContainerOf */.jq)(info), sessions, known, ahead ?? 0, ahead === undefined ? Infinity : undefined);
+    return (0,node_sessions/* newSessionsOf */.nH)((0,session_container/* sessionContainerOf */.jq)(info), sessions, known, ahead ?? 0, ahead === undefined ? Infinity : undefined);
 }
 async function lockObs(link, mode = link.mode) {
     const l = await (0,lock/* readLockState */.T8)(link.db, mode, link.config.advisoryLockId);
@@ -77933,7 +77552,7 @@ async function runGate(ctx, gate, containerId, observe, judge, everyMs) {
         if (v.kind === 'pass')
             return v;
         if (v.kind === 'fail')
-            throw new handoff_types/* GateError */.ue(gate, v.reason, containerId);
+            throw new types/* GateError */.ue(gate, v.reason, containerId);
         await (0,sleep/* sleep */.y)(everyMs, ctx.signal);
     }
 }
@@ -77973,7 +77592,7 @@ async function awaitSession(ctx, link, m, known, timeoutMs) {
  * long after `since` the lock was seen taken.
  */
 async function lockTaken(ctx, link, from, to, timeoutMs, since, expect) {
-    const mode = (0,handoff_types/* modeOf */.VV)(link, to);
+    const mode = (0,types/* modeOf */.VV)(link, to);
     // at least one look, however late this starts
     const deadline = Math.max(since + timeoutMs, Date.now());
     const v = await runGate(ctx, 'lock-handoff', to.id, async () => ({
@@ -77992,19 +77611,19 @@ async function lockTaken(ctx, link, from, to, timeoutMs, since, expect) {
  * called at the first ready answer (the end of the fast polling around a handoff).
  */
 async function healthGate(ctx, link, to, t, opts = {}) {
-    const run = (0,handoff_types/* runOf */.ng)(link);
+    const run = (0,types/* runOf */.ng)(link);
     const start = Date.now();
     const info0 = await ctx.docker.inspect(to.id);
     if (!info0)
-        throw new handoff_types/* GateError */.ue('health', `'${to.name}' is gone`, to.id);
+        throw new types/* GateError */.ue('health', `'${to.name}' is gone`, to.id);
     const url = (0,health_url/* healthBase */.GP)(info0, link.config.httpPort, ctx.inputs.healthUrl);
     if (!url)
-        throw new handoff_types/* GateError */.ue('health', `cannot address '${to.name}' from the host (no IP address)`, to.id);
+        throw new types/* GateError */.ue('health', `cannot address '${to.name}' from the host (no IP address)`, to.id);
     if (!to.appId)
-        throw new handoff_types/* GateError */.ue('health', `'${to.name}' has no known DB session`, to.id);
+        throw new types/* GateError */.ue('health', `'${to.name}' has no known DB session`, to.id);
     const observer = run.observers.of(url);
     const unwatch = observer.watch({ health: true });
-    const mode = (0,handoff_types/* modeOf */.VV)(link, to);
+    const mode = (0,types/* modeOf */.VV)(link, to);
     try {
         const v = await runGate(ctx, 'health', to.id, async () => {
             const container = containerObs(await ctx.docker.inspect(to.id));
@@ -78043,7 +77662,7 @@ async function healthGate(ctx, link, to, t, opts = {}) {
 }
 /** The last lines of a container that failed a gate go to the report (not of the one a gate named as someone else). */
 async function failedContainerLogs(ctx, m, e) {
-    if (e instanceof handoff_types/* GateError */.ue && e.containerId && e.containerId !== m.id)
+    if (e instanceof types/* GateError */.ue && e.containerId && e.containerId !== m.id)
         return;
     const text = await ctx.docker.logs(m.id, 40);
     if (text.trim())
@@ -78053,7 +77672,272 @@ async function failedContainerLogs(ctx, m, e) {
 
 /***/ }),
 
-/***/ 4341:
+/***/ 7975:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  N: () => (/* binding */ handoff),
+  w: () => (/* binding */ takeOver)
+});
+
+;// CONCATENATED MODULE: ./src/handoff/aim.ts
+// When to send the leader its stop so that its lease release lands just before the waiting
+// standby's next lock poll (docs/decisions.md, "The aimed stop"). Plain numbers only: the age of
+// the standby's last poll comes from the DB server's own clock, so no two clocks are compared.
+/** A waiting standby's lease polls come every refresh interval +/- this fraction (docs/node-facts.md). */
+const LEASE_POLL_JITTER = 0.1;
+/** Kept between the release and the earliest next poll: the release delay varies from stop to stop. */
+const AIM_MARGIN_MS = 40;
+/**
+ * How long to hold the stop, from now. The next poll comes no sooner than (1 - jitter) intervals
+ * after the last; the release must land before that, less the margin. Undefined when this poll is
+ * already too old for that (wait for the next one) or the numbers make no sense.
+ */
+function aimDelay(a) {
+    const margin = a.marginMs ?? AIM_MARGIN_MS;
+    const nums = [a.pollAgeMs, a.intervalMs, a.jitter, a.stopLatencyMs, margin];
+    if (!nums.every(Number.isFinite) || a.intervalMs <= 0 || a.jitter < 0 || a.jitter >= 1)
+        return undefined;
+    // a poll that started within the DB clock's granularity of now reads as slightly negative
+    const age = Math.max(0, a.pollAgeMs);
+    const delay = (1 - a.jitter) * a.intervalMs - age - Math.max(0, a.stopLatencyMs) - margin;
+    return delay >= 0 ? Math.floor(delay) : undefined;
+}
+
+// EXTERNAL MODULE: ./src/sleep.ts
+var sleep = __nccwpck_require__(6972);
+// EXTERNAL MODULE: ./src/duration.ts
+var duration = __nccwpck_require__(7607);
+// EXTERNAL MODULE: ./src/handoff/gate-loops.ts + 1 modules
+var gate_loops = __nccwpck_require__(8507);
+// EXTERNAL MODULE: ./src/handoff/types.ts + 1 modules
+var types = __nccwpck_require__(1348);
+// EXTERNAL MODULE: ./src/node/lock.ts
+var lock = __nccwpck_require__(4349);
+// EXTERNAL MODULE: ./src/node/health-url.ts
+var health_url = __nccwpck_require__(320);
+// EXTERNAL MODULE: ./src/handoff/watch.ts
+var watch = __nccwpck_require__(6253);
+;// CONCATENATED MODULE: ./src/handoff/take-over.ts
+// The lock handoff, step by step (docs/algorithm.md steps 3-6): start a standby from the leader's own
+// config, prove it waits for the lock, stop the leader gracefully, prove the standby took the
+// lock and nobody else holds it, and hold it to the health gate. Each step proves itself.
+
+
+
+
+
+
+
+
+function describeAim(a) {
+    return a.engaged ? `aimed (held ${a.waitedMs} ms)` : `not aimed: ${a.why}`;
+}
+/**
+ * A waiting standby polls the lock every refresh interval (+/-10% jitter); a release that lands
+ * just after a poll waits out almost a whole interval. Its polls are visible as its lock
+ * session's query_start, so send the stop to land before the earliest next poll, timed from the
+ * poll itself: the query also returns how long ago it ran by the DB server's own clock (the
+ * runner's clock is never compared with the server's). Between polls the session's last query
+ * is the transaction's end, which the node's driver sends in lower case (`commit`): matched in
+ * any case. A poll already too old to aim at is let pass for the next. Bounded to two intervals.
+ */
+async function aimStop(ctx, link, to, deltaMs) {
+    if (link.mode === 'advisorylock')
+        return { engaged: false, why: 'advisory lock mode: no lease polls to aim at' };
+    if (!to.appId)
+        return { engaged: false, why: "the standby's app id is not known" };
+    const interval = link.config.leaseRefreshMs;
+    const delayAt = (age) => aimDelay({ pollAgeMs: age, intervalMs: interval, jitter: LEASE_POLL_JITTER, stopLatencyMs: deltaMs });
+    /** The age of the standby's last poll as of now, or undefined when none is visible. */
+    const pollAge = async () => {
+        const sent = Date.now();
+        const rows = await link.db.query(`SELECT (EXTRACT(EPOCH FROM clock_timestamp() - max(query_start)) * 1000)::float8 AS age_ms FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE $1 AND (query ILIKE '%lease_lock%' OR lower(btrim(query, E' \\t\\n;')) IN ('commit', 'rollback', 'end'))`, [`%|App|${to.appId}%`]);
+        const age = rows[0]?.age_ms;
+        // measured from the send: the age reads a little old, so the stop goes a little early
+        return age === null || age === undefined ? undefined : age + (Date.now() - sent);
+    };
+    const first = await pollAge();
+    if (first === undefined)
+        return {
+            engaged: false,
+            why: "no lease poll of the standby visible in pg_stat_activity (a role that cannot read other sessions' queries?)"
+        };
+    if (delayAt(0) === undefined)
+        return {
+            engaged: false,
+            why: `the last release took ${(0,duration/* formatMs */._V)(deltaMs)}, too long to land between polls ${(0,duration/* formatMs */._V)(interval)} apart`
+        };
+    const start = Date.now();
+    let age = first;
+    while (Date.now() - start < 2 * interval) {
+        const delay = age === undefined ? undefined : delayAt(age);
+        if (delay !== undefined) {
+            await (0,sleep/* sleep */.y)(delay, ctx.signal);
+            return { engaged: true, waitedMs: Date.now() - start };
+        }
+        await (0,sleep/* sleep */.y)(10, ctx.signal);
+        age = await pollAge();
+    }
+    return { engaged: false, why: `the standby's lease poll did not move within ${(0,duration/* formatMs */._V)(2 * interval)}` };
+}
+/** Notes when the leader's lease release lands (expires_at no longer in the future). */
+function watchRelease(link, from, elapsed) {
+    if (link.mode === 'advisorylock' || !from.appId)
+        return { done: async () => undefined };
+    let stop = false;
+    let at;
+    const loop = (async () => {
+        while (!stop && at === undefined) {
+            try {
+                const r = await link.db.query(`SELECT expires_at <= NOW() AS released FROM lease_lock WHERE client_id = $1`, [from.appId]);
+                if (!r.length || r[0].released)
+                    at = elapsed();
+            }
+            catch {
+                return;
+            }
+            await new Promise((res) => setTimeout(res, 10));
+        }
+    })();
+    return {
+        done: async () => {
+            stop = true;
+            await loop;
+            return at;
+        }
+    };
+}
+/**
+ * Stops `from` gracefully (SIGTERM, then SIGKILL after the stop timeout), then proves `to`
+ * holds the lock alone and passes the health gate. Returns the measured leader gap.
+ * `swap`: `to` is created but not started (it needs `from`'s ports): after the stop,
+ * `swap.prepare()` runs (renames), then `to` starts and takes the lock at once.
+ */
+async function handoff(ctx, link, from, to, t, swap) {
+    const { docker, report } = ctx;
+    const run = (0,types/* runOf */.ng)(link);
+    const fromUrl = (0,health_url/* healthBase */.GP)(from.info, link.config.httpPort, ctx.inputs.healthUrl);
+    // The gap is measured from the old node's last ready answer to the new one's first: poll
+    // fast from here to the new node's first ready answer, slowly before and after.
+    const endFast = run.observers.fast();
+    const oldWatch = fromUrl ? new watch/* ReadinessWatcher */.j(run.observers.of(fromUrl)).start() : undefined;
+    let newWatch;
+    let toUrl;
+    const watchNew = async () => {
+        toUrl = (0,health_url/* healthBase */.GP)((await docker.inspect(to.id)), link.config.httpPort, ctx.inputs.healthUrl);
+        if (!toUrl)
+            throw new types/* GateError */.ue('health', `cannot address '${to.name}' from the host (no IP address)`, to.id);
+        newWatch = new watch/* ReadinessWatcher */.j(run.observers.of(toUrl)).start();
+    };
+    try {
+        if (!swap)
+            await watchNew();
+        // the gap starts at the old node's last ready answer: have one before the stop (bounded; the
+        // old node still serves meanwhile)
+        await oldWatch?.readySeen(2000);
+        const aim = swap
+            ? { engaged: false, why: 'swap: the new node starts after the stop' }
+            : await aimStop(ctx, link, to, run.aimDeltaMs);
+        // names as they are now: a swap renames both containers after the stop
+        const fromName = from.name;
+        report.step(swap ? `swap ${fromName} -> its replacement on the same ports` : `handoff ${fromName} -> ${to.name}`, `docker stop with ${t.stopS} s timeout; ${aim.engaged ? `held ${aim.waitedMs} ms to land the release just before the standby's next lock poll` : `stop not aimed (${aim.why})`}`);
+        const t0 = Date.now();
+        const release = watchRelease(link, from, () => Date.now() - t0);
+        await docker.stop(from.id, t.stopS);
+        const stopMs = Date.now() - t0;
+        const releasedMs = await release.done();
+        if (releasedMs !== undefined)
+            run.aimDeltaMs = releasedMs;
+        const after = await docker.inspect(from.id);
+        // docker stop SIGKILLs after the timeout: exit 137 without OOM means the node ignored SIGTERM.
+        const killed = after?.State.ExitCode === 137 && !after.State.OOMKilled;
+        report.step(`${fromName} stopped`, `${killed ? 'killed after ignoring SIGTERM for' : 'exited gracefully in'} ${(0,duration/* formatMs */._V)(stopMs)} (exit ${after?.State.ExitCode})${releasedMs !== undefined ? `; lease released ${(0,duration/* formatMs */._V)(releasedMs)} after the stop signal` : ''}`);
+        if (killed)
+            report.note(`'${fromName}' ignored SIGTERM for ${t.stopS} s and was killed; its lease was not released, so '${to.name}' waited for it to expire.`);
+        let proven = to.appId;
+        let version = to.version;
+        if (swap) {
+            await swap.prepare();
+            const known = new Set((await link.db.nodeSessions()).map((x) => x.appId));
+            await docker.start(to.id);
+            await watchNew();
+            const s = await (0,gate_loops/* awaitSession */.Bt)(ctx, link, to, known, t.standbyMs);
+            proven = s.appId;
+            version = s.version;
+        }
+        if (!proven)
+            throw new types/* GateError */.ue('lock-handoff', `'${to.name}' has no known DB session`, to.id);
+        const leader = { ...to, appId: proven, version };
+        const lockMs = await (0,gate_loops/* lockTaken */.zb)(ctx, link, from, leader, t.lockMs, t0 + stopMs);
+        await oldWatch?.stop();
+        await (0,gate_loops/* healthGate */.Yr)(ctx, link, leader, t, { onReady: endFast });
+        // With host networking both nodes answer on one URL: a ready answer before the old node
+        // exited is the old one's, after it the new one's.
+        const stoppedAt = t0 + stopMs;
+        const sameUrl = fromUrl === toUrl;
+        const lastOld = oldWatch?.lastReadyBefore(sameUrl ? stoppedAt : Infinity);
+        const firstNew = newWatch?.firstReadyAfter(sameUrl ? stoppedAt : 0);
+        const gapMs = firstNew !== undefined && lastOld !== undefined ? firstNew - lastOld : undefined;
+        const res = { stop: killed ? 'killed' : 'graceful', lockTakenMs: lockMs, gapMs, stopMs, aim, leader };
+        report.handoffs.push({
+            from: fromName,
+            to: swap ? `${to.name} (new container)` : to.name,
+            stop: res.stop,
+            lockTakenMs: lockMs,
+            gapMs,
+            note: describeAim(aim)
+        });
+        return res;
+    }
+    finally {
+        endFast();
+        await oldWatch?.stop();
+        await newWatch?.stop();
+    }
+}
+/**
+ * Starts a stopped container and proves it becomes the leader with the same gates as a
+ * handoff: a new DB session from it, the lock its own (lock-handoff), then the health gate.
+ * A node whose start-up failed after taking the lease did not release it: the lock wait
+ * expects that lease to stay held up to the lease duration after its last refresh.
+ */
+async function takeOver(ctx, link, m, t) {
+    const { report } = ctx;
+    const lock0 = await (0,lock/* readLockState */.T8)(link.db, link.mode, link.config.advisoryLockId);
+    const before = new Set(lock0.sessions.map((s) => s.appId));
+    const lease = lock0.lease;
+    const orphan = lease && !lease.expired && !lock0.sessions.some((s) => s.appId === lease.clientId);
+    let lockMs = t.lockMs;
+    let expect;
+    if (orphan) {
+        const leftMs = Math.max(0, lease.expiresAt.getTime() - Date.now());
+        lockMs = Math.max(lockMs, leftMs + 2 * link.config.leaseRefreshMs + 2000);
+        expect = `the lease of app ${lease.clientId} was still held by a node that exited without releasing it (a start-up that fails after taking the lease keeps it until it runs out)`;
+        report.note(`The lease is still held by app ${lease.clientId}, whose node exited without releasing it (a start-up that fails after taking the lease does not release it): '${m.name}' takes the lock when it runs out, up to ${(0,duration/* formatMs */._V)(link.config.leaseDurationMs)} after its last refresh (about ${(0,duration/* formatMs */._V)(leftMs)} from now).`);
+    }
+    const t0 = Date.now();
+    await ctx.docker.start(m.id);
+    const s = await (0,gate_loops/* awaitSession */.Bt)(ctx, link, m, before, t.standbyMs);
+    const member = { ...m, appId: s.appId, version: s.version };
+    const taken = await (0,gate_loops/* lockTaken */.zb)(ctx, link, undefined, member, lockMs, t0, expect);
+    await (0,gate_loops/* healthGate */.Yr)(ctx, link, member, t);
+    report.handoffs.push({
+        from: orphan ? `(lease of app ${lease.clientId.slice(0, 8)}, not released)` : '(none)',
+        to: m.name,
+        stop: 'start',
+        lockTakenMs: taken,
+        note: orphan ? 'waited for an unreleased lease to run out' : undefined
+    });
+    return member;
+}
+
+
+/***/ }),
+
+/***/ 1348:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -78069,11 +77953,11 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __nccwpck_require__(3916);
-// EXTERNAL MODULE: ./src/docker.ts
-var docker = __nccwpck_require__(3871);
-// EXTERNAL MODULE: ./src/health.ts
-var health = __nccwpck_require__(5769);
-;// CONCATENATED MODULE: ./src/observer.ts
+// EXTERNAL MODULE: ./src/docker/client.ts
+var client = __nccwpck_require__(9949);
+// EXTERNAL MODULE: ./src/node/health.ts
+var health = __nccwpck_require__(6780);
+;// CONCATENATED MODULE: ./src/node/observer.ts
 // What the action sees of a node's HTTP server, within a request budget. Every route of the
 // node, health routes included, is behind its rate limiter (1000 a minute per client address
 // by default, 429 above it); every request from this host arrives from one address. So one observer per
@@ -78345,7 +78229,7 @@ function urlKey(url) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/handoff-types.ts
+;// CONCATENATED MODULE: ./src/handoff/types.ts
 // What the handoff, its gates and the rollouts share: the node's link (its DB, config, lock
 // mode and the run's own state), a member container, the timeouts and the gate error.
 
@@ -78360,7 +78244,7 @@ function runOf(link) {
     return link.run;
 }
 function memberOf(info, appId) {
-    return { id: info.Id, name: (0,docker/* containerName */.xN)(info), info, appId };
+    return { id: info.Id, name: (0,client/* containerName */.xN)(info), info, appId };
 }
 /**
  * The lock a node of `version` takes: v2 knows only the lease (a v1 `dual` or `advisorylock`
@@ -78399,594 +78283,65 @@ function timeouts(i, cfg, leader) {
 
 /***/ }),
 
-/***/ 4443:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  N: () => (/* binding */ handoff),
-  w: () => (/* binding */ takeOver)
-});
-
-;// CONCATENATED MODULE: ./src/aim.ts
-// When to send the leader its stop so that its lease release lands just before the waiting
-// standby's next lock poll (docs/decisions.md, "The aimed stop"). Plain numbers only: the age of
-// the standby's last poll comes from the DB server's own clock, so no two clocks are compared.
-/** A waiting standby's lease polls come every refresh interval +/- this fraction (docs/node-facts.md). */
-const LEASE_POLL_JITTER = 0.1;
-/** Kept between the release and the earliest next poll: the release delay varies from stop to stop. */
-const AIM_MARGIN_MS = 40;
-/**
- * How long to hold the stop, from now. The next poll comes no sooner than (1 - jitter) intervals
- * after the last; the release must land before that, less the margin. Undefined when this poll is
- * already too old for that (wait for the next one) or the numbers make no sense.
- */
-function aimDelay(a) {
-    const margin = a.marginMs ?? AIM_MARGIN_MS;
-    const nums = [a.pollAgeMs, a.intervalMs, a.jitter, a.stopLatencyMs, margin];
-    if (!nums.every(Number.isFinite) || a.intervalMs <= 0 || a.jitter < 0 || a.jitter >= 1)
-        return undefined;
-    // a poll that started within the DB clock's granularity of now reads as slightly negative
-    const age = Math.max(0, a.pollAgeMs);
-    const delay = (1 - a.jitter) * a.intervalMs - age - Math.max(0, a.stopLatencyMs) - margin;
-    return delay >= 0 ? Math.floor(delay) : undefined;
-}
-
-// EXTERNAL MODULE: ./src/sleep.ts
-var sleep = __nccwpck_require__(6972);
-// EXTERNAL MODULE: ./src/duration.ts
-var duration = __nccwpck_require__(7607);
-// EXTERNAL MODULE: ./src/gate-loops.ts + 1 modules
-var gate_loops = __nccwpck_require__(5366);
-// EXTERNAL MODULE: ./src/handoff-types.ts + 1 modules
-var handoff_types = __nccwpck_require__(4341);
-// EXTERNAL MODULE: ./src/lock.ts
-var lock = __nccwpck_require__(9188);
-// EXTERNAL MODULE: ./src/health-url.ts
-var health_url = __nccwpck_require__(4297);
-// EXTERNAL MODULE: ./src/watch.ts
-var watch = __nccwpck_require__(1344);
-;// CONCATENATED MODULE: ./src/handoff.ts
-// The lock handoff, step by step (docs/algorithm.md steps 3-6): start a standby from the leader's own
-// config, prove it waits for the lock, stop the leader gracefully, prove the standby took the
-// lock and nobody else holds it, and hold it to the health gate. Each step proves itself.
-
-
-
-
-
-
-
-
-function describeAim(a) {
-    return a.engaged ? `aimed (held ${a.waitedMs} ms)` : `not aimed: ${a.why}`;
-}
-/**
- * A waiting standby polls the lock every refresh interval (+/-10% jitter); a release that lands
- * just after a poll waits out almost a whole interval. Its polls are visible as its lock
- * session's query_start, so send the stop to land before the earliest next poll, timed from the
- * poll itself: the query also returns how long ago it ran by the DB server's own clock (the
- * runner's clock is never compared with the server's). Between polls the session's last query
- * is the transaction's end, which the node's driver sends in lower case (`commit`): matched in
- * any case. A poll already too old to aim at is let pass for the next. Bounded to two intervals.
- */
-async function aimStop(ctx, link, to, deltaMs) {
-    if (link.mode === 'advisorylock')
-        return { engaged: false, why: 'advisory lock mode: no lease polls to aim at' };
-    if (!to.appId)
-        return { engaged: false, why: "the standby's app id is not known" };
-    const interval = link.config.leaseRefreshMs;
-    const delayAt = (age) => aimDelay({ pollAgeMs: age, intervalMs: interval, jitter: LEASE_POLL_JITTER, stopLatencyMs: deltaMs });
-    /** The age of the standby's last poll as of now, or undefined when none is visible. */
-    const pollAge = async () => {
-        const sent = Date.now();
-        const rows = await link.db.query(`SELECT (EXTRACT(EPOCH FROM clock_timestamp() - max(query_start)) * 1000)::float8 AS age_ms FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE $1 AND (query ILIKE '%lease_lock%' OR lower(btrim(query, E' \\t\\n;')) IN ('commit', 'rollback', 'end'))`, [`%|App|${to.appId}%`]);
-        const age = rows[0]?.age_ms;
-        // measured from the send: the age reads a little old, so the stop goes a little early
-        return age === null || age === undefined ? undefined : age + (Date.now() - sent);
-    };
-    const first = await pollAge();
-    if (first === undefined)
-        return {
-            engaged: false,
-            why: "no lease poll of the standby visible in pg_stat_activity (a role that cannot read other sessions' queries?)"
-        };
-    if (delayAt(0) === undefined)
-        return {
-            engaged: false,
-            why: `the last release took ${(0,duration/* formatMs */._V)(deltaMs)}, too long to land between polls ${(0,duration/* formatMs */._V)(interval)} apart`
-        };
-    const start = Date.now();
-    let age = first;
-    while (Date.now() - start < 2 * interval) {
-        const delay = age === undefined ? undefined : delayAt(age);
-        if (delay !== undefined) {
-            await (0,sleep/* sleep */.y)(delay, ctx.signal);
-            return { engaged: true, waitedMs: Date.now() - start };
-        }
-        await (0,sleep/* sleep */.y)(10, ctx.signal);
-        age = await pollAge();
-    }
-    return { engaged: false, why: `the standby's lease poll did not move within ${(0,duration/* formatMs */._V)(2 * interval)}` };
-}
-/** Notes when the leader's lease release lands (expires_at no longer in the future). */
-function watchRelease(link, from, elapsed) {
-    if (link.mode === 'advisorylock' || !from.appId)
-        return { done: async () => undefined };
-    let stop = false;
-    let at;
-    const loop = (async () => {
-        while (!stop && at === undefined) {
-            try {
-                const r = await link.db.query(`SELECT expires_at <= NOW() AS released FROM lease_lock WHERE client_id = $1`, [from.appId]);
-                if (!r.length || r[0].released)
-                    at = elapsed();
-            }
-            catch {
-                return;
-            }
-            await new Promise((res) => setTimeout(res, 10));
-        }
-    })();
-    return {
-        done: async () => {
-            stop = true;
-            await loop;
-            return at;
-        }
-    };
-}
-/**
- * Stops `from` gracefully (SIGTERM, then SIGKILL after the stop timeout), then proves `to`
- * holds the lock alone and passes the health gate. Returns the measured leader gap.
- * `swap`: `to` is created but not started (it needs `from`'s ports): after the stop,
- * `swap.prepare()` runs (renames), then `to` starts and takes the lock at once.
- */
-async function handoff(ctx, link, from, to, t, swap) {
-    const { docker, report } = ctx;
-    const run = (0,handoff_types/* runOf */.ng)(link);
-    const fromUrl = (0,health_url/* healthBase */.GP)(from.info, link.config.httpPort, ctx.inputs.healthUrl);
-    // The gap is measured from the old node's last ready answer to the new one's first: poll
-    // fast from here to the new node's first ready answer, slowly before and after.
-    const endFast = run.observers.fast();
-    const oldWatch = fromUrl ? new watch/* ReadinessWatcher */.j(run.observers.of(fromUrl)).start() : undefined;
-    let newWatch;
-    let toUrl;
-    const watchNew = async () => {
-        toUrl = (0,health_url/* healthBase */.GP)((await docker.inspect(to.id)), link.config.httpPort, ctx.inputs.healthUrl);
-        if (!toUrl)
-            throw new handoff_types/* GateError */.ue('health', `cannot address '${to.name}' from the host (no IP address)`, to.id);
-        newWatch = new watch/* ReadinessWatcher */.j(run.observers.of(toUrl)).start();
-    };
-    try {
-        if (!swap)
-            await watchNew();
-        // the gap starts at the old node's last ready answer: have one before the stop (bounded; the
-        // old node still serves meanwhile)
-        await oldWatch?.readySeen(2000);
-        const aim = swap
-            ? { engaged: false, why: 'swap: the new node starts after the stop' }
-            : await aimStop(ctx, link, to, run.aimDeltaMs);
-        // names as they are now: a swap renames both containers after the stop
-        const fromName = from.name;
-        report.step(swap ? `swap ${fromName} -> its replacement on the same ports` : `handoff ${fromName} -> ${to.name}`, `docker stop with ${t.stopS} s timeout; ${aim.engaged ? `held ${aim.waitedMs} ms to land the release just before the standby's next lock poll` : `stop not aimed (${aim.why})`}`);
-        const t0 = Date.now();
-        const release = watchRelease(link, from, () => Date.now() - t0);
-        await docker.stop(from.id, t.stopS);
-        const stopMs = Date.now() - t0;
-        const releasedMs = await release.done();
-        if (releasedMs !== undefined)
-            run.aimDeltaMs = releasedMs;
-        const after = await docker.inspect(from.id);
-        // docker stop SIGKILLs after the timeout: exit 137 without OOM means the node ignored SIGTERM.
-        const killed = after?.State.ExitCode === 137 && !after.State.OOMKilled;
-        report.step(`${fromName} stopped`, `${killed ? 'killed after ignoring SIGTERM for' : 'exited gracefully in'} ${(0,duration/* formatMs */._V)(stopMs)} (exit ${after?.State.ExitCode})${releasedMs !== undefined ? `; lease released ${(0,duration/* formatMs */._V)(releasedMs)} after the stop signal` : ''}`);
-        if (killed)
-            report.note(`'${fromName}' ignored SIGTERM for ${t.stopS} s and was killed; its lease was not released, so '${to.name}' waited for it to expire.`);
-        let proven = to.appId;
-        let version = to.version;
-        if (swap) {
-            await swap.prepare();
-            const known = new Set((await link.db.nodeSessions()).map((x) => x.appId));
-            await docker.start(to.id);
-            await watchNew();
-            const s = await (0,gate_loops/* awaitSession */.Bt)(ctx, link, to, known, t.standbyMs);
-            proven = s.appId;
-            version = s.version;
-        }
-        if (!proven)
-            throw new handoff_types/* GateError */.ue('lock-handoff', `'${to.name}' has no known DB session`, to.id);
-        const leader = { ...to, appId: proven, version };
-        const lockMs = await (0,gate_loops/* lockTaken */.zb)(ctx, link, from, leader, t.lockMs, t0 + stopMs);
-        await oldWatch?.stop();
-        await (0,gate_loops/* healthGate */.Yr)(ctx, link, leader, t, { onReady: endFast });
-        // With host networking both nodes answer on one URL: a ready answer before the old node
-        // exited is the old one's, after it the new one's.
-        const stoppedAt = t0 + stopMs;
-        const sameUrl = fromUrl === toUrl;
-        const lastOld = oldWatch?.lastReadyBefore(sameUrl ? stoppedAt : Infinity);
-        const firstNew = newWatch?.firstReadyAfter(sameUrl ? stoppedAt : 0);
-        const gapMs = firstNew !== undefined && lastOld !== undefined ? firstNew - lastOld : undefined;
-        const res = { stop: killed ? 'killed' : 'graceful', lockTakenMs: lockMs, gapMs, stopMs, aim, leader };
-        report.handoffs.push({
-            from: fromName,
-            to: swap ? `${to.name} (new container)` : to.name,
-            stop: res.stop,
-            lockTakenMs: lockMs,
-            gapMs,
-            note: describeAim(aim)
-        });
-        return res;
-    }
-    finally {
-        endFast();
-        await oldWatch?.stop();
-        await newWatch?.stop();
-    }
-}
-/**
- * Starts a stopped container and proves it becomes the leader with the same gates as a
- * handoff: a new DB session from it, the lock its own (lock-handoff), then the health gate.
- * A node whose start-up failed after taking the lease did not release it: the lock wait
- * expects that lease to stay held up to the lease duration after its last refresh.
- */
-async function takeOver(ctx, link, m, t) {
-    const { report } = ctx;
-    const lock0 = await (0,lock/* readLockState */.T8)(link.db, link.mode, link.config.advisoryLockId);
-    const before = new Set(lock0.sessions.map((s) => s.appId));
-    const lease = lock0.lease;
-    const orphan = lease && !lease.expired && !lock0.sessions.some((s) => s.appId === lease.clientId);
-    let lockMs = t.lockMs;
-    let expect;
-    if (orphan) {
-        const leftMs = Math.max(0, lease.expiresAt.getTime() - Date.now());
-        lockMs = Math.max(lockMs, leftMs + 2 * link.config.leaseRefreshMs + 2000);
-        expect = `the lease of app ${lease.clientId} was still held by a node that exited without releasing it (a start-up that fails after taking the lease keeps it until it runs out)`;
-        report.note(`The lease is still held by app ${lease.clientId}, whose node exited without releasing it (a start-up that fails after taking the lease does not release it): '${m.name}' takes the lock when it runs out, up to ${(0,duration/* formatMs */._V)(link.config.leaseDurationMs)} after its last refresh (about ${(0,duration/* formatMs */._V)(leftMs)} from now).`);
-    }
-    const t0 = Date.now();
-    await ctx.docker.start(m.id);
-    const s = await (0,gate_loops/* awaitSession */.Bt)(ctx, link, m, before, t.standbyMs);
-    const member = { ...m, appId: s.appId, version: s.version };
-    const taken = await (0,gate_loops/* lockTaken */.zb)(ctx, link, undefined, member, lockMs, t0, expect);
-    await (0,gate_loops/* healthGate */.Yr)(ctx, link, member, t);
-    report.handoffs.push({
-        from: orphan ? `(lease of app ${lease.clientId.slice(0, 8)}, not released)` : '(none)',
-        to: m.name,
-        stop: 'start',
-        lockTakenMs: taken,
-        note: orphan ? 'waited for an unreleased lease to run out' : undefined
-    });
-    return member;
-}
-
-
-/***/ }),
-
-/***/ 4297:
+/***/ 6253:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   GP: () => (/* binding */ healthBase),
-/* harmony export */   Kc: () => (/* binding */ hasPlaceholder),
-/* harmony export */   hX: () => (/* binding */ unknownPlaceholders)
+/* harmony export */   j: () => (/* binding */ ReadinessWatcher)
 /* harmony export */ });
-/* unused harmony export publishedHttpPort */
-/* harmony import */ var _docker_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3871);
+/* harmony import */ var _sleep_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6972);
 
-const PLACEHOLDER = /\{(address|port|name)\}/g;
-function hasPlaceholder(form) {
-    return /\{(address|port|name)\}/.test(form);
-}
-/** Placeholders other than the three known ones, e.g. `{ip}`. */
-function unknownPlaceholders(form) {
-    return [...form.matchAll(/\{([^}]*)\}/g)].map((m) => m[1]).filter((p) => !['address', 'port', 'name'].includes(p));
-}
-/** The host port the node's HTTP port is published on, when it is. */
-function publishedHttpPort(info, httpPort) {
-    if (info.HostConfig?.NetworkMode === 'host')
-        return undefined;
-    const key = `${httpPort}/tcp`;
-    const live = info.NetworkSettings?.Ports?.[key];
-    const wanted = info.HostConfig?.PortBindings?.[key];
-    for (const b of [...(live ?? []), ...(wanted ?? [])]) {
-        const p = Number(b.HostPort);
-        if (Number.isInteger(p) && p > 0)
-            return p;
+class ReadinessWatcher {
+    observer;
+    unwatch;
+    since = 0;
+    constructor(observer) {
+        this.observer = observer;
     }
-    return undefined;
-}
-/**
- * Base URL of a container's node HTTP server from this runner: the `form` (input `health-url`)
- * filled in for this container, else derived. Undefined when the container has no address.
- */
-function healthBase(info, httpPort, form) {
-    const host = info.HostConfig?.NetworkMode === 'host';
-    const address = host ? '127.0.0.1' : (0,_docker_js__WEBPACK_IMPORTED_MODULE_0__/* .containerIps */ .iB)(info)[0];
-    if (!form)
-        return address ? `http://${address}:${httpPort}` : undefined;
-    let missing = false;
-    const url = form.replace(PLACEHOLDER, (_, p) => {
-        const v = p === 'address'
-            ? address
-            : p === 'port'
-                ? String(publishedHttpPort(info, httpPort) ?? httpPort)
-                : (0,_docker_js__WEBPACK_IMPORTED_MODULE_0__/* .containerName */ .xN)(info);
-        if (!v)
-            missing = true;
-        return v ?? '';
-    });
-    return missing ? undefined : url.replace(/\/+$/, '');
-}
-
-
-/***/ }),
-
-/***/ 5769:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Pt: () => (/* binding */ describeChecks),
-/* harmony export */   Ss: () => (/* binding */ probeReady),
-/* harmony export */   dy: () => (/* binding */ probe),
-/* harmony export */   v_: () => (/* binding */ probeHealth)
-/* harmony export */ });
-/* unused harmony exports parseChecks, failingChecks, isReady */
-// The node's HTTP health (docs/node-facts.md §5): plain /readyz 200 means every service is ready
-// (its `?full` form answers 200 even when not, so only the plain status is read); /health
-// 200 or 207 lists the checks, and a long-running node often has one failing for good, so a
-// failing check is evidence, not a veto. /health 204 comes from the start-up reporter during
-// migrations and is NOT ready. Every route shares the node's rate limit: a 429 says nothing.
-/** GET /readyz (plain: its status is the readiness). */
-async function probeReady(baseUrl, timeoutMs = 2000) {
-    try {
-        const r = await fetch(`${baseUrl}/readyz`, { signal: AbortSignal.timeout(timeoutMs) });
-        await r.arrayBuffer().catch(() => undefined);
-        return { status: r.status, headers: r.headers };
+    get url() {
+        return this.observer.url;
     }
-    catch (e) {
-        return { error: errorText(e) };
+    start() {
+        this.since = Date.now();
+        this.unwatch = this.observer.watch();
+        return this;
     }
-}
-/** GET /health?failing as JSON: the failing checks with their output (undefined unless 200/207 with a body). */
-async function probeHealth(baseUrl, timeoutMs = 2000) {
-    try {
-        const r = await fetch(`${baseUrl}/health?failing`, {
-            signal: AbortSignal.timeout(timeoutMs),
-            headers: { accept: 'application/json' }
-        });
-        const text = await r.text();
-        const checks = r.status === 200 || r.status === 207 ? parseChecks(text) : undefined;
-        return { status: r.status, headers: r.headers, checks };
+    /** last ready answer at or before `t` (since this watcher started) */
+    lastReadyBefore(t = Infinity) {
+        const at = this.observer.lastReadyBefore(t);
+        return at !== undefined && at >= this.since ? at : undefined;
     }
-    catch (e) {
-        return { error: errorText(e) };
-    }
-}
-async function probe(baseUrl, timeoutMs = 1000, withHealth = true) {
-    const at = Date.now();
-    const out = { at, failing: [] };
-    const r = await probeReady(baseUrl, timeoutMs);
-    out.readyz = r.status;
-    if (r.error !== undefined) {
-        out.error = r.error;
-        return out;
-    }
-    if (withHealth) {
-        const h = await probeHealth(baseUrl, timeoutMs);
-        out.health = h.status;
-        out.error = h.error;
-        out.checks = h.checks;
-        out.failing = (h.checks ?? []).map((c) => c.name);
-    }
-    return out;
-}
-/** Failing checks (name and output) in a JSON:API /health body; undefined when it is not one. */
-function parseChecks(body) {
-    try {
-        const j = JSON.parse(body);
-        if (!j || typeof j !== 'object' || !Array.isArray(j.data))
-            return undefined;
-        return j.data
-            .filter((d) => d.attributes?.status === 'failing')
-            .map((d) => ({ name: d.attributes?.name ?? '?', output: d.attributes?.output ?? '' }));
-    }
-    catch {
-        return undefined;
-    }
-}
-/** Names of failing checks in a JSON:API /health body. */
-function failingChecks(body) {
-    return (parseChecks(body) ?? []).map((c) => c.name);
-}
-/** Ready: plain /readyz 200. Failing /health checks are judged by the health gate against the leader's. */
-function isReady(p) {
-    return p.readyz === 200;
-}
-/** "name (output)" for a summary line */
-function describeChecks(checks) {
-    return checks.map((c) => (c.output ? `${c.name} (${c.output})` : c.name)).join(', ');
-}
-function errorText(e) {
-    const err = e;
-    if (err.name === 'TimeoutError')
-        return 'timeout';
-    return err.cause?.code ?? err.message ?? String(e);
-}
-
-
-/***/ }),
-
-/***/ 8301:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   cR: () => (/* binding */ withHostLock)
-/* harmony export */ });
-/* unused harmony exports HostLock, processStart */
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8161);
-/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_os__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
-/* harmony import */ var _sleep_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6972);
-/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(2462);
-// The host lock, a file in `state-dir` beside the journal (src/state.ts): one operation per node
-// at a time, across workflows and runners of the host.
-
-
-
-
-
-/**
- * One operation per node at a time, across workflows: an exclusive lock file holding the
- * owner's pid. A lock whose process is gone (runner killed) is stale and taken over.
- */
-class HostLock {
-    path;
-    timer;
-    constructor(path) {
-        this.path = path;
-    }
-    static async acquire(stateDir, container, timeoutMs, signal, onWait) {
-        (0,_state_js__WEBPACK_IMPORTED_MODULE_4__/* .privateDirSync */ .SW)(stateDir);
-        const path = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(stateDir, `${(0,_state_js__WEBPACK_IMPORTED_MODULE_4__/* .safeName */ .jC)(container)}.lock`);
-        const end = Date.now() + timeoutMs;
-        let told = false;
-        for (;;) {
-            try {
-                const fd = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.openSync)(path, 'wx', 0o600);
-                const owner = {
-                    pid: process.pid,
-                    host: (0,node_os__WEBPACK_IMPORTED_MODULE_1__.hostname)(),
-                    at: new Date().toISOString(),
-                    bootId: bootId(),
-                    startTime: processStart(process.pid)
-                };
-                (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.writeSync)(fd, JSON.stringify(owner));
-                (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.fsyncSync)(fd);
-                (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.closeSync)(fd);
-                (0,_state_js__WEBPACK_IMPORTED_MODULE_4__/* .fsyncDir */ .t_)(stateDir);
-                const lock = new HostLock(path);
-                // Refresh the mtime so a lock held by a live run on another pid namespace is not stale.
-                lock.timer = setInterval(() => {
-                    try {
-                        const now = new Date();
-                        (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.utimesSync)(path, now, now);
-                    }
-                    catch {
-                        /* removed under us: nothing to refresh */
-                    }
-                }, 5000);
-                lock.timer.unref();
-                return lock;
-            }
-            catch (e) {
-                if (e.code !== 'EEXIST')
-                    throw e;
-            }
-            const owner = readOwner(path);
-            // An empty or torn file (a crash between create and write) is stale once a minute old.
-            if (owner ? isStale(path, owner) : olderThan(path, 60_000)) {
-                (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.rmSync)(path, { force: true });
-                continue;
-            }
-            if (!told) {
-                onWait?.(owner ? `pid ${owner.pid} on ${owner.host} since ${owner.at}` : 'unknown owner');
-                told = true;
-            }
+    /**
+     * Waits, at most `ms`, for one ready answer since the start: a stop sent before the first
+     * answer came back leaves the gap without its start (a busy host, or a swap's stop at once).
+     */
+    async readySeen(ms) {
+        const end = Date.now() + ms;
+        while (this.lastReadyBefore() === undefined) {
             if (Date.now() >= end)
-                throw new Error(`another chainlink-rollout operation holds the host lock ${path} (${owner ? `pid ${owner.pid} since ${owner.at}` : 'unknown owner'}); waited ${Math.round(timeoutMs / 1000)} s (input 'lock-timeout')`);
-            await (0,_sleep_js__WEBPACK_IMPORTED_MODULE_3__/* .sleep */ .y)(500, signal);
+                return false;
+            this.observer.poke();
+            await (0,_sleep_js__WEBPACK_IMPORTED_MODULE_0__/* .sleep */ .y)(20);
         }
-    }
-    release() {
-        if (this.timer)
-            clearInterval(this.timer);
-        (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.rmSync)(this.path, { force: true });
-    }
-}
-/**
- * Runs `fn` holding the host lock of the node (its sorted container names, `nodeKey`), after checking that
- * Docker answers; waits up to input `lock-timeout` for another operation to finish.
- */
-async function withHostLock(ctx, fn) {
-    const { inputs, log } = ctx;
-    await ctx.docker.ping();
-    const lock = await HostLock.acquire(inputs.stateDir, (0,_state_js__WEBPACK_IMPORTED_MODULE_4__/* .nodeKey */ .u8)(inputs), inputs.lockTimeoutMs, ctx.signal, (o) => log.info(`Waiting for the host lock (held by ${o})`));
-    try {
-        return await fn();
-    }
-    finally {
-        lock.release();
-    }
-}
-function readOwner(path) {
-    try {
-        return JSON.parse((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)(path, 'utf8'));
-    }
-    catch {
-        return undefined;
-    }
-}
-function bootId() {
-    try {
-        return (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)('/proc/sys/kernel/random/boot_id', 'utf8').trim() || undefined;
-    }
-    catch {
-        return undefined;
-    }
-}
-/** Field 22 of /proc/<pid>/stat (after the command in parentheses, which may hold spaces). */
-function processStart(pid) {
-    try {
-        const stat = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)(`/proc/${pid}/stat`, 'utf8');
-        return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-    }
-    catch {
-        return undefined;
-    }
-}
-/**
- * Whether a lock's owner is gone. On this host: another boot, a dead pid, or a pid now held by
- * a process that started at another time (a reboot or a killed runner, its pid reused). A lock
- * without boot id and start time (an older version) is stale once not refreshed for a minute.
- * Another host name (a runner in a container): stale when not refreshed for a minute.
- */
-function isStale(path, owner) {
-    if (owner.host !== (0,node_os__WEBPACK_IMPORTED_MODULE_1__.hostname)())
-        return olderThan(path, 60_000);
-    const boot = bootId();
-    if (owner.bootId && boot && owner.bootId !== boot)
         return true;
-    try {
-        process.kill(owner.pid, 0);
     }
-    catch (e) {
-        if (e.code === 'ESRCH')
-            return true;
+    /** first ready answer at or after `t` (since this watcher started) */
+    firstReadyAfter(t = 0) {
+        return this.observer.firstReadyAfter(Math.max(t, this.since));
     }
-    if (owner.startTime) {
-        const now = processStart(owner.pid);
-        return now !== undefined && now !== owner.startTime;
+    /** longest time between two consecutive ready answers since the start: the outage seen from outside */
+    longestGap() {
+        return this.observer.longestGap(this.since);
     }
-    return !owner.bootId && olderThan(path, 60_000);
-}
-function olderThan(path, ms) {
-    try {
-        return Date.now() - (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.statSync)(path).mtimeMs > ms;
-    }
-    catch {
-        return true;
+    async stop() {
+        await this.unwatch?.();
     }
 }
 
 
 /***/ }),
 
-/***/ 7206:
+/***/ 2812:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -79072,7 +78427,7 @@ function normaliseRepository(repo) {
 
 /***/ }),
 
-/***/ 7017:
+/***/ 3119:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -79083,21 +78438,21 @@ __nccwpck_require__.d(__webpack_exports__, {
   Ko: () => (/* binding */ readInputs)
 });
 
-// EXTERNAL MODULE: ./src/health-url.ts
-var health_url = __nccwpck_require__(4297);
+// EXTERNAL MODULE: ./src/node/health-url.ts
+var health_url = __nccwpck_require__(320);
 // EXTERNAL MODULE: ./src/duration.ts
 var duration = __nccwpck_require__(7607);
-// EXTERNAL MODULE: ./src/image-ref.ts
-var image_ref = __nccwpck_require__(7206);
-// EXTERNAL MODULE: ./src/secrets.ts
-var secrets = __nccwpck_require__(7194);
+// EXTERNAL MODULE: ./src/image/ref.ts
+var ref = __nccwpck_require__(2812);
+// EXTERNAL MODULE: ./src/trust/secrets.ts
+var secrets = __nccwpck_require__(4372);
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __nccwpck_require__(3916);
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __nccwpck_require__(3024);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
-;// CONCATENATED MODULE: ./src/paths.ts
+;// CONCATENATED MODULE: ./src/trust/paths.ts
 // Paths the inputs may name stay where they belong: `image-file` in the workspace, `backup-file`
 // in `backup-dir`. Checked on the resolved path and again on the real one, so neither `..` nor
 // a symbolic link leads out.
@@ -79132,13 +78487,13 @@ function pathInside(base, path, real = realPath) {
     return { path: full };
 }
 
-// EXTERNAL MODULE: ./src/repository-trust.ts
-var repository_trust = __nccwpck_require__(9828);
-// EXTERNAL MODULE: ./src/docker-host.ts
-var docker_host = __nccwpck_require__(1490);
-// EXTERNAL MODULE: ./src/window.ts
-var src_window = __nccwpck_require__(8759);
-;// CONCATENATED MODULE: ./src/inputs.ts
+// EXTERNAL MODULE: ./src/trust/repository.ts
+var repository = __nccwpck_require__(1028);
+// EXTERNAL MODULE: ./src/docker/host.ts
+var docker_host = __nccwpck_require__(5900);
+// EXTERNAL MODULE: ./src/safeguards/window.ts
+var safeguards_window = __nccwpck_require__(1827);
+;// CONCATENATED MODULE: ./src/inputs/read.ts
 // Typed, validated inputs. Every error names the input and what was wrong; nothing on the host
 // is touched before all inputs are valid. Secrets (and values derived from them, like the
 // password inside a DB URL) are masked before anything can log them.
@@ -79188,7 +78543,7 @@ function bool(get, name, dflt) {
         return false;
     throw new InputError(name, `must be true or false; got '${v}'`);
 }
-function inputs_duration(get, name, dflt, min = 0) {
+function read_duration(get, name, dflt, min = 0) {
     const v = get(name).trim() || dflt;
     if (!v)
         return undefined;
@@ -79221,7 +78576,7 @@ function absPath(get, name, dflt, absolute = true) {
 }
 function windows(get, name) {
     try {
-        return (0,src_window/* parseWindows */.hM)(get(name));
+        return (0,safeguards_window/* parseWindows */.hM)(get(name));
     }
     catch (e) {
         throw new InputError(name, e.message);
@@ -79258,7 +78613,7 @@ function readInputs(get, mask, env = process.env) {
     const imageText = get('image').trim();
     if (imageText) {
         try {
-            image = (0,image_ref/* parseImageRef */.Q)(imageText);
+            image = (0,ref/* parseImageRef */.Q)(imageText);
         }
         catch (e) {
             throw new InputError('image', `is not a valid image reference: ${e.message}`);
@@ -79328,10 +78683,10 @@ function readInputs(get, mask, env = process.env) {
         databaseUrl,
         lockMode: oneOf(get, 'lock-mode', LOCK_MODES, 'auto'),
         healthUrl,
-        stopTimeoutMs: inputs_duration(get, 'stop-timeout', undefined, 1000),
-        standbyTimeoutMs: inputs_duration(get, 'standby-timeout', undefined, 1000),
-        readyTimeoutMs: inputs_duration(get, 'ready-timeout', '10m', 1000),
-        stableForMs: inputs_duration(get, 'stable-for', '10s'),
+        stopTimeoutMs: read_duration(get, 'stop-timeout', undefined, 1000),
+        standbyTimeoutMs: read_duration(get, 'standby-timeout', undefined, 1000),
+        readyTimeoutMs: read_duration(get, 'ready-timeout', '10m', 1000),
+        stableForMs: read_duration(get, 'stable-for', '10s'),
         rollback,
         dbRollback,
         preferPrimary: bool(get, 'prefer-primary', false),
@@ -79347,7 +78702,7 @@ function readInputs(get, mask, env = process.env) {
         dryRun: bool(get, 'dry-run', false),
         stateDir: absPath(get, 'state-dir', '/var/lib/chainlink-rollout'),
         dockerHost,
-        lockTimeoutMs: inputs_duration(get, 'lock-timeout', '15m'),
+        lockTimeoutMs: read_duration(get, 'lock-timeout', '15m'),
         ...security,
         // Operator safeguards (quarantine, upgrade window, migration rehearsal)
         retryQuarantined: bool(get, 'retry-quarantined', false),
@@ -79374,7 +78729,7 @@ function securityInputs(get, env, dockerHost) {
         .map((s) => s.trim())
         .filter((s) => s);
     for (const p of allowedRepositories) {
-        const problem = (0,repository_trust/* checkRepositoryPattern */.Bn)(p);
+        const problem = (0,repository/* checkRepositoryPattern */.Bn)(p);
         if (problem)
             throw new InputError('allowed-repositories', problem);
     }
@@ -79397,144 +78752,298 @@ function securityInputs(get, env, dockerHost) {
 
 /***/ }),
 
-/***/ 9188:
+/***/ 473:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   T8: () => (/* binding */ readLockState),
-/* harmony export */   oQ: () => (/* binding */ sameApp)
+/* harmony export */   cR: () => (/* binding */ withHostLock)
 /* harmony export */ });
-/* unused harmony export decideHolder */
-async function readLockState(db, mode, advisoryLockId) {
-    const sessions = await db.nodeSessions();
-    const state = { mode, advisory: [], sessions };
-    if (mode === 'lease' || mode === 'dual') {
-        if (!(await db.tableExists('lease_lock'))) {
-            state.problem = `the database has no lease_lock table, so no node holds a lease (lock mode ${mode}); is this a Chainlink node database, and is the node running?`;
-            return state;
-        }
-        state.lease = await db.lease();
-    }
-    if (mode === 'advisorylock' || mode === 'dual')
-        state.advisory = await db.advisoryHolders(advisoryLockId);
-    return decideHolder(state);
-}
-/** Pure: picks the single holder from what was read, or says what is wrong. */
+/* unused harmony exports HostLock, processStart */
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8161);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_os__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var _sleep_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6972);
+/* harmony import */ var _journal_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(4896);
+// The host lock, a file in `state-dir` beside the journal (src/journal/journal.ts): one operation per node
+// at a time, across workflows and runners of the host.
+
+
+
+
+
 /**
- * The node truncates application_name to 63 characters, so with a long version string the
- * UUID in a session is cut short: a session belongs to an app when its id is a prefix.
+ * One operation per node at a time, across workflows: an exclusive lock file holding the
+ * owner's pid. A lock whose process is gone (runner killed) is stale and taken over.
  */
-function sameApp(a, b) {
-    if (!a || !b)
-        return false;
-    if (a === b)
+class HostLock {
+    path;
+    timer;
+    constructor(path) {
+        this.path = path;
+    }
+    static async acquire(stateDir, container, timeoutMs, signal, onWait) {
+        (0,_journal_js__WEBPACK_IMPORTED_MODULE_4__/* .privateDirSync */ .SW)(stateDir);
+        const path = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(stateDir, `${(0,_journal_js__WEBPACK_IMPORTED_MODULE_4__/* .safeName */ .jC)(container)}.lock`);
+        const end = Date.now() + timeoutMs;
+        let told = false;
+        for (;;) {
+            try {
+                const fd = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.openSync)(path, 'wx', 0o600);
+                const owner = {
+                    pid: process.pid,
+                    host: (0,node_os__WEBPACK_IMPORTED_MODULE_1__.hostname)(),
+                    at: new Date().toISOString(),
+                    bootId: bootId(),
+                    startTime: processStart(process.pid)
+                };
+                (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.writeSync)(fd, JSON.stringify(owner));
+                (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.fsyncSync)(fd);
+                (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.closeSync)(fd);
+                (0,_journal_js__WEBPACK_IMPORTED_MODULE_4__/* .fsyncDir */ .t_)(stateDir);
+                const lock = new HostLock(path);
+                // Refresh the mtime so a lock held by a live run on another pid namespace is not stale.
+                lock.timer = setInterval(() => {
+                    try {
+                        const now = new Date();
+                        (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.utimesSync)(path, now, now);
+                    }
+                    catch {
+                        /* removed under us: nothing to refresh */
+                    }
+                }, 5000);
+                lock.timer.unref();
+                return lock;
+            }
+            catch (e) {
+                if (e.code !== 'EEXIST')
+                    throw e;
+            }
+            const owner = readOwner(path);
+            // An empty or torn file (a crash between create and write) is stale once a minute old.
+            if (owner ? isStale(path, owner) : olderThan(path, 60_000)) {
+                (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.rmSync)(path, { force: true });
+                continue;
+            }
+            if (!told) {
+                onWait?.(owner ? `pid ${owner.pid} on ${owner.host} since ${owner.at}` : 'unknown owner');
+                told = true;
+            }
+            if (Date.now() >= end)
+                throw new Error(`another chainlink-rollout operation holds the host lock ${path} (${owner ? `pid ${owner.pid} since ${owner.at}` : 'unknown owner'}); waited ${Math.round(timeoutMs / 1000)} s (input 'lock-timeout')`);
+            await (0,_sleep_js__WEBPACK_IMPORTED_MODULE_3__/* .sleep */ .y)(500, signal);
+        }
+    }
+    release() {
+        if (this.timer)
+            clearInterval(this.timer);
+        (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.rmSync)(this.path, { force: true });
+    }
+}
+/**
+ * Runs `fn` holding the host lock of the node (its sorted container names, `nodeKey`), after checking that
+ * Docker answers; waits up to input `lock-timeout` for another operation to finish.
+ */
+async function withHostLock(ctx, fn) {
+    const { inputs, log } = ctx;
+    await ctx.docker.ping();
+    const lock = await HostLock.acquire(inputs.stateDir, (0,_journal_js__WEBPACK_IMPORTED_MODULE_4__/* .nodeKey */ .u8)(inputs), inputs.lockTimeoutMs, ctx.signal, (o) => log.info(`Waiting for the host lock (held by ${o})`));
+    try {
+        return await fn();
+    }
+    finally {
+        lock.release();
+    }
+}
+function readOwner(path) {
+    try {
+        return JSON.parse((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)(path, 'utf8'));
+    }
+    catch {
+        return undefined;
+    }
+}
+function bootId() {
+    try {
+        return (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)('/proc/sys/kernel/random/boot_id', 'utf8').trim() || undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+/** Field 22 of /proc/<pid>/stat (after the command in parentheses, which may hold spaces). */
+function processStart(pid) {
+    try {
+        const stat = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)(`/proc/${pid}/stat`, 'utf8');
+        return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    }
+    catch {
+        return undefined;
+    }
+}
+/**
+ * Whether a lock's owner is gone. On this host: another boot, a dead pid, or a pid now held by
+ * a process that started at another time (a reboot or a killed runner, its pid reused). A lock
+ * without boot id and start time (an older version) is stale once not refreshed for a minute.
+ * Another host name (a runner in a container): stale when not refreshed for a minute.
+ */
+function isStale(path, owner) {
+    if (owner.host !== (0,node_os__WEBPACK_IMPORTED_MODULE_1__.hostname)())
+        return olderThan(path, 60_000);
+    const boot = bootId();
+    if (owner.bootId && boot && owner.bootId !== boot)
         return true;
-    const [short, long] = a.length <= b.length ? [a, b] : [b, a];
-    return short.length >= 8 && long.startsWith(short);
+    try {
+        process.kill(owner.pid, 0);
+    }
+    catch (e) {
+        if (e.code === 'ESRCH')
+            return true;
+    }
+    if (owner.startTime) {
+        const now = processStart(owner.pid);
+        return now !== undefined && now !== owner.startTime;
+    }
+    return !owner.bootId && olderThan(path, 60_000);
 }
-function decideHolder(state) {
-    const live = { has: (id) => state.sessions.some((s) => sameApp(s.appId, id)) };
-    const leaseHolder = state.lease && !state.lease.expired ? state.lease.clientId : undefined;
-    // an advisory holder's app id comes from a (possibly truncated) application_name
-    const full = (id) => (leaseHolder && sameApp(id, leaseHolder) ? leaseHolder : id);
-    const advisoryIds = [...new Set(state.advisory.map((a) => (a.appId ? full(a.appId) : `pid ${a.pid}`)))];
-    const out = { ...state, holder: undefined, problem: undefined };
-    if (state.mode === 'none') {
-        out.problem = "the node runs with lock mode 'none': it takes no DB lock, so no zero-downtime handoff is possible";
-        return out;
+function olderThan(path, ms) {
+    try {
+        return Date.now() - (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.statSync)(path).mtimeMs > ms;
     }
-    if (state.mode === 'lease' || state.mode === 'dual') {
-        if (!leaseHolder) {
-            out.problem = state.lease
-                ? `the lease expired at ${state.lease.expiresAt.toISOString()} and nobody renewed it: no node holds the lock`
-                : 'the lease_lock table is empty: no node holds the lock';
-            return out;
-        }
-        if (!live.has(leaseHolder)) {
-            out.problem = `the lease is held by app ${leaseHolder}, which has no DB session (a node that exited uncleanly; the lease expires at ${state.lease.expiresAt.toISOString()})`;
-            return out;
-        }
+    catch {
+        return true;
     }
-    if (state.mode === 'advisorylock' || state.mode === 'dual') {
-        if (advisoryIds.length === 0) {
-            out.problem =
-                state.mode === 'dual'
-                    ? `app ${leaseHolder} holds the lease but nobody holds the advisory lock (a node still starting, or lost its lock connection)`
-                    : 'nobody holds the advisory lock: no node is leader';
-            if (state.mode === 'advisorylock')
-                return out;
-            return out;
-        }
-        if (advisoryIds.length > 1) {
-            out.problem = `two sessions hold the advisory lock (${advisoryIds.join(', ')})`;
-            return out;
-        }
-        if (state.mode === 'dual' && advisoryIds[0] !== leaseHolder) {
-            out.problem = `two leaders: app ${leaseHolder} holds the lease while ${advisoryIds[0]} holds the advisory lock`;
-            return out;
-        }
-    }
-    out.holder = leaseHolder ?? advisoryIds[0];
-    return out;
 }
 
 
 /***/ }),
 
-/***/ 7828:
+/***/ 4896:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   j: () => (/* binding */ dbInvocation)
+/* harmony export */   HY: () => (/* binding */ journalPath),
+/* harmony export */   SW: () => (/* binding */ privateDirSync),
+/* harmony export */   Zx: () => (/* binding */ JournalWriter),
+/* harmony export */   a0: () => (/* binding */ readJournal),
+/* harmony export */   jC: () => (/* binding */ safeName),
+/* harmony export */   t_: () => (/* binding */ fsyncDir),
+/* harmony export */   u8: () => (/* binding */ nodeKey),
+/* harmony export */   vQ: () => (/* binding */ writeDurable)
 /* harmony export */ });
-/* unused harmony export dbCommand */
-// The node's own CLI, for `db version` / `db rollback` run in a one-off container from the
-// node's config (docs/node-facts.md §7, §10). These commands take no lock.
-const VALUE_FLAGS = new Set(['-config', '--config', '-c', '-secrets', '--secrets', '-s']);
-/**
- * Turns the node's start command into a `db` subcommand with the same global flags:
- * `node -config a -secrets b start -p pw` -> `node -config a -secrets b db rollback 42`,
- * `local node` -> `local db rollback 42`.
- */
-function dbCommand(cmd, sub) {
-    const args = [...(cmd ?? [])];
-    const out = [];
-    let top;
-    for (let i = 0; i < args.length; i++) {
-        const a = args[i];
-        if (a.startsWith('-')) {
-            out.push(a);
-            if (VALUE_FLAGS.has(a) && i + 1 < args.length)
-                out.push(args[++i]);
-            continue;
-        }
-        if (!top) {
-            top = a;
-            out.push(a);
-            continue;
-        }
-        break; // the start subcommand (start, node, n) and its own flags are dropped
-    }
-    if (!top)
-        out.push('node');
-    return [...out, 'db', ...sub];
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8161);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_os__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var _trust_secrets_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4372);
+// The journal, a file in `state-dir` on the node's host (beside the host lock, src/journal/host-lock.ts),
+// so that the post step, a re-run or `operation: repair` (even from another workflow) sees what
+// was in flight.
+// No secret is ever written here: containers are named by id, the DB by nothing at all.
+
+
+
+
+function safeName(container) {
+    return container.replace(/[^a-zA-Z0-9_.+-]/g, '_');
 }
 /**
- * The node's `db` subcommand for a container: entrypoint and command as the container runs
- * them. An entrypoint that is the chainlink binary with arguments (`chainlink node start`)
- * keeps only the binary; a wrapper script keeps its entrypoint and gets the rewritten command.
+ * The key of the node's journal and host lock: its container names, sorted, so that
+ * `container: a, standby: b` and `container: b, standby: a` are one node (a container name never
+ * holds '+'). A single container keeps its own name, as before.
  */
-function dbInvocation(entrypoint, cmd, sub) {
-    const ep = typeof entrypoint === 'string' ? [entrypoint] : (entrypoint ?? []);
-    if (ep.length > 1 && /(^|\/)chainlink$/.test(ep[0]))
-        return { entrypoint: [ep[0]], cmd: dbCommand([...ep.slice(1), ...(cmd ?? [])], sub) };
-    return { cmd: dbCommand(cmd, sub) };
+function nodeKey(inputs) {
+    return [inputs.container, ...(inputs.standby ? [inputs.standby] : [])].sort().join('+');
+}
+function journalPath(stateDir, container) {
+    return (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(stateDir, `${safeName(container)}.journal.json`);
+}
+/** The state dir is its owner's only (0700): an existing one with wider modes is narrowed. */
+function privateDirSync(path) {
+    (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.mkdirSync)(path, { recursive: true, mode: 0o700 });
+    if (((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.statSync)(path).mode & 0o077) !== 0)
+        (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.chmodSync)(path, 0o700);
+}
+/** Writes a file durably: temp file, fsync, rename, then fsync of the directory (the rename itself). */
+function writeDurable(path, text) {
+    const tmp = `${path}.tmp-${process.pid}`;
+    const fd = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.openSync)(tmp, 'w', 0o600);
+    try {
+        (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.writeSync)(fd, text);
+        (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.fsyncSync)(fd);
+    }
+    finally {
+        (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.closeSync)(fd);
+    }
+    (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.renameSync)(tmp, path);
+    fsyncDir((0,node_path__WEBPACK_IMPORTED_MODULE_2__.dirname)(path));
+}
+function fsyncDir(dir) {
+    let fd;
+    try {
+        fd = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.openSync)(dir, 'r');
+        (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.fsyncSync)(fd);
+    }
+    catch {
+        /* a file system that cannot sync a directory: the file itself is synced */
+    }
+    finally {
+        if (fd !== undefined)
+            (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.closeSync)(fd);
+    }
+}
+class JournalWriter {
+    path;
+    journal;
+    constructor(path, init) {
+        this.path = path;
+        this.journal = {
+            ...init,
+            pid: process.pid,
+            host: (0,node_os__WEBPACK_IMPORTED_MODULE_1__.hostname)(),
+            startedAt: new Date().toISOString(),
+            phase: 'in-progress',
+            steps: []
+        };
+        this.flush();
+    }
+    /** Records a step before it is taken. Free text in it (a rollback's reason) is redacted. */
+    step(step, data) {
+        if (data)
+            data = Object.fromEntries(Object.entries(data).map(([k, v]) => [k, typeof v === 'string' ? _trust_secrets_js__WEBPACK_IMPORTED_MODULE_3__/* .knownSecrets */ .xU.redact(v) : v]));
+        this.journal.steps.push({ step, at: new Date().toISOString(), data });
+        this.flush();
+    }
+    plan(facts) {
+        Object.assign(this.journal.plan, facts);
+        this.flush();
+    }
+    done(result) {
+        this.journal.phase = 'done';
+        this.journal.result = result;
+        this.flush();
+    }
+    flush() {
+        writeDurable(this.path, JSON.stringify(this.journal, null, 2));
+    }
+}
+function readJournal(stateDir, container) {
+    try {
+        return JSON.parse((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)(journalPath(stateDir, container), 'utf8'));
+    }
+    catch {
+        return undefined;
+    }
 }
 
 
 /***/ }),
 
-/***/ 5187:
+/***/ 4826:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -79549,17 +79058,17 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __nccwpck_require__(3916);
-// EXTERNAL MODULE: ./src/database.ts
-var database = __nccwpck_require__(8918);
-// EXTERNAL MODULE: ./src/docker.ts
-var src_docker = __nccwpck_require__(3871);
+// EXTERNAL MODULE: ./src/postgres/database.ts
+var database = __nccwpck_require__(2514);
+// EXTERNAL MODULE: ./src/docker/client.ts
+var client = __nccwpck_require__(9949);
 // EXTERNAL MODULE: ./node_modules/smol-toml/dist/index.js + 8 modules
 var dist = __nccwpck_require__(3292);
 // EXTERNAL MODULE: ./src/duration.ts
 var duration = __nccwpck_require__(7607);
-// EXTERNAL MODULE: ./src/secrets.ts
-var src_secrets = __nccwpck_require__(7194);
-;// CONCATENATED MODULE: ./src/node-config.ts
+// EXTERNAL MODULE: ./src/trust/secrets.ts
+var trust_secrets = __nccwpck_require__(4372);
+;// CONCATENATED MODULE: ./src/node/config.ts
 // What the action needs to know about a node, read from its container the way the node itself
 // reads it (docs/node-facts.md §1, §8): v1 env vars, or v2 TOML from `-config`/`-secrets` files
 // and CL_CONFIG; the DB URL from CL_DATABASE_URL/DATABASE_URL or the secrets TOML.
@@ -79608,22 +79117,22 @@ function credentialFilesFromArgs(args) {
  */
 async function nodeSecrets(env, args, readFile) {
     const parse = (t) => (0,dist/* parse */.qg)(t);
-    const out = (0,src_secrets/* envSecrets */.vn)(env, parse);
+    const out = (0,trust_secrets/* envSecrets */.vn)(env, parse);
     const { config, secrets } = configFilesFromArgs(args);
     for (const f of secrets) {
         const text = await readFile(f);
         if (text !== undefined)
-            out.push(...(0,src_secrets/* secretsTomlSecrets */.tL)(text, parse));
+            out.push(...(0,trust_secrets/* secretsTomlSecrets */.tL)(text, parse));
     }
     for (const f of config) {
         const text = await readFile(f);
         if (text !== undefined)
-            out.push(...(0,src_secrets/* configTomlSecrets */.IL)(text, parse));
+            out.push(...(0,trust_secrets/* configTomlSecrets */.IL)(text, parse));
     }
     for (const f of credentialFilesFromArgs(args)) {
         const text = await readFile(f);
         if (text !== undefined)
-            out.push(...(0,src_secrets/* credentialFileSecrets */.n)(text));
+            out.push(...(0,trust_secrets/* credentialFileSecrets */.n)(text));
     }
     return out;
 }
@@ -79790,11 +79299,11 @@ function defaultLockMode(version, toml) {
     return 'dual';
 }
 
-// EXTERNAL MODULE: ./src/session-container.ts
-var session_container = __nccwpck_require__(7477);
+// EXTERNAL MODULE: ./src/node/session-container.ts
+var session_container = __nccwpck_require__(8606);
 // EXTERNAL MODULE: external "node:net"
 var external_node_net_ = __nccwpck_require__(7030);
-;// CONCATENATED MODULE: ./src/node-db.ts
+;// CONCATENATED MODULE: ./src/node/connect.ts
 
 
 
@@ -79816,17 +79325,17 @@ async function maskNodeSecrets(docker, info, mask) {
     const dir = info.Config.WorkingDir || '/';
     const read = async (path) => (await docker.readFile(info.Id, path.startsWith('/') ? path : `${dir.replace(/\/$/, '')}/${path}`))?.toString('utf8');
     const args = [...(info.Config.Entrypoint ?? []), ...(info.Config.Cmd ?? [])];
-    for (const s of await nodeSecrets((0,src_docker/* envMap */.ib)(info), args, read))
+    for (const s of await nodeSecrets((0,client/* envMap */.ib)(info), args, read))
         mask(s);
 }
 /** The node's settings as its container gives them (env, -config/-secrets files in it). */
 async function nodeConfigOf(ctx, info) {
     const readFile = async (path) => (await ctx.docker.readFile(info.Id, path))?.toString('utf8');
     try {
-        return await readNodeConfig((0,src_docker/* envMap */.ib)(info), [...(info.Config.Entrypoint ?? []), ...(info.Config.Cmd ?? [])], readFile, nodeVersionOf(info.Config));
+        return await readNodeConfig((0,client/* envMap */.ib)(info), [...(info.Config.Entrypoint ?? []), ...(info.Config.Cmd ?? [])], readFile, nodeVersionOf(info.Config));
     }
     catch (e) {
-        throw new errors/* OperationError */.OK(`Container '${(0,src_docker/* containerName */.xN)(info)}': ${e.message}`);
+        throw new errors/* OperationError */.OK(`Container '${(0,client/* containerName */.xN)(info)}': ${e.message}`);
     }
 }
 /**
@@ -79840,11 +79349,11 @@ async function connectNode(ctx, info, opts = {}) {
     const written = inputs.databaseUrl ?? config.databaseUrl;
     const source = inputs.databaseUrl ? "input 'database-url'" : (config.databaseUrlSource ?? 'the node config');
     if (!written)
-        throw new errors/* OperationError */.OK(`Cannot find the node's database URL: container '${(0,src_docker/* containerName */.xN)(info)}' has no CL_DATABASE_URL or DATABASE_URL and no [Database] URL in a -secrets file; set the input 'database-url'`);
-    (0,src_secrets/* maskDatabaseUrl */.jf)(written, log.mask);
+        throw new errors/* OperationError */.OK(`Cannot find the node's database URL: container '${(0,client/* containerName */.xN)(info)}' has no CL_DATABASE_URL or DATABASE_URL and no [Database] URL in a -secrets file; set the input 'database-url'`);
+    (0,trust_secrets/* maskDatabaseUrl */.jf)(written, log.mask);
     const resolved = await resolveDbHost(docker, written, info);
     const databaseUrl = resolved.url;
-    (0,src_secrets/* maskDatabaseUrl */.jf)(databaseUrl, log.mask);
+    (0,trust_secrets/* maskDatabaseUrl */.jf)(databaseUrl, log.mask);
     if (!inputs.databaseUrl)
         log.info(`database URL from ${source}`);
     if (resolved.how)
@@ -79928,7 +79437,7 @@ async function resolveDbHost(docker, url, node) {
             const onNet = other?.NetworkSettings?.Networks?.[netName];
             if (!other || !onNet?.IPAddress)
                 continue;
-            if ((0,src_docker/* containerName */.xN)(other) === host ||
+            if ((0,client/* containerName */.xN)(other) === host ||
                 (onNet.Aliases ?? []).includes(host) ||
                 (onNet.DNSNames ?? []).includes(host))
                 return use(onNet.IPAddress, `a container on network ${netName}`);
@@ -79958,7 +79467,283 @@ async function bridgeGateway(docker) {
 
 /***/ }),
 
-/***/ 5783:
+/***/ 9208:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   j: () => (/* binding */ dbInvocation)
+/* harmony export */ });
+/* unused harmony export dbCommand */
+// The node's own CLI, for `db version` / `db rollback` run in a one-off container from the
+// node's config (docs/node-facts.md §7, §10). These commands take no lock.
+const VALUE_FLAGS = new Set(['-config', '--config', '-c', '-secrets', '--secrets', '-s']);
+/**
+ * Turns the node's start command into a `db` subcommand with the same global flags:
+ * `node -config a -secrets b start -p pw` -> `node -config a -secrets b db rollback 42`,
+ * `local node` -> `local db rollback 42`.
+ */
+function dbCommand(cmd, sub) {
+    const args = [...(cmd ?? [])];
+    const out = [];
+    let top;
+    for (let i = 0; i < args.length; i++) {
+        const a = args[i];
+        if (a.startsWith('-')) {
+            out.push(a);
+            if (VALUE_FLAGS.has(a) && i + 1 < args.length)
+                out.push(args[++i]);
+            continue;
+        }
+        if (!top) {
+            top = a;
+            out.push(a);
+            continue;
+        }
+        break; // the start subcommand (start, node, n) and its own flags are dropped
+    }
+    if (!top)
+        out.push('node');
+    return [...out, 'db', ...sub];
+}
+/**
+ * The node's `db` subcommand for a container: entrypoint and command as the container runs
+ * them. An entrypoint that is the chainlink binary with arguments (`chainlink node start`)
+ * keeps only the binary; a wrapper script keeps its entrypoint and gets the rewritten command.
+ */
+function dbInvocation(entrypoint, cmd, sub) {
+    const ep = typeof entrypoint === 'string' ? [entrypoint] : (entrypoint ?? []);
+    if (ep.length > 1 && /(^|\/)chainlink$/.test(ep[0]))
+        return { entrypoint: [ep[0]], cmd: dbCommand([...ep.slice(1), ...(cmd ?? [])], sub) };
+    return { cmd: dbCommand(cmd, sub) };
+}
+
+
+/***/ }),
+
+/***/ 304:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Pj: () => (/* binding */ describeSessions),
+/* harmony export */   aL: () => (/* binding */ foreignSessions),
+/* harmony export */   c8: () => (/* binding */ requireQuietDb)
+/* harmony export */ });
+/* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7607);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
+/* harmony import */ var _sleep_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6972);
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9949);
+/* harmony import */ var _lock_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4349);
+
+
+
+
+
+async function foreignSessions(ctx, view) {
+    const known = view.containers.map((c) => c.session?.appId).filter((x) => !!x);
+    const left = view.lock.sessions.filter((s) => !known.some((k) => (0,_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .sameApp */ .oQ)(k, s.appId)));
+    if (!left.length)
+        return [];
+    // any container of this host, by its addresses (a node the inputs do not name is still local)
+    const local = new Set();
+    let hostNetwork = false;
+    for (const c of await ctx.docker.listRunning()) {
+        const info = await ctx.docker.inspect(c.Id);
+        if (!info)
+            continue;
+        if (info.HostConfig.NetworkMode === 'host')
+            hostNetwork = true;
+        for (const ip of (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_2__/* .containerIps */ .iB)(info))
+            local.add(ip);
+    }
+    return left.filter((s) => {
+        if (s.clientAddr && local.has(s.clientAddr))
+            return false;
+        // a host-network container's sessions come from the host's own addresses
+        if (hostNetwork && (s.clientAddr === null || /^(127\.|::1$)/.test(s.clientAddr)))
+            return false;
+        return true;
+    });
+}
+function describeSessions(sessions) {
+    return sessions.map((s) => `app ${s.appId} from ${s.clientAddr ?? 'a local socket'}`).join(', ');
+}
+/**
+ * Waits until no node session of any container remains on the DB and no lease is live: the
+ * only state in which the DB may be rewritten (restore, `db rollback`). A node this run does
+ * not know (a standby on another host) keeps its session: refused, naming it.
+ */
+async function requireQuietDb(db, timeoutMs, what, signal) {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+        const sessions = await db.nodeSessions();
+        const lease = (await db.tableExists('lease_lock')) ? await db.lease() : undefined;
+        const live = lease && !lease.expired;
+        if (!sessions.length && !live)
+            return;
+        if (Date.now() >= end)
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`refusing to ${what}: ${sessions.length ? `node sessions remain on the database (${describeSessions(sessions)})` : ''}${sessions.length && live ? '; ' : ''}${live ? `the lease of app ${lease.clientId} runs until ${lease.expiresAt.toISOString()}` : ''} after waiting ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_4__/* .formatMs */ ._V)(timeoutMs)}; a node this action does not manage (another host?) still uses the database: stop it first`);
+        await (0,_sleep_js__WEBPACK_IMPORTED_MODULE_1__/* .sleep */ .y)(250, signal);
+    }
+}
+
+
+/***/ }),
+
+/***/ 320:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   GP: () => (/* binding */ healthBase),
+/* harmony export */   Kc: () => (/* binding */ hasPlaceholder),
+/* harmony export */   hX: () => (/* binding */ unknownPlaceholders)
+/* harmony export */ });
+/* unused harmony export publishedHttpPort */
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9949);
+
+const PLACEHOLDER = /\{(address|port|name)\}/g;
+function hasPlaceholder(form) {
+    return /\{(address|port|name)\}/.test(form);
+}
+/** Placeholders other than the three known ones, e.g. `{ip}`. */
+function unknownPlaceholders(form) {
+    return [...form.matchAll(/\{([^}]*)\}/g)].map((m) => m[1]).filter((p) => !['address', 'port', 'name'].includes(p));
+}
+/** The host port the node's HTTP port is published on, when it is. */
+function publishedHttpPort(info, httpPort) {
+    if (info.HostConfig?.NetworkMode === 'host')
+        return undefined;
+    const key = `${httpPort}/tcp`;
+    const live = info.NetworkSettings?.Ports?.[key];
+    const wanted = info.HostConfig?.PortBindings?.[key];
+    for (const b of [...(live ?? []), ...(wanted ?? [])]) {
+        const p = Number(b.HostPort);
+        if (Number.isInteger(p) && p > 0)
+            return p;
+    }
+    return undefined;
+}
+/**
+ * Base URL of a container's node HTTP server from this runner: the `form` (input `health-url`)
+ * filled in for this container, else derived. Undefined when the container has no address.
+ */
+function healthBase(info, httpPort, form) {
+    const host = info.HostConfig?.NetworkMode === 'host';
+    const address = host ? '127.0.0.1' : (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_0__/* .containerIps */ .iB)(info)[0];
+    if (!form)
+        return address ? `http://${address}:${httpPort}` : undefined;
+    let missing = false;
+    const url = form.replace(PLACEHOLDER, (_, p) => {
+        const v = p === 'address'
+            ? address
+            : p === 'port'
+                ? String(publishedHttpPort(info, httpPort) ?? httpPort)
+                : (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_0__/* .containerName */ .xN)(info);
+        if (!v)
+            missing = true;
+        return v ?? '';
+    });
+    return missing ? undefined : url.replace(/\/+$/, '');
+}
+
+
+/***/ }),
+
+/***/ 6780:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Pt: () => (/* binding */ describeChecks),
+/* harmony export */   Ss: () => (/* binding */ probeReady),
+/* harmony export */   dy: () => (/* binding */ probe),
+/* harmony export */   v_: () => (/* binding */ probeHealth)
+/* harmony export */ });
+/* unused harmony exports parseChecks, failingChecks, isReady */
+// The node's HTTP health (docs/node-facts.md §5): plain /readyz 200 means every service is ready
+// (its `?full` form answers 200 even when not, so only the plain status is read); /health
+// 200 or 207 lists the checks, and a long-running node often has one failing for good, so a
+// failing check is evidence, not a veto. /health 204 comes from the start-up reporter during
+// migrations and is NOT ready. Every route shares the node's rate limit: a 429 says nothing.
+/** GET /readyz (plain: its status is the readiness). */
+async function probeReady(baseUrl, timeoutMs = 2000) {
+    try {
+        const r = await fetch(`${baseUrl}/readyz`, { signal: AbortSignal.timeout(timeoutMs) });
+        await r.arrayBuffer().catch(() => undefined);
+        return { status: r.status, headers: r.headers };
+    }
+    catch (e) {
+        return { error: errorText(e) };
+    }
+}
+/** GET /health?failing as JSON: the failing checks with their output (undefined unless 200/207 with a body). */
+async function probeHealth(baseUrl, timeoutMs = 2000) {
+    try {
+        const r = await fetch(`${baseUrl}/health?failing`, {
+            signal: AbortSignal.timeout(timeoutMs),
+            headers: { accept: 'application/json' }
+        });
+        const text = await r.text();
+        const checks = r.status === 200 || r.status === 207 ? parseChecks(text) : undefined;
+        return { status: r.status, headers: r.headers, checks };
+    }
+    catch (e) {
+        return { error: errorText(e) };
+    }
+}
+async function probe(baseUrl, timeoutMs = 1000, withHealth = true) {
+    const at = Date.now();
+    const out = { at, failing: [] };
+    const r = await probeReady(baseUrl, timeoutMs);
+    out.readyz = r.status;
+    if (r.error !== undefined) {
+        out.error = r.error;
+        return out;
+    }
+    if (withHealth) {
+        const h = await probeHealth(baseUrl, timeoutMs);
+        out.health = h.status;
+        out.error = h.error;
+        out.checks = h.checks;
+        out.failing = (h.checks ?? []).map((c) => c.name);
+    }
+    return out;
+}
+/** Failing checks (name and output) in a JSON:API /health body; undefined when it is not one. */
+function parseChecks(body) {
+    try {
+        const j = JSON.parse(body);
+        if (!j || typeof j !== 'object' || !Array.isArray(j.data))
+            return undefined;
+        return j.data
+            .filter((d) => d.attributes?.status === 'failing')
+            .map((d) => ({ name: d.attributes?.name ?? '?', output: d.attributes?.output ?? '' }));
+    }
+    catch {
+        return undefined;
+    }
+}
+/** Names of failing checks in a JSON:API /health body. */
+function failingChecks(body) {
+    return (parseChecks(body) ?? []).map((c) => c.name);
+}
+/** Ready: plain /readyz 200. Failing /health checks are judged by the health gate against the leader's. */
+function isReady(p) {
+    return p.readyz === 200;
+}
+/** "name (output)" for a summary line */
+function describeChecks(checks) {
+    return checks.map((c) => (c.output ? `${c.name} (${c.output})` : c.name)).join(', ');
+}
+function errorText(e) {
+    const err = e;
+    if (err.name === 'TimeoutError')
+        return 'timeout';
+    return err.cause?.code ?? err.message ?? String(e);
+}
+
+
+/***/ }),
+
+/***/ 372:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -79969,13 +79754,13 @@ async function bridgeGateway(docker) {
 /* harmony export */ });
 /* unused harmony export asCandidate */
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
-/* harmony import */ var _docker_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3871);
-/* harmony import */ var _lock_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(9188);
-/* harmony import */ var _node_db_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5187);
-/* harmony import */ var _session_container_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7477);
-/* harmony import */ var _sessions_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(454);
-/* harmony import */ var _health_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(5769);
-/* harmony import */ var _health_url_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(4297);
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(9949);
+/* harmony import */ var _lock_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(4349);
+/* harmony import */ var _connect_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(4826);
+/* harmony import */ var _session_container_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(8606);
+/* harmony import */ var _sessions_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(4515);
+/* harmony import */ var _health_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(6780);
+/* harmony import */ var _health_url_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(320);
 
 
 
@@ -79985,7 +79770,7 @@ async function bridgeGateway(docker) {
 
 
 function asCandidate(info) {
-    return { name: (0,_docker_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(info), id: info.Id, running: info.State.Running, ips: (0,_docker_js__WEBPACK_IMPORTED_MODULE_1__/* .containerIps */ .iB)(info) };
+    return { name: (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(info), id: info.Id, running: info.State.Running, ips: (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_1__/* .containerIps */ .iB)(info) };
 }
 async function requireContainer(docker, name, input) {
     const info = await docker.inspect(name);
@@ -79998,7 +79783,7 @@ async function logOf(ctx, info) {
     return ctx.docker.logs(info.Id, 2000);
 }
 /**
- * Which container each node process on the DB belongs to (src/sessions.ts): by app id, by
+ * Which container each node process on the DB belongs to (src/node/sessions.ts): by app id, by
  * when it connected against when the container started, and by the container's log naming its
  * app id; the client address is only a hint.
  */
@@ -80017,10 +79802,10 @@ async function inspectNode(ctx, names) {
     const infos = [];
     for (const [i, n] of names.entries()) {
         const info = await requireContainer(docker, n, i === 0 ? 'container' : 'standby');
-        await (0,_node_db_js__WEBPACK_IMPORTED_MODULE_2__/* .maskNodeSecrets */ .Uu)(docker, info, log.mask);
+        await (0,_connect_js__WEBPACK_IMPORTED_MODULE_2__/* .maskNodeSecrets */ .Uu)(docker, info, log.mask);
         infos.push(info);
     }
-    const { config, databaseUrl, db, mode } = await (0,_node_db_js__WEBPACK_IMPORTED_MODULE_2__/* .connectNode */ .jh)(ctx, infos[0]);
+    const { config, databaseUrl, db, mode } = await (0,_connect_js__WEBPACK_IMPORTED_MODULE_2__/* .connectNode */ .jh)(ctx, infos[0]);
     try {
         const lock = await (0,_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .readLockState */ .T8)(db, mode, config.advisoryLockId);
         const dbVersion = await db.version();
@@ -80029,9 +79814,9 @@ async function inspectNode(ctx, names) {
             const img = await docker.imageInfo(info.Image);
             containers.push({
                 info,
-                name: (0,_docker_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(info),
+                name: (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(info),
                 image: info.Config.Image,
-                digest: img ? (0,_docker_js__WEBPACK_IMPORTED_MODULE_1__/* .anyDigest */ .l_)(img) : undefined,
+                digest: img ? (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_1__/* .anyDigest */ .l_)(img) : undefined,
                 candidate: asCandidate(info)
             });
         }
@@ -80113,6 +79898,247 @@ function requireHealthUrl(view, leader, form) {
 
 /***/ }),
 
+/***/ 4349:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   T8: () => (/* binding */ readLockState),
+/* harmony export */   oQ: () => (/* binding */ sameApp)
+/* harmony export */ });
+/* unused harmony export decideHolder */
+async function readLockState(db, mode, advisoryLockId) {
+    const sessions = await db.nodeSessions();
+    const state = { mode, advisory: [], sessions };
+    if (mode === 'lease' || mode === 'dual') {
+        if (!(await db.tableExists('lease_lock'))) {
+            state.problem = `the database has no lease_lock table, so no node holds a lease (lock mode ${mode}); is this a Chainlink node database, and is the node running?`;
+            return state;
+        }
+        state.lease = await db.lease();
+    }
+    if (mode === 'advisorylock' || mode === 'dual')
+        state.advisory = await db.advisoryHolders(advisoryLockId);
+    return decideHolder(state);
+}
+/** Pure: picks the single holder from what was read, or says what is wrong. */
+/**
+ * The node truncates application_name to 63 characters, so with a long version string the
+ * UUID in a session is cut short: a session belongs to an app when its id is a prefix.
+ */
+function sameApp(a, b) {
+    if (!a || !b)
+        return false;
+    if (a === b)
+        return true;
+    const [short, long] = a.length <= b.length ? [a, b] : [b, a];
+    return short.length >= 8 && long.startsWith(short);
+}
+function decideHolder(state) {
+    const live = { has: (id) => state.sessions.some((s) => sameApp(s.appId, id)) };
+    const leaseHolder = state.lease && !state.lease.expired ? state.lease.clientId : undefined;
+    // an advisory holder's app id comes from a (possibly truncated) application_name
+    const full = (id) => (leaseHolder && sameApp(id, leaseHolder) ? leaseHolder : id);
+    const advisoryIds = [...new Set(state.advisory.map((a) => (a.appId ? full(a.appId) : `pid ${a.pid}`)))];
+    const out = { ...state, holder: undefined, problem: undefined };
+    if (state.mode === 'none') {
+        out.problem = "the node runs with lock mode 'none': it takes no DB lock, so no zero-downtime handoff is possible";
+        return out;
+    }
+    if (state.mode === 'lease' || state.mode === 'dual') {
+        if (!leaseHolder) {
+            out.problem = state.lease
+                ? `the lease expired at ${state.lease.expiresAt.toISOString()} and nobody renewed it: no node holds the lock`
+                : 'the lease_lock table is empty: no node holds the lock';
+            return out;
+        }
+        if (!live.has(leaseHolder)) {
+            out.problem = `the lease is held by app ${leaseHolder}, which has no DB session (a node that exited uncleanly; the lease expires at ${state.lease.expiresAt.toISOString()})`;
+            return out;
+        }
+    }
+    if (state.mode === 'advisorylock' || state.mode === 'dual') {
+        if (advisoryIds.length === 0) {
+            out.problem =
+                state.mode === 'dual'
+                    ? `app ${leaseHolder} holds the lease but nobody holds the advisory lock (a node still starting, or lost its lock connection)`
+                    : 'nobody holds the advisory lock: no node is leader';
+            if (state.mode === 'advisorylock')
+                return out;
+            return out;
+        }
+        if (advisoryIds.length > 1) {
+            out.problem = `two sessions hold the advisory lock (${advisoryIds.join(', ')})`;
+            return out;
+        }
+        if (state.mode === 'dual' && advisoryIds[0] !== leaseHolder) {
+            out.problem = `two leaders: app ${leaseHolder} holds the lease while ${advisoryIds[0]} holds the advisory lock`;
+            return out;
+        }
+    }
+    out.holder = leaseHolder ?? advisoryIds[0];
+    return out;
+}
+
+
+/***/ }),
+
+/***/ 8606:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   eC: () => (/* binding */ noteDbClockAhead),
+/* harmony export */   jq: () => (/* binding */ sessionContainerOf),
+/* harmony export */   w$: () => (/* binding */ dbClockAheadMs)
+/* harmony export */ });
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9949);
+
+const clockAhead = new WeakMap();
+/** How far the DB's clock runs ahead of this host's, as measured at connect; undefined when not measured. */
+function dbClockAheadMs(db) {
+    return clockAhead.get(db);
+}
+/** Records the offset measured at connect. */
+function noteDbClockAhead(db, ms) {
+    clockAhead.set(db, ms);
+}
+/** A container as the session matching sees it. */
+function sessionContainerOf(info) {
+    const started = Date.parse(info.State.StartedAt);
+    return {
+        id: info.Id,
+        name: (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_0__/* .containerName */ .xN)(info),
+        running: info.State.Running,
+        ips: (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_0__/* .containerIps */ .iB)(info),
+        startedAt: Number.isFinite(started) ? started : 0
+    };
+}
+
+
+/***/ }),
+
+/***/ 4515:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   OC: () => (/* binding */ appsOf),
+/* harmony export */   cD: () => (/* binding */ describeApps),
+/* harmony export */   hE: () => (/* binding */ tieApps),
+/* harmony export */   nH: () => (/* binding */ newSessionsOf)
+/* harmony export */ });
+/**
+ * How far a process's first session may seem to precede its container's start: the DB's clock is
+ * corrected by the measured offset, so this only covers the measurement's error.
+ */
+const START_TOLERANCE_MS = 1000;
+/**
+ * Groups sessions by app UUID. `dbClockAheadMs`: how far the DB's clock runs ahead of this
+ * host's (backend_start is the DB's time, State.StartedAt the Docker host's).
+ */
+function appsOf(sessions, dbClockAheadMs = 0) {
+    const byId = new Map();
+    for (const s of sessions) {
+        // A role without pg_read_all_stats reads NULL for other roles' backend_start: the start is
+        // unknown, so only `known` (the apps seen before a container started) tells it apart.
+        const at = s.backendStart ? s.backendStart.getTime() - dbClockAheadMs : Number.POSITIVE_INFINITY;
+        const app = byId.get(s.appId);
+        if (!app) {
+            byId.set(s.appId, {
+                appId: s.appId,
+                version: s.version,
+                sessions: [s],
+                firstSeen: at,
+                addrs: [String(s.clientAddr)]
+            });
+            continue;
+        }
+        app.sessions.push(s);
+        app.firstSeen = Math.min(app.firstSeen, at);
+        if (!app.addrs.includes(String(s.clientAddr)))
+            app.addrs.push(String(s.clientAddr));
+    }
+    return [...byId.values()];
+}
+/**
+ * Ties each app to the container that runs it, only where that is proven:
+ * - by time: an app whose first session precedes a container's start is not that container's;
+ * - by the container's log naming the app UUID;
+ * - by client address, as a hint: a session from an address of exactly one container;
+ * - by elimination: each running node container has exactly one node process, so a running
+ *   container that only one app can belong to (the others tied elsewhere or too old) runs it.
+ * Apps of no container (another node on the same DB) stay untied; so do apps that could be either
+ * of two containers with nothing to tell them apart.
+ */
+function tieApps(containers, apps, opts = {}) {
+    const tol = opts.toleranceMs ?? START_TOLERANCE_MS;
+    const running = containers.filter((c) => c.running);
+    const possible = new Map(apps.map((a) => [a.appId, running.filter((c) => a.firstSeen >= c.startedAt - tol).map((c) => c.id)]));
+    const tied = new Map();
+    const name = (id) => containers.find((c) => c.id === id)?.name ?? id;
+    const pin = (a, id, why) => {
+        if ([...tied.values()].some((t) => t.container === id))
+            return false;
+        tied.set(a.appId, { container: id, why });
+        return true;
+    };
+    for (const a of apps) {
+        const byLog = running.filter((c) => opts.logNames?.(c.id, a.appId));
+        if (byLog.length === 1) {
+            pin(a, byLog[0].id, `its app id is in the log of '${byLog[0].name}'`);
+            continue;
+        }
+        const byAddr = running.filter((c) => a.sessions.some((s) => s.clientAddr !== null && c.ips.includes(s.clientAddr)));
+        if (byAddr.length === 1 && possible.get(a.appId).includes(byAddr[0].id))
+            pin(a, byAddr[0].id, `its sessions come from ${byAddr[0].name}'s address`);
+    }
+    for (let changed = true; changed;) {
+        changed = false;
+        for (const c of running) {
+            if ([...tied.values()].some((t) => t.container === c.id))
+                continue;
+            const open = apps.filter((a) => !tied.has(a.appId) && possible.get(a.appId).includes(c.id));
+            if (open.length === 1 && pin(open[0], c.id, `the only node process that connected after '${c.name}' started`))
+                changed = true;
+        }
+    }
+    return apps.map((a) => {
+        const t = tied.get(a.appId);
+        const p = possible.get(a.appId);
+        if (t)
+            return { appId: a.appId, container: t.container, possible: p, why: t.why };
+        const why = p.length
+            ? `connected after ${p.map((id) => `'${name(id)}'`).join(' and ')} started, and nothing tells which (or whether) it runs it`
+            : `connected before any of ${running.map((c) => `'${c.name}'`).join(', ') || 'the containers'} started: another node`;
+        return { appId: a.appId, possible: p, why };
+    });
+}
+/** One line per app for an error message: what was seen, never a secret. */
+function describeApps(apps, ties, containers) {
+    const starts = containers
+        .filter((c) => c.running)
+        .map((c) => `'${c.name}' started ${new Date(c.startedAt).toISOString()}`);
+    const lines = apps.map((a) => {
+        const t = ties.find((x) => x.appId === a.appId);
+        return `app ${a.appId} (${a.version || '?'}, ${a.sessions.length} session(s) from ${a.addrs.join(', ')}, first at ${Number.isFinite(a.firstSeen) ? new Date(a.firstSeen).toISOString() : 'unknown (NULL backend_start)'}): ${t?.why ?? '?'}`;
+    });
+    return [...starts, ...lines].join('; ');
+}
+/**
+ * The sessions of a container just started: from apps that were not connected before it started
+ * (`known`, read just before the start) and that connected after its start. Addresses are only a
+ * hint that settles a tie between two new apps; two new apps with nothing to tell them apart give
+ * none (the caller keeps waiting or reports it).
+ */
+function newSessionsOf(container, sessions, known, dbClockAheadMs = 0, toleranceMs = START_TOLERANCE_MS) {
+    const fresh = appsOf(sessions.filter((s) => !known.has(s.appId)), dbClockAheadMs).filter((a) => a.firstSeen >= container.startedAt - toleranceMs);
+    if (fresh.length <= 1)
+        return fresh[0]?.sessions ?? [];
+    const byAddr = fresh.filter((a) => a.sessions.some((s) => s.clientAddr !== null && container.ips.includes(s.clientAddr)));
+    return byAddr.length === 1 ? byAddr[0].sessions : [];
+}
+
+
+/***/ }),
+
 /***/ 2674:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -80126,17 +80152,17 @@ function requireHealthUrl(view, leader, form) {
 /* harmony import */ var _backup_manifest_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(8726);
 /* harmony import */ var _backup_restore_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7020);
 /* harmony import */ var _backup_retention_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(5668);
-/* harmony import */ var _database_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(8918);
+/* harmony import */ var _postgres_database_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(2514);
 /* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_15__ = __nccwpck_require__(7607);
-/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(4341);
-/* harmony import */ var _handoff_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(4443);
-/* harmony import */ var _node_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(5783);
-/* harmony import */ var _backup_step_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(6704);
-/* harmony import */ var _lock_js__WEBPACK_IMPORTED_MODULE_16__ = __nccwpck_require__(9188);
-/* harmony import */ var _foreign_sessions_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(6677);
+/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(1348);
+/* harmony import */ var _handoff_take_over_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(7975);
+/* harmony import */ var _node_inspect_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(372);
+/* harmony import */ var _rollout_backup_step_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(354);
+/* harmony import */ var _node_lock_js__WEBPACK_IMPORTED_MODULE_16__ = __nccwpck_require__(4349);
+/* harmony import */ var _node_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(304);
 /* harmony import */ var _rollout_prepare_js__WEBPACK_IMPORTED_MODULE_12__ = __nccwpck_require__(690);
-/* harmony import */ var _host_lock_js__WEBPACK_IMPORTED_MODULE_13__ = __nccwpck_require__(8301);
-/* harmony import */ var _node_db_js__WEBPACK_IMPORTED_MODULE_14__ = __nccwpck_require__(5187);
+/* harmony import */ var _journal_host_lock_js__WEBPACK_IMPORTED_MODULE_13__ = __nccwpck_require__(473);
+/* harmony import */ var _node_connect_js__WEBPACK_IMPORTED_MODULE_14__ = __nccwpck_require__(4826);
 
 
 
@@ -80156,16 +80182,16 @@ function requireHealthUrl(view, leader, form) {
 
 /** The node as inspectNode sees it; a node that is down is fine for a backup (no leader needed). */
 async function viewOf(ctx) {
-    return (0,_node_js__WEBPACK_IMPORTED_MODULE_9__/* .inspectNode */ .hn)(ctx, (0,_node_db_js__WEBPACK_IMPORTED_MODULE_14__/* .nodeNames */ .tJ)(ctx.inputs));
+    return (0,_node_inspect_js__WEBPACK_IMPORTED_MODULE_9__/* .inspectNode */ .hn)(ctx, (0,_node_connect_js__WEBPACK_IMPORTED_MODULE_14__/* .nodeNames */ .tJ)(ctx.inputs));
 }
 async function backup(ctx) {
     const { inputs, report, log } = ctx;
     report.title = `chainlink-rollout backup of ${inputs.container}`;
-    return (0,_host_lock_js__WEBPACK_IMPORTED_MODULE_13__/* .withHostLock */ .cR)(ctx, async () => {
+    return (0,_journal_host_lock_js__WEBPACK_IMPORTED_MODULE_13__/* .withHostLock */ .cR)(ctx, async () => {
         const view = await viewOf(ctx);
         try {
             const source = view.leader ?? view.containers[0];
-            const stored = (0,_backup_step_js__WEBPACK_IMPORTED_MODULE_10__/* .backupFiles */ .U_)((0,_backup_step_js__WEBPACK_IMPORTED_MODULE_10__/* .nodeFiles */ .kT)(view, source.info), !!inputs.backupRecipient, inputs.backupSecretsPlain);
+            const stored = (0,_rollout_backup_step_js__WEBPACK_IMPORTED_MODULE_10__/* .backupFiles */ .U_)((0,_rollout_backup_step_js__WEBPACK_IMPORTED_MODULE_10__/* .nodeFiles */ .kT)(view, source.info), !!inputs.backupRecipient, inputs.backupSecretsPlain);
             const r = await (0,_backup_create_js__WEBPACK_IMPORTED_MODULE_1__/* .createBackup */ .d)({
                 databaseUrl: view.databaseUrl,
                 dir: inputs.backupDir,
@@ -80175,7 +80201,7 @@ async function backup(ctx) {
                 node: { version: view.version, image: source.image, digest: source.digest },
                 verify: inputs.backupVerify,
                 log,
-                signal: (0,_backup_step_js__WEBPACK_IMPORTED_MODULE_10__/* .backupSignal */ .jQ)(ctx.signal)
+                signal: (0,_rollout_backup_step_js__WEBPACK_IMPORTED_MODULE_10__/* .backupSignal */ .jQ)(ctx.signal)
             });
             report.fact('Backup', r.file);
             report.fact('Size', `${(r.bytes / 1e6).toFixed(2)} MB in ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_15__/* .formatMs */ ._V)(r.durationMs)}`);
@@ -80203,7 +80229,7 @@ async function backup(ctx) {
 async function restore(ctx) {
     const { inputs, report, log, docker } = ctx;
     report.title = `chainlink-rollout restore of ${inputs.container}`;
-    return (0,_host_lock_js__WEBPACK_IMPORTED_MODULE_13__/* .withHostLock */ .cR)(ctx, async () => {
+    return (0,_journal_host_lock_js__WEBPACK_IMPORTED_MODULE_13__/* .withHostLock */ .cR)(ctx, async () => {
         const view = await viewOf(ctx);
         try {
             let file = inputs.backupFile;
@@ -80227,9 +80253,9 @@ async function restore(ctx) {
             // Node sessions of no named container (another node on this DB, maybe on another host) would
             // keep running on the rewritten DB, or take the lease during the restore: refused now.
             const known = view.containers.map((c) => c.session?.appId).filter((x) => !!x);
-            const unnamed = view.lock.sessions.filter((s) => !known.some((k) => (0,_lock_js__WEBPACK_IMPORTED_MODULE_16__/* .sameApp */ .oQ)(k, s.appId)));
+            const unnamed = view.lock.sessions.filter((s) => !known.some((k) => (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_16__/* .sameApp */ .oQ)(k, s.appId)));
             if (unnamed.length) {
-                const foreign = new Set((await (0,_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_11__/* .foreignSessions */ .aL)(ctx, view)).map((s) => s.pid));
+                const foreign = new Set((await (0,_node_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_11__/* .foreignSessions */ .aL)(ctx, view)).map((s) => s.pid));
                 throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Refusing to restore: node sessions on the database belong to none of ${view.containers.map((c) => `'${c.name}'`).join(', ')} (${unnamed.map((s) => `app ${s.appId} from ${s.clientAddr ?? 'a local socket'}${foreign.has(s.pid) ? ', no container on this host' : ''}`).join('; ')}); stop that node first, or name it in 'container'/'standby'`);
             }
             const blocked = await (0,_rollout_prepare_js__WEBPACK_IMPORTED_MODULE_12__/* .schemasNotDroppable */ .t5)(view.db);
@@ -80252,7 +80278,7 @@ async function restore(ctx) {
             try {
                 // Nothing rewrites the DB under a live node: every node session gone, the lease run out.
                 try {
-                    await (0,_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_11__/* .requireQuietDb */ .c8)(view.db, t.lockMs, 'restore', ctx.signal);
+                    await (0,_node_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_11__/* .requireQuietDb */ .c8)(view.db, t.lockMs, 'restore', ctx.signal);
                 }
                 finally {
                     await view.db.close();
@@ -80283,7 +80309,7 @@ async function restore(ctx) {
             try {
                 if (order.length) {
                     // Start the previous leader first and prove it leads again; then the others wait.
-                    const db = await _database_js__WEBPACK_IMPORTED_MODULE_6__/* .Database */ .Wm.connect(view.databaseUrl);
+                    const db = await _postgres_database_js__WEBPACK_IMPORTED_MODULE_6__/* .Database */ .Wm.connect(view.databaseUrl);
                     try {
                         const link = {
                             db,
@@ -80293,7 +80319,7 @@ async function restore(ctx) {
                             run: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_7__/* .newRun */ .uH)(view.leader?.health?.checks)
                         };
                         const first = view.leader ?? order[order.length - 1];
-                        await (0,_handoff_js__WEBPACK_IMPORTED_MODULE_8__/* .takeOver */ .w)(ctx, link, (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_7__/* .memberOf */ .C5)(first.info), t);
+                        await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_8__/* .takeOver */ .w)(ctx, link, (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_7__/* .memberOf */ .C5)(first.info), t);
                         leader = first.name;
                         for (const c of order)
                             if (c !== first)
@@ -80306,7 +80332,7 @@ async function restore(ctx) {
             }
             finally {
                 if (r.previous)
-                    await (0,_backup_step_js__WEBPACK_IMPORTED_MODULE_10__/* .dropPreviousContents */ .Bl)(ctx, r.previous);
+                    await (0,_rollout_backup_step_js__WEBPACK_IMPORTED_MODULE_10__/* .dropPreviousContents */ .Bl)(ctx, r.previous);
             }
             return {
                 result: 'ok',
@@ -80337,11 +80363,11 @@ async function currentRole(db) {
 /* harmony import */ var _rollout_pair_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4509);
 /* harmony import */ var _rollout_prepare_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(690);
 /* harmony import */ var _rollout_single_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3829);
-/* harmony import */ var _docker_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(3871);
-/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(4341);
-/* harmony import */ var _gate_loops_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(5366);
-/* harmony import */ var _backup_step_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(6704);
-/* harmony import */ var _rollback_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(3123);
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(9949);
+/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(1348);
+/* harmony import */ var _handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(8507);
+/* harmony import */ var _rollout_backup_step_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(354);
+/* harmony import */ var _rollout_rollback_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(5981);
 
 
 
@@ -80354,7 +80380,7 @@ async function currentRole(db) {
 /** No backup (the image does not change) and the rollback after a failure. */
 const deps = {
     backup: async () => undefined,
-    rollback: (ctx, link, plan, t, reason) => (0,_rollback_js__WEBPACK_IMPORTED_MODULE_8__/* .rollback */ .dU)(ctx, link, plan, t, reason, _backup_step_js__WEBPACK_IMPORTED_MODULE_7__/* .restoreForRollback */ .MN)
+    rollback: (ctx, link, plan, t, reason) => (0,_rollout_rollback_js__WEBPACK_IMPORTED_MODULE_8__/* .rollback */ .dU)(ctx, link, plan, t, reason, _rollout_backup_step_js__WEBPACK_IMPORTED_MODULE_7__/* .restoreForRollback */ .MN)
 };
 async function handoffOrRestart(ctx) {
     const { inputs, docker, report } = ctx;
@@ -80363,7 +80389,7 @@ async function handoffOrRestart(ctx) {
     return (0,_rollout_prepare_js__WEBPACK_IMPORTED_MODULE_2__/* .withNode */ .rJ)(ctx, async (p) => {
         // The same image the leader runs, by id, so a moved tag cannot sneak in a new version.
         const img = await docker.imageInfo(p.leader.info.Image);
-        const digest = img ? (0,_docker_js__WEBPACK_IMPORTED_MODULE_4__/* .anyDigest */ .l_)(img) : undefined;
+        const digest = img ? (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_4__/* .anyDigest */ .l_)(img) : undefined;
         const display = `${p.leader.image.replace(/@sha256:[a-f0-9]{64}$/, '')}${digest ? `@${digest}` : ''}`;
         const byName = await docker.imageInfo(p.leader.image);
         const ch = {
@@ -80390,7 +80416,7 @@ async function handoffOrRestart(ctx) {
             report.step(`restart ${p.other.name}`, 'waiting standby');
             await docker.restart(p.other.info.Id, p.t.stopS);
             const m = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_5__/* .memberOf */ .C5)(p.other.info);
-            const proven = await (0,_gate_loops_js__WEBPACK_IMPORTED_MODULE_6__/* .standbyReady */ .$Z)(ctx, p.link, m, p.view.lock.holder, known, p.t.standbyMs);
+            const proven = await (0,_handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_6__/* .standbyReady */ .$Z)(ctx, p.link, m, p.view.lock.holder, known, p.t.standbyMs);
             p.other.session = (await p.link.db.nodeSessions()).find((s) => s.appId === proven.appId);
         }
         return (0,_rollout_pair_js__WEBPACK_IMPORTED_MODULE_1__/* .rollPair */ .w)(ctx, p, { ...ch, operation: 'handoff' }, deps);
@@ -80408,19 +80434,19 @@ async function handoffOrRestart(ctx) {
 /* harmony export */ });
 /* unused harmony export decideRepair */
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
-/* harmony import */ var _docker_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3871);
-/* harmony import */ var _container_spec_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9566);
-/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4341);
-/* harmony import */ var _gate_loops_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(5366);
-/* harmony import */ var _clone_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(3214);
-/* harmony import */ var _lock_js__WEBPACK_IMPORTED_MODULE_14__ = __nccwpck_require__(9188);
-/* harmony import */ var _node_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(5783);
-/* harmony import */ var _node_db_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(5187);
-/* harmony import */ var _backup_step_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(6704);
-/* harmony import */ var _rollback_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(3123);
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(9949);
+/* harmony import */ var _handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(1229);
+/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(1348);
+/* harmony import */ var _handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(8507);
+/* harmony import */ var _handoff_clone_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(9196);
+/* harmony import */ var _node_lock_js__WEBPACK_IMPORTED_MODULE_14__ = __nccwpck_require__(4349);
+/* harmony import */ var _node_inspect_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(372);
+/* harmony import */ var _node_connect_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(4826);
+/* harmony import */ var _rollout_backup_step_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(354);
+/* harmony import */ var _rollout_rollback_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(5981);
 /* harmony import */ var _rollout_steps_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(1218);
-/* harmony import */ var _host_lock_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(8301);
-/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_12__ = __nccwpck_require__(2462);
+/* harmony import */ var _journal_host_lock_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(473);
+/* harmony import */ var _journal_journal_js__WEBPACK_IMPORTED_MODULE_12__ = __nccwpck_require__(4896);
 /* harmony import */ var _rollout_plan_js__WEBPACK_IMPORTED_MODULE_13__ = __nccwpck_require__(5762);
 
 
@@ -80441,10 +80467,10 @@ async function repair(ctx) {
     const { inputs, docker, report, log } = ctx;
     const name = inputs.container;
     report.title = `chainlink-rollout repair of ${name}`;
-    return (0,_host_lock_js__WEBPACK_IMPORTED_MODULE_11__/* .withHostLock */ .cR)(ctx, async () => {
-        const key = (0,_state_js__WEBPACK_IMPORTED_MODULE_12__/* .nodeKey */ .u8)(inputs);
-        const j = (0,_state_js__WEBPACK_IMPORTED_MODULE_12__/* .readJournal */ .a0)(inputs.stateDir, key);
-        const names = (0,_node_db_js__WEBPACK_IMPORTED_MODULE_7__/* .nodeNames */ .tJ)(inputs);
+    return (0,_journal_host_lock_js__WEBPACK_IMPORTED_MODULE_11__/* .withHostLock */ .cR)(ctx, async () => {
+        const key = (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_12__/* .nodeKey */ .u8)(inputs);
+        const j = (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_12__/* .readJournal */ .a0)(inputs.stateDir, key);
+        const names = (0,_node_connect_js__WEBPACK_IMPORTED_MODULE_7__/* .nodeNames */ .tJ)(inputs);
         const leftovers = (await Promise.all(names.flatMap((n) => [n + _rollout_plan_js__WEBPACK_IMPORTED_MODULE_13__/* .SUFFIX_NEXT */ .K8, n + _rollout_plan_js__WEBPACK_IMPORTED_MODULE_13__/* .SUFFIX_PREVIOUS */ .Q$]).map((n) => docker.inspect(n)))).filter((x) => !!x);
         if ((!j || j.phase === 'done') && leftovers.length === 0) {
             report.step('nothing to repair', j ? `last operation ${j.operation} ended ${j.result}` : 'no journal');
@@ -80475,16 +80501,16 @@ async function repair(ctx) {
         const otherInfo = plan.otherId ? await docker.inspect(plan.otherId) : undefined;
         const originals = [previousInfo, ...(otherInfo ? [otherInfo] : [])];
         for (const o of originals)
-            await (0,_node_db_js__WEBPACK_IMPORTED_MODULE_7__/* .maskNodeSecrets */ .Uu)(docker, o, log.mask);
+            await (0,_node_connect_js__WEBPACK_IMPORTED_MODULE_7__/* .maskNodeSecrets */ .Uu)(docker, o, log.mask);
         // A one-off `db rollback` container a killed run left behind goes first: it must not run
         // beside a node, and it is nobody's to keep.
-        for (const c of await docker.listByLabel(`${_clone_js__WEBPACK_IMPORTED_MODULE_5__/* .LABEL_ROLE */ .os}=db-rollback`)) {
-            if (c.Names.some((n) => n.replace(/^\//, '').startsWith(leaderName + _rollback_js__WEBPACK_IMPORTED_MODULE_9__/* .SUFFIX_DB_ROLLBACK */ .kR))) {
+        for (const c of await docker.listByLabel(`${_handoff_clone_js__WEBPACK_IMPORTED_MODULE_5__/* .LABEL_ROLE */ .os}=db-rollback`)) {
+            if (c.Names.some((n) => n.replace(/^\//, '').startsWith(leaderName + _rollout_rollback_js__WEBPACK_IMPORTED_MODULE_9__/* .SUFFIX_DB_ROLLBACK */ .kR))) {
                 report.step('remove', `${c.Names[0].replace(/^\//, '')} (a db rollback container left by the interrupted run)`);
                 await docker.remove(c.Id);
             }
         }
-        const ours = runId ? await docker.listByLabel(`${_clone_js__WEBPACK_IMPORTED_MODULE_5__/* .LABEL_RUN */ .Bt}=${runId}`) : [];
+        const ours = runId ? await docker.listByLabel(`${_handoff_clone_js__WEBPACK_IMPORTED_MODULE_5__/* .LABEL_RUN */ .Bt}=${runId}`) : [];
         const createdInfos = [];
         for (const c of [...ours.map((x) => x.Id), ...leftovers.map((x) => x.Id)]) {
             const info = await docker.inspect(c);
@@ -80492,18 +80518,18 @@ async function repair(ctx) {
                 createdInfos.push(info);
         }
         // right after an interruption the DB may be restarting: keep trying for a minute
-        const { db, config, mode, databaseUrl } = await (0,_node_db_js__WEBPACK_IMPORTED_MODULE_7__/* .connectNode */ .jh)(ctx, previousInfo, { retryForMs: 60_000 });
+        const { db, config, mode, databaseUrl } = await (0,_node_connect_js__WEBPACK_IMPORTED_MODULE_7__/* .connectNode */ .jh)(ctx, previousInfo, { retryForMs: 60_000 });
         const journal = j && j.phase === 'in-progress' ? reopen(inputs.stateDir, key, j) : undefined;
         try {
             // the checks failing on the leader before the run, as its preflight recorded them
             const failingBefore = j?.plan.failingBefore;
             const link = { db, config, mode, databaseUrl, run: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .newRun */ .uH)(failingBefore) };
             const t = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .timeouts */ .Fw)(inputs, config, previousInfo);
-            const lock = await (0,_lock_js__WEBPACK_IMPORTED_MODULE_14__/* .readLockState */ .T8)(db, mode, config.advisoryLockId);
+            const lock = await (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_14__/* .readLockState */ .T8)(db, mode, config.advisoryLockId);
             const all = [...originals, ...createdInfos];
             const holderInfo = lock.holder ? await holderContainer(ctx, db, all, lock) : undefined;
             report.fact('Found', all
-                .map((c) => `${(0,_docker_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(c)} (${c.Config.Image}, ${c.State.Status}${c === holderInfo ? ', holds the lock' : ''})`)
+                .map((c) => `${(0,_docker_client_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(c)} (${c.Config.Image}, ${c.State.Status}${c === holderInfo ? ', holds the lock' : ''})`)
                 .join('; '));
             // the operator's restart policies, as the run journaled them before setting `no`
             const policies = new Map();
@@ -80530,12 +80556,12 @@ async function repair(ctx) {
                     : byName.every((c) => createdInfos.some((x) => x.Id === c.Id)));
             const createdHolder = !!holderInfo && createdInfos.some((c) => c.Id === holderInfo.Id);
             // a created leader can stand in for the node only where the node was: on its ports
-            const samePorts = !!holderInfo && JSON.stringify((0,_container_spec_js__WEBPACK_IMPORTED_MODULE_2__/* .publishedPorts */ .LQ)(holderInfo)) === JSON.stringify((0,_container_spec_js__WEBPACK_IMPORTED_MODULE_2__/* .publishedPorts */ .LQ)(previousInfo));
+            const samePorts = !!holderInfo && JSON.stringify((0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_2__/* .publishedPorts */ .LQ)(holderInfo)) === JSON.stringify((0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_2__/* .publishedPorts */ .LQ)(previousInfo));
             // the gate is evidence only for a container that could be finished
             let gatePassed = false;
             if (!rollingBack && holderInfo && (complete || (createdHolder && !otherInfo && samePorts))) {
                 try {
-                    await (0,_gate_loops_js__WEBPACK_IMPORTED_MODULE_4__/* .healthGate */ .Yr)(ctx, link, (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .memberOf */ .C5)(holderInfo, lock.holder), t);
+                    await (0,_handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_4__/* .healthGate */ .Yr)(ctx, link, (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .memberOf */ .C5)(holderInfo, lock.holder), t);
                     gatePassed = true;
                 }
                 catch (e) {
@@ -80560,7 +80586,7 @@ async function repair(ctx) {
                 for (const c of all)
                     if (c.Id !== holderInfo.Id)
                         await docker.remove(c.Id);
-                if ((0,_docker_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(holderInfo) !== leaderName)
+                if ((0,_docker_client_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(holderInfo) !== leaderName)
                     await docker.rename(holderInfo.Id, leaderName);
                 const result = j?.operation === 'upgrade' ? 'upgraded' : 'ok';
                 journal?.done(result);
@@ -80579,13 +80605,13 @@ async function repair(ctx) {
                         await docker.remove(c.Id);
                 const result = createdInfos.length ? (j?.operation === 'upgrade' ? 'upgraded' : 'ok') : 'ok';
                 journal?.done(result);
-                report.step('finished', `'${(0,_docker_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(holderInfo)}' leads on ${holderInfo.Config.Image}; removed the previous and temporary containers`);
+                report.step('finished', `'${(0,_docker_client_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(holderInfo)}' leads on ${holderInfo.Config.Image}; removed the previous and temporary containers`);
                 return {
                     result,
                     ok: true,
-                    message: `finished the interrupted ${j?.operation ?? 'operation'}: '${(0,_docker_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(holderInfo)}' leads on ${holderInfo.Config.Image}`,
+                    message: `finished the interrupted ${j?.operation ?? 'operation'}: '${(0,_docker_client_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(holderInfo)}' leads on ${holderInfo.Config.Image}`,
                     outputs: {
-                        leader: (0,_docker_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(holderInfo),
+                        leader: (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(holderInfo),
                         image: holderInfo.Config.Image,
                         'previous-image': previousInfo.Config.Image
                     }
@@ -80596,15 +80622,15 @@ async function repair(ctx) {
             if (holderInfo && holderInfo.Id === previousInfo.Id && previousInfo.State.Running) {
                 for (const c of createdInfos)
                     await docker.remove(c.Id);
-                if ((0,_docker_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(previousInfo) !== leaderName)
+                if ((0,_docker_client_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(previousInfo) !== leaderName)
                     await docker.rename(previousInfo.Id, leaderName);
                 await (0,_rollout_steps_js__WEBPACK_IMPORTED_MODULE_10__/* .restoreRestartPolicy */ .o8)(ctx, previousInfo.Id, asOperator(previousInfo));
                 if (otherInfo)
                     await (0,_rollout_steps_js__WEBPACK_IMPORTED_MODULE_10__/* .restoreRestartPolicy */ .o8)(ctx, otherInfo.Id, asOperator(otherInfo));
                 const m = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .memberOf */ .C5)(previousInfo, lock.holder);
-                await (0,_gate_loops_js__WEBPACK_IMPORTED_MODULE_4__/* .healthGate */ .Yr)(ctx, link, { ...m, name: leaderName }, t);
+                await (0,_handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_4__/* .healthGate */ .Yr)(ctx, link, { ...m, name: leaderName }, t);
                 if (otherInfo && plan.otherName) {
-                    if ((0,_docker_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(otherInfo) !== plan.otherName)
+                    if ((0,_docker_client_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(otherInfo) !== plan.otherName)
                         await docker.rename(otherInfo.Id, plan.otherName);
                     if (!otherInfo.State.Running)
                         await docker.start(otherInfo.Id);
@@ -80622,7 +80648,7 @@ async function repair(ctx) {
             const newImage = plan.target ?? createdInfos[0]?.Config.Image ?? previousInfo.Config.Image;
             journal?.step('rollback', { reason: 'repair' });
             const others = otherInfo && plan.otherName ? [{ member: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .memberOf */ .C5)(asOperator(otherInfo)), name: plan.otherName }] : [];
-            await (0,_rollback_js__WEBPACK_IMPORTED_MODULE_9__/* .rollback */ .dU)(ctx, link, {
+            await (0,_rollout_rollback_js__WEBPACK_IMPORTED_MODULE_9__/* .rollback */ .dU)(ctx, link, {
                 name: leaderName,
                 previous: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .memberOf */ .C5)(asOperator(previousInfo)),
                 others,
@@ -80632,7 +80658,7 @@ async function repair(ctx) {
                 // a backup is restored by a repair only when this repair names it: the node may have
                 // served on the new version since, and a restore discards every write since the backup
                 backupFile: inputs.backupFile
-            }, t, 'repair of an interrupted operation', _backup_step_js__WEBPACK_IMPORTED_MODULE_8__/* .restoreForRollback */ .MN);
+            }, t, 'repair of an interrupted operation', _rollout_backup_step_js__WEBPACK_IMPORTED_MODULE_8__/* .restoreForRollback */ .MN);
             journal?.done('rolled-back');
             // Consistent again, but not where the interrupted operation asked: the job fails, as any rollback does.
             return {
@@ -80648,7 +80674,7 @@ async function repair(ctx) {
     });
 }
 function reopen(stateDir, name, j) {
-    const w = new _state_js__WEBPACK_IMPORTED_MODULE_12__/* .JournalWriter */ .Zx((0,_state_js__WEBPACK_IMPORTED_MODULE_12__/* .journalPath */ .HY)(stateDir, name), {
+    const w = new _journal_journal_js__WEBPACK_IMPORTED_MODULE_12__/* .JournalWriter */ .Zx((0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_12__/* .journalPath */ .HY)(stateDir, name), {
         runId: j.runId,
         operation: j.operation,
         container: j.container,
@@ -80660,8 +80686,8 @@ function reopen(stateDir, name, j) {
 }
 /** The container the lock holder runs in, when proven (by app id and start times, not by address). */
 async function holderContainer(ctx, db, infos, lock) {
-    const { ties } = await (0,_node_js__WEBPACK_IMPORTED_MODULE_6__/* .tieSessions */ .qi)(ctx, db, infos, lock.sessions);
-    const id = ties.find((t) => (0,_lock_js__WEBPACK_IMPORTED_MODULE_14__/* .sameApp */ .oQ)(t.appId, lock.holder))?.container;
+    const { ties } = await (0,_node_inspect_js__WEBPACK_IMPORTED_MODULE_6__/* .tieSessions */ .qi)(ctx, db, infos, lock.sessions);
+    const id = ties.find((t) => (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_14__/* .sameApp */ .oQ)(t.appId, lock.holder))?.container;
     return infos.find((i) => i.Id === id);
 }
 /**
@@ -80703,13 +80729,13 @@ async function nodeDown(ctx, names) {
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   h: () => (/* binding */ status)
 /* harmony export */ });
-/* harmony import */ var _node_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(5783);
-/* harmony import */ var _node_db_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5187);
-/* harmony import */ var _quarantine_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(8535);
-/* harmony import */ var _docker_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3871);
-/* harmony import */ var _clone_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(3214);
+/* harmony import */ var _node_inspect_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(372);
+/* harmony import */ var _node_connect_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4826);
+/* harmony import */ var _safeguards_quarantine_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2371);
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(9949);
+/* harmony import */ var _handoff_clone_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(9196);
 /* harmony import */ var _rollout_plan_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(5762);
-/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(2462);
+/* harmony import */ var _journal_journal_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(4896);
 
 
 
@@ -80749,7 +80775,7 @@ async function status(ctx) {
     const { inputs, report } = ctx;
     report.title = `chainlink-rollout status of ${inputs.container}`;
     await openJournal(ctx);
-    const view = await (0,_node_js__WEBPACK_IMPORTED_MODULE_0__/* .inspectNode */ .hn)(ctx, (0,_node_db_js__WEBPACK_IMPORTED_MODULE_1__/* .nodeNames */ .tJ)(inputs));
+    const view = await (0,_node_inspect_js__WEBPACK_IMPORTED_MODULE_0__/* .inspectNode */ .hn)(ctx, (0,_node_connect_js__WEBPACK_IMPORTED_MODULE_1__/* .nodeNames */ .tJ)(inputs));
     try {
         report.tables.push({
             heading: 'Containers',
@@ -80760,7 +80786,7 @@ async function status(ctx) {
         report.fact('DB version', `goose ${view.dbVersion.goose ?? '-'}, node_versions ${view.dbVersion.nodeVersion ?? '-'}`);
         report.fact('Lease timing', `duration ${view.config.leaseDurationMs} ms, refresh ${view.config.leaseRefreshMs} ms`);
         quarantineTable(ctx);
-        const leader = (0,_node_js__WEBPACK_IMPORTED_MODULE_0__/* .requireLeader */ .DZ)(view);
+        const leader = (0,_node_inspect_js__WEBPACK_IMPORTED_MODULE_0__/* .requireLeader */ .DZ)(view);
         report.fact('Leader', `${leader.name} (${leader.image})`);
         if (leader.health?.readyz !== 200)
             report.note(`The leader '${leader.name}' holds the lock but /readyz answers ${leader.health?.readyz ?? leader.health?.error ?? 'nothing'}: it is still starting, or unhealthy.`);
@@ -80779,7 +80805,7 @@ async function status(ctx) {
 }
 /** Quarantined digests (refused by upgrade) and the history of earlier ones. */
 function quarantineTable(ctx) {
-    const f = (0,_quarantine_js__WEBPACK_IMPORTED_MODULE_2__/* .readQuarantine */ .Db)(ctx.inputs.stateDir, (0,_state_js__WEBPACK_IMPORTED_MODULE_6__/* .nodeKey */ .u8)(ctx.inputs));
+    const f = (0,_safeguards_quarantine_js__WEBPACK_IMPORTED_MODULE_2__/* .readQuarantine */ .Db)(ctx.inputs.stateDir, (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .nodeKey */ .u8)(ctx.inputs));
     const row = (e, state) => [
         e.image,
         state,
@@ -80788,11 +80814,11 @@ function quarantineTable(ctx) {
         e.reason
     ];
     const rows = [
-        ...(0,_quarantine_js__WEBPACK_IMPORTED_MODULE_2__/* .active */ .vu)(f).map((e) => row(e, 'quarantined')),
-        ...(0,_quarantine_js__WEBPACK_IMPORTED_MODULE_2__/* .history */ .b6)(f).map((e) => row(e, `history: cleared ${e.clearedAt} by ${e.clearedBy}`))
+        ...(0,_safeguards_quarantine_js__WEBPACK_IMPORTED_MODULE_2__/* .active */ .vu)(f).map((e) => row(e, 'quarantined')),
+        ...(0,_safeguards_quarantine_js__WEBPACK_IMPORTED_MODULE_2__/* .history */ .b6)(f).map((e) => row(e, `history: cleared ${e.clearedAt} by ${e.clearedBy}`))
     ];
-    ctx.report.fact('Quarantine', (0,_quarantine_js__WEBPACK_IMPORTED_MODULE_2__/* .active */ .vu)(f).length
-        ? (0,_quarantine_js__WEBPACK_IMPORTED_MODULE_2__/* .active */ .vu)(f)
+    ctx.report.fact('Quarantine', (0,_safeguards_quarantine_js__WEBPACK_IMPORTED_MODULE_2__/* .active */ .vu)(f).length
+        ? (0,_safeguards_quarantine_js__WEBPACK_IMPORTED_MODULE_2__/* .active */ .vu)(f)
             .map((e) => e.digest)
             .join(', ')
         : 'no quarantined digest');
@@ -80805,15 +80831,15 @@ function quarantineTable(ctx) {
  */
 async function openJournal(ctx) {
     const { inputs, report, docker } = ctx;
-    const key = (0,_state_js__WEBPACK_IMPORTED_MODULE_6__/* .nodeKey */ .u8)(inputs);
-    const j = (0,_state_js__WEBPACK_IMPORTED_MODULE_6__/* .readJournal */ .a0)(inputs.stateDir, key);
+    const key = (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .nodeKey */ .u8)(inputs);
+    const j = (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .readJournal */ .a0)(inputs.stateDir, key);
     if (!j || j.phase !== 'in-progress')
         return;
     const last = j.steps.at(-1);
-    report.fact('Open journal', `${j.operation} run ${j.runId} started ${j.startedAt} by pid ${j.pid} on ${j.host}, last step '${last?.step ?? '(none)'}'${last ? ` at ${last.at}` : ''} (${(0,_state_js__WEBPACK_IMPORTED_MODULE_6__/* .journalPath */ .HY)(inputs.stateDir, key)})`);
+    report.fact('Open journal', `${j.operation} run ${j.runId} started ${j.startedAt} by pid ${j.pid} on ${j.host}, last step '${last?.step ?? '(none)'}'${last ? ` at ${last.at}` : ''} (${(0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .journalPath */ .HY)(inputs.stateDir, key)})`);
     const names = [inputs.container, ...(inputs.standby ? [inputs.standby] : [])];
     const ids = new Set();
-    for (const c of await docker.listByLabel(`${_clone_js__WEBPACK_IMPORTED_MODULE_4__/* .LABEL_RUN */ .Bt}=${j.runId}`))
+    for (const c of await docker.listByLabel(`${_handoff_clone_js__WEBPACK_IMPORTED_MODULE_4__/* .LABEL_RUN */ .Bt}=${j.runId}`))
         ids.add(c.Id);
     for (const n of names.flatMap((x) => [x, x + _rollout_plan_js__WEBPACK_IMPORTED_MODULE_5__/* .SUFFIX_NEXT */ .K8, x + _rollout_plan_js__WEBPACK_IMPORTED_MODULE_5__/* .SUFFIX_PREVIOUS */ .Q$])) {
         const info = await docker.inspect(n);
@@ -80826,8 +80852,8 @@ async function openJournal(ctx) {
         if (!info)
             continue;
         rows.push([
-            (0,_docker_js__WEBPACK_IMPORTED_MODULE_3__/* .containerName */ .xN)(info),
-            info.Config.Labels?.[_clone_js__WEBPACK_IMPORTED_MODULE_4__/* .LABEL_ROLE */ .os] ?? 'original',
+            (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_3__/* .containerName */ .xN)(info),
+            info.Config.Labels?.[_handoff_clone_js__WEBPACK_IMPORTED_MODULE_4__/* .LABEL_ROLE */ .os] ?? 'original',
             info.Config.Image,
             `${info.State.Status}${info.State.Running ? '' : ` (exit ${info.State.ExitCode})`}`
         ]);
@@ -80843,7 +80869,7 @@ async function openJournal(ctx) {
 
 /***/ }),
 
-/***/ 1006:
+/***/ 2307:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -80858,13 +80884,13 @@ __nccwpck_require__.d(__webpack_exports__, {
 var external_node_fs_ = __nccwpck_require__(3024);
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __nccwpck_require__(3916);
-// EXTERNAL MODULE: ./src/docker.ts
-var src_docker = __nccwpck_require__(3871);
-// EXTERNAL MODULE: ./src/image-ref.ts
-var image_ref = __nccwpck_require__(7206);
+// EXTERNAL MODULE: ./src/docker/client.ts
+var client = __nccwpck_require__(9949);
+// EXTERNAL MODULE: ./src/image/ref.ts
+var image_ref = __nccwpck_require__(2812);
 // EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
 var dist = __nccwpck_require__(8815);
-;// CONCATENATED MODULE: ./src/image-file.ts
+;// CONCATENATED MODULE: ./src/image/file.ts
 // The desired image reference of a node, read from a file in the operator's repository (input
 // `image-file`). Renovate bumps that file; the action reconciles the node with it. Three forms:
 //   - dotenv:  CHAINLINK_IMAGE=smartcontract/chainlink:2.19.0@sha256:...   (quotes, `export`, comments)
@@ -81131,8 +81157,8 @@ function readYaml(content, fileName, opts) {
     return toDesired(fileName, c);
 }
 
-// EXTERNAL MODULE: ./src/repository-trust.ts
-var repository_trust = __nccwpck_require__(9828);
+// EXTERNAL MODULE: ./src/trust/repository.ts
+var repository = __nccwpck_require__(1028);
 // EXTERNAL MODULE: ./src/rollout/plan.ts
 var rollout_plan = __nccwpck_require__(5762);
 // EXTERNAL MODULE: ./src/rollout/pair.ts
@@ -81141,16 +81167,16 @@ var pair = __nccwpck_require__(4509);
 var prepare = __nccwpck_require__(690);
 // EXTERNAL MODULE: ./src/rollout/single.ts
 var single = __nccwpck_require__(3829);
-// EXTERNAL MODULE: ./src/quarantine.ts
-var quarantine = __nccwpck_require__(8535);
-// EXTERNAL MODULE: ./src/state.ts
-var state = __nccwpck_require__(2462);
-// EXTERNAL MODULE: ./src/window.ts
-var src_window = __nccwpck_require__(8759);
-// EXTERNAL MODULE: ./src/rollback.ts
-var rollback = __nccwpck_require__(3123);
-// EXTERNAL MODULE: ./src/backup-step.ts
-var backup_step = __nccwpck_require__(6704);
+// EXTERNAL MODULE: ./src/safeguards/quarantine.ts
+var quarantine = __nccwpck_require__(2371);
+// EXTERNAL MODULE: ./src/journal/journal.ts
+var journal = __nccwpck_require__(4896);
+// EXTERNAL MODULE: ./src/safeguards/window.ts
+var safeguards_window = __nccwpck_require__(1827);
+// EXTERNAL MODULE: ./src/rollout/rollback.ts
+var rollback = __nccwpck_require__(5981);
+// EXTERNAL MODULE: ./src/rollout/backup-step.ts
+var backup_step = __nccwpck_require__(354);
 // EXTERNAL MODULE: ./src/backup/create.ts + 2 modules
 var create = __nccwpck_require__(9246);
 // EXTERNAL MODULE: ./src/backup/retention.ts
@@ -81159,12 +81185,12 @@ var retention = __nccwpck_require__(5668);
 var duration = __nccwpck_require__(7607);
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
-// EXTERNAL MODULE: ./src/container-spec.ts
-var container_spec = __nccwpck_require__(9566);
-// EXTERNAL MODULE: ./src/clone.ts
-var clone = __nccwpck_require__(3214);
-// EXTERNAL MODULE: ./src/node-cli.ts
-var node_cli = __nccwpck_require__(7828);
+// EXTERNAL MODULE: ./src/handoff/container-spec.ts
+var container_spec = __nccwpck_require__(1229);
+// EXTERNAL MODULE: ./src/handoff/clone.ts
+var clone = __nccwpck_require__(9196);
+// EXTERNAL MODULE: ./src/node/db-command.ts
+var db_command = __nccwpck_require__(9208);
 // EXTERNAL MODULE: ./src/backup/db.ts
 var db = __nccwpck_require__(7150);
 // EXTERNAL MODULE: ./src/backup/archive.ts
@@ -81173,7 +81199,7 @@ var archive = __nccwpck_require__(9696);
 var manifest = __nccwpck_require__(8726);
 // EXTERNAL MODULE: ./src/backup/pgtools.ts
 var pgtools = __nccwpck_require__(5126);
-;// CONCATENATED MODULE: ./src/rehearsal.ts
+;// CONCATENATED MODULE: ./src/safeguards/rehearsal.ts
 // Migration rehearsal: before the live handoff, the pre-upgrade backup is restored into a scratch
 // database on the node's own server and the NEW image's `node db migrate` runs against it in a
 // throwaway container (the node's own `db` subcommand: it takes no lock and starts no node, so no
@@ -81227,7 +81253,7 @@ async function rehearseMigration(ctx, view, leader, backupFile, newImage) {
         const r = (0,pgtools/* run */.eF)(runner, 'pg_restore', ['--no-owner', '--no-acl', '--exit-on-error', '-w', '-d', scratch.safeUrl], scratch, { stdin: true, signal: ctx.signal, what: 'rehearsal restore' });
         await (0,archive/* feed */.hm)(await (0,archive/* openArchive */.p_)(backupFile, m, inputs.backupIdentity), r);
         const info = leader.info;
-        const inv = (0,node_cli/* dbInvocation */.j)(info.Config.Entrypoint, info.Config.Cmd, ['migrate']);
+        const inv = (0,db_command/* dbInvocation */.j)(info.Config.Entrypoint, info.Config.Cmd, ['migrate']);
         const spec = (0,container_spec/* cloneSpec */.hm)(info, {
             name: `${leader.name}${SUFFIX_REHEARSAL}${Date.now().toString(36)}`,
             image: newImage,
@@ -81326,7 +81352,7 @@ async function resolveTarget(ctx, ref) {
     const image = await docker.imageInfo(ref.digest ? `${(0,image_ref/* repository */.Jk)(ref)}@${ref.digest}` : (0,image_ref/* repoTag */.nw)(ref));
     if (!image)
         throw new errors/* OperationError */.OK(`Input 'image': ${(0,image_ref/* formatRef */.rq)(ref)} is not on this host after the pull`);
-    const digest = (0,src_docker/* digestFor */.iW)(image, ref);
+    const digest = (0,client/* digestFor */.iW)(image, ref);
     if (ref.digest && digest !== ref.digest)
         throw new errors/* OperationError */.OK(`Input 'image': digest mismatch for ${(0,image_ref/* formatRef */.rq)(ref)}: the registry serves ${digest ?? 'an image without a digest'}`);
     // Create from the tag when it still names the pulled image (readable in `docker ps`).
@@ -81345,9 +81371,9 @@ async function upgrade(ctx) {
     // Outside its window an upgrade touches nothing (not even the host lock): a scheduled run
     // inside the window takes it up.
     const now = new Date();
-    if (!(0,src_window/* isOpen */.nT)(inputs.window, now)) {
-        const next = (0,src_window/* nextOpening */.gR)(inputs.window, now);
-        const when = next ? `the window opens ${(0,src_window/* describeOpening */.e_)(next, now)}` : 'no window ever opens';
+    if (!(0,safeguards_window/* isOpen */.nT)(inputs.window, now)) {
+        const next = (0,safeguards_window/* nextOpening */.gR)(inputs.window, now);
+        const when = next ? `the window opens ${(0,safeguards_window/* describeOpening */.e_)(next, now)}` : 'no window ever opens';
         report.fact('Window', inputs.window.map((w) => w.text).join(', '));
         report.step('deferred', when);
         return {
@@ -81360,15 +81386,15 @@ async function upgrade(ctx) {
     await (0,rollback/* checkDbRollbackInputs */._G)(inputs);
     return (0,prepare/* withNode */.rJ)(ctx, async (p) => {
         // Before the pull: an untrusted image is neither fetched nor given the node's secrets.
-        const untrusted = (0,repository_trust/* untrustedTarget */.wn)(ref, [p.leader.image, ...(p.other ? [p.other.image] : [])], inputs.allowedRepositories);
+        const untrusted = (0,repository/* untrustedTarget */.wn)(ref, [p.leader.image, ...(p.other ? [p.other.image] : [])], inputs.allowedRepositories);
         if (untrusted)
             throw new errors/* OperationError */.OK(`Input 'allowed-repositories': ${untrusted}`);
         const target = await resolveTarget(ctx, ref);
         const display = `${(0,image_ref/* repoTag */.nw)(ref)}@${target.digest ?? target.image.id}`;
         report.fact('Target', display);
-        const q = (0,quarantine/* quarantined */.bY)((0,quarantine/* readQuarantine */.Db)(inputs.stateDir, (0,state/* nodeKey */.u8)(inputs)), target.digest ?? target.image.id);
+        const q = (0,quarantine/* quarantined */.bY)((0,quarantine/* readQuarantine */.Db)(inputs.stateDir, (0,journal/* nodeKey */.u8)(inputs)), target.digest ?? target.image.id);
         if (q && !inputs.retryQuarantined)
-            throw new errors/* OperationError */.OK(`${display} is quarantined: an earlier upgrade to it was undone (${(0,quarantine/* describeEntry */.OY)(q)}). Nothing was changed; set 'retry-quarantined: true' to try it again (${(0,quarantine/* quarantinePath */.Q2)(inputs.stateDir, (0,state/* nodeKey */.u8)(inputs))})`);
+            throw new errors/* OperationError */.OK(`${display} is quarantined: an earlier upgrade to it was undone (${(0,quarantine/* describeEntry */.OY)(q)}). Nothing was changed; set 'retry-quarantined: true' to try it again (${(0,quarantine/* quarantinePath */.Q2)(inputs.stateDir, (0,journal/* nodeKey */.u8)(inputs))})`);
         if (q)
             report.note(`${display} was quarantined (${(0,quarantine/* describeEntry */.OY)(q)}); tried again as 'retry-quarantined' asks.`);
         const outputs = { 'previous-image': p.leader.image, image: display, leader: p.leader.name };
@@ -81399,10 +81425,10 @@ async function upgrade(ctx) {
 async function quarantineOutcome(ctx, digest, display, roll) {
     const { inputs, report } = ctx;
     const record = (reason) => {
-        const j = (0,state/* readJournal */.a0)(inputs.stateDir, (0,state/* nodeKey */.u8)(inputs));
+        const j = (0,journal/* readJournal */.a0)(inputs.stateDir, (0,journal/* nodeKey */.u8)(inputs));
         if (!j || j.phase !== 'done' || !j.steps.some((s) => s.step === 'standby-started'))
             return;
-        (0,quarantine/* recordQuarantine */.Ow)(inputs.stateDir, (0,state/* nodeKey */.u8)(inputs), {
+        (0,quarantine/* recordQuarantine */.Ow)(inputs.stateDir, (0,journal/* nodeKey */.u8)(inputs), {
             digest,
             image: display,
             runId: j.runId,
@@ -81410,7 +81436,7 @@ async function quarantineOutcome(ctx, digest, display, roll) {
             at: new Date().toISOString(),
             reason: reason.length > 400 ? `${reason.slice(0, 400)}...` : reason
         });
-        report.note(`${display} is quarantined: the next upgrade to it refuses unless 'retry-quarantined: true' (${(0,quarantine/* quarantinePath */.Q2)(inputs.stateDir, (0,state/* nodeKey */.u8)(inputs))}).`);
+        report.note(`${display} is quarantined: the next upgrade to it refuses unless 'retry-quarantined: true' (${(0,quarantine/* quarantinePath */.Q2)(inputs.stateDir, (0,journal/* nodeKey */.u8)(inputs))}).`);
     };
     let r;
     try {
@@ -81424,8 +81450,8 @@ async function quarantineOutcome(ctx, digest, display, roll) {
     if (r.result === 'rolled-back')
         record(r.message ?? 'rolled back');
     else if (r.ok) {
-        const j = (0,state/* readJournal */.a0)(inputs.stateDir, (0,state/* nodeKey */.u8)(inputs));
-        const n = (0,quarantine/* clearQuarantine */.Aq)(inputs.stateDir, (0,state/* nodeKey */.u8)(inputs), `run ${j?.runId ?? '?'} upgraded to ${display}`);
+        const j = (0,journal/* readJournal */.a0)(inputs.stateDir, (0,journal/* nodeKey */.u8)(inputs));
+        const n = (0,quarantine/* clearQuarantine */.Aq)(inputs.stateDir, (0,journal/* nodeKey */.u8)(inputs), `run ${j?.runId ?? '?'} upgraded to ${display}`);
         if (n)
             report.note(`${n} quarantined digest(s) moved to history: the node now runs ${display}.`);
     }
@@ -81486,83 +81512,183 @@ async function preUpgradeBackup(ctx, p, ch, r) {
 
 /***/ }),
 
-/***/ 8535:
+/***/ 2514:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Aq: () => (/* binding */ clearQuarantine),
-/* harmony export */   Db: () => (/* binding */ readQuarantine),
-/* harmony export */   Mr: () => (/* binding */ ciRunLabel),
-/* harmony export */   OY: () => (/* binding */ describeEntry),
-/* harmony export */   Ow: () => (/* binding */ recordQuarantine),
-/* harmony export */   Q2: () => (/* binding */ quarantinePath),
-/* harmony export */   b6: () => (/* binding */ history),
-/* harmony export */   bY: () => (/* binding */ quarantined),
-/* harmony export */   vu: () => (/* binding */ active)
+/* harmony export */   Wm: () => (/* binding */ Database)
 /* harmony export */ });
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2462);
-// Quarantine of rolled-back images: a target digest whose upgrade rolled back is recorded in
-// `state-dir` beside the journal, so the next upgrade to it (a retry, a re-run, another workflow)
-// refuses at once instead of taking the node through the same outage again. A successful
-// upgrade moves every entry to history; nothing is ever deleted, so `status` can show both.
+/* unused harmony exports parseApplicationName, describePgError */
+/* harmony import */ var pg__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6230);
+// The node's Postgres, read-only except where a rollback must reset node_versions. The action
+// connects under its own application_name so its session is never mistaken for a node's.
 
-
-
-function quarantinePath(stateDir, container) {
-    return (0,node_path__WEBPACK_IMPORTED_MODULE_1__.join)(stateDir, `${container.replace(/[^a-zA-Z0-9_.-]/g, '_')}.quarantine.json`);
+// `Chainlink <version> |App|<uuid>`; a build without a version names itself `Chainlink |App|<uuid>`
+const APP_NAME = /^Chainlink (?:(\S+) )?\|App\|([0-9a-f-]+)$/;
+function parseApplicationName(name) {
+    const m = APP_NAME.exec(name);
+    return m ? { version: m[1] ?? '', appId: m[2] } : undefined;
 }
-function readQuarantine(stateDir, container) {
-    try {
-        const f = JSON.parse((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)(quarantinePath(stateDir, container), 'utf8'));
-        return Array.isArray(f.entries) ? f : { entries: [] };
+/** How long a query waits for a lost connection to come back (a DB restart, dropped sessions). */
+const RECONNECT_FOR_MS = 30_000;
+class Database {
+    client;
+    url;
+    timeoutMs;
+    closed = false;
+    constructor(client, url, timeoutMs) {
+        this.client = client;
+        this.url = url;
+        this.timeoutMs = timeoutMs;
     }
-    catch {
-        return { entries: [] };
+    static async open(url, timeoutMs) {
+        const client = new pg__WEBPACK_IMPORTED_MODULE_0__/* ["default"].Client */ .Ay.Client({
+            connectionString: url,
+            application_name: 'chainlink-rollout',
+            connectionTimeoutMillis: timeoutMs,
+            statement_timeout: timeoutMs
+        });
+        // A dropped connection must surface as a query error, not an unhandled 'error' event.
+        client.on('error', () => undefined);
+        try {
+            await client.connect();
+        }
+        catch (e) {
+            await client.end().catch(() => undefined);
+            throw e;
+        }
+        return client;
+    }
+    /**
+     * Connects to the node's database. `retryForMs` keeps trying that long (the post step and
+     * repair run right after an interruption, when the DB may be restarting).
+     */
+    static async connect(url, timeoutMs = 10_000, retryForMs = 0) {
+        const end = Date.now() + retryForMs;
+        for (;;) {
+            try {
+                return new Database(await Database.open(url, timeoutMs), url, timeoutMs);
+            }
+            catch (e) {
+                if (Date.now() >= end || !isConnectionError(e))
+                    throw new Error(`cannot connect to the node's database: ${describePgError(e)}`);
+                await new Promise((r) => setTimeout(r, 500));
+            }
+        }
+    }
+    async close() {
+        this.closed = true;
+        await this.client.end().catch(() => undefined);
+    }
+    /**
+     * Runs a query. A lost connection (a DB restart, an operator's pg_terminate_backend) is
+     * reopened and the query retried, for up to 30 s: a blip in the DB must not read as a
+     * failed gate and roll back a healthy node.
+     */
+    async query(sql, params = []) {
+        const end = Date.now() + RECONNECT_FOR_MS;
+        for (;;) {
+            try {
+                return (await this.client.query(sql, params)).rows;
+            }
+            catch (e) {
+                if (this.closed || !isConnectionError(e) || Date.now() >= end)
+                    throw e;
+                await this.client.end().catch(() => undefined);
+                await new Promise((r) => setTimeout(r, 250));
+                try {
+                    this.client = await Database.open(this.url, this.timeoutMs);
+                }
+                catch {
+                    /* still down: the loop tries again until the deadline */
+                }
+            }
+        }
+    }
+    async tableExists(name) {
+        const r = await this.query(`SELECT to_regclass($1) IS NOT NULL AS ok`, [name]);
+        return r[0].ok;
+    }
+    /** Every node process connected to this database, oldest first. */
+    async nodeSessions() {
+        const rows = await this.query(`SELECT pid, application_name, host(client_addr) AS client_addr, client_port, backend_start, query_start, state, query
+         FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'Chainlink %|App|%' ORDER BY backend_start`);
+        const out = [];
+        for (const r of rows) {
+            const p = parseApplicationName(r.application_name);
+            if (!p)
+                continue;
+            out.push({
+                pid: r.pid,
+                appId: p.appId,
+                version: p.version,
+                applicationName: r.application_name,
+                clientAddr: r.client_addr,
+                clientPort: r.client_port,
+                backendStart: r.backend_start,
+                queryStart: r.query_start,
+                state: r.state,
+                query: r.query
+            });
+        }
+        return out;
+    }
+    /** The lease row (docs/node-facts.md §3); undefined when the table is empty. */
+    async lease() {
+        const r = await this.query(`SELECT client_id::text, expires_at, expires_at < NOW() AS expired FROM lease_lock`);
+        if (r.length > 1)
+            throw new Error(`lease_lock has ${r.length} rows; the node keeps exactly one`);
+        return r[0] ? { clientId: r[0].client_id, expiresAt: r[0].expires_at, expired: r[0].expired } : undefined;
+    }
+    /** Backends holding the node's advisory lock (docs/node-facts.md §2), with their app id. */
+    async advisoryHolders(lockId) {
+        const r = await this.query(`SELECT l.pid, a.application_name FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.locktype = 'advisory' AND l.granted AND ((l.classid::bigint << 32) | l.objid::bigint) = $1::bigint`, [lockId.toString()]);
+        return r.map((x) => ({
+            pid: x.pid,
+            appId: x.application_name ? parseApplicationName(x.application_name)?.appId : undefined
+        }));
+    }
+    async version() {
+        const out = { nodeVersionsTable: false };
+        if (await this.tableExists('goose_migrations')) {
+            const r = await this.query(`SELECT max(version_id)::text AS v FROM goose_migrations WHERE is_applied`);
+            if (r[0].v !== null)
+                out.goose = Number(r[0].v);
+        }
+        if (await this.tableExists('node_versions')) {
+            out.nodeVersionsTable = true;
+            const r = await this.query(`SELECT version FROM node_versions ORDER BY created_at DESC LIMIT 1`);
+            out.nodeVersion = r[0]?.version;
+        }
+        return out;
+    }
+    /** Puts node_versions back to what preflight recorded (`db rollback` never touches it). */
+    async resetNodeVersion(version) {
+        if (version === undefined)
+            await this.query(`DELETE FROM node_versions`);
+        else
+            await this.query(`UPDATE node_versions SET version = $1`, [version]);
+    }
+    async serverVersion() {
+        return (await this.query(`SHOW server_version`))[0].v;
     }
 }
-function write(stateDir, container, f) {
-    (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.mkdirSync)(stateDir, { recursive: true, mode: 0o700 });
-    (0,_state_js__WEBPACK_IMPORTED_MODULE_2__/* .writeDurable */ .vQ)(quarantinePath(stateDir, container), JSON.stringify(f, null, 2));
+/** Errors that mean the connection is gone, not that the query was wrong. */
+function isConnectionError(e) {
+    const err = e;
+    if (err.code && /^(08|57P0[1-3])/.test(err.code))
+        return true;
+    if (err.code &&
+        ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH'].includes(err.code))
+        return true;
+    return /Connection terminated|not queryable|connection error|Client was closed|timeout exceeded when trying to connect|database .* is not currently accepting connections/i.test(err.message ?? '');
 }
-const active = (f) => f.entries.filter((e) => !e.clearedAt);
-const history = (f) => f.entries.filter((e) => e.clearedAt);
-/** The active entry for a digest, if any. */
-function quarantined(f, digest) {
-    if (!digest)
-        return undefined;
-    return active(f).find((e) => e.digest === digest);
-}
-/** Pure: the file with a new active entry (an older active entry for the digest is replaced). */
-function withEntry(f, e) {
-    return { entries: [...f.entries.filter((x) => x.clearedAt || x.digest !== e.digest), e] };
-}
-/** Pure: every active entry moved to history by the successful run `by`. */
-function cleared(f, by, at) {
-    return { entries: f.entries.map((e) => (e.clearedAt ? e : { ...e, clearedAt: at, clearedBy: by })) };
-}
-function recordQuarantine(stateDir, container, e) {
-    write(stateDir, container, withEntry(readQuarantine(stateDir, container), e));
-}
-/** After a successful upgrade: active entries become history. No file is created when none exists. */
-function clearQuarantine(stateDir, container, by) {
-    const f = readQuarantine(stateDir, container);
-    const n = active(f).length;
-    if (n)
-        write(stateDir, container, cleared(f, by, new Date().toISOString()));
-    return n;
-}
-/** "owner/repo run 123 (workflow)" from the runner's environment, when there is one. */
-function ciRunLabel(env = process.env) {
-    if (!env.GITHUB_RUN_ID)
-        return undefined;
-    return `${env.GITHUB_REPOSITORY ?? '?'} run ${env.GITHUB_RUN_ID}${env.GITHUB_WORKFLOW ? ` (${env.GITHUB_WORKFLOW})` : ''}`;
-}
-function describeEntry(e) {
-    return `run ${e.runId}${e.ciRun ? ` (${e.ciRun})` : ''} at ${e.at}: ${e.reason}`;
+/** A pg error without anything from the connection string. */
+function describePgError(e) {
+    const err = e;
+    const msg = (err.message ?? String(e)).replace(/postgres(ql)?:\/\/\S+/g, '<database-url>');
+    return err.code ? `${msg} (${err.code})` : msg;
 }
 
 
@@ -81646,7 +81772,1336 @@ class Report {
 
 /***/ }),
 
-/***/ 9828:
+/***/ 354:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Bl: () => (/* binding */ dropPreviousContents),
+/* harmony export */   MN: () => (/* binding */ restoreForRollback),
+/* harmony export */   U_: () => (/* binding */ backupFiles),
+/* harmony export */   jQ: () => (/* binding */ backupSignal),
+/* harmony export */   kT: () => (/* binding */ nodeFiles)
+/* harmony export */ });
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
+/* harmony import */ var _backup_restore_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7020);
+/* harmony import */ var _postgres_database_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2514);
+/* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(7607);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_3___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_3__);
+/* harmony import */ var smol_toml__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(3292);
+/* harmony import */ var _trust_secrets_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(4372);
+
+
+
+
+
+
+
+/** Host path of a file inside a container, through its bind mounts (undefined when not mounted). */
+function hostPathOf(info, path) {
+    const mounts = [...(info.Mounts ?? [])].sort((a, b) => b.Destination.length - a.Destination.length);
+    for (const m of mounts) {
+        if (path === m.Destination || path.startsWith(m.Destination.replace(/\/$/, '') + '/'))
+            return m.Source + path.slice(m.Destination.length);
+    }
+    return undefined;
+}
+function holdsCredentials(hostPath) {
+    try {
+        return (0,_trust_secrets_js__WEBPACK_IMPORTED_MODULE_5__/* .configTomlSecrets */ .IL)((0,node_fs__WEBPACK_IMPORTED_MODULE_3__.readFileSync)(hostPath, 'utf8'), (t) => (0,smol_toml__WEBPACK_IMPORTED_MODULE_4__/* .parse */ .qg)(t)).length > 0;
+    }
+    catch {
+        return true; // unreadable here: treat it as the secret it may be
+    }
+}
+/** The node's root-dir files that matter for a restore: -config, -secrets, and the API and password files. */
+function nodeFiles(view, info) {
+    const dir = (info.Config.WorkingDir || '/').replace(/\/$/, '');
+    const abs = (f) => (f.startsWith('/') ? f : `${dir}/${f}`);
+    const out = [];
+    const add = (f, secret) => {
+        const p = hostPathOf(info, abs(f));
+        if (p && !out.some((o) => o.path === p))
+            out.push({ name: f, path: p, secret: secret(p) });
+    };
+    for (const f of view.config.configFiles)
+        add(f, holdsCredentials);
+    for (const f of [...view.config.secretsFiles, ...(view.config.credentialFiles ?? [])])
+        add(f, () => true);
+    return out;
+}
+/**
+ * The files a backup stores: the node's secrets go in only encrypted to `backup-recipient`, or
+ * in plain when `backup-secrets-plain` asks for it. `note` says which, for the summary.
+ */
+function backupFiles(files, encrypted, plain) {
+    const secret = files.filter((f) => f.secret);
+    const names = secret.map((f) => f.name).join(', ');
+    if (!secret.length)
+        return { files, note: 'no secrets files found in the node container' };
+    if (encrypted)
+        return { files, note: `${names} stored, encrypted to backup-recipient` };
+    if (plain)
+        return { files, note: `${names} stored UNENCRYPTED (backup-secrets-plain: true)` };
+    return {
+        files: files.filter((f) => !f.secret),
+        note: `${names} not stored: a backup keeps the node's secrets only encrypted (set backup-recipient, or backup-secrets-plain: true to store them in plain)`
+    };
+}
+/**
+ * The rollback's restore. Returns what is left to do once the node is back: a restore by swap
+ * keeps the previous contents until then, as dropping them makes the server write out the whole
+ * restored database first (restore-parallel.ts), time the node would otherwise spend down.
+ */
+async function restoreForRollback(ctx, link, file) {
+    const url = link.databaseUrl;
+    if (!url)
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK('cannot restore: the database URL is unknown');
+    ctx.report.step('restore', file);
+    // A directory-layout backup is restored into a copy swapped in by rename, which needs the
+    // database free of sessions, this action's own included: closed here, reopened after.
+    const swap = /\.dump\.d\/?$/.test(file);
+    if (swap)
+        await link.db.close();
+    let r;
+    try {
+        r = await (0,_backup_restore_js__WEBPACK_IMPORTED_MODULE_1__/* .restoreBackup */ .dH)({
+            databaseUrl: url,
+            file,
+            identity: ctx.inputs.backupIdentity,
+            log: ctx.log,
+            signal: ctx.signal,
+            keepPrevious: true
+        });
+    }
+    finally {
+        if (swap)
+            link.db = await _postgres_database_js__WEBPACK_IMPORTED_MODULE_2__/* .Database */ .Wm.connect(url);
+    }
+    ctx.report.step('database restored', `${file} (taken ${r.backupCreatedAt}) in ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_6__/* .formatMs */ ._V)(r.durationMs)}`);
+    const previous = r.previous;
+    return previous && (() => dropPreviousContents(ctx, previous));
+}
+/** Drops the contents a restore by swap kept aside and says so, or says where they stay. */
+async function dropPreviousContents(ctx, previous) {
+    if (await previous.drop())
+        ctx.report.step('previous contents dropped', previous.database);
+    else
+        ctx.report.note(`The database's contents before the restore stay as database ${previous.database}: drop it once it is no longer needed.`);
+}
+/**
+ * pg_dump has no overall bound of its own (only its lock wait): a hung dump would hold the job
+ * and the host lock until the job's timeout. The dump ends with the run's cancellation or after
+ * this long, whichever comes first.
+ */
+const BACKUP_BOUND_MS = 2 * 3600_000;
+function backupSignal(signal) {
+    return AbortSignal.any([signal, AbortSignal.timeout(BACKUP_BOUND_MS)]);
+}
+
+
+/***/ }),
+
+/***/ 9613:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   g: () => (/* binding */ succeeded),
+/* harmony export */   l: () => (/* binding */ recover)
+/* harmony export */ });
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
+/* harmony import */ var _handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8507);
+
+
+/** The longest measured gap, for the `leader-gap-ms` output. */
+function gapsOut(gaps) {
+    const g = gaps.filter((x) => Number.isFinite(x));
+    return g.length ? String(Math.max(...g)) : undefined;
+}
+const done = (ch) => (ch.operation === 'upgrade' ? 'upgraded' : 'ok');
+/** Journals the end and returns the success: `leader` leads on the change's image. */
+function succeeded(p, ch, r, leader, message) {
+    r.journal.done(done(ch));
+    return {
+        result: done(ch),
+        ok: true,
+        message,
+        outputs: {
+            'previous-image': p.leader.image,
+            image: ch.display,
+            leader,
+            'leader-gap-ms': gapsOut(r.gaps),
+            ...(r.backupFile ? { 'backup-file': r.backupFile } : {})
+        }
+    };
+}
+/** Rolls back (`rollback`, from the operation) after a failure past the first handoff, or says exactly where the node is. */
+async function recover(ctx, p, ch, r, e, rollback) {
+    if (ctx.signal.aborted)
+        throw e; // cancelled: the post step repairs from the journal
+    const { journal, previous } = r;
+    const reason = e instanceof Error ? e.message : String(e);
+    for (const m of r.created)
+        await (0,_handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_1__/* .failedContainerLogs */ ._U)(ctx, m, e);
+    if (!ctx.inputs.rollback) {
+        journal.done('failed');
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`${reason}. Rollback is off (input 'rollback: false'): the node is left as it is; the previous container is kept stopped as '${previous.name}'`);
+    }
+    journal.step('rollback', { reason });
+    try {
+        await rollback(ctx, p.link, {
+            name: p.leader.name,
+            previous,
+            others: r.others,
+            created: r.created,
+            newImage: ch.createRef,
+            dbBefore: p.view.dbVersion,
+            backupFile: r.backupFile
+        }, p.t, reason);
+    }
+    catch (re) {
+        journal.step('rollback-failed', { reason: re.message });
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`${ch.operation} failed (${reason}) and the rollback failed too: ${re.message}. Run operation 'repair' after fixing the cause; the journal is ${journal.path}`);
+    }
+    journal.done('rolled-back');
+    return {
+        result: 'rolled-back',
+        ok: false,
+        message: `${ch.operation} to ${ch.display} failed (${reason}); rolled back: '${p.leader.name}' leads on ${p.leader.image}`,
+        outputs: {
+            'previous-image': p.leader.image,
+            image: p.leader.image,
+            leader: p.leader.name,
+            'leader-gap-ms': gapsOut(r.gaps)
+        }
+    };
+}
+
+
+/***/ }),
+
+/***/ 4509:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   w: () => (/* binding */ rollPair)
+/* harmony export */ });
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
+/* harmony import */ var _handoff_clone_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(9196);
+/* harmony import */ var _handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(1229);
+/* harmony import */ var _handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(8507);
+/* harmony import */ var _handoff_take_over_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7975);
+/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(1348);
+/* harmony import */ var _outcome_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(9613);
+/* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(5762);
+/* harmony import */ var _steps_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(1218);
+
+
+
+
+
+
+
+
+
+/** The rollout of a failover pair; `deps` are the backup before it and the rollback after a failure. */
+async function rollPair(ctx, p, ch, deps) {
+    const { docker, report, inputs } = ctx;
+    const { leader, link, t, view } = p;
+    const other = p.other;
+    for (const c of [leader, other])
+        if (c.info.HostConfig.AutoRemove)
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`'${c.name}' runs with --rm: Docker deletes it when it stops, so a pair cannot keep it for a rollback; recreate it without --rm first`);
+    const previous = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_5__/* .memberOf */ .C5)(leader.info, view.lock.holder);
+    const oldStandby = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_5__/* .memberOf */ .C5)(other.info, other.session?.appId);
+    const r = (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .openRecord */ .C6)(ctx, p, ch, previous, [{ member: oldStandby, name: other.name }]);
+    const { journal, runId, gaps } = r;
+    await deps.backup(ctx, p, ch, r);
+    const replaceImage = ch.operation !== 'handoff';
+    let next = oldStandby;
+    // 1. The waiting standby gets the new image (or a fresh process): the leader is untouched.
+    if (replaceImage) {
+        await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .noRestart */ .Ld)(ctx, journal, other.info);
+        journal.step('standby-stop', { id: other.info.Id });
+        report.step(`stop ${other.name}`, 'waiting standby (it exits 1 "failed to take initial lease: stopped", as the node does)');
+        await docker.stop(other.info.Id, t.stopS);
+        journal.step('rename-standby-previous', { id: other.info.Id, name: other.name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_PREVIOUS */ .Q$ });
+        await docker.rename(other.info.Id, other.name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_PREVIOUS */ .Q$);
+        oldStandby.name = other.name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_PREVIOUS */ .Q$;
+        journal.step('standby-create', { name: other.name });
+        next = await (0,_handoff_clone_js__WEBPACK_IMPORTED_MODULE_1__/* .startClone */ .MT)(ctx, other.info, {
+            image: ch.createRef,
+            name: other.name,
+            ports: 'keep',
+            runId,
+            role: 'standby',
+            onCreated: (m) => (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .made */ .mI)(r, m)
+        });
+        (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .replaceCreated */ .xm)(r, next);
+        journal.step('standby-started', { id: next.id });
+        report.step('standby started', `'${next.name}' on ${ch.createRef} (${(0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_2__/* .describePorts */ .QP)(next.info)})`);
+        const fresh = next;
+        next = await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .standbyOrUndo */ .Pv)(ctx, p, r, fresh, async () => {
+            // the leader was never touched: put the old standby back
+            await docker.remove(fresh.id);
+            await docker.rename(other.info.Id, other.name);
+            await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .restoreRestartPolicy */ .o8)(ctx, other.info.Id, other.info);
+            await docker.start(other.info.Id);
+            report.step('standby restored', `'${other.name}' back on ${other.image}; '${leader.name}' was never touched (gap 0)`);
+        });
+    }
+    try {
+        // 2. Hand off to it.
+        await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .noRestart */ .Ld)(ctx, journal, leader.info);
+        journal.step('handoff', { from: leader.info.Id, to: next.id });
+        const first = await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_4__/* .handoff */ .N)(ctx, link, previous, next, t);
+        gaps.push(first.gapMs ?? NaN);
+        const nextLeader = first.leader;
+        // 3. The old leader becomes the standby (recreated on the new image, or restarted).
+        let newStandby;
+        const known = new Set((await link.db.nodeSessions()).map((s) => s.appId));
+        if (replaceImage) {
+            journal.step('rename-previous', { id: leader.info.Id, name: leader.name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_PREVIOUS */ .Q$ });
+            await docker.rename(leader.info.Id, leader.name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_PREVIOUS */ .Q$);
+            previous.name = leader.name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_PREVIOUS */ .Q$;
+            journal.step('final-create', { name: leader.name });
+            newStandby = await (0,_handoff_clone_js__WEBPACK_IMPORTED_MODULE_1__/* .startClone */ .MT)(ctx, leader.info, {
+                image: ch.createRef,
+                name: leader.name,
+                ports: 'keep',
+                runId,
+                role: 'final',
+                onCreated: (m) => (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .made */ .mI)(r, m)
+            });
+            (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .replaceCreated */ .xm)(r, newStandby);
+        }
+        else {
+            journal.step('restart-previous', { id: leader.info.Id });
+            await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .restoreRestartPolicy */ .o8)(ctx, leader.info.Id, leader.info);
+            await docker.start(leader.info.Id);
+            newStandby = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_5__/* .memberOf */ .C5)(leader.info);
+        }
+        report.step('standby started', `'${leader.name}' waits for the lock`);
+        const standbyWaiting = {
+            ...newStandby,
+            ...(await (0,_handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_3__/* .standbyReady */ .$Z)(ctx, link, newStandby, nextLeader.appId, known, t.standbyMs))
+        };
+        let finalLeader = nextLeader;
+        // 4. Hand back to the primary when asked.
+        if (inputs.preferPrimary && leader.name === inputs.container) {
+            journal.step('handoff-back', { from: next.id, to: newStandby.id });
+            const back = await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_4__/* .handoff */ .N)(ctx, link, nextLeader, standbyWaiting, t);
+            gaps.push(back.gapMs ?? NaN);
+            const known2 = new Set((await link.db.nodeSessions()).map((s) => s.appId));
+            await docker.start(next.id);
+            await (0,_handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_3__/* .standbyReady */ .$Z)(ctx, link, next, back.leader.appId, known2, t.standbyMs);
+            finalLeader = back.leader;
+        }
+        if (replaceImage) {
+            journal.step('remove-previous', { ids: [leader.info.Id, other.info.Id] });
+            await docker.remove(leader.info.Id);
+            await docker.remove(other.info.Id);
+        }
+        report.step('done', `'${finalLeader.name}' leads on ${ch.display}; '${finalLeader === nextLeader ? leader.name : other.name}' waits as the standby`);
+        return (0,_outcome_js__WEBPACK_IMPORTED_MODULE_6__/* .succeeded */ .g)(p, ch, r, finalLeader.name, `'${finalLeader.name}' leads on ${ch.display}`);
+    }
+    catch (e) {
+        return (0,_outcome_js__WEBPACK_IMPORTED_MODULE_6__/* .recover */ .l)(ctx, p, ch, r, e, deps.rollback);
+    }
+}
+
+
+/***/ }),
+
+/***/ 5762:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   C6: () => (/* binding */ openRecord),
+/* harmony export */   K8: () => (/* binding */ SUFFIX_NEXT),
+/* harmony export */   Pt: () => (/* binding */ planText),
+/* harmony export */   Q$: () => (/* binding */ SUFFIX_PREVIOUS),
+/* harmony export */   hR: () => (/* binding */ finishOf),
+/* harmony export */   mI: () => (/* binding */ made),
+/* harmony export */   xm: () => (/* binding */ replaceCreated)
+/* harmony export */ });
+/* harmony import */ var _handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1229);
+/* harmony import */ var _journal_journal_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4896);
+
+
+const SUFFIX_NEXT = '-rollout-next';
+const SUFFIX_PREVIOUS = '-rollout-previous';
+/** The finish for a leader: its published ports decide whether the standby can keep the place. */
+function finishOf(leader, asked) {
+    const published = leader.HostConfig.NetworkMode !== 'host' && Object.keys((0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_0__/* .publishedPorts */ .LQ)(leader)).length > 0;
+    return published ? asked : 'rename';
+}
+/** The plan in one sentence, for the report and a dry run. */
+function planText(p, ch, preferPrimary, asked) {
+    const { leader, other } = p;
+    if (other) {
+        const steps = ch.operation === 'handoff'
+            ? [`hand off from '${leader.name}' to the waiting '${other.name}'`, `restart '${leader.name}' as the standby`]
+            : [
+                `recreate the waiting '${other.name}' on ${ch.createRef}`,
+                `hand off to it`,
+                `recreate '${leader.name}' on ${ch.createRef} as the standby`
+            ];
+        if (preferPrimary && leader.name === p.view.containers[0].name)
+            steps.push(`hand back to '${leader.name}'`);
+        return steps.join(', then ');
+    }
+    const next = `'${leader.name}${SUFFIX_NEXT}'`;
+    switch (finishOf(leader.info, asked)) {
+        case 'swap':
+            return `verify ${ch.createRef} as a waiting standby ${next} on spare ports, remove it, then stop '${leader.name}' and start the new container in its place on the original ports (${(0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_0__/* .describePorts */ .QP)(leader.info)})`;
+        case 'second-handoff':
+            return `start ${next} on ${ch.createRef} with ports remapped, hand off to it, then start '${leader.name}' on the original ports (${(0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_0__/* .describePorts */ .QP)(leader.info)}) and hand off again`;
+        case 'rename':
+            return `start ${next} on ${ch.createRef} (${(0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_0__/* .describePorts */ .QP)(leader.info)}), hand off to it, then give it the name '${leader.name}'`;
+    }
+}
+/** Opens the run's journal with its plan, and its record. */
+function openRecord(ctx, p, ch, previous, others = []) {
+    const journal = new _journal_journal_js__WEBPACK_IMPORTED_MODULE_1__/* .JournalWriter */ .Zx((0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_1__/* .journalPath */ .HY)(ctx.inputs.stateDir, (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_1__/* .nodeKey */ .u8)(ctx.inputs)), {
+        runId: Date.now().toString(36),
+        operation: ch.operation,
+        container: ctx.inputs.container,
+        plan: {
+            leaderId: p.leader.info.Id,
+            leaderName: p.leader.name,
+            otherId: p.other?.info.Id,
+            otherName: p.other?.name,
+            leaderImage: p.leader.image,
+            target: ch.createRef,
+            dbBefore: p.view.dbVersion,
+            mode: p.view.mode,
+            failingBefore: p.link.run?.failingBefore
+        }
+    });
+    ctx.onJournal?.(journal.journal.runId);
+    return {
+        journal,
+        runId: journal.journal.runId,
+        created: [],
+        previous,
+        others,
+        gaps: [],
+        knownApps: new Set(p.view.lock.sessions.map((s) => s.appId))
+    };
+}
+/**
+ * A container the run created, journaled and listed the moment it exists: one whose start fails
+ * is still removed by a rollback or repair, and never holds a name they need.
+ */
+function made(r, m) {
+    r.created.push(m);
+    r.journal.step('created', { id: m.id, name: m.name });
+}
+/** The started container's fuller view replaces the one recorded at create. */
+function replaceCreated(r, m) {
+    const i = r.created.findIndex((c) => c.id === m.id);
+    if (i >= 0)
+        r.created[i] = m;
+    else
+        r.created.push(m);
+}
+
+
+/***/ }),
+
+/***/ 690:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   kV: () => (/* binding */ notDroppableMessage),
+/* harmony export */   rJ: () => (/* binding */ withNode),
+/* harmony export */   t5: () => (/* binding */ schemasNotDroppable)
+/* harmony export */ });
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
+/* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(7607);
+/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1348);
+/* harmony import */ var _node_health_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(6780);
+/* harmony import */ var _node_inspect_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(372);
+/* harmony import */ var _node_connect_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4826);
+/* harmony import */ var _backup_restore_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7020);
+/* harmony import */ var _node_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(304);
+/* harmony import */ var _journal_host_lock_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(473);
+/* harmony import */ var _journal_journal_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(4896);
+/* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(5762);
+
+
+
+
+
+
+
+
+
+
+
+/**
+ * Host lock, interrupted-run check, node inspection and leader proof; then `fn`. Everything
+ * before `fn` only reads.
+ */
+async function withNode(ctx, fn) {
+    const { inputs, docker, report } = ctx;
+    return (0,_journal_host_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .withHostLock */ .cR)(ctx, async () => {
+        const key = (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_7__/* .nodeKey */ .u8)(inputs);
+        const prior = (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_7__/* .readJournal */ .a0)(inputs.stateDir, key);
+        if (prior && prior.phase === 'in-progress')
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`An interrupted ${prior.operation} (run ${prior.runId}, started ${prior.startedAt}) is recorded in ${(0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_7__/* .journalPath */ .HY)(inputs.stateDir, key)}; run operation 'repair' first`);
+        const names = (0,_node_connect_js__WEBPACK_IMPORTED_MODULE_3__/* .nodeNames */ .tJ)(inputs);
+        for (const n of names) {
+            for (const suffix of [_plan_js__WEBPACK_IMPORTED_MODULE_8__/* .SUFFIX_NEXT */ .K8, _plan_js__WEBPACK_IMPORTED_MODULE_8__/* .SUFFIX_PREVIOUS */ .Q$]) {
+                if (await docker.inspect(n + suffix))
+                    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`A container '${n + suffix}' from an earlier run exists; run operation 'repair' first`);
+            }
+        }
+        const view = await (0,_node_inspect_js__WEBPACK_IMPORTED_MODULE_2__/* .inspectNode */ .hn)(ctx, names);
+        try {
+            const leader = (0,_node_inspect_js__WEBPACK_IMPORTED_MODULE_2__/* .requireLeader */ .DZ)(view);
+            if (view.mode === 'none')
+                throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`'${leader.name}' runs with lock mode 'none': without a DB lock no zero-downtime handoff is possible; enable [Database.Lock] (v2) or DATABASE_LOCKING_MODE=lease`);
+            if (!inputs.standby && leader.name !== inputs.container)
+                throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Container '${inputs.container}' is not the leader`);
+            // A health URL that does not reach the node would leave every gate blind.
+            (0,_node_inspect_js__WEBPACK_IMPORTED_MODULE_2__/* .requireHealthUrl */ .xx)(view, leader, inputs.healthUrl);
+            let other;
+            if (inputs.standby) {
+                other = view.containers.find((c) => c !== leader);
+                // The pair's standby must be alive and waiting before anything changes.
+                if (!other.info.State.Running)
+                    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Input 'standby': '${other.name}' is ${other.info.State.Status} (exit code ${other.info.State.ExitCode}), not waiting for the lock; start it (or fix it) first`);
+                if (!other.session)
+                    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Input 'standby': '${other.name}' is running but has no DB session on the node's database: it is not waiting for the lock`);
+            }
+            report.fact('Node', view.containers
+                .map((c) => `${c.name}${c === leader ? ' (leader)' : ' (standby)'}: ${c.image}${c.digest ? ` (${c.digest})` : ''}`)
+                .join('; ') + `, version ${view.version ?? '?'}`);
+            // A rollback that restores must be able to replace every schema: checked before anything changes.
+            if (inputs.operation === 'upgrade' && inputs.rollback && inputs.dbRollback === 'restore') {
+                const blocked = await schemasNotDroppable(view.db);
+                if (blocked.length)
+                    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Input 'db-rollback': 'restore' cannot work: ${notDroppableMessage((await view.db.query('SELECT current_user AS u'))[0].u, blocked)}`);
+            }
+            // A node of this DB on another host can win a handoff's release (or take the lease
+            // during a DB rollback); it is not refused here, as a remote standby is a valid layout.
+            const foreign = await (0,_node_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_5__/* .foreignSessions */ .aL)(ctx, view);
+            if (foreign.length)
+                report.note(`Node sessions on the database belong to no container on this host (${(0,_node_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_5__/* .describeSessions */ .Pj)(foreign)}): a node on another host may take the lock during a handoff, and a DB rollback waits for it to stop.`);
+            report.fact('Lock', `${view.mode} (${view.config.lockModeSource}); lease ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_9__/* .formatMs */ ._V)(view.config.leaseDurationMs)}, refresh ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_9__/* .formatMs */ ._V)(view.config.leaseRefreshMs)}`);
+            report.fact('Database', `goose ${view.dbVersion.goose ?? '-'}, node_versions ${view.dbVersion.nodeVersion ?? '-'}`);
+            // /health is evidence, not a veto: what already fails on the leader may still fail after
+            const failingBefore = leader.health?.checks;
+            report.fact('Health before', failingBefore === undefined
+                ? `/health of '${leader.name}' not read (${leader.health?.health ?? leader.health?.error ?? 'no answer'}): failing checks are not compared`
+                : failingBefore.length
+                    ? `failing on '${leader.name}' before the change (allowed to fail after it): ${(0,_node_health_js__WEBPACK_IMPORTED_MODULE_10__/* .describeChecks */ .Pt)(failingBefore)}`
+                    : `no check failing on '${leader.name}'`);
+            const link = {
+                db: view.db,
+                config: view.config,
+                mode: view.mode,
+                databaseUrl: view.databaseUrl,
+                run: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_1__/* .newRun */ .uH)(failingBefore)
+            };
+            try {
+                return await fn({ view, leader, other, link, t: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_1__/* .timeouts */ .Fw)(inputs, view.config, leader.info) });
+            }
+            finally {
+                const b = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_1__/* .runOf */ .ng)(link).observers.budget;
+                if (b.total)
+                    report.fact('HTTP requests', `${b.total} to the node's HTTP server, at most ${b.maxInWindow()} in any 60 s window (budget ${b.limit}; the node allows 1000 a minute per client address)`);
+            }
+        }
+        finally {
+            await view.db.close();
+        }
+    });
+}
+/**
+ * What a restore as the DB role cannot replace (empty when it can): a restore as the DB owner
+ * without superuser keeps a `public` of the bootstrap superuser (Postgres 14 and older) and
+ * replaces only the role's objects in it; see restorePlan.
+ */
+async function schemasNotDroppable(db) {
+    return (await (0,_backup_restore_js__WEBPACK_IMPORTED_MODULE_4__/* .restorePlan */ .Cv)((sql) => db.query(sql))).blockers;
+}
+function notDroppableMessage(role, blockers) {
+    return (0,_backup_restore_js__WEBPACK_IMPORTED_MODULE_4__/* .cannotRestoreMessage */ .n8)({ role, blockers });
+}
+
+
+/***/ }),
+
+/***/ 5981:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   _G: () => (/* binding */ checkDbRollbackInputs),
+/* harmony export */   dU: () => (/* binding */ rollback),
+/* harmony export */   kR: () => (/* binding */ SUFFIX_DB_ROLLBACK)
+/* harmony export */ });
+/* unused harmony export chooseDbPlan */
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
+/* harmony import */ var _handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1229);
+/* harmony import */ var _handoff_clone_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9196);
+/* harmony import */ var _node_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(304);
+/* harmony import */ var _handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(8507);
+/* harmony import */ var _handoff_take_over_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(7975);
+/* harmony import */ var _node_db_command_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(9208);
+/* harmony import */ var _backup_manifest_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(8726);
+/* harmony import */ var _steps_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(1218);
+/* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(7607);
+
+
+
+
+
+
+
+
+
+
+/** one-off `node db rollback` containers are named `<node>-db-rollback-<id>` */
+const SUFFIX_DB_ROLLBACK = '-db-rollback-';
+/**
+ * Pure: the DB plan from the inputs and what preflight recorded. `backupReadable` says whether
+ * the backup's manifest could be read (and, when encrypted, an identity was given).
+ */
+function chooseDbPlan(o) {
+    if (o.dbRollback === 'migrate-down' && o.dbBefore.goose !== undefined)
+        return { method: 'migrate-down' };
+    if (o.backupFile && o.backupReadable)
+        return { method: 'restore', file: o.backupFile };
+    if (o.dbRollback === 'migrate-down')
+        return { method: 'none', why: 'the database had no goose version before the upgrade and no readable backup exists' };
+    return {
+        method: 'none',
+        why: o.backupFile ? `the pre-upgrade backup ${o.backupFile} cannot be read here` : 'no pre-upgrade backup was taken'
+    };
+}
+async function backupReadable(file, identity) {
+    if (!file)
+        return false;
+    try {
+        const m = await (0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_7__/* .readManifest */ .WI)((0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_7__/* .manifestPathFor */ .ev)(file));
+        return !m.encrypted || !!identity;
+    }
+    catch {
+        return false;
+    }
+}
+/**
+ * Preflight of a rollback's DB plan that needs more than the inputs' syntax: the identity that
+ * would decrypt the pre-upgrade backup must belong to the recipient it is encrypted to.
+ */
+async function checkDbRollbackInputs(inputs) {
+    if (!inputs.rollback || inputs.dbRollback !== 'restore' || !inputs.backupRecipient || !inputs.backupIdentity)
+        return;
+    const { identityToRecipient } = await __nccwpck_require__.e(/* import() */ 855).then(__nccwpck_require__.bind(__nccwpck_require__, 855));
+    let derived;
+    try {
+        derived = await identityToRecipient(inputs.backupIdentity);
+    }
+    catch {
+        derived = undefined;
+    }
+    if (derived !== inputs.backupRecipient)
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK("Input 'backup-identity' is not the secret key of 'backup-recipient': with 'db-rollback: restore' a rollback could not decrypt the pre-upgrade backup");
+}
+/**
+ * Puts the previous containers back. `restore` brings the DB back from the pre-upgrade backup
+ * when the plan says so; the caller passes it in (src/rollout/backup-step.ts), as the backup library sits
+ * beside the rollout, not below it. What it returns runs once the node is back (or the rollback
+ * has failed): the drop of the DB's previous contents, kept aside so its cost is not downtime.
+ */
+async function rollback(ctx, link, plan, tNew, reason, restore) {
+    let afterRestore;
+    try {
+        return await rollbackSteps(ctx, link, plan, tNew, reason, async (c, l, f) => void (afterRestore = await restore(c, l, f)));
+    }
+    finally {
+        await afterRestore?.();
+    }
+}
+async function rollbackSteps(ctx, link, plan, tNew, reason, restore) {
+    const { docker, report, inputs } = ctx;
+    // ready-timeout was chosen for the new image (its migrations); the previous container has run
+    // on this DB before and is held to its own, generous bound, so a tight ready-timeout can
+    // never make a good rollback look failed.
+    const t = { ...tNew, readyMs: Math.max(tNew.readyMs, 120_000) };
+    report.step('rollback', reason);
+    // Nothing is stopped unless the DB answers: without it neither the DB state nor the lock can
+    // be proven, and a healthy new leader would be stopped for nothing.
+    try {
+        await link.db.version();
+    }
+    catch (e) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`the node's database does not answer (${e.message}); nothing was stopped: the node is as the failed step left it`);
+    }
+    // The DB plan is decided before anything is stopped: a DB that already moved with no way
+    // back keeps every container as it is rather than leaving the node down.
+    const dbPlan = chooseDbPlan({
+        dbRollback: inputs.dbRollback,
+        dbBefore: plan.dbBefore,
+        backupFile: plan.backupFile,
+        backupReadable: await backupReadable(plan.backupFile, inputs.backupIdentity)
+    });
+    const movedNow = moved(await link.db.version(), plan.dbBefore);
+    if (movedNow && dbPlan.method === 'none')
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`the new version changed the database and it cannot be brought back (${dbPlan.why}); nothing was stopped: the node is as the failed step left it`);
+    report.step('rollback plan', dbPlan.method === 'none'
+        ? 'restart the previous container (the database has not moved)'
+        : `if the database moved: ${dbPlan.method === 'restore' ? `restore ${dbPlan.file}` : "the new image's node db rollback"}`);
+    // Every instance must be down before the DB moves: `db rollback` takes no lock.
+    for (const m of [...plan.created, ...(plan.others ?? []).map((o) => o.member), plan.previous]) {
+        const info = await docker.inspect(m.id);
+        if (info?.State.Running) {
+            report.step(`stop ${m.name}`, 'graceful');
+            await docker.stop(m.id, t.stopS);
+        }
+    }
+    const now = await link.db.version();
+    if (moved(now, plan.dbBefore)) {
+        report.step('database moved', `goose ${plan.dbBefore.goose} -> ${now.goose}, node_versions ${plan.dbBefore.nodeVersion ?? '-'} -> ${now.nodeVersion ?? '-'}`);
+        if (dbPlan.method === 'none')
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`the new version changed the database (goose ${plan.dbBefore.goose} -> ${now.goose}) and it cannot be brought back (${dbPlan.why}); the previous container '${plan.previous.name}' is stopped and cannot run on this database: run the new image's 'node db rollback ${plan.dbBefore.goose}' and reset node_versions, then start it`);
+        // Nothing rewrites the DB under a live node, whoever runs it.
+        await (0,_node_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_3__/* .requireQuietDb */ .c8)(link.db, t.lockMs, dbPlan.method === 'restore' ? 'restore the backup' : "run 'db rollback'", ctx.signal);
+        if (dbPlan.method === 'migrate-down')
+            await migrateDown(ctx, link, plan);
+        else {
+            const taken = (await (0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_7__/* .readManifest */ .WI)((0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_7__/* .manifestPathFor */ .ev)(dbPlan.file)).catch(() => undefined))?.createdAt;
+            const age = taken ? ` (taken ${taken}, ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_9__/* .formatMs */ ._V)(Date.now() - Date.parse(taken))} before this restore)` : '';
+            await restore(ctx, link, dbPlan.file);
+            report.note(`The database was restored from the pre-upgrade backup ${dbPlan.file}${age}: every write since that backup was taken is discarded.`);
+        }
+    }
+    // The previous containers get their names back; new ones that took a name go.
+    const names = new Set([plan.name, ...(plan.others ?? []).map((o) => o.name)]);
+    for (const m of plan.created) {
+        const info = await docker.inspect(m.id);
+        if (info && names.has(info.Name.replace(/^\//, '')))
+            await docker.remove(m.id);
+    }
+    const prev = await docker.inspect(plan.previous.id);
+    if (!prev)
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`the previous container '${plan.previous.name}' (${plan.previous.id.slice(0, 12)}) is gone; nothing to roll back to`);
+    if (prev.Name.replace(/^\//, '') !== plan.name)
+        await docker.rename(prev.Id, plan.name);
+    await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .restoreRestartPolicy */ .o8)(ctx, prev.Id, plan.previous.info);
+    const restored = await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_5__/* .takeOver */ .w)(ctx, link, { ...plan.previous, name: plan.name }, t);
+    for (const o of plan.others ?? []) {
+        const info = await docker.inspect(o.member.id);
+        if (!info)
+            continue;
+        if (info.Name.replace(/^\//, '') !== o.name)
+            await docker.rename(info.Id, o.name);
+        await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .restoreRestartPolicy */ .o8)(ctx, info.Id, o.member.info);
+        if (info.State.Running)
+            continue;
+        const known = new Set((await link.db.nodeSessions()).map((s) => s.appId));
+        await docker.start(info.Id);
+        await (0,_handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_4__/* .standbyReady */ .$Z)(ctx, link, { ...o.member, name: o.name }, restored.appId, known, t.standbyMs);
+    }
+    for (const m of plan.created)
+        await docker.remove(m.id);
+    report.step('rolled back', `'${plan.name}' leads again on ${prev.Config.Image}`);
+    return restored;
+}
+async function migrateDown(ctx, link, plan) {
+    const { docker, report } = ctx;
+    const prev = (await docker.inspect(plan.previous.id));
+    const inv = (0,_node_db_command_js__WEBPACK_IMPORTED_MODULE_6__/* .dbInvocation */ .j)(prev.Config.Entrypoint, prev.Config.Cmd, ['rollback', String(plan.dbBefore.goose)]);
+    const cmd = inv.cmd;
+    const spec = (0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_1__/* .cloneSpec */ .hm)(prev, {
+        name: `${plan.name}${SUFFIX_DB_ROLLBACK}${Date.now().toString(36)}`,
+        image: plan.newImage,
+        cmd,
+        entrypoint: inv.entrypoint,
+        portBindings: {},
+        extraLabels: { [_handoff_clone_js__WEBPACK_IMPORTED_MODULE_2__/* .LABEL_ROLE */ .os]: 'db-rollback' },
+        asService: false
+    });
+    spec.HostConfig = { ...spec.HostConfig, RestartPolicy: { Name: 'no' } };
+    spec.Healthcheck = { Test: ['NONE'] };
+    report.step('db rollback', `${plan.newImage} ${cmd.join(' ')}`);
+    // bounded (long down migrations get at least ready-timeout) and ended by a cancellation: each
+    // goose migration is its own transaction, so a stopped run leaves the DB at a version boundary
+    const r = await docker.runOnce(spec, Math.max(10 * 60_000, ctx.inputs.readyTimeoutMs), ctx.signal);
+    if (r.exitCode !== 0)
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`'node db rollback ${plan.dbBefore.goose}' with the new image failed (exit ${r.exitCode}): ${r.output.trim().split('\n').slice(-3).join(' | ')}`);
+    await link.db.resetNodeVersion(plan.dbBefore.nodeVersion);
+    const after = await link.db.version();
+    if (after.goose !== plan.dbBefore.goose)
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`after 'db rollback' the database is at goose ${after.goose}, not ${plan.dbBefore.goose}`);
+    report.step('database rolled back', `goose ${after.goose}, node_versions ${after.nodeVersion ?? '(empty)'}: no writes lost`);
+}
+function moved(now, before) {
+    return now.goose !== before.goose || now.nodeVersion !== before.nodeVersion;
+}
+
+
+/***/ }),
+
+/***/ 3829:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   G: () => (/* binding */ rollSingle)
+/* harmony export */ });
+/* harmony import */ var _handoff_clone_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9196);
+/* harmony import */ var _handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1229);
+/* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(7607);
+/* harmony import */ var _handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(8507);
+/* harmony import */ var _handoff_take_over_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7975);
+/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(1348);
+/* harmony import */ var _handoff_watch_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(6253);
+/* harmony import */ var _outcome_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(9613);
+/* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(5762);
+/* harmony import */ var _steps_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(1218);
+
+
+
+
+
+
+
+
+
+
+/** The node's HTTP port as published on the host (0.0.0.0 probed on 127.0.0.1). */
+function publishedUrl(info, httpPort) {
+    const b = (0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_1__/* .publishedPorts */ .LQ)(info)[`${httpPort}/tcp`]?.[0];
+    if (!b?.HostPort)
+        return undefined;
+    const ip = !b.HostIp || b.HostIp === '0.0.0.0'
+        ? '127.0.0.1'
+        : b.HostIp === '::'
+            ? '[::1]'
+            : b.HostIp.includes(':')
+                ? `[${b.HostIp}]`
+                : b.HostIp;
+    return `http://${ip}:${b.HostPort}`;
+}
+/** The rollout of a single node; `deps` are the backup before it and the rollback after a failure. */
+async function rollSingle(ctx, p, ch, deps) {
+    const { docker, report, inputs } = ctx;
+    const { leader, link, view } = p;
+    const name = leader.name;
+    const finish = (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .finishOf */ .hR)(leader.info, inputs.finish);
+    const r = (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .openRecord */ .C6)(ctx, p, ch, (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_4__/* .memberOf */ .C5)(leader.info, view.lock.holder));
+    await deps.backup(ctx, p, ch, r);
+    // A `docker run --rm` leader is deleted by its own stop: a stopped copy of it, made while it
+    // still leads, is the previous container a rollback starts.
+    const kept = leader.info.HostConfig.AutoRemove ? await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .keepCopy */ .xu)(ctx, leader.info, r.journal) : undefined;
+    // Standby: fail here and the leader was never touched.
+    r.journal.step('standby-create', { name: name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_NEXT */ .K8 });
+    const standby = await (0,_handoff_clone_js__WEBPACK_IMPORTED_MODULE_0__/* .startClone */ .MT)(ctx, leader.info, {
+        image: ch.createRef,
+        name: name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_NEXT */ .K8,
+        ports: 'remap',
+        runId: r.runId,
+        role: 'next',
+        // it takes the node's name only when there is no second container after it (docs/compose.md)
+        asService: finish === 'rename',
+        onCreated: (m) => (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .made */ .mI)(r, m)
+    });
+    (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .replaceCreated */ .xm)(r, standby);
+    r.journal.step('standby-started', { id: standby.id });
+    report.step('standby started', `'${standby.name}' (${(0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_1__/* .describePorts */ .QP)(standby.info)})`);
+    const waiting = await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .standbyOrUndo */ .Pv)(ctx, p, r, standby, async () => {
+        await docker.remove(standby.id);
+        if (kept)
+            await docker.remove(kept.id);
+        report.step('standby removed', `'${name}' was never touched (gap 0)`);
+    });
+    // In the docs' layout clients use the published port, which a second handoff leaves dark
+    // from the first handoff to the second: measure it as they see it.
+    const portUrl = finish !== 'rename' ? publishedUrl(leader.info, link.config.httpPort) : undefined;
+    const portWatch = portUrl ? new _handoff_watch_js__WEBPACK_IMPORTED_MODULE_5__/* .ReadinessWatcher */ .j((0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_4__/* .runOf */ .ng)(link).observers.of(portUrl)).start() : undefined;
+    const reportPort = async () => {
+        await portWatch?.stop();
+        const g = portWatch?.longestGap();
+        if (g !== undefined)
+            report.fact('Published port', `${portUrl}: longest time without a ready answer ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_9__/* .formatMs */ ._V)(g)} (probed fast around each handoff, slowly between)`);
+    };
+    try {
+        await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .noRestart */ .Ld)(ctx, r.journal, leader.info);
+        await FINISHES[finish]({ ctx, p, ch, r, standby, waiting, kept });
+    }
+    catch (e) {
+        await reportPort();
+        if (kept && r.previous !== kept && !(await docker.inspect(leader.info.Id))?.State.Running)
+            r.previous = await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .previousIsKept */ .aq)(ctx, leader.info, kept);
+        // a kept copy that is not the previous container (the leader never stopped) goes with the rest
+        const created = kept && r.previous !== kept ? [...r.created, kept] : r.created;
+        return (0,_outcome_js__WEBPACK_IMPORTED_MODULE_6__/* .recover */ .l)(ctx, p, ch, { ...r, created }, e, deps.rollback);
+    }
+    await reportPort();
+    r.journal.step('remove-previous', { id: leader.info.Id, ...(kept ? { kept: kept.id } : {}) });
+    await docker.remove(leader.info.Id);
+    if (kept) {
+        await docker.remove(kept.id);
+        report.note(`'${name}' ran with --rm; its replacement does not (Docker cannot set it on an existing container, and a stopped node must stay for a rollback).`);
+    }
+    report.step('done', `'${name}' leads on ${ch.display}`);
+    return (0,_outcome_js__WEBPACK_IMPORTED_MODULE_6__/* .succeeded */ .g)(p, ch, r, name, `'${name}' ${ch.operation === 'upgrade' ? `upgraded from ${leader.image} to` : 'now runs a fresh process of'} ${ch.display}`);
+}
+/** The old leader leaves the node's name: its kept copy once it is gone (`--rm`), else renamed. */
+async function retirePrevious(s, journaled) {
+    const { ctx, p, r, kept } = s;
+    const leader = p.leader.info;
+    if (kept) {
+        r.previous = await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .previousIsKept */ .aq)(ctx, leader, kept);
+        return;
+    }
+    const name = p.leader.name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_PREVIOUS */ .Q$;
+    if (journaled)
+        r.journal.step('rename-previous', { id: leader.Id, name });
+    await ctx.docker.rename(leader.Id, name);
+    r.previous.name = name;
+}
+/** The handoff from the leader to the waiting standby, then the leader leaves its name. */
+async function firstHandoff(s) {
+    const { ctx, p, r } = s;
+    r.journal.step('handoff', { from: p.leader.info.Id, to: s.standby.id });
+    r.gaps.push((await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_3__/* .handoff */ .N)(ctx, p.link, r.previous, s.waiting, p.t)).gapMs ?? NaN);
+    await retirePrevious(s, true);
+}
+/** The standby already serves on the leader's ports: it takes the name. */
+async function rename(s) {
+    await firstHandoff(s);
+    s.r.journal.step('rename-standby', { id: s.standby.id, name: s.p.leader.name });
+    await s.ctx.docker.rename(s.standby.id, s.p.leader.name);
+}
+/**
+ * Verify-then-swap (the default, on the bench's numbers): the new image proved it opens its DB
+ * session and waits; the standby goes, and one prepared stop -> start puts the new container on
+ * the original ports.
+ */
+async function swap(s) {
+    const { ctx, p, ch, r, standby } = s;
+    const { docker, report } = ctx;
+    const name = p.leader.name;
+    r.journal.step('standby-verified', { id: standby.id });
+    await docker.stop(standby.id, p.t.stopS);
+    await docker.remove(standby.id);
+    report.step('standby verified and removed', `'${standby.name}' waited for the lock on ${ch.createRef}; the swap follows`);
+    r.journal.step('final-create', { name: name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_NEXT */ .K8 });
+    const final = await (0,_handoff_clone_js__WEBPACK_IMPORTED_MODULE_0__/* .startClone */ .MT)(ctx, p.leader.info, {
+        image: ch.createRef,
+        name: name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_NEXT */ .K8,
+        ports: 'keep',
+        runId: r.runId,
+        role: 'final',
+        start: false,
+        onCreated: (m) => (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .made */ .mI)(r, m)
+    });
+    (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .replaceCreated */ .xm)(r, final);
+    r.journal.step('swap', { from: p.leader.info.Id, to: final.id });
+    const prepare = async () => {
+        await retirePrevious(s, false);
+        await docker.rename(final.id, name);
+        final.name = name;
+    };
+    r.gaps.push((await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_3__/* .handoff */ .N)(ctx, p.link, r.previous, final, p.t, { prepare })).gapMs ?? NaN);
+}
+/** A second handoff, from the standby on spare ports to a new container on the original ports. */
+async function secondHandoff(s) {
+    const { ctx, p, ch, r, standby, waiting } = s;
+    await firstHandoff(s);
+    r.journal.step('final-create', { name: p.leader.name });
+    const final = await (0,_handoff_clone_js__WEBPACK_IMPORTED_MODULE_0__/* .startClone */ .MT)(ctx, p.leader.info, {
+        image: ch.createRef,
+        name: p.leader.name,
+        ports: 'keep',
+        runId: r.runId,
+        role: 'final',
+        onCreated: (m) => (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .made */ .mI)(r, m)
+    });
+    (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .replaceCreated */ .xm)(r, final);
+    r.journal.step('final-started', { id: final.id });
+    ctx.report.step('final container started', `'${final.name}' on the original ports (${(0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_1__/* .describePorts */ .QP)(final.info)})`);
+    const finalWaiting = {
+        ...final,
+        ...(await (0,_handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_2__/* .standbyReady */ .$Z)(ctx, p.link, final, waiting.appId, r.knownApps, p.t.standbyMs))
+    };
+    r.journal.step('handoff-2', { from: standby.id, to: final.id });
+    r.gaps.push((await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_3__/* .handoff */ .N)(ctx, p.link, waiting, finalWaiting, p.t)).gapMs ?? NaN);
+    r.journal.step('remove-interim', { id: standby.id });
+    await ctx.docker.remove(standby.id);
+}
+const FINISHES = {
+    rename,
+    swap,
+    'second-handoff': secondHandoff
+};
+
+
+/***/ }),
+
+/***/ 1218:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Ld: () => (/* binding */ noRestart),
+/* harmony export */   Pv: () => (/* binding */ standbyOrUndo),
+/* harmony export */   aq: () => (/* binding */ previousIsKept),
+/* harmony export */   o8: () => (/* binding */ restoreRestartPolicy),
+/* harmony export */   xu: () => (/* binding */ keepCopy)
+/* harmony export */ });
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
+/* harmony import */ var _handoff_clone_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(9196);
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9949);
+/* harmony import */ var _handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(8507);
+/* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(5762);
+
+
+
+
+
+/**
+ * The standby-ready gate of a new container before any handoff: on failure its logs go to the
+ * report, `undo` puts things back as they were (the leader was never touched) and the run ends.
+ */
+async function standbyOrUndo(ctx, p, r, m, undo) {
+    let proven;
+    try {
+        if (!p.view.lock.holder)
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK('no lock holder was proven in preflight');
+        proven = await (0,_handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_3__/* .standbyReady */ .$Z)(ctx, p.link, m, p.view.lock.holder, r.knownApps, p.t.standbyMs);
+    }
+    catch (e) {
+        if (ctx.signal.aborted)
+            throw e; // cancelled: the post step repairs from the journal
+        await (0,_handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_3__/* .failedContainerLogs */ ._U)(ctx, m);
+        // the leader stopped as well (a Docker daemon restart stops every container and may start
+        // none): not a standby to undo but a rollback, run from the journal by the post step or repair
+        if (!(await ctx.docker.inspect(p.leader.info.Id))?.State.Running)
+            throw e;
+        await undo();
+        r.journal.done('failed');
+        throw e;
+    }
+    r.knownApps.add(proven.appId);
+    return { ...m, ...proven };
+}
+/**
+ * A stopped copy of a `--rm` leader on its own image (journaled before it is made), with restart
+ * policy `no`: it must neither vanish nor be started by a daemon restart while it is the
+ * rollback copy.
+ */
+async function keepCopy(ctx, info, journal) {
+    const { docker, report } = ctx;
+    const name = (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_2__/* .containerName */ .xN)(info) + _plan_js__WEBPACK_IMPORTED_MODULE_4__/* .SUFFIX_PREVIOUS */ .Q$;
+    // the reference it was created from, when that still names the image it runs
+    const image = (await docker.imageInfo(info.Config.Image))?.id === info.Image ? info.Config.Image : info.Image;
+    journal.step('keep-previous', { name });
+    const kept = await (0,_handoff_clone_js__WEBPACK_IMPORTED_MODULE_1__/* .startClone */ .MT)(ctx, info, {
+        image,
+        name,
+        ports: 'keep',
+        runId: journal.journal.runId,
+        role: 'previous',
+        start: false
+    });
+    await docker.setRestartPolicy(kept.id, { Name: 'no' });
+    journal.step('kept-previous', { id: kept.id });
+    report.step('previous kept', `'${(0,_docker_client_js__WEBPACK_IMPORTED_MODULE_2__/* .containerName */ .xN)(info)}' runs with --rm and is deleted when it stops: '${name}', a stopped copy of it, is what a rollback would start`);
+    return { ...kept, appId: undefined };
+}
+/** Once the `--rm` leader is gone (its name free again), its kept copy is the previous container. */
+async function previousIsKept(ctx, leader, kept) {
+    if (!(await ctx.docker.waitGone(leader.Id, 30_000, ctx.signal)))
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`'${(0,_docker_client_js__WEBPACK_IMPORTED_MODULE_2__/* .containerName */ .xN)(leader)}' runs with --rm but was not removed after its stop`);
+    return kept;
+}
+/**
+ * A container this run stops is the rollback copy while it is stopped: with restart policy
+ * `always` a daemon restart or a reboot would start it (an old binary on a migrated DB). Its
+ * policy is `no` from just before its stop; a rollback gives the operator's back.
+ */
+async function noRestart(ctx, journal, info) {
+    const policy = info.HostConfig.RestartPolicy;
+    if (!policy?.Name || policy.Name === 'no')
+        return;
+    journal.step('restart-policy-no', { id: info.Id, policy });
+    await ctx.docker.setRestartPolicy(info.Id, { Name: 'no' });
+}
+/** The operator's restart policy (as inspected before the run) back on a container that leads or waits again. */
+async function restoreRestartPolicy(ctx, id, operator) {
+    const policy = operator.HostConfig.RestartPolicy;
+    if (!policy?.Name || policy.Name === 'no')
+        return;
+    await ctx.docker.setRestartPolicy(id, {
+        Name: policy.Name,
+        ...(policy.Name === 'on-failure' ? { MaximumRetryCount: policy.MaximumRetryCount ?? 0 } : {})
+    });
+}
+
+
+/***/ }),
+
+/***/ 2371:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Aq: () => (/* binding */ clearQuarantine),
+/* harmony export */   Db: () => (/* binding */ readQuarantine),
+/* harmony export */   Mr: () => (/* binding */ ciRunLabel),
+/* harmony export */   OY: () => (/* binding */ describeEntry),
+/* harmony export */   Ow: () => (/* binding */ recordQuarantine),
+/* harmony export */   Q2: () => (/* binding */ quarantinePath),
+/* harmony export */   b6: () => (/* binding */ history),
+/* harmony export */   bY: () => (/* binding */ quarantined),
+/* harmony export */   vu: () => (/* binding */ active)
+/* harmony export */ });
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var _journal_journal_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(4896);
+// Quarantine of rolled-back images: a target digest whose upgrade rolled back is recorded in
+// `state-dir` beside the journal, so the next upgrade to it (a retry, a re-run, another workflow)
+// refuses at once instead of taking the node through the same outage again. A successful
+// upgrade moves every entry to history; nothing is ever deleted, so `status` can show both.
+
+
+
+function quarantinePath(stateDir, container) {
+    return (0,node_path__WEBPACK_IMPORTED_MODULE_1__.join)(stateDir, `${container.replace(/[^a-zA-Z0-9_.-]/g, '_')}.quarantine.json`);
+}
+function readQuarantine(stateDir, container) {
+    try {
+        const f = JSON.parse((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)(quarantinePath(stateDir, container), 'utf8'));
+        return Array.isArray(f.entries) ? f : { entries: [] };
+    }
+    catch {
+        return { entries: [] };
+    }
+}
+function write(stateDir, container, f) {
+    (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.mkdirSync)(stateDir, { recursive: true, mode: 0o700 });
+    (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_2__/* .writeDurable */ .vQ)(quarantinePath(stateDir, container), JSON.stringify(f, null, 2));
+}
+const active = (f) => f.entries.filter((e) => !e.clearedAt);
+const history = (f) => f.entries.filter((e) => e.clearedAt);
+/** The active entry for a digest, if any. */
+function quarantined(f, digest) {
+    if (!digest)
+        return undefined;
+    return active(f).find((e) => e.digest === digest);
+}
+/** Pure: the file with a new active entry (an older active entry for the digest is replaced). */
+function withEntry(f, e) {
+    return { entries: [...f.entries.filter((x) => x.clearedAt || x.digest !== e.digest), e] };
+}
+/** Pure: every active entry moved to history by the successful run `by`. */
+function cleared(f, by, at) {
+    return { entries: f.entries.map((e) => (e.clearedAt ? e : { ...e, clearedAt: at, clearedBy: by })) };
+}
+function recordQuarantine(stateDir, container, e) {
+    write(stateDir, container, withEntry(readQuarantine(stateDir, container), e));
+}
+/** After a successful upgrade: active entries become history. No file is created when none exists. */
+function clearQuarantine(stateDir, container, by) {
+    const f = readQuarantine(stateDir, container);
+    const n = active(f).length;
+    if (n)
+        write(stateDir, container, cleared(f, by, new Date().toISOString()));
+    return n;
+}
+/** "owner/repo run 123 (workflow)" from the runner's environment, when there is one. */
+function ciRunLabel(env = process.env) {
+    if (!env.GITHUB_RUN_ID)
+        return undefined;
+    return `${env.GITHUB_REPOSITORY ?? '?'} run ${env.GITHUB_RUN_ID}${env.GITHUB_WORKFLOW ? ` (${env.GITHUB_WORKFLOW})` : ''}`;
+}
+function describeEntry(e) {
+    return `run ${e.runId}${e.ciRun ? ` (${e.ciRun})` : ''} at ${e.at}: ${e.reason}`;
+}
+
+
+/***/ }),
+
+/***/ 1827:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   e_: () => (/* binding */ describeOpening),
+/* harmony export */   gR: () => (/* binding */ nextOpening),
+/* harmony export */   hM: () => (/* binding */ parseWindows),
+/* harmony export */   nT: () => (/* binding */ isOpen)
+/* harmony export */ });
+/* unused harmony export WindowError */
+// Upgrade windows: "Mon-Fri 08:00-18:00 Europe/Berlin", several separated by commas. Days are one
+// day or a range (wrapping over the week end, "Fri-Mon"), times HH:MM in 24 h, the end exclusive
+// ("24:00" is the end of the day; an end before the start runs past midnight into the next day),
+// and the zone an IANA name resolved by Intl (UTC when left out). Pure: the caller passes `now`.
+const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
+class WindowError extends Error {
+}
+function day(s, text) {
+    // three-letter abbreviations and full names, any case
+    const full = ['monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday', 'sunday'];
+    const v = s.toLowerCase();
+    const i = DAYS.indexOf(v) >= 0 ? DAYS.indexOf(v) : full.indexOf(v);
+    if (i < 0)
+        throw new WindowError(`unknown day '${s}' in '${text}' (use Mon, Tue, Wed, Thu, Fri, Sat, Sun)`);
+    return i;
+}
+function minutes(s, text, isEnd) {
+    const m = /^(\d{1,2}):(\d{2})$/.exec(s);
+    if (!m)
+        throw new WindowError(`'${s}' in '${text}' is not a time like 08:00`);
+    const h = Number(m[1]);
+    const min = Number(m[2]);
+    if (isEnd && h === 24 && min === 0)
+        return 1440;
+    if (h > 23 || min > 59)
+        throw new WindowError(`'${s}' in '${text}' is not a time of day (00:00 to 23:59)`);
+    return h * 60 + min;
+}
+function zoneOf(s, text) {
+    try {
+        return new Intl.DateTimeFormat('en-US', { timeZone: s }).resolvedOptions().timeZone;
+    }
+    catch {
+        throw new WindowError(`unknown time zone '${s}' in '${text}' (use an IANA name such as Europe/Berlin or UTC)`);
+    }
+}
+function parseOne(text) {
+    const parts = text.trim().split(/\s+/);
+    if (parts.length < 2 || parts.length > 3)
+        throw new WindowError(`'${text}' must look like 'Mon-Fri 08:00-18:00 Europe/Berlin' (days, time range, zone)`);
+    const [daysText, range, zoneText] = parts;
+    const days = new Set();
+    if (/^(daily|\*)$/i.test(daysText))
+        for (let i = 0; i < 7; i++)
+            days.add(i);
+    else {
+        const d = daysText.split('-');
+        if (d.length > 2)
+            throw new WindowError(`'${daysText}' in '${text}' is not a day or a range of days like Mon-Fri`);
+        const a = day(d[0], text);
+        const b = d.length === 2 ? day(d[1], text) : a;
+        for (let i = a;; i = (i + 1) % 7) {
+            days.add(i);
+            if (i === b)
+                break;
+        }
+    }
+    const r = range.split('-');
+    if (r.length !== 2)
+        throw new WindowError(`'${range}' in '${text}' is not a time range like 08:00-18:00`);
+    const start = minutes(r[0], text, false);
+    const end = minutes(r[1], text, true);
+    if (start === end)
+        throw new WindowError(`'${range}' in '${text}' is empty: start and end are the same`);
+    return { text: text.trim(), days, start, end, zone: zoneText ? zoneOf(zoneText, text) : 'UTC' };
+}
+/** Parses the `window` input; throws WindowError naming what is wrong. Empty: no window. */
+function parseWindows(text) {
+    if (!text.trim())
+        return [];
+    const ws = text.split(',').map((t) => t.trim());
+    if (ws.some((w) => !w))
+        throw new WindowError(`'${text}' has an empty window between commas`);
+    return ws.map(parseOne);
+}
+const formatters = new Map();
+/** Weekday (0 = Monday) and minute of the day of an instant in a zone. */
+function localTime(at, zone) {
+    let f = formatters.get(zone);
+    if (!f) {
+        f = new Intl.DateTimeFormat('en-US', {
+            timeZone: zone,
+            weekday: 'short',
+            hour: '2-digit',
+            minute: '2-digit',
+            hourCycle: 'h23'
+        });
+        formatters.set(zone, f);
+    }
+    const p = Object.fromEntries(f.formatToParts(at).map((x) => [x.type, x.value]));
+    return {
+        weekday: DAYS.indexOf(p.weekday.toLowerCase()),
+        minute: Number(p.hour) * 60 + Number(p.minute)
+    };
+}
+function inWindow(w, at) {
+    const { weekday, minute } = localTime(at, w.zone);
+    if (w.start < w.end)
+        return w.days.has(weekday) && minute >= w.start && minute < w.end;
+    // past midnight: the evening of a listed day, or the morning after one
+    return (w.days.has(weekday) && minute >= w.start) || (w.days.has((weekday + 6) % 7) && minute < w.end);
+}
+/** True when no window is set or `at` lies in one of them. */
+function isOpen(ws, at) {
+    return ws.length === 0 || ws.some((w) => inWindow(w, at));
+}
+/** The first minute at or after `now` inside a window (DST-safe: steps real minutes). */
+function nextOpening(ws, now) {
+    const t0 = Math.ceil(now.getTime() / 60_000) * 60_000;
+    for (let t = t0; t < t0 + 8 * 24 * 60 * 60_000; t += 60_000) {
+        const at = new Date(t);
+        const w = ws.find((x) => inWindow(x, at));
+        if (w)
+            return { at, window: w };
+    }
+    return undefined;
+}
+/** "Mon 08:00 Europe/Berlin (2026-11-30T07:00:00Z, in 2 h 5 min)" */
+function describeOpening(o, now) {
+    const f = new Intl.DateTimeFormat('en-GB', {
+        timeZone: o.window.zone,
+        weekday: 'short',
+        hour: '2-digit',
+        minute: '2-digit',
+        hourCycle: 'h23'
+    });
+    const mins = Math.max(0, Math.round((o.at.getTime() - now.getTime()) / 60_000));
+    const inText = mins >= 60 * 24
+        ? `${Math.floor(mins / 1440)} d ${Math.floor((mins % 1440) / 60)} h`
+        : mins >= 60
+            ? `${Math.floor(mins / 60)} h ${mins % 60} min`
+            : `${mins} min`;
+    return `${f.format(o.at).replace(',', '')} ${o.window.zone} (${o.at.toISOString().replace('.000', '')}, in ${inText})`;
+}
+
+
+/***/ }),
+
+/***/ 6972:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   y: () => (/* binding */ sleep)
+/* harmony export */ });
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
+// A wait that a cancelled job ends at once (AbortedError), so in-flight waits never hold a cancel.
+
+const sleep = (ms, signal) => new Promise((resolve, reject) => {
+    if (signal?.aborted)
+        return reject(new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .AbortedError */ .oM());
+    const t = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+    }, ms);
+    const onAbort = () => {
+        clearTimeout(t);
+        reject(new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .AbortedError */ .oM());
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+});
+
+
+/***/ }),
+
+/***/ 1028:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -81654,7 +83109,7 @@ class Report {
 /* harmony export */   wn: () => (/* binding */ untrustedTarget)
 /* harmony export */ });
 /* unused harmony exports repositoryMatches, repositoryOfImage */
-/* harmony import */ var _image_ref_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7206);
+/* harmony import */ var _image_ref_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2812);
 // Only a trusted repository runs with the node's secrets: the clone of a node hands its image
 // the keystore password, the DB URL and the secrets mounts. The target must come from the
 // repository the node runs today or one the operator lists in `allowed-repositories`.
@@ -81716,950 +83171,7 @@ function untrustedTarget(target, current, allowed) {
 
 /***/ }),
 
-/***/ 3123:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   _G: () => (/* binding */ checkDbRollbackInputs),
-/* harmony export */   dU: () => (/* binding */ rollback),
-/* harmony export */   kR: () => (/* binding */ SUFFIX_DB_ROLLBACK)
-/* harmony export */ });
-/* unused harmony export chooseDbPlan */
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
-/* harmony import */ var _container_spec_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(9566);
-/* harmony import */ var _clone_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3214);
-/* harmony import */ var _foreign_sessions_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6677);
-/* harmony import */ var _gate_loops_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(5366);
-/* harmony import */ var _handoff_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(4443);
-/* harmony import */ var _node_cli_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(7828);
-/* harmony import */ var _backup_manifest_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(8726);
-/* harmony import */ var _rollout_steps_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(1218);
-/* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(7607);
-
-
-
-
-
-
-
-
-
-
-/** one-off `node db rollback` containers are named `<node>-db-rollback-<id>` */
-const SUFFIX_DB_ROLLBACK = '-db-rollback-';
-/**
- * Pure: the DB plan from the inputs and what preflight recorded. `backupReadable` says whether
- * the backup's manifest could be read (and, when encrypted, an identity was given).
- */
-function chooseDbPlan(o) {
-    if (o.dbRollback === 'migrate-down' && o.dbBefore.goose !== undefined)
-        return { method: 'migrate-down' };
-    if (o.backupFile && o.backupReadable)
-        return { method: 'restore', file: o.backupFile };
-    if (o.dbRollback === 'migrate-down')
-        return { method: 'none', why: 'the database had no goose version before the upgrade and no readable backup exists' };
-    return {
-        method: 'none',
-        why: o.backupFile ? `the pre-upgrade backup ${o.backupFile} cannot be read here` : 'no pre-upgrade backup was taken'
-    };
-}
-async function backupReadable(file, identity) {
-    if (!file)
-        return false;
-    try {
-        const m = await (0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_7__/* .readManifest */ .WI)((0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_7__/* .manifestPathFor */ .ev)(file));
-        return !m.encrypted || !!identity;
-    }
-    catch {
-        return false;
-    }
-}
-/**
- * Preflight of a rollback's DB plan that needs more than the inputs' syntax: the identity that
- * would decrypt the pre-upgrade backup must belong to the recipient it is encrypted to.
- */
-async function checkDbRollbackInputs(inputs) {
-    if (!inputs.rollback || inputs.dbRollback !== 'restore' || !inputs.backupRecipient || !inputs.backupIdentity)
-        return;
-    const { identityToRecipient } = await __nccwpck_require__.e(/* import() */ 855).then(__nccwpck_require__.bind(__nccwpck_require__, 855));
-    let derived;
-    try {
-        derived = await identityToRecipient(inputs.backupIdentity);
-    }
-    catch {
-        derived = undefined;
-    }
-    if (derived !== inputs.backupRecipient)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK("Input 'backup-identity' is not the secret key of 'backup-recipient': with 'db-rollback: restore' a rollback could not decrypt the pre-upgrade backup");
-}
-/**
- * Puts the previous containers back. `restore` brings the DB back from the pre-upgrade backup
- * when the plan says so; the caller passes it in (src/backup-step.ts), as the backup library sits
- * beside the rollout, not below it. What it returns runs once the node is back (or the rollback
- * has failed): the drop of the DB's previous contents, kept aside so its cost is not downtime.
- */
-async function rollback(ctx, link, plan, tNew, reason, restore) {
-    let afterRestore;
-    try {
-        return await rollbackSteps(ctx, link, plan, tNew, reason, async (c, l, f) => void (afterRestore = await restore(c, l, f)));
-    }
-    finally {
-        await afterRestore?.();
-    }
-}
-async function rollbackSteps(ctx, link, plan, tNew, reason, restore) {
-    const { docker, report, inputs } = ctx;
-    // ready-timeout was chosen for the new image (its migrations); the previous container has run
-    // on this DB before and is held to its own, generous bound, so a tight ready-timeout can
-    // never make a good rollback look failed.
-    const t = { ...tNew, readyMs: Math.max(tNew.readyMs, 120_000) };
-    report.step('rollback', reason);
-    // Nothing is stopped unless the DB answers: without it neither the DB state nor the lock can
-    // be proven, and a healthy new leader would be stopped for nothing.
-    try {
-        await link.db.version();
-    }
-    catch (e) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`the node's database does not answer (${e.message}); nothing was stopped: the node is as the failed step left it`);
-    }
-    // The DB plan is decided before anything is stopped: a DB that already moved with no way
-    // back keeps every container as it is rather than leaving the node down.
-    const dbPlan = chooseDbPlan({
-        dbRollback: inputs.dbRollback,
-        dbBefore: plan.dbBefore,
-        backupFile: plan.backupFile,
-        backupReadable: await backupReadable(plan.backupFile, inputs.backupIdentity)
-    });
-    const movedNow = moved(await link.db.version(), plan.dbBefore);
-    if (movedNow && dbPlan.method === 'none')
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`the new version changed the database and it cannot be brought back (${dbPlan.why}); nothing was stopped: the node is as the failed step left it`);
-    report.step('rollback plan', dbPlan.method === 'none'
-        ? 'restart the previous container (the database has not moved)'
-        : `if the database moved: ${dbPlan.method === 'restore' ? `restore ${dbPlan.file}` : "the new image's node db rollback"}`);
-    // Every instance must be down before the DB moves: `db rollback` takes no lock.
-    for (const m of [...plan.created, ...(plan.others ?? []).map((o) => o.member), plan.previous]) {
-        const info = await docker.inspect(m.id);
-        if (info?.State.Running) {
-            report.step(`stop ${m.name}`, 'graceful');
-            await docker.stop(m.id, t.stopS);
-        }
-    }
-    const now = await link.db.version();
-    if (moved(now, plan.dbBefore)) {
-        report.step('database moved', `goose ${plan.dbBefore.goose} -> ${now.goose}, node_versions ${plan.dbBefore.nodeVersion ?? '-'} -> ${now.nodeVersion ?? '-'}`);
-        if (dbPlan.method === 'none')
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`the new version changed the database (goose ${plan.dbBefore.goose} -> ${now.goose}) and it cannot be brought back (${dbPlan.why}); the previous container '${plan.previous.name}' is stopped and cannot run on this database: run the new image's 'node db rollback ${plan.dbBefore.goose}' and reset node_versions, then start it`);
-        // Nothing rewrites the DB under a live node, whoever runs it.
-        await (0,_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_3__/* .requireQuietDb */ .c8)(link.db, t.lockMs, dbPlan.method === 'restore' ? 'restore the backup' : "run 'db rollback'", ctx.signal);
-        if (dbPlan.method === 'migrate-down')
-            await migrateDown(ctx, link, plan);
-        else {
-            const taken = (await (0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_7__/* .readManifest */ .WI)((0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_7__/* .manifestPathFor */ .ev)(dbPlan.file)).catch(() => undefined))?.createdAt;
-            const age = taken ? ` (taken ${taken}, ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_9__/* .formatMs */ ._V)(Date.now() - Date.parse(taken))} before this restore)` : '';
-            await restore(ctx, link, dbPlan.file);
-            report.note(`The database was restored from the pre-upgrade backup ${dbPlan.file}${age}: every write since that backup was taken is discarded.`);
-        }
-    }
-    // The previous containers get their names back; new ones that took a name go.
-    const names = new Set([plan.name, ...(plan.others ?? []).map((o) => o.name)]);
-    for (const m of plan.created) {
-        const info = await docker.inspect(m.id);
-        if (info && names.has(info.Name.replace(/^\//, '')))
-            await docker.remove(m.id);
-    }
-    const prev = await docker.inspect(plan.previous.id);
-    if (!prev)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`the previous container '${plan.previous.name}' (${plan.previous.id.slice(0, 12)}) is gone; nothing to roll back to`);
-    if (prev.Name.replace(/^\//, '') !== plan.name)
-        await docker.rename(prev.Id, plan.name);
-    await (0,_rollout_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .restoreRestartPolicy */ .o8)(ctx, prev.Id, plan.previous.info);
-    const restored = await (0,_handoff_js__WEBPACK_IMPORTED_MODULE_5__/* .takeOver */ .w)(ctx, link, { ...plan.previous, name: plan.name }, t);
-    for (const o of plan.others ?? []) {
-        const info = await docker.inspect(o.member.id);
-        if (!info)
-            continue;
-        if (info.Name.replace(/^\//, '') !== o.name)
-            await docker.rename(info.Id, o.name);
-        await (0,_rollout_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .restoreRestartPolicy */ .o8)(ctx, info.Id, o.member.info);
-        if (info.State.Running)
-            continue;
-        const known = new Set((await link.db.nodeSessions()).map((s) => s.appId));
-        await docker.start(info.Id);
-        await (0,_gate_loops_js__WEBPACK_IMPORTED_MODULE_4__/* .standbyReady */ .$Z)(ctx, link, { ...o.member, name: o.name }, restored.appId, known, t.standbyMs);
-    }
-    for (const m of plan.created)
-        await docker.remove(m.id);
-    report.step('rolled back', `'${plan.name}' leads again on ${prev.Config.Image}`);
-    return restored;
-}
-async function migrateDown(ctx, link, plan) {
-    const { docker, report } = ctx;
-    const prev = (await docker.inspect(plan.previous.id));
-    const inv = (0,_node_cli_js__WEBPACK_IMPORTED_MODULE_6__/* .dbInvocation */ .j)(prev.Config.Entrypoint, prev.Config.Cmd, ['rollback', String(plan.dbBefore.goose)]);
-    const cmd = inv.cmd;
-    const spec = (0,_container_spec_js__WEBPACK_IMPORTED_MODULE_1__/* .cloneSpec */ .hm)(prev, {
-        name: `${plan.name}${SUFFIX_DB_ROLLBACK}${Date.now().toString(36)}`,
-        image: plan.newImage,
-        cmd,
-        entrypoint: inv.entrypoint,
-        portBindings: {},
-        extraLabels: { [_clone_js__WEBPACK_IMPORTED_MODULE_2__/* .LABEL_ROLE */ .os]: 'db-rollback' },
-        asService: false
-    });
-    spec.HostConfig = { ...spec.HostConfig, RestartPolicy: { Name: 'no' } };
-    spec.Healthcheck = { Test: ['NONE'] };
-    report.step('db rollback', `${plan.newImage} ${cmd.join(' ')}`);
-    // bounded (long down migrations get at least ready-timeout) and ended by a cancellation: each
-    // goose migration is its own transaction, so a stopped run leaves the DB at a version boundary
-    const r = await docker.runOnce(spec, Math.max(10 * 60_000, ctx.inputs.readyTimeoutMs), ctx.signal);
-    if (r.exitCode !== 0)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`'node db rollback ${plan.dbBefore.goose}' with the new image failed (exit ${r.exitCode}): ${r.output.trim().split('\n').slice(-3).join(' | ')}`);
-    await link.db.resetNodeVersion(plan.dbBefore.nodeVersion);
-    const after = await link.db.version();
-    if (after.goose !== plan.dbBefore.goose)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`after 'db rollback' the database is at goose ${after.goose}, not ${plan.dbBefore.goose}`);
-    report.step('database rolled back', `goose ${after.goose}, node_versions ${after.nodeVersion ?? '(empty)'}: no writes lost`);
-}
-function moved(now, before) {
-    return now.goose !== before.goose || now.nodeVersion !== before.nodeVersion;
-}
-
-
-/***/ }),
-
-/***/ 9613:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   g: () => (/* binding */ succeeded),
-/* harmony export */   l: () => (/* binding */ recover)
-/* harmony export */ });
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
-/* harmony import */ var _gate_loops_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5366);
-
-
-/** The longest measured gap, for the `leader-gap-ms` output. */
-function gapsOut(gaps) {
-    const g = gaps.filter((x) => Number.isFinite(x));
-    return g.length ? String(Math.max(...g)) : undefined;
-}
-const done = (ch) => (ch.operation === 'upgrade' ? 'upgraded' : 'ok');
-/** Journals the end and returns the success: `leader` leads on the change's image. */
-function succeeded(p, ch, r, leader, message) {
-    r.journal.done(done(ch));
-    return {
-        result: done(ch),
-        ok: true,
-        message,
-        outputs: {
-            'previous-image': p.leader.image,
-            image: ch.display,
-            leader,
-            'leader-gap-ms': gapsOut(r.gaps),
-            ...(r.backupFile ? { 'backup-file': r.backupFile } : {})
-        }
-    };
-}
-/** Rolls back (`rollback`, from the operation) after a failure past the first handoff, or says exactly where the node is. */
-async function recover(ctx, p, ch, r, e, rollback) {
-    if (ctx.signal.aborted)
-        throw e; // cancelled: the post step repairs from the journal
-    const { journal, previous } = r;
-    const reason = e instanceof Error ? e.message : String(e);
-    for (const m of r.created)
-        await (0,_gate_loops_js__WEBPACK_IMPORTED_MODULE_1__/* .failedContainerLogs */ ._U)(ctx, m, e);
-    if (!ctx.inputs.rollback) {
-        journal.done('failed');
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`${reason}. Rollback is off (input 'rollback: false'): the node is left as it is; the previous container is kept stopped as '${previous.name}'`);
-    }
-    journal.step('rollback', { reason });
-    try {
-        await rollback(ctx, p.link, {
-            name: p.leader.name,
-            previous,
-            others: r.others,
-            created: r.created,
-            newImage: ch.createRef,
-            dbBefore: p.view.dbVersion,
-            backupFile: r.backupFile
-        }, p.t, reason);
-    }
-    catch (re) {
-        journal.step('rollback-failed', { reason: re.message });
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`${ch.operation} failed (${reason}) and the rollback failed too: ${re.message}. Run operation 'repair' after fixing the cause; the journal is ${journal.path}`);
-    }
-    journal.done('rolled-back');
-    return {
-        result: 'rolled-back',
-        ok: false,
-        message: `${ch.operation} to ${ch.display} failed (${reason}); rolled back: '${p.leader.name}' leads on ${p.leader.image}`,
-        outputs: {
-            'previous-image': p.leader.image,
-            image: p.leader.image,
-            leader: p.leader.name,
-            'leader-gap-ms': gapsOut(r.gaps)
-        }
-    };
-}
-
-
-/***/ }),
-
-/***/ 4509:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   w: () => (/* binding */ rollPair)
-/* harmony export */ });
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
-/* harmony import */ var _clone_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3214);
-/* harmony import */ var _container_spec_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9566);
-/* harmony import */ var _gate_loops_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(5366);
-/* harmony import */ var _handoff_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(4443);
-/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(4341);
-/* harmony import */ var _outcome_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(9613);
-/* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(5762);
-/* harmony import */ var _steps_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(1218);
-
-
-
-
-
-
-
-
-
-/** The rollout of a failover pair; `deps` are the backup before it and the rollback after a failure. */
-async function rollPair(ctx, p, ch, deps) {
-    const { docker, report, inputs } = ctx;
-    const { leader, link, t, view } = p;
-    const other = p.other;
-    for (const c of [leader, other])
-        if (c.info.HostConfig.AutoRemove)
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`'${c.name}' runs with --rm: Docker deletes it when it stops, so a pair cannot keep it for a rollback; recreate it without --rm first`);
-    const previous = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_5__/* .memberOf */ .C5)(leader.info, view.lock.holder);
-    const oldStandby = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_5__/* .memberOf */ .C5)(other.info, other.session?.appId);
-    const r = (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .openRecord */ .C6)(ctx, p, ch, previous, [{ member: oldStandby, name: other.name }]);
-    const { journal, runId, gaps } = r;
-    await deps.backup(ctx, p, ch, r);
-    const replaceImage = ch.operation !== 'handoff';
-    let next = oldStandby;
-    // 1. The waiting standby gets the new image (or a fresh process): the leader is untouched.
-    if (replaceImage) {
-        await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .noRestart */ .Ld)(ctx, journal, other.info);
-        journal.step('standby-stop', { id: other.info.Id });
-        report.step(`stop ${other.name}`, 'waiting standby (it exits 1 "failed to take initial lease: stopped", as the node does)');
-        await docker.stop(other.info.Id, t.stopS);
-        journal.step('rename-standby-previous', { id: other.info.Id, name: other.name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_PREVIOUS */ .Q$ });
-        await docker.rename(other.info.Id, other.name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_PREVIOUS */ .Q$);
-        oldStandby.name = other.name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_PREVIOUS */ .Q$;
-        journal.step('standby-create', { name: other.name });
-        next = await (0,_clone_js__WEBPACK_IMPORTED_MODULE_1__/* .startClone */ .MT)(ctx, other.info, {
-            image: ch.createRef,
-            name: other.name,
-            ports: 'keep',
-            runId,
-            role: 'standby',
-            onCreated: (m) => (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .made */ .mI)(r, m)
-        });
-        (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .replaceCreated */ .xm)(r, next);
-        journal.step('standby-started', { id: next.id });
-        report.step('standby started', `'${next.name}' on ${ch.createRef} (${(0,_container_spec_js__WEBPACK_IMPORTED_MODULE_2__/* .describePorts */ .QP)(next.info)})`);
-        const fresh = next;
-        next = await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .standbyOrUndo */ .Pv)(ctx, p, r, fresh, async () => {
-            // the leader was never touched: put the old standby back
-            await docker.remove(fresh.id);
-            await docker.rename(other.info.Id, other.name);
-            await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .restoreRestartPolicy */ .o8)(ctx, other.info.Id, other.info);
-            await docker.start(other.info.Id);
-            report.step('standby restored', `'${other.name}' back on ${other.image}; '${leader.name}' was never touched (gap 0)`);
-        });
-    }
-    try {
-        // 2. Hand off to it.
-        await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .noRestart */ .Ld)(ctx, journal, leader.info);
-        journal.step('handoff', { from: leader.info.Id, to: next.id });
-        const first = await (0,_handoff_js__WEBPACK_IMPORTED_MODULE_4__/* .handoff */ .N)(ctx, link, previous, next, t);
-        gaps.push(first.gapMs ?? NaN);
-        const nextLeader = first.leader;
-        // 3. The old leader becomes the standby (recreated on the new image, or restarted).
-        let newStandby;
-        const known = new Set((await link.db.nodeSessions()).map((s) => s.appId));
-        if (replaceImage) {
-            journal.step('rename-previous', { id: leader.info.Id, name: leader.name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_PREVIOUS */ .Q$ });
-            await docker.rename(leader.info.Id, leader.name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_PREVIOUS */ .Q$);
-            previous.name = leader.name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_PREVIOUS */ .Q$;
-            journal.step('final-create', { name: leader.name });
-            newStandby = await (0,_clone_js__WEBPACK_IMPORTED_MODULE_1__/* .startClone */ .MT)(ctx, leader.info, {
-                image: ch.createRef,
-                name: leader.name,
-                ports: 'keep',
-                runId,
-                role: 'final',
-                onCreated: (m) => (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .made */ .mI)(r, m)
-            });
-            (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .replaceCreated */ .xm)(r, newStandby);
-        }
-        else {
-            journal.step('restart-previous', { id: leader.info.Id });
-            await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .restoreRestartPolicy */ .o8)(ctx, leader.info.Id, leader.info);
-            await docker.start(leader.info.Id);
-            newStandby = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_5__/* .memberOf */ .C5)(leader.info);
-        }
-        report.step('standby started', `'${leader.name}' waits for the lock`);
-        const standbyWaiting = {
-            ...newStandby,
-            ...(await (0,_gate_loops_js__WEBPACK_IMPORTED_MODULE_3__/* .standbyReady */ .$Z)(ctx, link, newStandby, nextLeader.appId, known, t.standbyMs))
-        };
-        let finalLeader = nextLeader;
-        // 4. Hand back to the primary when asked.
-        if (inputs.preferPrimary && leader.name === inputs.container) {
-            journal.step('handoff-back', { from: next.id, to: newStandby.id });
-            const back = await (0,_handoff_js__WEBPACK_IMPORTED_MODULE_4__/* .handoff */ .N)(ctx, link, nextLeader, standbyWaiting, t);
-            gaps.push(back.gapMs ?? NaN);
-            const known2 = new Set((await link.db.nodeSessions()).map((s) => s.appId));
-            await docker.start(next.id);
-            await (0,_gate_loops_js__WEBPACK_IMPORTED_MODULE_3__/* .standbyReady */ .$Z)(ctx, link, next, back.leader.appId, known2, t.standbyMs);
-            finalLeader = back.leader;
-        }
-        if (replaceImage) {
-            journal.step('remove-previous', { ids: [leader.info.Id, other.info.Id] });
-            await docker.remove(leader.info.Id);
-            await docker.remove(other.info.Id);
-        }
-        report.step('done', `'${finalLeader.name}' leads on ${ch.display}; '${finalLeader === nextLeader ? leader.name : other.name}' waits as the standby`);
-        return (0,_outcome_js__WEBPACK_IMPORTED_MODULE_6__/* .succeeded */ .g)(p, ch, r, finalLeader.name, `'${finalLeader.name}' leads on ${ch.display}`);
-    }
-    catch (e) {
-        return (0,_outcome_js__WEBPACK_IMPORTED_MODULE_6__/* .recover */ .l)(ctx, p, ch, r, e, deps.rollback);
-    }
-}
-
-
-/***/ }),
-
-/***/ 5762:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   C6: () => (/* binding */ openRecord),
-/* harmony export */   K8: () => (/* binding */ SUFFIX_NEXT),
-/* harmony export */   Pt: () => (/* binding */ planText),
-/* harmony export */   Q$: () => (/* binding */ SUFFIX_PREVIOUS),
-/* harmony export */   hR: () => (/* binding */ finishOf),
-/* harmony export */   mI: () => (/* binding */ made),
-/* harmony export */   xm: () => (/* binding */ replaceCreated)
-/* harmony export */ });
-/* harmony import */ var _container_spec_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9566);
-/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2462);
-
-
-const SUFFIX_NEXT = '-rollout-next';
-const SUFFIX_PREVIOUS = '-rollout-previous';
-/** The finish for a leader: its published ports decide whether the standby can keep the place. */
-function finishOf(leader, asked) {
-    const published = leader.HostConfig.NetworkMode !== 'host' && Object.keys((0,_container_spec_js__WEBPACK_IMPORTED_MODULE_0__/* .publishedPorts */ .LQ)(leader)).length > 0;
-    return published ? asked : 'rename';
-}
-/** The plan in one sentence, for the report and a dry run. */
-function planText(p, ch, preferPrimary, asked) {
-    const { leader, other } = p;
-    if (other) {
-        const steps = ch.operation === 'handoff'
-            ? [`hand off from '${leader.name}' to the waiting '${other.name}'`, `restart '${leader.name}' as the standby`]
-            : [
-                `recreate the waiting '${other.name}' on ${ch.createRef}`,
-                `hand off to it`,
-                `recreate '${leader.name}' on ${ch.createRef} as the standby`
-            ];
-        if (preferPrimary && leader.name === p.view.containers[0].name)
-            steps.push(`hand back to '${leader.name}'`);
-        return steps.join(', then ');
-    }
-    const next = `'${leader.name}${SUFFIX_NEXT}'`;
-    switch (finishOf(leader.info, asked)) {
-        case 'swap':
-            return `verify ${ch.createRef} as a waiting standby ${next} on spare ports, remove it, then stop '${leader.name}' and start the new container in its place on the original ports (${(0,_container_spec_js__WEBPACK_IMPORTED_MODULE_0__/* .describePorts */ .QP)(leader.info)})`;
-        case 'second-handoff':
-            return `start ${next} on ${ch.createRef} with ports remapped, hand off to it, then start '${leader.name}' on the original ports (${(0,_container_spec_js__WEBPACK_IMPORTED_MODULE_0__/* .describePorts */ .QP)(leader.info)}) and hand off again`;
-        case 'rename':
-            return `start ${next} on ${ch.createRef} (${(0,_container_spec_js__WEBPACK_IMPORTED_MODULE_0__/* .describePorts */ .QP)(leader.info)}), hand off to it, then give it the name '${leader.name}'`;
-    }
-}
-/** Opens the run's journal with its plan, and its record. */
-function openRecord(ctx, p, ch, previous, others = []) {
-    const journal = new _state_js__WEBPACK_IMPORTED_MODULE_1__/* .JournalWriter */ .Zx((0,_state_js__WEBPACK_IMPORTED_MODULE_1__/* .journalPath */ .HY)(ctx.inputs.stateDir, (0,_state_js__WEBPACK_IMPORTED_MODULE_1__/* .nodeKey */ .u8)(ctx.inputs)), {
-        runId: Date.now().toString(36),
-        operation: ch.operation,
-        container: ctx.inputs.container,
-        plan: {
-            leaderId: p.leader.info.Id,
-            leaderName: p.leader.name,
-            otherId: p.other?.info.Id,
-            otherName: p.other?.name,
-            leaderImage: p.leader.image,
-            target: ch.createRef,
-            dbBefore: p.view.dbVersion,
-            mode: p.view.mode,
-            failingBefore: p.link.run?.failingBefore
-        }
-    });
-    ctx.onJournal?.(journal.journal.runId);
-    return {
-        journal,
-        runId: journal.journal.runId,
-        created: [],
-        previous,
-        others,
-        gaps: [],
-        knownApps: new Set(p.view.lock.sessions.map((s) => s.appId))
-    };
-}
-/**
- * A container the run created, journaled and listed the moment it exists: one whose start fails
- * is still removed by a rollback or repair, and never holds a name they need.
- */
-function made(r, m) {
-    r.created.push(m);
-    r.journal.step('created', { id: m.id, name: m.name });
-}
-/** The started container's fuller view replaces the one recorded at create. */
-function replaceCreated(r, m) {
-    const i = r.created.findIndex((c) => c.id === m.id);
-    if (i >= 0)
-        r.created[i] = m;
-    else
-        r.created.push(m);
-}
-
-
-/***/ }),
-
-/***/ 690:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   kV: () => (/* binding */ notDroppableMessage),
-/* harmony export */   rJ: () => (/* binding */ withNode),
-/* harmony export */   t5: () => (/* binding */ schemasNotDroppable)
-/* harmony export */ });
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
-/* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(7607);
-/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4341);
-/* harmony import */ var _health_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(5769);
-/* harmony import */ var _node_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5783);
-/* harmony import */ var _node_db_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(5187);
-/* harmony import */ var _backup_restore_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7020);
-/* harmony import */ var _foreign_sessions_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(6677);
-/* harmony import */ var _host_lock_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(8301);
-/* harmony import */ var _state_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(2462);
-/* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(5762);
-
-
-
-
-
-
-
-
-
-
-
-/**
- * Host lock, interrupted-run check, node inspection and leader proof; then `fn`. Everything
- * before `fn` only reads.
- */
-async function withNode(ctx, fn) {
-    const { inputs, docker, report } = ctx;
-    return (0,_host_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .withHostLock */ .cR)(ctx, async () => {
-        const key = (0,_state_js__WEBPACK_IMPORTED_MODULE_7__/* .nodeKey */ .u8)(inputs);
-        const prior = (0,_state_js__WEBPACK_IMPORTED_MODULE_7__/* .readJournal */ .a0)(inputs.stateDir, key);
-        if (prior && prior.phase === 'in-progress')
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`An interrupted ${prior.operation} (run ${prior.runId}, started ${prior.startedAt}) is recorded in ${(0,_state_js__WEBPACK_IMPORTED_MODULE_7__/* .journalPath */ .HY)(inputs.stateDir, key)}; run operation 'repair' first`);
-        const names = (0,_node_db_js__WEBPACK_IMPORTED_MODULE_3__/* .nodeNames */ .tJ)(inputs);
-        for (const n of names) {
-            for (const suffix of [_plan_js__WEBPACK_IMPORTED_MODULE_8__/* .SUFFIX_NEXT */ .K8, _plan_js__WEBPACK_IMPORTED_MODULE_8__/* .SUFFIX_PREVIOUS */ .Q$]) {
-                if (await docker.inspect(n + suffix))
-                    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`A container '${n + suffix}' from an earlier run exists; run operation 'repair' first`);
-            }
-        }
-        const view = await (0,_node_js__WEBPACK_IMPORTED_MODULE_2__/* .inspectNode */ .hn)(ctx, names);
-        try {
-            const leader = (0,_node_js__WEBPACK_IMPORTED_MODULE_2__/* .requireLeader */ .DZ)(view);
-            if (view.mode === 'none')
-                throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`'${leader.name}' runs with lock mode 'none': without a DB lock no zero-downtime handoff is possible; enable [Database.Lock] (v2) or DATABASE_LOCKING_MODE=lease`);
-            if (!inputs.standby && leader.name !== inputs.container)
-                throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Container '${inputs.container}' is not the leader`);
-            // A health URL that does not reach the node would leave every gate blind.
-            (0,_node_js__WEBPACK_IMPORTED_MODULE_2__/* .requireHealthUrl */ .xx)(view, leader, inputs.healthUrl);
-            let other;
-            if (inputs.standby) {
-                other = view.containers.find((c) => c !== leader);
-                // The pair's standby must be alive and waiting before anything changes.
-                if (!other.info.State.Running)
-                    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Input 'standby': '${other.name}' is ${other.info.State.Status} (exit code ${other.info.State.ExitCode}), not waiting for the lock; start it (or fix it) first`);
-                if (!other.session)
-                    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Input 'standby': '${other.name}' is running but has no DB session on the node's database: it is not waiting for the lock`);
-            }
-            report.fact('Node', view.containers
-                .map((c) => `${c.name}${c === leader ? ' (leader)' : ' (standby)'}: ${c.image}${c.digest ? ` (${c.digest})` : ''}`)
-                .join('; ') + `, version ${view.version ?? '?'}`);
-            // A rollback that restores must be able to replace every schema: checked before anything changes.
-            if (inputs.operation === 'upgrade' && inputs.rollback && inputs.dbRollback === 'restore') {
-                const blocked = await schemasNotDroppable(view.db);
-                if (blocked.length)
-                    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Input 'db-rollback': 'restore' cannot work: ${notDroppableMessage((await view.db.query('SELECT current_user AS u'))[0].u, blocked)}`);
-            }
-            // A node of this DB on another host can win a handoff's release (or take the lease
-            // during a DB rollback); it is not refused here, as a remote standby is a valid layout.
-            const foreign = await (0,_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_5__/* .foreignSessions */ .aL)(ctx, view);
-            if (foreign.length)
-                report.note(`Node sessions on the database belong to no container on this host (${(0,_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_5__/* .describeSessions */ .Pj)(foreign)}): a node on another host may take the lock during a handoff, and a DB rollback waits for it to stop.`);
-            report.fact('Lock', `${view.mode} (${view.config.lockModeSource}); lease ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_9__/* .formatMs */ ._V)(view.config.leaseDurationMs)}, refresh ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_9__/* .formatMs */ ._V)(view.config.leaseRefreshMs)}`);
-            report.fact('Database', `goose ${view.dbVersion.goose ?? '-'}, node_versions ${view.dbVersion.nodeVersion ?? '-'}`);
-            // /health is evidence, not a veto: what already fails on the leader may still fail after
-            const failingBefore = leader.health?.checks;
-            report.fact('Health before', failingBefore === undefined
-                ? `/health of '${leader.name}' not read (${leader.health?.health ?? leader.health?.error ?? 'no answer'}): failing checks are not compared`
-                : failingBefore.length
-                    ? `failing on '${leader.name}' before the change (allowed to fail after it): ${(0,_health_js__WEBPACK_IMPORTED_MODULE_10__/* .describeChecks */ .Pt)(failingBefore)}`
-                    : `no check failing on '${leader.name}'`);
-            const link = {
-                db: view.db,
-                config: view.config,
-                mode: view.mode,
-                databaseUrl: view.databaseUrl,
-                run: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_1__/* .newRun */ .uH)(failingBefore)
-            };
-            try {
-                return await fn({ view, leader, other, link, t: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_1__/* .timeouts */ .Fw)(inputs, view.config, leader.info) });
-            }
-            finally {
-                const b = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_1__/* .runOf */ .ng)(link).observers.budget;
-                if (b.total)
-                    report.fact('HTTP requests', `${b.total} to the node's HTTP server, at most ${b.maxInWindow()} in any 60 s window (budget ${b.limit}; the node allows 1000 a minute per client address)`);
-            }
-        }
-        finally {
-            await view.db.close();
-        }
-    });
-}
-/**
- * What a restore as the DB role cannot replace (empty when it can): a restore as the DB owner
- * without superuser keeps a `public` of the bootstrap superuser (Postgres 14 and older) and
- * replaces only the role's objects in it; see restorePlan.
- */
-async function schemasNotDroppable(db) {
-    return (await (0,_backup_restore_js__WEBPACK_IMPORTED_MODULE_4__/* .restorePlan */ .Cv)((sql) => db.query(sql))).blockers;
-}
-function notDroppableMessage(role, blockers) {
-    return (0,_backup_restore_js__WEBPACK_IMPORTED_MODULE_4__/* .cannotRestoreMessage */ .n8)({ role, blockers });
-}
-
-
-/***/ }),
-
-/***/ 3829:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   G: () => (/* binding */ rollSingle)
-/* harmony export */ });
-/* harmony import */ var _clone_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3214);
-/* harmony import */ var _container_spec_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(9566);
-/* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(7607);
-/* harmony import */ var _gate_loops_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5366);
-/* harmony import */ var _handoff_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4443);
-/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(4341);
-/* harmony import */ var _watch_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(1344);
-/* harmony import */ var _outcome_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(9613);
-/* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(5762);
-/* harmony import */ var _steps_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(1218);
-
-
-
-
-
-
-
-
-
-
-/** The node's HTTP port as published on the host (0.0.0.0 probed on 127.0.0.1). */
-function publishedUrl(info, httpPort) {
-    const b = (0,_container_spec_js__WEBPACK_IMPORTED_MODULE_1__/* .publishedPorts */ .LQ)(info)[`${httpPort}/tcp`]?.[0];
-    if (!b?.HostPort)
-        return undefined;
-    const ip = !b.HostIp || b.HostIp === '0.0.0.0'
-        ? '127.0.0.1'
-        : b.HostIp === '::'
-            ? '[::1]'
-            : b.HostIp.includes(':')
-                ? `[${b.HostIp}]`
-                : b.HostIp;
-    return `http://${ip}:${b.HostPort}`;
-}
-/** The rollout of a single node; `deps` are the backup before it and the rollback after a failure. */
-async function rollSingle(ctx, p, ch, deps) {
-    const { docker, report, inputs } = ctx;
-    const { leader, link, view } = p;
-    const name = leader.name;
-    const finish = (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .finishOf */ .hR)(leader.info, inputs.finish);
-    const r = (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .openRecord */ .C6)(ctx, p, ch, (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_4__/* .memberOf */ .C5)(leader.info, view.lock.holder));
-    await deps.backup(ctx, p, ch, r);
-    // A `docker run --rm` leader is deleted by its own stop: a stopped copy of it, made while it
-    // still leads, is the previous container a rollback starts.
-    const kept = leader.info.HostConfig.AutoRemove ? await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .keepCopy */ .xu)(ctx, leader.info, r.journal) : undefined;
-    // Standby: fail here and the leader was never touched.
-    r.journal.step('standby-create', { name: name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_NEXT */ .K8 });
-    const standby = await (0,_clone_js__WEBPACK_IMPORTED_MODULE_0__/* .startClone */ .MT)(ctx, leader.info, {
-        image: ch.createRef,
-        name: name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_NEXT */ .K8,
-        ports: 'remap',
-        runId: r.runId,
-        role: 'next',
-        // it takes the node's name only when there is no second container after it (docs/compose.md)
-        asService: finish === 'rename',
-        onCreated: (m) => (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .made */ .mI)(r, m)
-    });
-    (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .replaceCreated */ .xm)(r, standby);
-    r.journal.step('standby-started', { id: standby.id });
-    report.step('standby started', `'${standby.name}' (${(0,_container_spec_js__WEBPACK_IMPORTED_MODULE_1__/* .describePorts */ .QP)(standby.info)})`);
-    const waiting = await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .standbyOrUndo */ .Pv)(ctx, p, r, standby, async () => {
-        await docker.remove(standby.id);
-        if (kept)
-            await docker.remove(kept.id);
-        report.step('standby removed', `'${name}' was never touched (gap 0)`);
-    });
-    // In the docs' layout clients use the published port, which a second handoff leaves dark
-    // from the first handoff to the second: measure it as they see it.
-    const portUrl = finish !== 'rename' ? publishedUrl(leader.info, link.config.httpPort) : undefined;
-    const portWatch = portUrl ? new _watch_js__WEBPACK_IMPORTED_MODULE_5__/* .ReadinessWatcher */ .j((0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_4__/* .runOf */ .ng)(link).observers.of(portUrl)).start() : undefined;
-    const reportPort = async () => {
-        await portWatch?.stop();
-        const g = portWatch?.longestGap();
-        if (g !== undefined)
-            report.fact('Published port', `${portUrl}: longest time without a ready answer ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_9__/* .formatMs */ ._V)(g)} (probed fast around each handoff, slowly between)`);
-    };
-    try {
-        await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .noRestart */ .Ld)(ctx, r.journal, leader.info);
-        await FINISHES[finish]({ ctx, p, ch, r, standby, waiting, kept });
-    }
-    catch (e) {
-        await reportPort();
-        if (kept && r.previous !== kept && !(await docker.inspect(leader.info.Id))?.State.Running)
-            r.previous = await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .previousIsKept */ .aq)(ctx, leader.info, kept);
-        // a kept copy that is not the previous container (the leader never stopped) goes with the rest
-        const created = kept && r.previous !== kept ? [...r.created, kept] : r.created;
-        return (0,_outcome_js__WEBPACK_IMPORTED_MODULE_6__/* .recover */ .l)(ctx, p, ch, { ...r, created }, e, deps.rollback);
-    }
-    await reportPort();
-    r.journal.step('remove-previous', { id: leader.info.Id, ...(kept ? { kept: kept.id } : {}) });
-    await docker.remove(leader.info.Id);
-    if (kept) {
-        await docker.remove(kept.id);
-        report.note(`'${name}' ran with --rm; its replacement does not (Docker cannot set it on an existing container, and a stopped node must stay for a rollback).`);
-    }
-    report.step('done', `'${name}' leads on ${ch.display}`);
-    return (0,_outcome_js__WEBPACK_IMPORTED_MODULE_6__/* .succeeded */ .g)(p, ch, r, name, `'${name}' ${ch.operation === 'upgrade' ? `upgraded from ${leader.image} to` : 'now runs a fresh process of'} ${ch.display}`);
-}
-/** The old leader leaves the node's name: its kept copy once it is gone (`--rm`), else renamed. */
-async function retirePrevious(s, journaled) {
-    const { ctx, p, r, kept } = s;
-    const leader = p.leader.info;
-    if (kept) {
-        r.previous = await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .previousIsKept */ .aq)(ctx, leader, kept);
-        return;
-    }
-    const name = p.leader.name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_PREVIOUS */ .Q$;
-    if (journaled)
-        r.journal.step('rename-previous', { id: leader.Id, name });
-    await ctx.docker.rename(leader.Id, name);
-    r.previous.name = name;
-}
-/** The handoff from the leader to the waiting standby, then the leader leaves its name. */
-async function firstHandoff(s) {
-    const { ctx, p, r } = s;
-    r.journal.step('handoff', { from: p.leader.info.Id, to: s.standby.id });
-    r.gaps.push((await (0,_handoff_js__WEBPACK_IMPORTED_MODULE_3__/* .handoff */ .N)(ctx, p.link, r.previous, s.waiting, p.t)).gapMs ?? NaN);
-    await retirePrevious(s, true);
-}
-/** The standby already serves on the leader's ports: it takes the name. */
-async function rename(s) {
-    await firstHandoff(s);
-    s.r.journal.step('rename-standby', { id: s.standby.id, name: s.p.leader.name });
-    await s.ctx.docker.rename(s.standby.id, s.p.leader.name);
-}
-/**
- * Verify-then-swap (the default, on the bench's numbers): the new image proved it opens its DB
- * session and waits; the standby goes, and one prepared stop -> start puts the new container on
- * the original ports.
- */
-async function swap(s) {
-    const { ctx, p, ch, r, standby } = s;
-    const { docker, report } = ctx;
-    const name = p.leader.name;
-    r.journal.step('standby-verified', { id: standby.id });
-    await docker.stop(standby.id, p.t.stopS);
-    await docker.remove(standby.id);
-    report.step('standby verified and removed', `'${standby.name}' waited for the lock on ${ch.createRef}; the swap follows`);
-    r.journal.step('final-create', { name: name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_NEXT */ .K8 });
-    const final = await (0,_clone_js__WEBPACK_IMPORTED_MODULE_0__/* .startClone */ .MT)(ctx, p.leader.info, {
-        image: ch.createRef,
-        name: name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_NEXT */ .K8,
-        ports: 'keep',
-        runId: r.runId,
-        role: 'final',
-        start: false,
-        onCreated: (m) => (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .made */ .mI)(r, m)
-    });
-    (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .replaceCreated */ .xm)(r, final);
-    r.journal.step('swap', { from: p.leader.info.Id, to: final.id });
-    const prepare = async () => {
-        await retirePrevious(s, false);
-        await docker.rename(final.id, name);
-        final.name = name;
-    };
-    r.gaps.push((await (0,_handoff_js__WEBPACK_IMPORTED_MODULE_3__/* .handoff */ .N)(ctx, p.link, r.previous, final, p.t, { prepare })).gapMs ?? NaN);
-}
-/** A second handoff, from the standby on spare ports to a new container on the original ports. */
-async function secondHandoff(s) {
-    const { ctx, p, ch, r, standby, waiting } = s;
-    await firstHandoff(s);
-    r.journal.step('final-create', { name: p.leader.name });
-    const final = await (0,_clone_js__WEBPACK_IMPORTED_MODULE_0__/* .startClone */ .MT)(ctx, p.leader.info, {
-        image: ch.createRef,
-        name: p.leader.name,
-        ports: 'keep',
-        runId: r.runId,
-        role: 'final',
-        onCreated: (m) => (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .made */ .mI)(r, m)
-    });
-    (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .replaceCreated */ .xm)(r, final);
-    r.journal.step('final-started', { id: final.id });
-    ctx.report.step('final container started', `'${final.name}' on the original ports (${(0,_container_spec_js__WEBPACK_IMPORTED_MODULE_1__/* .describePorts */ .QP)(final.info)})`);
-    const finalWaiting = {
-        ...final,
-        ...(await (0,_gate_loops_js__WEBPACK_IMPORTED_MODULE_2__/* .standbyReady */ .$Z)(ctx, p.link, final, waiting.appId, r.knownApps, p.t.standbyMs))
-    };
-    r.journal.step('handoff-2', { from: standby.id, to: final.id });
-    r.gaps.push((await (0,_handoff_js__WEBPACK_IMPORTED_MODULE_3__/* .handoff */ .N)(ctx, p.link, waiting, finalWaiting, p.t)).gapMs ?? NaN);
-    r.journal.step('remove-interim', { id: standby.id });
-    await ctx.docker.remove(standby.id);
-}
-const FINISHES = {
-    rename,
-    swap,
-    'second-handoff': secondHandoff
-};
-
-
-/***/ }),
-
-/***/ 1218:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Ld: () => (/* binding */ noRestart),
-/* harmony export */   Pv: () => (/* binding */ standbyOrUndo),
-/* harmony export */   aq: () => (/* binding */ previousIsKept),
-/* harmony export */   o8: () => (/* binding */ restoreRestartPolicy),
-/* harmony export */   xu: () => (/* binding */ keepCopy)
-/* harmony export */ });
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
-/* harmony import */ var _clone_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3214);
-/* harmony import */ var _docker_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3871);
-/* harmony import */ var _gate_loops_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(5366);
-/* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(5762);
-
-
-
-
-
-/**
- * The standby-ready gate of a new container before any handoff: on failure its logs go to the
- * report, `undo` puts things back as they were (the leader was never touched) and the run ends.
- */
-async function standbyOrUndo(ctx, p, r, m, undo) {
-    let proven;
-    try {
-        if (!p.view.lock.holder)
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK('no lock holder was proven in preflight');
-        proven = await (0,_gate_loops_js__WEBPACK_IMPORTED_MODULE_3__/* .standbyReady */ .$Z)(ctx, p.link, m, p.view.lock.holder, r.knownApps, p.t.standbyMs);
-    }
-    catch (e) {
-        if (ctx.signal.aborted)
-            throw e; // cancelled: the post step repairs from the journal
-        await (0,_gate_loops_js__WEBPACK_IMPORTED_MODULE_3__/* .failedContainerLogs */ ._U)(ctx, m);
-        // the leader stopped as well (a Docker daemon restart stops every container and may start
-        // none): not a standby to undo but a rollback, run from the journal by the post step or repair
-        if (!(await ctx.docker.inspect(p.leader.info.Id))?.State.Running)
-            throw e;
-        await undo();
-        r.journal.done('failed');
-        throw e;
-    }
-    r.knownApps.add(proven.appId);
-    return { ...m, ...proven };
-}
-/**
- * A stopped copy of a `--rm` leader on its own image (journaled before it is made), with restart
- * policy `no`: it must neither vanish nor be started by a daemon restart while it is the
- * rollback copy.
- */
-async function keepCopy(ctx, info, journal) {
-    const { docker, report } = ctx;
-    const name = (0,_docker_js__WEBPACK_IMPORTED_MODULE_2__/* .containerName */ .xN)(info) + _plan_js__WEBPACK_IMPORTED_MODULE_4__/* .SUFFIX_PREVIOUS */ .Q$;
-    // the reference it was created from, when that still names the image it runs
-    const image = (await docker.imageInfo(info.Config.Image))?.id === info.Image ? info.Config.Image : info.Image;
-    journal.step('keep-previous', { name });
-    const kept = await (0,_clone_js__WEBPACK_IMPORTED_MODULE_1__/* .startClone */ .MT)(ctx, info, {
-        image,
-        name,
-        ports: 'keep',
-        runId: journal.journal.runId,
-        role: 'previous',
-        start: false
-    });
-    await docker.setRestartPolicy(kept.id, { Name: 'no' });
-    journal.step('kept-previous', { id: kept.id });
-    report.step('previous kept', `'${(0,_docker_js__WEBPACK_IMPORTED_MODULE_2__/* .containerName */ .xN)(info)}' runs with --rm and is deleted when it stops: '${name}', a stopped copy of it, is what a rollback would start`);
-    return { ...kept, appId: undefined };
-}
-/** Once the `--rm` leader is gone (its name free again), its kept copy is the previous container. */
-async function previousIsKept(ctx, leader, kept) {
-    if (!(await ctx.docker.waitGone(leader.Id, 30_000, ctx.signal)))
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`'${(0,_docker_js__WEBPACK_IMPORTED_MODULE_2__/* .containerName */ .xN)(leader)}' runs with --rm but was not removed after its stop`);
-    return kept;
-}
-/**
- * A container this run stops is the rollback copy while it is stopped: with restart policy
- * `always` a daemon restart or a reboot would start it (an old binary on a migrated DB). Its
- * policy is `no` from just before its stop; a rollback gives the operator's back.
- */
-async function noRestart(ctx, journal, info) {
-    const policy = info.HostConfig.RestartPolicy;
-    if (!policy?.Name || policy.Name === 'no')
-        return;
-    journal.step('restart-policy-no', { id: info.Id, policy });
-    await ctx.docker.setRestartPolicy(info.Id, { Name: 'no' });
-}
-/** The operator's restart policy (as inspected before the run) back on a container that leads or waits again. */
-async function restoreRestartPolicy(ctx, id, operator) {
-    const policy = operator.HostConfig.RestartPolicy;
-    if (!policy?.Name || policy.Name === 'no')
-        return;
-    await ctx.docker.setRestartPolicy(id, {
-        Name: policy.Name,
-        ...(policy.Name === 'on-failure' ? { MaximumRetryCount: policy.MaximumRetryCount ?? 0 } : {})
-    });
-}
-
-
-/***/ }),
-
-/***/ 7194:
+/***/ 4372:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -82900,518 +83412,6 @@ class Redactor {
 }
 /** The secrets this process has learned; everything it writes to a file or the log passes through it. */
 const knownSecrets = new Redactor();
-
-
-/***/ }),
-
-/***/ 7477:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   eC: () => (/* binding */ noteDbClockAhead),
-/* harmony export */   jq: () => (/* binding */ sessionContainerOf),
-/* harmony export */   w$: () => (/* binding */ dbClockAheadMs)
-/* harmony export */ });
-/* harmony import */ var _docker_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3871);
-
-const clockAhead = new WeakMap();
-/** How far the DB's clock runs ahead of this host's, as measured at connect; undefined when not measured. */
-function dbClockAheadMs(db) {
-    return clockAhead.get(db);
-}
-/** Records the offset measured at connect. */
-function noteDbClockAhead(db, ms) {
-    clockAhead.set(db, ms);
-}
-/** A container as the session matching sees it. */
-function sessionContainerOf(info) {
-    const started = Date.parse(info.State.StartedAt);
-    return {
-        id: info.Id,
-        name: (0,_docker_js__WEBPACK_IMPORTED_MODULE_0__/* .containerName */ .xN)(info),
-        running: info.State.Running,
-        ips: (0,_docker_js__WEBPACK_IMPORTED_MODULE_0__/* .containerIps */ .iB)(info),
-        startedAt: Number.isFinite(started) ? started : 0
-    };
-}
-
-
-/***/ }),
-
-/***/ 454:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   OC: () => (/* binding */ appsOf),
-/* harmony export */   cD: () => (/* binding */ describeApps),
-/* harmony export */   hE: () => (/* binding */ tieApps),
-/* harmony export */   nH: () => (/* binding */ newSessionsOf)
-/* harmony export */ });
-/**
- * How far a process's first session may seem to precede its container's start: the DB's clock is
- * corrected by the measured offset, so this only covers the measurement's error.
- */
-const START_TOLERANCE_MS = 1000;
-/**
- * Groups sessions by app UUID. `dbClockAheadMs`: how far the DB's clock runs ahead of this
- * host's (backend_start is the DB's time, State.StartedAt the Docker host's).
- */
-function appsOf(sessions, dbClockAheadMs = 0) {
-    const byId = new Map();
-    for (const s of sessions) {
-        // A role without pg_read_all_stats reads NULL for other roles' backend_start: the start is
-        // unknown, so only `known` (the apps seen before a container started) tells it apart.
-        const at = s.backendStart ? s.backendStart.getTime() - dbClockAheadMs : Number.POSITIVE_INFINITY;
-        const app = byId.get(s.appId);
-        if (!app) {
-            byId.set(s.appId, {
-                appId: s.appId,
-                version: s.version,
-                sessions: [s],
-                firstSeen: at,
-                addrs: [String(s.clientAddr)]
-            });
-            continue;
-        }
-        app.sessions.push(s);
-        app.firstSeen = Math.min(app.firstSeen, at);
-        if (!app.addrs.includes(String(s.clientAddr)))
-            app.addrs.push(String(s.clientAddr));
-    }
-    return [...byId.values()];
-}
-/**
- * Ties each app to the container that runs it, only where that is proven:
- * - by time: an app whose first session precedes a container's start is not that container's;
- * - by the container's log naming the app UUID;
- * - by client address, as a hint: a session from an address of exactly one container;
- * - by elimination: each running node container has exactly one node process, so a running
- *   container that only one app can belong to (the others tied elsewhere or too old) runs it.
- * Apps of no container (another node on the same DB) stay untied; so do apps that could be either
- * of two containers with nothing to tell them apart.
- */
-function tieApps(containers, apps, opts = {}) {
-    const tol = opts.toleranceMs ?? START_TOLERANCE_MS;
-    const running = containers.filter((c) => c.running);
-    const possible = new Map(apps.map((a) => [a.appId, running.filter((c) => a.firstSeen >= c.startedAt - tol).map((c) => c.id)]));
-    const tied = new Map();
-    const name = (id) => containers.find((c) => c.id === id)?.name ?? id;
-    const pin = (a, id, why) => {
-        if ([...tied.values()].some((t) => t.container === id))
-            return false;
-        tied.set(a.appId, { container: id, why });
-        return true;
-    };
-    for (const a of apps) {
-        const byLog = running.filter((c) => opts.logNames?.(c.id, a.appId));
-        if (byLog.length === 1) {
-            pin(a, byLog[0].id, `its app id is in the log of '${byLog[0].name}'`);
-            continue;
-        }
-        const byAddr = running.filter((c) => a.sessions.some((s) => s.clientAddr !== null && c.ips.includes(s.clientAddr)));
-        if (byAddr.length === 1 && possible.get(a.appId).includes(byAddr[0].id))
-            pin(a, byAddr[0].id, `its sessions come from ${byAddr[0].name}'s address`);
-    }
-    for (let changed = true; changed;) {
-        changed = false;
-        for (const c of running) {
-            if ([...tied.values()].some((t) => t.container === c.id))
-                continue;
-            const open = apps.filter((a) => !tied.has(a.appId) && possible.get(a.appId).includes(c.id));
-            if (open.length === 1 && pin(open[0], c.id, `the only node process that connected after '${c.name}' started`))
-                changed = true;
-        }
-    }
-    return apps.map((a) => {
-        const t = tied.get(a.appId);
-        const p = possible.get(a.appId);
-        if (t)
-            return { appId: a.appId, container: t.container, possible: p, why: t.why };
-        const why = p.length
-            ? `connected after ${p.map((id) => `'${name(id)}'`).join(' and ')} started, and nothing tells which (or whether) it runs it`
-            : `connected before any of ${running.map((c) => `'${c.name}'`).join(', ') || 'the containers'} started: another node`;
-        return { appId: a.appId, possible: p, why };
-    });
-}
-/** One line per app for an error message: what was seen, never a secret. */
-function describeApps(apps, ties, containers) {
-    const starts = containers
-        .filter((c) => c.running)
-        .map((c) => `'${c.name}' started ${new Date(c.startedAt).toISOString()}`);
-    const lines = apps.map((a) => {
-        const t = ties.find((x) => x.appId === a.appId);
-        return `app ${a.appId} (${a.version || '?'}, ${a.sessions.length} session(s) from ${a.addrs.join(', ')}, first at ${Number.isFinite(a.firstSeen) ? new Date(a.firstSeen).toISOString() : 'unknown (NULL backend_start)'}): ${t?.why ?? '?'}`;
-    });
-    return [...starts, ...lines].join('; ');
-}
-/**
- * The sessions of a container just started: from apps that were not connected before it started
- * (`known`, read just before the start) and that connected after its start. Addresses are only a
- * hint that settles a tie between two new apps; two new apps with nothing to tell them apart give
- * none (the caller keeps waiting or reports it).
- */
-function newSessionsOf(container, sessions, known, dbClockAheadMs = 0, toleranceMs = START_TOLERANCE_MS) {
-    const fresh = appsOf(sessions.filter((s) => !known.has(s.appId)), dbClockAheadMs).filter((a) => a.firstSeen >= container.startedAt - toleranceMs);
-    if (fresh.length <= 1)
-        return fresh[0]?.sessions ?? [];
-    const byAddr = fresh.filter((a) => a.sessions.some((s) => s.clientAddr !== null && container.ips.includes(s.clientAddr)));
-    return byAddr.length === 1 ? byAddr[0].sessions : [];
-}
-
-
-/***/ }),
-
-/***/ 6972:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   y: () => (/* binding */ sleep)
-/* harmony export */ });
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
-// A wait that a cancelled job ends at once (AbortedError), so in-flight waits never hold a cancel.
-
-const sleep = (ms, signal) => new Promise((resolve, reject) => {
-    if (signal?.aborted)
-        return reject(new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .AbortedError */ .oM());
-    const t = setTimeout(() => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-    }, ms);
-    const onAbort = () => {
-        clearTimeout(t);
-        reject(new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .AbortedError */ .oM());
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-});
-
-
-/***/ }),
-
-/***/ 2462:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   HY: () => (/* binding */ journalPath),
-/* harmony export */   SW: () => (/* binding */ privateDirSync),
-/* harmony export */   Zx: () => (/* binding */ JournalWriter),
-/* harmony export */   a0: () => (/* binding */ readJournal),
-/* harmony export */   jC: () => (/* binding */ safeName),
-/* harmony export */   t_: () => (/* binding */ fsyncDir),
-/* harmony export */   u8: () => (/* binding */ nodeKey),
-/* harmony export */   vQ: () => (/* binding */ writeDurable)
-/* harmony export */ });
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8161);
-/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_os__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
-/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7194);
-// The journal, a file in `state-dir` on the node's host (beside the host lock, src/host-lock.ts),
-// so that the post step, a re-run or `operation: repair` (even from another workflow) sees what
-// was in flight.
-// No secret is ever written here: containers are named by id, the DB by nothing at all.
-
-
-
-
-function safeName(container) {
-    return container.replace(/[^a-zA-Z0-9_.+-]/g, '_');
-}
-/**
- * The key of the node's journal and host lock: its container names, sorted, so that
- * `container: a, standby: b` and `container: b, standby: a` are one node (a container name never
- * holds '+'). A single container keeps its own name, as before.
- */
-function nodeKey(inputs) {
-    return [inputs.container, ...(inputs.standby ? [inputs.standby] : [])].sort().join('+');
-}
-function journalPath(stateDir, container) {
-    return (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(stateDir, `${safeName(container)}.journal.json`);
-}
-/** The state dir is its owner's only (0700): an existing one with wider modes is narrowed. */
-function privateDirSync(path) {
-    (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.mkdirSync)(path, { recursive: true, mode: 0o700 });
-    if (((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.statSync)(path).mode & 0o077) !== 0)
-        (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.chmodSync)(path, 0o700);
-}
-/** Writes a file durably: temp file, fsync, rename, then fsync of the directory (the rename itself). */
-function writeDurable(path, text) {
-    const tmp = `${path}.tmp-${process.pid}`;
-    const fd = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.openSync)(tmp, 'w', 0o600);
-    try {
-        (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.writeSync)(fd, text);
-        (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.fsyncSync)(fd);
-    }
-    finally {
-        (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.closeSync)(fd);
-    }
-    (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.renameSync)(tmp, path);
-    fsyncDir((0,node_path__WEBPACK_IMPORTED_MODULE_2__.dirname)(path));
-}
-function fsyncDir(dir) {
-    let fd;
-    try {
-        fd = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.openSync)(dir, 'r');
-        (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.fsyncSync)(fd);
-    }
-    catch {
-        /* a file system that cannot sync a directory: the file itself is synced */
-    }
-    finally {
-        if (fd !== undefined)
-            (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.closeSync)(fd);
-    }
-}
-class JournalWriter {
-    path;
-    journal;
-    constructor(path, init) {
-        this.path = path;
-        this.journal = {
-            ...init,
-            pid: process.pid,
-            host: (0,node_os__WEBPACK_IMPORTED_MODULE_1__.hostname)(),
-            startedAt: new Date().toISOString(),
-            phase: 'in-progress',
-            steps: []
-        };
-        this.flush();
-    }
-    /** Records a step before it is taken. Free text in it (a rollback's reason) is redacted. */
-    step(step, data) {
-        if (data)
-            data = Object.fromEntries(Object.entries(data).map(([k, v]) => [k, typeof v === 'string' ? _secrets_js__WEBPACK_IMPORTED_MODULE_3__/* .knownSecrets */ .xU.redact(v) : v]));
-        this.journal.steps.push({ step, at: new Date().toISOString(), data });
-        this.flush();
-    }
-    plan(facts) {
-        Object.assign(this.journal.plan, facts);
-        this.flush();
-    }
-    done(result) {
-        this.journal.phase = 'done';
-        this.journal.result = result;
-        this.flush();
-    }
-    flush() {
-        writeDurable(this.path, JSON.stringify(this.journal, null, 2));
-    }
-}
-function readJournal(stateDir, container) {
-    try {
-        return JSON.parse((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)(journalPath(stateDir, container), 'utf8'));
-    }
-    catch {
-        return undefined;
-    }
-}
-
-
-/***/ }),
-
-/***/ 1344:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   j: () => (/* binding */ ReadinessWatcher)
-/* harmony export */ });
-/* harmony import */ var _sleep_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6972);
-
-class ReadinessWatcher {
-    observer;
-    unwatch;
-    since = 0;
-    constructor(observer) {
-        this.observer = observer;
-    }
-    get url() {
-        return this.observer.url;
-    }
-    start() {
-        this.since = Date.now();
-        this.unwatch = this.observer.watch();
-        return this;
-    }
-    /** last ready answer at or before `t` (since this watcher started) */
-    lastReadyBefore(t = Infinity) {
-        const at = this.observer.lastReadyBefore(t);
-        return at !== undefined && at >= this.since ? at : undefined;
-    }
-    /**
-     * Waits, at most `ms`, for one ready answer since the start: a stop sent before the first
-     * answer came back leaves the gap without its start (a busy host, or a swap's stop at once).
-     */
-    async readySeen(ms) {
-        const end = Date.now() + ms;
-        while (this.lastReadyBefore() === undefined) {
-            if (Date.now() >= end)
-                return false;
-            this.observer.poke();
-            await (0,_sleep_js__WEBPACK_IMPORTED_MODULE_0__/* .sleep */ .y)(20);
-        }
-        return true;
-    }
-    /** first ready answer at or after `t` (since this watcher started) */
-    firstReadyAfter(t = 0) {
-        return this.observer.firstReadyAfter(Math.max(t, this.since));
-    }
-    /** longest time between two consecutive ready answers since the start: the outage seen from outside */
-    longestGap() {
-        return this.observer.longestGap(this.since);
-    }
-    async stop() {
-        await this.unwatch?.();
-    }
-}
-
-
-/***/ }),
-
-/***/ 8759:
-/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   e_: () => (/* binding */ describeOpening),
-/* harmony export */   gR: () => (/* binding */ nextOpening),
-/* harmony export */   hM: () => (/* binding */ parseWindows),
-/* harmony export */   nT: () => (/* binding */ isOpen)
-/* harmony export */ });
-/* unused harmony export WindowError */
-// Upgrade windows: "Mon-Fri 08:00-18:00 Europe/Berlin", several separated by commas. Days are one
-// day or a range (wrapping over the week end, "Fri-Mon"), times HH:MM in 24 h, the end exclusive
-// ("24:00" is the end of the day; an end before the start runs past midnight into the next day),
-// and the zone an IANA name resolved by Intl (UTC when left out). Pure: the caller passes `now`.
-const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
-class WindowError extends Error {
-}
-function day(s, text) {
-    // three-letter abbreviations and full names, any case
-    const full = ['monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday', 'sunday'];
-    const v = s.toLowerCase();
-    const i = DAYS.indexOf(v) >= 0 ? DAYS.indexOf(v) : full.indexOf(v);
-    if (i < 0)
-        throw new WindowError(`unknown day '${s}' in '${text}' (use Mon, Tue, Wed, Thu, Fri, Sat, Sun)`);
-    return i;
-}
-function minutes(s, text, isEnd) {
-    const m = /^(\d{1,2}):(\d{2})$/.exec(s);
-    if (!m)
-        throw new WindowError(`'${s}' in '${text}' is not a time like 08:00`);
-    const h = Number(m[1]);
-    const min = Number(m[2]);
-    if (isEnd && h === 24 && min === 0)
-        return 1440;
-    if (h > 23 || min > 59)
-        throw new WindowError(`'${s}' in '${text}' is not a time of day (00:00 to 23:59)`);
-    return h * 60 + min;
-}
-function zoneOf(s, text) {
-    try {
-        return new Intl.DateTimeFormat('en-US', { timeZone: s }).resolvedOptions().timeZone;
-    }
-    catch {
-        throw new WindowError(`unknown time zone '${s}' in '${text}' (use an IANA name such as Europe/Berlin or UTC)`);
-    }
-}
-function parseOne(text) {
-    const parts = text.trim().split(/\s+/);
-    if (parts.length < 2 || parts.length > 3)
-        throw new WindowError(`'${text}' must look like 'Mon-Fri 08:00-18:00 Europe/Berlin' (days, time range, zone)`);
-    const [daysText, range, zoneText] = parts;
-    const days = new Set();
-    if (/^(daily|\*)$/i.test(daysText))
-        for (let i = 0; i < 7; i++)
-            days.add(i);
-    else {
-        const d = daysText.split('-');
-        if (d.length > 2)
-            throw new WindowError(`'${daysText}' in '${text}' is not a day or a range of days like Mon-Fri`);
-        const a = day(d[0], text);
-        const b = d.length === 2 ? day(d[1], text) : a;
-        for (let i = a;; i = (i + 1) % 7) {
-            days.add(i);
-            if (i === b)
-                break;
-        }
-    }
-    const r = range.split('-');
-    if (r.length !== 2)
-        throw new WindowError(`'${range}' in '${text}' is not a time range like 08:00-18:00`);
-    const start = minutes(r[0], text, false);
-    const end = minutes(r[1], text, true);
-    if (start === end)
-        throw new WindowError(`'${range}' in '${text}' is empty: start and end are the same`);
-    return { text: text.trim(), days, start, end, zone: zoneText ? zoneOf(zoneText, text) : 'UTC' };
-}
-/** Parses the `window` input; throws WindowError naming what is wrong. Empty: no window. */
-function parseWindows(text) {
-    if (!text.trim())
-        return [];
-    const ws = text.split(',').map((t) => t.trim());
-    if (ws.some((w) => !w))
-        throw new WindowError(`'${text}' has an empty window between commas`);
-    return ws.map(parseOne);
-}
-const formatters = new Map();
-/** Weekday (0 = Monday) and minute of the day of an instant in a zone. */
-function localTime(at, zone) {
-    let f = formatters.get(zone);
-    if (!f) {
-        f = new Intl.DateTimeFormat('en-US', {
-            timeZone: zone,
-            weekday: 'short',
-            hour: '2-digit',
-            minute: '2-digit',
-            hourCycle: 'h23'
-        });
-        formatters.set(zone, f);
-    }
-    const p = Object.fromEntries(f.formatToParts(at).map((x) => [x.type, x.value]));
-    return {
-        weekday: DAYS.indexOf(p.weekday.toLowerCase()),
-        minute: Number(p.hour) * 60 + Number(p.minute)
-    };
-}
-function inWindow(w, at) {
-    const { weekday, minute } = localTime(at, w.zone);
-    if (w.start < w.end)
-        return w.days.has(weekday) && minute >= w.start && minute < w.end;
-    // past midnight: the evening of a listed day, or the morning after one
-    return (w.days.has(weekday) && minute >= w.start) || (w.days.has((weekday + 6) % 7) && minute < w.end);
-}
-/** True when no window is set or `at` lies in one of them. */
-function isOpen(ws, at) {
-    return ws.length === 0 || ws.some((w) => inWindow(w, at));
-}
-/** The first minute at or after `now` inside a window (DST-safe: steps real minutes). */
-function nextOpening(ws, now) {
-    const t0 = Math.ceil(now.getTime() / 60_000) * 60_000;
-    for (let t = t0; t < t0 + 8 * 24 * 60 * 60_000; t += 60_000) {
-        const at = new Date(t);
-        const w = ws.find((x) => inWindow(x, at));
-        if (w)
-            return { at, window: w };
-    }
-    return undefined;
-}
-/** "Mon 08:00 Europe/Berlin (2026-11-30T07:00:00Z, in 2 h 5 min)" */
-function describeOpening(o, now) {
-    const f = new Intl.DateTimeFormat('en-GB', {
-        timeZone: o.window.zone,
-        weekday: 'short',
-        hour: '2-digit',
-        minute: '2-digit',
-        hourCycle: 'h23'
-    });
-    const mins = Math.max(0, Math.round((o.at.getTime() - now.getTime()) / 60_000));
-    const inText = mins >= 60 * 24
-        ? `${Math.floor(mins / 1440)} d ${Math.floor((mins % 1440) / 60)} h`
-        : mins >= 60
-            ? `${Math.floor(mins / 60)} h ${mins % 60} min`
-            : `${mins} min`;
-    return `${f.format(o.at).replace(',', '')} ${o.window.zone} (${o.at.toISOString().replace('.000', '')}, in ${inText})`;
-}
 
 
 /***/ }),

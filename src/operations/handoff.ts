@@ -6,11 +6,11 @@ import { planText, type Change, type RolloutDeps } from '../rollout/plan.js'
 import { rollPair } from '../rollout/pair.js'
 import { withNode } from '../rollout/prepare.js'
 import { rollSingle } from '../rollout/single.js'
-import { anyDigest } from '../docker.js'
-import { memberOf } from '../handoff-types.js'
-import { standbyReady } from '../gate-loops.js'
-import { restoreForRollback } from '../backup-step.js'
-import { rollback } from '../rollback.js'
+import { anyDigest } from '../docker/client.js'
+import { memberOf } from '../handoff/types.js'
+import { standbyReady } from '../handoff/gate-loops.js'
+import { restoreForRollback } from '../rollout/backup-step.js'
+import { rollback } from '../rollout/rollback.js'
 
 /** No backup (the image does not change) and the rollback after a failure. */
 const deps: RolloutDeps = {

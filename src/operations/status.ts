@@ -1,14 +1,14 @@
 // operation: status. Reports leader, images and digests, lock state, health and DB version;
 // changes nothing. Two leaders, no lock table or an unreachable DB are errors.
 import type { Context, OperationResult } from '../context.js'
-import { inspectNode, requireLeader } from '../node.js'
-import type { NodeView } from '../types/node.js'
-import { nodeNames } from '../node-db.js'
-import { active, history, readQuarantine, type QuarantineEntry } from '../quarantine.js'
-import { containerName } from '../docker.js'
-import { LABEL_ROLE, LABEL_RUN } from '../clone.js'
+import { inspectNode, requireLeader } from '../node/inspect.js'
+import type { NodeView } from '../node/view.js'
+import { nodeNames } from '../node/connect.js'
+import { active, history, readQuarantine, type QuarantineEntry } from '../safeguards/quarantine.js'
+import { containerName } from '../docker/client.js'
+import { LABEL_ROLE, LABEL_RUN } from '../handoff/clone.js'
 import { SUFFIX_NEXT, SUFFIX_PREVIOUS } from '../rollout/plan.js'
-import { journalPath, nodeKey, readJournal } from '../state.js'
+import { journalPath, nodeKey, readJournal } from '../journal/journal.js'
 
 function describeContainers(view: NodeView): string[][] {
   return view.containers.map((c) => [

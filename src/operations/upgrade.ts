@@ -4,10 +4,10 @@
 import { readFileSync } from 'node:fs'
 import type { Context, OperationResult } from '../context.js'
 import { OperationError } from '../errors.js'
-import { digestFor, type ImageInfo } from '../docker.js'
-import { readDesiredImage } from '../image-file.js'
-import { formatRef, parseImageRef, repository, repoTag, type ImageRef } from '../image-ref.js'
-import { untrustedTarget } from '../repository-trust.js'
+import { digestFor, type ImageInfo } from '../docker/client.js'
+import { readDesiredImage } from '../image/file.js'
+import { formatRef, parseImageRef, repository, repoTag, type ImageRef } from '../image/ref.js'
+import { untrustedTarget } from '../trust/repository.js'
 import { planText, type Change, type Prepared, type RolloutDeps, type RolloutRecord } from '../rollout/plan.js'
 import { rollPair } from '../rollout/pair.js'
 import { withNode } from '../rollout/prepare.js'
@@ -20,16 +20,16 @@ import {
   quarantinePath,
   readQuarantine,
   recordQuarantine
-} from '../quarantine.js'
-import { nodeKey, readJournal } from '../state.js'
-import { describeOpening, isOpen, nextOpening } from '../window.js'
-import { checkDbRollbackInputs, rollback } from '../rollback.js'
-import { backupFiles, backupSignal, nodeFiles, restoreForRollback } from '../backup-step.js'
+} from '../safeguards/quarantine.js'
+import { nodeKey, readJournal } from '../journal/journal.js'
+import { describeOpening, isOpen, nextOpening } from '../safeguards/window.js'
+import { checkDbRollbackInputs, rollback } from '../rollout/rollback.js'
+import { backupFiles, backupSignal, nodeFiles, restoreForRollback } from '../rollout/backup-step.js'
 import { createBackup } from '../backup/create.js'
 import { pruneBackups } from '../backup/retention.js'
 import { formatMs } from '../duration.js'
-import { rehearseMigration } from '../rehearsal.js'
-import type { NodeContainer, NodeView } from '../types/node.js'
+import { rehearseMigration } from '../safeguards/rehearsal.js'
+import type { NodeContainer, NodeView } from '../node/view.js'
 
 /** The backup before the rollout and the rollback (with its restore) after a failure. */
 const deps: RolloutDeps = {

@@ -2,7 +2,7 @@
 // failure past the first handoff, the rollback (or exactly where the node was left).
 import type { Context, OperationResult } from '../context.js'
 import { OperationError } from '../errors.js'
-import { failedContainerLogs } from '../gate-loops.js'
+import { failedContainerLogs } from '../handoff/gate-loops.js'
 import type { Change, Prepared, RolloutDeps, RolloutRecord } from './plan.js'
 
 /** The longest measured gap, for the `leader-gap-ms` output. */

@@ -3,11 +3,11 @@
 // `handoff` moves no image: it only hands over and restarts the old leader as the standby.
 import type { Context, OperationResult } from '../context.js'
 import { OperationError } from '../errors.js'
-import { startClone } from '../clone.js'
-import { describePorts } from '../container-spec.js'
-import { standbyReady } from '../gate-loops.js'
-import { handoff } from '../handoff.js'
-import { memberOf, type Member } from '../handoff-types.js'
+import { startClone } from '../handoff/clone.js'
+import { describePorts } from '../handoff/container-spec.js'
+import { standbyReady } from '../handoff/gate-loops.js'
+import { handoff } from '../handoff/take-over.js'
+import { memberOf, type Member } from '../handoff/types.js'
 import { recover, succeeded } from './outcome.js'
 import {
   made,

@@ -5,12 +5,12 @@
 // container, the pair's other, the backup and the gaps measured. The rollouts keep it up to date
 // step by step; a rollback reads it whole.
 import type { Context } from '../context.js'
-import { describePorts, publishedPorts } from '../container-spec.js'
-import type { DbVersion } from '../database.js'
-import type { ContainerInfo } from '../docker.js'
-import type { Member, NodeLink, Timeouts } from '../handoff-types.js'
-import { JournalWriter, journalPath, nodeKey } from '../state.js'
-import type { NodeContainer, NodeView } from '../types/node.js'
+import { describePorts, publishedPorts } from '../handoff/container-spec.js'
+import type { DbVersion } from '../postgres/database.js'
+import type { ContainerInfo } from '../docker/client.js'
+import type { Member, NodeLink, Timeouts } from '../handoff/types.js'
+import { JournalWriter, journalPath, nodeKey } from '../journal/journal.js'
+import type { NodeContainer, NodeView } from '../node/view.js'
 
 export const SUFFIX_NEXT = '-rollout-next'
 export const SUFFIX_PREVIOUS = '-rollout-previous'
@@ -147,7 +147,7 @@ export function replaceCreated(r: RolloutRecord, m: Member): void {
   else r.created.push(m)
 }
 
-/** What a rollback puts back: the record of the run as the rollback reads it (src/rollback.ts). */
+/** What a rollback puts back: the record of the run as the rollback reads it (src/rollout/rollback.ts). */
 export interface RollbackPlan {
   /** name the node container must end with */
   name: string

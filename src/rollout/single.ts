@@ -3,15 +3,15 @@
 // puts it in the leader's place, under the node's name; any failure after the first handoff
 // rolls back. Each step is journaled before it is taken.
 import type { Context, OperationResult } from '../context.js'
-import { startClone } from '../clone.js'
-import { describePorts, publishedPorts } from '../container-spec.js'
-import type { ContainerInfo } from '../docker.js'
+import { startClone } from '../handoff/clone.js'
+import { describePorts, publishedPorts } from '../handoff/container-spec.js'
+import type { ContainerInfo } from '../docker/client.js'
 import { formatMs } from '../duration.js'
-import { standbyReady } from '../gate-loops.js'
-import type { Proven } from '../gates.js'
-import { handoff } from '../handoff.js'
-import { memberOf, runOf, type Member } from '../handoff-types.js'
-import { ReadinessWatcher } from '../watch.js'
+import { standbyReady } from '../handoff/gate-loops.js'
+import type { Proven } from '../handoff/gates.js'
+import { handoff } from '../handoff/take-over.js'
+import { memberOf, runOf, type Member } from '../handoff/types.js'
+import { ReadinessWatcher } from '../handoff/watch.js'
 import { recover, succeeded } from './outcome.js'
 import {
   finishOf,

@@ -3,12 +3,12 @@
 // `--rm` leader, restart policy `no`, and the operator's policy given back).
 import type { Context } from '../context.js'
 import { OperationError } from '../errors.js'
-import { startClone } from '../clone.js'
-import { containerName, type ContainerInfo } from '../docker.js'
-import { failedContainerLogs, standbyReady } from '../gate-loops.js'
-import type { Proven } from '../gates.js'
-import type { Member } from '../handoff-types.js'
-import type { JournalWriter } from '../state.js'
+import { startClone } from '../handoff/clone.js'
+import { containerName, type ContainerInfo } from '../docker/client.js'
+import { failedContainerLogs, standbyReady } from '../handoff/gate-loops.js'
+import type { Proven } from '../handoff/gates.js'
+import type { Member } from '../handoff/types.js'
+import type { JournalWriter } from '../journal/journal.js'
 import { SUFFIX_PREVIOUS, type Prepared, type RolloutRecord } from './plan.js'
 
 /**

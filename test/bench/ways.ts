@@ -3,7 +3,7 @@
 // served. runOnce in downtime.ts sets the node up, watches it and measures; the ways only act.
 import type Docker from 'dockerode'
 import type pg from 'pg'
-import { freePort } from '../../src/docker.js'
+import { freePort } from '../../src/docker/client.js'
 import { parseDuration } from '../../src/duration.js'
 import { runAction } from '../support/action.js'
 import { docker, waitFor, type TestDb } from '../support/bed.js'

@@ -15,7 +15,7 @@ import {
   restoreBackup,
   verifyBackup,
   type BackupResult
-} from '../../src/backup.js'
+} from '../../src/backup/index.js'
 import { tarUnpack } from '../../src/backup/codec.js'
 import { createDb, loadBed, type TestDb } from '../support/bed.js'
 import { linesLog } from '../support/log.js'

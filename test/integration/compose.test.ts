@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { createDb, docker, simImage, uniqueName, type TestDb } from '../support/bed.js'
 import { runAction } from '../support/action.js'
 import { nodeUrl, readyz, waitReady, writers } from '../support/node.js'
-import { freePort } from '../../src/docker.js'
+import { freePort } from '../../src/docker/client.js'
 
 const project = uniqueName('clrcmp').replace(/-/g, '')
 const service = 'chainlink'

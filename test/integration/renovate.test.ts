@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { createDb, loadBed, removeContainers, uniqueName } from '../support/bed.js'
 import { runAction } from '../support/action.js'
 import { containerState, nodeUrl, readyz, startNode, writers } from '../support/node.js'
-import { readDesiredImage } from '../../src/image-file.js'
+import { readDesiredImage } from '../../src/image/file.js'
 import {
   applyRenovateUpdate,
   bumpDesiredStateWithRenovate,

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { createDb, docker, loadBed, removeContainers, simImage, uniqueName, type TestDb } from '../support/bed.js'
 import { runAction, visible } from '../support/action.js'
 import { containerState, nodeUrl, readyz, startNode, writers } from '../support/node.js'
-import { freePort } from '../../src/docker.js'
+import { freePort } from '../../src/docker/client.js'
 
 const prefix = uniqueName('clr-rpa')
 let db: TestDb | undefined

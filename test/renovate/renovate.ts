@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { loadBed, type Bed } from '../support/bed.js'
-import { readDesiredImage, type DesiredImage } from '../../src/image-file.js'
+import { readDesiredImage, type DesiredImage } from '../../src/image/file.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 export const repoRoot = resolve(here, '../..')

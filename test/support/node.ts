@@ -2,7 +2,7 @@
 // layout (bridge network, 6688 published on a host port), host networking, or bridge only.
 import type Docker from 'dockerode'
 import { docker, loadBed, simImage, waitFor, type TestDb } from './bed.js'
-import { freePort } from '../../src/docker.js'
+import { freePort } from '../../src/docker/client.js'
 
 export type Layout = 'ports' | 'host' | 'bridge'
 

@@ -8,7 +8,7 @@ import { chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
-import { freePort } from '../../src/docker.js'
+import { freePort } from '../../src/docker/client.js'
 import { loadBed, sleep, type TestDb } from './bed.js'
 
 export interface PgCluster {

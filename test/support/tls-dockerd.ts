@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePort } from '../../src/docker.js'
+import { freePort } from '../../src/docker/client.js'
 import { startDedicatedDockerd } from './dedicated-dockerd.js'
 
 export interface TlsDockerd {

@@ -1,8 +1,8 @@
 import { describe, expect, test } from '@jest/globals'
-import { failure } from '../../src/action.js'
+import { failure } from '../../src/edge/action.js'
 import { AbortedError, ActionError, OperationError } from '../../src/errors.js'
-import { ImageFileError, ImageReferenceError } from '../../src/image-file.js'
-import { InputError } from '../../src/inputs.js'
+import { ImageFileError, ImageReferenceError } from '../../src/image/file.js'
+import { InputError } from '../../src/inputs/read.js'
 import { BackupError } from '../../src/backup/pgtools.js'
 
 describe('one error base the edge knows', () => {

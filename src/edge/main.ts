@@ -1,0 +1,42 @@
+// The main step: read inputs, run the operation (from the table index.ts hands it), hand its
+// result to action.ts to publish.
+import * as core from '@actions/core'
+import { actionInputs, actionLog, actionReport, failure, type Outcome } from './action.js'
+import { State } from './constants.js'
+import type { Context, OperationResult, Operations } from '../context.js'
+import { DockerClient } from '../docker/client.js'
+import { nodeKey } from '../journal/journal.js'
+
+export async function main(operations: Operations): Promise<Outcome> {
+  const inputs = actionInputs()
+  // Cancellation: the runner sends SIGINT, then SIGTERM 7.5 s later. Abort in-flight waits so
+  // main ends quickly; the post step reads the journal and finishes or undoes the operation.
+  const abort = new AbortController()
+  const onSignal = (sig: string) => {
+    core.warning(`${sig} received: aborting; the post step will bring the node to a consistent state`)
+    abort.abort()
+  }
+  process.once('SIGINT', () => onSignal('SIGINT'))
+  process.once('SIGTERM', () => onSignal('SIGTERM'))
+
+  const report = actionReport()
+  const ctx: Context = {
+    inputs,
+    docker: new DockerClient(inputs.dockerHost),
+    log: actionLog(),
+    report,
+    signal: abort.signal,
+    onJournal: (id) => core.saveState(State.RunId, id)
+  }
+  core.saveState(State.StateDir, inputs.stateDir)
+  // the node's key: its journal and host lock are named by it
+  core.saveState(State.Container, nodeKey(inputs))
+  let result: OperationResult
+  try {
+    result = await operations[inputs.operation](ctx)
+  } catch (e) {
+    // The report is published after a failure too: its timeline says how far the run got.
+    result = { result: 'failed', ok: false, message: failure(e), outputs: {} }
+  }
+  return { result, report }
+}

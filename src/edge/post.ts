@@ -1,0 +1,37 @@
+// The post step runs after main, also after a failure or a cancellation. When the journal says
+// an operation is still in flight (main was cancelled or the runner died), it repairs: finish
+// or undo, so the node ends in one consistent state.
+import * as core from '@actions/core'
+import { actionInputs, actionLog, actionReport, failure, type Outcome } from './action.js'
+import { State } from './constants.js'
+import { DockerClient } from '../docker/client.js'
+import type { Context, OperationResult } from '../context.js'
+import { ActionError } from '../errors.js'
+import { readJournal } from '../journal/journal.js'
+
+/** `repair` is the repair operation (src/operations/repair.ts), handed in by index.ts. */
+export async function post(repair: (ctx: Context) => Promise<OperationResult>): Promise<Outcome | undefined> {
+  const stateDir = core.getState(State.StateDir)
+  const container = core.getState(State.Container)
+  if (!stateDir || !container) return undefined
+  const j = readJournal(stateDir, container)
+  if (!j || j.phase === 'done') return undefined
+  // Another job's operation in flight (this one waited for its host lock and gave up) is that
+  // job's to finish; only the run this job opened is repaired here.
+  if (core.getState(State.RunId) !== j.runId) return undefined
+  core.warning(`The ${j.operation} of '${container}' (run ${j.runId}) did not finish; repairing`)
+  try {
+    const inputs = actionInputs()
+    const report = actionReport()
+    const result = await repair({
+      inputs,
+      docker: new DockerClient(inputs.dockerHost),
+      log: actionLog(),
+      report,
+      signal: new AbortController().signal
+    })
+    return { result, report }
+  } catch (e) {
+    throw new ActionError(`repair after an interrupted ${j.operation} failed: ${failure(e)}`)
+  }
+}

@@ -1,0 +1,58 @@
+// Containers made from the leader's own config: a clone with another image (and maybe other
+// ports), labelled with the run that made it.
+import type { Context } from '../context.js'
+import { cloneSpec, publishedPorts, remapPorts, type PortBindings } from './container-spec.js'
+import { freePort, type ContainerInfo } from '../docker/client.js'
+import type { Member } from './types.js'
+
+export const LABEL_RUN = 'io.chainlink-rollout.run'
+export const LABEL_ROLE = 'io.chainlink-rollout.role'
+
+/** Creates and starts a container from `from`'s config with another image (and maybe ports). */
+export async function startClone(
+  ctx: Context,
+  from: ContainerInfo,
+  opts: {
+    image: string
+    name: string
+    ports: 'remap' | 'keep'
+    runId: string
+    role: string
+    start?: boolean
+    /** false for a container that never takes the node's name: no compose labels (docs/compose.md) */
+    asService?: boolean
+    /** told the container as soon as it exists, before it starts (a failed start leaves it) */
+    onCreated?: (m: Member) => void
+  }
+): Promise<Member> {
+  const { docker } = ctx
+  const oldImage = await docker.imageInfo(from.Image)
+  let portBindings: PortBindings | undefined
+  if (opts.ports === 'remap') {
+    const published = publishedPorts(from)
+    if (Object.keys(published).length) portBindings = await remapPorts(published, freePort)
+  }
+  const spec = cloneSpec(from, {
+    name: opts.name,
+    image: opts.image,
+    portBindings,
+    oldImageConfig: oldImage?.config,
+    extraLabels: { [LABEL_RUN]: opts.runId, [LABEL_ROLE]: opts.role },
+    keepAddress: opts.ports === 'keep',
+    asService: opts.asService
+  })
+  // Engines before API 1.44 take one endpoint at create: the rest are connected before start.
+  const endpoints = spec.NetworkingConfig?.EndpointsConfig ?? {}
+  const primaryNet = from.HostConfig.NetworkMode ?? 'default'
+  const later = Object.entries(endpoints).filter(([n]) => n !== primaryNet && Object.keys(endpoints).length > 1)
+  if (later.length)
+    spec.NetworkingConfig = {
+      EndpointsConfig: Object.fromEntries(Object.entries(endpoints).filter(([n]) => !later.some(([l]) => l === n)))
+    }
+  const id = await docker.create(spec)
+  opts.onCreated?.({ id, name: opts.name, info: (await docker.inspect(id))! })
+  for (const [net, ep] of later) await docker.connectNetwork(net, id, ep)
+  if (opts.start !== false) await docker.start(id)
+  const info = (await docker.inspect(id))!
+  return { id, name: opts.name, info }
+}

@@ -1,0 +1,102 @@
+// What the handoff, its gates and the rollouts share: the node's link (its DB, config, lock
+// mode and the run's own state), a member container, the timeouts and the gate error.
+import { OperationError } from '../errors.js'
+import type { DbApi } from '../postgres/database.js'
+import type { ContainerInfo } from '../docker/client.js'
+import { containerName } from '../docker/client.js'
+import type { Check } from '../node/health.js'
+import type { Inputs } from '../inputs/types.js'
+import type { NodeConfig, LockMode } from '../node/config-types.js'
+import { Observers } from '../node/observer.js'
+
+/** State of one run (one operation): its HTTP observers and budget, the aim estimate, the health baseline. */
+interface Run {
+  observers: Observers
+  /**
+   * How long after SIGTERM the last leader released the lease, as measured: the estimate for
+   * aiming the next stop (the first one assumes a prompt release).
+   */
+  aimDeltaMs: number
+  /** checks failing on the leader before anything changed (undefined: not known) */
+  failingBefore?: Check[]
+}
+
+/** What a handoff needs to know about the node and its database. */
+export interface NodeLink {
+  db: DbApi
+  /** for a restore during rollback */
+  databaseUrl?: string
+  config: NodeConfig
+  mode: LockMode
+  run?: Run
+}
+
+export function newRun(failingBefore?: Check[]): Run {
+  return { observers: new Observers(), aimDeltaMs: 100, failingBefore }
+}
+
+/** The run a link belongs to (one is made for a link built without it). */
+export function runOf(link: NodeLink): Run {
+  link.run ??= newRun()
+  return link.run
+}
+
+export interface Member {
+  id: string
+  name: string
+  info: ContainerInfo
+  appId?: string
+  /** node version from its DB session */
+  version?: string
+}
+
+export function memberOf(info: ContainerInfo, appId?: string): Member {
+  return { id: info.Id, name: containerName(info), info, appId }
+}
+
+/**
+ * The lock a node of `version` takes: v2 knows only the lease (a v1 `dual` or `advisorylock`
+ * setting maps to lease there), so a v1 -> v2 upgrade changes what the new leader holds.
+ */
+export function modeOf(link: NodeLink, m: { version?: string }): LockMode {
+  const major = m.version ? parseInt(m.version, 10) : NaN
+  if (major >= 2 && (link.mode === 'dual' || link.mode === 'advisorylock')) return 'lease'
+  return link.mode
+}
+
+export class GateError extends OperationError {
+  constructor(
+    readonly gate: string,
+    message: string,
+    readonly containerId?: string
+  ) {
+    super(message)
+  }
+}
+
+export interface Timeouts {
+  stopS: number
+  standbyMs: number
+  readyMs: number
+  stableMs: number
+  lockMs: number
+}
+
+/** Timeouts from the inputs, else derived from the node's own lease and grace settings. */
+export function timeouts(
+  i: Pick<Inputs, 'stopTimeoutMs' | 'standbyTimeoutMs' | 'readyTimeoutMs' | 'stableForMs'>,
+  cfg: NodeConfig,
+  leader?: ContainerInfo
+): Timeouts {
+  const containerStop = (leader?.Config as { StopTimeout?: number } | undefined)?.StopTimeout
+  const stopMs = i.stopTimeoutMs ?? Math.max((containerStop ?? 10) * 1000, cfg.shutdownGraceMs + 5000)
+  return {
+    stopS: Math.ceil(stopMs / 1000),
+    standbyMs: i.standbyTimeoutMs ?? 30_000 + 3 * cfg.leaseRefreshMs,
+    readyMs: i.readyTimeoutMs,
+    stableMs: i.stableForMs,
+    // a killed leader's lease runs out one duration after its last refresh; the standby sees
+    // it at its next poll (+10% jitter)
+    lockMs: cfg.leaseDurationMs + 2 * Math.max(cfg.leaseRefreshMs, cfg.advisoryCheckMs) + 2000
+  }
+}

@@ -1,0 +1,130 @@
+// The backup module as the operations use it: the node's config and secrets files a backup set
+// holds, the bound on a dump, and the restore a rollback may choose (handed to it by the
+// operation). The pre-upgrade backup itself is the upgrade's (src/operations/upgrade.ts).
+import type { Context } from '../context.js'
+import { OperationError } from '../errors.js'
+import type { ContainerInfo } from '../docker/client.js'
+import type { NodeLink } from '../handoff/types.js'
+import type { NodeView } from '../node/view.js'
+import { restoreBackup } from '../backup/restore.js'
+import { Database } from '../postgres/database.js'
+import { formatMs } from '../duration.js'
+import { readFileSync } from 'node:fs'
+import { parse as parseToml } from 'smol-toml'
+import { configTomlSecrets } from '../trust/secrets.js'
+
+/** Host path of a file inside a container, through its bind mounts (undefined when not mounted). */
+function hostPathOf(info: ContainerInfo, path: string): string | undefined {
+  const mounts = [...(info.Mounts ?? [])].sort((a, b) => b.Destination.length - a.Destination.length)
+  for (const m of mounts) {
+    if (path === m.Destination || path.startsWith(m.Destination.replace(/\/$/, '') + '/'))
+      return m.Source + path.slice(m.Destination.length)
+  }
+  return undefined
+}
+
+export interface NodeFile {
+  /** the path inside the container */
+  name: string
+  /** the path on the host */
+  path: string
+  /** a secrets TOML, an API credentials or password file, or a config whose URLs hold credentials */
+  secret: boolean
+}
+
+function holdsCredentials(hostPath: string): boolean {
+  try {
+    return configTomlSecrets(readFileSync(hostPath, 'utf8'), (t) => parseToml(t)).length > 0
+  } catch {
+    return true // unreadable here: treat it as the secret it may be
+  }
+}
+
+/** The node's root-dir files that matter for a restore: -config, -secrets, and the API and password files. */
+export function nodeFiles(view: NodeView, info: ContainerInfo): NodeFile[] {
+  const dir = (info.Config.WorkingDir || '/').replace(/\/$/, '')
+  const abs = (f: string) => (f.startsWith('/') ? f : `${dir}/${f}`)
+  const out: NodeFile[] = []
+  const add = (f: string, secret: (p: string) => boolean) => {
+    const p = hostPathOf(info, abs(f))
+    if (p && !out.some((o) => o.path === p)) out.push({ name: f, path: p, secret: secret(p) })
+  }
+  for (const f of view.config.configFiles) add(f, holdsCredentials)
+  for (const f of [...view.config.secretsFiles, ...(view.config.credentialFiles ?? [])]) add(f, () => true)
+  return out
+}
+
+/**
+ * The files a backup stores: the node's secrets go in only encrypted to `backup-recipient`, or
+ * in plain when `backup-secrets-plain` asks for it. `note` says which, for the summary.
+ */
+export function backupFiles(
+  files: NodeFile[],
+  encrypted: boolean,
+  plain: boolean
+): { files: NodeFile[]; note: string } {
+  const secret = files.filter((f) => f.secret)
+  const names = secret.map((f) => f.name).join(', ')
+  if (!secret.length) return { files, note: 'no secrets files found in the node container' }
+  if (encrypted) return { files, note: `${names} stored, encrypted to backup-recipient` }
+  if (plain) return { files, note: `${names} stored UNENCRYPTED (backup-secrets-plain: true)` }
+  return {
+    files: files.filter((f) => !f.secret),
+    note: `${names} not stored: a backup keeps the node's secrets only encrypted (set backup-recipient, or backup-secrets-plain: true to store them in plain)`
+  }
+}
+
+/**
+ * The rollback's restore. Returns what is left to do once the node is back: a restore by swap
+ * keeps the previous contents until then, as dropping them makes the server write out the whole
+ * restored database first (restore-parallel.ts), time the node would otherwise spend down.
+ */
+export async function restoreForRollback(
+  ctx: Context,
+  link: NodeLink & { databaseUrl?: string },
+  file: string
+): Promise<(() => Promise<void>) | undefined> {
+  const url = link.databaseUrl
+  if (!url) throw new OperationError('cannot restore: the database URL is unknown')
+  ctx.report.step('restore', file)
+  // A directory-layout backup is restored into a copy swapped in by rename, which needs the
+  // database free of sessions, this action's own included: closed here, reopened after.
+  const swap = /\.dump\.d\/?$/.test(file)
+  if (swap) await link.db.close()
+  let r
+  try {
+    r = await restoreBackup({
+      databaseUrl: url,
+      file,
+      identity: ctx.inputs.backupIdentity,
+      log: ctx.log,
+      signal: ctx.signal,
+      keepPrevious: true
+    })
+  } finally {
+    if (swap) link.db = await Database.connect(url)
+  }
+  ctx.report.step('database restored', `${file} (taken ${r.backupCreatedAt}) in ${formatMs(r.durationMs)}`)
+  const previous = r.previous
+  return previous && (() => dropPreviousContents(ctx, previous))
+}
+
+/** Drops the contents a restore by swap kept aside and says so, or says where they stay. */
+export async function dropPreviousContents(ctx: Context, previous: { database: string; drop: () => Promise<boolean> }) {
+  if (await previous.drop()) ctx.report.step('previous contents dropped', previous.database)
+  else
+    ctx.report.note(
+      `The database's contents before the restore stay as database ${previous.database}: drop it once it is no longer needed.`
+    )
+}
+
+/**
+ * pg_dump has no overall bound of its own (only its lock wait): a hung dump would hold the job
+ * and the host lock until the job's timeout. The dump ends with the run's cancellation or after
+ * this long, whichever comes first.
+ */
+const BACKUP_BOUND_MS = 2 * 3600_000
+
+export function backupSignal(signal: AbortSignal): AbortSignal {
+  return AbortSignal.any([signal, AbortSignal.timeout(BACKUP_BOUND_MS)])
+}

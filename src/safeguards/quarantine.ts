@@ -1,0 +1,85 @@
+// Quarantine of rolled-back images: a target digest whose upgrade rolled back is recorded in
+// `state-dir` beside the journal, so the next upgrade to it (a retry, a re-run, another workflow)
+// refuses at once instead of taking the node through the same outage again. A successful
+// upgrade moves every entry to history; nothing is ever deleted, so `status` can show both.
+import { mkdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { writeDurable } from '../journal/journal.js'
+
+export interface QuarantineEntry {
+  digest: string
+  /** the reference as the run displayed it (repo:tag@digest) */
+  image: string
+  /** the journal run id of the upgrade that rolled back */
+  runId: string
+  /** the CI run that started it, when known (e.g. "owner/repo run 123 (workflow)") */
+  ciRun?: string
+  at: string
+  reason: string
+  /** set once an upgrade succeeded later: the entry is history and blocks nothing */
+  clearedAt?: string
+  clearedBy?: string
+}
+
+interface QuarantineFile {
+  entries: QuarantineEntry[]
+}
+
+export function quarantinePath(stateDir: string, container: string): string {
+  return join(stateDir, `${container.replace(/[^a-zA-Z0-9_.-]/g, '_')}.quarantine.json`)
+}
+
+export function readQuarantine(stateDir: string, container: string): QuarantineFile {
+  try {
+    const f = JSON.parse(readFileSync(quarantinePath(stateDir, container), 'utf8')) as QuarantineFile
+    return Array.isArray(f.entries) ? f : { entries: [] }
+  } catch {
+    return { entries: [] }
+  }
+}
+
+function write(stateDir: string, container: string, f: QuarantineFile): void {
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 })
+  writeDurable(quarantinePath(stateDir, container), JSON.stringify(f, null, 2))
+}
+
+export const active = (f: QuarantineFile) => f.entries.filter((e) => !e.clearedAt)
+export const history = (f: QuarantineFile) => f.entries.filter((e) => e.clearedAt)
+
+/** The active entry for a digest, if any. */
+export function quarantined(f: QuarantineFile, digest: string | undefined): QuarantineEntry | undefined {
+  if (!digest) return undefined
+  return active(f).find((e) => e.digest === digest)
+}
+
+/** Pure: the file with a new active entry (an older active entry for the digest is replaced). */
+function withEntry(f: QuarantineFile, e: QuarantineEntry): QuarantineFile {
+  return { entries: [...f.entries.filter((x) => x.clearedAt || x.digest !== e.digest), e] }
+}
+
+/** Pure: every active entry moved to history by the successful run `by`. */
+function cleared(f: QuarantineFile, by: string, at: string): QuarantineFile {
+  return { entries: f.entries.map((e) => (e.clearedAt ? e : { ...e, clearedAt: at, clearedBy: by })) }
+}
+
+export function recordQuarantine(stateDir: string, container: string, e: QuarantineEntry): void {
+  write(stateDir, container, withEntry(readQuarantine(stateDir, container), e))
+}
+
+/** After a successful upgrade: active entries become history. No file is created when none exists. */
+export function clearQuarantine(stateDir: string, container: string, by: string): number {
+  const f = readQuarantine(stateDir, container)
+  const n = active(f).length
+  if (n) write(stateDir, container, cleared(f, by, new Date().toISOString()))
+  return n
+}
+
+/** "owner/repo run 123 (workflow)" from the runner's environment, when there is one. */
+export function ciRunLabel(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (!env.GITHUB_RUN_ID) return undefined
+  return `${env.GITHUB_REPOSITORY ?? '?'} run ${env.GITHUB_RUN_ID}${env.GITHUB_WORKFLOW ? ` (${env.GITHUB_WORKFLOW})` : ''}`
+}
+
+export function describeEntry(e: QuarantineEntry): string {
+  return `run ${e.runId}${e.ciRun ? ` (${e.ciRun})` : ''} at ${e.at}: ${e.reason}`
+}

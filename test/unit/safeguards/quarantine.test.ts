@@ -1,0 +1,78 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals'
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import {
+  active,
+  ciRunLabel,
+  clearQuarantine,
+  history,
+  quarantined,
+  quarantinePath,
+  readQuarantine,
+  recordQuarantine,
+  type QuarantineEntry
+} from '../../../src/safeguards/quarantine.js'
+
+let dir: string
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'clr-q-'))
+})
+afterEach(() => rmSync(dir, { recursive: true, force: true }))
+
+const D1 = `sha256:${'1'.repeat(64)}`
+const D2 = `sha256:${'2'.repeat(64)}`
+const entry = (digest: string, runId = 'r1'): QuarantineEntry => ({
+  digest,
+  image: `chainlink:2.20.0@${digest}`,
+  runId,
+  at: '2026-11-30T00:00:00.000Z',
+  reason: 'never ready'
+})
+
+describe('quarantine file', () => {
+  it('is empty when nothing was recorded, and no file is created by a clear', () => {
+    expect(readQuarantine(dir, 'chainlink').entries).toEqual([])
+    expect(clearQuarantine(dir, 'chainlink', 'run x')).toBe(0)
+    expect(existsSync(quarantinePath(dir, 'chainlink'))).toBe(false)
+  })
+
+  it('records a digest beside the journal, readable only by the owner, and finds it again', () => {
+    recordQuarantine(dir, 'chainlink', entry(D1))
+    expect(statSync(quarantinePath(dir, 'chainlink')).mode & 0o777).toBe(0o600)
+    const f = readQuarantine(dir, 'chainlink')
+    expect(quarantined(f, D1)?.runId).toBe('r1')
+    expect(quarantined(f, D2)).toBeUndefined()
+    expect(quarantined(f, undefined)).toBeUndefined()
+    // another container on the same host has its own quarantine
+    expect(readQuarantine(dir, 'other').entries).toEqual([])
+  })
+
+  it('a second rollback of the same digest replaces the active entry', () => {
+    recordQuarantine(dir, 'chainlink', entry(D1, 'r1'))
+    recordQuarantine(dir, 'chainlink', entry(D1, 'r2'))
+    const f = readQuarantine(dir, 'chainlink')
+    expect(active(f).map((e) => e.runId)).toEqual(['r2'])
+  })
+
+  it('a successful upgrade moves every active entry to history, which blocks nothing', () => {
+    recordQuarantine(dir, 'chainlink', entry(D1))
+    expect(clearQuarantine(dir, 'chainlink', 'run r3 upgraded to D2')).toBe(1)
+    const f = readQuarantine(dir, 'chainlink')
+    expect(quarantined(f, D1)).toBeUndefined()
+    expect(history(f)).toHaveLength(1)
+    expect(history(f)[0]).toMatchObject({ digest: D1, clearedBy: 'run r3 upgraded to D2' })
+    // a later rollback of the same digest quarantines it again, history kept
+    recordQuarantine(dir, 'chainlink', entry(D1, 'r4'))
+    const g = readQuarantine(dir, 'chainlink')
+    expect(quarantined(g, D1)?.runId).toBe('r4')
+    expect(history(g)).toHaveLength(1)
+  })
+
+  it('names the CI run from the runner environment, when there is one', () => {
+    expect(ciRunLabel({})).toBeUndefined()
+    expect(ciRunLabel({ GITHUB_RUN_ID: '77', GITHUB_REPOSITORY: 'o/r', GITHUB_WORKFLOW: 'bump' })).toBe(
+      'o/r run 77 (bump)'
+    )
+  })
+})
