@@ -62,4 +62,11 @@ if (process.argv.includes('--check')) {
     if (gone.length) console.error(`README.md Layout names files that are gone: ${gone.join(', ')}`)
     process.exit(1)
   }
+  // package.json and CHANGELOG.md agree: the newest released section is package.json's version
+  const version = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')).version
+  const released = readFileSync(new URL('CHANGELOG.md', root), 'utf8').match(/^## \[(\d+\.\d+\.\d+)\]/m)?.[1]
+  if (released && released !== version) {
+    console.error(`CHANGELOG.md's newest release is ${released}, package.json says ${version}`)
+    process.exit(1)
+  }
 } else writeFileSync(path, next)

@@ -74353,7 +74353,7 @@ async function storeRootFiles(files, dir, base, recipient, log) {
 // zstd-compressed, see dirformat.ts); root-dir files in a tar beside it; a JSON manifest; then
 // verification. Free space is checked before anything is written.
 //
-// Layout choice (measured on the bed, 2 vCPU, the node-shaped bench database, README.md, "Backups and restores at node sizes"):
+// Layout choice (measured on the bed, 2 vCPU, the node-shaped bench database, docs/backups.md):
 // one file when encrypted (age to one file), when pg_dump runs in a container (it cannot write
 // into the host's backup-dir), and below DIRECTORY_MIN_BYTES, where the start-up of parallel
 // workers costs more than it saves; the directory layout above it, where pg_dump -j N and
@@ -74756,7 +74756,7 @@ async function lockHolderPresent(databaseUrl, advisoryLockId = 10273219749246258
 // written by N workers in parallel), each data file zstd-1-compressed by us as soon as pg_dump
 // reports it finished (so compression overlaps the dump), then every file checksummed into the
 // manifest. pg_restore 15 cannot read zstd data files and gzip-1 in pg_dump is slower and larger
-// than zstd-1 (measured in README.md, "Backups and restores at node sizes"), so a restore or a full check first stages an
+// than zstd-1 (measured in docs/backups.md), so a restore or a full check first stages an
 // uncompressed copy (zstd's frame checksums verify every byte on the way) and pg_restore -j
 // reads that.
 
@@ -74781,8 +74781,7 @@ async function fsyncPath(path) {
  * Compresses dir/name to dir/name.zst and removes the original; returns the raw size and the
  * compressed file's size and sha256, taken on the way to the disk (no second read). With the zstd
  * CLI, zstd reads the file itself (C buffers, no 1.8 GB through Node streams; measured on the bed
- * at 2 GiB: the dump phase 24.7 s with Node's zlib, see README.md, "Backups and restores at node
- * sizes"); -T0 lets the largest table, usually compressed last and alone, use every core.
+ * at 2 GiB: the dump phase 24.7 s with Node's zlib, see docs/backups.md); -T0 lets the largest table, usually compressed last and alone, use every core.
  * The fsync is left to the caller (`synced`), so a compression slot never waits on the disk.
  */
 async function compressFile(dir, name) {
@@ -76238,7 +76237,7 @@ async function pruneBackups(dir, opts) {
 
 
 /** Compressed dump / database size when no earlier backup says otherwise. The node-shaped bench
- * database compresses to about 0.22 (README.md, "Backups and restores at node sizes"); real data with less repetition may not. */
+ * database compresses to about 0.22 (docs/backups.md); real data with less repetition may not. */
 const DEFAULT_RATIO = 0.5;
 /** Uncompressed archive / database size (COPY text of the tables, without their indexes). */
 const DEFAULT_RAW_RATIO = 1.0;

@@ -3,7 +3,7 @@
 // zstd-compressed, see dirformat.ts); root-dir files in a tar beside it; a JSON manifest; then
 // verification. Free space is checked before anything is written.
 //
-// Layout choice (measured on the bed, 2 vCPU, the node-shaped bench database, README.md, "Backups and restores at node sizes"):
+// Layout choice (measured on the bed, 2 vCPU, the node-shaped bench database, docs/backups.md):
 // one file when encrypted (age to one file), when pg_dump runs in a container (it cannot write
 // into the host's backup-dir), and below DIRECTORY_MIN_BYTES, where the start-up of parallel
 // workers costs more than it saves; the directory layout above it, where pg_dump -j N and

@@ -2,7 +2,7 @@
 // written by N workers in parallel), each data file zstd-1-compressed by us as soon as pg_dump
 // reports it finished (so compression overlaps the dump), then every file checksummed into the
 // manifest. pg_restore 15 cannot read zstd data files and gzip-1 in pg_dump is slower and larger
-// than zstd-1 (measured in README.md, "Backups and restores at node sizes"), so a restore or a full check first stages an
+// than zstd-1 (measured in docs/backups.md), so a restore or a full check first stages an
 // uncompressed copy (zstd's frame checksums verify every byte on the way) and pg_restore -j
 // reads that.
 import { createHash } from 'node:crypto'
@@ -35,8 +35,7 @@ async function fsyncPath(path: string): Promise<void> {
  * Compresses dir/name to dir/name.zst and removes the original; returns the raw size and the
  * compressed file's size and sha256, taken on the way to the disk (no second read). With the zstd
  * CLI, zstd reads the file itself (C buffers, no 1.8 GB through Node streams; measured on the bed
- * at 2 GiB: the dump phase 24.7 s with Node's zlib, see README.md, "Backups and restores at node
- * sizes"); -T0 lets the largest table, usually compressed last and alone, use every core.
+ * at 2 GiB: the dump phase 24.7 s with Node's zlib, see docs/backups.md); -T0 lets the largest table, usually compressed last and alone, use every core.
  * The fsync is left to the caller (`synced`), so a compression slot never waits on the disk.
  */
 async function compressFile(dir: string, name: string): Promise<{ raw: number; file: DirFile; synced: Promise<void> }> {

@@ -7,7 +7,7 @@ import { BackupError } from './pgtools.js'
 import type { BackupEntry } from './manifest.js'
 
 /** Compressed dump / database size when no earlier backup says otherwise. The node-shaped bench
- * database compresses to about 0.22 (README.md, "Backups and restores at node sizes"); real data with less repetition may not. */
+ * database compresses to about 0.22 (docs/backups.md); real data with less repetition may not. */
 export const DEFAULT_RATIO = 0.5
 /** Uncompressed archive / database size (COPY text of the tables, without their indexes). */
 const DEFAULT_RAW_RATIO = 1.0

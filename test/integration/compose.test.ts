@@ -2,7 +2,7 @@
 // brought up by `docker compose` (the v2 plugin when installed, else Debian's docker-compose
 // 1.29, which finds a service's containers by the same labels; docs/compose.md). During the
 // upgrade the standby is no second replica of the service; afterwards the operator's compose
-// commands (README, "Compose-managed nodes") neither recreate nor downgrade the node.
+// commands (docs/reliability.md, "Compose-managed nodes") neither recreate nor downgrade the node.
 import { afterAll, describe, expect, test } from '@jest/globals'
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
