@@ -77111,9 +77111,10 @@ async function startClone(ctx, from, opts) {
         if (Object.keys(published).length)
             portBindings = await (0,_container_spec_js__WEBPACK_IMPORTED_MODULE_0__/* .remapPorts */ .mr)(published, _docker_client_js__WEBPACK_IMPORTED_MODULE_1__/* .freePort */ .ov);
     }
+    const image = await pinnedImage(ctx, opts.image, opts.imageId);
     const spec = (0,_container_spec_js__WEBPACK_IMPORTED_MODULE_0__/* .cloneSpec */ .hm)(from, {
         name: opts.name,
-        image: opts.image,
+        image,
         portBindings,
         oldImageConfig: oldImage?.config,
         extraLabels: { [LABEL_RUN]: opts.runId, [LABEL_ROLE]: opts.role },
@@ -77129,6 +77130,11 @@ async function startClone(ctx, from, opts) {
             EndpointsConfig: Object.fromEntries(Object.entries(endpoints).filter(([n]) => !later.some(([l]) => l === n)))
         };
     const id = await docker.create(spec);
+    if (opts.imageId && (await docker.inspect(id))?.Image !== opts.imageId) {
+        // the reference moved between the check and the create: this container runs another image
+        await docker.remove(id);
+        throw new Error(`'${opts.image}' moved to another image while '${opts.name}' was created; it was removed`);
+    }
     opts.onCreated?.({ id, name: opts.name, info: (await docker.inspect(id)) });
     for (const [net, ep] of later)
         await docker.connectNetwork(net, id, ep);
@@ -77136,6 +77142,20 @@ async function startClone(ctx, from, opts) {
         await docker.start(id);
     const info = (await docker.inspect(id));
     return { id, name: opts.name, info };
+}
+/**
+ * The reference to create from: `image` while it still names the verified image (readable in
+ * `docker ps`), else the verified image's id (a tag moved on this host since preflight: another
+ * pull, a `docker tag`).
+ */
+async function pinnedImage(ctx, image, imageId) {
+    if (!imageId)
+        return image;
+    const now = await ctx.docker.imageInfo(image);
+    if (now?.id === imageId)
+        return image;
+    ctx.log.warning(`'${image}' now names ${now?.id ?? 'no image'}, not the verified ${imageId}: creating from the verified image`);
+    return imageId;
 }
 
 
@@ -80394,6 +80414,7 @@ async function handoffOrRestart(ctx) {
         const ch = {
             operation,
             createRef: byName && byName.id === img?.id ? p.leader.image : p.leader.info.Image,
+            imageId: p.leader.info.Image,
             display,
             backup: false
         };
@@ -81407,7 +81428,13 @@ async function upgrade(ctx) {
                 outputs
             };
         }
-        const ch = { operation: 'upgrade', createRef: target.createRef, display, backup: true };
+        const ch = {
+            operation: 'upgrade',
+            createRef: target.createRef,
+            imageId: target.image.id,
+            display,
+            backup: true
+        };
         const plan = (0,rollout_plan/* planText */.Pt)(p, ch, inputs.preferPrimary, inputs.finish);
         report.fact('Plan', plan);
         if (inputs.dryRun) {
@@ -82030,6 +82057,7 @@ async function rollPair(ctx, p, ch, deps) {
         journal.step('standby-create', { name: other.name });
         next = await (0,_handoff_clone_js__WEBPACK_IMPORTED_MODULE_1__/* .startClone */ .MT)(ctx, other.info, {
             image: ch.createRef,
+            imageId: ch.imageId,
             name: other.name,
             ports: 'keep',
             runId,
@@ -82066,6 +82094,7 @@ async function rollPair(ctx, p, ch, deps) {
             journal.step('final-create', { name: leader.name });
             newStandby = await (0,_handoff_clone_js__WEBPACK_IMPORTED_MODULE_1__/* .startClone */ .MT)(ctx, leader.info, {
                 image: ch.createRef,
+                imageId: ch.imageId,
                 name: leader.name,
                 ports: 'keep',
                 runId,
@@ -82600,6 +82629,7 @@ async function rollSingle(ctx, p, ch, deps) {
     r.journal.step('standby-create', { name: name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_NEXT */ .K8 });
     const standby = await (0,_handoff_clone_js__WEBPACK_IMPORTED_MODULE_0__/* .startClone */ .MT)(ctx, leader.info, {
         image: ch.createRef,
+        imageId: ch.imageId,
         name: name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_NEXT */ .K8,
         ports: 'remap',
         runId: r.runId,
@@ -82692,6 +82722,7 @@ async function swap(s) {
     r.journal.step('final-create', { name: name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_NEXT */ .K8 });
     const final = await (0,_handoff_clone_js__WEBPACK_IMPORTED_MODULE_0__/* .startClone */ .MT)(ctx, p.leader.info, {
         image: ch.createRef,
+        imageId: ch.imageId,
         name: name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_NEXT */ .K8,
         ports: 'keep',
         runId: r.runId,
@@ -82715,6 +82746,7 @@ async function secondHandoff(s) {
     r.journal.step('final-create', { name: p.leader.name });
     const final = await (0,_handoff_clone_js__WEBPACK_IMPORTED_MODULE_0__/* .startClone */ .MT)(ctx, p.leader.info, {
         image: ch.createRef,
+        imageId: ch.imageId,
         name: p.leader.name,
         ports: 'keep',
         runId: r.runId,

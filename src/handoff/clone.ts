@@ -14,6 +14,8 @@ export async function startClone(
   from: ContainerInfo,
   opts: {
     image: string
+    /** the image id `image` must name: created from the id when the reference moved since */
+    imageId?: string
     name: string
     ports: 'remap' | 'keep'
     runId: string
@@ -32,9 +34,10 @@ export async function startClone(
     const published = publishedPorts(from)
     if (Object.keys(published).length) portBindings = await remapPorts(published, freePort)
   }
+  const image = await pinnedImage(ctx, opts.image, opts.imageId)
   const spec = cloneSpec(from, {
     name: opts.name,
-    image: opts.image,
+    image,
     portBindings,
     oldImageConfig: oldImage?.config,
     extraLabels: { [LABEL_RUN]: opts.runId, [LABEL_ROLE]: opts.role },
@@ -50,9 +53,29 @@ export async function startClone(
       EndpointsConfig: Object.fromEntries(Object.entries(endpoints).filter(([n]) => !later.some(([l]) => l === n)))
     }
   const id = await docker.create(spec)
+  if (opts.imageId && (await docker.inspect(id))?.Image !== opts.imageId) {
+    // the reference moved between the check and the create: this container runs another image
+    await docker.remove(id)
+    throw new Error(`'${opts.image}' moved to another image while '${opts.name}' was created; it was removed`)
+  }
   opts.onCreated?.({ id, name: opts.name, info: (await docker.inspect(id))! })
   for (const [net, ep] of later) await docker.connectNetwork(net, id, ep)
   if (opts.start !== false) await docker.start(id)
   const info = (await docker.inspect(id))!
   return { id, name: opts.name, info }
+}
+
+/**
+ * The reference to create from: `image` while it still names the verified image (readable in
+ * `docker ps`), else the verified image's id (a tag moved on this host since preflight: another
+ * pull, a `docker tag`).
+ */
+async function pinnedImage(ctx: Context, image: string, imageId: string | undefined): Promise<string> {
+  if (!imageId) return image
+  const now = await ctx.docker.imageInfo(image)
+  if (now?.id === imageId) return image
+  ctx.log.warning(
+    `'${image}' now names ${now?.id ?? 'no image'}, not the verified ${imageId}: creating from the verified image`
+  )
+  return imageId
 }

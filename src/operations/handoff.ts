@@ -31,6 +31,7 @@ export async function handoffOrRestart(ctx: Context): Promise<OperationResult> {
     const ch: Change = {
       operation,
       createRef: byName && byName.id === img?.id ? p.leader.image : p.leader.info.Image,
+      imageId: p.leader.info.Image,
       display,
       backup: false
     }

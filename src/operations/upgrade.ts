@@ -138,7 +138,13 @@ export async function upgrade(ctx: Context): Promise<OperationResult> {
         outputs
       }
     }
-    const ch: Change = { operation: 'upgrade', createRef: target.createRef, display, backup: true }
+    const ch: Change = {
+      operation: 'upgrade',
+      createRef: target.createRef,
+      imageId: target.image.id,
+      display,
+      backup: true
+    }
     const plan = planText(p, ch, inputs.preferPrimary, inputs.finish)
     report.fact('Plan', plan)
     if (inputs.dryRun) {

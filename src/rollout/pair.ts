@@ -52,6 +52,7 @@ export async function rollPair(ctx: Context, p: Prepared, ch: Change, deps: Roll
     journal.step('standby-create', { name: other.name })
     next = await startClone(ctx, other.info, {
       image: ch.createRef,
+      imageId: ch.imageId,
       name: other.name,
       ports: 'keep',
       runId,
@@ -91,6 +92,7 @@ export async function rollPair(ctx: Context, p: Prepared, ch: Change, deps: Roll
       journal.step('final-create', { name: leader.name })
       newStandby = await startClone(ctx, leader.info, {
         image: ch.createRef,
+        imageId: ch.imageId,
         name: leader.name,
         ports: 'keep',
         runId,

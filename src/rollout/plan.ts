@@ -20,6 +20,9 @@ export interface Change {
   operation: 'upgrade' | 'handoff' | 'restart'
   /** reference to create containers from */
   createRef: string
+  /** the id of the image verified in preflight: what a container is created from, whatever
+   * `createRef` names by then (a tag can move during an hours-long backup) */
+  imageId: string
   /** digest-qualified, for outputs */
   display: string
   /** take the pre-upgrade backup (upgrade only) */

@@ -58,6 +58,7 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change, deps: Ro
   r.journal.step('standby-create', { name: name + SUFFIX_NEXT })
   const standby = await startClone(ctx, leader.info, {
     image: ch.createRef,
+    imageId: ch.imageId,
     name: name + SUFFIX_NEXT,
     ports: 'remap',
     runId: r.runId,
@@ -179,6 +180,7 @@ async function swap(s: SingleRun): Promise<void> {
   r.journal.step('final-create', { name: name + SUFFIX_NEXT })
   const final = await startClone(ctx, p.leader.info, {
     image: ch.createRef,
+    imageId: ch.imageId,
     name: name + SUFFIX_NEXT,
     ports: 'keep',
     runId: r.runId,
@@ -203,6 +205,7 @@ async function secondHandoff(s: SingleRun): Promise<void> {
   r.journal.step('final-create', { name: p.leader.name })
   const final = await startClone(ctx, p.leader.info, {
     image: ch.createRef,
+    imageId: ch.imageId,
     name: p.leader.name,
     ports: 'keep',
     runId: r.runId,

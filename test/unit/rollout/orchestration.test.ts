@@ -16,11 +16,11 @@ import { rollPair } from '../../../src/rollout/pair.js'
 import type { Change, Prepared, RolloutDeps } from '../../../src/rollout/plan.js'
 import { rollSingle } from '../../../src/rollout/single.js'
 import { nodeKey, readJournal } from '../../../src/journal/journal.js'
-import { expectInOrder, FakeNode, FAST } from '../fixtures/fake-node.js'
+import { expectInOrder, FakeNode, FAST, imageIdOf } from '../fixtures/fake-node.js'
 
 const OLD = 'smartcontract/chainlink:2.18.0'
 const NEW = 'smartcontract/chainlink:2.19.0'
-const upgrade: Change = { operation: 'upgrade', createRef: NEW, display: NEW, backup: false }
+const upgrade: Change = { operation: 'upgrade', createRef: NEW, imageId: imageIdOf(NEW), display: NEW, backup: false }
 /** What the operations hand a rollout (src/operations/upgrade.ts): the backup step and the rollback. */
 const deps: RolloutDeps = {
   backup: preUpgradeBackup,
@@ -124,6 +124,18 @@ describe('single node: the new leader fails its health gate', () => {
     expect(w.byName('chainlink')?.info.Config.Image).toBe(OLD)
     expect(w.byName('chainlink-rollout-next')).toBeUndefined()
     expect(journalOf(ctx)).toMatchObject({ phase: 'done', result: 'rolled-back' })
+  })
+
+  test('the tag moved since preflight: the standby and the final container run the verified image', async () => {
+    // the tag now names a crashing image; preflight verified another one (review F19)
+    w.images.set(NEW, { exitsWith: 1 })
+    const verified = imageIdOf('smartcontract/chainlink@sha256:' + 'a'.repeat(64))
+    const ctx = w.context()
+    const p = await prepared(undefined, { ...FAST, readyMs: 8000 })
+    const r = await rollSingle(ctx, p, { ...upgrade, imageId: verified }, deps)
+    expect(r).toMatchObject({ result: 'upgraded', ok: true })
+    expect(w.events).toContain('create chainlink-rollout-next ' + verified)
+    expect(w.events.filter((e) => e.startsWith('create') && e.endsWith(NEW))).toEqual([])
   })
 
   test("with input 'rollback: false' the node is left as it is and the run fails naming the previous container", async () => {
