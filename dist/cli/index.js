@@ -81187,6 +81187,8 @@ var pair = __nccwpck_require__(4509);
 var prepare = __nccwpck_require__(690);
 // EXTERNAL MODULE: ./src/rollout/single.ts
 var single = __nccwpck_require__(3829);
+// EXTERNAL MODULE: ./src/rollout/steps.ts
+var steps = __nccwpck_require__(1218);
 // EXTERNAL MODULE: ./src/safeguards/quarantine.ts
 var quarantine = __nccwpck_require__(2371);
 // EXTERNAL MODULE: ./src/journal/journal.ts
@@ -81331,6 +81333,7 @@ async function rehearseMigration(ctx, view, leader, backupFile, newImage) {
 
 
 
+
 /** The backup before the rollout and the rollback (with its restore) after a failure. */
 const deps = {
     backup: preUpgradeBackup,
@@ -81433,7 +81436,8 @@ async function upgrade(ctx) {
             createRef: target.createRef,
             imageId: target.image.id,
             display,
-            backup: true
+            backup: true,
+            window: inputs.window
         };
         const plan = (0,rollout_plan/* planText */.Pt)(p, ch, inputs.preferPrimary, inputs.finish);
         report.fact('Plan', plan);
@@ -81469,6 +81473,15 @@ async function quarantineOutcome(ctx, digest, display, roll) {
         r = await roll();
     }
     catch (e) {
+        if (e instanceof steps/* WindowClosed */.jL) {
+            report.step('deferred', e.message);
+            return {
+                result: 'deferred',
+                ok: true,
+                message: `${display} deferred: ${e.message}. The standby was removed; the node was never stopped.`,
+                outputs: {}
+            };
+        }
         if (!ctx.signal.aborted)
             record(e.message);
         throw e;
@@ -82075,7 +82088,7 @@ async function rollPair(ctx, p, ch, deps) {
             await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .restoreRestartPolicy */ .o8)(ctx, other.info.Id, other.info);
             await docker.start(other.info.Id);
             report.step('standby restored', `'${other.name}' back on ${other.image}; '${leader.name}' was never touched (gap 0)`);
-        });
+        }, ch.window);
     }
     try {
         // 2. Hand off to it.
@@ -82646,7 +82659,7 @@ async function rollSingle(ctx, p, ch, deps) {
         if (kept)
             await docker.remove(kept.id);
         report.step('standby removed', `'${name}' was never touched (gap 0)`);
-    });
+    }, ch.window);
     // In the docs' layout clients use the published port, which a second handoff leaves dark
     // from the first handoff to the second: measure it as they see it.
     const portUrl = finish !== 'rename' ? publishedUrl(leader.info, link.config.httpPort) : undefined;
@@ -82781,6 +82794,7 @@ const FINISHES = {
 /* harmony export */   Ld: () => (/* binding */ noRestart),
 /* harmony export */   Pv: () => (/* binding */ standbyOrUndo),
 /* harmony export */   aq: () => (/* binding */ previousIsKept),
+/* harmony export */   jL: () => (/* binding */ WindowClosed),
 /* harmony export */   o8: () => (/* binding */ restoreRestartPolicy),
 /* harmony export */   xu: () => (/* binding */ keepCopy)
 /* harmony export */ });
@@ -82789,16 +82803,23 @@ const FINISHES = {
 /* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9949);
 /* harmony import */ var _handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(8507);
 /* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(5762);
+/* harmony import */ var _safeguards_window_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(1827);
 
 
 
 
 
+
+/** The upgrade window closed while the run waited (host lock, backup, rehearsal, standby): nothing was stopped. */
+class WindowClosed extends Error {
+}
 /**
  * The standby-ready gate of a new container before any handoff: on failure its logs go to the
  * report, `undo` puts things back as they were (the leader was never touched) and the run ends.
+ * The same undo when the upgrade window closed meanwhile: the lock wait, the backup and the
+ * rehearsal can take hours, and the first stop is what the window guards.
  */
-async function standbyOrUndo(ctx, p, r, m, undo) {
+async function standbyOrUndo(ctx, p, r, m, undo, window = []) {
     let proven;
     try {
         if (!p.view.lock.holder)
@@ -82818,6 +82839,13 @@ async function standbyOrUndo(ctx, p, r, m, undo) {
         throw e;
     }
     r.knownApps.add(proven.appId);
+    const now = new Date();
+    if (window.length && !(0,_safeguards_window_js__WEBPACK_IMPORTED_MODULE_5__/* .isOpen */ .nT)(window, now)) {
+        await undo();
+        r.journal.done('deferred');
+        const next = (0,_safeguards_window_js__WEBPACK_IMPORTED_MODULE_5__/* .nextOpening */ .gR)(window, now);
+        throw new WindowClosed(`the upgrade window (${window.map((w) => w.text).join(', ')}) closed before the first stop; ${next ? `it opens ${(0,_safeguards_window_js__WEBPACK_IMPORTED_MODULE_5__/* .describeOpening */ .e_)(next, now)}` : 'no window ever opens'}`);
+    }
     return { ...m, ...proven };
 }
 /**

@@ -12,6 +12,7 @@ import { planText, type Change, type Prepared, type RolloutDeps, type RolloutRec
 import { rollPair } from '../rollout/pair.js'
 import { withNode } from '../rollout/prepare.js'
 import { rollSingle } from '../rollout/single.js'
+import { WindowClosed } from '../rollout/steps.js'
 import {
   ciRunLabel,
   clearQuarantine,
@@ -143,7 +144,8 @@ export async function upgrade(ctx: Context): Promise<OperationResult> {
       createRef: target.createRef,
       imageId: target.image.id,
       display,
-      backup: true
+      backup: true,
+      window: inputs.window
     }
     const plan = planText(p, ch, inputs.preferPrimary, inputs.finish)
     report.fact('Plan', plan)
@@ -187,6 +189,15 @@ async function quarantineOutcome(
   try {
     r = await roll()
   } catch (e) {
+    if (e instanceof WindowClosed) {
+      report.step('deferred', e.message)
+      return {
+        result: 'deferred',
+        ok: true,
+        message: `${display} deferred: ${e.message}. The standby was removed; the node was never stopped.`,
+        outputs: {}
+      }
+    }
     if (!ctx.signal.aborted) record((e as Error).message)
     throw e
   }

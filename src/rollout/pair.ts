@@ -63,17 +63,24 @@ export async function rollPair(ctx: Context, p: Prepared, ch: Change, deps: Roll
     journal.step('standby-started', { id: next.id })
     report.step('standby started', `'${next.name}' on ${ch.createRef} (${describePorts(next.info)})`)
     const fresh = next
-    next = await standbyOrUndo(ctx, p, r, fresh, async () => {
-      // the leader was never touched: put the old standby back
-      await docker.remove(fresh.id)
-      await docker.rename(other.info.Id, other.name)
-      await restoreRestartPolicy(ctx, other.info.Id, other.info)
-      await docker.start(other.info.Id)
-      report.step(
-        'standby restored',
-        `'${other.name}' back on ${other.image}; '${leader.name}' was never touched (gap 0)`
-      )
-    })
+    next = await standbyOrUndo(
+      ctx,
+      p,
+      r,
+      fresh,
+      async () => {
+        // the leader was never touched: put the old standby back
+        await docker.remove(fresh.id)
+        await docker.rename(other.info.Id, other.name)
+        await restoreRestartPolicy(ctx, other.info.Id, other.info)
+        await docker.start(other.info.Id)
+        report.step(
+          'standby restored',
+          `'${other.name}' back on ${other.image}; '${leader.name}' was never touched (gap 0)`
+        )
+      },
+      ch.window
+    )
   }
   try {
     // 2. Hand off to it.

@@ -11,6 +11,7 @@ import type { ContainerInfo } from '../docker/client.js'
 import type { Member, NodeLink, Timeouts } from '../handoff/types.js'
 import { JournalWriter, journalPath, nodeKey } from '../journal/journal.js'
 import type { NodeContainer, NodeView } from '../node/view.js'
+import type { Window } from '../safeguards/window.js'
 
 export const SUFFIX_NEXT = '-rollout-next'
 export const SUFFIX_PREVIOUS = '-rollout-previous'
@@ -27,6 +28,8 @@ export interface Change {
   display: string
   /** take the pre-upgrade backup (upgrade only) */
   backup: boolean
+  /** the upgrade windows (none: any time), checked again right before the first stop */
+  window?: Window[]
 }
 
 /** The node as preflight proved it (withNode), handed to a rollout. */

@@ -70,11 +70,18 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change, deps: Ro
   replaceCreated(r, standby)
   r.journal.step('standby-started', { id: standby.id })
   report.step('standby started', `'${standby.name}' (${describePorts(standby.info)})`)
-  const waiting = await standbyOrUndo(ctx, p, r, standby, async () => {
-    await docker.remove(standby.id)
-    if (kept) await docker.remove(kept.id)
-    report.step('standby removed', `'${name}' was never touched (gap 0)`)
-  })
+  const waiting = await standbyOrUndo(
+    ctx,
+    p,
+    r,
+    standby,
+    async () => {
+      await docker.remove(standby.id)
+      if (kept) await docker.remove(kept.id)
+      report.step('standby removed', `'${name}' was never touched (gap 0)`)
+    },
+    ch.window
+  )
   // In the docs' layout clients use the published port, which a second handoff leaves dark
   // from the first handoff to the second: measure it as they see it.
   const portUrl = finish !== 'rename' ? publishedUrl(leader.info, link.config.httpPort) : undefined

@@ -9,18 +9,25 @@ import { failedContainerLogs, standbyReady } from '../handoff/gate-loops.js'
 import type { Proven } from '../handoff/gates.js'
 import type { Member } from '../handoff/types.js'
 import type { JournalWriter } from '../journal/journal.js'
-import { SUFFIX_PREVIOUS, type Prepared, type RolloutRecord } from './plan.js'
+import { SUFFIX_PREVIOUS, type Change, type Prepared, type RolloutRecord } from './plan.js'
+import { describeOpening, isOpen, nextOpening } from '../safeguards/window.js'
+
+/** The upgrade window closed while the run waited (host lock, backup, rehearsal, standby): nothing was stopped. */
+export class WindowClosed extends Error {}
 
 /**
  * The standby-ready gate of a new container before any handoff: on failure its logs go to the
  * report, `undo` puts things back as they were (the leader was never touched) and the run ends.
+ * The same undo when the upgrade window closed meanwhile: the lock wait, the backup and the
+ * rehearsal can take hours, and the first stop is what the window guards.
  */
 export async function standbyOrUndo(
   ctx: Context,
   p: Prepared,
   r: RolloutRecord,
   m: Member,
-  undo: () => Promise<void>
+  undo: () => Promise<void>,
+  window: Change['window'] = []
 ): Promise<Member & Proven> {
   let proven: Proven
   try {
@@ -37,6 +44,15 @@ export async function standbyOrUndo(
     throw e
   }
   r.knownApps.add(proven.appId)
+  const now = new Date()
+  if (window.length && !isOpen(window, now)) {
+    await undo()
+    r.journal.done('deferred')
+    const next = nextOpening(window, now)
+    throw new WindowClosed(
+      `the upgrade window (${window.map((w) => w.text).join(', ')}) closed before the first stop; ${next ? `it opens ${describeOpening(next, now)}` : 'no window ever opens'}`
+    )
+  }
   return { ...m, ...proven }
 }
 

@@ -5,7 +5,7 @@ import { mkdtempSync, readdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createDb, docker, removeContainers, simImage, uniqueName, type TestDb } from '../support/bed.js'
-import { runAction, type ActionRun } from '../support/action.js'
+import { atLine, runAction, type ActionRun } from '../support/action.js'
 import { containerState, startNode } from '../support/node.js'
 
 const prefix = uniqueName('clr-ops')
@@ -110,6 +110,45 @@ describe('upgrade window', () => {
     expect(await fingerprint()).toEqual(before)
     // nothing on the host either: no journal, no host lock, no backup
     expect(readdirSync(stateDir)).toEqual([])
+  })
+
+  test('the window closes while the standby starts: it is removed, the leader never stopped, deferred', async () => {
+    await fresh('2.19.0')
+    // a window that ends at a minute boundary at least 20 s away (review N17)
+    let end = Math.ceil((Date.now() + 1000) / 60_000) * 60_000
+    if (end - Date.now() < 20_000) end += 60_000
+    const hhmm = (t: number) => new Date(t).toISOString().slice(11, 16)
+    const window = `daily ${hhmm(end - 3600_000)}-${hhmm(end)} UTC`
+    const before = await fingerprint()
+    // the run is held (SIGSTOP, as a slow backup would hold it) once its standby started, until the window closed
+    const r = await runAction(
+      {
+        operation: 'upgrade',
+        container: name,
+        image: simImage('2.20.0'),
+        'state-dir': stateDir,
+        'backup-dir': join(stateDir, 'backups'),
+        'stable-for': '2s',
+        window
+      },
+      {
+        hooks: [
+          {
+            when: atLine('standby started'),
+            do: async (child) => {
+              child.kill('SIGSTOP')
+              await new Promise((res) => setTimeout(res, Math.max(0, end - Date.now()) + 1000))
+              child.kill('SIGCONT')
+            }
+          }
+        ]
+      }
+    )
+    expect(r.outputs.result).toBe('deferred')
+    expect(r.exitCode).toBe(0)
+    expect(r.stdout).toMatch(/closed before the first stop/)
+    expect(await fingerprint()).toEqual(before)
+    expect((await containerState(name))?.running).toBe(true)
   })
 
   test('a malformed window is refused naming the input, before anything is touched', async () => {

@@ -15,6 +15,8 @@ import { preUpgradeBackup } from '../../../src/operations/upgrade.js'
 import { rollPair } from '../../../src/rollout/pair.js'
 import type { Change, Prepared, RolloutDeps } from '../../../src/rollout/plan.js'
 import { rollSingle } from '../../../src/rollout/single.js'
+import { WindowClosed } from '../../../src/rollout/steps.js'
+import { parseWindows } from '../../../src/safeguards/window.js'
 import { nodeKey, readJournal } from '../../../src/journal/journal.js'
 import { expectInOrder, FakeNode, FAST, imageIdOf } from '../fixtures/fake-node.js'
 
@@ -136,6 +138,20 @@ describe('single node: the new leader fails its health gate', () => {
     expect(r).toMatchObject({ result: 'upgraded', ok: true })
     expect(w.events).toContain('create chainlink-rollout-next ' + verified)
     expect(w.events.filter((e) => e.startsWith('create') && e.endsWith(NEW))).toEqual([])
+  })
+
+  test('the upgrade window closed while the standby started: it is removed, the leader never stopped', async () => {
+    // a one-minute window twelve hours away: closed now, as if the backup had outlasted it (review N17)
+    const at = new Date(Date.now() + 12 * 3600_000)
+    const hhmm = (d: Date) => d.toISOString().slice(11, 16)
+    const window = parseWindows(`daily ${hhmm(at)}-${hhmm(new Date(at.getTime() + 60_000))} UTC`)
+    const ctx = w.context()
+    const p = await prepared()
+    await expect(rollSingle(ctx, p, { ...upgrade, window }, deps)).rejects.toThrow(WindowClosed)
+    expect(w.events).toContain('remove chainlink-rollout-next')
+    expect(w.events.filter(touches('chainlink'))).toEqual([])
+    expect(w.leader.info.State.Running).toBe(true)
+    expect(journalOf(ctx)).toMatchObject({ phase: 'done', result: 'deferred' })
   })
 
   test("with input 'rollback: false' the node is left as it is and the run fails naming the previous container", async () => {
