@@ -77095,8 +77095,10 @@ class AbortedError extends ActionError {
 /* harmony export */   MT: () => (/* binding */ startClone),
 /* harmony export */   os: () => (/* binding */ LABEL_ROLE)
 /* harmony export */ });
-/* harmony import */ var _container_spec_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1229);
-/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(9949);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
+/* harmony import */ var _container_spec_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1229);
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9949);
+
 
 
 const LABEL_RUN = 'io.chainlink-rollout.run';
@@ -77104,15 +77106,18 @@ const LABEL_ROLE = 'io.chainlink-rollout.role';
 /** Creates and starts a container from `from`'s config with another image (and maybe ports). */
 async function startClone(ctx, from, opts) {
     const { docker } = ctx;
+    // a cancelled run starts nothing new: the post step finishes or undoes what it had begun
+    if (ctx.signal.aborted)
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .AbortedError */ .oM();
     const oldImage = await docker.imageInfo(from.Image);
     let portBindings;
     if (opts.ports === 'remap') {
-        const published = (0,_container_spec_js__WEBPACK_IMPORTED_MODULE_0__/* .publishedPorts */ .LQ)(from);
+        const published = (0,_container_spec_js__WEBPACK_IMPORTED_MODULE_1__/* .publishedPorts */ .LQ)(from);
         if (Object.keys(published).length)
-            portBindings = await (0,_container_spec_js__WEBPACK_IMPORTED_MODULE_0__/* .remapPorts */ .mr)(published, _docker_client_js__WEBPACK_IMPORTED_MODULE_1__/* .freePort */ .ov);
+            portBindings = await (0,_container_spec_js__WEBPACK_IMPORTED_MODULE_1__/* .remapPorts */ .mr)(published, _docker_client_js__WEBPACK_IMPORTED_MODULE_2__/* .freePort */ .ov);
     }
     const image = await pinnedImage(ctx, opts.image, opts.imageId);
-    const spec = (0,_container_spec_js__WEBPACK_IMPORTED_MODULE_0__/* .cloneSpec */ .hm)(from, {
+    const spec = (0,_container_spec_js__WEBPACK_IMPORTED_MODULE_1__/* .cloneSpec */ .hm)(from, {
         name: opts.name,
         image,
         portBindings,
@@ -81258,11 +81263,11 @@ function rehearsalEnv(env, url) {
         out.push(`${k}=${url}`);
     return out;
 }
-async function rehearseMigration(ctx, view, leader, backupFile, newImage) {
-    const { docker, report, log, inputs } = ctx;
+async function rehearseMigration(ctx, view, leader, backupFile, { newImage, imageId, identity, timeoutMs }) {
+    const { docker, report, log } = ctx;
     const containerUrl = view.config.databaseUrl ?? view.databaseUrl;
     const m = await (0,manifest/* readManifest */.WI)((0,manifest/* manifestPathFor */.ev)(backupFile));
-    if (m.encrypted && !inputs.backupIdentity)
+    if (m.encrypted && !identity)
         throw new errors/* OperationError */.OK(`Input 'rehearse-migration': the pre-upgrade backup is encrypted; the rehearsal needs 'backup-identity' to restore it`);
     const conn = (0,pgtools/* parseConn */.s_)(view.databaseUrl);
     const name = `${SCRATCH_PREFIX}${(0,external_node_crypto_.randomBytes)(4).toString('hex')}`;
@@ -81273,12 +81278,12 @@ async function rehearseMigration(ctx, view, leader, backupFile, newImage) {
         const scratch = conn.withDatabase(name);
         const runner = await (0,archive/* restoreRunner */.TC)(m.pgDump.version, undefined);
         const r = (0,pgtools/* run */.eF)(runner, 'pg_restore', ['--no-owner', '--no-acl', '--exit-on-error', '-w', '-d', scratch.safeUrl], scratch, { stdin: true, signal: ctx.signal, what: 'rehearsal restore' });
-        await (0,archive/* feed */.hm)(await (0,archive/* openArchive */.p_)(backupFile, m, inputs.backupIdentity), r);
+        await (0,archive/* feed */.hm)(await (0,archive/* openArchive */.p_)(backupFile, m, identity), r);
         const info = leader.info;
         const inv = (0,db_command/* dbInvocation */.j)(info.Config.Entrypoint, info.Config.Cmd, ['migrate']);
         const spec = (0,container_spec/* cloneSpec */.hm)(info, {
             name: `${leader.name}${SUFFIX_REHEARSAL}${Date.now().toString(36)}`,
-            image: newImage,
+            image: imageId,
             cmd: inv.cmd,
             entrypoint: inv.entrypoint,
             portBindings: {},
@@ -81293,7 +81298,8 @@ async function rehearseMigration(ctx, view, leader, backupFile, newImage) {
         spec.Healthcheck = { Test: ['NONE'] };
         report.step('rehearsal', `${newImage} ${inv.cmd.join(' ')} against ${name}`);
         const t0 = Date.now();
-        const res = await docker.runOnce(spec, inputs.readyTimeoutMs);
+        // ends with the job's cancellation: runOnce removes the container, the finally drops the copy
+        const res = await docker.runOnce(spec, timeoutMs, ctx.signal);
         const ms = Date.now() - t0;
         const tail = (0,pgtools/* redact */.E$)(res.output.trim().split('\n').slice(-3).join(' | '), conn.password);
         if (res.exitCode !== 0)
@@ -81538,7 +81544,12 @@ async function preUpgradeBackup(ctx, p, ch, r) {
         // on a copy of the database, before anything of the node is touched
         journal.step('rehearsal');
         try {
-            await rehearseMigration(ctx, p.view, p.leader, backupFile, ch.createRef);
+            await rehearseMigration(ctx, p.view, p.leader, backupFile, {
+                newImage: ch.createRef,
+                imageId: ch.imageId,
+                identity: ctx.inputs.backupIdentity,
+                timeoutMs: ctx.inputs.readyTimeoutMs
+            });
         }
         catch (e) {
             if (!ctx.signal.aborted)

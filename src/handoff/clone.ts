@@ -1,6 +1,7 @@
 // Containers made from the leader's own config: a clone with another image (and maybe other
 // ports), labelled with the run that made it.
 import type { Context } from '../context.js'
+import { AbortedError } from '../errors.js'
 import { cloneSpec, publishedPorts, remapPorts, type PortBindings } from './container-spec.js'
 import { freePort, type ContainerInfo } from '../docker/client.js'
 import type { Member } from './types.js'
@@ -28,6 +29,8 @@ export async function startClone(
   }
 ): Promise<Member> {
   const { docker } = ctx
+  // a cancelled run starts nothing new: the post step finishes or undoes what it had begun
+  if (ctx.signal.aborted) throw new AbortedError()
   const oldImage = await docker.imageInfo(from.Image)
   let portBindings: PortBindings | undefined
   if (opts.ports === 'remap') {

@@ -254,7 +254,12 @@ export async function preUpgradeBackup(ctx: Context, p: Prepared, ch: Change, r:
     // on a copy of the database, before anything of the node is touched
     journal.step('rehearsal')
     try {
-      await rehearseMigration(ctx, p.view, p.leader, backupFile, ch.createRef)
+      await rehearseMigration(ctx, p.view, p.leader, backupFile, {
+        newImage: ch.createRef,
+        imageId: ch.imageId,
+        identity: ctx.inputs.backupIdentity,
+        timeoutMs: ctx.inputs.readyTimeoutMs
+      })
     } catch (e) {
       if (!ctx.signal.aborted) journal.done('failed')
       throw e

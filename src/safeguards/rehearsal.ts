@@ -39,17 +39,29 @@ export function rehearsalEnv(env: string[], url: string): string[] {
   return out
 }
 
+/** What a rehearsal needs besides the node: the new image and the settings it runs under. */
+export interface Rehearsal {
+  /** the reference shown to the operator */
+  newImage: string
+  /** the verified image the container is created from (a tag may have moved since preflight) */
+  imageId: string
+  /** the age identity of an encrypted backup */
+  identity?: string
+  /** how long `db migrate` may take */
+  timeoutMs: number
+}
+
 export async function rehearseMigration(
   ctx: Context,
   view: NodeView,
   leader: NodeContainer,
   backupFile: string,
-  newImage: string
+  { newImage, imageId, identity, timeoutMs }: Rehearsal
 ): Promise<number> {
-  const { docker, report, log, inputs } = ctx
+  const { docker, report, log } = ctx
   const containerUrl = view.config.databaseUrl ?? view.databaseUrl
   const m = await readManifest(manifestPathFor(backupFile))
-  if (m.encrypted && !inputs.backupIdentity)
+  if (m.encrypted && !identity)
     throw new OperationError(
       `Input 'rehearse-migration': the pre-upgrade backup is encrypted; the rehearsal needs 'backup-identity' to restore it`
     )
@@ -68,12 +80,12 @@ export async function rehearseMigration(
       scratch,
       { stdin: true, signal: ctx.signal, what: 'rehearsal restore' }
     )
-    await feed(await openArchive(backupFile, m, inputs.backupIdentity), r)
+    await feed(await openArchive(backupFile, m, identity), r)
     const info = leader.info
     const inv = dbInvocation(info.Config.Entrypoint, info.Config.Cmd, ['migrate'])
     const spec = cloneSpec(info, {
       name: `${leader.name}${SUFFIX_REHEARSAL}${Date.now().toString(36)}`,
-      image: newImage,
+      image: imageId,
       cmd: inv.cmd,
       entrypoint: inv.entrypoint,
       portBindings: {},
@@ -88,7 +100,8 @@ export async function rehearseMigration(
     spec.Healthcheck = { Test: ['NONE'] }
     report.step('rehearsal', `${newImage} ${inv.cmd.join(' ')} against ${name}`)
     const t0 = Date.now()
-    const res = await docker.runOnce(spec, inputs.readyTimeoutMs)
+    // ends with the job's cancellation: runOnce removes the container, the finally drops the copy
+    const res = await docker.runOnce(spec, timeoutMs, ctx.signal)
     const ms = Date.now() - t0
     const tail = redact(res.output.trim().split('\n').slice(-3).join(' | '), conn.password)
     if (res.exitCode !== 0)

@@ -5,7 +5,7 @@ import { mkdtempSync, readdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createDb, docker, removeContainers, simImage, uniqueName, type TestDb } from '../support/bed.js'
-import { atLine, runAction, type ActionRun } from '../support/action.js'
+import { atLine, runAction, visible, type ActionRun } from '../support/action.js'
 import { containerState, startNode } from '../support/node.js'
 
 const prefix = uniqueName('clr-ops')
@@ -23,12 +23,12 @@ afterEach(async () => {
   db = undefined
 })
 
-async function fresh(tag = '2.19.0') {
+async function fresh(tag = '2.19.0', env?: Record<string, string>) {
   db = await createDb('ops')
   name = `${prefix}-${++n}`
   stateDir = mkdtempSync(join(tmpdir(), 'clr-state-'))
   // host networking: the layout-independent logic under test needs no bridge network
-  await startNode({ name, tag, db, layout: 'host' })
+  await startNode({ name, tag, db, layout: 'host', env })
 }
 
 function upgrade(tag: string, extra: Record<string, string> = {}): Promise<ActionRun> {
@@ -188,6 +188,33 @@ describe('migration rehearsal', () => {
     // the run ended cleanly: the next operation needs no repair
     const s = await runAction({ operation: 'status', container: name, 'state-dir': stateDir })
     expect(s.exitCode).toBe(0)
+  })
+
+  test('a cancel during the rehearsal ends it: its container and scratch database gone, leader untouched', async () => {
+    // every migration of the copy takes 20 s (the rehearsal runs with the node's own env): the
+    // runner's cancel (SIGINT, then SIGKILL 10 s later) comes long before they end (review N11)
+    await fresh('2.19.0', { SIM_SLOW_MIGRATION_MS: '20000' })
+    const before = await fingerprint()
+    const r = await runAction(
+      {
+        operation: 'upgrade',
+        container: name,
+        image: simImage('2.20.0-slow-migrations'),
+        'state-dir': stateDir,
+        'backup-dir': join(stateDir, 'backups'),
+        'rehearse-migration': 'true'
+      },
+      { cancelWhen: atLine(/rehearsal: .* db migrate against/) }
+    )
+    expect(r.stdout).not.toMatch(/migrated a copy of the database/)
+    // nothing new after the cancel
+    expect(visible(r.stdout).split('--- post ---')[0]).not.toMatch(/standby started/)
+    const rehearsals = (await docker.listContainers({ all: true })).filter((c) =>
+      c.Names.some((x) => x.startsWith(`/${name}-rehearsal-`))
+    )
+    expect(rehearsals).toEqual([])
+    expect(await scratchDatabases()).toEqual([])
+    expect(await fingerprint()).toEqual(before)
   })
 
   test('a good rehearsal reports its duration as the expected start-up time, then the upgrade goes through', async () => {

@@ -7,7 +7,7 @@
 const { createLogger } = require('./log')
 const { ConfigError, bakedVersion, activeFault, loadConfig, simKnobs, probePort } = require('./config')
 const { createDb } = require('./db')
-const { dbVersion, rollback, migrateUp } = require('./migrations')
+const { dbVersion, rollback, migrateUp, migrationsFor } = require('./migrations')
 const { healthProbe } = require('./http')
 const { runNode } = require('./node')
 const { randomUUID, createHash } = require('node:crypto')
@@ -67,7 +67,16 @@ async function dbCommand(cfg, words) {
       await rollback(db.pool, cfg.version, arg === undefined ? undefined : Number(arg), log)
       log.info(`Database version: ${await dbVersion(db.pool)}`)
     } else if (cmd === 'migrate') {
-      await migrateUp(db.pool, cfg.version, { log })
+      // the same migrations `node start` runs, at the same pace and with the same faults: a real
+      // binary's `db migrate` is its start-up's migration step alone (§7)
+      const fault = activeFault()
+      const knobs = simKnobs()
+      const known = migrationsFor(cfg.version)
+      await migrateUp(db.pool, cfg.version, {
+        log,
+        delayMs: fault === 'slow-migrations' ? knobs.slowMigrationMs : knobs.migrationMs,
+        failAt: knobs.failMigration || (fault === 'migration-fails' ? known[known.length - 1].id : 0)
+      })
     } else {
       throw new ConfigError(`unknown db command: ${cmd ?? ''}\n${USAGE}`)
     }
