@@ -220,7 +220,8 @@ export async function takeOver(
   ctx: Context,
   link: NodeLink,
   m: Member,
-  t: Timeouts
+  t: Timeouts,
+  gate: { anyCheck?: string } = {}
 ): Promise<Member & { appId: string }> {
   const { report } = ctx
   const lock0 = await readLockState(link.db, link.mode, link.config.advisoryLockId)
@@ -242,7 +243,7 @@ export async function takeOver(
   const s = await awaitSession(ctx, link, m, before, t.standbyMs)
   const member = { ...m, appId: s.appId, version: s.version }
   const taken = await lockTaken(ctx, link, undefined, member, lockMs, t0, expect)
-  await healthGate(ctx, link, member, t)
+  await healthGate(ctx, link, member, t, gate)
   report.handoffs.push({
     from: orphan ? `(lease of app ${lease.clientId.slice(0, 8)}, not released)` : '(none)',
     to: m.name,

@@ -83,6 +83,8 @@ export interface JournalPlan {
   target: string
   /** the DB's migration version before the run, for the DB part of a rollback */
   dbBefore: DbVersion
+  /** how the run brings the DB back in a rollback (input 'db-rollback'): a repair does the same */
+  dbRollback?: 'migrate-down' | 'restore'
   mode: LockMode
   /** the pre-upgrade backup, once taken */
   backupFile?: string

@@ -217,7 +217,14 @@ export async function repair(ctx: Context): Promise<OperationResult> {
       journal?.step('rollback', { reason: 'repair' })
       const others =
         otherInfo && plan.otherName ? [{ member: memberOf(asOperator(otherInfo)), name: plan.otherName }] : []
-      await rollback(
+      const backup = repairBackup({
+        named: inputs.backupFile,
+        journaled: plan.backupFile,
+        rollingBack,
+        nothingServes: !holderInfo
+      })
+      if (backup.note) report.note(backup.note)
+      const rb = await rollback(
         ctx,
         link,
         {
@@ -227,20 +234,29 @@ export async function repair(ctx: Context): Promise<OperationResult> {
           created: createdInfos.map((c) => memberOf(c)),
           newImage,
           dbBefore: plan.dbBefore ?? (await db.version()),
-          // a backup is restored by a repair only when this repair names it: the node may have
-          // served on the new version since, and a restore discards every write since the backup
-          backupFile: inputs.backupFile
+          // the way back the interrupted run chose, as it journaled it
+          dbRollback: plan.dbRollback ?? inputs.dbRollback,
+          backupFile: backup.file
         },
         t,
         'repair of an interrupted operation',
         restoreForRollback
       )
+      if (rb.forward !== undefined) {
+        journal?.done('failed')
+        return {
+          result: 'failed',
+          ok: false,
+          message: `the interrupted ${j?.operation ?? 'operation'} could not be rolled back: ${rb.forward}. '${leaderName}' serves on ${newImage}, the new version, on its own migrations`,
+          outputs: { leader: leaderName, image: newImage, 'previous-image': previousInfo.Config.Image }
+        }
+      }
       journal?.done('rolled-back')
       // Consistent again, but not where the interrupted operation asked: the job fails, as any rollback does.
       return {
         result: 'rolled-back',
         ok: false,
-        message: `rolled back the interrupted ${j?.operation ?? 'operation'}: the node is consistent, '${leaderName}' leads on ${previousInfo.Config.Image}; run the ${j?.operation ?? 'operation'} again`,
+        message: `rolled back the interrupted ${j?.operation ?? 'operation'}: the node is consistent, '${leaderName}' leads on ${previousInfo.Config.Image}${rb.db ? ` (${rb.db})` : ''}; run the ${j?.operation ?? 'operation'} again`,
         outputs: { leader: leaderName, image: previousInfo.Config.Image }
       }
     } finally {
@@ -299,6 +315,29 @@ export function decideRepair(o: {
   if (o.createdHolder && o.gatePassed && !o.pair && o.samePorts) return 'finish-as-node'
   if (o.previousLeads) return 'undo'
   return 'rollback'
+}
+
+/**
+ * Pure: the backup a repair's rollback may restore. The one its input names; else the run's own
+ * pre-upgrade backup, as its journal recorded it, once the run had decided to roll back (its
+ * rollback may have stopped everything already) or nothing leads: then no node has served on
+ * the new version since, whose writes a restore would discard. Otherwise the journaled backup is
+ * only named, for the operator to pass as 'backup-file'.
+ */
+export function repairBackup(o: { named?: string; journaled?: string; rollingBack: boolean; nothingServes: boolean }): {
+  file?: string
+  note?: string
+} {
+  if (o.named) return { file: o.named }
+  if (!o.journaled) return {}
+  if (o.rollingBack || o.nothingServes)
+    return {
+      file: o.journaled,
+      note: `The interrupted run's pre-upgrade backup ${o.journaled} (from its journal) is what this rollback restores if the database must go back.`
+    }
+  return {
+    note: `The interrupted run took the pre-upgrade backup ${o.journaled}; a node may have served on the new version since, so it is restored only when 'backup-file' names it.`
+  }
 }
 
 /** The node's containers that are not running, each with how to start it. */

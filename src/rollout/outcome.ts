@@ -3,7 +3,7 @@
 import type { Context, OperationResult } from '../context.js'
 import { OperationError } from '../errors.js'
 import { failedContainerLogs } from '../handoff/gate-loops.js'
-import type { Change, Prepared, RolloutDeps, RolloutRecord } from './plan.js'
+import type { Change, Prepared, RollbackResult, RolloutDeps, RolloutRecord } from './plan.js'
 
 /** The longest measured gap, for the `leader-gap-ms` output. */
 function gapsOut(gaps: number[]): string | undefined {
@@ -50,8 +50,9 @@ export async function recover(
     )
   }
   journal.step('rollback', { reason })
+  let rb: RollbackResult
   try {
-    await rollback(
+    rb = await rollback(
       ctx,
       p.link,
       {
@@ -61,6 +62,7 @@ export async function recover(
         created: r.created,
         newImage: ch.createRef,
         dbBefore: p.view.dbVersion,
+        dbRollback: ctx.inputs.dbRollback,
         backupFile: r.backupFile
       },
       p.t,
@@ -72,11 +74,29 @@ export async function recover(
       `${ch.operation} failed (${reason}) and the rollback failed too: ${(re as Error).message}. Run operation 'repair' after fixing the cause; the journal is ${journal.path}`
     )
   }
+  const { forward } = rb
+  if (forward !== undefined) {
+    // Not where it was asked to be (the new version failed its gate) nor back: the job fails,
+    // and the outputs name the image that serves.
+    journal.done('failed')
+    return {
+      result: 'failed',
+      ok: false,
+      message: `${ch.operation} to ${ch.display} failed (${reason}) and it could not be rolled back: ${forward}. '${p.leader.name}' serves again on ${ch.display}, the new version, on its own migrations`,
+      outputs: {
+        'previous-image': p.leader.image,
+        image: ch.display,
+        leader: p.leader.name,
+        'leader-gap-ms': gapsOut(r.gaps),
+        ...(r.backupFile ? { 'backup-file': r.backupFile } : {})
+      }
+    }
+  }
   journal.done('rolled-back')
   return {
     result: 'rolled-back',
     ok: false,
-    message: `${ch.operation} to ${ch.display} failed (${reason}); rolled back: '${p.leader.name}' leads on ${p.leader.image}`,
+    message: `${ch.operation} to ${ch.display} failed (${reason}); rolled back: '${p.leader.name}' leads on ${p.leader.image}${rb.db ? `; ${rb.db}` : ''}`,
     outputs: {
       'previous-image': p.leader.image,
       image: p.leader.image,

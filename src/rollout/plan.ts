@@ -121,6 +121,7 @@ export function openRecord(
       leaderImage: p.leader.image,
       target: ch.createRef,
       dbBefore: p.view.dbVersion,
+      dbRollback: ctx.inputs.dbRollback,
       mode: p.view.mode,
       failingBefore: p.link.run?.failingBefore
     }
@@ -153,6 +154,15 @@ export function replaceCreated(r: RolloutRecord, m: Member): void {
   else r.created.push(m)
 }
 
+/** What a rollback ended with: the previous container leads again, or (`forward`) the new version serves. */
+export interface RollbackResult {
+  leader: Member
+  /** why the old version could not be brought back and the new one serves again */
+  forward?: string
+  /** what was done to the database when it was more than a down-migration (a restore, and why) */
+  db?: string
+}
+
 /** What a rollback puts back: the record of the run as the rollback reads it (src/rollout/rollback.ts). */
 export interface RollbackPlan {
   /** name the node container must end with */
@@ -165,6 +175,8 @@ export interface RollbackPlan {
   /** the image whose binary can undo its own migrations */
   newImage: string
   dbBefore: DbVersion
+  /** how the DB is brought back: the run's own choice (input 'db-rollback', journaled) */
+  dbRollback: 'migrate-down' | 'restore'
   backupFile?: string
 }
 
@@ -177,5 +189,5 @@ export interface RolloutDeps {
   /** the verified pre-upgrade backup (and the migration rehearsal), when the change asks for it */
   backup(ctx: Context, p: Prepared, ch: Change, r: RolloutRecord): Promise<void>
   /** puts the previous containers back after a failure past the first handoff */
-  rollback(ctx: Context, link: NodeLink, plan: RollbackPlan, t: Timeouts, reason: string): Promise<Member>
+  rollback(ctx: Context, link: NodeLink, plan: RollbackPlan, t: Timeouts, reason: string): Promise<RollbackResult>
 }

@@ -3,16 +3,17 @@
 // hold it to the same lock check and health gate.
 import type { Context } from '../context.js'
 import { OperationError } from '../errors.js'
-import { cloneSpec } from '../handoff/container-spec.js'
+import { cloneSpec, publishedPorts } from '../handoff/container-spec.js'
 import type { DbVersion } from '../postgres/database.js'
-import { LABEL_ROLE } from '../handoff/clone.js'
+import { LABEL_ROLE, LABEL_RUN, startClone } from '../handoff/clone.js'
 import { requireQuietDb } from '../node/foreign-sessions.js'
 import { standbyReady } from '../handoff/gate-loops.js'
 import { takeOver } from '../handoff/take-over.js'
-import type { Member, NodeLink, Timeouts } from '../handoff/types.js'
+import { memberOf, type Member, type NodeLink, type Timeouts } from '../handoff/types.js'
 import { dbInvocation } from '../node/db-command.js'
+import { containerName, type ContainerInfo } from '../docker/client.js'
 import { manifestPathFor, readManifest } from '../backup/manifest.js'
-import type { RollbackPlan } from './plan.js'
+import { SUFFIX_NEXT, SUFFIX_PREVIOUS, type RollbackPlan, type RollbackResult } from './plan.js'
 import { restoreRestartPolicy } from './steps.js'
 import type { DbRollback, Inputs } from '../inputs/types.js'
 import { formatMs } from '../duration.js'
@@ -20,12 +21,21 @@ import { formatMs } from '../duration.js'
 /** one-off `node db rollback` containers are named `<node>-db-rollback-<id>` */
 export const SUFFIX_DB_ROLLBACK = '-db-rollback-'
 
-/** How a rollback brings the DB back for the old binary, decided before anything is stopped. */
-type DbPlan = { method: 'migrate-down' } | { method: 'restore'; file: string } | { method: 'none'; why: string }
+/**
+ * How a rollback brings the DB back for the old binary, decided before anything is stopped. A
+ * down-migration can fail (a data-dependent or irreversible Down step, a timeout): `fallback`
+ * is the readable backup restored then; without one, `noFallback` says why, and the new version,
+ * which runs on its own migrations, serves again instead (docs/algorithm.md, "Or roll back").
+ */
+type DbPlan =
+  | { method: 'migrate-down'; fallback?: string; noFallback?: string }
+  | { method: 'restore'; file: string }
+  | { method: 'none'; why: string }
 
 /**
  * Pure: the DB plan from the inputs and what preflight recorded. `backupReadable` says whether
- * the backup's manifest could be read (and, when encrypted, an identity was given).
+ * the backup's manifest could be read, belongs to this database and, when encrypted, the
+ * identity given is its recipient's key.
  */
 export function chooseDbPlan(o: {
   dbRollback: DbRollback
@@ -33,21 +43,35 @@ export function chooseDbPlan(o: {
   backupFile?: string
   backupReadable: boolean
 }): DbPlan {
-  if (o.dbRollback === 'migrate-down' && o.dbBefore.goose !== undefined) return { method: 'migrate-down' }
+  const unreadable = o.backupFile
+    ? `the pre-upgrade backup ${o.backupFile} cannot be read here`
+    : 'no pre-upgrade backup was taken'
+  if (o.dbRollback === 'migrate-down' && o.dbBefore.goose !== undefined)
+    return o.backupFile && o.backupReadable
+      ? { method: 'migrate-down', fallback: o.backupFile }
+      : { method: 'migrate-down', noFallback: unreadable }
   if (o.backupFile && o.backupReadable) return { method: 'restore', file: o.backupFile }
   if (o.dbRollback === 'migrate-down')
     return { method: 'none', why: 'the database had no goose version before the upgrade and no readable backup exists' }
-  return {
-    method: 'none',
-    why: o.backupFile ? `the pre-upgrade backup ${o.backupFile} cannot be read here` : 'no pre-upgrade backup was taken'
-  }
+  return { method: 'none', why: unreadable }
 }
 
-async function backupReadable(file: string | undefined, identity: string | undefined): Promise<boolean> {
+/** The backup's manifest reads, names this database, and an encrypted one has its recipient's identity. */
+async function backupReadable(
+  file: string | undefined,
+  identity: string | undefined,
+  databaseUrl: string | undefined
+): Promise<boolean> {
   if (!file) return false
   try {
     const m = await readManifest(manifestPathFor(file))
-    return !m.encrypted || !!identity
+    const db = databaseUrl ? decodeURIComponent(new URL(databaseUrl).pathname.slice(1)) : undefined
+    if (db && m.database?.name && m.database.name !== db) return false
+    if (!m.encrypted) return true
+    if (!identity) return false
+    if (!m.recipient) return true
+    const { identityToRecipient } = await import('age-encryption')
+    return (await identityToRecipient(identity).catch(() => undefined)) === m.recipient
   } catch {
     return false
   }
@@ -85,7 +109,7 @@ export async function rollback(
   tNew: Timeouts,
   reason: string,
   restore: (ctx: Context, link: NodeLink, file: string) => Promise<(() => Promise<void>) | undefined>
-): Promise<Member> {
+): Promise<RollbackResult> {
   let afterRestore: (() => Promise<void>) | undefined
   try {
     return await rollbackSteps(
@@ -108,7 +132,7 @@ async function rollbackSteps(
   tNew: Timeouts,
   reason: string,
   restore: (ctx: Context, link: NodeLink, file: string) => Promise<void>
-): Promise<Member> {
+): Promise<RollbackResult> {
   const { docker, report, inputs } = ctx
   // ready-timeout was chosen for the new image (its migrations); the previous container has run
   // on this DB before and is held to its own, generous bound, so a tight ready-timeout can
@@ -127,10 +151,10 @@ async function rollbackSteps(
   // The DB plan is decided before anything is stopped: a DB that already moved with no way
   // back keeps every container as it is rather than leaving the node down.
   const dbPlan = chooseDbPlan({
-    dbRollback: inputs.dbRollback,
+    dbRollback: plan.dbRollback,
     dbBefore: plan.dbBefore,
     backupFile: plan.backupFile,
-    backupReadable: await backupReadable(plan.backupFile, inputs.backupIdentity)
+    backupReadable: await backupReadable(plan.backupFile, inputs.backupIdentity, link.databaseUrl)
   })
   const movedNow = moved(await link.db.version(), plan.dbBefore)
   if (movedNow && dbPlan.method === 'none')
@@ -141,7 +165,11 @@ async function rollbackSteps(
     'rollback plan',
     dbPlan.method === 'none'
       ? 'restart the previous container (the database has not moved)'
-      : `if the database moved: ${dbPlan.method === 'restore' ? `restore ${dbPlan.file}` : "the new image's node db rollback"}`
+      : `if the database moved: ${
+          dbPlan.method === 'restore'
+            ? `restore ${dbPlan.file}`
+            : `the new image's node db rollback; if that fails, ${dbPlan.fallback ? `restore ${dbPlan.fallback}` : `the new version serves again (${dbPlan.noFallback})`}`
+        }`
   )
   // Every instance must be down before the DB moves: `db rollback` takes no lock.
   for (const m of [...plan.created, ...(plan.others ?? []).map((o) => o.member), plan.previous]) {
@@ -152,14 +180,22 @@ async function rollbackSteps(
     }
   }
   const now = await link.db.version()
+  // the backup restored, and why instead of a down-migration: the result's message says so
+  let file: string | undefined
+  let downFailed: string | undefined
   if (moved(now, plan.dbBefore)) {
     report.step(
       'database moved',
       `goose ${plan.dbBefore.goose} -> ${now.goose}, node_versions ${plan.dbBefore.nodeVersion ?? '-'} -> ${now.nodeVersion ?? '-'}`
     )
+    // moved while the containers stopped, with no way back: the version that migrated it serves again
     if (dbPlan.method === 'none')
-      throw new OperationError(
-        `the new version changed the database (goose ${plan.dbBefore.goose} -> ${now.goose}) and it cannot be brought back (${dbPlan.why}); the previous container '${plan.previous.name}' is stopped and cannot run on this database: run the new image's 'node db rollback ${plan.dbBefore.goose}' and reset node_versions, then start it`
+      return forward(
+        ctx,
+        link,
+        plan,
+        t,
+        `the new version changed the database (goose ${plan.dbBefore.goose} -> ${now.goose}) and it cannot be brought back (${dbPlan.why})`
       )
     // Nothing rewrites the DB under a live node, whoever runs it.
     await requireQuietDb(
@@ -168,13 +204,34 @@ async function rollbackSteps(
       dbPlan.method === 'restore' ? 'restore the backup' : "run 'db rollback'",
       ctx.signal
     )
-    if (dbPlan.method === 'migrate-down') await migrateDown(ctx, link, plan)
-    else {
-      const taken = (await readManifest(manifestPathFor(dbPlan.file)).catch(() => undefined))?.createdAt
+    file = dbPlan.method === 'restore' ? dbPlan.file : undefined
+    if (dbPlan.method === 'migrate-down') {
+      try {
+        await migrateDown(ctx, link, plan)
+      } catch (e) {
+        if (ctx.signal.aborted) throw e
+        // each Down is its own transaction (docs/node-facts.md §11.8): the DB is at a version
+        // boundary between the two, which only the new binary runs (it migrates up again)
+        downFailed = (e as Error).message
+        const at = await link.db.version().catch(() => undefined)
+        report.step('db rollback failed', `${downFailed}${at ? `; the database is at goose ${at.goose}` : ''}`)
+        if (!dbPlan.fallback)
+          return forward(
+            ctx,
+            link,
+            plan,
+            t,
+            `the new image's down-migration failed (${downFailed}) and ${dbPlan.noFallback}, so the old version cannot run on this database`
+          )
+        file = dbPlan.fallback
+      }
+    }
+    if (file) {
+      const taken = (await readManifest(manifestPathFor(file)).catch(() => undefined))?.createdAt
       const age = taken ? ` (taken ${taken}, ${formatMs(Date.now() - Date.parse(taken))} before this restore)` : ''
-      await restore(ctx, link, dbPlan.file)
+      await restore(ctx, link, file)
       report.note(
-        `The database was restored from the pre-upgrade backup ${dbPlan.file}${age}: every write since that backup was taken is discarded.`
+        `${downFailed ? `The down-migration failed (${downFailed}); instead the` : 'The'} database was restored from the pre-upgrade backup ${file}${age}: every write since that backup was taken is discarded.`
       )
     }
   }
@@ -204,7 +261,83 @@ async function rollbackSteps(
   }
   for (const m of plan.created) await docker.remove(m.id)
   report.step('rolled back', `'${plan.name}' leads again on ${prev.Config.Image}`)
-  return restored
+  return {
+    leader: restored,
+    db: file
+      ? `${downFailed ? `the down-migration failed (${downFailed}), so ` : ''}the database was restored from the pre-upgrade backup ${file} (writes since it are discarded)`
+      : undefined
+  }
+}
+
+/**
+ * The old version cannot run on the database (§9) and nothing can bring the DB back: rather than
+ * leave every container stopped, the new version, which runs on its own migrations (its start-up
+ * migrates up again from wherever a failed down-migration stopped), serves again under the
+ * node's name on its original ports: the run's container that holds them, else a new one from
+ * the previous container's config. It is held to the lock check and a health gate that asks
+ * only that it serves (a failing /health check is named, not a reason to stop the only version
+ * this DB can run). The old containers go: left behind, they would be a run for repair to roll
+ * back again.
+ */
+async function forward(
+  ctx: Context,
+  link: NodeLink,
+  plan: RollbackPlan,
+  t: Timeouts,
+  why: string
+): Promise<RollbackResult> {
+  const { docker, report } = ctx
+  report.step('roll forward', `${why}: '${plan.name}' is brought back on ${plan.newImage}`)
+  const prev = await docker.inspect(plan.previous.id)
+  if (prev && containerName(prev) === plan.name) await docker.rename(prev.Id, plan.name + SUFFIX_PREVIOUS)
+  const ports = (i: ContainerInfo) => `${i.HostConfig.NetworkMode}|${JSON.stringify(publishedPorts(i))}`
+  const created = (await Promise.all(plan.created.map((c) => docker.inspect(c.id)))).filter(
+    (i): i is ContainerInfo => !!i
+  )
+  let target: Member
+  const own =
+    created.find((i) => containerName(i) === plan.name) ??
+    created.find((i) => ports(i) === ports(plan.previous.info) && containerName(i).endsWith(SUFFIX_NEXT))
+  if (own) target = memberOf(own)
+  else
+    target = await startClone(ctx, plan.previous.info, {
+      image: plan.newImage,
+      name: plan.name,
+      ports: 'keep',
+      runId: created.find((i) => i.Config.Labels?.[LABEL_RUN])?.Config.Labels[LABEL_RUN] ?? 'rollback',
+      role: 'final',
+      start: false
+    })
+  const otherNames = new Set((plan.others ?? []).map((o) => o.name))
+  for (const c of created) if (c.Id !== target.id && !otherNames.has(containerName(c))) await docker.remove(c.Id)
+  if (target.name !== plan.name) await docker.rename(target.id, plan.name)
+  target = { ...target, name: plan.name }
+  await restoreRestartPolicy(ctx, target.id, plan.previous.info)
+  const leader = await takeOver(ctx, link, target, t, { anyCheck: 'the only version this database can run' })
+  const old = [plan.previous]
+  // a pair: the run's new standby waits again; an old one, which cannot run here, stays stopped
+  for (const o of plan.others ?? []) {
+    const info = created.find((i) => containerName(i) === o.name)
+    if (!info) {
+      const was = await docker.inspect(o.member.id)
+      if (was && containerName(was) !== o.name) await docker.rename(was.Id, o.name)
+      report.note(`'${o.name}' (${o.member.info.Config.Image}) stays stopped: its image cannot run on this database.`)
+      continue
+    }
+    old.push(o.member)
+    await restoreRestartPolicy(ctx, info.Id, o.member.info)
+    if (!(await docker.inspect(info.Id))?.State.Running) {
+      const known = new Set((await link.db.nodeSessions()).map((s) => s.appId))
+      await docker.start(info.Id)
+      await standbyReady(ctx, link, { ...memberOf(info), name: o.name }, leader.appId, known, t.standbyMs)
+    }
+  }
+  for (const m of old) if (await docker.inspect(m.id)) await docker.remove(m.id)
+  report.step('rolled forward', `'${plan.name}' leads on ${plan.newImage}: ${why}`)
+  report.note(
+    `'${plan.name}' serves on ${plan.newImage}, the new version, on its own migrations: ${why}. Its previous container (${plan.previous.info.Config.Image}) was removed; going back to it needs a backup taken before the upgrade restored first.`
+  )
+  return { leader, forward: why }
 }
 
 async function migrateDown(ctx: Context, link: NodeLink, plan: RollbackPlan): Promise<void> {

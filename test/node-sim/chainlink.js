@@ -64,7 +64,8 @@ async function dbCommand(cfg, words) {
       log.info(`Database version: ${await dbVersion(db.pool)}`)
     } else if (cmd === 'rollback') {
       if (arg !== undefined && !/^\d+$/.test(arg)) throw new Error(`invalid rollback version: ${arg}`)
-      await rollback(db.pool, cfg.version, arg === undefined ? undefined : Number(arg), log)
+      const failAt = simKnobs().failDown
+      await rollback(db.pool, cfg.version, arg === undefined ? undefined : Number(arg), log, failAt)
       log.info(`Database version: ${await dbVersion(db.pool)}`)
     } else if (cmd === 'migrate') {
       // the same migrations `node start` runs, at the same pace and with the same faults: a real

@@ -188,12 +188,14 @@ function simKnobs() {
     loseDbEveryMs: intEnv(process.env, 'SIM_LOSE_DB_EVERY_MS', 4000),
     loseDbOutageMs: intEnv(process.env, 'SIM_LOSE_DB_OUTAGE_MS', 1500),
     // where real nodes differ (README "Knobs"): checks failing for good, a check that starts
-    // failing later (fault new-check-fails), /readyz lagging the boot, a migration that fails
+    // failing later (fault new-check-fails), /readyz lagging the boot, a migration that fails,
+    // a Down step that fails (read by `db rollback` only)
     failingChecks: process.env.SIM_FAILING_CHECK ?? '',
     newCheck: process.env.SIM_NEW_CHECK || 'EVM.1337.LogPoller',
     newCheckAfterMs: intEnv(process.env, 'SIM_NEW_CHECK_AFTER_MS', 10000),
     readyzLagMs: intEnv(process.env, 'SIM_READYZ_LAG_MS', 0),
-    failMigration: intEnv(process.env, 'SIM_FAIL_MIGRATION', 0)
+    failMigration: intEnv(process.env, 'SIM_FAIL_MIGRATION', 0),
+    failDown: intEnv(process.env, 'SIM_FAIL_DOWN', 0)
   }
 }
 

@@ -135,8 +135,12 @@ async function migrateUp(pool, version, { delayMs = 0, ctx, log, failAt = 0 }) {
 /**
  * goose Down/DownTo: undo this binary's migrations above target (one step without a target).
  * A migration this binary does not ship cannot be undone (§10: only the newer binary can).
+ * `failAt` (SIM_FAIL_DOWN): the Down step of that migration fails inside its own transaction, as
+ * a data-dependent Down does on a real DB (re-adding NOT NULL over rows that hold NULLs): goose
+ * runs each Down in its own transaction, so the ones above it stay undone, the DB stays at
+ * `failAt`, and the command exits 1 with goose's error.
  */
-async function rollback(pool, version, target, log) {
+async function rollback(pool, version, target, log, failAt = 0) {
   const byId = new Map(migrationsFor(version).map((m) => [m.id, m]))
   let current = await dbVersion(pool)
   if (target === undefined) {
@@ -151,10 +155,17 @@ async function rollback(pool, version, target, log) {
     const m = byId.get(current)
     if (!m)
       throw new Error(`failed to rollback: migration ${current} is not known to this binary (Chainlink ${version})`)
-    await inTx(pool, async (c) => {
-      for (const q of m.down) await c.query(q)
-      await c.query('DELETE FROM goose_migrations WHERE version_id = $1', [m.id])
-    })
+    try {
+      await inTx(pool, async (c) => {
+        for (const q of m.down) await c.query(q)
+        if (m.id === failAt) await c.query('ALTER TABLE sim_missing_table ALTER COLUMN x SET NOT NULL')
+        await c.query('DELETE FROM goose_migrations WHERE version_id = $1', [m.id])
+      })
+    } catch (e) {
+      throw new Error(
+        `migrateDB failed: failed to rollback: ERROR ${m.name}: failed to run SQL migration: ${e.message}`
+      )
+    }
     log.info(`goose: OK   ${m.name} (rolled back)`)
     current = await dbVersion(pool)
   }

@@ -13,7 +13,7 @@ import { rollback } from '../../../src/rollout/rollback.js'
 import { restoreForRollback } from '../../../src/rollout/backup-step.js'
 import { preUpgradeBackup } from '../../../src/operations/upgrade.js'
 import { rollPair } from '../../../src/rollout/pair.js'
-import type { Change, Prepared, RolloutDeps } from '../../../src/rollout/plan.js'
+import type { Change, Prepared, RollbackPlan, RolloutDeps } from '../../../src/rollout/plan.js'
 import { rollSingle } from '../../../src/rollout/single.js'
 import { WindowClosed } from '../../../src/rollout/steps.js'
 import { parseWindows } from '../../../src/safeguards/window.js'
@@ -201,7 +201,14 @@ describe('rollback on its own', () => {
     await w.dbApi.version() // the new node takes the lease (and migrates)
     const created = [memberOf((await w.docker.inspect(id))!)]
     w.events.length = 0
-    const plan = { name: 'chainlink', previous, created, newImage: NEW, dbBefore: p.view.dbVersion }
+    const plan: RollbackPlan = {
+      name: 'chainlink',
+      previous,
+      created,
+      newImage: NEW,
+      dbBefore: p.view.dbVersion,
+      dbRollback: 'migrate-down'
+    }
     return { ctx, p, plan }
   }
 
@@ -216,7 +223,7 @@ describe('rollback on its own', () => {
 
   test('the DB moved and cannot be brought back (restore without a backup): nothing is stopped', async () => {
     const { ctx, p, plan } = await afterFailedHandoff(true)
-    ctx.inputs.dbRollback = 'restore'
+    plan.dbRollback = 'restore'
     await expect(rollback(ctx, p.link, plan, FAST, 'health gate failed', restoreForRollback)).rejects.toThrow(
       /cannot be brought back \(no pre-upgrade backup was taken\); nothing was stopped/
     )
@@ -228,7 +235,7 @@ describe('rollback on its own', () => {
     // dropping them makes the server write out the whole restored database first (a checkpoint):
     // done while the node is down, that would be downtime
     const { ctx, p, plan } = await afterFailedHandoff(true)
-    ctx.inputs.dbRollback = 'restore'
+    plan.dbRollback = 'restore'
     const dir = mkdtempSync(join(tmpdir(), 'orch-backup-'))
     const file = join(dir, 'pre.dump.d')
     writeFileSync(
@@ -241,7 +248,7 @@ describe('rollback on its own', () => {
       return async () => void w.events.push('drop previous contents')
     }
     const restored = await rollback(ctx, p.link, { ...plan, backupFile: file }, FAST, 'health gate failed', restore)
-    expect(restored.name).toBe('chainlink')
+    expect(restored.leader.name).toBe('chainlink')
     expectInOrder(w.events, [
       'stop chainlink-rollout-next',
       'restore pre.dump.d',
@@ -251,11 +258,66 @@ describe('rollback on its own', () => {
     ])
   })
 
+  test('the down-migration fails and a backup exists: restored instead, the previous container leads', async () => {
+    const { ctx, p, plan } = await afterFailedHandoff(true)
+    w.images.set(NEW, { migratesTo: 200, downFails: true })
+    const dir = mkdtempSync(join(tmpdir(), 'orch-backup-'))
+    const file = join(dir, 'pre.dump')
+    writeFileSync(
+      join(dir, 'pre.json'),
+      JSON.stringify({ format: 'chainlink-rollout-backup', createdAt: new Date().toISOString(), encrypted: false })
+    )
+    const restore = async (_c: Context, _l: unknown, f: string) => {
+      w.events.push(`restore ${basename(f)}`)
+      w.db = { ...p.view.dbVersion }
+      return undefined
+    }
+    const r = await rollback(ctx, p.link, { ...plan, backupFile: file }, FAST, 'health gate failed', restore)
+    expect(r.forward).toBeUndefined()
+    expect(r.leader.name).toBe('chainlink')
+    expect(r.db).toMatch(/down-migration failed \(.*exit 1.*\), so the database was restored from .*pre\.dump/)
+    expectInOrder(w.events, [
+      'stop chainlink-rollout-next',
+      `run-once ${NEW} node -config /chainlink/config.toml -secrets /chainlink/secrets.toml db rollback 100`,
+      'report: db rollback failed',
+      'restore pre.dump',
+      'start chainlink',
+      'remove chainlink-rollout-next'
+    ])
+    expect(w.events).not.toContain('reset node_versions 2.18.0')
+    expect(w.byName('chainlink')?.info.Config.Image).toBe(OLD)
+  })
+
+  test('the down-migration fails and no backup exists: the new version leads again under the node name', async () => {
+    const { ctx, p, plan } = await afterFailedHandoff(true)
+    w.images.set(NEW, { migratesTo: 200, downFails: true })
+    w.events.length = 0
+    const r = await rollback(ctx, p.link, plan, FAST, 'health gate failed', restoreForRollback)
+    expect(r.forward).toMatch(/down-migration failed .* and no pre-upgrade backup was taken/)
+    expect(r.leader.name).toBe('chainlink')
+    expectInOrder(w.events, [
+      'stop chainlink-rollout-next',
+      'report: db rollback failed',
+      'report: roll forward',
+      'rename chainlink -> chainlink-rollout-previous',
+      'rename chainlink-rollout-next -> chainlink',
+      'start chainlink',
+      'remove chainlink-rollout-previous',
+      'report: rolled forward'
+    ])
+    // one container, the new image, named as the node, leading; never the old one on this DB
+    expect([...w.boxes.values()].map((b) => b.info.Name)).toEqual(['/chainlink'])
+    expect(w.byName('chainlink')?.info.Config.Image).toBe(NEW)
+    expect(w.holder).toBe(w.byName('chainlink')?.appId)
+    expect(w.db.goose).toBe(200)
+  })
+
   test('the DB did not move: no DB step, the previous container restarted and proven leading', async () => {
     const { ctx, p, plan } = await afterFailedHandoff(false)
     const restored = await rollback(ctx, p.link, plan, FAST, 'health gate failed', restoreForRollback)
-    expect(restored.name).toBe('chainlink')
-    expect(restored.appId).toBe(w.holder)
+    expect(restored.leader.name).toBe('chainlink')
+    expect(restored.forward).toBeUndefined()
+    expect(restored.leader.appId).toBe(w.holder)
     expect(w.events.some((e) => e.startsWith('run-once') || e.startsWith('reset'))).toBe(false)
     expectInOrder(w.events, [
       'report: rollback plan',
