@@ -212,7 +212,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): P
   let runId: string | undefined
   const ctx: Context = {
     inputs,
-    docker: new DockerClient(inputs.dockerHost),
+    // a Docker daemon restarting is waited for (bounded), and the wait ends with a cancellation
+    docker: new DockerClient(inputs.dockerHost, { signal: abort.signal, onWait: (m) => log.warning(m) }),
     log,
     report,
     signal: abort.signal,
@@ -240,7 +241,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): P
   if (runId && j && j.phase !== 'done' && j.runId === runId) {
     log.warning(`The ${j.operation} of '${inputs.container}' (run ${j.runId}) did not finish; repairing`)
     try {
-      const r = await repair({ ...ctx, signal: new AbortController().signal })
+      // the repair is not cancelled: its Docker client's waits are not either
+      const docker = new DockerClient(inputs.dockerHost, { onWait: (m) => log.warning(m) })
+      const r = await repair({ ...ctx, docker, signal: new AbortController().signal })
       if (!r.ok) result = r
     } catch (e) {
       result = {

@@ -1,13 +1,15 @@
 // The Docker Engine, through its API (dockerode). Everything the operations need from Docker is
 // here, as small methods on plain values, so the orchestration can be read without the API.
 import Docker from 'dockerode'
-import { createServer } from 'node:net'
-import { readFileSync } from 'node:fs'
-import { homedir } from 'node:os'
 import { dockerFor } from './host.js'
+import { DaemonWait, type DaemonWaitOptions } from './daemon-wait.js'
+import { demux, registryAuth, untarFirstFile } from './wire.js'
 import { normaliseRepository, repository, repoTag, type ImageRef } from '../image/ref.js'
 
 export type ContainerInfo = Docker.ContainerInspectInfo
+export { demux, untarFirstFile } from './wire.js'
+export { containerIps, containerName, envMap, freePort } from './info.js'
+export type { DaemonWaitOptions } from './daemon-wait.js'
 
 export interface ImageInfo {
   id: string
@@ -52,15 +54,30 @@ export interface DockerApi {
   connectNetwork(network: string, id: string, endpoint: Docker.EndpointSettings): Promise<void>
 }
 
+/**
+ * The Engine API through dockerode. Every call waits out a daemon restart (src/docker/daemon-wait.ts):
+ * reads and calls whose repeat acts once are repeated while the daemon is out of reach, calls
+ * that could act twice only when the request never reached it, or after its state showed they
+ * did not take effect.
+ */
 export class DockerClient implements DockerApi {
   readonly api: Docker
-  constructor(private readonly host?: string) {
+  private readonly daemon: DaemonWait
+  constructor(
+    private readonly host?: string,
+    waitOptions: DaemonWaitOptions = {}
+  ) {
     this.api = dockerFor(host)
+    this.daemon = new DaemonWait(host ?? process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock', waitOptions)
+  }
+
+  private read<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return this.daemon.call(what, 'read', fn)
   }
 
   async ping(): Promise<void> {
     try {
-      await this.api.ping()
+      await this.read('ping', () => this.api.ping())
     } catch (e) {
       const where = this.host
         ? `${this.host} (input 'docker-host')`
@@ -72,7 +89,7 @@ export class DockerClient implements DockerApi {
   /** Inspects a container by name or id; undefined when there is none. */
   async inspect(nameOrId: string): Promise<ContainerInfo | undefined> {
     try {
-      return await this.api.getContainer(nameOrId).inspect()
+      return await this.read(`inspect of ${nameOrId}`, () => this.api.getContainer(nameOrId).inspect())
     } catch (e) {
       if ((e as { statusCode?: number }).statusCode === 404) return undefined
       throw e
@@ -80,31 +97,39 @@ export class DockerClient implements DockerApi {
   }
 
   async listByLabel(label: string): Promise<Docker.ContainerInfo[]> {
-    return this.api.listContainers({ all: true, filters: { label: [label] } })
+    return this.read('container list', () => this.api.listContainers({ all: true, filters: { label: [label] } }))
   }
 
   async listRunning(): Promise<Docker.ContainerInfo[]> {
-    return this.api.listContainers()
+    return this.read('container list', () => this.api.listContainers())
   }
 
   async inspectNetwork(name: string): Promise<Docker.NetworkInspectInfo | undefined> {
-    return this.api
-      .getNetwork(name)
-      .inspect()
-      .catch(() => undefined)
+    return this.read(`inspect of network ${name}`, () => this.api.getNetwork(name).inspect()).catch(() => undefined)
   }
 
   async connectNetwork(network: string, id: string, endpoint: Docker.EndpointSettings): Promise<void> {
-    await this.api.getNetwork(network).connect({ Container: id, EndpointConfig: endpoint })
+    await this.daemon.call(
+      `connect of ${id.slice(0, 12)} to ${network}`,
+      'checked',
+      () => this.api.getNetwork(network).connect({ Container: id, EndpointConfig: endpoint }),
+      async () => {
+        const nets = (await this.inspect(id))?.NetworkSettings?.Networks ?? {}
+        return nets[network] ? { value: undefined } : undefined
+      }
+    )
   }
 
   async restart(id: string, timeoutS: number): Promise<void> {
-    await this.api.getContainer(id).restart({ t: timeoutS })
+    // a repeat would restart the node twice: only when the request never reached the daemon
+    await this.daemon.call(`restart of ${id.slice(0, 12)}`, 'once', () =>
+      this.api.getContainer(id).restart({ t: timeoutS })
+    )
   }
 
   async imageInfo(ref: string): Promise<ImageInfo | undefined> {
     try {
-      const i = await this.api.getImage(ref).inspect()
+      const i = await this.read(`inspect of image ${ref}`, () => this.api.getImage(ref).inspect())
       return { id: i.Id, repoDigests: i.RepoDigests ?? [], config: i.Config }
     } catch (e) {
       if ((e as { statusCode?: number }).statusCode === 404) return undefined
@@ -118,6 +143,10 @@ export class DockerClient implements DockerApi {
    */
   async pull(ref: ImageRef, signal?: AbortSignal, stallMs = PULL_STALL_MS): Promise<void> {
     const name = ref.digest ? `${repository(ref)}@${ref.digest}` : repoTag(ref)
+    await this.daemon.call(`pull of ${name}`, 'idempotent', () => this.pullOnce(ref, name, signal, stallMs))
+  }
+
+  private async pullOnce(ref: ImageRef, name: string, signal: AbortSignal | undefined, stallMs: number): Promise<void> {
     const authconfig = registryAuth(ref.registry)
     const stream = await bounded(
       this.api.pull(name, authconfig ? { authconfig } : {}),
@@ -161,24 +190,42 @@ export class DockerClient implements DockerApi {
     if (ref.digest && ref.tag) await this.api.getImage(name).tag({ repo: repository(ref), tag: ref.tag })
   }
 
+  /** Creates a container; a create the daemon made before the connection broke is found by its name and labels. */
   async create(spec: Docker.ContainerCreateOptions): Promise<string> {
-    const c = await this.api.createContainer(spec)
-    return c.id
+    const sameLabels = (info: ContainerInfo) =>
+      JSON.stringify(info.Config?.Labels ?? {}) === JSON.stringify(spec.Labels ?? {}) &&
+      info.Config?.Image === spec.Image
+    return this.daemon.call(
+      `create of ${spec.name ?? 'a container'}`,
+      // without a name, a container made before the cut cannot be told from another one
+      spec.name ? 'checked' : 'once',
+      async () => (await this.api.createContainer(spec)).id,
+      async () => {
+        const info = spec.name ? await this.inspect(spec.name) : undefined
+        return info && sameLabels(info) ? { value: info.Id } : undefined
+      }
+    )
   }
 
   async start(id: string): Promise<void> {
-    await this.api.getContainer(id).start()
+    await this.daemon.call(`start of ${id.slice(0, 12)}`, 'idempotent', async (attempt) => {
+      try {
+        await this.api.getContainer(id).start()
+      } catch (e) {
+        // a repeat after a cut: the daemon had started it
+        if (attempt === 0 || (e as { statusCode?: number }).statusCode !== 304) throw e
+      }
+    })
   }
 
   /** docker stop: the container's stop signal, then SIGKILL after `timeoutS`. Resolves when it has exited. */
   async stop(id: string, timeoutS: number): Promise<void> {
+    const what = `docker stop of ${id.slice(0, 12)}`
     try {
       // the Engine kills after timeoutS; a daemon that still does not answer (a D-state process)
       // must not hold the job and the host lock until the job's own timeout
-      await bounded(
-        this.api.getContainer(id).stop({ t: timeoutS }),
-        (timeoutS + STOP_GRACE_S) * 1000,
-        `docker stop of ${id.slice(0, 12)}`
+      await this.daemon.call(what, 'idempotent', () =>
+        bounded(this.api.getContainer(id).stop({ t: timeoutS }), (timeoutS + STOP_GRACE_S) * 1000, what)
       )
     } catch (e) {
       if ((e as { statusCode?: number }).statusCode !== 304) throw e
@@ -187,7 +234,10 @@ export class DockerClient implements DockerApi {
 
   async signal(id: string, signal: string): Promise<void> {
     try {
-      await this.api.getContainer(id).kill({ signal })
+      // a second signal is not the same request (a second SIGTERM can end a graceful shutdown)
+      await this.daemon.call(`${signal} to ${id.slice(0, 12)}`, 'once', () =>
+        this.api.getContainer(id).kill({ signal })
+      )
     } catch (e) {
       const code = (e as { statusCode?: number }).statusCode
       if (code !== 409 && code !== 304) throw e
@@ -196,7 +246,9 @@ export class DockerClient implements DockerApi {
 
   async remove(id: string): Promise<void> {
     try {
-      await this.api.getContainer(id).remove({ force: true, v: false })
+      await this.daemon.call(`remove of ${id.slice(0, 12)}`, 'idempotent', () =>
+        this.api.getContainer(id).remove({ force: true, v: false })
+      )
     } catch (e) {
       if ((e as { statusCode?: number }).statusCode !== 404) throw e
     }
@@ -204,7 +256,9 @@ export class DockerClient implements DockerApi {
 
   /** Sets a container's restart policy (docker update --restart). */
   async setRestartPolicy(id: string, policy: { Name: string; MaximumRetryCount?: number }): Promise<void> {
-    await this.api.getContainer(id).update({ RestartPolicy: policy })
+    await this.daemon.call(`restart policy of ${id.slice(0, 12)}`, 'idempotent', () =>
+      this.api.getContainer(id).update({ RestartPolicy: policy })
+    )
   }
 
   /** Waits until a container is gone (a `--rm` container after its stop); false when it is still there. */
@@ -218,21 +272,28 @@ export class DockerClient implements DockerApi {
   }
 
   async rename(id: string, name: string): Promise<void> {
-    await this.api.getContainer(id).rename({ name })
+    await this.daemon.call(
+      `rename of ${id.slice(0, 12)} to ${name}`,
+      'checked',
+      () => this.api.getContainer(id).rename({ name }),
+      async () => ((await this.inspect(id))?.Name === `/${name}` ? { value: undefined } : undefined)
+    )
   }
 
   /** Waits for a container to exit; returns its exit code. */
   async wait(id: string): Promise<number> {
-    const r = (await this.api.getContainer(id).wait()) as { StatusCode: number }
+    const r = (await this.read(`wait for ${id.slice(0, 12)}`, () => this.api.getContainer(id).wait())) as {
+      StatusCode: number
+    }
     return r.StatusCode
   }
 
   /** The last `tail` lines of a container's output (stdout and stderr). */
   async logs(id: string, tail = 50, since?: number): Promise<string> {
     try {
-      const buf = (await this.api
-        .getContainer(id)
-        .logs({ stdout: true, stderr: true, tail, since, follow: false })) as unknown as Buffer
+      const buf = (await this.read(`logs of ${id.slice(0, 12)}`, () =>
+        this.api.getContainer(id).logs({ stdout: true, stderr: true, tail, since, follow: false })
+      )) as unknown as Buffer
       return demux(buf)
     } catch {
       return ''
@@ -242,10 +303,12 @@ export class DockerClient implements DockerApi {
   /** Reads one file from a container's filesystem (also from a stopped container). */
   async readFile(id: string, path: string): Promise<Buffer | undefined> {
     try {
-      const stream = await this.api.getContainer(id).getArchive({ path })
-      const chunks: Buffer[] = []
-      for await (const c of stream as AsyncIterable<Buffer>) chunks.push(c)
-      return untarFirstFile(Buffer.concat(chunks))
+      return await this.read(`read of ${path} in ${id.slice(0, 12)}`, async () => {
+        const stream = await this.api.getContainer(id).getArchive({ path })
+        const chunks: Buffer[] = []
+        for await (const c of stream as AsyncIterable<Buffer>) chunks.push(c)
+        return untarFirstFile(Buffer.concat(chunks))
+      })
     } catch {
       return undefined
     }
@@ -312,81 +375,4 @@ export function digestFor(image: ImageInfo, ref: ImageRef): string | undefined {
 export function anyDigest(image: ImageInfo): string | undefined {
   const rd = image.repoDigests[0]
   return rd ? rd.slice(rd.indexOf('@') + 1) : undefined
-}
-
-export function containerName(info: ContainerInfo): string {
-  return info.Name.replace(/^\//, '')
-}
-
-/** The container's addresses on its networks (empty with host networking). */
-export function containerIps(info: ContainerInfo): string[] {
-  return Object.values(info.NetworkSettings?.Networks ?? {})
-    .map((n) => n.IPAddress)
-    .filter((ip): ip is string => !!ip)
-}
-
-export function envMap(info: ContainerInfo): Map<string, string> {
-  const m = new Map<string, string>()
-  for (const e of info.Config.Env ?? []) {
-    const i = e.indexOf('=')
-    if (i > 0) m.set(e.slice(0, i), e.slice(i + 1))
-  }
-  return m
-}
-
-/** A free TCP port on hostIp ('' = all interfaces), not in `avoid`. */
-export function freePort(hostIp: string, avoid: Set<number> = new Set()): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.unref()
-    srv.on('error', reject)
-    srv.listen({ host: hostIp && hostIp !== '0.0.0.0' ? hostIp : undefined, port: 0 }, () => {
-      const port = (srv.address() as { port: number }).port
-      srv.close(() => (avoid.has(port) ? freePort(hostIp, avoid).then(resolve, reject) : resolve(port)))
-    })
-  })
-}
-
-function registryAuth(registry?: string): Record<string, string> | undefined {
-  try {
-    const cfg = JSON.parse(
-      readFileSync(`${process.env.DOCKER_CONFIG ?? homedir() + '/.docker'}/config.json`, 'utf8')
-    ) as { auths?: Record<string, { auth?: string }> }
-    const key = registry ?? 'https://index.docker.io/v1/'
-    const entry = cfg.auths?.[key] ?? cfg.auths?.[`https://${key}`]
-    if (!entry?.auth) return undefined
-    const [username, ...rest] = Buffer.from(entry.auth, 'base64').toString('utf8').split(':')
-    return { username, password: rest.join(':'), serveraddress: key }
-  } catch {
-    return undefined
-  }
-}
-
-/** Docker multiplexes stdout/stderr in 8-byte framed chunks when there is no TTY. */
-export function demux(buf: Buffer): string {
-  if (!Buffer.isBuffer(buf)) return String(buf ?? '')
-  if (buf.length < 8 || (buf[0] !== 1 && buf[0] !== 2) || buf[1] !== 0) return buf.toString('utf8')
-  const parts: Buffer[] = []
-  let i = 0
-  while (i + 8 <= buf.length) {
-    const len = buf.readUInt32BE(i + 4)
-    parts.push(buf.subarray(i + 8, i + 8 + len))
-    i += 8 + len
-  }
-  return Buffer.concat(parts).toString('utf8')
-}
-
-/** The first regular file of a tar archive (what the archive API returns for one path). */
-export function untarFirstFile(tar: Buffer): Buffer | undefined {
-  let off = 0
-  while (off + 512 <= tar.length) {
-    const header = tar.subarray(off, off + 512)
-    if (header.every((b) => b === 0)) return undefined
-    const size = parseInt(header.subarray(124, 136).toString('ascii').replace(/\0.*$/, '').trim() || '0', 8)
-    const type = String.fromCharCode(header[156] || 48)
-    const body = off + 512
-    if (type === '0' || type === '\0') return tar.subarray(body, body + size)
-    off = body + Math.ceil(size / 512) * 512
-  }
-  return undefined
 }

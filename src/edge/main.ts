@@ -20,10 +20,12 @@ export async function main(operations: Operations): Promise<Outcome> {
   process.once('SIGTERM', () => onSignal('SIGTERM'))
 
   const report = actionReport()
+  const log = actionLog()
   const ctx: Context = {
     inputs,
-    docker: new DockerClient(inputs.dockerHost),
-    log: actionLog(),
+    // a Docker daemon restarting is waited for (bounded), and the wait ends with a cancellation
+    docker: new DockerClient(inputs.dockerHost, { signal: abort.signal, onWait: (m) => log.warning(m) }),
+    log,
     report,
     signal: abort.signal,
     onJournal: (id) => core.saveState(State.RunId, id)

@@ -23,10 +23,12 @@ export async function post(repair: (ctx: Context) => Promise<OperationResult>): 
   try {
     const inputs = actionInputs()
     const report = actionReport()
+    const log = actionLog()
     const result = await repair({
       inputs,
-      docker: new DockerClient(inputs.dockerHost),
-      log: actionLog(),
+      // a daemon still restarting after the fault that ended main is waited for (bounded)
+      docker: new DockerClient(inputs.dockerHost, { onWait: (m) => log.warning(m) }),
+      log,
       report,
       signal: new AbortController().signal
     })

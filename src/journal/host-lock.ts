@@ -80,8 +80,10 @@ export class HostLock {
 }
 
 /**
- * Runs `fn` holding the host lock of the node (its sorted container names, `nodeKey`), after checking that
- * Docker answers; waits up to input `lock-timeout` for another operation to finish.
+ * Runs `fn` holding the host lock of the node (its sorted container names, `nodeKey`), once Docker
+ * answers: the client waits out a daemon restart (bounded, src/docker/daemon-wait.ts), so the post
+ * step and `repair` after a daemon restart find it back instead of failing at the first ping.
+ * Waits up to input `lock-timeout` for another operation to finish.
  */
 export async function withHostLock<T>(ctx: Context, fn: () => Promise<T>): Promise<T> {
   const { inputs, log } = ctx

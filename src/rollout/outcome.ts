@@ -1,6 +1,7 @@
 // How a rollout ends, as the operator reads it: the result and outputs of a success, or, after a
 // failure past the first handoff, the rollback (or exactly where the node was left).
 import type { Context, OperationResult } from '../context.js'
+import type { DockerApi } from '../docker/client.js'
 import { OperationError } from '../errors.js'
 import { failedContainerLogs } from '../handoff/gate-loops.js'
 import type { Change, Prepared, RollbackResult, RolloutDeps, RolloutRecord } from './plan.js'
@@ -49,11 +50,19 @@ export async function recover(
       `${reason}. Rollback is off (input 'rollback: false'): the node is left as it is; the previous container is kept stopped as '${previous.name}'`
     )
   }
-  journal.step('rollback', { reason })
+  // A journal with `rollback` is always rolled back by the post step and `repair`
+  // (src/operations/repair.ts). It is written just before the rollback's first change on the host,
+  // not before its checks: a rollback that stopped at them (the DB or the Docker daemon out of
+  // reach) changed nothing, and the node is judged as it is (a healthy new leader is finished).
+  let changed = false
+  const docker = beforeFirstChange(ctx.docker, () => {
+    changed = true
+    journal.step('rollback', { reason })
+  })
   let rb: RollbackResult
   try {
     rb = await rollback(
-      ctx,
+      { ...ctx, docker },
       p.link,
       {
         name: p.leader.name,
@@ -70,8 +79,11 @@ export async function recover(
     )
   } catch (re) {
     journal.step('rollback-failed', { reason: (re as Error).message })
+    const unchanged = changed
+      ? ''
+      : ' Nothing of the node was changed by the rollback: it is as the failed step left it.'
     throw new OperationError(
-      `${ch.operation} failed (${reason}) and the rollback failed too: ${(re as Error).message}. Run operation 'repair' after fixing the cause; the journal is ${journal.path}`
+      `${ch.operation} failed (${reason}) and the rollback failed too: ${(re as Error).message}.${unchanged} Run operation 'repair' after fixing the cause; the journal is ${journal.path}`
     )
   }
   const { forward } = rb
@@ -104,4 +116,38 @@ export async function recover(
       'leader-gap-ms': gapsOut(r.gaps)
     }
   }
+}
+
+/** The Docker calls that change something on the host (the others only look). */
+const CHANGES: ReadonlySet<PropertyKey> = new Set<keyof DockerApi>([
+  'create',
+  'start',
+  'stop',
+  'restart',
+  'signal',
+  'remove',
+  'setRestartPolicy',
+  'rename',
+  'runOnce',
+  'connectNetwork'
+])
+
+/** `docker`, whose first call that changes something runs `first` before it (once). */
+function beforeFirstChange(docker: DockerApi, first: () => void): DockerApi {
+  let told = false
+  return new Proxy(docker, {
+    get(target, prop) {
+      const v: unknown = Reflect.get(target, prop, target)
+      if (typeof v !== 'function') return v
+      const call = v as (...a: unknown[]) => unknown
+      if (!CHANGES.has(prop)) return call.bind(target)
+      return (...a: unknown[]) => {
+        if (!told) {
+          told = true
+          first()
+        }
+        return call.apply(target, a)
+      }
+    }
+  })
 }

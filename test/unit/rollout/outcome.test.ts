@@ -1,0 +1,105 @@
+// How a failed rollout journals its rollback (src/rollout/outcome.ts). A journal with `rollback`
+// is always rolled back by the post step and `repair` (src/operations/repair.ts), so it is
+// written only when the rollback is about to change something on the host: a rollback that
+// stopped at its checks (the DB or the Docker daemon not answering) leaves the node to be judged
+// as it is, and a healthy new leader is finished, not rolled back.
+import { afterEach, beforeEach, describe, expect, test } from '@jest/globals'
+import type { Context } from '../../../src/context.js'
+import type { DockerApi } from '../../../src/docker/client.js'
+import { OperationError } from '../../../src/errors.js'
+import { memberOf } from '../../../src/handoff/types.js'
+import { nodeKey, readJournal } from '../../../src/journal/journal.js'
+import { recover } from '../../../src/rollout/outcome.js'
+import { openRecord, type Change, type Prepared, type RolloutDeps } from '../../../src/rollout/plan.js'
+import { FakeNode, FAST, imageIdOf } from '../fixtures/fake-node.js'
+
+const NEW = 'smartcontract/chainlink:2.19.0'
+const upgrade: Change = { operation: 'upgrade', createRef: NEW, imageId: imageIdOf(NEW), display: NEW, backup: false }
+
+let w: FakeNode
+beforeEach(async () => {
+  w = new FakeNode()
+  await w.listen()
+})
+afterEach(async () => {
+  await w.close()
+})
+
+function prepared(): Prepared {
+  const info = w.leader.info
+  const leader = { info, name: info.Name.slice(1), image: info.Config.Image, session: { appId: w.leader.appId } }
+  const view = { containers: [leader], lock: { sessions: [], holder: w.holder }, dbVersion: { ...w.db }, mode: 'lease' }
+  return { view, leader, link: w.link(), t: FAST } as unknown as Prepared
+}
+
+const steps = (ctx: Context) => readJournal(ctx.inputs.stateDir, nodeKey(ctx.inputs))?.steps.map((s) => s.step) ?? []
+
+async function recoverWith(rollback: RolloutDeps['rollback']) {
+  const ctx = w.context()
+  const p = prepared()
+  const r = openRecord(ctx, p, upgrade, memberOf(p.leader.info, w.leader.appId))
+  const out = recover(ctx, p, upgrade, r, new Error('gate health: /readyz 503'), rollback)
+  return { ctx, out }
+}
+
+describe('a failed rollout journals its rollback only when something is about to change', () => {
+  test('the rollback stops at its checks (the DB does not answer): no `rollback` in the journal, the message says nothing was stopped', async () => {
+    const { ctx, out } = await recoverWith(async (c) => {
+      await c.docker.inspect('chainlink')
+      throw new OperationError(
+        "the node's database does not answer (connect ECONNREFUSED); nothing was stopped: the node is as the failed step left it"
+      )
+    })
+    await expect(out).rejects.toThrow(/rollback failed too: .*nothing was stopped/)
+    expect(steps(ctx)).not.toContain('rollback')
+    expect(readJournal(ctx.inputs.stateDir, nodeKey(ctx.inputs))?.phase).toBe('in-progress')
+  })
+
+  test('the Docker daemon stays away during the checks: no `rollback`, and the message says nothing was changed', async () => {
+    const { ctx, out } = await recoverWith(async (c) => {
+      await c.docker.inspect('chainlink')
+      throw new Error('inspect of chainlink: the Docker Engine at unix:///run/docker.sock did not answer for 90 s')
+    })
+    await expect(out).rejects.toThrow(/did not answer for 90 s.*nothing of the node was changed by the rollback/i)
+    expect(steps(ctx)).not.toContain('rollback')
+  })
+
+  test.each<[string, (d: DockerApi) => Promise<unknown>]>([
+    ['a stop', (d) => d.stop('abc', 1)],
+    ['a remove', (d) => d.remove('abc')],
+    ['a rename', (d) => d.rename('abc', 'chainlink')],
+    ['a start', (d) => d.start('abc')],
+    ['a restart policy', (d) => d.setRestartPolicy('abc', { Name: 'unless-stopped' })],
+    ['a one-off db rollback', (d) => d.runOnce({ name: 'x' }, 1000)],
+    ['a signal', (d) => d.signal('abc', 'SIGTERM')]
+  ])('%s of the rollback is journaled `rollback` first', async (_what, change) => {
+    let seenBefore: string[] | undefined
+    const { ctx, out } = await recoverWith(async (c) => {
+      await c.docker.inspect('chainlink')
+      await c.docker.listByLabel('x')
+      seenBefore = steps(c)
+      await change(c.docker).catch(() => undefined)
+      // the first change is what counts: the step is written once
+      await c.docker.stop('abc', 1).catch(() => undefined)
+      throw new OperationError('stopped for the test')
+    })
+    await expect(out).rejects.toThrow(/rollback failed too/)
+    expect(seenBefore).not.toContain('rollback')
+    const s = steps(ctx)
+    expect(s.filter((x) => x === 'rollback')).toHaveLength(1)
+    expect(s.indexOf('rollback')).toBeLessThan(s.indexOf('rollback-failed'))
+  })
+
+  test('a rollback that went through is journaled and ends `rolled-back`', async () => {
+    const { ctx, out } = await recoverWith(async (c) => {
+      await c.docker.stop(w.leader.info.Id, 1)
+      return { leader: memberOf(w.leader.info, w.leader.appId) }
+    })
+    await expect(out).resolves.toMatchObject({ result: 'rolled-back', ok: false })
+    expect(steps(ctx)).toContain('rollback')
+    expect(readJournal(ctx.inputs.stateDir, nodeKey(ctx.inputs))).toMatchObject({
+      phase: 'done',
+      result: 'rolled-back'
+    })
+  })
+})
