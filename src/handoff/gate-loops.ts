@@ -66,7 +66,9 @@ function newSessionsOf(info: ContainerInfo, sessions: NodeSession[], known: Set<
 
 async function lockObs(link: NodeLink, mode = link.mode): Promise<LockObs> {
   const l = await readLockState(link.db, mode, link.config.advisoryLockId)
-  return { holder: l.holder, problem: l.problem, sessions: l.sessions }
+  // the lease row too: a lease still the node's whose sessions dropped is a DB blip (gates.ts)
+  const lease = l.lease && { clientId: l.lease.clientId, expired: l.lease.expired }
+  return { holder: l.holder, problem: l.problem, sessions: l.sessions, ...(lease ? { lease } : {}) }
 }
 
 /** Observes every `everyMs` until the judgement passes (its proof) or fails (a GateError). */

@@ -25,6 +25,20 @@ export interface LockObs {
   holder?: string
   problem?: string
   sessions: NodeSession[]
+  /** the lease row as read (lease and dual modes): its app, and whether it ran out by the DB clock */
+  lease?: { clientId: string; expired: boolean }
+}
+
+/**
+ * The lease still names `appId` and has not run out, but that app has no DB session: its
+ * connections just dropped (a Postgres restart, a managed DB's failover, a pooler reconnect).
+ * The node keeps running and checks out a new connection at its next refresh, and nobody else
+ * can take an unexpired lease (docs/node-facts.md §3): until it runs out this is evidence of
+ * nothing. Once it ran out unrenewed, or names another app, it is.
+ */
+function reconnecting(lock: LockObs, appId: string): boolean {
+  const l = lock.lease
+  return !!l && !l.expired && sameApp(l.clientId, appId) && !lock.sessions.some((s) => sameApp(s.appId, appId))
 }
 
 const fmt = (ms: number) => (ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`)
@@ -211,6 +225,8 @@ export function judgeHealth(obs: HealthObs[], p: HealthParams): Verdict<HealthPr
   let seenReady = -1
   let seenChecks = -1
   let last = 'not answering yet'
+  /** the latest observation saw the lease still ours but no session of ours (a DB blip) */
+  let lockUnproven = false
   for (const o of obs) {
     const c = o.container
     if (!c?.running)
@@ -219,7 +235,8 @@ export function judgeHealth(obs: HealthObs[], p: HealthParams): Verdict<HealthPr
         reason: `'${p.name}' exited (${exitText(c)}) ${settled !== undefined ? 'while holding ready' : 'before becoming ready'}; last: ${last}`
       }
     if (c.restartCount !== p.restarts0) return { kind: 'fail', reason: `'${p.name}' restarted during the health gate` }
-    if (!sameApp(o.lock.holder, p.appId))
+    lockUnproven = !sameApp(o.lock.holder, p.appId) && reconnecting(o.lock, p.appId)
+    if (!sameApp(o.lock.holder, p.appId) && !lockUnproven)
       return {
         kind: 'fail',
         reason: `'${p.name}' lost the lock (${o.lock.holder ? `now held by app ${o.lock.holder}` : o.lock.problem})`
@@ -269,7 +286,7 @@ export function judgeHealth(obs: HealthObs[], p: HealthParams): Verdict<HealthPr
       last = `/readyz 200, /health failing ${describeChecks(newFailing)}, which passed on the leader before`
     else if (firstReady !== undefined && settled === undefined && r?.kind === 'ready')
       last = '/readyz 200, /health not read yet'
-    if (settled !== undefined && lastReady !== undefined && lastReady - settled >= p.stableMs)
+    if (!lockUnproven && settled !== undefined && lastReady !== undefined && lastReady - settled >= p.stableMs)
       return {
         kind: 'pass',
         proved: { readyAt: firstReady!, heldMs: lastReady - settled, stillFailing, last },
@@ -278,6 +295,8 @@ export function judgeHealth(obs: HealthObs[], p: HealthParams): Verdict<HealthPr
   }
   const end = obs.at(-1)
   if (!end) return { kind: 'wait', why: last }
+  if (lockUnproven)
+    last += `; the lease is still '${p.name}''s but it has no DB session (connections dropped: a DB restart?), waiting for it to reconnect before the lease runs out`
   if (settled === undefined && end.at >= p.readyBy) {
     if (newFailing.length)
       return {

@@ -18,6 +18,16 @@ const RELEASE_SQL = 'UPDATE lease_lock SET expires_at=NOW() WHERE client_id = $1
 const WAITING_MSG =
   'Another application is currently holding the database lease (or a previous instance exited uncleanly), waiting for lease to expire...'
 
+// The lease connection is a database/sql Conn over pgx (lease_lock.go). When the server closes it
+// (a restart, a failover, pg_terminate_backend) the node learns it one refresh at a time: the
+// refresh on it fails with the server's error and pgx marks it closed ('bad'); the next one gets
+// driver.ErrBadConn, which closes the sql.Conn ('done'); the one after gets sql.ErrConnDone, and
+// only that makes loop() check out a new connection and refresh on it. Meanwhile every error only
+// logs: the node keeps running, and once the DB is back it renews its own lease, or takes it again
+// if it ran out, unless another node took it first (0 rows: Fatal, exit 1).
+const ERR_BAD_CONN = 'driver: bad connection'
+const ERR_CONN_DONE = 'sql: connection is already closed'
+
 class LeaseLock {
   constructor({ cfg, db, appID, log, onLost }) {
     this.cfg = cfg
@@ -26,6 +36,8 @@ class LeaseLock {
     this.log = log.named('LeaseLock')
     this.onLost = onLost
     this.conn = null
+    /** the lease connection as database/sql sees it: ok, bad (closed under pgx), done (sql.ErrConnDone) */
+    this.connState = 'ok'
     this.timer = null
     this.inflight = Promise.resolve()
     // Older v1 lease code used LOCK TABLE + count + INSERT/UPDATE; when the upsert replaced it is
@@ -46,6 +58,7 @@ class LeaseLock {
       throw e
     }
     this.conn = c
+    this.connState = 'ok'
   }
 
   dropConn() {
@@ -56,7 +69,25 @@ class LeaseLock {
   /** One acquire/refresh transaction; true when this process holds the lease afterwards. */
   async getLease(isInitial) {
     if (!this.conn) await this.checkout()
+    if (this.connState === 'done') throw new Error(ERR_CONN_DONE)
+    if (this.connState === 'bad') {
+      this.connState = 'done'
+      throw new Error(ERR_BAD_CONN)
+    }
     const c = this.conn
+    try {
+      return await this.transact(c, isInitial)
+    } catch (e) {
+      // the socket is gone (or pgx cancelled a query that outlived its context, which closes it)
+      if (!c._queryable || e.message === 'Query read timeout') {
+        c.end().catch(() => undefined)
+        this.connState = 'bad'
+      }
+      throw e
+    }
+  }
+
+  async transact(c, isInitial) {
     await c.query('begin') // pgx sends transaction control in lower case (§11.6)
     try {
       if (isInitial) for (const q of INITIAL_SQL) await c.query(q)
@@ -136,10 +167,17 @@ class LeaseLock {
   async refresh() {
     let got
     try {
+      if (this.connState === 'done') {
+        this.log.warn('DB connection was unexpectedly closed; checking out a new one', { err: ERR_CONN_DONE })
+        try {
+          await this.checkout()
+        } catch (e) {
+          this.log.warn('Error trying to refresh connection', { err: e.message })
+        }
+      }
       got = await this.getLease(false)
     } catch (e) {
       this.log.error('Error trying to refresh database lease', { err: e.message })
-      this.dropConn() // re-checkout on the next tick
       return
     }
     if (!got && this.timer) {
@@ -156,6 +194,9 @@ class LeaseLock {
     if (expire) {
       try {
         if (!this.conn) await this.checkout()
+        // Release() runs on the lease connection as it is: a closed one fails, and the lease
+        // stays until it runs out
+        if (this.connState !== 'ok') throw new Error(this.connState === 'bad' ? ERR_BAD_CONN : ERR_CONN_DONE)
         await this.conn.query(RELEASE_SQL, [this.appID])
       } catch (e) {
         this.log.error(

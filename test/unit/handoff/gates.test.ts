@@ -307,6 +307,93 @@ describe('judgeHealth: /readyz 200, no new failing check, held for stable-for', 
     if (reason) expect(v.kind === 'fail' ? v.reason : '').toMatch(reason)
   })
 
+  // A Postgres restart or a managed DB's failover drops every session: for a moment the lease
+  // names the new node's app, has not run out, and that app has no session. The node checks out
+  // a new connection at its next refresh (docs/node-facts.md §3), so until the lease runs out
+  // that is evidence of nothing; a lease that ran out unrenewed, or another app's, is.
+  describe('a DB blip during the gate: the lock judged by the lease until it runs out', () => {
+    const ours = { clientId: NEW, expired: false }
+    /** the lease as read: its app and whether it ran out (DB clock); the node's sessions */
+    const leased = (lease: { clientId: string; expired: boolean }, ...apps: string[]): LockObs => {
+      const live = apps.some((a) => a === lease.clientId)
+      return {
+        holder: !lease.expired && live ? lease.clientId : undefined,
+        problem: lease.expired
+          ? 'the lease expired at 2026-12-04T07:00:10.000Z and nobody renewed it: no node holds the lock'
+          : live
+            ? undefined
+            : `the lease is held by app ${lease.clientId}, which has no DB session`,
+        sessions: apps.map((a) => session(a)),
+        lease
+      }
+    }
+    const at = (t: number, l: LockObs, x: Partial<HealthObs> = {}): HealthObs => ({
+      at: t,
+      container: up(),
+      lock: l,
+      ready: ready(t),
+      checks: checks(0),
+      ...x
+    })
+    const blip = (from: number, to: number, l = leased(ours)) => steady(from, to).map((x) => ({ ...x, lock: l }))
+    const judge = (obs: HealthObs[]) => judgeHealth(obs, base)
+    const blipRows: Array<[string, HealthObs[], string, RegExp?]> = [
+      [
+        'same app, lease unexpired, no session: no evidence, wait',
+        [...steady(0, 3000), at(4000, leased(ours))],
+        'wait',
+        /DB session/
+      ],
+      [
+        'same app, lease unexpired, no session for a few seconds, then its sessions back: pass',
+        [...steady(0, 3000), ...blip(4000, 6000), ...steady(7000, 10_000)],
+        'pass'
+      ],
+      ['the window ends in a blip: not proven on it', [...steady(0, 9000), ...blip(10_000, 11_000)], 'wait'],
+      [
+        'same app, its sessions back before its lease connection (pool first): pass',
+        [...steady(0, 3000), at(4000, leased(ours)), ...steady(5000, 10_000)],
+        'pass'
+      ],
+      [
+        'lease expired and not renewed: fail',
+        [...steady(0, 3000), at(4000, leased(ours)), at(14_000, leased({ clientId: NEW, expired: true }, NEW))],
+        'fail',
+        /lost the lock \(the lease expired/
+      ],
+      [
+        'lease expired, no session either: fail',
+        [...steady(0, 3000), at(14_000, leased({ clientId: NEW, expired: true }))],
+        'fail',
+        /lost the lock/
+      ],
+      [
+        'another app took the lease: fail',
+        [...steady(0, 3000), at(4000, leased(ours)), at(5000, leased({ clientId: OTHER, expired: false }, OTHER))],
+        'fail',
+        new RegExp(`lost the lock \\(now held by app ${OTHER}`)
+      ],
+      [
+        "another app's lease without a session is no blip of ours: fail",
+        [...steady(0, 3000), at(4000, leased({ clientId: OTHER, expired: false }))],
+        'fail',
+        /lost the lock/
+      ],
+      [
+        'a lease unexpired but no lease row read (advisory): fail as before',
+        [...steady(0, 3000), at(4000, { holder: undefined, problem: 'nobody holds the advisory lock', sessions: [] })],
+        'fail',
+        /lost the lock/
+      ]
+    ]
+    // every row gets its fourth element, or jest would hand the test a done callback
+    test.each(blipRows.map(([a, b, c, d]) => [a, b, c, d ?? null] as const))('%s', (_, obs, want, reason) => {
+      const v = judge(obs)
+      expect(v.kind).toBe(want)
+      if (reason) expect(v.kind === 'fail' ? v.reason : v.kind === 'wait' ? v.why : '').toMatch(reason)
+    })
+  })
+
   test('a pass proves how long it held and which old failures remain', () => {
     const v = judgeHealth(steady(2000, 12_000, [heads]), { ...base, before: [heads] })
     expect(v).toMatchObject({ kind: 'pass', proved: { readyAt: 2000, heldMs: 10_000, stillFailing: [heads] } })
