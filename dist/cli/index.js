@@ -76320,7 +76320,7 @@ __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __we
 /* harmony export */ });
 /* harmony import */ var _cjs_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(5283);
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3916);
-/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9949);
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(4145);
 /* harmony import */ var _inputs_read_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3119);
 /* harmony import */ var _operations_backup_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(2674);
 /* harmony import */ var _operations_handoff_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(2416);
@@ -76354,7 +76354,7 @@ const operations = {
     status: _operations_status_js__WEBPACK_IMPORTED_MODULE_7__/* .status */ .h,
     backup: _operations_backup_js__WEBPACK_IMPORTED_MODULE_4__/* .backup */ .R,
     restore: _operations_backup_js__WEBPACK_IMPORTED_MODULE_4__/* .restore */ .P,
-    repair: _operations_repair_js__WEBPACK_IMPORTED_MODULE_6__/* .repair */ .I
+    repair: _operations_repair_js__WEBPACK_IMPORTED_MODULE_6__/* .repair */ .Ip
 };
 /** Every input of action.yml (a unit test keeps this list equal to action.yml's). */
 const INPUT_NAMES = [
@@ -76531,7 +76531,8 @@ async function main(argv, env, io) {
     let runId;
     const ctx = {
         inputs,
-        docker: new _docker_client_js__WEBPACK_IMPORTED_MODULE_2__/* .DockerClient */ .al(inputs.dockerHost),
+        // a Docker daemon restarting is waited for (bounded), and the wait ends with a cancellation
+        docker: new _docker_client_js__WEBPACK_IMPORTED_MODULE_2__/* .DockerClient */ .al(inputs.dockerHost, { signal: abort.signal, onWait: (m) => log.warning(m) }),
         log,
         report,
         signal: abort.signal,
@@ -76560,7 +76561,9 @@ async function main(argv, env, io) {
     if (runId && j && j.phase !== 'done' && j.runId === runId) {
         log.warning(`The ${j.operation} of '${inputs.container}' (run ${j.runId}) did not finish; repairing`);
         try {
-            const r = await (0,_operations_repair_js__WEBPACK_IMPORTED_MODULE_6__/* .repair */ .I)({ ...ctx, signal: new AbortController().signal });
+            // the repair is not cancelled: its Docker client's waits are not either
+            const docker = new _docker_client_js__WEBPACK_IMPORTED_MODULE_2__/* .DockerClient */ .al(inputs.dockerHost, { onWait: (m) => log.warning(m) });
+            const r = await (0,_operations_repair_js__WEBPACK_IMPORTED_MODULE_6__/* .repair */ .Ip)({ ...ctx, docker, signal: new AbortController().signal });
             if (!r.ok)
                 result = r;
         }
@@ -76596,42 +76599,254 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 9949:
+/***/ 4145:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   al: () => (/* binding */ DockerClient),
-/* harmony export */   iB: () => (/* binding */ containerIps),
-/* harmony export */   iW: () => (/* binding */ digestFor),
-/* harmony export */   ib: () => (/* binding */ envMap),
-/* harmony export */   l_: () => (/* binding */ anyDigest),
-/* harmony export */   ov: () => (/* binding */ freePort),
-/* harmony export */   xN: () => (/* binding */ containerName)
-/* harmony export */ });
-/* unused harmony exports bounded, demux, untarFirstFile */
-/* harmony import */ var node_net__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7030);
-/* harmony import */ var node_net__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_net__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3024);
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(8161);
-/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_os__WEBPACK_IMPORTED_MODULE_2__);
-/* harmony import */ var _host_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(5900);
-/* harmony import */ var _image_ref_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(2812);
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  al: () => (/* binding */ DockerClient),
+  l_: () => (/* binding */ anyDigest),
+  iB: () => (/* reexport */ containerIps),
+  xN: () => (/* reexport */ containerName),
+  iW: () => (/* binding */ digestFor),
+  ib: () => (/* reexport */ envMap),
+  ov: () => (/* reexport */ freePort)
+});
+
+// UNUSED EXPORTS: bounded, demux, untarFirstFile
+
+// EXTERNAL MODULE: ./src/docker/host.ts
+var docker_host = __nccwpck_require__(5900);
+;// CONCATENATED MODULE: ./src/docker/daemon-wait.ts
+// A Docker daemon that restarts (a package upgrade, config management, an OOM kill) is gone for
+// seconds to a minute. A Docker call that meets it waits for it, bounded and cancellable, and is
+// repeated only when that cannot act twice (docs/algorithm.md, "Docker daemon restarts").
+// A leaf (no imports): the Docker client sits low in the import chain (scripts/import-depth.mjs).
+function connectionFault(e) {
+    if (!e || typeof e !== 'object')
+        return undefined;
+    const x = e;
+    if (x.statusCode !== undefined)
+        return undefined;
+    const message = typeof x.message === 'string' ? x.message : '';
+    if (x.code === 'ECONNREFUSED')
+        return 'unreached';
+    if (x.code === 'ENOENT' && (x.syscall === 'connect' || /\bconnect ENOENT\b/.test(message)))
+        return 'unreached';
+    if (x.code === 'ECONNRESET' || x.code === 'EPIPE' || x.code === 'ECONNABORTED')
+        return 'cut';
+    if (/socket hang up/i.test(message))
+        return 'cut';
+    return undefined;
+}
+/** Pure: whether a call of `kind` that failed with `fault` may be made again. */
+function mayRetry(kind, fault) {
+    if (!fault)
+        return false;
+    return fault === 'unreached' || kind !== 'once';
+}
+/** A restart of the daemon takes seconds to a minute (a live-restore daemon reloads every container first). */
+const DAEMON_WAIT_MS = 90_000;
+/**
+ * The waits of one client: an outage is shared by the calls that meet it, so a daemon that stays
+ * away costs the run one bound, not one per call.
+ */
+class DaemonWait {
+    where;
+    o;
+    downSince;
+    waitMs;
+    pollMs;
+    constructor(where, o = {}) {
+        this.where = where;
+        this.o = o;
+        this.waitMs = o.waitMs ?? DAEMON_WAIT_MS;
+        this.pollMs = o.pollMs ?? 1000;
+    }
+    /**
+     * `fn` (told its attempt, 0 first), repeated while the daemon is out of reach and `kind`
+     * allows. For `checked`, `done` is asked after a cut (once the daemon answers): `{ value }`
+     * means the call took effect, and the value is returned instead of a repeat.
+     */
+    async call(what, kind, fn, done) {
+        let firstFault;
+        for (let attempt = 0;; attempt++) {
+            let fault;
+            try {
+                const v = await fn(attempt);
+                this.downSince = undefined;
+                return v;
+            }
+            catch (e) {
+                if (e?.statusCode !== undefined)
+                    this.downSince = undefined;
+                fault = connectionFault(e);
+                if (!mayRetry(kind, fault))
+                    throw e;
+                const now = Date.now();
+                firstFault ??= now;
+                const outageStarts = this.downSince === undefined;
+                this.downSince ??= now;
+                const deadline = Math.min(firstFault, this.downSince) + this.waitMs;
+                if (this.o.signal?.aborted)
+                    throw new Error(`${what}: cancelled`);
+                if (now >= deadline)
+                    throw new Error(`${what}: the Docker Engine at ${this.where} did not answer for ${fmtS(this.waitMs)} (${e.message})`);
+                if (outageStarts)
+                    this.o.onWait?.(`the Docker Engine at ${this.where} does not answer (${e.message}): waiting up to ${fmtS(this.waitMs)} for it (a daemon restart)`);
+                if (fault === 'cut' && kind === 'checked' && done) {
+                    // the daemon may have acted before the connection broke: its state says
+                    const took = await this.call(`${what} (checking whether it took effect)`, 'read', () => done());
+                    if (took)
+                        return took.value;
+                    continue;
+                }
+                await pause(Math.min(this.pollMs, Math.max(0, deadline - now)), what, this.o.signal);
+            }
+        }
+    }
+}
+function fmtS(ms) {
+    return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`;
+}
+/** A pause between two tries that the run's cancellation ends at once (as `bounded` does). */
+function pause(ms, what, signal) {
+    return new Promise((resolve, reject) => {
+        if (signal?.aborted)
+            return reject(new Error(`${what}: cancelled`));
+        const onAbort = () => {
+            clearTimeout(t);
+            reject(new Error(`${what}: cancelled`));
+        };
+        const t = setTimeout(() => {
+            signal?.removeEventListener('abort', onAbort);
+            resolve();
+        }, ms);
+        signal?.addEventListener('abort', onAbort, { once: true });
+    });
+}
+
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
+// EXTERNAL MODULE: external "node:os"
+var external_node_os_ = __nccwpck_require__(8161);
+;// CONCATENATED MODULE: ./src/docker/wire.ts
+// What travels on the wire to and from the Engine that is no API call: registry auth from the
+// host's docker config, the multiplexed log stream, the archive of one file.
+
+
+function registryAuth(registry) {
+    try {
+        const cfg = JSON.parse((0,external_node_fs_.readFileSync)(`${process.env.DOCKER_CONFIG ?? (0,external_node_os_.homedir)() + '/.docker'}/config.json`, 'utf8'));
+        const key = registry ?? 'https://index.docker.io/v1/';
+        const entry = cfg.auths?.[key] ?? cfg.auths?.[`https://${key}`];
+        if (!entry?.auth)
+            return undefined;
+        const [username, ...rest] = Buffer.from(entry.auth, 'base64').toString('utf8').split(':');
+        return { username, password: rest.join(':'), serveraddress: key };
+    }
+    catch {
+        return undefined;
+    }
+}
+/** Docker multiplexes stdout/stderr in 8-byte framed chunks when there is no TTY. */
+function demux(buf) {
+    if (!Buffer.isBuffer(buf))
+        return String(buf ?? '');
+    if (buf.length < 8 || (buf[0] !== 1 && buf[0] !== 2) || buf[1] !== 0)
+        return buf.toString('utf8');
+    const parts = [];
+    let i = 0;
+    while (i + 8 <= buf.length) {
+        const len = buf.readUInt32BE(i + 4);
+        parts.push(buf.subarray(i + 8, i + 8 + len));
+        i += 8 + len;
+    }
+    return Buffer.concat(parts).toString('utf8');
+}
+/** The first regular file of a tar archive (what the archive API returns for one path). */
+function untarFirstFile(tar) {
+    let off = 0;
+    while (off + 512 <= tar.length) {
+        const header = tar.subarray(off, off + 512);
+        if (header.every((b) => b === 0))
+            return undefined;
+        const size = parseInt(header.subarray(124, 136).toString('ascii').replace(/\0.*$/, '').trim() || '0', 8);
+        const type = String.fromCharCode(header[156] || 48);
+        const body = off + 512;
+        if (type === '0' || type === '\0')
+            return tar.subarray(body, body + size);
+        off = body + Math.ceil(size / 512) * 512;
+    }
+    return undefined;
+}
+
+// EXTERNAL MODULE: ./src/image/ref.ts
+var image_ref = __nccwpck_require__(2812);
+// EXTERNAL MODULE: external "node:net"
+var external_node_net_ = __nccwpck_require__(7030);
+;// CONCATENATED MODULE: ./src/docker/info.ts
+
+function containerName(info) {
+    return info.Name.replace(/^\//, '');
+}
+/** The container's addresses on its networks (empty with host networking). */
+function containerIps(info) {
+    return Object.values(info.NetworkSettings?.Networks ?? {})
+        .map((n) => n.IPAddress)
+        .filter((ip) => !!ip);
+}
+function envMap(info) {
+    const m = new Map();
+    for (const e of info.Config.Env ?? []) {
+        const i = e.indexOf('=');
+        if (i > 0)
+            m.set(e.slice(0, i), e.slice(i + 1));
+    }
+    return m;
+}
+/** A free TCP port on hostIp ('' = all interfaces), not in `avoid`. */
+function freePort(hostIp, avoid = new Set()) {
+    return new Promise((resolve, reject) => {
+        const srv = (0,external_node_net_.createServer)();
+        srv.unref();
+        srv.on('error', reject);
+        srv.listen({ host: hostIp && hostIp !== '0.0.0.0' ? hostIp : undefined, port: 0 }, () => {
+            const port = srv.address().port;
+            srv.close(() => (avoid.has(port) ? freePort(hostIp, avoid).then(resolve, reject) : resolve(port)));
+        });
+    });
+}
+
+;// CONCATENATED MODULE: ./src/docker/client.ts
 
 
 
 
 
+
+/**
+ * The Engine API through dockerode. Every call waits out a daemon restart (src/docker/daemon-wait.ts):
+ * reads and calls whose repeat acts once are repeated while the daemon is out of reach, calls
+ * that could act twice only when the request never reached it, or after its state showed they
+ * did not take effect.
+ */
 class DockerClient {
     host;
     api;
-    constructor(host) {
+    daemon;
+    constructor(host, waitOptions = {}) {
         this.host = host;
-        this.api = (0,_host_js__WEBPACK_IMPORTED_MODULE_3__/* .dockerFor */ ._2)(host);
+        this.api = (0,docker_host/* dockerFor */._2)(host);
+        this.daemon = new DaemonWait(host ?? process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock', waitOptions);
+    }
+    read(what, fn) {
+        return this.daemon.call(what, 'read', fn);
     }
     async ping() {
         try {
-            await this.api.ping();
+            await this.read('ping', () => this.api.ping());
         }
         catch (e) {
             const where = this.host
@@ -76643,7 +76858,7 @@ class DockerClient {
     /** Inspects a container by name or id; undefined when there is none. */
     async inspect(nameOrId) {
         try {
-            return await this.api.getContainer(nameOrId).inspect();
+            return await this.read(`inspect of ${nameOrId}`, () => this.api.getContainer(nameOrId).inspect());
         }
         catch (e) {
             if (e.statusCode === 404)
@@ -76652,26 +76867,27 @@ class DockerClient {
         }
     }
     async listByLabel(label) {
-        return this.api.listContainers({ all: true, filters: { label: [label] } });
+        return this.read('container list', () => this.api.listContainers({ all: true, filters: { label: [label] } }));
     }
     async listRunning() {
-        return this.api.listContainers();
+        return this.read('container list', () => this.api.listContainers());
     }
     async inspectNetwork(name) {
-        return this.api
-            .getNetwork(name)
-            .inspect()
-            .catch(() => undefined);
+        return this.read(`inspect of network ${name}`, () => this.api.getNetwork(name).inspect()).catch(() => undefined);
     }
     async connectNetwork(network, id, endpoint) {
-        await this.api.getNetwork(network).connect({ Container: id, EndpointConfig: endpoint });
+        await this.daemon.call(`connect of ${id.slice(0, 12)} to ${network}`, 'checked', () => this.api.getNetwork(network).connect({ Container: id, EndpointConfig: endpoint }), async () => {
+            const nets = (await this.inspect(id))?.NetworkSettings?.Networks ?? {};
+            return nets[network] ? { value: undefined } : undefined;
+        });
     }
     async restart(id, timeoutS) {
-        await this.api.getContainer(id).restart({ t: timeoutS });
+        // a repeat would restart the node twice: only when the request never reached the daemon
+        await this.daemon.call(`restart of ${id.slice(0, 12)}`, 'once', () => this.api.getContainer(id).restart({ t: timeoutS }));
     }
     async imageInfo(ref) {
         try {
-            const i = await this.api.getImage(ref).inspect();
+            const i = await this.read(`inspect of image ${ref}`, () => this.api.getImage(ref).inspect());
             return { id: i.Id, repoDigests: i.RepoDigests ?? [], config: i.Config };
         }
         catch (e) {
@@ -76685,7 +76901,10 @@ class DockerClient {
      * host's docker config. A pull with no progress for `stallMs` (a stalled registry) fails.
      */
     async pull(ref, signal, stallMs = PULL_STALL_MS) {
-        const name = ref.digest ? `${(0,_image_ref_js__WEBPACK_IMPORTED_MODULE_4__/* .repository */ .Jk)(ref)}@${ref.digest}` : (0,_image_ref_js__WEBPACK_IMPORTED_MODULE_4__/* .repoTag */ .nw)(ref);
+        const name = ref.digest ? `${(0,image_ref/* repository */.Jk)(ref)}@${ref.digest}` : (0,image_ref/* repoTag */.nw)(ref);
+        await this.daemon.call(`pull of ${name}`, 'idempotent', () => this.pullOnce(ref, name, signal, stallMs));
+    }
+    async pullOnce(ref, name, signal, stallMs) {
         const authconfig = registryAuth(ref.registry);
         const stream = await bounded(this.api.pull(name, authconfig ? { authconfig } : {}), stallMs, `pull of ${name}`, signal);
         await new Promise((resolve, reject) => {
@@ -76721,21 +76940,38 @@ class DockerClient {
         });
         // A digest pull leaves the image untagged; tag it so the container shows a readable name.
         if (ref.digest && ref.tag)
-            await this.api.getImage(name).tag({ repo: (0,_image_ref_js__WEBPACK_IMPORTED_MODULE_4__/* .repository */ .Jk)(ref), tag: ref.tag });
+            await this.api.getImage(name).tag({ repo: (0,image_ref/* repository */.Jk)(ref), tag: ref.tag });
     }
+    /** Creates a container; a create the daemon made before the connection broke is found by its name and labels. */
     async create(spec) {
-        const c = await this.api.createContainer(spec);
-        return c.id;
+        const sameLabels = (info) => JSON.stringify(info.Config?.Labels ?? {}) === JSON.stringify(spec.Labels ?? {}) &&
+            info.Config?.Image === spec.Image;
+        return this.daemon.call(`create of ${spec.name ?? 'a container'}`, 
+        // without a name, a container made before the cut cannot be told from another one
+        spec.name ? 'checked' : 'once', async () => (await this.api.createContainer(spec)).id, async () => {
+            const info = spec.name ? await this.inspect(spec.name) : undefined;
+            return info && sameLabels(info) ? { value: info.Id } : undefined;
+        });
     }
     async start(id) {
-        await this.api.getContainer(id).start();
+        await this.daemon.call(`start of ${id.slice(0, 12)}`, 'idempotent', async (attempt) => {
+            try {
+                await this.api.getContainer(id).start();
+            }
+            catch (e) {
+                // a repeat after a cut: the daemon had started it
+                if (attempt === 0 || e.statusCode !== 304)
+                    throw e;
+            }
+        });
     }
     /** docker stop: the container's stop signal, then SIGKILL after `timeoutS`. Resolves when it has exited. */
     async stop(id, timeoutS) {
+        const what = `docker stop of ${id.slice(0, 12)}`;
         try {
             // the Engine kills after timeoutS; a daemon that still does not answer (a D-state process)
             // must not hold the job and the host lock until the job's own timeout
-            await bounded(this.api.getContainer(id).stop({ t: timeoutS }), (timeoutS + STOP_GRACE_S) * 1000, `docker stop of ${id.slice(0, 12)}`);
+            await this.daemon.call(what, 'idempotent', () => bounded(this.api.getContainer(id).stop({ t: timeoutS }), (timeoutS + STOP_GRACE_S) * 1000, what));
         }
         catch (e) {
             if (e.statusCode !== 304)
@@ -76744,7 +76980,8 @@ class DockerClient {
     }
     async signal(id, signal) {
         try {
-            await this.api.getContainer(id).kill({ signal });
+            // a second signal is not the same request (a second SIGTERM can end a graceful shutdown)
+            await this.daemon.call(`${signal} to ${id.slice(0, 12)}`, 'once', () => this.api.getContainer(id).kill({ signal }));
         }
         catch (e) {
             const code = e.statusCode;
@@ -76754,7 +76991,7 @@ class DockerClient {
     }
     async remove(id) {
         try {
-            await this.api.getContainer(id).remove({ force: true, v: false });
+            await this.daemon.call(`remove of ${id.slice(0, 12)}`, 'idempotent', () => this.api.getContainer(id).remove({ force: true, v: false }));
         }
         catch (e) {
             if (e.statusCode !== 404)
@@ -76763,7 +77000,7 @@ class DockerClient {
     }
     /** Sets a container's restart policy (docker update --restart). */
     async setRestartPolicy(id, policy) {
-        await this.api.getContainer(id).update({ RestartPolicy: policy });
+        await this.daemon.call(`restart policy of ${id.slice(0, 12)}`, 'idempotent', () => this.api.getContainer(id).update({ RestartPolicy: policy }));
     }
     /** Waits until a container is gone (a `--rm` container after its stop); false when it is still there. */
     async waitGone(id, timeoutMs, signal) {
@@ -76777,19 +77014,17 @@ class DockerClient {
         }
     }
     async rename(id, name) {
-        await this.api.getContainer(id).rename({ name });
+        await this.daemon.call(`rename of ${id.slice(0, 12)} to ${name}`, 'checked', () => this.api.getContainer(id).rename({ name }), async () => ((await this.inspect(id))?.Name === `/${name}` ? { value: undefined } : undefined));
     }
     /** Waits for a container to exit; returns its exit code. */
     async wait(id) {
-        const r = (await this.api.getContainer(id).wait());
+        const r = (await this.read(`wait for ${id.slice(0, 12)}`, () => this.api.getContainer(id).wait()));
         return r.StatusCode;
     }
     /** The last `tail` lines of a container's output (stdout and stderr). */
     async logs(id, tail = 50, since) {
         try {
-            const buf = (await this.api
-                .getContainer(id)
-                .logs({ stdout: true, stderr: true, tail, since, follow: false }));
+            const buf = (await this.read(`logs of ${id.slice(0, 12)}`, () => this.api.getContainer(id).logs({ stdout: true, stderr: true, tail, since, follow: false })));
             return demux(buf);
         }
         catch {
@@ -76799,11 +77034,13 @@ class DockerClient {
     /** Reads one file from a container's filesystem (also from a stopped container). */
     async readFile(id, path) {
         try {
-            const stream = await this.api.getContainer(id).getArchive({ path });
-            const chunks = [];
-            for await (const c of stream)
-                chunks.push(c);
-            return untarFirstFile(Buffer.concat(chunks));
+            return await this.read(`read of ${path} in ${id.slice(0, 12)}`, async () => {
+                const stream = await this.api.getContainer(id).getArchive({ path });
+                const chunks = [];
+                for await (const c of stream)
+                    chunks.push(c);
+                return untarFirstFile(Buffer.concat(chunks));
+            });
         }
         catch {
             return undefined;
@@ -76851,12 +77088,12 @@ function bounded(p, ms, what, signal) {
 }
 /** The digest of `ref`'s repository among an image's RepoDigests. */
 function digestFor(image, ref) {
-    const want = (0,_image_ref_js__WEBPACK_IMPORTED_MODULE_4__/* .normaliseRepository */ .zt)((0,_image_ref_js__WEBPACK_IMPORTED_MODULE_4__/* .repository */ .Jk)(ref));
+    const want = (0,image_ref/* normaliseRepository */.zt)((0,image_ref/* repository */.Jk)(ref));
     for (const rd of image.repoDigests) {
         const at = rd.indexOf('@');
         if (at < 0)
             continue;
-        if ((0,_image_ref_js__WEBPACK_IMPORTED_MODULE_4__/* .normaliseRepository */ .zt)(rd.slice(0, at)) === want)
+        if ((0,image_ref/* normaliseRepository */.zt)(rd.slice(0, at)) === want)
             return rd.slice(at + 1);
     }
     return undefined;
@@ -76865,81 +77102,6 @@ function digestFor(image, ref) {
 function anyDigest(image) {
     const rd = image.repoDigests[0];
     return rd ? rd.slice(rd.indexOf('@') + 1) : undefined;
-}
-function containerName(info) {
-    return info.Name.replace(/^\//, '');
-}
-/** The container's addresses on its networks (empty with host networking). */
-function containerIps(info) {
-    return Object.values(info.NetworkSettings?.Networks ?? {})
-        .map((n) => n.IPAddress)
-        .filter((ip) => !!ip);
-}
-function envMap(info) {
-    const m = new Map();
-    for (const e of info.Config.Env ?? []) {
-        const i = e.indexOf('=');
-        if (i > 0)
-            m.set(e.slice(0, i), e.slice(i + 1));
-    }
-    return m;
-}
-/** A free TCP port on hostIp ('' = all interfaces), not in `avoid`. */
-function freePort(hostIp, avoid = new Set()) {
-    return new Promise((resolve, reject) => {
-        const srv = (0,node_net__WEBPACK_IMPORTED_MODULE_0__.createServer)();
-        srv.unref();
-        srv.on('error', reject);
-        srv.listen({ host: hostIp && hostIp !== '0.0.0.0' ? hostIp : undefined, port: 0 }, () => {
-            const port = srv.address().port;
-            srv.close(() => (avoid.has(port) ? freePort(hostIp, avoid).then(resolve, reject) : resolve(port)));
-        });
-    });
-}
-function registryAuth(registry) {
-    try {
-        const cfg = JSON.parse((0,node_fs__WEBPACK_IMPORTED_MODULE_1__.readFileSync)(`${process.env.DOCKER_CONFIG ?? (0,node_os__WEBPACK_IMPORTED_MODULE_2__.homedir)() + '/.docker'}/config.json`, 'utf8'));
-        const key = registry ?? 'https://index.docker.io/v1/';
-        const entry = cfg.auths?.[key] ?? cfg.auths?.[`https://${key}`];
-        if (!entry?.auth)
-            return undefined;
-        const [username, ...rest] = Buffer.from(entry.auth, 'base64').toString('utf8').split(':');
-        return { username, password: rest.join(':'), serveraddress: key };
-    }
-    catch {
-        return undefined;
-    }
-}
-/** Docker multiplexes stdout/stderr in 8-byte framed chunks when there is no TTY. */
-function demux(buf) {
-    if (!Buffer.isBuffer(buf))
-        return String(buf ?? '');
-    if (buf.length < 8 || (buf[0] !== 1 && buf[0] !== 2) || buf[1] !== 0)
-        return buf.toString('utf8');
-    const parts = [];
-    let i = 0;
-    while (i + 8 <= buf.length) {
-        const len = buf.readUInt32BE(i + 4);
-        parts.push(buf.subarray(i + 8, i + 8 + len));
-        i += 8 + len;
-    }
-    return Buffer.concat(parts).toString('utf8');
-}
-/** The first regular file of a tar archive (what the archive API returns for one path). */
-function untarFirstFile(tar) {
-    let off = 0;
-    while (off + 512 <= tar.length) {
-        const header = tar.subarray(off, off + 512);
-        if (header.every((b) => b === 0))
-            return undefined;
-        const size = parseInt(header.subarray(124, 136).toString('ascii').replace(/\0.*$/, '').trim() || '0', 8);
-        const type = String.fromCharCode(header[156] || 48);
-        const body = off + 512;
-        if (type === '0' || type === '\0')
-            return tar.subarray(body, body + size);
-        off = body + Math.ceil(size / 512) * 512;
-    }
-    return undefined;
 }
 
 
@@ -77097,7 +77259,7 @@ class AbortedError extends ActionError {
 /* harmony export */ });
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
 /* harmony import */ var _container_spec_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1229);
-/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9949);
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(4145);
 
 
 
@@ -77175,7 +77337,7 @@ async function pinnedImage(ctx, image, imageId) {
 /* harmony export */   hm: () => (/* binding */ cloneSpec),
 /* harmony export */   mr: () => (/* binding */ remapPorts)
 /* harmony export */ });
-/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9949);
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4145);
 
 /** compose finds a service's containers by these labels (project, service, oneoff; docs/compose.md) */
 const COMPOSE_LABEL_PREFIX = 'com.docker.compose.';
@@ -77326,10 +77488,21 @@ var duration = __nccwpck_require__(7607);
 // EXTERNAL MODULE: ./src/node/health.ts
 var health = __nccwpck_require__(6780);
 // EXTERNAL MODULE: ./src/node/lock.ts
-var lock = __nccwpck_require__(4349);
+var node_lock = __nccwpck_require__(4349);
 ;// CONCATENATED MODULE: ./src/handoff/gates.ts
 
 
+/**
+ * The lease still names `appId` and has not run out, but that app has no DB session: its
+ * connections just dropped (a Postgres restart, a managed DB's failover, a pooler reconnect).
+ * The node keeps running and checks out a new connection at its next refresh, and nobody else
+ * can take an unexpired lease (docs/node-facts.md §3): until it runs out this is evidence of
+ * nothing. Once it ran out unrenewed, or names another app, it is.
+ */
+function reconnecting(lock, appId) {
+    const l = lock.lease;
+    return !!l && !l.expired && (0,node_lock/* sameApp */.oQ)(l.clientId, appId) && !lock.sessions.some((s) => (0,node_lock/* sameApp */.oQ)(s.appId, appId));
+}
 const fmt = (ms) => (ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`);
 const exitText = (c) => (c ? `${c.status}, exit code ${c.exitCode}` : 'gone');
 function judgeStandby(obs, p) {
@@ -77345,11 +77518,11 @@ function judgeStandby(obs, p) {
             };
         if (c.restartCount > 0)
             return { kind: 'fail', reason: `standby '${p.name}' restarted ${c.restartCount} time(s)` };
-        if (o.lock.holder && !(0,lock/* sameApp */.oQ)(o.lock.holder, p.leaderAppId))
+        if (o.lock.holder && !(0,node_lock/* sameApp */.oQ)(o.lock.holder, p.leaderAppId))
             return { kind: 'fail', reason: `the lock moved to app ${o.lock.holder} before the handoff` };
         if (o.mine.length) {
             const s = o.mine[0];
-            if ((0,lock/* sameApp */.oQ)(o.lock.holder, p.leaderAppId))
+            if ((0,node_lock/* sameApp */.oQ)(o.lock.holder, p.leaderAppId))
                 return {
                     kind: 'pass',
                     proved: { appId: s.appId, version: s.version },
@@ -77385,8 +77558,8 @@ function judgeSession(obs, p) {
 function judgeLockTaken(obs, p) {
     let last = 'no observation yet';
     for (const o of obs) {
-        const fromLeft = !p.from?.appId || !o.lock.sessions.some((s) => (0,lock/* sameApp */.oQ)(s.appId, p.from.appId));
-        if ((0,lock/* sameApp */.oQ)(o.lock.holder, p.appId) && fromLeft) {
+        const fromLeft = !p.from?.appId || !o.lock.sessions.some((s) => (0,node_lock/* sameApp */.oQ)(s.appId, p.from.appId));
+        if ((0,node_lock/* sameApp */.oQ)(o.lock.holder, p.appId) && fromLeft) {
             const ms = o.at - p.since;
             return {
                 kind: 'pass',
@@ -77424,6 +77597,8 @@ function judgeHealth(obs, p) {
     let seenReady = -1;
     let seenChecks = -1;
     let last = 'not answering yet';
+    /** the latest observation saw the lease still ours but no session of ours (a DB blip) */
+    let lockUnproven = false;
     for (const o of obs) {
         const c = o.container;
         if (!c?.running)
@@ -77433,7 +77608,8 @@ function judgeHealth(obs, p) {
             };
         if (c.restartCount !== p.restarts0)
             return { kind: 'fail', reason: `'${p.name}' restarted during the health gate` };
-        if (!(0,lock/* sameApp */.oQ)(o.lock.holder, p.appId))
+        lockUnproven = !(0,node_lock/* sameApp */.oQ)(o.lock.holder, p.appId) && reconnecting(o.lock, p.appId);
+        if (!(0,node_lock/* sameApp */.oQ)(o.lock.holder, p.appId) && !lockUnproven)
             return {
                 kind: 'fail',
                 reason: `'${p.name}' lost the lock (${o.lock.holder ? `now held by app ${o.lock.holder}` : o.lock.problem})`
@@ -77485,16 +77661,18 @@ function judgeHealth(obs, p) {
             last = `/readyz 200, /health failing ${(0,health/* describeChecks */.Pt)(newFailing)}, which passed on the leader before`;
         else if (firstReady !== undefined && settled === undefined && r?.kind === 'ready')
             last = '/readyz 200, /health not read yet';
-        if (settled !== undefined && lastReady !== undefined && lastReady - settled >= p.stableMs)
+        if (!lockUnproven && settled !== undefined && lastReady !== undefined && lastReady - settled >= p.stableMs)
             return {
                 kind: 'pass',
                 proved: { readyAt: firstReady, heldMs: lastReady - settled, stillFailing, last },
-                detail: `'${p.name}': /readyz 200${stillFailing.length ? `, failing as before the upgrade: ${(0,health/* describeChecks */.Pt)(stillFailing)}` : ', no check failing that passed before'}, held ${fmt(lastReady - settled)} without a restart`
+                detail: `'${p.name}': /readyz 200${stillFailing.length ? `, failing ${p.anyCheck ? '(let pass)' : 'as before the upgrade'}: ${(0,health/* describeChecks */.Pt)(stillFailing)}` : ', no check failing that passed before'}, held ${fmt(lastReady - settled)} without a restart`
             };
     }
     const end = obs.at(-1);
     if (!end)
         return { kind: 'wait', why: last };
+    if (lockUnproven)
+        last += `; the lease is still '${p.name}''s but it has no DB session (connections dropped: a DB restart?), waiting for it to reconnect before the lease runs out`;
     if (settled === undefined && end.at >= p.readyBy) {
         if (newFailing.length)
             return {
@@ -77564,8 +77742,10 @@ function newSessionsOf(info, sessions, known, db) {
     return (0,node_sessions/* newSessionsOf */.nH)((0,session_container/* sessionContainerOf */.jq)(info), sessions, known, ahead ?? 0, ahead === undefined ? Infinity : undefined);
 }
 async function lockObs(link, mode = link.mode) {
-    const l = await (0,lock/* readLockState */.T8)(link.db, mode, link.config.advisoryLockId);
-    return { holder: l.holder, problem: l.problem, sessions: l.sessions };
+    const l = await (0,node_lock/* readLockState */.T8)(link.db, mode, link.config.advisoryLockId);
+    // the lease row too: a lease still the node's whose sessions dropped is a DB blip (gates.ts)
+    const lease = l.lease && { clientId: l.lease.clientId, expired: l.lease.expired };
+    return { holder: l.holder, problem: l.problem, sessions: l.sessions, ...(lease ? { lease } : {}) };
 }
 /** Observes every `everyMs` until the judgement passes (its proof) or fails (a GateError). */
 async function runGate(ctx, gate, containerId, observe, judge, everyMs) {
@@ -77670,14 +77850,17 @@ async function healthGate(ctx, link, to, t, opts = {}) {
             name: to.name,
             appId: to.appId,
             restarts0: info0.RestartCount,
-            before: run.failingBefore,
+            before: opts.anyCheck ? undefined : run.failingBefore,
+            anyCheck: !!opts.anyCheck,
             stableMs: t.stableMs,
             readyBy: start + t.readyMs,
             readyTimeout: (0,duration/* formatMs */._V)(t.readyMs)
         }), 250);
         ctx.report.gate('health', true, `${v.detail} (ready ${(0,duration/* formatMs */._V)(v.proved.readyAt - start)} after the gate opened)`);
         if (v.proved.stillFailing.length)
-            ctx.report.note(`'${to.name}' passed with ${(0,health/* describeChecks */.Pt)(v.proved.stillFailing)} failing, as on the leader before the change.`);
+            ctx.report.note(opts.anyCheck
+                ? `'${to.name}' serves with ${(0,health/* describeChecks */.Pt)(v.proved.stillFailing)} failing, let pass: ${opts.anyCheck}.`
+                : `'${to.name}' passed with ${(0,health/* describeChecks */.Pt)(v.proved.stillFailing)} failing, as on the leader before the change.`);
         return v.proved;
     }
     finally {
@@ -77928,7 +78111,7 @@ async function handoff(ctx, link, from, to, t, swap) {
  * A node whose start-up failed after taking the lease did not release it: the lock wait
  * expects that lease to stay held up to the lease duration after its last refresh.
  */
-async function takeOver(ctx, link, m, t) {
+async function takeOver(ctx, link, m, t, gate = {}) {
     const { report } = ctx;
     const lock0 = await (0,lock/* readLockState */.T8)(link.db, link.mode, link.config.advisoryLockId);
     const before = new Set(lock0.sessions.map((s) => s.appId));
@@ -77947,7 +78130,7 @@ async function takeOver(ctx, link, m, t) {
     const s = await (0,gate_loops/* awaitSession */.Bt)(ctx, link, m, before, t.standbyMs);
     const member = { ...m, appId: s.appId, version: s.version };
     const taken = await (0,gate_loops/* lockTaken */.zb)(ctx, link, undefined, member, lockMs, t0, expect);
-    await (0,gate_loops/* healthGate */.Yr)(ctx, link, member, t);
+    await (0,gate_loops/* healthGate */.Yr)(ctx, link, member, t, gate);
     report.handoffs.push({
         from: orphan ? `(lease of app ${lease.clientId.slice(0, 8)}, not released)` : '(none)',
         to: m.name,
@@ -77977,8 +78160,8 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __nccwpck_require__(3916);
-// EXTERNAL MODULE: ./src/docker/client.ts
-var client = __nccwpck_require__(9949);
+// EXTERNAL MODULE: ./src/docker/client.ts + 3 modules
+var client = __nccwpck_require__(4145);
 // EXTERNAL MODULE: ./src/node/health.ts
 var health = __nccwpck_require__(6780);
 ;// CONCATENATED MODULE: ./src/node/observer.ts
@@ -78867,8 +79050,10 @@ class HostLock {
     }
 }
 /**
- * Runs `fn` holding the host lock of the node (its sorted container names, `nodeKey`), after checking that
- * Docker answers; waits up to input `lock-timeout` for another operation to finish.
+ * Runs `fn` holding the host lock of the node (its sorted container names, `nodeKey`), once Docker
+ * answers: the client waits out a daemon restart (bounded, src/docker/daemon-wait.ts), so the post
+ * step and `repair` after a daemon restart find it back instead of failing at the first ping.
+ * Waits up to input `lock-timeout` for another operation to finish.
  */
 async function withHostLock(ctx, fn) {
     const { inputs, log } = ctx;
@@ -79084,8 +79269,8 @@ __nccwpck_require__.d(__webpack_exports__, {
 var errors = __nccwpck_require__(3916);
 // EXTERNAL MODULE: ./src/postgres/database.ts
 var database = __nccwpck_require__(2514);
-// EXTERNAL MODULE: ./src/docker/client.ts
-var client = __nccwpck_require__(9949);
+// EXTERNAL MODULE: ./src/docker/client.ts + 3 modules
+var client = __nccwpck_require__(4145);
 // EXTERNAL MODULE: ./node_modules/smol-toml/dist/index.js + 8 modules
 var dist = __nccwpck_require__(3292);
 // EXTERNAL MODULE: ./src/duration.ts
@@ -79555,7 +79740,7 @@ function dbInvocation(entrypoint, cmd, sub) {
 /* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7607);
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
 /* harmony import */ var _sleep_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6972);
-/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9949);
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(4145);
 /* harmony import */ var _lock_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4349);
 
 
@@ -79622,7 +79807,7 @@ async function requireQuietDb(db, timeoutMs, what, signal) {
 /* harmony export */   hX: () => (/* binding */ unknownPlaceholders)
 /* harmony export */ });
 /* unused harmony export publishedHttpPort */
-/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9949);
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4145);
 
 const PLACEHOLDER = /\{(address|port|name)\}/g;
 function hasPlaceholder(form) {
@@ -79778,7 +79963,7 @@ function errorText(e) {
 /* harmony export */ });
 /* unused harmony export asCandidate */
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
-/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(9949);
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4145);
 /* harmony import */ var _lock_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(4349);
 /* harmony import */ var _connect_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(4826);
 /* harmony import */ var _session_container_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(8606);
@@ -80014,7 +80199,7 @@ function decideHolder(state) {
 /* harmony export */   jq: () => (/* binding */ sessionContainerOf),
 /* harmony export */   w$: () => (/* binding */ dbClockAheadMs)
 /* harmony export */ });
-/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9949);
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4145);
 
 const clockAhead = new WeakMap();
 /** How far the DB's clock runs ahead of this host's, as measured at connect; undefined when not measured. */
@@ -80387,7 +80572,7 @@ async function currentRole(db) {
 /* harmony import */ var _rollout_pair_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4509);
 /* harmony import */ var _rollout_prepare_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(690);
 /* harmony import */ var _rollout_single_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3829);
-/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(9949);
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(4145);
 /* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(1348);
 /* harmony import */ var _handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(8507);
 /* harmony import */ var _rollout_backup_step_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(354);
@@ -80455,11 +80640,11 @@ async function handoffOrRestart(ctx) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   I: () => (/* binding */ repair)
+/* harmony export */   Ip: () => (/* binding */ repair)
 /* harmony export */ });
-/* unused harmony export decideRepair */
+/* unused harmony exports decideRepair, repairBackup */
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
-/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(9949);
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4145);
 /* harmony import */ var _handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(1229);
 /* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(1348);
 /* harmony import */ var _handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(8507);
@@ -80673,23 +80858,40 @@ async function repair(ctx) {
             const newImage = plan.target ?? createdInfos[0]?.Config.Image ?? previousInfo.Config.Image;
             journal?.step('rollback', { reason: 'repair' });
             const others = otherInfo && plan.otherName ? [{ member: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .memberOf */ .C5)(asOperator(otherInfo)), name: plan.otherName }] : [];
-            await (0,_rollout_rollback_js__WEBPACK_IMPORTED_MODULE_9__/* .rollback */ .dU)(ctx, link, {
+            const backup = repairBackup({
+                named: inputs.backupFile,
+                journaled: plan.backupFile,
+                rollingBack,
+                nothingServes: !holderInfo
+            });
+            if (backup.note)
+                report.note(backup.note);
+            const rb = await (0,_rollout_rollback_js__WEBPACK_IMPORTED_MODULE_9__/* .rollback */ .dU)(ctx, link, {
                 name: leaderName,
                 previous: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .memberOf */ .C5)(asOperator(previousInfo)),
                 others,
                 created: createdInfos.map((c) => (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .memberOf */ .C5)(c)),
                 newImage,
                 dbBefore: plan.dbBefore ?? (await db.version()),
-                // a backup is restored by a repair only when this repair names it: the node may have
-                // served on the new version since, and a restore discards every write since the backup
-                backupFile: inputs.backupFile
+                // the way back the interrupted run chose, as it journaled it
+                dbRollback: plan.dbRollback ?? inputs.dbRollback,
+                backupFile: backup.file
             }, t, 'repair of an interrupted operation', _rollout_backup_step_js__WEBPACK_IMPORTED_MODULE_8__/* .restoreForRollback */ .MN);
+            if (rb.forward !== undefined) {
+                journal?.done('failed');
+                return {
+                    result: 'failed',
+                    ok: false,
+                    message: `the interrupted ${j?.operation ?? 'operation'} could not be rolled back: ${rb.forward}. '${leaderName}' serves on ${newImage}, the new version, on its own migrations`,
+                    outputs: { leader: leaderName, image: newImage, 'previous-image': previousInfo.Config.Image }
+                };
+            }
             journal?.done('rolled-back');
             // Consistent again, but not where the interrupted operation asked: the job fails, as any rollback does.
             return {
                 result: 'rolled-back',
                 ok: false,
-                message: `rolled back the interrupted ${j?.operation ?? 'operation'}: the node is consistent, '${leaderName}' leads on ${previousInfo.Config.Image}; run the ${j?.operation ?? 'operation'} again`,
+                message: `rolled back the interrupted ${j?.operation ?? 'operation'}: the node is consistent, '${leaderName}' leads on ${previousInfo.Config.Image}${rb.db ? ` (${rb.db})` : ''}; run the ${j?.operation ?? 'operation'} again`,
                 outputs: { leader: leaderName, image: previousInfo.Config.Image }
             };
         }
@@ -80732,6 +80934,27 @@ function decideRepair(o) {
         return 'undo';
     return 'rollback';
 }
+/**
+ * Pure: the backup a repair's rollback may restore. The one its input names; else the run's own
+ * pre-upgrade backup, as its journal recorded it, once the run had decided to roll back (its
+ * rollback may have stopped everything already) or nothing leads: then no node has served on
+ * the new version since, whose writes a restore would discard. Otherwise the journaled backup is
+ * only named, for the operator to pass as 'backup-file'.
+ */
+function repairBackup(o) {
+    if (o.named)
+        return { file: o.named };
+    if (!o.journaled)
+        return {};
+    if (o.rollingBack || o.nothingServes)
+        return {
+            file: o.journaled,
+            note: `The interrupted run's pre-upgrade backup ${o.journaled} (from its journal) is what this rollback restores if the database must go back.`
+        };
+    return {
+        note: `The interrupted run took the pre-upgrade backup ${o.journaled}; a node may have served on the new version since, so it is restored only when 'backup-file' names it.`
+    };
+}
 /** The node's containers that are not running, each with how to start it. */
 async function nodeDown(ctx, names) {
     const out = [];
@@ -80757,7 +80980,7 @@ async function nodeDown(ctx, names) {
 /* harmony import */ var _node_inspect_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(372);
 /* harmony import */ var _node_connect_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4826);
 /* harmony import */ var _safeguards_quarantine_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2371);
-/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(9949);
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4145);
 /* harmony import */ var _handoff_clone_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(9196);
 /* harmony import */ var _rollout_plan_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(5762);
 /* harmony import */ var _journal_journal_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(4896);
@@ -80909,8 +81132,8 @@ __nccwpck_require__.d(__webpack_exports__, {
 var external_node_fs_ = __nccwpck_require__(3024);
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __nccwpck_require__(3916);
-// EXTERNAL MODULE: ./src/docker/client.ts
-var client = __nccwpck_require__(9949);
+// EXTERNAL MODULE: ./src/docker/client.ts + 3 modules
+var client = __nccwpck_require__(4145);
 // EXTERNAL MODULE: ./src/image/ref.ts
 var image_ref = __nccwpck_require__(2812);
 // EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
@@ -81997,27 +82220,58 @@ async function recover(ctx, p, ch, r, e, rollback) {
         journal.done('failed');
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`${reason}. Rollback is off (input 'rollback: false'): the node is left as it is; the previous container is kept stopped as '${previous.name}'`);
     }
-    journal.step('rollback', { reason });
+    // A journal with `rollback` is always rolled back by the post step and `repair`
+    // (src/operations/repair.ts). It is written just before the rollback's first change on the host,
+    // not before its checks: a rollback that stopped at them (the DB or the Docker daemon out of
+    // reach) changed nothing, and the node is judged as it is (a healthy new leader is finished).
+    let changed = false;
+    const docker = beforeFirstChange(ctx.docker, () => {
+        changed = true;
+        journal.step('rollback', { reason });
+    });
+    let rb;
     try {
-        await rollback(ctx, p.link, {
+        rb = await rollback({ ...ctx, docker }, p.link, {
             name: p.leader.name,
             previous,
             others: r.others,
             created: r.created,
             newImage: ch.createRef,
             dbBefore: p.view.dbVersion,
+            dbRollback: ctx.inputs.dbRollback,
             backupFile: r.backupFile
         }, p.t, reason);
     }
     catch (re) {
         journal.step('rollback-failed', { reason: re.message });
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`${ch.operation} failed (${reason}) and the rollback failed too: ${re.message}. Run operation 'repair' after fixing the cause; the journal is ${journal.path}`);
+        const unchanged = changed
+            ? ''
+            : ' Nothing of the node was changed by the rollback: it is as the failed step left it.';
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`${ch.operation} failed (${reason}) and the rollback failed too: ${re.message}.${unchanged} Run operation 'repair' after fixing the cause; the journal is ${journal.path}`);
+    }
+    const { forward } = rb;
+    if (forward !== undefined) {
+        // Not where it was asked to be (the new version failed its gate) nor back: the job fails,
+        // and the outputs name the image that serves.
+        journal.done('failed');
+        return {
+            result: 'failed',
+            ok: false,
+            message: `${ch.operation} to ${ch.display} failed (${reason}) and it could not be rolled back: ${forward}. '${p.leader.name}' serves again on ${ch.display}, the new version, on its own migrations`,
+            outputs: {
+                'previous-image': p.leader.image,
+                image: ch.display,
+                leader: p.leader.name,
+                'leader-gap-ms': gapsOut(r.gaps),
+                ...(r.backupFile ? { 'backup-file': r.backupFile } : {})
+            }
+        };
     }
     journal.done('rolled-back');
     return {
         result: 'rolled-back',
         ok: false,
-        message: `${ch.operation} to ${ch.display} failed (${reason}); rolled back: '${p.leader.name}' leads on ${p.leader.image}`,
+        message: `${ch.operation} to ${ch.display} failed (${reason}); rolled back: '${p.leader.name}' leads on ${p.leader.image}${rb.db ? `; ${rb.db}` : ''}`,
         outputs: {
             'previous-image': p.leader.image,
             image: p.leader.image,
@@ -82025,6 +82279,40 @@ async function recover(ctx, p, ch, r, e, rollback) {
             'leader-gap-ms': gapsOut(r.gaps)
         }
     };
+}
+/** The Docker calls that change something on the host (the others only look). */
+const CHANGES = new Set([
+    'create',
+    'start',
+    'stop',
+    'restart',
+    'signal',
+    'remove',
+    'setRestartPolicy',
+    'rename',
+    'runOnce',
+    'connectNetwork'
+]);
+/** `docker`, whose first call that changes something runs `first` before it (once). */
+function beforeFirstChange(docker, first) {
+    let told = false;
+    return new Proxy(docker, {
+        get(target, prop) {
+            const v = Reflect.get(target, prop, target);
+            if (typeof v !== 'function')
+                return v;
+            const call = v;
+            if (!CHANGES.has(prop))
+                return call.bind(target);
+            return (...a) => {
+                if (!told) {
+                    told = true;
+                    first();
+                }
+                return call.apply(target, a);
+            };
+        }
+    });
 }
 
 
@@ -82227,6 +82515,7 @@ function openRecord(ctx, p, ch, previous, others = []) {
             leaderImage: p.leader.image,
             target: ch.createRef,
             dbBefore: p.view.dbVersion,
+            dbRollback: ctx.inputs.dbRollback,
             mode: p.view.mode,
             failingBefore: p.link.run?.failingBefore
         }
@@ -82402,10 +82691,16 @@ function notDroppableMessage(role, blockers) {
 /* harmony import */ var _node_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(304);
 /* harmony import */ var _handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(8507);
 /* harmony import */ var _handoff_take_over_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(7975);
-/* harmony import */ var _node_db_command_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(9208);
-/* harmony import */ var _backup_manifest_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(8726);
-/* harmony import */ var _steps_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(1218);
-/* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(7607);
+/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(1348);
+/* harmony import */ var _node_db_command_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(9208);
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(4145);
+/* harmony import */ var _backup_manifest_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(8726);
+/* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(5762);
+/* harmony import */ var _steps_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(1218);
+/* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_12__ = __nccwpck_require__(7607);
+
+
+
 
 
 
@@ -82420,26 +82715,40 @@ function notDroppableMessage(role, blockers) {
 const SUFFIX_DB_ROLLBACK = '-db-rollback-';
 /**
  * Pure: the DB plan from the inputs and what preflight recorded. `backupReadable` says whether
- * the backup's manifest could be read (and, when encrypted, an identity was given).
+ * the backup's manifest could be read, belongs to this database and, when encrypted, the
+ * identity given is its recipient's key.
  */
 function chooseDbPlan(o) {
+    const unreadable = o.backupFile
+        ? `the pre-upgrade backup ${o.backupFile} cannot be read here`
+        : 'no pre-upgrade backup was taken';
     if (o.dbRollback === 'migrate-down' && o.dbBefore.goose !== undefined)
-        return { method: 'migrate-down' };
+        return o.backupFile && o.backupReadable
+            ? { method: 'migrate-down', fallback: o.backupFile }
+            : { method: 'migrate-down', noFallback: unreadable };
     if (o.backupFile && o.backupReadable)
         return { method: 'restore', file: o.backupFile };
     if (o.dbRollback === 'migrate-down')
         return { method: 'none', why: 'the database had no goose version before the upgrade and no readable backup exists' };
-    return {
-        method: 'none',
-        why: o.backupFile ? `the pre-upgrade backup ${o.backupFile} cannot be read here` : 'no pre-upgrade backup was taken'
-    };
+    return { method: 'none', why: unreadable };
 }
-async function backupReadable(file, identity) {
+/** The backup's manifest reads, names this database, and an encrypted one has its recipient's identity. */
+async function backupReadable(file, identity, databaseUrl) {
     if (!file)
         return false;
     try {
-        const m = await (0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_7__/* .readManifest */ .WI)((0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_7__/* .manifestPathFor */ .ev)(file));
-        return !m.encrypted || !!identity;
+        const m = await (0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_9__/* .readManifest */ .WI)((0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_9__/* .manifestPathFor */ .ev)(file));
+        const db = databaseUrl ? decodeURIComponent(new URL(databaseUrl).pathname.slice(1)) : undefined;
+        if (db && m.database?.name && m.database.name !== db)
+            return false;
+        if (!m.encrypted)
+            return true;
+        if (!identity)
+            return false;
+        if (!m.recipient)
+            return true;
+        const { identityToRecipient } = await __nccwpck_require__.e(/* import() */ 855).then(__nccwpck_require__.bind(__nccwpck_require__, 855));
+        return (await identityToRecipient(identity).catch(() => undefined)) === m.recipient;
     }
     catch {
         return false;
@@ -82496,17 +82805,19 @@ async function rollbackSteps(ctx, link, plan, tNew, reason, restore) {
     // The DB plan is decided before anything is stopped: a DB that already moved with no way
     // back keeps every container as it is rather than leaving the node down.
     const dbPlan = chooseDbPlan({
-        dbRollback: inputs.dbRollback,
+        dbRollback: plan.dbRollback,
         dbBefore: plan.dbBefore,
         backupFile: plan.backupFile,
-        backupReadable: await backupReadable(plan.backupFile, inputs.backupIdentity)
+        backupReadable: await backupReadable(plan.backupFile, inputs.backupIdentity, link.databaseUrl)
     });
     const movedNow = moved(await link.db.version(), plan.dbBefore);
     if (movedNow && dbPlan.method === 'none')
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`the new version changed the database and it cannot be brought back (${dbPlan.why}); nothing was stopped: the node is as the failed step left it`);
     report.step('rollback plan', dbPlan.method === 'none'
         ? 'restart the previous container (the database has not moved)'
-        : `if the database moved: ${dbPlan.method === 'restore' ? `restore ${dbPlan.file}` : "the new image's node db rollback"}`);
+        : `if the database moved: ${dbPlan.method === 'restore'
+            ? `restore ${dbPlan.file}`
+            : `the new image's node db rollback; if that fails, ${dbPlan.fallback ? `restore ${dbPlan.fallback}` : `the new version serves again (${dbPlan.noFallback})`}`}`);
     // Every instance must be down before the DB moves: `db rollback` takes no lock.
     for (const m of [...plan.created, ...(plan.others ?? []).map((o) => o.member), plan.previous]) {
         const info = await docker.inspect(m.id);
@@ -82516,19 +82827,39 @@ async function rollbackSteps(ctx, link, plan, tNew, reason, restore) {
         }
     }
     const now = await link.db.version();
+    // the backup restored, and why instead of a down-migration: the result's message says so
+    let file;
+    let downFailed;
     if (moved(now, plan.dbBefore)) {
         report.step('database moved', `goose ${plan.dbBefore.goose} -> ${now.goose}, node_versions ${plan.dbBefore.nodeVersion ?? '-'} -> ${now.nodeVersion ?? '-'}`);
+        // moved while the containers stopped, with no way back: the version that migrated it serves again
         if (dbPlan.method === 'none')
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`the new version changed the database (goose ${plan.dbBefore.goose} -> ${now.goose}) and it cannot be brought back (${dbPlan.why}); the previous container '${plan.previous.name}' is stopped and cannot run on this database: run the new image's 'node db rollback ${plan.dbBefore.goose}' and reset node_versions, then start it`);
+            return forward(ctx, link, plan, t, `the new version changed the database (goose ${plan.dbBefore.goose} -> ${now.goose}) and it cannot be brought back (${dbPlan.why})`);
         // Nothing rewrites the DB under a live node, whoever runs it.
         await (0,_node_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_3__/* .requireQuietDb */ .c8)(link.db, t.lockMs, dbPlan.method === 'restore' ? 'restore the backup' : "run 'db rollback'", ctx.signal);
-        if (dbPlan.method === 'migrate-down')
-            await migrateDown(ctx, link, plan);
-        else {
-            const taken = (await (0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_7__/* .readManifest */ .WI)((0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_7__/* .manifestPathFor */ .ev)(dbPlan.file)).catch(() => undefined))?.createdAt;
-            const age = taken ? ` (taken ${taken}, ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_9__/* .formatMs */ ._V)(Date.now() - Date.parse(taken))} before this restore)` : '';
-            await restore(ctx, link, dbPlan.file);
-            report.note(`The database was restored from the pre-upgrade backup ${dbPlan.file}${age}: every write since that backup was taken is discarded.`);
+        file = dbPlan.method === 'restore' ? dbPlan.file : undefined;
+        if (dbPlan.method === 'migrate-down') {
+            try {
+                await migrateDown(ctx, link, plan);
+            }
+            catch (e) {
+                if (ctx.signal.aborted)
+                    throw e;
+                // each Down is its own transaction (docs/node-facts.md §11.8): the DB is at a version
+                // boundary between the two, which only the new binary runs (it migrates up again)
+                downFailed = e.message;
+                const at = await link.db.version().catch(() => undefined);
+                report.step('db rollback failed', `${downFailed}${at ? `; the database is at goose ${at.goose}` : ''}`);
+                if (!dbPlan.fallback)
+                    return forward(ctx, link, plan, t, `the new image's down-migration failed (${downFailed}) and ${dbPlan.noFallback}, so the old version cannot run on this database`);
+                file = dbPlan.fallback;
+            }
+        }
+        if (file) {
+            const taken = (await (0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_9__/* .readManifest */ .WI)((0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_9__/* .manifestPathFor */ .ev)(file)).catch(() => undefined))?.createdAt;
+            const age = taken ? ` (taken ${taken}, ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_12__/* .formatMs */ ._V)(Date.now() - Date.parse(taken))} before this restore)` : '';
+            await restore(ctx, link, file);
+            report.note(`${downFailed ? `The down-migration failed (${downFailed}); instead the` : 'The'} database was restored from the pre-upgrade backup ${file}${age}: every write since that backup was taken is discarded.`);
         }
     }
     // The previous containers get their names back; new ones that took a name go.
@@ -82543,7 +82874,7 @@ async function rollbackSteps(ctx, link, plan, tNew, reason, restore) {
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`the previous container '${plan.previous.name}' (${plan.previous.id.slice(0, 12)}) is gone; nothing to roll back to`);
     if (prev.Name.replace(/^\//, '') !== plan.name)
         await docker.rename(prev.Id, plan.name);
-    await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .restoreRestartPolicy */ .o8)(ctx, prev.Id, plan.previous.info);
+    await (0,_steps_js__WEBPACK_IMPORTED_MODULE_11__/* .restoreRestartPolicy */ .o8)(ctx, prev.Id, plan.previous.info);
     const restored = await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_5__/* .takeOver */ .w)(ctx, link, { ...plan.previous, name: plan.name }, t);
     for (const o of plan.others ?? []) {
         const info = await docker.inspect(o.member.id);
@@ -82551,7 +82882,7 @@ async function rollbackSteps(ctx, link, plan, tNew, reason, restore) {
             continue;
         if (info.Name.replace(/^\//, '') !== o.name)
             await docker.rename(info.Id, o.name);
-        await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .restoreRestartPolicy */ .o8)(ctx, info.Id, o.member.info);
+        await (0,_steps_js__WEBPACK_IMPORTED_MODULE_11__/* .restoreRestartPolicy */ .o8)(ctx, info.Id, o.member.info);
         if (info.State.Running)
             continue;
         const known = new Set((await link.db.nodeSessions()).map((s) => s.appId));
@@ -82561,12 +82892,84 @@ async function rollbackSteps(ctx, link, plan, tNew, reason, restore) {
     for (const m of plan.created)
         await docker.remove(m.id);
     report.step('rolled back', `'${plan.name}' leads again on ${prev.Config.Image}`);
-    return restored;
+    return {
+        leader: restored,
+        db: file
+            ? `${downFailed ? `the down-migration failed (${downFailed}), so ` : ''}the database was restored from the pre-upgrade backup ${file} (writes since it are discarded)`
+            : undefined
+    };
+}
+/**
+ * The old version cannot run on the database (§9) and nothing can bring the DB back: rather than
+ * leave every container stopped, the new version, which runs on its own migrations (its start-up
+ * migrates up again from wherever a failed down-migration stopped), serves again under the
+ * node's name on its original ports: the run's container that holds them, else a new one from
+ * the previous container's config. It is held to the lock check and a health gate that asks
+ * only that it serves (a failing /health check is named, not a reason to stop the only version
+ * this DB can run). The old containers go: left behind, they would be a run for repair to roll
+ * back again.
+ */
+async function forward(ctx, link, plan, t, why) {
+    const { docker, report } = ctx;
+    report.step('roll forward', `${why}: '${plan.name}' is brought back on ${plan.newImage}`);
+    const prev = await docker.inspect(plan.previous.id);
+    if (prev && (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_8__/* .containerName */ .xN)(prev) === plan.name)
+        await docker.rename(prev.Id, plan.name + _plan_js__WEBPACK_IMPORTED_MODULE_10__/* .SUFFIX_PREVIOUS */ .Q$);
+    const ports = (i) => `${i.HostConfig.NetworkMode}|${JSON.stringify((0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_1__/* .publishedPorts */ .LQ)(i))}`;
+    const created = (await Promise.all(plan.created.map((c) => docker.inspect(c.id)))).filter((i) => !!i);
+    let target;
+    const own = created.find((i) => (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_8__/* .containerName */ .xN)(i) === plan.name) ??
+        created.find((i) => ports(i) === ports(plan.previous.info) && (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_8__/* .containerName */ .xN)(i).endsWith(_plan_js__WEBPACK_IMPORTED_MODULE_10__/* .SUFFIX_NEXT */ .K8));
+    if (own)
+        target = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_6__/* .memberOf */ .C5)(own);
+    else
+        target = await (0,_handoff_clone_js__WEBPACK_IMPORTED_MODULE_2__/* .startClone */ .MT)(ctx, plan.previous.info, {
+            image: plan.newImage,
+            name: plan.name,
+            ports: 'keep',
+            runId: created.find((i) => i.Config.Labels?.[_handoff_clone_js__WEBPACK_IMPORTED_MODULE_2__/* .LABEL_RUN */ .Bt])?.Config.Labels[_handoff_clone_js__WEBPACK_IMPORTED_MODULE_2__/* .LABEL_RUN */ .Bt] ?? 'rollback',
+            role: 'final',
+            start: false
+        });
+    const otherNames = new Set((plan.others ?? []).map((o) => o.name));
+    for (const c of created)
+        if (c.Id !== target.id && !otherNames.has((0,_docker_client_js__WEBPACK_IMPORTED_MODULE_8__/* .containerName */ .xN)(c)))
+            await docker.remove(c.Id);
+    if (target.name !== plan.name)
+        await docker.rename(target.id, plan.name);
+    target = { ...target, name: plan.name };
+    await (0,_steps_js__WEBPACK_IMPORTED_MODULE_11__/* .restoreRestartPolicy */ .o8)(ctx, target.id, plan.previous.info);
+    const leader = await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_5__/* .takeOver */ .w)(ctx, link, target, t, { anyCheck: 'the only version this database can run' });
+    const old = [plan.previous];
+    // a pair: the run's new standby waits again; an old one, which cannot run here, stays stopped
+    for (const o of plan.others ?? []) {
+        const info = created.find((i) => (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_8__/* .containerName */ .xN)(i) === o.name);
+        if (!info) {
+            const was = await docker.inspect(o.member.id);
+            if (was && (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_8__/* .containerName */ .xN)(was) !== o.name)
+                await docker.rename(was.Id, o.name);
+            report.note(`'${o.name}' (${o.member.info.Config.Image}) stays stopped: its image cannot run on this database.`);
+            continue;
+        }
+        old.push(o.member);
+        await (0,_steps_js__WEBPACK_IMPORTED_MODULE_11__/* .restoreRestartPolicy */ .o8)(ctx, info.Id, o.member.info);
+        if (!(await docker.inspect(info.Id))?.State.Running) {
+            const known = new Set((await link.db.nodeSessions()).map((s) => s.appId));
+            await docker.start(info.Id);
+            await (0,_handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_4__/* .standbyReady */ .$Z)(ctx, link, { ...(0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_6__/* .memberOf */ .C5)(info), name: o.name }, leader.appId, known, t.standbyMs);
+        }
+    }
+    for (const m of old)
+        if (await docker.inspect(m.id))
+            await docker.remove(m.id);
+    report.step('rolled forward', `'${plan.name}' leads on ${plan.newImage}: ${why}`);
+    report.note(`'${plan.name}' serves on ${plan.newImage}, the new version, on its own migrations: ${why}. Its previous container (${plan.previous.info.Config.Image}) was removed; going back to it needs a backup taken before the upgrade restored first.`);
+    return { leader, forward: why };
 }
 async function migrateDown(ctx, link, plan) {
     const { docker, report } = ctx;
     const prev = (await docker.inspect(plan.previous.id));
-    const inv = (0,_node_db_command_js__WEBPACK_IMPORTED_MODULE_6__/* .dbInvocation */ .j)(prev.Config.Entrypoint, prev.Config.Cmd, ['rollback', String(plan.dbBefore.goose)]);
+    const inv = (0,_node_db_command_js__WEBPACK_IMPORTED_MODULE_7__/* .dbInvocation */ .j)(prev.Config.Entrypoint, prev.Config.Cmd, ['rollback', String(plan.dbBefore.goose)]);
     const cmd = inv.cmd;
     const spec = (0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_1__/* .cloneSpec */ .hm)(prev, {
         name: `${plan.name}${SUFFIX_DB_ROLLBACK}${Date.now().toString(36)}`,
@@ -82811,7 +83214,7 @@ const FINISHES = {
 /* harmony export */ });
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
 /* harmony import */ var _handoff_clone_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(9196);
-/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9949);
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(4145);
 /* harmony import */ var _handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(8507);
 /* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(5762);
 /* harmony import */ var _safeguards_window_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(1827);
