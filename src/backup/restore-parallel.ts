@@ -203,6 +203,15 @@ export async function dropDatabase(conn: Conn, name: string, log: Log): Promise<
 }
 
 /**
+ * The SQL that puts the contents a swap set aside (`old`) back as `target`, the restored copy
+ * renamed aside in its turn (nothing dropped): for a restore whose node did not come back.
+ */
+export function swapBackSql(target: string, old: string): string {
+  const restored = old.replace(/_clr_old_/, '_clr_restored_')
+  return `ALTER DATABASE ${ident(target)} RENAME TO ${ident(restored)}; ALTER DATABASE ${ident(old)} RENAME TO ${ident(target)};`
+}
+
+/**
  * Restores a directory-format backup into conn's database by swap. Returns the name the previous
  * contents were kept under (keepPrevious), else nothing. Refuses before any work while other
  * sessions use the database.

@@ -22,7 +22,7 @@ import { BackupError, parseConn, pgClient, readerStopped, redact, run, type PgDu
 import { checkSha256, FinalCommitHeld, openArchive, restoreRunner } from './archive.js'
 import { checkDirectoryFiles, checkDirectoryHashes } from './dirformat.js'
 import { Progress } from './progress.js'
-import { canSwap, dropDatabase, restoreBySwap, withStagedDirectory } from './restore-parallel.js'
+import { canSwap, dropDatabase, restoreBySwap, swapBackSql, withStagedDirectory } from './restore-parallel.js'
 
 export interface RestoreOptions {
   databaseUrl: string
@@ -52,8 +52,11 @@ export interface RestoreResult {
   tables: Record<string, number>
   keystore: Record<string, number>
   warnings: string[]
-  /** with keepPrevious, after a restore by swap: the previous contents, and their drop (never throws) */
-  previous?: { database: string; drop: () => Promise<boolean> }
+  /**
+   * with keepPrevious, after a restore by swap: the previous contents, their drop (never throws),
+   * and the SQL that swaps them back (run on the server's maintenance database)
+   */
+  previous?: { database: string; drop: () => Promise<boolean>; swapBack: string }
 }
 
 // Every schema the role may drop goes with all it holds. A schema of another role (on Postgres 14
@@ -213,7 +216,11 @@ async function restoreChecked(
   })
   if (previous) {
     const database = previous
-    r.previous = { database, drop: () => dropDatabase(conn, database, log) }
+    r.previous = {
+      database,
+      drop: () => dropDatabase(conn, database, log),
+      swapBack: swapBackSql(conn.database, database)
+    }
   }
   return r
 }
