@@ -4,7 +4,7 @@
 import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { basename } from 'node:path'
-import type { Readable } from 'node:stream'
+import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { chain, decryptStream, Hasher, zstdDecompress } from './codec.js'
 import type { Manifest } from './manifest.js'
@@ -84,4 +84,49 @@ export async function restoreRunner(dumpVersion: string, docker: PgDumpDocker | 
   throw new BackupError(
     `the backup was written by pg_dump ${dumpVersion}; ${hv ? `pg_restore ${hv.version} on this host is older` : 'pg_restore is not installed on this host'}: install postgresql-client-${need} or set a pg_dump container image`
   )
+}
+
+const COMMIT_LINE = '\nCOMMIT;\n'
+/** what pg_restore writes after its final COMMIT is a few comment lines and `\unrestrict <key>` */
+const TRAILER_MAX = 4096
+
+/**
+ * pg_restore --single-transaction's SQL (`-f -`) passed on without its final COMMIT, so the caller
+ * commits only once it knows pg_restore and every feed succeeded (docs/algorithm.md, "Restore").
+ * With --single-transaction that COMMIT is the only transaction control pg_restore writes (a
+ * plain restore would COMMIT each batch of large objects midway); it comes after the last
+ * statement, followed only by the trailer. `complete`: the output ended with it, i.e. pg_restore
+ * wrote its restore to the end. A "COMMIT;" line further back can only be data (a COPY row, a
+ * routine's body) and passes unchanged; one at the end that is not followed by the trailer is
+ * dropped all the same (then nothing is complete and nothing commits).
+ */
+export class FinalCommitHeld extends Transform {
+  complete = false
+  private held = ''
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    // latin1: one char per byte, so the bytes pass through exactly
+    const s = this.held + chunk.toString('latin1')
+    const i = s.lastIndexOf(COMMIT_LINE)
+    const keep = i >= 0 && s.length - i <= TRAILER_MAX ? i : s.length - partialMatch(s, COMMIT_LINE)
+    if (keep > 0) this.push(Buffer.from(s.slice(0, keep), 'latin1'))
+    this.held = s.slice(keep)
+    cb()
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (this.held.startsWith(COMMIT_LINE)) {
+      const rest = this.held.slice(COMMIT_LINE.length)
+      this.complete = rest.split('\n').every((l) => l === '' || l.startsWith('--') || /^\\unrestrict \S+$/.test(l))
+      this.push(Buffer.from(`\n${rest}`, 'latin1'))
+    } else if (this.held) this.push(Buffer.from(this.held, 'latin1'))
+    this.held = ''
+    cb()
+  }
+}
+
+/** The length of the longest end of s that begins `pattern` (a match the next chunk may complete). */
+function partialMatch(s: string, pattern: string): number {
+  for (let n = Math.min(pattern.length - 1, s.length); n > 0; n--) if (s.endsWith(pattern.slice(0, n))) return n
+  return 0
 }

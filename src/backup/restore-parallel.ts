@@ -57,12 +57,18 @@ export async function canSwap(conn: Conn): Promise<{ ok: boolean; why?: string }
   }
 }
 
-/** Stages the uncompressed directory beside the backup (space checked), runs fn, removes it. */
+/**
+ * Stages the uncompressed directory beside the backup (space checked), runs fn, removes it. fn's
+ * `fed`, called once pg_restore has read the staged files, resolves when every file reached it
+ * whole (decompressed on the fly, a file cut short looks like a short table to pg_restore) and
+ * rejects otherwise: a restore in one transaction awaits it before its COMMIT. It is awaited
+ * after fn too, so a restore by swap never swaps in a copy fed a broken stream.
+ */
 export async function withStagedDirectory<T>(
   dumpDir: string,
   m: Manifest,
   log: Log,
-  fn: (staged: string) => Promise<T>
+  fn: (staged: string, fed: () => Promise<void>) => Promise<T>
 ): Promise<T> {
   const parent = dirname(dumpDir)
   const staged = join(parent, `.clr-stage-${randomBytes(4).toString('hex')}`)
@@ -72,15 +78,22 @@ export async function withStagedDirectory<T>(
     return undefined
   })
   if (streamed) {
+    // a feed can fail before anyone awaits it (fed() comes after pg_restore): never unhandled
+    streamed.done.catch(() => undefined)
+    let fed: Promise<void> | undefined
+    // every pipe must have been read to its end; one never opened would wait forever
+    const allFed = () =>
+      (fed ??= (async () => {
+        const grace = setTimeout(() => streamed.stop(), 10000)
+        try {
+          await streamed.done
+        } finally {
+          clearTimeout(grace)
+        }
+      })())
     try {
-      const out = await fn(staged)
-      // every pipe must have been read to its end; one never opened would wait forever
-      const grace = setTimeout(() => streamed.stop(), 10000)
-      try {
-        await streamed.done
-      } finally {
-        clearTimeout(grace)
-      }
+      const out = await fn(staged, allFed)
+      await allFed()
       return out
     } finally {
       streamed.stop()
@@ -108,7 +121,7 @@ export async function withStagedDirectory<T>(
     } finally {
       p.stop()
     }
-    return await fn(staged)
+    return await fn(staged, () => Promise.resolve())
   } finally {
     await removeDir(staged)
   }
@@ -187,6 +200,15 @@ export async function dropDatabase(conn: Conn, name: string, log: Log): Promise<
   } finally {
     await admin.end().catch(() => undefined)
   }
+}
+
+/**
+ * The SQL that puts the contents a swap set aside (`old`) back as `target`, the restored copy
+ * renamed aside in its turn (nothing dropped): for a restore whose node did not come back.
+ */
+export function swapBackSql(target: string, old: string): string {
+  const restored = old.replace(/_clr_old_/, '_clr_restored_')
+  return `ALTER DATABASE ${ident(target)} RENAME TO ${ident(restored)}; ALTER DATABASE ${ident(old)} RENAME TO ${ident(target)};`
 }
 
 /**

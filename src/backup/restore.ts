@@ -4,8 +4,9 @@
 // `pg_restore --clean --if-exists` only drops objects that are in the dump: tables a newer node
 // version's migrations created would survive and break the old version's next migration. So the
 // restore is one psql transaction: drop every user schema (and recreate an empty public), then
-// the archive's SQL (pg_restore -f -). Any error rolls the whole thing back; the database is
-// either the backup or untouched.
+// the archive's SQL (pg_restore -f -). It commits only once everything that fed it succeeded
+// (restoreInOneTransaction); any error, or this process dying, rolls the whole thing back: the
+// database is either the backup or untouched.
 //
 // A directory-format backup is restored in parallel (pg_restore -j N) into a new database that
 // is then swapped in (restore-parallel.ts), when the user may create databases; otherwise in
@@ -13,14 +14,15 @@
 import { dirname, join, basename } from 'node:path'
 import type pg from 'pg'
 import { pipeline } from 'node:stream/promises'
-import { keystoreCounts } from './db.js'
+import { keystoreCounts, restorePlan, cannotRestoreMessage } from './db.js'
+export { cannotRestoreMessage, restorePlan } from './db.js'
 import { manifestPathFor, readManifest, type Manifest } from './manifest.js'
 import type { Log } from '../log.js'
 import { BackupError, parseConn, pgClient, readerStopped, redact, run, type PgDumpDocker } from './pgtools.js'
-import { checkSha256, openArchive, restoreRunner } from './archive.js'
+import { checkSha256, FinalCommitHeld, openArchive, restoreRunner } from './archive.js'
 import { checkDirectoryFiles, checkDirectoryHashes } from './dirformat.js'
 import { Progress } from './progress.js'
-import { canSwap, dropDatabase, restoreBySwap, withStagedDirectory } from './restore-parallel.js'
+import { canSwap, dropDatabase, restoreBySwap, swapBackSql, withStagedDirectory } from './restore-parallel.js'
 
 export interface RestoreOptions {
   databaseUrl: string
@@ -50,8 +52,11 @@ export interface RestoreResult {
   tables: Record<string, number>
   keystore: Record<string, number>
   warnings: string[]
-  /** with keepPrevious, after a restore by swap: the previous contents, and their drop (never throws) */
-  previous?: { database: string; drop: () => Promise<boolean> }
+  /**
+   * with keepPrevious, after a restore by swap: the previous contents, their drop (never throws),
+   * and the SQL that swaps them back (run on the server's maintenance database)
+   */
+  previous?: { database: string; drop: () => Promise<boolean>; swapBack: string }
 }
 
 // Every schema the role may drop goes with all it holds. A schema of another role (on Postgres 14
@@ -111,83 +116,6 @@ async function withClient<T>(conn: ReturnType<typeof parseConn>, fn: (c: pg.Clie
   } finally {
     await c.end().catch(() => undefined)
   }
-}
-
-/** The one message for a restore that cannot work, naming what stands in its way. */
-export function cannotRestoreMessage(plan: Pick<RestorePlan, 'role' | 'blockers'>): string {
-  return `the database role ${plan.role} cannot restore over what it may not drop: ${plan.blockers.join(', ')}; the archive would create these again. Give them to ${plan.role} ('ALTER ... OWNER TO ${plan.role}' as a superuser), or restore as a superuser`
-}
-
-/** What a restore as this role needs to know before it starts. */
-interface RestorePlan {
-  superuser: boolean
-  role: string
-  /** user schemas the role may not drop (kept, only the role's objects in them are replaced) */
-  keptSchemas: string[]
-  /** what the role cannot replace, so a restore cannot work: empty when it can */
-  blockers: string[]
-}
-
-type Query = <R extends Record<string, unknown>>(sql: string) => Promise<R[]>
-
-/**
- * Whether a restore as the connected role can replace the database's contents, read from the
- * catalog. It cannot where the archive would create again what the role may not drop: a schema
- * of another role other than `public` (its CREATE SCHEMA fails), an object of another role in
- * such a schema (already exists), or `public` kept without the right to create in it.
- */
-export async function restorePlan(query: Query): Promise<RestorePlan> {
-  const [me] = await query<{ role: string; su: boolean }>(
-    'SELECT current_user AS role, rolsuper AS su FROM pg_roles WHERE rolname = current_user'
-  )
-  const kept = await query<{ nspname: string; owner: string; can_create: boolean; comment: string | null }>(
-    `SELECT nspname, pg_get_userbyid(nspowner) AS owner, has_schema_privilege(oid, 'CREATE') AS can_create,
-            obj_description(oid, 'pg_namespace') AS comment
-       FROM pg_namespace
-      WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname NOT LIKE 'pg\\_%'
-        AND NOT pg_has_role(current_user, nspowner, 'USAGE') ORDER BY 1`
-  )
-  const plan: RestorePlan = { superuser: me.su, role: me.role, keptSchemas: [], blockers: [] }
-  if (me.su) return plan
-  plan.keptSchemas = kept.map((k) => k.nspname)
-  for (const k of kept) {
-    if (k.nspname !== 'public') plan.blockers.push(`schema ${k.nspname} (owned by ${k.owner})`)
-    else if (!k.can_create)
-      plan.blockers.push(`schema public (owned by ${k.owner}, no CREATE privilege for ${me.role})`)
-    // pg_dump writes a comment on public other than the default, and only its owner may set it
-    else if (k.comment !== null && k.comment !== 'standard public schema')
-      plan.blockers.push(`the comment on schema public (set by its owner ${k.owner})`)
-  }
-  // what the archive would create again in a kept schema: an object of another role there stays
-  // (extension members and the sequences of identity or serial columns come with their owners)
-  const foreign = await query<{ what: string }>(
-    `WITH kept AS (SELECT oid, nspname FROM pg_namespace
-                    WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname NOT LIKE 'pg\\_%'
-                      AND NOT pg_has_role(current_user, nspowner, 'USAGE')),
-     o AS (
-       SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence'
-                             WHEN 'f' THEN 'foreign table' ELSE 'table' END AS kind,
-              format('%I.%I', k.nspname, c.relname) AS name, c.relowner AS owner, c.oid, 'pg_class'::regclass AS cls
-         FROM pg_class c JOIN kept k ON k.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
-          AND NOT (c.relkind = 'S' AND EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
-                   AND d.objid = c.oid AND d.deptype IN ('a', 'i')))
-       UNION ALL
-       SELECT 'routine', p.oid::regprocedure::text, p.proowner, p.oid, 'pg_proc'::regclass
-         FROM pg_proc p JOIN kept k ON k.oid = p.pronamespace
-       UNION ALL
-       SELECT 'type', format('%I.%I', k.nspname, t.typname), t.typowner, t.oid, 'pg_type'::regclass
-         FROM pg_type t JOIN kept k ON k.oid = t.typnamespace
-        WHERE t.typtype IN ('b', 'c', 'd', 'e', 'r')
-          AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
-          AND NOT EXISTS (SELECT 1 FROM pg_type e WHERE e.typarray = t.oid))
-     SELECT kind || ' ' || name || ' (owned by ' || pg_get_userbyid(owner) || ')' AS what FROM o
-      WHERE NOT pg_has_role(current_user, owner, 'USAGE')
-        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = o.cls AND d.objid = o.oid AND d.deptype = 'e')
-      ORDER BY 1 LIMIT 6`
-  )
-  for (const f of foreign) plan.blockers.push(f.what)
-  return plan
 }
 
 export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult> {
@@ -265,36 +193,77 @@ async function restoreChecked(
     } else {
       log.info(`restoring in one transaction, not in parallel: ${swap.why}`)
       await checksums
-      await withStagedDirectory(dumpFile, m, log, (staged) =>
-        restoreInOneTransaction(opts, conn, runner, dumpFile, m, noOwner, staged)
+      await withStagedDirectory(dumpFile, m, log, (dir, fed) =>
+        restoreInOneTransaction(opts, conn, runner, dumpFile, m, noOwner, { dir, fed })
       )
     }
   } else await restoreInOneTransaction(opts, conn, runner, dumpFile, m, noOwner)
-  const r = await summarize(conn, dumpFile, m, t0, warnings, log)
+  // the restore has committed: a failure to read its result must not read as a failed restore
+  const r = await summarize(conn, dumpFile, m, t0, warnings, log).catch((e: Error) => {
+    warnings.push(`restored; its tables could not be counted: ${redact(e.message, conn.password)}`)
+    log.warning(warnings.at(-1)!)
+    const none = {}
+    return {
+      file: dumpFile,
+      database: conn.database,
+      backupCreatedAt: m.createdAt,
+      kind: m.kind,
+      durationMs: Date.now() - t0,
+      tables: none,
+      keystore: none,
+      warnings
+    } as RestoreResult
+  })
   if (previous) {
     const database = previous
-    r.previous = { database, drop: () => dropDatabase(conn, database, log) }
+    r.previous = {
+      database,
+      drop: () => dropDatabase(conn, database, log),
+      swapBack: swapBackSql(conn.database, database)
+    }
   }
   return r
 }
 
 /**
- * What a one-transaction restore failed of, from its four parts (the archive fed to pg_restore,
- * pg_restore, its SQL piped to psql, psql), root cause first: an unreadable backup (decryption,
- * decompression), then psql's own error (a lock timeout, a failing statement), then pg_restore's
- * (EPIPE after psql stopped). The feed ending because pg_restore stopped reading is no failure
- * when pg_restore and psql both succeeded.
+ * What a one-transaction restore failed of, from its parts (the archive fed to pg_restore,
+ * pg_restore, its SQL piped to psql, psql when it ended on its own, and the staged directory's
+ * decompression feeds), root cause first: an unreadable backup (decompression, decryption), then
+ * psql's own error (a lock timeout, a failing statement), then pg_restore's (EPIPE after psql
+ * stopped). The feed ending because pg_restore stopped reading is no failure when pg_restore and
+ * psql both succeeded. `complete`: pg_restore's SQL ended with its final COMMIT (FinalCommitHeld);
+ * without it the restore is not whole even when every part exited 0.
  */
-export function restoreFailure(rs: PromiseSettledResult<unknown>[]): { reason: unknown } | undefined {
-  const [feed, toSql, pipe, psql] = rs
+export function restoreFailure(rs: PromiseSettledResult<unknown>[], complete = true): { reason: unknown } | undefined {
+  const [feed, toSql, pipe, psql, staged] = rs
+  if (staged?.status === 'rejected') return staged
   if (feed.status === 'rejected' && !readerStopped(feed.reason as NodeJS.ErrnoException)) return feed
-  if (psql.status === 'rejected') return psql
+  if (psql?.status === 'rejected') return psql
   if (toSql.status === 'rejected') return toSql
   if (pipe.status === 'rejected') return pipe
+  if (!complete) return { reason: new BackupError("pg_restore's output ended before the end of the archive") }
   return undefined
 }
 
-/** pg_restore's SQL (from the archive stream, or from a staged directory) through psql in one transaction. */
+/** p's rejection if it comes within a second, else nothing (a feed a failed pg_restore never read waits) */
+const brokeAlready = (p: Promise<void>) => Promise.race([p, new Promise<void>((r) => setTimeout(r, 1000).unref())])
+
+const settled = <T>(p: Promise<T>): Promise<PromiseSettledResult<T>> =>
+  p.then(
+    (value) => ({ status: 'fulfilled', value }),
+    (reason: unknown) => ({ status: 'rejected', reason })
+  )
+
+/**
+ * pg_restore's SQL (from the archive stream, or from a staged directory) through psql in one
+ * transaction that this function opens and commits itself (docs/algorithm.md, "Restore"): BEGIN,
+ * the drop, pg_restore's SQL without its own COMMIT, and COMMIT only after pg_restore exited 0
+ * having written all of it and every feed (the archive's decryption and decompression, the staged
+ * directory's) ended cleanly. Anything else ends psql without a COMMIT, and the server rolls the
+ * transaction back when psql's session ends. psql never runs with --single-transaction, which
+ * commits at the end of its input however early that comes: when this process dies mid-stream,
+ * psql's input ends without a COMMIT too, so a killed action leaves the database as it was.
+ */
 async function restoreInOneTransaction(
   opts: RestoreOptions,
   conn: ReturnType<typeof parseConn>,
@@ -302,7 +271,7 @@ async function restoreInOneTransaction(
   dumpFile: string,
   m: Awaited<ReturnType<typeof readManifest>>,
   noOwner: boolean,
-  staged?: string
+  staged?: { dir: string; fed: () => Promise<void> }
 ): Promise<void> {
   const src = staged ? undefined : await openArchive(dumpFile, m, opts.identity)
   let fed = 0
@@ -315,36 +284,60 @@ async function restoreInOneTransaction(
   const toSql = run(
     runner,
     'pg_restore',
-    ['-f', '-', '--verbose', ...(noOwner ? ['--no-owner'] : []), ...(staged ? [staged] : [])],
+    [
+      '-f',
+      '-',
+      '--verbose',
+      '--single-transaction',
+      ...(noOwner ? ['--no-owner'] : []),
+      ...(staged ? [staged.dir] : [])
+    ],
     undefined,
-    {
-      stdin: !staged,
-      signal: opts.signal,
-      what: 'read the archive',
-      onLine: progress.onLine
-    }
+    { stdin: !staged, signal: opts.signal, what: 'read the archive', onLine: progress.onLine }
   )
-  const psql = run(
-    runner,
-    'psql',
-    ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-w', '-d', conn.safeUrl, '-f', '-'],
-    conn,
-    { stdin: true, signal: opts.signal, what: `restore into ${conn.database}` }
-  )
+  const psql = run(runner, 'psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-w', '-d', conn.safeUrl, '-f', '-'], conn, {
+    stdin: true,
+    signal: opts.signal,
+    what: `restore into ${conn.database}`
+  })
   psql.stdout.resume()
+  let psqlEnded: PromiseSettledResult<string> | undefined
+  const psqlDone = settled(psql.done).then((r) => (psqlEnded = r))
+  const held = new FinalCommitHeld()
   try {
-    psql.stdin!.write(CLEAN_SQL(opts.lockTimeoutMs ?? 60000))
-    const rs = await Promise.allSettled([
-      src ? pipeline(src, toSql.stdin!) : Promise.resolve(),
-      toSql.done,
-      pipeline(toSql.stdout, psql.stdin!),
-      psql.done
+    psql.stdin!.write(`BEGIN;
+${CLEAN_SQL(opts.lockTimeoutMs ?? 60000)}`)
+    const toSqlDone = settled(toSql.done)
+    const rs = await Promise.all([
+      settled(src ? pipeline(src, toSql.stdin!) : Promise.resolve()),
+      toSqlDone,
+      settled(pipeline(toSql.stdout, held, psql.stdin!, { end: false })),
+      // a staged directory's pipes are all read once pg_restore exited 0; when it failed, a feed
+      // that broke already (a file cut short makes a malformed COPY) is the cause to name
+      settled(toSqlDone.then((r) => (r.status === 'fulfilled' ? staged?.fed() : staged && brokeAlready(staged.fed()))))
     ])
-    const failure = restoreFailure(rs)
-    if (failure) throw failure.reason
+    // psql ending before its COMMIT was sent is a failure whatever its exit code
+    const early: PromiseSettledResult<unknown> | undefined =
+      psqlEnded?.status === 'fulfilled'
+        ? { status: 'rejected', reason: new BackupError('psql ended before the restore was complete') }
+        : psqlEnded
+    const failure = restoreFailure(
+      [rs[0], rs[1], rs[2], early ?? { status: 'fulfilled', value: '' }, rs[3]],
+      held.complete
+    )
+    if (failure) {
+      // no COMMIT: the end of psql's input (and SIGINT, which cancels a running statement) ends
+      // its session, and the server rolls the transaction back
+      psql.stdin!.end()
+      psql.child.kill('SIGINT')
+      await psqlDone
+      throw failure.reason
+    }
+    psql.stdin!.end('COMMIT;\n')
+    await psql.done
   } catch (e) {
     throw new BackupError(
-      `restore of ${basename(dumpFile)} failed, the database was left as it was (one transaction): ${redact((e as Error).message, conn.password)}`
+      `restore of ${basename(dumpFile)} failed, the database was left as it was (one transaction, not committed): ${redact((e as Error).message, conn.password)}`
     )
   } finally {
     progress.stop()

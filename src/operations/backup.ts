@@ -13,7 +13,7 @@ import { memberOf, newRun, timeouts } from '../handoff/types.js'
 import { takeOver } from '../handoff/take-over.js'
 import { inspectNode } from '../node/inspect.js'
 import type { NodeView } from '../node/view.js'
-import { backupFiles, backupSignal, dropPreviousContents, nodeFiles } from '../rollout/backup-step.js'
+import { afterRestore, backupFiles, backupSignal, nodeFiles } from '../rollout/backup-step.js'
 import { sameApp } from '../node/lock.js'
 import { foreignSessions, requireQuietDb } from '../node/foreign-sessions.js'
 import { notDroppableMessage, schemasNotDroppable } from '../rollout/prepare.js'
@@ -158,6 +158,8 @@ export async function restore(ctx: Context): Promise<OperationResult> {
       )
       for (const w of r.warnings) report.note(w)
       let leader: string | undefined
+      // the contents a swap set aside go only once the node leads again and passed its gate
+      const after = r.previous && afterRestore(ctx, r.previous)
       try {
         if (order.length) {
           // Start the previous leader first and prove it leads again; then the others wait.
@@ -178,9 +180,12 @@ export async function restore(ctx: Context): Promise<OperationResult> {
             await db.close()
           }
         }
-      } finally {
-        if (r.previous) await dropPreviousContents(ctx, r.previous)
+      } catch (e) {
+        const kept = await after?.(false)
+        if (kept && !ctx.signal.aborted) throw new OperationError(`${(e as Error).message}; ${kept}`)
+        throw e
       }
+      await after?.(true)
       return {
         result: 'ok',
         ok: true,

@@ -75,15 +75,22 @@ export function backupFiles(
 }
 
 /**
+ * What follows a restore by swap once the node is back (true: its previous contents are dropped)
+ * or did not come back (false: they are kept, and the sentence returned says how to swap them back).
+ */
+type AfterRestore = (nodeBack: boolean) => Promise<string | undefined>
+
+/**
  * The rollback's restore. Returns what is left to do once the node is back: a restore by swap
  * keeps the previous contents until then, as dropping them makes the server write out the whole
- * restored database first (restore-parallel.ts), time the node would otherwise spend down.
+ * restored database first (restore-parallel.ts), time the node would otherwise spend down; and
+ * they are the live data to go back to when the node does not come back on the restored copy.
  */
 export async function restoreForRollback(
   ctx: Context,
   link: NodeLink & { databaseUrl?: string },
   file: string
-): Promise<(() => Promise<void>) | undefined> {
+): Promise<AfterRestore | undefined> {
   const url = link.databaseUrl
   if (!url) throw new OperationError('cannot restore: the database URL is unknown')
   ctx.report.step('restore', file)
@@ -106,16 +113,30 @@ export async function restoreForRollback(
   }
   ctx.report.step('database restored', `${file} (taken ${r.backupCreatedAt}) in ${formatMs(r.durationMs)}`)
   const previous = r.previous
-  return previous && (() => dropPreviousContents(ctx, previous))
+  return previous && afterRestore(ctx, previous)
 }
 
-/** Drops the contents a restore by swap kept aside and says so, or says where they stay. */
-export async function dropPreviousContents(ctx: Context, previous: { database: string; drop: () => Promise<boolean> }) {
-  if (await previous.drop()) ctx.report.step('previous contents dropped', previous.database)
-  else
-    ctx.report.note(
-      `The database's contents before the restore stay as database ${previous.database}: drop it once it is no longer needed.`
-    )
+type Previous = NonNullable<Awaited<ReturnType<typeof restoreBackup>>['previous']>
+
+/**
+ * The contents a restore by swap set aside: dropped once the node leads again and passed its gate,
+ * kept otherwise (they may be the only copy of the live data: the restored backup may be the
+ * wrong one, or the node may fail on it), with the sentence that says how to swap them back.
+ */
+export function afterRestore(ctx: Context, previous: Previous): AfterRestore {
+  return async (nodeBack) => {
+    if (nodeBack) {
+      if (await previous.drop()) ctx.report.step('previous contents dropped', previous.database)
+      else
+        ctx.report.note(
+          `The database's contents before the restore stay as database ${previous.database}: drop it once it is no longer needed.`
+        )
+      return undefined
+    }
+    const kept = `the database's contents before the restore are kept as database ${previous.database}; to put them back, stop every node on the database, then run as its owner or a superuser, connected to another database (e.g. postgres): ${previous.swapBack}`
+    ctx.report.note(`The node did not come back on the restored database: ${kept}`)
+    return kept
+  }
 }
 
 /**

@@ -99,8 +99,10 @@ export async function checkDbRollbackInputs(inputs: Inputs): Promise<void> {
 /**
  * Puts the previous containers back. `restore` brings the DB back from the pre-upgrade backup
  * when the plan says so; the caller passes it in (src/rollout/backup-step.ts), as the backup library sits
- * beside the rollout, not below it. What it returns runs once the node is back (or the rollback
- * has failed): the drop of the DB's previous contents, kept aside so its cost is not downtime.
+ * beside the rollout, not below it. What it returns runs once the node is back, with true: the
+ * drop of the DB's previous contents, kept aside so its cost is not downtime; or, when the
+ * rollback failed, with false: they are kept (the writes since the backup) and the error says how
+ * to swap them back.
  */
 export async function rollback(
   ctx: Context,
@@ -108,11 +110,12 @@ export async function rollback(
   plan: RollbackPlan,
   tNew: Timeouts,
   reason: string,
-  restore: (ctx: Context, link: NodeLink, file: string) => Promise<(() => Promise<void>) | undefined>
+  restore: (ctx: Context, link: NodeLink, file: string) => Promise<AfterRestore | undefined>
 ): Promise<RollbackResult> {
-  let afterRestore: (() => Promise<void>) | undefined
+  let afterRestore: AfterRestore | undefined
+  let restored: RollbackResult
   try {
-    return await rollbackSteps(
+    restored = await rollbackSteps(
       ctx,
       link,
       plan,
@@ -120,9 +123,13 @@ export async function rollback(
       reason,
       async (c, l, f) => void (afterRestore = await restore(c, l, f))
     )
-  } finally {
-    await afterRestore?.()
+  } catch (e) {
+    const kept = await afterRestore?.(false)
+    if (kept && !ctx.signal.aborted) throw new OperationError(`${(e as Error).message}; ${kept}`)
+    throw e
   }
+  await afterRestore?.(true)
+  return restored
 }
 
 async function rollbackSteps(
@@ -377,3 +384,6 @@ async function migrateDown(ctx: Context, link: NodeLink, plan: RollbackPlan): Pr
 function moved(now: DbVersion, before: DbVersion): boolean {
   return now.goose !== before.goose || now.nodeVersion !== before.nodeVersion
 }
+
+/** restoreForRollback's (src/rollout/backup-step.ts), stated here: importing it would make the chain too deep */
+type AfterRestore = (nodeBack: boolean) => Promise<string | undefined>

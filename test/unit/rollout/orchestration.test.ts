@@ -312,6 +312,31 @@ describe('rollback on its own', () => {
     expect(w.db.goose).toBe(200)
   })
 
+  test('the DB is restored but the node does not come back: the contents it replaced are kept and the error says how to swap them back', async () => {
+    const { ctx, p, plan } = await afterFailedHandoff(true)
+    const dir = mkdtempSync(join(tmpdir(), 'orch-backup-'))
+    const file = join(dir, 'pre.dump.d')
+    writeFileSync(
+      join(dir, 'pre.json'),
+      JSON.stringify({ format: 'chainlink-rollout-backup', createdAt: new Date().toISOString() })
+    )
+    const restore = async (_c: Context, _l: unknown, f: string) => {
+      w.events.push(`restore ${basename(f)}`)
+      w.db = { ...w.db, goose: p.view.dbVersion.goose }
+      // the previous container is gone by the time the DB is back: nothing can lead on it
+      await w.docker.remove(plan.previous.id)
+      return async (nodeBack: boolean) => {
+        w.events.push(nodeBack ? 'drop previous contents' : 'keep previous contents')
+        return nodeBack ? undefined : 'kept as database chainlink_clr_old_1: ALTER DATABASE ...'
+      }
+    }
+    await expect(
+      rollback(ctx, p.link, { ...plan, backupFile: file, dbRollback: 'restore' }, FAST, 'health gate failed', restore)
+    ).rejects.toThrow(/is gone; nothing to roll back to; kept as database chainlink_clr_old_1: ALTER DATABASE/)
+    expect(w.events).toContain('keep previous contents')
+    expect(w.events).not.toContain('drop previous contents')
+  })
+
   test('the DB did not move: no DB step, the previous container restarted and proven leading', async () => {
     const { ctx, p, plan } = await afterFailedHandoff(false)
     const restored = await rollback(ctx, p.link, plan, FAST, 'health gate failed', restoreForRollback)
