@@ -4,7 +4,7 @@
 // HTTP requests, within the run's budget.
 import type { Context } from '../context.js'
 import { sleep } from '../sleep.js'
-import type { DbApi, NodeSession } from '../postgres/database.js'
+import { describePgError, isConnectionError, type DbApi, type NodeSession } from '../postgres/database.js'
 import type { ContainerInfo } from '../docker/client.js'
 import { formatMs } from '../duration.js'
 import {
@@ -69,6 +69,39 @@ async function lockObs(link: NodeLink, mode = link.mode): Promise<LockObs> {
   // the lease row too: a lease still the node's whose sessions dropped is a DB blip (gates.ts)
   const lease = l.lease && { clientId: l.lease.clientId, expired: l.lease.expired }
   return { holder: l.holder, problem: l.problem, sessions: l.sessions, ...(lease ? { lease } : {}) }
+}
+
+/**
+ * The lock as the health gate reads it through a DB outage. Each query already waits 30 s for a
+ * lost connection to come back (src/postgres/database.ts); a DB still unreachable once the lease
+ * could have run out since this look began (its duration plus two refreshes: the node cannot
+ * have renewed it, docs/node-facts.md §3) fails the gate, naming the outage instead of the
+ * driver's error. A shorter outage is a blip: the look is made again.
+ */
+async function lockThroughOutage(
+  ctx: Context,
+  link: NodeLink,
+  mode: NodeLink['mode'],
+  to: { name: string; id: string }
+): Promise<LockObs> {
+  const since = Date.now()
+  const leaseMs = link.config.leaseDurationMs
+  const bound = leaseMs + 2 * link.config.leaseRefreshMs
+  for (;;) {
+    try {
+      return await lockObs(link, mode)
+    } catch (e) {
+      if (!isConnectionError(e)) throw e
+      const down = Date.now() - since
+      if (down >= bound)
+        throw new GateError(
+          'health',
+          `the node's database did not answer for ${formatMs(down)} (${describePgError(e)}), longer than the lease (${formatMs(leaseMs)}): '${to.name}' cannot have kept its lock through the stable-for window`,
+          to.id
+        )
+      await sleep(500, ctx.signal)
+    }
+  }
 }
 
 /** Observes every `everyMs` until the judgement passes (its proof) or fails (a GateError). */
@@ -217,7 +250,7 @@ export async function healthGate(
       to.id,
       async () => {
         const container = containerObs(await ctx.docker.inspect(to.id))
-        const lock = await lockObs(link, mode)
+        const lock = await lockThroughOutage(ctx, link, mode, to)
         // only answers given since the gate opened: with host networking the URL answered for
         // the old node before it stopped
         const r = observer.latest

@@ -228,7 +228,7 @@ export class Database implements DbApi {
 }
 
 /** Errors that mean the connection is gone, not that the query was wrong. */
-function isConnectionError(e: unknown): boolean {
+export function isConnectionError(e: unknown): boolean {
   const err = e as { code?: string; message?: string }
   if (err.code && /^(08|57P0[1-3])/.test(err.code)) return true
   if (

@@ -19,10 +19,19 @@ import type { ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createDb, docker, removeContainers, simImage, uniqueName, type TestDb } from '../support/bed.js'
+import {
+  createDb,
+  docker,
+  removeContainers,
+  simImage,
+  sleep,
+  uniqueName,
+  waitFor,
+  type TestDb
+} from '../support/bed.js'
 import { atLine, visible, type ActionRun, type Hook } from '../support/action.js'
 import { containerState, startNode, type Layout } from '../support/node.js'
-import { repairOf, rowUpgradeInputs, runFaulted } from '../support/fault.js'
+import { lastHeartbeat, repairOf, rowUpgradeInputs, runFaulted } from '../support/fault.js'
 import { expectOneLeader, expectTruthful, type End } from '../support/end-state.js'
 import { startDedicatedDockerd, type DedicatedDockerd } from '../support/dedicated-dockerd.js'
 import { startPgCluster, type PgCluster } from '../support/pg-cluster.js'
@@ -30,7 +39,8 @@ import { startPgCluster, type PgCluster } from '../support/pg-cluster.js'
 const prefix = uniqueName('clr-fr')
 let seq = 0
 
-type Fault = 'dockerd SIGKILL + start' | 'postgres restart -m fast' | 'postgres restart -m immediate'
+type Fault =
+  'dockerd SIGKILL + start' | 'postgres restart -m fast' | 'postgres restart -m immediate' | 'postgres stopped 35 s'
 
 interface Row {
   fault: Fault
@@ -45,7 +55,22 @@ interface Row {
   /** the action is paused (SIGSTOP) while the daemon restarts and resumed once it answers: the
    *  restart falls between two of its Docker calls, which then meet the daemon's aftermath */
   paused?: boolean
+  /** the fault waits for the new node to lead and write (its heartbeats), then 2 s more: it
+   *  lands inside the health gate's stable-for window of a node that is up */
+  whenServing?: boolean
+  /** a Postgres fault this many times, 3 s apart (each time the gate's look and the node's
+   *  reconnect race: one look before the node is back is what the gate must not fail on) */
+  times?: number
+  /** the run's own exit code and result, when only one is right */
+  result?: { exit: number; result: string }
+  /** what the run's output must say */
+  says?: RegExp
+  /** the node's lease settings (support/node.ts: 3 s / 500 ms unless given) */
+  lease?: { duration: string; refresh: string }
 }
+
+/** The lease settings a node ships with (docs/node-facts.md §1): a restart is judged against them. */
+const NODE_DEFAULT_LEASE = { duration: '10s', refresh: '1s' }
 
 // Steps as main prints them (src/report.ts: `step: detail`, `gate name: passed (...)`).
 const STANDBY_STARTED = atLine('standby started')
@@ -83,8 +108,34 @@ const ROWS: Row[] = [
   ...(['postgres restart -m fast', 'postgres restart -m immediate'] as const).flatMap((fault) => [
     { fault, step: 'handoff (bridge layout)', at: HANDOFF, layout: 'bridge' as const, to: '2.19.0' },
     { fault, step: 'swap (finish)', at: SWAP, to: '2.19.0' },
-    { fault, step: 'health gate', at: HEALTH_GATE, to: '2.19.0' }
-  ])
+    { fault, step: 'health gate', at: HEALTH_GATE, to: '2.19.0' },
+    // A restart or failover while a good new node holds ready: its sessions drop, its lease
+    // stays its own until it runs out, and it reconnects (docs/node-facts.md §3). Not a failed
+    // gate: the upgrade ends upgraded (review N8).
+    {
+      fault,
+      step: 'health gate, stable-for 30s, 5 restarts',
+      at: HEALTH_GATE,
+      to: '2.19.0',
+      inputs: { 'stable-for': '30s' },
+      whenServing: true,
+      lease: NODE_DEFAULT_LEASE,
+      times: 5,
+      ends: 'new' as const,
+      result: { exit: 0, result: 'upgraded' }
+    }
+  ]),
+  // Longer than the lease (the rows' nodes run a 3 s one): it runs out under the new node, the lock is not proven
+  // held for the window, and the gate fails; the node must still end serving, and the run say where.
+  {
+    fault: 'postgres stopped 35 s',
+    step: 'health gate, stable-for 30s, node serving',
+    at: HEALTH_GATE,
+    to: '2.19.0',
+    inputs: { 'stable-for': '30s' },
+    whenServing: true,
+    says: /rollback: the node's database did not answer for [\d.]+ s \(.*\), longer than the lease \([\d.]+ s\): .* cannot have kept its lock/
+  }
 ]
 
 interface RowCtx {
@@ -150,6 +201,20 @@ const journalOpen = (r: RowCtx) => {
   return existsSync(jf) && (JSON.parse(readFileSync(jf, 'utf8')) as { phase: string }).phase !== 'done'
 }
 
+/** Until the new version leads and writes (a fresh heartbeat of it), then 2 s more. */
+async function serving(db: TestDb, tag: string): Promise<void> {
+  const version = tag.split('-')[0]
+  await waitFor(
+    `a fresh heartbeat of ${version}`,
+    async () => {
+      const h = await lastHeartbeat(db)
+      return h && h.version === version && h.agoMs < 1000 ? h : undefined
+    },
+    60_000
+  )
+  await sleep(2000)
+}
+
 async function runRow(row: Row) {
   const t0 = Date.now()
   const onDockerd = row.fault === DOCKERD
@@ -168,7 +233,7 @@ async function runRow(row: Row) {
   const r: RowCtx = { row, api, db, name, stateDir, env: d ? { DOCKER_HOST: d.host } : {} }
   const runs: [string, ActionRun][] = []
   try {
-    await startNode({ name, tag: '2.18.0', db, layout: row.layout ?? 'ports', api })
+    await startNode({ name, tag: '2.18.0', db, layout: row.layout ?? 'ports', api, lease: row.lease })
     const fault = async (child: ChildProcess) => {
       if (d) {
         if (row.paused) child.kill('SIGSTOP')
@@ -178,13 +243,28 @@ async function runRow(row: Row) {
         } finally {
           if (row.paused) child.kill('SIGCONT')
         }
-      } else await cluster!.restart(row.fault === 'postgres restart -m fast' ? 'fast' : 'immediate')
+      } else {
+        if (row.whenServing) await serving(db, row.to)
+        for (let i = 0; i < (row.times ?? 1); i++) {
+          if (i) await sleep(3000)
+          if (row.fault === 'postgres stopped 35 s') await cluster!.outage(35_000)
+          else await cluster!.restart(row.fault === 'postgres restart -m fast' ? 'fast' : 'immediate')
+        }
+      }
     }
     const hooks: Hook[] = [{ when: row.at, do: (child) => fault(child) }]
-    const run = await runFaulted(baseInputs(r), hooks, { env: r.env })
+    // two health gates of 30 s (the interim and the final container) outlast the default 120 s
+    const deadlineMs = row.inputs?.['stable-for'] ? 300_000 : undefined
+    const run = await runFaulted(baseInputs(r), hooks, { env: r.env, deadlineMs })
     runs.push(['run', run])
     await run.faultsDone
     expect({ fired: run.fired[0] }).toEqual({ fired: true })
+    if (row.says) expect(visible(run.stdout)).toMatch(row.says)
+    if (row.result)
+      expect({ exit: run.exitCode, result: run.outputs.result }).toEqual({
+        exit: row.result.exit,
+        result: row.result.result
+      })
     // a run that did not end the operation: the operator's next run is `repair`
     if (run.exitCode !== 0 || journalOpen(r)) {
       const rep = await runFaulted(repairInputs(r), [], { env: r.env })

@@ -17,6 +17,8 @@ export interface PgCluster {
   db: TestDb
   /** pg_ctl restart with this shutdown mode; resolves once it accepts connections again */
   restart(mode: 'fast' | 'immediate'): Promise<void>
+  /** pg_ctl stop -m fast, `ms` with no server at all, then start: an outage longer than a restart */
+  outage(ms: number): Promise<void>
   /** the postmaster's pid */
   pid(): number | undefined
   /** stops the postmaster by pid (SIGQUIT: immediate shutdown) and removes the data dir */
@@ -99,6 +101,11 @@ export async function startPgCluster(): Promise<PgCluster> {
     db,
     async restart(mode) {
       pgctl('restart', '-m', mode)
+    },
+    async outage(ms) {
+      pgctl('stop', '-m', 'fast')
+      await sleep(ms)
+      pgctl('start')
     },
     pid,
     async stop() {
