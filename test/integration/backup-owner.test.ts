@@ -5,13 +5,15 @@
 // refused before anything stops; retention counts each node's backups on their own; a wrong age
 // identity is refused before the node is stopped.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals'
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateIdentity, identityToRecipient } from 'age-encryption'
 import { createDb, docker, removeContainers, uniqueName, type TestDb } from '../support/bed.js'
 import { runAction, visible } from '../support/action.js'
+import { linesLog } from '../support/log.js'
 import { nodeUrl, readyz, startNode, writers } from '../support/node.js'
+import { createBackup } from '../../src/backup/create.js'
 
 const prefix = uniqueName('clr-bown')
 const A = `${prefix}-a`
@@ -162,5 +164,43 @@ describe('backups belong to their node', () => {
     expect(out + r.summary).not.toContain(wrong)
     expect(await startedAt(A)).toEqual(before)
     expect((await rows(dbA)).marks).toEqual(['A in the backup', 'A live'])
+  })
+
+  test('a backup from before owners were recorded: never picked by default; named, it restores with a note', async () => {
+    const dir = join(stateDir, 'legacy')
+    const set = await createBackup({ databaseUrl: dbA.url, dir, kind: 'scheduled', log: linesLog() })
+    const m = JSON.parse(readFileSync(set.manifestFile, 'utf8'))
+    delete m.owner
+    writeFileSync(set.manifestFile, JSON.stringify(m, null, 2))
+    const before = await startedAt(A)
+    const r = await act(A, { operation: 'restore', 'stop-node': 'true', 'backup-dir': dir })
+    expect(r.exitCode).toBe(1)
+    expect(visible(r.stdout)).toMatch(
+      /::error::.*holds no verified backup of .*1 were written before backups recorded their node/
+    )
+    expect(await startedAt(A)).toEqual(before)
+    await mark(dbA, 'A after the legacy backup')
+    const named = await act(A, {
+      operation: 'restore',
+      'stop-node': 'true',
+      'backup-dir': dir,
+      'backup-file': set.file
+    })
+    expect(named.exitCode).toBe(0)
+    expect(named.summary).toMatch(/written before backups recorded their node: it could not be checked/)
+    expect((await rows(dbA)).marks).toEqual(['A in the backup', 'A live'])
+  })
+
+  test("restore-other-node: true loads the other node's backup, and says so", async () => {
+    const r = await act(A, {
+      operation: 'restore',
+      'stop-node': 'true',
+      'backup-file': fileB,
+      'restore-other-node': 'true'
+    })
+    expect(r.exitCode).toBe(0)
+    expect(r.summary).toMatch(/restore-other-node: true: .* belongs to another node/)
+    expect(await rows(dbA)).toEqual({ marks: ['B in the backup'], keys: [KEY_B] })
+    expect(await readyz((await nodeUrl(A))!)).toBe(200)
   })
 })
