@@ -130,6 +130,24 @@ export async function checkRecipient(recipient: string): Promise<void> {
   }
 }
 
+/**
+ * Whether an identity (one AGE-SECRET-KEY-1... per line, comments allowed) holds the key of
+ * a recipient: checked before a restore stops anything, as decryption fails only once it runs.
+ */
+export async function identityOpens(identity: string, recipient: string): Promise<boolean> {
+  const { identityToRecipient } = await age()
+  for (const line of identity.split('\n')) {
+    const key = line.trim()
+    if (!key.startsWith('AGE-SECRET-KEY-')) continue
+    try {
+      if ((await identityToRecipient(key)) === recipient.trim()) return true
+    } catch {
+      // not a valid key: the others may still match
+    }
+  }
+  return false
+}
+
 /** age-encrypts a stream to a recipient (streaming, 64 KiB chunks, constant memory). */
 export async function encryptStream(src: Readable, recipient: string): Promise<Readable> {
   const { Encrypter } = await age()

@@ -29,6 +29,7 @@ import {
   hasZstdCli
 } from './codec.js'
 import { keystoreCounts, serverInfo } from './db.js'
+import { readOwner, serverAddress, type BackupOwner } from './owner.js'
 import {
   backupBase,
   dumpName,
@@ -143,8 +144,10 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
   // 1. the server, and a pg_dump that can dump it
   const c = await pgClient(conn)
   let info, keystore, stats, dataDir
+  let owner: BackupOwner
   try {
     info = await serverInfo(c)
+    owner = await readOwner(c, serverAddress(opts.databaseUrl))
     keystore = await keystoreCounts(c)
     stats = await tableStats(c)
     if ((opts.verify ?? 'archive') === 'restore') dataDir = await serverDataDir(c, new URL(conn.safeUrl).hostname)
@@ -335,6 +338,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
     encrypted,
     ...(opts.recipient ? { recipient: opts.recipient } : {}),
     ...(opts.node ? { node: opts.node } : {}),
+    owner,
     layout,
     dump: {
       file: basename(final),

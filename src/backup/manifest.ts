@@ -12,6 +12,19 @@ export type Kind = 'scheduled' | 'pre-upgrade'
 export type Compression = 'zstd' | 'gzip'
 export type Layout = 'file' | 'directory'
 
+/** Whose backup a set is (read and compared in owner.ts); nothing in it is a secret. */
+export interface BackupOwner {
+  server: {
+    /** host:port as the action reached the server (or the socket directory) */
+    address: string
+    /** pg_control_system().system_identifier, when the role may read it */
+    systemIdentifier?: string
+  }
+  database: string
+  /** the node's public key ids, e.g. `evm:0x<address>`, sorted; empty when the node has none */
+  keys: string[]
+}
+
 export interface Verification {
   at: string
   mode: 'archive' | 'restore'
@@ -36,6 +49,8 @@ export interface Manifest {
   encrypted: boolean
   recipient?: string
   node?: { version?: string; image?: string; digest?: string }
+  /** whose backup this is (src/backup/owner.ts); absent in manifests written before it was recorded */
+  owner?: BackupOwner
   /** 'file' (absent in older manifests) or 'directory' */
   layout?: Layout
   dump: {
@@ -86,9 +101,11 @@ export function stampToIso(s: string): string {
   return `${s.slice(0, 4)}-${s.slice(4, 6)}-${s.slice(6, 8)}T${s.slice(9, 11)}:${s.slice(11, 13)}:${s.slice(13, 15)}.${s.slice(15, 18)}Z`
 }
 
+/** The database name as a set's name carries it. */
+export const safeDbName = (db: string) => db.replace(/[^A-Za-z0-9_]/g, '_').slice(0, 63) || 'db'
+
 export function backupBase(db: string, at: Date, kind: Kind): string {
-  const safe = db.replace(/[^A-Za-z0-9_]/g, '_').slice(0, 63) || 'db'
-  return `${PREFIX}${safe}-${stamp(at)}-${kind}`
+  return `${PREFIX}${safeDbName(db)}-${stamp(at)}-${kind}`
 }
 
 export function dumpName(base: string, compression: Compression, encrypted: boolean, layout: Layout = 'file'): string {

@@ -3,10 +3,13 @@
 // the newest `keepPreUpgrade` verified pre-upgrade backups are kept; the newest verified backup
 // of all is never deleted whatever the counts say; unverified sets (failed or never verified)
 // are deleted once a newer verified set of the same kind exists, and kept otherwise (the latest
-// failure stays for diagnosis).
+// failure stays for diagnosis). Given the node's owner, only that node's sets are counted and
+// pruned (another node's backups in a shared backup-dir are not its to delete), and sets whose
+// manifest records no owner (written before owners were recorded) are left for the operator.
 import { rm, unlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
-import { listBackups, type BackupEntry, type Kind } from './manifest.js'
+import { listBackups, safeDbName, type BackupEntry, type Kind } from './manifest.js'
+import { ownership, type BackupOwner } from './owner.js'
 import type { Log } from '../log.js'
 
 export interface PruneOptions {
@@ -15,6 +18,18 @@ export interface PruneOptions {
   log: Log
   /** plan only */
   dryRun?: boolean
+  /** the node whose backups are counted and pruned (every set in dir when absent) */
+  owner?: BackupOwner
+}
+
+/**
+ * The entries that are this node's: the manifest records it as the owner, or the set has no
+ * readable manifest (a killed backup: nothing a restore could use) and carries its database name.
+ */
+export function ownEntries(entries: BackupEntry[], owner: BackupOwner): BackupEntry[] {
+  return entries.filter((e) =>
+    e.manifest ? ownership(e.manifest.owner, owner) === 'same' : e.name.db === safeDbName(owner.database)
+  )
 }
 
 export interface PruneResult {
@@ -57,7 +72,8 @@ function setFiles(e: BackupEntry): string[] {
 }
 
 export async function pruneBackups(dir: string, opts: PruneOptions): Promise<PruneResult> {
-  const entries = await listBackups(dir)
+  const all = await listBackups(dir)
+  const entries = opts.owner ? ownEntries(all, opts.owner) : all
   const plan = planPrune(entries, opts.keep, opts.keepPreUpgrade)
   for (const e of plan.del) {
     opts.log.info(

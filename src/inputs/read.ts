@@ -230,6 +230,7 @@ export function readInputs(
     backupVerify: oneOf(get, 'backup-verify', ['archive', 'restore'] as const, 'archive'),
     backupIdentity: identity,
     stopNode: bool(get, 'stop-node', false),
+    restoreOtherNode: bool(get, 'restore-other-node', false),
     dryRun: bool(get, 'dry-run', false),
     stateDir: absPath(get, 'state-dir', '/var/lib/chainlink-rollout')!,
     dockerHost,

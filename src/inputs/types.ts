@@ -37,6 +37,8 @@ export interface Inputs {
   /** age secret key to read encrypted backups (verify, restore) */
   backupIdentity?: string
   stopNode: boolean
+  /** restore: allow a backup recorded as another node's (src/backup/owner.ts) */
+  restoreOtherNode: boolean
   dryRun: boolean
   stateDir: string
   dockerHost?: string

@@ -11,6 +11,7 @@ import type { LockMode, NodeConfig } from './config-types.js'
 import { maskDatabaseUrl } from '../trust/secrets.js'
 import { noteDbClockAhead } from './session-container.js'
 import { isIP } from 'node:net'
+import { hostRoutes, unreachableMessage } from './host-reach.js'
 
 /** The node's containers named by the inputs: `container`, then the pair's `standby`. */
 export function nodeNames(inputs: Pick<Inputs, 'container' | 'standby'>): string[] {
@@ -82,17 +83,35 @@ export async function connectNode(
     )
   maskDatabaseUrl(written, log.mask)
   const resolved = await resolveDbHost(docker, written, info)
-  const databaseUrl = resolved.url
+  let databaseUrl = resolved.url
   maskDatabaseUrl(databaseUrl, log.mask)
   if (!inputs.databaseUrl) log.info(`database URL from ${source}`)
   if (resolved.how) log.info(`database host ${resolved.how}`)
-  let db: DbApi
+  const open = (url: string) =>
+    ctx.openDb ? ctx.openDb(url, opts.retryForMs ?? 0) : Database.connect(url, 10_000, opts.retryForMs ?? 0)
+  let db: DbApi | undefined
   try {
-    db = ctx.openDb
-      ? await ctx.openDb(databaseUrl, opts.retryForMs ?? 0)
-      : await Database.connect(databaseUrl, 10_000, opts.retryForMs ?? 0)
+    db = await open(databaseUrl)
   } catch (e) {
-    throw new OperationError(`${(e as Error).message} (from ${source}${resolved.how ? `; ${resolved.how}` : ''})`)
+    // An address of this host (the docs' host.docker.internal): the host may reach the same
+    // server only by loopback or its socket (src/node/host-reach.ts).
+    const routes = hostRoutes(databaseUrl)
+    const where = `${new URL(databaseUrl).host}`
+    if (!routes.length)
+      throw new OperationError(`${(e as Error).message} (from ${source}${resolved.how ? `; ${resolved.how}` : ''})`)
+    const tries = [{ how: where, error: (e as Error).message }]
+    for (const r of routes) {
+      maskDatabaseUrl(r.url, log.mask)
+      try {
+        db = await open(r.url)
+        log.info(`database reached at ${r.how}: this host cannot connect to ${where} (${tries[0].error})`)
+        databaseUrl = r.url
+        break
+      } catch (e2) {
+        tries.push({ how: r.how, error: (e2 as Error).message })
+      }
+    }
+    if (!db) throw new OperationError(unreachableMessage(where, tries))
   }
   try {
     const t0 = Date.now()

@@ -4,7 +4,8 @@ import type { Context, OperationResult } from '../context.js'
 import { OperationError } from '../errors.js'
 import { createBackup } from '../backup/create.js'
 import { lockHolderPresent } from '../backup/db.js'
-import { isVerified, listBackups, manifestPathFor, readManifest } from '../backup/manifest.js'
+import { chooseBackup } from '../backup/choose.js'
+import { ownerOf } from '../backup/owner.js'
 import { restoreBackup } from '../backup/restore.js'
 import { pruneBackups } from '../backup/retention.js'
 import { Database, type DbApi } from '../postgres/database.js'
@@ -52,11 +53,12 @@ export async function backup(ctx: Context): Promise<OperationResult> {
       const pruned = await pruneBackups(inputs.backupDir, {
         keep: inputs.backupKeep,
         keepPreUpgrade: inputs.backupKeep,
-        log
+        log,
+        owner: r.manifest.owner
       })
       report.fact(
         'Retention',
-        `kept ${pruned.kept.length}, deleted ${pruned.deleted.length} (backup-keep ${inputs.backupKeep} per kind; the newest verified is never deleted)`
+        `kept ${pruned.kept.length}, deleted ${pruned.deleted.length} (backup-keep ${inputs.backupKeep} per kind, of this node's backups; the newest verified is never deleted)`
       )
       return {
         result: 'ok',
@@ -76,27 +78,24 @@ export async function restore(ctx: Context): Promise<OperationResult> {
   return withHostLock(ctx, async () => {
     const view = await viewOf(ctx)
     try {
-      let file = inputs.backupFile
-      if (!file) {
-        const newest = (await listBackups(inputs.backupDir)).find((b) => isVerified(b.manifest))
-        if (!newest)
-          throw new OperationError(`Input 'backup-file' not given and ${inputs.backupDir} holds no verified backup`)
-        file = newest.file
-      }
-      report.fact('Backup', file)
-      // Everything that can be checked without touching the node is checked before it is stopped.
-      let manifest
+      // Everything that can be checked without touching the node is checked before it is stopped:
+      // whose backup it is (src/backup/owner.ts) and whether the identity opens it.
+      let chosen
       try {
-        manifest = await readManifest(manifestPathFor(file))
+        chosen = await chooseBackup({
+          dir: inputs.backupDir,
+          file: inputs.backupFile,
+          current: await ownerOf(view.databaseUrl),
+          node: inputs.container,
+          allowOther: inputs.restoreOtherNode,
+          identity: inputs.backupIdentity
+        })
       } catch (e) {
-        throw new OperationError(
-          `Input 'backup-file': ${file} has no readable manifest beside it (${(e as Error).message.split('\n')[0]})`
-        )
+        throw new OperationError((e as Error).message)
       }
-      if (manifest.encrypted && !inputs.backupIdentity)
-        throw new OperationError(
-          `Input 'backup-identity' is required: ${file} is encrypted to ${manifest.recipient ?? 'an age recipient'}`
-        )
+      const file = chosen.file
+      report.fact('Backup', file)
+      for (const n of chosen.notes) report.note(n)
       // Node sessions of no named container (another node on this DB, maybe on another host) would
       // keep running on the rewritten DB, or take the lease during the restore: refused now.
       const known = view.containers.map((c) => c.session?.appId).filter((x): x is string => !!x)

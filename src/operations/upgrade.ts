@@ -234,7 +234,8 @@ async function backupBeforeUpgrade(ctx: Context, view: NodeView, leader: NodeCon
     await pruneBackups(inputs.backupDir, {
       keep: inputs.backupKeep,
       keepPreUpgrade: inputs.backupKeep,
-      log
+      log,
+      owner: r.manifest.owner
     })
   } catch (e) {
     log.warning(`backup retention: ${(e as Error).message}`)

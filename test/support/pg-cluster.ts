@@ -41,7 +41,13 @@ const USER = 'clr'
 const PASSWORD = 'clr-pg-cluster-password'
 const DB = 'node'
 
-export async function startPgCluster(): Promise<PgCluster> {
+export interface PgClusterOptions {
+  /** pg_hba.conf `host` lines, written once the node's database exists (the socket stays open
+   * to the test); default: every address */
+  hba?: string[]
+}
+
+export async function startPgCluster(opts: PgClusterOptions = {}): Promise<PgCluster> {
   const bin = binDir()
   const { uid, gid } = ids()
   const dir = mkdtempSync(join(tmpdir(), 'clr-pg-'))
@@ -76,6 +82,10 @@ export async function startPgCluster(): Promise<PgCluster> {
   await admin.connect()
   await admin.query(`CREATE DATABASE ${DB}`)
   await admin.end()
+  if (opts.hba) {
+    writeFileSync(join(data, 'pg_hba.conf'), ['local all all scram-sha-256', ...opts.hba].join('\n') + '\n')
+    pgctl('reload')
+  }
   const pid = () => {
     try {
       return Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0])

@@ -52,6 +52,7 @@ describe('readInputs: defaults', () => {
       backupDir: '/var/lib/chainlink-rollout/backups',
       backupKeep: 7,
       stopNode: false,
+      restoreOtherNode: false,
       dryRun: false,
       stateDir: '/var/lib/chainlink-rollout',
       lockTimeoutMs: 900_000
