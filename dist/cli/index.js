@@ -73748,6 +73748,7 @@ function extend(target) {
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   Q9: () => (/* binding */ checkSha256),
 /* harmony export */   TC: () => (/* binding */ restoreRunner),
+/* harmony export */   Z_: () => (/* binding */ FinalCommitHeld),
 /* harmony export */   hm: () => (/* binding */ feed),
 /* harmony export */   p_: () => (/* binding */ openArchive)
 /* harmony export */ });
@@ -73757,13 +73758,16 @@ function extend(target) {
 /* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_1__);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
-/* harmony import */ var node_stream_promises__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6466);
-/* harmony import */ var node_stream_promises__WEBPACK_IMPORTED_MODULE_3___default = /*#__PURE__*/__nccwpck_require__.n(node_stream_promises__WEBPACK_IMPORTED_MODULE_3__);
-/* harmony import */ var _codec_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(8788);
-/* harmony import */ var _pgtools_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(5126);
+/* harmony import */ var node_stream__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7075);
+/* harmony import */ var node_stream__WEBPACK_IMPORTED_MODULE_3___default = /*#__PURE__*/__nccwpck_require__.n(node_stream__WEBPACK_IMPORTED_MODULE_3__);
+/* harmony import */ var node_stream_promises__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(6466);
+/* harmony import */ var node_stream_promises__WEBPACK_IMPORTED_MODULE_4___default = /*#__PURE__*/__nccwpck_require__.n(node_stream_promises__WEBPACK_IMPORTED_MODULE_4__);
+/* harmony import */ var _codec_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(8788);
+/* harmony import */ var _pgtools_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(5126);
 // Reading a backup's archive: its checksum against the manifest, its plaintext stream (decrypted,
 // decompressed), feeding it to a tool, and the pg_restore that can read it. Verify, restore,
 // create (the full read of an encrypted archive while it is written) and the rehearsal share these.
+
 
 
 
@@ -73777,40 +73781,40 @@ async function checkSha256(path, expected, what) {
         st = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_1__.stat)(path);
     }
     catch {
-        throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_5__/* .BackupError */ .hj(`${what} is missing: ${path}`);
+        throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_6__/* .BackupError */ .hj(`${what} is missing: ${path}`);
     }
     if (st.size !== expected.bytes) {
-        throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_5__/* .BackupError */ .hj(`${what} is ${st.size} bytes but the manifest says ${expected.bytes}: the file is ${st.size < expected.bytes ? 'truncated' : 'longer than written'} (${(0,node_path__WEBPACK_IMPORTED_MODULE_2__.basename)(path)})`);
+        throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_6__/* .BackupError */ .hj(`${what} is ${st.size} bytes but the manifest says ${expected.bytes}: the file is ${st.size < expected.bytes ? 'truncated' : 'longer than written'} (${(0,node_path__WEBPACK_IMPORTED_MODULE_2__.basename)(path)})`);
     }
-    const h = new _codec_js__WEBPACK_IMPORTED_MODULE_4__/* .Hasher */ .OP();
-    await (0,node_stream_promises__WEBPACK_IMPORTED_MODULE_3__.pipeline)((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.createReadStream)(path), h, async function* (src) {
+    const h = new _codec_js__WEBPACK_IMPORTED_MODULE_5__/* .Hasher */ .OP();
+    await (0,node_stream_promises__WEBPACK_IMPORTED_MODULE_4__.pipeline)((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.createReadStream)(path), h, async function* (src) {
         for await (const _ of src)
             void _;
     });
     const got = h.digest();
     if (got !== expected.sha256)
-        throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_5__/* .BackupError */ .hj(`${what} does not match its manifest checksum (sha256 ${got.slice(0, 16)}… ≠ ${expected.sha256.slice(0, 16)}…): the file was altered or corrupted (${(0,node_path__WEBPACK_IMPORTED_MODULE_2__.basename)(path)})`);
+        throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_6__/* .BackupError */ .hj(`${what} does not match its manifest checksum (sha256 ${got.slice(0, 16)}… ≠ ${expected.sha256.slice(0, 16)}…): the file was altered or corrupted (${(0,node_path__WEBPACK_IMPORTED_MODULE_2__.basename)(path)})`);
 }
 /** The plaintext custom-format archive of a backup file, as a stream. */
 async function openArchive(file, m, identity) {
     let s = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.createReadStream)(file);
     if (m.encrypted) {
         if (!identity)
-            throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_5__/* .BackupError */ .hj(`${(0,node_path__WEBPACK_IMPORTED_MODULE_2__.basename)(file)} is encrypted to ${m.recipient ?? 'an age recipient'}; an identity (age secret key) is needed to read it`);
-        s = await (0,_codec_js__WEBPACK_IMPORTED_MODULE_4__/* .decryptStream */ .UC)(s, identity);
+            throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_6__/* .BackupError */ .hj(`${(0,node_path__WEBPACK_IMPORTED_MODULE_2__.basename)(file)} is encrypted to ${m.recipient ?? 'an age recipient'}; an identity (age secret key) is needed to read it`);
+        s = await (0,_codec_js__WEBPACK_IMPORTED_MODULE_5__/* .decryptStream */ .UC)(s, identity);
     }
     if (m.compression === 'zstd')
-        s = (0,_codec_js__WEBPACK_IMPORTED_MODULE_4__/* .chain */ .cy)(s, (0,_codec_js__WEBPACK_IMPORTED_MODULE_4__/* .zstdDecompress */ .v3)());
+        s = (0,_codec_js__WEBPACK_IMPORTED_MODULE_5__/* .chain */ .cy)(s, (0,_codec_js__WEBPACK_IMPORTED_MODULE_5__/* .zstdDecompress */ .v3)());
     return s;
 }
 /** Feeds a stream into a tool's stdin; reports the root cause (corrupt input before tool errors). */
 async function feed(src, r) {
-    const [p, d] = await Promise.allSettled([(0,node_stream_promises__WEBPACK_IMPORTED_MODULE_3__.pipeline)(src, r.stdin), r.done]);
+    const [p, d] = await Promise.allSettled([(0,node_stream_promises__WEBPACK_IMPORTED_MODULE_4__.pipeline)(src, r.stdin), r.done]);
     if (p.status === 'rejected') {
         const e = p.reason;
         // fine when the tool succeeded (it read all it needed); otherwise its error counts
-        if (!(0,_pgtools_js__WEBPACK_IMPORTED_MODULE_5__/* .readerStopped */ .xx)(e))
-            throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_5__/* .BackupError */ .hj(e.message);
+        if (!(0,_pgtools_js__WEBPACK_IMPORTED_MODULE_6__/* .readerStopped */ .xx)(e))
+            throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_6__/* .BackupError */ .hj(e.message);
     }
     if (d.status === 'rejected')
         throw d.reason;
@@ -73818,14 +73822,59 @@ async function feed(src, r) {
 }
 /** The runner whose pg_restore can read an archive written by pg_dump `dumpVersion`. */
 async function restoreRunner(dumpVersion, docker) {
-    const need = (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_5__/* .parseToolVersion */ .mR)(`(PostgreSQL) ${dumpVersion}`)?.major ?? 0;
-    const host = (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_5__/* .hostRunner */ .Jc)();
-    const hv = await (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_5__/* .toolVersion */ .fX)(host, 'pg_restore');
+    const need = (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_6__/* .parseToolVersion */ .mR)(`(PostgreSQL) ${dumpVersion}`)?.major ?? 0;
+    const host = (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_6__/* .hostRunner */ .Jc)();
+    const hv = await (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_6__/* .toolVersion */ .fX)(host, 'pg_restore');
     if (hv && hv.major >= need)
         return host;
     if (docker)
-        return (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_5__/* .dockerRunner */ .DI)(docker);
-    throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_5__/* .BackupError */ .hj(`the backup was written by pg_dump ${dumpVersion}; ${hv ? `pg_restore ${hv.version} on this host is older` : 'pg_restore is not installed on this host'}: install postgresql-client-${need} or set a pg_dump container image`);
+        return (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_6__/* .dockerRunner */ .DI)(docker);
+    throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_6__/* .BackupError */ .hj(`the backup was written by pg_dump ${dumpVersion}; ${hv ? `pg_restore ${hv.version} on this host is older` : 'pg_restore is not installed on this host'}: install postgresql-client-${need} or set a pg_dump container image`);
+}
+const COMMIT_LINE = '\nCOMMIT;\n';
+/** what pg_restore writes after its final COMMIT is a few comment lines and `\unrestrict <key>` */
+const TRAILER_MAX = 4096;
+/**
+ * pg_restore --single-transaction's SQL (`-f -`) passed on without its final COMMIT, so the caller
+ * commits only once it knows pg_restore and every feed succeeded (docs/algorithm.md, "Restore").
+ * With --single-transaction that COMMIT is the only transaction control pg_restore writes (a
+ * plain restore would COMMIT each batch of large objects midway); it comes after the last
+ * statement, followed only by the trailer. `complete`: the output ended with it, i.e. pg_restore
+ * wrote its restore to the end. A "COMMIT;" line further back can only be data (a COPY row, a
+ * routine's body) and passes unchanged; one at the end that is not followed by the trailer is
+ * dropped all the same (then nothing is complete and nothing commits).
+ */
+class FinalCommitHeld extends node_stream__WEBPACK_IMPORTED_MODULE_3__.Transform {
+    complete = false;
+    held = '';
+    _transform(chunk, _enc, cb) {
+        // latin1: one char per byte, so the bytes pass through exactly
+        const s = this.held + chunk.toString('latin1');
+        const i = s.lastIndexOf(COMMIT_LINE);
+        const keep = i >= 0 && s.length - i <= TRAILER_MAX ? i : s.length - partialMatch(s, COMMIT_LINE);
+        if (keep > 0)
+            this.push(Buffer.from(s.slice(0, keep), 'latin1'));
+        this.held = s.slice(keep);
+        cb();
+    }
+    _flush(cb) {
+        if (this.held.startsWith(COMMIT_LINE)) {
+            const rest = this.held.slice(COMMIT_LINE.length);
+            this.complete = rest.split('\n').every((l) => l === '' || l.startsWith('--') || /^\\unrestrict \S+$/.test(l));
+            this.push(Buffer.from(`\n${rest}`, 'latin1'));
+        }
+        else if (this.held)
+            this.push(Buffer.from(this.held, 'latin1'));
+        this.held = '';
+        cb();
+    }
+}
+/** The length of the longest end of s that begins `pattern` (a match the next chunk may complete). */
+function partialMatch(s, pattern) {
+    for (let n = Math.min(pattern.length - 1, s.length); n > 0; n--)
+        if (s.endsWith(pattern.slice(0, n)))
+            return n;
+    return 0;
 }
 
 
@@ -73844,6 +73893,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   hA: () => (/* binding */ encryptBytes),
   UO: () => (/* binding */ encryptStream),
   Kt: () => (/* binding */ hasZstdCli),
+  Ur: () => (/* binding */ identityOpens),
   Lt: () => (/* binding */ tarPack),
   oq: () => (/* binding */ zstdCompress),
   v3: () => (/* binding */ zstdDecompress),
@@ -73980,6 +74030,26 @@ async function checkRecipient(recipient) {
         throw new Error(`the backup recipient is not a valid age public key (age1...): ${e.message}`);
     }
 }
+/**
+ * Whether an identity (one AGE-SECRET-KEY-1... per line, comments allowed) holds the key of
+ * a recipient: checked before a restore stops anything, as decryption fails only once it runs.
+ */
+async function identityOpens(identity, recipient) {
+    const { identityToRecipient } = await age();
+    for (const line of identity.split('\n')) {
+        const key = line.trim();
+        if (!key.startsWith('AGE-SECRET-KEY-'))
+            continue;
+        try {
+            if ((await identityToRecipient(key)) === recipient.trim())
+                return true;
+        }
+        catch {
+            // not a valid key: the others may still match
+        }
+    }
+    return false;
+}
 /** age-encrypts a stream to a recipient (streaming, 64 KiB chunks, constant memory). */
 async function encryptStream(src, recipient) {
     const { Encrypter } = await age();
@@ -74105,6 +74175,8 @@ var external_node_stream_promises_ = __nccwpck_require__(6466);
 var codec = __nccwpck_require__(8788);
 // EXTERNAL MODULE: ./src/backup/db.ts
 var db = __nccwpck_require__(7150);
+// EXTERNAL MODULE: ./src/backup/owner.ts
+var backup_owner = __nccwpck_require__(809);
 // EXTERNAL MODULE: ./src/backup/manifest.ts
 var backup_manifest = __nccwpck_require__(8726);
 // EXTERNAL MODULE: ./src/backup/pgtools.ts
@@ -74375,6 +74447,7 @@ async function storeRootFiles(files, dir, base, recipient, log) {
 
 
 
+
 /** From this database size on, the directory layout is faster for the backup and for the restore
  * (the rollback's downtime): measured on the bed at 134 MiB, backup 2.6 s vs 3.6 s one file,
  * restore 3.3 s vs 4.3 s; at 511 MiB 5.1 s vs 8.1 s and 10.3 s vs 15.3 s (README.md, "Backups
@@ -74427,8 +74500,10 @@ async function createBackup(opts) {
     // 1. the server, and a pg_dump that can dump it
     const c = await (0,pgtools/* pgClient */.Te)(conn);
     let info, keystore, stats, dataDir;
+    let owner;
     try {
         info = await (0,db/* serverInfo */.CR)(c);
+        owner = await (0,backup_owner/* readOwner */.A7)(c, (0,backup_owner/* serverAddress */.aD)(opts.databaseUrl));
         keystore = await (0,db/* keystoreCounts */.TF)(c);
         stats = await tableStats(c);
         if ((opts.verify ?? 'archive') === 'restore')
@@ -74600,6 +74675,7 @@ async function createBackup(opts) {
         encrypted,
         ...(opts.recipient ? { recipient: opts.recipient } : {}),
         ...(opts.node ? { node: opts.node } : {}),
+        owner,
         layout,
         dump: {
             file: (0,external_node_path_.basename)(final),
@@ -74656,9 +74732,11 @@ async function settle(ps) {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   CR: () => (/* binding */ serverInfo),
+/* harmony export */   Cv: () => (/* binding */ restorePlan),
 /* harmony export */   Rn: () => (/* binding */ lockHolderPresent),
 /* harmony export */   TF: () => (/* binding */ keystoreCounts),
-/* harmony export */   bD: () => (/* binding */ ident)
+/* harmony export */   bD: () => (/* binding */ ident),
+/* harmony export */   n8: () => (/* binding */ cannotRestoreMessage)
 /* harmony export */ });
 /* harmony import */ var _pgtools_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(5126);
 
@@ -74718,6 +74796,66 @@ async function lockHolderPresent(databaseUrl, advisoryLockId = 10273219749246258
     finally {
         await c.end().catch(() => undefined);
     }
+}
+/** The one message for a restore that cannot work, naming what stands in its way. */
+function cannotRestoreMessage(plan) {
+    return `the database role ${plan.role} cannot restore over what it may not drop: ${plan.blockers.join(', ')}; the archive would create these again. Give them to ${plan.role} ('ALTER ... OWNER TO ${plan.role}' as a superuser), or restore as a superuser`;
+}
+/**
+ * Whether a restore as the connected role can replace the database's contents, read from the
+ * catalog. It cannot where the archive would create again what the role may not drop: a schema
+ * of another role other than `public` (its CREATE SCHEMA fails), an object of another role in
+ * such a schema (already exists), or `public` kept without the right to create in it.
+ */
+async function restorePlan(query) {
+    const [me] = await query('SELECT current_user AS role, rolsuper AS su FROM pg_roles WHERE rolname = current_user');
+    const kept = await query(`SELECT nspname, pg_get_userbyid(nspowner) AS owner, has_schema_privilege(oid, 'CREATE') AS can_create,
+            obj_description(oid, 'pg_namespace') AS comment
+       FROM pg_namespace
+      WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname NOT LIKE 'pg\\_%'
+        AND NOT pg_has_role(current_user, nspowner, 'USAGE') ORDER BY 1`);
+    const plan = { superuser: me.su, role: me.role, keptSchemas: [], blockers: [] };
+    if (me.su)
+        return plan;
+    plan.keptSchemas = kept.map((k) => k.nspname);
+    for (const k of kept) {
+        if (k.nspname !== 'public')
+            plan.blockers.push(`schema ${k.nspname} (owned by ${k.owner})`);
+        else if (!k.can_create)
+            plan.blockers.push(`schema public (owned by ${k.owner}, no CREATE privilege for ${me.role})`);
+        // pg_dump writes a comment on public other than the default, and only its owner may set it
+        else if (k.comment !== null && k.comment !== 'standard public schema')
+            plan.blockers.push(`the comment on schema public (set by its owner ${k.owner})`);
+    }
+    // what the archive would create again in a kept schema: an object of another role there stays
+    // (extension members and the sequences of identity or serial columns come with their owners)
+    const foreign = await query(`WITH kept AS (SELECT oid, nspname FROM pg_namespace
+                    WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname NOT LIKE 'pg\\_%'
+                      AND NOT pg_has_role(current_user, nspowner, 'USAGE')),
+     o AS (
+       SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence'
+                             WHEN 'f' THEN 'foreign table' ELSE 'table' END AS kind,
+              format('%I.%I', k.nspname, c.relname) AS name, c.relowner AS owner, c.oid, 'pg_class'::regclass AS cls
+         FROM pg_class c JOIN kept k ON k.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+          AND NOT (c.relkind = 'S' AND EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                   AND d.objid = c.oid AND d.deptype IN ('a', 'i')))
+       UNION ALL
+       SELECT 'routine', p.oid::regprocedure::text, p.proowner, p.oid, 'pg_proc'::regclass
+         FROM pg_proc p JOIN kept k ON k.oid = p.pronamespace
+       UNION ALL
+       SELECT 'type', format('%I.%I', k.nspname, t.typname), t.typowner, t.oid, 'pg_type'::regclass
+         FROM pg_type t JOIN kept k ON k.oid = t.typnamespace
+        WHERE t.typtype IN ('b', 'c', 'd', 'e', 'r')
+          AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
+          AND NOT EXISTS (SELECT 1 FROM pg_type e WHERE e.typarray = t.oid))
+     SELECT kind || ' ' || name || ' (owned by ' || pg_get_userbyid(owner) || ')' AS what FROM o
+      WHERE NOT pg_has_role(current_user, owner, 'USAGE')
+        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = o.cls AND d.objid = o.oid AND d.deptype = 'e')
+      ORDER BY 1 LIMIT 6`);
+    for (const f of foreign)
+        plan.blockers.push(f.what);
+    return plan;
 }
 
 
@@ -75078,6 +75216,7 @@ async function removeDir(path) {
 /* harmony export */   XK: () => (/* binding */ privateDir),
 /* harmony export */   Zf: () => (/* binding */ writeFileAtomic),
 /* harmony export */   ev: () => (/* binding */ manifestPathFor),
+/* harmony export */   l4: () => (/* binding */ safeDbName),
 /* harmony export */   p4: () => (/* binding */ isVerified),
 /* harmony export */   qc: () => (/* binding */ dumpName),
 /* harmony export */   sw: () => (/* binding */ backupBase),
@@ -75119,9 +75258,10 @@ function stamp(d) {
 function stampToIso(s) {
     return `${s.slice(0, 4)}-${s.slice(4, 6)}-${s.slice(6, 8)}T${s.slice(9, 11)}:${s.slice(11, 13)}:${s.slice(13, 15)}.${s.slice(15, 18)}Z`;
 }
+/** The database name as a set's name carries it. */
+const safeDbName = (db) => db.replace(/[^A-Za-z0-9_]/g, '_').slice(0, 63) || 'db';
 function backupBase(db, at, kind) {
-    const safe = db.replace(/[^A-Za-z0-9_]/g, '_').slice(0, 63) || 'db';
-    return `${PREFIX}${safe}-${stamp(at)}-${kind}`;
+    return `${PREFIX}${safeDbName(db)}-${stamp(at)}-${kind}`;
 }
 function dumpName(base, compression, encrypted, layout = 'file') {
     if (layout === 'directory')
@@ -75231,6 +75371,136 @@ async function listBackups(dir) {
         });
     }
     return out.sort((a, b) => a.name.stamp < b.name.stamp ? 1 : a.name.stamp > b.name.stamp ? -1 : a.file < b.file ? 1 : -1);
+}
+
+
+/***/ }),
+
+/***/ 809:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   $S: () => (/* binding */ describeOwner),
+/* harmony export */   A7: () => (/* binding */ readOwner),
+/* harmony export */   aD: () => (/* binding */ serverAddress),
+/* harmony export */   bf: () => (/* binding */ ownerOf),
+/* harmony export */   kG: () => (/* binding */ ownership)
+/* harmony export */ });
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8161);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_os__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var _pgtools_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5126);
+// Whose backup a set is: the node's identity recorded in its manifest, read from the database at
+// backup time and again at restore time, and the decision "this node's, another node's, or not
+// known" (docs/decisions.md, "Backups belong to their node"). Nothing recorded here is a secret:
+// the server's system identifier and address, the database name and the node's public EVM
+// addresses (on chain for anyone to see).
+
+
+/** Tables that hold a node's EVM addresses (evm.key_states since 2.x, eth_key_states before). */
+const KEY_TABLES = ['evm.key_states', 'public.eth_key_states'];
+/**
+ * The server as the URL reaches it: host:port. A server on this host is `this host:<port>`
+ * whichever way reaches it (loopback, a socket, an interface address such as the Docker
+ * gateway), as the action may reach it one way or another (src/node/host-reach.ts).
+ */
+function serverAddress(databaseUrl, local = localAddresses()) {
+    try {
+        // a socket URL has no host part (postgres://user@/db?host=/dir), which URL refuses
+        const u = new URL(databaseUrl.replace(/^(postgres(?:ql)?:\/\/(?:[^@/]*@)?)\//, '$1_/'));
+        const host = decodeURIComponent(u.searchParams.get('host') || (u.hostname === '_' ? '' : u.hostname) || 'localhost').replace(/^\[|\]$/g, '');
+        const port = u.port || u.searchParams.get('port') || '5432';
+        const here = host.startsWith('/') || host === 'localhost' || /^127\./.test(host) || local.includes(host);
+        return `${here ? 'this host' : host}:${port}`;
+    }
+    catch {
+        return 'unknown';
+    }
+}
+function localAddresses() {
+    return Object.values((0,node_os__WEBPACK_IMPORTED_MODULE_0__.networkInterfaces)())
+        .flat()
+        .map((i) => i?.address)
+        .filter((a) => !!a);
+}
+function keyId(a) {
+    if (Buffer.isBuffer(a))
+        return `evm:0x${a.toString('hex')}`;
+    if (typeof a === 'string' && a)
+        return `evm:${a.toLowerCase().replace(/^\\x/, '0x')}`;
+    return undefined;
+}
+/** The owner as the database shows it now, on an open connection. */
+async function readOwner(c, address) {
+    const { rows } = await c.query('SELECT current_database() AS d');
+    let systemIdentifier;
+    try {
+        // restricted to superusers and pg_monitor on some servers: the address is the fallback
+        const r = await c.query('SELECT system_identifier::text AS s FROM pg_control_system()');
+        systemIdentifier = r.rows[0]?.s;
+    }
+    catch {
+        systemIdentifier = undefined;
+    }
+    const keys = new Set();
+    for (const t of KEY_TABLES) {
+        const e = await c.query('SELECT to_regclass($1) IS NOT NULL AS e', [t]);
+        if (!e.rows[0].e)
+            continue;
+        const [s, n] = t.split('.');
+        try {
+            const r = await c.query(`SELECT address AS a FROM "${s}"."${n}"`);
+            for (const { a } of r.rows) {
+                const id = keyId(a);
+                if (id)
+                    keys.add(id);
+            }
+        }
+        catch {
+            // a table of another shape: no key ids from it
+        }
+    }
+    return {
+        server: { address, ...(systemIdentifier ? { systemIdentifier } : {}) },
+        database: rows[0].d,
+        keys: [...keys].sort()
+    };
+}
+/** The owner of the database a URL points at (connects, reads, disconnects). */
+async function ownerOf(databaseUrl) {
+    const c = await (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_1__/* .pgClient */ .Te)((0,_pgtools_js__WEBPACK_IMPORTED_MODULE_1__/* .parseConn */ .s_)(databaseUrl));
+    try {
+        return await readOwner(c, serverAddress(databaseUrl));
+    }
+    finally {
+        await c.end().catch(() => undefined);
+    }
+}
+function sameServer(a, b) {
+    if (a.systemIdentifier && b.systemIdentifier)
+        return a.systemIdentifier === b.systemIdentifier;
+    return a.address === b.address;
+}
+/**
+ * Whether a backup with this recorded owner is the current node's. Keys decide when both sides
+ * have some: a node that added a key still shares the others with its older backups, two nodes
+ * never share one. Without keys on either side (a node without EVM keys, a database emptied by
+ * accident) the place decides: the same database on the same server. A manifest written before
+ * owners were recorded is 'unknown'.
+ */
+function ownership(recorded, current) {
+    if (!recorded)
+        return 'unknown';
+    if (recorded.keys.length && current.keys.length)
+        return recorded.keys.some((k) => current.keys.includes(k)) ? 'same' : 'other';
+    return recorded.database === current.database && sameServer(recorded.server, current.server) ? 'same' : 'other';
+}
+/** For messages: database, server and keys. */
+function describeOwner(o) {
+    const keys = o.keys.length ? `keys ${o.keys.map((k) => k.replace(/^evm:/, '')).join(', ')}` : 'no EVM keys';
+    const server = o.server.systemIdentifier
+        ? `server ${o.server.address} (system identifier ${o.server.systemIdentifier})`
+        : `server ${o.server.address}`;
+    return `database ${o.database} on ${server}, ${keys}`;
 }
 
 
@@ -75531,6 +75801,7 @@ class Progress {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   E6: () => (/* binding */ canSwap),
+/* harmony export */   Fb: () => (/* binding */ swapBackSql),
 /* harmony export */   Fx: () => (/* binding */ restoreBySwap),
 /* harmony export */   GH: () => (/* binding */ parallelJobs),
 /* harmony export */   HT: () => (/* binding */ pgRestoreParallel),
@@ -75600,7 +75871,13 @@ async function canSwap(conn) {
         await admin.end().catch(() => undefined);
     }
 }
-/** Stages the uncompressed directory beside the backup (space checked), runs fn, removes it. */
+/**
+ * Stages the uncompressed directory beside the backup (space checked), runs fn, removes it. fn's
+ * `fed`, called once pg_restore has read the staged files, resolves when every file reached it
+ * whole (decompressed on the fly, a file cut short looks like a short table to pg_restore) and
+ * rejects otherwise: a restore in one transaction awaits it before its COMMIT. It is awaited
+ * after fn too, so a restore by swap never swaps in a copy fed a broken stream.
+ */
 async function withStagedDirectory(dumpDir, m, log, fn) {
     const parent = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.dirname)(dumpDir);
     const staged = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(parent, `.clr-stage-${(0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.randomBytes)(4).toString('hex')}`);
@@ -75610,9 +75887,11 @@ async function withStagedDirectory(dumpDir, m, log, fn) {
         return undefined;
     });
     if (streamed) {
-        try {
-            const out = await fn(staged);
-            // every pipe must have been read to its end; one never opened would wait forever
+        // a feed can fail before anyone awaits it (fed() comes after pg_restore): never unhandled
+        streamed.done.catch(() => undefined);
+        let fed;
+        // every pipe must have been read to its end; one never opened would wait forever
+        const allFed = () => (fed ??= (async () => {
             const grace = setTimeout(() => streamed.stop(), 10000);
             try {
                 await streamed.done;
@@ -75620,6 +75899,10 @@ async function withStagedDirectory(dumpDir, m, log, fn) {
             finally {
                 clearTimeout(grace);
             }
+        })());
+        try {
+            const out = await fn(staged, allFed);
+            await allFed();
             return out;
         }
         finally {
@@ -75644,7 +75927,7 @@ async function withStagedDirectory(dumpDir, m, log, fn) {
         finally {
             p.stop();
         }
-        return await fn(staged);
+        return await fn(staged, () => Promise.resolve());
     }
     finally {
         await (0,_dirformat_js__WEBPACK_IMPORTED_MODULE_4__/* .removeDir */ .M1)(staged);
@@ -75707,6 +75990,14 @@ async function dropDatabase(conn, name, log) {
     finally {
         await admin.end().catch(() => undefined);
     }
+}
+/**
+ * The SQL that puts the contents a swap set aside (`old`) back as `target`, the restored copy
+ * renamed aside in its turn (nothing dropped): for a restore whose node did not come back.
+ */
+function swapBackSql(target, old) {
+    const restored = old.replace(/_clr_old_/, '_clr_restored_');
+    return `ALTER DATABASE ${(0,_db_js__WEBPACK_IMPORTED_MODULE_3__/* .ident */ .bD)(target)} RENAME TO ${(0,_db_js__WEBPACK_IMPORTED_MODULE_3__/* .ident */ .bD)(restored)}; ALTER DATABASE ${(0,_db_js__WEBPACK_IMPORTED_MODULE_3__/* .ident */ .bD)(old)} RENAME TO ${(0,_db_js__WEBPACK_IMPORTED_MODULE_3__/* .ident */ .bD)(target)};`;
 }
 /**
  * Restores a directory-format backup into conn's database by swap. Returns the name the previous
@@ -75813,9 +76104,9 @@ async function restoreBySwap(o) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Cv: () => (/* binding */ restorePlan),
+/* harmony export */   Cv: () => (/* reexport safe */ _db_js__WEBPACK_IMPORTED_MODULE_2__.Cv),
 /* harmony export */   dH: () => (/* binding */ restoreBackup),
-/* harmony export */   n8: () => (/* binding */ cannotRestoreMessage)
+/* harmony export */   n8: () => (/* reexport safe */ _db_js__WEBPACK_IMPORTED_MODULE_2__.n8)
 /* harmony export */ });
 /* unused harmony export restoreFailure */
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6760);
@@ -75835,12 +76126,14 @@ async function restoreBySwap(o) {
 // `pg_restore --clean --if-exists` only drops objects that are in the dump: tables a newer node
 // version's migrations created would survive and break the old version's next migration. So the
 // restore is one psql transaction: drop every user schema (and recreate an empty public), then
-// the archive's SQL (pg_restore -f -). Any error rolls the whole thing back; the database is
-// either the backup or untouched.
+// the archive's SQL (pg_restore -f -). It commits only once everything that fed it succeeded
+// (restoreInOneTransaction); any error, or this process dying, rolls the whole thing back: the
+// database is either the backup or untouched.
 //
 // A directory-format backup is restored in parallel (pg_restore -j N) into a new database that
 // is then swapped in (restore-parallel.ts), when the user may create databases; otherwise in
 // the one transaction above, from an uncompressed staged copy.
+
 
 
 
@@ -75908,66 +76201,6 @@ async function withClient(conn, fn) {
         await c.end().catch(() => undefined);
     }
 }
-/** The one message for a restore that cannot work, naming what stands in its way. */
-function cannotRestoreMessage(plan) {
-    return `the database role ${plan.role} cannot restore over what it may not drop: ${plan.blockers.join(', ')}; the archive would create these again. Give them to ${plan.role} ('ALTER ... OWNER TO ${plan.role}' as a superuser), or restore as a superuser`;
-}
-/**
- * Whether a restore as the connected role can replace the database's contents, read from the
- * catalog. It cannot where the archive would create again what the role may not drop: a schema
- * of another role other than `public` (its CREATE SCHEMA fails), an object of another role in
- * such a schema (already exists), or `public` kept without the right to create in it.
- */
-async function restorePlan(query) {
-    const [me] = await query('SELECT current_user AS role, rolsuper AS su FROM pg_roles WHERE rolname = current_user');
-    const kept = await query(`SELECT nspname, pg_get_userbyid(nspowner) AS owner, has_schema_privilege(oid, 'CREATE') AS can_create,
-            obj_description(oid, 'pg_namespace') AS comment
-       FROM pg_namespace
-      WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname NOT LIKE 'pg\\_%'
-        AND NOT pg_has_role(current_user, nspowner, 'USAGE') ORDER BY 1`);
-    const plan = { superuser: me.su, role: me.role, keptSchemas: [], blockers: [] };
-    if (me.su)
-        return plan;
-    plan.keptSchemas = kept.map((k) => k.nspname);
-    for (const k of kept) {
-        if (k.nspname !== 'public')
-            plan.blockers.push(`schema ${k.nspname} (owned by ${k.owner})`);
-        else if (!k.can_create)
-            plan.blockers.push(`schema public (owned by ${k.owner}, no CREATE privilege for ${me.role})`);
-        // pg_dump writes a comment on public other than the default, and only its owner may set it
-        else if (k.comment !== null && k.comment !== 'standard public schema')
-            plan.blockers.push(`the comment on schema public (set by its owner ${k.owner})`);
-    }
-    // what the archive would create again in a kept schema: an object of another role there stays
-    // (extension members and the sequences of identity or serial columns come with their owners)
-    const foreign = await query(`WITH kept AS (SELECT oid, nspname FROM pg_namespace
-                    WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname NOT LIKE 'pg\\_%'
-                      AND NOT pg_has_role(current_user, nspowner, 'USAGE')),
-     o AS (
-       SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence'
-                             WHEN 'f' THEN 'foreign table' ELSE 'table' END AS kind,
-              format('%I.%I', k.nspname, c.relname) AS name, c.relowner AS owner, c.oid, 'pg_class'::regclass AS cls
-         FROM pg_class c JOIN kept k ON k.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
-          AND NOT (c.relkind = 'S' AND EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
-                   AND d.objid = c.oid AND d.deptype IN ('a', 'i')))
-       UNION ALL
-       SELECT 'routine', p.oid::regprocedure::text, p.proowner, p.oid, 'pg_proc'::regclass
-         FROM pg_proc p JOIN kept k ON k.oid = p.pronamespace
-       UNION ALL
-       SELECT 'type', format('%I.%I', k.nspname, t.typname), t.typowner, t.oid, 'pg_type'::regclass
-         FROM pg_type t JOIN kept k ON k.oid = t.typnamespace
-        WHERE t.typtype IN ('b', 'c', 'd', 'e', 'r')
-          AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
-          AND NOT EXISTS (SELECT 1 FROM pg_type e WHERE e.typarray = t.oid))
-     SELECT kind || ' ' || name || ' (owned by ' || pg_get_userbyid(owner) || ')' AS what FROM o
-      WHERE NOT pg_has_role(current_user, owner, 'USAGE')
-        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = o.cls AND d.objid = o.oid AND d.deptype = 'e')
-      ORDER BY 1 LIMIT 6`);
-    for (const f of foreign)
-        plan.blockers.push(f.what);
-    return plan;
-}
 async function restoreBackup(opts) {
     const t0 = Date.now();
     const conn = (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_4__/* .parseConn */ .s_)(opts.databaseUrl);
@@ -76002,9 +76235,9 @@ async function restoreChecked(opts, conn, dumpFile, m, t0, checksums) {
     }
     log.info(`restoring ${(0,node_path__WEBPACK_IMPORTED_MODULE_0__.basename)(dumpFile)} (${m.kind}, taken ${m.createdAt}) into ${conn.database}: every change since then is lost`);
     const runner = await (0,_archive_js__WEBPACK_IMPORTED_MODULE_5__/* .restoreRunner */ .TC)(m.pgDump.version, opts.pgDumpDocker);
-    const plan = await withClient(conn, (c) => restorePlan(async (sql) => (await c.query(sql)).rows));
+    const plan = await withClient(conn, (c) => (0,_db_js__WEBPACK_IMPORTED_MODULE_2__/* .restorePlan */ .Cv)(async (sql) => (await c.query(sql)).rows));
     if (plan.blockers.length)
-        throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_4__/* .BackupError */ .hj(cannotRestoreMessage(plan));
+        throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_4__/* .BackupError */ .hj((0,_db_js__WEBPACK_IMPORTED_MODULE_2__/* .cannotRestoreMessage */ .n8)(plan));
     // a kept schema (public of the superuser) cannot be reproduced in a copy made by this role
     const noOwner = plan.keptSchemas.length > 0;
     if (noOwner)
@@ -76035,38 +76268,75 @@ async function restoreChecked(opts, conn, dumpFile, m, t0, checksums) {
         else {
             log.info(`restoring in one transaction, not in parallel: ${swap.why}`);
             await checksums;
-            await (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_7__/* .withStagedDirectory */ .aJ)(dumpFile, m, log, (staged) => restoreInOneTransaction(opts, conn, runner, dumpFile, m, noOwner, staged));
+            await (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_7__/* .withStagedDirectory */ .aJ)(dumpFile, m, log, (dir, fed) => restoreInOneTransaction(opts, conn, runner, dumpFile, m, noOwner, { dir, fed }));
         }
     }
     else
         await restoreInOneTransaction(opts, conn, runner, dumpFile, m, noOwner);
-    const r = await summarize(conn, dumpFile, m, t0, warnings, log);
+    // the restore has committed: a failure to read its result must not read as a failed restore
+    const r = await summarize(conn, dumpFile, m, t0, warnings, log).catch((e) => {
+        warnings.push(`restored; its tables could not be counted: ${(0,_pgtools_js__WEBPACK_IMPORTED_MODULE_4__/* .redact */ .E$)(e.message, conn.password)}`);
+        log.warning(warnings.at(-1));
+        const none = {};
+        return {
+            file: dumpFile,
+            database: conn.database,
+            backupCreatedAt: m.createdAt,
+            kind: m.kind,
+            durationMs: Date.now() - t0,
+            tables: none,
+            keystore: none,
+            warnings
+        };
+    });
     if (previous) {
         const database = previous;
-        r.previous = { database, drop: () => (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_7__/* .dropDatabase */ .Zi)(conn, database, log) };
+        r.previous = {
+            database,
+            drop: () => (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_7__/* .dropDatabase */ .Zi)(conn, database, log),
+            swapBack: (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_7__/* .swapBackSql */ .Fb)(conn.database, database)
+        };
     }
     return r;
 }
 /**
- * What a one-transaction restore failed of, from its four parts (the archive fed to pg_restore,
- * pg_restore, its SQL piped to psql, psql), root cause first: an unreadable backup (decryption,
- * decompression), then psql's own error (a lock timeout, a failing statement), then pg_restore's
- * (EPIPE after psql stopped). The feed ending because pg_restore stopped reading is no failure
- * when pg_restore and psql both succeeded.
+ * What a one-transaction restore failed of, from its parts (the archive fed to pg_restore,
+ * pg_restore, its SQL piped to psql, psql when it ended on its own, and the staged directory's
+ * decompression feeds), root cause first: an unreadable backup (decompression, decryption), then
+ * psql's own error (a lock timeout, a failing statement), then pg_restore's (EPIPE after psql
+ * stopped). The feed ending because pg_restore stopped reading is no failure when pg_restore and
+ * psql both succeeded. `complete`: pg_restore's SQL ended with its final COMMIT (FinalCommitHeld);
+ * without it the restore is not whole even when every part exited 0.
  */
-function restoreFailure(rs) {
-    const [feed, toSql, pipe, psql] = rs;
+function restoreFailure(rs, complete = true) {
+    const [feed, toSql, pipe, psql, staged] = rs;
+    if (staged?.status === 'rejected')
+        return staged;
     if (feed.status === 'rejected' && !(0,_pgtools_js__WEBPACK_IMPORTED_MODULE_4__/* .readerStopped */ .xx)(feed.reason))
         return feed;
-    if (psql.status === 'rejected')
+    if (psql?.status === 'rejected')
         return psql;
     if (toSql.status === 'rejected')
         return toSql;
     if (pipe.status === 'rejected')
         return pipe;
+    if (!complete)
+        return { reason: new _pgtools_js__WEBPACK_IMPORTED_MODULE_4__/* .BackupError */ .hj("pg_restore's output ended before the end of the archive") };
     return undefined;
 }
-/** pg_restore's SQL (from the archive stream, or from a staged directory) through psql in one transaction. */
+/** p's rejection if it comes within a second, else nothing (a feed a failed pg_restore never read waits) */
+const brokeAlready = (p) => Promise.race([p, new Promise((r) => setTimeout(r, 1000).unref())]);
+const settled = (p) => p.then((value) => ({ status: 'fulfilled', value }), (reason) => ({ status: 'rejected', reason }));
+/**
+ * pg_restore's SQL (from the archive stream, or from a staged directory) through psql in one
+ * transaction that this function opens and commits itself (docs/algorithm.md, "Restore"): BEGIN,
+ * the drop, pg_restore's SQL without its own COMMIT, and COMMIT only after pg_restore exited 0
+ * having written all of it and every feed (the archive's decryption and decompression, the staged
+ * directory's) ended cleanly. Anything else ends psql without a COMMIT, and the server rolls the
+ * transaction back when psql's session ends. psql never runs with --single-transaction, which
+ * commits at the end of its input however early that comes: when this process dies mid-stream,
+ * psql's input ends without a COMMIT too, so a killed action leaves the database as it was.
+ */
 async function restoreInOneTransaction(opts, conn, runner, dumpFile, m, noOwner, staged) {
     const src = staged ? undefined : await (0,_archive_js__WEBPACK_IMPORTED_MODULE_5__/* .openArchive */ .p_)(dumpFile, m, opts.identity);
     let fed = 0;
@@ -76076,28 +76346,53 @@ async function restoreInOneTransaction(opts, conn, runner, dumpFile, m, noOwner,
         log: opts.log,
         ...(src ? { bytes: () => fed, totalBytes: m.dump.rawBytes } : {})
     });
-    const toSql = (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_4__/* .run */ .eF)(runner, 'pg_restore', ['-f', '-', '--verbose', ...(noOwner ? ['--no-owner'] : []), ...(staged ? [staged] : [])], undefined, {
-        stdin: !staged,
+    const toSql = (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_4__/* .run */ .eF)(runner, 'pg_restore', [
+        '-f',
+        '-',
+        '--verbose',
+        '--single-transaction',
+        ...(noOwner ? ['--no-owner'] : []),
+        ...(staged ? [staged.dir] : [])
+    ], undefined, { stdin: !staged, signal: opts.signal, what: 'read the archive', onLine: progress.onLine });
+    const psql = (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_4__/* .run */ .eF)(runner, 'psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-w', '-d', conn.safeUrl, '-f', '-'], conn, {
+        stdin: true,
         signal: opts.signal,
-        what: 'read the archive',
-        onLine: progress.onLine
+        what: `restore into ${conn.database}`
     });
-    const psql = (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_4__/* .run */ .eF)(runner, 'psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-w', '-d', conn.safeUrl, '-f', '-'], conn, { stdin: true, signal: opts.signal, what: `restore into ${conn.database}` });
     psql.stdout.resume();
+    let psqlEnded;
+    const psqlDone = settled(psql.done).then((r) => (psqlEnded = r));
+    const held = new _archive_js__WEBPACK_IMPORTED_MODULE_5__/* .FinalCommitHeld */ .Z_();
     try {
-        psql.stdin.write(CLEAN_SQL(opts.lockTimeoutMs ?? 60000));
-        const rs = await Promise.allSettled([
-            src ? (0,node_stream_promises__WEBPACK_IMPORTED_MODULE_1__.pipeline)(src, toSql.stdin) : Promise.resolve(),
-            toSql.done,
-            (0,node_stream_promises__WEBPACK_IMPORTED_MODULE_1__.pipeline)(toSql.stdout, psql.stdin),
-            psql.done
+        psql.stdin.write(`BEGIN;
+${CLEAN_SQL(opts.lockTimeoutMs ?? 60000)}`);
+        const toSqlDone = settled(toSql.done);
+        const rs = await Promise.all([
+            settled(src ? (0,node_stream_promises__WEBPACK_IMPORTED_MODULE_1__.pipeline)(src, toSql.stdin) : Promise.resolve()),
+            toSqlDone,
+            settled((0,node_stream_promises__WEBPACK_IMPORTED_MODULE_1__.pipeline)(toSql.stdout, held, psql.stdin, { end: false })),
+            // a staged directory's pipes are all read once pg_restore exited 0; when it failed, a feed
+            // that broke already (a file cut short makes a malformed COPY) is the cause to name
+            settled(toSqlDone.then((r) => (r.status === 'fulfilled' ? staged?.fed() : staged && brokeAlready(staged.fed()))))
         ]);
-        const failure = restoreFailure(rs);
-        if (failure)
+        // psql ending before its COMMIT was sent is a failure whatever its exit code
+        const early = psqlEnded?.status === 'fulfilled'
+            ? { status: 'rejected', reason: new _pgtools_js__WEBPACK_IMPORTED_MODULE_4__/* .BackupError */ .hj('psql ended before the restore was complete') }
+            : psqlEnded;
+        const failure = restoreFailure([rs[0], rs[1], rs[2], early ?? { status: 'fulfilled', value: '' }, rs[3]], held.complete);
+        if (failure) {
+            // no COMMIT: the end of psql's input (and SIGINT, which cancels a running statement) ends
+            // its session, and the server rolls the transaction back
+            psql.stdin.end();
+            psql.child.kill('SIGINT');
+            await psqlDone;
             throw failure.reason;
+        }
+        psql.stdin.end('COMMIT;\n');
+        await psql.done;
     }
     catch (e) {
-        throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_4__/* .BackupError */ .hj(`restore of ${(0,node_path__WEBPACK_IMPORTED_MODULE_0__.basename)(dumpFile)} failed, the database was left as it was (one transaction): ${(0,_pgtools_js__WEBPACK_IMPORTED_MODULE_4__/* .redact */ .E$)(e.message, conn.password)}`);
+        throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_4__/* .BackupError */ .hj(`restore of ${(0,node_path__WEBPACK_IMPORTED_MODULE_0__.basename)(dumpFile)} failed, the database was left as it was (one transaction, not committed): ${(0,_pgtools_js__WEBPACK_IMPORTED_MODULE_4__/* .redact */ .E$)(e.message, conn.password)}`);
     }
     finally {
         progress.stop();
@@ -76138,23 +76433,34 @@ async function summarize(conn, dumpFile, m, t0, warnings, log) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   A: () => (/* binding */ pruneBackups)
+/* harmony export */   Aw: () => (/* binding */ pruneBackups)
 /* harmony export */ });
-/* unused harmony export planPrune */
+/* unused harmony exports ownEntries, planPrune */
 /* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1455);
 /* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
 /* harmony import */ var _manifest_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(8726);
+/* harmony import */ var _owner_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(809);
 // Retention over our own backup sets only (names with our prefix and pattern; nothing else in
 // the directory is ever touched): the newest `keep` verified scheduled backups and, separately,
 // the newest `keepPreUpgrade` verified pre-upgrade backups are kept; the newest verified backup
 // of all is never deleted whatever the counts say; unverified sets (failed or never verified)
 // are deleted once a newer verified set of the same kind exists, and kept otherwise (the latest
-// failure stays for diagnosis).
+// failure stays for diagnosis). Given the node's owner, only that node's sets are counted and
+// pruned (another node's backups in a shared backup-dir are not its to delete), and sets whose
+// manifest records no owner (written before owners were recorded) are left for the operator.
 
 
 
+
+/**
+ * The entries that are this node's: the manifest records it as the owner, or the set has no
+ * readable manifest (a killed backup: nothing a restore could use) and carries its database name.
+ */
+function ownEntries(entries, owner) {
+    return entries.filter((e) => e.manifest ? (0,_owner_js__WEBPACK_IMPORTED_MODULE_3__/* .ownership */ .kG)(e.manifest.owner, owner) === 'same' : e.name.db === (0,_manifest_js__WEBPACK_IMPORTED_MODULE_2__/* .safeDbName */ .l4)(owner.database));
+}
 /** Pure: which entries (newest first) to delete. */
 function planPrune(entries, keep, keepPreUpgrade) {
     const limits = { scheduled: Math.max(0, keep), 'pre-upgrade': Math.max(0, keepPreUpgrade) };
@@ -76190,7 +76496,8 @@ function setFiles(e) {
     return fs;
 }
 async function pruneBackups(dir, opts) {
-    const entries = await (0,_manifest_js__WEBPACK_IMPORTED_MODULE_2__/* .listBackups */ .Cw)(dir);
+    const all = await (0,_manifest_js__WEBPACK_IMPORTED_MODULE_2__/* .listBackups */ .Cw)(dir);
+    const entries = opts.owner ? ownEntries(all, opts.owner) : all;
     const plan = planPrune(entries, opts.keep, opts.keepPreUpgrade);
     for (const e of plan.del) {
         opts.log.info(`${opts.dryRun ? 'would delete' : 'deleting'} ${(0,node_path__WEBPACK_IMPORTED_MODULE_1__.basename)(e.file)} (${e.kind}, ${e.verified ? 'verified' : 'not verified'}, ${e.createdAt})`);
@@ -76322,7 +76629,7 @@ __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __we
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3916);
 /* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(4145);
 /* harmony import */ var _inputs_read_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3119);
-/* harmony import */ var _operations_backup_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(2674);
+/* harmony import */ var _operations_backup_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7569);
 /* harmony import */ var _operations_handoff_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(2416);
 /* harmony import */ var _operations_repair_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(8737);
 /* harmony import */ var _operations_status_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(9986);
@@ -76382,6 +76689,7 @@ const INPUT_NAMES = [
     'backup-verify',
     'backup-identity',
     'stop-node',
+    'restore-other-node',
     'dry-run',
     'state-dir',
     'lock-timeout',
@@ -76399,6 +76707,7 @@ const BOOLEAN = new Set([
     'prefer-primary',
     'backup',
     'stop-node',
+    'restore-other-node',
     'dry-run',
     'retry-quarantined',
     'rehearse-migration',
@@ -76656,6 +76965,8 @@ class DaemonWait {
     where;
     o;
     downSince;
+    /** calls that met the daemon out of reach, repeated or not: evidence of a daemon restart */
+    faultsSeen = 0;
     waitMs;
     pollMs;
     constructor(where, o = {}) {
@@ -76682,6 +76993,8 @@ class DaemonWait {
                 if (e?.statusCode !== undefined)
                     this.downSince = undefined;
                 fault = connectionFault(e);
+                if (fault)
+                    this.faultsSeen++;
                 if (!mayRetry(kind, fault))
                     throw e;
                 const now = Date.now();
@@ -76843,6 +77156,9 @@ class DockerClient {
     }
     read(what, fn) {
         return this.daemon.call(what, 'read', fn);
+    }
+    daemonFaults() {
+        return this.daemon.faultsSeen;
     }
     async ping() {
         try {
@@ -77483,6 +77799,8 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 // EXTERNAL MODULE: ./src/sleep.ts
 var sleep = __nccwpck_require__(6972);
+// EXTERNAL MODULE: ./src/postgres/database.ts
+var database = __nccwpck_require__(2514);
 // EXTERNAL MODULE: ./src/duration.ts
 var duration = __nccwpck_require__(7607);
 // EXTERNAL MODULE: ./src/node/health.ts
@@ -77710,6 +78028,7 @@ var node_sessions = __nccwpck_require__(4515);
 
 
 
+
 /** A container as the gates see it. */
 function containerObs(info) {
     if (!info)
@@ -77746,6 +78065,31 @@ async function lockObs(link, mode = link.mode) {
     // the lease row too: a lease still the node's whose sessions dropped is a DB blip (gates.ts)
     const lease = l.lease && { clientId: l.lease.clientId, expired: l.lease.expired };
     return { holder: l.holder, problem: l.problem, sessions: l.sessions, ...(lease ? { lease } : {}) };
+}
+/**
+ * The lock as the health gate reads it through a DB outage. Each query already waits 30 s for a
+ * lost connection to come back (src/postgres/database.ts); a DB still unreachable once the lease
+ * could have run out since this look began (its duration plus two refreshes: the node cannot
+ * have renewed it, docs/node-facts.md §3) fails the gate, naming the outage instead of the
+ * driver's error. A shorter outage is a blip: the look is made again.
+ */
+async function lockThroughOutage(ctx, link, mode, to) {
+    const since = Date.now();
+    const leaseMs = link.config.leaseDurationMs;
+    const bound = leaseMs + 2 * link.config.leaseRefreshMs;
+    for (;;) {
+        try {
+            return await lockObs(link, mode);
+        }
+        catch (e) {
+            if (!(0,database/* isConnectionError */.Rk)(e))
+                throw e;
+            const down = Date.now() - since;
+            if (down >= bound)
+                throw new types/* GateError */.ue('health', `the node's database did not answer for ${(0,duration/* formatMs */._V)(down)} (${(0,database/* describePgError */.Ry)(e)}), longer than the lease (${(0,duration/* formatMs */._V)(leaseMs)}): '${to.name}' cannot have kept its lock through the stable-for window`, to.id);
+            await (0,sleep/* sleep */.y)(500, ctx.signal);
+        }
+    }
 }
 /** Observes every `everyMs` until the judgement passes (its proof) or fails (a GateError). */
 async function runGate(ctx, gate, containerId, observe, judge, everyMs) {
@@ -77831,7 +78175,7 @@ async function healthGate(ctx, link, to, t, opts = {}) {
     try {
         const v = await runGate(ctx, 'health', to.id, async () => {
             const container = containerObs(await ctx.docker.inspect(to.id));
-            const lock = await lockObs(link, mode);
+            const lock = await lockThroughOutage(ctx, link, mode, to);
             // only answers given since the gate opened: with host networking the URL answered for
             // the old node before it stopped
             const r = observer.latest;
@@ -78906,6 +79250,7 @@ function readInputs(get, mask, env = process.env) {
         backupVerify: oneOf(get, 'backup-verify', ['archive', 'restore'], 'archive'),
         backupIdentity: identity,
         stopNode: bool(get, 'stop-node', false),
+        restoreOtherNode: bool(get, 'restore-other-node', false),
         dryRun: bool(get, 'dry-run', false),
         stateDir: absPath(get, 'state-dir', '/var/lib/chainlink-rollout'),
         dockerHost,
@@ -79252,7 +79597,7 @@ function readJournal(stateDir, container) {
 
 /***/ }),
 
-/***/ 4826:
+/***/ 9328:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -79512,7 +79857,88 @@ function defaultLockMode(version, toml) {
 var session_container = __nccwpck_require__(8606);
 // EXTERNAL MODULE: external "node:net"
 var external_node_net_ = __nccwpck_require__(7030);
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
+// EXTERNAL MODULE: external "node:os"
+var external_node_os_ = __nccwpck_require__(8161);
+;// CONCATENATED MODULE: ./src/node/host-reach.ts
+// Reaching a database on this host the way the host can. A node in the docs' layout reaches
+// Postgres on the host at `host.docker.internal` (--add-host ...:host-gateway), the default
+// bridge's gateway, e.g. 172.17.0.1. A process on the host that connects to that address does not
+// arrive from it: the connection goes over the loopback device with the gateway address as its
+// source, and Docker's `POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE` rewrites that to
+// the host's primary address (seen on the bed: client_addr 192.0.2.2 for a connection to
+// 172.17.0.1). A pg_hba.conf written for loopback and the Docker subnet refuses it. So when the
+// container's DB address is an address of this host, the action also tries the same server by
+// loopback and by its Unix socket, and when none works it names the address the server saw and
+// the pg_hba.conf line that would admit it (docs/decisions.md, "The runner reaches the DB").
+
+
+
+/** This host's interface addresses. */
+function hostAddresses() {
+    return Object.values((0,external_node_os_.networkInterfaces)())
+        .flat()
+        .map((i) => i?.address)
+        .filter((a) => !!a);
+}
+const bare = (host) => host.replace(/^\[|\]$/g, '');
+const isLoopback = (host) => host === 'localhost' || /^127\./.test(host) || host === '::1';
+/**
+ * Other ways to the same server when the URL's host is a non-loopback address of this host:
+ * 127.0.0.1 at the same port, then the server's Unix socket where one exists for that port.
+ */
+function hostRoutes(databaseUrl, local = hostAddresses(), socketExists = external_node_fs_.existsSync) {
+    let u;
+    try {
+        u = new URL(databaseUrl);
+    }
+    catch {
+        return [];
+    }
+    const host = bare(u.hostname);
+    if (!(0,external_node_net_.isIP)(host) || isLoopback(host) || !local.includes(host))
+        return [];
+    const port = u.port || '5432';
+    const out = [];
+    const loop = new URL(u.toString());
+    loop.hostname = '127.0.0.1';
+    out.push({ url: loop.toString(), how: `127.0.0.1:${port}` });
+    for (const dir of ['/var/run/postgresql', '/run/postgresql', '/tmp']) {
+        if (!socketExists(`${dir}/.s.PGSQL.${port}`))
+            continue;
+        const s = new URL(u.toString());
+        s.hostname = encodeURIComponent(dir);
+        out.push({ url: s.toString(), how: `the socket ${dir}/.s.PGSQL.${port}` });
+        break;
+    }
+    return out;
+}
+/** From `no pg_hba.conf entry for host "X", user "U", database "D"`: what the server saw. */
+function hbaRefusal(message) {
+    const m = /no pg_hba\.conf entry for host "([^"]+)", user "([^"]+)", database "([^"]+)"/.exec(message);
+    return m ? { host: m[1], user: m[2], database: m[3] } : undefined;
+}
+/** The pg_hba.conf line that admits one address for one user and database. */
+function hbaLine(r) {
+    const mask = (0,external_node_net_.isIP)(r.host) === 6 ? '/128' : '/32';
+    return `host ${r.database} ${r.user} ${r.host}${mask} scram-sha-256`;
+}
+/**
+ * Why the host could not reach a server the container reaches at `address`, and what to add:
+ * every way tried with its error, the address the server saw, and the pg_hba.conf line.
+ */
+function unreachableMessage(address, tries) {
+    const seen = tries.map((t) => hbaRefusal(t.error)).find((r) => !!r);
+    const tried = tries.map((t) => `${t.how}: ${t.error}`).join('; ');
+    const fix = seen
+        ? ` The server saw this host's connection come from ${seen.host} (a connection from the host to a Docker bridge address leaves through Docker's MASQUERADE rule with the host's address); add to pg_hba.conf "${hbaLine(seen)}" (or admit 127.0.0.1 the same way) and reload Postgres.`
+        : '';
+    return `cannot connect to the node's database from this host: ${address} is an address of this host, and no way to it worked (${tried}).${fix}`;
+}
+
 ;// CONCATENATED MODULE: ./src/node/connect.ts
+
 
 
 
@@ -79561,20 +79987,39 @@ async function connectNode(ctx, info, opts = {}) {
         throw new errors/* OperationError */.OK(`Cannot find the node's database URL: container '${(0,client/* containerName */.xN)(info)}' has no CL_DATABASE_URL or DATABASE_URL and no [Database] URL in a -secrets file; set the input 'database-url'`);
     (0,trust_secrets/* maskDatabaseUrl */.jf)(written, log.mask);
     const resolved = await resolveDbHost(docker, written, info);
-    const databaseUrl = resolved.url;
+    let databaseUrl = resolved.url;
     (0,trust_secrets/* maskDatabaseUrl */.jf)(databaseUrl, log.mask);
     if (!inputs.databaseUrl)
         log.info(`database URL from ${source}`);
     if (resolved.how)
         log.info(`database host ${resolved.how}`);
+    const open = (url) => ctx.openDb ? ctx.openDb(url, opts.retryForMs ?? 0) : database/* Database */.Wm.connect(url, 10_000, opts.retryForMs ?? 0);
     let db;
     try {
-        db = ctx.openDb
-            ? await ctx.openDb(databaseUrl, opts.retryForMs ?? 0)
-            : await database/* Database */.Wm.connect(databaseUrl, 10_000, opts.retryForMs ?? 0);
+        db = await open(databaseUrl);
     }
     catch (e) {
-        throw new errors/* OperationError */.OK(`${e.message} (from ${source}${resolved.how ? `; ${resolved.how}` : ''})`);
+        // An address of this host (the docs' host.docker.internal): the host may reach the same
+        // server only by loopback or its socket (src/node/host-reach.ts).
+        const routes = hostRoutes(databaseUrl);
+        const where = `${new URL(databaseUrl).host}`;
+        if (!routes.length)
+            throw new errors/* OperationError */.OK(`${e.message} (from ${source}${resolved.how ? `; ${resolved.how}` : ''})`);
+        const tries = [{ how: where, error: e.message }];
+        for (const r of routes) {
+            (0,trust_secrets/* maskDatabaseUrl */.jf)(r.url, log.mask);
+            try {
+                db = await open(r.url);
+                log.info(`database reached at ${r.how}: this host cannot connect to ${where} (${tries[0].error})`);
+                databaseUrl = r.url;
+                break;
+            }
+            catch (e2) {
+                tries.push({ how: r.how, error: e2.message });
+            }
+        }
+        if (!db)
+            throw new errors/* OperationError */.OK(unreachableMessage(where, tries));
     }
     try {
         const t0 = Date.now();
@@ -79965,7 +80410,7 @@ function errorText(e) {
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
 /* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4145);
 /* harmony import */ var _lock_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(4349);
-/* harmony import */ var _connect_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(4826);
+/* harmony import */ var _connect_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9328);
 /* harmony import */ var _session_container_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(8606);
 /* harmony import */ var _sessions_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(4515);
 /* harmony import */ var _health_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(6780);
@@ -80348,30 +80793,107 @@ function newSessionsOf(container, sessions, known, dbClockAheadMs = 0, tolerance
 
 /***/ }),
 
-/***/ 2674:
+/***/ 7569:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   P: () => (/* binding */ restore),
-/* harmony export */   R: () => (/* binding */ backup)
-/* harmony export */ });
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
-/* harmony import */ var _backup_create_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(9246);
-/* harmony import */ var _backup_db_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7150);
-/* harmony import */ var _backup_manifest_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(8726);
-/* harmony import */ var _backup_restore_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7020);
-/* harmony import */ var _backup_retention_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(5668);
-/* harmony import */ var _postgres_database_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(2514);
-/* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_15__ = __nccwpck_require__(7607);
-/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(1348);
-/* harmony import */ var _handoff_take_over_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(7975);
-/* harmony import */ var _node_inspect_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(372);
-/* harmony import */ var _rollout_backup_step_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(354);
-/* harmony import */ var _node_lock_js__WEBPACK_IMPORTED_MODULE_16__ = __nccwpck_require__(4349);
-/* harmony import */ var _node_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(304);
-/* harmony import */ var _rollout_prepare_js__WEBPACK_IMPORTED_MODULE_12__ = __nccwpck_require__(690);
-/* harmony import */ var _journal_host_lock_js__WEBPACK_IMPORTED_MODULE_13__ = __nccwpck_require__(473);
-/* harmony import */ var _node_connect_js__WEBPACK_IMPORTED_MODULE_14__ = __nccwpck_require__(4826);
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  R: () => (/* binding */ backup),
+  P: () => (/* binding */ backup_restore)
+});
+
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __nccwpck_require__(3916);
+// EXTERNAL MODULE: ./src/backup/create.ts + 2 modules
+var create = __nccwpck_require__(9246);
+// EXTERNAL MODULE: ./src/backup/db.ts
+var db = __nccwpck_require__(7150);
+// EXTERNAL MODULE: ./src/backup/codec.ts + 1 modules
+var codec = __nccwpck_require__(8788);
+// EXTERNAL MODULE: ./src/backup/manifest.ts
+var backup_manifest = __nccwpck_require__(8726);
+// EXTERNAL MODULE: ./src/backup/owner.ts
+var owner = __nccwpck_require__(809);
+;// CONCATENATED MODULE: ./src/backup/choose.ts
+// Which backup a restore loads, checked before anything stops: the named one, or the newest
+// verified backup of this node in backup-dir; never another node's unless allowed, and an
+// encrypted one only with the identity of the recipient it was encrypted to.
+
+
+
+/** Throws (plain Error, the message for the operator) when the restore must not start. */
+async function chooseBackup(o) {
+    const notes = [];
+    let file = o.file;
+    if (!file) {
+        const all = (await (0,backup_manifest/* listBackups */.Cw)(o.dir)).filter((b) => (0,backup_manifest/* isVerified */.p4)(b.manifest));
+        const own = all.find((b) => (0,owner/* ownership */.kG)(b.manifest.owner, o.current) === 'same');
+        if (!own) {
+            const legacy = all.filter((b) => !b.manifest.owner);
+            const others = all.length - legacy.length;
+            throw new Error(`Input 'backup-file' not given and ${o.dir} holds no verified backup of '${o.node}' (${(0,owner/* describeOwner */.$S)(o.current)})` +
+                (others ? `; ${others} verified backup(s) there are other nodes'` : '') +
+                (legacy.length
+                    ? `; ${legacy.length} were written before backups recorded their node (newest: ${legacy[0].file}): name one in 'backup-file' to restore it`
+                    : ''));
+        }
+        file = own.file;
+    }
+    let manifest;
+    try {
+        manifest = await (0,backup_manifest/* readManifest */.WI)((0,backup_manifest/* manifestPathFor */.ev)(file));
+    }
+    catch (e) {
+        throw new Error(`Input 'backup-file': ${file} has no readable manifest beside it (${e.message.split('\n')[0]})`);
+    }
+    const whose = (0,owner/* ownership */.kG)(manifest.owner, o.current);
+    if (whose === 'other') {
+        const what = `${file} belongs to another node (${(0,owner/* describeOwner */.$S)(manifest.owner)}), not to '${o.node}' (${(0,owner/* describeOwner */.$S)(o.current)})`;
+        if (!o.allowOther)
+            throw new Error(`Refusing to restore: ${what}; name a backup of '${o.node}', or set 'restore-other-node: true' to load the other node's database and keys into it`);
+        notes.push(`restore-other-node: true: ${what}`);
+    }
+    if (whose === 'unknown')
+        notes.push(`${file} was written before backups recorded their node: it could not be checked against '${o.node}'`);
+    if (manifest.encrypted) {
+        const to = manifest.recipient ?? 'an age recipient';
+        if (!o.identity)
+            throw new Error(`Input 'backup-identity' is required: ${file} is encrypted to ${to}`);
+        if (manifest.recipient && !(await (0,codec/* identityOpens */.Ur)(o.identity, manifest.recipient)))
+            throw new Error(`Input 'backup-identity' is not the identity of ${manifest.recipient}, to which ${file} is encrypted: it could not be read; nothing was stopped`);
+    }
+    return { file, manifest, ownership: whose, notes };
+}
+
+// EXTERNAL MODULE: ./src/backup/restore.ts
+var restore = __nccwpck_require__(7020);
+// EXTERNAL MODULE: ./src/backup/retention.ts
+var retention = __nccwpck_require__(5668);
+// EXTERNAL MODULE: ./src/postgres/database.ts
+var database = __nccwpck_require__(2514);
+// EXTERNAL MODULE: ./src/duration.ts
+var duration = __nccwpck_require__(7607);
+// EXTERNAL MODULE: ./src/handoff/types.ts + 1 modules
+var types = __nccwpck_require__(1348);
+// EXTERNAL MODULE: ./src/handoff/take-over.ts + 1 modules
+var take_over = __nccwpck_require__(7975);
+// EXTERNAL MODULE: ./src/node/inspect.ts
+var inspect = __nccwpck_require__(372);
+// EXTERNAL MODULE: ./src/rollout/backup-step.ts
+var backup_step = __nccwpck_require__(354);
+// EXTERNAL MODULE: ./src/node/lock.ts
+var lock = __nccwpck_require__(4349);
+// EXTERNAL MODULE: ./src/node/foreign-sessions.ts
+var foreign_sessions = __nccwpck_require__(304);
+// EXTERNAL MODULE: ./src/rollout/prepare.ts
+var prepare = __nccwpck_require__(690);
+// EXTERNAL MODULE: ./src/journal/host-lock.ts
+var host_lock = __nccwpck_require__(473);
+// EXTERNAL MODULE: ./src/node/connect.ts + 2 modules
+var connect = __nccwpck_require__(9328);
+;// CONCATENATED MODULE: ./src/operations/backup.ts
+
 
 
 
@@ -80391,17 +80913,17 @@ function newSessionsOf(container, sessions, known, dbClockAheadMs = 0, tolerance
 
 /** The node as inspectNode sees it; a node that is down is fine for a backup (no leader needed). */
 async function viewOf(ctx) {
-    return (0,_node_inspect_js__WEBPACK_IMPORTED_MODULE_9__/* .inspectNode */ .hn)(ctx, (0,_node_connect_js__WEBPACK_IMPORTED_MODULE_14__/* .nodeNames */ .tJ)(ctx.inputs));
+    return (0,inspect/* inspectNode */.hn)(ctx, (0,connect/* nodeNames */.tJ)(ctx.inputs));
 }
 async function backup(ctx) {
     const { inputs, report, log } = ctx;
     report.title = `chainlink-rollout backup of ${inputs.container}`;
-    return (0,_journal_host_lock_js__WEBPACK_IMPORTED_MODULE_13__/* .withHostLock */ .cR)(ctx, async () => {
+    return (0,host_lock/* withHostLock */.cR)(ctx, async () => {
         const view = await viewOf(ctx);
         try {
             const source = view.leader ?? view.containers[0];
-            const stored = (0,_rollout_backup_step_js__WEBPACK_IMPORTED_MODULE_10__/* .backupFiles */ .U_)((0,_rollout_backup_step_js__WEBPACK_IMPORTED_MODULE_10__/* .nodeFiles */ .kT)(view, source.info), !!inputs.backupRecipient, inputs.backupSecretsPlain);
-            const r = await (0,_backup_create_js__WEBPACK_IMPORTED_MODULE_1__/* .createBackup */ .d)({
+            const stored = (0,backup_step/* backupFiles */.U_)((0,backup_step/* nodeFiles */.kT)(view, source.info), !!inputs.backupRecipient, inputs.backupSecretsPlain);
+            const r = await (0,create/* createBackup */.d)({
                 databaseUrl: view.databaseUrl,
                 dir: inputs.backupDir,
                 kind: 'scheduled',
@@ -80410,19 +80932,20 @@ async function backup(ctx) {
                 node: { version: view.version, image: source.image, digest: source.digest },
                 verify: inputs.backupVerify,
                 log,
-                signal: (0,_rollout_backup_step_js__WEBPACK_IMPORTED_MODULE_10__/* .backupSignal */ .jQ)(ctx.signal)
+                signal: (0,backup_step/* backupSignal */.jQ)(ctx.signal)
             });
             report.fact('Backup', r.file);
-            report.fact('Size', `${(r.bytes / 1e6).toFixed(2)} MB in ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_15__/* .formatMs */ ._V)(r.durationMs)}`);
+            report.fact('Size', `${(r.bytes / 1e6).toFixed(2)} MB in ${(0,duration/* formatMs */._V)(r.durationMs)}`);
             report.fact('Verified', r.verified.join(', '));
             report.fact('Encrypted', inputs.backupRecipient ? `yes, to ${inputs.backupRecipient}` : 'no');
             report.fact('Secrets files', stored.note);
-            const pruned = await (0,_backup_retention_js__WEBPACK_IMPORTED_MODULE_5__/* .pruneBackups */ .A)(inputs.backupDir, {
+            const pruned = await (0,retention/* pruneBackups */.Aw)(inputs.backupDir, {
                 keep: inputs.backupKeep,
                 keepPreUpgrade: inputs.backupKeep,
-                log
+                log,
+                owner: r.manifest.owner
             });
-            report.fact('Retention', `kept ${pruned.kept.length}, deleted ${pruned.deleted.length} (backup-keep ${inputs.backupKeep} per kind; the newest verified is never deleted)`);
+            report.fact('Retention', `kept ${pruned.kept.length}, deleted ${pruned.deleted.length} (backup-keep ${inputs.backupKeep} per kind, of this node's backups; the newest verified is never deleted)`);
             return {
                 result: 'ok',
                 ok: true,
@@ -80435,48 +80958,50 @@ async function backup(ctx) {
         }
     });
 }
-async function restore(ctx) {
+async function backup_restore(ctx) {
     const { inputs, report, log, docker } = ctx;
     report.title = `chainlink-rollout restore of ${inputs.container}`;
-    return (0,_journal_host_lock_js__WEBPACK_IMPORTED_MODULE_13__/* .withHostLock */ .cR)(ctx, async () => {
+    return (0,host_lock/* withHostLock */.cR)(ctx, async () => {
         const view = await viewOf(ctx);
         try {
-            let file = inputs.backupFile;
-            if (!file) {
-                const newest = (await (0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_3__/* .listBackups */ .Cw)(inputs.backupDir)).find((b) => (0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_3__/* .isVerified */ .p4)(b.manifest));
-                if (!newest)
-                    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Input 'backup-file' not given and ${inputs.backupDir} holds no verified backup`);
-                file = newest.file;
-            }
-            report.fact('Backup', file);
-            // Everything that can be checked without touching the node is checked before it is stopped.
-            let manifest;
+            // Everything that can be checked without touching the node is checked before it is stopped:
+            // whose backup it is (src/backup/owner.ts) and whether the identity opens it.
+            let chosen;
             try {
-                manifest = await (0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_3__/* .readManifest */ .WI)((0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_3__/* .manifestPathFor */ .ev)(file));
+                chosen = await chooseBackup({
+                    dir: inputs.backupDir,
+                    file: inputs.backupFile,
+                    current: await (0,owner/* ownerOf */.bf)(view.databaseUrl),
+                    node: inputs.container,
+                    allowOther: inputs.restoreOtherNode,
+                    identity: inputs.backupIdentity
+                });
             }
             catch (e) {
-                throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Input 'backup-file': ${file} has no readable manifest beside it (${e.message.split('\n')[0]})`);
+                throw new errors/* OperationError */.OK(e.message);
             }
-            if (manifest.encrypted && !inputs.backupIdentity)
-                throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Input 'backup-identity' is required: ${file} is encrypted to ${manifest.recipient ?? 'an age recipient'}`);
+            const file = chosen.file;
+            report.fact('Backup', file);
+            for (const n of chosen.notes)
+                report.note(n);
             // Node sessions of no named container (another node on this DB, maybe on another host) would
             // keep running on the rewritten DB, or take the lease during the restore: refused now.
             const known = view.containers.map((c) => c.session?.appId).filter((x) => !!x);
-            const unnamed = view.lock.sessions.filter((s) => !known.some((k) => (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_16__/* .sameApp */ .oQ)(k, s.appId)));
+            const unnamed = view.lock.sessions.filter((s) => !known.some((k) => (0,lock/* sameApp */.oQ)(k, s.appId)));
             if (unnamed.length) {
-                const foreign = new Set((await (0,_node_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_11__/* .foreignSessions */ .aL)(ctx, view)).map((s) => s.pid));
-                throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Refusing to restore: node sessions on the database belong to none of ${view.containers.map((c) => `'${c.name}'`).join(', ')} (${unnamed.map((s) => `app ${s.appId} from ${s.clientAddr ?? 'a local socket'}${foreign.has(s.pid) ? ', no container on this host' : ''}`).join('; ')}); stop that node first, or name it in 'container'/'standby'`);
+                const foreign = new Set((await (0,foreign_sessions/* foreignSessions */.aL)(ctx, view)).map((s) => s.pid));
+                throw new errors/* OperationError */.OK(`Refusing to restore: node sessions on the database belong to none of ${view.containers.map((c) => `'${c.name}'`).join(', ')} (${unnamed.map((s) => `app ${s.appId} from ${s.clientAddr ?? 'a local socket'}${foreign.has(s.pid) ? ', no container on this host' : ''}`).join('; ')}); stop that node first, or name it in 'container'/'standby'`);
             }
-            const blocked = await (0,_rollout_prepare_js__WEBPACK_IMPORTED_MODULE_12__/* .schemasNotDroppable */ .t5)(view.db);
+            const blocked = await (0,prepare/* schemasNotDroppable */.t5)(view.db);
             if (blocked.length)
-                throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Refusing to restore: ${(0,_rollout_prepare_js__WEBPACK_IMPORTED_MODULE_12__/* .notDroppableMessage */ .kV)(await currentRole(view.db), blocked)}`);
-            const held = await (0,_backup_db_js__WEBPACK_IMPORTED_MODULE_2__/* .lockHolderPresent */ .Rn)(view.databaseUrl, view.config.advisoryLockId);
+                throw new errors/* OperationError */.OK(`Refusing to restore: ${(0,prepare/* notDroppableMessage */.kV)(await currentRole(view.db), blocked)}`);
+            const held = await (0,db/* lockHolderPresent */.Rn)(view.databaseUrl, view.config.advisoryLockId);
             const running = view.containers.filter((c) => c.info.State.Running);
             if (held.held || running.length) {
                 if (!inputs.stopNode)
-                    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Refusing to restore while the node is up (${held.held ? held.detail : `running: ${running.map((c) => c.name).join(', ')}`}); stop it first, or set 'stop-node: true' to have the action stop and restart it`);
+                    throw new errors/* OperationError */.OK(`Refusing to restore while the node is up (${held.held ? held.detail : `running: ${running.map((c) => c.name).join(', ')}`}); stop it first, or set 'stop-node: true' to have the action stop and restart it`);
             }
-            const t = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_7__/* .timeouts */ .Fw)(ctx.inputs, view.config, view.leader?.info);
+            const t = (0,types/* timeouts */.Fw)(ctx.inputs, view.config, view.leader?.info);
             // The leader last, so its standby never grabs the lock in between.
             const order = [...running].sort((a, b) => (a === view.leader ? 1 : 0) - (b === view.leader ? 1 : 0));
             for (const c of order) {
@@ -80487,12 +81012,12 @@ async function restore(ctx) {
             try {
                 // Nothing rewrites the DB under a live node: every node session gone, the lease run out.
                 try {
-                    await (0,_node_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_11__/* .requireQuietDb */ .c8)(view.db, t.lockMs, 'restore', ctx.signal);
+                    await (0,foreign_sessions/* requireQuietDb */.c8)(view.db, t.lockMs, 'restore', ctx.signal);
                 }
                 finally {
                     await view.db.close();
                 }
-                r = await (0,_backup_restore_js__WEBPACK_IMPORTED_MODULE_4__/* .restoreBackup */ .dH)({
+                r = await (0,restore/* restoreBackup */.dH)({
                     databaseUrl: view.databaseUrl,
                     file,
                     identity: inputs.backupIdentity,
@@ -80506,29 +81031,31 @@ async function restore(ctx) {
                 // The restore runs in one transaction: the DB is as it was, so the node goes back up.
                 for (const c of [...order].reverse())
                     await docker.start(c.info.Id).catch(() => undefined);
-                throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`restore of ${file} failed, the database is unchanged and the node was started again: ${e.message}`);
+                throw new errors/* OperationError */.OK(`restore of ${file} failed, the database is unchanged and the node was started again: ${e.message}`);
             }
-            report.step('restored', `${file} (taken ${r.backupCreatedAt}, ${r.kind}) in ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_15__/* .formatMs */ ._V)(r.durationMs)}`);
+            report.step('restored', `${file} (taken ${r.backupCreatedAt}, ${r.kind}) in ${(0,duration/* formatMs */._V)(r.durationMs)}`);
             report.fact('Keystore', Object.entries(r.keystore)
                 .map(([k, v]) => `${k}: ${v}`)
                 .join(', ') || 'no keystore tables');
             for (const w of r.warnings)
                 report.note(w);
             let leader;
+            // the contents a swap set aside go only once the node leads again and passed its gate
+            const after = r.previous && (0,backup_step/* afterRestore */.Bk)(ctx, r.previous);
             try {
                 if (order.length) {
                     // Start the previous leader first and prove it leads again; then the others wait.
-                    const db = await _postgres_database_js__WEBPACK_IMPORTED_MODULE_6__/* .Database */ .Wm.connect(view.databaseUrl);
+                    const db = await database/* Database */.Wm.connect(view.databaseUrl);
                     try {
                         const link = {
                             db,
                             config: view.config,
                             mode: view.mode,
                             databaseUrl: view.databaseUrl,
-                            run: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_7__/* .newRun */ .uH)(view.leader?.health?.checks)
+                            run: (0,types/* newRun */.uH)(view.leader?.health?.checks)
                         };
                         const first = view.leader ?? order[order.length - 1];
-                        await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_8__/* .takeOver */ .w)(ctx, link, (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_7__/* .memberOf */ .C5)(first.info), t);
+                        await (0,take_over/* takeOver */.w)(ctx, link, (0,types/* memberOf */.C5)(first.info), t);
                         leader = first.name;
                         for (const c of order)
                             if (c !== first)
@@ -80539,10 +81066,13 @@ async function restore(ctx) {
                     }
                 }
             }
-            finally {
-                if (r.previous)
-                    await (0,_rollout_backup_step_js__WEBPACK_IMPORTED_MODULE_10__/* .dropPreviousContents */ .Bl)(ctx, r.previous);
+            catch (e) {
+                const kept = await after?.(false);
+                if (kept && !ctx.signal.aborted)
+                    throw new errors/* OperationError */.OK(`${e.message}; ${kept}`);
+                throw e;
             }
+            await after?.(true);
             return {
                 result: 'ok',
                 ok: true,
@@ -80651,7 +81181,7 @@ async function handoffOrRestart(ctx) {
 /* harmony import */ var _handoff_clone_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(9196);
 /* harmony import */ var _node_lock_js__WEBPACK_IMPORTED_MODULE_14__ = __nccwpck_require__(4349);
 /* harmony import */ var _node_inspect_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(372);
-/* harmony import */ var _node_connect_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(4826);
+/* harmony import */ var _node_connect_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(9328);
 /* harmony import */ var _rollout_backup_step_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(354);
 /* harmony import */ var _rollout_rollback_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(5981);
 /* harmony import */ var _rollout_steps_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(1218);
@@ -80978,7 +81508,7 @@ async function nodeDown(ctx, names) {
 /* harmony export */   h: () => (/* binding */ status)
 /* harmony export */ });
 /* harmony import */ var _node_inspect_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(372);
-/* harmony import */ var _node_connect_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4826);
+/* harmony import */ var _node_connect_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(9328);
 /* harmony import */ var _safeguards_quarantine_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2371);
 /* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4145);
 /* harmony import */ var _handoff_clone_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(9196);
@@ -81674,19 +82204,35 @@ async function upgrade(ctx) {
             report.step('dry-run', 'nothing changed');
             return { result: 'planned', ok: true, message: `dry run: would ${plan}`, outputs };
         }
-        return quarantineOutcome(ctx, target.digest ?? target.image.id, display, () => p.other ? (0,pair/* rollPair */.w)(ctx, p, ch, deps) : (0,single/* rollSingle */.G)(ctx, p, ch, deps));
+        const dbUptimeMs = () => p.link.db
+            .query('SELECT (extract(epoch FROM now() - pg_postmaster_start_time()) * 1000)::bigint AS ms')
+            .then((rows) => Number(rows[0].ms))
+            .catch(() => undefined);
+        return quarantineOutcome(ctx, target.digest ?? target.image.id, display, dbUptimeMs, () => p.other ? (0,pair/* rollPair */.w)(ctx, p, ch, deps) : (0,single/* rollSingle */.G)(ctx, p, ch, deps));
     });
 }
 /**
  * Records the target in quarantine when the new image was run and the upgrade had to be undone
  * (rolled back, or refused at the standby gate); a success moves earlier entries to history.
  */
-async function quarantineOutcome(ctx, digest, display, roll) {
-    const { inputs, report } = ctx;
-    const record = (reason) => {
+async function quarantineOutcome(ctx, digest, display, dbUptimeMs, roll) {
+    const { inputs, report, docker } = ctx;
+    const t0 = Date.now();
+    const faults0 = docker.daemonFaults?.() ?? 0;
+    const record = async (reason) => {
         const j = (0,journal/* readJournal */.a0)(inputs.stateDir, (0,journal/* nodeKey */.u8)(inputs));
         if (!j || j.phase !== 'done' || !j.steps.some((s) => s.step === 'standby-started'))
             return;
+        const up = await dbUptimeMs();
+        const infra = (0,quarantine/* notTheImage */.iB)({
+            reason,
+            dbRestarted: up !== undefined && up < Date.now() - t0,
+            daemonOutages: (docker.daemonFaults?.() ?? 0) - faults0
+        });
+        if (infra) {
+            report.note(`${display} is not quarantined: ${infra}, which says nothing against the image.`);
+            return;
+        }
         (0,quarantine/* recordQuarantine */.Ow)(inputs.stateDir, (0,journal/* nodeKey */.u8)(inputs), {
             digest,
             image: display,
@@ -81712,11 +82258,11 @@ async function quarantineOutcome(ctx, digest, display, roll) {
             };
         }
         if (!ctx.signal.aborted)
-            record(e.message);
+            await record(e.message);
         throw e;
     }
     if (r.result === 'rolled-back')
-        record(r.message ?? 'rolled back');
+        await record(r.message ?? 'rolled back');
     else if (r.ok) {
         const j = (0,journal/* readJournal */.a0)(inputs.stateDir, (0,journal/* nodeKey */.u8)(inputs));
         const n = (0,quarantine/* clearQuarantine */.Aq)(inputs.stateDir, (0,journal/* nodeKey */.u8)(inputs), `run ${j?.runId ?? '?'} upgraded to ${display}`);
@@ -81743,10 +82289,11 @@ async function backupBeforeUpgrade(ctx, view, leader) {
     });
     report.fact('Backup', `${r.file} (${(r.bytes / 1e6).toFixed(1)} MB in ${(0,duration/* formatMs */._V)(r.durationMs)}; verified: ${r.verified.join(', ')})`);
     try {
-        await (0,retention/* pruneBackups */.A)(inputs.backupDir, {
+        await (0,retention/* pruneBackups */.Aw)(inputs.backupDir, {
             keep: inputs.backupKeep,
             keepPreUpgrade: inputs.backupKeep,
-            log
+            log,
+            owner: r.manifest.owner
         });
     }
     catch (e) {
@@ -81789,9 +82336,11 @@ async function preUpgradeBackup(ctx, p, ch, r) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Rk: () => (/* binding */ isConnectionError),
+/* harmony export */   Ry: () => (/* binding */ describePgError),
 /* harmony export */   Wm: () => (/* binding */ Database)
 /* harmony export */ });
-/* unused harmony exports parseApplicationName, describePgError */
+/* unused harmony export parseApplicationName */
 /* harmony import */ var pg__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6230);
 // The node's Postgres, read-only except where a rollback must reset node_versions. The action
 // connects under its own application_name so its session is never mistaken for a node's.
@@ -82049,7 +82598,7 @@ class Report {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Bl: () => (/* binding */ dropPreviousContents),
+/* harmony export */   Bk: () => (/* binding */ afterRestore),
 /* harmony export */   MN: () => (/* binding */ restoreForRollback),
 /* harmony export */   U_: () => (/* binding */ backupFiles),
 /* harmony export */   jQ: () => (/* binding */ backupSignal),
@@ -82124,7 +82673,8 @@ function backupFiles(files, encrypted, plain) {
 /**
  * The rollback's restore. Returns what is left to do once the node is back: a restore by swap
  * keeps the previous contents until then, as dropping them makes the server write out the whole
- * restored database first (restore-parallel.ts), time the node would otherwise spend down.
+ * restored database first (restore-parallel.ts), time the node would otherwise spend down; and
+ * they are the live data to go back to when the node does not come back on the restored copy.
  */
 async function restoreForRollback(ctx, link, file) {
     const url = link.databaseUrl;
@@ -82153,14 +82703,26 @@ async function restoreForRollback(ctx, link, file) {
     }
     ctx.report.step('database restored', `${file} (taken ${r.backupCreatedAt}) in ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_6__/* .formatMs */ ._V)(r.durationMs)}`);
     const previous = r.previous;
-    return previous && (() => dropPreviousContents(ctx, previous));
+    return previous && afterRestore(ctx, previous);
 }
-/** Drops the contents a restore by swap kept aside and says so, or says where they stay. */
-async function dropPreviousContents(ctx, previous) {
-    if (await previous.drop())
-        ctx.report.step('previous contents dropped', previous.database);
-    else
-        ctx.report.note(`The database's contents before the restore stay as database ${previous.database}: drop it once it is no longer needed.`);
+/**
+ * The contents a restore by swap set aside: dropped once the node leads again and passed its gate,
+ * kept otherwise (they may be the only copy of the live data: the restored backup may be the
+ * wrong one, or the node may fail on it), with the sentence that says how to swap them back.
+ */
+function afterRestore(ctx, previous) {
+    return async (nodeBack) => {
+        if (nodeBack) {
+            if (await previous.drop())
+                ctx.report.step('previous contents dropped', previous.database);
+            else
+                ctx.report.note(`The database's contents before the restore stay as database ${previous.database}: drop it once it is no longer needed.`);
+            return undefined;
+        }
+        const kept = `the database's contents before the restore are kept as database ${previous.database}; to put them back, stop every node on the database, then run as its owner or a superuser, connected to another database (e.g. postgres): ${previous.swapBack}`;
+        ctx.report.note(`The node did not come back on the restored database: ${kept}`);
+        return kept;
+    };
 }
 /**
  * pg_dump has no overall bound of its own (only its lock wait): a hung dump would hold the job
@@ -82564,7 +83126,7 @@ function replaceCreated(r, m) {
 /* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1348);
 /* harmony import */ var _node_health_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(6780);
 /* harmony import */ var _node_inspect_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(372);
-/* harmony import */ var _node_connect_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4826);
+/* harmony import */ var _node_connect_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(9328);
 /* harmony import */ var _backup_restore_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7020);
 /* harmony import */ var _node_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(304);
 /* harmony import */ var _journal_host_lock_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(473);
@@ -82775,17 +83337,25 @@ async function checkDbRollbackInputs(inputs) {
 /**
  * Puts the previous containers back. `restore` brings the DB back from the pre-upgrade backup
  * when the plan says so; the caller passes it in (src/rollout/backup-step.ts), as the backup library sits
- * beside the rollout, not below it. What it returns runs once the node is back (or the rollback
- * has failed): the drop of the DB's previous contents, kept aside so its cost is not downtime.
+ * beside the rollout, not below it. What it returns runs once the node is back, with true: the
+ * drop of the DB's previous contents, kept aside so its cost is not downtime; or, when the
+ * rollback failed, with false: they are kept (the writes since the backup) and the error says how
+ * to swap them back.
  */
 async function rollback(ctx, link, plan, tNew, reason, restore) {
     let afterRestore;
+    let restored;
     try {
-        return await rollbackSteps(ctx, link, plan, tNew, reason, async (c, l, f) => void (afterRestore = await restore(c, l, f)));
+        restored = await rollbackSteps(ctx, link, plan, tNew, reason, async (c, l, f) => void (afterRestore = await restore(c, l, f)));
     }
-    finally {
-        await afterRestore?.();
+    catch (e) {
+        const kept = await afterRestore?.(false);
+        if (kept && !ctx.signal.aborted)
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`${e.message}; ${kept}`);
+        throw e;
     }
+    await afterRestore?.(true);
+    return restored;
 }
 async function rollbackSteps(ctx, link, plan, tNew, reason, restore) {
     const { docker, report, inputs } = ctx;
@@ -83330,6 +83900,7 @@ async function restoreRestartPolicy(ctx, id, operator) {
 /* harmony export */   Q2: () => (/* binding */ quarantinePath),
 /* harmony export */   b6: () => (/* binding */ history),
 /* harmony export */   bY: () => (/* binding */ quarantined),
+/* harmony export */   iB: () => (/* binding */ notTheImage),
 /* harmony export */   vu: () => (/* binding */ active)
 /* harmony export */ });
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
@@ -83395,6 +83966,21 @@ function ciRunLabel(env = process.env) {
 }
 function describeEntry(e) {
     return `run ${e.runId}${e.ciRun ? ` (${e.ciRun})` : ''} at ${e.at}: ${e.reason}`;
+}
+/**
+ * Pure: why a failed upgrade says nothing against its image, or undefined when it does. A digest
+ * is quarantined for what the image did (exited, never ready, a check newly failing, the lock
+ * lost), not for the host's faults: a DB restart or a Docker daemon restart during the run makes
+ * the same symptoms and is no evidence against the image (review N16). The next run tries again.
+ */
+function notTheImage(e) {
+    if (e.dbRestarted)
+        return 'the database server restarted during the run';
+    if (e.daemonOutages > 0)
+        return 'the Docker daemon was out of reach during the run';
+    if (/\b(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|socket hang up|Connection terminated|terminating connection due to administrator command|the database system is (starting up|shutting down|in recovery mode)|cannot reach the Docker Engine)\b/i.test(e.reason))
+        return 'the run lost the database or the Docker daemon';
+    return undefined;
 }
 
 

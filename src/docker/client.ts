@@ -24,6 +24,8 @@ export interface ImageInfo {
  */
 export interface DockerApi {
   ping(): Promise<void>
+  /** how many calls so far met the daemon out of reach (a daemon restart); fakes may leave it out */
+  daemonFaults?(): number
   /** a container by name or id; undefined when there is none */
   inspect(nameOrId: string): Promise<ContainerInfo | undefined>
   listByLabel(label: string): Promise<Docker.ContainerInfo[]>
@@ -73,6 +75,10 @@ export class DockerClient implements DockerApi {
 
   private read<T>(what: string, fn: () => Promise<T>): Promise<T> {
     return this.daemon.call(what, 'read', fn)
+  }
+
+  daemonFaults(): number {
+    return this.daemon.faultsSeen
   }
 
   async ping(): Promise<void> {

@@ -63,6 +63,8 @@ const DAEMON_WAIT_MS = 90_000
  */
 export class DaemonWait {
   private downSince?: number
+  /** calls that met the daemon out of reach, repeated or not: evidence of a daemon restart */
+  faultsSeen = 0
   private readonly waitMs: number
   private readonly pollMs: number
 
@@ -95,6 +97,7 @@ export class DaemonWait {
       } catch (e) {
         if ((e as { statusCode?: unknown })?.statusCode !== undefined) this.downSince = undefined
         fault = connectionFault(e)
+        if (fault) this.faultsSeen++
         if (!mayRetry(kind, fault)) throw e
         const now = Date.now()
         firstFault ??= now

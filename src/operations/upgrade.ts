@@ -18,6 +18,7 @@ import {
   clearQuarantine,
   describeEntry,
   quarantined,
+  notTheImage,
   quarantinePath,
   readQuarantine,
   recordQuarantine
@@ -153,7 +154,12 @@ export async function upgrade(ctx: Context): Promise<OperationResult> {
       report.step('dry-run', 'nothing changed')
       return { result: 'planned', ok: true, message: `dry run: would ${plan}`, outputs }
     }
-    return quarantineOutcome(ctx, target.digest ?? target.image.id, display, () =>
+    const dbUptimeMs = () =>
+      p.link.db
+        .query<{ ms: string }>('SELECT (extract(epoch FROM now() - pg_postmaster_start_time()) * 1000)::bigint AS ms')
+        .then((rows) => Number(rows[0].ms))
+        .catch(() => undefined)
+    return quarantineOutcome(ctx, target.digest ?? target.image.id, display, dbUptimeMs, () =>
       p.other ? rollPair(ctx, p, ch, deps) : rollSingle(ctx, p, ch, deps)
     )
   })
@@ -167,12 +173,25 @@ async function quarantineOutcome(
   ctx: Context,
   digest: string,
   display: string,
+  dbUptimeMs: () => Promise<number | undefined>,
   roll: () => Promise<OperationResult>
 ): Promise<OperationResult> {
-  const { inputs, report } = ctx
-  const record = (reason: string) => {
+  const { inputs, report, docker } = ctx
+  const t0 = Date.now()
+  const faults0 = docker.daemonFaults?.() ?? 0
+  const record = async (reason: string) => {
     const j = readJournal(inputs.stateDir, nodeKey(inputs))
     if (!j || j.phase !== 'done' || !j.steps.some((s) => s.step === 'standby-started')) return
+    const up = await dbUptimeMs()
+    const infra = notTheImage({
+      reason,
+      dbRestarted: up !== undefined && up < Date.now() - t0,
+      daemonOutages: (docker.daemonFaults?.() ?? 0) - faults0
+    })
+    if (infra) {
+      report.note(`${display} is not quarantined: ${infra}, which says nothing against the image.`)
+      return
+    }
     recordQuarantine(inputs.stateDir, nodeKey(inputs), {
       digest,
       image: display,
@@ -198,10 +217,10 @@ async function quarantineOutcome(
         outputs: {}
       }
     }
-    if (!ctx.signal.aborted) record((e as Error).message)
+    if (!ctx.signal.aborted) await record((e as Error).message)
     throw e
   }
-  if (r.result === 'rolled-back') record(r.message ?? 'rolled back')
+  if (r.result === 'rolled-back') await record(r.message ?? 'rolled back')
   else if (r.ok) {
     const j = readJournal(inputs.stateDir, nodeKey(inputs))
     const n = clearQuarantine(inputs.stateDir, nodeKey(inputs), `run ${j?.runId ?? '?'} upgraded to ${display}`)

@@ -83,3 +83,31 @@ export function ciRunLabel(env: NodeJS.ProcessEnv = process.env): string | undef
 export function describeEntry(e: QuarantineEntry): string {
   return `run ${e.runId}${e.ciRun ? ` (${e.ciRun})` : ''} at ${e.at}: ${e.reason}`
 }
+
+/** What the run saw of its surroundings while the new image was tried. */
+export interface FaultEvidence {
+  /** the error the run ended with (a rollback's reason for `rolled-back`) */
+  reason: string
+  /** the DB server started after the run began (a restart, a crash, a failover) */
+  dbRestarted: boolean
+  /** Docker calls met the daemon out of reach during the run (a daemon restart) */
+  daemonOutages: number
+}
+
+/**
+ * Pure: why a failed upgrade says nothing against its image, or undefined when it does. A digest
+ * is quarantined for what the image did (exited, never ready, a check newly failing, the lock
+ * lost), not for the host's faults: a DB restart or a Docker daemon restart during the run makes
+ * the same symptoms and is no evidence against the image (review N16). The next run tries again.
+ */
+export function notTheImage(e: FaultEvidence): string | undefined {
+  if (e.dbRestarted) return 'the database server restarted during the run'
+  if (e.daemonOutages > 0) return 'the Docker daemon was out of reach during the run'
+  if (
+    /\b(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|socket hang up|Connection terminated|terminating connection due to administrator command|the database system is (starting up|shutting down|in recovery mode)|cannot reach the Docker Engine)\b/i.test(
+      e.reason
+    )
+  )
+    return 'the run lost the database or the Docker daemon'
+  return undefined
+}

@@ -34,6 +34,7 @@ import { containerState, startNode, type Layout } from '../support/node.js'
 import { lastHeartbeat, repairOf, rowUpgradeInputs, runFaulted } from '../support/fault.js'
 import { expectOneLeader, expectTruthful, type End } from '../support/end-state.js'
 import { startDedicatedDockerd, type DedicatedDockerd } from '../support/dedicated-dockerd.js'
+import { readQuarantine } from '../../src/safeguards/quarantine.js'
 import { startPgCluster, type PgCluster } from '../support/pg-cluster.js'
 
 const prefix = uniqueName('clr-fr')
@@ -273,6 +274,8 @@ async function runRow(row: Row) {
     for (const [label, x] of runs) expect({ label, hung: x.hung }).toEqual({ label, hung: undefined })
     const end = await expectConsistent(r)
     for (const [label, x] of runs) expectTruthful(x, end.at, label)
+    // every fault here is the host's, never the image's: the target is not quarantined (review N16)
+    expect(readQuarantine(stateDir, name).entries.filter((q) => !q.clearedAt)).toEqual([])
     if (row.ends) expect({ ends: end.at }).toEqual({ ends: row.ends })
     if (process.env.FR_VERBOSE)
       for (const [label, x] of runs)

@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from '@jest/globals'
+import { afterEach, beforeEach, describe, expect, it, test } from '@jest/globals'
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -7,6 +7,7 @@ import {
   ciRunLabel,
   clearQuarantine,
   history,
+  notTheImage,
   quarantined,
   quarantinePath,
   readQuarantine,
@@ -74,5 +75,33 @@ describe('quarantine file', () => {
     expect(ciRunLabel({ GITHUB_RUN_ID: '77', GITHUB_REPOSITORY: 'o/r', GITHUB_WORKFLOW: 'bump' })).toBe(
       'o/r run 77 (bump)'
     )
+  })
+})
+
+describe('notTheImage: only what the image did quarantines it (review N16)', () => {
+  const base = {
+    reason: "gate health: 'chainlink' not ready within ready-timeout 5m",
+    dbRestarted: false,
+    daemonOutages: 0
+  }
+  test.each<[string, Partial<Parameters<typeof notTheImage>[0]>, RegExp | undefined]>([
+    ['the new image never got ready: quarantined', {}, undefined],
+    ['the standby exited: quarantined', { reason: "standby 'x-rollout-next' exited 1" }, undefined],
+    ['the DB server restarted during the run', { dbRestarted: true }, /database server restarted/],
+    ['the daemon was out of reach during the run', { daemonOutages: 2 }, /Docker daemon was out of reach/],
+    [
+      'the run lost the DB (connection refused)',
+      { reason: 'lock check: connect ECONNREFUSED 127.0.0.1:5432' },
+      /lost the database/
+    ],
+    [
+      'the DB went down under the gate',
+      { reason: 'terminating connection due to administrator command' },
+      /lost the database/
+    ]
+  ])('%s', (_, over, expected) => {
+    const why = notTheImage({ ...base, ...over })
+    if (expected) expect(why).toMatch(expected)
+    else expect(why).toBeUndefined()
   })
 })
