@@ -76631,7 +76631,7 @@ __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __we
 /* harmony import */ var _inputs_read_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3119);
 /* harmony import */ var _operations_backup_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7569);
 /* harmony import */ var _operations_handoff_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(2416);
-/* harmony import */ var _operations_repair_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(8737);
+/* harmony import */ var _operations_repair_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(936);
 /* harmony import */ var _operations_status_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(9986);
 /* harmony import */ var _operations_upgrade_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(2307);
 /* harmony import */ var _report_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(665);
@@ -80890,9 +80890,12 @@ var foreign_sessions = __nccwpck_require__(304);
 var prepare = __nccwpck_require__(690);
 // EXTERNAL MODULE: ./src/journal/host-lock.ts
 var host_lock = __nccwpck_require__(473);
+// EXTERNAL MODULE: ./src/journal/journal.ts
+var journal_journal = __nccwpck_require__(4896);
 // EXTERNAL MODULE: ./src/node/connect.ts + 2 modules
 var connect = __nccwpck_require__(9328);
 ;// CONCATENATED MODULE: ./src/operations/backup.ts
+
 
 
 
@@ -81004,6 +81007,10 @@ async function backup_restore(ctx) {
             const t = (0,types/* timeouts */.Fw)(ctx.inputs, view.config, view.leader?.info);
             // The leader last, so its standby never grabs the lock in between.
             const order = [...running].sort((a, b) => (a === view.leader ? 1 : 0) - (b === view.leader ? 1 : 0));
+            // Journaled before the first stop: a killed or cancelled restore leaves the node stopped,
+            // and the post step or `repair` starts it again from this record (docs/algorithm.md, "Restore").
+            const journal = order.length ? openRestoreJournal(ctx, view, order, file) : undefined;
+            journal?.step('restore-stop', { ids: order.map((c) => c.info.Id) });
             for (const c of order) {
                 report.step(`stop ${c.name}`, 'graceful, for the restore');
                 await docker.stop(c.info.Id, t.stopS);
@@ -81017,6 +81024,7 @@ async function backup_restore(ctx) {
                 finally {
                     await view.db.close();
                 }
+                journal?.step('restore-db', { file });
                 r = await (0,restore/* restoreBackup */.dH)({
                     databaseUrl: view.databaseUrl,
                     file,
@@ -81029,8 +81037,11 @@ async function backup_restore(ctx) {
             }
             catch (e) {
                 // The restore runs in one transaction: the DB is as it was, so the node goes back up.
+                if (ctx.signal.aborted)
+                    throw e; // cancelled: the post step starts it from the journal
                 for (const c of [...order].reverse())
                     await docker.start(c.info.Id).catch(() => undefined);
+                journal?.done('failed');
                 throw new errors/* OperationError */.OK(`restore of ${file} failed, the database is unchanged and the node was started again: ${e.message}`);
             }
             report.step('restored', `${file} (taken ${r.backupCreatedAt}, ${r.kind}) in ${(0,duration/* formatMs */._V)(r.durationMs)}`);
@@ -81040,6 +81051,7 @@ async function backup_restore(ctx) {
             for (const w of r.warnings)
                 report.note(w);
             let leader;
+            journal?.step('restore-start');
             // the contents a swap set aside go only once the node leads again and passed its gate
             const after = r.previous && (0,backup_step/* afterRestore */.Bk)(ctx, r.previous);
             try {
@@ -81068,11 +81080,14 @@ async function backup_restore(ctx) {
             }
             catch (e) {
                 const kept = await after?.(false);
+                if (!ctx.signal.aborted)
+                    journal?.done('failed');
                 if (kept && !ctx.signal.aborted)
                     throw new errors/* OperationError */.OK(`${e.message}; ${kept}`);
                 throw e;
             }
             await after?.(true);
+            journal?.done('ok');
             return {
                 result: 'ok',
                 ok: true,
@@ -81087,6 +81102,33 @@ async function backup_restore(ctx) {
 }
 async function currentRole(db) {
     return (await db.query('SELECT current_user AS u'))[0].u;
+}
+/** The journal of a restore that stops the node: which containers it stopped, leader last. */
+function openRestoreJournal(ctx, view, order, file) {
+    const { inputs } = ctx;
+    const prior = (0,journal_journal/* readJournal */.a0)(inputs.stateDir, (0,journal_journal/* nodeKey */.u8)(inputs));
+    if (prior?.phase === 'in-progress')
+        throw new errors/* OperationError */.OK(`An interrupted ${prior.operation} (run ${prior.runId}, started ${prior.startedAt}) is recorded in ${(0,journal_journal/* journalPath */.HY)(inputs.stateDir, (0,journal_journal/* nodeKey */.u8)(inputs))}; run operation 'repair' first`);
+    const first = view.leader ?? order[order.length - 1];
+    const other = order.find((c) => c !== first);
+    const journal = new journal_journal/* JournalWriter */.Zx((0,journal_journal/* journalPath */.HY)(inputs.stateDir, (0,journal_journal/* nodeKey */.u8)(inputs)), {
+        runId: Date.now().toString(36),
+        operation: 'restore',
+        container: inputs.container,
+        plan: {
+            leaderId: first.info.Id,
+            leaderName: first.name,
+            otherId: other?.info.Id,
+            otherName: other?.name,
+            leaderImage: first.image,
+            target: file,
+            dbBefore: view.dbVersion,
+            mode: view.mode,
+            backupFile: file
+        }
+    });
+    ctx.onJournal?.(journal.journal.runId);
+    return journal;
 }
 
 
@@ -81166,28 +81208,116 @@ async function handoffOrRestart(ctx) {
 
 /***/ }),
 
-/***/ 8737:
+/***/ 936:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Ip: () => (/* binding */ repair)
-/* harmony export */ });
-/* unused harmony exports decideRepair, repairBackup */
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
-/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4145);
-/* harmony import */ var _handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(1229);
-/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(1348);
-/* harmony import */ var _handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(8507);
-/* harmony import */ var _handoff_clone_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(9196);
-/* harmony import */ var _node_lock_js__WEBPACK_IMPORTED_MODULE_14__ = __nccwpck_require__(4349);
-/* harmony import */ var _node_inspect_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(372);
-/* harmony import */ var _node_connect_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(9328);
-/* harmony import */ var _rollout_backup_step_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(354);
-/* harmony import */ var _rollout_rollback_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(5981);
-/* harmony import */ var _rollout_steps_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(1218);
-/* harmony import */ var _journal_host_lock_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(473);
-/* harmony import */ var _journal_journal_js__WEBPACK_IMPORTED_MODULE_12__ = __nccwpck_require__(4896);
-/* harmony import */ var _rollout_plan_js__WEBPACK_IMPORTED_MODULE_13__ = __nccwpck_require__(5762);
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  Ip: () => (/* binding */ repair)
+});
+
+// UNUSED EXPORTS: decideRepair, repairBackup
+
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __nccwpck_require__(3916);
+// EXTERNAL MODULE: ./src/docker/client.ts + 3 modules
+var client = __nccwpck_require__(4145);
+// EXTERNAL MODULE: ./src/handoff/container-spec.ts
+var container_spec = __nccwpck_require__(1229);
+// EXTERNAL MODULE: ./src/handoff/types.ts + 1 modules
+var types = __nccwpck_require__(1348);
+// EXTERNAL MODULE: ./src/handoff/gate-loops.ts + 1 modules
+var gate_loops = __nccwpck_require__(8507);
+// EXTERNAL MODULE: ./src/handoff/clone.ts
+var clone = __nccwpck_require__(9196);
+// EXTERNAL MODULE: ./src/node/lock.ts
+var node_lock = __nccwpck_require__(4349);
+// EXTERNAL MODULE: ./src/node/inspect.ts
+var inspect = __nccwpck_require__(372);
+// EXTERNAL MODULE: ./src/node/connect.ts + 2 modules
+var connect = __nccwpck_require__(9328);
+// EXTERNAL MODULE: ./src/rollout/backup-step.ts
+var backup_step = __nccwpck_require__(354);
+// EXTERNAL MODULE: ./src/sleep.ts
+var sleep = __nccwpck_require__(6972);
+// EXTERNAL MODULE: ./src/handoff/take-over.ts + 1 modules
+var take_over = __nccwpck_require__(7975);
+;// CONCATENATED MODULE: ./src/operations/repair-restore.ts
+
+
+
+
+
+
+
+/** The restore's own tools on the database (a killed action's psql ends at the end of its input). */
+async function restoreSessions(db) {
+    const rows = await db.query(`SELECT count(*) AS n FROM pg_stat_activity
+      WHERE datname = current_database() AND application_name IN ('psql', 'pg_restore') AND pid <> pg_backend_pid()`);
+    return Number(rows[0].n);
+}
+async function repairRestore(ctx, j, journal) {
+    const { docker, report, log } = ctx;
+    const { plan } = j;
+    const leader = await docker.inspect(plan.leaderId);
+    if (!leader)
+        throw new errors/* OperationError */.OK(`the interrupted restore stopped '${plan.leaderName}' (id ${plan.leaderId.slice(0, 12)}), which is gone: start the node by hand`);
+    const other = plan.otherId ? await docker.inspect(plan.otherId) : undefined;
+    for (const c of [leader, ...(other ? [other] : [])])
+        await (0,connect/* maskNodeSecrets */.Uu)(docker, c, log.mask);
+    const reached = j.steps.some((s) => s.step === 'restore-start');
+    const began = j.steps.some((s) => s.step === 'restore-db');
+    const dbState = reached
+        ? `the restore of ${plan.backupFile} committed`
+        : began
+            ? `the restore of ${plan.backupFile} did not commit: the database is as it was (a restore commits whole or not at all)`
+            : 'the database was not touched';
+    report.fact('Database', dbState);
+    const { db, config, mode, databaseUrl } = await (0,connect/* connectNode */.jh)(ctx, leader, { retryForMs: 60_000 });
+    try {
+        // the interrupted restore's psql or pg_restore ends when its input does: never start the node beside it
+        for (let i = 0; (await restoreSessions(db)) > 0; i++) {
+            if (i >= 60)
+                throw new errors/* OperationError */.OK(`the interrupted restore's psql or pg_restore still runs on the database`);
+            await (0,sleep/* sleep */.y)(1000, ctx.signal);
+        }
+        const link = { db, config, mode, databaseUrl, run: (0,types/* newRun */.uH)(plan.failingBefore) };
+        const t = (0,types/* timeouts */.Fw)(ctx.inputs, config, leader);
+        const lock = await (0,node_lock/* readLockState */.T8)(db, mode, config.advisoryLockId);
+        const m = (0,types/* memberOf */.C5)(leader, lock.holder);
+        if (leader.State.Running)
+            await (0,gate_loops/* healthGate */.Yr)(ctx, link, { ...m, name: plan.leaderName }, t);
+        else
+            await (0,take_over/* takeOver */.w)(ctx, link, { ...m, name: plan.leaderName }, t);
+        if (other && !other.State.Running)
+            await docker.start(other.Id);
+        journal.done('ok');
+        report.step('restarted', `'${plan.leaderName}' leads again; ${dbState}`);
+        return {
+            result: 'ok',
+            ok: true,
+            message: `finished the interrupted restore: ${dbState}; '${plan.leaderName}' leads again`,
+            outputs: { leader: plan.leaderName, ...(plan.backupFile ? { 'backup-file': plan.backupFile } : {}) }
+        };
+    }
+    finally {
+        await db.close();
+    }
+}
+
+// EXTERNAL MODULE: ./src/rollout/rollback.ts
+var rollback = __nccwpck_require__(5981);
+// EXTERNAL MODULE: ./src/rollout/steps.ts
+var steps = __nccwpck_require__(1218);
+// EXTERNAL MODULE: ./src/journal/host-lock.ts
+var host_lock = __nccwpck_require__(473);
+// EXTERNAL MODULE: ./src/journal/journal.ts
+var journal_journal = __nccwpck_require__(4896);
+// EXTERNAL MODULE: ./src/rollout/plan.ts
+var rollout_plan = __nccwpck_require__(5762);
+;// CONCATENATED MODULE: ./src/operations/repair.ts
+
 
 
 
@@ -81207,11 +81337,11 @@ async function repair(ctx) {
     const { inputs, docker, report, log } = ctx;
     const name = inputs.container;
     report.title = `chainlink-rollout repair of ${name}`;
-    return (0,_journal_host_lock_js__WEBPACK_IMPORTED_MODULE_11__/* .withHostLock */ .cR)(ctx, async () => {
-        const key = (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_12__/* .nodeKey */ .u8)(inputs);
-        const j = (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_12__/* .readJournal */ .a0)(inputs.stateDir, key);
-        const names = (0,_node_connect_js__WEBPACK_IMPORTED_MODULE_7__/* .nodeNames */ .tJ)(inputs);
-        const leftovers = (await Promise.all(names.flatMap((n) => [n + _rollout_plan_js__WEBPACK_IMPORTED_MODULE_13__/* .SUFFIX_NEXT */ .K8, n + _rollout_plan_js__WEBPACK_IMPORTED_MODULE_13__/* .SUFFIX_PREVIOUS */ .Q$]).map((n) => docker.inspect(n)))).filter((x) => !!x);
+    return (0,host_lock/* withHostLock */.cR)(ctx, async () => {
+        const key = (0,journal_journal/* nodeKey */.u8)(inputs);
+        const j = (0,journal_journal/* readJournal */.a0)(inputs.stateDir, key);
+        const names = (0,connect/* nodeNames */.tJ)(inputs);
+        const leftovers = (await Promise.all(names.flatMap((n) => [n + rollout_plan/* SUFFIX_NEXT */.K8, n + rollout_plan/* SUFFIX_PREVIOUS */.Q$]).map((n) => docker.inspect(n)))).filter((x) => !!x);
         if ((!j || j.phase === 'done') && leftovers.length === 0) {
             report.step('nothing to repair', j ? `last operation ${j.operation} ended ${j.result}` : 'no journal');
             // Nothing of ours to finish or undo, but "ok" would hide a node that is down (a Docker
@@ -81225,6 +81355,8 @@ async function repair(ctx) {
             }
             return { result: 'ok', ok: true, message: 'nothing was in flight', outputs: { leader: name } };
         }
+        if (j?.operation === 'restore' && j.phase === 'in-progress')
+            return repairRestore(ctx, j, reopen(inputs.stateDir, key, j));
         const plan = j?.plan ?? {};
         const runId = j?.runId;
         report.fact('Interrupted', j
@@ -81233,24 +81365,24 @@ async function repair(ctx) {
         // The original leader: by id from the journal, else the one named -rollout-previous, else `name`.
         const leaderName = plan.leaderName ?? name;
         const previousInfo = (plan.leaderId && (await docker.inspect(plan.leaderId))) ||
-            (await docker.inspect(leaderName + _rollout_plan_js__WEBPACK_IMPORTED_MODULE_13__/* .SUFFIX_PREVIOUS */ .Q$)) ||
+            (await docker.inspect(leaderName + rollout_plan/* SUFFIX_PREVIOUS */.Q$)) ||
             (await docker.inspect(leaderName));
         if (!previousInfo)
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`cannot find the original container of '${leaderName}' (id ${plan.leaderId ?? '?'}): nothing to repair from`);
+            throw new errors/* OperationError */.OK(`cannot find the original container of '${leaderName}' (id ${plan.leaderId ?? '?'}): nothing to repair from`);
         // a failover pair's other original container
         const otherInfo = plan.otherId ? await docker.inspect(plan.otherId) : undefined;
         const originals = [previousInfo, ...(otherInfo ? [otherInfo] : [])];
         for (const o of originals)
-            await (0,_node_connect_js__WEBPACK_IMPORTED_MODULE_7__/* .maskNodeSecrets */ .Uu)(docker, o, log.mask);
+            await (0,connect/* maskNodeSecrets */.Uu)(docker, o, log.mask);
         // A one-off `db rollback` container a killed run left behind goes first: it must not run
         // beside a node, and it is nobody's to keep.
-        for (const c of await docker.listByLabel(`${_handoff_clone_js__WEBPACK_IMPORTED_MODULE_5__/* .LABEL_ROLE */ .os}=db-rollback`)) {
-            if (c.Names.some((n) => n.replace(/^\//, '').startsWith(leaderName + _rollout_rollback_js__WEBPACK_IMPORTED_MODULE_9__/* .SUFFIX_DB_ROLLBACK */ .kR))) {
+        for (const c of await docker.listByLabel(`${clone/* LABEL_ROLE */.os}=db-rollback`)) {
+            if (c.Names.some((n) => n.replace(/^\//, '').startsWith(leaderName + rollback/* SUFFIX_DB_ROLLBACK */.kR))) {
                 report.step('remove', `${c.Names[0].replace(/^\//, '')} (a db rollback container left by the interrupted run)`);
                 await docker.remove(c.Id);
             }
         }
-        const ours = runId ? await docker.listByLabel(`${_handoff_clone_js__WEBPACK_IMPORTED_MODULE_5__/* .LABEL_RUN */ .Bt}=${runId}`) : [];
+        const ours = runId ? await docker.listByLabel(`${clone/* LABEL_RUN */.Bt}=${runId}`) : [];
         const createdInfos = [];
         for (const c of [...ours.map((x) => x.Id), ...leftovers.map((x) => x.Id)]) {
             const info = await docker.inspect(c);
@@ -81258,18 +81390,18 @@ async function repair(ctx) {
                 createdInfos.push(info);
         }
         // right after an interruption the DB may be restarting: keep trying for a minute
-        const { db, config, mode, databaseUrl } = await (0,_node_connect_js__WEBPACK_IMPORTED_MODULE_7__/* .connectNode */ .jh)(ctx, previousInfo, { retryForMs: 60_000 });
+        const { db, config, mode, databaseUrl } = await (0,connect/* connectNode */.jh)(ctx, previousInfo, { retryForMs: 60_000 });
         const journal = j && j.phase === 'in-progress' ? reopen(inputs.stateDir, key, j) : undefined;
         try {
             // the checks failing on the leader before the run, as its preflight recorded them
             const failingBefore = j?.plan.failingBefore;
-            const link = { db, config, mode, databaseUrl, run: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .newRun */ .uH)(failingBefore) };
-            const t = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .timeouts */ .Fw)(inputs, config, previousInfo);
-            const lock = await (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_14__/* .readLockState */ .T8)(db, mode, config.advisoryLockId);
+            const link = { db, config, mode, databaseUrl, run: (0,types/* newRun */.uH)(failingBefore) };
+            const t = (0,types/* timeouts */.Fw)(inputs, config, previousInfo);
+            const lock = await (0,node_lock/* readLockState */.T8)(db, mode, config.advisoryLockId);
             const all = [...originals, ...createdInfos];
             const holderInfo = lock.holder ? await holderContainer(ctx, db, all, lock) : undefined;
             report.fact('Found', all
-                .map((c) => `${(0,_docker_client_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(c)} (${c.Config.Image}, ${c.State.Status}${c === holderInfo ? ', holds the lock' : ''})`)
+                .map((c) => `${(0,client/* containerName */.xN)(c)} (${c.Config.Image}, ${c.State.Status}${c === holderInfo ? ', holds the lock' : ''})`)
                 .join('; '));
             // the operator's restart policies, as the run journaled them before setting `no`
             const policies = new Map();
@@ -81296,16 +81428,16 @@ async function repair(ctx) {
                     : byName.every((c) => createdInfos.some((x) => x.Id === c.Id)));
             const createdHolder = !!holderInfo && createdInfos.some((c) => c.Id === holderInfo.Id);
             // a created leader can stand in for the node only where the node was: on its ports
-            const samePorts = !!holderInfo && JSON.stringify((0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_2__/* .publishedPorts */ .LQ)(holderInfo)) === JSON.stringify((0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_2__/* .publishedPorts */ .LQ)(previousInfo));
+            const samePorts = !!holderInfo && JSON.stringify((0,container_spec/* publishedPorts */.LQ)(holderInfo)) === JSON.stringify((0,container_spec/* publishedPorts */.LQ)(previousInfo));
             // the gate is evidence only for a container that could be finished
             let gatePassed = false;
             if (!rollingBack && holderInfo && (complete || (createdHolder && !otherInfo && samePorts))) {
                 try {
-                    await (0,_handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_4__/* .healthGate */ .Yr)(ctx, link, (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .memberOf */ .C5)(holderInfo, lock.holder), t);
+                    await (0,gate_loops/* healthGate */.Yr)(ctx, link, (0,types/* memberOf */.C5)(holderInfo, lock.holder), t);
                     gatePassed = true;
                 }
                 catch (e) {
-                    if (!(e instanceof _handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .GateError */ .ue))
+                    if (!(e instanceof types/* GateError */.ue))
                         throw e;
                     report.step('cannot finish', `${e.message}`);
                 }
@@ -81326,7 +81458,7 @@ async function repair(ctx) {
                 for (const c of all)
                     if (c.Id !== holderInfo.Id)
                         await docker.remove(c.Id);
-                if ((0,_docker_client_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(holderInfo) !== leaderName)
+                if ((0,client/* containerName */.xN)(holderInfo) !== leaderName)
                     await docker.rename(holderInfo.Id, leaderName);
                 const result = j?.operation === 'upgrade' ? 'upgraded' : 'ok';
                 journal?.done(result);
@@ -81345,13 +81477,13 @@ async function repair(ctx) {
                         await docker.remove(c.Id);
                 const result = createdInfos.length ? (j?.operation === 'upgrade' ? 'upgraded' : 'ok') : 'ok';
                 journal?.done(result);
-                report.step('finished', `'${(0,_docker_client_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(holderInfo)}' leads on ${holderInfo.Config.Image}; removed the previous and temporary containers`);
+                report.step('finished', `'${(0,client/* containerName */.xN)(holderInfo)}' leads on ${holderInfo.Config.Image}; removed the previous and temporary containers`);
                 return {
                     result,
                     ok: true,
-                    message: `finished the interrupted ${j?.operation ?? 'operation'}: '${(0,_docker_client_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(holderInfo)}' leads on ${holderInfo.Config.Image}`,
+                    message: `finished the interrupted ${j?.operation ?? 'operation'}: '${(0,client/* containerName */.xN)(holderInfo)}' leads on ${holderInfo.Config.Image}`,
                     outputs: {
-                        leader: (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(holderInfo),
+                        leader: (0,client/* containerName */.xN)(holderInfo),
                         image: holderInfo.Config.Image,
                         'previous-image': previousInfo.Config.Image
                     }
@@ -81362,15 +81494,15 @@ async function repair(ctx) {
             if (holderInfo && holderInfo.Id === previousInfo.Id && previousInfo.State.Running) {
                 for (const c of createdInfos)
                     await docker.remove(c.Id);
-                if ((0,_docker_client_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(previousInfo) !== leaderName)
+                if ((0,client/* containerName */.xN)(previousInfo) !== leaderName)
                     await docker.rename(previousInfo.Id, leaderName);
-                await (0,_rollout_steps_js__WEBPACK_IMPORTED_MODULE_10__/* .restoreRestartPolicy */ .o8)(ctx, previousInfo.Id, asOperator(previousInfo));
+                await (0,steps/* restoreRestartPolicy */.o8)(ctx, previousInfo.Id, asOperator(previousInfo));
                 if (otherInfo)
-                    await (0,_rollout_steps_js__WEBPACK_IMPORTED_MODULE_10__/* .restoreRestartPolicy */ .o8)(ctx, otherInfo.Id, asOperator(otherInfo));
-                const m = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .memberOf */ .C5)(previousInfo, lock.holder);
-                await (0,_handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_4__/* .healthGate */ .Yr)(ctx, link, { ...m, name: leaderName }, t);
+                    await (0,steps/* restoreRestartPolicy */.o8)(ctx, otherInfo.Id, asOperator(otherInfo));
+                const m = (0,types/* memberOf */.C5)(previousInfo, lock.holder);
+                await (0,gate_loops/* healthGate */.Yr)(ctx, link, { ...m, name: leaderName }, t);
                 if (otherInfo && plan.otherName) {
-                    if ((0,_docker_client_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(otherInfo) !== plan.otherName)
+                    if ((0,client/* containerName */.xN)(otherInfo) !== plan.otherName)
                         await docker.rename(otherInfo.Id, plan.otherName);
                     if (!otherInfo.State.Running)
                         await docker.start(otherInfo.Id);
@@ -81387,7 +81519,7 @@ async function repair(ctx) {
             // Anything else (the interim leads, or nobody): roll back to the original containers.
             const newImage = plan.target ?? createdInfos[0]?.Config.Image ?? previousInfo.Config.Image;
             journal?.step('rollback', { reason: 'repair' });
-            const others = otherInfo && plan.otherName ? [{ member: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .memberOf */ .C5)(asOperator(otherInfo)), name: plan.otherName }] : [];
+            const others = otherInfo && plan.otherName ? [{ member: (0,types/* memberOf */.C5)(asOperator(otherInfo)), name: plan.otherName }] : [];
             const backup = repairBackup({
                 named: inputs.backupFile,
                 journaled: plan.backupFile,
@@ -81396,17 +81528,17 @@ async function repair(ctx) {
             });
             if (backup.note)
                 report.note(backup.note);
-            const rb = await (0,_rollout_rollback_js__WEBPACK_IMPORTED_MODULE_9__/* .rollback */ .dU)(ctx, link, {
+            const rb = await (0,rollback/* rollback */.dU)(ctx, link, {
                 name: leaderName,
-                previous: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .memberOf */ .C5)(asOperator(previousInfo)),
+                previous: (0,types/* memberOf */.C5)(asOperator(previousInfo)),
                 others,
-                created: createdInfos.map((c) => (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_3__/* .memberOf */ .C5)(c)),
+                created: createdInfos.map((c) => (0,types/* memberOf */.C5)(c)),
                 newImage,
                 dbBefore: plan.dbBefore ?? (await db.version()),
                 // the way back the interrupted run chose, as it journaled it
                 dbRollback: plan.dbRollback ?? inputs.dbRollback,
                 backupFile: backup.file
-            }, t, 'repair of an interrupted operation', _rollout_backup_step_js__WEBPACK_IMPORTED_MODULE_8__/* .restoreForRollback */ .MN);
+            }, t, 'repair of an interrupted operation', backup_step/* restoreForRollback */.MN);
             if (rb.forward !== undefined) {
                 journal?.done('failed');
                 return {
@@ -81431,7 +81563,7 @@ async function repair(ctx) {
     });
 }
 function reopen(stateDir, name, j) {
-    const w = new _journal_journal_js__WEBPACK_IMPORTED_MODULE_12__/* .JournalWriter */ .Zx((0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_12__/* .journalPath */ .HY)(stateDir, name), {
+    const w = new journal_journal/* JournalWriter */.Zx((0,journal_journal/* journalPath */.HY)(stateDir, name), {
         runId: j.runId,
         operation: j.operation,
         container: j.container,
@@ -81443,8 +81575,8 @@ function reopen(stateDir, name, j) {
 }
 /** The container the lock holder runs in, when proven (by app id and start times, not by address). */
 async function holderContainer(ctx, db, infos, lock) {
-    const { ties } = await (0,_node_inspect_js__WEBPACK_IMPORTED_MODULE_6__/* .tieSessions */ .qi)(ctx, db, infos, lock.sessions);
-    const id = ties.find((t) => (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_14__/* .sameApp */ .oQ)(t.appId, lock.holder))?.container;
+    const { ties } = await (0,inspect/* tieSessions */.qi)(ctx, db, infos, lock.sessions);
+    const id = ties.find((t) => (0,node_lock/* sameApp */.oQ)(t.appId, lock.holder))?.container;
     return infos.find((i) => i.Id === id);
 }
 /**

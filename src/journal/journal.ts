@@ -58,6 +58,11 @@ type Step =
   // or roll back, through the same gates
   | 'rollback'
   | 'rollback-failed'
+  // operation restore with stop-node: the node's containers stopped, the DB rewritten (it commits
+  // whole or not at all), the containers started again
+  | 'restore-stop'
+  | 'restore-db'
+  | 'restore-start'
   // a later run took over the interrupted one (post step or operation: repair)
   | 'repair'
 

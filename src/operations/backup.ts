@@ -13,12 +13,13 @@ import { formatMs } from '../duration.js'
 import { memberOf, newRun, timeouts } from '../handoff/types.js'
 import { takeOver } from '../handoff/take-over.js'
 import { inspectNode } from '../node/inspect.js'
-import type { NodeView } from '../node/view.js'
+import type { NodeContainer, NodeView } from '../node/view.js'
 import { afterRestore, backupFiles, backupSignal, nodeFiles } from '../rollout/backup-step.js'
 import { sameApp } from '../node/lock.js'
 import { foreignSessions, requireQuietDb } from '../node/foreign-sessions.js'
 import { notDroppableMessage, schemasNotDroppable } from '../rollout/prepare.js'
 import { withHostLock } from '../journal/host-lock.js'
+import { JournalWriter, journalPath, nodeKey, readJournal } from '../journal/journal.js'
 import { nodeNames } from '../node/connect.js'
 
 /** The node as inspectNode sees it; a node that is down is fine for a backup (no leader needed). */
@@ -120,6 +121,10 @@ export async function restore(ctx: Context): Promise<OperationResult> {
       const t = timeouts(ctx.inputs, view.config, view.leader?.info)
       // The leader last, so its standby never grabs the lock in between.
       const order = [...running].sort((a, b) => (a === view.leader ? 1 : 0) - (b === view.leader ? 1 : 0))
+      // Journaled before the first stop: a killed or cancelled restore leaves the node stopped,
+      // and the post step or `repair` starts it again from this record (docs/algorithm.md, "Restore").
+      const journal = order.length ? openRestoreJournal(ctx, view, order, file) : undefined
+      journal?.step('restore-stop', { ids: order.map((c) => c.info.Id) })
       for (const c of order) {
         report.step(`stop ${c.name}`, 'graceful, for the restore')
         await docker.stop(c.info.Id, t.stopS)
@@ -132,6 +137,7 @@ export async function restore(ctx: Context): Promise<OperationResult> {
         } finally {
           await view.db.close()
         }
+        journal?.step('restore-db', { file })
         r = await restoreBackup({
           databaseUrl: view.databaseUrl,
           file,
@@ -143,7 +149,9 @@ export async function restore(ctx: Context): Promise<OperationResult> {
         })
       } catch (e) {
         // The restore runs in one transaction: the DB is as it was, so the node goes back up.
+        if (ctx.signal.aborted) throw e // cancelled: the post step starts it from the journal
         for (const c of [...order].reverse()) await docker.start(c.info.Id).catch(() => undefined)
+        journal?.done('failed')
         throw new OperationError(
           `restore of ${file} failed, the database is unchanged and the node was started again: ${(e as Error).message}`
         )
@@ -157,6 +165,7 @@ export async function restore(ctx: Context): Promise<OperationResult> {
       )
       for (const w of r.warnings) report.note(w)
       let leader: string | undefined
+      journal?.step('restore-start')
       // the contents a swap set aside go only once the node leads again and passed its gate
       const after = r.previous && afterRestore(ctx, r.previous)
       try {
@@ -181,10 +190,12 @@ export async function restore(ctx: Context): Promise<OperationResult> {
         }
       } catch (e) {
         const kept = await after?.(false)
+        if (!ctx.signal.aborted) journal?.done('failed')
         if (kept && !ctx.signal.aborted) throw new OperationError(`${(e as Error).message}; ${kept}`)
         throw e
       }
       await after?.(true)
+      journal?.done('ok')
       return {
         result: 'ok',
         ok: true,
@@ -199,4 +210,34 @@ export async function restore(ctx: Context): Promise<OperationResult> {
 
 async function currentRole(db: DbApi): Promise<string> {
   return (await db.query<{ u: string }>('SELECT current_user AS u'))[0].u
+}
+
+/** The journal of a restore that stops the node: which containers it stopped, leader last. */
+function openRestoreJournal(ctx: Context, view: NodeView, order: NodeContainer[], file: string): JournalWriter {
+  const { inputs } = ctx
+  const prior = readJournal(inputs.stateDir, nodeKey(inputs))
+  if (prior?.phase === 'in-progress')
+    throw new OperationError(
+      `An interrupted ${prior.operation} (run ${prior.runId}, started ${prior.startedAt}) is recorded in ${journalPath(inputs.stateDir, nodeKey(inputs))}; run operation 'repair' first`
+    )
+  const first = view.leader ?? order[order.length - 1]
+  const other = order.find((c) => c !== first)
+  const journal = new JournalWriter(journalPath(inputs.stateDir, nodeKey(inputs)), {
+    runId: Date.now().toString(36),
+    operation: 'restore',
+    container: inputs.container,
+    plan: {
+      leaderId: first.info.Id,
+      leaderName: first.name,
+      otherId: other?.info.Id,
+      otherName: other?.name,
+      leaderImage: first.image,
+      target: file,
+      dbBefore: view.dbVersion,
+      mode: view.mode,
+      backupFile: file
+    }
+  })
+  ctx.onJournal?.(journal.journal.runId)
+  return journal
 }

@@ -13,6 +13,7 @@ import { readLockState, sameApp, type LockState } from '../node/lock.js'
 import { tieSessions } from '../node/inspect.js'
 import { connectNode, maskNodeSecrets, nodeNames } from '../node/connect.js'
 import { restoreForRollback } from '../rollout/backup-step.js'
+import { repairRestore } from './repair-restore.js'
 import { rollback, SUFFIX_DB_ROLLBACK } from '../rollout/rollback.js'
 import { restoreRestartPolicy } from '../rollout/steps.js'
 import { withHostLock } from '../journal/host-lock.js'
@@ -43,6 +44,8 @@ export async function repair(ctx: Context): Promise<OperationResult> {
       }
       return { result: 'ok', ok: true, message: 'nothing was in flight', outputs: { leader: name } }
     }
+    if (j?.operation === 'restore' && j.phase === 'in-progress')
+      return repairRestore(ctx, j, reopen(inputs.stateDir, key, j))
     const plan: Partial<JournalPlan> = j?.plan ?? {}
     const runId = j?.runId
     report.fact(

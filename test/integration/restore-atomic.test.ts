@@ -285,7 +285,7 @@ describe('restore with stop-node, broken while it streams: the database as it wa
     await expectNodeBackOnItsData(before.upTo)
   })
 
-  test("the action's process SIGKILLed mid-restore: rolled back; the node started by hand leads on its own data", async () => {
+  test("the action's process SIGKILLed mid-restore: rolled back; `repair` starts the node, which leads on its own data", async () => {
     const before = await snapshot()
     const psqlCopying = async () => {
       const c = await db.client()
@@ -335,8 +335,41 @@ describe('restore with stop-node, broken while it streams: the database as it wa
       60000
     )
     expect(await fingerprintNow(before.upTo)).toEqual(before.fp)
-    // the killed run restarts nothing (restore is not journaled): the operator starts the node
-    await docker.getContainer(name).start()
+    // the operator's next run is `repair`: the restore is journaled, so it starts the node it
+    // stopped and proves it leads (review N11), and says the database is as it was
+    expect((await docker.getContainer(name).inspect()).State.Running).toBe(false)
+    const status = await act({ operation: 'status' })
+    expect(status.summary).toMatch(/Open journal \| restore run /)
+    const rep = await act({ operation: 'repair' })
+    expect({ exit: rep.exitCode, result: rep.outputs.result }).toEqual({ exit: 0, result: 'ok' })
+    expect(rep.outputs.leader).toBe(name)
+    expect(visible(rep.stdout)).toMatch(/did not commit: the database is as it was/)
     await expectNodeBackOnItsData(before.upTo)
+    expect(await fingerprintNow(before.upTo)).toEqual(before.fp)
+  })
+
+  test('the job cancelled mid-restore: the post step starts the node and says truly what the database is', async () => {
+    const before = await snapshot()
+    const r = await act(
+      { operation: 'restore', 'backup-file': fileBackup, 'stop-node': 'true' },
+      { cancelWhen: (out) => /restoring .* into /.test(out) }
+    )
+    // the post step (the runner runs it after a cancel) finished what the restore began (review N11):
+    // the restore committed whole before the cancel reached it, or not at all
+    const m =
+      /finished the interrupted restore: the restore of \S+ (committed|did not commit: the database is as it was)/.exec(
+        visible(r.stdout)
+      )
+    expect(m).not.toBeNull()
+    expect(r.outputs.result).toBe('ok')
+    if (m![1] === 'committed') {
+      await waitReady({ name }, 60000)
+      expect(await readyz((await nodeUrl(name))!)).toBe(200)
+    } else {
+      await expectNodeBackOnItsData(before.upTo)
+      expect(await fingerprintNow(before.upTo)).toEqual(before.fp)
+    }
+    const status = await act({ operation: 'status' })
+    expect(status.summary).not.toMatch(/Open journal/)
   })
 })
