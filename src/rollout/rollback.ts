@@ -6,7 +6,7 @@ import { OperationError } from '../errors.js'
 import { cloneSpec } from '../handoff/container-spec.js'
 import type { DbVersion } from '../postgres/database.js'
 import { LABEL_ROLE } from '../handoff/clone.js'
-import { requireQuietDb } from '../node/foreign-sessions.js'
+import { describeForeign, findForeignNodes, requireQuietDb } from '../node/foreign-sessions.js'
 import { standbyReady } from '../handoff/gate-loops.js'
 import { takeOver } from '../handoff/take-over.js'
 import type { Member, NodeLink, Timeouts } from '../handoff/types.js'
@@ -124,6 +124,7 @@ async function rollbackSteps(
       `the node's database does not answer (${(e as Error).message}); nothing was stopped: the node is as the failed step left it`
     )
   }
+  await refuseForeignNode(ctx, link, plan)
   // The DB plan is decided before anything is stopped: a DB that already moved with no way
   // back keeps every container as it is rather than leaving the node down.
   const dbPlan = chooseDbPlan({
@@ -205,6 +206,26 @@ async function rollbackSteps(
   for (const m of plan.created) await docker.remove(m.id)
   report.step('rolled back', `'${plan.name}' leads again on ${prev.Config.Image}`)
   return restored
+}
+
+/**
+ * Another node on the DB (not one of the run's containers) would take the lease the moment the
+ * rollback stops the new leader, and keeps its session through a DB rollback: refused before
+ * anything is stopped, the node left as the failed step left it (docs/algorithm.md, "Or roll back").
+ */
+async function refuseForeignNode(ctx: Context, link: NodeLink, plan: RollbackPlan): Promise<void> {
+  const ours = []
+  for (const m of [...plan.created, ...(plan.others ?? []).map((o) => o.member), plan.previous]) {
+    const info = await ctx.docker.inspect(m.id)
+    if (info) ours.push(info)
+  }
+  const apps = [plan.previous, ...plan.created].map((m) => m.appId).filter((x): x is string => !!x)
+  const foreign = await findForeignNodes(ctx, link.db, ours, apps)
+  if (!foreign.length) return
+  const running = ours.filter((i) => i.State.Running).map((i) => `'${i.Name.replace(/^\//, '')}'`)
+  throw new OperationError(
+    `refusing to roll back: another node runs on this database (${foreign.map(describeForeign).join('; ')}); it would take the lock as soon as the new leader stops and run on a database being rolled back. Nothing was stopped: ${running.length ? `${running.join(', ')} still run${running.length > 1 ? '' : 's'}` : 'no container of this run is running'} as the failed step left ${running.length > 1 ? 'them' : 'it'}. Stop that node, then run operation 'repair' to finish the rollback`
+  )
 }
 
 async function migrateDown(ctx: Context, link: NodeLink, plan: RollbackPlan): Promise<void> {
