@@ -7,9 +7,12 @@ import type { DbApi, NodeSession } from '../postgres/database.js'
 import { formatMs } from '../duration.js'
 import { OperationError } from '../errors.js'
 import { sleep } from '../sleep.js'
-import { containerIps } from '../docker/client.js'
+import { containerIps, type ContainerInfo } from '../docker/client.js'
 import { sameApp } from './lock.js'
 import type { NodeView } from './view.js'
+import type { App, SessionContainer } from './sessions.js'
+import { dbClockAheadMs, sessionContainerOf } from './session-container.js'
+import { appsOf, tieApps } from './sessions.js'
 
 export async function foreignSessions(ctx: Context, view: NodeView): Promise<NodeSession[]> {
   const known = view.containers.map((c) => c.session?.appId).filter((x): x is string => !!x)
@@ -32,7 +35,7 @@ export async function foreignSessions(ctx: Context, view: NodeView): Promise<Nod
   })
 }
 
-export function describeSessions(sessions: NodeSession[]): string {
+function describeSessions(sessions: NodeSession[]): string {
   return sessions.map((s) => `app ${s.appId} from ${s.clientAddr ?? 'a local socket'}`).join(', ')
 }
 
@@ -54,4 +57,116 @@ export async function requireQuietDb(db: DbApi, timeoutMs: number, what: string,
       )
     await sleep(250, signal)
   }
+}
+
+/** A node process on the node's DB that none of the run's containers runs (docs/algorithm.md §1). */
+export interface ForeignNode {
+  appId: string
+  /** the version in its application_name */
+  version: string
+  /** its sessions' client addresses ('null': a local socket, or a role that cannot read them) */
+  addrs: string[]
+  /** the container on this host proven to run it, when one is */
+  container?: string
+  /** how that container was proven */
+  why?: string
+}
+
+/** How far a process's first session may seem to precede its container's start (clock error). */
+const START_TOLERANCE_MS = 1000
+
+/**
+ * Pure: the apps on the DB that are not `ours` (app ids, compared as the node truncates them),
+ * each tied to a container of this host only where the evidence names exactly one: its log
+ * names the app id, or its sessions come from exactly one running container's address and began
+ * after that container started. Anything else stays unnamed (another host, a process on this
+ * host, or a container behind NAT): described by address, app id and version.
+ */
+export function foreignNodes(
+  apps: App[],
+  ours: string[],
+  local: SessionContainer[],
+  logNames: (containerId: string, appId: string) => boolean = () => false
+): ForeignNode[] {
+  const running = local.filter((c) => c.running)
+  return apps
+    .filter((a) => !ours.some((o) => sameApp(o, a.appId)))
+    .map((a) => {
+      const out: ForeignNode = { appId: a.appId, version: a.version, addrs: a.addrs }
+      const byLog = running.filter((c) => logNames(c.id, a.appId))
+      if (byLog.length === 1) return { ...out, container: byLog[0].name, why: 'its log names the app id' }
+      const byAddr = running.filter(
+        (c) =>
+          a.sessions.some((s) => s.clientAddr !== null && c.ips.includes(s.clientAddr)) &&
+          a.firstSeen >= c.startedAt - START_TOLERANCE_MS
+      )
+      if (byAddr.length === 1)
+        return { ...out, container: byAddr[0].name, why: "its sessions come from the container's address" }
+      return out
+    })
+}
+
+/** One foreign node for a message: the container when local, else address, app id and version. */
+export function describeForeign(f: ForeignNode): string {
+  const what = `app ${f.appId}, Chainlink ${f.version || '?'}`
+  if (f.container) return `container '${f.container}' on this host (${what})`
+  const addrs = f.addrs.map((a) => (a === 'null' ? 'a local socket (or an address this DB role cannot read)' : a))
+  return `a node no container on this host is proven to run (${what}, connected from ${addrs.join(', ')})`
+}
+
+/**
+ * Pure: the refusal of a rollout (upgrade, handoff, restart) while another node uses the DB, or
+ * undefined when none does. Such a node takes the lease the moment the leader releases it (a
+ * swap's stop, a handoff) and leads on its own image; it is never handed the lock. A container
+ * of this host is to be named as the pair's `standby`; anything else is stopped first.
+ */
+export function foreignRefusal(foreign: ForeignNode[], named: string[], standbyGiven: boolean): string | undefined {
+  if (!foreign.length) return undefined
+  const local = foreign.filter((f) => f.container)
+  const remote = foreign.filter((f) => !f.container)
+  const todo: string[] = []
+  if (local.length)
+    todo.push(
+      standbyGiven || local.length > 1
+        ? `stop ${local.map((f) => `'${f.container}'`).join(', ')} (a pair has one standby)`
+        : `name '${local[0].container}' as input 'standby' (the failover pair is then upgraded together), or stop it`
+    )
+  if (remote.length)
+    todo.push(
+      `stop ${remote.length > 1 ? 'those nodes' : 'that node'} (it runs where this action cannot see or stop it)`
+    )
+  return `Another node runs on this database besides ${named.map((n) => `'${n}'`).join(' and ')}: ${foreign.map(describeForeign).join('; ')}. It would take the lock as soon as the leader releases it, on its own image, so nothing was changed. ${todo.join('; ').replace(/^./, (c) => c.toUpperCase())}, then run again`
+}
+
+/**
+ * The node processes on the DB that none of `ourContainers` runs, with the containers of this
+ * host as evidence of where each runs. `ourApps`: app ids already proven to be the run's.
+ */
+export async function findForeignNodes(
+  ctx: Context,
+  db: DbApi,
+  ourContainers: ContainerInfo[],
+  ourApps: string[] = []
+): Promise<ForeignNode[]> {
+  const sessions = await db.nodeSessions()
+  if (!sessions.length) return []
+  const apps = appsOf(sessions, dbClockAheadMs(db) ?? 0)
+  const logOf = async (id: string) => ctx.docker.logs(id, 2000).catch(() => '')
+  // the run's containers first, as preflight ties them (src/node/inspect.ts)
+  const logs = new Map<string, string>()
+  for (const i of ourContainers) if (i.State.Running) logs.set(i.Id, await logOf(i.Id))
+  const ties = tieApps(ourContainers.map(sessionContainerOf), apps, {
+    logNames: (id, appId) => !!logs.get(id)?.includes(appId)
+  })
+  const ourIds = new Set(ourContainers.map((c) => c.Id))
+  const ours = [...ourApps, ...ties.filter((t) => t.container && ourIds.has(t.container)).map((t) => t.appId)]
+  if (apps.every((a) => ours.some((o) => sameApp(o, a.appId)))) return []
+  const local: ContainerInfo[] = []
+  for (const c of await ctx.docker.listRunning()) {
+    if (ourIds.has(c.Id)) continue
+    const info = await ctx.docker.inspect(c.Id)
+    if (info?.State.Running) local.push(info)
+  }
+  for (const i of local) logs.set(i.Id, await logOf(i.Id))
+  return foreignNodes(apps, ours, local.map(sessionContainerOf), (id, appId) => !!logs.get(id)?.includes(appId))
 }

@@ -11,7 +11,7 @@ import type { NodeContainer } from '../node/view.js'
 import { nodeNames } from '../node/connect.js'
 import { cannotRestoreMessage, restorePlan } from '../backup/restore.js'
 import type { DbApi } from '../postgres/database.js'
-import { describeSessions, foreignSessions } from '../node/foreign-sessions.js'
+import { findForeignNodes, foreignRefusal } from '../node/foreign-sessions.js'
 import { withHostLock } from '../journal/host-lock.js'
 import { journalPath, nodeKey, readJournal } from '../journal/journal.js'
 import { SUFFIX_NEXT, SUFFIX_PREVIOUS, type Prepared } from './plan.js'
@@ -79,13 +79,20 @@ export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<Operat
             `Input 'db-rollback': 'restore' cannot work: ${notDroppableMessage((await view.db.query<{ u: string }>('SELECT current_user AS u'))[0].u, blocked)}`
           )
       }
-      // A node of this DB on another host can win a handoff's release (or take the lease
-      // during a DB rollback); it is not refused here, as a remote standby is a valid layout.
-      const foreign = await foreignSessions(ctx, view)
-      if (foreign.length)
-        report.note(
-          `Node sessions on the database belong to no container on this host (${describeSessions(foreign)}): a node on another host may take the lock during a handoff, and a DB rollback waits for it to stop.`
-        )
+      // Another node on this DB (the docs' failover secondary not named as 'standby', a node on
+      // another host) takes the lease the moment the leader releases it and leads on its own
+      // image: decided here, before anything stops (docs/algorithm.md §1).
+      const refusal = foreignRefusal(
+        await findForeignNodes(
+          ctx,
+          view.db,
+          view.containers.map((c) => c.info),
+          view.containers.map((c) => c.session?.appId).filter((x): x is string => !!x)
+        ),
+        view.containers.map((c) => c.name),
+        !!inputs.standby
+      )
+      if (refusal) throw new OperationError(refusal)
       report.fact(
         'Lock',
         `${view.mode} (${view.config.lockModeSource}); lease ${formatMs(view.config.leaseDurationMs)}, refresh ${formatMs(view.config.leaseRefreshMs)}`

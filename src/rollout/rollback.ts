@@ -3,23 +3,20 @@
 // hold it to the same lock check and health gate.
 import type { Context } from '../context.js'
 import { OperationError } from '../errors.js'
-import { cloneSpec, publishedPorts } from '../handoff/container-spec.js'
+import { publishedPorts } from '../handoff/container-spec.js'
 import type { DbVersion } from '../postgres/database.js'
-import { LABEL_ROLE, LABEL_RUN, startClone } from '../handoff/clone.js'
-import { requireQuietDb } from '../node/foreign-sessions.js'
+import { LABEL_RUN, startClone } from '../handoff/clone.js'
+import { describeForeign, findForeignNodes, requireQuietDb } from '../node/foreign-sessions.js'
 import { standbyReady } from '../handoff/gate-loops.js'
 import { takeOver } from '../handoff/take-over.js'
 import { memberOf, type Member, type NodeLink, type Timeouts } from '../handoff/types.js'
-import { dbInvocation } from '../node/db-command.js'
 import { containerName, type ContainerInfo } from '../docker/client.js'
 import { manifestPathFor, readManifest } from '../backup/manifest.js'
 import { SUFFIX_NEXT, SUFFIX_PREVIOUS, type RollbackPlan, type RollbackResult } from './plan.js'
 import { restoreRestartPolicy } from './steps.js'
+import { migrateDown } from './migrate-down.js'
 import type { DbRollback, Inputs } from '../inputs/types.js'
 import { formatMs } from '../duration.js'
-
-/** one-off `node db rollback` containers are named `<node>-db-rollback-<id>` */
-export const SUFFIX_DB_ROLLBACK = '-db-rollback-'
 
 /**
  * How a rollback brings the DB back for the old binary, decided before anything is stopped. A
@@ -155,6 +152,7 @@ async function rollbackSteps(
       `the node's database does not answer (${(e as Error).message}); nothing was stopped: the node is as the failed step left it`
     )
   }
+  await refuseForeignNode(ctx, link, plan)
   // The DB plan is decided before anything is stopped: a DB that already moved with no way
   // back keeps every container as it is rather than leaving the node down.
   const dbPlan = chooseDbPlan({
@@ -347,37 +345,23 @@ async function forward(
   return { leader, forward: why }
 }
 
-async function migrateDown(ctx: Context, link: NodeLink, plan: RollbackPlan): Promise<void> {
-  const { docker, report } = ctx
-  const prev = (await docker.inspect(plan.previous.id))!
-  const inv = dbInvocation(prev.Config.Entrypoint, prev.Config.Cmd, ['rollback', String(plan.dbBefore.goose)])
-  const cmd = inv.cmd
-  const spec = cloneSpec(prev, {
-    name: `${plan.name}${SUFFIX_DB_ROLLBACK}${Date.now().toString(36)}`,
-    image: plan.newImage,
-    cmd,
-    entrypoint: inv.entrypoint,
-    portBindings: {},
-    extraLabels: { [LABEL_ROLE]: 'db-rollback' },
-    asService: false
-  })
-  spec.HostConfig = { ...spec.HostConfig, RestartPolicy: { Name: 'no' } }
-  spec.Healthcheck = { Test: ['NONE'] }
-  report.step('db rollback', `${plan.newImage} ${cmd.join(' ')}`)
-  // bounded (long down migrations get at least ready-timeout) and ended by a cancellation: each
-  // goose migration is its own transaction, so a stopped run leaves the DB at a version boundary
-  const r = await docker.runOnce(spec, Math.max(10 * 60_000, ctx.inputs.readyTimeoutMs), ctx.signal)
-  if (r.exitCode !== 0)
-    throw new OperationError(
-      `'node db rollback ${plan.dbBefore.goose}' with the new image failed (exit ${r.exitCode}): ${r.output.trim().split('\n').slice(-3).join(' | ')}`
-    )
-  await link.db.resetNodeVersion(plan.dbBefore.nodeVersion)
-  const after = await link.db.version()
-  if (after.goose !== plan.dbBefore.goose)
-    throw new OperationError(`after 'db rollback' the database is at goose ${after.goose}, not ${plan.dbBefore.goose}`)
-  report.step(
-    'database rolled back',
-    `goose ${after.goose}, node_versions ${after.nodeVersion ?? '(empty)'}: no writes lost`
+/**
+ * Another node on the DB (not one of the run's containers) would take the lease the moment the
+ * rollback stops the new leader, and keeps its session through a DB rollback: refused before
+ * anything is stopped, the node left as the failed step left it (docs/algorithm.md, "Or roll back").
+ */
+async function refuseForeignNode(ctx: Context, link: NodeLink, plan: RollbackPlan): Promise<void> {
+  const ours = []
+  for (const m of [...plan.created, ...(plan.others ?? []).map((o) => o.member), plan.previous]) {
+    const info = await ctx.docker.inspect(m.id)
+    if (info) ours.push(info)
+  }
+  const apps = [plan.previous, ...plan.created].map((m) => m.appId).filter((x): x is string => !!x)
+  const foreign = await findForeignNodes(ctx, link.db, ours, apps)
+  if (!foreign.length) return
+  const running = ours.filter((i) => i.State.Running).map((i) => `'${i.Name.replace(/^\//, '')}'`)
+  throw new OperationError(
+    `refusing to roll back: another node runs on this database (${foreign.map(describeForeign).join('; ')}); it would take the lock as soon as the new leader stops and run on a database being rolled back. Nothing was stopped: ${running.length ? `${running.join(', ')} still run${running.length > 1 ? '' : 's'}` : 'no container of this run is running'} as the failed step left ${running.length > 1 ? 'them' : 'it'}. Stop that node, then run operation 'repair' to finish the rollback`
   )
 }
 
