@@ -41,7 +41,12 @@ const prefix = uniqueName('clr-fr')
 let seq = 0
 
 type Fault =
-  'dockerd SIGKILL + start' | 'postgres restart -m fast' | 'postgres restart -m immediate' | 'postgres stopped 35 s'
+  | 'dockerd SIGKILL + start'
+  | 'dockerd stop, start 15 s later'
+  | 'dockerd stop, start 15 s later (live-restore)'
+  | 'postgres restart -m fast'
+  | 'postgres restart -m immediate'
+  | 'postgres stopped 35 s'
 
 interface Row {
   fault: Fault
@@ -68,6 +73,10 @@ interface Row {
   says?: RegExp
   /** the node's lease settings (support/node.ts: 3 s / 500 ms unless given) */
   lease?: { duration: string; refresh: string }
+  /** main's exit code and result output, when only one is right */
+  run?: { exit: number; result: string }
+  /** the run itself (main, else its post step) ends the operation: no journal left for a repair */
+  settles?: boolean
 }
 
 /** The lease settings a node ships with (docs/node-facts.md §1): a restart is judged against them. */
@@ -83,6 +92,15 @@ const ROLLBACK = atLine('rollback: ')
 const NEVER_READY = { to: '2.20.0-never-ready', inputs: { 'ready-timeout': '5s' }, ends: 'old' as const }
 
 const DOCKERD: Fault = 'dockerd SIGKILL + start'
+// A daemon restart as a package upgrade or config management does it (a graceful stop, the
+// daemon back 15 s later), during the health gate of a good upgrade held for 45 s: with
+// live-restore the containers outlive it and the upgrade must end `upgraded`; without it the
+// daemon stops every container first, and the run (or its post step) must end with the right
+// one serving and say which.
+const DOCKERD_STOP: Fault = 'dockerd stop, start 15 s later'
+const DOCKERD_STOP_LIVE: Fault = 'dockerd stop, start 15 s later (live-restore)'
+const DOWN_MS = 15_000
+const LONG_GATE = { 'stable-for': '45s' }
 const ROWS: Row[] = [
   { fault: DOCKERD, step: 'standby started', at: STANDBY_STARTED, to: '2.19.0' },
   // Docker 20.10 started after a crash stops every container it finds running and starts none
@@ -106,6 +124,17 @@ const ROWS: Row[] = [
   { fault: DOCKERD, step: 'swap (finish)', at: SWAP, to: '2.19.0' },
   { fault: DOCKERD, step: 'health gate', at: HEALTH_GATE, to: '2.19.0' },
   { fault: DOCKERD, step: 'rollback', at: ROLLBACK, ...NEVER_READY },
+  {
+    fault: DOCKERD_STOP_LIVE,
+    step: 'health gate',
+    at: HEALTH_GATE,
+    to: '2.19.0',
+    inputs: LONG_GATE,
+    ends: 'new',
+    run: { exit: 0, result: 'upgraded' },
+    settles: true
+  },
+  { fault: DOCKERD_STOP, step: 'health gate', at: HEALTH_GATE, to: '2.19.0', inputs: LONG_GATE, settles: true },
   ...(['postgres restart -m fast', 'postgres restart -m immediate'] as const).flatMap((fault) => [
     { fault, step: 'handoff (bridge layout)', at: HANDOFF, layout: 'bridge' as const, to: '2.19.0' },
     { fault, step: 'swap (finish)', at: SWAP, to: '2.19.0' },
@@ -165,6 +194,17 @@ const dedicated = () =>
     for (const tag of new Set(['2.18.0', ...ROWS.map((x) => x.to)])) d.cli('pull', '-q', simImage(tag))
     return d
   }))
+let dockerdLive: DedicatedDockerd | undefined
+let dockerdLiveUp: Promise<DedicatedDockerd> | undefined
+/** The same with `--live-restore`, for the rows that need it. */
+const dedicatedLive = () =>
+  (dockerdLiveUp ??= startDedicatedDockerd({ liveRestore: true }).then((d) => {
+    dockerdLive = d
+    for (const tag of new Set(['2.18.0', ...ROWS.filter((x) => x.fault === DOCKERD_STOP_LIVE).map((x) => x.to)]))
+      d.cli('pull', '-q', simImage(tag))
+    return d
+  }))
+const onDedicated = (f: Fault) => f === DOCKERD || f === DOCKERD_STOP || f === DOCKERD_STOP_LIVE
 
 /** Rows on the dedicated daemon run one at a time (a kill hits every container of it); Postgres
  *  rows (a cluster each, on the bed's daemon) run beside them, one at a time too (2 cores). */
@@ -218,7 +258,7 @@ async function serving(db: TestDb, tag: string): Promise<void> {
 
 async function runRow(row: Row) {
   const t0 = Date.now()
-  const onDockerd = row.fault === DOCKERD
+  const onDockerd = onDedicated(row.fault)
   let cluster: PgCluster | undefined
   let db: TestDb
   if (onDockerd) db = await createDb('fr')
@@ -226,7 +266,7 @@ async function runRow(row: Row) {
     cluster = await startPgCluster()
     db = cluster.db
   }
-  const d = onDockerd ? await dedicated() : undefined
+  const d = onDockerd ? await (row.fault === DOCKERD_STOP_LIVE ? dedicatedLive() : dedicated()) : undefined
   await d?.start() // up again if a failed try of a row left it down
   const api = d?.api ?? docker
   const name = `${prefix}-${String(++seq).padStart(2, '0')}`
@@ -236,7 +276,11 @@ async function runRow(row: Row) {
   try {
     await startNode({ name, tag: '2.18.0', db, layout: row.layout ?? 'ports', api, lease: row.lease })
     const fault = async (child: ChildProcess) => {
-      if (d) {
+      if (d && row.fault !== DOCKERD) {
+        await d.down()
+        await sleep(DOWN_MS)
+        await d.start()
+      } else if (d) {
         if (row.paused) child.kill('SIGSTOP')
         try {
           await d.kill()
@@ -255,17 +299,16 @@ async function runRow(row: Row) {
     }
     const hooks: Hook[] = [{ when: row.at, do: (child) => fault(child) }]
     // two health gates of 30 s (the interim and the final container) outlast the default 120 s
-    const deadlineMs = row.inputs?.['stable-for'] ? 300_000 : undefined
+    const deadlineMs = row.inputs?.['stable-for'] || row.run ? 300_000 : undefined
     const run = await runFaulted(baseInputs(r), hooks, { env: r.env, deadlineMs })
     runs.push(['run', run])
     await run.faultsDone
     expect({ fired: run.fired[0] }).toEqual({ fired: true })
     if (row.says) expect(visible(run.stdout)).toMatch(row.says)
-    if (row.result)
-      expect({ exit: run.exitCode, result: run.outputs.result }).toEqual({
-        exit: row.result.exit,
-        result: row.result.result
-      })
+    const only = row.result ?? row.run
+    if (only)
+      expect({ exit: run.exitCode, result: run.outputs.result }).toEqual({ exit: only.exit, result: only.result })
+    if (row.settles) expect({ journalOpenAfterRun: journalOpen(r) }).toEqual({ journalOpenAfterRun: false })
     // a run that did not end the operation: the operator's next run is `repair`
     if (run.exitCode !== 0 || journalOpen(r)) {
       const rep = await runFaulted(repairInputs(r), [], { env: r.env })
@@ -310,11 +353,12 @@ async function runRow(row: Row) {
 
 afterAll(async () => {
   await removeContainers(prefix).catch(() => undefined)
-  if (dockerd) {
-    await removeContainers(prefix, dockerd.api).catch(() => undefined)
-    await dockerd.stop()
+  for (const d of [dockerd, dockerdLive]) {
+    if (!d) continue
+    await removeContainers(prefix, d.api).catch(() => undefined)
+    await d.stop()
   }
-  const w = { fault: 30, step: 24, end: 20, writers: 40 }
+  const w = { fault: 45, step: 24, end: 20, writers: 40 }
   const line = (x: (typeof table)[number]) =>
     `| ${x.fault.padEnd(w.fault)} | ${x.step.padEnd(w.step)} | ${x.end.padEnd(w.end)} | ${x.writers.padEnd(w.writers)} | ${x.result} |`
   process.stderr.write(
@@ -340,7 +384,7 @@ describe('real faults: operation upgrade', () => {
   for (const row of ROWS)
     test.concurrent(
       `${row.fault} at ${row.step}`,
-      () => inLane(row.fault === DOCKERD ? 'dockerd' : 'postgres', () => runRow(row)),
+      () => inLane(onDedicated(row.fault) ? 'dockerd' : 'postgres', () => runRow(row)),
       ROW_TIMEOUT_MS
     )
 })

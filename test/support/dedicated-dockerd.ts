@@ -19,6 +19,10 @@ export interface DedicatedDockerd {
   gateway: string
   /** SIGKILL, as a crash: no shutdown of its containers; waits for the process to go */
   kill(): Promise<void>
+  /** a graceful daemon stop as `systemctl stop docker` does (SIGTERM): with `liveRestore` its
+   *  containers keep running, without it the daemon stops every one of them first; its
+   *  containerd and roots stay for `start()` */
+  down(): Promise<void>
   /** starts it again on the same roots (unless it answers) and waits until it answers */
   start(): Promise<void>
   /** `docker` CLI against it */
@@ -32,6 +36,8 @@ export interface DockerdOptions {
   tls?: { port: number; dir: string; client: Docker.DockerOptions }
   /** the bridge's /24 (third octet of 10.231.x.0), chosen free when not given */
   subnet?: number
+  /** `--live-restore`: containers outlive a stop or crash of the daemon */
+  liveRestore?: boolean
 }
 
 function freeSubnet(): number {
@@ -129,7 +135,8 @@ export async function startDedicatedDockerd(o: DockerdOptions = {}): Promise<Ded
     '--ip-masq=false',
     '--storage-driver=overlay2',
     `--containerd-namespace=clr-test-${n}`,
-    `--containerd-plugins-namespace=clr-test-${n}-plugins`
+    `--containerd-plugins-namespace=clr-test-${n}-plugins`,
+    ...(o.liveRestore ? ['--live-restore'] : [])
   ]
   const api = new Docker(o.tls ? o.tls.client : { socketPath: sock })
   let child: ChildProcess | undefined
@@ -181,6 +188,12 @@ export async function startDedicatedDockerd(o: DockerdOptions = {}): Promise<Ded
     const pid = containerdPid()
     for (let i = 0; i < 50 && pid && aliveNotZombie(pid); i++) await new Promise((r) => setTimeout(r, 100))
   }
+  const down = async () => {
+    if (running() && child?.pid) process.kill(child.pid, 'SIGTERM')
+    // the daemon's own shutdown (stopping containers without live-restore) is bounded by it
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 60_000))])
+    if (running()) throw new Error(`the dedicated dockerd did not stop within 60 s:\n${log}`)
+  }
   const stop = async () => {
     const cpid = containerdPid()
     if (running() && child?.pid) process.kill(child.pid, 'SIGTERM')
@@ -222,5 +235,5 @@ export async function startDedicatedDockerd(o: DockerdOptions = {}): Promise<Ded
     await stop()
     throw e
   }
-  return { host, api, gateway, kill, start, cli, stop }
+  return { host, api, gateway, kill, down, start, cli, stop }
 }
