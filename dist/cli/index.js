@@ -80178,15 +80178,22 @@ function dbInvocation(entrypoint, cmd, sub) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Pj: () => (/* binding */ describeSessions),
+/* harmony export */   Nr: () => (/* binding */ findForeignNodes),
 /* harmony export */   aL: () => (/* binding */ foreignSessions),
-/* harmony export */   c8: () => (/* binding */ requireQuietDb)
+/* harmony export */   c8: () => (/* binding */ requireQuietDb),
+/* harmony export */   eQ: () => (/* binding */ describeForeign),
+/* harmony export */   v$: () => (/* binding */ foreignRefusal)
 /* harmony export */ });
-/* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7607);
+/* unused harmony export foreignNodes */
+/* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(7607);
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
 /* harmony import */ var _sleep_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6972);
 /* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(4145);
-/* harmony import */ var _lock_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4349);
+/* harmony import */ var _lock_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(4349);
+/* harmony import */ var _session_container_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(8606);
+/* harmony import */ var _sessions_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(4515);
+
+
 
 
 
@@ -80194,7 +80201,7 @@ function dbInvocation(entrypoint, cmd, sub) {
 
 async function foreignSessions(ctx, view) {
     const known = view.containers.map((c) => c.session?.appId).filter((x) => !!x);
-    const left = view.lock.sessions.filter((s) => !known.some((k) => (0,_lock_js__WEBPACK_IMPORTED_MODULE_3__/* .sameApp */ .oQ)(k, s.appId)));
+    const left = view.lock.sessions.filter((s) => !known.some((k) => (0,_lock_js__WEBPACK_IMPORTED_MODULE_4__/* .sameApp */ .oQ)(k, s.appId)));
     if (!left.length)
         return [];
     // any container of this host, by its addresses (a node the inputs do not name is still local)
@@ -80235,9 +80242,96 @@ async function requireQuietDb(db, timeoutMs, what, signal) {
         if (!sessions.length && !live)
             return;
         if (Date.now() >= end)
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`refusing to ${what}: ${sessions.length ? `node sessions remain on the database (${describeSessions(sessions)})` : ''}${sessions.length && live ? '; ' : ''}${live ? `the lease of app ${lease.clientId} runs until ${lease.expiresAt.toISOString()}` : ''} after waiting ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_4__/* .formatMs */ ._V)(timeoutMs)}; a node this action does not manage (another host?) still uses the database: stop it first`);
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`refusing to ${what}: ${sessions.length ? `node sessions remain on the database (${describeSessions(sessions)})` : ''}${sessions.length && live ? '; ' : ''}${live ? `the lease of app ${lease.clientId} runs until ${lease.expiresAt.toISOString()}` : ''} after waiting ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_5__/* .formatMs */ ._V)(timeoutMs)}; a node this action does not manage (another host?) still uses the database: stop it first`);
         await (0,_sleep_js__WEBPACK_IMPORTED_MODULE_1__/* .sleep */ .y)(250, signal);
     }
+}
+/** How far a process's first session may seem to precede its container's start (clock error). */
+const START_TOLERANCE_MS = 1000;
+/**
+ * Pure: the apps on the DB that are not `ours` (app ids, compared as the node truncates them),
+ * each tied to a container of this host only where the evidence names exactly one: its log
+ * names the app id, or its sessions come from exactly one running container's address and began
+ * after that container started. Anything else stays unnamed (another host, a process on this
+ * host, or a container behind NAT): described by address, app id and version.
+ */
+function foreignNodes(apps, ours, local, logNames = () => false) {
+    const running = local.filter((c) => c.running);
+    return apps
+        .filter((a) => !ours.some((o) => (0,_lock_js__WEBPACK_IMPORTED_MODULE_4__/* .sameApp */ .oQ)(o, a.appId)))
+        .map((a) => {
+        const out = { appId: a.appId, version: a.version, addrs: a.addrs };
+        const byLog = running.filter((c) => logNames(c.id, a.appId));
+        if (byLog.length === 1)
+            return { ...out, container: byLog[0].name, why: 'its log names the app id' };
+        const byAddr = running.filter((c) => a.sessions.some((s) => s.clientAddr !== null && c.ips.includes(s.clientAddr)) &&
+            a.firstSeen >= c.startedAt - START_TOLERANCE_MS);
+        if (byAddr.length === 1)
+            return { ...out, container: byAddr[0].name, why: "its sessions come from the container's address" };
+        return out;
+    });
+}
+/** One foreign node for a message: the container when local, else address, app id and version. */
+function describeForeign(f) {
+    const what = `app ${f.appId}, Chainlink ${f.version || '?'}`;
+    if (f.container)
+        return `container '${f.container}' on this host (${what})`;
+    const addrs = f.addrs.map((a) => (a === 'null' ? 'a local socket (or an address this DB role cannot read)' : a));
+    return `a node no container on this host is proven to run (${what}, connected from ${addrs.join(', ')})`;
+}
+/**
+ * Pure: the refusal of a rollout (upgrade, handoff, restart) while another node uses the DB, or
+ * undefined when none does. Such a node takes the lease the moment the leader releases it (a
+ * swap's stop, a handoff) and leads on its own image; it is never handed the lock. A container
+ * of this host is to be named as the pair's `standby`; anything else is stopped first.
+ */
+function foreignRefusal(foreign, named, standbyGiven) {
+    if (!foreign.length)
+        return undefined;
+    const local = foreign.filter((f) => f.container);
+    const remote = foreign.filter((f) => !f.container);
+    const todo = [];
+    if (local.length)
+        todo.push(standbyGiven || local.length > 1
+            ? `stop ${local.map((f) => `'${f.container}'`).join(', ')} (a pair has one standby)`
+            : `name '${local[0].container}' as input 'standby' (the failover pair is then upgraded together), or stop it`);
+    if (remote.length)
+        todo.push(`stop ${remote.length > 1 ? 'those nodes' : 'that node'} (it runs where this action cannot see or stop it)`);
+    return `Another node runs on this database besides ${named.map((n) => `'${n}'`).join(' and ')}: ${foreign.map(describeForeign).join('; ')}. It would take the lock as soon as the leader releases it, on its own image, so nothing was changed. ${todo.join('; ').replace(/^./, (c) => c.toUpperCase())}, then run again`;
+}
+/**
+ * The node processes on the DB that none of `ourContainers` runs, with the containers of this
+ * host as evidence of where each runs. `ourApps`: app ids already proven to be the run's.
+ */
+async function findForeignNodes(ctx, db, ourContainers, ourApps = []) {
+    const sessions = await db.nodeSessions();
+    if (!sessions.length)
+        return [];
+    const apps = (0,_sessions_js__WEBPACK_IMPORTED_MODULE_6__/* .appsOf */ .OC)(sessions, (0,_session_container_js__WEBPACK_IMPORTED_MODULE_3__/* .dbClockAheadMs */ .w$)(db) ?? 0);
+    const logOf = async (id) => ctx.docker.logs(id, 2000).catch(() => '');
+    // the run's containers first, as preflight ties them (src/node/inspect.ts)
+    const logs = new Map();
+    for (const i of ourContainers)
+        if (i.State.Running)
+            logs.set(i.Id, await logOf(i.Id));
+    const ties = (0,_sessions_js__WEBPACK_IMPORTED_MODULE_6__/* .tieApps */ .hE)(ourContainers.map(_session_container_js__WEBPACK_IMPORTED_MODULE_3__/* .sessionContainerOf */ .jq), apps, {
+        logNames: (id, appId) => !!logs.get(id)?.includes(appId)
+    });
+    const ourIds = new Set(ourContainers.map((c) => c.Id));
+    const ours = [...ourApps, ...ties.filter((t) => t.container && ourIds.has(t.container)).map((t) => t.appId)];
+    if (apps.every((a) => ours.some((o) => (0,_lock_js__WEBPACK_IMPORTED_MODULE_4__/* .sameApp */ .oQ)(o, a.appId))))
+        return [];
+    const local = [];
+    for (const c of await ctx.docker.listRunning()) {
+        if (ourIds.has(c.Id))
+            continue;
+        const info = await ctx.docker.inspect(c.Id);
+        if (info?.State.Running)
+            local.push(info);
+    }
+    for (const i of local)
+        logs.set(i.Id, await logOf(i.Id));
+    return foreignNodes(apps, ours, local.map(_session_container_js__WEBPACK_IMPORTED_MODULE_3__/* .sessionContainerOf */ .jq), (id, appId) => !!logs.get(id)?.includes(appId));
 }
 
 
@@ -81308,6 +81402,8 @@ async function repairRestore(ctx, j, journal) {
 
 // EXTERNAL MODULE: ./src/rollout/rollback.ts
 var rollback = __nccwpck_require__(5981);
+// EXTERNAL MODULE: ./src/rollout/migrate-down.ts
+var migrate_down = __nccwpck_require__(565);
 // EXTERNAL MODULE: ./src/rollout/steps.ts
 var steps = __nccwpck_require__(1218);
 // EXTERNAL MODULE: ./src/journal/host-lock.ts
@@ -81317,6 +81413,7 @@ var journal_journal = __nccwpck_require__(4896);
 // EXTERNAL MODULE: ./src/rollout/plan.ts
 var rollout_plan = __nccwpck_require__(5762);
 ;// CONCATENATED MODULE: ./src/operations/repair.ts
+
 
 
 
@@ -81377,7 +81474,7 @@ async function repair(ctx) {
         // A one-off `db rollback` container a killed run left behind goes first: it must not run
         // beside a node, and it is nobody's to keep.
         for (const c of await docker.listByLabel(`${clone/* LABEL_ROLE */.os}=db-rollback`)) {
-            if (c.Names.some((n) => n.replace(/^\//, '').startsWith(leaderName + rollback/* SUFFIX_DB_ROLLBACK */.kR))) {
+            if (c.Names.some((n) => n.replace(/^\//, '').startsWith(leaderName + migrate_down/* SUFFIX_DB_ROLLBACK */.k))) {
                 report.step('remove', `${c.Names[0].replace(/^\//, '')} (a db rollback container left by the interrupted run)`);
                 await docker.remove(c.Id);
             }
@@ -82869,6 +82966,55 @@ function backupSignal(signal) {
 
 /***/ }),
 
+/***/ 565:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Y: () => (/* binding */ migrateDown),
+/* harmony export */   k: () => (/* binding */ SUFFIX_DB_ROLLBACK)
+/* harmony export */ });
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
+/* harmony import */ var _handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1229);
+/* harmony import */ var _handoff_clone_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9196);
+/* harmony import */ var _node_db_command_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(9208);
+
+
+
+
+/** one-off `node db rollback` containers are named `<node>-db-rollback-<id>` */
+const SUFFIX_DB_ROLLBACK = '-db-rollback-';
+async function migrateDown(ctx, link, plan) {
+    const { docker, report } = ctx;
+    const prev = (await docker.inspect(plan.previous.id));
+    const inv = (0,_node_db_command_js__WEBPACK_IMPORTED_MODULE_3__/* .dbInvocation */ .j)(prev.Config.Entrypoint, prev.Config.Cmd, ['rollback', String(plan.dbBefore.goose)]);
+    const cmd = inv.cmd;
+    const spec = (0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_1__/* .cloneSpec */ .hm)(prev, {
+        name: `${plan.name}${SUFFIX_DB_ROLLBACK}${Date.now().toString(36)}`,
+        image: plan.newImage,
+        cmd,
+        entrypoint: inv.entrypoint,
+        portBindings: {},
+        extraLabels: { [_handoff_clone_js__WEBPACK_IMPORTED_MODULE_2__/* .LABEL_ROLE */ .os]: 'db-rollback' },
+        asService: false
+    });
+    spec.HostConfig = { ...spec.HostConfig, RestartPolicy: { Name: 'no' } };
+    spec.Healthcheck = { Test: ['NONE'] };
+    report.step('db rollback', `${plan.newImage} ${cmd.join(' ')}`);
+    // bounded (long down migrations get at least ready-timeout) and ended by a cancellation: each
+    // goose migration is its own transaction, so a stopped run leaves the DB at a version boundary
+    const r = await docker.runOnce(spec, Math.max(10 * 60_000, ctx.inputs.readyTimeoutMs), ctx.signal);
+    if (r.exitCode !== 0)
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`'node db rollback ${plan.dbBefore.goose}' with the new image failed (exit ${r.exitCode}): ${r.output.trim().split('\n').slice(-3).join(' | ')}`);
+    await link.db.resetNodeVersion(plan.dbBefore.nodeVersion);
+    const after = await link.db.version();
+    if (after.goose !== plan.dbBefore.goose)
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`after 'db rollback' the database is at goose ${after.goose}, not ${plan.dbBefore.goose}`);
+    report.step('database rolled back', `goose ${after.goose}, node_versions ${after.nodeVersion ?? '(empty)'}: no writes lost`);
+}
+
+
+/***/ }),
+
 /***/ 9613:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -83320,11 +83466,12 @@ async function withNode(ctx, fn) {
                 if (blocked.length)
                     throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Input 'db-rollback': 'restore' cannot work: ${notDroppableMessage((await view.db.query('SELECT current_user AS u'))[0].u, blocked)}`);
             }
-            // A node of this DB on another host can win a handoff's release (or take the lease
-            // during a DB rollback); it is not refused here, as a remote standby is a valid layout.
-            const foreign = await (0,_node_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_5__/* .foreignSessions */ .aL)(ctx, view);
-            if (foreign.length)
-                report.note(`Node sessions on the database belong to no container on this host (${(0,_node_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_5__/* .describeSessions */ .Pj)(foreign)}): a node on another host may take the lock during a handoff, and a DB rollback waits for it to stop.`);
+            // Another node on this DB (the docs' failover secondary not named as 'standby', a node on
+            // another host) takes the lease the moment the leader releases it and leads on its own
+            // image: decided here, before anything stops (docs/algorithm.md §1).
+            const refusal = (0,_node_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_5__/* .foreignRefusal */ .v$)(await (0,_node_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_5__/* .findForeignNodes */ .Nr)(ctx, view.db, view.containers.map((c) => c.info), view.containers.map((c) => c.session?.appId).filter((x) => !!x)), view.containers.map((c) => c.name), !!inputs.standby);
+            if (refusal)
+                throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(refusal);
             report.fact('Lock', `${view.mode} (${view.config.lockModeSource}); lease ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_9__/* .formatMs */ ._V)(view.config.leaseDurationMs)}, refresh ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_9__/* .formatMs */ ._V)(view.config.leaseRefreshMs)}`);
             report.fact('Database', `goose ${view.dbVersion.goose ?? '-'}, node_versions ${view.dbVersion.nodeVersion ?? '-'}`);
             // /health is evidence, not a veto: what already fails on the leader may still fail after
@@ -83375,8 +83522,7 @@ function notDroppableMessage(role, blockers) {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   _G: () => (/* binding */ checkDbRollbackInputs),
-/* harmony export */   dU: () => (/* binding */ rollback),
-/* harmony export */   kR: () => (/* binding */ SUFFIX_DB_ROLLBACK)
+/* harmony export */   dU: () => (/* binding */ rollback)
 /* harmony export */ });
 /* unused harmony export chooseDbPlan */
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
@@ -83386,11 +83532,11 @@ function notDroppableMessage(role, blockers) {
 /* harmony import */ var _handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(8507);
 /* harmony import */ var _handoff_take_over_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(7975);
 /* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(1348);
-/* harmony import */ var _node_db_command_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(9208);
-/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(4145);
-/* harmony import */ var _backup_manifest_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(8726);
-/* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(5762);
-/* harmony import */ var _steps_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(1218);
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(4145);
+/* harmony import */ var _backup_manifest_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(8726);
+/* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(5762);
+/* harmony import */ var _steps_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(1218);
+/* harmony import */ var _migrate_down_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(565);
 /* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_12__ = __nccwpck_require__(7607);
 
 
@@ -83405,8 +83551,6 @@ function notDroppableMessage(role, blockers) {
 
 
 
-/** one-off `node db rollback` containers are named `<node>-db-rollback-<id>` */
-const SUFFIX_DB_ROLLBACK = '-db-rollback-';
 /**
  * Pure: the DB plan from the inputs and what preflight recorded. `backupReadable` says whether
  * the backup's manifest could be read, belongs to this database and, when encrypted, the
@@ -83431,7 +83575,7 @@ async function backupReadable(file, identity, databaseUrl) {
     if (!file)
         return false;
     try {
-        const m = await (0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_9__/* .readManifest */ .WI)((0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_9__/* .manifestPathFor */ .ev)(file));
+        const m = await (0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_8__/* .readManifest */ .WI)((0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_8__/* .manifestPathFor */ .ev)(file));
         const db = databaseUrl ? decodeURIComponent(new URL(databaseUrl).pathname.slice(1)) : undefined;
         if (db && m.database?.name && m.database.name !== db)
             return false;
@@ -83504,6 +83648,7 @@ async function rollbackSteps(ctx, link, plan, tNew, reason, restore) {
     catch (e) {
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`the node's database does not answer (${e.message}); nothing was stopped: the node is as the failed step left it`);
     }
+    await refuseForeignNode(ctx, link, plan);
     // The DB plan is decided before anything is stopped: a DB that already moved with no way
     // back keeps every container as it is rather than leaving the node down.
     const dbPlan = chooseDbPlan({
@@ -83542,7 +83687,7 @@ async function rollbackSteps(ctx, link, plan, tNew, reason, restore) {
         file = dbPlan.method === 'restore' ? dbPlan.file : undefined;
         if (dbPlan.method === 'migrate-down') {
             try {
-                await migrateDown(ctx, link, plan);
+                await (0,_migrate_down_js__WEBPACK_IMPORTED_MODULE_11__/* .migrateDown */ .Y)(ctx, link, plan);
             }
             catch (e) {
                 if (ctx.signal.aborted)
@@ -83558,7 +83703,7 @@ async function rollbackSteps(ctx, link, plan, tNew, reason, restore) {
             }
         }
         if (file) {
-            const taken = (await (0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_9__/* .readManifest */ .WI)((0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_9__/* .manifestPathFor */ .ev)(file)).catch(() => undefined))?.createdAt;
+            const taken = (await (0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_8__/* .readManifest */ .WI)((0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_8__/* .manifestPathFor */ .ev)(file)).catch(() => undefined))?.createdAt;
             const age = taken ? ` (taken ${taken}, ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_12__/* .formatMs */ ._V)(Date.now() - Date.parse(taken))} before this restore)` : '';
             await restore(ctx, link, file);
             report.note(`${downFailed ? `The down-migration failed (${downFailed}); instead the` : 'The'} database was restored from the pre-upgrade backup ${file}${age}: every write since that backup was taken is discarded.`);
@@ -83576,7 +83721,7 @@ async function rollbackSteps(ctx, link, plan, tNew, reason, restore) {
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`the previous container '${plan.previous.name}' (${plan.previous.id.slice(0, 12)}) is gone; nothing to roll back to`);
     if (prev.Name.replace(/^\//, '') !== plan.name)
         await docker.rename(prev.Id, plan.name);
-    await (0,_steps_js__WEBPACK_IMPORTED_MODULE_11__/* .restoreRestartPolicy */ .o8)(ctx, prev.Id, plan.previous.info);
+    await (0,_steps_js__WEBPACK_IMPORTED_MODULE_10__/* .restoreRestartPolicy */ .o8)(ctx, prev.Id, plan.previous.info);
     const restored = await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_5__/* .takeOver */ .w)(ctx, link, { ...plan.previous, name: plan.name }, t);
     for (const o of plan.others ?? []) {
         const info = await docker.inspect(o.member.id);
@@ -83584,7 +83729,7 @@ async function rollbackSteps(ctx, link, plan, tNew, reason, restore) {
             continue;
         if (info.Name.replace(/^\//, '') !== o.name)
             await docker.rename(info.Id, o.name);
-        await (0,_steps_js__WEBPACK_IMPORTED_MODULE_11__/* .restoreRestartPolicy */ .o8)(ctx, info.Id, o.member.info);
+        await (0,_steps_js__WEBPACK_IMPORTED_MODULE_10__/* .restoreRestartPolicy */ .o8)(ctx, info.Id, o.member.info);
         if (info.State.Running)
             continue;
         const known = new Set((await link.db.nodeSessions()).map((s) => s.appId));
@@ -83615,13 +83760,13 @@ async function forward(ctx, link, plan, t, why) {
     const { docker, report } = ctx;
     report.step('roll forward', `${why}: '${plan.name}' is brought back on ${plan.newImage}`);
     const prev = await docker.inspect(plan.previous.id);
-    if (prev && (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_8__/* .containerName */ .xN)(prev) === plan.name)
-        await docker.rename(prev.Id, plan.name + _plan_js__WEBPACK_IMPORTED_MODULE_10__/* .SUFFIX_PREVIOUS */ .Q$);
+    if (prev && (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_7__/* .containerName */ .xN)(prev) === plan.name)
+        await docker.rename(prev.Id, plan.name + _plan_js__WEBPACK_IMPORTED_MODULE_9__/* .SUFFIX_PREVIOUS */ .Q$);
     const ports = (i) => `${i.HostConfig.NetworkMode}|${JSON.stringify((0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_1__/* .publishedPorts */ .LQ)(i))}`;
     const created = (await Promise.all(plan.created.map((c) => docker.inspect(c.id)))).filter((i) => !!i);
     let target;
-    const own = created.find((i) => (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_8__/* .containerName */ .xN)(i) === plan.name) ??
-        created.find((i) => ports(i) === ports(plan.previous.info) && (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_8__/* .containerName */ .xN)(i).endsWith(_plan_js__WEBPACK_IMPORTED_MODULE_10__/* .SUFFIX_NEXT */ .K8));
+    const own = created.find((i) => (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_7__/* .containerName */ .xN)(i) === plan.name) ??
+        created.find((i) => ports(i) === ports(plan.previous.info) && (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_7__/* .containerName */ .xN)(i).endsWith(_plan_js__WEBPACK_IMPORTED_MODULE_9__/* .SUFFIX_NEXT */ .K8));
     if (own)
         target = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_6__/* .memberOf */ .C5)(own);
     else
@@ -83635,26 +83780,26 @@ async function forward(ctx, link, plan, t, why) {
         });
     const otherNames = new Set((plan.others ?? []).map((o) => o.name));
     for (const c of created)
-        if (c.Id !== target.id && !otherNames.has((0,_docker_client_js__WEBPACK_IMPORTED_MODULE_8__/* .containerName */ .xN)(c)))
+        if (c.Id !== target.id && !otherNames.has((0,_docker_client_js__WEBPACK_IMPORTED_MODULE_7__/* .containerName */ .xN)(c)))
             await docker.remove(c.Id);
     if (target.name !== plan.name)
         await docker.rename(target.id, plan.name);
     target = { ...target, name: plan.name };
-    await (0,_steps_js__WEBPACK_IMPORTED_MODULE_11__/* .restoreRestartPolicy */ .o8)(ctx, target.id, plan.previous.info);
+    await (0,_steps_js__WEBPACK_IMPORTED_MODULE_10__/* .restoreRestartPolicy */ .o8)(ctx, target.id, plan.previous.info);
     const leader = await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_5__/* .takeOver */ .w)(ctx, link, target, t, { anyCheck: 'the only version this database can run' });
     const old = [plan.previous];
     // a pair: the run's new standby waits again; an old one, which cannot run here, stays stopped
     for (const o of plan.others ?? []) {
-        const info = created.find((i) => (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_8__/* .containerName */ .xN)(i) === o.name);
+        const info = created.find((i) => (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_7__/* .containerName */ .xN)(i) === o.name);
         if (!info) {
             const was = await docker.inspect(o.member.id);
-            if (was && (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_8__/* .containerName */ .xN)(was) !== o.name)
+            if (was && (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_7__/* .containerName */ .xN)(was) !== o.name)
                 await docker.rename(was.Id, o.name);
             report.note(`'${o.name}' (${o.member.info.Config.Image}) stays stopped: its image cannot run on this database.`);
             continue;
         }
         old.push(o.member);
-        await (0,_steps_js__WEBPACK_IMPORTED_MODULE_11__/* .restoreRestartPolicy */ .o8)(ctx, info.Id, o.member.info);
+        await (0,_steps_js__WEBPACK_IMPORTED_MODULE_10__/* .restoreRestartPolicy */ .o8)(ctx, info.Id, o.member.info);
         if (!(await docker.inspect(info.Id))?.State.Running) {
             const known = new Set((await link.db.nodeSessions()).map((s) => s.appId));
             await docker.start(info.Id);
@@ -83668,33 +83813,24 @@ async function forward(ctx, link, plan, t, why) {
     report.note(`'${plan.name}' serves on ${plan.newImage}, the new version, on its own migrations: ${why}. Its previous container (${plan.previous.info.Config.Image}) was removed; going back to it needs a backup taken before the upgrade restored first.`);
     return { leader, forward: why };
 }
-async function migrateDown(ctx, link, plan) {
-    const { docker, report } = ctx;
-    const prev = (await docker.inspect(plan.previous.id));
-    const inv = (0,_node_db_command_js__WEBPACK_IMPORTED_MODULE_7__/* .dbInvocation */ .j)(prev.Config.Entrypoint, prev.Config.Cmd, ['rollback', String(plan.dbBefore.goose)]);
-    const cmd = inv.cmd;
-    const spec = (0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_1__/* .cloneSpec */ .hm)(prev, {
-        name: `${plan.name}${SUFFIX_DB_ROLLBACK}${Date.now().toString(36)}`,
-        image: plan.newImage,
-        cmd,
-        entrypoint: inv.entrypoint,
-        portBindings: {},
-        extraLabels: { [_handoff_clone_js__WEBPACK_IMPORTED_MODULE_2__/* .LABEL_ROLE */ .os]: 'db-rollback' },
-        asService: false
-    });
-    spec.HostConfig = { ...spec.HostConfig, RestartPolicy: { Name: 'no' } };
-    spec.Healthcheck = { Test: ['NONE'] };
-    report.step('db rollback', `${plan.newImage} ${cmd.join(' ')}`);
-    // bounded (long down migrations get at least ready-timeout) and ended by a cancellation: each
-    // goose migration is its own transaction, so a stopped run leaves the DB at a version boundary
-    const r = await docker.runOnce(spec, Math.max(10 * 60_000, ctx.inputs.readyTimeoutMs), ctx.signal);
-    if (r.exitCode !== 0)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`'node db rollback ${plan.dbBefore.goose}' with the new image failed (exit ${r.exitCode}): ${r.output.trim().split('\n').slice(-3).join(' | ')}`);
-    await link.db.resetNodeVersion(plan.dbBefore.nodeVersion);
-    const after = await link.db.version();
-    if (after.goose !== plan.dbBefore.goose)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`after 'db rollback' the database is at goose ${after.goose}, not ${plan.dbBefore.goose}`);
-    report.step('database rolled back', `goose ${after.goose}, node_versions ${after.nodeVersion ?? '(empty)'}: no writes lost`);
+/**
+ * Another node on the DB (not one of the run's containers) would take the lease the moment the
+ * rollback stops the new leader, and keeps its session through a DB rollback: refused before
+ * anything is stopped, the node left as the failed step left it (docs/algorithm.md, "Or roll back").
+ */
+async function refuseForeignNode(ctx, link, plan) {
+    const ours = [];
+    for (const m of [...plan.created, ...(plan.others ?? []).map((o) => o.member), plan.previous]) {
+        const info = await ctx.docker.inspect(m.id);
+        if (info)
+            ours.push(info);
+    }
+    const apps = [plan.previous, ...plan.created].map((m) => m.appId).filter((x) => !!x);
+    const foreign = await (0,_node_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_3__/* .findForeignNodes */ .Nr)(ctx, link.db, ours, apps);
+    if (!foreign.length)
+        return;
+    const running = ours.filter((i) => i.State.Running).map((i) => `'${i.Name.replace(/^\//, '')}'`);
+    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`refusing to roll back: another node runs on this database (${foreign.map(_node_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_3__/* .describeForeign */ .eQ).join('; ')}); it would take the lock as soon as the new leader stops and run on a database being rolled back. Nothing was stopped: ${running.length ? `${running.join(', ')} still run${running.length > 1 ? '' : 's'}` : 'no container of this run is running'} as the failed step left ${running.length > 1 ? 'them' : 'it'}. Stop that node, then run operation 'repair' to finish the rollback`);
 }
 function moved(now, before) {
     return now.goose !== before.goose || now.nodeVersion !== before.nodeVersion;
