@@ -74468,19 +74468,6 @@ async function tableStats(c) {
      WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'`);
     return { tables: Number(rows[0].n) };
 }
-/** Where the server keeps its data, when that is a directory of this host (else undefined). */
-async function serverDataDir(c, host) {
-    if (!/^(127\.0\.0\.1|localhost|::1|\[::1\]|)$/.test(host) && !host.startsWith('/'))
-        return undefined;
-    try {
-        const { rows } = await c.query("SELECT current_setting('data_directory') AS d");
-        await (0,space/* freeBytes */.go)(rows[0].d);
-        return rows[0].d;
-    }
-    catch {
-        return undefined;
-    }
-}
 async function fsyncFile(path) {
     const fh = await (0,promises_.open)(path, 'r+');
     try {
@@ -74507,7 +74494,7 @@ async function createBackup(opts) {
         keystore = await (0,db/* keystoreCounts */.TF)(c);
         stats = await tableStats(c);
         if ((opts.verify ?? 'archive') === 'restore')
-            dataDir = await serverDataDir(c, new URL(conn.safeUrl).hostname);
+            dataDir = await (0,space/* serverDataDir */.nL)(c, new URL(conn.safeUrl).hostname);
     }
     finally {
         await c.end().catch(() => undefined);
@@ -76118,8 +76105,9 @@ async function restoreBySwap(o) {
 /* harmony import */ var _pgtools_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(5126);
 /* harmony import */ var _archive_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(9696);
 /* harmony import */ var _dirformat_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(1242);
-/* harmony import */ var _progress_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(355);
-/* harmony import */ var _restore_parallel_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(4398);
+/* harmony import */ var _progress_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(355);
+/* harmony import */ var _space_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(6920);
+/* harmony import */ var _restore_parallel_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(4398);
 // restoreBackup: replaces the database's contents with a backup, atomically. The caller must
 // make sure no node is using the database (see lockHolderPresent).
 //
@@ -76133,6 +76121,7 @@ async function restoreBySwap(o) {
 // A directory-format backup is restored in parallel (pg_restore -j N) into a new database that
 // is then swapped in (restore-parallel.ts), when the user may create databases; otherwise in
 // the one transaction above, from an uncompressed staged copy.
+
 
 
 
@@ -76246,10 +76235,19 @@ async function restoreChecked(opts, conn, dumpFile, m, t0, checksums) {
     if (m.layout === 'directory') {
         const swap = noOwner
             ? { ok: false, why: `a copy made by ${plan.role} cannot keep schema ${plan.keptSchemas.join(', ')} of its owner` }
-            : await (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_7__/* .canSwap */ .E6)(conn);
+            : await (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_8__/* .canSwap */ .E6)(conn);
+        if (swap.ok) {
+            // the copy lives beside the original until the swap: never on a server it may fill
+            const fits = await withClient(conn, (c) => (0,_space_js__WEBPACK_IMPORTED_MODULE_7__/* .copyFits */ .GC)(c, new URL(conn.safeUrl).hostname, conn.database));
+            if (!fits.ok && !(fits.unknown && opts.copyUnchecked))
+                Object.assign(swap, {
+                    ok: false,
+                    why: fits.unknown ? `${fits.why} (set 'db-copy-unchecked: true' to allow it)` : fits.why
+                });
+        }
         if (swap.ok) {
             try {
-                previous = await (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_7__/* .restoreBySwap */ .Fx)({
+                previous = await (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_8__/* .restoreBySwap */ .Fx)({
                     conn,
                     dumpDir: dumpFile,
                     m,
@@ -76268,7 +76266,7 @@ async function restoreChecked(opts, conn, dumpFile, m, t0, checksums) {
         else {
             log.info(`restoring in one transaction, not in parallel: ${swap.why}`);
             await checksums;
-            await (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_7__/* .withStagedDirectory */ .aJ)(dumpFile, m, log, (dir, fed) => restoreInOneTransaction(opts, conn, runner, dumpFile, m, noOwner, { dir, fed }));
+            await (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_8__/* .withStagedDirectory */ .aJ)(dumpFile, m, log, (dir, fed) => restoreInOneTransaction(opts, conn, runner, dumpFile, m, noOwner, { dir, fed }));
         }
     }
     else
@@ -76293,8 +76291,8 @@ async function restoreChecked(opts, conn, dumpFile, m, t0, checksums) {
         const database = previous;
         r.previous = {
             database,
-            drop: () => (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_7__/* .dropDatabase */ .Zi)(conn, database, log),
-            swapBack: (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_7__/* .swapBackSql */ .Fb)(conn.database, database)
+            drop: () => (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_8__/* .dropDatabase */ .Zi)(conn, database, log),
+            swapBack: (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_8__/* .swapBackSql */ .Fb)(conn.database, database)
         };
     }
     return r;
@@ -76341,7 +76339,7 @@ async function restoreInOneTransaction(opts, conn, runner, dumpFile, m, noOwner,
     const src = staged ? undefined : await (0,_archive_js__WEBPACK_IMPORTED_MODULE_5__/* .openArchive */ .p_)(dumpFile, m, opts.identity);
     let fed = 0;
     src?.on('data', (c) => (fed += c.length));
-    const progress = new _progress_js__WEBPACK_IMPORTED_MODULE_8__/* .Progress */ .k({
+    const progress = new _progress_js__WEBPACK_IMPORTED_MODULE_9__/* .Progress */ .k({
         what: `restore of ${(0,node_path__WEBPACK_IMPORTED_MODULE_0__.basename)(dumpFile)}`,
         log: opts.log,
         ...(src ? { bytes: () => fed, totalBytes: m.dump.rawBytes } : {})
@@ -76526,20 +76524,25 @@ async function pruneBackups(dir, opts) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   GC: () => (/* binding */ copyFits),
 /* harmony export */   Lo: () => (/* binding */ ensureSpace),
 /* harmony export */   Z4: () => (/* binding */ measuredRatios),
 /* harmony export */   go: () => (/* binding */ freeBytes),
-/* harmony export */   jS: () => (/* binding */ MARGIN)
+/* harmony export */   jS: () => (/* binding */ MARGIN),
+/* harmony export */   nL: () => (/* binding */ serverDataDir)
 /* harmony export */ });
 /* unused harmony export DEFAULT_RATIO */
 /* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1455);
 /* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs_promises__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var _pgtools_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5126);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8161);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_os__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var _pgtools_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(5126);
 // Free space before writing: what a backup (or a restore's staging copy) will need, from the
 // database size and the compression measured on earlier backups in the same directory, against
 // what the file system holding the directory has free. Refused before anything is written.
+
 
 
 
@@ -76553,7 +76556,7 @@ const MARGIN = 1.25;
 const MB = (n) => `${(n / 1048576).toFixed(0)} MB`;
 /** Free bytes for an unprivileged writer on the file system of path (or of its nearest existing parent). */
 async function freeBytes(path) {
-    let p = (0,node_path__WEBPACK_IMPORTED_MODULE_1__.resolve)(path);
+    let p = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.resolve)(path);
     for (;;) {
         try {
             const s = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.statfs)(p);
@@ -76561,7 +76564,7 @@ async function freeBytes(path) {
         }
         catch (e) {
             const code = e.code;
-            const up = (0,node_path__WEBPACK_IMPORTED_MODULE_1__.dirname)(p);
+            const up = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.dirname)(p);
             if ((code !== 'ENOENT' && code !== 'ENOTDIR') || up === p)
                 throw e;
             p = up;
@@ -76587,7 +76590,53 @@ function measuredRatios(entries) {
 async function ensureSpace(dir, need, what, input = 'backup-dir') {
     const { free } = await freeBytes(dir);
     if (need > free)
-        throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_2__/* .BackupError */ .hj(`not enough free space in ${input} ${dir}: ${what} needs about ${MB(need)} (with ${Math.round((MARGIN - 1) * 100)}% margin), ${MB(free)} free; nothing was written. Free space there, lower backup-keep, or point ${input} at a larger disk`);
+        throw new _pgtools_js__WEBPACK_IMPORTED_MODULE_3__/* .BackupError */ .hj(`not enough free space in ${input} ${dir}: ${what} needs about ${MB(need)} (with ${Math.round((MARGIN - 1) * 100)}% margin), ${MB(free)} free; nothing was written. Free space there, lower backup-keep, or point ${input} at a larger disk`);
+}
+/** Loopback, a socket directory, or an address of one of this host's interfaces (the docker0
+ * gateway a node reaches the host's Postgres at). */
+function onThisHost(host) {
+    const h = host.replace(/^\[|\]$/g, '');
+    if (/^(127\.\d+\.\d+\.\d+|localhost|::1|)$/.test(h) || h.startsWith('/'))
+        return true;
+    return Object.values((0,node_os__WEBPACK_IMPORTED_MODULE_1__.networkInterfaces)()).some((list) => (list ?? []).some((a) => a.address === h));
+}
+/** Where the server keeps its data, when that is a directory of this host (else undefined): its
+ * host is this host, and the role may read `data_directory` (a superuser, pg_read_all_settings). */
+async function serverDataDir(c, host) {
+    if (!onThisHost(host))
+        return undefined;
+    try {
+        const { rows } = await c.query("SELECT current_setting('data_directory') AS d");
+        await freeBytes(rows[0].d);
+        return rows[0].d;
+    }
+    catch {
+        return undefined;
+    }
+}
+/**
+ * Whether a full copy of `database` fits on its server beside it (a restore by swap, the migration
+ * rehearsal): the copy and the original live together until the swap or the drop, and a full disk
+ * under the live node's DB is a PANIC of the server (review N9). Unknown when the server's data
+ * directory is not on this host: `ok` is then false, and `unknown` says why.
+ */
+async function copyFits(c, host, database) {
+    const { rows } = await c.query('SELECT pg_database_size($1) AS b', [database]);
+    const need = Number(rows[0].b) * MARGIN;
+    const dir = await serverDataDir(c, host);
+    if (!dir)
+        return {
+            ok: false,
+            unknown: true,
+            why: `the free space of the database server cannot be known from this host (its data directory is elsewhere, or the role may not read it); a copy of ${database} needs about ${MB(need)}`
+        };
+    const { free } = await freeBytes(dir);
+    if (need > free)
+        return {
+            ok: false,
+            why: `a copy of ${database} needs about ${MB(need)} (with ${Math.round((MARGIN - 1) * 100)}% margin) on the database server, ${MB(free)} free in ${dir}`
+        };
+    return { ok: true, why: `${MB(need)} needed, ${MB(free)} free in ${dir}` };
 }
 
 
@@ -76690,6 +76739,7 @@ const INPUT_NAMES = [
     'backup-identity',
     'stop-node',
     'restore-other-node',
+    'db-copy-unchecked',
     'dry-run',
     'state-dir',
     'lock-timeout',
@@ -76708,6 +76758,7 @@ const BOOLEAN = new Set([
     'backup',
     'stop-node',
     'restore-other-node',
+    'db-copy-unchecked',
     'dry-run',
     'retry-quarantined',
     'rehearse-migration',
@@ -79251,6 +79302,7 @@ function readInputs(get, mask, env = process.env) {
         backupIdentity: identity,
         stopNode: bool(get, 'stop-node', false),
         restoreOtherNode: bool(get, 'restore-other-node', false),
+        dbCopyUnchecked: bool(get, 'db-copy-unchecked', false),
         dryRun: bool(get, 'dry-run', false),
         stateDir: absPath(get, 'state-dir', '/var/lib/chainlink-rollout'),
         dockerHost,
@@ -81126,7 +81178,8 @@ async function backup_restore(ctx) {
                     log,
                     signal: ctx.signal,
                     // dropped once the node is back: the drop's checkpoint is then not downtime
-                    keepPrevious: order.length > 0
+                    keepPrevious: order.length > 0,
+                    copyUnchecked: inputs.dbCopyUnchecked
                 });
             }
             catch (e) {
@@ -82208,6 +82261,8 @@ var archive = __nccwpck_require__(9696);
 var manifest = __nccwpck_require__(8726);
 // EXTERNAL MODULE: ./src/backup/pgtools.ts
 var pgtools = __nccwpck_require__(5126);
+// EXTERNAL MODULE: ./src/backup/space.ts
+var space = __nccwpck_require__(6920);
 ;// CONCATENATED MODULE: ./src/safeguards/rehearsal.ts
 // Migration rehearsal: before the live handoff, the pre-upgrade backup is restored into a scratch
 // database on the node's own server and the NEW image's `node db migrate` runs against it in a
@@ -82216,6 +82271,7 @@ var pgtools = __nccwpck_require__(5126);
 // new binary knows its migrations). Its duration is what the new node will spend migrating before
 // it serves (docs/node-facts.md §4: the HTTP port stays closed until migrations are done). The
 // scratch database is dropped whatever happens.
+
 
 
 
@@ -82245,7 +82301,7 @@ function rehearsalEnv(env, url) {
         out.push(`${k}=${url}`);
     return out;
 }
-async function rehearseMigration(ctx, view, leader, backupFile, { newImage, imageId, identity, timeoutMs }) {
+async function rehearseMigration(ctx, view, leader, backupFile, { newImage, imageId, identity, timeoutMs, copyUnchecked }) {
     const { docker, report, log } = ctx;
     const containerUrl = view.config.databaseUrl ?? view.databaseUrl;
     const m = await (0,manifest/* readManifest */.WI)((0,manifest/* manifestPathFor */.ev)(backupFile));
@@ -82254,6 +82310,16 @@ async function rehearseMigration(ctx, view, leader, backupFile, { newImage, imag
     const conn = (0,pgtools/* parseConn */.s_)(view.databaseUrl);
     const name = `${SCRATCH_PREFIX}${(0,external_node_crypto_.randomBytes)(4).toString('hex')}`;
     const admin = await (0,pgtools/* pgClient */.Te)(conn);
+    // the scratch copy lives on the production server while the node serves: never one that may fill it
+    try {
+        const fits = await (0,space/* copyFits */.GC)(admin, new URL(conn.safeUrl).hostname, conn.database);
+        if (!fits.ok && !(fits.unknown && copyUnchecked))
+            throw new errors/* OperationError */.OK(`Input 'rehearse-migration': ${fits.why}; nothing of the node was touched${fits.unknown ? ". Set 'db-copy-unchecked: true' when you know the server has room" : ''}`);
+    }
+    catch (e) {
+        await admin.end().catch(() => undefined);
+        throw e;
+    }
     report.step('rehearsal', `restore ${backupFile} into scratch database ${name}`);
     try {
         await admin.query(`CREATE DATABASE ${(0,db/* ident */.bD)(name)}`);
@@ -82547,7 +82613,8 @@ async function preUpgradeBackup(ctx, p, ch, r) {
                 newImage: ch.createRef,
                 imageId: ch.imageId,
                 identity: ctx.inputs.backupIdentity,
-                timeoutMs: ctx.inputs.readyTimeoutMs
+                timeoutMs: ctx.inputs.readyTimeoutMs,
+                copyUnchecked: ctx.inputs.dbCopyUnchecked
             });
         }
         catch (e) {
@@ -82923,7 +82990,8 @@ async function restoreForRollback(ctx, link, file) {
             identity: ctx.inputs.backupIdentity,
             log: ctx.log,
             signal: ctx.signal,
-            keepPrevious: true
+            keepPrevious: true,
+            copyUnchecked: ctx.inputs.dbCopyUnchecked
         });
     }
     finally {

@@ -15,7 +15,7 @@ import { Transform } from 'node:stream'
 import { dumpDirectory, listingDigest, removeDir } from './dirformat.js'
 import { Progress } from './progress.js'
 import { parallelJobs } from './restore-parallel.js'
-import { ensureSpace, freeBytes, MARGIN, measuredRatios } from './space.js'
+import { ensureSpace, freeBytes, MARGIN, measuredRatios, serverDataDir } from './space.js'
 import { PassThrough, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import {
@@ -99,18 +99,6 @@ async function tableStats(c: import('pg').Client): Promise<{ tables: number }> {
      WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'`
   )
   return { tables: Number(rows[0].n) }
-}
-
-/** Where the server keeps its data, when that is a directory of this host (else undefined). */
-async function serverDataDir(c: import('pg').Client, host: string): Promise<string | undefined> {
-  if (!/^(127\.0\.0\.1|localhost|::1|\[::1\]|)$/.test(host) && !host.startsWith('/')) return undefined
-  try {
-    const { rows } = await c.query<{ d: string }>("SELECT current_setting('data_directory') AS d")
-    await freeBytes(rows[0].d)
-    return rows[0].d
-  } catch {
-    return undefined
-  }
 }
 
 export interface BackupResult {

@@ -2,6 +2,7 @@
 // database size and the compression measured on earlier backups in the same directory, against
 // what the file system holding the directory has free. Refused before anything is written.
 import { statfs } from 'node:fs/promises'
+import { networkInterfaces } from 'node:os'
 import { dirname, resolve } from 'node:path'
 import { BackupError } from './pgtools.js'
 import type { BackupEntry } from './manifest.js'
@@ -63,4 +64,54 @@ export async function ensureSpace(dir: string, need: number, what: string, input
     throw new BackupError(
       `not enough free space in ${input} ${dir}: ${what} needs about ${MB(need)} (with ${Math.round((MARGIN - 1) * 100)}% margin), ${MB(free)} free; nothing was written. Free space there, lower backup-keep, or point ${input} at a larger disk`
     )
+}
+
+/** Loopback, a socket directory, or an address of one of this host's interfaces (the docker0
+ * gateway a node reaches the host's Postgres at). */
+function onThisHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '')
+  if (/^(127\.\d+\.\d+\.\d+|localhost|::1|)$/.test(h) || h.startsWith('/')) return true
+  return Object.values(networkInterfaces()).some((list) => (list ?? []).some((a) => a.address === h))
+}
+
+/** Where the server keeps its data, when that is a directory of this host (else undefined): its
+ * host is this host, and the role may read `data_directory` (a superuser, pg_read_all_settings). */
+export async function serverDataDir(c: import('pg').Client, host: string): Promise<string | undefined> {
+  if (!onThisHost(host)) return undefined
+  try {
+    const { rows } = await c.query<{ d: string }>("SELECT current_setting('data_directory') AS d")
+    await freeBytes(rows[0].d)
+    return rows[0].d
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Whether a full copy of `database` fits on its server beside it (a restore by swap, the migration
+ * rehearsal): the copy and the original live together until the swap or the drop, and a full disk
+ * under the live node's DB is a PANIC of the server (review N9). Unknown when the server's data
+ * directory is not on this host: `ok` is then false, and `unknown` says why.
+ */
+export async function copyFits(
+  c: import('pg').Client,
+  host: string,
+  database: string
+): Promise<{ ok: boolean; unknown?: boolean; why: string }> {
+  const { rows } = await c.query<{ b: string }>('SELECT pg_database_size($1) AS b', [database])
+  const need = Number(rows[0].b) * MARGIN
+  const dir = await serverDataDir(c, host)
+  if (!dir)
+    return {
+      ok: false,
+      unknown: true,
+      why: `the free space of the database server cannot be known from this host (its data directory is elsewhere, or the role may not read it); a copy of ${database} needs about ${MB(need)}`
+    }
+  const { free } = await freeBytes(dir)
+  if (need > free)
+    return {
+      ok: false,
+      why: `a copy of ${database} needs about ${MB(need)} (with ${Math.round((MARGIN - 1) * 100)}% margin) on the database server, ${MB(free)} free in ${dir}`
+    }
+  return { ok: true, why: `${MB(need)} needed, ${MB(free)} free in ${dir}` }
 }

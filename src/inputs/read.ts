@@ -231,6 +231,7 @@ export function readInputs(
     backupIdentity: identity,
     stopNode: bool(get, 'stop-node', false),
     restoreOtherNode: bool(get, 'restore-other-node', false),
+    dbCopyUnchecked: bool(get, 'db-copy-unchecked', false),
     dryRun: bool(get, 'dry-run', false),
     stateDir: absPath(get, 'state-dir', '/var/lib/chainlink-rollout')!,
     dockerHost,

@@ -39,6 +39,8 @@ export interface Inputs {
   stopNode: boolean
   /** restore: allow a backup recorded as another node's (src/backup/owner.ts) */
   restoreOtherNode: boolean
+  /** a full copy of the DB on its server even when its free space cannot be known */
+  dbCopyUnchecked: boolean
   dryRun: boolean
   stateDir: string
   dockerHost?: string

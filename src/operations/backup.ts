@@ -145,7 +145,8 @@ export async function restore(ctx: Context): Promise<OperationResult> {
           log,
           signal: ctx.signal,
           // dropped once the node is back: the drop's checkpoint is then not downtime
-          keepPrevious: order.length > 0
+          keepPrevious: order.length > 0,
+          copyUnchecked: inputs.dbCopyUnchecked
         })
       } catch (e) {
         // The restore runs in one transaction: the DB is as it was, so the node goes back up.

@@ -278,7 +278,8 @@ export async function preUpgradeBackup(ctx: Context, p: Prepared, ch: Change, r:
         newImage: ch.createRef,
         imageId: ch.imageId,
         identity: ctx.inputs.backupIdentity,
-        timeoutMs: ctx.inputs.readyTimeoutMs
+        timeoutMs: ctx.inputs.readyTimeoutMs,
+        copyUnchecked: ctx.inputs.dbCopyUnchecked
       })
     } catch (e) {
       if (!ctx.signal.aborted) journal.done('failed')

@@ -106,7 +106,8 @@ export async function restoreForRollback(
       identity: ctx.inputs.backupIdentity,
       log: ctx.log,
       signal: ctx.signal,
-      keepPrevious: true
+      keepPrevious: true,
+      copyUnchecked: ctx.inputs.dbCopyUnchecked
     })
   } finally {
     if (swap) link.db = await Database.connect(url)

@@ -85,7 +85,7 @@ export function describeEntry(e: QuarantineEntry): string {
 }
 
 /** What the run saw of its surroundings while the new image was tried. */
-export interface FaultEvidence {
+interface FaultEvidence {
   /** the error the run ended with (a rollback's reason for `rolled-back`) */
   reason: string
   /** the DB server started after the run began (a restart, a crash, a failover) */

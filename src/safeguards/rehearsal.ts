@@ -17,6 +17,7 @@ import { ident } from '../backup/db.js'
 import { feed, openArchive, restoreRunner } from '../backup/archive.js'
 import { manifestPathFor, readManifest } from '../backup/manifest.js'
 import { parseConn, pgClient, redact, run } from '../backup/pgtools.js'
+import { copyFits } from '../backup/space.js'
 
 /** one-off rehearsal containers are named `<node>-rehearsal-<id>`, scratch databases clr_rehearsal_<hex> */
 const SUFFIX_REHEARSAL = '-rehearsal-'
@@ -40,7 +41,7 @@ export function rehearsalEnv(env: string[], url: string): string[] {
 }
 
 /** What a rehearsal needs besides the node: the new image and the settings it runs under. */
-export interface Rehearsal {
+interface Rehearsal {
   /** the reference shown to the operator */
   newImage: string
   /** the verified image the container is created from (a tag may have moved since preflight) */
@@ -49,6 +50,8 @@ export interface Rehearsal {
   identity?: string
   /** how long `db migrate` may take */
   timeoutMs: number
+  /** input db-copy-unchecked: the copy even when the server's free space cannot be known */
+  copyUnchecked?: boolean
 }
 
 export async function rehearseMigration(
@@ -56,7 +59,7 @@ export async function rehearseMigration(
   view: NodeView,
   leader: NodeContainer,
   backupFile: string,
-  { newImage, imageId, identity, timeoutMs }: Rehearsal
+  { newImage, imageId, identity, timeoutMs, copyUnchecked }: Rehearsal
 ): Promise<number> {
   const { docker, report, log } = ctx
   const containerUrl = view.config.databaseUrl ?? view.databaseUrl
@@ -68,6 +71,17 @@ export async function rehearseMigration(
   const conn = parseConn(view.databaseUrl)
   const name = `${SCRATCH_PREFIX}${randomBytes(4).toString('hex')}`
   const admin = await pgClient(conn)
+  // the scratch copy lives on the production server while the node serves: never one that may fill it
+  try {
+    const fits = await copyFits(admin, new URL(conn.safeUrl).hostname, conn.database)
+    if (!fits.ok && !(fits.unknown && copyUnchecked))
+      throw new OperationError(
+        `Input 'rehearse-migration': ${fits.why}; nothing of the node was touched${fits.unknown ? ". Set 'db-copy-unchecked: true' when you know the server has room" : ''}`
+      )
+  } catch (e) {
+    await admin.end().catch(() => undefined)
+    throw e
+  }
   report.step('rehearsal', `restore ${backupFile} into scratch database ${name}`)
   try {
     await admin.query(`CREATE DATABASE ${ident(name)}`)
