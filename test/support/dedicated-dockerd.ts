@@ -32,6 +32,8 @@ export interface DockerdOptions {
   tls?: { port: number; dir: string; client: Docker.DockerOptions }
   /** the bridge's /24 (third octet of 10.231.x.0), chosen free when not given */
   subnet?: number
+  /** --live-restore: containers keep running while the daemon is down (a daemon option operators use) */
+  liveRestore?: boolean
 }
 
 function freeSubnet(): number {
@@ -129,7 +131,8 @@ export async function startDedicatedDockerd(o: DockerdOptions = {}): Promise<Ded
     '--ip-masq=false',
     '--storage-driver=overlay2',
     `--containerd-namespace=clr-test-${n}`,
-    `--containerd-plugins-namespace=clr-test-${n}-plugins`
+    `--containerd-plugins-namespace=clr-test-${n}-plugins`,
+    ...(o.liveRestore ? ['--live-restore'] : [])
   ]
   const api = new Docker(o.tls ? o.tls.client : { socketPath: sock })
   let child: ChildProcess | undefined
