@@ -155,7 +155,9 @@ async function oneRun(seed: number, k: number, daemons: Daemons): Promise<RunRow
         ? { oldImage: simImage(plan.from), newImage: simImage(plan.to ?? '2.19.0') }
         : undefined
     const cancelled = hookFaults.some((f, i) => f.kind === 'cancel' && run.fired[i])
-    row.violations.push(...(await truthful(plan.op, run, api, name, { upgrade, cancelled })))
+    row.violations.push(
+      ...(await truthful(plan.op, run, api, name, { upgrade, cancelled, failedSaysOld: plan.op !== 'repair' }))
+    )
     const runs: [string, ActionRun][] = [[plan.op, run]]
     // what the run wrote on the small disk is read before the disk goes
     if (unmount) row.violations.push(...noSecret('backup disk', run, [backupDir], SECRETS))
@@ -167,7 +169,9 @@ async function oneRun(seed: number, k: number, daemons: Daemons): Promise<RunRow
       repaired = await act({ operation: 'repair' })
       runs.push(['repair', repaired])
       row.results.push(summarise('repair', repaired))
-      row.violations.push(...(await truthful('repair', repaired, api, name, { upgrade, cancelled: false })))
+      row.violations.push(
+        ...(await truthful('repair', repaired, api, name, { upgrade, cancelled: false, failedSaysOld: false }))
+      )
     }
     const phase = journalPhase(stateDir)
     if (phase !== undefined && phase !== 'done') await repair()

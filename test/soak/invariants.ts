@@ -130,6 +130,8 @@ export interface Truth {
   upgrade?: { oldImage: string; newImage: string }
   /** the job was cancelled (SIGINT): the runner shows it cancelled, whatever main's exit code */
   cancelled: boolean
+  /** `failed` claims the old image (an upgrade's failure: support/end-state.ts); a failed repair claims nothing */
+  failedSaysOld: boolean
 }
 
 /**
@@ -161,7 +163,7 @@ export async function truthful(
     const want =
       result === 'upgraded' || result === 'unchanged'
         ? t.upgrade.newImage
-        : result === 'rolled-back' || result === 'failed'
+        : result === 'rolled-back' || (result === 'failed' && t.failedSaysOld)
           ? t.upgrade.oldImage
           : undefined
     if (want && st && st.image !== want)
