@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import type Docker from 'dockerode'
 import { createDb, docker, loadBed, removeContainers, simImage, uniqueName, type TestDb } from '../support/bed.js'
-import type { ActionRun } from '../support/action.js'
+import { visible, type ActionRun } from '../support/action.js'
 import { startNode } from '../support/node.js'
 import { runFaulted } from '../support/fault.js'
 import { startPgCluster, type PgCluster } from '../support/pg-cluster.js'
@@ -66,12 +66,23 @@ interface RunRow {
   ms: number
 }
 
+const ROOT = process.env.SOAK_ROOT ?? resolve(import.meta.dirname, '../..')
 const log = (s: string) => process.stderr.write(`[soak] ${s}\n`)
 const SECRETS = [loadBed().pg.password, 'clr-pg-cluster-password']
 const SOAK_PASSWORD_FREE = 'clr-soak'
 
 function summarise(label: string, r: ActionRun): string {
   return `${label}: exit ${r.exitCode}${r.outputs.result ? ` ${r.outputs.result}` : ''}${r.killed ? ' (killed)' : ''}${r.hung ? ' HUNG' : ''}`
+}
+
+/** Every run's output as the runner shows it, the evidence of a violation: build/soak-logs/. */
+function keepLogs(seed: number, k: number, runs: [string, ActionRun][]): void {
+  const dir = join(ROOT, 'build', 'soak-logs')
+  mkdirSync(dir, { recursive: true })
+  const text = runs
+    .map(([l, r]) => `=== ${summarise(l, r)}; outputs ${JSON.stringify(r.outputs)}\n${visible(r.stdout)}`)
+    .join('\n')
+  writeFileSync(join(dir, `seed-${seed}-run-${k}.log`), text)
 }
 
 async function oneRun(seed: number, k: number, daemons: Daemons): Promise<RunRow> {
@@ -204,6 +215,7 @@ async function oneRun(seed: number, k: number, daemons: Daemons): Promise<RunRow
             : `no container of the node answers /readyz 200 after repair, and neither repair nor status names a command to end it`
         })
     }
+    keepLogs(seed, k, runs)
     row.end = s.serving
       ? `${s.serving.ready?.split(prefix).join('<node>')} on ${s.serving.image?.split(':').pop()}`
       : 'not serving'
@@ -294,9 +306,8 @@ async function main() {
     await daemons.stopAll()
   }
   const md = table(args, rows)
-  const root = process.env.SOAK_ROOT ?? resolve(import.meta.dirname, '../..')
-  mkdirSync(join(root, 'build'), { recursive: true })
-  writeFileSync(join(root, 'build', 'soak.md'), md)
+  mkdirSync(join(ROOT, 'build'), { recursive: true })
+  writeFileSync(join(ROOT, 'build', 'soak.md'), md)
   process.stdout.write(md)
   process.exit(rows.some((r) => r.violations.length || r.error) ? 1 : 0)
 }
