@@ -5,7 +5,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { waitFor, type TestDb } from '../support/bed.js'
 import { visible, type ActionRun } from '../support/action.js'
-import { containerState, nodeUrl, readyz, writers } from '../support/node.js'
+import { nodeUrl, readyz, writers } from '../support/node.js'
 import { dbState, lastHeartbeat } from '../support/fault.js'
 
 export interface Violation {
@@ -79,8 +79,15 @@ export async function serving(
       detail: `${ready[0]} answers /readyz 200 but no node process holds the lease and writes (holder ${d?.holder}, processes ${d?.apps.join(',')}, last heartbeat ${hb?.app} ${hb?.agoMs} ms ago)`
     })
   }
-  const st = await containerState(ready[0], api)
-  return { serving: { ready: ready[0], image: st?.image }, violations: v }
+  const img = await imageIdOf(api, ready[0])
+  const tag = await api
+    .getImage(img?.id ?? '')
+    .inspect()
+    .then(
+      (i) => i.RepoTags?.map((x) => x.split(':').pop()).join('/'),
+      () => undefined
+    )
+  return { serving: { ready: ready[0], image: tag || img?.ref }, violations: v }
 }
 
 /** No row committed before the run lost, unless a restore was asked for. */
@@ -159,17 +166,41 @@ export async function truthful(
     v.push({ invariant: 'result true', detail: `${label}: exit ${run.exitCode} with result ${result}` })
   if (t.upgrade) {
     const who = run.outputs.leader || leader
-    const st = await containerState(who, api)
     const want =
       result === 'upgraded' || result === 'unchanged'
         ? t.upgrade.newImage
         : result === 'rolled-back' || (result === 'failed' && t.failedSaysOld)
           ? t.upgrade.oldImage
           : undefined
-    if (want && st && st.image !== want)
-      v.push({ invariant: 'result true', detail: `${label}: result ${result} but ${who} runs ${st.image}` })
+    // by image id: a container may be created from the verified image's id rather than its tag
+    // (docs/algorithm.md: the tag may have moved since preflight)
+    const runs = await imageIdOf(api, who)
+    const wantId = want
+      ? await api
+          .getImage(want)
+          .inspect()
+          .then(
+            (i) => i.Id,
+            () => undefined
+          )
+      : undefined
+    if (want && runs && wantId && runs.id !== wantId)
+      v.push({
+        invariant: 'result true',
+        detail: `${label}: result ${result} but ${who} runs ${runs.ref} (${runs.id.slice(7, 19)}), not ${want}`
+      })
   }
   return v
+}
+
+/** The image a container runs: its id, and the reference it was created from. */
+export async function imageIdOf(api: Docker, name: string): Promise<{ id: string; ref: string } | undefined> {
+  try {
+    const i = await api.getContainer(name).inspect()
+    return { id: i.Image, ref: i.Config.Image }
+  } catch {
+    return undefined
+  }
 }
 
 function textFiles(dir: string, out: string[] = []): string[] {
