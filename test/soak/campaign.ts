@@ -12,7 +12,7 @@ import type Docker from 'dockerode'
 import { createDb, docker, loadBed, removeContainers, simImage, uniqueName, type TestDb } from '../support/bed.js'
 import { visible, type ActionRun } from '../support/action.js'
 import { startNode } from '../support/node.js'
-import { runFaulted } from '../support/fault.js'
+import { dbState, runFaulted } from '../support/fault.js'
 import { startPgCluster, type PgCluster } from '../support/pg-cluster.js'
 import type { DedicatedDockerd } from '../support/dedicated-dockerd.js'
 import { Draw, describePlan, drawPlan, runRng, type Plan } from './draw.js'
@@ -73,6 +73,19 @@ const SOAK_PASSWORD_FREE = 'clr-soak'
 
 function summarise(label: string, r: ActionRun): string {
   return `${label}: exit ${r.exitCode}${r.outputs.result ? ` ${r.outputs.result}` : ''}${r.killed ? ' (killed)' : ''}${r.hung ? ' HUNG' : ''}`
+}
+
+/** Where a node that does not serve is: the DB's versions and the node's containers. */
+async function evidence(api: Docker, prefix: string, db: TestDb): Promise<string> {
+  const d = await dbState(db).catch(() => undefined)
+  const cs = (await api.listContainers({ all: true })).filter((c) => c.Names.some((n) => n.startsWith(`/${prefix}`)))
+  const states = await Promise.all(
+    cs.map(async (c) => {
+      const i = await api.getContainer(c.Id).inspect()
+      return `${c.Names[0].slice(1).split(prefix).join('<node>')} ${c.Image.split(':').pop()} ${i.State.Status} exit ${i.State.ExitCode} restarts ${i.RestartCount}`
+    })
+  )
+  return `evidence: goose ${d?.goose}, node_versions ${d?.nodeVersion}, lease holder ${d?.holder ?? 'none'}; ${states.join(', ')}`
 }
 
 /** Every run's output as the runner shows it, the evidence of a violation: build/soak-logs/. */
@@ -206,6 +219,7 @@ async function oneRun(seed: number, k: number, daemons: Daemons): Promise<RunRow
       const st = await act({ operation: 'status' })
       runs.push(['status', st])
       const cmd = (repaired && namedCommand(repaired)) ?? namedCommand(st)
+      if (!s.serving) row.results.push(await evidence(api, prefix, db))
       row.results.push(`${summarise('status', st)}${cmd ? ` names '${cmd}'` : ''}`)
       if (!cmd)
         row.violations.push({
