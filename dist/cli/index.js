@@ -83288,14 +83288,22 @@ async function rollPair(ctx, p, ch, deps) {
         journal.step('standby-started', { id: next.id });
         report.step('standby started', `'${next.name}' on ${ch.createRef} (${(0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_2__/* .describePorts */ .QP)(next.info)})`);
         const fresh = next;
-        next = await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .standbyOrUndo */ .Pv)(ctx, p, r, fresh, async () => {
-            // the leader was never touched: put the old standby back
-            await docker.remove(fresh.id);
-            await docker.rename(other.info.Id, other.name);
-            await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .restoreRestartPolicy */ .o8)(ctx, other.info.Id, other.info);
-            await docker.start(other.info.Id);
-            report.step('standby restored', `'${other.name}' back on ${other.image}; '${leader.name}' was never touched (gap 0)`);
-        }, ch.window);
+        try {
+            next = await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .standbyOrUndo */ .Pv)(ctx, p, r, fresh, async () => {
+                // the leader was never touched: put the old standby back
+                await docker.remove(fresh.id);
+                await docker.rename(other.info.Id, other.name);
+                await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .restoreRestartPolicy */ .o8)(ctx, other.info.Id, other.info);
+                await docker.start(other.info.Id);
+                report.step('standby restored', `'${other.name}' back on ${other.image}; '${leader.name}' was never touched (gap 0)`);
+            }, ch.window);
+        }
+        catch (e) {
+            // the lock left the leader before the handoff: the way back is the rollback, DB included
+            if (e instanceof _steps_js__WEBPACK_IMPORTED_MODULE_8__/* .LockLeftLeader */ .Mm)
+                return (0,_outcome_js__WEBPACK_IMPORTED_MODULE_6__/* .recover */ .l)(ctx, p, ch, r, e, deps.rollback);
+            throw e;
+        }
     }
     try {
         // 2. Hand off to it.
@@ -83974,12 +83982,21 @@ async function rollSingle(ctx, p, ch, deps) {
     (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .replaceCreated */ .xm)(r, standby);
     r.journal.step('standby-started', { id: standby.id });
     report.step('standby started', `'${standby.name}' (${(0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_1__/* .describePorts */ .QP)(standby.info)})`);
-    const waiting = await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .standbyOrUndo */ .Pv)(ctx, p, r, standby, async () => {
-        await docker.remove(standby.id);
-        if (kept)
-            await docker.remove(kept.id);
-        report.step('standby removed', `'${name}' was never touched (gap 0)`);
-    }, ch.window);
+    let waiting;
+    try {
+        waiting = await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .standbyOrUndo */ .Pv)(ctx, p, r, standby, async () => {
+            await docker.remove(standby.id);
+            if (kept)
+                await docker.remove(kept.id);
+            report.step('standby removed', `'${name}' was never touched (gap 0)`);
+        }, ch.window);
+    }
+    catch (e) {
+        // the lock left the leader before the handoff: the way back is the rollback, DB included
+        if (e instanceof _steps_js__WEBPACK_IMPORTED_MODULE_8__/* .LockLeftLeader */ .Mm)
+            return (0,_outcome_js__WEBPACK_IMPORTED_MODULE_6__/* .recover */ .l)(ctx, p, ch, kept ? { ...r, created: [...r.created, kept] } : r, e, deps.rollback);
+        throw e;
+    }
     // In the docs' layout clients use the published port, which a second handoff leaves dark
     // from the first handoff to the second: measure it as they see it.
     const portUrl = finish !== 'rename' ? publishedUrl(leader.info, link.config.httpPort) : undefined;
@@ -84112,6 +84129,7 @@ const FINISHES = {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   Ld: () => (/* binding */ noRestart),
+/* harmony export */   Mm: () => (/* binding */ LockLeftLeader),
 /* harmony export */   Pv: () => (/* binding */ standbyOrUndo),
 /* harmony export */   aq: () => (/* binding */ previousIsKept),
 /* harmony export */   jL: () => (/* binding */ WindowClosed),
@@ -84122,6 +84140,7 @@ const FINISHES = {
 /* harmony import */ var _handoff_clone_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(9196);
 /* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(4145);
 /* harmony import */ var _handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(8507);
+/* harmony import */ var _node_lock_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(4349);
 /* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(5762);
 /* harmony import */ var _safeguards_window_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(1827);
 
@@ -84130,8 +84149,30 @@ const FINISHES = {
 
 
 
+
 /** The upgrade window closed while the run waited (host lock, backup, rehearsal, standby): nothing was stopped. */
 class WindowClosed extends Error {
+}
+/**
+ * The standby gate failed after the lock had already left the leader (the leader crashed or
+ * stalled and the new node took the lease, maybe migrating the DB): there is nothing to undo, the
+ * way back is the rollback, DB included.
+ */
+class LockLeftLeader extends Error {
+}
+/** Whether the leader still holds the lock and the DB is where preflight found it; undefined when the DB does not say. */
+async function leaderUntouched(p) {
+    try {
+        const lock = await (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .readLockState */ .T8)(p.link.db, p.link.mode, p.link.config.advisoryLockId);
+        const now = await p.link.db.version();
+        const before = p.view.dbVersion;
+        if (now.goose !== before.goose || now.nodeVersion !== before.nodeVersion)
+            return false;
+        return !lock.holder || (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .sameApp */ .oQ)(lock.holder, p.view.lock.holder);
+    }
+    catch {
+        return undefined;
+    }
 }
 /**
  * The standby-ready gate of a new container before any handoff: on failure its logs go to the
@@ -84154,6 +84195,11 @@ async function standbyOrUndo(ctx, p, r, m, undo, window = []) {
         // none): not a standby to undo but a rollback, run from the journal by the post step or repair
         if (!(await ctx.docker.inspect(p.leader.info.Id))?.State.Running)
             throw e;
+        // the lock or the DB already moved (seed 7, run 12 of the fault campaign: the leader killed,
+        // the standby took the lease and migrated): undoing the standby would leave the old leader on
+        // a migrated DB, crash-looping on the version gate
+        if ((await leaderUntouched(p)) === false)
+            throw new LockLeftLeader(`${e.message}; the lock or the database had already left '${p.leader.name}', so the standby is not simply removed: the run rolls back`);
         await undo();
         r.journal.done('failed');
         throw e;
@@ -84314,6 +84360,9 @@ function notTheImage(e) {
         return 'the database server restarted during the run';
     if (e.daemonOutages > 0)
         return 'the Docker daemon was out of reach during the run';
+    // a standby that takes a lease its leader let run out does what any node does (rollout/steps.ts)
+    if (/the lock or the database had already left '/.test(e.reason))
+        return 'the leader lost the lock before the handoff (it stalled or crashed)';
     if (/\b(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|socket hang up|Connection terminated|terminating connection due to administrator command|the database system is (starting up|shutting down|in recovery mode)|cannot reach the Docker Engine)\b/i.test(e.reason))
         return 'the run lost the database or the Docker daemon';
     return undefined;

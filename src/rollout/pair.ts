@@ -18,7 +18,7 @@ import {
   type Prepared,
   type RolloutDeps
 } from './plan.js'
-import { noRestart, restoreRestartPolicy, standbyOrUndo } from './steps.js'
+import { LockLeftLeader, noRestart, restoreRestartPolicy, standbyOrUndo } from './steps.js'
 
 /** The rollout of a failover pair; `deps` are the backup before it and the rollback after a failure. */
 export async function rollPair(ctx: Context, p: Prepared, ch: Change, deps: RolloutDeps): Promise<OperationResult> {
@@ -63,24 +63,30 @@ export async function rollPair(ctx: Context, p: Prepared, ch: Change, deps: Roll
     journal.step('standby-started', { id: next.id })
     report.step('standby started', `'${next.name}' on ${ch.createRef} (${describePorts(next.info)})`)
     const fresh = next
-    next = await standbyOrUndo(
-      ctx,
-      p,
-      r,
-      fresh,
-      async () => {
-        // the leader was never touched: put the old standby back
-        await docker.remove(fresh.id)
-        await docker.rename(other.info.Id, other.name)
-        await restoreRestartPolicy(ctx, other.info.Id, other.info)
-        await docker.start(other.info.Id)
-        report.step(
-          'standby restored',
-          `'${other.name}' back on ${other.image}; '${leader.name}' was never touched (gap 0)`
-        )
-      },
-      ch.window
-    )
+    try {
+      next = await standbyOrUndo(
+        ctx,
+        p,
+        r,
+        fresh,
+        async () => {
+          // the leader was never touched: put the old standby back
+          await docker.remove(fresh.id)
+          await docker.rename(other.info.Id, other.name)
+          await restoreRestartPolicy(ctx, other.info.Id, other.info)
+          await docker.start(other.info.Id)
+          report.step(
+            'standby restored',
+            `'${other.name}' back on ${other.image}; '${leader.name}' was never touched (gap 0)`
+          )
+        },
+        ch.window
+      )
+    } catch (e) {
+      // the lock left the leader before the handoff: the way back is the rollback, DB included
+      if (e instanceof LockLeftLeader) return recover(ctx, p, ch, r, e, deps.rollback)
+      throw e
+    }
   }
   try {
     // 2. Hand off to it.

@@ -26,7 +26,7 @@ import {
   type RolloutDeps,
   type RolloutRecord
 } from './plan.js'
-import { keepCopy, noRestart, previousIsKept, standbyOrUndo } from './steps.js'
+import { keepCopy, LockLeftLeader, noRestart, previousIsKept, standbyOrUndo } from './steps.js'
 
 /** The node's HTTP port as published on the host (0.0.0.0 probed on 127.0.0.1). */
 function publishedUrl(info: ContainerInfo, httpPort: number): string | undefined {
@@ -70,18 +70,26 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change, deps: Ro
   replaceCreated(r, standby)
   r.journal.step('standby-started', { id: standby.id })
   report.step('standby started', `'${standby.name}' (${describePorts(standby.info)})`)
-  const waiting = await standbyOrUndo(
-    ctx,
-    p,
-    r,
-    standby,
-    async () => {
-      await docker.remove(standby.id)
-      if (kept) await docker.remove(kept.id)
-      report.step('standby removed', `'${name}' was never touched (gap 0)`)
-    },
-    ch.window
-  )
+  let waiting: Awaited<ReturnType<typeof standbyOrUndo>>
+  try {
+    waiting = await standbyOrUndo(
+      ctx,
+      p,
+      r,
+      standby,
+      async () => {
+        await docker.remove(standby.id)
+        if (kept) await docker.remove(kept.id)
+        report.step('standby removed', `'${name}' was never touched (gap 0)`)
+      },
+      ch.window
+    )
+  } catch (e) {
+    // the lock left the leader before the handoff: the way back is the rollback, DB included
+    if (e instanceof LockLeftLeader)
+      return recover(ctx, p, ch, kept ? { ...r, created: [...r.created, kept] } : r, e, deps.rollback)
+    throw e
+  }
   // In the docs' layout clients use the published port, which a second handoff leaves dark
   // from the first handoff to the second: measure it as they see it.
   const portUrl = finish !== 'rename' ? publishedUrl(leader.info, link.config.httpPort) : undefined

@@ -8,12 +8,33 @@ import { containerName, type ContainerInfo } from '../docker/client.js'
 import { failedContainerLogs, standbyReady } from '../handoff/gate-loops.js'
 import type { Proven } from '../handoff/gates.js'
 import type { Member } from '../handoff/types.js'
+import { readLockState, sameApp } from '../node/lock.js'
 import type { JournalWriter } from '../journal/journal.js'
 import { SUFFIX_PREVIOUS, type Change, type Prepared, type RolloutRecord } from './plan.js'
 import { describeOpening, isOpen, nextOpening } from '../safeguards/window.js'
 
 /** The upgrade window closed while the run waited (host lock, backup, rehearsal, standby): nothing was stopped. */
 export class WindowClosed extends Error {}
+
+/**
+ * The standby gate failed after the lock had already left the leader (the leader crashed or
+ * stalled and the new node took the lease, maybe migrating the DB): there is nothing to undo, the
+ * way back is the rollback, DB included.
+ */
+export class LockLeftLeader extends Error {}
+
+/** Whether the leader still holds the lock and the DB is where preflight found it; undefined when the DB does not say. */
+async function leaderUntouched(p: Prepared): Promise<boolean | undefined> {
+  try {
+    const lock = await readLockState(p.link.db, p.link.mode, p.link.config.advisoryLockId)
+    const now = await p.link.db.version()
+    const before = p.view.dbVersion
+    if (now.goose !== before.goose || now.nodeVersion !== before.nodeVersion) return false
+    return !lock.holder || sameApp(lock.holder, p.view.lock.holder)
+  } catch {
+    return undefined
+  }
+}
 
 /**
  * The standby-ready gate of a new container before any handoff: on failure its logs go to the
@@ -39,6 +60,13 @@ export async function standbyOrUndo(
     // the leader stopped as well (a Docker daemon restart stops every container and may start
     // none): not a standby to undo but a rollback, run from the journal by the post step or repair
     if (!(await ctx.docker.inspect(p.leader.info.Id))?.State.Running) throw e
+    // the lock or the DB already moved (seed 7, run 12 of the fault campaign: the leader killed,
+    // the standby took the lease and migrated): undoing the standby would leave the old leader on
+    // a migrated DB, crash-looping on the version gate
+    if ((await leaderUntouched(p)) === false)
+      throw new LockLeftLeader(
+        `${(e as Error).message}; the lock or the database had already left '${p.leader.name}', so the standby is not simply removed: the run rolls back`
+      )
     await undo()
     r.journal.done('failed')
     throw e

@@ -103,6 +103,9 @@ interface FaultEvidence {
 export function notTheImage(e: FaultEvidence): string | undefined {
   if (e.dbRestarted) return 'the database server restarted during the run'
   if (e.daemonOutages > 0) return 'the Docker daemon was out of reach during the run'
+  // a standby that takes a lease its leader let run out does what any node does (rollout/steps.ts)
+  if (/the lock or the database had already left '/.test(e.reason))
+    return 'the leader lost the lock before the handoff (it stalled or crashed)'
   if (
     /\b(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|socket hang up|Connection terminated|terminating connection due to administrator command|the database system is (starting up|shutting down|in recovery mode)|cannot reach the Docker Engine)\b/i.test(
       e.reason

@@ -128,6 +128,27 @@ describe('single node: the new leader fails its health gate', () => {
     expect(journalOf(ctx)).toMatchObject({ phase: 'done', result: 'rolled-back' })
   })
 
+  test('the lock left the leader before the handoff (the standby took it and migrated): rolled back, DB included', async () => {
+    // the fault campaign's seed 7, run 12: the leader killed during the backup restarts under its
+    // policy, the standby takes the lease first and migrates; removing the standby as "never
+    // touched" left the old leader crash-looping on a migrated DB
+    w.images.set(NEW, { migratesTo: 200, takesLeaseAtStart: true })
+    const ctx = w.context()
+    const p = await prepared(undefined, { ...FAST, readyMs: 8000 })
+    const r = await rollSingle(ctx, p, upgrade, deps)
+    expect(r).toMatchObject({ result: 'rolled-back', ok: false })
+    expectInOrder(w.events, [
+      'start chainlink-rollout-next',
+      'migrate 200',
+      'stop chainlink-rollout-next',
+      `run-once ${NEW} node -config /chainlink/config.toml -secrets /chainlink/secrets.toml db rollback 100`,
+      'start chainlink'
+    ])
+    expect(w.db.goose).toBe(100)
+    expect(w.holder).toBe(w.byName('chainlink')?.appId)
+    expect(w.byName('chainlink')?.info.Config.Image).toBe(OLD)
+  })
+
   test('the tag moved since preflight: the standby and the final container run the verified image', async () => {
     // the tag now names a crashing image; preflight verified another one (review F19)
     w.images.set(NEW, { exitsWith: 1 })

@@ -88,6 +88,14 @@ describe('notTheImage: only what the image did quarantines it (review N16)', () 
     ['the new image never got ready: quarantined', {}, undefined],
     ['the standby exited: quarantined', { reason: "standby 'x-rollout-next' exited 1" }, undefined],
     ['the DB server restarted during the run', { dbRestarted: true }, /database server restarted/],
+    [
+      'the leader lost the lock before the handoff',
+      {
+        reason:
+          "the lock moved to app x before the handoff; the lock or the database had already left 'chainlink', so ..."
+      },
+      /leader lost the lock/
+    ],
     ['the daemon was out of reach during the run', { daemonOutages: 2 }, /Docker daemon was out of reach/],
     [
       'the run lost the DB (connection refused)',
