@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals'
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createDb, removeContainers, uniqueName, type TestDb } from '../support/bed.js'
+import { createDb, removeContainers, uniqueName, waitFor, type TestDb } from '../support/bed.js'
 import { runAction, visible } from '../support/action.js'
 import { startNode } from '../support/node.js'
 
@@ -21,8 +21,29 @@ afterAll(async () => {
 
 describe('status', () => {
   test('names the leader of a node and its waiting standby, with lock, versions and health', async () => {
+    // a retry of this test starts over: containers of a failed try are gone first
+    await removeContainers(`${prefix}-`)
     await startNode({ name: `${prefix}-a`, tag: '2.19.0', db })
     await startNode({ name: `${prefix}-b`, tag: '2.19.0', db, noWait: true })
+    // the standby waits for the lock once it has its DB session: two node apps on the DB
+    // (on a loaded host its boot can outlast the start of the status run)
+    await waitFor(
+      'the standby waiting with a DB session',
+      async () => {
+        const c = await db.client()
+        try {
+          const q = await c.query(
+            "SELECT count(DISTINCT application_name) AS n FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'Chainlink%'",
+            [db.name]
+          )
+          return Number(q.rows[0].n) >= 2
+        } finally {
+          await c.end()
+        }
+      },
+      60_000,
+      200
+    )
     const r = await runAction({
       operation: 'status',
       container: `${prefix}-b`,
