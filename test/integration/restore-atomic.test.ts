@@ -89,6 +89,25 @@ async function writeAfterBackup(what: string): Promise<void> {
   await c.end()
 }
 
+/** A directory backup, a row written after it, and a zstd first on PATH whose every -d feeds
+ * part of its file, then fails. */
+async function directoryBackupWithBrokenZstd(after: string) {
+  const set = await createBackup({
+    databaseUrl: db.url,
+    dir: join(stateDir, 'backups'),
+    kind: 'scheduled',
+    format: 'directory',
+    log: linesLog()
+  })
+  await writeAfterBackup(after)
+  const before = await snapshot()
+  const dir = wrapperDir(
+    'zstd',
+    `case " $* " in *" -d "*) ${real('zstd')} "$@" | head -c 1000000; exit 1;; esac\nexec ${real('zstd')} "$@"`
+  )
+  return { set, before, dir }
+}
+
 /** After a failed restore: the node runs again, leads and serves, on its own data. */
 async function expectNodeBackOnItsData(upTo: number): Promise<void> {
   await waitReady({ name }, 60000)
@@ -225,20 +244,7 @@ describe('restore with stop-node, broken while it streams: the database as it wa
   })
 
   test("a directory backup's decompression breaks, restored in one transaction (another session on the database)", async () => {
-    const set = await createBackup({
-      databaseUrl: db.url,
-      dir: join(stateDir, 'backups'),
-      kind: 'scheduled',
-      format: 'directory',
-      log: linesLog()
-    })
-    await writeAfterBackup('written after the directory backup')
-    const before = await snapshot()
-    // every zstd -d feeds part of its file, then fails
-    const dir = wrapperDir(
-      'zstd',
-      `case " $* " in *" -d "*) ${real('zstd')} "$@" | head -c 1000000; exit 1;; esac\nexec ${real('zstd')} "$@"`
-    )
+    const { set, before, dir } = await directoryBackupWithBrokenZstd('written after the directory backup')
     // a session that is no node's: the swap is not possible, the one-transaction fallback runs
     const other = await db.client()
     try {
@@ -257,19 +263,7 @@ describe('restore with stop-node, broken while it streams: the database as it wa
   })
 
   test("a directory backup's decompression breaks during a restore by swap: never swapped in", async () => {
-    const set = await createBackup({
-      databaseUrl: db.url,
-      dir: join(stateDir, 'backups'),
-      kind: 'scheduled',
-      format: 'directory',
-      log: linesLog()
-    })
-    await writeAfterBackup('written after the second directory backup')
-    const before = await snapshot()
-    const dir = wrapperDir(
-      'zstd',
-      `case " $* " in *" -d "*) ${real('zstd')} "$@" | head -c 1000000; exit 1;; esac\nexec ${real('zstd')} "$@"`
-    )
+    const { set, before, dir } = await directoryBackupWithBrokenZstd('written after the second directory backup')
     const r = await act(
       { operation: 'restore', 'backup-file': set.file, 'stop-node': 'true' },
       { env: { PATH: `${dir}:${PATH}` } }

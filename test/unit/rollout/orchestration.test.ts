@@ -64,6 +64,16 @@ async function prepared(other?: NodeContainer, t = FAST): Promise<Prepared> {
   return { view, leader, other, link, t }
 }
 
+/** A pre-upgrade backup set as the rollback finds it: a manifest beside the dump (never read further). */
+function backupSet(dump: 'pre.dump' | 'pre.dump.d'): string {
+  const dir = mkdtempSync(join(tmpdir(), 'orch-backup-'))
+  writeFileSync(
+    join(dir, 'pre.json'),
+    JSON.stringify({ format: 'chainlink-rollout-backup', createdAt: new Date().toISOString(), encrypted: false })
+  )
+  return join(dir, dump)
+}
+
 const journalOf = (ctx: Context) => readJournal(ctx.inputs.stateDir, nodeKey(ctx.inputs))
 const touches = (name: string) => (e: string) => / /.test(e) && e.split(' ')[1] === name && !e.startsWith('create')
 
@@ -257,12 +267,7 @@ describe('rollback on its own', () => {
     // done while the node is down, that would be downtime
     const { ctx, p, plan } = await afterFailedHandoff(true)
     plan.dbRollback = 'restore'
-    const dir = mkdtempSync(join(tmpdir(), 'orch-backup-'))
-    const file = join(dir, 'pre.dump.d')
-    writeFileSync(
-      join(dir, 'pre.json'),
-      JSON.stringify({ format: 'chainlink-rollout-backup', createdAt: new Date().toISOString() })
-    )
+    const file = backupSet('pre.dump.d')
     const restore = async (_c: Context, _l: unknown, f: string) => {
       w.events.push(`restore ${basename(f)}`)
       w.db = { ...w.db, goose: p.view.dbVersion.goose }
@@ -282,12 +287,7 @@ describe('rollback on its own', () => {
   test('the down-migration fails and a backup exists: restored instead, the previous container leads', async () => {
     const { ctx, p, plan } = await afterFailedHandoff(true)
     w.images.set(NEW, { migratesTo: 200, downFails: true })
-    const dir = mkdtempSync(join(tmpdir(), 'orch-backup-'))
-    const file = join(dir, 'pre.dump')
-    writeFileSync(
-      join(dir, 'pre.json'),
-      JSON.stringify({ format: 'chainlink-rollout-backup', createdAt: new Date().toISOString(), encrypted: false })
-    )
+    const file = backupSet('pre.dump')
     const restore = async (_c: Context, _l: unknown, f: string) => {
       w.events.push(`restore ${basename(f)}`)
       w.db = { ...p.view.dbVersion }
@@ -335,12 +335,7 @@ describe('rollback on its own', () => {
 
   test('the DB is restored but the node does not come back: the contents it replaced are kept and the error says how to swap them back', async () => {
     const { ctx, p, plan } = await afterFailedHandoff(true)
-    const dir = mkdtempSync(join(tmpdir(), 'orch-backup-'))
-    const file = join(dir, 'pre.dump.d')
-    writeFileSync(
-      join(dir, 'pre.json'),
-      JSON.stringify({ format: 'chainlink-rollout-backup', createdAt: new Date().toISOString() })
-    )
+    const file = backupSet('pre.dump.d')
     const restore = async (_c: Context, _l: unknown, f: string) => {
       w.events.push(`restore ${basename(f)}`)
       w.db = { ...w.db, goose: p.view.dbVersion.goose }
