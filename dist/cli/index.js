@@ -74144,7 +74144,7 @@ function chain(src, t) {
 
 /***/ }),
 
-/***/ 9246:
+/***/ 880:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -74159,6 +74159,50 @@ var external_node_fs_ = __nccwpck_require__(3024);
 var promises_ = __nccwpck_require__(1455);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
+;// CONCATENATED MODULE: ./src/backup/leftovers.ts
+// What a killed backup leaves in backup-dir, found and removed by the next backup.
+
+
+/** Older than any backup can run (pg_dump is bounded at 2 h): a temp file this old is nobody's. */
+const STALE_TEMP_MS = 3 * 3600_000;
+/**
+ * Temp files and directories of backups whose process is gone (`<final>.<pid>.tmp`, a manifest's
+ * `<path>.<pid>.<ms>.tmp`): a killed backup leaves them, and nothing else would ever remove them
+ * (review N11). Only ours (their prefix), only when their pid is not alive here, and only when
+ * older than any backup runs: a backup-dir shared with another host keeps that host's live ones.
+ */
+async function removeStaleTemps(dir) {
+    let names;
+    try {
+        names = await (0,promises_.readdir)(dir);
+    }
+    catch {
+        return [];
+    }
+    const removed = [];
+    for (const name of names) {
+        const m = /^chainlink-rollout-.*\.(\d+)(?:\.\d+)?\.tmp$/.exec(name);
+        if (!m || pidAlive(Number(m[1])))
+            continue;
+        const path = (0,external_node_path_.join)(dir, name);
+        const st = await (0,promises_.stat)(path).catch(() => undefined);
+        if (!st || Date.now() - st.mtimeMs < STALE_TEMP_MS)
+            continue;
+        await (0,promises_.rm)(path, { recursive: true, force: true });
+        removed.push(name);
+    }
+    return removed;
+}
+function pidAlive(pid) {
+    try {
+        process.kill(pid, 0);
+        return true;
+    }
+    catch (e) {
+        return e.code === 'EPERM';
+    }
+}
+
 // EXTERNAL MODULE: external "node:stream"
 var external_node_stream_ = __nccwpck_require__(7075);
 // EXTERNAL MODULE: ./src/backup/dirformat.ts
@@ -74448,6 +74492,7 @@ async function storeRootFiles(files, dir, base, recipient, log) {
 
 
 
+
 /** From this database size on, the directory layout is faster for the backup and for the restore
  * (the rollback's downtime): measured on the bed at 134 MiB, backup 2.6 s vs 3.6 s one file,
  * restore 3.3 s vs 4.3 s; at 511 MiB 5.1 s vs 8.1 s and 10.3 s vs 15.3 s (README.md, "Backups
@@ -74512,6 +74557,9 @@ async function createBackup(opts) {
         throw new pgtools/* BackupError */.hj('the directory layout cannot be encrypted: an encrypted backup is one file');
     if (format === 'directory' && (runner.via !== 'host' || !impl))
         throw new pgtools/* BackupError */.hj(`the directory layout needs the host's pg_dump and zstd (pg_dump runs ${runner.via === 'host' ? 'here but zstd is missing' : `in ${runner.via}`})`);
+    const stale = await removeStaleTemps(opts.dir);
+    if (stale.length)
+        log.info(`removed ${stale.length} temp file(s) of killed backups: ${stale.join(', ')}`);
     const ratios = (0,space/* measuredRatios */.Z4)(await (0,backup_manifest/* listBackups */.Cw)(opts.dir));
     const needFile = info.bytes * ratios.ratio * space/* MARGIN */.jS;
     // the directory's peak: uncompressed files waiting for compression, at worst all of them
@@ -76682,7 +76730,7 @@ __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __we
 /* harmony import */ var _operations_handoff_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(2416);
 /* harmony import */ var _operations_repair_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(936);
 /* harmony import */ var _operations_status_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(9986);
-/* harmony import */ var _operations_upgrade_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(2307);
+/* harmony import */ var _operations_upgrade_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(636);
 /* harmony import */ var _report_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(665);
 /* harmony import */ var _journal_journal_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(4896);
 // The command line: the action's engine for other CI systems, a cron or systemd timer and the
@@ -80951,8 +80999,8 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __nccwpck_require__(3916);
-// EXTERNAL MODULE: ./src/backup/create.ts + 2 modules
-var create = __nccwpck_require__(9246);
+// EXTERNAL MODULE: ./src/backup/create.ts + 3 modules
+var create = __nccwpck_require__(880);
 // EXTERNAL MODULE: ./src/backup/db.ts
 var db = __nccwpck_require__(7150);
 // EXTERNAL MODULE: ./src/backup/codec.ts + 1 modules
@@ -81457,6 +81505,8 @@ async function repairRestore(ctx, j, journal) {
 var rollback = __nccwpck_require__(5981);
 // EXTERNAL MODULE: ./src/rollout/migrate-down.ts
 var migrate_down = __nccwpck_require__(565);
+// EXTERNAL MODULE: ./src/safeguards/rehearsal.ts
+var rehearsal = __nccwpck_require__(9416);
 // EXTERNAL MODULE: ./src/rollout/steps.ts
 var steps = __nccwpck_require__(1218);
 // EXTERNAL MODULE: ./src/journal/host-lock.ts
@@ -81466,6 +81516,7 @@ var journal_journal = __nccwpck_require__(4896);
 // EXTERNAL MODULE: ./src/rollout/plan.ts
 var rollout_plan = __nccwpck_require__(5762);
 ;// CONCATENATED MODULE: ./src/operations/repair.ts
+
 
 
 
@@ -81532,6 +81583,13 @@ async function repair(ctx) {
                 await docker.remove(c.Id);
             }
         }
+        // so does a rehearsal's `db migrate` container (a run killed during its migration rehearsal)
+        for (const c of await docker.listByLabel(`${clone/* LABEL_ROLE */.os}=rehearsal`)) {
+            if (c.Names.some((n) => n.replace(/^\//, '').startsWith(leaderName + rehearsal/* SUFFIX_REHEARSAL */.M3))) {
+                report.step('remove', `${c.Names[0].replace(/^\//, '')} (a rehearsal container left by the interrupted run)`);
+                await docker.remove(c.Id);
+            }
+        }
         const ours = runId ? await docker.listByLabel(`${clone/* LABEL_RUN */.Bt}=${runId}`) : [];
         const createdInfos = [];
         for (const c of [...ours.map((x) => x.Id), ...leftovers.map((x) => x.Id)]) {
@@ -81542,6 +81600,8 @@ async function repair(ctx) {
         // right after an interruption the DB may be restarting: keep trying for a minute
         const { db, config, mode, databaseUrl } = await (0,connect/* connectNode */.jh)(ctx, previousInfo, { retryForMs: 60_000 });
         const journal = j && j.phase === 'in-progress' ? reopen(inputs.stateDir, key, j) : undefined;
+        if (journal)
+            await dropScratch(ctx, db, j);
         try {
             // the checks failing on the leader before the run, as its preflight recorded them
             const failingBefore = j?.plan.failingBefore;
@@ -81779,6 +81839,21 @@ async function nodeDown(ctx, names) {
     }
     return out;
 }
+/** The scratch copy a killed rehearsal left on the node's server (a full copy, keystore included). */
+async function dropScratch(ctx, db, j) {
+    for (const st of j.steps) {
+        const name = st.step === 'rehearsal' ? String(st.data?.scratch ?? '') : '';
+        if (!(0,rehearsal/* isScratchName */.gA)(name))
+            continue;
+        try {
+            await db.query(`DROP DATABASE IF EXISTS ${name}`);
+            ctx.report.step('remove', `scratch database ${name} (left by the interrupted run's rehearsal)`);
+        }
+        catch (e) {
+            ctx.report.note(`The interrupted run's scratch database ${name} could not be dropped: ${e.message}`);
+        }
+    }
+}
 
 
 /***/ }),
@@ -81929,7 +82004,7 @@ async function openJournal(ctx) {
 
 /***/ }),
 
-/***/ 2307:
+/***/ 636:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -82239,131 +82314,14 @@ var safeguards_window = __nccwpck_require__(1827);
 var rollback = __nccwpck_require__(5981);
 // EXTERNAL MODULE: ./src/rollout/backup-step.ts
 var backup_step = __nccwpck_require__(354);
-// EXTERNAL MODULE: ./src/backup/create.ts + 2 modules
-var create = __nccwpck_require__(9246);
+// EXTERNAL MODULE: ./src/backup/create.ts + 3 modules
+var create = __nccwpck_require__(880);
 // EXTERNAL MODULE: ./src/backup/retention.ts
 var retention = __nccwpck_require__(5668);
 // EXTERNAL MODULE: ./src/duration.ts
 var duration = __nccwpck_require__(7607);
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(7598);
-// EXTERNAL MODULE: ./src/handoff/container-spec.ts
-var container_spec = __nccwpck_require__(1229);
-// EXTERNAL MODULE: ./src/handoff/clone.ts
-var clone = __nccwpck_require__(9196);
-// EXTERNAL MODULE: ./src/node/db-command.ts
-var db_command = __nccwpck_require__(9208);
-// EXTERNAL MODULE: ./src/backup/db.ts
-var db = __nccwpck_require__(7150);
-// EXTERNAL MODULE: ./src/backup/archive.ts
-var archive = __nccwpck_require__(9696);
-// EXTERNAL MODULE: ./src/backup/manifest.ts
-var manifest = __nccwpck_require__(8726);
-// EXTERNAL MODULE: ./src/backup/pgtools.ts
-var pgtools = __nccwpck_require__(5126);
-// EXTERNAL MODULE: ./src/backup/space.ts
-var space = __nccwpck_require__(6920);
-;// CONCATENATED MODULE: ./src/safeguards/rehearsal.ts
-// Migration rehearsal: before the live handoff, the pre-upgrade backup is restored into a scratch
-// database on the node's own server and the NEW image's `node db migrate` runs against it in a
-// throwaway container (the node's own `db` subcommand: it takes no lock and starts no node, so no
-// second process with the node's keys ever runs; docs/node-facts.md §10 explains why only the
-// new binary knows its migrations). Its duration is what the new node will spend migrating before
-// it serves (docs/node-facts.md §4: the HTTP port stays closed until migrations are done). The
-// scratch database is dropped whatever happens.
-
-
-
-
-
-
-
-
-
-
-
-/** one-off rehearsal containers are named `<node>-rehearsal-<id>`, scratch databases clr_rehearsal_<hex> */
-const SUFFIX_REHEARSAL = '-rehearsal-';
-const SCRATCH_PREFIX = 'clr_rehearsal_';
-/** The node's DB URL as its container sees it, pointing at another database on the same server. */
-function scratchUrl(containerUrl, db) {
-    const u = new URL(containerUrl);
-    u.pathname = `/${encodeURIComponent(db)}`;
-    return u.toString();
-}
-/** The env of the rehearsal container: the node's own, its DB URL pointed at the scratch DB. */
-function rehearsalEnv(env, url) {
-    const keys = ['CL_DATABASE_URL', 'DATABASE_URL'];
-    const out = env.filter((e) => !keys.some((k) => e.startsWith(`${k}=`)));
-    const had = keys.filter((k) => env.some((e) => e.startsWith(`${k}=`)));
-    // a node configured through a -secrets file gets CL_DATABASE_URL, which overrides the file
-    for (const k of had.length ? had : ['CL_DATABASE_URL'])
-        out.push(`${k}=${url}`);
-    return out;
-}
-async function rehearseMigration(ctx, view, leader, backupFile, { newImage, imageId, identity, timeoutMs, copyUnchecked }) {
-    const { docker, report, log } = ctx;
-    const containerUrl = view.config.databaseUrl ?? view.databaseUrl;
-    const m = await (0,manifest/* readManifest */.WI)((0,manifest/* manifestPathFor */.ev)(backupFile));
-    if (m.encrypted && !identity)
-        throw new errors/* OperationError */.OK(`Input 'rehearse-migration': the pre-upgrade backup is encrypted; the rehearsal needs 'backup-identity' to restore it`);
-    const conn = (0,pgtools/* parseConn */.s_)(view.databaseUrl);
-    const name = `${SCRATCH_PREFIX}${(0,external_node_crypto_.randomBytes)(4).toString('hex')}`;
-    const admin = await (0,pgtools/* pgClient */.Te)(conn);
-    // the scratch copy lives on the production server while the node serves: never one that may fill it
-    try {
-        const fits = await (0,space/* copyFits */.GC)(admin, new URL(conn.safeUrl).hostname, conn.database);
-        if (!fits.ok && !(fits.unknown && copyUnchecked))
-            throw new errors/* OperationError */.OK(`Input 'rehearse-migration': ${fits.why}; nothing of the node was touched${fits.unknown ? ". Set 'db-copy-unchecked: true' when you know the server has room" : ''}`);
-    }
-    catch (e) {
-        await admin.end().catch(() => undefined);
-        throw e;
-    }
-    report.step('rehearsal', `restore ${backupFile} into scratch database ${name}`);
-    try {
-        await admin.query(`CREATE DATABASE ${(0,db/* ident */.bD)(name)}`);
-        const scratch = conn.withDatabase(name);
-        const runner = await (0,archive/* restoreRunner */.TC)(m.pgDump.version, undefined);
-        const r = (0,pgtools/* run */.eF)(runner, 'pg_restore', ['--no-owner', '--no-acl', '--exit-on-error', '-w', '-d', scratch.safeUrl], scratch, { stdin: true, signal: ctx.signal, what: 'rehearsal restore' });
-        await (0,archive/* feed */.hm)(await (0,archive/* openArchive */.p_)(backupFile, m, identity), r);
-        const info = leader.info;
-        const inv = (0,db_command/* dbInvocation */.j)(info.Config.Entrypoint, info.Config.Cmd, ['migrate']);
-        const spec = (0,container_spec/* cloneSpec */.hm)(info, {
-            name: `${leader.name}${SUFFIX_REHEARSAL}${Date.now().toString(36)}`,
-            image: imageId,
-            cmd: inv.cmd,
-            entrypoint: inv.entrypoint,
-            portBindings: {},
-            extraLabels: { [clone/* LABEL_ROLE */.os]: 'rehearsal' },
-            asService: false
-        });
-        // No published port, no restart, no health check: a one-off `db migrate` on the node's own
-        // network (the DB is reached as the node reaches it) that ends when the migrations do.
-        spec.Env = rehearsalEnv(spec.Env ?? [], scratchUrl(containerUrl, name));
-        spec.ExposedPorts = {};
-        spec.HostConfig = { ...spec.HostConfig, PortBindings: {}, PublishAllPorts: false, RestartPolicy: { Name: 'no' } };
-        spec.Healthcheck = { Test: ['NONE'] };
-        report.step('rehearsal', `${newImage} ${inv.cmd.join(' ')} against ${name}`);
-        const t0 = Date.now();
-        // ends with the job's cancellation: runOnce removes the container, the finally drops the copy
-        const res = await docker.runOnce(spec, timeoutMs, ctx.signal);
-        const ms = Date.now() - t0;
-        const tail = (0,pgtools/* redact */.E$)(res.output.trim().split('\n').slice(-3).join(' | '), conn.password);
-        if (res.exitCode !== 0)
-            throw new errors/* OperationError */.OK(`migration rehearsal failed: ${newImage} 'node db migrate' on a copy of the database exited ${res.exitCode} after ${(0,duration/* formatMs */._V)(ms)}: ${tail}`);
-        report.fact('Migration rehearsal', `${newImage} migrated a copy of the database in ${(0,duration/* formatMs */._V)(ms)}: expect about that long before the new node's StartUpHealthReport (its port is closed while it migrates)`);
-        return ms;
-    }
-    finally {
-        await admin
-            .query(`DROP DATABASE IF EXISTS ${(0,db/* ident */.bD)(name)} WITH (FORCE)`)
-            .then(() => log.info(`rehearsal: scratch database ${name} dropped`))
-            .catch((e) => log.warning(`rehearsal: could not drop scratch database ${name}: ${(0,pgtools/* redact */.E$)(e.message, conn.password)}`));
-        await admin.end().catch(() => undefined);
-    }
-}
-
+// EXTERNAL MODULE: ./src/safeguards/rehearsal.ts
+var rehearsal = __nccwpck_require__(9416);
 ;// CONCATENATED MODULE: ./src/operations/upgrade.ts
 // operation: upgrade (docs/algorithm.md steps 1-8): preflight changes nothing; same digest is
 // `unchanged`; then a single node or a failover pair is rolled onto the target image, after the
@@ -82609,12 +82567,13 @@ async function preUpgradeBackup(ctx, p, ch, r) {
         // on a copy of the database, before anything of the node is touched
         journal.step('rehearsal');
         try {
-            await rehearseMigration(ctx, p.view, p.leader, backupFile, {
+            await (0,rehearsal/* rehearseMigration */._g)(ctx, p.view, p.leader, backupFile, {
                 newImage: ch.createRef,
                 imageId: ch.imageId,
                 identity: ctx.inputs.backupIdentity,
                 timeoutMs: ctx.inputs.readyTimeoutMs,
-                copyUnchecked: ctx.inputs.dbCopyUnchecked
+                copyUnchecked: ctx.inputs.dbCopyUnchecked,
+                onScratch: (scratch) => journal.step('rehearsal', { scratch })
             });
         }
         catch (e) {
@@ -84360,12 +84319,143 @@ function notTheImage(e) {
         return 'the database server restarted during the run';
     if (e.daemonOutages > 0)
         return 'the Docker daemon was out of reach during the run';
+    // a node exits 0 only when stopped gracefully (docs/node-facts.md): nobody in this run stopped
+    // it, so the host did (a Docker daemon restart stops every container; seen in the fault rows)
+    if (/\bexit code 0\)/.test(e.reason))
+        return 'the new container was stopped from outside the run (exit 0)';
     // a standby that takes a lease its leader let run out does what any node does (rollout/steps.ts)
     if (/the lock or the database had already left '/.test(e.reason))
         return 'the leader lost the lock before the handoff (it stalled or crashed)';
     if (/\b(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|socket hang up|Connection terminated|terminating connection due to administrator command|the database system is (starting up|shutting down|in recovery mode)|cannot reach the Docker Engine)\b/i.test(e.reason))
         return 'the run lost the database or the Docker daemon';
     return undefined;
+}
+
+
+/***/ }),
+
+/***/ 9416:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   M3: () => (/* binding */ SUFFIX_REHEARSAL),
+/* harmony export */   _g: () => (/* binding */ rehearseMigration),
+/* harmony export */   gA: () => (/* binding */ isScratchName)
+/* harmony export */ });
+/* unused harmony exports scratchUrl, rehearsalEnv */
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7598);
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3916);
+/* harmony import */ var _handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(1229);
+/* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(7607);
+/* harmony import */ var _handoff_clone_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(9196);
+/* harmony import */ var _node_db_command_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(9208);
+/* harmony import */ var _backup_db_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(7150);
+/* harmony import */ var _backup_archive_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(9696);
+/* harmony import */ var _backup_manifest_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(8726);
+/* harmony import */ var _backup_pgtools_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(5126);
+/* harmony import */ var _backup_space_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(6920);
+// Migration rehearsal: before the live handoff, the pre-upgrade backup is restored into a scratch
+// database on the node's own server and the NEW image's `node db migrate` runs against it in a
+// throwaway container (the node's own `db` subcommand: it takes no lock and starts no node, so no
+// second process with the node's keys ever runs; docs/node-facts.md §10 explains why only the
+// new binary knows its migrations). Its duration is what the new node will spend migrating before
+// it serves (docs/node-facts.md §4: the HTTP port stays closed until migrations are done). The
+// scratch database is dropped whatever happens.
+
+
+
+
+
+
+
+
+
+
+
+/** one-off rehearsal containers are named `<node>-rehearsal-<id>`, scratch databases clr_rehearsal_<hex> */
+const SUFFIX_REHEARSAL = '-rehearsal-';
+const SCRATCH_PREFIX = 'clr_rehearsal_';
+/** A scratch database's name as the rehearsal makes it (repair drops only names of this form). */
+const isScratchName = (name) => /^clr_rehearsal_[0-9a-f]{8}$/.test(name);
+/** The node's DB URL as its container sees it, pointing at another database on the same server. */
+function scratchUrl(containerUrl, db) {
+    const u = new URL(containerUrl);
+    u.pathname = `/${encodeURIComponent(db)}`;
+    return u.toString();
+}
+/** The env of the rehearsal container: the node's own, its DB URL pointed at the scratch DB. */
+function rehearsalEnv(env, url) {
+    const keys = ['CL_DATABASE_URL', 'DATABASE_URL'];
+    const out = env.filter((e) => !keys.some((k) => e.startsWith(`${k}=`)));
+    const had = keys.filter((k) => env.some((e) => e.startsWith(`${k}=`)));
+    // a node configured through a -secrets file gets CL_DATABASE_URL, which overrides the file
+    for (const k of had.length ? had : ['CL_DATABASE_URL'])
+        out.push(`${k}=${url}`);
+    return out;
+}
+async function rehearseMigration(ctx, view, leader, backupFile, { newImage, imageId, identity, timeoutMs, copyUnchecked, onScratch }) {
+    const { docker, report, log } = ctx;
+    const containerUrl = view.config.databaseUrl ?? view.databaseUrl;
+    const m = await (0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_7__/* .readManifest */ .WI)((0,_backup_manifest_js__WEBPACK_IMPORTED_MODULE_7__/* .manifestPathFor */ .ev)(backupFile));
+    if (m.encrypted && !identity)
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .OperationError */ .OK(`Input 'rehearse-migration': the pre-upgrade backup is encrypted; the rehearsal needs 'backup-identity' to restore it`);
+    const conn = (0,_backup_pgtools_js__WEBPACK_IMPORTED_MODULE_8__/* .parseConn */ .s_)(view.databaseUrl);
+    const name = `${SCRATCH_PREFIX}${(0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.randomBytes)(4).toString('hex')}`;
+    const admin = await (0,_backup_pgtools_js__WEBPACK_IMPORTED_MODULE_8__/* .pgClient */ .Te)(conn);
+    // the scratch copy lives on the production server while the node serves: never one that may fill it
+    try {
+        const fits = await (0,_backup_space_js__WEBPACK_IMPORTED_MODULE_9__/* .copyFits */ .GC)(admin, new URL(conn.safeUrl).hostname, conn.database);
+        if (!fits.ok && !(fits.unknown && copyUnchecked))
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .OperationError */ .OK(`Input 'rehearse-migration': ${fits.why}; nothing of the node was touched${fits.unknown ? ". Set 'db-copy-unchecked: true' when you know the server has room" : ''}`);
+    }
+    catch (e) {
+        await admin.end().catch(() => undefined);
+        throw e;
+    }
+    report.step('rehearsal', `restore ${backupFile} into scratch database ${name}`);
+    try {
+        onScratch?.(name);
+        await admin.query(`CREATE DATABASE ${(0,_backup_db_js__WEBPACK_IMPORTED_MODULE_5__/* .ident */ .bD)(name)}`);
+        const scratch = conn.withDatabase(name);
+        const runner = await (0,_backup_archive_js__WEBPACK_IMPORTED_MODULE_6__/* .restoreRunner */ .TC)(m.pgDump.version, undefined);
+        const r = (0,_backup_pgtools_js__WEBPACK_IMPORTED_MODULE_8__/* .run */ .eF)(runner, 'pg_restore', ['--no-owner', '--no-acl', '--exit-on-error', '-w', '-d', scratch.safeUrl], scratch, { stdin: true, signal: ctx.signal, what: 'rehearsal restore' });
+        await (0,_backup_archive_js__WEBPACK_IMPORTED_MODULE_6__/* .feed */ .hm)(await (0,_backup_archive_js__WEBPACK_IMPORTED_MODULE_6__/* .openArchive */ .p_)(backupFile, m, identity), r);
+        const info = leader.info;
+        const inv = (0,_node_db_command_js__WEBPACK_IMPORTED_MODULE_4__/* .dbInvocation */ .j)(info.Config.Entrypoint, info.Config.Cmd, ['migrate']);
+        const spec = (0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_2__/* .cloneSpec */ .hm)(info, {
+            name: `${leader.name}${SUFFIX_REHEARSAL}${Date.now().toString(36)}`,
+            image: imageId,
+            cmd: inv.cmd,
+            entrypoint: inv.entrypoint,
+            portBindings: {},
+            extraLabels: { [_handoff_clone_js__WEBPACK_IMPORTED_MODULE_3__/* .LABEL_ROLE */ .os]: 'rehearsal' },
+            asService: false
+        });
+        // No published port, no restart, no health check: a one-off `db migrate` on the node's own
+        // network (the DB is reached as the node reaches it) that ends when the migrations do.
+        spec.Env = rehearsalEnv(spec.Env ?? [], scratchUrl(containerUrl, name));
+        spec.ExposedPorts = {};
+        spec.HostConfig = { ...spec.HostConfig, PortBindings: {}, PublishAllPorts: false, RestartPolicy: { Name: 'no' } };
+        spec.Healthcheck = { Test: ['NONE'] };
+        report.step('rehearsal', `${newImage} ${inv.cmd.join(' ')} against ${name}`);
+        const t0 = Date.now();
+        // ends with the job's cancellation: runOnce removes the container, the finally drops the copy
+        const res = await docker.runOnce(spec, timeoutMs, ctx.signal);
+        const ms = Date.now() - t0;
+        const tail = (0,_backup_pgtools_js__WEBPACK_IMPORTED_MODULE_8__/* .redact */ .E$)(res.output.trim().split('\n').slice(-3).join(' | '), conn.password);
+        if (res.exitCode !== 0)
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .OperationError */ .OK(`migration rehearsal failed: ${newImage} 'node db migrate' on a copy of the database exited ${res.exitCode} after ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_10__/* .formatMs */ ._V)(ms)}: ${tail}`);
+        report.fact('Migration rehearsal', `${newImage} migrated a copy of the database in ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_10__/* .formatMs */ ._V)(ms)}: expect about that long before the new node's StartUpHealthReport (its port is closed while it migrates)`);
+        return ms;
+    }
+    finally {
+        await admin
+            .query(`DROP DATABASE IF EXISTS ${(0,_backup_db_js__WEBPACK_IMPORTED_MODULE_5__/* .ident */ .bD)(name)} WITH (FORCE)`)
+            .then(() => log.info(`rehearsal: scratch database ${name} dropped`))
+            .catch((e) => log.warning(`rehearsal: could not drop scratch database ${name}: ${(0,_backup_pgtools_js__WEBPACK_IMPORTED_MODULE_8__/* .redact */ .E$)(e.message, conn.password)}`));
+        await admin.end().catch(() => undefined);
+    }
 }
 
 

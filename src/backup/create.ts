@@ -10,6 +10,7 @@
 // pg_restore -j N win on dump and even more on restore.
 import { createWriteStream } from 'node:fs'
 import { open, rename, stat, unlink } from 'node:fs/promises'
+import { removeStaleTemps } from './leftovers.js'
 import { basename, join } from 'node:path'
 import { Transform } from 'node:stream'
 import { dumpDirectory, listingDigest, removeDir } from './dirformat.js'
@@ -158,6 +159,8 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
     throw new BackupError(
       `the directory layout needs the host's pg_dump and zstd (pg_dump runs ${runner.via === 'host' ? 'here but zstd is missing' : `in ${runner.via}`})`
     )
+  const stale = await removeStaleTemps(opts.dir)
+  if (stale.length) log.info(`removed ${stale.length} temp file(s) of killed backups: ${stale.join(', ')}`)
   const ratios = measuredRatios(await listBackups(opts.dir))
   const needFile = info.bytes * ratios.ratio * MARGIN
   // the directory's peak: uncompressed files waiting for compression, at worst all of them

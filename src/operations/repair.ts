@@ -16,6 +16,7 @@ import { restoreForRollback } from '../rollout/backup-step.js'
 import { repairRestore } from './repair-restore.js'
 import { rollback } from '../rollout/rollback.js'
 import { SUFFIX_DB_ROLLBACK } from '../rollout/migrate-down.js'
+import { isScratchName, SUFFIX_REHEARSAL } from '../safeguards/rehearsal.js'
 import { restoreRestartPolicy } from '../rollout/steps.js'
 import { withHostLock } from '../journal/host-lock.js'
 import { JournalWriter, journalPath, nodeKey, readJournal, type JournalPlan } from '../journal/journal.js'
@@ -78,6 +79,13 @@ export async function repair(ctx: Context): Promise<OperationResult> {
         await docker.remove(c.Id)
       }
     }
+    // so does a rehearsal's `db migrate` container (a run killed during its migration rehearsal)
+    for (const c of await docker.listByLabel(`${LABEL_ROLE}=rehearsal`)) {
+      if (c.Names.some((n) => n.replace(/^\//, '').startsWith(leaderName + SUFFIX_REHEARSAL))) {
+        report.step('remove', `${c.Names[0].replace(/^\//, '')} (a rehearsal container left by the interrupted run)`)
+        await docker.remove(c.Id)
+      }
+    }
     const ours = runId ? await docker.listByLabel(`${LABEL_RUN}=${runId}`) : []
     const createdInfos: ContainerInfo[] = []
     for (const c of [...ours.map((x) => x.Id), ...leftovers.map((x) => x.Id)]) {
@@ -89,6 +97,7 @@ export async function repair(ctx: Context): Promise<OperationResult> {
     // right after an interruption the DB may be restarting: keep trying for a minute
     const { db, config, mode, databaseUrl } = await connectNode(ctx, previousInfo, { retryForMs: 60_000 })
     const journal = j && j.phase === 'in-progress' ? reopen(inputs.stateDir, key, j) : undefined
+    if (journal) await dropScratch(ctx, db, j!)
     try {
       // the checks failing on the leader before the run, as its preflight recorded them
       const failingBefore = j?.plan.failingBefore
@@ -356,4 +365,18 @@ async function nodeDown(ctx: Context, names: string[]): Promise<string[]> {
       )
   }
   return out
+}
+
+/** The scratch copy a killed rehearsal left on the node's server (a full copy, keystore included). */
+async function dropScratch(ctx: Context, db: DbApi, j: NonNullable<ReturnType<typeof readJournal>>): Promise<void> {
+  for (const st of j.steps) {
+    const name = st.step === 'rehearsal' ? String(st.data?.scratch ?? '') : ''
+    if (!isScratchName(name)) continue
+    try {
+      await db.query(`DROP DATABASE IF EXISTS ${name}`)
+      ctx.report.step('remove', `scratch database ${name} (left by the interrupted run's rehearsal)`)
+    } catch (e) {
+      ctx.report.note(`The interrupted run's scratch database ${name} could not be dropped: ${(e as Error).message}`)
+    }
+  }
 }

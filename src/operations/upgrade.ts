@@ -279,7 +279,8 @@ export async function preUpgradeBackup(ctx: Context, p: Prepared, ch: Change, r:
         imageId: ch.imageId,
         identity: ctx.inputs.backupIdentity,
         timeoutMs: ctx.inputs.readyTimeoutMs,
-        copyUnchecked: ctx.inputs.dbCopyUnchecked
+        copyUnchecked: ctx.inputs.dbCopyUnchecked,
+        onScratch: (scratch) => journal.step('rehearsal', { scratch })
       })
     } catch (e) {
       if (!ctx.signal.aborted) journal.done('failed')

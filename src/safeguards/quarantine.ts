@@ -103,6 +103,9 @@ interface FaultEvidence {
 export function notTheImage(e: FaultEvidence): string | undefined {
   if (e.dbRestarted) return 'the database server restarted during the run'
   if (e.daemonOutages > 0) return 'the Docker daemon was out of reach during the run'
+  // a node exits 0 only when stopped gracefully (docs/node-facts.md): nobody in this run stopped
+  // it, so the host did (a Docker daemon restart stops every container; seen in the fault rows)
+  if (/\bexit code 0\)/.test(e.reason)) return 'the new container was stopped from outside the run (exit 0)'
   // a standby that takes a lease its leader let run out does what any node does (rollout/steps.ts)
   if (/the lock or the database had already left '/.test(e.reason))
     return 'the leader lost the lock before the handoff (it stalled or crashed)'

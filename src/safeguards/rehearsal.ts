@@ -20,8 +20,11 @@ import { parseConn, pgClient, redact, run } from '../backup/pgtools.js'
 import { copyFits } from '../backup/space.js'
 
 /** one-off rehearsal containers are named `<node>-rehearsal-<id>`, scratch databases clr_rehearsal_<hex> */
-const SUFFIX_REHEARSAL = '-rehearsal-'
+export const SUFFIX_REHEARSAL = '-rehearsal-'
 const SCRATCH_PREFIX = 'clr_rehearsal_'
+
+/** A scratch database's name as the rehearsal makes it (repair drops only names of this form). */
+export const isScratchName = (name: string): boolean => /^clr_rehearsal_[0-9a-f]{8}$/.test(name)
 
 /** The node's DB URL as its container sees it, pointing at another database on the same server. */
 export function scratchUrl(containerUrl: string, db: string): string {
@@ -52,6 +55,8 @@ interface Rehearsal {
   timeoutMs: number
   /** input db-copy-unchecked: the copy even when the server's free space cannot be known */
   copyUnchecked?: boolean
+  /** told the scratch database's name before it is created (journaled: repair drops it after a kill) */
+  onScratch?: (name: string) => void
 }
 
 export async function rehearseMigration(
@@ -59,7 +64,7 @@ export async function rehearseMigration(
   view: NodeView,
   leader: NodeContainer,
   backupFile: string,
-  { newImage, imageId, identity, timeoutMs, copyUnchecked }: Rehearsal
+  { newImage, imageId, identity, timeoutMs, copyUnchecked, onScratch }: Rehearsal
 ): Promise<number> {
   const { docker, report, log } = ctx
   const containerUrl = view.config.databaseUrl ?? view.databaseUrl
@@ -84,6 +89,7 @@ export async function rehearseMigration(
   }
   report.step('rehearsal', `restore ${backupFile} into scratch database ${name}`)
   try {
+    onScratch?.(name)
     await admin.query(`CREATE DATABASE ${ident(name)}`)
     const scratch = conn.withDatabase(name)
     const runner = await restoreRunner(m.pgDump.version, undefined)

@@ -243,6 +243,8 @@ const ROWS: BadRow[] = [
   { input: 'prefer-primary', value: 'sometimes', error: named('prefer-primary') },
   { input: 'backup', value: '2', error: named('backup') },
   { input: 'stop-node', value: 'perhaps', error: named('stop-node') },
+  { input: 'restore-other-node', value: 'perhaps', error: named('restore-other-node') },
+  { input: 'db-copy-unchecked', value: 'perhaps', error: named('db-copy-unchecked') },
   { input: 'dry-run', value: 'perhaps', error: named('dry-run') },
   // numbers
   { input: 'backup-keep', value: '0', error: named('backup-keep') },

@@ -161,6 +161,9 @@ describe('upgrade window', () => {
 })
 
 describe('migration rehearsal', () => {
+  /** the scratch database this run's rehearsal made, as its log names it */
+  const scratchOf = (r: ActionRun) => /scratch database (clr_rehearsal_[0-9a-f]+)/.exec(visible(r.stdout))?.[1]
+
   async function scratchDatabases(): Promise<string[]> {
     const c = await db!.client()
     try {
@@ -184,7 +187,9 @@ describe('migration rehearsal', () => {
     expect(r.stdout).toMatch(/::error::migration rehearsal failed: .*chainlink:2\.20\.0 'node db migrate' .*exited 1/)
     expect(r.stdout).toMatch(/missing \(out-of-order\) migrations/)
     expect(await fingerprint()).toEqual(before)
-    expect(await scratchDatabases()).toEqual([])
+    // this run's copy is gone (other files' rehearsals may run on the shared server meanwhile)
+    expect(scratchOf(r)).toMatch(/^clr_rehearsal_/)
+    expect(await scratchDatabases()).not.toContain(scratchOf(r))
     // the run ended cleanly: the next operation needs no repair
     const s = await runAction({ operation: 'status', container: name, 'state-dir': stateDir })
     expect(s.exitCode).toBe(0)
@@ -213,7 +218,42 @@ describe('migration rehearsal', () => {
       c.Names.some((x) => x.startsWith(`/${name}-rehearsal-`))
     )
     expect(rehearsals).toEqual([])
-    expect(await scratchDatabases()).toEqual([])
+    // this run's copy is gone (other files' rehearsals may run on the shared server meanwhile)
+    expect(scratchOf(r)).toMatch(/^clr_rehearsal_/)
+    expect(await scratchDatabases()).not.toContain(scratchOf(r))
+    expect(await fingerprint()).toEqual(before)
+  })
+
+  test('the runner killed during the rehearsal: repair removes its container and scratch database', async () => {
+    // each migration of the copy takes 20 s: the kill lands while `db migrate` runs (review N11)
+    await fresh('2.19.0', { SIM_SLOW_MIGRATION_MS: '20000' })
+    const before = await fingerprint()
+    const scratchBefore = await scratchDatabases()
+    const ours = async () => (await scratchDatabases()).filter((d) => !scratchBefore.includes(d))
+    const rehearsals = async () =>
+      (await docker.listContainers({ all: true })).filter((c) =>
+        c.Names.some((x) => x.startsWith(`/${name}-rehearsal-`))
+      )
+    const r = await runAction(
+      {
+        operation: 'upgrade',
+        container: name,
+        image: simImage('2.20.0-slow-migrations'),
+        'state-dir': stateDir,
+        'backup-dir': join(stateDir, 'backups'),
+        'rehearse-migration': 'true'
+      },
+      // a few seconds after the step's line: its container runs `db migrate` by then
+      { hooks: [{ when: atLine(/rehearsal: .* db migrate against/), do: 'sigkill', delayMs: 4000 }] }
+    )
+    expect(r.killed).toBe(true)
+    // what the kill left: the one-off container migrating, the scratch copy
+    expect((await rehearsals()).length).toBe(1)
+    expect((await ours()).length).toBe(1)
+    const rep = await runAction({ operation: 'repair', container: name, 'state-dir': stateDir })
+    expect(rep.exitCode).toBe(0)
+    expect(await rehearsals()).toEqual([])
+    expect(await ours()).toEqual([])
     expect(await fingerprint()).toEqual(before)
   })
 
@@ -226,7 +266,9 @@ describe('migration rehearsal', () => {
       /\| Migration rehearsal \| .*chainlink:2\.20\.0 migrated a copy of the database in [\d.]+ (ms|s): expect about that long before the new node's StartUpHealthReport/
     )
     expect(r.summary).toMatch(/ db migrate against clr_rehearsal_/)
-    expect(await scratchDatabases()).toEqual([])
+    // this run's copy is gone (other files' rehearsals may run on the shared server meanwhile)
+    expect(scratchOf(r)).toMatch(/^clr_rehearsal_/)
+    expect(await scratchDatabases()).not.toContain(scratchOf(r))
     expect((await containerState(name))?.image).toBe(simImage('2.20.0'))
   })
 })

@@ -89,6 +89,16 @@ describe('notTheImage: only what the image did quarantines it (review N16)', () 
     ['the standby exited: quarantined', { reason: "standby 'x-rollout-next' exited 1" }, undefined],
     ['the DB server restarted during the run', { dbRestarted: true }, /database server restarted/],
     [
+      'the new container stopped gracefully by the host (a daemon restart between two calls)',
+      { reason: "'chainlink' exited (exited, exit code 0) before becoming ready; last: not answering yet" },
+      /stopped from outside the run/
+    ],
+    [
+      'the new container crashed: quarantined',
+      { reason: "'chainlink' exited (exited, exit code 1) before becoming ready" },
+      undefined
+    ],
+    [
       'the leader lost the lock before the handoff',
       {
         reason:
