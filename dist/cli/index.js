@@ -75835,13 +75835,13 @@ class Progress {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   E6: () => (/* binding */ canSwap),
 /* harmony export */   Fb: () => (/* binding */ swapBackSql),
 /* harmony export */   Fx: () => (/* binding */ restoreBySwap),
 /* harmony export */   GH: () => (/* binding */ parallelJobs),
 /* harmony export */   HT: () => (/* binding */ pgRestoreParallel),
 /* harmony export */   Zi: () => (/* binding */ dropDatabase),
-/* harmony export */   aJ: () => (/* binding */ withStagedDirectory)
+/* harmony export */   aJ: () => (/* binding */ withStagedDirectory),
+/* harmony export */   hW: () => (/* binding */ swapPossible)
 /* harmony export */ });
 /* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7598);
 /* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
@@ -75905,6 +75905,18 @@ async function canSwap(conn) {
     finally {
         await admin.end().catch(() => undefined);
     }
+}
+/** Whether a restore by swap may run: canSwap's rights and sessions, and room for the copy, which
+ * lives beside the original on the server until the swap (never on a server it may fill). */
+async function swapPossible(conn, copyUnchecked = false) {
+    const can = await canSwap(conn);
+    if (!can.ok)
+        return can;
+    const c = await (0,_pgtools_js__WEBPACK_IMPORTED_MODULE_5__/* .pgClient */ .Te)(conn);
+    const fits = await (0,_space_js__WEBPACK_IMPORTED_MODULE_6__/* .copyFits */ .GC)(c, new URL(conn.safeUrl).hostname, conn.database).finally(() => c.end().catch(() => undefined));
+    if (fits.ok || (fits.unknown && copyUnchecked))
+        return can;
+    return { ok: false, why: fits.unknown ? `${fits.why} (set 'db-copy-unchecked: true' to allow it)` : fits.why };
 }
 /**
  * Stages the uncompressed directory beside the backup (space checked), runs fn, removes it. fn's
@@ -76153,9 +76165,8 @@ async function restoreBySwap(o) {
 /* harmony import */ var _pgtools_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(5126);
 /* harmony import */ var _archive_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(9696);
 /* harmony import */ var _dirformat_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(1242);
-/* harmony import */ var _progress_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(355);
-/* harmony import */ var _space_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(6920);
-/* harmony import */ var _restore_parallel_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(4398);
+/* harmony import */ var _progress_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(355);
+/* harmony import */ var _restore_parallel_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(4398);
 // restoreBackup: replaces the database's contents with a backup, atomically. The caller must
 // make sure no node is using the database (see lockHolderPresent).
 //
@@ -76169,7 +76180,6 @@ async function restoreBySwap(o) {
 // A directory-format backup is restored in parallel (pg_restore -j N) into a new database that
 // is then swapped in (restore-parallel.ts), when the user may create databases; otherwise in
 // the one transaction above, from an uncompressed staged copy.
-
 
 
 
@@ -76283,19 +76293,10 @@ async function restoreChecked(opts, conn, dumpFile, m, t0, checksums) {
     if (m.layout === 'directory') {
         const swap = noOwner
             ? { ok: false, why: `a copy made by ${plan.role} cannot keep schema ${plan.keptSchemas.join(', ')} of its owner` }
-            : await (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_8__/* .canSwap */ .E6)(conn);
-        if (swap.ok) {
-            // the copy lives beside the original until the swap: never on a server it may fill
-            const fits = await withClient(conn, (c) => (0,_space_js__WEBPACK_IMPORTED_MODULE_7__/* .copyFits */ .GC)(c, new URL(conn.safeUrl).hostname, conn.database));
-            if (!fits.ok && !(fits.unknown && opts.copyUnchecked))
-                Object.assign(swap, {
-                    ok: false,
-                    why: fits.unknown ? `${fits.why} (set 'db-copy-unchecked: true' to allow it)` : fits.why
-                });
-        }
+            : await (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_7__/* .swapPossible */ .hW)(conn, opts.copyUnchecked);
         if (swap.ok) {
             try {
-                previous = await (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_8__/* .restoreBySwap */ .Fx)({
+                previous = await (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_7__/* .restoreBySwap */ .Fx)({
                     conn,
                     dumpDir: dumpFile,
                     m,
@@ -76314,7 +76315,7 @@ async function restoreChecked(opts, conn, dumpFile, m, t0, checksums) {
         else {
             log.info(`restoring in one transaction, not in parallel: ${swap.why}`);
             await checksums;
-            await (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_8__/* .withStagedDirectory */ .aJ)(dumpFile, m, log, (dir, fed) => restoreInOneTransaction(opts, conn, runner, dumpFile, m, noOwner, { dir, fed }));
+            await (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_7__/* .withStagedDirectory */ .aJ)(dumpFile, m, log, (dir, fed) => restoreInOneTransaction(opts, conn, runner, dumpFile, m, noOwner, { dir, fed }));
         }
     }
     else
@@ -76339,8 +76340,8 @@ async function restoreChecked(opts, conn, dumpFile, m, t0, checksums) {
         const database = previous;
         r.previous = {
             database,
-            drop: () => (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_8__/* .dropDatabase */ .Zi)(conn, database, log),
-            swapBack: (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_8__/* .swapBackSql */ .Fb)(conn.database, database)
+            drop: () => (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_7__/* .dropDatabase */ .Zi)(conn, database, log),
+            swapBack: (0,_restore_parallel_js__WEBPACK_IMPORTED_MODULE_7__/* .swapBackSql */ .Fb)(conn.database, database)
         };
     }
     return r;
@@ -76387,7 +76388,7 @@ async function restoreInOneTransaction(opts, conn, runner, dumpFile, m, noOwner,
     const src = staged ? undefined : await (0,_archive_js__WEBPACK_IMPORTED_MODULE_5__/* .openArchive */ .p_)(dumpFile, m, opts.identity);
     let fed = 0;
     src?.on('data', (c) => (fed += c.length));
-    const progress = new _progress_js__WEBPACK_IMPORTED_MODULE_9__/* .Progress */ .k({
+    const progress = new _progress_js__WEBPACK_IMPORTED_MODULE_8__/* .Progress */ .k({
         what: `restore of ${(0,node_path__WEBPACK_IMPORTED_MODULE_0__.basename)(dumpFile)}`,
         log: opts.log,
         ...(src ? { bytes: () => fed, totalBytes: m.dump.rawBytes } : {})
@@ -79580,6 +79581,7 @@ function olderThan(path, ms) {
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   HY: () => (/* binding */ journalPath),
 /* harmony export */   SW: () => (/* binding */ privateDirSync),
+/* harmony export */   YV: () => (/* binding */ refuseOpenJournal),
 /* harmony export */   Zx: () => (/* binding */ JournalWriter),
 /* harmony export */   a0: () => (/* binding */ readJournal),
 /* harmony export */   jC: () => (/* binding */ safeName),
@@ -79594,10 +79596,12 @@ function olderThan(path, ms) {
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
 /* harmony import */ var _trust_secrets_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4372);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(3916);
 // The journal, a file in `state-dir` on the node's host (beside the host lock, src/journal/host-lock.ts),
 // so that the post step, a re-run or `operation: repair` (even from another workflow) sees what
 // was in flight.
 // No secret is ever written here: containers are named by id, the DB by nothing at all.
+
 
 
 
@@ -79684,6 +79688,12 @@ class JournalWriter {
     flush() {
         writeDurable(this.path, JSON.stringify(this.journal, null, 2));
     }
+}
+/** Refuses to start an operation while an interrupted one is recorded for the node: only repair goes on from it. */
+function refuseOpenJournal(stateDir, key) {
+    const prior = readJournal(stateDir, key);
+    if (prior?.phase === 'in-progress')
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .OperationError */ .OK(`An interrupted ${prior.operation} (run ${prior.runId}, started ${prior.startedAt}) is recorded in ${journalPath(stateDir, key)}; run operation 'repair' first`);
 }
 function readJournal(stateDir, container) {
     try {
@@ -81301,9 +81311,7 @@ async function currentRole(db) {
 /** The journal of a restore that stops the node: which containers it stopped, leader last. */
 function openRestoreJournal(ctx, view, order, file) {
     const { inputs } = ctx;
-    const prior = (0,journal_journal/* readJournal */.a0)(inputs.stateDir, (0,journal_journal/* nodeKey */.u8)(inputs));
-    if (prior?.phase === 'in-progress')
-        throw new errors/* OperationError */.OK(`An interrupted ${prior.operation} (run ${prior.runId}, started ${prior.startedAt}) is recorded in ${(0,journal_journal/* journalPath */.HY)(inputs.stateDir, (0,journal_journal/* nodeKey */.u8)(inputs))}; run operation 'repair' first`);
+    (0,journal_journal/* refuseOpenJournal */.YV)(inputs.stateDir, (0,journal_journal/* nodeKey */.u8)(inputs));
     const first = view.leader ?? order[order.length - 1];
     const other = order.find((c) => c !== first);
     const journal = new journal_journal/* JournalWriter */.Zx((0,journal_journal/* journalPath */.HY)(inputs.stateDir, (0,journal_journal/* nodeKey */.u8)(inputs)), {
@@ -83463,10 +83471,7 @@ function replaceCreated(r, m) {
 async function withNode(ctx, fn) {
     const { inputs, docker, report } = ctx;
     return (0,_journal_host_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .withHostLock */ .cR)(ctx, async () => {
-        const key = (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_7__/* .nodeKey */ .u8)(inputs);
-        const prior = (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_7__/* .readJournal */ .a0)(inputs.stateDir, key);
-        if (prior && prior.phase === 'in-progress')
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`An interrupted ${prior.operation} (run ${prior.runId}, started ${prior.startedAt}) is recorded in ${(0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_7__/* .journalPath */ .HY)(inputs.stateDir, key)}; run operation 'repair' first`);
+        (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_7__/* .refuseOpenJournal */ .YV)(inputs.stateDir, (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_7__/* .nodeKey */ .u8)(inputs));
         const names = (0,_node_connect_js__WEBPACK_IMPORTED_MODULE_3__/* .nodeNames */ .tJ)(inputs);
         for (const n of names) {
             for (const suffix of [_plan_js__WEBPACK_IMPORTED_MODULE_8__/* .SUFFIX_NEXT */ .K8, _plan_js__WEBPACK_IMPORTED_MODULE_8__/* .SUFFIX_PREVIOUS */ .Q$]) {

@@ -13,7 +13,7 @@ import type { Manifest } from './manifest.js'
 import { Progress } from './progress.js'
 import type { Log } from '../log.js'
 import { BackupError, pgClient, redact, run, type Conn, type ToolRunner } from './pgtools.js'
-import { ensureSpace, MARGIN } from './space.js'
+import { copyFits, ensureSpace, MARGIN } from './space.js'
 
 /** -j for pg_dump/pg_restore: one per core, at least 1, at most 8. */
 export function parallelJobs(): number {
@@ -24,7 +24,7 @@ const lit = (s: string) => `'${s.replace(/'/g, "''")}'`
 
 /** Whether a restore by swap is possible: the user may create databases and owns the target (or is
  * superuser), and no other session uses the target. */
-export async function canSwap(conn: Conn): Promise<{ ok: boolean; why?: string }> {
+async function canSwap(conn: Conn): Promise<{ ok: boolean; why?: string }> {
   const admin = await pgClient(conn.withDatabase('postgres'))
   try {
     const { rows } = await admin.query<{ su: boolean; cdb: boolean; owner: boolean }>(
@@ -55,6 +55,19 @@ export async function canSwap(conn: Conn): Promise<{ ok: boolean; why?: string }
   } finally {
     await admin.end().catch(() => undefined)
   }
+}
+
+/** Whether a restore by swap may run: canSwap's rights and sessions, and room for the copy, which
+ * lives beside the original on the server until the swap (never on a server it may fill). */
+export async function swapPossible(conn: Conn, copyUnchecked = false): Promise<{ ok: boolean; why?: string }> {
+  const can = await canSwap(conn)
+  if (!can.ok) return can
+  const c = await pgClient(conn)
+  const fits = await copyFits(c, new URL(conn.safeUrl).hostname, conn.database).finally(() =>
+    c.end().catch(() => undefined)
+  )
+  if (fits.ok || (fits.unknown && copyUnchecked)) return can
+  return { ok: false, why: fits.unknown ? `${fits.why} (set 'db-copy-unchecked: true' to allow it)` : fits.why }
 }
 
 /**

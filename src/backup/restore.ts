@@ -22,8 +22,7 @@ import { BackupError, parseConn, pgClient, readerStopped, redact, run, type PgDu
 import { checkSha256, FinalCommitHeld, openArchive, restoreRunner } from './archive.js'
 import { checkDirectoryFiles, checkDirectoryHashes } from './dirformat.js'
 import { Progress } from './progress.js'
-import { copyFits } from './space.js'
-import { canSwap, dropDatabase, restoreBySwap, swapBackSql, withStagedDirectory } from './restore-parallel.js'
+import { dropDatabase, swapPossible, restoreBySwap, swapBackSql, withStagedDirectory } from './restore-parallel.js'
 
 export interface RestoreOptions {
   databaseUrl: string
@@ -174,16 +173,7 @@ async function restoreChecked(
   if (m.layout === 'directory') {
     const swap = noOwner
       ? { ok: false, why: `a copy made by ${plan.role} cannot keep schema ${plan.keptSchemas.join(', ')} of its owner` }
-      : await canSwap(conn)
-    if (swap.ok) {
-      // the copy lives beside the original until the swap: never on a server it may fill
-      const fits = await withClient(conn, (c) => copyFits(c, new URL(conn.safeUrl).hostname, conn.database))
-      if (!fits.ok && !(fits.unknown && opts.copyUnchecked))
-        Object.assign(swap, {
-          ok: false,
-          why: fits.unknown ? `${fits.why} (set 'db-copy-unchecked: true' to allow it)` : fits.why
-        })
-    }
+      : await swapPossible(conn, opts.copyUnchecked)
     if (swap.ok) {
       try {
         previous = await restoreBySwap({

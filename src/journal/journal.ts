@@ -19,6 +19,7 @@ import type { Check } from '../node/health.js'
 import type { DbVersion } from '../postgres/database.js'
 import type { LockMode } from '../node/config-types.js'
 import { knownSecrets } from '../trust/secrets.js'
+import { OperationError } from '../errors.js'
 
 /**
  * The steps a journal records, each before it is taken, grouped by the steps of the algorithm
@@ -201,6 +202,15 @@ export class JournalWriter {
   private flush(): void {
     writeDurable(this.path, JSON.stringify(this.journal, null, 2))
   }
+}
+
+/** Refuses to start an operation while an interrupted one is recorded for the node: only repair goes on from it. */
+export function refuseOpenJournal(stateDir: string, key: string): void {
+  const prior = readJournal(stateDir, key)
+  if (prior?.phase === 'in-progress')
+    throw new OperationError(
+      `An interrupted ${prior.operation} (run ${prior.runId}, started ${prior.startedAt}) is recorded in ${journalPath(stateDir, key)}; run operation 'repair' first`
+    )
 }
 
 export function readJournal(stateDir: string, container: string): Journal | undefined {

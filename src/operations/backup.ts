@@ -19,7 +19,7 @@ import { sameApp } from '../node/lock.js'
 import { foreignSessions, requireQuietDb } from '../node/foreign-sessions.js'
 import { notDroppableMessage, schemasNotDroppable } from '../rollout/prepare.js'
 import { withHostLock } from '../journal/host-lock.js'
-import { JournalWriter, journalPath, nodeKey, readJournal } from '../journal/journal.js'
+import { JournalWriter, journalPath, nodeKey, refuseOpenJournal } from '../journal/journal.js'
 import { nodeNames } from '../node/connect.js'
 
 /** The node as inspectNode sees it; a node that is down is fine for a backup (no leader needed). */
@@ -216,11 +216,7 @@ async function currentRole(db: DbApi): Promise<string> {
 /** The journal of a restore that stops the node: which containers it stopped, leader last. */
 function openRestoreJournal(ctx: Context, view: NodeView, order: NodeContainer[], file: string): JournalWriter {
   const { inputs } = ctx
-  const prior = readJournal(inputs.stateDir, nodeKey(inputs))
-  if (prior?.phase === 'in-progress')
-    throw new OperationError(
-      `An interrupted ${prior.operation} (run ${prior.runId}, started ${prior.startedAt}) is recorded in ${journalPath(inputs.stateDir, nodeKey(inputs))}; run operation 'repair' first`
-    )
+  refuseOpenJournal(inputs.stateDir, nodeKey(inputs))
   const first = view.leader ?? order[order.length - 1]
   const other = order.find((c) => c !== first)
   const journal = new JournalWriter(journalPath(inputs.stateDir, nodeKey(inputs)), {

@@ -13,7 +13,7 @@ import { cannotRestoreMessage, restorePlan } from '../backup/restore.js'
 import type { DbApi } from '../postgres/database.js'
 import { findForeignNodes, foreignRefusal } from '../node/foreign-sessions.js'
 import { withHostLock } from '../journal/host-lock.js'
-import { journalPath, nodeKey, readJournal } from '../journal/journal.js'
+import { nodeKey, refuseOpenJournal } from '../journal/journal.js'
 import { SUFFIX_NEXT, SUFFIX_PREVIOUS, type Prepared } from './plan.js'
 
 /**
@@ -23,12 +23,7 @@ import { SUFFIX_NEXT, SUFFIX_PREVIOUS, type Prepared } from './plan.js'
 export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<OperationResult>): Promise<OperationResult> {
   const { inputs, docker, report } = ctx
   return withHostLock(ctx, async () => {
-    const key = nodeKey(inputs)
-    const prior = readJournal(inputs.stateDir, key)
-    if (prior && prior.phase === 'in-progress')
-      throw new OperationError(
-        `An interrupted ${prior.operation} (run ${prior.runId}, started ${prior.startedAt}) is recorded in ${journalPath(inputs.stateDir, key)}; run operation 'repair' first`
-      )
+    refuseOpenJournal(inputs.stateDir, nodeKey(inputs))
     const names = nodeNames(inputs)
     for (const n of names) {
       for (const suffix of [SUFFIX_NEXT, SUFFIX_PREVIOUS]) {
