@@ -1,4 +1,4 @@
-// `npm run soak -- --runs N --seed S [--only K]`: the fault campaign (docs/reliability.md, "Fault
+// `npm run soak -- --runs N --seed S [--only K] [--jobs J]`: the fault campaign (docs/reliability.md, "Fault
 // campaign"). Each run draws from (seed, run) an operation, a layout and up to two faults at lines
 // of main's output (draw.ts), runs the bundle as the runner does with those faults (faults.ts),
 // does what an operator would (the post step on a cancel; `repair` when a journal is left open;
@@ -35,10 +35,13 @@ interface Args {
   only?: number
   /** print each run's draw and run nothing */
   list?: boolean
+  /** runs at once, each worker with daemons of its own (a run's faults touch only its own node,
+   *  DB or cluster and daemons, so runs of different workers cannot disturb each other's faults) */
+  jobs: number
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { runs: 4, seed: 1 }
+  const a: Args = { runs: 4, seed: 1, jobs: 1 }
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--list') {
       a.list = true
@@ -48,8 +51,10 @@ function parseArgs(argv: string[]): Args {
     if (argv[i] === '--runs') a.runs = v
     else if (argv[i] === '--seed') a.seed = v
     else if (argv[i] === '--only') a.only = v
-    else throw new Error(`unknown argument ${argv[i]} (usage: --runs N --seed S [--only K] [--list])`)
+    else if (argv[i] === '--jobs') a.jobs = v
+    else throw new Error(`unknown argument ${argv[i]} (usage: --runs N --seed S [--only K] [--jobs J] [--list])`)
     if (!Number.isInteger(v) || v < 0) throw new Error(`${argv[i]} needs a whole number`)
+    if (argv[i] === '--jobs' && v < 1) throw new Error('--jobs needs at least 1')
     i++
   }
   return a
@@ -262,7 +267,7 @@ function count<T>(xs: T[], key: (x: T) => string): [string, number][] {
   return [...m.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
 }
 
-function table(args: Args, rows: RunRow[]): string {
+function table(args: Args, rows: RunRow[], wallMs: number): string {
   const drawn = rows.flatMap((r) => r.plan.faults)
   const fired = rows.flatMap((r) => r.fired)
   const out: string[] = []
@@ -271,7 +276,7 @@ function table(args: Args, rows: RunRow[]): string {
     ''
   )
   out.push(
-    `Runs: ${rows.length}; faults drawn ${drawn.length}, fired ${fired.length}; runs with a violation ${rows.filter((r) => r.violations.length).length}; runs that could not be set up ${rows.filter((r) => r.error).length}; wall ${Math.round(rows.reduce((a, r) => a + r.ms, 0) / 1000)} s.`,
+    `Runs: ${rows.length}; faults drawn ${drawn.length}, fired ${fired.length}; runs with a violation ${rows.filter((r) => r.violations.length).length}; runs that could not be set up ${rows.filter((r) => r.error).length}; runs' time ${Math.round(rows.reduce((a, r) => a + r.ms, 0) / 1000)} s, wall ${Math.round(wallMs / 1000)} s with ${args.jobs} at once.`,
     ''
   )
   out.push(
@@ -305,21 +310,29 @@ async function main() {
       process.stdout.write(`seed ${args.seed} run ${k}: ${describePlan(drawPlan(new Draw(runRng(args.seed, k))))}\n`)
     return
   }
-  const daemons = new Daemons()
+  const ks = args.only !== undefined ? [args.only] : Array.from({ length: args.runs }, (_, i) => i)
+  const workers = Array.from({ length: Math.min(args.jobs, ks.length) }, () => new Daemons())
+  const stopAll = () => Promise.all(workers.map((d) => d.stopAll()))
   const stop = () => {
     log('interrupted: stopping the campaign daemons')
-    void daemons.stopAll().finally(() => process.exit(130))
+    void stopAll().finally(() => process.exit(130))
   }
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
   const rows: RunRow[] = []
-  const ks = args.only !== undefined ? [args.only] : Array.from({ length: args.runs }, (_, i) => i)
+  const queue = [...ks]
+  const t0 = Date.now()
   try {
-    for (const k of ks) rows.push(await oneRun(args.seed, k, daemons))
+    await Promise.all(
+      workers.map(async (daemons) => {
+        for (let k = queue.shift(); k !== undefined; k = queue.shift()) rows.push(await oneRun(args.seed, k, daemons))
+      })
+    )
   } finally {
-    await daemons.stopAll()
+    await stopAll()
   }
-  const md = table(args, rows)
+  rows.sort((a, b) => a.run - b.run)
+  const md = table(args, rows, Date.now() - t0)
   mkdirSync(join(ROOT, 'build'), { recursive: true })
   writeFileSync(join(ROOT, 'build', 'soak.md'), md)
   process.stdout.write(md)
