@@ -29,6 +29,9 @@ export interface OperationResult {
   /** false whenever the node did not end where it was asked to be: the job fails */
   ok: boolean
   message?: string
+  /** a repair that left the node as the interrupted run had it (undone before any handoff): the
+   *  post step then leaves that run's published result as it is (it told the truth) */
+  nodeAsFound?: boolean
   /** every output of action.yml but `result`, which is the field above */
   outputs: Partial<Record<Exclude<Outputs, Outputs.Result>, string>>
 }

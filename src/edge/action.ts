@@ -26,7 +26,10 @@ export async function run(main: Step, post: Step): Promise<void> {
   try {
     const outcome = await (isPost ? post : main)()
     if (outcome) {
-      publish(outcome.result, outcome.report)
+      // A post step that only tidied up after a failed main (the node as main left it) must not
+      // turn main's `failed` into `ok`: the step still failed. A post step that moved the node
+      // (finished or rolled back the operation) publishes where the node is now.
+      publish(outcome.result, outcome.report, !(isPost && outcome.result.nodeAsFound))
       const { result } = outcome
       if (!result.ok) core.setFailed(redact(result.message ?? `the operation ended with result ${result.result}`))
       else if (result.message) core.info(redact(result.message))
@@ -77,9 +80,11 @@ export function actionReport(): Report {
   return new Report((line) => core.info(redact(line)))
 }
 
-function publish(result: OperationResult, report: Report): void {
-  core.setOutput(Outputs.Result, result.result)
-  for (const [k, v] of Object.entries(result.outputs)) if (v !== undefined) core.setOutput(k, redact(v))
+function publish(result: OperationResult, report: Report, outputs: boolean): void {
+  if (outputs) {
+    core.setOutput(Outputs.Result, result.result)
+    for (const [k, v] of Object.entries(result.outputs)) if (v !== undefined) core.setOutput(k, redact(v))
+  }
   if (result.message) report.fact('Result', `${result.result}: ${result.message}`)
   else report.fact('Result', result.result)
   // Container log lines quoted in the summary pass through the same redaction as the log.

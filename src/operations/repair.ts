@@ -221,6 +221,7 @@ export async function repair(ctx: Context): Promise<OperationResult> {
         return {
           result: 'ok',
           ok: true,
+          nodeAsFound: true,
           message: `undid the interrupted ${j?.operation ?? 'operation'} before its handoff: '${leaderName}' leads on ${previousInfo.Config.Image}`,
           outputs: { leader: leaderName, image: previousInfo.Config.Image }
         }

@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateIdentity, identityToRecipient } from 'age-encryption'
-import { createDb, removeContainers, uniqueName, type TestDb } from '../support/bed.js'
+import { createDb, removeContainers, simImage, uniqueName, type TestDb } from '../support/bed.js'
 import { runAction, visible } from '../support/action.js'
 import { linesLog } from '../support/log.js'
 import { createBackup } from '../../src/backup/create.js'
@@ -62,6 +62,24 @@ describe('backup and restore operations', () => {
         )
       )
       expect(readdirSync(mnt)).toEqual([])
+    } finally {
+      execFileSync('umount', [mnt])
+      rmSync(mnt, { recursive: true, force: true })
+    }
+  })
+
+  test('an upgrade refused for space: the result stays failed after the post step tidies up', async () => {
+    const mnt = mkdtempSync(join(tmpdir(), 'clr-tmpfs-'))
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt])
+    try {
+      const r = await act({ operation: 'upgrade', image: simImage('2.20.0'), 'backup-dir': mnt })
+      // what the workflow reads: the step failed, and its result says so, whatever post did after
+      expect({ exit: r.exitCode, main: r.mainResult, result: r.outputs.result }).toEqual({
+        exit: 1,
+        main: 'failed',
+        result: 'failed'
+      })
+      expect(await containerState(name)).toMatchObject({ image: simImage('2.19.0'), running: true })
     } finally {
       execFileSync('umount', [mnt])
       rmSync(mnt, { recursive: true, force: true })
