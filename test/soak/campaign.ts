@@ -15,8 +15,18 @@ import { startNode } from '../support/node.js'
 import { dbState, runFaulted } from '../support/fault.js'
 import { startPgCluster, type PgCluster } from '../support/pg-cluster.js'
 import type { DedicatedDockerd } from '../support/dedicated-dockerd.js'
-import { Draw, describePlan, drawPlan, runRng, type Plan } from './draw.js'
-import { Daemons, hooksFor, mountSmallDisk, stepLabel, stepLines, type Fired } from './faults.js'
+import { describePlan, planOf, type Plan } from './draw.js'
+import {
+  atALine,
+  Daemons,
+  hooksFor,
+  mountSmallDisk,
+  startRunRegistry,
+  stepLabel,
+  stepLines,
+  type Fired,
+  type RunRegistry
+} from './faults.js'
 import {
   journalPhase,
   markerKept,
@@ -93,6 +103,12 @@ async function evidence(api: Docker, prefix: string, db: TestDb): Promise<string
   return `evidence: goose ${d?.goose}, node_versions ${d?.nodeVersion}, lease holder ${d?.holder ?? 'none'}; ${states.join(', ')}`
 }
 
+/** A pull of ref into the run's daemon (from the run's own registry). */
+async function pullInto(api: Docker, ref: string): Promise<void> {
+  const stream = await api.pull(ref)
+  await new Promise<void>((res, rej) => api.modem.followProgress(stream, (e: Error | null) => (e ? rej(e) : res())))
+}
+
 /** Every run's output as the runner shows it, the evidence of a violation: build/soak-logs/. */
 function keepLogs(seed: number, k: number, runs: [string, ActionRun][]): void {
   const dir = join(ROOT, 'build', 'soak-logs')
@@ -105,7 +121,7 @@ function keepLogs(seed: number, k: number, runs: [string, ActionRun][]): void {
 
 async function oneRun(seed: number, k: number, daemons: Daemons): Promise<RunRow> {
   const t0 = Date.now()
-  const plan = drawPlan(new Draw(runRng(seed, k)))
+  const plan = planOf(seed, k)
   log(`seed ${seed} run ${k}: ${describePlan(plan)}`)
   const row: RunRow = { run: k, plan, fired: [], results: [], end: '', violations: [], ms: 0 }
   const daemonFault = plan.faults.find((f) => f.kind.startsWith('dockerd-restart'))
@@ -115,6 +131,8 @@ async function oneRun(seed: number, k: number, daemons: Daemons): Promise<RunRow
   let db: TestDb | undefined
   let api: Docker = docker
   let unmount: (() => void) | undefined
+  let registry: RunRegistry | undefined
+  const registryFault = plan.faults.find((f) => f.kind === 'registry-down')
   const prefix = uniqueName(SOAK_PASSWORD_FREE)
   const stateDir = mkdtempSync(join(tmpdir(), 'clr-soak-state-'))
   const backupDir = join(stateDir, 'backups')
@@ -128,11 +146,16 @@ async function oneRun(seed: number, k: number, daemons: Daemons): Promise<RunRow
       cluster = await startPgCluster()
       db = cluster.db
     } else db = await createDb('soak')
+    // a registry of the run's own when it is to go down: the node's images come from it
+    if (registryFault) registry = await startRunRegistry()
+    const image = registry ? (tag: string) => registry!.image(tag) : simImage
+    if (registry) await pullInto(api, image(plan.from))
     const name = `${prefix}-a`
     const names = plan.layout === 'pair' ? [name, `${prefix}-b`] : [name]
     const layout = plan.layout === 'pair' ? 'ports' : plan.layout
-    await startNode({ name, tag: plan.from, db, layout, api })
-    if (plan.layout === 'pair') await startNode({ name: names[1], tag: plan.from, db, layout, api, noWait: true })
+    await startNode({ name, tag: plan.from, image: image(plan.from), db, layout, api })
+    if (plan.layout === 'pair')
+      await startNode({ name: names[1], tag: plan.from, image: image(plan.from), db, layout, api, noWait: true })
     const env: Record<string, string> = dockerd ? { DOCKER_HOST: dockerd.host } : {}
     const common: Record<string, string> = {
       container: name,
@@ -157,7 +180,7 @@ async function oneRun(seed: number, k: number, daemons: Daemons): Promise<RunRow
       ])
       row.results.push(summarise('killed upgrade', u))
       inputs = { operation: 'repair' }
-    } else if (plan.op.startsWith('upgrade')) inputs = { operation: 'upgrade', image: simImage(plan.to!) }
+    } else if (plan.op.startsWith('upgrade')) inputs = { operation: 'upgrade', image: image(plan.to!) }
     else inputs = { operation: plan.op }
     await writeMarker(db, 'before-run')
     const disk = plan.faults.find((f) => f.kind === 'disk-full')
@@ -165,9 +188,13 @@ async function oneRun(seed: number, k: number, daemons: Daemons): Promise<RunRow
       unmount = mountSmallDisk(backupDir, disk.sizeMb ?? 1)
       row.fired.push({ kind: 'disk-full', step: '(from the start)', note: `${disk.sizeMb} MB tmpfs` })
     }
-    const target = { api, prefix, name, db, dockerd, cluster }
+    if (registryFault && !atALine(registryFault)) {
+      registry!.kill()
+      row.fired.push({ kind: 'registry-down', step: '(from the start)', note: `${registry!.host} killed` })
+    }
+    const target = { api, prefix, name, db, dockerd, cluster, registry }
     const asyncFired: Fired[] = []
-    const hookFaults = plan.faults.filter((f) => f.kind !== 'disk-full')
+    const hookFaults = plan.faults.filter(atALine)
     const run = await act(inputs, hooksFor(hookFaults, target, asyncFired))
     await run.faultsDone.catch(() => undefined)
     const lines = stepLines(run.stdout.split('\n--- post ---\n')[0])
@@ -246,6 +273,7 @@ async function oneRun(seed: number, k: number, daemons: Daemons): Promise<RunRow
     row.error = (e as Error).message.split('\n').slice(0, 3).join(' | ')
   } finally {
     unmount?.()
+    registry?.kill()
     await removeContainers(prefix, api).catch(() => undefined)
     if (cluster) await cluster.stop().catch(() => undefined)
     else await db?.drop().catch(() => undefined)
@@ -306,8 +334,7 @@ async function main() {
   const args = parseArgs(process.argv.slice(2))
   if (args.list) {
     const ks = args.only !== undefined ? [args.only] : Array.from({ length: args.runs }, (_, i) => i)
-    for (const k of ks)
-      process.stdout.write(`seed ${args.seed} run ${k}: ${describePlan(drawPlan(new Draw(runRng(args.seed, k))))}\n`)
+    for (const k of ks) process.stdout.write(`seed ${args.seed} run ${k}: ${describePlan(planOf(args.seed, k))}\n`)
     return
   }
   const ks = args.only !== undefined ? [args.only] : Array.from({ length: args.runs }, (_, i) => i)

@@ -49,6 +49,7 @@ export type FaultKind =
   | 'node-disconnected'
   | 'disk-full'
   | 'db-slow'
+  | 'registry-down'
 
 export interface FaultPlan {
   kind: FaultKind
@@ -158,6 +159,21 @@ export function drawPlan(d: Draw): Plan {
     )
   const killAt = op === 'repair' ? d.int(3, 20) : undefined
   return { op, layout, from, to, killAt, faults }
+}
+
+/**
+ * The registry going down, drawn from a stream of its own (seed and run salted) so that adding it
+ * left every earlier plan of every seed as it was: an upgrade whose images come from a registry of
+ * the run's own, killed before the run (line 0) or at one of its first lines (around the pull).
+ */
+export function drawRegistryFault(plan: Plan, d: Draw): Plan {
+  if (!plan.op.startsWith('upgrade') || !d.chance(0.2)) return plan
+  return { ...plan, faults: [...plan.faults, { kind: 'registry-down', atLine: d.int(0, 3) }] }
+}
+
+/** Run k's plan under a seed: what `--list` prints and what the run does. */
+export function planOf(seed: number, k: number): Plan {
+  return drawRegistryFault(drawPlan(new Draw(runRng(seed, k))), new Draw(runRng(seed ^ 0x7e6157, k)))
 }
 
 export function describePlan(p: Plan): string {

@@ -5,9 +5,13 @@
 // (a crash: Docker's restart policy applies, as on a host), its network cut for a while, a small
 // tmpfs as a full backup disk, a table locked by another session (a slow DB).
 import type Docker from 'dockerode'
-import { execFileSync, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import pg from 'pg'
-import { simImage, sleep, type TestDb } from '../support/bed.js'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { BED_DIR, simImage, sleep, type TestDb } from '../support/bed.js'
+import { freePort } from '../../src/docker/client.js'
 import type { Hook } from '../support/action.js'
 import { startDedicatedDockerd, type DedicatedDockerd } from '../support/dedicated-dockerd.js'
 import type { PgCluster } from '../support/pg-cluster.js'
@@ -62,6 +66,59 @@ export function stepLabel(line: string, prefix: string): string {
     .slice(0, 60)
 }
 
+/** A registry of the run's own: the bed's registry storage served read-only on a port of its own. */
+export interface RunRegistry {
+  /** host:port, the images' registry */
+  host: string
+  /** the run's name of a simulator tag in it */
+  image(tag: string): string
+  /** SIGKILL: the registry is down */
+  kill(): void
+}
+
+export async function startRunRegistry(): Promise<RunRegistry> {
+  const port = await freePort('127.0.0.1')
+  const dir = mkdtempSync(join(tmpdir(), 'clr-soak-registry-'))
+  const conf = join(dir, 'registry.yml')
+  writeFileSync(
+    conf,
+    [
+      'version: 0.1',
+      'log: { level: warn }',
+      'storage:',
+      `  filesystem: { rootdirectory: ${BED_DIR}/registry }`,
+      '  maintenance: { readonly: { enabled: true }, uploadpurging: { enabled: false } }',
+      `http: { addr: 127.0.0.1:${port} }`
+    ].join('\n') + '\n'
+  )
+  const child = spawn('docker-registry', ['serve', conf], { stdio: 'ignore' })
+  const host = `127.0.0.1:${port}`
+  for (let i = 0; ; i++) {
+    const up = await fetch(`http://${host}/v2/`).then(
+      (r) => r.ok,
+      () => false
+    )
+    if (up) break
+    if (i > 100 || child.exitCode !== null) {
+      child.kill('SIGKILL')
+      throw new Error(`the run's registry on ${host} did not start`)
+    }
+    await sleep(100)
+  }
+  let gone = false
+  child.once('exit', () => {
+    gone = true
+    rmSync(dir, { recursive: true, force: true })
+  })
+  return {
+    host,
+    image: (tag) => simImage(tag).replace(/^[^/]+/, host),
+    kill: () => {
+      if (!gone) child.kill('SIGKILL')
+    }
+  }
+}
+
 export interface FaultTarget {
   api: Docker
   /** the run's container name prefix */
@@ -71,6 +128,7 @@ export interface FaultTarget {
   db: TestDb
   dockerd?: DedicatedDockerd
   cluster?: PgCluster
+  registry?: RunRegistry
 }
 
 /** What a fault did when it fired (the table's evidence), or why it could not. */
@@ -145,28 +203,33 @@ async function act(f: FaultPlan, t: FaultTarget, child: ChildProcess): Promise<s
     }
     case 'db-slow':
       return holdLock(t.db, f.table ?? 'lease_lock', f.holdMs ?? 3000)
+    case 'registry-down':
+      t.registry!.kill()
+      return `${t.registry!.host} killed`
     default:
       return undefined
   }
 }
 
+/** Whether a fault fires at a line of the run (a hook), not from its start (a full disk, a registry down before it). */
+export const atALine = (f: FaultPlan): boolean =>
+  f.kind !== 'disk-full' && !(f.kind === 'registry-down' && f.atLine === 0)
+
 /** The hooks of a run's faults; `fired` gets each fault's step and evidence as it fires. */
 export function hooksFor(faults: FaultPlan[], t: FaultTarget, fired: Fired[]): Hook[] {
-  return faults
-    .filter((f) => f.kind !== 'disk-full')
-    .map((f) => ({
-      when: (out: string) => stepLines(out).length >= f.atLine,
-      do:
-        f.kind === 'cancel'
-          ? 'sigint'
-          : f.kind === 'runner-killed'
-            ? 'sigkill'
-            : async (child: ChildProcess) => {
-                const rec: Fired = { kind: f.kind, step: '' }
-                fired.push(rec)
-                rec.note = await act(f, t, child).catch((e: Error) => `fault failed: ${e.message.split('\n')[0]}`)
-              }
-    }))
+  return faults.filter(atALine).map((f) => ({
+    when: (out: string) => stepLines(out).length >= f.atLine,
+    do:
+      f.kind === 'cancel'
+        ? 'sigint'
+        : f.kind === 'runner-killed'
+          ? 'sigkill'
+          : async (child: ChildProcess) => {
+              const rec: Fired = { kind: f.kind, step: '' }
+              fired.push(rec)
+              rec.note = await act(f, t, child).catch((e: Error) => `fault failed: ${e.message.split('\n')[0]}`)
+            }
+  }))
 }
 
 /** A full backup disk: a tmpfs of `sizeMb` mounted on dir; the returned function unmounts it. */

@@ -19,7 +19,7 @@ export interface Bed {
   node24: string
 }
 
-const BED_DIR = process.env.BED_DIR ?? '/var/lib/chainlink-rollout-bed'
+export const BED_DIR = process.env.BED_DIR ?? '/var/lib/chainlink-rollout-bed'
 
 export function loadBed(): Bed {
   return JSON.parse(readFileSync(`${BED_DIR}/bed.json`, 'utf8')) as Bed
