@@ -22,7 +22,7 @@ export interface NodeFacts {
   healthcheck: boolean
 }
 
-export interface Finding {
+interface Finding {
   /** what does it, for the summary: "Watchtower 'wt' (containrrr/watchtower)" */
   who: string
   /** refuse: it would replace or restart the node on its own schedule, also mid-handoff */

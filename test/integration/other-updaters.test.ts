@@ -10,7 +10,7 @@ import { mkdtempSync, readdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createDb, docker, removeContainers, simImage, uniqueName, type TestDb } from '../support/bed.js'
-import { runAction, visible, type ActionRun } from '../support/action.js'
+import { annotationTitles, runAction, visible, type ActionRun } from '../support/action.js'
 import { containerState, startNode } from '../support/node.js'
 
 const prefix = uniqueName('clr-updaters')
@@ -102,6 +102,10 @@ describe('another updater of the node: refused by name before anything changes',
       expect(err).toContain(`watches '${name}'`)
       expect(err).toContain('allow-other-updaters: true')
       expect(r.summary).toContain(`Watchtower '${wt}'`)
+      // the job log: the run's steps in a group, the error annotation titled with operation, node and result
+      expect(r.stdout).toContain(`::group::chainlink-rollout upgrade of ${name}\n`)
+      expect(r.stdout).toMatch(/^::endgroup::$/m)
+      expect(annotationTitles(r.stdout, 'error')).toEqual([`chainlink-rollout upgrade of ${name}: failed`])
       await expectUntouched(id)
     }
   )
@@ -142,6 +146,7 @@ describe('another updater of the node: refused by name before anything changes',
         .filter((l) => l.startsWith('::warning'))
         .join('\n')
     ).toContain('io.containers.autoupdate=registry')
+    expect(annotationTitles(allowed.stdout, 'warning')).toContain(`chainlink-rollout upgrade of ${name}`)
     expect((await containerState(name))?.image).toBe(simImage('2.19.0'))
   })
 })
