@@ -67,7 +67,8 @@ export const INPUT_NAMES = [
   'backup-secrets-plain',
   'retry-quarantined',
   'window',
-  'rehearse-migration'
+  'rehearse-migration',
+  'allow-other-updaters'
 ] as const
 
 /** Boolean inputs: a bare `--dry-run` means true. */
@@ -81,6 +82,7 @@ const BOOLEAN = new Set([
   'dry-run',
   'retry-quarantined',
   'rehearse-migration',
+  'allow-other-updaters',
   'docker-insecure-tcp',
   'backup-secrets-plain'
 ])

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The committed bundle, run as the runner runs it, on paths that need no Docker: a missing or
-# malformed input must exit 1 with one ::error:: naming the input.
+# malformed input must exit 1 with one ::error annotation (titled) naming the input.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/test/bed/env.sh"
@@ -15,10 +15,10 @@ check() { # expected-pattern env...
   out=$(env -i PATH="$PATH" GITHUB_OUTPUT="$tmp/out" GITHUB_STATE="$tmp/state" "$@" "$node" "$root/dist/index.js" 2>&1)
   code=$?
   set -e
-  if [ $code -ne 1 ] || ! grep -q "^::error::.*$want" <<<"$out"; then
+  if [ $code -ne 1 ] || ! grep -q "^::error title=chainlink-rollout%3A input '[a-z-]*'::.*$want" <<<"$out"; then
     echo "smoke FAILED ($*): exit $code, output: $out" >&2; fail=1
   else
-    echo "smoke ok: $(grep '^::error::' <<<"$out")"
+    echo "smoke ok: $(grep '^::error' <<<"$out")"
   fi
 }
 check "Input 'image' is required" INPUT_OPERATION=upgrade

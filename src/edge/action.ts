@@ -31,14 +31,42 @@ export async function run(main: Step, post: Step): Promise<void> {
       // (finished or rolled back the operation) publishes where the node is now.
       publish(outcome.result, outcome.report, !(isPost && outcome.result.nodeAsFound))
       const { result } = outcome
-      if (!result.ok) core.setFailed(redact(result.message ?? `the operation ended with result ${result.result}`))
+      if (!result.ok)
+        fail(
+          result.message ?? `the operation ended with result ${result.result}`,
+          `${outcome.report.title}: ${result.result}`
+        )
       else if (result.message) core.info(redact(result.message))
     }
   } catch (e) {
-    core.setFailed(redact(failure(e)))
+    const input = e instanceof ActionError ? e.input : undefined
+    fail(failure(e), `chainlink-rollout${isPost ? ' post step' : ''}: ${input ? `input '${input}'` : 'failed'}`)
   }
   // Open sockets (pg, docker keep-alive) must not hold the step open.
   setTimeout(() => process.exit(), 100).unref()
+}
+
+/**
+ * The step's error: an annotation whose title says which operation of which node ended how (the
+ * run's page lists annotations by title), and exit code 1 (what core.setFailed does, which takes
+ * no title).
+ */
+function fail(message: string, title: string): void {
+  core.error(redact(message), { title: redact(title) })
+  process.exitCode = 1
+}
+
+/**
+ * Runs `fn` inside a collapsible group of the job log; the group ends on a throw too. Groups do
+ * not nest: only the edge opens them.
+ */
+export async function inGroup<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  core.startGroup(redact(name))
+  try {
+    return await fn()
+  } finally {
+    core.endGroup()
+  }
 }
 
 /** The operator's sentence for an error; the stack of anything unexpected goes to the debug log. */
@@ -56,10 +84,11 @@ function maskSecret(secret: string): void {
 /** Text we print or write (log lines, quoted container logs, outputs, the summary) without any known secret. */
 const redact = (text: string): string => knownSecrets.redact(text)
 
-export function actionLog(): Log {
+/** The runner's log; warnings are annotations titled `title()` (the operation and node, once known). */
+export function actionLog(title: () => string = () => 'chainlink-rollout'): Log {
   return {
     info: (m) => core.info(redact(m)),
-    warning: (m) => core.warning(redact(m)),
+    warning: (m) => core.warning(redact(m), { title: redact(title()) }),
     debug: (m) => core.debug(redact(m)),
     mask: maskSecret
   }
@@ -93,6 +122,8 @@ function publish(result: OperationResult, report: Report, outputs: boolean): voi
     core.summary.addRaw(md, true)
     core.summary.write().catch((e: Error) => core.warning(redact(`could not write the job summary: ${e.message}`)))
   } else {
+    core.startGroup('Summary')
     core.info(md)
+    core.endGroup()
   }
 }

@@ -1,7 +1,7 @@
 // The main step: read inputs, run the operation (from the table index.ts hands it), hand its
 // result to action.ts to publish.
 import * as core from '@actions/core'
-import { actionInputs, actionLog, actionReport, failure, type Outcome } from './action.js'
+import { actionInputs, actionLog, actionReport, failure, inGroup, type Outcome } from './action.js'
 import { State } from './constants.js'
 import type { Context, OperationResult, Operations } from '../context.js'
 import { DockerClient } from '../docker/client.js'
@@ -11,16 +11,18 @@ export async function main(operations: Operations): Promise<Outcome> {
   const inputs = actionInputs()
   // Cancellation: the runner sends SIGINT, then SIGTERM 7.5 s later. Abort in-flight waits so
   // main ends quickly; the post step reads the journal and finishes or undoes the operation.
+  const report = actionReport()
   const abort = new AbortController()
   const onSignal = (sig: string) => {
-    core.warning(`${sig} received: aborting; the post step will bring the node to a consistent state`)
+    core.warning(`${sig} received: aborting; the post step will bring the node to a consistent state`, {
+      title: report.title
+    })
     abort.abort()
   }
   process.once('SIGINT', () => onSignal('SIGINT'))
   process.once('SIGTERM', () => onSignal('SIGTERM'))
 
-  const report = actionReport()
-  const log = actionLog()
+  const log = actionLog(() => report.title)
   const ctx: Context = {
     inputs,
     // a Docker daemon restarting is waited for (bounded), and the wait ends with a cancellation
@@ -35,7 +37,10 @@ export async function main(operations: Operations): Promise<Outcome> {
   core.saveState(State.Container, nodeKey(inputs))
   let result: OperationResult
   try {
-    result = await operations[inputs.operation](ctx)
+    // the run's steps in one group of the job log; the result and the summary after it stay open
+    result = await inGroup(`chainlink-rollout ${inputs.operation} of ${inputs.container}`, () =>
+      operations[inputs.operation](ctx)
+    )
   } catch (e) {
     // The report is published after a failure too: its timeline says how far the run got.
     result = { result: 'failed', ok: false, message: failure(e), outputs: {} }

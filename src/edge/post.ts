@@ -2,7 +2,7 @@
 // an operation is still in flight (main was cancelled or the runner died), it repairs: finish
 // or undo, so the node ends in one consistent state.
 import * as core from '@actions/core'
-import { actionInputs, actionLog, actionReport, failure, type Outcome } from './action.js'
+import { actionInputs, actionLog, actionReport, failure, inGroup, type Outcome } from './action.js'
 import { State } from './constants.js'
 import { DockerClient } from '../docker/client.js'
 import type { Context, OperationResult } from '../context.js'
@@ -19,19 +19,23 @@ export async function post(repair: (ctx: Context) => Promise<OperationResult>): 
   // Another job's operation in flight (this one waited for its host lock and gave up) is that
   // job's to finish; only the run this job opened is repaired here.
   if (core.getState(State.RunId) !== j.runId) return undefined
-  core.warning(`The ${j.operation} of '${container}' (run ${j.runId}) did not finish; repairing`)
+  core.warning(`The ${j.operation} of '${container}' (run ${j.runId}) did not finish; repairing`, {
+    title: `chainlink-rollout repair of ${container}`
+  })
   try {
     const inputs = actionInputs()
     const report = actionReport()
-    const log = actionLog()
-    const result = await repair({
-      inputs,
-      // a daemon still restarting after the fault that ended main is waited for (bounded)
-      docker: new DockerClient(inputs.dockerHost, { onWait: (m) => log.warning(m) }),
-      log,
-      report,
-      signal: new AbortController().signal
-    })
+    const log = actionLog(() => report.title)
+    const result = await inGroup(`chainlink-rollout repair of ${container}`, () =>
+      repair({
+        inputs,
+        // a daemon still restarting after the fault that ended main is waited for (bounded)
+        docker: new DockerClient(inputs.dockerHost, { onWait: (m) => log.warning(m) }),
+        log,
+        report,
+        signal: new AbortController().signal
+      })
+    )
     return { result, report }
   } catch (e) {
     throw new ActionError(`repair after an interrupted ${j.operation} failed: ${failure(e)}`)

@@ -240,7 +240,8 @@ export function readInputs(
     // Operator safeguards (quarantine, upgrade window, migration rehearsal)
     retryQuarantined: bool(get, 'retry-quarantined', false),
     window: windows(get, 'window'),
-    rehearseMigration
+    rehearseMigration,
+    allowOtherUpdaters: bool(get, 'allow-other-updaters', false)
   }
 }
 

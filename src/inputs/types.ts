@@ -57,6 +57,8 @@ export interface Inputs {
   retryQuarantined: boolean
   /** upgrade only inside these windows (none: any time) */
   window: Window[]
+  /** go on although Watchtower, podman auto-update or autoheal would act on the node (src/safeguards/other-updaters.ts) */
+  allowOtherUpdaters: boolean
   /** restore the pre-upgrade backup into a scratch DB and run the new image's `db migrate` on it first */
   rehearseMigration: boolean
 }

@@ -14,6 +14,7 @@ import type { DbApi } from '../postgres/database.js'
 import { findForeignNodes, foreignRefusal } from '../node/foreign-sessions.js'
 import { withHostLock } from '../journal/host-lock.js'
 import { nodeKey, refuseOpenJournal } from '../journal/journal.js'
+import { findUpdaters, nodeFacts, otherUpdaters, updatersRefusal } from '../safeguards/other-updaters.js'
 import { SUFFIX_NEXT, SUFFIX_PREVIOUS, type Prepared } from './plan.js'
 
 /**
@@ -66,6 +67,22 @@ export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<Operat
           )
           .join('; ') + `, version ${view.version ?? '?'}`
       )
+      // One update path: Watchtower, podman auto-update, autoheal, compose (docs/other-updaters.md).
+      const found = otherUpdaters(
+        await findUpdaters(
+          docker,
+          view.containers.map((c) => c.info.Id)
+        ),
+        view.containers.map((c) => nodeFacts(c.info)),
+        { imageChanges: inputs.operation === 'upgrade', imageFile: inputs.imageFile }
+      )
+      report.fact(
+        'Other updaters',
+        found.length ? found.map((f) => `${f.who} (${f.severity})`).join('; ') : 'none found'
+      )
+      const refusedBy = updatersRefusal(found, inputs.allowOtherUpdaters)
+      if (refusedBy) throw new OperationError(refusedBy)
+      for (const f of found) ctx.log.warning(f.message)
       // A rollback that restores must be able to replace every schema: checked before anything changes.
       if (inputs.operation === 'upgrade' && inputs.rollback && inputs.dbRollback === 'restore') {
         const blocked = await schemasNotDroppable(view.db)

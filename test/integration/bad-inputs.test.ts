@@ -246,6 +246,7 @@ const ROWS: BadRow[] = [
   { input: 'restore-other-node', value: 'perhaps', error: named('restore-other-node') },
   { input: 'db-copy-unchecked', value: 'perhaps', error: named('db-copy-unchecked') },
   { input: 'dry-run', value: 'perhaps', error: named('dry-run') },
+  { input: 'allow-other-updaters', value: 'perhaps', error: named('allow-other-updaters') },
   // numbers
   { input: 'backup-keep', value: '0', error: named('backup-keep') },
   { input: 'backup-keep', value: '-1', error: named('backup-keep') },

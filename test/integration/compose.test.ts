@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createDb, docker, simImage, uniqueName, type TestDb } from '../support/bed.js'
-import { runAction } from '../support/action.js'
+import { runAction, visible } from '../support/action.js'
 import { nodeUrl, readyz, waitReady, writers } from '../support/node.js'
 import { freePort } from '../../src/docker/client.js'
 
@@ -123,6 +123,10 @@ describe('a compose-managed node', () => {
     expect(r.outputs.result).toBe('upgraded')
     expect(r.exitCode).toBe(0)
     expect(duringRun).toEqual([name])
+    // preflight said the compose file still names the old image (docs/other-updaters.md)
+    expect(visible(r.stdout)).toContain(
+      `::warning::'${name}' belongs to compose project '${project}' (${file}): update the service's image in that file too`
+    )
 
     // after the run: compose sees exactly the node, serving the new image
     const leader = await docker.getContainer(name).inspect()

@@ -99,7 +99,7 @@ describe('status', () => {
   ])('fails clearly on %s', async (_what, inputs, message) => {
     const r = await runAction({ operation: 'status', container: `${prefix}-a`, 'state-dir': stateDir, ...inputs })
     expect(r.exitCode).toBe(1)
-    expect(r.stdout).toMatch(/::error::/)
+    expect(visible(r.stdout)).toMatch(/::error::/)
     expect(r.stdout).toMatch(message)
     expect(visible(r.stdout)).not.toContain('pw-unreachable')
   })

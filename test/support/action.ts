@@ -210,10 +210,26 @@ export async function runAction(inputs: Record<string, string>, opts: RunOptions
   }
 }
 
-/** What the runner shows of a step's output: `::add-mask::` commands are consumed, not printed. */
+/**
+ * What the runner shows of a step's output: `::add-mask::` commands are consumed, not printed;
+ * an annotation's properties (its title) go to the annotation, the line shows its message, here
+ * as `::error::message` (likewise warning, notice). `annotationTitles` reads the titles.
+ */
 export function visible(stdout: string): string {
   return stdout
     .split('\n')
     .filter((l) => !l.startsWith('::add-mask::'))
+    .map((l) => l.replace(/^::(error|warning|notice) [^:]*::/, '::$1::'))
     .join('\n')
+}
+
+/** The titles of the step's annotations of one kind, unescaped as the runner shows them. */
+export function annotationTitles(stdout: string, kind: 'error' | 'warning' | 'notice'): string[] {
+  const unescape = (v: string) =>
+    v.replace(/%0D/g, '\r').replace(/%0A/g, '\n').replace(/%3A/g, ':').replace(/%2C/g, ',').replace(/%25/g, '%')
+  return stdout
+    .split('\n')
+    .map((l) => new RegExp(`^::${kind} (?:[^:]*,)?title=([^,:]*)[,:]`).exec(l)?.[1])
+    .filter((t): t is string => t !== undefined)
+    .map(unescape)
 }
