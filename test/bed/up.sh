@@ -110,6 +110,9 @@ fi
 # 7. Simulator images
 "$here/images.sh"
 
+# 8. Podman's Docker-compatible API on a socket of its own (test/integration/podman.test.ts)
+"$here/podman.sh" >/dev/null
+
 cat >"$BED_DIR/bed.json" <<JSON
 {
   "registry": "$BED_REGISTRY",
