@@ -38,8 +38,15 @@ if [ ! -f "$reg" ]; then
   printf '[[registry]]\nlocation = "%s"\ninsecure = true\n' "$BED_REGISTRY" >"$reg"
 fi
 
-answers() { curl -fsS --max-time 5 --unix-socket "$BED_PODMAN_SOCK" http://podman/v1.41/version >/dev/null 2>&1; }
+answers() { curl -fsS --max-time 20 --unix-socket "$BED_PODMAN_SOCK" http://podman/v1.41/version >/dev/null 2>&1; }
 if ! answers; then
+  # a service of ours that is alive but slow keeps its socket: a second one would take the path
+  # from it and leave it serving nobody
+  old=$(cat "$BED_DIR/podman.pid" 2>/dev/null || true)
+  if [ -n "$old" ] && grep -qa 'system.service' "/proc/$old/cmdline" 2>/dev/null; then
+    log "the service (pid $old) does not answer on $BED_PODMAN_SOCK; stop it (kill $old) and run again"
+    exit 1
+  fi
   log "starting podman system service on $BED_PODMAN_SOCK"
   mkdir -p "$(dirname "$BED_PODMAN_SOCK")"
   rm -f "$BED_PODMAN_SOCK"

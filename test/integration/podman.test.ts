@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import type Docker from 'dockerode'
 import { createDb, removeContainers, simImage, uniqueName, type TestDb } from '../support/bed.js'
 import { runAction, type ActionRun } from '../support/action.js'
-import { containerState, nodeUrl, readyz, startNode, writers } from '../support/node.js'
+import { containerState, nodeUrl, readyz, startNode, waitReady, writers } from '../support/node.js'
 import { ensurePodman, podmanCli, podmanDockerHost, podmanMissing, stopPodman } from '../support/podman.js'
 
 const missing = podmanMissing()
@@ -38,6 +38,25 @@ describePodman('a node on Podman 4.3 through its Docker-compatible API', () => {
     }
     stopPodman(startedPid)
   })
+
+  /** A node started by the podman CLI (what the Docker API cannot express: pods, network aliases). */
+  function podmanRun(name: string, dbUrl: string, args: string[]) {
+    const host = args.includes('host')
+    const port = host ? 20000 + Math.floor(Math.random() * 20000) : 6688
+    const config = `[Database.Lock]\nLeaseDuration = '3s'\nLeaseRefreshInterval = '500ms'\n[WebServer]\nHTTPPort = ${port}\n`
+    podmanCli(
+      'run',
+      '-d',
+      '--name',
+      name,
+      ...args,
+      '-e',
+      `CL_DATABASE_URL=${dbUrl}`,
+      '-e',
+      `CL_CONFIG=${config}`,
+      simImage('2.19.0')
+    )
+  }
 
   async function node(opts: Partial<Parameters<typeof startNode>[0]> = {}) {
     const db = await createDb('pm')
@@ -101,6 +120,29 @@ describePodman('a node on Podman 4.3 through its Docker-compatible API', () => {
     expect((await writers(db)).interleaved).toBe(false)
   }, 180000)
 
+  test('a node on a user network with an alias: the new node is on that network only, under that alias', async () => {
+    const net = `${prefix}-net`
+    podmanCli('network', 'create', net)
+    try {
+      const db = await createDb('pm')
+      dbs.push(db)
+      const name = `${prefix}-${++n}`
+      // the bed's Postgres listens on the docker0 gateway, which a Podman network reaches through the host
+      podmanRun(name, db.bridgeUrl, ['--network', net, '--network-alias', 'chainlink-node'])
+      await waitReady({ name }, 30000, podman)
+      const r = await upgrade(name)
+      expect(r.outputs.result).toBe('upgraded')
+      const info = await podman.getContainer(name).inspect()
+      expect(info.Config.Image).toBe(simImage('2.20.0'))
+      expect(Object.keys(info.NetworkSettings.Networks)).toEqual([net])
+      expect(info.NetworkSettings.Networks[net].Aliases).toContain('chainlink-node')
+      expect((await writers(db)).interleaved).toBe(false)
+    } finally {
+      await removeContainers(prefix, podman)
+      podmanCli('network', 'rm', '-f', net)
+    }
+  }, 180000)
+
   test("restart policy 'always' on Podman 4: refused in preflight by name and reason, nothing changed", async () => {
     const { name } = await node({ restart: 'always' })
     const before = await containerState(name, podman)
@@ -134,24 +176,7 @@ describePodman('a node on Podman 4.3 through its Docker-compatible API', () => {
     const pod = `${prefix}-pod`
     // no infra container: its pause image is not on this machine; the pod still owns the container
     podmanCli('pod', 'create', '--infra=false', '--name', pod)
-    const port = 20000 + Math.floor(Math.random() * 20000)
-    podmanCli(
-      'run',
-      '-d',
-      '--pod',
-      pod,
-      '--name',
-      name,
-      '--network',
-      'host',
-      '-e',
-      `CL_DATABASE_URL=${db.url}`,
-      '-e',
-      `CHAINLINK_PORT=${port}`,
-      '-e',
-      `CL_CONFIG=[Database.Lock]\nLeaseDuration = '3s'\nLeaseRefreshInterval = '500ms'\n[WebServer]\nHTTPPort = ${port}\n`,
-      simImage('2.19.0')
-    )
+    podmanRun(name, db.url, ['--pod', pod, '--network', 'host'])
     const before = await containerState(name, podman)
     const r = await upgrade(name)
     expect(r.exitCode).not.toBe(0)
