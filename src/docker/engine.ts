@@ -3,7 +3,7 @@
 // (docs/podman.md); the client reads /version and Podman's own inspect.
 
 /** What GET /version answers (Docker and Podman alike; Podman lists a "Podman Engine" component). */
-export interface VersionAnswer {
+interface VersionAnswer {
   Version?: string
   ApiVersion?: string
   Components?: Array<{ Name?: string; Version?: string }> | null
