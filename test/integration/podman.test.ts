@@ -25,7 +25,7 @@ describePodman('a node on Podman 4.3 through its Docker-compatible API', () => {
   const dbs: TestDb[] = []
 
   beforeAll(() => {
-    ;({ api: podman, startedPid } = ensurePodman(['2.19.0', '2.20.0']))
+    ;({ api: podman, startedPid } = ensurePodman(['2.19.0', '2.20.0', '2.20.0-never-ready']))
   }, 300000)
 
   afterAll(async () => {
@@ -66,12 +66,12 @@ describePodman('a node on Podman 4.3 through its Docker-compatible API', () => {
     return { name, db }
   }
 
-  function upgrade(name: string, extra: Record<string, string> = {}): Promise<ActionRun> {
+  function upgrade(name: string, extra: Record<string, string> = {}, tag = '2.20.0'): Promise<ActionRun> {
     const stateDir = mkdtempSync(join(tmpdir(), 'clr-state-'))
     return runAction({
       operation: 'upgrade',
       container: name,
-      image: simImage('2.20.0'),
+      image: simImage(tag),
       'docker-host': podmanDockerHost,
       'state-dir': stateDir,
       'backup-dir': join(stateDir, 'backups'),
@@ -109,6 +109,25 @@ describePodman('a node on Podman 4.3 through its Docker-compatible API', () => {
     )
     expect(others).toEqual([])
   }, 180000)
+
+  test('a new image that never becomes ready: rolled back on Podman, the old container leads again', async () => {
+    const { name, db } = await node()
+    const before = await containerState(name, podman)
+    const r = await upgrade(name, { 'ready-timeout': '8s' }, '2.20.0-never-ready')
+    expect(r.outputs.result).toBe('rolled-back')
+    expect(r.exitCode).toBe(1)
+    expect(await containerState(name, podman)).toEqual(before)
+    expect(await readyz((await nodeUrl(name, podman))!)).toBe(200)
+    const w = await writers(db)
+    expect(w.interleaved).toBe(false)
+    expect(w.versions.at(-1)).toBe('2.19.0')
+    // the new image migrated the DB first: its `node db rollback` ran as a one-off Podman container
+    expect(r.summary).toMatch(/database rolled back/)
+    const left = (await podman.listContainers({ all: true })).filter((c) =>
+      c.Names.some((x) => x.replace(/^\//, '').startsWith(`${name}-`))
+    )
+    expect(left.map((c) => c.Names[0])).toEqual([])
+  }, 240000)
 
   test('a --rm leader: its rollback copy is created with policy no (no update call), and the upgrade ends clean', async () => {
     const { name, db } = await node({ hostConfig: { AutoRemove: true } })
