@@ -175,6 +175,11 @@ describePodman('a node on Podman 4.3 through its Docker-compatible API', () => {
     // refused before the pull, the standby or any stop
     expect(r.stdout).not.toMatch(/standby started|pull:/)
     await expectUntouched(name, before)
+    // status says so before anyone tries
+    const st = await runAction({ operation: 'status', container: name, 'docker-host': podmanDockerHost })
+    expect(st.exitCode).toBe(0)
+    expect(st.summary).toMatch(/\| Engine \| Podman Engine 4\.3\.1 \(Docker API 1\.41\) \|/)
+    expect(st.summary).toMatch(/\| An upgrade would be refused \| '.*' has restart policy 'always'/)
   }, 180000)
 
   test('a container a systemd unit owns (PODMAN_SYSTEMD_UNIT) is refused by name and unit', async () => {
