@@ -4,6 +4,7 @@ import Docker from 'dockerode'
 import { dockerFor } from './host.js'
 import { DaemonWait, type DaemonWaitOptions } from './daemon-wait.js'
 import { demux, registryAuth, untarFirstFile } from './wire.js'
+import { readEngine, readPod, type Engine } from './engine.js'
 import { normaliseRepository, repository, repoTag, type ImageRef } from '../image/ref.js'
 
 export type ContainerInfo = Docker.ContainerInspectInfo
@@ -24,6 +25,10 @@ export interface ImageInfo {
  */
 export interface DockerApi {
   ping(): Promise<void>
+  /** which engine answers, Docker or Podman (src/docker/engine.ts); fakes may leave it out (Docker) */
+  engine?(): Promise<Engine>
+  /** the Podman pod a container runs in; undefined outside one (ask only a Podman engine) */
+  podOf?(id: string): Promise<string | undefined>
   /** how many calls so far met the daemon out of reach (a daemon restart); fakes may leave it out */
   daemonFaults?(): number
   /** a container by name or id; undefined when there is none */
@@ -90,6 +95,14 @@ export class DockerClient implements DockerApi {
         : (process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock')
       throw new Error(`cannot reach the Docker Engine at ${where}: ${(e as Error).message}`)
     }
+  }
+
+  engine(): Promise<Engine> {
+    return this.read('version', () => readEngine(this.api))
+  }
+
+  podOf(id: string): Promise<string | undefined> {
+    return this.read(`pod of ${id.slice(0, 12)}`, () => readPod(this.api, id))
   }
 
   /** Inspects a container by name or id; undefined when there is none. */

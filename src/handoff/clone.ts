@@ -24,6 +24,11 @@ export async function startClone(
     start?: boolean
     /** false for a container that never takes the node's name: no compose labels (docs/compose.md) */
     asService?: boolean
+    /**
+     * the restart policy it is created with instead of `from`'s: set at create, since Podman 4
+     * cannot change it afterwards (docs/podman.md)
+     */
+    restartPolicy?: { Name: string }
     /** told the container as soon as it exists, before it starts (a failed start leaves it) */
     onCreated?: (m: Member) => void
   }
@@ -47,6 +52,7 @@ export async function startClone(
     keepAddress: opts.ports === 'keep',
     asService: opts.asService
   })
+  if (opts.restartPolicy) spec.HostConfig = { ...spec.HostConfig, RestartPolicy: opts.restartPolicy }
   // Engines before API 1.44 take one endpoint at create: the rest are connected before start.
   const endpoints = spec.NetworkingConfig?.EndpointsConfig ?? {}
   const primaryNet = from.HostConfig.NetworkMode ?? 'default'

@@ -66,6 +66,10 @@ export function cloneSpec(info: Docker.ContainerInspectInfo, opts: CloneOptions)
   // A clone must outlive its stop (`docker run --rm` would delete it): a stopped clone may be
   // the container a rollback starts again.
   hostConfig.AutoRemove = false
+  // Podman's inspect names ulimits as the kernel does (RLIMIT_NOFILE), its create wants
+  // Docker's names (nofile), and rejects its own; Docker already answers with these (docs/podman.md).
+  if (hostConfig.Ulimits)
+    hostConfig.Ulimits = hostConfig.Ulimits.map((u) => ({ ...u, Name: u.Name?.replace(/^RLIMIT_/, '').toLowerCase() }))
   if (opts.portBindings) hostConfig.PortBindings = opts.portBindings
   // Every user network is recreated with its aliases (the container-id alias is Docker's own).
   // Engines before API 1.44 accept one endpoint at create: startClone connects the rest.

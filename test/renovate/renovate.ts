@@ -7,7 +7,7 @@
 // Renovate's own handlebars). So the bumped file is what the merged PR would put on main.
 import { execFileSync, spawn } from 'node:child_process'
 import { createRequire } from 'node:module'
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -16,6 +16,16 @@ import { readDesiredImage, type DesiredImage } from '../../src/image/file.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 export const repoRoot = resolve(here, '../..')
+
+const RENOVATE_PREFIX = process.env.RENOVATE_PREFIX ?? '/opt/chainlink-rollout-renovate'
+
+/** Why the Renovate tests cannot run here (undefined: they can): the bed installs it (test/bed/up.sh). */
+export function renovateMissing(): string | undefined {
+  const entry = join(RENOVATE_PREFIX, 'node_modules/renovate/dist/renovate.js')
+  return existsSync(entry)
+    ? undefined
+    : `the Renovate CLI is not installed at ${entry} (bash test/bed/up.sh, or bash test/renovate/install.sh, installs it)`
+}
 
 /** Installs Renovate once (test/renovate/install.sh); returns the path of dist/renovate.js. */
 export function ensureRenovate(): string {
@@ -123,10 +133,12 @@ export function loadPreset(name: string, args: string[] = []): Record<string, un
  * github>OWNER/chainlink-rollout//renovate/insecure-registry(<host>)]`, with the presets inlined
  * (the local platform resolves no github> presets, and nothing may leave the machine).
  */
-export function userConfig(registryHost: string): Record<string, unknown> {
+export function userConfig(registryHost: string, own: Record<string, unknown> = {}): Record<string, unknown> {
   const chainlink = loadPreset('chainlink')
   const insecure = loadPreset('insecure-registry', [registryHost])
-  return { ...chainlink, hostRules: insecure.hostRules, description: undefined }
+  // the user's own packageRules come after the preset's, as Renovate merges an `extends`
+  const packageRules = [...(chainlink.packageRules as unknown[]), ...((own.packageRules as unknown[]) ?? [])]
+  return { ...chainlink, hostRules: insecure.hostRules, description: undefined, ...own, packageRules }
 }
 
 export interface RenovateUpdate {

@@ -330,6 +330,22 @@ describe('cloneSpec: a --rm leader', () => {
   })
 })
 
+describe('cloneSpec: ulimits as Podman inspects them', () => {
+  it("Podman's kernel names (RLIMIT_NOFILE) become the names its create takes (nofile); Docker's stay", () => {
+    const info = hostLeader()
+    info.HostConfig.Ulimits = [
+      { Name: 'RLIMIT_NOFILE', Soft: 1024, Hard: 1024 },
+      { Name: 'RLIMIT_NPROC', Soft: 4096, Hard: 4096 },
+      { Name: 'core', Soft: 0, Hard: 0 }
+    ]
+    expect(clone(info).HostConfig?.Ulimits).toEqual([
+      { Name: 'nofile', Soft: 1024, Hard: 1024 },
+      { Name: 'nproc', Soft: 4096, Hard: 4096 },
+      { Name: 'core', Soft: 0, Hard: 0 }
+    ])
+  })
+})
+
 describe("cloneSpec: compose's labels", () => {
   const compose = (k: string) => k.startsWith('com.docker.compose.')
 
