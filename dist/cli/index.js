@@ -76798,7 +76798,8 @@ const INPUT_NAMES = [
     'backup-secrets-plain',
     'retry-quarantined',
     'window',
-    'rehearse-migration'
+    'rehearse-migration',
+    'allow-other-updaters'
 ];
 /** Boolean inputs: a bare `--dry-run` means true. */
 const BOOLEAN = new Set([
@@ -76811,6 +76812,7 @@ const BOOLEAN = new Set([
     'dry-run',
     'retry-quarantined',
     'rehearse-migration',
+    'allow-other-updaters',
     'docker-insecure-tcp',
     'backup-secrets-plain'
 ]);
@@ -77195,6 +77197,8 @@ function untarFirstFile(tar) {
     return undefined;
 }
 
+// EXTERNAL MODULE: ./src/docker/engine.ts
+var engine = __nccwpck_require__(6556);
 // EXTERNAL MODULE: ./src/image/ref.ts
 var image_ref = __nccwpck_require__(2812);
 // EXTERNAL MODULE: external "node:net"
@@ -77239,6 +77243,7 @@ function freePort(hostIp, avoid = new Set()) {
 
 
 
+
 /**
  * The Engine API through dockerode. Every call waits out a daemon restart (src/docker/daemon-wait.ts):
  * reads and calls whose repeat acts once are repeated while the daemon is out of reach, calls
@@ -77270,6 +77275,12 @@ class DockerClient {
                 : (process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock');
             throw new Error(`cannot reach the Docker Engine at ${where}: ${e.message}`);
         }
+    }
+    engine() {
+        return this.read('version', () => (0,engine/* readEngine */.Rz)(this.api));
+    }
+    podOf(id) {
+        return this.read(`pod of ${id.slice(0, 12)}`, () => (0,engine/* readPod */.Ax)(this.api, id));
     }
     /** Inspects a container by name or id; undefined when there is none. */
     async inspect(nameOrId) {
@@ -77523,6 +77534,81 @@ function anyDigest(image) {
 
 /***/ }),
 
+/***/ 6556:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Ax: () => (/* binding */ readPod),
+/* harmony export */   Rz: () => (/* binding */ readEngine),
+/* harmony export */   Wn: () => (/* binding */ engineRefusals),
+/* harmony export */   sk: () => (/* binding */ describeEngine),
+/* harmony export */   uN: () => (/* binding */ LABEL_PODMAN_SYSTEMD_UNIT)
+/* harmony export */ });
+/* unused harmony export engineOf */
+// Which engine answers the Docker API: Docker Engine, or Podman's Docker-compatible service
+// (`podman system service`), and what the action may not ask of it. Decisions on plain values
+// (docs/podman.md); the client reads /version and Podman's own inspect.
+function engineOf(v) {
+    const podman = (v.Components ?? []).find((c) => /^podman engine$/i.test(c.Name ?? ''));
+    const version = podman?.Version ?? v.Version ?? '?';
+    const major = Number(/^(\d+)\./.exec(version)?.[1] ?? NaN);
+    return {
+        name: podman ? 'Podman Engine' : 'Docker Engine',
+        version,
+        apiVersion: v.ApiVersion ?? '?',
+        podman: !!podman,
+        // an unreadable Podman version is treated as the old one: refuse up front rather than fail mid-handoff
+        restartPolicyUpdate: !podman || major >= 5
+    };
+}
+/** One line for the summary: `Podman Engine 4.3.1 (Docker API 1.41)`. */
+function describeEngine(e) {
+    return `${e.name} ${e.version} (Docker API ${e.apiVersion})`;
+}
+/** The label Podman puts on a container a systemd unit runs (podman-auto-update(1)). */
+const LABEL_PODMAN_SYSTEMD_UNIT = 'PODMAN_SYSTEMD_UNIT';
+/**
+ * Why the action must not touch these containers on this engine, one message per cause (empty:
+ * go ahead). Everything here is decided before anything changes: a Podman that cannot do a step
+ * is refused in preflight, never found out mid-handoff.
+ */
+function engineRefusals(e, containers) {
+    if (!e.podman)
+        return [];
+    const out = [];
+    for (const c of containers) {
+        if (c.pod)
+            out.push(`'${c.name}' runs in Podman pod '${c.pod}': it shares the pod's network, ports and IPC, and a container made through the Docker API cannot join the pod, so its standby would be another node on another network. Run the node outside a pod to roll it with chainlink-rollout`);
+        if (c.systemdUnit)
+            out.push(`'${c.name}' is run by systemd unit '${c.systemdUnit}' (label ${LABEL_PODMAN_SYSTEMD_UNIT}): the unit recreates it from its own image on its next restart and removes whatever replaced it. Change the unit's image (Image= or podman auto-update) instead, or run the node without the unit`);
+    }
+    if (!e.restartPolicyUpdate) {
+        const restarting = containers.filter((c) => c.restartPolicy && c.restartPolicy !== 'no');
+        for (const c of restarting)
+            out.push(`'${c.name}' has restart policy '${c.restartPolicy}' and ${describeEngine(e)} cannot change a container's restart policy (no POST /containers/{id}/update before Podman 5): the old container must be set to 'no' while it is the stopped rollback copy, or a reboot (podman-restart.service) starts an old binary on a migrated DB. Recreate '${c.name}' with --restart=no, or move to Podman 5 or later`);
+    }
+    return out;
+}
+/** GET on Podman's own API (/libpod/...), which says what the Docker-compatible answers leave out. */
+function libpod(api, path) {
+    return new Promise((resolve, reject) => api.modem.dial({ path: `/v4.0.0/libpod${path}`, method: 'GET', statusCodes: { 200: true, 404: 'not found' } }, (err, data) => (err ? reject(err) : resolve(data))));
+}
+/** The engine behind the API (GET /version). */
+async function readEngine(api) {
+    return engineOf((await api.version()));
+}
+/** The Podman pod a container runs in, by name (else id); undefined outside a pod. Podman only. */
+async function readPod(api, id) {
+    const c = await libpod(api, `/containers/${encodeURIComponent(id)}/json`);
+    if (!c.Pod)
+        return undefined;
+    const pod = await libpod(api, `/pods/${encodeURIComponent(c.Pod)}/json`).catch(() => undefined);
+    return pod?.Name || c.Pod.slice(0, 12);
+}
+
+
+/***/ }),
+
 /***/ 5900:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -77704,6 +77790,8 @@ async function startClone(ctx, from, opts) {
         keepAddress: opts.ports === 'keep',
         asService: opts.asService
     });
+    if (opts.restartPolicy)
+        spec.HostConfig = { ...spec.HostConfig, RestartPolicy: opts.restartPolicy };
     // Engines before API 1.44 take one endpoint at create: the rest are connected before start.
     const endpoints = spec.NetworkingConfig?.EndpointsConfig ?? {};
     const primaryNet = from.HostConfig.NetworkMode ?? 'default';
@@ -77779,6 +77867,10 @@ function cloneSpec(info, opts) {
     // A clone must outlive its stop (`docker run --rm` would delete it): a stopped clone may be
     // the container a rollback starts again.
     hostConfig.AutoRemove = false;
+    // Podman's inspect names ulimits as the kernel does (RLIMIT_NOFILE), its create wants
+    // Docker's names (nofile), and rejects its own; Docker already answers with these (docs/podman.md).
+    if (hostConfig.Ulimits)
+        hostConfig.Ulimits = hostConfig.Ulimits.map((u) => ({ ...u, Name: u.Name?.replace(/^RLIMIT_/, '').toLowerCase() }));
     if (opts.portBindings)
         hostConfig.PortBindings = opts.portBindings;
     // Every user network is recreated with its aliases (the container-id alias is Docker's own).
@@ -79360,7 +79452,8 @@ function readInputs(get, mask, env = process.env) {
         // Operator safeguards (quarantine, upgrade window, migration rehearsal)
         retryQuarantined: bool(get, 'retry-quarantined', false),
         window: windows(get, 'window'),
-        rehearseMigration
+        rehearseMigration,
+        allowOtherUpdaters: bool(get, 'allow-other-updaters', false)
     };
 }
 /** A path input that must stay inside `base` (relative paths are read against it). */
@@ -81090,8 +81183,8 @@ var backup_step = __nccwpck_require__(354);
 var lock = __nccwpck_require__(4349);
 // EXTERNAL MODULE: ./src/node/foreign-sessions.ts
 var foreign_sessions = __nccwpck_require__(304);
-// EXTERNAL MODULE: ./src/rollout/prepare.ts
-var prepare = __nccwpck_require__(690);
+// EXTERNAL MODULE: ./src/rollout/prepare.ts + 1 modules
+var prepare = __nccwpck_require__(8649);
 // EXTERNAL MODULE: ./src/journal/host-lock.ts
 var host_lock = __nccwpck_require__(473);
 // EXTERNAL MODULE: ./src/journal/journal.ts
@@ -81345,7 +81438,7 @@ function openRestoreJournal(ctx, view, order, file) {
 /* harmony export */ });
 /* harmony import */ var _rollout_plan_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(5762);
 /* harmony import */ var _rollout_pair_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4509);
-/* harmony import */ var _rollout_prepare_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(690);
+/* harmony import */ var _rollout_prepare_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(8649);
 /* harmony import */ var _rollout_single_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3829);
 /* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(4145);
 /* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(1348);
@@ -81730,6 +81823,7 @@ async function repair(ctx) {
                 return {
                     result: 'ok',
                     ok: true,
+                    nodeAsFound: true,
                     message: `undid the interrupted ${j?.operation ?? 'operation'} before its handoff: '${leaderName}' leads on ${previousInfo.Config.Image}`,
                     outputs: { leader: leaderName, image: previousInfo.Config.Image }
                 };
@@ -81873,12 +81967,16 @@ async function dropScratch(ctx, db, j) {
 /* harmony export */   h: () => (/* binding */ status)
 /* harmony export */ });
 /* harmony import */ var _node_inspect_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(372);
-/* harmony import */ var _node_connect_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(9328);
-/* harmony import */ var _safeguards_quarantine_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2371);
-/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4145);
-/* harmony import */ var _handoff_clone_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(9196);
-/* harmony import */ var _rollout_plan_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(5762);
-/* harmony import */ var _journal_journal_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(4896);
+/* harmony import */ var _safeguards_engine_check_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5092);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3916);
+/* harmony import */ var _node_connect_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(9328);
+/* harmony import */ var _safeguards_quarantine_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(2371);
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(4145);
+/* harmony import */ var _handoff_clone_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(9196);
+/* harmony import */ var _rollout_plan_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(5762);
+/* harmony import */ var _journal_journal_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(4896);
+
+
 
 
 
@@ -81918,7 +82016,13 @@ async function status(ctx) {
     const { inputs, report } = ctx;
     report.title = `chainlink-rollout status of ${inputs.container}`;
     await openJournal(ctx);
-    const view = await (0,_node_inspect_js__WEBPACK_IMPORTED_MODULE_0__/* .inspectNode */ .hn)(ctx, (0,_node_connect_js__WEBPACK_IMPORTED_MODULE_1__/* .nodeNames */ .tJ)(inputs));
+    // the engine, and what an upgrade would refuse on it, told before anyone tries (docs/podman.md)
+    await (0,_safeguards_engine_check_js__WEBPACK_IMPORTED_MODULE_1__/* .checkEngine */ .X)(ctx, (0,_node_connect_js__WEBPACK_IMPORTED_MODULE_3__/* .nodeNames */ .tJ)(inputs)).catch((e) => {
+        if (!(e instanceof _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .OperationError */ .OK))
+            throw e;
+        report.fact('An upgrade would be refused', e.message);
+    });
+    const view = await (0,_node_inspect_js__WEBPACK_IMPORTED_MODULE_0__/* .inspectNode */ .hn)(ctx, (0,_node_connect_js__WEBPACK_IMPORTED_MODULE_3__/* .nodeNames */ .tJ)(inputs));
     try {
         report.tables.push({
             heading: 'Containers',
@@ -81948,7 +82052,7 @@ async function status(ctx) {
 }
 /** Quarantined digests (refused by upgrade) and the history of earlier ones. */
 function quarantineTable(ctx) {
-    const f = (0,_safeguards_quarantine_js__WEBPACK_IMPORTED_MODULE_2__/* .readQuarantine */ .Db)(ctx.inputs.stateDir, (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .nodeKey */ .u8)(ctx.inputs));
+    const f = (0,_safeguards_quarantine_js__WEBPACK_IMPORTED_MODULE_4__/* .readQuarantine */ .Db)(ctx.inputs.stateDir, (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_8__/* .nodeKey */ .u8)(ctx.inputs));
     const row = (e, state) => [
         e.image,
         state,
@@ -81957,11 +82061,11 @@ function quarantineTable(ctx) {
         e.reason
     ];
     const rows = [
-        ...(0,_safeguards_quarantine_js__WEBPACK_IMPORTED_MODULE_2__/* .active */ .vu)(f).map((e) => row(e, 'quarantined')),
-        ...(0,_safeguards_quarantine_js__WEBPACK_IMPORTED_MODULE_2__/* .history */ .b6)(f).map((e) => row(e, `history: cleared ${e.clearedAt} by ${e.clearedBy}`))
+        ...(0,_safeguards_quarantine_js__WEBPACK_IMPORTED_MODULE_4__/* .active */ .vu)(f).map((e) => row(e, 'quarantined')),
+        ...(0,_safeguards_quarantine_js__WEBPACK_IMPORTED_MODULE_4__/* .history */ .b6)(f).map((e) => row(e, `history: cleared ${e.clearedAt} by ${e.clearedBy}`))
     ];
-    ctx.report.fact('Quarantine', (0,_safeguards_quarantine_js__WEBPACK_IMPORTED_MODULE_2__/* .active */ .vu)(f).length
-        ? (0,_safeguards_quarantine_js__WEBPACK_IMPORTED_MODULE_2__/* .active */ .vu)(f)
+    ctx.report.fact('Quarantine', (0,_safeguards_quarantine_js__WEBPACK_IMPORTED_MODULE_4__/* .active */ .vu)(f).length
+        ? (0,_safeguards_quarantine_js__WEBPACK_IMPORTED_MODULE_4__/* .active */ .vu)(f)
             .map((e) => e.digest)
             .join(', ')
         : 'no quarantined digest');
@@ -81974,17 +82078,17 @@ function quarantineTable(ctx) {
  */
 async function openJournal(ctx) {
     const { inputs, report, docker } = ctx;
-    const key = (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .nodeKey */ .u8)(inputs);
-    const j = (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .readJournal */ .a0)(inputs.stateDir, key);
+    const key = (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_8__/* .nodeKey */ .u8)(inputs);
+    const j = (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_8__/* .readJournal */ .a0)(inputs.stateDir, key);
     if (!j || j.phase !== 'in-progress')
         return;
     const last = j.steps.at(-1);
-    report.fact('Open journal', `${j.operation} run ${j.runId} started ${j.startedAt} by pid ${j.pid} on ${j.host}, last step '${last?.step ?? '(none)'}'${last ? ` at ${last.at}` : ''} (${(0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .journalPath */ .HY)(inputs.stateDir, key)})`);
+    report.fact('Open journal', `${j.operation} run ${j.runId} started ${j.startedAt} by pid ${j.pid} on ${j.host}, last step '${last?.step ?? '(none)'}'${last ? ` at ${last.at}` : ''} (${(0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_8__/* .journalPath */ .HY)(inputs.stateDir, key)})`);
     const names = [inputs.container, ...(inputs.standby ? [inputs.standby] : [])];
     const ids = new Set();
-    for (const c of await docker.listByLabel(`${_handoff_clone_js__WEBPACK_IMPORTED_MODULE_4__/* .LABEL_RUN */ .Bt}=${j.runId}`))
+    for (const c of await docker.listByLabel(`${_handoff_clone_js__WEBPACK_IMPORTED_MODULE_6__/* .LABEL_RUN */ .Bt}=${j.runId}`))
         ids.add(c.Id);
-    for (const n of names.flatMap((x) => [x, x + _rollout_plan_js__WEBPACK_IMPORTED_MODULE_5__/* .SUFFIX_NEXT */ .K8, x + _rollout_plan_js__WEBPACK_IMPORTED_MODULE_5__/* .SUFFIX_PREVIOUS */ .Q$])) {
+    for (const n of names.flatMap((x) => [x, x + _rollout_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_NEXT */ .K8, x + _rollout_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_PREVIOUS */ .Q$])) {
         const info = await docker.inspect(n);
         if (info)
             ids.add(info.Id);
@@ -81995,8 +82099,8 @@ async function openJournal(ctx) {
         if (!info)
             continue;
         rows.push([
-            (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_3__/* .containerName */ .xN)(info),
-            info.Config.Labels?.[_handoff_clone_js__WEBPACK_IMPORTED_MODULE_4__/* .LABEL_ROLE */ .os] ?? 'original',
+            (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_5__/* .containerName */ .xN)(info),
+            info.Config.Labels?.[_handoff_clone_js__WEBPACK_IMPORTED_MODULE_6__/* .LABEL_ROLE */ .os] ?? 'original',
             info.Config.Image,
             `${info.State.Status}${info.State.Running ? '' : ` (exit ${info.State.ExitCode})`}`
         ]);
@@ -82306,8 +82410,8 @@ var repository = __nccwpck_require__(1028);
 var rollout_plan = __nccwpck_require__(5762);
 // EXTERNAL MODULE: ./src/rollout/pair.ts
 var pair = __nccwpck_require__(4509);
-// EXTERNAL MODULE: ./src/rollout/prepare.ts
-var prepare = __nccwpck_require__(690);
+// EXTERNAL MODULE: ./src/rollout/prepare.ts + 1 modules
+var prepare = __nccwpck_require__(8649);
 // EXTERNAL MODULE: ./src/rollout/single.ts
 var single = __nccwpck_require__(3829);
 // EXTERNAL MODULE: ./src/rollout/steps.ts
@@ -83434,25 +83538,263 @@ function replaceCreated(r, m) {
 
 /***/ }),
 
-/***/ 690:
+/***/ 8649:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   kV: () => (/* binding */ notDroppableMessage),
-/* harmony export */   rJ: () => (/* binding */ withNode),
-/* harmony export */   t5: () => (/* binding */ schemasNotDroppable)
-/* harmony export */ });
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
-/* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(7607);
-/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1348);
-/* harmony import */ var _node_health_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(6780);
-/* harmony import */ var _node_inspect_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(372);
-/* harmony import */ var _node_connect_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(9328);
-/* harmony import */ var _backup_restore_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7020);
-/* harmony import */ var _node_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(304);
-/* harmony import */ var _journal_host_lock_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(473);
-/* harmony import */ var _journal_journal_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(4896);
-/* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(5762);
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  kV: () => (/* binding */ notDroppableMessage),
+  t5: () => (/* binding */ schemasNotDroppable),
+  rJ: () => (/* binding */ withNode)
+});
+
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __nccwpck_require__(3916);
+// EXTERNAL MODULE: ./src/duration.ts
+var duration = __nccwpck_require__(7607);
+// EXTERNAL MODULE: ./src/handoff/types.ts + 1 modules
+var types = __nccwpck_require__(1348);
+// EXTERNAL MODULE: ./src/node/health.ts
+var health = __nccwpck_require__(6780);
+// EXTERNAL MODULE: ./src/node/inspect.ts
+var inspect = __nccwpck_require__(372);
+// EXTERNAL MODULE: ./src/node/connect.ts + 2 modules
+var connect = __nccwpck_require__(9328);
+// EXTERNAL MODULE: ./src/backup/restore.ts
+var restore = __nccwpck_require__(7020);
+// EXTERNAL MODULE: ./src/node/foreign-sessions.ts
+var foreign_sessions = __nccwpck_require__(304);
+// EXTERNAL MODULE: ./src/journal/host-lock.ts
+var host_lock = __nccwpck_require__(473);
+// EXTERNAL MODULE: ./src/journal/journal.ts
+var journal = __nccwpck_require__(4896);
+;// CONCATENATED MODULE: ./src/safeguards/other-updaters.ts
+const WT = 'com.centurylinklabs.watchtower';
+const AUTOUPDATE = 'io.containers.autoupdate';
+const COMPOSE_PROJECT = 'com.docker.compose.project';
+const COMPOSE_FILES = 'com.docker.compose.project.config_files';
+const isTrue = (v) => v !== undefined && /^(true|1|yes|on)$/i.test(v.trim());
+const isFalse = (v) => v !== undefined && /^(false|0|no|off)$/i.test(v.trim());
+/** Watchtower's flags that take a value: what follows them is not a container name. */
+const WT_VALUE_FLAGS = new Set([
+    '-H',
+    '--host',
+    '-i',
+    '--interval',
+    '-s',
+    '--schedule',
+    '--stop-timeout',
+    '-x',
+    '--disable-containers',
+    '--scope',
+    '--http-api-token',
+    '-n',
+    '--notifications',
+    '--notifications-level',
+    '--notifications-hostname',
+    '--notifications-delay',
+    '--warn-on-head-failure',
+    '-P',
+    '--porcelain',
+    '-l',
+    '--log-format',
+    '--log-level'
+]);
+/** `--notification-*` flags take a value, except these switches. */
+const WT_NOTIFICATION_SWITCHES = new Set([
+    '--notification-report',
+    '--notification-log-stdout',
+    '--notification-skip-title',
+    '--notification-email-server-tls-skip-verify',
+    '--notification-gotify-tls-skip-verify',
+    '--notification-msteams-data'
+]);
+const CONTAINER_NAME = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+/** Watchtower's settings from its flags and WATCHTOWER_* variables (flags win, as in its CLI). */
+function watchtowerSettings(env, args) {
+    const flags = new Map();
+    const only = [];
+    for (let i = 0; i < args.length; i++) {
+        const a = args[i];
+        if (a.startsWith('-')) {
+            const eq = a.indexOf('=');
+            if (eq > 0)
+                flags.set(a.slice(0, eq), a.slice(eq + 1));
+            else if (WT_VALUE_FLAGS.has(a) || (a.startsWith('--notification') && !WT_NOTIFICATION_SWITCHES.has(a)))
+                flags.set(a, args[++i] ?? '');
+            else
+                flags.set(a, 'true');
+        }
+        else if (CONTAINER_NAME.test(a))
+            only.push(a.replace(/^\//, ''));
+    }
+    const flag = (long, envName, short) => flags.get(long) ?? (short ? flags.get(short) : undefined) ?? env[envName];
+    const list = (v) => (v ?? '').split(/[\s,]+/).filter(Boolean);
+    return {
+        labelEnable: isTrue(flag('--label-enable', 'WATCHTOWER_LABEL_ENABLE')),
+        monitorOnly: isTrue(flag('--monitor-only', 'WATCHTOWER_MONITOR_ONLY')),
+        scope: flag('--scope', 'WATCHTOWER_SCOPE') || undefined,
+        disabled: list(flag('--disable-containers', 'WATCHTOWER_DISABLE_CONTAINERS', '-x')),
+        only
+    };
+}
+/** Why Watchtower leaves `node` alone, or undefined when it would update it. */
+function watchtowerSkips(s, node) {
+    const l = node.labels;
+    if (isFalse(l[`${WT}.enable`]))
+        return `the node's label ${WT}.enable=false excludes it`;
+    if (s.labelEnable && !isTrue(l[`${WT}.enable`]))
+        return `it runs with label-enable and the node has no ${WT}.enable=true`;
+    if (s.monitorOnly || isTrue(l[`${WT}.monitor-only`]))
+        return 'it only notifies (monitor-only)';
+    if (s.scope && l[`${WT}.scope`] !== s.scope)
+        return `it watches scope '${s.scope}' only`;
+    if (s.disabled.includes(node.name))
+        return `it is run with --disable-containers ${node.name}`;
+    if (s.only.length && !s.only.includes(node.name))
+        return `it watches only ${s.only.join(', ')}`;
+    return undefined;
+}
+/**
+ * The decision: each other updater that acts on the node, refused or warned about. Refused:
+ * what replaces or restarts the node on its own schedule, because it can do so in the middle of a
+ * handoff (a second node on another image racing for the lock, a standby restarted while it
+ * waits) and later undo what this action did without its gates or its rollback with the DB.
+ * Warned: what acts only when someone runs it (compose), or cannot act as the node is now.
+ * `imageChanges`: the operation moves the node to another image (upgrade); `imageFile`: the
+ * absolute path of the desired-state file the image came from, if any.
+ */
+function otherUpdaters(updaters, nodes, opts) {
+    const out = [];
+    const wts = updaters.filter((u) => u.kind === 'watchtower');
+    for (const u of wts) {
+        const s = watchtowerSettings(u.env, u.args);
+        const who = `Watchtower '${u.name}' (${u.image})`;
+        const watched = nodes.filter((n) => !watchtowerSkips(s, n));
+        if (!watched.length)
+            continue;
+        out.push({
+            who,
+            severity: 'refuse',
+            message: `${who} watches ${names(watched)}: it replaces a container by stop, remove and create on its own schedule (no lock handoff, no gates, no rollback with the DB), also in the middle of this run. Exclude the node (run it with --label-enable, or --disable-containers ${watched[0].name}, or give the node the label ${WT}.enable=false when it is next created) or stop ${u.name}`
+        });
+    }
+    const wtLabelled = nodes.filter((n) => isTrue(n.labels[`${WT}.enable`]));
+    if (!wts.length && wtLabelled.length)
+        out.push({
+            who: `label ${WT}.enable=true`,
+            severity: 'warn',
+            message: `${names(wtLabelled)} carries ${WT}.enable=true but no Watchtower runs on this Docker host: one started later, or on another host pointed at this Docker socket, would update it behind the action's back`
+        });
+    for (const n of nodes) {
+        const v = n.labels[AUTOUPDATE];
+        if (v === undefined)
+            continue;
+        const acts = /^(registry|image|local)$/.test(v.trim());
+        out.push({
+            who: `label ${AUTOUPDATE}=${v} on '${n.name}'`,
+            severity: acts ? 'refuse' : 'warn',
+            message: acts
+                ? `'${n.name}' carries ${AUTOUPDATE}=${v}: podman auto-update (its systemd timer) pulls and restarts it on its own schedule, rolling back the image only. Disable podman-auto-update.timer for it`
+                : `'${n.name}' carries ${AUTOUPDATE}=${v}, a value podman auto-update does not act on; remove the label when the node is next created`
+        });
+    }
+    for (const u of updaters.filter((x) => x.kind === 'autoheal')) {
+        const label = (u.env.AUTOHEAL_CONTAINER_LABEL || 'autoheal').trim();
+        const watched = nodes.filter((n) => label === 'all' || isTrue(n.labels[label]));
+        if (!watched.length)
+            continue;
+        const who = `autoheal '${u.name}' (${u.image})`;
+        const why = label === 'all' ? 'AUTOHEAL_CONTAINER_LABEL=all' : `the label ${label}=true`;
+        const checked = watched.filter((n) => n.healthcheck);
+        out.push(checked.length
+            ? {
+                who,
+                severity: 'refuse',
+                message: `${who} restarts ${names(checked)} when unhealthy (${why}): a standby waiting for the lock and a new node migrating answer no health check, so it would restart them mid-handoff. Exclude the node (AUTOHEAL_CONTAINER_LABEL other than all, no ${label}=true label) or stop ${u.name}`
+            }
+            : {
+                who,
+                severity: 'warn',
+                message: `${who} watches ${names(watched)} (${why}), which has no healthcheck, so it cannot act now; with a healthcheck it would restart a standby waiting for the lock`
+            });
+    }
+    if (opts.imageChanges) {
+        for (const n of nodes) {
+            const project = n.labels[COMPOSE_PROJECT];
+            if (!project)
+                continue;
+            const files = (n.labels[COMPOSE_FILES] ?? '').split(',').filter(Boolean);
+            if (opts.imageFile && files.includes(opts.imageFile))
+                continue;
+            out.push({
+                who: `compose project '${project}'`,
+                severity: 'warn',
+                message: `'${n.name}' belongs to compose project '${project}'${files.length ? ` (${files.join(', ')})` : ''}: update the service's image in that file too (or point image-file at it). A docker compose up after the file changes recreates the node from the file (a restart without the lock handoff; back to the old image while the file still names it). docs/compose.md`
+            });
+        }
+    }
+    return out;
+}
+/** The refusal for the findings, or undefined to go on (every finding is then a warning). */
+function updatersRefusal(findings, allow) {
+    const refused = findings.filter((f) => f.severity === 'refuse');
+    if (!refused.length || allow)
+        return undefined;
+    return `Another updater would change the node behind the action's back: ${refused.map((f) => f.message).join('; ')}. Or set allow-other-updaters: true to go on anyway (docs/other-updaters.md)`;
+}
+const names = (ns) => ns.map((n) => `'${n.name}'`).join(' and ');
+/** The node container's facts for otherUpdaters. */
+function nodeFacts(info) {
+    const test = info.Config.Healthcheck?.Test ?? [];
+    return {
+        name: info.Name.replace(/^\//, ''),
+        labels: info.Config.Labels ?? {},
+        healthcheck: test.length > 0 && test[0] !== 'NONE'
+    };
+}
+/** Watchtower and autoheal containers running on the Docker host, by image name or Watchtower's own label. */
+async function findUpdaters(docker, exclude) {
+    const out = [];
+    for (const c of await docker.listRunning()) {
+        if (exclude.includes(c.Id))
+            continue;
+        const image = c.Image.toLowerCase();
+        const kind = image.includes('watchtower') || isTrue(c.Labels?.[WT])
+            ? 'watchtower'
+            : image.includes('autoheal')
+                ? 'autoheal'
+                : undefined;
+        if (!kind)
+            continue;
+        const info = await docker.inspect(c.Id);
+        if (!info)
+            continue;
+        const env = {};
+        for (const e of info.Config.Env ?? []) {
+            const i = e.indexOf('=');
+            if (i > 0)
+                env[e.slice(0, i)] = e.slice(i + 1);
+        }
+        out.push({
+            kind,
+            name: info.Name.replace(/^\//, ''),
+            image: info.Config.Image || c.Image,
+            env,
+            args: info.Args ?? []
+        });
+    }
+    return out;
+}
+
+// EXTERNAL MODULE: ./src/rollout/plan.ts
+var plan = __nccwpck_require__(5762);
+// EXTERNAL MODULE: ./src/safeguards/engine-check.ts
+var engine_check = __nccwpck_require__(5092);
+;// CONCATENATED MODULE: ./src/rollout/prepare.ts
+
+
 
 
 
@@ -83470,69 +83812,79 @@ function replaceCreated(r, m) {
  */
 async function withNode(ctx, fn) {
     const { inputs, docker, report } = ctx;
-    return (0,_journal_host_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .withHostLock */ .cR)(ctx, async () => {
-        (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_7__/* .refuseOpenJournal */ .YV)(inputs.stateDir, (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_7__/* .nodeKey */ .u8)(inputs));
-        const names = (0,_node_connect_js__WEBPACK_IMPORTED_MODULE_3__/* .nodeNames */ .tJ)(inputs);
+    return (0,host_lock/* withHostLock */.cR)(ctx, async () => {
+        (0,journal/* refuseOpenJournal */.YV)(inputs.stateDir, (0,journal/* nodeKey */.u8)(inputs));
+        const names = (0,connect/* nodeNames */.tJ)(inputs);
         for (const n of names) {
-            for (const suffix of [_plan_js__WEBPACK_IMPORTED_MODULE_8__/* .SUFFIX_NEXT */ .K8, _plan_js__WEBPACK_IMPORTED_MODULE_8__/* .SUFFIX_PREVIOUS */ .Q$]) {
+            for (const suffix of [plan/* SUFFIX_NEXT */.K8, plan/* SUFFIX_PREVIOUS */.Q$]) {
                 if (await docker.inspect(n + suffix))
-                    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`A container '${n + suffix}' from an earlier run exists; run operation 'repair' first`);
+                    throw new errors/* OperationError */.OK(`A container '${n + suffix}' from an earlier run exists; run operation 'repair' first`);
             }
         }
-        const view = await (0,_node_inspect_js__WEBPACK_IMPORTED_MODULE_2__/* .inspectNode */ .hn)(ctx, names);
+        // Podman: pods, systemd units and a missing restart-policy update refused before the DB is read
+        await (0,engine_check/* checkEngine */.X)(ctx, names);
+        const view = await (0,inspect/* inspectNode */.hn)(ctx, names);
         try {
-            const leader = (0,_node_inspect_js__WEBPACK_IMPORTED_MODULE_2__/* .requireLeader */ .DZ)(view);
+            const leader = (0,inspect/* requireLeader */.DZ)(view);
             if (view.mode === 'none')
-                throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`'${leader.name}' runs with lock mode 'none': without a DB lock no zero-downtime handoff is possible; enable [Database.Lock] (v2) or DATABASE_LOCKING_MODE=lease`);
+                throw new errors/* OperationError */.OK(`'${leader.name}' runs with lock mode 'none': without a DB lock no zero-downtime handoff is possible; enable [Database.Lock] (v2) or DATABASE_LOCKING_MODE=lease`);
             if (!inputs.standby && leader.name !== inputs.container)
-                throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Container '${inputs.container}' is not the leader`);
+                throw new errors/* OperationError */.OK(`Container '${inputs.container}' is not the leader`);
             // A health URL that does not reach the node would leave every gate blind.
-            (0,_node_inspect_js__WEBPACK_IMPORTED_MODULE_2__/* .requireHealthUrl */ .xx)(view, leader, inputs.healthUrl);
+            (0,inspect/* requireHealthUrl */.xx)(view, leader, inputs.healthUrl);
             let other;
             if (inputs.standby) {
                 other = view.containers.find((c) => c !== leader);
                 // The pair's standby must be alive and waiting before anything changes.
                 if (!other.info.State.Running)
-                    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Input 'standby': '${other.name}' is ${other.info.State.Status} (exit code ${other.info.State.ExitCode}), not waiting for the lock; start it (or fix it) first`);
+                    throw new errors/* OperationError */.OK(`Input 'standby': '${other.name}' is ${other.info.State.Status} (exit code ${other.info.State.ExitCode}), not waiting for the lock; start it (or fix it) first`);
                 if (!other.session)
-                    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Input 'standby': '${other.name}' is running but has no DB session on the node's database: it is not waiting for the lock`);
+                    throw new errors/* OperationError */.OK(`Input 'standby': '${other.name}' is running but has no DB session on the node's database: it is not waiting for the lock`);
             }
             report.fact('Node', view.containers
                 .map((c) => `${c.name}${c === leader ? ' (leader)' : ' (standby)'}: ${c.image}${c.digest ? ` (${c.digest})` : ''}`)
                 .join('; ') + `, version ${view.version ?? '?'}`);
+            // One update path: Watchtower, podman auto-update, autoheal, compose (docs/other-updaters.md).
+            const found = otherUpdaters(await findUpdaters(docker, view.containers.map((c) => c.info.Id)), view.containers.map((c) => nodeFacts(c.info)), { imageChanges: inputs.operation === 'upgrade', imageFile: inputs.imageFile });
+            report.fact('Other updaters', found.length ? found.map((f) => `${f.who} (${f.severity})`).join('; ') : 'none found');
+            const refusedBy = updatersRefusal(found, inputs.allowOtherUpdaters);
+            if (refusedBy)
+                throw new errors/* OperationError */.OK(refusedBy);
+            for (const f of found)
+                ctx.log.warning(f.message);
             // A rollback that restores must be able to replace every schema: checked before anything changes.
             if (inputs.operation === 'upgrade' && inputs.rollback && inputs.dbRollback === 'restore') {
                 const blocked = await schemasNotDroppable(view.db);
                 if (blocked.length)
-                    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Input 'db-rollback': 'restore' cannot work: ${notDroppableMessage((await view.db.query('SELECT current_user AS u'))[0].u, blocked)}`);
+                    throw new errors/* OperationError */.OK(`Input 'db-rollback': 'restore' cannot work: ${notDroppableMessage((await view.db.query('SELECT current_user AS u'))[0].u, blocked)}`);
             }
             // Another node on this DB (the docs' failover secondary not named as 'standby', a node on
             // another host) takes the lease the moment the leader releases it and leads on its own
             // image: decided here, before anything stops (docs/algorithm.md §1).
-            const refusal = (0,_node_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_5__/* .foreignRefusal */ .v$)(await (0,_node_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_5__/* .findForeignNodes */ .Nr)(ctx, view.db, view.containers.map((c) => c.info), view.containers.map((c) => c.session?.appId).filter((x) => !!x)), view.containers.map((c) => c.name), !!inputs.standby);
+            const refusal = (0,foreign_sessions/* foreignRefusal */.v$)(await (0,foreign_sessions/* findForeignNodes */.Nr)(ctx, view.db, view.containers.map((c) => c.info), view.containers.map((c) => c.session?.appId).filter((x) => !!x)), view.containers.map((c) => c.name), !!inputs.standby);
             if (refusal)
-                throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(refusal);
-            report.fact('Lock', `${view.mode} (${view.config.lockModeSource}); lease ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_9__/* .formatMs */ ._V)(view.config.leaseDurationMs)}, refresh ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_9__/* .formatMs */ ._V)(view.config.leaseRefreshMs)}`);
+                throw new errors/* OperationError */.OK(refusal);
+            report.fact('Lock', `${view.mode} (${view.config.lockModeSource}); lease ${(0,duration/* formatMs */._V)(view.config.leaseDurationMs)}, refresh ${(0,duration/* formatMs */._V)(view.config.leaseRefreshMs)}`);
             report.fact('Database', `goose ${view.dbVersion.goose ?? '-'}, node_versions ${view.dbVersion.nodeVersion ?? '-'}`);
             // /health is evidence, not a veto: what already fails on the leader may still fail after
             const failingBefore = leader.health?.checks;
             report.fact('Health before', failingBefore === undefined
                 ? `/health of '${leader.name}' not read (${leader.health?.health ?? leader.health?.error ?? 'no answer'}): failing checks are not compared`
                 : failingBefore.length
-                    ? `failing on '${leader.name}' before the change (allowed to fail after it): ${(0,_node_health_js__WEBPACK_IMPORTED_MODULE_10__/* .describeChecks */ .Pt)(failingBefore)}`
+                    ? `failing on '${leader.name}' before the change (allowed to fail after it): ${(0,health/* describeChecks */.Pt)(failingBefore)}`
                     : `no check failing on '${leader.name}'`);
             const link = {
                 db: view.db,
                 config: view.config,
                 mode: view.mode,
                 databaseUrl: view.databaseUrl,
-                run: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_1__/* .newRun */ .uH)(failingBefore)
+                run: (0,types/* newRun */.uH)(failingBefore)
             };
             try {
-                return await fn({ view, leader, other, link, t: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_1__/* .timeouts */ .Fw)(inputs, view.config, leader.info) });
+                return await fn({ view, leader, other, link, t: (0,types/* timeouts */.Fw)(inputs, view.config, leader.info) });
             }
             finally {
-                const b = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_1__/* .runOf */ .ng)(link).observers.budget;
+                const b = (0,types/* runOf */.ng)(link).observers.budget;
                 if (b.total)
                     report.fact('HTTP requests', `${b.total} to the node's HTTP server, at most ${b.maxInWindow()} in any 60 s window (budget ${b.limit}; the node allows 1000 a minute per client address)`);
             }
@@ -83548,10 +83900,10 @@ async function withNode(ctx, fn) {
  * replaces only the role's objects in it; see restorePlan.
  */
 async function schemasNotDroppable(db) {
-    return (await (0,_backup_restore_js__WEBPACK_IMPORTED_MODULE_4__/* .restorePlan */ .Cv)((sql) => db.query(sql))).blockers;
+    return (await (0,restore/* restorePlan */.Cv)((sql) => db.query(sql))).blockers;
 }
 function notDroppableMessage(role, blockers) {
-    return (0,_backup_restore_js__WEBPACK_IMPORTED_MODULE_4__/* .cannotRestoreMessage */ .n8)({ role, blockers });
+    return (0,restore/* cannotRestoreMessage */.n8)({ role, blockers });
 }
 
 
@@ -84195,9 +84547,10 @@ async function keepCopy(ctx, info, journal) {
         ports: 'keep',
         runId: journal.journal.runId,
         role: 'previous',
-        start: false
+        start: false,
+        // created with it, not updated to it: Podman 4 has no restart-policy update
+        restartPolicy: { Name: 'no' }
     });
-    await docker.setRestartPolicy(kept.id, { Name: 'no' });
     journal.step('kept-previous', { id: kept.id });
     report.step('previous kept', `'${(0,_docker_client_js__WEBPACK_IMPORTED_MODULE_2__/* .containerName */ .xN)(info)}' runs with --rm and is deleted when it stops: '${name}', a stopped copy of it, is what a rollback would start`);
     return { ...kept, appId: undefined };
@@ -84229,6 +84582,48 @@ async function restoreRestartPolicy(ctx, id, operator) {
         Name: policy.Name,
         ...(policy.Name === 'on-failure' ? { MaximumRetryCount: policy.MaximumRetryCount ?? 0 } : {})
     });
+}
+
+
+/***/ }),
+
+/***/ 5092:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   X: () => (/* binding */ checkEngine)
+/* harmony export */ });
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4145);
+/* harmony import */ var _docker_engine_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6556);
+
+
+
+/** Names the engine in the summary; refuses what it cannot roll (names: the node's containers). */
+async function checkEngine(ctx, names) {
+    const { docker, report } = ctx;
+    if (!docker.engine)
+        return undefined;
+    const engine = await docker.engine();
+    report.fact('Engine', (0,_docker_engine_js__WEBPACK_IMPORTED_MODULE_2__/* .describeEngine */ .sk)(engine));
+    if (!engine.podman)
+        return engine;
+    const facts = [];
+    for (const n of names) {
+        const info = await docker.inspect(n);
+        if (!info)
+            continue;
+        facts.push({
+            name: (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(info),
+            pod: await docker.podOf?.(info.Id),
+            systemdUnit: info.Config.Labels?.[_docker_engine_js__WEBPACK_IMPORTED_MODULE_2__/* .LABEL_PODMAN_SYSTEMD_UNIT */ .uN] || undefined,
+            restartPolicy: info.HostConfig.RestartPolicy?.Name || undefined
+        });
+    }
+    const refusals = (0,_docker_engine_js__WEBPACK_IMPORTED_MODULE_2__/* .engineRefusals */ .Wn)(engine, facts);
+    if (refusals.length)
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(refusals.join('; '));
+    return engine;
 }
 
 
