@@ -66,6 +66,7 @@ export const INPUT_NAMES = [
   'allowed-repositories',
   'backup-secrets-plain',
   'retry-quarantined',
+  'allow-downgrade',
   'window',
   'rehearse-migration'
 ] as const
@@ -80,6 +81,7 @@ const BOOLEAN = new Set([
   'db-copy-unchecked',
   'dry-run',
   'retry-quarantined',
+  'allow-downgrade',
   'rehearse-migration',
   'docker-insecure-tcp',
   'backup-secrets-plain'

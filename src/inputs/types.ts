@@ -55,6 +55,8 @@ export interface Inputs {
   // Operator safeguards (quarantine, upgrade window, migration rehearsal)
   /** try a digest again although an earlier upgrade to it rolled back */
   retryQuarantined: boolean
+  /** an upgrade to an image older than the DB's node_versions: down-migrate first instead of refusing */
+  allowDowngrade: boolean
   /** upgrade only inside these windows (none: any time) */
   window: Window[]
   /** restore the pre-upgrade backup into a scratch DB and run the new image's `db migrate` on it first */
