@@ -302,7 +302,13 @@ export function judgeHealth(obs: HealthObs[], p: HealthParams): Verdict<HealthPr
     if (!lockUnproven && settled !== undefined && lastReady !== undefined && lastReady - settled >= p.stableMs)
       return {
         kind: 'pass',
-        proved: { readyAt: firstReady!, heldMs: lastReady - settled, stillFailing, last, ...(hidden ? { checksHidden: hidden } : {}) },
+        proved: {
+          readyAt: firstReady!,
+          heldMs: lastReady - settled,
+          stillFailing,
+          last,
+          ...(hidden ? { checksHidden: hidden } : {})
+        },
         detail: `'${p.name}': ${readyText}${hidden ? `, /health ${hidden} (behind authentication: checks not compared)` : stillFailing.length ? `, failing ${p.anyCheck ? '(let pass)' : 'as before the upgrade'}: ${describeChecks(stillFailing)}` : ', no check failing that passed before'}, held ${fmt(lastReady - settled)} without a restart`
       }
   }

@@ -7,7 +7,15 @@
 // published port and the container address reach the same process). A 429 is no evidence:
 // the observation is "unknown" and the observer waits for the limiter's reset. So is a 401 or 403
 // (a route behind authentication): no evidence, never a failure.
-import { isAuthStatus, probeHealth, probeReady, readiness, READY_ROUTES, type Check, type ReadyRoute } from './health.js'
+import {
+  isAuthStatus,
+  probeHealth,
+  probeReady,
+  readiness,
+  READY_ROUTES,
+  type Check,
+  type ReadyRoute
+} from './health.js'
 
 /** one readiness answer: `unknown` says nothing about readiness (429, a timeout, 401/403) */
 export interface ReadyObs {
