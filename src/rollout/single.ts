@@ -26,6 +26,7 @@ import {
   type RolloutDeps,
   type RolloutRecord
 } from './plan.js'
+import { takeDbDown } from './downgrade.js'
 import { keepCopy, LockLeftLeader, noRestart, previousIsKept, standbyOrUndo } from './steps.js'
 
 /** The node's HTTP port as published on the host (0.0.0.0 probed on 127.0.0.1). */
@@ -48,7 +49,9 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change, deps: Ro
   const { docker, report, inputs } = ctx
   const { leader, link, view } = p
   const name = leader.name
-  const finish = finishOf(leader.info, inputs.finish)
+  // a downgrade takes the DB down between the leader's stop and the older image's start: only the
+  // swap has that moment (a standby waiting on the lock would take it at once and hit the gate)
+  const finish: Finish = ch.downgrade ? 'swap' : finishOf(leader.info, inputs.finish)
   const r = openRecord(ctx, p, ch, memberOf(leader.info, view.lock.holder))
   await deps.backup(ctx, p, ch, r)
   // A `docker run --rm` leader is deleted by its own stop: a stopped copy of it, made while it
@@ -129,7 +132,7 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change, deps: Ro
     ch,
     r,
     name,
-    `'${name}' ${ch.operation === 'upgrade' ? `upgraded from ${leader.image} to` : 'now runs a fresh process of'} ${ch.display}`
+    `'${name}' ${ch.downgrade ? `downgraded from ${leader.image} (${ch.downgrade.from}) to` : ch.operation === 'upgrade' ? `upgraded from ${leader.image} to` : 'now runs a fresh process of'} ${ch.display}${ch.downgrade ? `, the database at goose ${ch.downgrade.goose} and node_versions ${ch.downgrade.to}` : ''}`
   )
 }
 
@@ -206,6 +209,10 @@ async function swap(s: SingleRun): Promise<void> {
   replaceCreated(r, final)
   r.journal.step('swap', { from: p.leader.info.Id, to: final.id })
   const prepare = async () => {
+    if (ch.downgrade) {
+      r.journal.step('downgrade-db', { goose: ch.downgrade.goose, to: ch.downgrade.to })
+      await takeDbDown(ctx, p.link, p.leader.info, name, ch.downgrade, p.t.lockMs)
+    }
     await retirePrevious(s, false)
     await docker.rename(final.id, name)
     final.name = name
