@@ -145,6 +145,7 @@ export async function takeDbDown(
     image: leader.Image,
     goose: d.goose,
     nodeVersion: d.to,
-    whose: `the running image ${d.newerImage}`
+    whose: `the running image ${d.newerImage}`,
+    display: `${d.newerImage} (${leader.Image.slice(0, 19)})`
   })
 }

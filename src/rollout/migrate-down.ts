@@ -33,7 +33,16 @@ export async function migrateDown(ctx: Context, link: NodeLink, plan: RollbackPl
 export async function migrateDownTo(
   ctx: Context,
   link: NodeLink,
-  o: { config: ContainerInfo; name: string; image: string; goose: number; nodeVersion?: string; whose: string }
+  o: {
+    config: ContainerInfo
+    name: string
+    image: string
+    goose: number
+    nodeVersion?: string
+    whose: string
+    /** the image as the report names it (`image` may be an id) */
+    display?: string
+  }
 ): Promise<void> {
   const { docker, report } = ctx
   const inv = dbInvocation(o.config.Config.Entrypoint, o.config.Config.Cmd, ['rollback', String(o.goose)])
@@ -49,7 +58,7 @@ export async function migrateDownTo(
   })
   spec.HostConfig = { ...spec.HostConfig, RestartPolicy: { Name: 'no' } }
   spec.Healthcheck = { Test: ['NONE'] }
-  report.step('db rollback', `${o.image} ${cmd.join(' ')}`)
+  report.step('db rollback', `${o.display ?? o.image} ${cmd.join(' ')}`)
   // bounded (long down migrations get at least ready-timeout) and ended by a cancellation: each
   // goose migration is its own transaction, so a stopped run leaves the DB at a version boundary
   const r = await docker.runOnce(spec, Math.max(10 * 60_000, ctx.inputs.readyTimeoutMs), ctx.signal)
