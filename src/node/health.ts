@@ -38,7 +38,7 @@ interface Answer {
 export type ReadyRoute = '/public-readyz' | '/readyz'
 export const READY_ROUTES: readonly ReadyRoute[] = ['/public-readyz', '/readyz']
 
-export type ReadyKind = 'ready' | 'not-ready' | 'unknown'
+type ReadyKind = 'ready' | 'not-ready' | 'unknown'
 
 /** 401 or 403: the route is behind authentication; its answer says nothing about the node */
 export const isAuthStatus = (status: number | undefined): boolean => status === 401 || status === 403
@@ -58,7 +58,7 @@ export function judgeReadyAnswer(route: ReadyRoute, a: { status?: number; error?
   return 'not-ready'
 }
 
-export interface Readiness {
+interface Readiness {
   kind: ReadyKind
   /** the route whose answer this is */
   route: ReadyRoute

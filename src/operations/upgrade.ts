@@ -40,11 +40,12 @@ import { formatMs } from '../duration.js'
 import { rehearseMigration } from '../safeguards/rehearsal.js'
 import type { NodeContainer, NodeView } from '../node/view.js'
 import { nodeVersionOf } from '../node/config.js'
-import { directionOf, downgradeRefusal, migrationOfImage } from '../rollout/downgrade.js'
+import { directionOf, downgradeRefusal, migrationOfImage, takeDbDown } from '../rollout/downgrade.js'
 
 /** The backup before the rollout and the rollback (with its restore) after a failure. */
 const deps: RolloutDeps = {
   backup: preUpgradeBackup,
+  downgradeDb: takeDbDown,
   rollback: (ctx, link, plan, t, reason) => rollback(ctx, link, plan, t, reason, restoreForRollback)
 }
 

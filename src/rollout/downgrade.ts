@@ -11,9 +11,8 @@ import { cloneSpec } from '../handoff/container-spec.js'
 import { LABEL_ROLE } from '../handoff/clone.js'
 import { dbInvocation } from '../node/db-command.js'
 import { requireQuietDb } from '../node/foreign-sessions.js'
-import type { NodeLink } from '../handoff/types.js'
 import { migrateDownTo } from './migrate-down.js'
-import type { Downgrade } from './plan.js'
+import type { Downgrade, Prepared } from './plan.js'
 
 /** What a target version is to the node's DB: the same line or newer, or older (a downgrade). */
 export type Direction =
@@ -130,18 +129,12 @@ export async function migrationOfImage(
  * DB (`db rollback` takes no lock), then the running image's binary takes it down to the
  * target's newest migration and node_versions says the target's version (docs/node-facts.md §10).
  */
-export async function takeDbDown(
-  ctx: Context,
-  link: NodeLink,
-  leader: ContainerInfo,
-  name: string,
-  d: Downgrade,
-  quietMs: number
-): Promise<void> {
-  await requireQuietDb(link.db, quietMs, "run 'db rollback' for the downgrade", ctx.signal)
-  await migrateDownTo(ctx, link, {
+export async function takeDbDown(ctx: Context, p: Prepared, d: Downgrade): Promise<void> {
+  const leader = p.leader.info
+  await requireQuietDb(p.link.db, p.t.lockMs, "run 'db rollback' for the downgrade", ctx.signal)
+  await migrateDownTo(ctx, p.link, {
     config: leader,
-    name,
+    name: p.leader.name,
     image: leader.Image,
     goose: d.goose,
     nodeVersion: d.to,

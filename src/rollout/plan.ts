@@ -206,6 +206,8 @@ export interface RollbackPlan {
 export interface RolloutDeps {
   /** the verified pre-upgrade backup (and the migration rehearsal), when the change asks for it */
   backup(ctx: Context, p: Prepared, ch: Change, r: RolloutRecord): Promise<void>
+  /** a downgrade's DB step at the swap, the leader stopped (src/rollout/downgrade.ts): upgrade only */
+  downgradeDb?(ctx: Context, p: Prepared, d: Downgrade): Promise<void>
   /** puts the previous containers back after a failure past the first handoff */
   rollback(ctx: Context, link: NodeLink, plan: RollbackPlan, t: Timeouts, reason: string): Promise<RollbackResult>
 }

@@ -26,7 +26,6 @@ import {
   type RolloutDeps,
   type RolloutRecord
 } from './plan.js'
-import { takeDbDown } from './downgrade.js'
 import { keepCopy, LockLeftLeader, noRestart, previousIsKept, standbyOrUndo } from './steps.js'
 
 /** The node's HTTP port as published on the host (0.0.0.0 probed on 127.0.0.1). */
@@ -108,7 +107,7 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change, deps: Ro
   }
   try {
     await noRestart(ctx, r.journal, leader.info)
-    await FINISHES[finish]({ ctx, p, ch, r, standby, waiting, kept })
+    await FINISHES[finish]({ ctx, p, ch, r, standby, waiting, kept, deps })
   } catch (e) {
     await reportPort()
     if (kept && r.previous !== kept && !(await docker.inspect(leader.info.Id))?.State.Running)
@@ -148,6 +147,7 @@ interface SingleRun {
   waiting: Member & Proven
   /** the stopped copy of a `--rm` leader */
   kept?: Member
+  deps: RolloutDeps
 }
 
 /** The old leader leaves the node's name: its kept copy once it is gone (`--rm`), else renamed. */
@@ -211,7 +211,8 @@ async function swap(s: SingleRun): Promise<void> {
   const prepare = async () => {
     if (ch.downgrade) {
       r.journal.step('downgrade-db', { goose: ch.downgrade.goose, to: ch.downgrade.to })
-      await takeDbDown(ctx, p.link, p.leader.info, name, ch.downgrade, p.t.lockMs)
+      if (!s.deps.downgradeDb) throw new Error('a downgrade without its database step')
+      await s.deps.downgradeDb(ctx, p, ch.downgrade)
     }
     await retirePrevious(s, false)
     await docker.rename(final.id, name)
