@@ -119,7 +119,6 @@ describe('an image older than the database', () => {
       await fresh('2.19.0', layout)
       const r = await upgrade('2.18.0', { 'allow-downgrade': 'true' })
       const out = visible(r.stdout)
-      if (r.outputs.result !== 'upgraded') console.log(`DEBUG ${layout}\n${out}\n${r.summary}`)
       expect(out).toMatch(/db status: .*chainlink:2\.18\.0 .*db status/)
       expect(r.summary).toMatch(/Downgrade.*2\.19\.0 -> 2\.18\.0 \('allow-downgrade'\)/)
       expect(out).toMatch(/db rollback: .*chainlink:2\.19\.0 \(sha256:[0-9a-f]{12}\) .*db rollback 241/)
