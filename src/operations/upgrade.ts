@@ -211,6 +211,10 @@ async function downgradeOf(
     throw new OperationError(
       `Input 'allow-downgrade': ${display} ships migration ${goose}, newer than the database's ${now}, although it is an older version (${d.to} < ${d.from}): a side branch, which this action does not take the database to. Nothing was changed`
     )
+  if (inputs.dbRollback === 'restore')
+    report.note(
+      `'db-rollback: restore' is for a rollback of this run; the downgrade itself takes the database down with 'node db rollback' (no writes lost). To go back to a backup taken before the upgrade away from ${d.to} instead, use operation restore with that backup and the older image.`
+    )
   report.fact(
     'Downgrade',
     `${d.from} -> ${d.to} ('allow-downgrade'): at the swap ${p.leader.image}'s 'node db rollback ${goose}' takes the database from goose ${now ?? '-'} to ${d.to}'s newest migration and node_versions is set to ${d.to}; tables of the newer migrations are dropped with their rows`
