@@ -66,6 +66,7 @@ export const INPUT_NAMES = [
   'allowed-repositories',
   'backup-secrets-plain',
   'retry-quarantined',
+  'allow-downgrade',
   'window',
   'rehearse-migration',
   'allow-other-updaters'
@@ -81,6 +82,7 @@ const BOOLEAN = new Set([
   'db-copy-unchecked',
   'dry-run',
   'retry-quarantined',
+  'allow-downgrade',
   'rehearse-migration',
   'allow-other-updaters',
   'docker-insecure-tcp',

@@ -207,6 +207,8 @@ export interface HealthProof {
   /** checks failing now that failed before too */
   stillFailing: Check[]
   last: string
+  /** /health answered this (401/403): behind authentication, its checks were not compared */
+  checksHidden?: number
 }
 
 /** checks failing in `now` that did not fail `before` */
@@ -224,6 +226,8 @@ export function judgeHealth(obs: HealthObs[], p: HealthParams): Verdict<HealthPr
   let stillFailing: Check[] = []
   let seenReady = -1
   let seenChecks = -1
+  /** /health answered 401/403: behind authentication, the checks are not compared */
+  let hidden: number | undefined
   let last = 'not answering yet'
   /** the latest observation saw the lease still ours but no session of ours (a DB blip) */
   let lockUnproven = false
@@ -257,16 +261,17 @@ export function judgeHealth(obs: HealthObs[], p: HealthParams): Verdict<HealthPr
     const r = o.ready
     if (r && r.at > seenReady) {
       seenReady = r.at
+      const route = r.route ?? '/readyz'
       if (r.kind === 'unknown') {
-        last = `/readyz ${r.status ?? r.error} (no evidence: waiting)`
+        last = `${route} ${r.status ?? r.error} (no evidence${r.status === 401 || r.status === 403 ? ': behind authentication on both readiness routes' : ''}: waiting)`
       } else if (r.kind === 'ready') {
         firstReady ??= r.at
         lastReady = r.at
         lastKnown = r.at
-        last = '/readyz 200'
+        last = `${route} 200`
       } else {
         lastKnown = r.at
-        const what = r.status !== undefined ? `/readyz ${r.status}` : `not answering (${r.error})`
+        const what = r.status !== undefined ? `${route} ${r.status}` : `not answering (${r.error})`
         if (firstReady !== undefined)
           return { kind: 'fail', reason: `'${p.name}' was ready, then not (${what}) within the stable-for window` }
         last = what
@@ -276,21 +281,35 @@ export function judgeHealth(obs: HealthObs[], p: HealthParams): Verdict<HealthPr
     if (k && k.at > seenChecks && firstReady !== undefined && k.at >= firstReady) {
       seenChecks = k.at
       if (k.kind === 'checks') {
+        hidden = undefined
         newFailing = newFailures(k.failing, p.before)
         stillFailing = k.failing.filter((f) => !newFailing.includes(f))
         if (newFailing.length) settled = undefined
         else settled ??= Math.max(k.at, firstReady)
+      } else if (k.kind === 'hidden') {
+        // no evidence either way: readiness and the lock decide alone
+        hidden = k.status
+        newFailing = []
+        stillFailing = []
+        settled ??= Math.max(k.at, firstReady)
       }
     }
+    const readyText = `${o.ready?.route ?? '/readyz'} 200`
     if (newFailing.length)
-      last = `/readyz 200, /health failing ${describeChecks(newFailing)}, which passed on the leader before`
+      last = `${readyText}, /health failing ${describeChecks(newFailing)}, which passed on the leader before`
     else if (firstReady !== undefined && settled === undefined && r?.kind === 'ready')
-      last = '/readyz 200, /health not read yet'
+      last = `${readyText}, /health not read yet`
     if (!lockUnproven && settled !== undefined && lastReady !== undefined && lastReady - settled >= p.stableMs)
       return {
         kind: 'pass',
-        proved: { readyAt: firstReady!, heldMs: lastReady - settled, stillFailing, last },
-        detail: `'${p.name}': /readyz 200${stillFailing.length ? `, failing ${p.anyCheck ? '(let pass)' : 'as before the upgrade'}: ${describeChecks(stillFailing)}` : ', no check failing that passed before'}, held ${fmt(lastReady - settled)} without a restart`
+        proved: {
+          readyAt: firstReady!,
+          heldMs: lastReady - settled,
+          stillFailing,
+          last,
+          ...(hidden ? { checksHidden: hidden } : {})
+        },
+        detail: `'${p.name}': ${readyText}${hidden ? `, /health ${hidden} (behind authentication: checks not compared)` : stillFailing.length ? `, failing ${p.anyCheck ? '(let pass)' : 'as before the upgrade'}: ${describeChecks(stillFailing)}` : ', no check failing that passed before'}, held ${fmt(lastReady - settled)} without a restart`
       }
   }
   const end = obs.at(-1)

@@ -172,9 +172,13 @@ export async function handoff(
       )
     let proven = to.appId
     let version = to.version
+    // the lock wait is timed from the moment `to` can take it: a swap's prepare may take long (a
+    // downgrade's `db rollback` runs there, src/rollout/single.ts), and is added to the bound
+    let prepareMs = 0
     if (swap) {
       await swap.prepare()
       const known = new Set((await link.db.nodeSessions()).map((x) => x.appId))
+      prepareMs = Math.max(0, Date.now() - (t0 + stopMs))
       await docker.start(to.id)
       await watchNew()
       const s = await awaitSession(ctx, link, to, known, t.standbyMs)
@@ -183,7 +187,7 @@ export async function handoff(
     }
     if (!proven) throw new GateError('lock-handoff', `'${to.name}' has no known DB session`, to.id)
     const leader = { ...to, appId: proven, version }
-    const lockMs = await lockTaken(ctx, link, from, leader, t.lockMs, t0 + stopMs)
+    const lockMs = await lockTaken(ctx, link, from, leader, t.lockMs + prepareMs, t0 + stopMs)
     await oldWatch?.stop()
     await healthGate(ctx, link, leader, t, { onReady: endFast })
     // With host networking both nodes answer on one URL: a ready answer before the old node

@@ -239,6 +239,7 @@ export function readInputs(
     ...security,
     // Operator safeguards (quarantine, upgrade window, migration rehearsal)
     retryQuarantined: bool(get, 'retry-quarantined', false),
+    allowDowngrade: bool(get, 'allow-downgrade', false),
     window: windows(get, 'window'),
     rehearseMigration,
     allowOtherUpdaters: bool(get, 'allow-other-updaters', false)

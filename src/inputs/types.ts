@@ -55,6 +55,8 @@ export interface Inputs {
   // Operator safeguards (quarantine, upgrade window, migration rehearsal)
   /** try a digest again although an earlier upgrade to it rolled back */
   retryQuarantined: boolean
+  /** an upgrade to an image older than the DB's node_versions: down-migrate first instead of refusing */
+  allowDowngrade: boolean
   /** upgrade only inside these windows (none: any time) */
   window: Window[]
   /** go on although Watchtower, podman auto-update or autoheal would act on the node (src/safeguards/other-updaters.ts) */

@@ -52,6 +52,8 @@ type Step =
   | 'final-create'
   | 'final-started'
   | 'swap'
+  // a deliberate downgrade: the running image's `db rollback` between the stop and the start
+  | 'downgrade-db'
   | 'remove-interim'
   | 'rename-standby'
   | 'restart-previous'
@@ -91,6 +93,8 @@ export interface JournalPlan {
   dbBefore: DbVersion
   /** how the run brings the DB back in a rollback (input 'db-rollback'): a repair does the same */
   dbRollback?: 'migrate-down' | 'restore'
+  /** a deliberate downgrade: a rollback starts the newer image, which migrates the DB up itself */
+  downgrade?: boolean
   mode: LockMode
   /** the pre-upgrade backup, once taken */
   backupFile?: string

@@ -8,7 +8,7 @@ import { readLockState, sameApp } from './lock.js'
 import { connectNode, maskNodeSecrets } from './connect.js'
 import { dbClockAheadMs, sessionContainerOf } from './session-container.js'
 import { appsOf, describeApps, tieApps, type App, type SessionContainer, type Tie } from './sessions.js'
-import { probe } from './health.js'
+import { describeReady, isAuthStatus, probe } from './health.js'
 import type { Candidate, NodeContainer, NodeView } from './view.js'
 import { hasPlaceholder, healthBase } from './health-url.js'
 
@@ -104,7 +104,9 @@ export function requireLeader(view: NodeView, expected?: string): NodeContainer 
   if (view.lock.problem) throw new OperationError(`No single leader: ${view.lock.problem}`)
   const ready = view.containers.filter((c) => c.health?.readyz === 200)
   if (ready.length > 1)
-    throw new OperationError(`Two leaders: ${ready.map((c) => c.name).join(' and ')} both answer /readyz 200`)
+    throw new OperationError(
+      `Two leaders: ${ready.map((c) => `${c.name} (${describeReady(c.health!)})`).join(' and ')} both answer ready`
+    )
   if (!view.leader) {
     const holder = view.ties.find((t) => sameApp(t.appId, view.lock.holder))
     const seen = describeApps(
@@ -147,8 +149,12 @@ export function requireHealthUrl(view: NodeView, leader: NodeContainer, form: st
   if (!url) throw new OperationError(`Cannot reach '${leader.name}' over HTTP: ${what} gives no address for it; ${how}`)
   const p = leader.health
   if (p?.readyz === 200) return
-  const got = p?.readyz !== undefined ? `answered ${p.readyz}` : `did not answer (${p?.error ?? 'no request made'})`
+  const route = p?.readyRoute ?? '/readyz'
+  const got =
+    p?.readyz !== undefined
+      ? `answered ${p.readyz}${isAuthStatus(p.readyz) ? ' (behind authentication, as every readiness route of it: the gates cannot see it turn ready)' : ''}`
+      : `did not answer (${p?.error ?? 'no request made'})`
   throw new OperationError(
-    `Input 'health-url': ${url}/readyz of the leader '${leader.name}' ${got}; the gates would judge every container there, so nothing was changed. The URL is ${what}; ${how}`
+    `Input 'health-url': ${url}${route} of the leader '${leader.name}' ${got}; the gates would judge every container there, so nothing was changed. The URL is ${what}; ${how}`
   )
 }

@@ -5,21 +5,35 @@
 // measurement, the gates) reads its observations, and all observers of a run share one
 // budget: never more than `limit` requests in any 60 s window, whatever URL they go to (the
 // published port and the container address reach the same process). A 429 is no evidence:
-// the observation is "unknown" and the observer waits for the limiter's reset.
-import { probeHealth, probeReady, type Check } from './health.js'
+// the observation is "unknown" and the observer waits for the limiter's reset. So is a 401 or 403
+// (a route behind authentication): no evidence, never a failure.
+import {
+  isAuthStatus,
+  probeHealth,
+  probeReady,
+  readiness,
+  READY_ROUTES,
+  type Check,
+  type ReadyRoute
+} from './health.js'
 
-/** one /readyz answer: `unknown` says nothing about readiness (429, a timeout) */
+/** one readiness answer: `unknown` says nothing about readiness (429, a timeout, 401/403) */
 export interface ReadyObs {
   at: number
   kind: 'ready' | 'not-ready' | 'unknown'
   status?: number
   error?: string
+  /** the route that gave it */
+  route?: ReadyRoute
 }
 
-/** one /health answer: the failing checks (with their output), or unknown */
+/**
+ * one /health answer: the failing checks (with their output); `hidden`: 401/403, the route is
+ * behind authentication, so the checks cannot be compared (no evidence either way); or unknown
+ */
 export interface ChecksObs {
   at: number
-  kind: 'checks' | 'unknown'
+  kind: 'checks' | 'hidden' | 'unknown'
   status?: number
   failing: Check[]
   error?: string
@@ -103,6 +117,8 @@ export class Observer {
   private pausedUntil = 0
   private lastHealthAt = 0
   private wake?: () => void
+  /** the readiness route asked first: the one that last gave evidence here */
+  private route: ReadyRoute = READY_ROUTES[0]
 
   constructor(
     readonly url: string,
@@ -177,14 +193,14 @@ export class Observer {
         continue
       }
       if (!(await this.request())) break
-      const r = await probeReady(this.url)
+      const r = await readiness(
+        this.route,
+        (route) => probeReady(this.url, 2000, route),
+        () => this.request()
+      )
+      this.route = r.next
       const prev = this.latest
-      const obs: ReadyObs = {
-        at: t0,
-        kind: r.status === 200 ? 'ready' : r.status === 429 || r.error === 'timeout' ? 'unknown' : 'not-ready',
-        status: r.status,
-        error: r.error
-      }
+      const obs: ReadyObs = { at: t0, kind: r.kind, status: r.status, error: r.error, route: r.route }
       this.ready.push(obs)
       if (r.status === 429) this.pausedUntil = Date.now() + retryAfterMs(r.headers, Date.now())
       // /health: on its own slow clock, and at once when the node turns ready (a gate's
@@ -202,7 +218,7 @@ export class Observer {
         const known = h.status !== undefined && h.status !== 429 && h.checks !== undefined
         this.checks = {
           at: h0,
-          kind: known ? 'checks' : 'unknown',
+          kind: known ? 'checks' : isAuthStatus(h.status) ? 'hidden' : 'unknown',
           status: h.status,
           failing: h.checks ?? [],
           error: h.error

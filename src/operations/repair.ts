@@ -250,7 +250,8 @@ export async function repair(ctx: Context): Promise<OperationResult> {
           dbBefore: plan.dbBefore ?? (await db.version()),
           // the way back the interrupted run chose, as it journaled it
           dbRollback: plan.dbRollback ?? inputs.dbRollback,
-          backupFile: backup.file
+          backupFile: backup.file,
+          downgrade: plan.downgrade
         },
         t,
         'repair of an interrupted operation',

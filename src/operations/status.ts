@@ -1,5 +1,6 @@
 // operation: status. Reports leader, images and digests, lock state, health and DB version;
 // changes nothing. Two leaders, no lock table or an unreachable DB are errors.
+import { isAuthStatus } from '../node/health.js'
 import type { Context, OperationResult } from '../context.js'
 import { inspectNode, requireLeader } from '../node/inspect.js'
 import { checkEngine } from '../safeguards/engine-check.js'
@@ -27,7 +28,7 @@ function describeContainers(view: NodeView): string[][] {
     c.session ? `${c.session.version} (app ${c.session.appId})` : '-',
     c.health
       ? c.health.readyz !== undefined
-        ? `/readyz ${c.health.readyz}${c.health.failing.length ? `, failing: ${c.health.failing.join(', ')}` : ''}`
+        ? `${c.health.readyRoute ?? '/readyz'} ${c.health.readyz}${isAuthStatus(c.health.health) ? `, /health ${c.health.health} (behind authentication)` : ''}${c.health.failing.length ? `, failing: ${c.health.failing.join(', ')}` : ''}`
         : `not answering (${c.health.error})`
       : '-'
   ])
@@ -73,7 +74,7 @@ export async function status(ctx: Context): Promise<OperationResult> {
     report.fact('Leader', `${leader.name} (${leader.image})`)
     if (leader.health?.readyz !== 200)
       report.note(
-        `The leader '${leader.name}' holds the lock but /readyz answers ${leader.health?.readyz ?? leader.health?.error ?? 'nothing'}: it is still starting, or unhealthy.`
+        `The leader '${leader.name}' holds the lock but ${leader.health?.readyRoute ?? '/readyz'} answers ${leader.health?.readyz ?? leader.health?.error ?? 'nothing'}: it is still starting, or unhealthy.`
       )
     return {
       result: 'ok',

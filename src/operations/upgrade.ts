@@ -8,7 +8,14 @@ import { digestFor, type ImageInfo } from '../docker/client.js'
 import { readDesiredImage } from '../image/file.js'
 import { formatRef, parseImageRef, repository, repoTag, type ImageRef } from '../image/ref.js'
 import { untrustedTarget } from '../trust/repository.js'
-import { planText, type Change, type Prepared, type RolloutDeps, type RolloutRecord } from '../rollout/plan.js'
+import {
+  planText,
+  type Change,
+  type Downgrade,
+  type Prepared,
+  type RolloutDeps,
+  type RolloutRecord
+} from '../rollout/plan.js'
 import { rollPair } from '../rollout/pair.js'
 import { withNode } from '../rollout/prepare.js'
 import { rollSingle } from '../rollout/single.js'
@@ -32,10 +39,13 @@ import { pruneBackups } from '../backup/retention.js'
 import { formatMs } from '../duration.js'
 import { rehearseMigration } from '../safeguards/rehearsal.js'
 import type { NodeContainer, NodeView } from '../node/view.js'
+import { nodeVersionOf } from '../node/config.js'
+import { directionOf, downgradeRefusal, migrationOfImage, takeDbDown } from '../rollout/downgrade.js'
 
 /** The backup before the rollout and the rollback (with its restore) after a failure. */
 const deps: RolloutDeps = {
   backup: preUpgradeBackup,
+  downgradeDb: takeDbDown,
   rollback: (ctx, link, plan, t, reason) => rollback(ctx, link, plan, t, reason, restoreForRollback)
 }
 
@@ -140,13 +150,15 @@ export async function upgrade(ctx: Context): Promise<OperationResult> {
         outputs
       }
     }
+    const downgrade = await downgradeOf(ctx, p, ref, target, display)
     const ch: Change = {
       operation: 'upgrade',
       createRef: target.createRef,
       imageId: target.image.id,
       display,
       backup: true,
-      window: inputs.window
+      window: inputs.window,
+      ...(downgrade ? { downgrade } : {})
     }
     const plan = planText(p, ch, inputs.preferPrimary, inputs.finish)
     report.fact('Plan', plan)
@@ -163,6 +175,51 @@ export async function upgrade(ctx: Context): Promise<OperationResult> {
       p.other ? rollPair(ctx, p, ch, deps) : rollSingle(ctx, p, ch, deps)
     )
   })
+}
+
+/**
+ * An image older than the DB's version is refused (the node's version gate would refuse it after
+ * the handoff) unless `allow-downgrade`; then the older image names its newest migration, the one
+ * the running image's `db rollback` takes the DB to at the swap (src/rollout/downgrade.ts).
+ */
+async function downgradeOf(
+  ctx: Context,
+  p: Prepared,
+  ref: ImageRef,
+  target: { image: ImageInfo; createRef: string },
+  display: string
+): Promise<Downgrade | undefined> {
+  const { inputs, report } = ctx
+  const version = nodeVersionOf({ ...target.image.config, Image: formatRef(ref) })
+  const d = directionOf({ target: version, dbNodeVersion: p.view.dbVersion.nodeVersion, running: p.view.version })
+  if (d.kind === 'unknown') {
+    report.note(
+      `${display}: ${d.why} (no version label, CHAINLINK_VERSION or version tag), so it is not compared with the database's ${p.view.dbVersion.nodeVersion ?? 'version'}: an older image would be refused by the node's version gate after the handoff and rolled back.`
+    )
+    return undefined
+  }
+  if (d.kind === 'up') return undefined
+  if (!inputs.allowDowngrade)
+    throw new OperationError(`Input '${inputs.image ? 'image' : 'image-file'}': ${downgradeRefusal(display, d)}`)
+  if (p.other)
+    throw new OperationError(
+      `Input 'allow-downgrade': a failover pair ('${p.leader.name}', '${p.other.name}') is not downgraded by this action: both must stop for the database to go down. Nothing was changed; stop '${p.other.name}' and run the downgrade on '${p.leader.name}' alone, then recreate the standby on ${display}`
+    )
+  const goose = await migrationOfImage(ctx, p.leader.info, p.leader.name, target.createRef)
+  const now = p.view.dbVersion.goose
+  if (now !== undefined && goose > now)
+    throw new OperationError(
+      `Input 'allow-downgrade': ${display} ships migration ${goose}, newer than the database's ${now}, although it is an older version (${d.to} < ${d.from}): a side branch, which this action does not take the database to. Nothing was changed`
+    )
+  if (inputs.dbRollback === 'restore')
+    report.note(
+      `'db-rollback: restore' is for a rollback of this run; the downgrade itself takes the database down with 'node db rollback' (no writes lost). To go back to a backup taken before the upgrade away from ${d.to} instead, use operation restore with that backup and the older image.`
+    )
+  report.fact(
+    'Downgrade',
+    `${d.from} -> ${d.to} ('allow-downgrade'): at the swap ${p.leader.image}'s 'node db rollback ${goose}' takes the database from goose ${now ?? '-'} to ${d.to}'s newest migration and node_versions is set to ${d.to}; tables of the newer migrations are dropped with their rows`
+  )
+  return { from: d.from, to: d.to, goose, newerImage: p.leader.image }
 }
 
 /**
@@ -270,7 +327,11 @@ export async function preUpgradeBackup(ctx: Context, p: Prepared, ch: Change, r:
   const backupFile = await backupBeforeUpgrade(ctx, p.view, p.leader)
   r.backupFile = backupFile
   journal.plan({ backupFile })
-  if (ctx.inputs.rehearseMigration && ch.operation === 'upgrade') {
+  if (ctx.inputs.rehearseMigration && ch.downgrade)
+    ctx.report.note(
+      `No migration rehearsal: a downgrade runs no migrations of ${ch.display}; its database step is the running image's 'db rollback'.`
+    )
+  else if (ctx.inputs.rehearseMigration && ch.operation === 'upgrade') {
     // on a copy of the database, before anything of the node is touched
     journal.step('rehearsal')
     try {

@@ -5,6 +5,7 @@ import { OperationError } from '../errors.js'
 import { cloneSpec } from '../handoff/container-spec.js'
 import { LABEL_ROLE } from '../handoff/clone.js'
 import type { NodeLink } from '../handoff/types.js'
+import type { ContainerInfo } from '../docker/client.js'
 import { dbInvocation } from '../node/db-command.js'
 import type { RollbackPlan } from './plan.js'
 
@@ -12,13 +13,43 @@ import type { RollbackPlan } from './plan.js'
 export const SUFFIX_DB_ROLLBACK = '-db-rollback-'
 
 export async function migrateDown(ctx: Context, link: NodeLink, plan: RollbackPlan): Promise<void> {
-  const { docker, report } = ctx
-  const prev = (await docker.inspect(plan.previous.id))!
-  const inv = dbInvocation(prev.Config.Entrypoint, prev.Config.Cmd, ['rollback', String(plan.dbBefore.goose)])
-  const cmd = inv.cmd
-  const spec = cloneSpec(prev, {
-    name: `${plan.name}${SUFFIX_DB_ROLLBACK}${Date.now().toString(36)}`,
+  const prev = (await ctx.docker.inspect(plan.previous.id))!
+  await migrateDownTo(ctx, link, {
+    config: prev,
+    name: plan.name,
     image: plan.newImage,
+    goose: plan.dbBefore.goose!,
+    nodeVersion: plan.dbBefore.nodeVersion,
+    whose: 'the new image'
+  })
+}
+
+/**
+ * `node db rollback <goose>` with `image` (the binary that knows the Down steps) in a one-off
+ * container with the node's config (`config`: one of its containers), then node_versions set to
+ * `nodeVersion` (rollback never touches it; none: the row is deleted, an empty table passes the
+ * gate). Every node on the DB must be stopped first: the command takes no lock.
+ */
+export async function migrateDownTo(
+  ctx: Context,
+  link: NodeLink,
+  o: {
+    config: ContainerInfo
+    name: string
+    image: string
+    goose: number
+    nodeVersion?: string
+    whose: string
+    /** the image as the report names it (`image` may be an id) */
+    display?: string
+  }
+): Promise<void> {
+  const { docker, report } = ctx
+  const inv = dbInvocation(o.config.Config.Entrypoint, o.config.Config.Cmd, ['rollback', String(o.goose)])
+  const cmd = inv.cmd
+  const spec = cloneSpec(o.config, {
+    name: `${o.name}${SUFFIX_DB_ROLLBACK}${Date.now().toString(36)}`,
+    image: o.image,
     cmd,
     entrypoint: inv.entrypoint,
     portBindings: {},
@@ -27,18 +58,18 @@ export async function migrateDown(ctx: Context, link: NodeLink, plan: RollbackPl
   })
   spec.HostConfig = { ...spec.HostConfig, RestartPolicy: { Name: 'no' } }
   spec.Healthcheck = { Test: ['NONE'] }
-  report.step('db rollback', `${plan.newImage} ${cmd.join(' ')}`)
+  report.step('db rollback', `${o.display ?? o.image} ${cmd.join(' ')}`)
   // bounded (long down migrations get at least ready-timeout) and ended by a cancellation: each
   // goose migration is its own transaction, so a stopped run leaves the DB at a version boundary
   const r = await docker.runOnce(spec, Math.max(10 * 60_000, ctx.inputs.readyTimeoutMs), ctx.signal)
   if (r.exitCode !== 0)
     throw new OperationError(
-      `'node db rollback ${plan.dbBefore.goose}' with the new image failed (exit ${r.exitCode}): ${r.output.trim().split('\n').slice(-3).join(' | ')}`
+      `'node db rollback ${o.goose}' with ${o.whose} failed (exit ${r.exitCode}): ${r.output.trim().split('\n').slice(-3).join(' | ')}`
     )
-  await link.db.resetNodeVersion(plan.dbBefore.nodeVersion)
+  await link.db.resetNodeVersion(o.nodeVersion)
   const after = await link.db.version()
-  if (after.goose !== plan.dbBefore.goose)
-    throw new OperationError(`after 'db rollback' the database is at goose ${after.goose}, not ${plan.dbBefore.goose}`)
+  if (after.goose !== o.goose)
+    throw new OperationError(`after 'db rollback' the database is at goose ${after.goose}, not ${o.goose}`)
   report.step(
     'database rolled back',
     `goose ${after.goose}, node_versions ${after.nodeVersion ?? '(empty)'}: no writes lost`

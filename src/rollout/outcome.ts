@@ -72,7 +72,8 @@ export async function recover(
         newImage: ch.createRef,
         dbBefore: p.view.dbVersion,
         dbRollback: ctx.inputs.dbRollback,
-        backupFile: r.backupFile
+        backupFile: r.backupFile,
+        downgrade: !!ch.downgrade
       },
       p.t,
       reason

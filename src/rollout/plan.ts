@@ -30,6 +30,19 @@ export interface Change {
   backup: boolean
   /** the upgrade windows (none: any time), checked again right before the first stop */
   window?: Window[]
+  /** a deliberate downgrade (src/rollout/downgrade.ts): at the swap, with the node stopped, the
+   * running image takes the DB down to the target's newest migration */
+  downgrade?: Downgrade
+}
+
+export interface Downgrade {
+  /** the DB's version (node_versions) and the target's */
+  from: string
+  to: string
+  /** the target's newest migration: what `node db rollback` takes the DB to */
+  goose: number
+  /** the running (newer) image, whose binary knows the Down steps */
+  newerImage: string
 }
 
 /** The node as preflight proved it (withNode), handed to a rollout. */
@@ -75,6 +88,8 @@ export function planText(p: Prepared, ch: Change, preferPrimary: boolean, asked:
     return steps.join(', then ')
   }
   const next = `'${leader.name}${SUFFIX_NEXT}'`
+  if (ch.downgrade)
+    return `verify ${ch.createRef} as a waiting standby ${next}, remove it, stop '${leader.name}', run ${ch.downgrade.newerImage}'s 'node db rollback ${ch.downgrade.goose}' and set node_versions to ${ch.downgrade.to}, then start the new container in its place (${describePorts(leader.info)})`
   switch (finishOf(leader.info, asked)) {
     case 'swap':
       return `verify ${ch.createRef} as a waiting standby ${next} on spare ports, remove it, then stop '${leader.name}' and start the new container in its place on the original ports (${describePorts(leader.info)})`
@@ -122,6 +137,7 @@ export function openRecord(
       target: ch.createRef,
       dbBefore: p.view.dbVersion,
       dbRollback: ctx.inputs.dbRollback,
+      ...(ch.downgrade ? { downgrade: true } : {}),
       mode: p.view.mode,
       failingBefore: p.link.run?.failingBefore
     }
@@ -178,6 +194,8 @@ export interface RollbackPlan {
   /** how the DB is brought back: the run's own choice (input 'db-rollback', journaled) */
   dbRollback: 'migrate-down' | 'restore'
   backupFile?: string
+  /** the run was a deliberate downgrade: the previous (newer) image migrates the DB up again itself */
+  downgrade?: boolean
 }
 
 /**
@@ -188,6 +206,8 @@ export interface RollbackPlan {
 export interface RolloutDeps {
   /** the verified pre-upgrade backup (and the migration rehearsal), when the change asks for it */
   backup(ctx: Context, p: Prepared, ch: Change, r: RolloutRecord): Promise<void>
+  /** a downgrade's DB step at the swap, the leader stopped (src/rollout/downgrade.ts): upgrade only */
+  downgradeDb?(ctx: Context, p: Prepared, d: Downgrade): Promise<void>
   /** puts the previous containers back after a failure past the first handoff */
   rollback(ctx: Context, link: NodeLink, plan: RollbackPlan, t: Timeouts, reason: string): Promise<RollbackResult>
 }

@@ -5,7 +5,7 @@ import type { Context, OperationResult } from '../context.js'
 import { OperationError } from '../errors.js'
 import { formatMs } from '../duration.js'
 import { newRun, runOf, timeouts, type NodeLink } from '../handoff/types.js'
-import { describeChecks } from '../node/health.js'
+import { describeChecks, describeReady, isAuthStatus } from '../node/health.js'
 import { inspectNode, requireHealthUrl, requireLeader } from '../node/inspect.js'
 import type { NodeContainer } from '../node/view.js'
 import { nodeNames } from '../node/connect.js'
@@ -121,7 +121,9 @@ export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<Operat
       report.fact(
         'Health before',
         failingBefore === undefined
-          ? `/health of '${leader.name}' not read (${leader.health?.health ?? leader.health?.error ?? 'no answer'}): failing checks are not compared`
+          ? isAuthStatus(leader.health?.health)
+            ? `/health of '${leader.name}' answers ${leader.health?.health} (behind authentication): failing checks are not compared; ${describeReady(leader.health!)} and the lock decide the gates`
+            : `/health of '${leader.name}' not read (${leader.health?.health ?? leader.health?.error ?? 'no answer'}): failing checks are not compared`
           : failingBefore.length
             ? `failing on '${leader.name}' before the change (allowed to fail after it): ${describeChecks(failingBefore)}`
             : `no check failing on '${leader.name}'`

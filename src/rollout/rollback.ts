@@ -162,19 +162,21 @@ async function rollbackSteps(
     backupReadable: await backupReadable(plan.backupFile, inputs.backupIdentity, link.databaseUrl)
   })
   const movedNow = moved(await link.db.version(), plan.dbBefore)
-  if (movedNow && dbPlan.method === 'none')
+  if (movedNow && dbPlan.method === 'none' && !plan.downgrade)
     throw new OperationError(
       `the new version changed the database and it cannot be brought back (${dbPlan.why}); nothing was stopped: the node is as the failed step left it`
     )
   report.step(
     'rollback plan',
-    dbPlan.method === 'none'
-      ? 'restart the previous container (the database has not moved)'
-      : `if the database moved: ${
-          dbPlan.method === 'restore'
-            ? `restore ${dbPlan.file}`
-            : `the new image's node db rollback; if that fails, ${dbPlan.fallback ? `restore ${dbPlan.fallback}` : `the new version serves again (${dbPlan.noFallback})`}`
-        }`
+    plan.downgrade
+      ? `restart the previous container: a downgrade, so it is the newer version, which migrates the database up again at its start`
+      : dbPlan.method === 'none'
+        ? 'restart the previous container (the database has not moved)'
+        : `if the database moved: ${
+            dbPlan.method === 'restore'
+              ? `restore ${dbPlan.file}`
+              : `the new image's node db rollback; if that fails, ${dbPlan.fallback ? `restore ${dbPlan.fallback}` : `the new version serves again (${dbPlan.noFallback})`}`
+          }`
   )
   // Every instance must be down before the DB moves: `db rollback` takes no lock.
   for (const m of [...plan.created, ...(plan.others ?? []).map((o) => o.member), plan.previous]) {
@@ -188,7 +190,14 @@ async function rollbackSteps(
   // the backup restored, and why instead of a down-migration: the result's message says so
   let file: string | undefined
   let downFailed: string | undefined
-  if (moved(now, plan.dbBefore)) {
+  // a downgrade took the DB down itself: the previous, newer binary passes the version gate and
+  // migrates up again from wherever the DB is (docs/node-facts.md §7)
+  if (plan.downgrade && moved(now, plan.dbBefore))
+    report.step(
+      'database moved',
+      `goose ${plan.dbBefore.goose} -> ${now.goose}, node_versions ${plan.dbBefore.nodeVersion ?? '-'} -> ${now.nodeVersion ?? '-'}: the previous image migrates it up again`
+    )
+  else if (moved(now, plan.dbBefore)) {
     report.step(
       'database moved',
       `goose ${plan.dbBefore.goose} -> ${now.goose}, node_versions ${plan.dbBefore.nodeVersion ?? '-'} -> ${now.nodeVersion ?? '-'}`

@@ -48,7 +48,9 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change, deps: Ro
   const { docker, report, inputs } = ctx
   const { leader, link, view } = p
   const name = leader.name
-  const finish = finishOf(leader.info, inputs.finish)
+  // a downgrade takes the DB down between the leader's stop and the older image's start: only the
+  // swap has that moment (a standby waiting on the lock would take it at once and hit the gate)
+  const finish: Finish = ch.downgrade ? 'swap' : finishOf(leader.info, inputs.finish)
   const r = openRecord(ctx, p, ch, memberOf(leader.info, view.lock.holder))
   await deps.backup(ctx, p, ch, r)
   // A `docker run --rm` leader is deleted by its own stop: a stopped copy of it, made while it
@@ -105,7 +107,7 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change, deps: Ro
   }
   try {
     await noRestart(ctx, r.journal, leader.info)
-    await FINISHES[finish]({ ctx, p, ch, r, standby, waiting, kept })
+    await FINISHES[finish]({ ctx, p, ch, r, standby, waiting, kept, deps })
   } catch (e) {
     await reportPort()
     if (kept && r.previous !== kept && !(await docker.inspect(leader.info.Id))?.State.Running)
@@ -129,7 +131,7 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change, deps: Ro
     ch,
     r,
     name,
-    `'${name}' ${ch.operation === 'upgrade' ? `upgraded from ${leader.image} to` : 'now runs a fresh process of'} ${ch.display}`
+    `'${name}' ${ch.downgrade ? `downgraded from ${leader.image} (${ch.downgrade.from}) to` : ch.operation === 'upgrade' ? `upgraded from ${leader.image} to` : 'now runs a fresh process of'} ${ch.display}${ch.downgrade ? `, the database at goose ${ch.downgrade.goose} and node_versions ${ch.downgrade.to}` : ''}`
   )
 }
 
@@ -145,6 +147,7 @@ interface SingleRun {
   waiting: Member & Proven
   /** the stopped copy of a `--rm` leader */
   kept?: Member
+  deps: RolloutDeps
 }
 
 /** The old leader leaves the node's name: its kept copy once it is gone (`--rm`), else renamed. */
@@ -206,6 +209,11 @@ async function swap(s: SingleRun): Promise<void> {
   replaceCreated(r, final)
   r.journal.step('swap', { from: p.leader.info.Id, to: final.id })
   const prepare = async () => {
+    if (ch.downgrade) {
+      r.journal.step('downgrade-db', { goose: ch.downgrade.goose, to: ch.downgrade.to })
+      if (!s.deps.downgradeDb) throw new Error('a downgrade without its database step')
+      await s.deps.downgradeDb(ctx, p, ch.downgrade)
+    }
     await retirePrevious(s, false)
     await docker.rename(final.id, name)
     final.name = name

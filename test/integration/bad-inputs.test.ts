@@ -228,6 +228,7 @@ const ROWS: BadRow[] = [
   { input: 'lock-timeout', value: 'soon', error: named('lock-timeout') },
   { input: 'lock-timeout', value: '1e3', error: named('lock-timeout') },
   { input: 'retry-quarantined', value: 'maybe', error: named('retry-quarantined') },
+  { input: 'allow-downgrade', value: 'maybe', error: named('allow-downgrade') },
   { input: 'window', value: 'weekdays 8-18', error: named('window'), why: 'unknown day' },
   { input: 'window', value: 'Mon-Fri 08:00-18:00 Nowhere/City', error: named('window'), why: 'unknown time zone' },
   { input: 'rehearse-migration', value: 'maybe', error: named('rehearse-migration') },

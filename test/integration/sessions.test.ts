@@ -161,7 +161,9 @@ describe('the health URL is proven before anything changes', () => {
     const before = await containerState(name)
     const r = await act({ operation: 'upgrade', container: name, image: simImage('2.19.0') })
     expect(r.exitCode).not.toBe(0)
-    expect(visible(r.stdout)).toMatch(/::error::Input 'health-url': http:\/\/172\.[0-9.]+:6688\/readyz of the leader/)
+    expect(visible(r.stdout)).toMatch(
+      /::error::Input 'health-url': http:\/\/172\.[0-9.]+:6688\/(public-)?readyz of the leader/
+    )
     // nothing changed: the same container, running, on its image, nothing else of ours
     expect(await containerState(name)).toEqual(before)
     const ours = (await docker.listContainers({ all: true })).filter((c) =>

@@ -182,6 +182,26 @@ describe('version gate and db commands', () => {
     expect(live).toMatchObject({ code: 0, out: expect.stringContaining('Database version: 250') })
     expect(await again.http('/readyz')).toBe(200)
   })
+
+  test('db status: one line per migration the binary ships, its newest last, on a DB ahead of it', async () => {
+    const db = await freshDb()
+    const a = await startSim({ name: name('st-new'), tag: '2.20.0', db, env: FAST_LEASE })
+    await a.appId()
+    const st = await runSim({ name: name('st'), tag: '2.19.0', db, cmd: ['node', 'db', 'status'] })
+    expect(st.code).toBe(0)
+    const lines = st.out.split('\n').filter((l) => l.includes('version:'))
+    expect(lines.map((l) => /version:(\d+), path:([^,]+), type:sql, state:(\w+)/.exec(l)?.slice(1))).toEqual([
+      ['1', '0001_initial.sql', 'applied'],
+      ['78', '0078_only_one_version.sql', 'applied'],
+      ['82', '0082_lease_lock.sql', 'applied'],
+      ['95', '0095_sim_m0095.sql', 'applied'],
+      ['150', '0150_sim_m0150.sql', 'applied'],
+      ['165', '0165_sim_m0165.sql', 'applied'],
+      ['240', '0240_sim_m0240.sql', 'applied'],
+      ['241', '0241_sim_m0241.sql', 'applied'],
+      ['250', '0250_sim_m0250.sql', 'applied']
+    ])
+  })
 })
 
 describe('v1 locking modes', () => {
@@ -453,6 +473,36 @@ describe('what every real node does (docs/node-facts.md §11)', () => {
     expect(mine).toHaveLength(1)
     expect(mine[0][1]).toMatchObject({ total: 1004, rejected: 4, max60s: 1004 })
     expect(counts.windowMs).toBe(60000)
+  })
+
+  test('health routes as nodes differ: SIM_PUBLIC_READYZ=off, SIM_AUTH_HEALTH, SIM_AUTH_READYZ', async () => {
+    const db = await freshDb()
+    const a = await startSim({
+      name: name('routes'),
+      tag: '2.20.0',
+      db,
+      env: { ...FAST_LEASE, SIM_PUBLIC_READYZ: 'off', SIM_AUTH_HEALTH: '401' }
+    })
+    await a.waitLog(/Listening and serving HTTP/)
+    const got: Record<string, number | 'refused'> = {}
+    for (const p of ['/public-readyz', '/readyz', '/readyz?full', '/health', '/health.txt']) got[p] = await a.http(p)
+    expect(got).toEqual({
+      '/public-readyz': 404,
+      '/readyz': 200,
+      '/readyz?full': 401,
+      '/health': 401,
+      '/health.txt': 401
+    })
+    const b = await startSim({
+      name: name('routes-b'),
+      tag: '2.20.0',
+      db: await freshDb(),
+      env: { ...FAST_LEASE, SIM_AUTH_READYZ: '403' }
+    })
+    await b.waitLog(/Listening and serving HTTP/)
+    const got2: Record<string, number | 'refused'> = {}
+    for (const p of ['/public-readyz', '/readyz', '/health']) got2[p] = await b.http(p)
+    expect(got2).toEqual({ '/public-readyz': 200, '/readyz': 403, '/health': 403 })
   })
 
   test('rate limit: a fixed window from the first request ([WebServer.RateLimit] from TOML)', async () => {

@@ -7,7 +7,7 @@
 const { createLogger } = require('./log')
 const { ConfigError, bakedVersion, activeFault, loadConfig, simKnobs, probePort } = require('./config')
 const { createDb } = require('./db')
-const { dbVersion, rollback, migrateUp, migrationsFor } = require('./migrations')
+const { dbVersion, rollback, migrateUp, migrationsFor, ensureGooseTable } = require('./migrations')
 const { healthProbe } = require('./http')
 const { runNode } = require('./node')
 const { randomUUID, createHash } = require('node:crypto')
@@ -51,7 +51,7 @@ function parseCli(argv) {
   return { flags, words }
 }
 
-const USAGE = `usage: chainlink [-config file] [-secrets file] node start|db version|db rollback [N]|db migrate
+const USAGE = `usage: chainlink [-config file] [-secrets file] node start|db version|db status|db rollback [N]|db migrate
        chainlink health-probe | chainlink --version`
 
 async function dbCommand(cfg, words) {
@@ -67,6 +67,20 @@ async function dbCommand(cfg, words) {
       const failAt = simKnobs().failDown
       await rollback(db.pool, cfg.version, arg === undefined ? undefined : Number(arg), log, failAt)
       log.info(`Database version: ${await dbVersion(db.pool)}`)
+    } else if (cmd === 'status') {
+      // goose Provider.Status as core/store/migrate/migrate.go logs it: one line per migration
+      // this binary ships (docs/node-facts.md §7), so its last line names its newest migration
+      await ensureGooseTable(db.pool)
+      const { rows } = await db.pool.query(
+        'SELECT version_id, max(tstamp) AS at FROM goose_migrations WHERE is_applied GROUP BY version_id'
+      )
+      const applied = new Map(rows.map((r) => [Number(r.version_id), r.at]))
+      for (const m of migrationsFor(cfg.version)) {
+        const at = applied.get(m.id)
+        log.info(
+          `version:${m.id}, path:${m.name}, type:sql, state:${at ? 'applied' : 'pending'}, appliedAt: ${at ? new Date(at).toISOString() : '0001-01-01 00:00:00 +0000 UTC'}`
+        )
+      }
     } else if (cmd === 'migrate') {
       // the same migrations `node start` runs, at the same pace and with the same faults: a real
       // binary's `db migrate` is its start-up's migration step alone (§7)

@@ -177,6 +177,11 @@ function checkLeaseIntervals(cfg) {
 }
 
 /** Simulator knobs (milliseconds), see README.md. */
+/** 401 or 403 (a node that authenticates the route), else 0 (it does not) */
+function authStatus(v) {
+  return v === '401' || v === '403' ? Number(v) : 0
+}
+
 function simKnobs() {
   return {
     bootMs: intEnv(process.env, 'SIM_BOOT_MS', 800),
@@ -195,7 +200,13 @@ function simKnobs() {
     newCheckAfterMs: intEnv(process.env, 'SIM_NEW_CHECK_AFTER_MS', 10000),
     readyzLagMs: intEnv(process.env, 'SIM_READYZ_LAG_MS', 0),
     failMigration: intEnv(process.env, 'SIM_FAIL_MIGRATION', 0),
-    failDown: intEnv(process.env, 'SIM_FAIL_DOWN', 0)
+    failDown: intEnv(process.env, 'SIM_FAIL_DOWN', 0),
+    // health routes as real nodes differ (docs/node-facts.md §5): /public-readyz only on nodes
+    // since chainlink PR #23339 (`off`: 404, as an older node); /health, /health.txt and
+    // /readyz?full (and plain /readyz with SIM_AUTH_READYZ) behind authentication: 401 or 403
+    publicReadyz: (process.env.SIM_PUBLIC_READYZ || 'on') !== 'off',
+    authHealth: authStatus(process.env.SIM_AUTH_HEALTH),
+    authReadyz: authStatus(process.env.SIM_AUTH_READYZ)
   }
 }
 

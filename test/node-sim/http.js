@@ -59,7 +59,8 @@ const jsonApi = (checks) =>
  * 200). /health: JSON:API checks sorted by name, 207 when one fails (v1: 200, §5); ?failing omits
  * passing ones. /health.txt: the same as text. Anything else 404.
  */
-async function startServer({ port, host, health, limiter, requests, v1 = false }) {
+async function startServer({ port, host, health, limiter, requests, v1 = false, routes = {} }) {
+  const { publicReadyz = true, authHealth = 0, authReadyz = 0 } = routes
   const server = await listen(
     counted(requests, (req, res) => {
       if (applyRateLimit(limiter, req, res)) return
@@ -69,7 +70,19 @@ async function startServer({ port, host, health, limiter, requests, v1 = false }
         return res.end()
       }
       const p = url.pathname
-      if (p === '/readyz' || p === '/public-readyz') {
+      // SIM_AUTH_*: the route wants a session this client does not have (401, or 403 from a
+      // proxy or middleware that forbids it); the body says nothing about the node
+      const auth =
+        p === '/health' || p === '/health.txt' || (p === '/readyz' && url.searchParams.has('full'))
+          ? authHealth || authReadyz
+          : p === '/readyz'
+            ? authReadyz
+            : 0
+      if (auth) {
+        res.writeHead(auth, { 'Content-Type': 'application/json' })
+        return res.end(JSON.stringify({ errors: [{ detail: auth === 401 ? 'Unauthorized' : 'Forbidden' }] }))
+      }
+      if (p === '/readyz' || (p === '/public-readyz' && publicReadyz)) {
         const ready = health.ready()
         if (p === '/readyz' && url.searchParams.has('full')) {
           res.writeHead(200, { 'Content-Type': 'application/vnd.api+json' })

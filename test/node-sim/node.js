@@ -193,7 +193,15 @@ async function runNode({ cfg, fault, knobs }) {
   if (fault === 'never-ready' && cfg.rpcUrl)
     log.error('Dial failed: EVM Node is unreachable', { nodeName: cfg.rpcUrl.name, url: cfg.rpcUrl.url })
   try {
-    server = await startServer({ port: cfg.httpPort, host: cfg.listenIP, health, limiter, requests, v1 })
+    server = await startServer({
+      port: cfg.httpPort,
+      host: cfg.listenIP,
+      health,
+      limiter,
+      requests,
+      v1,
+      routes: { publicReadyz: knobs.publicReadyz, authHealth: knobs.authHealth, authReadyz: knobs.authReadyz }
+    })
     health.start()
   } catch (e) {
     log.critical(`Error starting server: ${e.message}`)

@@ -288,6 +288,45 @@ describe('judgeHealth: /readyz 200, no new failing check, held for stable-for', 
       'pass'
     ],
     [
+      '/health 401 (behind authentication): no evidence, readiness and the lock decide',
+      [o(0, ready(0), { at: 0, kind: 'hidden', status: 401, failing: [] }), o(10_000, ready(10_000))],
+      { before: [heads] },
+      'pass'
+    ],
+    [
+      '/health 403 never fails the gate, not even past ready-timeout',
+      [o(0, ready(0), { at: 0, kind: 'hidden', status: 403, failing: [] }), o(70_000, ready(70_000))],
+      {},
+      'pass'
+    ],
+    [
+      'readiness 401 on both routes is no evidence: wait, never "was ready, then not"',
+      [
+        o(0, ready(0), checks(0)),
+        o(3000, { at: 3000, kind: 'unknown', status: 401, route: '/readyz' }),
+        o(10_000, ready(10_000))
+      ],
+      {},
+      'pass'
+    ],
+    [
+      'readiness only behind authentication: not ready by ready-timeout, saying why',
+      [
+        o(0, { at: 0, kind: 'unknown', status: 401, route: '/readyz' }),
+        o(60_000, { at: 60_000, kind: 'unknown', status: 401, route: '/readyz' })
+      ],
+      {},
+      'fail',
+      /not ready within ready-timeout 1m \(\/readyz 401 \(no evidence: behind authentication on both readiness routes: waiting\)\)/
+    ],
+    [
+      '/public-readyz named in the message when it is the route that answered',
+      [o(0, ready(0), checks(0)), o(2000, { at: 2000, kind: 'not-ready', status: 503, route: '/public-readyz' })],
+      {},
+      'fail',
+      /was ready, then not \(\/public-readyz 503\)/
+    ],
+    [
       'Docker unhealthy from a check made while ready fails',
       [
         o(0, ready(0), checks(0)),
@@ -303,6 +342,8 @@ describe('judgeHealth: /readyz 200, no new failing check, held for stable-for', 
   // every row gets its fifth element, or jest would hand the test a done callback
   test.each(rows.map(([a, b, c, d, e]) => [a, b, c, d, e ?? null] as const))('%s', (_, obs, params, want, reason) => {
     const v = judgeHealth(obs, { ...base, ...params })
+    if (v.kind === 'pass' && obs.some((x) => x.checks?.kind === 'hidden'))
+      expect(v.detail).toMatch(/\/health 40[13] \(behind authentication: checks not compared\)/)
     expect(v.kind).toBe(want)
     if (reason) expect(v.kind === 'fail' ? v.reason : '').toMatch(reason)
   })

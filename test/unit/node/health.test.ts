@@ -1,5 +1,14 @@
 import { describe, expect, test } from '@jest/globals'
-import { failingChecks, isReady, parseChecks, type Check, type HealthProbe } from '../../../src/node/health.js'
+import {
+  failingChecks,
+  isReady,
+  judgeReadyAnswer,
+  parseChecks,
+  readiness,
+  type Check,
+  type HealthProbe,
+  type ReadyRoute
+} from '../../../src/node/health.js'
 
 const check = (name: string, status: 'passing' | 'failing', output = '') => ({
   type: 'checks',
@@ -67,4 +76,123 @@ describe('parseChecks: failing checks with their output', () => {
     ['text/plain body: unknown', 'ok JobSpawner\n', undefined],
     ['JSON without data: unknown', '{}', undefined]
   ])('%s', (_, text, want) => expect(parseChecks(text)).toEqual(want))
+})
+
+describe('judgeReadyAnswer: what one answer of a readiness route says', () => {
+  test.each<[string, ReadyRoute, { status?: number; error?: string }, string]>([
+    ['/public-readyz 200', '/public-readyz', { status: 200 }, 'ready'],
+    ['/public-readyz 503 (not ready, or the start-up reporter)', '/public-readyz', { status: 503 }, 'not-ready'],
+    ['/public-readyz 404: a node older than the route, ask /readyz', '/public-readyz', { status: 404 }, 'elsewhere'],
+    ['/public-readyz 401: ask /readyz', '/public-readyz', { status: 401 }, 'elsewhere'],
+    ['/readyz 200', '/readyz', { status: 200 }, 'ready'],
+    ['/readyz 503', '/readyz', { status: 503 }, 'not-ready'],
+    ['/readyz 404 (an older start-up reporter: every path but /health)', '/readyz', { status: 404 }, 'not-ready'],
+    ['/readyz 401 (behind authentication): ask the other route', '/readyz', { status: 401 }, 'elsewhere'],
+    ['/readyz 403 (a proxy forbids it): ask the other route', '/readyz', { status: 403 }, 'elsewhere'],
+    ['429: says nothing', '/public-readyz', { status: 429 }, 'unknown'],
+    ['timeout: says nothing', '/readyz', { error: 'timeout' }, 'unknown'],
+    ['connection refused: not ready (a waiting standby)', '/public-readyz', { error: 'ECONNREFUSED' }, 'not-ready']
+  ])('%s -> %s', (_, route, a, want) => expect(judgeReadyAnswer(route, a)).toBe(want))
+})
+
+describe('readiness: the status-only route where the node has it, /readyz where not, 401/403 no evidence', () => {
+  /** a node answering each route with a fixed status; the routes asked, in order */
+  const node = (answers: Partial<Record<ReadyRoute, number>>) => {
+    const asked: ReadyRoute[] = []
+    return {
+      asked,
+      get: async (r: ReadyRoute) => {
+        asked.push(r)
+        return answers[r] === undefined ? { error: 'ECONNREFUSED' } : { status: answers[r] }
+      }
+    }
+  }
+  test.each<[string, ReadyRoute, Partial<Record<ReadyRoute, number>>, string, ReadyRoute[], ReadyRoute]>([
+    [
+      'a newer node: /public-readyz alone',
+      '/public-readyz',
+      { '/public-readyz': 200, '/readyz': 200 },
+      'ready',
+      ['/public-readyz'],
+      '/public-readyz'
+    ],
+    [
+      'a newer node, not ready',
+      '/public-readyz',
+      { '/public-readyz': 503, '/readyz': 503 },
+      'not-ready',
+      ['/public-readyz'],
+      '/public-readyz'
+    ],
+    [
+      'an older node: 404, then /readyz, kept for next time',
+      '/public-readyz',
+      { '/public-readyz': 404, '/readyz': 200 },
+      'ready',
+      ['/public-readyz', '/readyz'],
+      '/readyz'
+    ],
+    [
+      'an older node known: /readyz alone',
+      '/readyz',
+      { '/public-readyz': 404, '/readyz': 503 },
+      'not-ready',
+      ['/readyz'],
+      '/readyz'
+    ],
+    [
+      '/readyz behind authentication on a newer node: /public-readyz',
+      '/readyz',
+      { '/public-readyz': 200, '/readyz': 401 },
+      'ready',
+      ['/readyz', '/public-readyz'],
+      '/public-readyz'
+    ],
+    [
+      'both behind authentication: unknown, never not ready',
+      '/public-readyz',
+      { '/public-readyz': 403, '/readyz': 401 },
+      'unknown',
+      ['/public-readyz', '/readyz'],
+      '/public-readyz'
+    ],
+    [
+      'an older node with /readyz behind authentication: unknown',
+      '/public-readyz',
+      { '/public-readyz': 404, '/readyz': 401 },
+      'unknown',
+      ['/public-readyz', '/readyz'],
+      '/public-readyz'
+    ],
+    [
+      'an older start-up reporter (404 on both): not ready',
+      '/public-readyz',
+      { '/public-readyz': 404, '/readyz': 404 },
+      'not-ready',
+      ['/public-readyz', '/readyz'],
+      '/readyz'
+    ],
+    [
+      'nothing listening: not ready, one request',
+      '/public-readyz',
+      {},
+      'not-ready',
+      ['/public-readyz'],
+      '/public-readyz'
+    ]
+  ])('%s', async (_, prefer, answers, kind, asked, next) => {
+    const n = node(answers)
+    const r = await readiness(prefer, n.get)
+    expect({ kind: r.kind, asked: n.asked, next: r.next }).toEqual({ kind, asked, next })
+  })
+
+  test('no second request when the budget refuses it: unknown, the other route next', async () => {
+    const n = node({ '/public-readyz': 404, '/readyz': 200 })
+    const r = await readiness('/public-readyz', n.get, async () => false)
+    expect({ kind: r.kind, asked: n.asked, next: r.next }).toEqual({
+      kind: 'unknown',
+      asked: ['/public-readyz'],
+      next: '/readyz'
+    })
+  })
 })

@@ -144,4 +144,43 @@ describe('Observer against a rate-limited HTTP server', () => {
     expect(a.hits()).toBe(5)
     expect(obs.budget.maxInWindow()).toBe(5)
   })
+
+  /** routes -> status; the paths asked, in order */
+  async function routed(routes: Record<string, number>): Promise<{ url: string; asked: string[] }> {
+    const asked: string[] = []
+    server = createServer((req, res) => {
+      asked.push(req.url ?? '')
+      res.writeHead(routes[req.url ?? ''] ?? 404)
+      res.end()
+    })
+    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r))
+    return { url: `http://127.0.0.1:${(server!.address() as AddressInfo).port}`, asked }
+  }
+
+  async function poll(url: string, ms: number, health = false) {
+    const obs = new Observers()
+    const o = obs.of(url)
+    const stop = o.watch({ health })
+    const release = obs.fast()
+    await new Promise((r) => setTimeout(r, ms))
+    release()
+    await stop()
+    return o
+  }
+
+  test('a node without /public-readyz: asked once, then /readyz alone', async () => {
+    const n = await routed({ '/readyz': 200, '/health?failing': 200 })
+    const o = await poll(n.url, 450)
+    expect(n.asked.slice(0, 3)).toEqual(['/public-readyz', '/readyz', '/readyz'])
+    expect(n.asked.filter((p) => p === '/public-readyz')).toHaveLength(1)
+    expect(o.ready.every((x) => x.kind === 'ready' && x.route === '/readyz')).toBe(true)
+  })
+
+  test('/readyz and /health behind authentication: /public-readyz decides, /health is hidden, not failing', async () => {
+    const n = await routed({ '/public-readyz': 200, '/readyz': 401, '/health?failing': 403 })
+    const o = await poll(n.url, 300, true)
+    expect(n.asked).not.toContain('/readyz')
+    expect(o.ready.every((x) => x.kind === 'ready' && x.route === '/public-readyz')).toBe(true)
+    expect(o.checks).toMatchObject({ kind: 'hidden', status: 403, failing: [] })
+  })
 })
