@@ -76731,7 +76731,7 @@ __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __we
 /* harmony import */ var _operations_handoff_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(2416);
 /* harmony import */ var _operations_repair_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(936);
 /* harmony import */ var _operations_status_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(9986);
-/* harmony import */ var _operations_upgrade_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(636);
+/* harmony import */ var _operations_upgrade_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(532);
 /* harmony import */ var _report_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(665);
 /* harmony import */ var _journal_journal_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(4896);
 // The command line: the action's engine for other CI systems, a cron or systemd timer and the
@@ -76797,6 +76797,7 @@ const INPUT_NAMES = [
     'allowed-repositories',
     'backup-secrets-plain',
     'retry-quarantined',
+    'allow-downgrade',
     'window',
     'rehearse-migration',
     'allow-other-updaters'
@@ -76811,6 +76812,7 @@ const BOOLEAN = new Set([
     'db-copy-unchecked',
     'dry-run',
     'retry-quarantined',
+    'allow-downgrade',
     'rehearse-migration',
     'allow-other-updaters',
     'docker-insecure-tcp',
@@ -78106,6 +78108,8 @@ function judgeHealth(obs, p) {
     let stillFailing = [];
     let seenReady = -1;
     let seenChecks = -1;
+    /** /health answered 401/403: behind authentication, the checks are not compared */
+    let hidden;
     let last = 'not answering yet';
     /** the latest observation saw the lease still ours but no session of ours (a DB blip) */
     let lockUnproven = false;
@@ -78138,18 +78142,19 @@ function judgeHealth(obs, p) {
         const r = o.ready;
         if (r && r.at > seenReady) {
             seenReady = r.at;
+            const route = r.route ?? '/readyz';
             if (r.kind === 'unknown') {
-                last = `/readyz ${r.status ?? r.error} (no evidence: waiting)`;
+                last = `${route} ${r.status ?? r.error} (no evidence${r.status === 401 || r.status === 403 ? ': behind authentication on both readiness routes' : ''}: waiting)`;
             }
             else if (r.kind === 'ready') {
                 firstReady ??= r.at;
                 lastReady = r.at;
                 lastKnown = r.at;
-                last = '/readyz 200';
+                last = `${route} 200`;
             }
             else {
                 lastKnown = r.at;
-                const what = r.status !== undefined ? `/readyz ${r.status}` : `not answering (${r.error})`;
+                const what = r.status !== undefined ? `${route} ${r.status}` : `not answering (${r.error})`;
                 if (firstReady !== undefined)
                     return { kind: 'fail', reason: `'${p.name}' was ready, then not (${what}) within the stable-for window` };
                 last = what;
@@ -78159,6 +78164,7 @@ function judgeHealth(obs, p) {
         if (k && k.at > seenChecks && firstReady !== undefined && k.at >= firstReady) {
             seenChecks = k.at;
             if (k.kind === 'checks') {
+                hidden = undefined;
                 newFailing = newFailures(k.failing, p.before);
                 stillFailing = k.failing.filter((f) => !newFailing.includes(f));
                 if (newFailing.length)
@@ -78166,16 +78172,30 @@ function judgeHealth(obs, p) {
                 else
                     settled ??= Math.max(k.at, firstReady);
             }
+            else if (k.kind === 'hidden') {
+                // no evidence either way: readiness and the lock decide alone
+                hidden = k.status;
+                newFailing = [];
+                stillFailing = [];
+                settled ??= Math.max(k.at, firstReady);
+            }
         }
+        const readyText = `${o.ready?.route ?? '/readyz'} 200`;
         if (newFailing.length)
-            last = `/readyz 200, /health failing ${(0,health/* describeChecks */.Pt)(newFailing)}, which passed on the leader before`;
+            last = `${readyText}, /health failing ${(0,health/* describeChecks */.Pt)(newFailing)}, which passed on the leader before`;
         else if (firstReady !== undefined && settled === undefined && r?.kind === 'ready')
-            last = '/readyz 200, /health not read yet';
+            last = `${readyText}, /health not read yet`;
         if (!lockUnproven && settled !== undefined && lastReady !== undefined && lastReady - settled >= p.stableMs)
             return {
                 kind: 'pass',
-                proved: { readyAt: firstReady, heldMs: lastReady - settled, stillFailing, last },
-                detail: `'${p.name}': /readyz 200${stillFailing.length ? `, failing ${p.anyCheck ? '(let pass)' : 'as before the upgrade'}: ${(0,health/* describeChecks */.Pt)(stillFailing)}` : ', no check failing that passed before'}, held ${fmt(lastReady - settled)} without a restart`
+                proved: {
+                    readyAt: firstReady,
+                    heldMs: lastReady - settled,
+                    stillFailing,
+                    last,
+                    ...(hidden ? { checksHidden: hidden } : {})
+                },
+                detail: `'${p.name}': ${readyText}${hidden ? `, /health ${hidden} (behind authentication: checks not compared)` : stillFailing.length ? `, failing ${p.anyCheck ? '(let pass)' : 'as before the upgrade'}: ${(0,health/* describeChecks */.Pt)(stillFailing)}` : ', no check failing that passed before'}, held ${fmt(lastReady - settled)} without a restart`
             };
     }
     const end = obs.at(-1);
@@ -78602,9 +78622,13 @@ async function handoff(ctx, link, from, to, t, swap) {
             report.note(`'${fromName}' ignored SIGTERM for ${t.stopS} s and was killed; its lease was not released, so '${to.name}' waited for it to expire.`);
         let proven = to.appId;
         let version = to.version;
+        // the lock wait is timed from the moment `to` can take it: a swap's prepare may take long (a
+        // downgrade's `db rollback` runs there, src/rollout/single.ts), and is added to the bound
+        let prepareMs = 0;
         if (swap) {
             await swap.prepare();
             const known = new Set((await link.db.nodeSessions()).map((x) => x.appId));
+            prepareMs = Math.max(0, Date.now() - (t0 + stopMs));
             await docker.start(to.id);
             await watchNew();
             const s = await (0,gate_loops/* awaitSession */.Bt)(ctx, link, to, known, t.standbyMs);
@@ -78614,7 +78638,7 @@ async function handoff(ctx, link, from, to, t, swap) {
         if (!proven)
             throw new types/* GateError */.ue('lock-handoff', `'${to.name}' has no known DB session`, to.id);
         const leader = { ...to, appId: proven, version };
-        const lockMs = await (0,gate_loops/* lockTaken */.zb)(ctx, link, from, leader, t.lockMs, t0 + stopMs);
+        const lockMs = await (0,gate_loops/* lockTaken */.zb)(ctx, link, from, leader, t.lockMs + prepareMs, t0 + stopMs);
         await oldWatch?.stop();
         await (0,gate_loops/* healthGate */.Yr)(ctx, link, leader, t, { onReady: endFast });
         // With host networking both nodes answer on one URL: a ready answer before the old node
@@ -78708,7 +78732,8 @@ var health = __nccwpck_require__(6780);
 // measurement, the gates) reads its observations, and all observers of a run share one
 // budget: never more than `limit` requests in any 60 s window, whatever URL they go to (the
 // published port and the container address reach the same process). A 429 is no evidence:
-// the observation is "unknown" and the observer waits for the limiter's reset.
+// the observation is "unknown" and the observer waits for the limiter's reset. So is a 401 or 403
+// (a route behind authentication): no evidence, never a failure.
 
 const FAST_MS = 100;
 const SLOW_MS = 2000;
@@ -78789,6 +78814,8 @@ class Observer {
     pausedUntil = 0;
     lastHealthAt = 0;
     wake;
+    /** the readiness route asked first: the one that last gave evidence here */
+    route = health/* READY_ROUTES */.fM[0];
     constructor(url, group) {
         this.url = url;
         this.group = group;
@@ -78863,14 +78890,10 @@ class Observer {
             }
             if (!(await this.request()))
                 break;
-            const r = await (0,health/* probeReady */.Ss)(this.url);
+            const r = await (0,health/* readiness */.xz)(this.route, (route) => (0,health/* probeReady */.Ss)(this.url, 2000, route), () => this.request());
+            this.route = r.next;
             const prev = this.latest;
-            const obs = {
-                at: t0,
-                kind: r.status === 200 ? 'ready' : r.status === 429 || r.error === 'timeout' ? 'unknown' : 'not-ready',
-                status: r.status,
-                error: r.error
-            };
+            const obs = { at: t0, kind: r.kind, status: r.status, error: r.error, route: r.route };
             this.ready.push(obs);
             if (r.status === 429)
                 this.pausedUntil = Date.now() + retryAfterMs(r.headers, Date.now());
@@ -78887,7 +78910,7 @@ class Observer {
                 const known = h.status !== undefined && h.status !== 429 && h.checks !== undefined;
                 this.checks = {
                     at: h0,
-                    kind: known ? 'checks' : 'unknown',
+                    kind: known ? 'checks' : (0,health/* isAuthStatus */.DD)(h.status) ? 'hidden' : 'unknown',
                     status: h.status,
                     failing: h.checks ?? [],
                     error: h.error
@@ -79451,6 +79474,7 @@ function readInputs(get, mask, env = process.env) {
         ...security,
         // Operator safeguards (quarantine, upgrade window, migration rehearsal)
         retryQuarantined: bool(get, 'retry-quarantined', false),
+        allowDowngrade: bool(get, 'allow-downgrade', false),
         window: windows(get, 'window'),
         rehearseMigration,
         allowOtherUpdaters: bool(get, 'allow-other-updaters', false)
@@ -79800,32 +79824,19 @@ function readJournal(stateDir, container) {
 
 /***/ }),
 
-/***/ 9328:
+/***/ 1560:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  jh: () => (/* binding */ connectNode),
-  Uu: () => (/* binding */ maskNodeSecrets),
-  tJ: () => (/* binding */ nodeNames)
-});
-
-// UNUSED EXPORTS: extraHost, hostsEntry
-
-// EXTERNAL MODULE: ./src/errors.ts
-var errors = __nccwpck_require__(3916);
-// EXTERNAL MODULE: ./src/postgres/database.ts
-var database = __nccwpck_require__(2514);
-// EXTERNAL MODULE: ./src/docker/client.ts + 3 modules
-var client = __nccwpck_require__(4145);
-// EXTERNAL MODULE: ./node_modules/smol-toml/dist/index.js + 8 modules
-var dist = __nccwpck_require__(3292);
-// EXTERNAL MODULE: ./src/duration.ts
-var duration = __nccwpck_require__(7607);
-// EXTERNAL MODULE: ./src/trust/secrets.ts
-var trust_secrets = __nccwpck_require__(4372);
-;// CONCATENATED MODULE: ./src/node/config.ts
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   JN: () => (/* binding */ readNodeConfig),
+/* harmony export */   id: () => (/* binding */ nodeSecrets),
+/* harmony export */   sg: () => (/* binding */ nodeVersionOf),
+/* harmony export */   uT: () => (/* binding */ defaultLockMode)
+/* harmony export */ });
+/* unused harmony exports configFilesFromArgs, credentialFilesFromArgs */
+/* harmony import */ var smol_toml__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3292);
+/* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7607);
+/* harmony import */ var _trust_secrets_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4372);
 // What the action needs to know about a node, read from its container the way the node itself
 // reads it (docs/node-facts.md §1, §8): v1 env vars, or v2 TOML from `-config`/`-secrets` files
 // and CL_CONFIG; the DB URL from CL_DATABASE_URL/DATABASE_URL or the secrets TOML.
@@ -79873,23 +79884,23 @@ function credentialFilesFromArgs(args) {
  * cannot be read are skipped: what cannot be read cannot be printed either.
  */
 async function nodeSecrets(env, args, readFile) {
-    const parse = (t) => (0,dist/* parse */.qg)(t);
-    const out = (0,trust_secrets/* envSecrets */.vn)(env, parse);
+    const parse = (t) => (0,smol_toml__WEBPACK_IMPORTED_MODULE_0__/* .parse */ .qg)(t);
+    const out = (0,_trust_secrets_js__WEBPACK_IMPORTED_MODULE_1__/* .envSecrets */ .vn)(env, parse);
     const { config, secrets } = configFilesFromArgs(args);
     for (const f of secrets) {
         const text = await readFile(f);
         if (text !== undefined)
-            out.push(...(0,trust_secrets/* secretsTomlSecrets */.tL)(text, parse));
+            out.push(...(0,_trust_secrets_js__WEBPACK_IMPORTED_MODULE_1__/* .secretsTomlSecrets */ .tL)(text, parse));
     }
     for (const f of config) {
         const text = await readFile(f);
         if (text !== undefined)
-            out.push(...(0,trust_secrets/* configTomlSecrets */.IL)(text, parse));
+            out.push(...(0,_trust_secrets_js__WEBPACK_IMPORTED_MODULE_1__/* .configTomlSecrets */ .IL)(text, parse));
     }
     for (const f of credentialFilesFromArgs(args)) {
         const text = await readFile(f);
         if (text !== undefined)
-            out.push(...(0,trust_secrets/* credentialFileSecrets */.n)(text));
+            out.push(...(0,_trust_secrets_js__WEBPACK_IMPORTED_MODULE_1__/* .credentialFileSecrets */ .n)(text));
     }
     return out;
 }
@@ -79914,7 +79925,7 @@ function mergeToml(into, from) {
 function durationSetting(value, name, dflt) {
     if (value === undefined || value === '')
         return dflt;
-    const ms = (0,duration/* parseGoDuration */.Qu)(String(value));
+    const ms = (0,_duration_js__WEBPACK_IMPORTED_MODULE_2__/* .parseGoDuration */ .Qu)(String(value));
     if (ms === undefined)
         throw new Error(`the node's ${name} '${String(value)}' is not a duration`);
     return ms;
@@ -79952,7 +79963,7 @@ async function readNodeConfig(env, args, readFile, version) {
         if (text === undefined)
             throw new Error(`the node's config file ${f} (from its -config flag) cannot be read from the container`);
         try {
-            mergeToml(toml, (0,dist/* parse */.qg)(text));
+            mergeToml(toml, (0,smol_toml__WEBPACK_IMPORTED_MODULE_0__/* .parse */ .qg)(text));
         }
         catch (e) {
             throw new Error(`the node's config file ${f} is not valid TOML: ${e.message.split('\n')[0]}`);
@@ -79961,7 +79972,7 @@ async function readNodeConfig(env, args, readFile, version) {
     const inline = env.get('CL_CONFIG');
     if (inline) {
         try {
-            mergeToml(toml, (0,dist/* parse */.qg)(inline));
+            mergeToml(toml, (0,smol_toml__WEBPACK_IMPORTED_MODULE_0__/* .parse */ .qg)(inline));
         }
         catch (e) {
             throw new Error(`the node's CL_CONFIG env is not valid TOML: ${e.message.split('\n')[0]}`);
@@ -79984,7 +79995,7 @@ async function readNodeConfig(env, args, readFile, version) {
                 continue;
             let url;
             try {
-                url = get((0,dist/* parse */.qg)(text), 'Database', 'URL');
+                url = get((0,smol_toml__WEBPACK_IMPORTED_MODULE_0__/* .parse */ .qg)(text), 'Database', 'URL');
             }
             catch {
                 // Never echo the parser's message: it quotes the secrets file.
@@ -80056,6 +80067,32 @@ function defaultLockMode(version, toml) {
     return 'dual';
 }
 
+
+/***/ }),
+
+/***/ 7826:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  jh: () => (/* binding */ connectNode),
+  Uu: () => (/* binding */ maskNodeSecrets),
+  tJ: () => (/* binding */ nodeNames)
+});
+
+// UNUSED EXPORTS: extraHost, hostsEntry
+
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __nccwpck_require__(3916);
+// EXTERNAL MODULE: ./src/postgres/database.ts
+var database = __nccwpck_require__(2514);
+// EXTERNAL MODULE: ./src/docker/client.ts + 3 modules
+var client = __nccwpck_require__(4145);
+// EXTERNAL MODULE: ./src/node/config.ts
+var node_config = __nccwpck_require__(1560);
+// EXTERNAL MODULE: ./src/trust/secrets.ts
+var secrets = __nccwpck_require__(4372);
 // EXTERNAL MODULE: ./src/node/session-container.ts
 var session_container = __nccwpck_require__(8606);
 // EXTERNAL MODULE: external "node:net"
@@ -80163,14 +80200,14 @@ async function maskNodeSecrets(docker, info, mask) {
     const dir = info.Config.WorkingDir || '/';
     const read = async (path) => (await docker.readFile(info.Id, path.startsWith('/') ? path : `${dir.replace(/\/$/, '')}/${path}`))?.toString('utf8');
     const args = [...(info.Config.Entrypoint ?? []), ...(info.Config.Cmd ?? [])];
-    for (const s of await nodeSecrets((0,client/* envMap */.ib)(info), args, read))
+    for (const s of await (0,node_config/* nodeSecrets */.id)((0,client/* envMap */.ib)(info), args, read))
         mask(s);
 }
 /** The node's settings as its container gives them (env, -config/-secrets files in it). */
 async function nodeConfigOf(ctx, info) {
     const readFile = async (path) => (await ctx.docker.readFile(info.Id, path))?.toString('utf8');
     try {
-        return await readNodeConfig((0,client/* envMap */.ib)(info), [...(info.Config.Entrypoint ?? []), ...(info.Config.Cmd ?? [])], readFile, nodeVersionOf(info.Config));
+        return await (0,node_config/* readNodeConfig */.JN)((0,client/* envMap */.ib)(info), [...(info.Config.Entrypoint ?? []), ...(info.Config.Cmd ?? [])], readFile, (0,node_config/* nodeVersionOf */.sg)(info.Config));
     }
     catch (e) {
         throw new errors/* OperationError */.OK(`Container '${(0,client/* containerName */.xN)(info)}': ${e.message}`);
@@ -80188,10 +80225,10 @@ async function connectNode(ctx, info, opts = {}) {
     const source = inputs.databaseUrl ? "input 'database-url'" : (config.databaseUrlSource ?? 'the node config');
     if (!written)
         throw new errors/* OperationError */.OK(`Cannot find the node's database URL: container '${(0,client/* containerName */.xN)(info)}' has no CL_DATABASE_URL or DATABASE_URL and no [Database] URL in a -secrets file; set the input 'database-url'`);
-    (0,trust_secrets/* maskDatabaseUrl */.jf)(written, log.mask);
+    (0,secrets/* maskDatabaseUrl */.jf)(written, log.mask);
     const resolved = await resolveDbHost(docker, written, info);
     let databaseUrl = resolved.url;
-    (0,trust_secrets/* maskDatabaseUrl */.jf)(databaseUrl, log.mask);
+    (0,secrets/* maskDatabaseUrl */.jf)(databaseUrl, log.mask);
     if (!inputs.databaseUrl)
         log.info(`database URL from ${source}`);
     if (resolved.how)
@@ -80210,7 +80247,7 @@ async function connectNode(ctx, info, opts = {}) {
             throw new errors/* OperationError */.OK(`${e.message} (from ${source}${resolved.how ? `; ${resolved.how}` : ''})`);
         const tries = [{ how: where, error: e.message }];
         for (const r of routes) {
-            (0,trust_secrets/* maskDatabaseUrl */.jf)(r.url, log.mask);
+            (0,secrets/* maskDatabaseUrl */.jf)(r.url, log.mask);
             try {
                 db = await open(r.url);
                 log.info(`database reached at ${r.how}: this host cannot connect to ${where} (${tries[0].error})`);
@@ -80232,7 +80269,7 @@ async function connectNode(ctx, info, opts = {}) {
         if (inputs.lockMode !== 'auto')
             mode = inputs.lockMode;
         else
-            mode = config.lockMode ?? defaultLockMode((await db.nodeSessions())[0]?.version, config.toml);
+            mode = config.lockMode ?? (0,node_config/* defaultLockMode */.uT)((await db.nodeSessions())[0]?.version, config.toml);
         return { config, databaseUrl, source, db, mode };
     }
     catch (e) {
@@ -80603,21 +80640,68 @@ function healthBase(info, httpPort, form) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   DD: () => (/* binding */ isAuthStatus),
+/* harmony export */   Hk: () => (/* binding */ describeReady),
 /* harmony export */   Pt: () => (/* binding */ describeChecks),
 /* harmony export */   Ss: () => (/* binding */ probeReady),
 /* harmony export */   dy: () => (/* binding */ probe),
-/* harmony export */   v_: () => (/* binding */ probeHealth)
+/* harmony export */   fM: () => (/* binding */ READY_ROUTES),
+/* harmony export */   v_: () => (/* binding */ probeHealth),
+/* harmony export */   xz: () => (/* binding */ readiness)
 /* harmony export */ });
-/* unused harmony exports parseChecks, failingChecks, isReady */
+/* unused harmony exports judgeReadyAnswer, parseChecks, failingChecks, isReady */
 // The node's HTTP health (docs/node-facts.md §5): plain /readyz 200 means every service is ready
-// (its `?full` form answers 200 even when not, so only the plain status is read); /health
-// 200 or 207 lists the checks, and a long-running node often has one failing for good, so a
-// failing check is evidence, not a veto. /health 204 comes from the start-up reporter during
-// migrations and is NOT ready. Every route shares the node's rate limit: a 429 says nothing.
-/** GET /readyz (plain: its status is the readiness). */
-async function probeReady(baseUrl, timeoutMs = 2000) {
+// (its `?full` form answers 200 even when not, so only the plain status is read); newer nodes
+// add /public-readyz, the same status and nothing else, which stays open where a node puts its
+// detailed routes behind authentication (docs/node-facts.md §5, chainlink PR #23339): it is asked
+// first, /readyz where it is missing. /health 200 or 207 lists the checks, and a long-running node
+// often has one failing for good, so a failing check is evidence, not a veto. /health 204 comes
+// from the start-up reporter during migrations and is NOT ready. 401 or 403 (a route behind
+// authentication) says nothing about the node: no evidence, never a failure. Every route shares
+// the node's rate limit: a 429 says nothing either.
+const READY_ROUTES = ['/public-readyz', '/readyz'];
+/** 401 or 403: the route is behind authentication; its answer says nothing about the node */
+const isAuthStatus = (status) => status === 401 || status === 403;
+/**
+ * Pure: what one answer of a readiness route says. `elsewhere`: this route gives no evidence on
+ * this node, ask the other one: 401/403 (behind authentication), or /public-readyz 404 (a node
+ * older than the route; the start-up reporter of a node that has it answers 503 there, and an
+ * older reporter's 404 on every path is answered again by /readyz). 429 and a timeout are
+ * unknown; anything else that is not 200 (503, 404 of /readyz, 204, a refused connection) is
+ * not ready.
+ */
+function judgeReadyAnswer(route, a) {
+    if (a.status === 200)
+        return 'ready';
+    if (isAuthStatus(a.status) || (route === '/public-readyz' && a.status === 404))
+        return 'elsewhere';
+    if (a.status === 429 || a.error === 'timeout')
+        return 'unknown';
+    return 'not-ready';
+}
+/**
+ * One look at the node's readiness: `prefer` first; when its answer gives no evidence, the other
+ * route at once (if `more()` allows another request). Both without evidence (both behind
+ * authentication): unknown, never "not ready".
+ */
+async function readiness(prefer, get, more = async () => true) {
+    const a = await get(prefer);
+    const k = judgeReadyAnswer(prefer, a);
+    if (k !== 'elsewhere')
+        return { kind: k, route: prefer, ...a, next: prefer };
+    const other = READY_ROUTES.find((r) => r !== prefer);
+    if (!(await more()))
+        return { kind: 'unknown', route: prefer, ...a, next: other };
+    const b = await get(other);
+    const k2 = judgeReadyAnswer(other, b);
+    if (k2 === 'elsewhere')
+        return { kind: 'unknown', route: other, ...b, next: prefer };
+    return { kind: k2, route: other, ...b, next: other };
+}
+/** GET a readiness route (plain: its status is the readiness). */
+async function probeReady(baseUrl, timeoutMs = 2000, route = '/readyz') {
     try {
-        const r = await fetch(`${baseUrl}/readyz`, { signal: AbortSignal.timeout(timeoutMs) });
+        const r = await fetch(`${baseUrl}${route}`, { signal: AbortSignal.timeout(timeoutMs) });
         await r.arrayBuffer().catch(() => undefined);
         return { status: r.status, headers: r.headers };
     }
@@ -80643,8 +80727,9 @@ async function probeHealth(baseUrl, timeoutMs = 2000) {
 async function probe(baseUrl, timeoutMs = 1000, withHealth = true) {
     const at = Date.now();
     const out = { at, failing: [] };
-    const r = await probeReady(baseUrl, timeoutMs);
+    const r = await readiness(READY_ROUTES[0], (route) => probeReady(baseUrl, timeoutMs, route));
     out.readyz = r.status;
+    out.readyRoute = r.route;
     if (r.error !== undefined) {
         out.error = r.error;
         return out;
@@ -80676,9 +80761,16 @@ function parseChecks(body) {
 function failingChecks(body) {
     return (parseChecks(body) ?? []).map((c) => c.name);
 }
-/** Ready: plain /readyz 200. Failing /health checks are judged by the health gate against the leader's. */
+/** Ready: the readiness route 200. Failing /health checks are judged by the health gate against the leader's. */
 function isReady(p) {
     return p.readyz === 200;
+}
+/** "/public-readyz 200" or "/readyz 503": what a probe's readiness route answered */
+function describeReady(p) {
+    const route = p.readyRoute ?? '/readyz';
+    if (p.readyz === undefined)
+        return `${route} did not answer (${p.error ?? 'no request made'})`;
+    return `${route} ${p.readyz}${isAuthStatus(p.readyz) ? ' (behind authentication on both readiness routes)' : ''}`;
 }
 /** "name (output)" for a summary line */
 function describeChecks(checks) {
@@ -80707,7 +80799,7 @@ function errorText(e) {
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
 /* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4145);
 /* harmony import */ var _lock_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(4349);
-/* harmony import */ var _connect_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9328);
+/* harmony import */ var _connect_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7826);
 /* harmony import */ var _session_container_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(8606);
 /* harmony import */ var _sessions_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(4515);
 /* harmony import */ var _health_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(6780);
@@ -80808,7 +80900,7 @@ function requireLeader(view, expected) {
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`No single leader: ${view.lock.problem}`);
     const ready = view.containers.filter((c) => c.health?.readyz === 200);
     if (ready.length > 1)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Two leaders: ${ready.map((c) => c.name).join(' and ')} both answer /readyz 200`);
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Two leaders: ${ready.map((c) => `${c.name} (${(0,_health_js__WEBPACK_IMPORTED_MODULE_7__/* .describeReady */ .Hk)(c.health)})`).join(' and ')} both answer ready`);
     if (!view.leader) {
         const holder = view.ties.find((t) => (0,_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .sameApp */ .oQ)(t.appId, view.lock.holder));
         const seen = (0,_sessions_js__WEBPACK_IMPORTED_MODULE_5__/* .describeApps */ .cD)(view.apps, view.ties, view.containers.map((c) => (0,_session_container_js__WEBPACK_IMPORTED_MODULE_3__/* .sessionContainerOf */ .jq)(c.info)));
@@ -80842,8 +80934,11 @@ function requireHealthUrl(view, leader, form) {
     const p = leader.health;
     if (p?.readyz === 200)
         return;
-    const got = p?.readyz !== undefined ? `answered ${p.readyz}` : `did not answer (${p?.error ?? 'no request made'})`;
-    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Input 'health-url': ${url}/readyz of the leader '${leader.name}' ${got}; the gates would judge every container there, so nothing was changed. The URL is ${what}; ${how}`);
+    const route = p?.readyRoute ?? '/readyz';
+    const got = p?.readyz !== undefined
+        ? `answered ${p.readyz}${(0,_health_js__WEBPACK_IMPORTED_MODULE_7__/* .isAuthStatus */ .DD)(p.readyz) ? ' (behind authentication, as every readiness route of it: the gates cannot see it turn ready)' : ''}`
+        : `did not answer (${p?.error ?? 'no request made'})`;
+    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Input 'health-url': ${url}${route} of the leader '${leader.name}' ${got}; the gates would judge every container there, so nothing was changed. The URL is ${what}; ${how}`);
 }
 
 
@@ -81189,8 +81284,8 @@ var prepare = __nccwpck_require__(8649);
 var host_lock = __nccwpck_require__(473);
 // EXTERNAL MODULE: ./src/journal/journal.ts
 var journal_journal = __nccwpck_require__(4896);
-// EXTERNAL MODULE: ./src/node/connect.ts + 2 modules
-var connect = __nccwpck_require__(9328);
+// EXTERNAL MODULE: ./src/node/connect.ts + 1 modules
+var connect = __nccwpck_require__(7826);
 ;// CONCATENATED MODULE: ./src/operations/backup.ts
 
 
@@ -81531,8 +81626,8 @@ var clone = __nccwpck_require__(9196);
 var node_lock = __nccwpck_require__(4349);
 // EXTERNAL MODULE: ./src/node/inspect.ts
 var inspect = __nccwpck_require__(372);
-// EXTERNAL MODULE: ./src/node/connect.ts + 2 modules
-var connect = __nccwpck_require__(9328);
+// EXTERNAL MODULE: ./src/node/connect.ts + 1 modules
+var connect = __nccwpck_require__(7826);
 // EXTERNAL MODULE: ./src/rollout/backup-step.ts
 var backup_step = __nccwpck_require__(354);
 // EXTERNAL MODULE: ./src/sleep.ts
@@ -81679,7 +81774,7 @@ async function repair(ctx) {
         // A one-off `db rollback` container a killed run left behind goes first: it must not run
         // beside a node, and it is nobody's to keep.
         for (const c of await docker.listByLabel(`${clone/* LABEL_ROLE */.os}=db-rollback`)) {
-            if (c.Names.some((n) => n.replace(/^\//, '').startsWith(leaderName + migrate_down/* SUFFIX_DB_ROLLBACK */.k))) {
+            if (c.Names.some((n) => n.replace(/^\//, '').startsWith(leaderName + migrate_down/* SUFFIX_DB_ROLLBACK */.kR))) {
                 report.step('remove', `${c.Names[0].replace(/^\//, '')} (a db rollback container left by the interrupted run)`);
                 await docker.remove(c.Id);
             }
@@ -81849,7 +81944,8 @@ async function repair(ctx) {
                 dbBefore: plan.dbBefore ?? (await db.version()),
                 // the way back the interrupted run chose, as it journaled it
                 dbRollback: plan.dbRollback ?? inputs.dbRollback,
-                backupFile: backup.file
+                backupFile: backup.file,
+                downgrade: plan.downgrade
             }, t, 'repair of an interrupted operation', backup_step/* restoreForRollback */.MN);
             if (rb.forward !== undefined) {
                 journal?.done('failed');
@@ -81966,15 +82062,19 @@ async function dropScratch(ctx, db, j) {
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   h: () => (/* binding */ status)
 /* harmony export */ });
+/* harmony import */ var _node_health_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(6780);
 /* harmony import */ var _node_inspect_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(372);
 /* harmony import */ var _safeguards_engine_check_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5092);
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3916);
-/* harmony import */ var _node_connect_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(9328);
+/* harmony import */ var _node_connect_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7826);
 /* harmony import */ var _safeguards_quarantine_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(2371);
 /* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(4145);
 /* harmony import */ var _handoff_clone_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(9196);
 /* harmony import */ var _rollout_plan_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(5762);
 /* harmony import */ var _journal_journal_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(4896);
+// operation: status. Reports leader, images and digests, lock state, health and DB version;
+// changes nothing. Two leaders, no lock table or an unreachable DB are errors.
+
 
 
 
@@ -81999,7 +82099,7 @@ function describeContainers(view) {
         c.session ? `${c.session.version} (app ${c.session.appId})` : '-',
         c.health
             ? c.health.readyz !== undefined
-                ? `/readyz ${c.health.readyz}${c.health.failing.length ? `, failing: ${c.health.failing.join(', ')}` : ''}`
+                ? `${c.health.readyRoute ?? '/readyz'} ${c.health.readyz}${(0,_node_health_js__WEBPACK_IMPORTED_MODULE_9__/* .isAuthStatus */ .DD)(c.health.health) ? `, /health ${c.health.health} (behind authentication)` : ''}${c.health.failing.length ? `, failing: ${c.health.failing.join(', ')}` : ''}`
                 : `not answering (${c.health.error})`
             : '-'
     ]);
@@ -82036,7 +82136,7 @@ async function status(ctx) {
         const leader = (0,_node_inspect_js__WEBPACK_IMPORTED_MODULE_0__/* .requireLeader */ .DZ)(view);
         report.fact('Leader', `${leader.name} (${leader.image})`);
         if (leader.health?.readyz !== 200)
-            report.note(`The leader '${leader.name}' holds the lock but /readyz answers ${leader.health?.readyz ?? leader.health?.error ?? 'nothing'}: it is still starting, or unhealthy.`);
+            report.note(`The leader '${leader.name}' holds the lock but ${leader.health?.readyRoute ?? '/readyz'} answers ${leader.health?.readyz ?? leader.health?.error ?? 'nothing'}: it is still starting, or unhealthy.`);
         return {
             result: 'ok',
             ok: true,
@@ -82116,7 +82216,7 @@ async function openJournal(ctx) {
 
 /***/ }),
 
-/***/ 636:
+/***/ 532:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -82434,6 +82534,140 @@ var retention = __nccwpck_require__(5668);
 var duration = __nccwpck_require__(7607);
 // EXTERNAL MODULE: ./src/safeguards/rehearsal.ts
 var rehearsal = __nccwpck_require__(9416);
+// EXTERNAL MODULE: ./src/node/config.ts
+var config = __nccwpck_require__(1560);
+// EXTERNAL MODULE: ./src/handoff/container-spec.ts
+var container_spec = __nccwpck_require__(1229);
+// EXTERNAL MODULE: ./src/handoff/clone.ts
+var clone = __nccwpck_require__(9196);
+// EXTERNAL MODULE: ./src/node/db-command.ts
+var db_command = __nccwpck_require__(9208);
+// EXTERNAL MODULE: ./src/node/foreign-sessions.ts
+var foreign_sessions = __nccwpck_require__(304);
+// EXTERNAL MODULE: ./src/rollout/migrate-down.ts
+var migrate_down = __nccwpck_require__(565);
+;// CONCATENATED MODULE: ./src/rollout/downgrade.ts
+
+
+
+
+
+
+/** A semantic version as the node's gate reads it (Masterminds/semver: `v` allowed, build metadata ignored). */
+function parseVersion(v) {
+    const m = /^v?(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$/.exec(v?.trim() ?? '');
+    if (!m)
+        return undefined;
+    return { text: v.trim().replace(/^v/, ''), nums: [+m[1], +m[2], +m[3]], pre: m[4] ? m[4].split('.') : [] };
+}
+/** Pure: semver precedence (a pre-release is lower than its release: `2.30.1-cre` < `2.30.1`). */
+function compareVersions(a, b) {
+    const x = parseVersion(a);
+    const y = parseVersion(b);
+    if (!x || !y)
+        throw new Error(`not a semantic version: ${!x ? a : b}`);
+    for (let i = 0; i < 3; i++)
+        if (x.nums[i] !== y.nums[i])
+            return x.nums[i] < y.nums[i] ? -1 : 1;
+    if (!x.pre.length || !y.pre.length)
+        return x.pre.length === y.pre.length ? 0 : x.pre.length ? -1 : 1;
+    for (let i = 0; i < Math.max(x.pre.length, y.pre.length); i++) {
+        const p = x.pre[i];
+        const q = y.pre[i];
+        if (p === undefined)
+            return -1;
+        if (q === undefined)
+            return 1;
+        if (p === q)
+            continue;
+        const pn = /^\d+$/.test(p);
+        const qn = /^\d+$/.test(q);
+        if (pn && qn)
+            return +p < +q ? -1 : 1;
+        if (pn !== qn)
+            return pn ? -1 : 1;
+        return p < q ? -1 : 1;
+    }
+    return 0;
+}
+const clean = (v) => parseVersion(v)?.text;
+const lt = (a, b) => compareVersions(a, b) < 0;
+/**
+ * Pure: is `target` older than the DB's node_versions (what the version gate compares,
+ * semver, pre-releases lower: docs/node-facts.md §9) or, without a readable row, than the version
+ * the leader runs? Equal or newer is an upgrade.
+ */
+function directionOf(o) {
+    const to = clean(o.target);
+    if (!to)
+        return { kind: 'unknown', why: `the target's version is not known${o.target ? ` ('${o.target}')` : ''}` };
+    const db = clean(o.dbNodeVersion);
+    if (db)
+        return lt(to, db) ? { kind: 'down', from: db, to, source: 'node_versions' } : { kind: 'up' };
+    const run = clean(o.running);
+    if (run && lt(to, run))
+        return { kind: 'down', from: run, to, source: 'running' };
+    return { kind: 'up' };
+}
+/** The refusal without `allow-downgrade`: why, and what the operator can do. */
+function downgradeRefusal(target, d) {
+    const why = d.source === 'node_versions'
+        ? `Chainlink ${d.to} would refuse to start on this database ("Application version (${d.to}) is lower than database version (${d.from}). Only Chainlink ${d.from} or higher can be run on this database": the node's version gate), so the upgrade would end in a rollback`
+        : `the database carries ${d.from}'s migrations, which ${d.to} does not know`;
+    return `${target} is Chainlink ${d.to}, older than ${d.from} (the database's ${d.source === 'node_versions' ? 'node_versions' : 'running version'}): ${why}. Nothing was changed. To go back deliberately set 'allow-downgrade: true': the running image's 'node db rollback' then brings the database to ${d.to}'s newest migration first (writes are kept; a table a newer migration added is dropped with its rows)`;
+}
+/** Pure: the newest migration a binary ships, from its `node db status` lines (`version:N, path:...`). */
+function newestMigration(output) {
+    let max;
+    for (const m of output.matchAll(/\bversion:\s*(\d+),\s*path:/g))
+        max = Math.max(max ?? 0, Number(m[1]));
+    return max;
+}
+/** one-off `node db status` containers are named `<node>-db-status-<id>` */
+const SUFFIX_DB_STATUS = '-db-status-';
+/**
+ * The older image's newest migration, from the image itself: its `node db status` in a one-off
+ * container with the leader's config (it reads the DB and takes no lock; docs/node-facts.md §7).
+ */
+async function migrationOfImage(ctx, leader, name, image) {
+    const inv = (0,db_command/* dbInvocation */.j)(leader.Config.Entrypoint, leader.Config.Cmd, ['status']);
+    const spec = (0,container_spec/* cloneSpec */.hm)(leader, {
+        name: `${name}${SUFFIX_DB_STATUS}${Date.now().toString(36)}`,
+        image,
+        cmd: inv.cmd,
+        entrypoint: inv.entrypoint,
+        portBindings: {},
+        extraLabels: { [clone/* LABEL_ROLE */.os]: 'db-status' },
+        asService: false
+    });
+    spec.HostConfig = { ...spec.HostConfig, RestartPolicy: { Name: 'no' } };
+    spec.Healthcheck = { Test: ['NONE'] };
+    ctx.report.step('db status', `${image} ${inv.cmd.join(' ')}`);
+    const r = await ctx.docker.runOnce(spec, 120_000, ctx.signal);
+    const n = r.exitCode === 0 ? newestMigration(r.output) : undefined;
+    if (n === undefined)
+        throw new errors/* OperationError */.OK(`cannot tell the newest migration of ${image}: its 'node db status' ${r.exitCode !== 0 ? `failed (exit ${r.exitCode})` : 'listed none'}: ${r.output.trim().split('\n').slice(-2).join(' | ')}. Nothing was changed; going back to it needs a backup taken before the upgrade from it restored (operation restore)`);
+    return n;
+}
+/**
+ * At the swap, the leader stopped and the older container not yet started: no node may use the
+ * DB (`db rollback` takes no lock), then the running image's binary takes it down to the
+ * target's newest migration and node_versions says the target's version (docs/node-facts.md §10).
+ */
+async function takeDbDown(ctx, p, d) {
+    const leader = p.leader.info;
+    await (0,foreign_sessions/* requireQuietDb */.c8)(p.link.db, p.t.lockMs, "run 'db rollback' for the downgrade", ctx.signal);
+    await (0,migrate_down/* migrateDownTo */.Jv)(ctx, p.link, {
+        config: leader,
+        name: p.leader.name,
+        image: leader.Image,
+        goose: d.goose,
+        nodeVersion: d.to,
+        whose: `the running image ${d.newerImage}`,
+        display: `${d.newerImage} (${leader.Image.slice(0, 19)})`
+    });
+}
+
 ;// CONCATENATED MODULE: ./src/operations/upgrade.ts
 // operation: upgrade (docs/algorithm.md steps 1-8): preflight changes nothing; same digest is
 // `unchanged`; then a single node or a failover pair is rolled onto the target image, after the
@@ -82458,9 +82692,12 @@ var rehearsal = __nccwpck_require__(9416);
 
 
 
+
+
 /** The backup before the rollout and the rollback (with its restore) after a failure. */
 const deps = {
     backup: preUpgradeBackup,
+    downgradeDb: takeDbDown,
     rollback: (ctx, link, plan, t, reason) => (0,rollback/* rollback */.dU)(ctx, link, plan, t, reason, backup_step/* restoreForRollback */.MN)
 };
 /** The target from `image`, or from the desired-state file in the operator's repo. */
@@ -82555,13 +82792,15 @@ async function upgrade(ctx) {
                 outputs
             };
         }
+        const downgrade = await downgradeOf(ctx, p, ref, target, display);
         const ch = {
             operation: 'upgrade',
             createRef: target.createRef,
             imageId: target.image.id,
             display,
             backup: true,
-            window: inputs.window
+            window: inputs.window,
+            ...(downgrade ? { downgrade } : {})
         };
         const plan = (0,rollout_plan/* planText */.Pt)(p, ch, inputs.preferPrimary, inputs.finish);
         report.fact('Plan', plan);
@@ -82575,6 +82814,34 @@ async function upgrade(ctx) {
             .catch(() => undefined);
         return quarantineOutcome(ctx, target.digest ?? target.image.id, display, dbUptimeMs, () => p.other ? (0,pair/* rollPair */.w)(ctx, p, ch, deps) : (0,single/* rollSingle */.G)(ctx, p, ch, deps));
     });
+}
+/**
+ * An image older than the DB's version is refused (the node's version gate would refuse it after
+ * the handoff) unless `allow-downgrade`; then the older image names its newest migration, the one
+ * the running image's `db rollback` takes the DB to at the swap (src/rollout/downgrade.ts).
+ */
+async function downgradeOf(ctx, p, ref, target, display) {
+    const { inputs, report } = ctx;
+    const version = (0,config/* nodeVersionOf */.sg)({ ...target.image.config, Image: (0,image_ref/* formatRef */.rq)(ref) });
+    const d = directionOf({ target: version, dbNodeVersion: p.view.dbVersion.nodeVersion, running: p.view.version });
+    if (d.kind === 'unknown') {
+        report.note(`${display}: ${d.why} (no version label, CHAINLINK_VERSION or version tag), so it is not compared with the database's ${p.view.dbVersion.nodeVersion ?? 'version'}: an older image would be refused by the node's version gate after the handoff and rolled back.`);
+        return undefined;
+    }
+    if (d.kind === 'up')
+        return undefined;
+    if (!inputs.allowDowngrade)
+        throw new errors/* OperationError */.OK(`Input '${inputs.image ? 'image' : 'image-file'}': ${downgradeRefusal(display, d)}`);
+    if (p.other)
+        throw new errors/* OperationError */.OK(`Input 'allow-downgrade': a failover pair ('${p.leader.name}', '${p.other.name}') is not downgraded by this action: both must stop for the database to go down. Nothing was changed; stop '${p.other.name}' and run the downgrade on '${p.leader.name}' alone, then recreate the standby on ${display}`);
+    const goose = await migrationOfImage(ctx, p.leader.info, p.leader.name, target.createRef);
+    const now = p.view.dbVersion.goose;
+    if (now !== undefined && goose > now)
+        throw new errors/* OperationError */.OK(`Input 'allow-downgrade': ${display} ships migration ${goose}, newer than the database's ${now}, although it is an older version (${d.to} < ${d.from}): a side branch, which this action does not take the database to. Nothing was changed`);
+    if (inputs.dbRollback === 'restore')
+        report.note(`'db-rollback: restore' is for a rollback of this run; the downgrade itself takes the database down with 'node db rollback' (no writes lost). To go back to a backup taken before the upgrade away from ${d.to} instead, use operation restore with that backup and the older image.`);
+    report.fact('Downgrade', `${d.from} -> ${d.to} ('allow-downgrade'): at the swap ${p.leader.image}'s 'node db rollback ${goose}' takes the database from goose ${now ?? '-'} to ${d.to}'s newest migration and node_versions is set to ${d.to}; tables of the newer migrations are dropped with their rows`);
+    return { from: d.from, to: d.to, goose, newerImage: p.leader.image };
 }
 /**
  * Records the target in quarantine when the new image was run and the upgrade had to be undone
@@ -82675,7 +82942,9 @@ async function preUpgradeBackup(ctx, p, ch, r) {
     const backupFile = await backupBeforeUpgrade(ctx, p.view, p.leader);
     r.backupFile = backupFile;
     journal.plan({ backupFile });
-    if (ctx.inputs.rehearseMigration && ch.operation === 'upgrade') {
+    if (ctx.inputs.rehearseMigration && ch.downgrade)
+        ctx.report.note(`No migration rehearsal: a downgrade runs no migrations of ${ch.display}; its database step is the running image's 'db rollback'.`);
+    else if (ctx.inputs.rehearseMigration && ch.operation === 'upgrade') {
         // on a copy of the database, before anything of the node is touched
         journal.step('rehearsal');
         try {
@@ -83109,8 +83378,9 @@ function backupSignal(signal) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Y: () => (/* binding */ migrateDown),
-/* harmony export */   k: () => (/* binding */ SUFFIX_DB_ROLLBACK)
+/* harmony export */   Jv: () => (/* binding */ migrateDownTo),
+/* harmony export */   Y4: () => (/* binding */ migrateDown),
+/* harmony export */   kR: () => (/* binding */ SUFFIX_DB_ROLLBACK)
 /* harmony export */ });
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
 /* harmony import */ var _handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1229);
@@ -83123,13 +83393,29 @@ function backupSignal(signal) {
 /** one-off `node db rollback` containers are named `<node>-db-rollback-<id>` */
 const SUFFIX_DB_ROLLBACK = '-db-rollback-';
 async function migrateDown(ctx, link, plan) {
-    const { docker, report } = ctx;
-    const prev = (await docker.inspect(plan.previous.id));
-    const inv = (0,_node_db_command_js__WEBPACK_IMPORTED_MODULE_3__/* .dbInvocation */ .j)(prev.Config.Entrypoint, prev.Config.Cmd, ['rollback', String(plan.dbBefore.goose)]);
-    const cmd = inv.cmd;
-    const spec = (0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_1__/* .cloneSpec */ .hm)(prev, {
-        name: `${plan.name}${SUFFIX_DB_ROLLBACK}${Date.now().toString(36)}`,
+    const prev = (await ctx.docker.inspect(plan.previous.id));
+    await migrateDownTo(ctx, link, {
+        config: prev,
+        name: plan.name,
         image: plan.newImage,
+        goose: plan.dbBefore.goose,
+        nodeVersion: plan.dbBefore.nodeVersion,
+        whose: 'the new image'
+    });
+}
+/**
+ * `node db rollback <goose>` with `image` (the binary that knows the Down steps) in a one-off
+ * container with the node's config (`config`: one of its containers), then node_versions set to
+ * `nodeVersion` (rollback never touches it; none: the row is deleted, an empty table passes the
+ * gate). Every node on the DB must be stopped first: the command takes no lock.
+ */
+async function migrateDownTo(ctx, link, o) {
+    const { docker, report } = ctx;
+    const inv = (0,_node_db_command_js__WEBPACK_IMPORTED_MODULE_3__/* .dbInvocation */ .j)(o.config.Config.Entrypoint, o.config.Config.Cmd, ['rollback', String(o.goose)]);
+    const cmd = inv.cmd;
+    const spec = (0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_1__/* .cloneSpec */ .hm)(o.config, {
+        name: `${o.name}${SUFFIX_DB_ROLLBACK}${Date.now().toString(36)}`,
+        image: o.image,
         cmd,
         entrypoint: inv.entrypoint,
         portBindings: {},
@@ -83138,16 +83424,16 @@ async function migrateDown(ctx, link, plan) {
     });
     spec.HostConfig = { ...spec.HostConfig, RestartPolicy: { Name: 'no' } };
     spec.Healthcheck = { Test: ['NONE'] };
-    report.step('db rollback', `${plan.newImage} ${cmd.join(' ')}`);
+    report.step('db rollback', `${o.display ?? o.image} ${cmd.join(' ')}`);
     // bounded (long down migrations get at least ready-timeout) and ended by a cancellation: each
     // goose migration is its own transaction, so a stopped run leaves the DB at a version boundary
     const r = await docker.runOnce(spec, Math.max(10 * 60_000, ctx.inputs.readyTimeoutMs), ctx.signal);
     if (r.exitCode !== 0)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`'node db rollback ${plan.dbBefore.goose}' with the new image failed (exit ${r.exitCode}): ${r.output.trim().split('\n').slice(-3).join(' | ')}`);
-    await link.db.resetNodeVersion(plan.dbBefore.nodeVersion);
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`'node db rollback ${o.goose}' with ${o.whose} failed (exit ${r.exitCode}): ${r.output.trim().split('\n').slice(-3).join(' | ')}`);
+    await link.db.resetNodeVersion(o.nodeVersion);
     const after = await link.db.version();
-    if (after.goose !== plan.dbBefore.goose)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`after 'db rollback' the database is at goose ${after.goose}, not ${plan.dbBefore.goose}`);
+    if (after.goose !== o.goose)
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`after 'db rollback' the database is at goose ${after.goose}, not ${o.goose}`);
     report.step('database rolled back', `goose ${after.goose}, node_versions ${after.nodeVersion ?? '(empty)'}: no writes lost`);
 }
 
@@ -83218,7 +83504,8 @@ async function recover(ctx, p, ch, r, e, rollback) {
             newImage: ch.createRef,
             dbBefore: p.view.dbVersion,
             dbRollback: ctx.inputs.dbRollback,
-            backupFile: r.backupFile
+            backupFile: r.backupFile,
+            downgrade: !!ch.downgrade
         }, p.t, reason);
     }
     catch (re) {
@@ -83479,6 +83766,8 @@ function planText(p, ch, preferPrimary, asked) {
         return steps.join(', then ');
     }
     const next = `'${leader.name}${SUFFIX_NEXT}'`;
+    if (ch.downgrade)
+        return `verify ${ch.createRef} as a waiting standby ${next}, remove it, stop '${leader.name}', run ${ch.downgrade.newerImage}'s 'node db rollback ${ch.downgrade.goose}' and set node_versions to ${ch.downgrade.to}, then start the new container in its place (${(0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_0__/* .describePorts */ .QP)(leader.info)})`;
     switch (finishOf(leader.info, asked)) {
         case 'swap':
             return `verify ${ch.createRef} as a waiting standby ${next} on spare ports, remove it, then stop '${leader.name}' and start the new container in its place on the original ports (${(0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_0__/* .describePorts */ .QP)(leader.info)})`;
@@ -83503,6 +83792,7 @@ function openRecord(ctx, p, ch, previous, others = []) {
             target: ch.createRef,
             dbBefore: p.view.dbVersion,
             dbRollback: ctx.inputs.dbRollback,
+            ...(ch.downgrade ? { downgrade: true } : {}),
             mode: p.view.mode,
             failingBefore: p.link.run?.failingBefore
         }
@@ -83559,8 +83849,8 @@ var types = __nccwpck_require__(1348);
 var health = __nccwpck_require__(6780);
 // EXTERNAL MODULE: ./src/node/inspect.ts
 var inspect = __nccwpck_require__(372);
-// EXTERNAL MODULE: ./src/node/connect.ts + 2 modules
-var connect = __nccwpck_require__(9328);
+// EXTERNAL MODULE: ./src/node/connect.ts + 1 modules
+var connect = __nccwpck_require__(7826);
 // EXTERNAL MODULE: ./src/backup/restore.ts
 var restore = __nccwpck_require__(7020);
 // EXTERNAL MODULE: ./src/node/foreign-sessions.ts
@@ -83869,7 +84159,9 @@ async function withNode(ctx, fn) {
             // /health is evidence, not a veto: what already fails on the leader may still fail after
             const failingBefore = leader.health?.checks;
             report.fact('Health before', failingBefore === undefined
-                ? `/health of '${leader.name}' not read (${leader.health?.health ?? leader.health?.error ?? 'no answer'}): failing checks are not compared`
+                ? (0,health/* isAuthStatus */.DD)(leader.health?.health)
+                    ? `/health of '${leader.name}' answers ${leader.health?.health} (behind authentication): failing checks are not compared; ${(0,health/* describeReady */.Hk)(leader.health)} and the lock decide the gates`
+                    : `/health of '${leader.name}' not read (${leader.health?.health ?? leader.health?.error ?? 'no answer'}): failing checks are not compared`
                 : failingBefore.length
                     ? `failing on '${leader.name}' before the change (allowed to fail after it): ${(0,health/* describeChecks */.Pt)(failingBefore)}`
                     : `no check failing on '${leader.name}'`);
@@ -84050,13 +84342,15 @@ async function rollbackSteps(ctx, link, plan, tNew, reason, restore) {
         backupReadable: await backupReadable(plan.backupFile, inputs.backupIdentity, link.databaseUrl)
     });
     const movedNow = moved(await link.db.version(), plan.dbBefore);
-    if (movedNow && dbPlan.method === 'none')
+    if (movedNow && dbPlan.method === 'none' && !plan.downgrade)
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`the new version changed the database and it cannot be brought back (${dbPlan.why}); nothing was stopped: the node is as the failed step left it`);
-    report.step('rollback plan', dbPlan.method === 'none'
-        ? 'restart the previous container (the database has not moved)'
-        : `if the database moved: ${dbPlan.method === 'restore'
-            ? `restore ${dbPlan.file}`
-            : `the new image's node db rollback; if that fails, ${dbPlan.fallback ? `restore ${dbPlan.fallback}` : `the new version serves again (${dbPlan.noFallback})`}`}`);
+    report.step('rollback plan', plan.downgrade
+        ? `restart the previous container: a downgrade, so it is the newer version, which migrates the database up again at its start`
+        : dbPlan.method === 'none'
+            ? 'restart the previous container (the database has not moved)'
+            : `if the database moved: ${dbPlan.method === 'restore'
+                ? `restore ${dbPlan.file}`
+                : `the new image's node db rollback; if that fails, ${dbPlan.fallback ? `restore ${dbPlan.fallback}` : `the new version serves again (${dbPlan.noFallback})`}`}`);
     // Every instance must be down before the DB moves: `db rollback` takes no lock.
     for (const m of [...plan.created, ...(plan.others ?? []).map((o) => o.member), plan.previous]) {
         const info = await docker.inspect(m.id);
@@ -84069,7 +84363,11 @@ async function rollbackSteps(ctx, link, plan, tNew, reason, restore) {
     // the backup restored, and why instead of a down-migration: the result's message says so
     let file;
     let downFailed;
-    if (moved(now, plan.dbBefore)) {
+    // a downgrade took the DB down itself: the previous, newer binary passes the version gate and
+    // migrates up again from wherever the DB is (docs/node-facts.md §7)
+    if (plan.downgrade && moved(now, plan.dbBefore))
+        report.step('database moved', `goose ${plan.dbBefore.goose} -> ${now.goose}, node_versions ${plan.dbBefore.nodeVersion ?? '-'} -> ${now.nodeVersion ?? '-'}: the previous image migrates it up again`);
+    else if (moved(now, plan.dbBefore)) {
         report.step('database moved', `goose ${plan.dbBefore.goose} -> ${now.goose}, node_versions ${plan.dbBefore.nodeVersion ?? '-'} -> ${now.nodeVersion ?? '-'}`);
         // moved while the containers stopped, with no way back: the version that migrated it serves again
         if (dbPlan.method === 'none')
@@ -84079,7 +84377,7 @@ async function rollbackSteps(ctx, link, plan, tNew, reason, restore) {
         file = dbPlan.method === 'restore' ? dbPlan.file : undefined;
         if (dbPlan.method === 'migrate-down') {
             try {
-                await (0,_migrate_down_js__WEBPACK_IMPORTED_MODULE_11__/* .migrateDown */ .Y)(ctx, link, plan);
+                await (0,_migrate_down_js__WEBPACK_IMPORTED_MODULE_11__/* .migrateDown */ .Y4)(ctx, link, plan);
             }
             catch (e) {
                 if (ctx.signal.aborted)
@@ -84276,7 +84574,9 @@ async function rollSingle(ctx, p, ch, deps) {
     const { docker, report, inputs } = ctx;
     const { leader, link, view } = p;
     const name = leader.name;
-    const finish = (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .finishOf */ .hR)(leader.info, inputs.finish);
+    // a downgrade takes the DB down between the leader's stop and the older image's start: only the
+    // swap has that moment (a standby waiting on the lock would take it at once and hit the gate)
+    const finish = ch.downgrade ? 'swap' : (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .finishOf */ .hR)(leader.info, inputs.finish);
     const r = (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .openRecord */ .C6)(ctx, p, ch, (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_4__/* .memberOf */ .C5)(leader.info, view.lock.holder));
     await deps.backup(ctx, p, ch, r);
     // A `docker run --rm` leader is deleted by its own stop: a stopped copy of it, made while it
@@ -84325,7 +84625,7 @@ async function rollSingle(ctx, p, ch, deps) {
     };
     try {
         await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .noRestart */ .Ld)(ctx, r.journal, leader.info);
-        await FINISHES[finish]({ ctx, p, ch, r, standby, waiting, kept });
+        await FINISHES[finish]({ ctx, p, ch, r, standby, waiting, kept, deps });
     }
     catch (e) {
         await reportPort();
@@ -84343,7 +84643,7 @@ async function rollSingle(ctx, p, ch, deps) {
         report.note(`'${name}' ran with --rm; its replacement does not (Docker cannot set it on an existing container, and a stopped node must stay for a rollback).`);
     }
     report.step('done', `'${name}' leads on ${ch.display}`);
-    return (0,_outcome_js__WEBPACK_IMPORTED_MODULE_6__/* .succeeded */ .g)(p, ch, r, name, `'${name}' ${ch.operation === 'upgrade' ? `upgraded from ${leader.image} to` : 'now runs a fresh process of'} ${ch.display}`);
+    return (0,_outcome_js__WEBPACK_IMPORTED_MODULE_6__/* .succeeded */ .g)(p, ch, r, name, `'${name}' ${ch.downgrade ? `downgraded from ${leader.image} (${ch.downgrade.from}) to` : ch.operation === 'upgrade' ? `upgraded from ${leader.image} to` : 'now runs a fresh process of'} ${ch.display}${ch.downgrade ? `, the database at goose ${ch.downgrade.goose} and node_versions ${ch.downgrade.to}` : ''}`);
 }
 /** The old leader leaves the node's name: its kept copy once it is gone (`--rm`), else renamed. */
 async function retirePrevious(s, journaled) {
@@ -84399,6 +84699,12 @@ async function swap(s) {
     (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .replaceCreated */ .xm)(r, final);
     r.journal.step('swap', { from: p.leader.info.Id, to: final.id });
     const prepare = async () => {
+        if (ch.downgrade) {
+            r.journal.step('downgrade-db', { goose: ch.downgrade.goose, to: ch.downgrade.to });
+            if (!s.deps.downgradeDb)
+                throw new Error('a downgrade without its database step');
+            await s.deps.downgradeDb(ctx, p, ch.downgrade);
+        }
         await retirePrevious(s, false);
         await docker.rename(final.id, name);
         final.name = name;
