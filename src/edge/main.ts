@@ -5,7 +5,6 @@ import { actionInputs, actionLog, actionReport, failure, type Outcome } from './
 import { State } from './constants.js'
 import type { Context, OperationResult, Operations } from '../context.js'
 import { DockerClient } from '../docker/client.js'
-import { nodeKey } from '../journal/journal.js'
 
 export async function main(operations: Operations): Promise<Outcome> {
   const inputs = actionInputs()
@@ -28,11 +27,11 @@ export async function main(operations: Operations): Promise<Outcome> {
     log,
     report,
     signal: abort.signal,
-    onJournal: (id) => core.saveState(State.RunId, id)
+    onJournal: (id, path) => {
+      core.saveState(State.RunId, id)
+      core.saveState(State.Journal, path)
+    }
   }
-  core.saveState(State.StateDir, inputs.stateDir)
-  // the node's key: its journal and host lock are named by it
-  core.saveState(State.Container, nodeKey(inputs))
   let result: OperationResult
   try {
     result = await operations[inputs.operation](ctx)

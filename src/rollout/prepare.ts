@@ -13,8 +13,8 @@ import { cannotRestoreMessage, restorePlan } from '../backup/restore.js'
 import type { DbApi } from '../postgres/database.js'
 import { findForeignNodes, foreignRefusal } from '../node/foreign-sessions.js'
 import { withHostLock } from '../journal/host-lock.js'
-import { nodeKey, refuseOpenJournal } from '../journal/journal.js'
-import { SUFFIX_NEXT, SUFFIX_PREVIOUS, type Prepared } from './plan.js'
+import { refuseOpenJournal } from '../journal/journal.js'
+import { keyContainers, SUFFIX_NEXT, SUFFIX_PREVIOUS, type Prepared } from './plan.js'
 
 /**
  * Host lock, interrupted-run check, node inspection and leader proof; then `fn`. Everything
@@ -22,8 +22,8 @@ import { SUFFIX_NEXT, SUFFIX_PREVIOUS, type Prepared } from './plan.js'
  */
 export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<OperationResult>): Promise<OperationResult> {
   const { inputs, docker, report } = ctx
-  return withHostLock(ctx, async () => {
-    refuseOpenJournal(inputs.stateDir, nodeKey(inputs))
+  return withHostLock(ctx, keyContainers(inputs), async (keys) => {
+    refuseOpenJournal(inputs.stateDir, keys.read)
     const names = nodeNames(inputs)
     for (const n of names) {
       for (const suffix of [SUFFIX_NEXT, SUFFIX_PREVIOUS]) {
@@ -114,7 +114,7 @@ export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<Operat
         run: newRun(failingBefore)
       }
       try {
-        return await fn({ view, leader, other, link, t: timeouts(inputs, view.config, leader.info) })
+        return await fn({ view, leader, other, link, t: timeouts(inputs, view.config, leader.info), keys })
       } finally {
         const b = runOf(link).observers.budget
         if (b.total)
