@@ -5,7 +5,19 @@
 // workflow's) are still one node: a lock inside each state-dir would let both go. A second lock
 // file in `state-dir` beside the journal (src/journal/journal.ts) keeps runners in containers
 // that share only a mounted state-dir (not /run/lock) apart, as before.
-import { accessSync, chmodSync, closeSync, constants, fsyncSync, openSync, readFileSync, rmSync, statSync, writeSync, utimesSync } from 'node:fs'
+import {
+  accessSync,
+  chmodSync,
+  closeSync,
+  constants,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeSync,
+  utimesSync
+} from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import type { Context } from '../context.js'
@@ -135,7 +147,7 @@ export class HostLock {
  * The keys of the node's journal and host lock (JournalKeys): its DB's (dbKey), as the node
  * itself names it (input 'database-url' only when its container names none), read from the
  * first of `containers` (the node's, then the names a killed run may have left them under) that
- * exists and names its DB, as connectNode reads it; else its names' (nodeKey), and the operation
+ * exists, as connectNode reads it; when none exists, its names' (nodeKey), and the operation
  * fails where it inspects the node.
  */
 export async function journalKeys(ctx: Context, containers: string[]): Promise<JournalKeys> {
@@ -143,13 +155,11 @@ export async function journalKeys(ctx: Context, containers: string[]): Promise<J
   for (const name of containers) {
     const info = await ctx.docker.inspect(name)
     if (!info) continue
-    try {
-      const { resolved } = await nodeDbUrl(ctx, info, true)
-      const key = dbKey(resolved.url, resolved.hostKey)
-      return { write: key, read: [key, byNames] }
-    } catch {
-      /* no readable config in this one: the next, else the names */
-    }
+    // A container whose DB cannot be read fails the run here, before anything changes: its
+    // names' key instead would let it run beside another run on the same node.
+    const { resolved } = await nodeDbUrl(ctx, info, true)
+    const key = dbKey(resolved.url, resolved.hostKey)
+    return { write: key, read: [key, byNames] }
   }
   return { write: byNames, read: [byNames] }
 }

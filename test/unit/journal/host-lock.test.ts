@@ -125,7 +125,7 @@ describe('a host-wide lock names its holder and hands over an open journal elsew
     first.release()
   })
 
-  it("a run that ends with its journal open leaves its state-dir on record; a run of another state-dir is refused", async () => {
+  it('a run that ends with its journal open leaves its state-dir on record; a run of another state-dir is refused', async () => {
     const other = join(dir, 'state-1')
     const theirs = join(other, 'db-0123456789abcdef.journal.json')
     const first = await HostLock.acquire(dir, 'db-0123456789abcdef', 1000, undefined, undefined, {

@@ -146,7 +146,12 @@ describe('JournalWriter / readJournal', () => {
   })
 
   it("refuseOpenJournal looks at every key of the node (its DB's, its names' of earlier versions)", () => {
-    new JournalWriter(journalPath(dir, 'chainlink'), { runId: 'old', operation: 'upgrade', container: 'chainlink', plan })
+    new JournalWriter(journalPath(dir, 'chainlink'), {
+      runId: 'old',
+      operation: 'upgrade',
+      container: 'chainlink',
+      plan
+    })
     expect(() => refuseOpenJournal(dir, ['db-0123456789abcdef', 'chainlink'])).toThrow(/run old.*repair/)
     const w = new JournalWriter(journalPath(dir, 'db-0123456789abcdef'), {
       runId: 'new',

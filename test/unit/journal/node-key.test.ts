@@ -11,28 +11,35 @@ describe('dbKey: one key per DB server and database', () => {
     ['other parameters', 'postgres://chainlink:s3cret@172.17.0.1:5432/chainlink?sslmode=require', undefined, undefined],
     ['the default port left out', 'postgresql://chainlink:s3cret@172.17.0.1/chainlink', undefined, undefined],
     ['the port as a parameter', 'postgresql://chainlink:s3cret@172.17.0.1/chainlink?port=5432', undefined, undefined],
-    ['the database as a parameter', 'postgresql://chainlink:s3cret@172.17.0.1:5432/?dbname=chainlink', undefined, undefined]
+    [
+      'the database as a parameter',
+      'postgresql://chainlink:s3cret@172.17.0.1:5432/?dbname=chainlink',
+      undefined,
+      undefined
+    ]
   ])('the same DB: %s', (_, url, hostKey, hostKeyA) => {
     expect(dbKey(url, hostKey)).toBe(dbKey(URL_A, hostKeyA))
   })
 
   test.each<[string, string, string | undefined, string | undefined]>([
-    ['another database on the server', 'postgresql://chainlink:s3cret@172.17.0.1:5432/chainlink2', undefined, undefined],
-    ['another port', 'postgresql://chainlink:s3cret@172.17.0.1:5433/chainlink', undefined, undefined],
-    ['another server', 'postgresql://chainlink:s3cret@172.17.0.9:5432/chainlink', undefined, undefined],
     [
-      'another socket directory',
-      'postgresql://chainlink:s3cret@/chainlink?host=/run/pg2',
+      'another database on the server',
+      'postgresql://chainlink:s3cret@172.17.0.1:5432/chainlink2',
       undefined,
       undefined
-    ]
+    ],
+    ['another port', 'postgresql://chainlink:s3cret@172.17.0.1:5433/chainlink', undefined, undefined],
+    ['another server', 'postgresql://chainlink:s3cret@172.17.0.9:5432/chainlink', undefined, undefined],
+    ['another socket directory', 'postgresql://chainlink:s3cret@/chainlink?host=/run/pg2', undefined, undefined]
   ])('another DB: %s', (_, url, hostKey, hostKeyA) => {
     expect(dbKey(url, hostKey)).not.toBe(dbKey(URL_A, hostKeyA))
   })
 
   test('a server reached by a Docker DNS name is keyed by its container, whatever address it has today', () => {
     const c = 'container 0123456789ab'
-    expect(dbKey('postgresql://u:p@172.20.0.5:5432/chainlink', c)).toBe(dbKey('postgresql://u:p@172.20.0.9:5432/chainlink', c))
+    expect(dbKey('postgresql://u:p@172.20.0.5:5432/chainlink', c)).toBe(
+      dbKey('postgresql://u:p@172.20.0.9:5432/chainlink', c)
+    )
     expect(dbKey('postgresql://u:p@172.20.0.5:5432/chainlink', c)).not.toBe(
       dbKey('postgresql://u:p@172.20.0.5:5432/chainlink')
     )
