@@ -404,9 +404,7 @@ describe('repair after a run interrupted at each step (single node, host network
     const p = await prepared(undefined, { ...FAST, readyMs: 8000 })
     const ctx = w.context()
     w.interruptAt = at
-    await expect(rollSingle(ctx, p, upgrade, deps)).rejects.toThrow(
-      /cancel/i
-    )
+    await expect(rollSingle(ctx, p, upgrade, deps)).rejects.toThrow(/cancel/i)
     expect(journalOf(ctx)?.phase).toBe('in-progress')
     const r = await repair(w.context({ ...REPAIR, 'state-dir': ctx.inputs.stateDir }))
     expect(r).toMatchObject({ result, ok: true, outputs: { leader: 'chainlink' } })
