@@ -17,7 +17,7 @@ import { repair } from './operations/repair.js'
 import { status } from './operations/status.js'
 import { upgrade } from './operations/upgrade.js'
 import { Report } from './report.js'
-import { nodeKey, readJournal } from './journal/journal.js'
+import { readJournalAt } from './journal/journal.js'
 
 /** Each operation of input `operation`, as in the action (src/edge/main.ts). */
 const operations: Operations = {
@@ -218,6 +218,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): P
   process.once('SIGTERM', onTerm)
   const report = new Report((line) => log.info(line))
   let runId: string | undefined
+  let journalFile: string | undefined
   const ctx: Context = {
     inputs,
     // a Docker daemon restarting is waited for (bounded), and the wait ends with a cancellation
@@ -225,7 +226,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): P
     log,
     report,
     signal: abort.signal,
-    onJournal: (id) => (runId = id)
+    onJournal: (id, path) => {
+      runId = id
+      journalFile = path
+    }
   }
   let result: OperationResult
   try {
@@ -245,7 +249,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): P
     process.removeListener('SIGTERM', onTerm)
   }
   // What the action's post step does: a run this process opened and left in flight is repaired.
-  const j = readJournal(inputs.stateDir, nodeKey(inputs))
+  const j = journalFile ? readJournalAt(journalFile) : undefined
   if (runId && j && j.phase !== 'done' && j.runId === runId) {
     log.warning(`The ${j.operation} of '${inputs.container}' (run ${j.runId}) did not finish; repairing`)
     try {

@@ -18,8 +18,8 @@ export interface Context {
    * as `docker` is the client in front of Docker; unit tests give a fake.
    */
   openDb?: (url: string, retryForMs: number) => Promise<DbApi>
-  /** told the id of the journal this run opens, so its post step repairs only its own run */
-  onJournal?: (runId: string) => void
+  /** told the id and file of the journal this run opens, so its post step repairs only its own run */
+  onJournal?: (runId: string, path: string) => void
 }
 
 type ResultName = 'upgraded' | 'unchanged' | 'rolled-back' | 'failed' | 'planned' | 'ok' | 'deferred'

@@ -5,8 +5,8 @@
 export enum State {
   /** set by main, so the second run of the same bundle knows it is the post step */
   IsPost = 'isPost',
-  StateDir = 'state-dir',
-  Container = 'container',
   /** the journal run this job opened: its post step repairs that run only */
-  RunId = 'run-id'
+  RunId = 'run-id',
+  /** that run's journal file (its name is the node's DB key, known once the run read its DB) */
+  Journal = 'journal'
 }

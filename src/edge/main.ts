@@ -5,7 +5,6 @@ import { actionInputs, actionLog, actionReport, failure, inGroup, type Outcome }
 import { State } from './constants.js'
 import type { Context, OperationResult, Operations } from '../context.js'
 import { DockerClient } from '../docker/client.js'
-import { nodeKey } from '../journal/journal.js'
 
 export async function main(operations: Operations): Promise<Outcome> {
   const inputs = actionInputs()
@@ -30,11 +29,11 @@ export async function main(operations: Operations): Promise<Outcome> {
     log,
     report,
     signal: abort.signal,
-    onJournal: (id) => core.saveState(State.RunId, id)
+    onJournal: (id, path) => {
+      core.saveState(State.RunId, id)
+      core.saveState(State.Journal, path)
+    }
   }
-  core.saveState(State.StateDir, inputs.stateDir)
-  // the node's key: its journal and host lock are named by it
-  core.saveState(State.Container, nodeKey(inputs))
   let result: OperationResult
   try {
     // the run's steps in one group of the job log; the result and the summary after it stay open

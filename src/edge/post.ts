@@ -7,26 +7,25 @@ import { State } from './constants.js'
 import { DockerClient } from '../docker/client.js'
 import type { Context, OperationResult } from '../context.js'
 import { ActionError } from '../errors.js'
-import { readJournal } from '../journal/journal.js'
+import { readJournalAt } from '../journal/journal.js'
 
 /** `repair` is the repair operation (src/operations/repair.ts), handed in by index.ts. */
 export async function post(repair: (ctx: Context) => Promise<OperationResult>): Promise<Outcome | undefined> {
-  const stateDir = core.getState(State.StateDir)
-  const container = core.getState(State.Container)
-  if (!stateDir || !container) return undefined
-  const j = readJournal(stateDir, container)
+  const file = core.getState(State.Journal)
+  if (!file) return undefined
+  const j = readJournalAt(file)
   if (!j || j.phase === 'done') return undefined
   // Another job's operation in flight (this one waited for its host lock and gave up) is that
   // job's to finish; only the run this job opened is repaired here.
   if (core.getState(State.RunId) !== j.runId) return undefined
-  core.warning(`The ${j.operation} of '${container}' (run ${j.runId}) did not finish; repairing`, {
-    title: `chainlink-rollout repair of ${container}`
+  core.warning(`The ${j.operation} of '${j.container}' (run ${j.runId}) did not finish; repairing`, {
+    title: `chainlink-rollout repair of ${j.container}`
   })
   try {
     const inputs = actionInputs()
     const report = actionReport()
     const log = actionLog(() => report.title)
-    const result = await inGroup(`chainlink-rollout repair of ${container}`, () =>
+    const result = await inGroup(`chainlink-rollout repair of ${j.container}`, () =>
       repair({
         inputs,
         // a daemon still restarting after the fault that ended main is waited for (bounded)

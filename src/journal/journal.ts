@@ -1,7 +1,8 @@
 // The journal, a file in `state-dir` on the node's host (beside the host lock, src/journal/host-lock.ts),
 // so that the post step, a re-run or `operation: repair` (even from another workflow) sees what
 // was in flight.
-// No secret is ever written here: containers are named by id, the DB by nothing at all.
+// No secret is ever written here: containers are named by id, the DB by nothing at all (its key
+// is a hash, dbKey).
 import {
   chmodSync,
   closeSync,
@@ -13,6 +14,7 @@ import {
   statSync,
   writeSync
 } from 'node:fs'
+import { createHash } from 'node:crypto'
 import { hostname } from 'node:os'
 import { dirname, join } from 'node:path'
 import type { Check } from '../node/health.js'
@@ -129,6 +131,40 @@ export function nodeKey(inputs: { container: string; standby?: string }): string
   return [inputs.container, ...(inputs.standby ? [inputs.standby] : [])].sort().join('+')
 }
 
+/**
+ * The key of the node's journal and host lock (review N10): its database, as the node's
+ * container reaches it: the server (its address, or `hostKey`: the container a Docker DNS name
+ * stands for, whose address may change when it restarts), the port and the database's name.
+ * Runs that name the node's containers differently (`container: a`, `container: a, standby: b`,
+ * `container: b`) are one node; another user, password or parameter is the same database.
+ * Hashed: no address, user or secret in a file name or a log.
+ */
+export function dbKey(url: string, hostKey?: string): string {
+  let canonical = url
+  try {
+    const u = new URL(url)
+    const q = u.searchParams
+    const host = (hostKey ?? (q.get('host') || u.hostname)).toLowerCase().replace(/^\[|\]$/g, '')
+    const port = q.get('port') || u.port || '5432'
+    // libpq: no database named is the database of the user's name
+    const db = q.get('dbname') || decodeURIComponent(u.pathname.replace(/^\//, '')) || decodeURIComponent(u.username)
+    canonical = `${host === 'localhost' ? '127.0.0.1' : host}:${port}/${db}`
+  } catch {
+    /* not a URL (a libpq key=value string): the whole text, hashed */
+  }
+  return `db-${createHash('sha256').update(canonical).digest('hex').slice(0, 16)}`
+}
+
+/**
+ * Where a node's journals are: `write`, the key this run's journal and host lock take (the DB's
+ * once known, else the names'); `read`, every key a journal of the node may have, that one first
+ * (the names' key: journals of earlier versions, and of a run that could not read the DB URL).
+ */
+export interface JournalKeys {
+  write: string
+  read: string[]
+}
+
 export function journalPath(stateDir: string, container: string): string {
   return join(stateDir, `${safeName(container)}.journal.json`)
 }
@@ -208,19 +244,65 @@ export class JournalWriter {
   }
 }
 
-/** Refuses to start an operation while an interrupted one is recorded for the node: only repair goes on from it. */
-export function refuseOpenJournal(stateDir: string, key: string): void {
-  const prior = readJournal(stateDir, key)
-  if (prior?.phase === 'in-progress')
-    throw new OperationError(
-      `An interrupted ${prior.operation} (run ${prior.runId}, started ${prior.startedAt}) is recorded in ${journalPath(stateDir, key)}; run operation 'repair' first`
-    )
+/**
+ * Refuses to start an operation while an interrupted one is recorded for the node (under any of
+ * its keys), or while a journal of it cannot be read: only repair goes on from it.
+ */
+export function refuseOpenJournal(stateDir: string, keys: string[]): void {
+  for (const key of keys) {
+    const prior = readJournal(stateDir, key)
+    if (prior?.phase === 'in-progress')
+      throw new OperationError(
+        `An interrupted ${prior.operation} (run ${prior.runId}, started ${prior.startedAt}) is recorded in ${journalPath(stateDir, key)}; run operation 'repair' first`
+      )
+  }
+}
+
+/** The node's journal to go on from: the first open one of its keys, else the first there is. */
+export function findJournal(stateDir: string, keys: string[]): { key: string; journal: Journal } | undefined {
+  const found = keys.flatMap((key) => {
+    const journal = readJournal(stateDir, key)
+    return journal ? [{ key, journal }] : []
+  })
+  return found.find((f) => f.journal.phase === 'in-progress') ?? found[0]
 }
 
 export function readJournal(stateDir: string, container: string): Journal | undefined {
+  return readJournalAt(journalPath(stateDir, container))
+}
+
+const UNREADABLE =
+  "it cannot say whether an operation of this node is in flight, so nothing was changed. Check the node (operation 'status'), then move the file aside (docs/reliability.md)"
+
+/**
+ * A journal, or undefined when there is none. One that exists but cannot be read (another
+ * user's, a state-dir this user may not enter, torn or foreign content) is an error naming the
+ * file: read as "no journal" it let a second run start beside an interrupted one (review N10).
+ */
+export function readJournalAt(path: string): Journal | undefined {
+  let text: string
   try {
-    return JSON.parse(readFileSync(journalPath(stateDir, container), 'utf8')) as Journal
-  } catch {
-    return undefined
+    text = readFileSync(path, 'utf8')
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') return undefined
+    let owner = ''
+    try {
+      owner = `, owned by uid ${statSync(path).uid}`
+    } catch {
+      /* the directory itself is closed to this user */
+    }
+    throw new OperationError(
+      `Cannot read the journal ${path} (${code}${owner}; this run is uid ${process.getuid?.() ?? '?'}): an operation of this node may be in flight or interrupted, so nothing was changed. Run as the user that wrote it, with the same state-dir`
+    )
   }
+  let j: unknown
+  try {
+    j = JSON.parse(text)
+  } catch (e) {
+    throw new OperationError(`The journal ${path} is not valid JSON (${(e as Error).message}): ${UNREADABLE}`)
+  }
+  if (!j || typeof j !== 'object' || typeof (j as Journal).phase !== 'string' || !Array.isArray((j as Journal).steps))
+    throw new OperationError(`The journal ${path} is not a journal of this action: ${UNREADABLE}`)
+  return j as Journal
 }

@@ -64,6 +64,38 @@ async function nodeConfigOf(ctx: Context, info: ContainerInfo): Promise<NodeConf
 }
 
 /**
+ * The node's DB URL as its container gives it (input `database-url` wins, unless `asNode`: the
+ * URL the node itself uses, the input only when the container has none), masked, and as the
+ * container resolves its host name; nothing connects. `asNode` is the key of the node's journal
+ * and host lock (src/journal/host-lock.ts): the same whether a workflow gives the input or not.
+ */
+export async function nodeDbUrl(
+  ctx: Context,
+  info: ContainerInfo,
+  asNode = false
+): Promise<{ config: NodeConfig; written: string; source: string; resolved: ResolvedUrl }> {
+  const { inputs, log, docker } = ctx
+  const config = await nodeConfigOf(ctx, info)
+  const fromInput = !!inputs.databaseUrl && !(asNode && config.databaseUrl)
+  const written = fromInput ? inputs.databaseUrl : config.databaseUrl
+  const source = fromInput ? "input 'database-url'" : (config.databaseUrlSource ?? 'the node config')
+  if (!written)
+    throw new OperationError(
+      `Cannot find the node's database URL: container '${containerName(info)}' has no CL_DATABASE_URL or DATABASE_URL and no [Database] URL in a -secrets file; set the input 'database-url'`
+    )
+  maskDatabaseUrl(written, log.mask)
+  return { config, written, source, resolved: await resolveDbHost(docker, written, info) }
+}
+
+interface ResolvedUrl {
+  url: string
+  /** how the host name was resolved, for the log */
+  how?: string
+  /** the container a Docker DNS name stands for: the same server whatever address it has today */
+  hostKey?: string
+}
+
+/**
  * From a node container to its database: config, URL (input `database-url` wins), host name
  * resolved as in the container, masked, connected (`retryForMs` keeps trying while the DB
  * restarts), and the lock mode (input `lock-mode`, else the config, else by the node's version).
@@ -73,16 +105,8 @@ export async function connectNode(
   info: ContainerInfo,
   opts: { retryForMs?: number } = {}
 ): Promise<NodeDb> {
-  const { inputs, log, docker } = ctx
-  const config = await nodeConfigOf(ctx, info)
-  const written = inputs.databaseUrl ?? config.databaseUrl
-  const source = inputs.databaseUrl ? "input 'database-url'" : (config.databaseUrlSource ?? 'the node config')
-  if (!written)
-    throw new OperationError(
-      `Cannot find the node's database URL: container '${containerName(info)}' has no CL_DATABASE_URL or DATABASE_URL and no [Database] URL in a -secrets file; set the input 'database-url'`
-    )
-  maskDatabaseUrl(written, log.mask)
-  const resolved = await resolveDbHost(docker, written, info)
+  const { inputs, log } = ctx
+  const { config, source, resolved } = await nodeDbUrl(ctx, info)
   let databaseUrl = resolved.url
   maskDatabaseUrl(databaseUrl, log.mask)
   if (!inputs.databaseUrl) log.info(`database URL from ${source}`)
@@ -142,11 +166,7 @@ export function extraHost(extraHosts: string[] | null | undefined, host: string)
  * the daemon's default host-gateway address), then Docker's DNS on its user networks (a compose
  * service, a container name or alias), then this host's resolver.
  */
-async function resolveDbHost(
-  docker: DockerApi,
-  url: string,
-  node: ContainerInfo
-): Promise<{ url: string; how?: string }> {
+async function resolveDbHost(docker: DockerApi, url: string, node: ContainerInfo): Promise<ResolvedUrl> {
   let u: URL
   try {
     u = new URL(url)
@@ -155,9 +175,9 @@ async function resolveDbHost(
   }
   const host = u.hostname
   if (!host || isIP(host.replace(/^\[|\]$/g, '')) || host === 'localhost') return { url }
-  const use = (ip: string, how: string) => {
+  const use = (ip: string, how: string, hostKey?: string) => {
     u.hostname = isIP(ip) === 6 ? `[${ip}]` : ip
-    return { url: u.toString(), how: `'${host}' is ${ip} in the container (${how})` }
+    return { url: u.toString(), how: `'${host}' is ${ip} in the container (${how})`, hostKey }
   }
   const mapped = extraHost(node.HostConfig?.ExtraHosts, host)
   if (mapped && mapped !== 'host-gateway' && isIP(mapped)) return use(mapped, '--add-host')
@@ -183,7 +203,7 @@ async function resolveDbHost(
         (onNet.Aliases ?? []).includes(host) ||
         ((onNet as { DNSNames?: string[] }).DNSNames ?? []).includes(host)
       )
-        return use(onNet.IPAddress, `a container on network ${netName}`)
+        return use(onNet.IPAddress, `a container on network ${netName}`, `container ${other.Id}`)
     }
   }
   return { url }

@@ -19,7 +19,8 @@ import { sameApp } from '../node/lock.js'
 import { foreignSessions, requireQuietDb } from '../node/foreign-sessions.js'
 import { notDroppableMessage, schemasNotDroppable } from '../rollout/prepare.js'
 import { withHostLock } from '../journal/host-lock.js'
-import { JournalWriter, journalPath, nodeKey, refuseOpenJournal } from '../journal/journal.js'
+import { JournalWriter, journalPath, refuseOpenJournal, type JournalKeys } from '../journal/journal.js'
+import { keyContainers } from '../rollout/plan.js'
 import { nodeNames } from '../node/connect.js'
 
 /** The node as inspectNode sees it; a node that is down is fine for a backup (no leader needed). */
@@ -30,7 +31,7 @@ async function viewOf(ctx: Context): Promise<NodeView> {
 export async function backup(ctx: Context): Promise<OperationResult> {
   const { inputs, report, log } = ctx
   report.title = `chainlink-rollout backup of ${inputs.container}`
-  return withHostLock(ctx, async () => {
+  return withHostLock(ctx, keyContainers(inputs), async () => {
     const view = await viewOf(ctx)
     try {
       const source = view.leader ?? view.containers[0]
@@ -76,7 +77,7 @@ export async function backup(ctx: Context): Promise<OperationResult> {
 export async function restore(ctx: Context): Promise<OperationResult> {
   const { inputs, report, log, docker } = ctx
   report.title = `chainlink-rollout restore of ${inputs.container}`
-  return withHostLock(ctx, async () => {
+  return withHostLock(ctx, keyContainers(inputs), async (keys) => {
     const view = await viewOf(ctx)
     try {
       // Everything that can be checked without touching the node is checked before it is stopped:
@@ -123,7 +124,7 @@ export async function restore(ctx: Context): Promise<OperationResult> {
       const order = [...running].sort((a, b) => (a === view.leader ? 1 : 0) - (b === view.leader ? 1 : 0))
       // Journaled before the first stop: a killed or cancelled restore leaves the node stopped,
       // and the post step or `repair` starts it again from this record (docs/algorithm.md, "Restore").
-      const journal = order.length ? openRestoreJournal(ctx, view, order, file) : undefined
+      const journal = order.length ? openRestoreJournal(ctx, keys, view, order, file) : undefined
       journal?.step('restore-stop', { ids: order.map((c) => c.info.Id) })
       for (const c of order) {
         report.step(`stop ${c.name}`, 'graceful, for the restore')
@@ -214,12 +215,18 @@ async function currentRole(db: DbApi): Promise<string> {
 }
 
 /** The journal of a restore that stops the node: which containers it stopped, leader last. */
-function openRestoreJournal(ctx: Context, view: NodeView, order: NodeContainer[], file: string): JournalWriter {
+function openRestoreJournal(
+  ctx: Context,
+  keys: JournalKeys,
+  view: NodeView,
+  order: NodeContainer[],
+  file: string
+): JournalWriter {
   const { inputs } = ctx
-  refuseOpenJournal(inputs.stateDir, nodeKey(inputs))
+  refuseOpenJournal(inputs.stateDir, keys.read)
   const first = view.leader ?? order[order.length - 1]
   const other = order.find((c) => c !== first)
-  const journal = new JournalWriter(journalPath(inputs.stateDir, nodeKey(inputs)), {
+  const journal = new JournalWriter(journalPath(inputs.stateDir, keys.write), {
     runId: Date.now().toString(36),
     operation: 'restore',
     container: inputs.container,
@@ -235,6 +242,6 @@ function openRestoreJournal(ctx: Context, view: NodeView, order: NodeContainer[]
       backupFile: file
     }
   })
-  ctx.onJournal?.(journal.journal.runId)
+  ctx.onJournal?.(journal.journal.runId, journal.path)
   return journal
 }

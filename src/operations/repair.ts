@@ -19,16 +19,18 @@ import { SUFFIX_DB_ROLLBACK } from '../rollout/migrate-down.js'
 import { isScratchName, SUFFIX_REHEARSAL } from '../safeguards/rehearsal.js'
 import { restoreRestartPolicy } from '../rollout/steps.js'
 import { withHostLock } from '../journal/host-lock.js'
-import { JournalWriter, journalPath, nodeKey, readJournal, type JournalPlan } from '../journal/journal.js'
-import { SUFFIX_NEXT, SUFFIX_PREVIOUS } from '../rollout/plan.js'
+import { findJournal, JournalWriter, journalPath, type readJournal, type JournalPlan } from '../journal/journal.js'
+import { keyContainers, SUFFIX_NEXT, SUFFIX_PREVIOUS } from '../rollout/plan.js'
 
 export async function repair(ctx: Context): Promise<OperationResult> {
   const { inputs, docker, report, log } = ctx
   const name = inputs.container
   report.title = `chainlink-rollout repair of ${name}`
-  return withHostLock(ctx, async () => {
-    const key = nodeKey(inputs)
-    const j = readJournal(inputs.stateDir, key)
+  return withHostLock(ctx, keyContainers(inputs), async (keys) => {
+    // the node's journal under its DB's key, else one of an earlier version under its names
+    const found = findJournal(inputs.stateDir, keys.read)
+    const key = found?.key ?? keys.write
+    const j = found?.journal
     const names = nodeNames(inputs)
     const leftovers = (
       await Promise.all(names.flatMap((n) => [n + SUFFIX_NEXT, n + SUFFIX_PREVIOUS]).map((n) => docker.inspect(n)))

@@ -10,8 +10,9 @@ import { nodeNames } from '../node/connect.js'
 import { active, history, readQuarantine, type QuarantineEntry } from '../safeguards/quarantine.js'
 import { containerName } from '../docker/client.js'
 import { LABEL_ROLE, LABEL_RUN } from '../handoff/clone.js'
-import { SUFFIX_NEXT, SUFFIX_PREVIOUS } from '../rollout/plan.js'
-import { journalPath, nodeKey, readJournal } from '../journal/journal.js'
+import { keyContainers, SUFFIX_NEXT, SUFFIX_PREVIOUS } from '../rollout/plan.js'
+import { findJournal, journalPath, nodeKey } from '../journal/journal.js'
+import { journalKeys } from '../journal/host-lock.js'
 
 function describeContainers(view: NodeView): string[][] {
   return view.containers.map((c) => [
@@ -121,9 +122,17 @@ function quarantineTable(ctx: Context): void {
  */
 async function openJournal(ctx: Context): Promise<void> {
   const { inputs, report, docker } = ctx
-  const key = nodeKey(inputs)
-  const j = readJournal(inputs.stateDir, key)
-  if (!j || j.phase !== 'in-progress') return
+  let found
+  try {
+    found = findJournal(inputs.stateDir, (await journalKeys(ctx, keyContainers(inputs))).read)
+  } catch (e) {
+    // status only reads: a journal it cannot read is shown, as what the next operation refuses on
+    if (!(e instanceof OperationError)) throw e
+    report.fact('Open journal', `unknown: ${e.message}`)
+    return
+  }
+  if (!found || found.journal.phase !== 'in-progress') return
+  const { key, journal: j } = found
   const last = j.steps.at(-1)
   report.fact(
     'Open journal',

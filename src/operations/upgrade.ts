@@ -171,7 +171,7 @@ export async function upgrade(ctx: Context): Promise<OperationResult> {
         .query<{ ms: string }>('SELECT (extract(epoch FROM now() - pg_postmaster_start_time()) * 1000)::bigint AS ms')
         .then((rows) => Number(rows[0].ms))
         .catch(() => undefined)
-    return quarantineOutcome(ctx, target.digest ?? target.image.id, display, dbUptimeMs, () =>
+    return quarantineOutcome(ctx, p.keys.write, target.digest ?? target.image.id, display, dbUptimeMs, () =>
       p.other ? rollPair(ctx, p, ch, deps) : rollSingle(ctx, p, ch, deps)
     )
   })
@@ -228,6 +228,7 @@ async function downgradeOf(
  */
 async function quarantineOutcome(
   ctx: Context,
+  journalKey: string,
   digest: string,
   display: string,
   dbUptimeMs: () => Promise<number | undefined>,
@@ -237,7 +238,7 @@ async function quarantineOutcome(
   const t0 = Date.now()
   const faults0 = docker.daemonFaults?.() ?? 0
   const record = async (reason: string) => {
-    const j = readJournal(inputs.stateDir, nodeKey(inputs))
+    const j = readJournal(inputs.stateDir, journalKey)
     if (!j || j.phase !== 'done' || !j.steps.some((s) => s.step === 'standby-started')) return
     const up = await dbUptimeMs()
     const infra = notTheImage({
@@ -279,7 +280,7 @@ async function quarantineOutcome(
   }
   if (r.result === 'rolled-back') await record(r.message ?? 'rolled back')
   else if (r.ok) {
-    const j = readJournal(inputs.stateDir, nodeKey(inputs))
+    const j = readJournal(inputs.stateDir, journalKey)
     const n = clearQuarantine(inputs.stateDir, nodeKey(inputs), `run ${j?.runId ?? '?'} upgraded to ${display}`)
     if (n) report.note(`${n} quarantined digest(s) moved to history: the node now runs ${display}.`)
   }

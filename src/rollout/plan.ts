@@ -9,12 +9,21 @@ import { describePorts, publishedPorts } from '../handoff/container-spec.js'
 import type { DbVersion } from '../postgres/database.js'
 import type { ContainerInfo } from '../docker/client.js'
 import type { Member, NodeLink, Timeouts } from '../handoff/types.js'
-import { JournalWriter, journalPath, nodeKey } from '../journal/journal.js'
+import { JournalWriter, journalPath, type JournalKeys } from '../journal/journal.js'
 import type { NodeContainer, NodeView } from '../node/view.js'
 import type { Window } from '../safeguards/window.js'
 
 export const SUFFIX_NEXT = '-rollout-next'
 export const SUFFIX_PREVIOUS = '-rollout-previous'
+
+/**
+ * The containers the node's DB (the key of its journal and host lock) is read from: its own, then
+ * the names a run in flight or killed gives them for a while.
+ */
+export function keyContainers(inputs: { container: string; standby?: string }): string[] {
+  const names = [inputs.container, ...(inputs.standby ? [inputs.standby] : [])]
+  return [...names, ...names.flatMap((n) => [n + SUFFIX_PREVIOUS, n + SUFFIX_NEXT])]
+}
 
 /** What is being rolled out: a new image (upgrade) or the same one (handoff, restart). */
 export interface Change {
@@ -53,6 +62,8 @@ export interface Prepared {
   other?: NodeContainer
   link: NodeLink
   t: Timeouts
+  /** the node's journal keys (its DB's), under whose host lock the run is */
+  keys: JournalKeys
 }
 
 /**
@@ -124,7 +135,7 @@ export function openRecord(
   previous: Member,
   others: RolloutRecord['others'] = []
 ): RolloutRecord {
-  const journal = new JournalWriter(journalPath(ctx.inputs.stateDir, nodeKey(ctx.inputs)), {
+  const journal = new JournalWriter(journalPath(ctx.inputs.stateDir, p.keys.write), {
     runId: Date.now().toString(36),
     operation: ch.operation,
     container: ctx.inputs.container,
@@ -142,7 +153,7 @@ export function openRecord(
       failingBefore: p.link.run?.failingBefore
     }
   })
-  ctx.onJournal?.(journal.journal.runId)
+  ctx.onJournal?.(journal.journal.runId, journal.path)
   return {
     journal,
     runId: journal.journal.runId,

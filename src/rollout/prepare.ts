@@ -13,9 +13,9 @@ import { cannotRestoreMessage, restorePlan } from '../backup/restore.js'
 import type { DbApi } from '../postgres/database.js'
 import { findForeignNodes, foreignRefusal } from '../node/foreign-sessions.js'
 import { withHostLock } from '../journal/host-lock.js'
-import { nodeKey, refuseOpenJournal } from '../journal/journal.js'
+import { refuseOpenJournal } from '../journal/journal.js'
 import { findUpdaters, nodeFacts, otherUpdaters, updatersRefusal } from '../safeguards/other-updaters.js'
-import { SUFFIX_NEXT, SUFFIX_PREVIOUS, type Prepared } from './plan.js'
+import { keyContainers, SUFFIX_NEXT, SUFFIX_PREVIOUS, type Prepared } from './plan.js'
 import { checkEngine } from '../safeguards/engine-check.js'
 
 /**
@@ -24,8 +24,8 @@ import { checkEngine } from '../safeguards/engine-check.js'
  */
 export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<OperationResult>): Promise<OperationResult> {
   const { inputs, docker, report } = ctx
-  return withHostLock(ctx, async () => {
-    refuseOpenJournal(inputs.stateDir, nodeKey(inputs))
+  return withHostLock(ctx, keyContainers(inputs), async (keys) => {
+    refuseOpenJournal(inputs.stateDir, keys.read)
     const names = nodeNames(inputs)
     for (const n of names) {
       for (const suffix of [SUFFIX_NEXT, SUFFIX_PREVIOUS]) {
@@ -136,7 +136,7 @@ export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<Operat
         run: newRun(failingBefore)
       }
       try {
-        return await fn({ view, leader, other, link, t: timeouts(inputs, view.config, leader.info) })
+        return await fn({ view, leader, other, link, t: timeouts(inputs, view.config, leader.info), keys })
       } finally {
         const b = runOf(link).observers.budget
         if (b.total)

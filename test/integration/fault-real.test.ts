@@ -16,7 +16,7 @@
 import { afterAll, describe, expect, test } from '@jest/globals'
 import type Docker from 'dockerode'
 import type { ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
@@ -32,7 +32,7 @@ import {
 import { atLine, visible, type ActionRun, type Hook } from '../support/action.js'
 import { containerState, startNode, type Layout } from '../support/node.js'
 import { lastHeartbeat, repairOf, rowUpgradeInputs, runFaulted } from '../support/fault.js'
-import { expectOneLeader, expectTruthful, type End } from '../support/end-state.js'
+import { expectOneLeader, expectTruthful, journalFiles, type End } from '../support/end-state.js'
 import { startDedicatedDockerd, type DedicatedDockerd } from '../support/dedicated-dockerd.js'
 import { readQuarantine } from '../../src/safeguards/quarantine.js'
 import { startPgCluster, type PgCluster } from '../support/pg-cluster.js'
@@ -237,10 +237,8 @@ function expectConsistent(r: RowCtx): Promise<End> {
   return expectOneLeader({ name: r.name, db: r.db, stateDir: r.stateDir, api: r.api, ...images })
 }
 
-const journalOpen = (r: RowCtx) => {
-  const jf = join(r.stateDir, `${r.name}.journal.json`)
-  return existsSync(jf) && (JSON.parse(readFileSync(jf, 'utf8')) as { phase: string }).phase !== 'done'
-}
+const journalOpen = (r: RowCtx) =>
+  journalFiles(r.stateDir).some((jf) => (JSON.parse(readFileSync(jf, 'utf8')) as { phase: string }).phase !== 'done')
 
 /** Until the new version leads and writes (a fresh heartbeat of it), then 2 s more. */
 async function serving(db: TestDb, tag: string): Promise<void> {

@@ -104,12 +104,38 @@ export async function expectOneLeader(c: EndCheck): Promise<End> {
     goose: s.goose,
     newerThanRunning: false
   })
-  // the journal says the operation ended, and no host lock is left behind
-  const jf = join(c.stateDir, `${c.name}.journal.json`)
-  if (existsSync(jf))
+  // the journal says the operation ended, and no host lock is left behind (in state-dir, nor
+  // the host-wide one of a run of this state-dir)
+  for (const jf of journalFiles(c.stateDir))
     expect({ journal: (JSON.parse(readFileSync(jf, 'utf8')) as { phase: string }).phase }).toEqual({ journal: 'done' })
   expect({ locks: readdirSync(c.stateDir).filter((f) => f.endsWith('.lock')) }).toEqual({ locks: [] })
+  expect({ hostLocks: hostLocksOf(c.stateDir) }).toEqual({ hostLocks: [] })
   return { at: at as 'old' | 'new', id: st!.id, writers: w.versions, writerCount: w.writers.length }
+}
+
+/** The journals in a state-dir (its name is the node's DB key: one node per state-dir in tests). */
+export function journalFiles(stateDir: string): string[] {
+  return existsSync(stateDir)
+    ? readdirSync(stateDir)
+        .filter((f) => f.endsWith('.journal.json'))
+        .map((f) => join(stateDir, f))
+    : []
+}
+
+/** The host-wide lock files (/run/lock) held or left by a run of this state-dir. */
+export function hostLocksOf(stateDir: string): string[] {
+  const dir = '/run/lock'
+  if (!existsSync(dir)) return []
+  return readdirSync(dir)
+    .filter((f) => f.startsWith('chainlink-rollout-') && f.endsWith('.lock'))
+    .map((f) => join(dir, f))
+    .filter((f) => {
+      try {
+        return (JSON.parse(readFileSync(f, 'utf8')) as { journal?: string }).journal?.startsWith(`${stateDir}/`)
+      } catch {
+        return false
+      }
+    })
 }
 
 /** A run's outputs and exit code say where the node is. */

@@ -16,11 +16,14 @@ import { HostLock } from '../../../src/journal/host-lock.js'
 import {
   JournalWriter,
   journalPath,
+  findJournal,
   privateDirSync,
   readJournal,
+  refuseOpenJournal,
   type JournalPlan
 } from '../../../src/journal/journal.js'
 import { knownSecrets } from '../../../src/trust/secrets.js'
+import { OperationError } from '../../../src/errors.js'
 import { chmodSync, mkdirSync } from 'node:fs'
 
 let dir: string
@@ -108,11 +111,61 @@ describe('JournalWriter / readJournal', () => {
     }
   )
 
-  it('none, or unreadable: undefined', () => {
+  it('none: undefined', () => {
     expect(readJournal(dir, 'chainlink')).toBeUndefined()
     expect(readJournal(join(dir, 'missing'), 'chainlink')).toBeUndefined()
-    writeFileSync(journalPath(dir, 'chainlink'), '{"runId": "r", "steps": [')
-    expect(readJournal(dir, 'chainlink')).toBeUndefined()
+  })
+
+  // review N10: a journal that exists but cannot be read was "no journal", so a second run went
+  // ahead beside an interrupted one. It is refused, naming the file and what to do.
+  test.each<[string, string, RegExp]>([
+    ['torn JSON', '{"runId": "r", "steps": [', /is not valid JSON/],
+    ['empty', '', /is not valid JSON/],
+    ['not a journal', '[1, 2]', /is not a journal/]
+  ])('%s: refused, naming the file', (_, text, why) => {
+    writeFileSync(journalPath(dir, 'chainlink'), text)
+    const err = (() => {
+      try {
+        readJournal(dir, 'chainlink')
+      } catch (e) {
+        return e as Error
+      }
+    })()
+    expect(err).toBeInstanceOf(OperationError)
+    expect(err!.message).toMatch(why)
+    expect(err!.message).toContain(journalPath(dir, 'chainlink'))
+    expect(err!.message).toMatch(/nothing was changed/)
+    expect(() => refuseOpenJournal(dir, ['chainlink'])).toThrow(OperationError)
+  })
+
+  it('a journal this user may not read (another user wrote it): refused, naming the file and its owner', () => {
+    if (process.getuid?.() === 0) return // root reads everything: the integration test runs as another user
+    writeFileSync(journalPath(dir, 'chainlink'), '{}')
+    chmodSync(journalPath(dir, 'chainlink'), 0)
+    expect(() => readJournal(dir, 'chainlink')).toThrow(/EACCES.*uid/)
+  })
+
+  it("refuseOpenJournal looks at every key of the node (its DB's, its names' of earlier versions)", () => {
+    new JournalWriter(journalPath(dir, 'chainlink'), {
+      runId: 'old',
+      operation: 'upgrade',
+      container: 'chainlink',
+      plan
+    })
+    expect(() => refuseOpenJournal(dir, ['db-0123456789abcdef', 'chainlink'])).toThrow(/run old.*repair/)
+    const w = new JournalWriter(journalPath(dir, 'db-0123456789abcdef'), {
+      runId: 'new',
+      operation: 'upgrade',
+      container: 'chainlink',
+      plan
+    })
+    expect(findJournal(dir, ['db-0123456789abcdef', 'chainlink'])?.key).toBe('db-0123456789abcdef')
+    w.done('upgraded')
+    // an open journal is repaired before a closed one of another key
+    expect(findJournal(dir, ['db-0123456789abcdef', 'chainlink'])).toMatchObject({
+      key: 'chainlink',
+      journal: { runId: 'old' }
+    })
   })
 })
 

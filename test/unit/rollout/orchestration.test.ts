@@ -17,7 +17,8 @@ import type { Change, Prepared, RollbackPlan, RolloutDeps } from '../../../src/r
 import { rollSingle } from '../../../src/rollout/single.js'
 import { WindowClosed } from '../../../src/rollout/steps.js'
 import { parseWindows } from '../../../src/safeguards/window.js'
-import { nodeKey, readJournal } from '../../../src/journal/journal.js'
+import { readJournal } from '../../../src/journal/journal.js'
+import { journalKeys } from '../../../src/journal/host-lock.js'
 import { expectInOrder, FakeNode, FAST, imageIdOf } from '../fixtures/fake-node.js'
 
 const OLD = 'smartcontract/chainlink:2.18.0'
@@ -61,7 +62,10 @@ async function prepared(other?: NodeContainer, t = FAST): Promise<Prepared> {
     db: w.dbApi,
     config: link.config
   } as unknown as NodeView
-  return { view, leader, other, link, t }
+  // the keys the host lock finds (its DB's), so that a repair finds the run's journal
+  const keys = await journalKeys(w.context(), ['chainlink'])
+  key = keys.write
+  return { view, leader, other, link, t, keys }
 }
 
 /** A pre-upgrade backup set as the rollback finds it: a manifest beside the dump (never read further). */
@@ -74,7 +78,8 @@ function backupSet(dump: 'pre.dump' | 'pre.dump.d'): string {
   return join(dir, dump)
 }
 
-const journalOf = (ctx: Context) => readJournal(ctx.inputs.stateDir, nodeKey(ctx.inputs))
+let key = ''
+const journalOf = (ctx: Context) => readJournal(ctx.inputs.stateDir, key)
 const touches = (name: string) => (e: string) => / /.test(e) && e.split(' ')[1] === name && !e.startsWith('create')
 
 describe('single node: the standby gate before any handoff', () => {
@@ -395,12 +400,11 @@ describe('repair after a run interrupted at each step (single node, host network
       NEW
     ]
   ])('%s: %s -> %s', async (_, at, result, message, image) => {
+    // time for the observer's /health look within the stable window (see above)
+    const p = await prepared(undefined, { ...FAST, readyMs: 8000 })
     const ctx = w.context()
     w.interruptAt = at
-    // time for the observer's /health look within the stable window (see above)
-    await expect(rollSingle(ctx, await prepared(undefined, { ...FAST, readyMs: 8000 }), upgrade, deps)).rejects.toThrow(
-      /cancel/i
-    )
+    await expect(rollSingle(ctx, p, upgrade, deps)).rejects.toThrow(/cancel/i)
     expect(journalOf(ctx)?.phase).toBe('in-progress')
     const r = await repair(w.context({ ...REPAIR, 'state-dir': ctx.inputs.stateDir }))
     expect(r).toMatchObject({ result, ok: true, outputs: { leader: 'chainlink' } })

@@ -8,7 +8,7 @@ import type { Context } from '../../../src/context.js'
 import type { DockerApi } from '../../../src/docker/client.js'
 import { OperationError } from '../../../src/errors.js'
 import { memberOf } from '../../../src/handoff/types.js'
-import { nodeKey, readJournal } from '../../../src/journal/journal.js'
+import { readJournal } from '../../../src/journal/journal.js'
 import { recover } from '../../../src/rollout/outcome.js'
 import { openRecord, type Change, type Prepared, type RolloutDeps } from '../../../src/rollout/plan.js'
 import { FakeNode, FAST, imageIdOf } from '../fixtures/fake-node.js'
@@ -29,10 +29,10 @@ function prepared(): Prepared {
   const info = w.leader.info
   const leader = { info, name: info.Name.slice(1), image: info.Config.Image, session: { appId: w.leader.appId } }
   const view = { containers: [leader], lock: { sessions: [], holder: w.holder }, dbVersion: { ...w.db }, mode: 'lease' }
-  return { view, leader, link: w.link(), t: FAST } as unknown as Prepared
+  return { view, leader, link: w.link(), t: FAST, keys: { write: 'db-test', read: ['db-test'] } } as unknown as Prepared
 }
 
-const steps = (ctx: Context) => readJournal(ctx.inputs.stateDir, nodeKey(ctx.inputs))?.steps.map((s) => s.step) ?? []
+const steps = (ctx: Context) => readJournal(ctx.inputs.stateDir, 'db-test')?.steps.map((s) => s.step) ?? []
 
 async function recoverWith(rollback: RolloutDeps['rollback']) {
   const ctx = w.context()
@@ -52,7 +52,7 @@ describe('a failed rollout journals its rollback only when something is about to
     })
     await expect(out).rejects.toThrow(/rollback failed too: .*nothing was stopped/)
     expect(steps(ctx)).not.toContain('rollback')
-    expect(readJournal(ctx.inputs.stateDir, nodeKey(ctx.inputs))?.phase).toBe('in-progress')
+    expect(readJournal(ctx.inputs.stateDir, 'db-test')?.phase).toBe('in-progress')
   })
 
   test('the Docker daemon stays away during the checks: no `rollback`, and the message says nothing was changed', async () => {
@@ -97,7 +97,7 @@ describe('a failed rollout journals its rollback only when something is about to
     })
     await expect(out).resolves.toMatchObject({ result: 'rolled-back', ok: false })
     expect(steps(ctx)).toContain('rollback')
-    expect(readJournal(ctx.inputs.stateDir, nodeKey(ctx.inputs))).toMatchObject({
+    expect(readJournal(ctx.inputs.stateDir, 'db-test')).toMatchObject({
       phase: 'done',
       result: 'rolled-back'
     })
