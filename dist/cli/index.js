@@ -76942,6 +76942,7 @@ async function main(argv, env, io) {
     process.once('SIGTERM', onTerm);
     const report = new _report_js__WEBPACK_IMPORTED_MODULE_10__/* .Report */ .p((line) => log.info(line));
     let runId;
+    let journalFile;
     const ctx = {
         inputs,
         // a Docker daemon restarting is waited for (bounded), and the wait ends with a cancellation
@@ -76949,7 +76950,10 @@ async function main(argv, env, io) {
         log,
         report,
         signal: abort.signal,
-        onJournal: (id) => (runId = id)
+        onJournal: (id, path) => {
+            runId = id;
+            journalFile = path;
+        }
     };
     let result;
     try {
@@ -76970,7 +76974,7 @@ async function main(argv, env, io) {
         process.removeListener('SIGTERM', onTerm);
     }
     // What the action's post step does: a run this process opened and left in flight is repaired.
-    const j = (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_9__/* .readJournal */ .a0)(inputs.stateDir, (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_9__/* .nodeKey */ .u8)(inputs));
+    const j = journalFile ? (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_9__/* .readJournalAt */ .Zg)(journalFile) : undefined;
     if (runId && j && j.phase !== 'done' && j.runId === runId) {
         log.warning(`The ${j.operation} of '${inputs.container}' (run ${j.runId}) did not finish; repairing`);
         try {
@@ -79526,6 +79530,7 @@ function securityInputs(get, env, dockerHost) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   MD: () => (/* binding */ journalKeys),
 /* harmony export */   cR: () => (/* binding */ withHostLock)
 /* harmony export */ });
 /* unused harmony exports HostLock, processStart */
@@ -79535,45 +79540,63 @@ function securityInputs(get, env, dockerHost) {
 /* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_os__WEBPACK_IMPORTED_MODULE_1__);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
-/* harmony import */ var _sleep_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6972);
-/* harmony import */ var _journal_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(4896);
-// The host lock, a file in `state-dir` beside the journal (src/journal/journal.ts): one operation per node
-// at a time, across workflows and runners of the host.
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3916);
+/* harmony import */ var _sleep_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(6972);
+/* harmony import */ var _node_connect_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(7826);
+/* harmony import */ var _journal_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(4896);
+// The host lock: one operation per node at a time, across workflows, runners, users and
+// state-dirs of the host. Keyed by the node's database (dbKey, review N10), so runs that name the
+// node's containers differently exclude each other; kept host-wide, in the host's lock directory
+// (/run/lock), because two runs given different `state-dir`s (a CLI run by hand beside the
+// workflow's) are still one node: a lock inside each state-dir would let both go. A second lock
+// file in `state-dir` beside the journal (src/journal/journal.ts) keeps runners in containers
+// that share only a mounted state-dir (not /run/lock) apart, as before.
 
 
 
 
 
+
+
+/** The host's directory for lock files (FHS; /var/lock links to it): a tmpfs every user may write. */
+const HOST_LOCK_DIR = '/run/lock';
 /**
  * One operation per node at a time, across workflows: an exclusive lock file holding the
  * owner's pid. A lock whose process is gone (runner killed) is stale and taken over.
  */
 class HostLock {
     path;
+    owner;
+    opts;
     timer;
-    constructor(path) {
+    constructor(path, owner, opts) {
         this.path = path;
+        this.owner = owner;
+        this.opts = opts;
     }
-    static async acquire(stateDir, container, timeoutMs, signal, onWait) {
-        (0,_journal_js__WEBPACK_IMPORTED_MODULE_4__/* .privateDirSync */ .SW)(stateDir);
-        const path = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(stateDir, `${(0,_journal_js__WEBPACK_IMPORTED_MODULE_4__/* .safeName */ .jC)(container)}.lock`);
+    static async acquire(dir, key, timeoutMs, signal, onWait, opts = {}) {
+        if (!opts.shared)
+            (0,_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .privateDirSync */ .SW)(dir);
+        const path = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(dir, `${opts.shared ? 'chainlink-rollout-' : ''}${(0,_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .safeName */ .jC)(key)}.lock`);
         const end = Date.now() + timeoutMs;
         let told = false;
         for (;;) {
             try {
-                const fd = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.openSync)(path, 'wx', 0o600);
+                const fd = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.openSync)(path, 'wx', opts.shared ? 0o644 : 0o600);
                 const owner = {
                     pid: process.pid,
                     host: (0,node_os__WEBPACK_IMPORTED_MODULE_1__.hostname)(),
                     at: new Date().toISOString(),
                     bootId: bootId(),
-                    startTime: processStart(process.pid)
+                    startTime: processStart(process.pid),
+                    what: opts.what,
+                    journal: opts.journal
                 };
                 (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.writeSync)(fd, JSON.stringify(owner));
                 (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.fsyncSync)(fd);
                 (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.closeSync)(fd);
-                (0,_journal_js__WEBPACK_IMPORTED_MODULE_4__/* .fsyncDir */ .t_)(stateDir);
-                const lock = new HostLock(path);
+                (0,_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .fsyncDir */ .t_)(dir);
+                const lock = new HostLock(path, owner, opts);
                 // Refresh the mtime so a lock held by a live run on another pid namespace is not stale.
                 lock.timer = setInterval(() => {
                     try {
@@ -79594,40 +79617,130 @@ class HostLock {
             const owner = readOwner(path);
             // An empty or torn file (a crash between create and write) is stale once a minute old.
             if (owner ? isStale(path, owner) : olderThan(path, 60_000)) {
-                (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.rmSync)(path, { force: true });
+                if (owner)
+                    refuseOpenElsewhere(owner, opts.journal);
+                try {
+                    (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.rmSync)(path, { force: true });
+                }
+                catch (e) {
+                    throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .OperationError */ .OK(`The host lock ${path} was left by a run that ended (${describe(owner)}), and this user cannot remove it (${e.code}): remove it as its owner (uid ${(0,node_fs__WEBPACK_IMPORTED_MODULE_0__.statSync)(path).uid})`);
+                }
                 continue;
             }
             if (!told) {
-                onWait?.(owner ? `pid ${owner.pid} on ${owner.host} since ${owner.at}` : 'unknown owner');
+                onWait?.(describe(owner));
                 told = true;
             }
             if (Date.now() >= end)
-                throw new Error(`another chainlink-rollout operation holds the host lock ${path} (${owner ? `pid ${owner.pid} since ${owner.at}` : 'unknown owner'}); waited ${Math.round(timeoutMs / 1000)} s (input 'lock-timeout')`);
-            await (0,_sleep_js__WEBPACK_IMPORTED_MODULE_3__/* .sleep */ .y)(500, signal);
+                throw new Error(`another chainlink-rollout operation on this node holds the host lock ${path} (${describe(owner)}); waited ${Math.round(timeoutMs / 1000)} s (input 'lock-timeout')`);
+            await (0,_sleep_js__WEBPACK_IMPORTED_MODULE_4__/* .sleep */ .y)(500, signal);
         }
     }
+    /**
+     * Removes the lock. A shared lock whose run leaves its journal open (a rollback that failed)
+     * stays, marked released: it tells a run of another state-dir where that journal is.
+     */
     release() {
         if (this.timer)
             clearInterval(this.timer);
+        if (this.opts.shared && this.opts.journal && !closed(this.opts.journal)) {
+            (0,_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .writeDurable */ .vQ)(this.path, JSON.stringify({ ...this.owner, released: new Date().toISOString() }));
+            (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.chmodSync)(this.path, 0o644);
+            return;
+        }
         (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.rmSync)(this.path, { force: true });
     }
 }
 /**
- * Runs `fn` holding the host lock of the node (its sorted container names, `nodeKey`), once Docker
+ * The keys of the node's journal and host lock (JournalKeys): its DB's (dbKey), as the node
+ * itself names it (input 'database-url' only when its container names none), read from the
+ * first of `containers` (the node's, then the names a killed run may have left them under) that
+ * exists, as connectNode reads it; when none exists, its names' (nodeKey), and the operation
+ * fails where it inspects the node.
+ */
+async function journalKeys(ctx, containers) {
+    const byNames = (0,_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .nodeKey */ .u8)(ctx.inputs);
+    for (const name of containers) {
+        const info = await ctx.docker.inspect(name);
+        if (!info)
+            continue;
+        // A container whose DB cannot be read fails the run here, before anything changes: its
+        // names' key instead would let it run beside another run on the same node.
+        const { resolved } = await (0,_node_connect_js__WEBPACK_IMPORTED_MODULE_5__/* .nodeDbUrl */ .Cm)(ctx, info, true);
+        const key = (0,_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .dbKey */ .S7)(resolved.url, resolved.hostKey);
+        return { write: key, read: [key, byNames] };
+    }
+    return { write: byNames, read: [byNames] };
+}
+/**
+ * Runs `fn` holding the host lock of the node (keyed by its DB, `journalKeys`), once Docker
  * answers: the client waits out a daemon restart (bounded, src/docker/daemon-wait.ts), so the post
  * step and `repair` after a daemon restart find it back instead of failing at the first ping.
- * Waits up to input `lock-timeout` for another operation to finish.
+ * `containers` are the names to read the DB from, in order. Waits up to input `lock-timeout`
+ * for another operation to finish. Two lock files (host-wide, then state-dir) are always taken
+ * in that order, one node key each, so two runs never wait for each other both ways.
  */
-async function withHostLock(ctx, fn) {
+async function withHostLock(ctx, containers, fn) {
     const { inputs, log } = ctx;
     await ctx.docker.ping();
-    const lock = await HostLock.acquire(inputs.stateDir, (0,_journal_js__WEBPACK_IMPORTED_MODULE_4__/* .nodeKey */ .u8)(inputs), inputs.lockTimeoutMs, ctx.signal, (o) => log.info(`Waiting for the host lock (held by ${o})`));
+    (0,_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .privateDirSync */ .SW)(inputs.stateDir);
+    const keys = await journalKeys(ctx, containers);
+    const opts = {
+        what: `${inputs.operation} of '${inputs.container}'${inputs.standby ? ` (standby '${inputs.standby}')` : ''}`,
+        journal: (0,_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .journalPath */ .HY)(inputs.stateDir, keys.write)
+    };
+    const dirs = [
+        ...(writable(HOST_LOCK_DIR) ? [{ dir: HOST_LOCK_DIR, shared: true }] : []),
+        { dir: inputs.stateDir, shared: false }
+    ];
+    const locks = [];
     try {
-        return await fn();
+        for (const d of dirs)
+            locks.push(await HostLock.acquire(d.dir, keys.write, inputs.lockTimeoutMs, ctx.signal, (o) => log.info(`Waiting for the host lock (held by ${o})`), { ...opts, shared: d.shared }));
+        return await fn(keys);
     }
     finally {
-        lock.release();
+        for (const l of locks.reverse())
+            l.release();
     }
+}
+function writable(dir) {
+    try {
+        (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.accessSync)(dir, node_fs__WEBPACK_IMPORTED_MODULE_0__.constants.W_OK | node_fs__WEBPACK_IMPORTED_MODULE_0__.constants.X_OK);
+        return true;
+    }
+    catch {
+        return false;
+    }
+}
+/** Whether a journal is closed (or gone): one that cannot be read is not. */
+function closed(path) {
+    try {
+        return (0,_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .readJournalAt */ .Zg)(path)?.phase !== 'in-progress';
+    }
+    catch {
+        return false;
+    }
+}
+/**
+ * A lock left by a run whose journal is in another state-dir than this run's: taken over only
+ * when that journal is closed. Open, or unreadable by this user, the way on is a repair there.
+ */
+function refuseOpenElsewhere(owner, mine) {
+    if (!owner.journal || !mine || owner.journal === mine)
+        return;
+    const j = (0,_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .readJournalAt */ .Zg)(owner.journal);
+    if (j?.phase === 'in-progress')
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .OperationError */ .OK(`An interrupted ${j.operation} (run ${j.runId}, started ${j.startedAt}) of this node is recorded in ${owner.journal}, in state-dir '${dirnameOf(owner.journal)}', not this run's: run operation 'repair' with state-dir '${dirnameOf(owner.journal)}' (as the user that ran it) first`);
+}
+function dirnameOf(path) {
+    return path.slice(0, path.lastIndexOf('/')) || '/';
+}
+function describe(owner) {
+    if (!owner)
+        return 'unknown owner';
+    const where = owner.journal ? `, state-dir ${dirnameOf(owner.journal)}` : '';
+    return `${owner.what ? `${owner.what}, ` : ''}pid ${owner.pid} since ${owner.at} on ${owner.host}${where}${owner.released ? `, ended ${owner.released} leaving its journal open` : ''}`;
 }
 function readOwner(path) {
     try {
@@ -79662,6 +79775,8 @@ function processStart(pid) {
  * Another host name (a runner in a container): stale when not refreshed for a minute.
  */
 function isStale(path, owner) {
+    if (owner.released)
+        return true;
     if (owner.host !== (0,node_os__WEBPACK_IMPORTED_MODULE_1__.hostname)())
         return olderThan(path, 60_000);
     const boot = bootId();
@@ -79697,8 +79812,11 @@ function olderThan(path, ms) {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   HY: () => (/* binding */ journalPath),
+/* harmony export */   LJ: () => (/* binding */ findJournal),
+/* harmony export */   S7: () => (/* binding */ dbKey),
 /* harmony export */   SW: () => (/* binding */ privateDirSync),
 /* harmony export */   YV: () => (/* binding */ refuseOpenJournal),
+/* harmony export */   Zg: () => (/* binding */ readJournalAt),
 /* harmony export */   Zx: () => (/* binding */ JournalWriter),
 /* harmony export */   a0: () => (/* binding */ readJournal),
 /* harmony export */   jC: () => (/* binding */ safeName),
@@ -79708,16 +79826,20 @@ function olderThan(path, ms) {
 /* harmony export */ });
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8161);
-/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_os__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_2__);
-/* harmony import */ var _trust_secrets_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4372);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(3916);
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7598);
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(8161);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_2___default = /*#__PURE__*/__nccwpck_require__.n(node_os__WEBPACK_IMPORTED_MODULE_2__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_3___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_3__);
+/* harmony import */ var _trust_secrets_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(4372);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(3916);
 // The journal, a file in `state-dir` on the node's host (beside the host lock, src/journal/host-lock.ts),
 // so that the post step, a re-run or `operation: repair` (even from another workflow) sees what
 // was in flight.
-// No secret is ever written here: containers are named by id, the DB by nothing at all.
+// No secret is ever written here: containers are named by id, the DB by nothing at all (its key
+// is a hash, dbKey).
+
 
 
 
@@ -79734,8 +79856,32 @@ function safeName(container) {
 function nodeKey(inputs) {
     return [inputs.container, ...(inputs.standby ? [inputs.standby] : [])].sort().join('+');
 }
+/**
+ * The key of the node's journal and host lock (review N10): its database, as the node's
+ * container reaches it: the server (its address, or `hostKey`: the container a Docker DNS name
+ * stands for, whose address may change when it restarts), the port and the database's name.
+ * Runs that name the node's containers differently (`container: a`, `container: a, standby: b`,
+ * `container: b`) are one node; another user, password or parameter is the same database.
+ * Hashed: no address, user or secret in a file name or a log.
+ */
+function dbKey(url, hostKey) {
+    let canonical = url;
+    try {
+        const u = new URL(url);
+        const q = u.searchParams;
+        const host = (hostKey ?? (q.get('host') || u.hostname)).toLowerCase().replace(/^\[|\]$/g, '');
+        const port = q.get('port') || u.port || '5432';
+        // libpq: no database named is the database of the user's name
+        const db = q.get('dbname') || decodeURIComponent(u.pathname.replace(/^\//, '')) || decodeURIComponent(u.username);
+        canonical = `${host === 'localhost' ? '127.0.0.1' : host}:${port}/${db}`;
+    }
+    catch {
+        /* not a URL (a libpq key=value string): the whole text, hashed */
+    }
+    return `db-${(0,node_crypto__WEBPACK_IMPORTED_MODULE_1__.createHash)('sha256').update(canonical).digest('hex').slice(0, 16)}`;
+}
 function journalPath(stateDir, container) {
-    return (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(stateDir, `${safeName(container)}.journal.json`);
+    return (0,node_path__WEBPACK_IMPORTED_MODULE_3__.join)(stateDir, `${safeName(container)}.journal.json`);
 }
 /** The state dir is its owner's only (0700): an existing one with wider modes is narrowed. */
 function privateDirSync(path) {
@@ -79755,7 +79901,7 @@ function writeDurable(path, text) {
         (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.closeSync)(fd);
     }
     (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.renameSync)(tmp, path);
-    fsyncDir((0,node_path__WEBPACK_IMPORTED_MODULE_2__.dirname)(path));
+    fsyncDir((0,node_path__WEBPACK_IMPORTED_MODULE_3__.dirname)(path));
 }
 function fsyncDir(dir) {
     let fd;
@@ -79779,7 +79925,7 @@ class JournalWriter {
         this.journal = {
             ...init,
             pid: process.pid,
-            host: (0,node_os__WEBPACK_IMPORTED_MODULE_1__.hostname)(),
+            host: (0,node_os__WEBPACK_IMPORTED_MODULE_2__.hostname)(),
             startedAt: new Date().toISOString(),
             phase: 'in-progress',
             steps: []
@@ -79789,7 +79935,7 @@ class JournalWriter {
     /** Records a step before it is taken. Free text in it (a rollback's reason) is redacted. */
     step(step, data) {
         if (data)
-            data = Object.fromEntries(Object.entries(data).map(([k, v]) => [k, typeof v === 'string' ? _trust_secrets_js__WEBPACK_IMPORTED_MODULE_3__/* .knownSecrets */ .xU.redact(v) : v]));
+            data = Object.fromEntries(Object.entries(data).map(([k, v]) => [k, typeof v === 'string' ? _trust_secrets_js__WEBPACK_IMPORTED_MODULE_4__/* .knownSecrets */ .xU.redact(v) : v]));
         this.journal.steps.push({ step, at: new Date().toISOString(), data });
         this.flush();
     }
@@ -79806,19 +79952,62 @@ class JournalWriter {
         writeDurable(this.path, JSON.stringify(this.journal, null, 2));
     }
 }
-/** Refuses to start an operation while an interrupted one is recorded for the node: only repair goes on from it. */
-function refuseOpenJournal(stateDir, key) {
-    const prior = readJournal(stateDir, key);
-    if (prior?.phase === 'in-progress')
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_4__/* .OperationError */ .OK(`An interrupted ${prior.operation} (run ${prior.runId}, started ${prior.startedAt}) is recorded in ${journalPath(stateDir, key)}; run operation 'repair' first`);
+/**
+ * Refuses to start an operation while an interrupted one is recorded for the node (under any of
+ * its keys), or while a journal of it cannot be read: only repair goes on from it.
+ */
+function refuseOpenJournal(stateDir, keys) {
+    for (const key of keys) {
+        const prior = readJournal(stateDir, key);
+        if (prior?.phase === 'in-progress')
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_5__/* .OperationError */ .OK(`An interrupted ${prior.operation} (run ${prior.runId}, started ${prior.startedAt}) is recorded in ${journalPath(stateDir, key)}; run operation 'repair' first`);
+    }
+}
+/** The node's journal to go on from: the first open one of its keys, else the first there is. */
+function findJournal(stateDir, keys) {
+    const found = keys.flatMap((key) => {
+        const journal = readJournal(stateDir, key);
+        return journal ? [{ key, journal }] : [];
+    });
+    return found.find((f) => f.journal.phase === 'in-progress') ?? found[0];
 }
 function readJournal(stateDir, container) {
+    return readJournalAt(journalPath(stateDir, container));
+}
+const UNREADABLE = "it cannot say whether an operation of this node is in flight, so nothing was changed. Check the node (operation 'status'), then move the file aside (docs/reliability.md)";
+/**
+ * A journal, or undefined when there is none. One that exists but cannot be read (another
+ * user's, a state-dir this user may not enter, torn or foreign content) is an error naming the
+ * file: read as "no journal" it let a second run start beside an interrupted one (review N10).
+ */
+function readJournalAt(path) {
+    let text;
     try {
-        return JSON.parse((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)(journalPath(stateDir, container), 'utf8'));
+        text = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)(path, 'utf8');
     }
-    catch {
-        return undefined;
+    catch (e) {
+        const code = e.code;
+        if (code === 'ENOENT')
+            return undefined;
+        let owner = '';
+        try {
+            owner = `, owned by uid ${(0,node_fs__WEBPACK_IMPORTED_MODULE_0__.statSync)(path).uid}`;
+        }
+        catch {
+            /* the directory itself is closed to this user */
+        }
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_5__/* .OperationError */ .OK(`Cannot read the journal ${path} (${code}${owner}; this run is uid ${process.getuid?.() ?? '?'}): an operation of this node may be in flight or interrupted, so nothing was changed. Run as the user that wrote it, with the same state-dir`);
     }
+    let j;
+    try {
+        j = JSON.parse(text);
+    }
+    catch (e) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_5__/* .OperationError */ .OK(`The journal ${path} is not valid JSON (${e.message}): ${UNREADABLE}`);
+    }
+    if (!j || typeof j !== 'object' || typeof j.phase !== 'string' || !Array.isArray(j.steps))
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_5__/* .OperationError */ .OK(`The journal ${path} is not a journal of this action: ${UNREADABLE}`);
+    return j;
 }
 
 
@@ -80078,6 +80267,7 @@ function defaultLockMode(version, toml) {
 __nccwpck_require__.d(__webpack_exports__, {
   jh: () => (/* binding */ connectNode),
   Uu: () => (/* binding */ maskNodeSecrets),
+  Cm: () => (/* binding */ nodeDbUrl),
   tJ: () => (/* binding */ nodeNames)
 });
 
@@ -80214,19 +80404,30 @@ async function nodeConfigOf(ctx, info) {
     }
 }
 /**
+ * The node's DB URL as its container gives it (input `database-url` wins, unless `asNode`: the
+ * URL the node itself uses, the input only when the container has none), masked, and as the
+ * container resolves its host name; nothing connects. `asNode` is the key of the node's journal
+ * and host lock (src/journal/host-lock.ts): the same whether a workflow gives the input or not.
+ */
+async function nodeDbUrl(ctx, info, asNode = false) {
+    const { inputs, log, docker } = ctx;
+    const config = await nodeConfigOf(ctx, info);
+    const fromInput = !!inputs.databaseUrl && !(asNode && config.databaseUrl);
+    const written = fromInput ? inputs.databaseUrl : config.databaseUrl;
+    const source = fromInput ? "input 'database-url'" : (config.databaseUrlSource ?? 'the node config');
+    if (!written)
+        throw new errors/* OperationError */.OK(`Cannot find the node's database URL: container '${(0,client/* containerName */.xN)(info)}' has no CL_DATABASE_URL or DATABASE_URL and no [Database] URL in a -secrets file; set the input 'database-url'`);
+    (0,secrets/* maskDatabaseUrl */.jf)(written, log.mask);
+    return { config, written, source, resolved: await resolveDbHost(docker, written, info) };
+}
+/**
  * From a node container to its database: config, URL (input `database-url` wins), host name
  * resolved as in the container, masked, connected (`retryForMs` keeps trying while the DB
  * restarts), and the lock mode (input `lock-mode`, else the config, else by the node's version).
  */
 async function connectNode(ctx, info, opts = {}) {
-    const { inputs, log, docker } = ctx;
-    const config = await nodeConfigOf(ctx, info);
-    const written = inputs.databaseUrl ?? config.databaseUrl;
-    const source = inputs.databaseUrl ? "input 'database-url'" : (config.databaseUrlSource ?? 'the node config');
-    if (!written)
-        throw new errors/* OperationError */.OK(`Cannot find the node's database URL: container '${(0,client/* containerName */.xN)(info)}' has no CL_DATABASE_URL or DATABASE_URL and no [Database] URL in a -secrets file; set the input 'database-url'`);
-    (0,secrets/* maskDatabaseUrl */.jf)(written, log.mask);
-    const resolved = await resolveDbHost(docker, written, info);
+    const { inputs, log } = ctx;
+    const { config, source, resolved } = await nodeDbUrl(ctx, info);
     let databaseUrl = resolved.url;
     (0,secrets/* maskDatabaseUrl */.jf)(databaseUrl, log.mask);
     if (!inputs.databaseUrl)
@@ -80303,9 +80504,9 @@ async function resolveDbHost(docker, url, node) {
     const host = u.hostname;
     if (!host || (0,external_node_net_.isIP)(host.replace(/^\[|\]$/g, '')) || host === 'localhost')
         return { url };
-    const use = (ip, how) => {
+    const use = (ip, how, hostKey) => {
         u.hostname = (0,external_node_net_.isIP)(ip) === 6 ? `[${ip}]` : ip;
-        return { url: u.toString(), how: `'${host}' is ${ip} in the container (${how})` };
+        return { url: u.toString(), how: `'${host}' is ${ip} in the container (${how})`, hostKey };
     };
     const mapped = extraHost(node.HostConfig?.ExtraHosts, host);
     if (mapped && mapped !== 'host-gateway' && (0,external_node_net_.isIP)(mapped))
@@ -80334,7 +80535,7 @@ async function resolveDbHost(docker, url, node) {
             if ((0,client/* containerName */.xN)(other) === host ||
                 (onNet.Aliases ?? []).includes(host) ||
                 (onNet.DNSNames ?? []).includes(host))
-                return use(onNet.IPAddress, `a container on network ${netName}`);
+                return use(onNet.IPAddress, `a container on network ${netName}`, `container ${other.Id}`);
         }
     }
     return { url };
@@ -81284,9 +81485,12 @@ var prepare = __nccwpck_require__(8649);
 var host_lock = __nccwpck_require__(473);
 // EXTERNAL MODULE: ./src/journal/journal.ts
 var journal_journal = __nccwpck_require__(4896);
+// EXTERNAL MODULE: ./src/rollout/plan.ts
+var plan = __nccwpck_require__(5762);
 // EXTERNAL MODULE: ./src/node/connect.ts + 1 modules
 var connect = __nccwpck_require__(7826);
 ;// CONCATENATED MODULE: ./src/operations/backup.ts
+
 
 
 
@@ -81313,7 +81517,7 @@ async function viewOf(ctx) {
 async function backup(ctx) {
     const { inputs, report, log } = ctx;
     report.title = `chainlink-rollout backup of ${inputs.container}`;
-    return (0,host_lock/* withHostLock */.cR)(ctx, async () => {
+    return (0,host_lock/* withHostLock */.cR)(ctx, (0,plan/* keyContainers */.Ou)(inputs), async () => {
         const view = await viewOf(ctx);
         try {
             const source = view.leader ?? view.containers[0];
@@ -81356,7 +81560,7 @@ async function backup(ctx) {
 async function backup_restore(ctx) {
     const { inputs, report, log, docker } = ctx;
     report.title = `chainlink-rollout restore of ${inputs.container}`;
-    return (0,host_lock/* withHostLock */.cR)(ctx, async () => {
+    return (0,host_lock/* withHostLock */.cR)(ctx, (0,plan/* keyContainers */.Ou)(inputs), async (keys) => {
         const view = await viewOf(ctx);
         try {
             // Everything that can be checked without touching the node is checked before it is stopped:
@@ -81401,7 +81605,7 @@ async function backup_restore(ctx) {
             const order = [...running].sort((a, b) => (a === view.leader ? 1 : 0) - (b === view.leader ? 1 : 0));
             // Journaled before the first stop: a killed or cancelled restore leaves the node stopped,
             // and the post step or `repair` starts it again from this record (docs/algorithm.md, "Restore").
-            const journal = order.length ? openRestoreJournal(ctx, view, order, file) : undefined;
+            const journal = order.length ? openRestoreJournal(ctx, keys, view, order, file) : undefined;
             journal?.step('restore-stop', { ids: order.map((c) => c.info.Id) });
             for (const c of order) {
                 report.step(`stop ${c.name}`, 'graceful, for the restore');
@@ -81497,12 +81701,12 @@ async function currentRole(db) {
     return (await db.query('SELECT current_user AS u'))[0].u;
 }
 /** The journal of a restore that stops the node: which containers it stopped, leader last. */
-function openRestoreJournal(ctx, view, order, file) {
+function openRestoreJournal(ctx, keys, view, order, file) {
     const { inputs } = ctx;
-    (0,journal_journal/* refuseOpenJournal */.YV)(inputs.stateDir, (0,journal_journal/* nodeKey */.u8)(inputs));
+    (0,journal_journal/* refuseOpenJournal */.YV)(inputs.stateDir, keys.read);
     const first = view.leader ?? order[order.length - 1];
     const other = order.find((c) => c !== first);
-    const journal = new journal_journal/* JournalWriter */.Zx((0,journal_journal/* journalPath */.HY)(inputs.stateDir, (0,journal_journal/* nodeKey */.u8)(inputs)), {
+    const journal = new journal_journal/* JournalWriter */.Zx((0,journal_journal/* journalPath */.HY)(inputs.stateDir, keys.write), {
         runId: Date.now().toString(36),
         operation: 'restore',
         container: inputs.container,
@@ -81518,7 +81722,7 @@ function openRestoreJournal(ctx, view, order, file) {
             backupFile: file
         }
     });
-    ctx.onJournal?.(journal.journal.runId);
+    ctx.onJournal?.(journal.journal.runId, journal.path);
     return journal;
 }
 
@@ -81734,9 +81938,11 @@ async function repair(ctx) {
     const { inputs, docker, report, log } = ctx;
     const name = inputs.container;
     report.title = `chainlink-rollout repair of ${name}`;
-    return (0,host_lock/* withHostLock */.cR)(ctx, async () => {
-        const key = (0,journal_journal/* nodeKey */.u8)(inputs);
-        const j = (0,journal_journal/* readJournal */.a0)(inputs.stateDir, key);
+    return (0,host_lock/* withHostLock */.cR)(ctx, (0,rollout_plan/* keyContainers */.Ou)(inputs), async (keys) => {
+        // the node's journal under its DB's key, else one of an earlier version under its names
+        const found = (0,journal_journal/* findJournal */.LJ)(inputs.stateDir, keys.read);
+        const key = found?.key ?? keys.write;
+        const j = found?.journal;
         const names = (0,connect/* nodeNames */.tJ)(inputs);
         const leftovers = (await Promise.all(names.flatMap((n) => [n + rollout_plan/* SUFFIX_NEXT */.K8, n + rollout_plan/* SUFFIX_PREVIOUS */.Q$]).map((n) => docker.inspect(n)))).filter((x) => !!x);
         if ((!j || j.phase === 'done') && leftovers.length === 0) {
@@ -82062,7 +82268,7 @@ async function dropScratch(ctx, db, j) {
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   h: () => (/* binding */ status)
 /* harmony export */ });
-/* harmony import */ var _node_health_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(6780);
+/* harmony import */ var _node_health_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(6780);
 /* harmony import */ var _node_inspect_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(372);
 /* harmony import */ var _safeguards_engine_check_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5092);
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3916);
@@ -82072,8 +82278,10 @@ async function dropScratch(ctx, db, j) {
 /* harmony import */ var _handoff_clone_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(9196);
 /* harmony import */ var _rollout_plan_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(5762);
 /* harmony import */ var _journal_journal_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(4896);
+/* harmony import */ var _journal_host_lock_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(473);
 // operation: status. Reports leader, images and digests, lock state, health and DB version;
 // changes nothing. Two leaders, no lock table or an unreachable DB are errors.
+
 
 
 
@@ -82099,7 +82307,7 @@ function describeContainers(view) {
         c.session ? `${c.session.version} (app ${c.session.appId})` : '-',
         c.health
             ? c.health.readyz !== undefined
-                ? `${c.health.readyRoute ?? '/readyz'} ${c.health.readyz}${(0,_node_health_js__WEBPACK_IMPORTED_MODULE_9__/* .isAuthStatus */ .DD)(c.health.health) ? `, /health ${c.health.health} (behind authentication)` : ''}${c.health.failing.length ? `, failing: ${c.health.failing.join(', ')}` : ''}`
+                ? `${c.health.readyRoute ?? '/readyz'} ${c.health.readyz}${(0,_node_health_js__WEBPACK_IMPORTED_MODULE_10__/* .isAuthStatus */ .DD)(c.health.health) ? `, /health ${c.health.health} (behind authentication)` : ''}${c.health.failing.length ? `, failing: ${c.health.failing.join(', ')}` : ''}`
                 : `not answering (${c.health.error})`
             : '-'
     ]);
@@ -82178,10 +82386,20 @@ function quarantineTable(ctx) {
  */
 async function openJournal(ctx) {
     const { inputs, report, docker } = ctx;
-    const key = (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_8__/* .nodeKey */ .u8)(inputs);
-    const j = (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_8__/* .readJournal */ .a0)(inputs.stateDir, key);
-    if (!j || j.phase !== 'in-progress')
+    let found;
+    try {
+        found = (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_8__/* .findJournal */ .LJ)(inputs.stateDir, (await (0,_journal_host_lock_js__WEBPACK_IMPORTED_MODULE_9__/* .journalKeys */ .MD)(ctx, (0,_rollout_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .keyContainers */ .Ou)(inputs))).read);
+    }
+    catch (e) {
+        // status only reads: a journal it cannot read is shown, as what the next operation refuses on
+        if (!(e instanceof _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .OperationError */ .OK))
+            throw e;
+        report.fact('Open journal', `unknown: ${e.message}`);
         return;
+    }
+    if (!found || found.journal.phase !== 'in-progress')
+        return;
+    const { key, journal: j } = found;
     const last = j.steps.at(-1);
     report.fact('Open journal', `${j.operation} run ${j.runId} started ${j.startedAt} by pid ${j.pid} on ${j.host}, last step '${last?.step ?? '(none)'}'${last ? ` at ${last.at}` : ''} (${(0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_8__/* .journalPath */ .HY)(inputs.stateDir, key)})`);
     const names = [inputs.container, ...(inputs.standby ? [inputs.standby] : [])];
@@ -82812,7 +83030,7 @@ async function upgrade(ctx) {
             .query('SELECT (extract(epoch FROM now() - pg_postmaster_start_time()) * 1000)::bigint AS ms')
             .then((rows) => Number(rows[0].ms))
             .catch(() => undefined);
-        return quarantineOutcome(ctx, target.digest ?? target.image.id, display, dbUptimeMs, () => p.other ? (0,pair/* rollPair */.w)(ctx, p, ch, deps) : (0,single/* rollSingle */.G)(ctx, p, ch, deps));
+        return quarantineOutcome(ctx, p.keys.write, target.digest ?? target.image.id, display, dbUptimeMs, () => p.other ? (0,pair/* rollPair */.w)(ctx, p, ch, deps) : (0,single/* rollSingle */.G)(ctx, p, ch, deps));
     });
 }
 /**
@@ -82847,12 +83065,12 @@ async function downgradeOf(ctx, p, ref, target, display) {
  * Records the target in quarantine when the new image was run and the upgrade had to be undone
  * (rolled back, or refused at the standby gate); a success moves earlier entries to history.
  */
-async function quarantineOutcome(ctx, digest, display, dbUptimeMs, roll) {
+async function quarantineOutcome(ctx, journalKey, digest, display, dbUptimeMs, roll) {
     const { inputs, report, docker } = ctx;
     const t0 = Date.now();
     const faults0 = docker.daemonFaults?.() ?? 0;
     const record = async (reason) => {
-        const j = (0,journal/* readJournal */.a0)(inputs.stateDir, (0,journal/* nodeKey */.u8)(inputs));
+        const j = (0,journal/* readJournal */.a0)(inputs.stateDir, journalKey);
         if (!j || j.phase !== 'done' || !j.steps.some((s) => s.step === 'standby-started'))
             return;
         const up = await dbUptimeMs();
@@ -82896,7 +83114,7 @@ async function quarantineOutcome(ctx, digest, display, dbUptimeMs, roll) {
     if (r.result === 'rolled-back')
         await record(r.message ?? 'rolled back');
     else if (r.ok) {
-        const j = (0,journal/* readJournal */.a0)(inputs.stateDir, (0,journal/* nodeKey */.u8)(inputs));
+        const j = (0,journal/* readJournal */.a0)(inputs.stateDir, journalKey);
         const n = (0,quarantine/* clearQuarantine */.Aq)(inputs.stateDir, (0,journal/* nodeKey */.u8)(inputs), `run ${j?.runId ?? '?'} upgraded to ${display}`);
         if (n)
             report.note(`${n} quarantined digest(s) moved to history: the node now runs ${display}.`);
@@ -83733,6 +83951,7 @@ async function rollPair(ctx, p, ch, deps) {
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   C6: () => (/* binding */ openRecord),
 /* harmony export */   K8: () => (/* binding */ SUFFIX_NEXT),
+/* harmony export */   Ou: () => (/* binding */ keyContainers),
 /* harmony export */   Pt: () => (/* binding */ planText),
 /* harmony export */   Q$: () => (/* binding */ SUFFIX_PREVIOUS),
 /* harmony export */   hR: () => (/* binding */ finishOf),
@@ -83745,6 +83964,14 @@ async function rollPair(ctx, p, ch, deps) {
 
 const SUFFIX_NEXT = '-rollout-next';
 const SUFFIX_PREVIOUS = '-rollout-previous';
+/**
+ * The containers the node's DB (the key of its journal and host lock) is read from: its own, then
+ * the names a run in flight or killed gives them for a while.
+ */
+function keyContainers(inputs) {
+    const names = [inputs.container, ...(inputs.standby ? [inputs.standby] : [])];
+    return [...names, ...names.flatMap((n) => [n + SUFFIX_PREVIOUS, n + SUFFIX_NEXT])];
+}
 /** The finish for a leader: its published ports decide whether the standby can keep the place. */
 function finishOf(leader, asked) {
     const published = leader.HostConfig.NetworkMode !== 'host' && Object.keys((0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_0__/* .publishedPorts */ .LQ)(leader)).length > 0;
@@ -83779,7 +84006,7 @@ function planText(p, ch, preferPrimary, asked) {
 }
 /** Opens the run's journal with its plan, and its record. */
 function openRecord(ctx, p, ch, previous, others = []) {
-    const journal = new _journal_journal_js__WEBPACK_IMPORTED_MODULE_1__/* .JournalWriter */ .Zx((0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_1__/* .journalPath */ .HY)(ctx.inputs.stateDir, (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_1__/* .nodeKey */ .u8)(ctx.inputs)), {
+    const journal = new _journal_journal_js__WEBPACK_IMPORTED_MODULE_1__/* .JournalWriter */ .Zx((0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_1__/* .journalPath */ .HY)(ctx.inputs.stateDir, p.keys.write), {
         runId: Date.now().toString(36),
         operation: ch.operation,
         container: ctx.inputs.container,
@@ -83797,7 +84024,7 @@ function openRecord(ctx, p, ch, previous, others = []) {
             failingBefore: p.link.run?.failingBefore
         }
     });
-    ctx.onJournal?.(journal.journal.runId);
+    ctx.onJournal?.(journal.journal.runId, journal.path);
     return {
         journal,
         runId: journal.journal.runId,
@@ -84102,8 +84329,8 @@ var engine_check = __nccwpck_require__(5092);
  */
 async function withNode(ctx, fn) {
     const { inputs, docker, report } = ctx;
-    return (0,host_lock/* withHostLock */.cR)(ctx, async () => {
-        (0,journal/* refuseOpenJournal */.YV)(inputs.stateDir, (0,journal/* nodeKey */.u8)(inputs));
+    return (0,host_lock/* withHostLock */.cR)(ctx, (0,plan/* keyContainers */.Ou)(inputs), async (keys) => {
+        (0,journal/* refuseOpenJournal */.YV)(inputs.stateDir, keys.read);
         const names = (0,connect/* nodeNames */.tJ)(inputs);
         for (const n of names) {
             for (const suffix of [plan/* SUFFIX_NEXT */.K8, plan/* SUFFIX_PREVIOUS */.Q$]) {
@@ -84173,7 +84400,7 @@ async function withNode(ctx, fn) {
                 run: (0,types/* newRun */.uH)(failingBefore)
             };
             try {
-                return await fn({ view, leader, other, link, t: (0,types/* timeouts */.Fw)(inputs, view.config, leader.info) });
+                return await fn({ view, leader, other, link, t: (0,types/* timeouts */.Fw)(inputs, view.config, leader.info), keys });
             }
             finally {
                 const b = (0,types/* runOf */.ng)(link).observers.budget;
