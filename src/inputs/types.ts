@@ -59,4 +59,6 @@ export interface Inputs {
   window: Window[]
   /** restore the pre-upgrade backup into a scratch DB and run the new image's `db migrate` on it first */
   rehearseMigration: boolean
+  /** gets one JSON document per run (src/notify/webhook.ts); a secret, masked */
+  webhookUrl?: string
 }
