@@ -22,6 +22,7 @@ import { Report } from './report.js'
 import { INPUTS, VERSION } from './action-meta.js'
 import { bashCompletion, BOOLEAN_INPUTS, EXIT, exitCodeOf, OPERATION_NAMES, operationHelp, usage } from './cli-help.js'
 import { knownSecrets } from './trust/secrets.js'
+import { notifyRunEnd } from './notify/run-end.js'
 import { nodeKey, readJournal } from './journal/journal.js'
 
 /** Each operation of input `operation`, as in the action (src/edge/main.ts). */
@@ -234,6 +235,21 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): P
       }
     }
   }
+  await notifyRunEnd(
+    {
+      stateDir: inputs.stateDir,
+      backupDir: inputs.backupDir,
+      node: nodeKey(inputs),
+      operation: inputs.operation,
+      dryRun: inputs.dryRun,
+      webhookUrl: inputs.webhookUrl,
+      step: 'cli',
+      result,
+      report
+    },
+    log,
+    redact
+  )
   return finish(result, report)
 }
 
