@@ -60,9 +60,10 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = {}): CliArgs 
     if (v !== undefined && v !== '') values[n] = v
   }
   if (argv[0] === 'completion') {
-    if (argv.length !== 2) throw new UsageError('completion takes one shell: chainlink-rollout completion bash')
-    if (argv[1] !== 'bash') throw new UsageError(`no completion for '${argv[1]}' (there is one for bash)`)
-    return { ...args, completion: argv[1] }
+    const rest = argv.slice(1).filter((a) => a !== '--json')
+    if (rest.length !== 1) throw new UsageError('completion takes one shell: chainlink-rollout completion bash')
+    if (rest[0] !== 'bash') throw new UsageError(`no completion for '${rest[0]}' (there is one for bash)`)
+    return { ...args, completion: rest[0] }
   }
   let word = false
   for (let i = 0; i < argv.length; i++) {
@@ -81,7 +82,8 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = {}): CliArgs 
       )
         values[name] = 'true'
       else {
-        if (i + 1 >= argv.length) throw new UsageError(`option --${name} needs a value`)
+        // `--image --json`: the next flag is not the value
+        if (i + 1 >= argv.length || argv[i + 1].startsWith('--')) throw new UsageError(`option --${name} needs a value`)
         values[name] = argv[++i]
       }
     } else if (a.startsWith('-') && a.length > 1) throw new UsageError(`unknown option ${a}`)

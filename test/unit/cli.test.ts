@@ -84,6 +84,7 @@ describe('cli arguments', () => {
   it.each([
     [['upgrade', '--imag', 'x'], /unknown option --imag/],
     [['upgrade', '--image'], /--image needs a value/],
+    [['upgrade', '--image', '--json'], /--image needs a value/],
     [['upgrade', 'status'], /unexpected argument 'status'/],
     [['upgrade', '-x'], /unknown option -x/],
     [['bogus', '--help'], /unknown operation 'bogus'/],
