@@ -136,9 +136,9 @@ export function privateDirSync(path: string): void {
 }
 
 /** Writes a file durably: temp file, fsync, rename, then fsync of the directory (the rename itself). */
-export function writeDurable(path: string, text: string, mode = 0o600): void {
+export function writeDurable(path: string, text: string): void {
   const tmp = `${path}.tmp-${process.pid}`
-  const fd = openSync(tmp, 'w', mode)
+  const fd = openSync(tmp, 'w', 0o600)
   try {
     writeSync(fd, text)
     fsyncSync(fd)

@@ -44,7 +44,7 @@ export async function writeMetrics(o: {
     newestBackup: await newestBackup(o.backupDir)
   }
   const path = textfilePath(o.stateDir, o.node)
-  // readable by a node_exporter that may read state-dir: it holds no secret
-  writeDurable(path, renderTextfile(o.node, state, host), 0o644)
+  // 0600 as everything in state-dir (docs/security.md); node_exporter reads it as root
+  writeDurable(path, renderTextfile(o.node, state, host))
   return path
 }

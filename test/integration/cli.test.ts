@@ -134,9 +134,9 @@ describe('the command line', () => {
     // the webhook URL is a secret (its token): never printed
     expect(c.stderr + JSON.stringify(c.json)).not.toContain('s3cret-hook-token')
     expect(hooks[0].body).not.toContain(loadBed().pg.password)
-    // the textfile: valid, readable by a collector, the upgrade and its measured leader gap
+    // the textfile: valid, private as all of state-dir, the upgrade and its measured leader gap
     const t = textfile()
-    expect(statSync(t.path).mode & 0o777).toBe(0o644)
+    expect(statSync(t.path).mode & 0o777).toBe(0o600)
     expect(t.value('chainlink_rollout_last_result', { operation: 'upgrade', result: 'upgraded' })).toBe(1)
     expect(t.value('chainlink_rollout_last_success', { operation: 'upgrade' })).toBe(1)
     expect(t.value('chainlink_rollout_leader_gap_seconds')).toBeCloseTo(

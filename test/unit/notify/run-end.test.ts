@@ -49,7 +49,7 @@ function setup() {
 const result = { result: 'rolled-back' as const, ok: false, message: `rolled back: ${DB_URL}`, outputs: {} }
 
 describe('notifyRunEnd', () => {
-  it('posts the redacted document and writes the textfile (0644, no temp file left)', async () => {
+  it('posts the redacted document and writes the textfile (0600, no temp file left)', async () => {
     const s = setup()
     await notifyRunEnd(
       {
@@ -74,7 +74,7 @@ describe('notifyRunEnd', () => {
     expect(body).toContain('apikey=***')
     expect(readdirSync(s.stateDir).sort()).toEqual(['chainlink.metrics.json', 'chainlink_rollout_chainlink.prom'])
     const prom = join(s.stateDir, 'chainlink_rollout_chainlink.prom')
-    expect(statSync(prom).mode & 0o777).toBe(0o644)
+    expect(statSync(prom).mode & 0o777).toBe(0o600)
     expect(readPromText(readFileSync(prom, 'utf8')).problems).toEqual([])
     expect(readFileSync(prom, 'utf8')).toContain('chainlink_rollout_rollbacks_total{node="chainlink"} 1')
   })
