@@ -144,7 +144,8 @@ export const INPUTS: ReadonlyArray<{ name: string; description: string; default:
   { name: 'dry-run', description: 'Print the plan and change nothing (result planned).', default: 'false' },
   {
     name: 'state-dir',
-    description: 'Directory on the host for the journal and the host lock.',
+    description:
+      "Directory on the host for the journal, the host lock and the node's metrics textfile (docs/metrics.md).",
     default: '/var/lib/chainlink-rollout'
   },
   {
