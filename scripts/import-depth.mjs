@@ -115,7 +115,9 @@ const BELOW = {
     'trust',
     'image'
   ],
-  edge: ['inputs', 'journal', 'docker', 'trust', 'image']
+  // the end of a run (the textfile, the webhook), for both edges
+  notify: ['safeguards', 'backup', 'journal', 'trust'],
+  edge: ['notify', 'inputs', 'journal', 'docker', 'trust', 'image']
 }
 // The inputs are read at the door (operations/, the rollout's preflight, the entries and the edge);
 // below it a function gets what it needs as a parameter. The files still reading them below the

@@ -1,15 +1,17 @@
 // The command line: the action's engine for other CI systems, a cron or systemd timer and the
 // manual maintenance of the node's docs. `chainlink-rollout <operation> --container ... --image ...`
-// takes every input of action.yml as a flag (same defaults, validation and exit codes: 0 when the
-// node ended where it was asked to be, 1 otherwise). Progress goes to stderr; `--json` prints the
-// result and outputs as one JSON object on stdout for scripts. Secrets can come from the
+// takes every input of action.yml as a flag (same defaults and validation; `--help` and
+// `<operation> --help` print them from action.yml, src/cli-help.ts). Exit codes: 0 the node ended
+// where it was asked to be, 1 it did not, 2 a usage or input error (nothing was run), 3 rolled
+// back (the old image serves). Progress goes to stderr; `--json` prints the result and outputs as
+// one JSON object on stdout for scripts, usage errors included. Secrets can come from the
 // environment (CHAINLINK_ROLLOUT_DATABASE_URL, ...) so that they never appear in `ps`.
 import './cjs-shim.js'
 import type { Context, OperationResult, Operations } from './context.js'
 import type { Log } from './log.js'
 import { AbortedError, OperationError } from './errors.js'
 import { DockerClient } from './docker/client.js'
-import { InputError, OPERATIONS, readInputs } from './inputs/read.js'
+import { InputError, readInputs } from './inputs/read.js'
 import type { Inputs } from './inputs/types.js'
 import { backup, restore } from './operations/backup.js'
 import { handoffOrRestart } from './operations/handoff.js'
@@ -17,7 +19,11 @@ import { repair } from './operations/repair.js'
 import { status } from './operations/status.js'
 import { upgrade } from './operations/upgrade.js'
 import { Report } from './report.js'
-import { readJournalAt } from './journal/journal.js'
+import { INPUTS, VERSION } from './action-meta.js'
+import { bashCompletion, BOOLEAN_INPUTS, EXIT, exitCodeOf, OPERATION_NAMES, operationHelp, usage } from './cli-help.js'
+import { knownSecrets } from './trust/secrets.js'
+import { notifyRunEnd } from './notify/run-end.js'
+import { nodeKey, readJournalAt } from './journal/journal.js'
 
 /** Each operation of input `operation`, as in the action (src/edge/main.ts). */
 const operations: Operations = {
@@ -30,76 +36,8 @@ const operations: Operations = {
   repair
 }
 
-/** Every input of action.yml (a unit test keeps this list equal to action.yml's). */
-export const INPUT_NAMES = [
-  'operation',
-  'container',
-  'standby',
-  'image',
-  'image-file',
-  'database-url',
-  'lock-mode',
-  'health-url',
-  'stop-timeout',
-  'standby-timeout',
-  'ready-timeout',
-  'stable-for',
-  'rollback',
-  'db-rollback',
-  'finish',
-  'prefer-primary',
-  'backup',
-  'backup-dir',
-  'backup-keep',
-  'backup-recipient',
-  'backup-file',
-  'backup-verify',
-  'backup-identity',
-  'stop-node',
-  'restore-other-node',
-  'db-copy-unchecked',
-  'dry-run',
-  'state-dir',
-  'lock-timeout',
-  'docker-host',
-  'docker-insecure-tcp',
-  'allowed-repositories',
-  'backup-secrets-plain',
-  'retry-quarantined',
-  'allow-downgrade',
-  'window',
-  'rehearse-migration',
-  'allow-other-updaters'
-] as const
-
-/** Boolean inputs: a bare `--dry-run` means true. */
-const BOOLEAN = new Set([
-  'rollback',
-  'prefer-primary',
-  'backup',
-  'stop-node',
-  'restore-other-node',
-  'db-copy-unchecked',
-  'dry-run',
-  'retry-quarantined',
-  'allow-downgrade',
-  'rehearse-migration',
-  'allow-other-updaters',
-  'docker-insecure-tcp',
-  'backup-secrets-plain'
-])
-
-const USAGE = `usage: chainlink-rollout <operation> [--input value ...] [--json]
-
-operations: ${OPERATIONS.join(', ')}
-every input of the action is a flag of the same name, e.g.
-  chainlink-rollout upgrade --container chainlink --image smartcontract/chainlink:2.20.0
-  chainlink-rollout handoff --container chainlink-a --standby chainlink-b
-  chainlink-rollout status --container chainlink --json
-secrets may come from the environment instead of argv: CHAINLINK_ROLLOUT_DATABASE_URL,
-CHAINLINK_ROLLOUT_BACKUP_IDENTITY (any input works as CHAINLINK_ROLLOUT_<NAME>).
-inputs: ${INPUT_NAMES.map((n) => `--${n}`).join(' ')}
-exit code 0: the node ended where it was asked to be; 1: it did not, or an input was invalid.`
+/** Every input of action.yml (generated into action-meta.ts from it), each a flag. */
+export const INPUT_NAMES = INPUTS.map((i) => i.name)
 
 export class UsageError extends Error {}
 
@@ -107,53 +45,61 @@ interface CliArgs {
   values: Record<string, string>
   json: boolean
   help: boolean
+  version: boolean
+  /** `completion <shell>` */
+  completion?: string
 }
 
 /** Parses argv (after `node cli.js`): one operation word, `--name value`, `--name=value`, `--flag`. */
 export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = {}): CliArgs {
   const values: Record<string, string> = {}
-  let json = false
-  let help = false
+  const args: CliArgs = { values, json: false, help: false, version: false }
   const known = new Set<string>(INPUT_NAMES)
   for (const n of INPUT_NAMES) {
     const v = env[`CHAINLINK_ROLLOUT_${n.toUpperCase().replace(/-/g, '_')}`]
     if (v !== undefined && v !== '') values[n] = v
   }
+  if (argv[0] === 'completion') {
+    const rest = argv.slice(1).filter((a) => a !== '--json')
+    if (rest.length !== 1) throw new UsageError('completion takes one shell: chainlink-rollout completion bash')
+    if (rest[0] !== 'bash') throw new UsageError(`no completion for '${rest[0]}' (there is one for bash)`)
+    return { ...args, completion: rest[0] }
+  }
+  let word = false
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
-    if (a === '--json') json = true
-    else if (a === '--help' || a === '-h') help = true
+    if (a === '--json') args.json = true
+    else if (a === '--help' || a === '-h') args.help = true
+    else if (a === '--version') args.version = true
     else if (a.startsWith('--')) {
       const eq = a.indexOf('=')
       const name = eq > 0 ? a.slice(2, eq) : a.slice(2)
       if (!known.has(name)) throw new UsageError(`unknown option --${name}`)
       if (eq > 0) values[name] = a.slice(eq + 1)
-      else if (BOOLEAN.has(name) && (i + 1 >= argv.length || !/^(true|false|yes|no|on|off|1|0)$/i.test(argv[i + 1])))
+      else if (
+        BOOLEAN_INPUTS.has(name) &&
+        (i + 1 >= argv.length || !/^(true|false|yes|no|on|off|1|0)$/i.test(argv[i + 1]))
+      )
         values[name] = 'true'
       else {
-        if (i + 1 >= argv.length) throw new UsageError(`option --${name} needs a value`)
+        // `--image --json`: the next flag is not the value
+        if (i + 1 >= argv.length || argv[i + 1].startsWith('--')) throw new UsageError(`option --${name} needs a value`)
         values[name] = argv[++i]
       }
-    } else if (!values.operation || values.operation === env.CHAINLINK_ROLLOUT_OPERATION) values.operation = a
+    } else if (a.startsWith('-') && a.length > 1) throw new UsageError(`unknown option ${a}`)
+    else if (!word && a === 'help') {
+      // `chainlink-rollout help [operation]`
+      args.help = true
+      word = true
+    } else if (!word) {
+      values.operation = a
+      word = true
+    } else if (args.help && !values.operation) values.operation = a
     else throw new UsageError(`unexpected argument '${a}' (the operation is '${values.operation}')`)
   }
-  return { values, json, help }
-}
-
-/** Replaces every registered secret in a line before it is printed. */
-export class Masker {
-  private secrets: string[] = []
-  add(s: string): void {
-    if (s && s.length >= 3 && !this.secrets.includes(s)) {
-      this.secrets.push(s)
-      this.secrets.sort((a, b) => b.length - a.length)
-    }
-  }
-  apply(text: string): string {
-    let out = text
-    for (const s of this.secrets) out = out.split(s).join('***')
-    return out
-  }
+  if (args.help && values.operation && !OPERATION_NAMES.includes(values.operation))
+    throw new UsageError(`unknown operation '${values.operation}' (one of ${OPERATION_NAMES.join(', ')})`)
+  return args
 }
 
 interface CliIo {
@@ -163,38 +109,66 @@ interface CliIo {
 }
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): Promise<number> {
-  const masker = new Masker()
-  const err = (t: string) => io.err(masker.apply(t))
+  // the secrets this process learns (inputs, the node's config) are redacted from all it prints
+  // and writes (the journal too), as the action does (src/trust/secrets.ts)
+  const redact = (t: string) => knownSecrets.redact(t)
+  const err = (t: string) => io.err(redact(t))
+  // --json holds for usage errors too: look for it before the arguments are parsed
+  const json = argv.includes('--json')
+  const usageError = (message: string): number => {
+    if (json)
+      io.out(
+        JSON.stringify({ result: 'failed', ok: false, error: 'usage', message, outputs: {}, exitCode: EXIT.usage })
+      )
+    else err(`chainlink-rollout: ${message}\nRun 'chainlink-rollout --help' for the operations and flags.`)
+    return EXIT.usage
+  }
+  if (argv.length === 0 && !env.CHAINLINK_ROLLOUT_OPERATION) {
+    err(usage())
+    return EXIT.usage
+  }
   let args: CliArgs
   try {
     args = parseArgs(argv, env)
   } catch (e) {
-    err(`chainlink-rollout: ${(e as Error).message}\n${USAGE}`)
-    return 1
+    return usageError((e as Error).message)
+  }
+  if (args.completion) {
+    io.out(bashCompletion())
+    return EXIT.done
+  }
+  if (args.version) {
+    io.out(args.json ? JSON.stringify({ version: VERSION }) : `chainlink-rollout ${VERSION}`)
+    return EXIT.done
   }
   if (args.help) {
-    io.out(USAGE)
-    return 0
+    const op = argv.some((a) => OPERATION_NAMES.includes(a)) ? args.values.operation : undefined
+    io.out(op ? operationHelp(op) : usage())
+    return EXIT.done
   }
+  /** An input error (before or during the run) exits 2, as a usage error: nothing was done. */
+  let badInput = false
   const finish = (r: OperationResult, report?: Report): number => {
+    const exitCode = badInput ? EXIT.usage : exitCodeOf(r)
     if (args.json)
-      io.out(masker.apply(JSON.stringify({ result: r.result, ok: r.ok, message: r.message, outputs: r.outputs })))
+      io.out(redact(JSON.stringify({ result: r.result, ok: r.ok, message: r.message, outputs: r.outputs, exitCode })))
     else {
       if (report) {
         report.fact('Result', r.message ? `${r.result}: ${r.message}` : r.result)
         err(report.markdown(r.result))
       }
-      err(`${r.ok ? 'result' : 'FAILED'}: ${r.result}${r.message ? `: ${r.message}` : ''}`)
+      err(`${r.result}${r.message ? `: ${r.message}` : ''}`)
     }
-    return r.ok ? 0 : 1
+    return exitCode
   }
   let inputs: Inputs
   try {
     inputs = readInputs(
       (n) => args.values[n] ?? '',
-      (s) => masker.add(s)
+      (s) => knownSecrets.add(s)
     )
   } catch (e) {
+    badInput = true
     const message = e instanceof InputError ? e.message : `Invalid input: ${(e as Error).message}`
     return finish({ result: 'failed', ok: false, message, outputs: {} })
   }
@@ -205,7 +179,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): P
     debug: (m) => {
       if (env.CHAINLINK_ROLLOUT_DEBUG) err(`${stamp()}debug: ${m}`)
     },
-    mask: (s) => masker.add(s)
+    mask: (s) => knownSecrets.add(s)
   }
   const abort = new AbortController()
   const onSignal = (sig: string) => {
@@ -241,6 +215,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): P
         : e instanceof OperationError || e instanceof InputError
           ? e.message
           : (e as Error).message
+    if (e instanceof InputError) badInput = true
     if (!(e instanceof OperationError) && !(e instanceof InputError) && !(e instanceof AbortedError))
       log.debug((e as Error).stack ?? String(e))
     result = { result: 'failed', ok: false, message: msg, outputs: {} }
@@ -266,6 +241,21 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): P
       }
     }
   }
+  await notifyRunEnd(
+    {
+      stateDir: inputs.stateDir,
+      backupDir: inputs.backupDir,
+      node: nodeKey(inputs),
+      operation: inputs.operation,
+      dryRun: inputs.dryRun,
+      webhookUrl: inputs.webhookUrl,
+      step: 'cli',
+      result,
+      report
+    },
+    log,
+    redact
+  )
   return finish(result, report)
 }
 

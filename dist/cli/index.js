@@ -73742,6 +73742,206 @@ function extend(target) {
 
 /***/ }),
 
+/***/ 8323:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   m: () => (/* binding */ INPUTS),
+/* harmony export */   x: () => (/* binding */ VERSION)
+/* harmony export */ });
+// Generated from action.yml and package.json by scripts/action-meta.mjs (npm run bundle runs it):
+// the command line's version and flags, bundled so that dist/cli.js reads no file beside it.
+const VERSION = '0.1.0';
+/** Every input of action.yml, in its order: the CLI's flags. */
+const INPUTS = [
+    {
+        name: 'operation',
+        description: 'What to do: upgrade, handoff, restart, status, backup, restore or repair.',
+        default: 'upgrade'
+    },
+    {
+        name: 'container',
+        description: 'Name of the node container (the leader, or the primary of a failover pair).',
+        default: 'chainlink'
+    },
+    {
+        name: 'standby',
+        description: 'Name of the other container of a failover pair on the same database (empty for a single node).',
+        default: ''
+    },
+    {
+        name: 'image',
+        description: 'Target image reference for upgrade, e.g. smartcontract/chainlink:2.19.0 or ...@sha256:<digest> (the digest is verified).',
+        default: ''
+    },
+    {
+        name: 'image-file',
+        description: "File in your repo holding the desired image (dotenv CHAINLINK_IMAGE=..., a compose file's image:, or a bare reference). Instead of image. Must be inside the workspace; relative to it.",
+        default: ''
+    },
+    {
+        name: 'database-url',
+        description: "The node's Postgres URL. Default: read from the container (CL_DATABASE_URL, DATABASE_URL or the -secrets TOML). Masked.",
+        default: ''
+    },
+    {
+        name: 'lock-mode',
+        description: 'How the node locks its DB: auto (detect from the container), lease, advisorylock or dual.',
+        default: 'auto'
+    },
+    {
+        name: 'health-url',
+        description: "Base URL of the node's HTTP server from the runner, as a form for every container of the node: {address} (the container's IP, 127.0.0.1 with host networking), {port} (the host port published for the node's HTTP port, else that port) and {name} (the container's name) are filled in per container, e.g. http://127.0.0.1:{port} (published port) or http://{name}:6688 (runner on the node's network). A URL without a placeholder only fits host networking. Default: http://127.0.0.1:<HTTPPort> with host networking, else http://<container IP>:<HTTPPort>. Preflight proves /readyz 200 on the leader at this URL before anything changes.",
+        default: ''
+    },
+    {
+        name: 'stop-timeout',
+        description: "Grace for the old leader to stop on SIGTERM before it is killed (1500ms, 30s, 5m or seconds). Default: the container's stop timeout, at least the node's ShutdownGracePeriod + 5s.",
+        default: ''
+    },
+    {
+        name: 'standby-timeout',
+        description: 'How long a new container may take to open its DB session and wait for the lock. Default: 30s + 3 lease refresh intervals.',
+        default: ''
+    },
+    {
+        name: 'ready-timeout',
+        description: 'How long the new leader may take to answer /readyz 200 after taking the lock (migrations can be long).',
+        default: '10m'
+    },
+    {
+        name: 'stable-for',
+        description: 'How long the new leader must stay ready, without a restart, before the operation is done.',
+        default: '10s'
+    },
+    {
+        name: 'rollback',
+        description: 'Roll back automatically (database included) when anything fails after the handoff.',
+        default: 'true'
+    },
+    {
+        name: 'db-rollback',
+        description: "When the new version already migrated the DB, how to bring it back for the old one: migrate-down (the new image's node db rollback; no writes lost) or restore (the pre-upgrade backup; later writes lost).",
+        default: 'migrate-down'
+    },
+    {
+        name: 'finish',
+        description: "Single node with published ports (the docs' layout): swap (verify the new image as a waiting standby on spare ports, then one prepared stop -> start on the original ports; one outage) or second-handoff (hand off to the standby, then a second handoff back onto the original ports; port 6688 dark in between). See the bench in the README.",
+        default: 'swap'
+    },
+    {
+        name: 'prefer-primary',
+        description: "Failover pairs: hand leadership back to 'container' at the end.",
+        default: 'false'
+    },
+    { name: 'backup', description: 'Take a verified pg_dump of the node DB before changing anything.', default: 'true' },
+    {
+        name: 'backup-dir',
+        description: 'Directory on the host for backups.',
+        default: '/var/lib/chainlink-rollout/backups'
+    },
+    { name: 'backup-keep', description: 'How many verified backups of each kind to keep.', default: '7' },
+    {
+        name: 'backup-recipient',
+        description: 'age public key (age1...) to encrypt backups to; the host then cannot read them.',
+        default: ''
+    },
+    {
+        name: 'backup-file',
+        description: 'Backup that restore restores (default the newest verified one). Must be inside backup-dir; relative to it.',
+        default: ''
+    },
+    {
+        name: 'backup-verify',
+        description: 'How each backup is verified: archive (checksum and a full read of the dump) or restore (also a trial restore into a scratch database, with keystore counts).',
+        default: 'archive'
+    },
+    {
+        name: 'backup-identity',
+        description: 'age secret key (AGE-SECRET-KEY-1...) to read encrypted backups for restore; pass it from a secret. Masked.',
+        default: ''
+    },
+    {
+        name: 'stop-node',
+        description: 'restore: stop the node containers first instead of refusing while a node holds the lock.',
+        default: 'false'
+    },
+    {
+        name: 'restore-other-node',
+        description: 'restore: allow a backup whose manifest records another node (other keys, or another database or server) than the one restored; refused otherwise, before anything stops.',
+        default: 'false'
+    },
+    {
+        name: 'db-copy-unchecked',
+        description: "Allow a full copy of the database on its server (a directory backup's restore by swap, the migration rehearsal) when the server's free space cannot be known from this host. Otherwise such a restore runs in one transaction and a rehearsal is refused.",
+        default: 'false'
+    },
+    { name: 'dry-run', description: 'Print the plan and change nothing (result planned).', default: 'false' },
+    {
+        name: 'state-dir',
+        description: "Directory on the host for the journal and the node's metrics textfile (docs/metrics.md); the host lock is taken there and host-wide, in /run/lock, so runs with another state-dir are kept out.",
+        default: '/var/lib/chainlink-rollout'
+    },
+    {
+        name: 'lock-timeout',
+        description: 'How long to wait for another chainlink-rollout operation on this node to finish.',
+        default: '15m'
+    },
+    {
+        name: 'docker-host',
+        description: 'Docker Engine address (default DOCKER_HOST or unix:///var/run/docker.sock). tcp:// uses TLS when DOCKER_TLS_VERIFY is set (certificates in DOCKER_CERT_PATH: ca.pem, cert.pem, key.pem).',
+        default: ''
+    },
+    {
+        name: 'docker-insecure-tcp',
+        description: "Accept plain TCP (no TLS) to a Docker Engine that is not on this host. Default: refused, since the Docker API is root on the node's host.",
+        default: 'false'
+    },
+    {
+        name: 'allowed-repositories',
+        description: 'Repositories a target image may come from besides the one the node runs (comma or newline separated; * matches within a path component, ** across them, e.g. ghcr.io/my-org/*). Any other repository is refused before anything changes.',
+        default: ''
+    },
+    {
+        name: 'backup-secrets-plain',
+        description: "Store the node's secrets files (secrets TOML, API credentials and password files) in backups that are not encrypted (no backup-recipient). Default: unencrypted backups leave them out.",
+        default: 'false'
+    },
+    {
+        name: 'retry-quarantined',
+        description: 'Upgrade to a digest although an earlier upgrade to it rolled back (it is quarantined in state-dir and refused otherwise; `status` lists quarantined digests).',
+        default: 'false'
+    },
+    {
+        name: 'allow-downgrade',
+        description: "Let an upgrade go to an image older than the version the database records (`node_versions`). Refused otherwise: the older binary would refuse to start on the newer database (the node's version gate). With it, the running (newer) image's `node db rollback` brings the database to the older version's last migration first (the older image's `node db status` names it), then the older image takes over through the same standby, handoff and gates; a failure brings the newer image back, which migrates the database up again.",
+        default: 'false'
+    },
+    {
+        name: 'window',
+        description: 'Upgrade only inside this window, e.g. "Mon-Fri 08:00-18:00 Europe/Berlin" (days, HH:MM-HH:MM, IANA zone, UTC when left out; several separated by commas). Outside it an upgrade changes nothing and ends with result `deferred` (exit 0), naming when the window opens. Empty: any time.',
+        default: ''
+    },
+    {
+        name: 'rehearse-migration',
+        description: "Before the live handoff, restore the pre-upgrade backup into a scratch database on the same server and run the new image's `node db migrate` (no node start, no lock) against it in a throwaway container; a failure refuses the upgrade with the node untouched, the duration is reported as the expected start-up time. The scratch database is dropped. Needs `backup: true`.",
+        default: 'false'
+    },
+    {
+        name: 'allow-other-updaters',
+        description: 'Go on although another updater acts on the node: a Watchtower container watching it, the `io.containers.autoupdate` label (podman auto-update), an autoheal watchdog restarting it when unhealthy. Refused otherwise, naming it, before anything changes (docs/other-updaters.md); they are then only warned about.',
+        default: 'false'
+    },
+    {
+        name: 'webhook-url',
+        description: 'http(s) URL that gets one JSON document per run, POSTed at its end (result, outputs, timeline, gates, image digests; never a secret), with a 5 s timeout. Failing to deliver it is a warning, not a failed run. Masked: a webhook URL often carries its token.',
+        default: ''
+    }
+];
+
+
+/***/ }),
+
 /***/ 9696:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -76712,12 +76912,253 @@ g.__dirname ??= (0,external_node_path_.dirname)(g.__filename);
 
 /***/ }),
 
+/***/ 321:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   $p: () => (/* binding */ BOOLEAN_INPUTS),
+/* harmony export */   CI: () => (/* binding */ usage),
+/* harmony export */   FO: () => (/* binding */ exitCodeOf),
+/* harmony export */   Vs: () => (/* binding */ operationHelp),
+/* harmony export */   d0: () => (/* binding */ OPERATION_NAMES),
+/* harmony export */   dc: () => (/* binding */ EXIT),
+/* harmony export */   nH: () => (/* binding */ bashCompletion)
+/* harmony export */ });
+/* harmony import */ var _action_meta_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8323);
+// What the command line says about itself: the usage, each operation's help with every flag's
+// description and default (action.yml's, through the generated action-meta.ts), the exit codes
+// and the bash completion script. Plain text from plain values; src/cli.ts prints it.
+
+/** The exit codes of the command line (the action itself fails with 1, as the runner expects). */
+const EXIT = { done: 0, failed: 1, usage: 2, rolledBack: 3 };
+/** Pure: the exit code of a run that ended with `result` (ok: the node ended where it was asked to be). */
+function exitCodeOf(r) {
+    if (r.ok)
+        return EXIT.done;
+    return r.result === 'rolled-back' ? EXIT.rolledBack : EXIT.failed;
+}
+const EXIT_CODES = `exit codes:
+  0  done: the node ended where it was asked to be (upgraded, unchanged, ok, planned, deferred)
+  1  failed: it did not; the message says where the node is
+  2  usage or input error: an unknown flag, a missing or invalid value; nothing was run
+  3  rolled back: the new image failed after the handoff and the old image serves again`;
+/** Each operation: one line, and the flags it reads besides the common ones. */
+const OPERATION_HELP = {
+    upgrade: {
+        summary: "move the node to --image (or the reference in --image-file); 'unchanged' if already there",
+        flags: [
+            'image',
+            'image-file',
+            'allowed-repositories',
+            'window',
+            'retry-quarantined',
+            'rehearse-migration',
+            'backup',
+            'backup-dir',
+            'backup-keep',
+            'backup-recipient',
+            'backup-identity',
+            'backup-verify',
+            'backup-secrets-plain',
+            'db-copy-unchecked',
+            'stop-timeout',
+            'standby-timeout',
+            'ready-timeout',
+            'stable-for',
+            'rollback',
+            'db-rollback',
+            'finish',
+            'prefer-primary'
+        ]
+    },
+    handoff: {
+        summary: 'move leadership to the other container of a pair (--standby), or a single node to a fresh container',
+        flags: ['stop-timeout', 'standby-timeout', 'ready-timeout', 'stable-for', 'rollback', 'finish', 'prefer-primary']
+    },
+    restart: {
+        summary: 'rolling restart on the same image through handoffs (config change, host maintenance)',
+        flags: ['stop-timeout', 'standby-timeout', 'ready-timeout', 'stable-for', 'rollback', 'finish', 'prefer-primary']
+    },
+    status: {
+        summary: 'report leader, images and digests, lock state, health, DB version, quarantined digests; changes nothing',
+        flags: ['backup-dir']
+    },
+    backup: {
+        summary: 'a verified pg_dump of the node DB with its config and secrets files, and retention',
+        flags: [
+            'backup-dir',
+            'backup-keep',
+            'backup-recipient',
+            'backup-identity',
+            'backup-verify',
+            'backup-secrets-plain',
+            'db-copy-unchecked'
+        ]
+    },
+    restore: {
+        summary: 'restore --backup-file (default the newest verified backup); refused while a node is up unless --stop-node',
+        flags: [
+            'backup-dir',
+            'backup-file',
+            'backup-identity',
+            'stop-node',
+            'restore-other-node',
+            'db-copy-unchecked',
+            'ready-timeout',
+            'stable-for'
+        ]
+    },
+    repair: {
+        summary: 'bring an interrupted operation (cancelled job, crash) to one consistent state',
+        flags: ['backup-dir', 'backup-identity', 'ready-timeout', 'stable-for']
+    }
+};
+/** Flags every operation reads: which node, how to reach it, where its state is. */
+const COMMON = [
+    'container',
+    'standby',
+    'database-url',
+    'lock-mode',
+    'health-url',
+    'state-dir',
+    'lock-timeout',
+    'docker-host',
+    'docker-insecure-tcp',
+    'dry-run',
+    'webhook-url'
+];
+/** The values a flag takes, where there is a fixed set (for the help and the completion). */
+const CHOICES = {
+    operation: Object.keys(OPERATION_HELP),
+    'lock-mode': ['auto', 'lease', 'advisorylock', 'dual'],
+    'db-rollback': ['migrate-down', 'restore'],
+    finish: ['swap', 'second-handoff'],
+    'backup-verify': ['archive', 'restore']
+};
+/** Inputs whose default is true or false: a bare `--flag` means true. */
+const BOOLEAN_INPUTS = new Set(_action_meta_js__WEBPACK_IMPORTED_MODULE_0__/* .INPUTS */ .m.filter((i) => /^(true|false)$/.test(i.default)).map((i) => i.name));
+const OPERATION_NAMES = Object.keys(OPERATION_HELP);
+function wrap(text, indent, width = 100) {
+    const lines = [];
+    let line = '';
+    for (const word of text.split(/\s+/).filter((w) => w)) {
+        if (line && indent + line.length + 1 + word.length > width) {
+            lines.push(line);
+            line = word;
+        }
+        else
+            line = line ? `${line} ${word}` : word;
+    }
+    if (line)
+        lines.push(line);
+    return lines.map((l) => `${' '.repeat(indent)}${l}`);
+}
+function flagHelp(name) {
+    const input = _action_meta_js__WEBPACK_IMPORTED_MODULE_0__/* .INPUTS */ .m.find((i) => i.name === name);
+    if (!input)
+        return [];
+    const value = BOOLEAN_INPUTS.has(name) ? '[true|false]' : CHOICES[name] ? `<${CHOICES[name].join('|')}>` : '<value>';
+    const dflt = input.default === '' ? '' : `  (default: ${input.default})`;
+    return [`  --${name} ${value}${dflt}`, ...wrap(input.description, 6)];
+}
+const OPTIONS = `options:
+  --json             print the result, outputs and exit code as one JSON object on stdout (usage errors too)
+  -h, --help         this help; with an operation, that operation's flags
+  --version          print the version`;
+const ENVIRONMENT = `environment:
+  CHAINLINK_ROLLOUT_<FLAG>   any flag, e.g. CHAINLINK_ROLLOUT_DATABASE_URL: keeps secrets out of argv (ps)
+  CHAINLINK_ROLLOUT_DEBUG    any value: debug lines on stderr
+  DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH   the Docker Engine, as the docker CLI reads them`;
+/** The general help: operations, options, where flags come from, exit codes. */
+function usage() {
+    const width = Math.max(...OPERATION_NAMES.map((o) => o.length));
+    return `usage: chainlink-rollout <operation> [--flag value ...] [--json]
+       chainlink-rollout <operation> --help
+       chainlink-rollout completion bash
+
+operations:
+${OPERATION_NAMES.map((o) => `  ${o.padEnd(width)}  ${OPERATION_HELP[o].summary}`).join('\n')}
+
+Every input of the action is a flag of the same name, with the same default and validation:
+${wrap(_action_meta_js__WEBPACK_IMPORTED_MODULE_0__/* .INPUTS */ .m.filter((i) => i.name !== 'operation')
+        .map((i) => `--${i.name}`)
+        .join(' '), 2).join('\n')}
+
+examples:
+  chainlink-rollout upgrade --container chainlink --image smartcontract/chainlink:2.20.0
+  chainlink-rollout handoff --container chainlink-a --standby chainlink-b
+  chainlink-rollout status --container chainlink --json
+
+${OPTIONS}
+
+${ENVIRONMENT}
+
+${EXIT_CODES}`;
+}
+/** One operation's help: what it does, then each flag it reads with its description and default. */
+function operationHelp(operation) {
+    const op = OPERATION_HELP[operation];
+    const listed = new Set([...COMMON, ...Object.values(OPERATION_HELP).flatMap((o) => o.flags), 'operation']);
+    // an input no table names yet (a new one) is shown with every operation rather than hidden
+    const others = _action_meta_js__WEBPACK_IMPORTED_MODULE_0__/* .INPUTS */ .m.map((i) => i.name).filter((n) => !listed.has(n));
+    const section = (title, names) => names.length ? [``, `${title}:`, ...names.flatMap(flagHelp)] : [];
+    return [
+        `chainlink-rollout ${operation}: ${op.summary}`,
+        '',
+        `usage: chainlink-rollout ${operation} [--flag value ...] [--json]`,
+        ...section(`${operation} flags`, op.flags),
+        ...section('the node (every operation)', COMMON),
+        ...section('more flags', others),
+        '',
+        OPTIONS,
+        '',
+        ENVIRONMENT,
+        '',
+        EXIT_CODES
+    ].join('\n');
+}
+/** `chainlink-rollout completion bash`: operations first, then the operation's flags and their values. */
+function bashCompletion() {
+    const q = (words) => words.join(' ');
+    const allFlags = [..._action_meta_js__WEBPACK_IMPORTED_MODULE_0__/* .INPUTS */ .m.map((i) => `--${i.name}`), '--json', '--help', '--version'];
+    const perOp = OPERATION_NAMES.map((o) => `    ${o}) flags="${q([...OPERATION_HELP[o].flags, ...COMMON].map((f) => `--${f}`))} --json --help" ;;`);
+    const choices = Object.entries(CHOICES).map(([f, v]) => `    --${f}) COMPREPLY=($(compgen -W "${q(v)}" -- "$cur")); return ;;`);
+    return `# bash completion for chainlink-rollout: eval "$(chainlink-rollout completion bash)" in ~/.bashrc,
+# or save it as /etc/bash_completion.d/chainlink-rollout
+_chainlink_rollout() {
+  local cur="\${COMP_WORDS[COMP_CWORD]}" prev="\${COMP_WORDS[COMP_CWORD-1]}" op="" flags
+  local i
+  for ((i = 1; i < COMP_CWORD; i++)); do
+    if [[ " ${q(OPERATION_NAMES)} " == *" \${COMP_WORDS[i]} "* ]]; then op="\${COMP_WORDS[i]}"; break; fi
+  done
+  case "$prev" in
+${choices.join('\n')}
+    --state-dir|--backup-dir|--backup-file|--image-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+  esac
+  if [[ " ${q([...BOOLEAN_INPUTS].map((b) => `--${b}`))} " == *" $prev "* && "$cur" != -* ]]; then
+    COMPREPLY=($(compgen -W "true false" -- "$cur")); return
+  fi
+  if [[ -z "$op" && "$cur" != -* ]]; then
+    COMPREPLY=($(compgen -W "${q(OPERATION_NAMES)} completion" -- "$cur")); return
+  fi
+  case "$op" in
+${perOp.join('\n')}
+    *) flags="${q(allFlags)}" ;;
+  esac
+  COMPREPLY=($(compgen -W "$flags" -- "$cur"))
+}
+complete -F _chainlink_rollout chainlink-rollout
+`;
+}
+
+
+/***/ }),
+
 /***/ 5581:
 /***/ ((module, __webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   GX: () => (/* binding */ Masker),
 /* harmony export */   Qh: () => (/* binding */ INPUT_NAMES),
 /* harmony export */   Zy: () => (/* binding */ parseArgs),
 /* harmony export */   eb: () => (/* binding */ UsageError),
@@ -76732,14 +77173,24 @@ __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __we
 /* harmony import */ var _operations_repair_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(936);
 /* harmony import */ var _operations_status_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(9986);
 /* harmony import */ var _operations_upgrade_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(532);
-/* harmony import */ var _report_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(665);
-/* harmony import */ var _journal_journal_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(4896);
+/* harmony import */ var _report_js__WEBPACK_IMPORTED_MODULE_14__ = __nccwpck_require__(665);
+/* harmony import */ var _action_meta_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(8323);
+/* harmony import */ var _cli_help_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(321);
+/* harmony import */ var _trust_secrets_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(4372);
+/* harmony import */ var _notify_run_end_js__WEBPACK_IMPORTED_MODULE_12__ = __nccwpck_require__(3673);
+/* harmony import */ var _journal_journal_js__WEBPACK_IMPORTED_MODULE_13__ = __nccwpck_require__(4896);
 // The command line: the action's engine for other CI systems, a cron or systemd timer and the
 // manual maintenance of the node's docs. `chainlink-rollout <operation> --container ... --image ...`
-// takes every input of action.yml as a flag (same defaults, validation and exit codes: 0 when the
-// node ended where it was asked to be, 1 otherwise). Progress goes to stderr; `--json` prints the
-// result and outputs as one JSON object on stdout for scripts. Secrets can come from the
+// takes every input of action.yml as a flag (same defaults and validation; `--help` and
+// `<operation> --help` print them from action.yml, src/cli-help.ts). Exit codes: 0 the node ended
+// where it was asked to be, 1 it did not, 2 a usage or input error (nothing was run), 3 rolled
+// back (the old image serves). Progress goes to stderr; `--json` prints the result and outputs as
+// one JSON object on stdout for scripts, usage errors included. Secrets can come from the
 // environment (CHAINLINK_ROLLOUT_DATABASE_URL, ...) so that they never appear in `ps`.
+
+
+
+
 
 
 
@@ -76761,93 +77212,37 @@ const operations = {
     restore: _operations_backup_js__WEBPACK_IMPORTED_MODULE_4__/* .restore */ .P,
     repair: _operations_repair_js__WEBPACK_IMPORTED_MODULE_6__/* .repair */ .Ip
 };
-/** Every input of action.yml (a unit test keeps this list equal to action.yml's). */
-const INPUT_NAMES = [
-    'operation',
-    'container',
-    'standby',
-    'image',
-    'image-file',
-    'database-url',
-    'lock-mode',
-    'health-url',
-    'stop-timeout',
-    'standby-timeout',
-    'ready-timeout',
-    'stable-for',
-    'rollback',
-    'db-rollback',
-    'finish',
-    'prefer-primary',
-    'backup',
-    'backup-dir',
-    'backup-keep',
-    'backup-recipient',
-    'backup-file',
-    'backup-verify',
-    'backup-identity',
-    'stop-node',
-    'restore-other-node',
-    'db-copy-unchecked',
-    'dry-run',
-    'state-dir',
-    'lock-timeout',
-    'docker-host',
-    'docker-insecure-tcp',
-    'allowed-repositories',
-    'backup-secrets-plain',
-    'retry-quarantined',
-    'allow-downgrade',
-    'window',
-    'rehearse-migration',
-    'allow-other-updaters'
-];
-/** Boolean inputs: a bare `--dry-run` means true. */
-const BOOLEAN = new Set([
-    'rollback',
-    'prefer-primary',
-    'backup',
-    'stop-node',
-    'restore-other-node',
-    'db-copy-unchecked',
-    'dry-run',
-    'retry-quarantined',
-    'allow-downgrade',
-    'rehearse-migration',
-    'allow-other-updaters',
-    'docker-insecure-tcp',
-    'backup-secrets-plain'
-]);
-const USAGE = `usage: chainlink-rollout <operation> [--input value ...] [--json]
-
-operations: ${_inputs_read_js__WEBPACK_IMPORTED_MODULE_3__/* .OPERATIONS */ .xb.join(', ')}
-every input of the action is a flag of the same name, e.g.
-  chainlink-rollout upgrade --container chainlink --image smartcontract/chainlink:2.20.0
-  chainlink-rollout handoff --container chainlink-a --standby chainlink-b
-  chainlink-rollout status --container chainlink --json
-secrets may come from the environment instead of argv: CHAINLINK_ROLLOUT_DATABASE_URL,
-CHAINLINK_ROLLOUT_BACKUP_IDENTITY (any input works as CHAINLINK_ROLLOUT_<NAME>).
-inputs: ${INPUT_NAMES.map((n) => `--${n}`).join(' ')}
-exit code 0: the node ended where it was asked to be; 1: it did not, or an input was invalid.`;
+/** Every input of action.yml (generated into action-meta.ts from it), each a flag. */
+const INPUT_NAMES = _action_meta_js__WEBPACK_IMPORTED_MODULE_9__/* .INPUTS */ .m.map((i) => i.name);
 class UsageError extends Error {
 }
 /** Parses argv (after `node cli.js`): one operation word, `--name value`, `--name=value`, `--flag`. */
 function parseArgs(argv, env = {}) {
     const values = {};
-    let json = false;
-    let help = false;
+    const args = { values, json: false, help: false, version: false };
     const known = new Set(INPUT_NAMES);
     for (const n of INPUT_NAMES) {
         const v = env[`CHAINLINK_ROLLOUT_${n.toUpperCase().replace(/-/g, '_')}`];
         if (v !== undefined && v !== '')
             values[n] = v;
     }
+    if (argv[0] === 'completion') {
+        const rest = argv.slice(1).filter((a) => a !== '--json');
+        if (rest.length !== 1)
+            throw new UsageError('completion takes one shell: chainlink-rollout completion bash');
+        if (rest[0] !== 'bash')
+            throw new UsageError(`no completion for '${rest[0]}' (there is one for bash)`);
+        return { ...args, completion: rest[0] };
+    }
+    let word = false;
     for (let i = 0; i < argv.length; i++) {
         const a = argv[i];
         if (a === '--json')
-            json = true;
+            args.json = true;
         else if (a === '--help' || a === '-h')
-            help = true;
+            args.help = true;
+        else if (a === '--version')
+            args.version = true;
         else if (a.startsWith('--')) {
             const eq = a.indexOf('=');
             const name = eq > 0 ? a.slice(2, eq) : a.slice(2);
@@ -76855,69 +77250,95 @@ function parseArgs(argv, env = {}) {
                 throw new UsageError(`unknown option --${name}`);
             if (eq > 0)
                 values[name] = a.slice(eq + 1);
-            else if (BOOLEAN.has(name) && (i + 1 >= argv.length || !/^(true|false|yes|no|on|off|1|0)$/i.test(argv[i + 1])))
+            else if (_cli_help_js__WEBPACK_IMPORTED_MODULE_10__/* .BOOLEAN_INPUTS */ .$p.has(name) &&
+                (i + 1 >= argv.length || !/^(true|false|yes|no|on|off|1|0)$/i.test(argv[i + 1])))
                 values[name] = 'true';
             else {
-                if (i + 1 >= argv.length)
+                // `--image --json`: the next flag is not the value
+                if (i + 1 >= argv.length || argv[i + 1].startsWith('--'))
                     throw new UsageError(`option --${name} needs a value`);
                 values[name] = argv[++i];
             }
         }
-        else if (!values.operation || values.operation === env.CHAINLINK_ROLLOUT_OPERATION)
+        else if (a.startsWith('-') && a.length > 1)
+            throw new UsageError(`unknown option ${a}`);
+        else if (!word && a === 'help') {
+            // `chainlink-rollout help [operation]`
+            args.help = true;
+            word = true;
+        }
+        else if (!word) {
+            values.operation = a;
+            word = true;
+        }
+        else if (args.help && !values.operation)
             values.operation = a;
         else
             throw new UsageError(`unexpected argument '${a}' (the operation is '${values.operation}')`);
     }
-    return { values, json, help };
-}
-/** Replaces every registered secret in a line before it is printed. */
-class Masker {
-    secrets = [];
-    add(s) {
-        if (s && s.length >= 3 && !this.secrets.includes(s)) {
-            this.secrets.push(s);
-            this.secrets.sort((a, b) => b.length - a.length);
-        }
-    }
-    apply(text) {
-        let out = text;
-        for (const s of this.secrets)
-            out = out.split(s).join('***');
-        return out;
-    }
+    if (args.help && values.operation && !_cli_help_js__WEBPACK_IMPORTED_MODULE_10__/* .OPERATION_NAMES */ .d0.includes(values.operation))
+        throw new UsageError(`unknown operation '${values.operation}' (one of ${_cli_help_js__WEBPACK_IMPORTED_MODULE_10__/* .OPERATION_NAMES */ .d0.join(', ')})`);
+    return args;
 }
 async function main(argv, env, io) {
-    const masker = new Masker();
-    const err = (t) => io.err(masker.apply(t));
+    // the secrets this process learns (inputs, the node's config) are redacted from all it prints
+    // and writes (the journal too), as the action does (src/trust/secrets.ts)
+    const redact = (t) => _trust_secrets_js__WEBPACK_IMPORTED_MODULE_11__/* .knownSecrets */ .xU.redact(t);
+    const err = (t) => io.err(redact(t));
+    // --json holds for usage errors too: look for it before the arguments are parsed
+    const json = argv.includes('--json');
+    const usageError = (message) => {
+        if (json)
+            io.out(JSON.stringify({ result: 'failed', ok: false, error: 'usage', message, outputs: {}, exitCode: _cli_help_js__WEBPACK_IMPORTED_MODULE_10__/* .EXIT */ .dc.usage }));
+        else
+            err(`chainlink-rollout: ${message}\nRun 'chainlink-rollout --help' for the operations and flags.`);
+        return _cli_help_js__WEBPACK_IMPORTED_MODULE_10__/* .EXIT */ .dc.usage;
+    };
+    if (argv.length === 0 && !env.CHAINLINK_ROLLOUT_OPERATION) {
+        err((0,_cli_help_js__WEBPACK_IMPORTED_MODULE_10__/* .usage */ .CI)());
+        return _cli_help_js__WEBPACK_IMPORTED_MODULE_10__/* .EXIT */ .dc.usage;
+    }
     let args;
     try {
         args = parseArgs(argv, env);
     }
     catch (e) {
-        err(`chainlink-rollout: ${e.message}\n${USAGE}`);
-        return 1;
+        return usageError(e.message);
+    }
+    if (args.completion) {
+        io.out((0,_cli_help_js__WEBPACK_IMPORTED_MODULE_10__/* .bashCompletion */ .nH)());
+        return _cli_help_js__WEBPACK_IMPORTED_MODULE_10__/* .EXIT */ .dc.done;
+    }
+    if (args.version) {
+        io.out(args.json ? JSON.stringify({ version: _action_meta_js__WEBPACK_IMPORTED_MODULE_9__/* .VERSION */ .x }) : `chainlink-rollout ${_action_meta_js__WEBPACK_IMPORTED_MODULE_9__/* .VERSION */ .x}`);
+        return _cli_help_js__WEBPACK_IMPORTED_MODULE_10__/* .EXIT */ .dc.done;
     }
     if (args.help) {
-        io.out(USAGE);
-        return 0;
+        const op = argv.some((a) => _cli_help_js__WEBPACK_IMPORTED_MODULE_10__/* .OPERATION_NAMES */ .d0.includes(a)) ? args.values.operation : undefined;
+        io.out(op ? (0,_cli_help_js__WEBPACK_IMPORTED_MODULE_10__/* .operationHelp */ .Vs)(op) : (0,_cli_help_js__WEBPACK_IMPORTED_MODULE_10__/* .usage */ .CI)());
+        return _cli_help_js__WEBPACK_IMPORTED_MODULE_10__/* .EXIT */ .dc.done;
     }
+    /** An input error (before or during the run) exits 2, as a usage error: nothing was done. */
+    let badInput = false;
     const finish = (r, report) => {
+        const exitCode = badInput ? _cli_help_js__WEBPACK_IMPORTED_MODULE_10__/* .EXIT */ .dc.usage : (0,_cli_help_js__WEBPACK_IMPORTED_MODULE_10__/* .exitCodeOf */ .FO)(r);
         if (args.json)
-            io.out(masker.apply(JSON.stringify({ result: r.result, ok: r.ok, message: r.message, outputs: r.outputs })));
+            io.out(redact(JSON.stringify({ result: r.result, ok: r.ok, message: r.message, outputs: r.outputs, exitCode })));
         else {
             if (report) {
                 report.fact('Result', r.message ? `${r.result}: ${r.message}` : r.result);
                 err(report.markdown(r.result));
             }
-            err(`${r.ok ? 'result' : 'FAILED'}: ${r.result}${r.message ? `: ${r.message}` : ''}`);
+            err(`${r.result}${r.message ? `: ${r.message}` : ''}`);
         }
-        return r.ok ? 0 : 1;
+        return exitCode;
     };
     let inputs;
     try {
-        inputs = (0,_inputs_read_js__WEBPACK_IMPORTED_MODULE_3__/* .readInputs */ .Ko)((n) => args.values[n] ?? '', (s) => masker.add(s));
+        inputs = (0,_inputs_read_js__WEBPACK_IMPORTED_MODULE_3__/* .readInputs */ .Ko)((n) => args.values[n] ?? '', (s) => _trust_secrets_js__WEBPACK_IMPORTED_MODULE_11__/* .knownSecrets */ .xU.add(s));
     }
     catch (e) {
+        badInput = true;
         const message = e instanceof _inputs_read_js__WEBPACK_IMPORTED_MODULE_3__/* .InputError */ .dz ? e.message : `Invalid input: ${e.message}`;
         return finish({ result: 'failed', ok: false, message, outputs: {} });
     }
@@ -76929,7 +77350,7 @@ async function main(argv, env, io) {
             if (env.CHAINLINK_ROLLOUT_DEBUG)
                 err(`${stamp()}debug: ${m}`);
         },
-        mask: (s) => masker.add(s)
+        mask: (s) => _trust_secrets_js__WEBPACK_IMPORTED_MODULE_11__/* .knownSecrets */ .xU.add(s)
     };
     const abort = new AbortController();
     const onSignal = (sig) => {
@@ -76940,7 +77361,7 @@ async function main(argv, env, io) {
     const onTerm = () => onSignal('SIGTERM');
     process.once('SIGINT', onInt);
     process.once('SIGTERM', onTerm);
-    const report = new _report_js__WEBPACK_IMPORTED_MODULE_10__/* .Report */ .p((line) => log.info(line));
+    const report = new _report_js__WEBPACK_IMPORTED_MODULE_14__/* .Report */ .p((line) => log.info(line));
     let runId;
     let journalFile;
     const ctx = {
@@ -76965,6 +77386,8 @@ async function main(argv, env, io) {
             : e instanceof _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .OperationError */ .OK || e instanceof _inputs_read_js__WEBPACK_IMPORTED_MODULE_3__/* .InputError */ .dz
                 ? e.message
                 : e.message;
+        if (e instanceof _inputs_read_js__WEBPACK_IMPORTED_MODULE_3__/* .InputError */ .dz)
+            badInput = true;
         if (!(e instanceof _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .OperationError */ .OK) && !(e instanceof _inputs_read_js__WEBPACK_IMPORTED_MODULE_3__/* .InputError */ .dz) && !(e instanceof _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .AbortedError */ .oM))
             log.debug(e.stack ?? String(e));
         result = { result: 'failed', ok: false, message: msg, outputs: {} };
@@ -76974,7 +77397,7 @@ async function main(argv, env, io) {
         process.removeListener('SIGTERM', onTerm);
     }
     // What the action's post step does: a run this process opened and left in flight is repaired.
-    const j = journalFile ? (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_9__/* .readJournalAt */ .Zg)(journalFile) : undefined;
+    const j = journalFile ? (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_13__/* .readJournalAt */ .Zg)(journalFile) : undefined;
     if (runId && j && j.phase !== 'done' && j.runId === runId) {
         log.warning(`The ${j.operation} of '${inputs.container}' (run ${j.runId}) did not finish; repairing`);
         try {
@@ -76993,6 +77416,17 @@ async function main(argv, env, io) {
             };
         }
     }
+    await (0,_notify_run_end_js__WEBPACK_IMPORTED_MODULE_12__/* .notifyRunEnd */ .K)({
+        stateDir: inputs.stateDir,
+        backupDir: inputs.backupDir,
+        node: (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_13__/* .nodeKey */ .u8)(inputs),
+        operation: inputs.operation,
+        dryRun: inputs.dryRun,
+        webhookUrl: inputs.webhookUrl,
+        step: 'cli',
+        result,
+        report
+    }, log, redact);
     return finish(result, report);
 }
 /** Entry point of dist/cli.js. */
@@ -79204,9 +79638,10 @@ function normaliseRepository(repo) {
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
   dz: () => (/* binding */ InputError),
-  xb: () => (/* binding */ OPERATIONS),
   Ko: () => (/* binding */ readInputs)
 });
+
+// UNUSED EXPORTS: OPERATIONS
 
 // EXTERNAL MODULE: ./src/node/health-url.ts
 var health_url = __nccwpck_require__(320);
@@ -79364,6 +79799,10 @@ function readInputs(get, mask, env = process.env) {
     const identity = get('backup-identity').trim() || undefined;
     if (identity)
         mask(identity);
+    // a webhook URL often carries its token (in the path, the query or the user info)
+    const webhookUrl = get('webhook-url').trim() || undefined;
+    if (webhookUrl)
+        mask(webhookUrl);
     const operation = oneOf(get, 'operation', OPERATIONS, 'upgrade');
     if (databaseUrl) {
         if (!/^postgres(ql)?:\/\//.test(databaseUrl))
@@ -79481,8 +79920,24 @@ function readInputs(get, mask, env = process.env) {
         allowDowngrade: bool(get, 'allow-downgrade', false),
         window: windows(get, 'window'),
         rehearseMigration,
-        allowOtherUpdaters: bool(get, 'allow-other-updaters', false)
+        allowOtherUpdaters: bool(get, 'allow-other-updaters', false),
+        webhookUrl: webhookUrl && webhook(webhookUrl)
     };
+}
+/** A webhook URL: http or https with a host. The value is never quoted back (it is a secret). */
+function webhook(v) {
+    let u;
+    try {
+        u = new URL(v);
+    }
+    catch {
+        throw new InputError('webhook-url', 'is not a valid URL (expected http:// or https://...)');
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:')
+        throw new InputError('webhook-url', `must be http or https; got '${u.protocol}'`);
+    if (!u.hostname)
+        throw new InputError('webhook-url', 'has no host');
+    return v;
 }
 /** A path input that must stay inside `base` (relative paths are read against it). */
 function confined(get, name, base, what) {
@@ -81381,6 +81836,221 @@ function newSessionsOf(container, sessions, known, dbClockAheadMs = 0, tolerance
         return fresh[0]?.sessions ?? [];
     const byAddr = fresh.filter((a) => a.sessions.some((s) => s.clientAddr !== null && container.ips.includes(s.clientAddr)));
     return byAddr.length === 1 ? byAddr[0].sessions : [];
+}
+
+
+/***/ }),
+
+/***/ 3673:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  K: () => (/* binding */ notifyRunEnd)
+});
+
+// EXTERNAL MODULE: ./src/safeguards/quarantine.ts
+var quarantine = __nccwpck_require__(2371);
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(6760);
+// EXTERNAL MODULE: ./src/backup/manifest.ts
+var manifest = __nccwpck_require__(8726);
+// EXTERNAL MODULE: ./src/journal/journal.ts
+var journal = __nccwpck_require__(4896);
+;// CONCATENATED MODULE: ./src/notify/textfile.ts
+// The node_exporter textfile of a node (Prometheus text format 0.0.4): what the last run of each
+// operation ended with, the last measured leader gap, rollbacks, quarantined digests and the
+// newest verified backup. Pure: the state carried from run to run, and its rendering.
+// A textfile carries no sample timestamps (node_exporter refuses them), so times are values in
+// Unix seconds; an age is `time() - <metric>` in PromQL, which stays right between runs.
+/** Pure: the state after a run (an unreadable or absent earlier state starts from nothing). */
+function nextState(prev, run) {
+    const base = prev ?? { runs: {}, rollbacksTotal: 0 };
+    return {
+        runs: { ...base.runs, [run.operation]: { result: run.result, ok: run.ok, at: run.at } },
+        rollbacksTotal: base.rollbacksTotal + (run.result === 'rolled-back' ? 1 : 0),
+        leaderGap: run.leaderGapMs !== undefined ? { ms: run.leaderGapMs, at: run.at } : base.leaderGap
+    };
+}
+/** A label value as the text format escapes it: backslash, double quote, line feed. */
+const label = (v) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+const num = (n) => (Number.isInteger(n) ? String(n) : n.toFixed(3));
+/** Pure: the textfile of one node. Every family has HELP and TYPE, once, before its samples. */
+function renderTextfile(node, s, host) {
+    const out = [];
+    const n = `node="${label(node)}"`;
+    const family = (name, type, help, samples) => {
+        if (!samples.length)
+            return;
+        out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+        for (const [labels, v] of samples)
+            out.push(`${name}{${labels}} ${num(v)}`);
+    };
+    const ops = Object.entries(s.runs).sort(([a], [b]) => a.localeCompare(b));
+    family('chainlink_rollout_last_result', 'gauge', 'The result the last run of each operation ended with (always 1; the result is the label).', ops.map(([op, r]) => [`${n},operation="${label(op)}",result="${label(r.result)}"`, 1]));
+    family('chainlink_rollout_last_success', 'gauge', 'Whether the last run of each operation left the node where it was asked to be (1) or not (0).', ops.map(([op, r]) => [`${n},operation="${label(op)}"`, r.ok ? 1 : 0]));
+    family('chainlink_rollout_last_run_timestamp_seconds', 'gauge', 'When the last run of each operation ended, Unix time.', ops.map(([op, r]) => [`${n},operation="${label(op)}"`, r.at]));
+    if (s.leaderGap) {
+        family('chainlink_rollout_leader_gap_seconds', 'gauge', "The last measured handoff gap: the old leader's last ready answer to the new one's first.", [[n, s.leaderGap.ms / 1000]]);
+        family('chainlink_rollout_leader_gap_timestamp_seconds', 'gauge', 'When the last leader gap was measured, Unix time.', [[n, s.leaderGap.at]]);
+    }
+    family('chainlink_rollout_rollbacks_total', 'counter', 'Runs that ended rolled back (the old image serves).', [
+        [n, s.rollbacksTotal]
+    ]);
+    family('chainlink_rollout_quarantined_digests', 'gauge', 'Image digests an upgrade refuses because an earlier upgrade to them rolled back.', [[n, host.quarantined]]);
+    if (host.newestBackup) {
+        const b = host.newestBackup;
+        family('chainlink_rollout_backup_newest_timestamp_seconds', 'gauge', 'When the newest verified backup in backup-dir was taken, Unix time (its age: time() minus this).', [[`${n},kind="${label(b.kind)}"`, b.at]]);
+        family('chainlink_rollout_backup_newest_size_bytes', 'gauge', 'Size of the newest verified backup on disk.', [
+            [`${n},kind="${label(b.kind)}"`, b.bytes]
+        ]);
+    }
+    return `${out.join('\n')}\n`;
+}
+
+;// CONCATENATED MODULE: ./src/notify/metrics.ts
+// Writes a node's node_exporter textfile in state-dir at the end of each run (the action's main
+// and post steps, the command line): `chainlink_rollout_<node>.prom`, atomically (temp file, fsync,
+// rename), so the collector never reads half a file. The state carried between runs sits beside it.
+
+
+
+
+
+
+const textfilePath = (stateDir, node) => (0,external_node_path_.join)(stateDir, `chainlink_rollout_${(0,journal/* safeName */.jC)(node)}.prom`);
+const statePath = (stateDir, node) => (0,external_node_path_.join)(stateDir, `${(0,journal/* safeName */.jC)(node)}.metrics.json`);
+function readState(path) {
+    try {
+        const s = JSON.parse((0,external_node_fs_.readFileSync)(path, 'utf8'));
+        return s && typeof s.runs === 'object' && typeof s.rollbacksTotal === 'number' ? s : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+/** The newest verified backup in backupDir, when there is one. */
+async function newestBackup(backupDir) {
+    const b = (await (0,manifest/* listBackups */.Cw)(backupDir)).find((e) => e.verified && e.manifest);
+    if (!b?.manifest)
+        return undefined;
+    const m = b.manifest;
+    return { at: Date.parse(m.createdAt) / 1000, bytes: m.dump.bytes + (m.files?.bytes ?? 0), kind: m.kind };
+}
+/** Records the run and rewrites the node's textfile; returns its path. */
+async function writeMetrics(o) {
+    (0,journal/* privateDirSync */.SW)(o.stateDir);
+    const state = nextState(readState(statePath(o.stateDir, o.node)), o.run);
+    (0,journal/* writeDurable */.vQ)(statePath(o.stateDir, o.node), JSON.stringify(state, null, 2));
+    const host = {
+        quarantined: (0,quarantine/* active */.vu)((0,quarantine/* readQuarantine */.Db)(o.stateDir, o.node)).length,
+        newestBackup: await newestBackup(o.backupDir)
+    };
+    const path = textfilePath(o.stateDir, o.node);
+    // 0600 as everything in state-dir (docs/security.md); node_exporter reads it as root
+    (0,journal/* writeDurable */.vQ)(path, renderTextfile(o.node, state, host));
+    return path;
+}
+
+;// CONCATENATED MODULE: ./src/notify/webhook.ts
+/** Long enough for a chat service, short enough not to hold the job. */
+const WEBHOOK_TIMEOUT_MS = 5000;
+const digestOf = (ref) => /@(sha256:[0-9a-f]{64})$/.exec(ref ?? '')?.[1];
+/** Pure: the document for one run. */
+function webhookDocument(o) {
+    const { result: r, report } = o;
+    return {
+        schema: 1,
+        source: 'chainlink-rollout',
+        node: o.node,
+        operation: o.operation,
+        step: o.step,
+        result: r.result,
+        ok: r.ok,
+        message: r.message,
+        outputs: r.outputs,
+        digests: {
+            image: digestOf(r.outputs.image),
+            previous: digestOf(r.outputs['previous-image']),
+            quarantined: o.quarantined
+        },
+        startedAt: new Date(report.started).toISOString(),
+        endedAt: new Date(o.endedAt).toISOString(),
+        facts: Object.fromEntries(report.facts),
+        handoffs: report.handoffs,
+        gates: report.gates,
+        timeline: report.timeline.map((e) => ({ at: new Date(e.at).toISOString(), step: e.step, detail: e.detail })),
+        notes: report.notes,
+        ci: process.env.GITHUB_RUN_ID
+            ? {
+                repository: process.env.GITHUB_REPOSITORY,
+                runId: process.env.GITHUB_RUN_ID,
+                workflow: process.env.GITHUB_WORKFLOW
+            }
+            : undefined
+    };
+}
+/** POSTs the body; returns why it was not delivered, or undefined. Never throws. */
+async function postWebhook(url, body, timeoutMs = WEBHOOK_TIMEOUT_MS) {
+    try {
+        const r = await fetch(url, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', 'user-agent': 'chainlink-rollout' },
+            body,
+            // a redirect would send the run's document somewhere the operator did not name
+            redirect: 'error',
+            signal: AbortSignal.timeout(timeoutMs)
+        });
+        await r.body?.cancel();
+        return r.ok ? undefined : `the endpoint answered HTTP ${r.status}`;
+    }
+    catch (e) {
+        const err = e;
+        if (err.name === 'TimeoutError')
+            return `no answer within ${timeoutMs / 1000} s`;
+        return err.cause?.code ?? err.cause?.message ?? err.message;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/notify/run-end.ts
+
+
+
+/** `redact` removes every known secret from text that leaves the process. */
+async function notifyRunEnd(e, log, redact) {
+    const endedAt = Date.now();
+    const gap = Number(e.result.outputs['leader-gap-ms']);
+    if (!e.dryRun)
+        try {
+            await writeMetrics({
+                stateDir: e.stateDir,
+                backupDir: e.backupDir,
+                node: e.node,
+                run: {
+                    operation: e.operation,
+                    result: e.result.result,
+                    ok: e.result.ok,
+                    at: Math.round(endedAt / 1000),
+                    leaderGapMs: e.result.outputs['leader-gap-ms'] !== undefined && Number.isFinite(gap) ? gap : undefined
+                }
+            });
+        }
+        catch (err) {
+            log.warning(`could not write the metrics textfile ${textfilePath(e.stateDir, e.node)}: ${err.message}`);
+        }
+    if (!e.webhookUrl)
+        return;
+    const quarantined = (0,quarantine/* active */.vu)((0,quarantine/* readQuarantine */.Db)(e.stateDir, e.node)).map((q) => q.digest);
+    const body = redact(JSON.stringify(webhookDocument({ ...e, quarantined, endedAt })));
+    const problem = await postWebhook(e.webhookUrl, body);
+    // the URL itself is a secret: the warning never names it
+    if (problem)
+        log.warning(redact(`the webhook was not delivered (webhook-url): ${problem}`));
+    else
+        log.debug('webhook delivered');
 }
 
 
@@ -97972,9 +98642,8 @@ module.exports = {"rE":"1.17.0"};
 /******/ var __webpack_exports__ = __nccwpck_require__(5581);
 /******/ __webpack_exports__ = await __webpack_exports__;
 /******/ var __webpack_exports__INPUT_NAMES = __webpack_exports__.Qh;
-/******/ var __webpack_exports__Masker = __webpack_exports__.GX;
 /******/ var __webpack_exports__UsageError = __webpack_exports__.eb;
 /******/ var __webpack_exports__main = __webpack_exports__.iW;
 /******/ var __webpack_exports__parseArgs = __webpack_exports__.Zy;
-/******/ export { __webpack_exports__INPUT_NAMES as INPUT_NAMES, __webpack_exports__Masker as Masker, __webpack_exports__UsageError as UsageError, __webpack_exports__main as main, __webpack_exports__parseArgs as parseArgs };
+/******/ export { __webpack_exports__INPUT_NAMES as INPUT_NAMES, __webpack_exports__UsageError as UsageError, __webpack_exports__main as main, __webpack_exports__parseArgs as parseArgs };
 /******/ 

@@ -11,11 +11,15 @@ import { readInputs } from '../inputs/read.js'
 import type { Inputs } from '../inputs/types.js'
 import { Report } from '../report.js'
 import { knownSecrets } from '../trust/secrets.js'
+import { nodeKey } from '../journal/journal.js'
+import { notifyRunEnd } from '../notify/run-end.js'
 
 /** What a step ended with: the result to publish and the report it wrote; nothing when it had nothing to do. */
 export interface Outcome {
   result: OperationResult
   report: Report
+  /** the inputs the step ran with, when they were valid: the textfile and the webhook need them */
+  inputs?: Inputs
 }
 
 type Step = () => Promise<Outcome | undefined>
@@ -30,7 +34,23 @@ export async function run(main: Step, post: Step): Promise<void> {
       // turn main's `failed` into `ok`: the step still failed. A post step that moved the node
       // (finished or rolled back the operation) publishes where the node is now.
       publish(outcome.result, outcome.report, !(isPost && outcome.result.nodeAsFound))
-      const { result } = outcome
+      const { result, inputs } = outcome
+      if (inputs)
+        await notifyRunEnd(
+          {
+            stateDir: inputs.stateDir,
+            backupDir: inputs.backupDir,
+            node: nodeKey(inputs),
+            operation: inputs.operation,
+            dryRun: inputs.dryRun,
+            webhookUrl: inputs.webhookUrl,
+            step: isPost ? 'post' : 'main',
+            result,
+            report: outcome.report
+          },
+          actionLog(),
+          redact
+        )
       if (!result.ok)
         fail(
           result.message ?? `the operation ended with result ${result.result}`,

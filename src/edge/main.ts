@@ -44,5 +44,5 @@ export async function main(operations: Operations): Promise<Outcome> {
     // The report is published after a failure too: its timeline says how far the run got.
     result = { result: 'failed', ok: false, message: failure(e), outputs: {} }
   }
-  return { result, report }
+  return { result, report, inputs }
 }

@@ -35,7 +35,7 @@ export async function post(repair: (ctx: Context) => Promise<OperationResult>): 
         signal: new AbortController().signal
       })
     )
-    return { result, report }
+    return { result, report, inputs }
   } catch (e) {
     throw new ActionError(`repair after an interrupted ${j.operation} failed: ${failure(e)}`)
   }

@@ -102,6 +102,9 @@ export function readInputs(
   if (databaseUrl) maskDatabaseUrl(databaseUrl, mask)
   const identity = get('backup-identity').trim() || undefined
   if (identity) mask(identity)
+  // a webhook URL often carries its token (in the path, the query or the user info)
+  const webhookUrl = get('webhook-url').trim() || undefined
+  if (webhookUrl) mask(webhookUrl)
 
   const operation = oneOf(get, 'operation', OPERATIONS, 'upgrade')
   if (databaseUrl) {
@@ -242,8 +245,23 @@ export function readInputs(
     allowDowngrade: bool(get, 'allow-downgrade', false),
     window: windows(get, 'window'),
     rehearseMigration,
-    allowOtherUpdaters: bool(get, 'allow-other-updaters', false)
+    allowOtherUpdaters: bool(get, 'allow-other-updaters', false),
+    webhookUrl: webhookUrl && webhook(webhookUrl)
   }
+}
+
+/** A webhook URL: http or https with a host. The value is never quoted back (it is a secret). */
+function webhook(v: string): string {
+  let u: URL
+  try {
+    u = new URL(v)
+  } catch {
+    throw new InputError('webhook-url', 'is not a valid URL (expected http:// or https://...)')
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new InputError('webhook-url', `must be http or https; got '${u.protocol}'`)
+  if (!u.hostname) throw new InputError('webhook-url', 'has no host')
+  return v
 }
 
 /** A path input that must stay inside `base` (relative paths are read against it). */

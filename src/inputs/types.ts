@@ -63,4 +63,6 @@ export interface Inputs {
   allowOtherUpdaters: boolean
   /** restore the pre-upgrade backup into a scratch DB and run the new image's `db migrate` on it first */
   rehearseMigration: boolean
+  /** gets one JSON document per run (src/notify/webhook.ts); a secret, masked */
+  webhookUrl?: string
 }

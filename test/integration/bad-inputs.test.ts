@@ -239,6 +239,14 @@ const ROWS: BadRow[] = [
     error: named('rehearse-migration'),
     why: 'needs the pre-upgrade backup'
   },
+  { input: 'webhook-url', value: 'hooks.example.com/x', error: named('webhook-url'), why: 'no scheme' },
+  {
+    input: 'webhook-url',
+    value: 'ftp://user:wh-secret-77@hooks.example.com/x',
+    error: named('webhook-url'),
+    secret: 'wh-secret-77',
+    why: 'not http(s); the URL is a secret'
+  },
   // booleans
   { input: 'rollback', value: 'maybe', error: named('rollback') },
   { input: 'prefer-primary', value: 'sometimes', error: named('prefer-primary') },

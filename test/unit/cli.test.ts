@@ -1,11 +1,15 @@
 import { describe, expect, it } from '@jest/globals'
 import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
-import { INPUT_NAMES, main, Masker, parseArgs, UsageError } from '../../src/cli.js'
+import { INPUT_NAMES, main, parseArgs, UsageError } from '../../src/cli.js'
+import { INPUTS, VERSION } from '../../src/action-meta.js'
+import { EXIT, exitCodeOf, OPERATION_NAMES } from '../../src/cli-help.js'
+import { OPERATIONS } from '../../src/inputs/read.js'
 
 const yml = parseYaml(readFileSync(new URL('../../action.yml', import.meta.url), 'utf8')) as {
-  inputs: Record<string, { default?: string }>
+  inputs: Record<string, { default?: string; description?: string }>
 }
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
 
 async function runCli(argv: string[], env: NodeJS.ProcessEnv = {}) {
   const out: string[] = []
@@ -17,6 +21,35 @@ async function runCli(argv: string[], env: NodeJS.ProcessEnv = {}) {
 describe('cli arguments', () => {
   it('has a flag for every input of action.yml, and no other', () => {
     expect([...INPUT_NAMES].sort()).toEqual(Object.keys(yml.inputs).sort())
+  })
+
+  it("bundles action.yml's descriptions and defaults and package.json's version (run node scripts/action-meta.mjs)", () => {
+    expect(VERSION).toBe(pkg.version)
+    expect(INPUTS.map((i) => [i.name, i.description, i.default])).toEqual(
+      Object.entries(yml.inputs).map(([k, v]) => [
+        k,
+        String(v.description ?? '')
+          .replace(/\s+/g, ' ')
+          .trim(),
+        v.default ?? ''
+      ])
+    )
+  })
+
+  it('knows every operation the inputs accept', () => {
+    expect([...OPERATION_NAMES].sort()).toEqual([...OPERATIONS].sort())
+  })
+
+  it.each([
+    [{ result: 'upgraded', ok: true }, EXIT.done],
+    [{ result: 'unchanged', ok: true }, EXIT.done],
+    [{ result: 'deferred', ok: true }, EXIT.done],
+    [{ result: 'planned', ok: true }, EXIT.done],
+    [{ result: 'ok', ok: true }, EXIT.done],
+    [{ result: 'failed', ok: false }, EXIT.failed],
+    [{ result: 'rolled-back', ok: false }, EXIT.rolledBack]
+  ])('exit code of %p is %p', (r, code) => {
+    expect(exitCodeOf(r)).toBe(code)
   })
 
   it('reads the operation word, --name value, --name=value and bare boolean flags', () => {
@@ -51,7 +84,12 @@ describe('cli arguments', () => {
   it.each([
     [['upgrade', '--imag', 'x'], /unknown option --imag/],
     [['upgrade', '--image'], /--image needs a value/],
-    [['upgrade', 'status'], /unexpected argument 'status'/]
+    [['upgrade', '--image', '--json'], /--image needs a value/],
+    [['upgrade', 'status'], /unexpected argument 'status'/],
+    [['upgrade', '-x'], /unknown option -x/],
+    [['bogus', '--help'], /unknown operation 'bogus'/],
+    [['completion'], /completion takes one shell/],
+    [['completion', 'fish'], /no completion for 'fish'/]
   ])('refuses %p', (argv, message) => {
     expect(() => parseArgs(argv)).toThrow(UsageError)
     expect(() => parseArgs(argv)).toThrow(message)
@@ -59,7 +97,7 @@ describe('cli arguments', () => {
 })
 
 describe('cli main', () => {
-  it('an invalid input: exit 1, the error names the input, nothing is run', async () => {
+  it('an invalid input: exit 2, the error names the input, nothing is run', async () => {
     const r = await runCli([
       'upgrade',
       '--container',
@@ -69,23 +107,24 @@ describe('cli main', () => {
       '--window',
       'Mon-Fri 08:00-18:00 Mars/Base'
     ])
-    expect(r.code).toBe(1)
-    expect(r.err).toMatch(/FAILED: failed: Input 'window' unknown time zone 'Mars\/Base'/)
+    expect(r.code).toBe(2)
+    expect(r.err).toMatch(/^failed: Input 'window' unknown time zone 'Mars\/Base'/m)
   })
 
   it('--json prints the result and outputs as one JSON object on stdout', async () => {
     const r = await runCli(['backup', '--backup-keep', 'zero', '--json'])
-    expect(r.code).toBe(1)
+    expect(r.code).toBe(2)
     expect(JSON.parse(r.out)).toEqual({
       result: 'failed',
       ok: false,
       message: "Input 'backup-keep' must be a whole number of at least 1; got 'zero'",
-      outputs: {}
+      outputs: {},
+      exitCode: 2
     })
   })
 
-  it('a usage error prints the usage; --help exits 0', async () => {
-    expect((await runCli(['--nope'])).code).toBe(1)
+  it('a usage error exits 2; --help exits 0', async () => {
+    expect((await runCli(['--nope'])).code).toBe(2)
     const h = await runCli(['--help'])
     expect(h.code).toBe(0)
     expect(h.out).toMatch(/^usage: chainlink-rollout <operation>/)
@@ -93,11 +132,8 @@ describe('cli main', () => {
 
   it('never prints a secret it was given', async () => {
     const r = await runCli(['status', '--database-url', 'postgres://u:s3cret-pw@127.0.0.1:1/x', '--state-dir', 'rel'])
-    expect(r.code).toBe(1)
+    expect(r.code).toBe(2)
     expect(r.err).toMatch(/Input 'state-dir' must be an absolute path/)
-    const m = new Masker()
-    m.add('s3cret-pw')
-    expect(m.apply('a s3cret-pw b')).toBe('a *** b')
     expect(r.err + r.out).not.toContain('s3cret-pw')
   })
 })

@@ -507,3 +507,26 @@ describe('readInputs: operator safeguards', () => {
     expect(inputError({ image: IMAGE, ...vals }).message).toMatch(message)
   })
 })
+
+describe('readInputs: webhook-url', () => {
+  it.each([
+    ['not a url', /^Input 'webhook-url' is not a valid URL/],
+    ['ftp://hooks.example.com/x', /^Input 'webhook-url' must be http or https; got 'ftp:'/],
+    ['file:///etc/passwd', /^Input 'webhook-url' must be http or https/]
+  ])('refuses %p, naming the input', (v, message) => {
+    expect(inputError({ image: IMAGE, 'webhook-url': v }).message).toMatch(message)
+  })
+
+  it('is a secret: masked before anything is validated, and never quoted in an error', () => {
+    const masked: string[] = []
+    const url = 'https://hooks.example.com/services/T0/B0/tok3n-in-the-path'
+    expect(read({ image: IMAGE, 'webhook-url': url }, (s) => masked.push(s)).webhookUrl).toBe(url)
+    expect(masked).toContain(url)
+    const bad = 'gopher://user:tok3n@hooks.example.com/'
+    expect(inputError({ image: IMAGE, 'webhook-url': bad }).message).not.toContain('tok3n')
+  })
+
+  it('is optional', () => {
+    expect(read({ image: IMAGE }).webhookUrl).toBeUndefined()
+  })
+})
