@@ -14,6 +14,8 @@ import type { Inputs } from './inputs/types.js'
 import { backup, restore } from './operations/backup.js'
 import { handoffOrRestart } from './operations/handoff.js'
 import { repair } from './operations/repair.js'
+import { drain } from './operations/drain.js'
+import { resume } from './operations/resume.js'
 import { status } from './operations/status.js'
 import { upgrade } from './operations/upgrade.js'
 import { Report } from './report.js'
@@ -27,7 +29,9 @@ const operations: Operations = {
   status,
   backup,
   restore,
-  repair
+  repair,
+  drain,
+  resume
 }
 
 /** Every input of action.yml (a unit test keeps this list equal to action.yml's). */
@@ -40,6 +44,7 @@ export const INPUT_NAMES = [
   'database-url',
   'lock-mode',
   'health-url',
+  'remote-health-url',
   'stop-timeout',
   'standby-timeout',
   'ready-timeout',
