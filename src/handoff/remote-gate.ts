@@ -148,7 +148,10 @@ export async function remoteLeaderGate(
         ctx.report.gate('health', true, v.detail)
         return v.proved
       }
-      if (v.kind === 'fail') throw new GateError('health', v.reason)
+      if (v.kind === 'fail') {
+        ctx.report.gate('health', false, v.reason)
+        throw new GateError('health', v.reason)
+      }
       await sleep(250, ctx.signal)
     }
   } finally {

@@ -84,13 +84,17 @@ export async function remoteLockTaken(
       )
       return { appId: v.appId, ms }
     }
-    if (v.kind === 'fail') throw new GateError('lock-handoff', v.reason)
     last = l.holder ? `app ${l.holder} holds it` : (l.problem ?? last)
-    if (Date.now() >= deadline)
-      throw new GateError(
-        'lock-handoff',
-        `no instance on another host took the lock within ${formatMs(timeoutMs)} of the stop (${last})`
-      )
+    const reason =
+      v.kind === 'fail'
+        ? v.reason
+        : Date.now() >= deadline
+          ? `no instance on another host took the lock within ${formatMs(timeoutMs)} of the stop (${last})`
+          : undefined
+    if (reason) {
+      ctx.report.gate('lock-handoff', false, reason)
+      throw new GateError('lock-handoff', reason)
+    }
     await sleep(100, ctx.signal)
   }
 }

@@ -234,9 +234,12 @@ describe('drain and resume across hosts', () => {
     }
   })
 
-  test('the runner killed mid-drain: repair finishes it, one leader, never two writers', async () => {
+  test.each([
+    ['as the stop is aimed', 0],
+    ['with the stop in flight', 350]
+  ])('the runner killed mid-drain (%s): repair ends it with one leader, never two writers', async (_, delayMs) => {
     const db = await createDb('hosts')
-    const name = `${prefix}-kl`
+    const name = `${prefix}-kl${delayMs}`
     try {
       const [h1, h2] = hosts
       await startNode({ name, tag: TAG, db, layout: 'bridge', api: h1.dockerd.api })
@@ -245,7 +248,7 @@ describe('drain and resume across hosts', () => {
       await processes(db, 2)
       const d = await h1.run(
         { operation: 'drain', container: name, 'stable-for': '3s' },
-        { hooks: [{ when: atLine(/^drain \S+ -> another host/), do: 'sigkill' }] }
+        { hooks: [{ when: atLine(/^drain \S+ -> another host/), do: 'sigkill', delayMs }] }
       )
       expect({ killed: d.killed, fired: d.fired }).toEqual({ killed: true, fired: [true] })
       const rep = await h1.run({ operation: 'repair', container: name, 'stable-for': '3s' })
@@ -258,14 +261,58 @@ describe('drain and resume across hosts', () => {
       expect(w.interleaved).toBe(false)
       if (now === first) {
         // the stop never went out: the drain is undone, h1 leads with its policy back
+        expect(visible(rep.stdout)).toMatch(/never stopped leading/)
         expect(await inspectOf(h1.dockerd.api, name)).toEqual({ running: true, policy: 'unless-stopped' })
       } else {
+        // the stop went out: the drain is finished
         expect(rep.outputs['leader-host']).toBe('remote')
+        expect(visible(rep.stdout)).toMatch(/finished the interrupted drain/)
         expect(await inspectOf(h1.dockerd.api, name)).toEqual({ running: false, policy: 'no' })
         expect(w.writers).toEqual([first, now])
       }
+      // a stop in flight was sent: the drain can only have finished
+      if (delayMs) expect(now).not.toBe(first)
       const st = await h1.run({ operation: 'status', container: name })
       expect(st.exitCode).toBe(0)
+    } finally {
+      for (const h of hosts)
+        await h.dockerd.api
+          .getContainer(name)
+          .remove({ force: true })
+          .catch(() => undefined)
+      await db.drop()
+    }
+  })
+
+  test('the instance elsewhere exits right after taking the lock: the drained instance is started again and leads', async () => {
+    const db = await createDb('hosts')
+    const name = `${prefix}-fl`
+    try {
+      const [h1, h2] = hosts
+      await startNode({ name, tag: TAG, db, layout: 'bridge', api: h1.dockerd.api })
+      const first = await writer(db)
+      await startNode({
+        name,
+        tag: TAG,
+        db,
+        layout: 'bridge',
+        api: h2.dockerd.api,
+        noWait: true,
+        restart: 'no',
+        env: { SIM_FAULT: 'exit-after-lock' }
+      })
+      await processes(db, 2)
+      const d = await h1.run({ operation: 'drain', container: name, 'stable-for': '3s' })
+      expect({ exit: d.exitCode, result: d.outputs.result }).toEqual({ exit: 1, result: 'failed' })
+      expect(visible(d.stdout)).toMatch(/started again: '.*' leads again/)
+      expect(await inspectOf(h1.dockerd.api, name)).toEqual({ running: true, policy: 'unless-stopped' })
+      const now = await writer(db)
+      expect(now).not.toBe(first)
+      const w = await writers(db)
+      expect({ writers: w.writers, interleaved: w.interleaved }).toEqual({ writers: [first, now], interleaved: false })
+      // nothing left open: the next run is not refused
+      const st = await h1.run({ operation: 'status', container: name })
+      expect({ exit: st.exitCode, host: st.outputs['leader-host'] }).toEqual({ exit: 0, host: 'local' })
     } finally {
       for (const h of hosts)
         await h.dockerd.api

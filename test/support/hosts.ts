@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startDedicatedDockerd, type DedicatedDockerd } from './dedicated-dockerd.js'
-import { runAction, type ActionRun, type RunOptions } from './action.js'
+import { runAction, visible, type ActionRun, type RunOptions } from './action.js'
 import { removeContainers, simImage } from './bed.js'
 
 export interface BedHost {
@@ -34,11 +34,18 @@ export async function startHosts(n: number, tags: string[]): Promise<BedHost[]> 
         label: `h${i}`,
         dockerd,
         stateDir,
-        run: (inputs, opts = {}) =>
-          runAction(
+        run: async (inputs, opts = {}) => {
+          const r = await runAction(
             { 'state-dir': stateDir, ...inputs },
             { ...opts, env: { DOCKER_HOST: dockerd.host, ...(opts.env ?? {}) } }
           )
+          // HOSTS_VERBOSE=1: every run's log on stderr
+          if (process.env.HOSTS_VERBOSE)
+            process.stderr.write(
+              `--- h${i} ${inputs.operation}: exit ${r.exitCode} ${r.outputs.result ?? ''} ---\n${visible(r.stdout)}\n`
+            )
+          return r
+        }
       }
       hosts.push(host)
       for (const tag of tags) dockerd.cli('pull', '-q', simImage(tag))
