@@ -7,8 +7,7 @@ import type { Context } from '../context.js'
 import type { NodeSession } from '../postgres/database.js'
 import { formatMs } from '../duration.js'
 import { sleep } from '../sleep.js'
-import { sameApp } from '../node/lock.js'
-import { pollsLock } from '../node/instances.js'
+import { pollsLock, sameApp } from '../node/lock.js'
 import type { ReadyObs } from '../node/observer.js'
 import type { Verdict } from './gates.js'
 import { GateError, runOf, type NodeLink } from './types.js'
@@ -22,7 +21,7 @@ export interface RemoteObs {
   ready?: ReadyObs
 }
 
-export interface RemoteProof {
+interface RemoteProof {
   /** lease renewals seen in the window */
   renewals: number
   /** queries of the node's own sessions (not the lock's) seen start in the window */

@@ -12,7 +12,7 @@ import { healthBase } from '../node/health-url.js'
 import { ReadinessWatcher } from './watch.js'
 
 /** Whether the stop was aimed at the standby's next lock poll, and when not, why. */
-export type Aim = { engaged: true; waitedMs: number } | { engaged: false; why: string }
+type Aim = { engaged: true; waitedMs: number } | { engaged: false; why: string }
 
 function describeAim(a: Aim): string {
   return a.engaged ? `aimed (held ${a.waitedMs} ms)` : `not aimed: ${a.why}`

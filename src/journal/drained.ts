@@ -6,7 +6,7 @@ import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { privateDirSync, safeName, writeDurable } from './journal.js'
 
-export interface DrainRecord {
+interface DrainRecord {
   containerId: string
   container: string
   /** the operator's restart policy before the drain */
@@ -17,7 +17,7 @@ export interface DrainRecord {
   runId: string
 }
 
-export function drainPath(stateDir: string, key: string): string {
+function drainPath(stateDir: string, key: string): string {
   return join(stateDir, `${safeName(key)}.drained.json`)
 }
 

@@ -5,13 +5,12 @@
 // This host's containers say which of them run here; the rest run on other hosts.
 import type { Context } from '../context.js'
 import { containerIps } from '../docker/client.js'
-import type { NodeSession } from '../postgres/database.js'
 import { findForeignNodes } from './foreign-sessions.js'
-import { sameApp } from './lock.js'
+import { pollsLock, sameApp } from './lock.js'
 import type { App } from './sessions.js'
 import type { NodeView } from './view.js'
 
-export type InstanceRole = 'leader' | 'waiting' | 'other'
+type InstanceRole = 'leader' | 'waiting' | 'other'
 
 export interface Instance {
   appId: string
@@ -25,16 +24,7 @@ export interface Instance {
   role: InstanceRole
 }
 
-/**
- * A session that polls the lock: the lease upsert (its text shows for a moment), the end of its
- * transaction (pgx sends `commit` in lower case, §11.6), or the advisory try (§2).
- */
-export function pollsLock(s: Pick<NodeSession, 'query'>): boolean {
-  const q = s.query.trim().replace(/;$/, '').toLowerCase()
-  return /lease_lock|pg_try_advisory_lock/.test(q) || q === 'commit' || q === 'rollback' || q === 'end'
-}
-
-export interface ClassifyInput {
+interface ClassifyInput {
   apps: App[]
   /** the lock holder's app id, when one holds it */
   holder?: string
@@ -107,4 +97,14 @@ export async function findInstances(ctx: Context, view: NodeView): Promise<Insta
     for (const ip of containerIps(info)) localAddrs.add(ip)
   }
   return classifyInstances({ apps: view.apps, holder: view.lock.holder, localContainers, localAddrs, hostNetwork })
+}
+
+/** The instances as a report table and the `instances` output. */
+export function reportInstances(ctx: Context, instances: Instance[], heading = 'Instances of the node'): string {
+  ctx.report.tables.push({
+    heading,
+    header: ['instance'],
+    rows: instances.map((x) => [describeInstance(x)])
+  })
+  return JSON.stringify(instances)
 }

@@ -9,7 +9,7 @@ import type { Context, OperationResult } from '../context.js'
 import { OperationError } from '../errors.js'
 import { formatMs } from '../duration.js'
 import { inspectNode, requireLeader } from '../node/inspect.js'
-import { describeInstance, findInstances, type Instance } from '../node/instances.js'
+import { describeInstance, findInstances, reportInstances, type Instance } from '../node/instances.js'
 import type { NodeView } from '../node/view.js'
 import { aimStop } from '../handoff/take-over.js'
 import { remoteLeaderGate } from '../handoff/remote-gate.js'
@@ -17,18 +17,9 @@ import { newRun, timeouts, type NodeLink } from '../handoff/types.js'
 import { withHostLock } from '../journal/host-lock.js'
 import { JournalWriter, journalPath, nodeKey, refuseOpenJournal } from '../journal/journal.js'
 import { clearDrainRecord, readDrainRecord, writeDrainRecord } from '../journal/drained.js'
-import { remoteLockTaken, startAgain, versionGateRefusal } from '../rollout/cross-host.js'
+import { remoteLockTaken, versionGateRefusal } from '../rollout/cross-host.js'
+import { startAgain } from './repair-drain.js'
 import { noRestart } from '../rollout/steps.js'
-
-/** The instances as a report table and the `instances` output. */
-export function reportInstances(ctx: Context, instances: Instance[], heading = 'Instances of the node'): string {
-  ctx.report.tables.push({
-    heading,
-    header: ['instance'],
-    rows: instances.map((x) => [describeInstance(x)])
-  })
-  return JSON.stringify(instances)
-}
 
 /**
  * Pure: the refusal of a drain before anything changes, or undefined. The lock must go to an

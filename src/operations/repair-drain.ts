@@ -13,11 +13,11 @@ import { tieSessions } from '../node/inspect.js'
 import { readLockState, sameApp } from '../node/lock.js'
 import { remoteLeaderGate } from '../handoff/remote-gate.js'
 import { standbyReady } from '../handoff/gate-loops.js'
-import { GateError, memberOf, newRun, timeouts, type NodeLink } from '../handoff/types.js'
+import { GateError, memberOf, newRun, timeouts, type NodeLink, type Timeouts } from '../handoff/types.js'
 import type { JournalWriter, readJournal } from '../journal/journal.js'
 import { clearDrainRecord, readDrainRecord } from '../journal/drained.js'
 import { nodeKey } from '../journal/journal.js'
-import { startAgain } from '../rollout/cross-host.js'
+import { takeOver } from '../handoff/take-over.js'
 import { restoreRestartPolicy } from '../rollout/steps.js'
 
 type Journal = NonNullable<ReturnType<typeof readJournal>>
@@ -133,4 +133,34 @@ async function again(
     message: `repaired the interrupted ${journal.journal.operation}: ${why}; '${name}' was started again and ${became}`,
     outputs: { leader: name }
   }
+}
+
+/**
+ * The way back from a drain that failed: this host's instance gets its restart policy back and
+ * starts. Nobody holding the lock, it takes it, through the same gates as any new leader; an
+ * instance elsewhere holding it, it waits as a standby. Returns what it became.
+ */
+export async function startAgain(
+  ctx: Context,
+  link: NodeLink,
+  info: ContainerInfo,
+  operatorPolicy: ContainerInfo['HostConfig']['RestartPolicy'],
+  t: Timeouts
+): Promise<string> {
+  const operator = { ...info, HostConfig: { ...info.HostConfig, RestartPolicy: operatorPolicy } } as ContainerInfo
+  await restoreRestartPolicy(ctx, info.Id, operator)
+  const now = await ctx.docker.inspect(info.Id)
+  if (!now) throw new OperationError(`'${memberOf(info).name}' is gone: it cannot be started again`)
+  const m = memberOf(now)
+  if (now.State.Running) return 'was running already'
+  const l = await readLockState(link.db, link.mode, link.config.advisoryLockId)
+  const live = l.holder && l.sessions.some((s) => sameApp(s.appId, l.holder))
+  if (live) {
+    const known = new Set(l.sessions.map((s) => s.appId))
+    await ctx.docker.start(now.Id)
+    await standbyReady(ctx, link, m, l.holder!, known, t.standbyMs)
+    return `waits as the standby (app ${l.holder} leads)`
+  }
+  await takeOver(ctx, link, m, t)
+  return 'leads again'
 }

@@ -7,7 +7,7 @@
 import type { Context, OperationResult } from '../context.js'
 import { OperationError } from '../errors.js'
 import { inspectNode } from '../node/inspect.js'
-import { describeInstance, findInstances } from '../node/instances.js'
+import { describeInstance, findInstances, reportInstances } from '../node/instances.js'
 import { standbyReady } from '../handoff/gate-loops.js'
 import { takeOver } from '../handoff/take-over.js'
 import { memberOf, newRun, timeouts, type NodeLink } from '../handoff/types.js'
@@ -16,7 +16,6 @@ import { JournalWriter, journalPath, nodeKey, refuseOpenJournal } from '../journ
 import { clearDrainRecord, readDrainRecord } from '../journal/drained.js'
 import { provePolling, versionGateRefusal } from '../rollout/cross-host.js'
 import { restoreRestartPolicy } from '../rollout/steps.js'
-import { reportInstances } from './drain.js'
 
 export async function resume(ctx: Context): Promise<OperationResult> {
   const { inputs, report, docker } = ctx

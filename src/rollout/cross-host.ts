@@ -1,17 +1,12 @@
 // What a drain, a resume and their repair share (docs/hosts.md): the version check against the
 // DB's migrations, the proof that the lock went to an instance on another host, the proof that
 // this host's instance polls the lock without holding it, and the way back when a drain failed:
-// this host's instance started again, to lead when nobody does.
+// this host's instance started again, to lead when nobody does (src/operations/repair-drain.ts).
 import type { Context } from '../context.js'
-import type { ContainerInfo } from '../docker/client.js'
 import { formatMs } from '../duration.js'
-import { OperationError } from '../errors.js'
 import { sleep } from '../sleep.js'
 import { readLockState, sameApp } from '../node/lock.js'
-import { standbyReady } from '../handoff/gate-loops.js'
-import { takeOver } from '../handoff/take-over.js'
-import { GateError, memberOf, type NodeLink, type Timeouts } from '../handoff/types.js'
-import { restoreRestartPolicy } from './steps.js'
+import { GateError, type NodeLink } from '../handoff/types.js'
 
 /** Pure: a - b for x.y.z versions (a pre-release suffix is ignored); undefined when either does not parse. */
 export function cmpVersion(a: string | undefined, b: string | undefined): number | undefined {
@@ -37,7 +32,7 @@ export function versionGateRefusal(version: string | undefined, dbVersion: strin
   return `Chainlink ${version} is lower than the database's version ${dbVersion} (node_versions): it would take the lock, fail the version gate and exit`
 }
 
-export interface TakeObs {
+interface TakeObs {
   holder?: string
   /** app ids with a DB session */
   live: string[]
@@ -120,34 +115,4 @@ export async function provePolling(ctx: Context, link: NodeLink, appId: string, 
     await sleep(Math.max(50, link.config.leaseRefreshMs / 4), ctx.signal)
   }
   throw new GateError('standby-ready', `'${name}' (app ${appId}) was not seen polling the lock`)
-}
-
-/**
- * The way back from a drain that failed: this host's instance gets its restart policy back and
- * starts. Nobody holding the lock, it takes it, through the same gates as any new leader; an
- * instance elsewhere holding it, it waits as a standby. Returns what it became.
- */
-export async function startAgain(
-  ctx: Context,
-  link: NodeLink,
-  info: ContainerInfo,
-  operatorPolicy: ContainerInfo['HostConfig']['RestartPolicy'],
-  t: Timeouts
-): Promise<string> {
-  const operator = { ...info, HostConfig: { ...info.HostConfig, RestartPolicy: operatorPolicy } } as ContainerInfo
-  await restoreRestartPolicy(ctx, info.Id, operator)
-  const now = await ctx.docker.inspect(info.Id)
-  if (!now) throw new OperationError(`'${memberOf(info).name}' is gone: it cannot be started again`)
-  const m = memberOf(now)
-  if (now.State.Running) return 'was running already'
-  const l = await readLockState(link.db, link.mode, link.config.advisoryLockId)
-  const live = l.holder && l.sessions.some((s) => sameApp(s.appId, l.holder))
-  if (live) {
-    const known = new Set(l.sessions.map((s) => s.appId))
-    await ctx.docker.start(now.Id)
-    await standbyReady(ctx, link, m, l.holder!, known, t.standbyMs)
-    return `waits as the standby (app ${l.holder} leads)`
-  }
-  await takeOver(ctx, link, m, t)
-  return 'leads again'
 }

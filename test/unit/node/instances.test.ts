@@ -3,7 +3,8 @@
 import { describe, expect, test } from '@jest/globals'
 import type { NodeSession } from '../../../src/postgres/database.js'
 import { appsOf } from '../../../src/node/sessions.js'
-import { classifyInstances, describeInstance, pollsLock, type Instance } from '../../../src/node/instances.js'
+import { classifyInstances, describeInstance, type Instance } from '../../../src/node/instances.js'
+import { pollsLock } from '../../../src/node/lock.js'
 
 const LOCAL = '6f1c2d3e-4a5b-4c6d-8e7f-8091a2b3c4d5'
 const REMOTE = 'deadbeef-0000-4000-8000-000000000000'
