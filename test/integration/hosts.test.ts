@@ -235,54 +235,62 @@ describe('drain and resume across hosts', () => {
   })
 
   test.each([
-    ['as the stop is aimed', 0],
-    ['with the stop in flight', 350]
-  ])('the runner killed mid-drain (%s): repair ends it with one leader, never two writers', async (_, delayMs) => {
-    const db = await createDb('hosts')
-    const name = `${prefix}-kl${delayMs}`
-    try {
-      const [h1, h2] = hosts
-      await startNode({ name, tag: TAG, db, layout: 'bridge', api: h1.dockerd.api })
-      const first = await writer(db)
-      await startNode({ name, tag: TAG, db, layout: 'bridge', api: h2.dockerd.api, noWait: true })
-      await processes(db, 2)
-      const d = await h1.run(
-        { operation: 'drain', container: name, 'stable-for': '3s' },
-        { hooks: [{ when: atLine(/^drain \S+ -> another host/), do: 'sigkill', delayMs }] }
-      )
-      expect({ killed: d.killed, fired: d.fired }).toEqual({ killed: true, fired: [true] })
-      const rep = await h1.run({ operation: 'repair', container: name, 'stable-for': '3s' })
-      expect({ exit: rep.exitCode, result: rep.outputs.result, log: show(rep) }).toMatchObject({
-        exit: 0,
-        result: 'ok'
-      })
-      const now = await writer(db)
-      const w = await writers(db)
-      expect(w.interleaved).toBe(false)
-      if (now === first) {
-        // the stop never went out: the drain is undone, h1 leads with its policy back
-        expect(visible(rep.stdout)).toMatch(/never stopped leading/)
-        expect(await inspectOf(h1.dockerd.api, name)).toEqual({ running: true, policy: 'unless-stopped' })
-      } else {
-        // the stop went out: the drain is finished
-        expect(rep.outputs['leader-host']).toBe('remote')
-        expect(visible(rep.stdout)).toMatch(/finished the interrupted drain/)
-        expect(await inspectOf(h1.dockerd.api, name)).toEqual({ running: false, policy: 'no' })
-        expect(w.writers).toEqual([first, now])
+    ['killed as the stop is aimed', 'sigkill' as const, 0],
+    ['killed with the stop in flight', 'sigkill' as const, 350],
+    ['cancelled with the stop in flight', 'sigint' as const, 350]
+  ])(
+    'the runner %s: repair (or the post step) ends the drain with one leader, never two writers',
+    async (_, how, delayMs) => {
+      const db = await createDb('hosts')
+      const name = `${prefix}-kl${delayMs}`
+      try {
+        const [h1, h2] = hosts
+        await startNode({ name, tag: TAG, db, layout: 'bridge', api: h1.dockerd.api })
+        const first = await writer(db)
+        await startNode({ name, tag: TAG, db, layout: 'bridge', api: h2.dockerd.api, noWait: true })
+        await processes(db, 2)
+        const d = await h1.run(
+          { operation: 'drain', container: name, 'stable-for': '3s' },
+          { hooks: [{ when: atLine(/^drain \S+ -> another host/), do: how, delayMs }] }
+        )
+        expect({ killed: d.killed, fired: d.fired }).toEqual({ killed: how === 'sigkill', fired: [true] })
+        // a dead runner runs no post step: the operator's next run is repair; a cancelled one's post step repaired
+        const rep = how === 'sigkill' ? await h1.run({ operation: 'repair', container: name, 'stable-for': '3s' }) : d
+        if (how === 'sigint') expect(visible(d.stdout)).toMatch(/--- post ---[^]*finished the interrupted drain/)
+        if (how === 'sigkill')
+          expect({ exit: rep.exitCode, result: rep.outputs.result, log: show(rep) }).toMatchObject({
+            exit: 0,
+            result: 'ok'
+          })
+        const now = await writer(db)
+        const w = await writers(db)
+        expect(w.interleaved).toBe(false)
+        expect(w.maxGapMs).toBeLessThan(3000)
+        if (now === first) {
+          // the stop never went out: the drain is undone, h1 leads with its policy back
+          expect(visible(rep.stdout)).toMatch(/never stopped leading/)
+          expect(await inspectOf(h1.dockerd.api, name)).toEqual({ running: true, policy: 'unless-stopped' })
+        } else {
+          // the stop went out: the drain is finished
+          if (how === 'sigkill') expect(rep.outputs['leader-host']).toBe('remote')
+          expect(visible(rep.stdout)).toMatch(/finished the interrupted drain/)
+          expect(await inspectOf(h1.dockerd.api, name)).toEqual({ running: false, policy: 'no' })
+          expect(w.writers).toEqual([first, now])
+        }
+        // a stop in flight was sent: the drain can only have finished
+        if (delayMs) expect(now).not.toBe(first)
+        const st = await h1.run({ operation: 'status', container: name })
+        expect(st.exitCode).toBe(0)
+      } finally {
+        for (const h of hosts)
+          await h.dockerd.api
+            .getContainer(name)
+            .remove({ force: true })
+            .catch(() => undefined)
+        await db.drop()
       }
-      // a stop in flight was sent: the drain can only have finished
-      if (delayMs) expect(now).not.toBe(first)
-      const st = await h1.run({ operation: 'status', container: name })
-      expect(st.exitCode).toBe(0)
-    } finally {
-      for (const h of hosts)
-        await h.dockerd.api
-          .getContainer(name)
-          .remove({ force: true })
-          .catch(() => undefined)
-      await db.drop()
     }
-  })
+  )
 
   test('the instance elsewhere exits right after taking the lock: the drained instance is started again and leads', async () => {
     const db = await createDb('hosts')
