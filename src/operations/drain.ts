@@ -84,6 +84,10 @@ export async function drain(ctx: Context): Promise<OperationResult> {
         throw new OperationError(
           `'${leader.name}' runs with lock mode 'none': without a DB lock no handoff is possible`
         )
+      if (leader.info.HostConfig.AutoRemove)
+        throw new OperationError(
+          `'${leader.name}' runs with --rm (AutoRemove): Docker deletes it when it stops, so a drained instance could not be resumed; recreate it without --rm first. Nothing was changed`
+        )
       const refusal = drainRefusal(instances, leader.session!.appId, view.dbVersion.nodeVersion)
       if (refusal) throw new OperationError(refusal)
       return await handOff(ctx, view, instances, all)

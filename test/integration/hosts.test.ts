@@ -147,7 +147,8 @@ describe('drain and resume across hosts', () => {
     const name = `${prefix}-dr`
     try {
       const [h1, h2] = hosts
-      await startNode({ name, tag: TAG, db, layout: 'bridge', api: h1.dockerd.api })
+      // restart policy always: only the drain's `no` keeps the daemon's restart from starting it
+      await startNode({ name, tag: TAG, db, layout: 'bridge', api: h1.dockerd.api, restart: 'always' })
       const first = await writer(db)
       await startNode({ name, tag: TAG, db, layout: 'bridge', api: h2.dockerd.api, noWait: true })
       await processes(db, 2)
@@ -175,7 +176,7 @@ describe('drain and resume across hosts', () => {
       // 3. resume h1: its instance waits, with the operator's restart policy back
       const r1 = await h1.run({ operation: 'resume', container: name })
       expect({ exit: r1.exitCode, result: r1.outputs.result, log: show(r1) }).toMatchObject({ exit: 0, result: 'ok' })
-      expect(await inspectOf(h1.dockerd.api, name)).toEqual({ running: true, policy: 'unless-stopped' })
+      expect(await inspectOf(h1.dockerd.api, name)).toEqual({ running: true, policy: 'always' })
       expect(visible(r1.stdout)).toMatch(/gate standby-ready: passed .*polls the lock and does not hold it/)
       expect(await writer(db)).toBe(second)
       // 4. the drain back, run by h2's runner, gated by the DB's evidence alone
