@@ -7,7 +7,8 @@ export const VERSION = '0.1.0'
 export const INPUTS: ReadonlyArray<{ name: string; description: string; default: string }> = [
   {
     name: 'operation',
-    description: 'What to do: upgrade, handoff, restart, status, backup, restore or repair.',
+    description:
+      "What to do: upgrade, handoff, restart, status, backup, restore, repair, drain (hand the lock to a waiting instance on another host and keep this host's instance stopped) or resume (start this host's drained instance again as a waiting standby).",
     default: 'upgrade'
   },
   {
@@ -47,6 +48,12 @@ export const INPUTS: ReadonlyArray<{ name: string; description: string; default:
     name: 'health-url',
     description:
       "Base URL of the node's HTTP server from the runner, as a form for every container of the node: {address} (the container's IP, 127.0.0.1 with host networking), {port} (the host port published for the node's HTTP port, else that port) and {name} (the container's name) are filled in per container, e.g. http://127.0.0.1:{port} (published port) or http://{name}:6688 (runner on the node's network). A URL without a placeholder only fits host networking. Default: http://127.0.0.1:<HTTPPort> with host networking, else http://<container IP>:<HTTPPort>. Preflight proves /readyz 200 on the leader at this URL before anything changes.",
+    default: ''
+  },
+  {
+    name: 'remote-health-url',
+    description:
+      "drain: base URL of the node's instance on another host, as this runner reaches it (e.g. http://10.0.2.7:6688). When given, the new leader must answer /readyz 200 there through stable-for, besides the database's evidence (lease renewals, its own sessions at work).",
     default: ''
   },
   {

@@ -88,6 +88,14 @@ const OPERATION_HELP: Record<string, { summary: string; flags: string[] }> = {
   repair: {
     summary: 'bring an interrupted operation (cancelled job, crash) to one consistent state',
     flags: ['backup-dir', 'backup-identity', 'ready-timeout', 'stable-for']
+  },
+  drain: {
+    summary: "hand the lock from this host's instance to one waiting on another host; keep this one stopped",
+    flags: ['remote-health-url', 'stop-timeout', 'ready-timeout', 'stable-for']
+  },
+  resume: {
+    summary: "start this host's drained instance again as a proven waiting standby",
+    flags: ['standby-timeout', 'ready-timeout']
   }
 }
 

@@ -16,6 +16,8 @@ import type { Inputs } from './inputs/types.js'
 import { backup, restore } from './operations/backup.js'
 import { handoffOrRestart } from './operations/handoff.js'
 import { repair } from './operations/repair.js'
+import { drain } from './operations/drain.js'
+import { resume } from './operations/resume.js'
 import { status } from './operations/status.js'
 import { upgrade } from './operations/upgrade.js'
 import { Report } from './report.js'
@@ -33,7 +35,9 @@ const operations: Operations = {
   status,
   backup,
   restore,
-  repair
+  repair,
+  drain,
+  resume
 }
 
 /** Every input of action.yml (generated into action-meta.ts from it), each a flag. */

@@ -46,5 +46,8 @@ export enum Outputs {
   Image = 'image',
   Leader = 'leader',
   LeaderGapMs = 'leader-gap-ms',
-  BackupFile = 'backup-file'
+  BackupFile = 'backup-file',
+  LeaderHost = 'leader-host',
+  LeaderAppId = 'leader-app-id',
+  Instances = 'instances'
 }

@@ -7,6 +7,8 @@ import { main } from './edge/main.js'
 import { backup, restore } from './operations/backup.js'
 import { handoffOrRestart } from './operations/handoff.js'
 import { repair } from './operations/repair.js'
+import { drain } from './operations/drain.js'
+import { resume } from './operations/resume.js'
 import { status } from './operations/status.js'
 import { upgrade } from './operations/upgrade.js'
 import { post } from './edge/post.js'
@@ -18,7 +20,9 @@ const operations: Operations = {
   status,
   backup,
   restore,
-  repair
+  repair,
+  drain,
+  resume
 }
 
 await run(

@@ -73756,7 +73756,7 @@ const VERSION = '0.1.0';
 const INPUTS = [
     {
         name: 'operation',
-        description: 'What to do: upgrade, handoff, restart, status, backup, restore or repair.',
+        description: "What to do: upgrade, handoff, restart, status, backup, restore, repair, drain (hand the lock to a waiting instance on another host and keep this host's instance stopped) or resume (start this host's drained instance again as a waiting standby).",
         default: 'upgrade'
     },
     {
@@ -73792,6 +73792,11 @@ const INPUTS = [
     {
         name: 'health-url',
         description: "Base URL of the node's HTTP server from the runner, as a form for every container of the node: {address} (the container's IP, 127.0.0.1 with host networking), {port} (the host port published for the node's HTTP port, else that port) and {name} (the container's name) are filled in per container, e.g. http://127.0.0.1:{port} (published port) or http://{name}:6688 (runner on the node's network). A URL without a placeholder only fits host networking. Default: http://127.0.0.1:<HTTPPort> with host networking, else http://<container IP>:<HTTPPort>. Preflight proves /readyz 200 on the leader at this URL before anything changes.",
+        default: ''
+    },
+    {
+        name: 'remote-health-url',
+        description: "drain: base URL of the node's instance on another host, as this runner reaches it (e.g. http://10.0.2.7:6688). When given, the new leader must answer /readyz 200 there through stable-for, besides the database's evidence (lease renewals, its own sessions at work).",
         default: ''
     },
     {
@@ -77011,6 +77016,14 @@ const OPERATION_HELP = {
     repair: {
         summary: 'bring an interrupted operation (cancelled job, crash) to one consistent state',
         flags: ['backup-dir', 'backup-identity', 'ready-timeout', 'stable-for']
+    },
+    drain: {
+        summary: "hand the lock from this host's instance to one waiting on another host; keep this one stopped",
+        flags: ['remote-health-url', 'stop-timeout', 'ready-timeout', 'stable-for']
+    },
+    resume: {
+        summary: "start this host's drained instance again as a proven waiting standby",
+        flags: ['standby-timeout', 'ready-timeout']
     }
 };
 /** Flags every operation reads: which node, how to reach it, where its state is. */
@@ -77171,14 +77184,16 @@ __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __we
 /* harmony import */ var _operations_backup_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7569);
 /* harmony import */ var _operations_handoff_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(2416);
 /* harmony import */ var _operations_repair_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(936);
-/* harmony import */ var _operations_status_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(9986);
-/* harmony import */ var _operations_upgrade_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(532);
-/* harmony import */ var _report_js__WEBPACK_IMPORTED_MODULE_14__ = __nccwpck_require__(665);
-/* harmony import */ var _action_meta_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(8323);
-/* harmony import */ var _cli_help_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(321);
-/* harmony import */ var _trust_secrets_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(4372);
-/* harmony import */ var _notify_run_end_js__WEBPACK_IMPORTED_MODULE_12__ = __nccwpck_require__(3673);
-/* harmony import */ var _journal_journal_js__WEBPACK_IMPORTED_MODULE_13__ = __nccwpck_require__(4896);
+/* harmony import */ var _operations_drain_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(8748);
+/* harmony import */ var _operations_resume_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(4135);
+/* harmony import */ var _operations_status_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(9986);
+/* harmony import */ var _operations_upgrade_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(532);
+/* harmony import */ var _report_js__WEBPACK_IMPORTED_MODULE_16__ = __nccwpck_require__(665);
+/* harmony import */ var _action_meta_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(8323);
+/* harmony import */ var _cli_help_js__WEBPACK_IMPORTED_MODULE_12__ = __nccwpck_require__(321);
+/* harmony import */ var _trust_secrets_js__WEBPACK_IMPORTED_MODULE_13__ = __nccwpck_require__(4372);
+/* harmony import */ var _notify_run_end_js__WEBPACK_IMPORTED_MODULE_14__ = __nccwpck_require__(3673);
+/* harmony import */ var _journal_journal_js__WEBPACK_IMPORTED_MODULE_15__ = __nccwpck_require__(4896);
 // The command line: the action's engine for other CI systems, a cron or systemd timer and the
 // manual maintenance of the node's docs. `chainlink-rollout <operation> --container ... --image ...`
 // takes every input of action.yml as a flag (same defaults and validation; `--help` and
@@ -77202,18 +77217,22 @@ __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __we
 
 
 
+
+
 /** Each operation of input `operation`, as in the action (src/edge/main.ts). */
 const operations = {
-    upgrade: _operations_upgrade_js__WEBPACK_IMPORTED_MODULE_8__/* .upgrade */ .f,
+    upgrade: _operations_upgrade_js__WEBPACK_IMPORTED_MODULE_10__/* .upgrade */ .f,
     handoff: _operations_handoff_js__WEBPACK_IMPORTED_MODULE_5__/* .handoffOrRestart */ .F,
     restart: _operations_handoff_js__WEBPACK_IMPORTED_MODULE_5__/* .handoffOrRestart */ .F,
-    status: _operations_status_js__WEBPACK_IMPORTED_MODULE_7__/* .status */ .h,
+    status: _operations_status_js__WEBPACK_IMPORTED_MODULE_9__/* .status */ .h,
     backup: _operations_backup_js__WEBPACK_IMPORTED_MODULE_4__/* .backup */ .R,
     restore: _operations_backup_js__WEBPACK_IMPORTED_MODULE_4__/* .restore */ .P,
-    repair: _operations_repair_js__WEBPACK_IMPORTED_MODULE_6__/* .repair */ .Ip
+    repair: _operations_repair_js__WEBPACK_IMPORTED_MODULE_6__/* .repair */ .Ip,
+    drain: _operations_drain_js__WEBPACK_IMPORTED_MODULE_7__/* .drain */ .Z,
+    resume: _operations_resume_js__WEBPACK_IMPORTED_MODULE_8__/* .resume */ .U
 };
 /** Every input of action.yml (generated into action-meta.ts from it), each a flag. */
-const INPUT_NAMES = _action_meta_js__WEBPACK_IMPORTED_MODULE_9__/* .INPUTS */ .m.map((i) => i.name);
+const INPUT_NAMES = _action_meta_js__WEBPACK_IMPORTED_MODULE_11__/* .INPUTS */ .m.map((i) => i.name);
 class UsageError extends Error {
 }
 /** Parses argv (after `node cli.js`): one operation word, `--name value`, `--name=value`, `--flag`. */
@@ -77250,7 +77269,7 @@ function parseArgs(argv, env = {}) {
                 throw new UsageError(`unknown option --${name}`);
             if (eq > 0)
                 values[name] = a.slice(eq + 1);
-            else if (_cli_help_js__WEBPACK_IMPORTED_MODULE_10__/* .BOOLEAN_INPUTS */ .$p.has(name) &&
+            else if (_cli_help_js__WEBPACK_IMPORTED_MODULE_12__/* .BOOLEAN_INPUTS */ .$p.has(name) &&
                 (i + 1 >= argv.length || !/^(true|false|yes|no|on|off|1|0)$/i.test(argv[i + 1])))
                 values[name] = 'true';
             else {
@@ -77276,27 +77295,27 @@ function parseArgs(argv, env = {}) {
         else
             throw new UsageError(`unexpected argument '${a}' (the operation is '${values.operation}')`);
     }
-    if (args.help && values.operation && !_cli_help_js__WEBPACK_IMPORTED_MODULE_10__/* .OPERATION_NAMES */ .d0.includes(values.operation))
-        throw new UsageError(`unknown operation '${values.operation}' (one of ${_cli_help_js__WEBPACK_IMPORTED_MODULE_10__/* .OPERATION_NAMES */ .d0.join(', ')})`);
+    if (args.help && values.operation && !_cli_help_js__WEBPACK_IMPORTED_MODULE_12__/* .OPERATION_NAMES */ .d0.includes(values.operation))
+        throw new UsageError(`unknown operation '${values.operation}' (one of ${_cli_help_js__WEBPACK_IMPORTED_MODULE_12__/* .OPERATION_NAMES */ .d0.join(', ')})`);
     return args;
 }
 async function main(argv, env, io) {
     // the secrets this process learns (inputs, the node's config) are redacted from all it prints
     // and writes (the journal too), as the action does (src/trust/secrets.ts)
-    const redact = (t) => _trust_secrets_js__WEBPACK_IMPORTED_MODULE_11__/* .knownSecrets */ .xU.redact(t);
+    const redact = (t) => _trust_secrets_js__WEBPACK_IMPORTED_MODULE_13__/* .knownSecrets */ .xU.redact(t);
     const err = (t) => io.err(redact(t));
     // --json holds for usage errors too: look for it before the arguments are parsed
     const json = argv.includes('--json');
     const usageError = (message) => {
         if (json)
-            io.out(JSON.stringify({ result: 'failed', ok: false, error: 'usage', message, outputs: {}, exitCode: _cli_help_js__WEBPACK_IMPORTED_MODULE_10__/* .EXIT */ .dc.usage }));
+            io.out(JSON.stringify({ result: 'failed', ok: false, error: 'usage', message, outputs: {}, exitCode: _cli_help_js__WEBPACK_IMPORTED_MODULE_12__/* .EXIT */ .dc.usage }));
         else
             err(`chainlink-rollout: ${message}\nRun 'chainlink-rollout --help' for the operations and flags.`);
-        return _cli_help_js__WEBPACK_IMPORTED_MODULE_10__/* .EXIT */ .dc.usage;
+        return _cli_help_js__WEBPACK_IMPORTED_MODULE_12__/* .EXIT */ .dc.usage;
     };
     if (argv.length === 0 && !env.CHAINLINK_ROLLOUT_OPERATION) {
-        err((0,_cli_help_js__WEBPACK_IMPORTED_MODULE_10__/* .usage */ .CI)());
-        return _cli_help_js__WEBPACK_IMPORTED_MODULE_10__/* .EXIT */ .dc.usage;
+        err((0,_cli_help_js__WEBPACK_IMPORTED_MODULE_12__/* .usage */ .CI)());
+        return _cli_help_js__WEBPACK_IMPORTED_MODULE_12__/* .EXIT */ .dc.usage;
     }
     let args;
     try {
@@ -77306,22 +77325,22 @@ async function main(argv, env, io) {
         return usageError(e.message);
     }
     if (args.completion) {
-        io.out((0,_cli_help_js__WEBPACK_IMPORTED_MODULE_10__/* .bashCompletion */ .nH)());
-        return _cli_help_js__WEBPACK_IMPORTED_MODULE_10__/* .EXIT */ .dc.done;
+        io.out((0,_cli_help_js__WEBPACK_IMPORTED_MODULE_12__/* .bashCompletion */ .nH)());
+        return _cli_help_js__WEBPACK_IMPORTED_MODULE_12__/* .EXIT */ .dc.done;
     }
     if (args.version) {
-        io.out(args.json ? JSON.stringify({ version: _action_meta_js__WEBPACK_IMPORTED_MODULE_9__/* .VERSION */ .x }) : `chainlink-rollout ${_action_meta_js__WEBPACK_IMPORTED_MODULE_9__/* .VERSION */ .x}`);
-        return _cli_help_js__WEBPACK_IMPORTED_MODULE_10__/* .EXIT */ .dc.done;
+        io.out(args.json ? JSON.stringify({ version: _action_meta_js__WEBPACK_IMPORTED_MODULE_11__/* .VERSION */ .x }) : `chainlink-rollout ${_action_meta_js__WEBPACK_IMPORTED_MODULE_11__/* .VERSION */ .x}`);
+        return _cli_help_js__WEBPACK_IMPORTED_MODULE_12__/* .EXIT */ .dc.done;
     }
     if (args.help) {
-        const op = argv.some((a) => _cli_help_js__WEBPACK_IMPORTED_MODULE_10__/* .OPERATION_NAMES */ .d0.includes(a)) ? args.values.operation : undefined;
-        io.out(op ? (0,_cli_help_js__WEBPACK_IMPORTED_MODULE_10__/* .operationHelp */ .Vs)(op) : (0,_cli_help_js__WEBPACK_IMPORTED_MODULE_10__/* .usage */ .CI)());
-        return _cli_help_js__WEBPACK_IMPORTED_MODULE_10__/* .EXIT */ .dc.done;
+        const op = argv.some((a) => _cli_help_js__WEBPACK_IMPORTED_MODULE_12__/* .OPERATION_NAMES */ .d0.includes(a)) ? args.values.operation : undefined;
+        io.out(op ? (0,_cli_help_js__WEBPACK_IMPORTED_MODULE_12__/* .operationHelp */ .Vs)(op) : (0,_cli_help_js__WEBPACK_IMPORTED_MODULE_12__/* .usage */ .CI)());
+        return _cli_help_js__WEBPACK_IMPORTED_MODULE_12__/* .EXIT */ .dc.done;
     }
     /** An input error (before or during the run) exits 2, as a usage error: nothing was done. */
     let badInput = false;
     const finish = (r, report) => {
-        const exitCode = badInput ? _cli_help_js__WEBPACK_IMPORTED_MODULE_10__/* .EXIT */ .dc.usage : (0,_cli_help_js__WEBPACK_IMPORTED_MODULE_10__/* .exitCodeOf */ .FO)(r);
+        const exitCode = badInput ? _cli_help_js__WEBPACK_IMPORTED_MODULE_12__/* .EXIT */ .dc.usage : (0,_cli_help_js__WEBPACK_IMPORTED_MODULE_12__/* .exitCodeOf */ .FO)(r);
         if (args.json)
             io.out(redact(JSON.stringify({ result: r.result, ok: r.ok, message: r.message, outputs: r.outputs, exitCode })));
         else {
@@ -77335,7 +77354,7 @@ async function main(argv, env, io) {
     };
     let inputs;
     try {
-        inputs = (0,_inputs_read_js__WEBPACK_IMPORTED_MODULE_3__/* .readInputs */ .Ko)((n) => args.values[n] ?? '', (s) => _trust_secrets_js__WEBPACK_IMPORTED_MODULE_11__/* .knownSecrets */ .xU.add(s));
+        inputs = (0,_inputs_read_js__WEBPACK_IMPORTED_MODULE_3__/* .readInputs */ .Ko)((n) => args.values[n] ?? '', (s) => _trust_secrets_js__WEBPACK_IMPORTED_MODULE_13__/* .knownSecrets */ .xU.add(s));
     }
     catch (e) {
         badInput = true;
@@ -77350,7 +77369,7 @@ async function main(argv, env, io) {
             if (env.CHAINLINK_ROLLOUT_DEBUG)
                 err(`${stamp()}debug: ${m}`);
         },
-        mask: (s) => _trust_secrets_js__WEBPACK_IMPORTED_MODULE_11__/* .knownSecrets */ .xU.add(s)
+        mask: (s) => _trust_secrets_js__WEBPACK_IMPORTED_MODULE_13__/* .knownSecrets */ .xU.add(s)
     };
     const abort = new AbortController();
     const onSignal = (sig) => {
@@ -77361,7 +77380,7 @@ async function main(argv, env, io) {
     const onTerm = () => onSignal('SIGTERM');
     process.once('SIGINT', onInt);
     process.once('SIGTERM', onTerm);
-    const report = new _report_js__WEBPACK_IMPORTED_MODULE_14__/* .Report */ .p((line) => log.info(line));
+    const report = new _report_js__WEBPACK_IMPORTED_MODULE_16__/* .Report */ .p((line) => log.info(line));
     let runId;
     let journalFile;
     const ctx = {
@@ -77397,7 +77416,7 @@ async function main(argv, env, io) {
         process.removeListener('SIGTERM', onTerm);
     }
     // What the action's post step does: a run this process opened and left in flight is repaired.
-    const j = journalFile ? (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_13__/* .readJournalAt */ .Zg)(journalFile) : undefined;
+    const j = journalFile ? (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_15__/* .readJournalAt */ .Zg)(journalFile) : undefined;
     if (runId && j && j.phase !== 'done' && j.runId === runId) {
         log.warning(`The ${j.operation} of '${inputs.container}' (run ${j.runId}) did not finish; repairing`);
         try {
@@ -77416,10 +77435,10 @@ async function main(argv, env, io) {
             };
         }
     }
-    await (0,_notify_run_end_js__WEBPACK_IMPORTED_MODULE_12__/* .notifyRunEnd */ .K)({
+    await (0,_notify_run_end_js__WEBPACK_IMPORTED_MODULE_14__/* .notifyRunEnd */ .K)({
         stateDir: inputs.stateDir,
         backupDir: inputs.backupDir,
-        node: (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_13__/* .nodeKey */ .u8)(inputs),
+        node: (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_15__/* .nodeKey */ .u8)(inputs),
         operation: inputs.operation,
         dryRun: inputs.dryRun,
         webhookUrl: inputs.webhookUrl,
@@ -78873,14 +78892,158 @@ async function failedContainerLogs(ctx, m, e) {
 
 /***/ }),
 
+/***/ 616:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   d: () => (/* binding */ remoteLeaderGate)
+/* harmony export */ });
+/* unused harmony export judgeRemoteLeader */
+/* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7607);
+/* harmony import */ var _sleep_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6972);
+/* harmony import */ var _node_lock_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(4349);
+/* harmony import */ var _types_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1348);
+
+
+
+
+/** A query that is only the lock's: its poll or refresh, the end or start of its transaction, its session setup. */
+const lockOnly = (s) => (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_2__/* .pollsLock */ .cS)(s) || /^\s*(begin|set |$)/i.test(s.query);
+/**
+ * How many new queries the node's own work started: on the sessions of `appId` that were seen
+ * running anything but the lock's queries (the lock session only ever shows its upsert and the
+ * transaction's end), each later query_start counts.
+ */
+function workStarts(obs, appId) {
+    const work = new Set();
+    for (const o of obs)
+        for (const s of o.sessions)
+            if ((0,_node_lock_js__WEBPACK_IMPORTED_MODULE_2__/* .sameApp */ .oQ)(s.appId, appId) && !lockOnly(s))
+                work.add(s.pid);
+    const seen = new Map();
+    let starts = 0;
+    for (const o of obs)
+        for (const s of o.sessions) {
+            if (!work.has(s.pid) || !(0,_node_lock_js__WEBPACK_IMPORTED_MODULE_2__/* .sameApp */ .oQ)(s.appId, appId) || !s.queryStart)
+                continue;
+            const t = s.queryStart.getTime();
+            const prev = seen.get(s.pid);
+            if (prev !== undefined && t > prev)
+                starts++;
+            seen.set(s.pid, t);
+        }
+    return starts;
+}
+/**
+ * Pure: the remote instance `appId` leads and keeps leading for `stableMs` from its first
+ * observation: every look shows the lease its own and unexpired and a session of it alive; the
+ * lease's expiry moved forward at least twice (renewals); its other sessions started new queries
+ * (the node's own work); with a URL, /readyz answered 200 and no later answer said otherwise.
+ * Fails at the first look that shows the lease another app's, run out, or no session of it.
+ */
+function judgeRemoteLeader(obs, p) {
+    if (!obs.length)
+        return { kind: 'wait', why: 'no look yet' };
+    let renewals = 0;
+    let readyAt;
+    for (let i = 0; i < obs.length; i++) {
+        const o = obs[i];
+        if (!o.lease || !(0,_node_lock_js__WEBPACK_IMPORTED_MODULE_2__/* .sameApp */ .oQ)(o.lease.clientId, p.appId))
+            return {
+                kind: 'fail',
+                reason: `the lock left app ${p.appId}: the lease is ${o.lease ? `app ${o.lease.clientId}'s` : 'gone'}`
+            };
+        if (o.lease.expired)
+            return { kind: 'fail', reason: `the lease of app ${p.appId} ran out unrenewed` };
+        if (!o.sessions.some((s) => (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_2__/* .sameApp */ .oQ)(s.appId, p.appId)))
+            return { kind: 'fail', reason: `app ${p.appId} has no DB session left: its node exited` };
+        const prev = obs[i - 1]?.lease;
+        if (prev && o.lease.expiresAt > prev.expiresAt)
+            renewals++;
+        if (p.withUrl && o.ready) {
+            if (o.ready.kind === 'ready')
+                readyAt ??= o.at;
+            else if (o.ready.kind === 'not-ready' && readyAt !== undefined)
+                return {
+                    kind: 'fail',
+                    reason: `the remote instance's /readyz answered ${o.ready.status ?? o.ready.error} after it was ready`
+                };
+        }
+    }
+    const last = obs.at(-1);
+    if (p.withUrl && readyAt === undefined) {
+        if (last.at >= p.readyBy)
+            return { kind: 'fail', reason: `the remote instance's /readyz did not answer 200 in time` };
+        return { kind: 'wait', why: 'not ready yet' };
+    }
+    const from = readyAt ?? obs[0].at;
+    const work = workStarts(obs, p.appId);
+    if (last.at - from < p.stableMs)
+        return { kind: 'wait', why: 'stable window not over' };
+    if (renewals < 2) {
+        if (last.at - from >= 3 * p.stableMs)
+            return { kind: 'fail', reason: `the lease of app ${p.appId} was renewed ${renewals} time(s) in the window` };
+        return { kind: 'wait', why: 'fewer than two lease renewals seen' };
+    }
+    if (work === 0) {
+        if (last.at - from >= 3 * p.stableMs)
+            return {
+                kind: 'fail',
+                reason: `app ${p.appId} holds the lease but its own sessions ran no query in ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_3__/* .formatMs */ ._V)(last.at - from)}: it does not work`
+            };
+        return { kind: 'wait', why: 'no work of the node seen yet' };
+    }
+    return {
+        kind: 'pass',
+        proved: { renewals, work, readyAt },
+        detail: `app ${p.appId} held the lease for ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_3__/* .formatMs */ ._V)(last.at - from)}: ${renewals} renewals, ${work} queries of its own sessions${readyAt !== undefined ? ', /readyz 200 at its URL throughout' : ''}`
+    };
+}
+/** Observes the remote leader until the judgement passes or fails (a GateError). */
+async function remoteLeaderGate(ctx, link, appId, stableMs, readyMs, url) {
+    const start = Date.now();
+    const observer = url ? (0,_types_js__WEBPACK_IMPORTED_MODULE_1__/* .runOf */ .ng)(link).observers.of(url) : undefined;
+    const unwatch = observer?.watch();
+    const obs = [];
+    try {
+        for (;;) {
+            const rows = await link.db.query(`SELECT client_id::text, (EXTRACT(EPOCH FROM expires_at) * 1000)::float8 AS ms, expires_at < NOW() AS expired FROM lease_lock`);
+            const r = observer?.latest;
+            obs.push({
+                at: Date.now(),
+                lease: rows[0] && { clientId: rows[0].client_id, expiresAt: rows[0].ms, expired: rows[0].expired },
+                sessions: await link.db.nodeSessions(),
+                ready: r && r.at >= start ? r : undefined
+            });
+            const v = judgeRemoteLeader(obs, { appId, stableMs, withUrl: !!url, readyBy: start + readyMs });
+            if (v.kind === 'pass') {
+                ctx.report.gate('health', true, v.detail);
+                return v.proved;
+            }
+            if (v.kind === 'fail') {
+                ctx.report.gate('health', false, v.reason);
+                throw new _types_js__WEBPACK_IMPORTED_MODULE_1__/* .GateError */ .ue('health', v.reason);
+            }
+            await (0,_sleep_js__WEBPACK_IMPORTED_MODULE_0__/* .sleep */ .y)(250, ctx.signal);
+        }
+    }
+    finally {
+        await unwatch?.();
+    }
+}
+
+
+/***/ }),
+
 /***/ 7975:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
-  N: () => (/* binding */ handoff),
-  w: () => (/* binding */ takeOver)
+  Es: () => (/* binding */ aimStop),
+  NS: () => (/* binding */ handoff),
+  w9: () => (/* binding */ takeOver)
 });
 
 ;// CONCATENATED MODULE: ./src/handoff/aim.ts
@@ -79719,7 +79882,9 @@ const OPERATIONS = [
     'status',
     'backup',
     'restore',
-    'repair'
+    'repair',
+    'drain',
+    'resume'
 ];
 const LOCK_MODES = ['auto', 'lease', 'advisorylock', 'dual'];
 const DB_ROLLBACKS = ['migrate-down', 'restore'];
@@ -79879,6 +80044,19 @@ function readInputs(get, mask, env = process.env) {
     }
     const security = securityInputs(get, env, dockerHost);
     const backupDir = absPath(get, 'backup-dir', '/var/lib/chainlink-rollout/backups');
+    let remoteHealthUrl = get('remote-health-url').trim() || undefined;
+    if (remoteHealthUrl) {
+        let u;
+        try {
+            u = new URL(remoteHealthUrl);
+        }
+        catch {
+            throw new InputError('remote-health-url', `is not a valid URL: '${remoteHealthUrl}'`);
+        }
+        if (u.protocol !== 'http:' && u.protocol !== 'https:')
+            throw new InputError('remote-health-url', `must be http or https; got '${u.protocol}'`);
+        remoteHealthUrl = remoteHealthUrl.replace(/\/+$/, '');
+    }
     // Operator safeguards (quarantine, upgrade window, migration rehearsal)
     const rehearseMigration = bool(get, 'rehearse-migration', false);
     if (rehearseMigration && !bool(get, 'backup', true))
@@ -79892,6 +80070,7 @@ function readInputs(get, mask, env = process.env) {
         databaseUrl,
         lockMode: oneOf(get, 'lock-mode', LOCK_MODES, 'auto'),
         healthUrl,
+        remoteHealthUrl,
         stopTimeoutMs: read_duration(get, 'stop-timeout', undefined, 1000),
         standbyTimeoutMs: read_duration(get, 'standby-timeout', undefined, 1000),
         readyTimeoutMs: read_duration(get, 'ready-timeout', '10m', 1000),
@@ -79976,6 +80155,48 @@ function securityInputs(get, env, dockerHost) {
         }
     }
     return { allowedRepositories, backupSecretsPlain: bool(get, 'backup-secrets-plain', false), dockerInsecureTcp };
+}
+
+
+/***/ }),
+
+/***/ 4380:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Cc: () => (/* binding */ readDrainRecord),
+/* harmony export */   V: () => (/* binding */ clearDrainRecord),
+/* harmony export */   ji: () => (/* binding */ writeDrainRecord)
+/* harmony export */ });
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
+/* harmony import */ var _journal_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(4896);
+// The record of a drained instance (docs/hosts.md): a file in `state-dir` beside the journal,
+// written before the drain stops the container. The drain sets its restart policy to `no` (so a
+// reboot of the host does not start it beside the new leader); `resume`, possibly days later
+// from another workflow, gives the operator's policy back from here.
+
+
+
+function drainPath(stateDir, key) {
+    return (0,node_path__WEBPACK_IMPORTED_MODULE_1__.join)(stateDir, `${(0,_journal_js__WEBPACK_IMPORTED_MODULE_2__/* .safeName */ .jC)(key)}.drained.json`);
+}
+function writeDrainRecord(stateDir, key, r) {
+    (0,_journal_js__WEBPACK_IMPORTED_MODULE_2__/* .privateDirSync */ .SW)(stateDir);
+    (0,_journal_js__WEBPACK_IMPORTED_MODULE_2__/* .writeDurable */ .vQ)(drainPath(stateDir, key), JSON.stringify(r, null, 2));
+}
+function readDrainRecord(stateDir, key) {
+    try {
+        return JSON.parse((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)(drainPath(stateDir, key), 'utf8'));
+    }
+    catch {
+        return undefined;
+    }
+}
+function clearDrainRecord(stateDir, key) {
+    (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.rmSync)(drainPath(stateDir, key), { force: true });
 }
 
 
@@ -81600,11 +81821,98 @@ function requireHealthUrl(view, leader, form) {
 
 /***/ }),
 
+/***/ 3136:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   dO: () => (/* binding */ reportInstances),
+/* harmony export */   wG: () => (/* binding */ findInstances),
+/* harmony export */   xJ: () => (/* binding */ describeInstance)
+/* harmony export */ });
+/* unused harmony export classifyInstances */
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4145);
+/* harmony import */ var _foreign_sessions_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(304);
+/* harmony import */ var _lock_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(4349);
+
+
+
+/**
+ * Pure: each node process on the DB as an instance. Its host: local when a container of this host
+ * is proven to run it, or when its sessions come from an address of this host's containers (or
+ * from loopback while a host-network container runs here); remote otherwise. Its role: the lock
+ * holder leads; another process with a session that polls the lock waits for it; anything else
+ * (a `node db` command, a process still starting or failing) is other.
+ */
+function classifyInstances(i) {
+    return i.apps.map((a) => {
+        const container = [...i.localContainers].find(([id]) => (0,_lock_js__WEBPACK_IMPORTED_MODULE_2__/* .sameApp */ .oQ)(id, a.appId))?.[1];
+        const byAddr = a.sessions.some((s) => (s.clientAddr !== null && i.localAddrs.has(s.clientAddr)) ||
+            (i.hostNetwork && (s.clientAddr === null || /^(127\.|::1$)/.test(s.clientAddr))));
+        const role = (0,_lock_js__WEBPACK_IMPORTED_MODULE_2__/* .sameApp */ .oQ)(a.appId, i.holder) ? 'leader' : a.sessions.some(_lock_js__WEBPACK_IMPORTED_MODULE_2__/* .pollsLock */ .cS) ? 'waiting' : 'other';
+        return {
+            appId: a.appId,
+            version: a.version,
+            host: container || byAddr ? 'local' : 'remote',
+            ...(container ? { container } : {}),
+            addrs: a.addrs,
+            role
+        };
+    });
+}
+/** One instance for a message or a table: role, version, where. */
+function describeInstance(x) {
+    const where = x.host === 'local'
+        ? `on this host${x.container ? ` ('${x.container}')` : ''}`
+        : `on another host (from ${x.addrs.map((a) => (a === 'null' ? 'a local socket' : a)).join(', ')})`;
+    const role = { leader: 'leader', waiting: 'waiting standby', other: 'not waiting for the lock' }[x.role];
+    return `app ${x.appId} (Chainlink ${x.version || '?'}), ${role}, ${where}`;
+}
+/**
+ * The instances of the node as the view and this host's containers show them: the view's own
+ * containers (tied in preflight), then every other process on the DB, local where a container of
+ * this host runs it (by its log or its address), remote otherwise.
+ */
+async function findInstances(ctx, view) {
+    const localContainers = new Map();
+    for (const c of view.containers)
+        if (c.session)
+            localContainers.set(c.session.appId, c.name);
+    const foreign = await (0,_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_1__/* .findForeignNodes */ .Nr)(ctx, view.db, view.containers.map((c) => c.info), [...localContainers.keys()]);
+    for (const f of foreign)
+        if (f.container)
+            localContainers.set(f.appId, f.container);
+    const localAddrs = new Set();
+    let hostNetwork = false;
+    for (const c of await ctx.docker.listRunning()) {
+        const info = await ctx.docker.inspect(c.Id);
+        if (!info)
+            continue;
+        if (info.HostConfig.NetworkMode === 'host')
+            hostNetwork = true;
+        for (const ip of (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_0__/* .containerIps */ .iB)(info))
+            localAddrs.add(ip);
+    }
+    return classifyInstances({ apps: view.apps, holder: view.lock.holder, localContainers, localAddrs, hostNetwork });
+}
+/** The instances as a report table and the `instances` output. */
+function reportInstances(ctx, instances, heading = 'Instances of the node') {
+    ctx.report.tables.push({
+        heading,
+        header: ['instance'],
+        rows: instances.map((x) => [describeInstance(x)])
+    });
+    return JSON.stringify(instances);
+}
+
+
+/***/ }),
+
 /***/ 4349:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   T8: () => (/* binding */ readLockState),
+/* harmony export */   cS: () => (/* binding */ pollsLock),
 /* harmony export */   oQ: () => (/* binding */ sameApp)
 /* harmony export */ });
 /* unused harmony export decideHolder */
@@ -81679,6 +81987,14 @@ function decideHolder(state) {
     }
     out.holder = leaseHolder ?? advisoryIds[0];
     return out;
+}
+/**
+ * A session that polls the lock: the lease upsert (its text shows for a moment), the end of its
+ * transaction (pgx sends `commit` in lower case, §11.6), or the advisory try (§2).
+ */
+function pollsLock(s) {
+    const q = s.query.trim().replace(/;$/, '').toLowerCase();
+    return /lease_lock|pg_try_advisory_lock/.test(q) || q === 'commit' || q === 'rollback' || q === 'end';
 }
 
 
@@ -82334,7 +82650,7 @@ async function backup_restore(ctx) {
                             run: (0,types/* newRun */.uH)(view.leader?.health?.checks)
                         };
                         const first = view.leader ?? order[order.length - 1];
-                        await (0,take_over/* takeOver */.w)(ctx, link, (0,types/* memberOf */.C5)(first.info), t);
+                        await (0,take_over/* takeOver */.w9)(ctx, link, (0,types/* memberOf */.C5)(first.info), t);
                         leader = first.name;
                         for (const c of order)
                             if (c !== first)
@@ -82394,6 +82710,216 @@ function openRestoreJournal(ctx, keys, view, order, file) {
     });
     ctx.onJournal?.(journal.journal.runId, journal.path);
     return journal;
+}
+
+
+/***/ }),
+
+/***/ 8748:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Z: () => (/* binding */ drain)
+/* harmony export */ });
+/* unused harmony export drainRefusal */
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
+/* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_12__ = __nccwpck_require__(7607);
+/* harmony import */ var _node_inspect_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(372);
+/* harmony import */ var _node_instances_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3136);
+/* harmony import */ var _handoff_take_over_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7975);
+/* harmony import */ var _handoff_remote_gate_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(616);
+/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(1348);
+/* harmony import */ var _journal_host_lock_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(473);
+/* harmony import */ var _journal_journal_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(4896);
+/* harmony import */ var _journal_drained_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(4380);
+/* harmony import */ var _rollout_cross_host_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(5912);
+/* harmony import */ var _repair_drain_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(1782);
+/* harmony import */ var _rollout_steps_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(1218);
+
+
+
+
+
+
+
+
+
+
+
+
+
+/**
+ * Pure: the refusal of a drain before anything changes, or undefined. The lock must go to an
+ * instance on another host: one waits there, every instance that could take it (any waiting one)
+ * is on another host, and each can run on the DB's migrations.
+ */
+function drainRefusal(instances, leaderApp, dbVersion) {
+    const waiting = instances.filter((x) => x.role === 'waiting' && x.appId !== leaderApp);
+    const remote = waiting.filter((x) => x.host === 'remote');
+    const seen = instances.map(_node_instances_js__WEBPACK_IMPORTED_MODULE_2__/* .describeInstance */ .xJ).join('; ');
+    if (!remote.length)
+        return `No instance of the node waits for the lock on another host, so a drain would leave the node with no leader; nothing was changed. Instances: ${seen}`;
+    const local = waiting.filter((x) => x.host === 'local');
+    if (local.length)
+        return `${local.map(_node_instances_js__WEBPACK_IMPORTED_MODULE_2__/* .describeInstance */ .xJ).join('; ')} also waits for the lock on this host: it could take the lock instead of the instance on another host; stop it (or drain it first), then run again. Nothing was changed`;
+    const old = remote.map((x) => [x, (0,_rollout_cross_host_js__WEBPACK_IMPORTED_MODULE_9__/* .versionGateRefusal */ .CW)(x.version, dbVersion)]).filter(([, r]) => r);
+    if (old.length)
+        return `${old.map(([x, r]) => `${(0,_node_instances_js__WEBPACK_IMPORTED_MODULE_2__/* .describeInstance */ .xJ)(x)}: ${r}`).join('; ')}. Upgrade it first (the standby hosts go first in a rolling upgrade, docs/hosts.md); nothing was changed`;
+    return undefined;
+}
+async function drain(ctx) {
+    const { inputs, report } = ctx;
+    report.title = `chainlink-rollout drain of ${inputs.container}`;
+    if (inputs.standby)
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK("Input 'standby': a drain moves the lock off this host; name only this host's instance as 'container'");
+    return (0,_journal_host_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .withHostLock */ .cR)(ctx, [inputs.container], async (keys) => {
+        // the drain record is this host's, under the container's name; the journal under the node's DB
+        const key = (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_7__/* .nodeKey */ .u8)(inputs);
+        (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_7__/* .refuseOpenJournal */ .YV)(inputs.stateDir, keys.read);
+        const view = await (0,_node_inspect_js__WEBPACK_IMPORTED_MODULE_1__/* .inspectNode */ .hn)(ctx, [inputs.container]);
+        try {
+            const instances = await (0,_node_instances_js__WEBPACK_IMPORTED_MODULE_2__/* .findInstances */ .wG)(ctx, view);
+            const all = (0,_node_instances_js__WEBPACK_IMPORTED_MODULE_2__/* .reportInstances */ .dO)(ctx, instances);
+            const local = view.containers[0];
+            const lead = instances.find((x) => x.role === 'leader');
+            if (!view.leader) {
+                if (lead?.host === 'remote' && !view.lock.problem) {
+                    if (!local.info.State.Running) {
+                        const rec = (0,_journal_drained_js__WEBPACK_IMPORTED_MODULE_8__/* .readDrainRecord */ .Cc)(inputs.stateDir, key);
+                        report.step('already drained', `'${local.name}' is stopped; ${(0,_node_instances_js__WEBPACK_IMPORTED_MODULE_2__/* .describeInstance */ .xJ)(lead)} leads`);
+                        return {
+                            result: 'ok',
+                            ok: true,
+                            message: `'${local.name}' is drained already${rec ? ` (since ${rec.at})` : ''}: ${(0,_node_instances_js__WEBPACK_IMPORTED_MODULE_2__/* .describeInstance */ .xJ)(lead)} leads`,
+                            outputs: { 'leader-host': 'remote', 'leader-app-id': lead.appId, instances: all }
+                        };
+                    }
+                    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`'${local.name}' does not lead: ${(0,_node_instances_js__WEBPACK_IMPORTED_MODULE_2__/* .describeInstance */ .xJ)(lead)} does. A drain runs on the leader's host; to stop this waiting instance, stop it`);
+                }
+                (0,_node_inspect_js__WEBPACK_IMPORTED_MODULE_1__/* .requireLeader */ .DZ)(view);
+            }
+            const leader = view.leader;
+            if (view.mode === 'none')
+                throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`'${leader.name}' runs with lock mode 'none': without a DB lock no handoff is possible`);
+            if (leader.info.HostConfig.AutoRemove)
+                throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`'${leader.name}' runs with --rm (AutoRemove): Docker deletes it when it stops, so a drained instance could not be resumed; recreate it without --rm first. Nothing was changed`);
+            const refusal = drainRefusal(instances, leader.session.appId, view.dbVersion.nodeVersion);
+            if (refusal)
+                throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(refusal);
+            return await handOff(ctx, view, instances, all, keys.write);
+        }
+        finally {
+            await view.db.close();
+        }
+    });
+}
+async function handOff(ctx, view, instances, all, journalKey) {
+    const { inputs, report, docker } = ctx;
+    const key = (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_7__/* .nodeKey */ .u8)(inputs);
+    const leader = view.leader;
+    const fromApp = leader.session.appId;
+    const to = instances.filter((x) => x.role === 'waiting' && x.host === 'remote');
+    const link = {
+        db: view.db,
+        config: view.config,
+        mode: view.mode,
+        databaseUrl: view.databaseUrl,
+        run: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_5__/* .newRun */ .uH)()
+    };
+    const t = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_5__/* .timeouts */ .Fw)(inputs, view.config, leader.info);
+    report.fact('Plan', `drain '${leader.name}': hand the lock to ${to.map(_node_instances_js__WEBPACK_IMPORTED_MODULE_2__/* .describeInstance */ .xJ).join(' or ')}, then keep '${leader.name}' stopped`);
+    if (inputs.dryRun)
+        return {
+            result: 'planned',
+            ok: true,
+            message: `dry run: would drain '${leader.name}'`,
+            outputs: { instances: all }
+        };
+    const journal = new _journal_journal_js__WEBPACK_IMPORTED_MODULE_7__/* .JournalWriter */ .Zx((0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_7__/* .journalPath */ .HY)(inputs.stateDir, journalKey), {
+        runId: Date.now().toString(36),
+        operation: 'drain',
+        container: inputs.container,
+        plan: {
+            leaderId: leader.info.Id,
+            leaderName: leader.name,
+            leaderImage: leader.image,
+            target: to.map((x) => `app:${x.appId}`).join(','),
+            dbBefore: view.dbVersion,
+            mode: view.mode
+        }
+    });
+    ctx.onJournal?.(journal.journal.runId, (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_7__/* .journalPath */ .HY)(inputs.stateDir, journalKey));
+    const policy = leader.info.HostConfig.RestartPolicy ?? { Name: 'no' };
+    // the operator's policy, for `resume` (and repair), before anything changes
+    (0,_journal_drained_js__WEBPACK_IMPORTED_MODULE_8__/* .writeDrainRecord */ .ji)(inputs.stateDir, key, {
+        containerId: leader.info.Id,
+        container: leader.name,
+        policy: { Name: policy.Name ?? 'no', MaximumRetryCount: policy.MaximumRetryCount },
+        at: new Date().toISOString(),
+        runId: journal.journal.runId
+    });
+    let stopped = false;
+    try {
+        await (0,_rollout_steps_js__WEBPACK_IMPORTED_MODULE_11__/* .noRestart */ .Ld)(ctx, journal, leader.info);
+        const aim = await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_3__/* .aimStop */ .Es)(ctx, link, to[0], 100);
+        report.step(`drain ${leader.name} -> another host`, `docker stop with ${t.stopS} s timeout; ${aim.engaged ? `held ${aim.waitedMs} ms to land the release just before the standby's next lock poll` : `stop not aimed (${aim.why})`}`);
+        journal.step('drain-stop', { id: leader.info.Id, to: to.map((x) => x.appId) });
+        const t0 = Date.now();
+        stopped = true;
+        await docker.stop(leader.info.Id, t.stopS);
+        const stopMs = Date.now() - t0;
+        const after = await docker.inspect(leader.info.Id);
+        const killed = after?.State.ExitCode === 137 && !after.State.OOMKilled;
+        report.step(`${leader.name} stopped`, `${killed ? 'killed after ignoring SIGTERM for' : 'exited in'} ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_12__/* .formatMs */ ._V)(stopMs)} (exit ${after?.State.ExitCode})`);
+        const taken = await (0,_rollout_cross_host_js__WEBPACK_IMPORTED_MODULE_9__/* .remoteLockTaken */ .Jb)(ctx, link, fromApp, to.map((x) => x.appId), t.lockMs, t0);
+        const winner = to.find((x) => x.appId === taken.appId);
+        await (0,_handoff_remote_gate_js__WEBPACK_IMPORTED_MODULE_4__/* .remoteLeaderGate */ .d)(ctx, link, taken.appId, t.stableMs, t.readyMs, inputs.remoteHealthUrl);
+        report.handoffs.push({
+            from: leader.name,
+            to: `app ${taken.appId.slice(0, 8)} on another host`,
+            stop: killed ? 'killed' : 'graceful',
+            lockTakenMs: taken.ms,
+            note: aim.engaged ? `aimed (held ${aim.waitedMs} ms)` : `not aimed: ${aim.why}`
+        });
+        const rec = (0,_journal_drained_js__WEBPACK_IMPORTED_MODULE_8__/* .readDrainRecord */ .Cc)(inputs.stateDir, key);
+        if (rec)
+            (0,_journal_drained_js__WEBPACK_IMPORTED_MODULE_8__/* .writeDrainRecord */ .ji)(inputs.stateDir, key, { ...rec, to: taken.appId });
+        journal.done('ok');
+        report.step('done', `${(0,_node_instances_js__WEBPACK_IMPORTED_MODULE_2__/* .describeInstance */ .xJ)({ ...winner, role: 'leader' })} leads; '${leader.name}' stays stopped (restart policy no) until 'resume'`);
+        return {
+            result: 'ok',
+            ok: true,
+            message: `drained '${leader.name}': app ${taken.appId} (Chainlink ${winner.version}) on another host leads, lock taken ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_12__/* .formatMs */ ._V)(taken.ms)} after the stop`,
+            outputs: { 'leader-host': 'remote', 'leader-app-id': taken.appId, instances: all }
+        };
+    }
+    catch (e) {
+        // cancelled: the post step repairs from the journal
+        if (ctx.signal.aborted || !stopped) {
+            if (!stopped) {
+                await startAgainQuiet(ctx, link, view, policy, t);
+                (0,_journal_drained_js__WEBPACK_IMPORTED_MODULE_8__/* .clearDrainRecord */ .V)(inputs.stateDir, key);
+                journal.done('failed');
+            }
+            throw e;
+        }
+        const reason = e instanceof Error ? e.message : String(e);
+        journal.step('drain-restart', { reason });
+        const became = await (0,_repair_drain_js__WEBPACK_IMPORTED_MODULE_10__/* .startAgain */ .t)(ctx, link, leader.info, policy, t);
+        (0,_journal_drained_js__WEBPACK_IMPORTED_MODULE_8__/* .clearDrainRecord */ .V)(inputs.stateDir, key);
+        journal.done('failed');
+        report.step('started again', `'${leader.name}' ${became}`);
+        return {
+            result: 'failed',
+            ok: false,
+            message: `the drain of '${leader.name}' failed (${reason}); '${leader.name}' was started again and ${became}`,
+            outputs: { leader: leader.name }
+        };
+    }
+}
+/** Before the stop nothing but the restart policy changed: it is given back. */
+async function startAgainQuiet(ctx, link, view, policy, t) {
+    await (0,_repair_drain_js__WEBPACK_IMPORTED_MODULE_10__/* .startAgain */ .t)(ctx, link, view.leader.info, policy, t).catch(() => undefined);
 }
 
 
@@ -82468,6 +82994,160 @@ async function handoffOrRestart(ctx) {
         }
         return (0,_rollout_pair_js__WEBPACK_IMPORTED_MODULE_1__/* .rollPair */ .w)(ctx, p, { ...ch, operation: 'handoff' }, deps);
     });
+}
+
+
+/***/ }),
+
+/***/ 1782:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   q: () => (/* binding */ repairDrain),
+/* harmony export */   t: () => (/* binding */ startAgain)
+/* harmony export */ });
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4145);
+/* harmony import */ var _node_connect_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7826);
+/* harmony import */ var _node_inspect_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(372);
+/* harmony import */ var _node_lock_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(4349);
+/* harmony import */ var _handoff_remote_gate_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(616);
+/* harmony import */ var _handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(8507);
+/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(1348);
+/* harmony import */ var _journal_drained_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(4380);
+/* harmony import */ var _journal_journal_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(4896);
+/* harmony import */ var _handoff_take_over_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(7975);
+/* harmony import */ var _rollout_steps_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(1218);
+
+
+
+
+
+
+
+
+
+
+
+
+async function repairDrain(ctx, j, journal) {
+    const { inputs, docker, report, log } = ctx;
+    const key = (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_8__/* .nodeKey */ .u8)(inputs);
+    const info = (await docker.inspect(j.plan.leaderId)) ?? (await docker.inspect(j.plan.leaderName));
+    if (!info)
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`cannot find '${j.plan.leaderName}' (id ${j.plan.leaderId}): nothing to repair from`);
+    const name = (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(info);
+    await (0,_node_connect_js__WEBPACK_IMPORTED_MODULE_2__/* .maskNodeSecrets */ .Uu)(docker, info, log.mask);
+    const rec = (0,_journal_drained_js__WEBPACK_IMPORTED_MODULE_7__/* .readDrainRecord */ .Cc)(inputs.stateDir, key);
+    const journaled = j.steps.find((s) => s.step === 'restart-policy-no' || s.step === 'resume-start')?.data?.policy;
+    const policy = (rec?.policy ??
+        journaled ??
+        info.HostConfig.RestartPolicy);
+    report.fact('Interrupted', `${j.operation} run ${j.runId} started ${j.startedAt}; last step ${j.steps.at(-1)?.step ?? '(none)'}`);
+    const { db, config, mode, databaseUrl } = await (0,_node_connect_js__WEBPACK_IMPORTED_MODULE_2__/* .connectNode */ .jh)(ctx, info, { retryForMs: 60_000 });
+    try {
+        const link = { db, config, mode, databaseUrl, run: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_6__/* .newRun */ .uH)() };
+        const t = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_6__/* .timeouts */ .Fw)(inputs, config, info);
+        const lock = await (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_11__/* .readLockState */ .T8)(db, mode, config.advisoryLockId);
+        const { ties } = await (0,_node_inspect_js__WEBPACK_IMPORTED_MODULE_3__/* .tieSessions */ .qi)(ctx, db, [info], lock.sessions);
+        const localApp = ties.find((x) => x.container === info.Id)?.appId;
+        const localLeads = info.State.Running && !!localApp && (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_11__/* .sameApp */ .oQ)(lock.holder, localApp);
+        const remoteLeads = !!lock.holder && !localLeads && lock.sessions.some((s) => (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_11__/* .sameApp */ .oQ)(s.appId, lock.holder));
+        report.fact('Found', `'${name}' ${info.State.Status}${localLeads ? ', holds the lock' : ''}; lock: ${lock.holder ? `app ${lock.holder}` : (lock.problem ?? 'free')}`);
+        const operator = { ...info, HostConfig: { ...info.HostConfig, RestartPolicy: policy } };
+        if (localLeads) {
+            await (0,_rollout_steps_js__WEBPACK_IMPORTED_MODULE_10__/* .restoreRestartPolicy */ .o8)(ctx, info.Id, operator);
+            (0,_journal_drained_js__WEBPACK_IMPORTED_MODULE_7__/* .clearDrainRecord */ .V)(inputs.stateDir, key);
+            journal.done('failed');
+            report.step('undone', `'${name}' never stopped leading; its restart policy is back`);
+            return {
+                result: 'ok',
+                ok: true,
+                message: `undid the interrupted ${j.operation}: '${name}' leads on this host`,
+                outputs: { leader: name, 'leader-host': 'local', 'leader-app-id': localApp }
+            };
+        }
+        if (remoteLeads) {
+            try {
+                await (0,_handoff_remote_gate_js__WEBPACK_IMPORTED_MODULE_4__/* .remoteLeaderGate */ .d)(ctx, link, lock.holder, t.stableMs, t.readyMs, inputs.remoteHealthUrl);
+            }
+            catch (e) {
+                if (!(e instanceof _handoff_types_js__WEBPACK_IMPORTED_MODULE_6__/* .GateError */ .ue))
+                    throw e;
+                return await again(ctx, link, info, policy, t, journal, `the instance on another host failed its gate: ${e.message}`);
+            }
+            if (j.operation === 'drain') {
+                if (info.State.Running)
+                    await docker.stop(info.Id, t.stopS);
+                await docker.setRestartPolicy(info.Id, { Name: 'no' });
+                journal.done('ok');
+                report.step('finished', `app ${lock.holder} on another host leads; '${name}' stays stopped (restart policy no)`);
+                return {
+                    result: 'ok',
+                    ok: true,
+                    message: `finished the interrupted drain: app ${lock.holder} on another host leads; '${name}' stays stopped until 'resume'`,
+                    outputs: { 'leader-host': 'remote', 'leader-app-id': lock.holder }
+                };
+            }
+            await (0,_rollout_steps_js__WEBPACK_IMPORTED_MODULE_10__/* .restoreRestartPolicy */ .o8)(ctx, info.Id, operator);
+            if (!info.State.Running)
+                await docker.start(info.Id);
+            const known = new Set(info.State.Running ? [] : lock.sessions.map((s) => s.appId));
+            await (0,_handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_5__/* .standbyReady */ .$Z)(ctx, link, (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_6__/* .memberOf */ .C5)(info), lock.holder, known, t.standbyMs);
+            (0,_journal_drained_js__WEBPACK_IMPORTED_MODULE_7__/* .clearDrainRecord */ .V)(inputs.stateDir, key);
+            journal.done('ok');
+            return {
+                result: 'ok',
+                ok: true,
+                message: `finished the interrupted resume: '${name}' waits; app ${lock.holder} on another host leads`,
+                outputs: { 'leader-host': 'remote', 'leader-app-id': lock.holder }
+            };
+        }
+        return await again(ctx, link, info, policy, t, journal, `no instance holds the lock (${lock.problem ?? 'free'})`);
+    }
+    finally {
+        await db.close();
+    }
+}
+async function again(ctx, link, info, policy, t, journal, why) {
+    const name = (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(info);
+    journal.step('drain-restart', { reason: why });
+    const became = await startAgain(ctx, link, info, policy, t);
+    (0,_journal_drained_js__WEBPACK_IMPORTED_MODULE_7__/* .clearDrainRecord */ .V)(ctx.inputs.stateDir, (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_8__/* .nodeKey */ .u8)(ctx.inputs));
+    journal.done('failed');
+    ctx.report.step('started again', `'${name}' ${became}`);
+    // consistent again, but not where the interrupted operation asked: the job fails
+    return {
+        result: 'failed',
+        ok: false,
+        message: `repaired the interrupted ${journal.journal.operation}: ${why}; '${name}' was started again and ${became}`,
+        outputs: { leader: name }
+    };
+}
+/**
+ * The way back from a drain that failed: this host's instance gets its restart policy back and
+ * starts. Nobody holding the lock, it takes it, through the same gates as any new leader; an
+ * instance elsewhere holding it, it waits as a standby. Returns what it became.
+ */
+async function startAgain(ctx, link, info, operatorPolicy, t) {
+    const operator = { ...info, HostConfig: { ...info.HostConfig, RestartPolicy: operatorPolicy } };
+    await (0,_rollout_steps_js__WEBPACK_IMPORTED_MODULE_10__/* .restoreRestartPolicy */ .o8)(ctx, info.Id, operator);
+    const now = await ctx.docker.inspect(info.Id);
+    if (!now)
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`'${(0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_6__/* .memberOf */ .C5)(info).name}' is gone: it cannot be started again`);
+    const m = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_6__/* .memberOf */ .C5)(now);
+    if (now.State.Running)
+        return 'was running already';
+    const l = await (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_11__/* .readLockState */ .T8)(link.db, link.mode, link.config.advisoryLockId);
+    const live = l.holder && l.sessions.some((s) => (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_11__/* .sameApp */ .oQ)(s.appId, l.holder));
+    if (live) {
+        const known = new Set(l.sessions.map((s) => s.appId));
+        await ctx.docker.start(now.Id);
+        await (0,_handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_5__/* .standbyReady */ .$Z)(ctx, link, m, l.holder, known, t.standbyMs);
+        return `waits as the standby (app ${l.holder} leads)`;
+    }
+    await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_9__/* .takeOver */ .w9)(ctx, link, m, t);
+    return 'leads again';
 }
 
 
@@ -82554,7 +83234,7 @@ async function repairRestore(ctx, j, journal) {
         if (leader.State.Running)
             await (0,gate_loops/* healthGate */.Yr)(ctx, link, { ...m, name: plan.leaderName }, t);
         else
-            await (0,take_over/* takeOver */.w)(ctx, link, { ...m, name: plan.leaderName }, t);
+            await (0,take_over/* takeOver */.w9)(ctx, link, { ...m, name: plan.leaderName }, t);
         if (other && !other.State.Running)
             await docker.start(other.Id);
         journal.done('ok');
@@ -82571,6 +83251,8 @@ async function repairRestore(ctx, j, journal) {
     }
 }
 
+// EXTERNAL MODULE: ./src/operations/repair-drain.ts
+var repair_drain = __nccwpck_require__(1782);
 // EXTERNAL MODULE: ./src/rollout/rollback.ts
 var rollback = __nccwpck_require__(5981);
 // EXTERNAL MODULE: ./src/rollout/migrate-down.ts
@@ -82586,6 +83268,7 @@ var journal_journal = __nccwpck_require__(4896);
 // EXTERNAL MODULE: ./src/rollout/plan.ts
 var rollout_plan = __nccwpck_require__(5762);
 ;// CONCATENATED MODULE: ./src/operations/repair.ts
+
 
 
 
@@ -82630,6 +83313,8 @@ async function repair(ctx) {
         }
         if (j?.operation === 'restore' && j.phase === 'in-progress')
             return repairRestore(ctx, j, reopen(inputs.stateDir, key, j));
+        if ((j?.operation === 'drain' || j?.operation === 'resume') && j.phase === 'in-progress')
+            return (0,repair_drain/* repairDrain */.q)(ctx, j, reopen(inputs.stateDir, key, j));
         const plan = j?.plan ?? {};
         const runId = j?.runId;
         report.fact('Interrupted', j
@@ -82932,13 +83617,139 @@ async function dropScratch(ctx, db, j) {
 
 /***/ }),
 
+/***/ 4135:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   U: () => (/* binding */ resume)
+/* harmony export */ });
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
+/* harmony import */ var _node_inspect_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(372);
+/* harmony import */ var _node_instances_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3136);
+/* harmony import */ var _handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(8507);
+/* harmony import */ var _handoff_take_over_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7975);
+/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(1348);
+/* harmony import */ var _journal_host_lock_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(473);
+/* harmony import */ var _journal_journal_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(4896);
+/* harmony import */ var _journal_drained_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(4380);
+/* harmony import */ var _rollout_cross_host_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(5912);
+/* harmony import */ var _rollout_steps_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(1218);
+
+
+
+
+
+
+
+
+
+
+
+async function resume(ctx) {
+    const { inputs, report, docker } = ctx;
+    report.title = `chainlink-rollout resume of ${inputs.container}`;
+    if (inputs.standby)
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK("Input 'standby': resume starts this host's one instance; name it as 'container'");
+    return (0,_journal_host_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .withHostLock */ .cR)(ctx, [inputs.container], async (keys) => {
+        // the drain record is this host's, under the container's name; the journal under the node's DB
+        const key = (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_7__/* .nodeKey */ .u8)(inputs);
+        (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_7__/* .refuseOpenJournal */ .YV)(inputs.stateDir, keys.read);
+        const view = await (0,_node_inspect_js__WEBPACK_IMPORTED_MODULE_1__/* .inspectNode */ .hn)(ctx, [inputs.container]);
+        try {
+            const local = view.containers[0];
+            const instances = await (0,_node_instances_js__WEBPACK_IMPORTED_MODULE_2__/* .findInstances */ .wG)(ctx, view);
+            (0,_node_instances_js__WEBPACK_IMPORTED_MODULE_2__/* .reportInstances */ .dO)(ctx, instances);
+            const lead = instances.find((x) => x.role === 'leader');
+            const mine = instances.find((x) => x.container === local.name);
+            if (local.info.State.Running) {
+                (0,_journal_drained_js__WEBPACK_IMPORTED_MODULE_8__/* .clearDrainRecord */ .V)(inputs.stateDir, key);
+                return {
+                    result: 'ok',
+                    ok: true,
+                    message: `'${local.name}' runs already${mine ? ` (${(0,_node_instances_js__WEBPACK_IMPORTED_MODULE_2__/* .describeInstance */ .xJ)(mine)})` : ''}`,
+                    outputs: { 'leader-host': lead?.host, 'leader-app-id': lead?.appId, instances: JSON.stringify(instances) }
+                };
+            }
+            const rec = (0,_journal_drained_js__WEBPACK_IMPORTED_MODULE_8__/* .readDrainRecord */ .Cc)(inputs.stateDir, key);
+            const policy = rec?.containerId === local.info.Id ? rec.policy : local.info.HostConfig.RestartPolicy;
+            if (!rec)
+                report.note(`No drain of '${local.name}' is recorded in ${inputs.stateDir}: its restart policy stays ${local.info.HostConfig.RestartPolicy?.Name ?? 'no'}.`);
+            const link = {
+                db: view.db,
+                config: view.config,
+                mode: view.mode,
+                databaseUrl: view.databaseUrl,
+                run: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_5__/* .newRun */ .uH)()
+            };
+            const t = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_5__/* .timeouts */ .Fw)(inputs, view.config, local.info);
+            const journal = new _journal_journal_js__WEBPACK_IMPORTED_MODULE_7__/* .JournalWriter */ .Zx((0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_7__/* .journalPath */ .HY)(inputs.stateDir, keys.write), {
+                runId: Date.now().toString(36),
+                operation: 'resume',
+                container: inputs.container,
+                plan: {
+                    leaderId: local.info.Id,
+                    leaderName: local.name,
+                    leaderImage: local.image,
+                    target: local.image,
+                    dbBefore: view.dbVersion,
+                    mode: view.mode
+                }
+            });
+            ctx.onJournal?.(journal.journal.runId, (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_7__/* .journalPath */ .HY)(inputs.stateDir, keys.write));
+            const operator = { ...local.info, HostConfig: { ...local.info.HostConfig, RestartPolicy: policy } };
+            journal.step('resume-start', { id: local.info.Id, policy });
+            await (0,_rollout_steps_js__WEBPACK_IMPORTED_MODULE_10__/* .restoreRestartPolicy */ .o8)(ctx, local.info.Id, operator);
+            const m = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_5__/* .memberOf */ .C5)(local.info);
+            if (!lead || view.lock.problem) {
+                // nobody leads: this instance is the node's way back, not a standby
+                report.note(`No instance of the node holds the lock (${view.lock.problem ?? 'no leader'}): '${local.name}' starts to lead.`);
+                const led = await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_4__/* .takeOver */ .w9)(ctx, link, m, t);
+                (0,_journal_drained_js__WEBPACK_IMPORTED_MODULE_8__/* .clearDrainRecord */ .V)(inputs.stateDir, key);
+                journal.done('ok');
+                return {
+                    result: 'ok',
+                    ok: true,
+                    message: `'${local.name}' leads: no instance held the lock`,
+                    outputs: { leader: local.name, 'leader-host': 'local', 'leader-app-id': led.appId }
+                };
+            }
+            const known = new Set(view.lock.sessions.map((s) => s.appId));
+            await docker.start(local.info.Id);
+            const proven = await (0,_handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_3__/* .standbyReady */ .$Z)(ctx, link, m, lead.appId, known, t.standbyMs);
+            const old = (0,_rollout_cross_host_js__WEBPACK_IMPORTED_MODULE_9__/* .versionGateRefusal */ .CW)(proven.version, view.dbVersion.nodeVersion);
+            if (old) {
+                await docker.setRestartPolicy(local.info.Id, { Name: 'no' });
+                await docker.stop(local.info.Id, t.stopS);
+                journal.done('failed');
+                throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`'${local.name}' runs ${old}; it was stopped again (restart policy no). Recreate it on the version the other hosts run, then resume`);
+            }
+            await (0,_rollout_cross_host_js__WEBPACK_IMPORTED_MODULE_9__/* .provePolling */ .gd)(ctx, link, proven.appId, local.name);
+            (0,_journal_drained_js__WEBPACK_IMPORTED_MODULE_8__/* .clearDrainRecord */ .V)(inputs.stateDir, key);
+            journal.done('ok');
+            report.step('done', `'${local.name}' (app ${proven.appId}, Chainlink ${proven.version}) waits; ${(0,_node_instances_js__WEBPACK_IMPORTED_MODULE_2__/* .describeInstance */ .xJ)(lead)} leads`);
+            return {
+                result: 'ok',
+                ok: true,
+                message: `resumed '${local.name}' as a waiting standby (app ${proven.appId}); app ${lead.appId} on ${lead.host === 'remote' ? 'another host' : 'this host'} leads`,
+                outputs: { 'leader-host': lead.host, 'leader-app-id': lead.appId }
+            };
+        }
+        finally {
+            await view.db.close();
+        }
+    });
+}
+
+
+/***/ }),
+
 /***/ 9986:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   h: () => (/* binding */ status)
 /* harmony export */ });
-/* harmony import */ var _node_health_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(6780);
+/* harmony import */ var _node_health_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(6780);
 /* harmony import */ var _node_inspect_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(372);
 /* harmony import */ var _safeguards_engine_check_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5092);
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3916);
@@ -82949,8 +83760,10 @@ async function dropScratch(ctx, db, j) {
 /* harmony import */ var _rollout_plan_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(5762);
 /* harmony import */ var _journal_journal_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(4896);
 /* harmony import */ var _journal_host_lock_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(473);
+/* harmony import */ var _node_instances_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(3136);
 // operation: status. Reports leader, images and digests, lock state, health and DB version;
 // changes nothing. Two leaders, no lock table or an unreachable DB are errors.
+
 
 
 
@@ -82977,7 +83790,7 @@ function describeContainers(view) {
         c.session ? `${c.session.version} (app ${c.session.appId})` : '-',
         c.health
             ? c.health.readyz !== undefined
-                ? `${c.health.readyRoute ?? '/readyz'} ${c.health.readyz}${(0,_node_health_js__WEBPACK_IMPORTED_MODULE_10__/* .isAuthStatus */ .DD)(c.health.health) ? `, /health ${c.health.health} (behind authentication)` : ''}${c.health.failing.length ? `, failing: ${c.health.failing.join(', ')}` : ''}`
+                ? `${c.health.readyRoute ?? '/readyz'} ${c.health.readyz}${(0,_node_health_js__WEBPACK_IMPORTED_MODULE_11__/* .isAuthStatus */ .DD)(c.health.health) ? `, /health ${c.health.health} (behind authentication)` : ''}${c.health.failing.length ? `, failing: ${c.health.failing.join(', ')}` : ''}`
                 : `not answering (${c.health.error})`
             : '-'
     ]);
@@ -83011,6 +83824,24 @@ async function status(ctx) {
         report.fact('DB version', `goose ${view.dbVersion.goose ?? '-'}, node_versions ${view.dbVersion.nodeVersion ?? '-'}`);
         report.fact('Lease timing', `duration ${view.config.leaseDurationMs} ms, refresh ${view.config.leaseRefreshMs} ms`);
         quarantineTable(ctx);
+        // every instance of the node, on this host or another (docs/hosts.md)
+        const instances = await (0,_node_instances_js__WEBPACK_IMPORTED_MODULE_10__/* .findInstances */ .wG)(ctx, view);
+        report.tables.push({
+            heading: 'Instances of the node',
+            header: ['app id', 'version', 'host', 'container', 'role', 'addresses'],
+            rows: instances.map(instanceRow)
+        });
+        const all = JSON.stringify(instances);
+        const remoteLeader = view.leader ? undefined : instances.find((x) => x.role === 'leader' && x.host === 'remote');
+        if (remoteLeader && !view.lock.problem) {
+            // the node leads on another host: this host's instances wait, or are drained
+            report.fact('Leader', (0,_node_instances_js__WEBPACK_IMPORTED_MODULE_10__/* .describeInstance */ .xJ)(remoteLeader));
+            return {
+                result: 'ok',
+                ok: true,
+                outputs: { 'leader-host': 'remote', 'leader-app-id': remoteLeader.appId, instances: all }
+            };
+        }
         const leader = (0,_node_inspect_js__WEBPACK_IMPORTED_MODULE_0__/* .requireLeader */ .DZ)(view);
         report.fact('Leader', `${leader.name} (${leader.image})`);
         if (leader.health?.readyz !== 200)
@@ -83020,6 +83851,9 @@ async function status(ctx) {
             ok: true,
             outputs: {
                 leader: leader.name,
+                'leader-host': 'local',
+                'leader-app-id': leader.session?.appId,
+                instances: all,
                 image: leader.digest ? `${leader.image.replace(/@sha256:[a-f0-9]{64}$/, '')}@${leader.digest}` : leader.image
             }
         };
@@ -83027,6 +83861,17 @@ async function status(ctx) {
     finally {
         await view.db.close();
     }
+}
+const ROLE_TEXT = { leader: 'leader', waiting: 'waiting standby', other: 'other (not waiting for the lock)' };
+function instanceRow(x) {
+    return [
+        x.appId,
+        x.version || '?',
+        x.host === 'local' ? 'this host' : 'another host',
+        x.container ?? '-',
+        ROLE_TEXT[x.role],
+        x.addrs.join(', ')
+    ];
 }
 /** Quarantined digests (refused by upgrade) and the history of earlier ones. */
 function quarantineTable(ctx) {
@@ -84262,6 +85107,119 @@ function backupSignal(signal) {
 
 /***/ }),
 
+/***/ 5912:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   CW: () => (/* binding */ versionGateRefusal),
+/* harmony export */   Jb: () => (/* binding */ remoteLockTaken),
+/* harmony export */   gd: () => (/* binding */ provePolling)
+/* harmony export */ });
+/* unused harmony exports cmpVersion, judgeRemoteTake */
+/* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7607);
+/* harmony import */ var _sleep_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6972);
+/* harmony import */ var _node_lock_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(4349);
+/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1348);
+
+
+
+
+/** Pure: a - b for x.y.z versions (a pre-release suffix is ignored); undefined when either does not parse. */
+function cmpVersion(a, b) {
+    const parse = (v) => /^v?(\d+)\.(\d+)\.(\d+)/
+        .exec(v ?? '')
+        ?.slice(1)
+        .map(Number);
+    const pa = parse(a);
+    const pb = parse(b);
+    if (!pa || !pb)
+        return undefined;
+    for (let i = 0; i < 3; i++)
+        if (pa[i] !== pb[i])
+            return pa[i] - pb[i];
+    return 0;
+}
+/**
+ * Pure: why a node of `version` cannot run on a DB whose node_versions says `dbVersion` (the
+ * version gate, docs/node-facts.md §9: it would take the lease, refuse and exit), or undefined.
+ */
+function versionGateRefusal(version, dbVersion) {
+    const d = cmpVersion(version, dbVersion);
+    if (d === undefined || d >= 0)
+        return undefined;
+    return `Chainlink ${version} is lower than the database's version ${dbVersion} (node_versions): it would take the lock, fail the version gate and exit`;
+}
+/**
+ * Pure: the lock went to one of `to` (app ids of instances on other hosts) and `from` (this
+ * host's stopped leader) has no session left: pass with the new holder; another holder fails.
+ */
+function judgeRemoteTake(o, p) {
+    if (!o.holder)
+        return { kind: 'wait' };
+    const winner = p.to.find((x) => (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_2__/* .sameApp */ .oQ)(x, o.holder));
+    if (!winner) {
+        if (p.from && (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_2__/* .sameApp */ .oQ)(p.from, o.holder))
+            return { kind: 'wait' };
+        return { kind: 'fail', reason: `the lock went to app ${o.holder}, which is not a waiting instance on another host` };
+    }
+    if (p.from && o.live.some((x) => (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_2__/* .sameApp */ .oQ)(x, p.from)))
+        return { kind: 'wait' };
+    return { kind: 'pass', appId: winner };
+}
+/** Waits until one of `to` holds the lock alone; returns it and how long after `since` it was seen. */
+async function remoteLockTaken(ctx, link, from, to, timeoutMs, since) {
+    const deadline = Math.max(since + timeoutMs, Date.now());
+    let last = 'nobody holds it';
+    for (;;) {
+        const l = await (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_2__/* .readLockState */ .T8)(link.db, link.mode, link.config.advisoryLockId);
+        const v = judgeRemoteTake({ holder: l.holder, live: l.sessions.map((s) => s.appId) }, { from, to });
+        if (v.kind === 'pass') {
+            const ms = Date.now() - since;
+            ctx.report.gate('lock-handoff', true, `app ${v.appId} on another host holds the lock, ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_3__/* .formatMs */ ._V)(ms)} after the stop`);
+            return { appId: v.appId, ms };
+        }
+        last = l.holder ? `app ${l.holder} holds it` : (l.problem ?? last);
+        const reason = v.kind === 'fail'
+            ? v.reason
+            : Date.now() >= deadline
+                ? `no instance on another host took the lock within ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_3__/* .formatMs */ ._V)(timeoutMs)} of the stop (${last})`
+                : undefined;
+        if (reason) {
+            ctx.report.gate('lock-handoff', false, reason);
+            throw new _handoff_types_js__WEBPACK_IMPORTED_MODULE_1__/* .GateError */ .ue('lock-handoff', reason);
+        }
+        await (0,_sleep_js__WEBPACK_IMPORTED_MODULE_0__/* .sleep */ .y)(100, ctx.signal);
+    }
+}
+/**
+ * Proves `appId` polls the lock: its sessions' latest query_start moves forward at least twice
+ * while the lock stays another's (a waiting node retries every refresh interval, §3).
+ */
+async function provePolling(ctx, link, appId, name) {
+    const end = Date.now() + 4 * link.config.leaseRefreshMs + 3000;
+    const starts = new Set();
+    while (Date.now() < end) {
+        const l = await (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_2__/* .readLockState */ .T8)(link.db, link.mode, link.config.advisoryLockId);
+        if ((0,_node_lock_js__WEBPACK_IMPORTED_MODULE_2__/* .sameApp */ .oQ)(l.holder, appId))
+            throw new _handoff_types_js__WEBPACK_IMPORTED_MODULE_1__/* .GateError */ .ue('standby-ready', `'${name}' took the lock instead of waiting`);
+        const mine = l.sessions.filter((s) => (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_2__/* .sameApp */ .oQ)(s.appId, appId));
+        if (!mine.length)
+            throw new _handoff_types_js__WEBPACK_IMPORTED_MODULE_1__/* .GateError */ .ue('standby-ready', `'${name}' has no DB session left: it exited`);
+        const t = Math.max(...mine.map((s) => s.queryStart?.getTime() ?? 0));
+        if (t)
+            starts.add(t);
+        if (starts.size >= 3) {
+            ctx.report.gate('standby-ready', true, `'${name}' (app ${appId}) polls the lock and does not hold it`);
+            return;
+        }
+        await (0,_sleep_js__WEBPACK_IMPORTED_MODULE_0__/* .sleep */ .y)(Math.max(50, link.config.leaseRefreshMs / 4), ctx.signal);
+    }
+    throw new _handoff_types_js__WEBPACK_IMPORTED_MODULE_1__/* .GateError */ .ue('standby-ready', `'${name}' (app ${appId}) was not seen polling the lock`);
+}
+
+
+/***/ }),
+
 /***/ 565:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -84555,7 +85513,7 @@ async function rollPair(ctx, p, ch, deps) {
         // 2. Hand off to it.
         await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .noRestart */ .Ld)(ctx, journal, leader.info);
         journal.step('handoff', { from: leader.info.Id, to: next.id });
-        const first = await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_4__/* .handoff */ .N)(ctx, link, previous, next, t);
+        const first = await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_4__/* .handoff */ .NS)(ctx, link, previous, next, t);
         gaps.push(first.gapMs ?? NaN);
         const nextLeader = first.leader;
         // 3. The old leader becomes the standby (recreated on the new image, or restarted).
@@ -84592,7 +85550,7 @@ async function rollPair(ctx, p, ch, deps) {
         // 4. Hand back to the primary when asked.
         if (inputs.preferPrimary && leader.name === inputs.container) {
             journal.step('handoff-back', { from: next.id, to: newStandby.id });
-            const back = await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_4__/* .handoff */ .N)(ctx, link, nextLeader, standbyWaiting, t);
+            const back = await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_4__/* .handoff */ .NS)(ctx, link, nextLeader, standbyWaiting, t);
             gaps.push(back.gapMs ?? NaN);
             const known2 = new Set((await link.db.nodeSessions()).map((s) => s.appId));
             await docker.start(next.id);
@@ -85309,7 +86267,7 @@ async function rollbackSteps(ctx, link, plan, tNew, reason, restore) {
     if (prev.Name.replace(/^\//, '') !== plan.name)
         await docker.rename(prev.Id, plan.name);
     await (0,_steps_js__WEBPACK_IMPORTED_MODULE_10__/* .restoreRestartPolicy */ .o8)(ctx, prev.Id, plan.previous.info);
-    const restored = await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_5__/* .takeOver */ .w)(ctx, link, { ...plan.previous, name: plan.name }, t);
+    const restored = await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_5__/* .takeOver */ .w9)(ctx, link, { ...plan.previous, name: plan.name }, t);
     for (const o of plan.others ?? []) {
         const info = await docker.inspect(o.member.id);
         if (!info)
@@ -85373,7 +86331,7 @@ async function forward(ctx, link, plan, t, why) {
         await docker.rename(target.id, plan.name);
     target = { ...target, name: plan.name };
     await (0,_steps_js__WEBPACK_IMPORTED_MODULE_10__/* .restoreRestartPolicy */ .o8)(ctx, target.id, plan.previous.info);
-    const leader = await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_5__/* .takeOver */ .w)(ctx, link, target, t, { anyCheck: 'the only version this database can run' });
+    const leader = await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_5__/* .takeOver */ .w9)(ctx, link, target, t, { anyCheck: 'the only version this database can run' });
     const old = [plan.previous];
     // a pair: the run's new standby waits again; an old one, which cannot run here, stays stopped
     for (const o of plan.others ?? []) {
@@ -85560,7 +86518,7 @@ async function retirePrevious(s, journaled) {
 async function firstHandoff(s) {
     const { ctx, p, r } = s;
     r.journal.step('handoff', { from: p.leader.info.Id, to: s.standby.id });
-    r.gaps.push((await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_3__/* .handoff */ .N)(ctx, p.link, r.previous, s.waiting, p.t)).gapMs ?? NaN);
+    r.gaps.push((await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_3__/* .handoff */ .NS)(ctx, p.link, r.previous, s.waiting, p.t)).gapMs ?? NaN);
     await retirePrevious(s, true);
 }
 /** The standby already serves on the leader's ports: it takes the name. */
@@ -85606,7 +86564,7 @@ async function swap(s) {
         await docker.rename(final.id, name);
         final.name = name;
     };
-    r.gaps.push((await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_3__/* .handoff */ .N)(ctx, p.link, r.previous, final, p.t, { prepare })).gapMs ?? NaN);
+    r.gaps.push((await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_3__/* .handoff */ .NS)(ctx, p.link, r.previous, final, p.t, { prepare })).gapMs ?? NaN);
 }
 /** A second handoff, from the standby on spare ports to a new container on the original ports. */
 async function secondHandoff(s) {
@@ -85630,7 +86588,7 @@ async function secondHandoff(s) {
         ...(await (0,_handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_2__/* .standbyReady */ .$Z)(ctx, p.link, final, waiting.appId, r.knownApps, p.t.standbyMs))
     };
     r.journal.step('handoff-2', { from: standby.id, to: final.id });
-    r.gaps.push((await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_3__/* .handoff */ .N)(ctx, p.link, waiting, finalWaiting, p.t)).gapMs ?? NaN);
+    r.gaps.push((await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_3__/* .handoff */ .NS)(ctx, p.link, waiting, finalWaiting, p.t)).gapMs ?? NaN);
     r.journal.step('remove-interim', { id: standby.id });
     await ctx.docker.remove(standby.id);
 }

@@ -27,7 +27,7 @@ function describeAim(a: Aim): string {
  * is the transaction's end, which the node's driver sends in lower case (`commit`): matched in
  * any case. A poll already too old to aim at is let pass for the next. Bounded to two intervals.
  */
-async function aimStop(ctx: Context, link: NodeLink, to: Member, deltaMs: number): Promise<Aim> {
+export async function aimStop(ctx: Context, link: NodeLink, to: { appId?: string }, deltaMs: number): Promise<Aim> {
   if (link.mode === 'advisorylock') return { engaged: false, why: 'advisory lock mode: no lease polls to aim at' }
   if (!to.appId) return { engaged: false, why: "the standby's app id is not known" }
   const interval = link.config.leaseRefreshMs

@@ -20,7 +20,9 @@ export const OPERATIONS = [
   'status',
   'backup',
   'restore',
-  'repair'
+  'repair',
+  'drain',
+  'resume'
 ] as const satisfies readonly Operation[]
 const LOCK_MODES = ['auto', 'lease', 'advisorylock', 'dual'] as const satisfies readonly LockModeInput[]
 const DB_ROLLBACKS = ['migrate-down', 'restore'] as const satisfies readonly DbRollback[]
@@ -200,6 +202,19 @@ export function readInputs(
   }
   const security = securityInputs(get, env, dockerHost)
   const backupDir = absPath(get, 'backup-dir', '/var/lib/chainlink-rollout/backups')!
+  let remoteHealthUrl = get('remote-health-url').trim() || undefined
+  if (remoteHealthUrl) {
+    let u: URL
+    try {
+      u = new URL(remoteHealthUrl)
+    } catch {
+      throw new InputError('remote-health-url', `is not a valid URL: '${remoteHealthUrl}'`)
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:')
+      throw new InputError('remote-health-url', `must be http or https; got '${u.protocol}'`)
+    remoteHealthUrl = remoteHealthUrl.replace(/\/+$/, '')
+  }
+
   // Operator safeguards (quarantine, upgrade window, migration rehearsal)
   const rehearseMigration = bool(get, 'rehearse-migration', false)
   if (rehearseMigration && !bool(get, 'backup', true))
@@ -217,6 +232,7 @@ export function readInputs(
     databaseUrl,
     lockMode: oneOf(get, 'lock-mode', LOCK_MODES, 'auto'),
     healthUrl,
+    remoteHealthUrl,
     stopTimeoutMs: duration(get, 'stop-timeout', undefined, 1000),
     standbyTimeoutMs: duration(get, 'standby-timeout', undefined, 1000),
     readyTimeoutMs: duration(get, 'ready-timeout', '10m', 1000)!,

@@ -3,7 +3,8 @@
 import type { ImageRef } from '../image/ref.js'
 import type { Window } from '../safeguards/window.js'
 
-export type Operation = 'upgrade' | 'handoff' | 'restart' | 'status' | 'backup' | 'restore' | 'repair'
+export type Operation =
+  'upgrade' | 'handoff' | 'restart' | 'status' | 'backup' | 'restore' | 'repair' | 'drain' | 'resume'
 export type LockModeInput = 'auto' | 'lease' | 'advisorylock' | 'dual'
 export type DbRollback = 'migrate-down' | 'restore'
 
@@ -16,6 +17,8 @@ export interface Inputs {
   databaseUrl?: string
   lockMode: LockModeInput
   healthUrl?: string
+  /** drain: the base URL of the instance on another host that takes the lock, from this runner */
+  remoteHealthUrl?: string
   /** undefined: derived from the container's own stop timeout and the node's grace period */
   stopTimeoutMs?: number
   /** undefined: derived from the lease settings */

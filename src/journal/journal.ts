@@ -68,6 +68,11 @@ type Step =
   | 'restore-stop'
   | 'restore-db'
   | 'restore-start'
+  // operation drain: this host's instance stopped so that one on another host takes the lock,
+  // and started again (to lead) when that failed; operation resume: started as a waiting standby
+  | 'drain-stop'
+  | 'drain-restart'
+  | 'resume-start'
   // a later run took over the interrupted one (post step or operation: repair)
   | 'repair'
 

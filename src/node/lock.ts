@@ -85,3 +85,12 @@ export function decideHolder(state: LockState): LockState {
   out.holder = leaseHolder ?? advisoryIds[0]
   return out
 }
+
+/**
+ * A session that polls the lock: the lease upsert (its text shows for a moment), the end of its
+ * transaction (pgx sends `commit` in lower case, §11.6), or the advisory try (§2).
+ */
+export function pollsLock(s: Pick<NodeSession, 'query'>): boolean {
+  const q = s.query.trim().replace(/;$/, '').toLowerCase()
+  return /lease_lock|pg_try_advisory_lock/.test(q) || q === 'commit' || q === 'rollback' || q === 'end'
+}

@@ -14,6 +14,7 @@ import { tieSessions } from '../node/inspect.js'
 import { connectNode, maskNodeSecrets, nodeNames } from '../node/connect.js'
 import { restoreForRollback } from '../rollout/backup-step.js'
 import { repairRestore } from './repair-restore.js'
+import { repairDrain } from './repair-drain.js'
 import { rollback } from '../rollout/rollback.js'
 import { SUFFIX_DB_ROLLBACK } from '../rollout/migrate-down.js'
 import { isScratchName, SUFFIX_REHEARSAL } from '../safeguards/rehearsal.js'
@@ -50,6 +51,8 @@ export async function repair(ctx: Context): Promise<OperationResult> {
     }
     if (j?.operation === 'restore' && j.phase === 'in-progress')
       return repairRestore(ctx, j, reopen(inputs.stateDir, key, j))
+    if ((j?.operation === 'drain' || j?.operation === 'resume') && j.phase === 'in-progress')
+      return repairDrain(ctx, j, reopen(inputs.stateDir, key, j))
     const plan: Partial<JournalPlan> = j?.plan ?? {}
     const runId = j?.runId
     report.fact(

@@ -13,6 +13,7 @@ import { LABEL_ROLE, LABEL_RUN } from '../handoff/clone.js'
 import { keyContainers, SUFFIX_NEXT, SUFFIX_PREVIOUS } from '../rollout/plan.js'
 import { findJournal, journalPath, nodeKey } from '../journal/journal.js'
 import { journalKeys } from '../journal/host-lock.js'
+import { describeInstance, findInstances, type Instance } from '../node/instances.js'
 
 function describeContainers(view: NodeView): string[][] {
   return view.containers.map((c) => [
@@ -71,6 +72,24 @@ export async function status(ctx: Context): Promise<OperationResult> {
     )
     report.fact('Lease timing', `duration ${view.config.leaseDurationMs} ms, refresh ${view.config.leaseRefreshMs} ms`)
     quarantineTable(ctx)
+    // every instance of the node, on this host or another (docs/hosts.md)
+    const instances = await findInstances(ctx, view)
+    report.tables.push({
+      heading: 'Instances of the node',
+      header: ['app id', 'version', 'host', 'container', 'role', 'addresses'],
+      rows: instances.map(instanceRow)
+    })
+    const all = JSON.stringify(instances)
+    const remoteLeader = view.leader ? undefined : instances.find((x) => x.role === 'leader' && x.host === 'remote')
+    if (remoteLeader && !view.lock.problem) {
+      // the node leads on another host: this host's instances wait, or are drained
+      report.fact('Leader', describeInstance(remoteLeader))
+      return {
+        result: 'ok',
+        ok: true,
+        outputs: { 'leader-host': 'remote', 'leader-app-id': remoteLeader.appId, instances: all }
+      }
+    }
     const leader = requireLeader(view)
     report.fact('Leader', `${leader.name} (${leader.image})`)
     if (leader.health?.readyz !== 200)
@@ -82,12 +101,28 @@ export async function status(ctx: Context): Promise<OperationResult> {
       ok: true,
       outputs: {
         leader: leader.name,
+        'leader-host': 'local',
+        'leader-app-id': leader.session?.appId,
+        instances: all,
         image: leader.digest ? `${leader.image.replace(/@sha256:[a-f0-9]{64}$/, '')}@${leader.digest}` : leader.image
       }
     }
   } finally {
     await view.db.close()
   }
+}
+
+const ROLE_TEXT = { leader: 'leader', waiting: 'waiting standby', other: 'other (not waiting for the lock)' }
+
+function instanceRow(x: Instance): string[] {
+  return [
+    x.appId,
+    x.version || '?',
+    x.host === 'local' ? 'this host' : 'another host',
+    x.container ?? '-',
+    ROLE_TEXT[x.role],
+    x.addrs.join(', ')
+  ]
 }
 
 /** Quarantined digests (refused by upgrade) and the history of earlier ones. */

@@ -187,6 +187,8 @@ const ROWS: BadRow[] = [
   { input: 'health-url', value: 'not a url', error: named('health-url') },
   { input: 'health-url', value: 'ftp://127.0.0.1/', error: named('health-url') },
   { input: 'health-url', value: 'http//127.0.0.1:6688', error: named('health-url') },
+  { input: 'remote-health-url', value: 'not a url', error: named('remote-health-url') },
+  { input: 'remote-health-url', value: 'ftp://10.0.2.7/', error: named('remote-health-url') },
   { input: 'docker-host', value: '/var/run/docker.sock', error: named('docker-host'), why: 'no scheme' },
   { input: 'docker-host', value: 'docker.sock', error: named('docker-host') },
   {
