@@ -117,7 +117,9 @@ bash "$root/test/renovate/install.sh" >/dev/null
 # 9. Podman's Docker-compatible API on a socket of its own (test/integration/podman.test.ts)
 "$here/podman.sh" >/dev/null
 
-cat >"$BED_DIR/bed.json" <<JSON
+# written aside and renamed: a test reading bed.json while another up.sh runs never sees it half
+# written (the fault campaign's seed 2026 run 189 failed its set-up on "Unexpected end of JSON input")
+cat >"$BED_DIR/bed.json.$$" <<JSON
 {
   "registry": "$BED_REGISTRY",
   "gateway": "$gateway",
@@ -125,4 +127,5 @@ cat >"$BED_DIR/bed.json" <<JSON
   "node24": "$BED_NODE24"
 }
 JSON
+mv -f "$BED_DIR/bed.json.$$" "$BED_DIR/bed.json"
 log "ready: docker, postgres :$BED_PG_PORT, registry $BED_REGISTRY ($BED_DIR/bed.json)"
