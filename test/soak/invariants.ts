@@ -71,7 +71,7 @@ export async function oneWriter(
   }
   const w = writerReturns(beats, cuts)
   const when = (b: Beat) =>
-    `${b.app.slice(0, 8)} at ${new Date(b.at).toISOString()}${cuts.map((x) => ` (${b.at - x.to} ms after the heal of a cut ${new Date(x.from).toISOString()}..${new Date(x.to).toISOString()})`).join('')}`
+    `${b.app.slice(0, 8)} at ${new Date(b.at).toISOString()}${cuts.map((x) => ` (${Math.round(b.at - x.to)} ms after the heal of a cut ${new Date(x.from).toISOString()}..${new Date(x.to).toISOString()})`).join('')}`
   if (w.excused.length)
     notes.push(
       `one writer: excused ${w.excused.map(when).join(', ')}: inside a partition's window (the node's own, writerReturns)`
