@@ -118,7 +118,7 @@ async function runGate<O extends { at: number }, T>(
     obs.push(await observe())
     const v = judge(obs)
     if (v.kind === 'pass') return v
-    if (v.kind === 'fail') throw new GateError(gate, v.reason, containerId)
+    if (v.kind === 'fail') throw new GateError(gate, v.reason, containerId, v.lockMovedTo)
     await sleep(everyMs, ctx.signal)
   }
 }

@@ -7,7 +7,10 @@ import { sameApp } from '../node/lock.js'
 import type { ChecksObs, ReadyObs } from '../node/observer.js'
 
 export type Verdict<T> =
-  { kind: 'pass'; proved: T; detail: string } | { kind: 'wait'; why: string } | { kind: 'fail'; reason: string }
+  | { kind: 'pass'; proved: T; detail: string }
+  | { kind: 'wait'; why: string }
+  /** `lockMovedTo`: the gate saw another app hold the lock (evidence that outlives a lease freed a moment later) */
+  | { kind: 'fail'; reason: string; lockMovedTo?: string }
 
 /** a container as Docker showed it; undefined in an observation: it is gone */
 export interface ContainerObs {
@@ -75,7 +78,11 @@ export function judgeStandby(
       }
     if (c.restartCount > 0) return { kind: 'fail', reason: `standby '${p.name}' restarted ${c.restartCount} time(s)` }
     if (o.lock.holder && !sameApp(o.lock.holder, p.leaderAppId))
-      return { kind: 'fail', reason: `the lock moved to app ${o.lock.holder} before the handoff` }
+      return {
+        kind: 'fail',
+        reason: `the lock moved to app ${o.lock.holder} before the handoff`,
+        lockMovedTo: o.lock.holder
+      }
     if (o.mine.length) {
       const s = o.mine[0]
       if (sameApp(o.lock.holder, p.leaderAppId))

@@ -68,7 +68,9 @@ export class GateError extends OperationError {
   constructor(
     readonly gate: string,
     message: string,
-    readonly containerId?: string
+    readonly containerId?: string,
+    /** the app the gate saw holding the lock instead of the leader (standby-ready) */
+    readonly lockMovedTo?: string
   ) {
     super(message)
   }

@@ -10,7 +10,7 @@ import { sleep } from '../sleep.js'
 import { containerIps, type ContainerInfo } from '../docker/client.js'
 import { sameApp } from './lock.js'
 import type { NodeView } from './view.js'
-import type { App, SessionContainer } from './sessions.js'
+import type { App, SessionContainer, Tie } from './sessions.js'
 import { dbClockAheadMs, sessionContainerOf } from './session-container.js'
 import { appsOf, tieApps } from './sessions.js'
 
@@ -159,7 +159,9 @@ export async function findForeignNodes(
     logNames: (id, appId) => !!logs.get(id)?.includes(appId)
   })
   const ourIds = new Set(ourContainers.map((c) => c.Id))
-  const ours = [...ourApps, ...ties.filter((t) => t.container && ourIds.has(t.container)).map((t) => t.appId)]
+  // an earlier process of one of them is gone with its start: not another node
+  const oursNow = (t: Tie) => [t.container, t.earlierOf].some((c) => c && ourIds.has(c))
+  const ours = [...ourApps, ...ties.filter(oursNow).map((t) => t.appId)]
   if (apps.every((a) => ours.some((o) => sameApp(o, a.appId)))) return []
   const local: ContainerInfo[] = []
   for (const c of await ctx.docker.listRunning()) {

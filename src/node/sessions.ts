@@ -66,6 +66,9 @@ export interface Tie {
   appId: string
   /** the container proven to run this app, when proven */
   container?: string
+  /** the container an earlier start of which ran this app (its log names it, it connected
+   *  before the container's last start): the process is gone, its sessions are left over */
+  earlierOf?: string
   /** containers it could belong to by time (ids) */
   possible: string[]
   /** how it was proven, or why not */
@@ -95,6 +98,7 @@ export function tieApps(containers: SessionContainer[], apps: App[], opts: TieOp
     apps.map((a) => [a.appId, running.filter((c) => a.firstSeen >= c.startedAt - tol).map((c) => c.id)])
   )
   const tied = new Map<string, { container: string; why: string }>()
+  const earlier = new Map<string, SessionContainer>()
   const name = (id: string) => containers.find((c) => c.id === id)?.name ?? id
   const pin = (a: App, id: string, why: string) => {
     if ([...tied.values()].some((t) => t.container === id)) return false
@@ -104,7 +108,11 @@ export function tieApps(containers: SessionContainer[], apps: App[], opts: TieOp
   for (const a of apps) {
     const byLog = running.filter((c) => opts.logNames?.(c.id, a.appId))
     if (byLog.length === 1) {
-      pin(a, byLog[0].id, `its app id is in the log of '${byLog[0].name}'`)
+      // a container's log spans its restarts (seed 2026, run 5 of the fault campaign): an app it
+      // names that connected before its last start ran in an earlier start, and died with it
+      if (possible.get(a.appId)!.includes(byLog[0].id))
+        pin(a, byLog[0].id, `its app id is in the log of '${byLog[0].name}'`)
+      else earlier.set(a.appId, byLog[0])
       continue
     }
     const byAddr = running.filter((c) => a.sessions.some((s) => s.clientAddr !== null && c.ips.includes(s.clientAddr)))
@@ -124,6 +132,14 @@ export function tieApps(containers: SessionContainer[], apps: App[], opts: TieOp
     const t = tied.get(a.appId)
     const p = possible.get(a.appId)!
     if (t) return { appId: a.appId, container: t.container, possible: p, why: t.why }
+    const e = earlier.get(a.appId)
+    if (e)
+      return {
+        appId: a.appId,
+        earlierOf: e.id,
+        possible: p,
+        why: `a process of an earlier start of '${e.name}' (its log names the app id; it connected before the container's last start): gone, its sessions left over`
+      }
     const why = p.length
       ? `connected after ${p.map((id) => `'${name(id)}'`).join(' and ')} started, and nothing tells which (or whether) it runs it`
       : `connected before any of ${running.map((c) => `'${c.name}'`).join(', ') || 'the containers'} started: another node`

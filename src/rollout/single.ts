@@ -88,8 +88,13 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change, deps: Ro
     )
   } catch (e) {
     // the lock left the leader before the handoff: the way back is the rollback, DB included
-    if (e instanceof LockLeftLeader)
-      return recover(ctx, p, ch, kept ? { ...r, created: [...r.created, kept] } : r, e, deps.rollback)
+    if (e instanceof LockLeftLeader) {
+      // a `--rm` leader a daemon restart stopped is deleted: its kept copy is what comes back
+      if (kept && !(await docker.inspect(leader.info.Id))?.State.Running)
+        r.previous = await previousIsKept(ctx, leader.info, kept)
+      const created = kept && r.previous !== kept ? [...r.created, kept] : r.created
+      return recover(ctx, p, ch, { ...r, created }, e, deps.rollback)
+    }
     throw e
   }
   // In the docs' layout clients use the published port, which a second handoff leaves dark

@@ -7,7 +7,7 @@ import { startClone } from '../handoff/clone.js'
 import { containerName, type ContainerInfo } from '../docker/client.js'
 import { failedContainerLogs, standbyReady } from '../handoff/gate-loops.js'
 import type { Proven } from '../handoff/gates.js'
-import type { Member } from '../handoff/types.js'
+import { GateError, type Member } from '../handoff/types.js'
 import { readLockState, sameApp } from '../node/lock.js'
 import type { JournalWriter } from '../journal/journal.js'
 import { SUFFIX_PREVIOUS, type Change, type Prepared, type RolloutRecord } from './plan.js'
@@ -18,8 +18,9 @@ export class WindowClosed extends Error {}
 
 /**
  * The standby gate failed after the lock had already left the leader (the leader crashed or
- * stalled and the new node took the lease, maybe migrating the DB): there is nothing to undo, the
- * way back is the rollback, DB included.
+ * stalled and the new node took the lease, maybe migrating the DB), or with the leader stopped
+ * too (a Docker daemon restart): there is nothing to undo, the way back is the rollback, DB
+ * included.
  */
 export class LockLeftLeader extends Error {}
 
@@ -57,15 +58,23 @@ export async function standbyOrUndo(
   } catch (e) {
     if (ctx.signal.aborted) throw e // cancelled: the post step repairs from the journal
     await failedContainerLogs(ctx, m)
-    // the leader stopped as well (a Docker daemon restart stops every container and may start
-    // none): not a standby to undo but a rollback, run from the journal by the post step or repair
-    if (!(await ctx.docker.inspect(p.leader.info.Id))?.State.Running) throw e
     // the lock or the DB already moved (seed 7, run 12 of the fault campaign: the leader killed,
     // the standby took the lease and migrated): undoing the standby would leave the old leader on
-    // a migrated DB, crash-looping on the version gate
-    if ((await leaderUntouched(p)) === false)
+    // a migrated DB, crash-looping on the version gate. The gate's own sighting counts even when
+    // the lease reads free now: a Docker daemon restart (seed 2026, runs 16 and 134) stops both
+    // containers after the standby took the lease, which then runs out. Main rolls back itself,
+    // whether or not the daemon started the leader again: nothing is left open for the post step.
+    const movedTo = e instanceof GateError ? e.lockMovedTo : undefined
+    if (movedTo || (await leaderUntouched(p)) === false)
       throw new LockLeftLeader(
         `${(e as Error).message}; the lock or the database had already left '${p.leader.name}', so the standby is not simply removed: the run rolls back`
+      )
+    // the leader stopped as well, the lock untouched (a Docker daemon restart stops every
+    // container and may start none): not a standby to undo but a rollback, which main runs
+    // itself rather than leave the journal open for the post step
+    if (!(await ctx.docker.inspect(p.leader.info.Id))?.State.Running)
+      throw new LockLeftLeader(
+        `${(e as Error).message}; '${p.leader.name}' stopped as well (a Docker daemon restart?): the run rolls back`
       )
     await undo()
     r.journal.done('failed')

@@ -107,6 +107,10 @@ export function notTheImage(e: FaultEvidence): string | undefined {
   // it, so the host did (a Docker daemon restart stops every container; seen in the fault rows)
   if (/\bexit code 0\)/.test(e.reason)) return 'the new container was stopped from outside the run (exit 0)'
   // a standby that takes a lease its leader let run out does what any node does (rollout/steps.ts)
+  // the leader, which this run had not touched, stopped with the standby (rollout/steps.ts): the
+  // host stopped both (a daemon restart the paused runner never met: seed 2026, run 16)
+  if (/' stopped as well \(a Docker daemon restart\?\)/.test(e.reason))
+    return 'the leader stopped with the new container before the handoff (the host stopped both)'
   if (/the lock or the database had already left '/.test(e.reason))
     return 'the leader lost the lock before the handoff (it stalled or crashed)'
   if (

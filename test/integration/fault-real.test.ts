@@ -113,6 +113,21 @@ const ROWS: Row[] = [
     paused: true,
     ends: 'old'
   },
+  // Seed 2026, runs 16 and 134 of the fault campaign: the daemon stops both containers during
+  // the standby gate, after the standby took the lease. Main rolls back itself (the old image
+  // leading, the DB as before): no journal left open for the post step to "finish" an upgrade
+  // main had already failed.
+  {
+    fault: DOCKERD,
+    step: 'standby gate, between two calls (bridge layout)',
+    at: STANDBY_STARTED,
+    layout: 'bridge',
+    to: '2.19.0',
+    paused: true,
+    ends: 'old',
+    run: { exit: 1, result: 'rolled-back' },
+    settles: true
+  },
   {
     fault: DOCKERD,
     step: 'health gate, between two calls',

@@ -265,7 +265,13 @@ async function oneRun(seed: number, k: number, daemons: Daemons): Promise<RunRow
     row.end = s.serving
       ? `${s.serving.ready?.split(prefix).join('<node>')} on ${s.serving.image?.split(':').pop()}`
       : 'not serving'
-    row.violations.push(...(await oneWriter(db)))
+    row.violations.push(
+      ...(await oneWriter(
+        db,
+        row.fired.flatMap((f) => (f.cut ? [f.cut] : [])),
+        row.results
+      ))
+    )
     row.violations.push(...(await markerKept(db, plan.op === 'restore')))
     for (const [label, r] of runs) row.violations.push(...noSecret(label, r, [], SECRETS))
     row.violations.push(...noSecret('files', runs[0][1], [stateDir], SECRETS))

@@ -136,6 +136,8 @@ export interface Fired {
   kind: string
   step: string
   note?: string
+  /** a partition's window (epoch ms), from the cut to the heal: invariants.ts excuses the node's own window after it */
+  cut?: { from: number; to: number }
 }
 
 async function targetOf(
@@ -161,7 +163,7 @@ async function holdLock(db: TestDb, table: string, ms: number): Promise<string> 
   }
 }
 
-async function act(f: FaultPlan, t: FaultTarget, child: ChildProcess): Promise<string | undefined> {
+async function act(f: FaultPlan, t: FaultTarget, child: ChildProcess, rec: Fired): Promise<string | undefined> {
   switch (f.kind) {
     case 'dockerd-restart':
     case 'dockerd-restart-live': {
@@ -191,6 +193,7 @@ async function act(f: FaultPlan, t: FaultTarget, child: ChildProcess): Promise<s
       if (!c) return 'no container running'
       const nets = Object.keys(c.NetworkSettings?.Networks ?? {}).filter((n) => n !== 'host')
       if (!nets.length) return 'host network: nothing to cut'
+      const from = Date.now()
       for (const n of nets) await t.api.getNetwork(n).disconnect({ Container: c.Id, Force: true })
       await sleep(f.holdMs ?? 3000)
       // the partition heals, as a network does: reconnected if the container is still there
@@ -199,6 +202,7 @@ async function act(f: FaultPlan, t: FaultTarget, child: ChildProcess): Promise<s
           .getNetwork(n)
           .connect({ Container: c.Id })
           .catch(() => undefined)
+      rec.cut = { from, to: Date.now() }
       return `${nets.join(',')} cut ${f.holdMs} ms`
     }
     case 'db-slow':
@@ -227,7 +231,7 @@ export function hooksFor(faults: FaultPlan[], t: FaultTarget, fired: Fired[]): H
           : async (child: ChildProcess) => {
               const rec: Fired = { kind: f.kind, step: '' }
               fired.push(rec)
-              rec.note = await act(f, t, child).catch((e: Error) => `fault failed: ${e.message.split('\n')[0]}`)
+              rec.note = await act(f, t, child, rec).catch((e: Error) => `fault failed: ${e.message.split('\n')[0]}`)
             }
   }))
 }

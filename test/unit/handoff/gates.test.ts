@@ -69,6 +69,12 @@ describe("judgeStandby: running, a DB session of its own, the lock still the lea
     ['no session by the deadline', [o(0, up(), lock(LEADER, LEADER)), o(10_000, up(), lock(LEADER, LEADER))], 'fail']
   ])('%s', (_, obs, want) => expect(judgeStandby(obs, p).kind).toBe(want))
 
+  // seed 2026, runs 16 and 134: the lease read free a moment later, the sighting is the evidence
+  test('a failure on the lock moving names the app it moved to; other failures name none', () => {
+    expect(judgeStandby([o(0, up(), lock(OTHER, OTHER), [])], p)).toMatchObject({ kind: 'fail', lockMovedTo: OTHER })
+    expect(judgeStandby([o(0, up({ restartCount: 1 }), lock(LEADER, LEADER))], p)).not.toHaveProperty('lockMovedTo')
+  })
+
   test('passes with the app id and version it proved, its arguments untouched', () => {
     const obs = [o(0, up(), lock(LEADER, LEADER, NEW), [NEW])]
     const copy = JSON.parse(JSON.stringify(obs)) as unknown

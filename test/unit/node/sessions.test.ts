@@ -150,6 +150,32 @@ const cases: Case[] = [
 ]
 
 describe('tieApps', () => {
+  // Seed 2026, run 5 of the fault campaign: the leader 'a' cut off from the DB, then restarted by
+  // its policy (a new app id). A session of its earlier process lingers on the server (a cut TCP
+  // connection), and a's log names both app ids. Only the one that connected after a's last
+  // start runs in it; the earlier one is gone, not another node.
+  test('a restarted container: its log names its earlier process too, which is gone, not a foreign node', () => {
+    const A0 = 'aaaa0000-0000-4000-8000-000000000000'
+    const A1 = 'aaaa1111-0000-4000-8000-000000000000'
+    const B = 'bbbb0000-0000-4000-8000-000000000000'
+    const restart = T1 + s(10)
+    const containers = [box('a', restart, ['172.17.0.2']), box('b', T1 + s(12), ['172.17.0.3'])]
+    const apps = appsOf([
+      session(A0, T1, '172.17.0.2'),
+      ...proc(A1, restart + 300, '172.17.0.2'),
+      ...proc(B, T1 + s(12) + 200, '172.17.0.3')
+    ])
+    const logs: Record<string, string> = { a: `appID=${A0}\n...\nappID=${A1}`, b: `appID=${B}` }
+    const ties = tieApps(containers, apps, { logNames: (id, appId) => !!logs[id]?.includes(appId) })
+    const by = Object.fromEntries(ties.map((t) => [t.appId, { container: t.container, earlierOf: t.earlierOf }]))
+    expect(by).toEqual({
+      [A0]: { container: undefined, earlierOf: 'a' },
+      [A1]: { container: 'a', earlierOf: undefined },
+      [B]: { container: 'b', earlierOf: undefined }
+    })
+    expect(ties.find((t) => t.appId === A0)?.why).toMatch(/earlier start of 'a'/)
+  })
+
   test.each(cases.map((c) => [c.name, c] as const))('%s', (_, c) => {
     const apps = appsOf(c.sessions, c.dbClockAheadMs)
     const ties = tieApps(c.containers, apps, { logNames: (id, appId) => !!c.logs?.[id]?.includes(appId) })

@@ -94,6 +94,14 @@ describe('notTheImage: only what the image did quarantines it (review N16)', () 
       /stopped from outside the run/
     ],
     [
+      'the leader stopped with the standby in the standby gate (a daemon restart the paused run never met)',
+      {
+        reason:
+          "standby 'x-rollout-next' is not running (exited, exit code 1) before taking the lock; 'x' stopped as well (a Docker daemon restart?): the run rolls back"
+      },
+      /the host stopped both/
+    ],
+    [
       'the new container crashed: quarantined',
       { reason: "'chainlink' exited (exited, exit code 1) before becoming ready" },
       undefined

@@ -7,7 +7,7 @@ import type Docker from 'dockerode'
 import type { ActionRun } from '../../support/action.js'
 import { Draw, describePlan, drawPlan, runRng } from '../../soak/draw.js'
 import { stepLabel, stepLines } from '../../soak/faults.js'
-import { namedCommand, noSecret, truthful } from '../../soak/invariants.js'
+import { namedCommand, noSecret, truthful, writerReturns } from '../../soak/invariants.js'
 
 const plan = (seed: number, k: number) => drawPlan(new Draw(runRng(seed, k)))
 
@@ -103,5 +103,74 @@ describe('invariants on text', () => {
     expect(await judge(1, 'ok')).toBe(1)
     expect(await judge(1, 'ok', true)).toBe(0)
     expect(await judge(0, 'deferred')).toBe(0)
+  })
+})
+
+// seed 2026, run 5: a leader cut off longer than its lease writes once more after the heal,
+// before its next refresh affects 0 rows and it exits (../shared/chainlink-node.md §3)
+describe('one writer', () => {
+  const beats = (...xs: [string, number][]) => xs.map(([app, at]) => ({ app, at }))
+  const cut = { from: 10_000, to: 17_000 }
+  test.each<[string, [string, number][], { from: number; to: number }[], number, number]>([
+    [
+      'one writer after another: nothing to excuse',
+      [
+        ['A', 0],
+        ['B', 12_000],
+        ['C', 30_000]
+      ],
+      [cut],
+      0,
+      0
+    ],
+    [
+      'a return without a partition counts',
+      [
+        ['A', 0],
+        ['B', 5_000],
+        ['A', 6_000]
+      ],
+      [],
+      0,
+      1
+    ],
+    [
+      'returns inside the cut and just after its heal are excused',
+      [
+        ['A', 0],
+        ['B', 14_000],
+        ['A', 17_300],
+        ['B', 18_000],
+        ['C', 30_000]
+      ],
+      [cut],
+      2,
+      0
+    ],
+    [
+      'a return well after the heal counts',
+      [
+        ['A', 0],
+        ['B', 14_000],
+        ['A', 25_000]
+      ],
+      [cut],
+      0,
+      1
+    ],
+    [
+      'a return before the cut counts',
+      [
+        ['A', 0],
+        ['B', 5_000],
+        ['A', 9_000]
+      ],
+      [cut],
+      0,
+      1
+    ]
+  ])('%s', (_, xs, cuts, excused, counted) => {
+    const w = writerReturns(beats(...xs), cuts)
+    expect({ excused: w.excused.length, counted: w.counted.length }).toEqual({ excused, counted })
   })
 })
