@@ -78488,7 +78488,11 @@ function judgeStandby(obs, p) {
         if (c.restartCount > 0)
             return { kind: 'fail', reason: `standby '${p.name}' restarted ${c.restartCount} time(s)` };
         if (o.lock.holder && !(0,node_lock/* sameApp */.oQ)(o.lock.holder, p.leaderAppId))
-            return { kind: 'fail', reason: `the lock moved to app ${o.lock.holder} before the handoff` };
+            return {
+                kind: 'fail',
+                reason: `the lock moved to app ${o.lock.holder} before the handoff`,
+                lockMovedTo: o.lock.holder
+            };
         if (o.mine.length) {
             const s = o.mine[0];
             if ((0,node_lock/* sameApp */.oQ)(o.lock.holder, p.leaderAppId))
@@ -78769,7 +78773,7 @@ async function runGate(ctx, gate, containerId, observe, judge, everyMs) {
         if (v.kind === 'pass')
             return v;
         if (v.kind === 'fail')
-            throw new types/* GateError */.ue(gate, v.reason, containerId);
+            throw new types/* GateError */.ue(gate, v.reason, containerId, v.lockMovedTo);
         await (0,sleep/* sleep */.y)(everyMs, ctx.signal);
     }
 }
@@ -79626,10 +79630,14 @@ function modeOf(link, m) {
 class GateError extends errors/* OperationError */.OK {
     gate;
     containerId;
-    constructor(gate, message, containerId) {
+    lockMovedTo;
+    constructor(gate, message, containerId, 
+    /** the app the gate saw holding the lock instead of the leader (standby-ready) */
+    lockMovedTo) {
         super(message);
         this.gate = gate;
         this.containerId = containerId;
+        this.lockMovedTo = lockMovedTo;
     }
 }
 /** Timeouts from the inputs, else derived from the node's own lease and grace settings. */
@@ -81435,7 +81443,9 @@ async function findForeignNodes(ctx, db, ourContainers, ourApps = []) {
         logNames: (id, appId) => !!logs.get(id)?.includes(appId)
     });
     const ourIds = new Set(ourContainers.map((c) => c.Id));
-    const ours = [...ourApps, ...ties.filter((t) => t.container && ourIds.has(t.container)).map((t) => t.appId)];
+    // an earlier process of one of them is gone with its start: not another node
+    const oursNow = (t) => [t.container, t.earlierOf].some((c) => c && ourIds.has(c));
+    const ours = [...ourApps, ...ties.filter(oursNow).map((t) => t.appId)];
     if (apps.every((a) => ours.some((o) => (0,_lock_js__WEBPACK_IMPORTED_MODULE_4__/* .sameApp */ .oQ)(o, a.appId))))
         return [];
     const local = [];
@@ -82091,6 +82101,7 @@ function tieApps(containers, apps, opts = {}) {
     const running = containers.filter((c) => c.running);
     const possible = new Map(apps.map((a) => [a.appId, running.filter((c) => a.firstSeen >= c.startedAt - tol).map((c) => c.id)]));
     const tied = new Map();
+    const earlier = new Map();
     const name = (id) => containers.find((c) => c.id === id)?.name ?? id;
     const pin = (a, id, why) => {
         if ([...tied.values()].some((t) => t.container === id))
@@ -82101,7 +82112,12 @@ function tieApps(containers, apps, opts = {}) {
     for (const a of apps) {
         const byLog = running.filter((c) => opts.logNames?.(c.id, a.appId));
         if (byLog.length === 1) {
-            pin(a, byLog[0].id, `its app id is in the log of '${byLog[0].name}'`);
+            // a container's log spans its restarts (seed 2026, run 5 of the fault campaign): an app it
+            // names that connected before its last start ran in an earlier start, and died with it
+            if (possible.get(a.appId).includes(byLog[0].id))
+                pin(a, byLog[0].id, `its app id is in the log of '${byLog[0].name}'`);
+            else
+                earlier.set(a.appId, byLog[0]);
             continue;
         }
         const byAddr = running.filter((c) => a.sessions.some((s) => s.clientAddr !== null && c.ips.includes(s.clientAddr)));
@@ -82123,6 +82139,14 @@ function tieApps(containers, apps, opts = {}) {
         const p = possible.get(a.appId);
         if (t)
             return { appId: a.appId, container: t.container, possible: p, why: t.why };
+        const e = earlier.get(a.appId);
+        if (e)
+            return {
+                appId: a.appId,
+                earlierOf: e.id,
+                possible: p,
+                why: `a process of an earlier start of '${e.name}' (its log names the app id; it connected before the container's last start): gone, its sessions left over`
+            };
         const why = p.length
             ? `connected after ${p.map((id) => `'${name(id)}'`).join(' and ')} started, and nothing tells which (or whether) it runs it`
             : `connected before any of ${running.map((c) => `'${c.name}'`).join(', ') || 'the containers'} started: another node`;
@@ -86464,8 +86488,13 @@ async function rollSingle(ctx, p, ch, deps) {
     }
     catch (e) {
         // the lock left the leader before the handoff: the way back is the rollback, DB included
-        if (e instanceof _steps_js__WEBPACK_IMPORTED_MODULE_8__/* .LockLeftLeader */ .Mm)
-            return (0,_outcome_js__WEBPACK_IMPORTED_MODULE_6__/* .recover */ .l)(ctx, p, ch, kept ? { ...r, created: [...r.created, kept] } : r, e, deps.rollback);
+        if (e instanceof _steps_js__WEBPACK_IMPORTED_MODULE_8__/* .LockLeftLeader */ .Mm) {
+            // a `--rm` leader a daemon restart stopped is deleted: its kept copy is what comes back
+            if (kept && !(await docker.inspect(leader.info.Id))?.State.Running)
+                r.previous = await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .previousIsKept */ .aq)(ctx, leader.info, kept);
+            const created = kept && r.previous !== kept ? [...r.created, kept] : r.created;
+            return (0,_outcome_js__WEBPACK_IMPORTED_MODULE_6__/* .recover */ .l)(ctx, p, ch, { ...r, created }, e, deps.rollback);
+        }
         throw e;
     }
     // In the docs' layout clients use the published port, which a second handoff leaves dark
@@ -86617,9 +86646,11 @@ const FINISHES = {
 /* harmony import */ var _handoff_clone_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(9196);
 /* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(4145);
 /* harmony import */ var _handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(8507);
-/* harmony import */ var _node_lock_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(4349);
-/* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(5762);
-/* harmony import */ var _safeguards_window_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(1827);
+/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(1348);
+/* harmony import */ var _node_lock_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(4349);
+/* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(5762);
+/* harmony import */ var _safeguards_window_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(1827);
+
 
 
 
@@ -86632,20 +86663,21 @@ class WindowClosed extends Error {
 }
 /**
  * The standby gate failed after the lock had already left the leader (the leader crashed or
- * stalled and the new node took the lease, maybe migrating the DB): there is nothing to undo, the
- * way back is the rollback, DB included.
+ * stalled and the new node took the lease, maybe migrating the DB), or with the leader stopped
+ * too (a Docker daemon restart): there is nothing to undo, the way back is the rollback, DB
+ * included.
  */
 class LockLeftLeader extends Error {
 }
 /** Whether the leader still holds the lock and the DB is where preflight found it; undefined when the DB does not say. */
 async function leaderUntouched(p) {
     try {
-        const lock = await (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .readLockState */ .T8)(p.link.db, p.link.mode, p.link.config.advisoryLockId);
+        const lock = await (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_7__/* .readLockState */ .T8)(p.link.db, p.link.mode, p.link.config.advisoryLockId);
         const now = await p.link.db.version();
         const before = p.view.dbVersion;
         if (now.goose !== before.goose || now.nodeVersion !== before.nodeVersion)
             return false;
-        return !lock.holder || (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .sameApp */ .oQ)(lock.holder, p.view.lock.holder);
+        return !lock.holder || (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_7__/* .sameApp */ .oQ)(lock.holder, p.view.lock.holder);
     }
     catch {
         return undefined;
@@ -86668,26 +86700,31 @@ async function standbyOrUndo(ctx, p, r, m, undo, window = []) {
         if (ctx.signal.aborted)
             throw e; // cancelled: the post step repairs from the journal
         await (0,_handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_3__/* .failedContainerLogs */ ._U)(ctx, m);
-        // the leader stopped as well (a Docker daemon restart stops every container and may start
-        // none): not a standby to undo but a rollback, run from the journal by the post step or repair
-        if (!(await ctx.docker.inspect(p.leader.info.Id))?.State.Running)
-            throw e;
         // the lock or the DB already moved (seed 7, run 12 of the fault campaign: the leader killed,
         // the standby took the lease and migrated): undoing the standby would leave the old leader on
-        // a migrated DB, crash-looping on the version gate
-        if ((await leaderUntouched(p)) === false)
+        // a migrated DB, crash-looping on the version gate. The gate's own sighting counts even when
+        // the lease reads free now: a Docker daemon restart (seed 2026, runs 16 and 134) stops both
+        // containers after the standby took the lease, which then runs out. Main rolls back itself,
+        // whether or not the daemon started the leader again: nothing is left open for the post step.
+        const movedTo = e instanceof _handoff_types_js__WEBPACK_IMPORTED_MODULE_4__/* .GateError */ .ue ? e.lockMovedTo : undefined;
+        if (movedTo || (await leaderUntouched(p)) === false)
             throw new LockLeftLeader(`${e.message}; the lock or the database had already left '${p.leader.name}', so the standby is not simply removed: the run rolls back`);
+        // the leader stopped as well, the lock untouched (a Docker daemon restart stops every
+        // container and may start none): not a standby to undo but a rollback, which main runs
+        // itself rather than leave the journal open for the post step
+        if (!(await ctx.docker.inspect(p.leader.info.Id))?.State.Running)
+            throw new LockLeftLeader(`${e.message}; '${p.leader.name}' stopped as well (a Docker daemon restart?): the run rolls back`);
         await undo();
         r.journal.done('failed');
         throw e;
     }
     r.knownApps.add(proven.appId);
     const now = new Date();
-    if (window.length && !(0,_safeguards_window_js__WEBPACK_IMPORTED_MODULE_5__/* .isOpen */ .nT)(window, now)) {
+    if (window.length && !(0,_safeguards_window_js__WEBPACK_IMPORTED_MODULE_6__/* .isOpen */ .nT)(window, now)) {
         await undo();
         r.journal.done('deferred');
-        const next = (0,_safeguards_window_js__WEBPACK_IMPORTED_MODULE_5__/* .nextOpening */ .gR)(window, now);
-        throw new WindowClosed(`the upgrade window (${window.map((w) => w.text).join(', ')}) closed before the first stop; ${next ? `it opens ${(0,_safeguards_window_js__WEBPACK_IMPORTED_MODULE_5__/* .describeOpening */ .e_)(next, now)}` : 'no window ever opens'}`);
+        const next = (0,_safeguards_window_js__WEBPACK_IMPORTED_MODULE_6__/* .nextOpening */ .gR)(window, now);
+        throw new WindowClosed(`the upgrade window (${window.map((w) => w.text).join(', ')}) closed before the first stop; ${next ? `it opens ${(0,_safeguards_window_js__WEBPACK_IMPORTED_MODULE_6__/* .describeOpening */ .e_)(next, now)}` : 'no window ever opens'}`);
     }
     return { ...m, ...proven };
 }
@@ -86698,7 +86735,7 @@ async function standbyOrUndo(ctx, p, r, m, undo, window = []) {
  */
 async function keepCopy(ctx, info, journal) {
     const { docker, report } = ctx;
-    const name = (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_2__/* .containerName */ .xN)(info) + _plan_js__WEBPACK_IMPORTED_MODULE_4__/* .SUFFIX_PREVIOUS */ .Q$;
+    const name = (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_2__/* .containerName */ .xN)(info) + _plan_js__WEBPACK_IMPORTED_MODULE_5__/* .SUFFIX_PREVIOUS */ .Q$;
     // the reference it was created from, when that still names the image it runs
     const image = (await docker.imageInfo(info.Config.Image))?.id === info.Image ? info.Config.Image : info.Image;
     journal.step('keep-previous', { name });
@@ -86885,6 +86922,10 @@ function notTheImage(e) {
     if (/\bexit code 0\)/.test(e.reason))
         return 'the new container was stopped from outside the run (exit 0)';
     // a standby that takes a lease its leader let run out does what any node does (rollout/steps.ts)
+    // the leader, which this run had not touched, stopped with the standby (rollout/steps.ts): the
+    // host stopped both (a daemon restart the paused runner never met: seed 2026, run 16)
+    if (/' stopped as well \(a Docker daemon restart\?\)/.test(e.reason))
+        return 'the leader stopped with the new container before the handoff (the host stopped both)';
     if (/the lock or the database had already left '/.test(e.reason))
         return 'the leader lost the lock before the handoff (it stalled or crashed)';
     if (/\b(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|socket hang up|Connection terminated|terminating connection due to administrator command|the database system is (starting up|shutting down|in recovery mode)|cannot reach the Docker Engine)\b/i.test(e.reason))
