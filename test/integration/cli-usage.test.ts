@@ -159,7 +159,7 @@ _chainlink_rollout; printf '%s\\n' "\${COMPREPLY[@]}"; complete -p chainlink-rol
       expect(lines.pop()).toBe('complete -F _chainlink_rollout chainlink-rollout')
       return lines.filter((l) => l)
     }
-    expect(complete('chainlink-rollout', 're')).toEqual(['restart', 'restore', 'repair'])
+    expect(complete('chainlink-rollout', 're')).toEqual(['restart', 'restore', 'repair', 'resume'])
     expect(complete('chainlink-rollout', 'upgrade', '--image')).toEqual(['--image', '--image-file'])
     expect(complete('chainlink-rollout', 'status', '--ima')).toEqual([])
     expect(complete('chainlink-rollout', 'upgrade', '--db-rollback', '')).toEqual(['migrate-down', 'restore'])
