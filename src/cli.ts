@@ -47,6 +47,7 @@ export const INPUT_NAMES = [
   'rollback',
   'db-rollback',
   'finish',
+  'port-holder',
   'prefer-primary',
   'backup',
   'backup-dir',
@@ -74,6 +75,7 @@ export const INPUT_NAMES = [
 const BOOLEAN = new Set([
   'rollback',
   'prefer-primary',
+  'port-holder',
   'backup',
   'stop-node',
   'restore-other-node',

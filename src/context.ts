@@ -43,5 +43,6 @@ export enum Outputs {
   Image = 'image',
   Leader = 'leader',
   LeaderGapMs = 'leader-gap-ms',
-  BackupFile = 'backup-file'
+  BackupFile = 'backup-file',
+  Layout = 'layout'
 }

@@ -8,7 +8,7 @@ import { normaliseRepository, repository, repoTag, type ImageRef } from '../imag
 
 export type ContainerInfo = Docker.ContainerInspectInfo
 export { demux, untarFirstFile } from './wire.js'
-export { containerIps, containerName, envMap, freePort } from './info.js'
+export { containerIps, containerName, envMap, freePort, joinedTo } from './info.js'
 export type { DaemonWaitOptions } from './daemon-wait.js'
 
 export interface ImageInfo {
@@ -46,6 +46,8 @@ export interface DockerApi {
   wait(id: string): Promise<number>
   logs(id: string, tail?: number, since?: number): Promise<string>
   readFile(id: string, path: string): Promise<Buffer | undefined>
+  /** whether a path exists in a container's filesystem (it need not run) */
+  pathExists(id: string, path: string): Promise<boolean>
   runOnce(
     spec: Docker.ContainerCreateOptions,
     timeoutMs: number,
@@ -318,6 +320,15 @@ export class DockerClient implements DockerApi {
     } catch {
       return undefined
     }
+  }
+
+  async pathExists(id: string, path: string): Promise<boolean> {
+    return this.read(`stat of ${path} in ${id.slice(0, 12)}`, () =>
+      this.api.getContainer(id).infoArchive({ path })
+    ).then(
+      () => true,
+      () => false
+    )
   }
 
   /**

@@ -52,6 +52,12 @@ type Step =
   | 'final-create'
   | 'final-started'
   | 'swap'
+  // the port-holder layout (docs/port-holder.md): a conversion's holder, made before the swap
+  // and started at it; a conversion back stops it at the swap and removes it at the end
+  | 'holder-create'
+  | 'holder-start'
+  | 'holder-stop'
+  | 'remove-holder'
   | 'remove-interim'
   | 'rename-standby'
   | 'restart-previous'

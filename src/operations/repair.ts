@@ -11,9 +11,11 @@ import { healthGate } from '../handoff/gate-loops.js'
 import { LABEL_ROLE, LABEL_RUN } from '../handoff/clone.js'
 import { readLockState, sameApp, type LockState } from '../node/lock.js'
 import { tieSessions } from '../node/inspect.js'
+import { networkView } from '../node/health-url.js'
 import { connectNode, maskNodeSecrets, nodeNames } from '../node/connect.js'
 import { restoreForRollback } from '../rollout/backup-step.js'
 import { repairRestore } from './repair-restore.js'
+import { dropReleasedHolder, networkOwnerId } from './repair-holder.js'
 import { rollback } from '../rollout/rollback.js'
 import { SUFFIX_DB_ROLLBACK } from '../rollout/migrate-down.js'
 import { isScratchName, SUFFIX_REHEARSAL } from '../safeguards/rehearsal.js'
@@ -143,7 +145,9 @@ export async function repair(ctx: Context): Promise<OperationResult> {
       const createdHolder = !!holderInfo && createdInfos.some((c) => c.Id === holderInfo.Id)
       // a created leader can stand in for the node only where the node was: on its ports
       const samePorts =
-        !!holderInfo && JSON.stringify(publishedPorts(holderInfo)) === JSON.stringify(publishedPorts(previousInfo))
+        !!holderInfo &&
+        JSON.stringify(publishedPorts(await networkView(docker, holderInfo))) ===
+          JSON.stringify(publishedPorts(await networkView(docker, previousInfo)))
       // the gate is evidence only for a container that could be finished
       let gatePassed = false
       if (!rollingBack && holderInfo && (complete || (createdHolder && !otherInfo && samePorts))) {
@@ -168,7 +172,9 @@ export async function repair(ctx: Context): Promise<OperationResult> {
       if (decision === 'finish-as-node' && holderInfo) {
         // The interrupted run's new container leads and passes the gate: it is the node now.
         // Rolling it back would stop a serving leader (and with a restore, discard its writes).
-        for (const c of all) if (c.Id !== holderInfo.Id) await docker.remove(c.Id)
+        const keep = await networkOwnerId(ctx, holderInfo)
+        for (const c of all) if (c.Id !== holderInfo.Id && c.Id !== keep) await docker.remove(c.Id)
+        await dropReleasedHolder(ctx, j, keep)
         if (containerName(holderInfo) !== leaderName) await docker.rename(holderInfo.Id, leaderName)
         const result = j?.operation === 'upgrade' ? 'upgraded' : 'ok'
         journal?.done(result)
@@ -182,7 +188,9 @@ export async function repair(ctx: Context): Promise<OperationResult> {
       }
       const finishable = decision === 'finish'
       if (finishable && holderInfo) {
-        for (const c of all) if (!byName.some((b) => b!.Id === c.Id)) await docker.remove(c.Id)
+        const keep = await networkOwnerId(ctx, holderInfo)
+        for (const c of all) if (!byName.some((b) => b!.Id === c.Id) && c.Id !== keep) await docker.remove(c.Id)
+        await dropReleasedHolder(ctx, j, keep)
         const result = createdInfos.length ? (j?.operation === 'upgrade' ? 'upgraded' : 'ok') : 'ok'
         journal?.done(result)
         report.step(

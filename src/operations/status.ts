@@ -5,7 +5,9 @@ import { inspectNode, requireLeader } from '../node/inspect.js'
 import type { NodeView } from '../node/view.js'
 import { nodeNames } from '../node/connect.js'
 import { active, history, readQuarantine, type QuarantineEntry } from '../safeguards/quarantine.js'
-import { containerName } from '../docker/client.js'
+import { containerName, joinedTo, type ContainerInfo } from '../docker/client.js'
+import { describePorts } from '../handoff/container-spec.js'
+import { holderProblem, layoutOf, type Layout } from '../handoff/port-holder.js'
 import { LABEL_ROLE, LABEL_RUN } from '../handoff/clone.js'
 import { SUFFIX_NEXT, SUFFIX_PREVIOUS } from '../rollout/plan.js'
 import { journalPath, nodeKey, readJournal } from '../journal/journal.js'
@@ -64,6 +66,7 @@ export async function status(ctx: Context): Promise<OperationResult> {
     quarantineTable(ctx)
     const leader = requireLeader(view)
     report.fact('Leader', `${leader.name} (${leader.image})`)
+    const layout = await layoutFact(ctx, view, leader.info)
     if (leader.health?.readyz !== 200)
       report.note(
         `The leader '${leader.name}' holds the lock but /readyz answers ${leader.health?.readyz ?? leader.health?.error ?? 'nothing'}: it is still starting, or unhealthy.`
@@ -73,12 +76,37 @@ export async function status(ctx: Context): Promise<OperationResult> {
       ok: true,
       outputs: {
         leader: leader.name,
-        image: leader.digest ? `${leader.image.replace(/@sha256:[a-f0-9]{64}$/, '')}@${leader.digest}` : leader.image
+        image: leader.digest ? `${leader.image.replace(/@sha256:[a-f0-9]{64}$/, '')}@${leader.digest}` : leader.image,
+        layout
       }
     }
   } finally {
     await view.db.close()
   }
+}
+
+/**
+ * The node's layout (docs/port-holder.md) as a fact, and what keeps a joined instance from its
+ * holder's ports (a holder down, or started again after the instance) as a note.
+ */
+async function layoutFact(ctx: Context, view: NodeView, leader: ContainerInfo): Promise<Layout> {
+  const ref = joinedTo(leader)
+  const owner = ref ? await ctx.docker.inspect(ref) : undefined
+  const layout = layoutOf(leader, owner)
+  ctx.report.fact(
+    'Layout',
+    owner ? `${layout}: joins '${containerName(owner)}' (${describePorts(owner)})` : `${layout} (${describePorts(leader)})`
+  )
+  for (const c of view.containers) {
+    const r = joinedTo(c.info)
+    if (!r) continue
+    const problem = holderProblem(c.info, await ctx.docker.inspect(r))
+    if (problem)
+      ctx.report.note(
+        `${problem.text}. Run operation 'restart' (a handoff into the holder's current namespace), or 'repair' when nothing leads.`
+      )
+  }
+  return layout
 }
 
 /** Quarantined digests (refused by upgrade) and the history of earlier ones. */

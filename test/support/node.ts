@@ -81,7 +81,10 @@ export async function startNode(o: StartOptions): Promise<SimNode> {
 
 /** Base URL of a node container from the host. */
 export async function nodeUrl(name: string, api: Docker = docker): Promise<string | undefined> {
-  const info = await api.getContainer(name).inspect()
+  let info = await api.getContainer(name).inspect()
+  // joined to another container's network (the port holder): reached at that one's address
+  const owner = /^container:(.+)$/.exec(info.HostConfig.NetworkMode ?? '')?.[1]
+  if (owner) info = { ...(await api.getContainer(owner).inspect()), Config: info.Config }
   if (info.HostConfig.NetworkMode === 'host') {
     const envOf = (k: string) => (info.Config.Env ?? []).find((e) => e.startsWith(`${k}=`))?.slice(k.length + 1)
     const p = /HTTPPort\s*=\s*(\d+)/.exec(envOf('CL_CONFIG') ?? '')?.[1] ?? envOf('CHAINLINK_PORT') ?? '6688'

@@ -1,0 +1,204 @@
+// Input `port-holder` against the real bed (docs/port-holder.md): the conversion of a docs-layout
+// node into the port-holder layout and back, the runs in that layout (upgrade, restart), a bad
+// target and a dead runner during the conversion, and the holder's own failures. After each:
+// one leader serving on the published port, no second writer, nothing of ours left over.
+import { afterAll, afterEach, describe, expect, test } from '@jest/globals'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createDb, docker, removeContainers, simImage, sleep, uniqueName, waitFor, type TestDb } from '../support/bed.js'
+import { atLine, runAction, type ActionRun, type RunOptions } from '../support/action.js'
+import { readyz, startNode, writers } from '../support/node.js'
+import { freePort } from '../../src/docker/client.js'
+
+const prefix = uniqueName('clr-ph')
+let n = 0
+let db: TestDb
+let name: string
+let stateDir: string
+/** the published host ports: 6688 and a second one standing for P2P */
+let port: number
+let p2p: number
+
+afterAll(async () => {
+  await removeContainers(prefix)
+})
+
+afterEach(async () => {
+  await removeContainers(name)
+  await db?.drop()
+})
+
+async function fresh(tag = '2.18.0') {
+  db = await createDb('ph')
+  name = `${prefix}-${++n}`
+  stateDir = mkdtempSync(join(tmpdir(), 'clr-state-'))
+  port = await freePort('127.0.0.1')
+  p2p = await freePort('127.0.0.1', new Set([port]))
+  await startNode({
+    name,
+    tag,
+    db,
+    layout: 'ports',
+    labels: { 'op.label': 'kept' },
+    env: { OPERATOR_ENV: 'kept' },
+    hostConfig: {
+      PortBindings: {
+        '6688/tcp': [{ HostIp: '127.0.0.1', HostPort: String(port) }],
+        '6690/tcp': [{ HostIp: '127.0.0.1', HostPort: String(p2p) }]
+      },
+      ExtraHosts: ['example.internal:192.0.2.10']
+    }
+  })
+}
+
+function run(operation: string, extra: Record<string, string> = {}, opts: RunOptions = {}): Promise<ActionRun> {
+  return runAction(
+    {
+      operation,
+      container: name,
+      'state-dir': stateDir,
+      'backup-dir': join(stateDir, 'backups'),
+      'stable-for': '2s',
+      'health-url': 'http://127.0.0.1:{port}',
+      ...extra
+    },
+    opts
+  )
+}
+
+const inspect = (x: string) =>
+  docker
+    .getContainer(x)
+    .inspect()
+    .catch(() => undefined)
+const url = () => `http://127.0.0.1:${port}`
+
+/** The node in the holder layout: joined to `<name>-port-holder`, which has the node's ports. */
+async function expectHolderLayout(tag: string) {
+  const node = (await inspect(name))!
+  const holder = (await inspect(`${name}-port-holder`))!
+  expect(holder?.State.Running).toBe(true)
+  expect(node.State.Running).toBe(true)
+  expect(node.Config.Image).toBe(simImage(tag))
+  expect(node.HostConfig.NetworkMode).toBe(`container:${holder.Id}`)
+  expect(Object.keys(holder.HostConfig.PortBindings ?? {}).sort()).toEqual(['6688/tcp', '6690/tcp'])
+  expect(holder.HostConfig.PortBindings?.['6690/tcp']?.[0]?.HostPort).toBe(String(p2p))
+  expect(holder.HostConfig.ExtraHosts).toEqual(['example.internal:192.0.2.10'])
+  expect(holder.HostConfig.RestartPolicy?.Name).toBe('unless-stopped')
+  // what the node keeps: name, env, labels, restart policy
+  expect(node.Config.Env).toContain('OPERATOR_ENV=kept')
+  expect(node.Config.Labels['op.label']).toBe('kept')
+  expect(node.HostConfig.RestartPolicy?.Name).toBe('unless-stopped')
+  expect(await readyz(url())).toBe(200)
+  return { node, holder }
+}
+
+/** The node on its own ports again, no holder. */
+async function expectOwnPorts(tag: string) {
+  const node = (await inspect(name))!
+  expect(node.State.Running).toBe(true)
+  expect(node.Config.Image).toBe(simImage(tag))
+  expect(node.HostConfig.PortBindings?.['6688/tcp']?.[0]?.HostPort).toBe(String(port))
+  expect(node.HostConfig.PortBindings?.['6690/tcp']?.[0]?.HostPort).toBe(String(p2p))
+  expect(await inspect(`${name}-port-holder`)).toBeUndefined()
+  expect(await readyz(url())).toBe(200)
+}
+
+async function leftovers(): Promise<string[]> {
+  return (await docker.listContainers({ all: true }))
+    .flatMap((c) => c.Names)
+    .filter((x) => x.startsWith(`/${name}-`) && x !== `/${name}-port-holder`)
+}
+
+describe('port-holder: conversion', () => {
+  test('upgrade with port-holder: true converts, the next upgrade and a restart hand off inside the holder, false converts back', async () => {
+    await fresh()
+    const r = await run('upgrade', { image: simImage('2.19.0'), 'port-holder': 'true' })
+    expect(r.outputs.result).toBe('upgraded')
+    expect(r.outputs.layout).toBe('holder')
+    const { holder } = await expectHolderLayout('2.19.0')
+    expect(await leftovers()).toEqual([])
+
+    // an upgrade in the holder layout: a standby in the holder's namespace, no container start
+    const r2 = await run('upgrade', { image: simImage('2.20.0') })
+    expect(r2.outputs.result).toBe('upgraded')
+    expect(r2.outputs.layout).toBe('holder')
+    expect(r2.summary).toMatch(/in the network of '.*-port-holder'/)
+    const after = await expectHolderLayout('2.20.0')
+    // the holder was not touched: same container, same start
+    expect(after.holder.Id).toBe(holder.Id)
+    expect(after.holder.State.StartedAt).toBe(holder.State.StartedAt)
+    expect(await leftovers()).toEqual([])
+
+    const r3 = await run('restart', { 'port-holder': 'true' })
+    expect(r3.outputs.result).toBe('ok')
+    expect(r3.outputs.layout).toBe('holder')
+    expect((await expectHolderLayout('2.20.0')).holder.State.StartedAt).toBe(holder.State.StartedAt)
+
+    const st = await run('status')
+    expect(st.outputs.layout).toBe('holder')
+
+    const back = await run('handoff', { 'port-holder': 'false' })
+    expect(back.outputs.result).toBe('ok')
+    expect(back.outputs.layout).toBe('ports')
+    await expectOwnPorts('2.20.0')
+    expect(await leftovers()).toEqual([])
+    expect((await writers(db)).interleaved).toBe(false)
+  }, 240_000)
+
+  test('a bad target during the conversion rolls back to the node on its own ports, no holder left', async () => {
+    await fresh('2.19.0')
+    const r = await run('upgrade', {
+      image: simImage('2.20.0-never-ready'),
+      'port-holder': 'true',
+      'ready-timeout': '8s'
+    })
+    expect(r.outputs.result).toBe('rolled-back')
+    expect(r.exitCode).not.toBe(0)
+    await expectOwnPorts('2.19.0')
+    expect(await leftovers()).toEqual([])
+    expect((await writers(db)).interleaved).toBe(false)
+  }, 180_000)
+
+  test('the runner killed at the conversion swap: repair leaves a serving node', async () => {
+    await fresh()
+    const inputs = { image: simImage('2.19.0'), 'port-holder': 'true' }
+    const r = await run('upgrade', inputs, {
+      hooks: [{ when: atLine(/^swap \S+ -> /), do: 'sigkill', delayMs: 150 }]
+    })
+    expect(r.killed).toBe(true)
+    const rep = await run('repair', { 'port-holder': 'true' })
+    expect(['rolled-back', 'upgraded']).toContain(rep.outputs.result)
+    // whichever way repair went, the node serves on the published port under its name
+    await waitFor('published port ready', async () => (await readyz(url())) === 200, 30_000, 200)
+    const node = (await inspect(name))!
+    expect(node.State.Running).toBe(true)
+    if (rep.outputs.result === 'upgraded') await expectHolderLayout('2.19.0')
+    else await expectOwnPorts('2.18.0')
+    expect(await leftovers()).toEqual([])
+    expect((await writers(db)).interleaved).toBe(false)
+  }, 180_000)
+})
+
+describe('port-holder: the holder fails', () => {
+  test('the holder killed: it comes back by its restart policy, status names the stranded node, a restart brings the port back', async () => {
+    await fresh()
+    expect((await run('restart', { 'port-holder': 'true' })).outputs.layout).toBe('holder')
+    await docker.getContainer(`${name}-port-holder`).kill()
+    await waitFor(
+      'holder back',
+      async () => !!(await inspect(`${name}-port-holder`))?.State.Running,
+      20_000,
+      200
+    )
+    // the node still leads, in the old namespace: the published port is dark
+    await sleep(500)
+    expect(await readyz(url())).toBeUndefined()
+    const st = await run('status')
+    expect(st.stdout).toMatch(/started again .* old network namespace/)
+    const r = await run('restart')
+    expect(r.outputs.result).toBe('ok')
+    await expectHolderLayout('2.18.0')
+  }, 180_000)
+})
