@@ -108,9 +108,9 @@ function endpointsOf(info: ContainerInfo, extraAlias: string | undefined, keepAd
   const own = [info.Id, info.Id.slice(0, 12), containerName(info)]
   for (const [net, ep] of Object.entries(info.NetworkSettings?.Networks ?? {})) {
     if (['bridge', 'host', 'none', 'default'].includes(net)) continue
-    const aliases = [...new Set([...(ep.Aliases ?? []), ...(extraAlias ? [extraAlias] : [])])].filter(
-      (a) => !own.includes(a)
-    )
+    const aliases = [
+      ...new Set([...((ep.Aliases ?? []) as string[]).filter((a) => !own.includes(a)), ...(extraAlias ? [extraAlias] : [])])
+    ]
     out[net] = {
       Aliases: aliases.length ? aliases : undefined,
       ...(keepAddress && ep.IPAMConfig ? { IPAMConfig: ep.IPAMConfig } : {})
