@@ -63,7 +63,8 @@ export function cloneSpec(info: Docker.ContainerInspectInfo, opts: CloneOptions)
   // a container joined to another's network (the port holder) may not expose ports, nor set a hostname
   const joined = (info.HostConfig.NetworkMode ?? '').startsWith('container:')
   if (!joined)
-    for (const p of Object.keys(c.ExposedPorts ?? {})) if (!img.ExposedPorts || !(p in img.ExposedPorts)) exposed[p] = {}
+    for (const p of Object.keys(c.ExposedPorts ?? {}))
+      if (!img.ExposedPorts || !(p in img.ExposedPorts)) exposed[p] = {}
 
   const hostConfig: Docker.HostConfig = { ...info.HostConfig }
   // A clone must outlive its stop (`docker run --rm` would delete it): a stopped clone may be
@@ -169,6 +170,6 @@ export function describePorts(info: ContainerInfo): string {
     : joined
       ? `in the network of ${joined.slice(0, 12)}`
       : info.HostConfig.NetworkMode === 'host'
-      ? 'host network'
-      : 'no published ports'
+        ? 'host network'
+        : 'no published ports'
 }

@@ -109,7 +109,10 @@ function endpointsOf(info: ContainerInfo, extraAlias: string | undefined, keepAd
   for (const [net, ep] of Object.entries(info.NetworkSettings?.Networks ?? {})) {
     if (['bridge', 'host', 'none', 'default'].includes(net)) continue
     const aliases = [
-      ...new Set([...((ep.Aliases ?? []) as string[]).filter((a) => !own.includes(a)), ...(extraAlias ? [extraAlias] : [])])
+      ...new Set([
+        ...((ep.Aliases ?? []) as string[]).filter((a) => !own.includes(a)),
+        ...(extraAlias ? [extraAlias] : [])
+      ])
     ]
     out[net] = {
       Aliases: aliases.length ? aliases : undefined,
@@ -143,7 +146,8 @@ export function holderSpec(
     NetworkMode: hc.NetworkMode || 'default',
     RestartPolicy: { Name: 'unless-stopped' }
   }
-  for (const f of NET_FIELDS) if (hc[f] !== undefined && hc[f] !== null) (hostConfig as Record<string, unknown>)[f] = hc[f]
+  for (const f of NET_FIELDS)
+    if (hc[f] !== undefined && hc[f] !== null) (hostConfig as Record<string, unknown>)[f] = hc[f]
   const sysctls = netSysctls(hc.Sysctls as Record<string, string> | undefined, true)
   if (sysctls) hostConfig.Sysctls = sysctls
   const endpoints = endpointsOf(leader, o.nodeName, true)

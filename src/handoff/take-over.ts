@@ -135,7 +135,11 @@ export async function handoff(
   let newWatch: ReadinessWatcher | undefined
   let toUrl: string | undefined
   const watchNew = async () => {
-    toUrl = healthBase(await networkView(docker, (await docker.inspect(to.id))!), link.config.httpPort, ctx.inputs.healthUrl)
+    toUrl = healthBase(
+      await networkView(docker, (await docker.inspect(to.id))!),
+      link.config.httpPort,
+      ctx.inputs.healthUrl
+    )
     if (!toUrl) throw new GateError('health', `cannot address '${to.name}' from the host (no IP address)`, to.id)
     newWatch = new ReadinessWatcher(run.observers.of(toUrl)).start()
   }

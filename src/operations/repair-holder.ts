@@ -1,8 +1,13 @@
 // What repair does about the port-holder layout (docs/port-holder.md): a finished conversion
-// keeps the holder its new leader joins; a finished conversion back drops the holder it released.
-import type { Context } from '../context.js'
+// keeps the holder its new leader joins; a finished conversion back drops the holder it released;
+// a node stranded outside its holder's ports (the holder crashed) is started again inside it.
+import type { Context, OperationResult } from '../context.js'
 import { containerName, joinedTo, type ContainerInfo } from '../docker/client.js'
 import type { readJournal } from '../journal/journal.js'
+import { holderProblem } from '../handoff/port-holder.js'
+import { takeOver } from '../handoff/take-over.js'
+import { memberOf, newRun, timeouts, type NodeLink } from '../handoff/types.js'
+import { connectNode } from '../node/connect.js'
 
 /** The port holder a container joins (docs/port-holder.md): a finished conversion keeps it. */
 export async function networkOwnerId(ctx: Context, info: ContainerInfo): Promise<string | undefined> {
@@ -24,4 +29,46 @@ export async function dropReleasedHolder(
       await ctx.docker.remove(h.Id)
     }
   }
+}
+
+/**
+ * A node left outside its holder's ports (docs/port-holder.md, "When the holder dies"): the
+ * holder crashed and came back by its restart policy (or is down while the node runs), and the
+ * node still runs in the old namespace, whose interface Docker removed with the holder: no port
+ * reaches it, and it cannot reach its DB to renew the lease. Nothing of it serves, so restarting
+ * it is repair's to do (unlike a node someone stopped): the holder is started when down, the node
+ * is stopped and started inside it, held to the lock check and the health gate.
+ */
+export async function repairStranded(ctx: Context, names: string[]): Promise<OperationResult | undefined> {
+  const { docker, report, inputs } = ctx
+  for (const n of names) {
+    const info = await docker.inspect(n)
+    const ref = info && joinedTo(info)
+    if (!info?.State.Running || !ref) continue
+    const holder = await docker.inspect(ref)
+    const problem = holderProblem(info, holder)
+    if (!holder || !problem || problem.kind === 'gone') continue
+    report.step('stranded', problem.text)
+    if (!holder.State.Running) {
+      report.step(`start ${containerName(holder)}`, 'the port holder')
+      await docker.start(holder.Id)
+    }
+    const { db, config, mode, databaseUrl } = await connectNode(ctx, info, { retryForMs: 60_000 })
+    try {
+      const link: NodeLink = { db, config, mode, databaseUrl, run: newRun() }
+      const t = timeouts(inputs, config, info)
+      report.step(`stop ${n}`, "to start it again inside the holder's current namespace")
+      await docker.stop(info.Id, t.stopS)
+      const leader = await takeOver(ctx, link, memberOf(info), t)
+      return {
+        result: 'ok',
+        ok: true,
+        message: `'${n}' was stranded outside its port holder (${problem.text}); restarted inside it, it leads again`,
+        outputs: { leader: leader.name, image: info.Config.Image, layout: 'holder' }
+      }
+    } finally {
+      await db.close()
+    }
+  }
+  return undefined
 }

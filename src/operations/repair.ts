@@ -15,7 +15,7 @@ import { networkView } from '../node/health-url.js'
 import { connectNode, maskNodeSecrets, nodeNames } from '../node/connect.js'
 import { restoreForRollback } from '../rollout/backup-step.js'
 import { repairRestore } from './repair-restore.js'
-import { dropReleasedHolder, networkOwnerId } from './repair-holder.js'
+import { dropReleasedHolder, networkOwnerId, repairStranded } from './repair-holder.js'
 import { rollback } from '../rollout/rollback.js'
 import { SUFFIX_DB_ROLLBACK } from '../rollout/migrate-down.js'
 import { isScratchName, SUFFIX_REHEARSAL } from '../safeguards/rehearsal.js'
@@ -40,6 +40,8 @@ export async function repair(ctx: Context): Promise<OperationResult> {
       // Nothing of ours to finish or undo, but "ok" would hide a node that is down (a Docker
       // daemon restarted after a crash starts none of its containers): name it. Starting it is
       // the operator's call: the stop may be theirs.
+      const stranded = await repairStranded(ctx, names)
+      if (stranded) return stranded
       const down = await nodeDown(ctx, names)
       if (down.length) {
         const message = `nothing was in flight, but ${down.join('; ')}`

@@ -64,9 +64,10 @@ export async function status(ctx: Context): Promise<OperationResult> {
     )
     report.fact('Lease timing', `duration ${view.config.leaseDurationMs} ms, refresh ${view.config.leaseRefreshMs} ms`)
     quarantineTable(ctx)
+    // before the leader is required: a node stranded outside its holder's ports leads nowhere
+    const layout = await layoutFact(ctx, view, view.containers[0].info)
     const leader = requireLeader(view)
     report.fact('Leader', `${leader.name} (${leader.image})`)
-    const layout = await layoutFact(ctx, view, leader.info)
     if (leader.health?.readyz !== 200)
       report.note(
         `The leader '${leader.name}' holds the lock but /readyz answers ${leader.health?.readyz ?? leader.health?.error ?? 'nothing'}: it is still starting, or unhealthy.`
@@ -95,7 +96,9 @@ async function layoutFact(ctx: Context, view: NodeView, leader: ContainerInfo): 
   const layout = layoutOf(leader, owner)
   ctx.report.fact(
     'Layout',
-    owner ? `${layout}: joins '${containerName(owner)}' (${describePorts(owner)})` : `${layout} (${describePorts(leader)})`
+    owner
+      ? `${layout}: joins '${containerName(owner)}' (${describePorts(owner)})`
+      : `${layout} (${describePorts(leader)})`
   )
   for (const c of view.containers) {
     const r = joinedTo(c.info)

@@ -45,7 +45,11 @@ export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<Operat
         )
       if (!inputs.standby && leader.name !== inputs.container)
         throw new OperationError(`Container '${inputs.container}' is not the leader`)
-      const { owner, layout, stale } = await layoutPlan(ctx, leader, inputs.standby ? view.containers.find((c) => c !== leader) : undefined)
+      const { owner, layout, stale } = await layoutPlan(
+        ctx,
+        leader,
+        inputs.standby ? view.containers.find((c) => c !== leader) : undefined
+      )
       // A health URL that does not reach the node would leave every gate blind. A leader left in
       // a restarted holder's old namespace answers nowhere: the handoff is what brings it back.
       if (!stale) requireHealthUrl(view, leader, inputs.healthUrl)
@@ -161,9 +165,13 @@ async function layoutPlan(
   if (change.to === 'none' && 'note' in change && change.note) report.note(`Input 'port-holder': ${change.note}.`)
   const problem = layout === 'holder' ? holderProblem(leader.info, owner) : undefined
   if (problem && problem.kind !== 'stale')
-    throw new OperationError(`${problem.text}: '${leader.name}' cannot be handed over; run operation 'repair' (docs/port-holder.md)`)
+    throw new OperationError(
+      `${problem.text}: '${leader.name}' cannot be handed over; run operation 'repair' (docs/port-holder.md)`
+    )
   if (problem)
-    report.note(`${problem.text}; the handoff starts the new instance in the holder's current namespace, which brings the ports back.`)
+    report.note(
+      `${problem.text}; the handoff starts the new instance in the holder's current namespace, which brings the ports back.`
+    )
   if (other && change.to !== 'none')
     throw new OperationError(
       `Input 'port-holder': a failover pair is not converted by the action; leave 'port-holder' unset for a pair, or lay the pair out by hand as docs/port-holder.md shows (both containers joined to one holder)`

@@ -6,7 +6,16 @@ import { afterAll, afterEach, describe, expect, test } from '@jest/globals'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createDb, docker, removeContainers, simImage, sleep, uniqueName, waitFor, type TestDb } from '../support/bed.js'
+import {
+  createDb,
+  docker,
+  removeContainers,
+  simImage,
+  sleep,
+  uniqueName,
+  waitFor,
+  type TestDb
+} from '../support/bed.js'
 import { atLine, runAction, type ActionRun, type RunOptions } from '../support/action.js'
 import { readyz, startNode, writers } from '../support/node.js'
 import { freePort } from '../../src/docker/client.js'
@@ -182,24 +191,24 @@ describe('port-holder: conversion', () => {
 })
 
 describe('port-holder: the holder fails', () => {
-  test('the holder crashed: it comes back by its restart policy, status names the stranded node, a restart brings the port back', async () => {
+  test('the holder crashed: it comes back by its restart policy, status names the stranded node, repair starts it inside the holder again', async () => {
     await fresh()
     expect((await run('restart', { 'port-holder': 'true' })).outputs.layout).toBe('holder')
     // a crash, not `docker kill` (which Docker counts as a manual stop: no restart)
     process.kill((await inspect(`${name}-port-holder`))!.State.Pid, 'SIGKILL')
-    await waitFor(
-      'holder back',
-      async () => !!(await inspect(`${name}-port-holder`))?.State.Running,
-      20_000,
-      200
-    )
-    // the node still leads, in the old namespace: the published port is dark
+    await waitFor('holder back', async () => !!(await inspect(`${name}-port-holder`))?.State.Running, 20_000, 200)
+    // the node still runs, in the old namespace, whose interface went with the holder: the
+    // published port is dark and the node cannot renew its lease
     await sleep(500)
     expect(await readyz(url())).toBeUndefined()
+    expect((await inspect(name))?.State.Running).toBe(true)
     const st = await run('status')
-    expect(st.stdout).toMatch(/started again .* old network namespace/)
-    const r = await run('restart')
+    expect(st.exitCode).not.toBe(0)
+    expect(st.summary).toMatch(/started again .* old network namespace/)
+    const r = await run('repair')
     expect(r.outputs.result).toBe('ok')
+    expect(r.stdout).toMatch(/stranded: /)
     await expectHolderLayout('2.18.0')
+    expect((await writers(db)).interleaved).toBe(false)
   }, 180_000)
 })

@@ -20,7 +20,13 @@ const WAIT = ['/usr/bin/sleep', 'infinity']
 
 /** The holder as Docker shows it once created from holderSpec (labels, ports, networks). */
 function holderOf(leader: Docker.ContainerInspectInfo): Docker.ContainerInspectInfo {
-  const spec = holderSpec(leader, { name: 'chainlink-port-holder', image: 'img', wait: WAIT, nodeName: 'chainlink', labels: {} })
+  const spec = holderSpec(leader, {
+    name: 'chainlink-port-holder',
+    image: 'img',
+    wait: WAIT,
+    nodeName: 'chainlink',
+    labels: {}
+  })
   const h = bridgeLeader()
   h.Id = HOLDER_ID
   h.Name = '/chainlink-port-holder'
@@ -72,7 +78,9 @@ describe('holderSpec: the holder takes the network, the ports and nothing else',
     expect(holderSpec(hostLeader(), { name: 'h', image: 'i', wait: WAIT, nodeName: 'n', labels: {} }).Hostname).toBe(
       'node-host-01'
     )
-    expect(holderSpec(bridgeLeader(), { name: 'h', image: 'i', wait: WAIT, nodeName: 'n', labels: {} }).Hostname).toBeUndefined()
+    expect(
+      holderSpec(bridgeLeader(), { name: 'h', image: 'i', wait: WAIT, nodeName: 'n', labels: {} }).Hostname
+    ).toBeUndefined()
   })
 })
 
@@ -82,7 +90,11 @@ describe('joinedView + cloneSpec: the node joined to the holder keeps its own co
     leader.HostConfig.Dns = ['192.0.2.53']
     leader.HostConfig.Binds = ['/srv/cl:/chainlink']
     leader.Config.ExposedPorts = { '6688/tcp': {}, '6689/tcp': {} }
-    const spec = cloneSpec(joinedView(leader, HOLDER_ID), { name: 'ops-chainlink-1', image: 'new', oldImageConfig: oldImageConfig() })
+    const spec = cloneSpec(joinedView(leader, HOLDER_ID), {
+      name: 'ops-chainlink-1',
+      image: 'new',
+      oldImageConfig: oldImageConfig()
+    })
     expect(spec.HostConfig?.NetworkMode).toBe(`container:${HOLDER_ID}`)
     for (const f of ['PortBindings', 'Dns', 'ExtraHosts', 'PublishAllPorts', 'Links'] as const)
       expect(spec.HostConfig?.[f]).toBeUndefined()
@@ -111,7 +123,11 @@ describe('ownView: converting back takes the holder network and ports', () => {
     leader.HostConfig.ExtraHosts = ['a:192.0.2.1']
     const holder = holderOf(leader)
     const joined = { ...joinedView(leader, HOLDER_ID), Id: 'e'.repeat(64) }
-    const spec = cloneSpec(ownView(joined, holder), { name: 'ops-chainlink-1', image: 'new', oldImageConfig: oldImageConfig() })
+    const spec = cloneSpec(ownView(joined, holder), {
+      name: 'ops-chainlink-1',
+      image: 'new',
+      oldImageConfig: oldImageConfig()
+    })
     expect(spec.HostConfig?.NetworkMode).toBe('ops_backend')
     expect(spec.HostConfig?.PortBindings).toEqual(leader.HostConfig.PortBindings)
     expect(spec.HostConfig?.ExtraHosts).toEqual(['a:192.0.2.1'])
@@ -188,7 +204,11 @@ describe('waitCommand: what the image has', () => {
     ['Ubuntu (the real image): sleep infinity', ['/usr/bin/sleep', '/usr/bin/tail'], ['/usr/bin/sleep', 'infinity']],
     ['busybox-like: /bin/sleep', ['/bin/sleep'], ['/bin/sleep', 'infinity']],
     ['tail only', ['/usr/bin/tail'], ['/usr/bin/tail', '-f', '/dev/null']],
-    ['the simulator: its node runtime', ['/usr/local/bin/node'], ['/usr/local/bin/node', '-e', 'setInterval(() => {}, 1 << 30)']],
+    [
+      'the simulator: its node runtime',
+      ['/usr/local/bin/node'],
+      ['/usr/local/bin/node', '-e', 'setInterval(() => {}, 1 << 30)']
+    ],
     ['nothing to wait with', [], undefined]
   ])('%s', async (_, paths, want) => expect(await waitCommand(has(paths))).toEqual(want))
 })
