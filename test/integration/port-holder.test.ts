@@ -212,3 +212,65 @@ describe('port-holder: the holder fails', () => {
     expect((await writers(db)).interleaved).toBe(false)
   }, 180_000)
 })
+
+describe('port-holder: a failover pair sharing the holder', () => {
+  test("the docs' pair on one port: a handoff and an upgrade inside the holder, then the leader killed and the port answers from the secondary", async () => {
+    await fresh()
+    expect((await run('restart', { 'port-holder': 'true' })).outputs.layout).toBe('holder')
+    const holder = (await inspect(`${name}-port-holder`))!
+    // the secondary, laid out by hand as docs/port-holder.md shows: joined to the same holder
+    const secondary = `${name}-b`
+    await startNode({
+      name: secondary,
+      tag: '2.18.0',
+      db,
+      layout: 'bridge',
+      noWait: true,
+      hostConfig: { NetworkMode: `container:${holder.Id}` }
+    })
+    const c = await db.client()
+    const sessions = async () =>
+      (
+        await c.query<{ n: string }>(
+          `SELECT count(DISTINCT application_name)::text AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'Chainlink %'`
+        )
+      ).rows[0].n
+    const leaseApp = async () =>
+      (await c.query<{ id: string }>('SELECT client_id::text AS id FROM lease_lock WHERE expires_at > now()')).rows[0]
+        ?.id
+    try {
+      await waitFor('secondary waiting', async () => (await sessions()) === '2', 20_000, 200)
+      const h = await run('handoff', { standby: secondary })
+      expect(h.outputs.result).toBe('ok')
+      expect(h.outputs.leader).toBe(secondary)
+      expect(await readyz(url())).toBe(200)
+      const up = await run('upgrade', { standby: secondary, image: simImage('2.19.0') })
+      expect(up.outputs.result).toBe('upgraded')
+      expect(await readyz(url())).toBe(200)
+      for (const x of [name, secondary]) {
+        const i = (await inspect(x))!
+        expect(i.HostConfig.NetworkMode).toBe(`container:${holder.Id}`)
+        expect(i.Config.Image).toBe(simImage('2.19.0'))
+      }
+      // failover: the leader dies without releasing; the other takes the lease when it runs out
+      // and serves on the same published port
+      const leader = up.outputs.leader
+      const before = await leaseApp()
+      await docker.getContainer(leader).kill()
+      await waitFor(
+        'the other instance leads',
+        async () => {
+          const now = await leaseApp()
+          return !!now && now !== before
+        },
+        20_000,
+        200
+      )
+      await waitFor('the published port answers again', async () => (await readyz(url())) === 200, 20_000, 100)
+      expect((await writers(db)).interleaved).toBe(false)
+    } finally {
+      await c.end()
+      await removeContainers(secondary)
+    }
+  }, 240_000)
+})
