@@ -19,6 +19,7 @@ import {
 import { atLine, runAction, type ActionRun, type RunOptions } from '../support/action.js'
 import { readyz, startNode, writers } from '../support/node.js'
 import { freePort } from '../../src/docker/client.js'
+import { startDedicatedDockerd } from '../support/dedicated-dockerd.js'
 
 const prefix = uniqueName('clr-ph')
 let n = 0
@@ -273,4 +274,49 @@ describe('port-holder: a failover pair sharing the holder', () => {
       await removeContainers(secondary)
     }
   }, 240_000)
+})
+
+describe('port-holder: the Docker daemon restarts', () => {
+  test('a daemon stop and start (no live-restore): the holder and the node come back, or repair brings the node back into the holder', async () => {
+    const d = await startDedicatedDockerd()
+    try {
+      d.cli('pull', '-q', simImage('2.18.0'))
+      db = await createDb('ph')
+      name = `${prefix}-${++n}`
+      stateDir = mkdtempSync(join(tmpdir(), 'clr-state-'))
+      const node = await startNode({ name, tag: '2.18.0', db, layout: 'ports', api: d.api })
+      port = node.port!
+      const env = { DOCKER_HOST: d.host }
+      const conv = await run('restart', { 'port-holder': 'true' }, { env })
+      expect(conv.outputs.layout).toBe('holder')
+      await d.down()
+      await d.start()
+      const state = async (x: string) => (await d.api.getContainer(x).inspect()).State
+      await waitFor('holder back', async () => (await state(`${name}-port-holder`)).Running, 60_000, 500)
+      // what Docker did with the node: started it after the holder, or left it (recorded)
+      await sleep(3000)
+      const nodeState = await state(name)
+      const holderState = await state(`${name}-port-holder`)
+      console.log(
+        `daemon restart: holder started ${holderState.StartedAt}; node ${nodeState.Status} (started ${nodeState.StartedAt}, error '${nodeState.Error}')`
+      )
+      const rep = await run('repair', {}, { env })
+      const st = await run('status', {}, { env })
+      if (st.exitCode !== 0) {
+        // left exited by the daemon: the operator's start (repair names it), then it serves
+        expect(rep.stdout + rep.summary).toMatch(new RegExp(name))
+        d.cli('start', name)
+      }
+      await waitFor(
+        'one leader in the holder layout',
+        async () => (await run('status', {}, { env })).outputs.layout === 'holder',
+        90_000,
+        2000
+      )
+      expect((await writers(db)).interleaved).toBe(false)
+    } finally {
+      await removeContainers(name, d.api).catch(() => undefined)
+      await d.stop()
+    }
+  }, 300_000)
 })
