@@ -68,9 +68,19 @@ export function holderProblem(
 export type LayoutChange = { to: 'holder' | 'own' } | { to: 'none'; note?: string; refuse?: string }
 
 /** Decides from input `port-holder` and the leader's layout (a table-tested decision). */
-export function layoutChange(asked: boolean | undefined, layout: Layout, ownerName?: string): LayoutChange {
+export function layoutChange(
+  asked: boolean | undefined,
+  layout: Layout,
+  ownerName?: string,
+  composeProject?: string
+): LayoutChange {
   if (asked === undefined) return { to: 'none' }
   if (asked) {
+    if ((layout === 'ports' || layout === 'bridge') && composeProject)
+      return {
+        to: 'none',
+        refuse: `Input 'port-holder': the node is a service of compose project '${composeProject}', whose next \`docker compose up\` would recreate it with its own ports beside the holder; lay the holder out in the compose file instead (docs/port-holder.md)`
+      }
     if (layout === 'ports' || layout === 'bridge') return { to: 'holder' }
     if (layout === 'host')
       return {

@@ -160,7 +160,12 @@ async function layoutPlan(
       ? `${layout}: '${leader.name}' joins the network of '${owner ? containerName(owner) : joinedTo(leader.info)}' (${owner ? describePorts(owner) : 'gone'})`
       : `${layout} (${describePorts(leader.info)})`
   )
-  const change = layoutChange(inputs.portHolder, layout, owner && containerName(owner))
+  const change = layoutChange(
+    inputs.portHolder,
+    layout,
+    owner && containerName(owner),
+    leader.info.Config.Labels?.['com.docker.compose.project']
+  )
   if (change.to === 'none' && 'refuse' in change && change.refuse) throw new OperationError(change.refuse)
   if (change.to === 'none' && 'note' in change && change.note) report.note(`Input 'port-holder': ${change.note}.`)
   const problem = layout === 'holder' ? holderProblem(leader.info, owner) : undefined

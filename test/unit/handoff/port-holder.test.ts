@@ -166,6 +166,13 @@ describe('layoutOf and layoutChange', () => {
     expect(layoutChange(asked, layout).to).toBe(to)
   })
 
+  it('a compose service is not converted: compose would recreate it with its own ports', () => {
+    expect(layoutChange(true, 'ports', undefined, 'ops')).toMatchObject({
+      to: 'none',
+      refuse: expect.stringMatching(/compose project 'ops'/)
+    })
+  })
+
   it('false on a node joined to a container that is not ours is refused, naming it', () => {
     const c = layoutChange(false, 'container', 'vpn')
     expect(c).toMatchObject({ to: 'none', refuse: expect.stringMatching(/'vpn'.*not a port holder/) })
