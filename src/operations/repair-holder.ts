@@ -32,7 +32,8 @@ export async function dropReleasedHolder(
 }
 
 /**
- * A node left outside its holder's ports (docs/port-holder.md, "When the holder dies"): the
+ * A node left outside its holder's ports (docs/port-holder.md, "When the holder dies"): a daemon
+ * restart that tried to start it before its holder (left exited, with Docker's error), or the
  * holder crashed and came back by its restart policy (or is down while the node runs), and the
  * node still runs in the old namespace, whose interface Docker removed with the holder: no port
  * reaches it, and it cannot reach its DB to renew the lease. Nothing of it serves, so restarting
@@ -44,9 +45,17 @@ export async function repairStranded(ctx: Context, names: string[]): Promise<Ope
   for (const n of names) {
     const info = await docker.inspect(n)
     const ref = info && joinedTo(info)
-    if (!info?.State.Running || !ref) continue
+    if (!info || !ref) continue
     const holder = await docker.inspect(ref)
-    const problem = holderProblem(info, holder)
+    // A daemon restart starts containers in no set order: a node started before its holder is
+    // left exited with Docker's own error. Its stop was the daemon's, not an operator's.
+    const failedJoin =
+      !info.State.Running && /cannot join network of a non running container/.test(info.State.Error ?? '')
+    const problem: ReturnType<typeof holderProblem> = failedJoin
+      ? { kind: 'down', text: `'${n}' could not start before its port holder (${info.State.Error})` }
+      : info.State.Running
+        ? holderProblem(info, holder)
+        : undefined
     if (!holder || !problem || problem.kind === 'gone') continue
     report.step('stranded', problem.text)
     if (!holder.State.Running) {
@@ -57,13 +66,15 @@ export async function repairStranded(ctx: Context, names: string[]): Promise<Ope
     try {
       const link: NodeLink = { db, config, mode, databaseUrl, run: newRun() }
       const t = timeouts(inputs, config, info)
-      report.step(`stop ${n}`, "to start it again inside the holder's current namespace")
-      await docker.stop(info.Id, t.stopS)
+      if (info.State.Running) {
+        report.step(`stop ${n}`, "to start it again inside the holder's current namespace")
+        await docker.stop(info.Id, t.stopS)
+      }
       const leader = await takeOver(ctx, link, memberOf(info), t)
       return {
         result: 'ok',
         ok: true,
-        message: `'${n}' was stranded outside its port holder (${problem.text}); restarted inside it, it leads again`,
+        message: `'${n}' was stranded outside its port holder (${problem.text}); started inside it, it leads again`,
         outputs: { leader: leader.name, image: info.Config.Image, layout: 'holder' }
       }
     } finally {

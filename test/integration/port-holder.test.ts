@@ -277,7 +277,7 @@ describe('port-holder: a failover pair sharing the holder', () => {
 })
 
 describe('port-holder: the Docker daemon restarts', () => {
-  test('a daemon stop and start (no live-restore): the holder and the node come back, or repair brings the node back into the holder', async () => {
+  test('a daemon stop and start (no live-restore): the holder comes back; a node Docker started before it is started inside it by repair', async () => {
     const d = await startDedicatedDockerd()
     try {
       d.cli('pull', '-q', simImage('2.18.0'))
@@ -300,12 +300,12 @@ describe('port-holder: the Docker daemon restarts', () => {
       console.log(
         `daemon restart: holder started ${holderState.StartedAt}; node ${nodeState.Status} (started ${nodeState.StartedAt}, error '${nodeState.Error}')`
       )
+      // Docker tries the node before its holder and leaves it exited ("cannot join network of a
+      // non running container"); repair starts it inside the holder, held to the gates
       const rep = await run('repair', {}, { env })
-      const st = await run('status', {}, { env })
-      if (st.exitCode !== 0) {
-        // left exited by the daemon: the operator's start (repair names it), then it serves
-        expect(rep.stdout + rep.summary).toMatch(new RegExp(name))
-        d.cli('start', name)
+      if (!nodeState.Running) {
+        expect(rep.outputs.result).toBe('ok')
+        expect(rep.stdout).toMatch(/stranded: .*could not start before its port holder/)
       }
       await waitFor(
         'one leader in the holder layout',
