@@ -214,6 +214,24 @@ describe('port-holder: the holder fails', () => {
   }, 180_000)
 })
 
+describe('port-holder: a node started before its holder', () => {
+  test('left exited with "cannot join network of a non running container" (as a daemon restart leaves it): repair starts it inside the holder', async () => {
+    await fresh()
+    expect((await run('restart', { 'port-holder': 'true' })).outputs.layout).toBe('holder')
+    // the state a daemon restart leaves when it tries the node first: holder down, node's start failed
+    await docker.getContainer(`${name}-port-holder`).stop()
+    await docker.getContainer(name).stop({ t: 10 })
+    await expect(docker.getContainer(name).start()).rejects.toThrow(/cannot join network/)
+    expect((await inspect(name))?.State.Error).toMatch(/cannot join network of a non running container/)
+    await docker.getContainer(`${name}-port-holder`).start()
+    const rep = await run('repair')
+    expect(rep.outputs.result).toBe('ok')
+    expect(rep.stdout).toMatch(/stranded: .*could not start before its port holder/)
+    await expectHolderLayout('2.18.0')
+    expect((await writers(db)).interleaved).toBe(false)
+  }, 180_000)
+})
+
 describe('port-holder: a failover pair sharing the holder', () => {
   test("the docs' pair on one port: a handoff and an upgrade inside the holder, then the leader killed and the port answers from the secondary", async () => {
     await fresh()
