@@ -5,7 +5,7 @@ import type { Context } from '../context.js'
 import { OperationError } from '../errors.js'
 import { publishedPorts } from '../handoff/container-spec.js'
 import type { DbVersion } from '../postgres/database.js'
-import { LABEL_RUN, startClone } from '../handoff/clone.js'
+import { LABEL_ROLE, LABEL_RUN, startClone } from '../handoff/clone.js'
 import { describeForeign, findForeignNodes, requireQuietDb } from '../node/foreign-sessions.js'
 import { standbyReady } from '../handoff/gate-loops.js'
 import { takeOver } from '../handoff/take-over.js'
@@ -177,7 +177,11 @@ async function rollbackSteps(
         }`
   )
   // Every instance must be down before the DB moves: `db rollback` takes no lock.
-  for (const m of [...plan.created, ...(plan.others ?? []).map((o) => o.member), plan.previous]) {
+  // a port holder last: stopped first, it takes the network from under the node still in it,
+  // whose DB sessions then linger unanswered (docs/port-holder.md)
+  const holderLast = (m: Member) => (m.info.Config.Labels?.[LABEL_ROLE] === 'port-holder' ? 1 : 0)
+  const all = [...plan.created, ...(plan.others ?? []).map((o) => o.member), plan.previous]
+  for (const m of [...all].sort((a, b) => holderLast(a) - holderLast(b))) {
     const info = await docker.inspect(m.id)
     if (info?.State.Running) {
       report.step(`stop ${m.name}`, 'graceful')
