@@ -97,6 +97,12 @@ export const INPUTS: ReadonlyArray<{ name: string; description: string; default:
     default: 'swap'
   },
   {
+    name: 'port-holder',
+    description:
+      "Published ports without a container start (upgrade, restart, handoff): true puts the node's network and published ports in a long-lived holder container '<container>-port-holder' (the node's own image, running only a wait) that the node's instances join, so every later run is a standby handoff on the same ports, as with host networking; the first run converts the node (one swap, rolled back on failure). false converts a node back to its own ports. Unset keeps the node's layout. See docs/port-holder.md.",
+    default: ''
+  },
+  {
     name: 'prefer-primary',
     description: "Failover pairs: hand leadership back to 'container' at the end.",
     default: 'false'

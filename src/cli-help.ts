@@ -44,16 +44,35 @@ const OPERATION_HELP: Record<string, { summary: string; flags: string[] }> = {
       'rollback',
       'db-rollback',
       'finish',
+      'port-holder',
       'prefer-primary'
     ]
   },
   handoff: {
     summary: 'move leadership to the other container of a pair (--standby), or a single node to a fresh container',
-    flags: ['stop-timeout', 'standby-timeout', 'ready-timeout', 'stable-for', 'rollback', 'finish', 'prefer-primary']
+    flags: [
+      'stop-timeout',
+      'standby-timeout',
+      'ready-timeout',
+      'stable-for',
+      'rollback',
+      'finish',
+      'port-holder',
+      'prefer-primary'
+    ]
   },
   restart: {
     summary: 'rolling restart on the same image through handoffs (config change, host maintenance)',
-    flags: ['stop-timeout', 'standby-timeout', 'ready-timeout', 'stable-for', 'rollback', 'finish', 'prefer-primary']
+    flags: [
+      'stop-timeout',
+      'standby-timeout',
+      'ready-timeout',
+      'stable-for',
+      'rollback',
+      'finish',
+      'port-holder',
+      'prefer-primary'
+    ]
   },
   status: {
     summary: 'report leader, images and digests, lock state, health, DB version, quarantined digests; changes nothing',
@@ -124,7 +143,10 @@ const CHOICES: Record<string, string[]> = {
 }
 
 /** Inputs whose default is true or false: a bare `--flag` means true. */
-export const BOOLEAN_INPUTS = new Set(INPUTS.filter((i) => /^(true|false)$/.test(i.default)).map((i) => i.name))
+// `port-holder` is a boolean whose default is unset (leave the layout as it is)
+export const BOOLEAN_INPUTS = new Set(
+  INPUTS.filter((i) => /^(true|false)$/.test(i.default) || i.name === 'port-holder').map((i) => i.name)
+)
 
 export const OPERATION_NAMES = Object.keys(OPERATION_HELP)
 

@@ -49,5 +49,6 @@ export enum Outputs {
   BackupFile = 'backup-file',
   LeaderHost = 'leader-host',
   LeaderAppId = 'leader-app-id',
-  Instances = 'instances'
+  Instances = 'instances',
+  Layout = 'layout'
 }

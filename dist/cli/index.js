@@ -73835,6 +73835,11 @@ const INPUTS = [
         default: 'swap'
     },
     {
+        name: 'port-holder',
+        description: "Published ports without a container start (upgrade, restart, handoff): true puts the node's network and published ports in a long-lived holder container '<container>-port-holder' (the node's own image, running only a wait) that the node's instances join, so every later run is a standby handoff on the same ports, as with host networking; the first run converts the node (one swap, rolled back on failure). false converts a node back to its own ports. Unset keeps the node's layout. See docs/port-holder.md.",
+        default: ''
+    },
+    {
         name: 'prefer-primary',
         description: "Failover pairs: hand leadership back to 'container' at the end.",
         default: 'false'
@@ -76973,16 +76978,35 @@ const OPERATION_HELP = {
             'rollback',
             'db-rollback',
             'finish',
+            'port-holder',
             'prefer-primary'
         ]
     },
     handoff: {
         summary: 'move leadership to the other container of a pair (--standby), or a single node to a fresh container',
-        flags: ['stop-timeout', 'standby-timeout', 'ready-timeout', 'stable-for', 'rollback', 'finish', 'prefer-primary']
+        flags: [
+            'stop-timeout',
+            'standby-timeout',
+            'ready-timeout',
+            'stable-for',
+            'rollback',
+            'finish',
+            'port-holder',
+            'prefer-primary'
+        ]
     },
     restart: {
         summary: 'rolling restart on the same image through handoffs (config change, host maintenance)',
-        flags: ['stop-timeout', 'standby-timeout', 'ready-timeout', 'stable-for', 'rollback', 'finish', 'prefer-primary']
+        flags: [
+            'stop-timeout',
+            'standby-timeout',
+            'ready-timeout',
+            'stable-for',
+            'rollback',
+            'finish',
+            'port-holder',
+            'prefer-primary'
+        ]
     },
     status: {
         summary: 'report leader, images and digests, lock state, health, DB version, quarantined digests; changes nothing',
@@ -77049,7 +77073,8 @@ const CHOICES = {
     'backup-verify': ['archive', 'restore']
 };
 /** Inputs whose default is true or false: a bare `--flag` means true. */
-const BOOLEAN_INPUTS = new Set(_action_meta_js__WEBPACK_IMPORTED_MODULE_0__/* .INPUTS */ .m.filter((i) => /^(true|false)$/.test(i.default)).map((i) => i.name));
+// `port-holder` is a boolean whose default is unset (leave the layout as it is)
+const BOOLEAN_INPUTS = new Set(_action_meta_js__WEBPACK_IMPORTED_MODULE_0__/* .INPUTS */ .m.filter((i) => /^(true|false)$/.test(i.default) || i.name === 'port-holder').map((i) => i.name));
 const OPERATION_NAMES = Object.keys(OPERATION_HELP);
 function wrap(text, indent, width = 100) {
     const lines = [];
@@ -77183,7 +77208,7 @@ __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __we
 /* harmony import */ var _inputs_read_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3119);
 /* harmony import */ var _operations_backup_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7569);
 /* harmony import */ var _operations_handoff_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(2416);
-/* harmony import */ var _operations_repair_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(936);
+/* harmony import */ var _operations_repair_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(5711);
 /* harmony import */ var _operations_drain_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(8748);
 /* harmony import */ var _operations_resume_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(4135);
 /* harmony import */ var _operations_status_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(9986);
@@ -77481,7 +77506,8 @@ __nccwpck_require__.d(__webpack_exports__, {
   xN: () => (/* reexport */ containerName),
   iW: () => (/* binding */ digestFor),
   ib: () => (/* reexport */ envMap),
-  ov: () => (/* reexport */ freePort)
+  ov: () => (/* reexport */ freePort),
+  PJ: () => (/* reexport */ joinedTo)
 });
 
 // UNUSED EXPORTS: bounded, demux, untarFirstFile
@@ -77655,6 +77681,26 @@ function untarFirstFile(tar) {
     }
     return undefined;
 }
+/** `p`, or an error once `ms` passed or `signal` aborted (the underlying request is left to end). */
+function bounded(p, ms, what, signal) {
+    return new Promise((resolve, reject) => {
+        if (signal?.aborted)
+            return reject(new Error(`${what}: cancelled`));
+        const timer = setTimeout(() => done(new Error(`${what} did not finish within ${Math.round(ms / 1000)} s`)), ms);
+        timer.unref();
+        const onAbort = () => done(new Error(`${what}: cancelled`));
+        signal?.addEventListener('abort', onAbort, { once: true });
+        const done = (e, v) => {
+            clearTimeout(timer);
+            signal?.removeEventListener('abort', onAbort);
+            if (e)
+                reject(e);
+            else
+                resolve(v);
+        };
+        p.then((v) => done(undefined, v), (e) => done(e));
+    });
+}
 
 // EXTERNAL MODULE: ./src/docker/engine.ts
 var engine = __nccwpck_require__(6556);
@@ -77672,6 +77718,11 @@ function containerIps(info) {
     return Object.values(info.NetworkSettings?.Networks ?? {})
         .map((n) => n.IPAddress)
         .filter((ip) => !!ip);
+}
+/** The container whose network this one joins (`--network container:<x>`): its id or name. */
+function joinedTo(info) {
+    const m = /^container:(.+)$/.exec(info.HostConfig?.NetworkMode ?? '');
+    return m?.[1];
 }
 function envMap(info) {
     const m = new Map();
@@ -77696,6 +77747,7 @@ function freePort(hostIp, avoid = new Set()) {
 }
 
 ;// CONCATENATED MODULE: ./src/docker/client.ts
+
 
 
 
@@ -77932,6 +77984,9 @@ class DockerClient {
             return undefined;
         }
     }
+    async pathExists(id, path) {
+        return this.read(`stat of ${path} in ${id.slice(0, 12)}`, () => this.api.getContainer(id).infoArchive({ path })).then(() => true, () => false);
+    }
     /**
      * Runs a one-off container to completion and returns its exit code and output. Bounded by
      * `timeoutMs` and ended by `signal` (the container is removed either way).
@@ -77952,26 +78007,6 @@ class DockerClient {
 const PULL_STALL_MS = 5 * 60_000;
 /** How long past its own stop timeout a `docker stop` may take to answer. */
 const STOP_GRACE_S = 60;
-/** `p`, or an error once `ms` passed or `signal` aborted (the underlying request is left to end). */
-function bounded(p, ms, what, signal) {
-    return new Promise((resolve, reject) => {
-        if (signal?.aborted)
-            return reject(new Error(`${what}: cancelled`));
-        const timer = setTimeout(() => done(new Error(`${what} did not finish within ${Math.round(ms / 1000)} s`)), ms);
-        timer.unref();
-        const onAbort = () => done(new Error(`${what}: cancelled`));
-        signal?.addEventListener('abort', onAbort, { once: true });
-        const done = (e, v) => {
-            clearTimeout(timer);
-            signal?.removeEventListener('abort', onAbort);
-            if (e)
-                reject(e);
-            else
-                resolve(v);
-        };
-        p.then((v) => done(undefined, v), (e) => done(e));
-    });
-}
 /** The digest of `ref`'s repository among an image's RepoDigests. */
 function digestFor(image, ref) {
     const want = (0,image_ref/* normaliseRepository */.zt)((0,image_ref/* repository */.Jk)(ref));
@@ -78216,11 +78251,14 @@ class AbortedError extends ActionError {
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   Bt: () => (/* binding */ LABEL_RUN),
 /* harmony export */   MT: () => (/* binding */ startClone),
+/* harmony export */   Uf: () => (/* binding */ createPortHolder),
 /* harmony export */   os: () => (/* binding */ LABEL_ROLE)
 /* harmony export */ });
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
 /* harmony import */ var _container_spec_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1229);
 /* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(4145);
+/* harmony import */ var _port_holder_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3118);
+
 
 
 
@@ -78287,6 +78325,48 @@ async function pinnedImage(ctx, image, imageId) {
     ctx.log.warning(`'${image}' now names ${now?.id ?? 'no image'}, not the verified ${imageId}: creating from the verified image`);
     return imageId;
 }
+/**
+ * Creates (does not start) the port holder of `leader`'s node (docs/port-holder.md) from the
+ * node's own image `image` (verified as `imageId`), with a command that only waits, chosen from
+ * what the image has (a probe container, never started, looks at its files).
+ */
+async function createPortHolder(ctx, leader, opts) {
+    const { docker } = ctx;
+    if (ctx.signal.aborted)
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .AbortedError */ .oM();
+    const image = await pinnedImage(ctx, opts.image, opts.imageId);
+    const labels = { [LABEL_RUN]: opts.runId, [LABEL_ROLE]: 'port-holder-probe' };
+    const probe = await docker.create({ Image: image, Entrypoint: ['/'], Cmd: [], Labels: labels });
+    let wait;
+    try {
+        wait = await (0,_port_holder_js__WEBPACK_IMPORTED_MODULE_3__/* .waitCommand */ .NE)((path) => docker.pathExists(probe, path));
+    }
+    finally {
+        await docker.remove(probe);
+    }
+    if (!wait)
+        throw new Error(`the image ${opts.image} has none of sleep, tail or node to run the port holder's wait (docs/port-holder.md); nothing was changed`);
+    const nodeName = (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_2__/* .containerName */ .xN)(leader);
+    const spec = (0,_port_holder_js__WEBPACK_IMPORTED_MODULE_3__/* .holderSpec */ .oV)(leader, {
+        name: opts.name,
+        image,
+        wait,
+        nodeName,
+        labels: { [LABEL_RUN]: opts.runId, [LABEL_ROLE]: 'port-holder' }
+    });
+    const endpoints = spec.NetworkingConfig?.EndpointsConfig ?? {};
+    const primaryNet = spec.HostConfig?.NetworkMode ?? 'default';
+    const later = Object.entries(endpoints).filter(([n]) => n !== primaryNet && Object.keys(endpoints).length > 1);
+    if (later.length)
+        spec.NetworkingConfig = {
+            EndpointsConfig: Object.fromEntries(Object.entries(endpoints).filter(([n]) => !later.some(([l]) => l === n)))
+        };
+    const id = await docker.create(spec);
+    opts.onCreated?.({ id, name: opts.name, info: (await docker.inspect(id)) });
+    for (const [net, ep] of later)
+        await docker.connectNetwork(net, id, ep);
+    return { id, name: opts.name, info: (await docker.inspect(id)) };
+}
 
 
 /***/ }),
@@ -78319,9 +78399,12 @@ function cloneSpec(info, opts) {
     }
     Object.assign(labels, opts.extraLabels ?? {});
     const exposed = {};
-    for (const p of Object.keys(c.ExposedPorts ?? {}))
-        if (!img.ExposedPorts || !(p in img.ExposedPorts))
-            exposed[p] = {};
+    // a container joined to another's network (the port holder) may not expose ports, nor set a hostname
+    const joined = (info.HostConfig.NetworkMode ?? '').startsWith('container:');
+    if (!joined)
+        for (const p of Object.keys(c.ExposedPorts ?? {}))
+            if (!img.ExposedPorts || !(p in img.ExposedPorts))
+                exposed[p] = {};
     const hostConfig = { ...info.HostConfig };
     // A clone must outlive its stop (`docker run --rm` would delete it): a stopped clone may be
     // the container a rollback starts again.
@@ -78386,9 +78469,9 @@ function cloneSpec(info, opts) {
     if (c.StopTimeout !== undefined)
         spec.StopTimeout = c.StopTimeout;
     // The auto-generated hostname is the old container's id; a set one is the operator's.
-    if (c.Hostname && c.Hostname !== shortId && !['host'].includes(networkMode))
+    if (c.Hostname && c.Hostname !== shortId && networkMode !== 'host' && !joined)
         spec.Hostname = c.Hostname;
-    if (c.Domainname)
+    if (c.Domainname && !joined)
         spec.Domainname = c.Domainname;
     return spec;
 }
@@ -78425,11 +78508,14 @@ async function remapPorts(bindings, freePort) {
 function describePorts(info) {
     const pb = publishedPorts(info);
     const parts = Object.entries(pb).flatMap(([p, binds]) => (binds ?? []).map((b) => `${b.HostIp || '0.0.0.0'}:${b.HostPort}->${p}`));
+    const joined = /^container:(.+)$/.exec(info.HostConfig.NetworkMode ?? '')?.[1];
     return parts.length
         ? parts.join(', ')
-        : info.HostConfig.NetworkMode === 'host'
-            ? 'host network'
-            : 'no published ports';
+        : joined
+            ? `in the network of ${joined.slice(0, 12)}`
+            : info.HostConfig.NetworkMode === 'host'
+                ? 'host network'
+                : 'no published ports';
 }
 
 
@@ -78837,7 +78923,7 @@ async function healthGate(ctx, link, to, t, opts = {}) {
     const info0 = await ctx.docker.inspect(to.id);
     if (!info0)
         throw new types/* GateError */.ue('health', `'${to.name}' is gone`, to.id);
-    const url = (0,health_url/* healthBase */.GP)(info0, link.config.httpPort, ctx.inputs.healthUrl);
+    const url = (0,health_url/* healthBase */.GP)(await (0,health_url/* networkView */.u2)(ctx.docker, info0), link.config.httpPort, ctx.inputs.healthUrl);
     if (!url)
         throw new types/* GateError */.ue('health', `cannot address '${to.name}' from the host (no IP address)`, to.id);
     if (!to.appId)
@@ -78891,6 +78977,250 @@ async function failedContainerLogs(ctx, m, e) {
     const text = await ctx.docker.logs(m.id, 40);
     if (text.trim())
         ctx.report.logs.push({ container: m.name, text });
+}
+
+
+/***/ }),
+
+/***/ 3118:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   $5: () => (/* binding */ HOLDER_SUFFIX),
+/* harmony export */   Ey: () => (/* binding */ ownView),
+/* harmony export */   J: () => (/* binding */ joinedView),
+/* harmony export */   NE: () => (/* binding */ waitCommand),
+/* harmony export */   YV: () => (/* binding */ currentLayout),
+/* harmony export */   aB: () => (/* binding */ holderProblem),
+/* harmony export */   aH: () => (/* binding */ layoutOf),
+/* harmony export */   oV: () => (/* binding */ holderSpec),
+/* harmony export */   xN: () => (/* binding */ layoutChange)
+/* harmony export */ });
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4145);
+
+/** The holder of node `<name>` is `<name>-port-holder`. */
+const HOLDER_SUFFIX = '-port-holder';
+/** On the holder: the name of the node it holds the ports of (status and repair find it by it). */
+const LABEL_HOLDER_OF = 'io.chainlink-rollout.port-holder-of';
+/** Whether `owner` (the container a node joins) is a port holder this action made. */
+function isPortHolder(owner) {
+    return !!owner?.Config.Labels?.[LABEL_HOLDER_OF];
+}
+/**
+ * The node's layout: `holder` (it joins a port holder), `container` (it joins another container,
+ * e.g. a VPN sidecar, not ours), `host`, `ports` (published ports of its own) or `bridge`.
+ */
+function layoutOf(info, owner) {
+    if ((0,_docker_client_js__WEBPACK_IMPORTED_MODULE_0__/* .joinedTo */ .PJ)(info))
+        return isPortHolder(owner) ? 'holder' : 'container';
+    if (info.HostConfig.NetworkMode === 'host')
+        return 'host';
+    const pb = (info.HostConfig.PortBindings ?? {});
+    return Object.values(pb).some((b) => b?.length) || info.HostConfig.PublishAllPorts ? 'ports' : 'bridge';
+}
+/** The layout of container `name` as it is now on the host (undefined: no such container). */
+async function currentLayout(docker, name) {
+    const info = await docker.inspect(name);
+    if (!info)
+        return undefined;
+    const owner = (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_0__/* .joinedTo */ .PJ)(info);
+    return layoutOf(info, owner ? await docker.inspect(owner) : undefined);
+}
+/**
+ * Why a node instance joined to `holder` is not reachable on the holder's ports, if it is not:
+ * the holder is down, or it was started again after the instance (a holder that crashed and came
+ * back, a daemon restart that started the node first): the instance then runs in the holder's
+ * old, orphaned network namespace, which no published port reaches.
+ */
+function holderProblem(node, holder) {
+    const name = (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_0__/* .containerName */ .xN)(node);
+    if (!holder)
+        return { kind: 'gone', text: `'${name}' joins the network of a container that is gone` };
+    if (!holder.State.Running)
+        return { kind: 'down', text: `the port holder '${(0,_docker_client_js__WEBPACK_IMPORTED_MODULE_0__/* .containerName */ .xN)(holder)}' is ${holder.State.Status}` };
+    if (!node.State.Running)
+        return undefined;
+    const nodeAt = Date.parse(node.State.StartedAt);
+    const holderAt = Date.parse(holder.State.StartedAt);
+    if (Number.isFinite(nodeAt) && Number.isFinite(holderAt) && holderAt > nodeAt)
+        return {
+            kind: 'stale',
+            text: `the port holder '${(0,_docker_client_js__WEBPACK_IMPORTED_MODULE_0__/* .containerName */ .xN)(holder)}' started again (${holder.State.StartedAt}) after '${name}' (${node.State.StartedAt}): '${name}' runs in the holder's old network namespace, which its published ports no longer reach`
+        };
+    return undefined;
+}
+/** Decides from input `port-holder` and the leader's layout (a table-tested decision). */
+function layoutChange(asked, layout, ownerName, composeProject) {
+    if (asked === undefined)
+        return { to: 'none' };
+    if (asked) {
+        if ((layout === 'ports' || layout === 'bridge') && composeProject)
+            return {
+                to: 'none',
+                refuse: `Input 'port-holder': the node is a service of compose project '${composeProject}', whose next \`docker compose up\` would recreate it with its own ports beside the holder; lay the holder out in the compose file instead (docs/port-holder.md)`
+            };
+        if (layout === 'ports' || layout === 'bridge')
+            return { to: 'holder' };
+        if (layout === 'host')
+            return {
+                to: 'none',
+                note: "'port-holder: true' has nothing to hold on host networking: the node's ports are the host's, and a standby already takes them over in place"
+            };
+        if (layout === 'container')
+            return {
+                to: 'none',
+                note: `the node already joins the network of '${ownerName}', which owns its ports: its standby joins it too`
+            };
+        return { to: 'none' };
+    }
+    if (layout === 'holder')
+        return { to: 'own' };
+    if (layout === 'container')
+        return {
+            to: 'none',
+            refuse: `Input 'port-holder': the node joins the network of '${ownerName}', which is not a port holder made by chainlink-rollout; there is nothing to convert back`
+        };
+    return { to: 'none' };
+}
+/** HostConfig fields that belong to a network namespace: Docker refuses them on a container that joins another's. */
+const NET_FIELDS = ['PortBindings', 'PublishAllPorts', 'Dns', 'DnsOptions', 'DnsSearch', 'ExtraHosts', 'Links'];
+function netSysctls(s, keep) {
+    if (!s)
+        return undefined;
+    const out = Object.fromEntries(Object.entries(s).filter(([k]) => k.startsWith('net.') === keep));
+    return Object.keys(out).length ? out : undefined;
+}
+/** A user network's endpoints of `info`, aliases without Docker's own (ids, its name) plus `extra`. */
+function endpointsOf(info, extraAlias, keepAddress) {
+    const out = {};
+    const own = [info.Id, info.Id.slice(0, 12), (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_0__/* .containerName */ .xN)(info)];
+    for (const [net, ep] of Object.entries(info.NetworkSettings?.Networks ?? {})) {
+        if (['bridge', 'host', 'none', 'default'].includes(net))
+            continue;
+        const aliases = [
+            ...new Set([
+                ...(ep.Aliases ?? []).filter((a) => !own.includes(a)),
+                ...(extraAlias ? [extraAlias] : [])
+            ])
+        ];
+        out[net] = {
+            Aliases: aliases.length ? aliases : undefined,
+            ...(keepAddress && ep.IPAMConfig ? { IPAMConfig: ep.IPAMConfig } : {})
+        };
+    }
+    return out;
+}
+/** The operator's hostname (an automatic one is the container's short id). */
+function ownHostname(info) {
+    const h = info.Config.Hostname;
+    return h && h !== info.Id.slice(0, 12) ? h : undefined;
+}
+/**
+ * The holder's create spec: the leader's network (mode, user networks with their aliases and
+ * static addresses, the node's name as an alias so other containers still reach it by it),
+ * published ports, DNS, extra hosts and net.* sysctls; the node's own image running only `wait`
+ * (nothing pulled: an air-gapped host has it); no HEALTHCHECK (the image's would probe whichever
+ * instance leads); SIGKILL to stop (the wait has nothing to save); restart policy
+ * `unless-stopped`, so it comes back after a crash or a daemon restart unless an operator
+ * stopped it.
+ */
+function holderSpec(leader, o) {
+    const hc = leader.HostConfig;
+    const hostConfig = {
+        NetworkMode: hc.NetworkMode || 'default',
+        RestartPolicy: { Name: 'unless-stopped' }
+    };
+    for (const f of NET_FIELDS)
+        if (hc[f] !== undefined && hc[f] !== null)
+            hostConfig[f] = hc[f];
+    const sysctls = netSysctls(hc.Sysctls, true);
+    if (sysctls)
+        hostConfig.Sysctls = sysctls;
+    const endpoints = endpointsOf(leader, o.nodeName, true);
+    const spec = {
+        name: o.name,
+        Image: o.image,
+        Entrypoint: o.wait,
+        Cmd: [],
+        Labels: { ...o.labels, [LABEL_HOLDER_OF]: o.nodeName },
+        Healthcheck: { Test: ['NONE'] },
+        StopSignal: 'SIGKILL',
+        ExposedPorts: leader.Config.ExposedPorts ?? undefined,
+        HostConfig: hostConfig,
+        NetworkingConfig: Object.keys(endpoints).length ? { EndpointsConfig: endpoints } : undefined
+    };
+    const host = ownHostname(leader);
+    if (host)
+        spec.Hostname = host;
+    if (leader.Config.Domainname)
+        spec.Domainname = leader.Config.Domainname;
+    return spec;
+}
+/**
+ * The leader's config as it would be joined to `holderId`: what the network owns (ports, DNS,
+ * extra hosts, networks, hostname, exposed ports) left to the holder. A clone of it (cloneSpec)
+ * keeps the node's name, volumes, env, labels and restart policy.
+ */
+function joinedView(leader, holderId) {
+    const hc = { ...leader.HostConfig, NetworkMode: `container:${holderId}` };
+    for (const f of NET_FIELDS)
+        delete hc[f];
+    hc.Sysctls = netSysctls(leader.HostConfig.Sysctls, false);
+    return {
+        ...leader,
+        Config: { ...leader.Config, Hostname: '', Domainname: '', ExposedPorts: undefined },
+        HostConfig: hc,
+        NetworkSettings: { ...leader.NetworkSettings, Networks: {} }
+    };
+}
+/**
+ * A joined leader's config back on a network of its own, taken from its holder: the holder's
+ * network mode, user networks (the node's name alias dropped: the node carries its name again),
+ * static addresses, published ports, DNS, extra hosts, net.* sysctls and hostname.
+ */
+function ownView(leader, holder) {
+    const hc = { ...leader.HostConfig, NetworkMode: holder.HostConfig.NetworkMode };
+    for (const f of NET_FIELDS)
+        hc[f] = holder.HostConfig[f];
+    const sysctls = {
+        ...(netSysctls(leader.HostConfig.Sysctls, false) ?? {}),
+        ...(netSysctls(holder.HostConfig.Sysctls, true) ?? {})
+    };
+    hc.Sysctls = Object.keys(sysctls).length ? sysctls : undefined;
+    const networks = {};
+    const drop = [holder.Id.slice(0, 12), (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_0__/* .containerName */ .xN)(holder), (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_0__/* .containerName */ .xN)(leader)];
+    for (const [net, ep] of Object.entries(holder.NetworkSettings?.Networks ?? {}))
+        networks[net] = { ...ep, Aliases: (ep.Aliases ?? []).filter((a) => !drop.includes(a)) };
+    return {
+        ...leader,
+        Config: {
+            ...leader.Config,
+            Hostname: ownHostname(holder) ?? '',
+            Domainname: holder.Config.Domainname ?? '',
+            ExposedPorts: holder.Config.ExposedPorts
+        },
+        HostConfig: hc,
+        NetworkSettings: { ...holder.NetworkSettings, Networks: networks }
+    };
+}
+/**
+ * The holder's command, from what the node's image has: `sleep infinity` (coreutils: the real
+ * image is Ubuntu), else `tail -f /dev/null`, else the image's own node.js runtime (the test
+ * simulator has nothing else). `exists` says whether a path is in the image.
+ */
+async function waitCommand(exists) {
+    const candidates = [
+        ['/usr/bin/sleep', ['infinity']],
+        ['/bin/sleep', ['infinity']],
+        ['/usr/bin/tail', ['-f', '/dev/null']],
+        ['/bin/tail', ['-f', '/dev/null']],
+        ['/usr/local/bin/node', ['-e', 'setInterval(() => {}, 1 << 30)']],
+        ['/usr/bin/node', ['-e', 'setInterval(() => {}, 1 << 30)']]
+    ];
+    for (const [path, args] of candidates)
+        if (await exists(path))
+            return [path, ...args];
+    return undefined;
 }
 
 
@@ -79187,7 +79517,7 @@ function watchRelease(link, from, elapsed) {
 async function handoff(ctx, link, from, to, t, swap) {
     const { docker, report } = ctx;
     const run = (0,types/* runOf */.ng)(link);
-    const fromUrl = (0,health_url/* healthBase */.GP)(from.info, link.config.httpPort, ctx.inputs.healthUrl);
+    const fromUrl = (0,health_url/* healthBase */.GP)(await (0,health_url/* networkView */.u2)(docker, from.info), link.config.httpPort, ctx.inputs.healthUrl);
     // The gap is measured from the old node's last ready answer to the new one's first: poll
     // fast from here to the new node's first ready answer, slowly before and after.
     const endFast = run.observers.fast();
@@ -79195,7 +79525,7 @@ async function handoff(ctx, link, from, to, t, swap) {
     let newWatch;
     let toUrl;
     const watchNew = async () => {
-        toUrl = (0,health_url/* healthBase */.GP)((await docker.inspect(to.id)), link.config.httpPort, ctx.inputs.healthUrl);
+        toUrl = (0,health_url/* healthBase */.GP)(await (0,health_url/* networkView */.u2)(docker, (await docker.inspect(to.id))), link.config.httpPort, ctx.inputs.healthUrl);
         if (!toUrl)
             throw new types/* GateError */.ue('health', `cannot address '${to.name}' from the host (no IP address)`, to.id);
         newWatch = new watch/* ReadinessWatcher */.j(run.observers.of(toUrl)).start();
@@ -79921,6 +80251,10 @@ function bool(get, name, dflt) {
         return false;
     throw new InputError(name, `must be true or false; got '${v}'`);
 }
+/** A boolean that may be left unset (undefined: keep what the host has). */
+function optionalBool(get, name) {
+    return get(name).trim() ? bool(get, name, false) : undefined;
+}
 function read_duration(get, name, dflt, min = 0) {
     const v = get(name).trim() || dflt;
     if (!v)
@@ -80087,6 +80421,7 @@ function readInputs(get, mask, env = process.env) {
         dbRollback,
         preferPrimary: bool(get, 'prefer-primary', false),
         finish: oneOf(get, 'finish', ['swap', 'second-handoff'], 'swap'),
+        portHolder: optionalBool(get, 'port-holder'),
         backup,
         backupDir,
         backupKeep: Number(backupKeepText),
@@ -81470,7 +81805,8 @@ async function findForeignNodes(ctx, db, ourContainers, ourApps = []) {
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   GP: () => (/* binding */ healthBase),
 /* harmony export */   Kc: () => (/* binding */ hasPlaceholder),
-/* harmony export */   hX: () => (/* binding */ unknownPlaceholders)
+/* harmony export */   hX: () => (/* binding */ unknownPlaceholders),
+/* harmony export */   u2: () => (/* binding */ networkView)
 /* harmony export */ });
 /* unused harmony export publishedHttpPort */
 /* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4145);
@@ -81496,6 +81832,17 @@ function publishedHttpPort(info, httpPort) {
             return p;
     }
     return undefined;
+}
+/**
+ * The container whose network `info` is reached through: itself, or the container it joins
+ * (`--network container:<x>`, the port-holder layout, docs/port-holder.md), whose address,
+ * published ports and name ({name}: the holder carries the node's name as an alias) the URL
+ * uses. Every instance joined to one holder answers at one URL, whichever leads: as with host
+ * networking, the gates prove the leader by the lock, never by the URL.
+ */
+async function networkView(docker, info) {
+    const owner = (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_0__/* .joinedTo */ .PJ)(info);
+    return (owner && (await docker.inspect(owner))) || info;
 }
 /**
  * Base URL of a container's node HTTP server from this runner: the `form` (input `health-url`)
@@ -81757,7 +82104,7 @@ async function inspectNode(ctx, names) {
             c.session = app && (app.sessions.find((s) => (0,_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .sameApp */ .oQ)(s.appId, lock.holder)) ?? app.sessions[0]);
         }
         for (const c of containers) {
-            c.healthUrl = (0,_health_url_js__WEBPACK_IMPORTED_MODULE_4__/* .healthBase */ .GP)(c.info, config.httpPort, inputs.healthUrl);
+            c.healthUrl = (0,_health_url_js__WEBPACK_IMPORTED_MODULE_4__/* .healthBase */ .GP)(await (0,_health_url_js__WEBPACK_IMPORTED_MODULE_4__/* .networkView */ .u2)(docker, c.info), config.httpPort, inputs.healthUrl);
             if (c.info.State.Running && c.healthUrl)
                 c.health = await (0,_health_js__WEBPACK_IMPORTED_MODULE_7__/* .probe */ .dy)(c.healthUrl);
         }
@@ -81785,7 +82132,8 @@ async function inspectNode(ctx, names) {
 function requireLeader(view, expected) {
     if (view.lock.problem)
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`No single leader: ${view.lock.problem}`);
-    const ready = view.containers.filter((c) => c.health?.readyz === 200);
+    // instances joined to one port holder answer at one URL (whichever leads): one answer there
+    const ready = view.containers.filter((c, i, all) => c.health?.readyz === 200 && all.findIndex((o) => o.healthUrl === c.healthUrl) === i);
     if (ready.length > 1)
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Two leaders: ${ready.map((c) => `${c.name} (${(0,_health_js__WEBPACK_IMPORTED_MODULE_7__/* .describeReady */ .Hk)(c.health)})`).join(' and ')} both answer ready`);
     if (!view.leader) {
@@ -83177,7 +83525,7 @@ async function startAgain(ctx, link, info, operatorPolicy, t) {
 
 /***/ }),
 
-/***/ 936:
+/***/ 5711:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -83204,6 +83552,8 @@ var clone = __nccwpck_require__(9196);
 var node_lock = __nccwpck_require__(4349);
 // EXTERNAL MODULE: ./src/node/inspect.ts
 var inspect = __nccwpck_require__(372);
+// EXTERNAL MODULE: ./src/node/health-url.ts
+var health_url = __nccwpck_require__(320);
 // EXTERNAL MODULE: ./src/node/connect.ts + 1 modules
 var connect = __nccwpck_require__(7826);
 // EXTERNAL MODULE: ./src/rollout/backup-step.ts
@@ -83277,6 +83627,86 @@ async function repairRestore(ctx, j, journal) {
 
 // EXTERNAL MODULE: ./src/operations/repair-drain.ts
 var repair_drain = __nccwpck_require__(1782);
+// EXTERNAL MODULE: ./src/handoff/port-holder.ts
+var port_holder = __nccwpck_require__(3118);
+;// CONCATENATED MODULE: ./src/operations/repair-holder.ts
+
+
+
+
+
+/** The port holder a container joins (docs/port-holder.md): a finished conversion keeps it. */
+async function networkOwnerId(ctx, info) {
+    const ref = (0,client/* joinedTo */.PJ)(info);
+    return ref ? (await ctx.docker.inspect(ref))?.Id : undefined;
+}
+/** A conversion back that got as far as stopping its holder: the finished node no longer joins it. */
+async function dropReleasedHolder(ctx, j, keep) {
+    for (const st of j?.steps ?? []) {
+        if (st.step !== 'holder-stop' || !st.data?.id || st.data.id === keep)
+            continue;
+        const h = await ctx.docker.inspect(String(st.data.id));
+        if (h && !h.State.Running) {
+            ctx.report.step('remove', `${(0,client/* containerName */.xN)(h)} (the port holder the interrupted run had released)`);
+            await ctx.docker.remove(h.Id);
+        }
+    }
+}
+/**
+ * A node left outside its holder's ports (docs/port-holder.md, "When the holder dies"): a daemon
+ * restart that tried to start it before its holder (left exited, with Docker's error), or the
+ * holder crashed and came back by its restart policy (or is down while the node runs), and the
+ * node still runs in the old namespace, whose interface Docker removed with the holder: no port
+ * reaches it, and it cannot reach its DB to renew the lease. Nothing of it serves, so restarting
+ * it is repair's to do (unlike a node someone stopped): the holder is started when down, the node
+ * is stopped and started inside it, held to the lock check and the health gate.
+ */
+async function repairStranded(ctx, names) {
+    const { docker, report, inputs } = ctx;
+    for (const n of names) {
+        const info = await docker.inspect(n);
+        const ref = info && (0,client/* joinedTo */.PJ)(info);
+        if (!info || !ref)
+            continue;
+        const holder = await docker.inspect(ref);
+        // A daemon restart starts containers in no set order: a node started before its holder is
+        // left exited with Docker's own error. Its stop was the daemon's, not an operator's.
+        const failedJoin = !info.State.Running && /cannot join network of a non running container/.test(info.State.Error ?? '');
+        const problem = failedJoin
+            ? { kind: 'down', text: `'${n}' could not start before its port holder (${info.State.Error})` }
+            : info.State.Running
+                ? (0,port_holder/* holderProblem */.aB)(info, holder)
+                : undefined;
+        if (!holder || !problem || problem.kind === 'gone')
+            continue;
+        report.step('stranded', problem.text);
+        if (!holder.State.Running) {
+            report.step(`start ${(0,client/* containerName */.xN)(holder)}`, 'the port holder');
+            await docker.start(holder.Id);
+        }
+        const { db, config, mode, databaseUrl } = await (0,connect/* connectNode */.jh)(ctx, info, { retryForMs: 60_000 });
+        try {
+            const link = { db, config, mode, databaseUrl, run: (0,types/* newRun */.uH)() };
+            const t = (0,types/* timeouts */.Fw)(inputs, config, info);
+            if (info.State.Running) {
+                report.step(`stop ${n}`, "to start it again inside the holder's current namespace");
+                await docker.stop(info.Id, t.stopS);
+            }
+            const leader = await (0,take_over/* takeOver */.w9)(ctx, link, (0,types/* memberOf */.C5)(info), t);
+            return {
+                result: 'ok',
+                ok: true,
+                message: `'${n}' was stranded outside its port holder (${problem.text}); started inside it, it leads again`,
+                outputs: { leader: leader.name, image: info.Config.Image, layout: 'holder' }
+            };
+        }
+        finally {
+            await db.close();
+        }
+    }
+    return undefined;
+}
+
 // EXTERNAL MODULE: ./src/rollout/rollback.ts
 var rollback = __nccwpck_require__(5981);
 // EXTERNAL MODULE: ./src/rollout/migrate-down.ts
@@ -83292,6 +83722,8 @@ var journal_journal = __nccwpck_require__(4896);
 // EXTERNAL MODULE: ./src/rollout/plan.ts
 var rollout_plan = __nccwpck_require__(5762);
 ;// CONCATENATED MODULE: ./src/operations/repair.ts
+
+
 
 
 
@@ -83327,6 +83759,9 @@ async function repair(ctx) {
             // Nothing of ours to finish or undo, but "ok" would hide a node that is down (a Docker
             // daemon restarted after a crash starts none of its containers): name it. Starting it is
             // the operator's call: the stop may be theirs.
+            const stranded = await repairStranded(ctx, names);
+            if (stranded)
+                return stranded;
             const down = await nodeDown(ctx, names);
             if (down.length) {
                 const message = `nothing was in flight, but ${down.join('; ')}`;
@@ -83419,7 +83854,9 @@ async function repair(ctx) {
                     : byName.every((c) => createdInfos.some((x) => x.Id === c.Id)));
             const createdHolder = !!holderInfo && createdInfos.some((c) => c.Id === holderInfo.Id);
             // a created leader can stand in for the node only where the node was: on its ports
-            const samePorts = !!holderInfo && JSON.stringify((0,container_spec/* publishedPorts */.LQ)(holderInfo)) === JSON.stringify((0,container_spec/* publishedPorts */.LQ)(previousInfo));
+            const samePorts = !!holderInfo &&
+                JSON.stringify((0,container_spec/* publishedPorts */.LQ)(await (0,health_url/* networkView */.u2)(docker, holderInfo))) ===
+                    JSON.stringify((0,container_spec/* publishedPorts */.LQ)(await (0,health_url/* networkView */.u2)(docker, previousInfo)));
             // the gate is evidence only for a container that could be finished
             let gatePassed = false;
             if (!rollingBack && holderInfo && (complete || (createdHolder && !otherInfo && samePorts))) {
@@ -83446,9 +83883,11 @@ async function repair(ctx) {
             if (decision === 'finish-as-node' && holderInfo) {
                 // The interrupted run's new container leads and passes the gate: it is the node now.
                 // Rolling it back would stop a serving leader (and with a restore, discard its writes).
+                const keep = await networkOwnerId(ctx, holderInfo);
                 for (const c of all)
-                    if (c.Id !== holderInfo.Id)
+                    if (c.Id !== holderInfo.Id && c.Id !== keep)
                         await docker.remove(c.Id);
+                await dropReleasedHolder(ctx, j, keep);
                 if ((0,client/* containerName */.xN)(holderInfo) !== leaderName)
                     await docker.rename(holderInfo.Id, leaderName);
                 const result = j?.operation === 'upgrade' ? 'upgraded' : 'ok';
@@ -83463,9 +83902,11 @@ async function repair(ctx) {
             }
             const finishable = decision === 'finish';
             if (finishable && holderInfo) {
+                const keep = await networkOwnerId(ctx, holderInfo);
                 for (const c of all)
-                    if (!byName.some((b) => b.Id === c.Id))
+                    if (!byName.some((b) => b.Id === c.Id) && c.Id !== keep)
                         await docker.remove(c.Id);
+                await dropReleasedHolder(ctx, j, keep);
                 const result = createdInfos.length ? (j?.operation === 'upgrade' ? 'upgraded' : 'ok') : 'ok';
                 journal?.done(result);
                 report.step('finished', `'${(0,client/* containerName */.xN)(holderInfo)}' leads on ${holderInfo.Config.Image}; removed the previous and temporary containers`);
@@ -83773,20 +84214,24 @@ async function resume(ctx) {
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   h: () => (/* binding */ status)
 /* harmony export */ });
-/* harmony import */ var _node_health_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(6780);
+/* harmony import */ var _node_health_js__WEBPACK_IMPORTED_MODULE_13__ = __nccwpck_require__(6780);
 /* harmony import */ var _node_inspect_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(372);
 /* harmony import */ var _safeguards_engine_check_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5092);
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3916);
 /* harmony import */ var _node_connect_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7826);
 /* harmony import */ var _safeguards_quarantine_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(2371);
 /* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(4145);
-/* harmony import */ var _handoff_clone_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(9196);
-/* harmony import */ var _rollout_plan_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(5762);
-/* harmony import */ var _journal_journal_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(4896);
-/* harmony import */ var _journal_host_lock_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(473);
-/* harmony import */ var _node_instances_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(3136);
+/* harmony import */ var _handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(1229);
+/* harmony import */ var _handoff_port_holder_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(3118);
+/* harmony import */ var _handoff_clone_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(9196);
+/* harmony import */ var _rollout_plan_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(5762);
+/* harmony import */ var _journal_journal_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(4896);
+/* harmony import */ var _journal_host_lock_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(473);
+/* harmony import */ var _node_instances_js__WEBPACK_IMPORTED_MODULE_12__ = __nccwpck_require__(3136);
 // operation: status. Reports leader, images and digests, lock state, health and DB version;
 // changes nothing. Two leaders, no lock table or an unreachable DB are errors.
+
+
 
 
 
@@ -83814,7 +84259,7 @@ function describeContainers(view) {
         c.session ? `${c.session.version} (app ${c.session.appId})` : '-',
         c.health
             ? c.health.readyz !== undefined
-                ? `${c.health.readyRoute ?? '/readyz'} ${c.health.readyz}${(0,_node_health_js__WEBPACK_IMPORTED_MODULE_11__/* .isAuthStatus */ .DD)(c.health.health) ? `, /health ${c.health.health} (behind authentication)` : ''}${c.health.failing.length ? `, failing: ${c.health.failing.join(', ')}` : ''}`
+                ? `${c.health.readyRoute ?? '/readyz'} ${c.health.readyz}${(0,_node_health_js__WEBPACK_IMPORTED_MODULE_13__/* .isAuthStatus */ .DD)(c.health.health) ? `, /health ${c.health.health} (behind authentication)` : ''}${c.health.failing.length ? `, failing: ${c.health.failing.join(', ')}` : ''}`
                 : `not answering (${c.health.error})`
             : '-'
     ]);
@@ -83848,8 +84293,10 @@ async function status(ctx) {
         report.fact('DB version', `goose ${view.dbVersion.goose ?? '-'}, node_versions ${view.dbVersion.nodeVersion ?? '-'}`);
         report.fact('Lease timing', `duration ${view.config.leaseDurationMs} ms, refresh ${view.config.leaseRefreshMs} ms`);
         quarantineTable(ctx);
+        // before the leader is required: a node stranded outside its holder's ports leads nowhere
+        const layout = await layoutFact(ctx, view, view.containers[0].info);
         // every instance of the node, on this host or another (docs/hosts.md)
-        const instances = await (0,_node_instances_js__WEBPACK_IMPORTED_MODULE_10__/* .findInstances */ .wG)(ctx, view);
+        const instances = await (0,_node_instances_js__WEBPACK_IMPORTED_MODULE_12__/* .findInstances */ .wG)(ctx, view);
         report.tables.push({
             heading: 'Instances of the node',
             header: ['app id', 'version', 'host', 'container', 'role', 'addresses'],
@@ -83859,11 +84306,11 @@ async function status(ctx) {
         const remoteLeader = view.leader ? undefined : instances.find((x) => x.role === 'leader' && x.host === 'remote');
         if (remoteLeader && !view.lock.problem) {
             // the node leads on another host: this host's instances wait, or are drained
-            report.fact('Leader', (0,_node_instances_js__WEBPACK_IMPORTED_MODULE_10__/* .describeInstance */ .xJ)(remoteLeader));
+            report.fact('Leader', (0,_node_instances_js__WEBPACK_IMPORTED_MODULE_12__/* .describeInstance */ .xJ)(remoteLeader));
             return {
                 result: 'ok',
                 ok: true,
-                outputs: { 'leader-host': 'remote', 'leader-app-id': remoteLeader.appId, instances: all }
+                outputs: { 'leader-host': 'remote', 'leader-app-id': remoteLeader.appId, instances: all, layout }
             };
         }
         const leader = (0,_node_inspect_js__WEBPACK_IMPORTED_MODULE_0__/* .requireLeader */ .DZ)(view);
@@ -83878,7 +84325,8 @@ async function status(ctx) {
                 'leader-host': 'local',
                 'leader-app-id': leader.session?.appId,
                 instances: all,
-                image: leader.digest ? `${leader.image.replace(/@sha256:[a-f0-9]{64}$/, '')}@${leader.digest}` : leader.image
+                image: leader.digest ? `${leader.image.replace(/@sha256:[a-f0-9]{64}$/, '')}@${leader.digest}` : leader.image,
+                layout
             }
         };
     }
@@ -83897,9 +84345,30 @@ function instanceRow(x) {
         x.addrs.join(', ')
     ];
 }
+/**
+ * The node's layout (docs/port-holder.md) as a fact, and what keeps a joined instance from its
+ * holder's ports (a holder down, or started again after the instance) as a note.
+ */
+async function layoutFact(ctx, view, leader) {
+    const ref = (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_5__/* .joinedTo */ .PJ)(leader);
+    const owner = ref ? await ctx.docker.inspect(ref) : undefined;
+    const layout = (0,_handoff_port_holder_js__WEBPACK_IMPORTED_MODULE_7__/* .layoutOf */ .aH)(leader, owner);
+    ctx.report.fact('Layout', owner
+        ? `${layout}: joins '${(0,_docker_client_js__WEBPACK_IMPORTED_MODULE_5__/* .containerName */ .xN)(owner)}' (${(0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_6__/* .describePorts */ .QP)(owner)})`
+        : `${layout} (${(0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_6__/* .describePorts */ .QP)(leader)})`);
+    for (const c of view.containers) {
+        const r = (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_5__/* .joinedTo */ .PJ)(c.info);
+        if (!r)
+            continue;
+        const problem = (0,_handoff_port_holder_js__WEBPACK_IMPORTED_MODULE_7__/* .holderProblem */ .aB)(c.info, await ctx.docker.inspect(r));
+        if (problem)
+            ctx.report.note(`${problem.text}. Run operation 'restart' (a handoff into the holder's current namespace), or 'repair' when nothing leads.`);
+    }
+    return layout;
+}
 /** Quarantined digests (refused by upgrade) and the history of earlier ones. */
 function quarantineTable(ctx) {
-    const f = (0,_safeguards_quarantine_js__WEBPACK_IMPORTED_MODULE_4__/* .readQuarantine */ .Db)(ctx.inputs.stateDir, (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_8__/* .nodeKey */ .u8)(ctx.inputs));
+    const f = (0,_safeguards_quarantine_js__WEBPACK_IMPORTED_MODULE_4__/* .readQuarantine */ .Db)(ctx.inputs.stateDir, (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_10__/* .nodeKey */ .u8)(ctx.inputs));
     const row = (e, state) => [
         e.image,
         state,
@@ -83927,7 +84396,7 @@ async function openJournal(ctx) {
     const { inputs, report, docker } = ctx;
     let found;
     try {
-        found = (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_8__/* .findJournal */ .LJ)(inputs.stateDir, (await (0,_journal_host_lock_js__WEBPACK_IMPORTED_MODULE_9__/* .journalKeys */ .MD)(ctx, (0,_rollout_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .keyContainers */ .Ou)(inputs))).read);
+        found = (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_10__/* .findJournal */ .LJ)(inputs.stateDir, (await (0,_journal_host_lock_js__WEBPACK_IMPORTED_MODULE_11__/* .journalKeys */ .MD)(ctx, (0,_rollout_plan_js__WEBPACK_IMPORTED_MODULE_9__/* .keyContainers */ .Ou)(inputs))).read);
     }
     catch (e) {
         // status only reads: a journal it cannot read is shown, as what the next operation refuses on
@@ -83940,12 +84409,12 @@ async function openJournal(ctx) {
         return;
     const { key, journal: j } = found;
     const last = j.steps.at(-1);
-    report.fact('Open journal', `${j.operation} run ${j.runId} started ${j.startedAt} by pid ${j.pid} on ${j.host}, last step '${last?.step ?? '(none)'}'${last ? ` at ${last.at}` : ''} (${(0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_8__/* .journalPath */ .HY)(inputs.stateDir, key)})`);
+    report.fact('Open journal', `${j.operation} run ${j.runId} started ${j.startedAt} by pid ${j.pid} on ${j.host}, last step '${last?.step ?? '(none)'}'${last ? ` at ${last.at}` : ''} (${(0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_10__/* .journalPath */ .HY)(inputs.stateDir, key)})`);
     const names = [inputs.container, ...(inputs.standby ? [inputs.standby] : [])];
     const ids = new Set();
-    for (const c of await docker.listByLabel(`${_handoff_clone_js__WEBPACK_IMPORTED_MODULE_6__/* .LABEL_RUN */ .Bt}=${j.runId}`))
+    for (const c of await docker.listByLabel(`${_handoff_clone_js__WEBPACK_IMPORTED_MODULE_8__/* .LABEL_RUN */ .Bt}=${j.runId}`))
         ids.add(c.Id);
-    for (const n of names.flatMap((x) => [x, x + _rollout_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_NEXT */ .K8, x + _rollout_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_PREVIOUS */ .Q$])) {
+    for (const n of names.flatMap((x) => [x, x + _rollout_plan_js__WEBPACK_IMPORTED_MODULE_9__/* .SUFFIX_NEXT */ .K8, x + _rollout_plan_js__WEBPACK_IMPORTED_MODULE_9__/* .SUFFIX_PREVIOUS */ .Q$])) {
         const info = await docker.inspect(n);
         if (info)
             ids.add(info.Id);
@@ -83957,7 +84426,7 @@ async function openJournal(ctx) {
             continue;
         rows.push([
             (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_5__/* .containerName */ .xN)(info),
-            info.Config.Labels?.[_handoff_clone_js__WEBPACK_IMPORTED_MODULE_6__/* .LABEL_ROLE */ .os] ?? 'original',
+            info.Config.Labels?.[_handoff_clone_js__WEBPACK_IMPORTED_MODULE_8__/* .LABEL_ROLE */ .os] ?? 'original',
             info.Config.Image,
             `${info.State.Status}${info.State.Running ? '' : ` (exit ${info.State.ExitCode})`}`
         ]);
@@ -85611,7 +86080,11 @@ async function rollPair(ctx, p, ch, deps) {
 /* harmony export */   xm: () => (/* binding */ replaceCreated)
 /* harmony export */ });
 /* harmony import */ var _handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1229);
-/* harmony import */ var _journal_journal_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4896);
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4145);
+/* harmony import */ var _journal_journal_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(4896);
+/* harmony import */ var _handoff_port_holder_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3118);
+
+
 
 
 const SUFFIX_NEXT = '-rollout-next';
@@ -85624,8 +86097,12 @@ function keyContainers(inputs) {
     const names = [inputs.container, ...(inputs.standby ? [inputs.standby] : [])];
     return [...names, ...names.flatMap((n) => [n + SUFFIX_PREVIOUS, n + SUFFIX_NEXT])];
 }
-/** The finish for a leader: its published ports decide whether the standby can keep the place. */
-function finishOf(leader, asked) {
+/** The finish for a leader: the layout change asked, else its published ports decide whether the standby can keep the place. */
+function finishOf(leader, asked, layout = { to: 'none' }) {
+    if (layout.to === 'holder')
+        return 'to-holder';
+    if (layout.to === 'own')
+        return 'from-holder';
     const published = leader.HostConfig.NetworkMode !== 'host' && Object.keys((0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_0__/* .publishedPorts */ .LQ)(leader)).length > 0;
     return published ? asked : 'rename';
 }
@@ -85647,18 +86124,25 @@ function planText(p, ch, preferPrimary, asked) {
     const next = `'${leader.name}${SUFFIX_NEXT}'`;
     if (ch.downgrade)
         return `verify ${ch.createRef} as a waiting standby ${next}, remove it, stop '${leader.name}', run ${ch.downgrade.newerImage}'s 'node db rollback ${ch.downgrade.goose}' and set node_versions to ${ch.downgrade.to}, then start the new container in its place (${(0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_0__/* .describePorts */ .QP)(leader.info)})`;
-    switch (finishOf(leader.info, asked)) {
+    const holder = `'${leader.name}${_handoff_port_holder_js__WEBPACK_IMPORTED_MODULE_3__/* .HOLDER_SUFFIX */ .$5}'`;
+    switch (finishOf(leader.info, asked, p.layout)) {
+        case 'to-holder':
+            return `verify ${ch.createRef} as a waiting standby ${next} on spare ports, remove it, then stop '${leader.name}' and start a port holder ${holder} on its network and ports (${(0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_0__/* .describePorts */ .QP)(leader.info)}) with the new container joined to it under the name '${leader.name}'; later runs hand off inside the holder's network`;
+        case 'from-holder':
+            return `verify ${ch.createRef} as a waiting standby ${next} in the holder's network, remove it, then stop '${leader.name}' and the port holder, start the new container on the node's own network and ports (${p.owner ? (0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_0__/* .describePorts */ .QP)(p.owner) : '?'}), and remove the holder`;
         case 'swap':
             return `verify ${ch.createRef} as a waiting standby ${next} on spare ports, remove it, then stop '${leader.name}' and start the new container in its place on the original ports (${(0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_0__/* .describePorts */ .QP)(leader.info)})`;
         case 'second-handoff':
             return `start ${next} on ${ch.createRef} with ports remapped, hand off to it, then start '${leader.name}' on the original ports (${(0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_0__/* .describePorts */ .QP)(leader.info)}) and hand off again`;
         case 'rename':
+            if (p.owner)
+                return `start ${next} on ${ch.createRef} in the network of '${(0,_docker_client_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(p.owner)}' (${(0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_0__/* .describePorts */ .QP)(p.owner)}), hand off to it, then give it the name '${leader.name}'`;
             return `start ${next} on ${ch.createRef} (${(0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_0__/* .describePorts */ .QP)(leader.info)}), hand off to it, then give it the name '${leader.name}'`;
     }
 }
 /** Opens the run's journal with its plan, and its record. */
 function openRecord(ctx, p, ch, previous, others = []) {
-    const journal = new _journal_journal_js__WEBPACK_IMPORTED_MODULE_1__/* .JournalWriter */ .Zx((0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_1__/* .journalPath */ .HY)(ctx.inputs.stateDir, p.keys.write), {
+    const journal = new _journal_journal_js__WEBPACK_IMPORTED_MODULE_2__/* .JournalWriter */ .Zx((0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_2__/* .journalPath */ .HY)(ctx.inputs.stateDir, p.keys.write), {
         runId: Date.now().toString(36),
         operation: ch.operation,
         container: ctx.inputs.container,
@@ -85961,7 +86445,16 @@ async function findUpdaters(docker, exclude) {
 var plan = __nccwpck_require__(5762);
 // EXTERNAL MODULE: ./src/safeguards/engine-check.ts
 var engine_check = __nccwpck_require__(5092);
+// EXTERNAL MODULE: ./src/docker/client.ts + 3 modules
+var client = __nccwpck_require__(4145);
+// EXTERNAL MODULE: ./src/handoff/container-spec.ts
+var container_spec = __nccwpck_require__(1229);
+// EXTERNAL MODULE: ./src/handoff/port-holder.ts
+var port_holder = __nccwpck_require__(3118);
 ;// CONCATENATED MODULE: ./src/rollout/prepare.ts
+
+
+
 
 
 
@@ -85999,8 +86492,11 @@ async function withNode(ctx, fn) {
                 throw new errors/* OperationError */.OK(`'${leader.name}' runs with lock mode 'none': without a DB lock no zero-downtime handoff is possible; enable [Database.Lock] (v2) or DATABASE_LOCKING_MODE=lease`);
             if (!inputs.standby && leader.name !== inputs.container)
                 throw new errors/* OperationError */.OK(`Container '${inputs.container}' is not the leader`);
-            // A health URL that does not reach the node would leave every gate blind.
-            (0,inspect/* requireHealthUrl */.xx)(view, leader, inputs.healthUrl);
+            const { owner, layout, stale } = await layoutPlan(ctx, leader, inputs.standby ? view.containers.find((c) => c !== leader) : undefined);
+            // A health URL that does not reach the node would leave every gate blind. A leader left in
+            // a restarted holder's old namespace answers nowhere: the handoff is what brings it back.
+            if (!stale)
+                (0,inspect/* requireHealthUrl */.xx)(view, leader, inputs.healthUrl);
             let other;
             if (inputs.standby) {
                 other = view.containers.find((c) => c !== leader);
@@ -86052,7 +86548,16 @@ async function withNode(ctx, fn) {
                 run: (0,types/* newRun */.uH)(failingBefore)
             };
             try {
-                return await fn({ view, leader, other, link, t: (0,types/* timeouts */.Fw)(inputs, view.config, leader.info), keys });
+                return await fn({
+                    view,
+                    leader,
+                    other,
+                    link,
+                    t: (0,types/* timeouts */.Fw)(inputs, view.config, leader.info),
+                    keys,
+                    owner,
+                    layout
+                });
             }
             finally {
                 const b = (0,types/* runOf */.ng)(link).observers.budget;
@@ -86064,6 +86569,37 @@ async function withNode(ctx, fn) {
             await view.db.close();
         }
     });
+}
+/**
+ * The leader's network owner (its port holder) and what input 'port-holder' asks of the layout.
+ * A failover pair is not converted: both containers must already be in the layout asked.
+ */
+async function layoutPlan(ctx, leader, other) {
+    const { docker, report, inputs } = ctx;
+    const ownerOf = async (c) => {
+        const ref = (0,client/* joinedTo */.PJ)(c.info);
+        return ref ? docker.inspect(ref) : undefined;
+    };
+    const owner = await ownerOf(leader);
+    const layout = (0,port_holder/* layoutOf */.aH)(leader.info, owner);
+    report.fact('Layout', layout === 'holder' || layout === 'container'
+        ? `${layout}: '${leader.name}' joins the network of '${owner ? (0,client/* containerName */.xN)(owner) : (0,client/* joinedTo */.PJ)(leader.info)}' (${owner ? (0,container_spec/* describePorts */.QP)(owner) : 'gone'})`
+        : `${layout} (${(0,container_spec/* describePorts */.QP)(leader.info)})`);
+    const change = (0,port_holder/* layoutChange */.xN)(inputs.portHolder, layout, owner && (0,client/* containerName */.xN)(owner), leader.info.Config.Labels?.['com.docker.compose.project']);
+    if (change.to === 'none' && 'refuse' in change && change.refuse)
+        throw new errors/* OperationError */.OK(change.refuse);
+    if (change.to === 'none' && 'note' in change && change.note)
+        report.note(`Input 'port-holder': ${change.note}.`);
+    const problem = layout === 'holder' ? (0,port_holder/* holderProblem */.aB)(leader.info, owner) : undefined;
+    if (problem && problem.kind !== 'stale')
+        throw new errors/* OperationError */.OK(`${problem.text}: '${leader.name}' cannot be handed over; run operation 'repair' (docs/port-holder.md)`);
+    if (problem)
+        report.note(`${problem.text}; the handoff starts the new instance in the holder's current namespace, which brings the ports back.`);
+    if (other && change.to !== 'none')
+        throw new errors/* OperationError */.OK(`Input 'port-holder': a failover pair is not converted by the action; leave 'port-holder' unset for a pair, or lay the pair out by hand as docs/port-holder.md shows (both containers joined to one holder)`);
+    if (change.to === 'holder' && (await docker.inspect(leader.name + port_holder/* HOLDER_SUFFIX */.$5)))
+        throw new errors/* OperationError */.OK(`A container '${leader.name + port_holder/* HOLDER_SUFFIX */.$5}' exists but '${leader.name}' does not join it; remove it (or run operation 'repair' after an interrupted run) first`);
+    return { owner, layout: change, stale: problem?.kind === 'stale' };
 }
 /**
  * What a restore as the DB role cannot replace (empty when it can): a restore as the DB owner
@@ -86231,7 +86767,11 @@ async function rollbackSteps(ctx, link, plan, tNew, reason, restore) {
                 ? `restore ${dbPlan.file}`
                 : `the new image's node db rollback; if that fails, ${dbPlan.fallback ? `restore ${dbPlan.fallback}` : `the new version serves again (${dbPlan.noFallback})`}`}`);
     // Every instance must be down before the DB moves: `db rollback` takes no lock.
-    for (const m of [...plan.created, ...(plan.others ?? []).map((o) => o.member), plan.previous]) {
+    // a port holder last: stopped first, it takes the network from under the node still in it,
+    // whose DB sessions then linger unanswered (docs/port-holder.md)
+    const holderLast = (m) => (m.info.Config.Labels?.[_handoff_clone_js__WEBPACK_IMPORTED_MODULE_2__/* .LABEL_ROLE */ .os] === 'port-holder' ? 1 : 0);
+    const all = [...plan.created, ...(plan.others ?? []).map((o) => o.member), plan.previous];
+    for (const m of [...all].sort((a, b) => holderLast(a) - holderLast(b))) {
         const info = await docker.inspect(m.id);
         if (info?.State.Running) {
             report.step(`stop ${m.name}`, 'graceful');
@@ -86291,6 +86831,7 @@ async function rollbackSteps(ctx, link, plan, tNew, reason, restore) {
     if (prev.Name.replace(/^\//, '') !== plan.name)
         await docker.rename(prev.Id, plan.name);
     await (0,_steps_js__WEBPACK_IMPORTED_MODULE_10__/* .restoreRestartPolicy */ .o8)(ctx, prev.Id, plan.previous.info);
+    await startNetworkOwner(ctx, prev);
     const restored = await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_5__/* .takeOver */ .w9)(ctx, link, { ...plan.previous, name: plan.name }, t);
     for (const o of plan.others ?? []) {
         const info = await docker.inspect(o.member.id);
@@ -86355,6 +86896,7 @@ async function forward(ctx, link, plan, t, why) {
         await docker.rename(target.id, plan.name);
     target = { ...target, name: plan.name };
     await (0,_steps_js__WEBPACK_IMPORTED_MODULE_10__/* .restoreRestartPolicy */ .o8)(ctx, target.id, plan.previous.info);
+    await startNetworkOwner(ctx, (await docker.inspect(target.id)));
     const leader = await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_5__/* .takeOver */ .w9)(ctx, link, target, t, { anyCheck: 'the only version this database can run' });
     const old = [plan.previous];
     // a pair: the run's new standby waits again; an old one, which cannot run here, stays stopped
@@ -86401,6 +86943,18 @@ async function refuseForeignNode(ctx, link, plan) {
     const running = ours.filter((i) => i.State.Running).map((i) => `'${i.Name.replace(/^\//, '')}'`);
     throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`refusing to roll back: another node runs on this database (${foreign.map(_node_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_3__/* .describeForeign */ .eQ).join('; ')}); it would take the lock as soon as the new leader stops and run on a database being rolled back. Nothing was stopped: ${running.length ? `${running.join(', ')} still run${running.length > 1 ? '' : 's'}` : 'no container of this run is running'} as the failed step left ${running.length > 1 ? 'them' : 'it'}. Stop that node, then run operation 'repair' to finish the rollback`);
 }
+/**
+ * A container joined to a port holder (docs/port-holder.md) starts only inside a running holder:
+ * a conversion back stopped it at the swap, so the way back starts it first.
+ */
+async function startNetworkOwner(ctx, info) {
+    const ref = (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_7__/* .joinedTo */ .PJ)(info);
+    const owner = ref ? await ctx.docker.inspect(ref) : undefined;
+    if (!owner || owner.State.Running)
+        return;
+    ctx.report.step(`start ${(0,_docker_client_js__WEBPACK_IMPORTED_MODULE_7__/* .containerName */ .xN)(owner)}`, `the port holder '${(0,_docker_client_js__WEBPACK_IMPORTED_MODULE_7__/* .containerName */ .xN)(info)}' joins`);
+    await ctx.docker.start(owner.Id);
+}
 function moved(now, before) {
     return now.goose !== before.goose || now.nodeVersion !== before.nodeVersion;
 }
@@ -86415,15 +86969,17 @@ function moved(now, before) {
 /* harmony export */   G: () => (/* binding */ rollSingle)
 /* harmony export */ });
 /* harmony import */ var _handoff_clone_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9196);
-/* harmony import */ var _handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1229);
-/* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(7607);
-/* harmony import */ var _handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(8507);
-/* harmony import */ var _handoff_take_over_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7975);
-/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(1348);
-/* harmony import */ var _handoff_watch_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(6253);
-/* harmony import */ var _outcome_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(9613);
-/* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(5762);
-/* harmony import */ var _steps_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(1218);
+/* harmony import */ var _handoff_port_holder_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3118);
+/* harmony import */ var _handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(1229);
+/* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(7607);
+/* harmony import */ var _handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(8507);
+/* harmony import */ var _handoff_take_over_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7975);
+/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(1348);
+/* harmony import */ var _handoff_watch_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(6253);
+/* harmony import */ var _outcome_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(9613);
+/* harmony import */ var _plan_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(5762);
+/* harmony import */ var _steps_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(1218);
+
 
 
 
@@ -86436,7 +86992,7 @@ function moved(now, before) {
 
 /** The node's HTTP port as published on the host (0.0.0.0 probed on 127.0.0.1). */
 function publishedUrl(info, httpPort) {
-    const b = (0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_1__/* .publishedPorts */ .LQ)(info)[`${httpPort}/tcp`]?.[0];
+    const b = (0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_2__/* .publishedPorts */ .LQ)(info)[`${httpPort}/tcp`]?.[0];
     if (!b?.HostPort)
         return undefined;
     const ip = !b.HostIp || b.HostIp === '0.0.0.0'
@@ -86455,31 +87011,31 @@ async function rollSingle(ctx, p, ch, deps) {
     const name = leader.name;
     // a downgrade takes the DB down between the leader's stop and the older image's start: only the
     // swap has that moment (a standby waiting on the lock would take it at once and hit the gate)
-    const finish = ch.downgrade ? 'swap' : (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .finishOf */ .hR)(leader.info, inputs.finish);
-    const r = (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .openRecord */ .C6)(ctx, p, ch, (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_4__/* .memberOf */ .C5)(leader.info, view.lock.holder));
+    const finish = ch.downgrade ? 'swap' : (0,_plan_js__WEBPACK_IMPORTED_MODULE_8__/* .finishOf */ .hR)(leader.info, inputs.finish, p.layout);
+    const r = (0,_plan_js__WEBPACK_IMPORTED_MODULE_8__/* .openRecord */ .C6)(ctx, p, ch, (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_5__/* .memberOf */ .C5)(leader.info, view.lock.holder));
     await deps.backup(ctx, p, ch, r);
     // A `docker run --rm` leader is deleted by its own stop: a stopped copy of it, made while it
     // still leads, is the previous container a rollback starts.
-    const kept = leader.info.HostConfig.AutoRemove ? await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .keepCopy */ .xu)(ctx, leader.info, r.journal) : undefined;
+    const kept = leader.info.HostConfig.AutoRemove ? await (0,_steps_js__WEBPACK_IMPORTED_MODULE_9__/* .keepCopy */ .xu)(ctx, leader.info, r.journal) : undefined;
     // Standby: fail here and the leader was never touched.
-    r.journal.step('standby-create', { name: name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_NEXT */ .K8 });
+    r.journal.step('standby-create', { name: name + _plan_js__WEBPACK_IMPORTED_MODULE_8__/* .SUFFIX_NEXT */ .K8 });
     const standby = await (0,_handoff_clone_js__WEBPACK_IMPORTED_MODULE_0__/* .startClone */ .MT)(ctx, leader.info, {
         image: ch.createRef,
         imageId: ch.imageId,
-        name: name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_NEXT */ .K8,
+        name: name + _plan_js__WEBPACK_IMPORTED_MODULE_8__/* .SUFFIX_NEXT */ .K8,
         ports: 'remap',
         runId: r.runId,
         role: 'next',
         // it takes the node's name only when there is no second container after it (docs/compose.md)
         asService: finish === 'rename',
-        onCreated: (m) => (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .made */ .mI)(r, m)
+        onCreated: (m) => (0,_plan_js__WEBPACK_IMPORTED_MODULE_8__/* .made */ .mI)(r, m)
     });
-    (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .replaceCreated */ .xm)(r, standby);
+    (0,_plan_js__WEBPACK_IMPORTED_MODULE_8__/* .replaceCreated */ .xm)(r, standby);
     r.journal.step('standby-started', { id: standby.id });
-    report.step('standby started', `'${standby.name}' (${(0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_1__/* .describePorts */ .QP)(standby.info)})`);
+    report.step('standby started', `'${standby.name}' (${(0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_2__/* .describePorts */ .QP)(standby.info)})`);
     let waiting;
     try {
-        waiting = await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .standbyOrUndo */ .Pv)(ctx, p, r, standby, async () => {
+        waiting = await (0,_steps_js__WEBPACK_IMPORTED_MODULE_9__/* .standbyOrUndo */ .Pv)(ctx, p, r, standby, async () => {
             await docker.remove(standby.id);
             if (kept)
                 await docker.remove(kept.id);
@@ -86488,56 +87044,62 @@ async function rollSingle(ctx, p, ch, deps) {
     }
     catch (e) {
         // the lock left the leader before the handoff: the way back is the rollback, DB included
-        if (e instanceof _steps_js__WEBPACK_IMPORTED_MODULE_8__/* .LockLeftLeader */ .Mm) {
+        if (e instanceof _steps_js__WEBPACK_IMPORTED_MODULE_9__/* .LockLeftLeader */ .Mm) {
             // a `--rm` leader a daemon restart stopped is deleted: its kept copy is what comes back
             if (kept && !(await docker.inspect(leader.info.Id))?.State.Running)
-                r.previous = await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .previousIsKept */ .aq)(ctx, leader.info, kept);
+                r.previous = await (0,_steps_js__WEBPACK_IMPORTED_MODULE_9__/* .previousIsKept */ .aq)(ctx, leader.info, kept);
             const created = kept && r.previous !== kept ? [...r.created, kept] : r.created;
-            return (0,_outcome_js__WEBPACK_IMPORTED_MODULE_6__/* .recover */ .l)(ctx, p, ch, { ...r, created }, e, deps.rollback);
+            return (0,_outcome_js__WEBPACK_IMPORTED_MODULE_7__/* .recover */ .l)(ctx, p, ch, { ...r, created }, e, deps.rollback);
         }
         throw e;
     }
     // In the docs' layout clients use the published port, which a second handoff leaves dark
     // from the first handoff to the second: measure it as they see it.
-    const portUrl = finish !== 'rename' ? publishedUrl(leader.info, link.config.httpPort) : undefined;
-    const portWatch = portUrl ? new _handoff_watch_js__WEBPACK_IMPORTED_MODULE_5__/* .ReadinessWatcher */ .j((0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_4__/* .runOf */ .ng)(link).observers.of(portUrl)).start() : undefined;
+    const portUrl = finish !== 'rename' ? publishedUrl(p.owner ?? leader.info, link.config.httpPort) : undefined;
+    const portWatch = portUrl ? new _handoff_watch_js__WEBPACK_IMPORTED_MODULE_6__/* .ReadinessWatcher */ .j((0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_5__/* .runOf */ .ng)(link).observers.of(portUrl)).start() : undefined;
     const reportPort = async () => {
         await portWatch?.stop();
         const g = portWatch?.longestGap();
         if (g !== undefined)
-            report.fact('Published port', `${portUrl}: longest time without a ready answer ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_9__/* .formatMs */ ._V)(g)} (probed fast around each handoff, slowly between)`);
+            report.fact('Published port', `${portUrl}: longest time without a ready answer ${(0,_duration_js__WEBPACK_IMPORTED_MODULE_10__/* .formatMs */ ._V)(g)} (probed fast around each handoff, slowly between)`);
     };
     try {
-        await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .noRestart */ .Ld)(ctx, r.journal, leader.info);
+        await (0,_steps_js__WEBPACK_IMPORTED_MODULE_9__/* .noRestart */ .Ld)(ctx, r.journal, leader.info);
         await FINISHES[finish]({ ctx, p, ch, r, standby, waiting, kept, deps });
     }
     catch (e) {
         await reportPort();
         if (kept && r.previous !== kept && !(await docker.inspect(leader.info.Id))?.State.Running)
-            r.previous = await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .previousIsKept */ .aq)(ctx, leader.info, kept);
+            r.previous = await (0,_steps_js__WEBPACK_IMPORTED_MODULE_9__/* .previousIsKept */ .aq)(ctx, leader.info, kept);
         // a kept copy that is not the previous container (the leader never stopped) goes with the rest
         const created = kept && r.previous !== kept ? [...r.created, kept] : r.created;
-        return (0,_outcome_js__WEBPACK_IMPORTED_MODULE_6__/* .recover */ .l)(ctx, p, ch, { ...r, created }, e, deps.rollback);
+        return (0,_outcome_js__WEBPACK_IMPORTED_MODULE_7__/* .recover */ .l)(ctx, p, ch, { ...r, created }, e, deps.rollback);
     }
     await reportPort();
     r.journal.step('remove-previous', { id: leader.info.Id, ...(kept ? { kept: kept.id } : {}) });
     await docker.remove(leader.info.Id);
+    if (finish === 'from-holder' && p.owner) {
+        r.journal.step('remove-holder', { id: p.owner.Id });
+        await docker.remove(p.owner.Id);
+    }
     if (kept) {
         await docker.remove(kept.id);
         report.note(`'${name}' ran with --rm; its replacement does not (Docker cannot set it on an existing container, and a stopped node must stay for a rollback).`);
     }
     report.step('done', `'${name}' leads on ${ch.display}`);
-    return (0,_outcome_js__WEBPACK_IMPORTED_MODULE_6__/* .succeeded */ .g)(p, ch, r, name, `'${name}' ${ch.downgrade ? `downgraded from ${leader.image} (${ch.downgrade.from}) to` : ch.operation === 'upgrade' ? `upgraded from ${leader.image} to` : 'now runs a fresh process of'} ${ch.display}${ch.downgrade ? `, the database at goose ${ch.downgrade.goose} and node_versions ${ch.downgrade.to}` : ''}`);
+    const layout = await (0,_handoff_port_holder_js__WEBPACK_IMPORTED_MODULE_1__/* .currentLayout */ .YV)(docker, name);
+    const res = (0,_outcome_js__WEBPACK_IMPORTED_MODULE_7__/* .succeeded */ .g)(p, ch, r, name, `'${name}' ${ch.downgrade ? `downgraded from ${leader.image} (${ch.downgrade.from}) to` : ch.operation === 'upgrade' ? `upgraded from ${leader.image} to` : 'now runs a fresh process of'} ${ch.display}${ch.downgrade ? `, the database at goose ${ch.downgrade.goose} and node_versions ${ch.downgrade.to}` : ''}${finish === 'to-holder' ? `, in the port-holder layout ('${name}${_handoff_port_holder_js__WEBPACK_IMPORTED_MODULE_1__/* .HOLDER_SUFFIX */ .$5}' holds its ports)` : finish === 'from-holder' ? ', back on its own network and ports' : ''}`);
+    return layout ? { ...res, outputs: { ...res.outputs, layout } } : res;
 }
 /** The old leader leaves the node's name: its kept copy once it is gone (`--rm`), else renamed. */
 async function retirePrevious(s, journaled) {
     const { ctx, p, r, kept } = s;
     const leader = p.leader.info;
     if (kept) {
-        r.previous = await (0,_steps_js__WEBPACK_IMPORTED_MODULE_8__/* .previousIsKept */ .aq)(ctx, leader, kept);
+        r.previous = await (0,_steps_js__WEBPACK_IMPORTED_MODULE_9__/* .previousIsKept */ .aq)(ctx, leader, kept);
         return;
     }
-    const name = p.leader.name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_PREVIOUS */ .Q$;
+    const name = p.leader.name + _plan_js__WEBPACK_IMPORTED_MODULE_8__/* .SUFFIX_PREVIOUS */ .Q$;
     if (journaled)
         r.journal.step('rename-previous', { id: leader.Id, name });
     await ctx.docker.rename(leader.Id, name);
@@ -86547,7 +87109,7 @@ async function retirePrevious(s, journaled) {
 async function firstHandoff(s) {
     const { ctx, p, r } = s;
     r.journal.step('handoff', { from: p.leader.info.Id, to: s.standby.id });
-    r.gaps.push((await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_3__/* .handoff */ .NS)(ctx, p.link, r.previous, s.waiting, p.t)).gapMs ?? NaN);
+    r.gaps.push((await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_4__/* .handoff */ .NS)(ctx, p.link, r.previous, s.waiting, p.t)).gapMs ?? NaN);
     await retirePrevious(s, true);
 }
 /** The standby already serves on the leader's ports: it takes the name. */
@@ -86561,7 +87123,7 @@ async function rename(s) {
  * session and waits; the standby goes, and one prepared stop -> start puts the new container on
  * the original ports.
  */
-async function swap(s) {
+async function swap(s, via) {
     const { ctx, p, ch, r, standby } = s;
     const { docker, report } = ctx;
     const name = p.leader.name;
@@ -86569,18 +87131,19 @@ async function swap(s) {
     await docker.stop(standby.id, p.t.stopS);
     await docker.remove(standby.id);
     report.step('standby verified and removed', `'${standby.name}' waited for the lock on ${ch.createRef}; the swap follows`);
-    r.journal.step('final-create', { name: name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_NEXT */ .K8 });
-    const final = await (0,_handoff_clone_js__WEBPACK_IMPORTED_MODULE_0__/* .startClone */ .MT)(ctx, p.leader.info, {
+    const holder = await via?.before?.();
+    r.journal.step('final-create', { name: name + _plan_js__WEBPACK_IMPORTED_MODULE_8__/* .SUFFIX_NEXT */ .K8 });
+    const final = await (0,_handoff_clone_js__WEBPACK_IMPORTED_MODULE_0__/* .startClone */ .MT)(ctx, holder ? (0,_handoff_port_holder_js__WEBPACK_IMPORTED_MODULE_1__/* .joinedView */ .J)(p.leader.info, holder.id) : (via?.from ?? p.leader.info), {
         image: ch.createRef,
         imageId: ch.imageId,
-        name: name + _plan_js__WEBPACK_IMPORTED_MODULE_7__/* .SUFFIX_NEXT */ .K8,
+        name: name + _plan_js__WEBPACK_IMPORTED_MODULE_8__/* .SUFFIX_NEXT */ .K8,
         ports: 'keep',
         runId: r.runId,
         role: 'final',
         start: false,
-        onCreated: (m) => (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .made */ .mI)(r, m)
+        onCreated: (m) => (0,_plan_js__WEBPACK_IMPORTED_MODULE_8__/* .made */ .mI)(r, m)
     });
-    (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .replaceCreated */ .xm)(r, final);
+    (0,_plan_js__WEBPACK_IMPORTED_MODULE_8__/* .replaceCreated */ .xm)(r, final);
     r.journal.step('swap', { from: p.leader.info.Id, to: final.id });
     const prepare = async () => {
         if (ch.downgrade) {
@@ -86592,8 +87155,9 @@ async function swap(s) {
         await retirePrevious(s, false);
         await docker.rename(final.id, name);
         final.name = name;
+        await via?.atSwap?.(holder);
     };
-    r.gaps.push((await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_3__/* .handoff */ .NS)(ctx, p.link, r.previous, final, p.t, { prepare })).gapMs ?? NaN);
+    r.gaps.push((await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_4__/* .handoff */ .NS)(ctx, p.link, r.previous, final, p.t, { prepare })).gapMs ?? NaN);
 }
 /** A second handoff, from the standby on spare ports to a new container on the original ports. */
 async function secondHandoff(s) {
@@ -86607,24 +87171,64 @@ async function secondHandoff(s) {
         ports: 'keep',
         runId: r.runId,
         role: 'final',
-        onCreated: (m) => (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .made */ .mI)(r, m)
+        onCreated: (m) => (0,_plan_js__WEBPACK_IMPORTED_MODULE_8__/* .made */ .mI)(r, m)
     });
-    (0,_plan_js__WEBPACK_IMPORTED_MODULE_7__/* .replaceCreated */ .xm)(r, final);
+    (0,_plan_js__WEBPACK_IMPORTED_MODULE_8__/* .replaceCreated */ .xm)(r, final);
     r.journal.step('final-started', { id: final.id });
-    ctx.report.step('final container started', `'${final.name}' on the original ports (${(0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_1__/* .describePorts */ .QP)(final.info)})`);
+    ctx.report.step('final container started', `'${final.name}' on the original ports (${(0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_2__/* .describePorts */ .QP)(final.info)})`);
     const finalWaiting = {
         ...final,
-        ...(await (0,_handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_2__/* .standbyReady */ .$Z)(ctx, p.link, final, waiting.appId, r.knownApps, p.t.standbyMs))
+        ...(await (0,_handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_3__/* .standbyReady */ .$Z)(ctx, p.link, final, waiting.appId, r.knownApps, p.t.standbyMs))
     };
     r.journal.step('handoff-2', { from: standby.id, to: final.id });
-    r.gaps.push((await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_3__/* .handoff */ .NS)(ctx, p.link, waiting, finalWaiting, p.t)).gapMs ?? NaN);
+    r.gaps.push((await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_4__/* .handoff */ .NS)(ctx, p.link, waiting, finalWaiting, p.t)).gapMs ?? NaN);
     r.journal.step('remove-interim', { id: standby.id });
     await ctx.docker.remove(standby.id);
 }
+/**
+ * Into the port-holder layout (docs/port-holder.md): the swap, with a new holder taking the
+ * leader's network and ports at the swap and the new container joined to it.
+ */
+async function toHolder(s) {
+    const { ctx, p, ch, r } = s;
+    await swap(s, {
+        before: async () => {
+            const name = p.leader.name + _handoff_port_holder_js__WEBPACK_IMPORTED_MODULE_1__/* .HOLDER_SUFFIX */ .$5;
+            r.journal.step('holder-create', { name });
+            const h = await (0,_handoff_clone_js__WEBPACK_IMPORTED_MODULE_0__/* .createPortHolder */ .Uf)(ctx, p.leader.info, {
+                image: ch.createRef,
+                imageId: ch.imageId,
+                name,
+                runId: r.runId,
+                onCreated: (m) => (0,_plan_js__WEBPACK_IMPORTED_MODULE_8__/* .made */ .mI)(r, m)
+            });
+            ctx.report.step('port holder created', `'${name}' (${(0,_handoff_container_spec_js__WEBPACK_IMPORTED_MODULE_2__/* .describePorts */ .QP)(h.info)}), started at the swap`);
+            return h;
+        },
+        atSwap: async (h) => {
+            r.journal.step('holder-start', { id: h.id });
+            await ctx.docker.start(h.id);
+        }
+    });
+}
+/** Out of the port-holder layout: the swap onto the holder's network and ports, the holder stopped at the swap. */
+async function fromHolder(s) {
+    const { ctx, p, r } = s;
+    const owner = p.owner;
+    await swap(s, {
+        from: (0,_handoff_port_holder_js__WEBPACK_IMPORTED_MODULE_1__/* .ownView */ .Ey)(p.leader.info, owner),
+        atSwap: async () => {
+            r.journal.step('holder-stop', { id: owner.Id });
+            await ctx.docker.stop(owner.Id, 1);
+        }
+    });
+}
 const FINISHES = {
     rename,
-    swap,
-    'second-handoff': secondHandoff
+    swap: (s) => swap(s),
+    'second-handoff': secondHandoff,
+    'to-holder': toHolder,
+    'from-holder': fromHolder
 };
 
 

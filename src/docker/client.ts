@@ -8,8 +8,9 @@ import { readEngine, readPod, type Engine } from './engine.js'
 import { normaliseRepository, repository, repoTag, type ImageRef } from '../image/ref.js'
 
 export type ContainerInfo = Docker.ContainerInspectInfo
-export { demux, untarFirstFile } from './wire.js'
-export { containerIps, containerName, envMap, freePort } from './info.js'
+import { bounded } from './wire.js'
+export { bounded, demux, untarFirstFile } from './wire.js'
+export { containerIps, containerName, envMap, freePort, joinedTo } from './info.js'
 export type { DaemonWaitOptions } from './daemon-wait.js'
 
 export interface ImageInfo {
@@ -51,6 +52,8 @@ export interface DockerApi {
   wait(id: string): Promise<number>
   logs(id: string, tail?: number, since?: number): Promise<string>
   readFile(id: string, path: string): Promise<Buffer | undefined>
+  /** whether a path exists in a container's filesystem (it need not run) */
+  pathExists(id: string, path: string): Promise<boolean>
   runOnce(
     spec: Docker.ContainerCreateOptions,
     timeoutMs: number,
@@ -333,6 +336,15 @@ export class DockerClient implements DockerApi {
     }
   }
 
+  async pathExists(id: string, path: string): Promise<boolean> {
+    return this.read(`stat of ${path} in ${id.slice(0, 12)}`, () =>
+      this.api.getContainer(id).infoArchive({ path })
+    ).then(
+      () => true,
+      () => false
+    )
+  }
+
   /**
    * Runs a one-off container to completion and returns its exit code and output. Bounded by
    * `timeoutMs` and ended by `signal` (the container is removed either way).
@@ -357,27 +369,6 @@ export class DockerClient implements DockerApi {
 const PULL_STALL_MS = 5 * 60_000
 /** How long past its own stop timeout a `docker stop` may take to answer. */
 const STOP_GRACE_S = 60
-
-/** `p`, or an error once `ms` passed or `signal` aborted (the underlying request is left to end). */
-export function bounded<T>(p: Promise<T>, ms: number, what: string, signal?: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    if (signal?.aborted) return reject(new Error(`${what}: cancelled`))
-    const timer = setTimeout(() => done(new Error(`${what} did not finish within ${Math.round(ms / 1000)} s`)), ms)
-    timer.unref()
-    const onAbort = () => done(new Error(`${what}: cancelled`))
-    signal?.addEventListener('abort', onAbort, { once: true })
-    const done = (e: Error | undefined, v?: T) => {
-      clearTimeout(timer)
-      signal?.removeEventListener('abort', onAbort)
-      if (e) reject(e)
-      else resolve(v as T)
-    }
-    p.then(
-      (v) => done(undefined, v),
-      (e: Error) => done(e)
-    )
-  })
-}
 
 /** The digest of `ref`'s repository among an image's RepoDigests. */
 export function digestFor(image: ImageInfo, ref: ImageRef): string | undefined {

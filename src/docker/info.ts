@@ -16,6 +16,12 @@ export function containerIps(info: ContainerInfo): string[] {
     .filter((ip): ip is string => !!ip)
 }
 
+/** The container whose network this one joins (`--network container:<x>`): its id or name. */
+export function joinedTo(info: ContainerInfo): string | undefined {
+  const m = /^container:(.+)$/.exec(info.HostConfig?.NetworkMode ?? '')
+  return m?.[1]
+}
+
 export function envMap(info: ContainerInfo): Map<string, string> {
   const m = new Map<string, string>()
   for (const e of info.Config.Env ?? []) {

@@ -46,3 +46,24 @@ export function untarFirstFile(tar: Buffer): Buffer | undefined {
   }
   return undefined
 }
+
+/** `p`, or an error once `ms` passed or `signal` aborted (the underlying request is left to end). */
+export function bounded<T>(p: Promise<T>, ms: number, what: string, signal?: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    if (signal?.aborted) return reject(new Error(`${what}: cancelled`))
+    const timer = setTimeout(() => done(new Error(`${what} did not finish within ${Math.round(ms / 1000)} s`)), ms)
+    timer.unref()
+    const onAbort = () => done(new Error(`${what}: cancelled`))
+    signal?.addEventListener('abort', onAbort, { once: true })
+    const done = (e: Error | undefined, v?: T) => {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+      if (e) reject(e)
+      else resolve(v as T)
+    }
+    p.then(
+      (v) => done(undefined, v),
+      (e: Error) => done(e)
+    )
+  })
+}

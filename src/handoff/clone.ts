@@ -3,7 +3,8 @@
 import type { Context } from '../context.js'
 import { AbortedError } from '../errors.js'
 import { cloneSpec, publishedPorts, remapPorts, type PortBindings } from './container-spec.js'
-import { freePort, type ContainerInfo } from '../docker/client.js'
+import { containerName, freePort, type ContainerInfo } from '../docker/client.js'
+import { holderSpec, waitCommand } from './port-holder.js'
 import type { Member } from './types.js'
 
 export const LABEL_RUN = 'io.chainlink-rollout.run'
@@ -87,4 +88,50 @@ async function pinnedImage(ctx: Context, image: string, imageId: string | undefi
     `'${image}' now names ${now?.id ?? 'no image'}, not the verified ${imageId}: creating from the verified image`
   )
   return imageId
+}
+
+/**
+ * Creates (does not start) the port holder of `leader`'s node (docs/port-holder.md) from the
+ * node's own image `image` (verified as `imageId`), with a command that only waits, chosen from
+ * what the image has (a probe container, never started, looks at its files).
+ */
+export async function createPortHolder(
+  ctx: Context,
+  leader: ContainerInfo,
+  opts: { image: string; imageId: string; name: string; runId: string; onCreated?: (m: Member) => void }
+): Promise<Member> {
+  const { docker } = ctx
+  if (ctx.signal.aborted) throw new AbortedError()
+  const image = await pinnedImage(ctx, opts.image, opts.imageId)
+  const labels = { [LABEL_RUN]: opts.runId, [LABEL_ROLE]: 'port-holder-probe' }
+  const probe = await docker.create({ Image: image, Entrypoint: ['/'], Cmd: [], Labels: labels })
+  let wait: string[] | undefined
+  try {
+    wait = await waitCommand((path) => docker.pathExists(probe, path))
+  } finally {
+    await docker.remove(probe)
+  }
+  if (!wait)
+    throw new Error(
+      `the image ${opts.image} has none of sleep, tail or node to run the port holder's wait (docs/port-holder.md); nothing was changed`
+    )
+  const nodeName = containerName(leader)
+  const spec = holderSpec(leader, {
+    name: opts.name,
+    image,
+    wait,
+    nodeName,
+    labels: { [LABEL_RUN]: opts.runId, [LABEL_ROLE]: 'port-holder' }
+  })
+  const endpoints = spec.NetworkingConfig?.EndpointsConfig ?? {}
+  const primaryNet = spec.HostConfig?.NetworkMode ?? 'default'
+  const later = Object.entries(endpoints).filter(([n]) => n !== primaryNet && Object.keys(endpoints).length > 1)
+  if (later.length)
+    spec.NetworkingConfig = {
+      EndpointsConfig: Object.fromEntries(Object.entries(endpoints).filter(([n]) => !later.some(([l]) => l === n)))
+    }
+  const id = await docker.create(spec)
+  opts.onCreated?.({ id, name: opts.name, info: (await docker.inspect(id))! })
+  for (const [net, ep] of later) await docker.connectNetwork(net, id, ep)
+  return { id, name: opts.name, info: (await docker.inspect(id))! }
 }

@@ -60,7 +60,11 @@ export function cloneSpec(info: Docker.ContainerInspectInfo, opts: CloneOptions)
   }
   Object.assign(labels, opts.extraLabels ?? {})
   const exposed: Record<string, object> = {}
-  for (const p of Object.keys(c.ExposedPorts ?? {})) if (!img.ExposedPorts || !(p in img.ExposedPorts)) exposed[p] = {}
+  // a container joined to another's network (the port holder) may not expose ports, nor set a hostname
+  const joined = (info.HostConfig.NetworkMode ?? '').startsWith('container:')
+  if (!joined)
+    for (const p of Object.keys(c.ExposedPorts ?? {}))
+      if (!img.ExposedPorts || !(p in img.ExposedPorts)) exposed[p] = {}
 
   const hostConfig: Docker.HostConfig = { ...info.HostConfig }
   // A clone must outlive its stop (`docker run --rm` would delete it): a stopped clone may be
@@ -121,8 +125,8 @@ export function cloneSpec(info: Docker.ContainerInspectInfo, opts: CloneOptions)
   if (c.StopSignal && c.StopSignal !== img.StopSignal) spec.StopSignal = c.StopSignal
   if (c.StopTimeout !== undefined) spec.StopTimeout = c.StopTimeout
   // The auto-generated hostname is the old container's id; a set one is the operator's.
-  if (c.Hostname && c.Hostname !== shortId && !['host'].includes(networkMode)) spec.Hostname = c.Hostname
-  if (c.Domainname) spec.Domainname = c.Domainname
+  if (c.Hostname && c.Hostname !== shortId && networkMode !== 'host' && !joined) spec.Hostname = c.Hostname
+  if (c.Domainname && !joined) spec.Domainname = c.Domainname
   return spec
 }
 
@@ -164,9 +168,12 @@ export function describePorts(info: ContainerInfo): string {
   const parts = Object.entries(pb).flatMap(([p, binds]) =>
     (binds ?? []).map((b) => `${b.HostIp || '0.0.0.0'}:${b.HostPort}->${p}`)
   )
+  const joined = /^container:(.+)$/.exec(info.HostConfig.NetworkMode ?? '')?.[1]
   return parts.length
     ? parts.join(', ')
-    : info.HostConfig.NetworkMode === 'host'
-      ? 'host network'
-      : 'no published ports'
+    : joined
+      ? `in the network of ${joined.slice(0, 12)}`
+      : info.HostConfig.NetworkMode === 'host'
+        ? 'host network'
+        : 'no published ports'
 }

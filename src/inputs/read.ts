@@ -55,6 +55,11 @@ function bool(get: InputGetter, name: string, dflt: boolean): boolean {
   throw new InputError(name, `must be true or false; got '${v}'`)
 }
 
+/** A boolean that may be left unset (undefined: keep what the host has). */
+function optionalBool(get: InputGetter, name: string): boolean | undefined {
+  return get(name).trim() ? bool(get, name, false) : undefined
+}
+
 function duration(get: InputGetter, name: string, dflt?: string, min = 0): number | undefined {
   const v = get(name).trim() || dflt
   if (!v) return undefined
@@ -241,6 +246,7 @@ export function readInputs(
     dbRollback,
     preferPrimary: bool(get, 'prefer-primary', false),
     finish: oneOf(get, 'finish', ['swap', 'second-handoff'] as const, 'swap'),
+    portHolder: optionalBool(get, 'port-holder'),
     backup,
     backupDir,
     backupKeep: Number(backupKeepText),

@@ -30,6 +30,11 @@ export interface Inputs {
   preferPrimary: boolean
   /** docs layout (published ports): how the new container gets back onto the original ports */
   finish: 'swap' | 'second-handoff'
+  /**
+   * the port-holder layout (docs/port-holder.md): true converts the node to it (or keeps it),
+   * false converts it back, undefined keeps the layout the node has
+   */
+  portHolder?: boolean
   backup: boolean
   backupDir: string
   backupKeep: number

@@ -56,6 +56,12 @@ type Step =
   | 'swap'
   // a deliberate downgrade: the running image's `db rollback` between the stop and the start
   | 'downgrade-db'
+  // the port-holder layout (docs/port-holder.md): a conversion's holder, made before the swap
+  // and started at it; a conversion back stops it at the swap and removes it at the end
+  | 'holder-create'
+  | 'holder-start'
+  | 'holder-stop'
+  | 'remove-holder'
   | 'remove-interim'
   | 'rename-standby'
   | 'restart-previous'

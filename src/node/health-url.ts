@@ -8,8 +8,8 @@
 // node's network. A URL without a placeholder names one address for every container, which only
 // holds with host networking. Without the input the URL is derived: `http://127.0.0.1:<HTTPPort>`
 // with host networking, else `http://<container IP>:<HTTPPort>`.
-import type { ContainerInfo } from '../docker/client.js'
-import { containerIps, containerName } from '../docker/client.js'
+import type { ContainerInfo, DockerApi } from '../docker/client.js'
+import { containerIps, containerName, joinedTo } from '../docker/client.js'
 
 const PLACEHOLDER = /\{(address|port|name)\}/g
 
@@ -33,6 +33,18 @@ export function publishedHttpPort(info: ContainerInfo, httpPort: number): number
     if (Number.isInteger(p) && p > 0) return p
   }
   return undefined
+}
+
+/**
+ * The container whose network `info` is reached through: itself, or the container it joins
+ * (`--network container:<x>`, the port-holder layout, docs/port-holder.md), whose address,
+ * published ports and name ({name}: the holder carries the node's name as an alias) the URL
+ * uses. Every instance joined to one holder answers at one URL, whichever leads: as with host
+ * networking, the gates prove the leader by the lock, never by the URL.
+ */
+export async function networkView(docker: Pick<DockerApi, 'inspect'>, info: ContainerInfo): Promise<ContainerInfo> {
+  const owner = joinedTo(info)
+  return (owner && (await docker.inspect(owner))) || info
 }
 
 /**

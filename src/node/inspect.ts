@@ -10,7 +10,7 @@ import { dbClockAheadMs, sessionContainerOf } from './session-container.js'
 import { appsOf, describeApps, tieApps, type App, type SessionContainer, type Tie } from './sessions.js'
 import { describeReady, isAuthStatus, probe } from './health.js'
 import type { Candidate, NodeContainer, NodeView } from './view.js'
-import { hasPlaceholder, healthBase } from './health-url.js'
+import { hasPlaceholder, healthBase, networkView } from './health-url.js'
 
 export function asCandidate(info: ContainerInfo): Candidate {
   return { name: containerName(info), id: info.Id, running: info.State.Running, ips: containerIps(info) }
@@ -76,7 +76,7 @@ export async function inspectNode(ctx: Context, names: string[]): Promise<NodeVi
       c.session = app && (app.sessions.find((s) => sameApp(s.appId, lock.holder)) ?? app.sessions[0])
     }
     for (const c of containers) {
-      c.healthUrl = healthBase(c.info, config.httpPort, inputs.healthUrl)
+      c.healthUrl = healthBase(await networkView(docker, c.info), config.httpPort, inputs.healthUrl)
       if (c.info.State.Running && c.healthUrl) c.health = await probe(c.healthUrl)
     }
     const leader = lock.holder ? containers.find((c) => sameApp(c.session?.appId, lock.holder)) : undefined
@@ -102,7 +102,10 @@ export async function inspectNode(ctx: Context, names: string[]): Promise<NodeVi
 /** Fails preflight unless exactly one of the given containers is the proven leader. */
 export function requireLeader(view: NodeView, expected?: string): NodeContainer {
   if (view.lock.problem) throw new OperationError(`No single leader: ${view.lock.problem}`)
-  const ready = view.containers.filter((c) => c.health?.readyz === 200)
+  // instances joined to one port holder answer at one URL (whichever leads): one answer there
+  const ready = view.containers.filter(
+    (c, i, all) => c.health?.readyz === 200 && all.findIndex((o) => o.healthUrl === c.healthUrl) === i
+  )
   if (ready.length > 1)
     throw new OperationError(
       `Two leaders: ${ready.map((c) => `${c.name} (${describeReady(c.health!)})`).join(' and ')} both answer ready`

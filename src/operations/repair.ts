@@ -11,10 +11,12 @@ import { healthGate } from '../handoff/gate-loops.js'
 import { LABEL_ROLE, LABEL_RUN } from '../handoff/clone.js'
 import { readLockState, sameApp, type LockState } from '../node/lock.js'
 import { tieSessions } from '../node/inspect.js'
+import { networkView } from '../node/health-url.js'
 import { connectNode, maskNodeSecrets, nodeNames } from '../node/connect.js'
 import { restoreForRollback } from '../rollout/backup-step.js'
 import { repairRestore } from './repair-restore.js'
 import { repairDrain } from './repair-drain.js'
+import { dropReleasedHolder, networkOwnerId, repairStranded } from './repair-holder.js'
 import { rollback } from '../rollout/rollback.js'
 import { SUFFIX_DB_ROLLBACK } from '../rollout/migrate-down.js'
 import { isScratchName, SUFFIX_REHEARSAL } from '../safeguards/rehearsal.js'
@@ -41,6 +43,8 @@ export async function repair(ctx: Context): Promise<OperationResult> {
       // Nothing of ours to finish or undo, but "ok" would hide a node that is down (a Docker
       // daemon restarted after a crash starts none of its containers): name it. Starting it is
       // the operator's call: the stop may be theirs.
+      const stranded = await repairStranded(ctx, names)
+      if (stranded) return stranded
       const down = await nodeDown(ctx, names)
       if (down.length) {
         const message = `nothing was in flight, but ${down.join('; ')}`
@@ -148,7 +152,9 @@ export async function repair(ctx: Context): Promise<OperationResult> {
       const createdHolder = !!holderInfo && createdInfos.some((c) => c.Id === holderInfo.Id)
       // a created leader can stand in for the node only where the node was: on its ports
       const samePorts =
-        !!holderInfo && JSON.stringify(publishedPorts(holderInfo)) === JSON.stringify(publishedPorts(previousInfo))
+        !!holderInfo &&
+        JSON.stringify(publishedPorts(await networkView(docker, holderInfo))) ===
+          JSON.stringify(publishedPorts(await networkView(docker, previousInfo)))
       // the gate is evidence only for a container that could be finished
       let gatePassed = false
       if (!rollingBack && holderInfo && (complete || (createdHolder && !otherInfo && samePorts))) {
@@ -173,7 +179,9 @@ export async function repair(ctx: Context): Promise<OperationResult> {
       if (decision === 'finish-as-node' && holderInfo) {
         // The interrupted run's new container leads and passes the gate: it is the node now.
         // Rolling it back would stop a serving leader (and with a restore, discard its writes).
-        for (const c of all) if (c.Id !== holderInfo.Id) await docker.remove(c.Id)
+        const keep = await networkOwnerId(ctx, holderInfo)
+        for (const c of all) if (c.Id !== holderInfo.Id && c.Id !== keep) await docker.remove(c.Id)
+        await dropReleasedHolder(ctx, j, keep)
         if (containerName(holderInfo) !== leaderName) await docker.rename(holderInfo.Id, leaderName)
         const result = j?.operation === 'upgrade' ? 'upgraded' : 'ok'
         journal?.done(result)
@@ -187,7 +195,9 @@ export async function repair(ctx: Context): Promise<OperationResult> {
       }
       const finishable = decision === 'finish'
       if (finishable && holderInfo) {
-        for (const c of all) if (!byName.some((b) => b!.Id === c.Id)) await docker.remove(c.Id)
+        const keep = await networkOwnerId(ctx, holderInfo)
+        for (const c of all) if (!byName.some((b) => b!.Id === c.Id) && c.Id !== keep) await docker.remove(c.Id)
+        await dropReleasedHolder(ctx, j, keep)
         const result = createdInfos.length ? (j?.operation === 'upgrade' ? 'upgraded' : 'ok') : 'ok'
         journal?.done(result)
         report.step(

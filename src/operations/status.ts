@@ -8,7 +8,9 @@ import { OperationError } from '../errors.js'
 import type { NodeView } from '../node/view.js'
 import { nodeNames } from '../node/connect.js'
 import { active, history, readQuarantine, type QuarantineEntry } from '../safeguards/quarantine.js'
-import { containerName } from '../docker/client.js'
+import { containerName, joinedTo, type ContainerInfo } from '../docker/client.js'
+import { describePorts } from '../handoff/container-spec.js'
+import { holderProblem, layoutOf, type Layout } from '../handoff/port-holder.js'
 import { LABEL_ROLE, LABEL_RUN } from '../handoff/clone.js'
 import { keyContainers, SUFFIX_NEXT, SUFFIX_PREVIOUS } from '../rollout/plan.js'
 import { findJournal, journalPath, nodeKey } from '../journal/journal.js'
@@ -72,6 +74,8 @@ export async function status(ctx: Context): Promise<OperationResult> {
     )
     report.fact('Lease timing', `duration ${view.config.leaseDurationMs} ms, refresh ${view.config.leaseRefreshMs} ms`)
     quarantineTable(ctx)
+    // before the leader is required: a node stranded outside its holder's ports leads nowhere
+    const layout = await layoutFact(ctx, view, view.containers[0].info)
     // every instance of the node, on this host or another (docs/hosts.md)
     const instances = await findInstances(ctx, view)
     report.tables.push({
@@ -87,7 +91,7 @@ export async function status(ctx: Context): Promise<OperationResult> {
       return {
         result: 'ok',
         ok: true,
-        outputs: { 'leader-host': 'remote', 'leader-app-id': remoteLeader.appId, instances: all }
+        outputs: { 'leader-host': 'remote', 'leader-app-id': remoteLeader.appId, instances: all, layout }
       }
     }
     const leader = requireLeader(view)
@@ -104,7 +108,8 @@ export async function status(ctx: Context): Promise<OperationResult> {
         'leader-host': 'local',
         'leader-app-id': leader.session?.appId,
         instances: all,
-        image: leader.digest ? `${leader.image.replace(/@sha256:[a-f0-9]{64}$/, '')}@${leader.digest}` : leader.image
+        image: leader.digest ? `${leader.image.replace(/@sha256:[a-f0-9]{64}$/, '')}@${leader.digest}` : leader.image,
+        layout
       }
     }
   } finally {
@@ -123,6 +128,32 @@ function instanceRow(x: Instance): string[] {
     ROLE_TEXT[x.role],
     x.addrs.join(', ')
   ]
+}
+
+/**
+ * The node's layout (docs/port-holder.md) as a fact, and what keeps a joined instance from its
+ * holder's ports (a holder down, or started again after the instance) as a note.
+ */
+async function layoutFact(ctx: Context, view: NodeView, leader: ContainerInfo): Promise<Layout> {
+  const ref = joinedTo(leader)
+  const owner = ref ? await ctx.docker.inspect(ref) : undefined
+  const layout = layoutOf(leader, owner)
+  ctx.report.fact(
+    'Layout',
+    owner
+      ? `${layout}: joins '${containerName(owner)}' (${describePorts(owner)})`
+      : `${layout} (${describePorts(leader)})`
+  )
+  for (const c of view.containers) {
+    const r = joinedTo(c.info)
+    if (!r) continue
+    const problem = holderProblem(c.info, await ctx.docker.inspect(r))
+    if (problem)
+      ctx.report.note(
+        `${problem.text}. Run operation 'restart' (a handoff into the holder's current namespace), or 'repair' when nothing leads.`
+      )
+  }
+  return layout
 }
 
 /** Quarantined digests (refused by upgrade) and the history of earlier ones. */

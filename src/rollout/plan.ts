@@ -7,11 +7,12 @@
 import type { Context } from '../context.js'
 import { describePorts, publishedPorts } from '../handoff/container-spec.js'
 import type { DbVersion } from '../postgres/database.js'
-import type { ContainerInfo } from '../docker/client.js'
+import { containerName, type ContainerInfo } from '../docker/client.js'
 import type { Member, NodeLink, Timeouts } from '../handoff/types.js'
 import { JournalWriter, journalPath, type JournalKeys } from '../journal/journal.js'
 import type { NodeContainer, NodeView } from '../node/view.js'
 import type { Window } from '../safeguards/window.js'
+import { HOLDER_SUFFIX, type LayoutChange } from '../handoff/port-holder.js'
 
 export const SUFFIX_NEXT = '-rollout-next'
 export const SUFFIX_PREVIOUS = '-rollout-previous'
@@ -64,6 +65,10 @@ export interface Prepared {
   t: Timeouts
   /** the node's journal keys (its DB's), under whose host lock the run is */
   keys: JournalKeys
+  /** the container whose network the leader joins (its port holder), when it joins one */
+  owner?: ContainerInfo
+  /** what input 'port-holder' asks of the layout (docs/port-holder.md); undefined: nothing */
+  layout?: LayoutChange
 }
 
 /**
@@ -74,11 +79,23 @@ export interface Prepared {
  *   one prepared stop -> start puts the new container on the original ports (the default).
  * - `second-handoff`: a second handoff from the standby on spare ports to a new container on
  *   the original ports.
+ * - `to-holder`: the swap, with the new container joined to a new port holder that takes the
+ *   leader's network and ports (input `port-holder: true`, docs/port-holder.md).
+ * - `from-holder`: the swap back onto the node's own network and ports, the holder stopped at
+ *   the swap and removed at the end (`port-holder: false`).
+ * In the holder layout the standby already shares the leader's ports: `rename`, as with host
+ * networking.
  */
-export type Finish = 'rename' | 'swap' | 'second-handoff'
+export type Finish = 'rename' | 'swap' | 'second-handoff' | 'to-holder' | 'from-holder'
 
-/** The finish for a leader: its published ports decide whether the standby can keep the place. */
-export function finishOf(leader: ContainerInfo, asked: 'swap' | 'second-handoff'): Finish {
+/** The finish for a leader: the layout change asked, else its published ports decide whether the standby can keep the place. */
+export function finishOf(
+  leader: ContainerInfo,
+  asked: 'swap' | 'second-handoff',
+  layout: LayoutChange = { to: 'none' }
+): Finish {
+  if (layout.to === 'holder') return 'to-holder'
+  if (layout.to === 'own') return 'from-holder'
   const published = leader.HostConfig.NetworkMode !== 'host' && Object.keys(publishedPorts(leader)).length > 0
   return published ? asked : 'rename'
 }
@@ -101,12 +118,19 @@ export function planText(p: Prepared, ch: Change, preferPrimary: boolean, asked:
   const next = `'${leader.name}${SUFFIX_NEXT}'`
   if (ch.downgrade)
     return `verify ${ch.createRef} as a waiting standby ${next}, remove it, stop '${leader.name}', run ${ch.downgrade.newerImage}'s 'node db rollback ${ch.downgrade.goose}' and set node_versions to ${ch.downgrade.to}, then start the new container in its place (${describePorts(leader.info)})`
-  switch (finishOf(leader.info, asked)) {
+  const holder = `'${leader.name}${HOLDER_SUFFIX}'`
+  switch (finishOf(leader.info, asked, p.layout)) {
+    case 'to-holder':
+      return `verify ${ch.createRef} as a waiting standby ${next} on spare ports, remove it, then stop '${leader.name}' and start a port holder ${holder} on its network and ports (${describePorts(leader.info)}) with the new container joined to it under the name '${leader.name}'; later runs hand off inside the holder's network`
+    case 'from-holder':
+      return `verify ${ch.createRef} as a waiting standby ${next} in the holder's network, remove it, then stop '${leader.name}' and the port holder, start the new container on the node's own network and ports (${p.owner ? describePorts(p.owner) : '?'}), and remove the holder`
     case 'swap':
       return `verify ${ch.createRef} as a waiting standby ${next} on spare ports, remove it, then stop '${leader.name}' and start the new container in its place on the original ports (${describePorts(leader.info)})`
     case 'second-handoff':
       return `start ${next} on ${ch.createRef} with ports remapped, hand off to it, then start '${leader.name}' on the original ports (${describePorts(leader.info)}) and hand off again`
     case 'rename':
+      if (p.owner)
+        return `start ${next} on ${ch.createRef} in the network of '${containerName(p.owner)}' (${describePorts(p.owner)}), hand off to it, then give it the name '${leader.name}'`
       return `start ${next} on ${ch.createRef} (${describePorts(leader.info)}), hand off to it, then give it the name '${leader.name}'`
   }
 }

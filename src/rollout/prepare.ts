@@ -17,6 +17,9 @@ import { refuseOpenJournal } from '../journal/journal.js'
 import { findUpdaters, nodeFacts, otherUpdaters, updatersRefusal } from '../safeguards/other-updaters.js'
 import { keyContainers, SUFFIX_NEXT, SUFFIX_PREVIOUS, type Prepared } from './plan.js'
 import { checkEngine } from '../safeguards/engine-check.js'
+import { containerName, joinedTo, type ContainerInfo } from '../docker/client.js'
+import { describePorts } from '../handoff/container-spec.js'
+import { holderProblem, HOLDER_SUFFIX, layoutChange, layoutOf, type LayoutChange } from '../handoff/port-holder.js'
 
 /**
  * Host lock, interrupted-run check, node inspection and leader proof; then `fn`. Everything
@@ -46,8 +49,14 @@ export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<Operat
         )
       if (!inputs.standby && leader.name !== inputs.container)
         throw new OperationError(`Container '${inputs.container}' is not the leader`)
-      // A health URL that does not reach the node would leave every gate blind.
-      requireHealthUrl(view, leader, inputs.healthUrl)
+      const { owner, layout, stale } = await layoutPlan(
+        ctx,
+        leader,
+        inputs.standby ? view.containers.find((c) => c !== leader) : undefined
+      )
+      // A health URL that does not reach the node would leave every gate blind. A leader left in
+      // a restarted holder's old namespace answers nowhere: the handoff is what brings it back.
+      if (!stale) requireHealthUrl(view, leader, inputs.healthUrl)
       let other: NodeContainer | undefined
       if (inputs.standby) {
         other = view.containers.find((c) => c !== leader)!
@@ -136,7 +145,16 @@ export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<Operat
         run: newRun(failingBefore)
       }
       try {
-        return await fn({ view, leader, other, link, t: timeouts(inputs, view.config, leader.info), keys })
+        return await fn({
+          view,
+          leader,
+          other,
+          link,
+          t: timeouts(inputs, view.config, leader.info),
+          keys,
+          owner,
+          layout
+        })
       } finally {
         const b = runOf(link).observers.budget
         if (b.total)
@@ -149,6 +167,56 @@ export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<Operat
       await view.db.close()
     }
   })
+}
+
+/**
+ * The leader's network owner (its port holder) and what input 'port-holder' asks of the layout.
+ * A failover pair is not converted: both containers must already be in the layout asked.
+ */
+async function layoutPlan(
+  ctx: Context,
+  leader: NodeContainer,
+  other: NodeContainer | undefined
+): Promise<{ owner?: ContainerInfo; layout: LayoutChange; stale: boolean }> {
+  const { docker, report, inputs } = ctx
+  const ownerOf = async (c: NodeContainer) => {
+    const ref = joinedTo(c.info)
+    return ref ? docker.inspect(ref) : undefined
+  }
+  const owner = await ownerOf(leader)
+  const layout = layoutOf(leader.info, owner)
+  report.fact(
+    'Layout',
+    layout === 'holder' || layout === 'container'
+      ? `${layout}: '${leader.name}' joins the network of '${owner ? containerName(owner) : joinedTo(leader.info)}' (${owner ? describePorts(owner) : 'gone'})`
+      : `${layout} (${describePorts(leader.info)})`
+  )
+  const change = layoutChange(
+    inputs.portHolder,
+    layout,
+    owner && containerName(owner),
+    leader.info.Config.Labels?.['com.docker.compose.project']
+  )
+  if (change.to === 'none' && 'refuse' in change && change.refuse) throw new OperationError(change.refuse)
+  if (change.to === 'none' && 'note' in change && change.note) report.note(`Input 'port-holder': ${change.note}.`)
+  const problem = layout === 'holder' ? holderProblem(leader.info, owner) : undefined
+  if (problem && problem.kind !== 'stale')
+    throw new OperationError(
+      `${problem.text}: '${leader.name}' cannot be handed over; run operation 'repair' (docs/port-holder.md)`
+    )
+  if (problem)
+    report.note(
+      `${problem.text}; the handoff starts the new instance in the holder's current namespace, which brings the ports back.`
+    )
+  if (other && change.to !== 'none')
+    throw new OperationError(
+      `Input 'port-holder': a failover pair is not converted by the action; leave 'port-holder' unset for a pair, or lay the pair out by hand as docs/port-holder.md shows (both containers joined to one holder)`
+    )
+  if (change.to === 'holder' && (await docker.inspect(leader.name + HOLDER_SUFFIX)))
+    throw new OperationError(
+      `A container '${leader.name + HOLDER_SUFFIX}' exists but '${leader.name}' does not join it; remove it (or run operation 'repair' after an interrupted run) first`
+    )
+  return { owner, layout: change, stale: problem?.kind === 'stale' }
 }
 
 /**

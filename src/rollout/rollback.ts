@@ -5,12 +5,12 @@ import type { Context } from '../context.js'
 import { OperationError } from '../errors.js'
 import { publishedPorts } from '../handoff/container-spec.js'
 import type { DbVersion } from '../postgres/database.js'
-import { LABEL_RUN, startClone } from '../handoff/clone.js'
+import { LABEL_ROLE, LABEL_RUN, startClone } from '../handoff/clone.js'
 import { describeForeign, findForeignNodes, requireQuietDb } from '../node/foreign-sessions.js'
 import { standbyReady } from '../handoff/gate-loops.js'
 import { takeOver } from '../handoff/take-over.js'
 import { memberOf, type Member, type NodeLink, type Timeouts } from '../handoff/types.js'
-import { containerName, type ContainerInfo } from '../docker/client.js'
+import { containerName, joinedTo, type ContainerInfo } from '../docker/client.js'
 import { manifestPathFor, readManifest } from '../backup/manifest.js'
 import { SUFFIX_NEXT, SUFFIX_PREVIOUS, type RollbackPlan, type RollbackResult } from './plan.js'
 import { restoreRestartPolicy } from './steps.js'
@@ -179,7 +179,11 @@ async function rollbackSteps(
           }`
   )
   // Every instance must be down before the DB moves: `db rollback` takes no lock.
-  for (const m of [...plan.created, ...(plan.others ?? []).map((o) => o.member), plan.previous]) {
+  // a port holder last: stopped first, it takes the network from under the node still in it,
+  // whose DB sessions then linger unanswered (docs/port-holder.md)
+  const holderLast = (m: Member) => (m.info.Config.Labels?.[LABEL_ROLE] === 'port-holder' ? 1 : 0)
+  const all = [...plan.created, ...(plan.others ?? []).map((o) => o.member), plan.previous]
+  for (const m of [...all].sort((a, b) => holderLast(a) - holderLast(b))) {
     const info = await docker.inspect(m.id)
     if (info?.State.Running) {
       report.step(`stop ${m.name}`, 'graceful')
@@ -262,6 +266,7 @@ async function rollbackSteps(
     )
   if (prev.Name.replace(/^\//, '') !== plan.name) await docker.rename(prev.Id, plan.name)
   await restoreRestartPolicy(ctx, prev.Id, plan.previous.info)
+  await startNetworkOwner(ctx, prev)
   const restored = await takeOver(ctx, link, { ...plan.previous, name: plan.name }, t)
   for (const o of plan.others ?? []) {
     const info = await docker.inspect(o.member.id)
@@ -327,6 +332,7 @@ async function forward(
   if (target.name !== plan.name) await docker.rename(target.id, plan.name)
   target = { ...target, name: plan.name }
   await restoreRestartPolicy(ctx, target.id, plan.previous.info)
+  await startNetworkOwner(ctx, (await docker.inspect(target.id))!)
   const leader = await takeOver(ctx, link, target, t, { anyCheck: 'the only version this database can run' })
   const old = [plan.previous]
   // a pair: the run's new standby waits again; an old one, which cannot run here, stays stopped
@@ -372,6 +378,18 @@ async function refuseForeignNode(ctx: Context, link: NodeLink, plan: RollbackPla
   throw new OperationError(
     `refusing to roll back: another node runs on this database (${foreign.map(describeForeign).join('; ')}); it would take the lock as soon as the new leader stops and run on a database being rolled back. Nothing was stopped: ${running.length ? `${running.join(', ')} still run${running.length > 1 ? '' : 's'}` : 'no container of this run is running'} as the failed step left ${running.length > 1 ? 'them' : 'it'}. Stop that node, then run operation 'repair' to finish the rollback`
   )
+}
+
+/**
+ * A container joined to a port holder (docs/port-holder.md) starts only inside a running holder:
+ * a conversion back stopped it at the swap, so the way back starts it first.
+ */
+async function startNetworkOwner(ctx: Context, info: ContainerInfo): Promise<void> {
+  const ref = joinedTo(info)
+  const owner = ref ? await ctx.docker.inspect(ref) : undefined
+  if (!owner || owner.State.Running) return
+  ctx.report.step(`start ${containerName(owner)}`, `the port holder '${containerName(info)}' joins`)
+  await ctx.docker.start(owner.Id)
 }
 
 function moved(now: DbVersion, before: DbVersion): boolean {

@@ -3,7 +3,8 @@
 // puts it in the leader's place, under the node's name; any failure after the first handoff
 // rolls back. Each step is journaled before it is taken.
 import type { Context, OperationResult } from '../context.js'
-import { startClone } from '../handoff/clone.js'
+import { createPortHolder, startClone } from '../handoff/clone.js'
+import { currentLayout, HOLDER_SUFFIX, joinedView, ownView } from '../handoff/port-holder.js'
 import { describePorts, publishedPorts } from '../handoff/container-spec.js'
 import type { ContainerInfo } from '../docker/client.js'
 import { formatMs } from '../duration.js'
@@ -50,7 +51,7 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change, deps: Ro
   const name = leader.name
   // a downgrade takes the DB down between the leader's stop and the older image's start: only the
   // swap has that moment (a standby waiting on the lock would take it at once and hit the gate)
-  const finish: Finish = ch.downgrade ? 'swap' : finishOf(leader.info, inputs.finish)
+  const finish: Finish = ch.downgrade ? 'swap' : finishOf(leader.info, inputs.finish, p.layout)
   const r = openRecord(ctx, p, ch, memberOf(leader.info, view.lock.holder))
   await deps.backup(ctx, p, ch, r)
   // A `docker run --rm` leader is deleted by its own stop: a stopped copy of it, made while it
@@ -99,7 +100,7 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change, deps: Ro
   }
   // In the docs' layout clients use the published port, which a second handoff leaves dark
   // from the first handoff to the second: measure it as they see it.
-  const portUrl = finish !== 'rename' ? publishedUrl(leader.info, link.config.httpPort) : undefined
+  const portUrl = finish !== 'rename' ? publishedUrl(p.owner ?? leader.info, link.config.httpPort) : undefined
   const portWatch = portUrl ? new ReadinessWatcher(runOf(link).observers.of(portUrl)).start() : undefined
   const reportPort = async () => {
     await portWatch?.stop()
@@ -124,6 +125,10 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change, deps: Ro
   await reportPort()
   r.journal.step('remove-previous', { id: leader.info.Id, ...(kept ? { kept: kept.id } : {}) })
   await docker.remove(leader.info.Id)
+  if (finish === 'from-holder' && p.owner) {
+    r.journal.step('remove-holder', { id: p.owner.Id })
+    await docker.remove(p.owner.Id)
+  }
   if (kept) {
     await docker.remove(kept.id)
     report.note(
@@ -131,13 +136,15 @@ export async function rollSingle(ctx: Context, p: Prepared, ch: Change, deps: Ro
     )
   }
   report.step('done', `'${name}' leads on ${ch.display}`)
-  return succeeded(
+  const layout = await currentLayout(docker, name)
+  const res = succeeded(
     p,
     ch,
     r,
     name,
-    `'${name}' ${ch.downgrade ? `downgraded from ${leader.image} (${ch.downgrade.from}) to` : ch.operation === 'upgrade' ? `upgraded from ${leader.image} to` : 'now runs a fresh process of'} ${ch.display}${ch.downgrade ? `, the database at goose ${ch.downgrade.goose} and node_versions ${ch.downgrade.to}` : ''}`
+    `'${name}' ${ch.downgrade ? `downgraded from ${leader.image} (${ch.downgrade.from}) to` : ch.operation === 'upgrade' ? `upgraded from ${leader.image} to` : 'now runs a fresh process of'} ${ch.display}${ch.downgrade ? `, the database at goose ${ch.downgrade.goose} and node_versions ${ch.downgrade.to}` : ''}${finish === 'to-holder' ? `, in the port-holder layout ('${name}${HOLDER_SUFFIX}' holds its ports)` : finish === 'from-holder' ? ', back on its own network and ports' : ''}`
   )
+  return layout ? { ...res, outputs: { ...res.outputs, layout } } : res
 }
 
 /** A single node's run from the moment its standby waits for the lock. */
@@ -189,7 +196,7 @@ async function rename(s: SingleRun): Promise<void> {
  * session and waits; the standby goes, and one prepared stop -> start puts the new container on
  * the original ports.
  */
-async function swap(s: SingleRun): Promise<void> {
+async function swap(s: SingleRun, via?: SwapVia): Promise<void> {
   const { ctx, p, ch, r, standby } = s
   const { docker, report } = ctx
   const name = p.leader.name
@@ -200,8 +207,9 @@ async function swap(s: SingleRun): Promise<void> {
     'standby verified and removed',
     `'${standby.name}' waited for the lock on ${ch.createRef}; the swap follows`
   )
+  const holder = await via?.before?.()
   r.journal.step('final-create', { name: name + SUFFIX_NEXT })
-  const final = await startClone(ctx, p.leader.info, {
+  const final = await startClone(ctx, holder ? joinedView(p.leader.info, holder.id) : (via?.from ?? p.leader.info), {
     image: ch.createRef,
     imageId: ch.imageId,
     name: name + SUFFIX_NEXT,
@@ -222,6 +230,7 @@ async function swap(s: SingleRun): Promise<void> {
     await retirePrevious(s, false)
     await docker.rename(final.id, name)
     final.name = name
+    await via?.atSwap?.(holder)
   }
   r.gaps.push((await handoff(ctx, p.link, r.previous, final, p.t, { prepare })).gapMs ?? NaN)
 }
@@ -253,8 +262,60 @@ async function secondHandoff(s: SingleRun): Promise<void> {
   await ctx.docker.remove(standby.id)
 }
 
+/** How a layout-changing swap makes its new container and what it does at the swap. */
+interface SwapVia {
+  /** the config the new container is cloned from (default: the leader's) */
+  from?: ContainerInfo
+  /** before the new container is made: the port holder it joins */
+  before?: () => Promise<Member>
+  /** after the old leader stopped and the renames, before the new container starts */
+  atSwap?: (holder?: Member) => Promise<void>
+}
+
+/**
+ * Into the port-holder layout (docs/port-holder.md): the swap, with a new holder taking the
+ * leader's network and ports at the swap and the new container joined to it.
+ */
+async function toHolder(s: SingleRun): Promise<void> {
+  const { ctx, p, ch, r } = s
+  await swap(s, {
+    before: async () => {
+      const name = p.leader.name + HOLDER_SUFFIX
+      r.journal.step('holder-create', { name })
+      const h = await createPortHolder(ctx, p.leader.info, {
+        image: ch.createRef,
+        imageId: ch.imageId,
+        name,
+        runId: r.runId,
+        onCreated: (m) => made(r, m)
+      })
+      ctx.report.step('port holder created', `'${name}' (${describePorts(h.info)}), started at the swap`)
+      return h
+    },
+    atSwap: async (h) => {
+      r.journal.step('holder-start', { id: h!.id })
+      await ctx.docker.start(h!.id)
+    }
+  })
+}
+
+/** Out of the port-holder layout: the swap onto the holder's network and ports, the holder stopped at the swap. */
+async function fromHolder(s: SingleRun): Promise<void> {
+  const { ctx, p, r } = s
+  const owner = p.owner!
+  await swap(s, {
+    from: ownView(p.leader.info, owner),
+    atSwap: async () => {
+      r.journal.step('holder-stop', { id: owner.Id })
+      await ctx.docker.stop(owner.Id, 1)
+    }
+  })
+}
+
 const FINISHES: Record<Finish, (s: SingleRun) => Promise<void>> = {
   rename,
-  swap,
-  'second-handoff': secondHandoff
+  swap: (s) => swap(s),
+  'second-handoff': secondHandoff,
+  'to-holder': toHolder,
+  'from-holder': fromHolder
 }

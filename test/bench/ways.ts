@@ -51,10 +51,13 @@ export interface WaySpec {
   layout: Layout
   /** in container names */
   short: string
+  /** converted to the port-holder layout (`port-holder: true`) before the measured run */
+  holder?: boolean
   run: (w: WayRun) => Promise<WayEnd>
 }
 
 export type Way =
+  | 'action-holder'
   | 'action-ports'
   | 'action-ports-2h'
   | 'action-host'
@@ -66,6 +69,13 @@ export type Way =
   | 'watchtower-bridge'
 
 export const WAYS: Record<Way, WaySpec> = {
+  'action-holder': {
+    title: 'chainlink-rollout, docs layout in the port-holder layout (`port-holder: true`, converted before the run)',
+    layout: 'ports',
+    short: 'ph',
+    holder: true,
+    run: (w) => action(w)
+  },
   'action-ports': {
     title: 'chainlink-rollout, docs layout (6688 published), `finish: swap` (default)',
     layout: 'ports',
@@ -115,6 +125,24 @@ export const WAYS: Record<Way, WaySpec> = {
     short: 'wt',
     run: watchtower
   }
+}
+
+/** The node converted to the port-holder layout (a restart with `port-holder: true`), before the measured run. */
+export async function convertToHolder(w: Pick<WayRun, 'name' | 'dir' | 'bundle'>): Promise<void> {
+  const r = await runAction(
+    {
+      operation: 'restart',
+      container: w.name,
+      'port-holder': 'true',
+      'stable-for': STABLE_FOR,
+      'state-dir': `${w.dir}/state-dir`
+    },
+    { dir: w.dir, bundle: w.bundle }
+  )
+  if (r.exitCode !== 0 || r.outputs.layout !== 'holder')
+    throw new Error(
+      `conversion: exit ${r.exitCode}, layout ${r.outputs.layout}:\n${r.stdout.split('\n').slice(-25).join('\n')}`
+    )
 }
 
 /** This action, run as the runner runs it (main, then the post step). */

@@ -61,6 +61,7 @@ const ROWS: BadRow[] = [
   { input: 'db-rollback', value: 'down', error: named('db-rollback') },
   { input: 'backup-verify', value: 'checksum', error: named('backup-verify') },
   { input: 'finish', value: 'sideways', error: named('finish') },
+  { input: 'port-holder', value: 'maybe', error: named('port-holder') },
   // names
   { input: 'container', value: 'bad name!', error: named('container') },
   { input: 'container', value: '-leading-dash', error: named('container') },

@@ -11,6 +11,8 @@ export interface SimNode {
   id: string
   /** host port of 6688 (ports layout) or the node's own port (host layout) */
   port?: number
+  /** host ports of `extraPorts` (ports layout), by container port */
+  extra?: Record<string, number>
 }
 
 export interface StartOptions {
@@ -34,6 +36,8 @@ export interface StartOptions {
   hostConfig?: Partial<Docker.HostConfig>
   /** another Docker Engine than the bed's (a dedicated daemon) */
   api?: Docker
+  /** more container ports published on free host ports (ports layout), e.g. '6690/tcp' standing for P2P */
+  extraPorts?: string[]
 }
 
 export async function startNode(o: StartOptions): Promise<SimNode> {
@@ -52,6 +56,7 @@ export async function startNode(o: StartOptions): Promise<SimNode> {
   if (v2 && env.LEASE_LOCK_DURATION && env.LEASE_LOCK_REFRESH_INTERVAL)
     toml.push(`[Database.Lock]\nLeaseDuration = '${lease.duration}'\nLeaseRefreshInterval = '${lease.refresh}'`)
   let port: number | undefined
+  const extra: Record<string, number> = {}
   const hostConfig: Docker.HostConfig = { RestartPolicy: { Name: o.restart ?? 'unless-stopped' }, Binds: o.binds }
   if (layout === 'host') {
     port = await freePort('127.0.0.1')
@@ -61,6 +66,11 @@ export async function startNode(o: StartOptions): Promise<SimNode> {
   } else if (layout === 'ports') {
     port = await freePort(o.hostIp ?? '127.0.0.1')
     hostConfig.PortBindings = { '6688/tcp': [{ HostIp: o.hostIp ?? '127.0.0.1', HostPort: String(port) }] }
+    for (const p of o.extraPorts ?? []) {
+      const hp = await freePort(o.hostIp ?? '127.0.0.1', new Set([port, ...Object.values(extra)]))
+      extra[p] = hp
+      hostConfig.PortBindings[p] = [{ HostIp: o.hostIp ?? '127.0.0.1', HostPort: String(hp) }]
+    }
   }
   if (toml.length && env.CL_CONFIG === undefined) env.CL_CONFIG = `${toml.join('\n')}\n`
   const api = o.api ?? docker
@@ -70,18 +80,22 @@ export async function startNode(o: StartOptions): Promise<SimNode> {
     Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
     Labels: { 'test.chainlink-rollout': 'yes', ...(o.labels ?? {}) },
     Cmd: o.cmd,
-    ExposedPorts: layout === 'ports' ? { '6688/tcp': {} } : undefined,
+    ExposedPorts:
+      layout === 'ports' ? Object.fromEntries(['6688/tcp', ...(o.extraPorts ?? [])].map((p) => [p, {}])) : undefined,
     HostConfig: { ...hostConfig, ...(o.hostConfig ?? {}) }
   })
   await c.start()
-  const node = { name: o.name, id: c.id, port }
+  const node = { name: o.name, id: c.id, port, ...(Object.keys(extra).length ? { extra } : {}) }
   if (!o.noWait) await waitReady(node, 30000, api)
   return node
 }
 
 /** Base URL of a node container from the host. */
 export async function nodeUrl(name: string, api: Docker = docker): Promise<string | undefined> {
-  const info = await api.getContainer(name).inspect()
+  let info = await api.getContainer(name).inspect()
+  // joined to another container's network (the port holder): reached at that one's address
+  const owner = /^container:(.+)$/.exec(info.HostConfig.NetworkMode ?? '')?.[1]
+  if (owner) info = { ...(await api.getContainer(owner).inspect()), Config: info.Config }
   if (info.HostConfig.NetworkMode === 'host') {
     const envOf = (k: string) => (info.Config.Env ?? []).find((e) => e.startsWith(`${k}=`))?.slice(k.length + 1)
     const p = /HTTPPort\s*=\s*(\d+)/.exec(envOf('CL_CONFIG') ?? '')?.[1] ?? envOf('CHAINLINK_PORT') ?? '6688'

@@ -259,3 +259,25 @@ describe('a role that cannot read other roles’ session details (NULL backend_s
     expect(found.map((x) => x.appId)).toEqual(['new-app'])
   })
 })
+
+describe('the port-holder layout: two instances in one network namespace, one client address', () => {
+  // Both instances join the holder: Docker lists no address for either (the address is the
+  // holder's), and every session of both comes from the holder's address.
+  const HOLDER_IP = '172.17.0.9'
+  test('the leader and a standby started later are told apart by time, never by the shared address', () => {
+    const containers = [box('leader', T0), box('standby', T1)]
+    const sessions = [...proc(LEADER, T0 + s(2), HOLDER_IP), ...proc(STANDBY, T1 + s(2), HOLDER_IP)]
+    const ties = tieApps(containers, appsOf(sessions))
+    expect(ties.find((t) => t.appId === LEADER)?.container).toBe('leader')
+    expect(ties.find((t) => t.appId === STANDBY)?.container).toBe('standby')
+  })
+  test("a new standby's sessions are found by app id and start, the leader's excluded although from the same address", () => {
+    const sessions = [...proc(LEADER, T0 + s(2), HOLDER_IP), ...proc(STANDBY, T1 + s(2), HOLDER_IP)]
+    const mine = newSessionsOf(box('standby', T1), sessions, new Set([LEADER]))
+    expect(new Set(mine.map((x) => x.appId))).toEqual(new Set([STANDBY]))
+  })
+  test('were the holder address listed for both, it would settle nothing: two new apps stay untold', () => {
+    const sessions = [...proc(LEADER, T1 + s(2), HOLDER_IP), ...proc(STANDBY, T1 + s(3), HOLDER_IP)]
+    expect(newSessionsOf(box('standby', T1, [HOLDER_IP]), sessions, new Set())).toEqual([])
+  })
+})
