@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createDb, loadBed, removeContainers, simImage, uniqueName, type TestDb } from '../support/bed.js'
-import { runAction } from '../support/action.js'
+import { runAction, visible } from '../support/action.js'
 import { containerState, startNode } from '../support/node.js'
 import { readPromText } from '../support/prom-text.js'
 
@@ -182,7 +182,7 @@ describe('the command line', () => {
       window: 'Mon 25:00-26:00'
     })
     expect(r.exitCode).toBe(1)
-    expect(r.stdout).toContain(`::error::${c.json.message}`)
+    expect(visible(r.stdout)).toContain(`::error::${c.json.message}`)
   })
 
   test('an upgrade that rolls back: exit 3, the old image serves; the textfile counts it', async () => {

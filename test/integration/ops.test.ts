@@ -71,10 +71,10 @@ describe('quarantine of a rolled-back image', () => {
     expect(again.exitCode).toBe(1)
     // names the earlier run and its reason
     const runId = /\| quarantined \| ([0-9a-z]+) \|/.exec(status.summary)![1]
-    expect(again.stdout).toMatch(
+    expect(visible(again.stdout)).toMatch(
       new RegExp(`::error::.*is quarantined: .*run ${runId} .*not ready within ready-timeout`)
     )
-    expect(again.stdout).toMatch(/retry-quarantined: true/)
+    expect(visible(again.stdout)).toMatch(/retry-quarantined: true/)
     // the issue's bound for "at once": the new image was never started. The upgrade step's own
     // time: the post step after it, and two Node start-ups on a machine busy with the other test
     // files running side by side, are not the refusal
@@ -82,7 +82,7 @@ describe('quarantine of a rolled-back image', () => {
     expect(await fingerprint()).toEqual(before)
 
     const retry = await upgrade('2.20.0-never-ready', { 'ready-timeout': '6s', 'retry-quarantined': 'true' })
-    expect(retry.stdout).not.toMatch(/::error::.*is quarantined/)
+    expect(visible(retry.stdout)).not.toMatch(/::error::.*is quarantined/)
     expect(retry.outputs.result).toBe('rolled-back') // tried again, and the bad image rolls back again
 
     // a good release goes out; the quarantine stays as history and blocks nothing
@@ -157,7 +157,7 @@ describe('upgrade window', () => {
     stateDir = mkdtempSync(join(tmpdir(), 'clr-state-'))
     const r = await upgrade('2.20.0', { window: 'Mon-Fri 08:00-18:00 Europe/Berlln' })
     expect(r.exitCode).toBe(1)
-    expect(r.stdout).toMatch(/::error::Input 'window' unknown time zone 'Europe\/Berlln'/)
+    expect(visible(r.stdout)).toMatch(/::error::Input 'window' unknown time zone 'Europe\/Berlln'/)
   })
 })
 
@@ -185,7 +185,9 @@ describe('migration rehearsal', () => {
     const r = await upgrade('2.20.0', { 'rehearse-migration': 'true' })
     expect(r.outputs.result).toBe('failed')
     expect(r.exitCode).toBe(1)
-    expect(r.stdout).toMatch(/::error::migration rehearsal failed: .*chainlink:2\.20\.0 'node db migrate' .*exited 1/)
+    expect(visible(r.stdout)).toMatch(
+      /::error::migration rehearsal failed: .*chainlink:2\.20\.0 'node db migrate' .*exited 1/
+    )
     expect(r.stdout).toMatch(/missing \(out-of-order\) migrations/)
     expect(await fingerprint()).toEqual(before)
     // this run's copy is gone (other files' rehearsals may run on the shared server meanwhile)
