@@ -306,7 +306,9 @@ const ROWS: Row[] = [
     check: (_run, r) => {
       const b = extraRun(r, 'second run')
       expect(b.exitCode).toBe(1)
-      expect(visible(b.stdout)).toMatch(/::error::.*another chainlink-rollout operation on this node holds the host lock/)
+      expect(visible(b.stdout)).toMatch(
+        /::error::.*another chainlink-rollout operation on this node holds the host lock/
+      )
       expect(b.outputs.result).not.toBe('upgraded')
     }
   },
