@@ -58,3 +58,21 @@ describe('dependency updates of the repository itself', () => {
     expect(cfg.updates.map((u) => u['package-ecosystem']).sort()).toEqual(['github-actions', 'npm'])
   })
 })
+
+describe('package.json and CHANGELOG.md agree on the version', () => {
+  const version = (JSON.parse(read('package.json')) as { version: string }).version
+  const changelog = read('CHANGELOG.md')
+  const released = [...changelog.matchAll(/^## \[(\d+\.\d+\.\d+)\]/gm)].map((m) => m[1])
+  test('an [Unreleased] section comes first, above every release', () => {
+    const sections = [...changelog.matchAll(/^## \[([^\]]+)\]/gm)].map((m) => m[1])
+    expect(sections[0]).toBe('Unreleased')
+    expect(sections.slice(1)).toEqual(released)
+  })
+  test("the newest release is package.json's version; before the first, the note names it", () => {
+    if (released.length) expect(released[0]).toBe(version)
+    else expect(changelog).toContain(`\`package.json\` says ${version}`)
+  })
+  test('the command line reports the same version (src/action-meta.ts, generated)', () => {
+    expect(read('src/action-meta.ts').match(/export const VERSION = ['"]([^'"]+)['"]/)?.[1]).toBe(version)
+  })
+})
