@@ -86,7 +86,7 @@ export interface Timeouts {
 }
 
 /** The timeouts a run is given (inputs 'stop-timeout', 'standby-timeout', 'ready-timeout', 'stable-for'). */
-interface TimeoutSettings {
+export interface TimeoutSettings {
   /** undefined: derived from the container's own stop timeout and the node's grace period */
   stopTimeoutMs?: number
   /** undefined: derived from the lease settings */

@@ -168,7 +168,7 @@ export async function journalKeys(ctx: Context, node: NodeNames, containers: str
 type NodeNames = { container: string; standby?: string } & Pick<DbSettings, 'databaseUrl'>
 
 /** What the host lock is taken with: the run's state-dir, how long to wait, and what the run is. */
-interface HostLockSettings extends NodeNames {
+export interface HostLockSettings extends NodeNames {
   operation: string
   stateDir: string
   lockTimeoutMs: number

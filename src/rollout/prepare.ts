@@ -2,28 +2,36 @@
 // the node inspected and its leader proven, the pair's standby proven waiting, and the facts the
 // report opens with. Everything here only reads.
 import type { Context, OperationResult } from '../context.js'
-import type { Inputs } from '../inputs/types.js'
 import { OperationError } from '../errors.js'
 import { formatMs } from '../duration.js'
-import { newRun, runOf, timeouts, type NodeLink } from '../handoff/types.js'
+import { newRun, runOf, timeouts, type NodeLink, type TimeoutSettings } from '../handoff/types.js'
 import { describeChecks, describeReady, isAuthStatus } from '../node/health.js'
 import { inspectNode, requireHealthUrl, requireLeader } from '../node/inspect.js'
 import type { NodeContainer } from '../node/view.js'
-import { nodeNames } from '../node/connect.js'
+import { nodeNames, type DbSettings } from '../node/connect.js'
 import { cannotRestoreMessage, restorePlan } from '../backup/restore.js'
 import type { DbApi } from '../postgres/database.js'
 import { findForeignNodes, foreignRefusal } from '../node/foreign-sessions.js'
-import { withHostLock } from '../journal/host-lock.js'
+import { withHostLock, type HostLockSettings } from '../journal/host-lock.js'
 import { refuseOpenJournal } from '../journal/journal.js'
 import { findUpdaters, nodeFacts, otherUpdaters, updatersRefusal } from '../safeguards/other-updaters.js'
-import { keyContainers, SUFFIX_NEXT, SUFFIX_PREVIOUS, type Change, type Prepared } from './plan.js'
+import {
+  keyContainers,
+  SUFFIX_NEXT,
+  SUFFIX_PREVIOUS,
+  type Change,
+  type Prepared,
+  type RollbackChoices
+} from './plan.js'
 import { checkEngine } from '../safeguards/engine-check.js'
 import { containerName, joinedTo, type ContainerInfo } from '../docker/client.js'
 import { describePorts } from '../handoff/container-spec.js'
 import { holderProblem, HOLDER_SUFFIX, layoutChange, layoutOf, type LayoutChange } from '../handoff/port-holder.js'
 
 /** What a rollout is asked besides its image: its finish, the pair's hand-back and the rollback's choices. */
-export function changeSettings(inputs: Inputs): Pick<Change, 'finish' | 'preferPrimary' | 'rollback'> {
+export function changeSettings(
+  inputs: Pick<Change, 'finish' | 'preferPrimary'> & RollbackChoices
+): Pick<Change, 'finish' | 'preferPrimary' | 'rollback'> {
   return {
     finish: inputs.finish,
     preferPrimary: inputs.preferPrimary,
@@ -37,12 +45,30 @@ export function changeSettings(inputs: Inputs): Pick<Change, 'finish' | 'preferP
 }
 
 /**
+ * What the preflight is given (the operation's inputs): the host lock's settings, the DB's, the
+ * timeouts, and what its own checks read.
+ */
+type PreflightSettings = HostLockSettings &
+  DbSettings &
+  TimeoutSettings & {
+    /** input 'health-url' */
+    healthUrl?: string
+    /** input 'port-holder': the layout asked (undefined: keep it) */
+    portHolder?: boolean
+    /** input 'image-file': the compose file the node is started from is not another updater */
+    imageFile?: string
+    allowOtherUpdaters: boolean
+    rollback: boolean
+    dbRollback: RollbackChoices['dbRollback']
+  }
+
+/**
  * Host lock, interrupted-run check, node inspection and leader proof; then `fn`. Everything
  * before `fn` only reads.
  */
 export async function withNode(
   ctx: Context,
-  inputs: Inputs,
+  inputs: PreflightSettings,
   fn: (p: Prepared) => Promise<OperationResult>
 ): Promise<OperationResult> {
   const { docker, report } = ctx
