@@ -20,18 +20,11 @@ import { WindowClosed } from '../../../src/rollout/steps.js'
 import { parseWindows } from '../../../src/safeguards/window.js'
 import { readJournal } from '../../../src/journal/journal.js'
 import { journalKeys } from '../../../src/journal/host-lock.js'
-import { expectInOrder, FakeNode, FAST, imageIdOf, inputsOf } from '../fixtures/fake-node.js'
+import { expectInOrder, FakeNode, FAST, imageIdOf, inputsOf, upgradeTo } from '../fixtures/fake-node.js'
 
 const OLD = 'smartcontract/chainlink:2.18.0'
 const NEW = 'smartcontract/chainlink:2.19.0'
-const upgrade: Change = {
-  operation: 'upgrade',
-  createRef: NEW,
-  imageId: imageIdOf(NEW),
-  display: NEW,
-  backup: false,
-  ...changeSettings(inputsOf())
-}
+const upgrade: Change = upgradeTo(NEW)
 /** The rollback's restore as the operations hand it (their inputs bound). */
 const restoreForRollback: Parameters<typeof rollback>[5] = (ctx, link, file) =>
   restoreBackupForRollback(ctx, link, file, inputsOf())

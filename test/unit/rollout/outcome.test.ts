@@ -10,18 +10,10 @@ import { memberOf } from '../../../src/handoff/types.js'
 import { readJournal } from '../../../src/journal/journal.js'
 import { recover } from '../../../src/rollout/outcome.js'
 import { openRecord, type Change, type Prepared, type RolloutDeps } from '../../../src/rollout/plan.js'
-import { FakeNode, FAST, imageIdOf, inputsOf } from '../fixtures/fake-node.js'
-import { changeSettings } from '../../../src/rollout/prepare.js'
+import { FakeNode, FAST, upgradeTo } from '../fixtures/fake-node.js'
 
 const NEW = 'smartcontract/chainlink:2.19.0'
-const upgrade: Change = {
-  operation: 'upgrade',
-  createRef: NEW,
-  imageId: imageIdOf(NEW),
-  display: NEW,
-  backup: false,
-  ...changeSettings(inputsOf())
-}
+const upgrade: Change = upgradeTo(NEW)
 
 let w: FakeNode
 beforeEach(async () => {
