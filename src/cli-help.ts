@@ -142,11 +142,8 @@ const CHOICES: Record<string, string[]> = {
   'backup-verify': ['archive', 'restore']
 }
 
-/** Inputs whose default is true or false: a bare `--flag` means true. */
-// `port-holder` is a boolean whose default is unset (leave the layout as it is)
-export const BOOLEAN_INPUTS = new Set(
-  INPUTS.filter((i) => /^(true|false)$/.test(i.default) || i.name === 'port-holder').map((i) => i.name)
-)
+/** Boolean inputs (action.yml's, as scripts/action-meta.mjs finds them): a bare `--flag` means true. */
+export const BOOLEAN_INPUTS = new Set(INPUTS.filter((i) => i.boolean).map((i) => i.name))
 
 export const OPERATION_NAMES = Object.keys(OPERATION_HELP)
 

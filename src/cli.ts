@@ -7,10 +7,10 @@
 // one JSON object on stdout for scripts, usage errors included. Secrets can come from the
 // environment (CHAINLINK_ROLLOUT_DATABASE_URL, ...) so that they never appear in `ps`.
 import './cjs-shim.js'
-import type { Context, OperationResult, Operations } from './context.js'
+import type { OperationResult, Operations } from './context.js'
 import type { Log } from './log.js'
 import { AbortedError, OperationError } from './errors.js'
-import { DockerClient } from './docker/client.js'
+import { runContext } from './edge/run.js'
 import { InputError, readInputs } from './inputs/read.js'
 import type { Inputs } from './inputs/types.js'
 import { backup, restore } from './operations/backup.js'
@@ -24,8 +24,8 @@ import { Report } from './report.js'
 import { INPUTS, VERSION } from './action-meta.js'
 import { bashCompletion, BOOLEAN_INPUTS, EXIT, exitCodeOf, OPERATION_NAMES, operationHelp, usage } from './cli-help.js'
 import { knownSecrets } from './trust/secrets.js'
-import { notifyRunEnd } from './notify/run-end.js'
-import { nodeKey, readJournalAt } from './journal/journal.js'
+import { notifyRunEnd, runEndOf } from './notify/run-end.js'
+import { readJournalAt } from './journal/journal.js'
 
 /** Each operation of input `operation`, as in the action (src/edge/main.ts). */
 const operations: Operations = {
@@ -197,10 +197,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): P
   const report = new Report((line) => log.info(line))
   let runId: string | undefined
   let journalFile: string | undefined
-  const ctx: Context = {
-    inputs,
-    // a Docker daemon restarting is waited for (bounded), and the wait ends with a cancellation
-    docker: new DockerClient(inputs.dockerHost, { signal: abort.signal, onWait: (m) => log.warning(m) }),
+  const ctx = runContext(inputs.dockerHost, {
     log,
     report,
     signal: abort.signal,
@@ -208,10 +205,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): P
       runId = id
       journalFile = path
     }
-  }
+  })
   let result: OperationResult
   try {
-    result = await operations[inputs.operation](ctx)
+    result = await operations[inputs.operation](ctx, inputs)
   } catch (e) {
     const msg =
       e instanceof AbortedError
@@ -233,8 +230,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): P
     log.warning(`The ${j.operation} of '${inputs.container}' (run ${j.runId}) did not finish; repairing`)
     try {
       // the repair is not cancelled: its Docker client's waits are not either
-      const docker = new DockerClient(inputs.dockerHost, { onWait: (m) => log.warning(m) })
-      const r = await repair({ ...ctx, docker, signal: new AbortController().signal })
+      const r = await repair(runContext(inputs.dockerHost, { log, report }), inputs)
       if (!r.ok) result = r
     } catch (e) {
       result = {
@@ -245,21 +241,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: CliIo): P
       }
     }
   }
-  await notifyRunEnd(
-    {
-      stateDir: inputs.stateDir,
-      backupDir: inputs.backupDir,
-      node: nodeKey(inputs),
-      operation: inputs.operation,
-      dryRun: inputs.dryRun,
-      webhookUrl: inputs.webhookUrl,
-      step: 'cli',
-      result,
-      report
-    },
-    log,
-    redact
-  )
+  await notifyRunEnd(runEndOf(inputs, 'cli', result, report), log, redact)
   return finish(result, report)
 }
 

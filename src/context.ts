@@ -1,4 +1,7 @@
-// What every operation is handed: validated inputs, the Docker client, a logger and the report.
+// What every operation is handed: the run's services (the Docker client, a logger, the report,
+// the cancellation, the DB factory, the journal hook), and beside them the validated inputs.
+// Below the rollout's preflight no function reads the inputs: what it needs arrives as a typed
+// parameter, so a signature says what a function depends on.
 // Operations never call @actions/core; action.ts maps their results to outputs and exit codes.
 import type { DbApi } from './postgres/database.js'
 import type { DockerApi } from './docker/client.js'
@@ -7,7 +10,6 @@ import type { Log } from './log.js'
 import type { Report } from './report.js'
 
 export interface Context {
-  inputs: Inputs
   docker: DockerApi
   log: Log
   report: Report
@@ -36,8 +38,11 @@ export interface OperationResult {
   outputs: Partial<Record<Exclude<Outputs, Outputs.Result>, string>>
 }
 
+/** An operation: the run's services and the inputs it was given. */
+export type OperationFn = (ctx: Context, inputs: Inputs) => Promise<OperationResult>
+
 /** Each operation of input `operation`, one module each (src/operations/): the entries' table. */
-export type Operations = Record<Operation, (ctx: Context) => Promise<OperationResult>>
+export type Operations = Record<Operation, OperationFn>
 
 /** The outputs of action.yml. */
 export enum Outputs {

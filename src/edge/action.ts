@@ -11,8 +11,7 @@ import { readInputs } from '../inputs/read.js'
 import type { Inputs } from '../inputs/types.js'
 import { Report } from '../report.js'
 import { knownSecrets } from '../trust/secrets.js'
-import { nodeKey } from '../journal/journal.js'
-import { notifyRunEnd } from '../notify/run-end.js'
+import { notifyRunEnd, runEndOf } from '../notify/run-end.js'
 
 /** What a step ended with: the result to publish and the report it wrote; nothing when it had nothing to do. */
 export interface Outcome {
@@ -36,21 +35,7 @@ export async function run(main: Step, post: Step): Promise<void> {
       publish(outcome.result, outcome.report, !(isPost && outcome.result.nodeAsFound))
       const { result, inputs } = outcome
       if (inputs)
-        await notifyRunEnd(
-          {
-            stateDir: inputs.stateDir,
-            backupDir: inputs.backupDir,
-            node: nodeKey(inputs),
-            operation: inputs.operation,
-            dryRun: inputs.dryRun,
-            webhookUrl: inputs.webhookUrl,
-            step: isPost ? 'post' : 'main',
-            result,
-            report: outcome.report
-          },
-          actionLog(),
-          redact
-        )
+        await notifyRunEnd(runEndOf(inputs, isPost ? 'post' : 'main', result, outcome.report), actionLog(), redact)
       if (!result.ok)
         fail(
           result.message ?? `the operation ended with result ${result.result}`,

@@ -3,8 +3,8 @@
 import * as core from '@actions/core'
 import { actionInputs, actionLog, actionReport, failure, inGroup, type Outcome } from './action.js'
 import { State } from './constants.js'
-import type { Context, OperationResult, Operations } from '../context.js'
-import { DockerClient } from '../docker/client.js'
+import type { OperationResult, Operations } from '../context.js'
+import { runContext } from './run.js'
 
 export async function main(operations: Operations): Promise<Outcome> {
   const inputs = actionInputs()
@@ -21,24 +21,20 @@ export async function main(operations: Operations): Promise<Outcome> {
   process.once('SIGINT', () => onSignal('SIGINT'))
   process.once('SIGTERM', () => onSignal('SIGTERM'))
 
-  const log = actionLog(() => report.title)
-  const ctx: Context = {
-    inputs,
-    // a Docker daemon restarting is waited for (bounded), and the wait ends with a cancellation
-    docker: new DockerClient(inputs.dockerHost, { signal: abort.signal, onWait: (m) => log.warning(m) }),
-    log,
+  const ctx = runContext(inputs.dockerHost, {
+    log: actionLog(() => report.title),
     report,
     signal: abort.signal,
     onJournal: (id, path) => {
       core.saveState(State.RunId, id)
       core.saveState(State.Journal, path)
     }
-  }
+  })
   let result: OperationResult
   try {
     // the run's steps in one group of the job log; the result and the summary after it stay open
     result = await inGroup(`chainlink-rollout ${inputs.operation} of ${inputs.container}`, () =>
-      operations[inputs.operation](ctx)
+      operations[inputs.operation](ctx, inputs)
     )
   } catch (e) {
     // The report is published after a failure too: its timeline says how far the run got.

@@ -4,13 +4,13 @@
 import * as core from '@actions/core'
 import { actionInputs, actionLog, actionReport, failure, inGroup, type Outcome } from './action.js'
 import { State } from './constants.js'
-import { DockerClient } from '../docker/client.js'
-import type { Context, OperationResult } from '../context.js'
+import type { OperationFn } from '../context.js'
+import { runContext } from './run.js'
 import { ActionError } from '../errors.js'
 import { readJournalAt } from '../journal/journal.js'
 
 /** `repair` is the repair operation (src/operations/repair.ts), handed in by index.ts. */
-export async function post(repair: (ctx: Context) => Promise<OperationResult>): Promise<Outcome | undefined> {
+export async function post(repair: OperationFn): Promise<Outcome | undefined> {
   const file = core.getState(State.Journal)
   if (!file) return undefined
   const j = readJournalAt(file)
@@ -25,15 +25,9 @@ export async function post(repair: (ctx: Context) => Promise<OperationResult>): 
     const inputs = actionInputs()
     const report = actionReport()
     const log = actionLog(() => report.title)
+    // a daemon still restarting after the fault that ended main is waited for (bounded)
     const result = await inGroup(`chainlink-rollout repair of ${j.container}`, () =>
-      repair({
-        inputs,
-        // a daemon still restarting after the fault that ended main is waited for (bounded)
-        docker: new DockerClient(inputs.dockerHost, { onWait: (m) => log.warning(m) }),
-        log,
-        report,
-        signal: new AbortController().signal
-      })
+      repair(runContext(inputs.dockerHost, { log, report }), inputs)
     )
     return { result, report, inputs }
   } catch (e) {

@@ -237,7 +237,7 @@ export async function healthGate(
   const start = Date.now()
   const info0 = await ctx.docker.inspect(to.id)
   if (!info0) throw new GateError('health', `'${to.name}' is gone`, to.id)
-  const url = healthBase(await networkView(ctx.docker, info0), link.config.httpPort, ctx.inputs.healthUrl)
+  const url = healthBase(await networkView(ctx.docker, info0), link.config.httpPort, link.healthUrl)
   if (!url) throw new GateError('health', `cannot address '${to.name}' from the host (no IP address)`, to.id)
   if (!to.appId) throw new GateError('health', `'${to.name}' has no known DB session`, to.id)
   const observer = run.observers.of(url)

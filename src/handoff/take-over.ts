@@ -127,7 +127,7 @@ export async function handoff(
 ): Promise<HandoffResult> {
   const { docker, report } = ctx
   const run = runOf(link)
-  const fromUrl = healthBase(await networkView(docker, from.info), link.config.httpPort, ctx.inputs.healthUrl)
+  const fromUrl = healthBase(await networkView(docker, from.info), link.config.httpPort, link.healthUrl)
   // The gap is measured from the old node's last ready answer to the new one's first: poll
   // fast from here to the new node's first ready answer, slowly before and after.
   const endFast = run.observers.fast()
@@ -135,11 +135,7 @@ export async function handoff(
   let newWatch: ReadinessWatcher | undefined
   let toUrl: string | undefined
   const watchNew = async () => {
-    toUrl = healthBase(
-      await networkView(docker, (await docker.inspect(to.id))!),
-      link.config.httpPort,
-      ctx.inputs.healthUrl
-    )
+    toUrl = healthBase(await networkView(docker, (await docker.inspect(to.id))!), link.config.httpPort, link.healthUrl)
     if (!toUrl) throw new GateError('health', `cannot address '${to.name}' from the host (no IP address)`, to.id)
     newWatch = new ReadinessWatcher(run.observers.of(toUrl)).start()
   }

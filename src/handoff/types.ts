@@ -5,7 +5,6 @@ import type { DbApi } from '../postgres/database.js'
 import type { ContainerInfo } from '../docker/client.js'
 import { containerName } from '../docker/client.js'
 import type { Check } from '../node/health.js'
-import type { Inputs } from '../inputs/types.js'
 import type { NodeConfig, LockMode } from '../node/config-types.js'
 import { Observers } from '../node/observer.js'
 
@@ -28,6 +27,8 @@ export interface NodeLink {
   databaseUrl?: string
   config: NodeConfig
   mode: LockMode
+  /** input 'health-url': the base URL of the node's /health and /readyz (none: its container's address) */
+  healthUrl: string | undefined
   run?: Run
 }
 
@@ -84,12 +85,18 @@ export interface Timeouts {
   lockMs: number
 }
 
+/** The timeouts a run is given (inputs 'stop-timeout', 'standby-timeout', 'ready-timeout', 'stable-for'). */
+export interface TimeoutSettings {
+  /** undefined: derived from the container's own stop timeout and the node's grace period */
+  stopTimeoutMs?: number
+  /** undefined: derived from the lease settings */
+  standbyTimeoutMs?: number
+  readyTimeoutMs: number
+  stableForMs: number
+}
+
 /** Timeouts from the inputs, else derived from the node's own lease and grace settings. */
-export function timeouts(
-  i: Pick<Inputs, 'stopTimeoutMs' | 'standbyTimeoutMs' | 'readyTimeoutMs' | 'stableForMs'>,
-  cfg: NodeConfig,
-  leader?: ContainerInfo
-): Timeouts {
+export function timeouts(i: TimeoutSettings, cfg: NodeConfig, leader?: ContainerInfo): Timeouts {
   const containerStop = (leader?.Config as { StopTimeout?: number } | undefined)?.StopTimeout
   const stopMs = i.stopTimeoutMs ?? Math.max((containerStop ?? 10) * 1000, cfg.shutdownGraceMs + 5000)
   return {

@@ -23,7 +23,7 @@ import { join } from 'node:path'
 import type { Context } from '../context.js'
 import { OperationError } from '../errors.js'
 import { sleep } from '../sleep.js'
-import { nodeDbUrl } from '../node/connect.js'
+import { nodeDbUrl, type DbSettings } from '../node/connect.js'
 import {
   dbKey,
   fsyncDir,
@@ -150,18 +150,28 @@ export class HostLock {
  * exists, as connectNode reads it; when none exists, its names' (nodeKey), and the operation
  * fails where it inspects the node.
  */
-export async function journalKeys(ctx: Context, containers: string[]): Promise<JournalKeys> {
-  const byNames = nodeKey(ctx.inputs)
+export async function journalKeys(ctx: Context, node: NodeNames, containers: string[]): Promise<JournalKeys> {
+  const byNames = nodeKey(node)
   for (const name of containers) {
     const info = await ctx.docker.inspect(name)
     if (!info) continue
     // A container whose DB cannot be read fails the run here, before anything changes: its
     // names' key instead would let it run beside another run on the same node.
-    const { resolved } = await nodeDbUrl(ctx, info, true)
+    const { resolved } = await nodeDbUrl(ctx, info, node, true)
     const key = dbKey(resolved.url, resolved.hostKey)
     return { write: key, read: [key, byNames] }
   }
   return { write: byNames, read: [byNames] }
+}
+
+/** The node as the run names it (inputs 'container', 'standby' and 'database-url'). */
+type NodeNames = { container: string; standby?: string } & Pick<DbSettings, 'databaseUrl'>
+
+/** What the host lock is taken with: the run's state-dir, how long to wait, and what the run is. */
+export interface HostLockSettings extends NodeNames {
+  operation: string
+  stateDir: string
+  lockTimeoutMs: number
 }
 
 /**
@@ -174,20 +184,21 @@ export async function journalKeys(ctx: Context, containers: string[]): Promise<J
  */
 export async function withHostLock<T>(
   ctx: Context,
+  lock: HostLockSettings,
   containers: string[],
   fn: (keys: JournalKeys) => Promise<T>
 ): Promise<T> {
-  const { inputs, log } = ctx
+  const { log } = ctx
   await ctx.docker.ping()
-  privateDirSync(inputs.stateDir)
-  const keys = await journalKeys(ctx, containers)
+  privateDirSync(lock.stateDir)
+  const keys = await journalKeys(ctx, lock, containers)
   const opts: LockOptions = {
-    what: `${inputs.operation} of '${inputs.container}'${inputs.standby ? ` (standby '${inputs.standby}')` : ''}`,
-    journal: journalPath(inputs.stateDir, keys.write)
+    what: `${lock.operation} of '${lock.container}'${lock.standby ? ` (standby '${lock.standby}')` : ''}`,
+    journal: journalPath(lock.stateDir, keys.write)
   }
   const dirs = [
     ...(writable(HOST_LOCK_DIR) ? [{ dir: HOST_LOCK_DIR, shared: true }] : []),
-    { dir: inputs.stateDir, shared: false }
+    { dir: lock.stateDir, shared: false }
   ]
   const locks: HostLock[] = []
   try {
@@ -196,7 +207,7 @@ export async function withHostLock<T>(
         await HostLock.acquire(
           d.dir,
           keys.write,
-          inputs.lockTimeoutMs,
+          lock.lockTimeoutMs,
           ctx.signal,
           (o) => log.info(`Waiting for the host lock (held by ${o})`),
           { ...opts, shared: d.shared }

@@ -138,8 +138,8 @@ export function safeName(container: string): string {
  * `container: a, standby: b` and `container: b, standby: a` are one node (a container name never
  * holds '+'). A single container keeps its own name, as before.
  */
-export function nodeKey(inputs: { container: string; standby?: string }): string {
-  return [inputs.container, ...(inputs.standby ? [inputs.standby] : [])].sort().join('+')
+export function nodeKey(node: { container: string; standby?: string }): string {
+  return [node.container, ...(node.standby ? [node.standby] : [])].sort().join('+')
 }
 
 /**

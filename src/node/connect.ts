@@ -5,7 +5,6 @@ import type { Context } from '../context.js'
 import { OperationError } from '../errors.js'
 import { Database, type DbApi } from '../postgres/database.js'
 import { containerName, envMap, type ContainerInfo, type DockerApi } from '../docker/client.js'
-import type { Inputs } from '../inputs/types.js'
 import { defaultLockMode, nodeSecrets, nodeVersionOf, readNodeConfig } from './config.js'
 import type { LockMode, NodeConfig } from './config-types.js'
 import { maskDatabaseUrl } from '../trust/secrets.js'
@@ -14,8 +13,17 @@ import { isIP } from 'node:net'
 import { hostRoutes, unreachableMessage } from './host-reach.js'
 
 /** The node's containers named by the inputs: `container`, then the pair's `standby`. */
-export function nodeNames(inputs: Pick<Inputs, 'container' | 'standby'>): string[] {
-  return [inputs.container, ...(inputs.standby ? [inputs.standby] : [])]
+export function nodeNames(node: { container: string; standby?: string }): string[] {
+  return [node.container, ...(node.standby ? [node.standby] : [])]
+}
+
+/**
+ * What the run was told of the node's database (inputs 'database-url' and 'lock-mode'): each,
+ * when given, wins over what the container says.
+ */
+export interface DbSettings {
+  databaseUrl?: string
+  lockMode: 'auto' | Exclude<LockMode, 'none'>
 }
 
 interface NodeDb {
@@ -72,12 +80,13 @@ async function nodeConfigOf(ctx: Context, info: ContainerInfo): Promise<NodeConf
 export async function nodeDbUrl(
   ctx: Context,
   info: ContainerInfo,
+  settings: Pick<DbSettings, 'databaseUrl'>,
   asNode = false
 ): Promise<{ config: NodeConfig; written: string; source: string; resolved: ResolvedUrl }> {
-  const { inputs, log, docker } = ctx
+  const { log, docker } = ctx
   const config = await nodeConfigOf(ctx, info)
-  const fromInput = !!inputs.databaseUrl && !(asNode && config.databaseUrl)
-  const written = fromInput ? inputs.databaseUrl : config.databaseUrl
+  const fromInput = !!settings.databaseUrl && !(asNode && config.databaseUrl)
+  const written = fromInput ? settings.databaseUrl : config.databaseUrl
   const source = fromInput ? "input 'database-url'" : (config.databaseUrlSource ?? 'the node config')
   if (!written)
     throw new OperationError(
@@ -103,13 +112,14 @@ interface ResolvedUrl {
 export async function connectNode(
   ctx: Context,
   info: ContainerInfo,
+  settings: DbSettings,
   opts: { retryForMs?: number } = {}
 ): Promise<NodeDb> {
-  const { inputs, log } = ctx
-  const { config, source, resolved } = await nodeDbUrl(ctx, info)
+  const { log } = ctx
+  const { config, source, resolved } = await nodeDbUrl(ctx, info, settings)
   let databaseUrl = resolved.url
   maskDatabaseUrl(databaseUrl, log.mask)
-  if (!inputs.databaseUrl) log.info(`database URL from ${source}`)
+  if (!settings.databaseUrl) log.info(`database URL from ${source}`)
   if (resolved.how) log.info(`database host ${resolved.how}`)
   const open = (url: string) =>
     ctx.openDb ? ctx.openDb(url, opts.retryForMs ?? 0) : Database.connect(url, 10_000, opts.retryForMs ?? 0)
@@ -142,7 +152,7 @@ export async function connectNode(
     const r = await db.query<{ now: Date }>(`SELECT clock_timestamp() AS now`)
     noteDbClockAhead(db, r[0].now.getTime() - (t0 + Date.now()) / 2)
     let mode: LockMode
-    if (inputs.lockMode !== 'auto') mode = inputs.lockMode
+    if (settings.lockMode !== 'auto') mode = settings.lockMode
     else mode = config.lockMode ?? defaultLockMode((await db.nodeSessions())[0]?.version, config.toml)
     return { config, databaseUrl, source, db, mode }
   } catch (e) {

@@ -5,7 +5,7 @@ import { OperationError } from '../errors.js'
 import type { DbApi, NodeSession } from '../postgres/database.js'
 import { anyDigest, containerIps, containerName, type ContainerInfo, type DockerApi } from '../docker/client.js'
 import { readLockState, sameApp } from './lock.js'
-import { connectNode, maskNodeSecrets } from './connect.js'
+import { connectNode, maskNodeSecrets, type DbSettings } from './connect.js'
 import { dbClockAheadMs, sessionContainerOf } from './session-container.js'
 import { appsOf, describeApps, tieApps, type App, type SessionContainer, type Tie } from './sessions.js'
 import { describeReady, isAuthStatus, probe } from './health.js'
@@ -46,15 +46,23 @@ export async function tieSessions(
   return { apps, ties, containers }
 }
 
-export async function inspectNode(ctx: Context, names: string[]): Promise<NodeView> {
-  const { docker, inputs, log } = ctx
+/**
+ * The node's containers (`names`: the leader or primary first), its DB (`settings`) and lock,
+ * and each container's health base URL (input 'health-url' when given, else its address).
+ */
+export async function inspectNode(
+  ctx: Context,
+  names: string[],
+  settings: DbSettings & { healthUrl?: string }
+): Promise<NodeView> {
+  const { docker, log } = ctx
   const infos: ContainerInfo[] = []
   for (const [i, n] of names.entries()) {
     const info = await requireContainer(docker, n, i === 0 ? 'container' : 'standby')
     await maskNodeSecrets(docker, info, log.mask)
     infos.push(info)
   }
-  const { config, databaseUrl, db, mode } = await connectNode(ctx, infos[0])
+  const { config, databaseUrl, db, mode } = await connectNode(ctx, infos[0], settings)
   try {
     const lock = await readLockState(db, mode, config.advisoryLockId)
     const dbVersion = await db.version()
@@ -76,7 +84,7 @@ export async function inspectNode(ctx: Context, names: string[]): Promise<NodeVi
       c.session = app && (app.sessions.find((s) => sameApp(s.appId, lock.holder)) ?? app.sessions[0])
     }
     for (const c of containers) {
-      c.healthUrl = healthBase(await networkView(docker, c.info), config.httpPort, inputs.healthUrl)
+      c.healthUrl = healthBase(await networkView(docker, c.info), config.httpPort, settings.healthUrl)
       if (c.info.State.Running && c.healthUrl) c.health = await probe(c.healthUrl)
     }
     const leader = lock.holder ? containers.find((c) => sameApp(c.session?.appId, lock.holder)) : undefined

@@ -5,8 +5,37 @@ import type { OperationResult } from '../context.js'
 import type { Log } from '../log.js'
 import type { Report } from '../report.js'
 import { active, readQuarantine } from '../safeguards/quarantine.js'
+import { nodeKey } from '../journal/journal.js'
 import { textfilePath, writeMetrics } from './metrics.js'
 import { postWebhook, webhookDocument } from './webhook.js'
+
+/** The run's end from what it was asked (its inputs) and how it ended, as notifyRunEnd takes it. */
+export function runEndOf(
+  asked: {
+    stateDir: string
+    backupDir: string
+    container: string
+    standby?: string
+    operation: string
+    dryRun: boolean
+    webhookUrl?: string
+  },
+  step: RunEnd['step'],
+  result: OperationResult,
+  report: Report
+): RunEnd {
+  return {
+    stateDir: asked.stateDir,
+    backupDir: asked.backupDir,
+    node: nodeKey(asked),
+    operation: asked.operation,
+    dryRun: asked.dryRun,
+    webhookUrl: asked.webhookUrl,
+    step,
+    result,
+    report
+  }
+}
 
 interface RunEnd {
   stateDir: string

@@ -1,6 +1,7 @@
 // operation: backup (scheduled or manual) and operation: restore. Both use the backup module;
 // restore refuses while a node holds the lock unless told to stop the node containers first.
 import type { Context, OperationResult } from '../context.js'
+import type { Inputs } from '../inputs/types.js'
 import { OperationError } from '../errors.js'
 import { createBackup } from '../backup/create.js'
 import { lockHolderPresent } from '../backup/db.js'
@@ -24,15 +25,15 @@ import { keyContainers } from '../rollout/plan.js'
 import { nodeNames } from '../node/connect.js'
 
 /** The node as inspectNode sees it; a node that is down is fine for a backup (no leader needed). */
-async function viewOf(ctx: Context): Promise<NodeView> {
-  return inspectNode(ctx, nodeNames(ctx.inputs))
+async function viewOf(ctx: Context, inputs: Inputs): Promise<NodeView> {
+  return inspectNode(ctx, nodeNames(inputs), inputs)
 }
 
-export async function backup(ctx: Context): Promise<OperationResult> {
-  const { inputs, report, log } = ctx
+export async function backup(ctx: Context, inputs: Inputs): Promise<OperationResult> {
+  const { report, log } = ctx
   report.title = `chainlink-rollout backup of ${inputs.container}`
-  return withHostLock(ctx, keyContainers(inputs), async () => {
-    const view = await viewOf(ctx)
+  return withHostLock(ctx, inputs, keyContainers(inputs), async () => {
+    const view = await viewOf(ctx, inputs)
     try {
       const source = view.leader ?? view.containers[0]
       const stored = backupFiles(nodeFiles(view, source.info), !!inputs.backupRecipient, inputs.backupSecretsPlain)
@@ -74,11 +75,11 @@ export async function backup(ctx: Context): Promise<OperationResult> {
   })
 }
 
-export async function restore(ctx: Context): Promise<OperationResult> {
-  const { inputs, report, log, docker } = ctx
+export async function restore(ctx: Context, inputs: Inputs): Promise<OperationResult> {
+  const { report, log, docker } = ctx
   report.title = `chainlink-rollout restore of ${inputs.container}`
-  return withHostLock(ctx, keyContainers(inputs), async (keys) => {
-    const view = await viewOf(ctx)
+  return withHostLock(ctx, inputs, keyContainers(inputs), async (keys) => {
+    const view = await viewOf(ctx, inputs)
     try {
       // Everything that can be checked without touching the node is checked before it is stopped:
       // whose backup it is (src/backup/owner.ts) and whether the identity opens it.
@@ -119,12 +120,12 @@ export async function restore(ctx: Context): Promise<OperationResult> {
             `Refusing to restore while the node is up (${held.held ? held.detail : `running: ${running.map((c) => c.name).join(', ')}`}); stop it first, or set 'stop-node: true' to have the action stop and restart it`
           )
       }
-      const t = timeouts(ctx.inputs, view.config, view.leader?.info)
+      const t = timeouts(inputs, view.config, view.leader?.info)
       // The leader last, so its standby never grabs the lock in between.
       const order = [...running].sort((a, b) => (a === view.leader ? 1 : 0) - (b === view.leader ? 1 : 0))
       // Journaled before the first stop: a killed or cancelled restore leaves the node stopped,
       // and the post step or `repair` starts it again from this record (docs/algorithm.md, "Restore").
-      const journal = order.length ? openRestoreJournal(ctx, keys, view, order, file) : undefined
+      const journal = order.length ? openRestoreJournal(ctx, inputs, keys, view, order, file) : undefined
       journal?.step('restore-stop', { ids: order.map((c) => c.info.Id) })
       for (const c of order) {
         report.step(`stop ${c.name}`, 'graceful, for the restore')
@@ -180,6 +181,7 @@ export async function restore(ctx: Context): Promise<OperationResult> {
               config: view.config,
               mode: view.mode,
               databaseUrl: view.databaseUrl,
+              healthUrl: inputs.healthUrl,
               run: newRun(view.leader?.health?.checks)
             }
             const first = view.leader ?? order[order.length - 1]
@@ -217,12 +219,12 @@ async function currentRole(db: DbApi): Promise<string> {
 /** The journal of a restore that stops the node: which containers it stopped, leader last. */
 function openRestoreJournal(
   ctx: Context,
+  inputs: Pick<Inputs, 'stateDir' | 'container'>,
   keys: JournalKeys,
   view: NodeView,
   order: NodeContainer[],
   file: string
 ): JournalWriter {
-  const { inputs } = ctx
   refuseOpenJournal(inputs.stateDir, keys.read)
   const first = view.leader ?? order[order.length - 1]
   const other = order.find((c) => c !== first)

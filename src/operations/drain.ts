@@ -6,6 +6,7 @@
 // patched. Nothing changes when no healthy instance waits elsewhere. A failed handoff starts
 // this host's instance again: the node is never left with no leader.
 import type { Context, OperationResult } from '../context.js'
+import type { Inputs } from '../inputs/types.js'
 import { OperationError } from '../errors.js'
 import { formatMs } from '../duration.js'
 import { inspectNode, requireLeader } from '../node/inspect.js'
@@ -45,18 +46,18 @@ export function drainRefusal(
   return undefined
 }
 
-export async function drain(ctx: Context): Promise<OperationResult> {
-  const { inputs, report } = ctx
+export async function drain(ctx: Context, inputs: Inputs): Promise<OperationResult> {
+  const { report } = ctx
   report.title = `chainlink-rollout drain of ${inputs.container}`
   if (inputs.standby)
     throw new OperationError(
       "Input 'standby': a drain moves the lock off this host; name only this host's instance as 'container'"
     )
-  return withHostLock(ctx, [inputs.container], async (keys) => {
+  return withHostLock(ctx, inputs, [inputs.container], async (keys) => {
     // the drain record is this host's, under the container's name; the journal under the node's DB
     const key = nodeKey(inputs)
     refuseOpenJournal(inputs.stateDir, keys.read)
-    const view = await inspectNode(ctx, [inputs.container])
+    const view = await inspectNode(ctx, [inputs.container], inputs)
     try {
       const instances = await findInstances(ctx, view)
       const all = reportInstances(ctx, instances)
@@ -91,7 +92,7 @@ export async function drain(ctx: Context): Promise<OperationResult> {
         )
       const refusal = drainRefusal(instances, leader.session!.appId, view.dbVersion.nodeVersion)
       if (refusal) throw new OperationError(refusal)
-      return await handOff(ctx, view, instances, all, keys.write)
+      return await handOff(ctx, inputs, view, instances, all, keys.write)
     } finally {
       await view.db.close()
     }
@@ -100,12 +101,13 @@ export async function drain(ctx: Context): Promise<OperationResult> {
 
 async function handOff(
   ctx: Context,
+  inputs: Inputs,
   view: NodeView,
   instances: Instance[],
   all: string,
   journalKey: string
 ): Promise<OperationResult> {
-  const { inputs, report, docker } = ctx
+  const { report, docker } = ctx
   const key = nodeKey(inputs)
   const leader = view.leader!
   const fromApp = leader.session!.appId
@@ -115,6 +117,7 @@ async function handOff(
     config: view.config,
     mode: view.mode,
     databaseUrl: view.databaseUrl,
+    healthUrl: inputs.healthUrl,
     run: newRun()
   }
   const t = timeouts(inputs, view.config, leader.info)

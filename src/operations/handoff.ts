@@ -2,9 +2,10 @@
 // temporary standby on the same image) and operation: restart (a rolling restart on the same
 // image through handoffs). Same lock check and health gate as an upgrade; no image changes.
 import type { Context, OperationResult } from '../context.js'
+import type { Inputs } from '../inputs/types.js'
 import { planText, type Change, type RolloutDeps } from '../rollout/plan.js'
 import { rollPair } from '../rollout/pair.js'
-import { withNode } from '../rollout/prepare.js'
+import { changeSettings, withNode } from '../rollout/prepare.js'
 import { rollSingle } from '../rollout/single.js'
 import { anyDigest } from '../docker/client.js'
 import { memberOf } from '../handoff/types.js'
@@ -13,16 +14,20 @@ import { restoreForRollback } from '../rollout/backup-step.js'
 import { rollback } from '../rollout/rollback.js'
 
 /** No backup (the image does not change) and the rollback after a failure. */
-const deps: RolloutDeps = {
-  backup: async () => undefined,
-  rollback: (ctx, link, plan, t, reason) => rollback(ctx, link, plan, t, reason, restoreForRollback)
+function handoffDeps(inputs: Inputs): RolloutDeps {
+  return {
+    backup: async () => undefined,
+    rollback: (ctx, link, plan, t, reason) =>
+      rollback(ctx, link, plan, t, reason, (c, l, file) => restoreForRollback(c, l, file, inputs))
+  }
 }
 
-export async function handoffOrRestart(ctx: Context): Promise<OperationResult> {
-  const { inputs, docker, report } = ctx
+export async function handoffOrRestart(ctx: Context, inputs: Inputs): Promise<OperationResult> {
+  const { docker, report } = ctx
+  const deps = handoffDeps(inputs)
   const operation = inputs.operation as 'handoff' | 'restart'
   report.title = `chainlink-rollout ${operation} of ${inputs.container}${inputs.standby ? ` / ${inputs.standby}` : ''}`
-  return withNode(ctx, async (p) => {
+  return withNode(ctx, inputs, async (p) => {
     // The same image the leader runs, by id, so a moved tag cannot sneak in a new version.
     const img = await docker.imageInfo(p.leader.info.Image)
     const digest = img ? anyDigest(img) : undefined
@@ -33,7 +38,8 @@ export async function handoffOrRestart(ctx: Context): Promise<OperationResult> {
       createRef: byName && byName.id === img?.id ? p.leader.image : p.leader.info.Image,
       imageId: p.leader.info.Image,
       display,
-      backup: false
+      backup: false,
+      ...changeSettings(inputs)
     }
     // A pair's restart recreates neither container: both get a fresh process through handoffs.
     const plan = planText(

@@ -6,6 +6,7 @@
 // - nobody leads (or the remote leader fails its gate): this host's instance is started again,
 //   to lead when nobody does. The node is never left with no leader.
 import type { Context, OperationResult } from '../context.js'
+import type { Inputs } from '../inputs/types.js'
 import { OperationError } from '../errors.js'
 import { containerName, type ContainerInfo } from '../docker/client.js'
 import { connectNode, maskNodeSecrets } from '../node/connect.js'
@@ -22,8 +23,13 @@ import { restoreRestartPolicy } from '../rollout/steps.js'
 
 type Journal = NonNullable<ReturnType<typeof readJournal>>
 
-export async function repairDrain(ctx: Context, j: Journal, journal: JournalWriter): Promise<OperationResult> {
-  const { inputs, docker, report, log } = ctx
+export async function repairDrain(
+  ctx: Context,
+  inputs: Inputs,
+  j: Journal,
+  journal: JournalWriter
+): Promise<OperationResult> {
+  const { docker, report, log } = ctx
   const key = nodeKey(inputs)
   const info = (await docker.inspect(j.plan.leaderId)) ?? (await docker.inspect(j.plan.leaderName))
   if (!info)
@@ -39,9 +45,9 @@ export async function repairDrain(ctx: Context, j: Journal, journal: JournalWrit
     'Interrupted',
     `${j.operation} run ${j.runId} started ${j.startedAt}; last step ${j.steps.at(-1)?.step ?? '(none)'}`
   )
-  const { db, config, mode, databaseUrl } = await connectNode(ctx, info, { retryForMs: 60_000 })
+  const { db, config, mode, databaseUrl } = await connectNode(ctx, info, inputs, { retryForMs: 60_000 })
   try {
-    const link: NodeLink = { db, config, mode, databaseUrl, run: newRun() }
+    const link: NodeLink = { db, config, mode, databaseUrl, healthUrl: inputs.healthUrl, run: newRun() }
     const t = timeouts(inputs, config, info)
     const lock = await readLockState(db, mode, config.advisoryLockId)
     const { ties } = await tieSessions(ctx, db, [info], lock.sessions)
@@ -72,6 +78,7 @@ export async function repairDrain(ctx: Context, j: Journal, journal: JournalWrit
         if (!(e instanceof GateError)) throw e
         return await again(
           ctx,
+          inputs,
           link,
           info,
           policy,
@@ -105,7 +112,16 @@ export async function repairDrain(ctx: Context, j: Journal, journal: JournalWrit
         outputs: { 'leader-host': 'remote', 'leader-app-id': lock.holder }
       }
     }
-    return await again(ctx, link, info, policy, t, journal, `no instance holds the lock (${lock.problem ?? 'free'})`)
+    return await again(
+      ctx,
+      inputs,
+      link,
+      info,
+      policy,
+      t,
+      journal,
+      `no instance holds the lock (${lock.problem ?? 'free'})`
+    )
   } finally {
     await db.close()
   }
@@ -113,6 +129,7 @@ export async function repairDrain(ctx: Context, j: Journal, journal: JournalWrit
 
 async function again(
   ctx: Context,
+  inputs: Pick<Inputs, 'stateDir' | 'container' | 'standby'>,
   link: NodeLink,
   info: ContainerInfo,
   policy: ContainerInfo['HostConfig']['RestartPolicy'],
@@ -123,7 +140,7 @@ async function again(
   const name = containerName(info)
   journal.step('drain-restart', { reason: why })
   const became = await startAgain(ctx, link, info, policy, t)
-  clearDrainRecord(ctx.inputs.stateDir, nodeKey(ctx.inputs))
+  clearDrainRecord(inputs.stateDir, nodeKey(inputs))
   journal.done('failed')
   ctx.report.step('started again', `'${name}' ${became}`)
   // consistent again, but not where the interrupted operation asked: the job fails

@@ -2,6 +2,7 @@
 // keeps the holder its new leader joins; a finished conversion back drops the holder it released;
 // a node stranded outside its holder's ports (the holder crashed) is started again inside it.
 import type { Context, OperationResult } from '../context.js'
+import type { Inputs } from '../inputs/types.js'
 import { containerName, joinedTo, type ContainerInfo } from '../docker/client.js'
 import type { readJournal } from '../journal/journal.js'
 import { holderProblem } from '../handoff/port-holder.js'
@@ -40,8 +41,12 @@ export async function dropReleasedHolder(
  * it is repair's to do (unlike a node someone stopped): the holder is started when down, the node
  * is stopped and started inside it, held to the lock check and the health gate.
  */
-export async function repairStranded(ctx: Context, names: string[]): Promise<OperationResult | undefined> {
-  const { docker, report, inputs } = ctx
+export async function repairStranded(
+  ctx: Context,
+  inputs: Inputs,
+  names: string[]
+): Promise<OperationResult | undefined> {
+  const { docker, report } = ctx
   for (const n of names) {
     const info = await docker.inspect(n)
     const ref = info && joinedTo(info)
@@ -62,9 +67,9 @@ export async function repairStranded(ctx: Context, names: string[]): Promise<Ope
       report.step(`start ${containerName(holder)}`, 'the port holder')
       await docker.start(holder.Id)
     }
-    const { db, config, mode, databaseUrl } = await connectNode(ctx, info, { retryForMs: 60_000 })
+    const { db, config, mode, databaseUrl } = await connectNode(ctx, info, inputs, { retryForMs: 60_000 })
     try {
-      const link: NodeLink = { db, config, mode, databaseUrl, run: newRun() }
+      const link: NodeLink = { db, config, mode, databaseUrl, healthUrl: inputs.healthUrl, run: newRun() }
       const t = timeouts(inputs, config, info)
       if (info.State.Running) {
         report.step(`stop ${n}`, "to start it again inside the holder's current namespace")

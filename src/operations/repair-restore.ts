@@ -3,6 +3,7 @@
 // database is either the backup or as it was; what is left to do is what the restore would have
 // done next: start the node again, the previous leader first, and prove it leads.
 import type { Context, OperationResult } from '../context.js'
+import type { Inputs } from '../inputs/types.js'
 import { OperationError } from '../errors.js'
 import { sleep } from '../sleep.js'
 import type { DbApi } from '../postgres/database.js'
@@ -24,7 +25,12 @@ async function restoreSessions(db: DbApi): Promise<number> {
   return Number(rows[0].n)
 }
 
-export async function repairRestore(ctx: Context, j: Journal, journal: JournalWriter): Promise<OperationResult> {
+export async function repairRestore(
+  ctx: Context,
+  inputs: Inputs,
+  j: Journal,
+  journal: JournalWriter
+): Promise<OperationResult> {
   const { docker, report, log } = ctx
   const { plan } = j
   const leader = await docker.inspect(plan.leaderId)
@@ -42,15 +48,22 @@ export async function repairRestore(ctx: Context, j: Journal, journal: JournalWr
       ? `the restore of ${plan.backupFile} did not commit: the database is as it was (a restore commits whole or not at all)`
       : 'the database was not touched'
   report.fact('Database', dbState)
-  const { db, config, mode, databaseUrl } = await connectNode(ctx, leader, { retryForMs: 60_000 })
+  const { db, config, mode, databaseUrl } = await connectNode(ctx, leader, inputs, { retryForMs: 60_000 })
   try {
     // the interrupted restore's psql or pg_restore ends when its input does: never start the node beside it
     for (let i = 0; (await restoreSessions(db)) > 0; i++) {
       if (i >= 60) throw new OperationError(`the interrupted restore's psql or pg_restore still runs on the database`)
       await sleep(1000, ctx.signal)
     }
-    const link: NodeLink = { db, config, mode, databaseUrl, run: newRun(plan.failingBefore) }
-    const t = timeouts(ctx.inputs, config, leader)
+    const link: NodeLink = {
+      db,
+      config,
+      mode,
+      databaseUrl,
+      healthUrl: inputs.healthUrl,
+      run: newRun(plan.failingBefore)
+    }
+    const t = timeouts(inputs, config, leader)
     const lock = await readLockState(db, mode, config.advisoryLockId)
     const m = memberOf(leader, lock.holder)
     if (leader.State.Running) await healthGate(ctx, link, { ...m, name: plan.leaderName }, t)

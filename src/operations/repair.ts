@@ -1,7 +1,7 @@
 // operation: repair (also what the post step runs after a cancelled or crashed run). Reads the
 // journal and the node as it is now, then finishes or undoes the interrupted operation so the
 // node ends with one leader, serving, named as before.
-import type { Context, OperationResult } from '../context.js'
+import type { Context, OperationFn } from '../context.js'
 import { OperationError } from '../errors.js'
 import type { DbApi } from '../postgres/database.js'
 import { containerName, type ContainerInfo } from '../docker/client.js'
@@ -25,11 +25,11 @@ import { withHostLock } from '../journal/host-lock.js'
 import { findJournal, JournalWriter, journalPath, type readJournal, type JournalPlan } from '../journal/journal.js'
 import { keyContainers, SUFFIX_NEXT, SUFFIX_PREVIOUS } from '../rollout/plan.js'
 
-export async function repair(ctx: Context): Promise<OperationResult> {
-  const { inputs, docker, report, log } = ctx
+export const repair: OperationFn = async (ctx, inputs) => {
+  const { docker, report, log } = ctx
   const name = inputs.container
   report.title = `chainlink-rollout repair of ${name}`
-  return withHostLock(ctx, keyContainers(inputs), async (keys) => {
+  return withHostLock(ctx, inputs, keyContainers(inputs), async (keys) => {
     // the node's journal under its DB's key, else one of an earlier version under its names
     const found = findJournal(inputs.stateDir, keys.read)
     const key = found?.key ?? keys.write
@@ -43,7 +43,7 @@ export async function repair(ctx: Context): Promise<OperationResult> {
       // Nothing of ours to finish or undo, but "ok" would hide a node that is down (a Docker
       // daemon restarted after a crash starts none of its containers): name it. Starting it is
       // the operator's call: the stop may be theirs.
-      const stranded = await repairStranded(ctx, names)
+      const stranded = await repairStranded(ctx, inputs, names)
       if (stranded) return stranded
       const down = await nodeDown(ctx, names)
       if (down.length) {
@@ -54,9 +54,9 @@ export async function repair(ctx: Context): Promise<OperationResult> {
       return { result: 'ok', ok: true, message: 'nothing was in flight', outputs: { leader: name } }
     }
     if (j?.operation === 'restore' && j.phase === 'in-progress')
-      return repairRestore(ctx, j, reopen(inputs.stateDir, key, j))
+      return repairRestore(ctx, inputs, j, reopen(inputs.stateDir, key, j))
     if ((j?.operation === 'drain' || j?.operation === 'resume') && j.phase === 'in-progress')
-      return repairDrain(ctx, j, reopen(inputs.stateDir, key, j))
+      return repairDrain(ctx, inputs, j, reopen(inputs.stateDir, key, j))
     const plan: Partial<JournalPlan> = j?.plan ?? {}
     const runId = j?.runId
     report.fact(
@@ -104,13 +104,13 @@ export async function repair(ctx: Context): Promise<OperationResult> {
     }
 
     // right after an interruption the DB may be restarting: keep trying for a minute
-    const { db, config, mode, databaseUrl } = await connectNode(ctx, previousInfo, { retryForMs: 60_000 })
+    const { db, config, mode, databaseUrl } = await connectNode(ctx, previousInfo, inputs, { retryForMs: 60_000 })
     const journal = j && j.phase === 'in-progress' ? reopen(inputs.stateDir, key, j) : undefined
     if (journal) await dropScratch(ctx, db, j!)
     try {
       // the checks failing on the leader before the run, as its preflight recorded them
       const failingBefore = j?.plan.failingBefore
-      const link: NodeLink = { db, config, mode, databaseUrl, run: newRun(failingBefore) }
+      const link: NodeLink = { db, config, mode, databaseUrl, healthUrl: inputs.healthUrl, run: newRun(failingBefore) }
       const t = timeouts(inputs, config, previousInfo)
       const lock = await readLockState(db, mode, config.advisoryLockId)
       const all = [...originals, ...createdInfos]
@@ -266,11 +266,12 @@ export async function repair(ctx: Context): Promise<OperationResult> {
           // the way back the interrupted run chose, as it journaled it
           dbRollback: plan.dbRollback ?? inputs.dbRollback,
           backupFile: backup.file,
+          settings: inputs,
           downgrade: plan.downgrade
         },
         t,
         'repair of an interrupted operation',
-        restoreForRollback
+        (c, l, file) => restoreForRollback(c, l, file, inputs)
       )
       if (rb.forward !== undefined) {
         journal?.done('failed')

@@ -5,6 +5,7 @@
 // instance whose version the DB's migrations have left behind (a rolling upgrade went on
 // elsewhere) could never lead: it is stopped again and the run fails, saying so.
 import type { Context, OperationResult } from '../context.js'
+import type { Inputs } from '../inputs/types.js'
 import { OperationError } from '../errors.js'
 import { inspectNode } from '../node/inspect.js'
 import { describeInstance, findInstances, reportInstances } from '../node/instances.js'
@@ -17,16 +18,16 @@ import { clearDrainRecord, readDrainRecord } from '../journal/drained.js'
 import { provePolling, versionGateRefusal } from '../rollout/cross-host.js'
 import { restoreRestartPolicy } from '../rollout/steps.js'
 
-export async function resume(ctx: Context): Promise<OperationResult> {
-  const { inputs, report, docker } = ctx
+export async function resume(ctx: Context, inputs: Inputs): Promise<OperationResult> {
+  const { report, docker } = ctx
   report.title = `chainlink-rollout resume of ${inputs.container}`
   if (inputs.standby)
     throw new OperationError("Input 'standby': resume starts this host's one instance; name it as 'container'")
-  return withHostLock(ctx, [inputs.container], async (keys) => {
+  return withHostLock(ctx, inputs, [inputs.container], async (keys) => {
     // the drain record is this host's, under the container's name; the journal under the node's DB
     const key = nodeKey(inputs)
     refuseOpenJournal(inputs.stateDir, keys.read)
-    const view = await inspectNode(ctx, [inputs.container])
+    const view = await inspectNode(ctx, [inputs.container], inputs)
     try {
       const local = view.containers[0]
       const instances = await findInstances(ctx, view)
@@ -53,6 +54,7 @@ export async function resume(ctx: Context): Promise<OperationResult> {
         config: view.config,
         mode: view.mode,
         databaseUrl: view.databaseUrl,
+        healthUrl: inputs.healthUrl,
         run: newRun()
       }
       const t = timeouts(inputs, view.config, local.info)

@@ -2,6 +2,7 @@
 // changes nothing. Two leaders, no lock table or an unreachable DB are errors.
 import { isAuthStatus } from '../node/health.js'
 import type { Context, OperationResult } from '../context.js'
+import type { Inputs } from '../inputs/types.js'
 import { inspectNode, requireLeader } from '../node/inspect.js'
 import { checkEngine } from '../safeguards/engine-check.js'
 import { OperationError } from '../errors.js'
@@ -51,16 +52,16 @@ function lockSummary(view: NodeView): string {
   return parts.join('; ')
 }
 
-export async function status(ctx: Context): Promise<OperationResult> {
-  const { inputs, report } = ctx
+export async function status(ctx: Context, inputs: Inputs): Promise<OperationResult> {
+  const { report } = ctx
   report.title = `chainlink-rollout status of ${inputs.container}`
-  await openJournal(ctx)
+  await openJournal(ctx, inputs)
   // the engine, and what an upgrade would refuse on it, told before anyone tries (docs/podman.md)
   await checkEngine(ctx, nodeNames(inputs)).catch((e: Error) => {
     if (!(e instanceof OperationError)) throw e
     report.fact('An upgrade would be refused', e.message)
   })
-  const view = await inspectNode(ctx, nodeNames(inputs))
+  const view = await inspectNode(ctx, nodeNames(inputs), inputs)
   try {
     report.tables.push({
       heading: 'Containers',
@@ -73,7 +74,7 @@ export async function status(ctx: Context): Promise<OperationResult> {
       `goose ${view.dbVersion.goose ?? '-'}, node_versions ${view.dbVersion.nodeVersion ?? '-'}`
     )
     report.fact('Lease timing', `duration ${view.config.leaseDurationMs} ms, refresh ${view.config.leaseRefreshMs} ms`)
-    quarantineTable(ctx)
+    quarantineTable(ctx, inputs)
     // before the leader is required: a node stranded outside its holder's ports leads nowhere
     const layout = await layoutFact(ctx, view, view.containers[0].info)
     // every instance of the node, on this host or another (docs/hosts.md)
@@ -157,8 +158,8 @@ async function layoutFact(ctx: Context, view: NodeView, leader: ContainerInfo): 
 }
 
 /** Quarantined digests (refused by upgrade) and the history of earlier ones. */
-function quarantineTable(ctx: Context): void {
-  const f = readQuarantine(ctx.inputs.stateDir, nodeKey(ctx.inputs))
+function quarantineTable(ctx: Context, inputs: Pick<Inputs, 'stateDir' | 'container' | 'standby'>): void {
+  const f = readQuarantine(inputs.stateDir, nodeKey(inputs))
   const row = (e: QuarantineEntry, state: string) => [
     e.image,
     state,
@@ -186,11 +187,11 @@ function quarantineTable(ctx: Context): void {
  * An interrupted operation (a killed run, a failed repair) is shown first, with where each of
  * its containers is, so the way forward is visible even when the node cannot be inspected.
  */
-async function openJournal(ctx: Context): Promise<void> {
-  const { inputs, report, docker } = ctx
+async function openJournal(ctx: Context, inputs: Inputs): Promise<void> {
+  const { report, docker } = ctx
   let found
   try {
-    found = findJournal(inputs.stateDir, (await journalKeys(ctx, keyContainers(inputs))).read)
+    found = findJournal(inputs.stateDir, (await journalKeys(ctx, inputs, keyContainers(inputs))).read)
   } catch (e) {
     // status only reads: a journal it cannot read is shown, as what the next operation refuses on
     if (!(e instanceof OperationError)) throw e

@@ -3,6 +3,7 @@
 // verified pre-upgrade backup (and the migration rehearsal) this module hands the rollout.
 import { readFileSync } from 'node:fs'
 import type { Context, OperationResult } from '../context.js'
+import type { Inputs } from '../inputs/types.js'
 import { OperationError } from '../errors.js'
 import { digestFor, type ImageInfo } from '../docker/client.js'
 import { readDesiredImage } from '../image/file.js'
@@ -17,7 +18,7 @@ import {
   type RolloutRecord
 } from '../rollout/plan.js'
 import { rollPair } from '../rollout/pair.js'
-import { withNode } from '../rollout/prepare.js'
+import { changeSettings, withNode } from '../rollout/prepare.js'
 import { rollSingle } from '../rollout/single.js'
 import { WindowClosed } from '../rollout/steps.js'
 import {
@@ -43,15 +44,17 @@ import { nodeVersionOf } from '../node/config.js'
 import { directionOf, downgradeRefusal, migrationOfImage, takeDbDown } from '../rollout/downgrade.js'
 
 /** The backup before the rollout and the rollback (with its restore) after a failure. */
-const deps: RolloutDeps = {
-  backup: preUpgradeBackup,
-  downgradeDb: takeDbDown,
-  rollback: (ctx, link, plan, t, reason) => rollback(ctx, link, plan, t, reason, restoreForRollback)
+function upgradeDeps(inputs: Inputs): RolloutDeps {
+  return {
+    backup: (ctx, p, ch, r) => preUpgradeBackup(ctx, inputs, p, ch, r),
+    downgradeDb: takeDbDown,
+    rollback: (ctx, link, plan, t, reason) =>
+      rollback(ctx, link, plan, t, reason, (c, l, file) => restoreForRollback(c, l, file, inputs))
+  }
 }
 
 /** The target from `image`, or from the desired-state file in the operator's repo. */
-function targetRef(ctx: Context): ImageRef {
-  const { inputs } = ctx
+function targetRef(inputs: Pick<Inputs, 'image' | 'imageFile'>): ImageRef {
   if (inputs.image) return inputs.image
   let text: string
   try {
@@ -102,10 +105,10 @@ async function resolveTarget(
   return { image, createRef, digest }
 }
 
-export async function upgrade(ctx: Context): Promise<OperationResult> {
-  const { inputs, docker, report } = ctx
+export async function upgrade(ctx: Context, inputs: Inputs): Promise<OperationResult> {
+  const { docker, report } = ctx
   report.title = `chainlink-rollout upgrade of ${inputs.container}`
-  const ref = targetRef(ctx)
+  const ref = targetRef(inputs)
   // Outside its window an upgrade touches nothing (not even the host lock): a scheduled run
   // inside the window takes it up.
   const now = new Date()
@@ -122,7 +125,7 @@ export async function upgrade(ctx: Context): Promise<OperationResult> {
     }
   }
   await checkDbRollbackInputs(inputs)
-  return withNode(ctx, async (p) => {
+  return withNode(ctx, inputs, async (p) => {
     // Before the pull: an untrusted image is neither fetched nor given the node's secrets.
     const untrusted = untrustedTarget(
       ref,
@@ -150,7 +153,7 @@ export async function upgrade(ctx: Context): Promise<OperationResult> {
         outputs
       }
     }
-    const downgrade = await downgradeOf(ctx, p, ref, target, display)
+    const downgrade = await downgradeOf(ctx, inputs, p, ref, target, display)
     const ch: Change = {
       operation: 'upgrade',
       createRef: target.createRef,
@@ -158,7 +161,8 @@ export async function upgrade(ctx: Context): Promise<OperationResult> {
       display,
       backup: true,
       window: inputs.window,
-      ...(downgrade ? { downgrade } : {})
+      ...(downgrade ? { downgrade } : {}),
+      ...changeSettings(inputs)
     }
     const plan = planText(p, ch, inputs.preferPrimary, inputs.finish)
     report.fact('Plan', plan)
@@ -171,7 +175,8 @@ export async function upgrade(ctx: Context): Promise<OperationResult> {
         .query<{ ms: string }>('SELECT (extract(epoch FROM now() - pg_postmaster_start_time()) * 1000)::bigint AS ms')
         .then((rows) => Number(rows[0].ms))
         .catch(() => undefined)
-    return quarantineOutcome(ctx, p.keys.write, target.digest ?? target.image.id, display, dbUptimeMs, () =>
+    const deps = upgradeDeps(inputs)
+    return quarantineOutcome(ctx, inputs, p.keys.write, target.digest ?? target.image.id, display, dbUptimeMs, () =>
       p.other ? rollPair(ctx, p, ch, deps) : rollSingle(ctx, p, ch, deps)
     )
   })
@@ -184,12 +189,13 @@ export async function upgrade(ctx: Context): Promise<OperationResult> {
  */
 async function downgradeOf(
   ctx: Context,
+  inputs: Pick<Inputs, 'allowDowngrade' | 'image' | 'dbRollback'>,
   p: Prepared,
   ref: ImageRef,
   target: { image: ImageInfo; createRef: string },
   display: string
 ): Promise<Downgrade | undefined> {
-  const { inputs, report } = ctx
+  const { report } = ctx
   const version = nodeVersionOf({ ...target.image.config, Image: formatRef(ref) })
   const d = directionOf({ target: version, dbNodeVersion: p.view.dbVersion.nodeVersion, running: p.view.version })
   if (d.kind === 'unknown') {
@@ -228,13 +234,14 @@ async function downgradeOf(
  */
 async function quarantineOutcome(
   ctx: Context,
+  inputs: Pick<Inputs, 'stateDir' | 'container' | 'standby'>,
   journalKey: string,
   digest: string,
   display: string,
   dbUptimeMs: () => Promise<number | undefined>,
   roll: () => Promise<OperationResult>
 ): Promise<OperationResult> {
-  const { inputs, report, docker } = ctx
+  const { report, docker } = ctx
   const t0 = Date.now()
   const faults0 = docker.daemonFaults?.() ?? 0
   const record = async (reason: string) => {
@@ -288,8 +295,13 @@ async function quarantineOutcome(
 }
 
 /** The verified pre-upgrade backup, the node's files in the same set; its path. */
-async function backupBeforeUpgrade(ctx: Context, view: NodeView, leader: NodeContainer): Promise<string> {
-  const { inputs, report, log } = ctx
+async function backupBeforeUpgrade(
+  ctx: Context,
+  inputs: Inputs,
+  view: NodeView,
+  leader: NodeContainer
+): Promise<string> {
+  const { report, log } = ctx
   report.step('backup', `pg_dump to ${inputs.backupDir}`)
   const stored = backupFiles(nodeFiles(view, leader.info), !!inputs.backupRecipient, inputs.backupSecretsPlain)
   report.fact('Secrets files', stored.note)
@@ -321,27 +333,33 @@ async function backupBeforeUpgrade(ctx: Context, view: NodeView, leader: NodeCon
 }
 
 /** The verified pre-upgrade backup (journaled), when the change and the inputs ask for one. */
-export async function preUpgradeBackup(ctx: Context, p: Prepared, ch: Change, r: RolloutRecord): Promise<void> {
-  if (!ch.backup || !ctx.inputs.backup) return
+export async function preUpgradeBackup(
+  ctx: Context,
+  inputs: Inputs,
+  p: Prepared,
+  ch: Change,
+  r: RolloutRecord
+): Promise<void> {
+  if (!ch.backup || !inputs.backup) return
   const { journal } = r
   journal.step('backup')
-  const backupFile = await backupBeforeUpgrade(ctx, p.view, p.leader)
+  const backupFile = await backupBeforeUpgrade(ctx, inputs, p.view, p.leader)
   r.backupFile = backupFile
   journal.plan({ backupFile })
-  if (ctx.inputs.rehearseMigration && ch.downgrade)
+  if (inputs.rehearseMigration && ch.downgrade)
     ctx.report.note(
       `No migration rehearsal: a downgrade runs no migrations of ${ch.display}; its database step is the running image's 'db rollback'.`
     )
-  else if (ctx.inputs.rehearseMigration && ch.operation === 'upgrade') {
+  else if (inputs.rehearseMigration && ch.operation === 'upgrade') {
     // on a copy of the database, before anything of the node is touched
     journal.step('rehearsal')
     try {
       await rehearseMigration(ctx, p.view, p.leader, backupFile, {
         newImage: ch.createRef,
         imageId: ch.imageId,
-        identity: ctx.inputs.backupIdentity,
-        timeoutMs: ctx.inputs.readyTimeoutMs,
-        copyUnchecked: ctx.inputs.dbCopyUnchecked,
+        identity: inputs.backupIdentity,
+        timeoutMs: inputs.readyTimeoutMs,
+        copyUnchecked: inputs.dbCopyUnchecked,
         onScratch: (scratch) => journal.step('rehearsal', { scratch })
       })
     } catch (e) {

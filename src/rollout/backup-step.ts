@@ -89,7 +89,8 @@ type AfterRestore = (nodeBack: boolean) => Promise<string | undefined>
 export async function restoreForRollback(
   ctx: Context,
   link: NodeLink & { databaseUrl?: string },
-  file: string
+  file: string,
+  o: { backupIdentity?: string; dbCopyUnchecked: boolean }
 ): Promise<AfterRestore | undefined> {
   const url = link.databaseUrl
   if (!url) throw new OperationError('cannot restore: the database URL is unknown')
@@ -103,11 +104,11 @@ export async function restoreForRollback(
     r = await restoreBackup({
       databaseUrl: url,
       file,
-      identity: ctx.inputs.backupIdentity,
+      identity: o.backupIdentity,
       log: ctx.log,
       signal: ctx.signal,
       keepPrevious: true,
-      copyUnchecked: ctx.inputs.dbCopyUnchecked
+      copyUnchecked: o.dbCopyUnchecked
     })
   } finally {
     if (swap) link.db = await Database.connect(url)

@@ -139,6 +139,7 @@ export async function takeDbDown(ctx: Context, p: Prepared, d: Downgrade): Promi
     goose: d.goose,
     nodeVersion: d.to,
     whose: `the running image ${d.newerImage}`,
-    display: `${d.newerImage} (${leader.Image.slice(0, 19)})`
+    display: `${d.newerImage} (${leader.Image.slice(0, 19)})`,
+    readyTimeoutMs: p.t.readyMs
   })
 }

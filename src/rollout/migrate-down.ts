@@ -20,7 +20,8 @@ export async function migrateDown(ctx: Context, link: NodeLink, plan: RollbackPl
     image: plan.newImage,
     goose: plan.dbBefore.goose!,
     nodeVersion: plan.dbBefore.nodeVersion,
-    whose: 'the new image'
+    whose: 'the new image',
+    readyTimeoutMs: plan.settings.readyTimeoutMs
   })
 }
 
@@ -42,6 +43,8 @@ export async function migrateDownTo(
     whose: string
     /** the image as the report names it (`image` may be an id) */
     display?: string
+    /** input 'ready-timeout': a long down-migration gets at least that */
+    readyTimeoutMs: number
   }
 ): Promise<void> {
   const { docker, report } = ctx
@@ -61,7 +64,7 @@ export async function migrateDownTo(
   report.step('db rollback', `${o.display ?? o.image} ${cmd.join(' ')}`)
   // bounded (long down migrations get at least ready-timeout) and ended by a cancellation: each
   // goose migration is its own transaction, so a stopped run leaves the DB at a version boundary
-  const r = await docker.runOnce(spec, Math.max(10 * 60_000, ctx.inputs.readyTimeoutMs), ctx.signal)
+  const r = await docker.runOnce(spec, Math.max(10 * 60_000, o.readyTimeoutMs), ctx.signal)
   if (r.exitCode !== 0)
     throw new OperationError(
       `'node db rollback ${o.goose}' with ${o.whose} failed (exit ${r.exitCode}): ${r.output.trim().split('\n').slice(-3).join(' | ')}`

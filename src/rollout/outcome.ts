@@ -44,7 +44,7 @@ export async function recover(
   const { journal, previous } = r
   const reason = e instanceof Error ? e.message : String(e)
   for (const m of r.created) await failedContainerLogs(ctx, m, e)
-  if (!ctx.inputs.rollback) {
+  if (!ch.rollback.rollback) {
     journal.done('failed')
     throw new OperationError(
       `${reason}. Rollback is off (input 'rollback: false'): the node is left as it is; the previous container is kept stopped as '${previous.name}'`
@@ -71,8 +71,9 @@ export async function recover(
         created: r.created,
         newImage: ch.createRef,
         dbBefore: p.view.dbVersion,
-        dbRollback: ctx.inputs.dbRollback,
+        dbRollback: ch.rollback.dbRollback,
         backupFile: r.backupFile,
+        settings: ch.rollback,
         downgrade: !!ch.downgrade
       },
       p.t,

@@ -22,7 +22,7 @@ import { LockLeftLeader, noRestart, restoreRestartPolicy, standbyOrUndo } from '
 
 /** The rollout of a failover pair; `deps` are the backup before it and the rollback after a failure. */
 export async function rollPair(ctx: Context, p: Prepared, ch: Change, deps: RolloutDeps): Promise<OperationResult> {
-  const { docker, report, inputs } = ctx
+  const { docker, report } = ctx
   const { leader, link, t, view } = p
   const other = p.other!
   for (const c of [leader, other])
@@ -126,7 +126,7 @@ export async function rollPair(ctx: Context, p: Prepared, ch: Change, deps: Roll
     }
     let finalLeader: Member = nextLeader
     // 4. Hand back to the primary when asked.
-    if (inputs.preferPrimary && leader.name === inputs.container) {
+    if (ch.preferPrimary && leader.name === p.node.container) {
       journal.step('handoff-back', { from: next.id, to: newStandby.id })
       const back = await handoff(ctx, link, nextLeader, standbyWaiting, t)
       gaps.push(back.gapMs ?? NaN)

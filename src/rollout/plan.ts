@@ -21,8 +21,8 @@ export const SUFFIX_PREVIOUS = '-rollout-previous'
  * The containers the node's DB (the key of its journal and host lock) is read from: its own, then
  * the names a run in flight or killed gives them for a while.
  */
-export function keyContainers(inputs: { container: string; standby?: string }): string[] {
-  const names = [inputs.container, ...(inputs.standby ? [inputs.standby] : [])]
+export function keyContainers(node: { container: string; standby?: string }): string[] {
+  const names = [node.container, ...(node.standby ? [node.standby] : [])]
   return [...names, ...names.flatMap((n) => [n + SUFFIX_PREVIOUS, n + SUFFIX_NEXT])]
 }
 
@@ -43,6 +43,24 @@ export interface Change {
   /** a deliberate downgrade (src/rollout/downgrade.ts): at the swap, with the node stopped, the
    * running image takes the DB down to the target's newest migration */
   downgrade?: Downgrade
+  /** input 'finish': how a single node with published ports gets back onto them (finishOf) */
+  finish: 'swap' | 'second-handoff'
+  /** input 'prefer-primary': a pair hands leadership back to its primary at the end */
+  preferPrimary: boolean
+  /** what a failure past the first handoff may do */
+  rollback: RollbackChoices
+}
+
+/** The rollback's choices, as the run was asked (inputs 'rollback', 'db-rollback', 'backup-identity', 'ready-timeout'). */
+export interface RollbackChoices {
+  /** false: a failure leaves the node as the failed step left it */
+  rollback: boolean
+  /** how the DB is brought back for the old binary */
+  dbRollback: 'migrate-down' | 'restore'
+  /** the age key that reads an encrypted pre-upgrade backup */
+  backupIdentity?: string
+  /** a down-migration is given at least this long */
+  readyTimeoutMs: number
 }
 
 export interface Downgrade {
@@ -65,6 +83,8 @@ export interface Prepared {
   t: Timeouts
   /** the node's journal keys (its DB's), under whose host lock the run is */
   keys: JournalKeys
+  /** the node as the run names it (input 'container': a pair's primary) and its state-dir (the journal's folder) */
+  node: { container: string; stateDir: string }
   /** the container whose network the leader joins (its port holder), when it joins one */
   owner?: ContainerInfo
   /** what input 'port-holder' asks of the layout (docs/port-holder.md); undefined: nothing */
@@ -159,10 +179,10 @@ export function openRecord(
   previous: Member,
   others: RolloutRecord['others'] = []
 ): RolloutRecord {
-  const journal = new JournalWriter(journalPath(ctx.inputs.stateDir, p.keys.write), {
+  const journal = new JournalWriter(journalPath(p.node.stateDir, p.keys.write), {
     runId: Date.now().toString(36),
     operation: ch.operation,
-    container: ctx.inputs.container,
+    container: p.node.container,
     plan: {
       leaderId: p.leader.info.Id,
       leaderName: p.leader.name,
@@ -171,7 +191,7 @@ export function openRecord(
       leaderImage: p.leader.image,
       target: ch.createRef,
       dbBefore: p.view.dbVersion,
-      dbRollback: ctx.inputs.dbRollback,
+      dbRollback: ch.rollback.dbRollback,
       ...(ch.downgrade ? { downgrade: true } : {}),
       mode: p.view.mode,
       failingBefore: p.link.run?.failingBefore
@@ -229,6 +249,8 @@ export interface RollbackPlan {
   /** how the DB is brought back: the run's own choice (input 'db-rollback', journaled) */
   dbRollback: 'migrate-down' | 'restore'
   backupFile?: string
+  /** the key that reads an encrypted backup, and a down-migration's least time (RollbackChoices) */
+  settings: { backupIdentity?: string; readyTimeoutMs: number }
   /** the run was a deliberate downgrade: the previous (newer) image migrates the DB up again itself */
   downgrade?: boolean
 }

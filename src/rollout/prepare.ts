@@ -4,30 +4,75 @@
 import type { Context, OperationResult } from '../context.js'
 import { OperationError } from '../errors.js'
 import { formatMs } from '../duration.js'
-import { newRun, runOf, timeouts, type NodeLink } from '../handoff/types.js'
+import { newRun, runOf, timeouts, type NodeLink, type TimeoutSettings } from '../handoff/types.js'
 import { describeChecks, describeReady, isAuthStatus } from '../node/health.js'
 import { inspectNode, requireHealthUrl, requireLeader } from '../node/inspect.js'
 import type { NodeContainer } from '../node/view.js'
-import { nodeNames } from '../node/connect.js'
+import { nodeNames, type DbSettings } from '../node/connect.js'
 import { cannotRestoreMessage, restorePlan } from '../backup/restore.js'
 import type { DbApi } from '../postgres/database.js'
 import { findForeignNodes, foreignRefusal } from '../node/foreign-sessions.js'
-import { withHostLock } from '../journal/host-lock.js'
+import { withHostLock, type HostLockSettings } from '../journal/host-lock.js'
 import { refuseOpenJournal } from '../journal/journal.js'
 import { findUpdaters, nodeFacts, otherUpdaters, updatersRefusal } from '../safeguards/other-updaters.js'
-import { keyContainers, SUFFIX_NEXT, SUFFIX_PREVIOUS, type Prepared } from './plan.js'
+import {
+  keyContainers,
+  SUFFIX_NEXT,
+  SUFFIX_PREVIOUS,
+  type Change,
+  type Prepared,
+  type RollbackChoices
+} from './plan.js'
 import { checkEngine } from '../safeguards/engine-check.js'
 import { containerName, joinedTo, type ContainerInfo } from '../docker/client.js'
 import { describePorts } from '../handoff/container-spec.js'
 import { holderProblem, HOLDER_SUFFIX, layoutChange, layoutOf, type LayoutChange } from '../handoff/port-holder.js'
 
+/** What a rollout is asked besides its image: its finish, the pair's hand-back and the rollback's choices. */
+export function changeSettings(
+  inputs: Pick<Change, 'finish' | 'preferPrimary'> & RollbackChoices
+): Pick<Change, 'finish' | 'preferPrimary' | 'rollback'> {
+  return {
+    finish: inputs.finish,
+    preferPrimary: inputs.preferPrimary,
+    rollback: {
+      rollback: inputs.rollback,
+      dbRollback: inputs.dbRollback,
+      backupIdentity: inputs.backupIdentity,
+      readyTimeoutMs: inputs.readyTimeoutMs
+    }
+  }
+}
+
+/**
+ * What the preflight is given (the operation's inputs): the host lock's settings, the DB's, the
+ * timeouts, and what its own checks read.
+ */
+type PreflightSettings = HostLockSettings &
+  DbSettings &
+  TimeoutSettings & {
+    /** input 'health-url' */
+    healthUrl?: string
+    /** input 'port-holder': the layout asked (undefined: keep it) */
+    portHolder?: boolean
+    /** input 'image-file': the compose file the node is started from is not another updater */
+    imageFile?: string
+    allowOtherUpdaters: boolean
+    rollback: boolean
+    dbRollback: RollbackChoices['dbRollback']
+  }
+
 /**
  * Host lock, interrupted-run check, node inspection and leader proof; then `fn`. Everything
  * before `fn` only reads.
  */
-export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<OperationResult>): Promise<OperationResult> {
-  const { inputs, docker, report } = ctx
-  return withHostLock(ctx, keyContainers(inputs), async (keys) => {
+export async function withNode(
+  ctx: Context,
+  inputs: PreflightSettings,
+  fn: (p: Prepared) => Promise<OperationResult>
+): Promise<OperationResult> {
+  const { docker, report } = ctx
+  return withHostLock(ctx, inputs, keyContainers(inputs), async (keys) => {
     refuseOpenJournal(inputs.stateDir, keys.read)
     const names = nodeNames(inputs)
     for (const n of names) {
@@ -40,7 +85,7 @@ export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<Operat
     }
     // Podman: pods, systemd units and a missing restart-policy update refused before the DB is read
     await checkEngine(ctx, names)
-    const view = await inspectNode(ctx, names)
+    const view = await inspectNode(ctx, names, inputs)
     try {
       const leader = requireLeader(view)
       if (view.mode === 'none')
@@ -51,6 +96,7 @@ export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<Operat
         throw new OperationError(`Container '${inputs.container}' is not the leader`)
       const { owner, layout, stale } = await layoutPlan(
         ctx,
+        inputs.portHolder,
         leader,
         inputs.standby ? view.containers.find((c) => c !== leader) : undefined
       )
@@ -142,6 +188,7 @@ export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<Operat
         config: view.config,
         mode: view.mode,
         databaseUrl: view.databaseUrl,
+        healthUrl: inputs.healthUrl,
         run: newRun(failingBefore)
       }
       try {
@@ -152,6 +199,7 @@ export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<Operat
           link,
           t: timeouts(inputs, view.config, leader.info),
           keys,
+          node: { container: inputs.container, stateDir: inputs.stateDir },
           owner,
           layout
         })
@@ -175,10 +223,11 @@ export async function withNode(ctx: Context, fn: (p: Prepared) => Promise<Operat
  */
 async function layoutPlan(
   ctx: Context,
+  portHolder: boolean | undefined,
   leader: NodeContainer,
   other: NodeContainer | undefined
 ): Promise<{ owner?: ContainerInfo; layout: LayoutChange; stale: boolean }> {
-  const { docker, report, inputs } = ctx
+  const { docker, report } = ctx
   const ownerOf = async (c: NodeContainer) => {
     const ref = joinedTo(c.info)
     return ref ? docker.inspect(ref) : undefined
@@ -192,7 +241,7 @@ async function layoutPlan(
       : `${layout} (${describePorts(leader.info)})`
   )
   const change = layoutChange(
-    inputs.portHolder,
+    portHolder,
     layout,
     owner && containerName(owner),
     leader.info.Config.Labels?.['com.docker.compose.project']

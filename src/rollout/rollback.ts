@@ -12,10 +12,9 @@ import { takeOver } from '../handoff/take-over.js'
 import { memberOf, type Member, type NodeLink, type Timeouts } from '../handoff/types.js'
 import { containerName, joinedTo, type ContainerInfo } from '../docker/client.js'
 import { manifestPathFor, readManifest } from '../backup/manifest.js'
-import { SUFFIX_NEXT, SUFFIX_PREVIOUS, type RollbackPlan, type RollbackResult } from './plan.js'
+import { SUFFIX_NEXT, SUFFIX_PREVIOUS, type RollbackChoices, type RollbackPlan, type RollbackResult } from './plan.js'
 import { restoreRestartPolicy } from './steps.js'
 import { migrateDown } from './migrate-down.js'
-import type { DbRollback, Inputs } from '../inputs/types.js'
 import { formatMs } from '../duration.js'
 
 /**
@@ -35,7 +34,7 @@ type DbPlan =
  * identity given is its recipient's key.
  */
 export function chooseDbPlan(o: {
-  dbRollback: DbRollback
+  dbRollback: RollbackPlan['dbRollback']
   dbBefore: DbVersion
   backupFile?: string
   backupReadable: boolean
@@ -78,7 +77,7 @@ async function backupReadable(
  * Preflight of a rollback's DB plan that needs more than the inputs' syntax: the identity that
  * would decrypt the pre-upgrade backup must belong to the recipient it is encrypted to.
  */
-export async function checkDbRollbackInputs(inputs: Inputs): Promise<void> {
+export async function checkDbRollbackInputs(inputs: RollbackChoices & { backupRecipient?: string }): Promise<void> {
   if (!inputs.rollback || inputs.dbRollback !== 'restore' || !inputs.backupRecipient || !inputs.backupIdentity) return
   const { identityToRecipient } = await import('age-encryption')
   let derived: string | undefined
@@ -137,7 +136,7 @@ async function rollbackSteps(
   reason: string,
   restore: (ctx: Context, link: NodeLink, file: string) => Promise<void>
 ): Promise<RollbackResult> {
-  const { docker, report, inputs } = ctx
+  const { docker, report } = ctx
   // ready-timeout was chosen for the new image (its migrations); the previous container has run
   // on this DB before and is held to its own, generous bound, so a tight ready-timeout can
   // never make a good rollback look failed.
@@ -159,7 +158,7 @@ async function rollbackSteps(
     dbRollback: plan.dbRollback,
     dbBefore: plan.dbBefore,
     backupFile: plan.backupFile,
-    backupReadable: await backupReadable(plan.backupFile, inputs.backupIdentity, link.databaseUrl)
+    backupReadable: await backupReadable(plan.backupFile, plan.settings.backupIdentity, link.databaseUrl)
   })
   const movedNow = moved(await link.db.version(), plan.dbBefore)
   if (movedNow && dbPlan.method === 'none' && !plan.downgrade)

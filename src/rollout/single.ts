@@ -46,12 +46,12 @@ function publishedUrl(info: ContainerInfo, httpPort: number): string | undefined
 
 /** The rollout of a single node; `deps` are the backup before it and the rollback after a failure. */
 export async function rollSingle(ctx: Context, p: Prepared, ch: Change, deps: RolloutDeps): Promise<OperationResult> {
-  const { docker, report, inputs } = ctx
+  const { docker, report } = ctx
   const { leader, link, view } = p
   const name = leader.name
   // a downgrade takes the DB down between the leader's stop and the older image's start: only the
   // swap has that moment (a standby waiting on the lock would take it at once and hit the gate)
-  const finish: Finish = ch.downgrade ? 'swap' : finishOf(leader.info, inputs.finish, p.layout)
+  const finish: Finish = ch.downgrade ? 'swap' : finishOf(leader.info, ch.finish, p.layout)
   const r = openRecord(ctx, p, ch, memberOf(leader.info, view.lock.holder))
   await deps.backup(ctx, p, ch, r)
   // A `docker run --rm` leader is deleted by its own stop: a stopped copy of it, made while it

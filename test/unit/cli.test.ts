@@ -1,10 +1,11 @@
 import { describe, expect, it } from '@jest/globals'
 import { readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { parse as parseYaml } from 'yaml'
 import { INPUT_NAMES, main, parseArgs, UsageError } from '../../src/cli.js'
 import { INPUTS, VERSION } from '../../src/action-meta.js'
-import { EXIT, exitCodeOf, OPERATION_NAMES } from '../../src/cli-help.js'
-import { OPERATIONS } from '../../src/inputs/read.js'
+import { BOOLEAN_INPUTS, EXIT, exitCodeOf, OPERATION_NAMES } from '../../src/cli-help.js'
+import { InputError, OPERATIONS, readInputs } from '../../src/inputs/read.js'
 
 const yml = parseYaml(readFileSync(new URL('../../action.yml', import.meta.url), 'utf8')) as {
   inputs: Record<string, { default?: string; description?: string }>
@@ -34,6 +35,26 @@ describe('cli arguments', () => {
         v.default ?? ''
       ])
     )
+  })
+
+  it('takes a bare flag as true for exactly the inputs read as true or false (derived from action.yml)', () => {
+    // an input is a boolean when the reader refuses 'maybe' for it with "must be true or false"
+    const readAsBoolean = INPUT_NAMES.filter((name) => {
+      try {
+        readInputs(
+          (n) => (n === name ? 'maybe' : n === 'image' ? 'smartcontract/chainlink:2.19.0' : ''),
+          () => undefined,
+          {
+            GITHUB_WORKSPACE: tmpdir()
+          }
+        )
+      } catch (e) {
+        return e instanceof InputError && e.input === name && /must be true or false/.test(e.message)
+      }
+      return false
+    })
+    expect(readAsBoolean).toContain('port-holder')
+    expect([...BOOLEAN_INPUTS].sort()).toEqual([...readAsBoolean].sort())
   })
 
   it('knows every operation the inputs accept', () => {

@@ -10,7 +10,8 @@ import { GateError, memberOf } from '../../../src/handoff/types.js'
 import type { NodeContainer, NodeView } from '../../../src/node/view.js'
 import { repair } from '../../../src/operations/repair.js'
 import { rollback } from '../../../src/rollout/rollback.js'
-import { restoreForRollback } from '../../../src/rollout/backup-step.js'
+import { restoreForRollback as restoreBackupForRollback } from '../../../src/rollout/backup-step.js'
+import { changeSettings } from '../../../src/rollout/prepare.js'
 import { preUpgradeBackup } from '../../../src/operations/upgrade.js'
 import { rollPair } from '../../../src/rollout/pair.js'
 import type { Change, Prepared, RollbackPlan, RolloutDeps } from '../../../src/rollout/plan.js'
@@ -19,14 +20,17 @@ import { WindowClosed } from '../../../src/rollout/steps.js'
 import { parseWindows } from '../../../src/safeguards/window.js'
 import { readJournal } from '../../../src/journal/journal.js'
 import { journalKeys } from '../../../src/journal/host-lock.js'
-import { expectInOrder, FakeNode, FAST, imageIdOf } from '../fixtures/fake-node.js'
+import { expectInOrder, FakeNode, FAST, imageIdOf, inputsOf, upgradeTo } from '../fixtures/fake-node.js'
 
 const OLD = 'smartcontract/chainlink:2.18.0'
 const NEW = 'smartcontract/chainlink:2.19.0'
-const upgrade: Change = { operation: 'upgrade', createRef: NEW, imageId: imageIdOf(NEW), display: NEW, backup: false }
+const upgrade: Change = upgradeTo(NEW)
+/** The rollback's restore as the operations hand it (their inputs bound). */
+const restoreForRollback: Parameters<typeof rollback>[5] = (ctx, link, file) =>
+  restoreBackupForRollback(ctx, link, file, inputsOf())
 /** What the operations hand a rollout (src/operations/upgrade.ts): the backup step and the rollback. */
 const deps: RolloutDeps = {
-  backup: preUpgradeBackup,
+  backup: (ctx, p, ch, r) => preUpgradeBackup(ctx, w.inputs(), p, ch, r),
   rollback: (ctx, link, plan, t, reason) => rollback(ctx, link, plan, t, reason, restoreForRollback)
 }
 
@@ -63,9 +67,9 @@ async function prepared(other?: NodeContainer, t = FAST): Promise<Prepared> {
     config: link.config
   } as unknown as NodeView
   // the keys the host lock finds (its DB's), so that a repair finds the run's journal
-  const keys = await journalKeys(w.context(), ['chainlink'])
+  const keys = await journalKeys(w.context(), w.inputs(), ['chainlink'])
   key = keys.write
-  return { view, leader, other, link, t, keys }
+  return { view, leader, other, link, t, keys, node: { container: 'chainlink', stateDir: w.stateDir } }
 }
 
 /** A pre-upgrade backup set as the rollback finds it: a manifest beside the dump (never read further). */
@@ -79,7 +83,7 @@ function backupSet(dump: 'pre.dump' | 'pre.dump.d'): string {
 }
 
 let key = ''
-const journalOf = (ctx: Context) => readJournal(ctx.inputs.stateDir, key)
+const journalOf = () => readJournal(w.stateDir, key)
 const touches = (name: string) => (e: string) => / /.test(e) && e.split(' ')[1] === name && !e.startsWith('create')
 
 describe('single node: the standby gate before any handoff', () => {
@@ -94,7 +98,7 @@ describe('single node: the standby gate before any handoff', () => {
     expect(w.holder).toBe(w.leader.appId)
     expect(ctx.report.timeline.map((s) => s.step)).toContain('standby removed')
     expect(ctx.report.logs.map((l) => l.container)).toEqual(['chainlink-rollout-next'])
-    expect(journalOf(ctx)).toMatchObject({ phase: 'done', result: 'failed' })
+    expect(journalOf()).toMatchObject({ phase: 'done', result: 'failed' })
   })
 
   test('the standby waits and the new leader passes: renamed into place, the old container removed', async () => {
@@ -112,7 +116,7 @@ describe('single node: the standby gate before any handoff', () => {
       'remove chainlink-rollout-previous'
     ])
     expect(w.byName('chainlink')?.info.Config.Image).toBe(NEW)
-    expect(journalOf(ctx)).toMatchObject({ phase: 'done', result: 'upgraded' })
+    expect(journalOf()).toMatchObject({ phase: 'done', result: 'upgraded' })
   })
 })
 
@@ -140,7 +144,7 @@ describe('single node: the new leader fails its health gate', () => {
     expect(w.byName('chainlink')?.info.State.Running).toBe(true)
     expect(w.byName('chainlink')?.info.Config.Image).toBe(OLD)
     expect(w.byName('chainlink-rollout-next')).toBeUndefined()
-    expect(journalOf(ctx)).toMatchObject({ phase: 'done', result: 'rolled-back' })
+    expect(journalOf()).toMatchObject({ phase: 'done', result: 'rolled-back' })
   })
 
   test('the lock left the leader before the handoff (the standby took it and migrated): rolled back, DB included', async () => {
@@ -187,18 +191,19 @@ describe('single node: the new leader fails its health gate', () => {
     expect(w.events).toContain('remove chainlink-rollout-next')
     expect(w.events.filter(touches('chainlink'))).toEqual([])
     expect(w.leader.info.State.Running).toBe(true)
-    expect(journalOf(ctx)).toMatchObject({ phase: 'done', result: 'deferred' })
+    expect(journalOf()).toMatchObject({ phase: 'done', result: 'deferred' })
   })
 
   test("with input 'rollback: false' the node is left as it is and the run fails naming the previous container", async () => {
     w.images.set(NEW, { neverReady: true })
-    const ctx = w.context({ rollback: 'false' })
-    await expect(rollSingle(ctx, await prepared(), upgrade, deps)).rejects.toThrow(
+    const ctx = w.context()
+    const ch = { ...upgrade, ...changeSettings(w.inputs({ rollback: 'false' })) }
+    await expect(rollSingle(ctx, await prepared(), ch, deps)).rejects.toThrow(
       /Rollback is off.*kept stopped as 'chainlink'/
     )
     expect(w.events).not.toContain('report: rollback')
     expect(w.events.filter((e) => e.startsWith('remove '))).toEqual([])
-    expect(journalOf(ctx)).toMatchObject({ phase: 'done', result: 'failed' })
+    expect(journalOf()).toMatchObject({ phase: 'done', result: 'failed' })
   })
 })
 
@@ -206,7 +211,7 @@ describe('pair: the recreated standby fails its gate', () => {
   test('the old standby is put back under its name and started; the leader is never touched', async () => {
     const b = w.addStandby('chainlink-b')
     w.images.set(NEW, { exitsWith: 1 })
-    const ctx = w.context({ standby: 'chainlink-b' })
+    const ctx = w.context()
     await expect(rollPair(ctx, await prepared(nodeContainer(b.info, b.appId)), upgrade, deps)).rejects.toThrow(
       GateError
     )
@@ -220,7 +225,7 @@ describe('pair: the recreated standby fails its gate', () => {
     ])
     expect(w.events.filter(touches('chainlink'))).toEqual([])
     expect(w.byName('chainlink-b')?.info.Config.Image).toBe(OLD)
-    expect(journalOf(ctx)).toMatchObject({ phase: 'done', result: 'failed' })
+    expect(journalOf()).toMatchObject({ phase: 'done', result: 'failed' })
   })
 })
 
@@ -243,7 +248,8 @@ describe('rollback on its own', () => {
       created,
       newImage: NEW,
       dbBefore: p.view.dbVersion,
-      dbRollback: 'migrate-down'
+      dbRollback: 'migrate-down',
+      settings: upgrade.rollback
     }
     return { ctx, p, plan }
   }
@@ -405,8 +411,8 @@ describe('repair after a run interrupted at each step (single node, host network
     const ctx = w.context()
     w.interruptAt = at
     await expect(rollSingle(ctx, p, upgrade, deps)).rejects.toThrow(/cancel/i)
-    expect(journalOf(ctx)?.phase).toBe('in-progress')
-    const r = await repair(w.context({ ...REPAIR, 'state-dir': ctx.inputs.stateDir }))
+    expect(journalOf()?.phase).toBe('in-progress')
+    const r = await repair(w.context(), w.inputs(REPAIR))
     expect(r).toMatchObject({ result, ok: true, outputs: { leader: 'chainlink' } })
     expect(r.message).toMatch(message)
     // one container of the node, named as before, leading and serving
@@ -414,7 +420,7 @@ describe('repair after a run interrupted at each step (single node, host network
     expect(w.byName('chainlink')?.info.State.Running).toBe(true)
     expect(w.byName('chainlink')?.info.Config.Image).toBe(image)
     expect(w.holder).toBe(w.byName('chainlink')?.appId)
-    expect(journalOf(ctx)?.phase).toBe('done')
+    expect(journalOf()?.phase).toBe('done')
   })
 
   test('interrupted during its own rollback: the repair rolls back again', async () => {
@@ -422,12 +428,12 @@ describe('repair after a run interrupted at each step (single node, host network
     const ctx = w.context()
     w.interruptAt = 'start chainlink'
     await expect(rollSingle(ctx, await prepared(), upgrade, deps)).rejects.toThrow(/cancel/i)
-    expect(journalOf(ctx)?.steps.map((s) => s.step)).toContain('rollback')
-    const r = await repair(w.context({ ...REPAIR, 'state-dir': ctx.inputs.stateDir }))
+    expect(journalOf()?.steps.map((s) => s.step)).toContain('rollback')
+    const r = await repair(w.context(), w.inputs(REPAIR))
     expect(r).toMatchObject({ result: 'rolled-back', ok: false, outputs: { leader: 'chainlink', image: OLD } })
     expect(w.db.goose).toBe(100)
     expect([...w.boxes.values()].map((b) => b.info.Name)).toEqual(['/chainlink'])
     expect(w.byName('chainlink')?.info.State.Running).toBe(true)
-    expect(journalOf(ctx)).toMatchObject({ phase: 'done', result: 'rolled-back' })
+    expect(journalOf()).toMatchObject({ phase: 'done', result: 'rolled-back' })
   })
 })

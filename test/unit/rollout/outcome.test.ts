@@ -4,17 +4,16 @@
 // stopped at its checks (the DB or the Docker daemon not answering) leaves the node to be judged
 // as it is, and a healthy new leader is finished, not rolled back.
 import { afterEach, beforeEach, describe, expect, test } from '@jest/globals'
-import type { Context } from '../../../src/context.js'
 import type { DockerApi } from '../../../src/docker/client.js'
 import { OperationError } from '../../../src/errors.js'
 import { memberOf } from '../../../src/handoff/types.js'
 import { readJournal } from '../../../src/journal/journal.js'
 import { recover } from '../../../src/rollout/outcome.js'
 import { openRecord, type Change, type Prepared, type RolloutDeps } from '../../../src/rollout/plan.js'
-import { FakeNode, FAST, imageIdOf } from '../fixtures/fake-node.js'
+import { FakeNode, FAST, upgradeTo } from '../fixtures/fake-node.js'
 
 const NEW = 'smartcontract/chainlink:2.19.0'
-const upgrade: Change = { operation: 'upgrade', createRef: NEW, imageId: imageIdOf(NEW), display: NEW, backup: false }
+const upgrade: Change = upgradeTo(NEW)
 
 let w: FakeNode
 beforeEach(async () => {
@@ -29,39 +28,41 @@ function prepared(): Prepared {
   const info = w.leader.info
   const leader = { info, name: info.Name.slice(1), image: info.Config.Image, session: { appId: w.leader.appId } }
   const view = { containers: [leader], lock: { sessions: [], holder: w.holder }, dbVersion: { ...w.db }, mode: 'lease' }
-  return { view, leader, link: w.link(), t: FAST, keys: { write: 'db-test', read: ['db-test'] } } as unknown as Prepared
+  const keys = { write: 'db-test', read: ['db-test'] }
+  const node = { container: 'chainlink', stateDir: w.stateDir }
+  return { view, leader, link: w.link(), t: FAST, keys, node } as unknown as Prepared
 }
 
-const steps = (ctx: Context) => readJournal(ctx.inputs.stateDir, 'db-test')?.steps.map((s) => s.step) ?? []
+const steps = () => readJournal(w.stateDir, 'db-test')?.steps.map((s) => s.step) ?? []
 
 async function recoverWith(rollback: RolloutDeps['rollback']) {
   const ctx = w.context()
   const p = prepared()
   const r = openRecord(ctx, p, upgrade, memberOf(p.leader.info, w.leader.appId))
   const out = recover(ctx, p, upgrade, r, new Error('gate health: /readyz 503'), rollback)
-  return { ctx, out }
+  return { out }
 }
 
 describe('a failed rollout journals its rollback only when something is about to change', () => {
   test('the rollback stops at its checks (the DB does not answer): no `rollback` in the journal, the message says nothing was stopped', async () => {
-    const { ctx, out } = await recoverWith(async (c) => {
+    const { out } = await recoverWith(async (c) => {
       await c.docker.inspect('chainlink')
       throw new OperationError(
         "the node's database does not answer (connect ECONNREFUSED); nothing was stopped: the node is as the failed step left it"
       )
     })
     await expect(out).rejects.toThrow(/rollback failed too: .*nothing was stopped/)
-    expect(steps(ctx)).not.toContain('rollback')
-    expect(readJournal(ctx.inputs.stateDir, 'db-test')?.phase).toBe('in-progress')
+    expect(steps()).not.toContain('rollback')
+    expect(readJournal(w.stateDir, 'db-test')?.phase).toBe('in-progress')
   })
 
   test('the Docker daemon stays away during the checks: no `rollback`, and the message says nothing was changed', async () => {
-    const { ctx, out } = await recoverWith(async (c) => {
+    const { out } = await recoverWith(async (c) => {
       await c.docker.inspect('chainlink')
       throw new Error('inspect of chainlink: the Docker Engine at unix:///run/docker.sock did not answer for 90 s')
     })
     await expect(out).rejects.toThrow(/did not answer for 90 s.*nothing of the node was changed by the rollback/i)
-    expect(steps(ctx)).not.toContain('rollback')
+    expect(steps()).not.toContain('rollback')
   })
 
   test.each<[string, (d: DockerApi) => Promise<unknown>]>([
@@ -74,10 +75,10 @@ describe('a failed rollout journals its rollback only when something is about to
     ['a signal', (d) => d.signal('abc', 'SIGTERM')]
   ])('%s of the rollback is journaled `rollback` first', async (_what, change) => {
     let seenBefore: string[] | undefined
-    const { ctx, out } = await recoverWith(async (c) => {
+    const { out } = await recoverWith(async (c) => {
       await c.docker.inspect('chainlink')
       await c.docker.listByLabel('x')
-      seenBefore = steps(c)
+      seenBefore = steps()
       await change(c.docker).catch(() => undefined)
       // the first change is what counts: the step is written once
       await c.docker.stop('abc', 1).catch(() => undefined)
@@ -85,19 +86,19 @@ describe('a failed rollout journals its rollback only when something is about to
     })
     await expect(out).rejects.toThrow(/rollback failed too/)
     expect(seenBefore).not.toContain('rollback')
-    const s = steps(ctx)
+    const s = steps()
     expect(s.filter((x) => x === 'rollback')).toHaveLength(1)
     expect(s.indexOf('rollback')).toBeLessThan(s.indexOf('rollback-failed'))
   })
 
   test('a rollback that went through is journaled and ends `rolled-back`', async () => {
-    const { ctx, out } = await recoverWith(async (c) => {
+    const { out } = await recoverWith(async (c) => {
       await c.docker.stop(w.leader.info.Id, 1)
       return { leader: memberOf(w.leader.info, w.leader.appId) }
     })
     await expect(out).resolves.toMatchObject({ result: 'rolled-back', ok: false })
-    expect(steps(ctx)).toContain('rollback')
-    expect(readJournal(ctx.inputs.stateDir, 'db-test')).toMatchObject({
+    expect(steps()).toContain('rollback')
+    expect(readJournal(w.stateDir, 'db-test')).toMatchObject({
       phase: 'done',
       result: 'rolled-back'
     })
