@@ -40,6 +40,7 @@ import { formatMs } from '../duration.js'
 import { rehearseMigration } from '../safeguards/rehearsal.js'
 import type { NodeContainer, NodeView } from '../node/view.js'
 import { nodeVersionOf } from '../node/config.js'
+import { upgradeAcrossHosts } from './upgrade-hosts.js'
 import { directionOf, downgradeRefusal, migrationOfImage, takeDbDown } from '../rollout/downgrade.js'
 
 /** The backup before the rollout and the rollback (with its restore) after a failure. */
@@ -122,6 +123,9 @@ export async function upgrade(ctx: Context): Promise<OperationResult> {
     }
   }
   await checkDbRollbackInputs(inputs)
+  // a node on several hosts: this host's part of a rolling upgrade (docs/hosts.md)
+  const across = await upgradeAcrossHosts(ctx, ref, { resolve: resolveTarget, backup: backupBeforeUpgrade })
+  if (across) return across
   return withNode(ctx, async (p) => {
     // Before the pull: an untrusted image is neither fetched nor given the node's secrets.
     const untrusted = untrustedTarget(
