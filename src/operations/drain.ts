@@ -205,7 +205,7 @@ export async function handOff(
     journal.done('ok')
     report.step(
       'done',
-      `${describeInstance({ ...winner, role: 'leader' })} leads; '${leader.name}' stays stopped (restart policy no) until 'resume'`
+      `${describeInstance({ ...winner, role: 'leader' })} leads; '${leader.name}' stays stopped (restart policy no) ${opts.target ? 'until it is recreated on the target' : "until 'resume'"}`
     )
     return {
       result: 'ok',

@@ -113,7 +113,10 @@ describe('a rolling upgrade across hosts', () => {
         expect((await dbVersionOf(db)).node).toBe(NEW)
         await expectAllOn(n, name, NEW)
         const w = await writers(db)
-        expect({ writers: w.writers, interleaved: w.interleaved }).toEqual({ writers: [first, now], interleaved: false })
+        expect({ writers: w.writers, interleaved: w.interleaved }).toEqual({
+          writers: [first, now],
+          interleaved: false
+        })
         process.stderr.write(`hosts rolling upgrade (${n} hosts): longest heartbeat gap ${w.maxGapMs} ms\n`)
         expect(w.maxGapMs).toBeLessThan(3000)
       } finally {
@@ -130,7 +133,10 @@ describe('a rolling upgrade across hosts', () => {
       const first = await nodeOn(2, db, name, 'no')
       const before = await dbVersionOf(db)
       const s = await upgradeOn(hosts[1], name, BAD)
-      expect({ exit: s.exitCode, result: s.outputs.result, log: show(s) }).toMatchObject({ exit: 0, result: 'upgraded' })
+      expect({ exit: s.exitCode, result: s.outputs.result, log: show(s) }).toMatchObject({
+        exit: 0,
+        result: 'upgraded'
+      })
       const r = await upgradeOn(hosts[0], name, BAD)
       expect({ exit: r.exitCode, result: r.outputs.result, log: show(r) }).toMatchObject({
         exit: 1,
@@ -165,35 +171,32 @@ describe('a rolling upgrade across hosts', () => {
   test.each([
     ['the leader host', 0, /^drain \S+ -> another host/],
     ['a standby host', 1, /^standby recreated/]
-  ])(
-    "the runner of %s killed mid-way: repair, then the job again, ends on the new version",
-    async (_, at, line) => {
-      const db = await createDb('hroll')
-      const name = `${prefix}-kill${at}`
-      try {
-        const first = await nodeOn(2, db, name)
-        if (at === 0) {
-          const s = await upgradeOn(hosts[1], name, NEW)
-          expect({ exit: s.exitCode, log: show(s) }).toMatchObject({ exit: 0 })
-        }
-        const h = hosts[at]
-        const k = await upgradeOn(h, name, NEW, { hooks: [{ when: atLine(line), do: 'sigkill', delayMs: 350 }] })
-        expect({ killed: k.killed, fired: k.fired }).toEqual({ killed: true, fired: [true] })
-        const rep = await h.run({ operation: 'repair', container: name, 'stable-for': '3s' })
-        expect({ exit: rep.exitCode, log: show(rep) }).toMatchObject({ exit: 0 })
-        // the workflow's job run again: whatever repair left, it goes on from there
-        for (const i of at === 0 ? [0] : [1, 0]) {
-          const r = await upgradeOn(hosts[i], name, NEW)
-          expect({ exit: r.exitCode, result: r.outputs.result, log: show(r) }).toMatchObject({ exit: 0 })
-        }
-        await expectAllOn(2, name, NEW)
-        const w = await writers(db)
-        expect(w.writers[0]).toBe(first)
-        expect(w.interleaved).toBe(false)
-        expect(w.maxGapMs).toBeLessThan(3000)
-      } finally {
-        await cleanup(name, db)
+  ])('the runner of %s killed mid-way: repair, then the job again, ends on the new version', async (_, at, line) => {
+    const db = await createDb('hroll')
+    const name = `${prefix}-kill${at}`
+    try {
+      const first = await nodeOn(2, db, name)
+      if (at === 0) {
+        const s = await upgradeOn(hosts[1], name, NEW)
+        expect({ exit: s.exitCode, log: show(s) }).toMatchObject({ exit: 0 })
       }
+      const h = hosts[at]
+      const k = await upgradeOn(h, name, NEW, { hooks: [{ when: atLine(line), do: 'sigkill', delayMs: 350 }] })
+      expect({ killed: k.killed, fired: k.fired }).toEqual({ killed: true, fired: [true] })
+      const rep = await h.run({ operation: 'repair', container: name, 'stable-for': '3s' })
+      expect({ exit: rep.exitCode, log: show(rep) }).toMatchObject({ exit: 0 })
+      // the workflow's job run again: whatever repair left, it goes on from there
+      for (const i of at === 0 ? [0] : [1, 0]) {
+        const r = await upgradeOn(hosts[i], name, NEW)
+        expect({ exit: r.exitCode, result: r.outputs.result, log: show(r) }).toMatchObject({ exit: 0 })
+      }
+      await expectAllOn(2, name, NEW)
+      const w = await writers(db)
+      expect(w.writers[0]).toBe(first)
+      expect(w.interleaved).toBe(false)
+      expect(w.maxGapMs).toBeLessThan(3000)
+    } finally {
+      await cleanup(name, db)
     }
-  )
+  })
 })
