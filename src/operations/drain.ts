@@ -99,7 +99,7 @@ export async function drain(ctx: Context): Promise<OperationResult> {
 }
 
 /** What a rolling upgrade adds to a drain (src/operations/upgrade-hosts.ts). */
-export interface HandOffOptions {
+interface HandOffOptions {
   /** the image the drain hands to (the journal's target), for the report */
   target?: string
   /**

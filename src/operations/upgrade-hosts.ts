@@ -28,7 +28,6 @@ import { cmpVersion } from '../rollout/cross-host.js'
 import { migrateDownTo } from '../rollout/migrate-down.js'
 import { recreateWaiting } from '../rollout/recreate-waiting.js'
 import { sleep } from '../sleep.js'
-import { drainRefusal, handOff } from './drain.js'
 
 interface Target {
   image: ImageInfo
@@ -36,9 +35,22 @@ interface Target {
   digest?: string
 }
 
+/**
+ * What the entry hands in (src/index.ts): the one-host upgrade's pull and backup, the drain's
+ * handoff and refusal (src/operations/drain.ts), kept out of this module's imports for depth.
+ */
 interface Deps {
   resolve: (ctx: Context, ref: ImageRef) => Promise<Target>
   backup: (ctx: Context, view: NodeView, leader: NodeContainer) => Promise<string>
+  handOff: (
+    ctx: Context,
+    view: NodeView,
+    instances: Instance[],
+    all: string,
+    journalKey: string,
+    opts: { target?: string; beforeStartAgain?: (link: NodeLink) => Promise<void> }
+  ) => Promise<OperationResult>
+  drainRefusal: (instances: Instance[], leaderApp: string, dbVersion: string | undefined) => string | undefined
 }
 
 /** Pure: which part of a rolling upgrade this host runs, from the instances the DB shows. */
@@ -105,7 +117,7 @@ export async function upgradeAcrossHosts(
       }
       const refusal =
         leaderHostRefusal(part.waiting, version) ??
-        drainRefusal(instances, view.leader!.session!.appId, view.dbVersion.nodeVersion)
+        deps.drainRefusal(instances, view.leader!.session!.appId, view.dbVersion.nodeVersion)
       if (refusal) throw new OperationError(refusal)
       if (view.mode === 'none' || local.info.HostConfig.AutoRemove)
         throw new OperationError(
@@ -220,7 +232,7 @@ async function leaderHost(
   const backupFile = inputs.backup ? await deps.backup(ctx, view, leader) : undefined
   const before = view.dbVersion
   const t = timeouts(inputs, view.config, leader.info)
-  const drained = await handOff(ctx, view, instances, base.instances, journalKey, {
+  const drained = await deps.handOff(ctx, view, instances, base.instances, journalKey, {
     target: target.createRef,
     beforeStartAgain: (l) =>
       dbBack(ctx, l, before, { config: leader.info, name: leader.name, target, waitMs: 2 * t.lockMs })

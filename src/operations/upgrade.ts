@@ -40,7 +40,6 @@ import { formatMs } from '../duration.js'
 import { rehearseMigration } from '../safeguards/rehearsal.js'
 import type { NodeContainer, NodeView } from '../node/view.js'
 import { nodeVersionOf } from '../node/config.js'
-import { upgradeAcrossHosts } from './upgrade-hosts.js'
 import { directionOf, downgradeRefusal, migrationOfImage, takeDbDown } from '../rollout/downgrade.js'
 
 /** The backup before the rollout and the rollback (with its restore) after a failure. */
@@ -103,7 +102,14 @@ async function resolveTarget(
   return { image, createRef, digest }
 }
 
-export async function upgrade(ctx: Context): Promise<OperationResult> {
+/** This host's part of a rolling upgrade across hosts (src/operations/upgrade-hosts.ts), or undefined. */
+type AcrossHosts = (
+  ctx: Context,
+  ref: ImageRef,
+  deps: { resolve: typeof resolveTarget; backup: typeof backupBeforeUpgrade }
+) => Promise<OperationResult | undefined>
+
+export async function upgrade(ctx: Context, acrossHosts?: AcrossHosts): Promise<OperationResult> {
   const { inputs, docker, report } = ctx
   report.title = `chainlink-rollout upgrade of ${inputs.container}`
   const ref = targetRef(ctx)
@@ -124,7 +130,7 @@ export async function upgrade(ctx: Context): Promise<OperationResult> {
   }
   await checkDbRollbackInputs(inputs)
   // a node on several hosts: this host's part of a rolling upgrade (docs/hosts.md)
-  const across = await upgradeAcrossHosts(ctx, ref, { resolve: resolveTarget, backup: backupBeforeUpgrade })
+  const across = await acrossHosts?.(ctx, ref, { resolve: resolveTarget, backup: backupBeforeUpgrade })
   if (across) return across
   return withNode(ctx, async (p) => {
     // Before the pull: an untrusted image is neither fetched nor given the node's secrets.

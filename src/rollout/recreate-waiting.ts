@@ -13,10 +13,9 @@ import { standbyReady } from '../handoff/gate-loops.js'
 import { GateError, memberOf, type Member, type NodeLink, type Timeouts } from '../handoff/types.js'
 import type { JournalWriter } from '../journal/journal.js'
 import { cmpVersion, provePolling, versionGateRefusal } from './cross-host.js'
-import { restoreRestartPolicy } from './steps.js'
 
 /** the old container while its successor is proven: `<name>-host-previous` */
-export const SUFFIX_HOST_PREVIOUS = '-host-previous'
+const SUFFIX_HOST_PREVIOUS = '-host-previous'
 
 interface Target {
   /** the reference to create from, and the image id it must name */
@@ -122,7 +121,13 @@ export async function putBack(
   const cur = await docker.inspect(o.id)
   if (!cur) throw new OperationError(`the previous container '${o.name}' (id ${o.id}) is gone: it cannot be put back`)
   if (containerName(cur) !== o.name) await docker.rename(o.id, o.name)
-  await restoreRestartPolicy(ctx, o.id, o.policy)
+  // the operator's policy back (as rollout/steps.ts restoreRestartPolicy; not imported, for depth)
+  const p = o.policy.HostConfig.RestartPolicy
+  if (p?.Name && p.Name !== 'no')
+    await docker.setRestartPolicy(o.id, {
+      Name: p.Name,
+      ...(p.Name === 'on-failure' ? { MaximumRetryCount: p.MaximumRetryCount ?? 0 } : {})
+    })
   if (o.start === false) return
   const l = await readLockState(link.db, link.mode, link.config.advisoryLockId)
   const leader = o.leaderApp ?? l.holder
