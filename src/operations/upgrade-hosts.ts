@@ -91,6 +91,11 @@ export async function upgradeAcrossHosts(
       const local = view.containers[0]
       const part = hostPart(instances, local.name)
       if (part.kind === 'one-host') return undefined
+      // no instance elsewhere on the target's version (by its tag) yet: no rolling upgrade has
+      // begun, and the one-host path's refusal names the node that would take the lock
+      const byTag = nodeVersionOf({ Image: formatRef(ref) })
+      if (part.kind === 'leader-host' && byTag && !part.waiting.some((x) => cmpVersion(x.version, byTag) === 0))
+        return undefined
       refuseOpenJournal(inputs.stateDir, keys.read)
       const all = reportInstances(ctx, instances)
       const untrusted = untrustedTarget(ref, [local.image], inputs.allowedRepositories)
