@@ -319,6 +319,10 @@ async function dbBack(
     ctx.report.step('database', `not migrated (goose ${now.goose ?? '-'}, node_versions ${now.nodeVersion ?? '-'})`)
     return
   }
+  ctx.report.step(
+    'database',
+    `migrated by the new version (goose ${before.goose ?? '-'} -> ${now.goose ?? '-'}, node_versions ${before.nodeVersion ?? '-'} -> ${now.nodeVersion ?? '-'}): it held the lock; taken back before the old instance starts`
+  )
   if (before.goose === undefined)
     throw new OperationError(`the database was migrated to goose ${now.goose}, and its version before is not known`)
   const deadline = Date.now() + o.waitMs

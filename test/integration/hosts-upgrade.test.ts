@@ -142,6 +142,9 @@ describe('a rolling upgrade across hosts', () => {
         exit: 1,
         result: 'rolled-back'
       })
+      expect(visible(r.stdout)).toMatch(
+        /database: migrated by the new version \(goose 250 -> 256, node_versions 2\.19\.0 -> 2\.20\.0\)/
+      )
       expect(visible(r.stdout)).toMatch(/database rolled back: goose 250, node_versions 2\.19\.0/)
       const again = await writerNow(db, OLD)
       expect(again).not.toBe(first)
