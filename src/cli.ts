@@ -16,7 +16,8 @@ import type { Inputs } from './inputs/types.js'
 import { backup, restore } from './operations/backup.js'
 import { handoffOrRestart } from './operations/handoff.js'
 import { repair } from './operations/repair.js'
-import { drain } from './operations/drain.js'
+import { drain, drainRefusal, handOff } from './operations/drain.js'
+import { upgradeAcrossHosts } from './operations/upgrade-hosts.js'
 import { resume } from './operations/resume.js'
 import { status } from './operations/status.js'
 import { upgrade } from './operations/upgrade.js'
@@ -29,7 +30,10 @@ import { readJournalAt } from './journal/journal.js'
 
 /** Each operation of input `operation`, as in the action (src/edge/main.ts). */
 const operations: Operations = {
-  upgrade,
+  // a node on several hosts: this host's part of a rolling upgrade, wired here (the drain it uses
+  // sits deep: docs/hosts.md)
+  upgrade: (ctx, inputs) =>
+    upgrade(ctx, inputs, (c, i, ref, d) => upgradeAcrossHosts(c, i, ref, { ...d, handOff, drainRefusal })),
   handoff: handoffOrRestart,
   restart: handoffOrRestart,
   status,

@@ -78,6 +78,10 @@ type Step =
   // and started again (to lead) when that failed; operation resume: started as a waiting standby
   | 'drain-stop'
   | 'drain-restart'
+  // a rolling upgrade across hosts: this host's waiting instance renamed aside (kept) and its
+  // successor on the new image created (src/rollout/recreate-waiting.ts)
+  | 'host-previous'
+  | 'host-standby'
   | 'resume-start'
   // a later run took over the interrupted one (post step or operation: repair)
   | 'repair'

@@ -99,13 +99,25 @@ export async function drain(ctx: Context, inputs: Inputs): Promise<OperationResu
   })
 }
 
-async function handOff(
+/** What a rolling upgrade adds to a drain (src/operations/upgrade-hosts.ts). */
+interface HandOffOptions {
+  /** the image the drain hands to (the journal's target), for the report */
+  target?: string
+  /**
+   * Before this host's instance starts again after a failed handoff: the DB back where this
+   * instance can run (a new version on another host may have migrated it).
+   */
+  beforeStartAgain?: (link: NodeLink) => Promise<void>
+}
+
+export async function handOff(
   ctx: Context,
   inputs: Inputs,
   view: NodeView,
   instances: Instance[],
   all: string,
-  journalKey: string
+  journalKey: string,
+  opts: HandOffOptions = {}
 ): Promise<OperationResult> {
   const { report, docker } = ctx
   const key = nodeKey(inputs)
@@ -140,7 +152,7 @@ async function handOff(
       leaderId: leader.info.Id,
       leaderName: leader.name,
       leaderImage: leader.image,
-      target: to.map((x) => `app:${x.appId}`).join(','),
+      target: opts.target ?? to.map((x) => `app:${x.appId}`).join(','),
       dbBefore: view.dbVersion,
       mode: view.mode
     }
@@ -196,7 +208,7 @@ async function handOff(
     journal.done('ok')
     report.step(
       'done',
-      `${describeInstance({ ...winner, role: 'leader' })} leads; '${leader.name}' stays stopped (restart policy no) until 'resume'`
+      `${describeInstance({ ...winner, role: 'leader' })} leads; '${leader.name}' stays stopped (restart policy no) ${opts.target ? 'until it is recreated on the target' : "until 'resume'"}`
     )
     return {
       result: 'ok',
@@ -216,6 +228,7 @@ async function handOff(
     }
     const reason = e instanceof Error ? e.message : String(e)
     journal.step('drain-restart', { reason })
+    await opts.beforeStartAgain?.(link)
     const became = await startAgain(ctx, link, leader.info, policy, t)
     clearDrainRecord(inputs.stateDir, key)
     journal.done('failed')

@@ -20,6 +20,8 @@ import { clearDrainRecord, readDrainRecord } from '../journal/drained.js'
 import { nodeKey } from '../journal/journal.js'
 import { takeOver } from '../handoff/take-over.js'
 import { restoreRestartPolicy } from '../rollout/steps.js'
+import { provePolling } from '../rollout/cross-host.js'
+import { putBack } from '../rollout/recreate-waiting.js'
 
 type Journal = NonNullable<ReturnType<typeof readJournal>>
 
@@ -29,6 +31,7 @@ export async function repairDrain(
   j: Journal,
   journal: JournalWriter
 ): Promise<OperationResult> {
+  if (j.operation === 'upgrade-host-standby') return repairHostStandby(ctx, inputs, j, journal)
   const { docker, report, log } = ctx
   const key = nodeKey(inputs)
   const info = (await docker.inspect(j.plan.leaderId)) ?? (await docker.inspect(j.plan.leaderName))
@@ -180,4 +183,88 @@ export async function startAgain(
   }
   await takeOver(ctx, link, m, t)
   return 'leads again'
+}
+
+/**
+ * Repair of an interrupted recreation of this host's waiting instance (a rolling upgrade across
+ * hosts, src/rollout/recreate-waiting.ts): the successor created and polling the lock finishes
+ * it (the previous container removed); anything else puts the previous container back.
+ */
+async function repairHostStandby(
+  ctx: Context,
+  inputs: Inputs,
+  j: Journal,
+  journal: JournalWriter
+): Promise<OperationResult> {
+  const { docker, report, log } = ctx
+  const prev = j.steps.find((s) => s.step === 'host-previous')?.data as
+    { id: string; name: string; aside: string; policy?: ContainerInfo['HostConfig']['RestartPolicy'] } | undefined
+  if (!prev || j.steps.some((s) => s.step === 'remove-previous')) {
+    journal.done(prev ? 'ok' : 'failed')
+    report.step('nothing to undo', prev ? 'the previous container was already removed' : 'nothing had changed')
+    return {
+      result: 'ok',
+      ok: true,
+      message: `the interrupted ${j.operation} had ${prev ? 'finished' : 'changed nothing'}`,
+      outputs: {}
+    }
+  }
+  const old = await docker.inspect(prev.id)
+  const madeId = j.steps.find((s) => s.step === 'host-standby')?.data?.id as string | undefined
+  const made = madeId ? await docker.inspect(madeId) : undefined
+  const any = made ?? old
+  if (!any) throw new OperationError(`neither '${prev.name}' nor its successor is on this host: nothing to repair from`)
+  await maskNodeSecrets(docker, any, log.mask)
+  const { db, config, mode, databaseUrl } = await connectNode(ctx, any, inputs, { retryForMs: 60_000 })
+  try {
+    const link: NodeLink = { db, config, mode, databaseUrl, healthUrl: inputs.healthUrl, run: newRun() }
+    const t = timeouts(inputs, config, any)
+    const lock = await readLockState(db, mode, config.advisoryLockId)
+    if (made?.State.Running) {
+      const { ties } = await tieSessions(ctx, db, [made], lock.sessions)
+      const app = ties.find((x) => x.container === made.Id)?.appId
+      if (app) {
+        const polls = await provePolling(ctx, link, app, prev.name).then(
+          () => true,
+          () => false
+        )
+        if (polls || sameApp(lock.holder, app)) {
+          if (old) await docker.remove(old.Id)
+          journal.done('ok')
+          report.step(
+            'finished',
+            `'${prev.name}' on the new image ${polls ? 'waits' : 'leads'}; the previous container was removed`
+          )
+          return {
+            result: 'ok',
+            ok: true,
+            message: `finished the interrupted recreation: '${prev.name}' on the new image ${polls ? 'waits' : 'leads'} (app ${app})`,
+            outputs: {}
+          }
+        }
+      }
+    }
+    if (!old)
+      throw new OperationError(
+        `the previous '${prev.name}' (id ${prev.id}) is gone and its successor is not proven: recreate it`
+      )
+    const policy = { ...old, HostConfig: { ...old.HostConfig, RestartPolicy: prev.policy } } as ContainerInfo
+    await putBack(ctx, link, {
+      id: old.Id,
+      name: prev.name,
+      policy,
+      made: made?.Id,
+      t
+    })
+    journal.done('failed')
+    return {
+      result: 'ok',
+      ok: true,
+      nodeAsFound: true,
+      message: `undid the interrupted recreation: '${prev.name}' is back on its previous image`,
+      outputs: {}
+    }
+  } finally {
+    await db.close()
+  }
 }

@@ -55,7 +55,7 @@ export const repair: OperationFn = async (ctx, inputs) => {
     }
     if (j?.operation === 'restore' && j.phase === 'in-progress')
       return repairRestore(ctx, inputs, j, reopen(inputs.stateDir, key, j))
-    if ((j?.operation === 'drain' || j?.operation === 'resume') && j.phase === 'in-progress')
+    if (['drain', 'resume', 'upgrade-host-standby'].includes(j?.operation ?? '') && j?.phase === 'in-progress')
       return repairDrain(ctx, inputs, j, reopen(inputs.stateDir, key, j))
     const plan: Partial<JournalPlan> = j?.plan ?? {}
     const runId = j?.runId

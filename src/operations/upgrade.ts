@@ -105,7 +105,15 @@ async function resolveTarget(
   return { image, createRef, digest }
 }
 
-export async function upgrade(ctx: Context, inputs: Inputs): Promise<OperationResult> {
+/** This host's part of a rolling upgrade across hosts (src/operations/upgrade-hosts.ts), or undefined. */
+type AcrossHosts = (
+  ctx: Context,
+  inputs: Inputs,
+  ref: ImageRef,
+  deps: { resolve: typeof resolveTarget; backup: typeof backupBeforeUpgrade }
+) => Promise<OperationResult | undefined>
+
+export async function upgrade(ctx: Context, inputs: Inputs, acrossHosts?: AcrossHosts): Promise<OperationResult> {
   const { docker, report } = ctx
   report.title = `chainlink-rollout upgrade of ${inputs.container}`
   const ref = targetRef(inputs)
@@ -125,6 +133,9 @@ export async function upgrade(ctx: Context, inputs: Inputs): Promise<OperationRe
     }
   }
   await checkDbRollbackInputs(inputs)
+  // a node on several hosts: this host's part of a rolling upgrade (docs/hosts.md)
+  const across = await acrossHosts?.(ctx, inputs, ref, { resolve: resolveTarget, backup: backupBeforeUpgrade })
+  if (across) return across
   return withNode(ctx, inputs, async (p) => {
     // Before the pull: an untrusted image is neither fetched nor given the node's secrets.
     const untrusted = untrustedTarget(

@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startDedicatedDockerd, type DedicatedDockerd } from './dedicated-dockerd.js'
 import { runAction, visible, type ActionRun, type RunOptions } from './action.js'
-import { removeContainers, simImage } from './bed.js'
+import { removeContainers, simImage, waitFor, type TestDb } from './bed.js'
+import { lastHeartbeat } from './fault.js'
 
 export interface BedHost {
   /** h1, h2, ... */
@@ -64,4 +65,63 @@ export async function stopHosts(hosts: BedHost[], prefix?: string): Promise<void
     await h.dockerd.stop().catch(() => undefined)
     rmSync(h.stateDir, { recursive: true, force: true })
   }
+}
+
+/** Until the DB shows `n` node processes (a standby just started has opened its session). */
+export async function nodeProcesses(db: TestDb, n: number): Promise<void> {
+  await waitFor(
+    `${n} node processes on the DB`,
+    async () => {
+      const c = await db.client()
+      try {
+        const r = await c.query(
+          `SELECT count(DISTINCT application_name)::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'Chainlink %'`,
+          [db.name]
+        )
+        return r.rows[0].n === n
+      } finally {
+        await c.end()
+      }
+    },
+    60_000,
+    200
+  )
+}
+
+/** The app id of the process that writes heartbeats now (the leader, by its own writes), of `version`. */
+export async function writerNow(db: TestDb, version: string): Promise<string> {
+  const h = await waitFor(
+    `a fresh heartbeat of ${version}`,
+    async () => {
+      const x = await lastHeartbeat(db)
+      return x && x.agoMs < 1000 && x.version === version ? x : undefined
+    },
+    60_000
+  )
+  return h.app
+}
+
+/** The DB's goose version and node_versions row. */
+export async function dbVersionOf(db: TestDb): Promise<{ goose: number; node?: string }> {
+  const c = await db.client()
+  try {
+    const g = await c.query(`SELECT max(version_id)::int AS v FROM goose_migrations WHERE is_applied`)
+    const n = await c.query(`SELECT version FROM node_versions LIMIT 1`)
+    return { goose: g.rows[0].v, node: n.rows[0]?.version }
+  } finally {
+    await c.end()
+  }
+}
+
+/** The containers of every host whose name starts with `name`: host, name, image, running. */
+export async function containersOf(
+  hosts: BedHost[],
+  name: string
+): Promise<{ host: string; name: string; image: string; running: boolean }[]> {
+  const out: { host: string; name: string; image: string; running: boolean }[] = []
+  for (const h of hosts)
+    for (const c of await h.dockerd.api.listContainers({ all: true }))
+      for (const n of c.Names.map((x) => x.replace(/^\//, '')).filter((x) => x.startsWith(name)))
+        out.push({ host: h.label, name: n, image: c.Image, running: c.State === 'running' })
+  return out.sort((a, b) => (a.host + a.name).localeCompare(b.host + b.name))
 }
