@@ -225,7 +225,8 @@ const onDedicated = (f: Fault) => f === DOCKERD || f === DOCKERD_STOP || f === D
 /** Rows on a dedicated daemon run one at a time on it (a kill hits every container of it), on two
  *  such daemons side by side (and the live-restore one); Postgres rows (a cluster each, on the
  *  bed's daemon) run two at a time beside them. Each row owns its node, DB or cluster and state-dir. */
-const lanes = { dockerd: pool(2), live: pool(1), postgres: pool(2) }
+const ROW_TIMEOUT_MS = 600_000 // from the row's start; each action step is SIGKILLed after 120 s
+const lanes = { dockerd: pool(2, ROW_TIMEOUT_MS), live: pool(1, ROW_TIMEOUT_MS), postgres: pool(2, ROW_TIMEOUT_MS) }
 const laneOf = (f: Fault) => (f === DOCKERD_STOP_LIVE ? lanes.live : onDedicated(f) ? lanes.dockerd : lanes.postgres)
 
 function describeRun(run: ActionRun): string {
@@ -384,9 +385,14 @@ afterAll(async () => {
   )
 }, 120_000)
 
-const ROW_TIMEOUT_MS = 600_000 // queueing in its pool included; each action step is SIGKILLed after 120 s
+/** jest's bound, its pool's queue included (the pool bounds the row itself) */
+const QUEUED_TIMEOUT_MS = ROWS.length * ROW_TIMEOUT_MS
 
 describe('real faults: operation upgrade', () => {
   for (const row of ROWS)
-    test.concurrent(`${row.fault} at ${row.step}`, () => laneOf(row.fault)((slot) => runRow(row, slot)), ROW_TIMEOUT_MS)
+    test.concurrent(
+      `${row.fault} at ${row.step}`,
+      () => laneOf(row.fault)((slot) => runRow(row, slot)),
+      QUEUED_TIMEOUT_MS
+    )
 })
