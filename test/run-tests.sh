@@ -4,10 +4,10 @@
 # runtime of the action. Integration tests drive the committed dist/ as the runner does, so
 # the bundle is rebuilt first when the source is newer.
 #
-# The integration files run side by side, ITG_WORKERS jest workers (default 4) even on 2 cores,
-# the unit run beside them:
-# their time is mostly waiting (boots, lease expiries, health gates, stable-for), not CPU. The
-# fault matrix also runs FM_CONCURRENCY rows at once (default 2). The longest files start first
+# The integration files run side by side, ITG_WORKERS jest workers (default 5) even on 2 cores,
+# the unit run beside them: their time is mostly waiting (boots, lease expiries, health gates,
+# stable-for), not CPU. The fault matrix also runs FM_CONCURRENCY rows at once (default 2), and a
+# few files run their own tests side by side (test/support/pool.ts). The longest files start first
 # (test/support/sequencer.cjs). This holds only while every test is isolated, the rule for every
 # new test file (test/support/bed.ts):
 #   - names from uniqueName(): containers, databases, image tags, networks, volumes; cleanup and
@@ -28,7 +28,7 @@ if [ ! -f dist/index.js ] || [ -n "$(find src -newer dist/index.js -name '*.ts' 
   npm run bundle >/dev/null
 fi
 mkdir -p build
-workers=${ITG_WORKERS:-4}
+workers=${ITG_WORKERS:-5}
 export FM_CONCURRENCY=${FM_CONCURRENCY:-2}
 status=0
 # The unit run goes beside the integration run, on one worker, its output shown at the end: it is a

@@ -10,27 +10,27 @@ const { readFileSync } = require('node:fs')
 const { basename, join } = require('node:path')
 const Sequencer = require('@jest/test-sequencer').default
 
-/** Seconds per file on the 2-core bed, 4 workers side by side (build/jest-integration.json of
- *  2026-12-04, after the files that wait most ran their tests side by side). Every integration
- *  file is listed: a file missing here starts first in CI, where no report exists, and once the
- *  long files were missing they started last, 9 minutes into the run, and the run took 21
- *  minutes (test/unit/sequencer.test.ts keeps the table complete). */
+/** Seconds per file on the 2-core bed: the CI run of 2026-12-04 (4 workers), and for
+ *  fault-real, gates and bad-inputs, which now run their own tests side by side, the file alone
+ *  on the same bed. Every integration file is listed: a file missing here starts first in CI,
+ *  where no report exists; once the long files were missing they started last, 9 minutes into
+ *  the run, and it took 21 minutes (test/unit/bed/sequencer.test.ts keeps the table complete). */
 const SECONDS = {
-  'fault-real.test.ts': 492,
   'fault-matrix.test.ts': 461,
-  'gates.test.ts': 315,
+  'fault-real.test.ts': 374,
   'port-holder.test.ts': 281,
   'upgrade.test.ts': 268,
   'safety.test.ts': 248,
   'ops.test.ts': 246,
   'modes-pairs.test.ts': 232,
-  'bad-inputs.test.ts': 214,
   'sim.test.ts': 189,
+  'bad-inputs.test.ts': 156,
   'sessions.test.ts': 129,
   'down-migration.test.ts': 119,
   'repair-again.test.ts': 113,
   'hosts.test.ts': 111,
   'restore-atomic.test.ts': 110,
+  'gates.test.ts': 104,
   'downgrade.test.ts': 101,
   'backup-ops.test.ts': 94,
   'podman.test.ts': 88,
