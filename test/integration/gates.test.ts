@@ -7,9 +7,10 @@ import { afterAll, describe, expect, test } from '@jest/globals'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createDb, docker, removeContainers, simImage, uniqueName, type TestDb } from '../support/bed.js'
+import { createDb, removeContainers, simImage, uniqueName } from '../support/bed.js'
 import { runAction, type ActionRun } from '../support/action.js'
-import { containerState, nodeUrl, readyz, startNode, writers, type Layout } from '../support/node.js'
+import { startNode, type Layout } from '../support/node.js'
+import { expectServing, type OneNode } from '../support/one-node.js'
 
 const prefix = uniqueName('clr-gates')
 let n = 0
@@ -18,18 +19,11 @@ afterAll(async () => {
   await removeContainers(prefix)
 })
 
-/** One test's node: its DB, container and state-dir (the tests run side by side). */
-interface Node {
-  db: TestDb
-  name: string
-  stateDir: string
-}
-
-/** Runs `body` on a node of its own, removed with its DB afterwards. */
+/** Runs `body` on a node of its own (the tests run side by side), removed with its DB afterwards. */
 async function onFresh(
   layout: Layout,
   tag: string,
-  body: (node: Node) => Promise<void>,
+  body: (node: OneNode) => Promise<void>,
   env?: Record<string, string>,
   lease?: { duration: string; refresh: string }
 ) {
@@ -44,7 +38,7 @@ async function onFresh(
   }
 }
 
-function upgrade(node: Node, tag: string, extra: Record<string, string> = {}): Promise<ActionRun> {
+function upgrade(node: OneNode, tag: string, extra: Record<string, string> = {}): Promise<ActionRun> {
   return runAction({
     operation: 'upgrade',
     container: node.name,
@@ -53,18 +47,6 @@ function upgrade(node: Node, tag: string, extra: Record<string, string> = {}): P
     backup: 'false',
     ...extra
   })
-}
-
-async function expectLeader({ db, name }: Node, tag: string) {
-  const st = await containerState(name)
-  expect(st?.running).toBe(true)
-  expect(st?.image).toBe(simImage(tag))
-  expect(await readyz((await nodeUrl(name))!)).toBe(200)
-  const left = (await docker.listContainers({ all: true })).filter((c) =>
-    c.Names.some((x) => x.startsWith(`/${name}-`))
-  )
-  expect(left.map((c) => c.Names[0])).toEqual([])
-  expect((await writers(db)).interleaved).toBe(false)
 }
 
 /** the most requests the action sent in any 60 s window, as its summary reports it */
@@ -85,7 +67,7 @@ describe('gates on a node that behaves like a real one', () => {
         const r = await upgrade(node, '2.19.0', { 'stable-for': '60s' })
         expect(r.outputs.result).toBe('upgraded')
         expect(r.exitCode).toBe(0)
-        await expectLeader(node, '2.19.0')
+        await expectServing(node, '2.19.0')
         expect(r.summary).toMatch(/health \| passed \| .*held 6\d\.\d s/)
         expect(maxWindow(r.summary)).toBeLessThanOrEqual(300)
         // the simulator's lock session ends its polls with a lower-case `commit`, as pgx does
@@ -104,7 +86,7 @@ describe('gates on a node that behaves like a real one', () => {
           const r = await upgrade(node, '2.20.0', { 'stable-for': '5s' })
           expect(r.outputs.result).toBe('upgraded')
           expect(r.exitCode).toBe(0)
-          await expectLeader(node, '2.20.0')
+          await expectServing(node, '2.20.0')
           expect(r.summary).toMatch(/Health before \| failing on '[^']+' before the change .*EVM\.1337\.HeadTracker/)
           expect(r.summary).toMatch(/failing as before the upgrade: EVM\.1337\.HeadTracker/)
         },
@@ -121,7 +103,7 @@ describe('gates on a node that behaves like a real one', () => {
         expect(r.outputs.result).toBe('rolled-back')
         expect(r.exitCode).not.toBe(0)
         expect(r.summary).toMatch(/EVM\.1337\.LogPoller \(LogPoller: [^)]+\) failing after the handoff/)
-        await expectLeader(node, '2.19.0')
+        await expectServing(node, '2.19.0')
       }),
     6 * MIN
   )
@@ -137,7 +119,7 @@ describe('gates on a node that behaves like a real one', () => {
           const r = await upgrade(node, '2.20.0-exit-after-lock', { 'stable-for': '2s' })
           expect(r.outputs.result).toBe('rolled-back')
           expect(r.summary).toMatch(/exited without releasing it/)
-          await expectLeader(node, '2.19.0')
+          await expectServing(node, '2.19.0')
         },
         undefined,
         { duration: '20s', refresh: '1s' }
