@@ -24,7 +24,7 @@ const SECONDS = {
   'ops.test.ts': 246,
   'modes-pairs.test.ts': 232,
   'sim.test.ts': 189,
-  'bad-inputs.test.ts': 156,
+  'bad-inputs.test.ts': 131,
   'sessions.test.ts': 129,
   'down-migration.test.ts': 119,
   'repair-again.test.ts': 113,
