@@ -37,16 +37,22 @@ export function oneNodePerTest(label: string, dbLabel: string) {
     await node.db.drop()
   })
 
-  return {
-    prefix,
-    /** A node named `<prefix>-<n>` on a DB of its own, started as `startNode` starts it. */
-    async fresh(o: Omit<StartOptions, 'name' | 'db'>): Promise<OneNode> {
-      const db = await createDb(dbLabel)
-      current = { db, name: `${prefix}-${++n}`, stateDir: mkdtempSync(join(tmpdir(), 'clr-state-')) }
-      await startNode({ ...o, name: current.name, db })
-      return current
-    }
+  /** A DB, a container name `<prefix>-<n>` and a state-dir of its own, removed after the test
+   *  (with every container whose name starts with it); no node started. */
+  async function claim(): Promise<OneNode> {
+    const db = await createDb(dbLabel)
+    current = { db, name: `${prefix}-${++n}`, stateDir: mkdtempSync(join(tmpdir(), 'clr-state-')) }
+    return current
   }
+
+  /** A node named `<prefix>-<n>` on a DB of its own, started as `startNode` starts it. */
+  async function fresh(o: Omit<StartOptions, 'name' | 'db'>): Promise<OneNode> {
+    const node = await claim()
+    await startNode({ ...o, name: node.name, db: node.db })
+    return node
+  }
+
+  return { prefix, claim, fresh }
 }
 
 /** `operation: upgrade` of the node to the simulator's `tag`, backups in its state-dir, stable-for 2 s unless `extra` says otherwise. */
