@@ -11,6 +11,10 @@ const common = {
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.test.json', useESM: true }] }
 }
 export default {
+  // Each file bounds its own `test.concurrent` tests (test/support/pool.ts, the fault matrix's
+  // FM_CONCURRENCY): jest's bound of 5, shared by a file's queues, let tests waiting for one
+  // resource (a dedicated dockerd) hold every place while another (a Postgres cluster) idled.
+  maxConcurrency: 64,
   testSequencer: '<rootDir>/test/support/sequencer.cjs',
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },

@@ -17,6 +17,7 @@ import { parse as parseYaml } from 'yaml'
 import { createDb, docker, loadBed, removeContainers, simImage, uniqueName, type TestDb } from '../support/bed.js'
 import { runAction, visible, type ActionRun } from '../support/action.js'
 import { containerState, startNode, writers } from '../support/node.js'
+import { pool } from '../support/pool.js'
 
 const root = resolve(import.meta.dirname, '../..')
 const prefix = uniqueName('clr-fm-bad')
@@ -312,6 +313,12 @@ function runnerView(stdout: string): string {
   return out.join('\n')
 }
 
+/** Rows run side by side (each is its own run of the bundle with its own state-dir and backup-dir,
+ *  and must change nothing): the preflight rows first, as they wait on the host (the Docker
+ *  Engine that is not there is waited out for 90 s, src/docker/daemon-wait.ts). */
+const slot = pool(6)
+const inOrder = [...ROWS].sort((a, b) => Number(!!b.preflight) - Number(!!a.preflight))
+
 let n = 0
 async function runBad(row: BadRow): Promise<{ run: ActionRun; stateDir: string; backupDir: string }> {
   const dir = join(tmp, `row-${++n}`)
@@ -339,46 +346,48 @@ describe('bad inputs: one clear error naming the input, exit 1, nothing touched'
     expect(declared.filter((i) => !covered.has(i))).toEqual([])
   })
 
-  for (const row of ROWS) {
+  for (const row of inOrder) {
     const label = `${row.input}: ${JSON.stringify(typeof row.value === 'function' ? `(${row.why ?? 'computed'})` : row.value)}${row.why && typeof row.value !== 'function' ? ` (${row.why})` : ''}${row.preflight ? ' [preflight]' : ''}`
     if (!bundleReads(row.input)) {
       test.skip(`${label} (skipped: dist/index.js does not read '${row.input}' yet; rebuild the bundle)`, () =>
         undefined)
       continue
     }
-    test(label, async () => {
-      const { run, stateDir, backupDir } = await runBad(row)
-      const out = visible(run.stdout)
-      try {
-        expect(run.exitCode).toBe(1)
-        const errors = out.split('\n').filter((l) => l.startsWith('::error::'))
-        expect(errors).toHaveLength(1)
-        expect(errors[0]).toMatch(row.error)
-        // clear: a sentence, not a stack trace; and no secret echoed
-        expect(out).not.toMatch(/^\s+at .+\(.+:\d+:\d+\)$/m)
-        if (row.secret) expect(runnerView(run.stdout)).not.toContain(row.secret)
-        expect(run.outputs.result ?? 'failed').toBe('failed')
-        // nothing touched on the host
-        const st = await containerState(name)
-        expect(st).toEqual(before)
-        const ours = (await docker.listContainers({ all: true })).filter((c) =>
-          c.Names.some((x) => x.startsWith(`/${name}-`))
-        )
-        expect(ours.map((c) => c.Names[0])).toEqual([])
-        if (row.preflight) {
-          if (existsSync(stateDir)) expect(readdirSync(stateDir)).toEqual([])
-        } else {
-          expect(existsSync(stateDir)).toBe(false)
-        }
-        expect(existsSync(backupDir) ? readdirSync(backupDir) : []).toEqual([])
-        expect(out).not.toMatch(/--- post ---[\s\S]*repair/)
-      } catch (e) {
-        process.stderr.write(
-          `--- ${label} ---\nexit ${run.exitCode}, outputs ${JSON.stringify(run.outputs)}\n${out.split('\n').slice(-25).join('\n')}\n`
-        )
-        throw e
+    test.concurrent(label, () => slot(() => checkBad(row, label)))
+  }
+
+  async function checkBad(row: BadRow, label: string) {
+    const { run, stateDir, backupDir } = await runBad(row)
+    const out = visible(run.stdout)
+    try {
+      expect(run.exitCode).toBe(1)
+      const errors = out.split('\n').filter((l) => l.startsWith('::error::'))
+      expect(errors).toHaveLength(1)
+      expect(errors[0]).toMatch(row.error)
+      // clear: a sentence, not a stack trace; and no secret echoed
+      expect(out).not.toMatch(/^\s+at .+\(.+:\d+:\d+\)$/m)
+      if (row.secret) expect(runnerView(run.stdout)).not.toContain(row.secret)
+      expect(run.outputs.result ?? 'failed').toBe('failed')
+      // nothing touched on the host
+      const st = await containerState(name)
+      expect(st).toEqual(before)
+      const ours = (await docker.listContainers({ all: true })).filter((c) =>
+        c.Names.some((x) => x.startsWith(`/${name}-`))
+      )
+      expect(ours.map((c) => c.Names[0])).toEqual([])
+      if (row.preflight) {
+        if (existsSync(stateDir)) expect(readdirSync(stateDir)).toEqual([])
+      } else {
+        expect(existsSync(stateDir)).toBe(false)
       }
-    })
+      expect(existsSync(backupDir) ? readdirSync(backupDir) : []).toEqual([])
+      expect(out).not.toMatch(/--- post ---[\s\S]*repair/)
+    } catch (e) {
+      process.stderr.write(
+        `--- ${label} ---\nexit ${run.exitCode}, outputs ${JSON.stringify(run.outputs)}\n${out.split('\n').slice(-25).join('\n')}\n`
+      )
+      throw e
+    }
   }
 
   test('the node kept leading and writing through the whole sweep', async () => {

@@ -3,54 +3,27 @@
 // in its own transaction, the DB left between the versions), and a rollback by restore is
 // interrupted after it stopped every container. Each ends with one container named as the node
 // serving on a DB its version runs, and a result, message and exit code that say which.
-import { afterAll, afterEach, describe, expect, test } from '@jest/globals'
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { createDb, docker, removeContainers, simImage, uniqueName, type TestDb } from '../support/bed.js'
+import { describe, expect, test } from '@jest/globals'
+import { simImage, type TestDb } from '../support/bed.js'
 import { atLine, runAction, visible, type ActionRun, type RunOptions } from '../support/action.js'
-import { containerState, nodeUrl, readyz, startNode, writers } from '../support/node.js'
+import { expectServing, oneNodePerTest, upgradeNode } from '../support/one-node.js'
 
-const prefix = uniqueName('clr-dm')
-let n = 0
+const one = oneNodePerTest('clr-dm', 'dm')
 let db: TestDb
 let name: string
 let stateDir: string
 
-afterAll(async () => {
-  await removeContainers(prefix)
-})
-afterEach(async () => {
-  await removeContainers(name)
-  await db?.drop()
-})
-
 /** 2.18.0 on the docs' layout; `env` goes to the node (the action copies it to every clone). */
 async function fresh(env: Record<string, string> = {}) {
-  db = await createDb('dm')
-  name = `${prefix}-${++n}`
-  stateDir = mkdtempSync(join(tmpdir(), 'clr-state-'))
-  await startNode({ name, tag: '2.18.0', db, layout: 'ports', env })
+  ;({ db, name, stateDir } = await one.fresh({ tag: '2.18.0', layout: 'ports', env }))
   // a row the operator's node wrote before the upgrade: it must survive whatever way back
   const c = await db.client()
   await c.query(`CREATE TABLE operator_marker (note text); INSERT INTO operator_marker VALUES ('before the upgrade')`)
   await c.end()
 }
 
-function upgrade(tag: string, extra: Record<string, string> = {}, runOpts: RunOptions = {}): Promise<ActionRun> {
-  return runAction(
-    {
-      operation: 'upgrade',
-      container: name,
-      image: simImage(tag),
-      'state-dir': stateDir,
-      'backup-dir': join(stateDir, 'backups'),
-      'stable-for': '2s',
-      ...extra
-    },
-    runOpts
-  )
-}
+const upgrade = (tag: string, extra: Record<string, string> = {}, runOpts: RunOptions = {}): Promise<ActionRun> =>
+  upgradeNode({ name, stateDir }, tag, extra, runOpts)
 
 async function dbState() {
   const c = await db.client()
@@ -65,19 +38,7 @@ async function dbState() {
 }
 
 /** One container named as the node, running `tag` and ready, nothing else of ours, never two writers. */
-async function expectServing(tag: string) {
-  const st = await containerState(name)
-  expect(st?.running).toBe(true)
-  expect(st?.image).toBe(simImage(tag))
-  expect(await readyz((await nodeUrl(name))!)).toBe(200)
-  const others = (await docker.listContainers({ all: true })).filter((c) =>
-    c.Names.some((x) => x.startsWith(`/${name}-`))
-  )
-  expect(others.map((c) => c.Names[0])).toEqual([])
-  const w = await writers(db)
-  expect(w.interleaved).toBe(false)
-  return w
-}
+const expectServingOn = (tag: string) => expectServing({ name, db }, tag)
 
 // 2.18.0 is at goose 241; 2.20.0 adds 250, 255 and 256. `db rollback 241` undoes 256, then
 // fails on 255's Down step: the DB stays at 255 with node_versions 2.20.0.
@@ -96,7 +57,7 @@ describe('the new image migrated and its down-migration fails', () => {
     expect(out).toMatch(
       /::error::.*rolled back: .* leads on .*2\.18\.0; the down-migration failed \(.*failed to run SQL migration.*\), so the database was restored from the pre-upgrade backup .*pre-upgrade/
     )
-    await expectServing('2.18.0')
+    await expectServingOn('2.18.0')
     expect(await dbState()).toEqual({ goose: 241, nodeVersions: ['2.18.0'], marker: ['before the upgrade'] })
     expect(r.summary).toMatch(
       /The down-migration failed .*; instead the database was restored from the pre-upgrade backup/
@@ -118,7 +79,7 @@ describe('the new image migrated and its down-migration fails', () => {
     expect(out).toMatch(
       /::error::upgrade to .*2\.20\.0-new-check-fails.* failed \(.*\) and it could not be rolled back: the new image's down-migration failed \(.*\) and no pre-upgrade backup was taken, so the old version cannot run on this database\. '.*' serves again on .*2\.20\.0-new-check-fails.*, the new version, on its own migrations/
     )
-    const w = await expectServing('2.20.0-new-check-fails')
+    const w = await expectServingOn('2.20.0-new-check-fails')
     expect(w.versions.at(-1)).toBe('2.20.0')
     // its start-up migrated up again from where the failed down-migration stopped
     expect(await dbState()).toEqual({ goose: 256, nodeVersions: ['2.20.0'], marker: ['before the upgrade'] })
@@ -127,7 +88,7 @@ describe('the new image migrated and its down-migration fails', () => {
     const again = await runAction({ operation: 'repair', container: name, 'state-dir': stateDir })
     expect(again.outputs.result).toBe('ok')
     expect(visible(again.stdout)).toMatch(/nothing to repair/)
-    await expectServing('2.20.0-new-check-fails')
+    await expectServingOn('2.20.0-new-check-fails')
   })
 })
 
@@ -145,7 +106,7 @@ describe('a rollback by restore (db-rollback: restore) interrupted after it stop
     expect(post).toMatch(/database restored/)
     expect(r.outputs.result).toBe('rolled-back')
     expect(r.exitCode).not.toBe(0)
-    await expectServing('2.18.0')
+    await expectServingOn('2.18.0')
     expect(await dbState()).toEqual({ goose: 241, nodeVersions: ['2.18.0'], marker: ['before the upgrade'] })
   })
 
@@ -168,7 +129,7 @@ describe('a rollback by restore (db-rollback: restore) interrupted after it stop
     expect(out).toMatch(
       /::error::rolled back the interrupted upgrade: .*the database was restored from the pre-upgrade backup/
     )
-    await expectServing('2.18.0')
+    await expectServingOn('2.18.0')
     expect(await dbState()).toEqual({ goose: 241, nodeVersions: ['2.18.0'], marker: ['before the upgrade'] })
   })
 })

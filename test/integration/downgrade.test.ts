@@ -5,57 +5,33 @@
 // older version, and the older image takes over through the same standby, swap and gates. A
 // failure brings the newer image back, which migrates the DB up again. Real simulator images:
 // 2.18.0 ships migrations up to 241, 2.19.0 adds 250, 2.20.0 adds 255 and 256.
-import { afterAll, afterEach, describe, expect, test } from '@jest/globals'
+import { describe, expect, test } from '@jest/globals'
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createDb, docker, removeContainers, simImage, uniqueName, type TestDb } from '../support/bed.js'
-import { runAction, visible, type ActionRun } from '../support/action.js'
-import { containerState, nodeUrl, readyz, startNode, writers, type Layout } from '../support/node.js'
+import { simImage, type TestDb } from '../support/bed.js'
+import { visible, type ActionRun } from '../support/action.js'
+import { type Layout } from '../support/node.js'
+import { expectServing, oneNodePerTest, upgradeNode } from '../support/one-node.js'
 
-const prefix = uniqueName('clr-dg')
-let n = 0
+const one = oneNodePerTest('clr-dg', 'dg')
 let db: TestDb
 let name: string
 let stateDir: string
 
-afterAll(async () => {
-  await removeContainers(prefix)
-})
-afterEach(async () => {
-  await removeContainers(name)
-  await db?.drop()
-})
-
 async function fresh(tag: string, layout: Layout = 'ports', env: Record<string, string> = {}) {
-  db = await createDb('dg')
-  name = `${prefix}-${++n}`
-  stateDir = mkdtempSync(join(tmpdir(), 'clr-state-'))
-  await startNode({ name, tag, db, layout, env })
+  ;({ db, name, stateDir } = await one.fresh({ tag, layout, env }))
   // a row the operator's node wrote: a down-migration keeps it
   const c = await db.client()
   await c.query(`CREATE TABLE operator_marker (note text); INSERT INTO operator_marker VALUES ('kept')`)
   await c.end()
 }
 
-function upgrade(
+const upgrade = (
   tag: string,
   extra: Record<string, string> = {},
   env: Record<string, string> = {}
-): Promise<ActionRun> {
-  return runAction(
-    {
-      operation: 'upgrade',
-      container: name,
-      image: simImage(tag),
-      'state-dir': stateDir,
-      'backup-dir': join(stateDir, 'backups'),
-      'stable-for': '2s',
-      ...extra
-    },
-    { env }
-  )
-}
+): Promise<ActionRun> => upgradeNode({ name, stateDir }, tag, extra, { env })
 
 async function dbState() {
   const c = await db.client()
@@ -71,19 +47,7 @@ async function dbState() {
 }
 
 /** One container named as the node, running `tag` and ready, nothing else of ours, never two writers. */
-async function expectServing(tag: string) {
-  const st = await containerState(name)
-  expect(st?.running).toBe(true)
-  expect(st?.image).toBe(simImage(tag))
-  expect(await readyz((await nodeUrl(name))!)).toBe(200)
-  const others = (await docker.listContainers({ all: true })).filter((c) =>
-    c.Names.some((x) => x.startsWith(`/${name}-`))
-  )
-  expect(others.map((c) => c.Names[0])).toEqual([])
-  const w = await writers(db)
-  expect(w.interleaved).toBe(false)
-  return { ...w, id: st!.id }
-}
+const expectServingOn = (tag: string) => expectServing({ name, db }, tag)
 
 const REFUSED =
   /::error::Input '(image|image-file)': .*chainlink:2\.18\.0@sha256:[0-9a-f]{64} is Chainlink 2\.18\.0, older than 2\.19\.0 \(the database's node_versions\): Chainlink 2\.18\.0 would refuse to start on this database \("Application version \(2\.18\.0\) is lower than database version \(2\.19\.0\)\. Only Chainlink 2\.19\.0 or higher can be run on this database": the node's version gate\), so the upgrade would end in a rollback\. Nothing was changed\. To go back deliberately set 'allow-downgrade: true'/
@@ -91,7 +55,7 @@ const REFUSED =
 describe('an image older than the database', () => {
   test('refused in preflight without allow-downgrade (image and image-file), nothing changed', async () => {
     await fresh('2.19.0')
-    const before = await expectServing('2.19.0')
+    const before = await expectServingOn('2.19.0')
     const db0 = await dbState()
     expect(db0).toEqual({ goose: 250, nodeVersions: ['2.19.0'], marker: ['kept'], m250: true })
     const r = await upgrade('2.18.0')
@@ -105,7 +69,7 @@ describe('an image older than the database', () => {
     expect(f.exitCode).toBe(1)
     expect(visible(f.stdout)).toMatch(REFUSED)
     expect(visible(f.stdout)).toMatch(/::error::Input 'image-file'/)
-    const after = await expectServing('2.19.0')
+    const after = await expectServingOn('2.19.0')
     expect(after.id).toBe(before.id)
     expect(after.writers).toEqual(before.writers)
     expect(await dbState()).toEqual(db0)
@@ -130,7 +94,7 @@ describe('an image older than the database', () => {
       expect(out).toMatch(
         /downgraded from .*2\.19\.0 \(2\.19\.0\) to .*2\.18\.0.*, the database at goose 241 and node_versions 2\.18\.0/
       )
-      const w = await expectServing('2.18.0')
+      const w = await expectServingOn('2.18.0')
       expect(w.versions).toEqual(['2.19.0', '2.18.0'])
       expect(await dbState()).toEqual({ goose: 241, nodeVersions: ['2.18.0'], marker: ['kept'], m250: false })
       // and up again: an ordinary upgrade, 2.19.0 migrates 250 again
@@ -138,7 +102,7 @@ describe('an image older than the database', () => {
       expect(up.outputs.result).toBe('upgraded')
       expect(up.exitCode).toBe(0)
       expect(up.summary).not.toMatch(/Downgrade/)
-      const w2 = await expectServing('2.19.0')
+      const w2 = await expectServingOn('2.19.0')
       expect(w2.versions).toEqual(['2.19.0', '2.18.0', '2.19.0'])
       expect(await dbState()).toEqual({ goose: 250, nodeVersions: ['2.19.0'], marker: ['kept'], m250: true })
     }
@@ -154,7 +118,7 @@ describe('an image older than the database', () => {
     expect(out).toMatch(/rollback plan: restart the previous container: a downgrade/)
     expect(r.outputs.result).toBe('rolled-back')
     expect(r.exitCode).toBe(1)
-    const w = await expectServing('2.20.0')
+    const w = await expectServingOn('2.20.0')
     expect(w.versions).toEqual(['2.20.0', '2.20.0'])
     expect(await dbState()).toMatchObject({ goose: 256, nodeVersions: ['2.20.0'], marker: ['kept'] })
   })

@@ -26,6 +26,7 @@ import { atLine, visible, type ActionRun, type Hook } from '../support/action.js
 import { containerState, readyz, startNode, writers, type Layout } from '../support/node.js'
 import { dropDbSessions, repairOf, rowUpgradeInputs, runFaulted } from '../support/fault.js'
 import { expectOneLeader, expectTruthful } from '../support/end-state.js'
+import { pool } from '../support/pool.js'
 
 const prefix = uniqueName('clr-fm')
 let seq = 0
@@ -406,18 +407,10 @@ const ROWS: Row[] = [
 
 /** Rows run side by side, this many at once (each has its own DB, containers and state-dir). */
 const CONCURRENCY = Number(process.env.FM_CONCURRENCY ?? 2)
-let running = 0
-const queue: (() => void)[] = []
-async function slot<T>(fn: () => Promise<T>): Promise<T> {
-  if (running >= CONCURRENCY) await new Promise<void>((res) => queue.push(res))
-  running++
-  try {
-    return await fn()
-  } finally {
-    running--
-    queue.shift()?.()
-  }
-}
+const ROW_TIMEOUT_MS = 400_000 // from the row's start; each action step is SIGKILLed after 120 s
+const slot = pool(CONCURRENCY, ROW_TIMEOUT_MS)
+/** jest's bound, the queue for a slot included (the pool bounds the row itself) */
+const QUEUED_TIMEOUT_MS = ROWS.length * ROW_TIMEOUT_MS
 
 async function setup(row: Row): Promise<RowCtx> {
   const db = await createDb('fm')
@@ -569,13 +562,15 @@ afterAll(async () => {
   )
 })
 
-const ROW_TIMEOUT_MS = 400_000 // queueing for a slot included; each action step is SIGKILLed after 120 s
-
 describe('fault matrix: operation upgrade', () => {
   for (const row of ROWS) {
     if (row.skip) test.skip(`${row.name} (skipped: ${row.skip})`, () => undefined)
     else if (row.failing)
-      test.concurrent.failing(`${row.name} [action bug: ${row.failing}]`, () => slot(() => runRow(row)), ROW_TIMEOUT_MS)
-    else test.concurrent(row.name, () => slot(() => runRow(row)), ROW_TIMEOUT_MS)
+      test.concurrent.failing(
+        `${row.name} [action bug: ${row.failing}]`,
+        () => slot(() => runRow(row)),
+        QUEUED_TIMEOUT_MS
+      )
+    else test.concurrent(row.name, () => slot(() => runRow(row)), QUEUED_TIMEOUT_MS)
   }
 })

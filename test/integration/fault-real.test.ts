@@ -36,6 +36,7 @@ import { expectOneLeader, expectTruthful, journalFiles, type End } from '../supp
 import { startDedicatedDockerd, type DedicatedDockerd } from '../support/dedicated-dockerd.js'
 import { readQuarantine } from '../../src/safeguards/quarantine.js'
 import { startPgCluster, type PgCluster } from '../support/pg-cluster.js'
+import { pool } from '../support/pool.js'
 
 const prefix = uniqueName('clr-fr')
 let seq = 0
@@ -199,40 +200,34 @@ const repairInputs = (r: RowCtx) => repairOf(baseInputs(r))
 /** One line of the printed table per row. */
 const table: { fault: string; step: string; end: string; writers: string; result: string }[] = []
 
-let dockerd: DedicatedDockerd | undefined
-let dockerdUp: Promise<DedicatedDockerd> | undefined
-/** The dedicated daemon, started by the first row that needs it (concurrent tests may start
- *  before a beforeAll has finished), with the rows' simulator images pulled from the bed's registry. */
-const dedicated = () =>
-  (dockerdUp ??= startDedicatedDockerd().then((d) => {
-    dockerd = d
-    for (const tag of new Set(['2.18.0', ...ROWS.map((x) => x.to)])) d.cli('pull', '-q', simImage(tag))
-    return d
-  }))
-let dockerdLive: DedicatedDockerd | undefined
-let dockerdLiveUp: Promise<DedicatedDockerd> | undefined
-/** The same with `--live-restore`, for the rows that need it. */
-const dedicatedLive = () =>
-  (dockerdLiveUp ??= startDedicatedDockerd({ liveRestore: true }).then((d) => {
-    dockerdLive = d
-    for (const tag of new Set(['2.18.0', ...ROWS.filter((x) => x.fault === DOCKERD_STOP_LIVE).map((x) => x.to)]))
-      d.cli('pull', '-q', simImage(tag))
-    return d
-  }))
+/** Every dedicated daemon started, for afterAll. */
+const daemons: DedicatedDockerd[] = []
+const daemonsUp = new Map<string, Promise<DedicatedDockerd>>()
+/** A dedicated daemon per slot of its pool (`live`: with `--live-restore`), started by the first
+ *  row that needs it (concurrent tests may start before a beforeAll has finished), with its rows'
+ *  simulator images pulled from the bed's registry. */
+const dedicated = (slot: number, live = false) => {
+  const key = `${live ? 'live' : 'plain'}-${slot}`
+  let up = daemonsUp.get(key)
+  if (!up) {
+    up = startDedicatedDockerd(live ? { liveRestore: true } : {}).then((d) => {
+      daemons.push(d)
+      const tags = ROWS.filter((x) => onDedicated(x.fault) && (x.fault === DOCKERD_STOP_LIVE) === live).map((x) => x.to)
+      for (const tag of new Set(['2.18.0', ...tags])) d.cli('pull', '-q', simImage(tag))
+      return d
+    })
+    daemonsUp.set(key, up)
+  }
+  return up
+}
 const onDedicated = (f: Fault) => f === DOCKERD || f === DOCKERD_STOP || f === DOCKERD_STOP_LIVE
 
-/** Rows on the dedicated daemon run one at a time (a kill hits every container of it); Postgres
- *  rows (a cluster each, on the bed's daemon) run beside them, one at a time too (2 cores). */
-const lanes = new Map<string, Promise<unknown>>()
-function inLane<T>(lane: string, fn: () => Promise<T>): Promise<T> {
-  const prev = lanes.get(lane) ?? Promise.resolve()
-  const next = prev.then(fn, fn)
-  lanes.set(
-    lane,
-    next.catch(() => undefined)
-  )
-  return next
-}
+/** Rows on a dedicated daemon run one at a time on it (a kill hits every container of it), on two
+ *  such daemons side by side (and the live-restore one); Postgres rows (a cluster each, on the
+ *  bed's daemon) run two at a time beside them. Each row owns its node, DB or cluster and state-dir. */
+const ROW_TIMEOUT_MS = 600_000 // from the row's start; each action step is SIGKILLed after 120 s
+const lanes = { dockerd: pool(2, ROW_TIMEOUT_MS), live: pool(1, ROW_TIMEOUT_MS), postgres: pool(2, ROW_TIMEOUT_MS) }
+const laneOf = (f: Fault) => (f === DOCKERD_STOP_LIVE ? lanes.live : onDedicated(f) ? lanes.dockerd : lanes.postgres)
 
 function describeRun(run: ActionRun): string {
   return `exit ${run.exitCode}, outputs ${JSON.stringify(run.outputs)}${run.hung ? `, HUNG: ${run.hung}` : ''}\n${visible(run.stdout).split('\n').slice(-60).join('\n')}`
@@ -269,7 +264,7 @@ async function serving(db: TestDb, tag: string): Promise<void> {
   await sleep(2000)
 }
 
-async function runRow(row: Row) {
+async function runRow(row: Row, slot: number) {
   const t0 = Date.now()
   const onDockerd = onDedicated(row.fault)
   let cluster: PgCluster | undefined
@@ -279,7 +274,7 @@ async function runRow(row: Row) {
     cluster = await startPgCluster()
     db = cluster.db
   }
-  const d = onDockerd ? await (row.fault === DOCKERD_STOP_LIVE ? dedicatedLive() : dedicated()) : undefined
+  const d = onDockerd ? await dedicated(slot, row.fault === DOCKERD_STOP_LIVE) : undefined
   await d?.start() // up again if a failed try of a row left it down
   const api = d?.api ?? docker
   const name = `${prefix}-${String(++seq).padStart(2, '0')}`
@@ -366,8 +361,7 @@ async function runRow(row: Row) {
 
 afterAll(async () => {
   await removeContainers(prefix).catch(() => undefined)
-  for (const d of [dockerd, dockerdLive]) {
-    if (!d) continue
+  for (const d of daemons) {
     await removeContainers(prefix, d.api).catch(() => undefined)
     await d.stop()
   }
@@ -391,13 +385,14 @@ afterAll(async () => {
   )
 }, 120_000)
 
-const ROW_TIMEOUT_MS = 600_000 // queueing in its lane included; each action step is SIGKILLed after 120 s
+/** jest's bound, its pool's queue included (the pool bounds the row itself) */
+const QUEUED_TIMEOUT_MS = ROWS.length * ROW_TIMEOUT_MS
 
 describe('real faults: operation upgrade', () => {
   for (const row of ROWS)
     test.concurrent(
       `${row.fault} at ${row.step}`,
-      () => inLane(onDedicated(row.fault) ? 'dockerd' : 'postgres', () => runRow(row)),
-      ROW_TIMEOUT_MS
+      () => laneOf(row.fault)((slot) => runRow(row, slot)),
+      QUEUED_TIMEOUT_MS
     )
 })

@@ -1,47 +1,26 @@
 // Operator safeguards end to end on the bed, run as the runner runs the action: the quarantine
 // of a rolled-back image, the upgrade window and the migration rehearsal.
-import { afterAll, afterEach, describe, expect, test } from '@jest/globals'
+import { describe, expect, test } from '@jest/globals'
 import { mkdtempSync, readdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createDb, docker, removeContainers, simImage, uniqueName, type TestDb } from '../support/bed.js'
+import { docker, simImage, type TestDb } from '../support/bed.js'
 import { atLine, runAction, visible, type ActionRun } from '../support/action.js'
-import { containerState, startNode } from '../support/node.js'
+import { containerState } from '../support/node.js'
+import { oneNodePerTest, upgradeNode } from '../support/one-node.js'
 
-const prefix = uniqueName('clr-ops')
-let n = 0
+const one = oneNodePerTest('clr-ops', 'ops')
 let db: TestDb | undefined
 let name: string
 let stateDir: string
 
-afterAll(async () => {
-  await removeContainers(prefix)
-})
-afterEach(async () => {
-  await removeContainers(name)
-  await db?.drop()
-  db = undefined
-})
-
 async function fresh(tag = '2.19.0', env?: Record<string, string>) {
-  db = await createDb('ops')
-  name = `${prefix}-${++n}`
-  stateDir = mkdtempSync(join(tmpdir(), 'clr-state-'))
   // host networking: the layout-independent logic under test needs no bridge network
-  await startNode({ name, tag, db, layout: 'host', env })
+  ;({ db, name, stateDir } = await one.fresh({ tag, layout: 'host', env }))
 }
 
-function upgrade(tag: string, extra: Record<string, string> = {}): Promise<ActionRun> {
-  return runAction({
-    operation: 'upgrade',
-    container: name,
-    image: simImage(tag),
-    'state-dir': stateDir,
-    'backup-dir': join(stateDir, 'backups'),
-    'stable-for': '2s',
-    ...extra
-  })
-}
+const upgrade = (tag: string, extra: Record<string, string> = {}): Promise<ActionRun> =>
+  upgradeNode({ name, stateDir }, tag, extra)
 
 /** What the operator would compare: the container's id, start time and image. */
 async function fingerprint() {
@@ -153,7 +132,7 @@ describe('upgrade window', () => {
   })
 
   test('a malformed window is refused naming the input, before anything is touched', async () => {
-    name = `${prefix}-none`
+    name = `${one.prefix}-none`
     stateDir = mkdtempSync(join(tmpdir(), 'clr-state-'))
     const r = await upgrade('2.20.0', { window: 'Mon-Fri 08:00-18:00 Europe/Berlln' })
     expect(r.exitCode).toBe(1)

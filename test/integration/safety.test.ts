@@ -1,56 +1,30 @@
 // Safety of the node's data and uptime under settings and layouts that used to end with the node
 // down or its DB rewritten under a live node, run as the runner runs the action against the
 // real bed. Each block is one defect; its tests fail without the fix.
-import { afterAll, afterEach, describe, expect, test } from '@jest/globals'
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { describe, expect, test } from '@jest/globals'
+import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { createServer, type Server } from 'node:net'
 import { generateIdentity, identityToRecipient } from 'age-encryption'
 import pg from 'pg'
-import { createDb, docker, loadBed, removeContainers, simImage, uniqueName, type TestDb } from '../support/bed.js'
-import { runAction, visible, type ActionRun } from '../support/action.js'
+import { docker, loadBed, simImage, type TestDb } from '../support/bed.js'
+import { runAction, visible, type ActionRun, type RunOptions } from '../support/action.js'
 import { runFaulted } from '../support/fault.js'
 import { atLine } from '../support/action.js'
 import { containerState, nodeUrl, readyz, startNode, writers, type Layout, type StartOptions } from '../support/node.js'
+import { oneNodePerTest, upgradeNode } from '../support/one-node.js'
 
-const prefix = uniqueName('clr-safe')
-let n = 0
+const one = oneNodePerTest('clr-safe', 'safe')
 let db: TestDb | undefined
 let name: string
 let stateDir: string
 
-afterAll(async () => {
-  await removeContainers(prefix)
-})
-
-afterEach(async () => {
-  await removeContainers(name)
-  await db?.drop()
-  db = undefined
-})
-
 async function fresh(layout: Layout, tag = '2.18.0', opts: Partial<StartOptions> = {}) {
-  db = await createDb('safe')
-  name = `${prefix}-${++n}`
-  stateDir = mkdtempSync(join(tmpdir(), 'clr-state-'))
-  await startNode({ name, tag, db, layout, ...opts })
+  ;({ db, name, stateDir } = await one.fresh({ tag, layout, ...opts }))
 }
 
-function upgrade(tag: string, extra: Record<string, string> = {}, runOpts = {}): Promise<ActionRun> {
-  return runAction(
-    {
-      operation: 'upgrade',
-      container: name,
-      image: simImage(tag),
-      'state-dir': stateDir,
-      'backup-dir': join(stateDir, 'backups'),
-      'stable-for': '2s',
-      ...extra
-    },
-    runOpts
-  )
-}
+const upgrade = (tag: string, extra: Record<string, string> = {}, runOpts: RunOptions = {}): Promise<ActionRun> =>
+  upgradeNode({ name, stateDir }, tag, extra, runOpts)
 
 /** Containers of ours beside the node (name-prefixed), by name. */
 async function leftovers(): Promise<string[]> {
@@ -202,9 +176,7 @@ async function occupy(port: number): Promise<Server> {
 
 describe('the host lock and the journal belong to the node', () => {
   test('container a, standby b and container b, standby a at once: one waits, then finds nothing to do', async () => {
-    db = await createDb('safe')
-    name = `${prefix}-${++n}`
-    stateDir = mkdtempSync(join(tmpdir(), 'clr-state-'))
+    ;({ db, name, stateDir } = await one.claim())
     const a = `${name}-a`
     const b = `${name}-b`
     await startNode({ name: a, tag: '2.18.0', db, layout: 'bridge' })
@@ -346,7 +318,7 @@ describe('restore as the DB owner without superuser', () => {
     })
     expect(b.exitCode).toBe(0)
     const bed = loadBed()
-    const role = `clr_owner_${n}_${Date.now().toString(36)}`
+    const role = `clr_owner_${name.slice(name.lastIndexOf('-') + 1)}_${Date.now().toString(36)}`
     const admin = await db!.client()
     try {
       await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD 'owner-pw-1'`)

@@ -1,66 +1,27 @@
 // operation: upgrade, end to end against the real bed, run as the runner runs the action.
 // After every scenario: exactly one leader, serving, on the expected image, and the
 // simulator's heartbeats show no second writer ever.
-import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals'
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { describe, expect, test } from '@jest/globals'
 import { join } from 'node:path'
-import { createDb, docker, removeContainers, simImage, uniqueName, type TestDb } from '../support/bed.js'
-import { runAction, visible, type ActionRun } from '../support/action.js'
-import { containerState, nodeUrl, readyz, startNode, writers, type Layout } from '../support/node.js'
+import { docker, simImage, type TestDb } from '../support/bed.js'
+import { runAction, visible, type ActionRun, type RunOptions } from '../support/action.js'
+import { containerState, readyz, writers, type Layout, type StartOptions } from '../support/node.js'
+import { expectServing, oneNodePerTest, upgradeNode } from '../support/one-node.js'
 
-const prefix = uniqueName('clr-up')
-let n = 0
+const one = oneNodePerTest('clr-up', 'up')
 let db: TestDb
 let name: string
 let stateDir: string
 
-beforeAll(() => undefined)
-afterAll(async () => {
-  await removeContainers(prefix)
-})
-
-async function fresh(layout: Layout, tag = '2.18.0', opts: Partial<Parameters<typeof startNode>[0]> = {}) {
-  db = await createDb('up')
-  name = `${prefix}-${++n}`
-  stateDir = mkdtempSync(join(tmpdir(), 'clr-state-'))
-  await startNode({ name, tag, db, layout, ...opts })
+async function fresh(layout: Layout, tag = '2.18.0', opts: Partial<StartOptions> = {}) {
+  ;({ db, name, stateDir } = await one.fresh({ tag, layout, ...opts }))
 }
 
-afterEach(async () => {
-  await removeContainers(name)
-  await db?.drop()
-})
-
-function upgrade(tag: string, extra: Record<string, string> = {}, runOpts = {}): Promise<ActionRun> {
-  return runAction(
-    {
-      operation: 'upgrade',
-      container: name,
-      image: simImage(tag),
-      'state-dir': stateDir,
-      'backup-dir': join(stateDir, 'backups'),
-      'stable-for': '2s',
-      ...extra
-    },
-    runOpts
-  )
-}
+const upgrade = (tag: string, extra: Record<string, string> = {}, runOpts: RunOptions = {}): Promise<ActionRun> =>
+  upgradeNode({ name, stateDir }, tag, extra, runOpts)
 
 /** The node ended with one leader, named as before, serving on `tag`, and nothing else of ours left. */
-async function expectSingleLeader(tag: string) {
-  const st = await containerState(name)
-  expect(st?.running).toBe(true)
-  expect(st?.image).toBe(simImage(tag))
-  expect(await readyz((await nodeUrl(name))!)).toBe(200)
-  const others = (await docker.listContainers({ all: true })).filter((c) =>
-    c.Names.some((x) => x.startsWith(`/${name}-`))
-  )
-  expect(others.map((c) => c.Names[0])).toEqual([])
-  const w = await writers(db)
-  expect(w.interleaved).toBe(false)
-  return w
-}
+const expectSingleLeader = (tag: string) => expectServing({ name, db }, tag)
 
 describe('upgrade, happy path', () => {
   test.each<[Layout, string]>([

@@ -10,20 +10,51 @@ const { readFileSync } = require('node:fs')
 const { basename, join } = require('node:path')
 const Sequencer = require('@jest/test-sequencer').default
 
-/** Seconds per file in band on the 2-core bed (build/jest-integration.json, 2026-11-30). */
+/** Seconds per file on the 2-core bed: the CI run of 2026-12-04 (4 workers), and for
+ *  fault-real, gates and bad-inputs, which now run their own tests side by side, the file alone
+ *  on the same bed. Every integration file is listed: a file missing here starts first in CI,
+ *  where no report exists; once the long files were missing they started last, 9 minutes into
+ *  the run, and it took 21 minutes (test/unit/bed/sequencer.test.ts keeps the table complete). */
 const SECONDS = {
-  'fault-matrix.test.ts': 437,
-  'gates.test.ts': 303,
-  'safety.test.ts': 216,
-  'upgrade.test.ts': 198,
-  'modes-pairs.test.ts': 187,
-  'sim.test.ts': 164,
-  'sessions.test.ts': 91,
-  'ops.test.ts': 84,
-  'bad-inputs.test.ts': 70,
-  'backup-ops.test.ts': 47,
-  'renovate.test.ts': 44,
-  'cli.test.ts': 38
+  'fault-matrix.test.ts': 461,
+  'fault-real.test.ts': 374,
+  'port-holder.test.ts': 281,
+  'upgrade.test.ts': 268,
+  'safety.test.ts': 248,
+  'ops.test.ts': 246,
+  'modes-pairs.test.ts': 232,
+  'sim.test.ts': 189,
+  'bad-inputs.test.ts': 131,
+  'sessions.test.ts': 129,
+  'down-migration.test.ts': 119,
+  'repair-again.test.ts': 113,
+  'hosts.test.ts': 111,
+  'hosts-upgrade.test.ts': 240,
+  'restore-atomic.test.ts': 110,
+  'gates.test.ts': 104,
+  'downgrade.test.ts': 101,
+  'backup-ops.test.ts': 94,
+  'podman.test.ts': 88,
+  'foreign-node.test.ts': 82,
+  'renovate.test.ts': 81,
+  'host-lock.test.ts': 79,
+  'cli.test.ts': 77,
+  'backup-owner.test.ts': 73,
+  'restore-owner.test.ts': 73,
+  'other-updaters.test.ts': 65,
+  'health-routes.test.ts': 60,
+  'backup.test.ts': 46,
+  'host-db-reach.test.ts': 45,
+  'notify.test.ts': 43,
+  'security.test.ts': 40,
+  'leak.test.ts': 32,
+  'compose.test.ts': 30,
+  'cli-usage.test.ts': 24,
+  'target-pinned.test.ts': 22,
+  'sim-reconnect.test.ts': 22,
+  'status.test.ts': 16,
+  'restore-keep.test.ts': 16,
+  'bundle-licenses.test.ts': 1
 }
 
 function lastRun(root) {
@@ -50,3 +81,4 @@ class LongestFirst extends Sequencer {
 }
 
 module.exports = LongestFirst
+module.exports.SECONDS = SECONDS
