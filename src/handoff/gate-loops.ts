@@ -38,6 +38,7 @@ function containerObs(info: ContainerInfo | undefined): ContainerObs | undefined
     status: info.State.Status,
     exitCode: info.State.ExitCode,
     restartCount: info.RestartCount,
+    startedAt: info.State.StartedAt,
     health: h?.Status
       ? {
           status: h.Status,
@@ -118,7 +119,7 @@ async function runGate<O extends { at: number }, T>(
     obs.push(await observe())
     const v = judge(obs)
     if (v.kind === 'pass') return v
-    if (v.kind === 'fail') throw new GateError(gate, v.reason, containerId, v.lockMovedTo)
+    if (v.kind === 'fail') throw new GateError(gate, v.reason, containerId, v.lockMovedTo, v.hostFault)
     await sleep(everyMs, ctx.signal)
   }
 }
@@ -270,6 +271,7 @@ export async function healthGate(
           name: to.name,
           appId: to.appId!,
           restarts0: info0.RestartCount,
+          startedAt0: info0.State.StartedAt,
           before: opts.anyCheck ? undefined : run.failingBefore,
           anyCheck: !!opts.anyCheck,
           stableMs: t.stableMs,
