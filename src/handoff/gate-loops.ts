@@ -105,6 +105,22 @@ async function lockThroughOutage(
   }
 }
 
+/**
+ * One look at the lock, then at the container, in that order. A runner paused between the two
+ * (fault-real row "dockerd SIGKILL + start at health gate, between two calls") meets a daemon
+ * restart in between: read first, the container looked running as it was before the restart,
+ * and the lock it had released in the daemon's stop then read as lost, which is the image's
+ * fault. Read after the lock, the container shows what the restart did to it (stopped, exit 0;
+ * or started again), which the judgement knows to be the host's.
+ */
+export async function lockThenContainer<L, C>(
+  readLock: () => Promise<L>,
+  inspect: () => Promise<C>
+): Promise<{ lock: L; container: C }> {
+  const lock = await readLock()
+  return { lock, container: await inspect() }
+}
+
 /** Observes every `everyMs` until the judgement passes (its proof) or fails (a GateError). */
 async function runGate<O extends { at: number }, T>(
   ctx: Context,
@@ -250,8 +266,10 @@ export async function healthGate(
       'health',
       to.id,
       async () => {
-        const container = containerObs(await ctx.docker.inspect(to.id))
-        const lock = await lockThroughOutage(ctx, link, mode, to)
+        const { lock, container } = await lockThenContainer(
+          () => lockThroughOutage(ctx, link, mode, to),
+          async () => containerObs(await ctx.docker.inspect(to.id))
+        )
         // only answers given since the gate opened: with host networking the URL answered for
         // the old node before it stopped
         const r = observer.latest
