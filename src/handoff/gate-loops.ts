@@ -38,6 +38,7 @@ function containerObs(info: ContainerInfo | undefined): ContainerObs | undefined
     status: info.State.Status,
     exitCode: info.State.ExitCode,
     restartCount: info.RestartCount,
+    startedAt: info.State.StartedAt,
     health: h?.Status
       ? {
           status: h.Status,
@@ -104,6 +105,22 @@ async function lockThroughOutage(
   }
 }
 
+/**
+ * One look at the lock, then at the container, in that order. A runner paused between the two
+ * (fault-real row "dockerd SIGKILL + start at health gate, between two calls") meets a daemon
+ * restart in between: read first, the container looked running as it was before the restart,
+ * and the lock it had released in the daemon's stop then read as lost, which is the image's
+ * fault. Read after the lock, the container shows what the restart did to it (stopped, exit 0;
+ * or started again), which the judgement knows to be the host's.
+ */
+export async function lockThenContainer<L, C>(
+  readLock: () => Promise<L>,
+  inspect: () => Promise<C>
+): Promise<{ lock: L; container: C }> {
+  const lock = await readLock()
+  return { lock, container: await inspect() }
+}
+
 /** Observes every `everyMs` until the judgement passes (its proof) or fails (a GateError). */
 async function runGate<O extends { at: number }, T>(
   ctx: Context,
@@ -118,7 +135,7 @@ async function runGate<O extends { at: number }, T>(
     obs.push(await observe())
     const v = judge(obs)
     if (v.kind === 'pass') return v
-    if (v.kind === 'fail') throw new GateError(gate, v.reason, containerId, v.lockMovedTo)
+    if (v.kind === 'fail') throw new GateError(gate, v.reason, containerId, v.lockMovedTo, v.hostFault)
     await sleep(everyMs, ctx.signal)
   }
 }
@@ -249,8 +266,10 @@ export async function healthGate(
       'health',
       to.id,
       async () => {
-        const container = containerObs(await ctx.docker.inspect(to.id))
-        const lock = await lockThroughOutage(ctx, link, mode, to)
+        const { lock, container } = await lockThenContainer(
+          () => lockThroughOutage(ctx, link, mode, to),
+          async () => containerObs(await ctx.docker.inspect(to.id))
+        )
         // only answers given since the gate opened: with host networking the URL answered for
         // the old node before it stopped
         const r = observer.latest
@@ -270,6 +289,7 @@ export async function healthGate(
           name: to.name,
           appId: to.appId!,
           restarts0: info0.RestartCount,
+          startedAt0: info0.State.StartedAt,
           before: opts.anyCheck ? undefined : run.failingBefore,
           anyCheck: !!opts.anyCheck,
           stableMs: t.stableMs,

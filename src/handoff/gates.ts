@@ -10,7 +10,7 @@ export type Verdict<T> =
   | { kind: 'pass'; proved: T; detail: string }
   | { kind: 'wait'; why: string }
   /** `lockMovedTo`: the gate saw another app hold the lock (evidence that outlives a lease freed a moment later) */
-  | { kind: 'fail'; reason: string; lockMovedTo?: string }
+  | { kind: 'fail'; reason: string; lockMovedTo?: string; hostFault?: string }
 
 /** a container as Docker showed it; undefined in an observation: it is gone */
 export interface ContainerObs {
@@ -19,6 +19,8 @@ export interface ContainerObs {
   status: string
   exitCode: number
   restartCount: number
+  /** State.StartedAt as Docker reports it */
+  startedAt?: string
   /** the image's HEALTHCHECK: status, and when its latest check started (ms) */
   health?: { status: string; lastCheckAt?: number; lastOutput?: string }
 }
@@ -194,6 +196,8 @@ export interface HealthParams {
   name: string
   appId: string
   restarts0: number
+  /** State.StartedAt when the gate opened */
+  startedAt0?: string
   /** checks failing on the leader before anything changed; undefined: not known */
   before?: Check[]
   stableMs: number
@@ -246,6 +250,16 @@ export function judgeHealth(obs: HealthObs[], p: HealthParams): Verdict<HealthPr
         reason: `'${p.name}' exited (${exitText(c)}) ${settled !== undefined ? 'while holding ready' : 'before becoming ready'}; last: ${last}`
       }
     if (c.restartCount !== p.restarts0) return { kind: 'fail', reason: `'${p.name}' restarted during the health gate` }
+    // Started again with no restart counted: a restart policy counts the restarts it makes after
+    // an exit; the daemon's own start of its containers when it comes back does not. The daemon
+    // restarted (a runner paused across it never meets the outage): the host's fault, typed so
+    // the quarantine does not read it as the image's (issue 21 N16).
+    if (p.startedAt0 && c.startedAt && c.startedAt !== p.startedAt0)
+      return {
+        kind: 'fail',
+        reason: `'${p.name}' was started again by the Docker daemon during the health gate (started ${p.startedAt0}, now ${c.startedAt}, no restart counted): the daemon restarted`,
+        hostFault: 'the Docker daemon restarted during the health gate (it started the new container again)'
+      }
     lockUnproven = !sameApp(o.lock.holder, p.appId) && reconnecting(o.lock, p.appId)
     if (!sameApp(o.lock.holder, p.appId) && !lockUnproven)
       return {

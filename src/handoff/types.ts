@@ -71,7 +71,9 @@ export class GateError extends OperationError {
     message: string,
     readonly containerId?: string,
     /** the app the gate saw holding the lock instead of the leader (standby-ready) */
-    readonly lockMovedTo?: string
+    readonly lockMovedTo?: string,
+    /** the failure is the host's (a daemon restart), not the image's: why (the quarantine reads it) */
+    readonly hostFault?: string
   ) {
     super(message)
   }

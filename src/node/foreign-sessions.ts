@@ -11,7 +11,7 @@ import { containerIps, type ContainerInfo } from '../docker/client.js'
 import { sameApp } from './lock.js'
 import type { NodeView } from './view.js'
 import type { App, SessionContainer, Tie } from './sessions.js'
-import { dbClockAheadMs, sessionContainerOf } from './session-container.js'
+import { dbClockAheadMs, deadApps, nodeContainerOf, sessionContainerOf, type DeadApp } from './session-container.js'
 import { appsOf, tieApps } from './sessions.js'
 
 export async function foreignSessions(ctx: Context, view: NodeView): Promise<NodeSession[]> {
@@ -44,10 +44,24 @@ function describeSessions(sessions: NodeSession[]): string {
  * only state in which the DB may be rewritten (restore, `db rollback`). A node this run does
  * not know (a standby on another host) keeps its session: refused, naming it.
  */
-export async function requireQuietDb(db: DbApi, timeoutMs: number, what: string, signal?: AbortSignal): Promise<void> {
+export async function requireQuietDb(
+  db: DbApi,
+  timeoutMs: number,
+  what: string,
+  signal?: AbortSignal,
+  endDead?: () => Promise<unknown>
+): Promise<void> {
   const end = Date.now() + timeoutMs
+  let seen = ''
   for (;;) {
-    const sessions = await db.nodeSessions()
+    let sessions = await db.nodeSessions()
+    // sessions the server keeps for a process of the node that is gone: ended, once per new set
+    const key = sessions.map((s) => s.pid).join(',')
+    if (endDead && sessions.length && key !== seen) {
+      seen = key
+      await endDead()
+      sessions = await db.nodeSessions()
+    }
     const lease = (await db.tableExists('lease_lock')) ? await db.lease() : undefined
     const live = lease && !lease.expired
     if (!sessions.length && !live) return
@@ -146,7 +160,8 @@ export async function findForeignNodes(
   ctx: Context,
   db: DbApi,
   ourContainers: ContainerInfo[],
-  ourApps: string[] = []
+  ourApps: string[] = [],
+  recorded: ContainerInfo[] = []
 ): Promise<ForeignNode[]> {
   const sessions = await db.nodeSessions()
   if (!sessions.length) return []
@@ -154,14 +169,20 @@ export async function findForeignNodes(
   const logOf = async (id: string) => ctx.docker.logs(id, 2000).catch(() => '')
   // the run's containers first, as preflight ties them (src/node/inspect.ts)
   const logs = new Map<string, string>()
-  for (const i of ourContainers) if (i.State.Running) logs.set(i.Id, await logOf(i.Id))
-  const ties = tieApps(ourContainers.map(sessionContainerOf), apps, {
-    logNames: (id, appId) => !!logs.get(id)?.includes(appId)
-  })
+  for (const i of ourContainers) logs.set(i.Id, await logOf(i.Id))
+  const logNames = (id: string, appId: string) => !!logs.get(id)?.includes(appId)
+  const ties = tieApps(ourContainers.map(sessionContainerOf), apps, { logNames })
   const ourIds = new Set(ourContainers.map((c) => c.Id))
   // an earlier process of one of them is gone with its start: not another node
   const oursNow = (t: Tie) => [t.container, t.earlierOf].some((c) => c && ourIds.has(c))
-  const ours = [...ourApps, ...ties.filter(oursNow).map((t) => t.appId)]
+  // nor is a process of one that has exited since, whose sessions the server still keeps
+  const dead = deadApps(
+    apps,
+    ourContainers.map((i) => nodeContainerOf(i, pastIps(recorded, i.Id))),
+    await runningIps(ctx),
+    logNames
+  )
+  const ours = [...ourApps, ...ties.filter(oursNow).map((t) => t.appId), ...dead.map((d) => d.appId)]
   if (apps.every((a) => ours.some((o) => sameApp(o, a.appId)))) return []
   const local: ContainerInfo[] = []
   for (const c of await ctx.docker.listRunning()) {
@@ -171,4 +192,76 @@ export async function findForeignNodes(
   }
   for (const i of local) logs.set(i.Id, await logOf(i.Id))
   return foreignNodes(apps, ours, local.map(sessionContainerOf), (id, appId) => !!logs.get(id)?.includes(appId))
+}
+
+/** The addresses a container had as `recorded` (by the run, while it ran): a stopped one's inspect has none. */
+function pastIps(recorded: ContainerInfo[], id: string): string[] {
+  return recorded.flatMap((i) => (i.Id === id ? containerIps(i) : []))
+}
+
+/** Every address of a running container on this host. */
+async function runningIps(ctx: Context): Promise<Set<string>> {
+  const ips = new Set<string>()
+  for (const c of await ctx.docker.listRunning()) {
+    const info = await ctx.docker.inspect(c.Id)
+    if (info?.State.Running) for (const ip of containerIps(info)) ips.add(ip)
+  }
+  return ips
+}
+
+/**
+ * Ends the sessions the server keeps for node processes proven gone (deadApps: a process of one of
+ * `node`'s containers, as the run recorded them, that has exited or restarted since), each named in the log with its
+ * evidence. A network cut as the process died leaves them until TCP keepalive ends them, hours
+ * later; until then nothing may rewrite the DB (requireQuietDb). pg_terminate_backend is allowed
+ * to the node's own role for its own role's sessions; one it may not end stays, and the caller's
+ * refusal names it. Sessions of a running container's current process, or of any app not proven
+ * to be such a process (another host), are never ended. Returns what was ended.
+ */
+export async function endDeadSessions(ctx: Context, db: DbApi, node: ContainerInfo[]): Promise<DeadApp[]> {
+  const sessions = await db.nodeSessions()
+  if (!sessions.length) return []
+  const infos: ContainerInfo[] = []
+  for (const c of node) {
+    const now = await ctx.docker.inspect(c.Id)
+    if (now) infos.push(now)
+  }
+  const logs = new Map<string, string>()
+  for (const i of infos) logs.set(i.Id, await ctx.docker.logs(i.Id, 2000).catch(() => ''))
+  const dead = deadApps(
+    appsOf(sessions, dbClockAheadMs(db) ?? 0),
+    infos.map((i) => nodeContainerOf(i, pastIps(node, i.Id))),
+    await runningIps(ctx),
+    (id, appId) => !!logs.get(id)?.includes(appId)
+  )
+  const ended: DeadApp[] = []
+  for (const d of dead) {
+    const done: number[] = []
+    for (const pid of d.pids) {
+      const r = await db
+        .query<{ ok: boolean }>(`SELECT pg_terminate_backend($1) AS ok`, [pid])
+        .catch((e: Error) => [{ ok: false, error: e.message }])
+      if (r[0]?.ok) done.push(pid)
+    }
+    const where = `app ${d.appId} (Chainlink ${d.version || '?'}) from ${d.addrs.join(', ')}`
+    if (done.length) {
+      ended.push({ ...d, pids: done })
+      ctx.report.step(
+        'dead session ended',
+        `ended ${done.length} DB session(s) (pid ${done.join(', ')}) of ${where}: its process is gone (${d.why}); the server kept them behind a network cut`
+      )
+    }
+    if (done.length < d.pids.length)
+      ctx.report.step(
+        'dead session left',
+        `could not end pid ${d.pids.filter((p) => !done.includes(p)).join(', ')} of ${where} (its process is gone: ${d.why}); this DB role may not terminate it: a superuser can, with pg_terminate_backend`
+      )
+  }
+  // a terminated backend leaves pg_stat_activity a moment later
+  const pids = new Set(ended.flatMap((d) => d.pids))
+  for (let i = 0; i < 20 && pids.size; i++) {
+    if (!(await db.nodeSessions()).some((s) => pids.has(s.pid))) break
+    await sleep(100)
+  }
+  return ended
 }

@@ -6,7 +6,7 @@ import { OperationError } from '../errors.js'
 import { publishedPorts } from '../handoff/container-spec.js'
 import type { DbVersion } from '../postgres/database.js'
 import { LABEL_ROLE, LABEL_RUN, startClone } from '../handoff/clone.js'
-import { describeForeign, findForeignNodes, requireQuietDb } from '../node/foreign-sessions.js'
+import { describeForeign, endDeadSessions, findForeignNodes, requireQuietDb } from '../node/foreign-sessions.js'
 import { standbyReady } from '../handoff/gate-loops.js'
 import { takeOver } from '../handoff/take-over.js'
 import { memberOf, type Member, type NodeLink, type Timeouts } from '../handoff/types.js'
@@ -214,13 +214,12 @@ async function rollbackSteps(
         t,
         `the new version changed the database (goose ${plan.dbBefore.goose} -> ${now.goose}) and it cannot be brought back (${dbPlan.why})`
       )
-    // Nothing rewrites the DB under a live node, whoever runs it.
-    await requireQuietDb(
-      link.db,
-      t.lockMs,
-      dbPlan.method === 'restore' ? 'restore the backup' : "run 'db rollback'",
-      ctx.signal
-    )
+    // Nothing rewrites the DB under a live node, whoever runs it; sessions of the gone processes
+    // of the node's (stopped) containers are ended first (seed 2026, run 5)
+    const recorded = all.map((m) => m.info)
+    const endDead = () => endDeadSessions(ctx, link.db, recorded)
+    const what = dbPlan.method === 'restore' ? 'restore the backup' : "run 'db rollback'"
+    await requireQuietDb(link.db, t.lockMs, what, ctx.signal, endDead)
     file = dbPlan.method === 'restore' ? dbPlan.file : undefined
     if (dbPlan.method === 'migrate-down') {
       try {
@@ -365,13 +364,11 @@ async function forward(
  * anything is stopped, the node left as the failed step left it (docs/algorithm.md, "Or roll back").
  */
 async function refuseForeignNode(ctx: Context, link: NodeLink, plan: RollbackPlan): Promise<void> {
-  const ours = []
-  for (const m of [...plan.created, ...(plan.others ?? []).map((o) => o.member), plan.previous]) {
-    const info = await ctx.docker.inspect(m.id)
-    if (info) ours.push(info)
-  }
+  const members = [...plan.created, ...(plan.others ?? []).map((o) => o.member), plan.previous]
+  const ours = (await Promise.all(members.map((m) => ctx.docker.inspect(m.id)))).filter((i) => !!i)
   const apps = [plan.previous, ...plan.created].map((m) => m.appId).filter((x): x is string => !!x)
-  const foreign = await findForeignNodes(ctx, link.db, ours, apps)
+  const recorded = members.map((m) => m.info)
+  const foreign = await findForeignNodes(ctx, link.db, ours, apps, recorded)
   if (!foreign.length) return
   const running = ours.filter((i) => i.State.Running).map((i) => `'${i.Name.replace(/^\//, '')}'`)
   throw new OperationError(

@@ -332,6 +332,26 @@ describe('judgeHealth: /readyz 200, no new failing check, held for stable-for', 
       'fail',
       /was ready, then not \(\/public-readyz 503\)/
     ],
+    // fault-real row "dockerd SIGKILL + start at health gate, between two calls": the daemon came
+    // back, stopped the node and started it again by its restart policy while the run was paused;
+    // the new process has not taken the lease yet. A host fault, not the image's (issue 21 N16).
+    [
+      'started again with no restart counted (the daemon restarted): a host fault, named before the lost lock',
+      [
+        o(0, ready(0), checks(0), { container: up({ startedAt: 'T1' }) }),
+        o(3000, undefined, undefined, { container: up({ startedAt: 'T2' }), holder: 'nobody' })
+      ],
+      { startedAt0: 'T1' },
+      'fail',
+      /was started again by the Docker daemon during the health gate \(started T1, now T2, no restart counted\)/
+    ],
+    [
+      'a crash restarted by the policy (restart counted) stays an image fault',
+      [o(0, ready(0), checks(0), { container: up({ startedAt: 'T2', restartCount: 1 }) })],
+      { startedAt0: 'T1' },
+      'fail',
+      /restarted during the health gate$/
+    ],
     [
       'Docker unhealthy from a check made while ready fails',
       [
@@ -348,6 +368,9 @@ describe('judgeHealth: /readyz 200, no new failing check, held for stable-for', 
   // every row gets its fifth element, or jest would hand the test a done callback
   test.each(rows.map(([a, b, c, d, e]) => [a, b, c, d, e ?? null] as const))('%s', (_, obs, params, want, reason) => {
     const v = judgeHealth(obs, { ...base, ...params })
+    // the host's faults are typed, for the quarantine (review N16); nothing else is
+    const host = v.kind === 'fail' && /started again by the Docker daemon/.test(v.reason)
+    expect(v.kind === 'fail' && !!v.hostFault).toBe(host)
     if (v.kind === 'pass' && obs.some((x) => x.checks?.kind === 'hidden'))
       expect(v.detail).toMatch(/\/health 40[13] \(behind authentication: checks not compared\)/)
     expect(v.kind).toBe(want)

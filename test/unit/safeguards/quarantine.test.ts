@@ -116,6 +116,22 @@ describe('notTheImage: only what the image did quarantines it (review N16)', () 
     ],
     ['the daemon was out of reach during the run', { daemonOutages: 2 }, /Docker daemon was out of reach/],
     [
+      "the gate's typed host fault (a daemon restart the paused run never met)",
+      {
+        reason: "'chainlink' lost the lock (the lease expired)",
+        hostFault: 'the Docker daemon started the new container again during the health gate'
+      },
+      /the Docker daemon started the new container again/
+    ],
+    [
+      'the same, as the rollback reason carries it',
+      {
+        reason:
+          "upgrade failed ('chainlink' was started again by the Docker daemon during the health gate (started A, now B, no restart counted): the daemon restarted)"
+      },
+      /the Docker daemon restarted during the health gate/
+    ],
+    [
       'the run lost the DB (connection refused)',
       { reason: 'lock check: connect ECONNREFUSED 127.0.0.1:5432' },
       /lost the database/
