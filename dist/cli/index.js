@@ -73752,200 +73752,248 @@ function extend(target) {
 // Generated from action.yml and package.json by scripts/action-meta.mjs (npm run bundle runs it):
 // the command line's version and flags, bundled so that dist/cli.js reads no file beside it.
 const VERSION = '0.1.0';
-/** Every input of action.yml, in its order: the CLI's flags. */
+/** Every input of action.yml, in its order: the CLI's flags (`boolean`: a bare flag means true). */
 const INPUTS = [
     {
         name: 'operation',
         description: "What to do: upgrade, handoff, restart, status, backup, restore, repair, drain (hand the lock to a waiting instance on another host and keep this host's instance stopped) or resume (start this host's drained instance again as a waiting standby).",
-        default: 'upgrade'
+        default: 'upgrade',
+        boolean: false
     },
     {
         name: 'container',
         description: 'Name of the node container (the leader, or the primary of a failover pair).',
-        default: 'chainlink'
+        default: 'chainlink',
+        boolean: false
     },
     {
         name: 'standby',
         description: 'Name of the other container of a failover pair on the same database (empty for a single node).',
-        default: ''
+        default: '',
+        boolean: false
     },
     {
         name: 'image',
         description: 'Target image reference for upgrade, e.g. smartcontract/chainlink:2.19.0 or ...@sha256:<digest> (the digest is verified).',
-        default: ''
+        default: '',
+        boolean: false
     },
     {
         name: 'image-file',
         description: "File in your repo holding the desired image (dotenv CHAINLINK_IMAGE=..., a compose file's image:, or a bare reference). Instead of image. Must be inside the workspace; relative to it.",
-        default: ''
+        default: '',
+        boolean: false
     },
     {
         name: 'database-url',
         description: "The node's Postgres URL. Default: read from the container (CL_DATABASE_URL, DATABASE_URL or the -secrets TOML). Masked.",
-        default: ''
+        default: '',
+        boolean: false
     },
     {
         name: 'lock-mode',
         description: 'How the node locks its DB: auto (detect from the container), lease, advisorylock or dual.',
-        default: 'auto'
+        default: 'auto',
+        boolean: false
     },
     {
         name: 'health-url',
         description: "Base URL of the node's HTTP server from the runner, as a form for every container of the node: {address} (the container's IP, 127.0.0.1 with host networking), {port} (the host port published for the node's HTTP port, else that port) and {name} (the container's name) are filled in per container, e.g. http://127.0.0.1:{port} (published port) or http://{name}:6688 (runner on the node's network). A URL without a placeholder only fits host networking. Default: http://127.0.0.1:<HTTPPort> with host networking, else http://<container IP>:<HTTPPort>. Preflight proves /readyz 200 on the leader at this URL before anything changes.",
-        default: ''
+        default: '',
+        boolean: false
     },
     {
         name: 'remote-health-url',
         description: "drain: base URL of the node's instance on another host, as this runner reaches it (e.g. http://10.0.2.7:6688). When given, the new leader must answer /readyz 200 there through stable-for, besides the database's evidence (lease renewals, its own sessions at work).",
-        default: ''
+        default: '',
+        boolean: false
     },
     {
         name: 'stop-timeout',
         description: "Grace for the old leader to stop on SIGTERM before it is killed (1500ms, 30s, 5m or seconds). Default: the container's stop timeout, at least the node's ShutdownGracePeriod + 5s.",
-        default: ''
+        default: '',
+        boolean: false
     },
     {
         name: 'standby-timeout',
         description: 'How long a new container may take to open its DB session and wait for the lock. Default: 30s + 3 lease refresh intervals.',
-        default: ''
+        default: '',
+        boolean: false
     },
     {
         name: 'ready-timeout',
         description: 'How long the new leader may take to answer /readyz 200 after taking the lock (migrations can be long).',
-        default: '10m'
+        default: '10m',
+        boolean: false
     },
     {
         name: 'stable-for',
         description: 'How long the new leader must stay ready, without a restart, before the operation is done.',
-        default: '10s'
+        default: '10s',
+        boolean: false
     },
     {
         name: 'rollback',
         description: 'Roll back automatically (database included) when anything fails after the handoff.',
-        default: 'true'
+        default: 'true',
+        boolean: true
     },
     {
         name: 'db-rollback',
         description: "When the new version already migrated the DB, how to bring it back for the old one: migrate-down (the new image's node db rollback; no writes lost) or restore (the pre-upgrade backup; later writes lost).",
-        default: 'migrate-down'
+        default: 'migrate-down',
+        boolean: false
     },
     {
         name: 'finish',
         description: "Single node with published ports (the docs' layout): swap (verify the new image as a waiting standby on spare ports, then one prepared stop -> start on the original ports; one outage) or second-handoff (hand off to the standby, then a second handoff back onto the original ports; port 6688 dark in between). See the bench in the README.",
-        default: 'swap'
+        default: 'swap',
+        boolean: false
     },
     {
         name: 'port-holder',
         description: "Published ports without a container start (upgrade, restart, handoff): true puts the node's network and published ports in a long-lived holder container '<container>-port-holder' (the node's own image, running only a wait) that the node's instances join, so every later run is a standby handoff on the same ports, as with host networking; the first run converts the node (one swap, rolled back on failure). false converts a node back to its own ports. Unset keeps the node's layout. See docs/port-holder.md.",
-        default: ''
+        default: '',
+        boolean: true
     },
     {
         name: 'prefer-primary',
         description: "Failover pairs: hand leadership back to 'container' at the end.",
-        default: 'false'
+        default: 'false',
+        boolean: true
     },
-    { name: 'backup', description: 'Take a verified pg_dump of the node DB before changing anything.', default: 'true' },
+    {
+        name: 'backup',
+        description: 'Take a verified pg_dump of the node DB before changing anything.',
+        default: 'true',
+        boolean: true
+    },
     {
         name: 'backup-dir',
         description: 'Directory on the host for backups.',
-        default: '/var/lib/chainlink-rollout/backups'
+        default: '/var/lib/chainlink-rollout/backups',
+        boolean: false
     },
-    { name: 'backup-keep', description: 'How many verified backups of each kind to keep.', default: '7' },
+    { name: 'backup-keep', description: 'How many verified backups of each kind to keep.', default: '7', boolean: false },
     {
         name: 'backup-recipient',
         description: 'age public key (age1...) to encrypt backups to; the host then cannot read them.',
-        default: ''
+        default: '',
+        boolean: false
     },
     {
         name: 'backup-file',
         description: 'Backup that restore restores (default the newest verified one). Must be inside backup-dir; relative to it.',
-        default: ''
+        default: '',
+        boolean: false
     },
     {
         name: 'backup-verify',
         description: 'How each backup is verified: archive (checksum and a full read of the dump) or restore (also a trial restore into a scratch database, with keystore counts).',
-        default: 'archive'
+        default: 'archive',
+        boolean: false
     },
     {
         name: 'backup-identity',
         description: 'age secret key (AGE-SECRET-KEY-1...) to read encrypted backups for restore; pass it from a secret. Masked.',
-        default: ''
+        default: '',
+        boolean: false
     },
     {
         name: 'stop-node',
         description: 'restore: stop the node containers first instead of refusing while a node holds the lock.',
-        default: 'false'
+        default: 'false',
+        boolean: true
     },
     {
         name: 'restore-other-node',
         description: 'restore: allow a backup whose manifest records another node (other keys, or another database or server) than the one restored; refused otherwise, before anything stops.',
-        default: 'false'
+        default: 'false',
+        boolean: true
     },
     {
         name: 'db-copy-unchecked',
         description: "Allow a full copy of the database on its server (a directory backup's restore by swap, the migration rehearsal) when the server's free space cannot be known from this host. Otherwise such a restore runs in one transaction and a rehearsal is refused.",
-        default: 'false'
+        default: 'false',
+        boolean: true
     },
-    { name: 'dry-run', description: 'Print the plan and change nothing (result planned).', default: 'false' },
+    {
+        name: 'dry-run',
+        description: 'Print the plan and change nothing (result planned).',
+        default: 'false',
+        boolean: true
+    },
     {
         name: 'state-dir',
         description: "Directory on the host for the journal and the node's metrics textfile (docs/metrics.md); the host lock is taken there and host-wide, in /run/lock, so runs with another state-dir are kept out.",
-        default: '/var/lib/chainlink-rollout'
+        default: '/var/lib/chainlink-rollout',
+        boolean: false
     },
     {
         name: 'lock-timeout',
         description: 'How long to wait for another chainlink-rollout operation on this node to finish.',
-        default: '15m'
+        default: '15m',
+        boolean: false
     },
     {
         name: 'docker-host',
         description: 'Docker Engine address (default DOCKER_HOST or unix:///var/run/docker.sock). tcp:// uses TLS when DOCKER_TLS_VERIFY is set (certificates in DOCKER_CERT_PATH: ca.pem, cert.pem, key.pem).',
-        default: ''
+        default: '',
+        boolean: false
     },
     {
         name: 'docker-insecure-tcp',
         description: "Accept plain TCP (no TLS) to a Docker Engine that is not on this host. Default: refused, since the Docker API is root on the node's host.",
-        default: 'false'
+        default: 'false',
+        boolean: true
     },
     {
         name: 'allowed-repositories',
         description: 'Repositories a target image may come from besides the one the node runs (comma or newline separated; * matches within a path component, ** across them, e.g. ghcr.io/my-org/*). Any other repository is refused before anything changes.',
-        default: ''
+        default: '',
+        boolean: false
     },
     {
         name: 'backup-secrets-plain',
         description: "Store the node's secrets files (secrets TOML, API credentials and password files) in backups that are not encrypted (no backup-recipient). Default: unencrypted backups leave them out.",
-        default: 'false'
+        default: 'false',
+        boolean: true
     },
     {
         name: 'retry-quarantined',
         description: 'Upgrade to a digest although an earlier upgrade to it rolled back (it is quarantined in state-dir and refused otherwise; `status` lists quarantined digests).',
-        default: 'false'
+        default: 'false',
+        boolean: true
     },
     {
         name: 'allow-downgrade',
         description: "Let an upgrade go to an image older than the version the database records (`node_versions`). Refused otherwise: the older binary would refuse to start on the newer database (the node's version gate). With it, the running (newer) image's `node db rollback` brings the database to the older version's last migration first (the older image's `node db status` names it), then the older image takes over through the same standby, handoff and gates; a failure brings the newer image back, which migrates the database up again.",
-        default: 'false'
+        default: 'false',
+        boolean: true
     },
     {
         name: 'window',
         description: 'Upgrade only inside this window, e.g. "Mon-Fri 08:00-18:00 Europe/Berlin" (days, HH:MM-HH:MM, IANA zone, UTC when left out; several separated by commas). Outside it an upgrade changes nothing and ends with result `deferred` (exit 0), naming when the window opens. Empty: any time.',
-        default: ''
+        default: '',
+        boolean: false
     },
     {
         name: 'rehearse-migration',
         description: "Before the live handoff, restore the pre-upgrade backup into a scratch database on the same server and run the new image's `node db migrate` (no node start, no lock) against it in a throwaway container; a failure refuses the upgrade with the node untouched, the duration is reported as the expected start-up time. The scratch database is dropped. Needs `backup: true`.",
-        default: 'false'
+        default: 'false',
+        boolean: true
     },
     {
         name: 'allow-other-updaters',
         description: 'Go on although another updater acts on the node: a Watchtower container watching it, the `io.containers.autoupdate` label (podman auto-update), an autoheal watchdog restarting it when unhealthy. Refused otherwise, naming it, before anything changes (docs/other-updaters.md); they are then only warned about.',
-        default: 'false'
+        default: 'false',
+        boolean: true
     },
     {
         name: 'webhook-url',
         description: 'http(s) URL that gets one JSON document per run, POSTed at its end (result, outputs, timeline, gates, image digests; never a secret), with a 5 s timeout. Failing to deliver it is a warning, not a failed run. Masked: a webhook URL often carries its token.',
-        default: ''
+        default: '',
+        boolean: false
     }
 ];
 
@@ -77072,9 +77120,8 @@ const CHOICES = {
     finish: ['swap', 'second-handoff'],
     'backup-verify': ['archive', 'restore']
 };
-/** Inputs whose default is true or false: a bare `--flag` means true. */
-// `port-holder` is a boolean whose default is unset (leave the layout as it is)
-const BOOLEAN_INPUTS = new Set(_action_meta_js__WEBPACK_IMPORTED_MODULE_0__/* .INPUTS */ .m.filter((i) => /^(true|false)$/.test(i.default) || i.name === 'port-holder').map((i) => i.name));
+/** Boolean inputs (action.yml's, as scripts/action-meta.mjs finds them): a bare `--flag` means true. */
+const BOOLEAN_INPUTS = new Set(_action_meta_js__WEBPACK_IMPORTED_MODULE_0__/* .INPUTS */ .m.filter((i) => i.boolean).map((i) => i.name));
 const OPERATION_NAMES = Object.keys(OPERATION_HELP);
 function wrap(text, indent, width = 100) {
     const lines = [];
@@ -77204,21 +77251,22 @@ __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __we
 /* harmony export */ });
 /* harmony import */ var _cjs_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(5283);
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3916);
-/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(4145);
+/* harmony import */ var _edge_run_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7808);
 /* harmony import */ var _inputs_read_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3119);
 /* harmony import */ var _operations_backup_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(7569);
 /* harmony import */ var _operations_handoff_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(2416);
 /* harmony import */ var _operations_repair_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(5711);
 /* harmony import */ var _operations_drain_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(8748);
-/* harmony import */ var _operations_resume_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(4135);
-/* harmony import */ var _operations_status_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(9986);
-/* harmony import */ var _operations_upgrade_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(532);
-/* harmony import */ var _report_js__WEBPACK_IMPORTED_MODULE_16__ = __nccwpck_require__(665);
-/* harmony import */ var _action_meta_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(8323);
-/* harmony import */ var _cli_help_js__WEBPACK_IMPORTED_MODULE_12__ = __nccwpck_require__(321);
-/* harmony import */ var _trust_secrets_js__WEBPACK_IMPORTED_MODULE_13__ = __nccwpck_require__(4372);
-/* harmony import */ var _notify_run_end_js__WEBPACK_IMPORTED_MODULE_14__ = __nccwpck_require__(3673);
-/* harmony import */ var _journal_journal_js__WEBPACK_IMPORTED_MODULE_15__ = __nccwpck_require__(4896);
+/* harmony import */ var _operations_upgrade_hosts_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(8940);
+/* harmony import */ var _operations_resume_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(4135);
+/* harmony import */ var _operations_status_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(9986);
+/* harmony import */ var _operations_upgrade_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(532);
+/* harmony import */ var _report_js__WEBPACK_IMPORTED_MODULE_17__ = __nccwpck_require__(665);
+/* harmony import */ var _action_meta_js__WEBPACK_IMPORTED_MODULE_12__ = __nccwpck_require__(8323);
+/* harmony import */ var _cli_help_js__WEBPACK_IMPORTED_MODULE_13__ = __nccwpck_require__(321);
+/* harmony import */ var _trust_secrets_js__WEBPACK_IMPORTED_MODULE_14__ = __nccwpck_require__(4372);
+/* harmony import */ var _notify_run_end_js__WEBPACK_IMPORTED_MODULE_15__ = __nccwpck_require__(3673);
+/* harmony import */ var _journal_journal_js__WEBPACK_IMPORTED_MODULE_16__ = __nccwpck_require__(4896);
 // The command line: the action's engine for other CI systems, a cron or systemd timer and the
 // manual maintenance of the node's docs. `chainlink-rollout <operation> --container ... --image ...`
 // takes every input of action.yml as a flag (same defaults and validation; `--help` and
@@ -77244,20 +77292,23 @@ __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __we
 
 
 
+
 /** Each operation of input `operation`, as in the action (src/edge/main.ts). */
 const operations = {
-    upgrade: _operations_upgrade_js__WEBPACK_IMPORTED_MODULE_10__/* .upgrade */ .f,
+    // a node on several hosts: this host's part of a rolling upgrade, wired here (the drain it uses
+    // sits deep: docs/hosts.md)
+    upgrade: (ctx, inputs) => (0,_operations_upgrade_js__WEBPACK_IMPORTED_MODULE_11__/* .upgrade */ .f)(ctx, inputs, (c, i, ref, d) => (0,_operations_upgrade_hosts_js__WEBPACK_IMPORTED_MODULE_8__/* .upgradeAcrossHosts */ .XX)(c, i, ref, { ...d, handOff: _operations_drain_js__WEBPACK_IMPORTED_MODULE_7__/* .handOff */ .VW, drainRefusal: _operations_drain_js__WEBPACK_IMPORTED_MODULE_7__/* .drainRefusal */ .tn })),
     handoff: _operations_handoff_js__WEBPACK_IMPORTED_MODULE_5__/* .handoffOrRestart */ .F,
     restart: _operations_handoff_js__WEBPACK_IMPORTED_MODULE_5__/* .handoffOrRestart */ .F,
-    status: _operations_status_js__WEBPACK_IMPORTED_MODULE_9__/* .status */ .h,
+    status: _operations_status_js__WEBPACK_IMPORTED_MODULE_10__/* .status */ .h,
     backup: _operations_backup_js__WEBPACK_IMPORTED_MODULE_4__/* .backup */ .R,
     restore: _operations_backup_js__WEBPACK_IMPORTED_MODULE_4__/* .restore */ .P,
     repair: _operations_repair_js__WEBPACK_IMPORTED_MODULE_6__/* .repair */ .Ip,
-    drain: _operations_drain_js__WEBPACK_IMPORTED_MODULE_7__/* .drain */ .Z,
-    resume: _operations_resume_js__WEBPACK_IMPORTED_MODULE_8__/* .resume */ .U
+    drain: _operations_drain_js__WEBPACK_IMPORTED_MODULE_7__/* .drain */ .Ze,
+    resume: _operations_resume_js__WEBPACK_IMPORTED_MODULE_9__/* .resume */ .U
 };
 /** Every input of action.yml (generated into action-meta.ts from it), each a flag. */
-const INPUT_NAMES = _action_meta_js__WEBPACK_IMPORTED_MODULE_11__/* .INPUTS */ .m.map((i) => i.name);
+const INPUT_NAMES = _action_meta_js__WEBPACK_IMPORTED_MODULE_12__/* .INPUTS */ .m.map((i) => i.name);
 class UsageError extends Error {
 }
 /** Parses argv (after `node cli.js`): one operation word, `--name value`, `--name=value`, `--flag`. */
@@ -77294,7 +77345,7 @@ function parseArgs(argv, env = {}) {
                 throw new UsageError(`unknown option --${name}`);
             if (eq > 0)
                 values[name] = a.slice(eq + 1);
-            else if (_cli_help_js__WEBPACK_IMPORTED_MODULE_12__/* .BOOLEAN_INPUTS */ .$p.has(name) &&
+            else if (_cli_help_js__WEBPACK_IMPORTED_MODULE_13__/* .BOOLEAN_INPUTS */ .$p.has(name) &&
                 (i + 1 >= argv.length || !/^(true|false|yes|no|on|off|1|0)$/i.test(argv[i + 1])))
                 values[name] = 'true';
             else {
@@ -77320,27 +77371,27 @@ function parseArgs(argv, env = {}) {
         else
             throw new UsageError(`unexpected argument '${a}' (the operation is '${values.operation}')`);
     }
-    if (args.help && values.operation && !_cli_help_js__WEBPACK_IMPORTED_MODULE_12__/* .OPERATION_NAMES */ .d0.includes(values.operation))
-        throw new UsageError(`unknown operation '${values.operation}' (one of ${_cli_help_js__WEBPACK_IMPORTED_MODULE_12__/* .OPERATION_NAMES */ .d0.join(', ')})`);
+    if (args.help && values.operation && !_cli_help_js__WEBPACK_IMPORTED_MODULE_13__/* .OPERATION_NAMES */ .d0.includes(values.operation))
+        throw new UsageError(`unknown operation '${values.operation}' (one of ${_cli_help_js__WEBPACK_IMPORTED_MODULE_13__/* .OPERATION_NAMES */ .d0.join(', ')})`);
     return args;
 }
 async function main(argv, env, io) {
     // the secrets this process learns (inputs, the node's config) are redacted from all it prints
     // and writes (the journal too), as the action does (src/trust/secrets.ts)
-    const redact = (t) => _trust_secrets_js__WEBPACK_IMPORTED_MODULE_13__/* .knownSecrets */ .xU.redact(t);
+    const redact = (t) => _trust_secrets_js__WEBPACK_IMPORTED_MODULE_14__/* .knownSecrets */ .xU.redact(t);
     const err = (t) => io.err(redact(t));
     // --json holds for usage errors too: look for it before the arguments are parsed
     const json = argv.includes('--json');
     const usageError = (message) => {
         if (json)
-            io.out(JSON.stringify({ result: 'failed', ok: false, error: 'usage', message, outputs: {}, exitCode: _cli_help_js__WEBPACK_IMPORTED_MODULE_12__/* .EXIT */ .dc.usage }));
+            io.out(JSON.stringify({ result: 'failed', ok: false, error: 'usage', message, outputs: {}, exitCode: _cli_help_js__WEBPACK_IMPORTED_MODULE_13__/* .EXIT */ .dc.usage }));
         else
             err(`chainlink-rollout: ${message}\nRun 'chainlink-rollout --help' for the operations and flags.`);
-        return _cli_help_js__WEBPACK_IMPORTED_MODULE_12__/* .EXIT */ .dc.usage;
+        return _cli_help_js__WEBPACK_IMPORTED_MODULE_13__/* .EXIT */ .dc.usage;
     };
     if (argv.length === 0 && !env.CHAINLINK_ROLLOUT_OPERATION) {
-        err((0,_cli_help_js__WEBPACK_IMPORTED_MODULE_12__/* .usage */ .CI)());
-        return _cli_help_js__WEBPACK_IMPORTED_MODULE_12__/* .EXIT */ .dc.usage;
+        err((0,_cli_help_js__WEBPACK_IMPORTED_MODULE_13__/* .usage */ .CI)());
+        return _cli_help_js__WEBPACK_IMPORTED_MODULE_13__/* .EXIT */ .dc.usage;
     }
     let args;
     try {
@@ -77350,22 +77401,22 @@ async function main(argv, env, io) {
         return usageError(e.message);
     }
     if (args.completion) {
-        io.out((0,_cli_help_js__WEBPACK_IMPORTED_MODULE_12__/* .bashCompletion */ .nH)());
-        return _cli_help_js__WEBPACK_IMPORTED_MODULE_12__/* .EXIT */ .dc.done;
+        io.out((0,_cli_help_js__WEBPACK_IMPORTED_MODULE_13__/* .bashCompletion */ .nH)());
+        return _cli_help_js__WEBPACK_IMPORTED_MODULE_13__/* .EXIT */ .dc.done;
     }
     if (args.version) {
-        io.out(args.json ? JSON.stringify({ version: _action_meta_js__WEBPACK_IMPORTED_MODULE_11__/* .VERSION */ .x }) : `chainlink-rollout ${_action_meta_js__WEBPACK_IMPORTED_MODULE_11__/* .VERSION */ .x}`);
-        return _cli_help_js__WEBPACK_IMPORTED_MODULE_12__/* .EXIT */ .dc.done;
+        io.out(args.json ? JSON.stringify({ version: _action_meta_js__WEBPACK_IMPORTED_MODULE_12__/* .VERSION */ .x }) : `chainlink-rollout ${_action_meta_js__WEBPACK_IMPORTED_MODULE_12__/* .VERSION */ .x}`);
+        return _cli_help_js__WEBPACK_IMPORTED_MODULE_13__/* .EXIT */ .dc.done;
     }
     if (args.help) {
-        const op = argv.some((a) => _cli_help_js__WEBPACK_IMPORTED_MODULE_12__/* .OPERATION_NAMES */ .d0.includes(a)) ? args.values.operation : undefined;
-        io.out(op ? (0,_cli_help_js__WEBPACK_IMPORTED_MODULE_12__/* .operationHelp */ .Vs)(op) : (0,_cli_help_js__WEBPACK_IMPORTED_MODULE_12__/* .usage */ .CI)());
-        return _cli_help_js__WEBPACK_IMPORTED_MODULE_12__/* .EXIT */ .dc.done;
+        const op = argv.some((a) => _cli_help_js__WEBPACK_IMPORTED_MODULE_13__/* .OPERATION_NAMES */ .d0.includes(a)) ? args.values.operation : undefined;
+        io.out(op ? (0,_cli_help_js__WEBPACK_IMPORTED_MODULE_13__/* .operationHelp */ .Vs)(op) : (0,_cli_help_js__WEBPACK_IMPORTED_MODULE_13__/* .usage */ .CI)());
+        return _cli_help_js__WEBPACK_IMPORTED_MODULE_13__/* .EXIT */ .dc.done;
     }
     /** An input error (before or during the run) exits 2, as a usage error: nothing was done. */
     let badInput = false;
     const finish = (r, report) => {
-        const exitCode = badInput ? _cli_help_js__WEBPACK_IMPORTED_MODULE_12__/* .EXIT */ .dc.usage : (0,_cli_help_js__WEBPACK_IMPORTED_MODULE_12__/* .exitCodeOf */ .FO)(r);
+        const exitCode = badInput ? _cli_help_js__WEBPACK_IMPORTED_MODULE_13__/* .EXIT */ .dc.usage : (0,_cli_help_js__WEBPACK_IMPORTED_MODULE_13__/* .exitCodeOf */ .FO)(r);
         if (args.json)
             io.out(redact(JSON.stringify({ result: r.result, ok: r.ok, message: r.message, outputs: r.outputs, exitCode })));
         else {
@@ -77379,7 +77430,7 @@ async function main(argv, env, io) {
     };
     let inputs;
     try {
-        inputs = (0,_inputs_read_js__WEBPACK_IMPORTED_MODULE_3__/* .readInputs */ .Ko)((n) => args.values[n] ?? '', (s) => _trust_secrets_js__WEBPACK_IMPORTED_MODULE_13__/* .knownSecrets */ .xU.add(s));
+        inputs = (0,_inputs_read_js__WEBPACK_IMPORTED_MODULE_3__/* .readInputs */ .Ko)((n) => args.values[n] ?? '', (s) => _trust_secrets_js__WEBPACK_IMPORTED_MODULE_14__/* .knownSecrets */ .xU.add(s));
     }
     catch (e) {
         badInput = true;
@@ -77394,7 +77445,7 @@ async function main(argv, env, io) {
             if (env.CHAINLINK_ROLLOUT_DEBUG)
                 err(`${stamp()}debug: ${m}`);
         },
-        mask: (s) => _trust_secrets_js__WEBPACK_IMPORTED_MODULE_13__/* .knownSecrets */ .xU.add(s)
+        mask: (s) => _trust_secrets_js__WEBPACK_IMPORTED_MODULE_14__/* .knownSecrets */ .xU.add(s)
     };
     const abort = new AbortController();
     const onSignal = (sig) => {
@@ -77405,13 +77456,10 @@ async function main(argv, env, io) {
     const onTerm = () => onSignal('SIGTERM');
     process.once('SIGINT', onInt);
     process.once('SIGTERM', onTerm);
-    const report = new _report_js__WEBPACK_IMPORTED_MODULE_16__/* .Report */ .p((line) => log.info(line));
+    const report = new _report_js__WEBPACK_IMPORTED_MODULE_17__/* .Report */ .p((line) => log.info(line));
     let runId;
     let journalFile;
-    const ctx = {
-        inputs,
-        // a Docker daemon restarting is waited for (bounded), and the wait ends with a cancellation
-        docker: new _docker_client_js__WEBPACK_IMPORTED_MODULE_2__/* .DockerClient */ .al(inputs.dockerHost, { signal: abort.signal, onWait: (m) => log.warning(m) }),
+    const ctx = (0,_edge_run_js__WEBPACK_IMPORTED_MODULE_2__/* .runContext */ .p)(inputs.dockerHost, {
         log,
         report,
         signal: abort.signal,
@@ -77419,10 +77467,10 @@ async function main(argv, env, io) {
             runId = id;
             journalFile = path;
         }
-    };
+    });
     let result;
     try {
-        result = await operations[inputs.operation](ctx);
+        result = await operations[inputs.operation](ctx, inputs);
     }
     catch (e) {
         const msg = e instanceof _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .AbortedError */ .oM
@@ -77441,13 +77489,12 @@ async function main(argv, env, io) {
         process.removeListener('SIGTERM', onTerm);
     }
     // What the action's post step does: a run this process opened and left in flight is repaired.
-    const j = journalFile ? (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_15__/* .readJournalAt */ .Zg)(journalFile) : undefined;
+    const j = journalFile ? (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_16__/* .readJournalAt */ .Zg)(journalFile) : undefined;
     if (runId && j && j.phase !== 'done' && j.runId === runId) {
         log.warning(`The ${j.operation} of '${inputs.container}' (run ${j.runId}) did not finish; repairing`);
         try {
             // the repair is not cancelled: its Docker client's waits are not either
-            const docker = new _docker_client_js__WEBPACK_IMPORTED_MODULE_2__/* .DockerClient */ .al(inputs.dockerHost, { onWait: (m) => log.warning(m) });
-            const r = await (0,_operations_repair_js__WEBPACK_IMPORTED_MODULE_6__/* .repair */ .Ip)({ ...ctx, docker, signal: new AbortController().signal });
+            const r = await (0,_operations_repair_js__WEBPACK_IMPORTED_MODULE_6__/* .repair */ .Ip)((0,_edge_run_js__WEBPACK_IMPORTED_MODULE_2__/* .runContext */ .p)(inputs.dockerHost, { log, report }), inputs);
             if (!r.ok)
                 result = r;
         }
@@ -77460,17 +77507,7 @@ async function main(argv, env, io) {
             };
         }
     }
-    await (0,_notify_run_end_js__WEBPACK_IMPORTED_MODULE_14__/* .notifyRunEnd */ .K)({
-        stateDir: inputs.stateDir,
-        backupDir: inputs.backupDir,
-        node: (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_15__/* .nodeKey */ .u8)(inputs),
-        operation: inputs.operation,
-        dryRun: inputs.dryRun,
-        webhookUrl: inputs.webhookUrl,
-        step: 'cli',
-        result,
-        report
-    }, log, redact);
+    await (0,_notify_run_end_js__WEBPACK_IMPORTED_MODULE_15__/* .notifyRunEnd */ .K)((0,_notify_run_end_js__WEBPACK_IMPORTED_MODULE_15__/* .runEndOf */ .u)(inputs, 'cli', result, report), log, redact);
     return finish(result, report);
 }
 /** Entry point of dist/cli.js. */
@@ -78212,6 +78249,32 @@ function formatMs(ms) {
 
 /***/ }),
 
+/***/ 7808:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   p: () => (/* binding */ runContext)
+/* harmony export */ });
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4145);
+
+/**
+ * The run's services on `dockerHost` (input 'docker-host'). Without `signal` nothing cancels the
+ * run: a repair after an interrupted one is not cancelled, and neither are its Docker client's waits.
+ */
+function runContext(dockerHost, o) {
+    return {
+        // a Docker daemon restarting is waited for (bounded), and the wait ends with a cancellation
+        docker: new _docker_client_js__WEBPACK_IMPORTED_MODULE_0__/* .DockerClient */ .al(dockerHost, { signal: o.signal, onWait: (m) => o.log.warning(m) }),
+        log: o.log,
+        report: o.report,
+        signal: o.signal ?? new AbortController().signal,
+        onJournal: o.onJournal
+    };
+}
+
+
+/***/ }),
+
 /***/ 3916:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
@@ -78923,7 +78986,7 @@ async function healthGate(ctx, link, to, t, opts = {}) {
     const info0 = await ctx.docker.inspect(to.id);
     if (!info0)
         throw new types/* GateError */.ue('health', `'${to.name}' is gone`, to.id);
-    const url = (0,health_url/* healthBase */.GP)(await (0,health_url/* networkView */.u2)(ctx.docker, info0), link.config.httpPort, ctx.inputs.healthUrl);
+    const url = (0,health_url/* healthBase */.GP)(await (0,health_url/* networkView */.u2)(ctx.docker, info0), link.config.httpPort, link.healthUrl);
     if (!url)
         throw new types/* GateError */.ue('health', `cannot address '${to.name}' from the host (no IP address)`, to.id);
     if (!to.appId)
@@ -79517,7 +79580,7 @@ function watchRelease(link, from, elapsed) {
 async function handoff(ctx, link, from, to, t, swap) {
     const { docker, report } = ctx;
     const run = (0,types/* runOf */.ng)(link);
-    const fromUrl = (0,health_url/* healthBase */.GP)(await (0,health_url/* networkView */.u2)(docker, from.info), link.config.httpPort, ctx.inputs.healthUrl);
+    const fromUrl = (0,health_url/* healthBase */.GP)(await (0,health_url/* networkView */.u2)(docker, from.info), link.config.httpPort, link.healthUrl);
     // The gap is measured from the old node's last ready answer to the new one's first: poll
     // fast from here to the new node's first ready answer, slowly before and after.
     const endFast = run.observers.fast();
@@ -79525,7 +79588,7 @@ async function handoff(ctx, link, from, to, t, swap) {
     let newWatch;
     let toUrl;
     const watchNew = async () => {
-        toUrl = (0,health_url/* healthBase */.GP)(await (0,health_url/* networkView */.u2)(docker, (await docker.inspect(to.id))), link.config.httpPort, ctx.inputs.healthUrl);
+        toUrl = (0,health_url/* healthBase */.GP)(await (0,health_url/* networkView */.u2)(docker, (await docker.inspect(to.id))), link.config.httpPort, link.healthUrl);
         if (!toUrl)
             throw new types/* GateError */.ue('health', `cannot address '${to.name}' from the host (no IP address)`, to.id);
         newWatch = new watch/* ReadinessWatcher */.j(run.observers.of(toUrl)).start();
@@ -80677,15 +80740,15 @@ class HostLock {
  * exists, as connectNode reads it; when none exists, its names' (nodeKey), and the operation
  * fails where it inspects the node.
  */
-async function journalKeys(ctx, containers) {
-    const byNames = (0,_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .nodeKey */ .u8)(ctx.inputs);
+async function journalKeys(ctx, node, containers) {
+    const byNames = (0,_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .nodeKey */ .u8)(node);
     for (const name of containers) {
         const info = await ctx.docker.inspect(name);
         if (!info)
             continue;
         // A container whose DB cannot be read fails the run here, before anything changes: its
         // names' key instead would let it run beside another run on the same node.
-        const { resolved } = await (0,_node_connect_js__WEBPACK_IMPORTED_MODULE_5__/* .nodeDbUrl */ .Cm)(ctx, info, true);
+        const { resolved } = await (0,_node_connect_js__WEBPACK_IMPORTED_MODULE_5__/* .nodeDbUrl */ .Cm)(ctx, info, node, true);
         const key = (0,_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .dbKey */ .S7)(resolved.url, resolved.hostKey);
         return { write: key, read: [key, byNames] };
     }
@@ -80699,23 +80762,23 @@ async function journalKeys(ctx, containers) {
  * for another operation to finish. Two lock files (host-wide, then state-dir) are always taken
  * in that order, one node key each, so two runs never wait for each other both ways.
  */
-async function withHostLock(ctx, containers, fn) {
-    const { inputs, log } = ctx;
+async function withHostLock(ctx, lock, containers, fn) {
+    const { log } = ctx;
     await ctx.docker.ping();
-    (0,_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .privateDirSync */ .SW)(inputs.stateDir);
-    const keys = await journalKeys(ctx, containers);
+    (0,_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .privateDirSync */ .SW)(lock.stateDir);
+    const keys = await journalKeys(ctx, lock, containers);
     const opts = {
-        what: `${inputs.operation} of '${inputs.container}'${inputs.standby ? ` (standby '${inputs.standby}')` : ''}`,
-        journal: (0,_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .journalPath */ .HY)(inputs.stateDir, keys.write)
+        what: `${lock.operation} of '${lock.container}'${lock.standby ? ` (standby '${lock.standby}')` : ''}`,
+        journal: (0,_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .journalPath */ .HY)(lock.stateDir, keys.write)
     };
     const dirs = [
         ...(writable(HOST_LOCK_DIR) ? [{ dir: HOST_LOCK_DIR, shared: true }] : []),
-        { dir: inputs.stateDir, shared: false }
+        { dir: lock.stateDir, shared: false }
     ];
     const locks = [];
     try {
         for (const d of dirs)
-            locks.push(await HostLock.acquire(d.dir, keys.write, inputs.lockTimeoutMs, ctx.signal, (o) => log.info(`Waiting for the host lock (held by ${o})`), { ...opts, shared: d.shared }));
+            locks.push(await HostLock.acquire(d.dir, keys.write, lock.lockTimeoutMs, ctx.signal, (o) => log.info(`Waiting for the host lock (held by ${o})`), { ...opts, shared: d.shared }));
         return await fn(keys);
     }
     finally {
@@ -80872,8 +80935,8 @@ function safeName(container) {
  * `container: a, standby: b` and `container: b, standby: a` are one node (a container name never
  * holds '+'). A single container keeps its own name, as before.
  */
-function nodeKey(inputs) {
-    return [inputs.container, ...(inputs.standby ? [inputs.standby] : [])].sort().join('+');
+function nodeKey(node) {
+    return [node.container, ...(node.standby ? [node.standby] : [])].sort().join('+');
 }
 /**
  * The key of the node's journal and host lock (review N10): its database, as the node's
@@ -81396,8 +81459,8 @@ function unreachableMessage(address, tries) {
 
 
 /** The node's containers named by the inputs: `container`, then the pair's `standby`. */
-function nodeNames(inputs) {
-    return [inputs.container, ...(inputs.standby ? [inputs.standby] : [])];
+function nodeNames(node) {
+    return [node.container, ...(node.standby ? [node.standby] : [])];
 }
 /**
  * Masks everything secret a node container holds, its files included (secrets TOML, config
@@ -81428,11 +81491,11 @@ async function nodeConfigOf(ctx, info) {
  * container resolves its host name; nothing connects. `asNode` is the key of the node's journal
  * and host lock (src/journal/host-lock.ts): the same whether a workflow gives the input or not.
  */
-async function nodeDbUrl(ctx, info, asNode = false) {
-    const { inputs, log, docker } = ctx;
+async function nodeDbUrl(ctx, info, settings, asNode = false) {
+    const { log, docker } = ctx;
     const config = await nodeConfigOf(ctx, info);
-    const fromInput = !!inputs.databaseUrl && !(asNode && config.databaseUrl);
-    const written = fromInput ? inputs.databaseUrl : config.databaseUrl;
+    const fromInput = !!settings.databaseUrl && !(asNode && config.databaseUrl);
+    const written = fromInput ? settings.databaseUrl : config.databaseUrl;
     const source = fromInput ? "input 'database-url'" : (config.databaseUrlSource ?? 'the node config');
     if (!written)
         throw new errors/* OperationError */.OK(`Cannot find the node's database URL: container '${(0,client/* containerName */.xN)(info)}' has no CL_DATABASE_URL or DATABASE_URL and no [Database] URL in a -secrets file; set the input 'database-url'`);
@@ -81444,12 +81507,12 @@ async function nodeDbUrl(ctx, info, asNode = false) {
  * resolved as in the container, masked, connected (`retryForMs` keeps trying while the DB
  * restarts), and the lock mode (input `lock-mode`, else the config, else by the node's version).
  */
-async function connectNode(ctx, info, opts = {}) {
-    const { inputs, log } = ctx;
-    const { config, source, resolved } = await nodeDbUrl(ctx, info);
+async function connectNode(ctx, info, settings, opts = {}) {
+    const { log } = ctx;
+    const { config, source, resolved } = await nodeDbUrl(ctx, info, settings);
     let databaseUrl = resolved.url;
     (0,secrets/* maskDatabaseUrl */.jf)(databaseUrl, log.mask);
-    if (!inputs.databaseUrl)
+    if (!settings.databaseUrl)
         log.info(`database URL from ${source}`);
     if (resolved.how)
         log.info(`database host ${resolved.how}`);
@@ -81486,8 +81549,8 @@ async function connectNode(ctx, info, opts = {}) {
         const r = await db.query(`SELECT clock_timestamp() AS now`);
         (0,session_container/* noteDbClockAhead */.eC)(db, r[0].now.getTime() - (t0 + Date.now()) / 2);
         let mode;
-        if (inputs.lockMode !== 'auto')
-            mode = inputs.lockMode;
+        if (settings.lockMode !== 'auto')
+            mode = settings.lockMode;
         else
             mode = config.lockMode ?? (0,node_config/* defaultLockMode */.uT)((await db.nodeSessions())[0]?.version, config.toml);
         return { config, databaseUrl, source, db, mode };
@@ -82074,15 +82137,19 @@ async function tieSessions(ctx, db, infos, sessions) {
     const ties = (0,_sessions_js__WEBPACK_IMPORTED_MODULE_5__/* .tieApps */ .hE)(containers, apps, { logNames: (id, appId) => !!logs.get(id)?.includes(appId) });
     return { apps, ties, containers };
 }
-async function inspectNode(ctx, names) {
-    const { docker, inputs, log } = ctx;
+/**
+ * The node's containers (`names`: the leader or primary first), its DB (`settings`) and lock,
+ * and each container's health base URL (input 'health-url' when given, else its address).
+ */
+async function inspectNode(ctx, names, settings) {
+    const { docker, log } = ctx;
     const infos = [];
     for (const [i, n] of names.entries()) {
         const info = await requireContainer(docker, n, i === 0 ? 'container' : 'standby');
         await (0,_connect_js__WEBPACK_IMPORTED_MODULE_2__/* .maskNodeSecrets */ .Uu)(docker, info, log.mask);
         infos.push(info);
     }
-    const { config, databaseUrl, db, mode } = await (0,_connect_js__WEBPACK_IMPORTED_MODULE_2__/* .connectNode */ .jh)(ctx, infos[0]);
+    const { config, databaseUrl, db, mode } = await (0,_connect_js__WEBPACK_IMPORTED_MODULE_2__/* .connectNode */ .jh)(ctx, infos[0], settings);
     try {
         const lock = await (0,_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .readLockState */ .T8)(db, mode, config.advisoryLockId);
         const dbVersion = await db.version();
@@ -82104,7 +82171,7 @@ async function inspectNode(ctx, names) {
             c.session = app && (app.sessions.find((s) => (0,_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .sameApp */ .oQ)(s.appId, lock.holder)) ?? app.sessions[0]);
         }
         for (const c of containers) {
-            c.healthUrl = (0,_health_url_js__WEBPACK_IMPORTED_MODULE_4__/* .healthBase */ .GP)(await (0,_health_url_js__WEBPACK_IMPORTED_MODULE_4__/* .networkView */ .u2)(docker, c.info), config.httpPort, inputs.healthUrl);
+            c.healthUrl = (0,_health_url_js__WEBPACK_IMPORTED_MODULE_4__/* .healthBase */ .GP)(await (0,_health_url_js__WEBPACK_IMPORTED_MODULE_4__/* .networkView */ .u2)(docker, c.info), config.httpPort, settings.healthUrl);
             if (c.info.State.Running && c.healthUrl)
                 c.health = await (0,_health_js__WEBPACK_IMPORTED_MODULE_7__/* .probe */ .dy)(c.healthUrl);
         }
@@ -82535,19 +82602,20 @@ function newSessionsOf(container, sessions, known, dbClockAheadMs = 0, tolerance
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
-  K: () => (/* binding */ notifyRunEnd)
+  K: () => (/* binding */ notifyRunEnd),
+  u: () => (/* binding */ runEndOf)
 });
 
 // EXTERNAL MODULE: ./src/safeguards/quarantine.ts
 var quarantine = __nccwpck_require__(2371);
+// EXTERNAL MODULE: ./src/journal/journal.ts
+var journal = __nccwpck_require__(4896);
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __nccwpck_require__(3024);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
 // EXTERNAL MODULE: ./src/backup/manifest.ts
 var manifest = __nccwpck_require__(8726);
-// EXTERNAL MODULE: ./src/journal/journal.ts
-var journal = __nccwpck_require__(4896);
 ;// CONCATENATED MODULE: ./src/notify/textfile.ts
 // The node_exporter textfile of a node (Prometheus text format 0.0.4): what the last run of each
 // operation ended with, the last measured leader gap, rollbacks, quarantined digests and the
@@ -82707,6 +82775,21 @@ async function postWebhook(url, body, timeoutMs = WEBHOOK_TIMEOUT_MS) {
 
 
 
+
+/** The run's end from what it was asked (its inputs) and how it ended, as notifyRunEnd takes it. */
+function runEndOf(asked, step, result, report) {
+    return {
+        stateDir: asked.stateDir,
+        backupDir: asked.backupDir,
+        node: (0,journal/* nodeKey */.u8)(asked),
+        operation: asked.operation,
+        dryRun: asked.dryRun,
+        webhookUrl: asked.webhookUrl,
+        step,
+        result,
+        report
+    };
+}
 /** `redact` removes every known secret from text that leaves the process. */
 async function notifyRunEnd(e, log, redact) {
     const endedAt = Date.now();
@@ -82869,14 +82952,14 @@ var connect = __nccwpck_require__(7826);
 
 
 /** The node as inspectNode sees it; a node that is down is fine for a backup (no leader needed). */
-async function viewOf(ctx) {
-    return (0,inspect/* inspectNode */.hn)(ctx, (0,connect/* nodeNames */.tJ)(ctx.inputs));
+async function viewOf(ctx, inputs) {
+    return (0,inspect/* inspectNode */.hn)(ctx, (0,connect/* nodeNames */.tJ)(inputs), inputs);
 }
-async function backup(ctx) {
-    const { inputs, report, log } = ctx;
+async function backup(ctx, inputs) {
+    const { report, log } = ctx;
     report.title = `chainlink-rollout backup of ${inputs.container}`;
-    return (0,host_lock/* withHostLock */.cR)(ctx, (0,plan/* keyContainers */.Ou)(inputs), async () => {
-        const view = await viewOf(ctx);
+    return (0,host_lock/* withHostLock */.cR)(ctx, inputs, (0,plan/* keyContainers */.Ou)(inputs), async () => {
+        const view = await viewOf(ctx, inputs);
         try {
             const source = view.leader ?? view.containers[0];
             const stored = (0,backup_step/* backupFiles */.U_)((0,backup_step/* nodeFiles */.kT)(view, source.info), !!inputs.backupRecipient, inputs.backupSecretsPlain);
@@ -82915,11 +82998,11 @@ async function backup(ctx) {
         }
     });
 }
-async function backup_restore(ctx) {
-    const { inputs, report, log, docker } = ctx;
+async function backup_restore(ctx, inputs) {
+    const { report, log, docker } = ctx;
     report.title = `chainlink-rollout restore of ${inputs.container}`;
-    return (0,host_lock/* withHostLock */.cR)(ctx, (0,plan/* keyContainers */.Ou)(inputs), async (keys) => {
-        const view = await viewOf(ctx);
+    return (0,host_lock/* withHostLock */.cR)(ctx, inputs, (0,plan/* keyContainers */.Ou)(inputs), async (keys) => {
+        const view = await viewOf(ctx, inputs);
         try {
             // Everything that can be checked without touching the node is checked before it is stopped:
             // whose backup it is (src/backup/owner.ts) and whether the identity opens it.
@@ -82958,12 +83041,12 @@ async function backup_restore(ctx) {
                 if (!inputs.stopNode)
                     throw new errors/* OperationError */.OK(`Refusing to restore while the node is up (${held.held ? held.detail : `running: ${running.map((c) => c.name).join(', ')}`}); stop it first, or set 'stop-node: true' to have the action stop and restart it`);
             }
-            const t = (0,types/* timeouts */.Fw)(ctx.inputs, view.config, view.leader?.info);
+            const t = (0,types/* timeouts */.Fw)(inputs, view.config, view.leader?.info);
             // The leader last, so its standby never grabs the lock in between.
             const order = [...running].sort((a, b) => (a === view.leader ? 1 : 0) - (b === view.leader ? 1 : 0));
             // Journaled before the first stop: a killed or cancelled restore leaves the node stopped,
             // and the post step or `repair` starts it again from this record (docs/algorithm.md, "Restore").
-            const journal = order.length ? openRestoreJournal(ctx, keys, view, order, file) : undefined;
+            const journal = order.length ? openRestoreJournal(ctx, inputs, keys, view, order, file) : undefined;
             journal?.step('restore-stop', { ids: order.map((c) => c.info.Id) });
             for (const c of order) {
                 report.step(`stop ${c.name}`, 'graceful, for the restore');
@@ -83019,6 +83102,7 @@ async function backup_restore(ctx) {
                             config: view.config,
                             mode: view.mode,
                             databaseUrl: view.databaseUrl,
+                            healthUrl: inputs.healthUrl,
                             run: (0,types/* newRun */.uH)(view.leader?.health?.checks)
                         };
                         const first = view.leader ?? order[order.length - 1];
@@ -83059,8 +83143,7 @@ async function currentRole(db) {
     return (await db.query('SELECT current_user AS u'))[0].u;
 }
 /** The journal of a restore that stops the node: which containers it stopped, leader last. */
-function openRestoreJournal(ctx, keys, view, order, file) {
-    const { inputs } = ctx;
+function openRestoreJournal(ctx, inputs, keys, view, order, file) {
     (0,journal_journal/* refuseOpenJournal */.YV)(inputs.stateDir, keys.read);
     const first = view.leader ?? order[order.length - 1];
     const other = order.find((c) => c !== first);
@@ -83091,9 +83174,10 @@ function openRestoreJournal(ctx, keys, view, order, file) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Z: () => (/* binding */ drain)
+/* harmony export */   VW: () => (/* binding */ handOff),
+/* harmony export */   Ze: () => (/* binding */ drain),
+/* harmony export */   tn: () => (/* binding */ drainRefusal)
 /* harmony export */ });
-/* unused harmony export drainRefusal */
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
 /* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_12__ = __nccwpck_require__(7607);
 /* harmony import */ var _node_inspect_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(372);
@@ -83139,16 +83223,16 @@ function drainRefusal(instances, leaderApp, dbVersion) {
         return `${old.map(([x, r]) => `${(0,_node_instances_js__WEBPACK_IMPORTED_MODULE_2__/* .describeInstance */ .xJ)(x)}: ${r}`).join('; ')}. Upgrade it first (the standby hosts go first in a rolling upgrade, docs/hosts.md); nothing was changed`;
     return undefined;
 }
-async function drain(ctx) {
-    const { inputs, report } = ctx;
+async function drain(ctx, inputs) {
+    const { report } = ctx;
     report.title = `chainlink-rollout drain of ${inputs.container}`;
     if (inputs.standby)
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK("Input 'standby': a drain moves the lock off this host; name only this host's instance as 'container'");
-    return (0,_journal_host_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .withHostLock */ .cR)(ctx, [inputs.container], async (keys) => {
+    return (0,_journal_host_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .withHostLock */ .cR)(ctx, inputs, [inputs.container], async (keys) => {
         // the drain record is this host's, under the container's name; the journal under the node's DB
         const key = (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_7__/* .nodeKey */ .u8)(inputs);
         (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_7__/* .refuseOpenJournal */ .YV)(inputs.stateDir, keys.read);
-        const view = await (0,_node_inspect_js__WEBPACK_IMPORTED_MODULE_1__/* .inspectNode */ .hn)(ctx, [inputs.container]);
+        const view = await (0,_node_inspect_js__WEBPACK_IMPORTED_MODULE_1__/* .inspectNode */ .hn)(ctx, [inputs.container], inputs);
         try {
             const instances = await (0,_node_instances_js__WEBPACK_IMPORTED_MODULE_2__/* .findInstances */ .wG)(ctx, view);
             const all = (0,_node_instances_js__WEBPACK_IMPORTED_MODULE_2__/* .reportInstances */ .dO)(ctx, instances);
@@ -83178,15 +83262,15 @@ async function drain(ctx) {
             const refusal = drainRefusal(instances, leader.session.appId, view.dbVersion.nodeVersion);
             if (refusal)
                 throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(refusal);
-            return await handOff(ctx, view, instances, all, keys.write);
+            return await handOff(ctx, inputs, view, instances, all, keys.write);
         }
         finally {
             await view.db.close();
         }
     });
 }
-async function handOff(ctx, view, instances, all, journalKey) {
-    const { inputs, report, docker } = ctx;
+async function handOff(ctx, inputs, view, instances, all, journalKey, opts = {}) {
+    const { report, docker } = ctx;
     const key = (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_7__/* .nodeKey */ .u8)(inputs);
     const leader = view.leader;
     const fromApp = leader.session.appId;
@@ -83196,6 +83280,7 @@ async function handOff(ctx, view, instances, all, journalKey) {
         config: view.config,
         mode: view.mode,
         databaseUrl: view.databaseUrl,
+        healthUrl: inputs.healthUrl,
         run: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_5__/* .newRun */ .uH)()
     };
     const t = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_5__/* .timeouts */ .Fw)(inputs, view.config, leader.info);
@@ -83215,7 +83300,7 @@ async function handOff(ctx, view, instances, all, journalKey) {
             leaderId: leader.info.Id,
             leaderName: leader.name,
             leaderImage: leader.image,
-            target: to.map((x) => `app:${x.appId}`).join(','),
+            target: opts.target ?? to.map((x) => `app:${x.appId}`).join(','),
             dbBefore: view.dbVersion,
             mode: view.mode
         }
@@ -83257,7 +83342,7 @@ async function handOff(ctx, view, instances, all, journalKey) {
         if (rec)
             (0,_journal_drained_js__WEBPACK_IMPORTED_MODULE_8__/* .writeDrainRecord */ .ji)(inputs.stateDir, key, { ...rec, to: taken.appId });
         journal.done('ok');
-        report.step('done', `${(0,_node_instances_js__WEBPACK_IMPORTED_MODULE_2__/* .describeInstance */ .xJ)({ ...winner, role: 'leader' })} leads; '${leader.name}' stays stopped (restart policy no) until 'resume'`);
+        report.step('done', `${(0,_node_instances_js__WEBPACK_IMPORTED_MODULE_2__/* .describeInstance */ .xJ)({ ...winner, role: 'leader' })} leads; '${leader.name}' stays stopped (restart policy no) ${opts.target ? 'until it is recreated on the target' : "until 'resume'"}`);
         return {
             result: 'ok',
             ok: true,
@@ -83277,6 +83362,7 @@ async function handOff(ctx, view, instances, all, journalKey) {
         }
         const reason = e instanceof Error ? e.message : String(e);
         journal.step('drain-restart', { reason });
+        await opts.beforeStartAgain?.(link);
         const became = await (0,_repair_drain_js__WEBPACK_IMPORTED_MODULE_10__/* .startAgain */ .t)(ctx, link, leader.info, policy, t);
         (0,_journal_drained_js__WEBPACK_IMPORTED_MODULE_8__/* .clearDrainRecord */ .V)(inputs.stateDir, key);
         journal.done('failed');
@@ -83322,15 +83408,18 @@ async function startAgainQuiet(ctx, link, view, policy, t) {
 
 
 /** No backup (the image does not change) and the rollback after a failure. */
-const deps = {
-    backup: async () => undefined,
-    rollback: (ctx, link, plan, t, reason) => (0,_rollout_rollback_js__WEBPACK_IMPORTED_MODULE_8__/* .rollback */ .dU)(ctx, link, plan, t, reason, _rollout_backup_step_js__WEBPACK_IMPORTED_MODULE_7__/* .restoreForRollback */ .MN)
-};
-async function handoffOrRestart(ctx) {
-    const { inputs, docker, report } = ctx;
+function handoffDeps(inputs) {
+    return {
+        backup: async () => undefined,
+        rollback: (ctx, link, plan, t, reason) => (0,_rollout_rollback_js__WEBPACK_IMPORTED_MODULE_8__/* .rollback */ .dU)(ctx, link, plan, t, reason, (c, l, file) => (0,_rollout_backup_step_js__WEBPACK_IMPORTED_MODULE_7__/* .restoreForRollback */ .MN)(c, l, file, inputs))
+    };
+}
+async function handoffOrRestart(ctx, inputs) {
+    const { docker, report } = ctx;
+    const deps = handoffDeps(inputs);
     const operation = inputs.operation;
     report.title = `chainlink-rollout ${operation} of ${inputs.container}${inputs.standby ? ` / ${inputs.standby}` : ''}`;
-    return (0,_rollout_prepare_js__WEBPACK_IMPORTED_MODULE_2__/* .withNode */ .rJ)(ctx, async (p) => {
+    return (0,_rollout_prepare_js__WEBPACK_IMPORTED_MODULE_2__/* .withNode */ .rJ)(ctx, inputs, async (p) => {
         // The same image the leader runs, by id, so a moved tag cannot sneak in a new version.
         const img = await docker.imageInfo(p.leader.info.Image);
         const digest = img ? (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_4__/* .anyDigest */ .l_)(img) : undefined;
@@ -83341,7 +83430,8 @@ async function handoffOrRestart(ctx) {
             createRef: byName && byName.id === img?.id ? p.leader.image : p.leader.info.Image,
             imageId: p.leader.info.Image,
             display,
-            backup: false
+            backup: false,
+            ...(0,_rollout_prepare_js__WEBPACK_IMPORTED_MODULE_2__/* .changeSettings */ .kz)(inputs)
         };
         // A pair's restart recreates neither container: both get a fresh process through handoffs.
         const plan = (0,_rollout_plan_js__WEBPACK_IMPORTED_MODULE_0__/* .planText */ .Pt)(p, operation === 'restart' && p.other ? { ...ch, operation: 'handoff' } : ch, inputs.preferPrimary, inputs.finish);
@@ -83382,7 +83472,7 @@ async function handoffOrRestart(ctx) {
 /* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4145);
 /* harmony import */ var _node_connect_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7826);
 /* harmony import */ var _node_inspect_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(372);
-/* harmony import */ var _node_lock_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(4349);
+/* harmony import */ var _node_lock_js__WEBPACK_IMPORTED_MODULE_13__ = __nccwpck_require__(4349);
 /* harmony import */ var _handoff_remote_gate_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(616);
 /* harmony import */ var _handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(8507);
 /* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(1348);
@@ -83390,6 +83480,8 @@ async function handoffOrRestart(ctx) {
 /* harmony import */ var _journal_journal_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(4896);
 /* harmony import */ var _handoff_take_over_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(7975);
 /* harmony import */ var _rollout_steps_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(1218);
+/* harmony import */ var _rollout_cross_host_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(5912);
+/* harmony import */ var _rollout_recreate_waiting_js__WEBPACK_IMPORTED_MODULE_12__ = __nccwpck_require__(8898);
 
 
 
@@ -83402,8 +83494,12 @@ async function handoffOrRestart(ctx) {
 
 
 
-async function repairDrain(ctx, j, journal) {
-    const { inputs, docker, report, log } = ctx;
+
+
+async function repairDrain(ctx, inputs, j, journal) {
+    if (j.operation === 'upgrade-host-standby')
+        return repairHostStandby(ctx, inputs, j, journal);
+    const { docker, report, log } = ctx;
     const key = (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_8__/* .nodeKey */ .u8)(inputs);
     const info = (await docker.inspect(j.plan.leaderId)) ?? (await docker.inspect(j.plan.leaderName));
     if (!info)
@@ -83416,15 +83512,15 @@ async function repairDrain(ctx, j, journal) {
         journaled ??
         info.HostConfig.RestartPolicy);
     report.fact('Interrupted', `${j.operation} run ${j.runId} started ${j.startedAt}; last step ${j.steps.at(-1)?.step ?? '(none)'}`);
-    const { db, config, mode, databaseUrl } = await (0,_node_connect_js__WEBPACK_IMPORTED_MODULE_2__/* .connectNode */ .jh)(ctx, info, { retryForMs: 60_000 });
+    const { db, config, mode, databaseUrl } = await (0,_node_connect_js__WEBPACK_IMPORTED_MODULE_2__/* .connectNode */ .jh)(ctx, info, inputs, { retryForMs: 60_000 });
     try {
-        const link = { db, config, mode, databaseUrl, run: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_6__/* .newRun */ .uH)() };
+        const link = { db, config, mode, databaseUrl, healthUrl: inputs.healthUrl, run: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_6__/* .newRun */ .uH)() };
         const t = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_6__/* .timeouts */ .Fw)(inputs, config, info);
-        const lock = await (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_11__/* .readLockState */ .T8)(db, mode, config.advisoryLockId);
+        const lock = await (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_13__/* .readLockState */ .T8)(db, mode, config.advisoryLockId);
         const { ties } = await (0,_node_inspect_js__WEBPACK_IMPORTED_MODULE_3__/* .tieSessions */ .qi)(ctx, db, [info], lock.sessions);
         const localApp = ties.find((x) => x.container === info.Id)?.appId;
-        const localLeads = info.State.Running && !!localApp && (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_11__/* .sameApp */ .oQ)(lock.holder, localApp);
-        const remoteLeads = !!lock.holder && !localLeads && lock.sessions.some((s) => (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_11__/* .sameApp */ .oQ)(s.appId, lock.holder));
+        const localLeads = info.State.Running && !!localApp && (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_13__/* .sameApp */ .oQ)(lock.holder, localApp);
+        const remoteLeads = !!lock.holder && !localLeads && lock.sessions.some((s) => (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_13__/* .sameApp */ .oQ)(s.appId, lock.holder));
         report.fact('Found', `'${name}' ${info.State.Status}${localLeads ? ', holds the lock' : ''}; lock: ${lock.holder ? `app ${lock.holder}` : (lock.problem ?? 'free')}`);
         const operator = { ...info, HostConfig: { ...info.HostConfig, RestartPolicy: policy } };
         if (localLeads) {
@@ -83446,7 +83542,7 @@ async function repairDrain(ctx, j, journal) {
             catch (e) {
                 if (!(e instanceof _handoff_types_js__WEBPACK_IMPORTED_MODULE_6__/* .GateError */ .ue))
                     throw e;
-                return await again(ctx, link, info, policy, t, journal, `the instance on another host failed its gate: ${e.message}`);
+                return await again(ctx, inputs, link, info, policy, t, journal, `the instance on another host failed its gate: ${e.message}`);
             }
             if (j.operation === 'drain') {
                 if (info.State.Running)
@@ -83475,17 +83571,17 @@ async function repairDrain(ctx, j, journal) {
                 outputs: { 'leader-host': 'remote', 'leader-app-id': lock.holder }
             };
         }
-        return await again(ctx, link, info, policy, t, journal, `no instance holds the lock (${lock.problem ?? 'free'})`);
+        return await again(ctx, inputs, link, info, policy, t, journal, `no instance holds the lock (${lock.problem ?? 'free'})`);
     }
     finally {
         await db.close();
     }
 }
-async function again(ctx, link, info, policy, t, journal, why) {
+async function again(ctx, inputs, link, info, policy, t, journal, why) {
     const name = (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(info);
     journal.step('drain-restart', { reason: why });
     const became = await startAgain(ctx, link, info, policy, t);
-    (0,_journal_drained_js__WEBPACK_IMPORTED_MODULE_7__/* .clearDrainRecord */ .V)(ctx.inputs.stateDir, (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_8__/* .nodeKey */ .u8)(ctx.inputs));
+    (0,_journal_drained_js__WEBPACK_IMPORTED_MODULE_7__/* .clearDrainRecord */ .V)(inputs.stateDir, (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_8__/* .nodeKey */ .u8)(inputs));
     journal.done('failed');
     ctx.report.step('started again', `'${name}' ${became}`);
     // consistent again, but not where the interrupted operation asked: the job fails
@@ -83510,8 +83606,8 @@ async function startAgain(ctx, link, info, operatorPolicy, t) {
     const m = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_6__/* .memberOf */ .C5)(now);
     if (now.State.Running)
         return 'was running already';
-    const l = await (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_11__/* .readLockState */ .T8)(link.db, link.mode, link.config.advisoryLockId);
-    const live = l.holder && l.sessions.some((s) => (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_11__/* .sameApp */ .oQ)(s.appId, l.holder));
+    const l = await (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_13__/* .readLockState */ .T8)(link.db, link.mode, link.config.advisoryLockId);
+    const live = l.holder && l.sessions.some((s) => (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_13__/* .sameApp */ .oQ)(s.appId, l.holder));
     if (live) {
         const known = new Set(l.sessions.map((s) => s.appId));
         await ctx.docker.start(now.Id);
@@ -83520,6 +83616,78 @@ async function startAgain(ctx, link, info, operatorPolicy, t) {
     }
     await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_9__/* .takeOver */ .w9)(ctx, link, m, t);
     return 'leads again';
+}
+/**
+ * Repair of an interrupted recreation of this host's waiting instance (a rolling upgrade across
+ * hosts, src/rollout/recreate-waiting.ts): the successor created and polling the lock finishes
+ * it (the previous container removed); anything else puts the previous container back.
+ */
+async function repairHostStandby(ctx, inputs, j, journal) {
+    const { docker, report, log } = ctx;
+    const prev = j.steps.find((s) => s.step === 'host-previous')?.data;
+    if (!prev || j.steps.some((s) => s.step === 'remove-previous')) {
+        journal.done(prev ? 'ok' : 'failed');
+        report.step('nothing to undo', prev ? 'the previous container was already removed' : 'nothing had changed');
+        return {
+            result: 'ok',
+            ok: true,
+            message: `the interrupted ${j.operation} had ${prev ? 'finished' : 'changed nothing'}`,
+            outputs: {}
+        };
+    }
+    const old = await docker.inspect(prev.id);
+    const madeId = j.steps.find((s) => s.step === 'host-standby')?.data?.id;
+    const made = madeId ? await docker.inspect(madeId) : undefined;
+    const any = made ?? old;
+    if (!any)
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`neither '${prev.name}' nor its successor is on this host: nothing to repair from`);
+    await (0,_node_connect_js__WEBPACK_IMPORTED_MODULE_2__/* .maskNodeSecrets */ .Uu)(docker, any, log.mask);
+    const { db, config, mode, databaseUrl } = await (0,_node_connect_js__WEBPACK_IMPORTED_MODULE_2__/* .connectNode */ .jh)(ctx, any, inputs, { retryForMs: 60_000 });
+    try {
+        const link = { db, config, mode, databaseUrl, healthUrl: inputs.healthUrl, run: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_6__/* .newRun */ .uH)() };
+        const t = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_6__/* .timeouts */ .Fw)(inputs, config, any);
+        const lock = await (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_13__/* .readLockState */ .T8)(db, mode, config.advisoryLockId);
+        if (made?.State.Running) {
+            const { ties } = await (0,_node_inspect_js__WEBPACK_IMPORTED_MODULE_3__/* .tieSessions */ .qi)(ctx, db, [made], lock.sessions);
+            const app = ties.find((x) => x.container === made.Id)?.appId;
+            if (app) {
+                const polls = await (0,_rollout_cross_host_js__WEBPACK_IMPORTED_MODULE_11__/* .provePolling */ .gd)(ctx, link, app, prev.name).then(() => true, () => false);
+                if (polls || (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_13__/* .sameApp */ .oQ)(lock.holder, app)) {
+                    if (old)
+                        await docker.remove(old.Id);
+                    journal.done('ok');
+                    report.step('finished', `'${prev.name}' on the new image ${polls ? 'waits' : 'leads'}; the previous container was removed`);
+                    return {
+                        result: 'ok',
+                        ok: true,
+                        message: `finished the interrupted recreation: '${prev.name}' on the new image ${polls ? 'waits' : 'leads'} (app ${app})`,
+                        outputs: {}
+                    };
+                }
+            }
+        }
+        if (!old)
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`the previous '${prev.name}' (id ${prev.id}) is gone and its successor is not proven: recreate it`);
+        const policy = { ...old, HostConfig: { ...old.HostConfig, RestartPolicy: prev.policy } };
+        await (0,_rollout_recreate_waiting_js__WEBPACK_IMPORTED_MODULE_12__/* .putBack */ .pK)(ctx, link, {
+            id: old.Id,
+            name: prev.name,
+            policy,
+            made: made?.Id,
+            t
+        });
+        journal.done('failed');
+        return {
+            result: 'ok',
+            ok: true,
+            nodeAsFound: true,
+            message: `undid the interrupted recreation: '${prev.name}' is back on its previous image`,
+            outputs: {}
+        };
+    }
+    finally {
+        await db.close();
+    }
 }
 
 
@@ -83576,7 +83744,7 @@ async function restoreSessions(db) {
       WHERE datname = current_database() AND application_name IN ('psql', 'pg_restore') AND pid <> pg_backend_pid()`);
     return Number(rows[0].n);
 }
-async function repairRestore(ctx, j, journal) {
+async function repairRestore(ctx, inputs, j, journal) {
     const { docker, report, log } = ctx;
     const { plan } = j;
     const leader = await docker.inspect(plan.leaderId);
@@ -83593,7 +83761,7 @@ async function repairRestore(ctx, j, journal) {
             ? `the restore of ${plan.backupFile} did not commit: the database is as it was (a restore commits whole or not at all)`
             : 'the database was not touched';
     report.fact('Database', dbState);
-    const { db, config, mode, databaseUrl } = await (0,connect/* connectNode */.jh)(ctx, leader, { retryForMs: 60_000 });
+    const { db, config, mode, databaseUrl } = await (0,connect/* connectNode */.jh)(ctx, leader, inputs, { retryForMs: 60_000 });
     try {
         // the interrupted restore's psql or pg_restore ends when its input does: never start the node beside it
         for (let i = 0; (await restoreSessions(db)) > 0; i++) {
@@ -83601,8 +83769,15 @@ async function repairRestore(ctx, j, journal) {
                 throw new errors/* OperationError */.OK(`the interrupted restore's psql or pg_restore still runs on the database`);
             await (0,sleep/* sleep */.y)(1000, ctx.signal);
         }
-        const link = { db, config, mode, databaseUrl, run: (0,types/* newRun */.uH)(plan.failingBefore) };
-        const t = (0,types/* timeouts */.Fw)(ctx.inputs, config, leader);
+        const link = {
+            db,
+            config,
+            mode,
+            databaseUrl,
+            healthUrl: inputs.healthUrl,
+            run: (0,types/* newRun */.uH)(plan.failingBefore)
+        };
+        const t = (0,types/* timeouts */.Fw)(inputs, config, leader);
         const lock = await (0,node_lock/* readLockState */.T8)(db, mode, config.advisoryLockId);
         const m = (0,types/* memberOf */.C5)(leader, lock.holder);
         if (leader.State.Running)
@@ -83661,8 +83836,8 @@ async function dropReleasedHolder(ctx, j, keep) {
  * it is repair's to do (unlike a node someone stopped): the holder is started when down, the node
  * is stopped and started inside it, held to the lock check and the health gate.
  */
-async function repairStranded(ctx, names) {
-    const { docker, report, inputs } = ctx;
+async function repairStranded(ctx, inputs, names) {
+    const { docker, report } = ctx;
     for (const n of names) {
         const info = await docker.inspect(n);
         const ref = info && (0,client/* joinedTo */.PJ)(info);
@@ -83684,9 +83859,9 @@ async function repairStranded(ctx, names) {
             report.step(`start ${(0,client/* containerName */.xN)(holder)}`, 'the port holder');
             await docker.start(holder.Id);
         }
-        const { db, config, mode, databaseUrl } = await (0,connect/* connectNode */.jh)(ctx, info, { retryForMs: 60_000 });
+        const { db, config, mode, databaseUrl } = await (0,connect/* connectNode */.jh)(ctx, info, inputs, { retryForMs: 60_000 });
         try {
-            const link = { db, config, mode, databaseUrl, run: (0,types/* newRun */.uH)() };
+            const link = { db, config, mode, databaseUrl, healthUrl: inputs.healthUrl, run: (0,types/* newRun */.uH)() };
             const t = (0,types/* timeouts */.Fw)(inputs, config, info);
             if (info.State.Running) {
                 report.step(`stop ${n}`, "to start it again inside the holder's current namespace");
@@ -83743,11 +83918,11 @@ var rollout_plan = __nccwpck_require__(5762);
 
 
 
-async function repair(ctx) {
-    const { inputs, docker, report, log } = ctx;
+const repair = async (ctx, inputs) => {
+    const { docker, report, log } = ctx;
     const name = inputs.container;
     report.title = `chainlink-rollout repair of ${name}`;
-    return (0,host_lock/* withHostLock */.cR)(ctx, (0,rollout_plan/* keyContainers */.Ou)(inputs), async (keys) => {
+    return (0,host_lock/* withHostLock */.cR)(ctx, inputs, (0,rollout_plan/* keyContainers */.Ou)(inputs), async (keys) => {
         // the node's journal under its DB's key, else one of an earlier version under its names
         const found = (0,journal_journal/* findJournal */.LJ)(inputs.stateDir, keys.read);
         const key = found?.key ?? keys.write;
@@ -83759,7 +83934,7 @@ async function repair(ctx) {
             // Nothing of ours to finish or undo, but "ok" would hide a node that is down (a Docker
             // daemon restarted after a crash starts none of its containers): name it. Starting it is
             // the operator's call: the stop may be theirs.
-            const stranded = await repairStranded(ctx, names);
+            const stranded = await repairStranded(ctx, inputs, names);
             if (stranded)
                 return stranded;
             const down = await nodeDown(ctx, names);
@@ -83771,9 +83946,9 @@ async function repair(ctx) {
             return { result: 'ok', ok: true, message: 'nothing was in flight', outputs: { leader: name } };
         }
         if (j?.operation === 'restore' && j.phase === 'in-progress')
-            return repairRestore(ctx, j, reopen(inputs.stateDir, key, j));
-        if ((j?.operation === 'drain' || j?.operation === 'resume') && j.phase === 'in-progress')
-            return (0,repair_drain/* repairDrain */.q)(ctx, j, reopen(inputs.stateDir, key, j));
+            return repairRestore(ctx, inputs, j, reopen(inputs.stateDir, key, j));
+        if (['drain', 'resume', 'upgrade-host-standby'].includes(j?.operation ?? '') && j?.phase === 'in-progress')
+            return (0,repair_drain/* repairDrain */.q)(ctx, inputs, j, reopen(inputs.stateDir, key, j));
         const plan = j?.plan ?? {};
         const runId = j?.runId;
         report.fact('Interrupted', j
@@ -83814,14 +83989,14 @@ async function repair(ctx) {
                 createdInfos.push(info);
         }
         // right after an interruption the DB may be restarting: keep trying for a minute
-        const { db, config, mode, databaseUrl } = await (0,connect/* connectNode */.jh)(ctx, previousInfo, { retryForMs: 60_000 });
+        const { db, config, mode, databaseUrl } = await (0,connect/* connectNode */.jh)(ctx, previousInfo, inputs, { retryForMs: 60_000 });
         const journal = j && j.phase === 'in-progress' ? reopen(inputs.stateDir, key, j) : undefined;
         if (journal)
             await dropScratch(ctx, db, j);
         try {
             // the checks failing on the leader before the run, as its preflight recorded them
             const failingBefore = j?.plan.failingBefore;
-            const link = { db, config, mode, databaseUrl, run: (0,types/* newRun */.uH)(failingBefore) };
+            const link = { db, config, mode, databaseUrl, healthUrl: inputs.healthUrl, run: (0,types/* newRun */.uH)(failingBefore) };
             const t = (0,types/* timeouts */.Fw)(inputs, config, previousInfo);
             const lock = await (0,node_lock/* readLockState */.T8)(db, mode, config.advisoryLockId);
             const all = [...originals, ...createdInfos];
@@ -83971,8 +84146,9 @@ async function repair(ctx) {
                 // the way back the interrupted run chose, as it journaled it
                 dbRollback: plan.dbRollback ?? inputs.dbRollback,
                 backupFile: backup.file,
+                settings: inputs,
                 downgrade: plan.downgrade
-            }, t, 'repair of an interrupted operation', backup_step/* restoreForRollback */.MN);
+            }, t, 'repair of an interrupted operation', (c, l, file) => (0,backup_step/* restoreForRollback */.MN)(c, l, file, inputs));
             if (rb.forward !== undefined) {
                 journal?.done('failed');
                 return {
@@ -83995,7 +84171,7 @@ async function repair(ctx) {
             await db.close();
         }
     });
-}
+};
 function reopen(stateDir, name, j) {
     const w = new journal_journal/* JournalWriter */.Zx((0,journal_journal/* journalPath */.HY)(stateDir, name), {
         runId: j.runId,
@@ -84110,16 +84286,16 @@ async function dropScratch(ctx, db, j) {
 
 
 
-async function resume(ctx) {
-    const { inputs, report, docker } = ctx;
+async function resume(ctx, inputs) {
+    const { report, docker } = ctx;
     report.title = `chainlink-rollout resume of ${inputs.container}`;
     if (inputs.standby)
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK("Input 'standby': resume starts this host's one instance; name it as 'container'");
-    return (0,_journal_host_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .withHostLock */ .cR)(ctx, [inputs.container], async (keys) => {
+    return (0,_journal_host_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .withHostLock */ .cR)(ctx, inputs, [inputs.container], async (keys) => {
         // the drain record is this host's, under the container's name; the journal under the node's DB
         const key = (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_7__/* .nodeKey */ .u8)(inputs);
         (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_7__/* .refuseOpenJournal */ .YV)(inputs.stateDir, keys.read);
-        const view = await (0,_node_inspect_js__WEBPACK_IMPORTED_MODULE_1__/* .inspectNode */ .hn)(ctx, [inputs.container]);
+        const view = await (0,_node_inspect_js__WEBPACK_IMPORTED_MODULE_1__/* .inspectNode */ .hn)(ctx, [inputs.container], inputs);
         try {
             const local = view.containers[0];
             const instances = await (0,_node_instances_js__WEBPACK_IMPORTED_MODULE_2__/* .findInstances */ .wG)(ctx, view);
@@ -84144,6 +84320,7 @@ async function resume(ctx) {
                 config: view.config,
                 mode: view.mode,
                 databaseUrl: view.databaseUrl,
+                healthUrl: inputs.healthUrl,
                 run: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_5__/* .newRun */ .uH)()
             };
             const t = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_5__/* .timeouts */ .Fw)(inputs, view.config, local.info);
@@ -84272,17 +84449,17 @@ function lockSummary(view) {
         parts.push(`advisory lock ${view.config.advisoryLockId}: ${view.lock.advisory.length ? view.lock.advisory.map((a) => a.appId ?? `pid ${a.pid}`).join(', ') : 'free'}`);
     return parts.join('; ');
 }
-async function status(ctx) {
-    const { inputs, report } = ctx;
+async function status(ctx, inputs) {
+    const { report } = ctx;
     report.title = `chainlink-rollout status of ${inputs.container}`;
-    await openJournal(ctx);
+    await openJournal(ctx, inputs);
     // the engine, and what an upgrade would refuse on it, told before anyone tries (docs/podman.md)
     await (0,_safeguards_engine_check_js__WEBPACK_IMPORTED_MODULE_1__/* .checkEngine */ .X)(ctx, (0,_node_connect_js__WEBPACK_IMPORTED_MODULE_3__/* .nodeNames */ .tJ)(inputs)).catch((e) => {
         if (!(e instanceof _errors_js__WEBPACK_IMPORTED_MODULE_2__/* .OperationError */ .OK))
             throw e;
         report.fact('An upgrade would be refused', e.message);
     });
-    const view = await (0,_node_inspect_js__WEBPACK_IMPORTED_MODULE_0__/* .inspectNode */ .hn)(ctx, (0,_node_connect_js__WEBPACK_IMPORTED_MODULE_3__/* .nodeNames */ .tJ)(inputs));
+    const view = await (0,_node_inspect_js__WEBPACK_IMPORTED_MODULE_0__/* .inspectNode */ .hn)(ctx, (0,_node_connect_js__WEBPACK_IMPORTED_MODULE_3__/* .nodeNames */ .tJ)(inputs), inputs);
     try {
         report.tables.push({
             heading: 'Containers',
@@ -84292,7 +84469,7 @@ async function status(ctx) {
         report.fact('Lock', lockSummary(view));
         report.fact('DB version', `goose ${view.dbVersion.goose ?? '-'}, node_versions ${view.dbVersion.nodeVersion ?? '-'}`);
         report.fact('Lease timing', `duration ${view.config.leaseDurationMs} ms, refresh ${view.config.leaseRefreshMs} ms`);
-        quarantineTable(ctx);
+        quarantineTable(ctx, inputs);
         // before the leader is required: a node stranded outside its holder's ports leads nowhere
         const layout = await layoutFact(ctx, view, view.containers[0].info);
         // every instance of the node, on this host or another (docs/hosts.md)
@@ -84367,8 +84544,8 @@ async function layoutFact(ctx, view, leader) {
     return layout;
 }
 /** Quarantined digests (refused by upgrade) and the history of earlier ones. */
-function quarantineTable(ctx) {
-    const f = (0,_safeguards_quarantine_js__WEBPACK_IMPORTED_MODULE_4__/* .readQuarantine */ .Db)(ctx.inputs.stateDir, (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_10__/* .nodeKey */ .u8)(ctx.inputs));
+function quarantineTable(ctx, inputs) {
+    const f = (0,_safeguards_quarantine_js__WEBPACK_IMPORTED_MODULE_4__/* .readQuarantine */ .Db)(inputs.stateDir, (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_10__/* .nodeKey */ .u8)(inputs));
     const row = (e, state) => [
         e.image,
         state,
@@ -84392,11 +84569,11 @@ function quarantineTable(ctx) {
  * An interrupted operation (a killed run, a failed repair) is shown first, with where each of
  * its containers is, so the way forward is visible even when the node cannot be inspected.
  */
-async function openJournal(ctx) {
-    const { inputs, report, docker } = ctx;
+async function openJournal(ctx, inputs) {
+    const { report, docker } = ctx;
     let found;
     try {
-        found = (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_10__/* .findJournal */ .LJ)(inputs.stateDir, (await (0,_journal_host_lock_js__WEBPACK_IMPORTED_MODULE_11__/* .journalKeys */ .MD)(ctx, (0,_rollout_plan_js__WEBPACK_IMPORTED_MODULE_9__/* .keyContainers */ .Ou)(inputs))).read);
+        found = (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_10__/* .findJournal */ .LJ)(inputs.stateDir, (await (0,_journal_host_lock_js__WEBPACK_IMPORTED_MODULE_11__/* .journalKeys */ .MD)(ctx, inputs, (0,_rollout_plan_js__WEBPACK_IMPORTED_MODULE_9__/* .keyContainers */ .Ou)(inputs))).read);
     }
     catch (e) {
         // status only reads: a journal it cannot read is shown, as what the next operation refuses on
@@ -84437,6 +84614,297 @@ async function openJournal(ctx) {
         rows
     });
     report.note("An operation is still open: run operation 'repair' (again, once the cause is fixed); the README's Reliability section says how to abandon a journal safely.");
+}
+
+
+/***/ }),
+
+/***/ 8940:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   XX: () => (/* binding */ upgradeAcrossHosts)
+/* harmony export */ });
+/* unused harmony exports hostPart, leaderHostRefusal */
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
+/* harmony import */ var _image_ref_js__WEBPACK_IMPORTED_MODULE_12__ = __nccwpck_require__(2812);
+/* harmony import */ var _trust_repository_js__WEBPACK_IMPORTED_MODULE_13__ = __nccwpck_require__(1028);
+/* harmony import */ var _node_inspect_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(372);
+/* harmony import */ var _node_config_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(1560);
+/* harmony import */ var _node_lock_js__WEBPACK_IMPORTED_MODULE_14__ = __nccwpck_require__(4349);
+/* harmony import */ var _node_instances_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3136);
+/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(1348);
+/* harmony import */ var _journal_host_lock_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(473);
+/* harmony import */ var _journal_journal_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(4896);
+/* harmony import */ var _journal_drained_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(4380);
+/* harmony import */ var _rollout_cross_host_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(5912);
+/* harmony import */ var _rollout_migrate_down_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(565);
+/* harmony import */ var _rollout_recreate_waiting_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(8898);
+/* harmony import */ var _sleep_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(6972);
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+/** Pure: which part of a rolling upgrade this host runs, from the instances the DB shows. */
+function hostPart(instances, localName) {
+    const leader = instances.find((x) => x.role === 'leader');
+    const remote = instances.filter((x) => x.host === 'remote' && x.role !== 'other');
+    if (!remote.length || !leader)
+        return { kind: 'one-host' };
+    if (leader.host === 'remote')
+        return { kind: 'standby-host', leader };
+    if (leader.container !== localName)
+        return { kind: 'one-host' };
+    return { kind: 'leader-host', waiting: remote.filter((x) => x.role === 'waiting') };
+}
+/**
+ * Pure: the leader's host goes last: every instance waiting elsewhere must already run the
+ * target's version (any of them may take the lock), else the refusal.
+ */
+function leaderHostRefusal(waiting, targetVersion) {
+    if (!targetVersion)
+        return undefined;
+    const behind = waiting.filter((x) => (0,_rollout_cross_host_js__WEBPACK_IMPORTED_MODULE_8__/* .cmpVersion */ .n1)(x.version, targetVersion) !== 0);
+    if (!behind.length)
+        return undefined;
+    return `${behind.map(_node_instances_js__WEBPACK_IMPORTED_MODULE_3__/* .describeInstance */ .xJ).join('; ')} does not run the target's Chainlink ${targetVersion}: the leader's host is upgraded last, after the instances waiting on the other hosts (their runners' upgrade recreates them on the target first, docs/hosts.md). Nothing was changed`;
+}
+async function upgradeAcrossHosts(ctx, inputs, ref, deps) {
+    if (inputs.standby)
+        return undefined;
+    return (0,_journal_host_lock_js__WEBPACK_IMPORTED_MODULE_5__/* .withHostLock */ .cR)(ctx, inputs, [inputs.container], async (keys) => {
+        const view = await (0,_node_inspect_js__WEBPACK_IMPORTED_MODULE_1__/* .inspectNode */ .hn)(ctx, [inputs.container], inputs);
+        try {
+            const instances = await (0,_node_instances_js__WEBPACK_IMPORTED_MODULE_3__/* .findInstances */ .wG)(ctx, view);
+            const local = view.containers[0];
+            const part = hostPart(instances, local.name);
+            if (part.kind === 'one-host')
+                return undefined;
+            // no instance elsewhere on the target's version (by its tag) yet: no rolling upgrade has
+            // begun, and the one-host path's refusal names the node that would take the lock
+            const byTag = (0,_node_config_js__WEBPACK_IMPORTED_MODULE_2__/* .nodeVersionOf */ .sg)({ Image: (0,_image_ref_js__WEBPACK_IMPORTED_MODULE_12__/* .formatRef */ .rq)(ref) });
+            if (part.kind === 'leader-host' && byTag && !part.waiting.some((x) => (0,_rollout_cross_host_js__WEBPACK_IMPORTED_MODULE_8__/* .cmpVersion */ .n1)(x.version, byTag) === 0))
+                return undefined;
+            (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .refuseOpenJournal */ .YV)(inputs.stateDir, keys.read);
+            const all = (0,_node_instances_js__WEBPACK_IMPORTED_MODULE_3__/* .reportInstances */ .dO)(ctx, instances);
+            const untrusted = (0,_trust_repository_js__WEBPACK_IMPORTED_MODULE_13__/* .untrustedTarget */ .wn)(ref, [local.image], inputs.allowedRepositories);
+            if (untrusted)
+                throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Input 'allowed-repositories': ${untrusted}`);
+            const target = await deps.resolve(ctx, ref);
+            const display = `${(0,_image_ref_js__WEBPACK_IMPORTED_MODULE_12__/* .repoTag */ .nw)(ref)}@${target.digest ?? target.image.id}`;
+            const version = (0,_node_config_js__WEBPACK_IMPORTED_MODULE_2__/* .nodeVersionOf */ .sg)({ ...target.image.config, Image: (0,_image_ref_js__WEBPACK_IMPORTED_MODULE_12__/* .formatRef */ .rq)(ref) });
+            ctx.report.fact('Target', `${display} (Chainlink ${version ?? '?'})`);
+            const link = {
+                db: view.db,
+                config: view.config,
+                mode: view.mode,
+                databaseUrl: view.databaseUrl,
+                healthUrl: inputs.healthUrl,
+                run: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_4__/* .newRun */ .uH)()
+            };
+            const base = { 'previous-image': local.image, image: display, instances: all };
+            const onTarget = (await ctx.docker.imageInfo(local.info.Image))?.id === target.image.id;
+            if (part.kind === 'standby-host') {
+                if (onTarget && local.info.State.Running) {
+                    ctx.report.step('unchanged', `'${local.name}' already runs ${display}`);
+                    return { result: 'unchanged', ok: true, message: `'${local.name}' already runs ${display}`, outputs: base };
+                }
+                return await standbyHost(ctx, inputs, link, view, part.leader, { ...target, display, version }, keys.write, base);
+            }
+            const refusal = leaderHostRefusal(part.waiting, version) ??
+                deps.drainRefusal(instances, view.leader.session.appId, view.dbVersion.nodeVersion);
+            if (refusal)
+                throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(refusal);
+            if (view.mode === 'none' || local.info.HostConfig.AutoRemove)
+                throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`'${local.name}' runs ${view.mode === 'none' ? "with lock mode 'none'" : 'with --rm'}: a rolling upgrade across hosts drains it and keeps it; nothing was changed`);
+            return await leaderHost(ctx, inputs, link, view, instances, { ...target, display, version }, keys.write, base, deps);
+        }
+        finally {
+            await view.db.close();
+        }
+    });
+}
+/** A standby host: this host's instance recreated on the target, proven waiting behind the remote leader. */
+async function standbyHost(ctx, inputs, link, view, leader, target, journalKey, base) {
+    const { report } = ctx;
+    const local = view.containers[0];
+    // a drained instance keeps the operator's policy in its drain record: the successor gets that
+    const rec = (0,_journal_drained_js__WEBPACK_IMPORTED_MODULE_7__/* .readDrainRecord */ .Cc)(inputs.stateDir, (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .nodeKey */ .u8)(inputs));
+    const info = rec?.containerId === local.info.Id
+        ? { ...local.info, HostConfig: { ...local.info.HostConfig, RestartPolicy: rec.policy } }
+        : local.info;
+    report.fact('Plan', `standby host: recreate '${local.name}' (${local.info.State.Running ? 'waiting' : 'stopped'}) on ${target.display} and prove it waits behind ${(0,_node_instances_js__WEBPACK_IMPORTED_MODULE_3__/* .describeInstance */ .xJ)(leader)}`);
+    if (inputs.dryRun)
+        return { result: 'planned', ok: true, message: `dry run: would recreate '${local.name}'`, outputs: base };
+    const journal = new _journal_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .JournalWriter */ .Zx((0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .journalPath */ .HY)(inputs.stateDir, journalKey), {
+        runId: Date.now().toString(36),
+        operation: 'upgrade-host-standby',
+        container: inputs.container,
+        plan: {
+            leaderId: local.info.Id,
+            leaderName: local.name,
+            leaderImage: local.image,
+            target: target.createRef,
+            dbBefore: view.dbVersion,
+            mode: view.mode
+        }
+    });
+    ctx.onJournal?.(journal.journal.runId, (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .journalPath */ .HY)(inputs.stateDir, journalKey));
+    const t = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_4__/* .timeouts */ .Fw)(inputs, view.config, local.info);
+    try {
+        const w = await (0,_rollout_recreate_waiting_js__WEBPACK_IMPORTED_MODULE_10__/* .recreateWaiting */ .lP)(ctx, link, {
+            info,
+            target: { createRef: target.createRef, imageId: target.image.id, version: target.version },
+            leaderApp: leader.appId,
+            dbVersion: view.dbVersion.nodeVersion,
+            t
+        }, journal);
+        (0,_journal_drained_js__WEBPACK_IMPORTED_MODULE_7__/* .clearDrainRecord */ .V)(inputs.stateDir, (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .nodeKey */ .u8)(inputs));
+        journal.done('ok');
+        report.step('done', `'${local.name}' waits on ${target.display} (app ${w.appId}); ${(0,_node_instances_js__WEBPACK_IMPORTED_MODULE_3__/* .describeInstance */ .xJ)(leader)} leads`);
+        return {
+            result: 'upgraded',
+            ok: true,
+            message: `standby host: '${local.name}' recreated on ${target.display} and proven waiting (Chainlink ${w.version ?? '?'}, app ${w.appId}); app ${leader.appId} on another host leads`,
+            outputs: { ...base, 'leader-host': 'remote', 'leader-app-id': leader.appId }
+        };
+    }
+    catch (e) {
+        if (!ctx.signal.aborted)
+            journal.done('failed');
+        throw e;
+    }
+}
+/**
+ * The leader's host: the lock handed to an upgraded instance elsewhere (it migrates), then this
+ * host's drained instance recreated on the target as the new standby.
+ */
+async function leaderHost(ctx, inputs, link, view, instances, target, journalKey, base, deps) {
+    const { report } = ctx;
+    const leader = view.leader;
+    report.fact('Plan', `leader's host: drain '${leader.name}' to the instance waiting elsewhere on ${target.display} (it migrates the DB from goose ${view.dbVersion.goose ?? '-'}), then recreate '${leader.name}' on it as the standby`);
+    if (inputs.dryRun)
+        return {
+            result: 'planned',
+            ok: true,
+            message: `dry run: would hand off and recreate '${leader.name}'`,
+            outputs: base
+        };
+    const backupFile = inputs.backup ? await deps.backup(ctx, inputs, view, leader) : undefined;
+    const before = view.dbVersion;
+    const t = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_4__/* .timeouts */ .Fw)(inputs, view.config, leader.info);
+    const drained = await deps.handOff(ctx, inputs, view, instances, base.instances, journalKey, {
+        target: target.createRef,
+        beforeStartAgain: (l) => dbBack(ctx, l, before, {
+            config: leader.info,
+            name: leader.name,
+            target,
+            waitMs: 2 * t.lockMs,
+            readyTimeoutMs: inputs.readyTimeoutMs
+        })
+    });
+    const outs = { ...base, ...(backupFile ? { 'backup-file': backupFile } : {}) };
+    if (!drained.ok)
+        return {
+            ...drained,
+            result: 'rolled-back',
+            message: `${drained.message}. The instances waiting on the other hosts still run ${target.display}: recreate them on ${leader.image} (their runners' upgrade, examples/ha.yml's rollback jobs)`,
+            outputs: { ...outs, ...drained.outputs }
+        };
+    const newLeader = drained.outputs['leader-app-id'];
+    const now = (await ctx.docker.inspect(leader.info.Id));
+    const rec = (0,_journal_drained_js__WEBPACK_IMPORTED_MODULE_7__/* .readDrainRecord */ .Cc)(inputs.stateDir, (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .nodeKey */ .u8)(inputs));
+    const info = rec ? { ...now, HostConfig: { ...now.HostConfig, RestartPolicy: rec.policy } } : now;
+    const journal = new _journal_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .JournalWriter */ .Zx((0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .journalPath */ .HY)(inputs.stateDir, journalKey), {
+        runId: Date.now().toString(36),
+        operation: 'upgrade-host-standby',
+        container: inputs.container,
+        plan: {
+            leaderId: now.Id,
+            leaderName: leader.name,
+            leaderImage: leader.image,
+            target: target.createRef,
+            dbBefore: before,
+            mode: view.mode
+        }
+    });
+    ctx.onJournal?.(journal.journal.runId, (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .journalPath */ .HY)(inputs.stateDir, journalKey));
+    const dbNow = await link.db.version();
+    try {
+        const w = await (0,_rollout_recreate_waiting_js__WEBPACK_IMPORTED_MODULE_10__/* .recreateWaiting */ .lP)(ctx, link, {
+            info,
+            target: { createRef: target.createRef, imageId: target.image.id, version: target.version },
+            leaderApp: newLeader,
+            dbVersion: dbNow.nodeVersion,
+            t
+        }, journal);
+        (0,_journal_drained_js__WEBPACK_IMPORTED_MODULE_7__/* .clearDrainRecord */ .V)(inputs.stateDir, (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .nodeKey */ .u8)(inputs));
+        journal.done('ok');
+        return {
+            result: 'upgraded',
+            ok: true,
+            message: `leader's host: app ${newLeader} on another host leads on ${target.display} (DB goose ${before.goose ?? '-'} -> ${dbNow.goose ?? '-'}); '${leader.name}' recreated on it and proven waiting (app ${w.appId})`,
+            outputs: { ...outs, 'leader-host': 'remote', 'leader-app-id': newLeader }
+        };
+    }
+    catch (e) {
+        if (ctx.signal.aborted)
+            throw e;
+        journal.done('failed');
+        // the node runs (the new leader passed its gates); only this host's standby is missing
+        return {
+            result: 'failed',
+            ok: false,
+            message: `app ${newLeader} on another host leads on ${target.display}, but '${leader.name}' could not be recreated on it as the standby: ${e.message}. Run upgrade on this host again`,
+            outputs: { ...outs, 'leader-host': 'remote', 'leader-app-id': newLeader }
+        };
+    }
+}
+/**
+ * After a failed handoff to a new version: the DB back to `before` when the new version migrated
+ * it (docs/node-facts.md §10): every process of a newer version gone from the DB first (the
+ * rollback takes no lock), then the new image's `node db rollback` and node_versions reset.
+ */
+async function dbBack(ctx, link, before, o) {
+    const now = await link.db.version();
+    if (now.goose === before.goose && now.nodeVersion === before.nodeVersion) {
+        ctx.report.step('database', `not migrated (goose ${now.goose ?? '-'}, node_versions ${now.nodeVersion ?? '-'})`);
+        return;
+    }
+    ctx.report.step('database', `migrated by the new version (goose ${before.goose ?? '-'} -> ${now.goose ?? '-'}, node_versions ${before.nodeVersion ?? '-'} -> ${now.nodeVersion ?? '-'}): it held the lock; taken back before the old instance starts`);
+    if (before.goose === undefined)
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`the database was migrated to goose ${now.goose}, and its version before is not known`);
+    const deadline = Date.now() + o.waitMs;
+    for (;;) {
+        const l = await (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_14__/* .readLockState */ .T8)(link.db, link.mode, link.config.advisoryLockId);
+        const newer = l.sessions.filter((s) => ((0,_rollout_cross_host_js__WEBPACK_IMPORTED_MODULE_8__/* .cmpVersion */ .n1)(s.version, before.nodeVersion) ?? 0) > 0);
+        if (!newer.length)
+            break;
+        if (Date.now() >= deadline)
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`the database was migrated (goose ${before.goose} -> ${now.goose}) and app ${newer[0].appId} (Chainlink ${newer[0].version}) still runs on it: 'node db rollback' needs every newer instance stopped (on its own host: recreate it on the previous image there), then 'repair' here`);
+        await (0,_sleep_js__WEBPACK_IMPORTED_MODULE_11__/* .sleep */ .y)(250, ctx.signal);
+    }
+    await (0,_rollout_migrate_down_js__WEBPACK_IMPORTED_MODULE_9__/* .migrateDownTo */ .Jv)(ctx, link, {
+        config: o.config,
+        name: o.name,
+        image: o.target.createRef,
+        goose: before.goose,
+        nodeVersion: before.nodeVersion,
+        whose: 'the new image',
+        display: o.target.display,
+        readyTimeoutMs: o.readyTimeoutMs
+    });
 }
 
 
@@ -84890,7 +85358,8 @@ async function takeDbDown(ctx, p, d) {
         goose: d.goose,
         nodeVersion: d.to,
         whose: `the running image ${d.newerImage}`,
-        display: `${d.newerImage} (${leader.Image.slice(0, 19)})`
+        display: `${d.newerImage} (${leader.Image.slice(0, 19)})`,
+        readyTimeoutMs: p.t.readyMs
     });
 }
 
@@ -84921,14 +85390,15 @@ async function takeDbDown(ctx, p, d) {
 
 
 /** The backup before the rollout and the rollback (with its restore) after a failure. */
-const deps = {
-    backup: preUpgradeBackup,
-    downgradeDb: takeDbDown,
-    rollback: (ctx, link, plan, t, reason) => (0,rollback/* rollback */.dU)(ctx, link, plan, t, reason, backup_step/* restoreForRollback */.MN)
-};
+function upgradeDeps(inputs) {
+    return {
+        backup: (ctx, p, ch, r) => preUpgradeBackup(ctx, inputs, p, ch, r),
+        downgradeDb: takeDbDown,
+        rollback: (ctx, link, plan, t, reason) => (0,rollback/* rollback */.dU)(ctx, link, plan, t, reason, (c, l, file) => (0,backup_step/* restoreForRollback */.MN)(c, l, file, inputs))
+    };
+}
 /** The target from `image`, or from the desired-state file in the operator's repo. */
-function targetRef(ctx) {
-    const { inputs } = ctx;
+function targetRef(inputs) {
     if (inputs.image)
         return inputs.image;
     let text;
@@ -84974,10 +85444,10 @@ async function resolveTarget(ctx, ref) {
     }
     return { image, createRef, digest };
 }
-async function upgrade(ctx) {
-    const { inputs, docker, report } = ctx;
+async function upgrade(ctx, inputs, acrossHosts) {
+    const { docker, report } = ctx;
     report.title = `chainlink-rollout upgrade of ${inputs.container}`;
-    const ref = targetRef(ctx);
+    const ref = targetRef(inputs);
     // Outside its window an upgrade touches nothing (not even the host lock): a scheduled run
     // inside the window takes it up.
     const now = new Date();
@@ -84994,7 +85464,11 @@ async function upgrade(ctx) {
         };
     }
     await (0,rollback/* checkDbRollbackInputs */._G)(inputs);
-    return (0,prepare/* withNode */.rJ)(ctx, async (p) => {
+    // a node on several hosts: this host's part of a rolling upgrade (docs/hosts.md)
+    const across = await acrossHosts?.(ctx, inputs, ref, { resolve: resolveTarget, backup: backupBeforeUpgrade });
+    if (across)
+        return across;
+    return (0,prepare/* withNode */.rJ)(ctx, inputs, async (p) => {
         // Before the pull: an untrusted image is neither fetched nor given the node's secrets.
         const untrusted = (0,repository/* untrustedTarget */.wn)(ref, [p.leader.image, ...(p.other ? [p.other.image] : [])], inputs.allowedRepositories);
         if (untrusted)
@@ -85018,7 +85492,7 @@ async function upgrade(ctx) {
                 outputs
             };
         }
-        const downgrade = await downgradeOf(ctx, p, ref, target, display);
+        const downgrade = await downgradeOf(ctx, inputs, p, ref, target, display);
         const ch = {
             operation: 'upgrade',
             createRef: target.createRef,
@@ -85026,7 +85500,8 @@ async function upgrade(ctx) {
             display,
             backup: true,
             window: inputs.window,
-            ...(downgrade ? { downgrade } : {})
+            ...(downgrade ? { downgrade } : {}),
+            ...(0,prepare/* changeSettings */.kz)(inputs)
         };
         const plan = (0,rollout_plan/* planText */.Pt)(p, ch, inputs.preferPrimary, inputs.finish);
         report.fact('Plan', plan);
@@ -85038,7 +85513,8 @@ async function upgrade(ctx) {
             .query('SELECT (extract(epoch FROM now() - pg_postmaster_start_time()) * 1000)::bigint AS ms')
             .then((rows) => Number(rows[0].ms))
             .catch(() => undefined);
-        return quarantineOutcome(ctx, p.keys.write, target.digest ?? target.image.id, display, dbUptimeMs, () => p.other ? (0,pair/* rollPair */.w)(ctx, p, ch, deps) : (0,single/* rollSingle */.G)(ctx, p, ch, deps));
+        const deps = upgradeDeps(inputs);
+        return quarantineOutcome(ctx, inputs, p.keys.write, target.digest ?? target.image.id, display, dbUptimeMs, () => p.other ? (0,pair/* rollPair */.w)(ctx, p, ch, deps) : (0,single/* rollSingle */.G)(ctx, p, ch, deps));
     });
 }
 /**
@@ -85046,8 +85522,8 @@ async function upgrade(ctx) {
  * the handoff) unless `allow-downgrade`; then the older image names its newest migration, the one
  * the running image's `db rollback` takes the DB to at the swap (src/rollout/downgrade.ts).
  */
-async function downgradeOf(ctx, p, ref, target, display) {
-    const { inputs, report } = ctx;
+async function downgradeOf(ctx, inputs, p, ref, target, display) {
+    const { report } = ctx;
     const version = (0,config/* nodeVersionOf */.sg)({ ...target.image.config, Image: (0,image_ref/* formatRef */.rq)(ref) });
     const d = directionOf({ target: version, dbNodeVersion: p.view.dbVersion.nodeVersion, running: p.view.version });
     if (d.kind === 'unknown') {
@@ -85073,8 +85549,8 @@ async function downgradeOf(ctx, p, ref, target, display) {
  * Records the target in quarantine when the new image was run and the upgrade had to be undone
  * (rolled back, or refused at the standby gate); a success moves earlier entries to history.
  */
-async function quarantineOutcome(ctx, journalKey, digest, display, dbUptimeMs, roll) {
-    const { inputs, report, docker } = ctx;
+async function quarantineOutcome(ctx, inputs, journalKey, digest, display, dbUptimeMs, roll) {
+    const { report, docker } = ctx;
     const t0 = Date.now();
     const faults0 = docker.daemonFaults?.() ?? 0;
     const record = async (reason) => {
@@ -85130,8 +85606,8 @@ async function quarantineOutcome(ctx, journalKey, digest, display, dbUptimeMs, r
     return r;
 }
 /** The verified pre-upgrade backup, the node's files in the same set; its path. */
-async function backupBeforeUpgrade(ctx, view, leader) {
-    const { inputs, report, log } = ctx;
+async function backupBeforeUpgrade(ctx, inputs, view, leader) {
+    const { report, log } = ctx;
     report.step('backup', `pg_dump to ${inputs.backupDir}`);
     const stored = (0,backup_step/* backupFiles */.U_)((0,backup_step/* nodeFiles */.kT)(view, leader.info), !!inputs.backupRecipient, inputs.backupSecretsPlain);
     report.fact('Secrets files', stored.note);
@@ -85160,26 +85636,26 @@ async function backupBeforeUpgrade(ctx, view, leader) {
     return r.file;
 }
 /** The verified pre-upgrade backup (journaled), when the change and the inputs ask for one. */
-async function preUpgradeBackup(ctx, p, ch, r) {
-    if (!ch.backup || !ctx.inputs.backup)
+async function preUpgradeBackup(ctx, inputs, p, ch, r) {
+    if (!ch.backup || !inputs.backup)
         return;
     const { journal } = r;
     journal.step('backup');
-    const backupFile = await backupBeforeUpgrade(ctx, p.view, p.leader);
+    const backupFile = await backupBeforeUpgrade(ctx, inputs, p.view, p.leader);
     r.backupFile = backupFile;
     journal.plan({ backupFile });
-    if (ctx.inputs.rehearseMigration && ch.downgrade)
+    if (inputs.rehearseMigration && ch.downgrade)
         ctx.report.note(`No migration rehearsal: a downgrade runs no migrations of ${ch.display}; its database step is the running image's 'db rollback'.`);
-    else if (ctx.inputs.rehearseMigration && ch.operation === 'upgrade') {
+    else if (inputs.rehearseMigration && ch.operation === 'upgrade') {
         // on a copy of the database, before anything of the node is touched
         journal.step('rehearsal');
         try {
             await (0,rehearsal/* rehearseMigration */._g)(ctx, p.view, p.leader, backupFile, {
                 newImage: ch.createRef,
                 imageId: ch.imageId,
-                identity: ctx.inputs.backupIdentity,
-                timeoutMs: ctx.inputs.readyTimeoutMs,
-                copyUnchecked: ctx.inputs.dbCopyUnchecked,
+                identity: inputs.backupIdentity,
+                timeoutMs: inputs.readyTimeoutMs,
+                copyUnchecked: inputs.dbCopyUnchecked,
                 onScratch: (scratch) => journal.step('rehearsal', { scratch })
             });
         }
@@ -85538,7 +86014,7 @@ function backupFiles(files, encrypted, plain) {
  * restored database first (restore-parallel.ts), time the node would otherwise spend down; and
  * they are the live data to go back to when the node does not come back on the restored copy.
  */
-async function restoreForRollback(ctx, link, file) {
+async function restoreForRollback(ctx, link, file, o) {
     const url = link.databaseUrl;
     if (!url)
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK('cannot restore: the database URL is unknown');
@@ -85553,11 +86029,11 @@ async function restoreForRollback(ctx, link, file) {
         r = await (0,_backup_restore_js__WEBPACK_IMPORTED_MODULE_1__/* .restoreBackup */ .dH)({
             databaseUrl: url,
             file,
-            identity: ctx.inputs.backupIdentity,
+            identity: o.backupIdentity,
             log: ctx.log,
             signal: ctx.signal,
             keepPrevious: true,
-            copyUnchecked: ctx.inputs.dbCopyUnchecked
+            copyUnchecked: o.dbCopyUnchecked
         });
     }
     finally {
@@ -85606,9 +86082,10 @@ function backupSignal(signal) {
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   CW: () => (/* binding */ versionGateRefusal),
 /* harmony export */   Jb: () => (/* binding */ remoteLockTaken),
-/* harmony export */   gd: () => (/* binding */ provePolling)
+/* harmony export */   gd: () => (/* binding */ provePolling),
+/* harmony export */   n1: () => (/* binding */ cmpVersion)
 /* harmony export */ });
-/* unused harmony exports cmpVersion, judgeRemoteTake */
+/* unused harmony export judgeRemoteTake */
 /* harmony import */ var _duration_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7607);
 /* harmony import */ var _sleep_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6972);
 /* harmony import */ var _node_lock_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(4349);
@@ -85739,7 +86216,8 @@ async function migrateDown(ctx, link, plan) {
         image: plan.newImage,
         goose: plan.dbBefore.goose,
         nodeVersion: plan.dbBefore.nodeVersion,
-        whose: 'the new image'
+        whose: 'the new image',
+        readyTimeoutMs: plan.settings.readyTimeoutMs
     });
 }
 /**
@@ -85766,7 +86244,7 @@ async function migrateDownTo(ctx, link, o) {
     report.step('db rollback', `${o.display ?? o.image} ${cmd.join(' ')}`);
     // bounded (long down migrations get at least ready-timeout) and ended by a cancellation: each
     // goose migration is its own transaction, so a stopped run leaves the DB at a version boundary
-    const r = await docker.runOnce(spec, Math.max(10 * 60_000, ctx.inputs.readyTimeoutMs), ctx.signal);
+    const r = await docker.runOnce(spec, Math.max(10 * 60_000, o.readyTimeoutMs), ctx.signal);
     if (r.exitCode !== 0)
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`'node db rollback ${o.goose}' with ${o.whose} failed (exit ${r.exitCode}): ${r.output.trim().split('\n').slice(-3).join(' | ')}`);
     await link.db.resetNodeVersion(o.nodeVersion);
@@ -85820,7 +86298,7 @@ async function recover(ctx, p, ch, r, e, rollback) {
     const reason = e instanceof Error ? e.message : String(e);
     for (const m of r.created)
         await (0,_handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_1__/* .failedContainerLogs */ ._U)(ctx, m, e);
-    if (!ctx.inputs.rollback) {
+    if (!ch.rollback.rollback) {
         journal.done('failed');
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`${reason}. Rollback is off (input 'rollback: false'): the node is left as it is; the previous container is kept stopped as '${previous.name}'`);
     }
@@ -85842,8 +86320,9 @@ async function recover(ctx, p, ch, r, e, rollback) {
             created: r.created,
             newImage: ch.createRef,
             dbBefore: p.view.dbVersion,
-            dbRollback: ctx.inputs.dbRollback,
+            dbRollback: ch.rollback.dbRollback,
             backupFile: r.backupFile,
+            settings: ch.rollback,
             downgrade: !!ch.downgrade
         }, p.t, reason);
     }
@@ -85949,7 +86428,7 @@ function beforeFirstChange(docker, first) {
 
 /** The rollout of a failover pair; `deps` are the backup before it and the rollback after a failure. */
 async function rollPair(ctx, p, ch, deps) {
-    const { docker, report, inputs } = ctx;
+    const { docker, report } = ctx;
     const { leader, link, t, view } = p;
     const other = p.other;
     for (const c of [leader, other])
@@ -86041,7 +86520,7 @@ async function rollPair(ctx, p, ch, deps) {
         };
         let finalLeader = nextLeader;
         // 4. Hand back to the primary when asked.
-        if (inputs.preferPrimary && leader.name === inputs.container) {
+        if (ch.preferPrimary && leader.name === p.node.container) {
             journal.step('handoff-back', { from: next.id, to: newStandby.id });
             const back = await (0,_handoff_take_over_js__WEBPACK_IMPORTED_MODULE_4__/* .handoff */ .NS)(ctx, link, nextLeader, standbyWaiting, t);
             gaps.push(back.gapMs ?? NaN);
@@ -86093,8 +86572,8 @@ const SUFFIX_PREVIOUS = '-rollout-previous';
  * The containers the node's DB (the key of its journal and host lock) is read from: its own, then
  * the names a run in flight or killed gives them for a while.
  */
-function keyContainers(inputs) {
-    const names = [inputs.container, ...(inputs.standby ? [inputs.standby] : [])];
+function keyContainers(node) {
+    const names = [node.container, ...(node.standby ? [node.standby] : [])];
     return [...names, ...names.flatMap((n) => [n + SUFFIX_PREVIOUS, n + SUFFIX_NEXT])];
 }
 /** The finish for a leader: the layout change asked, else its published ports decide whether the standby can keep the place. */
@@ -86142,10 +86621,10 @@ function planText(p, ch, preferPrimary, asked) {
 }
 /** Opens the run's journal with its plan, and its record. */
 function openRecord(ctx, p, ch, previous, others = []) {
-    const journal = new _journal_journal_js__WEBPACK_IMPORTED_MODULE_2__/* .JournalWriter */ .Zx((0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_2__/* .journalPath */ .HY)(ctx.inputs.stateDir, p.keys.write), {
+    const journal = new _journal_journal_js__WEBPACK_IMPORTED_MODULE_2__/* .JournalWriter */ .Zx((0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_2__/* .journalPath */ .HY)(p.node.stateDir, p.keys.write), {
         runId: Date.now().toString(36),
         operation: ch.operation,
-        container: ctx.inputs.container,
+        container: p.node.container,
         plan: {
             leaderId: p.leader.info.Id,
             leaderName: p.leader.name,
@@ -86154,7 +86633,7 @@ function openRecord(ctx, p, ch, previous, others = []) {
             leaderImage: p.leader.image,
             target: ch.createRef,
             dbBefore: p.view.dbVersion,
-            dbRollback: ctx.inputs.dbRollback,
+            dbRollback: ch.rollback.dbRollback,
             ...(ch.downgrade ? { downgrade: true } : {}),
             mode: p.view.mode,
             failingBefore: p.link.run?.failingBefore
@@ -86197,6 +86676,7 @@ function replaceCreated(r, m) {
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
+  kz: () => (/* binding */ changeSettings),
   kV: () => (/* binding */ notDroppableMessage),
   t5: () => (/* binding */ schemasNotDroppable),
   rJ: () => (/* binding */ withNode)
@@ -86468,13 +86948,26 @@ var port_holder = __nccwpck_require__(3118);
 
 
 
+/** What a rollout is asked besides its image: its finish, the pair's hand-back and the rollback's choices. */
+function changeSettings(inputs) {
+    return {
+        finish: inputs.finish,
+        preferPrimary: inputs.preferPrimary,
+        rollback: {
+            rollback: inputs.rollback,
+            dbRollback: inputs.dbRollback,
+            backupIdentity: inputs.backupIdentity,
+            readyTimeoutMs: inputs.readyTimeoutMs
+        }
+    };
+}
 /**
  * Host lock, interrupted-run check, node inspection and leader proof; then `fn`. Everything
  * before `fn` only reads.
  */
-async function withNode(ctx, fn) {
-    const { inputs, docker, report } = ctx;
-    return (0,host_lock/* withHostLock */.cR)(ctx, (0,plan/* keyContainers */.Ou)(inputs), async (keys) => {
+async function withNode(ctx, inputs, fn) {
+    const { docker, report } = ctx;
+    return (0,host_lock/* withHostLock */.cR)(ctx, inputs, (0,plan/* keyContainers */.Ou)(inputs), async (keys) => {
         (0,journal/* refuseOpenJournal */.YV)(inputs.stateDir, keys.read);
         const names = (0,connect/* nodeNames */.tJ)(inputs);
         for (const n of names) {
@@ -86485,14 +86978,14 @@ async function withNode(ctx, fn) {
         }
         // Podman: pods, systemd units and a missing restart-policy update refused before the DB is read
         await (0,engine_check/* checkEngine */.X)(ctx, names);
-        const view = await (0,inspect/* inspectNode */.hn)(ctx, names);
+        const view = await (0,inspect/* inspectNode */.hn)(ctx, names, inputs);
         try {
             const leader = (0,inspect/* requireLeader */.DZ)(view);
             if (view.mode === 'none')
                 throw new errors/* OperationError */.OK(`'${leader.name}' runs with lock mode 'none': without a DB lock no zero-downtime handoff is possible; enable [Database.Lock] (v2) or DATABASE_LOCKING_MODE=lease`);
             if (!inputs.standby && leader.name !== inputs.container)
                 throw new errors/* OperationError */.OK(`Container '${inputs.container}' is not the leader`);
-            const { owner, layout, stale } = await layoutPlan(ctx, leader, inputs.standby ? view.containers.find((c) => c !== leader) : undefined);
+            const { owner, layout, stale } = await layoutPlan(ctx, inputs.portHolder, leader, inputs.standby ? view.containers.find((c) => c !== leader) : undefined);
             // A health URL that does not reach the node would leave every gate blind. A leader left in
             // a restarted holder's old namespace answers nowhere: the handoff is what brings it back.
             if (!stale)
@@ -86545,6 +87038,7 @@ async function withNode(ctx, fn) {
                 config: view.config,
                 mode: view.mode,
                 databaseUrl: view.databaseUrl,
+                healthUrl: inputs.healthUrl,
                 run: (0,types/* newRun */.uH)(failingBefore)
             };
             try {
@@ -86555,6 +87049,7 @@ async function withNode(ctx, fn) {
                     link,
                     t: (0,types/* timeouts */.Fw)(inputs, view.config, leader.info),
                     keys,
+                    node: { container: inputs.container, stateDir: inputs.stateDir },
                     owner,
                     layout
                 });
@@ -86574,8 +87069,8 @@ async function withNode(ctx, fn) {
  * The leader's network owner (its port holder) and what input 'port-holder' asks of the layout.
  * A failover pair is not converted: both containers must already be in the layout asked.
  */
-async function layoutPlan(ctx, leader, other) {
-    const { docker, report, inputs } = ctx;
+async function layoutPlan(ctx, portHolder, leader, other) {
+    const { docker, report } = ctx;
     const ownerOf = async (c) => {
         const ref = (0,client/* joinedTo */.PJ)(c.info);
         return ref ? docker.inspect(ref) : undefined;
@@ -86585,7 +87080,7 @@ async function layoutPlan(ctx, leader, other) {
     report.fact('Layout', layout === 'holder' || layout === 'container'
         ? `${layout}: '${leader.name}' joins the network of '${owner ? (0,client/* containerName */.xN)(owner) : (0,client/* joinedTo */.PJ)(leader.info)}' (${owner ? (0,container_spec/* describePorts */.QP)(owner) : 'gone'})`
         : `${layout} (${(0,container_spec/* describePorts */.QP)(leader.info)})`);
-    const change = (0,port_holder/* layoutChange */.xN)(inputs.portHolder, layout, owner && (0,client/* containerName */.xN)(owner), leader.info.Config.Labels?.['com.docker.compose.project']);
+    const change = (0,port_holder/* layoutChange */.xN)(portHolder, layout, owner && (0,client/* containerName */.xN)(owner), leader.info.Config.Labels?.['com.docker.compose.project']);
     if (change.to === 'none' && 'refuse' in change && change.refuse)
         throw new errors/* OperationError */.OK(change.refuse);
     if (change.to === 'none' && 'note' in change && change.note)
@@ -86611,6 +87106,134 @@ async function schemasNotDroppable(db) {
 }
 function notDroppableMessage(role, blockers) {
     return (0,restore/* cannotRestoreMessage */.n8)({ role, blockers });
+}
+
+
+/***/ }),
+
+/***/ 8898:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   lP: () => (/* binding */ recreateWaiting),
+/* harmony export */   pK: () => (/* binding */ putBack)
+/* harmony export */ });
+/* unused harmony export wrongVersion */
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
+/* harmony import */ var _docker_client_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4145);
+/* harmony import */ var _node_lock_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(4349);
+/* harmony import */ var _handoff_clone_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9196);
+/* harmony import */ var _handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(8507);
+/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(1348);
+/* harmony import */ var _cross_host_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(5912);
+
+
+
+
+
+
+
+/** the old container while its successor is proven: `<name>-host-previous` */
+const SUFFIX_HOST_PREVIOUS = '-host-previous';
+/**
+ * Pure: why the instance proven waiting does not run the target (its DB session names another
+ * version), or undefined.
+ */
+function wrongVersion(proven, target) {
+    if (!target || !proven)
+        return undefined;
+    return (0,_cross_host_js__WEBPACK_IMPORTED_MODULE_5__/* .cmpVersion */ .n1)(proven, target) === 0 ? undefined : `it runs Chainlink ${proven}, not the target's ${target}`;
+}
+/**
+ * Recreates `info` (this host's instance: waiting, or stopped by a drain) on `target` and proves
+ * it waits behind `leaderApp` with the target's version. Returns the new instance's app id.
+ */
+async function recreateWaiting(ctx, link, o, journal) {
+    const { docker, report } = ctx;
+    const name = (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(o.info);
+    const aside = `${name}${SUFFIX_HOST_PREVIOUS}`;
+    const old = (0,_cross_host_js__WEBPACK_IMPORTED_MODULE_5__/* .versionGateRefusal */ .CW)(o.target.version, o.dbVersion);
+    if (old)
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`the target could never lead: ${old}. Nothing was changed`);
+    journal.step('host-previous', { id: o.info.Id, name, aside, policy: o.info.HostConfig.RestartPolicy });
+    // stopped before the new one starts: both would publish the same ports
+    await docker.setRestartPolicy(o.info.Id, { Name: 'no' });
+    if (o.info.State.Running)
+        await docker.stop(o.info.Id, o.t.stopS);
+    await docker.rename(o.info.Id, aside);
+    report.step('previous kept', `'${name}' stopped and renamed '${aside}' until its successor is proven waiting`);
+    let made;
+    try {
+        const known = new Set((await (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .readLockState */ .T8)(link.db, link.mode, link.config.advisoryLockId)).sessions.map((s) => s.appId));
+        made = await (0,_handoff_clone_js__WEBPACK_IMPORTED_MODULE_2__/* .startClone */ .MT)(ctx, o.info, {
+            image: o.target.createRef,
+            imageId: o.target.imageId,
+            name,
+            ports: 'keep',
+            runId: journal.journal.runId,
+            role: 'host-standby',
+            restartPolicy: o.info.HostConfig.RestartPolicy?.Name
+                ? o.info.HostConfig.RestartPolicy
+                : undefined,
+            onCreated: (m) => journal.step('host-standby', { id: m.id })
+        });
+        report.step('standby recreated', `'${name}' on ${o.target.createRef}`);
+        const proven = await (0,_handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_3__/* .standbyReady */ .$Z)(ctx, link, made, o.leaderApp, known, o.t.standbyMs);
+        const wrong = wrongVersion(proven.version, o.target.version);
+        if (wrong)
+            throw new _handoff_types_js__WEBPACK_IMPORTED_MODULE_4__/* .GateError */ .ue('standby-ready', `'${name}' waits but ${wrong}`);
+        await (0,_cross_host_js__WEBPACK_IMPORTED_MODULE_5__/* .provePolling */ .gd)(ctx, link, proven.appId, name);
+        journal.step('remove-previous', { id: o.info.Id });
+        await docker.remove(o.info.Id);
+        report.step('previous removed', `'${aside}': '${name}' waits with Chainlink ${proven.version ?? '?'}`);
+        return { appId: proven.appId, version: proven.version };
+    }
+    catch (e) {
+        if (ctx.signal.aborted)
+            throw e;
+        // the new one taking the lock means the leader died meanwhile: it leads (and migrated)
+        const l = await (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .readLockState */ .T8)(link.db, link.mode, link.config.advisoryLockId).catch(() => undefined);
+        if (made && l?.holder && !(0,_node_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .sameApp */ .oQ)(l.holder, o.leaderApp) && made.info) {
+            const now = await docker.inspect(made.id);
+            if (now?.State.Running && l.sessions.some((s) => (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .sameApp */ .oQ)(s.appId, l.holder)))
+                throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`'${name}' on the new image took the lock (app ${l.holder}) while it was being proven waiting: the leader elsewhere let it go. It leads now; '${aside}' is kept stopped. ${e.message}`);
+        }
+        await putBack(ctx, link, { id: o.info.Id, name, policy: o.info, made: made?.id, leaderApp: o.leaderApp, t: o.t });
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`'${name}' on ${o.target.createRef} was not proven waiting (${e.message}); it was removed and the previous container was put back, waiting`);
+    }
+}
+/**
+ * The old container back under its name with the operator's restart policy, started and proven
+ * waiting when an instance leads elsewhere (a drained one stays stopped: `wasRunning` false).
+ */
+async function putBack(ctx, link, o) {
+    const { docker, report } = ctx;
+    if (o.made)
+        await docker.remove(o.made).catch(() => undefined);
+    const cur = await docker.inspect(o.id);
+    if (!cur)
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`the previous container '${o.name}' (id ${o.id}) is gone: it cannot be put back`);
+    if ((0,_docker_client_js__WEBPACK_IMPORTED_MODULE_1__/* .containerName */ .xN)(cur) !== o.name)
+        await docker.rename(o.id, o.name);
+    // the operator's policy back (as rollout/steps.ts restoreRestartPolicy; not imported, for depth)
+    const p = o.policy.HostConfig.RestartPolicy;
+    if (p?.Name && p.Name !== 'no')
+        await docker.setRestartPolicy(o.id, {
+            Name: p.Name,
+            ...(p.Name === 'on-failure' ? { MaximumRetryCount: p.MaximumRetryCount ?? 0 } : {})
+        });
+    if (o.start === false)
+        return;
+    const l = await (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .readLockState */ .T8)(link.db, link.mode, link.config.advisoryLockId);
+    const leader = o.leaderApp ?? l.holder;
+    if (!cur.State.Running)
+        await docker.start(o.id);
+    if (leader && l.sessions.some((s) => (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_6__/* .sameApp */ .oQ)(s.appId, leader))) {
+        const known = new Set(l.sessions.map((s) => s.appId));
+        if (!cur.State.Running)
+            await (0,_handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_3__/* .standbyReady */ .$Z)(ctx, link, (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_4__/* .memberOf */ .C5)((await docker.inspect(o.id))), leader, known, o.t.standbyMs);
+    }
+    report.step('put back', `'${o.name}' on its previous image again`);
 }
 
 
@@ -86733,7 +87356,7 @@ async function rollback(ctx, link, plan, tNew, reason, restore) {
     return restored;
 }
 async function rollbackSteps(ctx, link, plan, tNew, reason, restore) {
-    const { docker, report, inputs } = ctx;
+    const { docker, report } = ctx;
     // ready-timeout was chosen for the new image (its migrations); the previous container has run
     // on this DB before and is held to its own, generous bound, so a tight ready-timeout can
     // never make a good rollback look failed.
@@ -86754,7 +87377,7 @@ async function rollbackSteps(ctx, link, plan, tNew, reason, restore) {
         dbRollback: plan.dbRollback,
         dbBefore: plan.dbBefore,
         backupFile: plan.backupFile,
-        backupReadable: await backupReadable(plan.backupFile, inputs.backupIdentity, link.databaseUrl)
+        backupReadable: await backupReadable(plan.backupFile, plan.settings.backupIdentity, link.databaseUrl)
     });
     const movedNow = moved(await link.db.version(), plan.dbBefore);
     if (movedNow && dbPlan.method === 'none' && !plan.downgrade)
@@ -87006,12 +87629,12 @@ function publishedUrl(info, httpPort) {
 }
 /** The rollout of a single node; `deps` are the backup before it and the rollback after a failure. */
 async function rollSingle(ctx, p, ch, deps) {
-    const { docker, report, inputs } = ctx;
+    const { docker, report } = ctx;
     const { leader, link, view } = p;
     const name = leader.name;
     // a downgrade takes the DB down between the leader's stop and the older image's start: only the
     // swap has that moment (a standby waiting on the lock would take it at once and hit the gate)
-    const finish = ch.downgrade ? 'swap' : (0,_plan_js__WEBPACK_IMPORTED_MODULE_8__/* .finishOf */ .hR)(leader.info, inputs.finish, p.layout);
+    const finish = ch.downgrade ? 'swap' : (0,_plan_js__WEBPACK_IMPORTED_MODULE_8__/* .finishOf */ .hR)(leader.info, ch.finish, p.layout);
     const r = (0,_plan_js__WEBPACK_IMPORTED_MODULE_8__/* .openRecord */ .C6)(ctx, p, ch, (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_5__/* .memberOf */ .C5)(leader.info, view.lock.holder));
     await deps.backup(ctx, p, ch, r);
     // A `docker run --rm` leader is deleted by its own stop: a stopped copy of it, made while it
