@@ -34,6 +34,9 @@ export interface OperationResult {
   /** a repair that left the node as the interrupted run had it (undone before any handoff): the
    *  post step then leaves that run's published result as it is (it told the truth) */
   nodeAsFound?: boolean
+  /** the failure's typed finding that the host failed, not the image (GateError.hostFault): the
+   *  target is not quarantined for it (src/safeguards/quarantine.ts) */
+  hostFault?: string
   /** every output of action.yml but `result`, which is the field above */
   outputs: Partial<Record<Exclude<Outputs, Outputs.Result>, string>>
 }

@@ -17,7 +17,7 @@ import { inspectNode } from '../node/inspect.js'
 import type { NodeContainer, NodeView } from '../node/view.js'
 import { afterRestore, backupFiles, backupSignal, nodeFiles } from '../rollout/backup-step.js'
 import { sameApp } from '../node/lock.js'
-import { foreignSessions, requireQuietDb } from '../node/foreign-sessions.js'
+import { endDeadSessions, foreignSessions, requireQuietDb } from '../node/foreign-sessions.js'
 import { notDroppableMessage, schemasNotDroppable } from '../rollout/prepare.js'
 import { withHostLock } from '../journal/host-lock.js'
 import { JournalWriter, journalPath, refuseOpenJournal, type JournalKeys } from '../journal/journal.js'
@@ -135,7 +135,10 @@ export async function restore(ctx: Context, inputs: Inputs): Promise<OperationRe
       try {
         // Nothing rewrites the DB under a live node: every node session gone, the lease run out.
         try {
-          await requireQuietDb(view.db, t.lockMs, 'restore', ctx.signal)
+          // a session the server keeps for a process of the node that is gone (a network cut)
+          // is ended, as the rollback does (src/node/foreign-sessions.ts)
+          const node = view.containers.map((c) => c.info)
+          await requireQuietDb(view.db, t.lockMs, 'restore', ctx.signal, () => endDeadSessions(ctx, view.db, node))
         } finally {
           await view.db.close()
         }

@@ -255,12 +255,13 @@ async function quarantineOutcome(
   const { report, docker } = ctx
   const t0 = Date.now()
   const faults0 = docker.daemonFaults?.() ?? 0
-  const record = async (reason: string) => {
+  const record = async (reason: string, hostFault?: string) => {
     const j = readJournal(inputs.stateDir, journalKey)
     if (!j || j.phase !== 'done' || !j.steps.some((s) => s.step === 'standby-started')) return
     const up = await dbUptimeMs()
     const infra = notTheImage({
       reason,
+      hostFault,
       dbRestarted: up !== undefined && up < Date.now() - t0,
       daemonOutages: (docker.daemonFaults?.() ?? 0) - faults0
     })
@@ -293,10 +294,10 @@ async function quarantineOutcome(
         outputs: {}
       }
     }
-    if (!ctx.signal.aborted) await record((e as Error).message)
+    if (!ctx.signal.aborted) await record((e as Error).message, (e as { hostFault?: string }).hostFault)
     throw e
   }
-  if (r.result === 'rolled-back') await record(r.message ?? 'rolled back')
+  if (r.result === 'rolled-back') await record(r.message ?? 'rolled back', r.hostFault)
   else if (r.ok) {
     const j = readJournal(inputs.stateDir, journalKey)
     const n = clearQuarantine(inputs.stateDir, nodeKey(inputs), `run ${j?.runId ?? '?'} upgraded to ${display}`)

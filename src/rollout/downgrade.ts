@@ -10,7 +10,7 @@ import type { ContainerInfo } from '../docker/client.js'
 import { cloneSpec } from '../handoff/container-spec.js'
 import { LABEL_ROLE } from '../handoff/clone.js'
 import { dbInvocation } from '../node/db-command.js'
-import { requireQuietDb } from '../node/foreign-sessions.js'
+import { endDeadSessions, requireQuietDb } from '../node/foreign-sessions.js'
 import { migrateDownTo } from './migrate-down.js'
 import type { Downgrade, Prepared } from './plan.js'
 
@@ -131,7 +131,10 @@ export async function migrationOfImage(
  */
 export async function takeDbDown(ctx: Context, p: Prepared, d: Downgrade): Promise<void> {
   const leader = p.leader.info
-  await requireQuietDb(p.link.db, p.t.lockMs, "run 'db rollback' for the downgrade", ctx.signal)
+  const node = p.view.containers.map((c) => c.info)
+  await requireQuietDb(p.link.db, p.t.lockMs, "run 'db rollback' for the downgrade", ctx.signal, () =>
+    endDeadSessions(ctx, p.link.db, node)
+  )
   await migrateDownTo(ctx, p.link, {
     config: leader,
     name: p.leader.name,

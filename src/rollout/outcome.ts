@@ -4,6 +4,7 @@ import type { Context, OperationResult } from '../context.js'
 import type { DockerApi } from '../docker/client.js'
 import { OperationError } from '../errors.js'
 import { failedContainerLogs } from '../handoff/gate-loops.js'
+import { GateError } from '../handoff/types.js'
 import type { Change, Prepared, RollbackResult, RolloutDeps, RolloutRecord } from './plan.js'
 
 /** The longest measured gap, for the `leader-gap-ms` output. */
@@ -43,6 +44,8 @@ export async function recover(
   if (ctx.signal.aborted) throw e // cancelled: the post step repairs from the journal
   const { journal, previous } = r
   const reason = e instanceof Error ? e.message : String(e)
+  // carried to the result, so the quarantine decides on the gate's finding, not on its text
+  const hostFault = e instanceof GateError ? e.hostFault : undefined
   for (const m of r.created) await failedContainerLogs(ctx, m, e)
   if (!ch.rollback.rollback) {
     journal.done('failed')
@@ -96,6 +99,7 @@ export async function recover(
     return {
       result: 'failed',
       ok: false,
+      hostFault,
       message: `${ch.operation} to ${ch.display} failed (${reason}) and it could not be rolled back: ${forward}. '${p.leader.name}' serves again on ${ch.display}, the new version, on its own migrations`,
       outputs: {
         'previous-image': p.leader.image,
@@ -110,6 +114,7 @@ export async function recover(
   return {
     result: 'rolled-back',
     ok: false,
+    hostFault,
     message: `${ch.operation} to ${ch.display} failed (${reason}); rolled back: '${p.leader.name}' leads on ${p.leader.image}${rb.db ? `; ${rb.db}` : ''}`,
     outputs: {
       'previous-image': p.leader.image,

@@ -106,9 +106,6 @@ export function notTheImage(e: FaultEvidence): string | undefined {
   if (e.dbRestarted) return 'the database server restarted during the run'
   if (e.daemonOutages > 0) return 'the Docker daemon was out of reach during the run'
   if (e.hostFault) return e.hostFault
-  // the health gate's finding as the rollback's reason carries it (src/handoff/gates.ts)
-  if (/was started again by the Docker daemon during the health gate/.test(e.reason))
-    return 'the Docker daemon restarted during the health gate (it started the new container again)'
   // a node exits 0 only when stopped gracefully (docs/node-facts.md): nobody in this run stopped
   // it, so the host did (a Docker daemon restart stops every container; seen in the fault rows)
   if (/\bexit code 0\)/.test(e.reason)) return 'the new container was stopped from outside the run (exit 0)'

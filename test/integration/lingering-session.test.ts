@@ -152,6 +152,35 @@ describe('a session of an exited process of the node lingers on the server', () 
     expect(await dbState()).toEqual({ goose: 241, nodeVersions: ['2.18.0'], marker: ['before the upgrade'] })
   })
 
+  test('a restore with stop-node ends the dead session too, and the node leads on the backup', async () => {
+    await fresh()
+    const b = await runAction({
+      operation: 'backup',
+      container: name,
+      'state-dir': stateDir,
+      'backup-dir': join(stateDir, 'backups')
+    })
+    expect(b.outputs.result).toBe('ok')
+    const dead = await killBehindCut()
+    const c = await db.client()
+    await c.query(`INSERT INTO operator_marker VALUES ('after the backup')`)
+    await c.end()
+    const r = await runAction({
+      operation: 'restore',
+      container: name,
+      'state-dir': stateDir,
+      'backup-dir': join(stateDir, 'backups'),
+      'backup-file': b.outputs['backup-file'],
+      'stop-node': 'true'
+    })
+    const out = visible(r.stdout)
+    expect(out).not.toMatch(/another node runs on this database|node sessions remain/)
+    expect(out).toMatch(new RegExp(`ended .*session.* of app ${dead}`))
+    expect(r.exitCode).toBe(0)
+    await expectServing('2.18.0')
+    expect((await dbState()).marker).toEqual(['before the upgrade'])
+  })
+
   test('a session of a running container that is not the node stays a refusal, named', async () => {
     await fresh()
     // a second node on the DB, running: the docs' failover secondary not named as standby

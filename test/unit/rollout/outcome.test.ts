@@ -6,7 +6,7 @@
 import { afterEach, beforeEach, describe, expect, test } from '@jest/globals'
 import type { DockerApi } from '../../../src/docker/client.js'
 import { OperationError } from '../../../src/errors.js'
-import { memberOf } from '../../../src/handoff/types.js'
+import { GateError, memberOf } from '../../../src/handoff/types.js'
 import { readJournal } from '../../../src/journal/journal.js'
 import { recover } from '../../../src/rollout/outcome.js'
 import { openRecord, type Change, type Prepared, type RolloutDeps } from '../../../src/rollout/plan.js'
@@ -35,11 +35,11 @@ function prepared(): Prepared {
 
 const steps = () => readJournal(w.stateDir, 'db-test')?.steps.map((s) => s.step) ?? []
 
-async function recoverWith(rollback: RolloutDeps['rollback']) {
+async function recoverWith(rollback: RolloutDeps['rollback'], e: Error = new Error('gate health: /readyz 503')) {
   const ctx = w.context()
   const p = prepared()
   const r = openRecord(ctx, p, upgrade, memberOf(p.leader.info, w.leader.appId))
-  const out = recover(ctx, p, upgrade, r, new Error('gate health: /readyz 503'), rollback)
+  const out = recover(ctx, p, upgrade, r, e, rollback)
   return { out }
 }
 
@@ -102,5 +102,24 @@ describe('a failed rollout journals its rollback only when something is about to
       phase: 'done',
       result: 'rolled-back'
     })
+  })
+
+  // the upgrade's quarantine decides on this field, not on the reason's text (src/operations/upgrade.ts)
+  test.each<[string, Error, string | undefined]>([
+    [
+      "the health gate's host fault",
+      new GateError('health', "'chainlink' was started again", 'abc', undefined, 'the Docker daemon restarted'),
+      'the Docker daemon restarted'
+    ],
+    ["a gate's failure of the image", new GateError('health', '/readyz 503', 'abc'), undefined],
+    ['an error of no gate', new Error('gate health: /readyz 503'), undefined]
+  ])('%s: the rolled-back result carries it as hostFault', async (_what, e, hostFault) => {
+    const { out } = await recoverWith(async (c) => {
+      await c.docker.stop(w.leader.info.Id, 1)
+      return { leader: memberOf(w.leader.info, w.leader.appId) }
+    }, e)
+    const r = await out
+    expect(r.result).toBe('rolled-back')
+    expect(r.hostFault).toBe(hostFault)
   })
 })

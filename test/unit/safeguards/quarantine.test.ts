@@ -124,14 +124,6 @@ describe('notTheImage: only what the image did quarantines it (review N16)', () 
       /the Docker daemon started the new container again/
     ],
     [
-      'the same, as the rollback reason carries it',
-      {
-        reason:
-          "upgrade failed ('chainlink' was started again by the Docker daemon during the health gate (started A, now B, no restart counted): the daemon restarted)"
-      },
-      /the Docker daemon restarted during the health gate/
-    ],
-    [
       'the run lost the DB (connection refused)',
       { reason: 'lock check: connect ECONNREFUSED 127.0.0.1:5432' },
       /lost the database/
