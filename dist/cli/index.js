@@ -78597,6 +78597,8 @@ __nccwpck_require__.d(__webpack_exports__, {
   $Z: () => (/* binding */ standbyReady)
 });
 
+// UNUSED EXPORTS: lockThenContainer
+
 // EXTERNAL MODULE: ./src/sleep.ts
 var sleep = __nccwpck_require__(6972);
 // EXTERNAL MODULE: ./src/postgres/database.ts
@@ -78732,6 +78734,16 @@ function judgeHealth(obs, p) {
             };
         if (c.restartCount !== p.restarts0)
             return { kind: 'fail', reason: `'${p.name}' restarted during the health gate` };
+        // Started again with no restart counted: a restart policy counts the restarts it makes after
+        // an exit; the daemon's own start of its containers when it comes back does not. The daemon
+        // restarted (a runner paused across it never meets the outage): the host's fault, typed so
+        // the quarantine does not read it as the image's (issue 21 N16).
+        if (p.startedAt0 && c.startedAt && c.startedAt !== p.startedAt0)
+            return {
+                kind: 'fail',
+                reason: `'${p.name}' was started again by the Docker daemon during the health gate (started ${p.startedAt0}, now ${c.startedAt}, no restart counted): the daemon restarted`,
+                hostFault: 'the Docker daemon restarted during the health gate (it started the new container again)'
+            };
         lockUnproven = !(0,node_lock/* sameApp */.oQ)(o.lock.holder, p.appId) && reconnecting(o.lock, p.appId);
         if (!(0,node_lock/* sameApp */.oQ)(o.lock.holder, p.appId) && !lockUnproven)
             return {
@@ -78864,6 +78876,7 @@ function containerObs(info) {
         status: info.State.Status,
         exitCode: info.State.ExitCode,
         restartCount: info.RestartCount,
+        startedAt: info.State.StartedAt,
         health: h?.Status
             ? {
                 status: h.Status,
@@ -78913,6 +78926,18 @@ async function lockThroughOutage(ctx, link, mode, to) {
         }
     }
 }
+/**
+ * One look at the lock, then at the container, in that order. A runner paused between the two
+ * (fault-real row "dockerd SIGKILL + start at health gate, between two calls") meets a daemon
+ * restart in between: read first, the container looked running as it was before the restart,
+ * and the lock it had released in the daemon's stop then read as lost, which is the image's
+ * fault. Read after the lock, the container shows what the restart did to it (stopped, exit 0;
+ * or started again), which the judgement knows to be the host's.
+ */
+async function lockThenContainer(readLock, inspect) {
+    const lock = await readLock();
+    return { lock, container: await inspect() };
+}
 /** Observes every `everyMs` until the judgement passes (its proof) or fails (a GateError). */
 async function runGate(ctx, gate, containerId, observe, judge, everyMs) {
     const obs = [];
@@ -78922,7 +78947,7 @@ async function runGate(ctx, gate, containerId, observe, judge, everyMs) {
         if (v.kind === 'pass')
             return v;
         if (v.kind === 'fail')
-            throw new types/* GateError */.ue(gate, v.reason, containerId, v.lockMovedTo);
+            throw new types/* GateError */.ue(gate, v.reason, containerId, v.lockMovedTo, v.hostFault);
         await (0,sleep/* sleep */.y)(everyMs, ctx.signal);
     }
 }
@@ -78996,8 +79021,7 @@ async function healthGate(ctx, link, to, t, opts = {}) {
     const mode = (0,types/* modeOf */.VV)(link, to);
     try {
         const v = await runGate(ctx, 'health', to.id, async () => {
-            const container = containerObs(await ctx.docker.inspect(to.id));
-            const lock = await lockThroughOutage(ctx, link, mode, to);
+            const { lock, container } = await lockThenContainer(() => lockThroughOutage(ctx, link, mode, to), async () => containerObs(await ctx.docker.inspect(to.id)));
             // only answers given since the gate opened: with host networking the URL answered for
             // the old node before it stopped
             const r = observer.latest;
@@ -79016,6 +79040,7 @@ async function healthGate(ctx, link, to, t, opts = {}) {
             name: to.name,
             appId: to.appId,
             restarts0: info0.RestartCount,
+            startedAt0: info0.State.StartedAt,
             before: opts.anyCheck ? undefined : run.failingBefore,
             anyCheck: !!opts.anyCheck,
             stableMs: t.stableMs,
@@ -80024,13 +80049,17 @@ class GateError extends errors/* OperationError */.OK {
     gate;
     containerId;
     lockMovedTo;
+    hostFault;
     constructor(gate, message, containerId, 
     /** the app the gate saw holding the lock instead of the leader (standby-ready) */
-    lockMovedTo) {
+    lockMovedTo, 
+    /** the failure is the host's (a daemon restart), not the image's: why (the quarantine reads it) */
+    hostFault) {
         super(message);
         this.gate = gate;
         this.containerId = containerId;
         this.lockMovedTo = lockMovedTo;
+        this.hostFault = hostFault;
     }
 }
 /** Timeouts from the inputs, else derived from the node's own lease and grace settings. */
@@ -81701,6 +81730,7 @@ function dbInvocation(entrypoint, cmd, sub) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   JU: () => (/* binding */ endDeadSessions),
 /* harmony export */   Nr: () => (/* binding */ findForeignNodes),
 /* harmony export */   aL: () => (/* binding */ foreignSessions),
 /* harmony export */   c8: () => (/* binding */ requireQuietDb),
@@ -81756,10 +81786,18 @@ function describeSessions(sessions) {
  * only state in which the DB may be rewritten (restore, `db rollback`). A node this run does
  * not know (a standby on another host) keeps its session: refused, naming it.
  */
-async function requireQuietDb(db, timeoutMs, what, signal) {
+async function requireQuietDb(db, timeoutMs, what, signal, endDead) {
     const end = Date.now() + timeoutMs;
+    let seen = '';
     for (;;) {
-        const sessions = await db.nodeSessions();
+        let sessions = await db.nodeSessions();
+        // sessions the server keeps for a process of the node that is gone: ended, once per new set
+        const key = sessions.map((s) => s.pid).join(',');
+        if (endDead && sessions.length && key !== seen) {
+            seen = key;
+            await endDead();
+            sessions = await db.nodeSessions();
+        }
         const lease = (await db.tableExists('lease_lock')) ? await db.lease() : undefined;
         const live = lease && !lease.expired;
         if (!sessions.length && !live)
@@ -81826,7 +81864,7 @@ function foreignRefusal(foreign, named, standbyGiven) {
  * The node processes on the DB that none of `ourContainers` runs, with the containers of this
  * host as evidence of where each runs. `ourApps`: app ids already proven to be the run's.
  */
-async function findForeignNodes(ctx, db, ourContainers, ourApps = []) {
+async function findForeignNodes(ctx, db, ourContainers, ourApps = [], recorded = []) {
     const sessions = await db.nodeSessions();
     if (!sessions.length)
         return [];
@@ -81835,15 +81873,15 @@ async function findForeignNodes(ctx, db, ourContainers, ourApps = []) {
     // the run's containers first, as preflight ties them (src/node/inspect.ts)
     const logs = new Map();
     for (const i of ourContainers)
-        if (i.State.Running)
-            logs.set(i.Id, await logOf(i.Id));
-    const ties = (0,_sessions_js__WEBPACK_IMPORTED_MODULE_6__/* .tieApps */ .hE)(ourContainers.map(_session_container_js__WEBPACK_IMPORTED_MODULE_3__/* .sessionContainerOf */ .jq), apps, {
-        logNames: (id, appId) => !!logs.get(id)?.includes(appId)
-    });
+        logs.set(i.Id, await logOf(i.Id));
+    const logNames = (id, appId) => !!logs.get(id)?.includes(appId);
+    const ties = (0,_sessions_js__WEBPACK_IMPORTED_MODULE_6__/* .tieApps */ .hE)(ourContainers.map(_session_container_js__WEBPACK_IMPORTED_MODULE_3__/* .sessionContainerOf */ .jq), apps, { logNames });
     const ourIds = new Set(ourContainers.map((c) => c.Id));
     // an earlier process of one of them is gone with its start: not another node
     const oursNow = (t) => [t.container, t.earlierOf].some((c) => c && ourIds.has(c));
-    const ours = [...ourApps, ...ties.filter(oursNow).map((t) => t.appId)];
+    // nor is a process of one that has exited since, whose sessions the server still keeps
+    const dead = (0,_session_container_js__WEBPACK_IMPORTED_MODULE_3__/* .deadApps */ .hd)(apps, ourContainers.map((i) => (0,_session_container_js__WEBPACK_IMPORTED_MODULE_3__/* .nodeContainerOf */ .HB)(i, pastIps(recorded, i.Id))), await runningIps(ctx), logNames);
+    const ours = [...ourApps, ...ties.filter(oursNow).map((t) => t.appId), ...dead.map((d) => d.appId)];
     if (apps.every((a) => ours.some((o) => (0,_lock_js__WEBPACK_IMPORTED_MODULE_4__/* .sameApp */ .oQ)(o, a.appId))))
         return [];
     const local = [];
@@ -81857,6 +81895,71 @@ async function findForeignNodes(ctx, db, ourContainers, ourApps = []) {
     for (const i of local)
         logs.set(i.Id, await logOf(i.Id));
     return foreignNodes(apps, ours, local.map(_session_container_js__WEBPACK_IMPORTED_MODULE_3__/* .sessionContainerOf */ .jq), (id, appId) => !!logs.get(id)?.includes(appId));
+}
+/** The addresses a container had as `recorded` (by the run, while it ran): a stopped one's inspect has none. */
+function pastIps(recorded, id) {
+    return recorded.flatMap((i) => (i.Id === id ? (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_2__/* .containerIps */ .iB)(i) : []));
+}
+/** Every address of a running container on this host. */
+async function runningIps(ctx) {
+    const ips = new Set();
+    for (const c of await ctx.docker.listRunning()) {
+        const info = await ctx.docker.inspect(c.Id);
+        if (info?.State.Running)
+            for (const ip of (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_2__/* .containerIps */ .iB)(info))
+                ips.add(ip);
+    }
+    return ips;
+}
+/**
+ * Ends the sessions the server keeps for node processes proven gone (deadApps: a process of one of
+ * `node`'s containers, as the run recorded them, that has exited or restarted since), each named in the log with its
+ * evidence. A network cut as the process died leaves them until TCP keepalive ends them, hours
+ * later; until then nothing may rewrite the DB (requireQuietDb). pg_terminate_backend is allowed
+ * to the node's own role for its own role's sessions; one it may not end stays, and the caller's
+ * refusal names it. Sessions of a running container's current process, or of any app not proven
+ * to be such a process (another host), are never ended. Returns what was ended.
+ */
+async function endDeadSessions(ctx, db, node) {
+    const sessions = await db.nodeSessions();
+    if (!sessions.length)
+        return [];
+    const infos = [];
+    for (const c of node) {
+        const now = await ctx.docker.inspect(c.Id);
+        if (now)
+            infos.push(now);
+    }
+    const logs = new Map();
+    for (const i of infos)
+        logs.set(i.Id, await ctx.docker.logs(i.Id, 2000).catch(() => ''));
+    const dead = (0,_session_container_js__WEBPACK_IMPORTED_MODULE_3__/* .deadApps */ .hd)((0,_sessions_js__WEBPACK_IMPORTED_MODULE_6__/* .appsOf */ .OC)(sessions, (0,_session_container_js__WEBPACK_IMPORTED_MODULE_3__/* .dbClockAheadMs */ .w$)(db) ?? 0), infos.map((i) => (0,_session_container_js__WEBPACK_IMPORTED_MODULE_3__/* .nodeContainerOf */ .HB)(i, pastIps(node, i.Id))), await runningIps(ctx), (id, appId) => !!logs.get(id)?.includes(appId));
+    const ended = [];
+    for (const d of dead) {
+        const done = [];
+        for (const pid of d.pids) {
+            const r = await db
+                .query(`SELECT pg_terminate_backend($1) AS ok`, [pid])
+                .catch((e) => [{ ok: false, error: e.message }]);
+            if (r[0]?.ok)
+                done.push(pid);
+        }
+        const where = `app ${d.appId} (Chainlink ${d.version || '?'}) from ${d.addrs.join(', ')}`;
+        if (done.length) {
+            ended.push({ ...d, pids: done });
+            ctx.report.step('dead session ended', `ended ${done.length} DB session(s) (pid ${done.join(', ')}) of ${where}: its process is gone (${d.why}); the server kept them behind a network cut`);
+        }
+        if (done.length < d.pids.length)
+            ctx.report.step('dead session left', `could not end pid ${d.pids.filter((p) => !done.includes(p)).join(', ')} of ${where} (its process is gone: ${d.why}); this DB role may not terminate it: a superuser can, with pg_terminate_backend`);
+    }
+    // a terminated backend leaves pg_stat_activity a moment later
+    const pids = new Set(ended.flatMap((d) => d.pids));
+    for (let i = 0; i < 20 && pids.size; i++) {
+        if (!(await db.nodeSessions()).some((s) => pids.has(s.pid)))
+            break;
+        await (0,_sleep_js__WEBPACK_IMPORTED_MODULE_1__/* .sleep */ .y)(100);
+    }
+    return ended;
 }
 
 
@@ -82429,7 +82532,9 @@ function pollsLock(s) {
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   HB: () => (/* binding */ nodeContainerOf),
 /* harmony export */   eC: () => (/* binding */ noteDbClockAhead),
+/* harmony export */   hd: () => (/* binding */ deadApps),
 /* harmony export */   jq: () => (/* binding */ sessionContainerOf),
 /* harmony export */   w$: () => (/* binding */ dbClockAheadMs)
 /* harmony export */ });
@@ -82454,6 +82559,77 @@ function sessionContainerOf(info) {
         ips: (0,_docker_client_js__WEBPACK_IMPORTED_MODULE_0__/* .containerIps */ .iB)(info),
         startedAt: Number.isFinite(started) ? started : 0
     };
+}
+/**
+ * A container of the node as the leftover matching sees it, running or not. `pastIps`: addresses
+ * it had while it ran (a stopped container's inspect has none), as the run recorded them.
+ */
+function nodeContainerOf(info, pastIps = []) {
+    const c = sessionContainerOf(info);
+    const finished = Date.parse(info.State.FinishedAt ?? '');
+    return {
+        ...c,
+        ips: [...new Set([...c.ips, ...pastIps])],
+        finishedAt: !info.State.Running && Number.isFinite(finished) && finished > 0 ? finished : 0
+    };
+}
+/** How far a process's first session may seem to precede its container's start (clock error). */
+const TOLERANCE_MS = 1000;
+const at = (ms) => new Date(ms).toISOString();
+/**
+ * Pure: the apps on the DB whose process is proven gone. Each ran in a container of the node
+ * (`node`), by one of two pieces of evidence: that container's log names the app id (the node
+ * logs it at boot), or every session comes from an address the container had while it ran, that
+ * no running container has now (`runningIps`), and began while it ran. And that container has
+ * exited since (a stopped container's processes are all gone), or, by its log, was started again
+ * after the app connected (an earlier start's process). A network cut as the process died leaves
+ * such sessions on the server until TCP keepalive ends them (docs/reliability.md, seed 2026 run
+ * 5). Anything else may be alive and is not here: a running container's current process, an app no
+ * container of the node is proven to have run (another host, another container), a session whose
+ * address the DB role cannot read.
+ */
+function deadApps(apps, node, runningIps, logNames = () => false, toleranceMs = TOLERANCE_MS) {
+    const out = [];
+    for (const a of apps) {
+        const base = {
+            appId: a.appId,
+            version: a.version,
+            pids: a.sessions.map((s) => s.pid),
+            addrs: a.addrs
+        };
+        const byLog = node.filter((c) => logNames(c.id, a.appId));
+        if (byLog.length) {
+            // every container whose log names it is stopped, or restarted after it connected
+            const gone = byLog.every((c) => !c.running || a.firstSeen < c.startedAt - toleranceMs);
+            if (!gone)
+                continue;
+            const c = byLog[0];
+            out.push({
+                ...base,
+                container: c.name,
+                why: c.running
+                    ? `its app id is in the log of '${c.name}', whose process it was until the container started again at ${at(c.startedAt)}`
+                    : `its app id is in the log of '${c.name}', which has exited${c.finishedAt ? ` (at ${at(c.finishedAt)})` : ''}`
+            });
+            continue;
+        }
+        const addrs = a.sessions.map((s) => s.clientAddr);
+        if (!addrs.length || addrs.some((x) => x === null || runningIps.has(x)))
+            continue;
+        const ran = node.filter((c) => !c.running &&
+            addrs.every((x) => c.ips.includes(x)) &&
+            a.firstSeen >= c.startedAt - toleranceMs &&
+            (!c.finishedAt || a.firstSeen <= c.finishedAt + toleranceMs));
+        // two exited containers that had the address: either way the process is gone
+        if (!ran.length)
+            continue;
+        out.push({
+            ...base,
+            container: ran[0].name,
+            why: `its sessions come from ${a.addrs.join(', ')}, the address of '${ran[0].name}' while it ran (connected after its start${ran[0].finishedAt ? `, before its exit at ${at(ran[0].finishedAt)}` : ''}), which has exited; no running container has that address now`
+        });
+    }
+    return out;
 }
 
 
@@ -83056,7 +83232,10 @@ async function backup_restore(ctx, inputs) {
             try {
                 // Nothing rewrites the DB under a live node: every node session gone, the lease run out.
                 try {
-                    await (0,foreign_sessions/* requireQuietDb */.c8)(view.db, t.lockMs, 'restore', ctx.signal);
+                    // a session the server keeps for a process of the node that is gone (a network cut)
+                    // is ended, as the rollback does (src/node/foreign-sessions.ts)
+                    const node = view.containers.map((c) => c.info);
+                    await (0,foreign_sessions/* requireQuietDb */.c8)(view.db, t.lockMs, 'restore', ctx.signal, () => (0,foreign_sessions/* endDeadSessions */.JU)(ctx, view.db, node));
                 }
                 finally {
                     await view.db.close();
@@ -85350,7 +85529,8 @@ async function migrationOfImage(ctx, leader, name, image) {
  */
 async function takeDbDown(ctx, p, d) {
     const leader = p.leader.info;
-    await (0,foreign_sessions/* requireQuietDb */.c8)(p.link.db, p.t.lockMs, "run 'db rollback' for the downgrade", ctx.signal);
+    const node = p.view.containers.map((c) => c.info);
+    await (0,foreign_sessions/* requireQuietDb */.c8)(p.link.db, p.t.lockMs, "run 'db rollback' for the downgrade", ctx.signal, () => (0,foreign_sessions/* endDeadSessions */.JU)(ctx, p.link.db, node));
     await (0,migrate_down/* migrateDownTo */.Jv)(ctx, p.link, {
         config: leader,
         name: p.leader.name,
@@ -85553,13 +85733,14 @@ async function quarantineOutcome(ctx, inputs, journalKey, digest, display, dbUpt
     const { report, docker } = ctx;
     const t0 = Date.now();
     const faults0 = docker.daemonFaults?.() ?? 0;
-    const record = async (reason) => {
+    const record = async (reason, hostFault) => {
         const j = (0,journal/* readJournal */.a0)(inputs.stateDir, journalKey);
         if (!j || j.phase !== 'done' || !j.steps.some((s) => s.step === 'standby-started'))
             return;
         const up = await dbUptimeMs();
         const infra = (0,quarantine/* notTheImage */.iB)({
             reason,
+            hostFault,
             dbRestarted: up !== undefined && up < Date.now() - t0,
             daemonOutages: (docker.daemonFaults?.() ?? 0) - faults0
         });
@@ -85592,11 +85773,11 @@ async function quarantineOutcome(ctx, inputs, journalKey, digest, display, dbUpt
             };
         }
         if (!ctx.signal.aborted)
-            await record(e.message);
+            await record(e.message, e.hostFault);
         throw e;
     }
     if (r.result === 'rolled-back')
-        await record(r.message ?? 'rolled back');
+        await record(r.message ?? 'rolled back', r.hostFault);
     else if (r.ok) {
         const j = (0,journal/* readJournal */.a0)(inputs.stateDir, journalKey);
         const n = (0,quarantine/* clearQuarantine */.Aq)(inputs.stateDir, (0,journal/* nodeKey */.u8)(inputs), `run ${j?.runId ?? '?'} upgraded to ${display}`);
@@ -86266,6 +86447,8 @@ async function migrateDownTo(ctx, link, o) {
 /* harmony export */ });
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
 /* harmony import */ var _handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8507);
+/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(1348);
+
 
 
 /** The longest measured gap, for the `leader-gap-ms` output. */
@@ -86296,6 +86479,8 @@ async function recover(ctx, p, ch, r, e, rollback) {
         throw e; // cancelled: the post step repairs from the journal
     const { journal, previous } = r;
     const reason = e instanceof Error ? e.message : String(e);
+    // carried to the result, so the quarantine decides on the gate's finding, not on its text
+    const hostFault = e instanceof _handoff_types_js__WEBPACK_IMPORTED_MODULE_2__/* .GateError */ .ue ? e.hostFault : undefined;
     for (const m of r.created)
         await (0,_handoff_gate_loops_js__WEBPACK_IMPORTED_MODULE_1__/* .failedContainerLogs */ ._U)(ctx, m, e);
     if (!ch.rollback.rollback) {
@@ -86341,6 +86526,7 @@ async function recover(ctx, p, ch, r, e, rollback) {
         return {
             result: 'failed',
             ok: false,
+            hostFault,
             message: `${ch.operation} to ${ch.display} failed (${reason}) and it could not be rolled back: ${forward}. '${p.leader.name}' serves again on ${ch.display}, the new version, on its own migrations`,
             outputs: {
                 'previous-image': p.leader.image,
@@ -86355,6 +86541,7 @@ async function recover(ctx, p, ch, r, e, rollback) {
     return {
         result: 'rolled-back',
         ok: false,
+        hostFault,
         message: `${ch.operation} to ${ch.display} failed (${reason}); rolled back: '${p.leader.name}' leads on ${p.leader.image}${rb.db ? `; ${rb.db}` : ''}`,
         outputs: {
             'previous-image': p.leader.image,
@@ -87414,8 +87601,12 @@ async function rollbackSteps(ctx, link, plan, tNew, reason, restore) {
         // moved while the containers stopped, with no way back: the version that migrated it serves again
         if (dbPlan.method === 'none')
             return forward(ctx, link, plan, t, `the new version changed the database (goose ${plan.dbBefore.goose} -> ${now.goose}) and it cannot be brought back (${dbPlan.why})`);
-        // Nothing rewrites the DB under a live node, whoever runs it.
-        await (0,_node_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_3__/* .requireQuietDb */ .c8)(link.db, t.lockMs, dbPlan.method === 'restore' ? 'restore the backup' : "run 'db rollback'", ctx.signal);
+        // Nothing rewrites the DB under a live node, whoever runs it; sessions of the gone processes
+        // of the node's (stopped) containers are ended first (seed 2026, run 5)
+        const recorded = all.map((m) => m.info);
+        const endDead = () => (0,_node_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_3__/* .endDeadSessions */ .JU)(ctx, link.db, recorded);
+        const what = dbPlan.method === 'restore' ? 'restore the backup' : "run 'db rollback'";
+        await (0,_node_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_3__/* .requireQuietDb */ .c8)(link.db, t.lockMs, what, ctx.signal, endDead);
         file = dbPlan.method === 'restore' ? dbPlan.file : undefined;
         if (dbPlan.method === 'migrate-down') {
             try {
@@ -87553,14 +87744,11 @@ async function forward(ctx, link, plan, t, why) {
  * anything is stopped, the node left as the failed step left it (docs/algorithm.md, "Or roll back").
  */
 async function refuseForeignNode(ctx, link, plan) {
-    const ours = [];
-    for (const m of [...plan.created, ...(plan.others ?? []).map((o) => o.member), plan.previous]) {
-        const info = await ctx.docker.inspect(m.id);
-        if (info)
-            ours.push(info);
-    }
+    const members = [...plan.created, ...(plan.others ?? []).map((o) => o.member), plan.previous];
+    const ours = (await Promise.all(members.map((m) => ctx.docker.inspect(m.id)))).filter((i) => !!i);
     const apps = [plan.previous, ...plan.created].map((m) => m.appId).filter((x) => !!x);
-    const foreign = await (0,_node_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_3__/* .findForeignNodes */ .Nr)(ctx, link.db, ours, apps);
+    const recorded = members.map((m) => m.info);
+    const foreign = await (0,_node_foreign_sessions_js__WEBPACK_IMPORTED_MODULE_3__/* .findForeignNodes */ .Nr)(ctx, link.db, ours, apps, recorded);
     if (!foreign.length)
         return;
     const running = ours.filter((i) => i.State.Running).map((i) => `'${i.Name.replace(/^\//, '')}'`);
@@ -88144,6 +88332,8 @@ function notTheImage(e) {
         return 'the database server restarted during the run';
     if (e.daemonOutages > 0)
         return 'the Docker daemon was out of reach during the run';
+    if (e.hostFault)
+        return e.hostFault;
     // a node exits 0 only when stopped gracefully (docs/node-facts.md): nobody in this run stopped
     // it, so the host did (a Docker daemon restart stops every container; seen in the fault rows)
     if (/\bexit code 0\)/.test(e.reason))

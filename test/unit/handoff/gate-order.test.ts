@@ -56,7 +56,8 @@ describe('a daemon restart between the gate’s two calls is judged the host’s
     const v = judgeHealth([{ at: 0, container, lock }], params)
     expect(v.kind).toBe('fail')
     const reason = v.kind === 'fail' ? v.reason : ''
+    const hostFault = v.kind === 'fail' ? v.hostFault : undefined
     expect(reason).not.toMatch(/lost the lock/)
-    expect(notTheImage({ reason, dbRestarted: false, daemonOutages: 0 })).toBeDefined()
+    expect(notTheImage({ reason, hostFault, dbRestarted: false, daemonOutages: 0 })).toBeDefined()
   })
 })
