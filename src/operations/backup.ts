@@ -17,7 +17,7 @@ import { inspectNode } from '../node/inspect.js'
 import type { NodeContainer, NodeView } from '../node/view.js'
 import { afterRestore, backupFiles, backupSignal, nodeFiles } from '../rollout/backup-step.js'
 import { sameApp } from '../node/lock.js'
-import { endDeadSessions, foreignSessions, requireQuietDb } from '../node/foreign-sessions.js'
+import { endDeadSessions, findForeignNodes, foreignSessions, requireQuietDb } from '../node/foreign-sessions.js'
 import { notDroppableMessage, schemasNotDroppable } from '../rollout/prepare.js'
 import { withHostLock } from '../journal/host-lock.js'
 import { JournalWriter, journalPath, refuseOpenJournal, type JournalKeys } from '../journal/journal.js'
@@ -102,7 +102,14 @@ export async function restore(ctx: Context, inputs: Inputs): Promise<OperationRe
       // Node sessions of no named container (another node on this DB, maybe on another host) would
       // keep running on the rewritten DB, or take the lease during the restore: refused now.
       const known = view.containers.map((c) => c.session?.appId).filter((x): x is string => !!x)
-      const unnamed = view.lock.sessions.filter((s) => !known.some((k) => sameApp(k, s.appId)))
+      let unnamed = view.lock.sessions.filter((s) => !known.some((k) => sameApp(k, s.appId)))
+      if (unnamed.length) {
+        // an earlier or exited process of the node's own containers is no other node: its sessions
+        // are ended before the DB is rewritten (requireQuietDb below, issue 21's lingering session)
+        const node = view.containers.map((c) => c.info)
+        const others = await findForeignNodes(ctx, view.db, node, known, node)
+        unnamed = unnamed.filter((s) => others.some((f) => sameApp(f.appId, s.appId)))
+      }
       if (unnamed.length) {
         const foreign = new Set((await foreignSessions(ctx, view)).map((s) => s.pid))
         throw new OperationError(
