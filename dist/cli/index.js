@@ -83203,7 +83203,14 @@ async function backup_restore(ctx, inputs) {
             // Node sessions of no named container (another node on this DB, maybe on another host) would
             // keep running on the rewritten DB, or take the lease during the restore: refused now.
             const known = view.containers.map((c) => c.session?.appId).filter((x) => !!x);
-            const unnamed = view.lock.sessions.filter((s) => !known.some((k) => (0,lock/* sameApp */.oQ)(k, s.appId)));
+            let unnamed = view.lock.sessions.filter((s) => !known.some((k) => (0,lock/* sameApp */.oQ)(k, s.appId)));
+            if (unnamed.length) {
+                // an earlier or exited process of the node's own containers is no other node: its sessions
+                // are ended before the DB is rewritten (requireQuietDb below, issue 21's lingering session)
+                const node = view.containers.map((c) => c.info);
+                const others = await (0,foreign_sessions/* findForeignNodes */.Nr)(ctx, view.db, node, known, node);
+                unnamed = unnamed.filter((s) => others.some((f) => (0,lock/* sameApp */.oQ)(f.appId, s.appId)));
+            }
             if (unnamed.length) {
                 const foreign = new Set((await (0,foreign_sessions/* foreignSessions */.aL)(ctx, view)).map((s) => s.pid));
                 throw new errors/* OperationError */.OK(`Refusing to restore: node sessions on the database belong to none of ${view.containers.map((c) => `'${c.name}'`).join(', ')} (${unnamed.map((s) => `app ${s.appId} from ${s.clientAddr ?? 'a local socket'}${foreign.has(s.pid) ? ', no container on this host' : ''}`).join('; ')}); stop that node first, or name it in 'container'/'standby'`);
