@@ -50,7 +50,7 @@ export function wayBack(o: {
   db: DbVersion
   /** the version of this host's instance (its image) */
   localVersion?: string
-  /** an instance elsewhere holds the lock with live sessions, or this host's leads ready */
+  /** an instance holds the lock with live sessions (elsewhere, or this host's) */
   served: boolean
 }): 'none' | 'wait' | 'back' {
   if (o.served) return 'none'

@@ -365,7 +365,8 @@ async function wayBackHere(
     targetVersion: nodeVersionOf({ Image: formatRef(ref) }),
     db: view.dbVersion,
     localVersion: nodeVersionOf({ ...localImage?.config, Image: local.image }),
-    served: remoteLeads || view.leader?.health?.readyz === 200
+    // a leader here (even one still migrating) is never stopped by a way back
+    served: remoteLeads || !!view.leader
   })
   if (kind === 'none') return undefined
   refuseOpenJournal(inputs.stateDir, journalKeys)

@@ -5,13 +5,20 @@ import { newerProcesses, wayBack } from '../../../src/operations/host-back.js'
 import type { NodeSession } from '../../../src/postgres/database.js'
 
 describe('wayBack', () => {
-  const migrated = { goose: 256, nodeVersion: '2.20.0' }
+  const migrated = { goose: 256, nodeVersion: '2.20.0', nodeVersionsTable: true }
   test.each([
     ['the host with the newer image, nobody serving', '2.19.0', migrated, '2.20.0', false, 'back'],
     ['a newer image than the one that migrated', '2.19.0', migrated, '2.21.0', false, 'back'],
     ['the old instance (the leader host), nobody serving', '2.19.0', migrated, '2.19.0', false, 'wait'],
     ['a new version serves (migrated for good)', '2.19.0', migrated, '2.20.0', true, 'none'],
-    ['the DB not migrated', '2.19.0', { goose: 250, nodeVersion: '2.19.0' }, '2.20.0', false, 'none'],
+    [
+      'the DB not migrated',
+      '2.19.0',
+      { goose: 250, nodeVersion: '2.19.0', nodeVersionsTable: true },
+      '2.20.0',
+      false,
+      'none'
+    ],
     ['an upgrade, not a way back', '2.20.0', migrated, '2.19.0', false, 'none'],
     ['versions unknown', undefined, migrated, '2.20.0', false, 'none']
   ])('%s', (_, targetVersion, db, localVersion, served, kind) => {
