@@ -228,7 +228,21 @@ export async function handOff(
     }
     const reason = e instanceof Error ? e.message : String(e)
     journal.step('drain-restart', { reason })
-    await opts.beforeStartAgain?.(link)
+    try {
+      await opts.beforeStartAgain?.(link)
+    } catch (be) {
+      if (ctx.signal.aborted) throw be
+      // this host's instance cannot run on the DB as it is: it stays stopped (restart policy no,
+      // the operator's kept in the drain record for the run that brings it back)
+      journal.done('failed')
+      report.step('kept stopped', `'${leader.name}' (restart policy no): ${(be as Error).message}`)
+      return {
+        result: 'failed',
+        ok: false,
+        message: `the drain of '${leader.name}' failed (${reason}), and '${leader.name}' cannot start again: ${(be as Error).message}`,
+        outputs: { instances: all }
+      }
+    }
     const became = await startAgain(ctx, link, leader.info, policy, t)
     clearDrainRecord(inputs.stateDir, key)
     journal.done('failed')

@@ -17,18 +17,16 @@ import { formatRef, repoTag, type ImageRef } from '../image/ref.js'
 import { untrustedTarget } from '../trust/repository.js'
 import { inspectNode } from '../node/inspect.js'
 import { nodeVersionOf } from '../node/config.js'
-import { readLockState } from '../node/lock.js'
 import type { NodeContainer, NodeView } from '../node/view.js'
 import { describeInstance, findInstances, reportInstances, type Instance } from '../node/instances.js'
 import { newRun, timeouts, type NodeLink } from '../handoff/types.js'
 import { withHostLock } from '../journal/host-lock.js'
 import { JournalWriter, journalPath, nodeKey, refuseOpenJournal } from '../journal/journal.js'
 import { clearDrainRecord, readDrainRecord } from '../journal/drained.js'
-import type { DbVersion } from '../postgres/database.js'
 import { cmpVersion } from '../rollout/cross-host.js'
-import { migrateDownTo } from '../rollout/migrate-down.js'
 import { recreateWaiting } from '../rollout/recreate-waiting.js'
-import { sleep } from '../sleep.js'
+import { writeHostUpgraded } from '../journal/host-upgraded.js'
+import { dbBack, hostBack, wayBack } from './host-back.js'
 
 interface Target {
   image: ImageInfo
@@ -91,6 +89,8 @@ export async function upgradeAcrossHosts(
     try {
       const instances = await findInstances(ctx, view)
       const local = view.containers[0]
+      const back = await wayBackHere(ctx, inputs, view, instances, ref, keys.read, deps)
+      if (back) return back
       const part = hostPart(instances, local.name)
       if (part.kind === 'one-host') return undefined
       // no instance elsewhere on the target's version (by its tag) yet: no rolling upgrade has
@@ -116,11 +116,11 @@ export async function upgradeAcrossHosts(
       }
       const base = { 'previous-image': local.image, image: display, instances: all }
       const onTarget = (await ctx.docker.imageInfo(local.info.Image))?.id === target.image.id
-      if (part.kind === 'standby-host') {
-        if (onTarget && local.info.State.Running) {
-          ctx.report.step('unchanged', `'${local.name}' already runs ${display}`)
-          return { result: 'unchanged', ok: true, message: `'${local.name}' already runs ${display}`, outputs: base }
-        }
+      if (onTarget && local.info.State.Running && (part.kind === 'standby-host' || view.leader?.name === local.name)) {
+        ctx.report.step('unchanged', `'${local.name}' already runs ${display}`)
+        return { result: 'unchanged', ok: true, message: `'${local.name}' already runs ${display}`, outputs: base }
+      }
+      if (part.kind === 'standby-host')
         return await standbyHost(
           ctx,
           inputs,
@@ -131,7 +131,6 @@ export async function upgradeAcrossHosts(
           keys.write,
           base
         )
-      }
       const refusal =
         leaderHostRefusal(part.waiting, version) ??
         deps.drainRefusal(instances, view.leader!.session!.appId, view.dbVersion.nodeVersion)
@@ -213,6 +212,13 @@ async function standbyHost(
       journal
     )
     clearDrainRecord(inputs.stateDir, nodeKey(inputs))
+    // the DB before any new version ran on it: this host's way back if the new one migrates and crashes
+    writeHostUpgraded(inputs.stateDir, nodeKey(inputs), {
+      previousImage: local.image,
+      image: target.display,
+      dbBefore: view.dbVersion,
+      at: new Date().toISOString()
+    })
     journal.done('ok')
     report.step(
       'done',
@@ -267,12 +273,18 @@ async function leaderHost(
       dbBack(ctx, l, before, {
         config: leader.info,
         name: leader.name,
-        target,
+        image: target.createRef,
+        display: target.display,
         waitMs: 2 * t.lockMs,
-        readyTimeoutMs: inputs.readyTimeoutMs
+        quietMs: t.lockMs,
+        readyTimeoutMs: inputs.readyTimeoutMs,
+        known: instances.map((x) => x.appId)
       })
   })
   const outs = { ...base, ...(backupFile ? { 'backup-file': backupFile } : {}) }
+  // kept stopped: the DB could not be taken back (a newer process still on it); the message says where
+  if (!drained.ok && !(await ctx.docker.inspect(leader.info.Id))?.State.Running)
+    return { ...drained, outputs: { ...outs, ...drained.outputs } }
   if (!drained.ok)
     return {
       ...drained,
@@ -334,46 +346,47 @@ async function leaderHost(
 }
 
 /**
- * After a failed handoff to a new version: the DB back to `before` when the new version migrated
- * it (docs/node-facts.md §10): every process of a newer version gone from the DB first (the
- * rollback takes no lock), then the new image's `node db rollback` and node_versions reset.
+ * An older target on a DB a newer version migrated, with no instance serving (a bad target that
+ * crashed after migrating): the way back (src/operations/host-back.ts), else undefined.
  */
-async function dbBack(
+async function wayBackHere(
   ctx: Context,
-  link: NodeLink,
-  before: DbVersion,
-  o: { config: ContainerInfo; name: string; target: Resolved; waitMs: number; readyTimeoutMs: number }
-): Promise<void> {
-  const now = await link.db.version()
-  if (now.goose === before.goose && now.nodeVersion === before.nodeVersion) {
-    ctx.report.step('database', `not migrated (goose ${now.goose ?? '-'}, node_versions ${now.nodeVersion ?? '-'})`)
-    return
+  inputs: Inputs,
+  view: NodeView,
+  instances: Instance[],
+  ref: ImageRef,
+  journalKeys: string[],
+  deps: Deps
+): Promise<OperationResult | undefined> {
+  const local = view.containers[0]
+  const localImage = await ctx.docker.imageInfo(local.info.Image)
+  const remoteLeads = instances.some((x) => x.role === 'leader' && x.host === 'remote')
+  const kind = wayBack({
+    targetVersion: nodeVersionOf({ Image: formatRef(ref) }),
+    db: view.dbVersion,
+    localVersion: nodeVersionOf({ ...localImage?.config, Image: local.image }),
+    // a leader here (even one still migrating) is never stopped by a way back
+    served: remoteLeads || !!view.leader
+  })
+  if (kind === 'none') return undefined
+  refuseOpenJournal(inputs.stateDir, journalKeys)
+  const untrusted = untrustedTarget(ref, [local.image], inputs.allowedRepositories)
+  if (untrusted) throw new OperationError(`Input 'allowed-repositories': ${untrusted}`)
+  const link: NodeLink = {
+    db: view.db,
+    config: view.config,
+    mode: view.mode,
+    databaseUrl: view.databaseUrl,
+    healthUrl: inputs.healthUrl,
+    run: newRun()
   }
-  ctx.report.step(
-    'database',
-    `migrated by the new version (goose ${before.goose ?? '-'} -> ${now.goose ?? '-'}, node_versions ${before.nodeVersion ?? '-'} -> ${now.nodeVersion ?? '-'}): it held the lock; taken back before the old instance starts`
-  )
-  if (before.goose === undefined)
-    throw new OperationError(`the database was migrated to goose ${now.goose}, and its version before is not known`)
-  const deadline = Date.now() + o.waitMs
-  for (;;) {
-    const l = await readLockState(link.db, link.mode, link.config.advisoryLockId)
-    const newer = l.sessions.filter((s) => (cmpVersion(s.version, before.nodeVersion) ?? 0) > 0)
-    if (!newer.length) break
-    if (Date.now() >= deadline)
-      throw new OperationError(
-        `the database was migrated (goose ${before.goose} -> ${now.goose}) and app ${newer[0].appId} (Chainlink ${newer[0].version}) still runs on it: 'node db rollback' needs every newer instance stopped (on its own host: recreate it on the previous image there), then 'repair' here`
-      )
-    await sleep(250, ctx.signal)
-  }
-  await migrateDownTo(ctx, link, {
-    config: o.config,
-    name: o.name,
-    image: o.target.createRef,
-    goose: before.goose,
-    nodeVersion: before.nodeVersion,
-    whose: 'the new image',
-    display: o.target.display,
-    readyTimeoutMs: o.readyTimeoutMs
+  return hostBack(ctx, inputs, view, link, kind, async () => {
+    const t = await deps.resolve(ctx, ref)
+    return {
+      createRef: t.createRef,
+      imageId: t.image.id,
+      display: `${repoTag(ref)}@${t.digest ?? t.image.id}`,
+      version: nodeVersionOf({ ...t.image.config, Image: formatRef(ref) })
+    }
   })
 }

@@ -30,6 +30,7 @@ const SECONDS = {
   'repair-again.test.ts': 113,
   'hosts.test.ts': 111,
   'hosts-upgrade.test.ts': 240,
+  'hosts-back.test.ts': 125,
   'lingering-session.test.ts': 70,
   'restore-atomic.test.ts': 110,
   'gates.test.ts': 104,
