@@ -77257,7 +77257,7 @@ __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __we
 /* harmony import */ var _operations_handoff_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(2416);
 /* harmony import */ var _operations_repair_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(5711);
 /* harmony import */ var _operations_drain_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(8748);
-/* harmony import */ var _operations_upgrade_hosts_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(8940);
+/* harmony import */ var _operations_upgrade_hosts_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(1458);
 /* harmony import */ var _operations_resume_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(4135);
 /* harmony import */ var _operations_status_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(9986);
 /* harmony import */ var _operations_upgrade_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(532);
@@ -83548,7 +83548,23 @@ async function handOff(ctx, inputs, view, instances, all, journalKey, opts = {})
         }
         const reason = e instanceof Error ? e.message : String(e);
         journal.step('drain-restart', { reason });
-        await opts.beforeStartAgain?.(link);
+        try {
+            await opts.beforeStartAgain?.(link);
+        }
+        catch (be) {
+            if (ctx.signal.aborted)
+                throw be;
+            // this host's instance cannot run on the DB as it is: it stays stopped (restart policy no,
+            // the operator's kept in the drain record for the run that brings it back)
+            journal.done('failed');
+            report.step('kept stopped', `'${leader.name}' (restart policy no): ${be.message}`);
+            return {
+                result: 'failed',
+                ok: false,
+                message: `the drain of '${leader.name}' failed (${reason}), and '${leader.name}' cannot start again: ${be.message}`,
+                outputs: { instances: all }
+            };
+        }
         const became = await (0,_repair_drain_js__WEBPACK_IMPORTED_MODULE_10__/* .startAgain */ .t)(ctx, link, leader.info, policy, t);
         (0,_journal_drained_js__WEBPACK_IMPORTED_MODULE_8__/* .clearDrainRecord */ .V)(inputs.stateDir, key);
         journal.done('failed');
@@ -84805,28 +84821,263 @@ async function openJournal(ctx, inputs) {
 
 /***/ }),
 
-/***/ 8940:
+/***/ 1458:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   XX: () => (/* binding */ upgradeAcrossHosts)
-/* harmony export */ });
-/* unused harmony exports hostPart, leaderHostRefusal */
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3916);
-/* harmony import */ var _image_ref_js__WEBPACK_IMPORTED_MODULE_12__ = __nccwpck_require__(2812);
-/* harmony import */ var _trust_repository_js__WEBPACK_IMPORTED_MODULE_13__ = __nccwpck_require__(1028);
-/* harmony import */ var _node_inspect_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(372);
-/* harmony import */ var _node_config_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(1560);
-/* harmony import */ var _node_lock_js__WEBPACK_IMPORTED_MODULE_14__ = __nccwpck_require__(4349);
-/* harmony import */ var _node_instances_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3136);
-/* harmony import */ var _handoff_types_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(1348);
-/* harmony import */ var _journal_host_lock_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(473);
-/* harmony import */ var _journal_journal_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(4896);
-/* harmony import */ var _journal_drained_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(4380);
-/* harmony import */ var _rollout_cross_host_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(5912);
-/* harmony import */ var _rollout_migrate_down_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(565);
-/* harmony import */ var _rollout_recreate_waiting_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(8898);
-/* harmony import */ var _sleep_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(6972);
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  XX: () => (/* binding */ upgradeAcrossHosts)
+});
+
+// UNUSED EXPORTS: hostPart, leaderHostRefusal
+
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __nccwpck_require__(3916);
+// EXTERNAL MODULE: ./src/image/ref.ts
+var image_ref = __nccwpck_require__(2812);
+// EXTERNAL MODULE: ./src/trust/repository.ts
+var repository = __nccwpck_require__(1028);
+// EXTERNAL MODULE: ./src/node/inspect.ts
+var inspect = __nccwpck_require__(372);
+// EXTERNAL MODULE: ./src/node/config.ts
+var config = __nccwpck_require__(1560);
+// EXTERNAL MODULE: ./src/node/instances.ts
+var node_instances = __nccwpck_require__(3136);
+// EXTERNAL MODULE: ./src/handoff/types.ts + 1 modules
+var types = __nccwpck_require__(1348);
+// EXTERNAL MODULE: ./src/journal/host-lock.ts
+var host_lock = __nccwpck_require__(473);
+// EXTERNAL MODULE: ./src/journal/journal.ts
+var journal_journal = __nccwpck_require__(4896);
+// EXTERNAL MODULE: ./src/journal/drained.ts
+var journal_drained = __nccwpck_require__(4380);
+// EXTERNAL MODULE: ./src/rollout/cross-host.ts
+var cross_host = __nccwpck_require__(5912);
+// EXTERNAL MODULE: ./src/rollout/recreate-waiting.ts
+var recreate_waiting = __nccwpck_require__(8898);
+// EXTERNAL MODULE: ./src/rollout/plan.ts
+var plan = __nccwpck_require__(5762);
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(6760);
+;// CONCATENATED MODULE: ./src/journal/host-upgraded.ts
+// The record of a standby host's step of a rolling upgrade across hosts (docs/hosts.md): a file
+// in `state-dir` beside the journal, written when this host's waiting instance was recreated on
+// the new image. It keeps what only this moment knows: the DB's goose version and node_versions
+// before any new version ran on it, and the image before. If the new version then migrates the
+// DB and crashes on this host, this host's runner is the one that holds the new image (it knows
+// the Down steps, docs/node-facts.md §10) and takes the DB back to this goose version.
+
+
+
+function recordPath(stateDir, key) {
+    return (0,external_node_path_.join)(stateDir, `${(0,journal_journal/* safeName */.jC)(key)}.host-upgraded.json`);
+}
+function writeHostUpgraded(stateDir, key, r) {
+    (0,journal_journal/* privateDirSync */.SW)(stateDir);
+    (0,journal_journal/* writeDurable */.vQ)(recordPath(stateDir, key), JSON.stringify(r, null, 2));
+}
+function readHostUpgraded(stateDir, key) {
+    try {
+        return JSON.parse((0,external_node_fs_.readFileSync)(recordPath(stateDir, key), 'utf8'));
+    }
+    catch {
+        return undefined;
+    }
+}
+function clearHostUpgraded(stateDir, key) {
+    (0,external_node_fs_.rmSync)(recordPath(stateDir, key), { force: true });
+}
+
+// EXTERNAL MODULE: ./src/docker/client.ts + 3 modules
+var client = __nccwpck_require__(4145);
+// EXTERNAL MODULE: ./src/node/lock.ts
+var node_lock = __nccwpck_require__(4349);
+// EXTERNAL MODULE: ./src/handoff/clone.ts
+var clone = __nccwpck_require__(9196);
+// EXTERNAL MODULE: ./src/handoff/take-over.ts + 1 modules
+var take_over = __nccwpck_require__(7975);
+// EXTERNAL MODULE: ./src/rollout/migrate-down.ts
+var migrate_down = __nccwpck_require__(565);
+// EXTERNAL MODULE: ./src/sleep.ts
+var sleep = __nccwpck_require__(6972);
+;// CONCATENATED MODULE: ./src/operations/host-back.ts
+
+
+
+
+
+
+
+
+
+
+
+
+/** the old container while its successor takes the lock: `<name>-host-back` */
+const SUFFIX_HOST_BACK = '-host-back';
+/** Pure: the processes of a version newer than `version` on the DB, one line each. */
+function newerProcesses(sessions, version) {
+    const seen = new Map();
+    for (const s of sessions)
+        if (((0,cross_host/* cmpVersion */.n1)(s.version, version) ?? 0) > 0 && !seen.has(s.appId))
+            seen.set(s.appId, s);
+    return [...seen.values()];
+}
+const where = (s) => `app ${s.appId} (Chainlink ${s.version})${s.clientAddr ? ` from ${s.clientAddr}` : ''}`;
+/**
+ * Pure: which way back this host's `upgrade` to an older target takes when the DB is migrated
+ * past it. `none`: not a way back (the usual paths decide: a target older than the DB is refused).
+ */
+function wayBack(o) {
+    if (o.served)
+        return 'none';
+    if (((0,cross_host/* cmpVersion */.n1)(o.targetVersion, o.db.nodeVersion) ?? 0) >= 0)
+        return 'none';
+    // this host's instance runs the version that migrated (or newer): its image knows the Down steps
+    return ((0,cross_host/* cmpVersion */.n1)(o.localVersion, o.db.nodeVersion) ?? -1) >= 0 ? 'back' : 'wait';
+}
+/**
+ * After a failed handoff to a new version: the DB back to `before` when the new version migrated
+ * it (docs/node-facts.md §10): every process of a newer version gone from the DB first (the
+ * rollback takes no lock), then the new image's `node db rollback` and node_versions reset. A
+ * newer process that comes back (restarted by its host's Docker) ends the wait at once: this
+ * host's runner cannot stop it.
+ */
+async function dbBack(ctx, link, before, o) {
+    const now = await link.db.version();
+    if (now.goose === before.goose && now.nodeVersion === before.nodeVersion) {
+        ctx.report.step('database', `not migrated (goose ${now.goose ?? '-'}, node_versions ${now.nodeVersion ?? '-'})`);
+        return;
+    }
+    const moved = `goose ${before.goose ?? '-'} -> ${now.goose ?? '-'}, node_versions ${before.nodeVersion ?? '-'} -> ${now.nodeVersion ?? '-'}`;
+    ctx.report.step('database', `migrated by the new version (${moved}): it held the lock; taken back before the old instance starts`);
+    if (before.goose === undefined)
+        throw new errors/* OperationError */.OK(`the database was migrated to goose ${now.goose}, and its version before is not known`);
+    const next = `Next, the workflow's rollback job (examples/ha.yml): upgrade to the previous image on that host stops it there, takes the database back with the new image's 'node db rollback ${before.goose}' and starts the previous version to lead; then upgrade to the previous image here brings '${o.name}' back as its standby`;
+    // gone for a while, not for a moment: a restart policy brings the new version back within its
+    // backoff (from 100 ms) and boot, and it would migrate again under the old one
+    const deadline = Date.now() + o.waitMs + o.quietMs;
+    let goneSince;
+    for (;;) {
+        const l = await (0,node_lock/* readLockState */.T8)(link.db, link.mode, link.config.advisoryLockId);
+        const newer = newerProcesses(l.sessions, before.nodeVersion);
+        if (!newer.length) {
+            goneSince ??= Date.now();
+            if (Date.now() - goneSince >= o.quietMs)
+                break;
+            await (0,sleep/* sleep */.y)(250, ctx.signal);
+            continue;
+        }
+        goneSince = undefined;
+        const restarted = newer.filter((s) => !o.known.some((k) => (0,node_lock/* sameApp */.oQ)(k, s.appId)));
+        if (restarted.length || Date.now() >= deadline)
+            throw new errors/* OperationError */.OK(`the new version migrated the database (${moved}) and ${restarted.length ? `is restarted by its host after it exited: ${restarted.map(where).join('; ')}` : `still runs on it: ${newer.map(where).join('; ')}`}. 'node db rollback' needs every newer process stopped, which only its own host's runner can do; '${o.name}' cannot run on the migrated database and stays stopped (restart policy no). ${next}`);
+        await (0,sleep/* sleep */.y)(250, ctx.signal);
+    }
+    await (0,migrate_down/* migrateDownTo */.Jv)(ctx, link, {
+        config: o.config,
+        name: o.name,
+        image: o.image,
+        goose: before.goose,
+        nodeVersion: before.nodeVersion,
+        whose: 'the new image',
+        display: o.display,
+        readyTimeoutMs: o.readyTimeoutMs
+    });
+}
+/**
+ * This host's `upgrade` to an older target while the DB is migrated past it and no instance
+ * serves: `wait` refuses (changing nothing) until the host with the newer image went back; `back`
+ * is that host: its instance stopped, the DB taken back with its image, the target started to lead.
+ */
+async function hostBack(ctx, inputs, view, link, kind, target) {
+    const { docker, report } = ctx;
+    const local = view.containers[0];
+    const db = view.dbVersion;
+    const lock = await (0,node_lock/* readLockState */.T8)(link.db, link.mode, link.config.advisoryLockId);
+    const newer = newerProcesses(lock.sessions, local.session?.version ?? db.nodeVersion);
+    const migrated = `the database is migrated to goose ${db.goose ?? '-'}, node_versions ${db.nodeVersion ?? '-'}`;
+    if (kind === 'wait')
+        throw new errors/* OperationError */.OK(`'${local.name}' (${local.image}) cannot run on this database: ${migrated} by a newer version, and no instance serves. Nothing was changed: the host whose instance runs the newer image goes first (its upgrade to the previous image takes the database back and starts it there)${newer.length ? `: ${newer.map(where).join('; ')}` : ''}; then run this again`);
+    const key = (0,journal_journal/* nodeKey */.u8)(inputs);
+    const rec = readHostUpgraded(inputs.stateDir, key);
+    if (rec?.dbBefore.goose === undefined || ((0,cross_host/* cmpVersion */.n1)(rec.dbBefore.nodeVersion, db.nodeVersion) ?? 0) >= 0)
+        throw new errors/* OperationError */.OK(`${migrated}, and this host has no record of the database's version before the upgrade (its standby step writes one): the goose version to roll back to is not known. Nothing was changed; restore the backup the leader's host took (operation restore)`);
+    const t = await target();
+    report.fact('Plan', `the way back on the host with the newer image: stop '${local.name}' (${local.image}), 'node db rollback ${rec.dbBefore.goose}' with it, node_versions ${rec.dbBefore.nodeVersion ?? '(empty)'}, then '${local.name}' on ${t.display} to lead`);
+    if (inputs.dryRun)
+        return { result: 'planned', ok: true, message: `dry run: would take the database back here`, outputs: {} };
+    const timing = (0,types/* timeouts */.Fw)(inputs, view.config, local.info);
+    const runId = Date.now().toString(36);
+    // the operator's policy kept for every later run (as a drain keeps it), then no restart
+    const drained = (0,journal_drained/* readDrainRecord */.Cc)(inputs.stateDir, key);
+    const policy = drained?.containerId === local.info.Id ? drained.policy : (local.info.HostConfig.RestartPolicy ?? { Name: 'no' });
+    (0,journal_drained/* writeDrainRecord */.ji)(inputs.stateDir, key, {
+        containerId: local.info.Id,
+        container: local.name,
+        policy: { Name: policy.Name ?? 'no', MaximumRetryCount: policy.MaximumRetryCount },
+        at: new Date().toISOString(),
+        runId
+    });
+    await docker.setRestartPolicy(local.info.Id, { Name: 'no' });
+    await docker.stop(local.info.Id, timing.stopS);
+    report.step('stopped', `'${local.name}' (${local.image}), restart policy no`);
+    const deadline = Date.now() + 2 * timing.lockMs;
+    for (;;) {
+        const l = await (0,node_lock/* readLockState */.T8)(link.db, link.mode, link.config.advisoryLockId);
+        const left = newerProcesses(l.sessions, rec.dbBefore.nodeVersion);
+        if (!left.length)
+            break;
+        if (Date.now() >= deadline)
+            throw new errors/* OperationError */.OK(`'${local.name}' was stopped here (restart policy no), but ${left.map(where).join('; ')} still runs on the database: run this on its host too (the last one to stop takes the database back), then here again`);
+        await (0,sleep/* sleep */.y)(250, ctx.signal);
+    }
+    const info = (await docker.inspect(local.info.Id));
+    await (0,migrate_down/* migrateDownTo */.Jv)(ctx, link, {
+        config: info,
+        name: local.name,
+        image: info.Image,
+        goose: rec.dbBefore.goose,
+        nodeVersion: rec.dbBefore.nodeVersion,
+        whose: "this host's newer image",
+        display: local.image,
+        readyTimeoutMs: inputs.readyTimeoutMs
+    });
+    const name = (0,client/* containerName */.xN)(info);
+    await docker.rename(info.Id, `${name}${SUFFIX_HOST_BACK}`);
+    const m = await (0,clone/* startClone */.MT)(ctx, info, {
+        image: t.createRef,
+        imageId: t.imageId,
+        name,
+        ports: 'keep',
+        runId,
+        role: 'host-back',
+        start: false,
+        restartPolicy: policy.Name && policy.Name !== 'no' ? { Name: policy.Name } : undefined
+    });
+    const led = await (0,take_over/* takeOver */.w9)(ctx, link, m, timing);
+    await docker.remove(info.Id);
+    (0,journal_drained/* clearDrainRecord */.V)(inputs.stateDir, key);
+    clearHostUpgraded(inputs.stateDir, key);
+    report.step('done', `'${name}' leads on ${t.display} (app ${led.appId}); the database is back`);
+    return {
+        result: 'upgraded',
+        ok: true,
+        message: `the way back: '${name}' stopped, the database taken back with its newer image (goose ${db.goose ?? '-'} -> ${rec.dbBefore.goose}, node_versions ${rec.dbBefore.nodeVersion ?? '(empty)'}), and '${name}' on ${t.display} leads (app ${led.appId}); the other hosts' instances rejoin as standbys (their upgrade to ${t.display})`,
+        outputs: {
+            'previous-image': local.image,
+            image: t.display,
+            leader: name,
+            'leader-host': 'local',
+            'leader-app-id': led.appId
+        }
+    };
+}
+
+;// CONCATENATED MODULE: ./src/operations/upgrade-hosts.ts
 
 
 
@@ -84861,35 +85112,40 @@ function hostPart(instances, localName) {
 function leaderHostRefusal(waiting, targetVersion) {
     if (!targetVersion)
         return undefined;
-    const behind = waiting.filter((x) => (0,_rollout_cross_host_js__WEBPACK_IMPORTED_MODULE_8__/* .cmpVersion */ .n1)(x.version, targetVersion) !== 0);
+    const behind = waiting.filter((x) => (0,cross_host/* cmpVersion */.n1)(x.version, targetVersion) !== 0);
     if (!behind.length)
         return undefined;
-    return `${behind.map(_node_instances_js__WEBPACK_IMPORTED_MODULE_3__/* .describeInstance */ .xJ).join('; ')} does not run the target's Chainlink ${targetVersion}: the leader's host is upgraded last, after the instances waiting on the other hosts (their runners' upgrade recreates them on the target first, docs/hosts.md). Nothing was changed`;
+    return `${behind.map(node_instances/* describeInstance */.xJ).join('; ')} does not run the target's Chainlink ${targetVersion}: the leader's host is upgraded last, after the instances waiting on the other hosts (their runners' upgrade recreates them on the target first, docs/hosts.md). Nothing was changed`;
 }
 async function upgradeAcrossHosts(ctx, inputs, ref, deps) {
     if (inputs.standby)
         return undefined;
-    return (0,_journal_host_lock_js__WEBPACK_IMPORTED_MODULE_5__/* .withHostLock */ .cR)(ctx, inputs, [inputs.container], async (keys) => {
-        const view = await (0,_node_inspect_js__WEBPACK_IMPORTED_MODULE_1__/* .inspectNode */ .hn)(ctx, [inputs.container], inputs);
+    // keyed as the one-host path keys it (the names a killed run may have left), and an open
+    // journal refused first: a re-run after a killed swap finds no container by its name
+    return (0,host_lock/* withHostLock */.cR)(ctx, inputs, (0,plan/* keyContainers */.Ou)(inputs), async (keys) => {
+        (0,journal_journal/* refuseOpenJournal */.YV)(inputs.stateDir, keys.read);
+        const view = await (0,inspect/* inspectNode */.hn)(ctx, [inputs.container], inputs);
         try {
-            const instances = await (0,_node_instances_js__WEBPACK_IMPORTED_MODULE_3__/* .findInstances */ .wG)(ctx, view);
+            const instances = await (0,node_instances/* findInstances */.wG)(ctx, view);
             const local = view.containers[0];
+            const back = await wayBackHere(ctx, inputs, view, instances, ref, deps);
+            if (back)
+                return back;
             const part = hostPart(instances, local.name);
             if (part.kind === 'one-host')
                 return undefined;
             // no instance elsewhere on the target's version (by its tag) yet: no rolling upgrade has
             // begun, and the one-host path's refusal names the node that would take the lock
-            const byTag = (0,_node_config_js__WEBPACK_IMPORTED_MODULE_2__/* .nodeVersionOf */ .sg)({ Image: (0,_image_ref_js__WEBPACK_IMPORTED_MODULE_12__/* .formatRef */ .rq)(ref) });
-            if (part.kind === 'leader-host' && byTag && !part.waiting.some((x) => (0,_rollout_cross_host_js__WEBPACK_IMPORTED_MODULE_8__/* .cmpVersion */ .n1)(x.version, byTag) === 0))
+            const byTag = (0,config/* nodeVersionOf */.sg)({ Image: (0,image_ref/* formatRef */.rq)(ref) });
+            if (part.kind === 'leader-host' && byTag && !part.waiting.some((x) => (0,cross_host/* cmpVersion */.n1)(x.version, byTag) === 0))
                 return undefined;
-            (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .refuseOpenJournal */ .YV)(inputs.stateDir, keys.read);
-            const all = (0,_node_instances_js__WEBPACK_IMPORTED_MODULE_3__/* .reportInstances */ .dO)(ctx, instances);
-            const untrusted = (0,_trust_repository_js__WEBPACK_IMPORTED_MODULE_13__/* .untrustedTarget */ .wn)(ref, [local.image], inputs.allowedRepositories);
+            const all = (0,node_instances/* reportInstances */.dO)(ctx, instances);
+            const untrusted = (0,repository/* untrustedTarget */.wn)(ref, [local.image], inputs.allowedRepositories);
             if (untrusted)
-                throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`Input 'allowed-repositories': ${untrusted}`);
+                throw new errors/* OperationError */.OK(`Input 'allowed-repositories': ${untrusted}`);
             const target = await deps.resolve(ctx, ref);
-            const display = `${(0,_image_ref_js__WEBPACK_IMPORTED_MODULE_12__/* .repoTag */ .nw)(ref)}@${target.digest ?? target.image.id}`;
-            const version = (0,_node_config_js__WEBPACK_IMPORTED_MODULE_2__/* .nodeVersionOf */ .sg)({ ...target.image.config, Image: (0,_image_ref_js__WEBPACK_IMPORTED_MODULE_12__/* .formatRef */ .rq)(ref) });
+            const display = `${(0,image_ref/* repoTag */.nw)(ref)}@${target.digest ?? target.image.id}`;
+            const version = (0,config/* nodeVersionOf */.sg)({ ...target.image.config, Image: (0,image_ref/* formatRef */.rq)(ref) });
             ctx.report.fact('Target', `${display} (Chainlink ${version ?? '?'})`);
             const link = {
                 db: view.db,
@@ -84897,23 +85153,22 @@ async function upgradeAcrossHosts(ctx, inputs, ref, deps) {
                 mode: view.mode,
                 databaseUrl: view.databaseUrl,
                 healthUrl: inputs.healthUrl,
-                run: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_4__/* .newRun */ .uH)()
+                run: (0,types/* newRun */.uH)()
             };
             const base = { 'previous-image': local.image, image: display, instances: all };
             const onTarget = (await ctx.docker.imageInfo(local.info.Image))?.id === target.image.id;
-            if (part.kind === 'standby-host') {
-                if (onTarget && local.info.State.Running) {
-                    ctx.report.step('unchanged', `'${local.name}' already runs ${display}`);
-                    return { result: 'unchanged', ok: true, message: `'${local.name}' already runs ${display}`, outputs: base };
-                }
-                return await standbyHost(ctx, inputs, link, view, part.leader, { ...target, display, version }, keys.write, base);
+            if (onTarget && local.info.State.Running && (part.kind === 'standby-host' || view.leader?.name === local.name)) {
+                ctx.report.step('unchanged', `'${local.name}' already runs ${display}`);
+                return { result: 'unchanged', ok: true, message: `'${local.name}' already runs ${display}`, outputs: base };
             }
+            if (part.kind === 'standby-host')
+                return await standbyHost(ctx, inputs, link, view, part.leader, { ...target, display, version }, keys.write, base);
             const refusal = leaderHostRefusal(part.waiting, version) ??
                 deps.drainRefusal(instances, view.leader.session.appId, view.dbVersion.nodeVersion);
             if (refusal)
-                throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(refusal);
+                throw new errors/* OperationError */.OK(refusal);
             if (view.mode === 'none' || local.info.HostConfig.AutoRemove)
-                throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`'${local.name}' runs ${view.mode === 'none' ? "with lock mode 'none'" : 'with --rm'}: a rolling upgrade across hosts drains it and keeps it; nothing was changed`);
+                throw new errors/* OperationError */.OK(`'${local.name}' runs ${view.mode === 'none' ? "with lock mode 'none'" : 'with --rm'}: a rolling upgrade across hosts drains it and keeps it; nothing was changed`);
             return await leaderHost(ctx, inputs, link, view, instances, { ...target, display, version }, keys.write, base, deps);
         }
         finally {
@@ -84926,14 +85181,14 @@ async function standbyHost(ctx, inputs, link, view, leader, target, journalKey, 
     const { report } = ctx;
     const local = view.containers[0];
     // a drained instance keeps the operator's policy in its drain record: the successor gets that
-    const rec = (0,_journal_drained_js__WEBPACK_IMPORTED_MODULE_7__/* .readDrainRecord */ .Cc)(inputs.stateDir, (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .nodeKey */ .u8)(inputs));
+    const rec = (0,journal_drained/* readDrainRecord */.Cc)(inputs.stateDir, (0,journal_journal/* nodeKey */.u8)(inputs));
     const info = rec?.containerId === local.info.Id
         ? { ...local.info, HostConfig: { ...local.info.HostConfig, RestartPolicy: rec.policy } }
         : local.info;
-    report.fact('Plan', `standby host: recreate '${local.name}' (${local.info.State.Running ? 'waiting' : 'stopped'}) on ${target.display} and prove it waits behind ${(0,_node_instances_js__WEBPACK_IMPORTED_MODULE_3__/* .describeInstance */ .xJ)(leader)}`);
+    report.fact('Plan', `standby host: recreate '${local.name}' (${local.info.State.Running ? 'waiting' : 'stopped'}) on ${target.display} and prove it waits behind ${(0,node_instances/* describeInstance */.xJ)(leader)}`);
     if (inputs.dryRun)
         return { result: 'planned', ok: true, message: `dry run: would recreate '${local.name}'`, outputs: base };
-    const journal = new _journal_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .JournalWriter */ .Zx((0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .journalPath */ .HY)(inputs.stateDir, journalKey), {
+    const journal = new journal_journal/* JournalWriter */.Zx((0,journal_journal/* journalPath */.HY)(inputs.stateDir, journalKey), {
         runId: Date.now().toString(36),
         operation: 'upgrade-host-standby',
         container: inputs.container,
@@ -84946,19 +85201,26 @@ async function standbyHost(ctx, inputs, link, view, leader, target, journalKey, 
             mode: view.mode
         }
     });
-    ctx.onJournal?.(journal.journal.runId, (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .journalPath */ .HY)(inputs.stateDir, journalKey));
-    const t = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_4__/* .timeouts */ .Fw)(inputs, view.config, local.info);
+    ctx.onJournal?.(journal.journal.runId, (0,journal_journal/* journalPath */.HY)(inputs.stateDir, journalKey));
+    const t = (0,types/* timeouts */.Fw)(inputs, view.config, local.info);
     try {
-        const w = await (0,_rollout_recreate_waiting_js__WEBPACK_IMPORTED_MODULE_10__/* .recreateWaiting */ .lP)(ctx, link, {
+        const w = await (0,recreate_waiting/* recreateWaiting */.lP)(ctx, link, {
             info,
             target: { createRef: target.createRef, imageId: target.image.id, version: target.version },
             leaderApp: leader.appId,
             dbVersion: view.dbVersion.nodeVersion,
             t
         }, journal);
-        (0,_journal_drained_js__WEBPACK_IMPORTED_MODULE_7__/* .clearDrainRecord */ .V)(inputs.stateDir, (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .nodeKey */ .u8)(inputs));
+        (0,journal_drained/* clearDrainRecord */.V)(inputs.stateDir, (0,journal_journal/* nodeKey */.u8)(inputs));
+        // the DB before any new version ran on it: this host's way back if the new one migrates and crashes
+        writeHostUpgraded(inputs.stateDir, (0,journal_journal/* nodeKey */.u8)(inputs), {
+            previousImage: local.image,
+            image: target.display,
+            dbBefore: view.dbVersion,
+            at: new Date().toISOString()
+        });
         journal.done('ok');
-        report.step('done', `'${local.name}' waits on ${target.display} (app ${w.appId}); ${(0,_node_instances_js__WEBPACK_IMPORTED_MODULE_3__/* .describeInstance */ .xJ)(leader)} leads`);
+        report.step('done', `'${local.name}' waits on ${target.display} (app ${w.appId}); ${(0,node_instances/* describeInstance */.xJ)(leader)} leads`);
         return {
             result: 'upgraded',
             ok: true,
@@ -84989,18 +85251,24 @@ async function leaderHost(ctx, inputs, link, view, instances, target, journalKey
         };
     const backupFile = inputs.backup ? await deps.backup(ctx, inputs, view, leader) : undefined;
     const before = view.dbVersion;
-    const t = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_4__/* .timeouts */ .Fw)(inputs, view.config, leader.info);
+    const t = (0,types/* timeouts */.Fw)(inputs, view.config, leader.info);
     const drained = await deps.handOff(ctx, inputs, view, instances, base.instances, journalKey, {
         target: target.createRef,
         beforeStartAgain: (l) => dbBack(ctx, l, before, {
             config: leader.info,
             name: leader.name,
-            target,
+            image: target.createRef,
+            display: target.display,
             waitMs: 2 * t.lockMs,
-            readyTimeoutMs: inputs.readyTimeoutMs
+            quietMs: t.lockMs,
+            readyTimeoutMs: inputs.readyTimeoutMs,
+            known: instances.map((x) => x.appId)
         })
     });
     const outs = { ...base, ...(backupFile ? { 'backup-file': backupFile } : {}) };
+    // kept stopped: the DB could not be taken back (a newer process still on it); the message says where
+    if (!drained.ok && !(await ctx.docker.inspect(leader.info.Id))?.State.Running)
+        return { ...drained, outputs: { ...outs, ...drained.outputs } };
     if (!drained.ok)
         return {
             ...drained,
@@ -85010,9 +85278,9 @@ async function leaderHost(ctx, inputs, link, view, instances, target, journalKey
         };
     const newLeader = drained.outputs['leader-app-id'];
     const now = (await ctx.docker.inspect(leader.info.Id));
-    const rec = (0,_journal_drained_js__WEBPACK_IMPORTED_MODULE_7__/* .readDrainRecord */ .Cc)(inputs.stateDir, (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .nodeKey */ .u8)(inputs));
+    const rec = (0,journal_drained/* readDrainRecord */.Cc)(inputs.stateDir, (0,journal_journal/* nodeKey */.u8)(inputs));
     const info = rec ? { ...now, HostConfig: { ...now.HostConfig, RestartPolicy: rec.policy } } : now;
-    const journal = new _journal_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .JournalWriter */ .Zx((0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .journalPath */ .HY)(inputs.stateDir, journalKey), {
+    const journal = new journal_journal/* JournalWriter */.Zx((0,journal_journal/* journalPath */.HY)(inputs.stateDir, journalKey), {
         runId: Date.now().toString(36),
         operation: 'upgrade-host-standby',
         container: inputs.container,
@@ -85025,17 +85293,17 @@ async function leaderHost(ctx, inputs, link, view, instances, target, journalKey
             mode: view.mode
         }
     });
-    ctx.onJournal?.(journal.journal.runId, (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .journalPath */ .HY)(inputs.stateDir, journalKey));
+    ctx.onJournal?.(journal.journal.runId, (0,journal_journal/* journalPath */.HY)(inputs.stateDir, journalKey));
     const dbNow = await link.db.version();
     try {
-        const w = await (0,_rollout_recreate_waiting_js__WEBPACK_IMPORTED_MODULE_10__/* .recreateWaiting */ .lP)(ctx, link, {
+        const w = await (0,recreate_waiting/* recreateWaiting */.lP)(ctx, link, {
             info,
             target: { createRef: target.createRef, imageId: target.image.id, version: target.version },
             leaderApp: newLeader,
             dbVersion: dbNow.nodeVersion,
             t
         }, journal);
-        (0,_journal_drained_js__WEBPACK_IMPORTED_MODULE_7__/* .clearDrainRecord */ .V)(inputs.stateDir, (0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_6__/* .nodeKey */ .u8)(inputs));
+        (0,journal_drained/* clearDrainRecord */.V)(inputs.stateDir, (0,journal_journal/* nodeKey */.u8)(inputs));
         journal.done('ok');
         return {
             result: 'upgraded',
@@ -85058,38 +85326,41 @@ async function leaderHost(ctx, inputs, link, view, instances, target, journalKey
     }
 }
 /**
- * After a failed handoff to a new version: the DB back to `before` when the new version migrated
- * it (docs/node-facts.md §10): every process of a newer version gone from the DB first (the
- * rollback takes no lock), then the new image's `node db rollback` and node_versions reset.
+ * An older target on a DB a newer version migrated, with no instance serving (a bad target that
+ * crashed after migrating): the way back (src/operations/host-back.ts), else undefined.
  */
-async function dbBack(ctx, link, before, o) {
-    const now = await link.db.version();
-    if (now.goose === before.goose && now.nodeVersion === before.nodeVersion) {
-        ctx.report.step('database', `not migrated (goose ${now.goose ?? '-'}, node_versions ${now.nodeVersion ?? '-'})`);
-        return;
-    }
-    ctx.report.step('database', `migrated by the new version (goose ${before.goose ?? '-'} -> ${now.goose ?? '-'}, node_versions ${before.nodeVersion ?? '-'} -> ${now.nodeVersion ?? '-'}): it held the lock; taken back before the old instance starts`);
-    if (before.goose === undefined)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`the database was migrated to goose ${now.goose}, and its version before is not known`);
-    const deadline = Date.now() + o.waitMs;
-    for (;;) {
-        const l = await (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_14__/* .readLockState */ .T8)(link.db, link.mode, link.config.advisoryLockId);
-        const newer = l.sessions.filter((s) => ((0,_rollout_cross_host_js__WEBPACK_IMPORTED_MODULE_8__/* .cmpVersion */ .n1)(s.version, before.nodeVersion) ?? 0) > 0);
-        if (!newer.length)
-            break;
-        if (Date.now() >= deadline)
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .OperationError */ .OK(`the database was migrated (goose ${before.goose} -> ${now.goose}) and app ${newer[0].appId} (Chainlink ${newer[0].version}) still runs on it: 'node db rollback' needs every newer instance stopped (on its own host: recreate it on the previous image there), then 'repair' here`);
-        await (0,_sleep_js__WEBPACK_IMPORTED_MODULE_11__/* .sleep */ .y)(250, ctx.signal);
-    }
-    await (0,_rollout_migrate_down_js__WEBPACK_IMPORTED_MODULE_9__/* .migrateDownTo */ .Jv)(ctx, link, {
-        config: o.config,
-        name: o.name,
-        image: o.target.createRef,
-        goose: before.goose,
-        nodeVersion: before.nodeVersion,
-        whose: 'the new image',
-        display: o.target.display,
-        readyTimeoutMs: o.readyTimeoutMs
+async function wayBackHere(ctx, inputs, view, instances, ref, deps) {
+    const local = view.containers[0];
+    const localImage = await ctx.docker.imageInfo(local.info.Image);
+    const remoteLeads = instances.some((x) => x.role === 'leader' && x.host === 'remote');
+    const kind = wayBack({
+        targetVersion: (0,config/* nodeVersionOf */.sg)({ Image: (0,image_ref/* formatRef */.rq)(ref) }),
+        db: view.dbVersion,
+        localVersion: (0,config/* nodeVersionOf */.sg)({ ...localImage?.config, Image: local.image }),
+        // a leader here (even one still migrating) is never stopped by a way back
+        served: remoteLeads || !!view.leader
+    });
+    if (kind === 'none')
+        return undefined;
+    const untrusted = (0,repository/* untrustedTarget */.wn)(ref, [local.image], inputs.allowedRepositories);
+    if (untrusted)
+        throw new errors/* OperationError */.OK(`Input 'allowed-repositories': ${untrusted}`);
+    const link = {
+        db: view.db,
+        config: view.config,
+        mode: view.mode,
+        databaseUrl: view.databaseUrl,
+        healthUrl: inputs.healthUrl,
+        run: (0,types/* newRun */.uH)()
+    };
+    return hostBack(ctx, inputs, view, link, kind, async () => {
+        const t = await deps.resolve(ctx, ref);
+        return {
+            createRef: t.createRef,
+            imageId: t.image.id,
+            display: `${(0,image_ref/* repoTag */.nw)(ref)}@${t.digest ?? t.image.id}`,
+            version: (0,config/* nodeVersionOf */.sg)({ ...t.image.config, Image: (0,image_ref/* formatRef */.rq)(ref) })
+        };
     });
 }
 

@@ -25,6 +25,7 @@ import { JournalWriter, journalPath, nodeKey, refuseOpenJournal } from '../journ
 import { clearDrainRecord, readDrainRecord } from '../journal/drained.js'
 import { cmpVersion } from '../rollout/cross-host.js'
 import { recreateWaiting } from '../rollout/recreate-waiting.js'
+import { keyContainers } from '../rollout/plan.js'
 import { writeHostUpgraded } from '../journal/host-upgraded.js'
 import { dbBack, hostBack, wayBack } from './host-back.js'
 
@@ -84,12 +85,15 @@ export async function upgradeAcrossHosts(
   deps: Deps
 ): Promise<OperationResult | undefined> {
   if (inputs.standby) return undefined
-  return withHostLock(ctx, inputs, [inputs.container], async (keys) => {
+  // keyed as the one-host path keys it (the names a killed run may have left), and an open
+  // journal refused first: a re-run after a killed swap finds no container by its name
+  return withHostLock(ctx, inputs, keyContainers(inputs), async (keys) => {
+    refuseOpenJournal(inputs.stateDir, keys.read)
     const view = await inspectNode(ctx, [inputs.container], inputs)
     try {
       const instances = await findInstances(ctx, view)
       const local = view.containers[0]
-      const back = await wayBackHere(ctx, inputs, view, instances, ref, keys.read, deps)
+      const back = await wayBackHere(ctx, inputs, view, instances, ref, deps)
       if (back) return back
       const part = hostPart(instances, local.name)
       if (part.kind === 'one-host') return undefined
@@ -98,7 +102,6 @@ export async function upgradeAcrossHosts(
       const byTag = nodeVersionOf({ Image: formatRef(ref) })
       if (part.kind === 'leader-host' && byTag && !part.waiting.some((x) => cmpVersion(x.version, byTag) === 0))
         return undefined
-      refuseOpenJournal(inputs.stateDir, keys.read)
       const all = reportInstances(ctx, instances)
       const untrusted = untrustedTarget(ref, [local.image], inputs.allowedRepositories)
       if (untrusted) throw new OperationError(`Input 'allowed-repositories': ${untrusted}`)
@@ -355,7 +358,6 @@ async function wayBackHere(
   view: NodeView,
   instances: Instance[],
   ref: ImageRef,
-  journalKeys: string[],
   deps: Deps
 ): Promise<OperationResult | undefined> {
   const local = view.containers[0]
@@ -369,7 +371,6 @@ async function wayBackHere(
     served: remoteLeads || !!view.leader
   })
   if (kind === 'none') return undefined
-  refuseOpenJournal(inputs.stateDir, journalKeys)
   const untrusted = untrustedTarget(ref, [local.image], inputs.allowedRepositories)
   if (untrusted) throw new OperationError(`Input 'allowed-repositories': ${untrusted}`)
   const link: NodeLink = {

@@ -5,7 +5,16 @@ import { afterAll, afterEach, describe, expect, test } from '@jest/globals'
 import { mkdtempSync, writeFileSync, chmodSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createDb, docker, removeContainers, simImage, uniqueName, waitFor, type TestDb } from '../support/bed.js'
+import {
+  createDb,
+  docker,
+  removeContainers,
+  simImage,
+  sleep,
+  uniqueName,
+  waitFor,
+  type TestDb
+} from '../support/bed.js'
 import {
   FAST_LEASE,
   FAST_LEASE_V1,
@@ -356,13 +365,20 @@ describe('fault images', () => {
       name: name('slow'),
       tag: '2.20.0-slow-migrations',
       db,
-      env: { ...FAST_LEASE, SIM_SLOW_MIGRATION_MS: '400' }
+      // each migration held 1.5 s: the window is wide enough for a loaded machine's requests
+      env: { ...FAST_LEASE, SIM_SLOW_MIGRATION_MS: '1500' }
     })
     await a.waitLog(/Starting StartUpHealthReport/)
-    expect(await a.http('/health')).toBe(204)
+    // the node logs the line, then listens (core/services/health.go: ListenAndServe in a goroutine)
+    let first = await a.http('/health')
+    for (let i = 0; first === 'refused' && i < 20; i++) {
+      await sleep(100)
+      first = await a.http('/health')
+    }
+    expect(first).toBe(204)
     expect(await a.http('/readyz')).toBe(503)
     expect(await a.http('/v2/jobs')).toBe(503)
-    await a.waitLog(/StartUpHealthReport shutdown complete/, 15000)
+    await a.waitLog(/StartUpHealthReport shutdown complete/, 40000)
     await a.appId()
     await a.waitLog(/Listening and serving HTTP/)
     expect(await a.http('/readyz')).toBe(200)
