@@ -79734,6 +79734,7 @@ async function takeOver(ctx, link, m, t, gate = {}) {
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
   ue: () => (/* binding */ GateError),
+  IJ: () => (/* binding */ linkOf),
   C5: () => (/* binding */ memberOf),
   VV: () => (/* binding */ modeOf),
   uH: () => (/* binding */ newRun),
@@ -80026,6 +80027,13 @@ function urlKey(url) {
 
 function newRun(failingBefore) {
     return { observers: new Observers(), aimDeltaMs: 100, failingBefore };
+}
+/**
+ * The link to a node as a connection (inspectNode's view, or connectNode's) names it, with the
+ * health URL the run was given and a new run unless one is passed.
+ */
+function linkOf(node, healthUrl, run = newRun()) {
+    return { db: node.db, config: node.config, mode: node.mode, databaseUrl: node.databaseUrl, healthUrl, run };
 }
 /** The run a link belongs to (one is made for a link built without it). */
 function runOf(link) {
@@ -83461,14 +83469,7 @@ async function handOff(ctx, inputs, view, instances, all, journalKey, opts = {})
     const leader = view.leader;
     const fromApp = leader.session.appId;
     const to = instances.filter((x) => x.role === 'waiting' && x.host === 'remote');
-    const link = {
-        db: view.db,
-        config: view.config,
-        mode: view.mode,
-        databaseUrl: view.databaseUrl,
-        healthUrl: inputs.healthUrl,
-        run: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_5__/* .newRun */ .uH)()
-    };
+    const link = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_5__/* .linkOf */ .IJ)(view, inputs.healthUrl);
     const t = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_5__/* .timeouts */ .Fw)(inputs, view.config, leader.info);
     report.fact('Plan', `drain '${leader.name}': hand the lock to ${to.map(_node_instances_js__WEBPACK_IMPORTED_MODULE_2__/* .describeInstance */ .xJ).join(' or ')}, then keep '${leader.name}' stopped`);
     if (inputs.dryRun)
@@ -83716,7 +83717,7 @@ async function repairDrain(ctx, inputs, j, journal) {
     report.fact('Interrupted', `${j.operation} run ${j.runId} started ${j.startedAt}; last step ${j.steps.at(-1)?.step ?? '(none)'}`);
     const { db, config, mode, databaseUrl } = await (0,_node_connect_js__WEBPACK_IMPORTED_MODULE_2__/* .connectNode */ .jh)(ctx, info, inputs, { retryForMs: 60_000 });
     try {
-        const link = { db, config, mode, databaseUrl, healthUrl: inputs.healthUrl, run: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_6__/* .newRun */ .uH)() };
+        const link = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_6__/* .linkOf */ .IJ)({ db, config, mode, databaseUrl }, inputs.healthUrl);
         const t = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_6__/* .timeouts */ .Fw)(inputs, config, info);
         const lock = await (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_13__/* .readLockState */ .T8)(db, mode, config.advisoryLockId);
         const { ties } = await (0,_node_inspect_js__WEBPACK_IMPORTED_MODULE_3__/* .tieSessions */ .qi)(ctx, db, [info], lock.sessions);
@@ -83846,7 +83847,7 @@ async function repairHostStandby(ctx, inputs, j, journal) {
     await (0,_node_connect_js__WEBPACK_IMPORTED_MODULE_2__/* .maskNodeSecrets */ .Uu)(docker, any, log.mask);
     const { db, config, mode, databaseUrl } = await (0,_node_connect_js__WEBPACK_IMPORTED_MODULE_2__/* .connectNode */ .jh)(ctx, any, inputs, { retryForMs: 60_000 });
     try {
-        const link = { db, config, mode, databaseUrl, healthUrl: inputs.healthUrl, run: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_6__/* .newRun */ .uH)() };
+        const link = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_6__/* .linkOf */ .IJ)({ db, config, mode, databaseUrl }, inputs.healthUrl);
         const t = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_6__/* .timeouts */ .Fw)(inputs, config, any);
         const lock = await (0,_node_lock_js__WEBPACK_IMPORTED_MODULE_13__/* .readLockState */ .T8)(db, mode, config.advisoryLockId);
         if (made?.State.Running) {
@@ -83971,14 +83972,7 @@ async function repairRestore(ctx, inputs, j, journal) {
                 throw new errors/* OperationError */.OK(`the interrupted restore's psql or pg_restore still runs on the database`);
             await (0,sleep/* sleep */.y)(1000, ctx.signal);
         }
-        const link = {
-            db,
-            config,
-            mode,
-            databaseUrl,
-            healthUrl: inputs.healthUrl,
-            run: (0,types/* newRun */.uH)(plan.failingBefore)
-        };
+        const link = (0,types/* linkOf */.IJ)({ db, config, mode, databaseUrl }, inputs.healthUrl, (0,types/* newRun */.uH)(plan.failingBefore));
         const t = (0,types/* timeouts */.Fw)(inputs, config, leader);
         const lock = await (0,node_lock/* readLockState */.T8)(db, mode, config.advisoryLockId);
         const m = (0,types/* memberOf */.C5)(leader, lock.holder);
@@ -84063,7 +84057,7 @@ async function repairStranded(ctx, inputs, names) {
         }
         const { db, config, mode, databaseUrl } = await (0,connect/* connectNode */.jh)(ctx, info, inputs, { retryForMs: 60_000 });
         try {
-            const link = { db, config, mode, databaseUrl, healthUrl: inputs.healthUrl, run: (0,types/* newRun */.uH)() };
+            const link = (0,types/* linkOf */.IJ)({ db, config, mode, databaseUrl }, inputs.healthUrl);
             const t = (0,types/* timeouts */.Fw)(inputs, config, info);
             if (info.State.Running) {
                 report.step(`stop ${n}`, "to start it again inside the holder's current namespace");
@@ -84198,7 +84192,7 @@ const repair = async (ctx, inputs) => {
         try {
             // the checks failing on the leader before the run, as its preflight recorded them
             const failingBefore = j?.plan.failingBefore;
-            const link = { db, config, mode, databaseUrl, healthUrl: inputs.healthUrl, run: (0,types/* newRun */.uH)(failingBefore) };
+            const link = (0,types/* linkOf */.IJ)({ db, config, mode, databaseUrl }, inputs.healthUrl, (0,types/* newRun */.uH)(failingBefore));
             const t = (0,types/* timeouts */.Fw)(inputs, config, previousInfo);
             const lock = await (0,node_lock/* readLockState */.T8)(db, mode, config.advisoryLockId);
             const all = [...originals, ...createdInfos];
@@ -84517,14 +84511,7 @@ async function resume(ctx, inputs) {
             const policy = rec?.containerId === local.info.Id ? rec.policy : local.info.HostConfig.RestartPolicy;
             if (!rec)
                 report.note(`No drain of '${local.name}' is recorded in ${inputs.stateDir}: its restart policy stays ${local.info.HostConfig.RestartPolicy?.Name ?? 'no'}.`);
-            const link = {
-                db: view.db,
-                config: view.config,
-                mode: view.mode,
-                databaseUrl: view.databaseUrl,
-                healthUrl: inputs.healthUrl,
-                run: (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_5__/* .newRun */ .uH)()
-            };
+            const link = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_5__/* .linkOf */ .IJ)(view, inputs.healthUrl);
             const t = (0,_handoff_types_js__WEBPACK_IMPORTED_MODULE_5__/* .timeouts */ .Fw)(inputs, view.config, local.info);
             const journal = new _journal_journal_js__WEBPACK_IMPORTED_MODULE_7__/* .JournalWriter */ .Zx((0,_journal_journal_js__WEBPACK_IMPORTED_MODULE_7__/* .journalPath */ .HY)(inputs.stateDir, keys.write), {
                 runId: Date.now().toString(36),
@@ -85147,14 +85134,7 @@ async function upgradeAcrossHosts(ctx, inputs, ref, deps) {
             const display = `${(0,image_ref/* repoTag */.nw)(ref)}@${target.digest ?? target.image.id}`;
             const version = (0,config/* nodeVersionOf */.sg)({ ...target.image.config, Image: (0,image_ref/* formatRef */.rq)(ref) });
             ctx.report.fact('Target', `${display} (Chainlink ${version ?? '?'})`);
-            const link = {
-                db: view.db,
-                config: view.config,
-                mode: view.mode,
-                databaseUrl: view.databaseUrl,
-                healthUrl: inputs.healthUrl,
-                run: (0,types/* newRun */.uH)()
-            };
+            const link = (0,types/* linkOf */.IJ)(view, inputs.healthUrl);
             const base = { 'previous-image': local.image, image: display, instances: all };
             const onTarget = (await ctx.docker.imageInfo(local.info.Image))?.id === target.image.id;
             if (onTarget && local.info.State.Running && (part.kind === 'standby-host' || view.leader?.name === local.name)) {
@@ -85345,14 +85325,7 @@ async function wayBackHere(ctx, inputs, view, instances, ref, deps) {
     const untrusted = (0,repository/* untrustedTarget */.wn)(ref, [local.image], inputs.allowedRepositories);
     if (untrusted)
         throw new errors/* OperationError */.OK(`Input 'allowed-repositories': ${untrusted}`);
-    const link = {
-        db: view.db,
-        config: view.config,
-        mode: view.mode,
-        databaseUrl: view.databaseUrl,
-        healthUrl: inputs.healthUrl,
-        run: (0,types/* newRun */.uH)()
-    };
+    const link = (0,types/* linkOf */.IJ)(view, inputs.healthUrl);
     return hostBack(ctx, inputs, view, link, kind, async () => {
         const t = await deps.resolve(ctx, ref);
         return {
@@ -87498,14 +87471,7 @@ async function withNode(ctx, inputs, fn) {
                 : failingBefore.length
                     ? `failing on '${leader.name}' before the change (allowed to fail after it): ${(0,health/* describeChecks */.Pt)(failingBefore)}`
                     : `no check failing on '${leader.name}'`);
-            const link = {
-                db: view.db,
-                config: view.config,
-                mode: view.mode,
-                databaseUrl: view.databaseUrl,
-                healthUrl: inputs.healthUrl,
-                run: (0,types/* newRun */.uH)(failingBefore)
-            };
+            const link = (0,types/* linkOf */.IJ)(view, inputs.healthUrl, (0,types/* newRun */.uH)(failingBefore));
             try {
                 return await fn({
                     view,

@@ -36,6 +36,18 @@ export function newRun(failingBefore?: Check[]): Run {
   return { observers: new Observers(), aimDeltaMs: 100, failingBefore }
 }
 
+/**
+ * The link to a node as a connection (inspectNode's view, or connectNode's) names it, with the
+ * health URL the run was given and a new run unless one is passed.
+ */
+export function linkOf(
+  node: { db: DbApi; config: NodeConfig; mode: LockMode; databaseUrl?: string },
+  healthUrl: string | undefined,
+  run: Run = newRun()
+): NodeLink {
+  return { db: node.db, config: node.config, mode: node.mode, databaseUrl: node.databaseUrl, healthUrl, run }
+}
+
 /** The run a link belongs to (one is made for a link built without it). */
 export function runOf(link: NodeLink): Run {
   link.run ??= newRun()

@@ -14,7 +14,7 @@ import { describeInstance, findInstances, reportInstances, type Instance } from 
 import type { NodeView } from '../node/view.js'
 import { aimStop } from '../handoff/take-over.js'
 import { remoteLeaderGate } from '../handoff/remote-gate.js'
-import { newRun, timeouts, type NodeLink } from '../handoff/types.js'
+import { linkOf, timeouts, type NodeLink } from '../handoff/types.js'
 import { withHostLock } from '../journal/host-lock.js'
 import { JournalWriter, journalPath, nodeKey, refuseOpenJournal } from '../journal/journal.js'
 import { clearDrainRecord, readDrainRecord, writeDrainRecord } from '../journal/drained.js'
@@ -124,14 +124,7 @@ export async function handOff(
   const leader = view.leader!
   const fromApp = leader.session!.appId
   const to = instances.filter((x) => x.role === 'waiting' && x.host === 'remote')
-  const link: NodeLink = {
-    db: view.db,
-    config: view.config,
-    mode: view.mode,
-    databaseUrl: view.databaseUrl,
-    healthUrl: inputs.healthUrl,
-    run: newRun()
-  }
+  const link = linkOf(view, inputs.healthUrl)
   const t = timeouts(inputs, view.config, leader.info)
   report.fact(
     'Plan',

@@ -14,7 +14,7 @@ import { tieSessions } from '../node/inspect.js'
 import { readLockState, sameApp } from '../node/lock.js'
 import { remoteLeaderGate } from '../handoff/remote-gate.js'
 import { standbyReady } from '../handoff/gate-loops.js'
-import { GateError, memberOf, newRun, timeouts, type NodeLink, type Timeouts } from '../handoff/types.js'
+import { linkOf, GateError, memberOf, timeouts, type NodeLink, type Timeouts } from '../handoff/types.js'
 import type { JournalWriter, readJournal } from '../journal/journal.js'
 import { clearDrainRecord, readDrainRecord } from '../journal/drained.js'
 import { nodeKey } from '../journal/journal.js'
@@ -50,7 +50,7 @@ export async function repairDrain(
   )
   const { db, config, mode, databaseUrl } = await connectNode(ctx, info, inputs, { retryForMs: 60_000 })
   try {
-    const link: NodeLink = { db, config, mode, databaseUrl, healthUrl: inputs.healthUrl, run: newRun() }
+    const link = linkOf({ db, config, mode, databaseUrl }, inputs.healthUrl)
     const t = timeouts(inputs, config, info)
     const lock = await readLockState(db, mode, config.advisoryLockId)
     const { ties } = await tieSessions(ctx, db, [info], lock.sessions)
@@ -217,7 +217,7 @@ async function repairHostStandby(
   await maskNodeSecrets(docker, any, log.mask)
   const { db, config, mode, databaseUrl } = await connectNode(ctx, any, inputs, { retryForMs: 60_000 })
   try {
-    const link: NodeLink = { db, config, mode, databaseUrl, healthUrl: inputs.healthUrl, run: newRun() }
+    const link = linkOf({ db, config, mode, databaseUrl }, inputs.healthUrl)
     const t = timeouts(inputs, config, any)
     const lock = await readLockState(db, mode, config.advisoryLockId)
     if (made?.State.Running) {

@@ -7,7 +7,7 @@ import { containerName, joinedTo, type ContainerInfo } from '../docker/client.js
 import type { readJournal } from '../journal/journal.js'
 import { holderProblem } from '../handoff/port-holder.js'
 import { takeOver } from '../handoff/take-over.js'
-import { memberOf, newRun, timeouts, type NodeLink } from '../handoff/types.js'
+import { linkOf, memberOf, timeouts } from '../handoff/types.js'
 import { connectNode } from '../node/connect.js'
 
 /** The port holder a container joins (docs/port-holder.md): a finished conversion keeps it. */
@@ -69,7 +69,7 @@ export async function repairStranded(
     }
     const { db, config, mode, databaseUrl } = await connectNode(ctx, info, inputs, { retryForMs: 60_000 })
     try {
-      const link: NodeLink = { db, config, mode, databaseUrl, healthUrl: inputs.healthUrl, run: newRun() }
+      const link = linkOf({ db, config, mode, databaseUrl }, inputs.healthUrl)
       const t = timeouts(inputs, config, info)
       if (info.State.Running) {
         report.step(`stop ${n}`, "to start it again inside the holder's current namespace")

@@ -7,7 +7,7 @@ import type { Inputs } from '../inputs/types.js'
 import { OperationError } from '../errors.js'
 import { sleep } from '../sleep.js'
 import type { DbApi } from '../postgres/database.js'
-import { memberOf, newRun, timeouts, type NodeLink } from '../handoff/types.js'
+import { linkOf, memberOf, newRun, timeouts } from '../handoff/types.js'
 import { healthGate } from '../handoff/gate-loops.js'
 import { takeOver } from '../handoff/take-over.js'
 import { readLockState } from '../node/lock.js'
@@ -55,14 +55,7 @@ export async function repairRestore(
       if (i >= 60) throw new OperationError(`the interrupted restore's psql or pg_restore still runs on the database`)
       await sleep(1000, ctx.signal)
     }
-    const link: NodeLink = {
-      db,
-      config,
-      mode,
-      databaseUrl,
-      healthUrl: inputs.healthUrl,
-      run: newRun(plan.failingBefore)
-    }
+    const link = linkOf({ db, config, mode, databaseUrl }, inputs.healthUrl, newRun(plan.failingBefore))
     const t = timeouts(inputs, config, leader)
     const lock = await readLockState(db, mode, config.advisoryLockId)
     const m = memberOf(leader, lock.holder)

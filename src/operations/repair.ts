@@ -6,7 +6,7 @@ import { OperationError } from '../errors.js'
 import type { DbApi } from '../postgres/database.js'
 import { containerName, type ContainerInfo } from '../docker/client.js'
 import { publishedPorts } from '../handoff/container-spec.js'
-import { GateError, memberOf, newRun, timeouts, type Member, type NodeLink } from '../handoff/types.js'
+import { linkOf, GateError, memberOf, newRun, timeouts, type Member } from '../handoff/types.js'
 import { healthGate } from '../handoff/gate-loops.js'
 import { LABEL_ROLE, LABEL_RUN } from '../handoff/clone.js'
 import { readLockState, sameApp, type LockState } from '../node/lock.js'
@@ -110,7 +110,7 @@ export const repair: OperationFn = async (ctx, inputs) => {
     try {
       // the checks failing on the leader before the run, as its preflight recorded them
       const failingBefore = j?.plan.failingBefore
-      const link: NodeLink = { db, config, mode, databaseUrl, healthUrl: inputs.healthUrl, run: newRun(failingBefore) }
+      const link = linkOf({ db, config, mode, databaseUrl }, inputs.healthUrl, newRun(failingBefore))
       const t = timeouts(inputs, config, previousInfo)
       const lock = await readLockState(db, mode, config.advisoryLockId)
       const all = [...originals, ...createdInfos]

@@ -11,7 +11,7 @@ import { inspectNode } from '../node/inspect.js'
 import { describeInstance, findInstances, reportInstances } from '../node/instances.js'
 import { standbyReady } from '../handoff/gate-loops.js'
 import { takeOver } from '../handoff/take-over.js'
-import { memberOf, newRun, timeouts, type NodeLink } from '../handoff/types.js'
+import { linkOf, memberOf, timeouts } from '../handoff/types.js'
 import { withHostLock } from '../journal/host-lock.js'
 import { JournalWriter, journalPath, nodeKey, refuseOpenJournal } from '../journal/journal.js'
 import { clearDrainRecord, readDrainRecord } from '../journal/drained.js'
@@ -49,14 +49,7 @@ export async function resume(ctx: Context, inputs: Inputs): Promise<OperationRes
         report.note(
           `No drain of '${local.name}' is recorded in ${inputs.stateDir}: its restart policy stays ${local.info.HostConfig.RestartPolicy?.Name ?? 'no'}.`
         )
-      const link: NodeLink = {
-        db: view.db,
-        config: view.config,
-        mode: view.mode,
-        databaseUrl: view.databaseUrl,
-        healthUrl: inputs.healthUrl,
-        run: newRun()
-      }
+      const link = linkOf(view, inputs.healthUrl)
       const t = timeouts(inputs, view.config, local.info)
       const journal = new JournalWriter(journalPath(inputs.stateDir, keys.write), {
         runId: Date.now().toString(36),

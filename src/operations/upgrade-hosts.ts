@@ -19,7 +19,7 @@ import { inspectNode } from '../node/inspect.js'
 import { nodeVersionOf } from '../node/config.js'
 import type { NodeContainer, NodeView } from '../node/view.js'
 import { describeInstance, findInstances, reportInstances, type Instance } from '../node/instances.js'
-import { newRun, timeouts, type NodeLink } from '../handoff/types.js'
+import { linkOf, timeouts, type NodeLink } from '../handoff/types.js'
 import { withHostLock } from '../journal/host-lock.js'
 import { JournalWriter, journalPath, nodeKey, refuseOpenJournal } from '../journal/journal.js'
 import { clearDrainRecord, readDrainRecord } from '../journal/drained.js'
@@ -109,14 +109,7 @@ export async function upgradeAcrossHosts(
       const display = `${repoTag(ref)}@${target.digest ?? target.image.id}`
       const version = nodeVersionOf({ ...target.image.config, Image: formatRef(ref) })
       ctx.report.fact('Target', `${display} (Chainlink ${version ?? '?'})`)
-      const link: NodeLink = {
-        db: view.db,
-        config: view.config,
-        mode: view.mode,
-        databaseUrl: view.databaseUrl,
-        healthUrl: inputs.healthUrl,
-        run: newRun()
-      }
+      const link = linkOf(view, inputs.healthUrl)
       const base = { 'previous-image': local.image, image: display, instances: all }
       const onTarget = (await ctx.docker.imageInfo(local.info.Image))?.id === target.image.id
       if (onTarget && local.info.State.Running && (part.kind === 'standby-host' || view.leader?.name === local.name)) {
@@ -373,14 +366,7 @@ async function wayBackHere(
   if (kind === 'none') return undefined
   const untrusted = untrustedTarget(ref, [local.image], inputs.allowedRepositories)
   if (untrusted) throw new OperationError(`Input 'allowed-repositories': ${untrusted}`)
-  const link: NodeLink = {
-    db: view.db,
-    config: view.config,
-    mode: view.mode,
-    databaseUrl: view.databaseUrl,
-    healthUrl: inputs.healthUrl,
-    run: newRun()
-  }
+  const link = linkOf(view, inputs.healthUrl)
   return hostBack(ctx, inputs, view, link, kind, async () => {
     const t = await deps.resolve(ctx, ref)
     return {

@@ -4,7 +4,7 @@
 import type { Context, OperationResult } from '../context.js'
 import { OperationError } from '../errors.js'
 import { formatMs } from '../duration.js'
-import { newRun, runOf, timeouts, type NodeLink, type TimeoutSettings } from '../handoff/types.js'
+import { linkOf, newRun, runOf, timeouts, type TimeoutSettings } from '../handoff/types.js'
 import { describeChecks, describeReady, isAuthStatus } from '../node/health.js'
 import { inspectNode, requireHealthUrl, requireLeader } from '../node/inspect.js'
 import type { NodeContainer } from '../node/view.js'
@@ -183,14 +183,7 @@ export async function withNode(
             ? `failing on '${leader.name}' before the change (allowed to fail after it): ${describeChecks(failingBefore)}`
             : `no check failing on '${leader.name}'`
       )
-      const link: NodeLink = {
-        db: view.db,
-        config: view.config,
-        mode: view.mode,
-        databaseUrl: view.databaseUrl,
-        healthUrl: inputs.healthUrl,
-        run: newRun(failingBefore)
-      }
+      const link = linkOf(view, inputs.healthUrl, newRun(failingBefore))
       try {
         return await fn({
           view,
