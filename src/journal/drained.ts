@@ -2,9 +2,7 @@
 // written before the drain stops the container. The drain sets its restart policy to `no` (so a
 // reboot of the host does not start it beside the new leader); `resume`, possibly days later
 // from another workflow, gives the operator's policy back from here.
-import { readFileSync, rmSync } from 'node:fs'
-import { join } from 'node:path'
-import { privateDirSync, safeName, writeDurable } from './journal.js'
+import { nodeRecord } from './journal.js'
 
 interface DrainRecord {
   containerId: string
@@ -17,23 +15,8 @@ interface DrainRecord {
   runId: string
 }
 
-function drainPath(stateDir: string, key: string): string {
-  return join(stateDir, `${safeName(key)}.drained.json`)
-}
+const record = nodeRecord<DrainRecord>('drained')
 
-export function writeDrainRecord(stateDir: string, key: string, r: DrainRecord): void {
-  privateDirSync(stateDir)
-  writeDurable(drainPath(stateDir, key), JSON.stringify(r, null, 2))
-}
-
-export function readDrainRecord(stateDir: string, key: string): DrainRecord | undefined {
-  try {
-    return JSON.parse(readFileSync(drainPath(stateDir, key), 'utf8')) as DrainRecord
-  } catch {
-    return undefined
-  }
-}
-
-export function clearDrainRecord(stateDir: string, key: string): void {
-  rmSync(drainPath(stateDir, key), { force: true })
-}
+export const writeDrainRecord = record.write
+export const readDrainRecord = record.read
+export const clearDrainRecord = record.clear

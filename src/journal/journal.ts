@@ -11,6 +11,7 @@ import {
   openSync,
   readFileSync,
   renameSync,
+  rmSync,
   statSync,
   writeSync
 } from 'node:fs'
@@ -188,6 +189,36 @@ export function journalPath(stateDir: string, container: string): string {
 export function privateDirSync(path: string): void {
   mkdirSync(path, { recursive: true, mode: 0o700 })
   if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o700)
+}
+
+/**
+ * A JSON record of the node kept beside its journal in `state-dir`, `<key>.<suffix>.json`:
+ * written durably, read as undefined when absent or unreadable, cleared. The drain record and a
+ * standby host's record of a rolling upgrade are two of these (src/journal/drained.ts,
+ * host-upgraded.ts).
+ */
+export function nodeRecord<T>(suffix: string): {
+  write(stateDir: string, key: string, r: T): void
+  read(stateDir: string, key: string): T | undefined
+  clear(stateDir: string, key: string): void
+} {
+  const path = (stateDir: string, key: string) => join(stateDir, `${safeName(key)}.${suffix}.json`)
+  return {
+    write(stateDir, key, r) {
+      privateDirSync(stateDir)
+      writeDurable(path(stateDir, key), JSON.stringify(r, null, 2))
+    },
+    read(stateDir, key) {
+      try {
+        return JSON.parse(readFileSync(path(stateDir, key), 'utf8')) as T
+      } catch {
+        return undefined
+      }
+    },
+    clear(stateDir, key) {
+      rmSync(path(stateDir, key), { force: true })
+    }
+  }
 }
 
 /** Writes a file durably: temp file, fsync, rename, then fsync of the directory (the rename itself). */
