@@ -80611,36 +80611,16 @@ function securityInputs(get, env, dockerHost) {
 /* harmony export */   V: () => (/* binding */ clearDrainRecord),
 /* harmony export */   ji: () => (/* binding */ writeDrainRecord)
 /* harmony export */ });
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_1__);
-/* harmony import */ var _journal_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(4896);
+/* harmony import */ var _journal_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4896);
 // The record of a drained instance (docs/hosts.md): a file in `state-dir` beside the journal,
 // written before the drain stops the container. The drain sets its restart policy to `no` (so a
 // reboot of the host does not start it beside the new leader); `resume`, possibly days later
 // from another workflow, gives the operator's policy back from here.
 
-
-
-function drainPath(stateDir, key) {
-    return (0,node_path__WEBPACK_IMPORTED_MODULE_1__.join)(stateDir, `${(0,_journal_js__WEBPACK_IMPORTED_MODULE_2__/* .safeName */ .jC)(key)}.drained.json`);
-}
-function writeDrainRecord(stateDir, key, r) {
-    (0,_journal_js__WEBPACK_IMPORTED_MODULE_2__/* .privateDirSync */ .SW)(stateDir);
-    (0,_journal_js__WEBPACK_IMPORTED_MODULE_2__/* .writeDurable */ .vQ)(drainPath(stateDir, key), JSON.stringify(r, null, 2));
-}
-function readDrainRecord(stateDir, key) {
-    try {
-        return JSON.parse((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)(drainPath(stateDir, key), 'utf8'));
-    }
-    catch {
-        return undefined;
-    }
-}
-function clearDrainRecord(stateDir, key) {
-    (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.rmSync)(drainPath(stateDir, key), { force: true });
-}
+const record = (0,_journal_js__WEBPACK_IMPORTED_MODULE_0__/* .nodeRecord */ .yM)('drained');
+const writeDrainRecord = record.write;
+const readDrainRecord = record.read;
+const clearDrainRecord = record.clear;
 
 
 /***/ }),
@@ -80941,7 +80921,8 @@ function olderThan(path, ms) {
 /* harmony export */   jC: () => (/* binding */ safeName),
 /* harmony export */   t_: () => (/* binding */ fsyncDir),
 /* harmony export */   u8: () => (/* binding */ nodeKey),
-/* harmony export */   vQ: () => (/* binding */ writeDurable)
+/* harmony export */   vQ: () => (/* binding */ writeDurable),
+/* harmony export */   yM: () => (/* binding */ nodeRecord)
 /* harmony export */ });
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_fs__WEBPACK_IMPORTED_MODULE_0__);
@@ -81007,6 +80988,32 @@ function privateDirSync(path) {
     (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.mkdirSync)(path, { recursive: true, mode: 0o700 });
     if (((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.statSync)(path).mode & 0o077) !== 0)
         (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.chmodSync)(path, 0o700);
+}
+/**
+ * A JSON record of the node kept beside its journal in `state-dir`, `<key>.<suffix>.json`:
+ * written durably, read as undefined when absent or unreadable, cleared. The drain record and a
+ * standby host's record of a rolling upgrade are two of these (src/journal/drained.ts,
+ * host-upgraded.ts).
+ */
+function nodeRecord(suffix) {
+    const path = (stateDir, key) => (0,node_path__WEBPACK_IMPORTED_MODULE_3__.join)(stateDir, `${safeName(key)}.${suffix}.json`);
+    return {
+        write(stateDir, key, r) {
+            privateDirSync(stateDir);
+            writeDurable(path(stateDir, key), JSON.stringify(r, null, 2));
+        },
+        read(stateDir, key) {
+            try {
+                return JSON.parse((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)(path(stateDir, key), 'utf8'));
+            }
+            catch {
+                return undefined;
+            }
+        },
+        clear(stateDir, key) {
+            (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.rmSync)(path(stateDir, key), { force: true });
+        }
+    };
 }
 /** Writes a file durably: temp file, fsync, rename, then fsync of the directory (the rename itself). */
 function writeDurable(path, text) {
@@ -84845,10 +84852,6 @@ var cross_host = __nccwpck_require__(5912);
 var recreate_waiting = __nccwpck_require__(8898);
 // EXTERNAL MODULE: ./src/rollout/plan.ts
 var plan = __nccwpck_require__(5762);
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(3024);
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
 ;// CONCATENATED MODULE: ./src/journal/host-upgraded.ts
 // The record of a standby host's step of a rolling upgrade across hosts (docs/hosts.md): a file
 // in `state-dir` beside the journal, written when this host's waiting instance was recreated on
@@ -84857,26 +84860,10 @@ var external_node_path_ = __nccwpck_require__(6760);
 // DB and crashes on this host, this host's runner is the one that holds the new image (it knows
 // the Down steps, docs/node-facts.md §10) and takes the DB back to this goose version.
 
-
-
-function recordPath(stateDir, key) {
-    return (0,external_node_path_.join)(stateDir, `${(0,journal_journal/* safeName */.jC)(key)}.host-upgraded.json`);
-}
-function writeHostUpgraded(stateDir, key, r) {
-    (0,journal_journal/* privateDirSync */.SW)(stateDir);
-    (0,journal_journal/* writeDurable */.vQ)(recordPath(stateDir, key), JSON.stringify(r, null, 2));
-}
-function readHostUpgraded(stateDir, key) {
-    try {
-        return JSON.parse((0,external_node_fs_.readFileSync)(recordPath(stateDir, key), 'utf8'));
-    }
-    catch {
-        return undefined;
-    }
-}
-function clearHostUpgraded(stateDir, key) {
-    (0,external_node_fs_.rmSync)(recordPath(stateDir, key), { force: true });
-}
+const record = (0,journal_journal/* nodeRecord */.yM)('host-upgraded');
+const writeHostUpgraded = record.write;
+const readHostUpgraded = record.read;
+const clearHostUpgraded = record.clear;
 
 // EXTERNAL MODULE: ./src/docker/client.ts + 3 modules
 var client = __nccwpck_require__(4145);
@@ -85156,32 +85143,41 @@ async function upgradeAcrossHosts(ctx, inputs, ref, deps) {
         }
     });
 }
-/** A standby host: this host's instance recreated on the target, proven waiting behind the remote leader. */
-async function standbyHost(ctx, inputs, link, view, leader, target, journalKey, base) {
-    const { report } = ctx;
-    const local = view.containers[0];
-    // a drained instance keeps the operator's policy in its drain record: the successor gets that
+/** The container as its drain recorded it: a drained instance's successor gets the operator's restart policy back. */
+function withDrainedPolicy(inputs, info) {
     const rec = (0,journal_drained/* readDrainRecord */.Cc)(inputs.stateDir, (0,journal_journal/* nodeKey */.u8)(inputs));
-    const info = rec?.containerId === local.info.Id
-        ? { ...local.info, HostConfig: { ...local.info.HostConfig, RestartPolicy: rec.policy } }
-        : local.info;
-    report.fact('Plan', `standby host: recreate '${local.name}' (${local.info.State.Running ? 'waiting' : 'stopped'}) on ${target.display} and prove it waits behind ${(0,node_instances/* describeInstance */.xJ)(leader)}`);
-    if (inputs.dryRun)
-        return { result: 'planned', ok: true, message: `dry run: would recreate '${local.name}'`, outputs: base };
-    const journal = new journal_journal/* JournalWriter */.Zx((0,journal_journal/* journalPath */.HY)(inputs.stateDir, journalKey), {
+    return rec?.containerId === info.Id
+        ? { ...info, HostConfig: { ...info.HostConfig, RestartPolicy: rec.policy } }
+        : info;
+}
+/** The journal of this host's instance recreated as a waiting standby (repair: `repairHostStandby`). */
+function hostStandbyJournal(ctx, inputs, journalKey, id, was, target, view) {
+    const path = (0,journal_journal/* journalPath */.HY)(inputs.stateDir, journalKey);
+    const journal = new journal_journal/* JournalWriter */.Zx(path, {
         runId: Date.now().toString(36),
         operation: 'upgrade-host-standby',
         container: inputs.container,
         plan: {
-            leaderId: local.info.Id,
-            leaderName: local.name,
-            leaderImage: local.image,
+            leaderId: id,
+            leaderName: was.name,
+            leaderImage: was.image,
             target: target.createRef,
             dbBefore: view.dbVersion,
             mode: view.mode
         }
     });
-    ctx.onJournal?.(journal.journal.runId, (0,journal_journal/* journalPath */.HY)(inputs.stateDir, journalKey));
+    ctx.onJournal?.(journal.journal.runId, path);
+    return journal;
+}
+/** A standby host: this host's instance recreated on the target, proven waiting behind the remote leader. */
+async function standbyHost(ctx, inputs, link, view, leader, target, journalKey, base) {
+    const { report } = ctx;
+    const local = view.containers[0];
+    const info = withDrainedPolicy(inputs, local.info);
+    report.fact('Plan', `standby host: recreate '${local.name}' (${local.info.State.Running ? 'waiting' : 'stopped'}) on ${target.display} and prove it waits behind ${(0,node_instances/* describeInstance */.xJ)(leader)}`);
+    if (inputs.dryRun)
+        return { result: 'planned', ok: true, message: `dry run: would recreate '${local.name}'`, outputs: base };
+    const journal = hostStandbyJournal(ctx, inputs, journalKey, local.info.Id, local, target, view);
     const t = (0,types/* timeouts */.Fw)(inputs, view.config, local.info);
     try {
         const w = await (0,recreate_waiting/* recreateWaiting */.lP)(ctx, link, {
@@ -85258,22 +85254,8 @@ async function leaderHost(ctx, inputs, link, view, instances, target, journalKey
         };
     const newLeader = drained.outputs['leader-app-id'];
     const now = (await ctx.docker.inspect(leader.info.Id));
-    const rec = (0,journal_drained/* readDrainRecord */.Cc)(inputs.stateDir, (0,journal_journal/* nodeKey */.u8)(inputs));
-    const info = rec ? { ...now, HostConfig: { ...now.HostConfig, RestartPolicy: rec.policy } } : now;
-    const journal = new journal_journal/* JournalWriter */.Zx((0,journal_journal/* journalPath */.HY)(inputs.stateDir, journalKey), {
-        runId: Date.now().toString(36),
-        operation: 'upgrade-host-standby',
-        container: inputs.container,
-        plan: {
-            leaderId: now.Id,
-            leaderName: leader.name,
-            leaderImage: leader.image,
-            target: target.createRef,
-            dbBefore: before,
-            mode: view.mode
-        }
-    });
-    ctx.onJournal?.(journal.journal.runId, (0,journal_journal/* journalPath */.HY)(inputs.stateDir, journalKey));
+    const info = withDrainedPolicy(inputs, now);
+    const journal = hostStandbyJournal(ctx, inputs, journalKey, now.Id, leader, target, view);
     const dbNow = await link.db.version();
     try {
         const w = await (0,recreate_waiting/* recreateWaiting */.lP)(ctx, link, {

@@ -154,6 +154,42 @@ export async function upgradeAcrossHosts(
 
 type Resolved = Target & { display: string; version?: string }
 
+/** The container as its drain recorded it: a drained instance's successor gets the operator's restart policy back. */
+function withDrainedPolicy(inputs: Inputs, info: ContainerInfo): ContainerInfo {
+  const rec = readDrainRecord(inputs.stateDir, nodeKey(inputs))
+  return rec?.containerId === info.Id
+    ? { ...info, HostConfig: { ...info.HostConfig, RestartPolicy: rec.policy } }
+    : info
+}
+
+/** The journal of this host's instance recreated as a waiting standby (repair: `repairHostStandby`). */
+function hostStandbyJournal(
+  ctx: Context,
+  inputs: Inputs,
+  journalKey: string,
+  id: string,
+  was: { name: string; image: string },
+  target: Resolved,
+  view: NodeView
+): JournalWriter {
+  const path = journalPath(inputs.stateDir, journalKey)
+  const journal = new JournalWriter(path, {
+    runId: Date.now().toString(36),
+    operation: 'upgrade-host-standby',
+    container: inputs.container,
+    plan: {
+      leaderId: id,
+      leaderName: was.name,
+      leaderImage: was.image,
+      target: target.createRef,
+      dbBefore: view.dbVersion,
+      mode: view.mode
+    }
+  })
+  ctx.onJournal?.(journal.journal.runId, path)
+  return journal
+}
+
 /** A standby host: this host's instance recreated on the target, proven waiting behind the remote leader. */
 async function standbyHost(
   ctx: Context,
@@ -167,32 +203,14 @@ async function standbyHost(
 ): Promise<OperationResult> {
   const { report } = ctx
   const local = view.containers[0]
-  // a drained instance keeps the operator's policy in its drain record: the successor gets that
-  const rec = readDrainRecord(inputs.stateDir, nodeKey(inputs))
-  const info: ContainerInfo =
-    rec?.containerId === local.info.Id
-      ? { ...local.info, HostConfig: { ...local.info.HostConfig, RestartPolicy: rec.policy } }
-      : local.info
+  const info = withDrainedPolicy(inputs, local.info)
   report.fact(
     'Plan',
     `standby host: recreate '${local.name}' (${local.info.State.Running ? 'waiting' : 'stopped'}) on ${target.display} and prove it waits behind ${describeInstance(leader)}`
   )
   if (inputs.dryRun)
     return { result: 'planned', ok: true, message: `dry run: would recreate '${local.name}'`, outputs: base }
-  const journal = new JournalWriter(journalPath(inputs.stateDir, journalKey), {
-    runId: Date.now().toString(36),
-    operation: 'upgrade-host-standby',
-    container: inputs.container,
-    plan: {
-      leaderId: local.info.Id,
-      leaderName: local.name,
-      leaderImage: local.image,
-      target: target.createRef,
-      dbBefore: view.dbVersion,
-      mode: view.mode
-    }
-  })
-  ctx.onJournal?.(journal.journal.runId, journalPath(inputs.stateDir, journalKey))
+  const journal = hostStandbyJournal(ctx, inputs, journalKey, local.info.Id, local, target, view)
   const t = timeouts(inputs, view.config, local.info)
   try {
     const w = await recreateWaiting(
@@ -290,22 +308,8 @@ async function leaderHost(
     }
   const newLeader = drained.outputs['leader-app-id']!
   const now = (await ctx.docker.inspect(leader.info.Id))!
-  const rec = readDrainRecord(inputs.stateDir, nodeKey(inputs))
-  const info: ContainerInfo = rec ? { ...now, HostConfig: { ...now.HostConfig, RestartPolicy: rec.policy } } : now
-  const journal = new JournalWriter(journalPath(inputs.stateDir, journalKey), {
-    runId: Date.now().toString(36),
-    operation: 'upgrade-host-standby',
-    container: inputs.container,
-    plan: {
-      leaderId: now.Id,
-      leaderName: leader.name,
-      leaderImage: leader.image,
-      target: target.createRef,
-      dbBefore: before,
-      mode: view.mode
-    }
-  })
-  ctx.onJournal?.(journal.journal.runId, journalPath(inputs.stateDir, journalKey))
+  const info = withDrainedPolicy(inputs, now)
+  const journal = hostStandbyJournal(ctx, inputs, journalKey, now.Id, leader, target, view)
   const dbNow = await link.db.version()
   try {
     const w = await recreateWaiting(
